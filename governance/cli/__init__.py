@@ -1,0 +1,55 @@
+"""``govern``: the command line for reviewers and release owners.
+
+Works without a DVC checkout: it needs only the MLflow tracking URI
+(``MLFLOW_TRACKING_URI``, default the local SQLite store) and the policy files.
+Each command group lives in its own module with a ``register(subparsers)``
+function; errors become one line on stderr and the documented exit code
+(0 done, 1 refused by policy or permission, 2 usage, input or connection error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from governance.errors import EXIT_USAGE, GovernanceError
+
+#: Command-group modules under governance.cli, each with register(subparsers).
+COMMAND_MODULES = [
+    "models",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own usage errors: exit 2, one line
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="govern", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"governance.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except GovernanceError as exc:
+        print(f"govern: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("govern: interrupted", file=sys.stderr)  # noqa: T201
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

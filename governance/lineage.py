@@ -1,0 +1,137 @@
+"""Lineage facts: content hashes, DVC lock entries, git state, environment.
+
+Everything a model version's provenance is made of is computed here, once, so
+training stages, registration and reports agree on the same values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from governance.errors import ConfigError
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, streamed."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def md5_file(path: str | Path) -> str:
+    """MD5 of a file's bytes: DVC 3's content hash for a file out or dep."""
+    digest = hashlib.md5()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_dir(path: str | Path) -> str:
+    """SHA-256 over a directory's files (relative path and content), order-independent."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + sha256_file(file).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_json(value: Any) -> str:
+    """Hash of a JSON-able value in canonical form (sorted keys, no spaces)."""
+    return sha256_text(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str))
+
+
+def git_state(repo: str | Path = ".") -> dict[str, Any]:
+    """The commit and dirty flag of the checkout, or ``unknown`` outside git."""
+
+    def run(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+
+    commit = run("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": "unknown", "dirty": None}
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status)}
+
+
+def lock_file_hash(repo: str | Path = ".") -> str:
+    """SHA-256 of the environment lock (``requirements.lock``) the project installs from."""
+    path = Path(repo) / "requirements.lock"
+    if not path.is_file():
+        raise ConfigError(f"{path}: environment lock missing; it is part of every model's lineage")
+    return sha256_file(path)
+
+
+def environment() -> dict[str, Any]:
+    """Hardware and key library versions for the run record."""
+    import torch
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "accelerator": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+    }
+    for name in ("transformers", "trl", "peft", "datasets", "accelerate", "mlflow"):
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                module = __import__(name)
+            except ImportError:
+                continue
+        info[name] = getattr(module, "__version__", "unknown")
+    return info
+
+
+def dvc_lock_stage(stage: str, lock_path: str | Path = "dvc.lock") -> dict[str, Any]:
+    """The ``dvc.lock`` entry of a stage (deps and outs with their md5), or {} if not locked yet."""
+    path = Path(lock_path)
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    return (data.get("stages") or {}).get(stage, {})
+
+
+def dvc_hashes(paths: list[str | Path]) -> dict[str, str]:
+    """DVC-compatible md5 for each file path (what ``dvc.lock`` records for it)."""
+    return {str(Path(p)): md5_file(p) for p in paths}
+
+
+def write_manifest(out_dir: str | Path, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest.json`` into an output folder: provenance travels with artifacts."""
+    path = Path(out_dir) / "manifest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("manifest.json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, Any]:
+    path = Path(out_dir) / "manifest.json"
+    if not path.is_file():
+        raise ConfigError(f"{path}: manifest missing; run the stage that writes {out_dir} first")
+    return json.loads(path.read_text())

@@ -1,0 +1,84 @@
+"""Declarative policy files: parsing with pydantic, errors that name file and key.
+
+``policies/*.yaml`` hold data, not code. Each file has a ``version``; each rule
+an ``id``, a ``severity`` (deny/warn), its threshold and a one-line
+``rationale``. Schemas use ``extra="forbid"`` and have no defaults for
+thresholds, so a typo or a missing threshold fails loudly here instead of
+defaulting in code. Domain schemas live beside this module (``pii``, ``data``,
+``eval``, ``approvals``, ``objectives``); they share :class:`Rule`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from governance.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base for every policy and params schema: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(Strict):
+    """Fields every policy rule carries."""
+
+    id: str
+    severity: Literal["deny", "warn"]
+    rationale: str
+
+
+class PolicyFile(Strict):
+    """Fields every policy file carries."""
+
+    version: str
+
+
+def load_yaml(path: str | Path) -> object:
+    """Parse a YAML file; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML ({exc.problem})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc.__class__.__name__})") from None
+
+
+def validate_model(data: object, model: type[M], source: str) -> M:
+    """Validate parsed data against a schema; the error names ``source`` and the key path."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem, ``source: key.path: message``, the first problems first."""
+    parts = []
+    for error in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        msg = error["msg"]
+        if error["type"] == "extra_forbidden":
+            msg = "unknown key (typo?)"
+        elif error["type"] == "missing":
+            msg = "required key is missing"
+        parts.append(f"{source}: {loc}: {msg}")
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def load_policy_file(path: str | Path, model: type[M]) -> M:
+    """Load and validate a policy file against its schema."""
+    return validate_model(load_yaml(path), model, str(path))

@@ -1,0 +1,188 @@
+"""The MLflow side: tracking runs, registered model versions and their tags.
+
+MLflow is a *view* of governance state: versions carry lineage tags and an
+approval status mirrored from the audit trail. The default store is the
+embedded SQLite file ``mlflow.db`` with artifacts in ``mlartifacts/``;
+``MLFLOW_TRACKING_URI`` points at a server instead. Every call that talks to
+the store turns connection failures into :class:`RegistryError` naming the URI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from governance.errors import ConfigError, RegistryError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_ARTIFACT_DIR = "mlartifacts"
+
+#: Tag names on a model version. ``governance.*`` tags are the mirrored view of
+#: the audit trail; ``lineage.*`` tags are facts fixed at registration.
+TAG_APPROVAL_STATUS = "governance.approval_status"
+TAG_LINEAGE_KEY = "lineage.key"
+
+#: Fail fast when a server is unreachable instead of MLflow's long retry loop.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+
+
+def tracking_uri() -> str:
+    """The tracking URI in force: ``MLFLOW_TRACKING_URI`` or the local SQLite store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        # A relative SQLite path is resolved once, so sub-processes agree on it.
+        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return uri
+
+
+def is_local_store(uri: str | None = None) -> bool:
+    uri = uri or tracking_uri()
+    return not uri.startswith(("http://", "https://", "databricks"))
+
+
+def client():
+    """An ``MlflowClient`` for the configured store (tracking and registry alike)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextlib.contextmanager
+def registry_errors(action: str) -> Iterator[None]:
+    """Turn MLflow/transport failures into one clear :class:`RegistryError` line."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        message = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0][:300]
+        raise RegistryError(f"{action} failed at {tracking_uri()}: {message}") from None
+    except (OSError, ConnectionError) as exc:
+        raise RegistryError(f"{action} failed: cannot reach {tracking_uri()} ({exc.__class__.__name__})") from None
+
+
+def ensure_experiment(name: str) -> str:
+    """Get or create the pipeline's experiment; local stores keep artifacts in ``mlartifacts/``."""
+    mlflow_client = client()
+    with registry_errors(f"opening experiment {name!r}"):
+        experiment = mlflow_client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = None
+        if is_local_store():
+            location = Path(DEFAULT_ARTIFACT_DIR).resolve().as_uri()
+        return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+@contextlib.contextmanager
+def stage_run(experiment: str, stage: str, tags: dict[str, str] | None = None) -> Iterator[Any]:
+    """One MLflow run per stage execution, tagged ``stage=<stage>``; failed runs end FAILED."""
+    import mlflow
+
+    client()  # sets the URIs
+    experiment_id = ensure_experiment(experiment)
+    with registry_errors(f"starting the MLflow run for {stage}"):
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags={"stage": stage, **(tags or {})})
+    try:
+        yield run
+    except BaseException:
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status="FAILED")
+        raise
+    else:
+        with registry_errors(f"closing the MLflow run for {stage}"):
+            mlflow.end_run()
+
+
+def flatten(prefix: str, value: Any) -> dict[str, str]:
+    """Flatten nested params to ``a.b.c`` keys with string values (MLflow's param shape)."""
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for key, item in value.items():
+            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), item))
+        return out
+    return {prefix: str(value)[:6000]}
+
+
+def find_version_by_lineage(name: str, lineage_key: str):
+    """The existing version of ``name`` registered for ``lineage_key``, if any."""
+    mlflow_client = client()
+    with registry_errors(f"searching versions of {name!r}"):
+        for version in mlflow_client.search_model_versions(f"name = '{name}'"):
+            if version.tags.get(TAG_LINEAGE_KEY) == lineage_key:
+                return version
+    return None
+
+
+def register_version(
+    name: str, *, run_id: str, artifact_path: str, lineage_key: str, tags: dict[str, str], description: str = ""
+):
+    """Register the run's model artifacts as a new version, pending approval.
+
+    Idempotent by ``lineage_key``: the same lineage registered twice returns
+    the first version (``created`` False) and creates nothing.
+    """
+    existing = find_version_by_lineage(name, lineage_key)
+    if existing is not None:
+        return existing, False
+    mlflow_client = client()
+    with registry_errors(f"registering a version of {name!r}"):
+        try:
+            mlflow_client.get_registered_model(name)
+        except Exception as exc:  # RESOURCE_DOES_NOT_EXIST, re-raised below for anything else
+            if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(exc, "error_code", "")) + str(exc):
+                raise
+            mlflow_client.create_registered_model(
+                name, description="Governed model: versions stay pending until approved (govern approve)."
+            )
+        source = mlflow_client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + artifact_path
+        all_tags = {**tags, TAG_LINEAGE_KEY: lineage_key, TAG_APPROVAL_STATUS: "pending"}
+        version = mlflow_client.create_model_version(
+            name, source=source, run_id=run_id, tags=all_tags, description=description
+        )
+    return version, True
+
+
+def list_versions(name: str | None = None) -> list[Any]:
+    """All registered versions (of one model, or of every model), newest first per model."""
+    mlflow_client = client()
+    with registry_errors("listing registered models"):
+        if name:
+            try:
+                mlflow_client.get_registered_model(name)
+            except Exception:
+                raise ConfigError(f"no registered model named {name!r} at {tracking_uri()}") from None
+            versions = list(mlflow_client.search_model_versions(f"name = '{name}'"))
+        else:
+            versions = list(mlflow_client.search_model_versions(""))
+    return sorted(versions, key=lambda v: (v.name, -int(v.version)))
+
+
+def get_version(name: str, version: str | int):
+    mlflow_client = client()
+    with registry_errors(f"reading {name} v{version}"):
+        try:
+            return mlflow_client.get_model_version(name, str(version))
+        except Exception as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
+                raise ConfigError(f"{name} v{version} is not registered at {tracking_uri()}") from None
+            raise
+
+
+def set_version_tags(name: str, version: str | int, tags: dict[str, str]) -> None:
+    """Mirror governance state onto a version's tags (the MLflow UI's view of the trail)."""
+    mlflow_client = client()
+    with registry_errors(f"tagging {name} v{version}"):
+        for key, value in tags.items():
+            mlflow_client.set_model_version_tag(name, str(version), key, value)

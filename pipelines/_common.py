@@ -1,0 +1,75 @@
+"""What every stage entry point shares: params loading, offline env, the error boundary."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from governance.errors import ConfigError, GovernanceError
+from governance.policy import load_yaml, validate_model
+
+M = TypeVar("M", bound=BaseModel)
+
+PARAMS_FILE = Path("params.yaml")
+
+# Nothing in the pipeline may reach the network: hub downloads, telemetry and
+# tldextract's suffix-list fetch (pulled in by presidio's URL recognizer).
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "DISABLE_MLFLOW_INTEGRATION": "FALSE",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+for _key, _value in OFFLINE_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+log = logging.getLogger("pipelines")
+
+
+def load_all_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of stage sections at top level")
+    return data
+
+
+def load_params(section: str, model: type[M], path: Path = PARAMS_FILE) -> M:
+    """Validate one params.yaml section; a typo names the file and the key path."""
+    data = load_all_params(path)
+    if section not in data:
+        raise ConfigError(f"{path}: section {section!r} is missing")
+    return validate_model(data[section], model, f"{path}: {section}")
+
+
+def project_name(path: Path = PARAMS_FILE) -> str:
+    project = load_all_params(path).get("project")
+    if not isinstance(project, str) or not project:
+        raise ConfigError(f"{path}: project: required string (names the MLflow experiment and models)")
+    return project
+
+
+def stage_main(func: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """Run a stage's ``main`` with logging set up and governance errors as one line + exit code."""
+
+    @functools.wraps(func)
+    def wrapper(argv: list[str] | None = None) -> int:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        for noisy in ("httpx", "urllib3", "alembic", "mlflow.store", "presidio-analyzer"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        try:
+            return func(argv)
+        except GovernanceError as exc:
+            stage = func.__module__.rsplit(".", 1)[-1]
+            print(f"{stage}: {exc.__class__.__name__}: {exc}", file=sys.stderr)  # noqa: T201 - stage error line
+            return exc.exit_code
+
+    return wrapper
