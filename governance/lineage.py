@@ -40,11 +40,15 @@ def md5_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_dir(path: str | Path) -> str:
-    """SHA-256 over a directory's files (relative path and content), order-independent."""
+def sha256_dir(path: str | Path, exclude: tuple[str, ...] = ("manifest.json",)) -> str:
+    """SHA-256 over a directory's files (relative path and content), order-independent.
+
+    ``manifest.json`` is excluded by default: it describes the content and is
+    written after the hash is taken.
+    """
     root = Path(path)
     digest = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in exclude):
         digest.update(file.relative_to(root).as_posix().encode() + b"\0" + sha256_file(file).encode() + b"\n")
     return digest.hexdigest()
 
@@ -135,3 +139,21 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: manifest missing; run the stage that writes {out_dir} first")
     return json.loads(path.read_text())
+
+
+def policy_versions(policy_dir: str | Path = "policies") -> dict[str, dict[str, str]]:
+    """``{file: {"version", "sha256"}}`` for every policy file in force."""
+    out: dict[str, dict[str, str]] = {}
+    for path in sorted(Path(policy_dir).glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            raise ConfigError(f"{path}: invalid YAML") from None
+        version = data.get("version") if isinstance(data, dict) else None
+        out[str(path)] = {"version": str(version), "sha256": sha256_file(path)}
+    return out
+
+
+def file_refs(paths: list[str | Path]) -> dict[str, dict[str, str]]:
+    """``{path: {"sha256", "md5"}}``: our hash and DVC's, for every input file."""
+    return {str(Path(p)): {"sha256": sha256_file(p), "md5": md5_file(p)} for p in paths}

@@ -33,6 +33,11 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 
 
+def _not_found(exc: Exception) -> bool:
+    code = str(getattr(exc, "error_code", ""))
+    return code == "RESOURCE_DOES_NOT_EXIST" or "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc)
+
+
 def tracking_uri() -> str:
     """The tracking URI in force: ``MLFLOW_TRACKING_URI`` or the local SQLite store."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
@@ -141,7 +146,7 @@ def register_version(
         try:
             mlflow_client.get_registered_model(name)
         except Exception as exc:  # RESOURCE_DOES_NOT_EXIST, re-raised below for anything else
-            if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(exc, "error_code", "")) + str(exc):
+            if not _not_found(exc):
                 raise
             mlflow_client.create_registered_model(
                 name, description="Governed model: versions stay pending until approved (govern approve)."
@@ -175,7 +180,7 @@ def get_version(name: str, version: str | int):
         try:
             return mlflow_client.get_model_version(name, str(version))
         except Exception as exc:
-            if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
+            if _not_found(exc):
                 raise ConfigError(f"{name} v{version} is not registered at {tracking_uri()}") from None
             raise
 
@@ -186,3 +191,47 @@ def set_version_tags(name: str, version: str | int, tags: dict[str, str]) -> Non
     with registry_errors(f"tagging {name} v{version}"):
         for key, value in tags.items():
             mlflow_client.set_model_version_tag(name, str(version), key, value)
+
+
+def version_by_alias(name: str, alias: str):
+    """The version holding ``alias``, or None when the model or alias does not exist."""
+    mlflow_client = client()
+    with registry_errors(f"reading alias {alias!r} of {name!r}"):
+        try:
+            return mlflow_client.get_model_version_by_alias(name, alias)
+        except Exception as exc:
+            if _not_found(exc) or "INVALID_PARAMETER_VALUE" in str(exc):
+                return None
+            raise
+
+
+METRIC_TAG_PREFIX = "metric."
+
+
+def production_metrics(name: str) -> dict[str, float] | None:
+    """Evaluation metrics recorded on the version now aliased ``production``, if any."""
+    version = version_by_alias(name, "production")
+    if version is None:
+        return None
+    out = {}
+    for key, value in (version.tags or {}).items():
+        if key.startswith(METRIC_TAG_PREFIX):
+            try:
+                out[key.removeprefix(METRIC_TAG_PREFIX)] = float(value)
+            except ValueError:
+                continue
+    return out
+
+
+def find_version_by_model_hash(name: str, model_sha256: str):
+    """The registered version of ``name`` whose weights hash is ``model_sha256`` (a parent lookup)."""
+    mlflow_client = client()
+    with registry_errors(f"searching versions of {name!r}"):
+        try:
+            versions = mlflow_client.search_model_versions(f"name = '{name}'")
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            raise
+    matches = [v for v in versions if v.tags.get("lineage.model_sha256") == model_sha256]
+    return max(matches, key=lambda v: int(v.version)) if matches else None

@@ -68,7 +68,9 @@ def stage_main(func: Callable[[list[str] | None], int]) -> Callable[[list[str] |
         try:
             return func(argv)
         except GovernanceError as exc:
-            stage = func.__module__.rsplit(".", 1)[-1]
+            main_spec = getattr(sys.modules["__main__"], "__spec__", None)
+            module = func.__module__ if func.__module__ != "__main__" else getattr(main_spec, "name", "stage")
+            stage = module.rsplit(".", 1)[-1]
             print(f"{stage}: {exc.__class__.__name__}: {exc}", file=sys.stderr)  # noqa: T201 - stage error line
             return exc.exit_code
 

@@ -1,0 +1,42 @@
+# The two commands of the README, each doing its own set-up on a fresh clone:
+#   make repro   -> builds .venv from requirements.lock, then `dvc repro` on the embedded default
+#   make test    -> same environment, then the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: repro test lint lock browser clean
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	# torch first and by exact version: the local CPU wheel, never the CUDA build
+	$(BIN)/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+repro: $(BIN)/.installed
+	source $(BIN)/activate && dvc repro
+
+# Headless Chromium for the report's browser test (Debian's package).
+browser:
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(BIN)/.installed browser
+	source $(BIN)/activate && python -m pytest -q
+
+lint: $(BIN)/.installed
+	source $(BIN)/activate && ruff check . && lint-imports
+
+lock: $(BIN)/.installed
+	{ head -2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^governed'; } > requirements.lock.new && mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV) artifacts data/prepared mlflow.db mlartifacts audit.db

@@ -1,0 +1,106 @@
+"""The evaluation gate: metrics in, violations out, under ``policies/eval.yaml``.
+
+Pure: the stage computes the metrics (and fetches the production version's
+metrics, if any); this module only judges them. A denied evaluation does not
+stop registration — the evidence matters — but the version is marked
+``eval_failed`` and can never be approved.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from governance.gates import DatasetRef, GateDecision, Violation, Waiver, decide
+from governance.policy import load_policy_file
+from governance.policy.eval import EvalPolicy, MetricRule
+
+DEFAULT_POLICY = Path("policies/eval.yaml")
+
+
+def load_eval_policy(path: str | Path = DEFAULT_POLICY) -> EvalPolicy:
+    return load_policy_file(path, EvalPolicy)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def check_metrics(
+    rules: Sequence[MetricRule],
+    metrics: Mapping[str, float],
+    subject: str,
+    production: Mapping[str, float] | None = None,
+) -> tuple[list[Violation], list[dict]]:
+    """Judge metrics against rules; returns violations and one result row per rule."""
+    violations: list[Violation] = []
+    results: list[dict] = []
+    for rule in rules:
+        observed = metrics.get(rule.metric)
+        row = {"rule_id": rule.id, "metric": rule.metric, "severity": rule.severity, "observed": observed}
+        if observed is None or (isinstance(observed, float) and math.isnan(observed)):
+            message = f"metric {rule.metric} was not computed"
+            violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
+            results.append({**row, "status": "missing", "threshold": None})
+            continue
+        if rule.relative_to == "production":
+            reference = (production or {}).get(rule.metric)
+            if reference is None:
+                results.append({**row, "status": "not_applicable", "threshold": "no production version"})
+                continue
+            sign = 1.0 if rule.higher_is_better else -1.0
+            worsening = sign * (reference - observed) / max(abs(reference), 1e-12)
+            threshold = f"≤{rule.max_regression:.1%} worse than production {_fmt(reference)}"
+            ok = worsening <= rule.max_regression
+            if not ok:
+                message = (
+                    f"{rule.metric} {_fmt(observed)} is {worsening:.1%} worse than production {_fmt(reference)} "
+                    f"(max {rule.max_regression:.1%})"
+                )
+                violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
+            results.append({**row, "status": "pass" if ok else "fail", "threshold": threshold, "reference": reference})
+            continue
+        problems = []
+        if rule.min is not None and observed < rule.min:
+            problems.append(f"min {_fmt(rule.min)}")
+        if rule.max is not None and observed > rule.max:
+            problems.append(f"max {_fmt(rule.max)}")
+        bounds = " and ".join(
+            b for b in (f"≥{_fmt(rule.min)}" if rule.min is not None else "", f"≤{_fmt(rule.max)}" if rule.max is not None else "") if b
+        )
+        if problems:
+            message = f"{rule.metric} {_fmt(observed)} ({', '.join(problems)})"
+            violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
+        results.append({**row, "status": "fail" if problems else "pass", "threshold": bounds})
+    return violations, results
+
+
+def evaluate_gate(
+    *,
+    method: str,
+    stage: str,
+    metrics: Mapping[str, float],
+    subject: str,
+    datasets: Sequence[DatasetRef],
+    policy_path: str | Path = DEFAULT_POLICY,
+    production: Mapping[str, float] | None = None,
+    waivers: Sequence[Waiver] = (),
+) -> GateDecision:
+    """Decide the evaluation gate for one method's metrics."""
+    policy = load_eval_policy(policy_path)
+    if method not in policy.methods:
+        from governance.errors import ConfigError
+
+        raise ConfigError(f"{policy_path}: methods.{method}: no evaluation rules for method {method!r}")
+    violations, results = check_metrics(policy.methods[method], metrics, subject, production)
+    return decide(
+        gate="eval",
+        stage=stage,
+        datasets=datasets,
+        policy_path=policy_path,
+        policy_version=policy.version,
+        violations=violations,
+        waivers=waivers,
+        details={"method": method, "metrics": dict(metrics), "results": results, "production": dict(production or {})},
+    )

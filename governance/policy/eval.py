@@ -1,0 +1,40 @@
+"""Schema of ``policies/eval.yaml``: evaluation thresholds per training method."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+
+from governance.policy import PolicyFile, Rule
+
+
+class MetricRule(Rule):
+    """A bound on one evaluation metric.
+
+    Absolute rules give ``min`` and/or ``max``. Regression rules
+    (``relative_to: production``) compare with the same metric of the version
+    currently holding the ``production`` alias: ``max_regression`` is the
+    largest allowed relative worsening, in the direction ``higher_is_better``
+    says. Without a production version a regression rule is not applicable
+    and is reported as such.
+    """
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    relative_to: Literal["production"] | None = None
+    max_regression: float | None = None
+    higher_is_better: bool | None = None
+
+    @model_validator(mode="after")
+    def _threshold_present(self) -> MetricRule:
+        if self.relative_to is None and self.min is None and self.max is None:
+            raise ValueError(f"rule {self.id}: give min and/or max (or relative_to with max_regression)")
+        if self.relative_to is not None and (self.max_regression is None or self.higher_is_better is None):
+            raise ValueError(f"rule {self.id}: relative_to needs max_regression and higher_is_better")
+        return self
+
+
+class EvalPolicy(PolicyFile):
+    methods: dict[str, list[MetricRule]]

@@ -1,0 +1,227 @@
+"""Mechanics every training stage shares: TRL config from params, adapters, model I/O, lineage.
+
+Each ``train_*`` module stays readable top to bottom (TRL's own stance); what
+must be *consistent* between them lives here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import mlflow
+
+from governance.errors import ConfigError
+from governance.gates import GateDecision
+from governance.identity import current_user
+from governance.lineage import (
+    environment,
+    file_refs,
+    git_state,
+    lock_file_hash,
+    policy_versions,
+    read_manifest,
+    sha256_dir,
+    sha256_file,
+    sha256_json,
+    write_manifest,
+)
+from governance.policy import Strict
+from governance.registry import flatten
+
+log = logging.getLogger(__name__)
+
+
+class AdapterParams(Strict):
+    """The LoRA/QLoRA switch every training stage carries.
+
+    ``method: none`` trains all weights; ``lora`` wraps the model with
+    ``peft.LoraConfig(**lora)``; ``qlora`` also loads the base in 4-bit with
+    bitsandbytes, which needs a CUDA GPU.
+    """
+
+    method: Literal["none", "lora", "qlora"]
+    lora: dict[str, Any] = {}
+
+
+def trl_config(config_class: type, trl: dict[str, Any], section: str):
+    """Build a TRL config from params unchanged; TRL's own checks run.
+
+    One device-dependent default is filled in: TRL defaults ``bf16=True``,
+    which a CPU-only torch cannot train in, so on a machine without CUDA and
+    with ``bf16`` unset it becomes ``False``. Unknown keys fail with the key.
+    """
+    import torch
+
+    options = dict(trl)
+    if "bf16" not in options and not torch.cuda.is_available():
+        options["bf16"] = False
+    try:
+        return config_class(**options)
+    except TypeError as exc:
+        raise ConfigError(f"params.yaml: {section}.trl: {exc} (options are {config_class.__name__}'s)") from None
+    except ValueError as exc:
+        raise ConfigError(f"params.yaml: {section}.trl: {exc}") from None
+
+
+def peft_config(adapter: AdapterParams, section: str):
+    """``peft.LoraConfig`` for lora/qlora, or None for full fine-tuning."""
+    if adapter.method == "none":
+        return None
+    import torch
+    from peft import LoraConfig
+
+    if adapter.method == "qlora" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"params.yaml: {section}.adapter.method: qlora needs a CUDA GPU (bitsandbytes 4-bit); "
+            "this machine has none: use method: lora"
+        )
+    try:
+        return LoraConfig(**adapter.lora)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"params.yaml: {section}.adapter.lora: {exc}") from None
+
+
+def base_model_path(model_dir: str | Path) -> Path:
+    """Where the model recorded by a base/parent stage's manifest lives."""
+    manifest = read_manifest(model_dir)
+    return Path(manifest.get("model_path", model_dir))
+
+
+def load_causal_lm(model_dir: str | Path, adapter: AdapterParams | None = None, section: str = ""):
+    """Load model and tokenizer from a stage output (or the path its manifest names)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = base_model_path(model_dir)
+    kwargs: dict[str, Any] = {"dtype": torch.float32 if not torch.cuda.is_available() else torch.bfloat16}
+    if adapter is not None and adapter.method == "qlora":
+        peft_config(adapter, section)  # raises the clear CPU error first
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot load model ({str(exc).splitlines()[0][:200]})") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def save_model(model, tokenizer, out_dir: str | Path) -> None:
+    """Save a full model (LoRA merged in) so the next stage can start from it."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
+def training_lineage(
+    *,
+    stage: str,
+    params: dict[str, Any],
+    data_files: list[str | Path],
+    decisions: list[GateDecision],
+    decision_paths: list[str | Path],
+    parent_dir: str | Path,
+) -> dict[str, Any]:
+    """Everything a trained model's provenance is made of, computed before training."""
+    parent = read_manifest(parent_dir)
+    git = git_state()
+    return {
+        "stage": stage,
+        "params": params,
+        "params_sha256": sha256_json(params),
+        "datasets": file_refs(data_files),
+        "gates": [
+            {
+                "gate": d.gate,
+                "stage": d.stage,
+                "passed": d.passed,
+                "policy_version": d.policy_version,
+                "counts": d.counts,
+                "decision": str(p),
+                "decision_sha256": sha256_file(p),
+            }
+            for d, p in zip(decisions, decision_paths, strict=True)
+        ],
+        "parent": {
+            "stage": parent.get("stage"),
+            "dir": str(parent_dir),
+            "name_or_path": parent.get("name_or_path", parent.get("base_name_or_path", str(parent_dir))),
+            "model_sha256": parent.get("model_sha256"),
+            "license": parent.get("license"),
+        },
+        "base": parent.get("base", {"name_or_path": parent.get("name_or_path"), "license": parent.get("license")}),
+        "trained_by": current_user(),
+        "git_commit": git["commit"],
+        "git_dirty": git["dirty"],
+        "lock_sha256": lock_file_hash(),
+        "policies": policy_versions(),
+        "environment": environment(),
+    }
+
+
+def log_lineage_to_run(lineage: dict[str, Any]) -> None:
+    """Log lineage as params (``pipeline.*``) and tags (``lineage.*``) of the active run."""
+    params = flatten("pipeline", lineage["params"])
+    params["pipeline.params_sha256"] = lineage["params_sha256"]
+    for chunk in range(0, len(params), 90):
+        mlflow.log_params(dict(list(params.items())[chunk : chunk + 90]))
+    tags = {
+        "lineage.git_commit": lineage["git_commit"],
+        "lineage.git_dirty": str(lineage["git_dirty"]),
+        "lineage.lock_sha256": lineage["lock_sha256"],
+        "lineage.parent_model_sha256": str(lineage["parent"]["model_sha256"]),
+        "lineage.gates": ",".join(f"{g['stage']}={'passed' if g['passed'] else 'denied'}" for g in lineage["gates"]),
+    }
+    tags.update({f"lineage.data.{Path(p).name}.md5": ref["md5"] for p, ref in lineage["datasets"].items()})
+    tags.update({f"lineage.policy.{Path(p).stem}": ref["version"] for p, ref in lineage["policies"].items()})
+    tags.update({f"env.{k}": str(v) for k, v in lineage["environment"].items()})
+    mlflow.set_tags(tags)
+    mlflow.log_dict(lineage, "lineage.json")
+
+
+class Stopwatch:
+    """Wall time of a block, for the manifest and the report."""
+
+    def __enter__(self) -> Stopwatch:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = round(time.perf_counter() - self.start, 3)
+
+
+def finish_training(
+    *, out_dir: str | Path, lineage: dict[str, Any], trainer, seconds: float, run_id: str, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the trained model's manifest and log the model folder to the run."""
+    out_dir = Path(out_dir)
+    state = trainer.state
+    history = [entry for entry in state.log_history if "loss" in entry or "train_loss" in entry]
+    manifest = {
+        **lineage,
+        "model_sha256": sha256_dir(out_dir),
+        "model_path": str(out_dir),
+        "license": lineage["base"].get("license"),
+        "run_id": run_id,
+        "wall_seconds": seconds,
+        "global_steps": state.global_step,
+        "tokens_seen": getattr(state, "num_input_tokens_seen", None) or None,
+        "train_history": history,
+        **extra,
+    }
+    write_manifest(out_dir, manifest)
+    mlflow.log_metric("wall_seconds", seconds)
+    mlflow.set_tag("lineage.model_sha256", manifest["model_sha256"])
+    mlflow.log_artifacts(str(out_dir), artifact_path="model")
+    return manifest

@@ -1,0 +1,132 @@
+"""Register a trained, evaluated model as a pending version in the MLflow Model Registry.
+
+    dvc repro register_sft        # or: python -m pipelines.register sft
+
+One registered model per method (``<project>-<method>``). The version carries
+its lineage as tags — dataset hashes (as ``dvc.lock`` records them), gate and
+evaluation decisions, training run, git commit, params and lock-file hashes,
+parent model version — and starts ``pending``: nothing is promoted here. The
+same lineage registered twice yields the same version, never a duplicate. A
+version whose evaluation was denied is registered too (the evidence matters),
+marked ``eval_failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from governance.gates import read_decision
+from governance.identity import current_user
+from governance.lineage import read_manifest, sha256_file, sha256_json
+from governance.policy import Strict
+from governance.registry import METRIC_TAG_PREFIX, find_version_by_model_hash, register_version
+from pipelines._common import load_params, project_name, stage_main
+
+log = logging.getLogger(__name__)
+
+
+class RegisterParams(Strict):
+    method: str
+    model_dir: str
+    eval_dir: str
+    out_dir: str
+    intended_use: str
+    out_of_scope: str
+    risk_tier: str
+
+
+def version_tags(project: str, params: RegisterParams, trained: dict, evaluation: dict, eval_decision) -> dict[str, str]:
+    """The lineage tags of a version, from the training and evaluation manifests."""
+    parent = trained["parent"]
+    parent_label = parent.get("name_or_path") or parent.get("dir")
+    if parent.get("stage") not in (None, "base_model"):
+        registered = find_version_by_model_hash(f"{project}-{parent['stage'].removeprefix('train_')}", parent["model_sha256"])
+        parent_label = f"{registered.name} v{registered.version}" if registered is not None else parent_label
+    metrics = eval_decision.details.get("metrics", {})
+    tags = {
+        "lineage.method": params.method,
+        "lineage.model_sha256": trained["model_sha256"],
+        "lineage.training_run_id": trained["run_id"],
+        "lineage.git_commit": trained["git_commit"],
+        "lineage.git_dirty": str(trained["git_dirty"]),
+        "lineage.params_sha256": trained["params_sha256"],
+        "lineage.lock_sha256": trained["lock_sha256"],
+        "lineage.parent_model": str(parent_label),
+        "lineage.parent_model_sha256": str(parent.get("model_sha256")),
+        "lineage.base_model": str(trained["base"].get("name_or_path")),
+        "lineage.gate_decisions": "passed" if all(g["passed"] for g in trained["gates"]) else "failed",
+        "lineage.gates": ",".join(f"{g['stage']}={'passed' if g['passed'] else 'denied'}" for g in trained["gates"]),
+        "lineage.eval_decision": "passed" if eval_decision.passed else "denied",
+        "lineage.eval_decision_sha256": sha256_file(Path(params.eval_dir) / "decision.json"),
+        "lineage.trained_by": str(trained.get("trained_by", "unknown")),
+        "lineage.registered_by": current_user(),
+        "lineage.risk_tier": params.risk_tier,
+        "governance.eval_status": "passed" if eval_decision.passed else "eval_failed",
+    }
+    for path, ref in trained["datasets"].items():
+        tags[f"lineage.data.{Path(path).name}.md5"] = ref["md5"]
+        tags[f"lineage.data.{Path(path).name}.sha256"] = ref["sha256"]
+    for name, digest in (trained.get("reward_functions") or {}).items():
+        tags[f"lineage.reward.{name}.sha256"] = digest
+    tags.update({f"{METRIC_TAG_PREFIX}{k}": f"{float(v):.6g}" for k, v in metrics.items() if isinstance(v, int | float)})
+    return tags
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        from governance.errors import ConfigError
+
+        raise ConfigError("usage: python -m pipelines.register <method>   (reads params.yaml section register_<method>)")
+    params = load_params(f"register_{argv[0]}", RegisterParams)
+    project = project_name()
+    trained, evaluation = read_manifest(params.model_dir), read_manifest(params.eval_dir)
+    # Only the evaluation of *this* model counts
+    if evaluation.get("model_sha256") != trained["model_sha256"]:
+        from governance.errors import PolicyViolation
+
+        raise PolicyViolation(
+            f"{params.eval_dir}: evaluates model {str(evaluation.get('model_sha256'))[:12]}… but {params.model_dir} "
+            f"holds {trained['model_sha256'][:12]}…; re-run the evaluate stage"
+        )
+    eval_decision = read_decision(Path(params.eval_dir) / "decision.json")
+    tags = version_tags(project, params, trained, evaluation, eval_decision)
+    lineage_key = sha256_json(
+        {k: v for k, v in tags.items() if k not in ("lineage.registered_by", "lineage.training_run_id")}
+    )
+    name = f"{project}-{params.method}"
+    description = (
+        f"{params.method.upper()} model trained from {tags['lineage.parent_model']}. Intended use: {params.intended_use}"
+    )
+    # Register (idempotent by lineage) and record the registration in the audit trail
+    version, created = register_version(
+        name, run_id=trained["run_id"], artifact_path="model", lineage_key=lineage_key, tags=tags, description=description
+    )
+    from governance.approvals import record_registration
+
+    record_registration(
+        name,
+        str(version.version),
+        actor=tags["lineage.registered_by"],
+        evidence={
+            "model_sha256": trained["model_sha256"],
+            "eval_decision_sha256": tags["lineage.eval_decision_sha256"],
+            **{k.removeprefix("lineage.data."): v for k, v in tags.items() if k.startswith("lineage.data.")},
+        },
+        gate_status=tags["lineage.gate_decisions"],
+        eval_status=tags["governance.eval_status"],
+    )
+    out = Path(params.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    registration = {"name": name, "version": str(version.version), "created": created, "lineage_key": lineage_key}
+    (out / "registration.json").write_text(json.dumps(registration, indent=2, sort_keys=True) + "\n")
+    log.info("%s %s v%s (pending approval)", "registered" if created else "already registered", name, version.version)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""Supervised fine-tuning of the base model on the gated SFT conversations.
+
+    dvc repro train_sft           # or: python -m pipelines.train_sft
+
+Refuses to start unless the PII and validation gates passed for the exact
+bytes of the train and eval files (also when run directly with ``python -m``).
+The ``trl`` section is passed to ``trl.SFTConfig`` unchanged; ``adapter``
+switches LoRA/QLoRA. One MLflow run per execution, tagged ``stage=train_sft``,
+holds TRL's metrics, every hyperparameter and the lineage.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from governance.gates import require_passed_gates
+from governance.policy import Strict
+from governance.registry import stage_run
+from pipelines._common import load_params, project_name, stage_main
+from pipelines._training import (
+    AdapterParams,
+    Stopwatch,
+    finish_training,
+    load_causal_lm,
+    log_lineage_to_run,
+    peft_config,
+    save_model,
+    training_lineage,
+    trl_config,
+)
+
+log = logging.getLogger(__name__)
+STAGE = "train_sft"
+
+
+class TrainSftParams(Strict):
+    base_model: str
+    train_file: str
+    eval_file: str
+    gate_decisions: list[str]
+    adapter: AdapterParams
+    trl: dict[str, Any]
+
+
+def load_conversations(path: str):
+    """The gated JSONL as a ``datasets.Dataset`` of ``messages`` (metadata columns dropped)."""
+    from datasets import Dataset
+
+    from governance.records import iter_records
+
+    return Dataset.from_list([{"messages": r.data["messages"]} for r in iter_records(path)])
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    from trl import SFTConfig, SFTTrainer
+
+    params = load_params(STAGE, TrainSftParams)
+    config = trl_config(SFTConfig, params.trl, STAGE)
+    lora = peft_config(params.adapter, STAGE)
+    out_dir = Path(config.output_dir)
+    # Refuse to train on data that has not passed its gates
+    data_files = [params.train_file, params.eval_file]
+    decisions = require_passed_gates(data_files, params.gate_decisions)
+    lineage = training_lineage(
+        stage=STAGE,
+        params=params.model_dump(),
+        data_files=data_files,
+        decisions=decisions,
+        decision_paths=params.gate_decisions,
+        parent_dir=params.base_model,
+    )
+    model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
+    train, evaluation = load_conversations(params.train_file), load_conversations(params.eval_file)
+    with stage_run(project_name(), STAGE, {"method": "sft"}) as run:
+        log_lineage_to_run(lineage)
+        # Train
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=train,
+            eval_dataset=evaluation,
+            processing_class=tokenizer,
+            peft_config=lora,
+        )
+        with Stopwatch() as clock:
+            trainer.train()
+        # Save the full model with its provenance, and log both to the run
+        save_model(trainer.model, tokenizer, out_dir)
+        finish_training(
+            out_dir=out_dir,
+            lineage=lineage,
+            trainer=trainer,
+            seconds=clock.seconds,
+            run_id=run.info.run_id,
+            extra={"method": "sft", "adapter": params.adapter.model_dump(), "seed": config.seed},
+        )
+    log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
