@@ -188,6 +188,14 @@ def log_lineage_to_run(lineage: dict[str, Any]) -> None:
     tags.update({f"env.{k}": str(v) for k, v in lineage["environment"].items()})
     mlflow.set_tags(tags)
     mlflow.log_dict(lineage, "lineage.json")
+    # The gate decisions (and PII findings beside them) travel with the run, so a
+    # reviewer's `govern report` needs only the tracking server, not this checkout.
+    for gate in lineage["gates"]:
+        decision = Path(gate["decision"])
+        mlflow.log_artifact(str(decision), artifact_path=f"gates/{gate['stage']}")
+        findings = decision.with_name("findings.json")
+        if findings.is_file():
+            mlflow.log_artifact(str(findings), artifact_path=f"gates/{gate['stage']}")
 
 
 class Stopwatch:

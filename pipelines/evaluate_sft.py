@@ -135,9 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
     now = int(time.time() * 1000)
-    mlflow.MlflowClient().log_batch(
+    training_run = mlflow.MlflowClient()
+    training_run.log_batch(
         trained["run_id"], metrics=[mlflow.entities.Metric(f"heldout.{k}", float(v), now, 0) for k, v in metrics.items()]
     )
+    training_run.log_artifacts(trained["run_id"], str(out_dir), artifact_path="evaluation")
     for line in decision.summary_lines():
         log.warning("%s", line)
     log.info("eval %s: loss %.3f (base %.3f)", "passed" if decision.passed else "DENIED", tuned_loss, base_loss)
