@@ -19,6 +19,7 @@ from governance.errors import EXIT_USAGE, GovernanceError
 #: Command-group modules under governance.cli, each with register(subparsers).
 COMMAND_MODULES = [
     "models",
+    "validate",
 ]
 
 

@@ -1,0 +1,88 @@
+"""Data validation gate of one dataset: great-expectations suites against policies/data.yaml.
+
+    dvc repro validate_sft        # or: python -m pipelines.validate sft
+
+Reads params section ``validate_<dataset>`` (kind, train, eval, out_dir,
+policy) and writes ``<out_dir>/decision.json`` bound to the SHA-256 of the
+train and eval files, plus ``manifest.json``. Exit 0 passed (warnings
+allowed), 1 an unwaived ``deny``, 2 bad input or configuration; on exit 2 no
+decision is left behind, so a stale "passed" can never outlive broken data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from governance.errors import EXIT_DENIED, EXIT_OK
+from governance.gates import write_decision
+from governance.lineage import git_state, sha256_file, write_manifest
+from governance.policy import Strict
+from governance.policy.data import DatasetKind
+from governance.validation import run_validation_gate
+from pipelines._common import load_params, stage_main
+
+log = logging.getLogger(__name__)
+
+#: Waivers are records shared by every gate; one file for the whole project.
+WAIVERS_FILE = "policies/waivers.yaml"
+
+
+class ValidateParams(Strict):
+    kind: DatasetKind
+    train: str
+    eval: str | None
+    out_dir: str
+    policy: str
+
+
+def _parse_args(argv: list[str] | None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.validate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", help="dataset name: reads params section validate_<dataset>")
+    # argparse reports a usage error itself and exits 2, as every bad-input path does
+    return parser.parse_args(argv).dataset
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    dataset = _parse_args(argv)
+    stage = f"validate_{dataset}"
+    params = load_params(stage, ValidateParams)
+    out_dir = Path(params.out_dir)
+    # Remove any earlier decision first: bad input must leave none behind
+    for stale in ("decision.json", "manifest.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+    # Validate and decide
+    decision = run_validation_gate(
+        kind=params.kind,
+        train=params.train,
+        eval_path=params.eval,
+        policy_path=params.policy,
+        waivers_path=WAIVERS_FILE,
+        stage=stage,
+        progress=True,
+    )
+    # Write the decision (a DVC metric) and the provenance of the judgement
+    write_decision(decision, out_dir / "decision.json")
+    write_manifest(
+        out_dir,
+        {
+            "stage": stage,
+            "params": params.model_dump(),
+            "policy": {"path": params.policy, "version": decision.policy_version, "sha256": sha256_file(params.policy)},
+            "inputs": {ref.path: ref.sha256 for ref in decision.datasets},
+            "git": git_state(),
+            "decision": {"passed": decision.passed, "counts": decision.counts},
+        },
+    )
+    for line in decision.summary_lines():
+        log.warning("%s", line)
+    rows = ", ".join(f"{ref.path} ({ref.records} rows)" for ref in decision.datasets)
+    verdict = "passed" if decision.passed else "DENIED"
+    log.info("%s %s: %s; %s", stage, verdict, rows, ", ".join(f"{k} {v}" for k, v in decision.counts.items()))
+    return EXIT_OK if decision.passed else EXIT_DENIED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
