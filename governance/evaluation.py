@@ -67,7 +67,12 @@ def check_metrics(
         if rule.max is not None and observed > rule.max:
             problems.append(f"max {_fmt(rule.max)}")
         bounds = " and ".join(
-            b for b in (f"≥{_fmt(rule.min)}" if rule.min is not None else "", f"≤{_fmt(rule.max)}" if rule.max is not None else "") if b
+            b
+            for b in (
+                f"≥{_fmt(rule.min)}" if rule.min is not None else "",
+                f"≤{_fmt(rule.max)}" if rule.max is not None else "",
+            )
+            if b
         )
         if problems:
             message = f"{rule.metric} {_fmt(observed)} ({', '.join(problems)})"

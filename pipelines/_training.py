@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import mlflow
+from governance.identity import current_user
 
 from governance.errors import ConfigError
 from governance.gates import GateDecision
-from governance.identity import current_user
 from governance.lineage import (
     environment,
     file_refs,

@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     now = int(time.time() * 1000)
     training_run = mlflow.MlflowClient()
     training_run.log_batch(
-        trained["run_id"], metrics=[mlflow.entities.Metric(f"heldout.{k}", float(v), now, 0) for k, v in metrics.items()]
+        trained["run_id"],
+        metrics=[mlflow.entities.Metric(f"heldout.{k}", float(v), now, 0) for k, v in metrics.items()],
     )
     training_run.log_artifacts(trained["run_id"], str(out_dir), artifact_path="evaluation")
     for line in decision.summary_lines():

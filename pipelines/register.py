@@ -18,8 +18,9 @@ import logging
 import sys
 from pathlib import Path
 
-from governance.gates import read_decision
 from governance.identity import current_user
+
+from governance.gates import read_decision
 from governance.lineage import read_manifest, sha256_file, sha256_json
 from governance.policy import Strict
 from governance.registry import METRIC_TAG_PREFIX, find_version_by_model_hash, register_version
@@ -38,12 +39,16 @@ class RegisterParams(Strict):
     risk_tier: str
 
 
-def version_tags(project: str, params: RegisterParams, trained: dict, evaluation: dict, eval_decision) -> dict[str, str]:
+def version_tags(
+    project: str, params: RegisterParams, trained: dict, evaluation: dict, eval_decision
+) -> dict[str, str]:
     """The lineage tags of a version, from the training and evaluation manifests."""
     parent = trained["parent"]
     parent_label = parent.get("name_or_path") or parent.get("dir")
     if parent.get("stage") not in (None, "base_model"):
-        registered = find_version_by_model_hash(f"{project}-{parent['stage'].removeprefix('train_')}", parent["model_sha256"])
+        registered = find_version_by_model_hash(
+            f"{project}-{parent['stage'].removeprefix('train_')}", parent["model_sha256"]
+        )
         parent_label = f"{registered.name} v{registered.version}" if registered is not None else parent_label
     metrics = eval_decision.details.get("metrics", {})
     tags = {
@@ -71,7 +76,9 @@ def version_tags(project: str, params: RegisterParams, trained: dict, evaluation
         tags[f"lineage.data.{Path(path).name}.sha256"] = ref["sha256"]
     for name, digest in (trained.get("reward_functions") or {}).items():
         tags[f"lineage.reward.{name}.sha256"] = digest
-    tags.update({f"{METRIC_TAG_PREFIX}{k}": f"{float(v):.6g}" for k, v in metrics.items() if isinstance(v, int | float)})
+    tags.update(
+        {f"{METRIC_TAG_PREFIX}{k}": f"{float(v):.6g}" for k, v in metrics.items() if isinstance(v, int | float)}
+    )
     return tags
 
 
@@ -81,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         from governance.errors import ConfigError
 
-        raise ConfigError("usage: python -m pipelines.register <method>   (reads params.yaml section register_<method>)")
+        raise ConfigError(
+            "usage: python -m pipelines.register <method>   (reads params.yaml section register_<method>)"
+        )
     params = load_params(f"register_{argv[0]}", RegisterParams)
     project = project_name()
     trained, evaluation = read_manifest(params.model_dir), read_manifest(params.eval_dir)
@@ -100,11 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     name = f"{project}-{params.method}"
     description = (
-        f"{params.method.upper()} model trained from {tags['lineage.parent_model']}. Intended use: {params.intended_use}"
+        f"{params.method.upper()} model trained from {tags['lineage.parent_model']}. "
+        f"Intended use: {params.intended_use}"
     )
     # Register (idempotent by lineage) and record the registration in the audit trail
     version, created = register_version(
-        name, run_id=trained["run_id"], artifact_path="model", lineage_key=lineage_key, tags=tags, description=description
+        name,
+        run_id=trained["run_id"],
+        artifact_path="model",
+        lineage_key=lineage_key,
+        tags=tags,
+        description=description,
     )
     from governance.approvals import record_registration
 

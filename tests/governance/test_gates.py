@@ -14,15 +14,22 @@ def _data(tmp_path):
 
 def _decision(tmp_path, path, violations=(), waivers=(), name="decision.json"):
     decision = decide(
-        gate="pii", stage="pii_scan_sft", datasets=[dataset_ref(path)], policy_path="policies/pii.yaml",
-        policy_version="1", violations=list(violations), waivers=list(waivers),
+        gate="pii",
+        stage="pii_scan_sft",
+        datasets=[dataset_ref(path)],
+        policy_path="policies/pii.yaml",
+        policy_version="1",
+        violations=list(violations),
+        waivers=list(waivers),
     )
     out = tmp_path / name
     write_decision(decision, out)
     return decision, out
 
 
-DENY = Violation(rule_id="pii.credit_card", severity="deny", subject="train.jsonl", message="3 records contain CREDIT_CARD (max 0)")
+DENY = Violation(
+    rule_id="pii.credit_card", severity="deny", subject="train.jsonl", message="3 records contain CREDIT_CARD (max 0)"
+)
 
 
 def test_violation_line_is_conftest_style():

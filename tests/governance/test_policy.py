@@ -33,8 +33,13 @@ def test_shipped_eval_policy_parses():
 
 RULE = MetricRule(id="eval.sft.ppl", severity="deny", metric="perplexity_ratio_vs_base", max=1.0, rationale="r")
 REGRESSION = MetricRule(
-    id="eval.sft.reg", severity="deny", metric="eval_loss", relative_to="production", max_regression=0.05,
-    higher_is_better=False, rationale="r",
+    id="eval.sft.reg",
+    severity="deny",
+    metric="eval_loss",
+    relative_to="production",
+    max_regression=0.05,
+    higher_is_better=False,
+    rationale="r",
 )
 
 

@@ -70,7 +70,11 @@ def test_unsupported_suffix(tmp_path):
 
 
 def test_text_fields_have_readable_paths():
-    record = {"id": 3, "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}], "x": {"y": "z"}}
+    record = {
+        "id": 3,
+        "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+        "x": {"y": "z"},
+    }
     assert list(iter_text_fields(record)) == [
         ("messages[0].role", "system"),
         ("messages[0].content", "s"),

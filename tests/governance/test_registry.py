@@ -19,20 +19,28 @@ def _run_with_model(tmp_path):
 def test_registration_is_pending_and_idempotent(mlflow_store, tmp_path):
     run_id = _run_with_model(tmp_path)
     tags = {"lineage.model_sha256": "abc", "metric.eval_loss": "1.5"}
-    version, created = registry.register_version("m-sft", run_id=run_id, artifact_path="model", lineage_key="k1", tags=tags)
-    again, created_again = registry.register_version("m-sft", run_id=run_id, artifact_path="model", lineage_key="k1", tags=tags)
+    version, created = registry.register_version(
+        "m-sft", run_id=run_id, artifact_path="model", lineage_key="k1", tags=tags
+    )
+    again, created_again = registry.register_version(
+        "m-sft", run_id=run_id, artifact_path="model", lineage_key="k1", tags=tags
+    )
     assert created and not created_again and str(again.version) == str(version.version) == "1"
     stored = registry.get_version("m-sft", 1)
     assert stored.tags[registry.TAG_APPROVAL_STATUS] == "pending"
     assert stored.source.endswith("/model")
-    other, created_other = registry.register_version("m-sft", run_id=run_id, artifact_path="model", lineage_key="k2", tags=tags)
+    other, created_other = registry.register_version(
+        "m-sft", run_id=run_id, artifact_path="model", lineage_key="k2", tags=tags
+    )
     assert created_other and str(other.version) == "2"
     assert [str(v.version) for v in registry.list_versions("m-sft")] == ["2", "1"]
 
 
 def test_production_metrics_follow_the_alias(mlflow_store, tmp_path):
     run_id = _run_with_model(tmp_path)
-    registry.register_version("m-sft", run_id=run_id, artifact_path="model", lineage_key="k", tags={"metric.eval_loss": "1.5"})
+    registry.register_version(
+        "m-sft", run_id=run_id, artifact_path="model", lineage_key="k", tags={"metric.eval_loss": "1.5"}
+    )
     assert registry.production_metrics("m-sft") is None
     assert registry.production_metrics("no-such-model") is None
     registry.client().set_registered_model_alias("m-sft", "production", "1")

@@ -1,0 +1,116 @@
+"""`dvc repro` end to end in a fresh copy: data → gates → training → evaluation → registry."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import pytest
+import yaml
+from e2e_support import fresh_copy, run
+
+pytestmark = pytest.mark.slow
+
+
+def _versions(workdir):
+    result = run(["govern", "models", "--json"], workdir)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _tags(workdir, name, version):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(name, version).tags
+
+
+def test_registered_lineage_matches_dvc_lock(repro_once):
+    workdir, _, _ = repro_once
+    lock = yaml.safe_load((workdir / "dvc.lock").read_text())["stages"]
+    registration = json.loads((workdir / "artifacts/register_sft/registration.json").read_text())
+    tags = _tags(workdir, registration["name"], registration["version"])
+    locked = {dep["path"]: dep["md5"] for dep in lock["train_sft"]["deps"]}
+    for path in ("artifacts/pii_scan_sft/data/train.jsonl", "artifacts/pii_scan_sft/data/eval.jsonl"):
+        name = path.rsplit("/", 1)[-1]
+        assert tags[f"lineage.data.{name}.md5"] == locked[path]
+    assert tags["lineage.git_commit"] != "unknown"
+    assert tags["lineage.parent_model"] == "builtin:tiny"
+
+
+def test_gate_decisions_are_recorded(repro_once):
+    workdir, _, _ = repro_once
+    registration = json.loads((workdir / "artifacts/register_sft/registration.json").read_text())
+    tags = _tags(workdir, registration["name"], registration["version"])
+    assert tags["lineage.gate_decisions"] == "passed"
+    assert set(tags["lineage.gates"].split(",")) == {"pii_scan_sft=passed", "validate_sft=passed"}
+    for stage in ("pii_scan_sft", "validate_sft", "evaluate_sft"):
+        decision = json.loads((workdir / f"artifacts/{stage}/decision.json").read_text())
+        assert decision["passed"] is True, stage
+    metrics = run(["dvc", "metrics", "show", "--json"], workdir)
+    assert "pii_scan_sft/decision.json" in metrics.stdout
+
+
+def test_every_version_is_pending(repro_once):
+    workdir, _, _ = repro_once
+    versions = _versions(workdir)
+    assert versions, "nothing registered"
+    assert {v["status"] for v in versions} == {"pending"}
+    table = run(["govern", "models"], workdir).stdout
+    assert "govllm-sft" in table and "pending" in table
+
+
+def test_second_repro_does_no_work(repro_once):
+    workdir, _, _ = repro_once
+    started = time.perf_counter()
+    again = run(["dvc", "repro"], workdir)
+    seconds = time.perf_counter() - started
+    print(f"\nno-op dvc repro: {seconds:.1f}s")  # noqa: T201
+    assert again.returncode == 0, again.stderr
+    assert "Running stage" not in again.stdout
+    assert "up to date" in again.stdout
+
+
+def test_reregistering_the_same_lineage_creates_no_duplicate(repro_once):
+    workdir, _, _ = repro_once
+    before = _versions(workdir)
+    again = run(["python", "-m", "pipelines.register", "sft"], workdir)
+    assert again.returncode == 0, again.stderr
+    assert _versions(workdir) == before
+
+
+def _registered_count(workdir) -> int:
+    db = workdir / "mlflow.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select count(*) from model_versions").fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        ("malformed_raw_line", "prepare_sft: DataError: data/raw/sft.jsonl:5: invalid JSON"),
+        ("params_typo", "prepare_sft: ConfigError: params.yaml: prepare_sft: eval_fration: unknown key (typo?)"),
+        ("missing_model_path", "base_model: ConfigError: params.yaml: base_model.name_or_path: /nonexistent/model"),
+    ],
+)
+def test_bad_input_stops_with_one_clear_line(tmp_path, breakage, expected):
+    workdir = fresh_copy(tmp_path / "repo")
+    if breakage == "malformed_raw_line":
+        lines = (workdir / "data/raw/sft.jsonl").read_text().splitlines(keepends=True)
+        lines[4] = lines[4][: len(lines[4]) // 2] + "\n"
+        (workdir / "data/raw/sft.jsonl").write_text("".join(lines))
+    else:
+        params = (workdir / "params.yaml").read_text()
+        if breakage == "params_typo":
+            params = params.replace("  eval_fraction:", "  eval_fration:", 1)
+        else:
+            params = params.replace("name_or_path: builtin:tiny", "name_or_path: /nonexistent/model", 1)
+        (workdir / "params.yaml").write_text(params)
+    result = run(["dvc", "repro", "register_sft"], workdir)
+    assert result.returncode != 0
+    assert expected in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+    assert _registered_count(workdir) == 0
