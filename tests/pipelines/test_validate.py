@@ -1,0 +1,137 @@
+"""The validate_<dataset> stage: decision bound to the files, exit codes, no stale decision on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from governance.errors import PolicyViolation
+from governance.gates import read_decision, require_passed_gates
+from governance.policy import load_yaml, validate_model
+from pipelines.validate import ValidateParams, main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _conv(i: int, role: str = "assistant") -> dict:
+    return {
+        "id": f"c{i}",
+        "messages": [
+            {"role": "user", "content": f"Question {i}: how many legs has a spider number {i}?"},
+            {"role": role, "content": f"Spider {i} has eight legs, like every spider."},
+        ],
+    }
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def stage_dir(tmp_path, monkeypatch):
+    """A working directory with params.yaml, the shipped policy (small min_rows) and data."""
+    monkeypatch.chdir(tmp_path)
+    policy = yaml.safe_load((REPO / "policies" / "data.yaml").read_text())
+    for section in ("sft", "rlhf"):
+        policy[section]["min_rows"].update(min_train=8, min_eval=2)
+    Path("policies").mkdir()
+    Path("policies/data.yaml").write_text(yaml.safe_dump(policy))
+    params = {
+        "validate_sft": {
+            "kind": "sft",
+            "train": "data/train.jsonl",
+            "eval": "data/eval.jsonl",
+            "out_dir": "artifacts/validate_sft",
+            "policy": "policies/data.yaml",
+        },
+        "validate_rlhf": {
+            "kind": "rlhf",
+            "train": "data/rlhf.jsonl",
+            "eval": None,
+            "out_dir": "artifacts/validate_rlhf",
+            "policy": "policies/data.yaml",
+        },
+    }
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    _write(Path("data/train.jsonl"), [_conv(i) for i in range(10)])
+    _write(Path("data/eval.jsonl"), [_conv(i) for i in range(100, 103)])
+    return tmp_path
+
+
+DECISION = Path("artifacts/validate_sft/decision.json")
+
+
+def test_stage_passes_and_binds_decision_to_train_and_eval(stage_dir):
+    assert main(["sft"]) == 0
+    decision = read_decision(DECISION)
+    assert decision.passed and decision.stage == "validate_sft" and decision.gate == "validation"
+    assert [(d.path, d.records) for d in decision.datasets] == [("data/train.jsonl", 10), ("data/eval.jsonl", 3)]
+    # what a training stage does before it touches the data
+    require_passed_gates(["data/train.jsonl", "data/eval.jsonl"], [DECISION])
+    manifest = json.loads(Path("artifacts/validate_sft/manifest.json").read_text())
+    assert manifest["policy"]["version"] == decision.policy_version
+    assert set(manifest["inputs"]) == {"data/train.jsonl", "data/eval.jsonl"}
+
+
+def test_changed_data_after_gate_is_refused(stage_dir):
+    assert main(["sft"]) == 0
+    _write(Path("data/train.jsonl"), [_conv(i) for i in range(11)])
+    with pytest.raises(PolicyViolation, match="the data changed since it was gated"):
+        require_passed_gates(["data/train.jsonl", "data/eval.jsonl"], [DECISION])
+
+
+def test_stage_denies_with_exit_1_and_keeps_the_decision(stage_dir, caplog):
+    _write(Path("data/eval.jsonl"), [_conv(100), _conv(3), _conv(101)])  # a train prompt leaks into eval
+    assert main(["sft"]) == 1
+    decision = read_decision(DECISION)
+    assert not decision.passed
+    assert decision.summary_lines() == [
+        "deny  data.train_eval_overlap  data/eval.jsonl: 1 of 3 eval records (33.33%) share a normalised prompt "
+        "with the train file (max 0%); first at line 2"
+    ]
+    assert decision.summary_lines()[0] in caplog.text
+    with pytest.raises(PolicyViolation, match="validation gate denied 1 rule"):
+        require_passed_gates(["data/train.jsonl", "data/eval.jsonl"], [DECISION])
+
+
+def test_bad_input_exits_2_and_removes_stale_decision(stage_dir, capsys):
+    assert main(["sft"]) == 0 and DECISION.exists()
+    _write(Path("data/eval.jsonl"), [_conv(100), _conv(101, role="bot")])
+    assert main(["sft"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "validate: DataError: data/eval.jsonl:2: field messages[1].role: 'bot' is not one of system, user, assistant"
+    )
+    assert not DECISION.exists()
+    assert not Path("artifacts/validate_sft/manifest.json").exists()
+
+
+def test_prompt_only_dataset_without_eval(stage_dir):
+    _write(Path("data/rlhf.jsonl"), [{"prompt": f"Write a haiku about river number {i}."} for i in range(9)])
+    assert main(["rlhf"]) == 0
+    decision = read_decision("artifacts/validate_rlhf/decision.json")
+    assert [d.path for d in decision.datasets] == ["data/rlhf.jsonl"]
+    assert decision.details["not_applicable"] == {"data.train_eval_overlap": "no eval file given"}
+
+
+def test_params_errors_exit_2(stage_dir, capsys):
+    assert main(["kto"]) == 2
+    assert "params.yaml: section 'validate_kto' is missing" in capsys.readouterr().err
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["validate_sft"]["kind"] = "chat"
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["sft"]) == 2
+    assert "validate_sft: kind:" in capsys.readouterr().err
+
+
+def test_repo_params_validate_sections_are_valid():
+    params = load_yaml(REPO / "params.yaml")
+    sections = [name for name in params if name.startswith("validate_")]
+    assert "validate_sft" in sections
+    for name in sections:
+        section = validate_model(params[name], ValidateParams, f"params.yaml: {name}")
+        assert (REPO / section.policy).is_file()
