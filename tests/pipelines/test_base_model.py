@@ -1,0 +1,102 @@
+"""The base_model stage: the offline tiny default, and a local model directory in its place."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import yaml
+
+from governance.lineage import sha256_dir
+from pipelines import base_model
+
+WORDS = "the bank card account claim policy reset password what is how do plus minus answer thank you".split()
+
+
+def _params(tmp_path, **overrides):
+    rng = random.Random(0)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(400)))
+    section = {
+        "name_or_path": "builtin:tiny",
+        "license": "apache-2.0",
+        "out_dir": str(tmp_path / "base"),
+        "corpus": str(corpus),
+        "seed": 7,
+        "vocab_size": 300,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 128,
+        **overrides,
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"project": "t", "base_model": section}))
+    return section
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_builtin_model_is_offline_deterministic_and_chat_ready(in_tmp):
+    _params(in_tmp)
+    assert base_model.main([]) == 0
+    first = json.loads((in_tmp / "base/manifest.json").read_text())
+    assert first["kind"] == "builtin" and first["model_sha256"] == sha256_dir(in_tmp / "base")
+    assert base_model.main([]) == 0
+    assert json.loads((in_tmp / "base/manifest.json").read_text())["model_sha256"] == first["model_sha256"]
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(in_tmp / "base")
+    model = AutoModelForCausalLM.from_pretrained(in_tmp / "base")
+    assert model.config.model_type == "qwen2"
+    chat = [{"role": "user", "content": "what is the card"}, {"role": "assistant", "content": "the card"}]
+    encoded = tokenizer.apply_chat_template(chat, return_dict=True, return_assistant_tokens_mask=True)
+    # Only the assistant turn (its text and <|im_end|>) is marked for assistant-only loss
+    assert 0 < sum(encoded["assistant_masks"]) < len(encoded["input_ids"])
+    assert tokenizer.decode(encoded["input_ids"]).startswith("<|im_start|>system")
+
+
+def test_local_directory_is_recorded_not_copied(in_tmp):
+    _params(in_tmp)
+    assert base_model.main([]) == 0
+    built = in_tmp / "base"
+    external = in_tmp / "external"
+    built.rename(external)
+    _params(in_tmp, name_or_path=str(external))
+    assert base_model.main([]) == 0
+    manifest = json.loads((in_tmp / "base/manifest.json").read_text())
+    assert manifest["kind"] == "external" and manifest["model_path"] == str(external.resolve())
+    assert manifest["model_sha256"] == sha256_dir(external)
+    assert sorted(p.name for p in (in_tmp / "base").iterdir()) == ["manifest.json"]
+
+    from pipelines._training import load_causal_lm
+
+    model, tokenizer = load_causal_lm(in_tmp / "base")
+    assert model.config.vocab_size == len(tokenizer)
+
+
+def test_missing_model_path_is_one_clear_error(in_tmp, capsys):
+    _params(in_tmp, name_or_path="/nonexistent/model")
+    assert base_model.main([]) == 2
+    err = capsys.readouterr().err
+    expected = "base_model: ConfigError: params.yaml: base_model.name_or_path: /nonexistent/model: directory not found"
+    assert expected in err
+
+
+def test_uncached_hub_id_says_offline(in_tmp, capsys):
+    _params(in_tmp, name_or_path="someorg/not-cached-model")
+    assert base_model.main([]) == 2
+    assert "neither a local directory nor a model in the local Hugging Face cache" in capsys.readouterr().err
+
+
+def test_params_typo_names_the_key(in_tmp, capsys):
+    _params(in_tmp, hiden_size=3)
+    assert base_model.main([]) == 2
+    assert "params.yaml: base_model: hiden_size: unknown key (typo?)" in capsys.readouterr().err
