@@ -1,0 +1,265 @@
+"""Evaluate the GRPO model against its parent (SFT) on held-out arithmetic prompts, then gate it.
+
+    dvc repro evaluate_grpo       # or: python -m pipelines.evaluate_grpo
+
+Greedy completions of the held-out prompts by the parent and the tuned model
+give exact-match accuracy (the same ``correctness_reward`` training used),
+format compliance (``format_reward``) and completion length. Reward-hacking
+counter-metrics sit beside them: verbosity (length ratio vs parent), the
+per-token KL divergence from the parent along the tuned model's completions,
+and *reward rising while the held-out metric falls* — the training reward
+trend from the trainer's log history (recorded in the model manifest) against
+the held-out accuracy change vs the parent. ``policies/eval.yaml`` section
+``methods.grpo`` judges them (also against the version in production, where
+one exists). Writes ``metrics.json`` and ``decision.json`` (DVC metrics),
+``generations.json`` and ``manifest.json``, logs to its own MLflow run and to
+the training run, and exits 0 even when the gate denies: registration records
+the denial.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from pydantic import Field
+
+from governance.errors import ConfigError
+from governance.evaluation import evaluate_gate
+from governance.gates import dataset_ref, load_waivers, write_decision
+from governance.lineage import read_manifest, sha256_file, write_manifest
+from governance.policy import Strict
+from governance.records import iter_records
+from governance.registry import production_metrics, stage_run
+from pipelines._common import load_params, project_name, stage_main
+from pipelines._training import load_causal_lm
+from pipelines.rewards import correctness_reward, format_reward
+
+log = logging.getLogger(__name__)
+STAGE = "evaluate_grpo"
+
+
+class EvaluateGrpoParams(Strict):
+    parent_model: str
+    model_dir: str
+    eval_file: str
+    out_dir: str
+    policy: str
+    max_new_tokens: int = Field(gt=0)
+
+
+class Completion(Strict):
+    """One greedy completion: prompt token ids, completion token ids and the decoded text."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    text: str
+
+
+def greedy_completions(
+    model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int = 16
+) -> list[Completion]:
+    """Deterministic (greedy) completions of chat prompts, so runs and models compare.
+
+    Prompts are generated in left-padded batches; a completion ends at (and
+    includes) the first end-of-sequence token, padding excluded.
+    """
+    import torch
+
+    model.eval()
+    eos = {tokenizer.eos_token_id, *(_as_list(model.generation_config.eos_token_id))} - {None}
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(prompts), batch_size):
+                batch = [
+                    tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+                    for messages in prompts[start : start + batch_size]
+                ]
+                inputs = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+                generated = model.generate(
+                    **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                )
+                width = inputs["input_ids"].shape[1]
+                for row, mask in zip(generated.tolist(), inputs["attention_mask"].tolist(), strict=True):
+                    prompt_ids = [t for t, m in zip(row[:width], mask, strict=True) if m]
+                    completion_ids = []
+                    for token in row[width:]:
+                        completion_ids.append(token)
+                        if token in eos:
+                            break
+                    text = tokenizer.decode(completion_ids, skip_special_tokens=True)
+                    out.append(Completion(prompt_ids=prompt_ids, completion_ids=completion_ids, text=text))
+    finally:
+        tokenizer.padding_side = side
+    return out
+
+
+def _as_list(value: Any) -> list:
+    return [] if value is None else list(value) if isinstance(value, list | tuple) else [value]
+
+
+def kl_to_reference(policy, reference, completions: list[Completion], batch_size: int = 16) -> float:
+    """Mean per-token KL(policy ‖ reference), exact over the vocabulary, along the policy's own completions.
+
+    Deterministic (no sampling estimator) and never negative; 0.0 when the two
+    models are the same. Both models must share the tokenizer (a policy and
+    the parent it was trained from do).
+    """
+    import torch
+
+    total, tokens = 0.0, 0
+    scored = [c for c in completions if c.completion_ids]
+    with torch.no_grad():
+        for start in range(0, len(scored), batch_size):
+            batch = scored[start : start + batch_size]
+            sequences = [c.prompt_ids + c.completion_ids for c in batch]
+            width = max(len(s) for s in sequences)
+            ids = torch.zeros((len(batch), width), dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, sequence in enumerate(sequences):
+                ids[i, : len(sequence)] = torch.tensor(sequence)
+                mask[i, : len(sequence)] = 1
+            logp = torch.log_softmax(policy(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+            logq = torch.log_softmax(reference(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+            per_position = (logp.exp() * (logp - logq)).sum(-1)
+            for i, completion in enumerate(batch):
+                # logits at position t predict token t+1: the completion's tokens are predicted from p-1 .. end-1
+                first = len(completion.prompt_ids) - 1
+                last = first + len(completion.completion_ids)
+                total += float(per_position[i, first:last].sum())
+                tokens += last - first
+    return total / max(tokens, 1)
+
+
+def reward_trend(history: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean training reward over the first and the last third of logged steps, and the change between them."""
+    rewards = [float(h["reward"]) for h in history if isinstance(h.get("reward"), int | float)]
+    if not rewards:
+        raise ConfigError(
+            "the trained model's manifest has no logged training reward (reward_history), which the reward-hacking "
+            "check needs; set trl.logging_steps below max_steps and re-run training"
+        )
+    window = max(1, len(rewards) // 3)
+    first = sum(rewards[:window]) / window
+    last = sum(rewards[-window:]) / window
+    return {"train_reward_first": first, "train_reward_last": last, "train_reward_trend": last - first}
+
+
+def drop_while_reward_rises(train_reward_trend: float, heldout_delta: float) -> float:
+    """How far the held-out metric fell vs the parent while the training reward rose (0.0 otherwise)."""
+    if not train_reward_trend > 0:
+        return 0.0
+    return max(0.0, -heldout_delta)
+
+
+def grpo_metrics(
+    *,
+    tuned: list[Completion],
+    parent: list[Completion],
+    answers: list[Any],
+    kl: float,
+    history: list[dict[str, Any]],
+) -> dict[str, float]:
+    """The gated metrics, from completions of tuned and parent model and the training reward history."""
+    tuned_text, parent_text = [c.text for c in tuned], [c.text for c in parent]
+    n = len(tuned)
+    accuracy = sum(correctness_reward(None, tuned_text, answer=answers)) / n
+    parent_accuracy = sum(correctness_reward(None, parent_text, answer=answers)) / n
+    tokens = sum(len(c.completion_ids) for c in tuned) / n
+    parent_tokens = sum(len(c.completion_ids) for c in parent) / n
+    trend = reward_trend(history)
+    delta = accuracy - parent_accuracy
+    return {
+        "accuracy": accuracy,
+        "parent_accuracy": parent_accuracy,
+        "accuracy_delta_vs_parent": delta,
+        "format_compliance": sum(format_reward(None, tuned_text)) / n,
+        "parent_format_compliance": sum(format_reward(None, parent_text)) / n,
+        "mean_completion_tokens": tokens,
+        "parent_mean_completion_tokens": parent_tokens,
+        "length_ratio_vs_parent": tokens / max(parent_tokens, 1.0),
+        "kl_to_parent": kl,
+        **trend,
+        "heldout_drop_while_reward_rises": drop_while_reward_rises(trend["train_reward_trend"], delta),
+        "eval_prompts": n,
+    }
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    params = load_params(STAGE, EvaluateGrpoParams)
+    out_dir = Path(params.out_dir)
+    trained = read_manifest(params.model_dir)
+    records = [r.data for r in iter_records(params.eval_file)]
+    prompts, answers = [r["prompt"] for r in records], [r.get("answer") for r in records]
+    # Greedy completions of the held-out prompts, parent vs tuned, and the KL between them
+    parent_model, tokenizer = load_causal_lm(params.parent_model)
+    tuned_model, tokenizer = load_causal_lm(params.model_dir)
+    parent = greedy_completions(parent_model, tokenizer, prompts, params.max_new_tokens)
+    tuned = greedy_completions(tuned_model, tokenizer, prompts, params.max_new_tokens)
+    kl = kl_to_reference(tuned_model, parent_model, tuned)
+    del parent_model, tuned_model
+    history = trained.get("reward_history", [])
+    metrics = grpo_metrics(tuned=tuned, parent=parent, answers=answers, kl=kl, history=history)
+    # Gate the metrics under policies/eval.yaml (against production, where one exists)
+    decision = evaluate_gate(
+        method="grpo",
+        stage=STAGE,
+        metrics=metrics,
+        subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
+        datasets=[dataset_ref(params.eval_file, len(records))],
+        policy_path=params.policy,
+        production=production_metrics(f"{project_name()}-grpo"),
+        waivers=load_waivers("policies/waivers.yaml"),
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    generations = [
+        {"id": r["id"], "answer": r.get("answer"), "completion": t.text, "parent_completion": p.text}
+        for r, t, p in zip(records, tuned, parent, strict=True)
+    ]
+    (out_dir / "generations.json").write_text(json.dumps(generations, indent=2, ensure_ascii=False) + "\n")
+    write_decision(decision, out_dir / "decision.json")
+    write_manifest(
+        out_dir,
+        {
+            "stage": STAGE,
+            "model_sha256": trained["model_sha256"],
+            "training_run_id": trained["run_id"],
+            "parent_model_sha256": trained["parent"]["model_sha256"],
+            "eval_file": {"path": params.eval_file, "sha256": sha256_file(params.eval_file)},
+            "decision_passed": decision.passed,
+            "params": params.model_dump(),
+        },
+    )
+    # Log to this stage's run and to the training run (same lineage)
+    with stage_run(project_name(), STAGE, {"method": "grpo", "training_run_id": trained["run_id"]}):
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
+    now = int(time.time() * 1000)
+    training_run = mlflow.MlflowClient()
+    training_run.log_batch(
+        trained["run_id"],
+        metrics=[mlflow.entities.Metric(f"heldout.{k}", float(v), now, 0) for k, v in metrics.items()],
+    )
+    training_run.log_artifacts(trained["run_id"], str(out_dir), artifact_path="evaluation")
+    for line in decision.summary_lines():
+        log.warning("%s", line)
+    log.info(
+        "eval %s: accuracy %.3f (parent %.3f), KL %.4f",
+        "passed" if decision.passed else "DENIED",
+        metrics["accuracy"],
+        metrics["parent_accuracy"],
+        kl,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,189 @@
+"""Evaluate the RLHF (RLOO) policy against its parent (SFT) on held-out prompts, then gate it.
+
+    dvc repro evaluate_rlhf       # or: python -m pipelines.evaluate_rlhf
+
+Greedy completions of the held-out prompts by the parent and the tuned policy
+are scored by the same reward model training optimised against (text built
+with TRL's chat templating, exactly as ``RLOOTrainer`` scores). Beside the
+reward-model score sit the reward-hacking counter-metrics: verbosity (length
+ratio vs parent; reward models are known to over-score length), the per-token
+KL divergence from the SFT reference along the tuned policy's completions, and
+*reward rising while the held-out metric falls* — the training reward trend
+from the trainer's log history against the held-out reward-model score change
+vs the parent. ``policies/eval.yaml`` section ``methods.rlhf`` judges them (also
+against the version in production). Writes ``metrics.json``/``decision.json``
+(DVC metrics), ``generations.json`` and ``manifest.json``; exits 0 even when
+the gate denies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import mlflow
+from pydantic import Field
+
+from governance.evaluation import evaluate_gate
+from governance.gates import dataset_ref, load_waivers, write_decision
+from governance.lineage import read_manifest, sha256_file, write_manifest
+from governance.policy import Strict
+from governance.records import iter_records
+from governance.registry import production_metrics, stage_run
+from pipelines._common import load_params, project_name, stage_main
+from pipelines._training import load_causal_lm
+from pipelines.evaluate_grpo import (
+    Completion,
+    drop_while_reward_rises,
+    greedy_completions,
+    kl_to_reference,
+    reward_trend,
+)
+from pipelines.train_rlhf import load_reward_model
+
+log = logging.getLogger(__name__)
+STAGE = "evaluate_rlhf"
+
+
+class EvaluateRlhfParams(Strict):
+    parent_model: str
+    model_dir: str
+    reward_model: str
+    eval_file: str
+    out_dir: str
+    policy: str
+    max_new_tokens: int = Field(gt=0)
+
+
+def reward_scores(reward_model, reward_tokenizer, prompts: list[list[dict]], completions: list[str]) -> list[float]:
+    """The reward model's scalar score of each (prompt, completion), templated as RLOOTrainer does."""
+    import torch
+    from trl.data_utils import apply_chat_template
+
+    scores = []
+    with torch.no_grad():
+        for prompt, completion in zip(prompts, completions, strict=True):
+            example = {"messages": [*prompt, {"role": "assistant", "content": completion}]}
+            text = apply_chat_template(example, reward_tokenizer)["text"]
+            inputs = reward_tokenizer(text=[text], return_tensors="pt", add_special_tokens=False)
+            scores.append(float(reward_model(**inputs).logits[0, 0]))
+    return scores
+
+
+def rlhf_metrics(
+    *,
+    tuned: list[Completion],
+    parent: list[Completion],
+    tuned_scores: list[float],
+    parent_scores: list[float],
+    kl: float,
+    history: list[dict],
+) -> dict[str, float]:
+    """The gated metrics, from completions and reward-model scores of tuned and parent, and the reward history."""
+    n = len(tuned)
+    score, parent_score = sum(tuned_scores) / n, sum(parent_scores) / n
+    tokens = sum(len(c.completion_ids) for c in tuned) / n
+    parent_tokens = sum(len(c.completion_ids) for c in parent) / n
+    trend = reward_trend(history)
+    gain = score - parent_score
+    return {
+        "reward_model_score": score,
+        "parent_reward_model_score": parent_score,
+        "reward_gain_vs_parent": gain,
+        "win_rate_vs_parent": sum(t > p for t, p in zip(tuned_scores, parent_scores, strict=True)) / n,
+        "mean_completion_tokens": tokens,
+        "parent_mean_completion_tokens": parent_tokens,
+        "length_ratio_vs_parent": tokens / max(parent_tokens, 1.0),
+        "empty_completion_rate": sum(not c.text.strip() for c in tuned) / n,
+        "kl_to_parent": kl,
+        **trend,
+        "heldout_drop_while_reward_rises": drop_while_reward_rises(trend["train_reward_trend"], gain),
+        "eval_prompts": n,
+    }
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    params = load_params(STAGE, EvaluateRlhfParams)
+    out_dir = Path(params.out_dir)
+    trained = read_manifest(params.model_dir)
+    records = [r.data for r in iter_records(params.eval_file)]
+    prompts = [r["prompt"] for r in records]
+    # Greedy completions of the held-out prompts, parent vs tuned, and the KL between them
+    parent_model, tokenizer = load_causal_lm(params.parent_model)
+    tuned_model, tokenizer = load_causal_lm(params.model_dir)
+    parent = greedy_completions(parent_model, tokenizer, prompts, params.max_new_tokens)
+    tuned = greedy_completions(tuned_model, tokenizer, prompts, params.max_new_tokens)
+    kl = kl_to_reference(tuned_model, parent_model, tuned)
+    del parent_model, tuned_model
+    # Score both with the reward model training optimised against
+    reward_model, reward_tokenizer, rm_manifest = load_reward_model(params.reward_model)
+    tuned_scores = reward_scores(reward_model, reward_tokenizer, prompts, [c.text for c in tuned])
+    parent_scores = reward_scores(reward_model, reward_tokenizer, prompts, [c.text for c in parent])
+    metrics = rlhf_metrics(
+        tuned=tuned,
+        parent=parent,
+        tuned_scores=tuned_scores,
+        parent_scores=parent_scores,
+        kl=kl,
+        history=trained.get("reward_history", []),
+    )
+    # Gate the metrics under policies/eval.yaml (against production, where one exists)
+    decision = evaluate_gate(
+        method="rlhf",
+        stage=STAGE,
+        metrics=metrics,
+        subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
+        datasets=[dataset_ref(params.eval_file, len(records))],
+        policy_path=params.policy,
+        production=production_metrics(f"{project_name()}-rlhf"),
+        waivers=load_waivers("policies/waivers.yaml"),
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    generations = [
+        {"id": r["id"], "completion": t.text, "score": ts, "parent_completion": p.text, "parent_score": ps}
+        for r, t, p, ts, ps in zip(records, tuned, parent, tuned_scores, parent_scores, strict=True)
+    ]
+    (out_dir / "generations.json").write_text(json.dumps(generations, indent=2, ensure_ascii=False) + "\n")
+    write_decision(decision, out_dir / "decision.json")
+    write_manifest(
+        out_dir,
+        {
+            "stage": STAGE,
+            "model_sha256": trained["model_sha256"],
+            "training_run_id": trained["run_id"],
+            "parent_model_sha256": trained["parent"]["model_sha256"],
+            "reward_model_sha256": rm_manifest["model_sha256"],
+            "eval_file": {"path": params.eval_file, "sha256": sha256_file(params.eval_file)},
+            "decision_passed": decision.passed,
+            "params": params.model_dump(),
+        },
+    )
+    # Log to this stage's run and to the training run (same lineage)
+    with stage_run(project_name(), STAGE, {"method": "rlhf", "training_run_id": trained["run_id"]}):
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
+    now = int(time.time() * 1000)
+    training_run = mlflow.MlflowClient()
+    training_run.log_batch(
+        trained["run_id"],
+        metrics=[mlflow.entities.Metric(f"heldout.{k}", float(v), now, 0) for k, v in metrics.items()],
+    )
+    training_run.log_artifacts(trained["run_id"], str(out_dir), artifact_path="evaluation")
+    for line in decision.summary_lines():
+        log.warning("%s", line)
+    log.info(
+        "eval %s: reward-model score %.3f (parent %.3f), KL %.4f",
+        "passed" if decision.passed else "DENIED",
+        metrics["reward_model_score"],
+        metrics["parent_reward_model_score"],
+        kl,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""GRPO with verifiable rewards: the SFT policy learns gated arithmetic prompts, scored by code.
+
+    dvc repro train_grpo          # or: python -m pipelines.train_grpo
+
+Starts from the SFT model, refuses to start unless the PII and validation
+gates passed for the exact train/eval bytes, resolves ``reward_funcs`` by name
+from :mod:`pipelines.rewards` and refuses again unless the SHA-256 of every
+reward function's source is approved in ``policies/objectives.yaml`` — the
+reward *is* the objective, so changing it is a reviewed change. The ``trl``
+section goes to ``trl.GRPOConfig`` unchanged (generation with transformers,
+no vLLM); ``adapter`` switches LoRA/QLoRA. The reward functions' hashes travel
+in the model manifest (``reward_functions``) and become
+``lineage.reward.<name>.sha256`` tags at registration.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from governance.objectives import objective_hashes, require_approved_objective
+from pydantic import Field
+
+from governance.gates import require_passed_gates
+from governance.policy import Strict
+from governance.records import iter_records
+from governance.registry import stage_run
+from pipelines._common import load_params, project_name, stage_main
+from pipelines._training import (
+    AdapterParams,
+    Stopwatch,
+    finish_training,
+    load_causal_lm,
+    log_lineage_to_run,
+    peft_config,
+    save_model,
+    training_lineage,
+    trl_config,
+)
+from pipelines.rewards import resolve_reward_functions
+
+log = logging.getLogger(__name__)
+STAGE = "train_grpo"
+
+
+class TrainGrpoParams(Strict):
+    base_model: str
+    train_file: str
+    eval_file: str
+    gate_decisions: list[str]
+    reward_funcs: list[str] = Field(min_length=1)
+    adapter: AdapterParams
+    trl: dict[str, Any]
+
+
+def load_prompts(path: str):
+    """The gated JSONL as a ``datasets.Dataset`` of ``prompt`` and ``answer`` (the reward's reference)."""
+    from datasets import Dataset
+
+    return Dataset.from_list([{"prompt": r.data["prompt"], "answer": r.data.get("answer")} for r in iter_records(path)])
+
+
+def reward_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per logging step: the mean total reward and each reward function's mean, as TRL logged them."""
+    rows = []
+    for entry in log_history:
+        if "reward" not in entry:
+            continue
+        row = {"step": entry.get("step"), "reward": entry["reward"]}
+        row.update(
+            {k: v for k, v in entry.items() if k.startswith("rewards/") or k in ("kl", "completions/mean_length")}
+        )
+        rows.append(row)
+    return rows
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    from trl import GRPOConfig, GRPOTrainer
+
+    params = load_params(STAGE, TrainGrpoParams)
+    config = trl_config(GRPOConfig, params.trl, STAGE)
+    lora = peft_config(params.adapter, STAGE)
+    out_dir = Path(config.output_dir)
+    # Refuse to train on data that has not passed its gates
+    data_files = [params.train_file, params.eval_file]
+    decisions = require_passed_gates(data_files, params.gate_decisions)
+    # Refuse to optimise an objective nobody approved
+    reward_funcs = resolve_reward_functions(params.reward_funcs, STAGE)
+    reward_hashes = objective_hashes(reward_funcs)
+    require_approved_objective(STAGE, reward_hashes)
+    lineage = training_lineage(
+        stage=STAGE,
+        params=params.model_dump(),
+        data_files=data_files,
+        decisions=decisions,
+        decision_paths=params.gate_decisions,
+        parent_dir=params.base_model,
+    )
+    model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
+    train = load_prompts(params.train_file)
+    with stage_run(project_name(), STAGE, {"method": "grpo"}) as run:
+        log_lineage_to_run(lineage)
+        mlflow.set_tags({f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
+        # Train
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward_funcs,
+            args=config,
+            train_dataset=train,
+            processing_class=tokenizer,
+            peft_config=lora,
+        )
+        with Stopwatch() as clock:
+            trainer.train()
+        # Save the full model with its provenance, and log both to the run
+        save_model(trainer.model, tokenizer, out_dir)
+        finish_training(
+            out_dir=out_dir,
+            lineage=lineage,
+            trainer=trainer,
+            seconds=clock.seconds,
+            run_id=run.info.run_id,
+            extra={
+                "method": "grpo",
+                "adapter": params.adapter.model_dump(),
+                "seed": config.seed,
+                "reward_functions": reward_hashes,
+                "reward_history": reward_history(trainer.state.log_history),
+            },
+        )
+    log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

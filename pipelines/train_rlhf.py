@@ -1,0 +1,213 @@
+"""RLHF: optimise the SFT policy against the learned reward model, with a KL leash to the SFT reference.
+
+    dvc repro train_rlhf          # or: python -m pipelines.train_rlhf
+
+RLHF here uses **RLOO** (REINFORCE Leave-One-Out, ``trl.RLOOTrainer``), not
+PPO, because TRL 1.16 removed ``PPOTrainer`` (it is not even under
+``trl.experimental``). RLOO keeps what matters for governance: on-policy
+sampling scored by the reward model trained in ``train_rm``, and a KL penalty
+(``beta``) to the frozen SFT reference. ``beta <= 0`` is refused: without the
+penalty nothing stops the policy drifting to whatever the reward model
+over-scores (the textbook reward hack). The ``trl`` section goes to
+``trl.RLOOConfig`` unchanged.
+
+The objective and its approval
+------------------------------
+For RLHF the *objective* is the reward model. Its weights cannot be approved
+by hash ahead of time: a retrained reward model has new bytes on every
+machine and after every upstream change, so a byte-level approval would block
+``dvc repro`` on a fresh clone and be rubber-stamped thereafter. What a
+reviewer can judge — and what fixes the reward model's behaviour up to
+training noise — is its **recipe**: the ``train_rm`` params (hash), the SHA-256
+of the exact gated preference data it learned from, the stage it was
+fine-tuned from and the base model's identity. The stage computes that recipe
+hash from ``artifacts/train_rm/manifest.json`` and requires
+``policies/objectives.yaml`` to approve it as objective ``reward_model_recipe``
+for stage ``train_rlhf`` (:func:`governance.objectives.require_approved_objective`,
+whose refusal names the hash and how to approve it). The shipped recipe is
+approved there, so a fresh clone runs end to end; changing the reward data or
+the reward-model params needs a new, reviewed approval. The weights are still
+pinned: the stage checks the reward model's files against the hash its
+manifest recorded (refusing a model altered after training), and records both
+hashes in lineage — ``reward_functions: {reward_model_recipe, reward_model}``,
+registered as ``lineage.reward.<name>.sha256`` tags.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from governance.objectives import require_approved_objective
+
+from governance.errors import ConfigError, PolicyViolation
+from governance.gates import require_passed_gates
+from governance.lineage import read_manifest, sha256_dir, sha256_json
+from governance.policy import Strict
+from governance.records import iter_records
+from governance.registry import stage_run
+from pipelines._common import load_params, project_name, stage_main
+from pipelines._training import (
+    AdapterParams,
+    Stopwatch,
+    base_model_path,
+    finish_training,
+    load_causal_lm,
+    log_lineage_to_run,
+    peft_config,
+    save_model,
+    training_lineage,
+    trl_config,
+)
+from pipelines.train_grpo import reward_history
+
+log = logging.getLogger(__name__)
+STAGE = "train_rlhf"
+
+
+class TrainRlhfParams(Strict):
+    base_model: str
+    reward_model: str
+    train_file: str
+    eval_file: str
+    gate_decisions: list[str]
+    adapter: AdapterParams
+    trl: dict[str, Any]
+
+
+def require_kl_penalty(beta: float, section: str) -> None:
+    """Refuse RLHF without a KL penalty to the reference policy."""
+    if beta <= 0:
+        raise ConfigError(
+            f"params.yaml: {section}.trl.beta: {beta} — RLHF against a learned reward model needs a KL penalty "
+            "to the SFT reference (beta > 0), or the policy drifts to whatever the reward model over-scores; "
+            "set e.g. beta: 0.05"
+        )
+
+
+def reward_model_recipe(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a reward model was trained from — params, gated data, parent stage, base — but not its bytes."""
+    try:
+        return {
+            "stage": manifest["stage"],
+            "params_sha256": manifest["params_sha256"],
+            "datasets": {path: ref["sha256"] for path, ref in sorted(manifest["datasets"].items())},
+            "parent_stage": manifest["parent"]["stage"],
+            "base": manifest["base"].get("name_or_path"),
+        }
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"reward model manifest: missing lineage field {exc}; re-run train_rm") from None
+
+
+def load_reward_model(model_dir: str | Path):
+    """The reward model (sequence classification, one logit) and its tokenizer, checked against its manifest."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    manifest = read_manifest(model_dir)
+    path = base_model_path(model_dir)
+    recorded = manifest.get("model_sha256")
+    actual = sha256_dir(path)
+    if recorded != actual:
+        raise PolicyViolation(
+            f"{path}: reward model files hash to {actual[:12]}… but {model_dir}/manifest.json recorded "
+            f"{str(recorded)[:12]}…; the reward model changed after training, re-run train_rm"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot load the reward model ({str(exc).splitlines()[0][:200]})") from None
+    if model.config.num_labels != 1:
+        raise ConfigError(f"{path}: reward model has {model.config.num_labels} labels; RLHF needs a scalar (1) head")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    return model, tokenizer, manifest
+
+
+def load_prompts(path: str):
+    """The gated JSONL as a ``datasets.Dataset`` with one ``prompt`` column of messages."""
+    from datasets import Dataset
+
+    return Dataset.from_list([{"prompt": r.data["prompt"]} for r in iter_records(path)])
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    from trl import RLOOConfig, RLOOTrainer
+
+    params = load_params(STAGE, TrainRlhfParams)
+    config = trl_config(RLOOConfig, params.trl, STAGE)
+    require_kl_penalty(config.beta, STAGE)
+    lora = peft_config(params.adapter, STAGE)
+    out_dir = Path(config.output_dir)
+    # Refuse to train on data that has not passed its gates
+    data_files = [params.train_file, params.eval_file]
+    decisions = require_passed_gates(data_files, params.gate_decisions)
+    # Refuse to optimise a reward model whose recipe nobody approved
+    reward_model, reward_tokenizer, rm_manifest = load_reward_model(params.reward_model)
+    recipe = reward_model_recipe(rm_manifest)
+    objective = {"reward_model_recipe": sha256_json(recipe)}
+    require_approved_objective(STAGE, objective)
+    reward_hashes = {**objective, "reward_model": rm_manifest["model_sha256"]}
+    lineage = training_lineage(
+        stage=STAGE,
+        params=params.model_dump(),
+        data_files=data_files,
+        decisions=decisions,
+        decision_paths=params.gate_decisions,
+        parent_dir=params.base_model,
+    )
+    policy, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
+    train = load_prompts(params.train_file)
+    with stage_run(project_name(), STAGE, {"method": "rlhf"}) as run:
+        log_lineage_to_run(lineage)
+        mlflow.set_tags({f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
+        mlflow.set_tag("lineage.reward_model_run_id", str(rm_manifest.get("run_id")))
+        # Train
+        trainer = RLOOTrainer(
+            model=policy,
+            reward_funcs=reward_model,
+            args=config,
+            train_dataset=train,
+            processing_class=tokenizer,
+            reward_processing_classes=reward_tokenizer,
+            peft_config=lora,
+        )
+        with Stopwatch() as clock:
+            trainer.train()
+        # Save the full model with its provenance, and log both to the run
+        save_model(trainer.model, tokenizer, out_dir)
+        finish_training(
+            out_dir=out_dir,
+            lineage=lineage,
+            trainer=trainer,
+            seconds=clock.seconds,
+            run_id=run.info.run_id,
+            extra={
+                "method": "rlhf",
+                "algorithm": "rloo",
+                "adapter": params.adapter.model_dump(),
+                "seed": config.seed,
+                "beta": config.beta,
+                "reward_functions": reward_hashes,
+                "reward_model": {
+                    "dir": params.reward_model,
+                    "model_sha256": rm_manifest["model_sha256"],
+                    "run_id": rm_manifest.get("run_id"),
+                    "recipe": recipe,
+                    "recipe_sha256": objective["reward_model_recipe"],
+                },
+                "reward_history": reward_history(trainer.state.log_history),
+            },
+        )
+    log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
