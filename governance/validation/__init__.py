@@ -45,8 +45,9 @@ section per kind), each a ``deny`` or ``warn`` :class:`~governance.gates.Violati
 ``data.chosen_equals_rejected``  preference pairs whose responses are identical
 ``data.label_balance``         KTO: share of ``label: true`` within [min, max]
 ``data.answer_present``        GRPO: prompts without a reference ``answer``
-``data.answer_numeric``        GRPO: present answers that are not a number (int, decimal,
-                               thousands separators or a fraction)
+``data.answer_numeric``        GRPO: present answers the accuracy reward cannot read as a
+                               number (its parsing: Decimal after removing thousands
+                               separators; a fraction or a word never matches)
 ``reward.annotation_provenance``  preference/KTO records lacking ``annotator_id`` or
                                ``guideline_version``
 ``reward.inter_rater_agreement``  agreement on doubly-annotated items (``ratings`` with two

@@ -16,17 +16,14 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from governance.errors import DataError
 
 ROLES = ("system", "user", "assistant")
 
-_WHITESPACE = re.compile(r"\s+")
 _SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,24}$")
-# Integers (optionally with thousands separators), decimals and simple fractions:
-# what a GRPO accuracy reward can compare exactly after stripping.
-_NUMERIC = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[-+]?\d*\.\d+$|^[-+]?\d+/\d+$")
 
 Message = tuple[str, str]
 
@@ -66,15 +63,26 @@ class Derived:
 
 def normalized_hash(text: str) -> int:
     """64-bit hash of text after NFKC, case folding and whitespace collapsing."""
-    norm = _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    # str.split() without a separator splits on runs of any Unicode whitespace and is
+    # several times faster than a regex on the hot path.
+    norm = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
     return int.from_bytes(hashlib.blake2b(norm.encode("utf-8"), digest_size=8).digest(), "big")
 
 
 def is_numeric_answer(value: str | int | float) -> bool:
-    """True for an int, float or a string holding an integer, decimal or fraction."""
-    if isinstance(value, int | float):
-        return not isinstance(value, bool) and value == value  # NaN is not an answer
-    return bool(_NUMERIC.match(value.strip()))
+    """True when the GRPO accuracy reward can read ``value`` as its reference number.
+
+    Mirrors the reference parsing of ``correctness_reward`` (pipelines/rewards.py):
+    ``Decimal`` of the text with thousands separators removed, finite. A fraction
+    ("3/4") or a word ("twelve") could never be matched, so it is not numeric.
+    """
+    if isinstance(value, bool):
+        return False
+    try:
+        number = Decimal(str(value).strip().replace(",", ""))
+    except InvalidOperation:
+        return False
+    return number.is_finite()
 
 
 def turn_order_ok(roles: list[str], *, end: str) -> bool:

@@ -507,7 +507,7 @@ def test_kappa_undefined_is_not_a_pass(tmp_path):
 
 
 def test_grpo_clean_passes(tmp_path):
-    rows = [grpo(i) for i in range(5)] + [grpo(5, answer=12), grpo(6, answer="1,024"), grpo(7, answer="-3/4")]
+    rows = [grpo(i) for i in range(5)] + [grpo(5, answer=12), grpo(6, answer="1,024"), grpo(7, answer="-0.75")]
     assert lines(validate_dataset("prompt", write(tmp_path / "g.jsonl", rows), None, policy("prompt"))) == []
 
 
@@ -516,19 +516,29 @@ def test_answer_missing_and_non_numeric_fail(tmp_path):
     del rows[1]["answer"]
     rows[2]["answer"] = "  "
     rows[4]["answer"] = "twelve"
+    rows[5]["answer"] = "3/4"  # the accuracy reward could never match a fraction
     train = write(tmp_path / "g.jsonl", rows)
     outcome = validate_dataset("prompt", train, None, policy("prompt"))
     assert lines(outcome) == [
         f"deny  data.answer_present  {train}: 2 of 6 records (33.33%) have no reference answer (max 0%); "
         "first at line 2",
-        f"deny  data.answer_numeric  {train}: 1 of 6 records (16.67%) have a non-numeric answer (max 0%); "
+        f"deny  data.answer_numeric  {train}: 2 of 6 records (33.33%) have a non-numeric answer (max 0%); "
         "first at line 5",
     ]
 
 
-@pytest.mark.parametrize(("value", "ok"), [("42", True), (" -3.5 ", True), ("1,000", True), ("3/4", True),
-                                            (".5", True), (7, True), (2.5, True), ("4 apples", False),
-                                            ("1,00", False), ("", False), (float("nan"), False)])
+def test_no_answers_at_all_is_a_finding_not_a_crash(tmp_path):
+    train = write(tmp_path / "g.jsonl", [{"prompt": f"What is {i} times two, exactly?"} for i in range(6)])
+    outcome = validate_dataset("prompt", train, None, policy("prompt"))
+    assert lines(outcome) == [
+        f"deny  data.answer_present  {train}: 6 of 6 records (100%) have no reference answer (max 0%); "
+        "first at line 1"
+    ]
+
+
+@pytest.mark.parametrize(("value", "ok"), [("42", True), (" -3.5 ", True), ("1,000", True), (".5", True), (7, True),
+                                            (2.5, True), ("3/4", False), ("4 apples", False), ("", False),
+                                            ("Infinity", False), (float("nan"), False), (True, False)])
 def test_is_numeric_answer(value, ok):
     assert is_numeric_answer(value) is ok
 
