@@ -34,9 +34,9 @@ def preference_annotation(rng: random.Random, two_raters: bool) -> dict:
         rejected = chosen - 1
     ratings = [{"annotator_id": annotator, "chosen_score": chosen, "rejected_score": rejected}]
     if two_raters:
-        # Mostly the same or one point apart; about one in twelve a clear disagreement.
+        # Mostly the same or one point apart; about one in seven a clear disagreement.
         def jitter() -> int:
-            return rng.choices([0, 1, -1, 2, -2], weights=[60, 15, 15, 5, 5])[0]
+            return rng.choices([0, 1, -1, 2, -2], weights=[52, 17, 17, 7, 7])[0]
 
         ratings.append({"annotator_id": _second_rater(rng, annotator), "chosen_score": _clip(chosen + jitter()),
                         "rejected_score": _clip(rejected + jitter())})

@@ -174,7 +174,10 @@ def company_for(task: Task, rng: random.Random) -> str:
 def question(task: Task, rng: random.Random, company: str) -> str:
     """One user wording of the task, with an optional greeting."""
     text = fill(rng.choice(task.asks), rng, company) + rng.choice(USER_SUFFIXES)
-    return rng.choice(USER_OPENERS) + text
+    opener = rng.choice(USER_OPENERS)
+    if opener.endswith(", ") and not text.startswith(("I ", "I'")):
+        text = text[0].lower() + text[1:]
+    return opener + text
 
 
 def good_answer(task: Task, rng: random.Random, company: str) -> str:
