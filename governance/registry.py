@@ -235,3 +235,55 @@ def find_version_by_model_hash(name: str, model_sha256: str):
             raise
     matches = [v for v in versions if v.tags.get("lineage.model_sha256") == model_sha256]
     return max(matches, key=lambda v: int(v.version)) if matches else None
+
+
+# --- Aliases and the governance view (written by governance.approvals, which mirrors the audit trail) ---
+
+
+@contextlib.contextmanager
+def registry_write_errors(action: str) -> Iterator[None]:
+    """Like :func:`registry_errors`, but the server refusing the user is :class:`PermissionDenied` (exit 1)."""
+    from mlflow.exceptions import MlflowException
+
+    from governance.errors import PermissionDenied
+
+    with registry_errors(action):
+        try:
+            yield
+        except MlflowException as exc:
+            if str(getattr(exc, "error_code", "")) in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+                user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+                raise PermissionDenied(
+                    f"MLflow at {tracking_uri()} refused {user}: {action} needs EDIT (or MANAGE) permission "
+                    "on the registered model"
+                ) from None
+            raise
+
+
+def set_alias(name: str, alias: str, version: str | int) -> None:
+    """Point ``alias`` of ``name`` at ``version`` (MLflow aliases; never the deprecated stages)."""
+    mlflow_client = client()
+    with registry_write_errors(f"setting alias {alias!r} of {name} to v{version}"):
+        mlflow_client.set_registered_model_alias(name, alias, str(version))
+
+
+def delete_alias(name: str, alias: str) -> None:
+    """Remove ``alias`` from ``name``; removing an absent alias is a no-op."""
+    mlflow_client = client()
+    with registry_write_errors(f"removing alias {alias!r} of {name}"):
+        try:
+            mlflow_client.delete_registered_model_alias(name, alias)
+        except Exception as exc:
+            if not _not_found(exc):
+                raise
+
+
+def mirror_version_tags(name: str, version: str | int, tags: dict[str, str]) -> int:
+    """Write the tags whose value differs from the version's current ones; returns how many changed."""
+    current = get_version(name, version).tags or {}
+    changed = {key: value for key, value in tags.items() if current.get(key) != value}
+    mlflow_client = client()
+    with registry_write_errors(f"tagging {name} v{version}"):
+        for key, value in changed.items():
+            mlflow_client.set_model_version_tag(name, str(version), key, value)
+    return len(changed)

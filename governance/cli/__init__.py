@@ -20,6 +20,9 @@ from governance.errors import EXIT_USAGE, GovernanceError
 COMMAND_MODULES = [
     "models",
     "validate",
+    "pii",
+    "approvals",
+    "audit",
 ]
 
 
