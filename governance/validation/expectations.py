@@ -26,6 +26,10 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
+# GE logs its own import-time bookkeeping at INFO (hundreds of lines per process);
+# only its warnings and errors belong in a stage's log.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
 #: How much of each result GE returns: counts plus the first 20 failing indices.
 RESULT_FORMAT = "SUMMARY"
 
