@@ -8,7 +8,9 @@ which checks are structural (exit 2) and which are policy rules.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -78,6 +80,18 @@ class FileScan:
     length_sum: int = 0
 
 
+_VERSION_LABEL = re.compile(r"^[A-Za-z0-9_.:+-]{1,32}$")
+
+
+def _version_label(version: str | None) -> str:
+    """A guideline version as shown in a decision: free text is hashed, never copied."""
+    if version is None:
+        return "(missing)"
+    if _VERSION_LABEL.match(version):
+        return version
+    return "sha256:" + hashlib.sha256(version.encode("utf-8")).hexdigest()[:12]
+
+
 @dataclass
 class AnnotationTally:
     """Reward-data provenance and the doubly-annotated sample, over train and eval."""
@@ -94,7 +108,7 @@ class AnnotationTally:
         self.records += 1
         if derived.annotator_id:
             self.annotators.add(derived.annotator_id)
-        self.guideline_versions[derived.guideline_version or "(missing)"] += 1
+        self.guideline_versions[_version_label(derived.guideline_version)] += 1
         distinct = {}
         for rating in derived.ratings:
             self.annotators.add(rating.annotator_id)

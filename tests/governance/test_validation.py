@@ -415,6 +415,15 @@ def test_annotation_provenance_fails_on_missing_or_blank(tmp_path):
     assert outcome.details["annotation"]["guideline_versions"] == {"(missing)": 1, "g1": 5}
 
 
+def test_free_text_guideline_version_is_hashed_in_details(tmp_path):
+    rows = _pref_rows()
+    rows[0]["guideline_version"] = "draft by Jane Doe"
+    outcome = validate_dataset("preference", write(tmp_path / "pref.jsonl", rows), None, policy("preference"))
+    versions = outcome.details["annotation"]["guideline_versions"]
+    assert "Jane" not in json.dumps(outcome.details)
+    assert versions["g1"] == 5 and [k for k in versions if k.startswith("sha256:")] != []
+
+
 def test_annotation_provenance_passes(tmp_path):
     outcome = validate_dataset("kto", write(tmp_path / "k.jsonl", _kto_rows()), None, policy("kto"))
     assert rule_record(outcome, "reward.annotation_provenance")["passed"] is True
