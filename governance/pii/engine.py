@@ -1,0 +1,336 @@
+"""Build the presidio AnalyzerEngine a PII policy asks for, and say exactly what it runs.
+
+The engine holds only the recognizers for the entity types the policy scans
+(presidio's own predefined ones plus the policy's custom PatternRecognizers),
+the NLP engine the policy names (``no_op`` by default: no model can be
+downloaded here), and a context enhancer that reads context words from the
+text itself, so policy context words work without an NLP model.
+:class:`EngineInfo` lists what actually runs; decisions and reports copy it,
+so nothing claims a PERSON or LOCATION detection that did not happen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# presidio's e-mail validator calls tldextract, whose default extractor is built
+# at import time and would fetch the public-suffix list over the network; an
+# empty URL list makes it use its bundled snapshot. Set before presidio loads.
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+import regex  # noqa: E402
+from presidio_analyzer import (  # noqa: E402
+    AnalyzerEngine,
+    EntityRecognizer,
+    Pattern,
+    PatternRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer  # noqa: E402
+from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NlpEngineProvider  # noqa: E402
+
+from governance.errors import ConfigError  # noqa: E402
+from governance.policy.pii import ContextConfig, PiiPolicy  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+#: Entity types only an NER model (spaCy) detects; they need ``engine: spacy``.
+NER_ENTITIES = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME"})
+
+_WORD = regex.compile(r"\w+")
+
+
+class _WithholdArguments(logging.Filter):
+    """Strip the arguments from presidio's log records: some carry the raw matched text.
+
+    (``IbanRecognizer`` logs ``"Failed to validate text %s"`` with the value.)
+    The message template is kept, so the event is still visible.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = f"{record.msg} [arguments withheld: may contain raw text]"
+            record.args = ()
+        return True
+
+
+def guard_presidio_logs() -> None:
+    """Install the argument-withholding filter on presidio's loggers (idempotent)."""
+    for name in ("presidio-analyzer", "presidio-anonymizer"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _WithholdArguments) for f in logger.filters):
+            logger.addFilter(_WithholdArguments())
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class WordWindowContextEnhancer(ContextAwareEnhancer):
+    """Presidio context enhancement that reads context words from the raw text.
+
+    presidio's default (lemma-based) enhancer needs NLP tokens, which the
+    ``no_op`` engine does not produce, so policy context words would silently
+    do nothing. This enhancer looks at the last ``prefix_words`` words that
+    start within ``lookback_chars`` characters before a match, and matches the
+    recognizer's context words as case-insensitive substrings (presidio's
+    default ``substring`` mode), raising the score by ``similarity_factor`` to
+    at least ``min_score_with_context``. It looks only at the text before a
+    match, within a fixed distance, so the result for a match never depends on
+    text further away.
+    """
+
+    def __init__(self, config: ContextConfig):
+        super().__init__(
+            context_similarity_factor=config.similarity_factor,
+            min_score_with_context_similarity=config.min_score_with_context,
+            context_prefix_count=config.prefix_words,
+            context_suffix_count=0,
+        )
+        self.lookback_chars = config.lookback_chars
+
+    def words_before(self, text: str, start: int) -> list[str]:
+        """The lower-cased words searched for context words of a match starting at ``start``."""
+        low = max(0, start - self.lookback_chars)
+        words = [m for m in _WORD.finditer(text, low, start)]
+        # A word cut by the lookback limit is not a word of the text.
+        if words and low > 0 and words[0].start() == low and _WORD.match(text, low - 1, low):
+            words = words[1:]
+        return [m.group().lower() for m in words[-self.context_prefix_count :]] if self.context_prefix_count else []
+
+    def enhance_using_context(
+        self,
+        text: str,
+        raw_results: list[RecognizerResult],
+        nlp_artifacts: NlpArtifacts,
+        recognizers: list[EntityRecognizer],
+        context: list[str] | None = None,
+    ) -> list[RecognizerResult]:
+        """Raise the score of results whose recognizer's context words precede them."""
+        results = copy.deepcopy(raw_results)
+        by_id = {recognizer.id: recognizer for recognizer in recognizers}
+        extra = [word.lower() for word in context or []]
+        for result in results:
+            metadata = result.recognition_metadata or {}
+            recognizer = by_id.get(metadata.get(RecognizerResult.RECOGNIZER_IDENTIFIER_KEY))
+            if recognizer is None or not recognizer.context:
+                continue
+            if metadata.get(RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY):
+                continue
+            words = self.words_before(text, result.start) + extra
+            supportive = next(
+                (cw for cw in recognizer.context if any(cw.lower() in word for word in words)),
+                "",
+            )
+            if supportive:
+                result.score = min(
+                    max(result.score + self.context_similarity_factor, self.min_score_with_context_similarity),
+                    ContextAwareEnhancer.MAX_SCORE,
+                )
+                if result.analysis_explanation is not None:
+                    result.analysis_explanation.set_supportive_context_word(supportive)
+                    result.analysis_explanation.set_improved_score(result.score)
+        return results
+
+
+@dataclass(frozen=True)
+class RecognizerInfo:
+    """A recognizer that runs: its name, the entity types it reports, where it comes from."""
+
+    name: str
+    entities: tuple[str, ...]
+    source: str  # "presidio", "policy" or "nlp:<engine>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "entities": list(self.entities), "source": self.source}
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the engine really runs, for decisions and reports."""
+
+    nlp_engine: str
+    nlp_model: str | None
+    requested_nlp_engine: str
+    requested_nlp_model: str | None
+    fallback_reason: str | None
+    recognizers: tuple[RecognizerInfo, ...]
+    context_enhancer: str
+    entities_scanned: tuple[str, ...]
+    entities_not_scanned: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nlp_engine": self.nlp_engine,
+            "nlp_model": self.nlp_model,
+            "requested_nlp_engine": self.requested_nlp_engine,
+            "requested_nlp_model": self.requested_nlp_model,
+            "fallback_reason": self.fallback_reason,
+            "recognizers": [r.to_dict() for r in self.recognizers],
+            "context_enhancer": self.context_enhancer,
+            "entities_scanned": list(self.entities_scanned),
+            "entities_not_scanned": dict(self.entities_not_scanned),
+        }
+
+
+@dataclass
+class PiiEngine:
+    """A configured presidio AnalyzerEngine, the entity types to ask it for, and what it runs."""
+
+    analyzer: AnalyzerEngine
+    language: str
+    entities: list[str]
+    recognizers: list[EntityRecognizer]
+    info: EngineInfo
+
+    def analyze(self, text: str) -> list[RecognizerResult]:
+        """presidio's own ``AnalyzerEngine.analyze`` over one text (the reference result)."""
+        return self.analyzer.analyze(text, language=self.language, entities=self.entities)
+
+
+def spacy_model_installed(model: str) -> bool:
+    """Whether a spaCy package of that name, or a model directory at that path, exists."""
+    import spacy.util
+
+    return bool(spacy.util.is_package(model)) or Path(model).is_dir()
+
+
+def _nlp_engine(policy: PiiPolicy, policy_path: str) -> tuple[NlpEngine, str, str | None, str | None]:
+    """Create the NLP engine; returns it, its name, its model and why it fell back (if it did)."""
+    config = policy.nlp_engine
+    no_op = {"nlp_engine_name": "no_op", "models": [{"lang_code": policy.language, "model_name": "none"}]}
+    if config.engine == "no_op":
+        return NlpEngineProvider(nlp_configuration=no_op).create_engine(), "no_op", None, None
+    model = str(config.model)
+    if not spacy_model_installed(model):
+        reason = f"spaCy model {model!r} is not installed"
+        if config.fallback == "error":
+            raise ConfigError(
+                f"{policy_path}: nlp_engine.model: {reason}; install it (python -m spacy download {model}) "
+                "or set nlp_engine.engine: no_op (pattern recognizers only, no PERSON/LOCATION)"
+            )
+        log.warning("%s; scanning without NER (nlp_engine.fallback: no_op)", reason)
+        return NlpEngineProvider(nlp_configuration=no_op).create_engine(), "no_op", None, reason
+    spacy_conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": policy.language, "model_name": model}]}
+    try:
+        engine = NlpEngineProvider(nlp_configuration=spacy_conf).create_engine()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{policy_path}: nlp_engine.model: cannot load spaCy model {model!r} ({exc})") from None
+    return engine, "spacy", model, None
+
+
+def _custom_recognizer(spec, language: str) -> PatternRecognizer:
+    return PatternRecognizer(
+        supported_entity=spec.entity,
+        name=spec.name,
+        supported_language=language,
+        patterns=[Pattern(name=p.name, regex=p.regex, score=p.score) for p in spec.patterns] or None,
+        deny_list=list(spec.deny_list) or None,
+        deny_list_score=spec.deny_list_score if spec.deny_list_score is not None else 1.0,
+        context=list(spec.context) or None,
+    )
+
+
+def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml") -> PiiEngine:
+    """Build the analyzer for a policy; an entity no recognizer can detect is a ConfigError.
+
+    An NER entity (PERSON, ...) under a policy whose spaCy model is missing and
+    whose ``fallback`` is ``no_op`` is not scanned; it is listed in
+    ``info.entities_not_scanned`` with the reason, and the gate warns about it.
+    """
+    policy_path = str(policy_path)
+    guard_presidio_logs()
+    nlp_engine, nlp_name, nlp_model, fallback_reason = _nlp_engine(policy, policy_path)
+    language = policy.language
+    wanted = {rule.entity for rule in policy.entities}
+
+    registry = RecognizerRegistry(supported_languages=[language])
+    with _quiet("presidio-analyzer"):
+        # presidio warns once per recognizer of another language it skips; that is expected here.
+        registry.load_predefined_recognizers(languages=[language], nlp_engine=nlp_engine)
+    custom_entities = {spec.entity for spec in policy.custom_recognizers}
+    kept: list[EntityRecognizer] = []
+    sources: dict[str, str] = {}
+    for recognizer in registry.recognizers:
+        entities = set(recognizer.supported_entities) & (wanted - custom_entities)
+        if not entities:
+            continue
+        kept.append(recognizer)
+        is_nlp = type(recognizer).__name__ in ("SpacyRecognizer", "StanzaRecognizer", "TransformersRecognizer")
+        sources[recognizer.id] = f"nlp:{nlp_name}" if is_nlp else "presidio"
+    for spec in policy.custom_recognizers:
+        recognizer = _custom_recognizer(spec, language)
+        kept.append(recognizer)
+        sources[recognizer.id] = "policy"
+    registry.recognizers = kept
+
+    covered = {e for r in kept for e in r.supported_entities}
+    not_scanned: dict[str, str] = {}
+    for index, rule in enumerate(policy.entities):
+        if rule.entity in covered:
+            continue
+        if rule.entity in NER_ENTITIES and fallback_reason:
+            not_scanned[rule.entity] = f"{fallback_reason}; nlp_engine.fallback is no_op, so no NER ran"
+            continue
+        hint = (
+            "it needs an NER model: set nlp_engine.engine: spacy with an installed model"
+            if rule.entity in NER_ENTITIES
+            else "add a custom_recognizers entry for it or fix the name"
+        )
+        raise ConfigError(
+            f"{policy_path}: entities.{index}.entity: no recognizer detects {rule.entity!r} with nlp_engine "
+            f"{nlp_name!r}; {hint}"
+        )
+
+    analyzer = AnalyzerEngine(
+        registry=registry,
+        nlp_engine=nlp_engine,
+        supported_languages=[language],
+        context_aware_enhancer=WordWindowContextEnhancer(policy.context),
+    )
+    entities = [rule.entity for rule in policy.entities if rule.entity in covered]
+    infos = tuple(
+        RecognizerInfo(
+            name=r.name,
+            entities=tuple(e for e in r.supported_entities if e in wanted),
+            source=sources[r.id],
+        )
+        for r in kept
+    )
+    info = EngineInfo(
+        nlp_engine=nlp_name,
+        nlp_model=nlp_model,
+        requested_nlp_engine=policy.nlp_engine.engine,
+        requested_nlp_model=policy.nlp_engine.model,
+        fallback_reason=fallback_reason,
+        recognizers=infos,
+        context_enhancer=(
+            f"WordWindowContextEnhancer(prefix_words={policy.context.prefix_words}, "
+            f"lookback_chars={policy.context.lookback_chars}, similarity_factor={policy.context.similarity_factor}, "
+            f"min_score_with_context={policy.context.min_score_with_context})"
+        ),
+        entities_scanned=tuple(entities),
+        entities_not_scanned=not_scanned,
+    )
+    log.info(
+        "PII engine: nlp %s, %d recognizers for %s",
+        nlp_name,
+        len(kept),
+        ", ".join(entities),
+    )
+    return PiiEngine(analyzer=analyzer, language=language, entities=entities, recognizers=kept, info=info)

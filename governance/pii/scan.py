@@ -1,0 +1,384 @@
+"""Scan every string field of every record for PII, streaming, and locate each finding.
+
+:class:`PiiScanner` reads a dataset with :func:`governance.records.iter_records`
+and :func:`governance.records.iter_text_fields` (chat messages, chosen and
+rejected turns, completions, system prompts, metadata: every string), runs the
+presidio analyzer on each field, keeps results at or above the policy's score
+threshold for their entity, and merges overlapping results into one finding
+(see :func:`resolve`). A :class:`FileScan` holds counts, the first location per
+entity, masked listings (capped) and, when asked, the spans to redact. Raw
+values never leave this module: listings carry masked shapes and snippets.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from presidio_analyzer import RecognizerResult
+from tqdm import tqdm
+
+from governance.errors import DataError
+from governance.pii.engine import PiiEngine, build_engine
+from governance.pii.mask import mask_value, snippet
+from governance.pii.windows import WindowedAnalyzer
+from governance.policy.pii import EntityRule, PiiPolicy
+from governance.records import Record, iter_records, iter_text_fields
+
+log = logging.getLogger(__name__)
+
+DatasetKind = Literal["sft", "preference", "kto", "prompt"]
+
+#: Top-level keys a record of each kind must have (any one alternative), as TRL reads them.
+KIND_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "sft": (("messages",), ("prompt", "completion"), ("text",)),
+    "preference": (("chosen", "rejected"),),
+    "kto": (("prompt", "completion", "label"),),
+    "prompt": (("prompt",),),
+}
+
+#: Overlapping findings keep the strictest action first.
+ACTION_RANK = {"deny": 0, "redact": 1, "allow": 2}
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def field_pattern(path: str) -> str:
+    """``messages[2].content`` -> ``messages[*].content``: how findings are counted by field."""
+    return _INDEX.sub("[*]", path)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One PII finding: where it is and what it is, never what it says."""
+
+    file: str
+    line: int
+    field: str
+    entity: str
+    start: int
+    end: int
+    score: float
+    action: str
+    rule_id: str
+    also: tuple[str, ...] = ()
+
+    def location(self) -> str:
+        return f"line {self.line}, field {self.field}"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldFinding:
+    """A resolved finding within one text (no file or record yet)."""
+
+    entity: str
+    start: int
+    end: int
+    score: float
+    rule: EntityRule
+    also: tuple[str, ...]
+
+
+@dataclass
+class ListedFinding:
+    """A finding as the report lists it: location, masked shape and masked context."""
+
+    finding: Finding
+    masked: str
+    snippet: str
+
+    def to_dict(self) -> dict[str, Any]:
+        f = self.finding
+        return {
+            "file": f.file,
+            "line": f.line,
+            "field": f.field,
+            "entity": f.entity,
+            "also": list(f.also),
+            "start": f.start,
+            "end": f.end,
+            "score": round(f.score, 4),
+            "action": f.action,
+            "rule_id": f.rule_id,
+            "masked": self.masked,
+            "snippet": self.snippet,
+        }
+
+
+@dataclass
+class EntityTally:
+    findings: int = 0
+    records: int = 0
+    first: Finding | None = None
+
+
+@dataclass
+class FileScan:
+    """What scanning one file found: complete counts, capped listings, redaction spans."""
+
+    path: str
+    records: int = 0
+    text_fields: int = 0
+    records_with_findings: int = 0
+    findings: int = 0
+    by_entity: dict[str, EntityTally] = field(default_factory=dict)
+    by_field: Counter = field(default_factory=Counter)
+    listed: list[ListedFinding] = field(default_factory=list)
+    #: records holding at least one finding of each action, and the first such finding
+    records_by_action: Counter = field(default_factory=Counter)
+    first_by_action: dict[str, Finding] = field(default_factory=dict)
+    #: line -> [(field path, start, end, entity)] for findings whose action is redact
+    redactions: dict[int, list[tuple[str, int, int, str]]] = field(default_factory=dict)
+
+    @property
+    def redacted_records(self) -> int:
+        return len(self.redactions)
+
+    def entity_records(self, entity: str) -> int:
+        tally = self.by_entity.get(entity)
+        return tally.records if tally else 0
+
+    def first_of(self, entity: str) -> Finding | None:
+        tally = self.by_entity.get(entity)
+        return tally.first if tally else None
+
+
+@dataclass
+class ListingBudget:
+    """How many findings may still be listed one by one (shared by the files of one report)."""
+
+    remaining: int
+
+
+def resolve(
+    results: list[RecognizerResult], rules: dict[str, EntityRule], priority: dict[str, int]
+) -> list[FieldFinding]:
+    """Policy view of one text's analyzer results.
+
+    Results below their entity's ``score_threshold`` are dropped. Overlapping
+    results become one finding covering their union, labelled by the result
+    whose action is strictest (deny > redact > allow), then the longest, then
+    the entity listed first in the policy, then the highest score: an e-mail
+    address is one EMAIL_ADDRESS finding, not also a URL ``jane.do``; a
+    Luhn-valid card number that libphonenumber also accepts is a CREDIT_CARD.
+    """
+    kept = []
+    for result in results:
+        rule = rules.get(result.entity_type)
+        if rule is not None and result.score >= rule.score_threshold:
+            kept.append((result, rule))
+    if not kept:
+        return []
+    kept.sort(key=lambda item: (item[0].start, item[0].end))
+    groups: list[list[tuple[RecognizerResult, EntityRule]]] = []
+    group_end = -1
+    for item in kept:
+        if groups and item[0].start < group_end:
+            groups[-1].append(item)
+            group_end = max(group_end, item[0].end)
+        else:
+            groups.append([item])
+            group_end = item[0].end
+    findings = []
+    for group in groups:
+        result, rule = min(
+            group,
+            key=lambda item: (
+                ACTION_RANK[item[1].action],
+                -(item[0].end - item[0].start),
+                priority[item[0].entity_type],
+                -item[0].score,
+            ),
+        )
+        others = tuple(sorted({r.entity_type for r, _ in group} - {result.entity_type}))
+        findings.append(
+            FieldFinding(
+                entity=result.entity_type,
+                start=min(r.start for r, _ in group),
+                end=max(r.end for r, _ in group),
+                score=result.score,
+                rule=rule,
+                also=others,
+            )
+        )
+    return findings
+
+
+def check_kind(record: Record, kind: str, path: Path) -> None:
+    """A record lacking its kind's top-level fields is malformed input (or the wrong ``--kind``)."""
+    alternatives = KIND_FIELDS[kind]
+    if not any(all(key in record.data for key in keys) for keys in alternatives):
+        expected = " or ".join("+".join(keys) for keys in alternatives)
+        raise DataError(
+            f"{path}:{record.line}: a {kind} record needs top-level {expected}; "
+            f"found {', '.join(sorted(map(str, record.data))) or 'no fields'} (wrong --kind or wrong file?)"
+        )
+
+
+def detect_kind(path: str | Path) -> str:
+    """The dataset kind whose fields the file's first record has (kto before sft: both have a prompt)."""
+    path = Path(path)
+    records = iter_records(path)
+    try:
+        first = next(records)
+    finally:
+        records.close()
+    for kind in ("preference", "kto", "sft", "prompt"):
+        if any(all(key in first.data for key in keys) for keys in KIND_FIELDS[kind]):
+            return kind
+    raise DataError(
+        f"{path}:{first.line}: cannot tell the dataset kind from fields "
+        f"{', '.join(sorted(map(str, first.data))) or '(none)'}; pass --kind"
+    )
+
+
+class PiiScanner:
+    """Scans datasets under one PII policy; build once, scan many files (engine creation is slow)."""
+
+    def __init__(
+        self,
+        policy: PiiPolicy,
+        policy_path: str | Path = "policies/pii.yaml",
+        *,
+        engine: PiiEngine | None = None,
+        windowed: bool = True,
+    ):
+        self.policy = policy
+        self.policy_path = str(policy_path)
+        self.engine = engine or build_engine(policy, policy_path)
+        self.windowed = WindowedAnalyzer(self.engine) if windowed else None
+        self.rules = {rule.entity: rule for rule in policy.entities}
+        self.priority = {rule.entity: index for index, rule in enumerate(policy.entities)}
+
+    def analyze(self, text: str) -> list[RecognizerResult]:
+        """presidio's results for one text (windowed: identical, faster)."""
+        return self.windowed.analyze(text) if self.windowed is not None else self.engine.analyze(text)
+
+    def findings_in(self, text: str) -> list[FieldFinding]:
+        """The policy's findings in one text."""
+        return resolve(self.analyze(text), self.rules, self.priority)
+
+    def iter_records(self, path: str | Path, kind: str) -> Iterator[Record]:
+        """The records of a file, each checked for its kind's fields; errors name file:line."""
+        path = Path(path)
+        if kind not in KIND_FIELDS:
+            raise DataError(f"{path}: unknown dataset kind {kind!r} (expected one of {', '.join(KIND_FIELDS)})")
+        for record in iter_records(path):
+            check_kind(record, kind, path)
+            yield record
+
+    def scan_file(
+        self,
+        path: str | Path,
+        kind: str,
+        *,
+        budget: ListingBudget | None = None,
+        keep_redactions: bool = False,
+        progress: bool = False,
+        sink: Callable[[Finding], None] | None = None,
+    ) -> FileScan:
+        """Scan one file, streaming; memory grows only with listed findings and redaction spans."""
+        path = Path(path)
+        scan = FileScan(path=str(path))
+        budget = budget or ListingBudget(self.policy.report.max_listed_findings)
+        # progress=True shows a bar on a terminal (stderr); tqdm stays silent when stderr is a log file.
+        bar = tqdm(
+            desc=f"pii {path.name}",
+            unit=" rec",
+            file=sys.stderr,
+            disable=None if progress else True,
+            mininterval=2.0,
+            leave=False,
+        )
+        try:
+            for record in self.iter_records(path, kind):
+                scan.records += 1
+                bar.update(1)
+                record_entities: set[str] = set()
+                record_actions: set[str] = set()
+                for field_path, text in iter_text_fields(record.data):
+                    scan.text_fields += 1
+                    found = self.findings_in(text)
+                    if found:
+                        self._record_field(
+                            scan, record, field_path, text, found, record_entities, budget, keep_redactions, sink
+                        )
+                        record_actions.update(item.rule.action for item in found)
+                if record_entities:
+                    scan.records_with_findings += 1
+                    scan.records_by_action.update(record_actions)
+        finally:
+            bar.close()
+        log.info(
+            "scanned %s: %d records, %d text fields, %d findings in %d records",
+            path,
+            scan.records,
+            scan.text_fields,
+            scan.findings,
+            scan.records_with_findings,
+        )
+        return scan
+
+    def _record_field(
+        self,
+        scan: FileScan,
+        record: Record,
+        field_path: str,
+        text: str,
+        found: list[FieldFinding],
+        record_entities: set[str],
+        budget: ListingBudget,
+        keep_redactions: bool,
+        sink: Callable[[Finding], None] | None,
+    ) -> None:
+        known = [(f.start, f.end, f.entity) for f in found]
+        for item in found:
+            finding = Finding(
+                file=scan.path,
+                line=record.line,
+                field=field_path,
+                entity=item.entity,
+                start=item.start,
+                end=item.end,
+                score=item.score,
+                action=item.rule.action,
+                rule_id=item.rule.id,
+                also=item.also,
+            )
+            scan.findings += 1
+            tally = scan.by_entity.setdefault(finding.entity, EntityTally())
+            tally.findings += 1
+            if tally.first is None:
+                tally.first = finding
+            scan.first_by_action.setdefault(finding.action, finding)
+            if finding.entity not in record_entities:
+                record_entities.add(finding.entity)
+                tally.records += 1
+            scan.by_field[(field_pattern(field_path), finding.entity)] += 1
+            if sink is not None:
+                sink(finding)
+            if keep_redactions and item.rule.action == "redact":
+                scan.redactions.setdefault(record.line, []).append((field_path, item.start, item.end, item.entity))
+            if budget.remaining > 0:
+                budget.remaining -= 1
+                scan.listed.append(
+                    ListedFinding(
+                        finding=finding,
+                        masked=mask_value(item.entity, text[item.start : item.end]),
+                        snippet=snippet(
+                            text,
+                            item.start,
+                            item.end,
+                            item.entity,
+                            known,
+                            self.policy.report.context_chars,
+                            self.analyze,
+                        ),
+                    )
+                )

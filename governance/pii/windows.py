@@ -1,0 +1,405 @@
+"""Presidio's results at a fraction of the cost: run each recognizer only where it can match.
+
+``AnalyzerEngine.analyze`` runs every recognizer over every whole text. On
+math-heavy chat data that is slow for one reason above all: the phone
+recognizer hands every number in the text (``2``, ``48/2``, ``3.14``) to
+libphonenumber eight times, once per region. :class:`WindowedAnalyzer` gives
+the same results (same entity, start, end and score; the benchmark asserts it)
+by running each recognizer only on small windows of the text where it can
+match, mapping offsets back, and then applying presidio's own post-processing
+(context enhancement over the whole text, score thresholds,
+``EntityRecognizer.remove_duplicates``) to the collected results.
+
+Why a window gives the same matches as the whole text, per recognizer:
+
+* Each windowed recognizer has a *run class*: a set of characters every one of
+  its matches consists of (``\\S`` for e-mail, URL, IP; digits, ``-``, space for
+  credit cards; ...). A match therefore lies inside one maximal run of such
+  characters. A run is bounded by characters that no match can contain or
+  start at, so the recognizer's left-to-right scan is in the same state at a
+  run's start whether it began at the start of the text or of the run. The
+  window is the run plus one character either side, so look-behinds,
+  look-aheads and ``\\b`` see the same neighbours as in the whole text.
+* Each also has a *trigger*: a cheap pattern every match must contain
+  (``@`` for e-mail; 13 digits with single separators for a card; a phone
+  candidate with at least as many digits as the shortest phone number
+  libphonenumber knows). Runs without a trigger cannot hold a match and are
+  skipped; on typical text that is nearly all of them.
+* The phone recognizer's run class, trigger and minimum length are derived
+  at start-up from libphonenumber's own candidate pattern and metadata, not
+  copied. libphonenumber gives up on a text after 65,535 failed candidates;
+  where a text could reach that limit it is scanned whole instead, so the
+  windows never find a number presidio would have given up before.
+* Recognizers without such a rule (custom policy regexes and deny-lists, NER,
+  anything re-configured) run on the whole text, exactly as presidio runs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import regex
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+from presidio_analyzer.predefined_recognizers import (
+    CreditCardRecognizer,
+    CryptoRecognizer,
+    EmailRecognizer,
+    IbanRecognizer,
+    IpRecognizer,
+    PhoneRecognizer,
+    UrlRecognizer,
+    UsSsnRecognizer,
+)
+
+from governance.pii.engine import PiiEngine
+
+log = logging.getLogger(__name__)
+
+#: libphonenumber's PhoneNumberMatcher stops after this many failed candidates per text.
+PHONE_MAX_TRIES = 65535
+
+Span = tuple[int, int]
+
+
+def _run_bounds(boundary: re.Pattern | regex.Pattern, text: str, start: int, end: int) -> Span:
+    """The maximal run around ``[start, end)`` of characters that ``boundary`` does not match."""
+    after = boundary.search(text, end)
+    run_end = after.start() if after else len(text)
+    low, step = start, 64
+    while True:
+        chunk_start = max(0, low - step)
+        last = None
+        for last in boundary.finditer(text, chunk_start, low):  # noqa: B007 - we want the last one
+            pass
+        if last is not None:
+            return last.end(), run_end
+        if chunk_start == 0:
+            return 0, run_end
+        low, step = chunk_start, step * 4
+
+
+@dataclass
+class _RunRule:
+    """Windows for one recognizer: runs (bounded by ``boundary``) that contain a ``trigger``."""
+
+    name: str
+    boundary: re.Pattern | regex.Pattern
+    triggers: Callable[[str], Iterator[Span]]
+
+    def windows(self, text: str) -> list[Span]:
+        spans: list[Span] = []
+        covered_to = -1
+        for start, end in self.triggers(text):
+            if start < covered_to:
+                continue
+            run_start, run_end = _run_bounds(self.boundary, text, start, end)
+            spans.append((max(0, run_start - 1), min(len(text), run_end + 1)))
+            covered_to = run_end
+        return spans
+
+
+def _regex_triggers(pattern: regex.Pattern) -> Callable[[str], Iterator[Span]]:
+    def triggers(text: str) -> Iterator[Span]:
+        for match in pattern.finditer(text):
+            yield match.span()
+
+    return triggers
+
+
+def _literal_trigger(literal: str) -> Callable[[str], Iterator[Span]]:
+    def triggers(text: str) -> Iterator[Span]:
+        index = text.find(literal)
+        while index >= 0:
+            yield index, index + len(literal)
+            index = text.find(literal, index + len(literal))
+
+    return triggers
+
+
+def _same_patterns(recognizer: EntityRecognizer, cls: type) -> bool:
+    """The recognizer is exactly the predefined one, with presidio's default patterns and flags."""
+    if type(recognizer) is not cls:
+        return False
+    own = [(p.name, p.regex) for p in recognizer.patterns]
+    default = [(p.name, p.regex) for p in cls.PATTERNS]
+    return own == default
+
+
+#: Flags that change only case and line handling; patterns under other flags
+#: (VERBOSE, ASCII, ...) read differently, so such recognizers scan whole texts.
+_KNOWN_FLAGS = regex.DOTALL | regex.MULTILINE | regex.IGNORECASE
+
+
+def _pattern_rule(recognizer: EntityRecognizer) -> _RunRule | None:
+    """The window rule of a predefined pattern recognizer, or None to scan whole texts.
+
+    Run classes and triggers are compiled with the recognizer's own flags, so
+    case-insensitive matching widens them exactly as it widens the patterns.
+    """
+    flags = getattr(recognizer, "global_regex_flags", None)
+    if flags is None or flags & ~_KNOWN_FLAGS:
+        return None
+    if _same_patterns(recognizer, IbanRecognizer):
+        return _RunRule(
+            "iban",
+            regex.compile(r"[^A-Z0-9 \-]", flags),
+            _regex_triggers(regex.compile(r"[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2}", flags)),
+        )
+    # No whitespace can be part of these recognizers' matches.
+    no_space = regex.compile(r"\s", flags)
+    if _same_patterns(recognizer, EmailRecognizer):
+        return _RunRule("email", no_space, _literal_trigger("@"))
+    if _same_patterns(recognizer, UrlRecognizer):
+        # Every URL match has a host character, a dot and a top-level domain of 2+ letters.
+        return _RunRule("url", no_space, _regex_triggers(regex.compile(r"[a-z0-9.\-][.][a-z]{2}", flags)))
+    if _same_patterns(recognizer, IpRecognizer):
+        # IPv4: d.ddd.d somewhere; every IPv6 form has two colons at most 4 hex digits apart.
+        return _RunRule(
+            "ip", no_space, _regex_triggers(regex.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]|:[0-9a-f]{0,4}:", flags))
+        )
+    if _same_patterns(recognizer, CryptoRecognizer):
+        return _RunRule(
+            "crypto",
+            regex.compile(r"[^a-zA-HJ-NP-Z0-9]", flags),
+            _regex_triggers(regex.compile(r"[a-zA-HJ-NP-Z0-9]{26,}", flags)),
+        )
+    if _same_patterns(recognizer, CreditCardRecognizer):
+        # 13 to 19 digits, at most one '-' or ' ' between two digits.
+        return _RunRule(
+            "credit_card",
+            regex.compile(r"[^\d\- ]", flags),
+            _regex_triggers(regex.compile(r"\d(?:[- ]?\d){12}", flags)),
+        )
+    if _same_patterns(recognizer, UsSsnRecognizer):
+        # Every SSN pattern is 9 digits with at most one '-', ' ' or '.' between two digits.
+        return _RunRule(
+            "us_ssn",
+            regex.compile(r"[^\d\- .]", flags),
+            _regex_triggers(regex.compile(r"\d(?:[- .]?\d){8}", flags)),
+        )
+    return None
+
+
+class _PhoneRule:
+    """Windows for presidio's PhoneRecognizer, derived from libphonenumber itself.
+
+    * run class: every character libphonenumber's candidate pattern
+      (``phonenumbermatcher._PATTERN``) can match (digits, its punctuation,
+      the extension words), with the same flags;
+    * trigger: a candidate of the relaxed pattern (same pattern, repetition
+      limits removed, so it contains every real candidate) holding at least
+      ``min_digits`` letters or digits, the fewest any phone number that the
+      recognizer's regions (nationally) or any country (internationally) can
+      have; letters count because libphonenumber reads vanity letters as digits.
+    """
+
+    def __init__(self, recognizer: PhoneRecognizer):
+        import phonenumbers
+        from phonenumbers import phonenumbermatcher
+
+        pattern = phonenumbermatcher._PATTERN
+        self.flags = pattern.flags
+        chars = _class_body(pattern.pattern, pattern.flags)
+        self.boundary = re.compile(f"[^{chars}]", pattern.flags)
+        self.run_char = re.compile(f"[{chars}]", pattern.flags)
+        self.relaxed = re.compile(re.sub(r"\{(\d+),\d+\}", r"{\1,}", pattern.pattern), pattern.flags)
+        self.word = re.compile(r"\w", re.UNICODE)
+        self.min_digits = _min_phone_digits(phonenumbers, recognizer.supported_regions, recognizer.leniency)
+
+    def candidates(self, text: str) -> tuple[list[Span], int]:
+        """Triggering candidates, and a bound on phone numbers the text can hold."""
+        spans: list[Span] = []
+        bound = 0
+        for match in self.relaxed.finditer(text):
+            potential = len(self.word.findall(match.group()))
+            if potential >= self.min_digits:
+                spans.append(match.span())
+                bound += potential // self.min_digits
+        return spans, bound
+
+    def windows(self, text: str) -> list[Span] | None:
+        """Windows, or None when libphonenumber could give up on this text (scan it whole)."""
+        spans, numbers = self.candidates(text)
+        if not spans:
+            return []
+        # Each failed candidate costs libphonenumber at most 7 + 6*len tries; every
+        # character is re-read at most once more per number found before it.
+        worst = 13 * (1 + numbers)
+        if worst * len(text) >= PHONE_MAX_TRIES and worst * self.run_char.subn("", text)[1] >= PHONE_MAX_TRIES:
+            return None
+        windows: list[Span] = []
+        covered_to = -1
+        for start, end in spans:
+            if start < covered_to:
+                continue
+            run_start, run_end = _run_bounds(self.boundary, text, start, end)
+            windows.append((max(0, run_start - 1), min(len(text), run_end + 1)))
+            covered_to = run_end
+        return windows
+
+
+def _class_body(pattern: str, flags: int) -> str:
+    """A character-class body matching every character a regex without negations can match."""
+    import re._constants as c
+    import re._parser as parser
+
+    parts: list[str] = []
+    categories = {c.CATEGORY_DIGIT: r"\d", c.CATEGORY_SPACE: r"\s", c.CATEGORY_WORD: r"\w"}
+
+    def char(code: int) -> str:
+        return re.escape(chr(code))
+
+    def walk(items) -> None:
+        for op, av in items:
+            if op is c.LITERAL:
+                parts.append(char(av))
+            elif op is c.IN:
+                for item_op, item in av:
+                    if item_op is c.LITERAL:
+                        parts.append(char(item))
+                    elif item_op is c.RANGE:
+                        parts.append(f"{char(item[0])}-{char(item[1])}")
+                    elif item_op is c.CATEGORY and item in categories:
+                        parts.append(categories[item])
+                    else:
+                        raise ValueError(f"unsupported class item {item_op}")
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+                walk(av[2])
+            elif op is c.SUBPATTERN:
+                walk(av[3])
+            elif op is c.BRANCH:
+                for branch in av[1]:
+                    walk(branch)
+            elif op is c.AT:
+                continue
+            else:
+                raise ValueError(f"unsupported regex construct {op}")
+
+    walk(parser.parse(pattern, flags))
+    return "".join(parts)
+
+
+def _min_phone_digits(phonenumbers, regions, leniency: int) -> int:
+    """Fewest digits of any phone number the given regions accept (national or international).
+
+    At leniency VALID (presidio's default) and above a number must be valid, so
+    its national number has one of the region's possible lengths; at POSSIBLE,
+    shorter local-only lengths (numbers dialled without an area code) count too.
+    """
+    from phonenumbers import PhoneMetadata
+
+    def shortest(metadata) -> int:
+        desc = metadata.general_desc
+        lengths = list(desc.possible_length or ())
+        if leniency < 1:
+            lengths += list(desc.possible_length_local_only or ())
+        lengths = [n for n in lengths if n > 0]
+        # libphonenumber rejects national numbers under 2 digits outright.
+        return min(lengths) if lengths else 2
+
+    national = []
+    for region in regions:
+        code = phonenumbers.country_code_for_region(region)
+        for other in phonenumbers.region_codes_for_country_code(code):
+            metadata = PhoneMetadata.metadata_for_region(other)
+            if metadata is not None:
+                national.append(shortest(metadata))
+    international = []
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        metadata = PhoneMetadata.metadata_for_region(region)
+        if metadata is not None:
+            international.append(len(str(metadata.country_code)) + shortest(metadata))
+    for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS:
+        metadata = PhoneMetadata.metadata_for_nongeo_region(code)
+        if metadata is not None:
+            international.append(len(str(code)) + shortest(metadata))
+    return max(2, min(national + international))
+
+
+def _phone_rule(recognizer: EntityRecognizer) -> _PhoneRule | None:
+    if type(recognizer) is not PhoneRecognizer:
+        return None
+    try:
+        return _PhoneRule(recognizer)
+    except (AttributeError, ImportError, ValueError) as exc:
+        # A libphonenumber release with a different matcher: correct, just slower.
+        log.warning("phone recognizer runs on whole texts: cannot derive its windows (%s)", exc)
+        return None
+
+
+class WindowedAnalyzer:
+    """``engine.analyze(text)`` with the same results, running recognizers on windows only."""
+
+    def __init__(self, engine: PiiEngine):
+        self.engine = engine
+        analyzer = engine.analyzer
+        self.recognizers = analyzer.registry.get_recognizers(
+            language=engine.language, entities=engine.entities, all_fields=False
+        )
+        self.plans: list[tuple[EntityRecognizer, _RunRule | _PhoneRule | None]] = []
+        for recognizer in self.recognizers:
+            rule = _phone_rule(recognizer) or _pattern_rule(recognizer)
+            self.plans.append((recognizer, rule))
+        self.windowed = [r.name for r, rule in self.plans if rule is not None]
+        self.whole_text = [r.name for r, rule in self.plans if rule is None]
+        self._thresholds = {r.id: r.score_thresholds for r in self.recognizers}
+        self._needs_nlp = isinstance(engine.info.nlp_engine, str) and engine.info.nlp_engine != "no_op"
+
+    def _artifacts(self, text: str) -> NlpArtifacts:
+        return self.engine.analyzer.nlp_engine.process_text(text, self.engine.language)
+
+    def analyze(self, text: str) -> list[RecognizerResult]:
+        """Results identical to ``AnalyzerEngine.analyze(text, language, entities)``."""
+        entities = self.engine.entities
+        artifacts = self._artifacts(text) if self._needs_nlp else None
+        raw: list[RecognizerResult] = []
+        for recognizer, rule in self.plans:
+            windows = rule.windows(text) if rule is not None else None
+            if windows is None:
+                if artifacts is None:
+                    artifacts = self._artifacts(text)
+                found = recognizer.analyze(text=text, entities=entities, nlp_artifacts=artifacts)
+                raw.extend(self._tag(found or [], recognizer, 0))
+                continue
+            for start, end in windows:
+                found = recognizer.analyze(text=text[start:end], entities=entities, nlp_artifacts=None)
+                raw.extend(self._tag(found or [], recognizer, start))
+        if not raw:
+            return []
+        if artifacts is None:
+            artifacts = self._artifacts(text)
+        results = self.engine.analyzer._enhance_using_context(text, raw, artifacts, self.recognizers, None)
+        results = [r for r in results if r.score >= self._threshold(r)]
+        results = EntityRecognizer.remove_duplicates(results)
+        for result in results:
+            result.analysis_explanation = None
+        return results
+
+    @staticmethod
+    def _tag(results: list[RecognizerResult], recognizer: EntityRecognizer, offset: int) -> list[RecognizerResult]:
+        for result in results:
+            result.start += offset
+            result.end += offset
+            metadata = result.recognition_metadata
+            if metadata is None:
+                metadata = result.recognition_metadata = {}
+            metadata.setdefault(RecognizerResult.RECOGNIZER_IDENTIFIER_KEY, recognizer.id)
+            metadata.setdefault(RecognizerResult.RECOGNIZER_NAME_KEY, recognizer.name)
+        return results
+
+    def _threshold(self, result: RecognizerResult) -> float:
+        """presidio's per-result threshold: recognizer's entity or default threshold, else the engine's."""
+        default = self.engine.analyzer.default_score_threshold
+        metadata = result.recognition_metadata or {}
+        thresholds = self._thresholds.get(metadata.get(RecognizerResult.RECOGNIZER_IDENTIFIER_KEY))
+        if not thresholds:
+            return default
+        if thresholds.get(result.entity_type) is not None:
+            return thresholds[result.entity_type]
+        if thresholds.get("default") is not None:
+            return thresholds["default"]
+        return default

@@ -1,0 +1,203 @@
+"""Schema of ``policies/pii.yaml``: what the PII gate detects and what it does about it.
+
+The policy is data: which NLP engine presidio runs, which entity types are
+scanned and with what score threshold, what happens to each (``deny`` the
+dataset, ``redact`` it, or ``allow`` it and only count), the custom
+recognizers (regex with context words, deny-lists), and the entity types that
+are deliberately switched off with the reason why. Every threshold is
+required: a missing ``score_threshold`` or ``max_records`` is a
+:class:`~governance.errors.ConfigError`, never a default in code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import regex
+from pydantic import Field, model_validator
+
+from governance.errors import ConfigError
+from governance.lineage import sha256_file
+from governance.policy import PolicyFile, Rule, Strict, load_policy_file
+
+#: Presidio entity names are upper snake case (EMAIL_ADDRESS, US_SSN).
+ENTITY_PATTERN = r"^[A-Z][A-Z0-9_]*$"
+
+Action = Literal["deny", "redact", "allow"]
+
+
+class NlpEngineConfig(Strict):
+    """Which presidio NLP engine runs.
+
+    ``no_op`` runs no linguistic model: only pattern, checksum and
+    phone-number recognizers (no PERSON/LOCATION NER). ``spacy`` loads the named
+    installed spaCy package or model directory and adds its NER recognizer;
+    ``fallback`` says what happens when that model is not installed: ``error``
+    refuses to scan, ``no_op`` scans without NER and the decision says so.
+    """
+
+    engine: Literal["no_op", "spacy"]
+    model: str | None = Field(default=None, description="spaCy package name or model directory (engine: spacy)")
+    fallback: Literal["error", "no_op"] | None = Field(
+        default=None, description="what to do when the spaCy model is not installed (engine: spacy)"
+    )
+
+    @model_validator(mode="after")
+    def _spacy_needs_model_and_fallback(self) -> NlpEngineConfig:
+        if self.engine == "spacy":
+            if not self.model:
+                raise ValueError("engine 'spacy' needs 'model' (an installed spaCy package or model directory)")
+            if self.fallback is None:
+                raise ValueError("engine 'spacy' needs 'fallback' (error or no_op) for when the model is missing")
+        elif self.model is not None or self.fallback is not None:
+            raise ValueError("'model' and 'fallback' apply only to engine 'spacy'")
+        return self
+
+
+class ContextConfig(Strict):
+    """How context words near a match raise its score (presidio's context enhancement)."""
+
+    prefix_words: int = Field(ge=0, description="words before the match searched for context words")
+    lookback_chars: int = Field(ge=0, description="at most this many characters before the match are searched")
+    similarity_factor: float = Field(ge=0, le=1, description="added to the score when a context word is found")
+    min_score_with_context: float = Field(ge=0, le=1, description="floor of a context-supported score")
+
+
+class EntityRule(Rule):
+    """One entity type: its score threshold and what the gate does with findings of it.
+
+    ``deny``: more than ``max_records`` records containing it fails the gate
+    (``severity: warn`` makes the rule report-only while it is being tuned).
+    ``redact``: findings are replaced by ``<ENTITY>`` in a redacted copy that is
+    re-scanned; reported as a warning. ``allow``: counted in the findings
+    report, nothing else.
+    """
+
+    entity: str = Field(pattern=ENTITY_PATTERN)
+    action: Action
+    score_threshold: float = Field(ge=0, le=1)
+    max_records: int | None = Field(default=None, ge=0, description="records allowed to contain it (action: deny)")
+
+    @model_validator(mode="after")
+    def _threshold_fits_action(self) -> EntityRule:
+        if not re.fullmatch(r"pii\.[a-z0-9_]+", self.id):
+            raise ValueError(f"rule id {self.id!r} must look like pii.<name> (e.g. pii.{self.entity.lower()})")
+        if self.action == "deny" and self.max_records is None:
+            raise ValueError("action 'deny' needs 'max_records' (0 to refuse any record containing it)")
+        if self.action != "deny" and self.max_records is not None:
+            raise ValueError(f"'max_records' applies only to action 'deny', not {self.action!r}")
+        if self.action in ("redact", "allow") and self.severity != "warn":
+            raise ValueError(f"action {self.action!r} never blocks; its severity must be 'warn'")
+        return self
+
+
+class RescanRule(Rule):
+    """After redaction the copy is scanned again; records still holding PII fail the gate."""
+
+    max_records: int = Field(ge=0)
+
+
+class PatternSpec(Strict):
+    name: str
+    regex: str
+    score: float = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _compiles(self) -> PatternSpec:
+        try:
+            regex.compile(self.regex)
+        except regex.error as exc:
+            raise ValueError(f"pattern {self.name!r} is not a valid regex ({exc})") from None
+        return self
+
+
+class CustomRecognizer(Strict):
+    """A policy-defined presidio PatternRecognizer: regexes with context words, or a deny-list."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    entity: str = Field(pattern=ENTITY_PATTERN)
+    patterns: list[PatternSpec] = []
+    context: list[str] = Field(default=[], description="words that raise a match's score when they precede it")
+    deny_list: list[str] = []
+    deny_list_score: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _has_something_to_match(self) -> CustomRecognizer:
+        if not self.patterns and not self.deny_list:
+            raise ValueError(f"recognizer {self.name!r} needs 'patterns' or 'deny_list'")
+        if self.deny_list and self.deny_list_score is None:
+            raise ValueError(f"recognizer {self.name!r} has a deny_list and needs 'deny_list_score'")
+        if not self.deny_list and self.deny_list_score is not None:
+            raise ValueError(f"recognizer {self.name!r}: 'deny_list_score' without a deny_list")
+        if any(not word.strip() for word in self.deny_list):
+            raise ValueError(f"recognizer {self.name!r}: empty deny_list entry")
+        return self
+
+
+class DisabledEntity(Strict):
+    """An entity type presidio could detect that this policy deliberately does not scan."""
+
+    entity: str = Field(pattern=ENTITY_PATTERN)
+    rationale: str
+
+
+class ReportConfig(Strict):
+    max_listed_findings: int = Field(ge=0, description="findings listed one by one; counts are always complete")
+    context_chars: int = Field(ge=0, le=200, description="masked context shown either side of a finding")
+
+
+class PiiPolicy(PolicyFile):
+    """``policies/pii.yaml``."""
+
+    language: str
+    nlp_engine: NlpEngineConfig
+    context: ContextConfig
+    entities: list[EntityRule] = Field(min_length=1)
+    rescan: RescanRule
+    custom_recognizers: list[CustomRecognizer] = []
+    disabled_entities: list[DisabledEntity] = []
+    report: ReportConfig
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PiiPolicy:
+        ids = [rule.id for rule in self.entities] + [self.rescan.id]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate rule ids: {', '.join(duplicates)}")
+        entities = [rule.entity for rule in self.entities]
+        duplicates = sorted({e for e in entities if entities.count(e) > 1})
+        if duplicates:
+            raise ValueError(f"entity listed twice in entities: {', '.join(duplicates)}")
+        both = sorted(set(entities) & {d.entity for d in self.disabled_entities})
+        if both:
+            raise ValueError(f"entity both scanned and disabled: {', '.join(both)}")
+        names = [r.name for r in self.custom_recognizers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate custom recognizer names: {', '.join(duplicates)}")
+        unruled = sorted({r.entity for r in self.custom_recognizers} - set(entities))
+        if unruled:
+            raise ValueError(f"custom recognizers detect {', '.join(unruled)} but no entities rule says what to do")
+        return self
+
+    def rule_for(self, entity: str) -> EntityRule:
+        """The rule of one entity type (the policy validated there is exactly one)."""
+        for rule in self.entities:
+            if rule.entity == entity:
+                return rule
+        raise KeyError(entity)
+
+
+def load_pii_policy(path: str | Path) -> PiiPolicy:
+    """Load and validate ``policies/pii.yaml``; errors name the file and key."""
+    return load_policy_file(path, PiiPolicy)
+
+
+def policy_digest(path: str | Path) -> str:
+    """SHA-256 of the policy file: recorded with every redaction it drove."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    return sha256_file(path)
