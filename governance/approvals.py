@@ -277,6 +277,7 @@ class Check:
 
     role: str | None
     violations: list[Violation]
+    waivers_used: list[Waiver] = field(default_factory=list)
 
     @property
     def blocking(self) -> list[Violation]:
@@ -323,15 +324,16 @@ def check_action(
             found.append((rule, message))
     today = today or dt.datetime.now(dt.UTC).date()
     authorised = [w for w in waivers if policy.acting_role(w.granted_by, "grant_waiver") is not None]
-    violations = []
+    violations, used = [], []
     for rule, message in found:
         violation = Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message)
         if rule.waivable and rule.severity == "deny":
             waiver = next((w for w in authorised if w.covers(violation, today)), None)
             if waiver is not None:
                 violation = violation.model_copy(update={"waived_by": waiver.granted_by})
+                used.append(waiver)
         violations.append(violation)
-    return Check(role=role, violations=violations)
+    return Check(role=role, violations=violations, waivers_used=used)
 
 
 def _rule_message(
@@ -651,12 +653,11 @@ class Outcome:
         return self.event.created
 
 
-def _record_waivers(name: str, version: str, check: Check, waivers: list[Waiver]) -> None:
+def _record_waivers(name: str, version: str, check: Check) -> None:
     """A waiver that lets an action through is itself recorded (once per waiver and version)."""
     path = policy_dir() / "waivers.yaml"
     file_hash = sha256_file(path) if path.is_file() else ""
-    for violation in check.waived:
-        waiver = next(w for w in waivers if w.granted_by == violation.waived_by and w.rule_id == violation.rule_id)
+    for waiver in check.waivers_used:
         details = {"rule_id": waiver.rule_id, "expires": waiver.expires.isoformat(), "scope": waiver.subject or "*"}
 
         def guard(events: list[Event], details: dict[str, Any] = details, granted_by: str = waiver.granted_by):
@@ -734,7 +735,7 @@ def _act(
     # 2. Waivers that let this action through are recorded before it
     pre = check_action(action, user=identity.user, policy=policy, state=before.version(version), waivers=waivers)
     if not pre.blocking:
-        _record_waivers(name, version, pre, waivers)
+        _record_waivers(name, version, pre)
     previous = before.alias_holder(alias) if alias else None
     role = pre.role or ",".join(policy.roles_of(identity.user)) or "none"
 

@@ -122,7 +122,10 @@ def test_removed_event_is_detected(audit_db):
     conn.close()
     result = trail.verify()
     assert result.first_bad_seq == 2
-    assert result.problem == "event #2 is missing or renumbered (found #3, approved govllm-sft v3 by reviewer2, in its place)"
+    assert (
+        result.problem
+        == "event #2 is missing or renumbered (found #3, approved govllm-sft v3 by reviewer2, in its place)"
+    )
 
 
 def test_truncated_tail_is_caught_against_an_archive(audit_db, tmp_path):
