@@ -138,17 +138,23 @@ def kl_to_reference(policy, reference, completions: list[Completion], batch_size
 
 
 def reward_trend(history: list[dict[str, Any]]) -> dict[str, float]:
-    """Mean training reward over the first and the last third of logged steps, and the change between them."""
+    """How the logged training reward moved: first and last logged value, and the least-squares rise.
+
+    ``train_reward_trend`` is the slope of a straight line fitted through all
+    logged rewards times the number of intervals — the rise over training,
+    less swayed by one noisy batch than last-minus-first.
+    """
     rewards = [float(h["reward"]) for h in history if isinstance(h.get("reward"), int | float)]
     if not rewards:
         raise ConfigError(
             "the trained model's manifest has no logged training reward (reward_history), which the reward-hacking "
             "check needs; set trl.logging_steps below max_steps and re-run training"
         )
-    window = max(1, len(rewards) // 3)
-    first = sum(rewards[:window]) / window
-    last = sum(rewards[-window:]) / window
-    return {"train_reward_first": first, "train_reward_last": last, "train_reward_trend": last - first}
+    n = len(rewards)
+    mean_x, mean_y = (n - 1) / 2, sum(rewards) / n
+    variance = sum((x - mean_x) ** 2 for x in range(n))
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(rewards)) / variance if variance else 0.0
+    return {"train_reward_first": rewards[0], "train_reward_last": rewards[-1], "train_reward_trend": slope * (n - 1)}
 
 
 def drop_while_reward_rises(train_reward_trend: float, heldout_delta: float) -> float:

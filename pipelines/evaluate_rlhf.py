@@ -9,9 +9,11 @@ reward-model score sit the reward-hacking counter-metrics: verbosity (length
 ratio vs parent; reward models are known to over-score length), the per-token
 KL divergence from the SFT reference along the tuned policy's completions, and
 *reward rising while the held-out metric falls* — the training reward trend
-from the trainer's log history against the held-out reward-model score change
-vs the parent. ``policies/eval.yaml`` section ``methods.rlhf`` judges them (also
-against the version in production). Writes ``metrics.json``/``decision.json``
+from the trainer's log history against the held-out win rate over the parent
+(how often the reward model prefers the tuned policy's completion to the
+parent's on a held-out prompt, ties counting half; below 0.5 it falls).
+``policies/eval.yaml`` section ``methods.rlhf`` judges them (also against the
+version in production). Writes ``metrics.json``/``decision.json``
 (DVC metrics), ``generations.json`` and ``manifest.json``; exits 0 even when
 the gate denies.
 """
@@ -87,19 +89,22 @@ def rlhf_metrics(
     tokens = sum(len(c.completion_ids) for c in tuned) / n
     parent_tokens = sum(len(c.completion_ids) for c in parent) / n
     trend = reward_trend(history)
-    gain = score - parent_score
+    # Pairwise, ties count half: scale-free, unlike raw reward-model scores, so thresholds carry across reward models
+    pairs = zip(tuned_scores, parent_scores, strict=True)
+    win_rate = sum(1.0 if t > p else 0.5 if t == p else 0.0 for t, p in pairs) / n
     return {
         "reward_model_score": score,
         "parent_reward_model_score": parent_score,
-        "reward_gain_vs_parent": gain,
-        "win_rate_vs_parent": sum(t > p for t, p in zip(tuned_scores, parent_scores, strict=True)) / n,
+        "reward_gain_vs_parent": score - parent_score,
+        "win_rate_vs_parent": win_rate,
         "mean_completion_tokens": tokens,
         "parent_mean_completion_tokens": parent_tokens,
         "length_ratio_vs_parent": tokens / max(parent_tokens, 1.0),
         "empty_completion_rate": sum(not c.text.strip() for c in tuned) / n,
         "kl_to_parent": kl,
         **trend,
-        "heldout_drop_while_reward_rises": drop_while_reward_rises(trend["train_reward_trend"], gain),
+        # Held-out "falls" = the tuned policy loses to its parent more often than it wins
+        "heldout_drop_while_reward_rises": drop_while_reward_rises(trend["train_reward_trend"], win_rate - 0.5),
         "eval_prompts": n,
     }
 

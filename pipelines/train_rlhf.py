@@ -40,11 +40,11 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from governance.objectives import require_approved_objective
 
 from governance.errors import ConfigError, PolicyViolation
 from governance.gates import require_passed_gates
 from governance.lineage import read_manifest, sha256_dir, sha256_json
+from governance.objectives import require_approved_objective
 from governance.policy import Strict
 from governance.records import iter_records
 from governance.registry import stage_run
@@ -117,7 +117,8 @@ def load_reward_model(model_dir: str | Path):
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+        dtype = torch.float32 if not torch.cuda.is_available() else torch.bfloat16
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot load the reward model ({str(exc).splitlines()[0][:200]})") from None
     if model.config.num_labels != 1:
@@ -127,6 +128,16 @@ def load_reward_model(model_dir: str | Path):
     model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
     return model, tokenizer, manifest
+
+
+def current_objective_hashes() -> dict[str, str]:
+    """``{"reward_model_recipe": sha256}`` of the reward model ``params.yaml`` points at, as it stands now.
+
+    What ``govern approve-objective train_rlhf`` hashes (``policies/objectives.yaml``
+    names this function under ``stages.train_rlhf.hashes_from``).
+    """
+    params = load_params(STAGE, TrainRlhfParams)
+    return {"reward_model_recipe": sha256_json(reward_model_recipe(read_manifest(params.reward_model)))}
 
 
 def load_prompts(path: str):
