@@ -1,0 +1,270 @@
+"""Objective approval: hashes of reward functions, approval on the CLI or in code review, refusal to train."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from governance import objectives, trail
+from governance.cli import main
+from governance.errors import ConfigError, PolicyViolation
+from governance.identity import Identity
+
+REPO = Path(__file__).resolve().parents[2]
+
+REWARDS_SOURCE = """
+def exact_reward(prompts, completions, **kwargs):
+    return [1.0 if c == a else 0.0 for c, a in zip(completions, kwargs["answer"])]
+
+
+def length_reward(prompts, completions, **kwargs):
+    return [-len(c) / 100 for c in completions]
+"""
+
+
+def git(root: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-c", "user.name=Reviewer", "-c", "user.email=reviewer@example.org", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A git checkout with policies, params.yaml and a reward module importable by name."""
+    root = tmp_path / "project"
+    (root / "policies").mkdir(parents=True)
+    shutil.copy(REPO / "policies" / "approvals.yaml", root / "policies" / "approvals.yaml")
+    module = f"rewards_{uuid.uuid4().hex[:8]}"
+    (root / f"{module}.py").write_text(REWARDS_SOURCE)
+    (root / "params.yaml").write_text(
+        yaml.safe_dump({"train_demo": {"reward_funcs": ["exact_reward", "length_reward"]}})
+    )
+    write_objectives(root, module, approved=[])
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "project")
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("GOVERN_POLICY_DIR", str(root / "policies"))
+    monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("GOVERN_USER", "erin")
+    yield root, module
+    sys.modules.pop(module, None)
+
+
+def write_objectives(root: Path, module: str, approved: list[dict], severity: str = "deny") -> Path:
+    path = root / "policies" / "objectives.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": "1",
+                "rules": {"approved_hash": {"id": "objective.approved_hash", "severity": severity, "rationale": "r"}},
+                "stages": {"train_demo": {"reward_module": module, "params_key": "train_demo.reward_funcs"}},
+                "approved": approved,
+            }
+        )
+    )
+    return path
+
+
+def current(module: str) -> dict[str, str]:
+    imported = __import__(module)
+    return objectives.objective_hashes([imported.exact_reward, imported.length_reward])
+
+
+def test_hash_is_sha256_of_the_function_source(project):
+    _, module = project
+    imported = __import__(module)
+    expected = hashlib.sha256(inspect.getsource(imported.exact_reward).encode()).hexdigest()
+    assert objectives.objective_hashes([imported.exact_reward])["exact_reward"] == expected
+    assert objectives.objective_hashes({"renamed": imported.exact_reward}) == {"renamed": expected}
+    with pytest.raises(ConfigError) as info:
+        objectives.objective_hashes([len])
+    assert str(info.value) == "objective len: cannot read its source code, so it cannot be hashed and approved"
+
+
+def test_unapproved_objective_is_refused_naming_hash_and_command(project):
+    root, module = project
+    hashes = current(module)
+    with pytest.raises(PolicyViolation) as info:
+        objectives.require_approved_objective("train_demo", hashes)
+    path = root / "policies" / "objectives.yaml"
+    assert str(info.value) == (
+        f"train_demo: objective exact_reward has sha256 {hashes['exact_reward']} which is not approved "
+        f"(objective.approved_hash); review it, then run `govern approve-objective train_demo --reason TEXT` or "
+        f"list the hash in {path} in a reviewed commit (and 1 more unapproved: length_reward)"
+    )
+    (denied,) = trail.events(event_types=["permission_denied"])
+    assert denied.actor == "erin" and denied.subject.objective == "train_demo:exact_reward"
+    assert denied.evidence == hashes
+
+
+def test_approve_objective_on_the_cli_then_training_may_start(project, capsys):
+    _, module = project
+    hashes = current(module)
+    assert main(["approve-objective", "train_demo", "--reason", "exact match only; length bounded"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"approved: train_demo objective exact_reward sha256 {hashes['exact_reward']} by erin")
+    approvals = objectives.require_approved_objective("train_demo", hashes)
+    assert [(a.objective, a.source, a.approved_by) for a in approvals] == [
+        ("exact_reward", "cli", "erin"),
+        ("length_reward", "cli", "erin"),
+    ]
+    assert main(["approve-objective", "train_demo", "--reason", "again"]) == 0
+    assert capsys.readouterr().out.startswith("already approved: train_demo objective exact_reward")
+    assert len(trail.events(event_types=["objective_approved"])) == 2
+
+
+def test_only_objective_owners_may_approve(project, monkeypatch, capsys):
+    monkeypatch.setenv("GOVERN_USER", "bob")
+    assert main(["approve-objective", "train_demo", "--reason", "lgtm"]) == 1
+    assert capsys.readouterr().err == (
+        "govern: approve-objective refused by approval.role_required: train_demo: bob holds no role allowed to "
+        "approve objectives (allowed: objective_owner; bob's roles: reviewer)\n"
+    )
+    (denied,) = trail.events(event_types=["permission_denied"])
+    assert denied.actor == "bob" and denied.details["action"] == "approve_objective"
+    assert trail.events(event_types=["objective_approved"]) == []
+
+
+def test_changing_the_reward_code_stops_training_until_reapproved(project):
+    root, module = project
+    objectives.approve_objective("train_demo", reason="ok", identity=Identity("erin", "local"))
+    assert len(objectives.require_approved_objective("train_demo", current(module))) == 2
+    source = (root / f"{module}.py").read_text().replace("-len(c) / 100", "-len(c) / 10")
+    (root / f"{module}.py").write_text(source)
+    sys.modules.pop(module)
+    changed = current(module)
+    with pytest.raises(PolicyViolation, match=f"objective length_reward has sha256 {changed['length_reward']} which"):
+        objectives.require_approved_objective("train_demo", changed)
+
+
+def test_code_review_approval_is_recorded_with_its_commit(project):
+    root, module = project
+    hashes = current(module)
+    entries = [
+        {"stage": "train_demo", "objective": n, "sha256": h, "approved_by": "erin", "reason": "reviewed in PR 12"}
+        for n, h in hashes.items()
+    ]
+    path = write_objectives(root, module, entries)
+    with pytest.raises(PolicyViolation) as info:
+        objectives.require_approved_objective("train_demo", hashes)
+    assert (
+        f"objective exact_reward has sha256 {hashes['exact_reward']} is listed in {path} but no git commit "
+        "adds it; commit it through code review (objective.approved_hash)" in str(info.value)
+    )
+    git(root, "commit", "-q", "-am", "approve demo rewards")
+    commit = git(root, "rev-parse", "HEAD")
+    approvals = objectives.require_approved_objective("train_demo", hashes)
+    assert [(a.source, a.approved_by, a.evidence["git_commit"]) for a in approvals] == [
+        ("code_review", "erin", commit),
+        ("code_review", "erin", commit),
+    ]
+    recorded = trail.events(event_types=["objective_approved"])
+    assert [e.actor for e in recorded] == ["erin", "erin"] and recorded[0].reason == "reviewed in PR 12"
+    objectives.require_approved_objective("train_demo", hashes)
+    assert len(trail.events(event_types=["objective_approved"])) == 2
+
+
+def test_code_review_approver_must_hold_the_role(project):
+    root, module = project
+    hashes = current(module)
+    entry = {
+        "stage": "train_demo",
+        "objective": "exact_reward",
+        "sha256": hashes["exact_reward"],
+        "approved_by": "bob",
+        "reason": "lgtm",
+    }
+    path = write_objectives(root, module, [entry])
+    git(root, "commit", "-q", "-am", "bob approves")
+    with pytest.raises(PolicyViolation) as info:
+        objectives.require_approved_objective("train_demo", {"exact_reward": hashes["exact_reward"]})
+    assert str(info.value).startswith(
+        f"train_demo: objective exact_reward has sha256 {hashes['exact_reward']} is listed in {path} as approved "
+        "by bob, who holds no role allowed to approve objectives (allowed: objective_owner) (objective.approved_hash)"
+    )
+
+
+def test_warn_severity_reports_without_refusing(project, caplog):
+    root, module = project
+    write_objectives(root, module, [], severity="warn")
+    assert objectives.require_approved_objective("train_demo", current(module)) == []
+    assert "objective exact_reward has sha256" in caplog.text
+
+
+def test_explicit_hash_for_a_stage_without_a_declared_source(project, capsys):
+    digest = "cd" * 32
+    assert main(["approve-objective", "train_rlhf", "--reason", "recipe reviewed"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "govern: " + str(Path("policies").resolve() / "objectives.yaml") + ": stages.train_rlhf: not declared"
+    )
+    assert (
+        main(
+            [
+                "approve-objective",
+                "train_rlhf",
+                "--objective",
+                "reward_model_recipe",
+                "--sha256",
+                digest,
+                "--reason",
+                "recipe reviewed",
+            ]
+        )
+        == 0
+    )
+    assert objectives.require_approved_objective("train_rlhf", {"reward_model_recipe": digest})[0].source == "cli"
+    assert main(["approve-objective", "train_rlhf", "--objective", "x", "--sha256", "nothex", "--reason", "r"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "govern: train_rlhf: objective x: 'nothex' is not a SHA-256 (64 lowercase hex characters)\n"
+    )
+
+
+def test_hashes_from_a_provider_and_params_errors(project, monkeypatch):
+    root, module = project
+    (root / f"{module}_provider.py").write_text(
+        textwrap.dedent("""
+        def hashes():
+            return {"reward_model_recipe": "ef" * 32}
+        """)
+    )
+    path = root / "policies" / "objectives.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["stages"]["train_rlhf"] = {"hashes_from": f"{module}_provider:hashes"}
+    data["stages"]["train_broken"] = {"reward_module": module, "params_key": "train_broken.reward_funcs"}
+    path.write_text(yaml.safe_dump(data))
+    assert objectives.current_objective_hashes("train_rlhf") == {"reward_model_recipe": "ef" * 32}
+    with pytest.raises(ConfigError) as info:
+        objectives.current_objective_hashes("train_broken")
+    assert str(info.value) == (f"{path}: stages.train_broken.params_key: params.yaml has no train_broken.reward_funcs")
+    data["stages"]["train_bad"] = {"reward_module": module, "functions": ["x"], "hashes_from": "a:b"}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="give either hashes_from, or reward_module with functions/params_key"):
+        objectives.load_objectives_policy()
+
+
+def test_shipped_reward_functions_are_approved_in_code_review(tmp_path, monkeypatch):
+    rewards = pytest.importorskip("pipelines.rewards")
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("GOVERN_POLICY_DIR", str(REPO / "policies"))
+    monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
+    hashes = objectives.objective_hashes([rewards.correctness_reward, rewards.brevity_reward])
+    approvals = objectives.require_approved_objective("train_grpo", hashes)
+    assert [a.objective for a in approvals] == ["correctness_reward", "brevity_reward"]
+    assert all(a.source == "code_review" and len(a.evidence["git_commit"]) == 40 for a in approvals)
