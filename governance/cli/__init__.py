@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "pii",
     "approvals",
     "audit",
+    "report",
 ]
 
 

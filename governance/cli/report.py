@@ -1,0 +1,56 @@
+"""``govern report NAME VERSION --out DIR``: the audit report and model card of one version.
+
+Needs only the MLflow tracking server (``MLFLOW_TRACKING_URI``) and the audit
+trail (``GOVERN_AUDIT_URL``, or ``audit.db`` beside a local store), plus the
+policy files (``policies/`` or ``GOVERN_POLICY_DIR``): no DVC checkout. Writes
+``report.html`` (self-contained, opens offline), ``report.md``, ``README.md``
+(model card), ``facts.json`` and ``figures/``. Exit 0 when written — whatever
+the verdict — unless ``--require-promotable`` is given, then 1 when the version
+may not be promoted; 2 for a usage, input or connection error.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from governance.errors import EXIT_DENIED
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("report", help="write the audit report and model card of a registered version")
+    parser.add_argument("name", help="registered model name, e.g. govllm-sft")
+    parser.add_argument("version", help="version number")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    parser.add_argument("--report-policy", metavar="FILE", help="default: policies/report.yaml")
+    parser.add_argument("--approvals-policy", metavar="FILE", help="default: policies/approvals.yaml")
+    parser.add_argument(
+        "--log-to-mlflow",
+        action="store_true",
+        help="also attach the report to the version's training run (report/ and model/README.md)",
+    )
+    parser.add_argument(
+        "--require-promotable", action="store_true", help="exit 1 when the verdict is 'may not be promoted'"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from governance.report import build_report, log_report
+
+    report = build_report(
+        args.name,
+        args.version,
+        args.out,
+        report_policy=args.report_policy,
+        approvals_policy=args.approvals_policy,
+    )
+    if args.log_to_mlflow:
+        log_report(report)
+    print(report.verdict.headline)  # noqa: T201 - CLI output
+    for check in report.verdict.blocking:
+        print(f"  {check.status:<8} {check.id}: {check.detail}")  # noqa: T201
+    files = report.files
+    print(f"wrote {files.html}, {files.markdown}, {files.model_card} ({report.seconds:.1f}s)")  # noqa: T201
+    if args.require_promotable and not report.verdict.promotable:
+        return EXIT_DENIED
+    return 0

@@ -1,0 +1,83 @@
+"""The audit report and model card of a registered model version, from recorded facts only.
+
+    govern report NAME VERSION --out DIR        # a reviewer's laptop: MLflow + audit trail
+    dvc repro report                            # the pipeline: every newly registered version
+
+:func:`build_report` = :func:`~governance.report.facts.collect_facts` (MLflow
+and the audit trail; never the DVC checkout) →
+:func:`~governance.report.verdict.decide_verdict` (may it be promoted, and if
+not, what is missing) → :func:`~governance.report.render.render_report`
+(self-contained HTML, the same as Markdown, a Hugging Face style model card,
+``facts.json``). :func:`log_report` attaches the result to the version's
+training run: ``report/`` and ``model/README.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from governance.report.facts import ReportFacts, collect_facts
+from governance.report.render import ReportFiles, render_report
+from governance.report.verdict import Check, Verdict, decide_verdict
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BuiltReport",
+    "Check",
+    "ReportFacts",
+    "ReportFiles",
+    "Verdict",
+    "build_report",
+    "collect_facts",
+    "decide_verdict",
+    "log_report",
+    "render_report",
+]
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    facts: ReportFacts
+    verdict: Verdict
+    files: ReportFiles
+    seconds: float
+
+
+def build_report(
+    name: str,
+    version: str | int,
+    out_dir: str | Path,
+    *,
+    report_policy: str | Path | None = None,
+    approvals_policy: str | Path | None = None,
+    audit_url: str | None = None,
+) -> BuiltReport:
+    """Collect, judge and render the report of ``name`` v``version`` into ``out_dir``.
+
+    Policy files default to ``policies/`` (or ``GOVERN_POLICY_DIR``); the audit
+    trail to ``GOVERN_AUDIT_URL`` (or ``audit.db`` beside a local MLflow store).
+    """
+    started = time.perf_counter()
+    facts = collect_facts(
+        name, version, report_policy=report_policy, approvals_policy=approvals_policy, audit_url=audit_url
+    )
+    verdict = decide_verdict(facts)
+    files = render_report(facts, verdict, out_dir)
+    seconds = time.perf_counter() - started
+    log.info("report of %s v%s in %.2fs: %s", name, version, seconds, verdict.headline)
+    return BuiltReport(facts, verdict, files, seconds)
+
+
+def log_report(report: BuiltReport) -> None:
+    """Attach the report to the version's training run: ``report/*`` and the card as ``model/README.md``."""
+    from governance import registry
+
+    run_id = report.facts.training.get("run_id") or report.facts.identity.get("run_id")
+    client = registry.client()
+    with registry.registry_errors(f"logging the report to run {run_id}"):
+        client.log_artifacts(run_id, str(report.files.out_dir), artifact_path="report")
+        client.log_artifact(run_id, str(report.files.model_card), artifact_path="model")

@@ -1,0 +1,223 @@
+"""The report's view of the audit trail: approvals, alias history, objectives, chain integrity.
+
+The trail (:mod:`governance.trail`) is the truth for who approved what and
+when; the registry only mirrors it. This module reads it for one version —
+through :mod:`governance.approvals`' own reading of the trail, so the report
+and ``govern approve``/``promote`` can never disagree on a count — and
+returns plain dicts. When the trail or the approvals policy is not available
+it returns gaps naming what is missing, so the report says "not recorded"
+instead of guessing. Reading never creates a trail: a SQLite trail that does
+not exist is reported as missing, not silently started empty.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from governance import approvals, trail
+from governance.errors import ConfigError, GovernanceError
+from governance.trail import Event
+
+log = logging.getLogger(__name__)
+
+
+def _approval_row(event: Event) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "at": event.timestamp,
+        "actor": event.actor,
+        "role": event.role,
+        "decision": "approve" if event.event_type == "approved" else "reject",
+        "reason": event.reason,
+        "hash": event.hash,
+    }
+
+
+def _trail_missing(url: str) -> str | None:
+    """Why the trail at ``url`` cannot be read without creating it, or None when it can."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if str(path) != ":memory:" and not path.is_file():
+            return f"no audit trail at {path}"
+    return None
+
+
+def _rollback_target(model: approvals.ModelState, version: str, policy: Any) -> dict[str, Any]:
+    """Where ``production`` goes back to: the earlier production version that still passes every rule."""
+    holder = model.alias_holder(approvals.ALIAS_PRODUCTION)
+    if holder is None:
+        return {"version": None, "detail": "no version has held production; nothing to roll back to"}
+    if holder != version:
+        return {
+            "version": holder,
+            "detail": f"v{holder} holds production now; it is what production returns to if this version fails",
+        }
+    role_rule = policy.rules.role_required.id
+    candidates = model.rollback_candidates()
+    if not candidates:
+        return {"version": None, "detail": "none: no earlier version has held production"}
+    for candidate in candidates:
+        check = approvals.check_action("rollback", user="(report)", policy=policy, state=model.version(candidate))
+        if not [v for v in check.blocking if v.rule_id != role_rule]:
+            return {"version": candidate, "detail": f"v{candidate}: the previous production version still approved"}
+    return {"version": None, "detail": "no earlier production version is still approved; rollback needs --to"}
+
+
+def audit_facts(
+    name: str,
+    version: str,
+    *,
+    risk_tier: str | None,
+    approvals_policy: Path,
+    reward_hashes: dict[str, str],
+    stage: str | None,
+    audit_url: str | None = None,
+) -> dict[str, Any]:
+    """Approvals, alias history, rollback target, objective approvals and chain status of one version."""
+    gaps: dict[str, list[str]] = {}
+    approvals_out: dict[str, Any] = {
+        "available": False,
+        "registered": False,
+        "status": None,
+        "decisions": [],
+        "events": [],
+        "required": None,
+        "risk_tier": risk_tier,
+        "risk_tier_source": "version tag lineage.risk_tier",
+        "approved_by": [],
+        "invalid_approvers": [],
+        "rejected_by": [],
+        "alias_history": [],
+        "rollback_target": None,
+        "gate_status": None,
+        "eval_status": None,
+        "policy": None,
+    }
+    chain: dict[str, Any] = {"available": False, "head": None, "verified": None, "events": None, "detail": None}
+    out: dict[str, Any] = {
+        "approvals": approvals_out,
+        "chain": chain,
+        "objective_approvals": {},
+        "objectives_available": False,
+        "audit_url": None,
+        "gaps": gaps,
+    }
+    try:
+        url = audit_url or trail.audit_url()
+    except ConfigError as exc:
+        gaps.setdefault("approvals", []).append(f"approvals and alias history: not recorded ({exc})")
+        gaps.setdefault("integrity", []).append("audit-chain head and verification: audit trail location unknown")
+        out["objectives_gap"] = "audit trail location unknown"
+        return out
+    out["audit_url"] = trail.redacted(url)
+    missing = _trail_missing(url)
+    if missing:
+        gaps.setdefault("approvals", []).append(f"approvals and alias history: not recorded ({missing})")
+        gaps.setdefault("integrity", []).append(f"audit-chain head and verification: {missing}")
+        out["objectives_gap"] = missing
+        return out
+    try:
+        opened = trail.open_trail(url)
+        verification = opened.verify()
+        model_events = opened.events(model=name)
+    except GovernanceError as exc:
+        gaps.setdefault("approvals", []).append(f"approvals and alias history: trail unreadable ({exc})")
+        gaps.setdefault("integrity", []).append(f"audit-chain verification: trail unreadable ({exc})")
+        out["objectives_gap"] = "audit trail unreadable"
+        return out
+    chain.update(
+        available=True,
+        head=verification.head_hash,
+        verified=verification.ok,
+        events=verification.events,
+        detail=verification.problem,
+        verified_at=trail.now_utc(),
+    )
+    # Objectives: approved when the trail holds objective_approved for the exact hash
+    if reward_hashes:
+        if not stage:
+            out["objectives_gap"] = "training stage not recorded, so objective approvals cannot be looked up"
+        else:
+            out["objectives_available"] = True
+            for fn_name, digest in reward_hashes.items():
+                found = [
+                    e
+                    for e in opened.events(objective=f"{stage}:{fn_name}", event_types=["objective_approved"])
+                    if e.subject.objective_hash == digest
+                ]
+                if found:
+                    e = found[0]
+                    out["objective_approvals"][digest] = {
+                        "approved_by": e.actor,
+                        "role": e.role,
+                        "approved_at": e.timestamp,
+                        "reason": e.reason,
+                        "source": e.details.get("source", "cli"),
+                        "event": e.seq,
+                        "evidence": dict(e.evidence),
+                    }
+    # Approvals: the approvals module's own reading of the trail
+    model = approvals.ModelState(name, model_events)
+    state = model.version(version)
+    approvals_out.update(
+        available=True,
+        registered=state.registration is not None,
+        events=[
+            {
+                "seq": e.seq,
+                "at": e.timestamp,
+                "action": e.event_type,
+                "actor": e.actor,
+                "role": e.role,
+                "reason": e.reason,
+                "hash": e.hash,
+            }
+            for e in state.events
+        ],
+        decisions=[_approval_row(e) for e in state.events if e.event_type in ("approved", "rejected")],
+        gate_status=state.gate_status,
+        eval_status=state.eval_status,
+        alias_history=[
+            {
+                "alias": h["alias"],
+                "event": h["change"],
+                "actor": h["by"],
+                "at": h["at"],
+                "detail": f"event #{h['event']}",
+            }
+            for h in approvals.alias_history(state.alias_events, version)
+        ],
+    )
+    if state.registration is None:
+        gaps.setdefault("approvals", []).append(
+            f"registration: the audit trail holds no model_registered event for {name} v{version}"
+        )
+    if not approvals_policy.is_file():
+        gaps.setdefault("approvals", []).append(f"required approvers per risk tier: {approvals_policy} not available")
+        approvals_out["approved_by"] = state.approvers
+        approvals_out["rejected_by"] = state.rejecters
+        return out
+    try:
+        policy = approvals.load_approvals_policy(approvals_policy)
+    except ConfigError as exc:
+        gaps.setdefault("approvals", []).append(f"required approvers per risk tier: {exc}")
+        return out
+    tier = state.tier(policy)
+    valid = state.valid_approvers(policy)
+    approvals_out.update(
+        policy={"path": str(approvals_policy), "version": policy.version},
+        status=state.status(policy),
+        risk_tier=tier,
+        risk_tier_source="frozen in the audit trail at registration" if state.risk_tier else "policy default",
+        required=policy.required_approvals(tier),
+        approved_by=valid,
+        invalid_approvers=[a for a in state.approvers if a not in valid],
+        rejected_by=state.rejecters,
+        people=dict(state.people),
+    )
+    target = _rollback_target(model, version, policy)
+    approvals_out["rollback_target"] = (f"v{target['version']} — " if target["version"] else "") + target["detail"]
+    approvals_out["rollback_version"] = target["version"]
+    return out

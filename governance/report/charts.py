@@ -1,0 +1,162 @@
+"""The report's pictures as inline SVG: training curves and evaluation metrics against thresholds.
+
+Drawn with matplotlib's Agg/SVG backend (no display, no network) and returned
+as ``<svg>`` markup ready to inline in HTML or write as ``.svg`` files: the
+XML prologue, DOCTYPE and metadata are stripped, text stays text (searchable,
+crisp) and element ids are salted per chart so several charts can share a page.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from typing import Any
+
+PASS, FAIL, WARN, GREY, INK, GRID = "#2f7d4f", "#b3261e", "#b26a00", "#8a8f98", "#1f2933", "#e4e7eb"
+SERIES = ("#1f5fa8", "#7b3fa0", "#0f8b8d", "#b26a00", "#5b6770")
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _style(salt: str) -> dict[str, Any]:
+    return {
+        "svg.fonttype": "none",
+        "svg.hashsalt": salt,
+        "font.family": "sans-serif",
+        "font.sans-serif": ["DejaVu Sans", "Liberation Sans", "Arial"],
+        "font.size": 9,
+        "axes.edgecolor": "#c3c8cf",
+        "axes.labelcolor": INK,
+        "axes.titlesize": 10,
+        "axes.titleweight": "bold",
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "xtick.color": "#52606d",
+        "ytick.color": "#52606d",
+        "grid.color": GRID,
+    }
+
+
+def _svg(fig, title: str) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    # Scale with the page: drop the fixed size in pt, keep the viewBox.
+    svg = re.sub(r'(<svg[^>]*?) width="[\d.]+pt" height="[\d.]+pt"', r"\1", svg, count=1)
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{title}" class="chart" ', 1)
+
+
+def _group(key: str) -> str:
+    if key == "loss":
+        return "Training loss"
+    if key.startswith("reward"):
+        return "Reward"
+    if key == "learning_rate":
+        return "Learning rate"
+    return "Other training signals"
+
+
+def training_curves_svg(curves: dict[str, list[list[float]]]) -> str | None:
+    """Loss / reward / other curves by optimizer step, one panel per family; None without data."""
+    if not curves:
+        return None
+    groups: dict[str, list[str]] = {}
+    for key in curves:
+        groups.setdefault(_group(key), []).append(key)
+    order = [g for g in ("Training loss", "Reward", "Other training signals", "Learning rate") if g in groups][:4]
+    plt = _pyplot()
+    with plt.rc_context(_style("training-curves")):
+        fig, axes = plt.subplots(1, len(order), figsize=(3.6 * len(order), 2.8), squeeze=False)
+        for ax, group in zip(axes[0], order, strict=True):
+            for colour, key in zip(SERIES * 4, groups[group][:5], strict=False):
+                steps, values = zip(*curves[key], strict=True)
+                ax.plot(steps, values, color=colour, linewidth=1.6, marker="o", markersize=2.5, label=key)
+            ax.set_title(group, loc="left")
+            ax.set_xlabel("optimizer step")
+            ax.grid(True, linewidth=0.6)
+            if group == "Learning rate":
+                ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+            if len(groups[group]) > 1 or group == "Other training signals":
+                ax.legend(frameon=False, fontsize=7.5)
+        fig.tight_layout()
+        svg = _svg(fig, "Training curves")
+        plt.close(fig)
+    return svg
+
+
+def parse_bounds(threshold: Any) -> tuple[float | None, float | None]:
+    """Numeric (min, max) from an evaluation result's threshold text such as ``≥0.5 and ≤2``."""
+    if not isinstance(threshold, str):
+        return None, None
+    low = re.search(rf"(?:≥|>=)\s*({_NUMBER})", threshold)
+    high = re.search(rf"(?:≤|<=)\s*({_NUMBER})(?![\d.%])", threshold)
+    return (float(low.group(1)) if low else None, float(high.group(1)) if high else None)
+
+
+def _colour(result: dict[str, Any]) -> str:
+    status = result.get("status")
+    if status == "pass":
+        return PASS
+    if status == "fail":
+        return FAIL if result.get("severity") == "deny" else WARN
+    return GREY
+
+
+def eval_thresholds_svg(results: list[dict[str, Any]]) -> str | None:
+    """One bullet bar per evaluation rule: observed value, threshold line(s), production reference."""
+    if not results:
+        return None
+    plt = _pyplot()
+    with plt.rc_context(_style("eval-thresholds")):
+        fig, axes = plt.subplots(len(results), 1, figsize=(9.5, 0.62 * len(results) + 0.5), squeeze=False)
+        for ax, result in zip(axes[:, 0], results, strict=True):
+            observed = result.get("observed")
+            low, high = parse_bounds(result.get("threshold"))
+            reference = result.get("reference")
+            marks = [v for v in (observed, low, high, reference) if isinstance(v, int | float) and math.isfinite(v)]
+            top = max([abs(v) for v in marks] + [1e-9]) * 1.3
+            bottom = min([0.0] + [v * 1.3 for v in marks if v < 0])
+            ax.set_xlim(bottom, top)
+            ax.set_ylim(-0.6, 0.6)
+            ax.set_yticks([])
+            ax.spines["left"].set_visible(False)
+            ax.tick_params(axis="x", labelsize=7.5)
+            label = f"{result.get('rule_id')}\n{result.get('metric')}"
+            ax.text(-0.02, 0, label, transform=ax.transAxes, ha="right", va="center", fontsize=8, color=INK)
+            if isinstance(observed, int | float) and math.isfinite(observed):
+                ax.barh(0, observed, height=0.5, color=_colour(result), alpha=0.9)
+                ax.text(observed, 0, f"  {observed:.4g}", va="center", ha="left", fontsize=8, color=INK)
+            else:
+                ax.text(0.01, 0, "not computed", transform=ax.transAxes, va="center", fontsize=8, color=GREY)
+            for bound in (low, high):
+                if bound is not None:
+                    ax.axvline(bound, color=INK, linewidth=1.6, linestyle="-")
+            if isinstance(reference, int | float):
+                ax.axvline(reference, color=GREY, linewidth=1.4, linestyle="--")
+            status = str(result.get("status", "")).replace("_", " ")
+            ax.text(
+                1.01,
+                0,
+                f"{status}\n{result.get('threshold') or ''}",
+                transform=ax.transAxes,
+                ha="left",
+                va="center",
+                fontsize=7.5,
+                color=_colour(result),
+            )
+        fig.subplots_adjust(left=0.3, right=0.76, hspace=0.9)
+        svg = _svg(fig, "Evaluation metrics against thresholds")
+        plt.close(fig)
+    return svg

@@ -1,0 +1,619 @@
+"""Collect the recorded facts of one model version, from MLflow and the audit trail only.
+
+Nothing here reads the DVC checkout: a reviewer's laptop with
+``MLFLOW_TRACKING_URI`` (and the audit-trail URL) can build the same report as
+the pipeline. Sources, in the order they are read:
+
+* the registered version (tags ``lineage.*``, ``governance.*``, ``metric.*``,
+  description, aliases) and its training run (params ``pipeline.*`` and TRL's
+  logged arguments, tags ``env.*``, metrics and their histories);
+* the run's artifacts: ``lineage.json``, ``gates/<stage>/decision.json`` (and
+  ``findings.json``), ``evaluation/*.json``, ``model/manifest.json`` and
+  ``model/config.json``;
+* the version holding the ``production`` alias, for comparison;
+* the audit trail (:mod:`governance.report.audit`).
+
+A fact that is not recorded is never filled in: its section gets a *gap*
+naming what is missing and where it should have come from, and the verdict
+(:mod:`governance.report.verdict`) counts it as missing evidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from governance import registry
+from governance.approvals import approvals_policy_path, policy_dir
+from governance.errors import ConfigError, GovernanceError
+from governance.lineage import sha256_file
+from governance.report.audit import audit_facts
+from governance.report.compliance import load_compliance_map
+from governance.report.policy import ReportPolicy, load_report_policy
+
+log = logging.getLogger(__name__)
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+#: Training-curve metrics, in the order they are plotted; a key matches exactly
+#: or, for reward families, by prefix.
+CURVE_METRICS = ("loss", "reward", "rewards/", "kl", "mean_token_accuracy", "learning_rate")
+
+#: Hardware and library keys of the recorded environment, shown in this order.
+ENV_KEYS = ("accelerator", "cuda_available", "cpu_count", "platform", "python", "torch", "transformers", "trl", "peft")
+
+
+@dataclass
+class ReportFacts:
+    """Everything the report says, each section a plain dict; ``gaps`` lists what is not recorded."""
+
+    name: str
+    version: str
+    generated_at: str
+    source: dict[str, Any]
+    identity: dict[str, Any]
+    training: dict[str, Any]
+    data: dict[str, Any]
+    objectives: dict[str, Any]
+    evaluation: dict[str, Any]
+    approvals: dict[str, Any]
+    integrity: dict[str, Any]
+    operations: dict[str, Any]
+    compliance: list[dict[str, str]]
+    gaps: dict[str, list[str]] = field(default_factory=dict)
+
+    def gap(self, section: str, message: str) -> None:
+        self.gaps.setdefault(section, []).append(message)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def iso_ms(timestamp_ms: int | None) -> str | None:
+    """An MLflow millisecond timestamp as ISO-8601 UTC (seconds)."""
+    if not timestamp_ms:
+        return None
+    return dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.UTC).isoformat(timespec="seconds")
+
+
+def redact_uri(uri: str) -> str:
+    """A tracking/audit URI without credentials (``user:password@`` is dropped)."""
+    parts = urlsplit(uri)
+    if parts.password is None and parts.username is None:
+        return uri
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def flat(prefix: str, value: Any) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``, keeping leaf values (lists stay lists)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flat(f"{prefix}.{key}" if prefix else str(key), item))
+        return out
+    return {prefix: value}
+
+
+class RunArtifacts:
+    """Read-only access to one run's artifacts, downloaded once into a scratch folder."""
+
+    def __init__(self, client: Any, run_id: str, scratch: Path) -> None:
+        self.client, self.run_id, self.scratch = client, run_id, scratch
+        self._fetched: dict[str, Path | None] = {}
+
+    def fetch(self, path: str) -> Path | None:
+        """Local path of an artifact file or folder, or None when the run has no such artifact."""
+        if path not in self._fetched:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                local = self.client.download_artifacts(self.run_id, path, str(self.scratch))
+            except (MlflowException, OSError) as exc:
+                log.info("run %s has no artifact %s (%s)", self.run_id, path, exc.__class__.__name__)
+                local = None
+            self._fetched[path] = Path(local) if local else None
+        return self._fetched[path]
+
+    def json(self, path: str) -> Any:
+        """Parsed JSON artifact, None when absent; a corrupt one is a DataError naming it."""
+        local = self.fetch(path)
+        if local is None or not local.is_file():
+            return None
+        try:
+            return json.loads(local.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            from governance.errors import DataError
+
+            raise DataError(f"run {self.run_id}: artifact {path} is not valid JSON") from None
+
+    def sha256(self, path: str) -> str | None:
+        local = self.fetch(path)
+        return sha256_file(local) if local is not None and local.is_file() else None
+
+    def children(self, folder: str) -> list[str]:
+        """Names of the sub-folders/files directly under ``folder`` (empty when absent)."""
+        local = self.fetch(folder)
+        if local is None or not local.is_dir():
+            return []
+        return sorted(p.name for p in local.iterdir())
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _identity(facts: ReportFacts, version: Any, run: Any, lineage: dict, manifest: dict, config: dict | None) -> None:
+    tags = version.tags or {}
+    description = version.description or ""
+    intended = tags.get("lineage.intended_use")
+    intended_source = "version tag lineage.intended_use"
+    if not intended:
+        match = re.search(r"Intended use:\s*(.+)", description, re.S)
+        intended = match.group(1).strip() if match else None
+        intended_source = "version description"
+    out_of_scope = tags.get("lineage.out_of_scope")
+    base = lineage.get("base") or manifest.get("base") or {}
+    parent = lineage.get("parent") or manifest.get("parent") or {}
+    architecture = None
+    if config:
+        architecture = {
+            "architectures": ", ".join(config.get("architectures") or []) or None,
+            "model_type": config.get("model_type"),
+            "hidden_size": config.get("hidden_size"),
+            "num_hidden_layers": config.get("num_hidden_layers"),
+            "num_attention_heads": config.get("num_attention_heads"),
+            "vocab_size": config.get("vocab_size"),
+            "max_position_embeddings": config.get("max_position_embeddings"),
+            "torch_dtype": config.get("dtype") or config.get("torch_dtype"),
+        }
+    is_causal_lm = any(str(a).endswith("ForCausalLM") for a in (config or {}).get("architectures") or [])
+    facts.identity = {
+        "name": version.name,
+        "version": str(version.version),
+        "registered_at": iso_ms(version.creation_timestamp),
+        "registered_by": tags.get("lineage.registered_by"),
+        "description": description,
+        "approval_status": tags.get(registry.TAG_APPROVAL_STATUS),
+        "eval_status": tags.get("governance.eval_status"),
+        "aliases": sorted(getattr(version, "aliases", None) or []),
+        "risk_tier": tags.get("lineage.risk_tier"),
+        "intended_use": intended,
+        "intended_use_source": intended_source if intended else None,
+        "out_of_scope": out_of_scope,
+        "base_model": base.get("name_or_path") or tags.get("lineage.base_model"),
+        "base_license": base.get("license"),
+        "parent_model": tags.get("lineage.parent_model") or parent.get("name_or_path"),
+        "parent_model_sha256": parent.get("model_sha256"),
+        "model_sha256": tags.get("lineage.model_sha256"),
+        "method": tags.get("lineage.method") or manifest.get("method"),
+        "architecture": architecture,
+        "num_parameters": manifest.get("num_parameters"),
+        "modality": "text in, text out (causal language model, chat template)" if is_causal_lm else None,
+        "run_id": version.run_id,
+        "source_uri": version.source,
+    }
+    if not intended:
+        facts.gap(
+            "identity", "intended use: not recorded (register params intended_use → version tag lineage.intended_use)"
+        )
+    if not out_of_scope:
+        facts.gap("identity", "out-of-scope uses: not recorded (version tag lineage.out_of_scope)")
+    if not facts.identity["risk_tier"]:
+        facts.gap("identity", "risk tier: not recorded (version tag lineage.risk_tier)")
+    if not base.get("license"):
+        facts.gap("identity", "base model licence: not recorded (lineage.json base.license)")
+    if architecture is None:
+        facts.gap("identity", "architecture: not recorded (artifact model/config.json)")
+    if facts.identity["num_parameters"] is None:
+        facts.gap("identity", "number of parameters: not recorded (model/manifest.json num_parameters)")
+
+
+def _training(facts: ReportFacts, client: Any, run: Any, lineage: dict, manifest: dict) -> None:
+    params = lineage.get("params") or {}
+    pipeline_params = {k.removeprefix("pipeline."): v for k, v in run.data.params.items() if k.startswith("pipeline.")}
+    logged_args = {k: v for k, v in run.data.params.items() if not k.startswith("pipeline.")}
+    environment = lineage.get("environment") or {
+        k.removeprefix("env."): v for k, v in run.data.tags.items() if k.startswith("env.")
+    }
+    adapter = manifest.get("adapter") or params.get("adapter")
+    metrics = run.data.metrics
+    curves: dict[str, list[list[float]]] = {}
+    for key in sorted(metrics):
+        if not any(key == m or (m.endswith("/") and key.startswith(m)) for m in CURVE_METRICS):
+            continue
+        history = client.get_metric_history(run.info.run_id, key)
+        if len(history) > 1:
+            curves[key] = [
+                [float(m.step), float(m.value)] for m in sorted(history, key=lambda m: (m.step, m.timestamp))
+            ]
+    curve_source = "MLflow metric history (TRL's MLflow callback)"
+    if "loss" not in curves and manifest.get("train_history"):
+        rows = [r for r in manifest["train_history"] if "loss" in r and "step" in r]
+        if rows:
+            curves["loss"] = [[float(r["step"]), float(r["loss"])] for r in rows]
+            curve_source = "model/manifest.json train_history"
+    ordered = sorted(curves, key=lambda k: next(i for i, m in enumerate(CURVE_METRICS) if k == m or k.startswith(m)))
+    facts.training = {
+        "method": manifest.get("method") or (run.data.tags or {}).get("method"),
+        "stage": lineage.get("stage") or run.data.tags.get("stage"),
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "run_status": run.info.status,
+        "started_at": iso_ms(run.info.start_time),
+        "ended_at": iso_ms(run.info.end_time),
+        "trained_by": lineage.get("trained_by") or manifest.get("trained_by"),
+        "adapter": adapter,
+        "trl": params.get("trl") or {},
+        "stage_params": {k: v for k, v in flat("", params).items() if not k.startswith(("trl.", "adapter."))},
+        "pipeline_params_logged": len(pipeline_params),
+        "logged_args": dict(sorted(logged_args.items())),
+        "seed": manifest.get("seed", (params.get("trl") or {}).get("seed")),
+        "global_steps": manifest.get("global_steps"),
+        "tokens_seen": manifest.get("tokens_seen") or metrics.get("num_tokens"),
+        "wall_seconds": manifest.get("wall_seconds", metrics.get("wall_seconds")),
+        "train_runtime": metrics.get("train_runtime"),
+        "total_flos": metrics.get("total_flos"),
+        "train_loss": metrics.get("train_loss"),
+        "environment": {k: environment.get(k) for k in ENV_KEYS if k in environment},
+        "git_commit": lineage.get("git_commit"),
+        "git_dirty": lineage.get("git_dirty"),
+        "lock_sha256": lineage.get("lock_sha256"),
+        "params_sha256": lineage.get("params_sha256"),
+        "curves": {k: curves[k] for k in ordered},
+        "curve_source": curve_source if curves else None,
+    }
+    if not params:
+        facts.gap("training", "hyperparameters: not recorded (lineage.json params)")
+    if facts.training["global_steps"] is None:
+        facts.gap("training", "optimizer steps: not recorded (model/manifest.json global_steps)")
+    if facts.training["tokens_seen"] is None:
+        facts.gap("training", "tokens seen: not recorded (TRL's num_tokens metric or manifest tokens_seen)")
+    if not environment:
+        facts.gap("training", "hardware and library versions: not recorded (lineage.json environment)")
+    if not lineage.get("git_commit") or lineage.get("git_commit") == "unknown":
+        facts.gap("training", "code commit: not recorded (lineage.json git_commit)")
+    if not lineage.get("lock_sha256"):
+        facts.gap("training", "environment lock-file hash: not recorded (lineage.json lock_sha256)")
+    if "loss" not in curves:
+        facts.gap("training", "training loss curve: not recorded (metric history 'loss')")
+    facts.gap("training", "energy consumption: not recorded by the pipeline (no energy meter on the training run)")
+
+
+def _gate_stage_folder(gate: dict[str, Any]) -> str:
+    return f"gates/{gate.get('stage')}"
+
+
+def _data(facts: ReportFacts, artifacts: RunArtifacts, lineage: dict, policy: ReportPolicy | None) -> None:
+    datasets = lineage.get("datasets") or {}
+    provenance = lineage.get("provenance") or {}
+    gates_out, pii, validation = [], [], []
+    records_by_path: dict[str, int] = {}
+    for gate in lineage.get("gates") or []:
+        folder = _gate_stage_folder(gate)
+        decision = artifacts.json(f"{folder}/decision.json")
+        digest = artifacts.sha256(f"{folder}/decision.json")
+        findings = artifacts.json(f"{folder}/findings.json")
+        entry = {
+            "gate": gate.get("gate"),
+            "stage": gate.get("stage"),
+            "passed": gate.get("passed"),
+            "policy_version": gate.get("policy_version"),
+            "counts": gate.get("counts") or {},
+            "lineage_sha256": gate.get("decision_sha256"),
+            "artifact_sha256": digest,
+            "artifact": f"{folder}/decision.json",
+            "integrity": "missing"
+            if digest is None
+            else ("ok" if digest == gate.get("decision_sha256") else "mismatch"),
+            "decision": decision,
+            "covers": {},
+        }
+        if decision is not None:
+            entry["policy_path"] = decision.get("policy_path")
+            entry["decided_at"] = decision.get("decided_at")
+            entry["violations"] = decision.get("violations") or []
+            entry["covers"] = {ref.get("path"): ref.get("sha256") for ref in decision.get("datasets") or []}
+            for ref in decision.get("datasets") or []:
+                if ref.get("records") is not None:
+                    records_by_path.setdefault(ref.get("path"), ref["records"])
+            if decision.get("gate") == "pii":
+                pii.append({"stage": gate.get("stage"), "decision": decision, "findings": findings})
+            elif decision.get("gate") == "validation":
+                validation.append({"stage": gate.get("stage"), "decision": decision})
+        else:
+            facts.gap("data", f"gate decision {folder}/decision.json: not logged to the training run")
+        gates_out.append(entry)
+    rows = []
+    for path, ref in datasets.items():
+        origin = provenance.get(path) or {}
+        rows.append(
+            {
+                "path": path,
+                "sha256": ref.get("sha256"),
+                "md5": ref.get("md5"),
+                "records": records_by_path.get(path),
+                "sources": origin.get("sources"),
+                "licenses": origin.get("licenses"),
+                "curation": origin.get("curation"),
+                "raw_input": origin.get("inputs"),
+                "gates": [
+                    {"gate": g["gate"], "stage": g["stage"], "covered": g["covers"].get(path) == ref.get("sha256")}
+                    for g in gates_out
+                ],
+            }
+        )
+    facts.data = {
+        "datasets": rows,
+        "gates": gates_out,
+        "pii": pii,
+        "validation": validation,
+        "annotation": next(
+            (
+                v["decision"].get("details", {}).get("annotation")
+                for v in validation
+                if v["decision"].get("details", {}).get("annotation")
+            ),
+            None,
+        ),
+        "required_gates": policy.evidence.required_gates if policy else None,
+    }
+    if not datasets:
+        facts.gap("data", "training datasets: not recorded (lineage.json datasets)")
+    if rows and not provenance:
+        facts.gap(
+            "data",
+            "dataset source, licence and curation steps: not recorded in the lineage (lineage.json provenance, "
+            "from the prepare stage's manifest)",
+        )
+    if not pii:
+        facts.gap("data", "PII scan: no decision of gate 'pii' in the training run's lineage")
+    if not validation:
+        facts.gap("data", "validation: no decision of gate 'validation' in the training run's lineage")
+
+
+def _objectives(facts: ReportFacts, version: Any, lineage: dict, manifest: dict, audit: dict) -> None:
+    approvals = audit.get("objective_approvals") or {}
+    functions = [{**fn, "approval": approvals.get(fn["sha256"])} for fn in _reward_hashes(version, manifest)]
+    facts.objectives = {
+        "functions": functions,
+        "stage": lineage.get("stage"),
+        "history": manifest.get("reward_history") or [],
+        "source_available": audit.get("objectives_available", False),
+    }
+    if functions and not audit.get("objectives_available"):
+        facts.gap(
+            "objectives", f"objective approvals: not recorded ({audit.get('objectives_gap', 'no approval source')})"
+        )
+
+
+def _evaluation(facts: ReportFacts, version: Any, artifacts: RunArtifacts) -> None:
+    tags = version.tags or {}
+    decision = artifacts.json("evaluation/decision.json")
+    metrics = artifacts.json("evaluation/metrics.json") or {}
+    generations = artifacts.json("evaluation/generations.json") or []
+    manifest = artifacts.json("evaluation/manifest.json") or {}
+    digest = artifacts.sha256("evaluation/decision.json")
+    recorded = tags.get("lineage.eval_decision_sha256")
+    details = (decision or {}).get("details") or {}
+    results = details.get("results") or []
+    gated = {r.get("metric") for r in results}
+    production = None
+    try:
+        holder = registry.version_by_alias(version.name, "production")
+    except GovernanceError as exc:
+        holder = None
+        facts.gap("evaluation", f"production comparison: {exc}")
+    if holder is not None:
+        theirs = {
+            k.removeprefix(registry.METRIC_TAG_PREFIX): v
+            for k, v in (holder.tags or {}).items()
+            if k.startswith(registry.METRIC_TAG_PREFIX)
+        }
+        ours = {
+            k.removeprefix(registry.METRIC_TAG_PREFIX): v
+            for k, v in tags.items()
+            if k.startswith(registry.METRIC_TAG_PREFIX)
+        }
+        rows = []
+        for key in sorted(set(theirs) | set(ours)):
+            a, b = _float(ours.get(key)), _float(theirs.get(key))
+            rows.append({"metric": key, "this": a, "production": b, "delta": None if a is None or b is None else a - b})
+        production = {
+            "version": str(holder.version),
+            "is_this_version": str(holder.version) == str(version.version),
+            "rows": rows,
+        }
+    facts.evaluation = {
+        "decision": decision,
+        "passed": None if decision is None else bool(decision.get("passed")),
+        "policy_path": (decision or {}).get("policy_path"),
+        "policy_version": (decision or {}).get("policy_version"),
+        "decided_at": (decision or {}).get("decided_at"),
+        "results": results,
+        "violations": (decision or {}).get("violations") or [],
+        "counts": (decision or {}).get("counts") or {},
+        "other_metrics": {k: v for k, v in sorted(metrics.items()) if k not in gated},
+        "production_at_eval": details.get("production") or {},
+        "production": production,
+        "generations": generations,
+        "datasets": (decision or {}).get("datasets") or [],
+        "evaluated_model_sha256": manifest.get("model_sha256"),
+        "decision_sha256": digest,
+        "recorded_sha256": recorded,
+        "integrity": "missing" if digest is None else ("ok" if digest == recorded else "mismatch"),
+    }
+    if decision is None:
+        facts.gap(
+            "evaluation", "evaluation decision: not logged to the training run (artifact evaluation/decision.json)"
+        )
+    if not metrics:
+        facts.gap("evaluation", "evaluation metrics: not logged (artifact evaluation/metrics.json)")
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _operations(facts: ReportFacts, policy: ReportPolicy | None, policy_path: Path, lineage: dict) -> None:
+    if policy is None:
+        facts.operations = {"policy": None}
+        facts.gap("operations", f"limitations, monitoring plan and retention: {policy_path} not available")
+        return
+    recorded = (lineage.get("policies") or {}).get(str(policy_path)) or next(
+        (v for k, v in (lineage.get("policies") or {}).items() if Path(k).name == policy_path.name), None
+    )
+    current_sha = sha256_file(policy_path)
+    facts.operations = {
+        "policy": {"path": str(policy_path), "version": policy.version, "sha256": current_sha},
+        "policy_at_training": recorded,
+        "policy_changed_since_training": bool(recorded) and recorded.get("sha256") != current_sha,
+        "limitations": [
+            item.model_dump()
+            for item in policy.limitations_for(facts.identity.get("method"), facts.identity.get("base_model"))
+        ],
+        "monitoring": policy.monitoring.model_dump(),
+        "retention": [r.model_dump() for r in policy.retention],
+        "derived_limitations": _derived_limitations(facts),
+    }
+    if not recorded:
+        facts.gap(
+            "operations", f"{policy_path}: not in the training lineage's policy hashes (trained before it existed)"
+        )
+
+
+def _derived_limitations(facts: ReportFacts) -> list[str]:
+    """Limitations that follow from the recorded facts themselves (counts, warnings, waivers)."""
+    out = []
+    evaluation = facts.evaluation
+    for ref in evaluation.get("datasets") or []:
+        if ref.get("records") is not None:
+            out.append(f"Evaluated on {ref['records']} held-out records of {ref.get('path')}.")
+    if evaluation.get("generations"):
+        out.append(f"Generation quality was checked on {len(evaluation['generations'])} fixed prompts only.")
+    for gate in facts.data.get("gates") or []:
+        for violation in gate.get("violations") or []:
+            if violation.get("waived_by"):
+                out.append(f"Rule {violation['rule_id']} was waived by {violation['waived_by']} ({gate['stage']}).")
+            elif violation.get("severity") == "warn":
+                out.append(f"Warning {violation['rule_id']} ({gate['stage']}): {violation.get('message')}")
+    for violation in evaluation.get("violations") or []:
+        if violation.get("severity") == "warn" or violation.get("waived_by"):
+            out.append(f"Evaluation {violation['severity']} {violation['rule_id']}: {violation.get('message')}")
+    return out
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def collect_facts(
+    name: str,
+    version: str | int,
+    *,
+    report_policy: str | Path | None = None,
+    approvals_policy: str | Path | None = None,
+    audit_url: str | None = None,
+) -> ReportFacts:
+    """Read every recorded fact about ``name`` v``version`` into a :class:`ReportFacts`.
+
+    Raises :class:`~governance.errors.ConfigError` when the version is not
+    registered and :class:`~governance.errors.RegistryError` when the tracking
+    server cannot be reached; everything else that is absent becomes a gap.
+    """
+    client = registry.client()
+    model_version = registry.get_version(name, version)
+    if not model_version.run_id:
+        raise ConfigError(f"{name} v{version}: registered without a training run; nothing to report")
+    with registry.registry_errors(f"reading the training run of {name} v{version}"):
+        run = client.get_run(model_version.run_id)
+    report_policy = report_policy or policy_dir() / "report.yaml"
+    approvals_policy = approvals_policy or approvals_policy_path()
+    policy_path = Path(report_policy)
+    policy: ReportPolicy | None = load_report_policy(policy_path) if policy_path.is_file() else None
+    facts = ReportFacts(
+        name=model_version.name,
+        version=str(model_version.version),
+        generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        source={"tracking_uri": redact_uri(registry.tracking_uri())},
+        identity={},
+        training={},
+        data={},
+        objectives={},
+        evaluation={},
+        approvals={},
+        integrity={},
+        operations={},
+        compliance=load_compliance_map().rows(),
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="govern-report-") as scratch,
+        registry.registry_errors(f"reading artifacts of run {model_version.run_id}"),
+    ):
+        artifacts = RunArtifacts(client, model_version.run_id, Path(scratch))
+        lineage = artifacts.json("lineage.json") or {}
+        manifest = artifacts.json("model/manifest.json") or {}
+        config = artifacts.json("model/config.json")
+        if not lineage:
+            facts.gap("training", "lineage: artifact lineage.json missing from the training run")
+        if not manifest:
+            facts.gap("training", "model manifest: artifact model/manifest.json missing from the training run")
+        _identity(facts, model_version, run, lineage, manifest, config)
+        _training(facts, client, run, lineage, manifest)
+        _data(facts, artifacts, lineage, policy)
+        audit = audit_facts(
+            model_version.name,
+            str(model_version.version),
+            risk_tier=facts.identity.get("risk_tier"),
+            approvals_policy=Path(approvals_policy),
+            reward_hashes={f["name"]: f["sha256"] for f in _reward_hashes(model_version, manifest)},
+            stage=lineage.get("stage") or run.data.tags.get("stage"),
+            audit_url=audit_url,
+        )
+        _objectives(facts, model_version, lineage, manifest, audit)
+        _evaluation(facts, model_version, artifacts)
+        facts.approvals = audit["approvals"]
+        facts.integrity = {
+            "chain": audit["chain"],
+            "model_sha256": {
+                "version_tag": (model_version.tags or {}).get("lineage.model_sha256"),
+                "manifest": manifest.get("model_sha256"),
+                "evaluated": facts.evaluation.get("evaluated_model_sha256"),
+            },
+            "gate_decisions": [
+                {"artifact": g["artifact"], "integrity": g["integrity"], "sha256": g["artifact_sha256"]}
+                for g in facts.data["gates"]
+            ],
+            "eval_decision": facts.evaluation["integrity"],
+            "audit_url": audit.get("audit_url"),
+        }
+        for section, messages in audit.get("gaps", {}).items():
+            for message in messages:
+                facts.gap(section, message)
+        _operations(facts, policy, policy_path, lineage)
+    facts.source["report_policy"] = facts.operations.get("policy")
+    facts.source["audit_url"] = audit.get("audit_url")
+    return facts
+
+
+def _reward_hashes(version: Any, manifest: dict) -> list[dict[str, str]]:
+    hashes = dict(manifest.get("reward_functions") or {})
+    for key, value in (version.tags or {}).items():
+        match = re.fullmatch(r"lineage\.reward\.(.+)\.sha256", key)
+        if match:
+            hashes.setdefault(match.group(1), value)
+    return [{"name": k, "sha256": v} for k, v in sorted(hashes.items())]

@@ -1,0 +1,76 @@
+"""Schema of ``policies/report.yaml``: what a report states beyond the recorded run facts.
+
+The audit report derives every section from recorded facts, except what no run
+can record: the evidence a version needs before the verdict may say
+"promotable" (which gates must have judged every training file), the known
+limitations, the monitoring plan and the retention periods. Those are
+governance decisions, so they live in a versioned policy file whose SHA-256 is
+part of every model's lineage, never as prose in code or templates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from governance.policy import PolicyFile, Strict, load_policy_file
+
+DEFAULT_REPORT_POLICY = Path("policies/report.yaml")
+
+
+class EvidenceRules(Strict):
+    """What the verdict requires of the recorded lineage."""
+
+    required_gates: list[str] = Field(min_length=1)
+    rationale: str
+
+
+class Limitation(Strict):
+    """A known limitation; ``methods``/``base_models`` narrow it (empty means every version)."""
+
+    id: str
+    text: str
+    methods: list[str] = []
+    base_models: list[str] = []
+
+    def applies_to(self, method: str | None, base_model: str | None) -> bool:
+        return (not self.methods or method in self.methods) and (not self.base_models or base_model in self.base_models)
+
+
+class MonitoringSignal(Strict):
+    id: str
+    signal: str
+    threshold: str
+    action: str
+
+
+class MonitoringPlan(Strict):
+    owner_role: str
+    review_cadence: str
+    signals: list[MonitoringSignal] = Field(min_length=1)
+
+
+class RetentionRule(Strict):
+    id: str
+    record: str
+    period: str
+    basis: str
+
+
+class ReportPolicy(PolicyFile):
+    """``policies/report.yaml``: evidence rules, limitations, monitoring plan, retention."""
+
+    evidence: EvidenceRules
+    limitations: list[Limitation] = Field(min_length=1)
+    monitoring: MonitoringPlan
+    retention: list[RetentionRule] = Field(min_length=1)
+
+    def limitations_for(self, method: str | None, base_model: str | None) -> list[Limitation]:
+        """The limitations that apply to a version trained with ``method`` from ``base_model``."""
+        return [item for item in self.limitations if item.applies_to(method, base_model)]
+
+
+def load_report_policy(path: str | Path = DEFAULT_REPORT_POLICY) -> ReportPolicy:
+    """Load and validate ``policies/report.yaml``; errors name the file and key."""
+    return load_policy_file(path, ReportPolicy)

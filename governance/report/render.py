@@ -1,0 +1,224 @@
+"""Render collected facts as a self-contained HTML page, the same content as Markdown, and a model card.
+
+HTML: one file, CSS and SVG pictures inline, no script, no external fetch — it
+opens offline from disk and prints. Markdown: the same sections, pictures as
+``figures/*.svg`` beside it. Model card: a Hugging Face style ``README.md``
+with YAML metadata (licence, base model, tags, dataset hashes, model-index).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+from governance.report.charts import eval_thresholds_svg, training_curves_svg
+from governance.report.compliance import SECTIONS
+from governance.report.facts import ReportFacts
+from governance.report.lineage_graph import lineage_svg
+from governance.report.verdict import Verdict
+
+TEMPLATES = Path(__file__).with_name("templates")
+NOT_RECORDED = "not recorded"
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where one rendering went."""
+
+    out_dir: Path
+    html: Path
+    markdown: Path
+    model_card: Path
+    facts: Path
+    figures: dict[str, Path]
+
+
+def fmt(value: Any) -> str:
+    """A value for display: 4 significant digits for floats, thousands separators for ints."""
+    if value is None:
+        return NOT_RECORDED
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt(v) for v in value) if value else "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items()) if value else "none"
+    return str(value)
+
+
+def html_value(value: Any) -> Markup:
+    """Like :func:`fmt`, but an absent value is a visible "not recorded" marker."""
+    if value is None or value == "":
+        return Markup('<span class="nr">not recorded</span>')
+    return escape(fmt(value))
+
+
+def md_value(value: Any) -> str:
+    """A Markdown table cell: pipes escaped, one line, absent values in italics."""
+    if value is None or value == "":
+        return "*not recorded*"
+    return fmt(value).replace("|", "\\|").replace("\n", " ")
+
+
+def breakable(value: Any) -> Markup:
+    """A path or identifier that may wrap after ``/`` and ``_`` in a narrow table cell."""
+    text = str(escape("" if value is None else str(value)))
+    return Markup(text.replace("/", "/<wbr>").replace("_", "_<wbr>"))
+
+
+def when(value: Any) -> str:
+    """An ISO-8601 timestamp as ``2026-11-21 11:15:42 UTC`` (seconds, UTC); other values unchanged."""
+    if not isinstance(value, str):
+        return fmt(value)
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if moment.tzinfo is not None else "")
+
+
+def short(value: Any, n: int = 12) -> str:
+    text = "" if value is None else str(value)
+    return text[:n] + "…" if len(text) > n else text
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        fmt=fmt,
+        v=html_value,
+        md=md_value,
+        short=short,
+        wbr=breakable,
+        when=when,
+        tojson_pretty=lambda v: json.dumps(v, indent=2),
+    )
+    return env
+
+
+def figures_for(facts: ReportFacts) -> dict[str, str]:
+    """The report's pictures as SVG markup, keyed by file stem; absent data gives no figure."""
+    figures = {"lineage": lineage_svg(facts)}
+    curves = training_curves_svg(facts.training.get("curves") or {})
+    if curves:
+        figures["training_curves"] = curves
+    thresholds = eval_thresholds_svg(facts.evaluation.get("results") or [])
+    if thresholds:
+        figures["eval_thresholds"] = thresholds
+    return figures
+
+
+def model_card_metadata(facts: ReportFacts, verdict: Verdict) -> dict[str, Any]:
+    """The YAML front matter of the model card (Hugging Face model-card metadata keys)."""
+    identity, evaluation = facts.identity, facts.evaluation
+    datasets = facts.data.get("datasets") or []
+    metrics = []
+    for row in evaluation.get("results") or []:
+        if isinstance(row.get("observed"), int | float):
+            metrics.append({"type": row["metric"], "name": row["rule_id"], "value": float(row["observed"])})
+    for key, value in (evaluation.get("other_metrics") or {}).items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            metrics.append({"type": key, "name": key, "value": float(value)})
+    eval_sets = evaluation.get("datasets") or []
+    meta: dict[str, Any] = {
+        "license": identity.get("base_license") or "other",
+        "base_model": identity.get("base_model"),
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation",
+        "tags": [t for t in ("trl", identity.get("method"), "governed", f"risk-tier-{identity.get('risk_tier')}") if t],
+        "datasets": [d["path"] for d in datasets],
+        "dataset_hashes": {d["path"]: {"sha256": d.get("sha256"), "md5": d.get("md5")} for d in datasets},
+        "governance": {
+            "registered_model": identity.get("name"),
+            "version": identity.get("version"),
+            "model_sha256": identity.get("model_sha256"),
+            "approval_status": identity.get("approval_status"),
+            "promotable": verdict.promotable,
+            "training_run_id": facts.training.get("run_id"),
+            "git_commit": facts.training.get("git_commit"),
+            "lock_sha256": facts.training.get("lock_sha256"),
+            "audit_chain_head": (facts.integrity.get("chain") or {}).get("head"),
+        },
+    }
+    if metrics:
+        meta["model-index"] = [
+            {
+                "name": identity.get("name"),
+                "results": [
+                    {
+                        "task": {"type": "text-generation", "name": "Text Generation"},
+                        "dataset": {
+                            "type": eval_sets[0]["path"] if eval_sets else "held-out",
+                            "name": "held-out evaluation set",
+                            "split": "eval",
+                            **({"revision": eval_sets[0]["sha256"]} if eval_sets else {}),
+                        },
+                        "metrics": metrics,
+                    }
+                ],
+            }
+        ]
+    return meta
+
+
+def render_report(facts: ReportFacts, verdict: Verdict, out_dir: str | Path) -> ReportFiles:
+    """Write ``report.html``, ``report.md``, ``README.md`` (model card), ``facts.json`` and ``figures/``."""
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    env = _environment()
+    figures = figures_for(facts)
+    figure_paths = {}
+    for stem, svg in figures.items():
+        path = out / "figures" / f"{stem}.svg"
+        path.write_text(svg + "\n", encoding="utf-8")
+        figure_paths[stem] = path
+    context = {
+        "f": facts,
+        "verdict": verdict,
+        "sections": SECTIONS,
+        "figures": {k: Markup(v) for k, v in figures.items()},
+        "figure_files": {k: f"figures/{k}.svg" for k in figures},
+        "css": Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")),
+        "card_meta": model_card_metadata(facts, verdict),
+    }
+    html = out / "report.html"
+    html.write_text(env.get_template("report.html.j2").render(**context), encoding="utf-8")
+    markdown = out / "report.md"
+    markdown.write_text(env.get_template("report.md.j2").render(**context), encoding="utf-8")
+    card = out / "README.md"
+    front = yaml.safe_dump(context["card_meta"], sort_keys=False, allow_unicode=True, width=1000)
+    card.write_text(
+        "---\n" + front + "---\n" + env.get_template("model_card.md.j2").render(**context), encoding="utf-8"
+    )
+    facts_path = out / "facts.json"
+    facts_path.write_text(
+        json.dumps({"facts": facts.to_json(), "verdict": verdict.to_json()}, indent=2, sort_keys=True, default=str)
+        + "\n",
+        encoding="utf-8",
+    )
+    return ReportFiles(out, html, markdown, card, facts_path, figure_paths)

@@ -1,0 +1,101 @@
+"""Write the audit report and model card of every newly registered version.
+
+    dvc repro report              # or: python -m pipelines.report
+
+For each method in params ``report.methods`` it reads the version that
+``register_<method>`` registered (``<out_dir>/registration.json``), collects
+its facts from MLflow and the audit trail — exactly what ``govern report``
+does on a reviewer's laptop — and, because this stage runs in the checkout,
+also cross-checks the dataset hashes of the version's lineage against
+``dvc.lock``. Writes ``<out_dir>/<name>/v<version>/`` (report.html, report.md,
+README.md model card, facts.json, figures/) and attaches them to the version's
+training run (``report/`` and ``model/README.md``). Writes nothing else: the
+report never modifies another stage's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from governance.errors import ConfigError
+from governance.lineage import dvc_lock_stage
+from governance.policy import Strict
+from governance.report import BuiltReport, collect_facts, decide_verdict, log_report, render_report
+from governance.report.facts import ReportFacts
+from pipelines._common import load_all_params, load_params, stage_main
+
+log = logging.getLogger(__name__)
+STAGE = "report"
+
+
+class ReportParams(Strict):
+    methods: list[str] = Field(min_length=1)
+    out_dir: str
+    policy: str
+    approvals_policy: str
+    log_to_mlflow: bool
+
+
+def registration_file(method: str) -> Path:
+    """``registration.json`` of ``register_<method>``, from that stage's params section."""
+    section = load_all_params().get(f"register_{method}")
+    if not isinstance(section, dict) or not section.get("out_dir"):
+        raise ConfigError(f"params.yaml: report.methods: {method!r} has no register_{method}.out_dir to read")
+    return Path(section["out_dir"]) / "registration.json"
+
+
+def read_registration(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: registration missing; run the register stage first (dvc repro)")
+    try:
+        data = json.loads(path.read_text())
+        return {"name": str(data["name"]), "version": str(data["version"])}
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path}: not a registration record (expected name and version)") from None
+
+
+def checkout_cross_check(facts: ReportFacts, lock_path: Path = Path("dvc.lock")) -> list[dict[str, Any]]:
+    """Each training file's md5 in the version's lineage against what ``dvc.lock`` records for it."""
+    stage = facts.training.get("stage")
+    locked = {dep["path"]: dep.get("md5") for dep in dvc_lock_stage(stage, lock_path).get("deps", [])} if stage else {}
+    rows = []
+    for dataset in facts.data.get("datasets") or []:
+        in_lock = locked.get(dataset["path"])
+        rows.append(
+            {
+                "path": dataset["path"],
+                "lineage_md5": dataset.get("md5"),
+                "dvc_lock_md5": in_lock,
+                "match": None if in_lock is None else in_lock == dataset.get("md5"),
+            }
+        )
+    return rows
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    params = load_params(STAGE, ReportParams)
+    out_root = Path(params.out_dir)
+    for method in params.methods:
+        registration = read_registration(registration_file(method))
+        name, version = registration["name"], registration["version"]
+        # Facts from MLflow and the audit trail, plus the checkout's dvc.lock
+        facts = collect_facts(name, version, report_policy=params.policy, approvals_policy=params.approvals_policy)
+        facts.integrity["checkout"] = checkout_cross_check(facts)
+        verdict = decide_verdict(facts)
+        files = render_report(facts, verdict, out_root / name / f"v{version}")
+        report = BuiltReport(facts, verdict, files, 0.0)
+        # Attach to the version's training run
+        if params.log_to_mlflow:
+            log_report(report)
+        log.info("%s v%s: %s (%s)", name, version, verdict.headline, files.html)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

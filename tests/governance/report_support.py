@@ -1,0 +1,309 @@
+"""Build a registered model version the way the SFT spine records one, without training.
+
+Used by the report tests to get a version in seconds: real gate decisions
+(the validation gate runs great-expectations on generated conversations; the
+PII decision goes through ``governance.gates.decide``), a real evaluation gate
+(``governance.evaluation.evaluate_gate`` under ``policies/eval.yaml``), and the
+same MLflow run shape as ``pipelines/_training.py`` writes: params
+``pipeline.*``, tags ``lineage.*``/``env.*``, artifacts ``lineage.json``,
+``gates/<stage>/decision.json``, ``model/`` with ``manifest.json`` and
+``evaluation/``, and a loss history like TRL's MLflow callback logs. The full
+pipeline's own output is covered by tests/e2e/test_report_browser.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+
+from governance import registry
+from governance.approvals import record_registration
+from governance.evaluation import evaluate_gate
+from governance.gates import Violation, dataset_ref, decide, write_decision
+from governance.lineage import file_refs, policy_versions, sha256_dir, sha256_file, sha256_json, write_manifest
+from governance.validation.gate import run_validation_gate
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = "rpt"
+#: A raw PII value planted in the fixture's training data: it must never reach a report.
+PLANTED_EMAIL = "jane.planted@example.org"
+
+
+@dataclass(frozen=True)
+class BuiltVersion:
+    name: str
+    version: str
+    run_id: str
+    workdir: Path
+
+
+def write_conversations(path: Path, n: int, offset: int, plant: bool = False) -> None:
+    rows = []
+    for i in range(offset, offset + n):
+        user = f"Question number {i}: how do I change the address on account {i * 7}?"
+        if plant and i == offset:
+            user += f" My email is {PLANTED_EMAIL}."
+        rows.append(
+            {
+                "id": str(i),
+                "messages": [
+                    {"role": "user", "content": user},
+                    {"role": "assistant", "content": f"Open settings, choose profile {i}, and edit the address."},
+                ],
+            }
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _pii_decision(files: list[Path], stage: str) -> object:
+    """A PII decision shaped like the gate's: one redaction warning, counts only, no values."""
+    refs = [dataset_ref(f, records=sum(1 for _ in f.open())) for f in files]
+    violation = Violation(
+        rule_id="pii.email_address",
+        severity="warn",
+        subject=str(files[0]),
+        message="1 record contains EMAIL_ADDRESS (redacted); first at line 1, field messages[0].content",
+    )
+    return decide(
+        gate="pii",
+        stage=stage,
+        datasets=refs,
+        policy_path="policies/pii.yaml",
+        policy_version="1.0",
+        violations=[violation],
+        details={
+            "recognizers": ["EmailRecognizer", "PhoneRecognizer"],
+            "entity_counts": {"EMAIL_ADDRESS": {"found": 1, "redacted": 1}},
+        },
+    )
+
+
+def build_version(
+    workdir: Path,
+    *,
+    eval_ratio: float = 0.8,
+    with_pii_gate: bool = True,
+    tamper_validation: bool = False,
+    risk_tier: str = "medium",
+    intended_use: bool = True,
+    lineage_key: str = "k1",
+    in_trail: bool = True,
+    project: str = PROJECT,
+) -> BuiltVersion:
+    """Create data, gate decisions, a training run and a pending registered version ``<project>-sft``.
+
+    Paths are relative, as the pipeline records them: call with the current
+    directory set to ``workdir``.
+    """
+    data = workdir / "artifacts/pii_scan_sft/data"
+    train, evaluation = data / "train.jsonl", data / "eval.jsonl"
+    write_conversations(train, 520, 0, plant=False)
+    write_conversations(evaluation, 60, 10_000)
+    # Gates: the real validation gate under the project's data policy, and a PII decision
+    decisions = []
+    validation = run_validation_gate(
+        kind="sft",
+        train=train,
+        eval_path=evaluation,
+        policy_path=REPO / "policies/data.yaml",
+        waivers_path=None,
+        stage="validate_sft",
+    )
+    write_decision(validation, workdir / "artifacts/validate_sft/decision.json")
+    decisions.append((validation, workdir / "artifacts/validate_sft/decision.json"))
+    if with_pii_gate:
+        pii = _pii_decision([train, evaluation], "pii_scan_sft")
+        write_decision(pii, workdir / "artifacts/pii_scan_sft/decision.json")
+        decisions.insert(0, (pii, workdir / "artifacts/pii_scan_sft/decision.json"))
+    params = {
+        "base_model": "artifacts/base_model",
+        "train_file": str(train),
+        "eval_file": str(evaluation),
+        "gate_decisions": [str(p) for _, p in decisions],
+        "adapter": {"method": "lora", "lora": {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}},
+        "trl": {
+            "max_steps": 12,
+            "learning_rate": 0.003,
+            "per_device_train_batch_size": 8,
+            "seed": 42,
+            "logging_steps": 2,
+        },
+    }
+    lineage = {
+        "stage": "train_sft",
+        "params": params,
+        "params_sha256": sha256_json(params),
+        "datasets": file_refs([train, evaluation]),
+        "gates": [
+            {
+                "gate": d.gate,
+                "stage": d.stage,
+                "passed": d.passed,
+                "policy_version": d.policy_version,
+                "counts": d.counts,
+                "decision": str(p),
+                "decision_sha256": sha256_file(p),
+            }
+            for d, p in decisions
+        ],
+        "parent": {
+            "stage": "base_model",
+            "dir": "artifacts/base_model",
+            "name_or_path": "builtin:tiny",
+            "model_sha256": "0" * 64,
+            "license": "apache-2.0",
+        },
+        "base": {"name_or_path": "builtin:tiny", "license": "apache-2.0"},
+        "trained_by": "trainer-bot",
+        "git_commit": "c0ffee" * 6 + "abcd",
+        "git_dirty": False,
+        "lock_sha256": sha256_file(REPO / "requirements.lock"),
+        "policies": policy_versions(REPO / "policies"),
+        "environment": {
+            "python": "3.11.9",
+            "platform": "Linux-x86_64",
+            "cpu_count": 2,
+            "torch": "2.13.0",
+            "cuda_available": False,
+            "accelerator": "cpu",
+            "transformers": "5.23.0",
+            "trl": "1.16.0",
+        },
+    }
+    if tamper_validation:
+        # Changed after training recorded its hash: the report must flag it.
+        path = workdir / "artifacts/validate_sft/decision.json"
+        path.write_text(path.read_text().replace('"passed": true', '"passed": true ', 1))
+    # The training run, shaped like pipelines/_training.py's
+    model_dir = workdir / "artifacts/train_sft"
+    model_dir.mkdir(parents=True)
+    (model_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["Qwen2ForCausalLM"],
+                "model_type": "qwen2",
+                "hidden_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "vocab_size": 2048,
+                "max_position_embeddings": 512,
+                "dtype": "float32",
+            }
+        )
+    )
+    (model_dir / "model.safetensors").write_bytes(b"weights" * 100)
+    with registry.stage_run(project, "train_sft", {"method": "sft"}) as run:
+        mlflow.log_params({k: str(v) for k, v in registry.flatten("pipeline", params).items()})
+        mlflow.log_params({"learning_rate": "0.003", "lr_scheduler_type": "cosine", "num_train_epochs": "3"})
+        mlflow.set_tags(
+            {
+                "lineage.git_commit": lineage["git_commit"],
+                **{f"env.{k}": str(v) for k, v in lineage["environment"].items()},
+            }
+        )
+        mlflow.log_dict(lineage, "lineage.json")
+        for gate in lineage["gates"]:
+            mlflow.log_artifact(gate["decision"], artifact_path=f"gates/{gate['stage']}")
+        for step in range(2, 13, 2):
+            mlflow.log_metrics(
+                {
+                    "loss": 7.0 * math.exp(-step / 6) + 0.5,
+                    "learning_rate": 0.003 * (1 - step / 12),
+                    "mean_token_accuracy": 0.1 + step / 20,
+                },
+                step=step,
+            )
+        mlflow.log_metrics({"train_runtime": 4.2, "total_flos": 1234.0, "train_loss": 2.1})
+        manifest = {
+            **lineage,
+            "model_sha256": sha256_dir(model_dir),
+            "model_path": str(model_dir),
+            "license": "apache-2.0",
+            "run_id": run.info.run_id,
+            "wall_seconds": 4.5,
+            "global_steps": 12,
+            "tokens_seen": 24_576,
+            "train_history": [],
+            "method": "sft",
+            "adapter": params["adapter"],
+            "seed": 42,
+        }
+        write_manifest(model_dir, manifest)
+        mlflow.log_artifacts(str(model_dir), artifact_path="model")
+    # Evaluation: the real gate under policies/eval.yaml
+    metrics = {
+        "eval_loss": 2.0,
+        "perplexity": 7.39,
+        "base_eval_loss": 2.2,
+        "base_perplexity": 9.03,
+        "perplexity_ratio_vs_base": eval_ratio,
+        "empty_generation_rate": 0.0,
+        "mean_generation_chars": 40.0,
+        "eval_conversations": 60,
+    }
+    name = f"{project}-sft"
+    decision = evaluate_gate(
+        method="sft",
+        stage="evaluate_sft",
+        metrics=metrics,
+        subject=f"{model_dir} (model {manifest['model_sha256'][:12]})",
+        datasets=[dataset_ref(evaluation, 60)],
+        policy_path=REPO / "policies/eval.yaml",
+        production=registry.production_metrics(name),
+    )
+    eval_dir = workdir / "artifacts/evaluate_sft"
+    eval_dir.mkdir(parents=True)
+    (eval_dir / "metrics.json").write_text(json.dumps(metrics))
+    (eval_dir / "generations.json").write_text(json.dumps([{"prompt": "What is 12 + 30?", "completion": "42"}]))
+    write_decision(decision, eval_dir / "decision.json")
+    write_manifest(
+        eval_dir,
+        {"stage": "evaluate_sft", "model_sha256": manifest["model_sha256"], "training_run_id": run.info.run_id},
+    )
+    registry.client().log_artifacts(run.info.run_id, str(eval_dir), artifact_path="evaluation")
+    # Registration, tagged like pipelines/register.py
+    tags = {
+        "lineage.method": "sft",
+        "lineage.model_sha256": manifest["model_sha256"],
+        "lineage.training_run_id": run.info.run_id,
+        "lineage.git_commit": lineage["git_commit"],
+        "lineage.base_model": "builtin:tiny",
+        "lineage.parent_model": "builtin:tiny",
+        "lineage.eval_decision": "passed" if decision.passed else "denied",
+        "lineage.eval_decision_sha256": sha256_file(eval_dir / "decision.json"),
+        "lineage.trained_by": "trainer-bot",
+        "lineage.registered_by": "pipeline-bot",
+        "lineage.risk_tier": risk_tier,
+        "governance.eval_status": "passed" if decision.passed else "eval_failed",
+        **{f"metric.{k}": f"{float(v):.6g}" for k, v in metrics.items()},
+    }
+    if intended_use:
+        tags["lineage.intended_use"] = "Drafts for support agents, reviewed before sending."
+        tags["lineage.out_of_scope"] = "Unreviewed advice of any kind."
+    version, _ = registry.register_version(
+        name,
+        run_id=run.info.run_id,
+        artifact_path="model",
+        lineage_key=lineage_key,
+        tags=tags,
+        description="SFT model trained from builtin:tiny.",
+    )
+    if in_trail:
+        # What pipelines/register.py records: the registration, gate and eval status, frozen in the trail
+        record_registration(
+            name,
+            str(version.version),
+            actor="pipeline-bot",
+            evidence={
+                "model_sha256": manifest["model_sha256"],
+                "eval_decision_sha256": tags["lineage.eval_decision_sha256"],
+            },
+            gate_status="passed",
+            eval_status=tags["governance.eval_status"],
+        )
+    return BuiltVersion(name, str(version.version), run.info.run_id, workdir)
