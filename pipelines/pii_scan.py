@@ -25,7 +25,7 @@ from governance.errors import EXIT_DENIED, EXIT_OK
 from governance.gates import write_decision
 from governance.lineage import git_state, write_manifest
 from governance.pii import run_pii_gate, write_findings_report
-from governance.pii.scan import DatasetKind
+from governance.pii.kinds import DatasetKind
 from governance.policy import Strict
 from pipelines._common import load_params, stage_main
 

@@ -13,8 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from governance.errors import EXIT_DENIED, EXIT_OK
-from governance.pii import run_pii_gate, write_findings_report
-from governance.pii.scan import KIND_FIELDS, detect_kind
+from governance.pii.kinds import KIND_FIELDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_scan(args: argparse.Namespace) -> int:
+    # presidio loads in seconds; only this command pays for it
+    from governance.pii import detect_kind, run_pii_gate, write_findings_report
+
     path = Path(args.file)
     kind = args.kind or detect_kind(path)
     result = run_pii_gate(

@@ -2,43 +2,58 @@
 
 Public API::
 
-    from governance.pii import PiiScanner, run_pii_gate, load_findings_report
+    from governance.pii import run_pii_gate, write_findings_report, load_findings_report
+    from governance.gates import write_decision
 
     result = run_pii_gate(["data/prepared/sft/train.jsonl"], kind="sft",
                           policy_path="policies/pii.yaml", stage="pii_scan_sft",
                           cleared_dir="artifacts/pii_scan_sft/data")
-    write_decision(result.decision, "artifacts/pii_scan_sft/decision.json")
     write_findings_report(result.report, "artifacts/pii_scan_sft/findings.json")
+    write_decision(result.decision, "artifacts/pii_scan_sft/decision.json")
+
+    report = load_findings_report("artifacts/pii_scan_sft/findings.json")
 
 ``engine`` builds presidio's AnalyzerEngine from ``policies/pii.yaml``;
 ``windows`` computes its results on small windows (identical, much faster);
 ``scan`` applies the policy to every string field; ``redact`` writes the
 cleared copy; ``gate`` decides; ``report`` reads and writes ``findings.json``.
+
+Importing presidio costs seconds (it loads transformers), so names are
+imported on first use: ``import governance.pii`` alone stays cheap, and
+``govern`` commands that do not scan never pay for it.
 """
 
-from governance.pii.engine import EngineInfo, PiiEngine, build_engine
-from governance.pii.gate import GATE, PiiGateResult, run_pii_gate
-from governance.pii.mask import mask_value, tag
-from governance.pii.report import FindingsReport, load_findings_report, write_findings_report
-from governance.pii.scan import KIND_FIELDS, FileScan, Finding, PiiScanner, resolve
-from governance.pii.windows import WindowedAnalyzer
+from __future__ import annotations
 
-__all__ = [
-    "GATE",
-    "KIND_FIELDS",
-    "EngineInfo",
-    "FileScan",
-    "Finding",
-    "FindingsReport",
-    "PiiEngine",
-    "PiiGateResult",
-    "PiiScanner",
-    "WindowedAnalyzer",
-    "build_engine",
-    "load_findings_report",
-    "mask_value",
-    "resolve",
-    "run_pii_gate",
-    "tag",
-    "write_findings_report",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EngineInfo": "governance.pii.engine",
+    "PiiEngine": "governance.pii.engine",
+    "build_engine": "governance.pii.engine",
+    "WindowedAnalyzer": "governance.pii.windows",
+    "KIND_FIELDS": "governance.pii.kinds",
+    "DatasetKind": "governance.pii.kinds",
+    "FileScan": "governance.pii.scan",
+    "Finding": "governance.pii.scan",
+    "PiiScanner": "governance.pii.scan",
+    "detect_kind": "governance.pii.scan",
+    "resolve": "governance.pii.scan",
+    "mask_value": "governance.pii.mask",
+    "tag": "governance.pii.mask",
+    "GATE": "governance.pii.gate",
+    "PiiGateResult": "governance.pii.gate",
+    "run_pii_gate": "governance.pii.gate",
+    "FindingsReport": "governance.pii.report",
+    "load_findings_report": "governance.pii.report",
+    "write_findings_report": "governance.pii.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'governance.pii' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

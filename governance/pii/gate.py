@@ -216,8 +216,13 @@ def run_pii_gate(
             redacted_records += write_cleared_copy(path, target, scan.redactions, redactor)
             staged.append(target)
         rescan_budget = ListingBudget(policy.report.max_listed_findings)
-        rescans = [scanner.scan_file(target, kind, budget=rescan_budget, progress=progress) for target in staged]
-        hashes.update({str(target): sha256_file(target) for target in staged})
+        # Re-scan the staged copy, reported under the names the cleared files will have
+        labels = [str(cleared_dir / path.name) for path in inputs]
+        rescans = [
+            scanner.scan_file(target, kind, budget=rescan_budget, progress=progress, label=label)
+            for target, label in zip(staged, labels, strict=True)
+        ]
+        hashes.update({label: sha256_file(target) for target, label in zip(staged, labels, strict=True)})
         violations += rescan_violations(policy, rescans)
         final = decide(
             gate=GATE,
@@ -228,11 +233,6 @@ def run_pii_gate(
             violations=violations,
             waivers=waivers,
         )
-        # Report the re-scan under the names the cleared files have (or would have had)
-        for scan, path in zip(rescans, inputs, strict=True):
-            target = str(cleared_dir / path.name)
-            hashes[target] = hashes.pop(scan.path)
-            scan.path = target
         if final.passed:
             shutil.rmtree(cleared_dir, ignore_errors=True)
             staging.replace(cleared_dir)

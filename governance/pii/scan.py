@@ -19,29 +19,20 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from presidio_analyzer import RecognizerResult
 from tqdm import tqdm
 
 from governance.errors import DataError
 from governance.pii.engine import PiiEngine, build_engine
+from governance.pii.kinds import KIND_FIELDS
 from governance.pii.mask import mask_value, snippet
 from governance.pii.windows import WindowedAnalyzer
 from governance.policy.pii import EntityRule, PiiPolicy
 from governance.records import Record, iter_records, iter_text_fields
 
 log = logging.getLogger(__name__)
-
-DatasetKind = Literal["sft", "preference", "kto", "prompt"]
-
-#: Top-level keys a record of each kind must have (any one alternative), as TRL reads them.
-KIND_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "sft": (("messages",), ("prompt", "completion"), ("text",)),
-    "preference": (("chosen", "rejected"),),
-    "kto": (("prompt", "completion", "label"),),
-    "prompt": (("prompt",),),
-}
 
 #: Overlapping findings keep the strictest action first.
 ACTION_RANK = {"deny": 0, "redact": 1, "allow": 2}
@@ -282,10 +273,15 @@ class PiiScanner:
         keep_redactions: bool = False,
         progress: bool = False,
         sink: Callable[[Finding], None] | None = None,
+        label: str | None = None,
     ) -> FileScan:
-        """Scan one file, streaming; memory grows only with listed findings and redaction spans."""
+        """Scan one file, streaming; memory grows only with listed findings and redaction spans.
+
+        ``label`` names the file in findings and reports when it is scanned at a
+        temporary path (the staged cleared copy).
+        """
         path = Path(path)
-        scan = FileScan(path=str(path))
+        scan = FileScan(path=label or str(path))
         budget = budget or ListingBudget(self.policy.report.max_listed_findings)
         # progress=True shows a bar on a terminal (stderr); tqdm stays silent when stderr is a log file.
         bar = tqdm(

@@ -1,0 +1,17 @@
+"""Dataset kinds the PII gate reads, by the top-level fields TRL expects (no heavy imports)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+DatasetKind = Literal["sft", "preference", "kto", "prompt"]
+
+#: Top-level keys a record of each kind must have (any one alternative), as TRL reads them:
+#: conversational or prompt-completion or plain-text SFT, paired preference, unpaired (KTO)
+#: preference, and prompt-only (GRPO, RLHF).
+KIND_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "sft": (("messages",), ("prompt", "completion"), ("text",)),
+    "preference": (("chosen", "rejected"),),
+    "kto": (("prompt", "completion", "label"),),
+    "prompt": (("prompt",),),
+}

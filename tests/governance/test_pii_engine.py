@@ -1,0 +1,289 @@
+"""The presidio engine built from policies/pii.yaml: what it detects, and the windowed analyzer's equality."""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+from presidio_analyzer.predefined_recognizers import NhsRecognizer, PhoneRecognizer, UsLicenseRecognizer
+
+from governance.errors import ConfigError
+from governance.pii import PiiScanner, WindowedAnalyzer, build_engine
+from governance.pii.engine import guard_presidio_logs
+from governance.pii.gate import not_scanned_violations
+from governance.policy.pii import PiiPolicy, load_pii_policy
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = REPO / "policies" / "pii.yaml"
+
+#: One planted value per entity the shipped policy scans, in a sentence that gives it its context.
+PLANTED = {
+    "EMAIL_ADDRESS": ("Write to me at {} please.", "jane.doe@example.com"),
+    "PHONE_NUMBER": ("You can call {} after five.", "(415) 555-0103"),
+    "CREDIT_CARD": ("My card number is {} thanks.", "4111 1111 1111 1111"),
+    "IBAN_CODE": ("Refund to {} today.", "DE89 3704 0044 0532 0130 00"),
+    "US_SSN": ("My social security number is {} ok.", "123-45-6788"),
+    "IP_ADDRESS": ("Login from {} was blocked.", "203.0.113.76"),
+    "URL": ("See {} for details.", "https://intranet.example.com/u/jdoe"),
+    "CRYPTO": ("Send it to {} now.", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2"),
+    "EMPLOYEE_ID": ("The employee id is {} here.", "E123456"),
+    "CUSTOMER_NAME": ("Our client {} called.", "Northwind Traders"),
+}
+
+
+@pytest.fixture(scope="module")
+def policy() -> PiiPolicy:
+    return load_pii_policy(POLICY)
+
+
+@pytest.fixture(scope="module")
+def scanner(policy) -> PiiScanner:
+    return PiiScanner(policy, POLICY)
+
+
+def _raw(policy_dict: dict, tmp_path: Path) -> Path:
+    path = tmp_path / "pii.yaml"
+    path.write_text(yaml.safe_dump(policy_dict, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("entity", sorted(PLANTED))
+def test_each_entity_is_detected_with_its_exact_span(scanner, entity):
+    template, value = PLANTED[entity]
+    text = template.format(value)
+    found = scanner.findings_in(text)
+    start = text.index(value)
+    assert [(f.entity, f.start, f.end) for f in found] == [(entity, start, start + len(value))]
+
+
+def test_checksums_decide_for_cards_ibans_and_wallets(scanner):
+    # Same shapes, wrong check digits: presidio's validators reject them.
+    for text in (
+        "card 4111 1111 1111 1112",
+        "iban DE89 3704 0044 0532 0130 01",
+        "btc 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3",
+    ):
+        assert scanner.findings_in(text) == [], text
+
+
+def test_context_words_lift_a_weak_pattern_over_its_threshold(scanner):
+    # The bare E + 6 digits shape scores 0.3 (threshold 0.6); "employee" before it adds 0.35.
+    assert scanner.findings_in("Reference E123456 in the ledger.") == []
+    [finding] = scanner.findings_in("Ask the employee with badge E123456.")
+    assert (finding.entity, round(finding.score, 2)) == ("EMPLOYEE_ID", 0.65)
+    # Context further than the look-back window does not count.
+    far = "employee " + "x " * 40 + "E123456"
+    assert scanner.findings_in(far) == []
+
+
+def test_math_data_is_not_flagged(scanner):
+    text = (
+        "Natalia sold 48/2 = <<48/2=24>>24 clips in May. 3x + 7 = 22 so x = 5. The sum 1+2+...+100 = 5050; "
+        "in 2021 she had $1,200 and 3.14159 * 2 = 6.28318. Let x2 = 15, a10 = 3; 123456789 is 9 digits."
+    )
+    assert scanner.findings_in(text) == []
+
+
+def test_engine_lists_the_recognizers_that_run_and_no_ner_without_spacy(scanner):
+    info = scanner.engine.info.to_dict()
+    assert info["nlp_engine"] == "no_op" and info["fallback_reason"] is None
+    listed = {r["name"]: r["entities"] for r in info["recognizers"]}
+    assert listed == {
+        "CreditCardRecognizer": ["CREDIT_CARD"],
+        "IbanRecognizer": ["IBAN_CODE"],
+        "UsSsnRecognizer": ["US_SSN"],
+        "CryptoRecognizer": ["CRYPTO"],
+        "EmailRecognizer": ["EMAIL_ADDRESS"],
+        "PhoneRecognizer": ["PHONE_NUMBER"],
+        "IpRecognizer": ["IP_ADDRESS"],
+        "UrlRecognizer": ["URL"],
+        "EmployeeIdRecognizer": ["EMPLOYEE_ID"],
+        "CustomerNameRecognizer": ["CUSTOMER_NAME"],
+    }
+    every_entity = {e for entities in listed.values() for e in entities}
+    assert not every_entity & {"PERSON", "LOCATION", "ORGANIZATION", "NRP"}
+    assert "PERSON" not in info["entities_scanned"]
+
+
+def test_disabled_entities_are_off_for_a_reason_presidio_shows(scanner, policy):
+    # UK_NHS: a US phone number passes the NHS mod-11 check.
+    us_phone = "Call 212 555 0105"
+    assert NhsRecognizer().analyze(us_phone, ["UK_NHS"])
+    assert PhoneRecognizer().analyze(us_phone, ["PHONE_NUMBER"])
+    # US_DRIVER_LICENSE: math variables are "licences".
+    assert {r.start for r in UsLicenseRecognizer().analyze("Let x2 = 15", ["US_DRIVER_LICENSE"])} == {4}
+    disabled = {d.entity for d in policy.disabled_entities}
+    assert {"UK_NHS", "US_DRIVER_LICENSE", "DATE_TIME", "US_BANK_NUMBER", "PERSON"} <= disabled
+    assert not disabled & set(scanner.engine.entities)
+    assert [e for e, _ in [(f.entity, f) for f in scanner.findings_in(us_phone)]] == ["PHONE_NUMBER"]
+
+
+TRICKY = [
+    "Compute 12345 * 678 = 8369910. Then 2024-01-15 and 3.14159, 1/2, 555-1234, 212-555-0199 and 4111 1111 1111 1111",
+    "abc8005551234 and 8005551234def and 1x2x3x4x5x6 and +1-800-FLOWERS and 2021-03-04 12:30 ext. 12 x123",
+    "jane.doe@example.com visit https://example.com/page www.test.org 192.168.1.10 ::1 fe80::1ff:fe23:4567:890a",
+    "DE89 3704 0044 0532 0130 00 GB82WEST12345698765432 gb82 west 1234 5698 7654 32 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+    "call +44 20 7946 0958 or (415) 555-2671 ext. 12, employee E123456; Contoso Pharmaceuticals\nssn 078-05-1121",
+    "٣٤٥٦٧٨٩٠١٢ and １２３４５６７８９０ and 415\u00a0555\u00a00103 and 12 34 56 78 90 12 34 56 78 90 12 34",
+]
+
+
+def _fuzz_texts(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    pieces = [value for _, value in PLANTED.values()] + [
+        "x@y", "train.py", "e.g.", "10.0.0.256", "::", "1:2:3:4:5:6:7:8", "4111-1111-1111-1111", "378282246310005",
+        "123 45 6789", "12345-6789", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "+1 (415) 555-2671", "030 1234567",
+        "555-1234", "ext. 12", "x123", "#", "12:30", "phone", "card", "iban", "ssn", "wallet", "(", ")", "/", "-", ".",
+        ",", "+", "\n", "\t", "\u00a0", "é", "K",
+    ]  # fmt: skip
+
+    def number() -> str:
+        return "".join(rng.choice("0123456789") for _ in range(rng.choice([1, 2, 3, 4, 6, 7, 9, 10, 11, 13, 16])))
+
+    texts = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(1, 30)):
+            roll = rng.random()
+            if roll < 0.3:
+                parts.append(number())
+            elif roll < 0.55:
+                parts.append(rng.choice(pieces))
+            elif roll < 0.8:
+                parts.append("".join(rng.choice("abcdeinostxEXT") for _ in range(rng.randint(1, 7))))
+            else:
+                parts.append(rng.choice(" -./()+x:;,#\n"))
+            parts.append(rng.choice([" ", "", " ", "\n", "-", ".", ", "]))
+        texts.append("".join(parts))
+    return texts
+
+
+def _as_tuples(results):
+    return sorted((r.entity_type, r.start, r.end, r.score) for r in results)
+
+
+def test_windowed_analyzer_equals_presidio_on_tricky_and_random_texts(scanner):
+    engine = scanner.engine
+    windowed = scanner.windowed
+    assert set(windowed.windowed) == {
+        "CreditCardRecognizer", "IbanRecognizer", "UsSsnRecognizer", "CryptoRecognizer",
+        "EmailRecognizer", "PhoneRecognizer", "IpRecognizer", "UrlRecognizer",
+    }  # fmt: skip
+    assert set(windowed.whole_text) == {"EmployeeIdRecognizer", "CustomerNameRecognizer"}
+    for text in TRICKY + _fuzz_texts(150, seed=7):
+        assert _as_tuples(windowed.analyze(text)) == _as_tuples(engine.analyze(text)), repr(text)
+
+
+def test_long_texts_fall_back_to_whole_text_phone_scan(scanner):
+    # A text where libphonenumber could exhaust its 65,535 tries is scanned whole: still identical.
+    text = " ".join(f"{n:010d}" for n in range(3000, 3400)) + " call (415) 555-0103"
+    phone = next(rule for r, rule in scanner.windowed.plans if r.name == "PhoneRecognizer")
+    assert phone.windows(text) is None
+    assert _as_tuples(scanner.windowed.analyze(text)) == _as_tuples(scanner.engine.analyze(text))
+
+
+def test_spacy_model_missing_is_a_config_error(policy, tmp_path):
+    data = policy.model_dump(mode="json")
+    data["nlp_engine"] = {"engine": "spacy", "model": "en_core_web_zz", "fallback": "error"}
+    path = _raw(data, tmp_path)
+    with pytest.raises(ConfigError) as err:
+        build_engine(load_pii_policy(path), path)
+    assert str(err.value) == (
+        f"{path}: nlp_engine.model: spaCy model 'en_core_web_zz' is not installed; install it "
+        "(python -m spacy download en_core_web_zz) or set nlp_engine.engine: no_op "
+        "(pattern recognizers only, no PERSON/LOCATION)"
+    )
+
+
+def test_spacy_fallback_no_op_reports_person_as_not_scanned(policy, tmp_path):
+    data = policy.model_dump(mode="json")
+    data["nlp_engine"] = {"engine": "spacy", "model": "en_core_web_zz", "fallback": "no_op"}
+    data["entities"].append(
+        {
+            "id": "pii.person",
+            "entity": "PERSON",
+            "action": "redact",
+            "severity": "warn",
+            "score_threshold": 0.6,
+            "rationale": "names",
+        }  # fmt: skip
+    )
+    data["disabled_entities"] = [d for d in data["disabled_entities"] if d["entity"] != "PERSON"]
+    path = _raw(data, tmp_path)
+    variant = load_pii_policy(path)
+    engine = build_engine(variant, path)
+    assert engine.info.nlp_engine == "no_op" and engine.info.requested_nlp_engine == "spacy"
+    assert "PERSON" not in engine.entities
+    assert all("PERSON" not in r.entities for r in engine.info.recognizers)
+    [violation] = not_scanned_violations(variant, engine.info, str(path))
+    assert violation.line() == (
+        f"warn  pii.person  {path}: PERSON was not scanned: spaCy model 'en_core_web_zz' is not installed; "
+        "nlp_engine.fallback is no_op, so no NER ran"
+    )
+
+
+def test_person_under_no_op_is_a_config_error(policy, tmp_path):
+    data = policy.model_dump(mode="json")
+    data["entities"].append(
+        {
+            "id": "pii.person",
+            "entity": "PERSON",
+            "action": "redact",
+            "severity": "warn",
+            "score_threshold": 0.6,
+            "rationale": "names",
+        }  # fmt: skip
+    )
+    data["disabled_entities"] = [d for d in data["disabled_entities"] if d["entity"] != "PERSON"]
+    path = _raw(data, tmp_path)
+    with pytest.raises(ConfigError) as err:
+        build_engine(load_pii_policy(path), path)
+    assert str(err.value) == (
+        f"{path}: entities.10.entity: no recognizer detects 'PERSON' with nlp_engine 'no_op'; "
+        "it needs an NER model: set nlp_engine.engine: spacy with an installed model"
+    )
+
+
+def test_installed_spacy_model_adds_its_ner_recognizer(policy, tmp_path):
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns(
+        [{"label": "PERSON", "pattern": [{"LOWER": "alice"}, {"LOWER": "liddell"}]}]
+    )
+    model_dir = tmp_path / "ruler_model"
+    nlp.to_disk(model_dir)
+    data = policy.model_dump(mode="json")
+    data["nlp_engine"] = {"engine": "spacy", "model": str(model_dir), "fallback": "error"}
+    data["entities"].append(
+        {
+            "id": "pii.person",
+            "entity": "PERSON",
+            "action": "redact",
+            "severity": "warn",
+            "score_threshold": 0.6,
+            "rationale": "names",
+        }  # fmt: skip
+    )
+    data["disabled_entities"] = [d for d in data["disabled_entities"] if d["entity"] != "PERSON"]
+    path = _raw(data, tmp_path)
+    engine = build_engine(load_pii_policy(path), path)
+    assert engine.info.nlp_engine == "spacy" and engine.info.nlp_model == str(model_dir)
+    ner = [r for r in engine.info.recognizers if r.source == "nlp:spacy"]
+    assert [r.name for r in ner] == ["SpacyRecognizer"] and "PERSON" in ner[0].entities
+    text = "Alice Liddell paid with 4111 1111 1111 1111, call (415) 555-0103."
+    assert ("PERSON", 0, 13) in [(r.entity_type, r.start, r.end) for r in engine.analyze(text)]
+    windowed = WindowedAnalyzer(engine)
+    assert "SpacyRecognizer" in windowed.whole_text
+    assert _as_tuples(windowed.analyze(text)) == _as_tuples(engine.analyze(text))
+
+
+def test_presidio_log_arguments_are_withheld(caplog):
+    guard_presidio_logs()
+    with caplog.at_level(logging.ERROR, logger="presidio-analyzer"):
+        logging.getLogger("presidio-analyzer").error("Failed to validate text %s", "DE89370400440532013000")
+    assert "DE89370400440532013000" not in caplog.text
+    assert "Failed to validate text %s [arguments withheld" in caplog.text

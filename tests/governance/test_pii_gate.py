@@ -1,0 +1,241 @@
+"""The PII gate: each rule passes and fails with its exact message; redaction, re-scan, waivers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from governance.lineage import sha256_file
+from governance.pii import PiiScanner, run_pii_gate
+from governance.policy.pii import load_pii_policy
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = REPO / "policies" / "pii.yaml"
+CARD = "4111 1111 1111 1111"
+EMAIL = "jane.doe@example.com"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> PiiScanner:
+    return PiiScanner(load_pii_policy(POLICY), POLICY)
+
+
+def _policy(tmp_path: Path, change=None) -> Path:
+    data = yaml.safe_load(POLICY.read_text())
+    if change:
+        change(data)
+    path = tmp_path / "pii.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _scanner(shipped: PiiScanner, path: Path) -> PiiScanner:
+    # Actions and thresholds do not change the recognizers: reuse the engine (building one is slow).
+    return PiiScanner(load_pii_policy(path), path, engine=shipped.engine)
+
+
+def _rule(data: dict, entity: str) -> dict:
+    return next(rule for rule in data["entities"] if rule["entity"] == entity)
+
+
+def _chat(*user_turns: str) -> list[dict]:
+    return [{"id": f"r{i}", "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": t}]}
+            for i, t in enumerate(user_turns, start=1)]  # fmt: skip
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def _deny_cards(max_records: int, severity: str = "deny"):
+    return lambda d: _rule(d, "CREDIT_CARD").update(action="deny", severity=severity, max_records=max_records)
+
+
+def _card_data(tmp_path: Path) -> Path:
+    rows = _chat("What is 2 + 2?", f"Card {CARD} on file.", "Fine.", f"Use {CARD}.", f"Or {CARD}!")
+    return _jsonl(tmp_path / "train.jsonl", rows)
+
+
+def test_deny_rule_fails_over_max_records_with_its_exact_message(shipped, tmp_path):
+    policy = _policy(tmp_path, _deny_cards(0))
+    data = _card_data(tmp_path)
+    cleared = tmp_path / "out" / "data"
+    result = run_pii_gate(
+        [data], kind="sft", policy_path=policy, stage="pii_scan_sft", cleared_dir=cleared,
+        scanner=_scanner(shipped, policy),
+    )  # fmt: skip
+    assert not result.decision.passed
+    assert result.decision.summary_lines() == [
+        f"deny  pii.credit_card  {data}: 3 records contain CREDIT_CARD (max 0); "
+        "first at line 2, field messages[1].content"
+    ]
+    assert not cleared.exists() and not cleared.with_name("data.staging").exists()
+    assert result.cleared_files == [] and result.decision.details["cleared"] is False
+    # A denied decision is bound to the inputs it judged.
+    assert [(d.path, d.sha256) for d in result.decision.datasets] == [(str(data), sha256_file(data))]
+
+
+def test_deny_rule_passes_within_max_records(shipped, tmp_path):
+    policy = _policy(tmp_path, _deny_cards(3))
+    result = run_pii_gate(
+        [_card_data(tmp_path)], kind="sft", policy_path=policy, stage="s", scanner=_scanner(shipped, policy)
+    )
+    assert result.decision.passed and result.decision.violations == []
+
+
+def test_deny_rule_with_severity_warn_reports_without_blocking(shipped, tmp_path):
+    policy = _policy(tmp_path, _deny_cards(0, severity="warn"))
+    data = _card_data(tmp_path)
+    result = run_pii_gate([data], kind="sft", policy_path=policy, stage="s", scanner=_scanner(shipped, policy))
+    assert result.decision.passed
+    assert result.decision.summary_lines() == [
+        f"warn  pii.credit_card  {data}: 3 records contain CREDIT_CARD (max 0); "
+        "first at line 2, field messages[1].content"
+    ]
+
+
+def test_redact_writes_a_clean_copy_that_is_rescanned_and_bound_to_the_decision(shipped, tmp_path):
+    train = _jsonl(tmp_path / "train.jsonl", _chat("Nothing here.", f"Mail {EMAIL} or call (415) 555-0103.", EMAIL))
+    clean = _jsonl(tmp_path / "eval.jsonl", _chat("What is 12 + 30?"))
+    cleared = tmp_path / "out" / "data"
+    result = run_pii_gate(
+        [train, clean], kind="sft", policy_path=POLICY, stage="pii_scan_sft", cleared_dir=cleared, scanner=shipped
+    )
+    decision = result.decision
+    assert decision.passed and decision.counts == {"deny": 0, "warn": 2, "waived": 0}
+    assert decision.summary_lines() == [
+        f"warn  pii.email_address  {train}: 2 records contain EMAIL_ADDRESS, redacted to <EMAIL_ADDRESS> under "
+        "policy 2026.11-1; first at line 2, field messages[1].content",
+        f"warn  pii.phone_number  {train}: 1 record contains PHONE_NUMBER, redacted to <PHONE_NUMBER> under "
+        "policy 2026.11-1; first at line 2, field messages[1].content",
+    ]
+    out_train, out_eval = cleared / "train.jsonl", cleared / "eval.jsonl"
+    assert result.cleared_files == [out_train, out_eval]
+    rows = [json.loads(line) for line in out_train.read_text().splitlines()]
+    assert rows[1]["messages"][1]["content"] == "Mail <EMAIL_ADDRESS> or call <PHONE_NUMBER>."
+    assert rows[2]["messages"][1]["content"] == "<EMAIL_ADDRESS>"
+    assert out_train.read_text().splitlines()[0] == train.read_text().splitlines()[0]  # untouched line, same bytes
+    assert out_eval.read_bytes() == clean.read_bytes()  # nothing to redact: a byte-identical copy
+    assert [(d.path, d.sha256, d.records) for d in decision.datasets] == [
+        (str(out_train), sha256_file(out_train), 3),
+        (str(out_eval), sha256_file(out_eval), 1),
+    ]
+    details = decision.details
+    assert [(i["path"], i["sha256"]) for i in details["inputs"]] == [
+        (str(train), sha256_file(train)),
+        (str(clean), sha256_file(clean)),
+    ]
+    assert details["redaction"]["policy_version"] == "2026.11-1"
+    assert details["redaction"]["policy_sha256"] == sha256_file(POLICY)
+    assert details["redaction"]["records_redacted"] == 2
+    assert details["rescan"] == {"records_with_findings": 0, "findings": 0}
+    assert result.report.rescan.files[0].path == str(out_train) and result.report.rescan.findings_total == 0
+
+
+def test_redaction_that_leaves_pii_fails_the_rescan(tmp_path):
+    # A policy whose own recognizer flags the tag a redaction writes: the re-scan must catch it.
+    def echo(data):
+        data["custom_recognizers"].append(
+            {
+                "name": "TagEcho",
+                "entity": "TAG_ECHO",
+                "patterns": [{"name": "tag", "regex": "<EMAIL_ADDRESS>", "score": 1.0}],
+            }  # fmt: skip
+        )
+        data["entities"].append(
+            {
+                "id": "pii.tag_echo",
+                "entity": "TAG_ECHO",
+                "action": "redact",
+                "severity": "warn",
+                "score_threshold": 0.5,
+                "rationale": "test",
+            }  # fmt: skip
+        )
+
+    policy = _policy(tmp_path, echo)
+    train = _jsonl(tmp_path / "train.jsonl", _chat(f"Mail {EMAIL}."))
+    cleared = tmp_path / "out" / "data"
+    result = run_pii_gate([train], kind="sft", policy_path=policy, stage="s", cleared_dir=cleared)
+    assert not result.decision.passed
+    assert result.decision.summary_lines()[-1] == (
+        f"deny  pii.redaction_incomplete  {cleared / 'train.jsonl'}: 1 record still contains PII after redaction "
+        "(max 0); first at line 1, field messages[1].content (TAG_ECHO)"
+    )
+    assert not cleared.exists() and not (tmp_path / "out" / "data.staging").exists()
+
+
+def test_allow_counts_without_violation_or_redaction(shipped, tmp_path):
+    policy = _policy(tmp_path, lambda d: _rule(d, "EMAIL_ADDRESS").update(action="allow"))
+    train = _jsonl(tmp_path / "train.jsonl", _chat(f"Mail {EMAIL}."))
+    cleared = tmp_path / "out" / "data"
+    result = run_pii_gate(
+        [train], kind="sft", policy_path=policy, stage="s", cleared_dir=cleared, scanner=_scanner(shipped, policy)
+    )
+    assert result.decision.passed and result.decision.violations == []
+    assert result.report.scan.by_entity["EMAIL_ADDRESS"].findings == 1
+    assert (cleared / "train.jsonl").read_bytes() == train.read_bytes()
+
+
+def _waivers(tmp_path: Path, expires: dt.date) -> Path:
+    path = tmp_path / "waivers.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": "1",
+                "waivers": [
+                    {
+                        "rule_id": "pii.credit_card",
+                        "granted_by": "privacy-officer",
+                        "reason": "test fixtures",
+                        "expires": expires.isoformat(),
+                    }
+                ],
+            }  # fmt: skip
+        )
+    )
+    return path
+
+
+def test_waiver_turns_a_deny_into_a_recorded_exception(shipped, tmp_path):
+    policy = _policy(tmp_path, _deny_cards(0))
+    data = _card_data(tmp_path)
+    scanner = _scanner(shipped, policy)
+    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    result = run_pii_gate(
+        [data], kind="sft", policy_path=policy, stage="s", scanner=scanner, waivers_path=_waivers(tmp_path, tomorrow)
+    )
+    assert result.decision.passed and result.decision.counts == {"deny": 0, "warn": 0, "waived": 1}
+    assert result.decision.summary_lines()[0].endswith("[waived by privacy-officer]")
+    expired = dt.date.today() - dt.timedelta(days=1)
+    result = run_pii_gate(
+        [data], kind="sft", policy_path=policy, stage="s", scanner=scanner, waivers_path=_waivers(tmp_path, expired)
+    )
+    assert not result.decision.passed
+
+
+def test_report_lists_masked_findings_and_complete_counts(shipped, tmp_path):
+    policy = _policy(tmp_path, lambda d: d["report"].update(max_listed_findings=1))
+    train = _jsonl(tmp_path / "train.jsonl", _chat(f"Mail {EMAIL}.", f"Card {CARD}."))
+    result = run_pii_gate([train], kind="sft", policy_path=policy, stage="s", scanner=_scanner(shipped, policy))
+    scan = result.report.scan
+    assert (scan.findings_total, scan.findings_listed) == (2, 1)
+    [listed] = scan.findings
+    assert (listed.line, listed.field, listed.entity, listed.start, listed.end) == (
+        1,
+        "messages[1].content",
+        "EMAIL_ADDRESS",
+        5,
+        25,
+    )
+    assert (listed.masked, listed.snippet) == ("***@***.com", "Mail <EMAIL_ADDRESS>.")
+    assert scan.by_field == {"messages[*].content": {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1}}
+    assert scan.by_entity["CREDIT_CARD"].records == 1 and scan.by_entity["URL"].findings == 0
+    assert [r["name"] for r in result.report.scanner["recognizers"]][:1] and result.report.scanner[
+        "nlp_engine"
+    ] == "no_op"
