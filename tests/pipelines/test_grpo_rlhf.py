@@ -1,0 +1,593 @@
+"""GRPO (verifiable rewards) and RLHF (RLOO on a learned reward model) stages on a tiny model.
+
+Real TRL trainers, a real tiny Qwen2 built by the base_model stage, real gate
+decisions, a real MLflow store and audit trail per test. The policy starts
+from the base model (standing in for SFT) so no SFT run is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from governance.errors import ConfigError
+from governance.evaluation import check_metrics, load_eval_policy
+from governance.gates import dataset_ref, decide, write_decision
+from governance.identity import Identity
+from governance.lineage import read_manifest, sha256_dir, sha256_json, write_manifest
+from governance.objectives import approve_objective, objective_hashes
+from pipelines import base_model, evaluate_grpo, evaluate_rlhf, train_grpo, train_rlhf
+from pipelines.evaluate_grpo import Completion, drop_while_reward_rises, grpo_metrics, kl_to_reference, reward_trend
+from pipelines.evaluate_rlhf import rlhf_metrics
+from pipelines.rewards import correctness_reward, resolve_reward_functions
+from pipelines.train_rlhf import require_kl_penalty, reward_model_recipe
+
+REPO = Path(__file__).resolve().parents[2]
+APPROVER = Identity(user="erin", source="local")  # an objective_owner in policies/approvals.yaml
+SYSTEM = "Solve the problem. Reply with the reasoning, then the final answer as: Answer: <number>"
+UNAPPROVED_MESSAGE = (
+    "train_grpo: PolicyViolation: train_grpo: objective {name} has sha256 {sha} which is not approved "
+    "(objective.approved_hash); review it, then run `govern approve-objective train_grpo --reason TEXT` "
+    "or list the hash in policies/objectives.yaml in a reviewed commit"
+)
+
+# --------------------------------------------------------------------------- the workspace
+
+
+def _arithmetic(rng: random.Random, n: int, prefix: str) -> list[dict]:
+    rows = []
+    for i in range(n):
+        a, b = rng.randint(1, 20), rng.randint(1, 20)
+        rows.append(
+            {
+                "id": f"{prefix}{i}",
+                "prompt": [
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": f"What is {a} plus {b}?"},
+                ],
+                "answer": str(a + b),
+            }
+        )
+    return rows
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _gate(dataset: str, files: list[Path]) -> list[str]:
+    paths = []
+    for gate, stage in (("pii", f"pii_scan_{dataset}"), ("validation", f"validate_{dataset}")):
+        decision = decide(
+            gate=gate,
+            stage=stage,
+            datasets=[dataset_ref(f) for f in files],
+            policy_path=f"policies/{gate}.yaml",
+            policy_version="1.0",
+            violations=[],
+        )
+        path = f"artifacts/{stage}/decision.json"
+        write_decision(decision, path)
+        paths.append(path)
+    return paths
+
+
+TRL_COMMON = {
+    "max_steps": 2,
+    "per_device_train_batch_size": 4,
+    "num_generations": 2,
+    "max_completion_length": 8,
+    "learning_rate": 0.01,  # large, so two steps visibly move a tiny model
+    "logging_steps": 1,
+    "save_strategy": "no",
+    "eval_strategy": "no",
+    "gradient_checkpointing": False,
+    "use_vllm": False,
+    "report_to": [],
+    "seed": 1,
+    "dataloader_num_workers": 0,
+}
+
+
+def _sections() -> dict:
+    adapter = {"method": "none", "lora": {}}
+    return {
+        "project": "rltest",
+        "base_model": {
+            "name_or_path": "builtin:tiny",
+            "license": "apache-2.0",
+            "out_dir": "artifacts/base_model",
+            "corpus": "corpus.txt",
+            "seed": 3,
+            "vocab_size": 300,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "max_position_embeddings": 256,
+        },
+        "train_grpo": {
+            "base_model": "artifacts/base_model",
+            "train_file": "data/grpo/train.jsonl",
+            "eval_file": "data/grpo/eval.jsonl",
+            "gate_decisions": ["artifacts/pii_scan_grpo/decision.json", "artifacts/validate_grpo/decision.json"],
+            "reward_funcs": ["correctness_reward", "brevity_reward"],
+            "adapter": adapter,
+            "trl": {**TRL_COMMON, "output_dir": "artifacts/train_grpo", "beta": 0.04},
+        },
+        "evaluate_grpo": {
+            "parent_model": "artifacts/base_model",
+            "model_dir": "artifacts/train_grpo",
+            "eval_file": "data/grpo/eval.jsonl",
+            "out_dir": "artifacts/evaluate_grpo",
+            "policy": "policies/eval.yaml",
+            "max_new_tokens": 8,
+        },
+        "train_rlhf": {
+            "base_model": "artifacts/base_model",
+            "reward_model": "artifacts/train_rm",
+            "train_file": "data/rlhf/train.jsonl",
+            "eval_file": "data/rlhf/eval.jsonl",
+            "gate_decisions": ["artifacts/pii_scan_rlhf/decision.json", "artifacts/validate_rlhf/decision.json"],
+            "adapter": adapter,
+            "trl": {**TRL_COMMON, "output_dir": "artifacts/train_rlhf", "beta": 0.05},
+        },
+        "evaluate_rlhf": {
+            "parent_model": "artifacts/base_model",
+            "model_dir": "artifacts/train_rlhf",
+            "reward_model": "artifacts/train_rm",
+            "eval_file": "data/rlhf/eval.jsonl",
+            "out_dir": "artifacts/evaluate_rlhf",
+            "policy": "policies/eval.yaml",
+            "max_new_tokens": 8,
+        },
+    }
+
+
+def _write_params(root: Path, **changes: dict) -> dict:
+    sections = _sections()
+    for section, values in changes.items():
+        for key, value in values.items():
+            if key == "trl":
+                sections[section]["trl"].update(value)
+            else:
+                sections[section][key] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(sections, sort_keys=False))
+    return sections
+
+
+def _build_reward_model(root: Path) -> None:
+    """A reward model as train_rm leaves it: a one-logit head on the base model, with its manifest."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    out = root / "artifacts/train_rm"
+    model = AutoModelForSequenceClassification.from_pretrained(root / "artifacts/base_model", num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(root / "artifacts/base_model")
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    params = {"base_model": "artifacts/base_model", "trl": {"output_dir": "artifacts/train_rm", "beta": 0.1}}
+    write_manifest(
+        out,
+        {
+            "stage": "train_rm",
+            "params": params,
+            "params_sha256": sha256_json(params),
+            "datasets": {"data/preference/train.jsonl": {"sha256": "a" * 64, "md5": "b" * 32}},
+            "parent": {
+                "stage": "base_model",
+                "model_sha256": read_manifest(root / "artifacts/base_model")["model_sha256"],
+            },
+            "base": {"name_or_path": "builtin:tiny", "license": "apache-2.0"},
+            "model_sha256": sha256_dir(out),
+            "model_path": "artifacts/train_rm",  # relative, as train_rm records it (run from the repo root)
+            "run_id": "rm-run",
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Base model, reward model, gated GRPO/RLHF data and policies in one directory, built once."""
+    root = tmp_path_factory.mktemp("rl")
+    rng = random.Random(0)
+    (root / "policies").mkdir()
+    for name in ("eval.yaml", "approvals.yaml"):
+        shutil.copy(REPO / "policies" / name, root / "policies" / name)
+    objectives = yaml.safe_load((REPO / "policies/objectives.yaml").read_text())
+    objectives["approved"] = []  # approvals come from each test's own audit trail
+    (root / "policies/objectives.yaml").write_text(yaml.safe_dump(objectives))
+    shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
+    words = "what is plus answer the account card balance how do i reset my password".split()
+    corpus = [f"What is {a} plus {b}? Answer: {a + b}" for a in range(1, 21) for b in range(1, 21)]
+    corpus += [" ".join(rng.choice(words) for _ in range(10)) for _ in range(200)]
+    (root / "corpus.txt").write_text("\n".join(corpus) + "\n")
+    grpo = [_write_jsonl(root / "data/grpo/train.jsonl", _arithmetic(rng, 16, "t"))]
+    grpo.append(_write_jsonl(root / "data/grpo/eval.jsonl", _arithmetic(rng, 6, "e")))
+    questions = ["How do I reset my password?", "What is my card balance?", "How do I close the account?"]
+    rlhf = [
+        _write_jsonl(
+            root / f"data/rlhf/{split}.jsonl",
+            [{"id": f"{split}{i}", "prompt": [{"role": "user", "content": q}]} for i, q in enumerate(questions * n)],
+        )
+        for split, n in (("train", 4), ("eval", 2))
+    ]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        _write_params(root)
+        assert base_model.main([]) == 0
+        _gate("grpo", [p.relative_to(root) for p in grpo])
+        _gate("rlhf", [p.relative_to(root) for p in rlhf])
+        _build_reward_model(root)
+    return root
+
+
+@pytest.fixture
+def ws(workspace, mlflow_store, monkeypatch):
+    """The workspace as cwd, with this test's own MLflow store and audit trail; params reset."""
+    monkeypatch.chdir(workspace)
+    monkeypatch.setenv("GOVERN_USER", "trainer-bot")
+    _write_params(workspace)
+    for out in ("train_grpo", "evaluate_grpo", "train_rlhf", "evaluate_rlhf"):
+        shutil.rmtree(workspace / "artifacts" / out, ignore_errors=True)
+    return workspace
+
+
+def _weights_differ(a: Path, b: Path) -> bool:
+    from safetensors.torch import load_file
+
+    left, right = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    return any(not left[k].equal(right[k]) for k in left)
+
+
+def _error_line(capsys) -> str:
+    """The stage's one-line error (the last line of stderr; progress bars may precede it)."""
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def _run_metrics(run_id: str) -> dict[str, float]:
+    return mlflow.MlflowClient().get_run(run_id).data.metrics
+
+
+# --------------------------------------------------------------------------- GRPO
+
+
+def test_grpo_trains_from_its_parent_records_reward_hashes_and_evaluates(ws, capsys):
+    functions = resolve_reward_functions(["correctness_reward", "brevity_reward"], "train_grpo")
+    hashes = objective_hashes(functions)
+    approve_objective("train_grpo", reason="reviewed in test", hashes=hashes, identity=APPROVER)
+
+    assert train_grpo.main([]) == 0
+    trained = read_manifest(ws / "artifacts/train_grpo")
+    parent = read_manifest(ws / "artifacts/base_model")
+    # The model moved away from its parent, and its lineage says which objective moved it
+    assert trained["model_sha256"] != parent["model_sha256"] == trained["parent"]["model_sha256"]
+    assert _weights_differ(ws / "artifacts/train_grpo", ws / "artifacts/base_model")
+    assert trained["reward_functions"] == hashes
+    assert [g["stage"] for g in trained["gates"]] == ["pii_scan_grpo", "validate_grpo"]
+    assert trained["method"] == "grpo" and trained["global_steps"] == 2
+    assert [h["step"] for h in trained["reward_history"]] == [1, 2]
+    tags = mlflow.MlflowClient().get_run(trained["run_id"]).data.tags
+    assert tags["lineage.reward.correctness_reward.sha256"] == hashes["correctness_reward"]
+
+    assert evaluate_grpo.main([]) == 0
+    out = ws / "artifacts/evaluate_grpo"
+    metrics = json.loads((out / "metrics.json").read_text())
+    decision = json.loads((out / "decision.json").read_text())
+    evaluation = read_manifest(out)
+    generations = json.loads((out / "generations.json").read_text())
+    # The recorded metrics are the computed ones: recomputed from the generations and the training log
+    answers = [g["answer"] for g in generations]
+    assert (
+        metrics["accuracy"] == sum(correctness_reward(None, [g["completion"] for g in generations], answer=answers)) / 6
+    )
+    assert (
+        metrics["parent_accuracy"]
+        == sum(correctness_reward(None, [g["parent_completion"] for g in generations], answer=answers)) / 6
+    )
+    assert metrics["train_reward_first"] == trained["reward_history"][0]["reward"]
+    assert metrics["eval_prompts"] == 6 and metrics["kl_to_parent"] > 0
+    assert decision["details"]["metrics"] == metrics and decision["stage"] == "evaluate_grpo"
+    assert {r["rule_id"] for r in decision["details"]["results"]} == {
+        r.id for r in load_eval_policy(ws / "policies/eval.yaml").methods["grpo"]
+    }
+    assert evaluation["model_sha256"] == trained["model_sha256"]
+    assert evaluation["training_run_id"] == trained["run_id"]
+    # ... and the same values sit on the evaluation run and, as heldout.*, on the training run
+    training_run = _run_metrics(trained["run_id"])
+    assert {k: training_run[f"heldout.{k}"] for k in metrics} == pytest.approx(metrics)
+
+
+def test_grpo_refuses_an_unapproved_reward_function_naming_it_its_hash_and_the_fix(ws, capsys):
+    functions = resolve_reward_functions(["correctness_reward", "brevity_reward"], "train_grpo")
+    hashes = objective_hashes(functions)
+    approve_objective(
+        "train_grpo",
+        reason="only this one",
+        hashes={"correctness_reward": hashes["correctness_reward"]},
+        identity=APPROVER,
+    )
+
+    assert train_grpo.main([]) == 1
+    assert _error_line(capsys) == UNAPPROVED_MESSAGE.format(name="brevity_reward", sha=hashes["brevity_reward"])
+    assert not (ws / "artifacts/train_grpo").exists()
+
+
+def test_grpo_refuses_a_changed_reward_function_until_its_new_hash_is_approved(ws, capsys):
+    approve_objective(
+        "train_grpo",
+        reason="old code",
+        hashes={"correctness_reward": "0" * 64, "brevity_reward": "1" * 64},
+        identity=APPROVER,
+    )
+    assert train_grpo.main([]) == 1
+    current = objective_hashes(resolve_reward_functions(["correctness_reward"], "train_grpo"))["correctness_reward"]
+    assert UNAPPROVED_MESSAGE.format(name="correctness_reward", sha=current) in capsys.readouterr().err
+
+
+def test_grpo_refuses_an_unknown_reward_function_name(ws, capsys):
+    _write_params(ws, train_grpo={"reward_funcs": ["correctness_reward", "length_reward"]})
+    assert train_grpo.main([]) == 2
+    assert "train_grpo.reward_funcs: unknown reward function 'length_reward'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- RLHF
+
+
+def test_rlhf_trains_against_the_approved_reward_model_and_evaluates(ws):
+    recipe = sha256_json(reward_model_recipe(read_manifest(ws / "artifacts/train_rm")))
+    assert train_rlhf.current_objective_hashes() == {"reward_model_recipe": recipe}
+    approve_objective("train_rlhf", reason="recipe reviewed", identity=APPROVER)  # finds it via hashes_from
+
+    assert train_rlhf.main([]) == 0
+    trained = read_manifest(ws / "artifacts/train_rlhf")
+    assert trained["model_sha256"] != trained["parent"]["model_sha256"]
+    assert _weights_differ(ws / "artifacts/train_rlhf", ws / "artifacts/base_model")
+    rm = read_manifest(ws / "artifacts/train_rm")
+    assert trained["reward_functions"] == {"reward_model_recipe": recipe, "reward_model": rm["model_sha256"]}
+    assert trained["algorithm"] == "rloo" and trained["beta"] == 0.05
+    assert len(trained["reward_history"]) == 2 and all("kl" in h for h in trained["reward_history"])
+
+    assert evaluate_rlhf.main([]) == 0
+    out = ws / "artifacts/evaluate_rlhf"
+    metrics = json.loads((out / "metrics.json").read_text())
+    generations = json.loads((out / "generations.json").read_text())
+    # The recorded metrics are the computed ones
+    assert metrics["reward_model_score"] == pytest.approx(sum(g["score"] for g in generations) / 6)
+    assert metrics["parent_reward_model_score"] == pytest.approx(sum(g["parent_score"] for g in generations) / 6)
+    assert metrics["eval_prompts"] == 6 and metrics["kl_to_parent"] >= 0
+    decision = json.loads((out / "decision.json").read_text())
+    assert decision["details"]["metrics"] == metrics
+    assert read_manifest(out)["reward_model_sha256"] == rm["model_sha256"]
+    assert read_manifest(out)["model_sha256"] == trained["model_sha256"]
+    training_run = _run_metrics(trained["run_id"])
+    assert {k: training_run[f"heldout.{k}"] for k in metrics} == pytest.approx(metrics)
+
+
+@pytest.mark.parametrize("beta", [0.0, -0.1])
+def test_rlhf_refuses_training_without_a_kl_penalty(ws, capsys, beta):
+    _write_params(ws, train_rlhf={"trl": {"beta": beta}})
+    assert train_rlhf.main([]) == 2
+    assert _error_line(capsys) == (
+        f"train_rlhf: ConfigError: params.yaml: train_rlhf.trl.beta: {beta} — RLHF against a learned reward model "
+        "needs a KL penalty to the SFT reference (beta > 0), or the policy drifts to whatever the reward model "
+        "over-scores; set e.g. beta: 0.05"
+    )
+    assert not (ws / "artifacts/train_rlhf").exists()
+
+
+def test_require_kl_penalty_accepts_a_positive_beta():
+    require_kl_penalty(0.01, "train_rlhf")
+    with pytest.raises(ConfigError):
+        require_kl_penalty(0.0, "train_rlhf")
+
+
+def test_rlhf_refuses_an_unapproved_reward_model_recipe(ws, capsys):
+    recipe = sha256_json(reward_model_recipe(read_manifest(ws / "artifacts/train_rm")))
+    assert train_rlhf.main([]) == 1
+    assert _error_line(capsys) == (
+        f"train_rlhf: PolicyViolation: train_rlhf: objective reward_model_recipe has sha256 {recipe} which is not "
+        "approved (objective.approved_hash); review it, then run `govern approve-objective train_rlhf --reason TEXT` "
+        "or list the hash in policies/objectives.yaml in a reviewed commit"
+    )
+
+
+def test_rlhf_refuses_a_reward_model_altered_after_training(ws, capsys):
+    extra = ws / "artifacts/train_rm/added_after_training.txt"
+    extra.write_text("not what was trained")
+    try:
+        assert train_rlhf.main([]) == 1
+        err = capsys.readouterr().err
+    finally:
+        extra.unlink()
+    assert "train_rlhf: PolicyViolation: artifacts/train_rm: reward model files hash to" in err
+    assert "the reward model changed after training, re-run train_rm" in err
+
+
+def test_reward_model_recipe_changes_with_params_and_data_but_not_with_the_weights():
+    manifest = {
+        "stage": "train_rm",
+        "params_sha256": "p" * 64,
+        "datasets": {"b.jsonl": {"sha256": "2" * 64, "md5": "x"}, "a.jsonl": {"sha256": "1" * 64, "md5": "y"}},
+        "parent": {"stage": "base_model", "model_sha256": "m" * 64},
+        "base": {"name_or_path": "builtin:tiny"},
+        "model_sha256": "w" * 64,
+    }
+    recipe = sha256_json(reward_model_recipe(manifest))
+    assert sha256_json(reward_model_recipe({**manifest, "model_sha256": "v" * 64})) == recipe
+    assert sha256_json(reward_model_recipe({**manifest, "params_sha256": "q" * 64})) != recipe
+    changed_data = {**manifest, "datasets": {**manifest["datasets"], "a.jsonl": {"sha256": "3" * 64, "md5": "y"}}}
+    assert sha256_json(reward_model_recipe(changed_data)) != recipe
+    with pytest.raises(
+        ConfigError, match=r"reward model manifest: missing lineage field 'params_sha256'; re-run train_rm"
+    ):
+        reward_model_recipe({k: v for k, v in manifest.items() if k != "params_sha256"})
+
+
+# --------------------------------------------------------------------------- metrics and the eval policy rules
+
+
+def _completion(tokens: int, text: str = "x") -> Completion:
+    return Completion(prompt_ids=[1, 2], completion_ids=list(range(tokens)), text=text)
+
+
+def test_reward_trend_is_the_fitted_rise_and_needs_a_logged_reward():
+    assert reward_trend([{"reward": 0.0}, {"reward": 1.0}, {"reward": 2.0}])["train_reward_trend"] == pytest.approx(2.0)
+    assert reward_trend([{"reward": 1.0}, {"reward": 0.0}])["train_reward_trend"] == pytest.approx(-1.0)
+    assert reward_trend([{"reward": 5.0}])["train_reward_trend"] == 0.0
+    with pytest.raises(ConfigError, match=r"no logged training reward"):
+        reward_trend([{"loss": 1.0}])
+
+
+def test_drop_while_reward_rises_counts_only_drops_under_a_rising_reward():
+    assert drop_while_reward_rises(0.3, -0.2) == pytest.approx(0.2)
+    assert drop_while_reward_rises(0.3, 0.1) == 0.0
+    assert drop_while_reward_rises(-0.3, -0.2) == 0.0  # falling reward: a regression, but not hacking
+
+
+def test_grpo_metrics_from_completions():
+    tuned = [_completion(4, "Answer: 3"), _completion(8, "Answer: 5")]
+    parent = [_completion(4, "Answer: 3"), _completion(4, "Answer: 4")]
+    history = [{"reward": 0.1}, {"reward": 0.5}]
+    metrics = grpo_metrics(tuned=tuned, parent=parent, answers=["3", "4"], kl=0.25, history=history)
+    assert metrics["accuracy"] == 0.5 and metrics["parent_accuracy"] == 1.0
+    assert metrics["accuracy_delta_vs_parent"] == -0.5
+    assert metrics["format_compliance"] == 1.0
+    assert metrics["length_ratio_vs_parent"] == 1.5
+    assert metrics["heldout_drop_while_reward_rises"] == 0.5
+    assert metrics["kl_to_parent"] == 0.25
+
+
+def test_rlhf_win_rate_counts_ties_half():
+    tuned, parent = [_completion(2)] * 4, [_completion(2)] * 4
+    metrics = rlhf_metrics(
+        tuned=tuned,
+        parent=parent,
+        tuned_scores=[1.0, 0.0, 0.5, 0.5],
+        parent_scores=[0.0, 1.0, 0.5, 0.2],
+        kl=0.0,
+        history=[{"reward": 0.0}, {"reward": 1.0}],
+    )
+    assert metrics["win_rate_vs_parent"] == pytest.approx((1 + 0 + 0.5 + 1) / 4)
+    assert metrics["heldout_drop_while_reward_rises"] == 0.0
+    assert metrics["reward_gain_vs_parent"] == pytest.approx((2.0 - 1.7) / 4)
+
+
+def test_kl_to_reference_is_zero_for_the_same_model_and_positive_for_another(ws):
+    import torch
+
+    from pipelines._training import load_causal_lm
+
+    model, tokenizer = load_causal_lm("artifacts/base_model")
+    other, _ = load_causal_lm("artifacts/base_model")
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    completions = evaluate_grpo.greedy_completions(
+        model, tokenizer, [[{"role": "user", "content": "What is 1 plus 2?"}]] * 3, 6
+    )
+    assert kl_to_reference(model, model, completions) == pytest.approx(0.0, abs=1e-6)
+    assert kl_to_reference(other, model, completions) > 0
+
+
+# Each eval rule of methods.grpo / methods.rlhf: a passing value and a failing one with the exact message.
+RULE_CASES = [
+    (
+        "grpo",
+        "eval.grpo.accuracy_vs_parent",
+        "accuracy_delta_vs_parent",
+        -0.03,
+        -0.1,
+        "accuracy_delta_vs_parent -0.1 (min -0.05)",
+    ),
+    ("grpo", "eval.grpo.format_compliance", "format_compliance", 0.9, 0.2, "format_compliance 0.2 (min 0.5)"),
+    ("grpo", "eval.grpo.verbosity", "length_ratio_vs_parent", 1.2, 1.8, "length_ratio_vs_parent 1.8 (max 1.5)"),
+    ("grpo", "eval.grpo.kl_to_parent", "kl_to_parent", 0.1, 0.9, "kl_to_parent 0.9 (max 0.5)"),
+    (
+        "grpo",
+        "eval.grpo.reward_up_heldout_down",
+        "heldout_drop_while_reward_rises",
+        0.0,
+        0.1,
+        "heldout_drop_while_reward_rises 0.1 (max 0)",
+    ),
+    (
+        "rlhf",
+        "eval.rlhf.reward_gain_vs_parent",
+        "reward_gain_vs_parent",
+        0.2,
+        -0.2,
+        "reward_gain_vs_parent -0.2 (min 0)",
+    ),
+    ("rlhf", "eval.rlhf.kl_to_parent", "kl_to_parent", 0.1, 0.9, "kl_to_parent 0.9 (max 0.5)"),
+    ("rlhf", "eval.rlhf.verbosity", "length_ratio_vs_parent", 1.0, 2.0, "length_ratio_vs_parent 2 (max 1.5)"),
+    ("rlhf", "eval.rlhf.empty_completions", "empty_completion_rate", 0.0, 0.8, "empty_completion_rate 0.8 (max 0.5)"),
+    (
+        "rlhf",
+        "eval.rlhf.reward_up_heldout_down",
+        "heldout_drop_while_reward_rises",
+        0.05,
+        0.3,
+        "heldout_drop_while_reward_rises 0.3 (max 0.1)",
+    ),
+]
+REGRESSION_CASES = [
+    (
+        "grpo",
+        "eval.grpo.regression_vs_production",
+        "accuracy",
+        0.6,
+        0.58,
+        0.5,
+        "accuracy 0.5 is 16.7% worse than production 0.6 (max 5.0%)",
+    ),
+    (
+        "rlhf",
+        "eval.rlhf.regression_vs_production",
+        "win_rate_vs_parent",
+        0.6,
+        0.56,
+        0.5,
+        "win_rate_vs_parent 0.5 is 16.7% worse than production 0.6 (max 10.0%)",
+    ),
+]
+
+
+def _rule(method: str, rule_id: str):
+    rules = load_eval_policy(REPO / "policies/eval.yaml").methods[method]
+    return [r for r in rules if r.id == rule_id]
+
+
+@pytest.mark.parametrize(("method", "rule_id", "metric", "good", "bad", "message"), RULE_CASES)
+def test_eval_rule_passes_and_fails_with_its_message(method, rule_id, metric, good, bad, message):
+    rules = _rule(method, rule_id)
+    assert len(rules) == 1
+    assert check_metrics(rules, {metric: good}, "m")[0] == []
+    violations, _ = check_metrics(rules, {metric: bad}, "m")
+    assert [(v.rule_id, v.severity, v.message) for v in violations] == [(rule_id, rules[0].severity, message)]
+
+
+@pytest.mark.parametrize(("method", "rule_id", "metric", "production", "good", "bad", "message"), REGRESSION_CASES)
+def test_eval_regression_rule_against_production(method, rule_id, metric, production, good, bad, message):
+    rules = _rule(method, rule_id)
+    assert check_metrics(rules, {metric: good}, "m", {metric: production})[0] == []
+    assert check_metrics(rules, {metric: bad}, "m", None)[1][0]["status"] == "not_applicable"
+    violations, _ = check_metrics(rules, {metric: bad}, "m", {metric: production})
+    assert [(v.rule_id, v.severity, v.message) for v in violations] == [(rule_id, "deny", message)]
+
+
+def test_every_grpo_and_rlhf_rule_has_a_test_case():
+    policy = load_eval_policy(REPO / "policies/eval.yaml")
+    tested = {case[1] for case in RULE_CASES + REGRESSION_CASES}
+    assert {r.id for m in ("grpo", "rlhf") for r in policy.methods[m]} == tested
