@@ -61,7 +61,6 @@ from pipelines._training import (
     training_lineage,
     trl_config,
 )
-from pipelines.train_grpo import reward_history
 
 log = logging.getLogger(__name__)
 STAGE = "train_rlhf"
@@ -138,6 +137,20 @@ def current_objective_hashes() -> dict[str, str]:
     """
     params = load_params(STAGE, TrainRlhfParams)
     return {"reward_model_recipe": sha256_json(reward_model_recipe(read_manifest(params.reward_model)))}
+
+
+def reward_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per logging step: the mean reward-model score and the KL, as TRL logged them (evaluate_rlhf reads it)."""
+    keep = ("kl", "completions/mean_length")
+    return [
+        {
+            "step": e.get("step"),
+            "reward": e["reward"],
+            **{k: v for k, v in e.items() if k.startswith("rewards/") or k in keep},
+        }
+        for e in log_history
+        if "reward" in e
+    ]
 
 
 def load_prompts(path: str):
