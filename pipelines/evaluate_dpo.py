@@ -1,0 +1,119 @@
+"""Evaluate the DPO policy against its SFT parent on held-out preference pairs, then gate it.
+
+    dvc repro evaluate_dpo        # or: python -m pipelines.evaluate_dpo
+
+Metrics: DPO's implicit reward β·(log π(y|x) − log π_sft(y|x)) on held-out
+pairs (``reward_accuracy``, ``reward_margin``), and counter-metrics that
+catch what preference optimisation tends to buy with it: drift from the parent
+on the held-out chosen responses (``kl_to_parent``, per-token KL of the
+next-token distributions; ``logp_change_per_token``) and verbosity (greedy
+generations on held-out prompts, ``generation_length_ratio_vs_parent``). The
+evaluation gate of ``policies/eval.yaml`` (``methods.dpo``) judges them.
+Writes ``metrics.json``, ``decision.json`` (DVC metrics), ``generations.json``
+and ``manifest.json`` and logs to MLflow; a denied evaluation still exits 0
+(registration records it as ``eval_failed``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import Field
+
+from governance.evaluation import evaluate_gate
+from governance.gates import dataset_ref, load_waivers
+from governance.lineage import read_manifest
+from governance.policy import Strict
+from governance.records import iter_records
+from governance.registry import production_metrics
+from pipelines._common import load_params, project_name, stage_main
+from pipelines._preference import (
+    drift_metrics,
+    generate,
+    implicit_reward_metrics,
+    publish_evaluation,
+    require_parent,
+    score_responses,
+    scored_pairs,
+    verbosity_metrics,
+)
+from pipelines._training import load_causal_lm
+
+log = logging.getLogger(__name__)
+STAGE = "evaluate_dpo"
+
+
+class EvaluateDpoParams(Strict):
+    model_dir: str
+    parent_model: str
+    eval_file: str
+    out_dir: str
+    policy: str
+    max_length: int = Field(gt=0)
+    generation_prompts: int = Field(gt=0)
+    max_new_tokens: int = Field(gt=0)
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    params = load_params(STAGE, EvaluateDpoParams)
+    trained = read_manifest(params.model_dir)
+    # Only the parent this policy was trained from is its reference
+    require_parent(trained, params.model_dir, params.parent_model)
+    pairs = [r.data for r in iter_records(params.eval_file)]
+    policy, tokenizer = load_causal_lm(params.model_dir)
+    reference, _ = load_causal_lm(params.parent_model)
+    # Implicit reward and drift on held-out pairs, policy vs SFT parent
+    chosen, rejected = scored_pairs(
+        score_responses(policy, reference, tokenizer, [(p["prompt"], p["chosen"]) for p in pairs], params.max_length),
+        score_responses(policy, reference, tokenizer, [(p["prompt"], p["rejected"]) for p in pairs], params.max_length),
+    )
+    # Verbosity: greedy generations of policy and parent on the same held-out prompts
+    prompts = list({str(p["prompt"]): p["prompt"] for p in pairs}.values())[: params.generation_prompts]
+    policy_texts = generate(policy, tokenizer, prompts, params.max_new_tokens)
+    parent_texts = generate(reference, tokenizer, prompts, params.max_new_tokens)
+    metrics = {
+        **implicit_reward_metrics(chosen, rejected, trained["beta"]),
+        **drift_metrics(chosen),
+        **verbosity_metrics(policy_texts, parent_texts),
+        "eval_pairs": len(chosen),
+        "skipped_pairs": len(pairs) - len(chosen),
+    }
+    # Gate the metrics under policies/eval.yaml (against production, where one exists)
+    decision = evaluate_gate(
+        method="dpo",
+        stage=STAGE,
+        metrics=metrics,
+        subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
+        datasets=[dataset_ref(params.eval_file, len(pairs))],
+        policy_path=params.policy,
+        production=production_metrics(f"{project_name()}-dpo"),
+        waivers=load_waivers("policies/waivers.yaml"),
+    )
+    publish_evaluation(
+        stage=STAGE,
+        method="dpo",
+        out_dir=Path(params.out_dir),
+        metrics=metrics,
+        decision=decision,
+        trained=trained,
+        params=params.model_dump(),
+        eval_file=params.eval_file,
+        generations=[
+            {"prompt": p[-1]["content"], "completion": g, "parent_completion": s}
+            for p, g, s in zip(prompts, policy_texts, parent_texts, strict=True)
+        ],
+    )
+    log.info(
+        "eval %s: reward accuracy %.3f, margin %.3f, KL to parent %.4f/token",
+        "passed" if decision.passed else "DENIED",
+        metrics["reward_accuracy"],
+        metrics["reward_margin"],
+        metrics["kl_to_parent"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

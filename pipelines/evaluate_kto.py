@@ -1,0 +1,118 @@
+"""Evaluate the KTO policy against its SFT parent on held-out labelled completions, then gate it.
+
+    dvc repro evaluate_kto        # or: python -m pipelines.evaluate_kto
+
+KTO's implicit reward β·(log π(y|x) − log π_sft(y|x)) should separate the
+held-out desirable completions from the undesirable ones:
+``reward_separation`` (mean desirable minus mean undesirable reward) and
+``reward_auc`` (chance a random desirable completion outscores a random
+undesirable one). Counter-metrics: drift from the parent on the held-out
+desirable completions (``kl_to_parent``, ``logp_change_per_token``) and
+verbosity of greedy generations (``generation_length_ratio_vs_parent``). The
+evaluation gate of ``policies/eval.yaml`` (``methods.kto``) judges them.
+Outputs and MLflow logging as ``evaluate_dpo``; a denied evaluation still
+exits 0 (registration records it as ``eval_failed``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import Field
+
+from governance.evaluation import evaluate_gate
+from governance.gates import dataset_ref, load_waivers
+from governance.lineage import read_manifest
+from governance.policy import Strict
+from governance.records import iter_records
+from governance.registry import production_metrics
+from pipelines._common import load_params, project_name, stage_main
+from pipelines._preference import (
+    drift_metrics,
+    generate,
+    publish_evaluation,
+    require_parent,
+    score_responses,
+    separation_metrics,
+    verbosity_metrics,
+)
+from pipelines._training import load_causal_lm
+
+log = logging.getLogger(__name__)
+STAGE = "evaluate_kto"
+
+
+class EvaluateKtoParams(Strict):
+    model_dir: str
+    parent_model: str
+    eval_file: str
+    out_dir: str
+    policy: str
+    max_length: int = Field(gt=0)
+    generation_prompts: int = Field(gt=0)
+    max_new_tokens: int = Field(gt=0)
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    params = load_params(STAGE, EvaluateKtoParams)
+    trained = read_manifest(params.model_dir)
+    # Only the parent this policy was trained from is its reference
+    require_parent(trained, params.model_dir, params.parent_model)
+    examples = [r.data for r in iter_records(params.eval_file)]
+    policy, tokenizer = load_causal_lm(params.model_dir)
+    reference, _ = load_causal_lm(params.parent_model)
+    # Implicit reward of every held-out completion, policy vs SFT parent
+    scores = score_responses(
+        policy, reference, tokenizer, [(e["prompt"], e["completion"]) for e in examples], params.max_length
+    )
+    kept = [(s, e["label"]) for s, e in zip(scores, examples, strict=True) if s is not None]
+    # Verbosity: greedy generations of policy and parent on the same held-out prompts
+    prompts = list({str(e["prompt"]): e["prompt"] for e in examples}.values())[: params.generation_prompts]
+    policy_texts = generate(policy, tokenizer, prompts, params.max_new_tokens)
+    parent_texts = generate(reference, tokenizer, prompts, params.max_new_tokens)
+    metrics = {
+        **separation_metrics([s for s, _ in kept], [label for _, label in kept], trained["beta"]),
+        **drift_metrics([s for s, label in kept if label]),
+        **verbosity_metrics(policy_texts, parent_texts),
+        "eval_examples": len(kept),
+        "skipped_examples": len(examples) - len(kept),
+    }
+    # Gate the metrics under policies/eval.yaml (against production, where one exists)
+    decision = evaluate_gate(
+        method="kto",
+        stage=STAGE,
+        metrics=metrics,
+        subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
+        datasets=[dataset_ref(params.eval_file, len(examples))],
+        policy_path=params.policy,
+        production=production_metrics(f"{project_name()}-kto"),
+        waivers=load_waivers("policies/waivers.yaml"),
+    )
+    publish_evaluation(
+        stage=STAGE,
+        method="kto",
+        out_dir=Path(params.out_dir),
+        metrics=metrics,
+        decision=decision,
+        trained=trained,
+        params=params.model_dump(),
+        eval_file=params.eval_file,
+        generations=[
+            {"prompt": p[-1]["content"], "completion": g, "parent_completion": s}
+            for p, g, s in zip(prompts, policy_texts, parent_texts, strict=True)
+        ],
+    )
+    log.info(
+        "eval %s: reward separation %.4f, AUC %.3f, KL to parent %.4f/token",
+        "passed" if decision.passed else "DENIED",
+        metrics["reward_separation"],
+        metrics["reward_auc"],
+        metrics["kl_to_parent"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

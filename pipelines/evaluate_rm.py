@@ -1,0 +1,100 @@
+"""Evaluate the reward model on held-out preference pairs, then gate it.
+
+    dvc repro evaluate_rm         # or: python -m pipelines.evaluate_rm
+
+Scores the chosen and the rejected conversation of every held-out pair:
+``accuracy`` (share of pairs where chosen scores higher) and ``mean_margin``,
+with the length bias as counter-metric (``reward_length_correlation``: a
+reward model that mostly rewards length will be gamed by its policy; beside it
+``longer_is_chosen_rate``, the same bias in the labels themselves). The
+evaluation gate of ``policies/eval.yaml`` (``methods.rm``, including regression
+against the version in production) judges them. Writes ``metrics.json`` and
+``decision.json`` (DVC metrics) and ``manifest.json``, and logs to MLflow.
+A denied evaluation still exits 0: registration records it as ``eval_failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import Field
+
+from governance.evaluation import evaluate_gate
+from governance.gates import dataset_ref, load_waivers
+from governance.lineage import read_manifest
+from governance.policy import Strict
+from governance.records import iter_records
+from governance.registry import production_metrics
+from pipelines._common import load_params, project_name, stage_main
+from pipelines._preference import (
+    load_reward_model,
+    publish_evaluation,
+    response_chars,
+    reward_model_metrics,
+    reward_scores,
+)
+
+log = logging.getLogger(__name__)
+STAGE = "evaluate_rm"
+
+
+class EvaluateRmParams(Strict):
+    model_dir: str
+    eval_file: str
+    out_dir: str
+    policy: str
+    max_length: int = Field(gt=0)
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    params = load_params(STAGE, EvaluateRmParams)
+    trained = read_manifest(params.model_dir)
+    pairs = [r.data for r in iter_records(params.eval_file)]
+    # Score chosen and rejected conversations of every held-out pair
+    model, tokenizer = load_reward_model(params.model_dir)
+    chosen = reward_scores(model, tokenizer, [p["prompt"] + p["chosen"] for p in pairs], params.max_length)
+    rejected = reward_scores(model, tokenizer, [p["prompt"] + p["rejected"] for p in pairs], params.max_length)
+    metrics = {
+        **reward_model_metrics(
+            chosen,
+            rejected,
+            [response_chars(p["chosen"]) for p in pairs],
+            [response_chars(p["rejected"]) for p in pairs],
+        ),
+        "eval_pairs": len(pairs),
+    }
+    # Gate the metrics under policies/eval.yaml (against production, where one exists)
+    decision = evaluate_gate(
+        method="rm",
+        stage=STAGE,
+        metrics=metrics,
+        subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
+        datasets=[dataset_ref(params.eval_file, len(pairs))],
+        policy_path=params.policy,
+        production=production_metrics(f"{project_name()}-rm"),
+        waivers=load_waivers("policies/waivers.yaml"),
+    )
+    publish_evaluation(
+        stage=STAGE,
+        method="rm",
+        out_dir=Path(params.out_dir),
+        metrics=metrics,
+        decision=decision,
+        trained=trained,
+        params=params.model_dump(),
+        eval_file=params.eval_file,
+    )
+    log.info(
+        "eval %s: accuracy %.3f, mean margin %.3f on %d pairs",
+        "passed" if decision.passed else "DENIED",
+        metrics["accuracy"],
+        metrics["mean_margin"],
+        len(pairs),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Train the KTO policy from the SFT checkpoint on the gated desirable/undesirable examples.
+
+    dvc repro train_kto           # or: python -m pipelines.train_kto
+
+KTO learns from unpaired completions labelled desirable or undesirable (TRL's
+``KTOTrainer``, stable API since TRL 1.x). Refuses to start unless the PII
+and validation gates passed for the exact bytes of the train and eval files.
+The reference model is handled as TRL does: the SFT model with the adapter
+switched off under LoRA/QLoRA, a frozen copy of it otherwise. The ``trl``
+section is passed to ``trl.KTOConfig`` unchanged (KTO's KL estimate needs a
+per-device batch of at least 2; TRL refuses smaller ones). One MLflow run,
+tagged ``stage=train_kto``, holds TRL's metrics, the hyperparameters and the
+lineage.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from governance.gates import require_passed_gates
+from governance.policy import Strict
+from governance.registry import stage_run
+from pipelines._common import load_params, project_name, stage_main
+from pipelines._preference import load_unpaired, trainer_errors
+from pipelines._training import (
+    AdapterParams,
+    Stopwatch,
+    finish_training,
+    load_causal_lm,
+    log_lineage_to_run,
+    peft_config,
+    save_model,
+    training_lineage,
+    trl_config,
+)
+
+log = logging.getLogger(__name__)
+STAGE = "train_kto"
+
+
+class TrainKtoParams(Strict):
+    base_model: str
+    train_file: str
+    eval_file: str
+    gate_decisions: list[str]
+    adapter: AdapterParams
+    trl: dict[str, Any]
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    from trl import KTOConfig, KTOTrainer
+
+    params = load_params(STAGE, TrainKtoParams)
+    config = trl_config(KTOConfig, params.trl, STAGE)
+    lora = peft_config(params.adapter, STAGE)
+    out_dir = Path(config.output_dir)
+    # Refuse to train on data that has not passed its gates
+    data_files = [params.train_file, params.eval_file]
+    decisions = require_passed_gates(data_files, params.gate_decisions)
+    lineage = training_lineage(
+        stage=STAGE,
+        params=params.model_dump(),
+        data_files=data_files,
+        decisions=decisions,
+        decision_paths=params.gate_decisions,
+        parent_dir=params.base_model,
+    )
+    model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
+    train, evaluation = load_unpaired(params.train_file), load_unpaired(params.eval_file)
+    with stage_run(project_name(), STAGE, {"method": "kto"}) as run:
+        log_lineage_to_run(lineage)
+        # Train against the SFT model as reference (ref_model=None: TRL's own handling)
+        with trainer_errors(STAGE):
+            trainer = KTOTrainer(
+                model=model,
+                ref_model=None,
+                args=config,
+                train_dataset=train,
+                eval_dataset=evaluation,
+                processing_class=tokenizer,
+                peft_config=lora,
+            )
+        with Stopwatch() as clock:
+            trainer.train()
+        # Save the full model with its provenance, and log both to the run
+        save_model(trainer.model, tokenizer, out_dir)
+        finish_training(
+            out_dir=out_dir,
+            lineage=lineage,
+            trainer=trainer,
+            seconds=clock.seconds,
+            run_id=run.info.run_id,
+            extra={
+                "method": "kto",
+                "adapter": params.adapter.model_dump(),
+                "seed": config.seed,
+                "beta": config.beta,
+                "reference": "parent, adapter disabled" if lora is not None else "parent, frozen copy",
+                "desirable_share": sum(train["label"]) / len(train),
+            },
+        )
+    log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Train a reward model from the base model on the gated preference pairs.
+
+    dvc repro train_rm            # or: python -m pipelines.train_rm
+
+The base model gets a one-output score head (``AutoModelForSequenceClassification``,
+``num_labels=1``) and TRL's ``RewardTrainer`` fits it with the pairwise
+Bradley-Terry loss. Refuses to start unless the PII and validation gates
+passed for the exact bytes of the train and eval files. The ``trl`` section is
+passed to ``trl.RewardConfig`` unchanged; ``adapter`` switches LoRA/QLoRA
+(``task_type: SEQ_CLS`` keeps the score head trainable). One MLflow run,
+tagged ``stage=train_rm``, holds TRL's metrics, the hyperparameters and the
+lineage; the output is the merged reward model with its manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from governance.gates import require_passed_gates
+from governance.policy import Strict
+from governance.registry import stage_run
+from pipelines._common import load_params, project_name, stage_main
+from pipelines._preference import load_pairs, load_reward_model, trainer_errors
+from pipelines._training import (
+    AdapterParams,
+    Stopwatch,
+    finish_training,
+    log_lineage_to_run,
+    peft_config,
+    save_model,
+    training_lineage,
+    trl_config,
+)
+
+log = logging.getLogger(__name__)
+STAGE = "train_rm"
+
+
+class TrainRmParams(Strict):
+    base_model: str
+    train_file: str
+    eval_file: str
+    gate_decisions: list[str]
+    adapter: AdapterParams
+    trl: dict[str, Any]
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    from transformers import set_seed
+    from trl import RewardConfig, RewardTrainer
+
+    params = load_params(STAGE, TrainRmParams)
+    config = trl_config(RewardConfig, params.trl, STAGE)
+    lora = peft_config(params.adapter, STAGE)
+    out_dir = Path(config.output_dir)
+    # Refuse to train on data that has not passed its gates
+    data_files = [params.train_file, params.eval_file]
+    decisions = require_passed_gates(data_files, params.gate_decisions)
+    lineage = training_lineage(
+        stage=STAGE,
+        params=params.model_dump(),
+        data_files=data_files,
+        decisions=decisions,
+        decision_paths=params.gate_decisions,
+        parent_dir=params.base_model,
+    )
+    # The score head is initialised randomly: seed first, so the same params give the same model
+    set_seed(config.seed)
+    model, tokenizer = load_reward_model(params.base_model, params.adapter, STAGE)
+    train, evaluation = load_pairs(params.train_file), load_pairs(params.eval_file)
+    with stage_run(project_name(), STAGE, {"method": "rm"}) as run:
+        log_lineage_to_run(lineage)
+        # Train
+        with trainer_errors(STAGE):
+            trainer = RewardTrainer(
+                model=model,
+                args=config,
+                train_dataset=train,
+                eval_dataset=evaluation,
+                processing_class=tokenizer,
+                peft_config=lora,
+            )
+        with Stopwatch() as clock:
+            trainer.train()
+        # Save the full model with its provenance, and log both to the run
+        save_model(trainer.model, tokenizer, out_dir)
+        finish_training(
+            out_dir=out_dir,
+            lineage=lineage,
+            trainer=trainer,
+            seconds=clock.seconds,
+            run_id=run.info.run_id,
+            extra={
+                "method": "rm",
+                "adapter": params.adapter.model_dump(),
+                "seed": config.seed,
+                "train_pairs": len(trainer.train_dataset),
+            },
+        )
+    log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
