@@ -49,7 +49,8 @@ def _style(salt: str) -> dict[str, Any]:
 
 def _svg(fig, title: str) -> str:
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    # A fixed canvas (no bbox_inches="tight"): tight bounds would draw every chart twice.
+    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
@@ -120,7 +121,8 @@ def eval_thresholds_svg(results: list[dict[str, Any]]) -> str | None:
         return None
     plt = _pyplot()
     with plt.rc_context(_style("eval-thresholds")):
-        fig, axes = plt.subplots(len(results), 1, figsize=(9.5, 0.62 * len(results) + 0.5), squeeze=False)
+        height = 0.62 * len(results) + 0.5
+        fig, axes = plt.subplots(len(results), 1, figsize=(9.5, height), squeeze=False)
         for ax, result in zip(axes[:, 0], results, strict=True):
             observed = result.get("observed")
             low, high = parse_bounds(result.get("threshold"))
@@ -156,7 +158,7 @@ def eval_thresholds_svg(results: list[dict[str, Any]]) -> str | None:
                 fontsize=7.5,
                 color=_colour(result),
             )
-        fig.subplots_adjust(left=0.3, right=0.76, hspace=0.9)
+        fig.subplots_adjust(left=0.3, right=0.76, top=1 - 0.15 / height, bottom=0.32 / height, hspace=0.9)
         svg = _svg(fig, "Evaluation metrics against thresholds")
         plt.close(fig)
     return svg

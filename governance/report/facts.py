@@ -296,6 +296,64 @@ def _gate_stage_folder(gate: dict[str, Any]) -> str:
     return f"gates/{gate.get('stage')}"
 
 
+#: Masked examples listed per PII gate in the report (findings.json may list more).
+MAX_PII_EXAMPLES = 20
+
+
+def pii_summary(stage: str | None, decision: dict[str, Any], findings: dict[str, Any] | None) -> dict[str, Any]:
+    """One PII gate as the report shows it: scanner, counts by entity type, redactions, masked examples.
+
+    Reads only counts, entity types, locations and the masked shapes/snippets
+    that ``findings.json`` holds; the gate never records raw values.
+    """
+    details = decision.get("details") or {}
+    scan = (findings or {}).get("scan") or {}
+    rescan = (findings or {}).get("rescan") or {}
+    scanner = details.get("scanner") or (findings or {}).get("scanner") or {}
+    by_entity = scan.get("by_entity") or {}
+    rescanned = rescan.get("by_entity") or {}
+    entities = []
+    for entity, rule in (details.get("entities") or {}).items():
+        found = by_entity.get(entity) or {}
+        entities.append(
+            {
+                "entity": entity,
+                "rule_id": rule.get("rule_id"),
+                "action": rule.get("action"),
+                "score_threshold": rule.get("score_threshold"),
+                "records": rule.get("records"),
+                "findings": found.get("findings"),
+                "after_redaction": (rescanned.get(entity) or {}).get("findings") if rescan else None,
+            }
+        )
+    redaction = details.get("redaction") or {}
+    return {
+        "stage": stage,
+        "passed": decision.get("passed"),
+        "policy_path": decision.get("policy_path"),
+        "policy_version": decision.get("policy_version"),
+        "policy_sha256": redaction.get("policy_sha256") or (findings or {}).get("policy_sha256"),
+        "nlp_engine": scanner.get("nlp_engine"),
+        "nlp_model": scanner.get("nlp_model"),
+        "fallback_reason": scanner.get("fallback_reason"),
+        "recognizers": sorted({r.get("name") for r in scanner.get("recognizers") or [] if r.get("name")}),
+        "entities_not_scanned": scanner.get("entities_not_scanned") or details.get("entities_disabled") or {},
+        "entities": entities,
+        "operator": redaction.get("operator"),
+        "records_redacted": redaction.get("records_redacted"),
+        "rescan": details.get("rescan"),
+        "files": scan.get("files") or details.get("inputs") or [],
+        "by_field": scan.get("by_field") or {},
+        "findings_total": scan.get("findings_total"),
+        "findings_listed": scan.get("findings_listed"),
+        "examples": [
+            {k: item.get(k) for k in ("file", "line", "field", "entity", "action", "masked", "snippet")}
+            for item in (scan.get("findings") or [])[:MAX_PII_EXAMPLES]
+        ],
+        "findings_recorded": findings is not None,
+    }
+
+
 def _data(facts: ReportFacts, artifacts: RunArtifacts, lineage: dict, policy: ReportPolicy | None) -> None:
     datasets = lineage.get("datasets") or {}
     provenance = lineage.get("provenance") or {}
@@ -330,7 +388,9 @@ def _data(facts: ReportFacts, artifacts: RunArtifacts, lineage: dict, policy: Re
                 if ref.get("records") is not None:
                     records_by_path.setdefault(ref.get("path"), ref["records"])
             if decision.get("gate") == "pii":
-                pii.append({"stage": gate.get("stage"), "decision": decision, "findings": findings})
+                pii.append(pii_summary(gate.get("stage"), decision, findings))
+                if findings is None:
+                    facts.gap("data", f"PII findings report {folder}/findings.json: not logged to the training run")
             elif decision.get("gate") == "validation":
                 validation.append({"stage": gate.get("stage"), "decision": decision})
         else:

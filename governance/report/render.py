@@ -9,8 +9,10 @@ with YAML metadata (licence, base model, tags, dataset hashes, model-index).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from governance.report.verdict import Verdict
 
 TEMPLATES = Path(__file__).with_name("templates")
 NOT_RECORDED = "not recorded"
+_HEX_DIGEST = re.compile(r"[0-9a-f]{32,64}")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ def html_value(value: Any) -> Markup:
     """Like :func:`fmt`, but an absent value is a visible "not recorded" marker."""
     if value is None or value == "":
         return Markup('<span class="nr">not recorded</span>')
+    if isinstance(value, str) and _HEX_DIGEST.fullmatch(value):
+        return Markup('<code class="hash">') + escape(value) + Markup("</code>")
     return escape(fmt(value))
 
 
@@ -100,6 +105,7 @@ def short(value: Any, n: int = 12) -> str:
     return text[:n] + "…" if len(text) > n else text
 
 
+@functools.cache
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),

@@ -13,6 +13,7 @@ pipeline's own output is covered by tests/e2e/test_report_browser.py.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -23,14 +24,24 @@ import mlflow
 from governance import registry
 from governance.approvals import record_registration
 from governance.evaluation import evaluate_gate
-from governance.gates import Violation, dataset_ref, decide, write_decision
+from governance.gates import dataset_ref, write_decision
 from governance.lineage import file_refs, policy_versions, sha256_dir, sha256_file, sha256_json, write_manifest
+from governance.pii import PiiScanner, run_pii_gate, write_findings_report
+from governance.policy.pii import load_pii_policy
 from governance.validation.gate import run_validation_gate
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "rpt"
-#: A raw PII value planted in the fixture's training data: it must never reach a report.
+#: Raw PII planted in the fixture's prepared data; the PII gate redacts it and no report may contain it.
 PLANTED_EMAIL = "jane.planted@example.org"
+PLANTED_CARD = "4111 1111 1111 1111"
+PLANTED_PHONE = "(415) 555-0132"
+PLANTED = (PLANTED_EMAIL, PLANTED_CARD, PLANTED_PHONE)
+PLANTED_SENTENCES = (
+    f"My email is {PLANTED_EMAIL}.",
+    f"Please charge card {PLANTED_CARD} again.",
+    f"Call me back on {PLANTED_PHONE} tomorrow.",
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +56,8 @@ def write_conversations(path: Path, n: int, offset: int, plant: bool = False) ->
     rows = []
     for i in range(offset, offset + n):
         user = f"Question number {i}: how do I change the address on account {i * 7}?"
-        if plant and i == offset:
-            user += f" My email is {PLANTED_EMAIL}."
+        if plant and i - offset < len(PLANTED):
+            user += " " + PLANTED_SENTENCES[i - offset]
         rows.append(
             {
                 "id": str(i),
@@ -60,26 +71,22 @@ def write_conversations(path: Path, n: int, offset: int, plant: bool = False) ->
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _pii_decision(files: list[Path], stage: str) -> object:
-    """A PII decision shaped like the gate's: one redaction warning, counts only, no values."""
-    refs = [dataset_ref(f, records=sum(1 for _ in f.open())) for f in files]
-    violation = Violation(
-        rule_id="pii.email_address",
-        severity="warn",
-        subject=str(files[0]),
-        message="1 record contains EMAIL_ADDRESS (redacted); first at line 1, field messages[0].content",
-    )
-    return decide(
-        gate="pii",
+@functools.cache
+def _scanner() -> PiiScanner:
+    """One presidio engine per test process (building it is the slow part of a scan)."""
+    path = REPO / "policies/pii.yaml"
+    return PiiScanner(load_pii_policy(path), path)
+
+
+def _pii_gate(prepared: list[Path], cleared_dir: Path, stage: str):
+    """The real PII gate under policies/pii.yaml: scan, redact into ``cleared_dir``, re-scan, decide."""
+    return run_pii_gate(
+        prepared,
+        kind="sft",
+        policy_path=REPO / "policies/pii.yaml",
         stage=stage,
-        datasets=refs,
-        policy_path="policies/pii.yaml",
-        policy_version="1.0",
-        violations=[violation],
-        details={
-            "recognizers": ["EmailRecognizer", "PhoneRecognizer"],
-            "entity_counts": {"EMAIL_ADDRESS": {"found": 1, "redacted": 1}},
-        },
+        cleared_dir=cleared_dir,
+        scanner=_scanner(),
     )
 
 
@@ -100,11 +107,15 @@ def build_version(
     Paths are relative, as the pipeline records them: call with the current
     directory set to ``workdir``.
     """
+    prepared = workdir / "data/prepared/sft"
+    write_conversations(prepared / "train.jsonl", 520, 0, plant=True)
+    write_conversations(prepared / "eval.jsonl", 60, 10_000)
     data = workdir / "artifacts/pii_scan_sft/data"
     train, evaluation = data / "train.jsonl", data / "eval.jsonl"
-    write_conversations(train, 520, 0, plant=False)
-    write_conversations(evaluation, 60, 10_000)
-    # Gates: the real validation gate under the project's data policy, and a PII decision
+    # Gates: the real PII gate (redacting the planted values) and the real validation gate
+    pii = _pii_gate([prepared / "train.jsonl", prepared / "eval.jsonl"], data, "pii_scan_sft")
+    if not pii.decision.passed:
+        raise AssertionError(f"fixture PII gate denied: {pii.decision.summary_lines()}")
     decisions = []
     validation = run_validation_gate(
         kind="sft",
@@ -117,9 +128,9 @@ def build_version(
     write_decision(validation, workdir / "artifacts/validate_sft/decision.json")
     decisions.append((validation, workdir / "artifacts/validate_sft/decision.json"))
     if with_pii_gate:
-        pii = _pii_decision([train, evaluation], "pii_scan_sft")
-        write_decision(pii, workdir / "artifacts/pii_scan_sft/decision.json")
-        decisions.insert(0, (pii, workdir / "artifacts/pii_scan_sft/decision.json"))
+        write_findings_report(pii.report, workdir / "artifacts/pii_scan_sft/findings.json")
+        write_decision(pii.decision, workdir / "artifacts/pii_scan_sft/decision.json")
+        decisions.insert(0, (pii.decision, workdir / "artifacts/pii_scan_sft/decision.json"))
     params = {
         "base_model": "artifacts/base_model",
         "train_file": str(train),
@@ -209,6 +220,9 @@ def build_version(
         mlflow.log_dict(lineage, "lineage.json")
         for gate in lineage["gates"]:
             mlflow.log_artifact(gate["decision"], artifact_path=f"gates/{gate['stage']}")
+            findings = Path(gate["decision"]).with_name("findings.json")
+            if findings.is_file():
+                mlflow.log_artifact(str(findings), artifact_path=f"gates/{gate['stage']}")
         for step in range(2, 13, 2):
             mlflow.log_metrics(
                 {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from report_support import REPO, build_version
+from report_support import PLANTED, REPO, build_version
 
 from governance import approvals, registry, trail
 from governance.cli import main as govern
@@ -135,6 +135,7 @@ def test_every_section_shows_recorded_values_in_html_and_markdown(lab):
         "min: 500",
         "EMAIL_ADDRESS",
         "EmailRecognizer",
+        "***@***.org",  # masked shape of the planted address
         lineage["policy_version"],
         # 6 evaluation
         "eval.sft.perplexity_vs_base",
@@ -280,6 +281,52 @@ def test_edited_audit_event_breaks_the_chain(lab, tmp_path):
     assert check.status == "fail"
     assert check.detail.startswith("event #1 (model_registered pending-sft v1 by pipeline-bot): stored content")
     assert "chain broken" in _visible(_text(report.files.html))
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def test_no_planted_pii_reaches_report_card_or_mlflow(lab, tmp_path):
+    from governance.pii import PiiScanner
+    from governance.pii.report import load_findings_report
+    from governance.policy.pii import load_pii_policy
+
+    root, built, _ = lab
+    report, _ = _report(lab, "pending")
+    log_report(report)
+    # The gate did find and redact every planted value (so there was something to leak)
+    findings = load_findings_report(root / "pending" / "artifacts/pii_scan_sft/findings.json")
+    found = {e for e, summary in findings.scan.by_entity.items() if summary.findings}
+    assert {"EMAIL_ADDRESS", "CREDIT_CARD", "PHONE_NUMBER"} <= found
+    # Everything the report wrote, and everything the training run holds in MLflow
+    client = registry.client()
+    mirror = tmp_path / "run"
+    client.download_artifacts(report.facts.training["run_id"], "", str(mirror))
+    version = client.get_model_version(built["pending"].name, built["pending"].version)
+    texts = {
+        str(p): p.read_text(encoding="utf-8", errors="replace") for p in report.files.out_dir.rglob("*") if p.is_file()
+    }
+    texts.update(
+        {
+            str(p): p.read_text(encoding="utf-8", errors="replace")
+            for p in mirror.rglob("*")
+            if p.suffix in (".json", ".md", ".html", ".svg", ".txt", ".yaml")
+        }
+    )
+    texts["version tags"] = json.dumps(version.tags) + version.description
+    assert any(path.endswith("report.html") for path in texts) and any("gates/pii_scan_sft" in p for p in texts)
+    for where, text in texts.items():
+        for value in PLANTED:
+            assert value not in text, f"raw PII {value[:4]}… in {where}"
+            assert _digits(value) not in _digits(text) or len(_digits(value)) < 8, f"PII digits in {where}"
+    # And the project's own scanner finds none of the planted entity types in the rendered report
+    # (the EU AI Act's number, Regulation (EU) 2024/1689, reads as a phone number to it)
+    scanner = PiiScanner(load_pii_policy(POLICIES / "pii.yaml"), POLICIES / "pii.yaml")
+    for path in (report.files.markdown, report.files.model_card):
+        text = _text(path).replace("(EU) 2024/1689", "(EU)")
+        hits = {(f.entity, f.start) for f in scanner.findings_in(text)}
+        assert not {e for e, _ in hits} & {"EMAIL_ADDRESS", "CREDIT_CARD", "PHONE_NUMBER"}, (path.name, hits)
 
 
 def test_report_is_logged_to_the_training_run(lab):
