@@ -32,17 +32,18 @@ MLflow UI cannot make a version approvable.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from governance import registry, trail
-from governance.errors import ConfigError, PermissionDenied, PolicyViolation
+from governance.errors import ConfigError, PermissionDenied, PolicyViolation, RegistryError
 from governance.gates import Violation, Waiver, load_waivers
 from governance.identity import Identity, current_identity
 from governance.lineage import sha256_file
@@ -723,10 +724,11 @@ def _act(
     waivers = load_approval_waivers()
     alias = ALIAS_EVENTS.get(event_type)
     # 1. Preflight: the registry must be reachable (and know the version) before anything is written
-    if version is not None:
-        registry.get_version(name, version)
-    else:
-        registry.version_by_alias(name, ALIAS_PRODUCTION)
+    with _nothing_recorded(f"{action} {name}" + (f" v{version}" if version else "")):
+        if version is not None:
+            registry.get_version(name, version)
+        else:
+            registry.version_by_alias(name, ALIAS_PRODUCTION)
     before = model_state(name)
     if action == "rollback":
         version = _rollback_target(name, before, version, policy=policy, identity=identity, waivers=waivers)
@@ -807,6 +809,8 @@ def _act(
             action, name, version, identity=identity, policy=policy, message=str(exc), rule_ids=["mlflow.permission"]
         )
         raise
+    except RegistryError as exc:  # MLflow failed while applying: the event was rolled back
+        raise _unreachable(exc, f"{action} {name} v{version}") from None
     after = model_state(name)
     if not event.created:
         # 4. Idempotent re-run: only bring MLflow back in line with the trail
@@ -821,6 +825,25 @@ def _act(
         previous=previous,
         warnings=pre.warnings,
     )
+
+
+_CONNECTION_FAILURES = ("NewConnectionError", "Connection refused", "Max retries exceeded", "timed out", "cannot reach")
+
+
+def _unreachable(exc: RegistryError, what: str) -> RegistryError:
+    """A registry failure as one line; a connection failure says which URI and that nothing was recorded."""
+    message = str(exc)
+    if any(marker in message for marker in _CONNECTION_FAILURES):
+        message = f"cannot reach the MLflow registry at {registry.tracking_uri()}"
+    return RegistryError(f"{what}: {message}; nothing was recorded, re-run when the registry is back")
+
+
+@contextlib.contextmanager
+def _nothing_recorded(what: str) -> Iterator[None]:
+    try:
+        yield
+    except RegistryError as exc:
+        raise _unreachable(exc, what) from None
 
 
 def _rollback_target(

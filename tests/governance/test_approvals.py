@@ -437,7 +437,10 @@ def test_registry_unreachable_during_promote_records_nothing(env, monkeypatch, c
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     with pytest.raises(RegistryError) as info:
         approvals.promote(name, version, identity=as_user("dana"))
-    assert "http://127.0.0.1:9" in str(info.value) and str(info.value).startswith(f"reading {name} v{version} failed")
+    assert str(info.value) == (
+        f"promote {name} v{version}: cannot reach the MLflow registry at http://127.0.0.1:9; nothing was recorded, "
+        "re-run when the registry is back"
+    )
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "dana")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "secret")
     assert main(["promote", name, version]) == 2
@@ -461,8 +464,12 @@ def test_mlflow_failure_while_applying_rolls_the_event_back(env, monkeypatch):
 
     with monkeypatch.context() as patch:
         patch.setattr(registry, "set_alias", unreachable)
-        with pytest.raises(RegistryError):
+        with pytest.raises(RegistryError) as info:
             approvals.promote(name, version, identity=as_user("dana"))
+    assert str(info.value) == (
+        f"promote {name} v{version}: cannot reach the MLflow registry at {registry.tracking_uri()}; nothing was "
+        "recorded, re-run when the registry is back"
+    )
     assert events(name, "promoted") == [] and alias_holder(name) is None
     assert approvals.promote(name, version, identity=as_user("dana")).created
     assert len(events(name, "promoted")) == 1 and alias_holder(name) == version
