@@ -1,0 +1,278 @@
+"""What governance costs end to end: each training stage vs a bare TRL script doing the same training.
+
+    python benchmarks/overhead.py [--methods sft dpo grpo] [--repeats 2] [--max-steps N] [--json out.json]
+
+In a scratch copy of the checkout (made a git repo, as a clone is) the stages
+upstream of the trainers run once, untimed, with ``dvc repro`` — so the data
+is prepared and the PII and validation gates have passed. Then, per method and
+repeat, two fresh subprocesses are timed wall-clock, end to end (interpreter
+start, imports, model load, training, save):
+
+* **pipeline**: ``python -m pipelines.train_<method>`` — gate check by hash,
+  objective approval (GRPO), lineage (git, environment, policy hashes), the
+  MLflow run with params/tags/TRL metrics, the model folder hashed, its
+  manifest written and the model logged to MLflow;
+* **bare**: this file with ``--bare <method>`` — the same model, the same gated
+  JSONL, the same TRL config (``params.yaml``'s ``trl`` section, only
+  ``output_dir`` and ``report_to: none`` differ) and the same reward functions,
+  then ``save_pretrained``; no governance at all.
+
+The two sides alternate order between repeats (drift on a shared machine hits
+both), medians are reported with the ratio pipeline/bare per method, and the
+training loop's own time (``trainer.train()``) beside it, so the fixed cost of
+governance can be told from the training itself. Goal: ratio ≤ 1.15.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GOAL = 1.15
+
+#: Per method: the gate stages (their upstream included) ``dvc repro`` must run before timing.
+PREREQUISITES = {
+    "sft": ["validate_sft"],
+    "dpo": ["validate_preference"],
+    "grpo": ["validate_grpo"],
+}
+#: Dataset columns each trainer is given (what the stage's loader keeps).
+COLUMNS = {"sft": ("messages",), "dpo": ("prompt", "chosen", "rejected"), "grpo": ("prompt", "answer")}
+
+
+# --------------------------------------------------------------------------- the bare side (no governance imports)
+
+
+def bare_train(method: str) -> dict:
+    """Train ``method`` as a plain TRL script would, from the same params, data and parent model."""
+    import torch
+    import yaml
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    section = yaml.safe_load(Path("params.yaml").read_text())[f"train_{method}"]
+    options = {**section["trl"], "output_dir": f"artifacts/bare_{method}", "report_to": "none"}
+    if "bf16" not in options and not torch.cuda.is_available():
+        options["bf16"] = False  # the one device default the stage also fills in
+
+    def rows(path: str) -> Dataset:
+        records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        return Dataset.from_list([{k: r.get(k) for k in COLUMNS[method]} for r in records])
+
+    parent = json.loads((Path(section["base_model"]) / "manifest.json").read_text()).get("model_path")
+    dtype = torch.float32 if not torch.cuda.is_available() else torch.bfloat16
+    tokenizer = AutoTokenizer.from_pretrained(parent)
+    model = AutoModelForCausalLM.from_pretrained(parent, dtype=dtype)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    train = rows(section["train_file"])
+    if method == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        trainer = SFTTrainer(
+            model=model,
+            args=SFTConfig(**options),
+            train_dataset=train,
+            eval_dataset=rows(section["eval_file"]),
+            processing_class=tokenizer,
+        )
+    elif method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        trainer = DPOTrainer(
+            model=model,
+            args=DPOConfig(**options),
+            train_dataset=train,
+            eval_dataset=rows(section["eval_file"]),
+            processing_class=tokenizer,
+        )
+    else:
+        from trl import GRPOConfig, GRPOTrainer
+
+        from pipelines.rewards import REWARD_FUNCTIONS  # the objective itself, not governance
+
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=[REWARD_FUNCTIONS[name] for name in section["reward_funcs"]],
+            args=GRPOConfig(**options),
+            train_dataset=train,
+            processing_class=tokenizer,
+        )
+    start = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - start
+    trainer.model.save_pretrained(options["output_dir"], safe_serialization=True)
+    tokenizer.save_pretrained(options["output_dir"])
+    return {"train_seconds": train_seconds, "steps": trainer.state.global_step}
+
+
+# --------------------------------------------------------------------------- the harness
+
+
+def environment(work: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GOVERN_"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        HF_HUB_OFFLINE="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS="",
+        TOKENIZERS_PARALLELISM="false",
+        DVC_NO_ANALYTICS="1",
+        GOVERN_USER="pipeline-bot",
+        MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}",
+    )
+    return env
+
+
+def run(cmd: list[str], work: Path, what: str) -> float:
+    """Run one command in the workspace; its wall time in seconds, or exit with its error tail."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=work, env=environment(work), capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"overhead: {what} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+    return seconds
+
+
+def fresh_copy(dest: Path) -> Path:
+    """The tracked files of the checkout, as a new git repo (what a clone gives)."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "benchmark copy"],
+    ):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def set_max_steps(work: Path, methods: list[str], steps: int) -> None:
+    import yaml
+
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    for method in methods:
+        params[f"train_{method}"]["trl"]["max_steps"] = steps
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "commit", "-qam", "benchmark steps"], cwd=work, check=True, capture_output=True)
+
+
+def measure(work: Path, methods: list[str], repeats: int) -> dict[str, dict]:
+    """Alternate bare and pipeline runs per method and repeat; collect wall and training seconds."""
+    import yaml
+
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    results: dict[str, dict] = {
+        m: {"bare": [], "pipeline": [], "bare_train": [], "pipeline_train": []} for m in methods
+    }
+    for repeat in range(repeats):
+        for method in methods:
+            sides = ["bare", "pipeline"] if repeat % 2 == 0 else ["pipeline", "bare"]
+            for side in sides:
+                if side == "bare":
+                    out = work / "bare_result.json"
+                    cmd = [sys.executable, str(Path(__file__).resolve()), "--bare", method, "--result", str(out)]
+                    results[method]["bare"].append(run(cmd, work, f"bare {method}"))
+                    results[method]["bare_train"].append(json.loads(out.read_text())["train_seconds"])
+                else:
+                    cmd = [sys.executable, "-m", f"pipelines.train_{method}"]
+                    results[method]["pipeline"].append(run(cmd, work, f"pipeline train_{method}"))
+                    manifest = work / params[f"train_{method}"]["trl"]["output_dir"] / "manifest.json"
+                    results[method]["pipeline_train"].append(json.loads(manifest.read_text())["wall_seconds"])
+                last = results[method][side][-1]
+                print(f"  repeat {repeat + 1} {method:5} {side:8} {last:7.1f}s", file=sys.stderr)  # noqa: T201
+    return results
+
+
+def summarise(results: dict[str, dict], steps: dict[str, int]) -> list[dict]:
+    rows = []
+    for method, runs in results.items():
+        bare, pipeline = statistics.median(runs["bare"]), statistics.median(runs["pipeline"])
+        rows.append(
+            {
+                "method": method,
+                "steps": steps[method],
+                "bare_seconds": round(bare, 2),
+                "pipeline_seconds": round(pipeline, 2),
+                "ratio": round(pipeline / bare, 3),
+                "overhead_seconds": round(pipeline - bare, 2),
+                "bare_train_seconds": round(statistics.median(runs["bare_train"]), 2),
+                "pipeline_train_seconds": round(statistics.median(runs["pipeline_train"]), 2),
+                "runs": {k: [round(v, 2) for v in vs] for k, vs in runs.items()},
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", nargs="+", default=["sft", "dpo", "grpo"], choices=sorted(PREREQUISITES))
+    parser.add_argument("--repeats", type=int, default=2, help="runs per side and method; medians are reported")
+    parser.add_argument("--max-steps", type=int, help="override trl.max_steps of every method, both sides")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--workdir", type=Path, help="scratch directory to use (kept); default a temporary one")
+    parser.add_argument("--bare", choices=sorted(COLUMNS), help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.bare:  # the bare side, run inside the workspace by measure()
+        sys.path.insert(0, str(Path.cwd()))
+        args.result.write_text(json.dumps(bare_train(args.bare)))
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
+        work = args.workdir or Path(tmp) / "repo"
+        work.mkdir(parents=True, exist_ok=True)
+        fresh_copy(work)
+        if args.max_steps:
+            set_max_steps(work, args.methods, args.max_steps)
+        # Untimed: data prepared and gated, the SFT parent trained (DPO and GRPO start from it)
+        targets = sorted({t for m in args.methods for t in PREREQUISITES[m]} | {"train_sft"})
+        print(f"preparing {work}: dvc repro {' '.join(targets)}", file=sys.stderr)  # noqa: T201
+        run(["dvc", "repro", "--no-commit", *targets], work, "dvc repro of the prerequisites")
+        import yaml
+
+        params = yaml.safe_load((work / "params.yaml").read_text())
+        steps = {m: params[f"train_{m}"]["trl"]["max_steps"] for m in args.methods}
+        rows = summarise(measure(work, args.methods, args.repeats), steps)
+
+    import platform
+
+    cpu = f"{os.cpu_count()} CPU cores" if not _cuda() else _cuda()
+    print(f"governance overhead, wall-clock end to end, median of {args.repeats} ({platform.machine()}, {cpu})")  # noqa: T201
+    print(f"{'method':7} {'steps':>5} {'bare s':>8} {'pipeline s':>11} {'ratio':>6} {'+s':>6}   train() bare/pipeline")  # noqa: T201
+    for row in rows:
+        flag = "" if row["ratio"] <= GOAL else f"  (above the {GOAL:.2f} goal)"
+        print(  # noqa: T201
+            f"{row['method']:7} {row['steps']:5d} {row['bare_seconds']:8.1f} {row['pipeline_seconds']:11.1f} "
+            f"{row['ratio']:6.3f} {row['overhead_seconds']:6.1f}   "
+            f"{row['bare_train_seconds']:.1f}/{row['pipeline_train_seconds']:.1f}{flag}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"goal_ratio": GOAL, "repeats": args.repeats, "results": rows}, indent=2))
+    return 0
+
+
+def _cuda() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
