@@ -194,11 +194,11 @@ def mlflow_server(tmp_path_factory, postgres) -> Iterator[MlflowServer]:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group; SIGKILL it if it lingers."""
+    """SIGTERM the server's process group; SIGKILL it if it lingers (its databases are dropped next)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=3)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
