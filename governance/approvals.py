@@ -503,6 +503,7 @@ def record_registration(
     people, tier, mv = _registration_facts(name, version, policy)
     actor = actor or current_identity().user
     subject = Subject(model=name, version=version)
+    decision_evidence = dict(evidence)
     evidence = {**evidence, **_policy_evidence()}
 
     def already(kind: str, **match: Any):
@@ -540,8 +541,8 @@ def record_registration(
         guard=already("model_registered"),
         before_commit=mirror_registration,
     )
-    record_gate_decision(name, version, status=gate_status, evidence=evidence, actor=actor, policy=policy)
-    record_eval_decision(name, version, status=eval_status, evidence=evidence, actor=actor, policy=policy)
+    record_gate_decision(name, version, status=gate_status, evidence=decision_evidence, actor=actor, policy=policy)
+    record_eval_decision(name, version, status=eval_status, evidence=decision_evidence, actor=actor, policy=policy)
     if not registered.created:
         mirror(name, [version], model_state(name), policy, aliases=False)
     return registered
@@ -846,6 +847,28 @@ def _nothing_recorded(what: str) -> Iterator[None]:
         raise _unreachable(exc, what) from None
 
 
+def default_rollback_target(
+    name: str,
+    state: ModelState | None = None,
+    *,
+    policy: ApprovalsPolicy | None = None,
+    waivers: list[Waiver] | None = None,
+) -> str | None:
+    """The version ``govern rollback NAME`` would restore now: the latest earlier production version
+    (never one rolled back from since) that still satisfies every promotion rule; None if there is none."""
+    state = state or model_state(name)
+    policy = policy or load_approvals_policy()
+    waivers = load_approval_waivers() if waivers is None else waivers
+    for candidate in state.rollback_candidates():
+        # Who asks is checked separately; here only the version's own standing counts
+        check = check_action("rollback", user="", policy=policy, state=state.version(candidate), waivers=waivers)
+        blocking = [v for v in check.blocking if v.rule_id != policy.rules.role_required.id]
+        if not blocking:
+            return candidate
+        log.info("rollback: skipping v%s (%s)", candidate, blocking[0].rule_id)
+    return None
+
+
 def _rollback_target(
     name: str,
     state: ModelState,
@@ -862,13 +885,9 @@ def _rollback_target(
         raise PolicyViolation(message)
     if to is not None:
         return str(to)
-    for candidate in state.rollback_candidates():
-        check = check_action(
-            "rollback", user=identity.user, policy=policy, state=state.version(candidate), waivers=waivers
-        )
-        if not [v for v in check.blocking if v.rule_id != policy.rules.role_required.id]:
-            return candidate
-        log.info("rollback: skipping v%s (%s)", candidate, check.blocking[0].rule_id)
+    target = default_rollback_target(name, state, policy=policy, waivers=waivers)
+    if target is not None:
+        return target
     message = (
         f"rollback refused: {name} has no earlier production version that is still approved "
         f"(production is v{current}); name one with --to VERSION"

@@ -392,13 +392,14 @@ def test_rollback_restores_the_previous_approved_production_version(env):
     for version in (v1, v2):
         approve_by(name, version, "alice", "bob")
         approvals.promote(name, version, identity=as_user("dana"))
-    assert alias_holder(name) == v2
+    assert alias_holder(name) == v2 and approvals.default_rollback_target(name) == v1
     outcome = approvals.rollback(name, reason="latency regression", identity=as_user("dana"))
     assert outcome.created and (outcome.previous, outcome.version) == (v2, v1)
     assert alias_holder(name) == v1
     assert outcome.event.details["from_version"] == v2 and outcome.event.reason == "latency regression"
     assert '"change":"removed (rollback)"' in tags(name, v2)[approvals.TAG_ALIAS_HISTORY]
     # v2 was rolled back from: it is not a default target any more
+    assert approvals.default_rollback_target(name) is None
     with pytest.raises(PolicyViolation) as info:
         approvals.rollback(name, identity=as_user("dana"))
     assert str(info.value) == (
