@@ -171,6 +171,13 @@ def list_versions(name: str | None = None) -> list[Any]:
             versions = list(mlflow_client.search_model_versions(f"name = '{name}'"))
         else:
             versions = list(mlflow_client.search_model_versions(""))
+        # search_model_versions leaves `aliases` empty; the registered model holds them
+        aliases: dict[tuple[str, str], list[str]] = {}
+        for model_name in {v.name for v in versions}:
+            for alias, number in (mlflow_client.get_registered_model(model_name).aliases or {}).items():
+                aliases.setdefault((model_name, str(number)), []).append(alias)
+        for version in versions:
+            version.aliases = sorted(aliases.get((version.name, str(version.version)), []))
     return sorted(versions, key=lambda v: (v.name, -int(v.version)))
 
 
