@@ -591,3 +591,78 @@ def test_every_grpo_and_rlhf_rule_has_a_test_case():
     policy = load_eval_policy(REPO / "policies/eval.yaml")
     tested = {case[1] for case in RULE_CASES + REGRESSION_CASES}
     assert {r.id for m in ("grpo", "rlhf") for r in policy.methods[m]} == tested
+
+
+# --------------------------------------------------------------------------- prepare_grpo / prepare_rlhf
+
+
+def _prepare_params(tmp_path: Path, stage: str, rows: list[dict]) -> Path:
+    source = _write_jsonl(tmp_path / f"{stage}.jsonl", rows)
+    section = {"input": str(source), "out_dir": str(tmp_path / stage), "eval_fraction": 0.3, "seed": 1}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"project": "t", stage: section}))
+    return source
+
+
+def test_prepare_grpo_normalises_keeps_the_answer_and_splits_by_id(tmp_path, monkeypatch):
+    from pipelines import prepare_grpo
+
+    monkeypatch.chdir(tmp_path)
+    rows = [{"id": i, "prompt": f"  What is {i} plus 1? ", "answer": i + 1, "source": "s"} for i in range(40)]
+    _prepare_params(tmp_path, "prepare_grpo", rows)
+    assert prepare_grpo.main([]) == 0
+    train = [json.loads(line) for line in (tmp_path / "prepare_grpo/train.jsonl").read_text().splitlines()]
+    held_out = [json.loads(line) for line in (tmp_path / "prepare_grpo/eval.jsonl").read_text().splitlines()]
+    assert len(train) + len(held_out) == 40 and train and held_out
+    first = next(r for r in train + held_out if r["id"] == "3")
+    assert first == {
+        "id": "3",
+        "prompt": [{"role": "user", "content": "What is 3 plus 1?"}],
+        "answer": "4",
+        "source": "s",
+    }
+    # The split is a pure function of (id, seed): adding a record moves no other
+    _prepare_params(tmp_path, "prepare_grpo", [*rows, {"id": 99, "prompt": "What is 1 plus 1?", "answer": "2"}])
+    assert prepare_grpo.main([]) == 0
+    again = [json.loads(line)["id"] for line in (tmp_path / "prepare_grpo/eval.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in held_out] == [i for i in again if i != "99"]
+    assert read_manifest(tmp_path / "prepare_grpo")["rows"] == {
+        "input": 41,
+        "train": 41 - len(again),
+        "eval": len(again),
+    }
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"prompt": "x", "answer": "1"}, ":2: field id: required non-empty string or integer"),
+        ({"id": "a", "answer": "1"}, ":2: field prompt: expected a string or a non-empty list of messages"),
+        ({"id": "a", "prompt": [{"role": "bot", "content": "x"}]}, ":2: field prompt[0].role: 'bot' is not one of"),
+        ({"id": "a", "prompt": [{"role": "user", "content": 3}]}, ":2: field prompt[0].content: expected a string"),
+        ({"id": "0", "prompt": "again"}, ":2: field id: duplicate id '0'"),
+    ],
+)
+def test_prepare_grpo_bad_record_names_file_line_and_field(tmp_path, monkeypatch, capsys, record, message):
+    from pipelines import prepare_grpo
+
+    monkeypatch.chdir(tmp_path)
+    source = _prepare_params(tmp_path, "prepare_grpo", [{"id": "0", "prompt": "What is 1 plus 1?"}, record])
+    assert prepare_grpo.main([]) == 2
+    assert _error_line(capsys).startswith(f"prepare_grpo: DataError: {source}{message}")
+    assert not (tmp_path / "prepare_grpo").exists()
+
+
+def test_prepare_rlhf_keeps_prompts_only_and_counts_dropped_fields(tmp_path, monkeypatch):
+    from pipelines import prepare_rlhf
+
+    monkeypatch.chdir(tmp_path)
+    rows = [
+        {"id": f"r{i}", "prompt": [{"role": "user", "content": f"Question {i}?"}], "answer": "x"} for i in range(30)
+    ]
+    _prepare_params(tmp_path, "prepare_rlhf", rows)
+    assert prepare_rlhf.main([]) == 0
+    out = (tmp_path / "prepare_rlhf/train.jsonl").read_text().splitlines() + (
+        tmp_path / "prepare_rlhf/eval.jsonl"
+    ).read_text().splitlines()
+    assert all(set(json.loads(line)) == {"id", "prompt"} for line in out) and len(out) == 30
+    assert read_manifest(tmp_path / "prepare_rlhf")["dropped_fields"] == 30
