@@ -110,13 +110,16 @@ def format_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: 
 
 
 def brevity_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
-    """TRL's GRPO tutorial length reward, ``-|20 - len(completion)|``, scaled to [-1, 0].
+    """Length shaping after TRL's GRPO tutorial, one-sided and bounded to [-1, 0].
 
-    0.0 for a completion of exactly 20 characters (room for ``Answer: <number>``
-    and a few words), falling linearly to -1.0 at 0 or 40+ characters. Scaled
-    so that it shapes *how* the model answers without ever outweighing a
-    correct answer (``correctness_reward`` is worth 1.0): the counterweight to
-    verbosity, a classic reward hack.
+    The tutorial rewards closeness to 20 characters (``-|20 - len|``); the
+    arithmetic prompts here ask for a line of reasoning and then ``Answer:
+    <number>``, which the SFT data writes in 31-83 characters. So a completion
+    up to 100 characters scores 0.0, and beyond that the reward falls linearly
+    to -1.0 at 200 characters. Shorter is never rewarded (an empty reply earns
+    nothing here), and the penalty can never outweigh a correct answer
+    (``correctness_reward`` is worth 1.0): a counterweight to verbosity, the
+    classic reward hack, not an objective of its own.
     """
 
     def text(completion: Any) -> str:
@@ -127,8 +130,8 @@ def brevity_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs:
             return "".join(str(m.get("content") or "") for m in messages if m.get("role", "assistant") == "assistant")
         raise DataError(f"brevity_reward: completion is a {type(completion).__name__}, not text or messages")
 
-    target = 20
-    return [-min(abs(target - len(text(c).strip())) / target, 1.0) for c in completions]
+    budget = 100
+    return [-min(max(len(text(c).strip()) - budget, 0) / budget, 1.0) for c in completions]
 
 
 #: The reward functions params.yaml may name, by their function name.

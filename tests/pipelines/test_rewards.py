@@ -77,10 +77,14 @@ def test_format_reward(shape, completion, expected):
 @pytest.mark.parametrize("shape", [str, conversational], ids=["string", "conversational"])
 @pytest.mark.parametrize(
     ("length", "expected"),
-    [(20, 0.0), (10, -0.5), (30, -0.5), (0, -1.0), (40, -1.0), (400, -1.0)],
+    [(0, 0.0), (52, 0.0), (100, 0.0), (101, -0.01), (150, -0.5), (200, -1.0), (2000, -1.0)],
 )
-def test_brevity_reward_is_the_tutorial_length_reward_scaled_to_minus_one_zero(shape, length, expected):
+def test_brevity_reward_penalises_only_beyond_the_budget_and_never_below_minus_one(shape, length, expected):
     assert brevity_reward([None], [shape("x" * length)]) == [pytest.approx(expected)]
+
+
+def test_brevity_reward_ignores_surrounding_whitespace():
+    assert brevity_reward([None], ["\n" * 300 + "Answer: 4" + " " * 300]) == [0.0]
 
 
 def test_conversational_completion_reads_only_assistant_content():
