@@ -79,18 +79,24 @@ def training_curves_svg(curves: dict[str, list[list[float]]]) -> str | None:
     order = [g for g in ("Training loss", "Reward", "Other training signals", "Learning rate") if g in groups][:4]
     plt = _pyplot()
     with plt.rc_context(_style("training-curves")):
-        fig, axes = plt.subplots(1, len(order), figsize=(3.6 * len(order), 2.8), squeeze=False)
-        for ax, group in zip(axes[0], order, strict=True):
+        cols = 1 if len(order) == 1 else 2
+        rows = math.ceil(len(order) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 2.9 * rows), squeeze=False)
+        for index, group in enumerate(order):
+            ax = axes[index // cols][index % cols]
             for colour, key in zip(SERIES * 4, groups[group][:5], strict=False):
                 steps, values = zip(*curves[key], strict=True)
-                ax.plot(steps, values, color=colour, linewidth=1.6, marker="o", markersize=2.5, label=key)
+                label = key.removeprefix("rewards/").removesuffix("/mean")
+                ax.plot(steps, values, color=colour, linewidth=1.6, marker="o", markersize=2.5, label=label)
             ax.set_title(group, loc="left")
             ax.set_xlabel("optimizer step")
             ax.grid(True, linewidth=0.6)
             if group == "Learning rate":
                 ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
             if len(groups[group]) > 1 or group == "Other training signals":
-                ax.legend(frameon=False, fontsize=7.5)
+                ax.legend(frameon=False, fontsize=7.5, loc="best")
+        for index in range(len(order), rows * cols):
+            axes[index // cols][index % cols].set_visible(False)
         fig.tight_layout()
         svg = _svg(fig, "Training curves")
         plt.close(fig)
@@ -128,7 +134,8 @@ def eval_thresholds_svg(results: list[dict[str, Any]]) -> str | None:
             low, high = parse_bounds(result.get("threshold"))
             reference = result.get("reference")
             marks = [v for v in (observed, low, high, reference) if isinstance(v, int | float) and math.isfinite(v)]
-            top = max([abs(v) for v in marks] + [1e-9]) * 1.3
+            span = max([abs(v) for v in marks] + [0.0])
+            top = (span if span > 1e-9 else 1.0) * 1.3  # all-zero marks still get a readable 0..1 axis
             bottom = min([0.0] + [v * 1.3 for v in marks if v < 0])
             ax.set_xlim(bottom, top)
             ax.set_ylim(-0.6, 0.6)

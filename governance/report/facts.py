@@ -232,7 +232,7 @@ def _training(facts: ReportFacts, client: Any, run: Any, lineage: dict, manifest
     metrics = run.data.metrics
     curves: dict[str, list[list[float]]] = {}
     for key in sorted(metrics):
-        if not any(key == m or (m.endswith("/") and key.startswith(m)) for m in CURVE_METRICS):
+        if not any(key == m or (m.endswith("/") and key.startswith(m)) for m in CURVE_METRICS) or key.endswith("/std"):
             continue
         history = client.get_metric_history(run.info.run_id, key)
         if len(history) > 1:
@@ -463,12 +463,14 @@ def _evaluation(facts: ReportFacts, version: Any, artifacts: RunArtifacts) -> No
     tags = version.tags or {}
     decision = artifacts.json("evaluation/decision.json")
     metrics = artifacts.json("evaluation/metrics.json") or {}
-    generations = artifacts.json("evaluation/generations.json") or []
+    generations = _generations(artifacts.json("evaluation/generations.json"))
     manifest = artifacts.json("evaluation/manifest.json") or {}
     digest = artifacts.sha256("evaluation/decision.json")
     recorded = tags.get("lineage.eval_decision_sha256")
     details = (decision or {}).get("details") or {}
-    results = details.get("results") or []
+    results = [dict(r) for r in details.get("results") or []]
+    for row, why in zip(results, _eval_rationales(decision, results), strict=True):
+        row["rationale"] = why
     gated = {r.get("metric") for r in results}
     production = None
     try:
@@ -523,6 +525,48 @@ def _evaluation(facts: ReportFacts, version: Any, artifacts: RunArtifacts) -> No
         facts.gap("evaluation", "evaluation metrics: not logged (artifact evaluation/metrics.json)")
 
 
+#: Completions shown in the report (generations.json may hold one per held-out record).
+MAX_GENERATIONS = 10
+
+
+def _generations(recorded: Any) -> list[dict[str, Any]]:
+    """The evaluation's recorded completions as ``{label, completion, reference}``, whatever the stage's shape."""
+    if not isinstance(recorded, list):
+        return []
+    out = []
+    for item in recorded[:MAX_GENERATIONS]:
+        if not isinstance(item, dict):
+            continue
+        label = item.get("prompt") or (f"held-out record {item['id']}" if item.get("id") is not None else "prompt")
+        out.append(
+            {
+                "label": str(label),
+                "completion": str(item.get("completion") or ""),
+                "reference": item.get("answer"),
+                "parent_completion": item.get("parent_completion"),
+            }
+        )
+    return out
+
+
+def _eval_rationales(decision: dict | None, results: list[dict]) -> list[str | None]:
+    """Each rule's one-line rationale, from the evaluation policy file when it is the version that decided."""
+    if not decision or not results:
+        return [None] * len(results)
+    from governance.evaluation import load_eval_policy
+
+    path = policy_dir() / Path(str(decision.get("policy_path") or "eval.yaml")).name
+    try:
+        policy = load_eval_policy(path) if path.is_file() else None
+    except ConfigError:
+        policy = None
+    if policy is None or policy.version != decision.get("policy_version"):
+        return [None] * len(results)
+    method = (decision.get("details") or {}).get("method")
+    rules = {rule.id: rule.rationale for rule in policy.methods.get(method, [])}
+    return [rules.get(row.get("rule_id")) for row in results]
+
+
 def _float(value: Any) -> float | None:
     try:
         return float(value)
@@ -564,8 +608,6 @@ def _derived_limitations(facts: ReportFacts) -> list[str]:
     for ref in evaluation.get("datasets") or []:
         if ref.get("records") is not None:
             out.append(f"Evaluated on {ref['records']} held-out records of {ref.get('path')}.")
-    if evaluation.get("generations"):
-        out.append(f"Generation quality was checked on {len(evaluation['generations'])} fixed prompts only.")
     for gate in facts.data.get("gates") or []:
         for violation in gate.get("violations") or []:
             if violation.get("waived_by"):

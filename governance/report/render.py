@@ -55,13 +55,15 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value)
+        if value.is_integer() and abs(value) < 1e12:  # counts logged as floats (tokens, rows)
+            return f"{int(value):,}"
         if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
             return f"{value:.3e}"
         return f"{value:.4g}"
     if isinstance(value, list | tuple):
         return ", ".join(fmt(v) for v in value) if value else "none"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items()) if value else "none"
+    if isinstance(value, dict):  # None entries (e.g. no first failing line) are left out, not "not recorded"
+        return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items() if v is not None) or "none"
     return str(value)
 
 
@@ -82,9 +84,9 @@ def md_value(value: Any) -> str:
 
 
 def breakable(value: Any) -> Markup:
-    """A path or identifier that may wrap after ``/`` and ``_`` in a narrow table cell."""
+    """A path or identifier that may wrap after ``/``, ``_`` and ``.`` in a narrow table cell."""
     text = str(escape("" if value is None else str(value)))
-    return Markup(text.replace("/", "/<wbr>").replace("_", "_<wbr>"))
+    return Markup(text.replace("/", "/<wbr>").replace("_", "_<wbr>").replace(".", ".<wbr>"))
 
 
 def when(value: Any) -> str:

@@ -41,9 +41,8 @@ def lab(tmp_path_factory):
             "pending": {},
             "approved": {},
             "eval_failed": {"eval_ratio": 1.25},
-            "no_pii_gate": {"with_pii_gate": False},
-            "tampered": {"tamper_validation": True},
-            "no_intended_use": {"intended_use": False},
+            # Three independent defects in one version: each check must report its own
+            "defects": {"with_pii_gate": False, "tamper_validation": True, "intended_use": False},
         }
         built = {}
         for key, options in scenarios.items():
@@ -62,9 +61,9 @@ def lab(tmp_path_factory):
 def _report(lab, key, **kwargs):
     root, built, _ = lab
     version = built[key]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     report = build_report(version.name, version.version, root / "out" / key, **kwargs)
-    return report, time.perf_counter() - started
+    return report, (time.perf_counter() - started, time.process_time() - cpu)
 
 
 def _check(report, check_id):
@@ -77,13 +76,17 @@ def _text(path: Path) -> str:
 
 def _visible(html: str) -> str:
     """The page's text as a reader sees it (tags and the style block removed, entities kept)."""
-    html = re.sub(r"<style>.*?</style>", " ", html, flags=re.S)
+    html = re.sub(r"<style>.*?</style>", " ", html.replace("<wbr>", ""), flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
 def test_pending_version_needs_exactly_the_missing_approvals(lab):
-    report, seconds = _report(lab, "pending")
-    print(f"\nreport rendered in {seconds:.2f}s (facts + verdict + html/md/card)")  # noqa: T201
+    report, (wall, cpu) = _report(lab, "pending")
+    again, (wall_again, cpu_again) = _report(lab, "pending")
+    print(  # noqa: T201 - the render time the issue asks to measure (not a timed test)
+        f"\nreport (facts + verdict + html/md/card): first {wall:.2f}s wall / {cpu:.2f}s CPU, "
+        f"again {wall_again:.2f}s wall / {cpu_again:.2f}s CPU"
+    )
     assert not report.verdict.promotable
     assert [(c.id, c.status) for c in report.verdict.blocking] == [("approvals.quorum", "missing")]
     assert report.verdict.blocking[0].detail == "0 of 2 distinct approval(s) recorded (none); risk tier medium needs 2"
@@ -225,8 +228,21 @@ def test_failed_evaluation_fails_the_verdict_and_blocks_approval(lab):
     assert "perplexity_ratio_vs_base 1.25 (max 1)" in _text(report.files.markdown)
 
 
+def test_every_defect_is_named_failures_first(lab):
+    report, _ = _report(lab, "defects")
+    assert [(c.id, c.status) for c in report.verdict.blocking] == [
+        ("data.decision_integrity", "fail"),
+        ("identity.recorded", "missing"),
+        ("data.required_gates", "missing"),
+        ("approvals.quorum", "missing"),
+    ]
+    assert (
+        report.verdict.headline == "May not be promoted: 1 check(s) failed and 3 piece(s) of required evidence missing."
+    )
+
+
 def test_missing_pii_gate_is_reported_as_missing_evidence(lab):
-    report, _ = _report(lab, "no_pii_gate")
+    report, _ = _report(lab, "defects")
     check = _check(report, "data.required_gates")
     assert (check.status, check.detail) == ("missing", "no 'pii' gate decision in the lineage")
     assert "PII scan: no decision of gate 'pii' in the training run's lineage" in report.facts.gaps["data"]
@@ -234,7 +250,7 @@ def test_missing_pii_gate_is_reported_as_missing_evidence(lab):
 
 
 def test_gate_decision_changed_after_training_fails_integrity(lab):
-    report, _ = _report(lab, "tampered")
+    report, _ = _report(lab, "defects")
     check = _check(report, "data.decision_integrity")
     assert (check.status, check.detail) == (
         "fail",
@@ -243,7 +259,7 @@ def test_gate_decision_changed_after_training_fails_integrity(lab):
 
 
 def test_missing_intended_use_and_scope_are_missing_evidence(lab):
-    report, _ = _report(lab, "no_intended_use")
+    report, _ = _report(lab, "defects")
     check = _check(report, "identity.recorded")
     assert (check.status, check.detail) == ("missing", "not recorded: intended use, out-of-scope uses")
     html = _visible(_text(report.files.html))
@@ -358,6 +374,87 @@ def test_cli_unknown_version_is_one_line_exit_2(lab, capsys):
     err = capsys.readouterr().err
     assert err.startswith("govern: pending-sft v99 is not registered at sqlite:///")
     assert "Traceback" not in err
+
+
+def _stage_checkout(lab, lock_md5: dict[str, str] | None = None) -> Path:
+    """The 'pending' scenario's folder as a checkout: params.yaml, registration.json, dvc.lock."""
+    root, built, mp = lab
+    workdir = root / "pending"
+    version = built["pending"]
+    params = {
+        "project": "pending",
+        "register_sft": {"out_dir": "artifacts/register_sft"},
+        "report": {
+            "methods": ["sft"],
+            "out_dir": "reports",
+            "policy": str(POLICIES / "report.yaml"),
+            "approvals_policy": str(POLICIES / "approvals.yaml"),
+            "log_to_mlflow": True,
+        },
+    }
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    (workdir / "artifacts/register_sft").mkdir(parents=True, exist_ok=True)
+    (workdir / "artifacts/register_sft/registration.json").write_text(
+        json.dumps({"name": version.name, "version": version.version, "created": True})
+    )
+    lineage_md5 = {"artifacts/pii_scan_sft/data/train.jsonl": None, "artifacts/pii_scan_sft/data/eval.jsonl": None}
+    from governance.lineage import md5_file
+
+    deps = [{"path": path, "md5": (lock_md5 or {}).get(path) or md5_file(workdir / path)} for path in lineage_md5]
+    (workdir / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"train_sft": {"deps": deps}}}))
+    mp.chdir(workdir)
+    return workdir
+
+
+def test_report_stage_writes_per_version_and_cross_checks_dvc_lock(lab):
+    from pipelines import report as stage
+
+    root, built, mp = lab
+    workdir = _stage_checkout(lab)
+    try:
+        assert stage.main([]) == 0
+    finally:
+        mp.chdir(root)
+    folder = workdir / "reports" / "pending-sft" / "v1"
+    for name in ("report.html", "report.md", "README.md", "facts.json"):
+        assert (folder / name).is_file(), name
+    facts = json.loads((folder / "facts.json").read_text())["facts"]
+    assert [row["match"] for row in facts["integrity"]["checkout"]] == [True, True]
+    assert "Cross-check with the checkout" in _text(folder / "report.html")
+    run_id = built["pending"].run_id
+    assert "model/README.md" in {f.path for f in registry.client().list_artifacts(run_id, "model")}
+
+
+def test_report_stage_shows_a_dvc_lock_that_moved_on(lab):
+    from pipelines import report as stage
+
+    root, _, mp = lab
+    workdir = _stage_checkout(lab, {"artifacts/pii_scan_sft/data/train.jsonl": "0" * 32})
+    try:
+        assert stage.main([]) == 0
+    finally:
+        mp.chdir(root)
+    facts = json.loads((workdir / "reports/pending-sft/v1/facts.json").read_text())["facts"]
+    rows = {row["path"]: row for row in facts["integrity"]["checkout"]}
+    assert rows["artifacts/pii_scan_sft/data/train.jsonl"]["match"] is False
+    assert rows["artifacts/pii_scan_sft/data/train.jsonl"]["dvc_lock_md5"] == "0" * 32
+    assert "differs" in _visible(_text(workdir / "reports/pending-sft/v1/report.html"))
+
+
+def test_report_stage_without_registration_is_one_line_exit_2(lab, capsys):
+    from pipelines import report as stage
+
+    root, _, mp = lab
+    workdir = _stage_checkout(lab)
+    (workdir / "artifacts/register_sft/registration.json").unlink()
+    try:
+        assert stage.main([]) == 2
+    finally:
+        mp.chdir(root)
+    assert capsys.readouterr().err.strip() == (
+        "report: ConfigError: artifacts/register_sft/registration.json: registration missing; "
+        "run the register stage first (dvc repro)"
+    )
 
 
 # --------------------------------------------------------------------------- static data and helpers
