@@ -363,7 +363,6 @@ def _data(facts: ReportFacts, artifacts: RunArtifacts, lineage: dict, policy: Re
         folder = _gate_stage_folder(gate)
         decision = artifacts.json(f"{folder}/decision.json")
         digest = artifacts.sha256(f"{folder}/decision.json")
-        findings = artifacts.json(f"{folder}/findings.json")
         entry = {
             "gate": gate.get("gate"),
             "stage": gate.get("stage"),
@@ -388,6 +387,7 @@ def _data(facts: ReportFacts, artifacts: RunArtifacts, lineage: dict, policy: Re
                 if ref.get("records") is not None:
                     records_by_path.setdefault(ref.get("path"), ref["records"])
             if decision.get("gate") == "pii":
+                findings = artifacts.json(f"{folder}/findings.json")
                 pii.append(pii_summary(gate.get("stage"), decision, findings))
                 if findings is None:
                     facts.gap("data", f"PII findings report {folder}/findings.json: not logged to the training run")
