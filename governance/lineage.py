@@ -40,11 +40,11 @@ def md5_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_dir(path: str | Path, exclude: tuple[str, ...] = ("manifest.json",)) -> str:
+def sha256_dir(path: str | Path, exclude: tuple[str, ...] = ("manifest.json", "README.md")) -> str:
     """SHA-256 over a directory's files (relative path and content), order-independent.
 
-    ``manifest.json`` is excluded by default: it describes the content and is
-    written after the hash is taken.
+    ``manifest.json`` and ``README.md`` (the model card) are excluded by default:
+    they describe the content and are written after the hash is taken.
     """
     root = Path(path)
     digest = hashlib.sha256()

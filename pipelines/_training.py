@@ -6,16 +6,17 @@ must be *consistent* between them lives here, once.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 import mlflow
-from governance.identity import current_user
 
 from governance.errors import ConfigError
 from governance.gates import GateDecision
+from governance.identity import current_user
 from governance.lineage import (
     environment,
     file_refs,
@@ -137,6 +138,7 @@ def training_lineage(
     parent = read_manifest(parent_dir)
     git = git_state()
     return {
+        "provenance": dataset_provenance(data_files, decisions),
         "stage": stage,
         "params": params,
         "params_sha256": sha256_json(params),
@@ -168,6 +170,40 @@ def training_lineage(
         "policies": policy_versions(),
         "environment": environment(),
     }
+
+
+def dataset_provenance(data_files: list[str | Path], decisions: list[GateDecision]) -> dict[str, Any]:
+    """Where each gated training file came from: the prepared file and raw inputs, rows,
+    curation steps, and the sources and licences its records declare."""
+    from collections import Counter
+
+    from governance.records import iter_records
+
+    prepared_by_name: dict[str, str] = {}
+    for decision in decisions:
+        for ref in decision.details.get("inputs", []) or []:
+            prepared_by_name[Path(ref["path"]).name] = ref["path"]
+    out: dict[str, Any] = {}
+    for file in data_files:
+        sources: Counter[str] = Counter()
+        licenses: Counter[str] = Counter()
+        for record in iter_records(file):
+            sources[str(record.data.get("source", "not recorded"))] += 1
+            licenses[str(record.data.get("license", "not recorded"))] += 1
+        entry: dict[str, Any] = {"sources": dict(sources), "licenses": dict(licenses)}
+        prepared = prepared_by_name.get(Path(file).name)
+        manifest_path = Path(prepared).parent / "manifest.json" if prepared else None
+        if manifest_path is not None and manifest_path.is_file():
+            manifest = json.loads(manifest_path.read_text())
+            entry.update(
+                prepared_from=prepared,
+                stage=manifest.get("stage"),
+                inputs=manifest.get("inputs"),
+                rows=manifest.get("rows"),
+                curation=manifest.get("curation"),
+            )
+        out[str(file)] = entry
+    return out
 
 
 def log_lineage_to_run(lineage: dict[str, Any]) -> None:
@@ -219,6 +255,7 @@ def finish_training(
     manifest = {
         **lineage,
         "model_sha256": sha256_dir(out_dir),
+        "num_parameters": sum(p.numel() for p in trainer.model.parameters()),
         "model_path": str(out_dir),
         "license": lineage["base"].get("license"),
         "run_id": run_id,

@@ -18,9 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
-from governance.identity import current_user
-
 from governance.gates import read_decision
+from governance.identity import current_user
 from governance.lineage import read_manifest, sha256_file, sha256_json
 from governance.policy import Strict
 from governance.registry import METRIC_TAG_PREFIX, find_version_by_model_hash, register_version
@@ -69,6 +68,8 @@ def version_tags(
         "lineage.trained_by": str(trained.get("trained_by", "unknown")),
         "lineage.registered_by": current_user(),
         "lineage.risk_tier": params.risk_tier,
+        "lineage.intended_use": params.intended_use,
+        "lineage.out_of_scope": params.out_of_scope,
         "governance.eval_status": "passed" if eval_decision.passed else "eval_failed",
     }
     for path, ref in trained["datasets"].items():

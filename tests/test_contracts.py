@@ -25,6 +25,7 @@ POLICY_SCHEMAS = {
     "approvals.yaml": "governance.policy.approvals:ApprovalsPolicy",
     "objectives.yaml": "governance.policy.objectives:ObjectivesPolicy",
     "waivers.yaml": "governance.gates:WaiverFile",
+    "report.yaml": "governance.report.policy:ReportPolicy",
 }
 
 
