@@ -36,6 +36,7 @@ from presidio_analyzer import (  # noqa: E402
 )
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer  # noqa: E402
 from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NlpEngineProvider  # noqa: E402
+from presidio_analyzer.predefined_recognizers import PhoneRecognizer  # noqa: E402
 
 from governance.errors import ConfigError  # noqa: E402
 from governance.policy.pii import ContextConfig, PiiPolicy  # noqa: E402
@@ -246,6 +247,21 @@ def _custom_recognizer(spec, language: str) -> PatternRecognizer:
     )
 
 
+def _phone_recognizer(default: PhoneRecognizer, policy: PiiPolicy, policy_path: str) -> PhoneRecognizer:
+    """presidio's phone recognizer for the policy's regions (its default eight flag decimals in math data)."""
+    import phonenumbers
+
+    unknown = [r for r in policy.phone_regions if r not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise ConfigError(f"{policy_path}: phone_regions: libphonenumber does not know {', '.join(unknown)}")
+    return PhoneRecognizer(
+        context=list(default.context or PhoneRecognizer.CONTEXT),
+        supported_language=default.supported_language,
+        supported_regions=tuple(policy.phone_regions),
+        leniency=default.leniency,
+    )
+
+
 def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml") -> PiiEngine:
     """Build the analyzer for a policy; an entity no recognizer can detect is a ConfigError.
 
@@ -270,6 +286,8 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
         entities = set(recognizer.supported_entities) & (wanted - custom_entities)
         if not entities:
             continue
+        if isinstance(recognizer, PhoneRecognizer):
+            recognizer = _phone_recognizer(recognizer, policy, policy_path)
         kept.append(recognizer)
         is_nlp = type(recognizer).__name__ in ("SpacyRecognizer", "StanzaRecognizer", "TransformersRecognizer")
         sources[recognizer.id] = f"nlp:{nlp_name}" if is_nlp else "presidio"

@@ -27,9 +27,10 @@ Why a window gives the same matches as the whole text, per recognizer:
   skipped; on typical text that is nearly all of them.
 * The phone recognizer's run class, trigger and minimum length are derived
   at start-up from libphonenumber's own candidate pattern and metadata, not
-  copied. libphonenumber gives up on a text after 65,535 failed candidates;
-  where a text could reach that limit it is scanned whole instead, so the
-  windows never find a number presidio would have given up before.
+  copied. libphonenumber gives up on a text after 65,535 failed tries;
+  where a text could reach that limit (a bound computed from its length) it
+  is scanned whole instead, so the windows never find a number presidio
+  would have given up before.
 * Recognizers without such a rule (custom policy regexes and deny-lists, NER,
   anything re-configured) run on the whole text, exactly as presidio runs them.
 """
@@ -190,11 +191,15 @@ class _PhoneRule:
     * run class: every character libphonenumber's candidate pattern
       (``phonenumbermatcher._PATTERN``) can match (digits, its punctuation,
       the extension words), with the same flags;
+    * candidate-free stretches: inside such a run, the non-digits between two
+      numbers ("`` = ``", "`` apples, ``") belong to no candidate unless
+      ``1<stretch>1`` is one (see :meth:`_outside`), so they bound windows too;
     * trigger: a candidate of the relaxed pattern (same pattern, repetition
       limits removed, so it contains every real candidate) holding at least
       ``min_digits`` letters or digits, the fewest any phone number that the
       recognizer's regions (nationally) or any country (internationally) can
-      have; letters count because libphonenumber reads vanity letters as digits.
+      have (letters count: libphonenumber reads vanity letters as digits), and
+      that :class:`_NationalNumbers` says may hold a valid number.
     """
 
     def __init__(self, recognizer: PhoneRecognizer):
@@ -207,29 +212,86 @@ class _PhoneRule:
         self.boundary = re.compile(f"[^{chars}]", pattern.flags)
         self.run_char = re.compile(f"[{chars}]", pattern.flags)
         self.relaxed = re.compile(re.sub(r"\{(\d+),\d+\}", r"{\1,}", pattern.pattern), pattern.flags)
-        self.word = re.compile(r"\w", re.UNICODE)
+        self.word = re.compile(r"\w")
+        self.non_digits = re.compile(r"\D+")
         self.min_digits = _min_phone_digits(phonenumbers, recognizer.supported_regions, recognizer.leniency)
+        # Validity is only required from leniency VALID (presidio's default) up.
+        self.national = _NationalNumbers(recognizer.supported_regions) if recognizer.leniency >= 1 else None
+        self._outside_cache: dict[tuple[str, bool, bool], Span | None] = {}
 
-    def candidates(self, text: str) -> tuple[list[Span], int]:
-        """Triggering candidates, and a bound on phone numbers the text can hold."""
+    def _outside(self, stretch: str, leading: bool, trailing: bool) -> Span | None:
+        """The part ``[a, b)`` of a stretch of non-digits that no candidate can contain.
+
+        A candidate holds digits, starts with a digit or a lead character
+        (``(``, ``+``) and ends with a digit or ``#``. So a candidate touching a
+        stretch either spans it (then ``1<stretch>1`` is a candidate), or ends
+        in its first character (``#``), or starts in it at some ``i`` where
+        ``<stretch[i:]>1`` is a candidate. A ``leading`` stretch has no digit
+        before it in its run, a ``trailing`` one none after it.
+        """
+        key = (stretch, leading, trailing)
+        if key in self._outside_cache:
+            return self._outside_cache[key]
+        span: Span | None = None
+        if leading or trailing or self.relaxed.fullmatch(f"1{stretch}1") is None:
+            first = 0 if leading else 1
+            last = len(stretch)
+            if not trailing:
+                last = next((i for i in range(len(stretch)) if self.relaxed.fullmatch(f"{stretch[i:]}1")), last)
+            span = (first, last) if first < last else None
+        if len(self._outside_cache) < 65536:
+            self._outside_cache[key] = span
+        return span
+
+    def candidates(self, text: str) -> tuple[list[Span], int, int]:
+        """Triggering candidates, a bound on the numbers the text holds, and the longest candidate."""
         spans: list[Span] = []
-        bound = 0
+        numbers = longest = 0
         for match in self.relaxed.finditer(text):
-            potential = len(self.word.findall(match.group()))
+            start, end = match.span()
+            longest = max(longest, end - start)
+            potential = len(self.word.findall(text, start, end))
             if potential >= self.min_digits:
-                spans.append(match.span())
-                bound += potential // self.min_digits
-        return spans, bound
+                numbers += potential // self.min_digits
+                if self.national is None or self.national.may_hold_number(text[start:end]):
+                    spans.append((start, end))
+        return spans, numbers, longest
+
+    def _narrow(self, text: str, run_start: int, run_end: int, start: int, end: int) -> Span:
+        """The part of a run around ``[start, end)`` that no candidate-free stretch cuts."""
+        low = run_start
+        for stretch in self.non_digits.finditer(text, run_start, run_end):
+            first, last = stretch.span()
+            outside = self._outside(stretch.group(), first == run_start, last == run_end)
+            if outside is None:
+                continue
+            cut_start, cut_end = first + outside[0], first + outside[1]
+            if cut_start < start:
+                low = max(low, min(cut_end, start))
+            if cut_end > end:
+                return low, max(cut_start, end)
+        return low, run_end
+
+    def could_give_up(self, text: str, numbers: int, longest: int) -> bool:
+        """Whether libphonenumber could run out of tries on this text (then windows could find more).
+
+        Candidates start at distinct characters of the run class (``m`` of
+        them); a failed candidate ``c`` costs at most ``7 + 2*len(c)`` tries
+        (one per inner-match attempt, each at a separator of ``c``); candidates
+        are disjoint except that each number found lets the scan re-read at most
+        one candidate. So tries <= 7m + 2(m + numbers * (longest + 1)).
+        """
+        extra = 2 * numbers * (longest + 1)
+        if 9 * len(text) + extra < PHONE_MAX_TRIES:
+            return False
+        return 9 * self.run_char.subn("", text)[1] + extra >= PHONE_MAX_TRIES
 
     def windows(self, text: str) -> list[Span] | None:
         """Windows, or None when libphonenumber could give up on this text (scan it whole)."""
-        spans, numbers = self.candidates(text)
+        spans, numbers, longest = self.candidates(text)
         if not spans:
             return []
-        # Each failed candidate costs libphonenumber at most 7 + 6*len tries; every
-        # character is re-read at most once more per number found before it.
-        worst = 13 * (1 + numbers)
-        if worst * len(text) >= PHONE_MAX_TRIES and worst * self.run_char.subn("", text)[1] >= PHONE_MAX_TRIES:
+        if self.could_give_up(text, numbers, longest):
             return None
         windows: list[Span] = []
         covered_to = -1
@@ -237,9 +299,100 @@ class _PhoneRule:
             if start < covered_to:
                 continue
             run_start, run_end = _run_bounds(self.boundary, text, start, end)
-            windows.append((max(0, run_start - 1), min(len(text), run_end + 1)))
-            covered_to = run_end
+            low, high = self._narrow(text, run_start, run_end, start, end)
+            windows.append((max(0, low - 1), min(len(text), high + 1)))
+            covered_to = high
         return windows
+
+
+class _NationalNumbers:
+    """Whether a phone candidate may hold a number libphonenumber calls valid (leniency VALID).
+
+    A valid number's national significant number matches the pattern and a
+    possible length of one of its region's number types (fixed line, mobile,
+    toll free, ...: what ``is_valid_number`` checks). Parsed in national
+    format (no ``+``, no international dialling prefix) its region shares the
+    calling code of the recognizer's regions, and its digits are a contiguous
+    run of the candidate's digits (prefixes and extensions are only ever cut
+    off the ends). Candidates with a ``+``, a dialling prefix followed by a
+    country code, or three letters (vanity numbers, read as digits) may be
+    international: those are always kept.
+    """
+
+    PLUS = ("+", "\uff0b")
+    TYPES = (
+        "premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
+        "pager", "uan", "voicemail", "fixed_line", "mobile",
+    )  # fmt: skip
+
+    def __init__(self, regions) -> None:
+        import phonenumbers
+        from phonenumbers import PhoneMetadata
+
+        reachable = {
+            other
+            for region in regions
+            for other in phonenumbers.region_codes_for_country_code(phonenumbers.country_code_for_region(region))
+        }
+        by_length: dict[int, set[str]] = {}
+        for region in sorted(reachable):
+            metadata = PhoneMetadata.metadata_for_region(region)
+            general = metadata.general_desc
+            if not general.possible_length:
+                raise ValueError(f"no possible lengths for region {region}")
+            for name in self.TYPES:
+                desc = getattr(metadata, name)
+                if desc is None or not desc.national_number_pattern:
+                    continue
+                for length in desc.possible_length or general.possible_length:
+                    by_length.setdefault(length, set()).add(f"(?:{desc.national_number_pattern})")
+        self.patterns = sorted((n, re.compile("|".join(sorted(p)))) for n, p in by_length.items() if n > 0)
+        self.dialling_prefixes = sorted(
+            {prefix for region in regions for prefix in _prefix_strings(PhoneMetadata.metadata_for_region(region))}
+        )
+        self.normalize = phonenumbers.normalize_digits_only
+        self.letter = re.compile(r"[^\W\d_]")
+        self.blocks = re.compile(r"\d+")
+
+    def may_hold_number(self, candidate: str) -> bool:
+        if any(plus in candidate for plus in self.PLUS) or len(self.letter.findall(candidate)) >= 3:
+            return True
+        digits, block_starts = "", []
+        for block in self.blocks.findall(candidate):
+            if len(block) > 20:  # the matcher takes at most 20 digits at a time: it may start mid-block
+                return True
+            block_starts.append(len(digits))
+            digits += self.normalize(block)
+        # A dialling prefix counts where a parsed number can start (a digit block) and
+        # a country code follows (they never start with 0).
+        for start in block_starts:
+            for prefix in self.dialling_prefixes:
+                after = start + len(prefix)
+                if digits.startswith(prefix, start) and after < len(digits) and digits[after] != "0":
+                    return True
+        for length, pattern in self.patterns:
+            for start in range(len(digits) - length + 1):
+                if pattern.fullmatch(digits, start, start + length):
+                    return True
+        return False
+
+
+def _prefix_strings(metadata, longest: int = 8) -> set[str]:
+    """Every digit string the region's international dialling prefix pattern accepts.
+
+    Enumerated digit by digit, keeping only strings the pattern can still
+    complete (``regex`` partial matching); a pattern that accepts strings
+    longer than ``longest`` is refused rather than under-enumerated.
+    """
+    pattern = regex.compile(metadata.international_prefix or "(?!)")
+    found: set[str] = set()
+    frontier = [""]
+    for _ in range(longest):
+        frontier = [p + d for p in frontier for d in "0123456789" if pattern.fullmatch(p + d, partial=True)]
+        found.update(p for p in frontier if pattern.fullmatch(p))
+        if not frontier:
+            return found
+    raise ValueError(f"dialling prefix of {metadata.id} accepts more than {longest} digits")
 
 
 def _class_body(pattern: str, flags: int) -> str:

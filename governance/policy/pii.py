@@ -154,6 +154,9 @@ class PiiPolicy(PolicyFile):
     language: str
     nlp_engine: NlpEngineConfig
     context: ContextConfig
+    phone_regions: list[str] = Field(
+        min_length=1, description="regions whose national-format numbers count (international +CC: any country)"
+    )
     entities: list[EntityRule] = Field(min_length=1)
     rescan: RescanRule
     custom_recognizers: list[CustomRecognizer] = []
@@ -177,6 +180,9 @@ class PiiPolicy(PolicyFile):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"duplicate custom recognizer names: {', '.join(duplicates)}")
+        bad_regions = [r for r in self.phone_regions if not re.fullmatch(r"[A-Z]{2}", r)]
+        if bad_regions:
+            raise ValueError(f"phone_regions must be ISO 3166 alpha-2 codes (US, GB): {', '.join(bad_regions)}")
         unruled = sorted({r.entity for r in self.custom_recognizers} - set(entities))
         if unruled:
             raise ValueError(f"custom recognizers detect {', '.join(unruled)} but no entities rule says what to do")

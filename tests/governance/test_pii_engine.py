@@ -128,6 +128,8 @@ TRICKY = [
     "DE89 3704 0044 0532 0130 00 GB82WEST12345698765432 gb82 west 1234 5698 7654 32 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
     "call +44 20 7946 0958 or (415) 555-2671 ext. 12, employee E123456; Contoso Pharmaceuticals\nssn 078-05-1121",
     "٣٤٥٦٧٨٩٠١٢ and １２３４５６７８９０ and 415\u00a0555\u00a00103 and 12 34 56 78 90 12 34 56 78 90 12 34",
+    "+49 30 1234567, 0049 30 1234567, +41 44 668 18 00, 011 44 20 7946 0958, 00 44 20 7946 0958 and 0000123",
+    "CA 310-1234, GB 8001111, 020 7946 0958, 1 800 555 0199 x12, (3343 - 8) / 11 = 303.1818, 1648 + 16.4000",
 ]
 
 
@@ -175,6 +177,31 @@ def test_windowed_analyzer_equals_presidio_on_tricky_and_random_texts(scanner):
     assert set(windowed.whole_text) == {"EmployeeIdRecognizer", "CustomerNameRecognizer"}
     for text in TRICKY + _fuzz_texts(150, seed=7):
         assert _as_tuples(windowed.analyze(text)) == _as_tuples(engine.analyze(text)), repr(text)
+
+
+def test_phone_numbers_count_nationally_for_the_policy_regions_only(scanner, policy, tmp_path):
+    # presidio's default regions include DE, where 1648 and 168.50 are valid numbers: math noise.
+    assert PhoneRecognizer().analyze("Next, 1648 + 319 = 1967 and 16.4000", ["PHONE_NUMBER"])
+    assert scanner.findings_in("Next, 1648 + 319 = 1967 and 16.4000") == []
+    # International numbers count for every country; national ones for US, GB, CA.
+    for text in ("call +49 30 1234567", "call 020 7946 0958", "call (415) 555-0103", "call 0049 30 1234567"):
+        assert [f.entity for f in scanner.findings_in(text)] == ["PHONE_NUMBER"], text
+    assert scanner.findings_in("call 030 1234567") == []  # a Berlin number written nationally
+    data = policy.model_dump(mode="json")
+    data["phone_regions"] = ["US", "XX"]
+    path = _raw(data, tmp_path)
+    with pytest.raises(ConfigError) as err:
+        build_engine(load_pii_policy(path), path)
+    assert str(err.value) == f"{path}: phone_regions: libphonenumber does not know XX"
+
+
+def test_phone_trigger_keeps_every_number_libphonenumber_could_validate(scanner):
+    phone = next(rule for recognizer, rule in scanner.windowed.plans if recognizer.name == "PhoneRecognizer")
+    assert phone.min_digits == 6 and phone.national.dialling_prefixes == ["00", "011"]
+    for kept in ("(415) 555-0103", "1 415 555 0103", "020 7946 0958", "0044 20 7946 0958", "310-1234", "8001111"):
+        assert phone.national.may_hold_number(kept), kept
+    for dropped in ("(3343 - 8) / 11", "303.1818", "0000123", "2024"):
+        assert not phone.national.may_hold_number(dropped), dropped
 
 
 def test_long_texts_fall_back_to_whole_text_phone_scan(scanner):

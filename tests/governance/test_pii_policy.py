@@ -107,3 +107,9 @@ def test_deny_list_needs_its_score(tmp_path):
     data = _shipped()
     del data["custom_recognizers"][1]["deny_list_score"]
     assert "recognizer 'CustomerNameRecognizer' has a deny_list and needs 'deny_list_score'" in _error(data, tmp_path)
+
+
+def test_phone_regions_are_country_codes(tmp_path):
+    data = _shipped()
+    data["phone_regions"] = ["us"]
+    assert "phone_regions must be ISO 3166 alpha-2 codes (US, GB): us" in _error(data, tmp_path)
