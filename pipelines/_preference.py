@@ -176,6 +176,14 @@ def load_reward_model(model_dir: str | Path, adapter: AdapterParams | None = Non
     return model, tokenizer
 
 
+def recorded_beta(trained: dict[str, Any], model_dir: str | Path) -> float:
+    """The β the policy was trained with, as its manifest records it (the implicit reward's scale)."""
+    beta = trained.get("beta")
+    if not isinstance(beta, int | float) or isinstance(beta, bool):
+        raise ConfigError(f"{model_dir}/manifest.json: no beta recorded; re-run the training stage (dvc repro)")
+    return float(beta)
+
+
 def require_parent(trained: dict[str, Any], model_dir: str | Path, reference_dir: str | Path) -> dict[str, Any]:
     """The reference's manifest, refusing unless it holds the very model ``model_dir`` was trained from."""
     reference = read_manifest(reference_dir)

@@ -33,6 +33,7 @@ from pipelines._preference import (
     generate,
     implicit_reward_metrics,
     publish_evaluation,
+    recorded_beta,
     require_parent,
     score_responses,
     scored_pairs,
@@ -59,6 +60,7 @@ class EvaluateDpoParams(Strict):
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateDpoParams)
     trained = read_manifest(params.model_dir)
+    beta = recorded_beta(trained, params.model_dir)
     # Only the parent this policy was trained from is its reference
     require_parent(trained, params.model_dir, params.parent_model)
     pairs = [r.data for r in iter_records(params.eval_file)]
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     policy_texts = generate(policy, tokenizer, prompts, params.max_new_tokens)
     parent_texts = generate(reference, tokenizer, prompts, params.max_new_tokens)
     metrics = {
-        **implicit_reward_metrics(chosen, rejected, trained["beta"]),
+        **implicit_reward_metrics(chosen, rejected, beta),
         **drift_metrics(chosen),
         **verbosity_metrics(policy_texts, parent_texts),
         "eval_pairs": len(chosen),

@@ -32,6 +32,7 @@ from pipelines._preference import (
     drift_metrics,
     generate,
     publish_evaluation,
+    recorded_beta,
     require_parent,
     score_responses,
     separation_metrics,
@@ -58,6 +59,7 @@ class EvaluateKtoParams(Strict):
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateKtoParams)
     trained = read_manifest(params.model_dir)
+    beta = recorded_beta(trained, params.model_dir)
     # Only the parent this policy was trained from is its reference
     require_parent(trained, params.model_dir, params.parent_model)
     examples = [r.data for r in iter_records(params.eval_file)]
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     policy_texts = generate(policy, tokenizer, prompts, params.max_new_tokens)
     parent_texts = generate(reference, tokenizer, prompts, params.max_new_tokens)
     metrics = {
-        **separation_metrics([s for s, _ in kept], [label for _, label in kept], trained["beta"]),
+        **separation_metrics([s for s, _ in kept], [label for _, label in kept], beta),
         **drift_metrics([s for s, label in kept if label]),
         **verbosity_metrics(policy_texts, parent_texts),
         "eval_examples": len(kept),
