@@ -3,7 +3,7 @@
 ``AnalyzerEngine.analyze`` runs every recognizer over every whole text. On
 math-heavy chat data that is slow for one reason above all: the phone
 recognizer hands every number in the text (``2``, ``48/2``, ``3.14``) to
-libphonenumber eight times, once per region. :class:`WindowedAnalyzer` gives
+libphonenumber's parser, once per region. :class:`WindowedAnalyzer` gives
 the same results (same entity, start, end and score; the benchmark asserts it)
 by running each recognizer only on small windows of the text where it can
 match, mapping offsets back, and then applying presidio's own post-processing
@@ -22,12 +22,12 @@ Why a window gives the same matches as the whole text, per recognizer:
   look-aheads and ``\\b`` see the same neighbours as in the whole text.
 * Each also has a *trigger*: a cheap pattern every match must contain
   (``@`` for e-mail; 13 digits with single separators for a card; a phone
-  candidate with at least as many digits as the shortest phone number
-  libphonenumber knows). Runs without a trigger cannot hold a match and are
+  candidate with enough digits, a run of which fits a number type of a
+  reachable region). Runs without a trigger cannot hold a match and are
   skipped; on typical text that is nearly all of them.
-* The phone recognizer's run class, trigger and minimum length are derived
-  at start-up from libphonenumber's own candidate pattern and metadata, not
-  copied. libphonenumber gives up on a text after 65,535 failed tries;
+* The phone recognizer's run class, trigger, minimum length and number-type
+  patterns are derived at start-up from libphonenumber's own candidate
+  pattern and metadata, not copied. libphonenumber gives up on a text after 65,535 failed tries;
   where a text could reach that limit (a bound computed from its length) it
   is scanned whole instead, so the windows never find a number presidio
   would have given up before.
@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import regex
-from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer import EntityRecognizer, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
@@ -60,7 +60,7 @@ from governance.pii.engine import PiiEngine
 
 log = logging.getLogger(__name__)
 
-#: libphonenumber's PhoneNumberMatcher stops after this many failed candidates per text.
+#: libphonenumber's PhoneNumberMatcher stops after this many failed tries per text.
 PHONE_MAX_TRIES = 65535
 
 Span = tuple[int, int]
@@ -122,7 +122,7 @@ def _literal_trigger(literal: str) -> Callable[[str], Iterator[Span]]:
 
 
 def _same_patterns(recognizer: EntityRecognizer, cls: type) -> bool:
-    """The recognizer is exactly the predefined one, with presidio's default patterns and flags."""
+    """The recognizer is exactly the predefined class, with presidio's default patterns."""
     if type(recognizer) is not cls:
         return False
     own = [(p.name, p.regex) for p in recognizer.patterns]
@@ -166,7 +166,8 @@ def _pattern_rule(recognizer: EntityRecognizer) -> _RunRule | None:
         return _RunRule(
             "crypto",
             regex.compile(r"[^a-zA-HJ-NP-Z0-9]", flags),
-            _regex_triggers(regex.compile(r"[a-zA-HJ-NP-Z0-9]{26,}", flags)),
+            # Runs of 26+ (a match's length), found from their first character only.
+            _regex_triggers(regex.compile(r"(?<![a-zA-HJ-NP-Z0-9])[a-zA-HJ-NP-Z0-9]{26,}", flags)),
         )
     if _same_patterns(recognizer, CreditCardRecognizer):
         # 13 to 19 digits, at most one '-' or ' ' between two digits.
@@ -500,7 +501,7 @@ class WindowedAnalyzer:
         self.windowed = [r.name for r, rule in self.plans if rule is not None]
         self.whole_text = [r.name for r, rule in self.plans if rule is None]
         self._thresholds = {r.id: r.score_thresholds for r in self.recognizers}
-        self._needs_nlp = isinstance(engine.info.nlp_engine, str) and engine.info.nlp_engine != "no_op"
+        self._needs_nlp = engine.info.nlp_engine != "no_op"
 
     def _artifacts(self, text: str) -> NlpArtifacts:
         return self.engine.analyzer.nlp_engine.process_text(text, self.engine.language)
@@ -513,7 +514,8 @@ class WindowedAnalyzer:
         for recognizer, rule in self.plans:
             windows = rule.windows(text) if rule is not None else None
             if windows is None:
-                if artifacts is None:
+                # Pattern recognizers never read NLP artifacts; NER recognizers need the whole text's.
+                if artifacts is None and not isinstance(recognizer, PatternRecognizer):
                     artifacts = self._artifacts(text)
                 found = recognizer.analyze(text=text, entities=entities, nlp_artifacts=artifacts)
                 raw.extend(self._tag(found or [], recognizer, 0))
