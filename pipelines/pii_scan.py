@@ -29,7 +29,7 @@ from governance.pii.kinds import DatasetKind
 from governance.policy import Strict
 from pipelines._common import load_params, stage_main
 
-log = logging.getLogger("pipelines.pii_scan")
+log = logging.getLogger(__name__)
 
 
 class PiiScanParams(Strict):
