@@ -24,7 +24,9 @@ fine-tuned from and the base model's identity. The stage computes that recipe
 hash from ``artifacts/train_rm/manifest.json`` and requires
 ``policies/objectives.yaml`` to approve it as objective ``reward_model_recipe``
 for stage ``train_rlhf`` (:func:`governance.objectives.require_approved_objective`,
-whose refusal names the hash and how to approve it). The shipped recipe is
+whose refusal names the hash and how to approve it; ``govern approve-objective
+train_rlhf`` computes the same hash through :func:`current_objective_hashes`,
+named under ``stages.train_rlhf.hashes_from``). The shipped recipe is
 approved there, so a fresh clone runs end to end; changing the reward data or
 the reward-model params needs a new, reviewed approval. The weights are still
 pinned: the stage checks the reward model's files against the hash its
