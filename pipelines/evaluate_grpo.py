@@ -28,7 +28,7 @@ from typing import Any
 import mlflow
 from pydantic import Field
 
-from governance.errors import ConfigError
+from governance.errors import ConfigError, PolicyViolation
 from governance.evaluation import evaluate_gate
 from governance.gates import dataset_ref, load_waivers, write_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
@@ -137,6 +137,17 @@ def kl_to_reference(policy, reference, completions: list[Completion], batch_size
     return total / max(tokens, 1)
 
 
+def require_parent(trained: dict[str, Any], model_dir: str, parent_dir: str) -> None:
+    """Refuse to compare with a parent other than the very model ``model_dir`` was trained from."""
+    parent = read_manifest(parent_dir).get("model_sha256")
+    expected = trained.get("parent", {}).get("model_sha256")
+    if parent != expected:
+        raise PolicyViolation(
+            f"{parent_dir}: holds model {str(parent)[:12]}… but {model_dir} was trained from {str(expected)[:12]}…; "
+            "re-run the training stage (dvc repro)"
+        )
+
+
 def reward_trend(history: list[dict[str, Any]]) -> dict[str, float]:
     """How the logged training reward moved: first and last logged value, and the least-squares rise.
 
@@ -202,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateGrpoParams)
     out_dir = Path(params.out_dir)
     trained = read_manifest(params.model_dir)
+    require_parent(trained, params.model_dir, params.parent_model)
     records = [r.data for r in iter_records(params.eval_file)]
     prompts, answers = [r["prompt"] for r in records], [r.get("answer") for r in records]
     # Greedy completions of the held-out prompts, parent vs tuned, and the KL between them

@@ -28,6 +28,7 @@ from pathlib import Path
 import mlflow
 from pydantic import Field
 
+from governance.errors import PolicyViolation
 from governance.evaluation import evaluate_gate
 from governance.gates import dataset_ref, load_waivers, write_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
@@ -41,6 +42,7 @@ from pipelines.evaluate_grpo import (
     drop_while_reward_rises,
     greedy_completions,
     kl_to_reference,
+    require_parent,
     reward_trend,
 )
 from pipelines.train_rlhf import load_reward_model
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateRlhfParams)
     out_dir = Path(params.out_dir)
     trained = read_manifest(params.model_dir)
+    require_parent(trained, params.model_dir, params.parent_model)
     records = [r.data for r in iter_records(params.eval_file)]
     prompts = [r["prompt"] for r in records]
     # Greedy completions of the held-out prompts, parent vs tuned, and the KL between them
@@ -125,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     del parent_model, tuned_model
     # Score both with the reward model training optimised against
     reward_model, reward_tokenizer, rm_manifest = load_reward_model(params.reward_model)
+    if rm_manifest["model_sha256"] != trained.get("reward_model", {}).get("model_sha256"):
+        raise PolicyViolation(
+            f"{params.reward_model}: holds reward model {rm_manifest['model_sha256'][:12]}… but {params.model_dir} was "
+            "trained against another; re-run train_rlhf (dvc repro)"
+        )
     tuned_scores = reward_scores(reward_model, reward_tokenizer, prompts, [c.text for c in tuned])
     parent_scores = reward_scores(reward_model, reward_tokenizer, prompts, [c.text for c in parent])
     metrics = rlhf_metrics(

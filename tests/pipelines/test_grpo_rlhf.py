@@ -666,3 +666,18 @@ def test_prepare_rlhf_keeps_prompts_only_and_counts_dropped_fields(tmp_path, mon
     ).read_text().splitlines()
     assert all(set(json.loads(line)) == {"id", "prompt"} for line in out) and len(out) == 30
     assert read_manifest(tmp_path / "prepare_rlhf")["dropped_fields"] == 30
+
+
+def test_evaluation_refuses_a_parent_other_than_the_one_trained_from(tmp_path):
+    from governance.errors import PolicyViolation
+    from pipelines.evaluate_grpo import require_parent
+
+    write_manifest(tmp_path / "sft", {"model_sha256": "b" * 64})
+    trained = {"parent": {"model_sha256": "a" * 64}}
+    with pytest.raises(PolicyViolation) as err:
+        require_parent(trained, "artifacts/train_grpo", str(tmp_path / "sft"))
+    assert str(err.value) == (
+        f"{tmp_path / 'sft'}: holds model bbbbbbbbbbbb… but artifacts/train_grpo was trained from aaaaaaaaaaaa…; "
+        "re-run the training stage (dvc repro)"
+    )
+    require_parent({"parent": {"model_sha256": "b" * 64}}, "artifacts/train_grpo", str(tmp_path / "sft"))
