@@ -178,6 +178,9 @@ def require_passed_gates(files: Sequence[str | Path], decision_paths: Sequence[s
     """
     if not decision_paths:
         raise ConfigError("no gate decisions configured for this stage; a training stage needs at least one")
+    missing = [str(f) for f in files if not Path(f).is_file()]
+    if missing:
+        raise DataError(f"{missing[0]}: training data file not found; run the gate stages that write it (dvc repro)")
     current = {str(Path(f)): sha256_file(f) for f in files}
     decisions = []
     for decision_path in decision_paths:

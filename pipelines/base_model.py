@@ -88,6 +88,8 @@ def train_tokenizer(corpus: Path, vocab_size: int):
         tokenizer_object=tokenizer,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
+        # Marked special so decoding with skip_special_tokens drops chat markup
+        extra_special_tokens=["<|im_start|>"],
         unk_token=None,
         model_max_length=1 << 30,
     )

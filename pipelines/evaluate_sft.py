@@ -77,6 +77,14 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[
     return outputs
 
 
+ROLE_LINES = {"system", "user", "assistant"}
+
+
+def leaks_chat_markup(text: str) -> bool:
+    """A completion that writes the chat template's role lines has not learned to answer."""
+    return any(line.strip() in ROLE_LINES for line in text.splitlines()) or "<|im_" in text
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateSftParams)
@@ -97,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "base_perplexity": math.exp(min(base_loss, 50)),
         "perplexity_ratio_vs_base": math.exp(min(tuned_loss, 50)) / math.exp(min(base_loss, 50)),
         "empty_generation_rate": sum(not g.strip() for g in generations) / len(generations),
+        "role_leak_rate": sum(leaks_chat_markup(g) for g in generations) / len(generations),
         "mean_generation_chars": sum(len(g) for g in generations) / len(generations),
         "eval_conversations": len(conversations),
     }

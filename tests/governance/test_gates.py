@@ -86,3 +86,12 @@ def test_expired_waiver_does_not_apply(tmp_path):
     waiver = Waiver(rule_id="pii.credit_card", granted_by="alice", reason="old", expires=dt.date(2000, 1, 1))
     decision, _ = _decision(tmp_path, path, [DENY], [waiver])
     assert not decision.passed and decision.counts["deny"] == 1
+
+
+def test_missing_training_file_is_a_data_error(tmp_path):
+    from governance.errors import DataError
+
+    path = _data(tmp_path)
+    _, out = _decision(tmp_path, path)
+    with pytest.raises(DataError, match=r"gone\.jsonl: training data file not found"):
+        require_passed_gates([tmp_path / "gone.jsonl"], [out])
