@@ -102,7 +102,7 @@ def split_and_write(
             **extra,
         },
     )
-    log.info("prepared %d rows: %d train, %d eval", len(rows), len(train), len(evaluation))
+    log.info("%s: prepared %d rows: %d train, %d eval", stage, len(rows), len(train), len(evaluation))
 
 
 @stage_main
