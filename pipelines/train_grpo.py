@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from governance.objectives import objective_hashes, require_approved_objective
 from pydantic import Field
 
 from governance.gates import require_passed_gates
+from governance.objectives import objective_hashes, require_approved_objective
 from governance.policy import Strict
 from governance.records import iter_records
 from governance.registry import stage_run
