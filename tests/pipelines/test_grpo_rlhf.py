@@ -84,7 +84,7 @@ TRL_COMMON = {
     "max_steps": 2,
     "per_device_train_batch_size": 4,
     "num_generations": 2,
-    "max_completion_length": 8,
+    "max_completion_length": 160,  # long enough that random completions pass the brevity budget: rewards differ
     "learning_rate": 0.01,  # large, so two steps visibly move a tiny model
     "logging_steps": 1,
     "save_strategy": "no",
