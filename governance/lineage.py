@@ -75,7 +75,8 @@ def git_state(repo: str | Path = ".") -> dict[str, Any]:
     commit = run("rev-parse", "HEAD")
     if commit is None:
         return {"commit": "unknown", "dirty": None}
-    status = run("status", "--porcelain", "--untracked-files=no")
+    # dvc.lock is rewritten by `dvc repro` itself as stages finish; it does not make the code dirty
+    status = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock")
     return {"commit": commit, "dirty": bool(status)}
 
 
