@@ -48,6 +48,7 @@ def run_scan(args: argparse.Namespace) -> int:
         policy_path=args.policy,
         stage="cli",
         waivers_path=args.waivers,
+        progress=True,  # a tqdm bar on stderr when it is a terminal
     )
     if args.report:
         write_findings_report(result.report, args.report)
