@@ -10,28 +10,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-# What a fresh clone holds: tracked files, minus generated stores and outputs.
-IGNORE = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    "artifacts",
-    "mlflow.db",
-    "mlartifacts",
-    "mlruns",
-    "audit.db",
-    "reports",
-    "prepared",
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-    "*.egg-info",
-    ".dvc/cache",
-    ".dvc/tmp",
-    ".whl",
-    ".gl",
-)
-
-
 def pipeline_env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GOVERN_"))}
     env.update(
@@ -46,8 +24,19 @@ def pipeline_env(workdir: Path) -> dict[str, str]:
 
 
 def fresh_copy(dest: Path) -> Path:
-    """Copy the checkout like a clone would give it, as its own git repo."""
-    shutil.copytree(REPO, dest, ignore=IGNORE)
+    """Copy what a clone holds (git's tracked files, as in the working tree) into its own git repo.
+
+    Nothing generated comes along: no outputs, MLflow store, audit trail or DVC
+    cache/run-cache, so every stage really runs.
+    """
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True
+    ).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
