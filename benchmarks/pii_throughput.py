@@ -19,6 +19,12 @@ end, score) and, separately, that the windowed analyzer's raw results equal
 presidio's for every field; then prints both throughputs and the ratio.
 ``--scanner-only`` skips the naive loop and reports peak RSS
 (``resource.getrusage``), to show a 1M-record scan streams.
+
+Measured on the development box (2 shared CPU cores, shipped policy):
+100k records (948k string fields, 112 MB): project 127 s (786 rec/s), naive
+2230 s (45 rec/s), 17.5x, identical findings (10,943) and raw results; peak
+RSS 446 MiB. 1M records (1.1 GB) --scanner-only: 946 s (1,057 rec/s), peak
+RSS 442 MiB, of which 431 MiB is the interpreter with presidio loaded.
 """
 
 from __future__ import annotations
