@@ -65,18 +65,29 @@ def validate_model(data: object, model: type[M], source: str) -> M:
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem, ``source: key.path: message``, the first problems first."""
-    parts = []
-    for error in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        msg = error["msg"]
-        if error["type"] == "extra_forbidden":
-            msg = "unknown key (typo?)"
-        elif error["type"] == "missing":
-            msg = "required key is missing"
-        parts.append(f"{source}: {loc}: {msg}")
-    more = len(exc.errors()) - 5
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+    """One line per problem, ``source: key.path: message``; typos first, with the key they probably meant."""
+    import difflib
+
+    errors = exc.errors()
+    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
+    parts, explained = [], set()
+    for error in errors:
+        if error["type"] != "extra_forbidden":
+            continue
+        loc = tuple(error["loc"])
+        siblings = [m[-1] for m in missing if m[:-1] == loc[:-1] and isinstance(m[-1], str)]
+        guess = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
+        hint = f"unknown key (did you mean {guess[0]}?)" if guess else "unknown key (typo?)"
+        if guess:
+            explained.add(loc[:-1] + (guess[0],))
+        parts.append(f"{source}: {'.'.join(str(p) for p in loc)}: {hint}")
+    for error in errors:
+        if error["type"] == "extra_forbidden" or tuple(error["loc"]) in explained:
+            continue
+        msg = "required key is missing" if error["type"] == "missing" else error["msg"]
+        parts.append(f"{source}: {'.'.join(str(p) for p in error['loc']) or '(top level)'}: {msg}")
+    more = len(parts) - 5
+    return "; ".join(parts[:5]) + (f"; and {more} more" if more > 0 else "")
 
 
 def load_policy_file(path: str | Path, model: type[M]) -> M:

@@ -92,7 +92,11 @@ def _registered_count(workdir) -> int:
     ("breakage", "expected"),
     [
         ("malformed_raw_line", "prepare_sft: DataError: data/raw/sft.jsonl:5: invalid JSON"),
-        ("params_typo", "prepare_sft: ConfigError: params.yaml: prepare_sft: eval_fration: unknown key (typo?)"),
+        (
+            "params_typo",
+            "prepare_sft: ConfigError: params.yaml: prepare_sft: eval_fration: "
+            "unknown key (did you mean eval_fraction?)",
+        ),
         ("missing_model_path", "base_model: ConfigError: params.yaml: base_model.name_or_path: /nonexistent/model"),
     ],
 )

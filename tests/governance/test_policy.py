@@ -16,7 +16,7 @@ def test_yaml_error_names_file_and_line(tmp_path):
 def test_unknown_key_is_a_typo(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("version: '1'\nmethod: {}\n")
-    with pytest.raises(ConfigError, match=r"p\.yaml: method: unknown key \(typo\?\)"):
+    with pytest.raises(ConfigError, match=r"p\.yaml: method: unknown key \(did you mean methods\?\)"):
         load_policy_file(path, EvalPolicy)
 
 
