@@ -1,0 +1,105 @@
+"""Who may approve, reject, promote, canary and roll back a model version — and the record of it.
+
+Every action is decided by ``policies/approvals.yaml`` against facts from the
+audit trail (the truth), written to the trail through
+:func:`governance.trail.record`, and mirrored to MLflow (aliases and
+``governance.*`` version tags: the view the MLflow UI shows). Each refusal
+names the rule that failed and is itself recorded as ``permission_denied``.
+
+The package is split along its seams:
+
+* :mod:`~governance.approvals.state` — state folded from trail events;
+* :mod:`~governance.approvals.checks` — policy checks (who may do what);
+* :mod:`~governance.approvals.preconditions` — what must hold before any action;
+* :mod:`~governance.approvals.actions` — actions that write the trail and mirror to MLflow;
+* :mod:`~governance.approvals.registration` — registration, gate and evaluation facts;
+* :mod:`~governance.approvals.mirror` — the MLflow view (tags, aliases) written from the trail.
+"""
+
+from governance.approvals.actions import (
+    Outcome,
+    approve,
+    canary,
+    history,
+    promote,
+    record_denial,
+    reject,
+    rollback,
+)
+from governance.approvals.checks import (
+    ACTION_RULES,
+    POLICY_DIR_ENV,
+    Check,
+    approvals_policy_path,
+    check_action,
+    default_rollback_target,
+    load_approval_waivers,
+    load_approvals_policy,
+    policy_dir,
+)
+from governance.approvals.mirror import (
+    TAG_ALIAS_HISTORY,
+    TAG_APPROVAL_STATUS,
+    TAG_APPROVALS_REQUIRED,
+    TAG_APPROVERS,
+    TAG_EVAL_STATUS,
+    TAG_GATE_STATUS,
+    TAG_LAST_EVENT,
+    TAG_REJECTED_BY,
+    mirror,
+    view_tags,
+)
+from governance.approvals.preconditions import require_preconditions
+from governance.approvals.registration import record_eval_decision, record_gate_decision, record_registration
+from governance.approvals.state import (
+    ALIAS_CANARY,
+    ALIAS_EVENTS,
+    ALIAS_PRODUCTION,
+    ModelState,
+    VersionState,
+    alias_history,
+    model_state,
+    version_state,
+)
+
+__all__ = [
+    "ACTION_RULES",
+    "ALIAS_CANARY",
+    "ALIAS_EVENTS",
+    "ALIAS_PRODUCTION",
+    "POLICY_DIR_ENV",
+    "TAG_ALIAS_HISTORY",
+    "TAG_APPROVALS_REQUIRED",
+    "TAG_APPROVAL_STATUS",
+    "TAG_APPROVERS",
+    "TAG_EVAL_STATUS",
+    "TAG_GATE_STATUS",
+    "TAG_LAST_EVENT",
+    "TAG_REJECTED_BY",
+    "Check",
+    "ModelState",
+    "Outcome",
+    "VersionState",
+    "alias_history",
+    "approvals_policy_path",
+    "approve",
+    "canary",
+    "check_action",
+    "default_rollback_target",
+    "history",
+    "load_approval_waivers",
+    "load_approvals_policy",
+    "mirror",
+    "model_state",
+    "policy_dir",
+    "promote",
+    "record_denial",
+    "record_eval_decision",
+    "record_gate_decision",
+    "record_registration",
+    "reject",
+    "require_preconditions",
+    "rollback",
+    "version_state",
+    "view_tags",
+]

@@ -1,0 +1,339 @@
+"""Actions that write the trail and mirror to MLflow: approve, reject, promote, canary, rollback.
+
+Write order (so a failure never leaves half a decision, and a re-run neither
+fails nor duplicates):
+
+0. **Preconditions** — :func:`governance.approvals.preconditions.require_preconditions`:
+   the trail must verify before anything acts on it.
+1. **Preflight** — identity verified, policy loaded, the version read from the
+   registry. An unreachable registry stops here: exit 2, nothing written.
+2. **Decide under the trail's append lock** — the guard re-reads the trail,
+   applies the policy, and returns the existing event when the action is
+   already in force (the same reviewer approving twice, promoting the version
+   that already holds ``production``): nothing is appended.
+3. **Apply to MLflow, then commit** — the new event is inserted, the alias
+   and tags are written, and only then is the trail transaction committed. If
+   MLflow refuses or is unreachable, the event is rolled back: the trail does
+   not claim a promotion that did not happen. The tags are a pure function of
+   the trail, so a later mirror rewrites any that were half written.
+4. **Idempotent re-run** — when step 2 found the action already recorded (a
+   commit that failed after MLflow was changed, or a plain repeat), only the
+   mirror runs, bringing MLflow back in line with the trail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from governance import registry, trail
+from governance.approvals.checks import (
+    Check,
+    _policy_evidence,
+    _refusal_error,
+    _Refused,
+    check_action,
+    default_rollback_target,
+    load_approval_waivers,
+    load_approvals_policy,
+    policy_dir,
+)
+from governance.approvals.mirror import mirror
+from governance.approvals.state import ALIAS_EVENTS, ALIAS_PRODUCTION, ModelState, VersionState, model_state
+from governance.errors import ConfigError, PermissionDenied, PolicyViolation, RegistryError
+from governance.gates import Violation, Waiver
+from governance.identity import Identity, current_identity
+from governance.lineage import sha256_file
+from governance.policy.approvals import ApprovalsPolicy
+from governance.trail import Event, Subject
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """The result of an action: the event in force and whether this call appended it."""
+
+    action: str
+    name: str
+    version: str
+    event: Event
+    state: VersionState
+    policy: ApprovalsPolicy
+    previous: str | None = None
+    warnings: list[Violation] = field(default_factory=list)
+
+    @property
+    def created(self) -> bool:
+        return self.event.created
+
+
+def _record_waivers(name: str, version: str, check: Check) -> None:
+    """A waiver that lets an action through is itself recorded (once per waiver and version)."""
+    path = policy_dir() / "waivers.yaml"
+    file_hash = sha256_file(path) if path.is_file() else ""
+    for waiver in check.waivers_used:
+        details = {"rule_id": waiver.rule_id, "expires": waiver.expires.isoformat(), "scope": waiver.subject or "*"}
+
+        def guard(events: list[Event], details: dict[str, Any] = details, granted_by: str = waiver.granted_by):
+            return next(
+                (
+                    e
+                    for e in events
+                    if e.event_type == "waiver_granted"
+                    and e.subject.version == version
+                    and e.actor == granted_by
+                    and e.details == details
+                ),
+                None,
+            )
+
+        trail.record(
+            "waiver_granted",
+            actor=waiver.granted_by,
+            role="waiver",
+            subject=Subject(model=name, version=version),
+            reason=waiver.reason,
+            evidence={"waivers_file_sha256": file_hash} if file_hash else {},
+            details=details,
+            guard=guard,
+        )
+
+
+def record_denial(
+    action: str,
+    name: str,
+    version: str,
+    *,
+    identity: Identity,
+    policy: ApprovalsPolicy | None,
+    message: str,
+    rule_ids: list[str],
+) -> Event:
+    """Record a refusal as ``permission_denied`` (every refusal, not deduplicated: each is an attempt)."""
+    roles = ",".join(policy.roles_of(identity.user)) if policy is not None else ""
+    return trail.record(
+        "permission_denied",
+        actor=identity.user,
+        role=roles or "none",
+        subject=Subject(model=name, version=str(version)),
+        reason=message,
+        evidence=_policy_evidence(),
+        details={"action": action, "rules": rule_ids, "identity": identity.source},
+    )
+
+
+def _act(
+    action: str,
+    event_type: str,
+    name: str,
+    version: str | None,
+    *,
+    reason: str,
+    identity: Identity | None,
+) -> Outcome:
+    """Preflight, decide under the lock, apply to MLflow, commit (see the module docstring)."""
+    identity = identity or current_identity()
+    policy = load_approvals_policy()
+    waivers = load_approval_waivers()
+    alias = ALIAS_EVENTS.get(event_type)
+    # 1. Preflight: the registry must be reachable (and know the version) before anything is written
+    with _nothing_recorded(f"{action} {name}" + (f" v{version}" if version else "")):
+        if version is not None:
+            registry.get_version(name, version)
+        else:
+            registry.version_by_alias(name, ALIAS_PRODUCTION)
+    before = model_state(name)
+    if action == "rollback":
+        version = _rollback_target(name, before, version, policy=policy, identity=identity, waivers=waivers)
+    assert version is not None
+    version = str(version)
+    # 2. Waivers that let this action through are recorded before it
+    pre = check_action(action, user=identity.user, policy=policy, state=before.version(version), waivers=waivers)
+    if not pre.blocking:
+        _record_waivers(name, version, pre)
+    previous = before.alias_holder(alias) if alias else None
+    role = pre.role or ",".join(policy.roles_of(identity.user)) or "none"
+
+    def guard(events: list[Event]) -> Event | None:
+        state = ModelState(name, events)
+        check = check_action(action, user=identity.user, policy=policy, state=state.version(version), waivers=waivers)
+        if check.blocking:
+            raise _Refused(action, check)
+        if alias is not None:
+            holder = state.alias_holder(alias)
+            if holder == version:  # already in force: append nothing
+                return state.alias_events(alias)[-1]
+            if holder != previous:
+                raise PolicyViolation(
+                    f"{action} of {name}: alias {alias} moved to v{holder} while deciding; re-run the command"
+                )
+            return None
+        mine = state.version(version).decisions.get(identity.user)
+        if mine is not None and mine.event_type == event_type:
+            return mine
+        return None
+
+    def apply_then_commit(event: Event, related: list[Event]) -> None:
+        after = ModelState(name, [*related, event])
+        if alias is not None:
+            registry.set_alias(name, alias, version)
+        mirror(name, [version, previous or ""], after, policy, aliases=False)
+
+    state_now = before.version(version)
+    evidence = {**_policy_evidence()}
+    if state_now.registration is not None:
+        evidence["registration_event"] = state_now.registration.hash
+    if alias is not None:
+        for approver in state_now.valid_approvers(policy):
+            evidence[f"approval:{approver}"] = state_now.decisions[approver].hash
+    details: dict[str, Any] = {"action": action, "identity": identity.source}
+    if alias is not None:
+        details.update({"alias": alias, "from_version": previous or ""})
+    if pre.waived:
+        details["waived"] = [f"{v.rule_id} by {v.waived_by}" for v in pre.waived]
+    if pre.warnings:
+        details["warnings"] = [v.line() for v in pre.warnings]
+    try:
+        event = trail.record(
+            event_type,
+            actor=identity.user,
+            role=role,
+            subject=Subject(model=name, version=version),
+            reason=reason,
+            evidence=evidence,
+            details=details,
+            guard=guard,
+            before_commit=apply_then_commit,
+        )
+    except _Refused as refused:
+        error = _refusal_error(action, refused.check.blocking, policy)
+        record_denial(
+            action,
+            name,
+            version,
+            identity=identity,
+            policy=policy,
+            message=str(error),
+            rule_ids=[v.rule_id for v in refused.check.blocking],
+        )
+        raise error from None
+    except PermissionDenied as exc:  # the MLflow server refused this user
+        record_denial(
+            action, name, version, identity=identity, policy=policy, message=str(exc), rule_ids=["mlflow.permission"]
+        )
+        raise
+    except RegistryError as exc:  # MLflow failed while applying: the event was rolled back
+        raise _unreachable(exc, f"{action} {name} v{version}") from None
+    after = model_state(name)
+    if not event.created:
+        # 4. Idempotent re-run: only bring MLflow back in line with the trail
+        mirror(name, [version], after, policy, aliases=alias is not None)
+    return Outcome(
+        action=action,
+        name=name,
+        version=version,
+        event=event,
+        state=after.version(version),
+        policy=policy,
+        previous=previous,
+        warnings=pre.warnings,
+    )
+
+
+_CONNECTION_FAILURES = ("NewConnectionError", "Connection refused", "Max retries exceeded", "timed out", "cannot reach")
+
+
+def _unreachable(exc: RegistryError, what: str) -> RegistryError:
+    """A registry failure as one line; a connection failure says which URI and that nothing was recorded."""
+    message = str(exc)
+    if any(marker in message for marker in _CONNECTION_FAILURES):
+        message = f"cannot reach the MLflow registry at {registry.tracking_uri()}"
+    return RegistryError(f"{what}: {message}; nothing was recorded, re-run when the registry is back")
+
+
+@contextlib.contextmanager
+def _nothing_recorded(what: str) -> Iterator[None]:
+    try:
+        yield
+    except RegistryError as exc:
+        raise _unreachable(exc, what) from None
+
+
+def _rollback_target(
+    name: str,
+    state: ModelState,
+    to: str | None,
+    *,
+    policy: ApprovalsPolicy,
+    identity: Identity,
+    waivers: list[Waiver],
+) -> str:
+    current = state.alias_holder(ALIAS_PRODUCTION)
+    if current is None:
+        message = f"rollback refused: {name} has no production version in the audit trail to roll back from"
+        record_denial("rollback", name, "", identity=identity, policy=policy, message=message, rule_ids=[])
+        raise PolicyViolation(message)
+    if to is not None:
+        return str(to)
+    target = default_rollback_target(name, state, policy=policy, waivers=waivers)
+    if target is not None:
+        return target
+    message = (
+        f"rollback refused: {name} has no earlier production version that is still approved "
+        f"(production is v{current}); name one with --to VERSION"
+    )
+    record_denial("rollback", name, current, identity=identity, policy=policy, message=message, rule_ids=[])
+    raise PolicyViolation(message)
+
+
+def approve(name: str, version: str | int, *, reason: str, identity: Identity | None = None) -> Outcome:
+    """Approve a version as a reviewer (role, registration, gates, eval, separation of duties)."""
+    return _act("approve", "approved", name, str(version), reason=_reason(reason), identity=identity)
+
+
+def reject(name: str, version: str | int, *, reason: str, identity: Identity | None = None) -> Outcome:
+    """Reject a version; the rejection blocks deployment until the same reviewer approves."""
+    return _act("reject", "rejected", name, str(version), reason=_reason(reason), identity=identity)
+
+
+def promote(
+    name: str, version: str | int, *, reason: str = "promoted to production", identity: Identity | None = None
+) -> Outcome:
+    """Point the ``production`` alias at an approved version."""
+    return _act("promote", "promoted", name, str(version), reason=_reason(reason), identity=identity)
+
+
+def canary(
+    name: str, version: str | int, *, reason: str = "canary started", identity: Identity | None = None
+) -> Outcome:
+    """Point the ``canary`` alias at an approved version."""
+    return _act("canary", "canary_started", name, str(version), reason=_reason(reason), identity=identity)
+
+
+def rollback(
+    name: str,
+    *,
+    to: str | int | None = None,
+    reason: str = "rolled back production",
+    identity: Identity | None = None,
+) -> Outcome:
+    """Move ``production`` back to ``to``, or by default to the previous production version still approved."""
+    return _act(
+        "rollback", "rolled_back", name, None if to is None else str(to), reason=_reason(reason), identity=identity
+    )
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ConfigError("--reason: give a non-empty reason; it is recorded in the audit trail")
+    return reason
+
+
+def history(name: str) -> list[Event]:
+    """Alias moves of ``name`` (promoted, canary_started, rolled_back), oldest first."""
+    return trail.events(model=name, event_types=list(ALIAS_EVENTS))

@@ -1,0 +1,225 @@
+"""Policy checks: who may do what to a version, decided by ``policies/approvals.yaml`` against trail state.
+
+Pure decisions: nothing here writes the trail or MLflow. The facts come from
+:mod:`governance.approvals.state` (the trail); the rules from the policy file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from governance.approvals.state import ModelState, VersionState, model_state
+from governance.errors import ConfigError, PermissionDenied, PolicyViolation
+from governance.gates import Violation, Waiver, load_waivers
+from governance.lineage import sha256_file
+from governance.policy import load_policy_file
+from governance.policy.approvals import ApprovalsPolicy
+
+log = logging.getLogger(__name__)
+
+POLICY_DIR_ENV = "GOVERN_POLICY_DIR"
+
+#: Which rules each action checks, in the order they are reported.
+ACTION_RULES: dict[str, tuple[str, ...]] = {
+    "approve": ("role_required", "registered", "gates_passed", "eval_passed", "separation_of_duties"),
+    "reject": ("role_required", "registered"),
+    "promote": ("role_required", "registered", "gates_passed", "eval_passed", "min_approvers", "no_open_rejection"),
+    "canary": ("role_required", "registered", "gates_passed", "eval_passed", "min_approvers", "no_open_rejection"),
+    "rollback": ("role_required", "registered", "gates_passed", "eval_passed", "min_approvers", "no_open_rejection"),
+}
+_PERMISSION_RULES = {"role_required", "separation_of_duties"}
+
+
+# --------------------------------------------------------------------------- policy files
+
+
+def policy_dir() -> Path:
+    """Where the policy files live: ``GOVERN_POLICY_DIR`` or ``policies/``."""
+    return Path(os.environ.get(POLICY_DIR_ENV) or "policies")
+
+
+def approvals_policy_path() -> Path:
+    return policy_dir() / "approvals.yaml"
+
+
+def load_approvals_policy(path: str | Path | None = None) -> ApprovalsPolicy:
+    """Parse and validate ``policies/approvals.yaml``."""
+    return load_policy_file(path or approvals_policy_path(), ApprovalsPolicy)
+
+
+def load_approval_waivers(path: str | Path | None = None) -> list[Waiver]:
+    """Waivers from ``policies/waivers.yaml`` (a missing file means none)."""
+    return load_waivers(path or policy_dir() / "waivers.yaml")
+
+
+def _policy_evidence() -> dict[str, str]:
+    path = approvals_policy_path()
+    return {"approvals_policy_sha256": sha256_file(path)} if path.is_file() else {}
+
+
+
+# --------------------------------------------------------------------------- the policy decision
+
+
+@dataclass
+class Check:
+    """Policy outcome for one action by one user on one version."""
+
+    role: str | None
+    violations: list[Violation]
+    waivers_used: list[Waiver] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == "deny" and v.waived_by is None]
+
+    @property
+    def waived(self) -> list[Violation]:
+        return [v for v in self.violations if v.waived_by is not None]
+
+    @property
+    def warnings(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == "warn"]
+
+
+_ACTION_WORDS = {
+    "approve": "approve",
+    "reject": "reject",
+    "promote": "promote to production",
+    "canary": "start a canary",
+    "rollback": "roll back",
+    "approve_objective": "approve objectives",
+    "grant_waiver": "grant waivers",
+}
+
+
+def check_action(
+    action: str,
+    *,
+    user: str,
+    policy: ApprovalsPolicy,
+    state: VersionState,
+    waivers: Iterable[Waiver] = (),
+    today: dt.date | None = None,
+) -> Check:
+    """Apply every rule of ``action`` to ``state``; waivers (from authorised granters) cover waivable rules."""
+    rules = policy.rules
+    subject = f"{state.name} v{state.version}"
+    found: list[tuple[Any, str]] = []
+    role = policy.acting_role(user, action)
+    for rule_name in ACTION_RULES[action]:
+        rule = getattr(rules, rule_name)
+        message = _rule_message(rule_name, action=action, user=user, policy=policy, state=state, role=role)
+        if message is not None:
+            found.append((rule, message))
+    today = today or dt.datetime.now(dt.UTC).date()
+    authorised = [w for w in waivers if policy.acting_role(w.granted_by, "grant_waiver") is not None]
+    violations, used = [], []
+    for rule, message in found:
+        violation = Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message)
+        if rule.waivable and rule.severity == "deny":
+            waiver = next((w for w in authorised if w.covers(violation, today)), None)
+            if waiver is not None:
+                violation = violation.model_copy(update={"waived_by": waiver.granted_by})
+                used.append(waiver)
+        violations.append(violation)
+    return Check(role=role, violations=violations, waivers_used=used)
+
+
+def _rule_message(
+    rule_name: str, *, action: str, user: str, policy: ApprovalsPolicy, state: VersionState, role: str | None
+) -> str | None:
+    """The violation message of one rule, or None when it holds."""
+    rules = policy.rules
+    if rule_name == "role_required":
+        if role is not None:
+            return None
+        allowed = ", ".join(policy.permissions[action]) or "no role"  # type: ignore[index]
+        held = ", ".join(policy.roles_of(user)) or "none"
+        return f"{user} holds no role allowed to {_ACTION_WORDS[action]} (allowed: {allowed}; {user}'s roles: {held})"
+    if rule_name == "registered":
+        if state.registration is not None:
+            return None
+        return "no model_registered event in the audit trail; register it through the pipeline's register stage"
+    if rule_name == "gates_passed":
+        if state.gate_status == rules.gates_passed.passed:
+            return None
+        where = f", event #{state.gate_event.seq}" if state.gate_event else ""
+        return (
+            f"its data gates did not all pass ({rules.gates_passed.tag} = {state.gate_status or 'unknown'}{where}); "
+            "it cannot be approved or deployed"
+        )
+    if rule_name == "eval_passed":
+        if state.eval_status == rules.eval_passed.passed:
+            return None
+        where = f", event #{state.eval_event.seq}" if state.eval_event else ""
+        return (
+            f"its evaluation did not pass ({rules.eval_passed.tag} = {state.eval_status or 'unknown'}{where}); "
+            "a version that failed evaluation can never be approved"
+        )
+    if rule_name == "separation_of_duties":
+        for tag in rules.separation_of_duties.tags:
+            if state.people.get(tag) == user:
+                return f"{user} is this version's {tag} and may not approve it"
+        return None
+    if rule_name == "min_approvers":
+        approvers = state.valid_approvers(policy)
+        tier = state.tier(policy)
+        needed = policy.required_approvals(tier)
+        if len(approvers) >= needed:
+            return None
+        names = ", ".join(approvers) or "none"
+        return f"{len(approvers)} distinct approval(s) ({names}); risk tier {tier} needs {needed}"
+    if rule_name == "no_open_rejection":
+        rejecters = state.rejecters
+        if not rejecters:
+            return None
+        seqs = ", ".join(f"#{state.decisions[r].seq}" for r in rejecters)
+        return f"rejected by {', '.join(rejecters)} (event {seqs}); a standing rejection blocks deployment"
+    raise ConfigError(f"unknown approval rule {rule_name!r}")  # pragma: no cover - ACTION_RULES is fixed
+
+
+class _Refused(Exception):
+    def __init__(self, action: str, check: Check):
+        super().__init__(action)
+        self.action, self.check = action, check
+
+
+def _refusal_error(
+    action: str, blocking: list[Violation], policy: ApprovalsPolicy
+) -> PermissionDenied | PolicyViolation:
+    """One line naming the first failing rule; permission rules map to PermissionDenied, the rest to PolicyViolation."""
+    first = blocking[0]
+    line = f"{action} refused by {first.rule_id}: {first.subject}: {first.message}"
+    if len(blocking) > 1:
+        line += f" (also failing: {', '.join(v.rule_id for v in blocking[1:])})"
+    permission_rules = {getattr(policy.rules, name).id for name in _PERMISSION_RULES}
+    return PermissionDenied(line) if first.rule_id in permission_rules else PolicyViolation(line)
+
+
+def default_rollback_target(
+    name: str,
+    state: ModelState | None = None,
+    *,
+    policy: ApprovalsPolicy | None = None,
+    waivers: list[Waiver] | None = None,
+) -> str | None:
+    """The version ``govern rollback NAME`` would restore now: the latest earlier production version
+    (never one rolled back from since) that still satisfies every promotion rule; None if there is none."""
+    state = state or model_state(name)
+    policy = policy or load_approvals_policy()
+    waivers = load_approval_waivers() if waivers is None else waivers
+    for candidate in state.rollback_candidates():
+        # Who asks is checked separately; here only the version's own standing counts
+        check = check_action("rollback", user="", policy=policy, state=state.version(candidate), waivers=waivers)
+        blocking = [v for v in check.blocking if v.rule_id != policy.rules.role_required.id]
+        if not blocking:
+            return candidate
+        log.info("rollback: skipping v%s (%s)", candidate, blocking[0].rule_id)
+    return None

@@ -1,0 +1,207 @@
+"""Registration facts: the ``model_registered``, ``gate_decision`` and ``eval_decision`` events of a version.
+
+Facts a decision relies on — who trained and registered the version, its risk
+tier, its gate and evaluation status and metrics — are frozen into the trail
+when the version is registered, so editing a tag in the MLflow UI cannot make
+a version approvable, nor move the evaluation gate's production reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from governance import registry, trail
+from governance.approvals.checks import _policy_evidence, approvals_policy_path, load_approvals_policy
+from governance.approvals.mirror import mirror
+from governance.approvals.state import ModelState, model_state
+from governance.errors import ConfigError
+from governance.identity import current_identity
+from governance.policy.approvals import ApprovalsPolicy
+from governance.trail import Event, Subject
+
+
+def _status(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{what}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _registration_facts(name: str, version: str, policy: ApprovalsPolicy) -> tuple[dict[str, str], str, Any]:
+    """People (separation-of-duties tags) and risk tier read from the version's tags, to freeze in the trail."""
+    mv = registry.get_version(name, version)
+    tags = mv.tags or {}
+    people = {}
+    for tag in policy.rules.separation_of_duties.tags:
+        value = (tags.get(tag) or "").strip()
+        if not value or value == "unknown":
+            raise ConfigError(
+                f"{name} v{version}: tag {tag} is missing; separation of duties "
+                f"({policy.rules.separation_of_duties.id}) needs it set at registration"
+            )
+        people[tag] = value
+    rule = policy.rules.min_approvers
+    tier = tags.get(rule.risk_tier_tag) or rule.default_risk_tier
+    if tier not in rule.by_risk_tier:
+        raise ConfigError(
+            f"{name} v{version}: tag {rule.risk_tier_tag} = {tier!r} is not a risk tier of "
+            f"{approvals_policy_path()} ({', '.join(rule.by_risk_tier)})"
+        )
+    return people, tier, mv
+
+
+def record_registration(
+    name: str,
+    version: str | int,
+    *,
+    actor: str | None = None,
+    evidence: dict[str, str],
+    gate_status: str,
+    eval_status: str,
+    reason: str = "registered by the pipeline",
+) -> Event:
+    """Record a new version in the trail (``model_registered``, then ``gate_decision`` and ``eval_decision``).
+
+    Freezes the separation-of-duties tags (``lineage.trained_by``,
+    ``lineage.registered_by``) and the risk tier (``lineage.risk_tier``) read
+    from the version, with ``gate_status`` (passed/failed) and ``eval_status``
+    (passed/eval_failed), then mirrors the ``governance.*`` tags. Idempotent:
+    re-running for the same version appends nothing and returns the first
+    ``model_registered`` event (``created`` False).
+    """
+    version = str(version)
+    policy = load_approvals_policy()
+    rules = policy.rules
+    gate_status = _status(gate_status, (rules.gates_passed.passed, "failed"), "gate_status")
+    eval_status = _status(eval_status, (rules.eval_passed.passed, rules.eval_passed.failed), "eval_status")
+    people, tier, mv = _registration_facts(name, version, policy)
+    actor = actor or current_identity().user
+    subject = Subject(model=name, version=version)
+    decision_evidence = dict(evidence)
+    evidence = {**evidence, **_policy_evidence()}
+
+    def already(kind: str, **match: Any):
+        def guard(events: list[Event]) -> Event | None:
+            return next(
+                (
+                    e
+                    for e in events
+                    if e.event_type == kind
+                    and e.subject.version == version
+                    and all(e.details.get(k) == v for k, v in match.items())
+                ),
+                None,
+            )
+
+        return guard
+
+    def mirror_registration(_event: Event, related: list[Event]) -> None:
+        mirror(name, [version], ModelState(name, [*related, _event]), policy, aliases=False)
+
+    registered = trail.record(
+        "model_registered",
+        actor=actor,
+        role="registrant",
+        subject=subject,
+        reason=reason,
+        evidence=evidence,
+        details={
+            "people": people,
+            "risk_tier": tier,
+            "gate_status": gate_status,
+            "eval_status": eval_status,
+            "run_id": mv.run_id or "",
+        },
+        guard=already("model_registered"),
+        before_commit=mirror_registration,
+    )
+    record_gate_decision(name, version, status=gate_status, evidence=decision_evidence, actor=actor, policy=policy)
+    record_eval_decision(name, version, status=eval_status, evidence=decision_evidence, actor=actor, policy=policy)
+    if not registered.created:
+        mirror(name, [version], model_state(name), policy, aliases=False)
+    return registered
+
+
+def _record_decision(
+    kind: str,
+    name: str,
+    version: str,
+    *,
+    status: str,
+    evidence: dict[str, str],
+    actor: str | None,
+    reason: str,
+    policy: ApprovalsPolicy,
+) -> Event:
+    actor = actor or current_identity().user
+
+    def guard(events: list[Event]) -> Event | None:
+        same = [e for e in events if e.event_type == kind and e.subject.version == version]
+        if same and same[-1].details.get("status") == status and same[-1].evidence == evidence:
+            return same[-1]
+        return None
+
+    def mirror_decision(event: Event, related: list[Event]) -> None:
+        mirror(name, [version], ModelState(name, [*related, event]), policy, aliases=False)
+
+    return trail.record(
+        kind,
+        actor=actor,
+        role="registrant",
+        subject=Subject(model=name, version=version),
+        reason=reason,
+        evidence=evidence,
+        details={"status": status},
+        guard=guard,
+        before_commit=mirror_decision,
+    )
+
+
+def record_gate_decision(
+    name: str,
+    version: str | int,
+    *,
+    status: str,
+    evidence: dict[str, str],
+    actor: str | None = None,
+    reason: str = "data gates decided before training",
+    policy: ApprovalsPolicy | None = None,
+) -> Event:
+    """Record the data-gate status (``passed``/``failed``) of a version; a failure is permanent."""
+    policy = policy or load_approvals_policy()
+    status = _status(status, (policy.rules.gates_passed.passed, "failed"), "gate status")
+    return _record_decision(
+        "gate_decision",
+        name,
+        str(version),
+        status=status,
+        evidence=evidence,
+        actor=actor,
+        reason=reason,
+        policy=policy,
+    )
+
+
+def record_eval_decision(
+    name: str,
+    version: str | int,
+    *,
+    status: str,
+    evidence: dict[str, str],
+    actor: str | None = None,
+    reason: str = "evaluation gate decided",
+    policy: ApprovalsPolicy | None = None,
+) -> Event:
+    """Record the evaluation status (``passed``/``eval_failed``); once eval_failed, never approvable."""
+    policy = policy or load_approvals_policy()
+    rule = policy.rules.eval_passed
+    status = _status(status, (rule.passed, rule.failed), "eval status")
+    return _record_decision(
+        "eval_decision",
+        name,
+        str(version),
+        status=status,
+        evidence=evidence,
+        actor=actor,
+        reason=reason,
+        policy=policy,
+    )

@@ -1,0 +1,180 @@
+"""State folded from the audit trail: what the trail says about each model and version.
+
+Trust boundary: this module believes only the trail's events. MLflow tags and
+aliases never enter here; they are a view derived from this state
+(:mod:`governance.approvals.mirror`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from governance import trail
+from governance.policy.approvals import ApprovalsPolicy
+from governance.trail import Event
+
+ALIAS_PRODUCTION = "production"
+ALIAS_CANARY = "canary"
+#: Event types that move an alias, and the alias they move.
+ALIAS_EVENTS = {"promoted": ALIAS_PRODUCTION, "canary_started": ALIAS_CANARY, "rolled_back": ALIAS_PRODUCTION}
+
+
+
+@dataclass
+class VersionState:
+    """What the audit trail says about one version."""
+
+    name: str
+    version: str
+    registration: Event | None = None
+    gate_status: str | None = None
+    eval_status: str | None = None
+    gate_event: Event | None = None
+    eval_event: Event | None = None
+    people: dict[str, str] = field(default_factory=dict)
+    risk_tier: str | None = None
+    decisions: dict[str, Event] = field(default_factory=dict)
+    alias_events: list[Event] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def approvers(self) -> list[str]:
+        return sorted(a for a, e in self.decisions.items() if e.event_type == "approved")
+
+    @property
+    def rejecters(self) -> list[str]:
+        return sorted(a for a, e in self.decisions.items() if e.event_type == "rejected")
+
+    def valid_approvers(self, policy: ApprovalsPolicy) -> list[str]:
+        """Approvers who satisfy separation of duties under the policy in force now."""
+        excluded = {self.people.get(tag) for tag in policy.rules.separation_of_duties.tags}
+        return [a for a in self.approvers if a not in excluded]
+
+    def tier(self, policy: ApprovalsPolicy) -> str:
+        return self.risk_tier or policy.rules.min_approvers.default_risk_tier
+
+    def status(self, policy: ApprovalsPolicy) -> str:
+        """``blocked`` (gate or eval failed), ``rejected``, ``approved`` or ``pending``."""
+        rules = policy.rules
+        if self.gate_status == "failed" or self.eval_status == rules.eval_passed.failed:
+            return "blocked"
+        if self.rejecters:
+            return "rejected"
+        if len(self.valid_approvers(policy)) >= policy.required_approvals(self.tier(policy)):
+            return "approved"
+        return "pending"
+
+    def summary(self, policy: ApprovalsPolicy) -> dict[str, Any]:
+        """Plain facts for CLIs and reports."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "status": self.status(policy),
+            "registered": self.registration is not None,
+            "gate_status": self.gate_status,
+            "eval_status": self.eval_status,
+            "risk_tier": self.tier(policy),
+            "approvals_required": policy.required_approvals(self.tier(policy)),
+            "approvers": self.approvers,
+            "rejected_by": self.rejecters,
+            "people": dict(self.people),
+            "alias_history": alias_history(self.alias_events, self.version),
+        }
+
+
+@dataclass
+class ModelState:
+    """What the audit trail says about every version of one registered model."""
+
+    name: str
+    events: list[Event]
+
+    def version(self, version: str | int) -> VersionState:
+        version = str(version)
+        state = VersionState(self.name, version)
+        for e in self.events:
+            if e.event_type in ALIAS_EVENTS and (
+                e.subject.version == version or e.details.get("from_version") == version
+            ):
+                state.alias_events.append(e)
+            if e.subject.version != version:
+                continue
+            state.events.append(e)
+            if e.event_type == "model_registered":
+                state.registration = state.registration or e
+                state.people = dict(e.details.get("people") or {})
+                state.risk_tier = e.details.get("risk_tier")
+                state.gate_status = _sticky(state.gate_status, e.details.get("gate_status"), "failed")
+                state.eval_status = _sticky(state.eval_status, e.details.get("eval_status"), "eval_failed")
+                state.gate_event = state.gate_event or e
+                state.eval_event = state.eval_event or e
+            elif e.event_type == "gate_decision":
+                state.gate_status = _sticky(state.gate_status, e.details.get("status"), "failed")
+                if state.gate_status == e.details.get("status"):
+                    state.gate_event = e
+            elif e.event_type == "eval_decision":
+                state.eval_status = _sticky(state.eval_status, e.details.get("status"), "eval_failed")
+                if state.eval_status == e.details.get("status"):
+                    state.eval_event = e
+            elif e.event_type in ("approved", "rejected"):
+                state.decisions[e.actor] = e
+        return state
+
+    def alias_events(self, alias: str | None = None) -> list[Event]:
+        return [e for e in self.events if e.event_type in ALIAS_EVENTS and alias in (None, ALIAS_EVENTS[e.event_type])]
+
+    def alias_holder(self, alias: str) -> str | None:
+        """The version the trail says holds ``alias``."""
+        moves = self.alias_events(alias)
+        return moves[-1].subject.version if moves else None
+
+    def rollback_candidates(self) -> list[str]:
+        """Earlier production versions, most recent first, skipping any rolled back from since."""
+        order: list[str] = []
+        bad: set[str] = set()
+        for e in self.alias_events(ALIAS_PRODUCTION):
+            target = e.subject.version
+            if e.event_type == "rolled_back" and e.details.get("from_version"):
+                bad.add(str(e.details["from_version"]))
+            bad.discard(target)
+            if target in order:
+                order.remove(target)
+            order.append(target)
+        return [v for v in reversed(order[:-1]) if v not in bad]
+
+
+def _sticky(current: str | None, new: str | None, failed: str) -> str | None:
+    """Failure is permanent: once a gate or evaluation failed, a later pass does not erase it."""
+    if current == failed:
+        return current
+    return new or current
+
+
+def alias_history(alias_events: Iterable[Event], version: str) -> list[dict[str, Any]]:
+    """Who moved which alias to or from ``version``, and when."""
+    out = []
+    for e in alias_events:
+        alias = ALIAS_EVENTS[e.event_type]
+        moved_to = e.subject.version == version
+        out.append(
+            {
+                "alias": alias,
+                "change": ("set" if moved_to else "removed") + (" (rollback)" if e.event_type == "rolled_back" else ""),
+                "by": e.actor,
+                "at": e.timestamp,
+                "event": e.seq,
+            }
+        )
+    return out
+
+
+def model_state(name: str) -> ModelState:
+    """The trail's view of one registered model."""
+    return ModelState(name, trail.events(model=name))
+
+
+def version_state(name: str, version: str | int) -> VersionState:
+    """The trail's view of one version (approvals, statuses, people, alias history)."""
+    return model_state(name).version(version)
