@@ -35,6 +35,12 @@ class AuditError(GovernanceError):
     """The audit trail could not be read or written."""
 
 
+class TrailBroken(AuditError):
+    """The audit trail's chain, signatures or anchors do not verify: no governed action may build on it."""
+
+    exit_code = EXIT_DENIED
+
+
 class PolicyViolation(GovernanceError):
     """A gate or policy rule denied the action."""
 

@@ -57,7 +57,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
-from governance.errors import AuditError, ConfigError
+from governance.errors import AuditError, ConfigError, TrailBroken
 
 log = logging.getLogger(__name__)
 
@@ -683,3 +683,16 @@ def head(url: str | None = None) -> Event | None:
 def verify(url: str | None = None, archive: str | Path | None = None) -> Verification:
     """Recompute the whole chain (and check an archived export is still its prefix)."""
     return open_trail(url).verify(archive)
+
+
+def require_intact(url: str | None = None) -> Verification:
+    """Verify the trail and raise :class:`TrailBroken` (exit 1) naming the first problem unless it is intact.
+
+    Every governed action (approve, reject, promote, canary, rollback,
+    approve-objective, registration) calls this first: nothing may be appended
+    to, or decided from, a chain that does not verify.
+    """
+    result = verify(url)
+    if not result.ok:
+        raise TrailBroken(f"refusing to act on a broken audit trail: {result.problem} (see `govern audit verify`)")
+    return result
