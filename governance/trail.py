@@ -72,8 +72,10 @@ EventType = Literal[
     "promoted",
     "canary_started",
     "rolled_back",
+    "canary_ended",
     "waiver_granted",
     "permission_denied",
+    "registry_reconciled",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 #: ``prev_hash`` of the first event.
