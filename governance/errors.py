@@ -51,3 +51,9 @@ class PermissionDenied(GovernanceError):
     """The acting user lacks the role (or separation of duties) required."""
 
     exit_code = EXIT_DENIED
+
+
+class ArtifactTampered(GovernanceError):
+    """A registered model's files do not match their signature or provenance statement."""
+
+    exit_code = EXIT_DENIED
