@@ -76,6 +76,9 @@ EventType = Literal[
     "waiver_granted",
     "permission_denied",
     "registry_reconciled",
+    "monitoring_checked",
+    "incident_opened",
+    "incident_closed",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 #: ``prev_hash`` of the first event.
