@@ -1,6 +1,6 @@
 """What the preference-family stages share: record shapes, the split, TRL datasets, scoring.
 
-``prepare_preference``/``prepare_kto`` normalise records with :func:`as_messages`
+``prepare_preference``/``prepare_kto`` convert records with :mod:`governance.datasets`
 and split them with :func:`split_key`; ``train_rm``/``train_dpo``/``train_kto``/
 ``train_orpo`` load the gated files as TRL datasets (:func:`load_pairs`,
 :func:`load_unpaired`); the ``evaluate_*`` stages score held-out data under the
@@ -26,11 +26,11 @@ import mlflow
 from governance.errors import ConfigError, DataError, PolicyViolation
 from governance.gates import GateDecision, write_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
-from governance.records import Record, iter_records
+from governance.records import iter_records
 from governance.registry import stage_run
 from governance.validation.schema import normalized_hash
 from pipelines._common import project_name
-from pipelines._training import AdapterParams, base_model_path, peft_config
+from pipelines._training import AdapterParams, base_model_path, peft_config, with_run_context
 
 log = logging.getLogger(__name__)
 
@@ -43,45 +43,6 @@ Messages = list[dict[str, str]]
 
 
 # --- records ------------------------------------------------------------------------------------
-
-
-def record_id(record: Record, path: str | Path) -> str:
-    """The record's ``id`` as a string; missing or empty is a :class:`DataError` naming file:line."""
-    value = record.data.get("id")
-    if not isinstance(value, str | int) or isinstance(value, bool) or str(value).strip() == "":
-        raise DataError(f"{path}:{record.line}: field id: required non-empty string or integer")
-    return str(value)
-
-
-def as_messages(value: Any, where: str, field: str, default_role: str) -> Messages:
-    """A plain string (one ``default_role`` message) or a list of messages, contents stripped.
-
-    Raises :class:`DataError` naming ``where`` (file:line) and the field path.
-    """
-    if value is None:
-        raise DataError(f"{where}: field {field}: required field is missing")
-    if isinstance(value, str):
-        return [{"role": default_role, "content": value.strip()}]
-    if not isinstance(value, list) or not value:
-        raise DataError(f"{where}: field {field}: expected a string or a non-empty list of messages")
-    messages = []
-    for index, message in enumerate(value):
-        path = f"{field}[{index}]"
-        if not isinstance(message, dict):
-            raise DataError(f"{where}: field {path}: expected an object with role and content")
-        role, content = message.get("role"), message.get("content")
-        if role not in ROLES:
-            shown = repr(role) if isinstance(role, str) and len(role) <= 24 else type(role).__name__
-            raise DataError(f"{where}: field {path}.role: {shown} is not one of {', '.join(ROLES)}")
-        if not isinstance(content, str):
-            raise DataError(f"{where}: field {path}.content: expected a string, got {type(content).__name__}")
-        messages.append({"role": role, "content": content.strip()})
-    return messages
-
-
-def provenance(data: dict[str, Any]) -> dict[str, Any]:
-    """The annotation fields of a raw record, unchanged (judged by the validation gate, not here)."""
-    return {key: data[key] for key in PROVENANCE_KEYS if key in data}
 
 
 def split_key(prompt: Messages, record_id: str, split_by: str) -> str:
@@ -447,6 +408,7 @@ def publish_evaluation(
     files; the training run gets the metrics as ``heldout.*`` and the files.
     """
     out_dir = Path(out_dir)
+    trained = with_run_context(trained)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     if generations is not None:
@@ -457,7 +419,6 @@ def publish_evaluation(
         {
             "stage": stage,
             "model_sha256": trained["model_sha256"],
-            "training_run_id": trained["run_id"],
             "eval_file": {"path": eval_file, "sha256": sha256_file(eval_file)},
             "decision_passed": decision.passed,
             "params": params,

@@ -635,7 +635,7 @@ def test_prepare_grpo_normalises_keeps_the_answer_and_splits_by_id(tmp_path, mon
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({"prompt": "x", "answer": "1"}, ":2: field id: required non-empty string or integer"),
+        ({"id": " ", "prompt": "x", "answer": "1"}, ":2: field id: required non-empty string or integer"),
         ({"id": "a", "answer": "1"}, ":2: field prompt: expected a string or a non-empty list of messages"),
         ({"id": "a", "prompt": [{"role": "bot", "content": "x"}]}, ":2: field prompt[0].role: 'bot' is not one of"),
         ({"id": "a", "prompt": [{"role": "user", "content": 3}]}, ":2: field prompt[0].content: expected a string"),

@@ -838,8 +838,8 @@ def test_prepare_preference_extracts_an_implicit_prompt(prep, tmp_path):
         (
             "prepare_preference",
             {"id": "a", "chosen": "x", "rejected": "y"},
-            "prepare_preference: DataError: raw.jsonl:2: field prompt: required (or chosen/rejected conversations "
-            "sharing a user turn)",
+            # The first record fixed the format (explicit prompt): a record not fitting it is an error
+            "prepare_preference: DataError: raw.jsonl:2: field prompt: required field is missing (format preference)",
         ),
         (
             "prepare_preference",

@@ -63,7 +63,7 @@ def test_prompt_completion_becomes_messages(stage, tmp_path):
         ('{"id": "x", "messages": [\n', "raw.jsonl:3: invalid JSON"),
         ({"id": "x", "messages": [{"role": "bot", "content": "hi"}]}, "raw.jsonl:3: field messages[0].role: 'bot'"),
         ({"id": "x", "messages": [{"role": "user", "content": None}]}, "messages[0].content: expected"),
-        ({"messages": [{"role": "user", "content": "x"}]}, "raw.jsonl:3: field id: required"),
+        ({"id": "", "messages": [{"role": "user", "content": "x"}]}, "raw.jsonl:3: field id: required"),
         ({"id": "sft-0000", "messages": [{"role": "user", "content": "x"}]}, "raw.jsonl:3: field id: duplicate id"),
     ],
 )
