@@ -137,13 +137,18 @@ def test_truncated_tail_is_caught_against_an_archive(audit_db, tmp_path):
     conn.execute("DELETE FROM audit_events WHERE seq = 3")
     conn.commit()
     conn.close()
-    assert trail.verify().ok  # a chain alone cannot see its own missing tail…
-    result = trail.verify(archive=archive)  # …an archived export can
-    assert result.first_bad_seq == 3
-    assert result.problem == (
-        f"event #3 (approved govllm-sft v3 by reviewer2) of archive {archive} is missing from the trail; "
-        "it was truncated or rewritten since it was archived"
+    checkpoint = tmp_path / "audit.checkpoint.jsonl"
+    truncated = (
+        f"checkpoint {checkpoint}:3: head #3 is beyond the trail's end (#2); events #3..#3 were removed (truncated)"
     )
+    assert trail.verify().findings == [truncated]  # the chain alone cannot see its missing tail; its anchors can
+    result = trail.verify(archive=archive)  # …and so can an archived export
+    assert result.first_bad_seq == 3
+    assert result.findings == [
+        truncated,
+        f"event #3 (approved govllm-sft v3 by reviewer2) of archive {archive} is missing from the trail; "
+        "it was truncated or rewritten since it was archived",
+    ]
 
 
 def test_export_is_verifiable_json_lines(audit_db, tmp_path, capsys):

@@ -1,45 +1,29 @@
-"""The audit trail: an append-only, hash-chained event store — the truth of who did what.
-
-Every governance decision (registration, gate and eval decisions, approvals,
-rejections, promotions, canaries, rollbacks, waivers, objective approvals and
-refusals) is one :class:`Event`, written only through :func:`record`. Each
-event stores the SHA-256 of the previous event (``prev_hash``) and its own
-hash over every stored column, so editing any byte of any event, removing one
-or inserting one breaks the chain, and :func:`verify` names the first bad
-event. Tables also carry append-only triggers; the chain is what detects an
-administrator who drops them.
-
-Storage is SQLAlchemy: ``GOVERN_AUDIT_URL`` when set (PostgreSQL in
-production), otherwise ``audit.db`` beside the local MLflow SQLite store. The
-trail reads only the *location* of that store from ``MLFLOW_TRACKING_URI``; it
-imports nothing from MLflow — the registry mirrors the trail, never the
-reverse.
+"""Storage: the trail's database (SQLAlchemy, SQLite or PostgreSQL), appends under a lock, reads.
 
 Appends are serialised so the chain stays linear under concurrency: a
 transaction-scoped advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite,
 and unique constraints on ``seq`` and ``prev_hash`` behind both, with a retry
-on conflict. :func:`record` takes an optional ``guard`` (run under the lock
-with the subject's events; returning an existing event makes the call
-idempotent, raising refuses) and ``before_commit`` (run after the insert and
-before the commit; raising rolls the event back). Both may run more than once
-when an append is retried, so they must be idempotent.
+on conflict. Each append hashes the row (:mod:`.chain`), signs the hash
+(:mod:`.signing`) and, after the commit, appends the new head to the
+checkpoint file (:mod:`.anchor`). Tables also carry append-only triggers;
+the chain, the signatures and the anchors are what detect an administrator
+who drops them.
+
+Trust boundary: rows read back are displayed as stored; only :meth:`Trail.verify`
+says whether they can be believed.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
-import logging
-import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import (
     Column,
     Index,
@@ -57,32 +41,27 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
-from governance.errors import AuditError, ConfigError, TrailBroken
+from governance.errors import AuditError, ConfigError
+from governance.trail import anchor as anchors_mod
+from governance.trail import signing
+from governance.trail.chain import (
+    COLUMNS,
+    EVENT_TYPES,
+    GENESIS_HASH,
+    IDENTITY_METHODS,
+    TEXT_FIELDS,
+    Event,
+    Subject,
+    Verification,
+    canonical_json,
+    describe,
+    now_utc,
+    require_printable,
+    row_hash,
+    verify_rows,
+)
+from governance.trail.location import AUDIT_URL_ENV, CHECKPOINT_ENV, normalize_url, redacted, trail_files
 
-log = logging.getLogger(__name__)
-
-AUDIT_URL_ENV = "GOVERN_AUDIT_URL"
-EventType = Literal[
-    "model_registered",
-    "gate_decision",
-    "eval_decision",
-    "objective_approved",
-    "approved",
-    "rejected",
-    "promoted",
-    "canary_started",
-    "rolled_back",
-    "canary_ended",
-    "waiver_granted",
-    "permission_denied",
-    "registry_reconciled",
-    "monitoring_checked",
-    "incident_opened",
-    "incident_closed",
-]
-EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
-#: ``prev_hash`` of the first event.
-GENESIS_HASH = "0" * 64
 #: Key of the PostgreSQL advisory lock that serialises appends ("govaudit" in ASCII).
 _PG_LOCK_KEY = 0x676F7661756469
 _RETRIES = 8
@@ -95,6 +74,7 @@ events_table = Table(
     Column("event_type", String(40), nullable=False),
     Column("actor", String(200), nullable=False),
     Column("role", String(200), nullable=False),
+    Column("identity_method", String(40), nullable=False),
     Column("timestamp", String(40), nullable=False),
     Column("subject_model", String(300), nullable=False),
     Column("subject_version", String(40), nullable=False),
@@ -104,12 +84,15 @@ events_table = Table(
     Column("evidence", Text, nullable=False),
     Column("details", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False, unique=True),
+    Column("key_id", String(40), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
+    Column("signature", String(100), nullable=False),
     Index("ix_audit_events_model_version", "subject_model", "subject_version"),
     Index("ix_audit_events_objective", "subject_objective"),
+    Index("ix_audit_events_type", "event_type"),
 )
-#: The stored columns, in the order the hash covers them.
-COLUMNS: tuple[str, ...] = tuple(c.name for c in events_table.columns if c.name != "hash")
+if tuple(c.name for c in events_table.columns if c.name not in ("hash", "signature")) != COLUMNS:
+    raise ImportError("audit_events columns and chain.COLUMNS disagree")  # pragma: no cover - a coding slip
 
 _APPEND_ONLY_SQLITE = [
     "CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
@@ -125,159 +108,17 @@ _APPEND_ONLY_POSTGRES = [
 ]
 
 
-class Subject(BaseModel):
-    """What an event is about: a model version, or a stage's objective (``stage:name`` and its hash)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str = ""
-    version: str = ""
-    objective: str = ""
-    objective_hash: str = ""
-
-    def label(self) -> str:
-        if self.model:
-            return f"{self.model} v{self.version}" if self.version else self.model
-        if self.objective:
-            return f"objective {self.objective} {self.objective_hash[:12]}"
-        return "(no subject)"
-
-
-class Event(BaseModel):
-    """One stored event. ``hash`` covers every other field; ``prev_hash`` links the chain."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    seq: int
-    event_type: EventType
-    actor: str
-    role: str
-    timestamp: str = Field(description="ISO 8601, UTC")
-    subject: Subject
-    reason: str
-    evidence: dict[str, str] = Field(description="name -> hash (or id) of what the decision relied on")
-    details: dict[str, Any] = {}
-    prev_hash: str
-    hash: str
-    #: False when :func:`record` found an equivalent event and appended nothing (not stored, not hashed).
-    created: bool = Field(default=True, exclude=True)
-
-    @property
-    def time(self) -> dt.datetime:
-        return dt.datetime.fromisoformat(self.timestamp)
-
-    def line(self) -> str:
-        """One human-readable line: ``#12 2026-… approved govllm-sft v3 by bob (reviewer): reason``."""
-        return (
-            f"#{self.seq} {self.timestamp[:19]}Z {self.event_type} {self.subject.label()} "
-            f"by {self.actor} ({self.role}): {self.reason}"
-        )
-
-    def stored_row(self) -> dict[str, Any]:
-        """The row as stored (and hashed): flat subject, evidence and details as canonical JSON text."""
-        return {
-            "seq": self.seq,
-            "event_type": self.event_type,
-            "actor": self.actor,
-            "role": self.role,
-            "timestamp": self.timestamp,
-            "subject_model": self.subject.model,
-            "subject_version": self.subject.version,
-            "subject_objective": self.subject.objective,
-            "subject_objective_hash": self.subject.objective_hash,
-            "reason": self.reason,
-            "evidence": canonical_json(self.evidence),
-            "details": canonical_json(self.details),
-            "prev_hash": self.prev_hash,
-            "hash": self.hash,
-        }
-
-
-class Verification(BaseModel):
-    """The result of recomputing the chain."""
-
-    ok: bool
-    events: int
-    head_hash: str | None
-    first_bad_seq: int | None = None
-    problem: str | None = None
-
-    def line(self) -> str:
-        if self.ok:
-            return f"audit trail intact: {self.events} events, head {self.head_hash or GENESIS_HASH}"
-        return f"audit trail BROKEN: {self.problem}"
-
-
-def canonical_json(value: Any) -> str:
-    """The one serialisation that is stored and hashed: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def row_hash(row: dict[str, Any]) -> str:
-    """SHA-256 over the stored columns of a row (all but ``hash``), exactly as stored."""
-    payload = canonical_json({name: row[name] for name in COLUMNS})
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def now_utc() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-
-
-# --------------------------------------------------------------------------- location
-
-
-def _normalize_url(url: str) -> str:
-    """``postgresql://`` means psycopg2 here (installed with the project) whatever SQLAlchemy's default."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            return "postgresql+psycopg2://" + url.split("://", 1)[1]
-    return url
-
-
-def audit_url() -> str:
-    """The trail's database: ``GOVERN_AUDIT_URL``, else ``audit.db`` beside the local MLflow store.
-
-    A remote MLflow server has no "beside": its trail must be the shared
-    database, so the URL is then required rather than silently local.
-    """
-    url = os.environ.get(AUDIT_URL_ENV)
-    if url:
-        return _normalize_url(url)
-    tracking = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
-    if tracking.startswith("sqlite:///"):
-        store = Path(tracking.removeprefix("sqlite:///")).resolve()
-        return f"sqlite:///{store.parent / 'audit.db'}"
-    if tracking.startswith("file:") or "://" not in tracking:
-        store = Path(tracking.removeprefix("file://").removeprefix("file:")).resolve()
-        return f"sqlite:///{store.parent / 'audit.db'}"
-    raise ConfigError(
-        f"{AUDIT_URL_ENV} is not set: with MLflow at {tracking} the audit trail must be the shared database "
-        f"(e.g. {AUDIT_URL_ENV}=postgresql://user@host/audit); a local audit.db would split the trail"
-    )
-
-
-def redacted(url: str) -> str:
-    """The URL without a password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
-    return url
-
-
-# --------------------------------------------------------------------------- store
-
-
 class Trail:
     """One audit-trail database. Use :func:`open_trail` to share engines within a process."""
 
     def __init__(self, url: str):
-        self.url = _normalize_url(url)
+        self.url = normalize_url(url)
         self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]
+        self.files = trail_files(self.url)
         self._ready = False
         self._ready_lock = threading.Lock()
+        #: False only inside ``governance.trail._benchmark_unsigned`` (the benchmark's baseline); never configurable.
+        self._signing = True
         self.engine = self._create_engine()
 
     def _create_engine(self) -> Engine:
@@ -312,12 +153,19 @@ class Trail:
             if self._ready:
                 return
             with self._errors("creating the audit tables"), self._write() as conn:
-                if not inspect(conn).has_table(events_table.name):
+                inspector = inspect(conn)
+                if not inspector.has_table(events_table.name):
                     _metadata.create_all(conn)
                     statements = _APPEND_ONLY_POSTGRES if self.dialect == "postgresql" else _APPEND_ONLY_SQLITE
                     if self.dialect in ("postgresql", "sqlite"):
                         for statement in statements:
                             conn.exec_driver_sql(statement)
+                elif "signature" not in {c["name"] for c in inspector.get_columns(events_table.name)}:
+                    raise AuditError(
+                        f"the audit trail at {redacted(self.url)} was written by an older govern without event "
+                        "signatures and cannot be verified by this one; archive it (`govern audit export` of that "
+                        "release) and start a new trail"
+                    )
             self._ready = True
 
     # -- plumbing ---------------------------------------------------------------
@@ -329,6 +177,10 @@ class Trail:
     def _errors(self, action: str):
         return _AuditErrors(action, self.url)
 
+    def signing_key(self) -> signing.SigningKey:
+        """This trail's signing key (created beside a SQLite store on first use)."""
+        return signing.load_signing_key(self.files, redacted(self.url))
+
     # -- writing ----------------------------------------------------------------
 
     def append(
@@ -339,20 +191,39 @@ class Trail:
         role: str,
         subject: Subject,
         reason: str,
+        identity_method: str = "local-unverified",
         evidence: dict[str, str] | None = None,
         details: dict[str, Any] | None = None,
         guard: Callable[[list[Event]], Event | None] | None = None,
         before_commit: Callable[[Event, list[Event]], None] | None = None,
+        signer: signing.SigningKey | None = None,
     ) -> Event:
-        """Append one event (see :func:`record`)."""
+        """Append one signed event (see :func:`governance.trail.record`); ``signer`` overrides the trail key."""
         if event_type not in EVENT_TYPES:
             raise AuditError(f"unknown audit event type {event_type!r} (known: {', '.join(EVENT_TYPES)})")
+        if identity_method not in IDENTITY_METHODS:
+            raise AuditError(f"unknown identity method {identity_method!r} (known: {', '.join(IDENTITY_METHODS)})")
+        texts = {"actor": actor, "role": role, "reason": reason}
+        for name in TEXT_FIELDS:
+            require_printable(name, texts[name])
+        for name, value in subject.model_dump().items():
+            require_printable(f"subject {name}", value)
         evidence = {str(k): str(v) for k, v in (evidence or {}).items()}
         details = json.loads(canonical_json(details or {}))
+        key = None
+        if self._signing:
+            key = signer or self.signing_key()
+            if self.files.checkpoint is None:
+                raise ConfigError(
+                    f"the audit trail at {redacted(self.url)} needs a checkpoint file: set {CHECKPOINT_ENV} "
+                    "(an append-only file outside the database; ship it off-box too)"
+                )
         self._ensure_schema()
         for attempt in range(_RETRIES):
             try:
                 with self._errors("appending to the audit trail"), self._write() as conn:
+                    if key is not None:
+                        self._require_usable_key(conn, key)
                     related = self._related(conn, subject)
                     if guard is not None:
                         existing = guard(related)
@@ -367,6 +238,7 @@ class Trail:
                         "event_type": event_type,
                         "actor": actor,
                         "role": role,
+                        "identity_method": identity_method,
                         "timestamp": now_utc(),
                         "subject_model": subject.model,
                         "subject_version": subject.version,
@@ -376,13 +248,18 @@ class Trail:
                         "evidence": canonical_json(evidence),
                         "details": canonical_json(details),
                         "prev_hash": prev_hash,
+                        "key_id": key.key_id if key is not None else "",
                     }
                     row["hash"] = row_hash(row)
+                    row["signature"] = key.sign(row["hash"]) if key is not None else ""
                     conn.execute(events_table.insert().values(**row))
-                    new = _event_from_row(row)
+                    new = event_from_row(row)
                     if before_commit is not None:
                         before_commit(new, related)
-                    return new
+                # Committed: anchor the new head outside the database (a crash here leaves it one head behind)
+                if key is not None and self.files.checkpoint is not None:
+                    anchors_mod.append_checkpoint(self.files.checkpoint, anchors_mod.Anchor.of(new))
+                return new
             except _Conflict:
                 # Another writer took this seq/prev_hash (a dialect without our lock) or the lock timed out.
                 if attempt == _RETRIES - 1:
@@ -393,6 +270,29 @@ class Trail:
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _require_usable_key(self, conn: Connection, key: signing.SigningKey) -> None:
+        """Refuse to sign with a key nobody trusts, or one a recorded rotation retired."""
+        rotations = conn.execute(
+            select(events_table.c.seq, events_table.c.key_id, events_table.c.details)
+            .where(events_table.c.event_type == "key_rotated")
+            .order_by(events_table.c.seq)
+        ).all()
+        introduced: set[str] = set()
+        for rotation in rotations:
+            new_id = str(json.loads(rotation.details).get("new_key_id", ""))
+            if rotation.key_id == key.key_id:
+                raise AuditError(
+                    f"the trail signing key {key.key_id} was rotated out at #{rotation.seq} (new key {new_id}); "
+                    "configure the new key"
+                )
+            introduced.add(new_id)
+        trust, _ = signing.load_keyring(self.files).check(key.key_id, now_utc())
+        if trust is None and key.key_id not in introduced:
+            raise AuditError(
+                f"the trail signing key {key.key_id} is not trusted: list it in {self.files.trail_keys_policy} "
+                f"(id: {key.key_id}, public_key: {key.public_b64}, owner, valid_from)"
+            )
+
     def _related(self, conn: Connection, subject: Subject) -> list[Event]:
         if subject.model:
             where = events_table.c.subject_model == subject.model
@@ -401,7 +301,7 @@ class Trail:
         else:
             return []
         rows = conn.execute(select(events_table).where(where).order_by(events_table.c.seq)).mappings()
-        return [_event_from_row(dict(r)) for r in rows]
+        return [event_from_row(dict(r)) for r in rows]
 
     # -- reading ----------------------------------------------------------------
 
@@ -425,7 +325,7 @@ class Trail:
         if event_types is not None:
             query = query.where(events_table.c.event_type.in_(list(event_types)))
         with self._errors("reading the audit trail"), self.engine.connect() as conn:
-            return [_event_from_row(dict(r)) for r in conn.execute(query).mappings()]
+            return [event_from_row(dict(r)) for r in conn.execute(query).mappings()]
 
     def head(self) -> Event | None:
         """The last event (its ``hash`` is the head of the chain), or None for an empty trail."""
@@ -433,7 +333,7 @@ class Trail:
         query = select(events_table).order_by(events_table.c.seq.desc()).limit(1)
         with self._errors("reading the audit trail"), self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
-        return _event_from_row(dict(row)) if row is not None else None
+        return event_from_row(dict(row)) if row is not None else None
 
     def raw_rows(self) -> Iterator[dict[str, Any]]:
         """Stored rows exactly as the database holds them, in ``seq`` order (for verification)."""
@@ -442,36 +342,84 @@ class Trail:
             for row in conn.execute(select(events_table).order_by(events_table.c.seq)).mappings():
                 yield dict(row)
 
-    def verify(self, archive: str | Path | None = None) -> Verification:
-        """Recompute the chain from the stored bytes; with ``archive``, also require it as a prefix."""
-        result = verify_rows(self.raw_rows())
-        if not result.ok or archive is None:
-            return result
-        archived = read_export(archive)
-        archived_check = verify_rows(e.stored_row() for e in archived)
-        if not archived_check.ok:
-            return archived_check.model_copy(update={"problem": f"archive {archive}: {archived_check.problem}"})
-        stored = {row["seq"]: row["hash"] for row in self.raw_rows()}
-        for archived_event in archived:
-            if stored.get(archived_event.seq) != archived_event.hash:
-                what = "is missing from the trail" if archived_event.seq not in stored else "differs in the trail"
-                return Verification(
-                    ok=False,
-                    events=result.events,
-                    head_hash=result.head_hash,
-                    first_bad_seq=archived_event.seq,
-                    problem=f"event #{archived_event.seq} ({_describe(archived_event.stored_row())}) of archive "
-                    f"{archive} {what}; it was truncated or rewritten since it was archived",
+    def verify(self, archive: str | Path | None = None, anchors: Iterable[anchors_mod.Anchor] = ()) -> Verification:
+        """Recompute the chain, check every signature and compare the chain with its anchors.
+
+        Anchors are the checkpoint file's heads, ``anchors`` supplied by the
+        caller (e.g. the registry's MLflow tags) and, with ``archive``, an
+        earlier export that must still be the trail's prefix.
+        """
+        rows = list(self.raw_rows())
+        keys = signing.load_keyring(self.files) if self._signing else None
+        result = verify_rows(rows, keys)
+        hashes = {row["seq"]: row["hash"] for row in rows}
+        end = max(hashes) if hashes else 0
+        extra: list[tuple[int, str]] = []
+        summary: list[str] = []
+        if keys is not None:
+            extra += self._check_checkpoint(rows, hashes, end, keys, result.rotated_keys, summary)
+            by_source: dict[str, list[anchors_mod.Anchor]] = {}
+            for given in anchors:
+                by_source.setdefault(given.source or "caller anchor", []).append(given)
+            for source, group in sorted(by_source.items()):
+                found = anchors_mod.check_anchors(group, hashes, end, keys, result.rotated_keys)
+                latest = max(a.seq for a in group)
+                summary.append(f"anchor {source}: head #{latest}, {'MISMATCH' if found else 'matches'}")
+                extra += found
+        if archive is not None:
+            extra += _check_archive(archive, hashes, result)
+        return result.with_findings(extra).model_copy(update={"anchors": summary})
+
+    def _check_checkpoint(self, rows, hashes, end, keys, rotated, summary: list[str]) -> list[tuple[int, str]]:
+        path = self.files.checkpoint
+        if path is None:
+            summary.append(f"checkpoint: none configured (set {CHECKPOINT_ENV})")
+            return []
+        if not path.is_file():
+            summary.append(f"checkpoint {path}: missing")
+            if not rows:
+                return []
+            return [
+                (
+                    end + 1,
+                    f"checkpoint {path} is missing but the trail holds {len(rows)} events; it was deleted, "
+                    f"or {CHECKPOINT_ENV} points elsewhere",
                 )
-        return result
+            ]
+        heads, unreadable = anchors_mod.read_checkpoint(path)
+        found = anchors_mod.check_anchors(heads, hashes, end, keys, rotated)
+        latest = max((a.seq for a in heads), default=0)
+        behind = f"; {end - latest} newer events not yet anchored" if latest < end else ""
+        verdict = "MISMATCH" if found or unreadable else "matches"
+        summary.append(f"checkpoint {path}: {len(heads)} heads, latest #{latest}, {verdict}{behind}")
+        return found + [(end + 1, line) for _, line in unreadable]
 
     def export(self, handle: IO[str]) -> int:
         """Write every event as one JSON line (chain order); returns the count."""
         count = 0
         for row in self.raw_rows():
-            handle.write(canonical_json(_event_from_row(row).model_dump(mode="json")) + "\n")
+            handle.write(canonical_json(event_from_row(row).model_dump(mode="json")) + "\n")
             count += 1
         return count
+
+
+def _check_archive(archive: str | Path, hashes: dict[int, str], result: Verification) -> list[tuple[int, str]]:
+    """An earlier export must still be a prefix of the trail (same hash at every archived seq)."""
+    archived = read_export(archive)
+    archived_check = verify_rows(e.stored_row() for e in archived)
+    if not archived_check.ok:
+        return [(archived_check.first_bad_seq or 0, f"archive {archive}: {archived_check.problem}")]
+    for archived_event in archived:
+        if hashes.get(archived_event.seq) != archived_event.hash:
+            what = "is missing from the trail" if archived_event.seq not in hashes else "differs in the trail"
+            return [
+                (
+                    archived_event.seq,
+                    f"event #{archived_event.seq} ({describe(archived_event.stored_row())}) of archive "
+                    f"{archive} {what}; it was truncated or rewritten since it was archived",
+                )
+            ]
+    return []
 
 
 class _Conflict(Exception):
@@ -532,13 +480,15 @@ def _connect_args(dialect: str) -> dict[str, Any]:
     return {"connect_timeout": 10} if dialect == "postgresql" else {}
 
 
-def _event_from_row(row: dict[str, Any]) -> Event:
+def event_from_row(row: dict[str, Any]) -> Event:
+    """A stored row as an :class:`Event`; an unreadable row is one :class:`AuditError` line."""
     try:
         return Event(
             seq=row["seq"],
             event_type=row["event_type"],
             actor=row["actor"],
             role=row["role"],
+            identity_method=row["identity_method"],
             timestamp=row["timestamp"],
             subject=Subject(
                 model=row["subject_model"],
@@ -550,45 +500,14 @@ def _event_from_row(row: dict[str, Any]) -> Event:
             evidence=json.loads(row["evidence"]),
             details=json.loads(row["details"]),
             prev_hash=row["prev_hash"],
+            key_id=row["key_id"],
             hash=row["hash"],
+            signature=row["signature"],
         )
     except (ValueError, ValidationError, TypeError, KeyError):
         raise AuditError(
             f"audit event #{row.get('seq')} is unreadable (edited in the database?); run `govern audit verify`"
         ) from None
-
-
-def _describe(row: dict[str, Any]) -> str:
-    subject = row.get("subject_model") or row.get("subject_objective") or "-"
-    version = f" v{row['subject_version']}" if row.get("subject_version") else ""
-    return f"{row.get('event_type')} {subject}{version} by {row.get('actor')}"
-
-
-def verify_rows(rows: Iterable[dict[str, Any]]) -> Verification:
-    """Recompute the chain over rows in ``seq`` order; the first bad event ends the check."""
-    prev, count = GENESIS_HASH, 0
-    for expected, row in enumerate(rows, start=1):
-        count = expected
-        seq = row.get("seq")
-        problem = None
-        if seq != expected:
-            problem = f"event #{expected} is missing or renumbered (found #{seq}, {_describe(row)}, in its place)"
-        elif row.get("prev_hash") != prev:
-            problem = (
-                f"event #{seq} ({_describe(row)}): prev_hash does not match the hash of event #{seq - 1}; "
-                "an event before it was removed, inserted or edited"
-            )
-        else:
-            try:
-                recomputed = row_hash(row)
-            except (KeyError, TypeError, ValueError):
-                recomputed = None
-            if recomputed != row.get("hash"):
-                problem = f"event #{seq} ({_describe(row)}): stored content does not match its hash; it was edited"
-        if problem is not None:
-            return Verification(ok=False, events=expected - 1, head_hash=prev, first_bad_seq=expected, problem=problem)
-        prev = row["hash"]
-    return Verification(ok=True, events=count, head_hash=prev if count else None)
 
 
 def read_export(path: str | Path) -> list[Event]:
@@ -608,96 +527,3 @@ def read_export(path: str | Path) -> list[Event]:
                 where = ".".join(str(p) for p in first["loc"]) or "(line)"
                 raise ConfigError(f"{path}:{number}: not an audit event ({where}: {first['msg']})") from None
     return out
-
-
-# --------------------------------------------------------------------------- module API
-
-_TRAILS: dict[str, Trail] = {}
-_TRAILS_LOCK = threading.Lock()
-
-
-def open_trail(url: str | None = None) -> Trail:
-    """The trail at ``url`` (default :func:`audit_url`), one engine per URL per process."""
-    url = _normalize_url(url) if url else audit_url()
-    with _TRAILS_LOCK:
-        if url not in _TRAILS:
-            _TRAILS[url] = Trail(url)
-        return _TRAILS[url]
-
-
-def _after_fork_in_child() -> None:  # pragma: no cover - exercised by the multi-process tests
-    # A forked child must not reuse the parent's pooled connections.
-    for trail in _TRAILS.values():
-        trail.engine.dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def record(
-    event_type: str,
-    *,
-    actor: str,
-    role: str,
-    subject: Subject,
-    reason: str,
-    evidence: dict[str, str] | None = None,
-    details: dict[str, Any] | None = None,
-    guard: Callable[[list[Event]], Event | None] | None = None,
-    before_commit: Callable[[Event, list[Event]], None] | None = None,
-    url: str | None = None,
-) -> Event:
-    """Append one event to the audit trail — the only way anything writes to it.
-
-    ``guard(events)`` runs under the append lock with every stored event of
-    the same model (or objective); return an existing event to append nothing
-    (the result then has ``created`` False), raise to refuse.
-    ``before_commit(event, events)`` runs after the insert, before the commit;
-    if it raises, the event is rolled back and the exception propagates.
-    """
-    return open_trail(url).append(
-        event_type,
-        actor=actor,
-        role=role,
-        subject=subject,
-        reason=reason,
-        evidence=evidence,
-        details=details,
-        guard=guard,
-        before_commit=before_commit,
-    )
-
-
-def events(
-    *,
-    model: str | None = None,
-    version: str | None = None,
-    objective: str | None = None,
-    event_types: Iterable[str] | None = None,
-    url: str | None = None,
-) -> list[Event]:
-    """Stored events in chain order, e.g. ``events(model="govllm-sft", version="3")``."""
-    return open_trail(url).events(model=model, version=version, objective=objective, event_types=event_types)
-
-
-def head(url: str | None = None) -> Event | None:
-    """The newest event; ``head().hash`` is the chain head to archive or quote in a report."""
-    return open_trail(url).head()
-
-
-def verify(url: str | None = None, archive: str | Path | None = None) -> Verification:
-    """Recompute the whole chain (and check an archived export is still its prefix)."""
-    return open_trail(url).verify(archive)
-
-
-def require_intact(url: str | None = None) -> Verification:
-    """Verify the trail and raise :class:`TrailBroken` (exit 1) naming the first problem unless it is intact.
-
-    Every governed action (approve, reject, promote, canary, rollback,
-    approve-objective, registration) calls this first: nothing may be appended
-    to, or decided from, a chain that does not verify.
-    """
-    result = verify(url)
-    if not result.ok:
-        raise TrailBroken(f"refusing to act on a broken audit trail: {result.problem} (see `govern audit verify`)")
-    return result

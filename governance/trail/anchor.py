@@ -1,0 +1,131 @@
+"""Anchors: signed chain heads kept outside the trail database, and comparing them with the chain.
+
+After every append the new head (seq, hash, key id, signature) is appended to
+an append-only checkpoint file beside the store (``audit.checkpoint.jsonl``,
+or ``GOVERN_TRAIL_CHECKPOINT``). The registry writes the same head as a tag on
+the registered model in MLflow (:meth:`Anchor.encode` / :meth:`Anchor.decode`;
+the trail itself never imports MLflow) and hands those back to
+:func:`governance.trail.verify` as extra anchors.
+
+A hash chain alone cannot see its own missing tail, nor a tail rewritten and
+re-hashed consistently. An anchor can: a head beyond the chain's end means the
+trail was truncated; a different hash at an anchored seq means it was
+rewritten. An anchor is itself signed (it is the head event's signature), so
+one cannot be forged without the key — but anyone who can write the file can
+delete lines from it, which is why the same head also goes to MLflow and why
+the README says what to ship off-box.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from governance.errors import AuditError
+
+
+class Anchor(BaseModel):
+    """A chain head as recorded outside the trail database; ``source`` says where (for findings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seq: int
+    hash: str
+    key_id: str
+    signature: str
+    source: str = ""
+
+    @classmethod
+    def of(cls, event, source: str = "") -> Anchor:
+        """The anchor of a stored :class:`~governance.trail.Event` (normally the new head)."""
+        return cls(seq=event.seq, hash=event.hash, key_id=event.key_id, signature=event.signature, source=source)
+
+    def encode(self) -> str:
+        """``seq hash key_id signature`` — one short line, e.g. an MLflow tag value."""
+        return f"{self.seq} {self.hash} {self.key_id} {self.signature}"
+
+    @classmethod
+    def decode(cls, text: str, source: str) -> Anchor:
+        """Parse :meth:`encode`'s form; a malformed value is an :class:`AuditError` naming ``source``."""
+        parts = text.split()
+        if len(parts) != 4 or not parts[0].isdigit():
+            raise AuditError(f"{source}: not a trail anchor ('<seq> <hash> <key id> <signature>')")
+        return cls(seq=int(parts[0]), hash=parts[1], key_id=parts[2], signature=parts[3], source=source)
+
+    def line(self) -> str:
+        return json.dumps({"seq": self.seq, "hash": self.hash, "key_id": self.key_id, "signature": self.signature})
+
+
+def append_checkpoint(path: Path, anchor: Anchor) -> None:
+    """Append one head to the checkpoint file: one ``write`` of one line with ``O_APPEND`` (no torn lines)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (anchor.line() + "\n").encode("ascii"))
+    finally:
+        os.close(fd)
+
+
+def read_checkpoint(path: Path) -> tuple[list[Anchor], list[tuple[int, str]]]:
+    """The anchors of a checkpoint file, and a finding per unreadable line (``(line number, text)``)."""
+    anchors, bad = [], []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                anchors.append(Anchor.model_validate({**json.loads(line), "source": f"checkpoint {path}:{number}"}))
+            except (ValueError, ValidationError, TypeError):
+                bad.append((number, f"checkpoint {path}:{number}: not a signed head; the file was edited"))
+    return anchors, bad
+
+
+def check_anchors(
+    anchors: Iterable[Anchor], hashes: dict[int, str], end: int, keys, rotated: dict[str, str]
+) -> list[tuple[int, str]]:
+    """Findings ``(seq, line)`` for anchors that the chain contradicts.
+
+    ``hashes`` maps each stored seq to its stored hash and ``end`` is the last
+    stored seq. Per source, the first rewritten seq and the furthest anchor
+    beyond the end are reported; an anchor whose signature does not verify is
+    reported as forged and otherwise ignored. ``rotated`` maps key ids
+    introduced by rotation events to their public keys.
+    """
+    findings: list[tuple[int, str]] = []
+    seen_rewrite: set[str] = set()
+    beyond: dict[str, Anchor] = {}
+    for anchor in sorted(anchors, key=lambda a: a.seq):
+        family = anchor.source.rsplit(":", 1)[0] if anchor.source.startswith("checkpoint ") else anchor.source
+        trust, _ = keys.check(anchor.key_id, "9999")
+        if (trust is None and anchor.key_id not in rotated) or not keys.verify(
+            anchor.key_id, anchor.hash, anchor.signature, public=rotated.get(anchor.key_id)
+        ):
+            forged = f"{anchor.source}: head #{anchor.seq} is not signed by a trusted trail key (forged anchor)"
+            findings.append((anchor.seq, forged))
+            continue
+        if anchor.seq > end:
+            beyond[family] = anchor
+        elif hashes.get(anchor.seq) != anchor.hash and family not in seen_rewrite:
+            seen_rewrite.add(family)
+            stored = hashes.get(anchor.seq)
+            now = f"the trail now holds {stored[:16]}" if stored else "the trail has no such event"
+            findings.append(
+                (
+                    anchor.seq,
+                    f"{anchor.source}: event #{anchor.seq} was anchored with hash {anchor.hash[:16]}, {now}; "
+                    f"the trail was rewritten at or before #{anchor.seq}",
+                )
+            )
+    for anchor in beyond.values():
+        findings.append(
+            (
+                anchor.seq,
+                f"{anchor.source}: head #{anchor.seq} is beyond the trail's end (#{end}); "
+                f"events #{end + 1}..#{anchor.seq} were removed (truncated)",
+            )
+        )
+    return findings

@@ -1,0 +1,349 @@
+"""The chain: what an event is, the one serialisation that is hashed, and verifying rows against it.
+
+Each stored event carries the SHA-256 of the previous event (``prev_hash``)
+and its own ``hash`` over every other stored column (:data:`COLUMNS`, which
+include the signing ``key_id`` and the ``identity_method``), plus an Ed25519
+``signature`` over that hash (see :mod:`governance.trail.signing`).
+
+Trust boundary: this module believes nothing that is stored. :func:`verify_rows`
+recomputes every hash and link from the stored bytes and checks every
+signature against the keys it is given; a writer without a trusted key can
+re-hash a chain consistently but cannot re-sign it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import unicodedata
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from governance.errors import AuditError
+
+EventType = Literal[
+    "model_registered",
+    "gate_decision",
+    "eval_decision",
+    "objective_approved",
+    "approved",
+    "rejected",
+    "promoted",
+    "canary_started",
+    "rolled_back",
+    "canary_ended",
+    "registry_reconciled",
+    "waiver_granted",
+    "permission_denied",
+    "key_rotated",
+]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+#: How the actor was identified: a name nobody checked, or a user the MLflow server authenticated.
+IdentityMethod = Literal["local-unverified", "mlflow-basic-auth"]
+IDENTITY_METHODS: tuple[str, ...] = IdentityMethod.__args__  # type: ignore[attr-defined]
+#: ``prev_hash`` of the first event.
+GENESIS_HASH = "0" * 64
+#: The stored columns the hash covers, in this order (everything but ``hash`` and ``signature``).
+COLUMNS: tuple[str, ...] = (
+    "seq",
+    "event_type",
+    "actor",
+    "role",
+    "identity_method",
+    "timestamp",
+    "subject_model",
+    "subject_version",
+    "subject_objective",
+    "subject_objective_hash",
+    "reason",
+    "evidence",
+    "details",
+    "prev_hash",
+    "key_id",
+)
+#: Free-text fields a person types; refused when they hold control characters (they would spoof output lines).
+TEXT_FIELDS: tuple[str, ...] = ("actor", "role", "reason")
+#: Characters that are not control characters by category but reorder what a terminal shows.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: At most this many signature findings are listed one per line; the rest are counted.
+MAX_LISTED = 10
+
+
+class Subject(BaseModel):
+    """What an event is about: a model version, or a stage's objective (``stage:name`` and its hash)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = ""
+    version: str = ""
+    objective: str = ""
+    objective_hash: str = ""
+
+    def label(self) -> str:
+        if self.model:
+            return f"{self.model} v{self.version}" if self.version else self.model
+        if self.objective:
+            return f"objective {self.objective} {self.objective_hash[:12]}"
+        return "(no subject)"
+
+
+class Event(BaseModel):
+    """One stored event. ``hash`` covers every other field but ``signature``, which signs ``hash``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seq: int
+    event_type: EventType
+    actor: str
+    role: str
+    identity_method: IdentityMethod
+    timestamp: str = Field(description="ISO 8601, UTC")
+    subject: Subject
+    reason: str
+    evidence: dict[str, str] = Field(description="name -> hash (or id) of what the decision relied on")
+    details: dict[str, Any] = {}
+    prev_hash: str
+    key_id: str = Field(description="the trail key that signed the event (see policies/trail_keys.yaml)")
+    hash: str
+    signature: str = Field(description="Ed25519 over the event hash, base64")
+    #: False when :func:`record` found an equivalent event and appended nothing (not stored, not hashed).
+    created: bool = Field(default=True, exclude=True)
+
+    @property
+    def time(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.timestamp)
+
+    def line(self) -> str:
+        """One human-readable line: ``#12 2026-… approved govllm-sft v3 by bob (reviewer): reason``."""
+        return (
+            f"#{self.seq} {self.timestamp[:19]}Z {self.event_type} {self.subject.label()} "
+            f"by {self.actor} ({self.role}): {self.reason}"
+        )
+
+    def stored_row(self) -> dict[str, Any]:
+        """The row as stored (and hashed): flat subject, evidence and details as canonical JSON text."""
+        return {
+            "seq": self.seq,
+            "event_type": self.event_type,
+            "actor": self.actor,
+            "role": self.role,
+            "identity_method": self.identity_method,
+            "timestamp": self.timestamp,
+            "subject_model": self.subject.model,
+            "subject_version": self.subject.version,
+            "subject_objective": self.subject.objective,
+            "subject_objective_hash": self.subject.objective_hash,
+            "reason": self.reason,
+            "evidence": canonical_json(self.evidence),
+            "details": canonical_json(self.details),
+            "prev_hash": self.prev_hash,
+            "key_id": self.key_id,
+            "hash": self.hash,
+            "signature": self.signature,
+        }
+
+
+class Verification(BaseModel):
+    """The result of recomputing the chain, checking its signatures and comparing it with its anchors.
+
+    ``findings`` holds one line per problem, in the order of the events they
+    name; ``problem`` is the first of them and ``ok`` means there are none.
+    """
+
+    ok: bool
+    events: int
+    head_hash: str | None
+    first_bad_seq: int | None = None
+    problem: str | None = None
+    findings: list[str] = []
+    #: the event each finding names (same order as ``findings``).
+    finding_seqs: list[int] = []
+    signatures_checked: int = 0
+    #: key id -> how it is trusted ("reviewed …", "local key, not reviewed in git", "rotated in at #N …").
+    keys_used: dict[str, str] = {}
+    #: one line per anchor source that was compared (checkpoint file, MLflow tags, …).
+    anchors: list[str] = []
+    #: keys introduced by verified ``key_rotated`` events: id -> public key (base64).
+    rotated_keys: dict[str, str] = Field(default={}, exclude=True)
+
+    def line(self) -> str:
+        if self.ok:
+            return f"audit trail intact: {self.events} events, head {self.head_hash or GENESIS_HASH}"
+        return f"audit trail BROKEN: {self.problem}"
+
+    def detail_lines(self) -> list[str]:
+        """What was checked, for ``govern audit verify`` and the report's integrity section."""
+        lines = [f"signatures: {self.signatures_checked} verified"]
+        lines += [f"key {key_id}: {trust}" for key_id, trust in sorted(self.keys_used.items())]
+        lines += self.anchors or ["anchors: none compared"]
+        return lines
+
+    def with_findings(self, extra: list[tuple[int, str]]) -> Verification:
+        """This result with more findings (``(seq, line)``), re-sorted by the event they name."""
+        if not extra:
+            return self
+        merged = sorted([*zip(self.finding_seqs, self.findings, strict=True), *extra], key=lambda item: item[0])
+        return self.model_copy(
+            update={
+                "ok": False,
+                "findings": [line for _, line in merged],
+                "finding_seqs": [seq for seq, _ in merged],
+                "problem": merged[0][1],
+                "first_bad_seq": merged[0][0],
+            }
+        )
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation that is stored and hashed: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    """SHA-256 over the stored columns of a row (all but ``hash`` and ``signature``), exactly as stored."""
+    payload = canonical_json({name: row[name] for name in COLUMNS})
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def now_utc() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def require_printable(field: str, value: str) -> None:
+    """Refuse control and bidirectional-override characters in a free-text field (one line, exit 2).
+
+    A reason with a newline, an escape sequence or a right-to-left override
+    would print as a fake audit line wherever the trail is shown.
+    """
+    for position, char in enumerate(value):
+        if unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS:
+            raise AuditError(
+                f"{field} contains control character U+{ord(char):04X} at position {position}; "
+                "give it as one line of printable text"
+            )
+
+
+def describe(row: dict[str, Any]) -> str:
+    """``approved govllm-sft v3 by bob``: how a finding names an event."""
+    subject = row.get("subject_model") or row.get("subject_objective") or "-"
+    version = f" v{row['subject_version']}" if row.get("subject_version") else ""
+    return f"{row.get('event_type')} {subject}{version} by {row.get('actor')}"
+
+
+def verify_rows(rows: Iterable[dict[str, Any]], keys: Any | None = None) -> Verification:
+    """Recompute the chain over rows in ``seq`` order and, with ``keys``, check every signature.
+
+    ``keys`` is a :class:`governance.trail.signing.KeyRing`; without it only
+    the hash chain is checked (an archive compared as a prefix). The first
+    broken link ends the chain check; signatures are checked on every row, so
+    each forged or re-hashed event is named (the first :data:`MAX_LISTED`).
+    """
+    prev, count = GENESIS_HASH, 0
+    chain_problem: tuple[int, str] | None = None
+    verified_events, verified_head = 0, None
+    signature_findings: list[tuple[int, str]] = []
+    checked = 0
+    keys_used: dict[str, str] = {}
+    rotated_in: dict[str, tuple[int, str, str]] = {}  # new key id -> (seq, public key, old key id)
+    retired: dict[str, int] = {}  # key id -> seq of the event that rotated it out
+    for expected, row in enumerate(rows, start=1):
+        count = expected
+        seq = row.get("seq")
+        if chain_problem is None:
+            problem = None
+            if seq != expected:
+                problem = f"event #{expected} is missing or renumbered (found #{seq}, {describe(row)}, in its place)"
+            elif row.get("prev_hash") != prev:
+                problem = (
+                    f"event #{seq} ({describe(row)}): prev_hash does not match the hash of event #{seq - 1}; "
+                    "an event before it was removed, inserted or edited"
+                )
+            else:
+                try:
+                    recomputed = row_hash(row)
+                except (KeyError, TypeError, ValueError):
+                    recomputed = None
+                if recomputed != row.get("hash"):
+                    problem = f"event #{seq} ({describe(row)}): stored content does not match its hash; it was edited"
+            if problem is not None:
+                chain_problem = (expected, problem)
+                verified_events, verified_head = expected - 1, prev
+        if keys is not None:
+            found = _check_signature(row, keys, rotated_in, retired)
+            if isinstance(found, str):
+                signature_findings.append((seq if isinstance(seq, int) else expected, found))
+            else:
+                checked += 1
+                keys_used[found[0]] = found[1]
+        prev = row.get("hash")
+    if chain_problem is None:
+        verified_events, verified_head = count, (prev if count else None)
+    findings = ([chain_problem] if chain_problem else []) + _capped(signature_findings)
+    findings.sort(key=lambda item: item[0])
+    rotated_keys = {key_id: public for key_id, (_, public, _) in rotated_in.items()}
+    if not findings:
+        return Verification(
+            ok=True,
+            events=verified_events,
+            head_hash=verified_head,
+            signatures_checked=checked,
+            keys_used=keys_used,
+            rotated_keys=rotated_keys,
+        )
+    return Verification(
+        rotated_keys=rotated_keys,
+        ok=False,
+        events=verified_events,
+        head_hash=verified_head,
+        first_bad_seq=findings[0][0],
+        problem=findings[0][1],
+        findings=[line for _, line in findings],
+        finding_seqs=[seq for seq, _ in findings],
+        signatures_checked=checked,
+        keys_used=keys_used,
+    )
+
+
+def _capped(findings: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    if len(findings) <= MAX_LISTED:
+        return findings
+    rest = len(findings) - MAX_LISTED
+    last = findings[MAX_LISTED - 1][0]
+    return [*findings[:MAX_LISTED], (last, f"… and {rest} more events whose signatures do not verify")]
+
+
+def _check_signature(
+    row: dict[str, Any],
+    keys: Any,
+    rotated_in: dict[str, tuple[int, str, str]],
+    retired: dict[str, int],
+) -> tuple[str, str] | str:
+    """``(key id, trust)`` when the row is signed by a key trusted at that point; else the finding."""
+    seq, key_id, signature = row.get("seq"), str(row.get("key_id") or ""), str(row.get("signature") or "")
+    where = f"event #{seq} ({describe(row)})"
+    if not key_id or not signature:
+        return f"{where}: not signed; it was not written by the trail (forged insert)"
+    trust, refused = keys.check(key_id, str(row.get("timestamp") or ""))
+    if refused is not None:
+        return f"{where}: {refused}"
+    public = None
+    if trust is None and key_id in rotated_in:
+        at, public, old = rotated_in[key_id]
+        trust = f"rotated in at #{at} by {old}, not reviewed in git"
+    if trust is None:
+        return f"{where}: signed by unknown key {key_id}; it was not written by a trusted trail key (forged insert)"
+    if key_id in retired and isinstance(seq, int) and seq > retired[key_id]:
+        return f"{where}: signed by key {key_id}, which was rotated out at #{retired[key_id]}"
+    if not keys.verify(key_id, str(row.get("hash") or ""), signature, public=public):
+        return f"{where}: signature does not verify under key {key_id}; the event was forged or re-hashed after an edit"
+    if row.get("event_type") == "key_rotated":
+        try:
+            details = json.loads(row.get("details") or "{}")
+            rotated_in[str(details["new_key_id"])] = (int(seq), str(details["new_public_key"]), key_id)
+            retired[key_id] = int(seq)
+        except (ValueError, KeyError, TypeError):
+            return f"{where}: key rotation names no new key (details.new_key_id / new_public_key)"
+    return key_id, trust

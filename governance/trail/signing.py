@@ -1,0 +1,241 @@
+"""Signing: the trail's Ed25519 key, and the ring of public keys a verifier trusts.
+
+Every event's hash is signed (``cryptography``'s Ed25519) by the trail's
+signing key, and the event names the key (``key_id``, its fingerprint). Where
+the private key comes from, in order:
+
+1. ``GOVERN_TRAIL_KEY``: PEM text or the raw 32-byte seed in base64 (a CI or
+   server secret);
+2. ``GOVERN_TRAIL_KEY_FILE``: a PEM (PKCS#8) file, e.g.
+   ``openssl genpkey -algorithm ed25519 -out trail.key``;
+3. the embedded default, SQLite only: ``audit.key`` beside ``audit.db``,
+   created on first use (mode 0600). Its public half is appended to
+   ``audit.key.pub`` beside it.
+
+Trust boundary — what a verifier believes:
+
+* keys listed in ``policies/trail_keys.yaml`` are **reviewed** (they came
+  through code review in git);
+* keys in ``audit.key.pub`` beside a SQLite store are a **local key, not
+  reviewed in git**: they prove the events came from whoever holds that
+  store's key file, which on a laptop is anyone who can write the folder;
+* a key introduced by a ``key_rotated`` event that verifies under a trusted
+  key is trusted from that event on, and the old key is retired there.
+
+A writer refuses to sign with a key the ring does not trust (so a production
+key must be listed in policies before it is used) or with a retired key.
+Verify reports every key it used and how it is trusted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from governance.errors import ConfigError
+from governance.policy import load_policy_file
+from governance.policy.trail_keys import TrailKeysPolicy, fingerprint
+from governance.trail.location import KEY_ENV, KEY_FILE_ENV, TrailFiles
+
+log = logging.getLogger(__name__)
+
+#: Domain separation: a trail signature can never be replayed as a signature over something else.
+_CONTEXT = b"govern-trail-event-v1:"
+LOCAL_TRUST = "local key, not reviewed in git"
+
+
+def message(event_hash: str) -> bytes:
+    """The bytes an event's signature covers: its hash, prefixed by the trail's context."""
+    return _CONTEXT + event_hash.encode("ascii", errors="replace")
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private key that signs events, with its public half and id."""
+
+    private: Ed25519PrivateKey = field(repr=False)
+
+    @property
+    def raw_public(self) -> bytes:
+        return self.private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    @property
+    def key_id(self) -> str:
+        return fingerprint(self.raw_public)
+
+    @property
+    def public_b64(self) -> str:
+        return base64.b64encode(self.raw_public).decode("ascii")
+
+    def sign(self, event_hash: str) -> str:
+        return base64.b64encode(self.private.sign(message(event_hash))).decode("ascii")
+
+    def pem(self) -> bytes:
+        return self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+
+def generate_key() -> SigningKey:
+    return SigningKey(Ed25519PrivateKey.generate())
+
+
+def parse_private_key(text: str | bytes, source: str) -> SigningKey:
+    """A PEM Ed25519 private key, or a base64 raw 32-byte seed; errors name ``source``, never the key."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            key = serialization.load_pem_private_key(data, password=None)
+        else:
+            key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(data.strip(), validate=True))
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ConfigError(
+            f"{source}: not an unencrypted Ed25519 private key (PEM, or the 32-byte seed in base64); "
+            "make one with `openssl genpkey -algorithm ed25519`"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{source}: the trail signs with Ed25519; this is a {type(key).__name__}")
+    return SigningKey(key)
+
+
+def load_signing_key(files: TrailFiles, url_for_messages: str) -> SigningKey:
+    """The trail's signing key (see the module docstring for the order); creates the embedded default."""
+    inline = os.environ.get(KEY_ENV)
+    if inline:
+        return parse_private_key(inline, KEY_ENV)
+    configured = os.environ.get(KEY_FILE_ENV)
+    if configured:
+        path = Path(configured)
+        try:
+            return parse_private_key(path.read_bytes(), f"{KEY_FILE_ENV}={path}")
+        except OSError as exc:
+            raise ConfigError(f"{KEY_FILE_ENV}={path}: cannot read the trail signing key ({exc.strerror})") from None
+    if files.default_key is None:
+        raise ConfigError(
+            f"the audit trail at {url_for_messages} needs a signing key: set {KEY_FILE_ENV} (a PEM Ed25519 key, "
+            f"e.g. `openssl genpkey -algorithm ed25519 -out trail.key`) or {KEY_ENV}, and list its public half "
+            "in policies/trail_keys.yaml"
+        )
+    return _default_key(files)
+
+
+def _default_key(files: TrailFiles) -> SigningKey:
+    """The embedded default: read ``audit.key``, or create it (0600, exclusively) with its public half beside."""
+    path = files.default_key
+    assert path is not None
+    if not path.exists():
+        key = generate_key()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(key.pem())
+            add_local_public_key(files, key)
+            log.info("created the trail signing key %s at %s", key.key_id, path)
+            return key
+    try:
+        return parse_private_key(path.read_bytes(), str(path))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the trail signing key ({exc.strerror})") from None
+
+
+def install_default_key(files: TrailFiles, key: SigningKey) -> None:
+    """Replace the embedded default key (after its rotation was recorded); the old private half is gone."""
+    path = files.default_key
+    assert path is not None
+    add_local_public_key(files, key)
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.pem())
+    tmp.replace(path)
+
+
+def add_local_public_key(files: TrailFiles, key: SigningKey) -> None:
+    """Append ``<key id> <public key>`` to the local trusted-keys file."""
+    if files.local_public_keys is None:
+        return
+    with files.local_public_keys.open("a", encoding="utf-8") as handle:
+        handle.write(f"{key.key_id} {key.public_b64}\n")
+
+
+@dataclass
+class KeyRing:
+    """Public keys a verifier trusts: reviewed (policies) and local (beside the store)."""
+
+    reviewed: dict[str, tuple[bytes, str, dt.date]] = field(default_factory=dict)  # id -> (raw, owner, valid_from)
+    local: dict[str, bytes] = field(default_factory=dict)
+
+    def check(self, key_id: str, timestamp: str) -> tuple[str | None, str | None]:
+        """``(trust, None)`` for a key trusted at ``timestamp``; ``(None, why not)`` otherwise."""
+        if key_id in self.reviewed:
+            _, owner, valid_from = self.reviewed[key_id]
+            if timestamp[:10] >= valid_from.isoformat():
+                return f"reviewed (policies/trail_keys.yaml, owner {owner})", None
+            if key_id not in self.local:
+                return None, f"signed by key {key_id} before its valid_from {valid_from.isoformat()}"
+        if key_id in self.local:
+            return LOCAL_TRUST, None
+        return None, None
+
+    def verify(self, key_id: str, event_hash: str, signature: str, public: str | bytes | None = None) -> bool:
+        """Whether ``signature`` is ``key_id``'s signature of ``event_hash`` (``public`` for a rotated-in key)."""
+        raw = self.reviewed[key_id][0] if key_id in self.reviewed else self.local.get(key_id)
+        if raw is None and public is not None:
+            raw = base64.b64decode(public) if isinstance(public, str) else public
+        if raw is None:
+            return False
+        try:
+            public_key = Ed25519PublicKey.from_public_bytes(raw)
+            public_key.verify(base64.b64decode(signature, validate=True), message(event_hash))
+        except (InvalidSignature, ValueError, binascii.Error):
+            return False
+        return True
+
+
+_POLICY_CACHE: dict[tuple[str, int, int], TrailKeysPolicy] = {}
+
+
+def load_keyring(files: TrailFiles) -> KeyRing:
+    """The reviewed keys of ``policies/trail_keys.yaml`` (a missing file lists none) and this trail's local keys."""
+    ring = KeyRing()
+    policy = _load_policy(files.trail_keys_policy)
+    for key in policy.keys if policy is not None else []:
+        ring.reviewed[key.id] = (base64.b64decode(key.public_key), key.owner, key.valid_from)
+    path = files.local_public_keys
+    if path is not None and path.is_file():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                key_id, public = line.split()
+                raw = base64.b64decode(public, validate=True)
+            except (ValueError, binascii.Error):
+                raise ConfigError(f"{path}:{number}: not '<key id> <base64 public key>'") from None
+            if fingerprint(raw) != key_id:
+                raise ConfigError(f"{path}:{number}: key id {key_id} does not match its public key")
+            ring.local[key_id] = raw
+    return ring
+
+
+def _load_policy(path: Path) -> TrailKeysPolicy | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    cache_key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if cache_key not in _POLICY_CACHE:
+        _POLICY_CACHE[cache_key] = load_policy_file(path, TrailKeysPolicy)
+    return _POLICY_CACHE[cache_key]
