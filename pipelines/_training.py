@@ -47,6 +47,26 @@ class AdapterParams(Strict):
     lora: dict[str, Any] = {}
 
 
+#: How YAML files spell "off" for TRL's strategy options, whose off value is the string "no".
+OFF_WORDS = ("no", "off", "false")
+
+
+def strategy_off_words(config_class: type, options: dict[str, Any]) -> dict[str, Any]:
+    """``save_strategy: off`` or ``false`` (or a ``no`` some YAML 1.1 tool read as a boolean) → ``"no"``.
+
+    Only options whose type is a transformers ``*Strategy`` enum are touched;
+    a real boolean option keeps its boolean.
+    """
+    fields = getattr(config_class, "__dataclass_fields__", {})
+    out = dict(options)
+    for key, value in options.items():
+        if key not in fields or "Strategy" not in str(fields[key].type):
+            continue
+        if value is False or (isinstance(value, str) and value.strip().lower() in OFF_WORDS):
+            out[key] = "no"
+    return out
+
+
 def trl_config(config_class: type, trl: dict[str, Any], section: str):
     """Build a TRL config from params unchanged; TRL's own checks run.
 
@@ -56,7 +76,7 @@ def trl_config(config_class: type, trl: dict[str, Any], section: str):
     """
     import torch
 
-    options = dict(trl)
+    options = strategy_off_words(config_class, trl)
     if "bf16" not in options and not torch.cuda.is_available():
         options["bf16"] = False
     try:
