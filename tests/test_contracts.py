@@ -26,6 +26,7 @@ POLICY_SCHEMAS = {
     "objectives.yaml": "governance.policy.objectives:ObjectivesPolicy",
     "waivers.yaml": "governance.gates:WaiverFile",
     "report.yaml": "governance.report.policy:ReportPolicy",
+    "trail_keys.yaml": "governance.policy.trail_keys:TrailKeysPolicy",
 }
 
 
