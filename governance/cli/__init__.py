@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "approvals",
     "audit",
     "report",
+    "monitor",
 ]
 
 

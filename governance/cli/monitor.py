@@ -1,0 +1,119 @@
+"""``govern monitor`` and ``govern incident``: post-deployment checks and the incident log of a version.
+
+``govern monitor NAME VERSION --traffic FILE [--baseline FILE]`` judges a
+window of production requests under ``policies/monitoring.yaml`` and records
+the verdict (an MLflow run with the drift report, a ``monitoring_checked``
+trail event). Exit 0 no deny rule fired, 1 a deny rule fired (each named with
+observed value and threshold; a rollback target is recommended, never acted
+on), 2 bad input. ``govern incident open|close|list`` keep the incident log:
+trail events mirrored to the version's tags; an open high-severity incident
+blocks promote and canary of that version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from governance.errors import EXIT_DENIED, EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    monitor = sub.add_parser(
+        "monitor",
+        help="judge a window of production traffic of a version; exit 0 passed, 1 denied, 2 bad input",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+    )
+    monitor.add_argument("name")
+    monitor.add_argument("version")
+    monitor.add_argument("--traffic", required=True, metavar="FILE", help="request log (.jsonl or .parquet)")
+    monitor.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="an earlier window (default: the version's recorded evaluation generations)",
+    )
+    monitor.add_argument("--policy", metavar="FILE", help="monitoring policy (default: policies/monitoring.yaml)")
+    monitor.add_argument("--json", action="store_true", help="print the recorded summary as JSON")
+    monitor.set_defaults(handler=run_monitor)
+
+    incident = sub.add_parser("incident", help="open, close and list incidents of model versions")
+    commands = incident.add_subparsers(dest="incident_command", required=True, parser_class=type(incident))
+    opening = commands.add_parser("open", help="open an incident on a version (high severity blocks promote/canary)")
+    opening.add_argument("name")
+    opening.add_argument("version")
+    opening.add_argument("--severity", required=True, choices=["low", "medium", "high"])
+    opening.add_argument("--reason", required=True, help="recorded in the audit trail")
+    opening.add_argument("--evidence", metavar="FILE", help="a file whose SHA-256 is recorded (drift report, ticket)")
+    opening.set_defaults(handler=run_incident_open)
+    closing = commands.add_parser("close", help="close an open incident by its id (INC-<n>)")
+    closing.add_argument("incident_id", metavar="ID")
+    closing.add_argument("--reason", required=True, help="recorded in the audit trail")
+    closing.set_defaults(handler=run_incident_close)
+    listing = commands.add_parser("list", help="incidents, newest first")
+    listing.add_argument("name", nargs="?", help="only this model")
+    listing.add_argument("--open", action="store_true", help="only open incidents")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=run_incident_list)
+
+
+def _say(line: str) -> None:
+    print(line)  # noqa: T201 - CLI output
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    from governance.monitoring import check_window, record_check
+
+    result = check_window(args.name, args.version, args.traffic, baseline=args.baseline, policy_path=args.policy)
+    event = record_check(result)
+    if args.json:
+        _say(json.dumps({**result.summary(), "event": event.seq}, indent=2, sort_keys=True))
+        return EXIT_OK if result.passed else EXIT_DENIED
+    for violation in result.blocking + result.warnings:
+        _say(violation.line())
+    counts = f"{len(result.blocking)} deny, {len(result.warnings)} warn"
+    span = result.window.span()
+    _say(
+        f"monitor {result.name} v{result.version}: {result.verdict.upper()}: {span['requests']} requests "
+        f"({span['first']} to {span['last']}) vs {result.baseline.label}: {counts}; recorded as event #{event.seq}"
+    )
+    if result.recommendation:
+        _say(f"recommendation: {result.recommendation}")
+    return EXIT_OK if result.passed else EXIT_DENIED
+
+
+def run_incident_open(args: argparse.Namespace) -> int:
+    from governance import incidents
+
+    incident = incidents.open_incident(
+        args.name, args.version, severity=args.severity, reason=args.reason, evidence_file=args.evidence
+    )
+    _say(f"opened {incident.id} on {incident.name} v{incident.version} ({incident.severity}): {incident.reason}")
+    if incident.blocks_deployment:
+        _say(f"{incident.name} v{incident.version} cannot be promoted or canaried until {incident.id} is closed")
+    return EXIT_OK
+
+
+def run_incident_close(args: argparse.Namespace) -> int:
+    from governance import incidents
+
+    incident = incidents.close_incident(args.incident_id, reason=args.reason)
+    _say(f"closed {incident.id} on {incident.name} v{incident.version} ({incident.severity}) by {incident.closed_by}")
+    return EXIT_OK
+
+
+def run_incident_list(args: argparse.Namespace) -> int:
+    from governance import incidents
+
+    found = incidents.list_incidents(args.name, only_open=args.open)
+    if args.json:
+        _say(json.dumps([i.to_dict() for i in found], indent=2))
+        return EXIT_OK
+    if not found:
+        _say("no incidents")
+    for incident in found:
+        closed = f"closed {incident.closed_at} by {incident.closed_by}" if incident.closed_at else "OPEN"
+        _say(
+            f"{incident.id}  {incident.name} v{incident.version}  {incident.severity:<6}  {closed}  "
+            f"opened {incident.opened_at} by {incident.opened_by}: {incident.reason}"
+        )
+    return EXIT_OK

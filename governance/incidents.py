@@ -1,0 +1,258 @@
+"""The incident log of model versions: opened and closed in the audit trail, mirrored to the version's tags.
+
+    govern incident open govllm-sft 3 --severity high --reason "..." [--evidence drift_report.html]
+    govern incident close INC-42 --reason "..."
+    govern incident list [NAME] [--open]
+
+An incident is an ``incident_opened`` event (its id is ``INC-<event seq>``)
+and, once resolved, an ``incident_closed`` event naming it. Who may open and
+close is ``policies/approvals.yaml`` (``open_incident``, ``close_incident``);
+a refusal is recorded as ``permission_denied`` like every other. Evidence is
+recorded by SHA-256, never by content. An open incident of a blocking
+severity (high) refuses ``promote`` and ``canary`` of that version
+(:func:`require_no_blocking_incident`, one call in the approvals
+preconditions).
+
+Trust: the trail is the truth; the ``governance.incidents_open`` tag is a view
+rewritten from it after every change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from governance import registry, trail
+from governance.errors import ConfigError, DataError, PermissionDenied, PolicyViolation
+from governance.identity import Identity, current_identity
+from governance.lineage import sha256_file
+from governance.trail import Event, Subject
+
+SEVERITIES = ("low", "medium", "high")
+#: Severities whose open incidents refuse deployment of the version.
+BLOCKING_SEVERITIES = ("high",)
+#: Actions an open blocking incident refuses.
+BLOCKED_ACTIONS = ("promote", "canary")
+RULE_ID = "incident.open_high"
+TAG_INCIDENTS_OPEN = "governance.incidents_open"
+TAG_INCIDENTS_TOTAL = "governance.incidents"
+_ID = re.compile(r"^INC-(\d+)$")
+
+
+@dataclass
+class Incident:
+    """One incident as the trail tells it."""
+
+    id: str
+    name: str
+    version: str
+    severity: str
+    reason: str
+    opened_by: str
+    opened_at: str
+    evidence: dict[str, str]
+    event_hash: str
+    closed_by: str | None = None
+    closed_at: str | None = None
+    close_reason: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def blocks_deployment(self) -> bool:
+        return self.is_open and self.severity in BLOCKING_SEVERITIES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "open": self.is_open}
+
+
+def incident_id(event: Event) -> str:
+    return f"INC-{event.seq}"
+
+
+def fold_incidents(events: Iterable[Event]) -> list[Incident]:
+    """Incidents from trail events, in the order they were opened."""
+    found: dict[str, Incident] = {}
+    for e in events:
+        if e.event_type == "incident_opened":
+            found[incident_id(e)] = Incident(
+                id=incident_id(e),
+                name=e.subject.model,
+                version=e.subject.version,
+                severity=str(e.details.get("severity", "")),
+                reason=e.reason,
+                opened_by=e.actor,
+                opened_at=e.timestamp,
+                evidence=dict(e.evidence),
+                event_hash=e.hash,
+            )
+        elif e.event_type == "incident_closed":
+            incident = found.get(str(e.details.get("incident", "")))
+            if incident is not None and incident.is_open:
+                incident.closed_by, incident.closed_at, incident.close_reason = e.actor, e.timestamp, e.reason
+    return list(found.values())
+
+
+def list_incidents(name: str | None = None, *, only_open: bool = False, url: str | None = None) -> list[Incident]:
+    """Incidents of ``name`` (or of every model), newest first."""
+    events = trail.events(model=name, event_types=["incident_opened", "incident_closed"], url=url)
+    found = [i for i in fold_incidents(events) if i.is_open or not only_open]
+    return sorted(found, key=lambda i: int(i.id.removeprefix("INC-")), reverse=True)
+
+
+def blocking_incidents(events: Iterable[Event], version: str) -> list[Incident]:
+    """Open incidents of a blocking severity on ``version`` (pure: from events already read)."""
+    return [i for i in fold_incidents(events) if i.version == str(version) and i.blocks_deployment]
+
+
+def incident_tags(events: Iterable[Event], version: str) -> dict[str, str]:
+    """The version's incident view: open incidents (id:severity) and how many were ever opened."""
+    mine = [i for i in fold_incidents(events) if i.version == str(version)]
+    return {
+        TAG_INCIDENTS_OPEN: ",".join(f"{i.id}:{i.severity}" for i in mine if i.is_open),
+        TAG_INCIDENTS_TOTAL: str(len(mine)),
+    }
+
+
+def _mirror(name: str, version: str, events: list[Event]) -> None:
+    registry.mirror_version_tags(name, version, incident_tags(events, version))
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ConfigError("--reason: give a non-empty reason; it is recorded in the audit trail")
+    return reason
+
+
+def _deny(action: str, name: str, version: str, identity: Identity, message: str, rule_ids: list[str]) -> None:
+    from governance.approvals import record_denial
+
+    record_denial(action, name, version, identity=identity, policy=_policy(), message=message, rule_ids=rule_ids)
+
+
+def _policy():
+    from governance.approvals import load_approvals_policy
+
+    return load_approvals_policy()
+
+
+def _require_role(action: str, name: str, version: str, identity: Identity) -> str:
+    """The acting role for ``action``; otherwise the refusal is recorded and raised."""
+    policy = _policy()
+    role = policy.acting_role(identity.user, action)
+    if role is not None:
+        return role
+    allowed = ", ".join(policy.permissions.get(action, [])) or "no role"  # type: ignore[call-overload]
+    held = ", ".join(policy.roles_of(identity.user)) or "none"
+    words = action.replace("_", " ").replace("incident", "an incident")
+    message = (
+        f"{action} refused by {policy.rules.role_required.id}: {name} v{version}: {identity.user} holds no role "
+        f"allowed to {words} (allowed: {allowed}; {identity.user}'s roles: {held})"
+    )
+    _deny(action, name, version, identity, message, [policy.rules.role_required.id])
+    raise PermissionDenied(message)
+
+
+def open_incident(
+    name: str,
+    version: str | int,
+    *,
+    severity: str,
+    reason: str,
+    evidence_file: str | Path | None = None,
+    identity: Identity | None = None,
+) -> Incident:
+    """Open an incident on a registered version; returns it (its id is ``INC-<event seq>``)."""
+    version = str(version)
+    if severity not in SEVERITIES:
+        raise ConfigError(f"--severity: {severity!r} is not one of {', '.join(SEVERITIES)}")
+    reason = _reason(reason)
+    evidence: dict[str, str] = {}
+    if evidence_file is not None:
+        path = Path(evidence_file)
+        if not path.is_file():
+            raise DataError(f"{path}: evidence file not found")
+        evidence = {"evidence_file": path.name, "evidence_sha256": sha256_file(path)}
+    # Never append to a trail that does not verify
+    trail.require_intact()
+    identity = identity or current_identity()
+    registry.get_version(name, version)  # the version must exist before anything is written
+    role = _require_role("open_incident", name, version, identity)
+
+    def mirror_open(event: Event, related: list[Event]) -> None:
+        _mirror(name, version, [*related, event])
+
+    event = trail.record(
+        "incident_opened",
+        actor=identity.user,
+        role=role,
+        subject=Subject(model=name, version=version),
+        reason=reason,
+        evidence=evidence,
+        details={"severity": severity, "identity": identity.source},
+        before_commit=mirror_open,
+    )
+    return next(i for i in fold_incidents([event]) if i.id == incident_id(event))
+
+
+def close_incident(incident: str, *, reason: str, identity: Identity | None = None) -> Incident:
+    """Close an open incident by id; closing one already closed is refused (exit 1) naming who closed it."""
+    match = _ID.match(incident.strip())
+    if match is None:
+        raise ConfigError(f"{incident!r} is not an incident id (INC-<number>, as `govern incident list` shows)")
+    reason = _reason(reason)
+    trail.require_intact()
+    identity = identity or current_identity()
+    known = {i.id: i for i in list_incidents()}
+    found = known.get(f"INC-{int(match.group(1))}")
+    if found is None:
+        raise ConfigError(f"{incident}: no such incident in the audit trail (see `govern incident list`)")
+    role = _require_role("close_incident", found.name, found.version, identity)
+
+    def guard(events: list[Event]) -> Event | None:
+        # Under the append lock: a concurrent close wins once, the other is refused
+        current = next((i for i in fold_incidents(events) if i.id == found.id), None)
+        if current is not None and not current.is_open:
+            raise PolicyViolation(f"{found.id} is already closed (by {current.closed_by} at {current.closed_at})")
+        return None
+
+    def mirror_close(event: Event, related: list[Event]) -> None:
+        _mirror(found.name, found.version, [*related, event])
+
+    trail.record(
+        "incident_closed",
+        actor=identity.user,
+        role=role,
+        subject=Subject(model=found.name, version=found.version),
+        reason=reason,
+        evidence={"incident_event": found.event_hash},
+        details={"incident": found.id, "severity": found.severity, "identity": identity.source},
+        guard=guard,
+        before_commit=mirror_close,
+    )
+    return next(i for i in list_incidents(found.name) if i.id == found.id)
+
+
+def require_no_blocking_incident(
+    action: str, name: str | None, version: str | None, identity: Identity | None = None
+) -> None:
+    """Refuse ``promote``/``canary`` of a version with an open high-severity incident; the refusal is recorded."""
+    if action not in BLOCKED_ACTIONS or not name or not version:
+        return
+    blocking = blocking_incidents(trail.events(model=name, version=str(version)), str(version))
+    if not blocking:
+        return
+    identity = identity or current_identity()
+    ids = ", ".join(f"{i.id} ({i.severity}, opened by {i.opened_by} at {i.opened_at[:19]}Z)" for i in blocking)
+    message = (
+        f"{action} refused by {RULE_ID}: {name} v{version}: open incident {ids}; "
+        f"close it first (govern incident close {blocking[0].id} --reason ...)"
+    )
+    _deny(action, name, str(version), identity, message, [RULE_ID])
+    raise PolicyViolation(message)

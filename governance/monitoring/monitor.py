@@ -1,0 +1,421 @@
+"""``govern monitor``: judge a window of production traffic of one version, and record the verdict.
+
+:func:`check_window` reads the window (only the named version's requests),
+the baseline (the version's recorded evaluation generations from its MLflow
+run, or an earlier window) and ``policies/monitoring.yaml``, and applies every
+rule (:mod:`governance.monitoring.checks`). :func:`record_check` then makes
+the verdict a record, in this order: the trail must verify
+(:func:`governance.trail.require_intact`); an MLflow run tagged with the
+version gets the metrics, ``monitoring.json`` and the drift report
+(``drift_report.html``, inline SVG charts); a ``monitoring_checked`` event
+lands in the trail (through :func:`governance.trail.record`) with the verdict,
+each rule's observed value and the evidence hashes; the version's
+``governance.monitoring`` tag mirrors it. A deny *recommends* a rollback to
+the target ``govern rollback`` would choose; rolling back stays a person's
+decision.
+
+Trust: the trail event is the record; the MLflow run and tag are views.
+Nothing raw leaves this module: rules report counts, statistics and masked
+PII shapes, never a prompt or a response.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from governance import registry, trail
+from governance.errors import ConfigError, DataError, GovernanceError
+from governance.gates import Violation
+from governance.identity import Identity, current_identity
+from governance.lineage import sha256_file
+from governance.monitoring import checks
+from governance.monitoring.traffic import Window, read_window, window_from_generations
+from governance.policy import load_policy_file
+from governance.policy.monitoring import MonitoringPolicy
+
+log = logging.getLogger(__name__)
+
+GENERATIONS_ARTIFACT = "evaluation/generations.json"
+TAG_MONITORING = "governance.monitoring"
+
+
+def monitoring_policy_path() -> Path:
+    from governance.approvals import policy_dir
+
+    return policy_dir() / "monitoring.yaml"
+
+
+def load_monitoring_policy(path: str | Path | None = None) -> MonitoringPolicy:
+    return load_policy_file(path or monitoring_policy_path(), MonitoringPolicy)
+
+
+@dataclass
+class Baseline:
+    window: Window
+    label: str
+    evidence: dict[str, str]
+
+
+@dataclass
+class MonitorResult:
+    """Every rule's result on one window, and what it was judged against."""
+
+    name: str
+    version: str
+    window: Window
+    baseline: Baseline
+    policy: MonitoringPolicy
+    policy_path: Path
+    results: list[checks.RuleResult]
+    checked_at: str
+    seconds: float
+    evidence: dict[str, str] = field(default_factory=dict)
+    recommendation: str | None = None
+
+    @property
+    def violations(self) -> list[Violation]:
+        return [v for r in self.results for v in r.violations]
+
+    @property
+    def blocking(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == "deny"]
+
+    @property
+    def warnings(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == "warn"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking
+
+    @property
+    def verdict(self) -> str:
+        return "passed" if self.passed else "denied"
+
+    def metrics(self) -> dict[str, float]:
+        out = {"window_requests": float(len(self.window)), "baseline_responses": float(len(self.baseline.window))}
+        for result in self.results:
+            out.update({k: float(v) for k, v in result.metrics.items() if checks.finite(v)})
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The verdict as plain data: what the trail event, ``monitoring.json`` and the report keep."""
+        return {
+            "model": self.name,
+            "version": self.version,
+            "verdict": self.verdict,
+            "checked_at": self.checked_at,
+            "window": self.window.span(),
+            "baseline": {"label": self.baseline.label, "requests": len(self.baseline.window)},
+            "policy": {"path": str(self.policy_path), "version": self.policy.version},
+            "rules": [r.summary() for r in self.results],
+            "blocking": [v.rule_id for v in self.blocking],
+            "warnings": [v.line() for v in self.warnings],
+            "recommendation": self.recommendation,
+        }
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def recorded_generations(name: str, version: str) -> Baseline:
+    """The version's evaluation generations, from its training run's ``evaluation/generations.json``."""
+    mv = registry.get_version(name, version)
+    run_id = mv.run_id or ""
+    hint = "pass --baseline FILE (an earlier traffic window of this or the previous version)"
+    if not run_id:
+        raise ConfigError(f"{name} v{version}: no MLflow run recorded, so no evaluation generations; {hint}")
+    client = registry.client()
+    scratch = Path(tempfile.mkdtemp(prefix="govern-baseline-"))
+    try:
+        with registry.registry_errors(f"reading the evaluation generations of {name} v{version}"):
+            path = Path(client.download_artifacts(run_id, GENERATIONS_ARTIFACT, str(scratch)))
+    except GovernanceError:
+        raise ConfigError(
+            f"{name} v{version}: run {run_id} has no {GENERATIONS_ARTIFACT} "
+            f"(no recorded evaluation generations); {hint}"
+        ) from None
+    source = f"run {run_id}:{GENERATIONS_ARTIFACT}"
+    try:
+        generations = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(f"{source}: not readable JSON ({exc.__class__.__name__})") from None
+    if not isinstance(generations, list):
+        raise DataError(f"{source}: expected a JSON array of generations")
+    window = window_from_generations(generations, source)
+    return Baseline(
+        window=window,
+        label=f"evaluation generations of {name} v{version} ({source})",
+        evidence={"baseline_generations_sha256": sha256_file(path), "baseline_run": run_id},
+    )
+
+
+def baseline_window(path: str | Path) -> Baseline:
+    """An earlier traffic window as the baseline (every request in the file counts)."""
+    window = read_window(path)
+    return Baseline(window=window, label=f"traffic window {path}", evidence={"baseline_sha256": sha256_file(path)})
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def check_window(
+    name: str,
+    version: str | int,
+    traffic: str | Path,
+    *,
+    baseline: str | Path | None = None,
+    policy_path: str | Path | None = None,
+    scanner: Any = None,
+    reward_model: Any = "registry",
+    embed: checks.Embedder | None = None,
+) -> MonitorResult:
+    """Apply every rule of the monitoring policy to ``traffic`` (this version's requests) against the baseline.
+
+    ``scanner`` (a :class:`governance.pii.PiiScanner`), ``reward_model`` (a
+    :class:`governance.monitoring.models.RewardModel`, None for none) and
+    ``embed`` default to the project's: the PII policy, the registered reward
+    model the policy names, all-MiniLM-L6-v2.
+    """
+    started = time.perf_counter()
+    version = str(version)
+    policy_path = Path(policy_path or monitoring_policy_path())
+    policy = load_monitoring_policy(policy_path)
+    rules = policy.rules
+    checks.compile_patterns(rules.refusal_rate)  # a bad regex is a policy error before any work
+    window = read_window(traffic, model=name, version=version)
+    if len(window) < policy.min_window:
+        raise DataError(
+            f"{traffic}: {len(window)} requests of {name} v{version} (min_window {policy.min_window} in {policy_path})"
+            + (
+                f"; {window.skipped_other_versions} requests of other versions skipped"
+                if window.skipped_other_versions
+                else ""
+            )
+        )
+    base = baseline_window(baseline) if baseline is not None else recorded_generations(name, version)
+    if len(base.window) == 0:
+        raise DataError(f"{base.label}: empty baseline")
+    subject = f"{name} v{version}"
+    seed = policy.seed
+    results = [
+        checks.length_drift(window, base.window, rules.length_drift, subject),
+        checks.refusal_rate(window, base.window, rules.refusal_rate, subject),
+    ]
+    # PII: the project's scanner under policies/pii.yaml
+    if scanner is None:
+        from governance.pii import PiiScanner
+        from governance.policy.pii import load_pii_policy
+
+        pii_path = policy_path.parent / "pii.yaml"
+        scanner = PiiScanner(load_pii_policy(pii_path), pii_path)
+    results.append(checks.pii(window, rules.pii, subject, scanner=scanner, seed=seed))
+    # Preference drift: the registered reward model
+    if reward_model == "registry":
+        from governance.monitoring.models import load_reward_model
+
+        reward_model = load_reward_model(rules.preference_drift.reward_model)
+    if reward_model is None:
+        results.append(
+            checks.not_measured(
+                rules.preference_drift,
+                subject,
+                f"no registered reward model {rules.preference_drift.reward_model} at {registry.tracking_uri()}",
+            )
+        )
+    else:
+        results.append(
+            checks.preference_drift(
+                window,
+                base.window,
+                rules.preference_drift,
+                subject,
+                score=reward_model.score,
+                seed=seed,
+                scorer_name=reward_model.label,
+            )
+        )
+    # Embedding drift: all-MiniLM-L6-v2 from its wheel
+    if embed is None:
+        from governance.monitoring.models import embed
+    results.append(checks.embedding_drift(window, base.window, rules.embedding_drift, subject, embed=embed, seed=seed))
+    results += [
+        checks.feedback_rate(window, rules.feedback_rate, subject),
+        checks.latency_p95(window, rules.latency_p95, subject),
+        checks.cost(window, rules.cost, subject),
+    ]
+    evidence = {
+        "traffic_sha256": sha256_file(traffic),
+        "monitoring_policy_sha256": sha256_file(policy_path),
+        **base.evidence,
+    }
+    if reward_model is not None:
+        evidence["reward_model"] = reward_model.label
+        if reward_model.model_sha256:
+            evidence["reward_model_sha256"] = reward_model.model_sha256
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return MonitorResult(
+        name=name,
+        version=version,
+        window=window,
+        baseline=base,
+        policy=policy,
+        policy_path=policy_path,
+        results=results,
+        checked_at=now,
+        seconds=time.perf_counter() - started,
+        evidence=evidence,
+    )
+
+
+def recommend_rollback(name: str, version: str) -> str:
+    """What a deny recommends: the target ``govern rollback`` would choose now (never acted on here)."""
+    from governance.approvals import ALIAS_PRODUCTION, default_rollback_target, model_state
+
+    state = model_state(name)
+    holder = state.alias_holder(ALIAS_PRODUCTION)
+    if holder != version:
+        return (
+            f"{name} v{version} does not hold production (production is "
+            f"{'v' + holder if holder else 'unset'}); stop routing traffic to it"
+        )
+    target = default_rollback_target(name, state)
+    if target is None:
+        return f"no earlier approved production version of {name} to roll back to; open an incident"
+    return f'roll back {name} to v{target}: govern rollback {name} --to {target} --reason "..."'
+
+
+# --------------------------------------------------------------------------- the record
+
+
+def render_drift_report(result: MonitorResult, out_dir: str | Path) -> Path:
+    """``drift_report.html``: verdict, rules, masked PII counts, window-vs-baseline histograms (inline SVG)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+    from markupsafe import Markup
+
+    from governance.monitoring.charts import distributions_svg
+
+    by_id = {r.rule_id: r for r in result.results}
+    rules = result.policy.rules
+    panels = [
+        {"title": "Response length", "xlabel": "characters", **by_id[rules.length_drift.id].series},
+        {"title": "Reward-model score", "xlabel": "score", **(by_id[rules.preference_drift.id].series or {})},
+        {
+            "title": "Embedding distance",
+            "xlabel": "cosine distance to baseline centroid",
+            **by_id[rules.embedding_drift.id].series,
+        },
+    ]
+    svg = distributions_svg(panels)
+    env = Environment(
+        loader=PackageLoader("governance.monitoring", "templates"), autoescape=select_autoescape(["html", "j2"])
+    )
+    summary = result.summary()
+    html = env.get_template("drift_report.html.j2").render(
+        name=result.name,
+        version=result.version,
+        verdict=result.verdict,
+        blocking=summary["blocking"],
+        recommendation=result.recommendation,
+        window=summary["window"],
+        baseline=summary["baseline"],
+        policy=summary["policy"],
+        checked_at=result.checked_at,
+        rules=summary["rules"],
+        warnings=summary["warnings"],
+        pii=by_id[rules.pii.id].details,
+        distributions=Markup(svg) if svg else None,
+    )
+    out = Path(out_dir) / "drift_report.html"
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+def _log_run(result: MonitorResult, report: Path, summary_file: Path) -> str:
+    """One MLflow run, in the version's experiment, tagged with the version; returns its id."""
+    client = registry.client()
+    mv = registry.get_version(result.name, result.version)
+    with registry.registry_errors(f"logging the monitoring run of {result.name} v{result.version}"):
+        experiment_id = (
+            client.get_run(mv.run_id).info.experiment_id if mv.run_id else registry.ensure_experiment("monitoring")
+        )
+        run = client.create_run(
+            experiment_id,
+            run_name=f"monitor {result.name} v{result.version}",
+            tags={
+                "stage": "monitor",
+                "monitor.model": result.name,
+                "monitor.version": result.version,
+                "monitor.verdict": result.verdict,
+                "monitor.window": result.window.source,
+            },
+        )
+        run_id = run.info.run_id
+        try:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in sorted(result.metrics().items())])
+            client.log_param(run_id, "monitoring_policy_version", result.policy.version)
+            client.log_artifact(run_id, str(report), artifact_path="monitoring")
+            client.log_artifact(run_id, str(summary_file), artifact_path="monitoring")
+        except BaseException:
+            client.set_terminated(run_id, status="FAILED")
+            raise
+        client.set_terminated(run_id)
+    return run_id
+
+
+def record_check(result: MonitorResult, *, identity: Identity | None = None) -> trail.Event:
+    """Make the verdict a record: MLflow run + drift report, then the ``monitoring_checked`` trail event."""
+    # Never append to (or judge from) a trail that does not verify
+    trail.require_intact()
+    identity = identity or current_identity()
+    if not result.passed:
+        result.recommendation = recommend_rollback(result.name, result.version)
+    scratch = Path(tempfile.mkdtemp(prefix="govern-monitor-"))
+    report = render_drift_report(result, scratch)
+    summary_file = scratch / "monitoring.json"
+    summary_file.write_text(json.dumps(result.summary(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    run_id = _log_run(result, report, summary_file)
+    summary = result.summary()
+    from governance.approvals import load_approvals_policy
+
+    roles = ",".join(load_approvals_policy().roles_of(identity.user)) or "monitor"
+    event = trail.record(
+        "monitoring_checked",
+        actor=identity.user,
+        role=roles,
+        subject=trail.Subject(model=result.name, version=result.version),
+        reason=f"monitoring window {result.window.source}: {result.verdict}"
+        + (f" ({', '.join(summary['blocking'])})" if summary["blocking"] else ""),
+        evidence={**result.evidence, "mlflow_run": run_id, "drift_report_sha256": sha256_file(report)},
+        details={
+            "verdict": result.verdict,
+            "window": summary["window"],
+            "baseline": summary["baseline"],
+            "policy_version": result.policy.version,
+            "rules": [
+                {k: r[k] for k in ("rule_id", "severity", "status", "observed", "threshold")} for r in summary["rules"]
+            ],
+            "blocking": summary["blocking"],
+            "recommendation": result.recommendation or "",
+            "identity": identity.source,
+        },
+    )
+    registry.mirror_version_tags(
+        result.name,
+        result.version,
+        {TAG_MONITORING: f"{result.verdict} #{event.seq} {event.timestamp[:19]}Z run {run_id}"},
+    )
+    log.info(
+        "monitoring of %s v%s: %s (event #%d, run %s)", result.name, result.version, result.verdict, event.seq, run_id
+    )
+    return event

@@ -1,0 +1,187 @@
+"""Production request logs in the documented shape, read into a window the monitoring rules can judge.
+
+One record per request, JSON Lines or Parquet (any format
+:func:`governance.records.iter_records` reads)::
+
+    {"request_id": "r-1", "timestamp": "2026-11-20T10:00:00Z", "model": "govllm-sft", "version": "3",
+     "prompt": "..." | [{"role": "user", "content": "..."}], "response": "...",
+     "latency_ms": 812, "tokens_in": 41, "tokens_out": 96, "cost": 0.0004, "feedback": -1}
+
+The last five fields are optional; other fields (trace ids, user ids) are
+ignored and never read. A bad record is one :class:`~governance.errors.DataError`
+naming file, line and field — never the value, which may be personal data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from governance.errors import DataError
+from governance.records import Record, iter_records
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    role: str = Field(min_length=1)
+    content: str
+
+
+class TrafficRecord(BaseModel):
+    """One served request. Unknown fields are ignored: gateways add their own."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    request_id: str = Field(min_length=1)
+    timestamp: dt.datetime
+    model: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    prompt: str | list[Message]
+    response: str
+    latency_ms: float | None = Field(default=None, ge=0)
+    tokens_in: int | None = Field(default=None, ge=0)
+    tokens_out: int | None = Field(default=None, ge=0)
+    cost: float | None = Field(default=None, ge=0)
+    feedback: Literal[-1, 0, 1] | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_number(cls, value: Any) -> Any:
+        # Registries number versions; a log that writes 3 instead of "3" means the same version.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None or value.utcoffset() != dt.timedelta(0):
+            raise ValueError("must be ISO-8601 in UTC (end with Z or +00:00)")
+        return value
+
+    def prompt_messages(self) -> list[dict[str, str]]:
+        if isinstance(self.prompt, str):
+            return [{"role": "user", "content": self.prompt}]
+        return [{"role": m.role, "content": m.content} for m in self.prompt]
+
+    def prompt_text(self) -> str:
+        if isinstance(self.prompt, str):
+            return self.prompt
+        return "\n".join(m.content for m in self.prompt)
+
+
+@dataclass
+class Window:
+    """The requests the rules judge, column by column (a 100k-request window stays small)."""
+
+    source: str
+    prompts: list[list[dict[str, str]]] = field(default_factory=list)
+    responses: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
+    feedback: list[int] = field(default_factory=list)
+    first: dt.datetime | None = None
+    last: dt.datetime | None = None
+    skipped_other_versions: int = 0
+    versions: Counter = field(default_factory=Counter)
+
+    def __len__(self) -> int:
+        return len(self.responses)
+
+    def add(self, record: TrafficRecord, line: int) -> None:
+        self.prompts.append(record.prompt_messages())
+        self.responses.append(record.response)
+        self.lines.append(line)
+        if record.latency_ms is not None:
+            self.latency_ms.append(record.latency_ms)
+        if record.cost is not None:
+            self.cost.append(record.cost)
+        if record.feedback is not None:
+            self.feedback.append(record.feedback)
+        self.first = record.timestamp if self.first is None else min(self.first, record.timestamp)
+        self.last = record.timestamp if self.last is None else max(self.last, record.timestamp)
+
+    def prompt_texts(self) -> list[str]:
+        return ["\n".join(m["content"] for m in messages) for messages in self.prompts]
+
+    def span(self) -> dict[str, Any]:
+        """Plain facts about the window, for records and reports (no content)."""
+        return {
+            "source": self.source,
+            "requests": len(self),
+            "first": self.first.isoformat().replace("+00:00", "Z") if self.first else None,
+            "last": self.last.isoformat().replace("+00:00", "Z") if self.last else None,
+            "skipped_other_versions": self.skipped_other_versions,
+        }
+
+
+def parse_record(record: Record, path: Path) -> TrafficRecord:
+    """Validate one raw record; the error names file, line and field, never the value."""
+    try:
+        return TrafficRecord.model_validate(record.data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(record)"
+        problem = "required field is missing" if first["type"] == "missing" else first["msg"]
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''} in this record)" if more else ""
+        raise DataError(f"{path}:{record.line}: {where}: {problem}{suffix}") from None
+    except RecursionError:
+        raise DataError(f"{path}:{record.line}: record nested too deeply to be a request log") from None
+
+
+def _records(path: Path) -> Iterable[Record]:
+    """:func:`iter_records`, with JSON nested past Python's recursion limit as one clear line."""
+    last = 0
+    try:
+        for record in iter_records(path):
+            last = record.line
+            yield record
+    except RecursionError:
+        raise DataError(f"{path}:{_next_content_line(path, last)}: JSON nested too deeply to parse") from None
+
+
+def _next_content_line(path: Path, after: int) -> int:
+    """The first non-blank line after ``after``: the one the JSON reader failed on (it skips only blanks)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number > after and raw.strip():
+                return number
+    return after + 1
+
+
+def read_window(path: str | Path, *, model: str | None = None, version: str | None = None) -> Window:
+    """Read a traffic file; with ``model``/``version``, keep only that version's requests (others are counted)."""
+    path = Path(path)
+    window = Window(source=str(path))
+    for raw in _records(path):
+        record = parse_record(raw, path)
+        window.versions[(record.model, record.version)] += 1
+        if (model is not None and record.model != model) or (version is not None and record.version != str(version)):
+            window.skipped_other_versions += 1
+            continue
+        window.add(record, raw.line)
+    return window
+
+
+def window_from_generations(generations: list[dict[str, Any]], source: str) -> Window:
+    """A baseline window from an evaluation's ``generations.json`` (``completion`` and, if recorded, ``prompt``)."""
+    window = Window(source=source)
+    for index, item in enumerate(generations, start=1):
+        if not isinstance(item, dict) or not isinstance(item.get("completion"), str):
+            raise DataError(f"{source}: item {index}: completion: expected a string")
+        prompt = item.get("prompt")
+        if isinstance(prompt, list):
+            messages = [{"role": str(m.get("role", "user")), "content": str(m.get("content", ""))} for m in prompt]
+        else:
+            messages = [{"role": "user", "content": prompt if isinstance(prompt, str) else ""}]
+        window.prompts.append(messages)
+        window.responses.append(item["completion"])
+        window.lines.append(index)
+    return window
