@@ -1,10 +1,17 @@
-"""``govern audit verify|export``: check the hash chain of the audit trail, or archive it as JSON Lines.
+"""``govern audit verify|export|key|rotate-key``: check the signed, anchored audit trail, archive it, manage its key.
 
 The trail is ``GOVERN_AUDIT_URL`` or ``audit.db`` beside the local MLflow
-store. ``verify`` recomputes every event's hash and link and names the first
-bad event (exit 1); with ``--archive`` it also requires an earlier export to
-still be the trail's prefix, which catches a truncated or rewritten tail.
-``--file`` verifies an export on its own, away from the database.
+store. ``verify`` recomputes every event's hash and link, checks every
+signature against the keys in ``policies/trail_keys.yaml`` (and the store's
+local key, reported as not reviewed), and compares the chain with the heads
+anchored in the checkpoint file; it prints one line per finding and exits 1
+on any: an edited event, a truncated tail (an anchored head beyond the end),
+a consistent rewrite (an anchored hash differs; re-hashed events no longer
+carry valid signatures), a forged insert (no valid signature, or an unknown
+key). ``--archive`` also requires an earlier export to still be the trail's
+prefix; ``--file`` verifies an export on its own, away from the database.
+``key`` prints the signing key's entry for ``policies/trail_keys.yaml``;
+``rotate-key`` records the rotation as an event signed by the old key.
 """
 
 from __future__ import annotations
@@ -14,32 +21,48 @@ import sys
 from pathlib import Path
 
 from governance import trail
-from governance.errors import EXIT_DENIED, EXIT_OK
+from governance.errors import EXIT_DENIED, EXIT_OK, ConfigError
+from governance.trail.location import KEY_FILE_ENV, trail_files
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("audit", help="verify or export the audit trail", description=__doc__.split("\n\n")[0])
     actions = parser.add_subparsers(dest="audit_command", required=True, parser_class=type(parser))
-    verify = actions.add_parser("verify", help="recompute the hash chain; name the first bad event")
+    verify = actions.add_parser("verify", help="check hashes, signatures and anchors; one line per finding")
     verify.add_argument("--archive", type=Path, help="an earlier `govern audit export` that must still be a prefix")
     verify.add_argument("--file", type=Path, help="verify this export file instead of the database")
     verify.set_defaults(handler=run_verify)
     export = actions.add_parser("export", help="write every event as JSON Lines (chain order) for archiving")
     export.add_argument("--out", type=Path, help="output file (default: stdout)")
     export.set_defaults(handler=run_export)
+    key = actions.add_parser("key", help="show the trail's signing key and its policies/trail_keys.yaml entry")
+    key.set_defaults(handler=run_key)
+    rotate = actions.add_parser("rotate-key", help="record a key rotation signed by the old key, then use the new one")
+    rotate.add_argument("--reason", required=True, help="why the key is rotated (recorded in the trail)")
+    rotate.add_argument(
+        "--new-key-file", type=Path, help="the new PEM Ed25519 key (required when the key is configured)"
+    )
+    rotate.set_defaults(handler=run_rotate_key)
 
 
 def run_verify(args: argparse.Namespace) -> int:
     if args.file is not None:
-        result = trail.verify_rows(event.stored_row() for event in trail.read_export(args.file))
+        try:
+            keys = trail.keyring()
+        except ConfigError:  # no trail here (a reviewer's laptop): the reviewed keys alone
+            keys = trail.load_keyring(trail_files(""))
+        result = trail.verify_rows((event.stored_row() for event in trail.read_export(args.file)), keys)
         where = str(args.file)
     else:
         result = trail.verify(archive=args.archive)
         where = trail.redacted(trail.open_trail().url)
     if result.ok:
         print(f"{result.line()} ({where})")  # noqa: T201 - CLI output
+        for line in result.detail_lines():
+            print(f"  {line}")  # noqa: T201
         return EXIT_OK
-    print(f"govern: {result.line()} ({where})", file=sys.stderr)  # noqa: T201
+    for finding in result.findings:
+        print(f"govern: audit trail BROKEN: {finding} ({where})", file=sys.stderr)  # noqa: T201
     return EXIT_DENIED
 
 
@@ -55,4 +78,44 @@ def run_export(args: argparse.Namespace) -> int:
     tmp.replace(args.out)
     head = opened.head()
     print(f"exported {count} events to {args.out}; head {head.hash if head else trail.GENESIS_HASH}")  # noqa: T201
+    return EXIT_OK
+
+
+def _trust_line(opened: trail.Trail, key: trail.SigningKey) -> str:
+    trust, _ = trail.load_keyring(opened.files).check(key.key_id, trail.now_utc())
+    return trust or "NOT trusted: list it in policies/trail_keys.yaml before it signs"
+
+
+def _entry(key: trail.SigningKey, owner: str) -> str:
+    today = trail.now_utc()[:10]
+    return f"  - id: {key.key_id}\n    public_key: {key.public_b64}\n    owner: {owner}\n    valid_from: {today}"
+
+
+def run_key(args: argparse.Namespace) -> int:
+    opened = trail.open_trail()
+    key = opened.signing_key()
+    print(f"trail signing key {key.key_id}: {_trust_line(opened, key)}")  # noqa: T201
+    print("entry for policies/trail_keys.yaml:")  # noqa: T201
+    print(_entry(key, "<who holds the private key>"))  # noqa: T201
+    return EXIT_OK
+
+
+def run_rotate_key(args: argparse.Namespace) -> int:
+    from governance.identity import current_identity
+
+    identity = current_identity()
+    method = "mlflow-basic-auth" if identity.source == "mlflow-basic-auth" else "local-unverified"
+    new_key = None
+    if args.new_key_file is not None:
+        try:
+            new_key = trail.parse_private_key(args.new_key_file.read_bytes(), str(args.new_key_file))
+        except OSError as exc:
+            raise ConfigError(f"{args.new_key_file}: cannot read the new key ({exc.strerror})") from None
+    event, new_key = trail.rotate_key(actor=identity.user, reason=args.reason, identity_method=method, new_key=new_key)
+    old = event.evidence["old_key_id"]
+    print(f"recorded key_rotated #{event.seq}: {old} -> {new_key.key_id} (signed by {old})")  # noqa: T201
+    if args.new_key_file is not None:
+        print(f"now set {KEY_FILE_ENV}={args.new_key_file}; {old} signs nothing more")  # noqa: T201
+    print("entry for policies/trail_keys.yaml:")  # noqa: T201
+    print(_entry(new_key, identity.user))  # noqa: T201
     return EXIT_OK

@@ -121,11 +121,12 @@ def check_anchors(
                 )
             )
     for anchor in beyond.values():
+        removed = f"event #{anchor.seq} was" if anchor.seq == end + 1 else f"events #{end + 1}..#{anchor.seq} were"
         findings.append(
             (
                 anchor.seq,
                 f"{anchor.source}: head #{anchor.seq} is beyond the trail's end (#{end}); "
-                f"events #{end + 1}..#{anchor.seq} were removed (truncated)",
+                f"{removed} removed (truncated)",
             )
         )
     return findings
