@@ -39,6 +39,9 @@ EventType = Literal[
     "waiver_granted",
     "permission_denied",
     "key_rotated",
+    "monitoring_checked",
+    "incident_opened",
+    "incident_closed",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 #: How the actor was identified: a name nobody checked, or a user the MLflow server authenticated.
