@@ -77,6 +77,32 @@ def pg_database(postgres) -> Iterator[str]:
         yield url
 
 
+def _trail_signing_env(folder: Path, policy_dir: Path) -> dict[str, str]:
+    """What a PostgreSQL trail needs to sign: a key file, its reviewed entry in trail_keys.yaml, a checkpoint."""
+    from governance import trail
+
+    key = trail.generate_key()
+    key_file = folder / "trail.key"
+    key_file.write_bytes(key.pem())
+    key_file.chmod(0o600)
+    policy_dir.mkdir(parents=True, exist_ok=True)
+    (policy_dir / "trail_keys.yaml").write_text(
+        f'version: "1.0"\nkeys:\n  - id: {key.key_id}\n    public_key: {key.public_b64}\n'
+        "    owner: server tests\n    valid_from: 2026-01-01\n"
+    )
+    return {
+        "GOVERN_TRAIL_KEY_FILE": str(key_file),
+        "GOVERN_TRAIL_CHECKPOINT": str(folder / "audit.checkpoint.jsonl"),
+        "GOVERN_POLICY_DIR": str(policy_dir),
+    }
+
+
+@pytest.fixture(scope="session")
+def trail_signing_env():
+    """``(folder, policy_dir) -> env``: a PostgreSQL trail's reviewed signing key and checkpoint, as variables."""
+    return _trail_signing_env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -35,7 +35,7 @@ _names = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def setup(mlflow_server, tmp_path_factory):
+def setup(mlflow_server, tmp_path_factory, trail_signing_env):
     """Users on the server, a policy naming them, and the environment every test starts from."""
     policies = tmp_path_factory.mktemp("policies")
     policy = yaml.safe_load((REPO / "policies" / "approvals.yaml").read_text())
@@ -54,7 +54,7 @@ def setup(mlflow_server, tmp_path_factory):
     env = {
         "MLFLOW_TRACKING_URI": mlflow_server.url,
         "GOVERN_AUDIT_URL": mlflow_server.audit_url,
-        "GOVERN_POLICY_DIR": str(policies),
+        **trail_signing_env(tmp_path_factory.mktemp("trail"), policies),
     }
     patch = pytest.MonkeyPatch()
     for key, value in env.items():

@@ -8,15 +8,18 @@ import psycopg2
 import pytest
 
 from governance import trail
+from governance.errors import AuditError
 from governance.trail import Subject
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture
-def pg_trail(pg_database, monkeypatch):
-    """The audit trail in a fresh database; yields the libpq DSN for direct SQL."""
+def pg_trail(pg_database, monkeypatch, tmp_path, trail_signing_env):
+    """The audit trail in a fresh database, signing with a reviewed key; yields the libpq DSN for direct SQL."""
     monkeypatch.setenv("GOVERN_AUDIT_URL", pg_database)
+    for name, value in trail_signing_env(tmp_path, tmp_path / "policies").items():
+        monkeypatch.setenv(name, value)
     yield pg_database.replace("postgresql+psycopg2://", "postgresql://")
     trail.open_trail(pg_database).engine.dispose()  # let the database be dropped
 
@@ -55,7 +58,7 @@ def test_flipping_a_byte_in_any_column_is_detected(pg_trail):
     with conn.cursor() as cursor:
         # An administrator can drop the trigger; the hash chain still catches every edit
         cursor.execute("DROP TRIGGER audit_events_append_only ON audit_events")
-        for column in [*trail.COLUMNS, "hash"]:
+        for column in [*trail.COLUMNS, "hash", "signature"]:
             cursor.execute(f'SELECT "{column}" FROM audit_events WHERE seq = 2')
             (original,) = cursor.fetchone()
             if isinstance(original, int):
@@ -98,3 +101,32 @@ def test_concurrent_appends_on_postgres_stay_linear(pg_trail):
     assert [e.seq for e in stored] == list(range(1, 31))
     assert sorted(e.actor for e in stored) == sorted(f"r{i}" for i in range(30))
     assert trail.verify().ok
+
+
+def test_postgres_trail_rewritten_tail_and_unreviewed_key_are_refused(pg_trail, monkeypatch):
+    original = seed(3)
+    conn = psycopg2.connect(pg_trail)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute("DROP TRIGGER audit_events_append_only ON audit_events")
+        cursor.execute("DELETE FROM audit_events WHERE seq = 3")
+        cursor.execute("SELECT * FROM audit_events WHERE seq = 2")
+        row = dict(zip([c.name for c in cursor.description], cursor.fetchone(), strict=True))
+        row.update(seq=3, prev_hash=row["hash"], actor="mallory")
+        row["hash"] = trail.row_hash(row)  # hashed correctly; the copied signature cannot be redone without the key
+        columns = ", ".join(row)
+        cursor.execute(
+            f"INSERT INTO audit_events ({columns}) VALUES ({', '.join(['%s'] * len(row))})", list(row.values())
+        )
+    conn.close()
+    checkpoint = trail.open_trail().files.checkpoint
+    assert trail.verify().findings == [
+        f"event #3 (approved govllm-dpo v7 by mallory): signature does not verify under key {original[2].key_id}; "
+        "the event was forged or re-hashed after an edit",
+        f"checkpoint {checkpoint}:3: event #3 was anchored with hash {original[2].hash[:16]}, the trail now holds "
+        f"{row['hash'][:16]}; the trail was rewritten at or before #3",
+    ]
+    # A key nobody reviewed may not sign a shared trail
+    monkeypatch.setenv("GOVERN_TRAIL_KEY", trail.generate_key().pem().decode())
+    with pytest.raises(AuditError, match=r"^the trail signing key ed25519:[0-9a-f]{16} is not trusted: list it in "):
+        seed(1)
