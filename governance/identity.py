@@ -41,6 +41,24 @@ class Identity:
     def describe(self) -> str:
         return f"{self.user} (authenticated by {self.server})" if self.server else f"{self.user} (local)"
 
+    @property
+    def method(self) -> str:
+        """How the trail records this identity (its ``identity_method``)."""
+        return "mlflow-basic-auth" if self.source == "mlflow-basic-auth" else "local-unverified"
+
+
+#: How each recorded identity method (or the older ``identity`` detail) reads beside a decision.
+IDENTITY_LABELS = {
+    "local-unverified": "local, unverified",
+    "local": "local, unverified",
+    "mlflow-basic-auth": "authenticated by the MLflow server",
+}
+
+
+def identity_label(method: str | None) -> str:
+    """``local, unverified`` / ``authenticated by the MLflow server`` for an event's identity method."""
+    return IDENTITY_LABELS.get(method or "", "not recorded")
+
 
 def local_identity() -> Identity:
     """``GOVERN_USER`` or the OS user, for a local store."""

@@ -332,6 +332,9 @@ def approve_objective(
     if not reason:
         raise ConfigError("--reason: give a non-empty reason; it is recorded in the audit trail")
     identity = identity or current_identity()
+    from governance.approvals import require_preconditions
+
+    require_preconditions("approve_objective")  # never approve onto a broken trail
     approvals_policy = _approvals_policy()
     hashes = dict(hashes) if hashes is not None else current_objective_hashes(stage)
     for name, sha in hashes.items():

@@ -285,6 +285,58 @@ def delete_alias(name: str, alias: str) -> None:
                 raise
 
 
+def require_model(name: str) -> None:
+    """Refuse (exit 2, nothing recorded) when ``name`` is not a registered model at the tracking URI."""
+    mlflow_client = client()
+    with registry_errors(f"reading registered model {name!r}"):
+        try:
+            mlflow_client.get_registered_model(name)
+        except Exception as exc:
+            if _not_found(exc):
+                raise ConfigError(f"no registered model named {name!r} at {tracking_uri()}") from None
+            raise
+
+
+def set_model_tag(name: str, key: str, value: str) -> None:
+    """Set one tag on the registered model ``name`` (not on a version)."""
+    mlflow_client = client()
+    with registry_write_errors(f"tagging registered model {name}"):
+        mlflow_client.set_registered_model_tag(name, key, value)
+
+
+def model_tags(key: str, name: str | None = None) -> dict[str, str]:
+    """``{model name: value}`` of tag ``key`` on every registered model (or only ``name``) that has it."""
+    mlflow_client = client()
+    with registry_errors("reading registered model tags"):
+        if name is None:
+            models = list(_all_registered_models(mlflow_client))
+        else:
+            try:
+                models = [mlflow_client.get_registered_model(name)]
+            except Exception as exc:
+                if not _not_found(exc):
+                    raise
+                models = []
+    return {m.name: m.tags[key] for m in models if key in (m.tags or {})}
+
+
+def _all_registered_models(mlflow_client) -> Iterator[Any]:
+    token = None
+    while True:
+        page = mlflow_client.search_registered_models(max_results=1000, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def registered_model_names() -> list[str]:
+    """Names of every registered model at the tracking URI."""
+    mlflow_client = client()
+    with registry_errors("listing registered models"):
+        return sorted(m.name for m in _all_registered_models(mlflow_client))
+
+
 def mirror_version_tags(name: str, version: str | int, tags: dict[str, str]) -> int:
     """Write the tags whose value differs from the version's current ones; returns how many changed."""
     current = get_version(name, version).tags or {}

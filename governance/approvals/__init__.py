@@ -13,13 +13,15 @@ The package is split along its seams:
 * :mod:`~governance.approvals.preconditions` — what must hold before any action;
 * :mod:`~governance.approvals.actions` — actions that write the trail and mirror to MLflow;
 * :mod:`~governance.approvals.registration` — registration, gate and evaluation facts;
-* :mod:`~governance.approvals.mirror` — the MLflow view (tags, aliases) written from the trail.
+* :mod:`~governance.approvals.mirror` — the MLflow view (tags, aliases, trail-head anchor) written from the trail;
+* :mod:`~governance.approvals.reconcile` — drift between MLflow and the trail, and its recorded repair.
 """
 
 from governance.approvals.actions import (
     Outcome,
     approve,
     canary,
+    canary_end,
     history,
     promote,
     record_denial,
@@ -46,25 +48,37 @@ from governance.approvals.mirror import (
     TAG_GATE_STATUS,
     TAG_LAST_EVENT,
     TAG_REJECTED_BY,
+    TAG_TRAIL_HEAD,
     mirror,
+    registry_anchors,
     view_tags,
+    write_trail_head,
 )
 from governance.approvals.preconditions import require_preconditions
-from governance.approvals.registration import record_eval_decision, record_gate_decision, record_registration
+from governance.approvals.reconcile import Drift, find_drift, reconcile, reconciled_events
+from governance.approvals.registration import (
+    production_metrics,
+    record_eval_decision,
+    record_gate_decision,
+    record_registration,
+)
 from governance.approvals.state import (
     ALIAS_CANARY,
+    ALIAS_ENDING_EVENTS,
     ALIAS_EVENTS,
     ALIAS_PRODUCTION,
     ModelState,
     VersionState,
     alias_history,
     model_state,
+    normalize_version,
     version_state,
 )
 
 __all__ = [
     "ACTION_RULES",
     "ALIAS_CANARY",
+    "ALIAS_ENDING_EVENTS",
     "ALIAS_EVENTS",
     "ALIAS_PRODUCTION",
     "POLICY_DIR_ENV",
@@ -76,7 +90,9 @@ __all__ = [
     "TAG_GATE_STATUS",
     "TAG_LAST_EVENT",
     "TAG_REJECTED_BY",
+    "TAG_TRAIL_HEAD",
     "Check",
+    "Drift",
     "ModelState",
     "Outcome",
     "VersionState",
@@ -84,22 +100,30 @@ __all__ = [
     "approvals_policy_path",
     "approve",
     "canary",
+    "canary_end",
     "check_action",
     "default_rollback_target",
+    "find_drift",
     "history",
     "load_approval_waivers",
     "load_approvals_policy",
     "mirror",
     "model_state",
+    "normalize_version",
     "policy_dir",
+    "production_metrics",
     "promote",
     "record_denial",
     "record_eval_decision",
     "record_gate_decision",
     "record_registration",
+    "reconcile",
+    "reconciled_events",
+    "registry_anchors",
     "reject",
     "require_preconditions",
     "rollback",
     "version_state",
     "view_tags",
+    "write_trail_head",
 ]

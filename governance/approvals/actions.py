@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,8 +42,18 @@ from governance.approvals.checks import (
     load_approvals_policy,
     policy_dir,
 )
-from governance.approvals.mirror import mirror
-from governance.approvals.state import ALIAS_EVENTS, ALIAS_PRODUCTION, ModelState, VersionState, model_state
+from governance.approvals.mirror import mirror, write_trail_head
+from governance.approvals.preconditions import require_preconditions
+from governance.approvals.state import (
+    ALIAS_CANARY,
+    ALIAS_ENDING_EVENTS,
+    ALIAS_EVENTS,
+    ALIAS_PRODUCTION,
+    ModelState,
+    VersionState,
+    model_state,
+    normalize_version,
+)
 from governance.errors import ConfigError, PermissionDenied, PolicyViolation, RegistryError
 from governance.gates import Violation, Waiver
 from governance.identity import Identity, current_identity
@@ -115,15 +126,19 @@ def record_denial(
 ) -> Event:
     """Record a refusal as ``permission_denied`` (every refusal, not deduplicated: each is an attempt)."""
     roles = ",".join(policy.roles_of(identity.user)) if policy is not None else ""
-    return trail.record(
+    event = trail.record(
         "permission_denied",
         actor=identity.user,
         role=roles or "none",
         subject=Subject(model=name, version=str(version)),
         reason=message,
+        identity_method=identity.method,
         evidence=_policy_evidence(),
         details={"action": action, "rules": rule_ids, "identity": identity.source},
     )
+    with contextlib.suppress(RegistryError):  # the refusal stands even when MLflow cannot take the anchor
+        write_trail_head(name)
+    return event
 
 
 def _act(
@@ -135,37 +150,62 @@ def _act(
     reason: str,
     identity: Identity | None,
 ) -> Outcome:
-    """Preflight, decide under the lock, apply to MLflow, commit (see the module docstring)."""
+    """Preconditions, preflight, decide under the lock, apply to MLflow, commit (see the module docstring)."""
+    version = None if version is None else normalize_version(version)
+    what = f"{action} {name}" + (f" v{version}" if version else "")
     identity = identity or current_identity()
     policy = load_approvals_policy()
     waivers = load_approval_waivers()
     alias = ALIAS_EVENTS.get(event_type)
-    # 1. Preflight: the registry must be reachable (and know the version) before anything is written
-    with _nothing_recorded(f"{action} {name}" + (f" v{version}" if version else "")):
+    # 0. Never act on a broken trail (nor past any other precondition)
+    with _nothing_recorded(what):
+        require_preconditions(action, name, version)
+    # 1. Preflight: the registry must be reachable (and know the model and version) before anything is written
+    with _nothing_recorded(what):
         if version is not None:
             registry.get_version(name, version)
         else:
-            registry.version_by_alias(name, ALIAS_PRODUCTION)
+            registry.require_model(name)
+    # A registry moved outside govern is restored from the trail first, and the repair recorded
+    from governance.approvals.reconcile import reconcile
+
+    with _nothing_recorded(f"{action} {name}"):
+        reconcile(name, identity=identity, reason=f"drift found before {action}; restored from the audit trail")
     before = model_state(name)
     if action == "rollback":
+        asked = version
         version = _rollback_target(name, before, version, policy=policy, identity=identity, waivers=waivers)
+        if asked is None:  # the default target is known only now; its own preconditions must hold too
+            require_preconditions(action, name, version)
+    elif action == "canary_end":
+        version = _canary_holder(name, before, policy=policy, identity=identity)
     assert version is not None
-    version = str(version)
     # 2. Waivers that let this action through are recorded before it
-    pre = check_action(action, user=identity.user, policy=policy, state=before.version(version), waivers=waivers)
+    state_now = before.version(version)
+    pre = check_action(
+        action, user=identity.user, policy=policy, state=state_now, waivers=waivers, identity_source=identity.source
+    )
     if not pre.blocking:
         _record_waivers(name, version, pre)
     previous = before.alias_holder(alias) if alias else None
+    target = None if event_type in ALIAS_ENDING_EVENTS else version
     role = pre.role or ",".join(policy.roles_of(identity.user)) or "none"
 
     def guard(events: list[Event]) -> Event | None:
         state = ModelState(name, events)
-        check = check_action(action, user=identity.user, policy=policy, state=state.version(version), waivers=waivers)
+        check = check_action(
+            action,
+            user=identity.user,
+            policy=policy,
+            state=state.version(version),
+            waivers=waivers,
+            identity_source=identity.source,
+        )
         if check.blocking:
             raise _Refused(action, check)
         if alias is not None:
             holder = state.alias_holder(alias)
-            if holder == version:  # already in force: append nothing
+            if holder == target:  # already in force: append nothing
                 return state.alias_events(alias)[-1]
             if holder != previous:
                 raise PolicyViolation(
@@ -179,20 +219,21 @@ def _act(
 
     def apply_then_commit(event: Event, related: list[Event]) -> None:
         after = ModelState(name, [*related, event])
-        if alias is not None:
-            registry.set_alias(name, alias, version)
-        mirror(name, [version, previous or ""], after, policy, aliases=False)
+        touched = [version, previous or "", event.details.get("canary_ended", "")]
+        mirror(name, touched, after, policy, aliases=alias is not None)
 
-    state_now = before.version(version)
     evidence = {**_policy_evidence()}
     if state_now.registration is not None:
         evidence["registration_event"] = state_now.registration.hash
-    if alias is not None:
+    if alias is not None and action != "canary_end":
         for approver in state_now.valid_approvers(policy):
             evidence[f"approval:{approver}"] = state_now.decisions[approver].hash
     details: dict[str, Any] = {"action": action, "identity": identity.source}
     if alias is not None:
         details.update({"alias": alias, "from_version": previous or ""})
+    if action == "rollback" and previous and before.alias_holder(ALIAS_CANARY) == previous:
+        # The version rolled back from stops serving everywhere: its canary ends with it
+        details["canary_ended"] = previous
     if pre.waived:
         details["waived"] = [f"{v.rule_id} by {v.waived_by}" for v in pre.waived]
     if pre.warnings:
@@ -204,6 +245,7 @@ def _act(
             role=role,
             subject=Subject(model=name, version=version),
             reason=reason,
+            identity_method=identity.method,
             evidence=evidence,
             details=details,
             guard=guard,
@@ -229,7 +271,10 @@ def _act(
     except RegistryError as exc:  # MLflow failed while applying: the event was rolled back
         raise _unreachable(exc, f"{action} {name} v{version}") from None
     after = model_state(name)
-    if not event.created:
+    if event.created:
+        # The new head is anchored outside the trail, on the registered model
+        write_trail_head(name)
+    else:
         # 4. Idempotent re-run: only bring MLflow back in line with the trail
         mirror(name, [version], after, policy, aliases=alias is not None)
     return Outcome(
@@ -242,6 +287,15 @@ def _act(
         previous=previous,
         warnings=pre.warnings,
     )
+
+
+def _canary_holder(name: str, state: ModelState, *, policy: ApprovalsPolicy, identity: Identity) -> str:
+    holder = state.alias_holder(ALIAS_CANARY)
+    if holder is None:
+        message = f"canary-end refused: {name} has no canary in the audit trail to end"
+        record_denial("canary_end", name, "", identity=identity, policy=policy, message=message, rule_ids=[])
+        raise PolicyViolation(message)
+    return holder
 
 
 _CONNECTION_FAILURES = ("NewConnectionError", "Connection refused", "Max retries exceeded", "timed out", "cannot reach")
@@ -278,7 +332,7 @@ def _rollback_target(
         record_denial("rollback", name, "", identity=identity, policy=policy, message=message, rule_ids=[])
         raise PolicyViolation(message)
     if to is not None:
-        return str(to)
+        return normalize_version(to)
     target = default_rollback_target(name, state, policy=policy, waivers=waivers)
     if target is not None:
         return target
@@ -292,26 +346,26 @@ def _rollback_target(
 
 def approve(name: str, version: str | int, *, reason: str, identity: Identity | None = None) -> Outcome:
     """Approve a version as a reviewer (role, registration, gates, eval, separation of duties)."""
-    return _act("approve", "approved", name, str(version), reason=_reason(reason), identity=identity)
+    return _act("approve", "approved", name, version, reason=_reason(reason), identity=identity)
 
 
 def reject(name: str, version: str | int, *, reason: str, identity: Identity | None = None) -> Outcome:
     """Reject a version; the rejection blocks deployment until the same reviewer approves."""
-    return _act("reject", "rejected", name, str(version), reason=_reason(reason), identity=identity)
+    return _act("reject", "rejected", name, version, reason=_reason(reason), identity=identity)
 
 
 def promote(
     name: str, version: str | int, *, reason: str = "promoted to production", identity: Identity | None = None
 ) -> Outcome:
     """Point the ``production`` alias at an approved version."""
-    return _act("promote", "promoted", name, str(version), reason=_reason(reason), identity=identity)
+    return _act("promote", "promoted", name, version, reason=_reason(reason), identity=identity)
 
 
 def canary(
     name: str, version: str | int, *, reason: str = "canary started", identity: Identity | None = None
 ) -> Outcome:
     """Point the ``canary`` alias at an approved version."""
-    return _act("canary", "canary_started", name, str(version), reason=_reason(reason), identity=identity)
+    return _act("canary", "canary_started", name, version, reason=_reason(reason), identity=identity)
 
 
 def rollback(
@@ -327,10 +381,22 @@ def rollback(
     )
 
 
+def canary_end(name: str, *, reason: str = "canary ended", identity: Identity | None = None) -> Outcome:
+    """Take the ``canary`` alias away from the version holding it (whoever may start a canary may end it)."""
+    return _act("canary_end", "canary_ended", name, None, reason=_reason(reason), identity=identity)
+
+
 def _reason(reason: str) -> str:
+    """A reason fit for the trail and every screen that shows it: one line, no control characters."""
     reason = (reason or "").strip()
     if not reason:
         raise ConfigError("--reason: give a non-empty reason; it is recorded in the audit trail")
+    bad = next((c for c in reason if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ConfigError(
+            f"--reason: control character U+{ord(bad):04X} at position {reason.index(bad) + 1} is not allowed; "
+            "write the reason as one line of plain text"
+        )
     return reason
 
 

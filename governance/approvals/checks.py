@@ -27,13 +27,26 @@ POLICY_DIR_ENV = "GOVERN_POLICY_DIR"
 
 #: Which rules each action checks, in the order they are reported.
 ACTION_RULES: dict[str, tuple[str, ...]] = {
-    "approve": ("role_required", "registered", "gates_passed", "eval_passed", "separation_of_duties"),
+    "approve": (
+        "role_required",
+        "registered",
+        "gates_passed",
+        "eval_passed",
+        "separation_of_duties",
+        "authenticated_approvals",
+    ),
     "reject": ("role_required", "registered"),
     "promote": ("role_required", "registered", "gates_passed", "eval_passed", "min_approvers", "no_open_rejection"),
     "canary": ("role_required", "registered", "gates_passed", "eval_passed", "min_approvers", "no_open_rejection"),
     "rollback": ("role_required", "registered", "gates_passed", "eval_passed", "min_approvers", "no_open_rejection"),
+    # Ending a canary takes traffic away from a version: always allowed to whoever may start one
+    "canary_end": ("role_required",),
 }
-_PERMISSION_RULES = {"role_required", "separation_of_duties"}
+#: Actions that share another action's permission entry in the policy.
+PERMISSION_OF = {"canary_end": "canary"}
+_PERMISSION_RULES = {"role_required", "separation_of_duties", "authenticated_approvals"}
+#: How the trail's ``identity`` detail reads beside an approval.
+AUTHENTICATED_SOURCE = "mlflow-basic-auth"
 
 
 # --------------------------------------------------------------------------- policy files
@@ -93,6 +106,7 @@ _ACTION_WORDS = {
     "reject": "reject",
     "promote": "promote to production",
     "canary": "start a canary",
+    "canary_end": "end a canary",
     "rollback": "roll back",
     "approve_objective": "approve objectives",
     "grant_waiver": "grant waivers",
@@ -107,15 +121,28 @@ def check_action(
     state: VersionState,
     waivers: Iterable[Waiver] = (),
     today: dt.date | None = None,
+    identity_source: str | None = None,
 ) -> Check:
-    """Apply every rule of ``action`` to ``state``; waivers (from authorised granters) cover waivable rules."""
+    """Apply every rule of ``action`` to ``state``; waivers (from authorised granters) cover waivable rules.
+
+    ``identity_source`` is how the acting user was identified (``local`` or
+    ``mlflow-basic-auth``); None skips the rules about it (a version's own standing).
+    """
     rules = policy.rules
     subject = f"{state.name} v{state.version}"
     found: list[tuple[Any, str]] = []
-    role = policy.acting_role(user, action)
+    role = policy.acting_role(user, PERMISSION_OF.get(action, action))
     for rule_name in ACTION_RULES[action]:
         rule = getattr(rules, rule_name)
-        message = _rule_message(rule_name, action=action, user=user, policy=policy, state=state, role=role)
+        message = _rule_message(
+            rule_name,
+            action=action,
+            user=user,
+            policy=policy,
+            state=state,
+            role=role,
+            identity_source=identity_source,
+        )
         if message is not None:
             found.append((rule, message))
     today = today or dt.datetime.now(dt.UTC).date()
@@ -133,14 +160,21 @@ def check_action(
 
 
 def _rule_message(
-    rule_name: str, *, action: str, user: str, policy: ApprovalsPolicy, state: VersionState, role: str | None
+    rule_name: str,
+    *,
+    action: str,
+    user: str,
+    policy: ApprovalsPolicy,
+    state: VersionState,
+    role: str | None,
+    identity_source: str | None = None,
 ) -> str | None:
     """The violation message of one rule, or None when it holds."""
     rules = policy.rules
     if rule_name == "role_required":
         if role is not None:
             return None
-        allowed = ", ".join(policy.permissions[action]) or "no role"  # type: ignore[index]
+        allowed = ", ".join(policy.permissions[PERMISSION_OF.get(action, action)]) or "no role"  # type: ignore[index]
         held = ", ".join(policy.roles_of(user)) or "none"
         return f"{user} holds no role allowed to {_ACTION_WORDS[action]} (allowed: {allowed}; {user}'s roles: {held})"
     if rule_name == "registered":
@@ -168,6 +202,16 @@ def _rule_message(
             if state.people.get(tag) == user:
                 return f"{user} is this version's {tag} and may not approve it"
         return None
+    if rule_name == "authenticated_approvals":
+        tier = state.tier(policy)
+        if identity_source is None or identity_source == AUTHENTICATED_SOURCE or state.registration is None:
+            return None  # an unregistered version has no frozen tier; approval.registered refuses it
+        if tier not in rules.authenticated_approvals.risk_tiers:
+            return None
+        return (
+            f"{user} is identified locally (GOVERN_USER or the OS user, unverified); risk tier {tier} accepts only "
+            "approvals authenticated by the MLflow server (MLFLOW_TRACKING_USERNAME/PASSWORD, basic-auth server)"
+        )
     if rule_name == "min_approvers":
         approvers = state.valid_approvers(policy)
         tier = state.tier(policy)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from governance import registry
-from governance.approvals.state import ALIAS_CANARY, ALIAS_PRODUCTION, ModelState, VersionState, alias_history
+from governance import registry, trail
+from governance.approvals.state import ModelState, VersionState, alias_history
+from governance.errors import AuditError
 from governance.policy.approvals import ApprovalsPolicy
+from governance.trail import Anchor
 
 #: The governance view mirrored onto each model version (the MLflow UI shows these).
 TAG_APPROVAL_STATUS = registry.TAG_APPROVAL_STATUS  # pending | approved | rejected | blocked
@@ -23,6 +25,9 @@ TAG_GATE_STATUS = "governance.gate_status"
 TAG_EVAL_STATUS = "governance.eval_status"
 TAG_ALIAS_HISTORY = "governance.alias_history"
 TAG_LAST_EVENT = "governance.last_event"
+#: On the registered model: the trail's head after the last append a governed action made
+#: (seq, hash and, once events are signed, signature and key id) — an anchor outside the trail.
+TAG_TRAIL_HEAD = "governance.trail_head"
 _ALIAS_HISTORY_MAX_CHARS = 4000
 
 
@@ -47,13 +52,42 @@ def view_tags(state: VersionState, policy: ApprovalsPolicy) -> dict[str, str]:
 
 
 def mirror(name: str, versions: Iterable[str], state: ModelState, policy: ApprovalsPolicy, *, aliases: bool) -> None:
-    """Bring MLflow in line with the trail: tags of ``versions`` and, if asked, the aliases."""
+    """Bring MLflow in line with the trail: tags of ``versions`` and, if asked, the aliases
+    (an alias the trail gives to nobody is removed; one it gives elsewhere is moved)."""
     if aliases:
-        for alias in (ALIAS_PRODUCTION, ALIAS_CANARY):
-            holder = state.alias_holder(alias)
-            if holder is not None:
-                current = registry.version_by_alias(name, alias)
-                if current is None or str(current.version) != holder:
-                    registry.set_alias(name, alias, holder)
+        for alias, holder in state.alias_holders().items():
+            current = registry.version_by_alias(name, alias)
+            if holder is None and current is not None:
+                registry.delete_alias(name, alias)
+            elif holder is not None and (current is None or str(current.version) != holder):
+                registry.set_alias(name, alias, holder)
     for version in dict.fromkeys(v for v in versions if v):
         registry.mirror_version_tags(name, version, view_tags(state.version(version), policy))
+
+
+def write_trail_head(name: str) -> Anchor | None:
+    """Write the trail's current head as the ``governance.trail_head`` tag of registered model ``name``.
+
+    Called after every append a governed action makes, so the registry holds
+    a signed anchor the trail database cannot rewrite: ``govern audit verify``
+    hands every model's anchor to :func:`governance.trail.verify`, which then
+    sees a truncated or rewritten trail.
+    """
+    head = trail.head()
+    if head is None:
+        return None
+    anchor = Anchor.of(head)
+    registry.set_model_tag(name, TAG_TRAIL_HEAD, anchor.encode())
+    return anchor
+
+
+def registry_anchors(name: str | None = None) -> tuple[list[Anchor], list[str]]:
+    """Every registered model's ``governance.trail_head`` anchor, and a line per unreadable one."""
+    anchors, problems = [], []
+    for model, value in registry.model_tags(TAG_TRAIL_HEAD, name).items():
+        source = f"MLflow tag {TAG_TRAIL_HEAD} of {model}"
+        try:
+            anchors.append(Anchor.decode(value, source))
+        except AuditError as exc:
+            problems.append(str(exc))
+    return anchors, problems

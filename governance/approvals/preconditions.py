@@ -17,5 +17,20 @@ def require_preconditions(action: str, name: str | None = None, version: str | N
 
     ``name``/``version`` identify the model version acted on, where there is one.
     """
-    # Never act on a broken trail: a decision appended to a forged chain would inherit its lies
-    trail.require_intact()
+    # Never act on a broken trail: a decision appended to a forged chain would inherit its lies.
+    # The model's own anchor in MLflow counts too: a trail cut back behind it is broken.
+    trail.require_intact(anchors=_model_anchors(name))
+    # Never approve or deploy files that no longer match their signature and provenance statement
+    if action in {"approve", "canary", "promote", "rollback"} and name and version:
+        from governance.provenance import require_verified
+
+        require_verified(name, version)
+
+
+def _model_anchors(name: str | None) -> list[trail.Anchor]:
+    from governance.approvals.mirror import registry_anchors
+
+    if not name:
+        return []
+    anchors, _unreadable = registry_anchors(name)  # unreadable ones are `govern audit verify`'s to report
+    return anchors

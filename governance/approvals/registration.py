@@ -8,14 +8,17 @@ a version approvable, nor move the evaluation gate's production reference.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from governance import registry, trail
 from governance.approvals.checks import _policy_evidence, approvals_policy_path, load_approvals_policy
-from governance.approvals.mirror import mirror
-from governance.approvals.state import ModelState, model_state
+from governance.approvals.mirror import mirror, write_trail_head
+from governance.approvals.preconditions import require_preconditions
+from governance.approvals.state import ModelState, model_state, normalize_version
 from governance.errors import ConfigError
 from governance.identity import current_identity
+from governance.lineage import sha256_json
 from governance.policy.approvals import ApprovalsPolicy
 from governance.trail import Event, Subject
 
@@ -58,23 +61,31 @@ def record_registration(
     gate_status: str,
     eval_status: str,
     reason: str = "registered by the pipeline",
+    metrics: dict[str, float] | None = None,
 ) -> Event:
     """Record a new version in the trail (``model_registered``, then ``gate_decision`` and ``eval_decision``).
 
     Freezes the separation-of-duties tags (``lineage.trained_by``,
     ``lineage.registered_by``) and the risk tier (``lineage.risk_tier``) read
     from the version, with ``gate_status`` (passed/failed) and ``eval_status``
-    (passed/eval_failed), then mirrors the ``governance.*`` tags. Idempotent:
-    re-running for the same version appends nothing and returns the first
-    ``model_registered`` event (``created`` False).
+    (passed/eval_failed), then mirrors the ``governance.*`` tags. ``metrics``
+    (the evaluation's, from its decision file) go into the ``eval_decision``
+    event: the evaluation gate of a later version reads its production
+    reference from there, never from MLflow tags. Idempotent: re-running for
+    the same version appends nothing and returns the first ``model_registered``
+    event (``created`` False). Refuses, appending nothing, when the trail does
+    not verify.
     """
-    version = str(version)
+    version = normalize_version(version)
+    require_preconditions("register", name, version)
     policy = load_approvals_policy()
     rules = policy.rules
     gate_status = _status(gate_status, (rules.gates_passed.passed, "failed"), "gate_status")
     eval_status = _status(eval_status, (rules.eval_passed.passed, rules.eval_passed.failed), "eval_status")
     people, tier, mv = _registration_facts(name, version, policy)
-    actor = actor or current_identity().user
+    who = current_identity()
+    actor = actor or who.user
+    method = who.method if actor == who.user else "local-unverified"
     subject = Subject(model=name, version=version)
     decision_evidence = dict(evidence)
     evidence = {**evidence, **_policy_evidence()}
@@ -103,6 +114,7 @@ def record_registration(
         role="registrant",
         subject=subject,
         reason=reason,
+        identity_method=method,
         evidence=evidence,
         details={
             "people": people,
@@ -114,10 +126,29 @@ def record_registration(
         guard=already("model_registered"),
         before_commit=mirror_registration,
     )
-    record_gate_decision(name, version, status=gate_status, evidence=decision_evidence, actor=actor, policy=policy)
-    record_eval_decision(name, version, status=eval_status, evidence=decision_evidence, actor=actor, policy=policy)
+    record_gate_decision(
+        name,
+        version,
+        status=gate_status,
+        evidence=decision_evidence,
+        actor=actor,
+        policy=policy,
+        identity_method=method,
+    )
+    decided = record_eval_decision(
+        name,
+        version,
+        status=eval_status,
+        evidence=decision_evidence,
+        actor=actor,
+        policy=policy,
+        metrics=metrics,
+        identity_method=method,
+    )
     if not registered.created:
         mirror(name, [version], model_state(name), policy, aliases=False)
+    if registered.created or decided.created:
+        write_trail_head(name)
     return registered
 
 
@@ -131,12 +162,19 @@ def _record_decision(
     actor: str | None,
     reason: str,
     policy: ApprovalsPolicy,
+    metrics: dict[str, float] | None = None,
+    identity_method: str = "local-unverified",
 ) -> Event:
     actor = actor or current_identity().user
+    details: dict[str, Any] = {"status": status}
+    if metrics is not None:
+        details["metrics"] = _finite(metrics)
+        # Bound to the event's hash like every field, and checked again where the reference is read
+        evidence = {**evidence, "metrics_sha256": sha256_json(details["metrics"])}
 
     def guard(events: list[Event]) -> Event | None:
         same = [e for e in events if e.event_type == kind and e.subject.version == version]
-        if same and same[-1].details.get("status") == status and same[-1].evidence == evidence:
+        if same and same[-1].details == details and same[-1].evidence == evidence:
             return same[-1]
         return None
 
@@ -149,11 +187,23 @@ def _record_decision(
         role="registrant",
         subject=Subject(model=name, version=version),
         reason=reason,
+        identity_method=identity_method,
         evidence=evidence,
-        details={"status": status},
+        details=details,
         guard=guard,
         before_commit=mirror_decision,
     )
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    """Numeric metrics as plain floats; NaN/inf (not computed) and non-numbers are left out."""
+    out = {}
+    for key, value in sorted(metrics.items()):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(float(value)):
+            out[str(key)] = float(value)
+    return out
 
 
 def record_gate_decision(
@@ -165,6 +215,7 @@ def record_gate_decision(
     actor: str | None = None,
     reason: str = "data gates decided before training",
     policy: ApprovalsPolicy | None = None,
+    identity_method: str = "local-unverified",
 ) -> Event:
     """Record the data-gate status (``passed``/``failed``) of a version; a failure is permanent."""
     policy = policy or load_approvals_policy()
@@ -178,6 +229,7 @@ def record_gate_decision(
         actor=actor,
         reason=reason,
         policy=policy,
+        identity_method=identity_method,
     )
 
 
@@ -190,8 +242,11 @@ def record_eval_decision(
     actor: str | None = None,
     reason: str = "evaluation gate decided",
     policy: ApprovalsPolicy | None = None,
+    metrics: dict[str, float] | None = None,
+    identity_method: str = "local-unverified",
 ) -> Event:
-    """Record the evaluation status (``passed``/``eval_failed``); once eval_failed, never approvable."""
+    """Record the evaluation status (``passed``/``eval_failed``) and its metrics; once eval_failed, never
+    approvable."""
     policy = policy or load_approvals_policy()
     rule = policy.rules.eval_passed
     status = _status(status, (rule.passed, rule.failed), "eval status")
@@ -204,4 +259,19 @@ def record_eval_decision(
         actor=actor,
         reason=reason,
         policy=policy,
+        metrics=metrics,
+        identity_method=identity_method,
     )
+
+
+def production_metrics(name: str) -> dict[str, float] | None:
+    """The metrics the version holding ``production`` was evaluated with, as the audit trail recorded them.
+
+    The evaluation gate's regression rule compares against these. They come
+    from the production version's ``eval_decision`` event in a trail that
+    verifies (signed, hash-chained, anchored), never from MLflow tags anyone
+    with registry access can edit. None when no version holds production.
+    """
+    trail.require_intact()
+    found = model_state(name).production_metrics()
+    return None if found is None else found[1]

@@ -12,14 +12,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from governance import trail
+from governance.errors import ConfigError
 from governance.policy.approvals import ApprovalsPolicy
 from governance.trail import Event
 
 ALIAS_PRODUCTION = "production"
 ALIAS_CANARY = "canary"
 #: Event types that move an alias, and the alias they move.
-ALIAS_EVENTS = {"promoted": ALIAS_PRODUCTION, "canary_started": ALIAS_CANARY, "rolled_back": ALIAS_PRODUCTION}
+ALIAS_EVENTS = {
+    "promoted": ALIAS_PRODUCTION,
+    "canary_started": ALIAS_CANARY,
+    "canary_ended": ALIAS_CANARY,
+    "rolled_back": ALIAS_PRODUCTION,
+}
+#: Event types that take an alias away from its holder (it then points nowhere).
+ALIAS_ENDING_EVENTS = {"canary_ended"}
 
+
+def normalize_version(version: str | int) -> str:
+    """A version number as the trail and MLflow agree on it: ``"01"`` and ``1`` are both ``"1"``.
+
+    MLflow reads ``01`` as version 1; the trail stores ``"1"``. Normalising at
+    every entry point keeps the two from disagreeing about one version.
+    """
+    text = str(version).strip()
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"version {str(version)!r} is not a version number (1, 2, 3, …)")
+    return str(int(text))
 
 
 @dataclass
@@ -48,9 +67,16 @@ class VersionState:
         return sorted(a for a, e in self.decisions.items() if e.event_type == "rejected")
 
     def valid_approvers(self, policy: ApprovalsPolicy) -> list[str]:
-        """Approvers who satisfy separation of duties under the policy in force now."""
+        """Approvers who satisfy the policy in force now: separation of duties, and authentication where
+        the version's risk tier demands it."""
         excluded = {self.people.get(tag) for tag in policy.rules.separation_of_duties.tags}
-        return [a for a in self.approvers if a not in excluded]
+        authenticated_only = self.tier(policy) in policy.rules.authenticated_approvals.risk_tiers
+        return [
+            a
+            for a in self.approvers
+            if a not in excluded
+            and (not authenticated_only or self.decisions[a].details.get("identity") == "mlflow-basic-auth")
+        ]
 
     def tier(self, policy: ApprovalsPolicy) -> str:
         return self.risk_tier or policy.rules.min_approvers.default_risk_tier
@@ -125,10 +151,50 @@ class ModelState:
     def alias_events(self, alias: str | None = None) -> list[Event]:
         return [e for e in self.events if e.event_type in ALIAS_EVENTS and alias in (None, ALIAS_EVENTS[e.event_type])]
 
+    def alias_holders(self) -> dict[str, str | None]:
+        """Which version the trail says holds each alias (None: nobody).
+
+        ``canary_ended`` takes the canary away; a rollback away from the version
+        holding the canary ends that canary too (recorded as ``canary_ended`` in
+        the rollback's details), so a rolled-back version never keeps serving.
+        """
+        holders: dict[str, str | None] = {ALIAS_PRODUCTION: None, ALIAS_CANARY: None}
+        for e in self.alias_events():
+            alias = ALIAS_EVENTS[e.event_type]
+            holders[alias] = None if e.event_type in ALIAS_ENDING_EVENTS else e.subject.version
+            if e.event_type == "rolled_back" and e.details.get("canary_ended"):
+                holders[ALIAS_CANARY] = None
+        return holders
+
     def alias_holder(self, alias: str) -> str | None:
         """The version the trail says holds ``alias``."""
-        moves = self.alias_events(alias)
-        return moves[-1].subject.version if moves else None
+        return self.alias_holders()[alias]
+
+    def production_metrics(self) -> tuple[str, dict[str, float]] | None:
+        """The production version and the metrics its evaluation decision recorded in the trail.
+
+        The metrics are read from the ``eval_decision`` event (hash-chained with
+        the rest of the trail) and checked against the ``metrics_sha256`` the
+        event carries as evidence; MLflow tags are never consulted.
+        """
+        from governance.lineage import sha256_json
+
+        holder = self.alias_holder(ALIAS_PRODUCTION)
+        if holder is None:
+            return None
+        event = self.version(holder).eval_event
+        if event is None or event.event_type != "eval_decision" or "metrics" not in event.details:
+            raise ConfigError(
+                f"{self.name} v{holder} holds production but the audit trail records no evaluation metrics for it "
+                "(no eval_decision event with metrics); re-register it through the register stage"
+            )
+        metrics = event.details["metrics"]
+        if sha256_json(metrics) != event.evidence.get("metrics_sha256"):
+            raise ConfigError(
+                f"{self.name} v{holder}: the metrics of eval_decision event #{event.seq} do not match their "
+                "recorded metrics_sha256; run `govern audit verify`"
+            )
+        return holder, {k: float(v) for k, v in metrics.items()}
 
     def rollback_candidates(self) -> list[str]:
         """Earlier production versions, most recent first, skipping any rolled back from since."""
@@ -157,16 +223,12 @@ def alias_history(alias_events: Iterable[Event], version: str) -> list[dict[str,
     out = []
     for e in alias_events:
         alias = ALIAS_EVENTS[e.event_type]
-        moved_to = e.subject.version == version
-        out.append(
-            {
-                "alias": alias,
-                "change": ("set" if moved_to else "removed") + (" (rollback)" if e.event_type == "rolled_back" else ""),
-                "by": e.actor,
-                "at": e.timestamp,
-                "event": e.seq,
-            }
-        )
+        moved_to = e.subject.version == version and e.event_type not in ALIAS_ENDING_EVENTS
+        rollback = " (rollback)" if e.event_type == "rolled_back" else ""
+        row = {"by": e.actor, "at": e.timestamp, "event": e.seq}
+        out.append({"alias": alias, "change": ("set" if moved_to else "removed") + rollback, **row})
+        if e.event_type == "rolled_back" and e.details.get("canary_ended") == version:
+            out.append({"alias": ALIAS_CANARY, "change": "removed (rollback)", **row})
     return out
 
 

@@ -78,6 +78,19 @@ class MinApproversRule(Rule):
         return self
 
 
+class AuthenticatedApprovalsRule(Rule):
+    """In these risk tiers an approval counts only when the MLflow server authenticated the approver.
+
+    On the local store anyone can be anyone (``GOVERN_USER``); listing a tier
+    here makes such approvals refused at ``govern approve`` and not counted
+    towards ``min_approvers`` (an approval recorded before the tier was listed).
+    """
+
+    severity: Literal["deny"]
+    waivable: Literal[False]
+    risk_tiers: list[RiskTier] = Field(description="tiers that accept only server-authenticated approvals")
+
+
 class NoOpenRejectionRule(Rule):
     """A reviewer's standing rejection blocks promotion until that reviewer approves."""
 
@@ -91,6 +104,7 @@ class ApprovalRules(Strict):
     eval_passed: EvalPassedRule
     separation_of_duties: SeparationOfDutiesRule
     min_approvers: MinApproversRule
+    authenticated_approvals: AuthenticatedApprovalsRule
     no_open_rejection: NoOpenRejectionRule
 
 

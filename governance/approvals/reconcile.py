@@ -1,0 +1,157 @@
+"""Registry drift: where MLflow's aliases and ``governance.*`` tags disagree with the trail, and the repair.
+
+Trust boundary: the trail (with the approvals policy) says what each alias and
+tag must be; MLflow only shows it. Anyone with write access to MLflow can set
+an alias or a tag with the plain client — deployments read
+``models:/NAME@production`` — so :func:`find_drift` compares every registered
+model with the state the trail implies, and :func:`reconcile` restores MLflow
+from the trail and records what it repaired as a ``registry_reconciled``
+event (the forgery stays on record after the repair).
+
+MLflow 3.x webhooks notify of version creation, tags and alias *creation* but
+only on the Databricks-free open-source server and not of alias deletion or
+tag edits on a SQL store in a way a client of the store itself can rely on, so
+drift is found by polling: run ``govern audit verify`` on a schedule (README).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from governance import registry, trail
+from governance.approvals.checks import load_approvals_policy
+from governance.approvals.mirror import TAG_LAST_EVENT, mirror, view_tags, write_trail_head
+from governance.approvals.preconditions import require_preconditions
+from governance.approvals.state import ModelState, model_state
+from governance.identity import Identity, current_identity
+from governance.policy.approvals import ApprovalsPolicy
+from governance.trail import Event, Subject
+
+log = logging.getLogger(__name__)
+
+#: Tags compared for drift. ``governance.last_event`` is a display pointer (a refusal appends an
+#: event without re-tagging), so it is rewritten by a repair but not reported as drift.
+_NOT_COMPARED = {TAG_LAST_EVENT}
+_ABSENT = "(absent)"
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One disagreement between MLflow and the trail."""
+
+    model: str
+    version: str
+    item: str  # "alias production", "tag governance.approval_status", "version"
+    registry: str
+    trail: str
+
+    def line(self) -> str:
+        where = f"{self.model} v{self.version}" if self.version else self.model
+        return f"{where}: {self.item}: registry says {self.registry}, trail says {self.trail}"
+
+
+def find_drift(name: str | None = None, *, policy: ApprovalsPolicy | None = None) -> list[Drift]:
+    """Every mismatch between MLflow (aliases, ``governance.*`` version tags) and the trail's state."""
+    policy = policy or load_approvals_policy()
+    versions = registry.list_versions(name)
+    by_model: dict[str, list[Any]] = {}
+    for mv in versions:
+        by_model.setdefault(mv.name, []).append(mv)
+    if name is not None:
+        by_model.setdefault(name, [])
+    drift: list[Drift] = []
+    for model, model_versions in sorted(by_model.items()):
+        drift.extend(_model_drift(model, model_versions, model_state(model), policy))
+    return drift
+
+
+def _model_drift(model: str, versions: list[Any], state: ModelState, policy: ApprovalsPolicy) -> list[Drift]:
+    out: list[Drift] = []
+    in_registry: dict[str, str | None] = {}
+    for mv in versions:
+        for alias in mv.aliases or []:
+            in_registry[alias] = str(mv.version)
+    for alias, holder in state.alias_holders().items():
+        found = in_registry.get(alias)
+        if found != holder:
+            out.append(
+                Drift(
+                    model=model,
+                    version=found or holder or "",
+                    item=f"alias {alias}",
+                    registry=f"v{found}" if found else "no version",
+                    trail=f"v{holder}" if holder else "no version",
+                )
+            )
+    for mv in sorted(versions, key=lambda v: int(v.version)):
+        version = str(mv.version)
+        tags = mv.tags or {}
+        version_state = state.version(version)
+        expected = view_tags(version_state, policy)
+        for key, value in expected.items():
+            if key in _NOT_COMPARED:
+                continue
+            current = tags.get(key)
+            if current is None and version_state.registration is None:
+                continue  # a version the trail never registered claims nothing by lacking a tag
+            if current != value:
+                out.append(
+                    Drift(
+                        model=model,
+                        version=version,
+                        item=f"tag {key}",
+                        registry=_short(current),
+                        trail=_short(value),
+                    )
+                )
+    return out
+
+
+def _short(value: str | None) -> str:
+    if value is None:
+        return _ABSENT
+    if value == "":
+        return "(empty)"
+    return value if len(value) <= 60 else value[:57] + "..."
+
+
+def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") -> tuple[list[Drift], Event | None]:
+    """Restore MLflow's view of ``name`` from the trail; record what was repaired (nothing when no drift).
+
+    Returns the drift found and the ``registry_reconciled`` event (None when
+    there was nothing to repair). The repair runs before the event commits: if
+    MLflow refuses, nothing is recorded.
+    """
+    policy = load_approvals_policy()
+    drift = find_drift(name, policy=policy)
+    if not drift:
+        return [], None
+    require_preconditions("reconcile", name)
+    identity = identity or current_identity()
+    versions = [str(v.version) for v in registry.list_versions(name)]
+
+    def repair(event: Event, related: list[Event]) -> None:
+        mirror(name, versions, ModelState(name, related), policy, aliases=True)
+
+    event = trail.record(
+        "registry_reconciled",
+        actor=identity.user,
+        role=",".join(policy.roles_of(identity.user)) or "none",
+        subject=Subject(model=name),
+        reason=reason or f"restored {len(drift)} alias/tag value(s) of {name} from the audit trail",
+        identity_method=identity.method,
+        evidence={},
+        details={"identity": identity.source, "repaired": [asdict(d) for d in drift]},
+        before_commit=repair,
+    )
+    write_trail_head(name)
+    for d in drift:
+        log.warning("reconciled %s", d.line())
+    return drift, event
+
+
+def reconciled_events(name: str) -> list[Event]:
+    """The ``registry_reconciled`` events of ``name``: every repair, with what was found."""
+    return trail.events(model=name, event_types=["registry_reconciled"])
