@@ -346,26 +346,26 @@ def _rollback_target(
 
 def approve(name: str, version: str | int, *, reason: str, identity: Identity | None = None) -> Outcome:
     """Approve a version as a reviewer (role, registration, gates, eval, separation of duties)."""
-    return _act("approve", "approved", name, version, reason=_reason(reason), identity=identity)
+    return _act("approve", "approved", name, version, reason=clean_reason(reason), identity=identity)
 
 
 def reject(name: str, version: str | int, *, reason: str, identity: Identity | None = None) -> Outcome:
     """Reject a version; the rejection blocks deployment until the same reviewer approves."""
-    return _act("reject", "rejected", name, version, reason=_reason(reason), identity=identity)
+    return _act("reject", "rejected", name, version, reason=clean_reason(reason), identity=identity)
 
 
 def promote(
     name: str, version: str | int, *, reason: str = "promoted to production", identity: Identity | None = None
 ) -> Outcome:
     """Point the ``production`` alias at an approved version."""
-    return _act("promote", "promoted", name, version, reason=_reason(reason), identity=identity)
+    return _act("promote", "promoted", name, version, reason=clean_reason(reason), identity=identity)
 
 
 def canary(
     name: str, version: str | int, *, reason: str = "canary started", identity: Identity | None = None
 ) -> Outcome:
     """Point the ``canary`` alias at an approved version."""
-    return _act("canary", "canary_started", name, version, reason=_reason(reason), identity=identity)
+    return _act("canary", "canary_started", name, version, reason=clean_reason(reason), identity=identity)
 
 
 def rollback(
@@ -376,17 +376,16 @@ def rollback(
     identity: Identity | None = None,
 ) -> Outcome:
     """Move ``production`` back to ``to``, or by default to the previous production version still approved."""
-    return _act(
-        "rollback", "rolled_back", name, None if to is None else str(to), reason=_reason(reason), identity=identity
-    )
+    to = None if to is None else str(to)
+    return _act("rollback", "rolled_back", name, to, reason=clean_reason(reason), identity=identity)
 
 
 def canary_end(name: str, *, reason: str = "canary ended", identity: Identity | None = None) -> Outcome:
     """Take the ``canary`` alias away from the version holding it (whoever may start a canary may end it)."""
-    return _act("canary_end", "canary_ended", name, None, reason=_reason(reason), identity=identity)
+    return _act("canary_end", "canary_ended", name, None, reason=clean_reason(reason), identity=identity)
 
 
-def _reason(reason: str) -> str:
+def clean_reason(reason: str) -> str:
     """A reason fit for the trail and every screen that shows it: one line, no control characters."""
     reason = (reason or "").strip()
     if not reason:

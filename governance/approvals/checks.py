@@ -76,7 +76,6 @@ def _policy_evidence() -> dict[str, str]:
     return {"approvals_policy_sha256": sha256_file(path)} if path.is_file() else {}
 
 
-
 # --------------------------------------------------------------------------- the policy decision
 
 

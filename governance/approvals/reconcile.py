@@ -52,10 +52,15 @@ class Drift:
         return f"{where}: {self.item}: registry says {self.registry}, trail says {self.trail}"
 
 
-def find_drift(name: str | None = None, *, policy: ApprovalsPolicy | None = None) -> list[Drift]:
-    """Every mismatch between MLflow (aliases, ``governance.*`` version tags) and the trail's state."""
+def find_drift(
+    name: str | None = None, *, policy: ApprovalsPolicy | None = None, versions: list[Any] | None = None
+) -> list[Drift]:
+    """Every mismatch between MLflow (aliases, ``governance.*`` version tags) and the trail's state.
+
+    ``versions`` are :func:`governance.registry.list_versions`' answer when the caller already has it.
+    """
     policy = policy or load_approvals_policy()
-    versions = registry.list_versions(name)
+    versions = registry.list_versions(name) if versions is None else versions
     by_model: dict[str, list[Any]] = {}
     for mv in versions:
         by_model.setdefault(mv.name, []).append(mv)

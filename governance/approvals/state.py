@@ -75,7 +75,7 @@ class VersionState:
             a
             for a in self.approvers
             if a not in excluded
-            and (not authenticated_only or self.decisions[a].details.get("identity") == "mlflow-basic-auth")
+            and (not authenticated_only or self.decisions[a].identity_method == "mlflow-basic-auth")
         ]
 
     def tier(self, policy: ApprovalsPolicy) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from governance.errors import EXIT_USAGE, GovernanceError
@@ -25,6 +26,7 @@ COMMAND_MODULES = [
     "audit",
     "report",
     "monitor",
+    "provenance",
 ]
 
 
@@ -56,6 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("govern: interrupted", file=sys.stderr)  # noqa: T201
         return 130
+    except BrokenPipeError:
+        return _pipe_closed()
+
+
+#: Exit status of a command whose reader went away (128 + SIGPIPE), as `cat file | head` reports it.
+EXIT_PIPE_CLOSED = 141
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout (``| head``) closed the pipe: end quietly, no traceback, nothing more written.
+
+    stdout is pointed at /dev/null so the interpreter's final flush cannot raise again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE_CLOSED
 
 
 if __name__ == "__main__":

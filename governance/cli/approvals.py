@@ -1,4 +1,5 @@
-"""Reviewer and release-owner commands: show, approve, reject, promote, canary, rollback, history, approve-objective.
+"""Reviewer and release-owner commands: show, approve, reject, promote, canary, canary-end, rollback, history,
+approve-objective.
 
 Each action is decided by ``policies/approvals.yaml`` (``GOVERN_POLICY_DIR``
 overrides the folder), recorded in the audit trail and mirrored to MLflow
@@ -6,7 +7,9 @@ aliases and ``governance.*`` tags. The acting user is ``GOVERN_USER`` / the OS
 user against the local store, or the MLflow user the server authenticates
 (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``); there is no ``--as``. Exit codes:
 0 done (or already in force), 1 refused by policy or permission (the refusal
-is recorded), 2 usage or connection error.
+is recorded) or the audit trail does not verify, 2 usage or connection error.
+``show`` prints the trail's state (never MLflow's tags as truth), how each
+approver was identified, and a warning for every place MLflow disagrees.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--reason", default=default_reason, help="recorded in the audit trail")
         parser.set_defaults(handler=run_alias, action=command)
 
+    canary_end = sub.add_parser("canary-end", help="end the canary: remove the canary alias from its version")
+    canary_end.add_argument("name")
+    canary_end.add_argument("--reason", default="canary ended", help="recorded in the audit trail")
+    canary_end.set_defaults(handler=run_canary_end)
+
     rollback = sub.add_parser(
         "rollback", help="move production back (default: the previous production version still approved)"
     )
@@ -79,18 +87,23 @@ def run_decision(args: argparse.Namespace) -> int:
     outcome = act(args.name, args.version, reason=args.reason)
     state, policy = outcome.state, outcome.policy
     verb = "approved" if args.action == "approve" else "rejected"
-    progress = (
-        f"{len(state.valid_approvers(policy))} of {policy.required_approvals(state.tier(policy))} approvals, "
-        f"status {state.status(policy)}"
-    )
+    progress = f"{approval_count(len(state.valid_approvers(policy)), policy.required_approvals(state.tier(policy)))}, "
+    progress += f"status {state.status(policy)}"
     if not outcome.created:
         _say(
-            f"already {verb} {args.name} v{args.version} by {outcome.event.actor} (event #{outcome.event.seq}); "
+            f"already {verb} {args.name} v{outcome.version} by {outcome.event.actor} (event #{outcome.event.seq}); "
             f"nothing recorded; {progress}"
         )
         return 0
-    _say(f"{verb} {args.name} v{args.version} as {outcome.event.role} (event #{outcome.event.seq}); {progress}")
+    _say(f"{verb} {args.name} v{outcome.version} as {outcome.event.role} (event #{outcome.event.seq}); {progress}")
     return 0
+
+
+def approval_count(valid: int, required: int) -> str:
+    """``1 of 2 required approvals``; past the requirement, ``3 approvals (2 required)``."""
+    if valid <= required:
+        return f"{valid} of {required} required approvals"
+    return f"{valid} approvals ({required} required)"
 
 
 def run_alias(args: argparse.Namespace) -> int:
@@ -98,10 +111,22 @@ def run_alias(args: argparse.Namespace) -> int:
     outcome = act(args.name, args.version, reason=args.reason)
     alias = approvals.ALIAS_PRODUCTION if args.action == "promote" else approvals.ALIAS_CANARY
     if not outcome.created:
-        _say(f"{args.name} v{args.version} already holds {alias} (event #{outcome.event.seq}); nothing recorded")
+        _say(f"{args.name} v{outcome.version} already holds {alias} (event #{outcome.event.seq}); nothing recorded")
         return 0
     moved = f" (was v{outcome.previous})" if outcome.previous else ""
-    _say(f"{alias} of {args.name} -> v{args.version}{moved} by {outcome.event.actor} (event #{outcome.event.seq})")
+    _say(f"{alias} of {args.name} -> v{outcome.version}{moved} by {outcome.event.actor} (event #{outcome.event.seq})")
+    return 0
+
+
+def run_canary_end(args: argparse.Namespace) -> int:
+    outcome = approvals.canary_end(args.name, reason=args.reason)
+    if not outcome.created:
+        _say(f"{args.name} has no canary (ended by event #{outcome.event.seq}); nothing recorded")
+        return 0
+    _say(
+        f"canary of {args.name} ended: v{outcome.version} no longer holds it, by {outcome.event.actor} "
+        f"(event #{outcome.event.seq})"
+    )
     return 0
 
 
@@ -114,6 +139,8 @@ def run_rollback(args: argparse.Namespace) -> int:
         f"rolled back production of {args.name}: v{outcome.previous} -> v{outcome.version} "
         f"by {outcome.event.actor} (event #{outcome.event.seq})"
     )
+    if outcome.event.details.get("canary_ended"):
+        _say(f"canary of {args.name} ended with it: v{outcome.event.details['canary_ended']} no longer holds it")
     return 0
 
 
@@ -146,38 +173,54 @@ def run_history(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         moved = f" (from v{row['from_version']})" if row["from_version"] else ""
+        target = f"ended on v{row['version']}" if row["change"] == "canary_ended" else f"-> v{row['version']}{moved}"
         _say(
-            f"#{row['event']:<5} {row['at'][:19]}Z  {row['alias']:<10} -> v{row['version']}{moved}  "
+            f"#{row['event']:<5} {row['at'][:19]}Z  {row['alias']:<10} {target}  "
             f"{row['change']} by {row['by']} ({row['role']}): {row['reason']}"
         )
     return 0
 
 
 def show_facts(name: str, version: str) -> dict[str, Any]:
-    """What ``govern show`` prints: the registry's view and the trail's, side by side."""
+    """What ``govern show`` prints: the trail's state as truth, the registry's view beside it, and the drift."""
+    from governance.identity import identity_label
+
+    version = approvals.normalize_version(version)
     mv = registry.get_version(name, version)
     policy = approvals.load_approvals_policy()
     model = approvals.model_state(name)
     state = model.version(version)
     tags = mv.tags or {}
-    aliases = sorted(getattr(mv, "aliases", []) or [])
-    drift = []
-    for alias in (approvals.ALIAS_PRODUCTION, approvals.ALIAS_CANARY):
-        in_trail = model.alias_holder(alias) == str(version)
-        if in_trail != (alias in aliases):
-            drift.append(
-                f"alias {alias}: registry {'has' if alias in aliases else 'lacks'} it, trail says "
-                f"{'this version' if in_trail else 'another version'}"
-            )
+    holders = model.alias_holders()
+    versions = registry.list_versions(name)
+    registry_aliases = next((v.aliases for v in versions if str(v.version) == version), [])
+    drift = [
+        d.line()
+        for d in approvals.find_drift(name, policy=policy, versions=versions)
+        if d.version == version or d.item.startswith("alias ")
+    ]
+    approvals_with_identity = [
+        {
+            "actor": actor,
+            "decision": event.event_type,
+            "event": event.seq,
+            "identity": identity_label(event.identity_method),
+        }
+        for actor, event in sorted(state.decisions.items())
+    ]
     return {
         **state.summary(policy),
-        "aliases": aliases,
+        "version": version,
+        "valid_approvals": len(state.valid_approvers(policy)),
+        "aliases": sorted(a for a, v in holders.items() if v == version),
+        "registry_aliases": registry_aliases,
+        "decisions": approvals_with_identity,
         "run_id": mv.run_id or "",
         "source": mv.source or "",
         "lineage": {k: v for k, v in sorted(tags.items()) if k.startswith("lineage.")},
         "registry_view": {k: v for k, v in sorted(tags.items()) if k.startswith("governance.")},
         "drift": drift,
-        "events": [e.model_dump(mode="json") for e in state.events],
+        "events": [{**e.model_dump(mode="json"), "identity": identity_label(e.identity_method)} for e in state.events],
     }
 
 
@@ -186,15 +229,19 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         _say(json.dumps(facts, indent=2, sort_keys=True))
         return 0
+    version = facts["version"]
     _say(
-        f"{args.name} v{args.version}: {facts['status']} "
-        f"({len(facts['approvers'])}/{facts['approvals_required']} approvals, risk tier {facts['risk_tier']})"
+        f"{args.name} v{version}: {facts['status']} "
+        f"({approval_count(facts['valid_approvals'], facts['approvals_required'])}, risk tier {facts['risk_tier']})"
     )
     _say(f"  aliases:      {', '.join(facts['aliases']) or '-'}")
     _say(f"  gates:        {facts['gate_status'] or 'unknown'}")
     _say(f"  evaluation:   {facts['eval_status'] or 'unknown'}")
-    _say(f"  approved by:  {', '.join(facts['approvers']) or '-'}")
-    _say(f"  rejected by:  {', '.join(facts['rejected_by']) or '-'}")
+    for decision in facts["decisions"]:
+        label = "approved by:" if decision["decision"] == "approved" else "rejected by:"
+        _say(f"  {label:<14}{decision['actor']} ({decision['identity']}; event #{decision['event']})")
+    if not facts["decisions"]:
+        _say("  approved by:  -")
     for tag, who in facts["people"].items():
         _say(f"  {tag + ':':<24}{who}")
     _say(f"  run:          {facts['run_id'] or '-'}")
@@ -205,10 +252,13 @@ def run_show(args: argparse.Namespace) -> int:
     for event in facts["events"]:
         _say(
             f"    #{event['seq']} {event['timestamp'][:19]}Z {event['event_type']} by {event['actor']} "
-            f"({event['role']}): {event['reason']}"
+            f"({event['role']}; {event['identity']}): {event['reason']}"
         )
     for line in facts["drift"]:
-        _say(f"  warning: MLflow disagrees with the audit trail ({line}); the next governed action re-mirrors it")
+        _say(
+            f"  warning: MLflow disagrees with the audit trail ({line}); shown above is the trail's state; "
+            f"repair: govern reconcile {args.name}"
+        )
     return 0
 
 

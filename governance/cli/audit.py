@@ -12,6 +12,14 @@ key). ``--archive`` also requires an earlier export to still be the trail's
 prefix; ``--file`` verifies an export on its own, away from the database.
 ``key`` prints the signing key's entry for ``policies/trail_keys.yaml``;
 ``rotate-key`` records the rotation as an event signed by the old key.
+
+Against the database, ``verify`` also reads the registry: each registered
+model's ``governance.trail_head`` tag is one more anchor, and MLflow's aliases
+and ``governance.*`` version tags are compared with the state the trail
+implies; each mismatch is one line (model, version, alias or tag, what the
+registry says, what the trail says) and exits 1. ``govern reconcile`` repairs
+it. Run ``govern audit verify`` on a schedule to catch registry edits made
+outside ``govern`` (see the README).
 """
 
 from __future__ import annotations
@@ -53,17 +61,41 @@ def run_verify(args: argparse.Namespace) -> int:
             keys = trail.load_keyring(trail_files(""))
         result = trail.verify_rows((event.stored_row() for event in trail.read_export(args.file)), keys)
         where = str(args.file)
+        registry_lines: list[str] = []
+        registry_problems: list[str] = []
     else:
-        result = trail.verify(archive=args.archive)
+        anchors, registry_lines, registry_problems = _registry_side()
+        result = trail.verify(archive=args.archive, anchors=anchors)
         where = trail.redacted(trail.open_trail().url)
     if result.ok:
         print(f"{result.line()} ({where})")  # noqa: T201 - CLI output
         for line in result.detail_lines():
             print(f"  {line}")  # noqa: T201
-        return EXIT_OK
-    for finding in result.findings:
-        print(f"govern: audit trail BROKEN: {finding} ({where})", file=sys.stderr)  # noqa: T201
-    return EXIT_DENIED
+    else:
+        for finding in result.findings:
+            print(f"govern: audit trail BROKEN: {finding} ({where})", file=sys.stderr)  # noqa: T201
+    for line in registry_lines:
+        print(f"  {line}")  # noqa: T201
+    for problem in registry_problems:
+        print(f"govern: {problem}", file=sys.stderr)  # noqa: T201
+    return EXIT_OK if result.ok and not registry_problems else EXIT_DENIED
+
+
+def _registry_side() -> tuple[list[trail.Anchor], list[str], list[str]]:
+    """The registry's anchors, what was checked, and one problem line per drift or unreadable anchor."""
+    from governance import registry
+    from governance.approvals import find_drift, registry_anchors
+
+    store = registry.tracking_uri()
+    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).is_file():
+        return [], [f"registry: no MLflow store at {store}; anchors and drift not checked"], []
+    anchors, unreadable = registry_anchors()
+    drift = find_drift()
+    models = len(registry.registered_model_names())
+    lines = [f"registry: {models} model(s), {len(anchors)} trail-head anchor(s) checked, drift: {len(drift) or 'none'}"]
+    problems = [f"registry anchor unreadable: {line}" for line in unreadable]
+    problems += [f"registry drift: {d.line()} (repair: govern reconcile {d.model})" for d in drift]
+    return anchors, lines, problems
 
 
 def run_export(args: argparse.Namespace) -> int:

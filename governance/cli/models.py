@@ -1,11 +1,17 @@
-"""``govern models [NAME]``: registered models, versions, approval status, lineage."""
+"""``govern models [NAME]`` and ``govern reconcile [NAME]``: registered versions as the audit trail sees them.
+
+The status and aliases printed are the trail's (folded from its events under
+``policies/approvals.yaml``), never MLflow's tags: a version approved or
+aliased only in MLflow is shown as the trail has it, with a warning naming
+the drift. ``govern reconcile`` restores MLflow from the trail and records
+the repair as a ``registry_reconciled`` event.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-
-from governance import registry
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,34 +19,94 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("name", nargs="?", help="only this registered model")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run)
+    reconcile = sub.add_parser(
+        "reconcile", help="restore MLflow aliases and governance tags from the audit trail; record the repair"
+    )
+    reconcile.add_argument("name", nargs="?", help="only this registered model (default: every one)")
+    reconcile.add_argument("--reason", default="", help="recorded in the audit trail with the repair")
+    reconcile.set_defaults(handler=run_reconcile)
 
 
-def version_summary(version) -> dict[str, str]:
-    tags = version.tags or {}
-    return {
-        "name": version.name,
-        "version": str(version.version),
-        "status": tags.get(registry.TAG_APPROVAL_STATUS, "unknown"),
-        "aliases": ",".join(getattr(version, "aliases", []) or []),
-        "method": tags.get("lineage.method", ""),
-        "git_commit": tags.get("lineage.git_commit", "")[:10],
-        "parent": tags.get("lineage.parent_model", ""),
-        "eval": tags.get("lineage.eval_decision", ""),
-        "run_id": version.run_id or "",
-    }
+def _say(line: str = "", *, err: bool = False) -> None:
+    print(line, file=sys.stderr if err else sys.stdout)  # noqa: T201 - CLI output
+
+
+def version_rows(name: str | None) -> tuple[list[dict[str, str]], list[str]]:
+    """One row per registered version (the trail's status and aliases), and the drift lines."""
+    from governance import registry
+    from governance.approvals import find_drift, load_approvals_policy, model_state
+
+    policy = load_approvals_policy()
+    versions = registry.list_versions(name)
+    states = {model: model_state(model) for model in {v.name for v in versions}}
+    rows = []
+    for mv in versions:
+        tags = mv.tags or {}
+        state = states[mv.name]
+        version_state = state.version(str(mv.version))
+        holders = state.alias_holders()
+        rows.append(
+            {
+                "name": mv.name,
+                "version": str(mv.version),
+                "status": version_state.status(policy) if version_state.registration else "unregistered",
+                "aliases": ",".join(a for a, v in sorted(holders.items()) if v == str(mv.version)),
+                "method": tags.get("lineage.method", ""),
+                "git_commit": tags.get("lineage.git_commit", "")[:10],
+                "parent": tags.get("lineage.parent_model", ""),
+                "eval": version_state.eval_status or "",
+                "run_id": mv.run_id or "",
+            }
+        )
+    drift = find_drift(name, policy=policy, versions=versions)
+    return rows, [d.line() for d in drift]
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = [version_summary(v) for v in registry.list_versions(args.name)]
+    from governance import registry
+
+    rows, drift = version_rows(args.name)
     if args.json:
-        print(json.dumps(rows, indent=2))  # noqa: T201 - CLI output
+        _say(json.dumps({"versions": rows, "drift": drift}, indent=2))
         return 0
     if not rows:
-        print(f"no registered models at {registry.tracking_uri()}")  # noqa: T201
+        _say(f"no registered models at {registry.tracking_uri()}")
         return 0
     columns = ["name", "version", "status", "aliases", "method", "eval", "git_commit", "parent"]
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
-    print("  ".join(c.upper().ljust(widths[c]) for c in columns))  # noqa: T201
+    _say("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
     for row in rows:
-        print("  ".join(row[c].ljust(widths[c]) for c in columns))  # noqa: T201
+        _say("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
+    _drift_warning(drift)
+    return 0
+
+
+def _drift_warning(drift: list[str]) -> None:
+    if not drift:
+        return
+    _say(
+        f"warning: MLflow disagrees with the audit trail in {len(drift)} place(s); shown above is the trail's state "
+        "(repair: govern reconcile)",
+        err=True,
+    )
+    for line in drift:
+        _say(f"  drift: {line}", err=True)
+
+
+def run_reconcile(args: argparse.Namespace) -> int:
+    from governance import registry
+    from governance.approvals import clean_reason, reconcile
+
+    reason = clean_reason(args.reason) if args.reason else ""
+    names = [args.name] if args.name else registry.registered_model_names()
+    if args.name:
+        registry.require_model(args.name)
+    for name in names:
+        drift, event = reconcile(name, reason=reason)
+        if event is None:
+            _say(f"{name}: MLflow matches the audit trail; nothing recorded")
+            continue
+        _say(f"reconciled {name}: {len(drift)} value(s) restored from the audit trail (event #{event.seq})")
+        for d in drift:
+            _say(f"  repaired: {d.line()}")
     return 0
