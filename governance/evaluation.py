@@ -27,6 +27,28 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+#: Suffix of a metric that compares the model with its parent on the same data (``accuracy_delta_vs_parent``).
+PARENT_DELTA_SUFFIX = "_delta_vs_parent"
+
+
+def not_measurable(metric: str, metrics: Mapping[str, float]) -> str | None:
+    """Why ``metric`` says nothing about the model, or None when it does.
+
+    Undefined (NaN or infinite) is not measurable. So is a ``*_delta_vs_parent``
+    whose two sides both sit at the floor of a rate (accuracy 0 vs 0): a rule
+    on the difference would pass without either model having done anything.
+    """
+    observed = metrics.get(metric)
+    if isinstance(observed, float) and not math.isfinite(observed):
+        return f"undefined ({observed}) on this evaluation data"
+    if metric.endswith(PARENT_DELTA_SUFFIX):
+        base = metric[: -len(PARENT_DELTA_SUFFIX)]
+        child, parent = metrics.get(base), metrics.get(f"parent_{base}")
+        if child == 0 and parent == 0:
+            return f"{base} 0 and parent_{base} 0 are both at the floor, so the difference cannot show a change"
+    return None
+
+
 def check_metrics(
     rules: Sequence[MetricRule],
     metrics: Mapping[str, float],
@@ -39,10 +61,17 @@ def check_metrics(
     for rule in rules:
         observed = metrics.get(rule.metric)
         row = {"rule_id": rule.id, "metric": rule.metric, "severity": rule.severity, "observed": observed}
-        if observed is None or (isinstance(observed, float) and math.isnan(observed)):
+        if observed is None:
             message = f"metric {rule.metric} was not computed"
             violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
             results.append({**row, "status": "missing", "threshold": None})
+            continue
+        unmeasurable = not_measurable(rule.metric, metrics)
+        if unmeasurable is not None:
+            # A rule that cannot tell better from worse must not pass: the evidence is absent
+            message = f"{rule.metric} is not measurable: {unmeasurable}"
+            violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
+            results.append({**row, "observed": None, "status": "not_measurable", "threshold": unmeasurable})
             continue
         if rule.relative_to == "production":
             reference = (production or {}).get(rule.metric)
