@@ -203,7 +203,10 @@ def grpo_metrics(
         "length_ratio_vs_parent": tokens / max(parent_tokens, 1.0),
         "kl_to_parent": kl,
         **trend,
-        "heldout_drop_while_reward_rises": drop_while_reward_rises(trend["train_reward_trend"], delta),
+        # Both at 0 correct: the drop is 0 whether or not the policy got worse; the gate reads NaN as not measurable
+        "heldout_drop_while_reward_rises": drop_while_reward_rises(trend["train_reward_trend"], delta)
+        if accuracy or parent_accuracy
+        else float("nan"),
         "eval_prompts": n,
     }
 
