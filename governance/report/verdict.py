@@ -10,7 +10,7 @@ check failed and none is missing.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from governance.report.facts import ReportFacts
@@ -32,6 +32,10 @@ class Check:
 class Verdict:
     promotable: bool
     checks: list[Check]
+    #: Warn-severity findings and rules that could not be measured: they do not block, but they are listed
+    warnings: list[str] = field(default_factory=list)
+    #: Plain statements a reviewer must read with the verdict (e.g. the built-in model's evaluation means little)
+    notices: list[str] = field(default_factory=list)
 
     @property
     def blocking(self) -> list[Check]:
@@ -41,6 +45,11 @@ class Verdict:
 
     @property
     def headline(self) -> str:
+        if self.promotable and self.warnings:
+            return (
+                f"May be promoted with {len(self.warnings)} warning(s): every check the policy requires passed; "
+                "read the warnings first."
+            )
         if self.promotable:
             return "May be promoted: every check the policy requires passed."
         failed = sum(c.status == "fail" for c in self.checks)
@@ -50,7 +59,13 @@ class Verdict:
         return "May not be promoted: " + " and ".join(parts) + "."
 
     def to_json(self) -> dict[str, Any]:
-        return {"promotable": self.promotable, "headline": self.headline, "checks": [asdict(c) for c in self.checks]}
+        return {
+            "promotable": self.promotable,
+            "headline": self.headline,
+            "warnings": self.warnings,
+            "notices": self.notices,
+            "checks": [asdict(c) for c in self.checks],
+        }
 
 
 def _identity_check(facts: ReportFacts) -> Check:
@@ -174,15 +189,25 @@ def _eval_check(facts: ReportFacts) -> Check:
             for v in evaluation.get("violations") or []
             if v.get("severity") == "deny" and not v.get("waived_by")
         ]
-        return Check("eval.passed", title, "fail", "denied by " + (", ".join(denied) or "the evaluation policy"))
+        unmeasured = [r for r in _not_measurable(evaluation) if r in denied]
+        detail = "denied by " + (", ".join(denied) or "the evaluation policy")
+        if unmeasured:
+            detail += f" ({', '.join(unmeasured)} not measurable: no evidence the model improved)"
+        return Check("eval.passed", title, "fail", detail)
     counts = evaluation.get("counts") or {}
+    unmeasured = _not_measurable(evaluation)
     return Check(
         "eval.passed",
         title,
         "pass",
         f"policy {evaluation.get('policy_path')} v{evaluation.get('policy_version')}: "
-        f"{len(evaluation.get('results') or [])} rule(s), {counts.get('warn', 0)} warning(s)",
+        f"{len(evaluation.get('results') or [])} rule(s), {counts.get('warn', 0)} warning(s)"
+        + (f"; not measurable: {', '.join(unmeasured)}" if unmeasured else ""),
     )
+
+
+def _not_measurable(evaluation: dict[str, Any]) -> list[str]:
+    return [r["rule_id"] for r in evaluation.get("results") or [] if r.get("status") == "not_measurable"]
 
 
 def _eval_integrity_check(facts: ReportFacts) -> Check:
@@ -314,7 +339,40 @@ CHECKS = (
 )
 
 
+def collect_warnings(facts: ReportFacts) -> list[str]:
+    """Every unwaived warn-severity finding of the evaluation and data gates, one line each."""
+    lines = []
+    for violation in facts.evaluation.get("violations") or []:
+        if violation.get("severity") == "warn" and not violation.get("waived_by"):
+            lines.append(f"{violation.get('rule_id')}: {violation.get('message')}")
+    for gate in facts.data.get("gates") or []:
+        for violation in gate.get("violations") or []:
+            if violation.get("severity") == "warn" and not violation.get("waived_by"):
+                lines.append(f"{gate.get('stage')}: {violation.get('rule_id')}: {violation.get('message')}")
+    return lines
+
+
+#: Base models whose evaluation exercises the pipeline, not the model (a randomly initialised fixture).
+FIXTURE_PREFIX = "builtin:"
+
+
+def collect_notices(facts: ReportFacts) -> list[str]:
+    """Plain statements the reader must see beside the verdict."""
+    base = str(facts.identity.get("base_model") or "")
+    if base.startswith(FIXTURE_PREFIX):
+        return [
+            f"Built from the built-in test model {base} (a tiny model trained on the shipped synthetic data): "
+            "its evaluation shows the pipeline and its gates work; it is not evidence of the model's quality."
+        ]
+    return []
+
+
 def decide_verdict(facts: ReportFacts) -> Verdict:
     """Run every check over the facts; promotable only when none failed or is missing."""
     checks = [check(facts) for check in CHECKS]
-    return Verdict(promotable=all(c.status in ("pass", "not_applicable") for c in checks), checks=checks)
+    return Verdict(
+        promotable=all(c.status in ("pass", "not_applicable") for c in checks),
+        checks=checks,
+        warnings=collect_warnings(facts),
+        notices=collect_notices(facts),
+    )

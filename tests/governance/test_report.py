@@ -199,7 +199,12 @@ def test_model_card_has_hugging_face_metadata(lab):
 def test_approved_and_promoted_version_may_be_promoted(lab):
     report, _ = _report(lab, "approved")
     assert report.verdict.promotable, report.verdict.blocking
-    assert report.verdict.headline == "May be promoted: every check the policy requires passed."
+    # The lab's evaluation and gates record warn-severity findings: promotable, but they are in the banner
+    warnings = report.verdict.warnings
+    assert warnings and report.verdict.headline == (
+        f"May be promoted with {len(warnings)} warning(s): every check the policy requires passed; "
+        "read the warnings first."
+    )
     quorum = _check(report, "approvals.quorum")
     assert quorum.detail == "2 of 2 approval(s) (risk tier medium): alice, bob"
     ap = report.facts.approvals

@@ -1,0 +1,99 @@
+"""No evaluation rule passes vacuously; warnings and the fixture notice reach the verdict banner."""
+
+from __future__ import annotations
+
+import math
+
+from governance.evaluation import check_metrics, not_measurable
+from governance.policy.eval import MetricRule
+from governance.report.facts import ReportFacts
+from governance.report.verdict import collect_notices, collect_warnings, decide_verdict
+
+DELTA = MetricRule(
+    id="eval.grpo.accuracy_vs_parent", severity="deny", metric="accuracy_delta_vs_parent", min=-0.05, rationale="r"
+)
+LEAK = MetricRule(id="eval.sft.role_leak", severity="warn", metric="role_leak_rate", max=0.34, rationale="r")
+
+
+def test_a_delta_with_both_sides_at_the_floor_is_not_measurable():
+    metrics = {"accuracy": 0.0, "parent_accuracy": 0.0, "accuracy_delta_vs_parent": 0.0}
+    (violation,), (result,) = check_metrics([DELTA], metrics, "artifacts/train_grpo")
+    assert violation.line() == (
+        "deny  eval.grpo.accuracy_vs_parent  artifacts/train_grpo: accuracy_delta_vs_parent is not measurable: "
+        "accuracy 0 and parent_accuracy 0 are both at the floor, so the difference cannot show a change"
+    )
+    assert result["status"] == "not_measurable" and result["observed"] is None
+
+
+def test_a_delta_that_moved_is_judged_normally():
+    metrics = {"accuracy": 0.2, "parent_accuracy": 0.1, "accuracy_delta_vs_parent": 0.1}
+    assert check_metrics([DELTA], metrics, "m")[0] == []
+    worse = {"accuracy": 0.0, "parent_accuracy": 0.3, "accuracy_delta_vs_parent": -0.3}
+    (violation,), (result,) = check_metrics([DELTA], worse, "m")
+    assert violation.message == "accuracy_delta_vs_parent -0.3 (min -0.05)" and result["status"] == "fail"
+
+
+def test_an_undefined_metric_is_not_measurable_at_the_rule_severity():
+    (violation,), (result,) = check_metrics([LEAK], {"role_leak_rate": math.nan}, "m")
+    assert violation.severity == "warn"
+    assert violation.message == "role_leak_rate is not measurable: undefined (nan) on this evaluation data"
+    assert result["status"] == "not_measurable"
+    assert not_measurable("role_leak_rate", {"role_leak_rate": 0.5}) is None
+
+
+def _facts(base_model: str, eval_violations: list[dict], gates: list[dict]) -> ReportFacts:
+    return ReportFacts(
+        name="m",
+        version="1",
+        generated_at="t",
+        source={},
+        identity={"base_model": base_model},
+        training={},
+        data={"gates": gates},
+        objectives={},
+        evaluation={"violations": eval_violations, "results": [], "decision": {}, "passed": True},
+        approvals={},
+        integrity={},
+        operations={},
+        compliance=[],
+    )
+
+
+def test_warnings_are_listed_in_the_banner_and_the_fixture_says_it_proves_nothing():
+    facts = _facts(
+        "builtin:tiny",
+        [
+            {"rule_id": "eval.sft.role_leak", "severity": "warn", "message": "role_leak_rate 1 (max 0.34)"},
+            {"rule_id": "eval.sft.empty", "severity": "warn", "message": "x", "waived_by": "alice"},
+            {"rule_id": "eval.sft.ppl", "severity": "deny", "message": "y"},
+        ],
+        [
+            {
+                "stage": "validate_sft",
+                "passed": True,
+                "counts": {"warn": 1},
+                "integrity": "ok",
+                "artifact": "a",
+                "violations": [{"rule_id": "data.min_rows", "severity": "warn", "message": "z"}],
+            }
+        ],
+    )
+    assert collect_warnings(facts) == [
+        "eval.sft.role_leak: role_leak_rate 1 (max 0.34)",
+        "validate_sft: data.min_rows: z",
+    ]
+    (notice,) = collect_notices(facts)
+    assert "not evidence of the model's quality" in notice and "builtin:tiny" in notice
+    verdict = decide_verdict(facts)
+    assert verdict.warnings == collect_warnings(facts) and verdict.to_json()["notices"] == [notice]
+    assert collect_notices(_facts("/models/Qwen2.5-0.5B-Instruct", [], [])) == []
+
+
+def test_a_promotable_verdict_with_warnings_says_so():
+    from governance.report.verdict import Check, Verdict
+
+    ok = [Check("a", "A", "pass", "")]
+    assert Verdict(True, ok).headline == "May be promoted: every check the policy requires passed."
+    assert Verdict(True, ok, warnings=["w1", "w2"]).headline == (
+        "May be promoted with 2 warning(s): every check the policy requires passed; read the warnings first."
+    )
