@@ -221,6 +221,8 @@ def dataset_provenance(data_files: list[str | Path], decisions: list[GateDecisio
                 inputs=manifest.get("inputs"),
                 rows=manifest.get("rows"),
                 curation=manifest.get("curation"),
+                format=manifest.get("format"),
+                card=manifest.get("card"),
             )
         out[str(file)] = entry
     return out
