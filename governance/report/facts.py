@@ -409,6 +409,8 @@ def _data(facts: ReportFacts, artifacts: RunArtifacts, lineage: dict, policy: Re
                 "licenses": origin.get("licenses"),
                 "curation": origin.get("curation"),
                 "raw_input": origin.get("inputs"),
+                "format": origin.get("format"),
+                "card": origin.get("card"),
                 "gates": [
                     {"gate": g["gate"], "stage": g["stage"], "covered": g["covers"].get(path) == ref.get("sha256")}
                     for g in gates_out
