@@ -31,6 +31,7 @@ from governance.lineage import (
 )
 from governance.policy import Strict
 from governance.registry import flatten
+from pipelines._common import project_name
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ def log_lineage_to_run(lineage: dict[str, Any]) -> None:
     tags = {
         "lineage.git_commit": lineage["git_commit"],
         "lineage.git_dirty": str(lineage["git_dirty"]),
+        "lineage.trained_by": str(lineage["trained_by"]),
         "lineage.lock_sha256": lineage["lock_sha256"],
         "lineage.parent_model_sha256": str(lineage["parent"]["model_sha256"]),
         "lineage.gates": ",".join(f"{g['stage']}={'passed' if g['passed'] else 'denied'}" for g in lineage["gates"]),
@@ -267,28 +269,87 @@ class Stopwatch:
         self.seconds = round(time.perf_counter() - self.start, 3)
 
 
+#: Lineage facts about *this execution* rather than the model's content: they go to the
+#: MLflow run (tags and lineage.json), never into the model folder, whose dvc.lock hash
+#: must be the same for every bit-exact re-run (another user, commit or machine).
+RUN_CONTEXT_KEYS = ("trained_by", "git_commit", "git_dirty", "environment")
+
+#: TRL log entries that measure time, not training: kept in MLflow metrics only.
+_TIMING_SUFFIXES = ("_runtime", "_per_second", "step_time")
+
+
+def content_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """TRL's loss history without the wall-clock entries (runtime, samples per second)."""
+    return [
+        {k: v for k, v in entry.items() if not k.endswith(_TIMING_SUFFIXES)}
+        for entry in log_history
+        if "loss" in entry or "train_loss" in entry
+    ]
+
+
+
 def finish_training(
     *, out_dir: str | Path, lineage: dict[str, Any], trainer, seconds: float, run_id: str, extra: dict[str, Any]
 ) -> dict[str, Any]:
-    """Write the trained model's manifest and log the model folder to the run."""
+    """Write the trained model's manifest and log the model folder to the run.
+
+    The manifest holds only what the bytes of the model determine (lineage of
+    inputs, params, steps, loss history); the run id, wall time, user, commit and
+    machine are tags and metrics of the MLflow run, found again with
+    :func:`with_run_context`.
+    """
     out_dir = Path(out_dir)
     state = trainer.state
-    history = [entry for entry in state.log_history if "loss" in entry or "train_loss" in entry]
     manifest = {
-        **lineage,
+        **{k: v for k, v in lineage.items() if k not in RUN_CONTEXT_KEYS},
         "model_sha256": sha256_dir(out_dir),
         "num_parameters": sum(p.numel() for p in trainer.model.parameters()),
         "model_path": str(out_dir),
         "license": lineage["base"].get("license"),
-        "run_id": run_id,
-        "wall_seconds": seconds,
         "global_steps": state.global_step,
         "tokens_seen": getattr(state, "num_input_tokens_seen", None) or None,
-        "train_history": history,
+        "train_history": content_history(state.log_history),
         **extra,
     }
     write_manifest(out_dir, manifest)
     mlflow.log_metric("wall_seconds", seconds)
     mlflow.set_tag("lineage.model_sha256", manifest["model_sha256"])
     mlflow.log_artifacts(str(out_dir), artifact_path="model")
+    log.debug("model %s logged to run %s", manifest["model_sha256"][:12], run_id)
     return manifest
+
+
+def with_run_context(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A trained model's manifest plus its MLflow training run's context.
+
+    Adds ``run_id``, ``git_commit``, ``git_dirty`` and ``trained_by`` from the
+    latest run of the manifest's stage that logged this model hash. Raises
+    :class:`ConfigError` when the tracking store holds no such run (the model
+    folder came from elsewhere, e.g. a DVC cache, without its MLflow store).
+    """
+    stage, digest = manifest.get("stage"), manifest.get("model_sha256")
+    experiment = mlflow.get_experiment_by_name(project_name())
+    runs = (
+        mlflow.MlflowClient().search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.stage = '{stage}' and tags.`lineage.model_sha256` = '{digest}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if experiment is not None
+        else []
+    )
+    if not runs:
+        raise ConfigError(
+            f"{manifest.get('model_path')}: no MLflow run of stage {stage} logged model {str(digest)[:12]}… "
+            f"in {mlflow.get_tracking_uri()}; re-run the stage (dvc repro -f {stage})"
+        )
+    run = runs[0]
+    tags = run.data.tags
+    return {
+        **manifest,
+        "run_id": run.info.run_id,
+        "git_commit": tags.get("lineage.git_commit", "unknown"),
+        "git_dirty": {"True": True, "False": False}.get(tags.get("lineage.git_dirty", "")),
+        "trained_by": tags.get("lineage.trained_by", "unknown"),
+    }

@@ -36,7 +36,7 @@ from governance.policy import Strict
 from governance.records import iter_records
 from governance.registry import production_metrics, stage_run
 from pipelines._common import load_params, project_name, stage_main
-from pipelines._training import load_causal_lm
+from pipelines._training import load_causal_lm, with_run_context
 from pipelines.rewards import correctness_reward, format_reward
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ def grpo_metrics(
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateGrpoParams)
     out_dir = Path(params.out_dir)
-    trained = read_manifest(params.model_dir)
+    trained = with_run_context(read_manifest(params.model_dir))
     require_parent(trained, params.model_dir, params.parent_model)
     records = [r.data for r in iter_records(params.eval_file)]
     prompts, answers = [r["prompt"] for r in records], [r.get("answer") for r in records]
@@ -252,7 +252,6 @@ def main(argv: list[str] | None = None) -> int:
         {
             "stage": STAGE,
             "model_sha256": trained["model_sha256"],
-            "training_run_id": trained["run_id"],
             "parent_model_sha256": trained["parent"]["model_sha256"],
             "eval_file": {"path": params.eval_file, "sha256": sha256_file(params.eval_file)},
             "decision_passed": decision.passed,

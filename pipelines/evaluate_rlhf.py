@@ -36,7 +36,7 @@ from governance.policy import Strict
 from governance.records import iter_records
 from governance.registry import production_metrics, stage_run
 from pipelines._common import load_params, project_name, stage_main
-from pipelines._training import load_causal_lm
+from pipelines._training import load_causal_lm, with_run_context
 from pipelines.evaluate_grpo import (
     Completion,
     drop_while_reward_rises,
@@ -115,7 +115,7 @@ def rlhf_metrics(
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateRlhfParams)
     out_dir = Path(params.out_dir)
-    trained = read_manifest(params.model_dir)
+    trained = with_run_context(read_manifest(params.model_dir))
     require_parent(trained, params.model_dir, params.parent_model)
     records = [r.data for r in iter_records(params.eval_file)]
     prompts = [r["prompt"] for r in records]
@@ -167,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
         {
             "stage": STAGE,
             "model_sha256": trained["model_sha256"],
-            "training_run_id": trained["run_id"],
             "parent_model_sha256": trained["parent"]["model_sha256"],
             "reward_model_sha256": rm_manifest["model_sha256"],
             "eval_file": {"path": params.eval_file, "sha256": sha256_file(params.eval_file)},

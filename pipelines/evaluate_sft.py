@@ -27,7 +27,7 @@ from governance.policy import Strict
 from governance.records import iter_records
 from governance.registry import production_metrics, stage_run
 from pipelines._common import load_params, project_name, stage_main
-from pipelines._training import load_causal_lm
+from pipelines._training import load_causal_lm, with_run_context
 
 log = logging.getLogger(__name__)
 STAGE = "evaluate_sft"
@@ -89,7 +89,7 @@ def leaks_chat_markup(text: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateSftParams)
     out_dir = Path(params.out_dir)
-    trained = read_manifest(params.model_dir)
+    trained = with_run_context(read_manifest(params.model_dir))
     conversations = [r.data["messages"] for r in iter_records(params.eval_file)]
     # Held-out loss and perplexity, base vs tuned
     base, tokenizer = load_causal_lm(params.base_model)
@@ -133,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
         {
             "stage": STAGE,
             "model_sha256": trained["model_sha256"],
-            "training_run_id": trained["run_id"],
             "eval_file": {"path": params.eval_file, "sha256": sha256_file(params.eval_file)},
             "decision_passed": decision.passed,
             "params": params.model_dump(),

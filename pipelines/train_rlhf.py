@@ -62,6 +62,7 @@ from pipelines._training import (
     save_model,
     training_lineage,
     trl_config,
+    with_run_context,
 )
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     with stage_run(project_name(), STAGE, {"method": "rlhf"}) as run:
         log_lineage_to_run(lineage)
         mlflow.set_tags({f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
-        mlflow.set_tag("lineage.reward_model_run_id", str(rm_manifest.get("run_id")))
+        mlflow.set_tag("lineage.reward_model_run_id", with_run_context(rm_manifest)["run_id"])
         # Train
         trainer = RLOOTrainer(
             model=policy,
@@ -224,7 +225,6 @@ def main(argv: list[str] | None = None) -> int:
                 "reward_model": {
                     "dir": params.reward_model,
                     "model_sha256": rm_manifest["model_sha256"],
-                    "run_id": rm_manifest.get("run_id"),
                     "recipe": recipe,
                     "recipe_sha256": objective["reward_model_recipe"],
                 },
