@@ -90,7 +90,12 @@ class DatasetRef(BaseModel):
 
 
 class GateDecision(BaseModel):
-    """The record a gate writes: what was judged, under which policy, and the verdict."""
+    """The record a gate writes: what was judged, under which policy, and the verdict.
+
+    A pure function of the judged bytes, the policy and the waivers in force: no
+    timestamp or run id, so the file's hash in ``dvc.lock`` is reproducible. When
+    the gate ran is recorded by the stage's OpenLineage events and MLflow run.
+    """
 
     gate: str
     stage: str
@@ -101,7 +106,6 @@ class GateDecision(BaseModel):
     counts: dict[str, int]
     violations: list[Violation]
     details: dict[str, Any] = {}
-    decided_at: str
 
     def summary_lines(self) -> list[str]:
         return [violation.line() for violation in self.violations]
@@ -142,7 +146,6 @@ def decide(
         counts=counts,
         violations=final,
         details=details or {},
-        decided_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
 
 

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from governance.errors import EXIT_DENIED, EXIT_OK
 from governance.gates import write_decision
-from governance.lineage import git_state, write_manifest
+from governance.lineage import write_manifest
 from governance.pii import run_pii_gate, write_findings_report
 from governance.pii.kinds import DatasetKind
 from governance.policy import Strict
@@ -71,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         out_dir,
         {
             "stage": stage,
-            "git": git_state(),
             "params": params.model_dump(),
             "policy": {
                 "path": params.policy,

@@ -24,6 +24,7 @@ from governance.lineage import read_manifest, sha256_file, sha256_json
 from governance.policy import Strict
 from governance.registry import METRIC_TAG_PREFIX, find_version_by_model_hash, register_version
 from pipelines._common import load_params, project_name, stage_main
+from pipelines._training import with_run_context
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     params = load_params(f"register_{argv[0]}", RegisterParams)
     project = project_name()
-    trained, evaluation = read_manifest(params.model_dir), read_manifest(params.eval_dir)
+    trained, evaluation = with_run_context(read_manifest(params.model_dir)), read_manifest(params.eval_dir)
     # Only the evaluation of *this* model counts
     if evaluation.get("model_sha256") != trained["model_sha256"]:
         from governance.errors import PolicyViolation
@@ -123,12 +124,23 @@ def main(argv: list[str] | None = None) -> int:
         description=description,
     )
     from governance.approvals import record_registration
+    from governance.provenance import attest_registered_version
+    from governance.provenance.version import lineage_commands
 
+    # Sign the registered files and their provenance statement; the trail keeps the digests
+    attestation = attest_registered_version(
+        name,
+        str(version.version),
+        trained=trained,
+        commands=lineage_commands(trained, also=(str(evaluation.get("stage")), f"register_{params.method}")),
+        runs={"training": trained["run_id"]},
+    )
     record_registration(
         name,
         str(version.version),
         actor=tags["lineage.registered_by"],
         evidence={
+            **attestation,
             "model_sha256": trained["model_sha256"],
             "eval_decision_sha256": tags["lineage.eval_decision_sha256"],
             **{k.removeprefix("lineage.data."): v for k, v in tags.items() if k.startswith("lineage.data.")},

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from governance.errors import EXIT_DENIED, EXIT_OK
 from governance.gates import write_decision
-from governance.lineage import git_state, sha256_file, write_manifest
+from governance.lineage import sha256_file, write_manifest
 from governance.policy import Strict
 from governance.policy.data import DatasetKind
 from governance.validation import run_validation_gate
@@ -72,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
             "params": params.model_dump(),
             "policy": {"path": params.policy, "version": decision.policy_version, "sha256": sha256_file(params.policy)},
             "inputs": {ref.path: ref.sha256 for ref in decision.datasets},
-            "git": git_state(),
             "decision": {"passed": decision.passed, "counts": decision.counts},
         },
     )

@@ -1,0 +1,305 @@
+"""Attest a registered model version at registration; verify it before anything acts on it.
+
+At registration (:func:`attest_registered_version`) the version's registered
+files — the ``model/`` artifacts of its training run, re-read from the
+artifact store and checked against the training manifest's hash — are signed
+with ``model-signing`` and described by a DSSE-signed in-toto/SLSA statement.
+Both go beside them in the run (``provenance/model.sig``,
+``provenance/statement.dsse.json``); their SHA-256 go into the version's
+lineage tags and into the trail's ``model_registered`` evidence.
+
+Trust boundary: verification (:func:`verify_version`) believes the trail (the
+digests recorded at registration) and the trusted public key; MLflow tags are
+only displayed. A version whose files, signature or statement differ from what
+the trail recorded is refused with the first file that differs named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from governance import registry, trail
+from governance.errors import ArtifactTampered, RegistryError
+from governance.lineage import sha256_dir, sha256_file
+from governance.provenance import keys
+from governance.provenance.signing import file_digests, sign_model_dir, verify_model_dir
+from governance.provenance.statement import build_statement, open_envelope, payload_of, sign_statement
+
+log = logging.getLogger(__name__)
+
+MODEL_ARTIFACT = "model"
+PROVENANCE_ARTIFACT = "provenance"
+SIGNATURE_FILE = "model.sig"
+STATEMENT_FILE = "statement.dsse.json"
+#: Version tags (display) and trail evidence keys (truth) of the attestation.
+TAG_SIGNATURE = "lineage.signature_sha256"
+TAG_STATEMENT = "lineage.statement_sha256"
+TAG_SIGNING_KEY = "lineage.signing_key_sha256"
+EVIDENCE_KEYS = {"signature_sha256": TAG_SIGNATURE, "statement_sha256": TAG_STATEMENT, "signing_key": TAG_SIGNING_KEY}
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What :func:`verify_version` checked."""
+
+    name: str
+    version: str
+    files: int
+    weights_sha256: dict[str, str]
+    signing_key: str
+
+    def line(self) -> str:
+        return (
+            f"{self.name} v{self.version}: {self.files} registered files match their signature and provenance "
+            f"statement (key {self.signing_key[:16]})"
+        )
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """`govern verify` prints one line (or one error line): no MLflow download progress bar."""
+    previous = os.environ.get(_PROGRESS_ENV)
+    os.environ[_PROGRESS_ENV] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_PROGRESS_ENV, None)
+        else:
+            os.environ[_PROGRESS_ENV] = previous
+
+
+_PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+def _download(run_id: str, artifact: str, dest: Path) -> Path:
+    client = registry.client()
+    with _no_progress_bar(), registry.registry_errors(f"downloading {artifact} of run {run_id}"):
+        return Path(client.download_artifacts(run_id, artifact, str(dest)))
+
+
+def event_summary(event: trail.Event) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "event_type": event.event_type,
+        "hash": event.hash,
+        "actor": event.actor,
+        "timestamp": event.timestamp,
+    }
+
+
+def _rfc3339(ms: int | None) -> str | None:
+    import datetime as dt
+
+    if not ms:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_summary(run_id: str) -> dict[str, Any]:
+    """An MLflow run as the statement's run details name it."""
+    run = registry.client().get_run(run_id)
+    return {
+        "run_id": run_id,
+        "stage": run.data.tags.get("stage"),
+        "started": _rfc3339(run.info.start_time),
+        "finished": _rfc3339(run.info.end_time),
+    }
+
+
+def attest_registered_version(
+    name: str,
+    version: str,
+    *,
+    trained: dict[str, Any],
+    commands: dict[str, str],
+    runs: dict[str, str],
+) -> dict[str, str]:
+    """Sign a newly registered version's files and statement; return the trail evidence.
+
+    ``trained`` is the training manifest with its run context (``run_id``,
+    ``git_commit``…); ``commands`` the DVC stage commands of its lineage;
+    ``runs`` role → MLflow run id (``training``, ``evaluation``). Idempotent: a
+    version already attested returns its recorded digests and signs nothing.
+    """
+    version = str(version)
+    mv = registry.get_version(name, version)
+    tags = mv.tags or {}
+    if all(tags.get(tag) for tag in EVIDENCE_KEYS.values()):
+        return {key: tags[tag] for key, tag in EVIDENCE_KEYS.items()}
+    key_path = keys.signing_key_path()
+    private_key = keys.load_private_key(key_path)
+    with tempfile.TemporaryDirectory(prefix="attest-") as tmp:
+        model_dir = _download(mv.run_id, MODEL_ARTIFACT, Path(tmp) / "registered")
+        # Sign exactly the bytes the pipeline trained and DVC locked, never a copy that drifted
+        registered = sha256_dir(model_dir)
+        if registered != trained["model_sha256"]:
+            raise ArtifactTampered(
+                f"{name} v{version}: registered files hash to {registered[:12]}… but the training manifest "
+                f"recorded {trained['model_sha256'][:12]}…; refusing to sign"
+            )
+        out = Path(tmp) / PROVENANCE_ARTIFACT
+        signature_sha256 = sign_model_dir(model_dir, out / SIGNATURE_FILE, key_path)
+        statement = build_statement(
+            name=name,
+            version=version,
+            subjects=file_digests(model_dir),
+            trained=trained,
+            commands=commands,
+            runs={role: run_summary(run_id) for role, run_id in runs.items() if run_id},
+            trail_events=[event_summary(e) for e in trail.events(model=name, version=version)],
+            environment={k.removeprefix("env."): v for k, v in _run_tags(mv.run_id).items() if k.startswith("env.")},
+        )
+        envelope = sign_statement(statement, private_key)
+        (out / STATEMENT_FILE).write_text(json.dumps(envelope, indent=2, sort_keys=True) + "\n")
+        evidence = {
+            "signature_sha256": signature_sha256,
+            "statement_sha256": sha256_file(out / STATEMENT_FILE),
+            "signing_key": keys.fingerprint(private_key.public_key()),
+        }
+        with registry.registry_errors(f"logging the provenance of {name} v{version}"):
+            registry.client().log_artifacts(mv.run_id, str(out), artifact_path=PROVENANCE_ARTIFACT)
+    registry.set_version_tags(name, version, {tag: evidence[key] for key, tag in EVIDENCE_KEYS.items()})
+    log.info("signed %s v%s (signature %s)", name, version, signature_sha256[:12])
+    return evidence
+
+
+def lineage_commands(trained: dict[str, Any], also: tuple[str, ...] = (), lock_path: str | Path = "dvc.lock") -> dict:
+    """The ``dvc.lock`` command of every stage in a trained model's lineage (training, gates, parent, ``also``)."""
+    from governance.lineage import dvc_lock_stage
+
+    stages = [trained.get("stage"), (trained.get("parent") or {}).get("stage")]
+    stages += [gate.get("stage") for gate in trained.get("gates") or []] + list(also)
+    out = {}
+    for stage in filter(None, stages):
+        cmd = dvc_lock_stage(stage, lock_path).get("cmd")
+        if cmd:
+            out[stage] = cmd if isinstance(cmd, str) else " && ".join(cmd)
+    return out
+
+
+def _run_tags(run_id: str) -> dict[str, str]:
+    return registry.client().get_run(run_id).data.tags
+
+
+def recorded_evidence(name: str, version: str) -> dict[str, str]:
+    """The attestation digests the trail's ``model_registered`` event recorded ({} when unsigned)."""
+    registered = trail.events(model=name, version=str(version), event_types=["model_registered"])
+    if not registered:
+        raise ArtifactTampered(f"{name} v{version}: no model_registered event in the audit trail")
+    evidence = registered[0].evidence
+    return {key: evidence[key] for key in EVIDENCE_KEYS if key in evidence}
+
+
+def verify_version(name: str, version: str | int) -> Verified:
+    """Check a registered version's files against its signature and statement, as the trail recorded them.
+
+    Raises :class:`ArtifactTampered` (exit 1) naming the first file that
+    differs, or the signature/statement that does not match the trail.
+    """
+    version = str(version)
+    recorded = recorded_evidence(name, version)
+    if "signature_sha256" not in recorded:
+        raise ArtifactTampered(f"{name} v{version}: registered without a signature; nothing to verify its files by")
+    mv = registry.get_version(name, version)
+    public_path = keys.trusted_public_key_path()
+    public_key = keys.load_public_key(public_path)
+    if recorded.get("signing_key") and keys.fingerprint(public_key) != recorded["signing_key"]:
+        raise ArtifactTampered(
+            f"{name} v{version}: signed with key {recorded['signing_key'][:16]} but the trusted key "
+            f"{public_path} is {keys.fingerprint(public_key)[:16]}"
+        )
+    with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
+        model_dir = _download(mv.run_id, MODEL_ARTIFACT, Path(tmp) / "registered")
+        try:
+            provenance = _download(mv.run_id, PROVENANCE_ARTIFACT, Path(tmp) / "provenance")
+        except RegistryError:
+            raise ArtifactTampered(f"{name} v{version}: {PROVENANCE_ARTIFACT}/ missing from run artifacts") from None
+        for file, key in ((SIGNATURE_FILE, "signature_sha256"), (STATEMENT_FILE, "statement_sha256")):
+            path = provenance / file
+            if not path.is_file():
+                raise ArtifactTampered(f"{name} v{version}: {PROVENANCE_ARTIFACT}/{file} missing from run artifacts")
+            if key in recorded and sha256_file(path) != recorded[key]:
+                raise ArtifactTampered(
+                    f"{name} v{version}: {PROVENANCE_ARTIFACT}/{file} differs from the one recorded in the audit "
+                    f"trail at registration"
+                )
+        statement = open_envelope(
+            json.loads((provenance / STATEMENT_FILE).read_text()), public_key, f"{PROVENANCE_ARTIFACT}/{STATEMENT_FILE}"
+        )
+        expected = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
+        actual = file_digests(model_dir)
+        for file in sorted(set(expected) | set(actual)):
+            if file not in actual:
+                raise ArtifactTampered(f"{name} v{version}: {MODEL_ARTIFACT}/{file}: in the statement but missing")
+            if file not in expected:
+                raise ArtifactTampered(f"{name} v{version}: {MODEL_ARTIFACT}/{file}: not in the provenance statement")
+            if actual[file] != expected[file]:
+                raise ArtifactTampered(
+                    f"{name} v{version}: {MODEL_ARTIFACT}/{file}: sha256 {actual[file][:12]}… differs from the "
+                    f"provenance statement's {expected[file][:12]}…"
+                )
+        # The independent check an outsider runs: model_signing over the same files
+        verify_model_dir(model_dir, provenance / SIGNATURE_FILE, public_path)
+    weights = {f: d for f, d in expected.items() if f.endswith((".safetensors", ".bin", ".gguf", ".pt"))}
+    return Verified(name, version, len(expected), weights, keys.fingerprint(public_key))
+
+
+def require_verified(name: str, version: str | int) -> Verified | None:
+    """Refuse (:class:`ArtifactTampered`, exit 1) a version whose registered files no longer match.
+
+    A version whose registration recorded no signature (registered before
+    signing existed) has nothing to check and passes with a warning; ``govern
+    verify`` reports it as unsigned. A version with no registration event is
+    left to the approval policy, which refuses it.
+    """
+    registered = trail.events(model=name, version=str(version), event_types=["model_registered"])
+    if not registered:
+        return None  # not registered through the pipeline: the approval policy refuses it on its own terms
+    if "signature_sha256" not in registered[0].evidence:
+        log.warning("%s v%s: registered without a signature; its files cannot be verified", name, version)
+        return None
+    return verify_version(name, version)
+
+
+def registered_envelope(name: str, version: str | int) -> dict[str, Any]:
+    """The DSSE envelope logged at registration, verified against the trail and the trusted key."""
+    version = str(version)
+    recorded = recorded_evidence(name, version)
+    mv = registry.get_version(name, version)
+    with tempfile.TemporaryDirectory(prefix="statement-") as tmp:
+        try:
+            path = _download(mv.run_id, f"{PROVENANCE_ARTIFACT}/{STATEMENT_FILE}", Path(tmp))
+        except RegistryError:
+            raise ArtifactTampered(f"{name} v{version}: no provenance statement logged at registration") from None
+        if "statement_sha256" in recorded and sha256_file(path) != recorded["statement_sha256"]:
+            raise ArtifactTampered(f"{name} v{version}: {STATEMENT_FILE} differs from the one recorded in the trail")
+        envelope = json.loads(path.read_text())
+    open_envelope(envelope, keys.load_public_key(keys.trusted_public_key_path()), STATEMENT_FILE)
+    return envelope
+
+
+def current_statement(name: str, version: str | int) -> dict[str, Any]:
+    """The registration statement with today's trail events of the version in its run details (unsigned)."""
+    statement = payload_of(registered_envelope(name, version))
+    recorded = statement["predicate"]["runDetails"].get("byproducts", [])
+    byproducts = [b for b in recorded if not b["name"].startswith("trail_event:")]
+    for event in trail.events(model=name, version=str(version)):
+        summary = event_summary(event)
+        byproducts.append(
+            {
+                "name": f"trail_event:{summary['seq']}:{summary['event_type']}",
+                "digest": {"sha256": summary["hash"]},
+                "annotations": {"actor": summary["actor"], "timestamp": summary["timestamp"]},
+            }
+        )
+    statement["predicate"]["runDetails"]["byproducts"] = byproducts
+    return statement

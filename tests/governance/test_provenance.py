@@ -1,0 +1,205 @@
+"""Signed model versions: verify intact files, name a flipped byte, refuse to promote it, emit the statement."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from governance import approvals, registry, trail
+from governance.cli import main as govern
+from governance.errors import ArtifactTampered
+from governance.identity import Identity
+from governance.lineage import sha256_dir, sha256_file
+from governance.provenance import attest_registered_version, verify_version
+from governance.provenance.statement import open_envelope
+
+REPO = Path(__file__).resolve().parents[2]
+_names = itertools.count(1)
+FILES = {
+    "model.safetensors": bytes(range(256)) * 64,
+    "config.json": b'{"model_type": "qwen2", "hidden_size": 64}\n',
+    "manifest.json": b'{"stage": "train_sft"}\n',
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One SQLite MLflow store per module (creating one costs seconds); each test signs its own model."""
+    root = tmp_path_factory.mktemp("provenance")
+    patch = pytest.MonkeyPatch()
+    patch.chdir(root)  # the local store keeps artifacts in ./mlartifacts, its signing key in ./keys
+    patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    for var in ("GOVERN_SIGNING_KEY", "GOVERN_SIGNING_PUBLIC_KEY", "MLFLOW_TRACKING_USERname"):
+        patch.delenv(var, raising=False)
+    registry.ensure_experiment("govllm")
+    yield root
+    patch.undo()
+
+
+@pytest.fixture
+def signed(store, tmp_path, monkeypatch):
+    """One version registered as the register stage does it: artifacts, tags, signature, statement, trail."""
+    monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for name in ("approvals.yaml", "waivers.yaml"):
+        shutil.copy(REPO / "policies" / name, policies / name)
+    monkeypatch.setenv("GOVERN_POLICY_DIR", str(policies))
+    monkeypatch.setenv("GOVERN_USER", "ci-bot")
+    name = f"govllm-sft-{next(_names)}"
+    model = tmp_path / "model"
+    model.mkdir()
+    for file, data in FILES.items():
+        (model / file).write_bytes(data)
+    client = registry.client()
+    run = client.create_run(registry.ensure_experiment("govllm"), tags={"stage": "train_sft"})
+    client.log_artifacts(run.info.run_id, str(model), "model")
+    client.set_terminated(run.info.run_id)
+    version, _ = registry.register_version(
+        name,
+        run_id=run.info.run_id,
+        artifact_path="model",
+        lineage_key="k1",
+        tags={
+            "lineage.trained_by": "trainer",
+            "lineage.registered_by": "ci-bot",
+            "lineage.risk_tier": "medium",
+            "lineage.gate_decisions": "passed",
+        },
+    )
+    trained = {
+        "stage": "train_sft",
+        "model_sha256": sha256_dir(model),
+        "run_id": run.info.run_id,
+        "params": {"trl": {"seed": 42, "max_steps": 60}},
+        "params_sha256": "p" * 64,
+        "datasets": {"artifacts/pii_scan_sft/data/train.jsonl": {"sha256": "a" * 64, "md5": "b" * 32}},
+        "gates": [
+            {
+                "stage": "pii_scan_sft",
+                "decision": "artifacts/pii_scan_sft/decision.json",
+                "decision_sha256": "c" * 64,
+                "passed": True,
+                "policy_version": "3",
+            }
+        ],
+        "parent": {"stage": "base_model", "name_or_path": "builtin:tiny", "model_sha256": "d" * 64},
+        "base": {"name_or_path": "builtin:tiny", "license": "apache-2.0"},
+        "git_commit": "e" * 40,
+        "git_dirty": False,
+        "lock_sha256": "f" * 64,
+        "policies": {"policies/pii.yaml": {"version": "3", "sha256": "0" * 64}},
+    }
+    evidence = attest_registered_version(
+        name,
+        str(version.version),
+        trained=trained,
+        commands={"train_sft": "python -m pipelines.train_sft"},
+        runs={"training": run.info.run_id},
+    )
+    approvals.record_registration(
+        name,
+        str(version.version),
+        actor="ci-bot",
+        evidence={**evidence, "model_sha256": trained["model_sha256"]},
+        gate_status="passed",
+        eval_status="passed",
+    )
+    stored = Path(urlparse(client.get_run(run.info.run_id).info.artifact_uri).path)
+    return name, str(version.version), stored
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_an_intact_version_verifies(signed, capsys):
+    name, version, stored = signed
+    assert govern(["verify", name, version]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{name} v{version}: 3 registered files match their signature and provenance statement")
+    tags = registry.get_version(name, version).tags
+    registered = trail.events(model=name, version=version, event_types=["model_registered"])[0]
+    assert registered.evidence["signature_sha256"] == sha256_file(stored / "provenance/model.sig")
+    assert tags["lineage.signature_sha256"] == registered.evidence["signature_sha256"]
+
+
+@pytest.mark.parametrize("file", sorted(FILES))
+def test_one_flipped_byte_is_named_and_blocks_promotion(signed, capsys, file):
+    name, version, stored = signed
+    for user in ("alice", "bob"):
+        approvals.approve(name, version, reason=f"reviewed by {user}", identity=Identity(user=user, source="local"))
+    target = stored / "model" / file
+    expected = sha256_file(target)
+    flip_byte(target)
+    assert govern(["verify", name, version]) == 1
+    assert capsys.readouterr().err == (
+        f"govern: {name} v{version}: model/{file}: sha256 {sha256_file(target)[:12]}… differs from the "
+        f"provenance statement's {expected[:12]}…\n"
+    )
+    with pytest.raises(ArtifactTampered, match=f"model/{file}: sha256"):
+        approvals.promote(name, version, identity=Identity(user="dana", source="local"))
+    assert trail.events(model=name, event_types=["promoted"]) == []
+
+
+def test_a_replaced_signature_is_refused(signed):
+    name, version, stored = signed
+    (stored / "provenance/model.sig").write_text("{}")
+    with pytest.raises(ArtifactTampered) as info:
+        verify_version(name, version)
+    assert str(info.value) == (
+        f"{name} v{version}: provenance/model.sig differs from the one recorded in the audit trail at registration"
+    )
+
+
+def test_the_statement_is_in_toto_slsa_and_binds_the_weights(signed, tmp_path):
+    from google.protobuf import json_format
+    from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+    from in_toto_attestation.v1 import statement_pb2
+    from in_toto_attestation.v1.statement import Statement
+
+    from governance.provenance.keys import load_public_key, trusted_public_key_path
+
+    name, version, stored = signed
+    out = tmp_path / "out" / "statement.json"
+    assert govern(["provenance", name, version, "--out", str(out)]) == 0
+    statement = open_envelope(json.loads(out.read_text()), load_public_key(trusted_public_key_path()))
+    # The schemas' required fields, checked by the in-toto attestation bindings (unknown fields fail)
+    parsed = Statement.copy_from_pb(json_format.ParseDict(statement, statement_pb2.Statement()))
+    parsed.validate()
+    predicate = json_format.ParseDict(statement["predicate"], provenance_pb2.Provenance())
+    assert predicate.build_definition.build_type.startswith("https://")
+    assert predicate.build_definition.external_parameters["commands"]["train_sft"] == "python -m pipelines.train_sft"
+    assert predicate.run_details.builder.id.startswith("https://")
+    subjects = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
+    assert subjects["model.safetensors"] == sha256_file(stored / "model/model.safetensors")
+    deps = {d["name"]: d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert deps["artifacts/pii_scan_sft/data/train.jsonl"]["digest"] == {"sha256": "a" * 64, "md5": "b" * 32}
+    assert deps["source"]["digest"] == {"gitCommit": "e" * 40}
+    assert deps["requirements.lock"]["digest"] == {"sha256": "f" * 64}
+    byproducts = [b["name"] for b in statement["predicate"]["runDetails"]["byproducts"]]
+    assert "trail_event:1:model_registered" in byproducts and "mlflow_run:training" in byproducts
+
+
+def test_an_outsider_verifies_with_the_public_model_signing_cli(signed, store):
+    """What the README tells a reviewer: the public CLI, the public key, the downloaded files."""
+    name, version, stored = signed
+    public = store / "keys" / "model_signing.pub"
+    command = [
+        sys.executable, "-m", "model_signing", "verify", "key", str(stored / "model"),
+        "--signature", str(stored / "provenance/model.sig"), "--public_key", str(public),
+    ]  # fmt: skip
+    ok = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    flip_byte(stored / "model" / "config.json")
+    bad = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "config.json" in bad.stdout + bad.stderr
