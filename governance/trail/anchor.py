@@ -85,7 +85,12 @@ def read_checkpoint(path: Path) -> tuple[list[Anchor], list[tuple[int, str]]]:
 
 
 def check_anchors(
-    anchors: Iterable[Anchor], hashes: dict[int, str], end: int, keys, rotated: dict[str, str]
+    anchors: Iterable[Anchor],
+    hashes: dict[int, str],
+    end: int,
+    keys,
+    rotated: dict[str, str],
+    verified: dict[int, str] | None = None,
 ) -> list[tuple[int, str]]:
     """Findings ``(seq, line)`` for anchors that the chain contradicts.
 
@@ -93,13 +98,18 @@ def check_anchors(
     stored seq. Per source, the first rewritten seq and the furthest anchor
     beyond the end are reported; an anchor whose signature does not verify is
     reported as forged and otherwise ignored. ``rotated`` maps key ids
-    introduced by rotation events to their public keys.
+    introduced by rotation events to their public keys; ``verified`` maps
+    seqs whose stored signature already verified to that signature (an anchor
+    equal to its event needs no second signature check).
     """
+    verified = verified or {}
     findings: list[tuple[int, str]] = []
     seen_rewrite: set[str] = set()
     beyond: dict[str, Anchor] = {}
     for anchor in sorted(anchors, key=lambda a: a.seq):
         family = anchor.source.rsplit(":", 1)[0] if anchor.source.startswith("checkpoint ") else anchor.source
+        if hashes.get(anchor.seq) == anchor.hash and verified.get(anchor.seq) == anchor.signature:
+            continue  # the very event, whose signature verified a moment ago
         trust, _ = keys.check(anchor.key_id, "9999")
         if (trust is None and anchor.key_id not in rotated) or not keys.verify(
             anchor.key_id, anchor.hash, anchor.signature, public=rotated.get(anchor.key_id)

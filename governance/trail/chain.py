@@ -171,6 +171,8 @@ class Verification(BaseModel):
     anchors: list[str] = []
     #: keys introduced by verified ``key_rotated`` events: id -> public key (base64).
     rotated_keys: dict[str, str] = Field(default={}, exclude=True)
+    #: seq -> signature of every event whose signature verified (anchors equal to these need no second check).
+    verified_signatures: dict[int, str] = Field(default={}, exclude=True)
 
     def line(self) -> str:
         if self.ok:
@@ -250,6 +252,7 @@ def verify_rows(rows: Iterable[dict[str, Any]], keys: Any | None = None) -> Veri
     signature_findings: list[tuple[int, str]] = []
     checked = 0
     keys_used: dict[str, str] = {}
+    verified_signatures: dict[int, str] = {}
     rotated_in: dict[str, tuple[int, str, str]] = {}  # new key id -> (seq, public key, old key id)
     retired: dict[str, int] = {}  # key id -> seq of the event that rotated it out
     for expected, row in enumerate(rows, start=1):
@@ -281,6 +284,7 @@ def verify_rows(rows: Iterable[dict[str, Any]], keys: Any | None = None) -> Veri
             else:
                 checked += 1
                 keys_used[found[0]] = found[1]
+                verified_signatures[seq] = str(row.get("signature"))
         prev = row.get("hash")
     if chain_problem is None:
         verified_events, verified_head = count, (prev if count else None)
@@ -295,9 +299,11 @@ def verify_rows(rows: Iterable[dict[str, Any]], keys: Any | None = None) -> Veri
             signatures_checked=checked,
             keys_used=keys_used,
             rotated_keys=rotated_keys,
+            verified_signatures=verified_signatures,
         )
     return Verification(
         rotated_keys=rotated_keys,
+        verified_signatures=verified_signatures,
         ok=False,
         events=verified_events,
         head_hash=verified_head,

@@ -357,12 +357,14 @@ class Trail:
         extra: list[tuple[int, str]] = []
         summary: list[str] = []
         if keys is not None:
-            extra += self._check_checkpoint(rows, hashes, end, keys, result.rotated_keys, summary)
+            extra += self._check_checkpoint(rows, hashes, end, keys, result, summary)
             by_source: dict[str, list[anchors_mod.Anchor]] = {}
             for given in anchors:
                 by_source.setdefault(given.source or "caller anchor", []).append(given)
             for source, group in sorted(by_source.items()):
-                found = anchors_mod.check_anchors(group, hashes, end, keys, result.rotated_keys)
+                found = anchors_mod.check_anchors(
+                    group, hashes, end, keys, result.rotated_keys, result.verified_signatures
+                )
                 latest = max(a.seq for a in group)
                 summary.append(f"anchor {source}: head #{latest}, {'MISMATCH' if found else 'matches'}")
                 extra += found
@@ -370,7 +372,9 @@ class Trail:
             extra += _check_archive(archive, hashes, result)
         return result.with_findings(extra).model_copy(update={"anchors": summary})
 
-    def _check_checkpoint(self, rows, hashes, end, keys, rotated, summary: list[str]) -> list[tuple[int, str]]:
+    def _check_checkpoint(
+        self, rows, hashes, end, keys, chain: Verification, summary: list[str]
+    ) -> list[tuple[int, str]]:
         path = self.files.checkpoint
         if path is None:
             summary.append(f"checkpoint: none configured (set {CHECKPOINT_ENV})")
@@ -387,7 +391,7 @@ class Trail:
                 )
             ]
         heads, unreadable = anchors_mod.read_checkpoint(path)
-        found = anchors_mod.check_anchors(heads, hashes, end, keys, rotated)
+        found = anchors_mod.check_anchors(heads, hashes, end, keys, chain.rotated_keys, chain.verified_signatures)
         latest = max((a.seq for a in heads), default=0)
         behind = f"; {end - latest} newer events not yet anchored" if latest < end else ""
         verdict = "MISMATCH" if found or unreadable else "matches"

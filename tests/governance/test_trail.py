@@ -20,6 +20,7 @@ SUBJECT = Subject(model="govllm-sft", version="3")
 def audit_db(tmp_path, monkeypatch):
     path = tmp_path / "audit.db"
     monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{path}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # no registry: the trail alone
     return path
 
 

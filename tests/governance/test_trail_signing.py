@@ -22,6 +22,7 @@ def store(tmp_path, monkeypatch):
     monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{path}")
     monkeypatch.setenv("GOVERN_POLICY_DIR", str(tmp_path / "policies"))
     monkeypatch.setenv("GOVERN_USER", "kim")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     for name in ("GOVERN_TRAIL_KEY", "GOVERN_TRAIL_KEY_FILE", "GOVERN_TRAIL_CHECKPOINT"):
         monkeypatch.delenv(name, raising=False)
     return path
