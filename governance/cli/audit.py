@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify = actions.add_parser("verify", help="check hashes, signatures and anchors; one line per finding")
     verify.add_argument("--archive", type=Path, help="an earlier `govern audit export` that must still be a prefix")
     verify.add_argument("--file", type=Path, help="verify this export file instead of the database")
+    verify.add_argument(
+        "--anchors", type=Path, help="an off-box copy of the checkpoint file whose heads the trail must still hold"
+    )
     verify.set_defaults(handler=run_verify)
     export = actions.add_parser("export", help="write every event as JSON Lines (chain order) for archiving")
     export.add_argument("--out", type=Path, help="output file (default: stdout)")
@@ -65,6 +68,8 @@ def run_verify(args: argparse.Namespace) -> int:
         registry_problems: list[str] = []
     else:
         anchors, registry_lines, registry_problems = _registry_side()
+        if args.anchors is not None:
+            anchors = [*anchors, *trail.read_anchor_file(args.anchors)]
         result = trail.verify(archive=args.archive, anchors=anchors)
         where = trail.redacted(trail.open_trail().url)
     if result.ok:

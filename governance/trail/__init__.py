@@ -95,6 +95,7 @@ __all__ = [
     "now_utc",
     "open_trail",
     "parse_private_key",
+    "read_anchor_file",
     "read_export",
     "record",
     "redacted",
@@ -194,6 +195,19 @@ def keyring(url: str | None = None) -> KeyRing:
 def verify(url: str | None = None, archive: str | Path | None = None, anchors: Iterable[Anchor] = ()) -> Verification:
     """Recompute the chain, check every signature, and compare with the checkpoint file, ``anchors`` and ``archive``."""
     return open_trail(url).verify(archive, anchors)
+
+
+def read_anchor_file(path: str | Path) -> list[Anchor]:
+    """The heads of an off-box copy of a checkpoint file, to hand to :func:`verify` as ``anchors``."""
+    from governance.trail.anchor import read_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: anchor file not found")
+    heads, unreadable = read_checkpoint(path)
+    if unreadable:
+        raise ConfigError(unreadable[0][1].removeprefix("checkpoint ") + " (not a copy of a checkpoint file?)")
+    return [head.model_copy(update={"source": f"off-box copy {path}"}) for head in heads]
 
 
 def require_intact(url: str | None = None, anchors: Iterable[Anchor] = ()) -> Verification:

@@ -139,9 +139,7 @@ def test_truncated_tail_is_caught_against_an_archive(audit_db, tmp_path):
     conn.commit()
     conn.close()
     checkpoint = tmp_path / "audit.checkpoint.jsonl"
-    truncated = (
-        f"checkpoint {checkpoint}:3: head #3 is beyond the trail's end (#2); event #3 was removed (truncated)"
-    )
+    truncated = f"checkpoint {checkpoint}:3: head #3 is beyond the trail's end (#2); event #3 was removed (truncated)"
     assert trail.verify().findings == [truncated]  # the chain alone cannot see its missing tail; its anchors can
     result = trail.verify(archive=archive)  # …and so can an archived export
     assert result.first_bad_seq == 3

@@ -195,3 +195,20 @@ def test_a_deleted_checkpoint_file_is_a_finding(store, capsys):
         f"checkpoint {checkpoint} is missing but the trail holds 8 events; it was deleted, "
         "or GOVERN_TRAIL_CHECKPOINT points elsewhere"
     ]
+
+
+def test_an_off_box_copy_of_the_checkpoint_catches_a_consistent_cut(store, tmp_path, capsys):
+    """Database and checkpoint both cut back to #5 agree with each other; the copy shipped off-box does not."""
+    checkpoint = store.with_name("audit.checkpoint.jsonl")
+    copy = tmp_path / "shipped" / "checkpoint.jsonl"
+    copy.parent.mkdir()
+    copy.write_text(checkpoint.read_text())
+    checkpoint.write_text("".join(checkpoint.read_text().splitlines(keepends=True)[:5]))
+    tamper(store, "DELETE FROM audit_events WHERE seq > 5")
+    assert main(["audit", "verify"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify", "--anchors", str(copy)]) == 1
+    assert capsys.readouterr().err == (
+        f"govern: audit trail BROKEN: off-box copy {copy}: head #8 is beyond the trail's end (#5); "
+        f"events #6..#8 were removed (truncated) (sqlite:///{store})\n"
+    )
