@@ -6,16 +6,23 @@ must be *consistent* between them lives here, once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import shutil
+import signal
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import mlflow
+from pydantic import Field
 
-from governance.errors import ConfigError
+from governance.errors import ConfigError, GovernanceError
 from governance.gates import GateDecision
+from governance.hardware import hardware_facts
 from governance.identity import current_user
 from governance.lineage import (
     environment,
@@ -30,7 +37,7 @@ from governance.lineage import (
     write_manifest,
 )
 from governance.policy import Strict
-from governance.registry import flatten
+from governance.registry import flatten, stage_run
 from pipelines._common import project_name
 
 log = logging.getLogger(__name__)
@@ -71,15 +78,20 @@ def strategy_off_words(config_class: type, options: dict[str, Any]) -> dict[str,
 def trl_config(config_class: type, trl: dict[str, Any], section: str):
     """Build a TRL config from params unchanged; TRL's own checks run.
 
-    One device-dependent default is filled in: TRL defaults ``bf16=True``,
-    which a CPU-only torch cannot train in, so on a machine without CUDA and
-    with ``bf16`` unset it becomes ``False``. Unknown keys fail with the key.
+    Two device-dependent defaults are filled in on a machine without CUDA:
+    TRL defaults ``bf16=True``, which a CPU-only torch cannot train in, so an
+    unset ``bf16`` becomes ``False``; and in a multi-process launch (accelerate's
+    workers, ``WORLD_SIZE`` > 1) an unset ``use_cpu`` becomes ``True``, so the
+    workers join one gloo process group instead of training alone. Unknown keys
+    fail with the key.
     """
     import torch
 
     options = strategy_off_words(config_class, trl)
     if "bf16" not in options and not torch.cuda.is_available():
         options["bf16"] = False
+    if "use_cpu" not in options and not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        options["use_cpu"] = True
     try:
         return config_class(**options)
     except TypeError as exc:
@@ -154,13 +166,21 @@ def training_lineage(
     decisions: list[GateDecision],
     decision_paths: list[str | Path],
     parent_dir: str | Path,
+    topology: Topology | None = None,
 ) -> dict[str, Any]:
-    """Everything a trained model's provenance is made of, computed before training."""
+    """Everything a trained model's provenance is made of, computed before training.
+
+    ``distributed`` says how many processes trained it, how (accelerate's
+    distributed type) and under which accelerate config (its SHA-256): the
+    process count shapes the global batch, so it is part of the model's content.
+    """
     parent = read_manifest(parent_dir)
     git = git_state()
+    distributed = {k: v for k, v in topology.to_dict().items() if k != "rank"} if topology else None
     return {
         "provenance": dataset_provenance(data_files, decisions),
         "stage": stage,
+        "distributed": distributed,
         "params": params,
         "params_sha256": sha256_json(params),
         "datasets": file_refs(data_files),
@@ -183,13 +203,21 @@ def training_lineage(
             "model_sha256": parent.get("model_sha256"),
             "license": parent.get("license"),
         },
-        "base": parent.get("base", {"name_or_path": parent.get("name_or_path"), "license": parent.get("license")}),
+        # The base model's identity, licence and content hash, carried down from the base_model stage's manifest
+        "base": parent.get(
+            "base",
+            {
+                "name_or_path": parent.get("name_or_path"),
+                "license": parent.get("license"),
+                "model_sha256": parent.get("model_sha256"),
+            },
+        ),
         "trained_by": current_user(),
         "git_commit": git["commit"],
         "git_dirty": git["dirty"],
         "lock_sha256": lock_file_hash(),
         "policies": policy_versions(),
-        "environment": environment(),
+        "environment": {**environment(), **hardware_facts()},
     }
 
 
@@ -243,6 +271,7 @@ def log_lineage_to_run(lineage: dict[str, Any]) -> None:
         "lineage.parent_model_sha256": str(lineage["parent"]["model_sha256"]),
         "lineage.gates": ",".join(f"{g['stage']}={'passed' if g['passed'] else 'denied'}" for g in lineage["gates"]),
     }
+    tags.update({f"lineage.distributed.{k}": str(v) for k, v in (lineage.get("distributed") or {}).items()})
     tags.update({f"lineage.data.{Path(p).name}.md5": ref["md5"] for p, ref in lineage["datasets"].items()})
     tags.update({f"lineage.policy.{Path(p).stem}": ref["version"] for p, ref in lineage["policies"].items()})
     tags.update({f"env.{k}": str(v) for k, v in lineage["environment"].items()})
@@ -287,9 +316,15 @@ def content_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-
 def finish_training(
-    *, out_dir: str | Path, lineage: dict[str, Any], trainer, seconds: float, run_id: str, extra: dict[str, Any]
+    *,
+    out_dir: str | Path,
+    lineage: dict[str, Any],
+    trainer,
+    seconds: float,
+    run_id: str,
+    extra: dict[str, Any],
+    final_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Write the trained model's manifest and log the model folder to the run.
 
@@ -304,8 +339,10 @@ def finish_training(
         **{k: v for k, v in lineage.items() if k not in RUN_CONTEXT_KEYS},
         "model_sha256": sha256_dir(out_dir),
         "num_parameters": sum(p.numel() for p in trainer.model.parameters()),
-        "model_path": str(out_dir),
+        # Written in a staging folder (see staged_output); the model lives at final_dir
+        "model_path": str(final_dir or out_dir),
         "license": lineage["base"].get("license"),
+        "trainer": f"{type(trainer).__module__}.{type(trainer).__qualname__}",
         "global_steps": state.global_step,
         "tokens_seen": getattr(state, "num_input_tokens_seen", None) or None,
         "train_history": content_history(state.log_history),
@@ -353,3 +390,186 @@ def with_run_context(manifest: dict[str, Any]) -> dict[str, Any]:
         "git_dirty": {"True": True, "False": False}.get(tags.get("lineage.git_dirty", "")),
         "trained_by": tags.get("lineage.trained_by", "unknown"),
     }
+
+
+# --- One run, many processes: every train_* stage is started by `accelerate launch` ----------
+
+
+class LaunchParams(Strict):
+    """How dvc.yaml launches the stage: ``accelerate launch --config_file C --num_processes N``.
+
+    ``num_processes`` is accelerate's: processes over all machines. The config
+    files under ``configs/accelerate/`` leave it to this value (``-1`` there).
+    """
+
+    num_processes: int = Field(ge=1)
+    config_file: str
+
+
+class DistributedError(GovernanceError):
+    """A process of a multi-process training run failed or was stopped; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where this process stands in the run accelerate started."""
+
+    world_size: int
+    rank: int
+    local_world_size: int
+    distributed_type: str
+    backend: str | None
+    config_file: str
+    config_sha256: str
+
+    @property
+    def is_main(self) -> bool:
+        """The one process that speaks for the run: outputs, manifest, MLflow, lineage."""
+        return self.rank == 0
+
+    @property
+    def sharded(self) -> bool:
+        return self.distributed_type in ("FSDP", "DEEPSPEED")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_topology(config, launch: LaunchParams, adapter: AdapterParams, section: str) -> Topology:
+    """This process's rank, the world size and distributed type the trainer will use.
+
+    Reads the distributed state the TRL config set up (accelerate's, from the
+    launcher's environment) and hashes the accelerate config named in params.
+    Refuses a run whose process count differs from ``launch.num_processes`` (the
+    lineage must describe what ran) and LoRA/QLoRA under FSDP/DeepSpeed, whose
+    sharded adapter weights this stage cannot merge into one model folder.
+    """
+    path = Path(launch.config_file)
+    if not path.is_file():
+        raise ConfigError(
+            f"params.yaml: {section}.launch.config_file: {path} not found (configs/accelerate/ holds the shipped ones)"
+        )
+    config.device  # noqa: B018 - builds TrainingArguments' distributed state (accelerate's PartialState)
+    state = config.distributed_state
+    topology = Topology(
+        world_size=state.num_processes,
+        rank=state.process_index,
+        local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
+        distributed_type=state.distributed_type.value,
+        backend=state.backend,
+        config_file=str(path),
+        config_sha256=sha256_file(path),
+    )
+    if topology.world_size != launch.num_processes:
+        raise ConfigError(
+            f"params.yaml: {section}.launch.num_processes is {launch.num_processes} but this run has "
+            f"{topology.world_size} process(es): run it with `dvc repro {section}` (accelerate launch) "
+            "or set num_processes to match"
+        )
+    if topology.sharded and adapter.method != "none":
+        raise ConfigError(
+            f"params.yaml: {section}.adapter.method: {adapter.method} under {topology.distributed_type} "
+            f"({path}) is not supported: sharded adapters cannot be merged into one model; use multi_gpu.yaml (DDP)"
+        )
+    log.info(
+        "%s: process %d of %d (%s, backend %s, %s)",
+        section,
+        topology.rank,
+        topology.world_size,
+        topology.distributed_type,
+        topology.backend,
+        path,
+    )
+    return topology
+
+
+@contextlib.contextmanager
+def main_process_run(topology: Topology, stage: str, tags: dict[str, str]):
+    """The stage's MLflow run on the main process (yields it), nothing elsewhere (yields None).
+
+    A SIGTERM (the launcher stopping the survivors after one process died)
+    becomes :class:`DistributedError` on every process, so the run ends
+    FAILED and staged outputs are removed before the process exits.
+    """
+
+    def stopped(signum: int, frame: object) -> None:
+        raise DistributedError(
+            f"another training process of {topology.world_size} failed and the launcher stopped this one; "
+            "nothing was written"
+        )
+
+    previous = signal.signal(signal.SIGTERM, stopped) if topology.world_size > 1 else None
+    try:
+        if not topology.is_main:
+            yield None
+            return
+        run_tags = {
+            **tags,
+            "distributed.world_size": str(topology.world_size),
+            "distributed.type": topology.distributed_type,
+        }
+        with stage_run(project_name(), stage, run_tags) as run:
+            yield run
+    except RuntimeError as exc:
+        if topology.world_size == 1 or not _peer_lost(exc):
+            raise
+        raise DistributedError(
+            f"a training process of {topology.world_size} stopped mid-run "
+            f"({str(exc).splitlines()[0][:160]}); nothing was written"
+        ) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _peer_lost(exc: RuntimeError) -> bool:
+    """Whether a collective failed because another process of the group went away (gloo/NCCL)."""
+    text = str(exc).lower()
+    return any(
+        phrase in text for phrase in ("connection closed by peer", "connection reset", "gloo", "nccl", "broken pipe")
+    )
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str | Path, topology: Topology):
+    """A staging folder beside ``out_dir``, moved into place only when the block succeeds.
+
+    The main process removes any earlier output first; on failure (any
+    exception, or a SIGTERM turned into one) it removes the staging folder, so
+    a failed run leaves nothing at ``out_dir`` for DVC to cache. A process
+    killed outright leaves only ``<out_dir>.partial``, which is no DVC output
+    and is cleared by the next run.
+    """
+    out_dir = Path(out_dir)
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    if topology.is_main:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(out_dir, ignore_errors=True)
+    try:
+        yield staging
+    except BaseException:
+        if topology.is_main:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if topology.is_main:
+        # The trainer may have created output_dir (logs); the staged model replaces it whole
+        shutil.rmtree(out_dir, ignore_errors=True)
+        staging.rename(out_dir)
+
+
+def save_trained_model(trainer, tokenizer, out_dir: str | Path, topology: Topology) -> None:
+    """Save the trained model once, from the main process.
+
+    Under FSDP/DeepSpeed the full state dict is gathered first, a collective
+    every process takes part in; with one process or DDP every process holds
+    the whole model and the main one saves it (LoRA merged in).
+    """
+    if topology.sharded:
+        state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+        if topology.is_main:
+            model = trainer.accelerator.unwrap_model(trainer.model)
+            model.save_pretrained(out_dir, state_dict=state_dict, safe_serialization=True)
+            tokenizer.save_pretrained(out_dir)
+    elif topology.is_main:
+        save_model(trainer.model, tokenizer, out_dir)
+    trainer.accelerator.wait_for_everyone()

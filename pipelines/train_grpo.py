@@ -26,16 +26,19 @@ from governance.gates import require_passed_gates
 from governance.objectives import objective_hashes, require_approved_objective
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.registry import stage_run
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, stage_main
 from pipelines._training import (
     AdapterParams,
+    LaunchParams,
     Stopwatch,
     finish_training,
     load_causal_lm,
     log_lineage_to_run,
+    main_process_run,
     peft_config,
-    save_model,
+    run_topology,
+    save_trained_model,
+    staged_output,
     training_lineage,
     trl_config,
 )
@@ -52,6 +55,7 @@ class TrainGrpoParams(Strict):
     gate_decisions: list[str]
     reward_funcs: list[str] = Field(min_length=1)
     adapter: AdapterParams
+    launch: LaunchParams
     trl: dict[str, Any]
 
 
@@ -84,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     config = trl_config(GRPOConfig, params.trl, STAGE)
     lora = peft_config(params.adapter, STAGE)
     out_dir = Path(config.output_dir)
+    # Every process: its place in the launch, then the gates, before any data is read
+    topology = run_topology(config, params.launch, params.adapter, STAGE)
     # Refuse to train on data that has not passed its gates
     data_files = [params.train_file, params.eval_file]
     decisions = require_passed_gates(data_files, params.gate_decisions)
@@ -98,12 +104,15 @@ def main(argv: list[str] | None = None) -> int:
         decisions=decisions,
         decision_paths=params.gate_decisions,
         parent_dir=params.base_model,
+        topology=topology,
     )
     model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
     train = load_prompts(params.train_file)
-    with stage_run(project_name(), STAGE, {"method": "grpo"}) as run:
-        log_lineage_to_run(lineage)
-        mlflow.set_tags({f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
+    # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
+    with main_process_run(topology, STAGE, {"method": "grpo"}) as run, staged_output(out_dir, topology) as staging:
+        if run is not None:
+            log_lineage_to_run(lineage)
+            mlflow.set_tags({f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
         # Train
         trainer = GRPOTrainer(
             model=model,
@@ -116,22 +125,25 @@ def main(argv: list[str] | None = None) -> int:
         with Stopwatch() as clock:
             trainer.train()
         # Save the full model with its provenance, and log both to the run
-        save_model(trainer.model, tokenizer, out_dir)
-        finish_training(
-            out_dir=out_dir,
-            lineage=lineage,
-            trainer=trainer,
-            seconds=clock.seconds,
-            run_id=run.info.run_id,
-            extra={
-                "method": "grpo",
-                "adapter": params.adapter.model_dump(),
-                "seed": config.seed,
-                "reward_functions": reward_hashes,
-                "reward_history": reward_history(trainer.state.log_history),
-            },
-        )
-    log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+        save_trained_model(trainer, tokenizer, staging, topology)
+        if run is not None:
+            finish_training(
+                out_dir=staging,
+                final_dir=out_dir,
+                lineage=lineage,
+                trainer=trainer,
+                seconds=clock.seconds,
+                run_id=run.info.run_id,
+                extra={
+                    "method": "grpo",
+                    "adapter": params.adapter.model_dump(),
+                    "seed": config.seed,
+                    "reward_functions": reward_hashes,
+                    "reward_history": reward_history(trainer.state.log_history),
+                },
+            )
+    if run is not None:
+        log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
     return 0
 
 

@@ -21,17 +21,20 @@ from typing import Any
 
 from governance.gates import require_passed_gates
 from governance.policy import Strict
-from governance.registry import stage_run
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, stage_main
 from pipelines._preference import load_unpaired, trainer_errors
 from pipelines._training import (
     AdapterParams,
+    LaunchParams,
     Stopwatch,
     finish_training,
     load_causal_lm,
     log_lineage_to_run,
+    main_process_run,
     peft_config,
-    save_model,
+    run_topology,
+    save_trained_model,
+    staged_output,
     training_lineage,
     trl_config,
 )
@@ -46,6 +49,7 @@ class TrainKtoParams(Strict):
     eval_file: str
     gate_decisions: list[str]
     adapter: AdapterParams
+    launch: LaunchParams
     trl: dict[str, Any]
 
 
@@ -57,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     config = trl_config(KTOConfig, params.trl, STAGE)
     lora = peft_config(params.adapter, STAGE)
     out_dir = Path(config.output_dir)
+    # Every process: its place in the launch, then the gates, before any data is read
+    topology = run_topology(config, params.launch, params.adapter, STAGE)
     # Refuse to train on data that has not passed its gates
     data_files = [params.train_file, params.eval_file]
     decisions = require_passed_gates(data_files, params.gate_decisions)
@@ -67,11 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         decisions=decisions,
         decision_paths=params.gate_decisions,
         parent_dir=params.base_model,
+        topology=topology,
     )
     model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
     train, evaluation = load_unpaired(params.train_file), load_unpaired(params.eval_file)
-    with stage_run(project_name(), STAGE, {"method": "kto"}) as run:
-        log_lineage_to_run(lineage)
+    # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
+    with main_process_run(topology, STAGE, {"method": "kto"}) as run, staged_output(out_dir, topology) as staging:
+        if run is not None:
+            log_lineage_to_run(lineage)
         # Train against the SFT model as reference (ref_model=None: TRL's own handling)
         with trainer_errors(STAGE):
             trainer = KTOTrainer(
@@ -86,23 +95,26 @@ def main(argv: list[str] | None = None) -> int:
         with Stopwatch() as clock:
             trainer.train()
         # Save the full model with its provenance, and log both to the run
-        save_model(trainer.model, tokenizer, out_dir)
-        finish_training(
-            out_dir=out_dir,
-            lineage=lineage,
-            trainer=trainer,
-            seconds=clock.seconds,
-            run_id=run.info.run_id,
-            extra={
-                "method": "kto",
-                "adapter": params.adapter.model_dump(),
-                "seed": config.seed,
-                "beta": config.beta,
-                "reference": "parent, adapter disabled" if lora is not None else "parent, frozen copy",
-                "desirable_share": sum(train["label"]) / len(train),
-            },
-        )
-    log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+        save_trained_model(trainer, tokenizer, staging, topology)
+        if run is not None:
+            finish_training(
+                out_dir=staging,
+                final_dir=out_dir,
+                lineage=lineage,
+                trainer=trainer,
+                seconds=clock.seconds,
+                run_id=run.info.run_id,
+                extra={
+                    "method": "kto",
+                    "adapter": params.adapter.model_dump(),
+                    "seed": config.seed,
+                    "beta": config.beta,
+                    "reference": "parent, adapter disabled" if lora is not None else "parent, frozen copy",
+                    "desirable_share": sum(train["label"]) / len(train),
+                },
+            )
+    if run is not None:
+        log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
     return 0
 
 

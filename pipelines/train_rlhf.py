@@ -49,17 +49,20 @@ from governance.lineage import read_manifest, sha256_dir, sha256_json
 from governance.objectives import require_approved_objective
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.registry import stage_run
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, stage_main
 from pipelines._training import (
     AdapterParams,
+    LaunchParams,
     Stopwatch,
     base_model_path,
     finish_training,
     load_causal_lm,
     log_lineage_to_run,
+    main_process_run,
     peft_config,
-    save_model,
+    run_topology,
+    save_trained_model,
+    staged_output,
     training_lineage,
     trl_config,
     with_run_context,
@@ -76,6 +79,7 @@ class TrainRlhfParams(Strict):
     eval_file: str
     gate_decisions: list[str]
     adapter: AdapterParams
+    launch: LaunchParams
     trl: dict[str, Any]
 
 
@@ -172,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     require_kl_penalty(config.beta, STAGE)
     lora = peft_config(params.adapter, STAGE)
     out_dir = Path(config.output_dir)
+    # Every process: its place in the launch, then the gates, before any data is read
+    topology = run_topology(config, params.launch, params.adapter, STAGE)
     # Refuse to train on data that has not passed its gates
     data_files = [params.train_file, params.eval_file]
     decisions = require_passed_gates(data_files, params.gate_decisions)
@@ -188,13 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         decisions=decisions,
         decision_paths=params.gate_decisions,
         parent_dir=params.base_model,
+        topology=topology,
     )
     policy, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
     train = load_prompts(params.train_file)
-    with stage_run(project_name(), STAGE, {"method": "rlhf"}) as run:
-        log_lineage_to_run(lineage)
-        mlflow.set_tags({f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
-        mlflow.set_tag("lineage.reward_model_run_id", with_run_context(rm_manifest)["run_id"])
+    # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
+    with main_process_run(topology, STAGE, {"method": "rlhf"}) as run, staged_output(out_dir, topology) as staging:
+        if run is not None:
+            log_lineage_to_run(lineage)
+            mlflow.set_tags({f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
+            mlflow.set_tag("lineage.reward_model_run_id", with_run_context(rm_manifest)["run_id"])
         # Train
         trainer = RLOOTrainer(
             model=policy,
@@ -208,30 +217,33 @@ def main(argv: list[str] | None = None) -> int:
         with Stopwatch() as clock:
             trainer.train()
         # Save the full model with its provenance, and log both to the run
-        save_model(trainer.model, tokenizer, out_dir)
-        finish_training(
-            out_dir=out_dir,
-            lineage=lineage,
-            trainer=trainer,
-            seconds=clock.seconds,
-            run_id=run.info.run_id,
-            extra={
-                "method": "rlhf",
-                "algorithm": "rloo",
-                "adapter": params.adapter.model_dump(),
-                "seed": config.seed,
-                "beta": config.beta,
-                "reward_functions": reward_hashes,
-                "reward_model": {
-                    "dir": params.reward_model,
-                    "model_sha256": rm_manifest["model_sha256"],
-                    "recipe": recipe,
-                    "recipe_sha256": objective["reward_model_recipe"],
+        save_trained_model(trainer, tokenizer, staging, topology)
+        if run is not None:
+            finish_training(
+                out_dir=staging,
+                final_dir=out_dir,
+                lineage=lineage,
+                trainer=trainer,
+                seconds=clock.seconds,
+                run_id=run.info.run_id,
+                extra={
+                    "method": "rlhf",
+                    "algorithm": "rloo",
+                    "adapter": params.adapter.model_dump(),
+                    "seed": config.seed,
+                    "beta": config.beta,
+                    "reward_functions": reward_hashes,
+                    "reward_model": {
+                        "dir": params.reward_model,
+                        "model_sha256": rm_manifest["model_sha256"],
+                        "recipe": recipe,
+                        "recipe_sha256": objective["reward_model_recipe"],
+                    },
+                    "reward_history": reward_history(trainer.state.log_history),
                 },
-                "reward_history": reward_history(trainer.state.log_history),
-            },
-        )
-    log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+            )
+    if run is not None:
+        log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
     return 0
 
 

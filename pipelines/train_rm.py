@@ -20,16 +20,19 @@ from typing import Any
 
 from governance.gates import require_passed_gates
 from governance.policy import Strict
-from governance.registry import stage_run
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, stage_main
 from pipelines._preference import load_pairs, load_reward_model, trainer_errors
 from pipelines._training import (
     AdapterParams,
+    LaunchParams,
     Stopwatch,
     finish_training,
     log_lineage_to_run,
+    main_process_run,
     peft_config,
-    save_model,
+    run_topology,
+    save_trained_model,
+    staged_output,
     training_lineage,
     trl_config,
 )
@@ -44,6 +47,7 @@ class TrainRmParams(Strict):
     eval_file: str
     gate_decisions: list[str]
     adapter: AdapterParams
+    launch: LaunchParams
     trl: dict[str, Any]
 
 
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     config = trl_config(RewardConfig, params.trl, STAGE)
     lora = peft_config(params.adapter, STAGE)
     out_dir = Path(config.output_dir)
+    # Every process: its place in the launch, then the gates, before any data is read
+    topology = run_topology(config, params.launch, params.adapter, STAGE)
     # Refuse to train on data that has not passed its gates
     data_files = [params.train_file, params.eval_file]
     decisions = require_passed_gates(data_files, params.gate_decisions)
@@ -66,13 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         decisions=decisions,
         decision_paths=params.gate_decisions,
         parent_dir=params.base_model,
+        topology=topology,
     )
     # The score head is initialised randomly: seed first, so the same params give the same model
     set_seed(config.seed)
     model, tokenizer = load_reward_model(params.base_model, params.adapter, STAGE)
     train, evaluation = load_pairs(params.train_file), load_pairs(params.eval_file)
-    with stage_run(project_name(), STAGE, {"method": "rm"}) as run:
-        log_lineage_to_run(lineage)
+    # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
+    with main_process_run(topology, STAGE, {"method": "rm"}) as run, staged_output(out_dir, topology) as staging:
+        if run is not None:
+            log_lineage_to_run(lineage)
         # Train
         with trainer_errors(STAGE):
             trainer = RewardTrainer(
@@ -86,21 +95,24 @@ def main(argv: list[str] | None = None) -> int:
         with Stopwatch() as clock:
             trainer.train()
         # Save the full model with its provenance, and log both to the run
-        save_model(trainer.model, tokenizer, out_dir)
-        finish_training(
-            out_dir=out_dir,
-            lineage=lineage,
-            trainer=trainer,
-            seconds=clock.seconds,
-            run_id=run.info.run_id,
-            extra={
-                "method": "rm",
-                "adapter": params.adapter.model_dump(),
-                "seed": config.seed,
-                "train_pairs": len(trainer.train_dataset),
-            },
-        )
-    log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+        save_trained_model(trainer, tokenizer, staging, topology)
+        if run is not None:
+            finish_training(
+                out_dir=staging,
+                final_dir=out_dir,
+                lineage=lineage,
+                trainer=trainer,
+                seconds=clock.seconds,
+                run_id=run.info.run_id,
+                extra={
+                    "method": "rm",
+                    "adapter": params.adapter.model_dump(),
+                    "seed": config.seed,
+                    "train_pairs": len(trainer.train_dataset),
+                },
+            )
+    if run is not None:
+        log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
     return 0
 
 

@@ -17,16 +17,19 @@ from typing import Any
 
 from governance.gates import require_passed_gates
 from governance.policy import Strict
-from governance.registry import stage_run
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, stage_main
 from pipelines._training import (
     AdapterParams,
+    LaunchParams,
     Stopwatch,
     finish_training,
     load_causal_lm,
     log_lineage_to_run,
+    main_process_run,
     peft_config,
-    save_model,
+    run_topology,
+    save_trained_model,
+    staged_output,
     training_lineage,
     trl_config,
 )
@@ -41,6 +44,7 @@ class TrainSftParams(Strict):
     eval_file: str
     gate_decisions: list[str]
     adapter: AdapterParams
+    launch: LaunchParams
     trl: dict[str, Any]
 
 
@@ -61,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     config = trl_config(SFTConfig, params.trl, STAGE)
     lora = peft_config(params.adapter, STAGE)
     out_dir = Path(config.output_dir)
-    # Refuse to train on data that has not passed its gates
+    # Every process: its place in the launch, then the gates, before any data is read
+    topology = run_topology(config, params.launch, params.adapter, STAGE)
     data_files = [params.train_file, params.eval_file]
     decisions = require_passed_gates(data_files, params.gate_decisions)
     lineage = training_lineage(
@@ -71,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         decisions=decisions,
         decision_paths=params.gate_decisions,
         parent_dir=params.base_model,
+        topology=topology,
     )
     model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
     train, evaluation = load_conversations(params.train_file), load_conversations(params.eval_file)
-    with stage_run(project_name(), STAGE, {"method": "sft"}) as run:
-        log_lineage_to_run(lineage)
+    # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
+    with main_process_run(topology, STAGE, {"method": "sft"}) as run, staged_output(out_dir, topology) as staging:
+        if run is not None:
+            log_lineage_to_run(lineage)
         # Train
         trainer = SFTTrainer(
             model=model,
@@ -88,16 +96,19 @@ def main(argv: list[str] | None = None) -> int:
         with Stopwatch() as clock:
             trainer.train()
         # Save the full model with its provenance, and log both to the run
-        save_model(trainer.model, tokenizer, out_dir)
-        finish_training(
-            out_dir=out_dir,
-            lineage=lineage,
-            trainer=trainer,
-            seconds=clock.seconds,
-            run_id=run.info.run_id,
-            extra={"method": "sft", "adapter": params.adapter.model_dump(), "seed": config.seed},
-        )
-    log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+        save_trained_model(trainer, tokenizer, staging, topology)
+        if run is not None:
+            finish_training(
+                out_dir=staging,
+                final_dir=out_dir,
+                lineage=lineage,
+                trainer=trainer,
+                seconds=clock.seconds,
+                run_id=run.info.run_id,
+                extra={"method": "sft", "adapter": params.adapter.model_dump(), "seed": config.seed},
+            )
+    if run is not None:
+        log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
     return 0
 
 

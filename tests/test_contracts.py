@@ -31,9 +31,12 @@ POLICY_SCHEMAS = {
 
 
 def _stage_module(cmd: str) -> str:
+    # `python -m pipelines.X ...`, or for train_* stages `accelerate launch ... -m pipelines.X`
     words = cmd.split()
-    assert words[:3] == ["python", "-m", words[2]] and words[2].startswith("pipelines."), cmd
-    return words[2]
+    assert words[:2] in (["python", "-m"], ["accelerate", "launch"]) and "-m" in words, cmd
+    module = words[words.index("-m") + 1]
+    assert module.startswith("pipelines."), cmd
+    return module
 
 
 def _params_model(module) -> type[BaseModel]:

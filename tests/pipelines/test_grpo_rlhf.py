@@ -15,6 +15,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from safety_support import gate_safety_sets, safety_params
 
 from governance.errors import ConfigError
 from governance.evaluation import check_metrics, load_eval_policy
@@ -122,6 +123,7 @@ def _sections() -> dict:
             "gate_decisions": ["artifacts/pii_scan_grpo/decision.json", "artifacts/validate_grpo/decision.json"],
             "reward_funcs": ["correctness_reward", "brevity_reward"],
             "adapter": adapter,
+            "launch": {"num_processes": 1, "config_file": str(REPO / "configs/accelerate/single.yaml")},
             "trl": {**TRL_COMMON, "output_dir": "artifacts/train_grpo", "beta": 0.04},
         },
         "evaluate_grpo": {
@@ -131,6 +133,7 @@ def _sections() -> dict:
             "out_dir": "artifacts/evaluate_grpo",
             "policy": "policies/eval.yaml",
             "max_new_tokens": 8,
+            "safety": safety_params(),
         },
         "train_rlhf": {
             "base_model": "artifacts/base_model",
@@ -139,6 +142,7 @@ def _sections() -> dict:
             "eval_file": "data/rlhf/eval.jsonl",
             "gate_decisions": ["artifacts/pii_scan_rlhf/decision.json", "artifacts/validate_rlhf/decision.json"],
             "adapter": adapter,
+            "launch": {"num_processes": 1, "config_file": str(REPO / "configs/accelerate/single.yaml")},
             "trl": {**TRL_COMMON, "output_dir": "artifacts/train_rlhf", "beta": 0.05},
         },
         "evaluate_rlhf": {
@@ -149,6 +153,7 @@ def _sections() -> dict:
             "out_dir": "artifacts/evaluate_rlhf",
             "policy": "policies/eval.yaml",
             "max_new_tokens": 8,
+            "safety": safety_params(reward_model="artifacts/train_rm"),
         },
     }
 
@@ -229,6 +234,7 @@ def workspace(tmp_path_factory):
         assert base_model.main([]) == 0
         _gate("grpo", [p.relative_to(root) for p in grpo])
         _gate("rlhf", [p.relative_to(root) for p in rlhf])
+        gate_safety_sets(root)
         _build_reward_model(root)
     return root
 
@@ -299,8 +305,9 @@ def test_grpo_trains_from_its_parent_records_reward_hashes_and_evaluates(ws, cap
     assert metrics["train_reward_first"] == trained["reward_history"][0]["reward"]
     assert metrics["eval_prompts"] == 6 and metrics["kl_to_parent"] > 0
     assert decision["details"]["metrics"] == metrics and decision["stage"] == "evaluate_grpo"
+    policy = load_eval_policy(ws / "policies/eval.yaml")
     assert {r["rule_id"] for r in decision["details"]["results"]} == {
-        r.id for r in load_eval_policy(ws / "policies/eval.yaml").methods["grpo"]
+        r.id for r in [*policy.methods["grpo"], *policy.safety.rules, *policy.safety.vs_parent]
     }
     assert evaluation["model_sha256"] == trained["model_sha256"]
     assert evaluation["training_run_id"] == trained["run_id"]

@@ -16,6 +16,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from safety_support import gate_safety_sets, safety_params
 
 from governance.evaluation import check_metrics, load_eval_policy
 from governance.gates import Violation, dataset_ref, decide, read_decision, write_decision
@@ -189,6 +190,8 @@ def _sections() -> dict:
     sections["train_sft"]["train_file"] = "data/prepared/sft/train.jsonl"
     sections["train_sft"]["eval_file"] = sections["evaluate_sft"]["eval_file"] = "data/prepared/sft/eval.jsonl"
     sections["train_sft"]["trl"].update(FAST_TRL)
+    for name in [n for n in sections if n.startswith("train_")]:
+        sections[name]["launch"]["config_file"] = str(REPO / sections[name]["launch"]["config_file"])
     sections["evaluate_sft"]["max_new_tokens"] = 4
     for method in METHODS:
         dataset = DATASET[method]
@@ -198,6 +201,9 @@ def _sections() -> dict:
         train["trl"].update(FAST_TRL)
         if method in CAUSAL:
             evaluate.update(generation_prompts=2, max_new_tokens=8)
+        # Policies reuse the SFT parent's recorded safety completions; no reward-model second opinion (kept lean)
+        evaluate["safety"] = safety_params(parent_evaluation="artifacts/evaluate_sft" if method in CAUSAL else None)
+    sections["evaluate_sft"]["safety"] = safety_params()
     return sections
 
 
@@ -233,6 +239,7 @@ def workspace(tmp_path_factory):
             assert stage.main([]) == 0
         for dataset in ("sft", "preference", "kto"):
             _gate(dataset, [f"data/prepared/{dataset}/train.jsonl", f"data/prepared/{dataset}/eval.jsonl"])
+        gate_safety_sets(root)
         assert train_sft.main([]) == 0
         assert evaluate_sft.main([]) == 0
         assert register.main(["sft"]) == 0
