@@ -100,10 +100,10 @@ def run_decision(args: argparse.Namespace) -> int:
 
 
 def approval_count(valid: int, required: int) -> str:
-    """``1 of 2 required approvals``; past the requirement, ``3 approvals (2 required)``."""
+    """``1 of 2 approvals``; past the requirement, ``3 approvals, 2 required`` (never "3 of 2")."""
     if valid <= required:
-        return f"{valid} of {required} required approvals"
-    return f"{valid} approvals ({required} required)"
+        return f"{valid} of {required} approvals"
+    return f"{valid} approvals, {required} required"
 
 
 def run_alias(args: argparse.Namespace) -> int:

@@ -539,9 +539,11 @@ def test_cli_show_and_history(env, monkeypatch, capsys):
     assert f"production -> v{v1} (from v{v2})  rolled_back by dana (release_manager): bad canary metrics" in lines[2]
     assert main(["show", name, v1]) == 0
     shown = capsys.readouterr().out
-    assert shown.startswith(f"{name} v{v1}: approved (2/2 approvals, risk tier medium)\n")
-    assert "  aliases:      production\n" in shown and "  approved by:  alice, bob\n" in shown
-    assert "lineage.trained_by = trainer" in shown and "rolled_back by dana (release_manager)" in shown
+    assert shown.startswith(f"{name} v{v1}: approved (2 of 2 approvals, risk tier medium)\n")
+    assert "  aliases:      production\n" in shown
+    assert "  approved by:  alice (local, unverified; event #" in shown
+    assert "  approved by:  bob (local, unverified; event #" in shown
+    assert "lineage.trained_by = trainer" in shown and "rolled_back by dana (release_manager; local, unverified)" in shown
     assert main(["show", name, v1, "--json"]) == 0
     assert '"status": "approved"' in capsys.readouterr().out
 
