@@ -69,13 +69,43 @@ def stage_main(func: Callable[[list[str] | None], int]) -> Callable[[list[str] |
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         for noisy in ("httpx", "urllib3", "alembic", "mlflow.store", "presidio-analyzer"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        lineage = _begin_lineage(func, argv)
         try:
-            return func(argv)
+            code = func(argv)
         except GovernanceError as exc:
+            _finish_lineage(lineage, exc.exit_code, f"{exc.__class__.__name__}: {exc}")
             main_spec = getattr(sys.modules["__main__"], "__spec__", None)
             module = func.__module__ if func.__module__ != "__main__" else getattr(main_spec, "name", "stage")
             stage = module.rsplit(".", 1)[-1]
             print(f"{stage}: {exc.__class__.__name__}: {exc}", file=sys.stderr)  # noqa: T201 - stage error line
             return exc.exit_code
+        except BaseException as exc:
+            _finish_lineage(lineage, 1, exc.__class__.__name__)
+            raise
+        _finish_lineage(lineage, code)
+        return code
 
     return wrapper
+
+
+def _stage_name(func: Callable, argv: list[str] | None) -> str:
+    """The dvc.yaml stage a ``main`` runs: its module's name, plus the dataset/method argument if any."""
+    main_spec = getattr(sys.modules["__main__"], "__spec__", None)
+    module = func.__module__ if func.__module__ != "__main__" else getattr(main_spec, "name", "stage")
+    stage = module.rsplit(".", 1)[-1]
+    args = sys.argv[1:] if argv is None else argv
+    return f"{stage}_{args[0]}" if len(args) == 1 and args[0].isidentifier() else stage
+
+
+def _begin_lineage(func: Callable, argv: list[str] | None):
+    """OpenLineage START for this stage execution (main process only; see governance.openlineage)."""
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    from governance.openlineage import StageLineage
+
+    return StageLineage.begin(_stage_name(func, argv))
+
+
+def _finish_lineage(lineage, exit_code: int, error: str | None = None) -> None:
+    if lineage is not None:
+        lineage.finish(exit_code, error)
