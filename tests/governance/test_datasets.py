@@ -1,0 +1,318 @@
+"""Datasets in their published shapes: every format auto-detected and named, every reader, exact errors.
+
+The fixtures are written here in each published shape (a few records each), not
+copied from public datasets.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from governance.datasets import DatasetParams, prepare_dataset
+from governance.datasets.formats import formats_for
+from governance.errors import ConfigError, DataError
+
+KEEP = ("source", "license")
+#: What the preference/KTO stages carry: annotation provenance for the validation gate
+PROVENANCE = ("annotator_id", "guideline_version", "ratings", "source", "license")
+U, A, S = "user", "assistant", "system"
+
+
+def _m(role: str, content: str) -> dict[str, str]:
+    return {"role": role, "content": content}
+
+
+#: (format, kind, raw records, the canonical first record without its id)
+CASES = [
+    (
+        "messages",
+        "sft",
+        [{"id": "a", "messages": [_m(U, " Hi "), _m(A, "Hello.")], "license": "cc0"}],
+        {"messages": [_m(U, "Hi"), _m(A, "Hello.")], "license": "cc0"},
+    ),
+    (
+        "messages",  # OpenAI fine-tuning: content as a list of text parts
+        "sft",
+        [{"messages": [_m(S, "Be brief."), {"role": U, "content": [{"type": "text", "text": "Hi"}]}, _m(A, "Yo")]}],
+        {"messages": [_m(S, "Be brief."), _m(U, "Hi"), _m(A, "Yo")]},
+    ),
+    (
+        "openai_chat",
+        "sft",
+        [
+            {
+                "title": "t",
+                "current_node": "n3",
+                "mapping": {
+                    "n0": {"id": "n0", "message": None, "parent": None, "children": ["n1"]},
+                    "n1": {
+                        "message": {"author": {"role": S}, "content": {"content_type": "text", "parts": [""]}},
+                        "parent": "n0",
+                        "children": ["n2"],
+                    },
+                    "n2": {
+                        "message": {"author": {"role": U}, "content": {"content_type": "text", "parts": ["2+2?"]}},
+                        "parent": "n1",
+                        "children": ["n3"],
+                    },
+                    "n3": {
+                        "message": {"author": {"role": A}, "content": {"content_type": "text", "parts": ["4"]}},
+                        "parent": "n2",
+                        "children": [],
+                    },
+                },
+            }
+        ],
+        {"messages": [_m(U, "2+2?"), _m(A, "4")]},
+    ),
+    (
+        "sharegpt",
+        "sft",
+        [{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}], "system": "Be kind"}],
+        {"messages": [_m(S, "Be kind"), _m(U, "Hi"), _m(A, "Hello")]},
+    ),
+    (
+        "alpaca",
+        "sft",
+        [{"instruction": "Add.", "input": "2 and 3", "output": "5"}],
+        {"messages": [_m(U, "Add.\n\n2 and 3"), _m(A, "5")]},
+    ),
+    (
+        "prompt_completion",
+        "sft",
+        [{"prompt": "Q?", "completion": "A."}],
+        {"messages": [_m(U, "Q?"), _m(A, "A.")]},
+    ),
+    (
+        "preference",
+        "preference",
+        [{"prompt": "Q?", "chosen": "Good.", "rejected": "Bad.", "annotator_id": "ann-1"}],
+        {"prompt": [_m(U, "Q?")], "chosen": [_m(A, "Good.")], "rejected": [_m(A, "Bad.")], "annotator_id": "ann-1"},
+    ),
+    (
+        "preference",  # UltraFeedback-binarized: the prompt repeated inside both conversations
+        "preference",
+        [{"prompt": "Q?", "chosen": [_m(U, "Q?"), _m(A, "Good.")], "rejected": [_m(U, "Q?"), _m(A, "Bad.")]}],
+        {"prompt": [_m(U, "Q?")], "chosen": [_m(A, "Good.")], "rejected": [_m(A, "Bad.")]},
+    ),
+    (
+        "preference_implicit",
+        "preference",
+        [{"chosen": [_m(U, "Q?"), _m(A, "Good.")], "rejected": [_m(U, "Q?"), _m(A, "Bad.")]}],
+        {"prompt": [_m(U, "Q?")], "chosen": [_m(A, "Good.")], "rejected": [_m(A, "Bad.")]},
+    ),
+    (
+        "hh_rlhf",
+        "preference",
+        [
+            {
+                "chosen": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Help?\n\nAssistant: Sure.",
+                "rejected": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Help?\n\nAssistant: No.",
+            }
+        ],
+        {
+            "prompt": [_m(U, "Hi"), _m(A, "Hello!"), _m(U, "Help?")],
+            "chosen": [_m(A, "Sure.")],
+            "rejected": [_m(A, "No.")],
+        },
+    ),
+    (
+        "kto",
+        "kto",
+        [{"prompt": "Q?", "completion": "A.", "label": "true"}],
+        {"prompt": [_m(U, "Q?")], "completion": [_m(A, "A.")], "label": True},
+    ),
+    (
+        "gsm8k",
+        "prompt",
+        [{"question": "Ann has 3 apples and buys 1,200 more. How many?", "answer": "3 + 1200 = 1203\n#### 1,203"}],
+        {"prompt": [_m(U, "Ann has 3 apples and buys 1,200 more. How many?")], "answer": "1203"},
+    ),
+    (
+        "prompt",
+        "prompt",
+        [{"prompt": [_m(S, "Solve."), _m(U, "1+1?")], "answer": 2}],
+        {"prompt": [_m(S, "Solve."), _m(U, "1+1?")], "answer": "2"},
+    ),
+]
+
+
+def _jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join((json.dumps(r) if not isinstance(r, str) else r) + "\n" for r in rows))
+    return path
+
+
+def _prepare(path, kind, fmt="auto", **extra):
+    keep = PROVENANCE if kind in ("preference", "kto") else KEEP
+    return prepare_dataset(DatasetParams(input=str(path), format=fmt, **extra), kind, keep, "prepare_x")
+
+
+def _strip_id(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "id"}
+
+
+def test_every_format_has_a_case():
+    assert {c[0] for c in CASES} == {
+        f.name for kind in ("sft", "preference", "kto", "prompt") for f in formats_for(kind)
+    }
+
+
+@pytest.mark.parametrize(("fmt", "kind", "rows", "expected"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_format_is_detected_and_converted(tmp_path, fmt, kind, rows, expected):
+    prepared = _prepare(_jsonl(tmp_path / "raw.jsonl", rows), kind)
+    assert (prepared.format.name, prepared.detected) == (fmt, True)
+    assert _strip_id(prepared.rows[0]) == expected
+    assert prepared.manifest()["format"] == {"name": fmt, "kind": kind, "detected": True}
+    # Named explicitly, the same records convert the same way
+    named = _prepare(tmp_path / "raw.jsonl", kind, fmt)
+    assert (named.format.name, named.detected, named.rows) == (fmt, False, prepared.rows)
+
+
+def test_records_without_id_get_a_stable_content_hash_and_exact_duplicates_are_counted(tmp_path):
+    rows = [{"prompt": f"Q{i}?", "completion": "A."} for i in range(3)] + [{"prompt": "Q0?", "completion": " A. "}]
+    prepared = _prepare(_jsonl(tmp_path / "raw.jsonl", rows), "sft")
+    ids = [r["id"] for r in prepared.rows]
+    assert len(ids) == 3 and all(i.startswith("h") and len(i) == 17 for i in ids)
+    # The id is the content's, not the position's: reordering the file gives the same ids
+    assert sorted(ids) == sorted(r["id"] for r in _prepare(_jsonl(tmp_path / "again.jsonl", rows[::-1]), "sft").rows)
+    assert prepared.curation.to_json() == [
+        {"step": "read", "rows_in": 4, "dropped": 0, "changed": 0, "rows_out": 4},
+        {"step": "convert prompt_completion → sft records", "rows_in": 4, "dropped": 0, "changed": 4, "rows_out": 4},
+        {"step": "strip whitespace of message contents", "rows_in": 4, "dropped": 0, "changed": 1, "rows_out": 4},
+        {"step": "content-hash id for records without one", "rows_in": 4, "dropped": 0, "changed": 4, "rows_out": 4},
+        {
+            "step": "drop exact duplicates (same content-hash id)",
+            "rows_in": 4,
+            "dropped": 1,
+            "changed": 0,
+            "rows_out": 3,
+        },
+    ]
+
+
+def test_columns_map_a_dataset_s_own_names(tmp_path):
+    rows = [{"uid": "x1", "question_text": "Why?", "reply": "Because."}]
+    prepared = _prepare(
+        _jsonl(tmp_path / "raw.jsonl", rows),
+        "sft",
+        columns={"id": "uid", "prompt": "question_text", "completion": "reply"},
+    )
+    assert prepared.rows == [{"id": "x1", "messages": [_m(U, "Why?"), _m(A, "Because.")]}]
+    with pytest.raises(DataError) as err:
+        _prepare(tmp_path / "raw.jsonl", "sft", columns={"prompt": "question"})
+    assert (
+        str(err.value)
+        == f"{tmp_path}/raw.jsonl:1: field question: required field is missing (columns: prompt: question)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "first", "bad", "message"),
+    [
+        ("sft", CASES[0][2][0], {"id": "b", "prompt": "x"},
+         "field messages: required field is missing (format messages)"),
+        ("sft", CASES[3][2][0], {"conversations": [{"from": "robot", "value": "x"}]},
+         "field conversations[0].from: 'robot' is not one of system, human, user, gpt, assistant, chatgpt, bard, bing, "
+         "model"),
+        ("sft", CASES[4][2][0], {"instruction": "x", "output": ["x"]},
+         "field output: expected a string, got list (format alpaca)"),
+        ("sft", CASES[2][2][0], {"mapping": {"a": {"message": None, "parent": "zz"}}, "current_node": "a"},
+         "field mapping.'zz': broken parent chain"),
+        ("sft", CASES[1][2][0], {"messages": [{"role": U, "content": [{"type": "image_url"}]}]},
+         "field messages[0].content[0]: only text parts are supported, got type 'image_url'"),
+        ("preference", CASES[9][2][0], {"chosen": "Human: hi", "rejected": "\n\nHuman: hi\n\nAssistant: x"},
+         "field chosen: transcript does not end with an Assistant turn"),
+        ("preference", CASES[9][2][0], {"chosen": "no turns here", "rejected": "\n\nHuman: a\n\nAssistant: b"},
+         'field chosen: not an HH-RLHF transcript (expected "\\n\\nHuman:" turns)'),
+        ("preference", CASES[8][2][0], {"chosen": [_m(A, "x")], "rejected": [_m(A, "y")]},
+         "field prompt: required (or chosen/rejected conversations sharing a user turn)"),
+        ("kto", CASES[10][2][0], {"prompt": "Q", "completion": "A", "label": 1},
+         "field label: expected a boolean (true = desirable), got a int"),
+        ("prompt", CASES[11][2][0], {"question": "Q", "answer": "no final line"},
+         "field answer: expected a GSM8K answer ending in '#### <number>'"),
+        ("prompt", CASES[12][2][0], {"prompt": [{"role": "bot", "content": "x"}]},
+         "field prompt[0].role: 'bot' is not one of system, user, assistant"),
+    ],
+)  # fmt: skip
+def test_a_bad_record_names_file_line_and_field(tmp_path, kind, first, bad, message):
+    path = _jsonl(tmp_path / "raw.jsonl", [first, bad])
+    with pytest.raises(DataError) as err:
+        _prepare(path, kind)
+    assert str(err.value) == f"{path}:2: {message}"
+
+
+def test_no_format_fits_and_an_unknown_format_name(tmp_path):
+    path = _jsonl(tmp_path / "raw.jsonl", [{"text": "x", "meta": 1}])
+    with pytest.raises(DataError) as err:
+        _prepare(path, "sft")
+    assert str(err.value) == (
+        f"{path}: no sft format fits the first record's fields (meta, text); set format: to one of messages, "
+        "openai_chat, sharegpt, alpaca, prompt_completion, or map fields with columns:"
+    )
+    with pytest.raises(ConfigError) as err:
+        _prepare(path, "sft", "hh_rlhf")
+    assert str(err.value) == (
+        "params.yaml: prepare_x.format: 'hh_rlhf' is not a sft format (options: auto, messages, openai_chat, "
+        "sharegpt, alpaca, prompt_completion)"
+    )
+
+
+def test_gzip_inputs_of_each_type_and_errors_name_the_compressed_file(tmp_path):
+    rows = [{"id": f"r{i}", "instruction": f"Say {i}.", "output": str(i)} for i in range(3)]
+    jsonl = tmp_path / "a.jsonl.gz"
+    jsonl.write_bytes(gzip.compress(_jsonl(tmp_path / "a.jsonl", rows).read_bytes()))
+    plain_csv = tmp_path / "b.csv"
+    with plain_csv.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["id", "instruction", "output"])
+        writer.writeheader()
+        writer.writerows(rows)
+    csv_gz = tmp_path / "b.csv.gz"
+    csv_gz.write_bytes(gzip.compress(plain_csv.read_bytes()))
+    json_gz = tmp_path / "c.json.gz"
+    json_gz.write_bytes(gzip.compress(json.dumps(rows).encode()))  # Alpaca ships one JSON array
+    for path in (jsonl, csv_gz, json_gz):
+        prepared = _prepare(path, "sft")
+        assert prepared.format.name == "alpaca" and [r["id"] for r in prepared.rows] == ["r0", "r1", "r2"]
+        assert prepared.source.reader.startswith("gzip+")
+        assert list(prepared.manifest()["inputs"]) == [str(path)]
+    broken = tmp_path / "d.jsonl.gz"
+    broken.write_bytes(gzip.compress(b'{"id": "x", "instruction": "a", "output": "b"}\n{"id": \n'))
+    with pytest.raises(DataError) as err:
+        _prepare(broken, "sft")
+    assert str(err.value) == f"{broken}:2: invalid JSON (Expecting value at column 1)"
+
+
+def test_a_save_to_disk_folder_with_its_card(tmp_path):
+    from datasets import Dataset, DatasetDict, DatasetInfo
+
+    rows = [{"question": f"What is {i} + 1?", "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}"} for i in range(4)]
+    info = DatasetInfo(description="Grade-school maths, written by hand.", license="mit", homepage="https://x.test")
+    folder = tmp_path / "gsm"
+    DatasetDict(
+        {"train": Dataset.from_list(rows, info=info), "test": Dataset.from_list(rows[:1], info=info)}
+    ).save_to_disk(str(folder))
+    (folder / "README.md").write_text(
+        "---\nlicense: mit\npretty_name: Tiny GSM\n---\n# Tiny GSM\n\nCollected by tests.\n"
+    )
+    prepared = _prepare(folder, "prompt", card={"license": "mit", "source": "our team"})
+    assert prepared.format.name == "gsm8k" and len(prepared.rows) == 4 and prepared.rows[3]["answer"] == "4"
+    assert prepared.card == {
+        "name": "Tiny GSM",
+        "license": "mit",
+        "source": "our team",
+        "collection": "Collected by tests.",
+        "origin": {"name": "README.md", "license": "params", "source": "params", "collection": "README.md"},
+        "missing": [],
+    }
+    assert prepared.source.reader == "save_to_disk" and all(
+        len(h["sha256"]) == 64 for h in prepared.source.hashes.values()
+    )
+    assert len(_prepare(folder, "prompt", split="test").rows) == 1
+    with pytest.raises(DataError) as err:
+        _prepare(folder, "prompt", split="validation")
+    assert str(err.value) == f"{folder}: no split 'validation' (splits: test, train); set split:"
