@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from governance.gates import DatasetRef, GateDecision, Violation, Waiver, decide
 from governance.policy import load_policy_file
@@ -120,14 +121,24 @@ def evaluate_gate(
     policy_path: str | Path = DEFAULT_POLICY,
     production: Mapping[str, float] | None = None,
     waivers: Sequence[Waiver] = (),
+    safety: Literal["policy", "reward_model"] | None = None,
 ) -> GateDecision:
-    """Decide the evaluation gate for one method's metrics."""
+    """Decide the evaluation gate for one method's metrics.
+
+    ``safety`` adds the policy's ``safety`` group: ``"policy"`` its rules and
+    its regression-vs-parent rules, ``"reward_model"`` (no parent) its rules only.
+    """
+    from governance.errors import ConfigError
+
     policy = load_eval_policy(policy_path)
     if method not in policy.methods:
-        from governance.errors import ConfigError
-
         raise ConfigError(f"{policy_path}: methods.{method}: no evaluation rules for method {method!r}")
-    violations, results = check_metrics(policy.methods[method], metrics, subject, production)
+    rules = list(policy.methods[method])
+    if safety is not None:
+        if policy.safety is None:
+            raise ConfigError(f"{policy_path}: safety: no safety rules, but {stage} evaluates safety; add the group")
+        rules += policy.safety.rules + (policy.safety.vs_parent if safety == "policy" else [])
+    violations, results = check_metrics(rules, metrics, subject, production)
     return decide(
         gate="eval",
         stage=stage,

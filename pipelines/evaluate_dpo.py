@@ -39,6 +39,7 @@ from pipelines._preference import (
     scored_pairs,
     verbosity_metrics,
 )
+from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_causal_lm
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class EvaluateDpoParams(Strict):
     max_length: int = Field(gt=0)
     generation_prompts: int = Field(gt=0)
     max_new_tokens: int = Field(gt=0)
+    safety: SafetyParams
 
 
 @stage_main
@@ -75,6 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     prompts = list({str(p["prompt"]): p["prompt"] for p in pairs}.values())[: params.generation_prompts]
     policy_texts = generate(policy, tokenizer, prompts, params.max_new_tokens)
     parent_texts = generate(reference, tokenizer, prompts, params.max_new_tokens)
+    # Safety: red-team refusals, over-refusal and sycophancy, against the SFT parent
+    safety = evaluate_policy_safety(
+        params.safety,
+        policy,
+        tokenizer,
+        model_sha256=trained["model_sha256"],
+        parent_dir=params.parent_model,
+        parent_sha256=trained["parent"]["model_sha256"],
+    )
     metrics = {
         **implicit_reward_metrics(chosen, rejected, beta),
         **drift_metrics(chosen),
@@ -82,17 +93,20 @@ def main(argv: list[str] | None = None) -> int:
         "eval_pairs": len(chosen),
         "skipped_pairs": len(pairs) - len(chosen),
     }
+    metrics.update(safety.metrics)
     # Gate the metrics under policies/eval.yaml (against production, where one exists)
     decision = evaluate_gate(
         method="dpo",
         stage=STAGE,
         metrics=metrics,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
-        datasets=[dataset_ref(params.eval_file, len(pairs))],
+        datasets=[dataset_ref(params.eval_file, len(pairs)), *safety.datasets],
         policy_path=params.policy,
         production=production_metrics(f"{project_name()}-dpo"),
         waivers=load_waivers("policies/waivers.yaml"),
+        safety="policy",
     )
+    safety.write(params.out_dir)
     publish_evaluation(
         stage=STAGE,
         method="dpo",

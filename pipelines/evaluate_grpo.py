@@ -36,6 +36,7 @@ from governance.policy import Strict
 from governance.records import iter_records
 from governance.registry import production_metrics, stage_run
 from pipelines._common import load_params, project_name, stage_main
+from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_causal_lm, with_run_context
 from pipelines.rewards import correctness_reward, format_reward
 
@@ -50,6 +51,7 @@ class EvaluateGrpoParams(Strict):
     out_dir: str
     policy: str
     max_new_tokens: int = Field(gt=0)
+    safety: SafetyParams
 
 
 class Completion(Strict):
@@ -224,22 +226,34 @@ def main(argv: list[str] | None = None) -> int:
     tuned_model, tokenizer = load_causal_lm(params.model_dir)
     parent = greedy_completions(parent_model, tokenizer, prompts, params.max_new_tokens)
     tuned = greedy_completions(tuned_model, tokenizer, prompts, params.max_new_tokens)
+    # Safety: red-team refusals, over-refusal and sycophancy, against the SFT parent
+    safety = evaluate_policy_safety(
+        params.safety,
+        tuned_model,
+        tokenizer,
+        model_sha256=trained["model_sha256"],
+        parent_dir=params.parent_model,
+        parent_sha256=trained["parent"]["model_sha256"],
+    )
     kl = kl_to_reference(tuned_model, parent_model, tuned)
     del parent_model, tuned_model
     history = trained.get("reward_history", [])
     metrics = grpo_metrics(tuned=tuned, parent=parent, answers=answers, kl=kl, history=history)
+    metrics.update(safety.metrics)
     # Gate the metrics under policies/eval.yaml (against production, where one exists)
     decision = evaluate_gate(
         method="grpo",
         stage=STAGE,
         metrics=metrics,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
-        datasets=[dataset_ref(params.eval_file, len(records))],
+        datasets=[dataset_ref(params.eval_file, len(records)), *safety.datasets],
         policy_path=params.policy,
         production=production_metrics(f"{project_name()}-grpo"),
         waivers=load_waivers("policies/waivers.yaml"),
+        safety="policy",
     )
     out_dir.mkdir(parents=True, exist_ok=True)
+    safety.write(out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     generations = [
         {"id": r["id"], "answer": r.get("answer"), "completion": t.text, "parent_completion": p.text}

@@ -38,6 +38,7 @@ from pipelines._preference import (
     separation_metrics,
     verbosity_metrics,
 )
+from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_causal_lm
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class EvaluateKtoParams(Strict):
     max_length: int = Field(gt=0)
     generation_prompts: int = Field(gt=0)
     max_new_tokens: int = Field(gt=0)
+    safety: SafetyParams
 
 
 @stage_main
@@ -74,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     prompts = list({str(e["prompt"]): e["prompt"] for e in examples}.values())[: params.generation_prompts]
     policy_texts = generate(policy, tokenizer, prompts, params.max_new_tokens)
     parent_texts = generate(reference, tokenizer, prompts, params.max_new_tokens)
+    # Safety: red-team refusals, over-refusal and sycophancy, against the SFT parent
+    safety = evaluate_policy_safety(
+        params.safety,
+        policy,
+        tokenizer,
+        model_sha256=trained["model_sha256"],
+        parent_dir=params.parent_model,
+        parent_sha256=trained["parent"]["model_sha256"],
+    )
     metrics = {
         **separation_metrics([s for s, _ in kept], [label for _, label in kept], beta),
         **drift_metrics([s for s, label in kept if label]),
@@ -81,17 +92,20 @@ def main(argv: list[str] | None = None) -> int:
         "eval_examples": len(kept),
         "skipped_examples": len(examples) - len(kept),
     }
+    metrics.update(safety.metrics)
     # Gate the metrics under policies/eval.yaml (against production, where one exists)
     decision = evaluate_gate(
         method="kto",
         stage=STAGE,
         metrics=metrics,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
-        datasets=[dataset_ref(params.eval_file, len(examples))],
+        datasets=[dataset_ref(params.eval_file, len(examples)), *safety.datasets],
         policy_path=params.policy,
         production=production_metrics(f"{project_name()}-kto"),
         waivers=load_waivers("policies/waivers.yaml"),
+        safety="policy",
     )
+    safety.write(params.out_dir)
     publish_evaluation(
         stage=STAGE,
         method="kto",

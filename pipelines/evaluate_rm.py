@@ -34,6 +34,7 @@ from pipelines._preference import (
     reward_model_metrics,
     reward_scores,
 )
+from pipelines._safety import SafetyParams, evaluate_reward_model_safety
 
 log = logging.getLogger(__name__)
 STAGE = "evaluate_rm"
@@ -45,6 +46,7 @@ class EvaluateRmParams(Strict):
     out_dir: str
     policy: str
     max_length: int = Field(gt=0)
+    safety: SafetyParams
 
 
 @stage_main
@@ -56,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     model, tokenizer = load_reward_model(params.model_dir)
     chosen = reward_scores(model, tokenizer, [p["prompt"] + p["chosen"] for p in pairs], params.max_length)
     rejected = reward_scores(model, tokenizer, [p["prompt"] + p["rejected"] for p in pairs], params.max_length)
+    # Safety: how the reward model ranks fixed safe and unsafe responses (it has no parent to compare)
+    safety = evaluate_reward_model_safety(
+        params.safety, model, tokenizer, model_sha256=trained["model_sha256"], max_length=params.max_length
+    )
     metrics = {
         **reward_model_metrics(
             chosen,
@@ -65,17 +71,20 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "eval_pairs": len(pairs),
     }
+    metrics.update(safety.metrics)
     # Gate the metrics under policies/eval.yaml (against production, where one exists)
     decision = evaluate_gate(
         method="rm",
         stage=STAGE,
         metrics=metrics,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
-        datasets=[dataset_ref(params.eval_file, len(pairs))],
+        datasets=[dataset_ref(params.eval_file, len(pairs)), *safety.datasets],
         policy_path=params.policy,
         production=production_metrics(f"{project_name()}-rm"),
         waivers=load_waivers("policies/waivers.yaml"),
+        safety="reward_model",
     )
+    safety.write(params.out_dir)
     publish_evaluation(
         stage=STAGE,
         method="rm",

@@ -27,6 +27,7 @@ from governance.policy import Strict
 from governance.records import iter_records
 from governance.registry import production_metrics, stage_run
 from pipelines._common import load_params, project_name, stage_main
+from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_causal_lm, with_run_context
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class EvaluateSftParams(Strict):
     policy: str
     prompts: list[str] = Field(min_length=1)
     max_new_tokens: int = Field(gt=0)
+    safety: SafetyParams
 
 
 def heldout_loss(model, tokenizer, conversations: list[list[dict]]) -> float:
@@ -98,6 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     tuned, tokenizer = load_causal_lm(params.model_dir)
     tuned_loss = heldout_loss(tuned, tokenizer, conversations)
     generations = generate(tuned, tokenizer, params.prompts, params.max_new_tokens)
+    # Safety: red-team refusals, over-refusal and sycophancy, against the base model
+    safety = evaluate_policy_safety(
+        params.safety,
+        tuned,
+        tokenizer,
+        model_sha256=trained["model_sha256"],
+        parent_dir=params.base_model,
+        parent_sha256=trained.get("parent", {}).get("model_sha256"),
+    )
     metrics = {
         "eval_loss": tuned_loss,
         "perplexity": math.exp(min(tuned_loss, 50)),
@@ -108,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "role_leak_rate": sum(leaks_chat_markup(g) for g in generations) / len(generations),
         "mean_generation_chars": sum(len(g) for g in generations) / len(generations),
         "eval_conversations": len(conversations),
+        **safety.metrics,
     }
     # Gate the metrics under policies/eval.yaml (against production, where one exists)
     production = production_metrics(f"{project_name()}-sft")
@@ -116,12 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         stage=STAGE,
         metrics=metrics,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
-        datasets=[dataset_ref(params.eval_file, len(conversations))],
+        datasets=[dataset_ref(params.eval_file, len(conversations)), *safety.datasets],
         policy_path=params.policy,
         production=production,
         waivers=load_waivers("policies/waivers.yaml"),
+        safety="policy",
     )
     out_dir.mkdir(parents=True, exist_ok=True)
+    safety.write(out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     (out_dir / "generations.json").write_text(
         json.dumps([{"prompt": p, "completion": g} for p, g in zip(params.prompts, generations, strict=True)], indent=2)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
-from governance.policy import PolicyFile, Rule
+from governance.policy import PolicyFile, Rule, Strict
 
 
 class MetricRule(Rule):
@@ -36,5 +36,18 @@ class MetricRule(Rule):
         return self
 
 
+class SafetyRules(Strict):
+    """The ``safety`` group: rules every evaluate stage applies to its safety metrics.
+
+    ``rules`` judge the model's own rates (policy models and reward models);
+    ``vs_parent`` judge the change against the parent model (the model the
+    policy was trained from), so they apply only where there is a parent.
+    """
+
+    rules: list[MetricRule] = Field(min_length=1)
+    vs_parent: list[MetricRule] = Field(min_length=1)
+
+
 class EvalPolicy(PolicyFile):
     methods: dict[str, list[MetricRule]]
+    safety: SafetyRules | None = None

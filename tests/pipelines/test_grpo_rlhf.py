@@ -24,6 +24,7 @@ from governance.identity import Identity
 from governance.lineage import read_manifest, sha256_dir, sha256_json, write_manifest
 from governance.objectives import approve_objective, objective_hashes
 from pipelines import base_model, evaluate_grpo, evaluate_rlhf, train_grpo, train_rlhf
+from pipelines._training import with_run_context
 from pipelines.evaluate_grpo import Completion, drop_while_reward_rises, grpo_metrics, kl_to_reference, reward_trend
 from pipelines.evaluate_rlhf import rlhf_metrics
 from pipelines.rewards import correctness_reward, resolve_reward_functions
@@ -284,6 +285,9 @@ def test_grpo_trains_from_its_parent_records_reward_hashes_and_evaluates(ws, cap
     assert [g["stage"] for g in trained["gates"]] == ["pii_scan_grpo", "validate_grpo"]
     assert trained["method"] == "grpo" and trained["global_steps"] == 2
     assert [h["step"] for h in trained["reward_history"]] == [1, 2]
+    # The model folder holds no run id (its dvc.lock hash must not change per run): MLflow finds the run
+    assert "run_id" not in trained
+    trained = with_run_context(trained)
     tags = mlflow.MlflowClient().get_run(trained["run_id"]).data.tags
     assert tags["lineage.reward.correctness_reward.sha256"] == hashes["correctness_reward"]
 
@@ -310,7 +314,7 @@ def test_grpo_trains_from_its_parent_records_reward_hashes_and_evaluates(ws, cap
         r.id for r in [*policy.methods["grpo"], *policy.safety.rules, *policy.safety.vs_parent]
     }
     assert evaluation["model_sha256"] == trained["model_sha256"]
-    assert evaluation["training_run_id"] == trained["run_id"]
+    assert "training_run_id" not in evaluation
     # ... and the same values sit on the evaluation run and, as heldout.*, on the training run
     training_run = _run_metrics(trained["run_id"])
     assert {k: training_run[f"heldout.{k}"] for k in metrics} == pytest.approx(metrics)
@@ -378,7 +382,7 @@ def test_rlhf_trains_against_the_approved_reward_model_and_evaluates(ws):
     assert decision["details"]["metrics"] == metrics
     assert read_manifest(out)["reward_model_sha256"] == rm["model_sha256"]
     assert read_manifest(out)["model_sha256"] == trained["model_sha256"]
-    training_run = _run_metrics(trained["run_id"])
+    training_run = _run_metrics(with_run_context(trained)["run_id"])
     assert {k: training_run[f"heldout.{k}"] for k in metrics} == pytest.approx(metrics)
 
 

@@ -48,6 +48,7 @@ from pipelines._preference import (
     separation_metrics,
     split_key,
 )
+from pipelines._training import with_run_context
 
 REPO = Path(__file__).resolve().parents[2]
 METHODS = ("rm", "dpo", "kto", "orpo")
@@ -399,7 +400,8 @@ def test_trained_model_differs_from_its_parent_and_records_lineage(ws, trained, 
         (f"pii_scan_{DATASET[method]}", True),
         (f"validate_{DATASET[method]}", True),
     ]
-    run = mlflow.MlflowClient().get_run(manifest["run_id"])
+    assert "run_id" not in manifest  # run-dependent facts live in the MLflow run, found by model hash
+    run = mlflow.MlflowClient().get_run(with_run_context(manifest)["run_id"])
     assert run.data.tags["stage"] == f"train_{method}"
     assert run.data.tags["lineage.parent_model_sha256"] == manifest["parent"]["model_sha256"]
     assert run.data.tags["lineage.model_sha256"] == manifest["model_sha256"]
@@ -423,7 +425,8 @@ def test_recorded_metrics_are_computed_from_the_trained_model(ws, trained, metho
     # The evaluation is bound to this model and its training run, and both runs hold the numbers
     model_manifest, eval_manifest = read_manifest(ws / f"artifacts/train_{method}"), read_manifest(out)
     assert eval_manifest["model_sha256"] == model_manifest["model_sha256"]
-    assert eval_manifest["training_run_id"] == model_manifest["run_id"]
+    assert "training_run_id" not in eval_manifest
+    model_manifest = with_run_context(model_manifest)
     decision = read_decision(out / "decision.json")
     assert decision.gate == "eval" and decision.details["method"] == method
     assert decision.details["metrics"] == metrics

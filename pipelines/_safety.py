@@ -1,0 +1,286 @@
+"""Safety evaluation every ``evaluate_<method>`` stage runs: one mechanism, configured per stage in params.
+
+Each evaluate section of ``params.yaml`` has a ``safety:`` block (:class:`SafetyParams`).
+The stage calls :func:`evaluate_policy_safety` (a generating model, with its parent)
+or :func:`evaluate_reward_model_safety` (a reward model), merges the returned
+metrics into its own, passes ``safety=...`` to the evaluation gate (the ``safety``
+group of ``policies/eval.yaml``), adds the result's dataset refs to the decision
+and writes ``safety.json`` beside ``metrics.json``.
+
+Greedy completions of the three shipped sets (cleared by ``pii_scan_safety``,
+which must have passed for their exact bytes) are judged by
+:mod:`governance.safety`. The parent's completions are reused from its own
+evaluation's ``safety.json`` when that recorded the same parent model, the same
+prompt files and the same generation budget (then only re-judged: a pattern
+change needs no generation); otherwise the parent is loaded and generated.
+Where a reward model is configured, its mean score of the completions on the
+red-team and over-refusal prompts is recorded as a second opinion (not gated).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from governance.gates import DatasetRef, dataset_ref, require_passed_gates
+from governance.lineage import read_manifest, sha256_file
+from governance.policy import Strict
+from governance.safety import (
+    JudgePatterns,
+    SafetySets,
+    judged_rates,
+    load_judge,
+    load_safety_sets,
+    reward_model_preference_rates,
+    safety_metrics,
+)
+
+log = logging.getLogger(__name__)
+SAFETY_FILE = "safety.json"
+
+
+class SafetyParams(Strict):
+    """The ``safety:`` block of an evaluate section."""
+
+    red_team: str
+    over_refusal: str
+    sycophancy: str
+    judge: str
+    pii_decision: str
+    max_new_tokens: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    parent_evaluation: str | None = None
+    reward_model: str | None = None
+
+
+@dataclass
+class SafetyResult:
+    """Metrics for the gate, the record for ``safety.json`` and the prompt files as the decision binds them."""
+
+    metrics: dict[str, float]
+    record: dict[str, Any]
+    datasets: list[DatasetRef] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def write(self, out_dir: str | Path) -> Path:
+        path = Path(out_dir) / SAFETY_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+
+def load_inputs(params: SafetyParams) -> tuple[SafetySets, JudgePatterns]:
+    """The prompt sets, refused unless their PII gate passed for these exact bytes, and the judge."""
+    files = [params.red_team, params.over_refusal, params.sycophancy]
+    require_passed_gates(files, [params.pii_decision])
+    return load_safety_sets(*files), load_judge(params.judge)
+
+
+def generate_all(model, tokenizer, conversations: list[list[dict]], params: SafetyParams) -> list[str]:
+    """Greedy completions in left-padded batches of ``batch_size`` (deterministic, so models compare)."""
+    from pipelines._preference import generate
+
+    out: list[str] = []
+    for start in range(0, len(conversations), params.batch_size):
+        out += generate(model, tokenizer, conversations[start : start + params.batch_size], params.max_new_tokens)
+    return out
+
+
+def _reference(params: SafetyParams, sets: SafetySets, judge_path: str) -> dict[str, Any]:
+    return {
+        "sets": sets.files,
+        "judge": {"path": judge_path, "sha256": sha256_file(judge_path)},
+        "generation": {"max_new_tokens": params.max_new_tokens, "do_sample": False},
+        "pii_decision": {"path": params.pii_decision, "sha256": sha256_file(params.pii_decision)},
+    }
+
+
+def reusable_parent_completions(
+    recorded: dict[str, Any] | None, parent_sha256: str | None, reference: dict[str, Any]
+) -> list[str] | None:
+    """The parent's completions from its recorded safety evaluation, or None when they do not apply.
+
+    They apply when that evaluation was of the same model, on the same prompt
+    files (by hash) with the same generation budget. The judge may differ: the
+    completions are re-judged.
+    """
+    if not recorded or not parent_sha256 or recorded.get("model_sha256") != parent_sha256:
+        return None
+    same_sets = {k: v["sha256"] for k, v in (recorded.get("sets") or {}).items()} == {
+        k: v["sha256"] for k, v in reference["sets"].items()
+    }
+    if not same_sets or recorded.get("generation") != reference["generation"]:
+        return None
+    items = recorded.get("items") or []
+    return [str(item.get("completion", "")) for item in items] if items else None
+
+
+def _reward_second_opinion(
+    reward_model_dir: str, conversations: list[list[dict]], completions: dict[str, list[str]], sets: SafetySets
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Mean reward-model score of each model's completions on the red-team and over-refusal prompts."""
+    from pipelines._preference import load_reward_model, reward_scores
+
+    model, tokenizer = load_reward_model(reward_model_dir)
+    max_length = int(getattr(model.config, "max_position_embeddings", 512) or 512)
+    n_red, n_benign = len(sets.red_team), len(sets.over_refusal)
+    metrics: dict[str, float] = {}
+    scores: dict[str, list[float]] = {}
+    for who, texts in completions.items():
+        judged = conversations[: n_red + n_benign]
+        chats = [[*c, {"role": "assistant", "content": t}] for c, t in zip(judged, texts, strict=False)]
+        scores[who] = reward_scores(model, tokenizer, chats, max_length)
+        prefix = "" if who == "model" else "parent_"
+        metrics[f"{prefix}reward_model_score_red_team"] = sum(scores[who][:n_red]) / max(n_red, 1)
+        metrics[f"{prefix}reward_model_score_over_refusal"] = sum(scores[who][n_red:]) / max(n_benign, 1)
+    if "parent" in completions:
+        for name in ("reward_model_score_red_team", "reward_model_score_over_refusal"):
+            metrics[f"{name}_delta_vs_parent"] = metrics[name] - metrics[f"parent_{name}"]
+    manifest = read_manifest(reward_model_dir)
+    return {
+        "path": reward_model_dir,
+        "model_sha256": manifest.get("model_sha256"),
+        "metrics": metrics,
+    }, scores
+
+
+def evaluate_policy_safety(
+    params: SafetyParams,
+    model,
+    tokenizer,
+    *,
+    model_sha256: str,
+    parent_dir: str | Path,
+    parent_sha256: str | None,
+) -> SafetyResult:
+    """Generate, judge and compare with the parent: the safety metrics of a generating model."""
+    from pipelines._training import load_causal_lm
+
+    started = time.perf_counter()
+    sets, judge = load_inputs(params)
+    conversations = sets.conversations()
+    reference = _reference(params, sets, params.judge)
+    # The tuned model's completions
+    completions = generate_all(model, tokenizer, conversations, params)
+    rates, rows = judged_rates(sets, completions, judge)
+    # The parent's: reused from its recorded evaluation where it applies, generated otherwise
+    recorded = None
+    if params.parent_evaluation and (Path(params.parent_evaluation) / SAFETY_FILE).is_file():
+        recorded = json.loads((Path(params.parent_evaluation) / SAFETY_FILE).read_text(encoding="utf-8"))
+    parent_completions = reusable_parent_completions(recorded, parent_sha256, reference)
+    source = f"reused from {Path(params.parent_evaluation or '') / SAFETY_FILE}" if parent_completions else "generated"
+    if parent_completions is None:
+        parent_model, parent_tokenizer = load_causal_lm(parent_dir)
+        parent_completions = generate_all(parent_model, parent_tokenizer, conversations, params)
+        del parent_model
+    parent_rates, parent_rows = judged_rates(sets, parent_completions, judge)
+    metrics = safety_metrics(rates, parent_rates)
+    for name, value in parent_rates.items():
+        metrics.setdefault(f"parent_{name}", value)
+    # The reward model's second opinion, where one is configured
+    second_opinion = None
+    if params.reward_model:
+        second_opinion, scores = _reward_second_opinion(
+            params.reward_model, conversations, {"model": completions, "parent": parent_completions}, sets
+        )
+        metrics.update(second_opinion["metrics"])
+        for who, key in (("model", "reward_model_score"), ("parent", "parent_reward_model_score")):
+            for row, score in zip(rows, scores[who], strict=False):
+                row[key] = score
+    for row, parent_row in zip(rows, parent_rows, strict=True):
+        row["parent_completion"] = parent_row["completion"]
+        row["parent_verdict"] = parent_row["verdict"]
+    seconds = time.perf_counter() - started
+    record = {
+        "kind": "policy",
+        "model_sha256": model_sha256,
+        **reference,
+        "parent": {"dir": str(parent_dir), "model_sha256": parent_sha256, "completions": source},
+        "reward_model": second_opinion,
+        "metrics": metrics,
+        "items": rows,
+    }
+    log.info(
+        "safety: harmful refusal %.2f (parent %.2f), over-refusal %.2f, sycophancy %.2f; parent %s; %.1fs",
+        metrics["harmful_refusal_rate"],
+        metrics["parent_harmful_refusal_rate"],
+        metrics["over_refusal_rate"],
+        metrics["sycophancy_rate"],
+        source,
+        seconds,
+    )
+    return SafetyResult(metrics, record, _refs(sets), seconds)
+
+
+def evaluate_reward_model_safety(
+    params: SafetyParams, reward_model, tokenizer, *, model_sha256: str, max_length: int
+) -> SafetyResult:
+    """A reward model's safety: how it ranks fixed safe and unsafe responses to the same prompts."""
+    from pipelines._preference import reward_scores
+
+    started = time.perf_counter()
+    sets, judge = load_inputs(params)
+    responses = judge.reward_model_responses
+
+    def chat(prompt, text: str) -> list[dict]:
+        return [*(m.model_dump() for m in prompt), {"role": "assistant", "content": text}]
+
+    def score(chats: list[list[dict]]) -> list[float]:
+        return reward_scores(reward_model, tokenizer, chats, max_length)
+
+    red_refusal = score([chat(i.prompt, responses.refusal) for i in sets.red_team])
+    red_compliance = score([chat(i.prompt, responses.compliance) for i in sets.red_team])
+    benign_refusal = score([chat(i.prompt, responses.refusal) for i in sets.over_refusal])
+    benign_reference = score([chat(i.prompt, i.reference) for i in sets.over_refusal])
+    fill = [{"answer": i.answer, "asserted": i.asserted} for i in sets.sycophancy]
+    agree = score([chat(i.prompt, responses.agreement.format(**f)) for i, f in zip(sets.sycophancy, fill, strict=True)])
+    correct = score(
+        [chat(i.prompt, responses.correction.format(**f)) for i, f in zip(sets.sycophancy, fill, strict=True)]
+    )
+    metrics = reward_model_preference_rates(
+        refusal_vs_compliance=list(zip(red_refusal, red_compliance, strict=True)),
+        refusal_vs_reference=list(zip(benign_refusal, benign_reference, strict=True)),
+        agreement_vs_correction=list(zip(agree, correct, strict=True)),
+    )
+    items = (
+        [
+            {"set": "red_team", "id": i.id, "refusal": r, "compliance": c}
+            for i, r, c in zip(sets.red_team, red_refusal, red_compliance, strict=True)
+        ]
+        + [
+            {"set": "over_refusal", "id": i.id, "refusal": r, "reference": h}
+            for i, r, h in zip(sets.over_refusal, benign_refusal, benign_reference, strict=True)
+        ]
+        + [
+            {"set": "sycophancy", "id": i.id, "agreement": a, "correction": c}
+            for i, a, c in zip(sets.sycophancy, agree, correct, strict=True)
+        ]
+    )
+    seconds = time.perf_counter() - started
+    record = {
+        "kind": "reward_model",
+        "model_sha256": model_sha256,
+        **_reference(params, sets, params.judge),
+        "parent": None,
+        "reward_model": None,
+        "metrics": metrics,
+        "items": items,
+    }
+    log.info(
+        "safety (reward model): prefers refusal on %.2f of harmful, on %.2f of benign; agreement on %.2f; %.1fs",
+        metrics["harmful_refusal_rate"],
+        metrics["over_refusal_rate"],
+        metrics["sycophancy_rate"],
+        seconds,
+    )
+    return SafetyResult(metrics, record, _refs(sets), seconds)
+
+
+def _refs(sets: SafetySets) -> list[DatasetRef]:
+    return [dataset_ref(f["path"], f["records"]) for f in sets.files.values()]

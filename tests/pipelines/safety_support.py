@@ -1,0 +1,45 @@
+"""The shipped safety sets in a test workspace, gated, and the ``safety:`` params block for them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from governance.gates import DatasetRef, decide, write_decision
+from governance.lineage import sha256_file
+
+REPO = Path(__file__).resolve().parents[2]
+SETS = ("red_team", "over_refusal", "sycophancy")
+PII_DECISION = "artifacts/pii_scan_safety/decision.json"
+
+
+def gate_safety_sets(root: Path) -> None:
+    """Copy data/safety/ into ``root`` with a passing PII decision for its exact bytes, as pii_scan_safety writes."""
+    shutil.copytree(REPO / "data/safety", root / "data/safety", dirs_exist_ok=True)
+    decision = decide(
+        gate="pii",
+        stage="pii_scan_safety",
+        datasets=[
+            DatasetRef(path=f"data/safety/{name}.jsonl", sha256=sha256_file(root / f"data/safety/{name}.jsonl"))
+            for name in SETS
+        ],
+        policy_path="policies/pii.yaml",
+        policy_version="1.0",
+        violations=[],
+    )
+    write_decision(decision, root / PII_DECISION)
+
+
+def safety_params(
+    *, parent_evaluation: str | None = None, reward_model: str | None = None, max_new_tokens: int = 4
+) -> dict:
+    """A ``safety:`` block reading the workspace copies (paths relative to the workspace)."""
+    return {
+        **{name: f"data/safety/{name}.jsonl" for name in SETS},
+        "judge": "data/safety/judge.yaml",
+        "pii_decision": PII_DECISION,
+        "max_new_tokens": max_new_tokens,
+        "batch_size": 26,
+        "parent_evaluation": parent_evaluation,
+        "reward_model": reward_model,
+    }
