@@ -78,6 +78,8 @@ class MonitorResult:
     seconds: float
     evidence: dict[str, str] = field(default_factory=dict)
     recommendation: str | None = None
+    #: Seconds per step (read, each rule family), for benchmarks and ``-v``.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def violations(self) -> list[Violation]:
@@ -185,6 +187,14 @@ def check_window(
     model the policy names, all-MiniLM-L6-v2.
     """
     started = time.perf_counter()
+    timings: dict[str, float] = {}
+    last = [started]
+
+    def lap(label: str) -> None:
+        now = time.perf_counter()
+        timings[label] = round(now - last[0], 4)
+        last[0] = now
+
     version = str(version)
     policy_path = Path(policy_path or monitoring_policy_path())
     policy = load_monitoring_policy(policy_path)
@@ -203,12 +213,14 @@ def check_window(
     base = baseline_window(baseline) if baseline is not None else recorded_generations(name, version)
     if len(base.window) == 0:
         raise DataError(f"{base.label}: empty baseline")
+    lap("read")
     subject = f"{name} v{version}"
     seed = policy.seed
     results = [
         checks.length_drift(window, base.window, rules.length_drift, subject),
         checks.refusal_rate(window, base.window, rules.refusal_rate, subject),
     ]
+    lap("length_and_refusals")
     # PII: the project's scanner under policies/pii.yaml
     if scanner is None:
         from governance.pii import PiiScanner
@@ -217,6 +229,7 @@ def check_window(
         pii_path = policy_path.parent / "pii.yaml"
         scanner = PiiScanner(load_pii_policy(pii_path), pii_path)
     results.append(checks.pii(window, rules.pii, subject, scanner=scanner, seed=seed))
+    lap("pii")
     # Preference drift: the registered reward model
     if reward_model == "registry":
         from governance.monitoring.models import load_reward_model
@@ -242,15 +255,18 @@ def check_window(
                 scorer_name=reward_model.label,
             )
         )
+    lap("preference")
     # Embedding drift: all-MiniLM-L6-v2 from its wheel
     if embed is None:
         from governance.monitoring.models import embed
     results.append(checks.embedding_drift(window, base.window, rules.embedding_drift, subject, embed=embed, seed=seed))
+    lap("embedding")
     results += [
         checks.feedback_rate(window, rules.feedback_rate, subject),
         checks.latency_p95(window, rules.latency_p95, subject),
         checks.cost(window, rules.cost, subject),
     ]
+    lap("feedback_latency_cost")
     evidence = {
         "traffic_sha256": sha256_file(traffic),
         "monitoring_policy_sha256": sha256_file(policy_path),
@@ -272,6 +288,7 @@ def check_window(
         checked_at=now,
         seconds=time.perf_counter() - started,
         evidence=evidence,
+        timings=timings,
     )
 
 
@@ -392,6 +409,7 @@ def record_check(result: MonitorResult, *, identity: Identity | None = None) -> 
     event = trail.record(
         "monitoring_checked",
         actor=identity.user,
+        identity_method=_method(identity),
         role=roles,
         subject=trail.Subject(model=result.name, version=result.version),
         reason=f"monitoring window {result.window.source}: {result.verdict}"
@@ -419,3 +437,8 @@ def record_check(result: MonitorResult, *, identity: Identity | None = None) -> 
         "monitoring of %s v%s: %s (event #%d, run %s)", result.name, result.version, result.verdict, event.seq, run_id
     )
     return event
+
+
+def _method(identity: Identity) -> str:
+    """How the trail records who acted: authenticated by the MLflow server, or a local name nobody checked."""
+    return "mlflow-basic-auth" if identity.source == "mlflow-basic-auth" else "local-unverified"

@@ -126,14 +126,33 @@ def parse_record(record: Record, path: Path) -> TrafficRecord:
     try:
         return TrafficRecord.model_validate(record.data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = _one_per_field(exc.errors())
+        first = errors[0]
         where = ".".join(str(p) for p in first["loc"]) or "(record)"
         problem = "required field is missing" if first["type"] == "missing" else first["msg"]
-        more = len(exc.errors()) - 1
+        more = len(errors) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''} in this record)" if more else ""
         raise DataError(f"{path}:{record.line}: {where}: {problem}{suffix}") from None
     except RecursionError:
         raise DataError(f"{path}:{record.line}: record nested too deeply to be a request log") from None
+
+
+def _one_per_field(errors: list) -> list:
+    """pydantic reports a value that fits neither side of ``prompt: str | list[Message]`` once per side; say it once."""
+    out, seen_prompt = [], False
+    for error in errors:
+        if error["loc"] and error["loc"][0] == "prompt" and error["type"] != "missing":
+            if seen_prompt:
+                continue
+            seen_prompt = True
+            nested = [p for p in error["loc"][1:] if isinstance(p, int) or p in ("role", "content")]
+            error = {
+                "loc": ("prompt", *nested),
+                "type": "prompt",
+                "msg": "expected a string or a list of chat messages ({role, content} objects with string values)",
+            }
+        out.append(error)
+    return out
 
 
 def _records(path: Path) -> Iterable[Record]:

@@ -1,0 +1,318 @@
+"""``govern monitor``: traffic windows against a version's recorded evaluation generations, as records.
+
+Real pieces throughout: an SQLite MLflow store with a registered version whose
+training run carries ``evaluation/generations.json`` (the default baseline), a
+registered reward model (a tiny real sequence-classification model whose score
+follows the answer's last word, so a test can lower it on purpose), the
+bundled all-MiniLM-L6-v2 encoder, the project's PII scanner and a real audit
+trail. A window drawn like the baseline passes; each drifted window denies
+with its rule named and no raw PII anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from governance import registry, trail
+from governance.cli import main
+from governance.monitoring import check_window, record_check
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = "mon-sft"
+RM = "govllm-rm"  # the name policies/monitoring.yaml gives the reward model
+LEAKED_EMAIL = "pat.leaky@example.com"
+
+BANK = [
+    "Open the app, tap Sign in then Forgot password and follow the code we send to your device.",
+    "Freeze the card in the app under Cards then order a replacement from the same screen.",
+    "A deductible is the part of a claim you pay yourself before the insurer pays the rest.",
+    "Transfers to other banks usually arrive within two hours on working days.",
+    "Go to Cards then Limits in the app and choose a new daily limit up to the maximum shown.",
+    "Payments are declined when the balance is too low or the card is frozen.",
+    "Choose Payments then Standing orders then New, enter the payee and the amount, and confirm.",
+    "The easy saver account pays a variable rate shown on the Savings tab, paid monthly.",
+]
+#: Answers about something else entirely, of the same lengths as BANK's.
+GARDEN = [
+    "Water tomato seedlings at the base each morning and pinch out side shoots every week or so.",
+    "Sow carrots thinly in loose sandy soil then cover them with a fine mesh against root flies.",
+    "Prune roses in late winter just above an outward facing bud to keep the centre open.",
+    "Compost heaps need a mix of green and brown waste and a turn every fortnight.",
+    "Plant garlic cloves pointed end up in autumn about ten centimetres apart in full sun.",
+    "Slugs avoid copper tape and gritty mulch around young lettuce and hosta leaves.",
+    "Lift dahlia tubers after the first frost, dry them and store them in a frost free shed.",
+    "Mow the lawn high in summer so the grass shades its own roots and needs less water.",
+]
+REFUSAL = "I'm sorry, but I can't help with that request."
+
+
+def answer(rng: random.Random, *, topic=BANK, p_good: float = 0.8, longer: bool = False) -> str:
+    text = rng.choice(topic)
+    if longer:
+        text = " ".join([text, *rng.sample(topic, 2)])
+    return f"{text} Overall the service was {'good' if rng.random() < p_good else 'poor'}"
+
+
+def requests(n: int, seed: int, *, version: str = "1", **style) -> list[dict]:
+    rng = random.Random(seed)
+    refuse = style.pop("refuse", 0.0)
+    leak = style.pop("leak", 0)
+    rows = []
+    for i in range(n):
+        response = REFUSAL if rng.random() < refuse else answer(rng, **style)
+        if i < leak:
+            response += f" Write to {LEAKED_EMAIL} for details."
+        rows.append(
+            {
+                "request_id": f"r-{seed}-{i}",
+                "timestamp": f"2026-11-20T10:{i // 60:02d}:{i % 60:02d}Z",
+                "model": MODEL,
+                "version": version,
+                "prompt": [{"role": "user", "content": "How do I manage my account?"}],
+                "response": response,
+                "latency_ms": 300 + rng.random() * 400,
+                "feedback": rng.choice([1, 1, 1, 1, 1, 0, -1, None]),
+            }
+        )
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- the world: store, versions, models
+
+
+def _build_reward_model(out: Path) -> Path:
+    """A real (tiny) reward model: score +/- by the answer's last word (good / poor), 0 otherwise."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "good", "poor", "the", "service", "was", "overall"]
+    vocab = {w: i for i, w in enumerate(words)}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]")
+    config = LlamaConfig(
+        vocab_size=len(words),
+        hidden_size=8,
+        intermediate_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        num_labels=1,
+        pad_token_id=0,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    model = LlamaForSequenceClassification(config)
+    with torch.no_grad():  # the layer adds nothing; the score reads one embedding coordinate of the last token
+        model.model.layers[0].self_attn.o_proj.weight.zero_()
+        model.model.layers[0].mlp.down_proj.weight.zero_()
+        embeddings = model.model.embed_tokens.weight
+        embeddings[:, 0] = 0.0
+        embeddings[vocab["good"], 0], embeddings[vocab["poor"], 0] = 5.0, -5.0
+        model.score.weight.zero_()
+        model.score.weight[0, 0] = 1.0
+    model.save_pretrained(out)
+    fast.save_pretrained(out)
+    return out
+
+
+def _register(name: str, *, artifacts: dict[str, Path] | None = None, generations: list | None = None) -> str:
+    client = registry.client()
+    experiment = registry.ensure_experiment("monitoring-tests")
+    run = client.create_run(experiment)
+    for artifact_path, folder in (artifacts or {}).items():
+        client.log_artifacts(run.info.run_id, str(folder), artifact_path)
+    if generations is not None:
+        client.log_text(run.info.run_id, json.dumps(generations), "evaluation/generations.json")
+    client.set_terminated(run.info.run_id)
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    return str(
+        client.create_model_version(
+            name,
+            source=f"{run.info.artifact_uri}/model",
+            run_id=run.info.run_id,
+            tags={"lineage.trained_by": "trainer", "lineage.registered_by": "ci-bot", "lineage.risk_tier": "low"},
+        ).version
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """One MLflow store per module: the monitored version (40 recorded generations) and the reward model."""
+    root = tmp_path_factory.mktemp("monitoring")
+    patch = pytest.MonkeyPatch()
+    patch.chdir(root)
+    patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    patch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    patch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    baseline = [{"prompt": "How do I manage my account?", "completion": r["response"]} for r in requests(40, 1)]
+    _register(MODEL, generations=baseline)
+    _register(RM, artifacts={"model": _build_reward_model(root / "rm")})
+    from governance.pii import PiiScanner
+    from governance.policy.pii import load_pii_policy
+
+    scanner = PiiScanner(load_pii_policy(REPO / "policies/pii.yaml"), REPO / "policies/pii.yaml")
+    yield {"root": root, "scanner": scanner}
+    patch.undo()
+
+
+@pytest.fixture
+def env(world, tmp_path, monkeypatch):
+    """A fresh audit trail and a copy of the shipped policies per test."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for name in ("approvals.yaml", "waivers.yaml", "monitoring.yaml", "pii.yaml"):
+        shutil.copy(REPO / "policies" / name, policies / name)
+    monkeypatch.setenv("GOVERN_POLICY_DIR", str(policies))
+    monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
+    monkeypatch.setenv("GOVERN_USER", "mona")
+    return {**world, "tmp": tmp_path, "policies": policies}
+
+
+def monitor(env, rows: list[dict], **kw):
+    traffic = write_jsonl(env["tmp"] / "window.jsonl", rows)
+    result = check_window(MODEL, "1", traffic, scanner=env["scanner"], **kw)
+    return result, record_check(result)
+
+
+def denied_lines(result) -> list[str]:
+    return [v.line() for v in result.blocking]
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def test_a_window_drawn_like_the_baseline_passes_and_is_recorded(env, capsys):
+    traffic = write_jsonl(env["tmp"] / "window.jsonl", requests(40, 2))
+    code = main(["monitor", MODEL, "1", "--traffic", str(traffic)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"monitor {MODEL} v1: PASSED: 40 requests (2026-11-20T10:00:00Z to 2026-11-20T10:00:39Z)" in out
+    # the trail holds the verdict, each rule's observed value, and the evidence it relied on
+    (event,) = trail.events(model=MODEL, event_types=["monitoring_checked"])
+    assert event.details["verdict"] == "passed" and event.actor == "mona"
+    assert {r["rule_id"] for r in event.details["rules"]} >= {
+        "monitor.length_drift",
+        "monitor.refusal_rate",
+        "monitor.pii",
+        "monitor.preference_drift",
+        "monitor.embedding_drift",
+    }
+    assert all(r["status"] != "fail" for r in event.details["rules"])
+    assert event.evidence["reward_model"] == f"{RM} v1"
+    # the MLflow run: tagged with the version, metrics, the drift report with inline SVG charts
+    client = registry.client()
+    run = client.get_run(event.evidence["mlflow_run"])
+    assert run.data.tags["monitor.version"] == "1" and run.data.tags["monitor.verdict"] == "passed"
+    assert run.data.metrics["window_requests"] == 40
+    report = Path(client.download_artifacts(run.info.run_id, "monitoring/drift_report.html", str(env["tmp"])))
+    html = report.read_text()
+    assert html.count("<svg") == 1 and "Response length" in html and "PASSED" in html
+    assert registry.get_version(MODEL, "1").tags["governance.monitoring"].startswith(f"passed #{event.seq} ")
+
+
+def test_longer_responses_deny_length_drift(env):
+    result, event = monitor(env, requests(40, 3, longer=True))
+    assert not result.passed and event.details["verdict"] == "denied"
+    assert "monitor.length_drift" in event.details["blocking"]
+    line = next(x for x in denied_lines(result) if "monitor.length_drift" in x)
+    assert line == (
+        f"deny  monitor.length_drift  {MODEL} v1: response length KS D=1.000 (max 0.3), p=1.9e-23 (alpha 0.01); "
+        "median 285 chars vs baseline 117"
+    )
+
+
+def test_more_refusals_deny_refusal_rate(env):
+    result, _ = monitor(env, requests(40, 4, refuse=0.5))
+    line = next(x for x in denied_lines(result) if "monitor.refusal_rate" in x)
+    assert line == (
+        f"deny  monitor.refusal_rate  {MODEL} v1: refusal rate 62.5% (25/40) vs baseline 0.0% (0/40): +62.5% "
+        "(max +10%), p=1.1e-10 (alpha 0.01)"
+    )
+
+
+def test_pii_in_responses_denies_with_masked_examples_only(env, capsys):
+    traffic = write_jsonl(env["tmp"] / "window.jsonl", requests(40, 2, leak=3))
+    code = main(["monitor", MODEL, "1", "--traffic", str(traffic)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert (
+        f"deny  monitor.pii  {MODEL} v1: 3 of 40 responses contain PII (EMAIL_ADDRESS 3), rate 7.50% (max 0.00%); "
+        f"first at {traffic}:1 (EMAIL_ADDRESS ***@***.com)"
+    ) in captured.out
+    (event,) = trail.events(model=MODEL, event_types=["monitoring_checked"])
+    client = registry.client()
+    report = client.download_artifacts(event.evidence["mlflow_run"], "monitoring", str(env["tmp"]))
+    stored = [p.read_text() for p in Path(report).iterdir()]
+    for text in [captured.out, captured.err, event.model_dump_json(), *stored]:
+        assert LEAKED_EMAIL not in text and "pat.leaky" not in text
+    assert "***@***.com" in stored[0] + stored[1]
+
+
+def test_lower_reward_model_scores_deny_preference_drift(env):
+    result, _ = monitor(env, requests(40, 5, p_good=0.1))
+    line = next(x for x in denied_lines(result) if "monitor.preference_drift" in x)
+    assert line == (
+        f"deny  monitor.preference_drift  {MODEL} v1: reward-model ({RM} v1) mean score -2.545 vs baseline 1.697: "
+        "drop 1.88 baseline std (max 0.5), KS p=1.5e-11 (alpha 0.01)"
+    )
+    assert [r.status for r in result.results if r.rule_id == "monitor.length_drift"] == ["pass"]
+
+
+def test_answers_on_another_topic_deny_embedding_drift(env):
+    result, _ = monitor(env, requests(40, 6, topic=GARDEN))
+    line = next(x for x in denied_lines(result) if "monitor.embedding_drift" in x)
+    assert line == (
+        f"deny  monitor.embedding_drift  {MODEL} v1: response embeddings: mean cosine distance to the baseline "
+        "centroid 0.823 vs 0.398, KS D=0.900 (max 0.3), p=9e-12 (alpha 0.01)"
+    )
+    assert [r.status for r in result.results if r.rule_id == "monitor.preference_drift"] == ["pass"]
+
+
+# --------------------------------------------------------------------------- bad input: exit 2, one line
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ({"response": "hi"}, "2: request_id: required field is missing (and 4 more problems in this record)"),
+        (
+            {"timestamp": "2026-11-20T10:00:00"},
+            "2: timestamp: Value error, must be ISO-8601 in UTC (end with Z or +00:00)",
+        ),
+        ({"feedback": 5}, "2: feedback: Input should be -1, 0 or 1"),
+        (
+            {"prompt": {"secret": "x"}},
+            "2: prompt: expected a string or a list of chat messages ({role, content} objects with string values)",
+        ),
+    ],
+)
+def test_a_bad_record_is_one_line_naming_file_line_and_field(env, capsys, line, message):
+    good = requests(30, 2)
+    bad = {**good[1], **line} if "response" not in line else line
+    traffic = write_jsonl(env["tmp"] / "window.jsonl", [good[0], bad, *good[2:]])
+    assert main(["monitor", MODEL, "1", "--traffic", str(traffic)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"govern: {traffic}:{message}"
+    assert trail.events(model=MODEL) == []
+
+
+def test_json_nested_past_the_recursion_limit_is_one_line(env, capsys):
+    depth = sys.getrecursionlimit() + 100
+    traffic = env["tmp"] / "window.jsonl"
+    traffic.write_text(json.dumps(requests(1, 2)[0]) + "\n\n" + "[" * depth + "]" * depth + "\n")
+    assert main(["monitor", MODEL, "1", "--traffic", str(traffic)]) == 2
+    assert capsys.readouterr().err.strip() == f"govern: {traffic}:3: JSON nested too deeply to parse"
