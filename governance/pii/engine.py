@@ -39,7 +39,7 @@ from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NlpEngineProvi
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer  # noqa: E402
 
 from governance.errors import ConfigError  # noqa: E402
-from governance.policy.pii import ContextConfig, PiiPolicy  # noqa: E402
+from governance.policy.pii import ContextConfig, EntityContext, PiiPolicy  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 NER_ENTITIES = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME"})
 
 _WORD = regex.compile(r"\w+")
+#: Words after a match describe it only up to the end of its sentence ("... 3725550148. The model ships").
+_SENTENCE_END = regex.compile(r"[.!?](?=\s|$)|\n")
 
 
 class _WithholdArguments(logging.Filter):
@@ -91,9 +93,18 @@ class WordWindowContextEnhancer(ContextAwareEnhancer):
     start within ``lookback_chars`` characters before a match, and matches the
     recognizer's context words as case-insensitive substrings (presidio's
     default ``substring`` mode), raising the score by ``similarity_factor`` to
-    at least ``min_score_with_context``. It looks only at the text before a
-    match, within a fixed distance, so the result for a match never depends on
-    text further away.
+    at least ``min_score_with_context``.
+
+    An entity listed under the policy's ``context.entities`` is decided by its
+    own words instead, both ways (see
+    :class:`~governance.policy.pii.EntityContext`): whole words and phrases
+    within its own word counts before and after the match (each side bounded by
+    ``lookback_chars``, the words after also by the end of the sentence); the
+    nearest listed word decides, supportive raising the score as above,
+    contrary (nearer, or as near) setting the score of a match of the contrary
+    shape to ``contrary_score`` (as does no word at all under
+    ``shape_needs_support``). Context only ever reads the text within that fixed
+    distance of the match.
     """
 
     def __init__(self, config: ContextConfig):
@@ -104,15 +115,42 @@ class WordWindowContextEnhancer(ContextAwareEnhancer):
             context_suffix_count=0,
         )
         self.lookback_chars = config.lookback_chars
+        self.entity_words = {entry.entity: _EntityWords(entry) for entry in config.entities}
 
-    def words_before(self, text: str, start: int) -> list[str]:
-        """The lower-cased words searched for context words of a match starting at ``start``."""
-        low = max(0, start - self.lookback_chars)
-        words = [m for m in _WORD.finditer(text, low, start)]
-        # A word cut by the lookback limit is not a word of the text.
+    def _words_in(self, text: str, low: int, high: int) -> list[regex.Match]:
+        words = list(_WORD.finditer(text, low, high))
+        # A word cut by the window's edge is not a word of the text.
         if words and low > 0 and words[0].start() == low and _WORD.match(text, low - 1, low):
             words = words[1:]
-        return [m.group().lower() for m in words[-self.context_prefix_count :]] if self.context_prefix_count else []
+        if words and high < len(text) and words[-1].end() == high and _WORD.match(text, high, high + 1):
+            words = words[:-1]
+        return words
+
+    def words_before(self, text: str, start: int, count: int | None = None) -> list[str]:
+        """The lower-cased words searched for context words of a match starting at ``start``."""
+        count = self.context_prefix_count if count is None else count
+        if not count:
+            return []
+        words = self._words_in(text, max(0, start - self.lookback_chars), start)
+        return [m.group().lower() for m in words[-count:]]
+
+    def words_after(self, text: str, end: int, count: int) -> list[str]:
+        """The lower-cased words after a match ending at ``end`` (nearest first), up to the sentence's end."""
+        if not count:
+            return []
+        high = min(len(text), end + self.lookback_chars)
+        stop = _SENTENCE_END.search(text, end, high)
+        words = self._words_in(text, end, stop.start() if stop else high)
+        return [m.group().lower() for m in words[:count]]
+
+    def _raise(self, result: RecognizerResult, supportive: str) -> None:
+        result.score = min(
+            max(result.score + self.context_similarity_factor, self.min_score_with_context_similarity),
+            ContextAwareEnhancer.MAX_SCORE,
+        )
+        if result.analysis_explanation is not None:
+            result.analysis_explanation.set_supportive_context_word(supportive)
+            result.analysis_explanation.set_improved_score(result.score)
 
     def enhance_using_context(
         self,
@@ -122,16 +160,26 @@ class WordWindowContextEnhancer(ContextAwareEnhancer):
         recognizers: list[EntityRecognizer],
         context: list[str] | None = None,
     ) -> list[RecognizerResult]:
-        """Raise the score of results whose recognizer's context words precede them."""
+        """Raise (or, for an entity's contrary words, lower) the scores of results by the words around them."""
         results = copy.deepcopy(raw_results)
         by_id = {recognizer.id: recognizer for recognizer in recognizers}
         extra = [word.lower() for word in context or []]
         for result in results:
             metadata = result.recognition_metadata or {}
+            if metadata.get(RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY):
+                continue
+            own = self.entity_words.get(result.entity_type)
+            if own is not None:
+                before = self.words_before(text, result.start, own.entry.prefix_words)
+                after = self.words_after(text, result.end, own.entry.suffix_words)
+                verdict, word = own.decide(before + extra, after, text[result.start : result.end])
+                if verdict == "supportive":
+                    self._raise(result, word)
+                elif verdict == "contrary":
+                    result.score = own.entry.contrary_score
+                continue
             recognizer = by_id.get(metadata.get(RecognizerResult.RECOGNIZER_IDENTIFIER_KEY))
             if recognizer is None or not recognizer.context:
-                continue
-            if metadata.get(RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY):
                 continue
             words = self.words_before(text, result.start) + extra
             supportive = next(
@@ -139,14 +187,51 @@ class WordWindowContextEnhancer(ContextAwareEnhancer):
                 "",
             )
             if supportive:
-                result.score = min(
-                    max(result.score + self.context_similarity_factor, self.min_score_with_context_similarity),
-                    ContextAwareEnhancer.MAX_SCORE,
-                )
-                if result.analysis_explanation is not None:
-                    result.analysis_explanation.set_supportive_context_word(supportive)
-                    result.analysis_explanation.set_improved_score(result.score)
+                self._raise(result, supportive)
         return results
+
+
+class _EntityWords:
+    """One entity's supportive and contrary words, matched as whole words and phrases."""
+
+    def __init__(self, entry: EntityContext):
+        self.entry = entry
+        self.phrases = [(tuple(w.split()), "supportive") for w in entry.supportive] + [
+            (tuple(w.split()), "contrary") for w in entry.contrary
+        ]
+        self.shape = regex.compile(entry.contrary_shape) if entry.contrary_shape else None
+
+    def _nearest(self, words: list[str], preceding: bool) -> dict[str, tuple[int, str]]:
+        """Per kind, the (distance, phrase) nearest the match; ``words`` run outward from the match."""
+        nearest: dict[str, tuple[int, str]] = {}
+        for phrase, kind in self.phrases:
+            size = len(phrase)
+            # Outward order reverses a phrase that precedes the match.
+            wanted = phrase[::-1] if preceding else phrase
+            for distance in range(len(words) - size + 1):
+                if kind in nearest and nearest[kind][0] <= distance:
+                    break
+                if tuple(words[distance : distance + size]) == wanted:
+                    nearest[kind] = (distance, " ".join(phrase))
+                    break
+        return nearest
+
+    def decide(self, before: list[str], after: list[str], matched: str) -> tuple[str | None, str]:
+        """``("supportive" | "contrary" | None, word)`` for a match with these words around it."""
+        found = self._nearest(before[::-1], preceding=True)
+        for kind, (distance, word) in self._nearest(after, preceding=False).items():
+            if kind not in found or distance < found[kind][0]:
+                found[kind] = (distance, word)
+        shaped = self.shape is not None and self.shape.fullmatch(matched) is not None
+        contrary = found.get("contrary") if shaped else None
+        supportive = found.get("supportive")
+        if contrary is not None and (supportive is None or contrary[0] <= supportive[0]):
+            return "contrary", contrary[1]
+        if supportive is not None:
+            return "supportive", supportive[1]
+        if shaped and self.entry.shape_needs_support:
+            return "contrary", ""
+        return None, ""
 
 
 @dataclass(frozen=True)
@@ -279,7 +364,8 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
     with _quiet("presidio-analyzer"):
         # presidio warns once per recognizer of another language it skips; that is expected here.
         registry.load_predefined_recognizers(languages=[language], nlp_engine=nlp_engine)
-    custom_entities = {spec.entity for spec in policy.custom_recognizers}
+    # A custom recognizer replaces presidio's for its entity, unless it says it adds to them.
+    custom_entities = {spec.entity for spec in policy.custom_recognizers if not spec.keep_predefined}
     kept: list[EntityRecognizer] = []
     sources: dict[str, str] = {}
     for recognizer in registry.recognizers:
@@ -340,7 +426,12 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
         context_enhancer=(
             f"WordWindowContextEnhancer(prefix_words={policy.context.prefix_words}, "
             f"lookback_chars={policy.context.lookback_chars}, similarity_factor={policy.context.similarity_factor}, "
-            f"min_score_with_context={policy.context.min_score_with_context})"
+            f"min_score_with_context={policy.context.min_score_with_context}"
+            + "".join(
+                f", {e.entity}: {len(e.supportive)} supportive/{len(e.contrary)} contrary words"
+                for e in policy.context.entities
+            )
+            + ")"
         ),
         entities_scanned=tuple(entities),
         entities_not_scanned=not_scanned,

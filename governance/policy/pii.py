@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import regex
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from governance.errors import ConfigError
 from governance.lineage import sha256_file
@@ -56,6 +56,66 @@ class NlpEngineConfig(Strict):
         return self
 
 
+def _phrase(value: str) -> str:
+    words = value.lower().split()
+    if not words or any(not re.fullmatch(r"\w+", word) for word in words):
+        raise ValueError(f"context word {value!r} must be one or more words of letters and digits")
+    return " ".join(words)
+
+
+class EntityContext(Strict):
+    """Context words of one entity type, both ways: words that make a match that entity, and words that unmake it.
+
+    The words replace the context words of every recognizer of the entity
+    (presidio's ``PhoneRecognizer.CONTEXT`` includes "number", which would make
+    "order number 7310458826" a phone). They match whole words, case-insensitively;
+    a phrase ("support line") matches consecutive words. The nearest word within
+    ``prefix_words`` before or ``suffix_words`` after a match decides: a supportive
+    word raises the score as presidio does; a contrary word (the nearer on a tie)
+    sets the score of a match whose text fully matches ``contrary_shape`` to
+    ``contrary_score``. A match with no listed word near it keeps its score,
+    unless ``shape_needs_support`` and it is of the contrary shape: then it is
+    unmade too (a bare 10-digit number is as often a math result or an id).
+    """
+
+    entity: str = Field(pattern=ENTITY_PATTERN)
+    prefix_words: int = Field(ge=0, description="words before the match searched")
+    suffix_words: int = Field(ge=0, description="words after the match searched")
+    supportive: list[str] = Field(min_length=1, description="words that make a nearby match this entity")
+    contrary: list[str] = Field(default=[], description="words that make a nearby match of contrary_shape not it")
+    contrary_shape: str | None = Field(default=None, description="regex a match's text must fully match to be unmade")
+    contrary_score: float | None = Field(default=None, ge=0, le=1, description="score of an unmade match")
+    shape_needs_support: bool = Field(
+        default=False, description="a match of contrary_shape with no supportive word near it is unmade too"
+    )
+
+    @field_validator("supportive", "contrary")
+    @classmethod
+    def _normalised(cls, words: list[str]) -> list[str]:
+        return [_phrase(word) for word in words]
+
+    @model_validator(mode="after")
+    def _words_and_shape(self) -> EntityContext:
+        both = sorted(set(self.supportive) & set(self.contrary))
+        if both:
+            raise ValueError(f"{self.entity}: words both supportive and contrary: {', '.join(both)}")
+        if self.contrary and (self.contrary_shape is None or self.contrary_score is None):
+            raise ValueError(f"{self.entity}: contrary words need 'contrary_shape' and 'contrary_score'")
+        if not self.contrary and (
+            self.contrary_shape is not None or self.contrary_score is not None or self.shape_needs_support
+        ):
+            raise ValueError(
+                f"{self.entity}: 'contrary_shape', 'contrary_score' and 'shape_needs_support' apply only with "
+                "contrary words"
+            )
+        if self.contrary_shape is not None:
+            try:
+                regex.compile(self.contrary_shape)
+            except regex.error as exc:
+                raise ValueError(f"{self.entity}: contrary_shape is not a valid regex ({exc})") from None
+        return self
+
+
 class ContextConfig(Strict):
     """How context words near a match raise its score (presidio's context enhancement)."""
 
@@ -63,6 +123,19 @@ class ContextConfig(Strict):
     lookback_chars: int = Field(ge=0, description="at most this many characters before the match are searched")
     similarity_factor: float = Field(ge=0, le=1, description="added to the score when a context word is found")
     min_score_with_context: float = Field(ge=0, le=1, description="floor of a context-supported score")
+    entities: list[EntityContext] = Field(default=[], description="per-entity words, both ways (see EntityContext)")
+
+    @model_validator(mode="after")
+    def _one_entry_per_entity(self) -> ContextConfig:
+        names = [e.entity for e in self.entities]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"context.entities lists {', '.join(duplicates)} more than once")
+        return self
+
+    def for_entity(self, entity: str) -> EntityContext | None:
+        """The entity's own context words, if the policy lists any."""
+        return next((e for e in self.entities if e.entity == entity), None)
 
 
 class EntityRule(Rule):
@@ -122,6 +195,9 @@ class CustomRecognizer(Strict):
     context: list[str] = Field(default=[], description="words that raise a match's score when they precede it")
     deny_list: list[str] = []
     deny_list_score: float | None = Field(default=None, gt=0, le=1)
+    keep_predefined: bool = Field(
+        default=False, description="presidio's own recognizers of the entity still run (this one adds to them)"
+    )
 
     @model_validator(mode="after")
     def _has_something_to_match(self) -> CustomRecognizer:
@@ -186,6 +262,9 @@ class PiiPolicy(PolicyFile):
         unruled = sorted({r.entity for r in self.custom_recognizers} - set(entities))
         if unruled:
             raise ValueError(f"custom recognizers detect {', '.join(unruled)} but no entities rule says what to do")
+        unruled = sorted({c.entity for c in self.context.entities} - set(entities))
+        if unruled:
+            raise ValueError(f"context.entities lists {', '.join(unruled)} but no entities rule scans it")
         return self
 
     def rule_for(self, entity: str) -> EntityRule:

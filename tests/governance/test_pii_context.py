@@ -1,0 +1,101 @@
+"""Context decides phone numbers both ways: policy words make a phone shape a phone, or an id not one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from governance.errors import ConfigError
+from governance.pii import PiiScanner
+from governance.policy.pii import load_pii_policy
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = REPO / "policies" / "pii.yaml"
+
+
+@pytest.fixture(scope="module")
+def scanner() -> PiiScanner:
+    return PiiScanner(load_pii_policy(POLICY), POLICY)
+
+
+def _phones(scanner: PiiScanner, text: str) -> list[tuple[str, float]]:
+    return [(text[f.start : f.end], round(f.score, 2)) for f in scanner.findings_in(text) if f.entity == "PHONE_NUMBER"]
+
+
+@pytest.mark.parametrize(
+    ("text", "phone"),
+    [
+        # Area codes libphonenumber does not consider assigned: found by shape beside a phone word.
+        ("Please call me back on +1 372 555 0148 tomorrow.", "+1 372 555 0148"),
+        ("My mobile is (593) 216-4470.", "(593) 216-4470"),
+        ("You can reach our support line at 962-318-5507.", "962-318-5507"),
+        ("962-318-5507 is my cell. The model ships soon.", "962-318-5507"),
+        ("Text me at 3725550148!", "3725550148"),
+    ],
+)
+def test_phone_shapes_beside_phone_words_are_phones(scanner, text, phone):
+    assert _phones(scanner, text) == [(phone, 0.4)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order 7310458826 shipped today.",  # 731 is an assigned area code: libphonenumber accepts it
+        "Reference code 5529013374 has been issued.",
+        "Order number 7310458826 shipped.",  # presidio's own phone context word "number" no longer decides
+        "The answer is 962-318-5507.",  # a phone shape with no phone word: 0.05, under the threshold
+        "the total is 4317987067 cents",  # a bare valid number with no phone word
+        "Compute 529497919 / 8 = 66187239.875",
+    ],
+)
+def test_identifiers_and_bare_numbers_are_not_phones(scanner, text):
+    assert _phones(scanner, text) == []
+
+
+def test_nearest_word_decides_and_contrary_words_spare_formatted_numbers(scanner):
+    # "call" is nearer than "order": a phone; "order" nearer than "call": an id.
+    assert _phones(scanner, "About the order, call 7310458826 today.") == [("7310458826", 0.4)]
+    assert _phones(scanner, "Call about order 7310458826 today.") == []
+    # A formatted, valid number beside "order" is still a phone (contrary_shape is bare digits).
+    assert _phones(scanner, "Order desk: (415) 555-0103.") == [("(415) 555-0103", 0.4)]
+    # Words in the next sentence do not describe the number.
+    assert _phones(scanner, "Call me at 3725550148. The model ships in May.") == [("3725550148", 0.4)]
+
+
+def _variant(tmp_path: Path, change) -> Path:
+    data = yaml.safe_load(POLICY.read_text())
+    change(data["context"]["entities"][0])
+    path = tmp_path / "pii.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda e: e.pop("contrary_shape"),
+            "context.entities.0: Value error, PHONE_NUMBER: contrary words need 'contrary_shape' and 'contrary_score'",
+        ),
+        (
+            lambda e: e["supportive"].append("Order"),
+            "context.entities.0: Value error, PHONE_NUMBER: words both supportive and contrary: order",
+        ),
+        (
+            lambda e: e["contrary"].append("call-me"),
+            "context.entities.0.contrary: Value error, context word 'call-me' must be one or more words of letters "
+            "and digits",
+        ),
+        (
+            lambda e: e.update(entity="US_PASSPORT"),
+            "(top level): Value error, context.entities lists US_PASSPORT but no entities rule scans it",
+        ),
+    ],
+)
+def test_context_words_policy_errors_name_the_key(tmp_path, change, message):
+    path = _variant(tmp_path, change)
+    with pytest.raises(ConfigError) as err:
+        load_pii_policy(path)
+    assert str(err.value) == f"{path}: {message}"
