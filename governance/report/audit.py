@@ -134,6 +134,10 @@ def audit_facts(
         events=verification.events,
         detail=verification.problem,
         verified_at=trail.now_utc(),
+        findings=verification.findings,
+        signatures=verification.signatures_checked,
+        keys=[f"{key_id}: {trust}" for key_id, trust in sorted(verification.keys_used.items())],
+        anchors=verification.anchors,
     )
     # Objectives: approved when the trail holds objective_approved for the exact hash
     if reward_hashes:
