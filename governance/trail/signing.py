@@ -34,6 +34,7 @@ import binascii
 import datetime as dt
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,26 +130,42 @@ def load_signing_key(files: TrailFiles, url_for_messages: str) -> SigningKey:
 
 
 def _default_key(files: TrailFiles) -> SigningKey:
-    """The embedded default: read ``audit.key``, or create it (0600, exclusively) with its public half beside."""
+    """The embedded default: read ``audit.key``, or create it (0600, atomically) with its public half beside.
+
+    Two processes creating it at once both write a complete temporary file and
+    ``link`` it into place; exactly one link succeeds and both use that key.
+    Its public half is (re)listed in ``audit.key.pub`` whenever missing: that
+    file is trusted no more than the key file next to it.
+    """
     path = files.default_key
     assert path is not None
     if not path.exists():
-        key = generate_key()
         path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(generate_key().pem())
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(tmp, path)
+            log.info("created the trail signing key at %s", path)
         except FileExistsError:
             pass  # another process created it first: use theirs
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(key.pem())
-            add_local_public_key(files, key)
-            log.info("created the trail signing key %s at %s", key.key_id, path)
-            return key
+        finally:
+            tmp.unlink(missing_ok=True)
     try:
-        return parse_private_key(path.read_bytes(), str(path))
+        key = parse_private_key(path.read_bytes(), str(path))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the trail signing key ({exc.strerror})") from None
+    if files.local_public_keys is not None and key.key_id not in _listed_ids(files.local_public_keys):
+        add_local_public_key(files, key)
+    return key
+
+
+def _listed_ids(path: Path) -> set[str]:
+    try:
+        return {line.split(" ", 1)[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    except FileNotFoundError:
+        return set()
 
 
 def install_default_key(files: TrailFiles, key: SigningKey) -> None:
