@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,15 @@ from governance.errors import DataError
 #: A single record larger than this is refused rather than parsed: a runaway
 #: line (a whole file without newlines, a base64 blob) is an input error.
 MAX_RECORD_BYTES = 8 * 1024 * 1024
+
+#: JSON nested deeper than this is refused before it is parsed. Chat, preference
+#: and tool-call records are under 10 levels; Python's parser, the field walkers,
+#: pydantic and pandas all recurse per level, and ~1,000 levels end in a
+#: RecursionError (or a crash) far from the line that caused it.
+MAX_NESTING_DEPTH = 64
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(rb"[\[\]{}]")
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -53,9 +63,7 @@ def iter_records(path: str | Path, *, allow_empty: bool = False) -> Iterator[Rec
     elif suffix == ".parquet":
         records = _iter_parquet(path)
     else:
-        raise DataError(
-            f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(SUPPORTED_SUFFIXES)})"
-        )
+        raise DataError(f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(SUPPORTED_SUFFIXES)})")
     seen = 0
     for record in records:
         seen += 1
@@ -67,6 +75,51 @@ def iter_records(path: str | Path, *, allow_empty: bool = False) -> Iterator[Rec
 def read_records(path: str | Path) -> list[Record]:
     """Read a whole (small) dataset file; see :func:`iter_records`."""
     return list(iter_records(path))
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deeply the arrays and objects of a JSON text nest (brackets inside strings do not count).
+
+    Cheap for ordinary records: a text with no more opening brackets than
+    :data:`MAX_NESTING_DEPTH` cannot nest deeper, so only bracket-heavy texts
+    are walked (strings removed first, then only the brackets visited).
+    """
+    if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING_DEPTH:
+        return min(raw.count(b"[") + raw.count(b"{"), MAX_NESTING_DEPTH)
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_STRING.sub(b'""', raw)):
+        if bracket in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def loads_record(raw: bytes | str, where: str) -> Any:
+    """Parse one JSON text safely: any failure is a one-line :class:`DataError` naming ``where``.
+
+    ``where`` is ``file:line`` (or ``file``). Refused, never raised as a
+    traceback: invalid JSON, nesting over :data:`MAX_NESTING_DEPTH`, integers
+    past Python's digit limit, and anything that would exhaust the parser's
+    recursion or memory.
+    """
+    data = raw.encode("utf-8") if isinstance(raw, str) else raw
+    depth = nesting_depth(data)
+    if depth > MAX_NESTING_DEPTH:
+        raise DataError(f"{where}: JSON nested {depth} levels deep (max {MAX_NESTING_DEPTH}); flatten the record")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise DataError(
+            f"{where}: JSON nested too deeply to parse (max {MAX_NESTING_DEPTH}); flatten the record"
+        ) from None
+    except MemoryError:
+        raise DataError(f"{where}: record too large to parse in memory; split it") from None
+    except ValueError as exc:  # e.g. an integer over sys.get_int_max_str_digits() digits
+        raise DataError(f"{where}: invalid JSON value ({exc})") from None
 
 
 def _iter_jsonl(path: Path) -> Iterator[Record]:
@@ -85,14 +138,9 @@ def _iter_jsonl(path: Path) -> Iterator[Record]:
                 ) from None
             if not text.strip():
                 continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{line_no}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            value = loads_record(raw, f"{path}:{line_no}")
             if not isinstance(value, dict):
-                raise DataError(
-                    f"{path}:{line_no}: expected a JSON object per line, got {type(value).__name__}"
-                )
+                raise DataError(f"{path}:{line_no}: expected a JSON object per line, got {type(value).__name__}")
             yield Record(line_no, value)
 
 
@@ -101,10 +149,19 @@ def _iter_json_array(path: Path) -> Iterator[Record]:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8") from None
+    depth = nesting_depth(text.encode("utf-8"))
+    if depth > MAX_NESTING_DEPTH + 1:  # the top-level array is one level
+        raise DataError(
+            f"{path}: JSON nested {depth - 1} levels deep in a record (max {MAX_NESTING_DEPTH}); flatten the record"
+        )
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except (RecursionError, MemoryError, ValueError) as exc:
+        raise DataError(
+            f"{path}: cannot parse the JSON array ({type(exc).__name__}); convert it to JSON Lines"
+        ) from None
     if not isinstance(value, list):
         raise DataError(f"{path}: expected a JSON array of objects at top level, got {type(value).__name__}")
     for index, item in enumerate(value, start=1):
@@ -114,6 +171,9 @@ def _iter_json_array(path: Path) -> Iterator[Record]:
 
 
 def _iter_csv(path: Path) -> Iterator[Record]:
+    # A field may be as large as a record may be (csv's default limit is 128 KiB, and its error has no line).
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES))
+    row_no = 1
     try:
         handle = io.TextIOWrapper(path.open("rb"), encoding="utf-8", newline="")
         reader = csv.DictReader(handle)
@@ -121,18 +181,23 @@ def _iter_csv(path: Path) -> Iterator[Record]:
         for row_no, row in enumerate(reader, start=2):
             if None in row:
                 raise DataError(f"{path}:{row_no}: more values than header columns")
-            yield Record(row_no, {key: _csv_value(value) for key, value in row.items()})
+            yield Record(row_no, {key: _csv_value(value, f"{path}:{row_no}") for key, value in row.items()})
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}:{row_no + 1}: unreadable CSV ({exc})") from None
 
 
-def _csv_value(value: str | None) -> Any:
+def _csv_value(value: str | None, where: str) -> Any:
     # Nested fields (chat messages) travel in CSV as JSON text; decode them so
-    # the schema checks see the same shape as JSONL.
+    # the schema checks see the same shape as JSONL. Text that is not JSON stays
+    # text; JSON too deep to handle is refused like a JSONL line.
     if value is not None and value[:1] in "[{":
         try:
-            return json.loads(value)
-        except json.JSONDecodeError:
+            return loads_record(value, where)
+        except DataError:
+            if nesting_depth(value.encode("utf-8")) > MAX_NESTING_DEPTH:
+                raise
             return value
     return value
 
@@ -145,10 +210,38 @@ def _iter_parquet(path: Path) -> Iterator[Record]:
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
     row_no = 0
+    nested = any(_type_depth(field.type) > 1 for field in parquet.schema_arrow)
+    if max((_type_depth(field.type) for field in parquet.schema_arrow), default=0) > MAX_NESTING_DEPTH:
+        raise DataError(f"{path}: columns nested deeper than {MAX_NESTING_DEPTH} levels; flatten the schema")
     for batch in parquet.iter_batches(batch_size=4096):
         for row in batch.to_pylist():
             row_no += 1
+            if nested and _value_depth(row) > MAX_NESTING_DEPTH:
+                raise DataError(f"{path}:{row_no}: record nested deeper than {MAX_NESTING_DEPTH} levels")
             yield Record(row_no, row)
+
+
+def _type_depth(arrow_type) -> int:
+    """Nesting levels of an Arrow type (list and struct types add one each)."""
+    children = [arrow_type.field(i).type for i in range(arrow_type.num_fields)] if arrow_type.num_fields else []
+    return 1 + max((_type_depth(child) for child in children), default=0)
+
+
+def _value_depth(value: Any) -> int:
+    """Nesting levels of a parsed value, iteratively (no recursion however deep it is)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            items = item.values()
+        elif isinstance(item, list):
+            items = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_NESTING_DEPTH:
+            stack.extend((child, depth + 1) for child in items)
+    return deepest
 
 
 def iter_text_fields(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:

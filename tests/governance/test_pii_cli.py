@@ -59,8 +59,12 @@ def test_denied_exits_1_and_names_the_first_denying_rule(tmp_path, capsys):
         ),
         (b"", ": no records (empty file)"),
         (b'["messages"]\n', ":1: expected a JSON object per line, got list"),
+        (
+            b'{"messages": []}\n{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+            ":2: JSON nested 100001 levels deep (max 64); flatten the record",
+        ),
     ],
-    ids=["invalid-json", "invalid-utf8", "empty", "wrong-shape"],
+    ids=["invalid-json", "invalid-utf8", "empty", "wrong-shape", "deep-nesting"],
 )
 def test_bad_input_exits_2_naming_file_and_line(tmp_path, capsys, content, expected):
     data = tmp_path / "bad.jsonl"

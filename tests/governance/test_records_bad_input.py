@@ -1,0 +1,94 @@
+"""One record can never crash a reader: any nesting depth or size is one line naming file:line, exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from governance.cli import main
+from governance.errors import DataError
+from governance.records import MAX_NESTING_DEPTH, iter_records, loads_record, nesting_depth, read_records
+
+DEEP = b"[" * 200_000 + b"]" * 200_000
+
+
+def _write(tmp_path, name: str, content: bytes):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+def test_nesting_depth_ignores_brackets_inside_strings():
+    assert nesting_depth(b'{"a": "' + b"[" * 500 + b'", "b": [1, [2]]}') == 3
+    assert nesting_depth(b'{"a": "x\\"' + b"{" * 500 + b'"}') == 1
+    assert nesting_depth(b"[" * 70 + b"]" * 70) == 70
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"m": ' + DEEP + b"}\n", ":2: JSON nested 200001 levels deep (max 64); flatten the record"),
+        (b'{"m": ' + b"[" * 65 + b"]" * 65 + b"}\n", ":2: JSON nested 66 levels deep (max 64); flatten the record"),
+        (
+            b'{"n": ' + b"7" * 5000 + b"}\n",
+            ":2: invalid JSON value (Exceeds the limit (4300 digits) for integer string conversion: value has 5000 "
+            "digits; use sys.set_int_max_str_digits() to increase the limit)",
+        ),
+    ],
+    ids=["deep", "just-over", "huge-int"],
+)
+def test_jsonl_line_that_would_blow_up_is_one_data_error(tmp_path, content, message):
+    path = _write(tmp_path, "d.jsonl", b'{"m": "fine"}\n' + content)
+    with pytest.raises(DataError) as err:
+        read_records(path)
+    assert str(err.value) == f"{path}{message}"
+
+
+def test_nesting_at_the_limit_is_read(tmp_path):
+    inner = b"[" * (MAX_NESTING_DEPTH - 1) + b"]" * (MAX_NESTING_DEPTH - 1)
+    [record] = read_records(_write(tmp_path, "d.jsonl", b'{"m": ' + inner + b"}\n"))
+    assert record.line == 1
+
+
+def test_json_array_csv_and_parquet_refuse_deep_records(tmp_path):
+    array = _write(tmp_path, "d.json", b'[{"m": ' + DEEP + b"}]")
+    with pytest.raises(DataError) as err:
+        read_records(array)
+    assert str(err.value) == f"{array}: JSON nested 200001 levels deep in a record (max 64); flatten the record"
+
+    csv_file = _write(tmp_path, "d.csv", b'messages\n"' + b"[" * 100 + b"]" * 100 + b'"\n')
+    with pytest.raises(DataError) as err:
+        read_records(csv_file)
+    assert str(err.value) == f"{csv_file}:2: JSON nested 100 levels deep (max 64); flatten the record"
+
+    # A CSV field over csv's default 128 KiB limit is a field, not a crash without a line.
+    big = _write(tmp_path, "big.csv", b"text\n" + b"x" * 200_000 + b"\n")
+    assert [len(r.data["text"]) for r in iter_records(big)] == [200_000]
+
+    value: object = "leaf"
+    for _ in range(MAX_NESTING_DEPTH + 1):
+        value = [value]
+    table = pa.table({"m": [value]})
+    parquet = tmp_path / "d.parquet"
+    pq.write_table(table, parquet)
+    with pytest.raises(DataError) as err:
+        read_records(parquet)
+    assert str(err.value) == f"{parquet}: columns nested deeper than 64 levels; flatten the schema"
+
+
+def test_loads_record_names_where():
+    with pytest.raises(DataError) as err:
+        loads_record("{", "x.jsonl:9")
+    assert str(err.value) == "x.jsonl:9: invalid JSON (Expecting property name enclosed in double quotes at column 2)"
+    assert loads_record('{"a": [1]}', "x.jsonl:1") == {"a": [1]}
+
+
+def test_govern_validate_exits_2_with_one_line_for_a_deep_record(tmp_path, capsys):
+    good = {"messages": [{"role": "user", "content": "2 + 2?"}, {"role": "assistant", "content": "4"}]}
+    path = _write(tmp_path, "sft.jsonl", (json.dumps(good) + "\n").encode() + b'{"messages": ' + DEEP + b"}\n")
+    assert main(["validate", str(path), "--kind", "sft"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"govern: {path}:2: JSON nested 200001 levels deep (max 64); flatten the record\n"
