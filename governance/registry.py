@@ -212,22 +212,9 @@ def version_by_alias(name: str, alias: str):
             raise
 
 
+#: Evaluation metrics shown on a version in the MLflow UI. Display only: the evaluation gate's production
+#: reference is read from the audit trail (:func:`governance.approvals.production_metrics`), never from these.
 METRIC_TAG_PREFIX = "metric."
-
-
-def production_metrics(name: str) -> dict[str, float] | None:
-    """Evaluation metrics recorded on the version now aliased ``production``, if any."""
-    version = version_by_alias(name, "production")
-    if version is None:
-        return None
-    out = {}
-    for key, value in (version.tags or {}).items():
-        if key.startswith(METRIC_TAG_PREFIX):
-            try:
-                out[key.removeprefix(METRIC_TAG_PREFIX)] = float(value)
-            except ValueError:
-                continue
-    return out
 
 
 def find_version_by_model_hash(name: str, model_sha256: str):

@@ -28,13 +28,14 @@ from typing import Any
 import mlflow
 from pydantic import Field
 
+from governance.approvals import production_metrics
 from governance.errors import ConfigError, PolicyViolation
 from governance.evaluation import evaluate_gate
 from governance.gates import dataset_ref, load_waivers, write_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.registry import production_metrics, stage_run
+from governance.registry import stage_run
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_causal_lm, with_run_context

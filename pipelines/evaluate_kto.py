@@ -21,12 +21,12 @@ from pathlib import Path
 
 from pydantic import Field
 
+from governance.approvals import production_metrics
 from governance.evaluation import evaluate_gate
 from governance.gates import dataset_ref, load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.registry import production_metrics
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
     drift_metrics,

@@ -6,7 +6,8 @@ One registered model per method (``<project>-<method>``). The version carries
 its lineage as tags — dataset hashes (as ``dvc.lock`` records them), gate and
 evaluation decisions, training run, git commit, params and lock-file hashes,
 parent model version — and starts ``pending``: nothing is promoted here. The
-same lineage registered twice yields the same version, never a duplicate. A
+same content registered twice (weights, data, parent, training params: see
+:func:`lineage_key`) yields the same version, never a duplicate. A
 version whose evaluation was denied is registered too (the evidence matters),
 marked ``eval_failed``.
 """
@@ -84,6 +85,24 @@ def version_tags(
     return tags
 
 
+def lineage_key(method: str, trained: dict) -> str:
+    """What makes a version the same version: its weights, data, parent and training params — by content.
+
+    Never a timestamp, run id, commit or decision file: re-evaluating the same
+    model, or retraining it to the same bytes, yields the existing version.
+    """
+    return sha256_json(
+        {
+            "method": method,
+            "model_sha256": trained["model_sha256"],
+            "datasets": {path: ref["sha256"] for path, ref in sorted(trained["datasets"].items())},
+            "parent_model_sha256": trained["parent"].get("model_sha256"),
+            "params_sha256": trained["params_sha256"],
+            "reward_functions": dict(sorted((trained.get("reward_functions") or {}).items())),
+        }
+    )
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -106,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     eval_decision = read_decision(Path(params.eval_dir) / "decision.json")
     tags = version_tags(project, params, trained, evaluation, eval_decision)
-    lineage_key = sha256_json(
-        {k: v for k, v in tags.items() if k not in ("lineage.registered_by", "lineage.training_run_id")}
-    )
+    key = lineage_key(params.method, trained)
     name = f"{project}-{params.method}"
     description = (
         f"{params.method.upper()} model trained from {tags['lineage.parent_model']}. "
@@ -119,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         name,
         run_id=trained["run_id"],
         artifact_path="model",
-        lineage_key=lineage_key,
+        lineage_key=key,
         tags=tags,
         description=description,
     )
@@ -147,10 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         gate_status=tags["lineage.gate_decisions"],
         eval_status=tags["governance.eval_status"],
+        metrics=eval_decision.details.get("metrics", {}),  # the regression reference of later versions
     )
     out = Path(params.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    registration = {"name": name, "version": str(version.version), "created": created, "lineage_key": lineage_key}
+    registration = {"name": name, "version": str(version.version), "created": created, "lineage_key": key}
     (out / "registration.json").write_text(json.dumps(registration, indent=2, sort_keys=True) + "\n")
     log.info("%s %s v%s (pending approval)", "registered" if created else "already registered", name, version.version)
     return 0

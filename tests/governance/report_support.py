@@ -21,7 +21,7 @@ from pathlib import Path
 
 import mlflow
 
-from governance import registry
+from governance import approvals, registry
 from governance.approvals import record_registration
 from governance.evaluation import evaluate_gate
 from governance.gates import dataset_ref, write_decision
@@ -268,7 +268,7 @@ def build_version(
         subject=f"{model_dir} (model {manifest['model_sha256'][:12]})",
         datasets=[dataset_ref(evaluation, 60)],
         policy_path=REPO / "policies/eval.yaml",
-        production=registry.production_metrics(name),
+        production=approvals.production_metrics(name),
     )
     eval_dir = workdir / "artifacts/evaluate_sft"
     eval_dir.mkdir(parents=True)
@@ -319,5 +319,6 @@ def build_version(
             },
             gate_status="passed",
             eval_status=tags["governance.eval_status"],
+            metrics=metrics,
         )
     return BuiltVersion(name, str(version.version), run.info.run_id, workdir)

@@ -36,16 +36,14 @@ def test_registration_is_pending_and_idempotent(mlflow_store, tmp_path):
     assert [str(v.version) for v in registry.list_versions("m-sft")] == ["2", "1"]
 
 
-def test_production_metrics_follow_the_alias(mlflow_store, tmp_path):
+def test_parent_lookup_by_model_hash(mlflow_store, tmp_path):
     run_id = _run_with_model(tmp_path)
     registry.register_version(
-        "m-sft", run_id=run_id, artifact_path="model", lineage_key="k", tags={"metric.eval_loss": "1.5"}
+        "m-sft", run_id=run_id, artifact_path="model", lineage_key="k", tags={"lineage.model_sha256": "abc"}
     )
-    assert registry.production_metrics("m-sft") is None
-    assert registry.production_metrics("no-such-model") is None
-    registry.client().set_registered_model_alias("m-sft", "production", "1")
-    assert registry.production_metrics("m-sft") == {"eval_loss": 1.5}
+    assert str(registry.find_version_by_model_hash("m-sft", "abc").version) == "1"
     assert registry.find_version_by_model_hash("m-sft", "nope") is None
+    assert registry.find_version_by_model_hash("no-such-model", "abc") is None
 
 
 def test_failed_stage_marks_run_failed(mlflow_store):
