@@ -9,13 +9,18 @@ assistant-only loss works) and saves a tiny randomly initialised Qwen2 with a
 fixed seed — entirely offline. With an HF model id (from the local cache; the
 pipeline runs with ``HF_HUB_OFFLINE=1``) or a local directory, the stage loads
 nothing into the output: it records the model's identity and content hash, and
-training stages load it from where it is.
+training stages load it from where it is. With a ``.gguf`` file (llama.cpp's
+quantized format, how many instruct models are published for local use) the
+stage dequantizes it with transformers' GGUF loader into an HF folder in the
+output, and records the GGUF file's SHA-256 and its declared licence as the
+base model's identity (carried into every descendant's lineage).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -122,6 +127,50 @@ def build_tiny_model(tokenizer, params: BaseModelParams):
     return model
 
 
+#: GGUF metadata keys recorded as the base model's identity (``general.*`` of the GGUF spec)
+GGUF_IDENTITY_KEYS = ("name", "organization", "basename", "finetune", "size_label", "license", "quantization_version")
+
+
+def gguf_identity(path: Path) -> dict[str, Any]:
+    """The ``general.*`` metadata a GGUF file declares about itself (name, licence, ...)."""
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(path)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"params.yaml: base_model.name_or_path: {path}: not a readable GGUF file ({exc})") from None
+    out: dict[str, Any] = {}
+    for key in GGUF_IDENTITY_KEYS:
+        field = reader.fields.get(f"general.{key}")
+        if field is not None:
+            out[key] = field.contents()
+    file_type = reader.fields.get("general.file_type")
+    if file_type is not None:
+        out["file_type"] = int(file_type.contents())
+    return out
+
+
+def dequantize_gguf(path: Path, out_dir: Path) -> int:
+    """Load a GGUF file with transformers (dequantized to float32) and save it as an HF folder; returns parameters."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"params.yaml: base_model.name_or_path: {path}: transformers cannot load this GGUF "
+            f"({str(exc).splitlines()[0][:200]})"
+        ) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return model.num_parameters()
+
+
 def resolve_external_model(name_or_path: str) -> Path:
     """A local directory as-is, or an HF model id from the local cache (never the network)."""
     path = Path(name_or_path).expanduser()
@@ -163,6 +212,32 @@ def main(argv: list[str] | None = None) -> int:
         model_path, kind = out_dir, "builtin"
         extra = {"corpus": {"path": str(corpus), "sha256": sha256_file(corpus)}, "parameters": model.num_parameters()}
         model_hash = sha256_dir(out_dir)
+    elif params.name_or_path.lower().endswith(".gguf"):
+        # Dequantize the GGUF into an HF folder; the GGUF file's hash and declared licence are the identity
+        gguf = Path(params.name_or_path).expanduser()
+        if not gguf.is_file():
+            raise ConfigError(f"params.yaml: base_model.name_or_path: {gguf}: file not found")
+        declared = gguf_identity(gguf)
+        if declared.get("license") and str(declared["license"]).lower() != params.license.lower():
+            raise ConfigError(
+                f"params.yaml: base_model.license: {params.license!r} but {gguf.name} declares "
+                f"{declared['license']!r}; record the licence the weights are published under"
+            )
+        gguf_sha256 = sha256_file(gguf)
+        parameters = dequantize_gguf(gguf, out_dir)
+        model_path, kind, model_hash = out_dir, "gguf", sha256_dir(out_dir)
+        extra = {
+            "parameters": parameters,
+            "gguf": {"path": str(gguf), "sha256": gguf_sha256, "metadata": declared},
+            # What every descendant's lineage carries as its base model (see pipelines/_training.py)
+            "base": {
+                "name_or_path": params.name_or_path,
+                "license": params.license,
+                "model_sha256": model_hash,
+                "gguf_sha256": gguf_sha256,
+                "format": "gguf",
+            },
+        }
     else:
         # Record identity and content hash of an external model; nothing is copied
         model_path, kind = resolve_external_model(params.name_or_path), "external"
