@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def _approval_row(event: Event) -> dict[str, Any]:
+    from governance.identity import identity_label
+
     return {
         "seq": event.seq,
         "at": event.timestamp,
@@ -32,7 +34,27 @@ def _approval_row(event: Event) -> dict[str, Any]:
         "decision": "approve" if event.event_type == "approved" else "reject",
         "reason": event.reason,
         "hash": event.hash,
+        "identity": identity_label(event.identity_method),
     }
+
+
+def _registry_drift(name: str, version: str) -> dict[str, Any]:
+    """MLflow against the trail for this model: current drift (aliases, this version's tags) and past repairs.
+
+    The report shows the trail's state; this says where MLflow disagrees, so a
+    reader of the registry UI knows not to believe it.
+    """
+    found = approvals.find_drift(name)
+    drift = [
+        {"item": d.item, "version": d.version, "registry": d.registry, "trail": d.trail}
+        for d in found
+        if d.version == version or d.item.startswith("alias ")
+    ]
+    repairs = [
+        {"seq": e.seq, "at": e.timestamp, "actor": e.actor, "count": len(e.details.get("repaired") or [])}
+        for e in approvals.reconciled_events(name)
+    ]
+    return {"checked": True, "drift": drift, "repairs": repairs}
 
 
 def _trail_missing(url: str) -> str | None:
@@ -94,6 +116,7 @@ def audit_facts(
         "gate_status": None,
         "eval_status": None,
         "policy": None,
+        "registry": {"checked": False, "drift": [], "repairs": []},
     }
     chain: dict[str, Any] = {"available": False, "head": None, "verified": None, "events": None, "detail": None}
     out: dict[str, Any] = {
@@ -119,8 +142,13 @@ def audit_facts(
         out["objectives_gap"] = missing
         return out
     try:
+        anchors, _unreadable = approvals.registry_anchors(name)
+    except GovernanceError as exc:
+        anchors = []
+        gaps.setdefault("integrity", []).append(f"registry anchor of {name}: not read ({exc})")
+    try:
         opened = trail.open_trail(url)
-        verification = opened.verify()
+        verification = opened.verify(anchors=anchors)
         model_events = opened.events(model=name)
     except GovernanceError as exc:
         gaps.setdefault("approvals", []).append(f"approvals and alias history: trail unreadable ({exc})")
@@ -224,4 +252,9 @@ def audit_facts(
     target = _rollback_target(model, version, policy)
     approvals_out["rollback_target"] = (f"v{target['version']} — " if target["version"] else "") + target["detail"]
     approvals_out["rollback_version"] = target["version"]
+    try:
+        approvals_out["registry"] = _registry_drift(name, version)
+    except GovernanceError as exc:
+        approvals_out["registry"] = {"checked": False, "drift": [], "repairs": []}
+        gaps.setdefault("integrity", []).append(f"registry drift: not checked ({exc})")
     return out
