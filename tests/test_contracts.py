@@ -27,6 +27,7 @@ POLICY_SCHEMAS = {
     "waivers.yaml": "governance.gates:WaiverFile",
     "report.yaml": "governance.report.policy:ReportPolicy",
     "trail_keys.yaml": "governance.policy.trail_keys:TrailKeysPolicy",
+    "monitoring.yaml": "governance.policy.monitoring:MonitoringPolicy",
 }
 
 

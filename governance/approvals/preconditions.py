@@ -25,6 +25,11 @@ def require_preconditions(action: str, name: str | None = None, version: str | N
         from governance.provenance import require_verified
 
         require_verified(name, version)
+    # Never deploy a version with an open high-severity incident (the refusal is recorded)
+    if action in {"promote", "canary"} and name and version:
+        from governance.incidents import require_no_blocking_incident
+
+        require_no_blocking_incident(action, name, version)
 
 
 def _model_anchors(name: str | None) -> list[trail.Anchor]:

@@ -90,6 +90,9 @@ def load_reward_model(name: str) -> RewardModel | None:
         return None
     from mlflow.artifacts import download_artifacts
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no weight-loading bar in a reviewer's output
 
     scratch = Path(tempfile.mkdtemp(prefix="govern-rm-"))
     with registry.registry_errors(f"downloading {name} v{mv.version}"):

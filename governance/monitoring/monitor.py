@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from governance.policy import load_policy_file
 from governance.policy.monitoring import MonitoringPolicy
 
 log = logging.getLogger(__name__)
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars in a reviewer's output
 
 GENERATIONS_ARTIFACT = "evaluation/generations.json"
 TAG_MONITORING = "governance.monitoring"

@@ -15,7 +15,17 @@ from pydantic import Field, model_validator
 
 from governance.policy import PolicyFile, Rule, Strict
 
-Action = Literal["approve", "reject", "promote", "canary", "rollback", "approve_objective", "grant_waiver"]
+Action = Literal[
+    "approve",
+    "reject",
+    "promote",
+    "canary",
+    "rollback",
+    "approve_objective",
+    "grant_waiver",
+    "open_incident",
+    "close_incident",
+]
 ACTIONS: tuple[str, ...] = Action.__args__  # type: ignore[attr-defined]
 RiskTier = Literal["low", "medium", "high"]
 

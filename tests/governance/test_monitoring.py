@@ -316,3 +316,120 @@ def test_json_nested_past_the_recursion_limit_is_one_line(env, capsys):
     traffic.write_text(json.dumps(requests(1, 2)[0]) + "\n\n" + "[" * depth + "]" * depth + "\n")
     assert main(["monitor", MODEL, "1", "--traffic", str(traffic)]) == 2
     assert capsys.readouterr().err.strip() == f"govern: {traffic}:3: JSON nested too deeply to parse"
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+def _registered(name: str) -> str:
+    """A version registered through the trail and approved by two reviewers (risk tier low needs one)."""
+    from governance import approvals
+    from governance.identity import Identity
+
+    version = _register(name)
+    approvals.record_registration(
+        name, version, actor="ci-bot", evidence={"model_sha256": "ab" * 32}, gate_status="passed", eval_status="passed"
+    )
+    approvals.approve(name, version, reason="reviewed", identity=Identity(user="alice", source="local"))
+    return version
+
+
+def _events(name: str, kind: str) -> list[trail.Event]:
+    return trail.events(model=name, event_types=[kind])
+
+
+def test_an_open_high_incident_blocks_promote_and_canary_until_closed(env, capsys, monkeypatch):
+    from governance import approvals
+    from governance.errors import PolicyViolation
+
+    name = "mon-incident-1"
+    version = _registered(name)
+    evidence = write_jsonl(env["tmp"] / "evidence.jsonl", requests(2, 9))
+    monkeypatch.setenv("GOVERN_USER", "bob")  # a reviewer may open one
+    args = ["incident", "open", name, version, "--severity", "high", "--reason", "leaked e-mail addresses"]
+    assert main([*args, "--evidence", str(evidence)]) == 0
+    (opened,) = _events(name, "incident_opened")
+    incident = f"INC-{opened.seq}"
+    assert capsys.readouterr().out.splitlines() == [
+        f"opened {incident} on {name} v{version} (high): leaked e-mail addresses",
+        f"{name} v{version} cannot be promoted or canaried until {incident} is closed",
+    ]
+    assert opened.evidence == {"evidence_file": "evidence.jsonl", "evidence_sha256": sha256(evidence)}
+    assert registry.get_version(name, version).tags["governance.incidents_open"] == f"{incident}:high"
+    # promote and canary are refused, naming the incident, and each refusal is recorded
+    monkeypatch.setenv("GOVERN_USER", "dana")
+    for action in (approvals.promote, approvals.canary):
+        with pytest.raises(PolicyViolation) as refused:
+            action(name, version)
+        word = "promote" if action is approvals.promote else "canary"
+        assert str(refused.value) == (
+            f"{word} refused by incident.open_high: {name} v{version}: open incident {incident} (high, opened by "
+            f"bob at {opened.timestamp[:19]}Z); close it first (govern incident close {incident} --reason ...)"
+        )
+    denials = _events(name, "permission_denied")
+    assert [(d.actor, d.details["action"], d.details["rules"]) for d in denials] == [
+        ("dana", "promote", ["incident.open_high"]),
+        ("dana", "canary", ["incident.open_high"]),
+    ]
+    # closing it (a release manager) lets promotion through
+    assert main(["incident", "close", incident, "--reason", "template fixed; window re-checked"]) == 0
+    assert capsys.readouterr().out.strip() == f"closed {incident} on {name} v{version} (high) by dana"
+    assert registry.get_version(name, version).tags["governance.incidents_open"] == ""
+    assert approvals.promote(name, version).created
+    assert main(["incident", "close", incident, "--reason", "again"]) == 1
+    assert capsys.readouterr().err.strip().startswith(f"govern: {incident} is already closed (by dana at ")
+    assert main(["incident", "list", name]) == 0
+    assert capsys.readouterr().out.startswith(f"{incident}  {name} v{version}  high    closed ")
+
+
+def test_incident_roles_come_from_the_approvals_policy_and_refusals_are_recorded(env, capsys, monkeypatch):
+    name = "mon-incident-2"
+    version = _registered(name)
+    monkeypatch.setenv("GOVERN_USER", "mallory")
+    assert main(["incident", "open", name, version, "--severity", "low", "--reason", "just because"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"govern: open_incident refused by approval.role_required: {name} v{version}: mallory holds no role "
+        "allowed to open an incident (allowed: reviewer, release_manager; mallory's roles: none)"
+    )
+    monkeypatch.setenv("GOVERN_USER", "carol")
+    assert main(["incident", "open", name, version, "--severity", "medium", "--reason", "slow answers"]) == 0
+    incident = f"INC-{_events(name, 'incident_opened')[0].seq}"
+    capsys.readouterr()
+    assert main(["incident", "close", incident, "--reason", "fine now"]) == 1  # a reviewer may not close
+    assert "allowed to close an incident (allowed: release_manager; carol's roles: reviewer)" in capsys.readouterr().err
+    assert [(d.actor, d.details["action"]) for d in _events(name, "permission_denied")] == [
+        ("mallory", "open_incident"),
+        ("carol", "close_incident"),
+    ]
+    # a medium incident is listed as open but does not block deployment
+    assert main(["incident", "list", "--open"]) == 0
+    assert f"{incident}  {name} v{version}  medium  OPEN  opened " in capsys.readouterr().out
+
+
+def test_a_denied_window_of_the_production_version_recommends_the_rollback_target(env, monkeypatch):
+    from governance import approvals
+    from governance.identity import Identity
+
+    name = MODEL
+    monkeypatch.setenv("GOVERN_USER", "dana")
+    # v1 (the monitored version) is registered in this test's trail; a later version was production before it
+    first = "1"
+    approvals.record_registration(
+        name, first, actor="ci-bot", evidence={"model_sha256": "ab" * 32}, gate_status="passed", eval_status="passed"
+    )
+    older = _registered(name)
+    approvals.approve(name, first, reason="reviewed", identity=Identity(user="bob", source="local"))
+    approvals.promote(name, older)
+    approvals.promote(name, first)
+    result, event = monitor(env, requests(40, 4, refuse=0.5))
+    assert event.details["recommendation"] == (
+        f'roll back {name} to v{older}: govern rollback {name} --to {older} --reason "..."'
+    )
+    # recommending is all it does: production still points at the monitored version
+    assert str(registry.version_by_alias(name, "production").version) == first
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
