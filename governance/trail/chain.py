@@ -42,6 +42,7 @@ EventType = Literal[
     "monitoring_checked",
     "incident_opened",
     "incident_closed",
+    "reproduction_checked",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 #: How the actor was identified: a name nobody checked, or a user the MLflow server authenticated.
