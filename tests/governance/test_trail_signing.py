@@ -150,3 +150,16 @@ def test_a_store_from_before_signing_is_one_clear_line(store, capsys):
         f"govern: the audit trail at sqlite:///{store} was written by an older govern without event signatures and "
         "cannot be verified by this one; archive it (`govern audit export` of that release) and start a new trail\n"
     )
+
+
+def test_audit_key_prints_the_entry_to_review(store, capsys):
+    event = approve()
+    key = trail.open_trail().signing_key()
+    assert main(["audit", "key"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:4] == [
+        f"trail signing key {event.key_id}: local key, not reviewed in git",
+        "entry for policies/trail_keys.yaml:",
+        f"  - id: {key.key_id}",
+        f"    public_key: {key.public_b64}",
+    ]
