@@ -534,9 +534,11 @@ def _peer_lost(exc: RuntimeError) -> bool:
 def staged_output(out_dir: str | Path, topology: Topology):
     """A staging folder beside ``out_dir``, moved into place only when the block succeeds.
 
-    The main process removes any earlier output first; on failure (any
-    exception, or a SIGTERM turned into one) it removes the staging folder, so
-    a failed run leaves nothing at ``out_dir`` for DVC to cache. A process
+    The earlier output stays where it is until the new one is complete (dvc.yaml
+    marks the training outs ``persist: true``, so DVC does not delete them before
+    the stage runs either): a failed run — a bad ``dvc exp run -S`` value, an
+    exception, a SIGTERM turned into one — removes only the staging folder and
+    leaves the committed model and its ``dvc.lock`` entry agreeing. A process
     killed outright leaves only ``<out_dir>.partial``, which is no DVC output
     and is cleared by the next run.
     """
@@ -544,7 +546,6 @@ def staged_output(out_dir: str | Path, topology: Topology):
     staging = out_dir.with_name(out_dir.name + ".partial")
     if topology.is_main:
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(out_dir, ignore_errors=True)
     try:
         yield staging
     except BaseException:
