@@ -37,7 +37,9 @@ from governance.errors import ConfigError, GovernanceError
 from governance.lineage import sha256_file
 from governance.report.audit import audit_facts
 from governance.report.compliance import load_compliance_map
+from governance.report.documentation import model_documentation
 from governance.report.policy import ReportPolicy, load_report_policy
+from governance.report.safety import safety_summary
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ CURVE_METRICS = ("loss", "reward", "rewards/", "kl", "mean_token_accuracy", "lea
 
 #: Hardware and library keys of the recorded environment, shown in this order.
 ENV_KEYS = ("accelerator", "cuda_available", "cpu_count", "platform", "python", "torch", "transformers", "trl", "peft")
+#: Hardware keys recorded at training time (governance.hardware), shown and used for the energy estimate.
+HARDWARE_KEYS = ("cpu_model", "cpu_logical_cores", "gpu_model", "gpu_count", "gpu_power_limit_w", "gpu_power_source")
 
 
 @dataclass
@@ -69,6 +73,8 @@ class ReportFacts:
     operations: dict[str, Any]
     compliance: list[dict[str, str]]
     gaps: dict[str, list[str]] = field(default_factory=dict)
+    #: The EU GPAI Model Documentation Form (governance.report.documentation), written as model_documentation.json
+    documentation: dict[str, Any] = field(default_factory=dict)
 
     def gap(self, section: str, message: str) -> None:
         self.gaps.setdefault(section, []).append(message)
@@ -195,6 +201,9 @@ def _identity(facts: ReportFacts, version: Any, run: Any, lineage: dict, manifes
         "out_of_scope": out_of_scope,
         "base_model": base.get("name_or_path") or tags.get("lineage.base_model"),
         "base_license": base.get("license"),
+        # The base model's content hash: recorded in lineage.json base, or the parent's when the parent is the base
+        "base_model_sha256": base.get("model_sha256")
+        or (parent.get("model_sha256") if parent.get("stage") == "base_model" else None),
         "parent_model": tags.get("lineage.parent_model") or parent.get("name_or_path"),
         "parent_model_sha256": parent.get("model_sha256"),
         "model_sha256": tags.get("lineage.model_sha256"),
@@ -267,7 +276,8 @@ def _training(facts: ReportFacts, client: Any, run: Any, lineage: dict, manifest
         "train_runtime": metrics.get("train_runtime"),
         "total_flos": metrics.get("total_flos"),
         "train_loss": metrics.get("train_loss"),
-        "environment": {k: environment.get(k) for k in ENV_KEYS if k in environment},
+        "environment": {k: environment.get(k) for k in (*ENV_KEYS, *HARDWARE_KEYS) if k in environment},
+        "trainer": manifest.get("trainer"),
         "git_commit": lineage.get("git_commit"),
         "git_dirty": lineage.get("git_dirty"),
         "lock_sha256": lineage.get("lock_sha256"),
@@ -289,7 +299,6 @@ def _training(facts: ReportFacts, client: Any, run: Any, lineage: dict, manifest
         facts.gap("training", "environment lock-file hash: not recorded (lineage.json lock_sha256)")
     if "loss" not in curves:
         facts.gap("training", "training loss curve: not recorded (metric history 'loss')")
-    facts.gap("training", "energy consumption: not recorded by the pipeline (no energy meter on the training run)")
 
 
 def _gate_stage_folder(gate: dict[str, Any]) -> str:
@@ -513,6 +522,7 @@ def _evaluation(facts: ReportFacts, version: Any, artifacts: RunArtifacts) -> No
         "production_at_eval": details.get("production") or {},
         "production": production,
         "generations": generations,
+        "safety": safety_summary(artifacts.json("evaluation/safety.json")),
         "datasets": (decision or {}).get("datasets") or [],
         "evaluated_model_sha256": manifest.get("model_sha256"),
         "decision_sha256": digest,
@@ -525,6 +535,10 @@ def _evaluation(facts: ReportFacts, version: Any, artifacts: RunArtifacts) -> No
         )
     if not metrics:
         facts.gap("evaluation", "evaluation metrics: not logged (artifact evaluation/metrics.json)")
+    if facts.evaluation["safety"] is None:
+        facts.gap(
+            "evaluation", "safety evaluation: not recorded (artifact evaluation/safety.json; evaluated before it ran)"
+        )
 
 
 #: Completions shown in the report (generations.json may hold one per held-out record).
@@ -565,7 +579,8 @@ def _eval_rationales(decision: dict | None, results: list[dict]) -> list[str | N
     if policy is None or policy.version != decision.get("policy_version"):
         return [None] * len(results)
     method = (decision.get("details") or {}).get("method")
-    rules = {rule.id: rule.rationale for rule in policy.methods.get(method, [])}
+    safety = [*policy.safety.rules, *policy.safety.vs_parent] if policy.safety else []
+    rules = {rule.id: rule.rationale for rule in [*policy.methods.get(method, []), *safety]}
     return [rules.get(row.get("rule_id")) for row in results]
 
 
@@ -709,6 +724,10 @@ def collect_facts(
             for message in messages:
                 facts.gap(section, message)
         _operations(facts, policy, policy_path, lineage)
+        facts.documentation = model_documentation(facts)
+        energy = facts.documentation["energy"]["training_energy_kwh"]
+        if energy["value"] is None:
+            facts.gap("training", f"training energy: {energy['not_recorded']}")
     facts.source["report_policy"] = facts.operations.get("policy")
     facts.source["audit_url"] = audit.get("audit_url")
     return facts

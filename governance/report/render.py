@@ -42,6 +42,7 @@ class ReportFiles:
     model_card: Path
     facts: Path
     figures: dict[str, Path]
+    documentation: Path | None = None
 
 
 def fmt(value: Any) -> str:
@@ -195,7 +196,8 @@ def model_card_metadata(facts: ReportFacts, verdict: Verdict) -> dict[str, Any]:
 
 
 def render_report(facts: ReportFacts, verdict: Verdict, out_dir: str | Path) -> ReportFiles:
-    """Write ``report.html``, ``report.md``, ``README.md`` (model card), ``facts.json`` and ``figures/``."""
+    """Write ``report.html``, ``report.md``, ``README.md`` (model card), ``facts.json``, ``figures/``
+    and ``model_documentation.json``."""
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     env = _environment()
@@ -229,4 +231,7 @@ def render_report(facts: ReportFacts, verdict: Verdict, out_dir: str | Path) -> 
         + "\n",
         encoding="utf-8",
     )
-    return ReportFiles(out, html, markdown, card, facts_path, figure_paths)
+    # The provider's Model Documentation Form, machine-readable (the same as the report's section)
+    documentation = out / "model_documentation.json"
+    documentation.write_text(json.dumps(facts.documentation, indent=2, default=str) + "\n", encoding="utf-8")
+    return ReportFiles(out, html, markdown, card, facts_path, figure_paths, documentation)

@@ -1,0 +1,66 @@
+"""The safety evaluation as the report shows it, from the version's recorded ``evaluation/safety.json``.
+
+Reads only what the evaluate stage recorded (rates, the parent's rates and
+deltas, prompt-set and judge hashes, the reward model's second opinion, and a
+few judged completions); it re-judges nothing. A version evaluated before the
+safety evaluation existed gets a gap, not a made-up "not run".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from governance.safety import SAFETY_METRICS
+
+#: Judged completions listed per set in the report (safety.json holds all of them).
+MAX_EXAMPLES = 3
+
+
+def safety_summary(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Rates with parent and delta, the evidence hashes and a few examples; None when nothing was recorded."""
+    if not isinstance(recorded, dict):
+        return None
+    metrics = recorded.get("metrics") or {}
+    rows = []
+    for name in SAFETY_METRICS:
+        rows.append(
+            {
+                "metric": name,
+                "value": metrics.get(name),
+                "parent": metrics.get(f"parent_{name}"),
+                "delta": metrics.get(f"{name}_delta_vs_parent"),
+            }
+        )
+    variants = {
+        k.removeprefix("harmful_refusal_rate_"): v
+        for k, v in metrics.items()
+        if k.startswith("harmful_refusal_rate_") and not k.endswith("_vs_parent")
+    }
+    examples: dict[str, list[dict[str, Any]]] = {}
+    for item in recorded.get("items") or []:
+        bucket = examples.setdefault(str(item.get("set")), [])
+        if len(bucket) < MAX_EXAMPLES and "completion" in item:
+            bucket.append(
+                {k: item.get(k) for k in ("id", "category", "variant", "verdict", "completion", "parent_verdict")}
+            )
+    second = recorded.get("reward_model") or None
+    return {
+        "kind": recorded.get("kind"),
+        "model_sha256": recorded.get("model_sha256"),
+        "rates": rows,
+        "jailbreak_variants": variants,
+        "harmful_compliance_rate": metrics.get("harmful_compliance_rate"),
+        "sets": recorded.get("sets") or {},
+        "judge": recorded.get("judge"),
+        "generation": recorded.get("generation"),
+        "pii_decision": recorded.get("pii_decision"),
+        "parent": recorded.get("parent"),
+        "reward_model": None
+        if not second
+        else {
+            "path": second.get("path"),
+            "model_sha256": second.get("model_sha256"),
+            "metrics": second.get("metrics") or {},
+        },
+        "examples": examples,
+    }

@@ -1,0 +1,42 @@
+"""The provider's Model Documentation Form of a dvc-built version: every section from recorded facts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from e2e_support import run
+
+from governance.report.documentation import SECTIONS
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_section_is_filled_from_facts_of_a_dvc_built_version(repro_once, tmp_path):
+    workdir, _, _ = repro_once
+    registration = json.loads((workdir / "artifacts/register_sft/registration.json").read_text())
+    result = run(
+        ["govern", "report", registration["name"], str(registration["version"]), "--out", str(tmp_path)], workdir
+    )
+    assert result.returncode in (0, 1), result.stderr
+    doc = json.loads((tmp_path / "model_documentation.json").read_text())
+    for section in SECTIONS:
+        recorded = {k: v for k, v in doc[section].items() if v.get("value") is not None}
+        assert recorded, f"{section}: no item recorded"
+        assert all(v["evidence"] for v in recorded.values()), section
+    general, properties = doc["general_information"], doc["model_properties"]
+    lock = json.loads((workdir / "artifacts/base_model/manifest.json").read_text())
+    assert general["model_dependencies"]["value"]["base_model_sha256"] == lock["model_sha256"]
+    assert general["model_dependencies"]["value"]["base_model_license"] == "apache-2.0"
+    assert properties["training_method"]["value"]["trainer"] == "trl.trainer.sft_trainer.SFTTrainer"
+    assert properties["library_versions"]["value"]["peft"]
+    assert doc["compute"]["hardware"]["value"]["cpu_model"]
+    assert doc["energy"]["training_energy_kwh"]["value"] > 0
+    assert "Not metered" in doc["energy"]["training_energy_kwh"]["evidence"]
+    assert set(doc["use"]["safety_evaluation"]["value"]) == {
+        "harmful_refusal_rate",
+        "over_refusal_rate",
+        "sycophancy_rate",
+    }
+    # The same form is a section of the report
+    assert "Provider's model documentation (EU GPAI Code of Practice)" in (tmp_path / "report.md").read_text()
