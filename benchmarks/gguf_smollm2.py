@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     gguf_sha256 = hashlib.sha256(gguf.read_bytes()).hexdigest()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gguf-bench-"))
     if not (workdir / "dvc.yaml").exists():
+        workdir.mkdir(parents=True, exist_ok=True)
         scratch_copy(workdir)
         configure(workdir, gguf)
     results: dict = {"gguf": {"path": str(gguf), "sha256": gguf_sha256}, "cpu_count": os.cpu_count(), "stages": {}}
