@@ -706,6 +706,8 @@ def collect_facts(
         _objectives(facts, model_version, lineage, manifest, audit)
         _evaluation(facts, model_version, artifacts)
         facts.approvals = audit["approvals"]
+        # The trail's status, never the version's governance.approval_status tag (anyone with MLflow access sets it)
+        facts.identity["approval_status"] = audit["approvals"]["status"] or "not recorded in the audit trail"
         facts.integrity = {
             "chain": audit["chain"],
             "model_sha256": {

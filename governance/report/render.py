@@ -78,10 +78,16 @@ def html_value(value: Any) -> Markup:
 
 
 def md_value(value: Any) -> str:
-    """A Markdown table cell: pipes escaped, one line, absent values in italics."""
+    """A Markdown table cell: pipes escaped, one line, absent values in italics, and no raw HTML.
+
+    Markdown passes HTML through to whatever renders it, so ``<`` and ``>`` in a
+    recorded value (a reviewer's reason, say) become entities: a ``<script>``
+    typed into ``--reason`` is shown, never run.
+    """
     if value is None or value == "":
         return "*not recorded*"
-    return fmt(value).replace("|", "\\|").replace("\n", " ")
+    text = fmt(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def breakable(value: Any) -> Markup:

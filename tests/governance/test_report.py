@@ -29,6 +29,10 @@ from governance.report.policy import ReportPolicy, load_report_policy
 POLICIES = REPO / "policies"
 
 
+#: A reason carrying markup: report.html and report.md must show it, never run it (issue 9, output spoofing).
+SPOOFED_REASON = "scope checked <script>alert(1)</script>"
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """One MLflow store and audit trail holding a version per scenario, built once for the module."""
@@ -53,7 +57,7 @@ def lab(tmp_path_factory):
         mp.chdir(root)
         approve = built["approved"]
         approvals.approve(approve.name, approve.version, reason="lineage reviewed", identity=Identity("alice", "local"))
-        approvals.approve(approve.name, approve.version, reason="scope checked", identity=Identity("bob", "local"))
+        approvals.approve(approve.name, approve.version, reason=SPOOFED_REASON, identity=Identity("bob", "local"))
         approvals.promote(approve.name, approve.version, reason="first release", identity=Identity("dana", "local"))
         yield root, built, mp
 
@@ -211,8 +215,16 @@ def test_approved_and_promoted_version_may_be_promoted(lab):
     ap = report.facts.approvals
     assert [(d["actor"], d["role"], d["decision"], d["reason"]) for d in ap["decisions"]] == [
         ("alice", "reviewer", "approve", "lineage reviewed"),
-        ("bob", "reviewer", "approve", "scope checked"),
+        ("bob", "reviewer", "approve", SPOOFED_REASON),
     ]
+    assert [d["identity"] for d in ap["decisions"]] == ["local, unverified", "local, unverified"]
+    assert ap["registry"] == {"checked": True, "drift": [], "repairs": []}
+    markdown = _text(report.files.markdown)
+    assert "<script>" not in markdown and "<script>" not in _text(report.files.html)
+    assert "| bob | local, unverified | reviewer | approve | scope checked &lt;script&gt;alert(1)&lt;/script&gt; |" in (
+        markdown
+    )
+    assert "Registry drift: none (MLflow aliases and `governance.*` tags match the audit trail)." in markdown
     assert [(a["alias"], a["event"], a["actor"]) for a in ap["alias_history"]] == [("production", "set", "dana")]
     assert ap["rollback_target"] == "none: no earlier version has held production"
     html = _visible(_text(report.files.html))
