@@ -8,10 +8,10 @@ model with the state the trail implies, and :func:`reconcile` restores MLflow
 from the trail and records what it repaired as a ``registry_reconciled``
 event (the forgery stays on record after the repair).
 
-MLflow 3.x webhooks notify of version creation, tags and alias *creation* but
-only on the Databricks-free open-source server and not of alias deletion or
-tag edits on a SQL store in a way a client of the store itself can rely on, so
-drift is found by polling: run ``govern audit verify`` on a schedule (README).
+MLflow 3.x webhooks (SQL backend) announce alias and tag changes, but they
+fire only from the tracking server's REST handlers: a client of the embedded
+SQLite store, or anyone writing the backend database, bypasses them. Drift is
+therefore found by polling: run ``govern audit verify`` on a schedule (README).
 """
 
 from __future__ import annotations
