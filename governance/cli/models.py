@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
     rows, drift = version_rows(args.name)
     if args.json:
-        _say(json.dumps({"versions": rows, "drift": drift}, indent=2))
+        _say(json.dumps(rows, indent=2))  # the drift warning goes to stderr, as in the table
+        _drift_warning(drift)
         return 0
     if not rows:
         _say(f"no registered models at {registry.tracking_uri()}")
