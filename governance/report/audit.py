@@ -209,6 +209,18 @@ def audit_facts(
             for e in state.events
         ],
         decisions=[_approval_row(e) for e in state.events if e.event_type in ("approved", "rejected")],
+        reproductions=[
+            {
+                "at": e.timestamp,
+                "actor": e.actor,
+                "verdict": e.details.get("verdict"),
+                "commit": e.evidence.get("commit"),
+                "machine": e.details.get("machine"),
+                "differences": "; ".join(e.details.get("differences") or []) or e.details.get("missing") or "",
+            }
+            for e in state.events
+            if e.event_type == "reproduction_checked"
+        ],
         gate_status=state.gate_status,
         eval_status=state.eval_status,
         alias_history=[
