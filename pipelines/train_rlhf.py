@@ -160,6 +160,14 @@ def reward_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
     ]
 
 
+def reward_model_run_id(rm_manifest: dict[str, Any]) -> str:
+    """The reward model's training run (a link for reviewers; its hash in the lineage is the evidence)."""
+    try:
+        return with_run_context(rm_manifest)["run_id"]
+    except ConfigError:
+        return "not recorded"
+
+
 def load_prompts(path: str):
     """The gated JSONL as a ``datasets.Dataset`` with one ``prompt`` column of messages."""
     from datasets import Dataset
@@ -203,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         if run is not None:
             log_lineage_to_run(lineage)
             mlflow.set_tags({f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
-            mlflow.set_tag("lineage.reward_model_run_id", with_run_context(rm_manifest)["run_id"])
+            mlflow.set_tag("lineage.reward_model_run_id", reward_model_run_id(rm_manifest))
         # Train
         trainer = RLOOTrainer(
             model=policy,
