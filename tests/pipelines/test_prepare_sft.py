@@ -71,3 +71,33 @@ def test_bad_records_stop_the_stage_with_file_line_field(stage, tmp_path, capsys
     assert stage([_conv(0), _conv(1), bad]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "prepared/train.jsonl").exists()
+
+
+def test_a_published_shape_compressed_with_a_card_is_recorded_in_the_manifest(tmp_path, monkeypatch):
+    import gzip
+
+    monkeypatch.chdir(tmp_path)
+    rows = [
+        {"conversations": [{"from": "human", "value": f"Question {i}?"}, {"from": "gpt", "value": f"Answer {i}."}]}
+        for i in range(40)
+    ]
+    raw = tmp_path / "sharegpt.json.gz"
+    raw.write_bytes(gzip.compress(json.dumps(rows + rows[:2]).encode()))  # one JSON array, two exact duplicates
+    section = {
+        "input": str(raw),
+        "out_dir": "prepared",
+        "eval_fraction": 0.2,
+        "seed": 1,
+        "card": {"source": "a team export", "license": "cc-by-4.0", "collection": "agents' chats, consented"},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prepare_sft": section}))
+    assert prepare_sft.main([]) == 0
+    manifest = json.loads((tmp_path / "prepared/manifest.json").read_text())
+    assert manifest["format"] == {"name": "sharegpt", "kind": "sft", "detected": True}
+    assert manifest["inputs"][str(raw)]["reader"] == "gzip+json" and len(manifest["inputs"][str(raw)]["sha256"]) == 64
+    assert manifest["card"]["license"] == "cc-by-4.0" and manifest["card"]["origin"]["license"] == "params"
+    steps = {s["step"]: s for s in manifest["curation"]}
+    assert steps["drop exact duplicates (same content-hash id)"]["dropped"] == 2
+    assert manifest["curation"][-1]["rows_out"] == manifest["rows"]["input"] == 40
+    train = _read(tmp_path / "prepared/train.jsonl")
+    assert train[0]["messages"][0]["role"] == "user" and train[0]["id"].startswith("h")
