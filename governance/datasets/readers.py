@@ -139,7 +139,19 @@ def _hf_cache(spec: str, split: str, config: str | None) -> tuple[Source, Iterat
     for cache in dataset.cache_files:
         file = Path(cache["filename"])
         hashes[f"{spec}/{file.name}"] = {"sha256": sha256_file(file), "md5": md5_file(file)}
-    return Source(spec, "hf_cache", hashes, info=_info(dataset)), _rows(dataset, spec)
+    return Source(spec, "hf_cache", hashes, folder=_card_folder(name), info=_info(dataset)), _rows(dataset, spec)
+
+
+def _card_folder(name: str) -> Path | None:
+    """Where the dataset's README.md (its card) lives: a local dataset folder, or its cached Hub snapshot."""
+    if Path(name).is_dir():
+        return Path(name)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, repo_type="dataset", local_files_only=True))
+    except Exception:  # not cached as a snapshot (e.g. only the Arrow cache): no card to read
+        return None
 
 
 def _info(dataset) -> dict[str, Any]:

@@ -316,3 +316,17 @@ def test_a_save_to_disk_folder_with_its_card(tmp_path):
     with pytest.raises(DataError) as err:
         _prepare(folder, "prompt", split="validation")
     assert str(err.value) == f"{folder}: no split 'validation' (splits: test, train); set split:"
+
+
+def test_a_dataset_loaded_by_the_datasets_library_with_its_readme_card(tmp_path):
+    """``hf:<name>`` goes through ``datasets.load_dataset`` offline; a local dataset folder stands in for the cache."""
+    folder = tmp_path / "kto-data"
+    folder.mkdir()
+    rows = [{"prompt": f"Q{i}?", "completion": "A.", "label": bool(i % 2)} for i in range(4)]
+    _jsonl(folder / "train.jsonl", rows)
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n\nLabelled by two annotators.\n")
+    prepared = _prepare(f"hf:{folder}", "kto")
+    assert prepared.format.name == "kto" and [r["label"] for r in prepared.rows] == [False, True, False, True]
+    assert prepared.source.reader == "hf_cache" and prepared.source.hashes
+    assert prepared.card["license"] == "apache-2.0" and prepared.card["collection"] == "Labelled by two annotators."
+    assert prepared.card["missing"] == ["source"]
