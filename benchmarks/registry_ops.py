@@ -24,7 +24,17 @@ signatures, anchors — verified before the action. The same rounds then run
 in a second scratch folder on the unsigned baseline (no signatures, no
 checkpoint, hash chain only; ``governance.trail._benchmark_unsigned``, a
 private switch that no configuration or command reaches), and the ratio
-signed / unsigned of the medians is printed.
+signed / unsigned of the medians is printed. Last, the trail alone (where
+signing is not hidden behind MLflow): per-append time, and one full verify.
+
+Measured on the development box (2 CPU cores shared with 7 other jobs, load
+average ~12; ``--rounds 3 --trail-events 300``): approve 0.69 s median signed
+vs 0.89 s unsigned, promote 0.93 vs 1.04 s, rollback 0.75 vs 1.22 s — ratios
+0.6-0.9x, i.e. signing is lost in MLflow's cost and the machine's noise. The
+trail alone: 61 ms per append signed vs 64 ms (SQLite's commit dominates);
+verifying 301 events 263 ms vs 47 ms (5.6x: one Ed25519 verification, ~0.2 ms
+CPU here, per event — the price every governed action pays in
+``require_intact``, linear in the trail's length).
 """
 
 from __future__ import annotations
