@@ -77,7 +77,9 @@ def stage_main(func: Callable[[list[str] | None], int]) -> Callable[[list[str] |
             main_spec = getattr(sys.modules["__main__"], "__spec__", None)
             module = func.__module__ if func.__module__ != "__main__" else getattr(main_spec, "name", "stage")
             stage = module.rsplit(".", 1)[-1]
-            print(f"{stage}: {exc.__class__.__name__}: {exc}", file=sys.stderr)  # noqa: T201 - stage error line
+            # Under `accelerate launch` every process fails alike: the main one (rank 0) says it, once
+            if os.environ.get("RANK", "0") == "0":
+                print(f"{stage}: {exc.__class__.__name__}: {exc}", file=sys.stderr)  # noqa: T201 - stage error line
             return exc.exit_code
         except BaseException as exc:
             _finish_lineage(lineage, 1, exc.__class__.__name__)

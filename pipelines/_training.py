@@ -492,11 +492,13 @@ def main_process_run(topology: Topology, stage: str, tags: dict[str, str]):
     FAILED and staged outputs are removed before the process exits.
     """
 
+    lost = (
+        f"another training process of {topology.world_size} failed and the launcher stopped this one; "
+        "nothing was written"
+    )
+
     def stopped(signum: int, frame: object) -> None:
-        raise DistributedError(
-            f"another training process of {topology.world_size} failed and the launcher stopped this one; "
-            "nothing was written"
-        )
+        raise DistributedError(lost)
 
     previous = signal.signal(signal.SIGTERM, stopped) if topology.world_size > 1 else None
     try:
@@ -513,10 +515,8 @@ def main_process_run(topology: Topology, stage: str, tags: dict[str, str]):
     except RuntimeError as exc:
         if topology.world_size == 1 or not _peer_lost(exc):
             raise
-        raise DistributedError(
-            f"a training process of {topology.world_size} stopped mid-run "
-            f"({str(exc).splitlines()[0][:160]}); nothing was written"
-        ) from None
+        log.debug("collective failed: %s", str(exc).splitlines()[0][:200])
+        raise DistributedError(lost) from None
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -544,6 +544,7 @@ def staged_output(out_dir: str | Path, topology: Topology):
     """
     out_dir = Path(out_dir)
     staging = out_dir.with_name(out_dir.name + ".partial")
+    existed = out_dir.exists()
     if topology.is_main:
         shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -551,6 +552,8 @@ def staged_output(out_dir: str | Path, topology: Topology):
     except BaseException:
         if topology.is_main:
             shutil.rmtree(staging, ignore_errors=True)
+            if not existed:  # an (empty) output_dir the trainer made: no output of this run may remain
+                shutil.rmtree(out_dir, ignore_errors=True)
         raise
     if topology.is_main:
         # The trainer may have created output_dir (logs); the staged model replaces it whole

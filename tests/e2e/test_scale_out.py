@@ -1,0 +1,140 @@
+"""Training through `accelerate launch` with two CPU processes (gloo), end to end through `dvc repro`.
+
+Opt-in (minutes on 2 cores): ``pytest -m scale tests/e2e/test_scale_out.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from e2e_support import fresh_copy, pipeline_env, run
+
+pytestmark = pytest.mark.scale
+
+
+@pytest.fixture(autouse=True)
+def _opt_in(request):
+    if "scale" not in (request.config.getoption("-m") or ""):
+        pytest.skip("opt-in: pytest -m scale (two-process training through dvc repro)")
+
+
+def _two_processes(workdir: Path) -> None:
+    params = (workdir / "params.yaml").read_text()
+    section = params.index("\ntrain_sft:")
+    head, tail = params[:section], params[section:]
+    tail = tail.replace("num_processes: 1", "num_processes: 2", 1)
+    tail = tail.replace("configs/accelerate/single.yaml", "configs/accelerate/multi_cpu.yaml", 1)
+    (workdir / "params.yaml").write_text(head + tail)
+
+
+@pytest.fixture(scope="module")
+def two_process_chain(tmp_path_factory):
+    workdir = fresh_copy(tmp_path_factory.mktemp("scale") / "repo")
+    _two_processes(workdir)
+    result = run(["dvc", "repro", "register_sft"], workdir)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return workdir
+
+
+def _client(workdir: Path):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _train_runs(workdir: Path):
+    client = _client(workdir)
+    experiment = client.get_experiment_by_name("govllm")
+    return client.search_runs([experiment.experiment_id], filter_string="tags.stage = 'train_sft'")
+
+
+def test_two_processes_make_one_run_one_model_one_version(two_process_chain):
+    workdir = two_process_chain
+    runs = _train_runs(workdir)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].data.tags["lineage.distributed.world_size"] == "2"
+    assert runs[0].data.tags["lineage.distributed.distributed_type"] == "MULTI_CPU"
+    manifests = list((workdir / "artifacts").glob("train_sft*/manifest.json"))
+    assert [m.parent.name for m in manifests] == ["train_sft"]  # no staging folder, no second copy
+    manifest = json.loads(manifests[0].read_text())
+    assert manifest["distributed"]["world_size"] == 2 and manifest["distributed"]["backend"] == "gloo"
+    registration = json.loads((workdir / "artifacts/register_sft/registration.json").read_text())
+    client = _client(workdir)
+    versions = client.search_model_versions(f"name = '{registration['name']}'")
+    assert len(versions) == 1
+    lineage = client.download_artifacts(versions[0].run_id, "lineage.json", str(workdir / "dl"))
+    distributed = json.loads(Path(lineage).read_text())["distributed"]
+    config_file = workdir / "configs/accelerate/multi_cpu.yaml"
+    from governance.lineage import sha256_file
+
+    assert distributed["world_size"] == 2 and distributed["config_sha256"] == sha256_file(config_file)
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _rank_process(root: int, rank: int) -> tuple[int | None, float]:
+    """The descendant of ``root`` started as ``rank`` by the launcher, and its CPU seconds."""
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        pid = int(name)
+        ancestor = pid
+        while ancestor > 1 and ancestor != root:
+            ancestor = _parent(ancestor)
+        if ancestor != root:
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and b"pipelines.train_sft" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid, (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return None, 0.0
+
+
+def test_killing_one_rank_fails_the_stage_cleanly(two_process_chain):
+    workdir = two_process_chain
+    lock_before = yaml.safe_load((workdir / "dvc.lock").read_text())["stages"]["train_sft"]
+    model_before = (workdir / "artifacts/train_sft/model.safetensors").read_bytes()
+    proc = subprocess.Popen(
+        ["dvc", "repro", "--single-item", "--force", "train_sft"],
+        cwd=workdir,
+        env=pipeline_env(workdir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killed = False
+    deadline = time.monotonic() + 600
+    while not killed and proc.poll() is None and time.monotonic() < deadline:
+        pid, cpu_seconds = _rank_process(proc.pid, rank=1)
+        if pid is not None and cpu_seconds > 10:  # past imports: loading data or training
+            os.kill(pid, signal.SIGKILL)
+            killed = True
+        time.sleep(0.5)
+    _, stderr = proc.communicate(timeout=600)
+    assert killed, "rank 1 was never seen running"
+    assert proc.returncode != 0
+    stage_lines = [line for line in stderr.splitlines() if line.startswith("train_sft: ")]
+    assert stage_lines == [
+        "train_sft: DistributedError: another training process of 2 failed and the launcher stopped this one; "
+        "nothing was written"
+    ]
+    # Nothing new for DVC to cache: the committed model and its lock entry still agree
+    assert not (workdir / "artifacts/train_sft.partial").exists()
+    assert (workdir / "artifacts/train_sft/model.safetensors").read_bytes() == model_before
+    assert yaml.safe_load((workdir / "dvc.lock").read_text())["stages"]["train_sft"] == lock_before
+    statuses = sorted(r.info.status for r in _train_runs(workdir))
+    assert statuses == ["FAILED", "FINISHED"]

@@ -1,0 +1,139 @@
+"""Training through `accelerate launch`: dvc.yaml commands, shipped configs, rank mechanics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from governance.errors import ConfigError
+from governance.lineage import sha256_file
+from pipelines._training import LaunchParams, Topology, run_topology, staged_output, trl_config
+
+REPO = Path(__file__).resolve().parents[2]
+DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+TRAIN_STAGES = sorted(name for name in DVC if name.startswith("train_"))
+CONFIGS = sorted((REPO / "configs/accelerate").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("stage", TRAIN_STAGES)
+def test_every_train_stage_runs_through_accelerate_launch_with_its_params(stage):
+    words = DVC[stage]["cmd"].split()
+    assert words[:2] == ["accelerate", "launch"]
+    assert words[words.index("--config_file") + 1] == f"${{{stage}.launch.config_file}}"
+    assert words[words.index("--num_processes") + 1] == f"${{{stage}.launch.num_processes}}"
+    assert words[-2:] == ["-m", f"pipelines.{stage}"]
+    # A different accelerate config is a different run: DVC re-runs the stage
+    assert f"${{{stage}.launch.config_file}}" in DVC[stage]["deps"]
+    launch = LaunchParams.model_validate(PARAMS[stage]["launch"])
+    assert (REPO / launch.config_file).is_file()
+
+
+def test_shipped_configs_cover_each_engine_and_leave_the_process_count_to_params():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    kinds = {}
+    for path in CONFIGS:
+        config = load_config_from_file(str(path))
+        assert config.num_processes == -1, f"{path.name}: num_processes must come from params (-1)"
+        zero = (config.deepspeed_config or {}).get("zero_stage")
+        kinds[path.stem] = f"{config.distributed_type.value}{zero or ''}"
+    assert kinds == {
+        "single": "NO",
+        "multi_cpu": "MULTI_GPU",  # accelerate's torchrun path; the stage joins the workers over gloo
+        "multi_gpu": "MULTI_GPU",
+        "fsdp2": "FSDP",
+        "zero2": "DEEPSPEED2",
+        "zero3": "DEEPSPEED3",
+    }
+
+
+def _sft_config(tmp_path):
+    from trl import SFTConfig
+
+    return trl_config(SFTConfig, {"output_dir": str(tmp_path / "out"), "report_to": []}, "train_sft")
+
+
+def test_one_process_topology_is_recorded_with_the_config_hash(tmp_path):
+    single = REPO / "configs/accelerate/single.yaml"
+    launch = LaunchParams(num_processes=1, config_file=str(single))
+    topology = run_topology(_sft_config(tmp_path), launch, _adapter(), "train_sft")
+    assert (topology.world_size, topology.rank, topology.is_main) == (1, 0, True)
+    assert topology.distributed_type == "NO"
+    assert topology.config_sha256 == sha256_file(single)
+
+
+def test_a_run_with_another_process_count_than_params_is_refused(tmp_path):
+    launch = LaunchParams(num_processes=2, config_file=str(REPO / "configs/accelerate/multi_cpu.yaml"))
+    with pytest.raises(ConfigError) as caught:
+        run_topology(_sft_config(tmp_path), launch, _adapter(), "train_sft")
+    assert str(caught.value) == (
+        "params.yaml: train_sft.launch.num_processes is 2 but this run has 1 process(es): "
+        "run it with `dvc repro train_sft` (accelerate launch) or set num_processes to match"
+    )
+
+
+def test_a_missing_accelerate_config_is_a_config_error(tmp_path):
+    launch = LaunchParams(num_processes=1, config_file="configs/accelerate/nope.yaml")
+    with pytest.raises(ConfigError, match=r"train_sft\.launch\.config_file: configs/accelerate/nope\.yaml not found"):
+        run_topology(_sft_config(tmp_path), launch, _adapter(), "train_sft")
+
+
+def _adapter():
+    from pipelines._training import AdapterParams
+
+    return AdapterParams(method="none")
+
+
+def _topology(rank: int) -> Topology:
+    return Topology(
+        world_size=2,
+        rank=rank,
+        local_world_size=2,
+        distributed_type="MULTI_CPU",
+        backend="gloo",
+        config_file="configs/accelerate/multi_cpu.yaml",
+        config_sha256="0" * 64,
+    )
+
+
+def test_staged_output_appears_whole_and_only_on_success(tmp_path):
+    out = tmp_path / "artifacts/train_sft"
+    out.mkdir(parents=True)
+    (out / "stale.bin").write_text("from an earlier run")
+    with staged_output(out, _topology(0)) as staging:
+        assert (out / "stale.bin").exists()  # the committed output stays until the new one is whole
+        staging.mkdir()
+        (staging / "model.safetensors").write_text("weights")
+    assert sorted(p.name for p in out.iterdir()) == ["model.safetensors"]
+    assert not staging.exists()
+
+
+def test_a_failed_run_leaves_nothing_dvc_would_cache(tmp_path):
+    out = tmp_path / "artifacts/train_sft"
+    with pytest.raises(RuntimeError, match="rank died"), staged_output(out, _topology(0)) as staging:
+        staging.mkdir(parents=True)
+        (staging / "model.safetensors").write_text("half written")
+        out.mkdir()  # what a trainer creating output_dir leaves
+        raise RuntimeError("rank died")
+    assert not out.exists() and not staging.exists()
+
+
+def test_a_failed_run_keeps_the_committed_output(tmp_path):
+    out = tmp_path / "artifacts/train_sft"
+    out.mkdir(parents=True)
+    (out / "model.safetensors").write_text("committed")
+    with pytest.raises(RuntimeError), staged_output(out, _topology(0)) as staging:
+        staging.mkdir()
+        raise RuntimeError("rank died")
+    assert (out / "model.safetensors").read_text() == "committed" and not staging.exists()
+
+
+def test_only_the_main_process_touches_outputs(tmp_path):
+    out = tmp_path / "artifacts/train_sft"
+    out.mkdir(parents=True)
+    with staged_output(out, _topology(1)) as staging:
+        pass
+    assert out.is_dir() and not staging.exists()
