@@ -32,7 +32,9 @@ Why a window gives the same matches as the whole text, per recognizer:
   is scanned whole instead, so the windows never find a number presidio
   would have given up before.
 * Recognizers without such a rule (custom policy regexes and deny-lists, NER,
-  anything re-configured) run on the whole text, exactly as presidio runs them.
+  anything re-configured) run on the whole text, exactly as presidio runs them;
+  a plain PatternRecognizer (the policy's own) only on texts where one of its
+  patterns, compiled with its flags as presidio compiles them, matches at all.
 """
 
 from __future__ import annotations
@@ -485,6 +487,17 @@ def _phone_rule(recognizer: EntityRecognizer) -> _PhoneRule | None:
         return None
 
 
+def _pattern_gate(recognizer: EntityRecognizer) -> list[regex.Pattern] | None:
+    """A plain PatternRecognizer's patterns (deny-list included), compiled as presidio compiles them.
+
+    None for anything else (subclasses may override ``analyze``): those always run.
+    """
+    if type(recognizer) is not PatternRecognizer or not recognizer.patterns:
+        return None
+    flags = recognizer.global_regex_flags
+    return [regex.compile(pattern.regex, flags=flags) for pattern in recognizer.patterns]
+
+
 class WindowedAnalyzer:
     """``engine.analyze(text)`` with the same results, running recognizers on windows only."""
 
@@ -498,6 +511,9 @@ class WindowedAnalyzer:
         for recognizer in self.recognizers:
             rule = _phone_rule(recognizer) or _pattern_rule(recognizer)
             self.plans.append((recognizer, rule))
+        # Whole-text policy regex recognizers run only where one of their own patterns matches at
+        # all: presidio's PatternRecognizer finds nothing in a text none of its patterns matches.
+        self.gates = {id(r): _pattern_gate(r) for r, rule in self.plans if rule is None}
         self.windowed = [r.name for r, rule in self.plans if rule is not None]
         self.whole_text = [r.name for r, rule in self.plans if rule is None]
         self._thresholds = {r.id: r.score_thresholds for r in self.recognizers}
@@ -514,6 +530,9 @@ class WindowedAnalyzer:
         for recognizer, rule in self.plans:
             windows = rule.windows(text) if rule is not None else None
             if windows is None:
+                gate = self.gates.get(id(recognizer))
+                if gate is not None and not any(pattern.search(text) for pattern in gate):
+                    continue
                 # Pattern recognizers never read NLP artifacts; NER recognizers need the whole text's.
                 if artifacts is None and not isinstance(recognizer, PatternRecognizer):
                     artifacts = self._artifacts(text)
