@@ -21,6 +21,8 @@ def audit_db(tmp_path, monkeypatch):
     path = tmp_path / "audit.db"
     monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{path}")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # no registry: the trail alone
+    for name in ("GOVERN_TRAIL_KEY", "GOVERN_TRAIL_KEY_FILE", "GOVERN_TRAIL_CHECKPOINT"):
+        monkeypatch.delenv(name, raising=False)  # the embedded default: key and checkpoint beside audit.db
     return path
 
 
