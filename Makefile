@@ -39,4 +39,4 @@ lock: $(BIN)/.installed
 	{ head -2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^governed'; } > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf $(VENV) artifacts data/prepared mlflow.db mlartifacts audit.db
+	rm -rf $(VENV) artifacts data/prepared mlflow.db mlartifacts audit.db audit.checkpoint.jsonl audit.key audit.key.pub audit.key.next
