@@ -85,7 +85,7 @@ def request(rng: random.Random, index: int, start: dt.datetime) -> dict:
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,
         "cost": round((tokens_in * 0.5 + tokens_out * 1.5) / 1e6, 8),
-        "feedback": rng.choice([1, 1, 0, -1]) if rng.random() < 0.5 else None,
+        "feedback": rng.choice([1, 1, 1, 1, 0, -1]) if rng.random() < 0.5 else None,
     }
 
 

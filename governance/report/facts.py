@@ -38,6 +38,7 @@ from governance.lineage import sha256_file
 from governance.report.audit import audit_facts
 from governance.report.compliance import load_compliance_map
 from governance.report.documentation import model_documentation
+from governance.report.monitoring import monitoring_facts
 from governance.report.policy import ReportPolicy, load_report_policy
 from governance.report.safety import safety_summary
 
@@ -75,6 +76,8 @@ class ReportFacts:
     gaps: dict[str, list[str]] = field(default_factory=dict)
     #: The EU GPAI Model Documentation Form (governance.report.documentation), written as model_documentation.json
     documentation: dict[str, Any] = field(default_factory=dict)
+    #: After deployment (governance.report.monitoring): windows checked by `govern monitor`, incidents
+    monitoring: dict[str, Any] = field(default_factory=dict)
 
     def gap(self, section: str, message: str) -> None:
         self.gaps.setdefault(section, []).append(message)
@@ -726,6 +729,7 @@ def collect_facts(
             for message in messages:
                 facts.gap(section, message)
         _operations(facts, policy, policy_path, lineage)
+        facts.monitoring = monitoring_facts(facts.name, facts.version, audit_url=audit_url)
         facts.documentation = model_documentation(facts)
         energy = facts.documentation["energy"]["training_energy_kwh"]
         if energy["value"] is None:

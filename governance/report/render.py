@@ -21,6 +21,7 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from governance.monitoring.charts import trend_svg
 from governance.report.charts import eval_thresholds_svg, training_curves_svg
 from governance.report.compliance import SECTIONS
 from governance.report.facts import ReportFacts
@@ -145,6 +146,9 @@ def figures_for(facts: ReportFacts) -> dict[str, str]:
     thresholds = eval_thresholds_svg(facts.evaluation.get("results") or [])
     if thresholds:
         figures["eval_thresholds"] = thresholds
+    trend = trend_svg((facts.monitoring or {}).get("checks") or [])
+    if trend:
+        figures["monitoring_trend"] = trend
     return figures
 
 

@@ -324,6 +324,23 @@ def _operations_check(facts: ReportFacts) -> Check:
     return Check("operations.policy", title, "pass", f"{policy['path']} v{policy['version']}")
 
 
+def _incidents_check(facts: ReportFacts) -> Check:
+    """An open incident of a blocking severity (high) stops promotion, as ``govern promote`` refuses it."""
+    monitoring = facts.monitoring or {}
+    blocking = monitoring.get("blocking_incidents") or []
+    title = "No open high-severity incident"
+    if blocking:
+        found = {i["id"]: i for i in monitoring.get("incidents") or []}
+        listed = "; ".join(
+            f"{i} ({found[i]['severity']}, opened by {found[i]['opened_by']}: {found[i]['reason']})" for i in blocking
+        )
+        return Check("operations.incidents", title, "fail", f"open: {listed}; close it with govern incident close")
+    opened = len(monitoring.get("incidents") or [])
+    return Check(
+        "operations.incidents", title, "pass", f"{opened} incident(s) recorded, none open at a blocking severity"
+    )
+
+
 CHECKS = (
     _identity_check,
     _model_hash_check,
@@ -336,6 +353,7 @@ CHECKS = (
     _approvals_check,
     _chain_check,
     _operations_check,
+    _incidents_check,
 )
 
 

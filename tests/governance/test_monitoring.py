@@ -382,6 +382,47 @@ def test_an_open_high_incident_blocks_promote_and_canary_until_closed(env, capsy
     assert capsys.readouterr().out.startswith(f"{incident}  {name} v{version}  high    closed ")
 
 
+def test_the_report_shows_monitoring_history_and_counts_an_open_high_incident_as_a_blocker(env, monkeypatch):
+    from types import SimpleNamespace
+
+    from markupsafe import Markup
+
+    from governance import incidents
+    from governance.monitoring.charts import trend_svg
+    from governance.report.monitoring import monitoring_facts
+    from governance.report.render import _environment
+    from governance.report.verdict import _incidents_check
+
+    monitor(env, requests(40, 2))
+    monitor(env, requests(40, 4, refuse=0.5))
+    monkeypatch.setenv("GOVERN_USER", "dana")
+    opened = incidents.open_incident(MODEL, "1", severity="high", reason="refusals doubled")
+    facts = monitoring_facts(MODEL, "1")
+    assert [c["verdict"] for c in facts["checks"]] == ["passed", "denied"]
+    assert "monitor.refusal_rate" in facts["checks"][1]["blocking"]
+    assert facts["blocking_incidents"] == [opened.id]
+    check = _incidents_check(SimpleNamespace(monitoring=facts))
+    assert (check.id, check.status) == ("operations.incidents", "fail")
+    assert (
+        check.detail
+        == f"open: {opened.id} (high, opened by dana: refusals doubled); close it with govern incident close"
+    )
+    # the report's partials, rendered in the report's own environment with its own pill macro
+    trend = trend_svg(facts["checks"])
+    assert trend.count("<svg") == 1
+    source = (REPO / "governance/report/templates/report.html.j2").read_text()
+    pill = source[source.index("{% macro pill") : source.index("{%- endmacro %}") + len("{%- endmacro %}")]
+    env_ = _environment()
+    f = SimpleNamespace(name=MODEL, version="1", monitoring=facts)
+    html = env_.from_string(pill + "{% include '_monitoring.html.j2' %}").render(
+        f=f, figures={"monitoring_trend": Markup(trend)}
+    )
+    assert html.count("<svg") == 1 and f"<strong>{opened.id}</strong>" in html and "refusals doubled" in html
+    assert "<code>monitor.refusal_rate</code>" in html
+    markdown = env_.get_template("_monitoring.md.j2").render(f=f, figure_files={})
+    assert f"| {opened.id}: refusals doubled | high | open | " in markdown
+
+
 def test_incident_roles_come_from_the_approvals_policy_and_refusals_are_recorded(env, capsys, monkeypatch):
     name = "mon-incident-2"
     version = _registered(name)

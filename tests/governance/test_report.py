@@ -108,6 +108,7 @@ def test_pending_version_needs_exactly_the_missing_approvals(lab):
         "approvals.quorum": "missing",
         "integrity.chain": "pass",
         "operations.policy": "pass",
+        "operations.incidents": "pass",
     }
 
 
