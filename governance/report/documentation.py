@@ -172,7 +172,12 @@ def model_documentation(facts: Any) -> dict[str, Any]:
         }
         for d in data.get("datasets") or []
     ]
-    raw = [r for d in datasets for r in (d["raw_inputs"] or [])] if datasets else []
+    # The prepare stage's manifest names each raw file with its hashes: {path: {sha256, md5, reader}}
+    raw = [
+        {"dataset": d["path"], "raw_file": path, **(hashes if isinstance(hashes, dict) else {})}
+        for d in datasets
+        for path, hashes in (d["raw_inputs"] or {}).items()
+    ]
     curation = [{"dataset": d["path"], "steps": d["curation"]} for d in datasets if d["curation"]]
     validation_rules = [
         {"stage": v.get("stage"), "rule": r.get("rule_id") or r.get("id"), "status": r.get("status")}
