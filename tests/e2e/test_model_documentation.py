@@ -31,6 +31,9 @@ def test_every_section_is_filled_from_facts_of_a_dvc_built_version(repro_once, t
     assert properties["training_method"]["value"]["trainer"] == "trl.trainer.sft_trainer.SFTTrainer"
     assert properties["library_versions"]["value"]["peft"]
     assert doc["compute"]["hardware"]["value"]["cpu_model"]
+    raw = doc["training_data"]["provenance_raw_files"]["value"]
+    assert {r["raw_file"] for r in raw} == {"data/raw/sft.jsonl"} and all(len(r["sha256"]) == 64 for r in raw)
+    assert doc["training_data"]["curation_steps"]["value"]
     assert doc["energy"]["training_energy_kwh"]["value"] > 0
     assert "Not metered" in doc["energy"]["training_energy_kwh"]["evidence"]
     assert set(doc["use"]["safety_evaluation"]["value"]) == {
