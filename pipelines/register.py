@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = Path(params.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    registration = {"name": name, "version": str(version.version), "created": created, "lineage_key": key}
+    # No lineage key here: it hashes the git commit, and this file is hashed in dvc.lock (the version's tag has it)
+    registration = {"name": name, "version": str(version.version), "created": created}
     (out / "registration.json").write_text(json.dumps(registration, indent=2, sort_keys=True) + "\n")
     log.info("%s %s v%s (pending approval)", "registered" if created else "already registered", name, version.version)
     return 0
