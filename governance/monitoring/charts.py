@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from governance.report.charts import FAIL, GREY, INK, PASS, SERIES, WARN, _pyplot, _style, _svg
-
-_STATUS_COLOUR = {"pass": PASS, "fail": FAIL, "not_measured": GREY}
+# governance.report.charts is imported where it is used: the report imports this module, and
+# importing the report package from here at import time would be a cycle.
 
 
 def distributions_svg(panels: list[dict[str, Any]]) -> str | None:
     """One panel per rule: ``{"title", "xlabel", "window": [...], "baseline": [...]}`` as overlaid histograms."""
+    from governance.report.charts import GREY, SERIES, _pyplot, _style, _svg
+
     panels = [p for p in panels if p.get("window")]
     if not panels:
         return None
@@ -56,6 +57,9 @@ def distributions_svg(panels: list[dict[str, Any]]) -> str | None:
 
 def trend_svg(history: list[dict[str, Any]]) -> str | None:
     """Observed value of each measured rule over the windows checked (oldest first), coloured by status."""
+    from governance.report.charts import FAIL, GREY, INK, PASS, WARN, _pyplot, _style, _svg
+
+    colours = {"pass": PASS, "fail": FAIL, "not_measured": GREY}
     series: dict[str, list[tuple[int, float, str]]] = {}
     for index, check in enumerate(history, start=1):
         for rule in check.get("rules", []):
@@ -75,7 +79,7 @@ def trend_svg(history: list[dict[str, Any]]) -> str | None:
             points = series[rule_id]
             xs = [p[0] for p in points]
             ax.plot(xs, [p[1] for p in points], color=INK, linewidth=1.0)
-            ax.scatter(xs, [p[1] for p in points], c=[_STATUS_COLOUR.get(p[2], WARN) for p in points], s=18, zorder=3)
+            ax.scatter(xs, [p[1] for p in points], c=[colours.get(p[2], WARN) for p in points], s=18, zorder=3)
             ax.set_title(rule_id, loc="left")
             ax.set_xlabel("window checked")
             ax.set_xticks(xs)

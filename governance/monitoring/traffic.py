@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -133,8 +132,6 @@ def parse_record(record: Record, path: Path) -> TrafficRecord:
         more = len(errors) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''} in this record)" if more else ""
         raise DataError(f"{path}:{record.line}: {where}: {problem}{suffix}") from None
-    except RecursionError:
-        raise DataError(f"{path}:{record.line}: record nested too deeply to be a request log") from None
 
 
 def _one_per_field(errors: list) -> list:
@@ -155,31 +152,11 @@ def _one_per_field(errors: list) -> list:
     return out
 
 
-def _records(path: Path) -> Iterable[Record]:
-    """:func:`iter_records`, with JSON nested past Python's recursion limit as one clear line."""
-    last = 0
-    try:
-        for record in iter_records(path):
-            last = record.line
-            yield record
-    except RecursionError:
-        raise DataError(f"{path}:{_next_content_line(path, last)}: JSON nested too deeply to parse") from None
-
-
-def _next_content_line(path: Path, after: int) -> int:
-    """The first non-blank line after ``after``: the one the JSON reader failed on (it skips only blanks)."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number > after and raw.strip():
-                return number
-    return after + 1
-
-
 def read_window(path: str | Path, *, model: str | None = None, version: str | None = None) -> Window:
     """Read a traffic file; with ``model``/``version``, keep only that version's requests (others are counted)."""
     path = Path(path)
     window = Window(source=str(path))
-    for raw in _records(path):
+    for raw in iter_records(path):  # nesting depth, UTF-8, JSON errors: one line naming file and line
         record = parse_record(raw, path)
         window.versions[(record.model, record.version)] += 1
         if (model is not None and record.model != model) or (version is not None and record.version != str(version)):

@@ -310,12 +310,13 @@ def test_a_bad_record_is_one_line_naming_file_line_and_field(env, capsys, line, 
     assert trail.events(model=MODEL) == []
 
 
-def test_json_nested_past_the_recursion_limit_is_one_line(env, capsys):
+def test_json_nested_past_the_recursion_limit_is_one_line_not_a_recursion_error(env, capsys):
     depth = sys.getrecursionlimit() + 100
     traffic = env["tmp"] / "window.jsonl"
     traffic.write_text(json.dumps(requests(1, 2)[0]) + "\n\n" + "[" * depth + "]" * depth + "\n")
     assert main(["monitor", MODEL, "1", "--traffic", str(traffic)]) == 2
-    assert capsys.readouterr().err.strip() == f"govern: {traffic}:3: JSON nested too deeply to parse"
+    expected = f"govern: {traffic}:3: JSON nested {depth} levels deep (max 64); flatten the record"
+    assert capsys.readouterr().err.strip() == expected
 
 
 # --------------------------------------------------------------------------- incidents
