@@ -33,6 +33,12 @@ class MetricRule(Rule):
             raise ValueError(f"rule {self.id}: give min and/or max (or relative_to with max_regression)")
         if self.relative_to is not None and (self.max_regression is None or self.higher_is_better is None):
             raise ValueError(f"rule {self.id}: relative_to needs max_regression and higher_is_better")
+        if self.max_regression is not None and self.max_regression < 0:
+            # A negative allowance would demand an improvement and fail every equal candidate.
+            raise ValueError(
+                f"rule {self.id}: max_regression {self.max_regression} is negative; it is the largest allowed "
+                "worsening as a fraction of production (0.05 = 5% worse, 0 = no worse)"
+            )
         return self
 
 

@@ -27,6 +27,20 @@ def test_missing_threshold_fails_loudly(tmp_path):
         load_policy_file(path, EvalPolicy)
 
 
+def test_negative_max_regression_is_refused(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "version: '1'\nmethods:\n  sft:\n    - {id: eval.sft.reg, severity: deny, metric: eval_loss, "
+        "relative_to: production, max_regression: -0.05, higher_is_better: false, rationale: x}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_policy_file(path, EvalPolicy)
+    assert str(err.value) == (
+        f"{path}: methods.sft.0: Value error, rule eval.sft.reg: max_regression -0.05 is negative; it is the "
+        "largest allowed worsening as a fraction of production (0.05 = 5% worse, 0 = no worse)"
+    )
+
+
 def test_shipped_eval_policy_parses():
     assert "sft" in load_eval_policy().methods
 
