@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{stage}: the registered version's lineage does not carry the GGUF sha256")
         results["stages"][stage] = entry
         print(f"{stage}: {wall}s", file=sys.stderr)  # noqa: T201 - progress
+        if args.json:  # after every stage: a long run that is cut short still leaves its figures
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
     results["total_wall_s"] = round(sum(s["wall_s"] for s in results["stages"].values()), 1)
     text = json.dumps(results, indent=2, default=str)
     if args.json:
