@@ -47,6 +47,40 @@ def tracking_uri() -> str:
     return uri
 
 
+#: Pipeline stages create the embedded store on their first run; ``govern`` only reads one
+#: (see :func:`existing_store_only`).
+_CREATE_MISSING_STORE = True
+
+
+@contextlib.contextmanager
+def existing_store_only() -> Iterator[None]:
+    """Within it, a SQLite tracking URI whose file does not exist is an error, not a new empty store.
+
+    MLflow creates any SQLite file it is pointed at, so a mistyped
+    ``MLFLOW_TRACKING_URI`` would show an empty registry (or record an approval
+    in a new one). The ``govern`` CLI runs every command inside this; ``dvc
+    repro`` stages do not, because their first run is what creates the store.
+    """
+    global _CREATE_MISSING_STORE
+    before, _CREATE_MISSING_STORE = _CREATE_MISSING_STORE, False
+    try:
+        yield
+    finally:
+        _CREATE_MISSING_STORE = before
+
+
+def require_existing_store(uri: str | None = None) -> None:
+    """Raise :class:`RegistryError` when a SQLite store's file does not exist."""
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+        if not path.is_file():
+            raise RegistryError(
+                f"{uri}: no MLflow store at {path}; check MLFLOW_TRACKING_URI for a typo "
+                "(govern never creates a store: the first `dvc repro` does)"
+            )
+
+
 def is_local_store(uri: str | None = None) -> bool:
     uri = uri or tracking_uri()
     return not uri.startswith(("http://", "https://", "databricks"))
@@ -54,10 +88,12 @@ def is_local_store(uri: str | None = None) -> bool:
 
 def client():
     """An ``MlflowClient`` for the configured store (tracking and registry alike)."""
+    uri = tracking_uri()
+    if not _CREATE_MISSING_STORE:
+        require_existing_store(uri)
     import mlflow
     from mlflow import MlflowClient
 
-    uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)

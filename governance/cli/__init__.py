@@ -16,6 +16,7 @@ import os
 import sys
 
 from governance.errors import EXIT_USAGE, GovernanceError
+from governance.registry import existing_store_only
 
 #: Command-group modules under governance.cli, each with register(subparsers).
 COMMAND_MODULES = [
@@ -51,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.handler(args) or 0)
+        # govern reads a store; it never creates one from a mistyped MLFLOW_TRACKING_URI
+        with existing_store_only():
+            return int(args.handler(args) or 0)
     except GovernanceError as exc:
         print(f"govern: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
         return exc.exit_code
