@@ -61,8 +61,12 @@ def _say(line: str) -> None:
 
 
 def run_monitor(args: argparse.Namespace) -> int:
+    from governance import registry, trail
     from governance.monitoring import check_window, record_check
 
+    # Preflight before minutes of scoring: the version is registered and the trail verifies
+    registry.get_version(args.name, args.version)
+    trail.require_intact()
     result = check_window(args.name, args.version, args.traffic, baseline=args.baseline, policy_path=args.policy)
     event = record_check(result)
     if args.json:
