@@ -28,6 +28,7 @@ from governance.pii import run_pii_gate, write_findings_report
 from governance.pii.kinds import DatasetKind
 from governance.policy import Strict
 from pipelines._common import load_params, stage_main
+from pipelines._spark import Engine, SparkParams
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class PiiScanParams(Strict):
     out_dir: str
     policy: str
     waivers: str = "policies/waivers.yaml"
+    engine: Engine = "local"
+    spark: SparkParams = SparkParams()
 
 
 @stage_main
@@ -54,7 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         (out_dir / name).unlink(missing_ok=True)
     shutil.rmtree(out_dir / "data", ignore_errors=True)
 
-    # Scan, redact, re-scan the redacted copy, decide
+    # Scan, redact, re-scan the redacted copy, decide (on Spark: the same scanner in pandas UDFs)
+    scanner = None
+    if params.engine == "spark":
+        from governance.pii.spark import SparkPiiScanner
+        from governance.policy.pii import load_pii_policy
+        from governance.spark_io import spark_session
+
+        spark = spark_session(params.spark.model_dump())
+        scanner = SparkPiiScanner(load_pii_policy(params.policy), params.policy, spark)
     result = run_pii_gate(
         params.inputs,
         kind=params.kind,
@@ -62,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         stage=stage,
         cleared_dir=out_dir / "data",
         waivers_path=params.waivers,
+        scanner=scanner,
         progress=True,
     )
 

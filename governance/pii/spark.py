@@ -1,0 +1,220 @@
+"""The PII gate on Spark: the same presidio scanner in pandas UDFs, the same report and decision.
+
+    spark = governance.spark_io.spark_session({"master": "local[2]"})
+    scanner = SparkPiiScanner(policy, "policies/pii.yaml", spark)
+    result = run_pii_gate(inputs, kind="sft", policy_path=..., stage=..., scanner=scanner)
+
+:class:`SparkPiiScanner` is a :class:`~governance.pii.scan.PiiScanner` whose
+``scan_file`` reads the input as a DataFrame (JSON Lines as text lines numbered
+like :func:`governance.records.iter_records` numbers them, Parquet as rows in
+file order) and runs the analyzer in a pandas UDF (``mapInPandas``). Each
+Python worker builds one scanner from the broadcast policy (the "broadcast
+engine") and calls its public ``findings_in`` on every string field, so changes
+to the scanner flow into the UDF unchanged. The driver folds the per-record
+findings, in line order, into the same :class:`~governance.pii.scan.FileScan`
+the local engine builds; :func:`~governance.pii.gate.run_pii_gate` then
+redacts, re-scans (on Spark too) and decides exactly as it does locally, so
+decision, findings and cleared bytes are the same.
+
+Trust boundary: executors see raw text; only spans, masked shapes and masked
+snippets leave them (what ``findings.json`` lists), never a raw value. Inputs
+and the staged cleared copy are read by path: on a cluster they must be on a
+filesystem every executor sees. JSON Lines are decoded by Spark, which replaces
+invalid UTF-8 instead of refusing it; the local engine names such a line.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from governance.errors import DataError
+from governance.pii.kinds import KIND_FIELDS
+from governance.pii.mask import mask_value, snippet
+from governance.pii.scan import (
+    EntityTally,
+    FileScan,
+    Finding,
+    ListedFinding,
+    ListingBudget,
+    PiiScanner,
+    check_kind,
+    field_pattern,
+)
+from governance.policy.pii import PiiPolicy
+from governance.records import MAX_RECORD_BYTES, Record, iter_text_fields, loads_record
+from governance.spark_io import records_frame
+
+log = logging.getLogger(__name__)
+
+#: What each record's UDF row carries back to the driver.
+RESULT_SCHEMA = "line long, text_fields long, error string, findings string"
+
+
+@functools.cache
+def _worker_scanner(policy_json: str, policy_path: str) -> PiiScanner:
+    """The scanner of one Python worker, built once from the broadcast policy (engine creation is slow)."""
+    return PiiScanner(PiiPolicy.model_validate_json(policy_json), policy_path)
+
+
+def _scan_record(
+    scanner: PiiScanner, line: int, raw: str, kind: str, label: str, context_chars: int
+) -> tuple[int, str | None, list[dict[str, Any]]]:
+    """Text fields, the first error and the findings (masked) of one record, as the local scan sees them."""
+    path = Path(label)
+    try:
+        if len(raw.encode("utf-8")) > MAX_RECORD_BYTES:
+            raise DataError(
+                f"{path}:{line}: record is {len(raw.encode('utf-8'))} bytes (max {MAX_RECORD_BYTES}); "
+                "split it or check the file is JSON Lines"
+            )
+        data = loads_record(raw, f"{path}:{line}")
+        if not isinstance(data, dict):
+            raise DataError(f"{path}:{line}: expected a JSON object per line, got {type(data).__name__}")
+        check_kind(Record(line, data), kind, path)
+    except DataError as exc:
+        return 0, str(exc), []
+    fields, found_all = 0, []
+    for field_path, text in iter_text_fields(data):
+        fields += 1
+        found = scanner.findings_in(text)
+        known = [(f.start, f.end, f.entity) for f in found]
+        for item in found:
+            found_all.append(
+                {
+                    "field": field_path,
+                    "entity": item.entity,
+                    "start": item.start,
+                    "end": item.end,
+                    "score": item.score,
+                    "action": item.rule.action,
+                    "rule_id": item.rule.id,
+                    "also": list(item.also),
+                    "masked": mask_value(item.entity, text[item.start : item.end]),
+                    "snippet": snippet(
+                        text, item.start, item.end, item.entity, known, context_chars, scanner.analyze
+                    ),
+                }
+            )
+    return fields, None, found_all
+
+
+def _udf(policy_json: Any, policy_path: str, kind: str, label: str, context_chars: int) -> Callable:
+    def scan_batches(batches: Iterator[Any]) -> Iterator[Any]:
+        import pandas as pd
+
+        scanner = _worker_scanner(policy_json.value, policy_path)
+        for batch in batches:
+            rows = []
+            for line, raw in zip(batch["line"], batch["value"], strict=True):
+                if raw is None or not raw.strip():
+                    continue  # a blank JSONL line is no record, as in iter_records
+                fields, error, found = _scan_record(scanner, int(line), raw, kind, label, context_chars)
+                rows.append((int(line), fields, error, json.dumps(found) if found else None))
+            yield pd.DataFrame(rows, columns=["line", "text_fields", "error", "findings"])
+
+    return scan_batches
+
+
+class SparkPiiScanner(PiiScanner):
+    """A PII scanner whose files are scanned on Spark; everything else is the local scanner's."""
+
+    def __init__(self, policy: PiiPolicy, policy_path: str | Path, spark: Any):
+        super().__init__(policy, policy_path)
+        self.spark = spark
+        self._policy = spark.sparkContext.broadcast(policy.model_dump_json())
+
+    def scan_file(
+        self,
+        path: str | Path,
+        kind: str,
+        *,
+        budget: ListingBudget | None = None,
+        keep_redactions: bool = False,
+        progress: bool = False,
+        sink: Callable[[Finding], None] | None = None,
+        label: str | None = None,
+    ) -> FileScan:
+        """Scan one file on Spark; the same :class:`FileScan` as :meth:`PiiScanner.scan_file`."""
+        path = Path(path)
+        if kind not in KIND_FIELDS:
+            raise DataError(f"{path}: unknown dataset kind {kind!r} (expected one of {', '.join(KIND_FIELDS)})")
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        scan = FileScan(path=label or str(path))
+        budget = budget or ListingBudget(self.policy.report.max_listed_findings)
+        udf = _udf(self._policy, self.policy_path, kind, str(path), self.policy.report.context_chars)
+        results = records_frame(self.spark, path).mapInPandas(udf, RESULT_SCHEMA).cache()
+        try:
+            totals = results.groupBy().agg({"line": "count", "text_fields": "sum"}).collect()[0]
+            errors = results.where("error is not null").orderBy("line").limit(1).collect()
+            if errors:
+                raise DataError(errors[0]["error"])
+            scan.records, scan.text_fields = int(totals[0] or 0), int(totals[1] or 0)
+            if scan.records == 0:
+                raise DataError(f"{path}: no records (empty file)")
+            rows = results.where("findings is not null").select("line", "findings").orderBy("line").toLocalIterator()
+            for row in rows:
+                self._fold_record(scan, int(row["line"]), json.loads(row["findings"]), budget, keep_redactions, sink)
+        finally:
+            results.unpersist()
+        log.info(
+            "scanned %s on spark: %d records, %d text fields, %d findings in %d records",
+            path,
+            scan.records,
+            scan.text_fields,
+            scan.findings,
+            scan.records_with_findings,
+        )
+        return scan
+
+    def _fold_record(
+        self,
+        scan: FileScan,
+        line: int,
+        found: list[dict[str, Any]],
+        budget: ListingBudget,
+        keep_redactions: bool,
+        sink: Callable[[Finding], None] | None,
+    ) -> None:
+        """Count one record's findings into ``scan`` in the order the local scan counts them."""
+        record_entities: set[str] = set()
+        record_actions: set[str] = set()
+        for item in found:
+            finding = Finding(
+                file=scan.path,
+                line=line,
+                field=item["field"],
+                entity=item["entity"],
+                start=item["start"],
+                end=item["end"],
+                score=item["score"],
+                action=item["action"],
+                rule_id=item["rule_id"],
+                also=tuple(item["also"]),
+            )
+            record_actions.add(finding.action)
+            scan.findings += 1
+            tally = scan.by_entity.setdefault(finding.entity, EntityTally())
+            tally.findings += 1
+            if tally.first is None:
+                tally.first = finding
+            scan.first_by_action.setdefault(finding.action, finding)
+            if finding.entity not in record_entities:
+                record_entities.add(finding.entity)
+                tally.records += 1
+            scan.by_field[(field_pattern(finding.field), finding.entity)] += 1
+            if sink is not None:
+                sink(finding)
+            if keep_redactions and finding.action == "redact":
+                scan.redactions.setdefault(line, []).append((finding.field, finding.start, finding.end, finding.entity))
+            if budget.remaining > 0:
+                budget.remaining -= 1
+                scan.listed.append(ListedFinding(finding=finding, masked=item["masked"], snippet=item["snippet"]))
+        if record_entities:
+            scan.records_with_findings += 1
+            scan.records_by_action.update(record_actions)
