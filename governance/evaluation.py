@@ -79,6 +79,13 @@ def check_metrics(
             if reference is None:
                 results.append({**row, "status": "not_applicable", "threshold": "no production version"})
                 continue
+            if rule.higher_is_better and reference == 0 and observed == 0:
+                # 0 against 0 cannot show a regression: both sit at the floor
+                floor = f"{rule.metric} 0 and production 0 are both at the floor, so no regression can show"
+                message = f"{rule.metric} is not measurable: {floor}"
+                violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
+                results.append({**row, "observed": None, "status": "not_measurable", "threshold": floor})
+                continue
             sign = 1.0 if rule.higher_is_better else -1.0
             worsening = sign * (reference - observed) / max(abs(reference), 1e-12)
             threshold = f"≤{rule.max_regression:.1%} worse than production {_fmt(reference)}"

@@ -33,6 +33,24 @@ def test_a_delta_that_moved_is_judged_normally():
     assert violation.message == "accuracy_delta_vs_parent -0.3 (min -0.05)" and result["status"] == "fail"
 
 
+def test_a_regression_rule_with_both_sides_at_zero_is_not_measurable():
+    rule = MetricRule(
+        id="eval.grpo.regression_vs_production",
+        severity="deny",
+        metric="accuracy",
+        relative_to="production",
+        max_regression=0.05,
+        higher_is_better=True,
+        rationale="r",
+    )
+    (violation,), (result,) = check_metrics([rule], {"accuracy": 0.0}, "m", production={"accuracy": 0.0})
+    assert violation.message == (
+        "accuracy is not measurable: accuracy 0 and production 0 are both at the floor, so no regression can show"
+    )
+    assert result["status"] == "not_measurable"
+    assert check_metrics([rule], {"accuracy": 0.2}, "m", production={"accuracy": 0.2})[0] == []
+
+
 def test_an_undefined_metric_is_not_measurable_at_the_rule_severity():
     (violation,), (result,) = check_metrics([LEAK], {"role_leak_rate": math.nan}, "m")
     assert violation.severity == "warn"
