@@ -136,7 +136,8 @@ def record_denial(
         evidence=_policy_evidence(),
         details={"action": action, "rules": rule_ids, "identity": identity.source},
     )
-    with contextlib.suppress(RegistryError):  # the refusal stands even when MLflow cannot take the anchor
+    # The refusal stands even when MLflow cannot take the anchor (unreachable, or this user may not write it)
+    with contextlib.suppress(RegistryError, PermissionDenied):
         write_trail_head(name)
     return event
 
@@ -272,8 +273,12 @@ def _act(
         raise _unreachable(exc, f"{action} {name} v{version}") from None
     after = model_state(name)
     if event.created:
-        # The new head is anchored outside the trail, on the registered model
-        write_trail_head(name)
+        # The new head is anchored outside the trail, on the registered model. The action is committed:
+        # an anchor that cannot be written now lags (verify still checks the older one), it never undoes it
+        try:
+            write_trail_head(name)
+        except (RegistryError, PermissionDenied) as exc:
+            log.warning("%s: trail head not written to MLflow (%s); the next action writes it", name, exc)
     else:
         # 4. Idempotent re-run: only bring MLflow back in line with the trail
         mirror(name, [version], after, policy, aliases=alias is not None)

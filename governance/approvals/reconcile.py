@@ -16,6 +16,7 @@ therefore found by polling: run ``govern audit verify`` on a schedule (README).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from governance.approvals.checks import load_approvals_policy
 from governance.approvals.mirror import TAG_LAST_EVENT, mirror, view_tags, write_trail_head
 from governance.approvals.preconditions import require_preconditions
 from governance.approvals.state import ModelState, model_state
+from governance.errors import PermissionDenied, RegistryError
 from governance.identity import Identity, current_identity
 from governance.policy.approvals import ApprovalsPolicy
 from governance.trail import Event, Subject
@@ -122,12 +124,18 @@ def _short(value: str | None) -> str:
     return value if len(value) <= 60 else value[:57] + "..."
 
 
+class _NoLongerDrifting(Exception):
+    """Under the append lock the drift seen before it was gone or different: a concurrent action's mirror."""
+
+
 def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") -> tuple[list[Drift], Event | None]:
     """Restore MLflow's view of ``name`` from the trail; record what was repaired (nothing when no drift).
 
     Returns the drift found and the ``registry_reconciled`` event (None when
-    there was nothing to repair). The repair runs before the event commits: if
-    MLflow refuses, nothing is recorded.
+    there was nothing to repair). Drift is confirmed again under the trail's
+    append lock — a concurrent action writes MLflow just before its event
+    commits, which looks like drift from outside the lock — and the repair
+    runs before the event commits: if MLflow refuses, nothing is recorded.
     """
     policy = load_approvals_policy()
     drift = find_drift(name, policy=policy)
@@ -135,23 +143,35 @@ def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") 
         return [], None
     require_preconditions("reconcile", name)
     identity = identity or current_identity()
-    versions = [str(v.version) for v in registry.list_versions(name)]
+
+    def still_drifting(events: list[Event]) -> None:
+        versions = registry.list_versions(name)
+        if _model_drift(name, versions, ModelState(name, events), policy) != drift:
+            raise _NoLongerDrifting()
+        return None
 
     def repair(event: Event, related: list[Event]) -> None:
+        versions = [str(v.version) for v in registry.list_versions(name)]
         mirror(name, versions, ModelState(name, related), policy, aliases=True)
 
-    event = trail.record(
-        "registry_reconciled",
-        actor=identity.user,
-        role=",".join(policy.roles_of(identity.user)) or "none",
-        subject=Subject(model=name),
-        reason=reason or f"restored {len(drift)} alias/tag value(s) of {name} from the audit trail",
-        identity_method=identity.method,
-        evidence={},
-        details={"identity": identity.source, "repaired": [asdict(d) for d in drift]},
-        before_commit=repair,
-    )
-    write_trail_head(name)
+    try:
+        event = trail.record(
+            "registry_reconciled",
+            actor=identity.user,
+            role=",".join(policy.roles_of(identity.user)) or "none",
+            subject=Subject(model=name),
+            reason=reason or f"restored {len(drift)} alias/tag value(s) of {name} from the audit trail",
+            identity_method=identity.method,
+            evidence={},
+            details={"identity": identity.source, "repaired": [asdict(d) for d in drift]},
+            guard=still_drifting,
+            before_commit=repair,
+        )
+    except _NoLongerDrifting:
+        log.info("%s: drift seen outside the lock was a concurrent action's mirror; nothing repaired", name)
+        return [], None
+    with contextlib.suppress(RegistryError, PermissionDenied):  # the repair is committed; the anchor can lag
+        write_trail_head(name)
     for d in drift:
         log.warning("reconciled %s", d.line())
     return drift, event

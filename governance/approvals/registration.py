@@ -148,7 +148,7 @@ def record_registration(
     if not registered.created:
         mirror(name, [version], model_state(name), policy, aliases=False)
     if registered.created or decided.created:
-        write_trail_head(name)
+        write_trail_head(name)  # the registrant may write the model (it just registered it): a failure is real
     return registered
 
 
