@@ -37,17 +37,49 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: The module that registers each command, so ``govern <command>`` imports that module only
+#: (the others pull in SQLAlchemy, cryptography, great-expectations: seconds per command).
+#: A command missing here still works, only slower: every module is imported then.
+#: tests/governance/test_cli_commands.py keeps this in step with what the modules register.
+COMMAND_OWNERS = {
+    "models": "models",
+    "reconcile": "models",
+    "validate": "validate",
+    "pii": "pii",
+    "approve": "approvals",
+    "approve-objective": "approvals",
+    "canary": "approvals",
+    "canary-end": "approvals",
+    "history": "approvals",
+    "promote": "approvals",
+    "reject": "approvals",
+    "rollback": "approvals",
+    "show": "approvals",
+    "audit": "audit",
+    "report": "report",
+    "incident": "monitor",
+    "monitor": "monitor",
+    "provenance": "provenance",
+    "reproduce": "provenance",
+    "verify": "provenance",
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; given the command about to run, only the module that registers it is imported."""
     parser = _Parser(prog="govern", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    owner = COMMAND_OWNERS.get(command or "")
+    for name in [owner] if owner in COMMAND_MODULES else COMMAND_MODULES:
         importlib.import_module(f"governance.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The top-level options take no value, so the first other word is the command.
+    parser = build_parser(next((word for word in argv if not word.startswith("-")), None))
     args = parser.parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
