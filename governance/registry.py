@@ -199,9 +199,10 @@ def list_versions(name: str | None = None) -> list[Any]:
     """All registered versions (of one model, or of every model), newest first per model."""
     mlflow_client = client()
     with registry_errors("listing registered models"):
+        models: dict[str, Any] = {}
         if name:
             try:
-                mlflow_client.get_registered_model(name)
+                models[name] = mlflow_client.get_registered_model(name)
             except Exception:
                 raise ConfigError(f"no registered model named {name!r} at {tracking_uri()}") from None
             versions = list(mlflow_client.search_model_versions(f"name = '{name}'"))
@@ -210,7 +211,8 @@ def list_versions(name: str | None = None) -> list[Any]:
         # search_model_versions leaves `aliases` empty; the registered model holds them
         aliases: dict[tuple[str, str], list[str]] = {}
         for model_name in {v.name for v in versions}:
-            for alias, number in (mlflow_client.get_registered_model(model_name).aliases or {}).items():
+            model = models.get(model_name) or mlflow_client.get_registered_model(model_name)
+            for alias, number in (model.aliases or {}).items():
                 aliases.setdefault((model_name, str(number)), []).append(alias)
         for version in versions:
             version.aliases = sorted(aliases.get((version.name, str(version.version)), []))

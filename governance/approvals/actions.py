@@ -167,11 +167,15 @@ def _act(
             registry.get_version(name, version)
         else:
             registry.require_model(name)
-    # A registry moved outside govern is restored from the trail first, and the repair recorded
-    from governance.approvals.reconcile import reconcile
+    if alias is not None:
+        # Before an alias moves, a registry moved outside govern is restored from the trail and the repair
+        # recorded (a forged @production never survives a governed deployment). Approve/reject rewrite their
+        # version's tags anyway; `govern audit verify` and `govern reconcile` cover the rest without costing
+        # every approval a registry scan.
+        from governance.approvals.reconcile import reconcile
 
-    with _nothing_recorded(f"{action} {name}"):
-        reconcile(name, identity=identity, reason=f"drift found before {action}; restored from the audit trail")
+        with _nothing_recorded(f"{action} {name}"):
+            reconcile(name, identity=identity, reason=f"drift found before {action}; restored from the audit trail")
     before = model_state(name)
     if action == "rollback":
         asked = version

@@ -164,13 +164,14 @@ def test_forged_alias_and_approval_tag_are_drift_shown_and_repaired(env, capsys)
     assert capsys.readouterr().out == f"{name}: MLflow matches the audit trail; nothing recorded\n"
 
 
-def test_next_governed_action_removes_a_forged_alias_and_records_it(env):
+def test_next_deployment_removes_a_forged_alias_and_records_it(env):
     name = f"govllm-drift-{next(_names)}"
     version = register(name)
-    forge(name, version)
-    approvals.approve(name, version, reason="looks fine", identity=user("alice"))
-    assert holder(name, "production") is None
-    assert kinds(name)[-2:] == ["registry_reconciled", "approved"]
+    approve_by(name, version, "alice", "bob")
+    forge(name, version)  # production forged onto the approved version before anyone promoted it
+    approvals.canary(name, version, identity=user("dana"))
+    assert holder(name, "production") is None and holder(name, "canary") == version
+    assert kinds(name)[-2:] == ["registry_reconciled", "canary_started"]
     assert approvals.find_drift(name) == []
 
 
