@@ -31,15 +31,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-#: Stages in run order: the data gates, then each chain up to its registration.
+#: Stages in run order: each chain (its data gates first) up to its registration, SFT first.
 STAGES = [
     "base_model",
-    "prepare_sft", "pii_scan_sft", "validate_sft",
-    "prepare_preference", "pii_scan_preference", "validate_preference",
-    "prepare_grpo", "pii_scan_grpo", "validate_grpo",
-    "train_sft", "evaluate_sft", "register_sft",
-    "train_dpo", "evaluate_dpo", "register_dpo",
-    "train_grpo", "evaluate_grpo", "register_grpo",
+    "prepare_sft", "pii_scan_sft", "validate_sft", "train_sft", "evaluate_sft", "register_sft",
+    "prepare_preference", "pii_scan_preference", "validate_preference", "train_dpo", "evaluate_dpo", "register_dpo",
+    "prepare_grpo", "pii_scan_grpo", "validate_grpo", "train_grpo", "evaluate_grpo", "register_grpo",
 ]  # fmt: skip
 
 #: A few optimiser steps each: enough to prove the chain, minutes on 2 CPU cores (a real run is a GPU job).

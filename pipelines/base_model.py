@@ -153,16 +153,28 @@ def gguf_identity(path: Path) -> dict[str, Any]:
 def dequantize_gguf(path: Path, out_dir: Path) -> int:
     """Load a GGUF file with transformers (dequantized to float32) and save it as an HF folder; returns parameters."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            path.parent,
+            gguf_file=path.name,
+            # Dense float32 weights, no GGUF quantizer left on the model: it must save as a plain HF folder
+            quantization_config=GgufConfig(dequantize=True),
+            dtype=torch.float32,
+        )
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(
             f"params.yaml: base_model.name_or_path: {path}: transformers cannot load this GGUF "
             f"({str(exc).splitlines()[0][:200]})"
         ) from None
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        # The legacy GGUF path unpacks every tensor to float at load time yet leaves the quantizer attached
+        if any(not p.is_floating_point() for p in model.parameters()):
+            raise ConfigError(f"params.yaml: base_model.name_or_path: {path}: GGUF weights were not dequantized")
+        quantizer.remove_quantization_config(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.generation_config.pad_token_id = tokenizer.pad_token_id
