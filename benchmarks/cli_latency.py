@@ -11,6 +11,8 @@ round so a busy machine slows every figure alike:
   any command that reads the registry pays), and ``govern --help`` with every
   command module imported (what each command paid before commands imported
   only their own module);
+* ``governance.registry_view.read_versions()`` (every version, tags and
+  aliases in one pass without MLflow: what a listing command can adopt);
 * ``govern models``, ``govern show NAME 1``, ``govern history NAME``.
 
 Prints medians in seconds and each command's ratio to the ``import mlflow``
@@ -81,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
                 sys.executable,
                 "-c",
                 "from governance.cli import build_parser; build_parser()",
+            ],
+            "registry_view.read_versions": [
+                sys.executable,
+                "-c",
+                "from governance.registry_view import read_versions; read_versions()",
             ],
             "govern models": [*govern, "models"],
             "govern show bench-0 1": [*govern, "show", "bench-0", "1"],
