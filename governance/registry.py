@@ -86,8 +86,36 @@ def is_local_store(uri: str | None = None) -> bool:
     return not uri.startswith(("http://", "https://", "databricks"))
 
 
+def rebase_artifact_uri(uri: str, store_uri: str | None = None) -> str:
+    """A local artifact URI recorded under another folder's ``mlartifacts/``, read from this store's.
+
+    MLflow records absolute ``file://`` artifact locations, so a copied (or
+    moved) project folder would read the original's artifacts. For the embedded
+    store, anything recorded under a folder named :data:`DEFAULT_ARTIFACT_DIR`
+    is resolved against the ``mlartifacts/`` beside the store file at read
+    time. Other URIs (servers, S3, a custom location) are returned unchanged.
+    """
+    store_uri = store_uri or tracking_uri()
+    if not (store_uri.startswith("sqlite:///") and uri.startswith("file://")):
+        return uri
+    from urllib.parse import unquote, urlparse
+
+    recorded = Path(unquote(urlparse(uri).path))
+    parts = recorded.parts
+    if DEFAULT_ARTIFACT_DIR not in parts:
+        return uri
+    index = len(parts) - 1 - parts[::-1].index(DEFAULT_ARTIFACT_DIR)
+    here = Path(store_uri.removeprefix("sqlite:///").split("?", 1)[0]).parent / DEFAULT_ARTIFACT_DIR
+    rebased = here.joinpath(*parts[index + 1 :])
+    return rebased.as_uri() if rebased != recorded else uri
+
+
 def client():
-    """An ``MlflowClient`` for the configured store (tracking and registry alike)."""
+    """An ``MlflowClient`` for the configured store (tracking and registry alike).
+
+    Its ``download_artifacts`` reads a local store's artifacts from beside the
+    store (see :func:`rebase_artifact_uri`), wherever the folder was copied.
+    """
     uri = tracking_uri()
     if not _CREATE_MISSING_STORE:
         require_existing_store(uri)
@@ -96,7 +124,23 @@ def client():
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return _project_client_class()(tracking_uri=uri, registry_uri=uri)
+
+
+def _project_client_class():
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    class ProjectClient(MlflowClient):
+        """``MlflowClient`` whose artifact reads follow the store's folder (see :func:`rebase_artifact_uri`)."""
+
+        def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
+            root = rebase_artifact_uri(self.get_run(run_id).info.artifact_uri, self._tracking_client.tracking_uri)
+            return download_artifacts(artifact_uri=f"{root.rstrip('/')}/{path.lstrip('/')}", dst_path=dst_path)
+
+    return ProjectClient
 
 
 @contextlib.contextmanager
