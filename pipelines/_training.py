@@ -75,6 +75,38 @@ def strategy_off_words(config_class: type, options: dict[str, Any]) -> dict[str,
     return out
 
 
+def check_scalar_types(config_class: type, options: dict[str, Any], section: str) -> None:
+    """A number or boolean TRL option given a value of another type is a one-line ConfigError.
+
+    TRL's dataclasses do not check types, so ``dvc exp run -S train_sft.trl.max_steps=ten``
+    would otherwise surface as a ``TypeError`` deep inside the trainer. Only options typed
+    ``int``, ``float`` or ``bool`` (optionally ``| None``) are checked; an int is a valid float.
+    """
+    import types
+
+    fields = getattr(config_class, "__dataclass_fields__", {})
+    for key, value in options.items():
+        if key not in fields or value is None:
+            continue
+        kind = fields[key].type
+        if isinstance(kind, types.UnionType):
+            members = [t for t in kind.__args__ if t is not type(None)]
+            kind = members[0] if len(members) == 1 else None
+        if kind not in (int, float, bool):
+            continue
+        ok = (
+            isinstance(value, bool)
+            if kind is bool
+            else isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (kind is float or value == int(value))
+        )
+        if not ok:
+            raise ConfigError(
+                f"params.yaml: {section}.trl.{key}: {value!r} is not a{'n' if kind is int else ''} {kind.__name__}"
+            )
+
+
 def trl_config(config_class: type, trl: dict[str, Any], section: str):
     """Build a TRL config from params unchanged; TRL's own checks run.
 
@@ -88,6 +120,7 @@ def trl_config(config_class: type, trl: dict[str, Any], section: str):
     import torch
 
     options = strategy_off_words(config_class, trl)
+    check_scalar_types(config_class, options, section)
     if "bf16" not in options and not torch.cuda.is_available():
         options["bf16"] = False
     if "use_cpu" not in options and not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:

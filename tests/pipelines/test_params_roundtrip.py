@@ -56,3 +56,14 @@ def test_trl_strategy_off_words_mean_no():
         "logging_strategy": "steps",
         "bf16": False,  # a real boolean option keeps its boolean
     }
+
+
+def test_a_mistyped_trl_number_is_one_config_line():
+    from trl import SFTConfig
+
+    from governance.errors import ConfigError
+    from pipelines._training import trl_config
+
+    with pytest.raises(ConfigError) as err:
+        trl_config(SFTConfig, {"output_dir": "x", "max_steps": "ten"}, "train_sft")
+    assert str(err.value) == "params.yaml: train_sft.trl.max_steps: 'ten' is not an int"
