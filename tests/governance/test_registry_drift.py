@@ -10,8 +10,10 @@ message is asserted.
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -337,3 +339,19 @@ def test_rollback_with_no_production_is_refused(env):
     assert str(info.value) == (
         f"rollback refused: {name} has no production version in the audit trail to roll back from"
     )
+
+
+def test_output_into_a_closed_pipe_ends_quietly(env, monkeypatch, capsys):
+    """``govern history NAME | head`` where head has gone: exit 141, no traceback, nothing on stderr."""
+    name = f"govllm-drift-{next(_names)}"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    saved = os.dup(1)
+    try:
+        with open(write_end, "w", buffering=1) as pipe:
+            monkeypatch.setattr(sys, "stdout", pipe)
+            assert main(["history", name]) == 141
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    assert capsys.readouterr().err == ""
