@@ -22,6 +22,7 @@ from governance.policy import Strict
 from governance.policy.data import DatasetKind
 from governance.validation import run_validation_gate
 from pipelines._common import load_params, stage_main
+from pipelines._spark import Engine, SparkParams
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class ValidateParams(Strict):
     eval: str | None
     out_dir: str
     policy: str
+    engine: Engine = "local"
+    spark: SparkParams = SparkParams()
 
 
 def _parse_args(argv: list[str] | None) -> str:
@@ -53,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     # Remove any earlier decision first: bad input must leave none behind
     for stale in ("decision.json", "manifest.json"):
         (out_dir / stale).unlink(missing_ok=True)
-    # Validate and decide
+    # Validate and decide (on Spark: the same derived columns and GX suites, through GX's Spark datasource)
+    scan_file = None
+    if params.engine == "spark":
+        from governance.spark_io import spark_session
+        from governance.validation.spark import spark_file_scanner
+
+        scan_file = spark_file_scanner(spark_session(params.spark.model_dump()))
     decision = run_validation_gate(
         kind=params.kind,
         train=params.train,
@@ -62,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         waivers_path=WAIVERS_FILE,
         stage=stage,
         progress=True,
+        scan_file=scan_file,
     )
     # Write the decision (a DVC metric) and the provenance of the judgement
     write_decision(decision, out_dir / "decision.json")

@@ -32,10 +32,10 @@ POLICY_SCHEMAS = {
 
 
 def _stage_module(cmd: str) -> str:
-    # `python -m pipelines.X ...`, or for train_* stages `accelerate launch ... -m pipelines.X`
+    # `python -m pipelines.X ...`, or for train_* stages `python -m accelerate.commands.launch ... -m pipelines.X`
     words = cmd.split()
-    assert words[:2] in (["python", "-m"], ["accelerate", "launch"]) and "-m" in words, cmd
-    module = words[words.index("-m") + 1]
+    assert words[:2] == ["python", "-m"], cmd
+    module = words[len(words) - 1 - words[::-1].index("-m") + 1]
     assert module.startswith("pipelines."), cmd
     return module
 

@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,7 @@ def _row_expectation(check: RowCheck, policy: AnyKindPolicy) -> Any:
     return ge.in_set(check.key, check.column, [True])
 
 
-def _scan_file(
+def _stream_file(
     path: Path,
     *,
     role: str,
@@ -411,19 +412,27 @@ def validate_dataset(
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: bool = False,
+    scan_file: Callable[..., tuple[FileScan, set[int]]] | None = None,
 ) -> ValidationOutcome:
     """Validate a train file (and optional eval file) of ``kind`` against a policy section.
 
     Streams each file through :func:`~governance.validation.schema.derive` in
     chunks of ``chunk_rows`` records; raises :class:`~governance.errors.DataError`
     on the first structural error. Returns violations (not yet waived), the
-    files bound by hash, and the details a decision records.
+    files bound by hash, and the details a decision records. ``scan_file``
+    replaces the streaming pass (the Spark engine:
+    :func:`governance.validation.spark.spark_file_scanner`); everything after
+    the per-file pass is shared.
     """
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be positive")
     train = Path(train)
     annotation = AnnotationTally() if isinstance(policy, PreferencePolicy | KtoPolicy) else None
     scans: list[FileScan] = []
+    engine = {"great_expectations": ge.ge_version(), "chunk_rows": chunk_rows}
+    if scan_file is not None:
+        engine = {"great_expectations": ge.ge_version(), **getattr(scan_file, "engine", {"name": "custom"})}
+    _scan_file = scan_file or _stream_file
     train_scan, train_prompts = _scan_file(
         train,
         role="train",
@@ -458,7 +467,7 @@ def validate_dataset(
 
     details: dict[str, Any] = {
         "kind": kind,
-        "engine": {"great_expectations": ge.ge_version(), "chunk_rows": chunk_rows},
+        "engine": engine,
         "files": {
             scan.path: {
                 "role": scan.role,
@@ -513,12 +522,15 @@ def run_validation_gate(
     stage: str,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: bool = False,
+    scan_file: Callable[..., tuple[FileScan, set[int]]] | None = None,
 ) -> GateDecision:
     """Load the data policy and waivers, validate, and decide (not yet written)."""
     data_policy = load_data_policy(policy_path)
     section = data_policy.for_kind(kind)
     waivers = load_waivers(waivers_path)
-    outcome = validate_dataset(kind, train, eval_path, section, chunk_rows=chunk_rows, progress=progress)
+    outcome = validate_dataset(
+        kind, train, eval_path, section, chunk_rows=chunk_rows, progress=progress, scan_file=scan_file
+    )
     return decide(
         gate=GATE,
         stage=stage,

@@ -21,7 +21,8 @@ CONFIGS = sorted((REPO / "configs/accelerate").glob("*.yaml"))
 @pytest.mark.parametrize("stage", TRAIN_STAGES)
 def test_every_train_stage_runs_through_accelerate_launch_with_its_params(stage):
     words = DVC[stage]["cmd"].split()
-    assert words[:2] == ["accelerate", "launch"]
+    # accelerate's launcher as a module: `accelerate launch` without importing the CLI's other commands
+    assert words[:3] == ["python", "-m", "accelerate.commands.launch"]
     assert words[words.index("--config_file") + 1] == f"${{{stage}.launch.config_file}}"
     assert words[words.index("--num_processes") + 1] == f"${{{stage}.launch.num_processes}}"
     assert words[-2:] == ["-m", f"pipelines.{stage}"]
