@@ -1,0 +1,109 @@
+"""Both gates of one dataset on Spark local[2] equal the local engine: decision, findings, cleared bytes.
+
+Opt-in (a Spark session and per-worker scanners take tens of seconds):
+``pytest -m scale tests/governance/test_spark_gates.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from governance.gates import write_decision
+from governance.pii import run_pii_gate, write_findings_report
+from governance.validation import run_validation_gate
+
+pytestmark = pytest.mark.scale
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _opt_in(request):
+    if "scale" not in (request.config.getoption("-m") or ""):
+        pytest.skip("opt-in: pytest -m scale (Spark local[2] session)")
+
+
+@pytest.fixture(scope="module")
+def spark(request):
+    if "scale" not in (request.config.getoption("-m") or ""):
+        pytest.skip("opt-in: pytest -m scale")
+    from governance.spark_io import spark_session
+
+    session = spark_session({"master": "local[2]"})  # once per module: start-up is the expensive part
+    yield session
+    session.stop()
+
+
+def _workspace(root: Path) -> Path:
+    """The shipped SFT data, cut small (a few planted PII values included), and the shipped policies."""
+    root.mkdir(parents=True)
+    shutil.copytree(REPO / "policies", root / "policies")
+    lines = (REPO / "data/raw/sft.jsonl").read_text().splitlines(keepends=True)
+    (root / "train.jsonl").write_text("".join(lines[:80]))
+    (root / "eval.jsonl").write_text("".join(lines[80:100]))
+    return root
+
+
+def _gates(root: Path, monkeypatch, engine_spark=None) -> dict[str, bytes]:
+    from governance.pii.spark import SparkPiiScanner
+    from governance.policy.pii import load_pii_policy
+    from governance.validation.spark import spark_file_scanner
+
+    monkeypatch.chdir(root)
+    scanner = None
+    if engine_spark is not None:
+        scanner = SparkPiiScanner(load_pii_policy("policies/pii.yaml"), "policies/pii.yaml", engine_spark)
+    pii = run_pii_gate(
+        ["train.jsonl", "eval.jsonl"],
+        kind="sft",
+        policy_path="policies/pii.yaml",
+        stage="pii_scan_sft",
+        cleared_dir="out/data",
+        waivers_path="policies/waivers.yaml",
+        scanner=scanner,
+    )
+    write_findings_report(pii.report, "out/findings.json")
+    write_decision(pii.decision, "out/pii_decision.json")
+    validation = run_validation_gate(
+        kind="sft",
+        train="out/data/train.jsonl",
+        eval_path="out/data/eval.jsonl",
+        policy_path="policies/data.yaml",
+        waivers_path="policies/waivers.yaml",
+        stage="validate_sft",
+        scan_file=spark_file_scanner(engine_spark) if engine_spark is not None else None,
+    )
+    write_decision(validation, "out/validation_decision.json")
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "out").rglob("*")) if p.is_file()}
+
+
+def _comparable(name: str, content: bytes) -> object:
+    if not name.endswith(".json"):
+        return content  # cleared data: byte for byte
+    value = json.loads(content)
+    details = value.get("details", {})
+    if "engine" in details:  # the one place the engines may differ: which one ran, in how many batches
+        details.pop("engine")
+        for item in details.get("files", {}).values():
+            item.pop("chunks")
+    return value
+
+
+def test_both_gates_on_spark_equal_the_local_engine(tmp_path, monkeypatch, spark):
+    local = _gates(_workspace(tmp_path / "local"), monkeypatch)
+    on_spark = _gates(_workspace(tmp_path / "spark"), monkeypatch, engine_spark=spark)
+    assert sorted(on_spark) == sorted(local) == [
+        "out/data/eval.jsonl",
+        "out/data/train.jsonl",
+        "out/findings.json",
+        "out/pii_decision.json",
+        "out/validation_decision.json",
+    ]
+    findings = json.loads(local["out/findings.json"])
+    assert findings["scan"]["findings_total"] > 0  # the sample carries planted PII: the scan had work
+    for name in local:
+        assert _comparable(name, on_spark[name]) == _comparable(name, local[name]), name
