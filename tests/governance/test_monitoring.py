@@ -448,6 +448,29 @@ def test_incident_roles_come_from_the_approvals_policy_and_refusals_are_recorded
     assert f"{incident}  {name} v{version}  medium  OPEN  opened " in capsys.readouterr().out
 
 
+def test_incidents_and_monitoring_refuse_a_broken_trail_and_append_nothing(env, capsys, monkeypatch):
+    import sqlite3
+
+    name = "mon-incident-3"
+    version = _registered(name)
+    conn = sqlite3.connect(env["tmp"] / "audit.db")
+    conn.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
+    conn.execute("UPDATE audit_events SET reason = 'edited' WHERE seq = 2")
+    conn.commit()
+    conn.close()
+    count = len(trail.events())
+    monkeypatch.setenv("GOVERN_USER", "dana")
+    traffic = write_jsonl(env["tmp"] / "window.jsonl", requests(30, 2))
+    for args in (
+        ["incident", "open", name, version, "--severity", "high", "--reason", "r"],
+        ["incident", "close", "INC-1", "--reason", "r"],
+        ["monitor", MODEL, "1", "--traffic", str(traffic)],
+    ):
+        assert main(args) == 1, args
+        assert capsys.readouterr().err.startswith("govern: refusing to act on a broken audit trail: event #2 (")
+    assert len(trail.events()) == count
+
+
 def test_a_denied_window_of_the_production_version_recommends_the_rollback_target(env, monkeypatch):
     from governance import approvals
     from governance.identity import Identity
