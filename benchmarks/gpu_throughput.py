@@ -1,6 +1,8 @@
 """SFT and DPO tokens/s on a GPU: the pipeline stage vs a bare TRL script, in bf16.
 
     python benchmarks/gpu_throughput.py [--steps 30] [--skip-qlora]
+    python benchmarks/gpu_throughput.py --accelerate-config fsdp2 --num-processes 8 --skip-qlora
+    python benchmarks/gpu_throughput.py --accelerate-config zero3 --num-processes 8 --skip-qlora   # needs deepspeed
 
 Builds a Qwen2-0.5B-shaped model from its config (random weights, nothing is
 downloaded) with the project's offline tokenizer, saves it as a *local model
@@ -11,6 +13,13 @@ trainer itself (``train_runtime`` and tokens seen). Prints the ratio per method
 (goal: pipeline ≥ 0.98× bare) and checks that ``adapter.method: qlora`` trains
 (bitsandbytes 4-bit). Needs a CUDA device: on a CPU-only machine it says so and
 exits 2.
+
+``--accelerate-config`` (single, multi_gpu, fsdp2, zero2, zero3: the files under
+``configs/accelerate/``) runs both sides under the same accelerate launch with
+``--num-processes`` processes: the pipeline through its params' ``launch:`` block
+(what ``dvc repro`` runs), the bare script through ``python -m
+accelerate.commands.launch``. Not yet run on a GPU from this repository (no GPU
+was lent to the session that added the sharded configs).
 """
 
 from __future__ import annotations
@@ -101,10 +110,13 @@ def trl_options(method: str, steps: int, out: str) -> dict:
     return {**common, "max_length": 512, "beta": 0.1}
 
 
-def pipeline_side(method: str, work: Path, steps: int, qlora: bool = False) -> dict:
+def pipeline_side(
+    method: str, work: Path, steps: int, qlora: bool = False, config: str = "single", processes: int = 1
+) -> dict:
     """Run the real stages in a scratch copy: base_model (external dir) → gates → train_<method>."""
     params = yaml.safe_load((work / "params.yaml").read_text())
     section = f"train_{method}"
+    params[section]["launch"] = {"num_processes": processes, "config_file": f"configs/accelerate/{config}.yaml"}
     params[section]["trl"] = {
         **params[section]["trl"],
         **trl_options(method, steps, params[section]["trl"]["output_dir"]),
@@ -121,12 +133,21 @@ def pipeline_side(method: str, work: Path, steps: int, qlora: bool = False) -> d
     return {"runtime": final["train_runtime"], "tokens": manifest["tokens_seen"]}
 
 
-def bare_side(method: str, model_dir: Path, data: Path, steps: int, out: Path) -> dict:
+def bare_side(
+    method: str, model_dir: Path, data: Path, steps: int, out: Path, config: str = "single", processes: int = 1
+) -> dict:
+    script = out.with_suffix(".py")
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(BARE)
+    config_file = str(REPO / f"configs/accelerate/{config}.yaml")
+    launch = ["-m", "accelerate.commands.launch", "--quiet", "--config_file", config_file]
     done = subprocess.run(
         [
             sys.executable,
-            "-c",
-            BARE,
+            *launch,
+            "--num_processes",
+            str(processes),
+            str(script),
             method,
             str(model_dir),
             str(data),
@@ -145,7 +166,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--skip-qlora", action="store_true")
+    configs = ["single", "multi_gpu", "fsdp2", "zero2", "zero3"]
+    parser.add_argument("--accelerate-config", default="single", choices=configs)
+    parser.add_argument("--num-processes", type=int, default=1, help="processes (GPUs) for the accelerate config")
     args = parser.parse_args()
+    sharding = {"config": args.accelerate_config, "processes": args.num_processes}
     import torch
 
     if not torch.cuda.is_available():
@@ -164,10 +189,13 @@ def main() -> int:
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         rows = {}
         for method, data in (("sft", "data/raw/sft.jsonl"), ("dpo", "data/raw/preference.jsonl")):
-            bare = bare_side(method, model_dir, REPO / data, args.steps, Path(tmp) / f"bare_{method}")
-            piped = pipeline_side(method, work, args.steps)
+            bare = bare_side(method, model_dir, REPO / data, args.steps, Path(tmp) / f"bare_{method}", **sharding)
+            piped = pipeline_side(method, work, args.steps, **sharding)
             rows[method] = (bare["tokens"] / bare["runtime"], piped["tokens"] / piped["runtime"])
-        print(f"device: {torch.cuda.get_device_name(0)}; model: Qwen2-0.5B-shaped, bf16, {args.steps} steps")  # noqa: T201
+        print(  # noqa: T201
+            f"device: {torch.cuda.get_device_name(0)}; model: Qwen2-0.5B-shaped, bf16, {args.steps} steps; "
+            f"accelerate {args.accelerate_config} x{args.num_processes}"
+        )
         print(f"{'method':8} {'bare tok/s':>12} {'pipeline tok/s':>15} {'ratio':>7}")  # noqa: T201
         for method, (bare, piped) in rows.items():
             print(f"{method:8} {bare:12.0f} {piped:15.0f} {piped / bare:7.3f}")  # noqa: T201
