@@ -191,6 +191,7 @@ def open_incident(
     event = trail.record(
         "incident_opened",
         actor=identity.user,
+        identity_method=_method(identity),
         role=role,
         subject=Subject(model=name, version=version),
         reason=reason,
@@ -228,6 +229,7 @@ def close_incident(incident: str, *, reason: str, identity: Identity | None = No
     trail.record(
         "incident_closed",
         actor=identity.user,
+        identity_method=_method(identity),
         role=role,
         subject=Subject(model=found.name, version=found.version),
         reason=reason,
@@ -256,3 +258,8 @@ def require_no_blocking_incident(
     )
     _deny(action, name, str(version), identity, message, [RULE_ID])
     raise PolicyViolation(message)
+
+
+def _method(identity: Identity) -> str:
+    """How the trail records who acted: authenticated by the MLflow server, or a local name nobody checked."""
+    return "mlflow-basic-auth" if identity.source == "mlflow-basic-auth" else "local-unverified"
