@@ -180,11 +180,16 @@ def model_documentation(facts: Any) -> dict[str, Any]:
     ]
     curation = [{"dataset": d["path"], "steps": d["curation"]} for d in datasets if d["curation"]]
     validation_rules = [
-        {"stage": v.get("stage"), "rule": r.get("rule_id") or r.get("id"), "status": r.get("status")}
+        {
+            "stage": v.get("stage"),
+            "rule": r.get("rule_id") or r.get("id"),
+            "passed": r.get("passed"),
+            "observed": r.get("observed"),
+        }
         for v in data.get("validation") or []
         for r in ((v.get("decision") or {}).get("details") or {}).get("rules") or []
     ]
-    bias_rules = [r for r in validation_rules if re.search(r"balance|bias|agreement|length", str(r["rule"]))]
+    bias_rules = [r for r in validation_rules if re.search(r"balance|bias", str(r["rule"]))]
     safety = (facts.evaluation or {}).get("safety") or {}
     return {
         "form": FORM,
