@@ -105,9 +105,13 @@ def gates(records: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "chat.jsonl"
         write_dataset(data, records, seed=0)
+        # A script file, not `python -c`: pyspark's connect module takes a main module without
+        # __file__ for a doctest run and exits (GX imports it when pyspark is installed)
+        script = Path(tmp) / "gate.py"
+        script.write_text(GATE)
         for engine in ("local", "spark"):
             out = Path(tmp) / f"cleared_{engine}"
-            done, peak = measured([sys.executable, "-c", GATE, engine, str(data), str(out)], REPO)
+            done, peak = measured([sys.executable, str(script), engine, str(data), str(out)], REPO)
             if done.returncode != 0:
                 raise SystemExit(f"{engine} gates failed:\n{done.stderr[-3000:]}")
             result = json.loads(next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))[7:])

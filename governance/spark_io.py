@@ -42,10 +42,10 @@ def records_frame(spark: Any, path: str | Path) -> Any:
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        frame = spark.read.parquet(str(path))
+        frame = spark.read.parquet(str(path.resolve()))  # the JVM resolves relative paths against its own cwd
         frame = frame.select(F.to_json(F.struct(*[F.col(c) for c in frame.columns])).alias("value"))
     elif suffix == ".jsonl":
-        frame = spark.read.text(str(path))
+        frame = spark.read.text(str(path.resolve()))
     else:
         raise ConfigError(f"{path}: engine spark reads JSON Lines and Parquet; use engine local for {suffix}")
     numbered = frame.rdd.zipWithIndex().map(lambda pair: (pair[1] + 1, pair[0]["value"]))
