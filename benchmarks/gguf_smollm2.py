@@ -64,14 +64,12 @@ def scratch_copy(dest: Path) -> None:
 
 
 def configure(workdir: Path, gguf: Path) -> None:
-    """Point the base model at the GGUF, shrink training and the held-out sets (params only)."""
+    """Point the base model at the GGUF and shrink training (params only; the held-out sets stay: data.min_rows)."""
     path = workdir / "params.yaml"
     params = yaml.safe_load(path.read_text())
     params["base_model"].update(name_or_path=str(gguf), license="apache-2.0")
     for stage, options in TRAINING.items():
         params[stage]["trl"].update(options)
-    for dataset in ("sft", "preference", "grpo"):
-        params[f"prepare_{dataset}"]["eval_fraction"] = 0.04  # ~10-25 held-out records: evaluation in minutes
     params["evaluate_sft"]["max_new_tokens"] = 24
     params["evaluate_grpo"]["max_new_tokens"] = 24
     path.write_text(yaml.safe_dump(params, sort_keys=False))
