@@ -34,14 +34,18 @@ BIN = Path(sys.executable).parent
 #: Stages in run order: each chain (its data gates first) up to its registration, SFT first.
 STAGES = [
     "base_model",
-    "prepare_sft", "pii_scan_sft", "validate_sft", "train_sft", "evaluate_sft", "register_sft",
-    "prepare_preference", "pii_scan_preference", "validate_preference", "train_dpo", "evaluate_dpo", "register_dpo",
+    "prepare_sft", "pii_scan_sft", "validate_sft", "train_sft",
+    # evaluate_sft also runs the safety sets, scored by the reward model: their gates and train_rm come first
+    "pii_scan_safety", "prepare_preference", "pii_scan_preference", "validate_preference", "train_rm",
+    "evaluate_sft", "register_sft",
+    "train_dpo", "evaluate_dpo", "register_dpo",
     "prepare_grpo", "pii_scan_grpo", "validate_grpo", "train_grpo", "evaluate_grpo", "register_grpo",
 ]  # fmt: skip
 
 #: A few optimiser steps each: enough to prove the chain, minutes on 2 CPU cores (a real run is a GPU job).
 TRAINING = {
     "train_sft": {"max_steps": 4, "per_device_train_batch_size": 2, "learning_rate": 2.0e-5, "max_length": 256},
+    "train_rm": {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 1.0e-5, "max_length": 256},
     "train_dpo": {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 5.0e-7, "max_length": 256},
     "train_grpo": {
         "max_steps": 2,
