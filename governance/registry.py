@@ -93,7 +93,7 @@ def rebase_artifact_uri(uri: str, store_uri: str | None = None) -> str:
     moved) project folder would read the original's artifacts. For the embedded
     store, anything recorded under a folder named :data:`DEFAULT_ARTIFACT_DIR`
     is resolved against the ``mlartifacts/`` beside the store file at read
-    time. Other URIs (servers, S3, a custom location) are returned unchanged.
+    time when it exists there. Other URIs (servers, S3, a custom location) are returned unchanged.
     """
     store_uri = store_uri or tracking_uri()
     if not (store_uri.startswith("sqlite:///") and uri.startswith("file://")):
@@ -107,7 +107,9 @@ def rebase_artifact_uri(uri: str, store_uri: str | None = None) -> str:
     index = len(parts) - 1 - parts[::-1].index(DEFAULT_ARTIFACT_DIR)
     here = Path(store_uri.removeprefix("sqlite:///").split("?", 1)[0]).parent / DEFAULT_ARTIFACT_DIR
     rebased = here.joinpath(*parts[index + 1 :])
-    return rebased.as_uri() if rebased != recorded else uri
+    # The copy's own artifacts win; a store whose runs logged elsewhere (another
+    # working directory) still reads them where they were recorded.
+    return rebased.as_uri() if rebased != recorded and rebased.exists() else uri
 
 
 def client():

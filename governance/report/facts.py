@@ -729,7 +729,8 @@ def collect_facts(
             for message in messages:
                 facts.gap(section, message)
         _operations(facts, policy, policy_path, lineage)
-        facts.monitoring = monitoring_facts(facts.name, facts.version, audit_url=audit_url)
+        if audit["chain"]["available"]:  # reading a report never creates a trail that is not there
+            facts.monitoring = monitoring_facts(facts.name, facts.version, audit_url=audit_url)
         facts.documentation = model_documentation(facts)
         energy = facts.documentation["energy"]["training_energy_kwh"]
         if energy["value"] is None:
