@@ -729,8 +729,12 @@ def collect_facts(
             for message in messages:
                 facts.gap(section, message)
         _operations(facts, policy, policy_path, lineage)
-        if audit["chain"]["available"]:  # reading a report never creates a trail that is not there
-            facts.monitoring = monitoring_facts(facts.name, facts.version, audit_url=audit_url)
+        # Reading a report never creates a trail that is not there
+        facts.monitoring = (
+            monitoring_facts(facts.name, facts.version, audit_url=audit_url)
+            if audit["chain"]["available"]
+            else {"checks": [], "incidents": [], "blocking_incidents": []}
+        )
         facts.documentation = model_documentation(facts)
         energy = facts.documentation["energy"]["training_energy_kwh"]
         if energy["value"] is None:
