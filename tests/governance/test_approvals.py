@@ -543,7 +543,8 @@ def test_cli_show_and_history(env, monkeypatch, capsys):
     assert "  aliases:      production\n" in shown
     assert "  approved by:  alice (local, unverified; event #" in shown
     assert "  approved by:  bob (local, unverified; event #" in shown
-    assert "lineage.trained_by = trainer" in shown and "rolled_back by dana (release_manager; local, unverified)" in shown
+    assert "lineage.trained_by = trainer" in shown
+    assert "rolled_back by dana (release_manager; local, unverified)" in shown
     assert main(["show", name, v1, "--json"]) == 0
     assert '"status": "approved"' in capsys.readouterr().out
 
