@@ -157,7 +157,11 @@ def governance_facets(outputs: list[str]) -> dict[str, dict[str, Any]]:
                 "created": bool(registration.get("created")),
             }
     mlflow = sys.modules.get("mlflow")
-    run = mlflow.last_active_run() if mlflow is not None else None
+    try:
+        run = mlflow.last_active_run() if mlflow is not None else None
+    except Exception as exc:  # the run facet is optional: a stale or unreachable run never loses the event
+        log.warning("OpenLineage: MLflow run facet left out (%s)", str(exc).splitlines()[0][:200])
+        run = None
     if run is not None:
         facets["mlflow_run"] = {
             "runId": run.info.run_id,

@@ -9,7 +9,7 @@ does on a reviewer's laptop — and, because this stage runs in the checkout,
 also cross-checks the dataset hashes of the version's lineage against
 ``dvc.lock``. Writes ``<out_dir>/<name>/v<version>/`` (report.html, report.md,
 README.md model card, facts.json, figures/) and attaches them to the version's
-training run (``report/`` and ``model/README.md``). Writes nothing else: the
+training run (``report/``, model card included). Writes nothing else: the
 report never modifies another stage's outputs.
 """
 

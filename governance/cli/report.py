@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--log-to-mlflow",
         action="store_true",
-        help="also attach the report to the version's training run (report/ and model/README.md)",
+        help="also attach the report to the version's training run (report/, model card included)",
     )
     parser.add_argument(
         "--require-promotable", action="store_true", help="exit 1 when the verdict is 'may not be promoted'"

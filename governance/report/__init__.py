@@ -9,7 +9,8 @@ and the audit trail; never the DVC checkout) →
 not, what is missing) → :func:`~governance.report.render.render_report`
 (self-contained HTML, the same as Markdown, a Hugging Face style model card,
 ``facts.json``). :func:`log_report` attaches the result to the version's
-training run: ``report/`` and ``model/README.md``.
+training run under ``report/`` (the card too: the registered ``model/`` folder is signed at
+registration and stays exactly what was signed).
 """
 
 from __future__ import annotations
@@ -73,11 +74,14 @@ def build_report(
 
 
 def log_report(report: BuiltReport) -> None:
-    """Attach the report to the version's training run: ``report/*`` and the card as ``model/README.md``."""
+    """Attach the report and its model card to the version's training run under ``report/``.
+
+    Never into ``model/``: that folder is signed at registration, and a file
+    added afterwards would (rightly) fail ``govern verify`` and block approval.
+    """
     from governance import registry
 
     run_id = report.facts.training.get("run_id") or report.facts.identity.get("run_id")
     client = registry.client()
     with registry.registry_errors(f"logging the report to run {run_id}"):
         client.log_artifacts(run_id, str(report.files.out_dir), artifact_path="report")
-        client.log_artifact(run_id, str(report.files.model_card), artifact_path="model")

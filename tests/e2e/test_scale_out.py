@@ -19,7 +19,7 @@ from e2e_support import fresh_copy, pipeline_env, run
 pytestmark = pytest.mark.scale
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)  # module scope: skip before the module-scoped set-up runs
 def _opt_in(request):
     if "scale" not in (request.config.getoption("-m") or ""):
         pytest.skip("opt-in: pytest -m scale (two-process training through dvc repro)")

@@ -371,7 +371,8 @@ def test_report_is_logged_to_the_training_run(lab):
     run_id = report.facts.training["run_id"]
     logged = {f.path for f in client.list_artifacts(run_id, "report")}
     assert {"report/report.html", "report/report.md", "report/README.md", "report/facts.json"} <= logged
-    assert "model/README.md" in {f.path for f in client.list_artifacts(run_id, "model")}
+    # The signed model folder stays exactly what was signed at registration
+    assert "model/README.md" not in {f.path for f in client.list_artifacts(run_id, "model")}
 
 
 def test_cli_writes_the_report_and_exit_code_follows_the_flag(lab, capsys):
@@ -441,7 +442,8 @@ def test_report_stage_writes_per_version_and_cross_checks_dvc_lock(lab):
     assert [row["match"] for row in facts["integrity"]["checkout"]] == [True, True]
     assert "Cross-check with the checkout" in _text(folder / "report.html")
     run_id = built["pending"].run_id
-    assert "model/README.md" in {f.path for f in registry.client().list_artifacts(run_id, "model")}
+    assert "report/README.md" in {f.path for f in registry.client().list_artifacts(run_id, "report")}
+    assert "model/README.md" not in {f.path for f in registry.client().list_artifacts(run_id, "model")}
 
 
 def test_report_stage_shows_a_dvc_lock_that_moved_on(lab):

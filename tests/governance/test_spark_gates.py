@@ -21,7 +21,7 @@ pytestmark = pytest.mark.scale
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)  # module scope: skip before the module-scoped set-up runs
 def _opt_in(request):
     if "scale" not in (request.config.getoption("-m") or ""):
         pytest.skip("opt-in: pytest -m scale (Spark local[2] session)")
