@@ -12,7 +12,9 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -530,10 +532,7 @@ def main_process_run(topology: Topology, stage: str, tags: dict[str, str]):
         "nothing was written"
     )
 
-    def stopped(signum: int, frame: object) -> None:
-        raise DistributedError(lost)
-
-    previous = signal.signal(signal.SIGTERM, stopped) if topology.world_size > 1 else None
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm(lost)) if topology.world_size > 1 else None
     try:
         if not topology.is_main:
             yield None
@@ -553,6 +552,26 @@ def main_process_run(topology: Topology, stage: str, tags: dict[str, str]):
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def stop_on_sigterm(message: str) -> Callable[[int, object], None]:
+    """A SIGTERM handler that turns the launcher's stop into :class:`DistributedError`, once.
+
+    The launcher sends SIGTERM to the survivors after one process died, often
+    while the main process is already failing on the broken collective and
+    closing its MLflow run as FAILED. Raising again there would abort that
+    clean-up half-way (the run would stay RUNNING), so a SIGTERM that arrives
+    while an exception is being handled is ignored: the failure in flight
+    already ends the process with the same outcome.
+    """
+
+    def stopped(signum: int, frame: object) -> None:
+        if sys.exc_info()[1] is not None:
+            log.debug("SIGTERM during the clean-up of a failure: letting the clean-up finish")
+            return
+        raise DistributedError(message)
+
+    return stopped
 
 
 def _peer_lost(exc: RuntimeError) -> bool:

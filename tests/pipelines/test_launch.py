@@ -138,3 +138,18 @@ def test_only_the_main_process_touches_outputs(tmp_path):
     with staged_output(out, _topology(1)) as staging:
         pass
     assert out.is_dir() and not staging.exists()
+
+
+def test_the_launchers_stop_fails_a_running_process_once_and_spares_its_clean_up():
+    from pipelines._training import DistributedError, stop_on_sigterm
+
+    handler = stop_on_sigterm("another training process of 2 failed")
+    with pytest.raises(DistributedError, match="another training process of 2 failed"):
+        handler(15, None)
+    cleaned_up = False
+    try:
+        raise RuntimeError("gloo: connection closed by peer")
+    except RuntimeError:
+        handler(15, None)  # arrives while the run is being closed FAILED: must not abort that
+        cleaned_up = True
+    assert cleaned_up
