@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,18 +146,30 @@ def _project_client_class():
     return ProjectClient
 
 
+def _is_mlflow_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an ``MlflowException``, without importing MLflow (~2 s) to find out.
+
+    Such an exception exists only once ``mlflow.exceptions`` is imported, so a
+    command that never imported MLflow (the embedded store read directly) pays nothing.
+    """
+    module = sys.modules.get("mlflow.exceptions")
+    return module is not None and isinstance(exc, module.MlflowException)
+
+
 @contextlib.contextmanager
 def registry_errors(action: str) -> Iterator[None]:
     """Turn MLflow/transport failures into one clear :class:`RegistryError` line."""
-    from mlflow.exceptions import MlflowException
-
     try:
         yield
-    except MlflowException as exc:
-        message = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0][:300]
+    except Exception as exc:
+        if not _is_mlflow_error(exc):
+            if isinstance(exc, OSError | ConnectionError):
+                raise RegistryError(
+                    f"{action} failed: cannot reach {tracking_uri()} ({exc.__class__.__name__})"
+                ) from None
+            raise
+        message = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0][:300]  # type: ignore[attr-defined]
         raise RegistryError(f"{action} failed at {tracking_uri()}: {message}") from None
-    except (OSError, ConnectionError) as exc:
-        raise RegistryError(f"{action} failed: cannot reach {tracking_uri()} ({exc.__class__.__name__})") from None
 
 
 def ensure_experiment(name: str) -> str:

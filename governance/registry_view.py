@@ -60,6 +60,46 @@ class VersionView:
     creation_time: int | None
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    description: str | None = None
+
+    @property
+    def creation_timestamp(self) -> int | None:
+        """MLflow's name for :attr:`creation_time` (milliseconds since the epoch)."""
+        return self.creation_time
+
+
+@dataclass(frozen=True)
+class RunInfoView:
+    """A run's ``info`` as ``MlflowClient.get_run`` shows it (the fields governance reads)."""
+
+    run_id: str
+    run_name: str | None
+    status: str | None
+    start_time: int | None
+    end_time: int | None
+    artifact_uri: str
+
+
+@dataclass(frozen=True)
+class RunDataView:
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One tracking run: ``info`` and ``data`` with the attribute names of MLflow's ``Run``."""
+
+    info: RunInfoView
+    data: RunDataView
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    step: int
+    value: float
+    timestamp: int
 
 
 def store_kind(uri: str | None = None) -> str:
@@ -96,7 +136,9 @@ def read_versions(uri: str | None = None, name: str | None = None) -> list[Versi
 def read_version(name: str, version: str | int, uri: str | None = None) -> VersionView:
     """One version; :class:`ConfigError` (exit 2) when it is not registered, as ``registry.get_version`` says it."""
     uri = uri or tracking_uri()
-    found = next((v for v in read_versions(uri, name) if str(v.version) == str(version)), None)
+    # MLflow reads "01" as version 1; so does every govern command (approvals.normalize_version)
+    number = str(int(version)) if str(version).isdigit() else str(version)
+    found = next((v for v in read_versions(uri, name) if str(v.version) == number), None)
     if found is None:
         raise ConfigError(f"{name} v{version} is not registered at {uri}")
     return found
@@ -183,25 +225,55 @@ def alias_holder(name: str, alias: str, uri: str | None = None) -> str | None:
     return None if found is None else str(found.version)
 
 
-def run_artifact_uri(run_id: str, uri: str | None = None) -> str:
-    """Where run ``run_id`` keeps its artifacts, as recorded (see ``registry.rebase_artifact_uri`` to read them)."""
-    uri = uri or tracking_uri()
-    kind = store_kind(uri)
-    if kind == "sqlite":
-        with _sqlite(uri) as db:
-            row = db.execute("SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
-        if row is None:
-            raise RegistryError(f"run {run_id} not found at {uri}")
-        return str(row[0])
-    if kind == "rest":
-        page = _rest_get(uri.rstrip("/"), "runs/get", {"run_id": run_id}, f"reading run {run_id}")
-        if page is None:
-            raise RegistryError(f"run {run_id} not found at {uri}")
-        return str(page["run"]["info"]["artifact_uri"])
-    from governance import registry
+def read_run(run_id: str, uri: str | None = None) -> Any:
+    """Run ``run_id`` (``info``: id, name, status, times, artifact URI; ``data``: params, tags, latest metrics).
 
-    with registry.registry_errors(f"reading run {run_id}"):
-        return str(registry.client().get_run(run_id).info.artifact_uri)
+    The embedded store is read directly (:class:`RunView`); any other store
+    answers with MLflow's own ``Run`` (the same attribute names).
+    """
+    uri = uri or tracking_uri()
+    if store_kind(uri) != "sqlite":
+        from governance import registry
+
+        with registry.registry_errors(f"reading run {run_id}"):
+            return registry.client().get_run(run_id)
+    with _sqlite(uri) as db:
+        row = db.execute(
+            "SELECT run_uuid, name, status, start_time, end_time, artifact_uri FROM runs WHERE run_uuid = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise RegistryError(f"reading run {run_id} failed at {uri}: Run with id={run_id} not found")
+        params = dict(db.execute("SELECT key, value FROM params WHERE run_uuid = ?", (run_id,)).fetchall())
+        tags = dict(db.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)).fetchall())
+        metrics = {
+            key: float("nan") if is_nan else float(value)
+            for key, value, is_nan in db.execute(
+                "SELECT key, value, is_nan FROM latest_metrics WHERE run_uuid = ?", (run_id,)
+            )
+        }
+    info = RunInfoView(
+        run_id=row[0], run_name=row[1], status=row[2], start_time=row[3], end_time=row[4], artifact_uri=row[5]
+    )
+    return RunView(info=info, data=RunDataView(params=params, tags=tags, metrics=metrics))
+
+
+def metric_history(run_id: str, key: str, uri: str | None = None) -> list[Any]:
+    """Every logged value of metric ``key`` of run ``run_id`` (``step``, ``value``, ``timestamp``)."""
+    uri = uri or tracking_uri()
+    if store_kind(uri) != "sqlite":
+        from governance import registry
+
+        with registry.registry_errors(f"reading metric {key} of run {run_id}"):
+            return list(registry.client().get_metric_history(run_id, key))
+    with _sqlite(uri) as db:
+        rows = db.execute(
+            "SELECT step, value, timestamp, is_nan FROM metrics WHERE run_uuid = ? AND key = ?", (run_id, key)
+        ).fetchall()
+    return [
+        MetricPoint(step=int(step), value=float("nan") if is_nan else float(value), timestamp=int(timestamp))
+        for step, value, timestamp, is_nan in rows
+    ]
 
 
 # --------------------------------------------------------------------------- the embedded store
@@ -231,7 +303,9 @@ def _versions_from_sqlite(uri: str, name: str | None) -> list[VersionView]:
         scope, scope_args = scope + " AND name = ?", [*scope_args, name]
     with _sqlite(uri) as db:
         rows = db.execute(
-            f"SELECT name, version, run_id, source, status, creation_time FROM model_versions WHERE {where}", args
+            "SELECT name, version, run_id, source, status, creation_time, description FROM model_versions "
+            f"WHERE {where}",
+            args,
         ).fetchall()
         tags: dict[tuple[str, int], dict[str, str]] = {}
         for tag_name, version, key, value in db.execute(
@@ -253,6 +327,7 @@ def _versions_from_sqlite(uri: str, name: str | None) -> list[VersionView]:
             creation_time=row[5],
             tags=tags.get((row[0], row[1]), {}),
             aliases=tuple(sorted(aliases.get((row[0], row[1]), []))),
+            description=row[6],
         )
         for row in rows
     ]
@@ -334,6 +409,7 @@ def _versions_from_rest(base: str, name: str | None) -> list[VersionView]:
             creation_time=int(item["creation_timestamp"]) if "creation_timestamp" in item else None,
             tags={t["key"]: t.get("value", "") for t in item.get("tags", [])},
             aliases=tuple(sorted(holders.get((item["name"], int(item["version"])), item.get("aliases", [])))),
+            description=item.get("description"),
         )
         for item in found
     ]
@@ -365,6 +441,7 @@ def _versions_from_client(name: str | None) -> list[VersionView]:
             creation_time=mv.creation_timestamp,
             tags=dict(mv.tags or {}),
             aliases=tuple(sorted(mv.aliases or [])),
+            description=mv.description,
         )
         for mv in registry.list_versions(name)
     ]

@@ -52,5 +52,8 @@ def test_a_missing_store_is_an_error_not_a_new_file(tmp_path):
     path = tmp_path / "mlfow.db"
     with pytest.raises(RegistryError) as err:
         read_versions(f"sqlite:///{path}")
-    assert str(err.value) == f"sqlite:///{path}: no MLflow store at {path}; check MLFLOW_TRACKING_URI for a typo"
+    assert str(err.value) == (
+        f"sqlite:///{path}: no MLflow store at {path}; check MLFLOW_TRACKING_URI for a typo "
+        "(govern never creates a store: the first `dvc repro` does)"
+    )
     assert not path.exists()
