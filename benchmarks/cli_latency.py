@@ -116,12 +116,19 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.repeat,
             report=not args.no_report,
         )
-        made = subprocess.run([sys.executable, "-c", setup], cwd=tmp, env=env, capture_output=True, text=True)
+        # Scripts run from files: pyspark (imported by the gates) exits a `python -c` process it takes for a doctest
+        (tmp / "setup_store.py").write_text(setup)
+        made = subprocess.run(
+            [sys.executable, str(tmp / "setup_store.py")], cwd=tmp, env=env, capture_output=True, text=True
+        )
         if made.returncode != 0:
             raise SystemExit(f"building the store failed: {made.stderr.strip()[-800:]}")
         report_version = made.stdout.split()[-2:] if not args.no_report else None
+        if not args.no_report and len(report_version or []) != 2:
+            raise SystemExit(f"building the report's version printed no name and version: {made.stderr[-600:]}")
 
-        govern = [sys.executable, "-c", "import sys; from governance.cli import main; sys.exit(main())"]
+        (tmp / "govern_main.py").write_text("import sys\nfrom governance.cli import main\nsys.exit(main())\n")
+        govern = [sys.executable, str(tmp / "govern_main.py")]
         uri = env["MLFLOW_TRACKING_URI"]
         fixed = {
             "python start-up (floor)": [sys.executable, "-c", "pass"],
