@@ -18,8 +18,10 @@ figure alike, it times each command as a fresh process:
   through MLflow pays before its first query;
 * the old read path: ``registry.list_versions()`` through ``MlflowClient``;
 * ``govern models``, ``show``, ``history``; ``approve`` by two reviewers
-  (the second makes the version approved), ``promote`` of that version;
-  ``report`` of one version.
+  (the second makes the version approved) and a third with the trail's
+  verified-prefix record removed first (every Ed25519 signature re-checked,
+  as every action did before the record; ``--trail-events`` pads the trail
+  to show how that grows), ``promote`` of that version; ``report`` of one version.
 
 Prints, per figure, the median wall-clock seconds, the median CPU seconds of
 the process (user + system: what the command itself costs, far less
@@ -53,6 +55,10 @@ for m in range({models}):
         register(f"bench-{{m}}")
 for r in range({rounds}):
     register(f"approve-{{r}}")
+from governance import trail
+padding = trail.Subject(model="padding", version="1")
+for i in range({trail_events}):
+    trail.record("approved", actor=f"pad{{i}}", role="reviewer", subject=padding, reason="padding", evidence={{}})
 if {report}:
     import os
     from pathlib import Path
@@ -89,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versions", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=5, help="rounds (each approves a fresh version)")
     parser.add_argument("--no-report", action="store_true", help="skip building and timing a report")
+    parser.add_argument(
+        "--trail-events", type=int, default=0, help="events appended to the trail first (verification grows with it)"
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="cli-latency-") as tmp_name:
@@ -115,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             versions=args.versions,
             rounds=args.repeat,
             report=not args.no_report,
+            trail_events=args.trail_events,
         )
         # Scripts run from files: pyspark (imported by the gates) exits a `python -c` process it takes for a doctest
         (tmp / "setup_store.py").write_text(setup)
@@ -147,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             "govern show bench-0 1": [*govern, "show", "bench-0", "1"],
             "govern history bench-0": [*govern, "history", "bench-0"],
         }
-        names = [*fixed, "govern approve (1st reviewer)", "govern approve (2nd reviewer)", "govern promote"]
+        full_check = "govern approve (3rd, every signature re-checked)"
+        names = [*fixed, "govern approve (1st reviewer)", "govern approve (2nd reviewer)", full_check, "govern promote"]
         if report_version:
             names.append("govern report")
         wall: dict[str, list[float]] = {name: [] for name in names}
@@ -159,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                 **fixed,
                 "govern approve (1st reviewer)": ("alice", [*govern, "approve", model, "1", "--reason", "benchmark"]),
                 "govern approve (2nd reviewer)": ("bob", [*govern, "approve", model, "1", "--reason", "benchmark"]),
+                # The verified-prefix record removed first: what every approval paid before it existed
+                full_check: ("carol", [*govern, "approve", model, "1", "--reason", "benchmark"]),
                 "govern promote": ("dana", [*govern, "promote", model, "1"]),
             }
             if report_version:
@@ -166,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                 rounds["govern report"] = [*govern, "report", *report_version, "--out", str(out)]
             for name, spec in rounds.items():
                 user, command = spec if isinstance(spec, tuple) else ("nobody", spec)
+                if name == full_check:
+                    (tmp / "audit.checkpoint.verified.json").unlink(missing_ok=True)
                 seconds, cpu_seconds = _run(command, {**env, "GOVERN_USER": user}, tmp)
                 wall[name].append(seconds)
                 cpu[name].append(cpu_seconds)
@@ -175,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     floor_cpu = statistics.median(cpu["import mlflow (floor)"])
     print(  # noqa: T201
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} cores; "
-        f"medians of {args.repeat} rounds; store: {args.models} models x {args.versions} versions"
+        f"medians of {args.repeat} rounds; store: {args.models} models x {args.versions} versions, "
+        f"trail: {args.trail_events} padding events + the store's own"
     )
     print(f"{'':40s} {'wall':>7s} {'ratio':>7s}   {'cpu':>6s} {'ratio':>7s}   (ratio: to import mlflow)")  # noqa: T201
     for name in names:
