@@ -33,8 +33,11 @@ vs 0.89 s unsigned, promote 0.93 vs 1.04 s, rollback 0.75 vs 1.22 s — ratios
 0.6-0.9x, i.e. signing is lost in MLflow's cost and the machine's noise. The
 trail alone: 61 ms per append signed vs 64 ms (SQLite's commit dominates);
 verifying 301 events 263 ms vs 47 ms (5.6x: one Ed25519 verification, ~0.2 ms
-CPU here, per event — the price every governed action pays in
-``require_intact``, linear in the trail's length).
+CPU here, per event — the price every governed action paid in
+``require_intact``, linear in the trail's length; since the verified-prefix
+record (``governance/trail/verified.py``) an action re-checks only the
+signatures appended since the last clean verification, while ``govern audit
+verify`` and this trail-alone figure still check every one).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,45 @@ def require_existing_store(uri: str | None = None) -> None:
             )
 
 
+def _is_mlflow_store(path: Path) -> bool:
+    """Whether ``path`` is a SQLite file holding MLflow's tables (read-only look; never changes it)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            found = db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                "AND name IN ('alembic_version', 'experiments', 'registered_models')"
+            ).fetchone()
+    except sqlite3.Error:
+        return False
+    return found is not None and found[0] == 3
+
+
+def refuse_second_store(uri: str | None = None) -> None:
+    """Refuse to create a SQLite store in a folder that already holds another MLflow store.
+
+    The rule for pipeline stages (which create the embedded store on their
+    first run): a store is created only in a folder that has none, so
+    ``sqlite:///mlfow.db`` beside an existing ``mlflow.db`` is a typo, not a
+    second registry that would silently split the project's runs and
+    versions. A second store, when wanted, gets its own folder.
+    """
+    uri = uri or tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    if path.exists() or not path.parent.is_dir():
+        return
+    others = sorted(p for p in path.parent.glob("*.db") if p.is_file() and _is_mlflow_store(p))
+    if others:
+        raise ConfigError(
+            f"{uri}: no MLflow store at {path}, but {others[0]} beside it is one; a store is created only in a "
+            f"folder that has none (a typo in MLFLOW_TRACKING_URI?): point it at {others[0]}, or give a second "
+            "store its own folder"
+        )
+
+
 def is_local_store(uri: str | None = None) -> bool:
     uri = uri or tracking_uri()
     return not uri.startswith(("http://", "https://", "databricks"))
@@ -121,6 +161,8 @@ def client():
     uri = tracking_uri()
     if not _CREATE_MISSING_STORE:
         require_existing_store(uri)
+    else:
+        refuse_second_store(uri)
     import mlflow
     from mlflow import MlflowClient
 
@@ -145,18 +187,30 @@ def _project_client_class():
     return ProjectClient
 
 
+def _is_mlflow_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an ``MlflowException``, without importing MLflow (~2 s) to find out.
+
+    Such an exception exists only once ``mlflow.exceptions`` is imported, so a
+    command that never imported MLflow (the embedded store read directly) pays nothing.
+    """
+    module = sys.modules.get("mlflow.exceptions")
+    return module is not None and isinstance(exc, module.MlflowException)
+
+
 @contextlib.contextmanager
 def registry_errors(action: str) -> Iterator[None]:
     """Turn MLflow/transport failures into one clear :class:`RegistryError` line."""
-    from mlflow.exceptions import MlflowException
-
     try:
         yield
-    except MlflowException as exc:
-        message = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0][:300]
+    except Exception as exc:
+        if not _is_mlflow_error(exc):
+            if isinstance(exc, OSError | ConnectionError):
+                raise RegistryError(
+                    f"{action} failed: cannot reach {tracking_uri()} ({exc.__class__.__name__})"
+                ) from None
+            raise
+        message = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0][:300]  # type: ignore[attr-defined]
         raise RegistryError(f"{action} failed at {tracking_uri()}: {message}") from None
-    except (OSError, ConnectionError) as exc:
-        raise RegistryError(f"{action} failed: cannot reach {tracking_uri()} ({exc.__class__.__name__})") from None
 
 
 def ensure_experiment(name: str) -> str:

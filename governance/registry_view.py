@@ -1,21 +1,28 @@
-"""Read every registered model version in one pass, without importing MLflow.
+"""Read the model registry in one pass, without importing MLflow.
 
-``govern models`` and friends list versions with their tags and aliases.
-Through ``MlflowClient`` that costs MLflow's import (~1.8 s), its SQLite
-store start-up (schema checks) and one call per version. This module reads
-the same facts directly:
+``govern models``, ``show``, ``history``, the report and every governed
+action read versions, their tags and aliases, and registered-model tags.
+Through ``MlflowClient`` that costs MLflow's import (~1.8 s), its SQLite store
+start-up (schema and migration checks) and one call per version. This module
+reads the same facts directly:
 
-* embedded store (``sqlite:///…``): three read-only queries on MLflow's own
-  tables (versions, version tags, aliases), opened with ``mode=ro`` so a
-  mistyped path is an error and never creates a file;
-* tracking server (``http(s)://…``): MLflow's REST endpoint
-  ``/api/2.0/mlflow/model-versions/search``, paginated (one request per
-  1,000 versions), with the same credentials MLflow reads
-  (``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``);
-* anything else (a direct database URI): ``MlflowClient.search_model_versions``.
+* embedded store (``sqlite:///…``): a few queries on MLflow's own tables,
+  opened with ``mode=ro`` so a mistyped path is an error and never creates a
+  file. Like MLflow's single-tenant store it reads the ``default`` workspace
+  and skips versions MLflow marks deleted (``Deleted_Internal``);
+* tracking server (``http(s)://…``): MLflow's REST API
+  (``model-versions/search``, paginated, one request per 1,000 versions;
+  ``registered-models/get`` and ``/search`` for model tags) with the
+  credentials MLflow reads (``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` or
+  ``MLFLOW_TRACKING_TOKEN``);
+* anything else (a direct database URI): the ``MlflowClient`` calls of
+  :mod:`governance.registry`.
+
+tests/governance/test_registry_view.py checks every function against
+``MlflowClient`` on a real store.
 
 Trust boundary: what it returns is the registry's *view* (MLflow tags), for
-display; decisions read the audit trail, as everywhere else.
+display and for finding drift; decisions read the audit trail, as everywhere else.
 """
 
 from __future__ import annotations
@@ -24,13 +31,21 @@ import base64
 import json
 import os
 import sqlite3
+import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from governance.errors import RegistryError
-from governance.registry import tracking_uri
+from governance.errors import ConfigError, RegistryError
+from governance.registry import require_existing_store, tracking_uri
+
+#: MLflow's single-tenant workspace, and the stage it gives a deleted version it keeps a row of.
+DEFAULT_WORKSPACE = "default"
+DELETED_STAGE = "Deleted_Internal"
 
 
 @dataclass(frozen=True)
@@ -45,41 +60,263 @@ class VersionView:
     creation_time: int | None
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    description: str | None = None
+
+    @property
+    def creation_timestamp(self) -> int | None:
+        """MLflow's name for :attr:`creation_time` (milliseconds since the epoch)."""
+        return self.creation_time
+
+
+@dataclass(frozen=True)
+class RunInfoView:
+    """A run's ``info`` as ``MlflowClient.get_run`` shows it (the fields governance reads)."""
+
+    run_id: str
+    run_name: str | None
+    status: str | None
+    start_time: int | None
+    end_time: int | None
+    artifact_uri: str
+
+
+@dataclass(frozen=True)
+class RunDataView:
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One tracking run: ``info`` and ``data`` with the attribute names of MLflow's ``Run``."""
+
+    info: RunInfoView
+    data: RunDataView
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    step: int
+    value: float
+    timestamp: int
+
+
+def store_kind(uri: str | None = None) -> str:
+    """``sqlite`` (the embedded store), ``rest`` (a tracking server) or ``client`` (anything else)."""
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return "sqlite"
+    if uri.startswith(("http://", "https://")):
+        return "rest"
+    return "client"
+
+
+def sqlite_path(uri: str) -> Path:
+    """The database file of a ``sqlite:///`` URI (query string dropped)."""
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+# --------------------------------------------------------------------------- public reads
 
 
 def read_versions(uri: str | None = None, name: str | None = None) -> list[VersionView]:
     """Every version (of ``name``, or of every model), sorted by name then version."""
     uri = uri or tracking_uri()
-    if uri.startswith("sqlite:///"):
-        versions = _from_sqlite(Path(uri.removeprefix("sqlite:///").split("?", 1)[0]), name)
-    elif uri.startswith(("http://", "https://")):
-        versions = _from_rest(uri.rstrip("/"), name)
+    kind = store_kind(uri)
+    if kind == "sqlite":
+        versions = _versions_from_sqlite(uri, name)
+    elif kind == "rest":
+        versions = _versions_from_rest(uri.rstrip("/"), name)
     else:
-        versions = _from_client(name)
+        versions = _versions_from_client(name)
     return sorted(versions, key=lambda v: (v.name, v.version))
 
 
-def _from_sqlite(path: Path, name: str | None) -> list[VersionView]:
-    if not path.is_file():
-        raise RegistryError(f"sqlite:///{path}: no MLflow store at {path}; check MLFLOW_TRACKING_URI for a typo")
-    where, args = (" WHERE name = ?", (name,)) if name is not None else ("", ())
+def read_version(name: str, version: str | int, uri: str | None = None) -> VersionView:
+    """One version; :class:`ConfigError` (exit 2) when it is not registered, as ``registry.get_version`` says it."""
+    uri = uri or tracking_uri()
+    # MLflow reads "01" as version 1; so does every govern command (approvals.normalize_version)
+    number = str(int(version)) if str(version).isdigit() else str(version)
+    found = next((v for v in read_versions(uri, name) if str(v.version) == number), None)
+    if found is None:
+        raise ConfigError(f"{name} v{version} is not registered at {uri}")
+    return found
+
+
+def model_names(uri: str | None = None) -> list[str]:
+    """Names of every registered model, sorted."""
+    uri = uri or tracking_uri()
+    kind = store_kind(uri)
+    if kind == "sqlite":
+        with _sqlite(uri) as db:
+            rows = db.execute("SELECT name FROM registered_models WHERE workspace = ?", (DEFAULT_WORKSPACE,))
+            return sorted(row[0] for row in rows)
+    if kind == "rest":
+        return sorted(model["name"] for model in _models_from_rest(uri.rstrip("/"), None))
+    from governance import registry
+
+    return registry.registered_model_names()
+
+
+def require_model(name: str, uri: str | None = None) -> None:
+    """Refuse (:class:`ConfigError`, exit 2) a model name that is not registered at the tracking URI."""
+    uri = uri or tracking_uri()
+    kind = store_kind(uri)
+    if kind == "client":
+        from governance import registry
+
+        registry.require_model(name)
+        return
+    if kind == "sqlite":
+        with _sqlite(uri) as db:
+            found = db.execute(
+                "SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?", (DEFAULT_WORKSPACE, name)
+            ).fetchone()
+    else:
+        found = _models_from_rest(uri.rstrip("/"), name)
+    if not found:
+        raise ConfigError(f"no registered model named {name!r} at {uri}")
+
+
+def model_tags(key: str, name: str | None = None, uri: str | None = None) -> dict[str, str]:
+    """``{model name: value}`` of tag ``key`` on every registered model (or only ``name``) that has it."""
+    uri = uri or tracking_uri()
+    kind = store_kind(uri)
+    if kind == "sqlite":
+        where, args = "workspace = ? AND key = ?", [DEFAULT_WORKSPACE, key]
+        if name is not None:
+            where, args = where + " AND name = ?", [*args, name]
+        with _sqlite(uri) as db:
+            return dict(db.execute(f"SELECT name, value FROM registered_model_tags WHERE {where}", args).fetchall())
+    if kind == "rest":
+        found = {}
+        for model in _models_from_rest(uri.rstrip("/"), name):
+            tags = {t["key"]: t.get("value", "") for t in model.get("tags", [])}
+            if key in tags:
+                found[model["name"]] = tags[key]
+        return found
+    from governance import registry
+
+    return registry.model_tags(key, name)
+
+
+def alias_holder(name: str, alias: str, uri: str | None = None) -> str | None:
+    """The version number holding ``alias`` of ``name``, or None (no such alias, or no such model)."""
+    uri = uri or tracking_uri()
+    kind = store_kind(uri)
+    if kind == "sqlite":
+        with _sqlite(uri) as db:
+            row = db.execute(
+                "SELECT version FROM registered_model_aliases WHERE workspace = ? AND name = ? AND alias = ?",
+                (DEFAULT_WORKSPACE, name, alias),
+            ).fetchone()
+        return None if row is None else str(row[0])
+    if kind == "rest":
+        models = _models_from_rest(uri.rstrip("/"), name)
+        for model in models:
+            for entry in model.get("aliases", []):
+                if entry.get("alias") == alias:
+                    return str(entry["version"])
+        return None
+    from governance import registry
+
+    found = registry.version_by_alias(name, alias)
+    return None if found is None else str(found.version)
+
+
+def read_run(run_id: str, uri: str | None = None) -> Any:
+    """Run ``run_id`` (``info``: id, name, status, times, artifact URI; ``data``: params, tags, latest metrics).
+
+    The embedded store is read directly (:class:`RunView`); any other store
+    answers with MLflow's own ``Run`` (the same attribute names).
+    """
+    uri = uri or tracking_uri()
+    if store_kind(uri) != "sqlite":
+        from governance import registry
+
+        with registry.registry_errors(f"reading run {run_id}"):
+            return registry.client().get_run(run_id)
+    with _sqlite(uri) as db:
+        row = db.execute(
+            "SELECT run_uuid, name, status, start_time, end_time, artifact_uri FROM runs WHERE run_uuid = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise RegistryError(f"reading run {run_id} failed at {uri}: Run with id={run_id} not found")
+        params = dict(db.execute("SELECT key, value FROM params WHERE run_uuid = ?", (run_id,)).fetchall())
+        tags = dict(db.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)).fetchall())
+        metrics = {
+            key: float("nan") if is_nan else float(value)
+            for key, value, is_nan in db.execute(
+                "SELECT key, value, is_nan FROM latest_metrics WHERE run_uuid = ?", (run_id,)
+            )
+        }
+    info = RunInfoView(
+        run_id=row[0], run_name=row[1], status=row[2], start_time=row[3], end_time=row[4], artifact_uri=row[5]
+    )
+    return RunView(info=info, data=RunDataView(params=params, tags=tags, metrics=metrics))
+
+
+def metric_history(run_id: str, key: str, uri: str | None = None) -> list[Any]:
+    """Every logged value of metric ``key`` of run ``run_id`` (``step``, ``value``, ``timestamp``)."""
+    uri = uri or tracking_uri()
+    if store_kind(uri) != "sqlite":
+        from governance import registry
+
+        with registry.registry_errors(f"reading metric {key} of run {run_id}"):
+            return list(registry.client().get_metric_history(run_id, key))
+    with _sqlite(uri) as db:
+        rows = db.execute(
+            "SELECT step, value, timestamp, is_nan FROM metrics WHERE run_uuid = ? AND key = ?", (run_id, key)
+        ).fetchall()
+    return [
+        MetricPoint(step=int(step), value=float("nan") if is_nan else float(value), timestamp=int(timestamp))
+        for step, value, timestamp, is_nan in rows
+    ]
+
+
+# --------------------------------------------------------------------------- the embedded store
+
+
+@contextmanager
+def _sqlite(uri: str) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the store's file; a missing file is an error, never a new store."""
+    require_existing_store(uri)
+    path = sqlite_path(uri)
+    db = None
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            rows = db.execute(
-                "SELECT name, version, run_id, source, status, creation_time FROM model_versions" + where, args
-            ).fetchall()
-            tags: dict[tuple[str, int], dict[str, str]] = {}
-            for key_name, version, key, value in db.execute(
-                "SELECT name, version, key, value FROM model_version_tags" + where, args
-            ):
-                tags.setdefault((key_name, version), {})[key] = value
-            aliases: dict[tuple[str, int], list[str]] = {}
-            for alias_name, version, alias in db.execute(
-                "SELECT name, version, alias FROM registered_model_aliases" + where, args
-            ):
-                aliases.setdefault((alias_name, version), []).append(alias)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+        yield db
     except sqlite3.Error as exc:
         raise RegistryError(f"sqlite:///{path}: cannot read the model registry ({exc})") from None
+    finally:
+        if db is not None:
+            db.close()
+
+
+def _versions_from_sqlite(uri: str, name: str | None) -> list[VersionView]:
+    where, args = "workspace = ? AND current_stage IS NOT ?", [DEFAULT_WORKSPACE, DELETED_STAGE]
+    scope, scope_args = "workspace = ?", [DEFAULT_WORKSPACE]
+    if name is not None:
+        where, args = where + " AND name = ?", [*args, name]
+        scope, scope_args = scope + " AND name = ?", [*scope_args, name]
+    with _sqlite(uri) as db:
+        rows = db.execute(
+            "SELECT name, version, run_id, source, status, creation_time, description FROM model_versions "
+            f"WHERE {where}",
+            args,
+        ).fetchall()
+        tags: dict[tuple[str, int], dict[str, str]] = {}
+        for tag_name, version, key, value in db.execute(
+            f"SELECT name, version, key, value FROM model_version_tags WHERE {scope}", scope_args
+        ):
+            tags.setdefault((tag_name, version), {})[key] = value
+        aliases: dict[tuple[str, int], list[str]] = {}
+        for alias_name, version, alias in db.execute(
+            f"SELECT name, version, alias FROM registered_model_aliases WHERE {scope}", scope_args
+        ):
+            aliases.setdefault((alias_name, version), []).append(alias)
     return [
         VersionView(
             name=row[0],
@@ -90,12 +327,17 @@ def _from_sqlite(path: Path, name: str | None) -> list[VersionView]:
             creation_time=row[5],
             tags=tags.get((row[0], row[1]), {}),
             aliases=tuple(sorted(aliases.get((row[0], row[1]), []))),
+            description=row[6],
         )
         for row in rows
     ]
 
 
-def _headers() -> dict[str, str]:
+# --------------------------------------------------------------------------- a tracking server
+
+
+def rest_headers() -> dict[str, str]:
+    """The authorization header MLflow's client would send (token, or basic auth), if any."""
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
     if token:
         return {"Authorization": f"Bearer {token}"}
@@ -105,48 +347,90 @@ def _headers() -> dict[str, str]:
     return {}
 
 
-def _from_rest(base: str, name: str | None) -> list[VersionView]:
-    versions: list[VersionView] = []
-    token = ""
+def _rest_get(base: str, endpoint: str, query: dict[str, str], action: str) -> dict[str, Any] | None:
+    """GET ``/api/2.0/mlflow/<endpoint>``; None when the server answers RESOURCE_DOES_NOT_EXIST."""
+    url = f"{base}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}"
+    request = urllib.request.Request(url, headers=rest_headers())
     timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "15"))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the tracking URI
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        code, message = _rest_error(exc)
+        if code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise RegistryError(f"{action} failed at {base}: {code or exc.code} {message}".rstrip()) from None
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"{action} failed: cannot reach {base} ({exc.__class__.__name__})") from None
+
+
+def _rest_error(exc: urllib.error.HTTPError) -> tuple[str, str]:
+    """MLflow's ``error_code`` and first message line from an HTTP error body ('' when it is not MLflow's JSON)."""
+    try:
+        body = json.loads(exc.read() or b"{}")
+    except (OSError, ValueError):
+        return "", ""
+    lines = str(body.get("message", "")).splitlines() if isinstance(body, dict) else []
+    return (str(body.get("error_code", "")) if isinstance(body, dict) else ""), (lines[0][:300] if lines else "")
+
+
+def _paged(base: str, endpoint: str, query: dict[str, str], key: str, action: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    token = ""
     while True:
-        query = {"max_results": "1000"}
-        if name is not None:
-            query["filter"] = "name='{}'".format(name.replace("'", "\\'"))
-        if token:
-            query["page_token"] = token
-        url = f"{base}/api/2.0/mlflow/model-versions/search?{urllib.parse.urlencode(query)}"
-        request = urllib.request.Request(url, headers=_headers())
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the tracking URI
-                page = json.load(response)
-        except (OSError, ValueError) as exc:
-            raise RegistryError(
-                f"listing model versions failed: cannot reach {base} ({exc.__class__.__name__})"
-            ) from None
-        for item in page.get("model_versions", []):
-            versions.append(
-                VersionView(
-                    name=item["name"],
-                    version=int(item["version"]),
-                    run_id=item.get("run_id"),
-                    source=item.get("source"),
-                    status=item.get("status"),
-                    creation_time=int(item["creation_timestamp"]) if "creation_timestamp" in item else None,
-                    tags={t["key"]: t.get("value", "") for t in item.get("tags", [])},
-                    aliases=tuple(sorted(item.get("aliases", []))),
-                )
-            )
+        page = _rest_get(base, endpoint, {**query, **({"page_token": token} if token else {})}, action) or {}
+        items.extend(page.get(key, []))
         token = page.get("next_page_token", "")
         if not token:
-            return versions
+            return items
 
 
-def _from_client(name: str | None) -> list[VersionView]:
-    from governance.registry import client, registry_errors
+def _quoted(name: str) -> str:
+    return "'{}'".format(name.replace("'", "\\'"))
 
-    with registry_errors("listing model versions"):
-        found = client().search_model_versions(f"name='{name}'" if name is not None else "")
+
+def _versions_from_rest(base: str, name: str | None) -> list[VersionView]:
+    query = {"max_results": "1000"}
+    if name is not None:
+        query["filter"] = f"name={_quoted(name)}"
+    found = _paged(base, "model-versions/search", query, "model_versions", "listing model versions")
+    # Some server versions leave `aliases` out of search results; the registered models carry them.
+    holders: dict[tuple[str, int], list[str]] = {}
+    for model in _models_from_rest(base, name):
+        for entry in model.get("aliases", []):
+            holders.setdefault((model["name"], int(entry["version"])), []).append(entry["alias"])
+    return [
+        VersionView(
+            name=item["name"],
+            version=int(item["version"]),
+            run_id=item.get("run_id"),
+            source=item.get("source"),
+            status=item.get("status"),
+            creation_time=int(item["creation_timestamp"]) if "creation_timestamp" in item else None,
+            tags={t["key"]: t.get("value", "") for t in item.get("tags", [])},
+            aliases=tuple(sorted(holders.get((item["name"], int(item["version"])), item.get("aliases", [])))),
+            description=item.get("description"),
+        )
+        for item in found
+    ]
+
+
+def _models_from_rest(base: str, name: str | None) -> list[dict[str, Any]]:
+    """Registered models (name, tags, aliases): one ``get`` for a name, else every model, paginated."""
+    if name is not None:
+        page = _rest_get(base, "registered-models/get", {"name": name}, f"reading registered model {name!r}")
+        return [] if page is None else [page["registered_model"]]
+    return _paged(
+        base, "registered-models/search", {"max_results": "1000"}, "registered_models", "listing registered models"
+    )
+
+
+# --------------------------------------------------------------------------- anything else
+
+
+def _versions_from_client(name: str | None) -> list[VersionView]:
+    from governance import registry
+
     return [
         VersionView(
             name=mv.name,
@@ -155,8 +439,9 @@ def _from_client(name: str | None) -> list[VersionView]:
             source=mv.source,
             status=mv.status,
             creation_time=mv.creation_timestamp,
-            tags=dict(mv.tags),
+            tags=dict(mv.tags or {}),
             aliases=tuple(sorted(mv.aliases or [])),
+            description=mv.description,
         )
-        for mv in found
+        for mv in registry.list_versions(name)
     ]

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from governance import registry, trail
+from governance import registry, registry_view, trail
 from governance.approvals.checks import (
     Check,
     _policy_evidence,
@@ -164,9 +164,9 @@ def _act(
     # 1. Preflight: the registry must be reachable (and know the model and version) before anything is written
     with _nothing_recorded(what):
         if version is not None:
-            registry.get_version(name, version)
+            registry_view.read_version(name, version)
         else:
-            registry.require_model(name)
+            registry_view.require_model(name)
     if alias is not None:
         # Before an alias moves, a registry moved outside govern is restored from the trail and the repair
         # recorded (a forged @production never survives a governed deployment). Approve/reject rewrite their

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from governance import registry, trail
+from governance import registry, registry_view, registry_writes, trail
 from governance.approvals.state import ModelState, VersionState, alias_history
 from governance.errors import AuditError
 from governance.policy.approvals import ApprovalsPolicy
@@ -56,13 +56,13 @@ def mirror(name: str, versions: Iterable[str], state: ModelState, policy: Approv
     (an alias the trail gives to nobody is removed; one it gives elsewhere is moved)."""
     if aliases:
         for alias, holder in state.alias_holders().items():
-            current = registry.version_by_alias(name, alias)
+            current = registry_view.alias_holder(name, alias)
             if holder is None and current is not None:
-                registry.delete_alias(name, alias)
-            elif holder is not None and (current is None or str(current.version) != holder):
-                registry.set_alias(name, alias, holder)
+                registry_writes.delete_alias(name, alias)
+            elif holder is not None and current != holder:
+                registry_writes.set_alias(name, alias, holder)
     for version in dict.fromkeys(v for v in versions if v):
-        registry.mirror_version_tags(name, version, view_tags(state.version(version), policy))
+        registry_writes.mirror_version_tags(name, version, view_tags(state.version(version), policy))
 
 
 def write_trail_head(name: str) -> Anchor | None:
@@ -77,14 +77,14 @@ def write_trail_head(name: str) -> Anchor | None:
     if head is None:
         return None
     anchor = Anchor.of(head)
-    registry.set_model_tag(name, TAG_TRAIL_HEAD, anchor.encode())
+    registry_writes.set_model_tag(name, TAG_TRAIL_HEAD, anchor.encode())
     return anchor
 
 
 def registry_anchors(name: str | None = None) -> tuple[list[Anchor], list[str]]:
     """Every registered model's ``governance.trail_head`` anchor, and a line per unreadable one."""
     anchors, problems = [], []
-    for model, value in registry.model_tags(TAG_TRAIL_HEAD, name).items():
+    for model, value in registry_view.model_tags(TAG_TRAIL_HEAD, name).items():
         source = f"MLflow tag {TAG_TRAIL_HEAD} of {model}"
         try:
             anchors.append(Anchor.decode(value, source))

@@ -21,7 +21,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from governance import registry, trail
+from governance import registry_view, trail
 from governance.approvals.checks import load_approvals_policy
 from governance.approvals.mirror import TAG_LAST_EVENT, mirror, view_tags, write_trail_head
 from governance.approvals.preconditions import require_preconditions
@@ -59,10 +59,10 @@ def find_drift(
 ) -> list[Drift]:
     """Every mismatch between MLflow (aliases, ``governance.*`` version tags) and the trail's state.
 
-    ``versions`` are :func:`governance.registry.list_versions`' answer when the caller already has it.
+    ``versions`` are :func:`governance.registry_view.read_versions`' answer when the caller already has it.
     """
     policy = policy or load_approvals_policy()
-    versions = registry.list_versions(name) if versions is None else versions
+    versions = registry_view.read_versions(name=name) if versions is None else versions
     by_model: dict[str, list[Any]] = {}
     for mv in versions:
         by_model.setdefault(mv.name, []).append(mv)
@@ -145,13 +145,13 @@ def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") 
     identity = identity or current_identity()
 
     def still_drifting(events: list[Event]) -> None:
-        versions = registry.list_versions(name)
+        versions = registry_view.read_versions(name=name)
         if _model_drift(name, versions, ModelState(name, events), policy) != drift:
             raise _NoLongerDrifting()
         return None
 
     def repair(event: Event, related: list[Event]) -> None:
-        versions = [str(v.version) for v in registry.list_versions(name)]
+        versions = [str(v.version) for v in registry_view.read_versions(name=name)]
         mirror(name, versions, ModelState(name, related), policy, aliases=True)
 
     try:

@@ -18,7 +18,7 @@ import argparse
 import json
 from typing import Any
 
-from governance import approvals, registry
+from governance import approvals, registry_view
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -186,14 +186,15 @@ def show_facts(name: str, version: str) -> dict[str, Any]:
     from governance.identity import identity_label
 
     version = approvals.normalize_version(version)
-    mv = registry.get_version(name, version)
+    versions = registry_view.read_versions(name=name)
+    # Not among them: read_version raises the one-line "not registered" (exit 2)
+    mv = next((v for v in versions if str(v.version) == version), None) or registry_view.read_version(name, version)
     policy = approvals.load_approvals_policy()
     model = approvals.model_state(name)
     state = model.version(version)
     tags = mv.tags or {}
     holders = model.alias_holders()
-    versions = registry.list_versions(name)
-    registry_aliases = next((v.aliases for v in versions if str(v.version) == version), [])
+    registry_aliases = list(mv.aliases)
     drift = [
         d.line()
         for d in approvals.find_drift(name, policy=policy, versions=versions)

@@ -88,7 +88,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def _registry_side() -> tuple[list[trail.Anchor], list[str], list[str]]:
     """The registry's anchors, what was checked, and one problem line per drift or unreadable anchor."""
-    from governance import registry
+    from governance import registry, registry_view
     from governance.approvals import find_drift, registry_anchors
 
     store = registry.tracking_uri()
@@ -96,7 +96,7 @@ def _registry_side() -> tuple[list[trail.Anchor], list[str], list[str]]:
         return [], [f"registry: no MLflow store at {store}; anchors and drift not checked"], []
     anchors, unreadable = registry_anchors()
     drift = find_drift()
-    models = len(registry.registered_model_names())
+    models = len(registry_view.model_names())
     lines = [f"registry: {models} model(s), {len(anchors)} trail-head anchor(s) checked, drift: {len(drift) or 'none'}"]
     problems = [f"registry anchor unreadable: {line}" for line in unreadable]
     problems += [f"registry drift: {d.line()} (repair: govern reconcile {d.model})" for d in drift]

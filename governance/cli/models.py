@@ -33,11 +33,14 @@ def _say(line: str = "", *, err: bool = False) -> None:
 
 def version_rows(name: str | None) -> tuple[list[dict[str, str]], list[str]]:
     """One row per registered version (the trail's status and aliases), and the drift lines."""
-    from governance import registry
+    from governance import registry_view
     from governance.approvals import find_drift, load_approvals_policy, model_state
 
     policy = load_approvals_policy()
-    versions = registry.list_versions(name)
+    if name is not None:
+        registry_view.require_model(name)
+    # Newest first within each model
+    versions = sorted(registry_view.read_versions(name=name), key=lambda v: (v.name, -v.version))
     states = {model: model_state(model) for model in {v.name for v in versions}}
     rows = []
     for mv in versions:
@@ -95,13 +98,13 @@ def _drift_warning(drift: list[str]) -> None:
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
-    from governance import registry
+    from governance import registry_view
     from governance.approvals import clean_reason, reconcile
 
     reason = clean_reason(args.reason) if args.reason else ""
-    names = [args.name] if args.name else registry.registered_model_names()
+    names = [args.name] if args.name else registry_view.model_names()
     if args.name:
-        registry.require_model(args.name)
+        registry_view.require_model(args.name)
     for name in names:
         drift, event = reconcile(name, reason=reason)
         if event is None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from governance import registry, trail
+from governance import registry, registry_view, trail
 from governance.errors import ArtifactTampered, RegistryError
 from governance.lineage import sha256_dir, sha256_file
 from governance.provenance import keys
@@ -81,6 +81,17 @@ _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def _download(run_id: str, artifact: str, dest: Path) -> Path:
+    """The run's ``artifact`` as a local path: read in place from the embedded store's local artifact
+    folder (no MLflow import, no copy: verification only reads), else downloaded into ``dest``."""
+    if registry_view.store_kind() == "sqlite":
+        from urllib.parse import unquote, urlparse
+
+        root = urlparse(registry.rebase_artifact_uri(registry_view.read_run(run_id).info.artifact_uri))
+        if root.scheme in ("file", ""):
+            local = Path(unquote(root.path)) / artifact
+            if not local.exists():
+                raise RegistryError(f"downloading {artifact} of run {run_id} failed: no such artifact at {local}")
+            return local
     client = registry.client()
     with _no_progress_bar(), registry.registry_errors(f"downloading {artifact} of run {run_id}"):
         return Path(client.download_artifacts(run_id, artifact, str(dest)))
@@ -209,7 +220,7 @@ def verify_version(name: str, version: str | int) -> Verified:
     recorded = recorded_evidence(name, version)
     if "signature_sha256" not in recorded:
         raise ArtifactTampered(f"{name} v{version}: registered without a signature; nothing to verify its files by")
-    mv = registry.get_version(name, version)
+    mv = registry_view.read_version(name, version)
     public_path = keys.trusted_public_key_path()
     public_key = keys.load_public_key(public_path)
     if recorded.get("signing_key") and keys.fingerprint(public_key) != recorded["signing_key"]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from governance import registry
+from governance import registry, registry_view
 from governance.approvals import approvals_policy_path, policy_dir
 from governance.errors import ConfigError, GovernanceError
 from governance.lineage import sha256_file
@@ -118,23 +118,39 @@ def flat(prefix: str, value: Any) -> dict[str, Any]:
 
 
 class RunArtifacts:
-    """Read-only access to one run's artifacts, downloaded once into a scratch folder."""
+    """Read-only access to one run's artifacts.
 
-    def __init__(self, client: Any, run_id: str, scratch: Path) -> None:
-        self.client, self.run_id, self.scratch = client, run_id, scratch
+    A run whose artifacts are a local folder (the embedded store's
+    ``mlartifacts/``, read beside a copied store: ``registry.rebase_artifact_uri``)
+    is read in place, never through MLflow; any other artifact store is
+    downloaded once into a scratch folder with ``MlflowClient``.
+    """
+
+    def __init__(self, run_id: str, artifact_uri: str, scratch: Path) -> None:
+        self.run_id, self.scratch = run_id, scratch
+        self.local_root = _local_folder(registry.rebase_artifact_uri(artifact_uri))
         self._fetched: dict[str, Path | None] = {}
 
     def fetch(self, path: str) -> Path | None:
         """Local path of an artifact file or folder, or None when the run has no such artifact."""
-        if path not in self._fetched:
-            from mlflow.exceptions import MlflowException
-
-            try:
-                local = self.client.download_artifacts(self.run_id, path, str(self.scratch))
-            except (MlflowException, OSError) as exc:
-                log.info("run %s has no artifact %s (%s)", self.run_id, path, exc.__class__.__name__)
+        if path in self._fetched:
+            return self._fetched[path]
+        if self.local_root is not None:
+            local: Path | None = (self.local_root / path).resolve()
+            # Only inside the run's folder (a recorded gate folder never points elsewhere)
+            if not (local.is_relative_to(self.local_root) and local.exists()):
+                log.info("run %s has no artifact %s", self.run_id, path)
                 local = None
-            self._fetched[path] = Path(local) if local else None
+            self._fetched[path] = local
+            return local
+        from mlflow.exceptions import MlflowException
+
+        try:
+            downloaded = registry.client().download_artifacts(self.run_id, path, str(self.scratch))
+        except (MlflowException, OSError) as exc:
+            log.info("run %s has no artifact %s (%s)", self.run_id, path, exc.__class__.__name__)
+            downloaded = None
+        self._fetched[path] = Path(downloaded) if downloaded else None
         return self._fetched[path]
 
     def json(self, path: str) -> Any:
@@ -159,6 +175,17 @@ class RunArtifacts:
         if local is None or not local.is_dir():
             return []
         return sorted(p.name for p in local.iterdir())
+
+
+def _local_folder(artifact_uri: str) -> Path | None:
+    """The folder of a ``file://`` (or plain path) artifact URI that exists here; None for a remote store."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme not in ("file", ""):
+        return None
+    folder = Path(unquote(parsed.path)).resolve()
+    return folder if folder.is_dir() else None
 
 
 # --------------------------------------------------------------------------- sections
@@ -233,7 +260,7 @@ def _identity(facts: ReportFacts, version: Any, run: Any, lineage: dict, manifes
         facts.gap("identity", "number of parameters: not recorded (model/manifest.json num_parameters)")
 
 
-def _training(facts: ReportFacts, client: Any, run: Any, lineage: dict, manifest: dict) -> None:
+def _training(facts: ReportFacts, run: Any, lineage: dict, manifest: dict) -> None:
     params = lineage.get("params") or {}
     pipeline_params = {k.removeprefix("pipeline."): v for k, v in run.data.params.items() if k.startswith("pipeline.")}
     logged_args = {k: v for k, v in run.data.params.items() if not k.startswith("pipeline.")}
@@ -246,7 +273,7 @@ def _training(facts: ReportFacts, client: Any, run: Any, lineage: dict, manifest
     for key in sorted(metrics):
         if not any(key == m or (m.endswith("/") and key.startswith(m)) for m in CURVE_METRICS) or key.endswith("/std"):
             continue
-        history = client.get_metric_history(run.info.run_id, key)
+        history = registry_view.metric_history(run.info.run_id, key)
         if len(history) > 1:
             curves[key] = [
                 [float(m.step), float(m.value)] for m in sorted(history, key=lambda m: (m.step, m.timestamp))
@@ -488,7 +515,8 @@ def _evaluation(facts: ReportFacts, version: Any, artifacts: RunArtifacts) -> No
     gated = {r.get("metric") for r in results}
     production = None
     try:
-        holder = registry.version_by_alias(version.name, "production")
+        number = registry_view.alias_holder(version.name, "production")
+        holder = None if number is None else registry_view.read_version(version.name, number)
     except GovernanceError as exc:
         holder = None
         facts.gap("evaluation", f"production comparison: {exc}")
@@ -657,12 +685,10 @@ def collect_facts(
     registered and :class:`~governance.errors.RegistryError` when the tracking
     server cannot be reached; everything else that is absent becomes a gap.
     """
-    client = registry.client()
-    model_version = registry.get_version(name, version)
+    model_version = registry_view.read_version(name, version)
     if not model_version.run_id:
         raise ConfigError(f"{name} v{version}: registered without a training run; nothing to report")
-    with registry.registry_errors(f"reading the training run of {name} v{version}"):
-        run = client.get_run(model_version.run_id)
+    run = registry_view.read_run(model_version.run_id)
     report_policy = report_policy or policy_dir() / "report.yaml"
     approvals_policy = approvals_policy or approvals_policy_path()
     policy_path = Path(report_policy)
@@ -686,7 +712,7 @@ def collect_facts(
         tempfile.TemporaryDirectory(prefix="govern-report-") as scratch,
         registry.registry_errors(f"reading artifacts of run {model_version.run_id}"),
     ):
-        artifacts = RunArtifacts(client, model_version.run_id, Path(scratch))
+        artifacts = RunArtifacts(model_version.run_id, run.info.artifact_uri, Path(scratch))
         lineage = artifacts.json("lineage.json") or {}
         manifest = artifacts.json("model/manifest.json") or {}
         config = artifacts.json("model/config.json")
@@ -695,7 +721,7 @@ def collect_facts(
         if not manifest:
             facts.gap("training", "model manifest: artifact model/manifest.json missing from the training run")
         _identity(facts, model_version, run, lineage, manifest, config)
-        _training(facts, client, run, lineage, manifest)
+        _training(facts, run, lineage, manifest)
         _data(facts, artifacts, lineage, policy)
         audit = audit_facts(
             model_version.name,

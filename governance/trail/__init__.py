@@ -217,7 +217,9 @@ def require_intact(url: str | None = None, anchors: Iterable[Anchor] = ()) -> Ve
     approve-objective, registration) calls this first: nothing may be appended
     to, or decided from, a chain that does not verify.
     """
-    result = verify(url, anchors=anchors)
+    opened = open_trail(url)
+    # A governed action holds the trail key: Ed25519 checks already made are not repeated (trail/verified.py)
+    result = opened.verify(None, anchors, signer=opened.held_signing_key())
     if not result.ok:
         more = f" (and {len(result.findings) - 1} more)" if len(result.findings) > 1 else ""
         raise TrailBroken(f"refusing to act on a broken audit trail: {result.problem}{more}; see `govern audit verify`")

@@ -43,7 +43,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 
 from governance.errors import AuditError, ConfigError
 from governance.trail import anchor as anchors_mod
-from governance.trail import signing
+from governance.trail import signing, verified
 from governance.trail.chain import (
     COLUMNS,
     EVENT_TYPES,
@@ -342,16 +342,44 @@ class Trail:
             for row in conn.execute(select(events_table).order_by(events_table.c.seq)).mappings():
                 yield dict(row)
 
-    def verify(self, archive: str | Path | None = None, anchors: Iterable[anchors_mod.Anchor] = ()) -> Verification:
+    def held_signing_key(self) -> signing.SigningKey | None:
+        """The signing key when this process holds one already (configured, or the embedded default on disk).
+
+        Never creates the embedded default: a verification is not a first use.
+        """
+        if not self._signing:
+            return None
+        default = self.files.default_key
+        if not self.files.key_configured and (default is None or not default.is_file()):
+            return None
+        try:
+            return self.signing_key()
+        except ConfigError:
+            return None
+
+    def verify(
+        self,
+        archive: str | Path | None = None,
+        anchors: Iterable[anchors_mod.Anchor] = (),
+        *,
+        signer: signing.SigningKey | None = None,
+    ) -> Verification:
         """Recompute the chain, check every signature and compare the chain with its anchors.
 
         Anchors are the checkpoint file's heads, ``anchors`` supplied by the
         caller (e.g. the registry's MLflow tags) and, with ``archive``, an
-        earlier export that must still be the trail's prefix.
+        earlier export that must still be the trail's prefix. With ``signer``
+        (the trail's key, held by a governed action) the Ed25519 checks of a
+        prefix recorded as verified are not repeated and the record is moved
+        forward after a clean verification (:mod:`governance.trail.verified`).
         """
         rows = list(self.raw_rows())
         keys = signing.load_keyring(self.files) if self._signing else None
-        result = verify_rows(rows, keys)
+        record = verified.record_path(self.files.checkpoint) if keys is not None and signer is not None else None
+        upto = verified.trusted_prefix(record, rows, keys, signer) if record is not None else 0  # type: ignore[arg-type]
+        result = verify_rows(rows, keys, signatures_verified_upto=upto)
+        if upto and not result.ok:
+            result = verify_rows(rows, keys)  # something is wrong: check everything, so every finding is named
         hashes = {row["seq"]: row["hash"] for row in rows}
         end = max(hashes) if hashes else 0
         extra: list[tuple[int, str]] = []
@@ -370,7 +398,10 @@ class Trail:
                 extra += found
         if archive is not None:
             extra += _check_archive(archive, hashes, result)
-        return result.with_findings(extra).model_copy(update={"anchors": summary})
+        final = result.with_findings(extra).model_copy(update={"anchors": summary})
+        if record is not None and final.ok and len(rows) > upto:
+            verified.write_record(record, rows, keys, signer)  # type: ignore[arg-type]
+        return final
 
     def _check_checkpoint(
         self, rows, hashes, end, keys, chain: Verification, summary: list[str]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from governance import approvals, registry, trail
+from governance import approvals, registry, registry_writes, trail
 from governance.cli import main
 from governance.errors import ConfigError, PermissionDenied, PolicyViolation, RegistryError
 from governance.identity import Identity
@@ -464,7 +464,7 @@ def test_mlflow_failure_while_applying_rolls_the_event_back(env, monkeypatch):
         raise RegistryError("setting alias 'production' failed: cannot reach the registry (ConnectionError)")
 
     with monkeypatch.context() as patch:
-        patch.setattr(registry, "set_alias", unreachable)
+        patch.setattr(registry_writes, "set_alias", unreachable)  # what the mirror calls on every store
         with pytest.raises(RegistryError) as info:
             approvals.promote(name, version, identity=as_user("dana"))
     assert str(info.value) == (

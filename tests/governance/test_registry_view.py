@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from governance import registry
-from governance.errors import RegistryError
+from governance import registry, registry_view, registry_writes
+from governance.errors import ConfigError, RegistryError
 from governance.registry_view import read_versions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,5 +52,128 @@ def test_a_missing_store_is_an_error_not_a_new_file(tmp_path):
     path = tmp_path / "mlfow.db"
     with pytest.raises(RegistryError) as err:
         read_versions(f"sqlite:///{path}")
-    assert str(err.value) == f"sqlite:///{path}: no MLflow store at {path}; check MLFLOW_TRACKING_URI for a typo"
+    assert str(err.value) == (
+        f"sqlite:///{path}: no MLflow store at {path}; check MLFLOW_TRACKING_URI for a typo "
+        "(govern never creates a store: the first `dvc repro` does)"
+    )
     assert not path.exists()
+
+
+def _state_through_mlflow(client, name: str) -> tuple:
+    """What the MLflow UI shows of ``name``: every version's tags, the aliases, the model's tags."""
+    model = client.get_registered_model(name)
+    versions = {
+        int(mv.version): dict(client.get_model_version(name, mv.version).tags)
+        for mv in client.search_model_versions(f"name = '{name}'")
+    }
+    by_alias = {alias: str(client.get_model_version_by_alias(name, alias).version) for alias in model.aliases}
+    return versions, dict(model.aliases), by_alias, dict(model.tags)
+
+
+def test_fast_path_writes_read_back_through_mlflow_as_the_client_path_does(mlflow_store, tmp_path, monkeypatch):
+    """The same writes through registry_writes (embedded store, no MLflow) and through MlflowClient."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("govllm-fast", "govllm-client"):
+        for key in ("a", "b"):
+            _register(name, f"{name}-{key}")
+    client = registry.client()
+    tags = {"governance.approval_status": "approved", "governance.approvers": "alice,bob"}
+    # through the direct writer
+    registry_writes.set_version_tags("govllm-fast", 1, tags)
+    registry_writes.set_version_tags("govllm-fast", 1, {"governance.approvers": "alice,bob,carol"})
+    registry_writes.set_alias("govllm-fast", "production", 1)
+    registry_writes.set_alias("govllm-fast", "canary", 2)
+    registry_writes.set_alias("govllm-fast", "production", 2)
+    registry_writes.delete_alias("govllm-fast", "canary")
+    registry_writes.delete_alias("govllm-fast", "canary")  # absent: a no-op, as in MLflow
+    registry_writes.set_model_tag("govllm-fast", "governance.trail_head", "#3 abc")
+    assert registry_writes.mirror_version_tags("govllm-fast", 2, tags) == 2
+    assert registry_writes.mirror_version_tags("govllm-fast", 2, tags) == 0
+    # through MlflowClient
+    for key, value in {**tags, "governance.approvers": "alice,bob,carol"}.items():
+        client.set_model_version_tag("govllm-client", "1", key, value)
+    client.set_registered_model_alias("govllm-client", "production", "2")
+    client.set_registered_model_tag("govllm-client", "governance.trail_head", "#3 abc")
+    for key, value in tags.items():
+        client.set_model_version_tag("govllm-client", "2", key, value)
+
+    def without_lineage(state: tuple) -> tuple:
+        versions, *rest = state
+        return (
+            {v: {k: t for k, t in tg.items() if not k.startswith(("lineage.", "m"))} for v, tg in versions.items()},
+            *rest,
+        )
+
+    fast = without_lineage(_state_through_mlflow(client, "govllm-fast"))
+    assert fast == without_lineage(_state_through_mlflow(client, "govllm-client"))
+    assert fast[1] == {"production": 2} and fast[3] == {"governance.trail_head": "#3 abc"}
+    # and the view reads what MLflow reads
+    assert registry_view.model_tags("governance.trail_head") == {
+        "govllm-fast": "#3 abc",
+        "govllm-client": "#3 abc",
+    }
+    assert registry_view.alias_holder("govllm-fast", "production") == "2"
+    assert registry_view.alias_holder("govllm-fast", "canary") is None
+    assert registry_view.model_names() == ["govllm-client", "govllm-fast"]
+
+
+def test_fast_path_write_to_a_missing_version_is_one_line_and_changes_nothing(mlflow_store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _register("govllm-fast", "a")
+    with pytest.raises(RegistryError) as err:
+        registry_writes.set_alias("govllm-fast", "production", 7)
+    assert str(err.value) == (
+        f"setting alias 'production' of govllm-fast to v7 failed at {mlflow_store}: "
+        "Model Version (name=govllm-fast, version=7) not found"
+    )
+    with pytest.raises(RegistryError) as err:
+        registry_writes.set_model_tag("govllm-nothing", "governance.trail_head", "x")
+    assert str(err.value) == (
+        f"tagging registered model govllm-nothing failed at {mlflow_store}: "
+        "Registered Model with name=govllm-nothing not found"
+    )
+    assert registry.client().get_registered_model("govllm-fast").aliases == {}
+    # a key MLflow would refuse never takes the direct path: MLflow's own client refuses it
+    with pytest.raises(RegistryError) as err:
+        registry_writes.set_version_tags("govllm-fast", 1, {"bad|key": "x"})
+    assert str(err.value).startswith(
+        f"tagging govllm-fast v1 failed at {mlflow_store}: Invalid value \"bad|key\" for parameter 'key' supplied"
+    )
+    assert "bad|key" not in registry.client().get_model_version("govllm-fast", "1").tags
+
+
+def test_runs_and_metric_history_equal_mlflow_client(mlflow_store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    import mlflow
+
+    with registry.stage_run("govllm", "train_sft") as run:
+        mlflow.log_params({"lr": "0.1", "pipeline.seed": "7"})
+        for step, loss in enumerate([2.0, 1.5, 1.25]):
+            mlflow.log_metric("loss", loss, step=step)
+        mlflow.log_metric("nan_metric", float("nan"))
+    client = registry.client()
+    expected = client.get_run(run.info.run_id)
+    got = registry_view.read_run(run.info.run_id)
+    for field_name in ("run_id", "run_name", "status", "start_time", "end_time", "artifact_uri"):
+        assert getattr(got.info, field_name) == getattr(expected.info, field_name), field_name
+    assert got.data.params == expected.data.params and got.data.tags == expected.data.tags
+    assert got.data.metrics["loss"] == expected.data.metrics["loss"] == 1.25
+    assert str(got.data.metrics["nan_metric"]) == str(expected.data.metrics["nan_metric"]) == "nan"
+    history = [(m.step, m.value, m.timestamp) for m in registry_view.metric_history(run.info.run_id, "loss")]
+    mlflow_history = [(m.step, m.value, m.timestamp) for m in client.get_metric_history(run.info.run_id, "loss")]
+    assert sorted(history) == sorted(mlflow_history) and len(history) == 3
+    with pytest.raises(RegistryError) as err:
+        registry_view.read_run("0" * 32)
+    assert str(err.value) == f"reading run {'0' * 32} failed at {mlflow_store}: Run with id={'0' * 32} not found"
+
+
+def test_version_01_is_version_1_and_unknown_names_are_one_line(mlflow_store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _register("govllm-sft", "a")
+    assert registry_view.read_version("govllm-sft", "01").version == 1
+    with pytest.raises(ConfigError) as err:
+        registry_view.read_version("govllm-sft", "2")
+    assert str(err.value) == f"govllm-sft v2 is not registered at {mlflow_store}"
+    with pytest.raises(ConfigError) as err:
+        registry_view.require_model("govllm-nope")
+    assert str(err.value) == f"no registered model named 'govllm-nope' at {mlflow_store}"
