@@ -265,7 +265,10 @@ def national_number_expressions(pattern: str, length: int, punctuation: str, fla
         branches = [char + (f"{gap}*{write(child)}" if child else "") for char, child in sorted(node.items())]
         return "(?:" + "|".join(branches) + ")"
 
-    expressions = [f"{hs_class(_non_ascii(digit))}", f"{hs_class(digit)}{hs_class(punct)}*{hs_class(_non_ascii(punct))}"]
+    expressions = [
+        hs_class(_non_ascii(digit)),
+        f"{hs_class(digit)}{hs_class(punct)}*{hs_class(_non_ascii(punct))}",
+    ]
     if trie:
         expressions.insert(0, write(trie) + f"(?:{gap}*[0-9]){{{max(length - depth, 0)}}}")
     return expressions
@@ -336,7 +339,8 @@ def phone_superset(
     for first, length in sorted(shortest.items()):
         first_digit = hs_class(intersect(digit, code_point_ranges(re.escape(first), flags, engine)))
         # The prefix's first digit, the rest of the prefix and the non-zero digit after it.
-        body = f"{first_digit}(?:{p}*{d}){{{length - 1}}}{p}*{non_zero}" if length > 1 else f"{first_digit}{p}*{non_zero}"
+        rest = f"(?:{p}*{d}){{{length - 1}}}" if length > 1 else ""
+        body = f"{first_digit}{rest}{p}*{non_zero}"
         most_before = max(min_digits - length - 1, 0)
         for count in range(most_before + 1):
             after = max(min_digits - count - length - 1, 0)
@@ -369,9 +373,7 @@ class Prefilter:
         if patterns:
             flag = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_ALLOWEMPTY
             self.database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self.database.compile(
-                expressions=patterns, ids=ids, elements=len(patterns), flags=[flag] * len(patterns)
-            )
+            self.database.compile(expressions=patterns, ids=ids, elements=len(patterns), flags=[flag] * len(patterns))
 
     def fired(self, texts: Sequence[str]) -> list[frozenset[int]]:
         """Per text, the plans that may match in it (always-run plans included)."""
