@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         records = scan.records
         by_entity = {entity: tally.findings for entity, tally in sorted(scan.by_entity.items())}
         print(f"dataset: {records} records, {scan.text_fields} string fields, {size_mb:.1f} MB")  # noqa: T201
+        print(f"prefilter engine: {scanner.prefilter_engine}")  # noqa: T201
         print(f"findings: {scan.findings} in {scan.records_with_findings} records {by_entity}")  # noqa: T201
         print(  # noqa: T201
             f"project scanner: {project_s:.1f} s, {records / project_s:,.0f} records/s, "
