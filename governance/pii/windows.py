@@ -35,6 +35,11 @@ Why a window gives the same matches as the whole text, per recognizer:
   anything re-configured) run on the whole text, exactly as presidio runs them;
   a plain PatternRecognizer (the policy's own) only on texts where one of its
   patterns, compiled with its flags as presidio compiles them, matches at all.
+
+Before any of that, one hyperscan scan of all the string fields of a record
+(:mod:`governance.pii.prefilter`) says which recognizers' triggers or patterns
+can match in which field; a recognizer runs only on those fields. Without
+hyperscan the triggers are searched in Python, with the same results.
 """
 
 from __future__ import annotations
