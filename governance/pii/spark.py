@@ -96,9 +96,7 @@ def _scan_record(
                     "rule_id": item.rule.id,
                     "also": list(item.also),
                     "masked": mask_value(item.entity, text[item.start : item.end]),
-                    "snippet": snippet(
-                        text, item.start, item.end, item.entity, known, context_chars, scanner.analyze
-                    ),
+                    "snippet": snippet(text, item.start, item.end, item.entity, known, context_chars, scanner.analyze),
                 }
             )
     return len(fields), None, found_all
