@@ -49,9 +49,14 @@ import regex
 
 log = logging.getLogger(__name__)
 
-#: Every code point that can occur in a Python str encoded as UTF-8 (no surrogates).
-_PLANES = ("".join(map(chr, range(0, 0xD800))), "".join(map(chr, range(0xE000, 0x110000))))
 _PLANE_START = (0, 0xE000)
+
+
+@functools.lru_cache(maxsize=1)
+def _planes() -> tuple[str, str]:
+    """Every code point that can occur in a Python str encoded as UTF-8 (no surrogates), in order."""
+    return "".join(map(chr, range(0, 0xD800))), "".join(map(chr, range(0xE000, 0x110000)))
+
 
 #: Separator between the fields of one record in the joined scan.
 SEPARATOR = b"\n"
@@ -71,7 +76,7 @@ def code_point_ranges(char_class: str, flags: int, engine: str) -> tuple[tuple[i
     compile_ = regex.compile if engine == "regex" else re.compile
     pattern = compile_(f"(?:{char_class})+", flags)
     ranges: list[tuple[int, int]] = []
-    for plane, offset in zip(_PLANES, _PLANE_START, strict=True):
+    for plane, offset in zip(_planes(), _PLANE_START, strict=True):
         for match in pattern.finditer(plane):
             start, end = match.span()
             if ranges and ranges[-1][1] + 1 == start + offset:
@@ -362,18 +367,37 @@ class Prefilter:
         """``expressions``: per plan index, its hyperscan patterns; ``always``: plans that run on every text."""
         import hyperscan
 
+        always = set(always)
+        try:
+            self.database = self._compile(expressions)
+        except hyperscan.error:
+            # Find the plans hyperscan refuses (a pattern too large, ...): those run on every text.
+            for plan, exprs in expressions.items():
+                try:
+                    self._compile({plan: exprs})
+                except hyperscan.error as exc:
+                    log.info("prefilter: plan %d runs on every text (hyperscan: %s)", plan, exc)
+                    always.add(plan)
+            expressions = {plan: exprs for plan, exprs in expressions.items() if plan not in always}
+            self.database = self._compile(expressions)
         self.always = frozenset(always)
+        self.plans = frozenset(plan for plan, exprs in expressions.items() if exprs)
+
+    @staticmethod
+    def _compile(expressions: dict[int, list[str]]):
+        import hyperscan
+
         patterns, ids = [], []
         for plan, exprs in sorted(expressions.items()):
             for expression in exprs:
                 patterns.append(expression.encode("utf-8"))
                 ids.append(plan)
-        self.plans = frozenset(ids)
-        self.database = None
-        if patterns:
-            flag = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_ALLOWEMPTY
-            self.database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self.database.compile(expressions=patterns, ids=ids, elements=len(patterns), flags=[flag] * len(patterns))
+        if not patterns:
+            return None
+        flag = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_ALLOWEMPTY
+        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        database.compile(expressions=patterns, ids=ids, elements=len(patterns), flags=[flag] * len(patterns))
+        return database
 
     def fired(self, texts: Sequence[str]) -> list[frozenset[int]]:
         """Per text, the plans that may match in it (always-run plans included)."""

@@ -167,3 +167,10 @@ def test_character_sets_are_the_original_engines():
 def test_a_recognizer_without_a_pattern_runs_on_every_text():
     prefilter = Prefilter({0: [r"\x{40}"]}, always={1})
     assert prefilter.fired(["a@b", "none", ""]) == [frozenset({0, 1}), frozenset({1}), frozenset({1})]
+
+
+def test_patterns_hyperscan_refuses_make_their_recognizer_run_on_every_text():
+    too_large = "a{70000}"  # hyperscan refuses a bounded repeat this long
+    prefilter = Prefilter({0: [r"\x{40}"], 2: [too_large]}, always=set())
+    assert prefilter.always == frozenset({2}) and prefilter.plans == frozenset({0})
+    assert prefilter.fired(["a@b", "none"]) == [frozenset({0, 2}), frozenset({2})]
