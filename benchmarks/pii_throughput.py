@@ -27,19 +27,21 @@ project 0.9 s CPU, 6.15 MB/s per core; naive 67.9 s CPU, 0.08 MB/s per core;
 74.4x CPU (73.9x wall); identical findings (509) and raw results. Again after
 the national-number trie went from three digits to two, load average 4.6 ->
 5.1: project 1.0 s CPU, 5.68 MB/s per core; naive 70.8 s CPU; 71.7x CPU
-(72.4x wall); identical. The goal of 10 MB/s per core is not reached. What the 0.9 s is (cProfile, same file):
-libphonenumber validating the ~290 phone windows that its own candidate and
-metadata rules cannot rule out (about a third: presidio's PhoneRecognizer, the
-same calls the naive loop makes), the hyperscan scan itself (~0.11 s for the
-whole file, ~0.15 s one record at a time: its patterns start with Unicode
-digit classes, so there is no literal to skip ahead on), libphonenumber's
-candidate pattern run in Python on the ~700 fields where the phone prefilter
-fired (it is also what bounds libphonenumber's try limit), reading JSON and walking fields (~0.12 s), and the Python trigger
-check and presidio calls on the ~900 fields the prefilter passes (2% of them).
+(72.4x wall); identical. The goal of 10 MB/s per core is not reached.
+
+What the ~0.9 s is (cProfile, same file): libphonenumber validating the ~290
+phone windows its own candidate and metadata rules cannot rule out (about a
+third: presidio's PhoneRecognizer, the same calls the naive loop makes);
+libphonenumber's candidate pattern run in Python on the ~700 fields where the
+phone prefilter fired (it also bounds libphonenumber's try limit); the
+hyperscan scan (~0.11 s for the whole file, ~0.15 s one record at a time: its
+patterns start with Unicode digit classes, so there is no literal to skip
+ahead on); reading JSON and walking fields (~0.12 s); presidio's other
+recognizers and context on the ~1,200 fields the prefilter passes (2.5%).
 The prefilter alone, one scan per record: hyperscan 0.24 s CPU for the 5.6 MB
-(0.15 s with the two-digit trie);
-google-re2's ``re2.Set`` with the same 33 patterns, one ``Match`` per field
-(it cannot say where a match is, so it cannot scan a record at once), 1.09 s.
+(0.15 s with the two-digit trie); google-re2's ``re2.Set`` with the same 33
+patterns, one ``Match`` per field (it cannot say where a match is, so it
+cannot scan a record at once), 1.09 s.
 Without the prefilter (triggers searched in Python per field and recognizer,
 what the previous round shipped) the same file took 4.2 s CPU.
 
