@@ -62,6 +62,12 @@ def _planes() -> tuple[str, str]:
 SEPARATOR = b"\n"
 
 
+#: Constructs the regex module reads otherwise than re does (re would read most of them as literals).
+_REGEX_ONLY = (
+    "[:", "\\p", "\\P", "\\N", "\\X", "\\G", "\\K", "(?|", "(?V", "(?r", "(?f", "(?(", "{e", "{i", "{d", "{s", "(*",
+)  # fmt: skip
+
+
 class Untranslatable(ValueError):
     """A pattern construct the translation does not carry over (the recognizer then always runs)."""
 
@@ -174,6 +180,12 @@ def translate(pattern: str, flags: int, engine: str, char_set: Callable[[str, in
     import re._constants as c
     import re._parser as parser
 
+    if engine == "regex":
+        # Syntax the regex module reads and re reads differently (POSIX classes, properties, fuzzy
+        # matching, version 1 sets) would be translated wrongly: refuse it.
+        marker = next((m for m in _REGEX_ONLY if m in pattern), None)
+        if marker is not None or flags & regex.VERSION1:
+            raise Untranslatable(f"regex-only syntax {marker or 'VERSION1'!r}")
     # re._parser reads the syntax; regex-only flags (VERSION0, ...) do not change it.
     parse_flags = flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.ASCII)
     try:
