@@ -259,11 +259,13 @@ def national_number_expressions(pattern: str, length: int, punctuation: str, fla
 
     ``pattern`` is a national-number pattern of libphonenumber's metadata,
     matched against digits normalised to 0-9. The first expression is exact
-    about the first ``depth`` digits (2: a deeper trie makes hyperscan's
-    automaton, not the filter, the cost: 10x slower for 20% fewer matches) (every prefix ``pattern`` can complete,
+    about the first ``depth`` digits (every prefix ``pattern`` can complete,
     found by partial matching) and then takes any digits, ASCII digits and
     ASCII punctuation only; the others catch what that leaves out: a non-ASCII
-    digit anywhere, or non-ASCII punctuation after a digit.
+    digit anywhere, or non-ASCII punctuation after a digit. Digits on both
+    sides of an extension word are caught by ``phone_superset``'s extension
+    expression. ``depth`` 2: a deeper trie makes hyperscan's automaton, not
+    the filter, the cost (three digits: 10x slower for 20% fewer matches).
     """
     compiled = regex.compile(pattern)
     digit = code_point_ranges(r"\d", flags, "re")
@@ -288,7 +290,8 @@ def national_number_expressions(pattern: str, length: int, punctuation: str, fla
         f"{hs_class(digit)}{hs_class(punct)}*{hs_class(_non_ascii(punct))}",
     ]
     if trie:
-        expressions.insert(0, write(trie) + f"(?:{gap}*[0-9]){{{max(length - depth, 0)}}}")
+        rest = f"(?:{gap}*[0-9]){{{length - depth}}}" if length > depth else ""
+        expressions.insert(0, write(trie) + rest)
     return expressions
 
 
