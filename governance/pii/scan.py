@@ -255,6 +255,20 @@ class PiiScanner:
         """The policy's findings in one text."""
         return resolve(self.analyze(text), self.rules, self.priority)
 
+    def findings_in_many(self, texts: list[str]) -> list[list[FieldFinding]]:
+        """The policy's findings in each text (one prefilter scan for all: the fields of a record)."""
+        if self.windowed is None:
+            return [self.findings_in(text) for text in texts]
+        return [
+            resolve(results, self.rules, self.priority) if results else []
+            for results in self.windowed.analyze_many(texts)
+        ]
+
+    @property
+    def prefilter_engine(self) -> str:
+        """What finds the windows worth analysing: ``hyperscan``, ``python`` or ``none`` (whole texts)."""
+        return self.windowed.prefilter_engine if self.windowed is not None else "none"
+
     def iter_records(self, path: str | Path, kind: str) -> Iterator[Record]:
         """The records of a file, each checked for its kind's fields; errors name file:line."""
         path = Path(path)
@@ -298,9 +312,10 @@ class PiiScanner:
                 bar.update(1)
                 record_entities: set[str] = set()
                 record_actions: set[str] = set()
-                for field_path, text in iter_text_fields(record.data):
-                    scan.text_fields += 1
-                    found = self.findings_in(text)
+                fields = list(iter_text_fields(record.data))
+                scan.text_fields += len(fields)
+                texts = [text for _, text in fields]
+                for (field_path, text), found in zip(fields, self.findings_in_many(texts), strict=True):
                     if found:
                         self._record_field(
                             scan, record, field_path, text, found, record_entities, budget, keep_redactions, sink

@@ -9,8 +9,9 @@
 like :func:`governance.records.iter_records` numbers them, Parquet as rows in
 file order) and runs the analyzer in a pandas UDF (``mapInPandas``). Each
 Python worker builds one scanner from the broadcast policy (the "broadcast
-engine") and calls its public ``findings_in`` on every string field, so changes
-to the scanner flow into the UDF unchanged. The driver folds the per-record
+engine") and calls its public ``findings_in_many`` on the string fields of
+each record (one prefilter scan per record, as locally), so changes to the
+scanner flow into the UDF unchanged. The driver folds the per-record
 findings, in line order, into the same :class:`~governance.pii.scan.FileScan`
 the local engine builds; :func:`~governance.pii.gate.run_pii_gate` then
 redacts, re-scans (on Spark too) and decides exactly as it does locally, so
@@ -78,10 +79,10 @@ def _scan_record(
         check_kind(Record(line, data), kind, path)
     except DataError as exc:
         return 0, str(exc), []
-    fields, found_all = 0, []
-    for field_path, text in iter_text_fields(data):
-        fields += 1
-        found = scanner.findings_in(text)
+    found_all = []
+    fields = list(iter_text_fields(data))
+    # One prefilter scan for all fields of the record, as the local scan does.
+    for (field_path, text), found in zip(fields, scanner.findings_in_many([t for _, t in fields]), strict=True):
         known = [(f.start, f.end, f.entity) for f in found]
         for item in found:
             found_all.append(
@@ -95,12 +96,10 @@ def _scan_record(
                     "rule_id": item.rule.id,
                     "also": list(item.also),
                     "masked": mask_value(item.entity, text[item.start : item.end]),
-                    "snippet": snippet(
-                        text, item.start, item.end, item.entity, known, context_chars, scanner.analyze
-                    ),
+                    "snippet": snippet(text, item.start, item.end, item.entity, known, context_chars, scanner.analyze),
                 }
             )
-    return fields, None, found_all
+    return len(fields), None, found_all
 
 
 def _udf(policy_json: Any, policy_path: str, kind: str, label: str, context_chars: int) -> Callable:

@@ -35,6 +35,11 @@ Why a window gives the same matches as the whole text, per recognizer:
   anything re-configured) run on the whole text, exactly as presidio runs them;
   a plain PatternRecognizer (the policy's own) only on texts where one of its
   patterns, compiled with its flags as presidio compiles them, matches at all.
+
+Before any of that, one hyperscan scan of all the string fields of a record
+(:mod:`governance.pii.prefilter`) says which recognizers' triggers or patterns
+can match in which field; a recognizer runs only on those fields. Without
+hyperscan the triggers are searched in Python, with the same results.
 """
 
 from __future__ import annotations
@@ -59,6 +64,16 @@ from presidio_analyzer.predefined_recognizers import (
 )
 
 from governance.pii.engine import PiiEngine
+from governance.pii.prefilter import (
+    Prefilter,
+    Untranslatable,
+    code_point_ranges,
+    hs_class,
+    hyperscan_available,
+    intersect,
+    phone_superset,
+    translate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +107,12 @@ class _RunRule:
     name: str
     boundary: re.Pattern | regex.Pattern
     triggers: Callable[[str], Iterator[Span]]
+    #: the trigger's source (pattern, flags), for the multi-pattern prefilter
+    trigger_source: tuple[str, int]
+
+    def prefilter_expressions(self) -> list[str]:
+        """Hyperscan expressions matching wherever the trigger does (see :mod:`governance.pii.prefilter`)."""
+        return [translate(*self.trigger_source, "regex")]
 
     def windows(self, text: str) -> list[Span]:
         spans: list[Span] = []
@@ -103,6 +124,10 @@ class _RunRule:
             spans.append((max(0, run_start - 1), min(len(text), run_end + 1)))
             covered_to = run_end
         return spans
+
+
+def _rule(name: str, boundary: re.Pattern | regex.Pattern, trigger: regex.Pattern) -> _RunRule:
+    return _RunRule(name, boundary, _regex_triggers(trigger), (trigger.pattern, trigger.flags))
 
 
 def _regex_triggers(pattern: regex.Pattern) -> Callable[[str], Iterator[Span]]:
@@ -147,44 +172,34 @@ def _pattern_rule(recognizer: EntityRecognizer) -> _RunRule | None:
     if flags is None or flags & ~_KNOWN_FLAGS:
         return None
     if _same_patterns(recognizer, IbanRecognizer):
-        return _RunRule(
+        return _rule(
             "iban",
             regex.compile(r"[^A-Z0-9 \-]", flags),
-            _regex_triggers(regex.compile(r"[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2}", flags)),
+            regex.compile(r"[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2}", flags),
         )
     # No whitespace can be part of these recognizers' matches.
     no_space = regex.compile(r"\s", flags)
     if _same_patterns(recognizer, EmailRecognizer):
-        return _RunRule("email", no_space, _literal_trigger("@"))
+        return _RunRule("email", no_space, _literal_trigger("@"), ("@", 0))
     if _same_patterns(recognizer, UrlRecognizer):
         # Every URL match has a host character, a dot and a top-level domain of 2+ letters.
-        return _RunRule("url", no_space, _regex_triggers(regex.compile(r"[a-z0-9.\-][.][a-z]{2}", flags)))
+        return _rule("url", no_space, regex.compile(r"[a-z0-9.\-][.][a-z]{2}", flags))
     if _same_patterns(recognizer, IpRecognizer):
         # IPv4: d.ddd.d somewhere; every IPv6 form has two colons at most 4 hex digits apart.
-        return _RunRule(
-            "ip", no_space, _regex_triggers(regex.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]|:[0-9a-f]{0,4}:", flags))
-        )
+        return _rule("ip", no_space, regex.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]|:[0-9a-f]{0,4}:", flags))
     if _same_patterns(recognizer, CryptoRecognizer):
-        return _RunRule(
+        return _rule(
             "crypto",
             regex.compile(r"[^a-zA-HJ-NP-Z0-9]", flags),
             # Runs of 26+ (a match's length), found from their first character only.
-            _regex_triggers(regex.compile(r"(?<![a-zA-HJ-NP-Z0-9])[a-zA-HJ-NP-Z0-9]{26,}", flags)),
+            regex.compile(r"(?<![a-zA-HJ-NP-Z0-9])[a-zA-HJ-NP-Z0-9]{26,}", flags),
         )
     if _same_patterns(recognizer, CreditCardRecognizer):
         # 13 to 19 digits, at most one '-' or ' ' between two digits.
-        return _RunRule(
-            "credit_card",
-            regex.compile(r"[^\d\- ]", flags),
-            _regex_triggers(regex.compile(r"\d(?:[- ]?\d){12}", flags)),
-        )
+        return _rule("credit_card", regex.compile(r"[^\d\- ]", flags), regex.compile(r"\d(?:[- ]?\d){12}", flags))
     if _same_patterns(recognizer, UsSsnRecognizer):
         # Every SSN pattern is 9 digits with at most one '-', ' ' or '.' between two digits.
-        return _RunRule(
-            "us_ssn",
-            regex.compile(r"[^\d\- .]", flags),
-            _regex_triggers(regex.compile(r"\d(?:[- .]?\d){8}", flags)),
-        )
+        return _rule("us_ssn", regex.compile(r"[^\d\- .]", flags), regex.compile(r"\d(?:[- .]?\d){8}", flags))
     return None
 
 
@@ -211,7 +226,7 @@ class _PhoneRule:
 
         pattern = phonenumbermatcher._PATTERN
         self.flags = pattern.flags
-        chars = _class_body(pattern.pattern, pattern.flags)
+        self.chars = chars = _class_body(pattern.pattern, pattern.flags)
         self.boundary = re.compile(f"[^{chars}]", pattern.flags)
         self.run_char = re.compile(f"[{chars}]", pattern.flags)
         self.relaxed = re.compile(re.sub(r"\{(\d+),\d+\}", r"{\1,}", pattern.pattern), pattern.flags)
@@ -221,6 +236,33 @@ class _PhoneRule:
         # Validity is only required from leniency VALID (presidio's default) up.
         self.national = _NationalNumbers(recognizer.supported_regions) if recognizer.leniency >= 1 else None
         self._outside_cache: dict[tuple[str, bool, bool], Span | None] = {}
+
+    def prefilter_expressions(self) -> list[str]:
+        """Hyperscan expressions every triggering candidate contains (see :func:`phone_superset`)."""
+        from phonenumbers import phonenumbermatcher as matcher
+
+        # phone_superset reads the candidate pattern as these parts; a release built otherwise is not read.
+        parts = (
+            f"(?:{matcher._LEAD_CLASS}{matcher._PUNCTUATION}){matcher._LEAD_LIMIT}{matcher._DIGIT_SEQUENCE}"
+            f"(?:{matcher._PUNCTUATION}{matcher._DIGIT_SEQUENCE}){matcher._BLOCK_LIMIT}"
+            f"(?:{matcher._EXTN_PATTERNS_FOR_MATCHING})?"
+        )
+        if matcher._PATTERN.pattern != parts or matcher._PATTERN.flags != self.flags:
+            raise Untranslatable("libphonenumber's candidate pattern is not built as phone_superset reads it")
+        if self.national is None:
+            # Without validity, any candidate with min_digits word characters triggers.
+            run = code_point_ranges(f"[{self.chars}]", self.flags, "re")
+            word = hs_class(intersect(run, code_point_ranges(r"\w", self.flags, "re")))
+            return [f"{word}(?:{hs_class(run)}*{word}){{{max(self.min_digits - 1, 0)}}}"]
+        return phone_superset(
+            matcher._LEAD_CLASS,
+            matcher._VALID_PUNCTUATION,
+            matcher._EXTN_PATTERNS_FOR_MATCHING,
+            self.flags,
+            self.national.dialling_prefixes,
+            self.min_digits,
+            [(length, pattern.pattern) for length, pattern in self.national.patterns],
+        )
 
     def _outside(self, stretch: str, leading: bool, trailing: bool) -> Span | None:
         """The part ``[a, b)`` of a stretch of non-digits that no candidate can contain.
@@ -499,9 +541,15 @@ def _pattern_gate(recognizer: EntityRecognizer) -> list[regex.Pattern] | None:
 
 
 class WindowedAnalyzer:
-    """``engine.analyze(text)`` with the same results, running recognizers on windows only."""
+    """``engine.analyze(text)`` with the same results, running recognizers on windows only.
 
-    def __init__(self, engine: PiiEngine):
+    With ``prefilter`` (the default, when hyperscan is installed) one
+    multi-pattern scan per batch of texts says which recognizers can match in
+    which text; the others are not run there at all (:mod:`governance.pii.prefilter`).
+    ``prefilter_engine`` names what ran: ``"hyperscan"`` or ``"python"``.
+    """
+
+    def __init__(self, engine: PiiEngine, *, prefilter: bool = True):
         self.engine = engine
         analyzer = engine.analyzer
         self.recognizers = analyzer.registry.get_recognizers(
@@ -518,16 +566,58 @@ class WindowedAnalyzer:
         self.whole_text = [r.name for r, rule in self.plans if rule is None]
         self._thresholds = {r.id: r.score_thresholds for r in self.recognizers}
         self._needs_nlp = engine.info.nlp_engine != "no_op"
+        self._all_plans = frozenset(range(len(self.plans)))
+        # presidio compiles a pattern recognizer's regexes on its first call; pay that here, not mid-scan.
+        for recognizer in self.recognizers:
+            if isinstance(recognizer, PatternRecognizer):
+                recognizer.analyze(text=" ", entities=engine.entities, nlp_artifacts=None)
+        self.prefilter = self._build_prefilter() if prefilter and hyperscan_available() else None
+        self.prefilter_engine = "hyperscan" if self.prefilter is not None else "python"
+
+    def _build_prefilter(self) -> Prefilter:
+        """Per plan, hyperscan expressions where it can match; plans without any run on every text."""
+        expressions: dict[int, list[str]] = {}
+        always: set[int] = set()
+        for index, (recognizer, rule) in enumerate(self.plans):
+            try:
+                if rule is not None:
+                    expressions[index] = rule.prefilter_expressions()
+                elif self.gates.get(id(recognizer)) is not None:
+                    expressions[index] = [translate(p.pattern, p.flags, "regex") for p in self.gates[id(recognizer)]]
+                else:
+                    always.add(index)
+            except Untranslatable as exc:
+                log.info("prefilter: %s runs on every text (%s)", recognizer.name, exc)
+                always.add(index)
+        return Prefilter(expressions, always)
+
+    def analyze_many(self, texts: list[str]) -> list[list[RecognizerResult]]:
+        """``analyze`` of each text, with one prefilter scan for all of them (the fields of a record)."""
+        if self.prefilter is None:
+            return [self.analyze(text) for text in texts]
+        return [
+            self._analyze(text, plans) if plans else []
+            for text, plans in zip(texts, self.prefilter.fired(texts), strict=True)
+        ]
 
     def _artifacts(self, text: str) -> NlpArtifacts:
         return self.engine.analyzer.nlp_engine.process_text(text, self.engine.language)
 
     def analyze(self, text: str) -> list[RecognizerResult]:
         """Results identical to ``AnalyzerEngine.analyze(text, language, entities)``."""
+        if self.prefilter is None:
+            return self._analyze(text, self._all_plans)
+        plans = self.prefilter.fired([text])[0]
+        return self._analyze(text, plans) if plans else []
+
+    def _analyze(self, text: str, plans: frozenset[int]) -> list[RecognizerResult]:
+        """presidio's results, running only ``plans`` (indices into ``self.plans``; the others cannot match)."""
         entities = self.engine.entities
         artifacts = self._artifacts(text) if self._needs_nlp else None
         raw: list[RecognizerResult] = []
-        for recognizer, rule in self.plans:
+        for index, (recognizer, rule) in enumerate(self.plans):
+            if index not in plans:
+                continue
             windows = rule.windows(text) if rule is not None else None
             if windows is None:
                 gate = self.gates.get(id(recognizer))

@@ -27,16 +27,28 @@ def _phones(scanner: PiiScanner, text: str) -> list[tuple[str, float]]:
 @pytest.mark.parametrize(
     ("text", "phone"),
     [
-        # Area codes libphonenumber does not consider assigned: found by shape beside a phone word.
-        ("Please call me back on +1 372 555 0148 tomorrow.", "+1 372 555 0148"),
-        ("My mobile is (593) 216-4470.", "(593) 216-4470"),
-        ("You can reach our support line at 962-318-5507.", "962-318-5507"),
-        ("962-318-5507 is my cell. The model ships soon.", "962-318-5507"),
-        ("Text me at 3725550148!", "3725550148"),
+        # Area codes libphonenumber does not consider assigned, in grouped shapes: phones by shape (0.4),
+        # lifted by a phone word before or after the number within the sentence (0.75).
+        ("Please call me back on +1 372 555 0148 tomorrow.", ("+1 372 555 0148", 0.75)),
+        ("My mobile is (593) 216-4470.", ("(593) 216-4470", 0.75)),
+        ("You can reach our support line at 962-318-5507.", ("962-318-5507", 0.75)),
+        ("962-318-5507 is my cell. The model ships soon.", ("962-318-5507", 0.75)),
+        ("The answer is 962-318-5507.", ("962-318-5507", 0.4)),
+        # Separators ".", extensions, other countries, trunk 0: the same.
+        ("Reach me at 593.216.4470 x204 please.", ("593.216.4470 x204", 0.75)),
+        ("Hotline 962 318 5507 ext. 12", ("962 318 5507 ext. 12", 0.75)),
+        ("Get me on +44 20 9722 6020 tonight.", ("+44 20 9722 6020", 0.4)),
+        ("Ring me on +33 6 12 34 56 78.", ("+33 6 12 34 56 78", 0.75)),
+        ("Fax: 020 7946 0958", ("020 7946 0958", 0.75)),
+        # Bare digits and slashes need a phone word: one in the policy's list lifts 0.05 to 0.4.
+        ("Text me at 3725550148!", ("3725550148", 0.4)),
+        ("My number is 5932164470.", ("5932164470", 0.4)),
+        ("Whatsapp 593/216/4470 after six.", ("593/216/4470", 0.4)),
+        ("My mobile is +447700900123.", ("+447700900123", 0.4)),
     ],
 )
-def test_phone_shapes_beside_phone_words_are_phones(scanner, text, phone):
-    assert _phones(scanner, text) == [(phone, 0.4)]
+def test_phone_shapes_are_phones_by_shape_or_beside_phone_words(scanner, text, phone):
+    assert _phones(scanner, text) == [phone]
 
 
 @pytest.mark.parametrize(
@@ -45,9 +57,12 @@ def test_phone_shapes_beside_phone_words_are_phones(scanner, text, phone):
         "Order 7310458826 shipped today.",  # 731 is an assigned area code: libphonenumber accepts it
         "Reference code 5529013374 has been issued.",
         "Order number 7310458826 shipped.",  # presidio's own phone context word "number" no longer decides
-        "The answer is 962-318-5507.",  # a phone shape with no phone word: 0.05, under the threshold
+        "PO number 7310458826 is approved.",  # "number" supports only as someone's ("my number")
+        "Buzz me at 5932164470",  # a bare number beside words the policy does not list
         "the total is 4317987067 cents",  # a bare valid number with no phone word
         "Compute 529497919 / 8 = 66187239.875",
+        "Compute 1227465155 / 11 = 111587741.3636.",  # a decimal libphonenumber reads as a number
+        "Send it to 593/216/4470.",  # slashes without a phone word
     ],
 )
 def test_identifiers_and_bare_numbers_are_not_phones(scanner, text):
@@ -58,10 +73,13 @@ def test_nearest_word_decides_and_contrary_words_spare_formatted_numbers(scanner
     # "call" is nearer than "order": a phone; "order" nearer than "call": an id.
     assert _phones(scanner, "About the order, call 7310458826 today.") == [("7310458826", 0.4)]
     assert _phones(scanner, "Call about order 7310458826 today.") == []
+    # "my number" is nearer than "order": a phone.
+    assert _phones(scanner, "For the order, my number is 7310458826.") == [("7310458826", 0.4)]
     # A formatted, valid number beside "order" is still a phone (contrary_shape is bare digits).
     assert _phones(scanner, "Order desk: (415) 555-0103.") == [("(415) 555-0103", 0.4)]
     # Words in the next sentence do not describe the number.
     assert _phones(scanner, "Call me at 3725550148. The model ships in May.") == [("3725550148", 0.4)]
+    assert _phones(scanner, "It is 3725550148. Call me later.") == []
 
 
 def _variant(tmp_path: Path, change) -> Path:

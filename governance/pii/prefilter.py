@@ -1,0 +1,449 @@
+"""One multi-pattern scan per record says which recognizers can match which fields (hyperscan).
+
+:class:`~governance.pii.windows.WindowedAnalyzer` runs each recognizer only
+where its *trigger* (or, for a policy regex, one of its own patterns) matches.
+Searching every trigger of every recognizer in every field with Python's
+regex engines was most of the scan's time. :class:`Prefilter` compiles one
+hyperscan database holding, per recognizer, a pattern that matches wherever
+its trigger or patterns can (a *superset*), scans all string fields of a
+record joined by ``\\n`` in one call, and reports per field the recognizers
+that fired. Only those run, on only those fields; everything else is skipped
+without Python ever looking at it.
+
+Why the hyperscan patterns never miss what Python would find:
+
+* Patterns are translated from the Python source (``re._parser``), never
+  re-typed. Every character set (a literal, a class, ``.``, ``\\d``, ``\\w``)
+  becomes an explicit list of code-point ranges computed by running the
+  *original* engine (``re`` or ``regex``) with the original flags over every
+  code point, so case folding and Unicode tables are the original engine's,
+  not hyperscan's. Hyperscan runs in UTF-8 mode on the encoded text.
+* Assertions (``\\b``, ``^``, ``$``, look-arounds) are dropped, which can only
+  widen what matches; everything else that is not plainly a regular
+  construct (back-references, conditionals) makes the translation refuse, and
+  that recognizer then runs on every text, as before.
+* A match anywhere in a field ends inside that field, and hyperscan reports
+  every end offset at which some match of a pattern ends, so marking the field
+  holding each reported end is enough; a match that crosses the ``\\n``
+  between fields only marks one field too many.
+* The phone trigger (a libphonenumber candidate with enough word characters
+  that may hold a valid number, :class:`~governance.pii.windows._PhoneRule`)
+  is not a regular language; :func:`phone_superset` gives regular patterns
+  that every such candidate contains (see its docstring).
+
+A text that cannot be encoded as UTF-8 (lone surrogates from JSON escapes)
+marks every recognizer for every field of its record: correct, just slower.
+Without hyperscan installed :func:`build_prefilter` returns None and the
+analyzer searches triggers in Python, with the same results.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import logging
+import re
+from collections.abc import Callable, Sequence
+
+import regex
+
+log = logging.getLogger(__name__)
+
+_PLANE_START = (0, 0xE000)
+
+
+@functools.lru_cache(maxsize=1)
+def _planes() -> tuple[str, str]:
+    """Every code point that can occur in a Python str encoded as UTF-8 (no surrogates), in order."""
+    return "".join(map(chr, range(0, 0xD800))), "".join(map(chr, range(0xE000, 0x110000)))
+
+
+#: Separator between the fields of one record in the joined scan.
+SEPARATOR = b"\n"
+
+
+#: Constructs the regex module reads otherwise than re does (re would read most of them as literals).
+_REGEX_ONLY = (
+    "[:", "\\p", "\\P", "\\N", "\\X", "\\G", "\\K", "(?|", "(?V", "(?r", "(?f", "(?(", "{e", "{i", "{d", "{s", "(*",
+)  # fmt: skip
+
+
+class Untranslatable(ValueError):
+    """A pattern construct the translation does not carry over (the recognizer then always runs)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def code_point_ranges(char_class: str, flags: int, engine: str) -> tuple[tuple[int, int], ...]:
+    """The code points a one-character pattern matches under ``flags``, as (first, last) ranges.
+
+    Computed by the original engine (``"re"`` or ``"regex"``) over every code
+    point, so its own case folding and Unicode tables decide.
+    """
+    compile_ = regex.compile if engine == "regex" else re.compile
+    pattern = compile_(f"(?:{char_class})+", flags)
+    ranges: list[tuple[int, int]] = []
+    for plane, offset in zip(_planes(), _PLANE_START, strict=True):
+        for match in pattern.finditer(plane):
+            start, end = match.span()
+            if ranges and ranges[-1][1] + 1 == start + offset:
+                ranges[-1] = (ranges[-1][0], end - 1 + offset)
+            else:
+                ranges.append((start + offset, end - 1 + offset))
+    return tuple(ranges)
+
+
+def hs_class(ranges: Sequence[tuple[int, int]]) -> str:
+    """A hyperscan (UTF-8 mode) character class for code-point ranges; never-matching when empty."""
+    if not ranges:
+        raise Untranslatable("a character set that matches nothing")
+    parts = [f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges]
+    return "[" + "".join(parts) + "]"
+
+
+def intersect(a: Sequence[tuple[int, int]], b: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Code points in both range lists."""
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        low, high = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if low <= high:
+            out.append((low, high))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
+
+
+def subtract(a: Sequence[tuple[int, int]], b: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Code points in ``a`` and not in ``b``."""
+    out = []
+    for low, high in a:
+        for b_low, b_high in b:
+            if b_high < low or b_low > high:
+                continue
+            if b_low > low:
+                out.append((low, b_low - 1))
+            low = b_high + 1
+            if low > high:
+                break
+        if low <= high:
+            out.append((low, high))
+    return tuple(out)
+
+
+def _escape(code: int) -> str:
+    return re.escape(chr(code))
+
+
+def _class_text(op, av) -> str:
+    """Python source of one character-set node of ``re._parser``'s tree."""
+    import re._constants as c
+
+    categories = {
+        c.CATEGORY_DIGIT: r"\d",
+        c.CATEGORY_NOT_DIGIT: r"\D",
+        c.CATEGORY_SPACE: r"\s",
+        c.CATEGORY_NOT_SPACE: r"\S",
+        c.CATEGORY_WORD: r"\w",
+        c.CATEGORY_NOT_WORD: r"\W",
+    }
+    if op is c.LITERAL:
+        return f"[{_escape(av)}]"
+    if op is c.NOT_LITERAL:
+        return f"[^{_escape(av)}]"
+    if op is c.ANY:
+        return "."
+    if op is c.IN:
+        body = []
+        for item_op, item in av:
+            if item_op is c.NEGATE:
+                body.append("^")
+            elif item_op is c.LITERAL:
+                body.append(_escape(item))
+            elif item_op is c.RANGE:
+                body.append(f"{_escape(item[0])}-{_escape(item[1])}")
+            elif item_op is c.CATEGORY and item in categories:
+                body.append(categories[item])
+            else:
+                raise Untranslatable(f"class item {item_op}")
+        return "[" + "".join(body) + "]"
+    raise Untranslatable(f"not a character set: {op}")
+
+
+def translate(pattern: str, flags: int, engine: str, char_set: Callable[[str, int], str] | None = None) -> str:
+    """A hyperscan (UTF-8) expression matching wherever ``pattern`` matches under ``flags``.
+
+    ``char_set(class_text, flags)`` may replace how a character set is written
+    (default: the code points the original engine matches). Raises
+    :class:`Untranslatable` for constructs it does not carry over.
+    """
+    import re._constants as c
+    import re._parser as parser
+
+    if engine == "regex":
+        # Syntax the regex module reads and re reads differently (POSIX classes, properties, fuzzy
+        # matching, version 1 sets) would be translated wrongly: refuse it.
+        marker = next((m for m in _REGEX_ONLY if m in pattern), None)
+        if marker is not None or flags & regex.VERSION1:
+            raise Untranslatable(f"regex-only syntax {marker or 'VERSION1'!r}")
+    # re._parser reads the syntax; regex-only flags (VERSION0, ...) do not change it.
+    parse_flags = flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.ASCII)
+    try:
+        tree = parser.parse(pattern, parse_flags)
+    except re.error as exc:
+        raise Untranslatable(f"re cannot parse it ({exc})") from None
+    # The flags that decide which characters match; inline flags are folded in by the parser.
+    char_flags = flags | tree.state.flags
+
+    def write_set(op, av) -> str:
+        text = _class_text(op, av)
+        if char_set is not None:
+            return char_set(text, char_flags & ~re.VERBOSE)
+        return hs_class(code_point_ranges(text, char_flags & ~re.VERBOSE, engine))
+
+    def walk(items) -> str:
+        out = []
+        for op, av in items:
+            if op in (c.LITERAL, c.NOT_LITERAL, c.ANY, c.IN):
+                out.append(write_set(op, av))
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+                low, high, sub = av
+                body = walk(sub)
+                if not body:
+                    continue
+                upper = "" if high is c.MAXREPEAT else str(high)
+                out.append(f"(?:{body}){{{low},{upper}}}")
+            elif op is c.SUBPATTERN:
+                sub_flags = av[1] & ~av[2]
+                if sub_flags & ~(re.IGNORECASE | re.MULTILINE | re.DOTALL) or av[2] & re.IGNORECASE:
+                    raise Untranslatable("scoped flags")
+                if sub_flags & re.IGNORECASE and not char_flags & re.IGNORECASE:
+                    raise Untranslatable("scoped IGNORECASE")
+                out.append(f"(?:{walk(av[3])})")
+            elif op is c.ATOMIC_GROUP:
+                out.append(f"(?:{walk(av)})")  # the non-atomic group matches at least as much
+            elif op is c.BRANCH:
+                out.append("(?:" + "|".join(walk(branch) for branch in av[1]) + ")")
+            elif op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+                continue  # dropping an assertion only widens the match
+            else:
+                raise Untranslatable(f"construct {op}")
+        return "".join(out)
+
+    expression = walk(tree)
+    if not expression:
+        raise Untranslatable("matches the empty string")
+    return expression
+
+
+@functools.lru_cache(maxsize=10)
+def _digits_of_value(value: int) -> tuple[tuple[int, int], ...]:
+    """The code points Python's ``\\d`` matches that libphonenumber reads as ``value``."""
+    import unicodedata
+
+    ranges = code_point_ranges(r"\d", re.UNICODE, "re")
+    return tuple((c, c) for low, high in ranges for c in range(low, high + 1) if unicodedata.digit(chr(c), -1) == value)
+
+
+def _ascii(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    return intersect(ranges, ((0, 0x7F),))
+
+
+def _non_ascii(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    return intersect(ranges, ((0x80, 0x10FFFF),))
+
+
+@functools.lru_cache(maxsize=64)
+def national_number_expressions(pattern: str, length: int, punctuation: str, flags: int, depth: int = 2) -> list[str]:
+    """Where a candidate's digits (``punctuation`` between them) can hold ``length`` digits ``pattern`` accepts.
+
+    ``pattern`` is a national-number pattern of libphonenumber's metadata,
+    matched against digits normalised to 0-9. The first expression is exact
+    about the first ``depth`` digits (every prefix ``pattern`` can complete,
+    found by partial matching) and then takes any digits, ASCII digits and
+    ASCII punctuation only; the others catch what that leaves out: a non-ASCII
+    digit anywhere, or non-ASCII punctuation after a digit. Digits on both
+    sides of an extension word are caught by ``phone_superset``'s extension
+    expression. ``depth`` 2: a deeper trie makes hyperscan's automaton, not
+    the filter, the cost (three digits: 10x slower for 20% fewer matches).
+    """
+    compiled = regex.compile(pattern)
+    digit = code_point_ranges(r"\d", flags, "re")
+    punct = code_point_ranges(f"[{punctuation}]", flags, "re")
+    gap = hs_class(_ascii(punct))
+    trie: dict = {}
+    for number in range(10**depth):
+        text = str(number).zfill(depth)
+        if compiled.fullmatch(text, partial=True):
+            node = trie
+            for char in text:
+                node = node.setdefault(char, {})
+
+    def write(node: dict) -> str:
+        if all(not child for child in node.values()):
+            return f"[{''.join(sorted(node))}]"
+        branches = [char + (f"{gap}*{write(child)}" if child else "") for char, child in sorted(node.items())]
+        return "(?:" + "|".join(branches) + ")"
+
+    expressions = [
+        hs_class(_non_ascii(digit)),
+        f"{hs_class(digit)}{hs_class(punct)}*{hs_class(_non_ascii(punct))}",
+    ]
+    if trie:
+        rest = f"(?:{gap}*[0-9]){{{length - depth}}}" if length > depth else ""
+        expressions.insert(0, write(trie) + rest)
+    return expressions
+
+
+def phone_superset(
+    lead_class: str,
+    punctuation: str,
+    extension: str,
+    flags: int,
+    dialling_prefixes: Sequence[str],
+    min_digits: int,
+    national_patterns: Sequence[tuple[int, str]],
+) -> list[str]:
+    """Hyperscan expressions that every triggering libphonenumber candidate contains.
+
+    libphonenumber's candidate pattern is ``(?:LEAD P*)* D+ (?:P* D+)* (?:EXT)?``
+    (``lead_class``; ``punctuation`` P, the class body; digit blocks D+;
+    the ``extension`` pattern EXT, which ends in digits); the windows' relaxed
+    pattern only lifts its repetition limits. A triggering candidate
+    (``_PhoneRule.candidates``) holds at least ``min_digits`` word characters
+    and passes ``_NationalNumbers.may_hold_number``: it has a plus sign, or
+    three letters, or its digits start with an international dialling prefix at
+    a digit block (then a non-zero digit), or a run of them fits a national
+    number (7 digits or more: no number type of the reachable regions is
+    shorter; ``national_patterns``). Before EXT, its only word characters are
+    digits and letters of P ("x"). So it contains one of:
+
+    * a digit followed by EXT (any candidate with an extension);
+    * digits separated only by P that a national pattern accepts
+      (``national_patterns``: (length, pattern); :func:`national_number_expressions`);
+    * a plus sign followed, through lead characters, P and digits, by
+      ``min_digits`` word characters;
+    * a digit or lead character, then three letters of P, then a digit;
+    * ``k`` word characters and a non-digit (the prefix starts a digit block),
+      a dialling prefix and the digit after it, then the rest of the
+      ``min_digits`` word characters (one pattern per ``k``; the last allows
+      any number before).
+    """
+    engine = "re"
+    lead = code_point_ranges(lead_class, flags, engine)
+    punct = code_point_ranges(f"[{punctuation}]", flags, engine)
+    digit = code_point_ranges(r"\d", flags, engine)
+    word = code_point_ranges(r"\w", flags, engine)
+    letter = code_point_ranges(r"[^\W\d_]", flags, engine)
+    plus = intersect(lead, code_point_ranges("[+\uff0b]", flags, engine))
+    main = sorted(set(punct) | set(digit))
+    before = sorted(set(punct) | set(digit) | set(lead))
+    main_word = sorted(set(digit) | set(intersect(punct, word)))
+    d, p = hs_class(digit), hs_class(punct)
+    m, b, w = hs_class(main), hs_class(before), hs_class(main_word)
+    expressions = [
+        f"{d}(?:{translate(extension, flags, engine)})",
+        *(
+            expression
+            for length, pattern in national_patterns
+            for expression in national_number_expressions(pattern, length, punctuation, flags)
+        ),
+        f"{hs_class(plus)}(?:{b}*{w}){{{min_digits}}}",
+        f"{hs_class(sorted(set(digit) | set(lead)))}(?:{b}*{hs_class(intersect(punct, letter))}){{3}}{b}*{d}",
+    ]
+    non_digit = hs_class(subtract(before, digit))
+    not_a_digit = hs_class(subtract(((0, 0x10FFFF),), digit))
+    non_zero = hs_class(sorted(r for value in range(1, 10) for r in _digits_of_value(value)))
+    shortest: dict[str, int] = {}
+    for prefix in dialling_prefixes:
+        shortest[prefix[0]] = min(len(prefix), shortest.get(prefix[0], len(prefix)))
+    for first, length in sorted(shortest.items()):
+        first_digit = hs_class(intersect(digit, code_point_ranges(re.escape(first), flags, engine)))
+        # The prefix's first digit, the rest of the prefix and the non-zero digit after it.
+        rest = f"(?:{p}*{d}){{{length - 1}}}" if length > 1 else ""
+        body = f"{first_digit}{rest}{p}*{non_zero}"
+        most_before = max(min_digits - length - 1, 0)
+        for count in range(most_before + 1):
+            after = max(min_digits - count - length - 1, 0)
+            # k word characters, the last followed by a non-digit: the prefix starts a digit block.
+            repeat = f"(?:{w}{b}*){{{count - 1}}}" if count > 1 else ""
+            # (k = 0: the prefix starts the candidate, so no digit precedes it in the text.)
+            head = f"{repeat}{w}{b}*{non_digit}" if count else f"(?:^|{not_a_digit})"
+            tail = f"(?:{m}*{w}){{{after}}}" if after else ""
+            expressions.append(head + body + tail)
+    return expressions
+
+
+class Prefilter:
+    """One hyperscan database: per recognizer, where it can match (a superset); scan records with it."""
+
+    engine = "hyperscan"
+
+    def __init__(self, expressions: dict[int, list[str]], always: set[int]):
+        """``expressions``: per plan index, its hyperscan patterns; ``always``: plans that run on every text."""
+        import hyperscan
+
+        always = set(always)
+        try:
+            self.database = self._compile(expressions)
+        except hyperscan.error:
+            # Find the plans hyperscan refuses (a pattern too large, ...): those run on every text.
+            for plan, exprs in expressions.items():
+                try:
+                    self._compile({plan: exprs})
+                except hyperscan.error as exc:
+                    log.info("prefilter: plan %d runs on every text (hyperscan: %s)", plan, exc)
+                    always.add(plan)
+            expressions = {plan: exprs for plan, exprs in expressions.items() if plan not in always}
+            self.database = self._compile(expressions)
+        self.always = frozenset(always)
+        self.plans = frozenset(plan for plan, exprs in expressions.items() if exprs)
+
+    @staticmethod
+    def _compile(expressions: dict[int, list[str]]):
+        import hyperscan
+
+        patterns, ids = [], []
+        for plan, exprs in sorted(expressions.items()):
+            for expression in exprs:
+                patterns.append(expression.encode("utf-8"))
+                ids.append(plan)
+        if not patterns:
+            return None
+        flag = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_ALLOWEMPTY
+        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        database.compile(expressions=patterns, ids=ids, elements=len(patterns), flags=[flag] * len(patterns))
+        return database
+
+    def fired(self, texts: Sequence[str]) -> list[frozenset[int]]:
+        """Per text, the plans that may match in it (always-run plans included)."""
+        if self.database is None or not texts:
+            return [self.always] * len(texts)
+        try:
+            parts = [text.encode("utf-8") for text in texts]
+        except UnicodeEncodeError:
+            everything = self.always | self.plans
+            return [everything] * len(texts)
+        starts, position = [], 0
+        for part in parts:
+            starts.append(position)
+            position += len(part) + len(SEPARATOR)
+        hits: list[set[int]] = [set() for _ in texts]
+        last = len(texts) - 1
+
+        def on_match(plan: int, _start: int, end: int, _flags: int, _context: object) -> None:
+            # The match's last byte lies in the field that starts at or before it.
+            index = bisect.bisect_right(starts, end - 1) - 1 if last else 0
+            hits[index].add(plan)
+
+        self.database.scan(SEPARATOR.join(parts), match_event_handler=on_match)
+        return [self.always | found if found else self.always for found in hits]
+
+
+def hyperscan_available() -> bool:
+    """Whether the hyperscan package can be imported."""
+    try:
+        import hyperscan  # noqa: F401
+    except ImportError:
+        return False
+    return True

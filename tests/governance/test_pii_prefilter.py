@@ -1,0 +1,180 @@
+"""The hyperscan prefilter: never misses what presidio finds, on edge cases and random texts."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import hyperscan
+import pytest
+import regex
+
+from governance.pii import PiiScanner
+from governance.pii.prefilter import Prefilter, Untranslatable, code_point_ranges, hs_class, translate
+from governance.pii.windows import PHONE_MAX_TRIES, WindowedAnalyzer
+from governance.policy.pii import load_pii_policy
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = REPO / "policies" / "pii.yaml"
+
+
+@pytest.fixture(scope="module")
+def scanner() -> PiiScanner:
+    return PiiScanner(load_pii_policy(POLICY), POLICY)
+
+
+def _as_tuples(results):
+    return sorted((r.entity_type, r.start, r.end, r.score) for r in results)
+
+
+EDGE_CASES = [
+    "(415) 555-0103",  # a match that is the whole text
+    "call (415) 555-0103",  # ...at the end
+    "4111 1111 1111 1111 was my card",  # ...at the start
+    "jane.doe@example.com",
+    "E123456",
+    "Contoso Pharmaceuticals",
+    "",
+    " ",
+    # Overlapping triggers: a card number that is also phone- and SSN-shaped; e-mail holding a URL
+    "4111-1111-1111-1111 123-45-6789 call 415-555-0103",
+    "mail sam.1@school.example.com or https://school.example.com/u/1",
+    "IBAN DE89 3704 0044 0532 0130 00, card 4111 1111 1111 1111",
+    # Unicode digits and separators libphonenumber reads: Arabic-Indic, fullwidth, non-breaking space, dashes
+    "call ٤١٥ ٥٥٥ ٠١٠٣ now",
+    "call （４１５） ５５５－０１０３",
+    "call 415\u00a0555\u00a00103",
+    "call 415\u2013555\u20130103",
+    "call +44\u200b20 7946 0958",
+    "ring 0044 20 7946 0958 or 011 44 20 7946 0958",
+    # Extensions, vanity letters, dialling prefixes at block starts
+    "call 415-555-0103 ext. 12 or 415 555 0103 x204 or 415.555.0103;ext=7",
+    "call 1-800-FLOWERS today",
+    "dial 00 1 415 555 0103",
+    # Numbers beside phone and contrary words
+    "Order 7310458826 shipped; call me back on 3725550148.",
+    "My number is 5932164470, order number 7310458826.",
+    # Math that looks like numbers: must stay out
+    "x = (2020 - 7827) / 11 = -527.9091; f(2020) = 2020^2 = 4080400.",
+    "2,000 in 2019 and 1,000,000 in 2024; 100000 / 7 = 14285.714",
+]
+
+
+def _random_texts(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    pieces = [
+        "call", "order", "my number is", "x", "ext", "+", "(", ")", "-", ".", "/", " ", "\u00a0", "٣", "４",
+        "@", "example.com", "http://", "E", "DE", "::", "ｘ", "#", "0", "00", "011", "Contoso Pharmaceuticals",
+    ]  # fmt: skip
+    texts = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(1, 30)):
+            if rng.random() < 0.5:
+                parts.append("".join(rng.choice("0123456789") for _ in range(rng.randint(1, 11))))
+            else:
+                parts.append(rng.choice(pieces))
+            parts.append(rng.choice(["", " ", " ", "-", ".", ", ", "\n"]))
+        texts.append("".join(parts))
+    return texts
+
+
+def test_prefilter_runs_hyperscan_and_keeps_presidios_results(scanner):
+    windowed = scanner.windowed
+    assert scanner.prefilter_engine == "hyperscan"
+    # Every recognizer of the shipped policy has a prefilter pattern: none has to run on every text.
+    assert windowed.prefilter.always == frozenset()
+    texts = EDGE_CASES + _random_texts(200, seed=11)
+    for text in texts:
+        assert _as_tuples(windowed.analyze(text)) == _as_tuples(scanner.engine.analyze(text)), repr(text)
+
+
+def test_one_scan_for_the_fields_of_a_record_finds_each_in_its_field(scanner):
+    texts = EDGE_CASES + _random_texts(40, seed=3)
+    batched = scanner.windowed.analyze_many(texts)
+    assert [_as_tuples(r) for r in batched] == [_as_tuples(scanner.engine.analyze(t)) for t in texts]
+    # A policy pattern recognizer (the deny-list) found in the right field of a record, not its neighbours.
+    found = scanner.findings_in_many(["no names here", "a note about Fabrikam Holdings.", "2 + 2 = 4"])
+    assert [[(f.entity, f.start, f.end) for f in field] for field in found] == [
+        [],
+        [("CUSTOMER_NAME", 13, 30)],
+        [],
+    ]
+
+
+def test_long_texts_and_texts_near_libphonenumbers_try_limit(scanner):
+    near_limit = " ".join(f"{n:010d}" for n in range(3000, 4000)) + " call (415) 555-0103"
+    assert len(near_limit) * 9 > PHONE_MAX_TRIES
+    phone = next(rule for recognizer, rule in scanner.windowed.plans if recognizer.name == "PhoneRecognizer")
+    assert phone.windows(near_limit) is None  # libphonenumber could give up here: scanned whole
+    long_text = ("Step: 12 × 7 = 84, then 84 + 9 = 93. " * 3000) + "Call me on (593) 216-4470."
+    for text in (near_limit, long_text, "(415) 555-0103 " * 2000):
+        assert _as_tuples(scanner.windowed.analyze(text)) == _as_tuples(scanner.engine.analyze(text))
+
+
+def test_texts_that_are_not_utf8_encodable_run_every_recognizer(scanner):
+    text = "call (415) 555-0103 \ud800 then"  # a lone surrogate, as json.loads makes from "\\ud800"
+    prefilter = scanner.windowed.prefilter
+    assert prefilter.fired([text, "clean"]) == [prefilter.always | prefilter.plans] * 2
+    assert _as_tuples(scanner.windowed.analyze(text)) == _as_tuples(scanner.engine.analyze(text))
+
+
+def test_python_fallback_says_so_and_gives_the_same_results(scanner):
+    fallback = WindowedAnalyzer(scanner.engine, prefilter=False)
+    assert fallback.prefilter is None and fallback.prefilter_engine == "python"
+    for text in EDGE_CASES:
+        assert _as_tuples(fallback.analyze(text)) == _as_tuples(scanner.windowed.analyze(text)), repr(text)
+
+
+def _hs_matches(expression: str, text: str) -> bool:
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    database.compile(expressions=[expression.encode()], ids=[0], elements=1, flags=[hyperscan.HS_FLAG_UTF8])
+    hits: list[int] = []
+    database.scan(text.encode(), match_event_handler=lambda *args: hits.append(1))
+    return bool(hits)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "flags", "text"),
+    [
+        (r"(?<![\w+])\+\d{2}\b", regex.IGNORECASE, "tel +44"),  # assertions dropped, match kept
+        (r"\bE\d{6}\b", regex.IGNORECASE, "staff e١٢٣٤٥٦"),  # Unicode digits and case folding of the engine
+        (r"[a-z]{2}", regex.IGNORECASE, "\u212a\u017f"),  # Kelvin sign and long s fold to k and s
+        (r"(?:^|(?<=\W))(Contoso\ Ltd)(?:(?=\W)|$)", regex.IGNORECASE, "by CONTOSO LTD."),
+    ],
+)
+def test_translation_matches_wherever_the_original_does(pattern, flags, text):
+    assert regex.search(pattern, text, flags)
+    assert _hs_matches(translate(pattern, flags, "regex"), text)
+
+
+def test_translation_refuses_what_it_cannot_carry_over():
+    with pytest.raises(Untranslatable) as err:
+        translate(r"(\d)\1", 0, "re")
+    assert str(err.value) == "construct GROUPREF"
+    with pytest.raises(Untranslatable) as err:
+        translate(r"\b", 0, "re")
+    assert str(err.value) == "matches the empty string"
+    # POSIX classes mean something else to re: never translated as re reads them.
+    with pytest.raises(Untranslatable) as err:
+        translate(r"[[:digit:]]{3}", 0, "regex")
+    assert str(err.value) == "regex-only syntax '[:'"
+
+
+def test_character_sets_are_the_original_engines():
+    digits = code_point_ranges(r"\d", re.UNICODE, "re")
+    assert (0x30, 0x39) in digits and (0x660, 0x669) in digits and (0xFF10, 0xFF19) in digits
+    assert hs_class(((0x30, 0x39), (0x41, 0x41))) == r"[\x{30}-\x{39}\x{41}]"
+
+
+def test_a_recognizer_without_a_pattern_runs_on_every_text():
+    prefilter = Prefilter({0: [r"\x{40}"]}, always={1})
+    assert prefilter.fired(["a@b", "none", ""]) == [frozenset({0, 1}), frozenset({1}), frozenset({1})]
+
+
+def test_patterns_hyperscan_refuses_make_their_recognizer_run_on_every_text():
+    too_large = "a{70000}"  # hyperscan refuses a bounded repeat this long
+    prefilter = Prefilter({0: [r"\x{40}"], 2: [too_large]}, always=set())
+    assert prefilter.always == frozenset({2}) and prefilter.plans == frozenset({0})
+    assert prefilter.fired(["a@b", "none"]) == [frozenset({0, 2}), frozenset({2})]
