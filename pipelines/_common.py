@@ -54,6 +54,19 @@ os.environ.setdefault("OMP_NUM_THREADS", str(machine_threads()))
 log = logging.getLogger("pipelines")
 
 
+def without_optional_backends(*modules: str) -> None:
+    """Make ``import <module>`` raise ImportError in this process, unless it is already imported.
+
+    For a stage's ``__main__`` only: libraries that treat a module as an optional
+    backend (``try: import torch / except ImportError``) then skip it, as on a
+    machine without it, instead of paying seconds to import what the stage never
+    calls. A ``None`` entry in ``sys.modules`` is Python's documented way to stop
+    an import; a module already loaded is left alone.
+    """
+    for name in modules:
+        sys.modules.setdefault(name, None)
+
+
 def load_all_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     data = load_yaml(path)
     if not isinstance(data, dict):
