@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -85,18 +86,25 @@ def load() -> str:
     return f"load {one:.2f}/{five:.2f} (1/5 min), {os.cpu_count()} CPUs"
 
 
-def timed(cmd: list[str], cwd: Path, what: str) -> float:
-    start = time.perf_counter()
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far: barely moved by other jobs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], cwd: Path, what: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one command, or exit with its error."""
+    cpu, start = children_cpu(), time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, env=environment(), capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"dag_latency: {what} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
-    return seconds
+    return seconds, children_cpu() - cpu
 
 
 def full_repro(work: Path) -> dict:
     """``dvc repro`` from nothing, with the wall time of each stage from DVC's own progress lines."""
-    start = time.perf_counter()
+    cpu, start = children_cpu(), time.perf_counter()
     marks: list[tuple[str, float]] = []
     lines: list[str] = []
     with subprocess.Popen(
@@ -115,7 +123,7 @@ def full_repro(work: Path) -> dict:
         stages[stage] = {"wall": round(ended - began, 2)}
     for stage, seconds in lineage_seconds(work / "openlineage" / "events.jsonl").items():
         stages.setdefault(stage, {})["in_stage"] = round(seconds, 2)
-    return {"seconds": round(total, 2), "load": load(), "stages": stages}
+    return {"seconds": round(total, 2), "cpu_seconds": round(children_cpu() - cpu, 1), "load": load(), "stages": stages}
 
 
 def lineage_seconds(events: Path) -> dict[str, float]:
@@ -143,7 +151,7 @@ def floors_and_noop(work: Path, empty: Path, repeats: int) -> list[dict]:
         ("dvc status (pipeline)", ["dvc", "status"], work),
         ("dvc repro (no-op)", ["dvc", "repro"], work),
     ]
-    times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in cases}
     loads = []
     for _ in range(repeats):
         for name, cmd, cwd in cases:
@@ -152,8 +160,9 @@ def floors_and_noop(work: Path, empty: Path, repeats: int) -> list[dict]:
     return [
         {
             "what": name,
-            "median_seconds": round(statistics.median(values), 3),
-            "runs": [round(v, 3) for v in values],
+            "median_seconds": round(statistics.median(wall for wall, _ in values), 3),
+            "median_cpu_seconds": round(statistics.median(cpu for _, cpu in values), 3),
+            "runs": [round(wall, 3) for wall, _ in values],
             "load_1min": [round(v, 2) for v in loads],
         }
         for name, values in times.items()
@@ -193,14 +202,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{stage:24} {row.get('wall', float('nan')):7.1f} {row.get('in_stage', float('nan')):10.1f}")  # noqa: T201
         full = result["full"]
         print(  # noqa: T201
-            f"full DAG: {full['seconds']:.1f} s for {len(stages)} stages (goal ≤ {GOAL_FULL_SECONDS:.0f} s; "
+            f"full DAG: {full['seconds']:.1f} s wall, {full['cpu_seconds']:.0f} s CPU, for {len(stages)} stages "
+            f"(goal ≤ {GOAL_FULL_SECONDS:.0f} s; "
             f"{full['load']} at the end)"
         )
     print(f"median of {args.repeats}, interleaved; {result['load_end']} at the end")  # noqa: T201
+    print(f"{'':24} {'wall':>9} {'CPU':>13}")  # noqa: T201
     for row in result["noop"]:
         loads = ", ".join(f"{v:.1f}" for v in row["load_1min"])
         goal = f"   goal ≤ {GOAL_NOOP_SECONDS:.0f} s" if row["what"] == "dvc repro (no-op)" else ""
-        print(f"{row['what']:24} {row['median_seconds']:7.2f} s   (load {loads}){goal}")  # noqa: T201
+        print(  # noqa: T201
+            f"{row['what']:24} {row['median_seconds']:7.2f} s wall {row['median_cpu_seconds']:6.2f} s CPU"
+            f"   (load {loads}){goal}"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0
