@@ -20,6 +20,20 @@ hashing of its deps and outs) next to the time between its OpenLineage START
 and COMPLETE events (the stage's own work after its imports). The machine's
 load average is printed with every figure: on a shared machine absolute
 seconds mean little without it.
+
+Measured 2026-11-22, 2 CPU cores shared with three other jobs (load average 4-10), 39 stages,
+medians of 5 (CPU seconds are user + system of the command and its children)::
+
+                                    wall       CPU
+    python -c pass                0.10 s    0.03 s
+    dvc --version                 0.54 s    0.17 s
+    dvc status (no stages)        1.64 s    0.52 s
+    dvc status (pipeline)         5.73 s    1.82 s
+    dvc repro (no-op)             7.90 s    2.48 s   before: 5.8-6.4 s CPU (DVC's YAML in pure Python)
+    full DAG                       921 s     327 s   before: 869 s wall, 383 s CPU (load 4-5)
+
+On an idle machine a no-op repro's wall time is about its CPU time (DVC runs in one thread):
+~2.5 s against the goal of 3 s (issue 15: 5.0 s before).
 """
 
 from __future__ import annotations
