@@ -25,20 +25,21 @@ the fixed cost of governance can be told from the training itself and from
 other jobs competing for a shared machine (see :func:`summarise`). Goal:
 ratio ≤ 1.15.
 
-Measured 2026-11-22 (2 CPU cores shared with three other jobs, load average 3-6 throughout;
-``--methods sft dpo --repeats 3``, the stages through accelerate's launcher, OMP threads
-from the machine)::
+Measured 2026-11-22, 2 CPU cores, ``--methods sft dpo --repeats 3``, the stages through
+accelerate's launcher. After this issue's changes (load average 1.3 → 1.25 over the run)::
 
     method steps | wall bare pipeline  ratio | cpu bare pipeline  ratio | train() bare/pipe | gov. s ratio@equal train()
-    sft       60 |     120.8     58.3  0.483 |     47.2     20.8  0.440 |    101.2/26.0     |   12.7               1.105
-    dpo       20 |      50.0     41.5  0.830 |     37.7     19.2  0.510 |     37.6/13.6     |   15.5               1.310
+    sft       60 |      12.6     19.6  1.557 |     18.1     22.3  1.230 |      5.7/7.1      |    5.7               1.448
+    dpo       20 |      13.6     20.4  1.494 |     18.8     23.3  1.237 |      5.6/6.0      |    6.3               1.462
 
-The stage now beats the bare script on wall and CPU on a loaded machine: the bare script's
-OpenMP threads spin (``OMP_WAIT_POLICY`` ACTIVE, the default) against the other jobs, the
-stage's sleep. On a loaded machine the wall ratio mostly measures that; the fixed cost is
-``gov. s`` (inflated ~3x by the load: per stage ~1.8 s CPU for the launcher's interpreter,
-which imports torch, ~3 s for MLflow's import and SQLite store, the rest lineage and logging).
-Before (issue 15, one OpenMP thread, no launcher): wall 1.565 (SFT), 1.465 (DPO).
+Just before the threads fix (load 2.2 → 2.0): sft 1.722 (train() 5.0/8.1 s), dpo 1.818
+(4.2/7.0 s): ``accelerate launch`` exported ``OMP_NUM_THREADS=1`` to the stage, which took it
+for an explicit choice. Before the launcher (issue 15): 1.565 (SFT), 1.465 (DPO). Goal not met:
+the shipped configs train for ~5 s, and the stage's fixed cost is ~6 s of wall — the launcher's
+own interpreter (~1.8 s CPU: it imports torch), MLflow's import and SQLite store (~3 s CPU),
+OpenLineage (~0.5 s), lineage and logging (<0.5 s). Under load (load average 3-6) the bare
+script's spinning OpenMP threads (``OMP_WAIT_POLICY`` ACTIVE, its default) made it slower than
+the stage (ratios 0.48 and 0.83).
 """
 
 from __future__ import annotations
