@@ -46,12 +46,46 @@ def machine_threads() -> int:
     return max(1, cpus // (int(local) if local.isdigit() and int(local) > 0 else 1))
 
 
+def caller_chose_threads() -> bool:
+    """Whether whoever started the stage set ``OMP_NUM_THREADS``.
+
+    ``accelerate launch`` exports ``OMP_NUM_THREADS=1`` to its workers when its own caller
+    set none (its default outside ``use_cpu`` configs), which would pin every train_* stage
+    to one core. Under the launcher (its ``ACCELERATE_DYNAMO_BACKEND`` is in the environment)
+    the caller's choice is therefore read from the launcher's starting environment
+    (``/proc/<parent>/environ``); where that cannot be read, the value is taken as chosen.
+    """
+    if "OMP_NUM_THREADS" not in os.environ:
+        return False
+    if "ACCELERATE_DYNAMO_BACKEND" not in os.environ:
+        return True
+    try:
+        launcher_env = Path(f"/proc/{os.getppid()}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return True
+    return any(entry.startswith(b"OMP_NUM_THREADS=") for entry in launcher_env)
+
+
 for _key, _value in OFFLINE_ENV.items():
     os.environ.setdefault(_key, _value)
 # Threads from the machine unless the caller set them (an explicit OMP_NUM_THREADS wins).
-os.environ.setdefault("OMP_NUM_THREADS", str(machine_threads()))
+if not caller_chose_threads():
+    os.environ["OMP_NUM_THREADS"] = str(machine_threads())
 
 log = logging.getLogger("pipelines")
+
+
+def without_optional_backends(*modules: str) -> None:
+    """Make ``import <module>`` raise ImportError in this process, unless it is already imported.
+
+    For a stage's ``__main__`` only: libraries that treat a module as an optional
+    backend (``try: import torch / except ImportError``) then skip it, as on a
+    machine without it, instead of paying seconds to import what the stage never
+    calls. A ``None`` entry in ``sys.modules`` is Python's documented way to stop
+    an import; a module already loaded is left alone.
+    """
+    for name in modules:
+        sys.modules.setdefault(name, None)
 
 
 def load_all_params(path: Path = PARAMS_FILE) -> dict[str, Any]:

@@ -173,3 +173,33 @@ def test_nothing_the_stage_writes_or_logs_holds_raw_pii(tmp_path, monkeypatch, c
         assert _flagged(scanner, text, [rule.id for rule in policy.entities] + ["meta.notes"]) == [], name
     # The outputs do describe what was found.
     assert "<EMAIL_ADDRESS>" in outputs["findings.json"] and "***@***.com" in outputs["findings.json"]
+
+
+#: Runs the stage as ``python -m pipelines.pii_scan sft`` does (its ``__main__`` block), then says what it imported.
+_AS_MAIN = """
+import runpy, sys
+sys.argv = ["pipelines.pii_scan", "sft"]
+try:
+    runpy.run_module("pipelines.pii_scan", run_name="__main__", alter_sys=True)
+except SystemExit as stop:
+    print(stop.code, sorted(m for m in ("torch", "transformers") if sys.modules.get(m) is not None))
+"""
+
+
+def test_stage_process_never_imports_torch_or_transformers(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    out = _project(tmp_path, monkeypatch, _rows())
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENLINEAGE_DISABLED": "true"}
+    done = subprocess.run([sys.executable, "-c", _AS_MAIN], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "0 []"
+    # ... and writes what the same stage writes in a process that has them loaded (this one)
+    without = {name: (out / name).read_bytes() for name in ("findings.json", "decision.json", "manifest.json")}
+    cleared = (out / "data" / "train.jsonl").read_text()
+    assert not any(value in cleared for value in PLANTED)
+    assert main(["sft"]) == 0
+    assert {name: (out / name).read_bytes() for name in without} == without
+    assert (out / "data" / "train.jsonl").read_text() == cleared

@@ -28,3 +28,29 @@ def test_threads_come_from_the_cpus_this_process_may_use():
 
 def test_an_explicit_setting_wins():
     assert _threads(OMP_NUM_THREADS="3", OMP_WAIT_POLICY="ACTIVE") == "3 ACTIVE"
+
+
+#: What ``accelerate launch`` does: starts the stage with ``OMP_NUM_THREADS`` set to its own default, 1.
+LAUNCHER = (
+    "import os, subprocess, sys; subprocess.run([sys.executable, '-c', sys.argv[1]], check=True, "
+    "env={**os.environ, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '1'), 'ACCELERATE_DYNAMO_BACKEND': 'NO'})"
+)
+
+
+def _launched_threads(**env: str) -> str:
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "LOCAL_WORLD_SIZE", "OMP_WAIT_POLICY")}
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, PROBE], cwd=REPO, env={**base, **env}, capture_output=True, text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_the_launchers_default_of_one_thread_gives_way_to_the_machine():
+    cpus = len(os.sched_getaffinity(0))
+    assert _launched_threads() == f"{cpus} PASSIVE"
+
+
+def test_under_the_launcher_an_explicit_setting_still_wins():
+    assert _launched_threads(OMP_NUM_THREADS="1") == "1 PASSIVE"
+    assert _launched_threads(OMP_NUM_THREADS="3") == "3 PASSIVE"
