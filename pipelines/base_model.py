@@ -291,11 +291,16 @@ def main(argv: list[str] | None = None) -> int:
         if stale.is_file():
             stale.unlink()
     if params.name_or_path == BUILTIN:
+        from transformers import AutoTokenizer
+
         corpus = Path(params.corpus)
         if not corpus.is_file():
             raise ConfigError(f"params.yaml: base_model.corpus: {corpus}: file not found")
         # Train the tokenizer, then a seeded tiny Qwen2 sized to its vocabulary
         tokenizer = train_tokenizer(corpus, params.vocab_size)
+        tokenizer.save_pretrained(out_dir)
+        # Reloaded as every later stage loads it: only then is <|im_start|> one token when encoding text
+        tokenizer = AutoTokenizer.from_pretrained(out_dir)
         model = build_tiny_model(tokenizer, params)
         extra = {"corpus": {"path": str(corpus), "sha256": sha256_file(corpus)}, "parameters": model.num_parameters()}
         # A short causal-LM pre-training, so the tiny model can copy and count before any post-training
@@ -311,7 +316,6 @@ def main(argv: list[str] | None = None) -> int:
             log.info("pre-trained %d steps on %d conversations: loss %.3f", params.pretrain.max_steps,
                      len(records), losses[-1])
         model.save_pretrained(out_dir, safe_serialization=True)
-        tokenizer.save_pretrained(out_dir)
         model_path, kind = out_dir, "builtin"
         model_hash = sha256_dir(out_dir)
     elif params.name_or_path.lower().endswith(".gguf"):

@@ -100,3 +100,44 @@ def test_params_typo_names_the_key(in_tmp, capsys):
     _params(in_tmp, hiden_size=3)
     assert base_model.main([]) == 2
     assert "params.yaml: base_model: hiden_size: unknown key (typo?)" in capsys.readouterr().err
+
+
+def _pretrain_data(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+def _pretrain(data, **overrides):
+    return {"data": data, "max_steps": 60, "batch_size": 8, "learning_rate": 3e-3, "warmup_steps": 5,
+            "max_length": 64, "threads": 1, **overrides}
+
+
+def test_pretraining_lowers_the_loss_deterministically_and_is_recorded(in_tmp):
+    conversations = [
+        {"messages": [{"role": "user", "content": f"what is {n} plus one"},
+                      {"role": "assistant", "content": "the answer"}]}
+        for n in range(40)
+    ]
+    data = _pretrain_data(in_tmp / "pretrain.jsonl", conversations)
+    _params(in_tmp)
+    assert base_model.main([]) == 0
+    untrained = json.loads((in_tmp / "base/manifest.json").read_text())
+    assert "pretrain" not in untrained
+    _params(in_tmp, pretrain=_pretrain(data))
+    assert base_model.main([]) == 0
+    first = json.loads((in_tmp / "base/manifest.json").read_text())
+    losses = first["pretrain"]["loss_every_50_steps"]
+    assert first["pretrain"]["records"] == 40 and len(losses) == 2 and losses[-1] < losses[0]
+    assert first["model_sha256"] != untrained["model_sha256"]
+    # Same seed, same data: the same weights
+    assert base_model.main([]) == 0
+    assert json.loads((in_tmp / "base/manifest.json").read_text())["model_sha256"] == first["model_sha256"]
+
+
+def test_pretraining_record_without_messages_is_one_clear_error(in_tmp, capsys):
+    good = {"messages": [{"role": "user", "content": "what is one"}, {"role": "assistant", "content": "one"}]}
+    data = _pretrain_data(in_tmp / "pretrain.jsonl", [good] * 9 + [{"prompt": "no messages"}])
+    _params(in_tmp, pretrain=_pretrain(data))
+    assert base_model.main([]) != 0
+    expected = f"base_model: DataError: {data}: record 10: field messages is missing or empty"
+    assert expected in capsys.readouterr().err
