@@ -5,13 +5,8 @@
 With ``name_or_path: builtin:tiny`` (the default) this trains a byte-level BPE
 tokenizer on the shipped corpus, wraps it as a ``PreTrainedTokenizerFast`` with a
 ChatML chat template carrying ``{% generation %}`` markers (so SFT's
-assistant-only loss works) and saves a tiny Qwen2 initialised with a fixed
-seed — entirely offline. With ``pretrain`` set, the tiny model is first trained
-for a few hundred steps as a plain causal LM on the conversations of
-``pretrain.data`` (rendered with its own chat template): a randomly
-initialised model needs that long before it can copy digits from a prompt,
-which no later stage's handful of steps can buy, and without it GRPO's
-exact-match reward stays at zero for parent and child alike. With an HF model id (from the local cache; the
+assistant-only loss works) and saves a tiny randomly initialised Qwen2 with a
+fixed seed — entirely offline. With an HF model id (from the local cache; the
 pipeline runs with ``HF_HUB_OFFLINE=1``) or a local directory, the stage loads
 nothing into the output: it records the model's identity and content hash, and
 training stages load it from where it is. With a ``.gguf`` file (llama.cpp's
@@ -29,10 +24,9 @@ from typing import Any
 
 from pydantic import Field
 
-from governance.errors import ConfigError, DataError
+from governance.errors import ConfigError
 from governance.lineage import sha256_dir, sha256_file, write_manifest
 from governance.policy import Strict
-from governance.records import iter_records
 from pipelines._common import load_params, stage_main
 
 log = logging.getLogger(__name__)
@@ -64,18 +58,6 @@ CHAT_TEMPLATE = (
 )
 
 
-class PretrainParams(Strict):
-    """A short causal-LM pre-training of the built-in tiny model (plain PyTorch: no trainer set-up to pay for)."""
-
-    data: str
-    max_steps: int = Field(gt=0)
-    batch_size: int = Field(gt=0)
-    learning_rate: float = Field(gt=0)
-    warmup_steps: int = Field(ge=0)
-    max_length: int = Field(gt=0)
-    threads: int = Field(gt=0)
-
-
 class BaseModelParams(Strict):
     name_or_path: str
     license: str
@@ -89,7 +71,6 @@ class BaseModelParams(Strict):
     num_attention_heads: int = Field(gt=0)
     num_key_value_heads: int = Field(gt=0)
     max_position_embeddings: int = Field(gt=0)
-    pretrain: PretrainParams | None = None
 
 
 def train_tokenizer(corpus: Path, vocab_size: int):
@@ -144,65 +125,6 @@ def build_tiny_model(tokenizer, params: BaseModelParams):
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model
-
-
-def pretraining_sequences(tokenizer, records: list[dict], max_length: int, source: str) -> list[list[int]]:
-    """Token ids of each record's ``messages`` rendered with the chat template, cut at ``max_length``."""
-    sequences = []
-    for index, record in enumerate(records, start=1):
-        messages = record.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise DataError(f"{source}: record {index}: field messages is missing or empty")
-        text = tokenizer.apply_chat_template(messages, tokenize=False)
-        sequences.append(tokenizer(text, add_special_tokens=False)["input_ids"][:max_length])
-    return sequences
-
-
-def pretrain(model, sequences: list[list[int]], pad_token_id: int, params: PretrainParams, seed: int) -> list[float]:
-    """Causal-LM training on ``sequences`` (AdamW, linear warm-up, cosine decay); the loss every 50 steps.
-
-    Batches are drawn with a generator seeded by ``seed``, so the same inputs give the same weights.
-    """
-    import math
-
-    import torch
-
-    if len(sequences) < params.batch_size:
-        raise ConfigError(
-            f"params.yaml: base_model.pretrain: {len(sequences)} records, fewer than batch_size {params.batch_size}"
-        )
-    threads = torch.get_num_threads()
-    # Tiny matrices: one thread is faster than two contending ones, and the result does not depend on it
-    torch.set_num_threads(params.threads)
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=0.0)
-    losses = []
-    model.train()
-    try:
-        for step in range(params.max_steps):
-            picks = torch.randint(len(sequences), (params.batch_size,), generator=generator).tolist()
-            batch = [sequences[i] for i in picks]
-            width = max(len(s) for s in batch)
-            ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
-            labels = torch.full((len(batch), width), -100, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, sequence in enumerate(batch):
-                ids[row, : len(sequence)] = labels[row, : len(sequence)] = torch.tensor(sequence)
-                mask[row, : len(sequence)] = 1
-            warm = min(1.0, (step + 1) / max(params.warmup_steps, 1))
-            for group in optimizer.param_groups:
-                group["lr"] = params.learning_rate * warm * 0.5 * (1 + math.cos(math.pi * step / params.max_steps))
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if (step + 1) % 50 == 0 or step + 1 == params.max_steps:
-                losses.append(round(float(loss), 4))
-    finally:
-        torch.set_num_threads(threads)
-    model.eval()
-    return losses
 
 
 #: GGUF metadata keys recorded as the base model's identity (``general.*`` of the GGUF spec)
@@ -291,32 +213,16 @@ def main(argv: list[str] | None = None) -> int:
         if stale.is_file():
             stale.unlink()
     if params.name_or_path == BUILTIN:
-        from transformers import AutoTokenizer
-
         corpus = Path(params.corpus)
         if not corpus.is_file():
             raise ConfigError(f"params.yaml: base_model.corpus: {corpus}: file not found")
         # Train the tokenizer, then a seeded tiny Qwen2 sized to its vocabulary
         tokenizer = train_tokenizer(corpus, params.vocab_size)
-        tokenizer.save_pretrained(out_dir)
-        # Reloaded as every later stage loads it: only then is <|im_start|> one token when encoding text
-        tokenizer = AutoTokenizer.from_pretrained(out_dir)
         model = build_tiny_model(tokenizer, params)
-        extra = {"corpus": {"path": str(corpus), "sha256": sha256_file(corpus)}, "parameters": model.num_parameters()}
-        # A short causal-LM pre-training, so the tiny model can copy and count before any post-training
-        if params.pretrain is not None:
-            data = Path(params.pretrain.data)
-            if not data.is_file():
-                raise ConfigError(f"params.yaml: base_model.pretrain.data: {data}: file not found")
-            records = [r.data for r in iter_records(data)]
-            sequences = pretraining_sequences(tokenizer, records, params.pretrain.max_length, str(data))
-            losses = pretrain(model, sequences, tokenizer.pad_token_id, params.pretrain, params.seed)
-            extra["pretrain"] = {"path": str(data), "sha256": sha256_file(data), "records": len(records),
-                                 "loss_every_50_steps": losses}
-            log.info("pre-trained %d steps on %d conversations: loss %.3f", params.pretrain.max_steps,
-                     len(records), losses[-1])
         model.save_pretrained(out_dir, safe_serialization=True)
+        tokenizer.save_pretrained(out_dir)
         model_path, kind = out_dir, "builtin"
+        extra = {"corpus": {"path": str(corpus), "sha256": sha256_file(corpus)}, "parameters": model.num_parameters()}
         model_hash = sha256_dir(out_dir)
     elif params.name_or_path.lower().endswith(".gguf"):
         # Dequantize the GGUF into an HF folder; the GGUF file's hash and declared licence are the identity

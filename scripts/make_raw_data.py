@@ -24,10 +24,6 @@ Files and fields (TRL's conversational dataset formats):
   two, tens plus units), no two sharing their numbers, none sharing them with
   an SFT, preference or KTO prompt (reworded near-duplicates).
 - ``rlhf_prompts.jsonl`` (200): ``id``, ``prompt`` [user].
-- ``pretrain.jsonl`` (3000): ``id``, ``messages`` [system, user, assistant]
-  from the curriculum's easy end, ``source``, ``license``: base_model's
-  short pre-training of the built-in tiny model; none shares its numbers
-  with a GRPO prompt.
 
 Planted fake PII (ids and entity types only; values are checksum-valid but
 fictional: example.com/.org, 555-01xx, test-style card prefixes, 203.0.113.x):
@@ -61,7 +57,7 @@ from raw_data.corpus import build_corpus  # noqa: E402
 
 SEED = 2026
 OUT_DIR = Path(__file__).resolve().parent.parent / "data" / "raw"
-COUNTS = {"sft": 600, "preference": 500, "kto": 400, "grpo": 400, "rlhf_prompts": 200, "pretrain": 3000}
+COUNTS = {"sft": 600, "preference": 500, "kto": 400, "grpo": 400, "rlhf_prompts": 200}
 CORPUS_CHARS = 400_000
 
 
@@ -76,7 +72,6 @@ def generate(rng: random.Random) -> tuple[str, dict[str, list[dict]]]:
     seen_elsewhere = set().union(*(builders.prompt_keys(records) for records in files.values()))
     files["grpo"] = builders.build_grpo(rng, COUNTS["grpo"], exclude=seen_elsewhere)
     files["rlhf_prompts"] = builders.build_rlhf_prompts(rng, COUNTS["rlhf_prompts"])
-    files["pretrain"] = builders.build_pretrain(rng, COUNTS["pretrain"], exclude=builders.prompt_keys(files["grpo"]))
     plant.plant({r["id"]: r for records in files.values() for r in records}, rng)
     return corpus, files
 
@@ -119,8 +114,6 @@ def check(corpus: str, files: dict[str, list[dict]]) -> list[str]:
     elsewhere = set().union(*(builders.prompt_keys(files[name]) for name in ("sft", "preference", "kto")))
     if shared := set().union(*grpo_keys) & elsewhere:
         problems.append(f"grpo: {len(shared)} prompts share their numbers with an SFT/preference/KTO prompt")
-    if shared := set().union(*grpo_keys) & builders.prompt_keys(files["pretrain"]):
-        problems.append(f"grpo: {len(shared)} prompts share their numbers with a pre-training conversation")
     return problems
 
 

@@ -180,24 +180,6 @@ def build_grpo(rng: random.Random, n: int, exclude: set[str]) -> list[dict]:
     return records
 
 
-def build_pretrain(rng: random.Random, n: int, exclude: set[str]) -> list[dict]:
-    """``n`` conversations from the curriculum's easy end, for base_model's short pre-training.
-
-    Under GRPO's system prompt and in its answer contract; none shares its numbers with a key in
-    ``exclude`` (GRPO's prompts), so pre-training teaches the skill, never a held-out answer.
-    """
-    seen = set(exclude)
-    records = []
-    for index in range(n):
-        (p,) = _unique(lambda: (rng.choice(arithmetic.EASY)(rng),), seen,
-                       lambda item: arithmetic.near_duplicate_key(item[0].question))
-        records.append({"id": f"pre-{index + 1:04d}", "messages": [
-            {"role": "system", "content": GRPO_SYSTEM}, {"role": "user", "content": p.question},
-            {"role": "assistant", "content": f"{p.reasoning}\nAnswer: {p.answer}"}],
-            "source": "synthetic-math-easy-v1", "license": "cc-by-4.0"})
-    return records
-
-
 def _customer_question(rng: random.Random) -> str:
     task = rng.choice(support.TASKS)
     return support.question(task, rng, support.company_for(task, rng))
