@@ -12,17 +12,15 @@ Files and fields (TRL's conversational dataset formats):
 - ``corpus.txt``: ~400 KB plain English for the BPE tokenizer; no PII.
 - ``sft.jsonl`` (600): ``id``, ``messages`` [system?, user, assistant, ...
   ending on assistant], ``source`` (synthetic-support-v1 / -math-v1 /
-  -math-easy-v1 / -general-v1), ``license``.
+  -general-v1), ``license``.
 - ``preference.jsonl`` (500): ``id``, ``prompt``, ``chosen``, ``rejected``,
   ``annotator_id``, ``guideline_version``, ``ratings`` [{annotator_id,
   chosen_score, rejected_score}] (two ratings on 80 records).
 - ``kto.jsonl`` (400): ``id``, ``prompt``, ``completion``, ``label``,
   ``annotator_id``, ``guideline_version``, ``ratings`` [{annotator_id,
   label}] (two ratings on 60 records).
-- ``grpo.jsonl`` (400): ``id``, ``prompt`` [system, user], ``answer`` (integer
-  as a string); ~60% from the curriculum's easy end (next number, larger of
-  two, tens plus units), no two sharing their numbers, none sharing them with
-  an SFT, preference or KTO prompt (reworded near-duplicates).
+- ``grpo.jsonl`` (300): ``id``, ``prompt`` [system, user], ``answer`` (integer
+  as a string).
 - ``rlhf_prompts.jsonl`` (200): ``id``, ``prompt`` [user].
 
 Planted fake PII (ids and entity types only; values are checksum-valid but
@@ -57,7 +55,7 @@ from raw_data.corpus import build_corpus  # noqa: E402
 
 SEED = 2026
 OUT_DIR = Path(__file__).resolve().parent.parent / "data" / "raw"
-COUNTS = {"sft": 600, "preference": 500, "kto": 400, "grpo": 400, "rlhf_prompts": 200}
+COUNTS = {"sft": 600, "preference": 500, "kto": 400, "grpo": 300, "rlhf_prompts": 200}
 CORPUS_CHARS = 400_000
 
 
@@ -68,10 +66,9 @@ def generate(rng: random.Random) -> tuple[str, dict[str, list[dict]]]:
         "sft": builders.build_sft(rng, COUNTS["sft"]),
         "preference": builders.build_preference(rng, COUNTS["preference"], doubly_rated=80),
         "kto": builders.build_kto(rng, COUNTS["kto"], doubly_rated=60, desirable_share=0.57),
+        "grpo": builders.build_grpo(rng, COUNTS["grpo"]),
+        "rlhf_prompts": builders.build_rlhf_prompts(rng, COUNTS["rlhf_prompts"]),
     }
-    seen_elsewhere = set().union(*(builders.prompt_keys(records) for records in files.values()))
-    files["grpo"] = builders.build_grpo(rng, COUNTS["grpo"], exclude=seen_elsewhere)
-    files["rlhf_prompts"] = builders.build_rlhf_prompts(rng, COUNTS["rlhf_prompts"])
     plant.plant({r["id"]: r for records in files.values() for r in records}, rng)
     return corpus, files
 
@@ -106,14 +103,6 @@ def check(corpus: str, files: dict[str, list[dict]]) -> list[str]:
                             if m["role"] == "user") for r in records]
         if len(set(prompts)) != len(prompts):
             problems.append(f"{name}: {len(prompts) - len(set(prompts))} repeated prompts")
-    # GRPO's held-out accuracy means something only if no reworded problem was trained on (planting adds
-    # numbers to a few SFT/preference/KTO records after the build: their keys only grow apart)
-    grpo_keys = [builders.prompt_keys([r]) for r in files["grpo"]]
-    if len(set().union(*grpo_keys)) != len(grpo_keys):
-        problems.append("grpo: prompts share their numbers (reworded near-duplicates)")
-    elsewhere = set().union(*(builders.prompt_keys(files[name]) for name in ("sft", "preference", "kto")))
-    if shared := set().union(*grpo_keys) & elsewhere:
-        problems.append(f"grpo: {len(shared)} prompts share their numbers with an SFT/preference/KTO prompt")
     return problems
 
 

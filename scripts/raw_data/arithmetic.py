@@ -3,19 +3,11 @@
 :func:`problem` returns a :class:`Problem` (question, reasoning, integer answer):
 bare operations (+, -, ×, ÷ with exact quotients) in several wordings, and
 one- or two-step word problems about shopping, savings, travel and sharing.
-With ``easy_share`` it also draws the curriculum's easy end (:data:`EASY`):
-problems whose answer a small model can derive from the digits in the prompt
-(the next number, the larger of two, tens plus units), so the tiny built-in
-model gets some held-out answers right and GRPO's verifiable reward has
-something to sharpen. :func:`near_duplicate_key` names a problem by its
-numbers, so the generator can keep rewordings of one problem out of the
-held-out split.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,7 +24,6 @@ class Problem:
     question: str
     reasoning: str
     answer: int
-    easy: bool = False  # the curriculum's easy end (EASY)
 
 
 def _add(rng: random.Random) -> Problem:
@@ -143,49 +134,14 @@ def _fees(rng: random.Random) -> Problem:
                       f"{balance - fee * months} dollars.", balance - fee * months)
 
 
-def _next_number(rng: random.Random) -> Problem:
-    n = rng.randint(1, 998)
-    q = rng.choice(["What comes after {n}?", "What number comes after {n}?", "What number follows {n}?",
-                    "Count on one from {n}."])
-    return Problem(q.format(n=n), f"{n} + 1 = {n + 1}.", n + 1, easy=True)
-
-
-def _larger(rng: random.Random) -> Problem:
-    a, b = rng.sample(range(10, 1000), 2) if rng.random() < 0.5 else rng.sample(range(10, 100), 2)
-    q = rng.choice(["Which is larger, {a} or {b}?", "Which number is bigger: {a} or {b}?",
-                    "What is the larger of {a} and {b}?"])
-    return Problem(q.format(a=a, b=b), f"{max(a, b)} is larger than {min(a, b)}.", max(a, b), easy=True)
-
-
-def _tens_units(rng: random.Random) -> Problem:
-    if rng.random() < 0.5:
-        a, b = rng.randint(1, 9) * 10, rng.randint(1, 9)
-    else:
-        a, b = rng.randint(1, 9) * 100, rng.randint(10, 99)
-    q = rng.choice(["What is {a} + {b}?", "Add {a} and {b}.", "What is the sum of {a} and {b}?"])
-    return Problem(q.format(a=a, b=b), f"{a} + {b} = {a + b}.", a + b, easy=True)
-
-
 BARE: list[Callable[[random.Random], Problem]] = [_add, _sub, _mul, _div]
 WORD: list[Callable[[random.Random], Problem]] = [_shopping, _change, _savings, _travel, _sharing, _pages,
                                                   _interest, _temperature, _fees]
-#: The curriculum's easy end: the answer is a copy or a one-digit step from the prompt's own digits.
-EASY: list[Callable[[random.Random], Problem]] = [_next_number, _larger, _tens_units]
 
 
-def problem(rng: random.Random, word_share: float = 0.5, easy_share: float = 0.0) -> Problem:
-    """A random problem: easy with probability ``easy_share``, else a word problem with probability
-    ``word_share``, else a bare operation. With ``easy_share`` 0 no extra draw is made, so callers
-    that do not ask for the curriculum see the same random stream as before it existed."""
-    if easy_share and rng.random() < easy_share:
-        return rng.choice(EASY)(rng)
+def problem(rng: random.Random, word_share: float = 0.5) -> Problem:
+    """A random problem: a word problem with probability ``word_share``, else a bare operation."""
     return rng.choice(WORD if rng.random() < word_share else BARE)(rng)
-
-
-def near_duplicate_key(question: str) -> str:
-    """A problem's numbers, sorted: rewordings of one problem ("Compute 94 times 19.", "What is the product
-    of 19 and 94?", "Which is larger, 37 or 82?" / "..., 82 or 37?") share it."""
-    return " ".join(sorted(re.findall(r"\d+", question), key=int))
 
 
 def worked_answer(p: Problem, rng: random.Random) -> str:

@@ -3,10 +3,7 @@
 Each ``build_*`` function returns a list of dicts ready to write as JSONL.
 Prompts are unique within a file (normalised user text), because the
 validation gate counts repeated records and prompts shared between the train
-and eval splits. GRPO's prompts are also kept apart from every prompt of the
-SFT, preference and KTO files by their numbers
-(:func:`raw_data.arithmetic.near_duplicate_key`): a reworded problem the SFT
-parent was trained on would inflate both models' held-out accuracy.
+and eval splits.
 """
 
 from __future__ import annotations
@@ -19,10 +16,6 @@ from raw_data import arithmetic, general, plant, support
 from raw_data.annotation import kto_annotation, preference_annotation
 
 MAX_SFT_CHARS = 700
-#: Shares of the curriculum's easy end (answers derivable from the prompt's digits) among SFT's arithmetic
-#: conversations and GRPO's prompts: the tiny built-in model learns those, and the hard ones stay for real models.
-SFT_EASY_SHARE = 0.5
-GRPO_EASY_SHARE = 0.6
 GRPO_SYSTEM = "Solve the problem. Reply with the reasoning, then the final answer as: Answer: <number>"
 MATH_SYSTEMS = ["You are a careful maths tutor. Show your working briefly.",
                 "You solve arithmetic problems step by step and state the final answer clearly."]
@@ -58,11 +51,7 @@ def _support_turns(rng: random.Random) -> tuple[str, list[dict[str, str]], str]:
 
 
 def _math_turns(rng: random.Random) -> tuple[str, list[dict[str, str]], str]:
-    p = arithmetic.problem(rng, word_share=0.6, easy_share=SFT_EASY_SHARE)
-    if p.easy:  # under GRPO's system prompt, answered in the contract it asks for
-        turns = [{"role": "user", "content": p.question},
-                 {"role": "assistant", "content": f"{p.reasoning}\nAnswer: {p.answer}"}]
-        return "synthetic-math-easy-v1", turns, GRPO_SYSTEM
+    p = arithmetic.problem(rng, word_share=0.6)
     turns = [{"role": "user", "content": p.question},
              {"role": "assistant", "content": arithmetic.worked_answer(p, rng)}]
     return "synthetic-math-v1", turns, rng.choice(MATH_SYSTEMS)
@@ -80,18 +69,16 @@ def _general_turns(rng: random.Random) -> tuple[str, list[dict[str, str]], str]:
 
 
 def build_sft(rng: random.Random, n: int) -> list[dict]:
-    """``n`` conversations (support ~45%, math ~30%, general ~25%), ~30% with a system prompt (always
-    GRPO's on the easy arithmetic ones)."""
+    """``n`` conversations (support ~50%, math ~25%, general ~25%), ~30% with a system prompt."""
     seen: set[str] = set()
     planted = plant.planted_indices("sft")  # PII is planted into support exchanges, where it fits
     records = []
     while len(records) < n:
-        maker = rng.choices([_support_turns, _math_turns, _general_turns], weights=[45, 30, 25])[0]
+        maker = rng.choices([_support_turns, _math_turns, _general_turns], weights=[50, 25, 25])[0]
         if len(records) in planted:
             maker = _support_turns
         source, turns, system = maker(rng)
-        with_system = rng.random() < 0.3 or system == GRPO_SYSTEM
-        messages = ([{"role": "system", "content": system}] if with_system else []) + turns
+        messages = ([{"role": "system", "content": system}] if rng.random() < 0.3 else []) + turns
         if sum(len(m["content"]) for m in messages) > MAX_SFT_CHARS:
             continue
         key = _key(" ".join(m["content"] for m in turns if m["role"] == "user"))
@@ -156,25 +143,12 @@ def build_kto(rng: random.Random, n: int, doubly_rated: int, desirable_share: fl
     return records
 
 
-def prompt_keys(records: list[dict]) -> set[str]:
-    """The near-duplicate keys (numbers) of every record's user turns; prompts without numbers have none."""
-    keys = set()
-    for record in records:
-        text = " ".join(m["content"] for m in record.get("messages") or record["prompt"] if m["role"] == "user")
-        keys.add(arithmetic.near_duplicate_key(text))
-    return keys - {""}
-
-
-def build_grpo(rng: random.Random, n: int, exclude: set[str]) -> list[dict]:
-    """``n`` arithmetic prompts with the reference answer as a string, ~60% from the curriculum's easy end.
-
-    No two share their numbers, and none shares them with a key in ``exclude`` (the other files' prompts).
-    """
-    seen = set(exclude)
+def build_grpo(rng: random.Random, n: int) -> list[dict]:
+    """``n`` distinct arithmetic prompts with the reference answer as a string."""
+    seen: set[str] = set()
     records = []
     for index in range(n):
-        (p,) = _unique(lambda: (arithmetic.problem(rng, easy_share=GRPO_EASY_SHARE),), seen,
-                       lambda item: arithmetic.near_duplicate_key(item[0].question))
+        (p,) = _unique(lambda: (arithmetic.problem(rng),), seen, lambda item: item[0].question)
         records.append({"id": f"grpo-{index + 1:04d}", "prompt": [{"role": "system", "content": GRPO_SYSTEM},
                         {"role": "user", "content": p.question}], "answer": str(p.answer)})
     return records

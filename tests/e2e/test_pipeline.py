@@ -83,9 +83,8 @@ def test_each_method_moves_its_primary_metric_on_held_out_data(repro_once):
     assert kto["reward_auc"] > 0.5 and kto["reward_separation"] > 0
     orpo = _metrics(workdir, "orpo")
     assert orpo["log_odds_accuracy"] > 0.5 and orpo["log_odds_ratio_gain"] > 0
-    # GRPO is not here: the tiny model answers no held-out arithmetic prompt, before or after (see the test above)
-    rlhf = _metrics(workdir, "rlhf")
-    assert rlhf["reward_gain_vs_parent"] > 0
+    # Not here yet (issue 11): GRPO (the tiny model answers no held-out arithmetic prompt, before or after; see the
+    # test above) and RLHF (its held-out reward gain over the parent is noise-sized, +0.0002 on the shipped data)
 
 
 def _versions_by_method(workdir):
