@@ -65,6 +65,32 @@ def test_every_version_is_pending_unless_its_evaluation_failed(repro_once):
     assert "govllm-sft" in table and "pending" in table
 
 
+def _metrics(workdir, method):
+    return json.loads((workdir / f"artifacts/evaluate_{method}/metrics.json").read_text())
+
+
+def test_each_method_moves_its_primary_metric_on_held_out_data(repro_once):
+    """The default demonstrates each method learning what it optimises, measured on its held-out split."""
+    workdir, _, _ = repro_once
+    assert set(_versions_by_method(workdir)) == {"sft", "rm", "dpo", "kto", "orpo", "grpo", "rlhf"}
+    sft = _metrics(workdir, "sft")
+    assert sft["eval_loss"] < sft["base_eval_loss"]
+    rm = _metrics(workdir, "rm")
+    assert rm["accuracy"] > 0.5 and rm["mean_margin"] > 0  # chosen over rejected, above chance
+    dpo = _metrics(workdir, "dpo")
+    assert dpo["reward_accuracy"] > 0.5 and dpo["reward_margin"] > 0
+    kto = _metrics(workdir, "kto")
+    assert kto["reward_auc"] > 0.5 and kto["reward_separation"] > 0
+    orpo = _metrics(workdir, "orpo")
+    assert orpo["log_odds_accuracy"] > 0.5 and orpo["log_odds_ratio_gain"] > 0
+    # Not here yet (issue 11): GRPO (the tiny model answers no held-out arithmetic prompt, before or after; see the
+    # test above) and RLHF (its held-out reward gain over the parent is noise-sized, +0.0002 on the shipped data)
+
+
+def _versions_by_method(workdir):
+    return {v["method"]: v for v in _versions(workdir)}
+
+
 def test_second_repro_does_no_work(repro_once):
     workdir, _, _ = repro_once
     started = time.perf_counter()
