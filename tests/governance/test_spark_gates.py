@@ -1,7 +1,7 @@
 """Both gates of one dataset on Spark local[2] equal the local engine: decision, findings, cleared bytes.
 
-Opt-in (a Spark session and per-worker scanners take tens of seconds):
-``pytest -m scale tests/governance/test_spark_gates.py``.
+Part of the default run: the lean test of the Spark engine path (100 records, one
+Spark session for the module). The 1M-record comparison is ``benchmarks/scale_gates.py``.
 """
 
 from __future__ import annotations
@@ -16,21 +16,11 @@ from governance.gates import write_decision
 from governance.pii import run_pii_gate, write_findings_report
 from governance.validation import run_validation_gate
 
-pytestmark = pytest.mark.scale
-
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module", autouse=True)  # module scope: skip before the module-scoped set-up runs
-def _opt_in(request):
-    if "scale" not in (request.config.getoption("-m") or ""):
-        pytest.skip("opt-in: pytest -m scale (Spark local[2] session)")
-
-
 @pytest.fixture(scope="module")
-def spark(request):
-    if "scale" not in (request.config.getoption("-m") or ""):
-        pytest.skip("opt-in: pytest -m scale")
+def spark():
     from governance.spark_io import spark_session
 
     session = spark_session({"master": "local[2]"})  # once per module: start-up is the expensive part
