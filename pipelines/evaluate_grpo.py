@@ -178,6 +178,31 @@ def drop_while_reward_rises(train_reward_trend: float, heldout_delta: float) -> 
     return max(0.0, -heldout_delta)
 
 
+#: A completion this long or longer whose distinct token bigrams are under this share of its bigrams is degenerate
+REPETITION_MIN_TOKENS = 8
+REPETITION_MAX_DISTINCT = 0.5
+
+
+def degenerate(completion: Completion) -> bool:
+    """A completion that loops (" the the the", "assistant\\nassistant\\n"): few distinct token bigrams.
+
+    Reward hacking against a learned reward model often ends here, and its score alone says nothing of it.
+    """
+    ids = completion.completion_ids
+    if len(ids) < REPETITION_MIN_TOKENS:
+        return False
+    bigrams = list(zip(ids, ids[1:], strict=False))
+    return len(set(bigrams)) < REPETITION_MAX_DISTINCT * len(bigrams)
+
+
+def repetition_metrics(tuned: list[Completion], parent: list[Completion]) -> dict[str, float]:
+    """Share of degenerate (looping) completions, tuned and parent, and the change."""
+    rate = sum(map(degenerate, tuned)) / len(tuned)
+    parent_rate = sum(map(degenerate, parent)) / len(parent)
+    return {"repetition_rate": rate, "parent_repetition_rate": parent_rate,
+            "repetition_rate_delta_vs_parent": rate - parent_rate}
+
+
 def grpo_metrics(
     *,
     tuned: list[Completion],
@@ -204,6 +229,7 @@ def grpo_metrics(
         "mean_completion_tokens": tokens,
         "parent_mean_completion_tokens": parent_tokens,
         "length_ratio_vs_parent": tokens / max(parent_tokens, 1.0),
+        **repetition_metrics(tuned, parent),
         "kl_to_parent": kl,
         **trend,
         # Both at 0 correct: the drop is 0 whether or not the policy got worse; the gate reads NaN as not measurable

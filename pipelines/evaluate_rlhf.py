@@ -44,6 +44,7 @@ from pipelines.evaluate_grpo import (
     drop_while_reward_rises,
     greedy_completions,
     kl_to_reference,
+    repetition_metrics,
     require_parent,
     reward_trend,
 )
@@ -106,6 +107,7 @@ def rlhf_metrics(
         "parent_mean_completion_tokens": parent_tokens,
         "length_ratio_vs_parent": tokens / max(parent_tokens, 1.0),
         "empty_completion_rate": sum(not c.text.strip() for c in tuned) / n,
+        **repetition_metrics(tuned, parent),
         "kl_to_parent": kl,
         **trend,
         # Held-out "falls" = the tuned policy loses to its parent more often than it wins

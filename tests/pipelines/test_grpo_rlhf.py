@@ -26,7 +26,14 @@ from governance.lineage import read_manifest, sha256_dir, sha256_json, write_man
 from governance.objectives import approve_objective, objective_hashes
 from pipelines import base_model, evaluate_grpo, evaluate_rlhf, train_grpo, train_rlhf
 from pipelines._training import with_run_context
-from pipelines.evaluate_grpo import Completion, drop_while_reward_rises, grpo_metrics, kl_to_reference, reward_trend
+from pipelines.evaluate_grpo import (
+    Completion,
+    degenerate,
+    drop_while_reward_rises,
+    grpo_metrics,
+    kl_to_reference,
+    reward_trend,
+)
 from pipelines.evaluate_rlhf import rlhf_metrics
 from pipelines.rewards import correctness_reward, resolve_reward_functions
 from pipelines.train_rlhf import require_kl_penalty, reward_model_recipe
@@ -483,6 +490,36 @@ def test_grpo_metrics_from_completions():
     assert metrics["kl_to_parent"] == 0.25
 
 
+def _looping(ids: list[int], text: str = "loop") -> Completion:
+    return Completion(prompt_ids=[1], completion_ids=ids, text=text)
+
+
+def test_degenerate_repetition_is_few_distinct_bigrams_in_a_long_enough_completion():
+    hacked = _looping([7] * 32, " the the the")  # the reward-hacked loop the tiny model's RLHF fell into
+    two_step = _looping([5, 9] * 16)  # "assistant\nassistant\n..."
+    varied = _looping(list(range(32)))
+    short = _looping([7] * 7)  # under 8 tokens: too short to call a loop
+    assert [degenerate(c) for c in (hacked, two_step, varied, short)] == [True, True, False, False]
+    # 16 distinct bigrams of 31 is more than half: not degenerate; 15 of 31 is
+    assert not degenerate(_looping(list(range(15)) + [0] * 17)) and degenerate(_looping(list(range(14)) + [0] * 18))
+
+
+def test_rlhf_reward_gain_from_a_loop_is_caught_by_the_repetition_rule():
+    parent = [_looping(list(range(32)))] * 4
+    tuned = [_looping([7] * 32, " the the the")] * 3 + [_looping(list(range(32)))]
+    metrics = rlhf_metrics(
+        tuned=tuned, parent=parent, tuned_scores=[1.5] * 4, parent_scores=[-1.5] * 4, kl=0.08,
+        history=[{"reward": -0.6}, {"reward": 0.2}],
+    )
+    assert metrics["win_rate_vs_parent"] == 1.0 and metrics["repetition_rate"] == 0.75
+    assert metrics["repetition_rate_delta_vs_parent"] == 0.75 and metrics["parent_repetition_rate"] == 0.0
+    violations, _ = check_metrics(load_eval_policy(REPO / "policies/eval.yaml").methods["rlhf"], metrics, "m")
+    assert {(v.rule_id, v.severity) for v in violations} == {
+        ("eval.rlhf.degenerate_repetition", "deny"),
+        ("eval.rlhf.looping_output", "warn"),
+    }
+
+
 def test_rlhf_win_rate_counts_ties_half():
     tuned, parent = [_completion(2)] * 4, [_completion(2)] * 4
     metrics = rlhf_metrics(
@@ -530,6 +567,14 @@ RULE_CASES = [
     ("grpo", "eval.grpo.kl_to_parent", "kl_to_parent", 0.1, 0.9, "kl_to_parent 0.9 (max 0.5)"),
     (
         "grpo",
+        "eval.grpo.degenerate_repetition",
+        "repetition_rate_delta_vs_parent",
+        0.1,
+        0.5,
+        "repetition_rate_delta_vs_parent 0.5 (max 0.2)",
+    ),
+    (
+        "grpo",
         "eval.grpo.reward_up_heldout_down",
         "heldout_drop_while_reward_rises",
         0.0,
@@ -545,6 +590,15 @@ RULE_CASES = [
         "reward_gain_vs_parent -0.2 (min 0)",
     ),
     ("rlhf", "eval.rlhf.kl_to_parent", "kl_to_parent", 0.1, 0.9, "kl_to_parent 0.9 (max 0.5)"),
+    (
+        "rlhf",
+        "eval.rlhf.degenerate_repetition",
+        "repetition_rate_delta_vs_parent",
+        0.0,
+        0.9,
+        "repetition_rate_delta_vs_parent 0.9 (max 0.2)",
+    ),
+    ("rlhf", "eval.rlhf.looping_output", "repetition_rate", 0.1, 0.6, "repetition_rate 0.6 (max 0.25)"),
     ("rlhf", "eval.rlhf.verbosity", "length_ratio_vs_parent", 1.0, 2.0, "length_ratio_vs_parent 2 (max 1.5)"),
     ("rlhf", "eval.rlhf.empty_completions", "empty_completion_rate", 0.0, 0.8, "empty_completion_rate 0.8 (max 0.5)"),
     (
