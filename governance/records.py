@@ -122,6 +122,37 @@ def loads_record(raw: bytes | str, where: str) -> Any:
         raise DataError(f"{where}: invalid JSON value ({exc})") from None
 
 
+def invalid_utf8(path: Path, line_no: int, byte: int) -> DataError:
+    """The one error for a line that is not UTF-8, whichever engine reads the file."""
+    return DataError(f"{path}:{line_no}: invalid UTF-8 at byte {byte} of the line; re-encode the file as UTF-8")
+
+
+def require_utf8_lines(path: str | Path, chunk_bytes: int = 16 * 1024 * 1024) -> None:
+    """Refuse a text file with bytes that are not UTF-8, naming line and byte as :func:`iter_records` does.
+
+    For readers that replace invalid bytes instead of refusing them (Spark's text source substitutes
+    U+FFFD, which would silently change what is scanned and cleared). Reads whole lines in chunks of about
+    ``chunk_bytes``, so a file of any size is checked in bounded memory, at the speed of a bytes decode.
+    """
+    path = Path(path)
+    lines_before = 0
+    carry = b""
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(chunk_bytes)
+            block = carry + chunk
+            cut = block.rfind(b"\n") + 1 if chunk else len(block)  # whole lines only, until the end
+            piece, carry = block[:cut], block[cut:]
+            try:
+                piece.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line_start = piece.rfind(b"\n", 0, exc.start) + 1
+                raise invalid_utf8(path, lines_before + piece.count(b"\n", 0, exc.start) + 1, exc.start - line_start) from None
+            lines_before += piece.count(b"\n")
+            if not chunk:
+                return
+
+
 def _iter_jsonl(path: Path) -> Iterator[Record]:
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
@@ -133,9 +164,7 @@ def _iter_jsonl(path: Path) -> Iterator[Record]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(
-                    f"{path}:{line_no}: invalid UTF-8 at byte {exc.start} of the line; re-encode the file as UTF-8"
-                ) from None
+                raise invalid_utf8(path, line_no, exc.start) from None
             if not text.strip():
                 continue
             value = loads_record(raw, f"{path}:{line_no}")

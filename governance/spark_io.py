@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import ConfigError, DataError
+from governance.records import require_utf8_lines
 
 
 def spark_session(settings: dict[str, Any]) -> Any:
@@ -45,6 +46,8 @@ def records_frame(spark: Any, path: str | Path) -> Any:
         frame = spark.read.parquet(str(path.resolve()))  # the JVM resolves relative paths against its own cwd
         frame = frame.select(F.to_json(F.struct(*[F.col(c) for c in frame.columns])).alias("value"))
     elif suffix == ".jsonl":
+        # Spark's text source replaces bytes that are not UTF-8 with U+FFFD: refuse them first, as the local engine does
+        require_utf8_lines(path)
         frame = spark.read.text(str(path.resolve()))
     else:
         raise ConfigError(f"{path}: engine spark reads JSON Lines and Parquet; use engine local for {suffix}")

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from governance.errors import DataError
-from governance.records import iter_records, iter_text_fields, read_records, write_jsonl
+from governance.records import iter_records, iter_text_fields, read_records, require_utf8_lines, write_jsonl
 
 
 def write(tmp_path, name, content: bytes):
@@ -27,6 +27,25 @@ def test_invalid_utf8_names_file_and_line(tmp_path):
     path = write(tmp_path, "d.jsonl", b'{"a": 1}\n{"a": "\xff"}\n')
     with pytest.raises(DataError, match=r"d\.jsonl:2: invalid UTF-8"):
         read_records(path)
+
+
+@pytest.mark.parametrize("chunk_bytes", [4, 7, 1 << 20])
+def test_utf8_check_without_parsing_names_the_same_line_and_byte_as_the_reader(tmp_path, chunk_bytes):
+    """What Spark's engine runs before its text reader (which would replace the byte with U+FFFD)."""
+    good = '{"a": "café ✓"}\n'.encode()
+    path = write(tmp_path, "d.jsonl", good * 3 + b'{"a": "caf\xe9"}\n' + good)
+    with pytest.raises(DataError) as reader:
+        read_records(path)
+    with pytest.raises(DataError) as checker:
+        require_utf8_lines(path, chunk_bytes=chunk_bytes)  # chunks far smaller than a line, or the whole file
+    assert str(checker.value) == str(reader.value) == (
+        f"{path}:4: invalid UTF-8 at byte 10 of the line; re-encode the file as UTF-8"
+    )
+    clean = write(tmp_path, "ok.jsonl", good * 5 + good.rstrip(b"\n"))  # no newline at the end
+    require_utf8_lines(clean, chunk_bytes=chunk_bytes)
+    last = write(tmp_path, "last.jsonl", good * 2 + b'{"a": "\xff"}')  # the bad byte on a last line without newline
+    with pytest.raises(DataError, match=r"last\.jsonl:3: invalid UTF-8 at byte 7 of the line"):
+        require_utf8_lines(last, chunk_bytes=chunk_bytes)
 
 
 def test_wrong_top_level_shape(tmp_path):

@@ -97,3 +97,18 @@ def test_both_gates_on_spark_equal_the_local_engine(tmp_path, monkeypatch, spark
     assert findings["scan"]["findings_total"] > 0  # the sample carries planted PII: the scan had work
     for name in local:
         assert _comparable(name, on_spark[name]) == _comparable(name, local[name]), name
+
+
+def test_spark_engine_refuses_invalid_utf8_as_the_local_engine_does(tmp_path, spark):
+    """Spark's text reader would scan and clear U+FFFD in place of the byte: the file is refused instead."""
+    from governance.errors import DataError
+    from governance.pii.spark import SparkPiiScanner
+    from governance.policy.pii import load_pii_policy
+
+    path = tmp_path / "train.jsonl"
+    good = json.dumps({"id": "a", "messages": [{"role": "user", "content": "hi"}]}).encode() + b"\n"
+    path.write_bytes(good + b'{"id": "b", "messages": [{"role": "user", "content": "caf\xe9"}]}\n')
+    scanner = SparkPiiScanner(load_pii_policy(REPO / "policies/pii.yaml"), REPO / "policies/pii.yaml", spark)
+    with pytest.raises(DataError) as refused:
+        scanner.scan_file(path, "sft")
+    assert str(refused.value) == f"{path}:2: invalid UTF-8 at byte 57 of the line; re-encode the file as UTF-8"
