@@ -132,7 +132,17 @@ def trl_config(config_class: type, trl: dict[str, Any], section: str):
     except TypeError as exc:
         raise ConfigError(f"params.yaml: {section}.trl: {exc} (options are {config_class.__name__}'s)") from None
     except ValueError as exc:
-        raise ConfigError(f"params.yaml: {section}.trl: {exc}") from None
+        raise ConfigError(f"params.yaml: {section}.trl{_offending_key(options, str(exc))}: {exc}") from None
+
+
+def _offending_key(options: dict[str, Any], message: str) -> str:
+    """``.key`` when exactly one option's text value is what TRL's ValueError names, else ''.
+
+    TRL's checks (``bogus is not a valid SchedulerType``) name the value, not the option;
+    the user's params name the option, so the error points at the line to fix.
+    """
+    named = [key for key, value in options.items() if isinstance(value, str) and value and value in message]
+    return f".{named[0]}" if len(named) == 1 else ""
 
 
 def peft_config(adapter: AdapterParams, section: str):

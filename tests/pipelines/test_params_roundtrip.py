@@ -67,3 +67,17 @@ def test_a_mistyped_trl_number_is_one_config_line():
     with pytest.raises(ConfigError) as err:
         trl_config(SFTConfig, {"output_dir": "x", "max_steps": "ten"}, "train_sft")
     assert str(err.value) == "params.yaml: train_sft.trl.max_steps: 'ten' is not an int"
+
+
+def test_a_value_trl_refuses_names_its_option(tmp_path):
+    """TRL's check names the value only ('bogus is not a valid SchedulerType'); the error names the option too."""
+    from trl import SFTConfig
+
+    from governance.errors import ConfigError
+    from pipelines._training import trl_config
+
+    with pytest.raises(ConfigError) as err:
+        trl_config(SFTConfig, {"output_dir": str(tmp_path), "lr_scheduler_type": "bogus"}, "train_sft")
+    assert str(err.value).startswith(
+        "params.yaml: train_sft.trl.lr_scheduler_type: bogus is not a valid SchedulerType, please select one of"
+    )
