@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -136,13 +137,22 @@ def trl_config(config_class: type, trl: dict[str, Any], section: str):
 
 
 def _offending_key(options: dict[str, Any], message: str) -> str:
-    """``.key`` when exactly one option's text value is what TRL's ValueError names, else ''.
+    """``.key`` of the one option whose text value TRL's ValueError names, else ''.
 
     TRL's checks (``bogus is not a valid SchedulerType``) name the value, not the option;
-    the user's params name the option, so the error points at the line to fix.
+    the user's params name the option, so the error points at the line to fix. A value
+    counts when the message starts with it or quotes it, else when it stands as a whole
+    word (``"no"`` must not match "not").
     """
-    named = [key for key, value in options.items() if isinstance(value, str) and value and value in message]
-    return f".{named[0]}" if len(named) == 1 else ""
+    texts = {key: value for key, value in options.items() if isinstance(value, str) and value}
+    for named in (
+        lambda v: message.startswith(f"{v} ") or f"'{v}'" in message or f'"{v}"' in message,
+        lambda v: re.search(rf"(?<![\w.-]){re.escape(v)}(?![\w.-])", message) is not None,
+    ):
+        keys = [key for key, value in texts.items() if named(value)]
+        if len(keys) == 1:
+            return f".{keys[0]}"
+    return ""
 
 
 def peft_config(adapter: AdapterParams, section: str):

@@ -76,8 +76,9 @@ def test_a_value_trl_refuses_names_its_option(tmp_path):
     from governance.errors import ConfigError
     from pipelines._training import trl_config
 
+    options = {"output_dir": str(tmp_path), "lr_scheduler_type": "bogus", "save_strategy": "no", "eval_strategy": "no"}
     with pytest.raises(ConfigError) as err:
-        trl_config(SFTConfig, {"output_dir": str(tmp_path), "lr_scheduler_type": "bogus"}, "train_sft")
+        trl_config(SFTConfig, options, "train_sft")  # "no" stands in "not a valid": it must not be taken
     assert str(err.value).startswith(
         "params.yaml: train_sft.trl.lr_scheduler_type: bogus is not a valid SchedulerType, please select one of"
     )
