@@ -31,6 +31,12 @@ Why a window gives the same matches as the whole text, per recognizer:
   where a text could reach that limit (a bound computed from its length) it
   is scanned whole instead, so the windows never find a number presidio
   would have given up before.
+* In a phone window libphonenumber's matcher parses each candidate, then its
+  parts (inner matches), once per region. The windows repeat presidio's loop
+  over a matcher that first asks :class:`_NationalNumbers` of every string it
+  would parse and skips those that cannot hold a valid number (most parts of
+  math expressions, card numbers, IP addresses), which count as the failed
+  tries they would have been (:meth:`_PhoneRule.analyze_window`).
 * Recognizers without such a rule (custom policy regexes and deny-lists, NER,
   anything re-configured) run on the whole text, exactly as presidio runs them;
   a plain PatternRecognizer (the policy's own) only on texts where one of its
@@ -657,6 +663,9 @@ class WindowedAnalyzer:
         for recognizer in self.recognizers:
             if isinstance(recognizer, PatternRecognizer):
                 recognizer.analyze(text=" ", entities=engine.entities, nlp_artifacts=None)
+            # ...and its e-mail validator builds tldextract's suffix trie on the first address (0.03 s).
+            if isinstance(recognizer, EmailRecognizer):
+                recognizer.validate_result("warm.up@example.com")
         self.prefilter = self._build_prefilter() if prefilter and hyperscan_available() else None
         self.prefilter_engine = "hyperscan" if self.prefilter is not None else "python"
 
