@@ -20,30 +20,48 @@ presidio's for every field; then prints both throughputs and the ratio.
 ``--scanner-only`` skips the naive loop and reports peak RSS
 (``resource.getrusage``), to show a 1M-record scan streams.
 
-Measured on the development box (2 CPU cores shared with three other jobs,
-shipped policy 2026.11-2, hyperscan 0.9.1), ``--records 5000`` (47,176 string
-fields, 5.6 MB), load average 3.5 at the start and 2.2 at the end:
-project 0.9 s CPU, 6.15 MB/s per core; naive 67.9 s CPU, 0.08 MB/s per core;
-74.4x CPU (73.9x wall); identical findings (509) and raw results. Again after
-the national-number trie went from three digits to two, load average 4.6 ->
-5.1: project 1.0 s CPU, 5.68 MB/s per core; naive 70.8 s CPU; 71.7x CPU
-(72.4x wall); identical. The goal of 10 MB/s per core is not reached.
+Measured on the development box (2 CPU cores shared with other jobs, shipped
+policy 2026.11-2, hyperscan 0.9.1), ``--records 5000`` (47,176 string fields,
+5.6 MB), this round (guarded libphonenumber, short candidates skipped, indexed
+context words, flat field walk), load average 5.6 at the start and 6.4 at the
+end: project 1.3 s CPU, 4.18 MB/s per core; naive 115.2 s CPU, 0.05 MB/s per
+core; 85.9x CPU (90.5x wall); identical findings (509) and raw results. On a
+box this loaded CPU seconds are inflated (the naive loop took 68-71 s at load
+2-5): compare within one run. Scanner only, previous round (main) and this
+one alternately on the same file, load 6.2-7.6: 1.2 / 1.4 / 1.4 s against
+1.0 / 1.2 / 1.2 s; in one process, interleaved, scan_file 1.07 -> 0.80 s.
+Previous round, load 3.5 -> 2.2: project 0.9 s CPU, 6.15 MB/s per core; naive
+67.9 s; 74.4x CPU; again at load 4.6 -> 5.1: 1.0 s, 5.68 MB/s, 71.7x.
+The goal of 10 MB/s per core is not reached.
 
-What the ~0.9 s is (cProfile, same file): libphonenumber validating the ~290
-phone windows its own candidate and metadata rules cannot rule out (about a
-third: presidio's PhoneRecognizer, the same calls the naive loop makes);
-libphonenumber's candidate pattern run in Python on the ~700 fields where the
-phone prefilter fired (it also bounds libphonenumber's try limit); the
-hyperscan scan (~0.11 s for the whole file, ~0.15 s one record at a time: its
-patterns start with Unicode digit classes, so there is no literal to skip
-ahead on); reading JSON and walking fields (~0.12 s); presidio's other
-recognizers and context on the ~1,200 fields the prefilter passes (2.5%).
+What the scan's CPU is now (cProfile, same file, warm): presidio's
+PhoneRecognizer on the 287 phone windows, through a matcher that first asks
+``_NationalNumbers.may_hold_number`` of each string libphonenumber would parse
+(10,275 of 13,230 parses skipped; 0.19 -> 0.10 s on those windows alone);
+libphonenumber's candidate pattern run in Python over the 949 fields where the
+phone prefilter fired (81k candidates, nearly all short math numbers, which
+now skip the word count: 0.23 -> 0.14 s; 659 of those fields fire only on the
+two-digit national trie and hold no triggering candidate); the hyperscan scan
+(~0.09-0.10 s, 0.067 s of it the phone superset's Unicode classes); reading
+JSON (~0.05 s json.loads of ~0.12 s) and walking fields (0.068 -> 0.039 s);
+presidio's other recognizers and context on the ~1,200 fields the prefilter
+passes (context words now looked up by index, results copied one level deep:
+0.27 -> 0.08 s profiled).
+Tried and not kept: orjson (0.05 -> 0.025 s for the file's records, but it
+turns integers beyond 64 bits into floats and loads_record serves every
+reader); the ``regex`` module for the candidate pattern (slower than ``re``);
+reading candidates only in runs dense enough to hold a long one (runs span
+prose: the run class holds the letters of "ext", "anexo", ...; slower);
+joining a record's fields before encoding for hyperscan (no change).
 The prefilter alone, one scan per record: hyperscan 0.24 s CPU for the 5.6 MB
 (0.15 s with the two-digit trie); google-re2's ``re2.Set`` with the same 33
 patterns, one ``Match`` per field (it cannot say where a match is, so it
 cannot scan a record at once), 1.09 s.
 Without the prefilter (triggers searched in Python per field and recognizer,
-what the previous round shipped) the same file took 4.2 s CPU.
+what the round before it shipped) the same file took 4.2 s CPU.
+Of the 102 PHONE_NUMBER findings about 53 are math, not planted phones:
+"x = (7819 - 7983) / 10", whose digits libphonenumber validates as a US number
+(781 979 8310); presidio's own loop reports them too (a policy question).
 
 Earlier round (same box, python triggers): 100k records (948k string fields,
 112 MB): project 127 s (786 rec/s), naive 2230 s (45 rec/s), 17.5x,

@@ -161,7 +161,7 @@ class WordWindowContextEnhancer(ContextAwareEnhancer):
         context: list[str] | None = None,
     ) -> list[RecognizerResult]:
         """Raise (or, for an entity's contrary words, lower) the scores of results by the words around them."""
-        results = copy.deepcopy(raw_results)
+        results = [_copy_result(result) for result in raw_results]
         by_id = {recognizer.id: recognizer for recognizer in recognizers}
         extra = [word.lower() for word in context or []]
         for result in results:
@@ -191,6 +191,19 @@ class WordWindowContextEnhancer(ContextAwareEnhancer):
         return results
 
 
+def _copy_result(result: RecognizerResult) -> RecognizerResult:
+    """A copy of a result the enhancer may change (``copy.deepcopy`` was a tenth of a scan's time).
+
+    Its explanation and metadata hold only strings and numbers, so copying them one level deep is a deep copy.
+    """
+    copied = copy.copy(result)
+    if result.analysis_explanation is not None:
+        copied.analysis_explanation = copy.copy(result.analysis_explanation)
+    if result.recognition_metadata is not None:
+        copied.recognition_metadata = dict(result.recognition_metadata)
+    return copied
+
+
 class _EntityWords:
     """One entity's supportive and contrary words, matched as whole words and phrases."""
 
@@ -200,20 +213,24 @@ class _EntityWords:
             (tuple(w.split()), "contrary") for w in entry.contrary
         ]
         self.shape = regex.compile(entry.contrary_shape) if entry.contrary_shape else None
+        # Phrases by the word nearest the match, in the order above (the first listed wins a tie):
+        # outward from the match, a phrase before it reads reversed.
+        self._outward: dict[bool, dict[str, list[tuple[tuple[str, ...], str, str]]]] = {True: {}, False: {}}
+        for phrase, kind in self.phrases:
+            for preceding, wanted in ((True, phrase[::-1]), (False, phrase)):
+                self._outward[preceding].setdefault(wanted[0], []).append((wanted, kind, " ".join(phrase)))
+        self._kinds = len({kind for _, kind in self.phrases})
 
     def _nearest(self, words: list[str], preceding: bool) -> dict[str, tuple[int, str]]:
         """Per kind, the (distance, phrase) nearest the match; ``words`` run outward from the match."""
+        by_first = self._outward[preceding]
         nearest: dict[str, tuple[int, str]] = {}
-        for phrase, kind in self.phrases:
-            size = len(phrase)
-            # Outward order reverses a phrase that precedes the match.
-            wanted = phrase[::-1] if preceding else phrase
-            for distance in range(len(words) - size + 1):
-                if kind in nearest and nearest[kind][0] <= distance:
-                    break
-                if tuple(words[distance : distance + size]) == wanted:
-                    nearest[kind] = (distance, " ".join(phrase))
-                    break
+        for distance, word in enumerate(words):
+            for wanted, kind, phrase in by_first.get(word, ()):
+                if kind not in nearest and tuple(words[distance : distance + len(wanted)]) == wanted:
+                    nearest[kind] = (distance, phrase)
+            if len(nearest) == self._kinds:
+                break
         return nearest
 
     def decide(self, before: list[str], after: list[str], matched: str) -> tuple[str | None, str]:

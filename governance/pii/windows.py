@@ -31,6 +31,12 @@ Why a window gives the same matches as the whole text, per recognizer:
   where a text could reach that limit (a bound computed from its length) it
   is scanned whole instead, so the windows never find a number presidio
   would have given up before.
+* In a phone window libphonenumber's matcher parses each candidate, then its
+  parts (inner matches), once per region. The windows repeat presidio's loop
+  over a matcher that first asks :class:`_NationalNumbers` of every string it
+  would parse and skips those that cannot hold a valid number (most parts of
+  math expressions, card numbers, IP addresses), which count as the failed
+  tries they would have been (:meth:`_PhoneRule.analyze_window`).
 * Recognizers without such a rule (custom policy regexes and deny-lists, NER,
   anything re-configured) run on the whole text, exactly as presidio runs them;
   a plain PatternRecognizer (the policy's own) only on texts where one of its
@@ -44,12 +50,16 @@ hyperscan the triggers are searched in Python, with the same results.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import phonenumbers
 import regex
+from phonenumbers import NumberParseException, PhoneNumberMatcher
 from presidio_analyzer import EntityRecognizer, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import (
@@ -79,6 +89,10 @@ log = logging.getLogger(__name__)
 
 #: libphonenumber's PhoneNumberMatcher stops after this many failed tries per text.
 PHONE_MAX_TRIES = 65535
+
+#: sha256 of the source of presidio's ``PhoneRecognizer.analyze`` (2.2.364 to 2.2.366) that
+#: :meth:`_PhoneRule.analyze_window` repeats; any other source runs presidio's own.
+PRESIDIO_PHONE_ANALYZE_SHA256 = "dc228ae284c3d101ef6ba5472ce912c66de2fdecc87080e927b4be24d9b22ac0"
 
 Span = tuple[int, int]
 
@@ -113,6 +127,11 @@ class _RunRule:
     def prefilter_expressions(self) -> list[str]:
         """Hyperscan expressions matching wherever the trigger does (see :mod:`governance.pii.prefilter`)."""
         return [translate(*self.trigger_source, "regex")]
+
+    @staticmethod
+    def analyze_window(recognizer: EntityRecognizer, window: str, entities: list[str]) -> list[RecognizerResult]:
+        """The recognizer's own results in one window."""
+        return recognizer.analyze(text=window, entities=entities, nlp_artifacts=None) or []
 
     def windows(self, text: str) -> list[Span]:
         spans: list[Span] = []
@@ -236,6 +255,10 @@ class _PhoneRule:
         # Validity is only required from leniency VALID (presidio's default) up.
         self.national = _NationalNumbers(recognizer.supported_regions) if recognizer.leniency >= 1 else None
         self._outside_cache: dict[tuple[str, bool, bool], Span | None] = {}
+        # Windows skip libphonenumber's hopeless parses only where presidio's loop is the one repeated here.
+        self.guarded = self.national is not None and _presidio_phone_loop_unchanged()
+        if self.national is not None and not self.guarded:
+            log.warning("phone windows run presidio's own PhoneRecognizer.analyze: its source is not the one repeated")
 
     def prefilter_expressions(self) -> list[str]:
         """Hyperscan expressions every triggering candidate contains (see :func:`phone_superset`)."""
@@ -292,12 +315,18 @@ class _PhoneRule:
         """Triggering candidates, a bound on the numbers the text holds, and the longest candidate."""
         spans: list[Span] = []
         numbers = longest = 0
+        min_digits = self.min_digits
         for match in self.relaxed.finditer(text):
             start, end = match.span()
-            longest = max(longest, end - start)
+            if end - start > longest:
+                longest = end - start
+            # Most candidates in math text are short numbers ("12", "3/4"): fewer characters than
+            # min_digits means fewer word characters, so they neither count nor trigger.
+            if end - start < min_digits:
+                continue
             potential = len(self.word.findall(text, start, end))
-            if potential >= self.min_digits:
-                numbers += potential // self.min_digits
+            if potential >= min_digits:
+                numbers += potential // min_digits
                 if self.national is None or self.national.may_hold_number(text[start:end]):
                     spans.append((start, end))
         return spans, numbers, longest
@@ -331,6 +360,29 @@ class _PhoneRule:
             return False
         return 9 * self.run_char.subn("", text)[1] + extra >= PHONE_MAX_TRIES
 
+    def analyze_window(self, recognizer: PhoneRecognizer, window: str, entities: list[str]) -> list[RecognizerResult]:
+        """``recognizer.analyze(window)``, without the parses that cannot give a valid number.
+
+        presidio's loop, statement for statement (the source it repeats is checked at start-up:
+        :data:`PRESIDIO_PHONE_ANALYZE_SHA256`), over :class:`_GuardedMatcher`: libphonenumber's
+        matcher, which first asks :meth:`_NationalNumbers.may_hold_number` of every string it would
+        parse and verify (a candidate, or a part of one: most of them in math text) and skips what
+        cannot hold a valid number. A skipped string counts as a failed try, as it would have.
+        """
+        if not self.guarded:
+            return recognizer.analyze(text=window, entities=entities, nlp_artifacts=None) or []
+        results = []
+        for region in recognizer.supported_regions:
+            matcher = _GuardedMatcher(self.national.may_hold_number, window, region, leniency=recognizer.leniency)
+            for match in matcher:
+                try:
+                    parsed_number = phonenumbers.parse(window[match.start : match.end])
+                    region = phonenumbers.region_code_for_number(parsed_number)  # rebinds it, as presidio
+                    results += [recognizer._get_recognizer_result(match, window, region, None)]
+                except NumberParseException:
+                    results += [recognizer._get_recognizer_result(match, window, region, None)]
+        return EntityRecognizer.remove_duplicates(results)
+
     def windows(self, text: str) -> list[Span] | None:
         """Windows, or None when libphonenumber could give up on this text (scan it whole)."""
         spans, numbers, longest = self.candidates(text)
@@ -361,7 +413,9 @@ class _NationalNumbers:
     run of the candidate's digits (prefixes and extensions are only ever cut
     off the ends). Candidates with a ``+``, a dialling prefix followed by a
     country code, or three letters (vanity numbers, read as digits) may be
-    international: those are always kept.
+    international: those are always kept. Nothing here needs the string to be
+    a whole candidate, so it also rules out the parts of one that the matcher
+    parses (:class:`_GuardedMatcher`).
     """
 
     PLUS = ("+", "\uff0b")
@@ -398,8 +452,18 @@ class _NationalNumbers:
         self.normalize = phonenumbers.normalize_digits_only
         self.letter = re.compile(r"[^\W\d_]")
         self.blocks = re.compile(r"\d+")
+        # Answers by string: each window is matched once per region, each time asking of the same strings.
+        self._answers: dict[str, bool] = {}
 
     def may_hold_number(self, candidate: str) -> bool:
+        answer = self._answers.get(candidate)
+        if answer is None:
+            answer = self._may_hold_number(candidate)
+            if len(self._answers) < 65536:
+                self._answers[candidate] = answer
+        return answer
+
+    def _may_hold_number(self, candidate: str) -> bool:
         if any(plus in candidate for plus in self.PLUS) or len(self.letter.findall(candidate)) >= 3:
             return True
         digits, block_starts = "", []
@@ -407,7 +471,8 @@ class _NationalNumbers:
             if len(block) > 20:  # the matcher takes at most 20 digits at a time: it may start mid-block
                 return True
             block_starts.append(len(digits))
-            digits += self.normalize(block)
+            # ASCII digits normalise to themselves; libphonenumber's normaliser is a slow Python loop.
+            digits += block if block.isascii() else self.normalize(block)
         # A dialling prefix counts where a parsed number can start (a digit block) and
         # a country code follows (they never start with 0).
         for start in block_starts:
@@ -420,6 +485,33 @@ class _NationalNumbers:
                 if pattern.fullmatch(digits, start, start + length):
                     return True
         return False
+
+
+class _GuardedMatcher(PhoneNumberMatcher):
+    """libphonenumber's matcher, skipping the strings ``may_hold_number`` rules out before parsing them.
+
+    ``_parse_and_verify`` is where every match comes from (the whole candidate, then its inner
+    groups); returning None there is exactly what a failed parse or verification returns, and the
+    callers count the try either way.
+    """
+
+    def __init__(self, may_hold_number: Callable[[str], bool], text: str, region: str, leniency: int):
+        super().__init__(text, region, leniency=leniency)
+        self._may_hold_number = may_hold_number
+
+    def _parse_and_verify(self, candidate, offset):
+        if not self._may_hold_number(candidate):
+            return None
+        return super()._parse_and_verify(candidate, offset)
+
+
+def _presidio_phone_loop_unchanged() -> bool:
+    """Whether presidio's ``PhoneRecognizer.analyze`` is the source ``_PhoneRule.analyze_window`` repeats."""
+    try:
+        source = inspect.getsource(PhoneRecognizer.analyze)
+    except (OSError, TypeError):
+        return False
+    return hashlib.sha256(source.encode("utf-8")).hexdigest() == PRESIDIO_PHONE_ANALYZE_SHA256
 
 
 def _prefix_strings(metadata, longest: int = 8) -> set[str]:
@@ -571,6 +663,9 @@ class WindowedAnalyzer:
         for recognizer in self.recognizers:
             if isinstance(recognizer, PatternRecognizer):
                 recognizer.analyze(text=" ", entities=engine.entities, nlp_artifacts=None)
+            # ...and its e-mail validator builds tldextract's suffix trie on the first address (0.03 s).
+            if isinstance(recognizer, EmailRecognizer):
+                recognizer.validate_result("warm.up@example.com")
         self.prefilter = self._build_prefilter() if prefilter and hyperscan_available() else None
         self.prefilter_engine = "hyperscan" if self.prefilter is not None else "python"
 
@@ -630,8 +725,8 @@ class WindowedAnalyzer:
                 raw.extend(self._tag(found or [], recognizer, 0))
                 continue
             for start, end in windows:
-                found = recognizer.analyze(text=text[start:end], entities=entities, nlp_artifacts=None)
-                raw.extend(self._tag(found or [], recognizer, start))
+                found = rule.analyze_window(recognizer, text[start:end], entities)
+                raw.extend(self._tag(found, recognizer, start))
         if not raw:
             return []
         if artifacts is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,44 @@ def test_nearest_word_decides_and_contrary_words_spare_formatted_numbers(scanner
     # Words in the next sentence do not describe the number.
     assert _phones(scanner, "Call me at 3725550148. The model ships in May.") == [("3725550148", 0.4)]
     assert _phones(scanner, "It is 3725550148. Call me later.") == []
+
+
+def _nearest_by_scanning(phrases, words: list[str], preceding: bool) -> dict[str, tuple[int, str]]:
+    """Per kind, the nearest phrase, every phrase tried at every distance (the lookup before it was indexed)."""
+    nearest: dict[str, tuple[int, str]] = {}
+    for phrase, kind in phrases:
+        wanted = phrase[::-1] if preceding else phrase
+        for distance in range(len(words) - len(phrase) + 1):
+            if kind in nearest and nearest[kind][0] <= distance:
+                break
+            if tuple(words[distance : distance + len(phrase)]) == wanted:
+                nearest[kind] = (distance, " ".join(phrase))
+                break
+    return nearest
+
+
+def test_nearest_words_are_found_by_index_as_by_scanning_every_phrase(scanner):
+    words = scanner.engine.analyzer.context_aware_enhancer.entity_words["PHONE_NUMBER"]
+    vocabulary = sorted({word for phrase, _ in words.phrases for word in phrase}) + ["the", "is", "7310458826"]
+    rng = random.Random(4)
+    decided = 0
+    for _ in range(3000):
+        sample = [rng.choice(vocabulary) for _ in range(rng.randint(0, 9))]
+        for preceding in (True, False):
+            expected = _nearest_by_scanning(words.phrases, sample, preceding)
+            assert words._nearest(sample, preceding) == expected, (sample, preceding)
+            decided += len(expected) == 2
+    assert decided > 100  # both kinds near the same match, often: ties and distances are exercised
+
+
+def test_context_enhancement_leaves_the_raw_results_as_they_were(scanner):
+    text = "Order 7310458826 shipped; call me back on 3725550148."
+    analyzer = scanner.engine.analyzer
+    raw = [r for recognizer in scanner.engine.recognizers for r in recognizer.analyze(text, ["PHONE_NUMBER"]) or []]
+    before = [(r.entity_type, r.start, r.end, r.score, dict(r.recognition_metadata or {})) for r in raw]
+    enhanced = analyzer.context_aware_enhancer.enhance_using_context(text, raw, None, scanner.engine.recognizers)
+    assert sorted((r.start, r.score) for r in enhanced) == [(6, 0.0), (42, 0.4)]
+    assert [(r.entity_type, r.start, r.end, r.score, dict(r.recognition_metadata or {})) for r in raw] == before
 
 
 def _variant(tmp_path: Path, change) -> Path:

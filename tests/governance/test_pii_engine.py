@@ -11,7 +11,7 @@ import yaml
 from presidio_analyzer.predefined_recognizers import NhsRecognizer, PhoneRecognizer, UsLicenseRecognizer
 
 from governance.errors import ConfigError
-from governance.pii import PiiScanner, WindowedAnalyzer, build_engine
+from governance.pii import PiiScanner, WindowedAnalyzer, build_engine, windows
 from governance.pii.engine import guard_presidio_logs
 from governance.pii.gate import not_scanned_violations
 from governance.policy.pii import PiiPolicy, load_pii_policy
@@ -319,3 +319,82 @@ def test_presidio_log_arguments_are_withheld(caplog):
         logging.getLogger("presidio-analyzer").error("Failed to validate text %s", "DE89370400440532013000")
     assert "DE89370400440532013000" not in caplog.text
     assert "Failed to validate text %s [arguments withheld" in caplog.text
+
+
+def _phone_texts(count: int, seed: int) -> list[str]:
+    """Phone numbers in usual and unusual shapes, with prefixes, extensions and math around them."""
+    rng = random.Random(seed)
+    heads = ["", "", "1", "+1 ", "0", "+44 ", "0044 ", "011 44 ", "011 ", "00 1 ", "(", "+", "180020", "44"]
+    shapes = [(3, 3, 4), (4, 3, 4), (2, 4, 4), (3, 4, 4), (5, 6), (4, 6), (3, 7), (10,), (11,), (7,), (4, 4, 4, 4)]
+    around = ["(7819 - 7983) / 10 = ", "call ", "x", " ext. 12", "203.0.113.92", " / 8", ", ", "#", "1 ٣٤٥ "]
+    texts = []
+    for _ in range(count):
+        separator = rng.choice([" ", "-", ".", "", "  ", "/", " - ", "\u00a0", ") "])
+        groups = ["".join(rng.choice("0123456789") for _ in range(n)) for n in rng.choice(shapes)]
+        phone = rng.choice(heads) + separator.join(groups)
+        texts.append(rng.choice(around) + phone + rng.choice(around))
+    return texts
+
+
+def test_phone_windows_skip_hopeless_parses_and_keep_presidios_results(scanner, monkeypatch):
+    recognizer, phone = next((r, rule) for r, rule in scanner.windowed.plans if r.name == "PhoneRecognizer")
+    assert phone.guarded  # the shipped presidio's loop is the one repeated: the fast path runs
+    asked, skipped = [], []
+    may_hold_number = phone.national.may_hold_number
+
+    def counting(candidate: str) -> bool:
+        answer = may_hold_number(candidate)
+        asked.append(candidate)
+        if not answer:
+            skipped.append(candidate)
+        return answer
+
+    monkeypatch.setattr(phone.national, "may_hold_number", counting)
+    texts = TRICKY + _phone_texts(300, seed=5)
+    found = 0
+    for text in texts:
+        expected = _as_tuples(recognizer.analyze(text=text, entities=["PHONE_NUMBER"], nlp_artifacts=None))
+        assert _as_tuples(phone.analyze_window(recognizer, text, ["PHONE_NUMBER"])) == expected, repr(text)
+        found += bool(expected)
+    assert found > 50 and len(skipped) > len(asked) / 3  # real numbers found, most hopeless parses skipped
+    # The comparison above catches a guard that skips a parse presidio validates:
+    monkeypatch.setattr(phone.national, "may_hold_number", lambda candidate: "(415)" not in candidate)
+    assert phone.analyze_window(recognizer, "call (415) 555-0103", ["PHONE_NUMBER"]) == []
+    assert _as_tuples(recognizer.analyze(text="call (415) 555-0103", entities=["PHONE_NUMBER"])) == [
+        ("PHONE_NUMBER", 5, 19, 0.4)
+    ]
+
+
+def test_phone_windows_run_presidios_own_loop_when_its_source_changed(scanner, monkeypatch, caplog):
+    recognizer = next(r for r, _ in scanner.windowed.plans if r.name == "PhoneRecognizer")
+    monkeypatch.setattr(windows, "PRESIDIO_PHONE_ANALYZE_SHA256", "0" * 64)
+    with caplog.at_level(logging.WARNING, logger="governance.pii.windows"):
+        phone = windows._PhoneRule(recognizer)
+    assert not phone.guarded
+    assert "its source is not the one repeated" in caplog.text
+    text = "call (415) 555-0103 or 020 7946 0958"
+    assert _as_tuples(phone.analyze_window(recognizer, text, ["PHONE_NUMBER"])) == _as_tuples(
+        recognizer.analyze(text=text, entities=["PHONE_NUMBER"])
+    )
+
+
+def test_phone_candidates_skip_short_ones_without_changing_what_triggers(scanner):
+    phone = next(rule for r, rule in scanner.windowed.plans if r.name == "PhoneRecognizer")
+
+    def every_candidate(text):  # the loop before short candidates were skipped
+        spans, numbers, longest = [], 0, 0
+        for match in phone.relaxed.finditer(text):
+            start, end = match.span()
+            longest = max(longest, end - start)
+            potential = len(phone.word.findall(text, start, end))
+            if potential >= phone.min_digits:
+                numbers += potential // phone.min_digits
+                if phone.national.may_hold_number(text[start:end]):
+                    spans.append((start, end))
+        return spans, numbers, longest
+
+    for text in TRICKY + _fuzz_texts(100, seed=9) + _phone_texts(100, seed=9):
+        spans, numbers, longest = phone.candidates(text)
+        expected = every_candidate(text)
+        assert (spans, numbers) == expected[:2], repr(text)
+        assert longest == expected[2] or not spans  # longest is only read when something triggers

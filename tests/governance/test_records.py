@@ -101,6 +101,17 @@ def test_text_fields_have_readable_paths():
         ("messages[1].content", "u"),
         ("x.y", "z"),
     ]
+    # Strings in lists and lists of lists, keys that are not strings, and a bare string; numbers, booleans
+    # and nulls are not text.
+    other = {"tags": ["a", 1, None, ["b", {"c": "d"}]], 7: {"k": True, "v": "w"}, "": "empty key"}
+    assert list(iter_text_fields(other)) == [
+        ("tags[0]", "a"),
+        ("tags[3][0]", "b"),
+        ("tags[3][1].c", "d"),
+        ("7.v", "w"),
+        ("", "empty key"),
+    ]
+    assert list(iter_text_fields("plain", "prompt")) == [("prompt", "plain")]
 
 
 def test_write_jsonl_is_atomic_and_sorted(tmp_path):
