@@ -79,12 +79,7 @@ def train_tokenizer(corpus: Path, vocab_size: int):
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
-    # Digits one token each, as Qwen2's own tokenizer splits them: merged on corpus frequency, 76 would be
-    # "7","6" but " 76" one token and " 46" another pair, so a number in a prompt and the same number in an
-    # answer would share no tokens, and copying or counting on a number would have to be learned per number
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -2,8 +2,7 @@
 
     python scripts/make_raw_data.py            # rewrites data/raw/*, prints counts only
 
-Everything is drawn from ``random.Random(2026)`` and, for the easy arithmetic
-appended to SFT and GRPO, ``random.Random(2027)``, so a rerun writes
+Everything is drawn from ``random.Random(2026)``, so a rerun writes
 byte-identical files. All content is synthetic (fictional companies, fake
 PII); records carry ``license: cc-by-4.0`` (SFT) and annotation provenance
 (preference, KTO).
@@ -11,21 +10,17 @@ PII); records carry ``license: cc-by-4.0`` (SFT) and annotation provenance
 Files and fields (TRL's conversational dataset formats):
 
 - ``corpus.txt``: ~400 KB plain English for the BPE tokenizer; no PII.
-- ``sft.jsonl`` (900): ``id``, ``messages`` [system?, user, assistant, ...
+- ``sft.jsonl`` (600): ``id``, ``messages`` [system?, user, assistant, ...
   ending on assistant], ``source`` (synthetic-support-v1 / -math-v1 /
-  -general-v1), ``license``; then 300 easy arithmetic conversations
-  (synthetic-math-easy-v1, sft-0601..) under GRPO's system prompt, answered
-  in its contract (reasoning, then ``Answer: <number>``).
+  -general-v1), ``license``.
 - ``preference.jsonl`` (500): ``id``, ``prompt``, ``chosen``, ``rejected``,
   ``annotator_id``, ``guideline_version``, ``ratings`` [{annotator_id,
   chosen_score, rejected_score}] (two ratings on 80 records).
 - ``kto.jsonl`` (400): ``id``, ``prompt``, ``completion``, ``label``,
   ``annotator_id``, ``guideline_version``, ``ratings`` [{annotator_id,
   label}] (two ratings on 60 records).
-- ``grpo.jsonl`` (750): ``id``, ``prompt`` [system, user], ``answer`` (integer
-  as a string); 300 word problems and bare operations, then 450 from the
-  curriculum's easy end (grpo-0301..: next number, larger of two, tens plus
-  units, units without carry), none sharing its numbers with any other prompt.
+- ``grpo.jsonl`` (300): ``id``, ``prompt`` [system, user], ``answer`` (integer
+  as a string).
 - ``rlhf_prompts.jsonl`` (200): ``id``, ``prompt`` [user].
 
 Planted fake PII (ids and entity types only; values are checksum-valid but
@@ -61,10 +56,6 @@ from raw_data.corpus import build_corpus  # noqa: E402
 SEED = 2026
 OUT_DIR = Path(__file__).resolve().parent.parent / "data" / "raw"
 COUNTS = {"sft": 600, "preference": 500, "kto": 400, "grpo": 300, "rlhf_prompts": 200}
-#: Easy arithmetic appended to SFT (teaches the answer line and digit skills) and GRPO (prompts whose
-#: sampled answers are sometimes right, so rewards vary within a group and GRPO has a gradient)
-EASY_COUNTS = {"sft": 300, "grpo": 450}
-EASY_SEED = SEED + 1
 CORPUS_CHARS = 400_000
 
 
@@ -79,14 +70,6 @@ def generate(rng: random.Random) -> tuple[str, dict[str, list[dict]]]:
         "rlhf_prompts": builders.build_rlhf_prompts(rng, COUNTS["rlhf_prompts"]),
     }
     plant.plant({r["id"]: r for records in files.values() for r in records}, rng)
-    # The curriculum's easy arithmetic comes from its own stream, appended, so every record above keeps its
-    # bytes (and the reward model's approved recipe its data); GRPO's easy prompts share no numbers with any
-    # prompt of any file, the SFT ones included
-    easy = random.Random(EASY_SEED)
-    taken = set().union(*(builders.prompt_keys(records) for records in files.values()))
-    files["sft"] += builders.build_easy_sft(easy, EASY_COUNTS["sft"], COUNTS["sft"] + 1, taken)
-    taken |= builders.prompt_keys(files["sft"])
-    files["grpo"] += builders.build_easy_grpo(easy, EASY_COUNTS["grpo"], COUNTS["grpo"] + 1, taken)
     return corpus, files
 
 
@@ -103,9 +86,8 @@ def check(corpus: str, files: dict[str, list[dict]]) -> list[str]:
     planned = {p.record_id: set(p.types) for p in plant.PLAN}
     for name, records in files.items():
         ids = [r["id"] for r in records]
-        want = COUNTS[name] + EASY_COUNTS.get(name, 0)
-        if len(set(ids)) != len(ids) or len(records) != want:
-            problems.append(f"{name}: {len(records)} records, {len(set(ids))} unique ids (want {want})")
+        if len(set(ids)) != len(ids) or len(records) != COUNTS[name]:
+            problems.append(f"{name}: {len(records)} records, {len(set(ids))} unique ids (want {COUNTS[name]})")
         for record in records:
             roles = [m["role"] for m in record.get("messages") or record["prompt"]]
             alternates = all(a != b for a, b in zip(roles, roles[1:], strict=False))
@@ -121,11 +103,6 @@ def check(corpus: str, files: dict[str, list[dict]]) -> list[str]:
                             if m["role"] == "user") for r in records]
         if len(set(prompts)) != len(prompts):
             problems.append(f"{name}: {len(prompts) - len(set(prompts))} repeated prompts")
-    # GRPO's held-out exact match means something only if no reworded problem was trained on
-    easy_grpo = [r for r in files["grpo"] if int(r["id"].split("-")[1]) > COUNTS["grpo"]]
-    others = [r for name, records in files.items() for r in records if name != "grpo"]
-    if shared := builders.prompt_keys(easy_grpo) & builders.prompt_keys(others + files["grpo"][: COUNTS["grpo"]]):
-        problems.append(f"grpo: {len(shared)} easy prompts share their numbers with another prompt")
     return problems
 
 

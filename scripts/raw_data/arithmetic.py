@@ -3,18 +3,11 @@
 :func:`problem` returns a :class:`Problem` (question, reasoning, integer answer):
 bare operations (+, -, ×, ÷ with exact quotients) in several wordings, and
 one- or two-step word problems about shopping, savings, travel and sharing.
-:func:`easy_problem` draws the curriculum's easy end (:data:`EASY`): problems
-whose answer is the prompt's own digits copied or stepped by one digit (the
-next number, the larger of two, tens plus units, a units digit added without
-carry), which the tiny built-in model can learn, so GRPO's exact-match reward
-has something to sharpen. :func:`near_duplicate_key` names a problem by its
-numbers, so rewordings of one problem stay on one side of a held-out split.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -141,36 +134,6 @@ def _fees(rng: random.Random) -> Problem:
                       f"{balance - fee * months} dollars.", balance - fee * months)
 
 
-def _next_number(rng: random.Random) -> Problem:
-    n = rng.randint(1, 998)
-    q = rng.choice(["What comes after {n}?", "What number comes after {n}?", "What number follows {n}?",
-                    "Count on one from {n}."])
-    return Problem(q.format(n=n), f"{n} + 1 = {n + 1}.", n + 1)
-
-
-def _larger(rng: random.Random) -> Problem:
-    a, b = rng.sample(range(10, 1000), 2) if rng.random() < 0.5 else rng.sample(range(10, 100), 2)
-    q = rng.choice(["Which is larger, {a} or {b}?", "Which number is bigger: {a} or {b}?",
-                    "What is the larger of {a} and {b}?"])
-    return Problem(q.format(a=a, b=b), f"{max(a, b)} is larger than {min(a, b)}.", max(a, b))
-
-
-def _tens_units(rng: random.Random) -> Problem:
-    if rng.random() < 0.5:
-        a, b = rng.randint(1, 9) * 10, rng.randint(1, 9)
-    else:
-        a, b = rng.randint(1, 9) * 100, rng.randint(10, 99)
-    q = rng.choice(["What is {a} + {b}?", "Add {a} and {b}.", "What is the sum of {a} and {b}?"])
-    return Problem(q.format(a=a, b=b), f"{a} + {b} = {a + b}.", a + b)
-
-
-def _units_no_carry(rng: random.Random) -> Problem:
-    a = rng.randint(1, 99) * 10 + rng.randint(0, 8)
-    b = rng.randint(1, 9 - a % 10)
-    q = rng.choice(["What is {a} + {b}?", "Add {b} to {a}.", "Compute {a} plus {b}."])
-    return Problem(q.format(a=a, b=b), f"{a} + {b} = {a + b}.", a + b)
-
-
 BARE: list[Callable[[random.Random], Problem]] = [_add, _sub, _mul, _div]
 WORD: list[Callable[[random.Random], Problem]] = [_shopping, _change, _savings, _travel, _sharing, _pages,
                                                   _interest, _temperature, _fees]
@@ -179,22 +142,6 @@ WORD: list[Callable[[random.Random], Problem]] = [_shopping, _change, _savings, 
 def problem(rng: random.Random, word_share: float = 0.5) -> Problem:
     """A random problem: a word problem with probability ``word_share``, else a bare operation."""
     return rng.choice(WORD if rng.random() < word_share else BARE)(rng)
-
-
-#: The curriculum's easy end: the answer is the prompt's digits copied, or one digit stepped without carry
-#: (a units digit, mostly), so one small digit table serves every held-out number.
-EASY: list[Callable[[random.Random], Problem]] = [_next_number, _larger, _tens_units, _units_no_carry]
-
-
-def easy_problem(rng: random.Random) -> Problem:
-    """A random problem from the curriculum's easy end (:data:`EASY`)."""
-    return rng.choice(EASY)(rng)
-
-
-def near_duplicate_key(question: str) -> str:
-    """A problem's numbers, sorted: rewordings of one problem ("Compute 94 times 19.", "What is the product
-    of 19 and 94?", "Which is larger, 37 or 82?" / "..., 82 or 37?") share it."""
-    return " ".join(sorted(re.findall(r"\d+", question), key=int))
 
 
 def worked_answer(p: Problem, rng: random.Random) -> str:

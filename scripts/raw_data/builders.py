@@ -3,11 +3,7 @@
 Each ``build_*`` function returns a list of dicts ready to write as JSONL.
 Prompts are unique within a file (normalised user text), because the
 validation gate counts repeated records and prompts shared between the train
-and eval splits. The curriculum's easy arithmetic (:func:`build_easy_sft`,
-:func:`build_easy_grpo`) is kept apart by its numbers
-(:func:`raw_data.arithmetic.near_duplicate_key`): no GRPO prompt shares them
-with any other prompt of any file, so a reworded problem the SFT parent was
-trained on cannot inflate held-out accuracy.
+and eval splits.
 """
 
 from __future__ import annotations
@@ -154,49 +150,6 @@ def build_grpo(rng: random.Random, n: int) -> list[dict]:
     for index in range(n):
         (p,) = _unique(lambda: (arithmetic.problem(rng),), seen, lambda item: item[0].question)
         records.append({"id": f"grpo-{index + 1:04d}", "prompt": [{"role": "system", "content": GRPO_SYSTEM},
-                        {"role": "user", "content": p.question}], "answer": str(p.answer)})
-    return records
-
-
-def prompt_keys(records: list[dict]) -> set[str]:
-    """The near-duplicate keys (numbers) of every record's user turns; prompts without numbers have none."""
-    keys = set()
-    for record in records:
-        text = " ".join(m["content"] for m in record.get("messages") or record["prompt"] if m["role"] == "user")
-        keys.add(arithmetic.near_duplicate_key(text))
-    return keys - {""}
-
-
-def _easy_unique(rng: random.Random, seen: set[str]) -> arithmetic.Problem:
-    (p,) = _unique(lambda: (arithmetic.easy_problem(rng),), seen,
-                   lambda item: arithmetic.near_duplicate_key(item[0].question))
-    return p
-
-
-def build_easy_sft(rng: random.Random, n: int, first_index: int, exclude: set[str]) -> list[dict]:
-    """``n`` easy arithmetic conversations under GRPO's system prompt, answered in its contract.
-
-    They teach the tiny model the ``Answer: <number>`` line and the digit skills GRPO then sharpens; none
-    shares its numbers with a key in ``exclude``.
-    """
-    seen = set(exclude)
-    records = []
-    for index in range(first_index, first_index + n):
-        p = _easy_unique(rng, seen)
-        records.append({"id": f"sft-{index:04d}", "messages": [
-            {"role": "system", "content": GRPO_SYSTEM}, {"role": "user", "content": p.question},
-            {"role": "assistant", "content": f"{p.reasoning}\nAnswer: {p.answer}"}],
-            "source": "synthetic-math-easy-v1", "license": "cc-by-4.0"})
-    return records
-
-
-def build_easy_grpo(rng: random.Random, n: int, first_index: int, exclude: set[str]) -> list[dict]:
-    """``n`` easy arithmetic prompts with the reference answer; none shares its numbers with ``exclude``."""
-    seen = set(exclude)
-    records = []
-    for index in range(first_index, first_index + n):
-        p = _easy_unique(rng, seen)
-        records.append({"id": f"grpo-{index:04d}", "prompt": [{"role": "system", "content": GRPO_SYSTEM},
                         {"role": "user", "content": p.question}], "answer": str(p.answer)})
     return records
 
