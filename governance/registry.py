@@ -246,6 +246,22 @@ def stage_run(experiment: str, stage: str, tags: dict[str, str] | None = None) -
             mlflow.end_run()
 
 
+def latest_model_run(experiment: str, stage: str, model_sha256: str):
+    """The latest run of ``stage`` in ``experiment`` that logged model ``model_sha256`` (its tag), or None."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = mlflow.MlflowClient().search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.stage = '{stage}' and tags.`lineage.model_sha256` = '{model_sha256}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
 def flatten(prefix: str, value: Any) -> dict[str, str]:
     """Flatten nested params to ``a.b.c`` keys with string values (MLflow's param shape)."""
     if isinstance(value, dict):

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from governance.errors import ConfigError, GovernanceError
 from governance.policy import load_yaml, validate_model
+from governance.run_process import close_run_processes
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -120,7 +121,11 @@ def stage_main(func: Callable[[list[str] | None], int]) -> Callable[[list[str] |
             logging.getLogger(noisy).setLevel(logging.WARNING)
         lineage = _begin_lineage(func, argv)
         try:
-            code = func(argv)
+            try:
+                code = func(argv)
+            finally:
+                # A run process the stage started but never reached (a gate refused first) exits with no run
+                close_run_processes()
         except GovernanceError as exc:
             _finish_lineage(lineage, exc.exit_code, f"{exc.__class__.__name__}: {exc}")
             main_spec = getattr(sys.modules["__main__"], "__spec__", None)
