@@ -146,6 +146,10 @@ def environment(work: Path) -> dict[str, str]:
         HF_HUB_DISABLE_TELEMETRY="1",
         TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS="",
         TOKENIZERS_PARALLELISM="false",
+        # Both sides' idle OpenMP threads sleep, as every stage's do (pipelines/_common.py): with
+        # OpenMP's default (spinning) the bare side's train() ran 10x slower at load average 6 on
+        # 2 cores (228 s vs 20-25 s), which measured the machine, not governance
+        OMP_WAIT_POLICY="PASSIVE",
         DVC_NO_ANALYTICS="1",
         GOVERN_USER="pipeline-bot",
         MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}",
