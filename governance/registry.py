@@ -32,6 +32,8 @@ TAG_LINEAGE_KEY = "lineage.key"
 #: Fail fast when a server is unreachable instead of MLflow's long retry loop.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+#: No usage telemetry to MLflow's servers from a governance tool (its thread posts records in the background).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def _not_found(exc: Exception) -> bool:

@@ -20,8 +20,8 @@ M = TypeVar("M", bound=BaseModel)
 
 PARAMS_FILE = Path("params.yaml")
 
-# Nothing in the pipeline may reach the network: hub downloads, telemetry and
-# tldextract's suffix-list fetch (pulled in by presidio's URL recognizer).
+# Nothing in the pipeline may reach the network: hub downloads, telemetry (Hugging Face's,
+# MLflow's) and tldextract's suffix-list fetch (pulled in by presidio's URL recognizer).
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
@@ -29,6 +29,9 @@ OFFLINE_ENV = {
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "DISABLE_MLFLOW_INTEGRATION": "FALSE",
     "TOKENIZERS_PARALLELISM": "false",
+    # MLflow 3's usage telemetry fetches a config and posts records from a background thread
+    # (DO_NOT_TRACK disables it only when set to "true", not "1")
+    "MLFLOW_DISABLE_TELEMETRY": "true",
     # Idle OpenMP threads sleep instead of spinning: on a shared 2-core box spinning threads
     # made train_sft 5x slower (100 s vs 20 s with another process on the second core). Measured
     # (tiny MLP, 1500 steps, load average 20 on 2 cores): 2 threads ACTIVE 309 s, 1 thread 15-19 s,
