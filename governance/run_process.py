@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -351,6 +352,8 @@ def serve(commands: IO[str], replies: IO[str]) -> int:
 
 
 def main() -> int:
+    # Few collections while MLflow's many modules load, and none on the way out: the OS frees the memory
+    gc.set_threshold(100_000, *gc.get_threshold()[1:])
     # The stage handles Ctrl-C and the launcher's SIGTERM and then ends the run; this process waits for that
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -360,7 +363,10 @@ def main() -> int:
     # Replies travel on the original stdout; anything a library prints goes to stderr
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    return serve(sys.stdin, replies)
+    try:
+        return serve(sys.stdin, replies)
+    finally:
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pipelines._training import (
     LaunchParams,
     Stopwatch,
     finish_training,
+    leave_out_unused_backends,
     load_causal_lm,
     log_lineage_to_run,
     main_process_run,
@@ -155,4 +156,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    leave_out_unused_backends(STAGE)
     raise SystemExit(main())

@@ -55,6 +55,7 @@ from pipelines._training import (
     Stopwatch,
     base_model_path,
     finish_training,
+    leave_out_unused_backends,
     load_causal_lm,
     log_lineage_to_run,
     main_process_run,
@@ -258,4 +259,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    leave_out_unused_backends(STAGE)
     raise SystemExit(main())

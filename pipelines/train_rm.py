@@ -28,6 +28,7 @@ from pipelines._training import (
     LaunchParams,
     Stopwatch,
     finish_training,
+    leave_out_unused_backends,
     log_lineage_to_run,
     main_process_run,
     peft_config,
@@ -125,4 +126,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    leave_out_unused_backends(STAGE)
     raise SystemExit(main())
