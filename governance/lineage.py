@@ -7,6 +7,7 @@ training stages, registration and reports agree on the same values.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -105,12 +106,15 @@ def environment() -> dict[str, Any]:
     }
     for name in ("transformers", "trl", "peft", "datasets", "accelerate", "mlflow"):
         module = sys.modules.get(name)
-        if module is None:
-            try:
-                module = __import__(name)
-            except ImportError:
-                continue
-        info[name] = getattr(module, "__version__", "unknown")
+        if module is not None:
+            info[name] = getattr(module, "__version__", "unknown")
+            continue
+        # Not imported by this process (a training stage never imports MLflow): the installed
+        # distribution's version, without paying seconds for an import
+        try:
+            info[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
     return info
 
 

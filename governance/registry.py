@@ -32,6 +32,8 @@ TAG_LINEAGE_KEY = "lineage.key"
 #: Fail fast when a server is unreachable instead of MLflow's long retry loop.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+#: No usage telemetry to MLflow's servers from a governance tool (its thread posts records in the background).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def _not_found(exc: Exception) -> bool:
@@ -244,6 +246,22 @@ def stage_run(experiment: str, stage: str, tags: dict[str, str] | None = None) -
     else:
         with registry_errors(f"closing the MLflow run for {stage}"):
             mlflow.end_run()
+
+
+def latest_model_run(experiment: str, stage: str, model_sha256: str):
+    """The latest run of ``stage`` in ``experiment`` that logged model ``model_sha256`` (its tag), or None."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = mlflow.MlflowClient().search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.stage = '{stage}' and tags.`lineage.model_sha256` = '{model_sha256}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
 
 
 def flatten(prefix: str, value: Any) -> dict[str, str]:

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
-
 from governance.errors import ConfigError, DataError, PolicyViolation
 from governance.gates import GateDecision, write_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
@@ -407,6 +405,8 @@ def publish_evaluation(
     As ``evaluate_sft``: the stage's own MLflow run gets the metrics and the
     files; the training run gets the metrics as ``heldout.*`` and the files.
     """
+    import mlflow  # here, not at the top: train_* stages import this module and never MLflow
+
     out_dir = Path(out_dir)
     trained = with_run_context(trained)
     out_dir.mkdir(parents=True, exist_ok=True)

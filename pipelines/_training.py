@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import mlflow
 from pydantic import Field
 
 from governance.errors import ConfigError, GovernanceError
@@ -40,8 +39,9 @@ from governance.lineage import (
     write_manifest,
 )
 from governance.policy import Strict
-from governance.registry import flatten, stage_run
-from pipelines._common import project_name
+from governance.registry import flatten, latest_model_run
+from governance.run_process import RunProcess
+from pipelines._common import PARAMS_FILE, load_all_params, project_name, without_optional_backends
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,26 @@ def peft_config(adapter: AdapterParams, section: str):
         raise ConfigError(f"params.yaml: {section}.adapter.lora: {exc}") from None
 
 
+#: Optional backends transformers imports whenever installed and no training stage calls:
+#: scipy for object-detection losses (~0.45 s of imports).
+UNUSED_BACKENDS = ("scipy",)
+
+
+def leave_out_unused_backends(section: str, params_file: Path = PARAMS_FILE) -> None:
+    """For a training stage's ``__main__`` only: libraries it never calls stay unimported (~1 CPU s).
+
+    transformers and TRL import scipy and peft as optional backends whenever they are
+    installed (peft alone ~0.8 s). scipy is left out always, peft when the section's
+    ``adapter.method`` is ``none`` (full fine-tuning never builds an adapter). An unreadable
+    params file leaves everything in: the stage itself then reports it.
+    """
+    try:
+        method = (load_all_params(params_file).get(section) or {}).get("adapter", {}).get("method")
+    except (GovernanceError, AttributeError):
+        method = None
+    without_optional_backends(*UNUSED_BACKENDS, *(["peft"] if method == "none" else []))
+
+
 def base_model_path(model_dir: str | Path) -> Path:
     """Where the model recorded by a base/parent stage's manifest lives."""
     manifest = read_manifest(model_dir)
@@ -205,9 +225,8 @@ def load_causal_lm(model_dir: str | Path, adapter: AdapterParams | None = None, 
 
 def save_model(model, tokenizer, out_dir: str | Path) -> None:
     """Save a full model (LoRA merged in) so the next stage can start from it."""
-    from peft import PeftModel
-
-    if isinstance(model, PeftModel):
+    peft = sys.modules.get("peft")  # a PeftModel exists only where peft was imported
+    if peft is not None and isinstance(model, peft.PeftModel):
         model = model.merge_and_unload()
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
@@ -312,14 +331,12 @@ def dataset_provenance(data_files: list[str | Path], decisions: list[GateDecisio
     return out
 
 
-def log_lineage_to_run(lineage: dict[str, Any]) -> None:
-    """Log lineage as params (``pipeline.*``) and tags (``lineage.*``) of the active run.
+def log_lineage_to_run(run: RunProcess, lineage: dict[str, Any]) -> None:
+    """Log lineage as params (``pipeline.*``) and tags (``lineage.*``) of the stage's run.
 
-    Params and tags go in one ``log_batch`` (MLflow splits it into requests of 100 of each):
+    Params and tags go in one batch (MLflow splits it into requests of 100 of each):
     every request re-reads the run from the store, so fewer requests cost less.
     """
-    from mlflow.entities import Param, RunTag
-
     params = flatten("pipeline", lineage["params"])
     params["pipeline.params_sha256"] = lineage["params_sha256"]
     tags = {
@@ -334,20 +351,16 @@ def log_lineage_to_run(lineage: dict[str, Any]) -> None:
     tags.update({f"lineage.data.{Path(p).name}.md5": ref["md5"] for p, ref in lineage["datasets"].items()})
     tags.update({f"lineage.policy.{Path(p).stem}": ref["version"] for p, ref in lineage["policies"].items()})
     tags.update({f"env.{k}": str(v) for k, v in lineage["environment"].items()})
-    mlflow.MlflowClient().log_batch(
-        mlflow.active_run().info.run_id,
-        params=[Param(key, str(value)) for key, value in params.items()],
-        tags=[RunTag(key, str(value)) for key, value in tags.items()],
-    )
-    mlflow.log_dict(lineage, "lineage.json")
+    run.log(params=params, tags=tags)
+    run.log_dict(lineage, "lineage.json")
     # The gate decisions (and PII findings beside them) travel with the run, so a
     # reviewer's `govern report` needs only the tracking server, not this checkout.
     for gate in lineage["gates"]:
         decision = Path(gate["decision"])
-        mlflow.log_artifact(str(decision), artifact_path=f"gates/{gate['stage']}")
+        run.log_artifact(decision, artifact_path=f"gates/{gate['stage']}")
         findings = decision.with_name("findings.json")
         if findings.is_file():
-            mlflow.log_artifact(str(findings), artifact_path=f"gates/{gate['stage']}")
+            run.log_artifact(findings, artifact_path=f"gates/{gate['stage']}")
 
 
 class Stopwatch:
@@ -385,7 +398,7 @@ def finish_training(
     lineage: dict[str, Any],
     trainer,
     seconds: float,
-    run_id: str,
+    run: RunProcess,
     extra: dict[str, Any],
     final_dir: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -394,7 +407,8 @@ def finish_training(
     The manifest holds only what the bytes of the model determine (lineage of
     inputs, params, steps, loss history); the run id, wall time, user, commit and
     machine are tags and metrics of the MLflow run, found again with
-    :func:`with_run_context`.
+    :func:`with_run_context`. Returns once the run holds everything (a failed
+    write raises here, before the staged model moves into place).
     """
     out_dir = Path(out_dir)
     state = trainer.state
@@ -412,10 +426,10 @@ def finish_training(
         **extra,
     }
     write_manifest(out_dir, manifest)
-    mlflow.log_metric("wall_seconds", seconds)
-    mlflow.set_tag("lineage.model_sha256", manifest["model_sha256"])
-    mlflow.log_artifacts(str(out_dir), artifact_path="model")
-    log.debug("model %s logged to run %s", manifest["model_sha256"][:12], run_id)
+    run.log(metrics={"wall_seconds": seconds}, tags={"lineage.model_sha256": manifest["model_sha256"]})
+    run.log_artifacts(out_dir, artifact_path="model")
+    run.sync()
+    log.debug("model %s logged to run %s", manifest["model_sha256"][:12], run.run_id)
     return manifest
 
 
@@ -427,24 +441,15 @@ def with_run_context(manifest: dict[str, Any]) -> dict[str, Any]:
     :class:`ConfigError` when the tracking store holds no such run (the model
     folder came from elsewhere, e.g. a DVC cache, without its MLflow store).
     """
+    import mlflow
+
     stage, digest = manifest.get("stage"), manifest.get("model_sha256")
-    experiment = mlflow.get_experiment_by_name(project_name())
-    runs = (
-        mlflow.MlflowClient().search_runs(
-            [experiment.experiment_id],
-            filter_string=f"tags.stage = '{stage}' and tags.`lineage.model_sha256` = '{digest}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-        if experiment is not None
-        else []
-    )
-    if not runs:
+    run = latest_model_run(project_name(), stage, digest)
+    if run is None:
         raise ConfigError(
             f"{manifest.get('model_path')}: no MLflow run of stage {stage} logged model {str(digest)[:12]}… "
             f"in {mlflow.get_tracking_uri()}; re-run the stage (dvc repro -f {stage})"
         )
-    run = runs[0]
     tags = run.data.tags
     return {
         **manifest,
@@ -547,12 +552,16 @@ def run_topology(config, launch: LaunchParams, adapter: AdapterParams, section: 
 
 
 @contextlib.contextmanager
-def main_process_run(topology: Topology, stage: str, tags: dict[str, str]):
-    """The stage's MLflow run on the main process (yields it), nothing elsewhere (yields None).
+def main_process_run(run_process: RunProcess | None, topology: Topology, stage: str, tags: dict[str, str]):
+    """The stage's MLflow run on the main process (yields its :class:`RunProcess`), nothing elsewhere (None).
 
-    A SIGTERM (the launcher stopping the survivors after one process died)
-    becomes :class:`DistributedError` on every process, so the run ends
-    FAILED and staged outputs are removed before the process exits.
+    ``run_process`` is the one the stage started before its imports
+    (:func:`governance.run_process.start_run_process`); when it is None on the
+    main process, one is started here. The run ends FINISHED when the block
+    completes and FAILED when it raises. A SIGTERM (the launcher stopping the
+    survivors after one process died) becomes :class:`DistributedError` on
+    every process, so the run ends FAILED and staged outputs are removed
+    before the process exits.
     """
 
     lost = (
@@ -563,15 +572,24 @@ def main_process_run(topology: Topology, stage: str, tags: dict[str, str]):
     previous = signal.signal(signal.SIGTERM, stop_on_sigterm(lost)) if topology.world_size > 1 else None
     try:
         if not topology.is_main:
+            if run_process is not None:
+                run_process.close()
             yield None
             return
+        run = run_process or RunProcess(project_name())
         run_tags = {
             **tags,
             "distributed.world_size": str(topology.world_size),
             "distributed.type": topology.distributed_type,
         }
-        with stage_run(project_name(), stage, run_tags) as run:
+        try:
+            run.start(stage, run_tags)
             yield run
+        except BaseException:
+            with contextlib.suppress(Exception):
+                run.end("FAILED")
+            raise
+        run.end()
     except RuntimeError as exc:
         if topology.world_size == 1 or not _peer_lost(exc):
             raise
@@ -580,6 +598,27 @@ def main_process_run(topology: Topology, stage: str, tags: dict[str, str]):
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def run_callbacks(config, run: RunProcess | None) -> list:
+    """TRL's ``report_to: mlflow``, served through the stage's run process; call before building the trainer.
+
+    transformers' ``MLflowCallback`` would import MLflow into the training
+    process and log to an MLflow run there; the run lives in the run process
+    instead. So ``mlflow`` is taken out of ``config.report_to`` (on every
+    process: the callback imports MLflow even where it logs nothing) and, on
+    the main process, replaced by :class:`RunReporter`, which sends the same
+    params and metrics to the run. Other ``report_to`` entries are left alone.
+    """
+    report_to = list(config.report_to or [])
+    if "mlflow" not in report_to:
+        return []
+    config.report_to = [name for name in report_to if name != "mlflow"]
+    if run is None:
+        return []
+    from pipelines._reporting import RunReporter
+
+    return [RunReporter(run, report_to=report_to)]
 
 
 def stop_on_sigterm(message: str) -> Callable[[int, object], None]:

@@ -19,23 +19,25 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import mlflow
 from pydantic import Field
 
 from governance.gates import require_passed_gates
 from governance.objectives import objective_hashes, require_approved_objective
 from governance.policy import Strict
 from governance.records import iter_records
-from pipelines._common import load_params, stage_main
+from governance.run_process import start_run_process
+from pipelines._common import load_params, project_name, stage_main
 from pipelines._training import (
     AdapterParams,
     LaunchParams,
     Stopwatch,
     finish_training,
+    leave_out_unused_backends,
     load_causal_lm,
     log_lineage_to_run,
     main_process_run,
     peft_config,
+    run_callbacks,
     run_topology,
     save_trained_model,
     staged_output,
@@ -82,6 +84,8 @@ def reward_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
+    # MLflow imports and opens its store in a process of its own while this one imports TRL (rank 0 only)
+    run_process = start_run_process(project_name())
     from trl import GRPOConfig, GRPOTrainer
 
     params = load_params(STAGE, TrainGrpoParams)
@@ -109,15 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
     train = load_prompts(params.train_file)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
-    with main_process_run(topology, STAGE, {"method": "grpo"}) as run, staged_output(out_dir, topology) as staging:
+    with (
+        main_process_run(run_process, topology, STAGE, {"method": "grpo"}) as run,
+        staged_output(out_dir, topology) as staging,
+    ):
         if run is not None:
-            log_lineage_to_run(lineage)
-            mlflow.set_tags({f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
+            log_lineage_to_run(run, lineage)
+            run.log(tags={f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
         # Train
         trainer = GRPOTrainer(
             model=model,
             reward_funcs=reward_funcs,
             args=config,
+            callbacks=run_callbacks(config, run),
             train_dataset=train,
             processing_class=tokenizer,
             peft_config=lora,
@@ -133,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 lineage=lineage,
                 trainer=trainer,
                 seconds=clock.seconds,
-                run_id=run.info.run_id,
+                run=run,
                 extra={
                     "method": "grpo",
                     "adapter": params.adapter.model_dump(),
@@ -143,9 +151,10 @@ def main(argv: list[str] | None = None) -> int:
                 },
             )
     if run is not None:
-        log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+        log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.run_id)
     return 0
 
 
 if __name__ == "__main__":
+    leave_out_unused_backends(STAGE)
     raise SystemExit(main())

@@ -21,17 +21,20 @@ from typing import Any
 
 from governance.gates import require_passed_gates
 from governance.policy import Strict
-from pipelines._common import load_params, stage_main
+from governance.run_process import start_run_process
+from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import load_unpaired, trainer_errors
 from pipelines._training import (
     AdapterParams,
     LaunchParams,
     Stopwatch,
     finish_training,
+    leave_out_unused_backends,
     load_causal_lm,
     log_lineage_to_run,
     main_process_run,
     peft_config,
+    run_callbacks,
     run_topology,
     save_trained_model,
     staged_output,
@@ -55,6 +58,8 @@ class TrainKtoParams(Strict):
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
+    # MLflow imports and opens its store in a process of its own while this one imports TRL (rank 0 only)
+    run_process = start_run_process(project_name())
     from trl import KTOConfig, KTOTrainer
 
     params = load_params(STAGE, TrainKtoParams)
@@ -78,15 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
     train, evaluation = load_unpaired(params.train_file), load_unpaired(params.eval_file)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
-    with main_process_run(topology, STAGE, {"method": "kto"}) as run, staged_output(out_dir, topology) as staging:
+    with (
+        main_process_run(run_process, topology, STAGE, {"method": "kto"}) as run,
+        staged_output(out_dir, topology) as staging,
+    ):
         if run is not None:
-            log_lineage_to_run(lineage)
+            log_lineage_to_run(run, lineage)
         # Train against the SFT model as reference (ref_model=None: TRL's own handling)
         with trainer_errors(STAGE):
             trainer = KTOTrainer(
                 model=model,
                 ref_model=None,
                 args=config,
+                callbacks=run_callbacks(config, run),
                 train_dataset=train,
                 eval_dataset=evaluation,
                 processing_class=tokenizer,
@@ -103,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 lineage=lineage,
                 trainer=trainer,
                 seconds=clock.seconds,
-                run_id=run.info.run_id,
+                run=run,
                 extra={
                     "method": "kto",
                     "adapter": params.adapter.model_dump(),
@@ -114,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                 },
             )
     if run is not None:
-        log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+        log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.run_id)
     return 0
 
 
 if __name__ == "__main__":
+    leave_out_unused_backends(STAGE)
     raise SystemExit(main())

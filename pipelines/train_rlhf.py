@@ -41,31 +41,31 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import mlflow
-
 from governance.errors import ConfigError, PolicyViolation
 from governance.gates import require_passed_gates
 from governance.lineage import read_manifest, sha256_dir, sha256_json
 from governance.objectives import require_approved_objective
 from governance.policy import Strict
 from governance.records import iter_records
-from pipelines._common import load_params, stage_main
+from governance.run_process import RunProcess, start_run_process
+from pipelines._common import load_params, project_name, stage_main
 from pipelines._training import (
     AdapterParams,
     LaunchParams,
     Stopwatch,
     base_model_path,
     finish_training,
+    leave_out_unused_backends,
     load_causal_lm,
     log_lineage_to_run,
     main_process_run,
     peft_config,
+    run_callbacks,
     run_topology,
     save_trained_model,
     staged_output,
     training_lineage,
     trl_config,
-    with_run_context,
 )
 
 log = logging.getLogger(__name__)
@@ -160,12 +160,9 @@ def reward_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
     ]
 
 
-def reward_model_run_id(rm_manifest: dict[str, Any]) -> str:
+def reward_model_run_id(rm_manifest: dict[str, Any], run: RunProcess) -> str:
     """The reward model's training run (a link for reviewers; its hash in the lineage is the evidence)."""
-    try:
-        return with_run_context(rm_manifest)["run_id"]
-    except ConfigError:
-        return "not recorded"
+    return run.find_model_run(rm_manifest.get("stage"), rm_manifest.get("model_sha256")) or "not recorded"
 
 
 def load_prompts(path: str):
@@ -177,6 +174,8 @@ def load_prompts(path: str):
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
+    # MLflow imports and opens its store in a process of its own while this one imports TRL (rank 0 only)
+    run_process = start_run_process(project_name())
     from trl import RLOOConfig, RLOOTrainer
 
     params = load_params(STAGE, TrainRlhfParams)
@@ -207,16 +206,20 @@ def main(argv: list[str] | None = None) -> int:
     policy, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
     train = load_prompts(params.train_file)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
-    with main_process_run(topology, STAGE, {"method": "rlhf"}) as run, staged_output(out_dir, topology) as staging:
+    with (
+        main_process_run(run_process, topology, STAGE, {"method": "rlhf"}) as run,
+        staged_output(out_dir, topology) as staging,
+    ):
         if run is not None:
-            log_lineage_to_run(lineage)
-            mlflow.set_tags({f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
-            mlflow.set_tag("lineage.reward_model_run_id", reward_model_run_id(rm_manifest))
+            log_lineage_to_run(run, lineage)
+            run.log(tags={f"lineage.reward.{name}.sha256": digest for name, digest in reward_hashes.items()})
+            run.log(tags={"lineage.reward_model_run_id": reward_model_run_id(rm_manifest, run)})
         # Train
         trainer = RLOOTrainer(
             model=policy,
             reward_funcs=reward_model,
             args=config,
+            callbacks=run_callbacks(config, run),
             train_dataset=train,
             processing_class=tokenizer,
             reward_processing_classes=reward_tokenizer,
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                 lineage=lineage,
                 trainer=trainer,
                 seconds=clock.seconds,
-                run_id=run.info.run_id,
+                run=run,
                 extra={
                     "method": "rlhf",
                     "algorithm": "rloo",
@@ -251,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
                 },
             )
     if run is not None:
-        log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.info.run_id)
+        log.info("trained %s in %.1fs, run %s", STAGE, clock.seconds, run.run_id)
     return 0
 
 
 if __name__ == "__main__":
+    leave_out_unused_backends(STAGE)
     raise SystemExit(main())

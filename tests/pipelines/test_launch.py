@@ -153,3 +153,32 @@ def test_the_launchers_stop_fails_a_running_process_once_and_spares_its_clean_up
         handler(15, None)  # arrives while the run is being closed FAILED: must not abort that
         cleaned_up = True
     assert cleaned_up
+
+
+def test_the_main_process_run_ends_finished_or_failed_and_other_ranks_start_none(tmp_path, monkeypatch):
+    """Through main_process_run as a stage uses it: a crash inside the block ends the MLflow run FAILED."""
+    from mlflow import MlflowClient
+
+    from governance.run_process import RunProcess
+    from pipelines._training import main_process_run
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("project: launch-test\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with main_process_run(None, _topology(1), "train_sft", {}) as run:
+        assert run is None  # rank 1 never starts a run process
+    with pytest.raises(RuntimeError, match="trainer crashed"):
+        with main_process_run(RunProcess("launch-test"), _topology(0), "train_sft", {"method": "sft"}) as run:
+            run.log(metrics={"loss": 1.0}, step=1)
+            raise RuntimeError("trainer crashed")
+    with main_process_run(None, _topology(0), "train_sft", {"method": "sft"}) as finished:  # started late
+        finished.log(metrics={"loss": 0.5}, step=1)
+    client = MlflowClient(tracking_uri=uri)
+    crashed, done = client.get_run(run.run_id), client.get_run(finished.run_id)
+    assert (crashed.info.status, crashed.data.metrics["loss"]) == ("FAILED", 1.0)
+    assert (done.info.status, done.data.tags["distributed.world_size"], done.data.tags["stage"]) == (
+        "FINISHED",
+        "2",
+        "train_sft",
+    )

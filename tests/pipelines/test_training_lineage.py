@@ -1,4 +1,5 @@
-"""A training run's lineage in MLflow: every param and tag lands, in one batch, on a real (SQLite) store."""
+"""A training run in MLflow, written by its run process: lineage params and tags, TRL's params and metrics,
+on a real (SQLite) store."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import json
 
 import mlflow
 
-from governance.registry import stage_run
-from pipelines._training import log_lineage_to_run
+from governance.run_process import RunProcess
+from pipelines._training import log_lineage_to_run, run_callbacks
 
 
 def _lineage(tmp_path) -> dict:
@@ -32,10 +33,14 @@ def _lineage(tmp_path) -> dict:
 
 def test_lineage_params_and_tags_are_all_logged(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with stage_run("lineage-test", "train_sft") as run:
-        log_lineage_to_run(_lineage(tmp_path))
-    logged = mlflow.MlflowClient().get_run(run.info.run_id).data
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    run = RunProcess("lineage-test")
+    run.start("train_sft", {})
+    log_lineage_to_run(run, _lineage(tmp_path))
+    run.end()
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    logged = client.get_run(run.run_id).data
     assert len([k for k in logged.params if k.startswith("pipeline.trl.option_")]) == 150
     assert logged.params["pipeline.trl.option_149"] == "149"
     assert logged.params["pipeline.base_model"] == "artifacts/base_model"
@@ -46,5 +51,44 @@ def test_lineage_params_and_tags_are_all_logged(tmp_path, monkeypatch):
     assert logged.tags["lineage.distributed.world_size"] == "1"
     assert logged.tags["env.python"] == "3.11.7"
     assert logged.tags["stage"] == "train_sft"
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "gates/pii_scan_sft")}
+    artifacts = {a.path for a in client.list_artifacts(run.run_id, "gates/pii_scan_sft")}
     assert artifacts == {"gates/pii_scan_sft/decision.json"}
+    assert {a.path for a in client.list_artifacts(run.run_id)} == {"gates", "lineage.json"}
+
+
+def test_report_to_mlflow_reaches_the_run_as_transformers_callback_would_log_it(tmp_path, monkeypatch):
+    """TRL's params and metrics arrive through the run process; MLflowCallback (which imports MLflow) is not used."""
+    import torch
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    config = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=["mlflow"], learning_rate=3e-3)
+    run = RunProcess("lineage-test")
+    run.start("train_sft", {})
+    (reporter,) = run_callbacks(config, run)
+    assert config.report_to == []  # transformers builds no MLflowCallback
+    state = TrainerState()
+    state.global_step = 5
+    reporter.on_train_begin(config, state, TrainerControl())
+    reporter.on_log(config, state, TrainerControl(), logs={"loss": torch.tensor(2.5), "grad_norm": 1.0, "mode": "x"})
+    run.end()
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    logged = client.get_run(run.run_id).data
+    assert logged.params["learning_rate"] == "0.003"
+    assert logged.params["report_to"] == "['mlflow']"  # as the params said, not as rewritten for the trainer
+    assert logged.metrics == {"loss": 2.5, "grad_norm": 1.0}
+    assert [m.step for m in client.get_metric_history(run.run_id, "loss")] == [5]
+
+
+def test_other_reporters_are_left_as_the_params_say(tmp_path):
+    from transformers import TrainingArguments
+
+    none = TrainingArguments(output_dir=str(tmp_path / "out"), report_to="none")
+    before = list(none.report_to)
+    assert run_callbacks(none, None) == [] and none.report_to == before
+    both = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=["mlflow", "tensorboard"])
+    assert run_callbacks(both, None) == []  # not the main process: nothing reports, nothing imports MLflow
+    assert both.report_to == ["tensorboard"]
