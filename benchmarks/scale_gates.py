@@ -137,7 +137,8 @@ def training() -> list[dict]:
 
         fresh_copy(work)
         # train_sft needs the base model and both gates of its data: build them once, then time train_sft alone
-        subprocess.run(["dvc", "repro", "base_model", "validate_sft"], cwd=work, env=env, check=True, capture_output=True)
+        build = ["dvc", "repro", "base_model", "validate_sft"]
+        subprocess.run(build, cwd=work, env=env, check=True, capture_output=True)
         params = (work / "params.yaml").read_text()
         for processes, config in ((1, "single"), (2, "multi_cpu")):
             section = params.index("\ntrain_sft:")

@@ -147,7 +147,8 @@ def require_utf8_lines(path: str | Path, chunk_bytes: int = 16 * 1024 * 1024) ->
                 piece.decode("utf-8")
             except UnicodeDecodeError as exc:
                 line_start = piece.rfind(b"\n", 0, exc.start) + 1
-                raise invalid_utf8(path, lines_before + piece.count(b"\n", 0, exc.start) + 1, exc.start - line_start) from None
+                line_no = lines_before + piece.count(b"\n", 0, exc.start) + 1
+                raise invalid_utf8(path, line_no, exc.start - line_start) from None
             lines_before += piece.count(b"\n")
             if not chunk:
                 return
