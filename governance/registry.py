@@ -250,12 +250,11 @@ def stage_run(experiment: str, stage: str, tags: dict[str, str] | None = None) -
 
 def latest_model_run(experiment: str, stage: str, model_sha256: str):
     """The latest run of ``stage`` in ``experiment`` that logged model ``model_sha256`` (its tag), or None."""
-    import mlflow
-
-    found = mlflow.get_experiment_by_name(experiment)
+    store = client()  # the configured store, not whatever tracking URI this process set last
+    found = store.get_experiment_by_name(experiment)
     if found is None:
         return None
-    runs = mlflow.MlflowClient().search_runs(
+    runs = store.search_runs(
         [found.experiment_id],
         filter_string=f"tags.stage = '{stage}' and tags.`lineage.model_sha256` = '{model_sha256}'",
         order_by=["attributes.start_time DESC"],

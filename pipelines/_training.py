@@ -39,7 +39,7 @@ from governance.lineage import (
     write_manifest,
 )
 from governance.policy import Strict
-from governance.registry import flatten, latest_model_run
+from governance.registry import flatten, latest_model_run, tracking_uri
 from governance.run_process import RunProcess
 from pipelines._common import PARAMS_FILE, load_all_params, project_name, without_optional_backends
 
@@ -441,14 +441,12 @@ def with_run_context(manifest: dict[str, Any]) -> dict[str, Any]:
     :class:`ConfigError` when the tracking store holds no such run (the model
     folder came from elsewhere, e.g. a DVC cache, without its MLflow store).
     """
-    import mlflow
-
     stage, digest = manifest.get("stage"), manifest.get("model_sha256")
     run = latest_model_run(project_name(), stage, digest)
     if run is None:
         raise ConfigError(
             f"{manifest.get('model_path')}: no MLflow run of stage {stage} logged model {str(digest)[:12]}… "
-            f"in {mlflow.get_tracking_uri()}; re-run the stage (dvc repro -f {stage})"
+            f"in {tracking_uri()}; re-run the stage (dvc repro -f {stage})"
         )
     tags = run.data.tags
     return {
