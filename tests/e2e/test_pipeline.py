@@ -143,8 +143,14 @@ def test_bad_input_stops_with_one_clear_line(tmp_path, breakage, expected):
         else:
             params = params.replace("name_or_path: builtin:tiny", "name_or_path: /nonexistent/model", 1)
         (workdir / "params.yaml").write_text(params)
-    result = run(["dvc", "repro", "register_sft"], workdir)
+    # train_sft's upstream only (base model, SFT data and its gates): evaluate_sft would also pull in the
+    # preference chain and the reward model before the broken stage is reached, minutes of a lean test
+    failing_stage = expected.split(":", 1)[0]
+    locked_before = yaml.safe_load((workdir / "dvc.lock").read_text())["stages"].get(failing_stage)
+    result = run(["dvc", "repro", "train_sft"], workdir)
     assert result.returncode != 0
     assert expected in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+    # DVC accepted nothing of the failed stage: its lock entry is the committed one
+    assert yaml.safe_load((workdir / "dvc.lock").read_text())["stages"].get(failing_stage) == locked_before
     assert _registered_count(workdir) == 0
