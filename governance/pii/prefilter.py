@@ -41,9 +41,13 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 import logging
+import os
 import re
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import regex
 
@@ -385,7 +389,7 @@ class Prefilter:
 
         always = set(always)
         try:
-            self.database = self._compile(expressions)
+            self.database, self._plan_of = self._compile(expressions)
         except hyperscan.error:
             # Find the plans hyperscan refuses (a pattern too large, ...): those run on every text.
             for plan, exprs in expressions.items():
@@ -395,25 +399,36 @@ class Prefilter:
                     log.info("prefilter: plan %d runs on every text (hyperscan: %s)", plan, exc)
                     always.add(plan)
             expressions = {plan: exprs for plan, exprs in expressions.items() if plan not in always}
-            self.database = self._compile(expressions)
+            self.database, self._plan_of = self._compile(expressions)
         self.always = frozenset(always)
         self.plans = frozenset(plan for plan, exprs in expressions.items() if exprs)
 
     @staticmethod
     def _compile(expressions: dict[int, list[str]]):
+        """The database and, per database id, the plan it stands for.
+
+        Database ids are the plans' ranks in a canonical order (by their sorted patterns):
+        plan numbering and some pattern lists follow hash-seeded set order, which differs
+        from process to process, and the cached database must not depend on it.
+        """
         import hyperscan
 
+        groups = sorted((tuple(sorted(exprs)), plan) for plan, exprs in expressions.items() if exprs)
         patterns, ids = [], []
-        for plan, exprs in sorted(expressions.items()):
+        for rank, (exprs, _plan) in enumerate(groups):
             for expression in exprs:
                 patterns.append(expression.encode("utf-8"))
-                ids.append(plan)
+                ids.append(rank)
         if not patterns:
-            return None
+            return None, []
         flag = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_ALLOWEMPTY
-        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        database.compile(expressions=patterns, ids=ids, elements=len(patterns), flags=[flag] * len(patterns))
-        return database
+        cached = compiled_database_cache(patterns, ids, flag)
+        database = cached.load()
+        if database is None:
+            database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            database.compile(expressions=patterns, ids=ids, elements=len(patterns), flags=[flag] * len(patterns))
+            cached.store(database)
+        return database, [plan for _exprs, plan in groups]
 
     def fired(self, texts: Sequence[str]) -> list[frozenset[int]]:
         """Per text, the plans that may match in it (always-run plans included)."""
@@ -430,14 +445,77 @@ class Prefilter:
             position += len(part) + len(SEPARATOR)
         hits: list[set[int]] = [set() for _ in texts]
         last = len(texts) - 1
+        plan_of = self._plan_of
 
-        def on_match(plan: int, _start: int, end: int, _flags: int, _context: object) -> None:
+        def on_match(rank: int, _start: int, end: int, _flags: int, _context: object) -> None:
             # The match's last byte lies in the field that starts at or before it.
             index = bisect.bisect_right(starts, end - 1) - 1 if last else 0
-            hits[index].add(plan)
+            hits[index].add(plan_of[rank])
 
         self.database.scan(SEPARATOR.join(parts), match_event_handler=on_match)
         return [self.always | found if found else self.always for found in hits]
+
+
+class CompiledDatabaseCache:
+    """A compiled hyperscan database on disk, named by the SHA-256 of everything that determines it.
+
+    Compiling the policy's ~30 patterns takes seconds (about half of a small ``pii_scan``
+    stage, paid again by every stage and every ``govern pii scan``), while the patterns
+    change only with the policy. The file name is the hash of the hyperscan version, the
+    mode, the flags, every pattern and its database id, so a changed policy or library never
+    meets a stale database; a file that cannot be read or loaded is ignored and compiled
+    anew. Written atomically (temp file, rename), so concurrent stages never read half a file.
+    The cache is an accelerator only: the database is what compiling the same inputs gives.
+    """
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def load(self):
+        import hyperscan
+
+        if self.path is None:
+            return None
+        try:
+            database = hyperscan.loadb(self.path.read_bytes(), hyperscan.HS_MODE_BLOCK)
+            database.scratch = hyperscan.Scratch(database)
+        except (OSError, ValueError, TypeError, hyperscan.error) as exc:  # unreadable or not a database of ours
+            if not isinstance(exc, FileNotFoundError):
+                log.info("prefilter: cached database %s ignored (%s)", self.path.name, exc.__class__.__name__)
+            return None
+        return database
+
+    def store(self, database) -> None:
+        import hyperscan
+
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.path.parent, prefix=".tmp-", delete=False) as handle:
+                handle.write(hyperscan.dumpb(database))
+            os.replace(handle.name, self.path)
+        except OSError as exc:  # a read-only home: the scan still runs, it only compiles next time too
+            log.info("prefilter: compiled database not cached (%s)", exc.__class__.__name__)
+
+
+def compiled_database_cache(patterns: list[bytes], ids: list[int], flag: int) -> CompiledDatabaseCache:
+    """Where the compiled database of these exact inputs is cached (``GOVERN_CACHE_DIR``, else the user cache).
+
+    ``GOVERN_CACHE_DIR=off`` turns the cache off.
+    """
+    import hyperscan
+
+    root = os.environ.get("GOVERN_CACHE_DIR") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "governed-post-training"
+    )
+    if root == "off":
+        return CompiledDatabaseCache(None)
+    key = hashlib.sha256()
+    key.update(f"{hyperscan.__version__}|{hyperscan.HS_MODE_BLOCK}|{flag}|{len(patterns)}".encode())
+    for pattern, rank in zip(patterns, ids, strict=True):
+        key.update(b"\0%d\0" % rank + pattern)
+    return CompiledDatabaseCache(Path(root) / "hyperscan" / f"{key.hexdigest()}.hsdb")
 
 
 def hyperscan_available() -> bool:

@@ -178,3 +178,68 @@ def test_patterns_hyperscan_refuses_make_their_recognizer_run_on_every_text():
     prefilter = Prefilter({0: [r"\x{40}"], 2: [too_large]}, always=set())
     assert prefilter.always == frozenset({2}) and prefilter.plans == frozenset({0})
     assert prefilter.fired(["a@b", "none"]) == [frozenset({0, 2}), frozenset({2})]
+
+
+def _texts():
+    return ["call 555-0148 today", "mail me @ home", "nothing here", "555-0148 @"]
+
+
+def test_compiled_database_is_cached_and_reloaded_without_compiling(tmp_path, monkeypatch):
+    import hyperscan
+
+    from governance.pii.prefilter import Prefilter
+
+    monkeypatch.setenv("GOVERN_CACHE_DIR", str(tmp_path))
+    expressions = {0: [r"\d{3}-\d{4}"], 3: ["@"]}
+    first = Prefilter(expressions, always={5})
+    cached = list((tmp_path / "hyperscan").glob("*.hsdb"))
+    assert len(cached) == 1
+
+    def no_new_database(*args, **kwargs):
+        raise AssertionError("compiled although a cached database was there")
+
+    monkeypatch.setattr(hyperscan, "Database", no_new_database)
+    second = Prefilter(expressions, always={5})
+    assert (
+        second.fired(_texts())
+        == first.fired(_texts())
+        == [
+            frozenset({0, 5}),
+            frozenset({3, 5}),
+            frozenset({5}),
+            frozenset({0, 3, 5}),
+        ]
+    )
+
+
+def test_cache_does_not_depend_on_plan_numbering_or_pattern_order(tmp_path, monkeypatch):
+    """Plan numbers and some pattern lists follow hash-seeded set order, which changes per process."""
+    from governance.pii.prefilter import Prefilter
+
+    monkeypatch.setenv("GOVERN_CACHE_DIR", str(tmp_path))
+    one = Prefilter({0: [r"\d{3}-\d{4}", r"\d{10}"], 1: ["@"]}, always=set())
+    other = Prefilter({0: ["@"], 1: [r"\d{10}", r"\d{3}-\d{4}"]}, always=set())
+    assert len(list((tmp_path / "hyperscan").glob("*.hsdb"))) == 1  # one database for both numberings
+    assert one.fired(_texts()) == [frozenset({0}), frozenset({1}), frozenset(), frozenset({0, 1})]
+    assert other.fired(_texts()) == [frozenset({1}), frozenset({0}), frozenset(), frozenset({0, 1})]
+
+
+def test_a_cached_file_that_is_not_a_database_is_ignored_and_replaced(tmp_path, monkeypatch):
+    from governance.pii.prefilter import Prefilter
+
+    monkeypatch.setenv("GOVERN_CACHE_DIR", str(tmp_path))
+    Prefilter({0: [r"\d{3}-\d{4}"]}, always=set())
+    (cached,) = (tmp_path / "hyperscan").glob("*.hsdb")
+    cached.write_bytes(b"not a hyperscan database")
+    again = Prefilter({0: [r"\d{3}-\d{4}"]}, always=set())
+    assert again.fired(["call 555-0148"]) == [frozenset({0})]
+    assert cached.read_bytes() != b"not a hyperscan database"
+
+
+def test_cache_off_compiles_and_writes_nothing(tmp_path, monkeypatch):
+    from governance.pii.prefilter import Prefilter
+
+    monkeypatch.setenv("GOVERN_CACHE_DIR", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert Prefilter({0: ["@"]}, always=set()).fired(["a@b"]) == [frozenset({0})]
+    assert not any(tmp_path.rglob("*.hsdb"))
