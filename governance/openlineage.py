@@ -12,17 +12,26 @@ the final event carries run facets for what governance decided:
 - ``source`` — the git commit and dirty flag of the checkout that ran it;
 - ``errorMessage`` (the standard facet) on FAIL.
 
-Transport: by default the OpenLineage client's file transport appends JSON
-lines to ``openlineage/events.jsonl`` in the repository (git-ignored, not a DVC
-output). Setting ``OPENLINEAGE_URL`` (HTTP, e.g. Marquez), ``OPENLINEAGE_CONFIG``
-or any ``OPENLINEAGE__TRANSPORT__*`` variable hands configuration to the client
-itself; ``OPENLINEAGE_DISABLED=true`` turns emission off. Lineage is
-observability, not evidence: a failing transport is logged and never fails a
-stage (the trail and dvc.lock are the evidence).
+Transport: by default each event is appended as one JSON line to
+``openlineage/events.jsonl`` in the repository (git-ignored, not a DVC output),
+exactly as the client's file transport writes it (``Serde.to_json``: keys
+sorted, one line per event). Setting ``OPENLINEAGE_URL`` (HTTP, e.g. Marquez),
+``OPENLINEAGE_CONFIG`` or any ``OPENLINEAGE__TRANSPORT__*`` variable hands the
+same event, rebuilt as openlineage-python's ``RunEvent`` (its validators run),
+to the client with its own configuration; ``OPENLINEAGE_DISABLED=true`` turns
+emission off. Lineage is observability, not evidence: a failing transport is
+logged and never fails a stage (the trail and dvc.lock are the evidence).
 
-Cost: importing the client and parsing dvc.yaml take a noticeable fraction of a second, so :meth:`StageLineage.begin`
-imports and emits START on a background thread while the stage loads its own
-libraries; :meth:`StageLineage.finish` joins it and emits the final event.
+Cost: importing openlineage-python pulls in every transport it has (requests,
+httpx, asyncio, fsspec: ~0.4-0.6 s of CPU), which was the larger part of a
+cheap stage's run and, over the 39 stages of the default DAG, ~20 s. So the
+events are built as plain JSON following the 2-0-2 ``RunEvent`` schema and
+the client is imported only when it is the transport;
+``tests/governance/test_openlineage.py`` checks both that the JSON parses back
+into the client's models and that it is what the client serialises for the
+same event. :meth:`StageLineage.begin` builds and writes START on a background
+thread while the stage loads its own libraries; :meth:`StageLineage.finish`
+joins it and emits the final event.
 """
 
 from __future__ import annotations
@@ -32,7 +41,10 @@ import json
 import logging
 import os
 import re
+import secrets
 import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -85,39 +97,114 @@ def _configured_elsewhere() -> bool:
     return any(k == "OPENLINEAGE_URL" or k == "OPENLINEAGE_CONFIG" or k.startswith("OPENLINEAGE__") for k in os.environ)
 
 
-def _client():
-    from openlineage.client import OpenLineageClient
+EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+ERROR_FACET_SCHEMA = "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
 
-    if _configured_elsewhere():
-        return OpenLineageClient()
-    from openlineage.client.transport.file import FileConfig, FileTransport
+#: The project's custom run facets: JSON name -> (schema name, field defaults), as in the 2-0-2 facet convention.
+CUSTOM_FACETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "governance_gate": (
+        "GovernanceGateRunFacet",
+        {"gate": "", "passed": False, "counts": {}, "policyPath": "", "policyVersion": "", "decision": "",
+         "decisionSha256": ""},
+    ),
+    "mlflow_run": ("MlflowRunRunFacet", {"runId": "", "experimentId": "", "trackingUri": ""}),
+    "registered_version": ("RegisteredVersionRunFacet", {"name": "", "version": "", "created": False}),
+    "source": ("SourceRunFacet", {"gitCommit": "", "gitDirty": False}),
+}  # fmt: skip
 
-    path = Path(os.environ.get(EVENTS_PATH_ENV) or DEFAULT_EVENTS_PATH)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(path), append=True)))
+
+def new_run_id() -> str:
+    """A UUIDv7 (RFC 9562: 48-bit Unix milliseconds, version 7, RFC 4122 variant), as the client makes run ids."""
+    value = (time.time_ns() // 10**6 & 0xFFFFFFFFFFFF) << 80 | secrets.randbits(76)
+    value = value & ~(0xF000 << 64) | 7 << 76
+    value = value & ~(0xC000 << 48) | 0x8000 << 48
+    return str(uuid.UUID(int=value))
 
 
-def _facet_classes() -> dict[str, type]:
-    """The project's custom run facets (attrs classes, as the client's own facets are)."""
-    import attr
-    from openlineage.client.generated.base import RunFacet
+def custom_facet(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """One of :data:`CUSTOM_FACETS` as event JSON: its fields (defaults filled in), producer and schema URL."""
+    schema, defaults = CUSTOM_FACETS[name]
+    unknown = set(values) - set(defaults)
+    if unknown:
+        raise ValueError(f"{name} facet has no field(s) {sorted(unknown)}")
+    return {"_producer": PRODUCER, "_schemaURL": f"{SCHEMA_BASE}/{schema}.json", **defaults, **values}
 
-    def facet(name: str, fields: dict[str, Any]) -> type:
-        attributes = {key: attr.field(default=default) for key, default in fields.items()}
-        cls = attr.make_class(name, attributes, bases=(RunFacet,))
-        cls._get_schema = staticmethod(lambda: f"{SCHEMA_BASE}/{name}.json")
-        return cls
+
+def error_facet(message: str) -> dict[str, Any]:
+    """The standard ``errorMessage`` run facet."""
+    return {
+        "_producer": PRODUCER, "_schemaURL": ERROR_FACET_SCHEMA, "message": message, "programmingLanguage": "python",
+    }  # fmt: skip
+
+
+def run_event(
+    state: str,
+    *,
+    run_id: str,
+    namespace: str,
+    job: str,
+    inputs: list[str],
+    outputs: list[str],
+    facets: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An OpenLineage 2-0-2 RunEvent as the JSON the client's ``Serde`` writes (datasets in namespace ``file``)."""
+    import datetime as dt
 
     return {
-        "governance_gate": facet(
-            "GovernanceGateRunFacet",
-            {"gate": "", "passed": False, "counts": {}, "policyPath": "", "policyVersion": "", "decision": "",
-             "decisionSha256": ""},
-        ),
-        "mlflow_run": facet("MlflowRunRunFacet", {"runId": "", "experimentId": "", "trackingUri": ""}),
-        "registered_version": facet("RegisteredVersionRunFacet", {"name": "", "version": "", "created": False}),
-        "source": facet("SourceRunFacet", {"gitCommit": "", "gitDirty": False}),
+        "eventTime": dt.datetime.now(dt.UTC).isoformat(),
+        "eventType": state,
+        "inputs": [{"facets": {}, "inputFacets": {}, "name": p, "namespace": DATASET_NAMESPACE} for p in inputs],
+        "job": {"facets": {}, "name": job, "namespace": namespace},
+        "outputs": [{"facets": {}, "name": p, "namespace": DATASET_NAMESPACE, "outputFacets": {}} for p in outputs],
+        "producer": PRODUCER,
+        "run": {"facets": facets or {}, "runId": run_id},
+        "schemaURL": EVENT_SCHEMA,
     }  # fmt: skip
+
+
+def client_event(event: dict[str, Any]):
+    """The same event as openlineage-python's ``RunEvent`` (attrs models: the client's validators run)."""
+    import attr
+    from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+    from openlineage.client.facet_v2 import error_message_run
+    from openlineage.client.generated.base import RunFacet
+
+    facets: dict[str, Any] = {}
+    for key, value in event["run"]["facets"].items():
+        fields = {k: v for k, v in value.items() if not k.startswith("_")}
+        if key == "errorMessage":
+            facets[key] = error_message_run.ErrorMessageRunFacet(producer=value["_producer"], **fields)
+            continue
+        schema, defaults = CUSTOM_FACETS[key]
+        cls = attr.make_class(schema, {k: attr.field(default=d) for k, d in defaults.items()}, bases=(RunFacet,))
+        cls._get_schema = staticmethod(lambda url=value["_schemaURL"]: url)
+        facets[key] = cls(producer=value["_producer"], **fields)
+    return RunEvent(
+        eventType=getattr(RunState, event["eventType"]),
+        eventTime=event["eventTime"],
+        run=Run(runId=event["run"]["runId"], facets=facets),
+        job=Job(namespace=event["job"]["namespace"], name=event["job"]["name"]),
+        producer=event["producer"],
+        inputs=[InputDataset(namespace=d["namespace"], name=d["name"]) for d in event["inputs"]],
+        outputs=[OutputDataset(namespace=d["namespace"], name=d["name"]) for d in event["outputs"]],
+    )
+
+
+def events_path() -> Path:
+    return Path(os.environ.get(EVENTS_PATH_ENV) or DEFAULT_EVENTS_PATH)
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Append the event to the events file, or hand it to the client where one is configured."""
+    if _configured_elsewhere():
+        from openlineage.client import OpenLineageClient
+
+        OpenLineageClient().emit(client_event(event))
+        return
+    path = events_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:  # one write of one line: concurrent stages' lines never interleave
+        out.write(json.dumps(event, sort_keys=True) + "\n")
 
 
 def _redacted(uri: str) -> str:
@@ -198,7 +285,6 @@ class StageLineage:
         self.stage, self.namespace = stage, namespace
         self.inputs: list[str] = []
         self.outputs: list[str] = []
-        self._client = None
         self._run_id: str | None = None
         self._thread: threading.Thread | None = None
         self._earlier_run = _run_process_run()
@@ -213,30 +299,18 @@ class StageLineage:
         lineage._thread.start()
         return lineage
 
-    def _event(self, state: str, *, facets: dict[str, Any] | None = None, with_outputs: bool = True):
-        from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
-        from openlineage.client.uuid import generate_new_uuid
+    def _event(self, state: str, *, facets: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._run_id = self._run_id or new_run_id()
+        return run_event(
+            state, run_id=self._run_id, namespace=self.namespace, job=self.stage, inputs=self.inputs,
+            outputs=self.outputs, facets=facets,
+        )  # fmt: skip
 
-        self._run_id = self._run_id or str(generate_new_uuid())
-        import datetime as dt
-
-        return RunEvent(
-            eventType=getattr(RunState, state),
-            eventTime=dt.datetime.now(dt.UTC).isoformat(),
-            run=Run(runId=self._run_id, facets=facets or {}),
-            job=Job(namespace=self.namespace, name=self.stage),
-            producer=PRODUCER,
-            inputs=[InputDataset(namespace=DATASET_NAMESPACE, name=p) for p in self.inputs],
-            outputs=[OutputDataset(namespace=DATASET_NAMESPACE, name=p) for p in self.outputs] if with_outputs else [],
-        )
-
-    def _emit(self, event) -> None:
+    def _emit(self, event: dict[str, Any]) -> None:
         try:
-            if self._client is None:
-                self._client = _client()
-            self._client.emit(event)
+            emit(event)
         except Exception as exc:  # lineage is observability: a broken transport never fails a stage
-            log.warning("OpenLineage %s event of %s not emitted: %s", event.eventType, self.stage, exc)
+            log.warning("OpenLineage %s event of %s not emitted: %s", event["eventType"], self.stage, exc)
 
     def _emit_start(self) -> None:
         try:
@@ -254,17 +328,13 @@ class StageLineage:
             self._thread.join()
         try:
             self.namespace = self.namespace or os.environ.get(NAMESPACE_ENV) or _project_namespace()
-            classes = _facet_classes()
-            facets: dict[str, Any] = {
-                key: classes[key](**value) for key, value in governance_facets(self.outputs, self._earlier_run).items()
+            facets = {
+                key: custom_facet(key, value)
+                for key, value in governance_facets(self.outputs, self._earlier_run).items()
             }
-            facets["source"] = classes["source"](**_source())
+            facets["source"] = custom_facet("source", _source())
             if exit_code != 0:
-                from openlineage.client.facet_v2 import error_message_run
-
-                facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                    message=error or f"exit code {exit_code}", programmingLanguage="python"
-                )
+                facets["errorMessage"] = error_facet(error or f"exit code {exit_code}")
             event = self._event("COMPLETE" if exit_code == 0 else "FAIL", facets=facets)
         except Exception as exc:  # see _emit
             log.warning("OpenLineage final event of %s not built: %s", self.stage, exc)

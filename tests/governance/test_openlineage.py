@@ -100,3 +100,49 @@ def test_emission_can_be_turned_off(checkout, monkeypatch):
     monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
     assert gate_stage(passed=True)(["sft"]) == 0
     assert not (checkout / "openlineage").exists()
+
+
+def test_the_events_file_holds_what_the_client_itself_would_serialise(checkout):
+    """The JSON written without importing the client is byte for byte the client's Serde output of that event."""
+    from openlineage.client.serde import Serde
+
+    assert gate_stage(passed=False)(["sft"]) == 1
+    lines = (checkout / "openlineage/events.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        from governance.openlineage import client_event
+
+        assert Serde.to_json(client_event(json.loads(line))) == line
+    run_id = json.loads(lines[0])["run"]["runId"]
+    assert run_id[14] == "7" and run_id[19] in "89ab"  # UUIDv7, RFC 4122 variant, as the client's run ids
+
+
+def test_a_configured_client_transport_gets_the_same_events(checkout, monkeypatch):
+    """OPENLINEAGE__TRANSPORT__* hands the events to openlineage-python's own transport (here its file transport)."""
+    target = checkout / "elsewhere.jsonl"
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "file")
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", str(target))
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__APPEND", "true")
+    assert gate_stage(passed=True)(["sft"]) == 0
+    assert not (checkout / "openlineage").exists()
+    start, complete = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [parse_event(e).eventType.value for e in (start, complete)] == ["START", "COMPLETE"]
+    assert complete["run"]["facets"]["governance_gate"]["passed"] is True
+    assert "tags" in complete["run"]["facets"]  # the client added its own facet: it really sent the event
+
+
+def test_stage_events_are_written_without_importing_the_client(checkout):
+    """A stage's lineage costs no openlineage-python import on the default file transport (~0.5 s CPU each)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from pipelines._common import stage_main\n"
+        "def prepare_sft(argv=None):\n    return 0\n"
+        "prepare_sft.__module__ = 'pipelines.prepare_sft'\n"
+        "code = stage_main(prepare_sft)([])\n"
+        "print(json.dumps([code, sorted(m for m in sys.modules if m.startswith('openlineage'))]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) == [0, []]
+    assert [e["eventType"] for e in events(checkout)] == ["START", "COMPLETE"]
