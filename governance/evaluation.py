@@ -32,12 +32,22 @@ def _fmt(value: float) -> str:
 PARENT_DELTA_SUFFIX = "_delta_vs_parent"
 
 
-def not_measurable(metric: str, metrics: Mapping[str, float]) -> str | None:
-    """Why ``metric`` says nothing about the model, or None when it does.
+def is_rate(metric: str) -> bool:
+    """A metric bounded by 0 and 1 by construction (a share of examples): ``*_rate``, ``*accuracy``, ``*compliance``."""
+    return metric.endswith(("_rate", "accuracy", "compliance"))
+
+
+def not_measurable(metric: str, metrics: Mapping[str, float], rule: MetricRule | None = None) -> str | None:
+    """Why ``metric`` says nothing about the model under ``rule``, or None when it does.
 
     Undefined (NaN or infinite) is not measurable. So is a ``*_delta_vs_parent``
-    whose two sides both sit at the floor of a rate (accuracy 0 vs 0): a rule
-    on the difference would pass without either model having done anything.
+    whose two sides both sit at the bound the guarded worsening moves towards,
+    since the difference could not show that worsening: a rule with ``min``
+    guards a drop, and accuracy 0 vs 0 cannot drop; a rule with only ``max``
+    guards a rise, and a rate at 1 vs 1 cannot rise. A rate at 0 vs 0 under
+    a ``max`` rule *is* measurable: no looping completions in either model is a
+    result, and a rise would have shown. Without a rule, both directions are
+    assumed guarded (0 vs 0 is not measurable).
     """
     observed = metrics.get(metric)
     if isinstance(observed, float) and not math.isfinite(observed):
@@ -45,8 +55,12 @@ def not_measurable(metric: str, metrics: Mapping[str, float]) -> str | None:
     if metric.endswith(PARENT_DELTA_SUFFIX):
         base = metric[: -len(PARENT_DELTA_SUFFIX)]
         child, parent = metrics.get(base), metrics.get(f"parent_{base}")
-        if child == 0 and parent == 0:
+        guards_drop = rule is None or rule.min is not None
+        if guards_drop and child == 0 and parent == 0:
             return f"{base} 0 and parent_{base} 0 are both at the floor, so the difference cannot show a change"
+        guards_rise_only = rule is not None and rule.min is None and rule.max is not None
+        if guards_rise_only and is_rate(base) and child == 1 and parent == 1:
+            return f"{base} 1 and parent_{base} 1 are both at the ceiling, so the difference cannot show a rise"
     return None
 
 
@@ -67,7 +81,7 @@ def check_metrics(
             violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
             results.append({**row, "status": "missing", "threshold": None})
             continue
-        unmeasurable = not_measurable(rule.metric, metrics)
+        unmeasurable = not_measurable(rule.metric, metrics, rule)
         if unmeasurable is not None:
             # A rule that cannot tell better from worse must not pass: the evidence is absent
             message = f"{rule.metric} is not measurable: {unmeasurable}"
@@ -79,12 +93,17 @@ def check_metrics(
             if reference is None:
                 results.append({**row, "status": "not_applicable", "threshold": "no production version"})
                 continue
+            stuck = None
             if rule.higher_is_better and reference == 0 and observed == 0:
-                # 0 against 0 cannot show a regression: both sit at the floor
-                floor = f"{rule.metric} 0 and production 0 are both at the floor, so no regression can show"
-                message = f"{rule.metric} is not measurable: {floor}"
+                # 0 against 0 cannot show a regression (a drop): both sit at the floor
+                stuck = f"{rule.metric} 0 and production 0 are both at the floor, so no regression can show"
+            elif not rule.higher_is_better and is_rate(rule.metric) and reference == 1 and observed == 1:
+                # a rate at 1 against 1 cannot show a regression (a rise): both sit at the ceiling
+                stuck = f"{rule.metric} 1 and production 1 are both at the ceiling, so no regression can show"
+            if stuck is not None:
+                message = f"{rule.metric} is not measurable: {stuck}"
                 violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
-                results.append({**row, "observed": None, "status": "not_measurable", "threshold": floor})
+                results.append({**row, "observed": None, "status": "not_measurable", "threshold": stuck})
                 continue
             sign = 1.0 if rule.higher_is_better else -1.0
             worsening = sign * (reference - observed) / max(abs(reference), 1e-12)

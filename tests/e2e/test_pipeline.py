@@ -58,9 +58,14 @@ def test_every_version_is_pending_unless_its_evaluation_failed(repro_once):
     assert versions, "nothing registered"
     by_method = {v["method"]: v for v in versions}
     # GRPO on the built-in fixture gets no answer right, nor does its parent: 0 vs 0 is not measurable, so the
-    # version is registered (the evidence matters) but eval_failed and blocked, never a vacuous pass (issue 11)
-    assert (by_method["grpo"]["status"], by_method["grpo"]["eval"]) == ("blocked", "eval_failed")
-    assert {v["status"] for method, v in by_method.items() if method != "grpo"} == {"pending"}
+    # version is registered (the evidence matters) but eval_failed and blocked, never a vacuous pass (issue 11).
+    # RLHF's parent and child both loop on every held-out prompt: 1 vs 1 cannot show the rise its reward-hacking
+    # rule guards against, so that deny rule is not measurable either.
+    for method in ("grpo", "rlhf"):
+        assert (by_method[method]["status"], by_method[method]["eval"]) == ("blocked", "eval_failed"), method
+    rlhf = json.loads((workdir / "artifacts/evaluate_rlhf/decision.json").read_text())
+    assert "repetition_rate_delta_vs_parent is not measurable" in json.dumps(rlhf["violations"])
+    assert {v["status"] for method, v in by_method.items() if method not in ("grpo", "rlhf")} == {"pending"}
     table = run(["govern", "models"], workdir).stdout
     assert "govllm-sft" in table and "pending" in table
 

@@ -115,3 +115,43 @@ def test_a_promotable_verdict_with_warnings_says_so():
     assert Verdict(True, ok, warnings=["w1", "w2"]).headline == (
         "May be promoted with 2 warning(s): every check the policy requires passed; read the warnings first."
     )
+
+
+LOOPS = MetricRule(
+    id="eval.grpo.degenerate_repetition", severity="deny", metric="repetition_rate_delta_vs_parent", max=0.2,
+    rationale="r",
+)  # fmt: skip
+
+
+def test_a_rule_against_a_rise_is_measurable_at_the_floor_and_not_at_the_ceiling():
+    """0 vs 0 looping completions is a result (a rise would show); 1 vs 1 cannot show a rise."""
+    none = {"repetition_rate": 0.0, "parent_repetition_rate": 0.0, "repetition_rate_delta_vs_parent": 0.0}
+    violations, (result,) = check_metrics([LOOPS], none, "m")
+    assert violations == [] and result["status"] == "pass"
+    rose = {"repetition_rate": 0.5, "parent_repetition_rate": 0.0, "repetition_rate_delta_vs_parent": 0.5}
+    (violation,), _ = check_metrics([LOOPS], rose, "m")
+    assert violation.message == "repetition_rate_delta_vs_parent 0.5 (max 0.2)"
+    stuck = {"repetition_rate": 1.0, "parent_repetition_rate": 1.0, "repetition_rate_delta_vs_parent": 0.0}
+    (violation,), (result,) = check_metrics([LOOPS], stuck, "artifacts/train_grpo")
+    assert violation.message == (
+        "repetition_rate_delta_vs_parent is not measurable: repetition_rate 1 and parent_repetition_rate 1 "
+        "are both at the ceiling, so the difference cannot show a rise"
+    )
+    assert result["status"] == "not_measurable"
+    # A rule against a drop stays not measurable at the floor, and an unbounded metric has no ceiling
+    assert not_measurable("accuracy_delta_vs_parent", {"accuracy": 0.0, "parent_accuracy": 0.0}, DELTA) is not None
+    score = {"reward_score": 1.0, "parent_reward_score": 1.0}
+    assert not_measurable("reward_score_delta_vs_parent", score, LOOPS.model_copy(update={"metric": "x"})) is None
+
+
+def test_a_lower_is_better_rate_stuck_at_one_against_production_is_not_measurable():
+    rule = MetricRule(
+        id="eval.rlhf.loops_vs_production", severity="deny", metric="repetition_rate", relative_to="production",
+        max_regression=0.05, higher_is_better=False, rationale="r",
+    )  # fmt: skip
+    (violation,), _ = check_metrics([rule], {"repetition_rate": 1.0}, "m", production={"repetition_rate": 1.0})
+    assert violation.message == (
+        "repetition_rate is not measurable: repetition_rate 1 and production 1 are both at the ceiling, "
+        "so no regression can show"
+    )
+    assert check_metrics([rule], {"repetition_rate": 0.0}, "m", production={"repetition_rate": 0.0})[0] == []
