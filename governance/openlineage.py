@@ -175,6 +175,9 @@ def client_event(event: dict[str, Any]):
         if key == "errorMessage":
             facets[key] = error_message_run.ErrorMessageRunFacet(producer=value["_producer"], **fields)
             continue
+        if key not in CUSTOM_FACETS:  # a facet another producer added (the client's own tags): kept as it is
+            facets[key] = value
+            continue
         schema, defaults = CUSTOM_FACETS[key]
         cls = attr.make_class(schema, {k: attr.field(default=d) for k, d in defaults.items()}, bases=(RunFacet,))
         cls._get_schema = staticmethod(lambda url=value["_schemaURL"]: url)
