@@ -103,6 +103,24 @@ def lineage_key(method: str, trained: dict) -> str:
     )
 
 
+def registration_status(name: str, version: str, evaluated: str) -> str:
+    """The version's status as the trail has it, and why when this run's evaluation says otherwise.
+
+    A failed evaluation stays on its version (failure is permanent, see governance.approvals.state): a
+    re-run whose evaluation now passes records its ``eval_decision`` but does not unblock the version.
+    """
+    from governance.approvals import load_approvals_policy, version_state
+
+    state = version_state(name, version)
+    status = state.status(load_approvals_policy())
+    if state.eval_status != evaluated:
+        status += (
+            f"; its evaluation was recorded {state.eval_status} and this run's is {evaluated}: a failed evaluation "
+            "stays on its version, so only a new version (new weights, data or params) can be approved"
+        )
+    return status
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -171,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     # No lineage key here: it hashes the git commit, and this file is hashed in dvc.lock (the version's tag has it)
     registration = {"name": name, "version": str(version.version), "created": created}
     (out / "registration.json").write_text(json.dumps(registration, indent=2, sort_keys=True) + "\n")
-    log.info("%s %s v%s (pending approval)", "registered" if created else "already registered", name, version.version)
+    log.info("%s %s v%s (%s)", "registered" if created else "already registered", name, version.version,
+             registration_status(name, str(version.version), tags["governance.eval_status"]))  # fmt: skip
     return 0
 
 

@@ -572,3 +572,18 @@ def test_shipped_policy_validates():
     policy = approvals.load_approvals_policy(REPO / "policies" / "approvals.yaml")
     assert policy.required_approvals("medium") == 2
     assert policy.rules.separation_of_duties.tags == ["lineage.trained_by", "lineage.registered_by"]
+
+
+def test_register_says_a_re_evaluated_version_stays_blocked(env):
+    """The register stage's line tells the trail's status, and why a passing re-evaluation does not unblock."""
+    from pipelines.register import registration_status
+
+    name = new_model()
+    version = register(name, eval_status="eval_failed")
+    assert registration_status(name, version, "eval_failed") == "blocked"
+    approvals.record_eval_decision(name, version, status="passed", evidence={"re-eval": "cd" * 32}, actor="ci-bot")
+    assert registration_status(name, version, "passed") == (
+        "blocked; its evaluation was recorded eval_failed and this run's is passed: a failed evaluation stays on "
+        "its version, so only a new version (new weights, data or params) can be approved"
+    )
+    assert registration_status(name, register(name), "passed") == "pending"
