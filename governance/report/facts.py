@@ -487,7 +487,10 @@ def _data(facts: ReportFacts, artifacts: RunArtifacts, lineage: dict, policy: Re
 
 def _objectives(facts: ReportFacts, version: Any, lineage: dict, manifest: dict, audit: dict) -> None:
     approvals = audit.get("objective_approvals") or {}
-    functions = [{**fn, "approval": approvals.get(fn["sha256"])} for fn in _reward_hashes(version, manifest)]
+    functions = [
+        {**fn, "approval": approvals.get(fn["sha256"]), "pinned": fn["name"] in PINNED_WEIGHTS}
+        for fn in _reward_hashes(version, manifest)
+    ]
     facts.objectives = {
         "functions": functions,
         "stage": lineage.get("stage"),
@@ -768,6 +771,12 @@ def collect_facts(
     facts.source["report_policy"] = facts.operations.get("policy")
     facts.source["audit_url"] = audit.get("audit_url")
     return facts
+
+
+#: Reward entries of a training lineage that identify weights rather than name an objective: RLHF records
+#: the reward model's weights hash (``reward_model``) beside its recipe (``reward_model_recipe``), and the
+#: recipe is what policies/objectives.yaml approves; the weights are pinned by the stage's hash check.
+PINNED_WEIGHTS = frozenset({"reward_model"})
 
 
 def _reward_hashes(version: Any, manifest: dict) -> list[dict[str, str]]:

@@ -192,7 +192,7 @@ def _eval_check(facts: ReportFacts) -> Check:
         unmeasured = [r for r in _not_measurable(evaluation) if r in denied]
         detail = "denied by " + (", ".join(denied) or "the evaluation policy")
         if unmeasured:
-            detail += f" ({', '.join(unmeasured)} not measurable: no evidence the model improved)"
+            detail += f" ({', '.join(unmeasured)} not measurable: the rule could not have failed, so it is no evidence)"
         return Check("eval.passed", title, "fail", detail)
     counts = evaluation.get("counts") or {}
     unmeasured = _not_measurable(evaluation)
@@ -246,10 +246,13 @@ def _objectives_check(facts: ReportFacts) -> Check:
             "missing",
             "approval record of " + ", ".join(f["name"] for f in functions) + " not available",
         )
-    unapproved = [f"{f['name']} ({f['sha256'][:12]}…)" for f in functions if not f.get("approval")]
+    objectives = [f for f in functions if not f.get("pinned")]
+    unapproved = [f"{f['name']} ({f['sha256'][:12]}…)" for f in objectives if not f.get("approval")]
     if unapproved:
         return Check("objectives.approved", title, "fail", "not approved: " + ", ".join(unapproved))
-    return Check("objectives.approved", title, "pass", f"{len(functions)} reward function hash(es) approved")
+    pinned = [f["name"] for f in functions if f.get("pinned")]
+    also = f"; {', '.join(pinned)} weights pinned by hash (not an objective)" if pinned else ""
+    return Check("objectives.approved", title, "pass", f"{len(objectives)} reward function hash(es) approved{also}")
 
 
 def _approvals_check(facts: ReportFacts) -> Check:

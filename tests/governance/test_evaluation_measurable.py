@@ -155,3 +155,21 @@ def test_a_lower_is_better_rate_stuck_at_one_against_production_is_not_measurabl
         "so no regression can show"
     )
     assert check_metrics([rule], {"repetition_rate": 0.0}, "m", production={"repetition_rate": 0.0})[0] == []
+
+
+def test_the_reward_models_pinned_weights_are_not_an_unapproved_objective():
+    """RLHF's lineage holds the recipe (approved) and the weights hash (pinned): only the recipe needs approval."""
+    from governance.report.verdict import _objectives_check
+
+    facts = _facts("builtin:tiny", [], [])
+    recipe = {"name": "reward_model_recipe", "sha256": "b" * 64, "approval": {"approved_by": "erin"}, "pinned": False}
+    weights = {"name": "reward_model", "sha256": "c" * 64, "approval": None, "pinned": True}
+    facts.objectives = {"functions": [recipe, weights], "source_available": True}
+    check = _objectives_check(facts)
+    assert (check.status, check.detail) == (
+        "pass",
+        "1 reward function hash(es) approved; reward_model weights pinned by hash (not an objective)",
+    )
+    facts.objectives["functions"] = [{**recipe, "approval": None}, weights]
+    check = _objectives_check(facts)
+    assert (check.status, check.detail) == ("fail", "not approved: reward_model_recipe (bbbbbbbbbbbb…)")
