@@ -121,6 +121,14 @@ def _colour(result: dict[str, Any]) -> str:
     return GREY
 
 
+def _short_threshold(result: dict[str, Any]) -> str:
+    """The threshold as it fits beside a bar: a not-measurable row's reason in a few words (the table has it whole)."""
+    text = str(result.get("threshold") or "")
+    if result.get("status") == "not_measurable":
+        return next((w for w in ("both at the floor", "both at the ceiling", "undefined") if w in text), "see table")
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def eval_thresholds_svg(results: list[dict[str, Any]]) -> str | None:
     """One bullet bar per evaluation rule: observed value, threshold line(s), production reference."""
     if not results:
@@ -148,7 +156,8 @@ def eval_thresholds_svg(results: list[dict[str, Any]]) -> str | None:
                 ax.barh(0, observed, height=0.5, color=_colour(result), alpha=0.9)
                 ax.text(observed, 0, f"  {observed:.4g}", va="center", ha="left", fontsize=8, color=INK)
             else:
-                ax.text(0.01, 0, "not computed", transform=ax.transAxes, va="center", fontsize=8, color=GREY)
+                missing = "no reading (not measurable)" if result.get("status") == "not_measurable" else "not computed"
+                ax.text(0.01, 0, missing, transform=ax.transAxes, va="center", fontsize=8, color=GREY)
             for bound in (low, high):
                 if bound is not None:
                     ax.axvline(bound, color=INK, linewidth=1.6, linestyle="-")
@@ -158,7 +167,7 @@ def eval_thresholds_svg(results: list[dict[str, Any]]) -> str | None:
             ax.text(
                 1.01,
                 0,
-                f"{status}\n{result.get('threshold') or ''}",
+                f"{status}\n{_short_threshold(result)}",
                 transform=ax.transAxes,
                 ha="left",
                 va="center",

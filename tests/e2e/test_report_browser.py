@@ -152,6 +152,11 @@ def open_page(page: Path, screenshot: Path, user_data_dir: Path) -> dict:
             {"expression": "document.documentElement.scrollHeight", "returnByValue": True},
             session=session,
         )["result"]["value"]
+        width = browser.send(
+            "Runtime.evaluate",
+            {"expression": "document.documentElement.scrollWidth", "returnByValue": True},
+            session=session,
+        )["result"]["value"]
         shot = browser.send(
             "Page.captureScreenshot",
             {
@@ -181,6 +186,7 @@ def open_page(page: Path, screenshot: Path, user_data_dir: Path) -> dict:
         ],
         "text": text,
         "height": height,
+        "width": width,
     }
 
 
@@ -260,6 +266,8 @@ def test_report_opens_offline_in_chromium_with_every_section(sft_report, tmp_pat
     ]
     assert page["console_errors"] == [] and page["exceptions"] == [] and page["log_errors"] == [], page
     assert screenshot.stat().st_size > 50_000 and page["height"] > 3000
+    # Nothing (a hash, a run id, a JSON value, a chart label) widens the page past a 1280 px window
+    assert page["width"] <= 1280, f"the page is {page['width']} px wide at a 1280 px window"
     # Each section shows recorded values, not just its heading
     lock = yaml.safe_load((workdir / "dvc.lock").read_text())["stages"]
     train_md5 = {d["path"]: d["md5"] for d in lock["train_sft"]["deps"]}["artifacts/pii_scan_sft/data/train.jsonl"]
