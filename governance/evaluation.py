@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from governance.gates import DatasetRef, GateDecision, Violation, Waiver, decide
 from governance.policy import load_policy_file
@@ -54,13 +54,29 @@ def not_measurable(metric: str, metrics: Mapping[str, float], rule: MetricRule |
         return f"undefined ({observed}) on this evaluation data"
     if metric.endswith(PARENT_DELTA_SUFFIX):
         base = metric[: -len(PARENT_DELTA_SUFFIX)]
-        child, parent = metrics.get(base), metrics.get(f"parent_{base}")
         guards_drop = rule is None or rule.min is not None
-        if guards_drop and child == 0 and parent == 0:
-            return f"{base} 0 and parent_{base} 0 are both at the floor, so the difference cannot show a change"
-        guards_rise_only = rule is not None and rule.min is None and rule.max is not None
-        if guards_rise_only and is_rate(base) and child == 1 and parent == 1:
-            return f"{base} 1 and parent_{base} 1 are both at the ceiling, so the difference cannot show a rise"
+        return at_bound(
+            base, metrics.get(base), metrics.get(f"parent_{base}"), f"parent_{base}",
+            guards_drop=guards_drop, guards_rise=not guards_drop and rule.max is not None,
+            consequence=("the difference cannot show a change", "the difference cannot show a rise"),
+        )  # fmt: skip
+    return None
+
+
+def at_bound(
+    metric: str, observed: Any, reference: Any, reference_name: str, *, guards_drop: bool, guards_rise: bool,
+    consequence: tuple[str, str],
+) -> str | None:
+    """Why comparing ``observed`` with ``reference`` cannot show the worsening a rule guards, or None.
+
+    Both at 0 when the rule guards a drop (nothing is below the floor); both at 1 for a rate
+    when it guards a rise (nothing is above the ceiling). ``consequence`` ends the message for a
+    floor and for a ceiling.
+    """
+    if guards_drop and observed == 0 and reference == 0:
+        return f"{metric} 0 and {reference_name} 0 are both at the floor, so {consequence[0]}"
+    if guards_rise and is_rate(metric) and observed == 1 and reference == 1:
+        return f"{metric} 1 and {reference_name} 1 are both at the ceiling, so {consequence[1]}"
     return None
 
 
@@ -93,13 +109,11 @@ def check_metrics(
             if reference is None:
                 results.append({**row, "status": "not_applicable", "threshold": "no production version"})
                 continue
-            stuck = None
-            if rule.higher_is_better and reference == 0 and observed == 0:
-                # 0 against 0 cannot show a regression (a drop): both sit at the floor
-                stuck = f"{rule.metric} 0 and production 0 are both at the floor, so no regression can show"
-            elif not rule.higher_is_better and is_rate(rule.metric) and reference == 1 and observed == 1:
-                # a rate at 1 against 1 cannot show a regression (a rise): both sit at the ceiling
-                stuck = f"{rule.metric} 1 and production 1 are both at the ceiling, so no regression can show"
+            stuck = at_bound(
+                rule.metric, observed, reference, "production",
+                guards_drop=bool(rule.higher_is_better), guards_rise=not rule.higher_is_better,
+                consequence=("no regression can show", "no regression can show"),
+            )  # fmt: skip
             if stuck is not None:
                 message = f"{rule.metric} is not measurable: {stuck}"
                 violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
