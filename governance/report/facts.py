@@ -487,8 +487,12 @@ def _data(facts: ReportFacts, artifacts: RunArtifacts, lineage: dict, policy: Re
 
 def _objectives(facts: ReportFacts, version: Any, lineage: dict, manifest: dict, audit: dict) -> None:
     approvals = audit.get("objective_approvals") or {}
+    # Pinned only where the hash is the reward model's weights the model manifest recorded: a reward
+    # function merely *named* like the pinned entry still needs its approval
+    weights = (manifest.get("reward_model") or {}).get("model_sha256") if isinstance(manifest, dict) else None
     functions = [
-        {**fn, "approval": approvals.get(fn["sha256"]), "pinned": fn["name"] in PINNED_WEIGHTS}
+        {**fn, "approval": approvals.get(fn["sha256"])}
+        | {"pinned": fn["name"] in PINNED_WEIGHTS and fn["sha256"] == weights}
         for fn in _reward_hashes(version, manifest)
     ]
     facts.objectives = {

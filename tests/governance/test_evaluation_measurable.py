@@ -173,3 +173,24 @@ def test_the_reward_models_pinned_weights_are_not_an_unapproved_objective():
     facts.objectives["functions"] = [{**recipe, "approval": None}, weights]
     check = _objectives_check(facts)
     assert (check.status, check.detail) == ("fail", "not approved: reward_model_recipe (bbbbbbbbbbbb…)")
+
+
+def test_only_the_recorded_reward_model_weights_are_pinned_not_a_function_named_like_them():
+    """A reward function called ``reward_model`` whose hash is not the recorded weights still needs approval."""
+    from types import SimpleNamespace
+
+    from governance.report.facts import _objectives
+    from governance.report.verdict import _objectives_check
+
+    audit = {"objective_approvals": {"b" * 64: {"approved_by": "erin"}}, "objectives_available": True}
+    rlhf = {
+        "reward_functions": {"reward_model_recipe": "b" * 64, "reward_model": "c" * 64},
+        "reward_model": {"dir": "artifacts/train_rm", "model_sha256": "c" * 64},
+    }
+    facts = _facts("builtin:tiny", [], [])
+    _objectives(facts, SimpleNamespace(tags={}), {}, rlhf, audit)
+    assert _objectives_check(facts).status == "pass"
+    impostor = {"reward_functions": {"reward_model_recipe": "b" * 64, "reward_model": "d" * 64}}
+    _objectives(facts, SimpleNamespace(tags={}), {}, impostor, audit)
+    check = _objectives_check(facts)
+    assert (check.status, check.detail) == ("fail", "not approved: reward_model (dddddddddddd…)")
