@@ -330,3 +330,67 @@ def test_a_dataset_loaded_by_the_datasets_library_with_its_readme_card(tmp_path)
     assert prepared.source.reader == "hf_cache" and prepared.source.hashes
     assert prepared.card["license"] == "apache-2.0" and prepared.card["collection"] == "Labelled by two annotators."
     assert prepared.card["missing"] == ["source"]
+
+
+def _hub_cached_dataset(home: Path, repo_id: str, config: str, rows: list[dict], card: str) -> None:
+    """Leave in ``home`` what ``load_dataset(repo_id, config)`` leaves after a download from the Hub.
+
+    The datasets cache holds the prepared Arrow files under
+    ``<namespace>___<name>/<config>/<version>/<commit>/`` (built here by the same
+    packaged Parquet builder the Hub path uses, with the repo's identity), and the
+    hub cache holds the repository snapshot with its README (the dataset card).
+    Nothing is mocked: the reader then goes through ``datasets``' own offline lookup.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets.packaged_modules.parquet.parquet import Parquet
+
+    commit = "0f" * 20
+    namespace, name = repo_id.split("/")
+    snapshot = home / "hub" / f"datasets--{namespace}--{name}" / "snapshots" / commit
+    (snapshot / config).mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text(commit)
+    parquet = snapshot / config / "train-00000-of-00001.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    (snapshot / "README.md").write_text(card)
+    builder = Parquet(
+        cache_dir=str(home / "datasets"), data_files={"train": str(parquet)},
+        dataset_name=name, config_name=config, config_id=config, hash=commit,
+    )
+    builder.repo_id = repo_id  # where a Hub download files it: <namespace>___<name>
+    builder._cache_dir = builder._build_cache_dir()
+    builder.download_and_prepare()
+
+
+def test_a_dataset_in_the_local_hugging_face_cache_is_read_offline_with_its_card(tmp_path, monkeypatch):
+    """``hf:<namespace>/<name>`` reads a Hub dataset that an earlier download left in the cache, offline."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    home = tmp_path / "hf"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", home / "datasets")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    rows = [
+        {"question": "Ann has 3 pens and buys 2 more. How many pens?", "answer": "3 + 2 = 5\n#### 5"},
+        {"question": "A box holds 12 eggs; 4 break. How many are left?", "answer": "12 - 4 = 8\n#### 8"},
+        {"question": "Tom reads 6 pages a day for 3 days. How many pages?", "answer": "6 * 3 = 18\n#### 18"},
+    ]
+    card = "---\nlicense: mit\npretty_name: Acme Tiny GSM\n---\n# Acme Tiny GSM\n\nWritten by the tests.\n"
+    _hub_cached_dataset(home, "acme/tiny-gsm", "main", rows, card)
+
+    prepared = _prepare("hf:acme/tiny-gsm", "prompt", config="main")
+
+    assert prepared.format.name == "gsm8k" and [r["answer"] for r in prepared.rows] == ["5", "8", "18"]
+    assert prepared.source.reader == "hf_cache"
+    (arrow,) = prepared.source.hashes
+    assert arrow == "hf:acme/tiny-gsm/tiny-gsm-train.arrow" and len(prepared.source.hashes[arrow]["sha256"]) == 64
+    assert prepared.card["name"] == "Acme Tiny GSM" and prepared.card["license"] == "mit"
+    assert prepared.card["collection"] == "Written by the tests."
+    # A name the cache does not hold is one line naming it, never a network call
+    with pytest.raises(DataError) as err:
+        _prepare("hf:acme/not-downloaded", "prompt")
+    assert str(err.value).startswith("hf:acme/not-downloaded: not a dataset in the local Hugging Face cache (")
+    assert str(err.value).endswith("); the pipeline runs offline: download it first or give a file")
