@@ -87,8 +87,28 @@ def as_messages(value: Any, where: str, field: str, default_role: str) -> Messag
         role = message.get("role")
         if role not in ROLES:
             raise DataError(f"{where}: field {path}.role: {_short(role)} is not one of {', '.join(ROLES)}")
+        if "weight" in message:
+            _check_weight(message["weight"], role, where, f"{path}.weight")
         messages.append({"role": role, "content": _content(message.get("content"), where, f"{path}.content")})
     return messages
+
+
+def _check_weight(weight: Any, role: str, where: str, path: str) -> None:
+    """OpenAI's fine-tuning ``weight`` (0 = do not train on this assistant message) cannot be dropped silently.
+
+    TRL trains on every assistant message of a conversation, so weight 1 is what
+    training does anyway; weight 0 would be ignored and the message trained on.
+    """
+    number = isinstance(weight, int | float) and not isinstance(weight, bool)
+    if number and weight == 1 and role == "assistant":
+        return
+    if not number or weight != 0 or role != "assistant":
+        shown = repr(weight) if number else _short(weight)
+        raise DataError(f"{where}: field {path}: {shown} — OpenAI's weight is 0 or 1 on an assistant message")
+    raise DataError(
+        f"{where}: field {path}: 0 (OpenAI's 'do not train on this message') cannot be honoured: TRL trains on "
+        "every assistant message; remove the message (and the turns after it) or set weight 1"
+    )
 
 
 def _required(data: Mapping[str, Any], key: str, where: str, fmt: str) -> Any:

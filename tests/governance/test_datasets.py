@@ -394,3 +394,22 @@ def test_a_dataset_in_the_local_hugging_face_cache_is_read_offline_with_its_card
         _prepare("hf:acme/not-downloaded", "prompt")
     assert str(err.value).startswith("hf:acme/not-downloaded: not a dataset in the local Hugging Face cache (")
     assert str(err.value).endswith("); the pipeline runs offline: download it first or give a file")
+
+
+def test_openai_fine_tuning_weights_are_honoured_or_refused(tmp_path):
+    """OpenAI's ``weight: 0`` ('do not train on this message') is never dropped silently."""
+    turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello", "weight": 1}]
+    prepared = _prepare(_jsonl(tmp_path / "ok.jsonl", [{"messages": turns}]), "sft")
+    assert prepared.rows[0]["messages"][1] == {"role": "assistant", "content": "Hello"}
+    path = _jsonl(tmp_path / "w0.jsonl", [{"messages": turns}, {"messages": [turns[0], dict(turns[1], weight=0)]}])
+    with pytest.raises(DataError) as err:
+        _prepare(path, "sft")
+    assert str(err.value) == (
+        f"{path}:2: field messages[1].weight: 0 (OpenAI's 'do not train on this message') cannot be honoured: "
+        "TRL trains on every assistant message; remove the message (and the turns after it) or set weight 1"
+    )
+    path = _jsonl(tmp_path / "w2.jsonl", [{"messages": [dict(turns[0], weight=1), turns[1]]}])
+    with pytest.raises(DataError) as err:
+        _prepare(path, "sft")
+    expected = f"{path}:1: field messages[0].weight: 1 — OpenAI's weight is 0 or 1 on an assistant message"
+    assert str(err.value) == expected
