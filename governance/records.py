@@ -30,6 +30,8 @@ MAX_RECORD_BYTES = 8 * 1024 * 1024
 MAX_NESTING_DEPTH = 64
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+#: A ``\uD800``-``\uDFFF`` escape: JSON lets it stand alone, Unicode (and every writer) does not
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _BRACKETS = re.compile(rb"[\[\]{}]")
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
@@ -109,9 +111,9 @@ def loads_record(raw: bytes | str, where: str) -> Any:
     if depth > MAX_NESTING_DEPTH:
         raise DataError(f"{where}: JSON nested {depth} levels deep (max {MAX_NESTING_DEPTH}); flatten the record")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        raise DataError(f"{where}: invalid JSON ({_json_message(exc)})") from None
     except RecursionError:
         raise DataError(
             f"{where}: JSON nested too deeply to parse (max {MAX_NESTING_DEPTH}); flatten the record"
@@ -120,6 +122,38 @@ def loads_record(raw: bytes | str, where: str) -> Any:
         raise DataError(f"{where}: record too large to parse in memory; split it") from None
     except ValueError as exc:  # e.g. an integer over sys.get_int_max_str_digits() digits
         raise DataError(f"{where}: invalid JSON value ({exc})") from None
+    if _SURROGATE_ESCAPE.search(data):
+        refuse_lone_surrogates(value, where)
+    return value
+
+
+def _json_message(exc: json.JSONDecodeError) -> str:
+    # json's own message for a raw control character already ends in "at"
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+
+
+def refuse_lone_surrogates(value: Any, where: str, prefix: str = "") -> None:
+    """Refuse a string (or key) holding half of a UTF-16 surrogate pair, naming its field.
+
+    JSON's ``\\ud800`` escape parses into a code point no UTF-8 writer accepts, so
+    the record would fail later (hashing, writing the cleared copy) with a
+    traceback far from its line.
+    """
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        path = f"{prefix}[{key}]" if isinstance(value, list) else f"{prefix}.{key}" if prefix else str(key)
+        for text, what in ((key, "key"), (item, "value")):
+            if isinstance(text, str) and not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    shown = path.encode("utf-8", "backslashreplace").decode("utf-8")  # the key may be the culprit
+                    raise DataError(
+                        f"{where}: field {shown}: {what} holds a lone UTF-16 surrogate (\\u{ord(text[exc.start]):04x}) "
+                        f"at character {exc.start}; not valid Unicode, fix the escape"
+                    ) from None
+        if isinstance(item, dict | list):
+            refuse_lone_surrogates(item, where, path)
 
 
 def invalid_utf8(path: Path, line_no: int, byte: int) -> DataError:
@@ -187,16 +221,19 @@ def _iter_json_array(path: Path) -> Iterator[Record]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({_json_message(exc)})") from None
     except (RecursionError, MemoryError, ValueError) as exc:
         raise DataError(
             f"{path}: cannot parse the JSON array ({type(exc).__name__}); convert it to JSON Lines"
         ) from None
     if not isinstance(value, list):
         raise DataError(f"{path}: expected a JSON array of objects at top level, got {type(value).__name__}")
+    surrogates = _SURROGATE_ESCAPE.search(text.encode("utf-8")) is not None
     for index, item in enumerate(value, start=1):
         if not isinstance(item, dict):
             raise DataError(f"{path}: record {index}: expected a JSON object, got {type(item).__name__}")
+        if surrogates:
+            refuse_lone_surrogates(item, f"{path}: record {index}")
         yield Record(index, item)
 
 

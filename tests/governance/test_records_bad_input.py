@@ -92,3 +92,36 @@ def test_govern_validate_exits_2_with_one_line_for_a_deep_record(tmp_path, capsy
     assert main(["validate", str(path), "--kind", "sft"]) == 2
     captured = capsys.readouterr()
     assert captured.err == f"govern: {path}:2: JSON nested 200001 levels deep (max 64); flatten the record\n"
+
+
+def test_a_lone_surrogate_escape_is_one_line_naming_the_field(tmp_path, capsys):
+    """JSON's ``\\ud800`` parses, but no UTF-8 writer takes it: refused at read, never a traceback later."""
+    pair = b'{"messages": [{"role": "user", "content": "ok \\ud83d\\ude00"}, {"role": "assistant", "content": "y"}]}\n'
+    lone = b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "caf\\u00e9 \\udc80"}]}\n'
+    assert read_records(_write(tmp_path, "pair.jsonl", pair))[0].data["messages"][0]["content"] == "ok \U0001f600"
+    path = _write(tmp_path, "sft.jsonl", pair + lone)
+    expected = (
+        f"{path}:2: field messages[1].content: value holds a lone UTF-16 surrogate (\\udc80) at character 5; "
+        "not valid Unicode, fix the escape"
+    )
+    with pytest.raises(DataError) as err:
+        read_records(path)
+    assert str(err.value) == expected
+    assert main(["validate", str(path), "--kind", "sft"]) == 2
+    assert capsys.readouterr().err == f"govern: {expected}\n"
+    assert main(["pii", "scan", str(path), "--kind", "sft"]) == 2
+    assert capsys.readouterr().err == f"govern: {expected}\n"
+    # A key, and a record of a JSON array file
+    array = _write(tmp_path, "d.json", b'[{"a": 1}, {"\\ud800": "v"}]')
+    with pytest.raises(DataError) as err:
+        read_records(array)
+    assert str(err.value) == (
+        f"{array}: record 2: field \\ud800: key holds a lone UTF-16 surrogate (\\ud800) at character 0; "
+        "not valid Unicode, fix the escape"
+    )
+
+
+def test_a_raw_control_character_reads_once_as_at_column():
+    with pytest.raises(DataError) as err:
+        loads_record('{"a": "x\ny"}', "x.jsonl:3")
+    assert str(err.value) == "x.jsonl:3: invalid JSON (Invalid control character at column 9)"
