@@ -27,6 +27,7 @@ from governance.gates import dataset_ref, load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
 from governance.records import iter_records
+from governance.run_process import RunProcess
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
     drift_metrics,
@@ -61,6 +62,8 @@ class EvaluateDpoParams(Strict):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateDpoParams)
+    # MLflow starts in a process of its own (importing it, opening the store) while this one evaluates
+    run = RunProcess(project_name())
     trained = read_manifest(params.model_dir)
     beta = recorded_beta(trained, params.model_dir)
     # Only the parent this policy was trained from is its reference
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     safety.write(params.out_dir)
     publish_evaluation(
+        run=run,
         stage=STAGE,
         method="dpo",
         out_dir=Path(params.out_dir),

@@ -29,6 +29,7 @@ from governance.gates import dataset_ref, load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
 from governance.records import iter_records
+from governance.run_process import RunProcess
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
     drift_metrics,
@@ -63,6 +64,8 @@ class EvaluateOrpoParams(Strict):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateOrpoParams)
+    # MLflow starts in a process of its own (importing it, opening the store) while this one evaluates
+    run = RunProcess(project_name())
     trained = read_manifest(params.model_dir)
     # Only the parent this policy was trained from is its reference
     require_parent(trained, params.model_dir, params.parent_model)
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     safety.write(params.out_dir)
     publish_evaluation(
+        run=run,
         stage=STAGE,
         method="orpo",
         out_dir=Path(params.out_dir),

@@ -26,6 +26,7 @@ from governance.gates import dataset_ref, load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
 from governance.records import iter_records
+from governance.run_process import RunProcess
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
     load_reward_model,
@@ -52,6 +53,8 @@ class EvaluateRmParams(Strict):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateRmParams)
+    # MLflow starts in a process of its own (importing it, opening the store) while this one evaluates
+    run = RunProcess(project_name())
     trained = read_manifest(params.model_dir)
     pairs = [r.data for r in iter_records(params.eval_file)]
     # Score chosen and rejected conversations of every held-out pair
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     safety.write(params.out_dir)
     publish_evaluation(
+        run=run,
         stage=STAGE,
         method="rm",
         out_dir=Path(params.out_dir),
