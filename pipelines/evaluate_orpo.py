@@ -30,7 +30,7 @@ from governance.lineage import read_manifest
 from governance.policy import Strict
 from governance.records import iter_records
 from governance.run_process import RunProcess
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, project_name, stage_main, without_optional_backends
 from pipelines._preference import (
     drift_metrics,
     generate,
@@ -43,7 +43,7 @@ from pipelines._preference import (
     verbosity_metrics,
 )
 from pipelines._safety import SafetyParams, evaluate_policy_safety
-from pipelines._training import load_causal_lm
+from pipelines._training import UNUSED_BACKENDS, load_causal_lm
 
 log = logging.getLogger(__name__)
 STAGE = "evaluate_orpo"
@@ -138,4 +138,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    without_optional_backends(*UNUSED_BACKENDS)  # as the training stages: scipy is never called here
     raise SystemExit(main())

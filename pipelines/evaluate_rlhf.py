@@ -34,9 +34,9 @@ from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.records import iter_records
 from governance.run_process import RunProcess
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, project_name, stage_main, without_optional_backends
 from pipelines._safety import SafetyParams, evaluate_policy_safety
-from pipelines._training import load_causal_lm, log_evaluation, with_run_context
+from pipelines._training import UNUSED_BACKENDS, load_causal_lm, log_evaluation, with_run_context
 from pipelines.evaluate_grpo import (
     Completion,
     drop_while_reward_rises,
@@ -208,4 +208,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    without_optional_backends(*UNUSED_BACKENDS)  # as the training stages: scipy is never called here
     raise SystemExit(main())

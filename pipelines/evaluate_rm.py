@@ -27,7 +27,7 @@ from governance.lineage import read_manifest
 from governance.policy import Strict
 from governance.records import iter_records
 from governance.run_process import RunProcess
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, project_name, stage_main, without_optional_backends
 from pipelines._preference import (
     load_reward_model,
     publish_evaluation,
@@ -36,6 +36,7 @@ from pipelines._preference import (
     reward_scores,
 )
 from pipelines._safety import SafetyParams, evaluate_reward_model_safety
+from pipelines._training import UNUSED_BACKENDS
 
 log = logging.getLogger(__name__)
 STAGE = "evaluate_rm"
@@ -110,4 +111,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    without_optional_backends(*UNUSED_BACKENDS)  # as the training stages: scipy is never called here
     raise SystemExit(main())
