@@ -8,7 +8,7 @@ is prepared and the PII and validation gates have passed. Then, per method and
 repeat, two fresh subprocesses are timed wall-clock, end to end (interpreter
 start, imports, model load, training, save):
 
-* **pipeline**: the stage's ``cmd`` from dvc.yaml (``python -m accelerate.commands.launch
+* **pipeline**: the stage's ``cmd`` from dvc.yaml (``python -m pipelines._launch
   ... -m pipelines.train_<method>``, the launcher's own interpreter included) — gate check by hash,
   objective approval (GRPO), lineage (git, environment, policy hashes), the
   MLflow run with params/tags/TRL metrics, the model folder hashed, its
@@ -72,7 +72,9 @@ off the critical path on an idle core), bare 10.7 s; wall 28.6 s before, 24.9 s 
 * MLflow's usage telemetry thread (it reached the network) is off.
 
 What remains: ``accelerate launch``'s own interpreter, ~2 CPU s before the stage starts (it
-imports torch; issue 12 keeps the launcher) plus its exit; the OpenLineage client imported on a
+imports torch; issue 12 keeps the launcher) plus its exit — since issue 15's speed work (not
+re-measured here) ``pipelines._launch`` starts a one-process stage with accelerate's environment
+in ~0.1 CPU s and hands every other configuration to accelerate's launcher; the OpenLineage client imported on a
 thread during the stage's imports (~0.3 s); gate hashes, git state and lineage (<0.3 s); waiting
 for the run process to copy the model into the run's artifacts. The goal (≤ 1.15) is not met at
 the shipped step counts: at ~12-13 s of bare wall on an idle machine, the launcher alone is ~15%.
@@ -265,8 +267,8 @@ def logged_train_seconds(work: Path, stage: str) -> float:
 def stage_command(work: Path, stage: str) -> list[str]:
     """The stage's ``cmd`` from dvc.yaml with ``${...}`` filled in from params.yaml: what ``dvc repro`` runs.
 
-    For a ``train_*`` stage that is accelerate's launcher starting the stage module, so its
-    second interpreter is charged to the pipeline side, as in the DAG.
+    For a ``train_*`` stage that is the launcher (``pipelines._launch``) starting the stage module,
+    so its second interpreter is charged to the pipeline side, as in the DAG.
     """
     import re
     import shlex

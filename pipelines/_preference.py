@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,10 +24,9 @@ from governance.errors import ConfigError, DataError, PolicyViolation
 from governance.gates import GateDecision, write_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.records import iter_records
-from governance.registry import stage_run
+from governance.run_process import RunProcess
 from governance.validation.schema import normalized_hash
-from pipelines._common import project_name
-from pipelines._training import AdapterParams, base_model_path, peft_config, with_run_context
+from pipelines._training import AdapterParams, base_model_path, log_evaluation, peft_config, with_run_context
 
 log = logging.getLogger(__name__)
 
@@ -399,16 +397,15 @@ def publish_evaluation(
     params: dict[str, Any],
     eval_file: str,
     generations: list[dict[str, str]] | None = None,
+    run: RunProcess,
 ) -> None:
-    """Write metrics.json, decision.json, manifest.json (and generations.json), and log them.
+    """Write metrics.json, decision.json, manifest.json (and generations.json), and log them through ``run``.
 
     As ``evaluate_sft``: the stage's own MLflow run gets the metrics and the
     files; the training run gets the metrics as ``heldout.*`` and the files.
     """
-    import mlflow  # here, not at the top: train_* stages import this module and never MLflow
-
     out_dir = Path(out_dir)
-    trained = with_run_context(trained)
+    trained = with_run_context(trained, run)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     if generations is not None:
@@ -424,13 +421,6 @@ def publish_evaluation(
             "params": params,
         },
     )
-    with stage_run(project_name(), stage, {"method": method, "training_run_id": trained["run_id"]}):
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
-    now = int(time.time() * 1000)
-    client = mlflow.MlflowClient()
-    heldout = [mlflow.entities.Metric(f"heldout.{k}", float(v), now, 0) for k, v in metrics.items()]
-    client.log_batch(trained["run_id"], metrics=heldout)
-    client.log_artifacts(trained["run_id"], str(out_dir), artifact_path="evaluation")
+    log_evaluation(run, stage=stage, method=method, out_dir=out_dir, metrics=metrics, trained=trained)
     for line in decision.summary_lines():
         log.warning("%s", line)

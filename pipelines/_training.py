@@ -433,29 +433,53 @@ def finish_training(
     return manifest
 
 
-def with_run_context(manifest: dict[str, Any]) -> dict[str, Any]:
+def with_run_context(manifest: dict[str, Any], run_process: RunProcess | None = None) -> dict[str, Any]:
     """A trained model's manifest plus its MLflow training run's context.
 
     Adds ``run_id``, ``git_commit``, ``git_dirty`` and ``trained_by`` from the
     latest run of the manifest's stage that logged this model hash. Raises
     :class:`ConfigError` when the tracking store holds no such run (the model
     folder came from elsewhere, e.g. a DVC cache, without its MLflow store).
+    With the stage's ``run_process``, the run is looked up there and this
+    process never imports MLflow.
     """
     stage, digest = manifest.get("stage"), manifest.get("model_sha256")
-    run = latest_model_run(project_name(), stage, digest)
-    if run is None:
+    if run_process is not None:
+        found = run_process.model_run(stage, digest)
+        run_id, tags = (found["run_id"], found["tags"]) if found is not None else (None, {})
+    else:
+        run = latest_model_run(project_name(), stage, digest)
+        run_id, tags = (run.info.run_id, run.data.tags) if run is not None else (None, {})
+    if run_id is None:
         raise ConfigError(
             f"{manifest.get('model_path')}: no MLflow run of stage {stage} logged model {str(digest)[:12]}… "
             f"in {tracking_uri()}; re-run the stage (dvc repro -f {stage})"
         )
-    tags = run.data.tags
     return {
         **manifest,
-        "run_id": run.info.run_id,
+        "run_id": run_id,
         "git_commit": tags.get("lineage.git_commit", "unknown"),
         "git_dirty": {"True": True, "False": False}.get(tags.get("lineage.git_dirty", "")),
         "trained_by": tags.get("lineage.trained_by", "unknown"),
     }
+
+
+def log_evaluation(
+    run: RunProcess, *, stage: str, method: str, out_dir: str | Path, metrics: dict[str, float], trained: dict
+) -> None:
+    """Log an evaluate stage's results through its run process, then end its run.
+
+    The stage's own run (tagged ``stage=<stage>``, ``training_run_id``) gets the
+    metrics and the output folder's files under ``evaluation/``; the training
+    run gets the metrics as ``heldout.*`` and the same files. ``trained`` carries
+    the run context (:func:`with_run_context`). A failed write raises here.
+    """
+    run.start(stage, {"method": method, "training_run_id": trained["run_id"]})
+    run.log(metrics=metrics)
+    run.log_artifacts(out_dir, artifact_path="evaluation")
+    heldout = {f"heldout.{k}": float(v) for k, v in metrics.items()}
+    run.log_to_run(trained["run_id"], metrics=heldout, artifacts=out_dir, artifact_path="evaluation")
+    run.end()
 
 
 # --- One run, many processes: every train_* stage is started by `accelerate launch` ----------

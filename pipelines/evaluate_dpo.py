@@ -27,7 +27,8 @@ from governance.gates import dataset_ref, load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
 from governance.records import iter_records
-from pipelines._common import load_params, project_name, stage_main
+from governance.run_process import RunProcess
+from pipelines._common import load_params, project_name, stage_main, without_optional_backends
 from pipelines._preference import (
     drift_metrics,
     generate,
@@ -40,7 +41,7 @@ from pipelines._preference import (
     verbosity_metrics,
 )
 from pipelines._safety import SafetyParams, evaluate_policy_safety
-from pipelines._training import load_causal_lm
+from pipelines._training import UNUSED_BACKENDS, load_causal_lm
 
 log = logging.getLogger(__name__)
 STAGE = "evaluate_dpo"
@@ -61,6 +62,8 @@ class EvaluateDpoParams(Strict):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateDpoParams)
+    # MLflow starts in a process of its own (importing it, opening the store) while this one evaluates
+    run = RunProcess(project_name())
     trained = read_manifest(params.model_dir)
     beta = recorded_beta(trained, params.model_dir)
     # Only the parent this policy was trained from is its reference
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     safety.write(params.out_dir)
     publish_evaluation(
+        run=run,
         stage=STAGE,
         method="dpo",
         out_dir=Path(params.out_dir),
@@ -132,4 +136,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    without_optional_backends(*UNUSED_BACKENDS)  # as the training stages: scipy is never called here
     raise SystemExit(main())

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
-import mlflow
 from pydantic import Field
 
 from governance.approvals import production_metrics
@@ -35,10 +33,10 @@ from governance.gates import dataset_ref, load_waivers, write_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.registry import stage_run
-from pipelines._common import load_params, project_name, stage_main
+from governance.run_process import RunProcess
+from pipelines._common import load_params, project_name, stage_main, without_optional_backends
 from pipelines._safety import SafetyParams, evaluate_policy_safety
-from pipelines._training import load_causal_lm, with_run_context
+from pipelines._training import UNUSED_BACKENDS, load_causal_lm, log_evaluation, with_run_context
 from pipelines.rewards import correctness_reward, format_reward
 
 log = logging.getLogger(__name__)
@@ -244,7 +242,9 @@ def grpo_metrics(
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateGrpoParams)
     out_dir = Path(params.out_dir)
-    trained = with_run_context(read_manifest(params.model_dir))
+    # MLflow starts in a process of its own (importing it, opening the store) while this one evaluates
+    run = RunProcess(project_name())
+    trained = read_manifest(params.model_dir)
     require_parent(trained, params.model_dir, params.parent_model)
     records = [r.data for r in iter_records(params.eval_file)]
     prompts, answers = [r["prompt"] for r in records], [r.get("answer") for r in records]
@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         waivers=load_waivers("policies/waivers.yaml"),
         safety="policy",
     )
+    # The training run this model came from (waits for the run process)
+    trained = with_run_context(trained, run)
     out_dir.mkdir(parents=True, exist_ok=True)
     safety.write(out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -300,16 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     # Log to this stage's run and to the training run (same lineage)
-    with stage_run(project_name(), STAGE, {"method": "grpo", "training_run_id": trained["run_id"]}):
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
-    now = int(time.time() * 1000)
-    training_run = mlflow.MlflowClient()
-    training_run.log_batch(
-        trained["run_id"],
-        metrics=[mlflow.entities.Metric(f"heldout.{k}", float(v), now, 0) for k, v in metrics.items()],
-    )
-    training_run.log_artifacts(trained["run_id"], str(out_dir), artifact_path="evaluation")
+    log_evaluation(run, stage=STAGE, method="grpo", out_dir=out_dir, metrics=metrics, trained=trained)
     for line in decision.summary_lines():
         log.warning("%s", line)
     log.info(
@@ -323,4 +316,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    without_optional_backends(*UNUSED_BACKENDS)  # as the training stages: scipy is never called here
     raise SystemExit(main())

@@ -32,7 +32,7 @@ POLICY_SCHEMAS = {
 
 
 def _stage_module(cmd: str) -> str:
-    # `python -m pipelines.X ...`, or for train_* stages `python -m accelerate.commands.launch ... -m pipelines.X`
+    # `python -m pipelines.X ...`, or for train_* stages `python -m pipelines._launch ... -m pipelines.X`
     words = cmd.split()
     assert words[:2] == ["python", "-m"], cmd
     module = words[len(words) - 1 - words[::-1].index("-m") + 1]

@@ -69,15 +69,23 @@ annotation sample: records, doubly-annotated items, annotator count (never
 their ids) and guideline versions with counts.
 """
 
+from typing import Any
+
 from governance.validation.agreement import cohen_kappa, krippendorff_alpha_interval
-from governance.validation.gate import (
-    DEFAULT_CHUNK_ROWS,
-    GATE,
-    ValidationOutcome,
-    run_validation_gate,
-    validate_dataset,
-)
 from governance.validation.schema import derive, is_numeric_answer, normalized_hash, turn_order_ok
+
+#: The gate's names load with it on first use (PEP 562): it imports pandas (~0.3 CPU s), which a
+#: process that only hashes records (the preference evaluations' ``normalized_hash``) never needs.
+_GATE_NAMES = frozenset({"DEFAULT_CHUNK_ROWS", "GATE", "ValidationOutcome", "run_validation_gate", "validate_dataset"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _GATE_NAMES:
+        from governance.validation import gate
+
+        return getattr(gate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",

@@ -64,6 +64,30 @@ def test_a_run_holds_params_tags_metrics_and_artifacts(store, tmp_path):
     assert run._process.poll() == 0
 
 
+def test_an_evaluation_finds_the_training_run_with_its_tags_and_logs_to_it(store, tmp_path):
+    """What an evaluate stage does through its run process: never importing MLflow itself."""
+    (tmp_path / "evaluation").mkdir()
+    (tmp_path / "evaluation" / "metrics.json").write_text('{"loss": 0.5}')
+    training = rp.RunProcess("rp-test")
+    training_id = training.start("train_sft", {"lineage.model_sha256": "abc", "lineage.git_commit": "c0ffee"})
+    training.end()
+    run = rp.RunProcess("rp-test")
+    found = run.model_run("train_sft", "abc")
+    assert found["run_id"] == training_id and found["tags"]["lineage.git_commit"] == "c0ffee"
+    assert run.model_run("train_sft", "nope") is None
+    run_id = run.start("evaluate_sft", {"training_run_id": training_id})
+    run.log(metrics={"loss": 0.5})
+    run.log_to_run(
+        training_id, metrics={"heldout.loss": 0.5}, artifacts=tmp_path / "evaluation", artifact_path="evaluation"
+    )
+    run.end()
+
+    assert store.get_run(training_id).data.metrics == {"heldout.loss": 0.5}
+    assert [a.path for a in store.list_artifacts(training_id, "evaluation")] == ["evaluation/metrics.json"]
+    assert store.get_run(run_id).data.metrics == {"loss": 0.5}
+    assert store.get_run(run_id).info.status == "FINISHED"
+
+
 def test_a_failed_write_is_raised_in_the_stage_and_fails_the_run(store, tmp_path):
     run = rp.RunProcess("rp-test")
     run_id = run.start("train_sft", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,8 @@ CONFIGS = sorted((REPO / "configs/accelerate").glob("*.yaml"))
 @pytest.mark.parametrize("stage", TRAIN_STAGES)
 def test_every_train_stage_runs_through_accelerate_launch_with_its_params(stage):
     words = DVC[stage]["cmd"].split()
-    # accelerate's launcher as a module: `accelerate launch` without importing the CLI's other commands
-    assert words[:3] == ["python", "-m", "accelerate.commands.launch"]
+    # `accelerate launch` (pipelines._launch: accelerate's own launcher for anything but one local process)
+    assert words[:4] == ["python", "-m", "pipelines._launch", "--quiet"]
     assert words[words.index("--config_file") + 1] == f"${{{stage}.launch.config_file}}"
     assert words[words.index("--num_processes") + 1] == f"${{{stage}.launch.num_processes}}"
     assert words[-2:] == ["-m", f"pipelines.{stage}"]
@@ -30,6 +31,52 @@ def test_every_train_stage_runs_through_accelerate_launch_with_its_params(stage)
     assert f"${{{stage}.launch.config_file}}" in DVC[stage]["deps"]
     launch = LaunchParams.model_validate(PARAMS[stage]["launch"])
     assert (REPO / launch.config_file).is_file()
+
+
+_DUMP_ENV = "import json, os, sys; json.dump({'env': dict(os.environ), 'argv': sys.argv}, open(sys.argv[1], 'w'))"
+
+
+@pytest.mark.parametrize("threads", [None, "3"])
+def test_one_process_starts_the_stage_as_accelerates_own_launcher_does(tmp_path, threads):
+    """Same command line and environment as `python -m accelerate.commands.launch` gives the stage."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "dump_env.py").write_text(_DUMP_ENV)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS" and not k.startswith("ACCELERATE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(tmp_path)])
+    if threads:
+        env["OMP_NUM_THREADS"] = threads
+    seen = {}
+    for launcher in ("accelerate.commands.launch", "pipelines._launch"):
+        out = tmp_path / "seen.json"
+        args = ["--quiet", "--config_file", str(REPO / "configs/accelerate/single.yaml"), "--num_processes", "1"]
+        cmd = [sys.executable, "-m", launcher, *args, "-m", "dump_env", str(out)]
+        subprocess.run(cmd, env=env, cwd=tmp_path, check=True)
+        seen[launcher] = json.loads(out.read_text())
+    assert seen["pipelines._launch"] == seen["accelerate.commands.launch"]
+    assert seen["pipelines._launch"]["env"]["OMP_NUM_THREADS"] == (threads or "1")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--quiet", "--config_file", "configs/accelerate/multi_cpu.yaml", "--num_processes", "2", "-m", "m"],
+        ["--quiet", "--config_file", "configs/accelerate/zero2.yaml", "--num_processes", "1", "-m", "m"],
+        ["--quiet", "--config_file", "configs/accelerate/single.yaml", "--num_processes", "2", "-m", "m"],
+        ["--config_file", "configs/accelerate/single.yaml", "--num_processes", "1", "-m", "m"],
+        ["--quiet", "--config_file", "configs/accelerate/single.yaml", "--num_processes", "1", "--cpu", "-m", "m"],
+        ["--quiet", "--config_file", "configs/accelerate/nope.yaml", "--num_processes", "1", "-m", "m"],
+    ],
+)
+def test_anything_but_one_local_process_goes_to_accelerates_launcher(argv, monkeypatch):
+    from pipelines._launch import simple_launch
+
+    monkeypatch.chdir(REPO)
+    assert simple_launch(argv, {}) is None
+    single = ["--quiet", "--config_file", "configs/accelerate/single.yaml", "--num_processes", "1", "-m", "m", "x"]
+    assert simple_launch(single, {})[0][-3:] == ["-m", "m", "x"]
 
 
 def test_shipped_configs_cover_each_engine_and_leave_the_process_count_to_params():

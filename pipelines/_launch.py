@@ -1,0 +1,123 @@
+"""The train_* stages' launcher: ``accelerate launch``, without importing torch for one local process.
+
+    python -m pipelines._launch --quiet --config_file configs/accelerate/single.yaml --num_processes 1 \\
+        -m pipelines.train_sft
+
+accelerate's launcher (``python -m accelerate.commands.launch``) imports accelerate and so torch
+(~1.7 CPU s) before it starts the stage, which then imports torch itself. For one process on one
+machine with no distributed backend (``distributed_type: "NO"``, accelerate's *simple launcher*)
+all the launcher does is start ``python -m <module>`` with a few environment variables. This
+module sets exactly those (``tests/pipelines/test_launch.py`` compares them with what accelerate's
+own launcher gives the stage) and starts the stage the same way, as a child process whose failure
+exits 1 (``--quiet``). Any other configuration, config key or option is handed to accelerate's
+launcher unchanged (``os.execv``), so multi-process, DeepSpeed and FSDP runs are accelerate's own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ACCELERATE_LAUNCH = [sys.executable, "-m", "accelerate.commands.launch"]
+
+#: Config keys the simple case may carry. Any other key (dynamo_config, gpu_ids, fsdp/deepspeed
+#: settings, ...) may change what accelerate does: accelerate's launcher then runs.
+SIMPLE_CONFIG_KEYS = frozenset(
+    {
+        "compute_environment",
+        "debug",
+        "distributed_type",
+        "downcast_bf16",  # TPU only
+        "machine_rank",
+        "main_training_function",  # notebook launcher only
+        "mixed_precision",
+        "num_machines",
+        "num_processes",
+        "rdzv_backend",  # multi-machine only
+        "same_network",  # multi-machine only
+        "tpu_env",
+        "tpu_use_cluster",
+        "tpu_use_sudo",
+        "use_cpu",
+    }
+)
+
+
+def simple_launch(argv: list[str], environ: dict[str, str]) -> tuple[list[str], dict[str, str]] | None:
+    """The stage's command and environment as accelerate's simple launcher builds them, or None.
+
+    None unless ``argv`` is exactly ``--quiet --config_file F --num_processes 1 -m MODULE [ARGS]``
+    and ``F`` asks for one local process with no distributed backend, no mixed-precision
+    backend beyond ``no``/``fp16``/``bf16``, no CPU mode (accelerate sizes threads from physical
+    cores there) and no debug mode.
+    """
+    if "-m" not in argv:
+        return None
+    split = argv.index("-m")
+    options, (module, *args) = argv[:split], argv[split + 1 :] or [""]
+    if not module or len(options) != 5 or options[0] != "--quiet":
+        return None
+    named = dict(zip(options[1::2], options[2::2], strict=True))
+    if set(named) != {"--config_file", "--num_processes"} or named["--num_processes"] != "1":
+        return None
+    config = _read_config(named["--config_file"])
+    if (
+        config is None
+        or not set(config) <= SIMPLE_CONFIG_KEYS
+        or config.get("compute_environment", "LOCAL_MACHINE") != "LOCAL_MACHINE"
+        or config.get("distributed_type") != "NO"
+        or config.get("num_machines", 1) != 1
+        or config.get("num_processes", -1) not in (-1, 1)
+        or config.get("use_cpu", False) is not False
+        or config.get("debug", False) is not False
+        or config.get("tpu_use_cluster", False) is not False
+        or str(config.get("mixed_precision", "no")).lower() not in ("no", "fp16", "bf16")
+    ):
+        return None
+    threads = environ.get("OMP_NUM_THREADS", "1")
+    if not threads.isdigit():
+        return None  # accelerate's reading of it (int(), or its default when negative) decides
+    env = dict(environ)
+    env.update(
+        {
+            "ACCELERATE_USE_CPU": "False",
+            "ACCELERATE_MIXED_PRECISION": str(config.get("mixed_precision", "no")).lower(),
+            "ACCELERATE_DYNAMO_BACKEND": "NO",
+            "ACCELERATE_DYNAMO_MODE": "default",
+            "ACCELERATE_DYNAMO_USE_FULLGRAPH": "False",
+            "ACCELERATE_DYNAMO_USE_DYNAMIC": "False",
+            "ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION": "False",
+            # accelerate exports the caller's OMP_NUM_THREADS, or 1 (see pipelines._common.caller_chose_threads)
+            "OMP_NUM_THREADS": str(int(threads)),
+        }
+    )
+    return [sys.executable, "-m", module, *args], env
+
+
+def _read_config(path: str) -> dict[str, Any] | None:
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return None  # accelerate's launcher reports it
+    return config if isinstance(config, dict) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    simple = simple_launch(argv, dict(os.environ))
+    if simple is None:
+        os.execv(ACCELERATE_LAUNCH[0], [*ACCELERATE_LAUNCH, *argv])
+    cmd, env = simple
+    # As accelerate's simple launcher: the stage is a child of this process (a Ctrl-C reaches both,
+    # and the stage ends its run itself); with --quiet a failure exits 1
+    process = subprocess.Popen(cmd, env=env)
+    return 0 if process.wait() == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
