@@ -156,9 +156,11 @@ PHONE_AFTER = [
     "{} is our customer support line",
     "{}, call anytime after 9",
 ]
-# Held out: written after the policy's word lists and never added to them. None of these phrases holds a
-# policy word; a bare number beside them is expected to be missed, a usual shape is not.
-PHONE_HELD_OUT = [
+# Slang and indirect phrasings, the held-out pool of round 2026.11-2. Its misses (bare numbers beside them)
+# led round 2026.11-3 to add the grammatical frames of giving a number ("me at", "me on", "get me", ...)
+# and contact slang ("buzz", "bell", "holler", "digits"), so it is no longer held out: it is part of the
+# pool the words were written against.
+PHONE_SLANG = [
     "buzz me at {}",
     "hit me up on {}",
     "give me a bell on {}",
@@ -172,6 +174,31 @@ PHONE_HELD_OUT = [
     "the desk is manned, {} from nine to five",
     "if it's urgent: {}",
 ]
+# Held out (round 2026.11-3): written before that round's policy words were chosen, from how people write
+# a number down in support chats, and never checked against or added to the word lists. Some hold a policy
+# word, some do not; recall on them is the estimate of unseen phrasings.
+PHONE_HELD_OUT = [
+    "you can get me at {}",
+    "my contact is {}",
+    "I'm reachable at {}",
+    "ping me on {} if needed",
+    "the number here is {}",
+    "shoot me a message at {}",
+    "my cell's {}",
+    "best way to get me: {}",
+    "feel free to ring {}",
+    "our office: {}",
+    "I'm at {} until 6",
+    "number's {}",
+    "you can find me on {}",
+    "for bookings call {}",
+    "{} is the quickest way to reach me",
+    "{} - ask for Dana",
+    "after hours: {}",
+    "drop a text to {}",
+    "the front desk number is {}",
+    "if no answer try {}",
+]
 #: Identifier words not in the policy's contrary list either.
 IDENTIFIER_HELD_OUT = [
     "Docket {} was filed.",
@@ -180,6 +207,13 @@ IDENTIFIER_HELD_OUT = [
     "Quote {} is valid for 30 days.",
     "Your estimate {} is ready.",
     "Lab sample {} was received.",
+    # Round 2026.11-3, written blind to the contrary list like the phone pool above.
+    "Container {} cleared customs.",
+    "Check {} cleared on Monday.",
+    "Statement {} is available online.",
+    "Appointment {} is confirmed for Tuesday.",
+    "Your loan {} was approved.",
+    "Meter reading {} was submitted.",
 ]
 OTHER_PII = [
     ("EMAIL", lambda r: f"{r.choice(['sam', 'lee', 'ana', 'kofi', 'mei'])}.{r.randint(1, 99)}@example.org",
@@ -283,7 +317,7 @@ def _sentence(rng: random.Random, pii: bool) -> tuple[str, str]:
     roll = rng.random()
     if roll < 0.6:
         held_out = rng.random() < 0.3
-        template = rng.choice(PHONE_HELD_OUT if held_out else PHONE_BEFORE + PHONE_AFTER)
+        template = rng.choice(PHONE_HELD_OUT if held_out else PHONE_BEFORE + PHONE_AFTER + PHONE_SLANG)
         text = template.format(_phone_wide(rng) if rng.random() < 0.4 else _phone(rng))
         return text[0].upper() + text[1:], f"{'held-out phone' if held_out else 'phone'}: {template}"
     name, value, templates = rng.choice(OTHER_PII)
