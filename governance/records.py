@@ -19,6 +19,11 @@ from typing import Any
 
 from governance.errors import DataError
 
+try:  # optional speed-up: loads_record falls back to json, with the same values and messages
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; a bare install still reads records
+    orjson = None
+
 #: A single record larger than this is refused rather than parsed: a runaway
 #: line (a whole file without newlines, a base64 blob) is an input error.
 MAX_RECORD_BYTES = 8 * 1024 * 1024
@@ -30,6 +35,10 @@ MAX_RECORD_BYTES = 8 * 1024 * 1024
 MAX_NESTING_DEPTH = 64
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+#: A run of digits long enough to be an integer orjson would read as a float (beyond 64 bits), looked for
+#: as 19 zeros once every digit is a zero and every other byte a space (a tenth of a regex search's time).
+_LONG_DIGITS = b"0" * 19
+_DIGITS_AS_ZEROS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
 _BRACKETS = re.compile(rb"[\[\]{}]")
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
@@ -108,6 +117,15 @@ def loads_record(raw: bytes | str, where: str) -> Any:
     depth = nesting_depth(data)
     if depth > MAX_NESTING_DEPTH:
         raise DataError(f"{where}: JSON nested {depth} levels deep (max {MAX_NESTING_DEPTH}); flatten the record")
+    # orjson parses a record in about half json's time and gives the same value, except that it reads an
+    # integer beyond 64 bits as a float (any such literal has 19 digits or more) and refuses what json
+    # accepts (NaN, lone surrogates, a BOM, UTF-16): those records, and every record orjson refuses, go to
+    # json, whose value or error message is the one reported.
+    if orjson is not None and _LONG_DIGITS not in data.translate(_DIGITS_AS_ZEROS):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:

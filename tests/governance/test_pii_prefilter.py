@@ -120,6 +120,34 @@ def test_texts_that_are_not_utf8_encodable_run_every_recognizer(scanner):
     assert _as_tuples(scanner.windowed.analyze(text)) == _as_tuples(scanner.engine.analyze(text))
 
 
+def _fired_utf8(prefilter: Prefilter, texts: list[str]) -> list[frozenset[int]]:
+    """``fired`` with the ASCII path turned off: every record on the UTF-8 database."""
+    ascii_database, prefilter.ascii_database = prefilter.ascii_database, None
+    try:
+        return prefilter.fired(texts)
+    finally:
+        prefilter.ascii_database = ascii_database
+
+
+def test_ascii_path_fires_where_the_utf8_database_does(scanner):
+    prefilter = scanner.windowed.prefilter
+    assert prefilter.ascii_database is not None
+    # Inert characters ("×", "≈", "é", an emoji) take the ASCII path; a digit, a letter or a separator
+    # some recognizer reads ("٣", "ｘ", a non-breaking space, "ó" of "extensión") and surrogates do not.
+    assert all(prefilter._all_inert(text) for text in ["12 × 7 ≈ 84", "café", "ok 😀", "plain"])
+    assert not any(prefilter._all_inert(text) for text in ["٣", "ｘ", "415\u00a0555", "extensión", "\ud800"])
+    rng = random.Random(5)
+    pool = [*"0123456789 -+()./x#e,t:;@E", "×", "≈", "—", "é", "٣", "０", "＋", "（", "\u00a0", "\u2060", "ｘ", "😀",
+            "д", "ó", "\u3000", "ー", "～", "a", "X", "n", "\ud800"]  # fmt: skip
+    records = [EDGE_CASES[i : i + 3] for i in range(0, len(EDGE_CASES), 3)]
+    records += [
+        ["".join(rng.choice(pool) for _ in range(rng.randint(0, 40))) for _ in range(rng.randint(1, 4))]
+        for _ in range(3000)
+    ]
+    for texts in records:
+        assert prefilter.fired(texts) == _fired_utf8(prefilter, texts), texts
+
+
 def test_python_fallback_says_so_and_gives_the_same_results(scanner):
     fallback = WindowedAnalyzer(scanner.engine, prefilter=False)
     assert fallback.prefilter is None and fallback.prefilter_engine == "python"
