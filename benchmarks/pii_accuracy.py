@@ -439,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
             known = result["pii_records"] - total
             known_found = round(result["recall"] * result["pii_records"]) - found
             print(  # noqa: T201
-                f"    held-out phone words (none in the policy): recall {found / total if total else 1:.3f} "
+                "    held-out phone phrasings (written before the policy's words): "
+                f"recall {found / total if total else 1:.3f} "
                 f"({found}/{total}); every other PII record: recall {known_found / known if known else 1:.3f} "
                 f"({known_found}/{known})"
             )

@@ -89,6 +89,9 @@ def test_nearest_word_decides_and_contrary_words_spare_formatted_numbers(scanner
     # Words in the next sentence do not describe the number.
     assert _phones(scanner, "Call me at 3725550148. The model ships in May.") == [("3725550148", 0.4)]
     assert _phones(scanner, "It is 3725550148. Call me later.") == []
+    # ...nor do those after an emoticon that ends the sentence ("model" is an id word).
+    assert _phones(scanner, "Reach our support line at 3725550148 :) The model ships soon.") == [("3725550148", 0.4)]
+    assert _phones(scanner, "It is 3725550148 ;-) Call me later.") == []
 
 
 def _nearest_by_scanning(phrases, words: list[str], preceding: bool) -> dict[str, tuple[int, str]]:
