@@ -24,25 +24,39 @@ Goal (issue 15): recall >= 0.99 and precision >= 0.95 on both kinds.
 
 Phone values come in the policy's usual US shapes and in shapes the word
 lists were not written against (other countries, extensions, dots, slashes,
-trunk 0); 30% of the phone sentences use held-out phrasings ("buzz me at",
-"give me a bell on", "my digits are", ...) holding no policy word, and some
-identifier sentences use held-out id words (docket, manifest, quote, ...).
-Recall is printed for held-out phrasings and for every other PII record apart.
+trunk 0). 30% of the phone sentences use the *held-out* pool: 20 phrasings
+("you can get me at", "number's", "if no answer try", ...) written before
+round 2026.11-3 chose its words, from how people write a number down in
+support chats, never added to the word lists; some hold a policy word, some
+do not. The rest use the pools the words were written against, including
+round 2026.11-2's held-out slang ("buzz me at", "give me a bell on"), whose
+misses led to 2026.11-3's frames ("me at", "me on", "get me", "I'm on") and
+which is therefore no longer held out. Some identifier sentences use id words
+the contrary list does not hold (docket, manifest, container, meter reading,
+...). Recall is printed for the held-out pool and for every other PII record.
 
-Measured (policy 2026.11-2, 2 shared cores, load average 2.8 -> 6.4):
-seed 0, 2,000 records per kind: chat recall 0.990 / precision 1.000, held-out
-phone phrasings 0.938 (90/96), every other PII record 1.000 (483/483);
-preference 0.980 / 1.000, held-out 0.897 (105/117), others 1.000 (484/484).
-Seed 7, 1,500 per kind: chat 0.981 / 1.000, held-out 0.880 (66/75), others
-1.000 (391/391); preference 0.991 / 1.000, held-out 0.949 (74/78), others
-1.000 (367/367). Every miss is a held-out phrasing beside a shape that needs
-a phone word (bare digits, slashes, two-group trunk 0, unseparated +CC);
-grouped shapes (NANP 3-3-4, +CC groups, three-group trunk 0) are found
-whatever the words. Both the generator and the policy words are written by
-the same hand, held-out pools included: the hidden set is the real test, and
-the held-out figure is the better guess of it for bare numbers.
-Earlier round (policy 2026.11-1, no held-out pools): seed 0, 2,000 per kind,
-1.000 / 1.000 on both kinds.
+How it was measured, honestly: the generator and the policy words are written
+by the same hand, so the figures are an upper guess of the hidden set's; the
+held-out recall is the better guess for bare digit runs beside unseen words.
+The held-out pool's results were seen once (on the previous policy, for the
+before figure) before the words were chosen; the words added are the frames
+of the old slang pool plus "my digits", none taken from the new pool's misses,
+and the pool was not changed after. Grouped phone shapes (NANP 3-3-4, +CC
+groups, three-group trunk 0) are found whatever the words; every miss left is
+a held-out phrasing beside a shape that needs a phone word.
+
+Measured (policy 2026.11-3, 2 shared cores, load 3.9 -> 4.3), ``--naive``
+(findings identical to presidio's own loop with the same context enhancer):
+seed 0, 2,000 records per kind: chat recall 0.995 / precision 1.000, held-out
+0.981 (102/104), others 0.998 (473/474); preference 0.990 (567/573 = 0.9895,
+one record short of the goal) / 1.000, held-out 0.938 (91/97), others 1.000
+(476/476). Seed 7, 1,500 per kind: chat 0.991 / 1.000, held-out 0.963
+(79/82); preference 0.995 / 1.000, held-out 0.970 (65/67). Before (policy
+2026.11-2 on this generator, seed 0): chat 0.981 / 1.000, held-out 0.962;
+preference 0.974 / 1.000, held-out 0.907. A first try with "digits" alone
+dropped precision to 0.70 / 0.76 ("9876543210 has ten digits" in math), hence
+"my digits". Earlier rounds on the previous generator: 2026.11-2 chat 0.990,
+preference 0.980 (precision 1.000); 2026.11-1, no held-out pools, 1.000 / 1.000.
 """
 
 from __future__ import annotations
