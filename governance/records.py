@@ -93,8 +93,9 @@ def nesting_depth(raw: bytes) -> int:
     :data:`MAX_NESTING_DEPTH` cannot nest deeper, so only bracket-heavy texts
     are walked (strings removed first, then only the brackets visited).
     """
-    if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING_DEPTH:
-        return min(raw.count(b"[") + raw.count(b"{"), MAX_NESTING_DEPTH)
+    opening = raw.count(b"[") + raw.count(b"{")
+    if opening <= MAX_NESTING_DEPTH:
+        return opening
     depth = deepest = 0
     for bracket in _BRACKETS.findall(_STRING.sub(b'""', raw)):
         if bracket in b"[{":
