@@ -121,9 +121,12 @@ def hs_class(ranges: Sequence[tuple[int, int]]) -> str:
 #: A character class as :func:`hs_class` writes it, and one range in it.
 _HS_CLASS = re.compile(r"\[((?:\\x\{[0-9a-f]+\}(?:-\\x\{[0-9a-f]+\})?)+)\]")
 _HS_RANGE = re.compile(r"\\x\{([0-9a-f]+)\}(?:-\\x\{([0-9a-f]+)\})?")
-#: What an expression may hold besides those classes for its ASCII form to read as it does:
-#: ASCII digits (literals and classes of them), grouping, alternation, repetition and ``^``.
-_ASCII_SYNTAX = re.compile(r"[0-9()?:|*{},^\[\]\-]*")
+#: Classes of ASCII digits only (the national-number tries write them): no non-ASCII character and no
+#: "?" is in one, or (negated) both are.
+_DIGIT_CLASS = re.compile(r"\[\^?[0-9\-]+\]")
+#: What an expression may hold besides those classes for its ASCII form to read as it does: ASCII digits,
+#: grouping, alternation, repetition and ``^`` (outside a class "?" and "^" are never literals).
+_ASCII_SYNTAX = re.compile(r"[0-9()?:|*{},^]*")
 #: What ``str.encode("ascii", "replace")`` writes for a non-ASCII character.
 _REPLACEMENT = ord("?")
 
@@ -143,7 +146,7 @@ def ascii_form(expressions: Sequence[str]) -> tuple[list[str], tuple[tuple[int, 
     unsafe: set[tuple[int, int]] = set()
     out = []
     for expression in expressions:
-        if not _ASCII_SYNTAX.fullmatch(_HS_CLASS.sub("", expression)):
+        if not _ASCII_SYNTAX.fullmatch(_DIGIT_CLASS.sub("", _HS_CLASS.sub("", expression))):
             return None
 
         def cut(match: re.Match) -> str:

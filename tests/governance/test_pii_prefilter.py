@@ -11,7 +11,14 @@ import pytest
 import regex
 
 from governance.pii import PiiScanner
-from governance.pii.prefilter import Prefilter, Untranslatable, code_point_ranges, hs_class, translate
+from governance.pii.prefilter import (
+    Prefilter,
+    Untranslatable,
+    ascii_form,
+    code_point_ranges,
+    hs_class,
+    translate,
+)
 from governance.pii.windows import PHONE_MAX_TRIES, WindowedAnalyzer
 from governance.policy.pii import load_pii_policy
 
@@ -146,6 +153,19 @@ def test_ascii_path_fires_where_the_utf8_database_does(scanner):
     ]
     for texts in records:
         assert prefilter.fired(texts) == _fired_utf8(prefilter, texts), texts
+
+
+def test_ascii_form_cuts_classes_and_refuses_what_it_cannot_read():
+    # A class keeps its ASCII members; one with none matches nothing (byte 0x80 never occurs there).
+    # "é" is not inert here: "?" is not in that class and "é" is.
+    [expression], unsafe = ascii_form([hs_class(((0x30, 0x39), (0xE9, 0xE9))) + hs_class(((0x660, 0x669),))])
+    assert expression == "[\\x{30}-\\x{39}][\\x{80}]"
+    assert unsafe == ((0xE9, 0xE9), (0x660, 0x669))
+    # In a class holding "?", every non-ASCII character outside it is not inert.
+    assert ascii_form([hs_class(((0x3F, 0x3F),))])[1] == ((0x80, 0x10FFFF),)
+    # Classes of ASCII digits and the syntax around them pass; literals that are not digits do not.
+    assert ascii_form(["(?:3[0-9]*|[^0123]){2,}^"]) == (["(?:3[0-9]*|[^0123]){2,}^"], ())
+    assert ascii_form(["[?]"]) is None and ascii_form(["a"]) is None and ascii_form(["x-"]) is None
 
 
 def test_python_fallback_says_so_and_gives_the_same_results(scanner):
