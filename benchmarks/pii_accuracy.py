@@ -24,25 +24,39 @@ Goal (issue 15): recall >= 0.99 and precision >= 0.95 on both kinds.
 
 Phone values come in the policy's usual US shapes and in shapes the word
 lists were not written against (other countries, extensions, dots, slashes,
-trunk 0); 30% of the phone sentences use held-out phrasings ("buzz me at",
-"give me a bell on", "my digits are", ...) holding no policy word, and some
-identifier sentences use held-out id words (docket, manifest, quote, ...).
-Recall is printed for held-out phrasings and for every other PII record apart.
+trunk 0). 30% of the phone sentences use the *held-out* pool: 20 phrasings
+("you can get me at", "number's", "if no answer try", ...) written before
+round 2026.11-3 chose its words, from how people write a number down in
+support chats, never added to the word lists; some hold a policy word, some
+do not. The rest use the pools the words were written against, including
+round 2026.11-2's held-out slang ("buzz me at", "give me a bell on"), whose
+misses led to 2026.11-3's frames ("me at", "me on", "get me", "I'm on") and
+which is therefore no longer held out. Some identifier sentences use id words
+the contrary list does not hold (docket, manifest, container, meter reading,
+...). Recall is printed for the held-out pool and for every other PII record.
 
-Measured (policy 2026.11-2, 2 shared cores, load average 2.8 -> 6.4):
-seed 0, 2,000 records per kind: chat recall 0.990 / precision 1.000, held-out
-phone phrasings 0.938 (90/96), every other PII record 1.000 (483/483);
-preference 0.980 / 1.000, held-out 0.897 (105/117), others 1.000 (484/484).
-Seed 7, 1,500 per kind: chat 0.981 / 1.000, held-out 0.880 (66/75), others
-1.000 (391/391); preference 0.991 / 1.000, held-out 0.949 (74/78), others
-1.000 (367/367). Every miss is a held-out phrasing beside a shape that needs
-a phone word (bare digits, slashes, two-group trunk 0, unseparated +CC);
-grouped shapes (NANP 3-3-4, +CC groups, three-group trunk 0) are found
-whatever the words. Both the generator and the policy words are written by
-the same hand, held-out pools included: the hidden set is the real test, and
-the held-out figure is the better guess of it for bare numbers.
-Earlier round (policy 2026.11-1, no held-out pools): seed 0, 2,000 per kind,
-1.000 / 1.000 on both kinds.
+How it was measured, honestly: the generator and the policy words are written
+by the same hand, so the figures are an upper guess of the hidden set's; the
+held-out recall is the better guess for bare digit runs beside unseen words.
+The held-out pool's results were seen once (on the previous policy, for the
+before figure) before the words were chosen; the words added are the frames
+of the old slang pool plus "my digits", none taken from the new pool's misses,
+and the pool was not changed after. Grouped phone shapes (NANP 3-3-4, +CC
+groups, three-group trunk 0) are found whatever the words; every miss left is
+a held-out phrasing beside a shape that needs a phone word.
+
+Measured (policy 2026.11-3, 2 shared cores, load 3.9 -> 4.3), ``--naive``
+(findings identical to presidio's own loop with the same context enhancer):
+seed 0, 2,000 records per kind: chat recall 0.995 / precision 1.000, held-out
+0.981 (102/104), others 0.998 (473/474); preference 0.990 (567/573 = 0.9895,
+one record short of the goal) / 1.000, held-out 0.938 (91/97), others 1.000
+(476/476). Seed 7, 1,500 per kind: chat 0.991 / 1.000, held-out 0.963
+(79/82); preference 0.995 / 1.000, held-out 0.970 (65/67). Before (policy
+2026.11-2 on this generator, seed 0): chat 0.981 / 1.000, held-out 0.962;
+preference 0.974 / 1.000, held-out 0.907. A first try with "digits" alone
+dropped precision to 0.70 / 0.76 ("9876543210 has ten digits" in math), hence
+"my digits". Earlier rounds on the previous generator: 2026.11-2 chat 0.990,
+preference 0.980 (precision 1.000); 2026.11-1, no held-out pools, 1.000 / 1.000.
 """
 
 from __future__ import annotations
@@ -156,9 +170,11 @@ PHONE_AFTER = [
     "{} is our customer support line",
     "{}, call anytime after 9",
 ]
-# Held out: written after the policy's word lists and never added to them. None of these phrases holds a
-# policy word; a bare number beside them is expected to be missed, a usual shape is not.
-PHONE_HELD_OUT = [
+# Slang and indirect phrasings, the held-out pool of round 2026.11-2. Its misses (bare numbers beside them)
+# led round 2026.11-3 to add the grammatical frames of giving a number ("me at", "me on", "get me", ...)
+# and contact slang ("buzz", "bell", "holler", "digits"), so it is no longer held out: it is part of the
+# pool the words were written against.
+PHONE_SLANG = [
     "buzz me at {}",
     "hit me up on {}",
     "give me a bell on {}",
@@ -172,6 +188,31 @@ PHONE_HELD_OUT = [
     "the desk is manned, {} from nine to five",
     "if it's urgent: {}",
 ]
+# Held out (round 2026.11-3): written before that round's policy words were chosen, from how people write
+# a number down in support chats, and never checked against or added to the word lists. Some hold a policy
+# word, some do not; recall on them is the estimate of unseen phrasings.
+PHONE_HELD_OUT = [
+    "you can get me at {}",
+    "my contact is {}",
+    "I'm reachable at {}",
+    "ping me on {} if needed",
+    "the number here is {}",
+    "shoot me a message at {}",
+    "my cell's {}",
+    "best way to get me: {}",
+    "feel free to ring {}",
+    "our office: {}",
+    "I'm at {} until 6",
+    "number's {}",
+    "you can find me on {}",
+    "for bookings call {}",
+    "{} is the quickest way to reach me",
+    "{} - ask for Dana",
+    "after hours: {}",
+    "drop a text to {}",
+    "the front desk number is {}",
+    "if no answer try {}",
+]
 #: Identifier words not in the policy's contrary list either.
 IDENTIFIER_HELD_OUT = [
     "Docket {} was filed.",
@@ -180,6 +221,13 @@ IDENTIFIER_HELD_OUT = [
     "Quote {} is valid for 30 days.",
     "Your estimate {} is ready.",
     "Lab sample {} was received.",
+    # Round 2026.11-3, written blind to the contrary list like the phone pool above.
+    "Container {} cleared customs.",
+    "Check {} cleared on Monday.",
+    "Statement {} is available online.",
+    "Appointment {} is confirmed for Tuesday.",
+    "Your loan {} was approved.",
+    "Meter reading {} was submitted.",
 ]
 OTHER_PII = [
     ("EMAIL", lambda r: f"{r.choice(['sam', 'lee', 'ana', 'kofi', 'mei'])}.{r.randint(1, 99)}@example.org",
@@ -283,7 +331,7 @@ def _sentence(rng: random.Random, pii: bool) -> tuple[str, str]:
     roll = rng.random()
     if roll < 0.6:
         held_out = rng.random() < 0.3
-        template = rng.choice(PHONE_HELD_OUT if held_out else PHONE_BEFORE + PHONE_AFTER)
+        template = rng.choice(PHONE_HELD_OUT if held_out else PHONE_BEFORE + PHONE_AFTER + PHONE_SLANG)
         text = template.format(_phone_wide(rng) if rng.random() < 0.4 else _phone(rng))
         return text[0].upper() + text[1:], f"{'held-out phone' if held_out else 'phone'}: {template}"
     name, value, templates = rng.choice(OTHER_PII)
@@ -405,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
             known = result["pii_records"] - total
             known_found = round(result["recall"] * result["pii_records"]) - found
             print(  # noqa: T201
-                f"    held-out phone words (none in the policy): recall {found / total if total else 1:.3f} "
+                "    held-out phone phrasings (written before the policy's words): "
+                f"recall {found / total if total else 1:.3f} "
                 f"({found}/{total}); every other PII record: recall {known_found / known if known else 1:.3f} "
                 f"({known_found}/{known})"
             )

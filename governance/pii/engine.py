@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 NER_ENTITIES = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME"})
 
 _WORD = regex.compile(r"\w+")
-#: Words after a match describe it only up to the end of its sentence ("... 3725550148. The model ships").
-_SENTENCE_END = regex.compile(r"[.!?](?=\s|$)|\n")
+#: Words after a match describe it only up to the end of its sentence ("... 3725550148. The model ships"); in
+#: chat an emoticon ends one too ("call 3725550148 :) The model ships").
+_SENTENCE_END = regex.compile(r"[.!?](?=\s|$)|\n|(?<!\S)[:;]-?[()DPp](?=\s|$)")
 
 
 class _WithholdArguments(logging.Filter):

@@ -33,6 +33,20 @@ Why the hyperscan patterns never miss what Python would find:
 
 A text that cannot be encoded as UTF-8 (lone surrogates from JSON escapes)
 marks every recognizer for every field of its record: correct, just slower.
+
+ASCII fast path. Most of the scan's time is hyperscan's UTF-8 automaton for
+Unicode classes (every script's digits and letters). A second database holds
+the same expressions with every class cut down to its ASCII code points and
+scans bytes, not UTF-8. A record goes to it when each of its non-ASCII
+characters is *inert*: in exactly the database's classes that ``?`` is in (a
+``×`` or ``≈`` in math text is, like ``?``, in no digit, word or space class
+and in every negated one). Such a record, encoded with ``?`` for every
+non-ASCII character (``str.encode("ascii", "replace")``, one byte per
+character), is matched by each expression exactly where the original is: each
+character is in the same classes as the one it replaces, and the expressions
+hold nothing but classes, ASCII literals and ``^``. Any other record (an
+accented letter, a non-ASCII digit, a surrogate) is scanned as before.
+
 Without hyperscan installed :func:`build_prefilter` returns None and the
 analyzer searches triggers in Python, with the same results.
 """
@@ -102,6 +116,60 @@ def hs_class(ranges: Sequence[tuple[int, int]]) -> str:
         raise Untranslatable("a character set that matches nothing")
     parts = [f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges]
     return "[" + "".join(parts) + "]"
+
+
+#: A character class as :func:`hs_class` writes it, and one range in it.
+_HS_CLASS = re.compile(r"\[((?:\\x\{[0-9a-f]+\}(?:-\\x\{[0-9a-f]+\})?)+)\]")
+_HS_RANGE = re.compile(r"\\x\{([0-9a-f]+)\}(?:-\\x\{([0-9a-f]+)\})?")
+#: Classes of ASCII digits only (the national-number tries write them): no non-ASCII character and no
+#: "?" is in one, or (negated) both are.
+_DIGIT_CLASS = re.compile(r"\[\^?[0-9\-]+\]")
+#: What an expression may hold besides those classes for its ASCII form to read as it does: ASCII digits,
+#: grouping, alternation, repetition and ``^`` (outside a class "?" and "^" are never literals).
+_ASCII_SYNTAX = re.compile(r"[0-9()?:|*{},^]*")
+#: What ``str.encode("ascii", "replace")`` writes for a non-ASCII character.
+_REPLACEMENT = ord("?")
+
+
+def _class_ranges(body: str) -> tuple[tuple[int, int], ...]:
+    return tuple((int(low, 16), int(high or low, 16)) for low, high in _HS_RANGE.findall(body))
+
+
+def ascii_form(expressions: Sequence[str]) -> tuple[list[str], tuple[tuple[int, int], ...]] | None:
+    """The expressions with every class cut to ASCII, and the non-ASCII code points that are not inert.
+
+    A code point is *inert* when it is in exactly the classes ``?`` is in; replaced by ``?``, it
+    leaves every match where it was (see the module docstring). None when an expression holds
+    something other than :func:`hs_class` classes and ASCII syntax (then there is no ASCII path).
+    """
+    non_ascii = ((0x80, 0x10FFFF),)
+    unsafe: set[tuple[int, int]] = set()
+    out = []
+    for expression in expressions:
+        if not _ASCII_SYNTAX.fullmatch(_DIGIT_CLASS.sub("", _HS_CLASS.sub("", expression))):
+            return None
+
+        def cut(match: re.Match) -> str:
+            ranges = _class_ranges(match.group(1))
+            holds_replacement = any(low <= _REPLACEMENT <= high for low, high in ranges)
+            # Non-ASCII code points whose membership here differs from "?"'s.
+            unsafe.update(subtract(non_ascii, ranges) if holds_replacement else intersect(ranges, non_ascii))
+            ascii_ranges = intersect(ranges, ((0, 0x7F),))
+            # Byte 0x80 never occurs in the ASCII scan: a class with no ASCII member matches nothing there.
+            return hs_class(ascii_ranges) if ascii_ranges else "[\\x{80}]"
+
+        out.append(_HS_CLASS.sub(cut, expression))
+    return out, _merge(sorted(unsafe))
+
+
+def _merge(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    merged: list[tuple[int, int]] = []
+    for low, high in ranges:
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return tuple(merged)
 
 
 def intersect(a: Sequence[tuple[int, int]], b: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -402,9 +470,40 @@ class Prefilter:
             self.database, self._plan_of = self._compile(expressions)
         self.always = frozenset(always)
         self.plans = frozenset(plan for plan, exprs in expressions.items() if exprs)
+        self.ascii_database, self._ascii_plan_of, self._not_inert = self._ascii_path(expressions)
+
+    def _ascii_path(self, expressions: dict[int, list[str]]):
+        """The ASCII database, its plans by id, and a pattern finding a character that is not inert."""
+        import hyperscan
+
+        if self.database is None:
+            return None, [], None
+        forms = {plan: ascii_form(exprs) for plan, exprs in expressions.items()}
+        if any(form is None for form in forms.values()):
+            log.info("prefilter: no ASCII path (an expression holds more than classes and ASCII syntax)")
+            return None, [], None
+        unsafe = _merge(sorted(r for _exprs, ranges in forms.values() for r in ranges))
+        try:
+            database, plan_of = self._compile({plan: form[0] for plan, form in forms.items()}, utf8=False)
+            # Whether a record holds a character that is not inert: one class, scanned in UTF-8 (Python's
+            # re takes ten times as long over a class of this many ranges). Surrogates never get here: a
+            # record holding one cannot be UTF-8 encoded and takes the UTF-8 path, which marks everything.
+            not_inert = None
+            if unsafe:
+                not_inert = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+                not_inert.compile(
+                    expressions=[hs_class(unsafe).encode("utf-8")],
+                    ids=[0],
+                    elements=1,
+                    flags=[hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_SINGLEMATCH],
+                )
+        except hyperscan.error as exc:
+            log.info("prefilter: no ASCII path (hyperscan: %s)", exc)
+            return None, [], None
+        return database, plan_of, not_inert
 
     @staticmethod
-    def _compile(expressions: dict[int, list[str]]):
+    def _compile(expressions: dict[int, list[str]], utf8: bool = True):
         """The database and, per database id, the plan it stands for.
 
         Database ids are the plans' ranks in a canonical order (by their sorted patterns):
@@ -421,7 +520,7 @@ class Prefilter:
                 ids.append(rank)
         if not patterns:
             return None, []
-        flag = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_ALLOWEMPTY
+        flag = (hyperscan.HS_FLAG_UTF8 if utf8 else 0) | hyperscan.HS_FLAG_ALLOWEMPTY
         cached = compiled_database_cache(patterns, ids, flag)
         database = cached.load()
         if database is None:
@@ -434,6 +533,12 @@ class Prefilter:
         """Per text, the plans that may match in it (always-run plans included)."""
         if self.database is None or not texts:
             return [self.always] * len(texts)
+        if self.ascii_database is not None:
+            joined = SEPARATOR.decode().join(texts)
+            if joined.isascii():
+                return self._fired_ascii(texts, joined.encode("ascii"))
+            if self._all_inert(joined):
+                return self._fired_ascii(texts, joined.encode("ascii", "replace"))
         try:
             parts = [text.encode("utf-8") for text in texts]
         except UnicodeEncodeError:
@@ -453,6 +558,35 @@ class Prefilter:
             hits[index].add(plan_of[rank])
 
         self.database.scan(SEPARATOR.join(parts), match_event_handler=on_match)
+        return [self.always | found if found else self.always for found in hits]
+
+    def _all_inert(self, joined: str) -> bool:
+        """Whether every non-ASCII character of ``joined`` is inert (False if it cannot be UTF-8 encoded)."""
+        if self._not_inert is None:
+            return True
+        try:
+            data = joined.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        found: list[int] = []
+        self._not_inert.scan(data, match_event_handler=lambda *_args: found.append(1))
+        return not found
+
+    def _fired_ascii(self, texts: Sequence[str], data: bytes) -> list[frozenset[int]]:
+        """``fired`` on the ASCII database: ``data`` holds one byte per character of the joined texts."""
+        starts, position = [], 0
+        for text in texts:
+            starts.append(position)
+            position += len(text) + len(SEPARATOR)
+        hits: list[set[int]] = [set() for _ in texts]
+        last = len(texts) - 1
+        plan_of = self._ascii_plan_of
+
+        def on_match(rank: int, _start: int, end: int, _flags: int, _context: object) -> None:
+            index = bisect.bisect_right(starts, end - 1) - 1 if last else 0
+            hits[index].add(plan_of[rank])
+
+        self.ascii_database.scan(data, match_event_handler=on_match)
         return [self.always | found if found else self.always for found in hits]
 
 

@@ -30,7 +30,7 @@ from governance.pii.kinds import KIND_FIELDS
 from governance.pii.mask import mask_value, snippet
 from governance.pii.windows import WindowedAnalyzer
 from governance.policy.pii import EntityRule, PiiPolicy
-from governance.records import Record, iter_records, iter_text_fields
+from governance.records import Record, iter_records, iter_text_fields, text_values
 
 log = logging.getLogger(__name__)
 
@@ -312,10 +312,14 @@ class PiiScanner:
                 bar.update(1)
                 record_entities: set[str] = set()
                 record_actions: set[str] = set()
-                fields = list(iter_text_fields(record.data))
-                scan.text_fields += len(fields)
-                texts = [text for _, text in fields]
-                for (field_path, text), found in zip(fields, self.findings_in_many(texts), strict=True):
+                texts = text_values(record.data)
+                scan.text_fields += len(texts)
+                found_in = self.findings_in_many(texts)
+                if not any(found_in):
+                    continue
+                # Field paths only for a record with findings (the same walk, so the same order).
+                paths = [field_path for field_path, _ in iter_text_fields(record.data)]
+                for field_path, text, found in zip(paths, texts, found_in, strict=True):
                     if found:
                         self._record_field(
                             scan, record, field_path, text, found, record_entities, budget, keep_redactions, sink

@@ -38,7 +38,8 @@ def _phones(scanner: PiiScanner, text: str) -> list[tuple[str, float]]:
         # Separators ".", extensions, other countries, trunk 0: the same.
         ("Reach me at 593.216.4470 x204 please.", ("593.216.4470 x204", 0.75)),
         ("Hotline 962 318 5507 ext. 12", ("962 318 5507 ext. 12", 0.75)),
-        ("Get me on +44 20 9722 6020 tonight.", ("+44 20 9722 6020", 0.4)),
+        ("Get me on +44 20 9722 6020 tonight.", ("+44 20 9722 6020", 0.75)),  # "me on" (2026.11-3)
+        ("Tonight: +44 20 9722 6020.", ("+44 20 9722 6020", 0.4)),  # no phone word: a phone by shape
         ("Ring me on +33 6 12 34 56 78.", ("+33 6 12 34 56 78", 0.75)),
         ("Fax: 020 7946 0958", ("020 7946 0958", 0.75)),
         # Bare digits and slashes need a phone word: one in the policy's list lifts 0.05 to 0.4.
@@ -46,6 +47,11 @@ def _phones(scanner: PiiScanner, text: str) -> list[tuple[str, float]]:
         ("My number is 5932164470.", ("5932164470", 0.4)),
         ("Whatsapp 593/216/4470 after six.", ("593/216/4470", 0.4)),
         ("My mobile is +447700900123.", ("+447700900123", 0.4)),
+        # ...as does a frame people give a number in without naming it (policy 2026.11-3).
+        ("Buzz me at 5932164470", ("5932164470", 0.4)),
+        ("I'm on 5932164470 most evenings.", ("5932164470", 0.4)),
+        ("5932164470 gets me directly.", ("5932164470", 0.4)),
+        ("Give me a bell on 3725550148.", ("3725550148", 0.4)),
     ],
 )
 def test_phone_shapes_are_phones_by_shape_or_beside_phone_words(scanner, text, phone):
@@ -59,7 +65,9 @@ def test_phone_shapes_are_phones_by_shape_or_beside_phone_words(scanner, text, p
         "Reference code 5529013374 has been issued.",
         "Order number 7310458826 shipped.",  # presidio's own phone context word "number" no longer decides
         "PO number 7310458826 is approved.",  # "number" supports only as someone's ("my number")
-        "Buzz me at 5932164470",  # a bare number beside words the policy does not list
+        "Ask Dana about 5932164470",  # a bare number beside words the policy does not list
+        "The product 1234 × 5678 is 7006652, and 9876543210 has ten digits.",  # "digits" only as "my digits"
+        "Meet me at the depot with order 7310458826.",  # the order word is nearer than "me at"
         "the total is 4317987067 cents",  # a bare valid number with no phone word
         "Compute 529497919 / 8 = 66187239.875",
         "Compute 1227465155 / 11 = 111587741.3636.",  # a decimal libphonenumber reads as a number
@@ -81,6 +89,9 @@ def test_nearest_word_decides_and_contrary_words_spare_formatted_numbers(scanner
     # Words in the next sentence do not describe the number.
     assert _phones(scanner, "Call me at 3725550148. The model ships in May.") == [("3725550148", 0.4)]
     assert _phones(scanner, "It is 3725550148. Call me later.") == []
+    # ...nor do those after an emoticon that ends the sentence ("model" is an id word).
+    assert _phones(scanner, "Reach our support line at 3725550148 :) The model ships soon.") == [("3725550148", 0.4)]
+    assert _phones(scanner, "It is 3725550148 ;-) Call me later.") == []
 
 
 def _nearest_by_scanning(phrases, words: list[str], preceding: bool) -> dict[str, tuple[int, str]]:

@@ -72,6 +72,10 @@ def test_checksums_decide_for_cards_ibans_and_wallets(scanner):
 def test_context_words_lift_a_weak_pattern_over_its_threshold(scanner):
     # The bare E + 6 digits shape scores 0.3 (threshold 0.6); "employee" before it adds 0.35.
     assert scanner.findings_in("Reference E123456 in the ledger.") == []
+    # Context words of policy 2026.11-3: payroll and contractor records name staff too.
+    [payroll] = scanner.findings_in("Payroll E123456 was paid late.")
+    assert (payroll.entity, round(payroll.score, 2)) == ("EMPLOYEE_ID", 0.65)
+    assert scanner.findings_in("Room E123456 is free.") == []
     [finding] = scanner.findings_in("Ask the employee with badge E123456.")
     assert (finding.entity, round(finding.score, 2)) == ("EMPLOYEE_ID", 0.65)
     # Context further than the look-back window does not count.

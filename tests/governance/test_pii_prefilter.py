@@ -11,7 +11,14 @@ import pytest
 import regex
 
 from governance.pii import PiiScanner
-from governance.pii.prefilter import Prefilter, Untranslatable, code_point_ranges, hs_class, translate
+from governance.pii.prefilter import (
+    Prefilter,
+    Untranslatable,
+    ascii_form,
+    code_point_ranges,
+    hs_class,
+    translate,
+)
 from governance.pii.windows import PHONE_MAX_TRIES, WindowedAnalyzer
 from governance.policy.pii import load_pii_policy
 
@@ -118,6 +125,47 @@ def test_texts_that_are_not_utf8_encodable_run_every_recognizer(scanner):
     prefilter = scanner.windowed.prefilter
     assert prefilter.fired([text, "clean"]) == [prefilter.always | prefilter.plans] * 2
     assert _as_tuples(scanner.windowed.analyze(text)) == _as_tuples(scanner.engine.analyze(text))
+
+
+def _fired_utf8(prefilter: Prefilter, texts: list[str]) -> list[frozenset[int]]:
+    """``fired`` with the ASCII path turned off: every record on the UTF-8 database."""
+    ascii_database, prefilter.ascii_database = prefilter.ascii_database, None
+    try:
+        return prefilter.fired(texts)
+    finally:
+        prefilter.ascii_database = ascii_database
+
+
+def test_ascii_path_fires_where_the_utf8_database_does(scanner):
+    prefilter = scanner.windowed.prefilter
+    assert prefilter.ascii_database is not None
+    # Inert characters ("×", "≈", "é", an emoji) take the ASCII path; a digit, a letter or a separator
+    # some recognizer reads ("٣", "ｘ", a non-breaking space, "ó" of "extensión") and surrogates do not.
+    assert all(prefilter._all_inert(text) for text in ["12 × 7 ≈ 84", "café", "ok 😀", "plain"])
+    assert not any(prefilter._all_inert(text) for text in ["٣", "ｘ", "415\u00a0555", "extensión", "\ud800"])
+    rng = random.Random(5)
+    pool = [*"0123456789 -+()./x#e,t:;@E", "×", "≈", "—", "é", "٣", "０", "＋", "（", "\u00a0", "\u2060", "ｘ", "😀",
+            "д", "ó", "\u3000", "ー", "～", "a", "X", "n", "\ud800"]  # fmt: skip
+    records = [EDGE_CASES[i : i + 3] for i in range(0, len(EDGE_CASES), 3)]
+    records += [
+        ["".join(rng.choice(pool) for _ in range(rng.randint(0, 40))) for _ in range(rng.randint(1, 4))]
+        for _ in range(3000)
+    ]
+    for texts in records:
+        assert prefilter.fired(texts) == _fired_utf8(prefilter, texts), texts
+
+
+def test_ascii_form_cuts_classes_and_refuses_what_it_cannot_read():
+    # A class keeps its ASCII members; one with none matches nothing (byte 0x80 never occurs there).
+    # "é" is not inert here: "?" is not in that class and "é" is.
+    [expression], unsafe = ascii_form([hs_class(((0x30, 0x39), (0xE9, 0xE9))) + hs_class(((0x660, 0x669),))])
+    assert expression == "[\\x{30}-\\x{39}][\\x{80}]"
+    assert unsafe == ((0xE9, 0xE9), (0x660, 0x669))
+    # In a class holding "?", every non-ASCII character outside it is not inert.
+    assert ascii_form([hs_class(((0x3F, 0x3F),))])[1] == ((0x80, 0x10FFFF),)
+    # Classes of ASCII digits and the syntax around them pass; literals that are not digits do not.
+    assert ascii_form(["(?:3[0-9]*|[^0123]){2,}^"]) == (["(?:3[0-9]*|[^0123]){2,}^"], ())
+    assert ascii_form(["[?]"]) is None and ascii_form(["a"]) is None and ascii_form(["x-"]) is None
 
 
 def test_python_fallback_says_so_and_gives_the_same_results(scanner):

@@ -3,7 +3,14 @@ import json
 import pytest
 
 from governance.errors import DataError
-from governance.records import iter_records, iter_text_fields, read_records, require_utf8_lines, write_jsonl
+from governance.records import (
+    iter_records,
+    iter_text_fields,
+    read_records,
+    require_utf8_lines,
+    text_values,
+    write_jsonl,
+)
 
 
 def write(tmp_path, name, content: bytes):
@@ -112,6 +119,9 @@ def test_text_fields_have_readable_paths():
         ("", "empty key"),
     ]
     assert list(iter_text_fields("plain", "prompt")) == [("prompt", "plain")]
+    # text_values walks the same way without building paths: the same strings in the same order.
+    for value in (record, other, "plain", [], {"a": [[["x"], "y"], {"b": ["z", 2]}]}):
+        assert text_values(value) == [text for _, text in iter_text_fields(value)]
 
 
 def test_write_jsonl_is_atomic_and_sorted(tmp_path):

@@ -86,6 +86,37 @@ def test_loads_record_names_where():
     assert loads_record('{"a": [1]}', "x.jsonl:1") == {"a": [1]}
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"n": 123456789012345678901234567890, "m": -9223372036854775809}',  # beyond 64 bits: exact ints
+        b'{"n": 18446744073709551615, "f": 1e-400, "g": 0.1, "z": -0}',
+        b'{"n": NaN, "i": Infinity, "big": 1e400}',  # json accepts these; orjson does not
+        b'{"s": "\\ud800 lone", "a": 1, "a": 2}',  # a lone surrogate escape; the last duplicate key wins
+        b'\xef\xbb\xbf{"bom": true}',
+    ],
+)
+def test_loads_record_gives_jsons_values(raw):
+    # orjson reads most records; where it would differ (or refuses) json's value is the one returned.
+    value, expected = loads_record(raw, "x.jsonl:1"), json.loads(raw)
+    assert repr(value) == repr(expected)
+    assert [type(v) for v in value.values()] == [type(v) for v in expected.values()]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"a": 1,}', "x.jsonl:3: invalid JSON (Expecting property name enclosed in double quotes at column 9)"),
+        (b'{"a": "x\x01"}', "x.jsonl:3: invalid JSON (Invalid control character at at column 9)"),
+        (b'{"a": 00}', "x.jsonl:3: invalid JSON (Expecting ',' delimiter at column 8)"),
+    ],
+)
+def test_loads_record_keeps_jsons_messages(raw, message):
+    with pytest.raises(DataError) as err:
+        loads_record(raw, "x.jsonl:3")
+    assert str(err.value) == message
+
+
 def test_govern_validate_exits_2_with_one_line_for_a_deep_record(tmp_path, capsys):
     good = {"messages": [{"role": "user", "content": "2 + 2?"}, {"role": "assistant", "content": "4"}]}
     path = _write(tmp_path, "sft.jsonl", (json.dumps(good) + "\n").encode() + b'{"messages": ' + DEEP + b"}\n")
