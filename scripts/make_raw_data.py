@@ -10,9 +10,10 @@ PII); records carry ``license: cc-by-4.0`` (SFT) and annotation provenance
 Files and fields (TRL's conversational dataset formats):
 
 - ``corpus.txt``: ~400 KB plain English for the BPE tokenizer; no PII.
-- ``sft.jsonl`` (600): ``id``, ``messages`` [system?, user, assistant, ...
+- ``sft.jsonl`` (760): ``id``, ``messages`` [system?, user, assistant, ...
   ending on assistant], ``source`` (synthetic-support-v1 / -math-v1 /
-  -general-v1), ``license``.
+  -general-v1), ``license``; the last 160 are counting problems in the GRPO
+  format (its system prompt, then ``Answer: <number>``), none a GRPO prompt.
 - ``preference.jsonl`` (500): ``id``, ``prompt``, ``chosen``, ``rejected``,
   ``annotator_id``, ``guideline_version``, ``ratings`` [{annotator_id,
   chosen_score, rejected_score}] (two ratings on 80 records).
@@ -20,7 +21,7 @@ Files and fields (TRL's conversational dataset formats):
   ``annotator_id``, ``guideline_version``, ``ratings`` [{annotator_id,
   label}] (two ratings on 60 records).
 - ``grpo.jsonl`` (300): ``id``, ``prompt`` [system, user], ``answer`` (integer
-  as a string).
+  as a string); counting problems (how many of a kind a container holds).
 - ``rlhf_prompts.jsonl`` (200): ``id``, ``prompt`` [user].
 
 Planted fake PII (ids and entity types only; values are checksum-valid but
@@ -56,20 +57,24 @@ from raw_data.corpus import build_corpus  # noqa: E402
 SEED = 2026
 OUT_DIR = Path(__file__).resolve().parent.parent / "data" / "raw"
 COUNTS = {"sft": 600, "preference": 500, "kto": 400, "grpo": 300, "rlhf_prompts": 200}
+#: SFT conversations in the GRPO format, appended after the 600 (drawn last, so the other files are unchanged)
+GRPO_DEMOS = 160
 CORPUS_CHARS = 400_000
 
 
 def generate(rng: random.Random) -> tuple[str, dict[str, list[dict]]]:
     """The corpus text and the records of every JSONL file, PII planted."""
     corpus = build_corpus(rng, CORPUS_CHARS)
+    grpo_seen: set[str] = set()
     files = {
         "sft": builders.build_sft(rng, COUNTS["sft"]),
         "preference": builders.build_preference(rng, COUNTS["preference"], doubly_rated=80),
         "kto": builders.build_kto(rng, COUNTS["kto"], doubly_rated=60, desirable_share=0.57),
-        "grpo": builders.build_grpo(rng, COUNTS["grpo"]),
+        "grpo": builders.build_grpo(rng, COUNTS["grpo"], grpo_seen),
         "rlhf_prompts": builders.build_rlhf_prompts(rng, COUNTS["rlhf_prompts"]),
     }
     plant.plant({r["id"]: r for records in files.values() for r in records}, rng)
+    files["sft"] += builders.build_grpo_demos(rng, GRPO_DEMOS, len(files["sft"]), grpo_seen)
     return corpus, files
 
 
@@ -86,8 +91,9 @@ def check(corpus: str, files: dict[str, list[dict]]) -> list[str]:
     planned = {p.record_id: set(p.types) for p in plant.PLAN}
     for name, records in files.items():
         ids = [r["id"] for r in records]
-        if len(set(ids)) != len(ids) or len(records) != COUNTS[name]:
-            problems.append(f"{name}: {len(records)} records, {len(set(ids))} unique ids (want {COUNTS[name]})")
+        want = COUNTS[name] + (GRPO_DEMOS if name == "sft" else 0)
+        if len(set(ids)) != len(ids) or len(records) != want:
+            problems.append(f"{name}: {len(records)} records, {len(set(ids))} unique ids (want {want})")
         for record in records:
             roles = [m["role"] for m in record.get("messages") or record["prompt"]]
             alternates = all(a != b for a, b in zip(roles, roles[1:], strict=False))

@@ -3,6 +3,11 @@
 :func:`problem` returns a :class:`Problem` (question, reasoning, integer answer):
 bare operations (+, -, ×, ÷ with exact quotients) in several wordings, and
 one- or two-step word problems about shopping, savings, travel and sharing.
+:func:`one_step` returns the GRPO fixture's problems: how many things of one
+kind a container holds, with one or two kinds named, answered in one line; a
+rule (find the count of the kind asked about) that a tiny model can partially
+learn in SFT and reinforcement can sharpen, and that held-out questions test,
+unlike the multi-digit problems above, which the built-in model never gets right.
 """
 
 from __future__ import annotations
@@ -137,6 +142,39 @@ def _fees(rng: random.Random) -> Problem:
 BARE: list[Callable[[random.Random], Problem]] = [_add, _sub, _mul, _div]
 WORD: list[Callable[[random.Random], Problem]] = [_shopping, _change, _savings, _travel, _sharing, _pages,
                                                   _interest, _temperature, _fees]
+
+
+CONTAINERS = ["box", "basket", "bag", "crate", "drawer", "shelf", "cupboard", "tray"]
+
+
+def _count_one(rng: random.Random) -> Problem:
+    (_, many), place, n = rng.choice(ITEMS), rng.choice(CONTAINERS), rng.randint(2, 9)
+    q = rng.choice(["A {p} holds {n} {m}. How many {m} are in the {p}?",
+                    "There are {n} {m} in a {p}. How many {m} are in the {p}?",
+                    "A {who} puts {n} {m} in a {p}. How many {m} are in the {p}?"])
+    return Problem(q.format(p=place, n=n, m=many, who=rng.choice(PEOPLE)), f"There are {n} {many}.", n)
+
+
+def _count_two(rng: random.Random) -> Problem:
+    (_, first), (_, second) = rng.sample(ITEMS, 2)
+    place, a, b = rng.choice(CONTAINERS), *rng.sample(range(2, 10), 2)
+    asked, n = rng.choice([(first, a), (second, b)])
+    q = rng.choice(["A {p} holds {a} {f} and {b} {s}. How many {x} are in the {p}?",
+                    "There are {a} {f} and {b} {s} in a {p}. How many {x} are there?"])
+    return Problem(q.format(p=place, a=a, b=b, f=first, s=second, x=asked), f"There are {n} {asked}.", n)
+
+
+ONE_STEP: list[Callable[[random.Random], Problem]] = [_count_one, _count_two]
+
+
+def one_step(rng: random.Random) -> Problem:
+    """How many of one kind of thing a container holds, read off the question (one or two kinds named)."""
+    return rng.choice(ONE_STEP)(rng)
+
+
+def answer_line(p: Problem) -> str:
+    """The one-line working, then the final answer on its own line (what ``format_reward`` checks)."""
+    return f"{p.reasoning}\nAnswer: {p.answer}"
 
 
 def problem(rng: random.Random, word_share: float = 0.5) -> Problem:

@@ -57,15 +57,13 @@ def test_every_version_is_pending_unless_its_evaluation_failed(repro_once):
     versions = _versions(workdir)
     assert versions, "nothing registered"
     by_method = {v["method"]: v for v in versions}
-    # GRPO on the built-in fixture gets no answer right, nor does its parent: 0 vs 0 is not measurable, so the
-    # version is registered (the evidence matters) but eval_failed and blocked, never a vacuous pass (issue 11).
-    # RLHF's parent and child both loop on every held-out prompt: 1 vs 1 cannot show the rise its reward-hacking
-    # rule guards against, so that deny rule is not measurable either.
+    # Every method passes its evaluation on the built-in fixture with every deny rule measurable (issue 11): GRPO's
+    # parent answers some held-out counting prompts (not 0 vs 0), and neither RLHF parent nor child loops on every
+    # held-out prompt (not 1 vs 1). A deny rule that could not be measured would leave its version blocked.
+    assert {method: v["status"] for method, v in by_method.items()} == dict.fromkeys(by_method, "pending")
     for method in ("grpo", "rlhf"):
-        assert (by_method[method]["status"], by_method[method]["eval"]) == ("blocked", "eval_failed"), method
-    rlhf = json.loads((workdir / "artifacts/evaluate_rlhf/decision.json").read_text())
-    assert "repetition_rate_delta_vs_parent is not measurable" in json.dumps(rlhf["violations"])
-    assert {v["status"] for method, v in by_method.items() if method not in ("grpo", "rlhf")} == {"pending"}
+        decision = json.loads((workdir / f"artifacts/evaluate_{method}/decision.json").read_text())
+        assert "not measurable" not in json.dumps([v for v in decision["violations"] if v["severity"] == "deny"])
     table = run(["govern", "models"], workdir).stdout
     assert "govllm-sft" in table and "pending" in table
 
@@ -88,8 +86,13 @@ def test_each_method_moves_its_primary_metric_on_held_out_data(repro_once):
     assert kto["reward_auc"] > 0.5 and kto["reward_separation"] > 0
     orpo = _metrics(workdir, "orpo")
     assert orpo["log_odds_accuracy"] > 0.5 and orpo["log_odds_ratio_gain"] > 0
-    # Not here yet (issue 11): GRPO (the tiny model answers no held-out arithmetic prompt, before or after; see the
-    # test above) and RLHF (its held-out reward gain over the parent is noise-sized, +0.0002 on the shipped data)
+    grpo = _metrics(workdir, "grpo")
+    # Measurable (the parent answers some held-out prompts) and not worse; "above the parent" is still open (issue
+    # 11): the built-in parent answers every counting prompt with the commonest count, and GRPO does not yet change that
+    assert grpo["accuracy"] >= grpo["parent_accuracy"] > 0
+    assert grpo["format_compliance"] > grpo["parent_format_compliance"]  # what GRPO does move: the checkable line
+    rlhf = _metrics(workdir, "rlhf")
+    assert rlhf["reward_gain_vs_parent"] > 0 and rlhf["win_rate_vs_parent"] > 0.5  # the reward model prefers it
 
 
 def _versions_by_method(workdir):
