@@ -104,8 +104,10 @@ class WordWindowContextEnhancer(ContextAwareEnhancer):
     nearest listed word decides, supportive raising the score as above,
     contrary (nearer, or as near) setting the score of a match of the contrary
     shape to ``contrary_score`` (as does no word at all under
-    ``shape_needs_support``). Context only ever reads the text within that fixed
-    distance of the match.
+    ``shape_needs_support``). A qualified word ("number") supports unless the word
+    right before it in the text is one of the entity's qualifiers; that pair
+    ("order number") is contrary instead. Context only ever reads the text within
+    that fixed distance of the match.
     """
 
     def __init__(self, config: ContextConfig):
