@@ -45,7 +45,30 @@ and the pool was not changed after. Grouped phone shapes (NANP 3-3-4, +CC
 groups, three-group trunk 0) are found whatever the words; every miss left is
 a held-out phrasing beside a shape that needs a phone word.
 
-Measured (policy 2026.11-3, 2 shared cores, load 3.9 -> 4.3), ``--naive``
+Round 2026.11-4 was aimed at the held-out pool's misses, so that pool is no
+longer wholly unseen: the misses left on 2026.11-3 (seed 0) were bare digit
+runs beside "the number here is", "number's" and "the front desk number is",
+and the issue asked for "number" to be a phone word unless an identifier noun
+qualifies it. The policy now makes "number" supportive unless the word right
+before it is one of its qualifiers (order, reference, customer, serial, ...,
+and math's prime, even, digit, ...); the qualifiers were written from the
+issue's list and from identifier and math wording, not from this generator's
+identifier templates (none of which says "number" after a held-out id word).
+Recall is therefore printed also for the held-out pool without those three
+phrasings: that is the estimate of unseen phrasings now. What the generator
+does not test: math prose that names a bare 10-digit result "the number"
+("the number 5932164470 is even") is a phone under 2026.11-4 (no qualifier
+before "number"); none of MATH's templates says it, the hidden set may.
+
+Measured (policy 2026.11-4, 2 shared cores, load 5-10), ``--naive`` (findings
+identical to presidio's own loop each time): seed 0, 2,000 records per kind:
+chat recall 0.997 / precision 1.000, held-out 0.990 (103/104), held-out
+without the three aimed-at phrasings UNSEEN0C, others 0.998 (473/474);
+preference 0.997 / 1.000, held-out 0.979 (95/97), without the three UNSEEN0P,
+others 1.000 (476/476). Seed 7, 1,500 per kind: chat 0.993 / 1.000, held-out
+0.976 (80/82); preference 0.995 / 1.000, held-out 0.970 (65/67). SEED7_2K
+
+Policy 2026.11-3 (before this round), measured (policy 2026.11-3, 2 shared cores, load 3.9 -> 4.3), ``--naive``
 (findings identical to presidio's own loop with the same context enhancer):
 seed 0, 2,000 records per kind: chat recall 0.995 / precision 1.000, held-out
 0.981 (102/104), others 0.998 (473/474); preference 0.990 (567/573 = 0.9895,
@@ -213,6 +236,9 @@ PHONE_HELD_OUT = [
     "the front desk number is {}",
     "if no answer try {}",
 ]
+#: The held-out phrasings whose misses round 2026.11-4 was aimed at ("number" a phone word unless qualified):
+#: no longer unseen, so recall is also printed for the held-out pool without them.
+PHONE_HELD_OUT_AIMED_AT = frozenset({"the number here is {}", "number's {}", "the front desk number is {}"})
 #: Identifier words not in the policy's contrary list either.
 IDENTIFIER_HELD_OUT = [
     "Docket {} was filed.",
@@ -398,6 +424,11 @@ def measure(scanner: PiiScanner, path: Path, kind: str, labels: list[tuple[bool,
     positives = sum(1 for pii, _ in labels if pii)
     hits = sum(1 for line, (pii, _) in enumerate(labels, start=1) if pii and line in flagged)
     held_out = [line in flagged for line, (pii, label) in enumerate(labels, start=1) if label.startswith("held-out")]
+    unseen = [
+        line in flagged
+        for line, (pii, label) in enumerate(labels, start=1)
+        if label.startswith("held-out") and label.split(": ", 1)[1] not in PHONE_HELD_OUT_AIMED_AT
+    ]
     misses = Counter(label for line, (pii, label) in enumerate(labels, start=1) if pii and line not in flagged)
     false = Counter(label for line, (pii, label) in enumerate(labels, start=1) if not pii and line in flagged)
     return {
@@ -405,6 +436,7 @@ def measure(scanner: PiiScanner, path: Path, kind: str, labels: list[tuple[bool,
         "pii_records": positives,
         "recall": hits / positives if positives else 1.0,
         "held_out": (sum(held_out), len(held_out)),
+        "held_out_unseen": (sum(unseen), len(unseen)),
         "precision": hits / len(flagged) if flagged else 1.0,
         "misses": misses,
         "false_hits": false,
@@ -457,6 +489,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"recall {found / total if total else 1:.3f} "
                 f"({found}/{total}); every other PII record: recall {known_found / known if known else 1:.3f} "
                 f"({known_found}/{known})"
+            )
+            found, total = result["held_out_unseen"]
+            print(  # noqa: T201
+                "    held-out pool without the three 'number' phrasings round 2026.11-4 was aimed at: "
+                f"recall {found / total if total else 1:.3f} ({found}/{total})"
             )
             for title, counter in (("missed", result["misses"]), ("false hits", result["false_hits"])):
                 for label, count in counter.most_common(8):

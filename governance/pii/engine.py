@@ -104,8 +104,10 @@ class WordWindowContextEnhancer(ContextAwareEnhancer):
     nearest listed word decides, supportive raising the score as above,
     contrary (nearer, or as near) setting the score of a match of the contrary
     shape to ``contrary_score`` (as does no word at all under
-    ``shape_needs_support``). Context only ever reads the text within that fixed
-    distance of the match.
+    ``shape_needs_support``). A qualified word ("number") supports unless the word
+    right before it in the text is one of the entity's qualifiers; that pair
+    ("order number") is contrary instead. Context only ever reads the text within
+    that fixed distance of the match.
     """
 
     def __init__(self, config: ContextConfig):
@@ -206,30 +208,50 @@ def _copy_result(result: RecognizerResult) -> RecognizerResult:
 
 
 class _EntityWords:
-    """One entity's supportive and contrary words, matched as whole words and phrases."""
+    """One entity's supportive and contrary words, matched as whole words and phrases.
+
+    A qualified word ("number") is supportive unless the word right before it in the text is one of the
+    qualifiers ("order"); that pair ("order number") is a contrary phrase instead.
+    """
 
     def __init__(self, entry: EntityContext):
         self.entry = entry
-        self.phrases = [(tuple(w.split()), "supportive") for w in entry.supportive] + [
-            (tuple(w.split()), "contrary") for w in entry.contrary
-        ]
+        qualifiers = frozenset(entry.qualifiers)
+        #: (phrase, kind, words that may not come right before it in the text)
+        self.phrases: list[tuple[tuple[str, ...], str, frozenset[str]]] = (
+            [(tuple(w.split()), "supportive", frozenset()) for w in entry.supportive]
+            + [(tuple(w.split()), "supportive", qualifiers) for w in entry.qualified]
+            + [(tuple(w.split()), "contrary", frozenset()) for w in entry.contrary]
+            + [((q, *w.split()), "contrary", frozenset()) for w in entry.qualified for q in entry.qualifiers]
+        )
         self.shape = regex.compile(entry.contrary_shape) if entry.contrary_shape else None
         # Phrases by the word nearest the match, in the order above (the first listed wins a tie):
         # outward from the match, a phrase before it reads reversed.
-        self._outward: dict[bool, dict[str, list[tuple[tuple[str, ...], str, str]]]] = {True: {}, False: {}}
-        for phrase, kind in self.phrases:
+        self._outward: dict[bool, dict[str, list[tuple[tuple[str, ...], str, str, frozenset[str]]]]] = {
+            True: {},
+            False: {},
+        }
+        for phrase, kind, unless_after in self.phrases:
             for preceding, wanted in ((True, phrase[::-1]), (False, phrase)):
-                self._outward[preceding].setdefault(wanted[0], []).append((wanted, kind, " ".join(phrase)))
-        self._kinds = len({kind for _, kind in self.phrases})
+                self._outward[preceding].setdefault(wanted[0], []).append(
+                    (wanted, kind, " ".join(phrase), unless_after)
+                )
+        self._kinds = len({kind for _, kind, _ in self.phrases})
 
     def _nearest(self, words: list[str], preceding: bool) -> dict[str, tuple[int, str]]:
         """Per kind, the (distance, phrase) nearest the match; ``words`` run outward from the match."""
         by_first = self._outward[preceding]
         nearest: dict[str, tuple[int, str]] = {}
         for distance, word in enumerate(words):
-            for wanted, kind, phrase in by_first.get(word, ()):
-                if kind not in nearest and tuple(words[distance : distance + len(wanted)]) == wanted:
-                    nearest[kind] = (distance, phrase)
+            for wanted, kind, phrase, unless_after in by_first.get(word, ()):
+                if kind in nearest or tuple(words[distance : distance + len(wanted)]) != wanted:
+                    continue
+                if unless_after:
+                    # The word before the phrase in the text: further out before the match, nearer after it.
+                    at = distance + len(wanted) if preceding else distance - 1
+                    if 0 <= at < len(words) and words[at] in unless_after:
+                        continue
+                nearest[kind] = (distance, phrase)
             if len(nearest) == self._kinds:
                 break
         return nearest
@@ -446,7 +468,8 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
             f"lookback_chars={policy.context.lookback_chars}, similarity_factor={policy.context.similarity_factor}, "
             f"min_score_with_context={policy.context.min_score_with_context}"
             + "".join(
-                f", {e.entity}: {len(e.supportive)} supportive/{len(e.contrary)} contrary words"
+                f", {e.entity}: {len(e.supportive)} supportive/{len(e.contrary)} contrary words, "
+                f"{len(e.qualified)} qualified by {len(e.qualifiers)} qualifiers"
                 for e in policy.context.entities
             )
             + ")"

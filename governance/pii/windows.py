@@ -659,7 +659,7 @@ class WindowedAnalyzer:
         self._thresholds = {r.id: r.score_thresholds for r in self.recognizers}
         self._needs_nlp = engine.info.nlp_engine != "no_op"
         # The no_op engine's artifacts do not depend on the text (an empty spaCy Doc, no tokens): build them
-        # once rather than once per analysed text, as presidio's loop does (a tenth of the context step).
+        # once rather than once per analysed text, as presidio's loop does (a spaCy Doc each time).
         self._no_op_artifacts: NlpArtifacts | None = None
         if not self._needs_nlp:
             self._no_op_artifacts = self._artifacts(" ")
@@ -669,7 +669,8 @@ class WindowedAnalyzer:
         # no recognizer overrides it and the results are already grouped so, that step is the identity
         # and is skipped (22 list scans per analysed text; the context enhancer still runs as presidio's).
         self._rank = {recognizer.id: rank for rank, recognizer in enumerate(self.recognizers)}
-        self._context_passthrough = all(
+        # (Two recognizers sharing an id would each be handed the other's results: then presidio's step runs.)
+        self._context_passthrough = len(self._rank) == len(self.recognizers) and all(
             type(r).enhance_using_context is EntityRecognizer.enhance_using_context for r in self.recognizers
         )
         # presidio compiles a pattern recognizer's regexes on its first call; pay that here, not mid-scan.

@@ -76,6 +76,12 @@ class EntityContext(Strict):
     ``contrary_score``. A match with no listed word near it keeps its score,
     unless ``shape_needs_support`` and it is of the contrary shape: then it is
     unmade too (a bare 10-digit number is as often a math result or an id).
+
+    A ``qualified`` word ("number") is supportive on its own ("the front desk number
+    is 5932164470"), but right after one of the ``qualifiers`` ("order number",
+    "prime number") the pair is a contrary phrase and the word does not support.
+    Qualifiers are single words and need not be contrary alone ("customer number"
+    is an id, "customer service" a phone word).
     """
 
     entity: str = Field(pattern=ENTITY_PATTERN)
@@ -88,8 +94,14 @@ class EntityContext(Strict):
     shape_needs_support: bool = Field(
         default=False, description="a match of contrary_shape with no supportive word near it is unmade too"
     )
+    qualified: list[str] = Field(
+        default=[], description="words supportive alone, contrary right after one of 'qualifiers' (number)"
+    )
+    qualifiers: list[str] = Field(
+        default=[], description="single words that make a qualified word right after them contrary (order)"
+    )
 
-    @field_validator("supportive", "contrary")
+    @field_validator("supportive", "contrary", "qualified", "qualifiers")
     @classmethod
     def _normalised(cls, words: list[str]) -> list[str]:
         return [_phrase(word) for word in words]
@@ -99,9 +111,21 @@ class EntityContext(Strict):
         both = sorted(set(self.supportive) & set(self.contrary))
         if both:
             raise ValueError(f"{self.entity}: words both supportive and contrary: {', '.join(both)}")
-        if self.contrary and (self.contrary_shape is None or self.contrary_score is None):
+        both = sorted(set(self.qualified) & (set(self.supportive) | set(self.contrary)))
+        if both:
+            raise ValueError(f"{self.entity}: qualified words also listed as supportive or contrary: {', '.join(both)}")
+        if bool(self.qualified) != bool(self.qualifiers):
+            raise ValueError(f"{self.entity}: 'qualified' and 'qualifiers' need each other")
+        phrases = sorted(q for q in self.qualifiers if " " in q)
+        if phrases:
+            raise ValueError(f"{self.entity}: qualifiers must be single words: {', '.join(phrases)}")
+        both = sorted(set(self.qualifiers) & set(self.supportive))
+        if both:
+            raise ValueError(f"{self.entity}: qualifiers that are supportive words: {', '.join(both)}")
+        contrary = self.contrary or self.qualifiers
+        if contrary and (self.contrary_shape is None or self.contrary_score is None):
             raise ValueError(f"{self.entity}: contrary words need 'contrary_shape' and 'contrary_score'")
-        if not self.contrary and (
+        if not contrary and (
             self.contrary_shape is not None or self.contrary_score is not None or self.shape_needs_support
         ):
             raise ValueError(

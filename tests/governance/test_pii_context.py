@@ -63,8 +63,8 @@ def test_phone_shapes_are_phones_by_shape_or_beside_phone_words(scanner, text, p
     [
         "Order 7310458826 shipped today.",  # 731 is an assigned area code: libphonenumber accepts it
         "Reference code 5529013374 has been issued.",
-        "Order number 7310458826 shipped.",  # presidio's own phone context word "number" no longer decides
-        "PO number 7310458826 is approved.",  # "number" supports only as someone's ("my number")
+        "Order number 7310458826 shipped.",  # "number" right after a qualifier is an id's (policy 2026.11-4)
+        "PO number 7310458826 is approved.",
         "Ask Dana about 5932164470",  # a bare number beside words the policy does not list
         "The product 1234 × 5678 is 7006652, and 9876543210 has ten digits.",  # "digits" only as "my digits"
         "Meet me at the depot with order 7310458826.",  # the order word is nearer than "me at"
@@ -76,6 +76,55 @@ def test_phone_shapes_are_phones_by_shape_or_beside_phone_words(scanner, text, p
 )
 def test_identifiers_and_bare_numbers_are_not_phones(scanner, text):
     assert _phones(scanner, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "phone"),
+    [
+        # "number" names a phone on its own, before or after the number (policy 2026.11-4)...
+        ("The front desk number is 5932164470.", "5932164470"),
+        ("The number here is 5932164470.", "5932164470"),
+        ("Number's 5932164470", "5932164470"),
+        ("5932164470 is the best number to try.", "5932164470"),
+        # ...and after a word that is no qualifier: phone, office, customer service, desk.
+        ("Office number: 7310458826", "7310458826"),
+        ("Customer service number 7310458826", "7310458826"),
+        # A phone word nearer than the qualified pair still decides.
+        ("Order number 42, but call 7310458826 today.", "7310458826"),
+        ("For the order, my number is 7310458826.", "7310458826"),
+        # ...as does a formatted shape: contrary phrases unmake only bare digit runs, and the pair does not support.
+        ("(415) 555-0103 is the order number", "(415) 555-0103"),
+    ],
+)
+def test_number_is_a_phone_word_unless_qualified(scanner, text, phone):
+    assert [value for value, _ in _phones(scanner, text)] == [phone]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order number 7310458826 shipped.",
+        "order number 7310458826",
+        "7310458826 is your order number.",
+        "Your customer number 5932164470 is on the letter.",  # "customer" qualifies, though not contrary alone
+        "Serial number 5932164470 is printed on the back.",
+        "Routing number 3725550148, please.",
+        "Is 5932164470 a prime number?",  # math words qualify too
+        "Pick a 10-digit number like 3725550148.",
+        "Order number 030 1234567",  # the pair neither supports a trunk-0 shape nor is one of its phone words
+    ],
+)
+def test_number_after_a_qualifier_is_not_a_phone(scanner, text):
+    assert _phones(scanner, text) == []
+
+
+def test_the_qualified_pair_is_reported_as_the_contrary_word(scanner):
+    words = scanner.engine.analyzer.context_aware_enhancer.entity_words["PHONE_NUMBER"]
+    assert words.decide(["order", "number"], [], "7310458826") == ("contrary", "order number")
+    assert words.decide(["front", "desk", "number", "is"], [], "5932164470") == ("supportive", "number")
+    assert words.decide([], ["is", "your", "customer", "number"], "7310458826") == ("contrary", "customer number")
+    # Right after the match the word before "number" is the match itself: no qualifier.
+    assert words.decide(["customer"], ["number"], "7310458826") == ("supportive", "number")
 
 
 def test_nearest_word_decides_and_contrary_words_spare_formatted_numbers(scanner):
@@ -97,20 +146,26 @@ def test_nearest_word_decides_and_contrary_words_spare_formatted_numbers(scanner
 def _nearest_by_scanning(phrases, words: list[str], preceding: bool) -> dict[str, tuple[int, str]]:
     """Per kind, the nearest phrase, every phrase tried at every distance (the lookup before it was indexed)."""
     nearest: dict[str, tuple[int, str]] = {}
-    for phrase, kind in phrases:
+    for phrase, kind, unless_after in phrases:
         wanted = phrase[::-1] if preceding else phrase
         for distance in range(len(words) - len(phrase) + 1):
             if kind in nearest and nearest[kind][0] <= distance:
                 break
-            if tuple(words[distance : distance + len(phrase)]) == wanted:
-                nearest[kind] = (distance, " ".join(phrase))
-                break
+            if tuple(words[distance : distance + len(phrase)]) != wanted:
+                continue
+            # The word before the phrase in the text order (the match itself when it is the first word after).
+            text_order = words[::-1] + ["<match>"] if preceding else ["<match>"] + words
+            first = len(words) - distance - len(phrase) if preceding else distance + 1
+            if first > 0 and text_order[first - 1] in unless_after:
+                continue
+            nearest[kind] = (distance, " ".join(phrase))
+            break
     return nearest
 
 
 def test_nearest_words_are_found_by_index_as_by_scanning_every_phrase(scanner):
     words = scanner.engine.analyzer.context_aware_enhancer.entity_words["PHONE_NUMBER"]
-    vocabulary = sorted({word for phrase, _ in words.phrases for word in phrase}) + ["the", "is", "7310458826"]
+    vocabulary = sorted({word for phrase, _, _ in words.phrases for word in phrase}) + ["the", "is", "7310458826"]
     rng = random.Random(4)
     decided = 0
     for _ in range(3000):
@@ -155,6 +210,23 @@ def _variant(tmp_path: Path, change) -> Path:
             lambda e: e["contrary"].append("call-me"),
             "context.entities.0.contrary: Value error, context word 'call-me' must be one or more words of letters "
             "and digits",
+        ),
+        (
+            lambda e: e["qualifiers"].append("phone"),
+            "context.entities.0: Value error, PHONE_NUMBER: qualifiers that are supportive words: phone",
+        ),
+        (
+            lambda e: e["qualifiers"].append("credit card"),
+            "context.entities.0: Value error, PHONE_NUMBER: qualifiers must be single words: credit card",
+        ),
+        (
+            lambda e: e["supportive"].append("number"),
+            "context.entities.0: Value error, PHONE_NUMBER: qualified words also listed as supportive or contrary: "
+            "number",
+        ),
+        (
+            lambda e: e.pop("qualifiers"),
+            "context.entities.0: Value error, PHONE_NUMBER: 'qualified' and 'qualifiers' need each other",
         ),
         (
             lambda e: e.update(entity="US_PASSPORT"),
