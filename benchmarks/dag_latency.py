@@ -46,16 +46,66 @@ checkout's own copy of this script, ``--full``:
     dvc status (pipeline)           2.44 s    2.41 s
     dvc repro (no-op)               3.45 s    3.38 s   goal ≤ 3 s: not met on this machine
 
-Where the 335 s goes: per stage, a fresh interpreter importing its libraries is most of
-the fixed cost (an evaluate stage: ~9 of its ~12 s are importing torch, transformers and
-MLflow and opening the SQLite store; a validate stage: ~4 of ~6 s are importing
+Where the 335 s went (before issue 15's speed work): per stage, a fresh interpreter importing
+its libraries is most of the fixed cost (an evaluate stage: ~9 of its ~12 s are importing torch,
+transformers and MLflow and opening the SQLite store; a validate stage: ~4 of ~6 s are importing
 great-expectations), and DVC rewrites dvc.lock after every stage with ruamel's round-trip
 (pure-Python) loader and dumper: 0.97 s + 0.54 s of CPU for the full 3.4k-line lock, so
-~30 s over a fresh run whose lock grows from empty. Shrinking the lock by tracking policy
-files as file deps instead of their values would save ~5 s and lose DVC's per-key
-invalidation, so the lock keeps the values; splitting the pipeline into several
-dvc.yaml files (one lock each) or one process for several stages are the larger levers,
-not taken.
+~30 s over a fresh run whose lock grows from empty.
+
+Issue 15's speed work, measured 2026-11-23 14:55-15:08 on one 2-CPU machine shared with two other
+engineers' jobs (load average 3 at the start, 5-6.5 most of the time). Wall seconds of the same
+code swing by 15% between runs here, CPU seconds (DVC and every process of a stage, per stage
+from ``/proc``) by 5-10%, so before (9bd5e06) and after (branch ``speed``) were started together,
+side by side, ``--full --repeats 5``: both saw the same load (and each slowed the other)::
+
+                                     before            after
+                                   wall     CPU     wall     CPU
+    full DAG, 39 stages             737     262      615     244
+      train_* (7)                 290.0   111.9    212.4    94.9   launcher: -1.8 CPU s a stage
+      evaluate_* (7)              184.6    63.5    153.9    63.5   MLflow in the run process
+      register_* (7)               82.6    25.6     74.9    24.9
+      validate_* (5)               69.8    22.1     59.3    20.5   GX without pyspark/SQLAlchemy
+      pii_scan_* (6)               56.2    18.7     57.3    19.4   (not changed here)
+      prepare_* (5)                22.3     6.3     17.5     5.9
+      base_model                   11.2     4.7     11.3     4.7
+      report                       17.1     8.1     25.7     8.7
+    python -c pass                 0.05    0.03     0.11    0.03
+    dvc status (pipeline)          3.40    1.74     7.01    1.75   (the after side measured at
+    dvc repro (no-op)              4.96    2.36     9.99    2.43    load 6, before at load 6.5)
+
+One at a time the same afternoon (load 3-4): before 290 s wall / 228 s CPU; after without the
+launcher change 295 s / 220 s and 338 s / 238 s (load above 4 from half-way). The no-op, which this work does not touch:
+3.2-3.8 s wall, 2.13-2.17 s CPU (``dvc status`` 2.4-2.5 s, 1.55-1.6 s CPU).
+
+What changed:
+
+* ``train_*``: ``pipelines._launch`` starts a one-process stage (``configs/accelerate/single.yaml``)
+  with the command and environment accelerate's simple launcher builds (a test compares the
+  two) without importing torch first: ~0.1 instead of ~1.9 CPU s before each training stage
+  starts: ~12 s of wall over the DAG on an idle machine (estimated from the CPU; it runs
+  before the stage, on one core), 78 s less measured here under load 5-6. Any other config or
+  option still runs accelerate's launcher.
+* ``evaluate_*``: MLflow moved to the run process, as training's (spawned first; the training
+  run's context, the stage's run and the training run's ``heldout.*`` metrics and files go
+  through it). CPU is unchanged (the run process re-imports pandas and numpy the stage had
+  shared, offset by leaving scipy, and pandas where unused, out of the stage); the gain is
+  wall where the second core is free (expected ~1-1.5 s a stage on an idle machine, not
+  measured: none was idle); none measurable one at a time at load 3-4.
+* ``validate_*`` (local engine): great-expectations' pyspark and SQLAlchemy left out, -0.3 to
+  -0.7 CPU s. ``register_*`` and the run process: MLflow's pyspark and scipy left out (~0.15 s);
+  ``dvc.lock`` parsed once per process instead of once per stage asked for.
+
+What is left (CPU per stage after): DVC's own work around each stage (hash deps and outs,
+rewrite ``dvc.lock``), ~0.5-0.9 s, as a ``prepare_*`` stage shows (0.9-1.2 s CPU for ~0.4 s of
+its own imports); the imports each stage needs (torch and transformers in 15 stages, ~3 s;
+great-expectations ~2.5 s in 5; MLflow ~1.5 s in each ``register_*``, which creates the
+version through ``MlflowClient``); the report's 14 matplotlib charts (~4 s). Shrinking the lock
+by tracking policy files as file deps instead of their values would save ~5 s and lose DVC's
+per-key invalidation, so the lock keeps the values; splitting the pipeline into several
+dvc.yaml files (one lock each) or one process for several stages are the larger levers, not
+taken. The no-op's ~2.1 s CPU is DVC's: 53 params-file reads (~0.45 s), interpolating 225
+``${...}`` in dvc.yaml twice, and reading the lock; ``dvc status`` alone is ~1.6 s.
 """
 
 from __future__ import annotations
