@@ -92,7 +92,7 @@ def test_loads_record_names_where():
         b'{"n": 123456789012345678901234567890, "m": -9223372036854775809}',  # beyond 64 bits: exact ints
         b'{"n": 18446744073709551615, "f": 1e-400, "g": 0.1, "z": -0}',
         b'{"n": NaN, "i": Infinity, "big": 1e400}',  # json accepts these; orjson does not
-        b'{"s": "\\ud800 lone", "a": 1, "a": 2}',  # a lone surrogate escape; the last duplicate key wins
+        b'{"s": "\\ud83d\\ude00 pair", "a": 1, "a": 2}',  # a surrogate pair escape; the last duplicate key wins
         b'\xef\xbb\xbf{"bom": true}',
     ],
 )
@@ -107,7 +107,7 @@ def test_loads_record_gives_jsons_values(raw):
     ("raw", "message"),
     [
         (b'{"a": 1,}', "x.jsonl:3: invalid JSON (Expecting property name enclosed in double quotes at column 9)"),
-        (b'{"a": "x\x01"}', "x.jsonl:3: invalid JSON (Invalid control character at at column 9)"),
+        (b'{"a": "x\x01"}', "x.jsonl:3: invalid JSON (Invalid control character at column 9)"),
         (b'{"a": 00}', "x.jsonl:3: invalid JSON (Expecting ',' delimiter at column 8)"),
     ],
 )
