@@ -12,8 +12,8 @@ Files and fields (TRL's conversational dataset formats):
 - ``corpus.txt``: ~400 KB plain English for the BPE tokenizer; no PII.
 - ``sft.jsonl`` (760): ``id``, ``messages`` [system?, user, assistant, ...
   ending on assistant], ``source`` (synthetic-support-v1 / -math-v1 /
-  -general-v1), ``license``; the last 160 are counting problems in the GRPO
-  format (its system prompt, then ``Answer: <number>``), none a GRPO prompt.
+  -general-v1), ``license``; the last 160 are small-fact questions in the GRPO
+  format (its system prompt, then ``Answer: <number>``) on 12 of GRPO's 20 facts, none a GRPO prompt.
 - ``preference.jsonl`` (500): ``id``, ``prompt``, ``chosen``, ``rejected``,
   ``annotator_id``, ``guideline_version``, ``ratings`` [{annotator_id,
   chosen_score, rejected_score}] (two ratings on 80 records).
@@ -21,7 +21,8 @@ Files and fields (TRL's conversational dataset formats):
   ``annotator_id``, ``guideline_version``, ``ratings`` [{annotator_id,
   label}] (two ratings on 60 records).
 - ``grpo.jsonl`` (300): ``id``, ``prompt`` [system, user], ``answer`` (integer
-  as a string); counting problems (how many of a kind a container holds).
+  as a string); small-fact questions (how many legs, sides, wheels, ... a familiar thing has: 20 facts in
+  many phrasings, drawn from ``random.Random(2027)`` so the other files do not depend on them).
 - ``rlhf_prompts.jsonl`` (200): ``id``, ``prompt`` [user].
 
 Planted fake PII (ids and entity types only; values are checksum-valid but
@@ -47,11 +48,12 @@ from __future__ import annotations
 import json
 import random
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from raw_data import annotation, builders, plant  # noqa: E402
+from raw_data import annotation, arithmetic, builders, plant  # noqa: E402
 from raw_data.corpus import build_corpus  # noqa: E402
 
 SEED = 2026
@@ -70,11 +72,17 @@ def generate(rng: random.Random) -> tuple[str, dict[str, list[dict]]]:
         "sft": builders.build_sft(rng, COUNTS["sft"]),
         "preference": builders.build_preference(rng, COUNTS["preference"], doubly_rated=80),
         "kto": builders.build_kto(rng, COUNTS["kto"], doubly_rated=60, desirable_share=0.57),
-        "grpo": builders.build_grpo(rng, COUNTS["grpo"], grpo_seen),
+        # the counting problems' draws are kept (and the records replaced below) so the other files stay as they were
+        "grpo": builders.build_grpo(rng, COUNTS["grpo"], set()),
         "rlhf_prompts": builders.build_rlhf_prompts(rng, COUNTS["rlhf_prompts"]),
     }
     plant.plant({r["id"]: r for records in files.values() for r in records}, rng)
-    files["sft"] += builders.build_grpo_demos(rng, GRPO_DEMOS, len(files["sft"]), grpo_seen)
+    # GRPO's task: small facts (how many legs a spider has, ...) from their own stream; the SFT demonstrations
+    # cover only some of the facts, so the SFT parent is partly right and GRPO has something to learn
+    fact_rng = random.Random(SEED + 1)
+    files["grpo"] = builders.build_grpo(fact_rng, COUNTS["grpo"], grpo_seen, arithmetic.fact)
+    files["sft"] += builders.build_grpo_demos(fact_rng, GRPO_DEMOS, len(files["sft"]), grpo_seen,
+                                              partial(arithmetic.fact, demo=True))
     return corpus, files
 
 

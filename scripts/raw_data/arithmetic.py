@@ -200,3 +200,28 @@ def wrong_answer(p: Problem, rng: random.Random) -> tuple[str, str]:
     return ("Arithmetic is a fundamental skill that people have used for thousands of years, and there are many "
             "ways to approach a question like this one, from mental strategies to written methods and calculators. "
             f"Each method has advantages. In any case, the result should be roughly {wrong}."), kind
+
+
+#: Small verifiable facts for GRPO: (subject, unit, count). The answer hangs on the subject word, which a tiny
+#: model can associate directly; the SFT demonstrations cover only the first DEMO_FACTS of them, so the SFT
+#: parent is partly right and GRPO has facts left to learn from its reward.
+FACTS = [("a spider", "legs", 8), ("a triangle", "sides", 3), ("a week", "days", 7), ("a bicycle", "wheels", 2),
+         ("a square", "sides", 4), ("a hand", "fingers", 5), ("a hexagon", "sides", 6), ("a unicycle", "wheels", 1),
+         ("a tricycle", "wheels", 3), ("a nonagon", "sides", 9), ("a pentagon", "sides", 5),
+         ("a rainbow", "colours", 7),
+         ("an insect", "legs", 6), ("a bird", "legs", 2), ("an octopus", "arms", 8), ("a dog", "legs", 4),
+         ("a cube", "faces", 6), ("a starfish", "arms", 5), ("a heptagon", "sides", 7), ("a violin", "strings", 4)]
+DEMO_FACTS = 12
+_FACT_FORMS = ["How many {u} does {t} have?", "{T} has how many {u}?", "What is the number of {u} {t} has?",
+               "Tell me how many {u} {t} has.", "How many {u} has {t} got?",
+               "Count the {u} of {t}. How many are there?"]
+_FACT_OPENERS = ["", "Quick question: ", "Here is a puzzle. ", "Think carefully. ", "A child asks: ", "Trivia: "]
+_FACT_CLOSERS = ["", " Give the number.", " Answer with a number."]
+
+
+def fact(rng: random.Random, demo: bool = False) -> Problem:
+    """How many legs, sides, wheels, ... a familiar thing has, in one of many phrasings."""
+    subject, unit, n = rng.choice(FACTS[:DEMO_FACTS] if demo else FACTS)
+    form = rng.choice(_FACT_FORMS).format(u=unit, t=subject, T=subject[0].upper() + subject[1:])
+    q = rng.choice(_FACT_OPENERS) + form + rng.choice(_FACT_CLOSERS)
+    return Problem(q, f"{subject[0].upper() + subject[1:]} has {n} {unit}.", n)

@@ -143,8 +143,9 @@ def build_kto(rng: random.Random, n: int, doubly_rated: int, desirable_share: fl
     return records
 
 
-def build_grpo(rng: random.Random, n: int, seen: set[str]) -> list[dict]:
-    """``n`` distinct counting prompts with the reference answer as a string.
+def build_grpo(rng: random.Random, n: int, seen: set[str],
+               make: Callable[[random.Random], arithmetic.Problem] = arithmetic.one_step) -> list[dict]:
+    """``n`` distinct GRPO prompts (``make``: counting problems, or small facts) with the reference answer as a string.
 
     ``seen`` collects the normalised questions; :func:`build_grpo_demos` draws
     from the same space and shares it, so no GRPO prompt (held-out ones included)
@@ -152,14 +153,15 @@ def build_grpo(rng: random.Random, n: int, seen: set[str]) -> list[dict]:
     """
     records = []
     for index in range(n):
-        (p,) = _unique(lambda: (arithmetic.one_step(rng),), seen, lambda item: item[0].question)
+        (p,) = _unique(lambda: (make(rng),), seen, lambda item: item[0].question)
         records.append({"id": f"grpo-{index + 1:04d}", "prompt": [{"role": "system", "content": GRPO_SYSTEM},
                         {"role": "user", "content": p.question}], "answer": str(p.answer)})
     return records
 
 
-def build_grpo_demos(rng: random.Random, n: int, first_index: int, seen: set[str]) -> list[dict]:
-    """``n`` SFT conversations in the GRPO format (its system prompt, counting problem, ``Answer:`` line).
+def build_grpo_demos(rng: random.Random, n: int, first_index: int, seen: set[str],
+                     make: Callable[[random.Random], arithmetic.Problem] = arithmetic.one_step) -> list[dict]:
+    """``n`` SFT conversations in the GRPO format (its system prompt, a ``make`` problem, ``Answer:`` line).
 
     They give the SFT parent the output contract GRPO's rewards check, so its
     sampled completions are sometimes right and GRPO has a signal to sharpen.
@@ -167,7 +169,7 @@ def build_grpo_demos(rng: random.Random, n: int, first_index: int, seen: set[str
     """
     records = []
     for index in range(first_index, first_index + n):
-        (p,) = _unique(lambda: (arithmetic.one_step(rng),), seen, lambda item: item[0].question)
+        (p,) = _unique(lambda: (make(rng),), seen, lambda item: item[0].question)
         messages = [{"role": "system", "content": GRPO_SYSTEM}, {"role": "user", "content": p.question},
                     {"role": "assistant", "content": arithmetic.answer_line(p)}]
         records.append({"id": f"sft-{index + 1:04d}", "messages": messages, "source": "synthetic-math-v1",

@@ -58,7 +58,7 @@ def test_every_version_is_pending_unless_its_evaluation_failed(repro_once):
     assert versions, "nothing registered"
     by_method = {v["method"]: v for v in versions}
     # Every method passes its evaluation on the built-in fixture with every deny rule measurable (issue 11): GRPO's
-    # parent answers some held-out counting prompts (not 0 vs 0), and neither RLHF parent nor child loops on every
+    # parent answers some held-out fact questions (not 0 vs 0), and neither RLHF parent nor child loops on every
     # held-out prompt (not 1 vs 1). A deny rule that could not be measured would leave its version blocked.
     assert {method: v["status"] for method, v in by_method.items()} == dict.fromkeys(by_method, "pending")
     for method in ("grpo", "rlhf"):
@@ -87,10 +87,10 @@ def test_each_method_moves_its_primary_metric_on_held_out_data(repro_once):
     orpo = _metrics(workdir, "orpo")
     assert orpo["log_odds_accuracy"] > 0.5 and orpo["log_odds_ratio_gain"] > 0
     grpo = _metrics(workdir, "grpo")
-    # Measurable (the parent answers some held-out prompts) and not worse; "above the parent" is still open (issue
-    # 11): the built-in parent answers every counting prompt with the commonest count, and GRPO does not yet change that
-    assert grpo["accuracy"] >= grpo["parent_accuracy"] > 0
-    assert grpo["format_compliance"] > grpo["parent_format_compliance"]  # what GRPO does move: the checkable line
+    # Measurable (the parent answers some held-out prompts) and above the parent (issue 11): on the built-in fact
+    # questions GRPO answers more held-out prompts right than its SFT parent, and ends on the checkable line more often
+    assert grpo["accuracy"] > grpo["parent_accuracy"] > 0
+    assert grpo["format_compliance"] > grpo["parent_format_compliance"]
     rlhf = _metrics(workdir, "rlhf")
     assert rlhf["reward_gain_vs_parent"] > 0 and rlhf["win_rate_vs_parent"] > 0.5  # the reward model prefers it
 
