@@ -44,7 +44,9 @@ STAGES = [
 
 #: A few optimiser steps each: enough to prove the chain, minutes on 2 CPU cores (a real run is a GPU job).
 TRAINING = {
-    "train_sft": {"max_steps": 4, "per_device_train_batch_size": 2, "learning_rate": 2.0e-5, "max_length": 256},
+    # SmolLM2's ChatML template has no {% generation %} markers: train_sft would refuse assistant_only_loss
+    "train_sft": {"max_steps": 4, "per_device_train_batch_size": 2, "learning_rate": 2.0e-5, "max_length": 256,
+                  "assistant_only_loss": False},
     "train_rm": {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 1.0e-5, "max_length": 256},
     "train_dpo": {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 5.0e-7, "max_length": 256},
     "train_grpo": {

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from governance.errors import ConfigError
 from governance.gates import require_passed_gates
 from governance.policy import Strict
 from governance.run_process import start_run_process
@@ -60,6 +61,33 @@ def load_conversations(path: str):
     return Dataset.from_list([{"messages": r.data["messages"]} for r in iter_records(path)])
 
 
+def require_assistant_mask(tokenizer, assistant_only_loss: bool, base_model: str) -> None:
+    """Refuse ``assistant_only_loss`` for a chat template TRL can neither use nor patch, before any run starts.
+
+    The loss mask comes from ``{% generation %}`` markers in the template. The built-in
+    model's template has them and TRL swaps in a marked copy of the templates it knows
+    (Qwen3, ...); any other template would end in TRL's ValueError mid-set-up.
+    """
+    if not assistant_only_loss:
+        return
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    template = getattr(tokenizer, "chat_template", None)
+    if template and has_generation_markers(template):
+        return
+    try:
+        if template:
+            get_training_chat_template(tokenizer)
+            return
+    except ValueError:
+        pass
+    raise ConfigError(
+        f"params.yaml: {STAGE}.trl.assistant_only_loss: true, but the chat template of {base_model} has no "
+        "{% generation %} markers and TRL cannot add them; set it to false (loss on every token) or give the "
+        "model a template with {% generation %}...{% endgeneration %} around assistant output"
+    )
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     # MLflow imports and opens its store in a process of its own while this one imports TRL (rank 0 only)
@@ -84,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         topology=topology,
     )
     model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
+    require_assistant_mask(tokenizer, config.assistant_only_loss, params.base_model)
     train, evaluation = load_conversations(params.train_file), load_conversations(params.eval_file)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (
