@@ -544,21 +544,7 @@ class Prefilter:
         except UnicodeEncodeError:
             everything = self.always | self.plans
             return [everything] * len(texts)
-        starts, position = [], 0
-        for part in parts:
-            starts.append(position)
-            position += len(part) + len(SEPARATOR)
-        hits: list[set[int]] = [set() for _ in texts]
-        last = len(texts) - 1
-        plan_of = self._plan_of
-
-        def on_match(rank: int, _start: int, end: int, _flags: int, _context: object) -> None:
-            # The match's last byte lies in the field that starts at or before it.
-            index = bisect.bisect_right(starts, end - 1) - 1 if last else 0
-            hits[index].add(plan_of[rank])
-
-        self.database.scan(SEPARATOR.join(parts), match_event_handler=on_match)
-        return [self.always | found if found else self.always for found in hits]
+        return self._scan_fields(self.database, self._plan_of, SEPARATOR.join(parts), [len(p) for p in parts])
 
     def _all_inert(self, joined: str) -> bool:
         """Whether every non-ASCII character of ``joined`` is inert (False if it cannot be UTF-8 encoded)."""
@@ -574,19 +560,25 @@ class Prefilter:
 
     def _fired_ascii(self, texts: Sequence[str], data: bytes) -> list[frozenset[int]]:
         """``fired`` on the ASCII database: ``data`` holds one byte per character of the joined texts."""
+        return self._scan_fields(self.ascii_database, self._ascii_plan_of, data, [len(t) for t in texts])
+
+    def _scan_fields(
+        self, database, plan_of: Sequence[int], data: bytes, lengths: Sequence[int]
+    ) -> list[frozenset[int]]:
+        """Scan the joined fields once; per field (``lengths`` bytes each, SEPARATOR between), the plans that fired."""
         starts, position = [], 0
-        for text in texts:
+        for length in lengths:
             starts.append(position)
-            position += len(text) + len(SEPARATOR)
-        hits: list[set[int]] = [set() for _ in texts]
-        last = len(texts) - 1
-        plan_of = self._ascii_plan_of
+            position += length + len(SEPARATOR)
+        hits: list[set[int]] = [set() for _ in lengths]
+        last = len(lengths) - 1
 
         def on_match(rank: int, _start: int, end: int, _flags: int, _context: object) -> None:
+            # The match's last byte lies in the field that starts at or before it.
             index = bisect.bisect_right(starts, end - 1) - 1 if last else 0
             hits[index].add(plan_of[rank])
 
-        self.ascii_database.scan(data, match_event_handler=on_match)
+        database.scan(data, match_event_handler=on_match)
         return [self.always | found if found else self.always for found in hits]
 
 
