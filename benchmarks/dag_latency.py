@@ -78,6 +78,16 @@ One at a time the same afternoon (load 3-4): before 290 s wall / 228 s CPU; afte
 launcher change 295 s / 220 s and 338 s / 238 s (load above 4 from half-way). The no-op, which this work does not touch:
 3.2-3.8 s wall, 2.13-2.17 s CPU (``dvc status`` 2.4-2.5 s, 1.55-1.6 s CPU).
 
+Integrated main (speed, PII and fixture-learning branches together), 2026-11-23 15:30-15:53, on
+this session's machine with nothing else running (load average ~1; the fixture now trains SFT
+for 120 steps at batch 16 and GRPO/RLOO for 40/24 steps, ~41 CPU s more training than above):
+a fresh clone's ``dvc repro`` of 698ad45 (``/usr/bin/time``), and the no-op there, 5 runs::
+
+                                    wall       CPU
+    full DAG, 39 stages            227.6 s    276.5 s   goal ≤ 300 s: met
+    dvc status (pipeline)          1.58-1.77  1.54-1.75
+    dvc repro (no-op)              2.35-2.71  2.31-2.49   median 2.52 s; goal ≤ 3 s: met
+
 What changed:
 
 * ``train_*``: ``pipelines._launch`` starts a one-process stage (``configs/accelerate/single.yaml``)
