@@ -155,14 +155,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{stage}: {wall}s", file=sys.stderr)  # noqa: T201 - progress
         if args.json:  # after every stage: a long run that is cut short still leaves its figures
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+            args.json.write_text(json.dumps(_rounded(results), indent=2, default=str) + "\n")
     results["total_wall_s"] = round(sum(s["wall_s"] for s in results["stages"].values()), 1)
-    text = json.dumps(results, indent=2, default=str)
+    text = json.dumps(_rounded(results), indent=2, default=str)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")
     print(text)  # noqa: T201 - benchmark output
     return 0
+
+
+def _rounded(value):
+    """Floats to 4 decimals: a metric's 16 digits say nothing more, and read like card numbers to PII scans."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
 
 
 if __name__ == "__main__":
