@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 import regex
-from phonenumbers import NumberParseException, PhoneNumberMatcher
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneMetadata, PhoneNumberMatcher
 from presidio_analyzer import EntityRecognizer, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import (
@@ -411,11 +411,22 @@ class _NationalNumbers:
     format (no ``+``, no international dialling prefix) its region shares the
     calling code of the recognizer's regions, and its digits are a contiguous
     run of the candidate's digits (prefixes and extensions are only ever cut
-    off the ends). Candidates with a ``+``, a dialling prefix followed by a
-    country code, or three letters (vanity numbers, read as digits) may be
-    international: those are always kept. Nothing here needs the string to be
-    a whole candidate, so it also rules out the parts of one that the matcher
-    parses (:class:`_GuardedMatcher`).
+    off the ends). Candidates with a ``+`` or three letters (vanity numbers,
+    read as digits) may be international: those are always kept.
+
+    Digits that start with a region's international dialling prefix and then a
+    non-zero digit parse as international (``_maybe_extract_country_code``):
+    the country code is the first of the next one to three digits that
+    libphonenumber knows, and the number is valid only if a contiguous run of
+    the digits after it fits a number type of one of that code's regions
+    (:meth:`_international`). So a record id such as ``0015000`` (``00``, then
+    country code 1 and four digits: no NANPA number) is ruled out, not parsed
+    once per region. Where the code's main region rewrites numbers while
+    stripping its national prefix (``national_prefix_transform_rule``: AR, MG,
+    ...) the digits are kept.
+
+    Nothing here needs the string to be a whole candidate, so it also rules out
+    the parts of one that the matcher parses (:class:`_GuardedMatcher`).
     """
 
     PLUS = ("+", "\uff0b")
@@ -433,19 +444,9 @@ class _NationalNumbers:
             for region in regions
             for other in phonenumbers.region_codes_for_country_code(phonenumbers.country_code_for_region(region))
         }
-        by_length: dict[int, set[str]] = {}
-        for region in sorted(reachable):
-            metadata = PhoneMetadata.metadata_for_region(region)
-            general = metadata.general_desc
-            if not general.possible_length:
-                raise ValueError(f"no possible lengths for region {region}")
-            for name in self.TYPES:
-                desc = getattr(metadata, name)
-                if desc is None or not desc.national_number_pattern:
-                    continue
-                for length in desc.possible_length or general.possible_length:
-                    by_length.setdefault(length, set()).add(f"(?:{desc.national_number_pattern})")
-        self.patterns = sorted((n, re.compile("|".join(sorted(p)))) for n, p in by_length.items() if n > 0)
+        self.patterns = self._type_patterns([PhoneMetadata.metadata_for_region(r) for r in sorted(reachable)])
+        # Per country code: the number-type patterns of its regions, or None where its digits are always kept.
+        self._country_patterns: dict[int, list[tuple[int, re.Pattern]] | None] = {}
         self.dialling_prefixes = sorted(
             {prefix for region in regions for prefix in _prefix_strings(PhoneMetadata.metadata_for_region(region))}
         )
@@ -479,12 +480,68 @@ class _NationalNumbers:
             for prefix in self.dialling_prefixes:
                 after = start + len(prefix)
                 if digits.startswith(prefix, start) and after < len(digits) and digits[after] != "0":
-                    return True
-        for length, pattern in self.patterns:
-            for start in range(len(digits) - length + 1):
-                if pattern.fullmatch(digits, start, start + length):
+                    if self._international(digits, after):
+                        return True
+        return self._fits(self.patterns, digits, 0)
+
+    @staticmethod
+    def _fits(patterns: list[tuple[int, re.Pattern]], digits: str, start: int) -> bool:
+        """Whether a contiguous run of ``digits[start:]`` fits one of ``patterns`` at its length."""
+        for length, pattern in patterns:
+            for first in range(start, len(digits) - length + 1):
+                if pattern.fullmatch(digits, first, first + length):
                     return True
         return False
+
+    def _international(self, digits: str, after: int) -> bool:
+        """Whether ``digits[after:]``, read as following a dialling prefix, may hold a valid number.
+
+        libphonenumber takes the shortest of the next one to three digits that is a country code it
+        knows (none: the parse fails); the national number is then what follows, less a national
+        prefix or an extension, so a contiguous run of it.
+        """
+        for size in (1, 2, 3):
+            if after + size > len(digits):
+                return False
+            code = int(digits[after : after + size])
+            if code in COUNTRY_CODE_TO_REGION_CODE:
+                break
+        else:
+            return False
+        if code not in self._country_patterns:
+            self._country_patterns[code] = self._patterns_of_country(code)
+        patterns = self._country_patterns[code]
+        return True if patterns is None else self._fits(patterns, digits, after + size)
+
+    def _patterns_of_country(self, code: int) -> list[tuple[int, re.Pattern]] | None:
+        main = phonenumbers.region_code_for_country_code(code)
+        metadata = [
+            PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+            for region in phonenumbers.region_codes_for_country_code(code)
+        ]
+        parsing = PhoneMetadata.metadata_for_region_or_calling_code(code, main)
+        if parsing is None or parsing.national_prefix_transform_rule or any(m is None for m in metadata):
+            return None
+        try:
+            return self._type_patterns(metadata)
+        except ValueError:  # metadata without lengths: keep the digits rather than guess
+            return None
+
+    @classmethod
+    def _type_patterns(cls, regions_metadata) -> list[tuple[int, re.Pattern]]:
+        """Per possible length, one pattern: every number type of the given regions at that length."""
+        by_length: dict[int, set[str]] = {}
+        for metadata in regions_metadata:
+            general = metadata.general_desc
+            if not general.possible_length:
+                raise ValueError(f"no possible lengths for region {metadata.id}")
+            for name in cls.TYPES:
+                desc = getattr(metadata, name)
+                if desc is None or not desc.national_number_pattern:
+                    continue
+                for length in desc.possible_length or general.possible_length:
+                    by_length.setdefault(length, set()).add(f"(?:{desc.national_number_pattern})")
+        return sorted((n, re.compile("|".join(sorted(p)))) for n, p in by_length.items() if n > 0)
 
 
 class _GuardedMatcher(PhoneNumberMatcher):

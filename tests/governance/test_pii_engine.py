@@ -340,6 +340,51 @@ def _phone_texts(count: int, seed: int) -> list[str]:
     return texts
 
 
+def test_phone_trigger_reads_a_dialling_prefix_as_libphonenumber_does(scanner):
+    """After ``00``/``011`` a country code and a number of that country, or no valid number can follow."""
+    phone = next(rule for recognizer, rule in scanner.windowed.plans if recognizer.name == "PhoneRecognizer")
+    may_hold_number = phone.national.may_hold_number
+    # Record ids and counters: 00 + country code 1 + four digits, 00 + 20 (Egypt) + 3 digits: no number.
+    for dropped in ("0015000", "0020999", "0019999", "011 1 555", "0099999"):
+        assert not may_hold_number(dropped), dropped
+    # Real international numbers after a dialling prefix stay, whatever the country.
+    for kept in ("0049 30 1234567", "011 44 20 7946 0958", "00 1 415 555 0103", "0081 3 1234 5678", "00 800 1234 5678"):
+        assert may_hold_number(kept), kept
+    # Argentina rewrites its numbers while stripping the national prefix (a 9 inserted): always kept.
+    assert may_hold_number("0054 0 11 15 1234 5678") and may_hold_number("00 54 1")
+
+
+def test_phone_trigger_never_drops_what_libphonenumber_validates_after_a_dialling_prefix(scanner):
+    """Soundness, sampled: anything ruled out parses to no valid number in any region of the recognizer."""
+    import phonenumbers
+
+    recognizer, phone = next((r, rule) for r, rule in scanner.windowed.plans if r.name == "PhoneRecognizer")
+    rng = random.Random(15)
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    ruled_out = 0
+    for _ in range(4000):
+        example = phonenumbers.example_number_for_type(rng.choice(regions), rng.randrange(11))
+        if example is None:
+            continue
+        digits = phonenumbers.national_significant_number(example)
+        cut = rng.randrange(len(digits))
+        digits = rng.choice(
+            [digits, digits[:cut] + digits[cut + 1 :], digits[:cut] + str(rng.randrange(10)) + digits[cut + 1 :]]
+        )
+        code = rng.choice([str(example.country_code), str(example.country_code)[:-1] or "7", "99", "1"])
+        text = rng.choice(["00", "011", "00 ", "011-"]) + code + rng.choice(["", " "]) + digits
+        if phone.national.may_hold_number(text):
+            continue
+        ruled_out += 1
+        for region in recognizer.supported_regions:
+            try:
+                number = phonenumbers.parse(text, region)
+            except phonenumbers.NumberParseException:
+                continue
+            assert not phonenumbers.is_valid_number(number), (text, region)
+    assert ruled_out > 500
+
+
 def test_phone_windows_skip_hopeless_parses_and_keep_presidios_results(scanner, monkeypatch):
     recognizer, phone = next((r, rule) for r, rule in scanner.windowed.plans if r.name == "PhoneRecognizer")
     assert phone.guarded  # the shipped presidio's loop is the one repeated: the fast path runs
