@@ -531,20 +531,32 @@ class Prefilter:
 
     def fired(self, texts: Sequence[str]) -> list[frozenset[int]]:
         """Per text, the plans that may match in it (always-run plans included)."""
+        return self.fired_with_ends(texts)[0]
+
+    def fired_with_ends(
+        self, texts: Sequence[str], ends_of: int | None = None
+    ) -> tuple[list[frozenset[int]], list[list[int]] | None]:
+        """``fired``, and per text the character offsets where a match of plan ``ends_of`` ends.
+
+        The offsets come only from the ASCII path, where a byte is a character; elsewhere (and
+        without ``ends_of``) the second item is None. Each offset is one past a match's last
+        character: every match of the plan's expressions inside a text ends at one of them.
+        """
         if self.database is None or not texts:
-            return [self.always] * len(texts)
+            return [self.always] * len(texts), None
         if self.ascii_database is not None:
             joined = SEPARATOR.decode().join(texts)
             if joined.isascii():
-                return self._fired_ascii(texts, joined.encode("ascii"))
+                return self._fired_ascii(texts, joined.encode("ascii"), ends_of)
             if self._all_inert(joined):
-                return self._fired_ascii(texts, joined.encode("ascii", "replace"))
+                return self._fired_ascii(texts, joined.encode("ascii", "replace"), ends_of)
         try:
             parts = [text.encode("utf-8") for text in texts]
         except UnicodeEncodeError:
             everything = self.always | self.plans
-            return [everything] * len(texts)
-        return self._scan_fields(self.database, self._plan_of, SEPARATOR.join(parts), [len(p) for p in parts])
+            return [everything] * len(texts), None
+        data = SEPARATOR.join(parts)
+        return self._scan_fields(self.database, self._plan_of, data, [len(p) for p in parts], None)[0], None
 
     def _all_inert(self, joined: str) -> bool:
         """Whether every non-ASCII character of ``joined`` is inert (False if it cannot be UTF-8 encoded)."""
@@ -558,28 +570,35 @@ class Prefilter:
         self._not_inert.scan(data, match_event_handler=lambda *_args: found.append(1))
         return not found
 
-    def _fired_ascii(self, texts: Sequence[str], data: bytes) -> list[frozenset[int]]:
-        """``fired`` on the ASCII database: ``data`` holds one byte per character of the joined texts."""
-        return self._scan_fields(self.ascii_database, self._ascii_plan_of, data, [len(t) for t in texts])
+    def _fired_ascii(
+        self, texts: Sequence[str], data: bytes, ends_of: int | None
+    ) -> tuple[list[frozenset[int]], list[list[int]] | None]:
+        """``fired_with_ends`` on the ASCII database: ``data`` holds one byte per character of the joined texts."""
+        return self._scan_fields(self.ascii_database, self._ascii_plan_of, data, [len(t) for t in texts], ends_of)
 
     def _scan_fields(
-        self, database, plan_of: Sequence[int], data: bytes, lengths: Sequence[int]
-    ) -> list[frozenset[int]]:
-        """Scan the joined fields once; per field (``lengths`` bytes each, SEPARATOR between), the plans that fired."""
+        self, database, plan_of: Sequence[int], data: bytes, lengths: Sequence[int], ends_of: int | None
+    ) -> tuple[list[frozenset[int]], list[list[int]] | None]:
+        """Scan the joined fields once; per field (``lengths`` bytes each, SEPARATOR between), the plans
+        that fired, and (for plan ``ends_of``) the field offsets where its matches end."""
         starts, position = [], 0
         for length in lengths:
             starts.append(position)
             position += length + len(SEPARATOR)
         hits: list[set[int]] = [set() for _ in lengths]
+        ends: list[list[int]] | None = [[] for _ in lengths] if ends_of is not None else None
         last = len(lengths) - 1
 
         def on_match(rank: int, _start: int, end: int, _flags: int, _context: object) -> None:
             # The match's last byte lies in the field that starts at or before it.
             index = bisect.bisect_right(starts, end - 1) - 1 if last else 0
-            hits[index].add(plan_of[rank])
+            plan = plan_of[rank]
+            hits[index].add(plan)
+            if plan == ends_of:
+                ends[index].append(end - starts[index])
 
         database.scan(data, match_event_handler=on_match)
-        return [self.always | found if found else self.always for found in hits]
+        return [self.always | found if found else self.always for found in hits], ends
 
 
 class CompiledDatabaseCache:

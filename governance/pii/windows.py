@@ -248,6 +248,7 @@ class _PhoneRule:
         self.chars = chars = _class_body(pattern.pattern, pattern.flags)
         self.boundary = re.compile(f"[^{chars}]", pattern.flags)
         self.run_char = re.compile(f"[{chars}]", pattern.flags)
+        self.runs = re.compile(f"[{chars}]+", pattern.flags)
         self.relaxed = re.compile(re.sub(r"\{(\d+),\d+\}", r"{\1,}", pattern.pattern), pattern.flags)
         self.word = re.compile(r"\w")
         self.non_digits = re.compile(r"\D+")
@@ -383,9 +384,51 @@ class _PhoneRule:
                     results += [recognizer._get_recognizer_result(match, window, region, None)]
         return EntityRecognizer.remove_duplicates(results)
 
-    def windows(self, text: str) -> list[Span] | None:
-        """Windows, or None when libphonenumber could give up on this text (scan it whole)."""
-        spans, numbers, longest = self.candidates(text)
+    def candidates_near(self, text: str, ends: list[int]) -> tuple[list[Span], int, int]:
+        """:meth:`candidates` from the runs holding a prefilter match's last character, with bounds.
+
+        Every triggering candidate contains a match of the prefilter's phone expressions
+        (:func:`~governance.pii.prefilter.phone_superset`), so it lies in the run of characters
+        holding that match's last character, ``ends`` (one past it, as hyperscan reports). In a run
+        the relaxed pattern finds what it finds scanning the whole text: a run is bounded by
+        characters no candidate holds, so a scan from the run's start is in the same state. The
+        counts are bounds for :meth:`could_give_up` (a number has ``min_digits`` of the text's
+        characters, and no candidate is longer than its run), so it errs only towards the whole text.
+        """
+        spans: list[Span] = []
+        min_digits = self.min_digits
+        scanned_to = -1
+        for end in sorted(ends):
+            if end <= scanned_to or not 0 < end <= len(text):
+                continue
+            run_start, run_end = _run_bounds(self.boundary, text, end - 1, end)
+            scanned_to = run_end
+            for match in self.relaxed.finditer(text, run_start):
+                start, stop = match.span()
+                if start >= run_end:
+                    break
+                if stop - start >= min_digits and len(self.word.findall(text, start, stop)) >= min_digits:
+                    if self.national is None or self.national.may_hold_number(text[start:stop]):
+                        spans.append((start, stop))
+        if not spans:
+            return spans, 0, 0
+        numbers = len(text) // min_digits
+        longest = len(text)
+        if 9 * len(text) + 2 * numbers * (longest + 1) >= PHONE_MAX_TRIES:
+            longest = max(map(len, self.runs.findall(text)))
+        return spans, numbers, longest
+
+    def windows(self, text: str, ends: list[int] | None = None) -> list[Span] | None:
+        """Windows, or None when libphonenumber could give up on this text (scan it whole).
+
+        ``ends``: where the prefilter's phone matches end in the text, when it says (:meth:`candidates_near`).
+        """
+        if ends is None:
+            spans, numbers, longest = self.candidates(text)
+        else:
+            spans, numbers, longest = self.candidates_near(text, ends)
+            if spans and self.could_give_up(text, numbers, longest):
+                spans, numbers, longest = self.candidates(text)  # the bounds were not enough: count exactly
         if not spans:
             return []
         if self.could_give_up(text, numbers, longest):
@@ -738,6 +781,11 @@ class WindowedAnalyzer:
             if isinstance(recognizer, EmailRecognizer):
                 recognizer.validate_result("warm.up@example.com")
         self.prefilter = self._build_prefilter() if prefilter and hyperscan_available() else None
+        # The phone plan's windows start from where the prefilter's phone expressions matched, when it says.
+        # (A plan the prefilter runs on every text has no expressions, so no ends: it is not given any.)
+        phone = [i for i, (_r, rule) in enumerate(self.plans) if isinstance(rule, _PhoneRule)]
+        scanned = self.prefilter.plans if self.prefilter is not None else frozenset()
+        self._phone_plan = phone[0] if phone and phone[0] in scanned else None
         self.prefilter_engine = "hyperscan" if self.prefilter is not None else "python"
 
     def _build_prefilter(self) -> Prefilter:
@@ -761,9 +809,12 @@ class WindowedAnalyzer:
         """``analyze`` of each text, with one prefilter scan for all of them (the fields of a record)."""
         if self.prefilter is None:
             return [self.analyze(text) for text in texts]
+        fired, ends = self.prefilter.fired_with_ends(texts, self._phone_plan)
+        if ends is None:
+            return [self._analyze(text, plans) if plans else [] for text, plans in zip(texts, fired, strict=True)]
         return [
-            self._analyze(text, plans) if plans else []
-            for text, plans in zip(texts, self.prefilter.fired(texts), strict=True)
+            self._analyze(text, plans, phone_ends) if plans else []
+            for text, plans, phone_ends in zip(texts, fired, ends, strict=True)
         ]
 
     def _artifacts(self, text: str) -> NlpArtifacts:
@@ -775,18 +826,28 @@ class WindowedAnalyzer:
         """Results identical to ``AnalyzerEngine.analyze(text, language, entities)``."""
         if self.prefilter is None:
             return self._analyze(text, self._all_plans)
-        plans = self.prefilter.fired([text])[0]
-        return self._analyze(text, plans) if plans else []
+        fired, ends = self.prefilter.fired_with_ends([text], self._phone_plan)
+        return self._analyze(text, fired[0], ends[0] if ends is not None else None) if fired[0] else []
 
-    def _analyze(self, text: str, plans: frozenset[int]) -> list[RecognizerResult]:
-        """presidio's results, running only ``plans`` (indices into ``self.plans``; the others cannot match)."""
+    def _analyze(
+        self, text: str, plans: frozenset[int], phone_ends: list[int] | None = None
+    ) -> list[RecognizerResult]:
+        """presidio's results, running only ``plans`` (indices into ``self.plans``; the others cannot match).
+
+        ``phone_ends``: where the prefilter's phone expressions matched (see :meth:`_PhoneRule.candidates_near`).
+        """
         entities = self.engine.entities
         artifacts = self._artifacts(text) if self._needs_nlp else None
         raw: list[RecognizerResult] = []
         for index, (recognizer, rule) in enumerate(self.plans):
             if index not in plans:
                 continue
-            windows = rule.windows(text) if rule is not None else None
+            if rule is None:
+                windows = None
+            elif index == self._phone_plan and phone_ends is not None:
+                windows = rule.windows(text, phone_ends)
+            else:
+                windows = rule.windows(text)
             if windows is None:
                 gate = self.gates.get(id(recognizer))
                 if gate is not None and not any(pattern.search(text) for pattern in gate):

@@ -120,6 +120,41 @@ def test_long_texts_and_texts_near_libphonenumbers_try_limit(scanner):
         assert _as_tuples(scanner.windowed.analyze(text)) == _as_tuples(scanner.engine.analyze(text))
 
 
+def test_phone_windows_from_the_prefilters_match_ends_are_the_whole_texts_windows(scanner):
+    """Candidates read only in the runs where a phone expression matched: the same windows, or the whole text."""
+    windowed = scanner.windowed
+    phone = windowed.plans[windowed._phone_plan][1]
+    prefilter = windowed.prefilter
+    rng = random.Random(21)
+    ascii_only = [t for t in EDGE_CASES + _random_texts(600, seed=21) if t.isascii()]
+    math = [
+        f"Check: {rng.randint(1, 99999)} / {rng.randint(2, 12)} ≈ 0.{rng.randint(1, 999)}, id bench-00{n:05d}"
+        for n in range(300)
+    ]
+    records = [ascii_only[i : i + 4] for i in range(0, len(ascii_only), 4)] + [
+        math[i : i + 3] for i in range(0, 300, 3)
+    ]
+    compared = with_windows = 0
+    for texts in records:
+        fired, ends = prefilter.fired_with_ends(texts, windowed._phone_plan)
+        assert ends is not None  # ASCII and inert characters only: the ends are character offsets
+        for text, plans, phone_ends in zip(texts, fired, ends, strict=True):
+            if windowed._phone_plan in plans:
+                compared += 1
+                expected = phone.windows(text)
+                assert phone.windows(text, phone_ends) == expected, repr(text)
+                with_windows += bool(expected)
+            else:
+                assert phone_ends == [] and not phone.candidates(text)[0], repr(text)
+    assert compared > 150 and with_windows > 50
+    # A text whose bounds say libphonenumber could give up is counted exactly, and still scanned whole.
+    near_limit = " ".join(f"{n:010d}" for n in range(3000, 4000)) + " call (415) 555-0103"
+    [plans], [ends] = prefilter.fired_with_ends([near_limit], windowed._phone_plan)
+    assert phone.windows(near_limit, ends) is None
+    # Off the ASCII path (a non-breaking space libphonenumber reads) there are no ends: whole-text candidates.
+    assert prefilter.fired_with_ends(["call 415\u00a0555\u00a00103"], windowed._phone_plan)[1] is None
+
+
 def test_texts_that_are_not_utf8_encodable_run_every_recognizer(scanner):
     text = "call (415) 555-0103 \ud800 then"  # a lone surrogate, as json.loads makes from "\\ud800"
     prefilter = scanner.windowed.prefilter
