@@ -489,6 +489,9 @@ class _NationalNumbers:
         }
         self.patterns = self._type_patterns([PhoneMetadata.metadata_for_region(r) for r in sorted(reachable)])
         # Per country code: the number-type patterns of its regions, or None where its digits are always kept.
+        # (Its shortest possible length first: most digits after a prefix are too few, and compiling a
+        # country's patterns costs milliseconds.)
+        self._country_shortest: dict[int, int | None] = {}
         self._country_patterns: dict[int, list[tuple[int, re.Pattern]] | None] = {}
         self.dialling_prefixes = sorted(
             {prefix for region in regions for prefix in _prefix_strings(PhoneMetadata.metadata_for_region(region))}
@@ -551,24 +554,41 @@ class _NationalNumbers:
                 break
         else:
             return False
+        if code not in self._country_shortest:
+            self._country_shortest[code] = self._shortest_of_country(code)
+        shortest = self._country_shortest[code]
+        if shortest is None:
+            return True
+        if len(digits) - (after + size) < shortest:
+            return False
         if code not in self._country_patterns:
-            self._country_patterns[code] = self._patterns_of_country(code)
-        patterns = self._country_patterns[code]
-        return True if patterns is None else self._fits(patterns, digits, after + size)
+            self._country_patterns[code] = self._type_patterns(self._metadata_of_country(code))
+        return self._fits(self._country_patterns[code], digits, after + size)
 
-    def _patterns_of_country(self, code: int) -> list[tuple[int, re.Pattern]] | None:
-        main = phonenumbers.region_code_for_country_code(code)
-        metadata = [
+    @staticmethod
+    def _metadata_of_country(code: int) -> list:
+        return [
             PhoneMetadata.metadata_for_region_or_calling_code(code, region)
             for region in phonenumbers.region_codes_for_country_code(code)
         ]
+
+    def _shortest_of_country(self, code: int) -> int | None:
+        """The fewest digits a valid number of the country code has, or None where its digits are always kept."""
+        main = phonenumbers.region_code_for_country_code(code)
+        metadata = self._metadata_of_country(code)
         parsing = PhoneMetadata.metadata_for_region_or_calling_code(code, main)
         if parsing is None or parsing.national_prefix_transform_rule or any(m is None for m in metadata):
             return None
-        try:
-            return self._type_patterns(metadata)
-        except ValueError:  # metadata without lengths: keep the digits rather than guess
-            return None
+        lengths = []
+        for region in metadata:
+            general = region.general_desc.possible_length
+            if not general:  # metadata without lengths: keep the digits rather than guess
+                return None
+            for name in self.TYPES:
+                desc = getattr(region, name)
+                if desc is not None and desc.national_number_pattern:
+                    lengths += [n for n in desc.possible_length or general if n > 0]
+        return min(lengths, default=None)
 
     @classmethod
     def _type_patterns(cls, regions_metadata) -> list[tuple[int, re.Pattern]]:
