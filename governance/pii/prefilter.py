@@ -56,7 +56,9 @@ from __future__ import annotations
 import bisect
 import functools
 import hashlib
+import itertools
 import logging
+import operator
 import os
 import re
 import tempfile
@@ -581,24 +583,33 @@ class Prefilter:
     ) -> tuple[list[frozenset[int]], list[list[int]] | None]:
         """Scan the joined fields once; per field (``lengths`` bytes each, SEPARATOR between), the plans
         that fired, and (for plan ``ends_of``) the field offsets where its matches end."""
-        starts, position = [], 0
-        for length in lengths:
-            starts.append(position)
-            position += length + len(SEPARATOR)
-        hits: list[set[int]] = [set() for _ in lengths]
-        ends: list[list[int]] | None = [[] for _ in lengths] if ends_of is not None else None
-        last = len(lengths) - 1
+        # Where each field starts (one past the end, last): running sums, in C.
+        starts = list(itertools.accumulate(map(operator.add, lengths, itertools.repeat(len(SEPARATOR))), initial=0))
+        # Only fields where something matched get a set (most fields of a record see no match).
+        hits: dict[int, set[int]] = {}
+        ends: dict[int, list[int]] = {}
+        single = len(lengths) == 1
+        bisect_right = bisect.bisect_right
 
         def on_match(rank: int, _start: int, end: int, _flags: int, _context: object) -> None:
             # The match's last byte lies in the field that starts at or before it.
-            index = bisect.bisect_right(starts, end - 1) - 1 if last else 0
+            index = 0 if single else bisect_right(starts, end - 1) - 1
             plan = plan_of[rank]
-            hits[index].add(plan)
+            found = hits.get(index)
+            if found is None:
+                hits[index] = {plan}
+            else:
+                found.add(plan)
             if plan == ends_of:
-                ends[index].append(end - starts[index])
+                ends.setdefault(index, []).append(end - starts[index])
 
         database.scan(data, match_event_handler=on_match)
-        return [self.always | found if found else self.always for found in hits], ends
+        fired = [self.always] * len(lengths)
+        for index, found in hits.items():
+            fired[index] = self.always | found
+        if ends_of is None:
+            return fired, None
+        return fired, [ends.get(index, []) for index in range(len(lengths))]
 
 
 class CompiledDatabaseCache:
