@@ -374,7 +374,8 @@ class _PhoneRule:
             return recognizer.analyze(text=window, entities=entities, nlp_artifacts=None) or []
         results = []
         for region in recognizer.supported_regions:
-            matcher = _GuardedMatcher(self.national.may_hold_number, window, region, leniency=recognizer.leniency)
+            may_hold = self.national.for_region(region)
+            matcher = _GuardedMatcher(may_hold, window, region, leniency=recognizer.leniency)
             for match in matcher:
                 try:
                     parsed_number = phonenumbers.parse(window[match.start : match.end])
@@ -487,6 +488,10 @@ class _NationalNumbers:
             for region in regions
             for other in phonenumbers.region_codes_for_country_code(phonenumbers.country_code_for_region(region))
         }
+        for region in regions:
+            metadata = PhoneMetadata.metadata_for_region(region)
+            if metadata is not None and not _keeps_digits_contiguous(metadata):
+                raise ValueError(f"{region} rewrites national numbers ({metadata.national_prefix_transform_rule!r})")
         self.patterns = self._type_patterns([PhoneMetadata.metadata_for_region(r) for r in sorted(reachable)])
         # Per country code: the number-type patterns of its regions, or None where its digits are always kept.
         # (Its shortest possible length first: most digits after a prefix are too few, and compiling a
@@ -501,6 +506,7 @@ class _NationalNumbers:
         self.blocks = re.compile(r"\d+")
         # Answers by string: each window is matched once per region, each time asking of the same strings.
         self._answers: dict[str, bool] = {}
+        self._region_checks: dict[str, Callable[[str], bool]] = {}
 
     def may_hold_number(self, candidate: str) -> bool:
         answer = self._answers.get(candidate)
@@ -510,7 +516,47 @@ class _NationalNumbers:
                 self._answers[candidate] = answer
         return answer
 
-    def _may_hold_number(self, candidate: str) -> bool:
+    def for_region(self, region: str) -> Callable[[str], bool]:
+        """``may_hold_number`` for a parse with this default region only (what the matcher of one region asks).
+
+        Parsed nationally with region R, a number takes R's country code, so it must be valid in one
+        of that code's regions; internationally, after R's own dialling prefix. A region
+        libphonenumber does not know parses only numbers with a plus sign.
+        """
+        check = self._region_checks.get(region)
+        if check is not None:
+            return check
+        metadata = PhoneMetadata.metadata_for_region(region)
+        if metadata is None:
+            prefixes, patterns = [], []
+        else:
+            code = metadata.country_code
+            prefixes = sorted(_prefix_strings(metadata))
+            if code not in self._country_patterns:
+                self._country_patterns[code] = self._type_patterns(self._metadata_of_country(code))
+            patterns = self._country_patterns[code]
+        answers: dict[str, bool] = {}
+
+        def check(candidate: str) -> bool:
+            answer = answers.get(candidate)
+            if answer is None:
+                answer = self._may_hold_number(candidate, prefixes, patterns)
+                if len(answers) < 65536:
+                    answers[candidate] = answer
+            return answer
+
+        self._region_checks[region] = check
+        return check
+
+    def _may_hold_number(
+        self,
+        candidate: str,
+        prefixes: list[str] | None = None,
+        patterns: list[tuple[int, re.Pattern]] | None = None,
+    ) -> bool:
+        """Whether a parse with any of the regions (or, given ``prefixes`` and ``patterns``, one) may be valid."""
+        prefixes = self.dialling_prefixes if prefixes is None else prefixes
+        patterns = self.patterns if patterns is None else patterns
         if any(plus in candidate for plus in self.PLUS) or len(self.letter.findall(candidate)) >= 3:
             return True
         digits, block_starts = "", []
@@ -523,12 +569,12 @@ class _NationalNumbers:
         # A dialling prefix counts where a parsed number can start (a digit block) and
         # a country code follows (they never start with 0).
         for start in block_starts:
-            for prefix in self.dialling_prefixes:
+            for prefix in prefixes:
                 after = start + len(prefix)
                 if digits.startswith(prefix, start) and after < len(digits) and digits[after] != "0":
                     if self._international(digits, after):
                         return True
-        return self._fits(self.patterns, digits, 0)
+        return self._fits(patterns, digits, 0)
 
     @staticmethod
     def _fits(patterns: list[tuple[int, re.Pattern]], digits: str, start: int) -> bool:
@@ -577,7 +623,7 @@ class _NationalNumbers:
         main = phonenumbers.region_code_for_country_code(code)
         metadata = self._metadata_of_country(code)
         parsing = PhoneMetadata.metadata_for_region_or_calling_code(code, main)
-        if parsing is None or parsing.national_prefix_transform_rule or any(m is None for m in metadata):
+        if parsing is None or not _keeps_digits_contiguous(parsing) or any(m is None for m in metadata):
             return None
         lengths = []
         for region in metadata:
@@ -623,6 +669,16 @@ class _GuardedMatcher(PhoneNumberMatcher):
         if not self._may_hold_number(candidate):
             return None
         return super()._parse_and_verify(candidate, offset)
+
+
+def _keeps_digits_contiguous(metadata) -> bool:
+    """Whether stripping the region's national prefix leaves a contiguous run of the digits.
+
+    A transform rule that is one back-reference (BR's ``\\2``) keeps a group of the digits; any
+    other (AR inserts a 9, MG prepends 20) makes a number whose digits the text does not hold.
+    """
+    rule = metadata.national_prefix_transform_rule
+    return not rule or re.fullmatch(r"\\[1-9]", rule) is not None
 
 
 def _presidio_phone_loop_unchanged() -> bool:

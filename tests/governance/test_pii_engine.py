@@ -389,16 +389,21 @@ def test_phone_windows_skip_hopeless_parses_and_keep_presidios_results(scanner, 
     recognizer, phone = next((r, rule) for r, rule in scanner.windowed.plans if r.name == "PhoneRecognizer")
     assert phone.guarded  # the shipped presidio's loop is the one repeated: the fast path runs
     asked, skipped = [], []
-    may_hold_number = phone.national.may_hold_number
+    for_region = phone.national.for_region
 
-    def counting(candidate: str) -> bool:
-        answer = may_hold_number(candidate)
-        asked.append(candidate)
-        if not answer:
-            skipped.append(candidate)
-        return answer
+    def counting_for(region: str):
+        may_hold_number = for_region(region)
 
-    monkeypatch.setattr(phone.national, "may_hold_number", counting)
+        def counting(candidate: str) -> bool:
+            answer = may_hold_number(candidate)
+            asked.append(candidate)
+            if not answer:
+                skipped.append(candidate)
+            return answer
+
+        return counting
+
+    monkeypatch.setattr(phone.national, "for_region", counting_for)
     texts = TRICKY + _phone_texts(300, seed=5)
     found = 0
     for text in texts:
@@ -407,11 +412,56 @@ def test_phone_windows_skip_hopeless_parses_and_keep_presidios_results(scanner, 
         found += bool(expected)
     assert found > 50 and len(skipped) > len(asked) / 3  # real numbers found, most hopeless parses skipped
     # The comparison above catches a guard that skips a parse presidio validates:
-    monkeypatch.setattr(phone.national, "may_hold_number", lambda candidate: "(415)" not in candidate)
+    monkeypatch.setattr(phone.national, "for_region", lambda region: lambda candidate: "(415)" not in candidate)
     assert phone.analyze_window(recognizer, "call (415) 555-0103", ["PHONE_NUMBER"]) == []
     assert _as_tuples(recognizer.analyze(text="call (415) 555-0103", entities=["PHONE_NUMBER"])) == [
         ("PHONE_NUMBER", 5, 19, 0.4)
     ]
+
+
+def test_phone_matcher_of_one_region_skips_what_only_another_region_could_validate(scanner):
+    """A matcher parsing with region GB skips a NANPA-only number, and the US one a UK-only number."""
+    phone = next(rule for r, rule in scanner.windowed.plans if r.name == "PhoneRecognizer")
+    us, gb = phone.national.for_region("US"), phone.national.for_region("GB")
+    assert us("(415) 555-0103") and not gb("(415) 555-0103")
+    assert gb("07911 123456") and not us("07911 123456")  # a UK mobile: no NANPA number in its digits
+    for both in ("+44 20 7946 0958", "0044 20 7946 0958", "1-800-FLOWERS"):  # plus, UK prefix, vanity letters
+        assert gb(both) and phone.national.may_hold_number(both), both
+    assert not phone.national.for_region("XX")("(415) 555-0103")  # an unknown region parses only "+" numbers
+    assert phone.national.for_region("XX")("+1 415 555 0103")
+    # Soundness, sampled: what one region's check rules out never parses to a valid number with that region.
+    import phonenumbers
+
+    rng = random.Random(16)
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    ruled_out = 0
+    for _ in range(3000):
+        example = phonenumbers.example_number_for_type(rng.choice(regions + ["US", "GB", "CA"] * 20), rng.randrange(11))
+        if example is None:
+            continue
+        digits = phonenumbers.national_significant_number(example)
+        head = rng.choice(["", "0", "1", f"00{example.country_code}", f"011{example.country_code}", "(0)"])
+        text = head + rng.choice(["", " ", "-"]) + digits
+        for region in ("US", "GB", "CA"):
+            if phone.national.for_region(region)(text):
+                continue
+            ruled_out += 1
+            try:
+                number = phonenumbers.parse(text, region)
+            except phonenumbers.NumberParseException:
+                continue
+            assert not phonenumbers.is_valid_number(number), (text, region)
+    assert ruled_out > 1000
+
+
+def test_phone_windows_refuse_a_region_that_rewrites_its_numbers(caplog):
+    """Argentina's national prefix rule inserts a 9: its numbers' digits are not the text's, so no windows."""
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer as Recognizer
+
+    with caplog.at_level(logging.WARNING, logger="governance.pii.windows"):
+        assert windows._phone_rule(Recognizer(supported_regions=["US", "AR"])) is None
+    assert "AR rewrites national numbers" in caplog.text
+    assert windows._phone_rule(Recognizer(supported_regions=["US", "BR"])) is not None  # BR keeps a group
 
 
 def test_phone_windows_run_presidios_own_loop_when_its_source_changed(scanner, monkeypatch, caplog):
