@@ -98,17 +98,19 @@ Span = tuple[int, int]
 
 
 def _run_bounds(boundary: re.Pattern | regex.Pattern, text: str, start: int, end: int) -> Span:
-    """The maximal run around ``[start, end)`` of characters that ``boundary`` does not match."""
+    """The maximal run around ``[start, end)`` of characters that ``boundary`` does not match.
+
+    ``boundary`` matches single characters (a class), so the last one before ``start`` is the
+    first one in the reversed text before it, searched in growing chunks.
+    """
     after = boundary.search(text, end)
     run_end = after.start() if after else len(text)
     low, step = start, 64
     while True:
         chunk_start = max(0, low - step)
-        last = None
-        for last in boundary.finditer(text, chunk_start, low):  # noqa: B007 - we want the last one
-            pass
-        if last is not None:
-            return last.end(), run_end
+        before = boundary.search(text[chunk_start:low][::-1])
+        if before is not None:
+            return low - before.start(), run_end
         if chunk_start == 0:
             return 0, run_end
         low, step = chunk_start, step * 4

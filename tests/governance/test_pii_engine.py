@@ -464,6 +464,29 @@ def test_phone_windows_refuse_a_region_that_rewrites_its_numbers(caplog):
     assert windows._phone_rule(Recognizer(supported_regions=["US", "BR"])) is not None  # BR keeps a group
 
 
+def test_run_bounds_are_the_maximal_runs_around_a_span(scanner):
+    """Each rule's window run, found backwards on the reversed text, is the one a character walk finds."""
+    rng = random.Random(8)
+    alphabet = "ab 1-.(x@:/\u00a0٣E+#,\n"
+    rules = [rule for _, rule in scanner.windowed.plans if rule is not None]
+    long_runs = ["@" + "1 2-3." * rng.randint(10, 200) + "@" for _ in range(20)]  # runs longer than a chunk
+    for index in range(420):
+        text = (
+            long_runs[index - 400]
+            if index >= 400
+            else "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 700)))
+        )
+        start = rng.randrange(len(text))
+        end = min(len(text), start + rng.randint(0, 3))
+        for rule in rules:
+            low, high = start, end
+            while low > 0 and not rule.boundary.fullmatch(text[low - 1]):
+                low -= 1
+            while high < len(text) and not rule.boundary.fullmatch(text[high]):
+                high += 1
+            assert windows._run_bounds(rule.boundary, text, start, end) == (low, high), (text, start, end)
+
+
 def test_phone_windows_run_presidios_own_loop_when_its_source_changed(scanner, monkeypatch, caplog):
     recognizer = next(r for r, _ in scanner.windowed.plans if r.name == "PhoneRecognizer")
     monkeypatch.setattr(windows, "PRESIDIO_PHONE_ANALYZE_SHA256", "0" * 64)
