@@ -377,6 +377,7 @@ def phone_superset(
     dialling_prefixes: Sequence[str],
     min_digits: int,
     national_patterns: Sequence[tuple[int, str]],
+    country_codes: Sequence[tuple[str, int]] | None = None,
 ) -> list[str]:
     """Hyperscan expressions that every triggering libphonenumber candidate contains.
 
@@ -402,6 +403,15 @@ def phone_superset(
       a dialling prefix and the digit after it, then the rest of the
       ``min_digits`` word characters (one pattern per ``k``; the last allows
       any number before).
+
+    With ``country_codes`` ((code, the fewest digits that follow it in a valid
+    number), what ``_NationalNumbers._international`` requires) the last kind
+    is stricter, one pattern per first digit of a country code: the start of
+    the text or a non-digit, a dialling prefix's digits, that digit and at
+    least as many digits as the codes starting with it need after it,
+    punctuation allowed between any two. A record id such as
+    ``bench-0015000`` (code 1, whose numbers have 7 digits or more: four) then
+    fires nothing.
     """
     engine = "re"
     lead = code_point_ranges(lead_class, flags, engine)
@@ -428,6 +438,23 @@ def phone_superset(
     non_digit = hs_class(subtract(before, digit))
     not_a_digit = hs_class(subtract(((0, 0x10FFFF),), digit))
     non_zero = hs_class(sorted(r for value in range(1, 10) for r in _digits_of_value(value)))
+    if country_codes is not None:
+        value = {str(v): hs_class(_digits_of_value(v)) for v in range(10)}
+
+        def digits(text: str) -> str:
+            return f"{p}*".join(value[character] for character in text)
+
+        prefixes = "|".join(digits(prefix) for prefix in dialling_prefixes)
+        # Per first digit of a country code, the fewest digits that follow it in a number.
+        fewest: dict[str, int] = {}
+        for code, after in country_codes:
+            fewest[code[0]] = min(fewest.get(code[0], len(code) - 1 + after), len(code) - 1 + after)
+        for first, count in sorted(fewest.items()):
+            # (Fewer digits required is still a superset; hyperscan refuses a UTF-8 digit class repeated 9 times.)
+            count = min(count, 8)
+            tail = f"(?:{p}*{d}){{{count}}}" if count else ""
+            expressions.append(f"(?:^|{not_a_digit})(?:{prefixes}){p}*{value[first]}{tail}")
+        return expressions
     shortest: dict[str, int] = {}
     for prefix in dialling_prefixes:
         shortest[prefix[0]] = min(len(prefix), shortest.get(prefix[0], len(prefix)))

@@ -288,6 +288,7 @@ class _PhoneRule:
             self.national.dialling_prefixes,
             self.min_digits,
             [(length, pattern.pattern) for length, pattern in self.national.patterns],
+            [(str(code), self.national.country_digits(code)[0]) for code in COUNTRY_CODE_TO_REGION_CODE],
         )
 
     def _outside(self, stretch: str, leading: bool, trailing: bool) -> Span | None:
@@ -496,9 +497,9 @@ class _NationalNumbers:
                 raise ValueError(f"{region} rewrites national numbers ({metadata.national_prefix_transform_rule!r})")
         self.patterns = self._type_patterns([PhoneMetadata.metadata_for_region(r) for r in sorted(reachable)])
         # Per country code: the number-type patterns of its regions, or None where its digits are always kept.
-        # (Its shortest possible length first: most digits after a prefix are too few, and compiling a
-        # country's patterns costs milliseconds.)
-        self._country_shortest: dict[int, int | None] = {}
+        # (Its fewest digits first: most digits after a prefix are too few, and compiling a country's
+        # patterns costs milliseconds.)
+        self._country_digits: dict[int, tuple[int, bool]] = {}
         self._country_patterns: dict[int, list[tuple[int, re.Pattern]] | None] = {}
         self.dialling_prefixes = sorted(
             {prefix for region in regions for prefix in _prefix_strings(PhoneMetadata.metadata_for_region(region))}
@@ -602,16 +603,21 @@ class _NationalNumbers:
                 break
         else:
             return False
-        if code not in self._country_shortest:
-            self._country_shortest[code] = self._shortest_of_country(code)
-        shortest = self._country_shortest[code]
-        if shortest is None:
-            return True
-        if len(digits) - (after + size) < shortest:
+        fewest, contiguous = self.country_digits(code)
+        if len(digits) - (after + size) < fewest:
             return False
+        if not contiguous:
+            return True
         if code not in self._country_patterns:
             self._country_patterns[code] = self._type_patterns(self._metadata_of_country(code))
         return self._fits(self._country_patterns[code], digits, after + size)
+
+    def country_digits(self, code: int) -> tuple[int, bool]:
+        """The fewest digits after the country code a valid number needs, and whether its number is a
+        contiguous run of them (then its patterns are checked too)."""
+        if code not in self._country_digits:
+            self._country_digits[code] = self._digits_of_country(code)
+        return self._country_digits[code]
 
     @staticmethod
     def _metadata_of_country(code: int) -> list:
@@ -620,23 +626,34 @@ class _NationalNumbers:
             for region in phonenumbers.region_codes_for_country_code(code)
         ]
 
-    def _shortest_of_country(self, code: int) -> int | None:
-        """The fewest digits a valid number of the country code has, or None where its digits are always kept."""
+    def _digits_of_country(self, code: int) -> tuple[int, bool]:
+        """See :meth:`country_digits`.
+
+        A national number has one of its type's possible lengths. Where the code's main region
+        rewrites numbers while stripping its national prefix (AR inserts a 9, MG prepends 20) the
+        number is the rule's literal digits and groups of the text's digits, so the text holds at
+        least its length less those literal digits, not necessarily contiguous.
+        """
         main = phonenumbers.region_code_for_country_code(code)
         metadata = self._metadata_of_country(code)
         parsing = PhoneMetadata.metadata_for_region_or_calling_code(code, main)
-        if parsing is None or not _keeps_digits_contiguous(parsing) or any(m is None for m in metadata):
-            return None
+        if parsing is None or any(m is None for m in metadata):
+            return 0, False
         lengths = []
         for region in metadata:
             general = region.general_desc.possible_length
             if not general:  # metadata without lengths: keep the digits rather than guess
-                return None
+                return 0, False
             for name in self.TYPES:
                 desc = getattr(region, name)
                 if desc is not None and desc.national_number_pattern:
                     lengths += [n for n in desc.possible_length or general if n > 0]
-        return min(lengths, default=None)
+        if not lengths:
+            return 0, False
+        if _keeps_digits_contiguous(parsing):
+            return min(lengths), True
+        added = sum(character.isdigit() for character in re.sub(r"\\\d", "", parsing.national_prefix_transform_rule))
+        return max(0, min(lengths) - added), False
 
     @classmethod
     def _type_patterns(cls, regions_metadata) -> list[tuple[int, re.Pattern]]:

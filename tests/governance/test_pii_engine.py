@@ -350,8 +350,13 @@ def test_phone_trigger_reads_a_dialling_prefix_as_libphonenumber_does(scanner):
     # Real international numbers after a dialling prefix stay, whatever the country.
     for kept in ("0049 30 1234567", "011 44 20 7946 0958", "00 1 415 555 0103", "0081 3 1234 5678", "00 800 1234 5678"):
         assert may_hold_number(kept), kept
-    # Argentina rewrites its numbers while stripping the national prefix (a 9 inserted): always kept.
-    assert may_hold_number("0054 0 11 15 1234 5678") and may_hold_number("00 54 1")
+    # Argentina rewrites its numbers while stripping the national prefix (a 9 inserted): no pattern is
+    # checked, only that enough digits follow (10-digit numbers, one digit the rule adds).
+    assert may_hold_number("0054 0 11 15 1234 5678") and not may_hold_number("00 54 1")
+    # The prefilter asks the same of a dialling prefix: a record id fires no phone recognizer at all.
+    windowed = scanner.windowed
+    fired = windowed.prefilter.fired(["bench-0015000", "ids 0010000 to 0019999", "call 0044 20 7946 0958"])
+    assert [windowed._phone_plan in plans for plans in fired] == [False, False, True]
 
 
 def test_phone_trigger_never_drops_what_libphonenumber_validates_after_a_dialling_prefix(scanner):
