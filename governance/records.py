@@ -146,6 +146,22 @@ def loads_record(raw: bytes | str, where: str) -> Any:
     return value
 
 
+def _plain_object(raw: bytes) -> dict | None:
+    """The JSON object on a line, where orjson reads it exactly as :func:`loads_record` would; else None.
+
+    The same gates as ``loads_record``'s fast path (nesting within the limit, no 19-digit number),
+    and only a successful parse into an object counts: errors, and every other value, are left to
+    the checked path so its messages stay the same.
+    """
+    if orjson is None or nesting_depth(raw) > MAX_NESTING_DEPTH or _LONG_DIGITS in raw.translate(_DIGITS_AS_ZEROS):
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _json_message(exc: json.JSONDecodeError) -> str:
     # json's own message for a raw control character already ends in "at"
     return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
@@ -215,13 +231,17 @@ def _iter_jsonl(path: Path) -> Iterator[Record]:
                     f"{path}:{line_no}: record is {len(raw)} bytes (max {MAX_RECORD_BYTES}); "
                     "split it or check the file is JSON Lines"
                 )
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise invalid_utf8(path, line_no, exc.start) from None
-            if not text.strip():
-                continue
-            value = loads_record(raw, f"{path}:{line_no}")
+            # Most lines are plain JSON objects orjson reads as json would: no decode or blank check
+            # needed (orjson accepts only valid UTF-8). Anything else takes the checked path below.
+            value = _plain_object(raw)
+            if value is None:
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise invalid_utf8(path, line_no, exc.start) from None
+                if not text.strip():
+                    continue
+                value = loads_record(raw, f"{path}:{line_no}")
             if not isinstance(value, dict):
                 raise DataError(f"{path}:{line_no}: expected a JSON object per line, got {type(value).__name__}")
             yield Record(line_no, value)
