@@ -470,7 +470,7 @@ class _NationalNumbers:
     country code 1 and four digits: no NANPA number) is ruled out, not parsed
     once per region. Where the code's main region rewrites numbers while
     stripping its national prefix (``national_prefix_transform_rule``: AR, MG,
-    ...) the digits are kept.
+    ...) only their count is checked (:meth:`country_digits`).
 
     Nothing here needs the string to be a whole candidate, so it also rules out
     the parts of one that the matcher parses (:class:`_GuardedMatcher`).
@@ -496,11 +496,11 @@ class _NationalNumbers:
             if metadata is not None and not _keeps_digits_contiguous(metadata):
                 raise ValueError(f"{region} rewrites national numbers ({metadata.national_prefix_transform_rule!r})")
         self.patterns = self._type_patterns([PhoneMetadata.metadata_for_region(r) for r in sorted(reachable)])
-        # Per country code: the number-type patterns of its regions, or None where its digits are always kept.
-        # (Its fewest digits first: most digits after a prefix are too few, and compiling a country's
-        # patterns costs milliseconds.)
+        # Per country code: the fewest digits after it and whether they are contiguous, then (compiled only when
+        # enough digits follow: most digits after a prefix are too few, and compiling costs milliseconds) the
+        # number-type patterns of its regions.
         self._country_digits: dict[int, tuple[int, bool]] = {}
-        self._country_patterns: dict[int, list[tuple[int, re.Pattern]] | None] = {}
+        self._country_patterns: dict[int, list[tuple[int, re.Pattern]]] = {}
         self.dialling_prefixes = sorted(
             {prefix for region in regions for prefix in _prefix_strings(PhoneMetadata.metadata_for_region(region))}
         )
