@@ -507,17 +507,9 @@ class _NationalNumbers:
         self.normalize = phonenumbers.normalize_digits_only
         self.letter = re.compile(r"[^\W\d_]")
         self.blocks = re.compile(r"\d+")
-        # Answers by string: each window is matched once per region, each time asking of the same strings.
-        self._answers: dict[str, bool] = {}
         self._region_checks: dict[str, Callable[[str], bool]] = {}
-
-    def may_hold_number(self, candidate: str) -> bool:
-        answer = self._answers.get(candidate)
-        if answer is None:
-            answer = self._may_hold_number(candidate)
-            if len(self._answers) < 65536:
-                self._answers[candidate] = answer
-        return answer
+        #: Whether a parse with any of the regions may give a valid number (the windows' trigger).
+        self.may_hold_number = self._cached(self.dialling_prefixes, self.patterns)
 
     def for_region(self, region: str) -> Callable[[str], bool]:
         """``may_hold_number`` for a parse with this default region only (what the matcher of one region asks).
@@ -538,6 +530,12 @@ class _NationalNumbers:
             if code not in self._country_patterns:
                 self._country_patterns[code] = self._type_patterns(self._metadata_of_country(code))
             patterns = self._country_patterns[code]
+        check = self._region_checks[region] = self._cached(prefixes, patterns)
+        return check
+
+    def _cached(self, prefixes: list[str], patterns: list[tuple[int, re.Pattern]]) -> Callable[[str], bool]:
+        """:meth:`_may_hold_number` with these prefixes and patterns, answered by string (each window is
+        matched once per region, each time asking of the same strings; at most 65,536 kept)."""
         answers: dict[str, bool] = {}
 
         def check(candidate: str) -> bool:
@@ -548,18 +546,10 @@ class _NationalNumbers:
                     answers[candidate] = answer
             return answer
 
-        self._region_checks[region] = check
         return check
 
-    def _may_hold_number(
-        self,
-        candidate: str,
-        prefixes: list[str] | None = None,
-        patterns: list[tuple[int, re.Pattern]] | None = None,
-    ) -> bool:
-        """Whether a parse with any of the regions (or, given ``prefixes`` and ``patterns``, one) may be valid."""
-        prefixes = self.dialling_prefixes if prefixes is None else prefixes
-        patterns = self.patterns if patterns is None else patterns
+    def _may_hold_number(self, candidate: str, prefixes: list[str], patterns: list[tuple[int, re.Pattern]]) -> bool:
+        """Whether a parse after one of ``prefixes`` or fitting one of ``patterns`` may give a valid number."""
         if any(plus in candidate for plus in self.PLUS) or len(self.letter.findall(candidate)) >= 3:
             return True
         digits, block_starts = "", []
