@@ -1,4 +1,4 @@
-"""One multi-pattern scan per record says which recognizers can match which fields (hyperscan).
+"""One multi-pattern scan per batch of records says which recognizers can match which fields (hyperscan).
 
 :class:`~governance.pii.windows.WindowedAnalyzer` runs each recognizer only
 where its *trigger* (or, for a policy regex, one of its own patterns) matches.
@@ -6,8 +6,8 @@ Searching every trigger of every recognizer in every field with Python's
 regex engines was most of the scan's time. :class:`Prefilter` compiles one
 hyperscan database holding, per recognizer, a pattern that matches wherever
 its trigger or patterns can (a *superset*), scans all string fields of a
-record joined by ``\\n`` in one call, and reports per field the recognizers
-that fired. Only those run, on only those fields; everything else is skipped
+batch of records joined by ``\\n`` in one call, and reports per field the
+recognizers that fired. Only those run, on only those fields; everything else is skipped
 without Python ever looking at it.
 
 Why the hyperscan patterns never miss what Python would find:
@@ -32,20 +32,21 @@ Why the hyperscan patterns never miss what Python would find:
   that every such candidate contains (see its docstring).
 
 A text that cannot be encoded as UTF-8 (lone surrogates from JSON escapes)
-marks every recognizer for every field of its record: correct, just slower.
+marks every recognizer for that text: correct, just slower.
 
 ASCII fast path. Most of the scan's time is hyperscan's UTF-8 automaton for
 Unicode classes (every script's digits and letters). A second database holds
 the same expressions with every class cut down to its ASCII code points and
-scans bytes, not UTF-8. A record goes to it when each of its non-ASCII
+scans bytes, not UTF-8. A text goes to it when each of its non-ASCII
 characters is *inert*: in exactly the database's classes that ``?`` is in (a
 ``×`` or ``≈`` in math text is, like ``?``, in no digit, word or space class
-and in every negated one). Such a record, encoded with ``?`` for every
+and in every negated one). Such a text, encoded with ``?`` for every
 non-ASCII character (``str.encode("ascii", "replace")``, one byte per
 character), is matched by each expression exactly where the original is: each
 character is in the same classes as the one it replaces, and the expressions
-hold nothing but classes, ASCII literals and ``^``. Any other record (an
-accented letter, a non-ASCII digit, a surrogate) is scanned as before.
+hold nothing but classes, ASCII literals and ``^``. Any other text (an
+accented letter, a non-ASCII digit, a surrogate) is scanned on the UTF-8
+database, joined with the other such texts of its batch.
 
 Without hyperscan installed :func:`build_prefilter` returns None and the
 analyzer searches triggers in Python, with the same results.
@@ -514,9 +515,9 @@ class Prefilter:
         unsafe = _merge(sorted(r for _exprs, ranges in forms.values() for r in ranges))
         try:
             database, plan_of = self._compile({plan: form[0] for plan, form in forms.items()}, utf8=False)
-            # Whether a record holds a character that is not inert: one class, scanned in UTF-8 (Python's
+            # Whether a text holds a character that is not inert: one class, scanned in UTF-8 (Python's
             # re takes ten times as long over a class of this many ranges). Surrogates never get here: a
-            # record holding one cannot be UTF-8 encoded and takes the UTF-8 path, which marks everything.
+            # text holding one cannot be UTF-8 encoded and takes the UTF-8 path, which marks everything.
             not_inert = None
             if unsafe:
                 not_inert = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -564,28 +565,58 @@ class Prefilter:
 
     def fired_with_ends(
         self, texts: Sequence[str], ends_of: int | None = None
-    ) -> tuple[list[frozenset[int]], list[list[int]] | None]:
+    ) -> tuple[list[frozenset[int]], list[list[int] | None] | None]:
         """``fired``, and per text the character offsets where a match of plan ``ends_of`` ends.
 
-        The offsets come only from the ASCII path, where a byte is a character; elsewhere (and
-        without ``ends_of``) the second item is None. Each offset is one past a match's last
+        Texts may come from many records: each is scanned on its own path. Those whose every
+        non-ASCII character is inert go, joined, to the ASCII database, and only they get offsets
+        (a byte is a character there); the others go, joined, to the UTF-8 database and get None.
+        Without ``ends_of`` the second item is None. Each offset is one past a match's last
         character: every match of the plan's expressions inside a text ends at one of them.
         """
         if self.database is None or not texts:
             return [self.always] * len(texts), None
-        if self.ascii_database is not None:
-            joined = SEPARATOR.decode().join(texts)
-            if joined.isascii():
-                return self._fired_ascii(texts, joined.encode("ascii"), ends_of)
-            if self._all_inert(joined):
-                return self._fired_ascii(texts, joined.encode("ascii", "replace"), ends_of)
-        try:
-            parts = [text.encode("utf-8") for text in texts]
-        except UnicodeEncodeError:
-            everything = self.always | self.plans
-            return [everything] * len(texts), None
-        data = SEPARATOR.join(parts)
-        return self._scan_fields(self.database, self._plan_of, data, [len(p) for p in parts], None)[0], None
+        if self.ascii_database is None:
+            return self._fired_utf8(texts), None if ends_of is None else [None] * len(texts)
+        joined = SEPARATOR.decode().join(texts)
+        if joined.isascii():
+            return self._fired_ascii(texts, joined.encode("ascii"), ends_of)
+        if self._all_inert(joined):
+            return self._fired_ascii(texts, joined.encode("ascii", "replace"), ends_of)
+        # Some text holds a character that is not inert: route text by text.
+        on_ascii = [index for index, text in enumerate(texts) if text.isascii() or self._all_inert(text)]
+        fired: list[frozenset[int]] = [self.always] * len(texts)
+        ends: list[list[int] | None] | None = None if ends_of is None else [None] * len(texts)
+        if on_ascii:
+            chosen = [texts[index] for index in on_ascii]
+            data = SEPARATOR.decode().join(chosen).encode("ascii", "replace")
+            chosen_fired, chosen_ends = self._fired_ascii(chosen, data, ends_of)
+            for position, index in enumerate(on_ascii):
+                fired[index] = chosen_fired[position]
+                if ends is not None:
+                    ends[index] = chosen_ends[position]
+        kept = set(on_ascii)
+        off_ascii = [index for index in range(len(texts)) if index not in kept]
+        for index, found in zip(off_ascii, self._fired_utf8([texts[index] for index in off_ascii]), strict=True):
+            fired[index] = found
+        return fired, ends
+
+    def _fired_utf8(self, texts: Sequence[str]) -> list[frozenset[int]]:
+        """``fired`` on the UTF-8 database; a text that cannot be UTF-8 encoded (a lone surrogate) runs every plan."""
+        fired: list[frozenset[int]] = [self.always | self.plans] * len(texts)
+        parts, indices = [], []
+        for index, text in enumerate(texts):
+            try:
+                parts.append(text.encode("utf-8"))
+            except UnicodeEncodeError:
+                continue
+            indices.append(index)
+        if parts:
+            data = SEPARATOR.join(parts)
+            found, _ = self._scan_fields(self.database, self._plan_of, data, [len(p) for p in parts], None)
+            for index, plans in zip(indices, found, strict=True):
+                fired[index] = plans
+        return fired
 
     def _all_inert(self, joined: str) -> bool:
         """Whether every non-ASCII character of ``joined`` is inert (False if it cannot be UTF-8 encoded)."""
@@ -612,7 +643,7 @@ class Prefilter:
         that fired, and (for plan ``ends_of``) the field offsets where its matches end."""
         # Where each field starts (one past the end, last): running sums, in C.
         starts = list(itertools.accumulate(map(operator.add, lengths, itertools.repeat(len(SEPARATOR))), initial=0))
-        # Only fields where something matched get a set (most fields of a record see no match).
+        # Only fields where something matched get a set (most fields see no match).
         hits: dict[int, set[int]] = {}
         ends: dict[int, list[int]] = {}
         single = len(lengths) == 1

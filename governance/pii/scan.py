@@ -201,8 +201,38 @@ def resolve(
     return findings
 
 
+#: Records scanned together (one prefilter scan for all their string fields): at most this many, and
+#: no more once their text reaches BATCH_CHARS characters. Hyperscan's tables stay in the cache across a
+#: batch, and the per-scan costs are paid once per batch, not once per record.
+BATCH_RECORDS = 64
+BATCH_CHARS = 1 << 20
+
 #: KIND_FIELDS as sets: a record's keys hold one of them (a C-level subset test per record).
 _KIND_KEY_SETS = {kind: tuple(frozenset(keys) for keys in alternatives) for kind, alternatives in KIND_FIELDS.items()}
+
+
+def _batched(records: Iterator[Record]) -> Iterator[list[tuple[Record, list[str]]]]:
+    """Records with their string fields, in batches of :data:`BATCH_RECORDS` or :data:`BATCH_CHARS`.
+
+    A bad record (a :class:`DataError` from ``records``) still lets the records before it through,
+    as one at a time would have, then raises.
+    """
+    batch: list[tuple[Record, list[str]]] = []
+    chars = 0
+    try:
+        for record in records:
+            texts = text_values(record.data)
+            batch.append((record, texts))
+            chars += sum(map(len, texts))
+            if len(batch) >= BATCH_RECORDS or chars >= BATCH_CHARS:
+                yield batch
+                batch, chars = [], 0
+    except DataError:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
 
 
 def check_kind(record: Record, kind: str, path: Path) -> None:
@@ -261,7 +291,7 @@ class PiiScanner:
         return resolve(self.analyze(text), self.rules, self.priority)
 
     def findings_in_many(self, texts: list[str]) -> list[list[FieldFinding]]:
-        """The policy's findings in each text (one prefilter scan for all: the fields of a record)."""
+        """The policy's findings in each text (one prefilter scan for all: the fields of a batch of records)."""
         if self.windowed is None:
             return [self.findings_in(text) for text in texts]
         return [
@@ -312,27 +342,9 @@ class PiiScanner:
             leave=False,
         )
         try:
-            for record in self.iter_records(path, kind):
-                scan.records += 1
-                bar.update(1)
-                record_entities: set[str] = set()
-                record_actions: set[str] = set()
-                texts = text_values(record.data)
-                scan.text_fields += len(texts)
-                found_in = self.findings_in_many(texts)
-                if not any(found_in):
-                    continue
-                # Field paths only for a record with findings (the same walk, so the same order).
-                paths = [field_path for field_path, _ in iter_text_fields(record.data)]
-                for field_path, text, found in zip(paths, texts, found_in, strict=True):
-                    if found:
-                        self._record_field(
-                            scan, record, field_path, text, found, record_entities, budget, keep_redactions, sink
-                        )
-                        record_actions.update(item.rule.action for item in found)
-                if record_entities:
-                    scan.records_with_findings += 1
-                    scan.records_by_action.update(record_actions)
+            for batch in _batched(self.iter_records(path, kind)):
+                self._scan_batch(scan, batch, budget, keep_redactions, sink)
+                bar.update(len(batch))
         finally:
             bar.close()
         log.info(
@@ -344,6 +356,51 @@ class PiiScanner:
             scan.records_with_findings,
         )
         return scan
+
+    def _scan_batch(
+        self,
+        scan: FileScan,
+        batch: list[tuple[Record, list[str]]],
+        budget: ListingBudget,
+        keep_redactions: bool,
+        sink: Callable[[Finding], None] | None,
+    ) -> None:
+        """Scan the string fields of a batch of records at once (one prefilter scan), then tally record by record."""
+        if not batch:
+            return
+        found_in = self.findings_in_many([text for _record, texts in batch for text in texts])
+        offset = 0
+        for record, texts in batch:
+            scan.records += 1
+            scan.text_fields += len(texts)
+            found = found_in[offset : offset + len(texts)]
+            offset += len(texts)
+            if any(found):
+                self._record_findings(scan, record, texts, found, budget, keep_redactions, sink)
+
+    def _record_findings(
+        self,
+        scan: FileScan,
+        record: Record,
+        texts: list[str],
+        found_in: list[list[FieldFinding]],
+        budget: ListingBudget,
+        keep_redactions: bool,
+        sink: Callable[[Finding], None] | None,
+    ) -> None:
+        record_entities: set[str] = set()
+        record_actions: set[str] = set()
+        # Field paths only for a record with findings (the same walk, so the same order).
+        paths = [field_path for field_path, _ in iter_text_fields(record.data)]
+        for field_path, text, found in zip(paths, texts, found_in, strict=True):
+            if found:
+                self._record_field(
+                    scan, record, field_path, text, found, record_entities, budget, keep_redactions, sink
+                )
+                record_actions.update(item.rule.action for item in found)
+        if record_entities:
+            scan.records_with_findings += 1
+            scan.records_by_action.update(record_actions)
 
     def _record_field(
         self,

@@ -42,7 +42,7 @@ Why a window gives the same matches as the whole text, per recognizer:
   a plain PatternRecognizer (the policy's own) only on texts where one of its
   patterns, compiled with its flags as presidio compiles them, matches at all.
 
-Before any of that, one hyperscan scan of all the string fields of a record
+Before any of that, one hyperscan scan of all the string fields of a batch of records
 (:mod:`governance.pii.prefilter`) says which recognizers' triggers or patterns
 can match in which field; a recognizer runs only on those fields. Without
 hyperscan the triggers are searched in Python, with the same results.
@@ -891,7 +891,7 @@ class WindowedAnalyzer:
         return Prefilter(expressions, always)
 
     def analyze_many(self, texts: list[str]) -> list[list[RecognizerResult]]:
-        """``analyze`` of each text, with one prefilter scan for all of them (the fields of a record)."""
+        """``analyze`` of each text, with one prefilter scan for all of them (the fields of a batch of records)."""
         if self.prefilter is None:
             return [self.analyze(text) for text in texts]
         fired, ends = self.prefilter.fired_with_ends(texts, self._phone_plan)

@@ -147,18 +147,30 @@ def test_phone_windows_from_the_prefilters_match_ends_are_the_whole_texts_window
             else:
                 assert phone_ends == [] and not phone.candidates(text)[0], repr(text)
     assert compared > 150 and with_windows > 50
+    # One scan of many records' texts gives each text the ends its own record's scan gives.
+    flat = [text for texts in records for text in texts]
+    assert prefilter.fired_with_ends(flat, windowed._phone_plan)[1] == [
+        ends for texts in records for ends in prefilter.fired_with_ends(texts, windowed._phone_plan)[1]
+    ]
     # A text whose bounds say libphonenumber could give up is counted exactly, and still scanned whole.
     near_limit = " ".join(f"{n:010d}" for n in range(3000, 4000)) + " call (415) 555-0103"
     [plans], [ends] = prefilter.fired_with_ends([near_limit], windowed._phone_plan)
     assert phone.windows(near_limit, ends) is None
     # Off the ASCII path (a non-breaking space libphonenumber reads) there are no ends: whole-text candidates.
-    assert prefilter.fired_with_ends(["call 415\u00a0555\u00a00103"], windowed._phone_plan)[1] is None
+    # Only that text leaves the path: the others of the same scan keep theirs.
+    fired, ends = prefilter.fired_with_ends(["call 415\u00a0555\u00a00103", "call 415 555 0103"], windowed._phone_plan)
+    assert ends[0] is None and ends[1] == prefilter.fired_with_ends(["call 415 555 0103"], windowed._phone_plan)[1][0]
+    assert windowed._phone_plan in fired[0] and windowed._phone_plan in fired[1]
 
 
 def test_texts_that_are_not_utf8_encodable_run_every_recognizer(scanner):
     text = "call (415) 555-0103 \ud800 then"  # a lone surrogate, as json.loads makes from "\\ud800"
     prefilter = scanner.windowed.prefilter
-    assert prefilter.fired([text, "clean"]) == [prefilter.always | prefilter.plans] * 2
+    # That text runs everything; the text beside it is scanned as on its own.
+    assert prefilter.fired([text, "clean", "write to a@b.org"]) == [
+        prefilter.always | prefilter.plans,
+        *prefilter.fired(["clean", "write to a@b.org"]),
+    ]
     assert _as_tuples(scanner.windowed.analyze(text)) == _as_tuples(scanner.engine.analyze(text))
 
 
@@ -188,6 +200,11 @@ def test_ascii_path_fires_where_the_utf8_database_does(scanner):
     ]
     for texts in records:
         assert prefilter.fired(texts) == _fired_utf8(prefilter, texts), texts
+    # Many records in one scan (as scan_file batches them): each text still on its own path.
+    for start in range(0, len(records), 50):
+        batch = records[start : start + 50]
+        flat = [text for texts in batch for text in texts]
+        assert prefilter.fired(flat) == [plans for texts in batch for plans in _fired_utf8(prefilter, texts)]
 
 
 def test_ascii_form_cuts_classes_and_refuses_what_it_cannot_read():

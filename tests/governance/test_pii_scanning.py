@@ -200,3 +200,44 @@ def test_bad_input_names_file_and_line(scanner, tmp_path, content, message):
     with pytest.raises(DataError) as err:
         scanner.scan_file(path, "sft")
     assert str(err.value) == f"{path}{message}"
+
+
+def test_records_scanned_in_batches_find_what_one_at_a_time_finds(scanner, tmp_path, monkeypatch):
+    """Batches of records share one prefilter scan; findings, counts and order are those of one record at a time."""
+    import governance.pii.scan as scan_module
+
+    texts = [
+        "What is 12 × 30?",
+        "call (415) 555-0103 or mail jane.doe@example.org",
+        "card 4111 1111 1111 1111",
+        "café, extensión 12, ٣ apples",  # characters that are not inert: this text leaves the ASCII path
+        "Order 7310458826 shipped",
+        "",
+    ]
+    rows = [
+        {"messages": [{"role": "user", "content": texts[n % len(texts)]}, {"role": "assistant", "content": f"{n}"}]}
+        for n in range(150)
+    ]
+    path = _jsonl(tmp_path / "many.jsonl", rows)
+
+    def scanned(batch_records: int):
+        monkeypatch.setattr(scan_module, "BATCH_RECORDS", batch_records)
+        found = []
+        scan = scanner.scan_file(path, "sft", sink=found.append)
+        return found, (scan.records, scan.text_fields, scan.records_with_findings, scan.findings, dict(scan.by_field))
+
+    one_at_a_time = scanned(1)
+    assert one_at_a_time[1][0] == 150 and one_at_a_time[1][3] > 50
+    assert scanned(64) == one_at_a_time
+    assert scanned(7) == one_at_a_time
+
+
+def test_a_bad_record_mid_batch_stops_the_scan_after_the_records_before_it(scanner, tmp_path):
+    good = {"messages": [{"role": "user", "content": "mail jane.doe@example.org"}]}
+    path = tmp_path / "bad-late.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n" + '{"messages": [\n')
+    found = []
+    with pytest.raises(DataError) as err:
+        scanner.scan_file(path, "sft", sink=found.append)
+    assert str(err.value) == f"{path}:3: invalid JSON (Expecting value at column 1)"
+    assert [f.line for f in found] == [1, 2]
