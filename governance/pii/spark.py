@@ -37,6 +37,7 @@ from governance.errors import DataError
 from governance.pii.kinds import KIND_FIELDS
 from governance.pii.mask import mask_value, snippet
 from governance.pii.scan import (
+    BATCH_RECORDS,
     EntityTally,
     FileScan,
     Finding,
@@ -62,10 +63,8 @@ def _worker_scanner(policy_json: str, policy_path: str) -> PiiScanner:
     return PiiScanner(PiiPolicy.model_validate_json(policy_json), policy_path)
 
 
-def _scan_record(
-    scanner: PiiScanner, line: int, raw: str, kind: str, label: str, context_chars: int
-) -> tuple[int, str | None, list[dict[str, Any]]]:
-    """Text fields, the first error and the findings (masked) of one record, as the local scan sees them."""
+def _read_record(line: int, raw: str, kind: str, label: str) -> tuple[dict[str, Any] | None, str | None]:
+    """One line's record, or the error the local scan would raise for it (naming file:line)."""
     path = Path(label)
     try:
         if len(raw.encode("utf-8")) > MAX_RECORD_BYTES:
@@ -78,28 +77,42 @@ def _scan_record(
             raise DataError(f"{path}:{line}: expected a JSON object per line, got {type(data).__name__}")
         check_kind(Record(line, data), kind, path)
     except DataError as exc:
-        return 0, str(exc), []
-    found_all = []
-    fields = list(iter_text_fields(data))
-    # One prefilter scan for all fields of the record, as the local scan does.
-    for (field_path, text), found in zip(fields, scanner.findings_in_many([t for _, t in fields]), strict=True):
-        known = [(f.start, f.end, f.entity) for f in found]
-        for item in found:
-            found_all.append(
-                {
-                    "field": field_path,
-                    "entity": item.entity,
-                    "start": item.start,
-                    "end": item.end,
-                    "score": item.score,
-                    "action": item.rule.action,
-                    "rule_id": item.rule.id,
-                    "also": list(item.also),
-                    "masked": mask_value(item.entity, text[item.start : item.end]),
-                    "snippet": snippet(text, item.start, item.end, item.entity, known, context_chars, scanner.analyze),
-                }
-            )
-    return len(fields), None, found_all
+        return None, str(exc)
+    return data, None
+
+
+def _scan_records(
+    scanner: PiiScanner, records: list[tuple[int, list[tuple[str, str]]]], context_chars: int
+) -> list[tuple[int, int, None, str | None]]:
+    """Result rows of a batch of records (line, string fields): one prefilter scan for all their fields,
+    as the local scan batches them; findings masked, as the local scan lists them."""
+    found_in = scanner.findings_in_many([text for _line, fields in records for _path, text in fields])
+    rows = []
+    offset = 0
+    for line, fields in records:
+        found_all = []
+        for (field_path, text), found in zip(fields, found_in[offset : offset + len(fields)], strict=True):
+            known = [(f.start, f.end, f.entity) for f in found]
+            for item in found:
+                found_all.append(
+                    {
+                        "field": field_path,
+                        "entity": item.entity,
+                        "start": item.start,
+                        "end": item.end,
+                        "score": item.score,
+                        "action": item.rule.action,
+                        "rule_id": item.rule.id,
+                        "also": list(item.also),
+                        "masked": mask_value(item.entity, text[item.start : item.end]),
+                        "snippet": snippet(
+                            text, item.start, item.end, item.entity, known, context_chars, scanner.analyze
+                        ),
+                    }
+                )
+        offset += len(fields)
+        rows.append((line, len(fields), None, json.dumps(found_all) if found_all else None))
+    return rows
 
 
 def _udf(policy_json: Any, policy_path: str, kind: str, label: str, context_chars: int) -> Callable:
@@ -108,12 +121,21 @@ def _udf(policy_json: Any, policy_path: str, kind: str, label: str, context_char
 
         scanner = _worker_scanner(policy_json.value, policy_path)
         for batch in batches:
-            rows = []
+            rows: list[tuple[int, int, str | None, str | None]] = []
+            records: list[tuple[int, list[tuple[str, str]]]] = []
             for line, raw in zip(batch["line"], batch["value"], strict=True):
                 if raw is None or not raw.strip():
                     continue  # a blank JSONL line is no record, as in iter_records
-                fields, error, found = _scan_record(scanner, int(line), raw, kind, label, context_chars)
-                rows.append((int(line), fields, error, json.dumps(found) if found else None))
+                data, error = _read_record(int(line), raw, kind, label)
+                if error is not None:
+                    rows.append((int(line), 0, error, None))
+                    continue
+                records.append((int(line), list(iter_text_fields(data))))
+                if len(records) >= BATCH_RECORDS:
+                    rows += _scan_records(scanner, records, context_chars)
+                    records = []
+            if records:
+                rows += _scan_records(scanner, records, context_chars)
             yield pd.DataFrame(rows, columns=["line", "text_fields", "error", "findings"])
 
     return scan_batches
