@@ -37,6 +37,7 @@ from governance.errors import DataError
 from governance.pii.kinds import KIND_FIELDS
 from governance.pii.mask import mask_value, snippet
 from governance.pii.scan import (
+    BATCH_CHARS,
     BATCH_RECORDS,
     EntityTally,
     FileScan,
@@ -123,6 +124,7 @@ def _udf(policy_json: Any, policy_path: str, kind: str, label: str, context_char
         for batch in batches:
             rows: list[tuple[int, int, str | None, str | None]] = []
             records: list[tuple[int, list[tuple[str, str]]]] = []
+            chars = 0
             for line, raw in zip(batch["line"], batch["value"], strict=True):
                 if raw is None or not raw.strip():
                     continue  # a blank JSONL line is no record, as in iter_records
@@ -130,10 +132,12 @@ def _udf(policy_json: Any, policy_path: str, kind: str, label: str, context_char
                 if error is not None:
                     rows.append((int(line), 0, error, None))
                     continue
-                records.append((int(line), list(iter_text_fields(data))))
-                if len(records) >= BATCH_RECORDS:
+                fields = list(iter_text_fields(data))
+                records.append((int(line), fields))
+                chars += sum(len(text) for _path, text in fields)
+                if len(records) >= BATCH_RECORDS or chars >= BATCH_CHARS:
                     rows += _scan_records(scanner, records, context_chars)
-                    records = []
+                    records, chars = [], 0
             if records:
                 rows += _scan_records(scanner, records, context_chars)
             yield pd.DataFrame(rows, columns=["line", "text_fields", "error", "findings"])
