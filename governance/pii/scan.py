@@ -12,6 +12,7 @@ values never leave this module: listings carry masked shapes and snippets.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -138,6 +139,47 @@ class FileScan:
     def first_of(self, entity: str) -> Finding | None:
         tally = self.by_entity.get(entity)
         return tally.first if tally else None
+
+    def add(
+        self,
+        finding: Finding,
+        record_entities: set[str],
+        budget: ListingBudget,
+        keep_redactions: bool,
+        sink: Callable[[Finding], None] | None,
+        listing: Callable[[], tuple[str, str]],
+    ) -> None:
+        """Count one finding of the record being scanned (``record_entities``: its entities so far).
+
+        Tallies, the sink, its redaction span when kept, and, while the budget lasts, its listing:
+        ``listing`` gives the masked shape and snippet, and is called only then.
+        """
+        self.findings += 1
+        tally = self.by_entity.setdefault(finding.entity, EntityTally())
+        tally.findings += 1
+        if tally.first is None:
+            tally.first = finding
+        self.first_by_action.setdefault(finding.action, finding)
+        if finding.entity not in record_entities:
+            record_entities.add(finding.entity)
+            tally.records += 1
+        self.by_field[(field_pattern(finding.field), finding.entity)] += 1
+        if sink is not None:
+            sink(finding)
+        if keep_redactions and finding.action == "redact":
+            self.redactions.setdefault(finding.line, []).append(
+                (finding.field, finding.start, finding.end, finding.entity)
+            )
+        if budget.remaining > 0:
+            budget.remaining -= 1
+            masked, context = listing()
+            self.listed.append(ListedFinding(finding=finding, masked=masked, snippet=context))
+
+    def end_record(self, record_entities: set[str], record_actions: set[str]) -> None:
+        """Count the record whose findings were just added (nothing if it had none)."""
+        if record_entities:
+            self.records_with_findings += 1
+            self.records_by_action.update(record_actions)
 
 
 @dataclass
@@ -393,69 +435,29 @@ class PiiScanner:
         # Field paths only for a record with findings (the same walk, so the same order).
         paths = [field_path for field_path, _ in iter_text_fields(record.data)]
         for field_path, text, found in zip(paths, texts, found_in, strict=True):
-            if found:
-                self._record_field(
-                    scan, record, field_path, text, found, record_entities, budget, keep_redactions, sink
+            known = [(f.start, f.end, f.entity) for f in found]
+            for item in found:
+                finding = Finding(
+                    file=scan.path,
+                    line=record.line,
+                    field=field_path,
+                    entity=item.entity,
+                    start=item.start,
+                    end=item.end,
+                    score=item.score,
+                    action=item.rule.action,
+                    rule_id=item.rule.id,
+                    also=item.also,
                 )
-                record_actions.update(item.rule.action for item in found)
-        if record_entities:
-            scan.records_with_findings += 1
-            scan.records_by_action.update(record_actions)
+                listing = functools.partial(self._listing, text, item, known)
+                scan.add(finding, record_entities, budget, keep_redactions, sink, listing)
+                record_actions.add(finding.action)
+        scan.end_record(record_entities, record_actions)
 
-    def _record_field(
-        self,
-        scan: FileScan,
-        record: Record,
-        field_path: str,
-        text: str,
-        found: list[FieldFinding],
-        record_entities: set[str],
-        budget: ListingBudget,
-        keep_redactions: bool,
-        sink: Callable[[Finding], None] | None,
-    ) -> None:
-        known = [(f.start, f.end, f.entity) for f in found]
-        for item in found:
-            finding = Finding(
-                file=scan.path,
-                line=record.line,
-                field=field_path,
-                entity=item.entity,
-                start=item.start,
-                end=item.end,
-                score=item.score,
-                action=item.rule.action,
-                rule_id=item.rule.id,
-                also=item.also,
-            )
-            scan.findings += 1
-            tally = scan.by_entity.setdefault(finding.entity, EntityTally())
-            tally.findings += 1
-            if tally.first is None:
-                tally.first = finding
-            scan.first_by_action.setdefault(finding.action, finding)
-            if finding.entity not in record_entities:
-                record_entities.add(finding.entity)
-                tally.records += 1
-            scan.by_field[(field_pattern(field_path), finding.entity)] += 1
-            if sink is not None:
-                sink(finding)
-            if keep_redactions and item.rule.action == "redact":
-                scan.redactions.setdefault(record.line, []).append((field_path, item.start, item.end, item.entity))
-            if budget.remaining > 0:
-                budget.remaining -= 1
-                scan.listed.append(
-                    ListedFinding(
-                        finding=finding,
-                        masked=mask_value(item.entity, text[item.start : item.end]),
-                        snippet=snippet(
-                            text,
-                            item.start,
-                            item.end,
-                            item.entity,
-                            known,
-                            self.policy.report.context_chars,
-                            self.analyze,
-                        ),
-                    )
-                )
+    def _listing(self, text: str, item: FieldFinding, known: list[tuple[int, int, str]]) -> tuple[str, str]:
+        """A finding's masked shape and masked context, as reports list it."""
+        masked = mask_value(item.entity, text[item.start : item.end])
+        context = snippet(
+            text, item.start, item.end, item.entity, known, self.policy.report.context_chars, self.analyze
+        )
+        return masked, context

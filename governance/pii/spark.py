@@ -39,14 +39,11 @@ from governance.pii.mask import mask_value, snippet
 from governance.pii.scan import (
     BATCH_CHARS,
     BATCH_RECORDS,
-    EntityTally,
     FileScan,
     Finding,
-    ListedFinding,
     ListingBudget,
     PiiScanner,
     check_kind,
-    field_pattern,
 )
 from governance.policy.pii import PiiPolicy
 from governance.records import MAX_RECORD_BYTES, Record, iter_text_fields, loads_record
@@ -222,24 +219,7 @@ class SparkPiiScanner(PiiScanner):
                 rule_id=item["rule_id"],
                 also=tuple(item["also"]),
             )
+            listing = functools.partial(tuple, (item["masked"], item["snippet"]))  # masked on the worker
+            scan.add(finding, record_entities, budget, keep_redactions, sink, listing)
             record_actions.add(finding.action)
-            scan.findings += 1
-            tally = scan.by_entity.setdefault(finding.entity, EntityTally())
-            tally.findings += 1
-            if tally.first is None:
-                tally.first = finding
-            scan.first_by_action.setdefault(finding.action, finding)
-            if finding.entity not in record_entities:
-                record_entities.add(finding.entity)
-                tally.records += 1
-            scan.by_field[(field_pattern(finding.field), finding.entity)] += 1
-            if sink is not None:
-                sink(finding)
-            if keep_redactions and finding.action == "redact":
-                scan.redactions.setdefault(line, []).append((finding.field, finding.start, finding.end, finding.entity))
-            if budget.remaining > 0:
-                budget.remaining -= 1
-                scan.listed.append(ListedFinding(finding=finding, masked=item["masked"], snippet=item["snippet"]))
-        if record_entities:
-            scan.records_with_findings += 1
-            scan.records_by_action.update(record_actions)
+        scan.end_record(record_entities, record_actions)
