@@ -130,7 +130,8 @@ def loads_record(raw: bytes | str, where: str) -> Any:
         except orjson.JSONDecodeError:
             pass
     try:
-        value = json.loads(raw)
+        # Without its line break: a line cut short is reported at its end, not at "column 1" of the next line.
+        value = json.loads(raw.rstrip(b"\r\n" if isinstance(raw, bytes) else "\r\n"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{where}: invalid JSON ({_json_message(exc)})") from None
     except RecursionError:

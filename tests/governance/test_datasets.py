@@ -284,7 +284,7 @@ def test_gzip_inputs_of_each_type_and_errors_name_the_compressed_file(tmp_path):
     broken.write_bytes(gzip.compress(b'{"id": "x", "instruction": "a", "output": "b"}\n{"id": \n'))
     with pytest.raises(DataError) as err:
         _prepare(broken, "sft")
-    assert str(err.value) == f"{broken}:2: invalid JSON (Expecting value at column 1)"
+    assert str(err.value) == f"{broken}:2: invalid JSON (Expecting value at column 8)"
 
 
 def test_a_save_to_disk_folder_with_its_card(tmp_path):

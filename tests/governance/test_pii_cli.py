@@ -52,7 +52,7 @@ def test_denied_exits_1_and_names_the_first_denying_rule(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (b'{"messages": []}\n{"messages": [\n', ":2: invalid JSON (Expecting value at column 1)"),
+        (b'{"messages": []}\n{"messages": [\n', ":2: invalid JSON (Expecting value at column 15)"),
         (
             b'{"messages": [{"content": "\xff"}]}\n',
             ":1: invalid UTF-8 at byte 27 of the line; re-encode the file as UTF-8",

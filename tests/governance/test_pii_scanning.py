@@ -184,7 +184,7 @@ def test_kind_is_checked_per_record_and_detected(scanner, tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b'{"messages": []}\n{"messages": [\n', ":2: invalid JSON (Expecting value at column 1)"),
+        (b'{"messages": []}\n{"messages": [\n', ":2: invalid JSON (Expecting value at column 15)"),
         (
             b'{"messages": []}\n{"messages": []}\n{"messages": [{"content": "caf\xe9"}]}\n',
             ":3: invalid UTF-8 at byte 30 of the line; re-encode the file as UTF-8",
@@ -239,5 +239,5 @@ def test_a_bad_record_mid_batch_stops_the_scan_after_the_records_before_it(scann
     found = []
     with pytest.raises(DataError) as err:
         scanner.scan_file(path, "sft", sink=found.append)
-    assert str(err.value) == f"{path}:3: invalid JSON (Expecting value at column 1)"
+    assert str(err.value) == f"{path}:3: invalid JSON (Expecting value at column 15)"
     assert [f.line for f in found] == [1, 2]

@@ -109,6 +109,10 @@ def test_loads_record_gives_jsons_values(raw):
         (b'{"a": 1,}', "x.jsonl:3: invalid JSON (Expecting property name enclosed in double quotes at column 9)"),
         (b'{"a": "x\x01"}', "x.jsonl:3: invalid JSON (Invalid control character at column 9)"),
         (b'{"a": 00}', "x.jsonl:3: invalid JSON (Expecting ',' delimiter at column 8)"),
+        # A line cut short is reported at its end, not at "column 1" of the line after its line break.
+        (b'{"a": [1\n', "x.jsonl:3: invalid JSON (Expecting ',' delimiter at column 9)"),
+        (b'{"a": \r\n', "x.jsonl:3: invalid JSON (Expecting value at column 7)"),
+        ('{"a": "é", \n', "x.jsonl:3: invalid JSON (Expecting property name enclosed in double quotes at column 12)"),
     ],
 )
 def test_loads_record_keeps_jsons_messages(raw, message):

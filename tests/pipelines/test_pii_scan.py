@@ -110,7 +110,7 @@ def test_denied_stage_exits_1_and_leaves_no_cleared_data(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (b'{"messages": []}\n{"messages": [\n', "in/train.jsonl:2: invalid JSON (Expecting value at column 1)"),
+        (b'{"messages": []}\n{"messages": [\n', "in/train.jsonl:2: invalid JSON (Expecting value at column 15)"),
         (b'{"messages": [{"content": "caf\xe9"}]}\n', "in/train.jsonl:1: invalid UTF-8 at byte 30 of the line; "),
         (b"", "in/train.jsonl: no records (empty file)"),
         (b"[1, 2]\n", "in/train.jsonl:1: expected a JSON object per line, got list"),
