@@ -17,10 +17,10 @@ import logging
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from presidio_analyzer import RecognizerResult
 from tqdm import tqdm
@@ -249,26 +249,27 @@ def resolve(
 BATCH_RECORDS = 64
 BATCH_CHARS = 1 << 20
 
+T = TypeVar("T")
+
 #: KIND_FIELDS as sets: a record's keys hold one of them (a C-level subset test per record).
 _KIND_KEY_SETS = {kind: tuple(frozenset(keys) for keys in alternatives) for kind, alternatives in KIND_FIELDS.items()}
 
 
-def _batched(records: Iterator[Record]) -> Iterator[list[tuple[Record, list[str]]]]:
-    """Records with their string fields, in batches of :data:`BATCH_RECORDS` or :data:`BATCH_CHARS`.
+def in_batches(items: Iterable[T], chars: Callable[[T], int]) -> Iterator[list[T]]:
+    """``items`` in batches of :data:`BATCH_RECORDS`, or fewer once ``chars`` of them reach :data:`BATCH_CHARS`.
 
-    A bad record (a :class:`DataError` from ``records``) still lets the records before it through,
-    as one at a time would have, then raises.
+    A bad record (a :class:`DataError` while reading ``items``) still lets the items before it
+    through, as one at a time would have, then raises.
     """
-    batch: list[tuple[Record, list[str]]] = []
-    chars = 0
+    batch: list[T] = []
+    size = 0
     try:
-        for record in records:
-            texts = text_values(record.data)
-            batch.append((record, texts))
-            chars += sum(map(len, texts))
-            if len(batch) >= BATCH_RECORDS or chars >= BATCH_CHARS:
+        for item in items:
+            batch.append(item)
+            size += chars(item)
+            if len(batch) >= BATCH_RECORDS or size >= BATCH_CHARS:
                 yield batch
-                batch, chars = [], 0
+                batch, size = [], 0
     except DataError:
         if batch:
             yield batch
@@ -384,7 +385,8 @@ class PiiScanner:
             leave=False,
         )
         try:
-            for batch in _batched(self.iter_records(path, kind)):
+            records = ((record, text_values(record.data)) for record in self.iter_records(path, kind))
+            for batch in in_batches(records, lambda item: sum(map(len, item[1]))):
                 self._scan_batch(scan, batch, budget, keep_redactions, sink)
                 bar.update(len(batch))
         finally:

@@ -37,13 +37,12 @@ from governance.errors import DataError
 from governance.pii.kinds import KIND_FIELDS
 from governance.pii.mask import mask_value, snippet
 from governance.pii.scan import (
-    BATCH_CHARS,
-    BATCH_RECORDS,
     FileScan,
     Finding,
     ListingBudget,
     PiiScanner,
     check_kind,
+    in_batches,
 )
 from governance.policy.pii import PiiPolicy
 from governance.records import MAX_RECORD_BYTES, Record, iter_text_fields, loads_record
@@ -121,22 +120,17 @@ def _udf(policy_json: Any, policy_path: str, kind: str, label: str, context_char
         for batch in batches:
             rows: list[tuple[int, int, str | None, str | None]] = []
             records: list[tuple[int, list[tuple[str, str]]]] = []
-            chars = 0
             for line, raw in zip(batch["line"], batch["value"], strict=True):
                 if raw is None or not raw.strip():
                     continue  # a blank JSONL line is no record, as in iter_records
                 data, error = _read_record(int(line), raw, kind, label)
                 if error is not None:
                     rows.append((int(line), 0, error, None))
-                    continue
-                fields = list(iter_text_fields(data))
-                records.append((int(line), fields))
-                chars += sum(len(text) for _path, text in fields)
-                if len(records) >= BATCH_RECORDS or chars >= BATCH_CHARS:
-                    rows += _scan_records(scanner, records, context_chars)
-                    records, chars = [], 0
-            if records:
-                rows += _scan_records(scanner, records, context_chars)
+                else:
+                    records.append((int(line), list(iter_text_fields(data))))
+            # Batched as the local scan batches: one prefilter scan per batch of records.
+            for chunk in in_batches(records, lambda record: sum(len(text) for _path, text in record[1])):
+                rows += _scan_records(scanner, chunk, context_chars)
             yield pd.DataFrame(rows, columns=["line", "text_fields", "error", "findings"])
 
     return scan_batches
