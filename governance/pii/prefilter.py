@@ -482,31 +482,55 @@ class Prefilter:
     engine = "hyperscan"
 
     def __init__(self, expressions: dict[int, list[str]], always: set[int]):
-        """``expressions``: per plan index, its hyperscan patterns; ``always``: plans that run on every text."""
-        import hyperscan
+        """``expressions``: per plan index, its hyperscan patterns; ``always``: plans that run on every text.
 
-        always = set(always)
-        try:
-            self.database, self._plan_of = self._compile(expressions)
-        except hyperscan.error:
-            # Find the plans hyperscan refuses (a pattern too large, ...): those run on every text.
-            for plan, exprs in expressions.items():
-                try:
-                    self._compile({plan: exprs})
-                except hyperscan.error as exc:
-                    log.info("prefilter: plan %d runs on every text (hyperscan: %s)", plan, exc)
-                    always.add(plan)
-            expressions = {plan: exprs for plan, exprs in expressions.items() if plan not in always}
-            self.database, self._plan_of = self._compile(expressions)
+        The ASCII database is compiled here; the UTF-8 one only when a text first needs it (one
+        holding a non-ASCII character some expression may read): with Unicode digit and word
+        classes it takes ten times as long to compile (~10 s uncached), and many corpora never
+        need it. A plan whose expressions hyperscan refuses (a pattern too large, ...) runs on
+        every text of that path.
+        """
         self.always = frozenset(always)
         self.plans = frozenset(plan for plan, exprs in expressions.items() if exprs)
+        self._expressions = expressions
+        self._utf8: tuple | None = None
         self.ascii_database, self._ascii_plan_of, self._not_inert = self._ascii_path(expressions)
+        if self.ascii_database is None and self.plans:
+            # Every text takes the UTF-8 path: compile it now.
+            refused = self._utf8_path()[2]
+            self.always, self.plans = self.always | refused, self.plans - refused
 
-    def _ascii_path(self, expressions: dict[int, list[str]]):
-        """The ASCII database, its plans by id, and a pattern finding a character that is not inert."""
+    def _utf8_path(self) -> tuple:
+        """The UTF-8 database, its plans by id, and the plans it refused: compiled on first use."""
+        if self._utf8 is None:
+            self._utf8 = self._compile_each({plan: self._expressions[plan] for plan in self.plans})
+        return self._utf8
+
+    def _compile_each(self, expressions: dict[int, list[str]], utf8: bool = True):
+        """``_compile``, leaving out the plans hyperscan refuses; and those plans."""
         import hyperscan
 
-        if self.database is None:
+        try:
+            return (*self._compile(expressions, utf8), frozenset())
+        except hyperscan.error:
+            refused = set()
+            for plan, exprs in expressions.items():
+                try:
+                    self._compile({plan: exprs}, utf8)
+                except hyperscan.error as exc:
+                    log.info("prefilter: plan %d runs on every text (hyperscan: %s)", plan, exc)
+                    refused.add(plan)
+            kept = {plan: exprs for plan, exprs in expressions.items() if plan not in refused}
+            return (*self._compile(kept, utf8), frozenset(refused))
+
+    def _ascii_path(self, expressions: dict[int, list[str]]):
+        """The ASCII database, its plans by id, and a pattern finding a character that is not inert.
+
+        Plans the ASCII database refuses join ``always``.
+        """
+        import hyperscan
+
+        if not self.plans:
             return None, [], None
         forms = {plan: ascii_form(exprs) for plan, exprs in expressions.items()}
         if any(form is None for form in forms.values()):
@@ -514,7 +538,7 @@ class Prefilter:
             return None, [], None
         unsafe = _merge(sorted(r for _exprs, ranges in forms.values() for r in ranges))
         try:
-            database, plan_of = self._compile({plan: form[0] for plan, form in forms.items()}, utf8=False)
+            database, plan_of, refused = self._compile_each({plan: form[0] for plan, form in forms.items()}, utf8=False)
             # Whether a text holds a character that is not inert: one class, scanned in UTF-8 (Python's
             # re takes ten times as long over a class of this many ranges). Surrogates never get here: a
             # text holding one cannot be UTF-8 encoded and takes the UTF-8 path, which marks everything.
@@ -530,6 +554,9 @@ class Prefilter:
         except hyperscan.error as exc:
             log.info("prefilter: no ASCII path (hyperscan: %s)", exc)
             return None, [], None
+        if database is None:  # every plan refused
+            return None, [], None
+        self.always, self.plans = self.always | refused, self.plans - refused
         return database, plan_of, not_inert
 
     @staticmethod
@@ -574,7 +601,7 @@ class Prefilter:
         Without ``ends_of`` the second item is None. Each offset is one past a match's last
         character: every match of the plan's expressions inside a text ends at one of them.
         """
-        if self.database is None or not texts:
+        if not self.plans or not texts:
             return [self.always] * len(texts), None
         if self.ascii_database is None:
             return self._fired_utf8(texts), None if ends_of is None else [None] * len(texts)
@@ -603,6 +630,7 @@ class Prefilter:
 
     def _fired_utf8(self, texts: Sequence[str]) -> list[frozenset[int]]:
         """``fired`` on the UTF-8 database; a text that cannot be UTF-8 encoded (a lone surrogate) runs every plan."""
+        database, plan_of, refused = self._utf8_path()
         fired: list[frozenset[int]] = [self.always | self.plans] * len(texts)
         parts, indices = [], []
         for index, text in enumerate(texts):
@@ -613,7 +641,7 @@ class Prefilter:
             indices.append(index)
         if parts:
             data = SEPARATOR.join(parts)
-            found, _ = self._scan_fields(self.database, self._plan_of, data, [len(p) for p in parts], None)
+            found, _ = self._scan_fields(database, plan_of, data, [len(p) for p in parts], None, self.always | refused)
             for index, plans in zip(indices, found, strict=True):
                 fired[index] = plans
         return fired
@@ -634,13 +662,21 @@ class Prefilter:
         self, texts: Sequence[str], data: bytes, ends_of: int | None
     ) -> tuple[list[frozenset[int]], list[list[int]] | None]:
         """``fired_with_ends`` on the ASCII database: ``data`` holds one byte per character of the joined texts."""
-        return self._scan_fields(self.ascii_database, self._ascii_plan_of, data, [len(t) for t in texts], ends_of)
+        return self._scan_fields(
+            self.ascii_database, self._ascii_plan_of, data, [len(t) for t in texts], ends_of, self.always
+        )
 
+    @staticmethod
     def _scan_fields(
-        self, database, plan_of: Sequence[int], data: bytes, lengths: Sequence[int], ends_of: int | None
+        database,
+        plan_of: Sequence[int],
+        data: bytes,
+        lengths: Sequence[int],
+        ends_of: int | None,
+        always: frozenset[int],
     ) -> tuple[list[frozenset[int]], list[list[int]] | None]:
         """Scan the joined fields once; per field (``lengths`` bytes each, SEPARATOR between), the plans
-        that fired, and (for plan ``ends_of``) the field offsets where its matches end."""
+        that fired (``always`` among them), and (for plan ``ends_of``) the field offsets where its matches end."""
         # Where each field starts (one past the end, last): running sums, in C.
         starts = list(itertools.accumulate(map(operator.add, lengths, itertools.repeat(len(SEPARATOR))), initial=0))
         # Only fields where something matched get a set (most fields see no match).
@@ -662,9 +698,9 @@ class Prefilter:
                 ends.setdefault(index, []).append(end - starts[index])
 
         database.scan(data, match_event_handler=on_match)
-        fired = [self.always] * len(lengths)
+        fired = [always] * len(lengths)
         for index, found in hits.items():
-            fired[index] = self.always | found
+            fired[index] = always | found
         if ends_of is None:
             return fired, None
         return fired, [ends.get(index, []) for index in range(len(lengths))]

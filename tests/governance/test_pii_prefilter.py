@@ -280,6 +280,28 @@ def test_patterns_hyperscan_refuses_make_their_recognizer_run_on_every_text():
     assert prefilter.fired(["a@b", "none"]) == [frozenset({0, 2}), frozenset({2})]
 
 
+def test_the_utf8_database_is_compiled_when_a_text_first_needs_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOVERN_CACHE_DIR", str(tmp_path))
+    phone = translate(r"\d{3}-\d{4}", re.UNICODE, "re")  # Unicode digits: the UTF-8 database is large
+    prefilter = Prefilter({0: [phone], 1: [translate("@", 0, "re")]}, always=set())
+    # ASCII texts, and texts whose non-ASCII characters no expression reads, never need it.
+    assert prefilter.fired(["call 555-0148", "a@b", "café × 2"]) == [frozenset({0}), frozenset({1}), frozenset()]
+    assert prefilter._utf8 is None and len(list(tmp_path.rglob("*.hsdb"))) == 1
+    # Arabic-Indic digits are digits to re: that text takes the UTF-8 database, compiled (and cached) now.
+    assert prefilter.fired(["call ٥٥٥-٠١٤٨", "a@b"]) == [frozenset({0}), frozenset({1})]
+    assert prefilter._utf8 is not None and len(list(tmp_path.rglob("*.hsdb"))) == 2
+
+
+def test_a_plan_only_the_utf8_database_refuses_runs_on_every_text_of_that_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOVERN_CACHE_DIR", str(tmp_path))
+    words = translate(r"\w{50}", re.UNICODE, "re")  # hyperscan: "Pattern is too large" in UTF-8 only
+    prefilter = Prefilter({0: [translate("@", 0, "re")], 2: [words]}, always=set())
+    assert prefilter.plans == frozenset({0, 2}) and prefilter.always == frozenset()
+    assert prefilter.fired(["a@b", "x" * 50, "plain"]) == [frozenset({0}), frozenset({2}), frozenset()]
+    # "ó" is a word character: the UTF-8 path, where plan 2 runs on every text.
+    assert prefilter.fired(["extensión", "a@b ó"]) == [frozenset({2}), frozenset({0, 2})]
+
+
 def _texts():
     return ["call 555-0148 today", "mail me @ home", "nothing here", "555-0148 @"]
 
