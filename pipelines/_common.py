@@ -17,66 +17,14 @@ from pydantic import BaseModel
 from governance.errors import ConfigError, GovernanceError
 from governance.policy import load_yaml, validate_model
 from governance.run_process import close_run_processes
+from pipelines._env import stage_environ
 
 M = TypeVar("M", bound=BaseModel)
 
 PARAMS_FILE = Path("params.yaml")
 
-# Nothing in the pipeline may reach the network: hub downloads, telemetry (Hugging Face's,
-# MLflow's) and tldextract's suffix-list fetch (pulled in by presidio's URL recognizer).
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "",
-    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-    "DISABLE_MLFLOW_INTEGRATION": "FALSE",
-    "TOKENIZERS_PARALLELISM": "false",
-    # MLflow 3's usage telemetry fetches a config and posts records from a background thread
-    # (DO_NOT_TRACK disables it only when set to "true", not "1")
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    # Idle OpenMP threads sleep instead of spinning: on a shared 2-core box spinning threads
-    # made train_sft 5x slower (100 s vs 20 s with another process on the second core). Measured
-    # (tiny MLP, 1500 steps, load average 20 on 2 cores): 2 threads ACTIVE 309 s, 1 thread 15-19 s,
-    # 2 threads PASSIVE 6-10 s.
-    "OMP_WAIT_POLICY": "PASSIVE",
-}
-
-
-def machine_threads() -> int:
-    """Intra-op threads for one process: the CPUs it may run on, shared by the processes of its node.
-
-    ``accelerate launch`` starts ``LOCAL_WORLD_SIZE`` processes per machine; each gets its share.
-    """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
-    return max(1, cpus // (int(local) if local.isdigit() and int(local) > 0 else 1))
-
-
-def caller_chose_threads() -> bool:
-    """Whether whoever started the stage set ``OMP_NUM_THREADS``.
-
-    ``accelerate launch`` exports ``OMP_NUM_THREADS=1`` to its workers when its own caller
-    set none (its default outside ``use_cpu`` configs), which would pin every train_* stage
-    to one core. Under the launcher (its ``ACCELERATE_DYNAMO_BACKEND`` is in the environment)
-    the caller's choice is therefore read from the launcher's starting environment
-    (``/proc/<parent>/environ``); where that cannot be read, the value is taken as chosen.
-    """
-    if "OMP_NUM_THREADS" not in os.environ:
-        return False
-    if "ACCELERATE_DYNAMO_BACKEND" not in os.environ:
-        return True
-    try:
-        launcher_env = Path(f"/proc/{os.getppid()}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return True
-    return any(entry.startswith(b"OMP_NUM_THREADS=") for entry in launcher_env)
-
-
-for _key, _value in OFFLINE_ENV.items():
-    os.environ.setdefault(_key, _value)
-# Threads from the machine unless the caller set them (an explicit OMP_NUM_THREADS wins).
-if not caller_chose_threads():
-    os.environ["OMP_NUM_THREADS"] = str(machine_threads())
+# The stage's environment, set before anything imports torch, transformers or MLflow
+os.environ.update(stage_environ(os.environ))
 
 log = logging.getLogger("pipelines")
 

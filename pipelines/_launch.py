@@ -92,7 +92,7 @@ def simple_launch(argv: list[str], environ: dict[str, str]) -> tuple[list[str], 
             "ACCELERATE_DYNAMO_USE_FULLGRAPH": "False",
             "ACCELERATE_DYNAMO_USE_DYNAMIC": "False",
             "ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION": "False",
-            # accelerate exports the caller's OMP_NUM_THREADS, or 1 (see pipelines._common.caller_chose_threads)
+            # accelerate exports the caller's OMP_NUM_THREADS, or 1 (see pipelines._env.caller_chose_threads)
             "OMP_NUM_THREADS": str(int(threads)),
         }
     )

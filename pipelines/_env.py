@@ -1,0 +1,72 @@
+"""The environment a stage process runs in: offline, with threads from the machine (stdlib only).
+
+``pipelines._common`` applies it when a stage starts; ``pipelines._stage_server`` computes
+the same environment before a stage starts, to choose (or start) a stage server whose
+libraries were imported under it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+# Nothing in the pipeline may reach the network: hub downloads, telemetry (Hugging Face's,
+# MLflow's) and tldextract's suffix-list fetch (pulled in by presidio's URL recognizer).
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "DISABLE_MLFLOW_INTEGRATION": "FALSE",
+    "TOKENIZERS_PARALLELISM": "false",
+    # MLflow 3's usage telemetry fetches a config and posts records from a background thread
+    # (DO_NOT_TRACK disables it only when set to "true", not "1")
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    # Idle OpenMP threads sleep instead of spinning: on a shared 2-core box spinning threads
+    # made train_sft 5x slower (100 s vs 20 s with another process on the second core). Measured
+    # (tiny MLP, 1500 steps, load average 20 on 2 cores): 2 threads ACTIVE 309 s, 1 thread 15-19 s,
+    # 2 threads PASSIVE 6-10 s.
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
+
+
+def machine_threads(environ: Mapping[str, str] = os.environ) -> int:
+    """Intra-op threads for one process: the CPUs it may run on, shared by the processes of its node.
+
+    ``accelerate launch`` starts ``LOCAL_WORLD_SIZE`` processes per machine; each gets its share.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = environ.get("LOCAL_WORLD_SIZE", "1")
+    return max(1, cpus // (int(local) if local.isdigit() and int(local) > 0 else 1))
+
+
+def caller_chose_threads(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether whoever started the stage set ``OMP_NUM_THREADS``.
+
+    ``accelerate launch`` exports ``OMP_NUM_THREADS=1`` to its workers when its own caller
+    set none (its default outside ``use_cpu`` configs), which would pin every train_* stage
+    to one core. Under the launcher (its ``ACCELERATE_DYNAMO_BACKEND`` is in the environment)
+    the caller's choice is therefore read from the launcher's starting environment
+    (``/proc/<parent>/environ``); where that cannot be read, the value is taken as chosen.
+    """
+    if "OMP_NUM_THREADS" not in environ:
+        return False
+    if "ACCELERATE_DYNAMO_BACKEND" not in environ:
+        return True
+    try:
+        launcher_env = Path(f"/proc/{os.getppid()}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return True
+    return any(entry.startswith(b"OMP_NUM_THREADS=") for entry in launcher_env)
+
+
+def stage_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` as a stage process sets it for itself: the offline settings, and threads
+    from the machine unless the caller set them (an explicit ``OMP_NUM_THREADS`` wins)."""
+    env = dict(environ)
+    for key, value in OFFLINE_ENV.items():
+        env.setdefault(key, value)
+    if not caller_chose_threads(env):
+        env["OMP_NUM_THREADS"] = str(machine_threads(env))
+    return env
