@@ -125,6 +125,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -149,7 +150,38 @@ def environment() -> dict[str, str]:
         DVC_NO_ANALYTICS="1",
         GOVERN_USER="pipeline-bot",
     )
+    env.update(STAGE_SERVER_ENV)
     return env
+
+
+#: ``GOVERN_STAGE_SERVER`` and a private ``XDG_RUNTIME_DIR`` (this run's own stage servers, started
+#: cold as on a fresh machine), set by ``main``.
+STAGE_SERVER_ENV: dict[str, str] = {}
+
+
+def stage_servers(run_dir: str) -> list[int]:
+    """Pids of the stage servers whose sockets are under ``run_dir`` (``pipelines._stage_server``)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(part.endswith(b"_stage_server.py") for part in cmdline) and any(
+            part.startswith(run_dir.encode()) for part in cmdline
+        ):
+            pids.append(int(proc.name))
+    return pids
+
+
+def servers_cpu() -> float:
+    """CPU seconds of this run's stage servers: their preloading and the stages they forked and reaped."""
+    run_dir = STAGE_SERVER_ENV.get("XDG_RUNTIME_DIR")
+    if not run_dir:
+        return 0.0
+    return sum(cpu for cpu in map(process_cpu, stage_servers(run_dir)) if cpu == cpu)
 
 
 def fresh_copy(dest: Path) -> Path:
@@ -219,9 +251,10 @@ def full_repro(work: Path) -> dict:
         for line in proc.stdout:
             lines.append(line)
             if line.startswith("Running stage '"):
-                marks.append((line.split("'")[1], time.perf_counter() - start, process_cpu(proc.pid)))
+                marks.append((line.split("'")[1], time.perf_counter() - start, process_cpu(proc.pid) + servers_cpu()))
     total = time.perf_counter() - start
-    total_cpu = children_cpu() - cpu
+    server_cpu = servers_cpu()
+    total_cpu = children_cpu() - cpu + server_cpu
     if proc.returncode != 0:
         raise SystemExit(f"dag_latency: dvc repro failed (exit {proc.returncode}):\n{''.join(lines)[-3000:]}")
     stages = {}
@@ -231,7 +264,13 @@ def full_repro(work: Path) -> dict:
         stages[stage] = {"wall": round(ended - began, 2), "cpu": round(ended_cpu - began_cpu, 2)}
     for stage, seconds in lineage_seconds(work / "openlineage" / "events.jsonl").items():
         stages.setdefault(stage, {})["in_stage"] = round(seconds, 2)
-    return {"seconds": round(total, 2), "cpu_seconds": round(children_cpu() - cpu, 1), "load": load(), "stages": stages}
+    return {
+        "seconds": round(total, 2),
+        "cpu_seconds": round(total_cpu, 1),
+        "stage_servers_cpu_seconds": round(server_cpu, 1),
+        "load": load(),
+        "stages": stages,
+    }
 
 
 def lineage_seconds(events: Path) -> dict[str, float]:
@@ -283,9 +322,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="also time the full DAG from nothing, per stage")
     parser.add_argument("--workdir", type=Path, help="scratch directory, kept and reused; default a temporary one")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--stage-server", choices=("on", "off"), default="on", help="stages forked from a warm server (the default)"
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="dag-latency-") as tmp:
+        run_dir = Path(tmp) / "run"
+        run_dir.mkdir(mode=0o700)
+        STAGE_SERVER_ENV.update(GOVERN_STAGE_SERVER=args.stage_server, XDG_RUNTIME_DIR=str(run_dir))
         work = args.workdir or Path(tmp) / "repo"
         fresh = not (work / ".git").is_dir()
         if fresh:
@@ -302,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
             timed(["dvc", "repro"], work, "dvc repro")
         result["noop"] = floors_and_noop(work, empty_dvc_repo(Path(tmp) / "empty"), args.repeats)
         result["load_end"] = load()
+        result["stage_server"] = args.stage_server
+        for pid in stage_servers(str(run_dir)):  # none left behind: they would idle for a minute
+            os.kill(pid, signal.SIGTERM)
 
     stages = (result.get("full") or {}).get("stages") or {}
     if stages:
@@ -313,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         full = result["full"]
         print(  # noqa: T201
-            f"full DAG: {full['seconds']:.1f} s wall, {full['cpu_seconds']:.0f} s CPU, for {len(stages)} stages "
+            f"full DAG: {full['seconds']:.1f} s wall, {full['cpu_seconds']:.0f} s CPU"
+            f" ({full['stage_servers_cpu_seconds']:.0f} s of it in stage servers), for {len(stages)} stages "
+            f"(stage server {result['stage_server']}) "
             f"(goal ≤ {GOAL_FULL_SECONDS:.0f} s; "
             f"{full['load']} at the end)"
         )

@@ -89,9 +89,11 @@ PRELOAD = (
     "jinja2",
 )
 
-#: Environment variables that differ from one invocation to the next and that no library reads
-#: at import: left out of the server's identity (the stage still gets them).
-VOLATILE_PREFIXES = ("DVC_", "PYTEST_", "GOVERN_STAGE_SERVER")
+#: Environment variables that differ from one invocation (or kind of stage) to the next and that
+#: no library reads at import: left out of the server's identity (the stage still gets them).
+#: ``ACCELERATE_*`` is what the train_* stages' launcher adds; accelerate reads it when it builds
+#: its state (no module of accelerate, transformers, TRL or PEFT reads one at import).
+VOLATILE_PREFIXES = ("DVC_", "PYTEST_", "GOVERN_STAGE_SERVER", "ACCELERATE_")
 VOLATILE_NAMES = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "TERM", "COLUMNS", "LINES"})
 
 #: Project packages: never imported by the server, dropped in a child before its stage runs.
@@ -315,7 +317,8 @@ def serve(path: Path) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0  # another server for this path is starting or serving
-    # Terminated: clean up as on idle (the socket is removed; stages already running go on)
+    # Terminated: clean up as on idle (the socket is removed; the callers of stages still
+    # running see the server gone and terminate them)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     identity, started_env = path.stem, dict(os.environ)
     base_path = list(sys.path)
