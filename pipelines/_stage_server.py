@@ -93,8 +93,8 @@ PRELOAD = (
 #: no library reads at import: left out of the server's identity (the stage still gets them).
 #: ``ACCELERATE_*`` is what the train_* stages' launcher adds; accelerate reads it when it builds
 #: its state (no module of accelerate, transformers, TRL or PEFT reads one at import).
-VOLATILE_PREFIXES = ("DVC_", "PYTEST_", "GOVERN_STAGE_SERVER", "ACCELERATE_")
-VOLATILE_NAMES = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "TERM", "COLUMNS", "LINES"})
+VOLATILE_PREFIXES = ("DVC_", "PYTEST_", "ACCELERATE_")
+VOLATILE_NAMES = frozenset({"GOVERN_STAGE_SERVER", "PWD", "OLDPWD", "SHLVL", "_", "TERM", "COLUMNS", "LINES"})
 
 #: Project packages: never imported by the server, dropped in a child before its stage runs.
 PROJECT_PACKAGES = ("pipelines", "governance")
@@ -210,11 +210,17 @@ def _connect(path: Path) -> socket.socket | None:
     if not path.exists():
         return None
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # By name from its directory: a socket's path may be longer than AF_UNIX's ~107 bytes
+    here = os.open(".", os.O_RDONLY)
     try:
-        connection.connect(str(path))
+        os.chdir(path.parent)
+        connection.connect(path.name)
     except OSError:
         connection.close()
         return None
+    finally:
+        os.fchdir(here)
+        os.close(here)
     return connection
 
 
@@ -222,18 +228,20 @@ def _start_server(path: Path, env: dict[str, str]) -> None:
     """Start a server for ``path`` in the background (one that finds another starting exits)."""
     import subprocess
 
-    server_env = {k: v for k, v in env.items() if not k.startswith("GOVERN_STAGE_SERVER")}
+    server_env = {k: v for k, v in env.items() if k != "GOVERN_STAGE_SERVER"}
     try:
-        subprocess.Popen(
-            [sys.executable, __file__, "serve", str(path)],
-            env=server_env,
-            cwd=str(path.parent),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
+        # What the server itself says (library warnings while preloading, a crash) goes to <socket>.log
+        with open(path.with_suffix(".log"), "w") as log:
+            subprocess.Popen(
+                [sys.executable, __file__, "serve", str(path)],
+                env=server_env,
+                cwd=str(path.parent),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+            )
     except OSError:
         pass  # no server: every stage runs in a fresh interpreter
 
@@ -330,7 +338,8 @@ def serve(path: Path) -> int:
     if path.exists():
         path.unlink()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
+    os.chdir(path.parent)
+    listener.bind(path.name)  # by name (see _connect)
     listener.listen(16)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
@@ -383,7 +392,9 @@ def serve(path: Path) -> int:
 
 
 def _preload() -> None:
-    for name in PRELOAD:
+    """Import ``PRELOAD`` (or the comma-separated ``GOVERN_STAGE_SERVER_PRELOAD``, part of the identity)."""
+    chosen = os.environ.get("GOVERN_STAGE_SERVER_PRELOAD")
+    for name in PRELOAD if chosen is None else filter(None, chosen.split(",")):
         module_name, _, attribute = name.partition(":")
         try:
             loaded = importlib.import_module(module_name)

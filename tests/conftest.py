@@ -13,6 +13,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Stages a test starts run in fresh interpreters (a stage server per test environment would idle on);
+# tests/pipelines/test_stage_server.py and the e2e pipeline runs (their own environment) use servers.
+os.environ.setdefault("GOVERN_STAGE_SERVER", "off")
 
 
 @pytest.fixture
