@@ -131,7 +131,10 @@ def handoff(module: str, args: list[str]) -> None:
     from pipelines._env import stage_environ
 
     env = stage_environ(os.environ)
-    path = socket_path(env)
+    try:
+        path = socket_path(env)
+    except OSError:
+        return  # no private directory for sockets here: the stage runs in this interpreter
     try:
         connection = _connect(path)
     except OSError:
@@ -499,7 +502,10 @@ def _child(request: dict, fds: list[int], base_path: list[str]) -> None:
         if name.split(".")[0] in PROJECT_PACKAGES:
             del sys.modules[name]
     importlib.invalidate_caches()
-    random.seed()  # a fresh interpreter seeds from the OS; so does every child
+    # A fresh interpreter seeds these from the OS; so does every child (not the server's state)
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
     sys.argv = [request["module"], *request["args"]]
     code = 0
     try:
