@@ -192,9 +192,10 @@ def stage_servers(run_dir: str) -> list[int]:
     return pids
 
 
-def servers_cpu() -> float:
-    """CPU seconds of this run's stage servers: their preloading and the stages they forked and reaped."""
-    run_dir = STAGE_SERVER_ENV.get("XDG_RUNTIME_DIR")
+def servers_cpu(run_dir: str | None = None) -> float:
+    """CPU seconds of this run's stage servers (``run_dir``: their ``XDG_RUNTIME_DIR``, default this
+    run's): their preloading and the stages they forked and reaped."""
+    run_dir = run_dir or STAGE_SERVER_ENV.get("XDG_RUNTIME_DIR")
     if not run_dir:
         return 0.0
     return sum(cpu for cpu in map(process_cpu, stage_servers(run_dir)) if cpu == cpu)

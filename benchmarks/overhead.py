@@ -99,6 +99,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -204,7 +205,12 @@ def environment(work: Path) -> dict[str, str]:
         GOVERN_USER="pipeline-bot",
         MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}",
     )
+    env.update(STAGE_SERVER_ENV)
     return env
+
+
+#: ``GOVERN_STAGE_SERVER`` and this run's own ``XDG_RUNTIME_DIR`` (its stage servers), set by ``main``.
+STAGE_SERVER_ENV: dict[str, str] = {}
 
 
 def run(cmd: list[str], work: Path, what: str) -> tuple[float, float]:
@@ -214,14 +220,18 @@ def run(cmd: list[str], work: Path, what: str) -> tuple[float, float]:
     other subprocesses a stage waits for; unlike wall time it barely moves
     when other jobs compete for the machine's cores.
     """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    from dag_latency import servers_cpu
+
+    run_dir = STAGE_SERVER_ENV.get("XDG_RUNTIME_DIR")
+    before, before_servers = resource.getrusage(resource.RUSAGE_CHILDREN), servers_cpu(run_dir)
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=work, env=environment(work), capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after, after_servers = resource.getrusage(resource.RUSAGE_CHILDREN), servers_cpu(run_dir)
     if done.returncode != 0:
         raise SystemExit(f"overhead: {what} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # A stage a stage server ran is the server's child, not this process's: its CPU is the server's
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) + after_servers - before_servers
     return seconds, cpu
 
 
@@ -370,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, help="scratch directory, kept and reused by later runs; default a temporary one"
     )
+    parser.add_argument(
+        "--stage-server", choices=("on", "off"), default="on", help="stages forked from a warm server (the default)"
+    )
     parser.add_argument("--bare", choices=sorted(COLUMNS), help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -382,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     tables: list[tuple[str, list[dict]]] = []
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
+        (Path(tmp) / "run").mkdir(mode=0o700)
+        STAGE_SERVER_ENV.update(GOVERN_STAGE_SERVER=args.stage_server, XDG_RUNTIME_DIR=str(Path(tmp) / "run"))
         work = args.workdir or Path(tmp) / "repo"
         if not (work / ".git").is_dir():  # a --workdir from an earlier run is reused as it is
             work.mkdir(parents=True, exist_ok=True)
@@ -405,6 +420,10 @@ def main(argv: list[str] | None = None) -> int:
             rows = summarise(measure(work, args.methods, args.repeats), longer)
             tables.append((f"{args.amortise}x the steps (fixed cost amortised; not the goal's measure)", rows))
             set_max_steps(work, args.methods, steps)
+        from dag_latency import stage_servers
+
+        for pid in stage_servers(str(Path(tmp) / "run")):  # none left behind to idle
+            os.kill(pid, signal.SIGTERM)
     load_after = os.getloadavg()
 
     import platform
@@ -412,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu = f"{os.cpu_count()} CPU cores" if not _cuda() else _cuda()
     print(  # noqa: T201
         f"pipeline stage vs bare TRL, median of {args.repeats} ({platform.machine()}, {cpu}); goal ≤ {GOAL:.2f}; "
+        f"stage server {args.stage_server}; "
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )
     for title, rows in tables:
