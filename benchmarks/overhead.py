@@ -220,13 +220,16 @@ def run(cmd: list[str], work: Path, what: str) -> tuple[float, float]:
     other subprocesses a stage waits for; unlike wall time it barely moves
     when other jobs compete for the machine's cores.
     """
-    from dag_latency import servers_cpu
+    from dag_latency import reap_orphans, servers_cpu
 
     run_dir = STAGE_SERVER_ENV.get("XDG_RUNTIME_DIR")
+    reap_orphans()
     before, before_servers = resource.getrusage(resource.RUSAGE_CHILDREN), servers_cpu(run_dir)
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=work, env=environment(work), capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    # A server that exited meanwhile (this process adopted it: main) is reaped into RUSAGE_CHILDREN
+    reap_orphans()
     after, after_servers = resource.getrusage(resource.RUSAGE_CHILDREN), servers_cpu(run_dir)
     if done.returncode != 0:
         raise SystemExit(f"overhead: {what} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
@@ -396,7 +399,15 @@ def main(argv: list[str] | None = None) -> int:
     tables: list[tuple[str, list[dict]]] = []
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
         (Path(tmp) / "run").mkdir(mode=0o700)
-        STAGE_SERVER_ENV.update(GOVERN_STAGE_SERVER=args.stage_server, XDG_RUNTIME_DIR=str(Path(tmp) / "run"))
+        # Stages back to back, as in a DAG: the server outlives the bare side's runs (a minute and more)
+        STAGE_SERVER_ENV.update(
+            GOVERN_STAGE_SERVER=args.stage_server,
+            GOVERN_STAGE_SERVER_IDLE_SECONDS="600",
+            XDG_RUNTIME_DIR=str(Path(tmp) / "run"),
+        )
+        from dag_latency import adopt_orphans
+
+        adopt_orphans()
         work = args.workdir or Path(tmp) / "repo"
         if not (work / ".git").is_dir():  # a --workdir from an earlier run is reused as it is
             work.mkdir(parents=True, exist_ok=True)

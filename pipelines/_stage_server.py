@@ -50,7 +50,7 @@ import tempfile
 import time
 from pathlib import Path
 
-#: A server with no stage running exits after this long.
+#: A server with no stage running exits after this long (``GOVERN_STAGE_SERVER_IDLE_SECONDS``).
 IDLE_SECONDS = 60.0
 
 #: What the server imports before it serves: the libraries the stages use, whose import is the
@@ -94,7 +94,10 @@ PRELOAD = (
 #: ``ACCELERATE_*`` is what the train_* stages' launcher adds; accelerate reads it when it builds
 #: its state (no module of accelerate, transformers, TRL or PEFT reads one at import).
 VOLATILE_PREFIXES = ("DVC_", "PYTEST_", "ACCELERATE_")
-VOLATILE_NAMES = frozenset({"GOVERN_STAGE_SERVER", "PWD", "OLDPWD", "SHLVL", "_", "TERM", "COLUMNS", "LINES"})
+VOLATILE_NAMES = frozenset(
+    {"GOVERN_STAGE_SERVER", "GOVERN_STAGE_SERVER_IDLE_SECONDS", "PWD", "OLDPWD", "SHLVL", "_", "TERM"}
+    | {"COLUMNS", "LINES"}
+)
 
 #: Project packages: never imported by the server, dropped in a child before its stage runs.
 PROJECT_PACKAGES = ("pipelines", "governance")
@@ -332,6 +335,10 @@ def serve(path: Path) -> int:
     # running see the server gone and terminate them)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     identity, started_env = path.stem, dict(os.environ)
+    try:
+        idle_seconds = float(os.environ.get("GOVERN_STAGE_SERVER_IDLE_SECONDS", IDLE_SECONDS))
+    except ValueError:
+        idle_seconds = IDLE_SECONDS
     base_path = list(sys.path)
     _preload()
     import gc
@@ -383,7 +390,7 @@ def serve(path: Path) -> int:
                 continue
             # Libraries may set variables as they import: the identity is of the environment it started in
             stale = server_identity(started_env) != identity
-            if stale or time.monotonic() - last_active > IDLE_SECONDS:
+            if stale or time.monotonic() - last_active > idle_seconds:
                 return 0
     finally:
         # Unlinked first: no caller connects any more; one already queued is refused and runs fresh
