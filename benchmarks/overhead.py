@@ -25,6 +25,20 @@ the fixed cost of governance can be told from the training itself and from
 other jobs competing for a shared machine (see :func:`summarise`). Goal:
 ratio ≤ 1.15.
 
+With the stage server (``pipelines/_stage_server.py``, the default; ``--stage-server off`` for the
+figures below it), measured 2026-11-24 on an idle 2-core machine (load average 0.98 before, 1.74
+after), ``--methods sft dpo --repeats 3 --amortise 0``; the pipeline side's CPU includes the
+server's share (the stage is its child)::
+
+    at the default steps (the goal's measure):
+    method steps | wall bare pipeline  ratio | cpu bare pipeline  ratio | train() bare/pipe | gov. s ratio@equal train()
+    sft      120 |      37.7     33.9  0.898 |     58.6     55.9  0.954 |     29.3/30.4     |   -4.9               0.870
+    dpo       20 |      14.9     10.2  0.688 |     19.6     15.1  0.774 |      6.6/6.5      |   -4.5               0.695
+
+The stage now starts with torch, transformers, TRL and MLflow already imported, the bare script
+does not: governance costs less than the imports it saves. The first stage of a run (it starts
+the server) runs in a fresh interpreter, as all did before (figures below).
+
 Measured 2026-11-23 on an idle 2-core machine (nothing else running; load average 1.96 before,
 1.57 after), ``--methods sft dpo --repeats 3``, side by side in one run (``benchmarks/results/overhead.json``)::
 
