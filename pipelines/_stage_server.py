@@ -301,12 +301,10 @@ def _run_in_server(connection: socket.socket, module: str, args: list[str], env:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, forward)
-    while True:
-        try:
-            ended, _ = _receive(connection)
-            break
-        except InterruptedError:
-            continue
+    try:
+        ended, _ = _receive(connection)
+    except OSError:  # reset: the server was killed
+        ended = None
     if ended is None or "status" not in ended:
         # The server went away under the stage: no status, no success
         forward(signal.SIGTERM, None)

@@ -185,3 +185,25 @@ def test_only_stage_modules_of_the_pipelines_package_are_served():
     assert _stage_server._is_stage_module("pipelines.register")
     for module in ("pipelines._launch", "pipelines", "os", "governance.cli", "pipelines.a.b", "pipelines.x-y"):
         assert not _stage_server._is_stage_module(module)
+
+
+def test_a_server_killed_under_a_stage_fails_the_stage_and_ends_it(project):
+    root, env, run_dir = project
+    _probe(root, env)
+    server = _wait_for_server(run_dir)
+    caller = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.probe", "sleep"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stage = json.loads(caller.stdout.readline())["pid"]
+    os.kill(server, signal.SIGKILL)
+    assert caller.wait(timeout=30) == 1  # no status: no success
+    assert caller.stderr.read() == ("pipelines.probe: the stage server ended before the stage did; stage terminated\n")
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{stage}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{stage}").exists() or "Z" in Path(f"/proc/{stage}/stat").read_text().split()[2]
