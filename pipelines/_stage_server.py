@@ -182,16 +182,17 @@ def server_identity(env: dict[str, str]) -> str:
 
 
 def packages_state() -> str:
-    """Modification times of the interpreter's own import directories (site-packages, stdlib):
-    installing, upgrading or removing a package changes its directory's."""
-    prefixes = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+    """Modification times of the interpreter's package directories (site-packages, the standard
+    library's): installing, upgrading or removing a package changes its directory's."""
+    import site
+
+    directories = {os.path.dirname(os.__file__), *site.getsitepackages()}
+    if site.ENABLE_USER_SITE and site.USER_SITE:
+        directories.add(site.USER_SITE)
     parts = []
-    for entry in sys.path:
-        real = os.path.realpath(entry) if entry else ""
-        if not real.startswith(prefixes):
-            continue
+    for directory in sorted(directories):
         try:
-            parts.append(f"{real}:{os.stat(real).st_mtime_ns}")
+            parts.append(f"{directory}:{os.stat(directory).st_mtime_ns}")
         except OSError:
             continue
     return "\n".join(parts)
