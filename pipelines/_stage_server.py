@@ -424,15 +424,12 @@ def _reap(children: dict[int, socket.socket], selector) -> None:
         connection = children.pop(pid, None)
         if connection is None:
             continue
-        status = -os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else os.waitstatus_to_exitcode(wait_status)
-        try:
+        # The exit code, or minus the signal that killed it
+        status = os.waitstatus_to_exitcode(wait_status)
+        with contextlib.suppress(KeyError, ValueError):
             selector.unregister(connection)
-        except (KeyError, ValueError):
-            pass
-        try:
+        with contextlib.suppress(OSError):  # the caller is gone
             _send(connection, {"status": status})
-        except OSError:
-            pass
         connection.close()
 
 
