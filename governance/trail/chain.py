@@ -43,6 +43,7 @@ EventType = Literal[
     "incident_opened",
     "incident_closed",
     "reproduction_checked",
+    "policy_changed",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 #: How the actor was identified: a name nobody checked, or a user the MLflow server authenticated.
