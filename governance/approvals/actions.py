@@ -160,7 +160,7 @@ def _act(
     alias = ALIAS_EVENTS.get(event_type)
     # 0. Never act on a broken trail (nor past any other precondition)
     with _nothing_recorded(what):
-        require_preconditions(action, name, version)
+        require_preconditions(action, name, version, identity=identity)
     # 1. Preflight: the registry must be reachable (and know the model and version) before anything is written
     with _nothing_recorded(what):
         if version is not None:
@@ -181,7 +181,7 @@ def _act(
         asked = version
         version = _rollback_target(name, before, version, policy=policy, identity=identity, waivers=waivers)
         if asked is None:  # the default target is known only now; its own preconditions must hold too
-            require_preconditions(action, name, version)
+            require_preconditions(action, name, version, identity=identity)
     elif action == "canary_end":
         version = _canary_holder(name, before, policy=policy, identity=identity)
     assert version is not None
