@@ -16,10 +16,13 @@ prefix; ``--file`` verifies an export on its own, away from the database.
 Against the database, ``verify`` also reads the registry: each registered
 model's ``governance.trail_head`` tag is one more anchor, and MLflow's aliases
 and ``governance.*`` version tags are compared with the state the trail
-implies; each mismatch is one line (model, version, alias or tag, what the
-registry says, what the trail says) and exits 1. ``govern reconcile`` repairs
-it. Run ``govern audit verify`` on a schedule to catch registry edits made
-outside ``govern`` (see the README).
+implies, and each version's ``source``, ``storage_location`` and ``run_id`` (where
+``models:/NAME/VERSION`` reads its files) with the values frozen at
+registration; each mismatch is one line (model, version, alias, tag or field,
+what the registry says, what the trail says) and exits 1. ``govern reconcile``
+repairs aliases and tags; a changed served location is restored in the store.
+Run ``govern audit verify`` on a schedule to catch registry edits made outside
+``govern`` (see the README).
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ def _registry_side() -> tuple[list[trail.Anchor], list[str], list[str]]:
     models = len(registry_view.model_names())
     lines = [f"registry: {models} model(s), {len(anchors)} trail-head anchor(s) checked, drift: {len(drift) or 'none'}"]
     problems = [f"registry anchor unreadable: {line}" for line in unreadable]
-    problems += [f"registry drift: {d.line()} (repair: govern reconcile {d.model})" for d in drift]
+    problems += [f"registry drift: {d.line()} (repair: {d.repair})" for d in drift]
     return anchors, lines, problems
 
 
