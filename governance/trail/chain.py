@@ -2,8 +2,22 @@
 
 Each stored event carries the SHA-256 of the previous event (``prev_hash``)
 and its own ``hash`` over every other stored column (:data:`COLUMNS`, which
-include the signing ``key_id`` and the ``identity_method``), plus an Ed25519
-``signature`` over that hash (see :mod:`governance.trail.signing`).
+include the signing ``key_id``, the ``identity_method`` and the ``trail_id``
+of the trail instance that wrote it), plus an Ed25519 ``signature`` over that
+hash (see :mod:`governance.trail.signing`).
+
+The ``trail_id`` is minted when a store is created and written into every
+event's hash, so two copies of a project that share a signing key cannot
+exchange events: an event of another instance is a finding. Events written
+before trail ids existed store ``""`` and are hashed without the column
+(:func:`row_hash`); one may not follow an event that has an id.
+
+What a person types is bounded at record time: a reason is at most
+:data:`MAX_REASON_BYTES` of UTF-8, actor and role at most
+:data:`MAX_NAME_CHARS` characters, and a user name must be NFKC-normalised and
+in one script (:func:`require_user_name`): ``"\u0430lice"`` (Cyrillic ``а``)
+is refused, not stored as a denial that prints as ``alice``. Findings never
+print more of a stored field than those bounds.
 
 Trust boundary: this module believes nothing that is stored. :func:`verify_rows`
 recomputes every hash and link from the stored bytes and checks every
@@ -68,6 +82,19 @@ COLUMNS: tuple[str, ...] = (
     "details",
     "prev_hash",
     "key_id",
+    "trail_id",
+)
+#: The hashed columns of an event written before trail ids existed (stored ``trail_id`` is ``""``).
+LEGACY_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMNS if name != "trail_id")
+#: A reason longer than this (UTF-8 bytes) is refused at record time and never printed in full.
+MAX_REASON_BYTES = 4096
+#: Actor and role: at most this many characters (the database column's width).
+MAX_NAME_CHARS = 200
+#: Scripts that legitimately appear together in one name (Unicode's "highly restrictive" profile).
+_SCRIPT_SETS = (
+    frozenset({"LATIN", "CJK", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "CJK", "BOPOMOFO"}),
+    frozenset({"LATIN", "CJK", "HANGUL"}),
 )
 #: Free-text fields a person types; refused when they hold control characters (they would spoof output lines).
 TEXT_FIELDS: tuple[str, ...] = ("actor", "role", "reason")
@@ -112,6 +139,7 @@ class Event(BaseModel):
     details: dict[str, Any] = {}
     prev_hash: str
     key_id: str = Field(description="the trail key that signed the event (see policies/trail_keys.yaml)")
+    trail_id: str = Field(default="", description="the trail instance that wrote it; empty before trail ids")
     hash: str
     signature: str = Field(description="Ed25519 over the event hash, base64")
     #: False when :func:`record` found an equivalent event and appended nothing (not stored, not hashed).
@@ -125,7 +153,7 @@ class Event(BaseModel):
         """One human-readable line: ``#12 2026-… approved govllm-sft v3 by bob (reviewer): reason``."""
         return (
             f"#{self.seq} {self.timestamp[:19]}Z {self.event_type} {self.subject.label()} "
-            f"by {self.actor} ({self.role}): {self.reason}"
+            f"by {shown(self.actor, MAX_NAME_CHARS)} ({shown(self.role, MAX_NAME_CHARS)}): {shown_reason(self.reason)}"
         )
 
     def stored_row(self) -> dict[str, Any]:
@@ -146,6 +174,7 @@ class Event(BaseModel):
             "details": canonical_json(self.details),
             "prev_hash": self.prev_hash,
             "key_id": self.key_id,
+            "trail_id": self.trail_id,
             "hash": self.hash,
             "signature": self.signature,
         }
@@ -171,6 +200,10 @@ class Verification(BaseModel):
     keys_used: dict[str, str] = {}
     #: one line per anchor source that was compared (checkpoint file, MLflow tags, …).
     anchors: list[str] = []
+    #: the trail instance the events belong to (None: no event has an id yet).
+    trail_id: str | None = None
+    #: events written before trail ids existed (hashed without one).
+    legacy_events: int = 0
     #: keys introduced by verified ``key_rotated`` events: id -> public key (base64).
     rotated_keys: dict[str, str] = Field(default={}, exclude=True)
     #: seq -> signature of every event whose signature verified (anchors equal to these need no second check).
@@ -186,6 +219,9 @@ class Verification(BaseModel):
         lines = [f"signatures: {self.signatures_checked} verified"]
         lines += [f"key {key_id}: {trust}" for key_id, trust in sorted(self.keys_used.items())]
         lines += self.anchors or ["anchors: none compared"]
+        if self.trail_id or self.legacy_events:
+            before = f" ({self.legacy_events} events from before trail ids)" if self.legacy_events else ""
+            lines.append(f"trail id: {self.trail_id or 'none yet'}{before}")
         return lines
 
     def with_findings(self, extra: list[tuple[int, str]]) -> Verification:
@@ -210,8 +246,14 @@ def canonical_json(value: Any) -> str:
 
 
 def row_hash(row: dict[str, Any]) -> str:
-    """SHA-256 over the stored columns of a row (all but ``hash`` and ``signature``), exactly as stored."""
-    payload = canonical_json({name: row[name] for name in COLUMNS})
+    """SHA-256 over the stored columns of a row (all but ``hash`` and ``signature``), exactly as stored.
+
+    A row without a ``trail_id`` (``""`` or absent: written before trail ids)
+    is hashed over :data:`LEGACY_COLUMNS`, as it was then; blanking the id of
+    a newer row therefore changes what is hashed and is caught as an edit.
+    """
+    columns = COLUMNS if row.get("trail_id") else LEGACY_COLUMNS
+    payload = canonical_json({name: row[name] for name in columns})
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -233,15 +275,97 @@ def require_printable(field: str, value: str) -> None:
             )
 
 
+def require_bounded(field: str, value: str) -> None:
+    """Refuse a reason over :data:`MAX_REASON_BYTES` or an actor/role over :data:`MAX_NAME_CHARS` (one line, exit 2).
+
+    A 10 MiB reason would be stored, hashed and printed in every report and
+    verification that names the event.
+    """
+    if field == "reason":
+        size = len(value.encode("utf-8"))
+        if size > MAX_REASON_BYTES:
+            raise AuditError(
+                f"reason is {size} bytes (max {MAX_REASON_BYTES}); give a short reason and link the details"
+            )
+    elif len(value) > MAX_NAME_CHARS:
+        raise AuditError(f"{field} is {len(value)} characters (max {MAX_NAME_CHARS}); give a shorter {field}")
+
+
+def _script(char: str) -> str | None:
+    """The script of a letter (first word of its Unicode name: LATIN, CYRILLIC, GREEK, CJK, …); None otherwise."""
+    if not unicodedata.category(char).startswith("L"):
+        return None  # digits, punctuation, marks: common to every script
+    return unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
+
+
+def require_user_name(field: str, value: str) -> None:
+    """Refuse a user name that is not NFKC-normalised or that mixes scripts (one line, exit 2).
+
+    ``"\u0430lice"`` (Cyrillic ``а``, then Latin) prints as ``alice``; stored,
+    it would read as alice's decision. Combinations a real name uses (Latin
+    with Han, Hiragana and Katakana; with Bopomofo; with Hangul) are allowed.
+    The trail never rewrites a name it is given: the identity layer
+    normalises (:func:`normalize_user`), the trail refuses what it did not.
+    """
+    normal = unicodedata.normalize("NFKC", value)
+    if normal != value:
+        raise AuditError(
+            f"{field} {ascii(value)} is not NFKC-normalised (it reads as {ascii(normal)}); "
+            "give the user name in its normalised form"
+        )
+    first: dict[str, int] = {}
+    for position, char in enumerate(value):
+        script = _script(char)
+        if script is not None and script not in first:
+            first[script] = position
+    if len(first) > 1 and not any(set(first) <= allowed for allowed in _SCRIPT_SETS):
+        parts = [
+            f"{script.title()} (U+{ord(value[at]):04X} at position {at})"
+            for script, at in sorted(first.items(), key=lambda item: item[1])
+        ]
+        raise AuditError(
+            f"{field} {ascii(value)} mixes scripts {', '.join(parts[:-1])} and {parts[-1]}; "
+            "a user name is written in one script"
+        )
+
+
+def normalize_user(name: str, source: str = "user name") -> str:
+    """``name`` NFKC-normalised, refused (:class:`AuditError`, one line naming ``source``) if it mixes scripts.
+
+    For the code that determines the acting identity: ``"ａｌｉｃｅ"``
+    (fullwidth) becomes ``"alice"``; ``"\u0430lice"`` is refused.
+    """
+    normal = unicodedata.normalize("NFKC", name)
+    require_user_name(source, normal)
+    return normal
+
+
+def shown(value: Any, limit: int) -> str:
+    """A stored value as a finding or line prints it: control characters escaped, at most ``limit`` characters."""
+    text = str(value)
+    if any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in text):
+        text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def shown_reason(reason: str) -> str:
+    """A reason as printed: at most :data:`MAX_REASON_BYTES` characters, whatever was stored."""
+    return shown(reason, MAX_REASON_BYTES)
+
+
 def describe(row: dict[str, Any]) -> str:
-    """``approved govllm-sft v3 by bob``: how a finding names an event."""
-    subject = row.get("subject_model") or row.get("subject_objective") or "-"
-    version = f" v{row['subject_version']}" if row.get("subject_version") else ""
-    return f"{row.get('event_type')} {subject}{version} by {row.get('actor')}"
+    """``approved govllm-sft v3 by bob``: how a finding names an event (each field shown bounded)."""
+    subject = shown(row.get("subject_model") or row.get("subject_objective") or "-", MAX_NAME_CHARS)
+    version = f" v{shown(row['subject_version'], MAX_NAME_CHARS)}" if row.get("subject_version") else ""
+    return f"{shown(row.get('event_type'), 40)} {subject}{version} by {shown(row.get('actor'), MAX_NAME_CHARS)}"
 
 
 def verify_rows(
-    rows: Iterable[dict[str, Any]], keys: Any | None = None, *, signatures_verified_upto: int = 0
+    rows: Iterable[dict[str, Any]],
+    keys: Any | None = None,
+    *,
+    signatures_verified_upto: int = 0,
+    trail_id: str | None = None,
 ) -> Verification:
     """Recompute the chain over rows in ``seq`` order and, with ``keys``, check every signature.
 
@@ -253,6 +377,14 @@ def verify_rows(
     up to that seq, whose signatures a key holder's record says verified
     (:mod:`governance.trail.verified` says when that is sound); key trust,
     rotations and everything else are still checked for them.
+
+    ``trail_id`` is the instance the store says it is (its meta record);
+    without it, the first event's id. Every event with an id must carry that
+    one (else it came from another copy of the project), and no event without
+    one may follow an event with one. Events with an id must also respect the
+    record-time bounds (:func:`require_bounded`, :func:`require_user_name`):
+    only a writer that bypassed :func:`governance.trail.record` makes one that
+    does not.
     """
     prev, count = GENESIS_HASH, 0
     chain_problem: tuple[int, str] | None = None
@@ -263,9 +395,38 @@ def verify_rows(
     verified_signatures: dict[int, str] = {}
     rotated_in: dict[str, tuple[int, str, str]] = {}  # new key id -> (seq, public key, old key id)
     retired: dict[str, int] = {}  # key id -> seq of the event that rotated it out
+    instance_findings: list[tuple[int, str]] = []
+    reference, first_identified, legacy = trail_id or None, None, 0
     for expected, row in enumerate(rows, start=1):
         count = expected
         seq = row.get("seq")
+        at = seq if isinstance(seq, int) else expected
+        stored_id = row.get("trail_id") or ""
+        if not stored_id:
+            legacy += 1
+            if first_identified is not None:
+                instance_findings.append(
+                    (
+                        at,
+                        f"event #{seq} ({describe(row)}): written without a trail id after event "
+                        f"#{first_identified}, which has one; it was inserted by an older govern or copied in",
+                    )
+                )
+        else:
+            first_identified = first_identified if first_identified is not None else seq
+            reference = reference or stored_id
+            if stored_id != reference:
+                instance_findings.append(
+                    (
+                        at,
+                        f"event #{seq} ({describe(row)}): belongs to trail {shown(stored_id, 64)}, not this trail "
+                        f"{reference}; it was copied from another copy of the project that shares its signing key",
+                    )
+                )
+            else:
+                bound = _bound_problem(row)
+                if bound is not None:
+                    instance_findings.append((at, f"event #{seq} ({describe(row)}): {bound}"))
         if chain_problem is None:
             problem = None
             if seq != expected:
@@ -297,9 +458,14 @@ def verify_rows(
         prev = row.get("hash")
     if chain_problem is None:
         verified_events, verified_head = count, (prev if count else None)
-    findings = ([chain_problem] if chain_problem else []) + _capped(signature_findings)
+    findings = (
+        ([chain_problem] if chain_problem else [])
+        + _capped(signature_findings)
+        + _capped(instance_findings, "events not of this trail or over the record-time bounds")
+    )
     findings.sort(key=lambda item: item[0])
     rotated_keys = {key_id: public for key_id, (_, public, _) in rotated_in.items()}
+    instance = {"trail_id": reference, "legacy_events": legacy}
     if not findings:
         return Verification(
             ok=True,
@@ -309,8 +475,10 @@ def verify_rows(
             keys_used=keys_used,
             rotated_keys=rotated_keys,
             verified_signatures=verified_signatures,
+            **instance,
         )
     return Verification(
+        **instance,
         rotated_keys=rotated_keys,
         verified_signatures=verified_signatures,
         ok=False,
@@ -325,12 +493,29 @@ def verify_rows(
     )
 
 
-def _capped(findings: list[tuple[int, str]]) -> list[tuple[int, str]]:
+def _capped(
+    findings: list[tuple[int, str]], what: str = "events whose signatures do not verify"
+) -> list[tuple[int, str]]:
     if len(findings) <= MAX_LISTED:
         return findings
     rest = len(findings) - MAX_LISTED
     last = findings[MAX_LISTED - 1][0]
-    return [*findings[:MAX_LISTED], (last, f"… and {rest} more events whose signatures do not verify")]
+    return [*findings[:MAX_LISTED], (last, f"… and {rest} more {what}")]
+
+
+def _bound_problem(row: dict[str, Any]) -> str | None:
+    """Why a stored row (written with a trail id) breaks a record-time bound, or None."""
+    for field in TEXT_FIELDS:
+        value = row.get(field)
+        if not isinstance(value, str):
+            continue
+        try:
+            require_bounded(field, value)
+            if field == "actor":
+                require_user_name(field, value)
+        except AuditError as refused:
+            return f"{str(refused).split(';', 1)[0]}; `govern` refuses that at record time, so it was not written by it"
+    return None
 
 
 def _check_signature(

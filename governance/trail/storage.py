@@ -9,6 +9,14 @@ checkpoint file (:mod:`.anchor`). Tables also carry append-only triggers;
 the chain, the signatures and the anchors are what detect an administrator
 who drops them.
 
+Each store has an instance id (``audit_trail_meta.trail_id``, a random UUID)
+minted when the store is created and written into every event's hash, so an
+event copied in from another trail that shares the signing key is a finding.
+A store from before trail ids gains the column (``""`` for its old events,
+which stay verifiable as they were hashed) and an id for the events to come.
+A byte-for-byte copy of a store is the same instance until the copies
+diverge; off-box anchors are what tell such forks apart.
+
 Trust boundary: rows read back are displayed as stored; only :meth:`Trail.verify`
 says whether they can be believed.
 """
@@ -19,6 +27,7 @@ import json
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -56,7 +65,9 @@ from governance.trail.chain import (
     canonical_json,
     describe,
     now_utc,
+    require_bounded,
     require_printable,
+    require_user_name,
     row_hash,
     verify_rows,
 )
@@ -85,6 +96,7 @@ events_table = Table(
     Column("details", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False, unique=True),
     Column("key_id", String(40), nullable=False),
+    Column("trail_id", String(40), nullable=False, server_default=""),
     Column("hash", String(64), nullable=False, unique=True),
     Column("signature", String(100), nullable=False),
     Index("ix_audit_events_model_version", "subject_model", "subject_version"),
@@ -93,6 +105,15 @@ events_table = Table(
 )
 if tuple(c.name for c in events_table.columns if c.name not in ("hash", "signature")) != COLUMNS:
     raise ImportError("audit_events columns and chain.COLUMNS disagree")  # pragma: no cover - a coding slip
+#: One row per fact about the store itself; today only ``trail_id``, minted with the store.
+meta_table = Table(
+    "audit_trail_meta",
+    _metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+#: What a store from before trail ids gains (its old events keep ``""`` and their hashes).
+_ADD_TRAIL_ID = "ALTER TABLE audit_events ADD COLUMN trail_id VARCHAR(40) NOT NULL DEFAULT ''"
 
 _APPEND_ONLY_SQLITE = [
     "CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
@@ -100,11 +121,23 @@ _APPEND_ONLY_SQLITE = [
     "CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events "
     "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
 ]
+_META_APPEND_ONLY_SQLITE = [
+    "CREATE TRIGGER IF NOT EXISTS audit_trail_meta_no_update BEFORE UPDATE ON audit_trail_meta "
+    "BEGIN SELECT RAISE(ABORT, 'audit_trail_meta is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_trail_meta_no_delete BEFORE DELETE ON audit_trail_meta "
+    "BEGIN SELECT RAISE(ABORT, 'audit_trail_meta is append-only'); END",
+]
 _APPEND_ONLY_POSTGRES = [
     "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$ "
     "BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql",
     "CREATE OR REPLACE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
     "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
+]
+_META_APPEND_ONLY_POSTGRES = [
+    "CREATE OR REPLACE FUNCTION audit_trail_meta_append_only() RETURNS trigger AS $$ "
+    "BEGIN RAISE EXCEPTION 'audit_trail_meta is append-only'; END; $$ LANGUAGE plpgsql",
+    "CREATE OR REPLACE TRIGGER audit_trail_meta_append_only BEFORE UPDATE OR DELETE ON audit_trail_meta "
+    "FOR EACH ROW EXECUTE FUNCTION audit_trail_meta_append_only()",
 ]
 
 
@@ -155,18 +188,40 @@ class Trail:
             with self._errors("creating the audit tables"), self._write() as conn:
                 inspector = inspect(conn)
                 if not inspector.has_table(events_table.name):
-                    _metadata.create_all(conn)
-                    statements = _APPEND_ONLY_POSTGRES if self.dialect == "postgresql" else _APPEND_ONLY_SQLITE
-                    if self.dialect in ("postgresql", "sqlite"):
-                        for statement in statements:
-                            conn.exec_driver_sql(statement)
-                elif "signature" not in {c["name"] for c in inspector.get_columns(events_table.name)}:
-                    raise AuditError(
-                        f"the audit trail at {redacted(self.url)} was written by an older govern without event "
-                        "signatures and cannot be verified by this one; archive it (`govern audit export` of that "
-                        "release) and start a new trail"
-                    )
+                    events_table.create(conn)
+                    self._append_only(conn, _APPEND_ONLY_POSTGRES, _APPEND_ONLY_SQLITE)
+                else:
+                    columns = {c["name"] for c in inspector.get_columns(events_table.name)}
+                    if "signature" not in columns:
+                        raise AuditError(
+                            f"the audit trail at {redacted(self.url)} was written by an older govern without event "
+                            "signatures and cannot be verified by this one; archive it (`govern audit export` of "
+                            "that release) and start a new trail"
+                        )
+                    if "trail_id" not in columns:
+                        conn.exec_driver_sql(_ADD_TRAIL_ID)  # older events keep "" and verify as they were hashed
+                if not inspector.has_table(meta_table.name):
+                    meta_table.create(conn)
+                    self._append_only(conn, _META_APPEND_ONLY_POSTGRES, _META_APPEND_ONLY_SQLITE)
+                if _stored_trail_id(conn) is None:
+                    identified = conn.execute(
+                        select(events_table.c.seq).where(events_table.c.trail_id != "").limit(1)
+                    ).first()
+                    if identified is None:  # a new store, or one from before trail ids: mint its id
+                        conn.execute(meta_table.insert().values(name="trail_id", value=uuid.uuid4().hex))
+                    # else the id was deleted: verify reports it and appends refuse (never re-minted silently)
             self._ready = True
+
+    def _append_only(self, conn: Connection, postgres: list[str], sqlite: list[str]) -> None:
+        if self.dialect in ("postgresql", "sqlite"):
+            for statement in postgres if self.dialect == "postgresql" else sqlite:
+                conn.exec_driver_sql(statement)
+
+    def trail_id(self) -> str | None:
+        """This store's instance id (None only when its record was deleted: see :meth:`verify`)."""
+        self._ensure_schema()
+        with self._errors("reading the audit trail"), self.engine.connect() as conn:
+            return _stored_trail_id(conn)
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -206,6 +261,8 @@ class Trail:
         texts = {"actor": actor, "role": role, "reason": reason}
         for name in TEXT_FIELDS:
             require_printable(name, texts[name])
+            require_bounded(name, texts[name])
+        require_user_name("actor", actor)
         for name, value in subject.model_dump().items():
             require_printable(f"subject {name}", value)
         evidence = {str(k): str(v) for k, v in (evidence or {}).items()}
@@ -229,6 +286,12 @@ class Trail:
                         existing = guard(related)
                         if existing is not None:
                             return existing.model_copy(update={"created": False})
+                    instance = _stored_trail_id(conn)
+                    if instance is None:
+                        raise AuditError(
+                            f"the audit trail at {redacted(self.url)} has lost its instance id "
+                            f"({meta_table.name}.trail_id was deleted); see `govern audit verify`"
+                        )
                     head = conn.execute(
                         select(events_table.c.seq, events_table.c.hash).order_by(events_table.c.seq.desc()).limit(1)
                     ).first()
@@ -249,6 +312,7 @@ class Trail:
                         "details": canonical_json(details),
                         "prev_hash": prev_hash,
                         "key_id": key.key_id if key is not None else "",
+                        "trail_id": instance,
                     }
                     row["hash"] = row_hash(row)
                     row["signature"] = key.sign(row["hash"]) if key is not None else ""
@@ -374,16 +438,26 @@ class Trail:
         forward after a clean verification (:mod:`governance.trail.verified`).
         """
         rows = list(self.raw_rows())
+        instance = self.trail_id()
         keys = signing.load_keyring(self.files) if self._signing else None
         record = verified.record_path(self.files.checkpoint) if keys is not None and signer is not None else None
         upto = verified.trusted_prefix(record, rows, keys, signer) if record is not None else 0  # type: ignore[arg-type]
-        result = verify_rows(rows, keys, signatures_verified_upto=upto)
+        result = verify_rows(rows, keys, signatures_verified_upto=upto, trail_id=instance)
         if upto and not result.ok:
-            result = verify_rows(rows, keys)  # something is wrong: check everything, so every finding is named
+            # something is wrong: check everything, so every finding is named
+            result = verify_rows(rows, keys, trail_id=instance)
         hashes = {row["seq"]: row["hash"] for row in rows}
         end = max(hashes) if hashes else 0
         extra: list[tuple[int, str]] = []
         summary: list[str] = []
+        if instance is None and result.trail_id is not None:
+            extra.append(
+                (
+                    0,
+                    f"the trail's instance id ({meta_table.name}.trail_id) is missing but its events belong to "
+                    f"trail {result.trail_id}; it was deleted",
+                )
+            )
         if keys is not None:
             extra += self._check_checkpoint(rows, hashes, end, keys, result, summary)
             by_source: dict[str, list[anchors_mod.Anchor]] = {}
@@ -511,6 +585,11 @@ class _AuditErrors:
         raise AuditError(f"{self.action} failed at {redacted(self.url)}: {message}") from None
 
 
+def _stored_trail_id(conn: Connection) -> str | None:
+    row = conn.execute(select(meta_table.c.value).where(meta_table.c.name == "trail_id")).first()
+    return str(row.value) if row is not None else None
+
+
 def _connect_args(dialect: str) -> dict[str, Any]:
     return {"connect_timeout": 10} if dialect == "postgresql" else {}
 
@@ -536,6 +615,7 @@ def event_from_row(row: dict[str, Any]) -> Event:
             details=json.loads(row["details"]),
             prev_hash=row["prev_hash"],
             key_id=row["key_id"],
+            trail_id=row.get("trail_id") or "",
             hash=row["hash"],
             signature=row["signature"],
         )
