@@ -61,11 +61,45 @@ class VersionView:
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     description: str | None = None
+    #: Where ``models:/NAME/VERSION`` reads the files (MLflow's ``storage_location``, else ``source``); known
+    #: from the embedded store's row, None where only :func:`download_uri` can ask (a server, a client store).
+    download_uri: str | None = None
 
     @property
     def creation_timestamp(self) -> int | None:
         """MLflow's name for :attr:`creation_time` (milliseconds since the epoch)."""
         return self.creation_time
+
+
+@dataclass(frozen=True)
+class ServedLocation:
+    """The registry fields that decide which files ``models:/NAME/VERSION`` (and so ``@production``) serves.
+
+    ``storage_location`` is what MLflow's ``get_model_version_download_uri``
+    answers: the version's ``storage_location`` column, or its ``source`` when
+    that is empty — the same on every kind of store. Registration freezes
+    :meth:`frozen` into the trail; a later difference (:meth:`changes_from`)
+    means deployments read files nobody verified.
+    """
+
+    source: str
+    storage_location: str
+    run_id: str
+
+    FIELDS = ("source", "storage_location", "run_id")
+
+    def frozen(self) -> dict[str, str]:
+        """The values a ``model_registered`` event records."""
+        return {"source": self.source, "storage_location": self.storage_location, "run_id": self.run_id}
+
+    def changes_from(self, recorded: dict[str, Any]) -> list[tuple[str, str, str]]:
+        """``(field, registry now, recorded)`` for each field ``recorded`` holds that differs (absent: not compared)."""
+        now = self.frozen()
+        return [
+            (key, now[key], str(recorded[key]))
+            for key in self.FIELDS
+            if key in recorded and now[key] != str(recorded[key])
+        ]
 
 
 @dataclass(frozen=True)
@@ -225,6 +259,53 @@ def alias_holder(name: str, alias: str, uri: str | None = None) -> str | None:
     return None if found is None else str(found.version)
 
 
+def download_uri(name: str, version: str | int, uri: str | None = None) -> str:
+    """Where ``models:/NAME/VERSION`` reads the version's files: what ``get_model_version_download_uri`` answers."""
+    uri = uri or tracking_uri()
+    kind = store_kind(uri)
+    if kind == "sqlite":
+        return served_location(name, version, uri).storage_location
+    if kind == "rest":
+        query = {"name": name, "version": str(version)}
+        page = _rest_get(uri.rstrip("/"), "model-versions/get-download-uri", query, f"reading {name} v{version}")
+        if page is None:
+            raise ConfigError(f"{name} v{version} is not registered at {uri}")
+        return str(page.get("artifact_uri") or "")
+    from governance import registry
+
+    with registry.registry_errors(f"reading the download URI of {name} v{version}"):
+        return str(registry.client().get_model_version_download_uri(name, str(version)))
+
+
+def served_location(name: str, version: str | int, uri: str | None = None) -> ServedLocation:
+    """The version's ``source``, ``storage_location`` (its download URI) and ``run_id`` as the registry has them now.
+
+    The embedded store is read from its ``model_versions`` row; a server or
+    any other store answers through its version and download-URI calls.
+    :class:`ConfigError` (exit 2) when the version is not registered.
+    """
+    uri = uri or tracking_uri()
+    if store_kind(uri) == "sqlite":
+        number = str(int(version)) if str(version).isdigit() else str(version)
+        with _sqlite(uri) as db:
+            row = db.execute(
+                "SELECT source, storage_location, run_id FROM model_versions WHERE workspace = ? AND name = ? "
+                "AND version = ? AND current_stage IS NOT ?",
+                (DEFAULT_WORKSPACE, name, number, DELETED_STAGE),
+            ).fetchone()
+        if row is None:
+            raise ConfigError(f"{name} v{version} is not registered at {uri}")
+        return ServedLocation(source=row[0] or "", storage_location=row[1] or row[0] or "", run_id=row[2] or "")
+    mv = read_version(name, version, uri)
+    return served_location_of(mv, uri)
+
+
+def served_location_of(mv: VersionView, uri: str | None = None) -> ServedLocation:
+    """:func:`served_location` of a version already read (asks for the download URI only where the row lacks it)."""
+    where = mv.download_uri if mv.download_uri is not None else download_uri(mv.name, mv.version, uri)
+    return ServedLocation(source=mv.source or "", storage_location=where, run_id=mv.run_id or "")
+
+
 def read_run(run_id: str, uri: str | None = None) -> Any:
     """Run ``run_id`` (``info``: id, name, status, times, artifact URI; ``data``: params, tags, latest metrics).
 
@@ -303,7 +384,8 @@ def _versions_from_sqlite(uri: str, name: str | None) -> list[VersionView]:
         scope, scope_args = scope + " AND name = ?", [*scope_args, name]
     with _sqlite(uri) as db:
         rows = db.execute(
-            "SELECT name, version, run_id, source, status, creation_time, description FROM model_versions "
+            "SELECT name, version, run_id, source, status, creation_time, description, storage_location "
+            "FROM model_versions "
             f"WHERE {where}",
             args,
         ).fetchall()
@@ -328,6 +410,7 @@ def _versions_from_sqlite(uri: str, name: str | None) -> list[VersionView]:
             tags=tags.get((row[0], row[1]), {}),
             aliases=tuple(sorted(aliases.get((row[0], row[1]), []))),
             description=row[6],
+            download_uri=row[7] or row[3] or "",
         )
         for row in rows
     ]

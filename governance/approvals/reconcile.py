@@ -8,6 +8,13 @@ model with the state the trail implies, and :func:`reconcile` restores MLflow
 from the trail and records what it repaired as a ``registry_reconciled``
 event (the forgery stays on record after the repair).
 
+The version's served location — ``source``, ``storage_location`` (the
+download URI ``models:/NAME/VERSION`` reads) and ``run_id`` — is compared with
+the values its ``model_registered`` event froze. That drift is reported, never
+repaired here: MLflow has no call that sets those columns, and pointing them
+back is a repair of the store itself. Until then every governed action on the
+version refuses it (:func:`governance.provenance.require_verified`).
+
 MLflow 3.x webhooks (SQL backend) announce alias and tag changes, but they
 fire only from the tracking server's REST handlers: a client of the embedded
 SQLite store, or anyone writing the backend database, bypasses them. Drift is
@@ -33,6 +40,8 @@ from governance.trail import Event, Subject
 
 log = logging.getLogger(__name__)
 
+#: Registry columns of a version frozen at registration (:class:`governance.registry_view.ServedLocation`).
+SERVED_FIELDS = registry_view.ServedLocation.FIELDS
 #: Tags compared for drift. ``governance.last_event`` is a display pointer (a refusal appends an
 #: event without re-tagging), so it is rewritten by a repair but not reported as drift.
 _NOT_COMPARED = {TAG_LAST_EVENT}
@@ -45,7 +54,7 @@ class Drift:
 
     model: str
     version: str
-    item: str  # "alias production", "tag governance.approval_status", "version"
+    item: str  # "alias production", "tag governance.approval_status", "source", "storage_location", "run_id"
     registry: str
     trail: str
 
@@ -53,13 +62,31 @@ class Drift:
         where = f"{self.model} v{self.version}" if self.version else self.model
         return f"{where}: {self.item}: registry says {self.registry}, trail says {self.trail}"
 
+    @property
+    def repairable(self) -> bool:
+        """Whether :func:`reconcile` restores it (aliases and tags); a served location it only reports."""
+        return self.item not in SERVED_FIELDS
+
+    @property
+    def repair(self) -> str:
+        """How to repair it, for a message."""
+        if self.repairable:
+            return f"govern reconcile {self.model}"
+        return f"set {self.item} of {self.model} v{self.version} back in the MLflow store; govern reconcile cannot"
+
 
 def find_drift(
-    name: str | None = None, *, policy: ApprovalsPolicy | None = None, versions: list[Any] | None = None
+    name: str | None = None,
+    *,
+    policy: ApprovalsPolicy | None = None,
+    versions: list[Any] | None = None,
+    served: bool = True,
 ) -> list[Drift]:
-    """Every mismatch between MLflow (aliases, ``governance.*`` version tags) and the trail's state.
+    """Every mismatch between MLflow (aliases, ``governance.*`` version tags, and with ``served`` each
+    version's ``source``/``storage_location``/``run_id``) and the trail's state.
 
     ``versions`` are :func:`governance.registry_view.read_versions`' answer when the caller already has it.
+    Against a tracking server, ``served`` costs one download-URI request per registered version.
     """
     policy = policy or load_approvals_policy()
     versions = registry_view.read_versions(name=name) if versions is None else versions
@@ -70,11 +97,13 @@ def find_drift(
         by_model.setdefault(name, [])
     drift: list[Drift] = []
     for model, model_versions in sorted(by_model.items()):
-        drift.extend(_model_drift(model, model_versions, model_state(model), policy))
+        drift.extend(_model_drift(model, model_versions, model_state(model), policy, served=served))
     return drift
 
 
-def _model_drift(model: str, versions: list[Any], state: ModelState, policy: ApprovalsPolicy) -> list[Drift]:
+def _model_drift(
+    model: str, versions: list[Any], state: ModelState, policy: ApprovalsPolicy, *, served: bool = True
+) -> list[Drift]:
     out: list[Drift] = []
     in_registry: dict[str, str | None] = {}
     for mv in versions:
@@ -113,6 +142,16 @@ def _model_drift(model: str, versions: list[Any], state: ModelState, policy: App
                         trail=_short(value),
                     )
                 )
+        if served and version_state.registration is not None:
+            # Where models:/NAME/VERSION reads the files, against where it read them when registered (in full:
+            # a shortened path would hide where the files now come from)
+            location = registry_view.served_location_of(mv)
+            for field, now, recorded in location.changes_from(version_state.registration.details):
+                out.append(
+                    Drift(
+                        model=model, version=version, item=field, registry=now or "(empty)", trail=recorded or "(empty)"
+                    )
+                )
     return out
 
 
@@ -129,7 +168,8 @@ class _NoLongerDrifting(Exception):
 
 
 def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") -> tuple[list[Drift], Event | None]:
-    """Restore MLflow's view of ``name`` from the trail; record what was repaired (nothing when no drift).
+    """Restore MLflow's view of ``name`` (aliases, tags) from the trail; record what was repaired (nothing when
+    no drift). A changed served location is not repaired (see the module docstring): ``find_drift`` reports it.
 
     Returns the drift found and the ``registry_reconciled`` event (None when
     there was nothing to repair). Drift is confirmed again under the trail's
@@ -138,7 +178,7 @@ def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") 
     runs before the event commits: if MLflow refuses, nothing is recorded.
     """
     policy = load_approvals_policy()
-    drift = find_drift(name, policy=policy)
+    drift = find_drift(name, policy=policy, served=False)  # a served location is reported, not repaired here
     if not drift:
         return [], None
     require_preconditions("reconcile", name)
@@ -146,7 +186,7 @@ def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") 
 
     def still_drifting(events: list[Event]) -> None:
         versions = registry_view.read_versions(name=name)
-        if _model_drift(name, versions, ModelState(name, events), policy) != drift:
+        if _model_drift(name, versions, ModelState(name, events), policy, served=False) != drift:
             raise _NoLongerDrifting()
         return None
 

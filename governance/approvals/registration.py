@@ -4,6 +4,12 @@ Facts a decision relies on — who trained and registered the version, its risk
 tier, its gate and evaluation status and metrics — are frozen into the trail
 when the version is registered, so editing a tag in the MLflow UI cannot make
 a version approvable, nor move the evaluation gate's production reference.
+
+The version's served location — ``source``, ``storage_location`` (what
+``models:/NAME/VERSION`` downloads) and ``run_id``, read from the registry
+once, at registration — is frozen there too: the registry columns are only
+believed as long as they still equal the trail's values
+(:mod:`governance.provenance.version` refuses, drift checks report, any change).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from governance import registry, trail
+from governance import registry, registry_view, trail
 from governance.approvals.checks import _policy_evidence, approvals_policy_path, load_approvals_policy
 from governance.approvals.mirror import mirror, write_trail_head
 from governance.approvals.preconditions import require_preconditions
@@ -67,7 +73,8 @@ def record_registration(
 
     Freezes the separation-of-duties tags (``lineage.trained_by``,
     ``lineage.registered_by``) and the risk tier (``lineage.risk_tier``) read
-    from the version, with ``gate_status`` (passed/failed) and ``eval_status``
+    from the version, its served location (``source``, ``storage_location``,
+    ``run_id``: what ``models:/NAME/VERSION`` downloads), with ``gate_status`` (passed/failed) and ``eval_status``
     (passed/eval_failed), then mirrors the ``governance.*`` tags. ``metrics``
     (the evaluation's, from its decision file) go into the ``eval_decision``
     event: the evaluation gate of a later version reads its production
@@ -82,7 +89,9 @@ def record_registration(
     rules = policy.rules
     gate_status = _status(gate_status, (rules.gates_passed.passed, "failed"), "gate_status")
     eval_status = _status(eval_status, (rules.eval_passed.passed, rules.eval_passed.failed), "eval_status")
-    people, tier, mv = _registration_facts(name, version, policy)
+    people, tier, _mv = _registration_facts(name, version, policy)
+    # What models:/NAME/VERSION serves, frozen: a later UPDATE of the registry row is drift, and refused
+    served = registry_view.served_location(name, version)
     who = current_identity()
     actor = actor or who.user
     method = who.method if actor == who.user else "local-unverified"
@@ -121,7 +130,7 @@ def record_registration(
             "risk_tier": tier,
             "gate_status": gate_status,
             "eval_status": eval_status,
-            "run_id": mv.run_id or "",
+            **served.frozen(),
         },
         guard=already("model_registered"),
         before_commit=mirror_registration,

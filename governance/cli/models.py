@@ -99,18 +99,24 @@ def _drift_warning(drift: list[str]) -> None:
 
 def run_reconcile(args: argparse.Namespace) -> int:
     from governance import registry_view
-    from governance.approvals import clean_reason, reconcile
+    from governance.approvals import clean_reason, find_drift, reconcile
 
     reason = clean_reason(args.reason) if args.reason else ""
     names = [args.name] if args.name else registry_view.model_names()
     if args.name:
         registry_view.require_model(args.name)
+    left = 0
     for name in names:
         drift, event = reconcile(name, reason=reason)
-        if event is None:
+        # Where models:/ reads a version's files is not reconcile's to move: said, and exit 1
+        remaining = [d for d in find_drift(name) if not d.repairable]
+        left += len(remaining)
+        if event is None and not remaining:
             _say(f"{name}: MLflow matches the audit trail; nothing recorded")
-            continue
-        _say(f"reconciled {name}: {len(drift)} value(s) restored from the audit trail (event #{event.seq})")
-        for d in drift:
-            _say(f"  repaired: {d.line()}")
-    return 0
+        elif event is not None:
+            _say(f"reconciled {name}: {len(drift)} value(s) restored from the audit trail (event #{event.seq})")
+            for d in drift:
+                _say(f"  repaired: {d.line()}")
+        for d in remaining:
+            _say(f"govern: not repaired: {d.line()} (repair: {d.repair})", err=True)
+    return 1 if left else 0

@@ -1,8 +1,11 @@
 """``govern verify|provenance|reproduce``: check a version's files, export its provenance, re-create it.
 
-``verify NAME VERSION`` checks the registered files against the signature and
-the provenance statement recorded at registration (exit 0 intact; 1 naming the
-first file that differs). ``provenance NAME VERSION --out FILE`` writes the
+``verify NAME VERSION`` checks the files ``models:/NAME/VERSION`` serves (the
+version's download URI) against the signature and the provenance statement
+recorded at registration, after checking that the registry still serves them
+from the ``source``/``storage_location``/``run_id`` the trail froze (exit 0
+intact; 1 naming the field or the first file that differs, the refusal
+recorded in the trail as ``permission_denied``). ``provenance NAME VERSION --out FILE`` writes the
 version's in-toto Statement v1 (SLSA provenance v1 predicate) as a DSSE
 envelope. ``reproduce NAME VERSION`` re-runs the version's lineage from its
 commit and compares the weights (0 bit-exact; 1 naming what differs; 2 when
@@ -15,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from governance.errors import EXIT_OK
+from governance.errors import EXIT_OK, ArtifactTampered
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,9 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from governance.provenance import verify_version
+    from governance.approvals.preconditions import require_verified_version
 
-    print(verify_version(args.name, args.version).line())  # noqa: T201 - CLI output
+    verified = require_verified_version("verify", args.name, str(args.version))
+    if verified is None:  # unreachable: `verify` refuses an unsigned version rather than passing it
+        raise ArtifactTampered(f"{args.name} v{args.version}: nothing was verified")
+    print(verified.line())  # noqa: T201 - CLI output
     return EXIT_OK
 
 

@@ -8,10 +8,19 @@ Both go beside them in the run (``provenance/model.sig``,
 ``provenance/statement.dsse.json``); their SHA-256 go into the version's
 lineage tags and into the trail's ``model_registered`` evidence.
 
-Trust boundary: verification (:func:`verify_version`) believes the trail (the
-digests recorded at registration) and the trusted public key; MLflow tags are
-only displayed. A version whose files, signature or statement differ from what
-the trail recorded is refused with the first file that differs named.
+Verification (:func:`verify_version`) checks what deployments load: the files
+at the version's download URI (``storage_location``, else ``source`` — what
+``models:/NAME/VERSION`` and so ``models:/NAME@production`` serve), not the run
+the version names. The registry row saying where that is must still equal the
+``source``, ``storage_location`` and ``run_id`` the trail froze at registration.
+
+Trust boundary: verification believes the trail (the digests and served
+location recorded at registration) and the trusted public key; MLflow tags
+and registry columns are only compared with it. A version served from
+elsewhere, or whose files, signature or statement differ from what the trail
+recorded, is refused with the first difference named. Once any version in the
+trail was registered signed, an unsigned version is refused outright
+(:func:`require_verified`): signing cannot be downgraded away.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from governance import registry, registry_view, trail
-from governance.errors import ArtifactTampered, RegistryError
+from governance.errors import ArtifactTampered, PolicyViolation, RegistryError
 from governance.lineage import sha256_dir, sha256_file
 from governance.provenance import keys
 from governance.provenance.signing import file_digests, sign_model_dir, verify_model_dir
@@ -97,6 +106,26 @@ def _download(run_id: str, artifact: str, dest: Path) -> Path:
         return Path(client.download_artifacts(run_id, artifact, str(dest)))
 
 
+def _fetch(uri: str, dest: Path, what: str) -> Path:
+    """The files at artifact ``uri`` as a local path: read in place when the embedded store's artifacts are
+    local (verification only reads), else downloaded into ``dest`` with MLflow's own resolver (what
+    ``models:/`` does)."""
+    if registry_view.store_kind() == "sqlite":
+        from urllib.parse import unquote, urlparse
+
+        where = urlparse(registry.rebase_artifact_uri(uri))
+        if where.scheme in ("file", ""):
+            local = Path(unquote(where.path))
+            if not local.exists():
+                raise RegistryError(f"downloading {what} failed: nothing at {local}")
+            return local
+    registry.client()  # sets MLflow's tracking and registry URIs for the resolver
+    from mlflow.artifacts import download_artifacts
+
+    with _no_progress_bar(), registry.registry_errors(f"downloading {what}"):
+        return Path(download_artifacts(artifact_uri=uri, dst_path=str(dest)))
+
+
 def event_summary(event: trail.Event) -> dict[str, Any]:
     return {
         "seq": event.seq,
@@ -148,9 +177,11 @@ def attest_registered_version(
         return {key: tags[tag] for key, tag in EVIDENCE_KEYS.items()}
     key_path = keys.signing_key_path()
     private_key = keys.load_private_key(key_path)
+    served = registry_view.served_location(name, version)
     with tempfile.TemporaryDirectory(prefix="attest-") as tmp:
-        model_dir = _download(mv.run_id, MODEL_ARTIFACT, Path(tmp) / "registered")
-        # Sign exactly the bytes the pipeline trained and DVC locked, never a copy that drifted
+        # Sign what models:/NAME/VERSION serves, and only when it is exactly the bytes the pipeline trained
+        # and DVC locked, never a copy that drifted
+        model_dir = _fetch(served.storage_location, Path(tmp) / "registered", f"{name} v{version}")
         registered = sha256_dir(model_dir)
         if registered != trained["model_sha256"]:
             raise ArtifactTampered(
@@ -201,26 +232,63 @@ def _run_tags(run_id: str) -> dict[str, str]:
     return registry.client().get_run(run_id).data.tags
 
 
-def recorded_evidence(name: str, version: str) -> dict[str, str]:
-    """The attestation digests the trail's ``model_registered`` event recorded ({} when unsigned)."""
+#: Rule ids a refused verification is recorded under (``permission_denied`` details ``rules``).
+RULE_VERIFIED = "provenance.verified"
+RULE_SIGNED = "provenance.signed"
+
+
+def registration_event(name: str, version: str | int) -> trail.Event:
+    """The version's ``model_registered`` event; :class:`ArtifactTampered` when the trail has none."""
     registered = trail.events(model=name, version=str(version), event_types=["model_registered"])
     if not registered:
         raise ArtifactTampered(f"{name} v{version}: no model_registered event in the audit trail")
-    evidence = registered[0].evidence
+    return registered[0]
+
+
+def recorded_evidence(name: str, version: str) -> dict[str, str]:
+    """The attestation digests the trail's ``model_registered`` event recorded ({} when unsigned)."""
+    evidence = registration_event(name, version).evidence
     return {key: evidence[key] for key in EVIDENCE_KEYS if key in evidence}
 
 
-def verify_version(name: str, version: str | int) -> Verified:
-    """Check a registered version's files against its signature and statement, as the trail recorded them.
+def _provenance_run(registered: trail.Event, served: registry_view.ServedLocation) -> str:
+    """The run holding ``provenance/``: the one the trail froze at registration (older events: the registry's)."""
+    return str(registered.details.get("run_id") or served.run_id)
 
-    Raises :class:`ArtifactTampered` (exit 1) naming the first file that
-    differs, or the signature/statement that does not match the trail.
+
+def require_served_as_registered(
+    name: str, version: str, registered: trail.Event, served: registry_view.ServedLocation
+) -> None:
+    """Refuse (:class:`ArtifactTampered`) a version the registry now serves from elsewhere than it was registered.
+
+    Compares the registry's ``source``, ``storage_location`` (download URI) and
+    ``run_id`` with the values frozen in ``model_registered``; a registration
+    that froze no location (older events) is compared on ``run_id`` alone.
+    """
+    for field, now, recorded in served.changes_from(registered.details):
+        raise ArtifactTampered(
+            f"{name} v{version}: registry {field} is {now or '(empty)'} but the audit trail recorded "
+            f"{recorded or '(empty)'} at registration; models:/{name}/{version} serves files that were never "
+            f"verified (restore {field} in the MLflow store)"
+        )
+
+
+def verify_version(name: str, version: str | int) -> Verified:
+    """Check the files ``models:/NAME/VERSION`` serves against its signature and statement, as the trail
+    recorded them.
+
+    Raises :class:`ArtifactTampered` (exit 1) naming the registry field that no
+    longer points where it did at registration, the first file that differs,
+    or the signature/statement that does not match the trail.
     """
     version = str(version)
-    recorded = recorded_evidence(name, version)
+    registered = registration_event(name, version)
+    recorded = {key: registered.evidence[key] for key in EVIDENCE_KEYS if key in registered.evidence}
     if "signature_sha256" not in recorded:
         raise ArtifactTampered(f"{name} v{version}: registered without a signature; nothing to verify its files by")
-    mv = registry_view.read_version(name, version)
+    # Where deployments read the files must be where they were when the version was signed and registered
+    served = registry_view.served_location(name, version)
+    require_served_as_registered(name, version, registered, served)
     public_path = keys.trusted_public_key_path()
     public_key = keys.load_public_key(public_path)
     if recorded.get("signing_key") and keys.fingerprint(public_key) != recorded["signing_key"]:
@@ -228,10 +296,15 @@ def verify_version(name: str, version: str | int) -> Verified:
             f"{name} v{version}: signed with key {recorded['signing_key'][:16]} but the trusted key "
             f"{public_path} is {keys.fingerprint(public_key)[:16]}"
         )
+    run_id = _provenance_run(registered, served)
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
-        model_dir = _download(mv.run_id, MODEL_ARTIFACT, Path(tmp) / "registered")
+        # The files models:/NAME/VERSION serves (its download URI), not the run's copy
         try:
-            provenance = _download(mv.run_id, PROVENANCE_ARTIFACT, Path(tmp) / "provenance")
+            model_dir = _fetch(served.storage_location, Path(tmp) / "registered", f"{name} v{version}")
+        except RegistryError as exc:
+            raise ArtifactTampered(f"{name} v{version}: the files models:/{name}/{version} serves: {exc}") from None
+        try:
+            provenance = _download(run_id, PROVENANCE_ARTIFACT, Path(tmp) / "provenance")
         except RegistryError:
             raise ArtifactTampered(f"{name} v{version}: {PROVENANCE_ARTIFACT}/ missing from run artifacts") from None
         for file, key in ((SIGNATURE_FILE, "signature_sha256"), (STATEMENT_FILE, "statement_sha256")):
@@ -264,18 +337,32 @@ def verify_version(name: str, version: str | int) -> Verified:
     return Verified(name, version, len(expected), weights, keys.fingerprint(public_key))
 
 
-def require_verified(name: str, version: str | int) -> Verified | None:
-    """Refuse (:class:`ArtifactTampered`, exit 1) a version whose registered files no longer match.
+def first_signed_registration() -> trail.Event | None:
+    """The trail's first ``model_registered`` event with a signature: from then on signing is in force."""
+    return next((e for e in trail.events(event_types=["model_registered"]) if "signature_sha256" in e.evidence), None)
 
-    A version whose registration recorded no signature (registered before
-    signing existed) has nothing to check and passes with a warning; ``govern
-    verify`` reports it as unsigned. A version with no registration event is
-    left to the approval policy, which refuses it.
+
+def require_verified(name: str, version: str | int) -> Verified | None:
+    """Refuse a version whose served files no longer match (:class:`ArtifactTampered`), or that is unsigned
+    while signing is in force (:class:`PolicyViolation`, rule ``provenance.signed``); both exit 1.
+
+    A one-way guard: once any version in the trail was registered with a
+    signature, an unsigned registration is never approved or deployed (an
+    attacker cannot register around the signature). An unsigned version in a
+    trail that has never seen a signature passes with a warning. A version with
+    no registration event is left to the approval policy, which refuses it.
     """
     registered = trail.events(model=name, version=str(version), event_types=["model_registered"])
     if not registered:
         return None  # not registered through the pipeline: the approval policy refuses it on its own terms
     if "signature_sha256" not in registered[0].evidence:
+        signed = first_signed_registration()
+        if signed is not None:
+            raise PolicyViolation(
+                f"{name} v{version}: registered without a signature, but signing is in force since "
+                f"{signed.subject.model} v{signed.subject.version} (trail event #{signed.seq}); an unsigned "
+                f"version cannot be approved or deployed: register a signed version ({RULE_SIGNED})"
+            )
         log.warning("%s v%s: registered without a signature; its files cannot be verified", name, version)
         return None
     return verify_version(name, version)
@@ -284,11 +371,12 @@ def require_verified(name: str, version: str | int) -> Verified | None:
 def registered_envelope(name: str, version: str | int) -> dict[str, Any]:
     """The DSSE envelope logged at registration, verified against the trail and the trusted key."""
     version = str(version)
-    recorded = recorded_evidence(name, version)
-    mv = registry.get_version(name, version)
+    registered = registration_event(name, version)
+    recorded = {key: registered.evidence[key] for key in EVIDENCE_KEYS if key in registered.evidence}
+    run_id = _provenance_run(registered, registry_view.served_location(name, version))
     with tempfile.TemporaryDirectory(prefix="statement-") as tmp:
         try:
-            path = _download(mv.run_id, f"{PROVENANCE_ARTIFACT}/{STATEMENT_FILE}", Path(tmp))
+            path = _download(run_id, f"{PROVENANCE_ARTIFACT}/{STATEMENT_FILE}", Path(tmp))
         except RegistryError:
             raise ArtifactTampered(f"{name} v{version}: no provenance statement logged at registration") from None
         if "statement_sha256" in recorded and sha256_file(path) != recorded["statement_sha256"]:
