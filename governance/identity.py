@@ -10,6 +10,15 @@
   only a user asking about themself), so the user named in the trail is the
   user the server let in. ``GOVERN_USER`` is ignored there, and no command has
   an ``--as`` flag.
+
+Trust boundary: a basic-auth answer proves only that *some* server knows the
+user, and anyone can start one on a copy of the store. So the server must be
+the one ``policies/approvals.yaml`` pins (``authentication.server``; that file
+is itself pinned by hash in the audit trail), and for ``https`` its TLS
+certificate must have the pinned SHA-256 fingerprint, checked on the very
+connection the credentials travel over. Any other server is refused before a
+password is sent. The server (and fingerprint) is recorded with each event.
+MLflow's own client calls are not pinned here; identity is.
 """
 
 from __future__ import annotations
@@ -18,9 +27,10 @@ import getpass
 import logging
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from governance.errors import ConfigError, PermissionDenied, RegistryError
+from governance.policy.approvals import Authentication, normalize_server
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +47,19 @@ class Identity:
     user: str
     source: Literal["local", "mlflow-basic-auth"]
     server: str | None = None
+    tls_sha256_fingerprint: str | None = None
 
     def describe(self) -> str:
         return f"{self.user} (authenticated by {self.server})" if self.server else f"{self.user} (local)"
+
+    def details(self) -> dict[str, str]:
+        """What an event records about the identity: its source, and the server (and certificate) that vouched."""
+        out = {"identity": self.source}
+        if self.server:
+            out["identity_server"] = self.server
+        if self.tls_sha256_fingerprint:
+            out["identity_server_tls_sha256"] = self.tls_sha256_fingerprint
+        return out
 
     @property
     def method(self) -> str:
@@ -71,15 +91,47 @@ def local_identity() -> Identity:
     return Identity(user=user, source="local")
 
 
-def verify_server_user(server: str, username: str, password: str, *, timeout: float = 15) -> Identity:
-    """Check ``username``/``password`` against the MLflow server's basic-auth user store."""
+def verify_server_user(
+    server: str,
+    username: str,
+    password: str,
+    *,
+    timeout: float = 15,
+    pin: Authentication | None = None,
+    policy_source: str = "the approvals policy",
+) -> Identity:
+    """Check ``username``/``password`` against the MLflow server's basic-auth user store.
+
+    With ``pin`` (the policy's ``authentication``), ``server`` must be the
+    pinned one, and for https its certificate must match the pinned
+    fingerprint on the connection that carries the password; anything else is
+    refused before the credentials leave.
+    """
     import requests
 
+    fingerprint = require_pinned_server(server, pin, policy_source) if pin is not None else None
     url = server.rstrip("/") + USERS_GET_PATH
+    session = _session(fingerprint)
     try:
-        response = requests.get(url, params={"username": username}, auth=(username, password), timeout=timeout)
+        response = session.get(
+            url,
+            params={"username": username},
+            auth=(username, password),
+            timeout=timeout,
+            # The pin replaces the CA check: the certificate is the one named in the policy, or nothing is sent
+            **({"verify": False} if fingerprint is not None else {}),
+        )
+    except requests.exceptions.SSLError:
+        if fingerprint is None:
+            raise RegistryError(f"cannot verify the TLS certificate of {server} for user {username!r}") from None
+        raise PermissionDenied(
+            f"MLflow at {server}: its TLS certificate does not match the SHA-256 fingerprint {policy_source} "
+            f"pins (authentication.tls_sha256_fingerprint: {fingerprint[:16]}…); no credentials were sent"
+        ) from None
     except requests.RequestException as exc:
         raise RegistryError(f"cannot reach {server} to verify user {username!r} ({exc.__class__.__name__})") from None
+    finally:
+        session.close()
     if response.status_code == 401:
         raise PermissionDenied(
             f"MLflow at {server} rejected the credentials of {username!r} "
@@ -98,11 +150,59 @@ def verify_server_user(server: str, username: str, password: str, *, timeout: fl
         raise RegistryError(f"verifying user {username!r} at {server}: unexpected answer from the server") from None
     if confirmed != username:
         raise PermissionDenied(f"MLflow at {server} confirmed user {confirmed!r}, not {username!r}")
-    return Identity(user=confirmed, source="mlflow-basic-auth", server=server)
+    return Identity(
+        user=confirmed,
+        source="mlflow-basic-auth",
+        server=normalize_server(server) if pin is not None else server,
+        tls_sha256_fingerprint=fingerprint,
+    )
 
 
-def current_identity() -> Identity:
-    """The acting user: verified against the tracking server, or the local user for a local store."""
+def require_pinned_server(server: str, pin: Authentication, policy_source: str) -> str | None:
+    """Refuse (one line) a tracking server that is not the pinned one; its pinned certificate fingerprint, if any."""
+    if pin.server is None:
+        raise PermissionDenied(
+            f"MLflow at {server} is not an authenticating server: {policy_source} pins none "
+            "(authentication.server: null); name the server there before acting against it"
+        )
+    if not pin.pins(server):
+        raise PermissionDenied(
+            f"MLflow at {server} is not the authenticating server {policy_source} pins "
+            f"(authentication.server: {pin.server}); an identity from any other server is refused"
+        )
+    return pin.tls_sha256_fingerprint
+
+
+def _session(fingerprint: str | None) -> Any:
+    """A requests session; with ``fingerprint``, every https connection checks the certificate's SHA-256
+    (urllib3's ``assert_fingerprint``, proxied connections included)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    if fingerprint is None:
+        return session
+
+    class PinnedCertificate(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["assert_fingerprint"] = fingerprint
+            super().init_poolmanager(*args, **kwargs)
+
+        def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+            proxy_kwargs["assert_fingerprint"] = fingerprint
+            return super().proxy_manager_for(proxy, **proxy_kwargs)
+
+    session.mount("https://", PinnedCertificate())
+    return session
+
+
+def current_identity(pin: Authentication | None = None, *, policy_source: str | None = None) -> Identity:
+    """The acting user: verified against the pinned tracking server, or the local user for a local store.
+
+    ``pin`` is the ``authentication`` block of the approvals policy the caller
+    decides by (so the server checked is the one that policy, pinned by hash
+    in the trail, names); None reads it from the approvals policy in force.
+    """
     from governance import registry
 
     uri = registry.tracking_uri()
@@ -118,7 +218,11 @@ def current_identity() -> Identity:
     claimed = os.environ.get(USER_ENV)
     if claimed and claimed != username:
         log.warning("%s=%s ignored: against %s you act as the authenticated user %s", USER_ENV, claimed, uri, username)
-    return verify_server_user(uri, username, password)
+    if pin is None:
+        from governance.approvals.checks import approvals_policy_path, load_approvals_policy
+
+        pin, policy_source = load_approvals_policy().authentication, str(approvals_policy_path())
+    return verify_server_user(uri, username, password, pin=pin, policy_source=policy_source or "the approvals policy")
 
 
 def current_user() -> str:

@@ -14,7 +14,8 @@ The package is split along its seams:
 * :mod:`~governance.approvals.actions` — actions that write the trail and mirror to MLflow;
 * :mod:`~governance.approvals.registration` — registration, gate and evaluation facts;
 * :mod:`~governance.approvals.mirror` — the MLflow view (tags, aliases, trail-head anchor) written from the trail;
-* :mod:`~governance.approvals.reconcile` — drift between MLflow and the trail, and its recorded repair.
+* :mod:`~governance.approvals.reconcile` — drift between MLflow and the trail, and its recorded repair;
+* :mod:`~governance.approvals.policy_change` — a recorded, approved change of the approvals policy itself.
 """
 
 from governance.approvals.actions import (
@@ -32,13 +33,18 @@ from governance.approvals.actions import (
 from governance.approvals.checks import (
     ACTION_RULES,
     POLICY_DIR_ENV,
+    POLICY_PINNED_RULE,
     Check,
+    PolicyInForce,
     approvals_policy_path,
     check_action,
     default_rollback_target,
     load_approval_waivers,
     load_approvals_policy,
     policy_dir,
+    policy_in_force,
+    policy_pin_message,
+    read_policy,
 )
 from governance.approvals.mirror import (
     TAG_ALIAS_HISTORY,
@@ -55,6 +61,7 @@ from governance.approvals.mirror import (
     view_tags,
     write_trail_head,
 )
+from governance.approvals.policy_change import PolicyChangeOutcome, policy_diff, record_policy_change
 from governance.approvals.preconditions import require_preconditions
 from governance.approvals.reconcile import Drift, find_drift, reconcile, reconciled_events
 from governance.approvals.registration import (
@@ -68,11 +75,16 @@ from governance.approvals.state import (
     ALIAS_ENDING_EVENTS,
     ALIAS_EVENTS,
     ALIAS_PRODUCTION,
+    POLICY_SUBJECT,
     ModelState,
+    PolicyChange,
     VersionState,
     alias_history,
     model_state,
     normalize_version,
+    pinned_policy,
+    policy_changes,
+    policy_trail,
     version_state,
 )
 
@@ -83,6 +95,8 @@ __all__ = [
     "ALIAS_EVENTS",
     "ALIAS_PRODUCTION",
     "POLICY_DIR_ENV",
+    "POLICY_PINNED_RULE",
+    "POLICY_SUBJECT",
     "TAG_ALIAS_HISTORY",
     "TAG_APPROVALS_REQUIRED",
     "TAG_APPROVAL_STATUS",
@@ -96,6 +110,9 @@ __all__ = [
     "Drift",
     "ModelState",
     "Outcome",
+    "PolicyChange",
+    "PolicyChangeOutcome",
+    "PolicyInForce",
     "VersionState",
     "alias_history",
     "approvals_policy_path",
@@ -112,14 +129,22 @@ __all__ = [
     "mirror",
     "model_state",
     "normalize_version",
+    "pinned_policy",
+    "policy_changes",
+    "policy_diff",
     "policy_dir",
+    "policy_in_force",
+    "policy_pin_message",
+    "policy_trail",
     "production_metrics",
     "promote",
     "record_denial",
     "record_eval_decision",
     "record_gate_decision",
+    "record_policy_change",
     "record_registration",
     "reconcile",
+    "read_policy",
     "reconciled_events",
     "registry_anchors",
     "reject",

@@ -5,8 +5,13 @@ fails nor duplicates):
 
 0. **Preconditions** — :func:`governance.approvals.preconditions.require_preconditions`:
    the trail must verify before anything acts on it.
-1. **Preflight** — identity verified, policy loaded, the version read from the
-   registry. An unreachable registry stops here: exit 2, nothing written.
+1. **Preflight** — policy loaded and hashed, identity verified against the
+   server it pins, the version read from the registry. An unreachable
+   registry stops here: exit 2, nothing written. Then the **policy pin**: the
+   hash of the policy just loaded must be the one the trail holds the version
+   to (its registration's, moved on only by an approved ``policy_changed``);
+   otherwise the action is refused and the refusal recorded, whatever the
+   loaded file says about itself.
 2. **Decide under the trail's append lock** — the guard re-reads the trail,
    applies the policy, and returns the existing event when the action is
    already in force (the same reviewer approving twice, promoting the version
@@ -32,15 +37,18 @@ from typing import Any
 
 from governance import registry, registry_view, trail
 from governance.approvals.checks import (
+    POLICY_PINNED_RULE,
     Check,
+    PolicyInForce,
     _policy_evidence,
     _refusal_error,
     _Refused,
     check_action,
     default_rollback_target,
     load_approval_waivers,
-    load_approvals_policy,
     policy_dir,
+    policy_in_force,
+    policy_pin_message,
 )
 from governance.approvals.mirror import mirror, write_trail_head
 from governance.approvals.preconditions import require_preconditions
@@ -50,9 +58,11 @@ from governance.approvals.state import (
     ALIAS_EVENTS,
     ALIAS_PRODUCTION,
     ModelState,
+    PolicyChange,
     VersionState,
     model_state,
     normalize_version,
+    policy_trail,
 )
 from governance.errors import ConfigError, PermissionDenied, PolicyViolation, RegistryError
 from governance.gates import Violation, Waiver
@@ -123,8 +133,12 @@ def record_denial(
     policy: ApprovalsPolicy | None,
     message: str,
     rule_ids: list[str],
+    policy_sha256: str | None = None,
 ) -> Event:
-    """Record a refusal as ``permission_denied`` (every refusal, not deduplicated: each is an attempt)."""
+    """Record a refusal as ``permission_denied`` (every refusal, not deduplicated: each is an attempt).
+
+    ``policy_sha256`` is the hash of the policy that decided (default: the file in force now).
+    """
     roles = ",".join(policy.roles_of(identity.user)) if policy is not None else ""
     event = trail.record(
         "permission_denied",
@@ -133,8 +147,8 @@ def record_denial(
         subject=Subject(model=name, version=str(version)),
         reason=message,
         identity_method=identity.method,
-        evidence=_policy_evidence(),
-        details={"action": action, "rules": rule_ids, "identity": identity.source},
+        evidence={"approvals_policy_sha256": policy_sha256} if policy_sha256 else _policy_evidence(),
+        details={"action": action, "rules": rule_ids, **identity.details()},
     )
     # The refusal stands even when MLflow cannot take the anchor (unreachable, or this user may not write it)
     with contextlib.suppress(RegistryError, PermissionDenied):
@@ -154,8 +168,10 @@ def _act(
     """Preconditions, preflight, decide under the lock, apply to MLflow, commit (see the module docstring)."""
     version = None if version is None else normalize_version(version)
     what = f"{action} {name}" + (f" v{version}" if version else "")
-    identity = identity or current_identity()
-    policy = load_approvals_policy()
+    in_force = policy_in_force()
+    policy = in_force.policy
+    # The server an identity may come from is the one this policy names (its hash is checked below)
+    identity = identity or current_identity(policy.authentication, policy_source=str(in_force.path))
     waivers = load_approval_waivers()
     alias = ALIAS_EVENTS.get(event_type)
     # 0. Never act on a broken trail (nor past any other precondition)
@@ -167,6 +183,10 @@ def _act(
             registry_view.read_version(name, version)
         else:
             registry_view.require_model(name)
+    # The policy that decides must be the one the trail pins for the version (before anything else is written)
+    changes = policy_trail()
+    if version is not None:
+        _require_pinned_policy(action, name, version, model_state(name), in_force, changes, identity)
     if alias is not None:
         # Before an alias moves, a registry moved outside govern is restored from the trail and the repair
         # recorded (a forged @production never survives a governed deployment). Approve/reject rewrite their
@@ -185,10 +205,18 @@ def _act(
     elif action == "canary_end":
         version = _canary_holder(name, before, policy=policy, identity=identity)
     assert version is not None
+    if action in ("rollback", "canary_end"):  # the version acted on is known only now
+        _require_pinned_policy(action, name, version, before, in_force, changes, identity)
     # 2. Waivers that let this action through are recorded before it
     state_now = before.version(version)
     pre = check_action(
-        action, user=identity.user, policy=policy, state=state_now, waivers=waivers, identity_source=identity.source
+        action,
+        user=identity.user,
+        policy=policy,
+        state=state_now,
+        waivers=waivers,
+        identity_source=identity.source,
+        identity_server=identity.server,
     )
     if not pre.blocking:
         _record_waivers(name, version, pre)
@@ -205,6 +233,7 @@ def _act(
             state=state.version(version),
             waivers=waivers,
             identity_source=identity.source,
+            identity_server=identity.server,
         )
         if check.blocking:
             raise _Refused(action, check)
@@ -227,13 +256,13 @@ def _act(
         touched = [version, previous or "", event.details.get("canary_ended", "")]
         mirror(name, touched, after, policy, aliases=alias is not None)
 
-    evidence = {**_policy_evidence()}
+    evidence = {"approvals_policy_sha256": in_force.sha256}
     if state_now.registration is not None:
         evidence["registration_event"] = state_now.registration.hash
     if alias is not None and action != "canary_end":
         for approver in state_now.valid_approvers(policy):
             evidence[f"approval:{approver}"] = state_now.decisions[approver].hash
-    details: dict[str, Any] = {"action": action, "identity": identity.source}
+    details: dict[str, Any] = {"action": action, **identity.details()}
     if alias is not None:
         details.update({"alias": alias, "from_version": previous or ""})
     if action == "rollback" and previous and before.alias_holder(ALIAS_CANARY) == previous:
@@ -266,6 +295,7 @@ def _act(
             policy=policy,
             message=str(error),
             rule_ids=[v.rule_id for v in refused.check.blocking],
+            policy_sha256=in_force.sha256,
         )
         raise error from None
     except PermissionDenied as exc:  # the MLflow server refused this user
@@ -296,6 +326,33 @@ def _act(
         previous=previous,
         warnings=pre.warnings,
     )
+
+
+def _require_pinned_policy(
+    action: str,
+    name: str,
+    version: str,
+    model: ModelState,
+    in_force: PolicyInForce,
+    changes: list[PolicyChange],
+    identity: Identity,
+) -> None:
+    """Refuse (recorded) when the policy in force is not the one the trail pins for ``version``."""
+    message = policy_pin_message(model.version(version), in_force, changes)
+    if message is None:
+        return
+    line = f"{action} refused by {POLICY_PINNED_RULE}: {name} v{version}: {message}"
+    record_denial(
+        action,
+        name,
+        version,
+        identity=identity,
+        policy=in_force.policy,
+        message=line,
+        rule_ids=[POLICY_PINNED_RULE],
+        policy_sha256=in_force.sha256,
+    )
+    raise PolicyViolation(line)
 
 
 def _canary_holder(name: str, state: ModelState, *, policy: ApprovalsPolicy, identity: Identity) -> str:

@@ -2,11 +2,19 @@
 
 Pure decisions: nothing here writes the trail or MLflow. The facts come from
 :mod:`governance.approvals.state` (the trail); the rules from the policy file.
+
+Trust boundary: the policy file is found through ``GOVERN_POLICY_DIR`` (or
+``policies/``), which anyone can point anywhere and edit. So the file read is
+never trusted by itself: :func:`policy_pin_message` compares its SHA-256 with
+the hash the trail binds to the version (recorded at registration, moved on
+only by an approved ``policy_changed``), and every action refuses on a mismatch.
+That check is not a rule of the policy file, so an edited file cannot waive it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 from collections.abc import Iterable
@@ -14,11 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from governance.approvals.state import ModelState, VersionState, model_state
+import yaml
+
+from governance.approvals.state import (
+    ModelState,
+    PolicyChange,
+    VersionState,
+    model_state,
+    pinned_policy,
+)
 from governance.errors import ConfigError, PermissionDenied, PolicyViolation
 from governance.gates import Violation, Waiver, load_waivers
 from governance.lineage import sha256_file
-from governance.policy import load_policy_file
+from governance.policy import Yaml12Loader, load_policy_file, validate_model
 from governance.policy.approvals import ApprovalsPolicy
 
 log = logging.getLogger(__name__)
@@ -47,6 +63,9 @@ PERMISSION_OF = {"canary_end": "canary"}
 _PERMISSION_RULES = {"role_required", "separation_of_duties", "authenticated_approvals"}
 #: How the trail's ``identity`` detail reads beside an approval.
 AUTHENTICATED_SOURCE = "mlflow-basic-auth"
+#: The refusal when the policy in force is not the one the trail pins for the version. Not a rule of the
+#: policy file on purpose: the file is what it guards against.
+POLICY_PINNED_RULE = "approval.policy_pinned"
 
 
 # --------------------------------------------------------------------------- policy files
@@ -74,6 +93,69 @@ def load_approval_waivers(path: str | Path | None = None) -> list[Waiver]:
 def _policy_evidence() -> dict[str, str]:
     path = approvals_policy_path()
     return {"approvals_policy_sha256": sha256_file(path)} if path.is_file() else {}
+
+
+@dataclass(frozen=True)
+class PolicyInForce:
+    """The approvals policy as read now: parsed, and the SHA-256 of the exact bytes parsed."""
+
+    policy: ApprovalsPolicy
+    sha256: str
+    path: Path
+    text: str
+
+
+def read_policy(path: str | Path) -> PolicyInForce:
+    """Parse an approvals policy file and hash the same bytes (no window between what is hashed and used)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+        data = yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        where = f":{exc.problem_mark.line + 1}" if exc.problem_mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML ({exc.problem})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc.__class__.__name__})") from None
+    policy = validate_model(data, ApprovalsPolicy, str(path))
+    return PolicyInForce(policy=policy, sha256=hashlib.sha256(raw).hexdigest(), path=path, text=text)
+
+
+def policy_in_force() -> PolicyInForce:
+    """The approvals policy the environment points at (``GOVERN_POLICY_DIR`` or ``policies/``), with its hash."""
+    return read_policy(approvals_policy_path())
+
+
+def policy_pin_message(state: VersionState, in_force: PolicyInForce, changes: Iterable[PolicyChange]) -> str | None:
+    """Why ``in_force`` may not decide for ``state``'s version, or None when it is the policy the trail pins.
+
+    The pin is the hash the version's ``model_registered`` event recorded,
+    moved on by each approved ``policy_changed`` (see
+    :func:`governance.approvals.state.pinned_policy`). An unregistered version
+    has no pin; ``approval.registered`` refuses it.
+    """
+    if state.registration is None:
+        return None
+    pinned, via = pinned_policy(state.registration, changes)
+    if pinned is None:
+        return (
+            f"its model_registered event #{state.registration.seq} records no approvals_policy_sha256, so no "
+            "policy is pinned for it; register a new version through the register stage"
+        )
+    if pinned == in_force.sha256:
+        return None
+    how = (
+        f"in force since policy change event #{via.seq}"
+        if via is not None and via.event_type == "policy_changed"
+        else f"recorded at registration, event #{state.registration.seq}"
+    )
+    return (
+        f"the approvals policy in force ({in_force.path}, sha256 {in_force.sha256[:12]}) is not the one pinned for "
+        f"it (sha256 {pinned[:12]}, {how}); restore that policy, or record an approved change with "
+        "`govern policy-change --old FILE`"
+    )
 
 
 # --------------------------------------------------------------------------- the policy decision
@@ -121,11 +203,13 @@ def check_action(
     waivers: Iterable[Waiver] = (),
     today: dt.date | None = None,
     identity_source: str | None = None,
+    identity_server: str | None = None,
 ) -> Check:
     """Apply every rule of ``action`` to ``state``; waivers (from authorised granters) cover waivable rules.
 
     ``identity_source`` is how the acting user was identified (``local`` or
-    ``mlflow-basic-auth``); None skips the rules about it (a version's own standing).
+    ``mlflow-basic-auth``) and ``identity_server`` the server that did it; None
+    skips the rules about them (a version's own standing).
     """
     rules = policy.rules
     subject = f"{state.name} v{state.version}"
@@ -141,6 +225,7 @@ def check_action(
             state=state,
             role=role,
             identity_source=identity_source,
+            identity_server=identity_server,
         )
         if message is not None:
             found.append((rule, message))
@@ -167,6 +252,7 @@ def _rule_message(
     state: VersionState,
     role: str | None,
     identity_source: str | None = None,
+    identity_server: str | None = None,
 ) -> str | None:
     """The violation message of one rule, or None when it holds."""
     rules = policy.rules
@@ -203,10 +289,18 @@ def _rule_message(
         return None
     if rule_name == "authenticated_approvals":
         tier = state.tier(policy)
-        if identity_source is None or identity_source == AUTHENTICATED_SOURCE or state.registration is None:
+        if identity_source is None or state.registration is None:
             return None  # an unregistered version has no frozen tier; approval.registered refuses it
         if tier not in rules.authenticated_approvals.risk_tiers:
             return None
+        if identity_source == AUTHENTICATED_SOURCE:
+            if policy.authentication.pins(identity_server):
+                return None
+            return (
+                f"{user} was authenticated by {identity_server or 'an unnamed server'}, not the server the policy "
+                f"pins (authentication.server: {policy.authentication.server or 'null'}); risk tier {tier} accepts "
+                "only approvals authenticated by the pinned server"
+            )
         return (
             f"{user} is identified locally (GOVERN_USER or the OS user, unverified); risk tier {tier} accepts only "
             "approvals authenticated by the MLflow server (MLFLOW_TRACKING_USERNAME/PASSWORD, basic-auth server)"

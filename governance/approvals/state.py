@@ -1,8 +1,12 @@
-"""State folded from the audit trail: what the trail says about each model and version.
+"""State folded from the audit trail: what the trail says about each model and version, and which
+approvals policy each version is held to.
 
 Trust boundary: this module believes only the trail's events. MLflow tags and
 aliases never enter here; they are a view derived from this state
-(:mod:`governance.approvals.mirror`).
+(:mod:`governance.approvals.mirror`). The approvals policy a version is held
+to is the ``approvals_policy_sha256`` its ``model_registered`` event recorded,
+moved on only by ``policy_changed`` events that reached their recorded count of
+approvers — never the file or folder the environment points at.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ ALIAS_EVENTS = {
 }
 #: Event types that take an alias away from its holder (it then points nowhere).
 ALIAS_ENDING_EVENTS = {"canary_ended"}
+#: The trail subject (``Subject.objective``) every ``policy_changed`` event of the approvals policy is about.
+POLICY_SUBJECT = "policy:approvals.yaml"
+#: Where a version's registration records the approvals policy it was registered under.
+POLICY_EVIDENCE_KEY = "approvals_policy_sha256"
 
 
 def normalize_version(version: str | int) -> str:
@@ -67,15 +75,15 @@ class VersionState:
         return sorted(a for a, e in self.decisions.items() if e.event_type == "rejected")
 
     def valid_approvers(self, policy: ApprovalsPolicy) -> list[str]:
-        """Approvers who satisfy the policy in force now: separation of duties, and authentication where
-        the version's risk tier demands it."""
+        """Approvers who satisfy the policy in force now: separation of duties, and authentication by the
+        pinned server (recorded in the approval) where the version's risk tier demands it."""
         excluded = {self.people.get(tag) for tag in policy.rules.separation_of_duties.tags}
         authenticated_only = self.tier(policy) in policy.rules.authenticated_approvals.risk_tiers
         return [
             a
             for a in self.approvers
             if a not in excluded
-            and (not authenticated_only or self.decisions[a].identity_method == "mlflow-basic-auth")
+            and (not authenticated_only or authenticated_by_pinned_server(self.decisions[a], policy))
         ]
 
     def tier(self, policy: ApprovalsPolicy) -> str:
@@ -209,6 +217,73 @@ class ModelState:
                 order.remove(target)
             order.append(target)
         return [v for v in reversed(order[:-1]) if v not in bad]
+
+
+def authenticated_by_pinned_server(event: Event, policy: ApprovalsPolicy) -> bool:
+    """Whether ``event``'s actor was authenticated by the server ``policy`` pins (recorded in the event)."""
+    return event.identity_method == "mlflow-basic-auth" and policy.authentication.pins(
+        event.details.get("identity_server")
+    )
+
+
+@dataclass
+class PolicyChange:
+    """One proposed change of the approvals policy (old -> new hash) and who recorded it.
+
+    It is in force once ``required`` distinct people recorded it; ``required``
+    and each person's right to record it were decided by the old policy when
+    each event was appended (a refusal appends nothing but ``permission_denied``).
+    """
+
+    old_sha256: str
+    new_sha256: str
+    required: int
+    events: dict[str, Event] = field(default_factory=dict)
+    approved_by: Event | None = None
+
+    @property
+    def approvers(self) -> list[str]:
+        return sorted(self.events)
+
+    @property
+    def approved(self) -> bool:
+        return self.approved_by is not None
+
+
+def policy_changes(events: Iterable[Event]) -> list[PolicyChange]:
+    """Every proposed policy change in the trail, in the order first proposed; each knows when it was approved."""
+    changes: dict[tuple[str, str], PolicyChange] = {}
+    for e in events:
+        if e.event_type != "policy_changed":
+            continue
+        key = (str(e.details.get("old_sha256")), str(e.details.get("new_sha256")))
+        change = changes.setdefault(key, PolicyChange(*key, required=int(e.details.get("required_approvals") or 2)))
+        change.events.setdefault(e.actor, e)
+        if change.approved_by is None and len(change.events) >= change.required:
+            change.approved_by = e
+    return list(changes.values())
+
+
+def pinned_policy(registration: Event | None, changes: Iterable[PolicyChange]) -> tuple[str | None, Event | None]:
+    """The approvals policy hash a version is held to, and the event that set it.
+
+    Starts at the hash its registration recorded and follows every approved
+    change whose old hash is the one reached so far, in the order they were
+    approved. ``(None, registration)`` when the registration recorded none.
+    """
+    if registration is None:
+        return None, None
+    pinned, via = registration.evidence.get(POLICY_EVIDENCE_KEY), registration
+    approved = sorted((c for c in changes if c.approved_by is not None), key=lambda c: c.approved_by.seq)  # type: ignore[union-attr]
+    for change in approved:
+        if pinned is not None and change.old_sha256 == pinned:
+            pinned, via = change.new_sha256, change.approved_by
+    return pinned, via
+
+
+def policy_trail() -> list[PolicyChange]:
+    """Every proposed change of the approvals policy recorded in the trail."""
+    return policy_changes(trail.events(objective=POLICY_SUBJECT, event_types=["policy_changed"]))
 
 
 def _sticky(current: str | None, new: str | None, failed: str) -> str | None:

@@ -51,6 +51,7 @@ COMMAND_OWNERS = {
     "canary": "approvals",
     "canary-end": "approvals",
     "history": "approvals",
+    "policy-change": "approvals",
     "promote": "approvals",
     "reject": "approvals",
     "rollback": "approvals",

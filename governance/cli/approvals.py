@@ -1,8 +1,10 @@
 """Reviewer and release-owner commands: show, approve, reject, promote, canary, canary-end, rollback, history,
-approve-objective.
+approve-objective, policy-change.
 
 Each action is decided by ``policies/approvals.yaml`` (``GOVERN_POLICY_DIR``
-overrides the folder), recorded in the audit trail and mirrored to MLflow
+overrides the folder, but the file's SHA-256 must be the one the audit trail
+pins for the version: the policy it was registered under, or one an approved
+``govern policy-change`` led to), recorded in the audit trail and mirrored to MLflow
 aliases and ``governance.*`` tags. The acting user is ``GOVERN_USER`` / the OS
 user against the local store, or the MLflow user the server authenticates
 (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``); there is no ``--as``. Exit codes:
@@ -76,6 +78,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sha256", metavar="HASH", help="approve this exact hash of --objective (as the stage's refusal printed it)"
     )
     objective.set_defaults(handler=run_approve_objective)
+
+    change = sub.add_parser(
+        "policy-change",
+        help="approve replacing the approvals policy --old by the one in force (needs distinct approvers)",
+    )
+    change.add_argument(
+        "--old", required=True, metavar="FILE", help="the policy being replaced (e.g. from git show HEAD~1:...)"
+    )
+    change.add_argument("--reason", required=True, help="recorded in the audit trail")
+    change.set_defaults(handler=run_policy_change)
 
 
 def _say(line: str) -> None:
@@ -279,4 +291,25 @@ def run_approve_objective(args: argparse.Namespace) -> int:
             f"{state}: {args.stage} objective {approval.objective} sha256 {approval.sha256} "
             f"by {approval.approved_by} (event #{approval.event_seq})"
         )
+    return 0
+
+
+def run_policy_change(args: argparse.Namespace) -> int:
+    from governance.approvals.policy_change import record_policy_change
+
+    outcome = record_policy_change(args.old, reason=args.reason)
+    event, change = outcome.event, outcome.change
+    _say(event.details.get("diff", "").rstrip("\n"))
+    what = f"approvals policy {change.old_sha256[:12]} -> {change.new_sha256[:12]}"
+    done = "recorded" if outcome.created else "already recorded"
+    standing = (
+        f"in force since event #{change.approved_by.seq}: versions held to {change.old_sha256[:12]} are now held "
+        f"to {change.new_sha256[:12]}"
+        if change.approved_by is not None
+        else f"not in force until {change.required} distinct approvers record it"
+    )
+    _say(
+        f"{done}: {what} approved by {event.actor} (event #{event.seq}); "
+        f"{len(change.approvers)} of {change.required} approvals ({', '.join(change.approvers)}); {standing}"
+    )
     return 0

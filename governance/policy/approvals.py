@@ -9,9 +9,11 @@ that guard the data and evaluation gates can never be waived.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from governance.policy import PolicyFile, Rule, Strict
 
@@ -25,6 +27,7 @@ Action = Literal[
     "grant_waiver",
     "open_incident",
     "close_incident",
+    "change_policy",
 ]
 ACTIONS: tuple[str, ...] = Action.__args__  # type: ignore[attr-defined]
 RiskTier = Literal["low", "medium", "high"]
@@ -107,6 +110,20 @@ class NoOpenRejectionRule(Rule):
     waivable: bool
 
 
+class PolicyChangeRule(Rule):
+    """A change of this policy is in force only once this many distinct ``change_policy`` holders recorded it.
+
+    Decided by the policy the change replaces (its roles, this count), never by
+    the proposed one, so nobody can write themselves into the roles that
+    approve their own edit.
+    """
+
+    severity: Literal["deny"]
+    waivable: Literal[False]
+    min_approvers: int = Field(ge=2, description="distinct people; one person alone never changes the policy")
+    authenticated: bool = Field(description="count only approvers authenticated by the pinned MLflow server")
+
+
 class ApprovalRules(Strict):
     role_required: RoleRequiredRule
     registered: RegisteredRule
@@ -116,11 +133,81 @@ class ApprovalRules(Strict):
     min_approvers: MinApproversRule
     authenticated_approvals: AuthenticatedApprovalsRule
     no_open_rejection: NoOpenRejectionRule
+    policy_change: PolicyChangeRule
+
+
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Authentication(Strict):
+    """The one MLflow server whose basic-auth users count as authenticated, pinned by URL (and certificate).
+
+    ``server: null`` says no server authenticates anyone: every identity is
+    local and unverified, and a tracking server is refused as an identity
+    source. For ``https`` the SHA-256 fingerprint of the server's TLS
+    certificate is required (``openssl x509 -noout -fingerprint -sha256``), so
+    a server that merely answers on the pinned name is refused too.
+    """
+
+    server: str | None = Field(description="the tracking server URL (scheme://host[:port]), or null for none")
+    tls_sha256_fingerprint: str | None = Field(description="https only: SHA-256 of the server's certificate (DER)")
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.username
+            or parts.path.strip("/")
+            or parts.query
+        ):
+            raise ValueError(f"{value!r} is not a server URL; write scheme://host[:port], e.g. https://mlflow.internal")
+        return normalize_server(value)
+
+    @field_validator("tls_sha256_fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digest = value.strip().replace(":", "").lower()
+        if not _FINGERPRINT.match(digest):
+            raise ValueError(
+                f"{value!r} is not a SHA-256 fingerprint; write the 64 hex digits "
+                "`openssl x509 -noout -fingerprint -sha256` prints (colons allowed)"
+            )
+        return digest
+
+    @model_validator(mode="after")
+    def _fingerprint_for_https(self) -> Authentication:
+        scheme = urlsplit(self.server).scheme if self.server else None
+        if scheme == "https" and self.tls_sha256_fingerprint is None:
+            raise ValueError(f"authentication: {self.server} is https; pin its certificate in tls_sha256_fingerprint")
+        if scheme != "https" and self.tls_sha256_fingerprint is not None:
+            raise ValueError("authentication: tls_sha256_fingerprint pins an https server; server is not https")
+        return self
+
+    def pins(self, server: str | None) -> bool:
+        """Whether ``server`` (an identity's) is the pinned one."""
+        return self.server is not None and server is not None and normalize_server(server) == self.server
+
+
+def normalize_server(url: str) -> str:
+    """``scheme://host[:port]`` lower-cased, without a trailing slash: how two spellings of one server compare."""
+    parts = urlsplit(url.strip())
+    netloc = (parts.hostname or "").lower()
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return f"{parts.scheme.lower()}://{netloc}"
 
 
 class ApprovalsPolicy(PolicyFile):
     roles: dict[str, list[str]] = Field(description="role -> members (MLflow user names, or local user names)")
     permissions: dict[Action, list[str]] = Field(description="action -> roles allowed to perform it")
+    authentication: Authentication
     rules: ApprovalRules
 
     @model_validator(mode="after")

@@ -430,6 +430,9 @@ def test_rollback_without_production_is_refused(env):
 
 
 def test_registry_unreachable_during_promote_records_nothing(env, monkeypatch, capsys):
+    # The policy pins the server (before registration, so the version is held to this policy)
+    path = env / "approvals.yaml"
+    path.write_text(path.read_text().replace("  server: null\n", "  server: http://127.0.0.1:9\n"))
     name = new_model()
     version = register(name)
     approve_by(name, version, "alice", "bob")
