@@ -1,25 +1,43 @@
-"""Gate decisions: what every gate returns, writes, and what training requires.
+"""Gate decisions: what every gate returns, publishes, and what training, registration and the report require.
 
 A gate (PII scan, validation, evaluation) returns :class:`Violation` objects,
 never a boolean. :func:`decide` applies waivers and turns them into a
-:class:`GateDecision`, which is written as JSON (a DVC metric) bound to the
-SHA-256 of the exact files it judged. :func:`require_passed_gates` is what a
-training stage calls before it touches data: it recomputes the hashes and
-refuses unless every decision is for these bytes and passed.
+:class:`GateDecision`, bound to the SHA-256 of the exact files it judged. A
+gate stage hands it to :func:`publish_decision`, which records a signed
+``gate_decision`` (``eval_decision`` for the evaluation gate) event in the
+audit trail — subject ``gate:<stage>`` with the decision file's SHA-256,
+evidence the SHA-256 of every judged file and of the policy — and then writes
+the JSON (a DVC metric). :func:`require_passed_gates` is what a training
+stage calls before it touches data; :func:`read_published_decision` is how
+the register stage reads the evaluation's decision, and
+:func:`require_recorded_gates` how it checks the decisions a model was trained
+under.
+
+Trust boundary: a decision file is data anyone with write access to the
+working tree can edit (its hash in ``dvc.lock`` too). It is believed only when
+the audit trail verifies and holds a signed event that published exactly its
+bytes; the judged files are then recomputed against the hashes that event
+signed. The JSON itself carries no timestamp or run id (it is DVC-hashed); when
+and by whom it was published is the event's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from governance.errors import ConfigError, DataError, PolicyViolation
 from governance.lineage import sha256_file
+
+if TYPE_CHECKING:  # the trail (SQLAlchemy) is imported where a decision is published or checked
+    from governance.trail import Event
 
 Severity = Literal["deny", "warn"]
 
@@ -154,41 +172,214 @@ def dataset_ref(path: str | Path, records: int | None = None) -> DatasetRef:
     return DatasetRef(path=str(path), sha256=sha256_file(path), records=records)
 
 
-def write_decision(decision: GateDecision, path: str | Path) -> None:
-    """Write a decision JSON atomically (never a half-written 'passed')."""
-    path = Path(path)
+#: The trail subject of a gate stage's decisions is ``gate:<stage>``, its hash the decision file's SHA-256.
+SUBJECT_PREFIX = "gate:"
+#: The gate whose decisions are ``eval_decision`` events; every other gate's are ``gate_decision``.
+EVAL_GATE = "eval"
+#: Evidence keys of the judged files: ``data:<path>`` -> SHA-256.
+DATA_KEY = "data:"
+#: The role a gate stage's events are recorded under.
+GATE_ROLE = "gate stage"
+
+
+def decision_event_type(gate: str) -> str:
+    """``eval_decision`` for the evaluation gate, ``gate_decision`` for every data gate."""
+    return "eval_decision" if gate == EVAL_GATE else "gate_decision"
+
+
+def decision_bytes(decision: GateDecision) -> bytes:
+    """The decision file's exact bytes (sorted keys, no timestamp): what its published SHA-256 is of."""
+    return (json.dumps(decision.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(decision.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    tmp.write_bytes(data)
     tmp.replace(path)
 
 
+def write_decision(decision: GateDecision, path: str | Path) -> None:
+    """Write a decision JSON atomically (never a half-written 'passed'), without publishing it.
+
+    No later step believes a file written only this way: gate stages call
+    :func:`publish_decision`. For fixtures and comparisons that need the bytes.
+    """
+    _write_atomic(Path(path), decision_bytes(decision))
+
+
+def publish_decision(
+    decision: GateDecision,
+    path: str | Path,
+    *,
+    evidence: Mapping[str, str] | None = None,
+    policy_sha256: str | None = None,
+) -> Event:
+    """Record ``decision`` as a signed trail event, then write it to ``path`` atomically.
+
+    The event (``gate_decision``, or ``eval_decision`` for the evaluation gate)
+    has subject ``gate:<stage>`` with the file's SHA-256, and evidence
+    ``decision_sha256``, ``policy_sha256`` (of ``decision.policy_path`` unless
+    given) and ``data:<path>`` for every judged file, plus ``evidence`` (e.g.
+    the evaluated ``model_sha256``). Idempotent: the same bytes with the same
+    evidence append nothing (``created`` False). The event comes first, so a
+    trail that refuses leaves no file behind to be mistaken for a decision.
+    """
+    from governance import trail
+    from governance.identity import local_identity
+
+    path = Path(path)
+    data = decision_bytes(decision)
+    digest = hashlib.sha256(data).hexdigest()
+    if policy_sha256 is None:
+        if not Path(decision.policy_path).is_file():
+            raise ConfigError(
+                f"{decision.policy_path}: policy of the {decision.gate} gate not found; a decision is published "
+                "with the SHA-256 of the policy it was judged under"
+            )
+        policy_sha256 = sha256_file(decision.policy_path)
+    recorded = {
+        "decision_sha256": digest,
+        "policy_sha256": policy_sha256,
+        **{f"{DATA_KEY}{Path(ref.path)}": ref.sha256 for ref in decision.datasets},
+        **(evidence or {}),
+    }
+    kind = decision_event_type(decision.gate)
+    verdict = "passed" if decision.passed else f"denied ({decision.counts.get('deny', 0)} rule(s))"
+
+    def already(events: list[Event]) -> Event | None:
+        return next(
+            (
+                e
+                for e in events
+                if e.event_type == kind and e.subject.objective_hash == digest and e.evidence == recorded
+            ),
+            None,
+        )
+
+    event = trail.record(
+        kind,
+        actor=local_identity().user,
+        role=GATE_ROLE,
+        subject=trail.Subject(objective=f"{SUBJECT_PREFIX}{decision.stage}", objective_hash=digest),
+        reason=f"{decision.stage}: {decision.gate} gate {verdict}",
+        evidence=recorded,
+        details={
+            "gate": decision.gate,
+            "stage": decision.stage,
+            "passed": decision.passed,
+            "counts": dict(decision.counts),
+            "policy_path": decision.policy_path,
+            "policy_version": decision.policy_version,
+            "decision": str(path),
+        },
+        guard=already,
+    )
+    _write_atomic(path, data)
+    return event
+
+
+def _matching_events(kind: str, stage: str, digest: str) -> list[Event]:
+    """Stored events of ``kind`` that published the decision of ``stage`` with this SHA-256 (trail verified first)."""
+    from governance import trail
+
+    return [
+        e
+        for e in trail.events(objective=f"{SUBJECT_PREFIX}{stage}", event_types=[kind])
+        if e.subject.objective_hash == digest and e.evidence.get("decision_sha256") == digest
+    ]
+
+
+def judged_files(event: Event) -> dict[str, str]:
+    """``{path: sha256}`` of the files a published decision judged, as its event signed them."""
+    return {k.removeprefix(DATA_KEY): v for k, v in event.evidence.items() if k.startswith(DATA_KEY)}
+
+
+@dataclass(frozen=True)
+class PublishedDecision:
+    """A decision file whose exact bytes a verified trail event published."""
+
+    path: Path
+    decision: GateDecision
+    sha256: str
+    event: Event
+
+
 def read_decision(path: str | Path) -> GateDecision:
+    """Parse a decision file. Believes nothing: for display and for a decision checked elsewhere."""
+    return _load(path)[0]
+
+
+def _load(path: str | Path) -> tuple[GateDecision, str]:
     path = Path(path)
     if not path.is_file():
         raise PolicyViolation(f"{path}: gate decision missing; run the gate stage first (dvc repro)")
+    data = path.read_bytes()  # parsed and hashed from the same bytes
     try:
-        return GateDecision.model_validate_json(path.read_text())
+        decision = GateDecision.model_validate_json(data)
     except ValueError as exc:
         raise DataError(f"{path}: not a valid gate decision ({exc.__class__.__name__})") from None
+    return decision, hashlib.sha256(data).hexdigest()
+
+
+def _published(path: str | Path, require: Mapping[str, str] | None = None) -> PublishedDecision:
+    """The decision at ``path`` and the event that published it; the caller has verified the trail."""
+    decision, digest = _load(path)
+    kind = decision_event_type(decision.gate)
+    found = _matching_events(kind, decision.stage, digest)
+    if not found:
+        raise PolicyViolation(
+            f"{path}: no signed {kind} event in the audit trail matches this file (sha256 {digest[:12]}…): "
+            f"it was not published by the {decision.stage} stage; re-run the gate: dvc repro -f {decision.stage}"
+        )
+    require = dict(require or {})
+    for event in reversed(found):
+        if all(event.evidence.get(k) == v for k, v in require.items()):
+            return PublishedDecision(Path(path), decision, digest, event)
+    latest = found[-1]
+    key, wanted = next((k, v) for k, v in require.items() if latest.evidence.get(k) != v)
+    raise PolicyViolation(
+        f"{path}: the signed {kind} event #{latest.seq} records {key} {str(latest.evidence.get(key))[:12]}…, "
+        f"not {wanted[:12]}…; re-run it: dvc repro -f {decision.stage}"
+    )
+
+
+def read_published_decision(path: str | Path, *, require: Mapping[str, str] | None = None) -> PublishedDecision:
+    """The decision at ``path``, accepted only when a verified trail event published exactly its bytes.
+
+    ``require`` names evidence the event must carry (e.g. the evaluated
+    ``model_sha256``). Raises :class:`~governance.errors.TrailBroken` when the
+    trail does not verify, :class:`PolicyViolation` naming the file and its
+    SHA-256 when no event matches.
+    """
+    from governance import trail
+
+    trail.require_intact()
+    return _published(path, require)
 
 
 def require_passed_gates(files: Sequence[str | Path], decision_paths: Sequence[str | Path]) -> list[GateDecision]:
-    """Refuse unless each decision passed and covers the exact bytes of every file.
+    """Refuse unless each decision was published by its gate stage, passed, and covers the exact bytes of every file.
 
-    Raises :class:`PolicyViolation` naming the decision and the file whose hash
-    differs, or the first denying rule. Returns the decisions for lineage.
+    Raises :class:`PolicyViolation` naming the decision that no signed trail
+    event published, the file whose hash differs, or the first denying rule
+    (:class:`~governance.errors.TrailBroken` when the trail does not verify).
+    Returns the decisions for lineage.
     """
+    from governance import trail
+
     if not decision_paths:
         raise ConfigError("no gate decisions configured for this stage; a training stage needs at least one")
     missing = [str(f) for f in files if not Path(f).is_file()]
     if missing:
         raise DataError(f"{missing[0]}: training data file not found; run the gate stages that write it (dvc repro)")
     current = {str(Path(f)): sha256_file(f) for f in files}
+    trail.require_intact()
     decisions = []
     for decision_path in decision_paths:
-        decision = read_decision(decision_path)
-        judged = {str(Path(ref.path)): ref.sha256 for ref in decision.datasets}
+        published = _published(decision_path)
+        decision = published.decision
+        judged = {str(Path(path)): digest for path, digest in judged_files(published.event).items()}
         for file, digest in current.items():
             if file not in judged:
                 raise PolicyViolation(
@@ -206,3 +397,45 @@ def require_passed_gates(files: Sequence[str | Path], decision_paths: Sequence[s
             )
         decisions.append(decision)
     return decisions
+
+
+def require_recorded_gates(
+    gates: Sequence[Mapping[str, Any]], datasets: Mapping[str, str], *, source: str
+) -> list[Event]:
+    """The signed events of the gate decisions a model was trained under, as its training manifest lists them.
+
+    ``gates`` are the manifest's entries (``stage``, ``decision``,
+    ``decision_sha256``), ``datasets`` its ``{path: sha256}``. Refuses, naming
+    ``source``, unless every entry is a decision a verified ``gate_decision``
+    event published and every dataset is what that event judged. Whether the
+    gates passed is then read from the events (``details.passed``), never from
+    the manifest.
+    """
+    from governance import trail
+
+    if not gates:
+        raise PolicyViolation(
+            f"{source}: records no gate decisions; only a model trained under its gates is registered "
+            "(re-run training: dvc repro)"
+        )
+    trail.require_intact()
+    events = []
+    for gate in gates:
+        stage, digest = str(gate.get("stage")), str(gate.get("decision_sha256"))
+        found = _matching_events("gate_decision", stage, digest)
+        if not found:
+            raise PolicyViolation(
+                f"{source}: the model was trained under {gate.get('decision')} (sha256 {digest[:12]}…), which no "
+                f"signed gate_decision event in the audit trail matches: it was not published by the {stage} stage; "
+                f"re-run the gate and retrain: dvc repro -f {stage}"
+            )
+        event = found[-1]
+        judged = {str(Path(path)): sha for path, sha in judged_files(event).items()}
+        for path, sha in datasets.items():
+            if judged.get(str(Path(path))) != sha:
+                raise PolicyViolation(
+                    f"{source}: {path} (sha256 {sha[:12]}…) is not what the signed {stage} decision "
+                    f"(event #{event.seq}) judged; re-run the gate and retrain: dvc repro -f {stage}"
+                )
+        events.append(event)
+    return events
