@@ -361,7 +361,7 @@ def require_verified(name: str, version: str | int) -> Verified | None:
             raise PolicyViolation(
                 f"{name} v{version}: registered without a signature, but signing is in force since "
                 f"{signed.subject.model} v{signed.subject.version} (trail event #{signed.seq}); an unsigned "
-                f"version cannot be approved or deployed: register a signed version ({RULE_SIGNED})"
+                "version cannot be approved or deployed: register a signed version"
             )
         log.warning("%s v%s: registered without a signature; its files cannot be verified", name, version)
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from governance import approvals, registry, trail
 from governance.cli import main as govern
-from governance.errors import ArtifactTampered
+from governance.errors import ArtifactTampered, PolicyViolation
 from governance.identity import Identity
 from governance.lineage import sha256_dir, sha256_file
 from governance.provenance import attest_registered_version, verify_version
@@ -203,3 +204,138 @@ def test_an_outsider_verifies_with_the_public_model_signing_cli(signed, store):
     flip_byte(stored / "model" / "config.json")
     bad = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "config.json" in bad.stdout + bad.stderr
+
+
+# --------------------------------------------------------------------------- what is verified is what is served
+
+
+def redirect(store: Path, name: str, version: str, uri: str, columns: tuple[str, ...]) -> None:
+    """The attack of issue 31: one UPDATE of the version's row in the SQLite MLflow store."""
+    with sqlite3.connect(store / "mlflow.db") as db:
+        for column in columns:
+            db.execute(f"UPDATE model_versions SET {column} = ? WHERE name = ? AND version = ?", (uri, name, version))
+
+
+def tampered_copy(stored: Path, where: Path) -> str:
+    """A copy of the registered model folder with one flipped byte in the weights; its file URI."""
+    shutil.copytree(stored / "model", where)
+    flip_byte(where / "model.safetensors")
+    return where.as_uri()
+
+
+def denials(name: str) -> list[trail.Event]:
+    return trail.events(model=name, event_types=["permission_denied"])
+
+
+@pytest.mark.parametrize("columns", [("source", "storage_location"), ("storage_location",)])
+def test_a_version_pointed_at_tampered_weights_is_refused_drift_and_recorded(signed, store, tmp_path, capsys, columns):
+    name, version, stored = signed
+    for user in ("alice", "bob"):
+        approvals.approve(name, version, reason=f"reviewed by {user}", identity=Identity(user=user, source="local"))
+    registered = trail.events(model=name, version=version, event_types=["model_registered"])[0]
+    frozen = registry.client().get_model_version(name, version).source
+    assert registered.details["source"] == registered.details["storage_location"] == frozen
+    assert registered.details["run_id"] == registry.client().get_model_version(name, version).run_id
+    evil = tampered_copy(stored, tmp_path / "evil" / "model")
+    redirect(store, name, version, evil, columns)
+    # The attack is real: what a deployment loading models:/NAME/VERSION downloads is the tampered copy
+    from mlflow.artifacts import download_artifacts
+
+    served = Path(download_artifacts(f"models:/{name}/{version}", dst_path=str(tmp_path / "served")))
+    assert (served / "model.safetensors").read_bytes() == (tmp_path / "evil/model/model.safetensors").read_bytes()
+    field = columns[0]
+    refusal = (
+        f"{name} v{version}: registry {field} is {evil} but the audit trail recorded {frozen} at registration; "
+        f"models:/{name}/{version} serves files that were never verified (restore {field} in the MLflow store)"
+    )
+    # govern verify: refused, and the refusal is in the trail
+    capsys.readouterr()
+    assert govern(["verify", name, version]) == 1
+    assert capsys.readouterr().err == f"govern: {refusal}\n"
+    recorded = denials(name)[-1]
+    assert (recorded.reason, recorded.details["action"], recorded.details["rules"]) == (
+        refusal,
+        "verify",
+        ["provenance.verified"],
+    )
+    # promote: refused naming the field, recorded, production untouched
+    with pytest.raises(ArtifactTampered) as info:
+        approvals.promote(name, version, identity=Identity(user="dana", source="local"))
+    assert str(info.value) == f"promote refused by provenance.verified: {refusal}"
+    assert trail.events(model=name, event_types=["promoted"]) == []
+    assert registry.version_by_alias(name, "production") is None
+    denied = denials(name)[-1]
+    assert (denied.actor, denied.reason, denied.details["action"]) == ("dana", str(info.value), "promote")
+    # Recording the refusals kept the trail intact and anchored at its new head
+    anchors, _ = approvals.registry_anchors(name)
+    trail.require_intact(anchors=anchors)
+    assert [a.seq for a in anchors] == [trail.head().seq] == [denied.seq]
+    # audit verify: the moved row is drift, named in full, with how to repair it
+    assert govern(["audit", "verify"]) == 1
+    mine = [line for line in capsys.readouterr().err.splitlines() if f"registry drift: {name} " in line]
+    repair = "(repair: set {f} of " + f"{name} v{version} back in the MLflow store; govern reconcile cannot)"
+    assert mine == [
+        f"govern: registry drift: {name} v{version}: {f}: registry says {evil}, trail says {frozen} "
+        + repair.format(f=f)
+        for f in columns
+    ]
+    # reconcile cannot move it and says so (exit 1); nothing claims a repair
+    assert govern(["reconcile", name]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"govern: not repaired: {name} v{version}: {f}: registry says {evil}, trail says {frozen} " + repair.format(f=f)
+        for f in columns
+    ]
+    assert trail.events(model=name, event_types=["registry_reconciled"]) == []
+
+
+def test_the_files_at_the_download_uri_are_checked_not_the_runs_copy(signed, store, tmp_path):
+    """The run's model/ is intact; the registry serves the same path but its files were swapped in place."""
+    name, version, stored = signed
+    frozen = registry.client().get_model_version(name, version).source
+    assert registry.client().get_model_version_download_uri(name, version) == frozen
+    flip_byte(stored / "model" / "model.safetensors")
+    with pytest.raises(ArtifactTampered, match=r"model/model.safetensors: sha256 .* differs from the provenance"):
+        verify_version(name, version)
+
+
+def test_an_unsigned_version_is_refused_once_signing_exists(signed, tmp_path, capsys):
+    """The downgrade: register a version around the signature (no attestation) and ask for its approval."""
+    name, version, _stored = signed
+    model = tmp_path / "unsigned"
+    shutil.copytree(Path(urlparse(registry.client().get_model_version(name, version).source).path), model)
+    flip_byte(model / "model.safetensors")
+    client = registry.client()
+    run = client.create_run(registry.ensure_experiment("govllm"), tags={"stage": "train_sft"})
+    client.log_artifacts(run.info.run_id, str(model), "model")
+    unsigned, _ = registry.register_version(
+        name,
+        run_id=run.info.run_id,
+        artifact_path="model",
+        lineage_key="k2",
+        tags={"lineage.trained_by": "trainer", "lineage.registered_by": "ci-bot", "lineage.risk_tier": "medium"},
+    )
+    unsigned = str(unsigned.version)
+    approvals.record_registration(
+        name, unsigned, actor="ci-bot", evidence={"model_sha256": "ab" * 32}, gate_status="passed", eval_status="passed"
+    )
+    first = trail.events(model=name, version=version, event_types=["model_registered"])[0]
+    refusal = (
+        f"{name} v{unsigned}: registered without a signature, but signing is in force since {name} v{version} "
+        f"(trail event #{first.seq}); an unsigned version cannot be approved or deployed: register a signed version"
+    )
+    with pytest.raises(PolicyViolation) as info:
+        approvals.approve(name, unsigned, reason="looks fine", identity=Identity(user="alice", source="local"))
+    assert str(info.value) == f"approve refused by provenance.signed: {refusal}"
+    assert trail.events(model=name, version=unsigned, event_types=["approved"]) == []
+    denied = denials(name)[-1]
+    assert (denied.actor, denied.details["action"], denied.details["rules"]) == (
+        "alice",
+        "approve",
+        ["provenance.signed"],
+    )
+    capsys.readouterr()
+    assert govern(["verify", name, unsigned]) == 1
+    assert capsys.readouterr().err == (
+        f"govern: {name} v{unsigned}: registered without a signature; nothing to verify its files by\n"
+    )
