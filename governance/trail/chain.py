@@ -393,6 +393,7 @@ def verify_rows(
     checked = 0
     keys_used: dict[str, str] = {}
     verified_signatures: dict[int, str] = {}
+    first_key: str | None = None
     rotated_in: dict[str, tuple[int, str, str]] = {}  # new key id -> (seq, public key, old key id)
     retired: dict[str, int] = {}  # key id -> seq of the event that rotated it out
     instance_findings: list[tuple[int, str]] = []
@@ -446,9 +447,11 @@ def verify_rows(
             if problem is not None:
                 chain_problem = (expected, problem)
                 verified_events, verified_head = expected - 1, prev
+        if expected == 1:
+            first_key = str(row.get("key_id") or "")
         if keys is not None:
             known_good = isinstance(seq, int) and seq <= signatures_verified_upto
-            found = _check_signature(row, keys, rotated_in, retired, known_good=known_good)
+            found = _check_signature(row, keys, rotated_in, retired, first_key, known_good=known_good)
             if isinstance(found, str):
                 signature_findings.append((seq if isinstance(seq, int) else expected, found))
             else:
@@ -523,10 +526,16 @@ def _check_signature(
     keys: Any,
     rotated_in: dict[str, tuple[int, str, str]],
     retired: dict[str, int],
+    first_key: str | None,
     *,
     known_good: bool = False,
 ) -> tuple[str, str] | str:
-    """``(key id, trust)`` when the row is signed by a key trusted at that point; else the finding."""
+    """``(key id, trust)`` when the row is signed by a key trusted at that point; else the finding.
+
+    A key not reviewed in git (local, or listed in an uncommitted edit) is
+    trusted only if it signed event #1 or an earlier ``key_rotated`` event
+    introduced it: a key that appears otherwise replaced the trail's key.
+    """
     seq, key_id, signature = row.get("seq"), str(row.get("key_id") or ""), str(row.get("signature") or "")
     where = f"event #{seq} ({describe(row)})"
     if not key_id or not signature:
@@ -540,6 +549,11 @@ def _check_signature(
         trust = f"rotated in at #{at} by {old}, not reviewed in git"
     if trust is None:
         return f"{where}: signed by unknown key {key_id}; it was not written by a trusted trail key (forged insert)"
+    if not trust.startswith("reviewed ") and key_id != first_key and key_id not in rotated_in:
+        return (
+            f"{where}: signed by key {key_id} ({trust}), which neither signed event #1 ({first_key}) nor was "
+            "rotated in by a key_rotated event; the trail key was replaced outside `govern audit rotate-key`"
+        )
     if key_id in retired and isinstance(seq, int) and seq > retired[key_id]:
         return f"{where}: signed by key {key_id}, which was rotated out at #{retired[key_id]}"
     if not known_good and not keys.verify(key_id, str(row.get("hash") or ""), signature, public=public):

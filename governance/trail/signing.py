@@ -9,22 +9,33 @@ the private key comes from, in order:
 2. ``GOVERN_TRAIL_KEY_FILE``: a PEM (PKCS#8) file, e.g.
    ``openssl genpkey -algorithm ed25519 -out trail.key``;
 3. the embedded default, SQLite only: ``audit.key`` beside ``audit.db``,
-   created on first use (mode 0600). Its public half is appended to
-   ``audit.key.pub`` beside it.
+   created on first use (mode 0600) of a store that holds no events. Its
+   public half is appended to ``audit.key.pub`` beside it then, and only
+   then: a key file that appears later (deleted and re-created, or replaced)
+   is never listed by the trail. Keys change only through ``govern audit
+   rotate-key``.
 
 Trust boundary — what a verifier believes:
 
-* keys listed in ``policies/trail_keys.yaml`` are **reviewed** (they came
-  through code review in git);
+* keys listed in ``policies/trail_keys.yaml`` are **reviewed** only while
+  that file is committed and unchanged in the working tree
+  (:func:`governance.policy.review.review_status`); a key listed in an
+  uncommitted edit, or outside a git checkout, is trusted as "listed …, not
+  reviewed in git (why)" — like the local key it may sign and verify, and
+  every verification and report says it was not reviewed;
 * keys in ``audit.key.pub`` beside a SQLite store are a **local key, not
   reviewed in git**: they prove the events came from whoever holds that
-  store's key file, which on a laptop is anyone who can write the folder;
+  store's key file, which on a laptop is anyone who can write the folder.
+  A key trusted only that way must be the key that signed event #1 or one a
+  ``key_rotated`` event introduced; any other is a finding (the key file was
+  replaced outside ``rotate-key``), however it got into ``audit.key.pub``;
 * a key introduced by a ``key_rotated`` event that verifies under a trusted
   key is trusted from that event on, and the old key is retired there.
 
 A writer refuses to sign with a key the ring does not trust (so a production
-key must be listed in policies before it is used) or with a retired key.
-Verify reports every key it used and how it is trusted.
+key must be listed in policies before it is used), with a retired key, or
+with a replaced embedded key. Verify reports every key it used and how it is
+trusted, and a replaced ``audit.key`` even before it signs anything.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import datetime as dt
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,8 +54,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from governance.errors import ConfigError
+from governance.errors import AuditError, ConfigError
 from governance.policy import load_policy_file
+from governance.policy.review import review_status
 from governance.policy.trail_keys import TrailKeysPolicy, fingerprint
 from governance.trail.location import KEY_ENV, KEY_FILE_ENV, TrailFiles
 
@@ -52,6 +65,13 @@ log = logging.getLogger(__name__)
 #: Domain separation: a trail signature can never be replayed as a signature over something else.
 _CONTEXT = b"govern-trail-event-v1:"
 LOCAL_TRUST = "local key, not reviewed in git"
+#: A key listed in policies/trail_keys.yaml whose listing is not committed (or outside git).
+LISTED_TRUST = "listed in policies/trail_keys.yaml, not reviewed in git"
+
+
+def is_reviewed(trust: str | None) -> bool:
+    """Whether a trust label (:meth:`KeyRing.check`) means reviewed in git."""
+    return trust is not None and trust.startswith("reviewed ")
 
 
 def message(event_hash: str) -> bytes:
@@ -108,8 +128,14 @@ def parse_private_key(text: str | bytes, source: str) -> SigningKey:
     return SigningKey(key)
 
 
-def load_signing_key(files: TrailFiles, url_for_messages: str) -> SigningKey:
-    """The trail's signing key (see the module docstring for the order); creates the embedded default."""
+def load_signing_key(
+    files: TrailFiles, url_for_messages: str, store_is_empty: Callable[[], bool] = lambda: True
+) -> SigningKey:
+    """The trail's signing key (see the module docstring for the order); creates the embedded default.
+
+    ``store_is_empty()`` says whether the trail holds no events: only then is
+    the embedded default created or its public half listed.
+    """
     inline = os.environ.get(KEY_ENV)
     if inline:
         return parse_private_key(inline, KEY_ENV)
@@ -126,20 +152,27 @@ def load_signing_key(files: TrailFiles, url_for_messages: str) -> SigningKey:
             f"e.g. `openssl genpkey -algorithm ed25519 -out trail.key`) or {KEY_ENV}, and list its public half "
             "in policies/trail_keys.yaml"
         )
-    return _default_key(files)
+    return _default_key(files, store_is_empty)
 
 
-def _default_key(files: TrailFiles) -> SigningKey:
+def _default_key(files: TrailFiles, store_is_empty: Callable[[], bool]) -> SigningKey:
     """The embedded default: read ``audit.key``, or create it (0600, atomically) with its public half beside.
 
     Two processes creating it at once both write a complete temporary file and
     ``link`` it into place; exactly one link succeeds and both use that key.
-    Its public half is (re)listed in ``audit.key.pub`` whenever missing: that
-    file is trusted no more than the key file next to it.
+    It is created, and its public half listed in ``audit.key.pub``, only for
+    a store with no events: a missing key file of a trail with events is
+    refused, and a key file nobody listed is returned unlisted (the writer
+    then refuses it as replaced, and verify reports it).
     """
     path = files.default_key
     assert path is not None
     if not path.exists():
+        if not store_is_empty():
+            raise AuditError(
+                f"the trail signing key {path} is missing but the trail holds events; restore it from its backup "
+                "(a new key is made only with a new trail; key changes go through `govern audit rotate-key`)"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -157,7 +190,8 @@ def _default_key(files: TrailFiles) -> SigningKey:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the trail signing key ({exc.strerror})") from None
     if files.local_public_keys is not None and key.key_id not in _listed_ids(files.local_public_keys):
-        add_local_public_key(files, key)
+        if store_is_empty():  # first use (or a crash between creating the key and listing it)
+            add_local_public_key(files, key)
     return key
 
 
@@ -190,16 +224,20 @@ def add_local_public_key(files: TrailFiles, key: SigningKey) -> None:
 
 @dataclass
 class KeyRing:
-    """Public keys a verifier trusts: reviewed (policies) and local (beside the store)."""
+    """Public keys a verifier trusts: listed in policies (reviewed when committed) and local (beside the store)."""
 
     reviewed: dict[str, tuple[bytes, str, dt.date]] = field(default_factory=dict)  # id -> (raw, owner, valid_from)
     local: dict[str, bytes] = field(default_factory=dict)
+    #: why ``policies/trail_keys.yaml`` is not reviewed in git (None: committed and unchanged).
+    unreviewed: str | None = None
 
     def check(self, key_id: str, timestamp: str) -> tuple[str | None, str | None]:
         """``(trust, None)`` for a key trusted at ``timestamp``; ``(None, why not)`` otherwise."""
         if key_id in self.reviewed:
             _, owner, valid_from = self.reviewed[key_id]
             if timestamp[:10] >= valid_from.isoformat():
+                if self.unreviewed is not None:
+                    return f"{LISTED_TRUST} ({self.unreviewed}), owner {owner}", None
                 return f"reviewed (policies/trail_keys.yaml, owner {owner})", None
             if key_id not in self.local:
                 return None, f"signed by key {key_id} before its valid_from {valid_from.isoformat()}"
@@ -231,6 +269,8 @@ def load_keyring(files: TrailFiles) -> KeyRing:
     policy = _load_policy(files.trail_keys_policy)
     for key in policy.keys if policy is not None else []:
         ring.reviewed[key.id] = (base64.b64decode(key.public_key), key.owner, key.valid_from)
+    if ring.reviewed:  # an empty list trusts nothing: no need to ask git
+        ring.unreviewed = review_status(files.trail_keys_policy)
     path = files.local_public_keys
     if path is not None and path.is_file():
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):

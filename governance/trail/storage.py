@@ -24,6 +24,7 @@ says whether they can be believed.
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -71,7 +72,15 @@ from governance.trail.chain import (
     row_hash,
     verify_rows,
 )
-from governance.trail.location import AUDIT_URL_ENV, CHECKPOINT_ENV, normalize_url, redacted, trail_files
+from governance.trail.location import (
+    AUDIT_URL_ENV,
+    CHECKPOINT_ENV,
+    KEY_ENV,
+    KEY_FILE_ENV,
+    normalize_url,
+    redacted,
+    trail_files,
+)
 
 #: Key of the PostgreSQL advisory lock that serialises appends ("govaudit" in ASCII).
 _PG_LOCK_KEY = 0x676F7661756469
@@ -233,8 +242,14 @@ class Trail:
         return _AuditErrors(action, self.url)
 
     def signing_key(self) -> signing.SigningKey:
-        """This trail's signing key (created beside a SQLite store on first use)."""
-        return signing.load_signing_key(self.files, redacted(self.url))
+        """This trail's signing key (created beside a SQLite store on first use: a store with no events)."""
+        return signing.load_signing_key(self.files, redacted(self.url), self.is_empty)
+
+    def is_empty(self) -> bool:
+        """Whether the store holds no events."""
+        self._ensure_schema()
+        with self._errors("reading the audit trail"), self.engine.connect() as conn:
+            return conn.execute(select(events_table.c.seq).limit(1)).first() is None
 
     # -- writing ----------------------------------------------------------------
 
@@ -335,7 +350,12 @@ class Trail:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _require_usable_key(self, conn: Connection, key: signing.SigningKey) -> None:
-        """Refuse to sign with a key nobody trusts, or one a recorded rotation retired."""
+        """Refuse to sign with a key nobody trusts, one a recorded rotation retired, or one that replaced the key.
+
+        A key not reviewed in git (the local key, or a listing not committed)
+        may sign only if it signed event #1 or a ``key_rotated`` event
+        introduced it: keys change only through ``govern audit rotate-key``.
+        """
         rotations = conn.execute(
             select(events_table.c.seq, events_table.c.key_id, events_table.c.details)
             .where(events_table.c.event_type == "key_rotated")
@@ -351,6 +371,26 @@ class Trail:
                 )
             introduced.add(new_id)
         trust, _ = signing.load_keyring(self.files).check(key.key_id, now_utc())
+        first = conn.execute(select(events_table.c.key_id).where(events_table.c.seq == 1)).first()
+        if (
+            first is not None
+            and key.key_id not in (first.key_id, *introduced)
+            and not signing.is_reviewed(trust)
+            and (trust is not None or not self.files.key_configured)
+        ):
+            if trust is not None and trust.startswith(signing.LISTED_TRUST):
+                raise AuditError(
+                    f"the trail signing key {key.key_id} is {trust.rsplit(', owner', 1)[0]}; a key that did not sign "
+                    f"event #1 ({first.key_id}) signs only once reviewed (commit its listing in "
+                    f"{self.files.trail_keys_policy}) or rotated in with `govern audit rotate-key`"
+                )
+            held = KEY_FILE_ENV if os.environ.get(KEY_FILE_ENV) else KEY_ENV
+            where = held if self.files.key_configured else str(self.files.default_key)
+            raise AuditError(
+                f"the trail signing key {key.key_id} ({where}) is not this trail's key: event #1 was signed by "
+                f"{first.key_id} and no `govern audit rotate-key` introduced {key.key_id}; the key was replaced, "
+                "restore the previous key"
+            )
         if trust is None and key.key_id not in introduced:
             raise AuditError(
                 f"the trail signing key {key.key_id} is not trusted: list it in {self.files.trail_keys_policy} "
@@ -418,7 +458,7 @@ class Trail:
             return None
         try:
             return self.signing_key()
-        except ConfigError:
+        except (ConfigError, AuditError):  # unreadable, or missing for a trail with events: nothing held
             return None
 
     def verify(
@@ -470,12 +510,36 @@ class Trail:
                 latest = max(a.seq for a in group)
                 summary.append(f"anchor {source}: head #{latest}, {'MISMATCH' if found else 'matches'}")
                 extra += found
+            extra += self._check_held_key(rows, keys, result, end)
         if archive is not None:
             extra += _check_archive(archive, hashes, result)
         final = result.with_findings(extra).model_copy(update={"anchors": summary})
         if record is not None and final.ok and len(rows) > upto:
             verified.write_record(record, rows, keys, signer)  # type: ignore[arg-type]
         return final
+
+    def _check_held_key(
+        self, rows: list[dict[str, Any]], keys: signing.KeyRing, chain: Verification, end: int
+    ) -> list[tuple[int, str]]:
+        """A finding when the embedded key file beside the store is not the trail's current key (replaced)."""
+        path = self.files.default_key
+        if not rows or path is None or self.files.key_configured or not path.is_file():
+            return []
+        try:
+            held = signing.parse_private_key(path.read_bytes(), str(path))
+        except (OSError, ConfigError):
+            return [(end + 1, f"{path}: not a readable Ed25519 private key; it was replaced or damaged")]
+        current = [*chain.rotated_keys][-1] if chain.rotated_keys else str(rows[0].get("key_id"))
+        trust, _ = keys.check(held.key_id, now_utc())
+        if held.key_id == current or signing.is_reviewed(trust):
+            return []
+        return [
+            (
+                end + 1,
+                f"{path}: holds key {held.key_id}, but this trail's key is {current}; the key file was replaced "
+                "outside `govern audit rotate-key`: restore the previous key",
+            )
+        ]
 
     def _check_checkpoint(
         self, rows, hashes, end, keys, chain: Verification, summary: list[str]

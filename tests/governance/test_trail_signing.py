@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 
 import pytest
 
@@ -26,6 +27,15 @@ def store(tmp_path, monkeypatch):
     for name in ("GOVERN_TRAIL_KEY", "GOVERN_TRAIL_KEY_FILE", "GOVERN_TRAIL_CHECKPOINT"):
         monkeypatch.delenv(name, raising=False)
     return path
+
+
+def commit(folder, *files: str) -> None:
+    """``git init`` (once) and commit ``files`` in ``folder``: what code review leaves behind."""
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    if not (folder / ".git").exists():
+        subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", *files], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "review"], check=True)
 
 
 def approve(actor: str = "rev", **extra) -> trail.Event:
@@ -60,6 +70,7 @@ def test_a_configured_key_must_be_reviewed_and_then_verifies_as_reviewed(store, 
         f'version: "1"\nkeys:\n  - {{id: "{key.key_id}", public_key: "{key.public_b64}", owner: release-eng, '
         "valid_from: 2026-01-01}\n"
     )
+    commit(tmp_path / "policies", "trail_keys.yaml")  # reviewed: committed, and unchanged in the working tree
     approve()
     assert trail.verify().keys_used == {key.key_id: "reviewed (policies/trail_keys.yaml, owner release-eng)"}
 
