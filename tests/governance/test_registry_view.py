@@ -177,3 +177,65 @@ def test_version_01_is_version_1_and_unknown_names_are_one_line(mlflow_store, tm
     with pytest.raises(ConfigError) as err:
         registry_view.require_model("govllm-nope")
     assert str(err.value) == f"no registered model named 'govllm-nope' at {mlflow_store}"
+
+
+def test_served_location_is_what_mlflow_serves_models_from(mlflow_store, tmp_path, monkeypatch):
+    """source, the download URI (storage_location, else source) and run_id, as MlflowClient answers them."""
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    _register("govllm-sft", "a")
+    client = registry.client()
+    mv = client.get_model_version("govllm-sft", "1")
+    served = registry_view.served_location("govllm-sft", "1")
+    assert served.frozen() == {
+        "source": mv.source,
+        "storage_location": client.get_model_version_download_uri("govllm-sft", "1"),
+        "run_id": mv.run_id,
+    }
+    assert registry_view.served_location_of(read_versions(name="govllm-sft")[0]) == served
+    elsewhere = (tmp_path / "elsewhere").as_uri()
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        db.execute("UPDATE model_versions SET storage_location = ? WHERE name = 'govllm-sft'", (elsewhere,))
+    moved = registry_view.served_location("govllm-sft", "1")
+    assert moved.storage_location == elsewhere == client.get_model_version_download_uri("govllm-sft", "1")
+    assert moved.changes_from(served.frozen()) == [("storage_location", elsewhere, served.storage_location)]
+    assert moved.changes_from({"run_id": mv.run_id}) == []  # a field not recorded is not compared
+    with pytest.raises(ConfigError) as err:
+        registry_view.served_location("govllm-sft", "2")
+    assert str(err.value) == f"govllm-sft v2 is not registered at {mlflow_store}"
+
+
+def test_download_uri_from_a_tracking_server(monkeypatch):
+    """Against a server: MLflow's get-download-uri call (the row's storage_location is not in its API)."""
+    import http.server
+    import json
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            known = "/api/2.0/mlflow/model-versions/get-download-uri?name=govllm-sft&version=1"
+            if self.path == known:
+                code, body = 200, {"artifact_uri": "s3://bucket/1/abc/artifacts/model"}
+            else:
+                code, body = 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not found"}
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_port}"
+        assert registry_view.download_uri("govllm-sft", "1", uri) == "s3://bucket/1/abc/artifacts/model"
+        with pytest.raises(ConfigError) as err:
+            registry_view.download_uri("govllm-sft", "2", uri)
+        assert str(err.value) == f"govllm-sft v2 is not registered at {uri}"
+    finally:
+        server.shutdown()
