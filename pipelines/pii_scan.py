@@ -7,9 +7,10 @@ Writes ``<out_dir>/data/<input file names>`` (the cleared dataset: a redacted
 copy, or a byte-identical copy where nothing needed redaction),
 ``<out_dir>/findings.json`` (counts, locations, masked snippets),
 ``<out_dir>/manifest.json`` and ``<out_dir>/decision.json`` (bound to the
-cleared files). Exit 1 when the gate denies (the decision says why; no
-cleared data is left), 2 on unreadable input or bad configuration (no
-decision is left).
+cleared files), published as a signed ``gate_decision`` event in the audit
+trail: training believes the file only through that event. Exit 1 when the
+gate denies (the decision says why; no cleared data is left), 2 on
+unreadable input or bad configuration (no decision is left).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from pydantic import Field
 
 from governance.errors import EXIT_DENIED, EXIT_OK
-from governance.gates import write_decision
+from governance.gates import publish_decision
 from governance.lineage import write_manifest
 from governance.pii.kinds import DatasetKind
 from governance.policy import Strict
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=True,
     )
 
-    # Write the findings report and manifest, then the decision last
+    # Write the findings report and manifest, then publish the decision last (a signed trail event, then the file)
     write_findings_report(result.report, out_dir / "findings.json")
     write_manifest(
         out_dir,
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             "outputs": {ref.path: ref.sha256 for ref in result.decision.datasets} if result.cleared_files else {},
         },
     )
-    write_decision(result.decision, out_dir / "decision.json")
+    publish_decision(result.decision, out_dir / "decision.json", policy_sha256=result.report.policy_sha256)
     for line in result.decision.summary_lines():
         log.info("%s", line)
     log.info(

@@ -4,9 +4,11 @@
 
 Reads params section ``validate_<dataset>`` (kind, train, eval, out_dir,
 policy) and writes ``<out_dir>/decision.json`` bound to the SHA-256 of the
-train and eval files, plus ``manifest.json``. Exit 0 passed (warnings
-allowed), 1 an unwaived ``deny``, 2 bad input or configuration; on exit 2 no
-decision is left behind, so a stale "passed" can never outlive broken data.
+train and eval files, published as a signed ``gate_decision`` event in the
+audit trail (training believes the file only through it), plus
+``manifest.json``. Exit 0 passed (warnings allowed), 1 an unwaived
+``deny``, 2 bad input or configuration; on exit 2 no decision is left
+behind, so a stale "passed" can never outlive broken data.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 from pathlib import Path
 
 from governance.errors import EXIT_DENIED, EXIT_OK
-from governance.gates import write_decision
+from governance.gates import publish_decision
 from governance.lineage import sha256_file, write_manifest
 from governance.policy import Strict
 from governance.policy.data import DatasetKind
@@ -53,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     stage = f"validate_{dataset}"
     params = load_params(stage, ValidateParams)
     if params.engine == "local" and __name__ == "__main__":
-        # GX imports pyspark and SQLAlchemy whenever installed, for its Spark and SQL datasources
-        # (optional backends): ~0.5 of the ~3 CPU seconds of importing it. A local gate reads pandas
-        # frames only. Only where the stage is the process: a test calling main() keeps its modules.
-        without_optional_backends("pyspark", "sqlalchemy")
+        # GX imports pyspark whenever installed, for its Spark datasource (an optional backend). A local
+        # gate reads pandas frames only. SQLAlchemy stays: the audit trail the decision is published to
+        # uses it. Only where the stage is the process: a test calling main() keeps its modules.
+        without_optional_backends("pyspark")
     out_dir = Path(params.out_dir)
     # Remove any earlier decision first: bad input must leave none behind
     for stale in ("decision.json", "manifest.json"):
@@ -78,14 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         progress=True,
         scan_file=scan_file,
     )
-    # Write the decision (a DVC metric) and the provenance of the judgement
-    write_decision(decision, out_dir / "decision.json")
+    # Publish the decision (a signed trail event, then the file: a DVC metric) and the provenance of the judgement
+    policy_sha256 = sha256_file(params.policy)
+    publish_decision(decision, out_dir / "decision.json", policy_sha256=policy_sha256)
     write_manifest(
         out_dir,
         {
             "stage": stage,
             "params": params.model_dump(),
-            "policy": {"path": params.policy, "version": decision.policy_version, "sha256": sha256_file(params.policy)},
+            "policy": {"path": params.policy, "version": decision.policy_version, "sha256": policy_sha256},
             "inputs": {ref.path: ref.sha256 for ref in decision.datasets},
             "decision": {"passed": decision.passed, "counts": decision.counts},
         },

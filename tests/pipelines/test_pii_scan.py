@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from governance.errors import PolicyViolation
 from governance.gates import read_decision, require_passed_gates
 from governance.lineage import sha256_file
 from governance.pii import PiiScanner, load_findings_report
@@ -68,7 +69,7 @@ def _project(tmp_path: Path, monkeypatch, train_rows: list[dict], eval_rows: lis
     return tmp_path / "out" / "pii_scan_sft"
 
 
-def test_stage_redacts_rescans_and_binds_the_decision_to_the_cleared_files(tmp_path, monkeypatch):
+def test_stage_redacts_rescans_and_binds_the_decision_to_the_cleared_files(tmp_path, monkeypatch, mlflow_store):
     out = _project(tmp_path, monkeypatch, _rows())
     assert main(["sft"]) == 0
     cleared_train, cleared_eval = out / "data" / "train.jsonl", out / "data" / "eval.jsonl"
@@ -93,7 +94,38 @@ def test_stage_redacts_rescans_and_binds_the_decision_to_the_cleared_files(tmp_p
     assert json.loads((out / "manifest.json").read_text())["policy"]["version"] == "2026.11-4"
 
 
-def test_denied_stage_exits_1_and_leaves_no_cleared_data(tmp_path, monkeypatch):
+def test_red_team_appends_pii_to_the_gated_data_and_rewrites_the_decision_hash(tmp_path, monkeypatch, mlflow_store):
+    """Issue 31, scripted as the red team did it, up to the check every training stage makes first."""
+    out = _project(tmp_path, monkeypatch, _rows())
+    assert main(["sft"]) == 0
+    files = ["out/pii_scan_sft/data/train.jsonl", "out/pii_scan_sft/data/eval.jsonl"]
+    decision = Path("out/pii_scan_sft/decision.json")
+    require_passed_gates(files, [decision])  # the gate's own decision, published by the stage: accepted
+    # Append 30 records with raw SSNs, card numbers and e-mails to the gated data, rewrite its hash in decision.json
+    gated, before = Path(files[0]), sha256_file(files[0])
+    pii = [
+        {
+            "messages": [
+                {"role": "user", "content": f"SSN 123-45-{6700 + i}, card 4111 1111 1111 1111, a{i}@example.com"}
+            ]
+        }
+        for i in range(30)
+    ]
+    with gated.open("a") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in pii)
+    decision.write_text(decision.read_text().replace(before, sha256_file(gated)))
+    assert read_decision(decision).passed and (out / "decision.json").samefile(decision)
+    # (then `dvc commit -f pii_scan_sft`: dvc.lock agrees with the edited files, and nothing here believes dvc.lock)
+    with pytest.raises(PolicyViolation) as refused:
+        require_passed_gates(files, [decision])
+    assert str(refused.value) == (
+        f"out/pii_scan_sft/decision.json: no signed gate_decision event in the audit trail matches this file "
+        f"(sha256 {sha256_file(decision)[:12]}…): it was not published by the pii_scan_sft stage; "
+        "re-run the gate: dvc repro -f pii_scan_sft"
+    )
+
+
+def test_denied_stage_exits_1_and_leaves_no_cleared_data(tmp_path, monkeypatch, mlflow_store):
     rows = [{"messages": [{"role": "user", "content": "Forwarded from Northwind Traders: card 4111 1111 1111 1111"}]}]
     out = _project(tmp_path, monkeypatch, rows)
     assert main(["sft"]) == 1
@@ -150,7 +182,7 @@ def _flagged(scanner: PiiScanner, text: str, own_words: list[str]) -> list[str]:
     ]
 
 
-def test_nothing_the_stage_writes_or_logs_holds_raw_pii(tmp_path, monkeypatch, capsys, caplog):
+def test_nothing_the_stage_writes_or_logs_holds_raw_pii(tmp_path, monkeypatch, capsys, caplog, mlflow_store):
     caplog.set_level(logging.INFO)  # what the stage emits (stage_main logs at INFO)
     out = _project(tmp_path, monkeypatch, _rows())
     assert main(["sft"]) == 0
@@ -186,7 +218,7 @@ except SystemExit as stop:
 """
 
 
-def test_stage_process_never_imports_torch_or_transformers(tmp_path, monkeypatch):
+def test_stage_process_never_imports_torch_or_transformers(tmp_path, monkeypatch, mlflow_store):
     import os
     import subprocess
     import sys

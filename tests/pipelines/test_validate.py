@@ -33,8 +33,8 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 
 @pytest.fixture
-def stage_dir(tmp_path, monkeypatch):
-    """A working directory with params.yaml, the shipped policy (small min_rows) and data."""
+def stage_dir(tmp_path, monkeypatch, mlflow_store):
+    """A working directory with params.yaml, the shipped policy (small min_rows), data and its own audit trail."""
     monkeypatch.chdir(tmp_path)
     policy = yaml.safe_load((REPO / "policies" / "data.yaml").read_text())
     for section in ("sft", "rlhf"):
@@ -97,6 +97,23 @@ def test_stage_denies_with_exit_1_and_keeps_the_decision(stage_dir, caplog):
     assert decision.summary_lines()[0] in caplog.text
     with pytest.raises(PolicyViolation, match="validation gate denied 1 rule"):
         require_passed_gates(["data/train.jsonl", "data/eval.jsonl"], [DECISION])
+
+
+def test_denied_decision_rewritten_to_passed_is_refused(stage_dir):
+    """Issue 31: the gate's denial edited into a pass in the working tree is no signed decision."""
+    _write(Path("data/eval.jsonl"), [_conv(100), _conv(3), _conv(101)])
+    assert main(["sft"]) == 1
+    denied = json.loads(DECISION.read_text())
+    DECISION.write_text(
+        json.dumps({**denied, "passed": True, "counts": {**denied["counts"], "deny": 0}, "violations": []}, indent=2)
+    )
+    assert read_decision(DECISION).passed
+    with pytest.raises(PolicyViolation) as refused:
+        require_passed_gates(["data/train.jsonl", "data/eval.jsonl"], [DECISION])
+    assert str(refused.value).startswith(
+        f"{DECISION}: no signed gate_decision event in the audit trail matches this file (sha256 "
+    )
+    assert str(refused.value).endswith("re-run the gate: dvc repro -f validate_sft")
 
 
 def test_bad_input_exits_2_and_removes_stale_decision(stage_dir, capsys):
