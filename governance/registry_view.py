@@ -21,8 +21,15 @@ reads the same facts directly:
 tests/governance/test_registry_view.py checks every function against
 ``MlflowClient`` on a real store.
 
-Trust boundary: what it returns is the registry's *view* (MLflow tags), for
-display and for finding drift; decisions read the audit trail, as everywhere else.
+:func:`served_location` reads where ``models:/NAME/VERSION`` takes a
+version's files from (``source``, the download URI MLflow derives from
+``storage_location``, ``run_id``): the embedded store's row, or a server's
+``model-versions/get-download-uri``.
+
+Trust boundary: what it returns is the registry's *view* (MLflow tags and
+columns), for display and for finding drift; decisions read the audit trail,
+as everywhere else — a served location is believed only while it equals the
+one the trail froze at registration.
 """
 
 from __future__ import annotations

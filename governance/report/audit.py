@@ -35,6 +35,8 @@ def _approval_row(event: Event) -> dict[str, Any]:
         "reason": event.reason,
         "hash": event.hash,
         "identity": identity_label(event.identity_method),
+        "identity_server": event.details.get("identity_server"),
+        "policy_sha256": event.evidence.get("approvals_policy_sha256"),
     }
 
 
@@ -205,6 +207,8 @@ def audit_facts(
                 "role": e.role,
                 "reason": e.reason,
                 "hash": e.hash,
+                # The approvals policy the event was decided under (the pin it was checked against)
+                "policy_sha256": e.evidence.get("approvals_policy_sha256"),
             }
             for e in state.events
         ],
@@ -238,6 +242,24 @@ def audit_facts(
         gaps.setdefault("approvals", []).append(
             f"registration: the audit trail holds no model_registered event for {name} v{version}"
         )
+    else:
+        changes = approvals.policy_changes(
+            opened.events(objective=approvals.POLICY_SUBJECT, event_types=["policy_changed"])
+        )
+        pinned, via = approvals.pinned_policy(state.registration, changes)
+        approvals_out["policy_pin"] = {
+            "pinned_sha256": pinned,
+            "since_event": via.seq if via is not None else None,
+            "changes": [
+                {
+                    "old_sha256": c.old_sha256,
+                    "new_sha256": c.new_sha256,
+                    "approvers": c.approvers,
+                    "approved_event": c.approved_by.seq if c.approved_by is not None else None,
+                }
+                for c in changes
+            ],
+        }
     if not approvals_policy.is_file():
         gaps.setdefault("approvals", []).append(f"required approvers per risk tier: {approvals_policy} not available")
         approvals_out["approved_by"] = state.approvers
