@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import ConfigError, DataError, PolicyViolation
-from governance.gates import GateDecision, write_decision
+from governance.gates import GateDecision, publish_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.records import iter_records
 from governance.run_process import RunProcess
@@ -410,7 +410,8 @@ def publish_evaluation(
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     if generations is not None:
         (out_dir / "generations.json").write_text(json.dumps(generations, indent=2) + "\n")
-    write_decision(decision, out_dir / "decision.json")
+    # A signed eval_decision event for this model, then the file: register believes it only through the event
+    publish_decision(decision, out_dir / "decision.json", evidence={"model_sha256": trained["model_sha256"]})
     write_manifest(
         out_dir,
         {

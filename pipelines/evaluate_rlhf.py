@@ -29,7 +29,7 @@ from pydantic import Field
 from governance.approvals import production_metrics
 from governance.errors import PolicyViolation
 from governance.evaluation import evaluate_gate
-from governance.gates import dataset_ref, load_waivers, write_decision
+from governance.gates import dataset_ref, load_waivers, publish_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.records import iter_records
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         for r, t, p, ts, ps in zip(records, tuned, parent, tuned_scores, parent_scores, strict=True)
     ]
     (out_dir / "generations.json").write_text(json.dumps(generations, indent=2, ensure_ascii=False) + "\n")
-    write_decision(decision, out_dir / "decision.json")
+    # A signed eval_decision event for this model, then the file: register believes it only through the event
+    publish_decision(decision, out_dir / "decision.json", evidence={"model_sha256": trained["model_sha256"]})
     write_manifest(
         out_dir,
         {

@@ -10,6 +10,12 @@ same content registered twice (weights, data, parent, training params: see
 :func:`lineage_key`) yields the same version, never a duplicate. A
 version whose evaluation was denied is registered too (the evidence matters),
 marked ``eval_failed``.
+
+Trust boundary: the manifests and decision files it reads are working-tree
+files anyone with write access can edit. The gate decisions the model was
+trained under and its evaluation decision are believed only through the
+signed trail events their stages published (:mod:`governance.gates`): whether
+the gates passed comes from those events, never from the training manifest.
 """
 
 from __future__ import annotations
@@ -18,15 +24,19 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from governance.gates import read_decision
+from governance.gates import PublishedDecision, read_published_decision, require_recorded_gates
 from governance.identity import current_user
-from governance.lineage import read_manifest, sha256_file, sha256_json
+from governance.lineage import read_manifest, sha256_json
 from governance.policy import Strict
 from governance.registry import METRIC_TAG_PREFIX, find_version_by_model_hash, register_version
 from governance.run_process import MLFLOW_UNUSED_BACKENDS
 from pipelines._common import load_params, project_name, stage_main, without_optional_backends
 from pipelines._training import with_run_context
+
+if TYPE_CHECKING:
+    from governance.trail import Event
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +52,10 @@ class RegisterParams(Strict):
 
 
 def version_tags(
-    project: str, params: RegisterParams, trained: dict, evaluation: dict, eval_decision
+    project: str, params: RegisterParams, trained: dict, gates: list[Event], evaluated: PublishedDecision
 ) -> dict[str, str]:
-    """The lineage tags of a version, from the training and evaluation manifests."""
+    """The lineage tags of a version: its training manifest, and its gate and eval decisions as the trail has them."""
+    eval_decision = evaluated.decision
     parent = trained["parent"]
     parent_label = parent.get("name_or_path") or parent.get("dir")
     if parent.get("stage") not in (None, "base_model"):
@@ -64,10 +75,12 @@ def version_tags(
         "lineage.parent_model": str(parent_label),
         "lineage.parent_model_sha256": str(parent.get("model_sha256")),
         "lineage.base_model": str(trained["base"].get("name_or_path")),
-        "lineage.gate_decisions": "passed" if all(g["passed"] for g in trained["gates"]) else "failed",
-        "lineage.gates": ",".join(f"{g['stage']}={'passed' if g['passed'] else 'denied'}" for g in trained["gates"]),
+        "lineage.gate_decisions": "passed" if all(e.details.get("passed") is True for e in gates) else "failed",
+        "lineage.gates": ",".join(
+            f"{e.details.get('stage')}={'passed' if e.details.get('passed') is True else 'denied'}" for e in gates
+        ),
         "lineage.eval_decision": "passed" if eval_decision.passed else "denied",
-        "lineage.eval_decision_sha256": sha256_file(Path(params.eval_dir) / "decision.json"),
+        "lineage.eval_decision_sha256": evaluated.sha256,
         "lineage.trained_by": str(trained.get("trained_by", "unknown")),
         "lineage.registered_by": current_user(),
         "lineage.risk_tier": params.risk_tier,
@@ -133,17 +146,28 @@ def main(argv: list[str] | None = None) -> int:
         )
     params = load_params(f"register_{argv[0]}", RegisterParams)
     project = project_name()
-    trained, evaluation = with_run_context(read_manifest(params.model_dir)), read_manifest(params.eval_dir)
+    manifest, evaluation = read_manifest(params.model_dir), read_manifest(params.eval_dir)
     # Only the evaluation of *this* model counts
-    if evaluation.get("model_sha256") != trained["model_sha256"]:
+    if evaluation.get("model_sha256") != manifest["model_sha256"]:
         from governance.errors import PolicyViolation
 
         raise PolicyViolation(
             f"{params.eval_dir}: evaluates model {str(evaluation.get('model_sha256'))[:12]}… but {params.model_dir} "
-            f"holds {trained['model_sha256'][:12]}…; re-run the evaluate stage"
+            f"holds {manifest['model_sha256'][:12]}…; re-run the evaluate stage"
         )
-    eval_decision = read_decision(Path(params.eval_dir) / "decision.json")
-    tags = version_tags(project, params, trained, evaluation, eval_decision)
+    # The decisions, only as their stages published them in the audit trail: the gates it was trained under,
+    # and its evaluation (for this model)
+    gates = require_recorded_gates(
+        manifest.get("gates") or [],
+        {path: ref["sha256"] for path, ref in (manifest.get("datasets") or {}).items()},
+        source=str(Path(params.model_dir) / "manifest.json"),
+    )
+    evaluated = read_published_decision(
+        Path(params.eval_dir) / "decision.json", require={"model_sha256": manifest["model_sha256"]}
+    )
+    trained = with_run_context(manifest)
+    eval_decision = evaluated.decision
+    tags = version_tags(project, params, trained, gates, evaluated)
     key = lineage_key(params.method, trained)
     name = f"{project}-{params.method}"
     description = (
@@ -179,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             **attestation,
             "model_sha256": trained["model_sha256"],
             "eval_decision_sha256": tags["lineage.eval_decision_sha256"],
+            **{f"gate.{e.details.get('stage')}": e.subject.objective_hash for e in gates},
             **{k.removeprefix("lineage.data."): v for k, v in tags.items() if k.startswith("lineage.data.")},
         },
         gate_status=tags["lineage.gate_decisions"],
