@@ -10,6 +10,9 @@ a consistent rewrite (an anchored hash differs; re-hashed events no longer
 carry valid signatures), a forged insert (no valid signature, or an unknown
 key). ``--archive`` also requires an earlier export to still be the trail's
 prefix; ``--file`` verifies an export on its own, away from the database.
+``export --out`` writes a new file: it never overwrites the trail's own files
+(database, checkpoint, keys) and overwrites another existing file only with
+``--force``.
 ``key`` prints the signing key's entry for ``policies/trail_keys.yaml``;
 ``rotate-key`` records the rotation as an event signed by the old key.
 
@@ -28,12 +31,13 @@ Run ``govern audit verify`` on a schedule to catch registry edits made outside
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from governance import trail
 from governance.errors import EXIT_DENIED, EXIT_OK, ConfigError
-from governance.trail.location import KEY_FILE_ENV, trail_files
+from governance.trail.location import KEY_FILE_ENV, trail_file_role, trail_files
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     verify.set_defaults(handler=run_verify)
     export = actions.add_parser("export", help="write every event as JSON Lines (chain order) for archiving")
-    export.add_argument("--out", type=Path, help="output file (default: stdout)")
+    export.add_argument("--out", type=Path, help="output file (default: stdout); never a trail file")
+    export.add_argument("--force", action="store_true", help="overwrite an existing --out (never a trail file)")
     export.set_defaults(handler=run_export)
     key = actions.add_parser("key", help="show the trail's signing key and its policies/trail_keys.yaml entry")
     key.set_defaults(handler=run_key)
@@ -111,11 +116,32 @@ def run_export(args: argparse.Namespace) -> int:
     if args.out is None:
         opened.export(sys.stdout)
         return EXIT_OK
+    # An export is a new file: never over the trail's own files, nor over another file unless --force
+    role = trail_file_role(args.out, opened.url, opened.files)
+    if role is not None:
+        raise ConfigError(
+            f"--out {args.out} is {role}; an export never overwrites the audit trail's files: choose another path"
+        )
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; give a file path for the export")
+    if args.out.exists() and not args.force:
+        raise ConfigError(f"--out {args.out} already exists; choose another path, or give --force to overwrite it")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        count = opened.export(handle)
-    tmp.replace(args.out)
+    tmp = args.out.with_name(f"{args.out.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("x", encoding="utf-8") as handle:
+            count = opened.export(handle)
+        if args.force:
+            tmp.replace(args.out)
+        else:
+            try:
+                os.link(tmp, args.out)  # fails rather than overwrite a file created since the check
+            except FileExistsError:
+                raise ConfigError(
+                    f"--out {args.out} already exists; choose another path, or give --force to overwrite it"
+                ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
     head = opened.head()
     print(f"exported {count} events to {args.out}; head {head.hash if head else trail.GENESIS_HASH}")  # noqa: T201
     return EXIT_OK

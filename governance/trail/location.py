@@ -104,3 +104,45 @@ def trail_files(url: str) -> TrailFiles:
         checkpoint=Path(checkpoint_env) if checkpoint_env else (beside(".checkpoint.jsonl") if beside else None),
         trail_keys_policy=Path(os.environ.get(POLICY_DIR_ENV) or "policies") / "trail_keys.yaml",
     )
+
+
+def trail_file_role(path: Path, url: str, files: TrailFiles) -> str | None:
+    """What ``path`` is to the trail at ``url`` ("its checkpoint file", …), or None when it is none of its files.
+
+    The trail's files: the SQLite database and its journals, the embedded key
+    (``audit.key`` and anything named ``audit.key*``), the local public keys,
+    the checkpoint file (configured or beside the store, and ``audit.checkpoint*``)
+    and its verified-prefix record. Symbolic and hard links to any of them
+    count as that file. An export must never be written over one.
+    """
+    database = sqlite_path(url)
+    named: list[tuple[Path, str]] = []
+    if database is not None:
+        named += [(database, "the trail database")]
+        named += [
+            (database.with_name(database.name + suffix), "the trail database's journal")
+            for suffix in ("-journal", "-wal", "-shm")
+        ]
+    if files.default_key is not None:
+        named += [
+            (files.default_key, "the trail signing key"),
+            (files.default_key.with_name(files.default_key.name + ".next"), "the staged trail signing key"),
+        ]
+    if files.local_public_keys is not None:
+        named.append((files.local_public_keys, "the trail's local public keys"))
+    if files.checkpoint is not None:
+        named.append((files.checkpoint, "the trail's checkpoint file"))
+        record = files.checkpoint.with_name(files.checkpoint.name.removesuffix(".jsonl") + ".verified.json")
+        named.append((record, "the trail's verified-prefix record"))
+    target = path.resolve()
+    for known, role in named:
+        if target == known.resolve() or (path.exists() and known.exists() and path.samefile(known)):
+            return role
+    if database is not None and target.parent == database.resolve().parent:
+        for prefix, role in (
+            (f"{database.stem}.key", "a trail key file"),
+            (f"{database.stem}.checkpoint", "a trail checkpoint file"),
+        ):
+            if target.name.startswith(prefix):
+                return role
+    return None
