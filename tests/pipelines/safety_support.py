@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from governance.gates import DatasetRef, decide, write_decision
+from governance.gates import DatasetRef, decide, publish_decision, read_decision
 from governance.lineage import sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -14,7 +14,8 @@ PII_DECISION = "artifacts/pii_scan_safety/decision.json"
 
 
 def gate_safety_sets(root: Path) -> None:
-    """Copy data/safety/ into ``root`` with a passing PII decision for its exact bytes, as pii_scan_safety writes."""
+    """Copy data/safety/ into ``root`` with a passing PII decision for its exact bytes, published as pii_scan_safety
+    publishes it (into the audit trail in force)."""
     shutil.copytree(REPO / "data/safety", root / "data/safety", dirs_exist_ok=True)
     decision = decide(
         gate="pii",
@@ -27,7 +28,19 @@ def gate_safety_sets(root: Path) -> None:
         policy_version="1.0",
         violations=[],
     )
-    write_decision(decision, root / PII_DECISION)
+    publish_decision(decision, root / PII_DECISION, policy_sha256=sha256_file(REPO / decision.policy_path))
+
+
+def republish_gate_decisions(root: Path) -> None:
+    """Publish the workspace's data-gate decisions again, into the audit trail now in force (a test's own trail).
+
+    The files are unchanged (a decision's bytes are a function of what it judged); only their signed events are
+    new. Policy paths are read as the shipped policies (``REPO / policy_path``), as the fixtures decided them.
+    """
+    for path in sorted((root / "artifacts").glob("*/decision.json")):
+        if path.parent.name.startswith(("pii_scan_", "validate_")):
+            decision = read_decision(path)
+            publish_decision(decision, path, policy_sha256=sha256_file(REPO / decision.policy_path))
 
 
 def safety_params(

@@ -16,13 +16,13 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
-from safety_support import gate_safety_sets, safety_params
+from safety_support import gate_safety_sets, republish_gate_decisions, safety_params
 
 from governance.errors import ConfigError
 from governance.evaluation import check_metrics, load_eval_policy
-from governance.gates import dataset_ref, decide, write_decision
+from governance.gates import dataset_ref, decide, publish_decision
 from governance.identity import Identity
-from governance.lineage import read_manifest, sha256_dir, sha256_json, write_manifest
+from governance.lineage import read_manifest, sha256_dir, sha256_file, sha256_json, write_manifest
 from governance.objectives import approve_objective, objective_hashes
 from pipelines import base_model, evaluate_grpo, evaluate_rlhf, train_grpo, train_rlhf
 from pipelines._training import with_run_context
@@ -80,12 +80,12 @@ def _gate(dataset: str, files: list[Path]) -> list[str]:
             gate=gate,
             stage=stage,
             datasets=[dataset_ref(f) for f in files],
-            policy_path=f"policies/{gate}.yaml",
+            policy_path=f"policies/{'pii' if gate == 'pii' else 'data'}.yaml",
             policy_version="1.0",
             violations=[],
         )
         path = f"artifacts/{stage}/decision.json"
-        write_decision(decision, path)
+        publish_decision(decision, path, policy_sha256=sha256_file(REPO / decision.policy_path))  # as the gate read it
         paths.append(path)
     return paths
 
@@ -253,6 +253,7 @@ def ws(workspace, mlflow_store, monkeypatch):
     """The workspace as cwd, with this test's own MLflow store and audit trail; params reset."""
     monkeypatch.chdir(workspace)
     monkeypatch.setenv("GOVERN_USER", "trainer-bot")
+    republish_gate_decisions(workspace)  # the gate stages' signed events, in this test's trail
     _write_params(workspace)
     for out in ("train_grpo", "evaluate_grpo", "train_rlhf", "evaluate_rlhf"):
         shutil.rmtree(workspace / "artifacts" / out, ignore_errors=True)

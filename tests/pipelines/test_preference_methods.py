@@ -20,8 +20,8 @@ from safety_support import gate_safety_sets, safety_params
 
 from governance.approvals.state import version_state
 from governance.evaluation import check_metrics, load_eval_policy
-from governance.gates import Violation, dataset_ref, decide, read_decision, write_decision
-from governance.lineage import read_manifest
+from governance.gates import Violation, dataset_ref, decide, publish_decision, read_decision
+from governance.lineage import read_manifest, sha256_file
 from governance.records import read_records
 from pipelines import (
     base_model,
@@ -143,7 +143,7 @@ def _raw_data(root: Path) -> None:
 
 
 def _gate(dataset: str, files: list[str]) -> None:
-    """Passing PII and validation decisions for these exact files, as the gate stages write them."""
+    """Passing PII and validation decisions for these exact files, as the gate stages publish them."""
     for gate, stage in (("pii", f"pii_scan_{dataset}"), ("validation", f"validate_{dataset}")):
         decision = decide(
             gate=gate,
@@ -153,7 +153,7 @@ def _gate(dataset: str, files: list[str]) -> None:
             policy_version="1.0",
             violations=[],
         )
-        write_decision(decision, f"artifacts/{stage}/decision.json")
+        publish_decision(decision, f"artifacts/{stage}/decision.json")
 
 
 # --------------------------------------------------------------------------- params
@@ -533,7 +533,7 @@ def test_unpassed_gate_refuses_training(ws, method, capsys):
             Violation(rule_id="data.min_rows", severity="deny", subject=train_file, message="30 rows (min 400)")
         ],
     )
-    write_decision(denied, f"artifacts/denied/validate_{dataset}.json")
+    publish_decision(denied, f"artifacts/denied/validate_{dataset}.json")  # denied by the gate itself
     out = f"artifacts/refused_{method}"
     decisions = [f"artifacts/pii_scan_{dataset}/decision.json", f"artifacts/denied/validate_{dataset}.json"]
     _write_params(ws, **{f"train_{method}": {"gate_decisions": decisions, "trl": {"output_dir": out}}})
@@ -561,6 +561,32 @@ def test_data_changed_after_gating_refuses_training(ws, capsys):
         )
     finally:
         changed.write_bytes(original)
+
+
+def test_red_team_pii_appended_under_a_rewritten_decision_refuses_training(ws, capsys):
+    """Issue 31 at the stage: PII appended to the gated data, its hash rewritten in decision.json; train_dpo refuses."""
+    data, decision = Path("data/prepared/preference/train.jsonl"), Path("artifacts/pii_scan_preference/decision.json")
+    originals = {data: data.read_bytes(), decision: decision.read_bytes()}
+    try:
+        before = sha256_file(data)
+        rows = originals[data].decode().splitlines()[:30]
+        with data.open("a") as handle:
+            for i, row in enumerate(rows):
+                leak = f"My SSN is 123-45-{6700 + i}, card 4111 1111 1111 1111, mail p{i}@example.com. "
+                handle.write(row.replace('"content": "', f'"content": "{leak}', 1) + "\n")
+        decision.write_text(decision.read_text().replace(before, sha256_file(data)))
+        out = "artifacts/refused_red_team"
+        _write_params(ws, train_dpo={"trl": {"output_dir": out}})
+        assert train_dpo.main([]) == 1
+        assert _error_line(capsys) == (
+            f"train_dpo: PolicyViolation: {decision}: no signed gate_decision event in the audit trail matches this "
+            f"file (sha256 {sha256_file(decision)[:12]}…): it was not published by the pii_scan_preference stage; "
+            "re-run the gate: dvc repro -f pii_scan_preference"
+        )
+        assert not (ws / out).exists()
+    finally:
+        for path, content in originals.items():
+            path.write_bytes(content)
 
 
 @pytest.mark.parametrize("method", METHODS)
