@@ -22,9 +22,11 @@ trail and its files live). The trail imports nothing from MLflow: the registry
 mirrors the trail, never the reverse.
 
 Trust boundary: an event is believed only when its hash and link recompute,
-its signature verifies under a key listed in ``policies/trail_keys.yaml`` (or
-this store's local key, reported as not reviewed), and no anchor contradicts
-the chain. :func:`require_intact` is what every governed action calls first.
+its signature verifies under a key listed in ``policies/trail_keys.yaml``
+(reviewed when that file is committed and unchanged in git) or this store's
+local key (reported as not reviewed; a key not reviewed must be the one that
+signed event #1 or one rotated in), it carries this store's trail id, and no
+anchor contradicts the chain. :func:`require_intact` is what every governed action calls first.
 """
 
 from __future__ import annotations
@@ -43,14 +45,19 @@ from governance.trail.chain import (
     EVENT_TYPES,
     GENESIS_HASH,
     IDENTITY_METHODS,
+    MAX_NAME_CHARS,
+    MAX_REASON_BYTES,
     Event,
     EventType,
     IdentityMethod,
     Subject,
     Verification,
     canonical_json,
+    normalize_user,
     now_utc,
+    require_bounded,
     require_printable,
+    require_user_name,
     row_hash,
     verify_rows,
 )
@@ -75,6 +82,8 @@ __all__ = [
     "IDENTITY_METHODS",
     "KEY_ENV",
     "KEY_FILE_ENV",
+    "MAX_NAME_CHARS",
+    "MAX_REASON_BYTES",
     "Anchor",
     "Event",
     "EventType",
@@ -92,6 +101,7 @@ __all__ = [
     "head",
     "keyring",
     "load_keyring",
+    "normalize_user",
     "now_utc",
     "open_trail",
     "parse_private_key",
@@ -99,8 +109,10 @@ __all__ = [
     "read_export",
     "record",
     "redacted",
+    "require_bounded",
     "require_intact",
     "require_printable",
+    "require_user_name",
     "rotate_key",
     "row_hash",
     "verify",
@@ -146,8 +158,12 @@ def record(
     """Append one signed event to the audit trail — the only way anything writes to it.
 
     ``identity_method`` says how ``actor`` was identified (``local-unverified``
-    or ``mlflow-basic-auth``); it is hashed and signed with the rest. Control
-    characters in ``actor``, ``role`` or ``reason`` are refused (one line).
+    or ``mlflow-basic-auth``); it is hashed and signed with the rest, with the
+    store's trail id. Refused with one line (exit 2): control characters in
+    ``actor``, ``role`` or ``reason``; a reason over :data:`MAX_REASON_BYTES`
+    or an actor/role over :data:`MAX_NAME_CHARS`; an actor that is not
+    NFKC-normalised or mixes scripts (:func:`normalize_user` is what the
+    identity layer applies first).
     ``guard(events)`` runs under the append lock with every stored event of
     the same model (or objective); return an existing event to append nothing
     (the result then has ``created`` False), raise to refuse.
