@@ -45,6 +45,8 @@ def setup(mlflow_server, tmp_path_factory, trail_signing_env):
         "objective_owner": ["rev1"],
         "waiver_authority": ["releaser"],
     }
+    # The one server whose basic-auth users count as authenticated (#31: any other is refused)
+    policy["authentication"] = {"server": mlflow_server.url, "tls_sha256_fingerprint": None}
     (policies / "approvals.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
     shutil.copy(REPO / "policies" / "waivers.yaml", policies / "waivers.yaml")
     editors = [*REVIEWERS, "releaser", *CROWD]
@@ -186,6 +188,7 @@ def test_two_distinct_reviewers_allow_promotion(server, capsys):
     (promoted,) = events(name, "promoted")
     assert promoted.actor == "releaser" and promoted.role == "release_manager"
     assert promoted.details["identity"] == "mlflow-basic-auth"
+    assert promoted.details["identity_server"] == server.url  # the pinned server vouched for the user
     assert {"approval:rev1", "approval:rev2"} <= set(promoted.evidence)
     tags = registry.get_version(name, version).tags
     assert tags[approvals.TAG_APPROVAL_STATUS] == "approved" and tags[approvals.TAG_APPROVERS] == "rev1,rev2"
@@ -242,8 +245,12 @@ def test_registry_unreachable_during_promote(server, monkeypatch, capsys):
         "re-run when the registry is back"
     )
     capsys.readouterr()
-    assert main(["promote", name, version]) == 2
-    assert capsys.readouterr().err == f"govern: cannot reach {dead} to verify user 'releaser' (ConnectionError)\n"
+    # Any server but the pinned one is refused before credentials are sent (a dead one, or an attacker's)
+    assert main(["promote", name, version]) == 1
+    assert capsys.readouterr().err == (
+        f"govern: MLflow at {dead} is not the authenticating server {server_policy()} pins "
+        f"(authentication.server: {server.url}); an identity from any other server is refused\n"
+    )
     assert trail.head().seq == before and holder_at(server, name) is None
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     assert main(["promote", name, version]) == 0
@@ -251,6 +258,10 @@ def test_registry_unreachable_during_promote(server, monkeypatch, capsys):
     assert "already holds production" in capsys.readouterr().out
     assert len(events(name, "promoted")) == 1 and holder(name) == version
     assert [str(v.version) for v in registry.list_versions(name)] == [version]
+
+
+def server_policy() -> str:
+    return os.path.join(os.environ["GOVERN_POLICY_DIR"], "approvals.yaml")
 
 
 def holder_at(server, name: str) -> str | None:
