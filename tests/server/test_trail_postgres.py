@@ -130,3 +130,41 @@ def test_postgres_trail_rewritten_tail_and_unreviewed_key_are_refused(pg_trail, 
     monkeypatch.setenv("GOVERN_TRAIL_KEY", trail.generate_key().pem().decode())
     with pytest.raises(AuditError, match=r"^the trail signing key ed25519:[0-9a-f]{16} is not trusted: list it in "):
         seed(1)
+
+
+def test_a_postgres_store_from_before_trail_ids_gains_the_column_and_an_id(pg_trail):
+    """The migration on PostgreSQL: old events keep verifying as hashed; new ones carry the minted id."""
+    key = trail.open_trail().signing_key()
+    conn = psycopg2.connect(pg_trail)
+    conn.autocommit = True
+    prev, anchors = trail.GENESIS_HASH, []
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE audit_events (seq INTEGER PRIMARY KEY, event_type VARCHAR(40) NOT NULL, actor VARCHAR(200)"
+            " NOT NULL, role VARCHAR(200) NOT NULL, identity_method VARCHAR(40) NOT NULL, timestamp VARCHAR(40) NOT"
+            " NULL, subject_model VARCHAR(300) NOT NULL, subject_version VARCHAR(40) NOT NULL, subject_objective"
+            " VARCHAR(300) NOT NULL, subject_objective_hash VARCHAR(64) NOT NULL, reason TEXT NOT NULL, evidence TEXT"
+            " NOT NULL, details TEXT NOT NULL, prev_hash VARCHAR(64) NOT NULL UNIQUE, key_id VARCHAR(40) NOT NULL,"
+            " hash VARCHAR(64) NOT NULL UNIQUE, signature VARCHAR(100) NOT NULL)"
+        )
+        for seq in (1, 2):
+            row = {
+                "seq": seq, "event_type": "approved", "actor": f"old{seq}", "role": "reviewer",
+                "identity_method": "local-unverified", "timestamp": trail.now_utc(), "subject_model": "m",
+                "subject_version": "1", "subject_objective": "", "subject_objective_hash": "", "reason": "ok",
+                "evidence": "{}", "details": "{}", "prev_hash": prev, "key_id": key.key_id,
+            }  # fmt: skip
+            row["hash"] = prev = trail.row_hash(row)  # as the older govern hashed it: no trail id
+            row["signature"] = key.sign(row["hash"])
+            cursor.execute(
+                f"INSERT INTO audit_events ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
+                list(row.values()),
+            )
+            anchors.append(trail.Anchor(seq=seq, hash=row["hash"], key_id=key.key_id, signature=row["signature"]))
+    conn.close()
+    checkpoint = trail.open_trail().files.checkpoint
+    checkpoint.write_text("".join(anchor.line() + "\n" for anchor in anchors))
+    assert trail.verify().ok and trail.verify().legacy_events == 2
+    (new,) = seed(1)
+    assert new.seq == 3 and new.trail_id == trail.open_trail().trail_id()
+    assert trail.verify().ok
