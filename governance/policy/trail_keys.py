@@ -1,10 +1,17 @@
 """Schema of ``policies/trail_keys.yaml``: the public keys that may sign audit-trail events.
 
-A key listed here has been reviewed in git: its public half, who holds the
-private half and from when it may sign. The ``id`` is the key's fingerprint
-(``ed25519:`` and the first 16 hex digits of the SHA-256 of the raw public
-key), checked against ``public_key`` so a copy-paste slip fails loudly here
-rather than as a "forged" event later.
+A key listed here is reviewed in git — its public half, who holds the
+private half and from when it may sign — but only while the file is committed
+and unchanged in the working tree (:func:`governance.policy.review.review_status`;
+:mod:`governance.trail.signing` asks). A listing that is not committed, or a
+copy outside a git checkout, is trusted only as "not reviewed in git", like
+the embedded local key. The ``id`` is the key's fingerprint (``ed25519:`` and
+the first 16 hex digits of the SHA-256 of the raw public key), checked against
+``public_key`` so a copy-paste slip fails loudly here rather than as a
+"forged" event later.
+
+Trust boundary: this module parses and checks the file's shape; it believes
+nothing about who wrote it.
 """
 
 from __future__ import annotations
