@@ -533,6 +533,17 @@ class Trail:
         trust, _ = keys.check(held.key_id, now_utc())
         if held.key_id == current or signing.is_reviewed(trust):
             return []
+        rotated_out = [
+            row["seq"] for row in rows if row.get("event_type") == "key_rotated" and row["key_id"] == held.key_id
+        ]
+        if rotated_out:
+            return [
+                (
+                    end + 1,
+                    f"{path}: holds key {held.key_id}, which was rotated out at #{rotated_out[0]}; this trail's key "
+                    f"is {current}: finish the rotation (put the new key in place) or configure it",
+                )
+            ]
         return [
             (
                 end + 1,

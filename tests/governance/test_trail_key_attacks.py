@@ -137,13 +137,19 @@ def test_a_deleted_audit_key_is_not_recreated_for_a_trail_with_events(store):
     assert not key_file.exists() and info.value.exit_code == 2
 
 
-def test_the_key_changes_through_rotate_key_and_verifies(store, capsys):
+def test_the_key_changes_through_rotate_key_and_the_retired_key_cannot_come_back(store, capsys):
     first = approve()
+    old_pem = store.with_name("audit.key").read_bytes()
     assert main(["audit", "rotate-key", "--reason", "laptop replaced"]) == 0
     new = approve()
     assert new.key_id != first.key_id
     capsys.readouterr()
     assert main(["audit", "verify"]) == 0
+    store.with_name("audit.key").write_bytes(old_pem)  # the retired key put back in place
+    assert verify_errors(capsys) == [
+        f"{store.with_name('audit.key')}: holds key {first.key_id}, which was rotated out at #2; this trail's key "
+        f"is {new.key_id}: finish the rotation (put the new key in place) or configure it"
+    ]
 
 
 # -- trail_keys.yaml: reviewed only when committed -----------------------------
