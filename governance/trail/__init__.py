@@ -59,6 +59,7 @@ from governance.trail.chain import (
     require_printable,
     require_user_name,
     row_hash,
+    shown_reason,
     verify_rows,
 )
 from governance.trail.location import (
@@ -115,6 +116,7 @@ __all__ = [
     "require_user_name",
     "rotate_key",
     "row_hash",
+    "shown_reason",
     "verify",
     "verify_rows",
 ]
