@@ -1,4 +1,4 @@
-"""The report's view of the audit trail: approvals, alias history, objectives, chain integrity.
+"""The report's view of the audit trail: approvals, alias history, objectives, signed decisions, chain integrity.
 
 The trail (:mod:`governance.trail`) is the truth for who approved what and
 when; the registry only mirrors it. This module reads it for one version —
@@ -13,6 +13,7 @@ not exist is reported as missing, not silently started empty.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,31 @@ def _rollback_target(model: approvals.ModelState, version: str, policy: Any) -> 
     return {"version": None, "detail": "no earlier production version is still approved; rollback needs --to"}
 
 
+def _decision_events(
+    opened: trail.Trail, decisions: Sequence[tuple[str, str, str, Mapping[str, str]]]
+) -> dict[str, dict[str, Any]]:
+    """``stage:sha256`` -> the signed event that published that decision file (only those found)."""
+    from governance.gates import SUBJECT_PREFIX
+
+    found: dict[str, dict[str, Any]] = {}
+    for kind, stage, digest, evidence in decisions:
+        for e in opened.events(objective=f"{SUBJECT_PREFIX}{stage}", event_types=[kind]):
+            if (
+                e.subject.objective_hash == digest
+                and e.evidence.get("decision_sha256") == digest
+                and all(e.evidence.get(k) == v for k, v in evidence.items())
+            ):
+                found[f"{stage}:{digest}"] = {
+                    "seq": e.seq,
+                    "event_type": e.event_type,
+                    "actor": e.actor,
+                    "at": e.timestamp,
+                    "passed": e.details.get("passed"),
+                    "policy_sha256": e.evidence.get("policy_sha256"),
+                }
+    return found
+
+
 def audit_facts(
     name: str,
     version: str,
@@ -98,8 +124,16 @@ def audit_facts(
     reward_hashes: dict[str, str],
     stage: str | None,
     audit_url: str | None = None,
+    decisions: Sequence[tuple[str, str, str, Mapping[str, str]]] = (),
 ) -> dict[str, Any]:
-    """Approvals, alias history, rollback target, objective approvals and chain status of one version."""
+    """Approvals, alias history, rollback target, objective approvals, signed decisions and chain status of one version.
+
+    ``decisions`` are ``(event_type, stage, sha256, evidence)`` of the gate and
+    eval decision files the version's lineage names, ``evidence`` what the
+    event must also carry (an evaluation's ``model_sha256``);
+    ``decision_events`` maps each found ``stage:sha256`` to the signed event
+    its stage published (None when the trail cannot be read).
+    """
     gaps: dict[str, list[str]] = {}
     approvals_out: dict[str, Any] = {
         "available": False,
@@ -126,6 +160,7 @@ def audit_facts(
         "chain": chain,
         "objective_approvals": {},
         "objectives_available": False,
+        "decision_events": None,
         "audit_url": None,
         "gaps": gaps,
     }
@@ -192,6 +227,8 @@ def audit_facts(
                         "event": e.seq,
                         "evidence": dict(e.evidence),
                     }
+    # Decisions: believed where the trail holds the event their stage published for exactly these bytes
+    out["decision_events"] = _decision_events(opened, decisions)
     # Approvals: the approvals module's own reading of the trail
     model = approvals.ModelState(name, model_events)
     state = model.version(version)

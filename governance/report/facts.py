@@ -11,7 +11,10 @@ the pipeline. Sources, in the order they are read:
   ``findings.json``), ``evaluation/*.json``, ``model/manifest.json`` and
   ``model/config.json``;
 * the version holding the ``production`` alias, for comparison;
-* the audit trail (:mod:`governance.report.audit`).
+* the audit trail (:mod:`governance.report.audit`), including the signed
+  ``gate_decision``/``eval_decision`` events that published the decision
+  files: a decision artifact (or ``lineage.json``, both editable by anyone
+  with MLflow access) is believed only where such an event matches its bytes.
 
 A fact that is not recorded is never filled in: its section gets a *gap*
 naming what is missing and where it should have come from, and the verdict
@@ -414,6 +417,9 @@ def _data(facts: ReportFacts, artifacts: RunArtifacts, lineage: dict, policy: Re
             "integrity": "missing"
             if digest is None
             else ("ok" if digest == gate.get("decision_sha256") else "mismatch"),
+            # Whether a signed trail event published the decision training used: set from the audit trail
+            "signed": None,
+            "signed_event": None,
             "decision": decision,
             "covers": {},
         }
@@ -566,6 +572,10 @@ def _evaluation(facts: ReportFacts, version: Any, artifacts: RunArtifacts) -> No
         "decision_sha256": digest,
         "recorded_sha256": recorded,
         "integrity": "missing" if digest is None else ("ok" if digest == recorded else "mismatch"),
+        "stage": (decision or {}).get("stage") or manifest.get("stage"),
+        "version_model_sha256": tags.get("lineage.model_sha256"),
+        "signed": None,  # set from the audit trail (see _signed_decisions)
+        "signed_event": None,
     }
     if decision is None:
         facts.gap(
@@ -675,6 +685,45 @@ def _derived_limitations(facts: ReportFacts) -> list[str]:
     return out
 
 
+def _decision_keys(facts: ReportFacts) -> list[tuple[str, str, str, dict[str, str]]]:
+    """``(event_type, stage, sha256, evidence)`` of every decision to look up in the trail.
+
+    A gate: the SHA-256 training recorded in its lineage (what it was trained
+    under; the artifact must equal it, see ``integrity``). The evaluation: its
+    logged artifact's SHA-256, else the one the version's tag records, and it
+    must be the evaluation of this version's model (``model_sha256``).
+    """
+    keys = [
+        ("gate_decision", str(g["stage"]), str(g["lineage_sha256"]), {})
+        for g in facts.data.get("gates") or []
+        if g.get("stage") and g.get("lineage_sha256")
+    ]
+    evaluation = facts.evaluation
+    digest = evaluation.get("decision_sha256") or evaluation.get("recorded_sha256")
+    if evaluation.get("stage") and digest:
+        model = {"model_sha256": str(evaluation.get("version_model_sha256"))}
+        keys.append(("eval_decision", str(evaluation["stage"]), str(digest), model))
+    return keys
+
+
+def _signed_decisions(facts: ReportFacts, events: dict[str, dict[str, Any]] | None) -> None:
+    """Mark each decision signed (a trail event published it), unsigned, or unknown (None: no trail).
+
+    Where signed, whether the gate passed is the event's, not the lineage's.
+    """
+    if events is None:
+        return
+    for gate in facts.data.get("gates") or []:
+        event = events.get(f"{gate.get('stage')}:{gate.get('lineage_sha256')}")
+        gate["signed"], gate["signed_event"] = event is not None, event
+        if event is not None:
+            gate["passed"] = event.get("passed")
+    evaluation = facts.evaluation
+    digest = evaluation.get("decision_sha256") or evaluation.get("recorded_sha256")
+    event = events.get(f"{evaluation.get('stage')}:{digest}")
+    evaluation["signed"], evaluation["signed_event"] = event is not None, event
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -730,6 +779,7 @@ def collect_facts(
         _identity(facts, model_version, run, lineage, manifest, config)
         _training(facts, run, lineage, manifest)
         _data(facts, artifacts, lineage, policy)
+        _evaluation(facts, model_version, artifacts)
         audit = audit_facts(
             model_version.name,
             str(model_version.version),
@@ -738,9 +788,10 @@ def collect_facts(
             reward_hashes={f["name"]: f["sha256"] for f in _reward_hashes(model_version, manifest)},
             stage=lineage.get("stage") or run.data.tags.get("stage"),
             audit_url=audit_url,
+            decisions=_decision_keys(facts),
         )
+        _signed_decisions(facts, audit["decision_events"])
         _objectives(facts, model_version, lineage, manifest, audit)
-        _evaluation(facts, model_version, artifacts)
         facts.approvals = audit["approvals"]
         # The trail's status, never the version's governance.approval_status tag (anyone with MLflow access sets it)
         facts.identity["approval_status"] = audit["approvals"]["status"] or "not recorded in the audit trail"
@@ -752,10 +803,16 @@ def collect_facts(
                 "evaluated": facts.evaluation.get("evaluated_model_sha256"),
             },
             "gate_decisions": [
-                {"artifact": g["artifact"], "integrity": g["integrity"], "sha256": g["artifact_sha256"]}
+                {
+                    "artifact": g["artifact"],
+                    "integrity": g["integrity"],
+                    "sha256": g["artifact_sha256"],
+                    "signed": g["signed"],
+                }
                 for g in facts.data["gates"]
             ],
             "eval_decision": facts.evaluation["integrity"],
+            "eval_decision_signed": facts.evaluation["signed"],
             "audit_url": audit.get("audit_url"),
         }
         for section, messages in audit.get("gaps", {}).items():

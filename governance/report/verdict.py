@@ -163,18 +163,33 @@ def _decision_integrity_check(facts: ReportFacts) -> Check:
     if not gates:
         return Check("data.decision_integrity", title, "missing", "no gate decisions recorded in the lineage")
     bad = [g["artifact"] for g in gates if g["integrity"] == "mismatch"]
+    # Trained under a decision no gate stage published: the lineage and the artifact agree, and prove nothing
+    unsigned = [
+        f"{g['artifact']} (sha256 {str(g.get('lineage_sha256'))[:12]}…)"
+        for g in gates
+        if g.get("signed") is False and g["integrity"] != "mismatch"
+    ]
     absent = [g["artifact"] for g in gates if g["integrity"] == "missing"]
-    if bad:
-        return Check(
-            "data.decision_integrity", title, "fail", "SHA-256 differs from the lineage for: " + ", ".join(bad)
-        )
+    if bad or unsigned:
+        problems = [f"SHA-256 differs from the lineage for: {', '.join(bad)}"] if bad else []
+        if unsigned:
+            problems.append("no signed gate_decision event in the audit trail published: " + ", ".join(unsigned))
+        return Check("data.decision_integrity", title, "fail", "; ".join(problems))
     if absent:
         return Check("data.decision_integrity", title, "missing", "not logged to the run: " + ", ".join(absent))
+    if any(g.get("signed") is None for g in gates):
+        return Check(
+            "data.decision_integrity",
+            title,
+            "missing",
+            "audit trail not available: the decisions were not checked against their signed gate_decision events",
+        )
     return Check(
         "data.decision_integrity",
         title,
         "pass",
-        f"{len(gates)} decision artifact(s) match the SHA-256 recorded at training",
+        f"{len(gates)} decision artifact(s) match the SHA-256 recorded at training and the gate_decision event "
+        "their gate stage signed",
     )
 
 
@@ -213,9 +228,30 @@ def _not_measurable(evaluation: dict[str, Any]) -> list[str]:
 def _eval_integrity_check(facts: ReportFacts) -> Check:
     title = "Evaluation decision is the one registered"
     state = facts.evaluation.get("integrity")
+    signed = facts.evaluation.get("signed")
+    if state == "ok" and signed is False:
+        digest = str(facts.evaluation.get("decision_sha256"))
+        return Check(
+            "eval.integrity",
+            title,
+            "fail",
+            f"evaluation/decision.json (sha256 {digest[:12]}…): no signed eval_decision event in the audit trail "
+            "published it",
+        )
+    if state == "ok" and signed is None:
+        return Check(
+            "eval.integrity",
+            title,
+            "missing",
+            "audit trail not available: the decision was not checked against its signed eval_decision event",
+        )
     if state == "ok":
         return Check(
-            "eval.integrity", title, "pass", "decision SHA-256 matches version tag lineage.eval_decision_sha256"
+            "eval.integrity",
+            title,
+            "pass",
+            "decision SHA-256 matches version tag lineage.eval_decision_sha256 and the eval_decision event its "
+            "evaluate stage signed",
         )
     if state == "mismatch":
         return Check(

@@ -2,7 +2,8 @@
 
 Used by the report tests to get a version in seconds: real gate decisions
 (the validation gate runs great-expectations on generated conversations; the
-PII decision goes through ``governance.gates.decide``), a real evaluation gate
+PII decision goes through ``governance.gates.decide``), published to the audit
+trail as the gate stages publish them, a real evaluation gate
 (``governance.evaluation.evaluate_gate`` under ``policies/eval.yaml``), and the
 same MLflow run shape as ``pipelines/_training.py`` writes: params
 ``pipeline.*``, tags ``lineage.*``/``env.*``, artifacts ``lineage.json``,
@@ -24,7 +25,7 @@ import mlflow
 from governance import approvals, registry
 from governance.approvals import record_registration
 from governance.evaluation import evaluate_gate
-from governance.gates import dataset_ref, write_decision
+from governance.gates import dataset_ref, publish_decision, write_decision
 from governance.lineage import file_refs, policy_versions, sha256_dir, sha256_file, sha256_json, write_manifest
 from governance.pii import PiiScanner, run_pii_gate, write_findings_report
 from governance.policy.pii import load_pii_policy
@@ -101,11 +102,15 @@ def build_version(
     lineage_key: str = "k1",
     in_trail: bool = True,
     project: str = PROJECT,
+    forged: bool = False,
 ) -> BuiltVersion:
     """Create data, gate decisions, a training run and a pending registered version ``<project>-sft``.
 
     Paths are relative, as the pipeline records them: call with the current
-    directory set to ``workdir``.
+    directory set to ``workdir``. ``forged`` builds the red team's version of
+    issue 31: PII appended to the gated data after the PII gate, its hash
+    rewritten in that gate's decision (then validated, trained and registered
+    on), and an evaluation decision written without its stage publishing it.
     """
     prepared = workdir / "data/prepared/sft"
     write_conversations(prepared / "train.jsonl", 520, 0, plant=True)
@@ -117,6 +122,22 @@ def build_version(
     if not pii.decision.passed:
         raise AssertionError(f"fixture PII gate denied: {pii.decision.summary_lines()}")
     decisions = []
+    if with_pii_gate:
+        write_findings_report(pii.report, workdir / "artifacts/pii_scan_sft/findings.json")
+        publish_decision(pii.decision, workdir / "artifacts/pii_scan_sft/decision.json")
+        decisions.append((pii.decision, workdir / "artifacts/pii_scan_sft/decision.json"))
+    if forged:
+        # The attack as scripted: append records with raw PII to the gated data, rewrite its hash in decision.json
+        gated = sha256_file(train)
+        with train.open("a") as handle:
+            handle.writelines(
+                json.dumps({"id": f"x{i}", "messages": [
+                    {"role": "user", "content": f"My SSN is 123-45-{6700 + i}; card {PLANTED_CARD}; {PLANTED_EMAIL}"},
+                    {"role": "assistant", "content": "Noted."}]}) + "\n"
+                for i in range(30)
+            )  # fmt: skip
+        path = workdir / "artifacts/pii_scan_sft/decision.json"
+        path.write_text(path.read_text().replace(gated, sha256_file(train)))
     validation = run_validation_gate(
         kind="sft",
         train=train,
@@ -125,12 +146,8 @@ def build_version(
         waivers_path=None,
         stage="validate_sft",
     )
-    write_decision(validation, workdir / "artifacts/validate_sft/decision.json")
+    publish_decision(validation, workdir / "artifacts/validate_sft/decision.json")
     decisions.append((validation, workdir / "artifacts/validate_sft/decision.json"))
-    if with_pii_gate:
-        write_findings_report(pii.report, workdir / "artifacts/pii_scan_sft/findings.json")
-        write_decision(pii.decision, workdir / "artifacts/pii_scan_sft/decision.json")
-        decisions.insert(0, (pii.decision, workdir / "artifacts/pii_scan_sft/decision.json"))
     params = {
         "base_model": "artifacts/base_model",
         "train_file": str(train),
@@ -207,7 +224,8 @@ def build_version(
             }
         )
     )
-    (model_dir / "model.safetensors").write_bytes(b"weights" * 100)
+    # A forged version's weights differ: the other scenarios' evaluation (same bytes, published) is not its own
+    (model_dir / "model.safetensors").write_bytes((b"forged" if forged else b"weights") * 100)
     with registry.stage_run(project, "train_sft", {"method": "sft"}) as run:
         mlflow.log_params({k: str(v) for k, v in registry.flatten("pipeline", params).items()})
         mlflow.log_params({"learning_rate": "0.003", "lr_scheduler_type": "cosine", "num_train_epochs": "3"})
@@ -274,7 +292,10 @@ def build_version(
     eval_dir.mkdir(parents=True)
     (eval_dir / "metrics.json").write_text(json.dumps(metrics))
     (eval_dir / "generations.json").write_text(json.dumps([{"prompt": "What is 12 + 30?", "completion": "42"}]))
-    write_decision(decision, eval_dir / "decision.json")
+    if forged:
+        write_decision(decision, eval_dir / "decision.json")  # the file alone: no evaluate stage published it
+    else:
+        publish_decision(decision, eval_dir / "decision.json", evidence={"model_sha256": manifest["model_sha256"]})
     write_manifest(
         eval_dir,
         {"stage": "evaluate_sft", "model_sha256": manifest["model_sha256"], "training_run_id": run.info.run_id},

@@ -21,6 +21,7 @@ from report_support import PLANTED, REPO, build_version
 from governance import approvals, registry, trail
 from governance.cli import main as govern
 from governance.identity import Identity
+from governance.lineage import sha256_file
 from governance.report import build_report, log_report
 from governance.report.charts import parse_bounds
 from governance.report.compliance import ComplianceMap, load_compliance_map
@@ -47,6 +48,8 @@ def lab(tmp_path_factory):
             "eval_failed": {"eval_ratio": 1.25},
             # Three independent defects in one version: each check must report its own
             "defects": {"with_pii_gate": False, "tamper_validation": True, "intended_use": False},
+            # Issue 31: trained on PII appended under a rewritten PII decision, an evaluation nobody published
+            "forged": {"forged": True},
         }
         built = {}
         for key, options in scenarios.items():
@@ -277,6 +280,27 @@ def test_gate_decision_changed_after_training_fails_integrity(lab):
     )
 
 
+def test_red_team_decisions_without_signed_events_fail_integrity(lab):
+    """The lineage and the logged artifacts agree with the rewritten files: only the audit trail tells."""
+    root, _, _ = lab
+    report, _ = _report(lab, "forged")
+    pii = sha256_file(root / "forged/artifacts/pii_scan_sft/decision.json")
+    evaluated = sha256_file(root / "forged/artifacts/evaluate_sft/decision.json")
+    checks = {c.id: (c.status, c.detail) for c in report.verdict.checks}
+    assert checks["data.decision_integrity"] == (
+        "fail",
+        f"no signed gate_decision event in the audit trail published: gates/pii_scan_sft/decision.json "
+        f"(sha256 {pii[:12]}…)",
+    )
+    assert checks["eval.integrity"] == (
+        "fail",
+        f"evaluation/decision.json (sha256 {evaluated[:12]}…): no signed eval_decision event in the audit trail "
+        "published it",
+    )
+    assert checks["data.required_gates"][0] == "pass"  # the rewritten decision does cover the data it was shown
+    assert not report.verdict.promotable
+
+
 def test_missing_intended_use_and_scope_are_missing_evidence(lab):
     report, _ = _report(lab, "defects")
     check = _check(report, "identity.recorded")
@@ -314,7 +338,9 @@ def test_edited_audit_event_breaks_the_chain(lab, tmp_path):
         mp.setenv("GOVERN_AUDIT_URL", f"sqlite:///{root / 'audit.db'}")
     check = _check(report, "integrity.chain")
     assert check.status == "fail"
-    assert check.detail.startswith("event #1 (model_registered pending-sft v1 by pipeline-bot): stored content")
+    # Event #1 is the first gate stage's published decision (the version's registration comes later)
+    assert check.detail.startswith("event #1 (gate_decision gate:pii_scan_sft by ")
+    assert check.detail.endswith("): stored content does not match its hash; it was edited")
     assert "chain broken" in _visible(_text(report.files.html))
 
 
