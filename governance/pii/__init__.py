@@ -3,13 +3,14 @@
 Public API::
 
     from governance.pii import run_pii_gate, write_findings_report, load_findings_report
-    from governance.gates import write_decision
+    from governance.gates import publish_decision
 
     result = run_pii_gate(["data/prepared/sft/train.jsonl"], kind="sft",
                           policy_path="policies/pii.yaml", stage="pii_scan_sft",
                           cleared_dir="artifacts/pii_scan_sft/data")
     write_findings_report(result.report, "artifacts/pii_scan_sft/findings.json")
-    write_decision(result.decision, "artifacts/pii_scan_sft/decision.json")
+    publish_decision(result.decision, "artifacts/pii_scan_sft/decision.json",  # signed trail event, then the file
+                     policy_sha256=result.report.policy_sha256)
 
     report = load_findings_report("artifacts/pii_scan_sft/findings.json")
 
