@@ -421,7 +421,8 @@ def verify_rows(
                     (
                         at,
                         f"event #{seq} ({describe(row)}): belongs to trail {shown(stored_id, 64)}, not this trail "
-                        f"{reference}; it was copied from another copy of the project that shares its signing key",
+                        f"{shown(reference, 64)}; it was copied from another copy of the project that shares its "
+                        "signing key",
                     )
                 )
             else:
