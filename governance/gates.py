@@ -239,10 +239,10 @@ def publish_decision(
             )
         policy_sha256 = sha256_file(decision.policy_path)
     recorded = {
+        **(evidence or {}),  # first: what is computed here cannot be overridden
         "decision_sha256": digest,
         "policy_sha256": policy_sha256,
         **{f"{DATA_KEY}{Path(ref.path)}": ref.sha256 for ref in decision.datasets},
-        **(evidence or {}),
     }
     kind = decision_event_type(decision.gate)
     verdict = "passed" if decision.passed else f"denied ({decision.counts.get('deny', 0)} rule(s))"
