@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from governance.errors import ConfigError, PermissionDenied, RegistryError
 from governance.policy.approvals import Authentication, normalize_server
+from governance.trail.chain import normalize_user
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ def local_identity() -> Identity:
             user = getpass.getuser()
         except (KeyError, OSError):
             raise ConfigError(f"cannot tell who you are: set {USER_ENV}") from None
+    # A confusable name (Cyrillic 'а' in 'alice') is refused here, before anything is decided or recorded under it
+    user = normalize_user(user, USER_ENV if os.environ.get(USER_ENV, "").strip() else "the OS user name")
     return Identity(user=user, source="local")
 
 
@@ -151,7 +154,7 @@ def verify_server_user(
     if confirmed != username:
         raise PermissionDenied(f"MLflow at {server} confirmed user {confirmed!r}, not {username!r}")
     return Identity(
-        user=confirmed,
+        user=normalize_user(confirmed, f"the MLflow user at {server}"),
         source="mlflow-basic-auth",
         server=normalize_server(server) if pin is not None else server,
         tls_sha256_fingerprint=fingerprint,

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -191,3 +192,19 @@ def test_export_overwrites_another_existing_file_only_with_force(store, tmp_path
     assert capsys.readouterr().out == f"exported 1 events to {out}; head {event.hash}\n"
     assert [e.hash for e in trail.read_export(out)] == [event.hash]
     assert sorted(p.name for p in out.parent.iterdir()) == ["trail.jsonl"]  # no temporary file left
+
+
+def test_a_confusable_govern_user_is_refused_by_the_cli_before_anything_is_recorded(store, monkeypatch, capsys):
+    from governance.identity import current_identity, local_identity
+
+    monkeypatch.setenv("GOVERN_POLICY_DIR", str(Path(__file__).resolve().parents[2] / "policies"))
+    monkeypatch.setenv("GOVERN_USER", "\u0430lice")
+    assert main(["approve", "govllm-sft", "1", "--reason", "ok"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "govern: GOVERN_USER '\\u0430lice' mixes scripts Cyrillic (U+0430 at position 0) and Latin (U+006C at "
+        "position 1); a user name is written in one script"
+    ]
+    assert trail.head() is None  # no denial stored under a name that prints as alice
+    monkeypatch.setenv("GOVERN_USER", "\uff41\uff4c\uff49\uff43\uff45")  # fullwidth: normalised, not refused
+    assert local_identity().user == "alice" and current_identity().user == "alice"
