@@ -66,9 +66,11 @@ from governance.approvals.preconditions import require_preconditions
 from governance.approvals.reconcile import Drift, find_drift, reconcile, reconciled_events
 from governance.approvals.registration import (
     production_metrics,
+    project_policy_pin,
     record_eval_decision,
     record_gate_decision,
     record_registration,
+    require_registration_policy,
 )
 from governance.approvals.state import (
     ALIAS_CANARY,
@@ -143,6 +145,8 @@ __all__ = [
     "record_gate_decision",
     "record_policy_change",
     "record_registration",
+    "require_registration_policy",
+    "project_policy_pin",
     "reconcile",
     "read_policy",
     "reconciled_events",

@@ -91,8 +91,13 @@ def load_approval_waivers(path: str | Path | None = None) -> list[Waiver]:
 
 
 def _policy_evidence() -> dict[str, str]:
+    """The approvals policy's hash, and whether git's ``HEAD`` holds exactly these bytes (``reviewed``) or why not."""
+    from governance.policy.review import review_status
+
     path = approvals_policy_path()
-    return {"approvals_policy_sha256": sha256_file(path)} if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    return {"approvals_policy_sha256": sha256_file(path), "approvals_policy_review": review_status(path) or "reviewed"}
 
 
 @dataclass(frozen=True)

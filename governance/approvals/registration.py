@@ -18,11 +18,25 @@ import math
 from typing import Any
 
 from governance import registry, registry_view, trail
-from governance.approvals.checks import _policy_evidence, approvals_policy_path, load_approvals_policy
+from governance.approvals.checks import (
+    POLICY_PINNED_RULE,
+    PolicyInForce,
+    _policy_evidence,
+    approvals_policy_path,
+    load_approvals_policy,
+    policy_in_force,
+)
 from governance.approvals.mirror import mirror, write_trail_head
 from governance.approvals.preconditions import require_preconditions
-from governance.approvals.state import ModelState, model_state, normalize_version
-from governance.errors import ConfigError
+from governance.approvals.state import (
+    POLICY_EVIDENCE_KEY,
+    ModelState,
+    model_state,
+    normalize_version,
+    pinned_policy,
+    policy_trail,
+)
+from governance.errors import ConfigError, PolicyViolation
 from governance.identity import current_identity
 from governance.lineage import sha256_json
 from governance.policy.approvals import ApprovalsPolicy
@@ -58,6 +72,46 @@ def _registration_facts(name: str, version: str, policy: ApprovalsPolicy) -> tup
     return people, tier, mv
 
 
+def project_policy_pin() -> tuple[str | None, Event | None]:
+    """The approvals policy hash the project is held to now, and the event that set it (None before any).
+
+    The newest ``model_registered`` event of any model that recorded a policy
+    hash, moved on by every approved ``policy_changed`` after it. Trail-wide on
+    purpose: a new model name does not get a fresh pin.
+    """
+    registrations = trail.events(event_types=["model_registered"])
+    latest = next((e for e in reversed(registrations) if POLICY_EVIDENCE_KEY in e.evidence), None)
+    if latest is None:
+        return None, None
+    return pinned_policy(latest, policy_trail())
+
+
+def require_registration_policy() -> PolicyInForce:
+    """Refuse to register under an approvals policy other than the project's pin (nothing is registered).
+
+    A version is held to the policy its registration records; registering
+    under a copied or edited policy (``GOVERN_POLICY_DIR``, an uncommitted
+    edit) would make that copy the version's pin and let it decide the
+    version's approvals. The first registration of a trail sets the pin
+    (its git review status is recorded beside it, see :func:`_policy_evidence`);
+    after that the pin moves only through approved ``policy_changed`` events.
+    """
+    in_force = policy_in_force()
+    pinned, via = project_policy_pin()
+    if pinned is None or pinned == in_force.sha256:
+        return in_force
+    how = (
+        f"in force since policy change event #{via.seq}"
+        if via is not None and via.event_type == "policy_changed"
+        else f"recorded by {via.subject.label()}'s registration, event #{via.seq}" if via is not None else ""
+    )
+    raise PolicyViolation(
+        f"register refused by {POLICY_PINNED_RULE}: the approvals policy in force ({in_force.path}, sha256 "
+        f"{in_force.sha256[:12]}) is not the project's pinned policy (sha256 {pinned[:12]}, {how}); restore that "
+        "policy, or record an approved change with `govern policy-change --old FILE`"
+    )
+
+
 def record_registration(
     name: str,
     version: str | int,
@@ -85,6 +139,7 @@ def record_registration(
     """
     version = normalize_version(version)
     require_preconditions("register", name, version)
+    require_registration_policy()
     policy = load_approvals_policy()
     rules = policy.rules
     gate_status = _status(gate_status, (rules.gates_passed.passed, "failed"), "gate_status")

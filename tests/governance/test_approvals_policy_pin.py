@@ -243,3 +243,29 @@ def test_the_report_shows_the_policy_of_each_event(env):
     assert decided["model_registered"] == decided["approved"] == policy_hash
     assert [d["policy_sha256"] for d in facts["decisions"]] == [policy_hash]
     assert facts["policy_pin"]["pinned_sha256"] == policy_hash
+
+
+def test_attack_registering_under_a_policy_of_ones_own_is_refused_and_registers_nothing(env, tmp_path, monkeypatch):
+    """The forged policy may not become a new version's pin: registration is held to the project's pin."""
+    first = new_model()
+    register(first, risk_tier="high")
+    (pin,) = events(first, "model_registered")
+    assert pin.evidence["approvals_policy_review"] == "not a git checkout"  # recorded: nobody reviewed this copy
+    forged = tmp_path / "mine"
+    shutil.copytree(env, forged)
+    (forged / "approvals.yaml").write_text(one_person_policy(env / "approvals.yaml", "alice"))
+    monkeypatch.setenv("GOVERN_POLICY_DIR", str(forged))
+    head = trail.head()
+    with pytest.raises(PolicyViolation) as info:
+        approvals.require_registration_policy()  # what the register stage asks before it creates a version
+    assert str(info.value) == (
+        f"register refused by approval.policy_pinned: the approvals policy in force ({forged / 'approvals.yaml'}, "
+        f"sha256 {sha256_file(forged / 'approvals.yaml')[:12]}) is not the project's pinned policy (sha256 "
+        f"{pin.evidence['approvals_policy_sha256'][:12]}, recorded by {first} v1's registration, event #{pin.seq}); "
+        "restore that policy, or record an approved change with `govern policy-change --old FILE`"
+    )
+    # A new model name does not get a fresh pin either, and record_registration refuses on its own
+    second = new_model()
+    with pytest.raises(PolicyViolation, match=r"^register refused by approval.policy_pinned: "):
+        register(second, risk_tier="high")
+    assert trail.head() == head and events(second, "model_registered") == []
