@@ -174,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{params.method.upper()} model trained from {tags['lineage.parent_model']}. "
         f"Intended use: {params.intended_use}"
     )
+    # Nothing is registered under an approvals policy other than the project's pin (it would become the version's)
+    from governance.approvals import require_registration_policy
+
+    require_registration_policy()
     # Register (idempotent by lineage) and record the registration in the audit trail
     version, created = register_version(
         name,
