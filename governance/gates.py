@@ -376,9 +376,17 @@ def require_passed_gates(files: Sequence[str | Path], decision_paths: Sequence[s
     current = {str(Path(f)): sha256_file(f) for f in files}
     trail.require_intact()
     decisions = []
+    stages: dict[str, str | Path] = {}
     for decision_path in decision_paths:
         published = _published(decision_path)
         decision = published.decision
+        # One gate's decision copied to another gate's path must not stand in for the gate that never ran
+        if decision.stage in stages:
+            raise PolicyViolation(
+                f"{decision_path}: is the {decision.stage} decision again (as {stages[decision.stage]}); each "
+                "configured gate decision must come from its own gate stage, re-run them: dvc repro"
+            )
+        stages[decision.stage] = decision_path
         judged = {str(Path(path)): digest for path, digest in judged_files(published.event).items()}
         for file, digest in current.items():
             if file not in judged:

@@ -288,3 +288,19 @@ def test_missing_training_file_is_a_data_error(tmp_path):
     _, out = _decision(tmp_path, path)
     with pytest.raises(DataError, match=r"gone\.jsonl: training data file not found"):
         require_passed_gates([tmp_path / "gone.jsonl"], [out])
+
+
+def test_one_gates_decision_copied_to_another_gates_path_is_refused(tmp_path):
+    """The PII decision copied over the validation decision: the validation gate never ran on this data."""
+    path = _data(tmp_path)
+    _, out = _decision(tmp_path, path)
+    copied = tmp_path / "validate" / "decision.json"
+    copied.parent.mkdir()
+    copied.write_bytes(out.read_bytes())
+    with pytest.raises(PolicyViolation) as info:
+        require_passed_gates([path], [out, copied])
+    stage = json.loads(out.read_text())["stage"]
+    assert str(info.value) == (
+        f"{copied}: is the {stage} decision again (as {out}); each configured gate decision must come from its "
+        "own gate stage, re-run them: dvc repro"
+    )
