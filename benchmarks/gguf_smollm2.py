@@ -5,7 +5,8 @@
 
 In a scratch copy of the committed checkout (a git repo, as a clone is), params
 point ``base_model.name_or_path`` at the GGUF file (Apache-2.0, as it declares)
-and shrink training to a few steps; then ``dvc repro`` runs each stage of the
+and shrink training to a few steps (every other setting, ``assistant_only_loss``
+included, is the default; train_sft's loss-masking strategy is reported); then ``dvc repro`` runs each stage of the
 SFT → DPO and SFT → GRPO chains up to registration, one stage at a time, each
 timed wall-clock. Reported per training stage: wall time, training time and
 tokens/s from the stage's MLflow run; the held-out metrics and evaluation
@@ -44,9 +45,8 @@ STAGES = [
 
 #: A few optimiser steps each: enough to prove the chain, minutes on 2 CPU cores (a real run is a GPU job).
 TRAINING = {
-    # SmolLM2's ChatML template has no {% generation %} markers: train_sft would refuse assistant_only_loss
-    "train_sft": {"max_steps": 4, "per_device_train_batch_size": 2, "learning_rate": 2.0e-5, "max_length": 256,
-                  "assistant_only_loss": False},
+    # assistant_only_loss stays as the defaults have it: SmolLM2's template gets the shipped training variant
+    "train_sft": {"max_steps": 4, "per_device_train_batch_size": 2, "learning_rate": 2.0e-5, "max_length": 256},
     "train_rm": {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 1.0e-5, "max_length": 256},
     "train_dpo": {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 5.0e-7, "max_length": 256},
     "train_grpo": {
@@ -140,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if stage.startswith("train_"):
             entry.update(training_figures(workdir, stage))
+        if stage == "train_sft":  # how the loss was kept on SmolLM2's answers (pipelines/_loss_masking.py)
+            entry["loss_masking"] = json.loads((workdir / "artifacts/train_sft/manifest.json").read_text())[
+                "loss_masking"
+            ]
         if stage.startswith("evaluate_"):
             entry["metrics"] = json.loads((workdir / f"artifacts/{stage}/metrics.json").read_text())
             entry["passed"] = json.loads((workdir / f"artifacts/{stage}/decision.json").read_text()).get("passed")

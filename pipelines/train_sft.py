@@ -15,11 +15,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from governance.errors import ConfigError
 from governance.gates import require_passed_gates
 from governance.policy import Strict
 from governance.run_process import start_run_process
 from pipelines._common import load_params, project_name, stage_main
+from pipelines._loss_masking import (
+    Conversation,
+    LossMasking,
+    choose_loss_masking,
+    masked_tokenization,
+    prompt_completion_rows,
+)
 from pipelines._training import (
     AdapterParams,
     LaunchParams,
@@ -52,40 +58,20 @@ class TrainSftParams(Strict):
     trl: dict[str, Any]
 
 
-def load_conversations(path: str):
-    """The gated JSONL as a ``datasets.Dataset`` of ``messages`` (metadata columns dropped)."""
-    from datasets import Dataset
-
+def read_conversations(path: str) -> list[Conversation]:
+    """The gated JSONL's ``messages``, each with the ``file:line`` it came from (metadata dropped)."""
     from governance.records import iter_records
 
-    return Dataset.from_list([{"messages": r.data["messages"]} for r in iter_records(path)])
+    return [Conversation(f"{path}:{r.line}", r.data["messages"]) for r in iter_records(path)]
 
 
-def require_assistant_mask(tokenizer, assistant_only_loss: bool, base_model: str) -> None:
-    """Refuse ``assistant_only_loss`` for a chat template TRL can neither use nor patch, before any run starts.
+def training_dataset(conversations: list[Conversation], masking: LossMasking):
+    """The ``datasets.Dataset`` TRL trains on: conversations, or prompt/completion turns for ``completion_only``."""
+    from datasets import Dataset
 
-    The loss mask comes from ``{% generation %}`` markers in the template. The built-in
-    model's template has them and TRL swaps in a marked copy of the templates it knows
-    (Qwen3, ...); any other template would end in TRL's ValueError mid-set-up.
-    """
-    if not assistant_only_loss:
-        return
-    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
-
-    template = getattr(tokenizer, "chat_template", None)
-    if template and has_generation_markers(template):
-        return
-    try:
-        if template:
-            get_training_chat_template(tokenizer)
-            return
-    except ValueError:
-        pass
-    raise ConfigError(
-        f"params.yaml: {STAGE}.trl.assistant_only_loss: true, but the chat template of {base_model} has no "
-        "{% generation %} markers and TRL cannot add them; set it to false (loss on every token) or give the "
-        "model a template with {% generation %}...{% endgeneration %} around assistant output"
-    )
+    if masking.strategy == "completion_only":
+        return Dataset.from_list(prompt_completion_rows(conversations))
+    return Dataset.from_list([{"messages": c.messages} for c in conversations])
 
 
 @stage_main
@@ -112,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         topology=topology,
     )
     model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
-    require_assistant_mask(tokenizer, config.assistant_only_loss, params.base_model)
-    train, evaluation = load_conversations(params.train_file), load_conversations(params.eval_file)
+    # The loss mask from the model's chat template (refused in one line when none fits), into the lineage
+    train_rows, eval_rows = read_conversations(params.train_file), read_conversations(params.eval_file)
+    masking = choose_loss_masking(tokenizer, train_rows + eval_rows, config.assistant_only_loss, params.base_model)
+    lineage["loss_masking"] = masking.lineage()
+    train, evaluation = training_dataset(train_rows, masking), training_dataset(eval_rows, masking)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (
         main_process_run(run_process, topology, STAGE, {"method": "sft"}) as run,
@@ -122,15 +111,17 @@ def main(argv: list[str] | None = None) -> int:
         if run is not None:
             log_lineage_to_run(run, lineage)
         # Train
-        trainer = SFTTrainer(
-            model=model,
-            args=config,
-            callbacks=run_callbacks(config, run),
-            train_dataset=train,
-            eval_dataset=evaluation,
-            processing_class=tokenizer,
-            peft_config=lora,
-        )
+        callbacks = run_callbacks(config, run)
+        with masked_tokenization(masking, config, tokenizer):  # TRL tokenizes the data while it builds the trainer
+            trainer = SFTTrainer(
+                model=model,
+                args=config,
+                callbacks=callbacks,
+                train_dataset=train,
+                eval_dataset=evaluation,
+                processing_class=tokenizer,
+                peft_config=lora,
+            )
         with Stopwatch() as clock:
             trainer.train()
         # Save the full model with its provenance, and log both to the run

@@ -315,6 +315,8 @@ def _training(facts: ReportFacts, run: Any, lineage: dict, manifest: dict) -> No
         "git_dirty": lineage.get("git_dirty"),
         "lock_sha256": lineage.get("lock_sha256"),
         "params_sha256": lineage.get("params_sha256"),
+        # SFT: how the loss was kept on the answers (strategy, the training template's hash and source)
+        "loss_masking": lineage.get("loss_masking") or manifest.get("loss_masking"),
         "curves": {k: curves[k] for k in ordered},
         "curve_source": curve_source if curves else None,
     }
@@ -332,6 +334,8 @@ def _training(facts: ReportFacts, run: Any, lineage: dict, manifest: dict) -> No
         facts.gap("training", "environment lock-file hash: not recorded (lineage.json lock_sha256)")
     if "loss" not in curves:
         facts.gap("training", "training loss curve: not recorded (metric history 'loss')")
+    if facts.training["stage"] == "train_sft" and not facts.training["loss_masking"]:
+        facts.gap("training", "loss-masking strategy: not recorded (lineage.json loss_masking)")
 
 
 def _gate_stage_folder(gate: dict[str, Any]) -> str:

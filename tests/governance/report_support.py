@@ -187,6 +187,13 @@ def build_version(
             "license": "apache-2.0",
         },
         "base": {"name_or_path": "builtin:tiny", "license": "apache-2.0"},
+        # As train_sft records it (pipelines/_loss_masking.py): the built-in template carries its own markers
+        "loss_masking": {
+            "strategy": "template_markers",
+            "template_sha256": "7e3a" * 16,
+            "template_source": "model chat template",
+            "served_template_sha256": "7e3a" * 16,
+        },
         "trained_by": "trainer-bot",
         "git_commit": "c0ffee" * 6 + "abcd",
         "git_dirty": False,

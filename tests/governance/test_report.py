@@ -139,6 +139,8 @@ def test_every_section_shows_recorded_values_in_html_and_markdown(lab):
         "lora_alpha",
         "all-linear",
         "cosine",  # TRL's logged arguments
+        "template_markers",  # loss masking: strategy and the training template's hash
+        "7e3a" * 16,
         # 4 data: DVC hashes, records, gates, PII counts, validation rule results
         facts.data["datasets"][0]["md5"],
         "520",
