@@ -51,7 +51,7 @@ def write_split(prepared: Prepared, params: PreparePromptsParams, stage: str, **
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, PreparePromptsParams)
-    # Read and convert every record (any malformed one stops the stage before output is written)
+    # Read and convert every record (a malformed one stops the stage, or is quarantined: policies/data.yaml)
     prepared = prepare_dataset(params, "prompt", METADATA_KEYS, STAGE)
     # Split by seed and write outputs
     write_split(prepared, params, STAGE)

@@ -38,7 +38,7 @@ class PrepareKtoParams(DatasetParams):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, PrepareKtoParams)
-    # Read and convert every record (any malformed one stops the stage before output is written)
+    # Read and convert every record (a malformed one stops the stage, or is quarantined: policies/data.yaml)
     prepared = prepare_dataset(params, "kto", PROVENANCE_KEYS, STAGE)
     # Split by seed (examples sharing a prompt stay on one side) and write outputs
     split_and_write(

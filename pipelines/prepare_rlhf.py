@@ -31,8 +31,8 @@ class PrepareRlhfParams(PreparePromptsParams):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, PrepareRlhfParams)
-    # Read and convert every record (any malformed one stops the stage before output is written)
-    prepared = prepare_dataset(params, "prompt", METADATA_KEYS, STAGE)
+    # Read and convert every record (a malformed one stops the stage, or is quarantined: policies/data.yaml)
+    prepared = prepare_dataset(params, "prompt", METADATA_KEYS, STAGE, policy_kind="rlhf")
     # RLHF data is prompt-only: a reference answer is not carried
     answers = sum("answer" in row for row in prepared.rows)
     for row in prepared.rows:

@@ -39,7 +39,7 @@ class PrepareSftParams(DatasetParams):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, PrepareSftParams)
-    # Read and convert every record (any malformed one stops the stage before output is written)
+    # Read and convert every record (a malformed one stops the stage, or is quarantined: policies/data.yaml)
     prepared = prepare_dataset(params, "sft", METADATA_KEYS, STAGE)
     # Split by seed and write outputs
     split_and_write(

@@ -38,6 +38,9 @@ class ValidateParams(Strict):
     eval: str | None
     out_dir: str
     policy: str
+    # The prepare stage's out_dir: data.malformed judges the share of its records quarantined (its
+    # quarantine.jsonl, recounted, and manifest.json, bound by hash into the decision); none: not applicable
+    prepared: str | None = None
     engine: Engine = "local"
     spark: SparkParams = SparkParams()
 
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         stage=stage,
         progress=True,
         scan_file=scan_file,
+        prepared=params.prepared,
     )
     # Publish the decision (a signed trail event, then the file: a DVC metric) and the provenance of the judgement
     policy_sha256 = sha256_file(params.policy)

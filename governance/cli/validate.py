@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--waivers", default="policies/waivers.yaml", help="waiver records, if the file exists (default: %(default)s)"
     )
+    parser.add_argument(
+        "--prepared", help="the prepare stage's out_dir: judge its quarantine.jsonl against data.malformed"
+    )
     parser.add_argument("--report", type=Path, help="write the gate decision JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         waivers_path=args.waivers,
         stage="govern validate",
         progress=not args.quiet,
+        prepared=args.prepared,
     )
     if args.report is not None:
         write_decision(decision, args.report)

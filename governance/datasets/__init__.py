@@ -3,12 +3,23 @@
 The ``prepare_*`` stages call :func:`prepare_dataset` with their params; what
 comes back is the canonical records of the stage's kind and everything its
 manifest needs (raw-file hashes, the format and whether it was detected, the
-dataset card, the counted curation steps).
+dataset card, the counted curation steps, the records quarantined as malformed
+per the data policy, counted per reason).
 """
 
 from governance.datasets.cards import DatasetCard, build_card, readme_card
 from governance.datasets.curation import Curation, CurationStep
-from governance.datasets.formats import BY_NAME, FORMATS, KINDS, Format, as_messages, formats_for, parse_label
+from governance.datasets.formats import (
+    BY_NAME,
+    FORMATS,
+    KINDS,
+    MALFORMED,
+    Format,
+    RecordError,
+    as_messages,
+    formats_for,
+    parse_label,
+)
 from governance.datasets.prepare import (
     DatasetParams,
     Prepared,
@@ -18,6 +29,7 @@ from governance.datasets.prepare import (
     record_id,
     split_and_write,
 )
+from governance.datasets.quarantine import QUARANTINE_FILE, QuarantineCounts, read_quarantine
 from governance.datasets.readers import HF_CACHE_PREFIX, Source, open_source
 
 __all__ = [
@@ -25,12 +37,16 @@ __all__ = [
     "FORMATS",
     "HF_CACHE_PREFIX",
     "KINDS",
+    "MALFORMED",
+    "QUARANTINE_FILE",
     "Curation",
     "CurationStep",
     "DatasetCard",
     "DatasetParams",
     "Format",
     "Prepared",
+    "QuarantineCounts",
+    "RecordError",
     "Source",
     "as_messages",
     "build_card",
@@ -40,6 +56,7 @@ __all__ = [
     "open_source",
     "parse_label",
     "prepare_dataset",
+    "read_quarantine",
     "readme_card",
     "record_id",
     "split_and_write",

@@ -6,6 +6,10 @@ Face dataset ``README.md`` (its YAML front matter and first paragraph) in a
 ``card:`` block in the stage's params, which wins field by field (a platform
 team's own record of where a file came from). Each field notes its origin, so a
 reviewer can tell a publisher's claim from a team's.
+
+The card's ``malformed`` entry says what the detected format treats as
+malformed rather than repairable, what the policy did with such records
+(``fail`` or ``quarantine``) and how many it set aside, per reason.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from governance.datasets.formats import FILE_ERRORS, MALFORMED, MALFORMED_ANY
 from governance.datasets.readers import Source
 from governance.policy import Strict
 
@@ -91,3 +96,21 @@ def build_card(source: Source, declared: DatasetCard | None) -> dict[str, Any]:
         take(declared.model_dump(exclude_none=True), "params")
     missing = [key for key in ("source", "license") if key not in fields]
     return {**fields, "origin": origin, "missing": missing}
+
+
+def malformed_card(format_name: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """The card's ``malformed`` entry: the format's malformed/repaired rules and the quarantine counts.
+
+    ``summary`` is the manifest's ``quarantine`` section (counts and reasons, no record text).
+    """
+    rules = MALFORMED.get(format_name, {})
+    malformed = "; ".join(part for part in (rules.get("malformed"), MALFORMED_ANY) if part)
+    return {
+        "format": format_name,
+        "malformed": malformed,
+        "repaired": rules.get("repaired", ""),
+        "never_quarantined": FILE_ERRORS,
+        **{key: summary.get(key) for key in ("rule", "action", "max_fraction", "records_read", "quarantined")},
+        "by_reason": dict(summary.get("by_reason") or {}),
+        "file": summary.get("file"),
+    }

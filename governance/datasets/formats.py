@@ -17,9 +17,17 @@ prompt      ``prompt`` (+ ``answer``)                               prompt, gsm8
 ==========  ======================================================  ==============================
 
 Conversion is pure (values in, values out) and strict: a record that does not
-fit its format raises :class:`DataError` naming ``file:line`` and the field; a
-record is never dropped here. Message contents are carried as given; stripping
-whitespace is a separate, counted curation step.
+fit its format raises :class:`RecordError` (a :class:`DataError`) naming
+``file:line``, the field and a reason; a record is never dropped here. Whether
+such a record stops the stage or is quarantined is the data policy's
+``malformed`` rule, applied by :mod:`governance.datasets.prepare`; what each
+format treats as malformed rather than repairable is :data:`MALFORMED`. Message
+contents are carried as given; stripping whitespace is a separate, counted
+curation step.
+
+Trust boundary: record values are untrusted text. Errors quote none of them
+except short role-like strings; a :class:`RecordError`'s ``reason`` quotes none
+at all, so it may be counted and shown anywhere.
 """
 
 from __future__ import annotations
@@ -35,6 +43,21 @@ ROLES = ("system", "user", "assistant")
 KINDS = ("sft", "preference", "kto", "prompt")
 
 Messages = list[dict[str, str]]
+
+
+class RecordError(DataError):
+    """One record does not fit its format: where it is (``file:line``), which field, and why.
+
+    ``reason`` is the explanation with every value it quotes replaced by ``…``:
+    records failing the same way share it (the quarantine counts per reason), and
+    it carries no record text. The message is the one-line ``file:line: field F: …``.
+    """
+
+    def __init__(self, where: str, field: str, reason: str, *values: object) -> None:
+        self.where = where
+        self.field = field
+        self.reason = reason.format(*("…" for _ in values))
+        super().__init__(f"{where}: field {field}: {reason.format(*values)}")
 
 
 @dataclass(frozen=True)
@@ -65,28 +88,28 @@ def _content(value: Any, where: str, field: str) -> str:
         for index, part in enumerate(value):
             if part.get("type") != "text" or not isinstance(part.get("text"), str):
                 shown = _short(part.get("type"))
-                raise DataError(f"{where}: field {field}[{index}]: only text parts are supported, got type {shown}")
+                raise RecordError(where, f"{field}[{index}]", "only text parts are supported, got type {}", shown)
             texts.append(part["text"])
         return "".join(texts)
-    raise DataError(f"{where}: field {field}: expected a string, got {type(value).__name__}")
+    raise RecordError(where, field, "expected a string, got {}", type(value).__name__)
 
 
 def as_messages(value: Any, where: str, field: str, default_role: str) -> Messages:
     """A plain string (one ``default_role`` message) or a list of ``{role, content}`` messages."""
     if value is None:
-        raise DataError(f"{where}: field {field}: required field is missing")
+        raise RecordError(where, field, "required field is missing")
     if isinstance(value, str):
         return [{"role": default_role, "content": value}]
     if not isinstance(value, list) or not value:
-        raise DataError(f"{where}: field {field}: expected a string or a non-empty list of messages")
+        raise RecordError(where, field, "expected a string or a non-empty list of messages")
     messages = []
     for index, message in enumerate(value):
         path = f"{field}[{index}]"
         if not isinstance(message, dict):
-            raise DataError(f"{where}: field {path}: expected an object with role and content")
+            raise RecordError(where, path, "expected an object with role and content")
         role = message.get("role")
         if role not in ROLES:
-            raise DataError(f"{where}: field {path}.role: {_short(role)} is not one of {', '.join(ROLES)}")
+            raise RecordError(where, f"{path}.role", "{} is not one of " + ", ".join(ROLES), _short(role))
         if "weight" in message:
             _check_weight(message["weight"], role, where, f"{path}.weight")
         messages.append({"role": role, "content": _content(message.get("content"), where, f"{path}.content")})
@@ -104,16 +127,18 @@ def _check_weight(weight: Any, role: str, where: str, path: str) -> None:
         return
     if not number or weight != 0 or role != "assistant":
         shown = repr(weight) if number else _short(weight)
-        raise DataError(f"{where}: field {path}: {shown} — OpenAI's weight is 0 or 1 on an assistant message")
-    raise DataError(
-        f"{where}: field {path}: 0 (OpenAI's 'do not train on this message') cannot be honoured: TRL trains on "
-        "every assistant message; remove the message (and the turns after it) or set weight 1"
+        raise RecordError(where, path, "{} — OpenAI's weight is 0 or 1 on an assistant message", shown)
+    raise RecordError(
+        where,
+        path,
+        "0 (OpenAI's 'do not train on this message') cannot be honoured: TRL trains on every assistant message; "
+        "remove the message (and the turns after it) or set weight 1",
     )
 
 
 def _required(data: Mapping[str, Any], key: str, where: str, fmt: str) -> Any:
     if data.get(key) is None:
-        raise DataError(f"{where}: field {key}: required field is missing (format {fmt})")
+        raise RecordError(where, key, f"required field is missing (format {fmt})")
     return data[key]
 
 
@@ -124,7 +149,7 @@ def _text(data: Mapping[str, Any], key: str, where: str, fmt: str, *, optional: 
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):
-        raise DataError(f"{where}: field {key}: expected a string, got {type(value).__name__} (format {fmt})")
+        raise RecordError(where, key, "expected a string, got {} (format " + fmt + ")", type(value).__name__)
     return value
 
 
@@ -134,7 +159,7 @@ def _text(data: Mapping[str, Any], key: str, where: str, fmt: str, *, optional: 
 def _messages(data, where, fmt):
     value = _required(data, "messages", where, fmt)
     if not isinstance(value, list) or not value:
-        raise DataError(f"{where}: field messages: expected a non-empty list of messages")
+        raise RecordError(where, "messages", "expected a non-empty list of messages")
     return {"messages": as_messages(value, where, "messages", "user")}
 
 
@@ -171,18 +196,18 @@ SHAREGPT_ROLES = {
 def _sharegpt(data, where, fmt):
     turns = _required(data, "conversations", where, fmt)
     if not isinstance(turns, list) or not turns:
-        raise DataError(f"{where}: field conversations: expected a non-empty list of turns")
+        raise RecordError(where, "conversations", "expected a non-empty list of turns")
     messages = []
     if isinstance(data.get("system"), str) and data["system"].strip():
         messages.append({"role": "system", "content": data["system"]})
     for index, turn in enumerate(turns):
         path = f"conversations[{index}]"
         if not isinstance(turn, dict):
-            raise DataError(f"{where}: field {path}: expected an object with from and value")
+            raise RecordError(where, path, "expected an object with from and value")
         speaker = turn.get("from")
         role = SHAREGPT_ROLES.get(speaker.lower()) if isinstance(speaker, str) else None
         if role is None:
-            raise DataError(f"{where}: field {path}.from: {_short(speaker)} is not one of {', '.join(SHAREGPT_ROLES)}")
+            raise RecordError(where, f"{path}.from", "{} is not one of " + ", ".join(SHAREGPT_ROLES), _short(speaker))
         messages.append({"role": role, "content": _content(turn.get("value"), where, f"{path}.value")})
     return {"messages": messages}
 
@@ -191,14 +216,14 @@ def _openai_chat(data, where, fmt):
     """A ChatGPT data export conversation: the path from ``current_node`` back to the root."""
     mapping = _required(data, "mapping", where, fmt)
     if not isinstance(mapping, dict) or not mapping:
-        raise DataError(f"{where}: field mapping: expected an object of message nodes")
+        raise RecordError(where, "mapping", "expected an object of message nodes")
     node_id = data.get("current_node")
     if node_id is None:  # the last leaf of the tree
         node_id = next((k for k, v in reversed(mapping.items()) if isinstance(v, dict) and not v.get("children")), None)
     chain, seen = [], set()
     while node_id is not None:
         if node_id in seen or node_id not in mapping or not isinstance(mapping[node_id], dict):
-            raise DataError(f"{where}: field mapping.{_short(node_id)}: broken parent chain")
+            raise RecordError(where, f"mapping.{_short(node_id)}", "broken parent chain")
         seen.add(node_id)
         chain.append((node_id, mapping[node_id]))
         node_id = mapping[node_id].get("parent")
@@ -213,15 +238,15 @@ def _openai_chat(data, where, fmt):
         if role == "tool" or content.get("content_type") not in ("text", None):
             continue  # tool calls, images, browsing: not conversation text
         if role not in ROLES:
-            raise DataError(f"{where}: field {path}.author.role: {_short(role)} is not one of {', '.join(ROLES)}")
+            raise RecordError(where, f"{path}.author.role", "{} is not one of " + ", ".join(ROLES), _short(role))
         parts = content.get("parts") or []
         if not all(isinstance(p, str) for p in parts):
-            raise DataError(f"{where}: field {path}.content.parts: expected strings")
+            raise RecordError(where, f"{path}.content.parts", "expected strings")
         text = "".join(parts)
         if text.strip():  # the export's hidden empty system root
             messages.append({"role": role, "content": text})
     if not messages:
-        raise DataError(f"{where}: field mapping: no text messages on the path to current_node")
+        raise RecordError(where, "mapping", "no text messages on the path to current_node")
     return {"messages": messages}
 
 
@@ -236,7 +261,7 @@ def _split_implicit(chosen: Messages, rejected: Messages, where: str) -> tuple[M
     while shared > 0 and chosen[shared - 1]["role"] != "user":
         shared -= 1
     if shared == 0:
-        raise DataError(f"{where}: field prompt: required (or chosen/rejected conversations sharing a user turn)")
+        raise RecordError(where, "prompt", "required (or chosen/rejected conversations sharing a user turn)")
     return chosen[:shared], chosen[shared:], rejected[shared:]
 
 
@@ -268,7 +293,7 @@ def parse_hh_transcript(text: str, where: str, field: str) -> Messages:
     """An Anthropic HH-RLHF transcript (``\\n\\nHuman: …\\n\\nAssistant: …``) as messages."""
     marks = list(HH_TURN.finditer(text))
     if not marks or text[: marks[0].start()].strip():
-        raise DataError(f'{where}: field {field}: not an HH-RLHF transcript (expected "\\n\\nHuman:" turns)')
+        raise RecordError(where, field, 'not an HH-RLHF transcript (expected "\\n\\nHuman:" turns)')
     messages = []
     for mark, following in zip(marks, [*marks[1:], None], strict=True):
         end = following.start() if following else len(text)
@@ -277,15 +302,39 @@ def parse_hh_transcript(text: str, where: str, field: str) -> Messages:
     return messages
 
 
+#: A turn marker inside a turn: "Human:"/"Assistant:" after a space or a single line break, not a blank line
+HH_INLINE_TURN = re.compile(r"(?:^|\s)(Human|Assistant):(?=\s|$)")
+
+
+def _refuse_inline_turns(turns: Messages, where: str, field: str) -> None:
+    """A turn holding another turn's marker inline (``…drag kings.  Human: …``) is malformed, not repaired.
+
+    The published transcripts separate turns by a blank line; a marker without
+    one may be a lost turn boundary or may be text, and nothing in the record
+    says which: splitting there could invent a turn, keeping it would train a
+    reply that speaks for the human.
+    """
+    for index, turn in enumerate(turns, start=1):
+        found = HH_INLINE_TURN.search(turn["content"])
+        if found:
+            raise RecordError(
+                where,
+                f"{field} (turn {index})",
+                f'an inline "{found.group(1)}:" turn (not after a blank line) makes its turn boundaries ambiguous',
+            )
+
+
 def _hh_rlhf(data, where, fmt):
     chosen = parse_hh_transcript(_text(data, "chosen", where, fmt), where, "chosen")
     rejected = parse_hh_transcript(_text(data, "rejected", where, fmt), where, "rejected")
+    _refuse_inline_turns(chosen, where, "chosen")
+    _refuse_inline_turns(rejected, where, "rejected")
     # The last assistant turn is the compared response; everything before it is the prompt
     for field, turns in (("chosen", chosen), ("rejected", rejected)):
         if turns[-1]["role"] != "assistant" or len(turns) < 2:
-            raise DataError(f"{where}: field {field}: transcript does not end with an Assistant turn")
+            raise RecordError(where, field, "transcript does not end with an Assistant turn")
     if chosen[:-1] != rejected[:-1]:
-        raise DataError(f"{where}: field rejected: transcript does not share chosen's turns before the last reply")
+        raise RecordError(where, "rejected", "transcript does not share chosen's turns before the last reply")
     return {"prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]}
 
 
@@ -299,7 +348,7 @@ def parse_label(value: Any, where: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     shown = "missing" if value is None else f"a {type(value).__name__}"
-    raise DataError(f"{where}: field label: expected a boolean (true = desirable), got {shown}")
+    raise RecordError(where, "label", "expected a boolean (true = desirable), got {}", shown)
 
 
 def _kto(data, where, fmt):
@@ -322,7 +371,7 @@ def _answer(value: Any) -> Any:
 def _prompt(data, where, fmt):
     value = data.get("prompt")
     if not isinstance(value, str | list) or not value:
-        raise DataError(f"{where}: field prompt: expected a string or a non-empty list of messages")
+        raise RecordError(where, "prompt", "expected a string or a non-empty list of messages")
     row: dict[str, Any] = {"prompt": as_messages(value, where, "prompt", "user")}
     if data.get("answer") is not None:
         row["answer"] = _answer(data["answer"])
@@ -337,7 +386,7 @@ def _gsm8k(data, where, fmt):
     answer = _text(data, "answer", where, fmt)
     final = GSM8K_ANSWER.search(answer)
     if final is None:
-        raise DataError(f"{where}: field answer: expected a GSM8K answer ending in '#### <number>'")
+        raise RecordError(where, "answer", "expected a GSM8K answer ending in '#### <number>'")
     return {"prompt": [{"role": "user", "content": question}], "answer": final.group(1).replace(",", "")}
 
 
@@ -379,6 +428,76 @@ FORMATS: tuple[Format, ...] = (
 )  # fmt: skip
 
 BY_NAME = {f.name: f for f in FORMATS}
+
+#: What each format treats as malformed (the record is refused or quarantined, never guessed at) and what it
+#: repairs (converted as a published variant of the shape). Shown on the dataset card.
+MALFORMED: dict[str, dict[str, str]] = {
+    "messages": {
+        "malformed": "messages missing or empty; a message that is not an object, has a role other than "
+        "system/user/assistant, or content that is neither text nor OpenAI text parts; an OpenAI weight other "
+        "than 1 on an assistant message (0 cannot be honoured)",
+        "repaired": "OpenAI text parts joined into one string; weight 1 dropped (TRL trains on every assistant "
+        "message anyway)",
+    },
+    "openai_chat": {
+        "malformed": "mapping missing or empty; a broken parent chain; a role other than system/user/assistant; "
+        "parts that are not text; no text on the path to current_node",
+        "repaired": "tool, image and browsing nodes and the export's hidden empty system root skipped; no "
+        "current_node: the last leaf",
+    },
+    "sharegpt": {
+        "malformed": "conversations missing or empty; a turn that is not an object, from an unknown speaker, or "
+        "not text",
+        "repaired": "speaker names (human, gpt, chatgpt, bard, bing, model) mapped to user/assistant; a system "
+        "field becomes the first message",
+    },
+    "alpaca": {
+        "malformed": "instruction or output missing or not text",
+        "repaired": "input appended to the instruction after a blank line; numbers read as text",
+    },
+    "prompt_completion": {
+        "malformed": "prompt or completion missing, empty or not messages",
+        "repaired": "plain strings become one user and one assistant message",
+    },
+    "hh_rlhf": {
+        "malformed": "a transcript not made of blank-line-separated Human:/Assistant: turns; a turn carrying "
+        "another turn's marker inline ('…drag kings.  Human: …': ambiguous boundaries, never split); a "
+        "transcript not ending on an Assistant turn; chosen and rejected differing before their last reply",
+        "repaired": "a marker without a space after its colon; whitespace around turns (stripped, counted); the "
+        "shared turns become the prompt",
+    },
+    "preference": {
+        "malformed": "prompt, chosen or rejected missing or not messages; conversations repeating the prompt "
+        "that share no user turn",
+        "repaired": "the prompt repeated inside chosen/rejected (UltraFeedback-binarized) split out; plain "
+        "strings become messages",
+    },
+    "preference_implicit": {
+        "malformed": "chosen or rejected missing or not messages; conversations sharing no user turn",
+        "repaired": "the shared turns up to the last user turn become the prompt",
+    },
+    "kto": {
+        "malformed": "prompt or completion missing or not messages; a label that is not a boolean",
+        "repaired": "CSV's \"true\"/\"false\" labels read as booleans",
+    },
+    "gsm8k": {
+        "malformed": "question or answer missing; an answer not ending in '#### <number>'",
+        "repaired": "the number after '####' becomes the answer, thousands separators removed",
+    },
+    "prompt": {
+        "malformed": "prompt missing, empty or not messages",
+        "repaired": "a numeric answer read as text",
+    },
+}
+
+#: Malformed in every format: the record, not the file, is broken.
+MALFORMED_ANY = "an id that is not a non-empty string or integer; a column named in columns: that the record lacks"
+
+#: Never quarantined, whatever the policy: the file (or the dataset as a whole) is broken, not one record.
+FILE_ERRORS = (
+    "an unreadable or empty file, a line that is not UTF-8 or JSON or not an object, a duplicate explicit id, "
+    "a first record no format fits"
+)
 
 
 def formats_for(kind: str) -> list[Format]:

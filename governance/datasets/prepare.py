@@ -1,7 +1,15 @@
 """Turn a published dataset into a prepare stage's canonical records, counting every step.
 
     read (any reader) → map columns → convert (detected or named format)
-      → strip whitespace → content-hash ids where none → drop exact duplicates → (stage splits)
+      → [quarantine malformed records, per reason] → strip whitespace
+      → content-hash ids where none → drop exact duplicates → (stage splits)
+
+A record that does not fit its format (a :class:`RecordError`) stops the stage
+with one line naming ``file:line`` and the field, unless the data policy's
+``<kind>.malformed`` rule says ``action: quarantine``: then it is set aside,
+PII-masked, in ``quarantine.jsonl`` beside the prepared data and counted per
+reason in the manifest, the dataset card and the curation steps (see
+:mod:`governance.datasets.quarantine`; the validation gate judges the share).
 
 Explicit ids must be unique (a duplicate is an error naming both lines' file);
 records without one get ``h`` + 16 hex digits of the SHA-256 of their canonical
@@ -19,13 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from governance.datasets.cards import DatasetCard, build_card
+from governance.datasets.cards import DatasetCard, build_card, malformed_card
 from governance.datasets.curation import Curation
-from governance.datasets.formats import Format, resolve_format
+from governance.datasets.formats import Format, RecordError, resolve_format
+from governance.datasets.quarantine import QUARANTINE_FILE, Quarantine, field_pattern, masked_entries, pii_masker
 from governance.datasets.readers import Source, open_source
-from governance.errors import DataError
+from governance.errors import ConfigError, DataError
 from governance.lineage import sha256_file, sha256_json, write_manifest
 from governance.policy import Strict
+from governance.policy.data import MalformedRule, load_data_policy
 from governance.records import Record, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -43,6 +53,10 @@ class DatasetParams(Strict):
     split: str = "train"  # which split of a save_to_disk DatasetDict or a cached Hub dataset
     config: str | None = None  # a cached Hub dataset's configuration (e.g. "main" for GSM8K)
     card: DatasetCard | None = None
+    # policies/data.yaml: its <kind>.malformed rule fails on, or quarantines, records that do not fit the format.
+    # None: fail on the first (the strict reading, for a file prepared outside the pipeline).
+    policy: str | None = None
+    pii_policy: str | None = None  # policies/pii.yaml: what is masked in quarantined records before they are written
 
 
 @dataclass
@@ -56,6 +70,9 @@ class Prepared:
     curation: Curation
     card: dict[str, Any]
     dropped_fields: int
+    #: The manifest's quarantine section (counts, no record text) and the masked lines of quarantine.jsonl
+    quarantine: dict[str, Any] | None = None
+    quarantined: list[dict[str, Any]] | None = None
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -63,6 +80,7 @@ class Prepared:
             "format": {"name": self.format.name, "kind": self.format.kind, "detected": self.detected},
             "card": self.card,
             "curation": self.curation.to_json(),
+            **({"quarantine": self.quarantine} if self.quarantine is not None else {}),
         }
 
 
@@ -72,7 +90,7 @@ def record_id(data: Mapping[str, Any], where: str) -> str | None:
         return None
     value = data["id"]
     if not isinstance(value, str | int) or isinstance(value, bool) or str(value).strip() == "":
-        raise DataError(f"{where}: field id: required non-empty string or integer")
+        raise RecordError(where, "id", "required non-empty string or integer")
     return str(value)
 
 
@@ -83,7 +101,7 @@ def map_columns(data: Mapping[str, Any], columns: Mapping[str, str], where: str)
     out = {k: v for k, v in data.items() if k not in columns.values()}
     for canonical, column in columns.items():
         if column not in data:
-            raise DataError(f"{where}: field {column}: required field is missing (columns: {canonical}: {column})")
+            raise RecordError(where, column, f"required field is missing (columns: {canonical}: {column})")
         out[canonical] = data[column]
     return out
 
@@ -119,26 +137,47 @@ def convert_records(
     keep: tuple[str, ...],
     curation: Curation,
     section: str = "prepare",
+    quarantine: Quarantine | None = None,
 ) -> tuple[list[dict[str, Any]], Format, bool, int]:
-    """Convert, strip, id and de-duplicate; returns rows, format, whether detected, dropped field count."""
-    iterator = iter(records)
-    first = next(iterator, None)
-    first_data = map_columns(first.data, params.columns, f"{where_prefix}:{first.line}") if first else None
-    fmt, detected = resolve_format(kind, params.format, first_data, where_prefix, section)
-    if detected:
-        log.info("%s: detected format %s (%s)", where_prefix, fmt.name, fmt.description)
+    """Convert, strip, id and de-duplicate; returns rows, format, whether detected, dropped field count.
+
+    A record that does not fit the format raises its :class:`RecordError`, or,
+    given a ``quarantine``, is set aside there and counted per reason as a
+    curation step. The format is detected from the first record whose columns map.
+    """
     rows: list[tuple[int, str | None, dict[str, Any]]] = []
-    converted_changed = dropped_fields = 0
-    for record in [first, *iterator] if first else []:
+    fmt: Format | None = None
+    detected = False
+    read = converted_changed = dropped_fields = 0
+    for record in records:
+        read += 1
         where = f"{where_prefix}:{record.line}"
-        data = first_data if record is first else map_columns(record.data, params.columns, where)
-        rid = record_id(data, where)
-        row = fmt.convert(data, where, fmt.name)
+        try:
+            data = map_columns(record.data, params.columns, where)
+            if fmt is None:
+                fmt, detected = resolve_format(kind, params.format, data, where_prefix, section)
+                if detected:
+                    log.info("%s: detected format %s (%s)", where_prefix, fmt.name, fmt.description)
+            rid = record_id(data, where)
+            row = fmt.convert(data, where, fmt.name)
+        except RecordError as error:
+            if quarantine is None:
+                raise
+            quarantine.add(error, record.line, record.data)
+            continue
         converted_changed += any(data.get(k) != v for k, v in row.items())
         row.update({k: data[k] for k in keep if k in data and k not in row})
         dropped_fields += len(set(data) - set(row) - {"id"})
         rows.append((record.line, rid, row))
-    total = curation.record("read", len(rows))
+    if fmt is None:  # no record at all (or none whose columns map): a named format still resolves
+        fmt, detected = resolve_format(kind, params.format, None, where_prefix, section)
+    total = curation.record("read", read)
+    if quarantine is not None:
+        reasons = quarantine.by_reason()
+        if not reasons:
+            total = curation.record("quarantine malformed records (none)", total)
+        for reason, count in reasons.items():
+            total = curation.record(f"quarantine malformed: {reason}", total, dropped=count)
     curation.record(f"convert {fmt.name} → {kind} records", total, changed=converted_changed)
     curation.record("strip whitespace of message contents", total, changed=sum(strip_messages(r) for _, _, r in rows))
     out, seen, duplicates = [], {}, 0
@@ -161,15 +200,68 @@ def convert_records(
     return out, fmt, detected, dropped_fields
 
 
-def prepare_dataset(params: DatasetParams, kind: str, keep: tuple[str, ...], section: str = "prepare") -> Prepared:
-    """Read ``params.input`` wherever it lives and convert it to ``kind``'s canonical records."""
+def malformed_rule(params: DatasetParams, policy_kind: str, section: str) -> MalformedRule | None:
+    """The data policy's ``<kind>.malformed`` rule the stage applies (None: no policy, fail on the first)."""
+    if params.policy is None:
+        return None
+    rule = load_data_policy(params.policy).for_kind(policy_kind).malformed
+    if rule.action == "quarantine" and params.pii_policy is None:
+        raise ConfigError(
+            f"params.yaml: {section}.pii_policy: required, {params.policy} says {policy_kind}.malformed.action: "
+            "quarantine and quarantined records are PII-masked before they are written (policies/pii.yaml)"
+        )
+    return rule
+
+
+def prepare_dataset(
+    params: DatasetParams,
+    kind: str,
+    keep: tuple[str, ...],
+    section: str = "prepare",
+    policy_kind: str | None = None,
+) -> Prepared:
+    """Read ``params.input`` wherever it lives and convert it to ``kind``'s canonical records.
+
+    ``policy_kind`` is the data policy section whose ``malformed`` rule applies
+    (default ``kind``; prompt-only RLHF data is kind ``prompt``, policy ``rlhf``).
+    Quarantined records are masked here, before anything else sees them.
+    """
+    rule = malformed_rule(params, policy_kind or kind, section)
+    quarantine = Quarantine(rule.action, rule.max_fraction) if rule and rule.action == "quarantine" else None
     source, records = open_source(params.input, split=params.split, config=params.config)
     curation = Curation()
-    rows, fmt, detected, dropped_fields = convert_records(records, params.input, kind, params, keep, curation, section)
+    rows, fmt, detected, dropped_fields = convert_records(
+        records, params.input, kind, params, keep, curation, section, quarantine
+    )
+    read = curation.steps[0].rows_in  # every record read, the quarantined ones included
+    if not rows and quarantine is not None and quarantine.records:
+        first = quarantine.records[0]
+        raise DataError(
+            f"{params.input}: all {len(quarantine.records)} records are malformed; first at {first.where}, field "
+            f"{field_pattern(first.field)}: {first.reason}; check format: and columns: in params.yaml {section}"
+        )
     if not rows:
         raise DataError(f"{params.input}: no records (empty file)")
     card = build_card(source, params.card)
-    return Prepared(rows, fmt, detected, source, curation, card, dropped_fields)
+    action = rule.action if rule else "fail"
+    summary = (quarantine or Quarantine(action, rule.max_fraction if rule else 0.0)).summary(
+        read, QUARANTINE_FILE
+    )
+    summary["policy"] = params.policy
+    card["malformed"] = malformed_card(fmt.name, summary)
+    masked: list[dict[str, Any]] = []
+    if quarantine is not None and quarantine.records:
+        masked = masked_entries(quarantine, pii_masker(str(params.pii_policy)))
+        summary["masked_with"] = params.pii_policy
+        log.warning(
+            "%s: quarantined %d of %d records as malformed (%s); first at %s",
+            params.input,
+            len(quarantine.records),
+            read,
+            "; ".join(f"{n} {reason}" for reason, n in quarantine.by_reason().items()),
+            quarantine.records[0].where,
+        )
+    return Prepared(rows, fmt, detected, source, curation, card, dropped_fields, summary, masked)
 
 
 def is_eval(key: str, seed: int, eval_fraction: float) -> bool:
@@ -206,13 +298,20 @@ def split_and_write(
     prepared.curation.record(f"split by {split_name} hash ({len(train)} train / {len(evaluation)} eval)", len(rows))
     write_jsonl(out_dir / "train.jsonl", train)
     write_jsonl(out_dir / "eval.jsonl", evaluation)
+    outputs = ["train", "eval"]
+    if prepared.quarantine is not None:
+        # Always written (empty when nothing was set aside): the validation gate recounts it
+        write_jsonl(out_dir / QUARANTINE_FILE, prepared.quarantined or [])
+        prepared.quarantine["file"] = str(out_dir / QUARANTINE_FILE)
+        prepared.card["malformed"]["file"] = str(out_dir / QUARANTINE_FILE)
+        outputs.append("quarantine")
     write_manifest(
         out_dir,
         {
             "stage": stage,
             "params": params,
             "rows": {"input": len(rows), "train": len(train), "eval": len(evaluation), **(rows_extra or {})},
-            "outputs": {name: sha256_file(out_dir / f"{name}.jsonl") for name in ("train", "eval")},
+            "outputs": {name: sha256_file(out_dir / f"{name}.jsonl") for name in outputs},
             **prepared.manifest(),
             **extra,
         },

@@ -138,9 +138,25 @@ class InterRaterAgreementRule(Rule):
     min_items: int = Field(ge=2)
 
 
+class MalformedRule(Rule):
+    """``data.malformed``: what the prepare stage does with a record that does not fit its format.
+
+    ``action: fail`` stops the stage at the first such record (one line naming
+    ``file:line`` and the field). ``action: quarantine`` sets such records aside,
+    PII-masked, in the prepared folder's ``quarantine.jsonl``, counted per reason;
+    the validation gate then judges the share quarantined against
+    ``max_fraction`` (under ``fail`` no record may be quarantined at all).
+    """
+
+    id: Literal["data.malformed"]
+    action: Literal["fail", "quarantine"]
+    max_fraction: Rate = Field(ge=0, le=1)
+
+
 class KindPolicy(Strict):
     """Rules every dataset kind has."""
 
+    malformed: MalformedRule
     min_rows: MinRowsRule
     empty_text: EmptyTextRule
     turn_order: TurnOrderRule

@@ -4,6 +4,12 @@
 violations and details out); :func:`run_validation_gate` adds the policy file,
 waivers and :func:`governance.gates.decide`. See the package docstring for
 which checks are structural (exit 2) and which are policy rules.
+
+``data.malformed`` judges the prepare stage's quarantine, not the files given:
+the share of records read that were set aside as malformed. Its counts are
+recounted from the prepared folder's ``quarantine.jsonl`` (only the number of
+records read comes from the prepare manifest, checked against the file), and
+both files are bound by hash into the decision with the train and eval files.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from governance.datasets.quarantine import QuarantineCounts, read_quarantine
 from governance.gates import DatasetRef, GateDecision, Violation, dataset_ref, decide, load_waivers
 from governance.policy.data import (
     AnyKindPolicy,
     KtoPolicy,
+    MalformedRule,
     PreferencePolicy,
     PromptPolicy,
     load_data_policy,
@@ -366,6 +374,40 @@ def _agreement_measure(policy: PreferencePolicy | KtoPolicy, tally: AnnotationTa
     )
 
 
+def _malformed_measure(rule: MalformedRule, counts: QuarantineCounts) -> _Judged:
+    """``data.malformed``: the share of records read that the prepare stage quarantined.
+
+    Under ``action: fail`` none may be: a quarantine file with records was
+    written under another policy.
+    """
+    limit = rule.max_fraction if rule.action == "quarantine" else 0.0
+    fraction = counts.quarantined / counts.records_read if counts.records_read else 0.0
+    shown_limit = f"max {_pct(limit)}" if rule.action == "quarantine" else "action fail: none may be quarantined"
+    first = (
+        f"; first at {counts.first_where}, field {counts.first_field}: {counts.first_reason}"
+        if counts.first_where
+        else ""
+    )
+    return _Judged(
+        rule=rule,
+        subject=counts.file,
+        columns={"quarantined_fraction": fraction},
+        expectations=[ge.between("malformed", "quarantined_fraction", max_value=limit)],
+        observed={
+            "quarantined": counts.quarantined,
+            "records_read": counts.records_read,
+            "fraction": fraction,
+            "by_reason": counts.by_reason,
+            "first": counts.first_where,
+        },
+        threshold={"action": rule.action, "max_fraction": limit},
+        message=(
+            f"{counts.quarantined} of {counts.records_read} records quarantined ({_pct(fraction)}, {shown_limit})"
+            f"{first}"
+        ),
+    )
+
+
 def _judge(measures: list[_Judged], name: str) -> tuple[list[Violation], list[dict[str, Any]]]:
     """Run one summary suite over a one-row frame of all measurements; violations and rule records."""
     columns: dict[str, list[Any]] = {}
@@ -413,6 +455,7 @@ def validate_dataset(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: bool = False,
     scan_file: Callable[..., tuple[FileScan, set[int]]] | None = None,
+    quarantine: QuarantineCounts | None = None,
 ) -> ValidationOutcome:
     """Validate a train file (and optional eval file) of ``kind`` against a policy section.
 
@@ -422,7 +465,9 @@ def validate_dataset(
     files bound by hash, and the details a decision records. ``scan_file``
     replaces the streaming pass (the Spark engine:
     :func:`governance.validation.spark.spark_file_scanner`); everything after
-    the per-file pass is shared.
+    the per-file pass is shared. ``quarantine`` (from
+    :func:`~governance.datasets.quarantine.read_quarantine`) is what the
+    prepare stage set aside; without it ``data.malformed`` is not applicable.
     """
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be positive")
@@ -463,6 +508,8 @@ def validate_dataset(
         measures.extend(_file_measures(kind, policy, scan))
     if annotation is not None and isinstance(policy, PreferencePolicy | KtoPolicy):
         measures.append(_agreement_measure(policy, annotation, str(train)))
+    if quarantine is not None:
+        measures.append(_malformed_measure(policy.malformed, quarantine))
     violations, rules = _judge(measures, f"{kind}_summary")
 
     details: dict[str, Any] = {
@@ -488,6 +535,15 @@ def validate_dataset(
     }
     if eval_path is None:
         details["not_applicable"] = {policy.train_eval_overlap.id: "no eval file given"}
+    if quarantine is None:
+        details.setdefault("not_applicable", {})[policy.malformed.id] = "no prepared folder given (its quarantine)"
+    else:
+        details["quarantine"] = {
+            "file": quarantine.file,
+            "records_read": quarantine.records_read,
+            "quarantined": quarantine.quarantined,
+            "by_reason": quarantine.by_reason,
+        }
     if annotation is not None and isinstance(policy, PreferencePolicy | KtoPolicy):
         rule = policy.inter_rater_agreement
         value = annotation.agreement(rule.metric)
@@ -509,6 +565,9 @@ def validate_dataset(
             },
         }
     datasets = [dataset_ref(scan.path, records=scan.rows) for scan in scans]
+    if quarantine is not None:
+        datasets.append(dataset_ref(quarantine.file, records=quarantine.quarantined))
+        datasets.append(dataset_ref(Path(quarantine.file).parent / "manifest.json"))
     return ValidationOutcome(violations=violations, datasets=datasets, details=details)
 
 
@@ -523,13 +582,25 @@ def run_validation_gate(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: bool = False,
     scan_file: Callable[..., tuple[FileScan, set[int]]] | None = None,
+    prepared: str | Path | None = None,
 ) -> GateDecision:
-    """Load the data policy and waivers, validate, and decide (not yet written)."""
+    """Load the data policy and waivers, validate, and decide (not yet written).
+
+    ``prepared`` is the prepare stage's out_dir: its quarantine is judged by ``data.malformed``.
+    """
     data_policy = load_data_policy(policy_path)
     section = data_policy.for_kind(kind)
     waivers = load_waivers(waivers_path)
+    quarantine = read_quarantine(prepared) if prepared is not None else None
     outcome = validate_dataset(
-        kind, train, eval_path, section, chunk_rows=chunk_rows, progress=progress, scan_file=scan_file
+        kind,
+        train,
+        eval_path,
+        section,
+        chunk_rows=chunk_rows,
+        progress=progress,
+        scan_file=scan_file,
+        quarantine=quarantine,
     )
     return decide(
         gate=GATE,

@@ -301,7 +301,8 @@ def test_a_save_to_disk_folder_with_its_card(tmp_path):
     )
     prepared = _prepare(folder, "prompt", card={"license": "mit", "source": "our team"})
     assert prepared.format.name == "gsm8k" and len(prepared.rows) == 4 and prepared.rows[3]["answer"] == "4"
-    assert prepared.card == {
+    assert prepared.card["malformed"]["action"] == "fail"  # no data policy given: the strict reading
+    assert {key: value for key, value in prepared.card.items() if key != "malformed"} == {
         "name": "Tiny GSM",
         "license": "mit",
         "source": "our team",

@@ -33,6 +33,7 @@ def _rule(rule_id: str, severity: str = "deny", **thresholds):
 
 def _common() -> dict:
     return {
+        "malformed": _rule("data.malformed", action="quarantine", max_fraction=0.1),
         "min_rows": _rule("data.min_rows", min_train=5, min_eval=2),
         "empty_text": _rule("data.empty_text", max_rate=0.0),
         "turn_order": _rule("data.turn_order", max_rate=0.0),
@@ -165,7 +166,10 @@ def test_prompt_completion_sft_passes(tmp_path):
     rows = [{"prompt": f"Tell me fact {i}, please.", "completion": f"Fact {i} is true."} for i in range(6)]
     outcome = validate_dataset("sft", write(tmp_path / "t.jsonl", rows), None, policy("sft"))
     assert lines(outcome) == []
-    assert outcome.details["not_applicable"] == {"data.train_eval_overlap": "no eval file given"}
+    assert outcome.details["not_applicable"] == {
+        "data.train_eval_overlap": "no eval file given",
+        "data.malformed": "no prepared folder given (its quarantine)",
+    }
 
 
 # --- data.min_rows ------------------------------------------------------------------------------

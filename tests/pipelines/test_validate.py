@@ -132,7 +132,10 @@ def test_prompt_only_dataset_without_eval(stage_dir):
     assert main(["rlhf"]) == 0
     decision = read_decision("artifacts/validate_rlhf/decision.json")
     assert [d.path for d in decision.datasets] == ["data/rlhf.jsonl"]
-    assert decision.details["not_applicable"] == {"data.train_eval_overlap": "no eval file given"}
+    assert decision.details["not_applicable"] == {
+        "data.train_eval_overlap": "no eval file given",
+        "data.malformed": "no prepared folder given (its quarantine)",
+    }
 
 
 def test_params_errors_exit_2(stage_dir, capsys):

@@ -1,0 +1,216 @@
+"""Quarantine: records that do not fit their format, set aside PII-masked and counted per reason.
+
+Under ``policies/data.yaml`` ``<kind>.malformed: {action: quarantine}`` a prepare
+stage does not stop at a :class:`~governance.datasets.formats.RecordError`: the
+record goes to ``quarantine.jsonl`` beside the prepared data, one line each::
+
+    {"where": "data/raw/x.jsonl:1255", "line": 1255, "field": "chosen",
+     "reason": "an inline \\"Human:\\" turn (not after a blank line) in turn …: ...",
+     "message": "<the one-line error, masked>", "record": {<the raw record, masked>}}
+
+and the manifest, the dataset card and the curation steps count them per reason.
+The validation gate (``data.malformed``) judges the share set aside.
+
+Trust boundary: a quarantined record is untrusted raw text that may hold PII.
+It leaves this module only masked (every finding of the project's PII policy in
+every string, keys included, replaced by its ``<ENTITY>`` tag) and only into
+the quarantine file. Counts, reasons (which quote no record value),
+``file:line`` and field paths are all that reach the manifest, the card, logs,
+messages and the report. :func:`read_quarantine` believes the quarantine file,
+not the manifest's counts: it recounts the file and refuses a manifest that
+disagrees; the gate binds both files by hash into its decision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from governance.datasets.formats import RecordError
+from governance.errors import DataError
+from governance.records import iter_records
+
+log = logging.getLogger(__name__)
+
+#: The quarantine file's name inside a prepare stage's out_dir (a DVC out with the rest of it).
+QUARANTINE_FILE = "quarantine.jsonl"
+
+#: A quoted short value inside a field path (``mapping.'n7'``): shown as ``…`` outside the quarantine file.
+_QUOTED = re.compile(r"'[^']*'")
+
+Masker = Callable[[str], str]
+
+
+def field_pattern(field_path: str) -> str:
+    """A field path as counts and messages show it: quoted values replaced by ``…``."""
+    return _QUOTED.sub("…", field_path)
+
+
+@dataclass(frozen=True)
+class QuarantinedRecord:
+    """One record set aside: where it was, the field and reason, the error, and the raw record (unmasked)."""
+
+    where: str
+    line: int
+    field: str
+    reason: str
+    message: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Quarantine:
+    """The records one prepare run set aside, in reading order."""
+
+    action: str
+    max_fraction: float
+    rule_id: str = "data.malformed"
+    records: list[QuarantinedRecord] = field(default_factory=list)
+
+    def add(self, error: RecordError, line: int, data: dict[str, Any]) -> None:
+        """Set one record aside (the caller decided the policy allows it)."""
+        self.records.append(QuarantinedRecord(error.where, line, error.field, error.reason, str(error), data))
+
+    def by_reason(self) -> dict[str, int]:
+        """Quarantined records per reason, most frequent first."""
+        return dict(Counter(r.reason for r in self.records).most_common())
+
+    def summary(self, records_read: int, file: str) -> dict[str, Any]:
+        """The manifest's ``quarantine`` section: counts and the first location, no record text."""
+        first = self.records[0] if self.records else None
+        return {
+            "rule": self.rule_id,
+            "action": self.action,
+            "max_fraction": self.max_fraction,
+            "file": file,
+            "records_read": records_read,
+            "quarantined": len(self.records),
+            "fraction": round(len(self.records) / records_read, 6) if records_read else 0.0,
+            "by_reason": self.by_reason(),
+            "first": None
+            if first is None
+            else {"where": first.where, "field": field_pattern(first.field), "reason": first.reason},
+        }
+
+
+def pii_masker(pii_policy_path: str | Path) -> Masker:
+    """A function replacing every PII finding of the policy in a text by its ``<ENTITY>`` tag.
+
+    Every entity the policy scans is masked, whatever its action there
+    (``allow`` included): a quarantined record is kept for a person to read, not
+    to train on, so nothing the scanner recognises stays.
+    """
+    from governance.pii.mask import tag
+    from governance.pii.scan import PiiScanner
+    from governance.policy.pii import load_pii_policy
+
+    scanner = PiiScanner(load_pii_policy(pii_policy_path), pii_policy_path)
+
+    def mask(text: str) -> str:
+        findings = scanner.findings_in(text) if text.strip() else []
+        for finding in sorted(findings, key=lambda f: f.start, reverse=True):
+            text = text[: finding.start] + tag(finding.entity) + text[finding.end :]
+        return text
+
+    return mask
+
+
+def mask_value(value: Any, mask: Masker) -> Any:
+    """A record with every string in it (keys too) passed through ``mask``."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {mask(str(key)): mask_value(item, mask) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_value(item, mask) for item in value]
+    return value
+
+
+def masked_entries(quarantine: Quarantine, mask: Masker) -> list[dict[str, Any]]:
+    """The quarantine file's lines: where, field, reason, and the error and the record masked."""
+    return [
+        {
+            "where": record.where,
+            "line": record.line,
+            "field": mask(record.field),
+            "reason": record.reason,
+            "message": mask(record.message),
+            "record": mask_value(record.data, mask),
+        }
+        for record in quarantine.records
+    ]
+
+
+@dataclass(frozen=True)
+class QuarantineCounts:
+    """What the validation gate judges: records read and set aside, per reason, and the first one."""
+
+    file: str
+    records_read: int
+    quarantined: int
+    by_reason: dict[str, int]
+    first_where: str | None
+    first_field: str | None
+    first_reason: str | None
+    action: str | None
+
+
+def read_quarantine(prepared_dir: str | Path) -> QuarantineCounts:
+    """Recount a prepared folder's quarantine file and check its manifest agrees.
+
+    The counts come from the file itself; the manifest contributes only the
+    number of records read (the denominator, which only the prepare stage saw).
+    A missing file, a line that is not a quarantine entry, or a manifest whose
+    counts differ from the file is a :class:`DataError` naming the file.
+    """
+    folder = Path(prepared_dir)
+    path = folder / QUARANTINE_FILE
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise DataError(f"{manifest_path}: prepared manifest missing; run the prepare stage first (dvc repro)")
+    try:
+        section = json.loads(manifest_path.read_text(encoding="utf-8")).get("quarantine")
+    except (ValueError, AttributeError):
+        raise DataError(f"{manifest_path}: not a prepare manifest (invalid JSON); re-run the prepare stage") from None
+    if not isinstance(section, dict) or not isinstance(section.get("records_read"), int):
+        raise DataError(
+            f"{manifest_path}: field quarantine: missing (prepared before the malformed-record policy); "
+            "re-run the prepare stage"
+        )
+    if not path.is_file():
+        raise DataError(f"{path}: quarantine file missing; re-run the prepare stage")
+    reasons: Counter[str] = Counter()
+    first: dict[str, Any] | None = None
+    for record in iter_records(path, allow_empty=True):
+        reason, where = record.data.get("reason"), record.data.get("where")
+        if not isinstance(reason, str) or not isinstance(where, str):
+            raise DataError(f"{path}:{record.line}: field reason: not a quarantine entry; re-run the prepare stage")
+        reasons[reason] += 1
+        first = first or record.data
+    quarantined = sum(reasons.values())
+    if quarantined != section.get("quarantined") or dict(reasons) != section.get("by_reason"):
+        raise DataError(
+            f"{manifest_path}: field quarantine: counts {section.get('quarantined')} but {path} holds "
+            f"{quarantined} records; the two were not written together, re-run the prepare stage"
+        )
+    if section["records_read"] < quarantined:
+        raise DataError(
+            f"{manifest_path}: field quarantine.records_read: {section['records_read']} is fewer than the "
+            f"{quarantined} quarantined; re-run the prepare stage"
+        )
+    return QuarantineCounts(
+        file=str(path),
+        records_read=section["records_read"],
+        quarantined=quarantined,
+        by_reason=dict(reasons.most_common()),
+        first_where=first.get("where") if first else None,
+        first_field=field_pattern(str(first.get("field"))) if first else None,
+        first_reason=first.get("reason") if first else None,
+        action=section.get("action"),
+    )
