@@ -9,12 +9,22 @@ and, once resolved, an ``incident_closed`` event naming it. Who may open and
 close is ``policies/approvals.yaml`` (``open_incident``, ``close_incident``);
 a refusal is recorded as ``permission_denied`` like every other. Evidence is
 recorded by SHA-256, never by content. An open incident of a blocking
-severity (high) refuses ``promote`` and ``canary`` of that version
+severity (high, critical) refuses ``promote`` and ``canary`` of that version
 (:func:`require_no_blocking_incident`, one call in the approvals
 preconditions).
 
+Opening one on a version that serves (holds ``production`` or ``canary``)
+withdraws it at once where the approvals policy says so
+(``incidents.withdraw_on``): a ``withdrawn`` event naming the incident,
+recorded as the opener's and authorised by that setting (see
+:func:`governance.approvals.withdraw`). Otherwise, for a blocking severity,
+:func:`response_commands` names the ``govern withdraw`` and ``govern
+rollback`` commands that apply; nothing is done without a person.
+
 Trust: the trail is the truth; the ``governance.incidents_open`` tag is a view
-rewritten from it after every change.
+rewritten from it after every change. The automatic withdrawal is decided by
+the approvals policy the trail pins for the version (refused, and recorded,
+under any other file).
 """
 
 from __future__ import annotations
@@ -26,14 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from governance import registry, trail
-from governance.errors import ConfigError, DataError, PermissionDenied, PolicyViolation
+from governance.errors import ConfigError, DataError, GovernanceError, PermissionDenied, PolicyViolation
 from governance.identity import Identity, current_identity
 from governance.lineage import sha256_file
 from governance.trail import Event, Subject
 
-SEVERITIES = ("low", "medium", "high")
+SEVERITIES = ("low", "medium", "high", "critical")
 #: Severities whose open incidents refuse deployment of the version.
-BLOCKING_SEVERITIES = ("high",)
+BLOCKING_SEVERITIES = ("high", "critical")
 #: Actions an open blocking incident refuses.
 BLOCKED_ACTIONS = ("promote", "canary")
 RULE_ID = "incident.open_high"
@@ -58,6 +68,10 @@ class Incident:
     closed_by: str | None = None
     closed_at: str | None = None
     close_reason: str | None = None
+    #: The ``withdrawn`` event that answered this incident (by hand or automatically), if any.
+    withdrawn_by: str | None = None
+    withdrawn_at: str | None = None
+    withdrawn_event: int | None = None
 
     @property
     def is_open(self) -> bool:
@@ -95,14 +109,29 @@ def fold_incidents(events: Iterable[Event]) -> list[Incident]:
             incident = found.get(str(e.details.get("incident", "")))
             if incident is not None and incident.is_open:
                 incident.closed_by, incident.closed_at, incident.close_reason = e.actor, e.timestamp, e.reason
+        elif e.event_type == "withdrawn":
+            incident = found.get(str(e.details.get("incident", "")))
+            if incident is not None and incident.withdrawn_event is None:
+                incident.withdrawn_by, incident.withdrawn_at, incident.withdrawn_event = e.actor, e.timestamp, e.seq
     return list(found.values())
 
 
 def list_incidents(name: str | None = None, *, only_open: bool = False, url: str | None = None) -> list[Incident]:
     """Incidents of ``name`` (or of every model), newest first."""
-    events = trail.events(model=name, event_types=["incident_opened", "incident_closed"], url=url)
+    events = trail.events(model=name, event_types=["incident_opened", "incident_closed", "withdrawn"], url=url)
     found = [i for i in fold_incidents(events) if i.is_open or not only_open]
     return sorted(found, key=lambda i: int(i.id.removeprefix("INC-")), reverse=True)
+
+
+def find_incident(incident: str) -> Incident:
+    """The incident ``INC-<n>`` as the trail tells it; a malformed or unknown id is a usage error."""
+    match = _ID.match(incident.strip())
+    if match is None:
+        raise ConfigError(f"{incident!r} is not an incident id (INC-<number>, as `govern incident list` shows)")
+    found = next((i for i in list_incidents() if i.id == f"INC-{int(match.group(1))}"), None)
+    if found is None:
+        raise ConfigError(f"{incident}: no such incident in the audit trail (see `govern incident list`)")
+    return found
 
 
 def blocking_incidents(events: Iterable[Event], version: str) -> list[Incident]:
@@ -168,7 +197,12 @@ def open_incident(
     evidence_file: str | Path | None = None,
     identity: Identity | None = None,
 ) -> Incident:
-    """Open an incident on a registered version; returns it (its id is ``INC-<event seq>``)."""
+    """Open an incident on a registered version; returns it (its id is ``INC-<event seq>``).
+
+    Where ``incidents.withdraw_on`` covers its severity and the version serves,
+    the version is withdrawn next (the returned incident names the event); a
+    refused withdrawal is raised after the incident is recorded, saying so.
+    """
     version = str(version)
     if severity not in SEVERITIES:
         raise ConfigError(f"--severity: {severity!r} is not one of {', '.join(SEVERITIES)}")
@@ -199,21 +233,81 @@ def open_incident(
         details={"severity": severity, "identity": identity.source},
         before_commit=mirror_open,
     )
-    return next(i for i in fold_incidents([event]) if i.id == incident_id(event))
+    opened = next(i for i in fold_incidents([event]) if i.id == incident_id(event))
+    return _withdraw_where_the_policy_says(opened, identity)
+
+
+def _withdraw_where_the_policy_says(incident: Incident, identity: Identity) -> Incident:
+    """Withdraw the incident's version when ``incidents.withdraw_on`` covers its severity and it serves."""
+    from governance.approvals import model_state, withdraw
+
+    setting = _policy().incidents
+    if not setting.withdraws(incident.severity) or not model_state(incident.name).aliases_of(incident.version):
+        return incident
+    try:
+        withdraw(
+            incident.name,
+            incident=incident.id,
+            automatic=True,
+            reason=(
+                f"{incident.severity} incident {incident.id} ({_excerpt(incident.reason)}); "
+                f"incidents.withdraw_on: {setting.withdraw_on}"
+            ),
+            identity=identity,
+        )
+    except GovernanceError as exc:
+        raise type(exc)(
+            f"opened {incident.id} on {incident.name} v{incident.version} ({incident.severity}), but the automatic "
+            f"withdrawal (incidents.withdraw_on: {setting.withdraw_on}) did not happen: {exc}; a release manager "
+            f"withdraws it: govern withdraw {incident.name} --incident {incident.id} --reason ..."
+        ) from None
+    return find_incident(incident.id)
+
+
+def _excerpt(reason: str, limit: int = 300) -> str:
+    """The start of an incident's reason, for the withdrawal's own (which the trail bounds)."""
+    return reason if len(reason) <= limit else reason[:limit] + "…"
+
+
+def response_commands(incident: Incident) -> list[str]:
+    """The commands that take an incident's serving version out of service, for the one who opened it.
+
+    Only for an open incident of a blocking severity whose version still holds
+    an alias: ``govern withdraw`` always applies; ``govern rollback`` where an
+    earlier production version is still approved to return to.
+    """
+    from governance.approvals import ALIAS_PRODUCTION, default_rollback_target, model_state
+
+    if not incident.blocks_deployment or incident.withdrawn_event is not None:
+        return []
+    state = model_state(incident.name)
+    held = state.aliases_of(incident.version)
+    if not held:
+        return []
+    name = incident.name
+    lines = [
+        f"{name} v{incident.version} holds {' and '.join(held)}; to take it out of service (a release manager):",
+        f'  govern withdraw {name} --incident {incident.id} --reason "..."   # nothing serves '
+        f"{' or '.join(held)} until an approved version is promoted",
+    ]
+    if ALIAS_PRODUCTION in held:
+        target = default_rollback_target(name, state)
+        if target is not None:
+            lines.append(
+                f'  govern rollback {name} --reason "..."   # production returns to v{target}, '
+                "the previous production version still approved"
+            )
+    return lines
 
 
 def close_incident(incident: str, *, reason: str, identity: Identity | None = None) -> Incident:
     """Close an open incident by id; closing one already closed is refused (exit 1) naming who closed it."""
-    match = _ID.match(incident.strip())
-    if match is None:
+    if _ID.match(incident.strip()) is None:
         raise ConfigError(f"{incident!r} is not an incident id (INC-<number>, as `govern incident list` shows)")
     reason = _reason(reason)
     trail.require_intact()
     identity = identity or current_identity()
-    known = {i.id: i for i in list_incidents()}
-    found = known.get(f"INC-{int(match.group(1))}")
-    if found is None:
-        raise ConfigError(f"{incident}: no such incident in the audit trail (see `govern incident list`)")
+    found = find_incident(incident)
     role = _require_role("close_incident", found.name, found.version, identity)
 
     def guard(events: list[Event]) -> Event | None:

@@ -1,4 +1,4 @@
-"""Who may approve, reject, promote, canary and roll back a model version — and the record of it.
+"""Who may approve, reject, promote, canary, roll back and withdraw a model version — and the record of it.
 
 Every action is decided by ``policies/approvals.yaml`` against facts from the
 audit trail (the truth), written to the trail through
@@ -29,6 +29,7 @@ from governance.approvals.actions import (
     record_denial,
     reject,
     rollback,
+    withdraw,
 )
 from governance.approvals.checks import (
     ACTION_RULES,
@@ -45,6 +46,7 @@ from governance.approvals.checks import (
     policy_in_force,
     policy_pin_message,
     read_policy,
+    role_violation,
 )
 from governance.approvals.mirror import (
     TAG_ALIAS_HISTORY,
@@ -82,6 +84,8 @@ from governance.approvals.state import (
     PolicyChange,
     VersionState,
     alias_history,
+    describe_withdrawal,
+    event_aliases,
     model_state,
     normalize_version,
     pinned_policy,
@@ -124,6 +128,8 @@ __all__ = [
     "clean_reason",
     "check_action",
     "default_rollback_target",
+    "describe_withdrawal",
+    "event_aliases",
     "find_drift",
     "history",
     "load_approval_waivers",
@@ -153,8 +159,10 @@ __all__ = [
     "registry_anchors",
     "reject",
     "require_preconditions",
+    "role_violation",
     "rollback",
     "version_state",
     "view_tags",
+    "withdraw",
     "write_trail_head",
 ]

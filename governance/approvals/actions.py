@@ -1,4 +1,4 @@
-"""Actions that write the trail and mirror to MLflow: approve, reject, promote, canary, rollback.
+"""Actions that write the trail and mirror to MLflow: approve, reject, promote, canary, rollback, withdraw.
 
 Write order (so a failure never leaves half a decision, and a re-run neither
 fails nor duplicates):
@@ -11,7 +11,9 @@ fails nor duplicates):
    hash of the policy just loaded must be the one the trail holds the version
    to (its registration's, moved on only by an approved ``policy_changed``);
    otherwise the action is refused and the refusal recorded, whatever the
-   loaded file says about itself.
+   loaded file says about itself. Actions that find their version in the
+   trail (rollback, canary-end, withdraw) check the actor's role first, so
+   someone without it is told that, not what the aliases are.
 2. **Decide under the trail's append lock** — the guard re-reads the trail,
    applies the policy, and returns the existing event when the action is
    already in force (the same reviewer approving twice, promoting the version
@@ -33,7 +35,7 @@ import logging
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governance import registry, registry_view, trail
 from governance.approvals.checks import (
@@ -49,6 +51,7 @@ from governance.approvals.checks import (
     policy_dir,
     policy_in_force,
     policy_pin_message,
+    role_violation,
 )
 from governance.approvals.mirror import mirror, write_trail_head
 from governance.approvals.preconditions import require_preconditions
@@ -71,7 +74,13 @@ from governance.lineage import sha256_file
 from governance.policy.approvals import ApprovalsPolicy
 from governance.trail import Event, Subject
 
+if TYPE_CHECKING:
+    from governance.incidents import Incident
+
 log = logging.getLogger(__name__)
+
+#: Actions whose version is found in the trail: the actor's role is checked before it is looked for.
+_ROLE_FIRST_ACTIONS = ("rollback", "canary_end", "withdraw")
 
 
 @dataclass
@@ -164,8 +173,15 @@ def _act(
     *,
     reason: str,
     identity: Identity | None,
+    incident: str | None = None,
+    automatic: bool = False,
 ) -> Outcome:
-    """Preconditions, preflight, decide under the lock, apply to MLflow, commit (see the module docstring)."""
+    """Preconditions, preflight, decide under the lock, apply to MLflow, commit (see the module docstring).
+
+    ``incident`` (withdraw only) is the incident answered; ``automatic`` says the
+    withdrawal is authorised by ``incidents.withdraw_on`` of the pinned policy
+    for that incident's severity instead of by the actor's role.
+    """
     version = None if version is None else normalize_version(version)
     what = f"{action} {name}" + (f" v{version}" if version else "")
     in_force = policy_in_force()
@@ -197,6 +213,9 @@ def _act(
         with _nothing_recorded(f"{action} {name}"):
             reconcile(name, identity=identity, reason=f"drift found before {action}; restored from the audit trail")
     before = model_state(name)
+    answered = _answered_incident(name, incident) if incident is not None else None
+    if action in _ROLE_FIRST_ACTIONS and not automatic:
+        _require_role_first(action, name, before, answered, in_force, identity)
     if action == "rollback":
         asked = version
         version = _rollback_target(name, before, version, policy=policy, identity=identity, waivers=waivers)
@@ -204,39 +223,52 @@ def _act(
             require_preconditions(action, name, version, identity=identity)
     elif action == "canary_end":
         version = _canary_holder(name, before, policy=policy, identity=identity)
+    elif action == "withdraw":
+        version = _serving_version(name, before, answered, policy=policy, identity=identity)
     assert version is not None
-    if action in ("rollback", "canary_end"):  # the version acted on is known only now
+    if action in _ROLE_FIRST_ACTIONS:  # the version acted on is known only now
         _require_pinned_policy(action, name, version, before, in_force, changes, identity)
+    if automatic:
+        _require_withdraw_on(name, version, answered, in_force, identity)
+
+    def decide(state: VersionState) -> Check:
+        if automatic:  # authorised by incidents.withdraw_on (checked above), not by a role
+            return Check(role=f"automatic: incidents.withdraw_on {policy.incidents.withdraw_on}", violations=[])
+        return check_action(
+            action,
+            user=identity.user,
+            policy=policy,
+            state=state,
+            waivers=waivers,
+            identity_source=identity.source,
+            identity_server=identity.server,
+        )
+
     # 2. Waivers that let this action through are recorded before it
     state_now = before.version(version)
-    pre = check_action(
-        action,
-        user=identity.user,
-        policy=policy,
-        state=state_now,
-        waivers=waivers,
-        identity_source=identity.source,
-        identity_server=identity.server,
-    )
+    pre = decide(state_now)
     if not pre.blocking:
         _record_waivers(name, version, pre)
-    previous = before.alias_holder(alias) if alias else None
+    withdrawn_aliases = before.aliases_of(version) if action == "withdraw" else []
+    previous = version if action == "withdraw" else before.alias_holder(alias) if alias else None
     target = None if event_type in ALIAS_ENDING_EVENTS else version
     role = pre.role or ",".join(policy.roles_of(identity.user)) or "none"
 
     def guard(events: list[Event]) -> Event | None:
         state = ModelState(name, events)
-        check = check_action(
-            action,
-            user=identity.user,
-            policy=policy,
-            state=state.version(version),
-            waivers=waivers,
-            identity_source=identity.source,
-            identity_server=identity.server,
-        )
+        check = decide(state.version(version))
         if check.blocking:
             raise _Refused(action, check)
+        if action == "withdraw":
+            held = state.aliases_of(version)
+            moves = state.version(version).alias_events
+            if not held and not withdrawn_aliases and moves and moves[-1].event_type == "withdrawn":
+                return moves[-1]  # already withdrawn: append nothing
+            if held != withdrawn_aliases:
+                raise PolicyViolation(
+                    f"withdraw of {name}: the aliases of v{version} changed while deciding; re-run the command"
+                )
+            return None
         if alias is not None:
             holder = state.alias_holder(alias)
             if holder == target:  # already in force: append nothing
@@ -259,11 +291,19 @@ def _act(
     evidence = {"approvals_policy_sha256": in_force.sha256}
     if state_now.registration is not None:
         evidence["registration_event"] = state_now.registration.hash
-    if alias is not None and action != "canary_end":
+    if alias is not None and action not in ("canary_end", "withdraw"):
         for approver in state_now.valid_approvers(policy):
             evidence[f"approval:{approver}"] = state_now.decisions[approver].hash
+    if answered is not None:
+        evidence["incident_event"] = answered.event_hash
     details: dict[str, Any] = {"action": action, **identity.details()}
-    if alias is not None:
+    if action == "withdraw":
+        details.update({"aliases": withdrawn_aliases, "from_version": version})
+        if answered is not None:
+            details["incident"] = answered.id
+        if automatic:
+            details["automatic"] = f"incidents.withdraw_on: {policy.incidents.withdraw_on}"
+    elif alias is not None:
         details.update({"alias": alias, "from_version": previous or ""})
     if action == "rollback" and previous and before.alias_holder(ALIAS_CANARY) == previous:
         # The version rolled back from stops serving everywhere: its canary ends with it
@@ -353,6 +393,109 @@ def _require_pinned_policy(
         policy_sha256=in_force.sha256,
     )
     raise PolicyViolation(line)
+
+
+def _require_role_first(
+    action: str, name: str, state: ModelState, answered: Incident | None, in_force: PolicyInForce, identity: Identity
+) -> None:
+    """Refuse (recorded) someone whose roles do not allow ``action``, before the trail is asked for its version.
+
+    Decided by the policy in force; the pinned-policy check follows once the
+    version is known, and the full check under the append lock repeats this
+    one, so a file that grants a role grants nothing by itself.
+    """
+    alias = ALIAS_CANARY if action == "canary_end" else ALIAS_PRODUCTION
+    version = answered.version if answered is not None else state.alias_holder(alias) or ""
+    subject = f"{name} v{version}" if version else name
+    violation = role_violation(action, user=identity.user, policy=in_force.policy, subject=subject)
+    if violation is None:
+        return
+    error = _refusal_error(action, [violation], in_force.policy)
+    record_denial(
+        action,
+        name,
+        version,
+        identity=identity,
+        policy=in_force.policy,
+        message=str(error),
+        rule_ids=[violation.rule_id],
+        policy_sha256=in_force.sha256,
+    )
+    raise error
+
+
+def _answered_incident(name: str, incident: str) -> Incident:
+    """The open incident of ``name`` a withdrawal answers (a usage error otherwise: nothing is recorded)."""
+    from governance.incidents import find_incident
+
+    found = find_incident(incident)
+    if found.name != name:
+        raise ConfigError(f"--incident {found.id} is about {found.name} v{found.version}, not {name}")
+    if not found.is_open:
+        raise ConfigError(
+            f"--incident {found.id} was closed by {found.closed_by} at {found.closed_at}; a withdrawal answers an "
+            "open incident (leave out --incident to withdraw without one)"
+        )
+    return found
+
+
+def _serving_version(
+    name: str, state: ModelState, answered: Incident | None, *, policy: ApprovalsPolicy, identity: Identity
+) -> str:
+    """The version a withdrawal takes out of service: the incident's, else the one holding production.
+
+    A version the trail's last alias move already withdrew is returned too, so a
+    re-run records nothing and only brings MLflow back in line.
+    """
+    if answered is not None:
+        version = answered.version
+        moves = state.version(version).alias_events
+        if state.aliases_of(version) or (moves and moves[-1].event_type == "withdrawn"):
+            return version
+        production = state.alias_holder(ALIAS_PRODUCTION)
+        message = (
+            f"withdraw refused: {answered.id} is about {name} v{version}, which holds no alias in the audit trail "
+            f"(production is {'v' + production if production else 'unset'}); nothing to withdraw"
+        )
+        record_denial("withdraw", name, version, identity=identity, policy=policy, message=message, rule_ids=[])
+        raise PolicyViolation(message)
+    holder = state.alias_holder(ALIAS_PRODUCTION)
+    if holder is not None:
+        return holder
+    moves = state.alias_events(ALIAS_PRODUCTION)
+    if moves and moves[-1].event_type == "withdrawn":
+        return moves[-1].subject.version
+    canary = state.alias_holder(ALIAS_CANARY)
+    message = f"withdraw refused: {name} has no production version in the audit trail to withdraw"
+    if canary is not None:
+        message += f" (v{canary} holds canary: end it with govern canary-end {name})"
+    record_denial("withdraw", name, "", identity=identity, policy=policy, message=message, rule_ids=[])
+    raise PolicyViolation(message)
+
+
+def _require_withdraw_on(
+    name: str, version: str, answered: Incident | None, in_force: PolicyInForce, identity: Identity
+) -> None:
+    """An automatic withdrawal stands only on an incident whose severity ``incidents.withdraw_on`` covers."""
+    setting = in_force.policy.incidents
+    if answered is not None and setting.withdraws(answered.severity):
+        return
+    what = f"a {answered.severity} incident ({answered.id})" if answered is not None else "no incident"
+    message = (
+        f"withdraw refused: {name} v{version}: incidents.withdraw_on: {setting.withdraw_on} does not withdraw "
+        f"automatically on {what}; a release manager withdraws it with govern withdraw"
+    )
+    record_denial(
+        "withdraw",
+        name,
+        version,
+        identity=identity,
+        policy=in_force.policy,
+        message=message,
+        rule_ids=[],
+        policy_sha256=in_force.sha256,
+    )
+    raise PolicyViolation(message)
 
 
 def _canary_holder(name: str, state: ModelState, *, policy: ApprovalsPolicy, identity: Identity) -> str:
@@ -451,6 +594,38 @@ def canary_end(name: str, *, reason: str = "canary ended", identity: Identity | 
     return _act("canary_end", "canary_ended", name, None, reason=clean_reason(reason), identity=identity)
 
 
+def withdraw(
+    name: str,
+    *,
+    reason: str = "withdrawn from service",
+    incident: str | None = None,
+    identity: Identity | None = None,
+    automatic: bool = False,
+) -> Outcome:
+    """Take the serving version out of service: ``production`` (and its ``canary``) point nowhere afterwards.
+
+    The version is the one ``incident`` (``INC-<n>``, open, of this model) is
+    about, else the one holding production; nothing needs to replace it. Its
+    approvals recorded before the withdrawal no longer count: it is promoted
+    again only after fresh ones. ``automatic`` is how opening an incident acts
+    under ``incidents.withdraw_on`` (the actor is its opener, whatever their
+    roles); it is refused for an incident whose severity the pinned policy's
+    setting does not cover.
+    """
+    if automatic and incident is None:
+        raise ConfigError("an automatic withdrawal answers an incident; name it")
+    return _act(
+        "withdraw",
+        "withdrawn",
+        name,
+        None,
+        reason=clean_reason(reason),
+        identity=identity,
+        incident=incident,
+        automatic=automatic,
+    )
+
+
 def clean_reason(reason: str) -> str:
     """A reason fit for the trail and every screen that shows it: one line, no control characters."""
     reason = (reason or "").strip()
@@ -466,5 +641,5 @@ def clean_reason(reason: str) -> str:
 
 
 def history(name: str) -> list[Event]:
-    """Alias moves of ``name`` (promoted, canary_started, rolled_back), oldest first."""
+    """Alias moves of ``name`` (promoted, canary_started, canary_ended, rolled_back, withdrawn), oldest first."""
     return trail.events(model=name, event_types=list(ALIAS_EVENTS))

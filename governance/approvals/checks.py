@@ -57,6 +57,8 @@ ACTION_RULES: dict[str, tuple[str, ...]] = {
     "rollback": ("role_required", "registered", "gates_passed", "eval_passed", "min_approvers", "no_open_rejection"),
     # Ending a canary takes traffic away from a version: always allowed to whoever may start one
     "canary_end": ("role_required",),
+    # Taking a version out of service needs nothing of the version: an incident may be about any of it
+    "withdraw": ("role_required",),
 }
 #: Actions that share another action's permission entry in the policy.
 PERMISSION_OF = {"canary_end": "canary"}
@@ -194,6 +196,7 @@ _ACTION_WORDS = {
     "canary": "start a canary",
     "canary_end": "end a canary",
     "rollback": "roll back",
+    "withdraw": "withdraw a version from service",
     "approve_objective": "approve objectives",
     "grant_waiver": "grant waivers",
 }
@@ -262,11 +265,7 @@ def _rule_message(
     """The violation message of one rule, or None when it holds."""
     rules = policy.rules
     if rule_name == "role_required":
-        if role is not None:
-            return None
-        allowed = ", ".join(policy.permissions[PERMISSION_OF.get(action, action)]) or "no role"  # type: ignore[index]
-        held = ", ".join(policy.roles_of(user)) or "none"
-        return f"{user} holds no role allowed to {_ACTION_WORDS[action]} (allowed: {allowed}; {user}'s roles: {held})"
+        return None if role is not None else _no_role_message(action, user, policy)
     if rule_name == "registered":
         if state.registration is not None:
             return None
@@ -325,6 +324,27 @@ def _rule_message(
         seqs = ", ".join(f"#{state.decisions[r].seq}" for r in rejecters)
         return f"rejected by {', '.join(rejecters)} (event {seqs}); a standing rejection blocks deployment"
     raise ConfigError(f"unknown approval rule {rule_name!r}")  # pragma: no cover - ACTION_RULES is fixed
+
+
+def _no_role_message(action: str, user: str, policy: ApprovalsPolicy) -> str:
+    allowed = ", ".join(policy.permissions[PERMISSION_OF.get(action, action)]) or "no role"  # type: ignore[index]
+    held = ", ".join(policy.roles_of(user)) or "none"
+    return f"{user} holds no role allowed to {_ACTION_WORDS[action]} (allowed: {allowed}; {user}'s roles: {held})"
+
+
+def role_violation(action: str, *, user: str, policy: ApprovalsPolicy, subject: str) -> Violation | None:
+    """The ``role_required`` violation of ``user`` for ``action`` on ``subject``, or None when a role allows it.
+
+    For actions whose version is known only from the trail (rollback, canary-end,
+    withdraw): who asks is decided before what they ask about, so someone
+    without the role hears that, not what the model's aliases are.
+    """
+    if policy.acting_role(user, PERMISSION_OF.get(action, action)) is not None:
+        return None
+    rule = policy.rules.role_required
+    return Violation(
+        rule_id=rule.id, severity=rule.severity, subject=subject, message=_no_role_message(action, user, policy)
+    )
 
 
 class _Refused(Exception):

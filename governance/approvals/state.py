@@ -7,6 +7,10 @@ aliases never enter here; they are a view derived from this state
 to is the ``approvals_policy_sha256`` its ``model_registered`` event recorded,
 moved on only by ``policy_changed`` events that reached their recorded count of
 approvers — never the file or folder the environment points at.
+
+A ``withdrawn`` event takes every alias its version holds (``production`` and
+``canary``) and leaves them to nobody; the approvals recorded for that version
+before it no longer count, so it serves again only after fresh ones.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ ALIAS_EVENTS = {
     "canary_started": ALIAS_CANARY,
     "canary_ended": ALIAS_CANARY,
     "rolled_back": ALIAS_PRODUCTION,
+    # Takes production and canary from its version (``details.aliases`` names those it held)
+    "withdrawn": ALIAS_PRODUCTION,
 }
 #: Event types that take an alias away from its holder (it then points nowhere).
-ALIAS_ENDING_EVENTS = {"canary_ended"}
+ALIAS_ENDING_EVENTS = {"canary_ended", "withdrawn"}
 #: The trail subject (``Subject.objective``) every ``policy_changed`` event of the approvals policy is about.
 POLICY_SUBJECT = "policy:approvals.yaml"
 #: Where a version's registration records the approvals policy it was registered under.
@@ -65,6 +71,9 @@ class VersionState:
     decisions: dict[str, Event] = field(default_factory=dict)
     alias_events: list[Event] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    #: The latest ``withdrawn`` event of this version, and the approvals it voided (recorded before it).
+    withdrawal: Event | None = None
+    voided_approvals: dict[str, Event] = field(default_factory=dict)
 
     @property
     def approvers(self) -> list[str]:
@@ -90,7 +99,8 @@ class VersionState:
         return self.risk_tier or policy.rules.min_approvers.default_risk_tier
 
     def status(self, policy: ApprovalsPolicy) -> str:
-        """``blocked`` (gate or eval failed), ``rejected``, ``approved`` or ``pending``."""
+        """``blocked`` (gate or eval failed), ``rejected``, ``approved``, ``withdrawn`` (taken out of service and
+        not yet approved again by enough fresh approvals) or ``pending``."""
         rules = policy.rules
         if self.gate_status == "failed" or self.eval_status == rules.eval_passed.failed:
             return "blocked"
@@ -98,6 +108,8 @@ class VersionState:
             return "rejected"
         if len(self.valid_approvers(policy)) >= policy.required_approvals(self.tier(policy)):
             return "approved"
+        if self.withdrawal is not None:
+            return "withdrawn"
         return "pending"
 
     def summary(self, policy: ApprovalsPolicy) -> dict[str, Any]:
@@ -115,6 +127,8 @@ class VersionState:
             "rejected_by": self.rejecters,
             "people": dict(self.people),
             "alias_history": alias_history(self.alias_events, self.version),
+            "withdrawn": describe_withdrawal(self.withdrawal) if self.withdrawal else None,
+            "voided_approvers": sorted(self.voided_approvals),
         }
 
 
@@ -154,10 +168,18 @@ class ModelState:
                     state.eval_event = e
             elif e.event_type in ("approved", "rejected"):
                 state.decisions[e.actor] = e
+                state.voided_approvals.pop(e.actor, None)
+            elif e.event_type == "withdrawn":
+                # Approvals before a withdrawal do not carry over: it serves again only after fresh ones.
+                # A standing rejection stays (it stands until its reviewer approves).
+                state.withdrawal = e
+                for actor, decision in list(state.decisions.items()):
+                    if decision.event_type == "approved":
+                        state.voided_approvals[actor] = state.decisions.pop(actor)
         return state
 
     def alias_events(self, alias: str | None = None) -> list[Event]:
-        return [e for e in self.events if e.event_type in ALIAS_EVENTS and alias in (None, ALIAS_EVENTS[e.event_type])]
+        return [e for e in self.events if e.event_type in ALIAS_EVENTS and (alias is None or alias in event_aliases(e))]
 
     def alias_holders(self) -> dict[str, str | None]:
         """Which version the trail says holds each alias (None: nobody).
@@ -165,9 +187,15 @@ class ModelState:
         ``canary_ended`` takes the canary away; a rollback away from the version
         holding the canary ends that canary too (recorded as ``canary_ended`` in
         the rollback's details), so a rolled-back version never keeps serving.
+        ``withdrawn`` takes every alias its version holds.
         """
         holders: dict[str, str | None] = {ALIAS_PRODUCTION: None, ALIAS_CANARY: None}
         for e in self.alias_events():
+            if e.event_type == "withdrawn":
+                for alias, holder in holders.items():
+                    if holder == e.subject.version:
+                        holders[alias] = None
+                continue
             alias = ALIAS_EVENTS[e.event_type]
             holders[alias] = None if e.event_type in ALIAS_ENDING_EVENTS else e.subject.version
             if e.event_type == "rolled_back" and e.details.get("canary_ended"):
@@ -204,12 +232,19 @@ class ModelState:
             )
         return holder, {k: float(v) for k, v in metrics.items()}
 
+    def aliases_of(self, version: str) -> list[str]:
+        """The aliases the trail says ``version`` holds (``production`` first)."""
+        return [alias for alias, holder in self.alias_holders().items() if holder == str(version)]
+
     def rollback_candidates(self) -> list[str]:
-        """Earlier production versions, most recent first, skipping any rolled back from since."""
+        """Earlier production versions, most recent first, skipping any rolled back from or withdrawn since."""
         order: list[str] = []
         bad: set[str] = set()
         for e in self.alias_events(ALIAS_PRODUCTION):
             target = e.subject.version
+            if e.event_type == "withdrawn":
+                bad.add(target)
+                continue
             if e.event_type == "rolled_back" and e.details.get("from_version"):
                 bad.add(str(e.details["from_version"]))
             bad.discard(target)
@@ -293,10 +328,28 @@ def _sticky(current: str | None, new: str | None, failed: str) -> str | None:
     return new or current
 
 
+def event_aliases(event: Event) -> tuple[str, ...]:
+    """The aliases an alias event moves: one, or for ``withdrawn`` those its version held then."""
+    if event.event_type == "withdrawn":
+        return tuple(event.details.get("aliases") or (ALIAS_PRODUCTION,))
+    return (ALIAS_EVENTS[event.event_type],)
+
+
+def describe_withdrawal(event: Event) -> str:
+    """``withdrawn on 2026-11-20 10:04:05Z by dana because <reason> (answers INC-7)``: one bounded line."""
+    answers = f" (answers {event.details['incident']})" if event.details.get("incident") else ""
+    return f"withdrawn on {event.timestamp[:19]}Z by {event.actor} because {trail.shown_reason(event.reason)}{answers}"
+
+
 def alias_history(alias_events: Iterable[Event], version: str) -> list[dict[str, Any]]:
     """Who moved which alias to or from ``version``, and when."""
     out = []
     for e in alias_events:
+        if e.event_type == "withdrawn":
+            if e.subject.version == version:
+                row = {"by": e.actor, "at": e.timestamp, "event": e.seq}
+                out.extend({"alias": alias, "change": "removed (withdrawn)", **row} for alias in event_aliases(e))
+            continue
         alias = ALIAS_EVENTS[e.event_type]
         moved_to = e.subject.version == version and e.event_type not in ALIAS_ENDING_EVENTS
         rollback = " (rollback)" if e.event_type == "rolled_back" else ""

@@ -56,6 +56,7 @@ COMMAND_OWNERS = {
     "reject": "approvals",
     "rollback": "approvals",
     "show": "approvals",
+    "withdraw": "approvals",
     "audit": "audit",
     "report": "report",
     "incident": "monitor",

@@ -1,5 +1,5 @@
-"""Reviewer and release-owner commands: show, approve, reject, promote, canary, canary-end, rollback, history,
-approve-objective, policy-change.
+"""Reviewer and release-owner commands: show, approve, reject, promote, canary, canary-end, rollback, withdraw,
+history, approve-objective, policy-change.
 
 Each action is decided by ``policies/approvals.yaml`` (``GOVERN_POLICY_DIR``
 overrides the folder, but the file's SHA-256 must be the one the audit trail
@@ -62,6 +62,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     rollback.add_argument("--to", metavar="VERSION", help="roll back to this approved version")
     rollback.add_argument("--reason", default="rolled back production", help="recorded in the audit trail")
     rollback.set_defaults(handler=run_rollback)
+
+    withdraw = sub.add_parser(
+        "withdraw",
+        help="take the serving version out of service: remove production (and its canary) even with nothing to "
+        "replace it; it is promoted again only after fresh approvals",
+    )
+    withdraw.add_argument("name")
+    withdraw.add_argument("--reason", default="withdrawn from service", help="recorded in the audit trail")
+    withdraw.add_argument(
+        "--incident", metavar="ID", help="the open incident (INC-<n>) this answers; withdraws the version it is about"
+    )
+    withdraw.set_defaults(handler=run_withdraw)
 
     history = sub.add_parser("history", help="who moved which alias of a model, and when")
     history.add_argument("name")
@@ -156,6 +168,32 @@ def run_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_withdraw(args: argparse.Namespace) -> int:
+    outcome = approvals.withdraw(args.name, reason=args.reason, incident=args.incident)
+    event, state, policy = outcome.event, outcome.state, outcome.policy
+    if not outcome.created:
+        _say(f"{args.name} v{outcome.version} is already withdrawn (event #{event.seq}); nothing recorded")
+        return 0
+    aliases = event.details.get("aliases") or []
+    answers = f", answering {event.details['incident']}" if event.details.get("incident") else ""
+    _say(
+        f"withdrew {args.name} v{outcome.version} from {' and '.join(aliases)} by {event.actor} "
+        f"(event #{event.seq}{answers}); nothing holds {' or '.join(aliases)} now"
+    )
+    _say(
+        f"{args.name} v{outcome.version} serves again only after fresh approvals "
+        f"({policy.required_approvals(state.tier(policy))} needed; those recorded before event #{event.seq} "
+        "no longer count)"
+    )
+    target = approvals.default_rollback_target(args.name)
+    if target is not None and approvals.ALIAS_PRODUCTION in aliases:
+        _say(
+            f"to restore service with the previous production version still approved: "
+            f"govern promote {args.name} {target}"
+        )
+    return 0
+
+
 def history_rows(name: str) -> list[dict[str, Any]]:
     rows = []
     for event in approvals.history(name):
@@ -163,13 +201,14 @@ def history_rows(name: str) -> list[dict[str, Any]]:
             {
                 "event": event.seq,
                 "at": event.timestamp,
-                "alias": approvals.ALIAS_EVENTS[event.event_type],
+                "alias": ",".join(approvals.event_aliases(event)),
                 "change": event.event_type,
                 "version": event.subject.version,
                 "from_version": event.details.get("from_version", ""),
                 "by": event.actor,
                 "role": event.role,
                 "reason": event.reason,
+                "incident": event.details.get("incident", ""),
             }
         )
     return rows
@@ -185,10 +224,16 @@ def run_history(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         moved = f" (from v{row['from_version']})" if row["from_version"] else ""
-        target = f"ended on v{row['version']}" if row["change"] == "canary_ended" else f"-> v{row['version']}{moved}"
+        if row["change"] == "canary_ended":
+            target = f"ended on v{row['version']}"
+        elif row["change"] == "withdrawn":
+            target = f"removed from v{row['version']}"
+        else:
+            target = f"-> v{row['version']}{moved}"
+        answers = f" (answers {row['incident']})" if row["incident"] else ""
         _say(
             f"#{row['event']:<5} {row['at'][:19]}Z  {row['alias']:<10} {target}  "
-            f"{row['change']} by {row['by']} ({row['role']}): {row['reason']}"
+            f"{row['change']} by {row['by']} ({row['role']}): {row['reason']}{answers}"
         )
     return 0
 
@@ -221,6 +266,10 @@ def show_facts(name: str, version: str) -> dict[str, Any]:
         }
         for actor, event in sorted(state.decisions.items())
     ]
+    voided = [
+        {"actor": actor, "event": event.seq, "identity": identity_label(event.identity_method)}
+        for actor, event in sorted(state.voided_approvals.items())
+    ]
     return {
         **state.summary(policy),
         "version": version,
@@ -228,6 +277,7 @@ def show_facts(name: str, version: str) -> dict[str, Any]:
         "aliases": sorted(a for a, v in holders.items() if v == version),
         "registry_aliases": registry_aliases,
         "decisions": approvals_with_identity,
+        "voided_approvals": voided,
         "run_id": mv.run_id or "",
         "source": mv.source or "",
         "lineage": {k: v for k, v in sorted(tags.items()) if k.startswith("lineage.")},
@@ -255,6 +305,13 @@ def run_show(args: argparse.Namespace) -> int:
         _say(f"  {label:<14}{decision['actor']} ({decision['identity']}; event #{decision['event']})")
     if not facts["decisions"]:
         _say("  approved by:  -")
+    if facts["withdrawn"]:
+        _say(f"  withdrawn:    {facts['withdrawn']}")
+    for approval in facts["voided_approvals"]:
+        _say(
+            f"  {'void:':<14}{approval['actor']} ({approval['identity']}; event #{approval['event']}; approved before "
+            "the withdrawal, no longer counts)"
+        )
     for tag, who in facts["people"].items():
         _say(f"  {tag + ':':<24}{who}")
     _say(f"  run:          {facts['run_id'] or '-'}")

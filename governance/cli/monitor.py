@@ -6,8 +6,10 @@ the verdict (an MLflow run with the drift report, a ``monitoring_checked``
 trail event). Exit 0 no deny rule fired, 1 a deny rule fired (each named with
 observed value and threshold; a rollback target is recommended, never acted
 on), 2 bad input. ``govern incident open|close|list`` keep the incident log:
-trail events mirrored to the version's tags; an open high-severity incident
-blocks promote and canary of that version.
+trail events mirrored to the version's tags; an open high or critical incident
+blocks promote and canary of that version. Opening one on a version that
+serves prints the withdraw and rollback commands that apply, or withdraws it
+at once where ``incidents.withdraw_on`` in ``policies/approvals.yaml`` says so.
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     incident = sub.add_parser("incident", help="open, close and list incidents of model versions")
     commands = incident.add_subparsers(dest="incident_command", required=True, parser_class=type(incident))
-    opening = commands.add_parser("open", help="open an incident on a version (high severity blocks promote/canary)")
+    opening = commands.add_parser("open", help="open an incident on a version (high and critical block promote/canary)")
     opening.add_argument("name")
     opening.add_argument("version")
-    opening.add_argument("--severity", required=True, choices=["low", "medium", "high"])
+    opening.add_argument("--severity", required=True, choices=["low", "medium", "high", "critical"])
     opening.add_argument("--reason", required=True, help="recorded in the audit trail")
     opening.add_argument("--evidence", metavar="FILE", help="a file whose SHA-256 is recorded (drift report, ticket)")
     opening.set_defaults(handler=run_incident_open)
@@ -94,6 +96,14 @@ def run_incident_open(args: argparse.Namespace) -> int:
     _say(f"opened {incident.id} on {incident.name} v{incident.version} ({incident.severity}): {incident.reason}")
     if incident.blocks_deployment:
         _say(f"{incident.name} v{incident.version} cannot be promoted or canaried until {incident.id} is closed")
+    if incident.withdrawn_event is not None:
+        _say(
+            f"withdrew {incident.name} v{incident.version} at once (incidents.withdraw_on in the approvals policy; "
+            f"event #{incident.withdrawn_event}): it serves no alias now and is promoted again only after fresh "
+            "approvals"
+        )
+    for line in incidents.response_commands(incident):
+        _say(line)
     return EXIT_OK
 
 

@@ -23,6 +23,7 @@ Action = Literal[
     "promote",
     "canary",
     "rollback",
+    "withdraw",
     "approve_objective",
     "grant_waiver",
     "open_incident",
@@ -31,6 +32,8 @@ Action = Literal[
 ]
 ACTIONS: tuple[str, ...] = Action.__args__  # type: ignore[attr-defined]
 RiskTier = Literal["low", "medium", "high"]
+#: Incident severities at which opening an incident withdraws the version it names at once (or never).
+WithdrawOn = Literal["critical", "high", "never"]
 
 
 class RoleRequiredRule(Rule):
@@ -136,6 +139,26 @@ class ApprovalRules(Strict):
     policy_change: PolicyChangeRule
 
 
+class IncidentsPolicy(Strict):
+    """What opening an incident on a serving version does by itself.
+
+    ``withdraw_on: critical`` withdraws the version (its ``production`` and
+    ``canary`` aliases) when a critical incident is opened on it; ``high``
+    does so for high and critical incidents; ``never`` leaves it to a person
+    with the ``withdraw`` permission. The withdrawal is recorded as the
+    opener's, authorised by this setting, and names the incident.
+    """
+
+    withdraw_on: WithdrawOn = Field(description="critical | high | never")
+    rationale: str
+
+    def withdraws(self, severity: str) -> bool:
+        """Whether opening an incident of ``severity`` withdraws the version at once."""
+        if self.withdraw_on == "never":
+            return False
+        return severity == "critical" or (self.withdraw_on == "high" and severity == "high")
+
+
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -208,6 +231,7 @@ class ApprovalsPolicy(PolicyFile):
     roles: dict[str, list[str]] = Field(description="role -> members (MLflow user names, or local user names)")
     permissions: dict[Action, list[str]] = Field(description="action -> roles allowed to perform it")
     authentication: Authentication
+    incidents: IncidentsPolicy
     rules: ApprovalRules
 
     @model_validator(mode="after")

@@ -73,6 +73,14 @@ def _rollback_target(model: approvals.ModelState, version: str, policy: Any) -> 
     """Where ``production`` goes back to: the earlier production version that still passes every rule."""
     holder = model.alias_holder(approvals.ALIAS_PRODUCTION)
     if holder is None:
+        withdrawn = [e for e in model.alias_events(approvals.ALIAS_PRODUCTION) if e.event_type == "withdrawn"]
+        if withdrawn:
+            last = withdrawn[-1]
+            return {
+                "version": None,
+                "detail": f"no version holds production since v{last.subject.version} was "
+                f"{approvals.describe_withdrawal(last)}; an approved version is promoted to serve again",
+            }
         return {"version": None, "detail": "no version has held production; nothing to roll back to"}
     if holder != version:
         return {
@@ -148,6 +156,7 @@ def audit_facts(
         "invalid_approvers": [],
         "rejected_by": [],
         "alias_history": [],
+        "withdrawals": [],
         "rollback_target": None,
         "gate_status": None,
         "eval_status": None,
@@ -232,6 +241,7 @@ def audit_facts(
     # Approvals: the approvals module's own reading of the trail
     model = approvals.ModelState(name, model_events)
     state = model.version(version)
+    withdrawals = {e.seq: e for e in state.alias_events if e.event_type == "withdrawn" and e.subject.version == version}
     approvals_out.update(
         available=True,
         registered=state.registration is not None,
@@ -270,10 +280,25 @@ def audit_facts(
                 "event": h["change"],
                 "actor": h["by"],
                 "at": h["at"],
-                "detail": f"event #{h['event']}",
+                "detail": f"event #{h['event']}"
+                + (f": {approvals.describe_withdrawal(withdrawals[h['event']])}" if h["event"] in withdrawals else ""),
             }
             for h in approvals.alias_history(state.alias_events, version)
         ],
+        # "withdrawn on … by … because …", with the approvals it voided (they no longer count)
+        withdrawals=[
+            {
+                "event": e.seq,
+                "at": e.timestamp,
+                "actor": e.actor,
+                "aliases": list(approvals.event_aliases(e)),
+                "incident": e.details.get("incident"),
+                "automatic": e.details.get("automatic"),
+                "line": approvals.describe_withdrawal(e),
+            }
+            for e in withdrawals.values()
+        ],
+        voided_approvers=sorted(state.voided_approvals),
     )
     if state.registration is None:
         gaps.setdefault("approvals", []).append(

@@ -331,6 +331,8 @@ def _approvals_check(facts: ReportFacts) -> Check:
         )
         if approvals.get("invalid_approvers"):
             detail += "; not counted (separation of duties): " + ", ".join(approvals["invalid_approvers"])
+        if approvals.get("withdrawals"):
+            detail += f"; {approvals['withdrawals'][-1]['line']}: approvals recorded before it no longer count"
         return Check("approvals.quorum", title, "missing", detail)
     return Check(
         "approvals.quorum",

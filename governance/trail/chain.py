@@ -49,6 +49,7 @@ EventType = Literal[
     "canary_started",
     "rolled_back",
     "canary_ended",
+    "withdrawn",
     "registry_reconciled",
     "waiver_granted",
     "permission_denied",
