@@ -203,7 +203,7 @@ def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") 
             reason=reason or f"restored {len(drift)} alias/tag value(s) of {name} from the audit trail",
             identity_method=identity.method,
             evidence={},
-            details={"identity": identity.source, "repaired": [asdict(d) for d in drift]},
+            details={**identity.details(), "repaired": [asdict(d) for d in drift]},
             guard=still_drifting,
             before_commit=repair,
         )

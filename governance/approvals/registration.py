@@ -186,6 +186,8 @@ def record_registration(
             "gate_status": gate_status,
             "eval_status": eval_status,
             **served.frozen(),
+            # The server that vouched for the registrant (pinned in the approvals policy), when it did
+            **(who.details() if method == who.method else {}),
         },
         guard=already("model_registered"),
         before_commit=mirror_registration,

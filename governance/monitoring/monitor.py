@@ -419,6 +419,7 @@ def record_check(result: MonitorResult, *, identity: Identity | None = None) -> 
         + (f" ({', '.join(summary['blocking'])})" if summary["blocking"] else ""),
         evidence={**result.evidence, "mlflow_run": run_id, "drift_report_sha256": sha256_file(report)},
         details={
+            **identity.details(),
             "verdict": result.verdict,
             "window": summary["window"],
             "baseline": summary["baseline"],
@@ -428,7 +429,6 @@ def record_check(result: MonitorResult, *, identity: Identity | None = None) -> 
             ],
             "blocking": summary["blocking"],
             "recommendation": result.recommendation or "",
-            "identity": identity.source,
         },
     )
     registry.mirror_version_tags(

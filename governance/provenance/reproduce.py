@@ -251,6 +251,7 @@ def _record(result: Reproduction, started: float) -> Reproduction:
             **({"weights_sha256": result.weights_sha256} if result.weights_sha256 else {}),
         },
         details={
+            **identity.details(),
             "verdict": result.verdict,
             "stage": result.stage,
             "differences": result.differences,

@@ -189,6 +189,8 @@ def test_two_distinct_reviewers_allow_promotion(server, capsys):
     assert promoted.actor == "releaser" and promoted.role == "release_manager"
     assert promoted.details["identity"] == "mlflow-basic-auth"
     assert promoted.details["identity_server"] == server.url  # the pinned server vouched for the user
+    (registered,) = events(name, "model_registered")  # the registrant's server is recorded too
+    assert registered.identity_method == "mlflow-basic-auth" and registered.details["identity_server"] == server.url
     assert {"approval:rev1", "approval:rev2"} <= set(promoted.evidence)
     tags = registry.get_version(name, version).tags
     assert tags[approvals.TAG_APPROVAL_STATUS] == "approved" and tags[approvals.TAG_APPROVERS] == "rev1,rev2"
