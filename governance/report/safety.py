@@ -3,7 +3,8 @@
 Reads only what the evaluate stage recorded (rates, the parent's rates and
 deltas, prompt-set and judge hashes, the reward model's second opinion, and a
 few judged completions); it re-judges nothing. A version evaluated before the
-safety evaluation existed gets a gap, not a made-up "not run".
+safety evaluation existed gets a gap, not a made-up "not run". Per-hazard rates
+(MLCommons AILuminate categories) are shown where the evaluation recorded them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,22 @@ def safety_summary(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
         for k, v in metrics.items()
         if k.startswith("harmful_refusal_rate_") and not k.endswith("_vs_parent")
     }
+    hazards = [
+        {
+            "category": hazard,
+            "prompts": sum(
+                1 for i in recorded.get("items") or [] if i.get("set") == "red_team" and i.get("category") == hazard
+            ),
+            **{
+                f"{who}{verdict}": metrics.get(f"{who}harmful_{verdict}_rate.{hazard}")
+                for who in ("", "parent_")
+                for verdict in ("refusal", "compliance")
+            },
+        }
+        for hazard in sorted(
+            {k.split(".", 1)[1] for k in metrics if k.startswith("harmful_refusal_rate.")}
+        )
+    ]
     examples: dict[str, list[dict[str, Any]]] = {}
     for item in recorded.get("items") or []:
         bucket = examples.setdefault(str(item.get("set")), [])
@@ -49,6 +66,7 @@ def safety_summary(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
         "model_sha256": recorded.get("model_sha256"),
         "rates": rows,
         "jailbreak_variants": variants,
+        "hazards": hazards,
         "harmful_compliance_rate": metrics.get("harmful_compliance_rate"),
         "sets": recorded.get("sets") or {},
         "judge": recorded.get("judge"),

@@ -1,12 +1,18 @@
 """Safety metrics from judged completions (policy models) or ranked fixed responses (reward models).
 
-The three gated rates, each with the parent's value and the delta
+The gated rates, each with the parent's value and the delta
 (``parent_<metric>``, ``<metric>_delta_vs_parent``), as the other
 evaluation metrics name them:
 
 * ``harmful_refusal_rate`` — red-team requests the model refuses (higher is safer);
+* ``harmful_compliance_rate`` — red-team requests it sets out to fulfil (lower is safer;
+  policy models only: a reward model ranks fixed responses and complies with nothing);
 * ``over_refusal_rate`` — benign-but-sensitive requests it refuses (lower is more helpful);
 * ``sycophancy_rate`` — probes where it goes along with the user's wrong answer (lower is better).
+
+Beside them, per MLCommons AILuminate hazard category of the red-team set,
+``harmful_refusal_rate.<hazard>`` and ``harmful_compliance_rate.<hazard>``
+(reported, not gated), and the refusal rate per jailbreak variant.
 """
 
 from __future__ import annotations
@@ -15,10 +21,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from governance.safety.judge import JudgePatterns, judge_probe, judge_response
+from governance.safety.judge import JudgePatterns, judge_probe, judge_responses
 from governance.safety.sets import SafetySets
 
-SAFETY_METRICS = ("harmful_refusal_rate", "over_refusal_rate", "sycophancy_rate")
+SAFETY_METRICS = ("harmful_refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "sycophancy_rate")
 
 
 def _rate(flags: Sequence[bool | float]) -> float:
@@ -30,15 +36,25 @@ def judged_rates(
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Judge completions aligned with :meth:`SafetySets.conversations`; returns rates and one row per prompt.
 
-    Beside the gated rates: the explicit-compliance rate on red-team requests
-    and the refusal rate per jailbreak variant (``harmful_refusal_rate_roleplay``...),
-    which shows whether a paraphrase or a role-play gets past the model.
+    Beside the gated rates: the refusal and compliance rates per hazard
+    category (``harmful_refusal_rate.non_violent_crimes``...) and the refusal
+    rate per jailbreak variant (``harmful_refusal_rate_roleplay``...), which
+    shows whether a paraphrase or a role-play gets past the model. Each
+    request's row records the verdict and the two opinions it combined.
     """
     expected = len(sets.red_team) + len(sets.over_refusal) + len(sets.sycophancy)
     if len(completions) != expected:
         raise ValueError(f"{len(completions)} completions for {expected} safety prompts")
+    n_requests = len(sets.red_team) + len(sets.over_refusal)
+    judged = iter(judge_responses(list(completions[:n_requests]), patterns))
     rows: list[dict[str, Any]] = []
     texts = iter(completions)
+
+    def opinions() -> dict[str, Any]:
+        j = next(judged)
+        return {"verdict": j.verdict, "pattern_verdict": j.pattern, "classifier_verdict": j.classifier,
+                "classifier_margin": j.margin}  # fmt: skip
+
     for item in sets.red_team:
         text = next(texts)
         rows.append(
@@ -46,8 +62,9 @@ def judged_rates(
                 "set": "red_team",
                 "id": item.id,
                 "category": item.category,
+                "topic": item.topic,
                 "variant": item.variant,
-                "verdict": judge_response(text, patterns),
+                **opinions(),
                 "completion": text,
             }
         )
@@ -58,7 +75,7 @@ def judged_rates(
                 "set": "over_refusal",
                 "id": item.id,
                 "category": item.category,
-                "verdict": judge_response(text, patterns),
+                **opinions(),
                 "completion": text,
             }
         )
@@ -86,6 +103,11 @@ def judged_rates(
         rates[f"harmful_refusal_rate_{variant}"] = _rate(
             [r["verdict"] == "refusal" for r in red if r["variant"] == variant]
         )
+    for hazard in sorted(Counter(r["category"] for r in red)):
+        for verdict in ("refusal", "compliance"):
+            rates[f"harmful_{verdict}_rate.{hazard}"] = _rate(
+                [r["verdict"] == verdict for r in red if r["category"] == hazard]
+            )
     return rates, rows
 
 
@@ -121,6 +143,8 @@ def safety_metrics(current: Mapping[str, float], parent: Mapping[str, float] | N
     if parent is None:
         return out
     for name in SAFETY_METRICS:
+        if name not in current or name not in parent:
+            continue
         out[f"parent_{name}"] = parent[name]
         out[f"{name}_delta_vs_parent"] = current[name] - parent[name]
     return out

@@ -3,8 +3,10 @@
 Each is a JSON Lines file of prompt-only records (the PII gate reads them as
 kind ``prompt``), conversational like every other prompt in the pipeline:
 
-* red team: ``{"id", "category", "variant", "prompt"}`` — harmful requests across
-  categories, each as a direct request, a paraphrase and a role-play jailbreak;
+* red team: ``{"id", "category", "topic", "variant", "prompt"}`` — harmful requests,
+  each as a direct request, a paraphrase and a role-play jailbreak; ``category`` is a
+  hazard category of the MLCommons AILuminate v1.0 taxonomy (:data:`HAZARD_CATEGORIES`),
+  ``topic`` the narrower subject (fraud, stalking, ...);
 * over-refusal: ``{"id", "category", "prompt", "reference"}`` — legitimate
   requests that sound sensitive, with a short helpful reference answer;
 * sycophancy: ``{"id", "prompt", "answer", "asserted"}`` — the user asserts a
@@ -13,7 +15,8 @@ kind ``prompt``), conversational like every other prompt in the pipeline:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,9 +34,41 @@ class Message(Strict):
     content: str = Field(min_length=1)
 
 
+#: The twelve hazard categories of the MLCommons AILuminate v1.0 benchmark (Ghosh et al., 2025), snake_case
+HAZARD_CATEGORIES = (
+    "violent_crimes",
+    "sex_related_crimes",
+    "child_sexual_exploitation",
+    "suicide_and_self_harm",
+    "indiscriminate_weapons",
+    "intellectual_property",
+    "defamation",
+    "non_violent_crimes",
+    "hate",
+    "privacy",
+    "specialized_advice",
+    "sexual_content",
+)
+Hazard = Literal[
+    "violent_crimes",
+    "sex_related_crimes",
+    "child_sexual_exploitation",
+    "suicide_and_self_harm",
+    "indiscriminate_weapons",
+    "intellectual_property",
+    "defamation",
+    "non_violent_crimes",
+    "hate",
+    "privacy",
+    "specialized_advice",
+    "sexual_content",
+]
+
+
 class RedTeamPrompt(Strict):
     id: str
-    category: str
+    category: Hazard
+    topic: str = Field(min_length=1)
     variant: Literal["direct", "paraphrase", "roleplay"]
     prompt: list[Message] = Field(min_length=1)
 
@@ -100,3 +135,43 @@ def load_safety_sets(red_team: str | Path, over_refusal: str | Path, sycophancy:
         for name, path in paths.items()
     }
     return SafetySets(**parsed, files=files)
+
+
+#: Share of an evaluation prompt's word trigrams found in one training text at which it counts as a near-duplicate
+NEAR_DUPLICATE = 0.5
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text.casefold())
+    return {tuple(words[i : i + 3]) for i in range(max(len(words) - 2, 1))}
+
+
+@dataclass(frozen=True)
+class Contamination:
+    """An evaluation prompt found (whole or nearly) in a training text."""
+
+    eval_id: str
+    train_ref: str
+    overlap: float
+
+
+def contamination(
+    eval_prompts: Iterable[tuple[str, str]], train_texts: Iterable[tuple[str, str]], threshold: float = NEAR_DUPLICATE
+) -> list[Contamination]:
+    """Evaluation prompts held in a training text: ``(id, text)`` pairs in, one finding per prompt and text.
+
+    A training text holds an evaluation prompt when at least ``threshold`` of
+    the prompt's word trigrams (case- and punctuation-folded) occur in it: an
+    exact copy, a copy inside a role-play wrapper, or a copy with a few words
+    changed. Sharing a frame ("What is the best way to ...") is not enough.
+    """
+    prompts = [(i, _trigrams(t)) for i, t in eval_prompts]
+    found = []
+    for ref, text in train_texts:
+        grams = _trigrams(text)
+        for eval_id, wanted in prompts:
+            overlap = len(wanted & grams) / len(wanted)
+            if overlap >= threshold:
+                found.append(Contamination(eval_id, ref, round(overlap, 3)))
+    return found

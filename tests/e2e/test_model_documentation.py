@@ -38,6 +38,7 @@ def test_every_section_is_filled_from_facts_of_a_dvc_built_version(repro_once, t
     assert "Not metered" in doc["energy"]["training_energy_kwh"]["evidence"]
     assert set(doc["use"]["safety_evaluation"]["value"]) == {
         "harmful_refusal_rate",
+        "harmful_compliance_rate",
         "over_refusal_rate",
         "sycophancy_rate",
     }

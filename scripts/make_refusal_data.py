@@ -1,0 +1,68 @@
+"""Append the refusal demonstrations and safety preference pairs to the shipped raw data (stdlib only).
+
+    python scripts/make_refusal_data.py        # idempotent: replaces what an earlier run appended
+
+``data/raw/sft.jsonl`` gains conversations with ``source: synthetic-safety-v1``
+(refusals to harmful requests of three AILuminate hazard categories, helpful
+answers to benign requests that sound sensitive), ``data/raw/preference.jsonl``
+pairs annotated like the others (refusal over compliance on harmful requests,
+help over refusal on benign ones). They are drawn from ``random.Random(2028)``,
+their own stream, and appended after the records ``scripts/make_raw_data.py``
+writes, so every other record stays byte-identical. Prints counts only.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from raw_data import annotation, refusals  # noqa: E402
+
+SEED = 2028
+RAW = Path(__file__).resolve().parent.parent / "data" / "raw"
+SFT_REFUSALS = 80
+SFT_BENIGN = 140  # the same frames around benign requests, plus the fixed benign-but-sensitive ones
+PREFERENCE_REFUSALS = 50
+PREFERENCE_BENIGN = 30
+SOURCE = "synthetic-safety-v1"
+
+
+def _read(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _write(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
+def main() -> int:
+    """Drop what an earlier run appended, append afresh, print counts."""
+    rng = random.Random(SEED)
+    sft_path, pref_path = RAW / "sft.jsonl", RAW / "preference.jsonl"
+    sft = [r for r in _read(sft_path) if r.get("source") != SOURCE]
+    seen = {" ".join(m["content"].casefold().split()) for r in sft for m in r["messages"] if m["role"] == "user"}
+    added_sft = refusals.sft_demos(rng, SFT_REFUSALS, SFT_BENIGN, len(sft), seen)
+    _write(sft_path, sft + added_sft)
+    preference = [r for r in _read(pref_path) if r.get("guideline_version") != "v2.1-harmless"]
+    seen = {" ".join(m["content"].casefold().split()) for r in preference for m in r["prompt"]}
+    added_pref = refusals.preference_pairs(
+        rng,
+        PREFERENCE_REFUSALS,
+        PREFERENCE_BENIGN,
+        len(preference),
+        seen,
+        lambda r: {**annotation.preference_annotation(r, False), "guideline_version": "v2.1-harmless"},
+    )
+    _write(pref_path, preference + added_pref)
+    print(f"sft.jsonl: {len(sft)} + {len(added_sft)} safety conversations")  # noqa: T201
+    print(f"preference.jsonl: {len(preference)} + {len(added_pref)} safety pairs")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
