@@ -390,8 +390,12 @@ def find_version_by_model_hash(name: str, model_sha256: str):
 
 
 @contextlib.contextmanager
-def registry_write_errors(action: str) -> Iterator[None]:
-    """Like :func:`registry_errors`, but the server refusing the user is :class:`PermissionDenied` (exit 1)."""
+def registry_write_errors(action: str, needs: str = "EDIT (or MANAGE)") -> Iterator[None]:
+    """Like :func:`registry_errors`, but the server refusing the user is :class:`PermissionDenied` (exit 1).
+
+    ``needs`` is the permission the refusal names: MLflow's basic-auth asks
+    EDIT to set an alias or tag, and MANAGE (its delete right) to remove an alias.
+    """
     from mlflow.exceptions import MlflowException
 
     from governance.errors import PermissionDenied
@@ -403,7 +407,7 @@ def registry_write_errors(action: str) -> Iterator[None]:
             if str(getattr(exc, "error_code", "")) in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
                 user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
                 raise PermissionDenied(
-                    f"MLflow at {tracking_uri()} refused {user}: {action} needs EDIT (or MANAGE) permission "
+                    f"MLflow at {tracking_uri()} refused {user}: {action} needs {needs} permission "
                     "on the registered model"
                 ) from None
             raise
@@ -419,7 +423,7 @@ def set_alias(name: str, alias: str, version: str | int) -> None:
 def delete_alias(name: str, alias: str) -> None:
     """Remove ``alias`` from ``name``; removing an absent alias is a no-op."""
     mlflow_client = client()
-    with registry_write_errors(f"removing alias {alias!r} of {name}"):
+    with registry_write_errors(f"removing alias {alias!r} of {name}", needs="MANAGE"):
         try:
             mlflow_client.delete_registered_model_alias(name, alias)
         except Exception as exc:

@@ -313,3 +313,64 @@ def test_concurrent_approvals_lose_nothing_and_the_chain_verifies(server):
         tags = registry.get_version(name, version).tags
         assert sorted(tags[approvals.TAG_APPROVERS].split(",")) == CROWD
         assert tags[approvals.TAG_APPROVAL_STATUS] == "approved"
+
+
+def test_withdraw_answers_an_incident_and_only_fresh_approvals_serve_again(server, capsys):
+    """#27 on the server: the role refusal first, an incident-linked withdraw, re-promotion after fresh approvals."""
+    from governance.report.audit import audit_facts
+
+    name = new_model()
+    version = register(server, name)
+    approve_as(server, name, version, "rev1", "rev2")
+    act_as(server, "releaser")
+    assert main(["promote", name, version]) == 0
+    # A reviewer hears about the role (with its rule id), from withdraw and from rollback alike
+    act_as(server, "rev1")
+    capsys.readouterr()
+    for argv, words in ((["withdraw", name], "withdraw a version from service"), (["rollback", name], "roll back")):
+        assert main(argv) == 1
+        assert capsys.readouterr().err == (
+            f"govern: {argv[0]} refused by approval.role_required: {name} v{version}: rev1 holds no role allowed to "
+            f"{words} (allowed: release_manager; rev1's roles: reviewer, objective_owner)\n"
+        )
+    # The reviewer opens a high incident; the release manager withdraws the only production version answering it
+    assert main(["incident", "open", name, version, "--severity", "high", "--reason", "answers leak e-mail"]) == 0
+    (opened,) = events(name, "incident_opened")
+    incident = f"INC-{opened.seq}"
+    assert f"  govern withdraw {name} --incident {incident} " in capsys.readouterr().out
+    act_as(server, "releaser")
+    # MLflow's basic-auth counts removing an alias as deleting: EDIT is not enough, nothing is withdrawn
+    assert main(["withdraw", name, "--incident", incident, "--reason", "leak confirmed"]) == 1
+    assert capsys.readouterr().err == (
+        f"govern: MLflow at {server.url} refused releaser: removing alias 'production' of {name} needs MANAGE "
+        "permission on the registered model\n"
+    )
+    assert events(name, "withdrawn") == [] and holder(name) == version
+    assert events(name, "permission_denied")[-1].details["rules"] == ["mlflow.permission"]
+    server.grant("releaser", name, "MANAGE")
+    assert main(["withdraw", name, "--incident", incident, "--reason", "leak confirmed"]) == 0
+    (withdrawn,) = events(name, "withdrawn")
+    assert (withdrawn.actor, withdrawn.role, withdrawn.details["incident"]) == ("releaser", "release_manager", incident)
+    assert withdrawn.details["identity"] == "mlflow-basic-auth" and withdrawn.details["identity_server"] == server.url
+    assert withdrawn.evidence["incident_event"] == opened.hash
+    # MLflow, the trail and the report agree: nothing holds production, the version is withdrawn
+    assert holder(name) is None
+    assert registry.get_version(name, version).tags[approvals.TAG_APPROVAL_STATUS] == "withdrawn"
+    facts = audit_facts(
+        name, version, risk_tier=None, approvals_policy=Path(server_policy()), reward_hashes={}, stage=None
+    )["approvals"]
+    assert facts["status"] == "withdrawn" and facts["registry"]["drift"] == []
+    assert facts["withdrawals"][0]["line"] == (
+        f"withdrawn on {withdrawn.timestamp[:19]}Z by releaser because leak confirmed (answers {incident})"
+    )
+    # Promoted again only after the incident is closed and with fresh approvals
+    assert main(["incident", "close", incident, "--reason", "template fixed"]) == 0
+    capsys.readouterr()
+    assert main(["promote", name, version]) == 1
+    assert capsys.readouterr().err == (
+        f"govern: promote refused by approval.min_approvers: {name} v{version}: 0 distinct approval(s) (none); "
+        "risk tier medium needs 2\n"
+    )
+    approve_as(server, name, version, "rev1", "rev2")
+    act_as(server, "releaser")
+    assert main(["promote", name, version]) == 0 and holder(name) == version
