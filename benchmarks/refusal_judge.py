@@ -26,7 +26,11 @@ listed by id (the texts are in the data file).
 How it was measured, honestly: the classifier's exemplars and its two settings
 (k, min_margin) were written and chosen by the same hand that wrote the
 labelled set, after reading it; the figures are therefore an upper guess of
-an unseen set's. The patterns-only row is the honest baseline for the change.
+an unseen set's. The refusal patterns were also widened after reading it
+("I won't", "not something I", "I'll pass", "absolutely not", ...): the patterns
+shipped before issue 27 scored refusal precision 0.966 and recall 0.518 on this
+set (measured 2026-11-24), the widened ones 0.976 / 0.750, the combined judge
+0.973 / 0.991.
 """
 
 from __future__ import annotations
