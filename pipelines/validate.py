@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     for line in decision.summary_lines():
         log.warning("%s", line)
-    rows = ", ".join(f"{ref.path} ({ref.records} rows)" for ref in decision.datasets)
+    rows = ", ".join(
+        f"{ref.path} ({ref.records} rows)" if ref.records is not None else ref.path for ref in decision.datasets
+    )
     verdict = "passed" if decision.passed else "DENIED"
     log.info("%s %s: %s; %s", stage, verdict, rows, ", ".join(f"{k} {v}" for k, v in decision.counts.items()))
     return EXIT_OK if decision.passed else EXIT_DENIED

@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
         write_decision(decision, args.report)
     for line in decision.summary_lines():
         print(line)  # noqa: T201 - CLI output
-    files = ", ".join(f"{ref.path} ({ref.records} rows)" for ref in decision.datasets)
+    files = ", ".join(
+        f"{ref.path} ({ref.records} rows)" if ref.records is not None else ref.path for ref in decision.datasets
+    )
     counts = ", ".join(f"{value} {key}" for key, value in decision.counts.items())
     verdict = "passed" if decision.passed else "denied"
     print(f"{verdict}: {args.kind} {files}: {counts} (policy {args.policy} v{decision.policy_version})")  # noqa: T201

@@ -478,7 +478,7 @@ MALFORMED: dict[str, dict[str, str]] = {
     },
     "kto": {
         "malformed": "prompt or completion missing or not messages; a label that is not a boolean",
-        "repaired": "CSV's \"true\"/\"false\" labels read as booleans",
+        "repaired": 'CSV\'s "true"/"false" labels read as booleans',
     },
     "gsm8k": {
         "malformed": "question or answer missing; an answer not ending in '#### <number>'",

@@ -244,9 +244,7 @@ def prepare_dataset(
         raise DataError(f"{params.input}: no records (empty file)")
     card = build_card(source, params.card)
     action = rule.action if rule else "fail"
-    summary = (quarantine or Quarantine(action, rule.max_fraction if rule else 0.0)).summary(
-        read, QUARANTINE_FILE
-    )
+    summary = (quarantine or Quarantine(action, rule.max_fraction if rule else 0.0)).summary(read, QUARANTINE_FILE)
     summary["policy"] = params.policy
     card["malformed"] = malformed_card(fmt.name, summary)
     masked: list[dict[str, Any]] = []

@@ -158,9 +158,7 @@ def test_quarantine_file_names_file_line_field_and_reason_and_masks_pii(quaranti
 def test_gate_denies_above_max_fraction_with_one_line(quarantined):
     _, _, out_dir, _ = quarantined
     policy = load_data_policy(_policy(out_dir.parent, max_fraction=0.01)).preference
-    outcome = validate_dataset(
-        "preference", out_dir / "train.jsonl", None, policy, quarantine=read_quarantine(out_dir)
-    )
+    outcome = validate_dataset("preference", out_dir / "train.jsonl", None, policy, quarantine=read_quarantine(out_dir))
     lines = [v.line() for v in outcome.violations if v.rule_id == "data.malformed"]
     assert lines == [
         f"deny  data.malformed  {out_dir / 'quarantine.jsonl'}: 2 of 40 records quarantined (5%, max 1%); "
@@ -174,9 +172,7 @@ def test_gate_denies_above_max_fraction_with_one_line(quarantined):
 def test_gate_passes_at_or_below_max_fraction(quarantined):
     _, _, out_dir, _ = quarantined
     policy = load_data_policy(_policy(out_dir.parent, max_fraction=0.05)).preference
-    outcome = validate_dataset(
-        "preference", out_dir / "train.jsonl", None, policy, quarantine=read_quarantine(out_dir)
-    )
+    outcome = validate_dataset("preference", out_dir / "train.jsonl", None, policy, quarantine=read_quarantine(out_dir))
     rule = next(r for r in outcome.details["rules"] if r["id"] == "data.malformed")
     assert rule["passed"] and rule["observed"]["quarantined"] == 2 and rule["observed"]["records_read"] == 40
 
@@ -184,9 +180,7 @@ def test_gate_passes_at_or_below_max_fraction(quarantined):
 def test_a_quarantine_under_action_fail_is_denied(quarantined):
     _, _, out_dir, _ = quarantined
     policy = load_data_policy(_policy(out_dir.parent, action="fail")).preference
-    outcome = validate_dataset(
-        "preference", out_dir / "train.jsonl", None, policy, quarantine=read_quarantine(out_dir)
-    )
+    outcome = validate_dataset("preference", out_dir / "train.jsonl", None, policy, quarantine=read_quarantine(out_dir))
     [line] = [v.line() for v in outcome.violations if v.rule_id == "data.malformed"]
     assert "2 of 40 records quarantined (5%, action fail: none may be quarantined)" in line
 
@@ -288,3 +282,20 @@ def test_hh_rlhf_subset_ingests_with_format_auto(hh_rlhf_dir, subset, split, tmp
     assert counts.records_read == counts.quarantined + converted.rows_in
     # the figures the README table shows
     print(f"\n{subset}/{split}: {counts.records_read} read, {counts.quarantined} quarantined {counts.by_reason}")  # noqa: T201
+
+
+def test_report_shows_quarantine_counts_per_reason(quarantined):
+    from governance.report.render import _environment
+
+    _, prepared, out_dir, _ = quarantined
+    d = {"path": "artifacts/pii_scan_preference/data/train.jsonl", "card": prepared.card}
+    markdown = _environment().get_template("_malformed.md.j2").render(d=d)
+    assert (
+        "(data.malformed, action quarantine, max fraction 0.01): 2 of 40 records read quarantined to "
+        f"`{out_dir / 'quarantine.jsonl'}` (PII-masked): 2 × {INLINE_REASON}." in markdown
+    )
+    assert "Malformed in format hh_rlhf: a transcript not made of blank-line-separated" in markdown
+    html = _environment().get_template("_malformed.html.j2").render(d=d)
+    assert "2 × an inline &#34;Human:&#34; turn (not after a blank line)" in html
+    # a card from before the policy (no malformed entry) shows nothing
+    assert _environment().get_template("_malformed.md.j2").render(d={"path": "x", "card": {}}).strip() == ""
