@@ -1,4 +1,4 @@
-"""How long a reviewer or release owner waits: approve, promote and rollback against the local SQLite store.
+"""How long a reviewer or release owner waits: approve, promote, rollback, withdraw against the local SQLite store.
 
     python benchmarks/registry_ops.py [--rounds 5] [--json out.json]
 
@@ -12,7 +12,9 @@ after argument parsing:
   its lock, the ``governance.*`` tags mirrored (two reviewers per version);
 * **promote** — the same, plus the promotion rules and the ``production`` alias;
 * **rollback** — the previous production version found in the trail, re-checked,
-  the alias moved back.
+  the alias moved back;
+* **withdraw** — the production version taken out of service (its alias
+  removed, nothing in its place), its approvals voided in the trail's view.
 
 One warm-up operation runs first, untimed, so interpreter imports and MLflow's
 store initialisation are not counted (a ``govern`` process pays those once,
@@ -37,7 +39,10 @@ CPU here, per event — the price every governed action paid in
 ``require_intact``, linear in the trail's length; since the verified-prefix
 record (``governance/trail/verified.py``) an action re-checks only the
 signatures appended since the last clean verification, while ``govern audit
-verify`` and this trail-alone figure still check every one).
+verify`` and this trail-alone figure still check every one). With withdraw
+added (``--rounds 3 --trail-events 100``, load average ~8): approve 0.051 s,
+promote 0.096 s, rollback 0.091 s, withdraw 0.085 s median signed (withdraw
+0.097 s unsigned).
 """
 
 from __future__ import annotations
@@ -119,7 +124,7 @@ def measure(rounds: int, *, signed: bool) -> tuple[dict[str, dict[str, float]], 
             warm = register("warmup")
             timed({"warmup": []}, "warmup", "alice", lambda: approvals.approve("warmup", warm, reason="warm-up"))
 
-            samples: dict[str, list[float]] = {"approve": [], "promote": [], "rollback": []}
+            samples: dict[str, list[float]] = {"approve": [], "promote": [], "rollback": [], "withdraw": []}
             for round_ in range(rounds):
                 name = f"bench-{round_}"
                 first, second = register(name), register(name)
@@ -128,6 +133,7 @@ def measure(rounds: int, *, signed: bool) -> tuple[dict[str, dict[str, float]], 
                         timed(samples, "approve", reviewer, partial(approvals.approve, name, version, reason="ok"))
                     timed(samples, "promote", "dana", partial(approvals.promote, name, version))
                 timed(samples, "rollback", "dana", partial(approvals.rollback, name, reason="benchmark"))
+                timed(samples, "withdraw", "dana", partial(approvals.withdraw, name, reason="benchmark"))
             verification = trail.verify()
             if not verification.ok:
                 raise SystemExit(f"{'signed' if signed else 'unsigned'} run: {verification.line()}")
