@@ -161,8 +161,8 @@ def convert_records(
             rid = record_id(data, where)
             row = fmt.convert(data, where, fmt.name)
         except RecordError as error:
-            if quarantine is None:
-                raise
+            if quarantine is None:  # a user's input error like any other: one line, reported as a DataError
+                raise DataError(str(error)) from None
             quarantine.add(error, record.line, record.data)
             continue
         converted_changed += any(data.get(k) != v for k, v in row.items())
