@@ -476,15 +476,16 @@ def _serving_version(
 def _require_withdraw_on(
     name: str, version: str, answered: Incident | None, in_force: PolicyInForce, identity: Identity
 ) -> None:
-    """An automatic withdrawal stands only on an incident whose severity ``incidents.withdraw_on`` covers."""
+    """An automatic withdrawal stands only for the incident's opener, on a severity ``incidents.withdraw_on`` covers."""
     setting = in_force.policy.incidents
-    if answered is not None and setting.withdraws(answered.severity):
+    if answered is not None and setting.withdraws(answered.severity) and answered.opened_by == identity.user:
         return
-    what = f"a {answered.severity} incident ({answered.id})" if answered is not None else "no incident"
-    message = (
-        f"withdraw refused: {name} v{version}: incidents.withdraw_on: {setting.withdraw_on} does not withdraw "
-        f"automatically on {what}; a release manager withdraws it with govern withdraw"
-    )
+    if answered is not None and setting.withdraws(answered.severity):
+        reason = f"only opening {answered.id} withdraws automatically, and {answered.opened_by} opened it"
+    else:
+        what = f"a {answered.severity} incident ({answered.id})" if answered is not None else "no incident"
+        reason = f"incidents.withdraw_on: {setting.withdraw_on} does not withdraw automatically on {what}"
+    message = f"withdraw refused: {name} v{version}: {reason}; a release manager withdraws it with govern withdraw"
     record_denial(
         "withdraw",
         name,

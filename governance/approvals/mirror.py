@@ -17,7 +17,7 @@ from governance.policy.approvals import ApprovalsPolicy
 from governance.trail import Anchor
 
 #: The governance view mirrored onto each model version (the MLflow UI shows these).
-TAG_APPROVAL_STATUS = registry.TAG_APPROVAL_STATUS  # pending | approved | rejected | blocked
+TAG_APPROVAL_STATUS = registry.TAG_APPROVAL_STATUS  # pending | approved | rejected | blocked | withdrawn
 TAG_APPROVERS = "governance.approvers"
 TAG_REJECTED_BY = "governance.rejected_by"
 TAG_APPROVALS_REQUIRED = "governance.approvals_required"
