@@ -126,8 +126,13 @@ def run_incident_list(args: argparse.Namespace) -> int:
         _say("no incidents")
     for incident in found:
         closed = f"closed {incident.closed_at} by {incident.closed_by}" if incident.closed_at else "OPEN"
+        withdrawn = (
+            f" (v{incident.version} withdrawn by {incident.withdrawn_by}, event #{incident.withdrawn_event})"
+            if incident.withdrawn_event is not None
+            else ""
+        )
         _say(
             f"{incident.id}  {incident.name} v{incident.version}  {incident.severity:<6}  {closed}  "
-            f"opened {incident.opened_at} by {incident.opened_by}: {incident.reason}"
+            f"opened {incident.opened_at} by {incident.opened_by}: {incident.reason}{withdrawn}"
         )
     return EXIT_OK

@@ -274,6 +274,10 @@ def test_a_high_incident_on_production_prints_the_commands_and_withdraw_answers_
     )
     (listed,) = incidents.list_incidents(name)
     assert (listed.withdrawn_by, listed.withdrawn_event) == ("dana", withdrawn.seq)
+    assert main(["incident", "list", name]) == 0
+    assert capsys.readouterr().out.endswith(
+        f"answers leak e-mail addresses (v{v2} withdrawn by dana, event #{withdrawn.seq})\n"
+    )
     # A closed incident is answered by nothing
     assert main(["incident", "close", incident, "--reason", "template fixed"]) == 0
     capsys.readouterr()
