@@ -371,6 +371,9 @@ class SpacyModel:
     version: str
     sha256: str
     components: tuple[str, ...]
+    #: the labels its entity components predict (PERSON, GPE, ...) and the presidio entities they map to
+    labels: tuple[str, ...] = ()
+    entities: tuple[str, ...] = ()
 
 
 def _tree_sha256(root: Path) -> str:
@@ -415,7 +418,16 @@ def load_spacy_model(model: str) -> SpacyModel:
     else:
         root = Path(model)
         version = str(nlp.meta.get("version", "unknown"))
-    return SpacyModel(nlp=nlp, version=version, sha256=_tree_sha256(root), components=tuple(nlp.pipe_names))
+    labels = sorted({label for name in recognizers for label in getattr(nlp.get_pipe(name), "labels", ())})
+    mapping = NerModelConfiguration().model_to_presidio_entity_mapping
+    return SpacyModel(
+        nlp=nlp,
+        version=version,
+        sha256=_tree_sha256(root),
+        components=tuple(nlp.pipe_names),
+        labels=tuple(labels),
+        entities=tuple(sorted({mapping[label] for label in labels if label in mapping})),
+    )
 
 
 def _nlp_engine(
@@ -445,12 +457,7 @@ def _nlp_engine(
     # download a missing one). Model labels the policy cannot ask for (CARDINAL, MONEY, ...) are ignored
     # rather than warned about once per entity.
     mapping = NerModelConfiguration().model_to_presidio_entity_mapping
-    labels = {
-        label
-        for name in loaded.components
-        if name in loaded.nlp.pipe_names
-        for label in getattr(loaded.nlp.get_pipe(name), "labels", ())
-    }
+    labels = loaded.labels
     engine = SpacyNlpEngine(
         models=[{"lang_code": policy.language, "model_name": model}],
         ner_model_configuration=NerModelConfiguration(labels_to_ignore=sorted(x for x in labels if x not in mapping)),
@@ -535,7 +542,15 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
         sources[recognizer.id] = "policy"
     registry.recognizers = kept
 
-    covered = {e for r in kept for e in r.supported_entities}
+    def detects(recognizer: EntityRecognizer) -> list[str]:
+        """What a recognizer can report: an NER recognizer only what its model's labels map to, sorted
+        (presidio lists them from a set, in an order that changes from process to process)."""
+        if sources[recognizer.id].startswith("nlp:"):
+            return sorted(e for e in recognizer.supported_entities if e in ner_entities)
+        return list(recognizer.supported_entities)
+
+    ner_entities = set(spacy_model.entities) if spacy_model else set()
+    covered = {e for r in kept for e in detects(r)}
     not_scanned: dict[str, str] = {}
     for index, rule in enumerate(policy.entities):
         if rule.entity in covered:
@@ -563,7 +578,7 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
     infos = tuple(
         RecognizerInfo(
             name=r.name,
-            entities=tuple(e for e in r.supported_entities if e in wanted),
+            entities=tuple(e for e in detects(r) if e in wanted),
             source=sources[r.id],
         )
         for r in kept

