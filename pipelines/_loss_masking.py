@@ -316,7 +316,7 @@ def _shipped_training_template(
         source = f"pipelines/chat_templates/{family}_training.jinja"
         differs = renders_alike(tokenizer, template, variant, conversations)
         if differs is None and is_chat_template_stop_token_trained(tokenizer, chat_template=variant):
-            log.info("loss masking: %s (%s)", source, "known release" if release else "renders as the model's")
+            log.debug("%s: %s", source, "a known release" if release else "renders as the model's template")
             return (source, variant), ""
         if release:
             known = (

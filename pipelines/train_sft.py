@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     train_rows, eval_rows = read_conversations(params.train_file), read_conversations(params.eval_file)
     masking = choose_loss_masking(tokenizer, train_rows + eval_rows, config.assistant_only_loss, params.base_model)
     lineage["loss_masking"] = masking.lineage()
+    log.info("%s: loss masking %s (%s)", STAGE, masking.strategy, masking.template_source)
     train, evaluation = training_dataset(train_rows, masking), training_dataset(eval_rows, masking)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (
