@@ -3,6 +3,7 @@
     python benchmarks/pii_throughput.py                      # 100k chat records, both scanners
     python benchmarks/pii_throughput.py --records 5000       # quicker
     python benchmarks/pii_throughput.py --records 1000000 --scanner-only   # streaming memory check
+    python benchmarks/pii_throughput.py --records 2000 --ner-side-by-side  # NER vs pattern-only, one run
 
 Generates a chat dataset like math post-training data (system prompts, short
 and long turns, numbers everywhere: prices, years, fractions, step-by-step
@@ -311,6 +312,53 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _pattern_only_policy(policy: Path, folder: Path) -> Path:
+    """The policy without NER (engine no_op, NER entity rules moved to disabled_entities)."""
+    import yaml
+
+    raw = yaml.safe_load(policy.read_text(encoding="utf-8"))
+    ner = {"PERSON", "LOCATION", "NRP", "DATE_TIME", "ORGANIZATION"}
+    raw["nlp_engine"] = {"engine": "no_op"}
+    raw["entities"] = [rule for rule in raw["entities"] if rule["entity"] not in ner]
+    raw["disabled_entities"] = [d for d in raw["disabled_entities"] if d["entity"] not in ner] + [
+        {"entity": e, "rationale": "pattern-only"} for e in sorted(ner)
+    ]
+    path = folder / "pattern-only.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def ner_side_by_side(args: argparse.Namespace) -> int:
+    """MB/s per core with NER and pattern-only, the same file, fresh warmed scanners, alternately."""
+    with tempfile.TemporaryDirectory(prefix="pii-bench-") as tmp:
+        path = Path(args.dataset) if args.dataset else Path(tmp) / "chat.jsonl"
+        if not args.dataset:
+            write_dataset(path, args.records, args.seed, progress=False)
+        warm = Path(tmp) / "warm-up.jsonl"
+        write_dataset(warm, max(args.warm_up, 1), args.seed + 1, progress=False, prefix="warm-up")
+        size_mb = path.stat().st_size / 1e6
+        policies = {"with NER": Path(args.policy), "pattern-only": _pattern_only_policy(Path(args.policy), Path(tmp))}
+        cpu: dict[str, list[float]] = {name: [] for name in policies}
+        findings: dict[str, dict] = {}
+        for _ in range(max(args.repeat, 1)):
+            for name, policy in policies.items():
+                scanner = PiiScanner(load_pii_policy(policy), policy)
+                scanner.scan_file(warm, "sft")
+                start = time.process_time()
+                scan = scanner.scan_file(path, "sft")
+                cpu[name].append(time.process_time() - start)
+                findings[name] = {entity: tally.findings for entity, tally in sorted(scan.by_entity.items())}
+        print(f"dataset: {size_mb:.2f} MB ({args.records} generated records)" if not args.dataset else path)  # noqa: T201
+        for name, seconds in cpu.items():
+            best = min(seconds)
+            print(  # noqa: T201
+                f"{name:13s} {size_mb / best:6.2f} MB/s per core (best of {len(seconds)}; all "
+                f"{', '.join(f'{size_mb / s:.2f}' for s in seconds)}); findings {findings[name]}"
+            )
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # noqa: T201
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -322,7 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--warm-up", type=int, default=500, help="records (another seed) scanned before timing; 0: none"
     )
+    parser.add_argument(
+        "--ner-side-by-side",
+        action="store_true",
+        help="scan the file with the policy (NER) and with its pattern-only variant, alternately, and compare",
+    )
     args = parser.parse_args(argv)
+    if args.ner_side_by_side:
+        return ner_side_by_side(args)
 
     with tempfile.TemporaryDirectory(prefix="pii-bench-") as tmp:
         path = Path(args.dataset) if args.dataset else Path(tmp) / "chat.jsonl"

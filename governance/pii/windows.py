@@ -888,7 +888,11 @@ class NerWindowFinder:
                 spans[-1] = (spans[-1][0], max(spans[-1][1], self._right(text, end, words)))
                 continue
             low = max(0, start - self.reach)
-            before = [m.start() for m in _SPAN.finditer(text, low, start)]
+            before = [m.span() for m in _SPAN.finditer(text, low, start)]
+            if before and before[-1][1] == start:
+                # The trigger's own chunk ("<" of "<PERSON>", "(" of "(Marcus"): not a word before it.
+                start = before.pop()[0]
+            before = [chunk_start for chunk_start, _ in before]
             left = before[-words] if len(before) >= words else (before[0] if before else start)
             if low > 0 and len(before) < words:
                 left = low
@@ -909,6 +913,10 @@ class NerWindowFinder:
 
 
 _NER_WORD_ANY = regex.compile(r"[\p{L}\p{Nd}]")
+#: What the redactor writes for a name, and what the model reads in its place (a name of the same length).
+PERSON_TAG = "<PERSON>"
+PERSON_TAG_READS_AS = "Jonathan"
+_PERSON_TAG = regex.compile(regex.escape(PERSON_TAG))
 
 
 class WindowedAnalyzer:
@@ -1013,7 +1021,12 @@ class WindowedAnalyzer:
         if self.ner_windows is None or not self._ner_plans:
             return [[] for _ in texts]
         windows = [self.ner_windows.windows(text) for text in texts]
-        pieces = [text[start:end] for text, spans in zip(texts, windows, strict=True) for start, end in spans]
+        # A redaction tag reads to the model as a name of its length, so the words around it keep the
+        # context they had before redaction ("a landlord called <PERSON> in Spain" would make "landlord" the
+        # PERSON); a result on the tag itself is the tag, not data, and is dropped.
+        originals = [text[start:end] for text, spans in zip(texts, windows, strict=True) for start, end in spans]
+        pieces = [piece.replace(PERSON_TAG, PERSON_TAG_READS_AS) for piece in originals]
+        tags = iter([[(m.start(), m.end()) for m in _PERSON_TAG.finditer(piece)] for piece in originals])
         found: list[list[RecognizerResult]] = [[] for _ in texts]
         if not pieces:
             return found
@@ -1023,12 +1036,15 @@ class WindowedAnalyzer:
         for index, spans in enumerate(windows):
             for start, _end in spans:
                 piece, piece_artifacts = next(artifacts)
+                piece_tags = next(tags)
                 if not piece_artifacts.entities:
                     continue
                 for plan in sorted(self._ner_plans):
                     recognizer = self.plans[plan][0]
-                    results = recognizer.analyze(text=piece, entities=entities, nlp_artifacts=piece_artifacts)
-                    found[index].extend(self._tag(results or [], recognizer, start))
+                    results = recognizer.analyze(text=piece, entities=entities, nlp_artifacts=piece_artifacts) or []
+                    if piece_tags:
+                        results = [r for r in results if not any(a <= r.start and r.end <= b for a, b in piece_tags)]
+                    found[index].extend(self._tag(results, recognizer, start))
         return found
 
     def analyze(self, text: str) -> list[RecognizerResult]:

@@ -29,11 +29,13 @@ def spark():
 
 
 def _workspace(root: Path) -> Path:
-    """The shipped SFT data, cut small (a few planted PII values included), and the shipped policies."""
+    """The shipped SFT data, cut small (a few planted PII values and names included), and the shipped policies."""
     root.mkdir(parents=True)
     shutil.copytree(REPO / "policies", root / "policies")
     lines = (REPO / "data/raw/sft.jsonl").read_text().splitlines(keepends=True)
-    (root / "train.jsonl").write_text("".join(lines[:80]))
+    # ...and the records with planted names and places (sft-0901..0906): NER runs the same on Spark
+    named = [line for line in lines if '"id": "sft-09' in line]
+    (root / "train.jsonl").write_text("".join(lines[:80] + named))
     (root / "eval.jsonl").write_text("".join(lines[80:100]))
     return root
 
