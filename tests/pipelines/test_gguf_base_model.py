@@ -94,3 +94,7 @@ def test_smollm2_gguf_trains_and_registers_with_the_gguf_hash_in_lineage(smollm2
         assert stage["lineage_base"]["gguf_sha256"] == figures["gguf"]["sha256"]
         assert stage["version"]["name"] == f"govllm-{method}"
     assert figures["stages"]["train_sft"]["tokens_per_s"] > 0
+    # The default assistant_only_loss, on SmolLM2's ChatML: the shipped training variant, recorded
+    masking = figures["stages"]["train_sft"]["loss_masking"]
+    assert masking["strategy"] == "shipped_training_template"
+    assert masking["template_source"] == "pipelines/chat_templates/smollm2_training.jinja"
