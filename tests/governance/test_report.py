@@ -180,6 +180,18 @@ def test_every_section_shows_recorded_values_in_html_and_markdown(lab):
     assert _text(report.files.html).count("<svg") == 3
 
 
+def test_a_run_too_short_for_curves_or_threshold_charts_still_renders(lab, tmp_path):
+    # A few-step run (the GGUF benchmark's 4 SFT steps, logging every 5) logs no curve
+    from governance.report.render import render_report
+
+    report, _ = _report(lab, "pending")
+    report.facts.training["curves"], report.facts.evaluation["results"] = {}, []
+    files = render_report(report.facts, report.verdict, tmp_path / "short")
+    markdown = _text(files.markdown)
+    assert "![Training curves]" not in markdown and "![Evaluation metrics against thresholds]" not in markdown
+    assert "Training curves by optimizer step" not in _text(files.html)
+
+
 def test_html_is_self_contained(lab):
     report, _ = _report(lab, "pending")
     page = _text(report.files.html)
