@@ -155,6 +155,7 @@ def audit_facts(
         "approved_by": [],
         "invalid_approvers": [],
         "rejected_by": [],
+        "people": {},
         "alias_history": [],
         "withdrawals": [],
         "rollback_target": None,
@@ -322,6 +323,7 @@ def audit_facts(
                 for c in changes
             ],
         }
+    approvals_out["people"] = dict(state.people)  # frozen at registration: known whatever the policy
     if not approvals_policy.is_file():
         gaps.setdefault("approvals", []).append(f"required approvers per risk tier: {approvals_policy} not available")
         approvals_out["approved_by"] = state.approvers

@@ -590,3 +590,13 @@ def test_compliance_map_rejects_an_unknown_framework(tmp_path):
 )
 def test_threshold_text_parses_to_chart_bounds(threshold, bounds):
     assert parse_bounds(threshold) == bounds
+
+
+def test_without_the_approvals_policy_the_report_still_renders_who_trained_and_registered(lab, tmp_path):
+    """The people frozen at registration come from the trail, not the policy: a missing policy is a gap, not a crash."""
+    report, _ = _report(lab, "pending", approvals_policy=tmp_path / "absent" / "approvals.yaml")
+    assert any("not available" in gap for gap in report.facts.gaps["approvals"])
+    people = report.facts.approvals["people"]
+    assert people and set(people) == {"lineage.trained_by", "lineage.registered_by"}
+    html = _visible(_text(report.files.html))
+    assert f"Trained by {people['lineage.trained_by']}" in html
