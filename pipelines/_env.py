@@ -1,4 +1,5 @@
-"""The environment a stage process runs in: offline, with threads from the machine (stdlib only).
+"""The environment a stage process runs in: offline, with threads from the machine (stdlib only:
+``governance.offline`` is stdlib too).
 
 ``pipelines._common`` applies it when a stage starts; ``pipelines._stage_server`` computes
 the same environment before a stage starts, to choose (or start) a stage server whose
@@ -11,18 +12,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from governance.offline import OFFLINE_ENV as LIBRARY_OFFLINE_ENV
+
 # Nothing in the pipeline may reach the network: hub downloads, telemetry (Hugging Face's,
-# MLflow's) and tldextract's suffix-list fetch (pulled in by presidio's URL recognizer).
+# MLflow's, DVC's) and tldextract's suffix-list fetch are governance.offline's one list.
 OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "",
+    **LIBRARY_OFFLINE_ENV,
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "DISABLE_MLFLOW_INTEGRATION": "FALSE",
     "TOKENIZERS_PARALLELISM": "false",
-    # MLflow 3's usage telemetry fetches a config and posts records from a background thread
-    # (DO_NOT_TRACK disables it only when set to "true", not "1")
-    "MLFLOW_DISABLE_TELEMETRY": "true",
     # Idle OpenMP threads sleep instead of spinning: on a shared 2-core box spinning threads
     # made train_sft 5x slower (100 s vs 20 s with another process on the second core). Measured
     # (tiny MLP, 1500 steps, load average 20 on 2 cores): 2 threads ACTIVE 309 s, 1 thread 15-19 s,

@@ -23,19 +23,16 @@ import copy
 import functools
 import hashlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# presidio's e-mail validator calls tldextract, whose default extractor is built
-# at import time and would fetch the public-suffix list over the network; an
-# empty URL list makes it use its bundled snapshot. Set before presidio loads.
-os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
-
-import regex  # noqa: E402
-from presidio_analyzer import (  # noqa: E402
+# presidio's e-mail validator calls tldextract, which would fetch the public-suffix list
+# over the network: governance/__init__.py has set TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS
+# (governance.offline) before this module can be imported.
+import regex
+from presidio_analyzer import (
     AnalyzerEngine,
     EntityRecognizer,
     Pattern,
@@ -43,18 +40,18 @@ from presidio_analyzer import (  # noqa: E402
     RecognizerRegistry,
     RecognizerResult,
 )
-from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer  # noqa: E402
-from presidio_analyzer.nlp_engine import (  # noqa: E402
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+from presidio_analyzer.nlp_engine import (
     NerModelConfiguration,
     NlpArtifacts,
     NlpEngine,
     NlpEngineProvider,
     SpacyNlpEngine,
 )
-from presidio_analyzer.predefined_recognizers import PhoneRecognizer  # noqa: E402
+from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
-from governance.errors import ConfigError  # noqa: E402
-from governance.policy.pii import ContextConfig, EntityContext, NerWindows, PiiPolicy  # noqa: E402
+from governance.errors import ConfigError
+from governance.policy.pii import ContextConfig, EntityContext, NerWindows, PiiPolicy
 
 log = logging.getLogger(__name__)
 
