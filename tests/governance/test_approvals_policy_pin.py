@@ -14,38 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_approvals import REPO, alias_holder, approve_by, as_user, events, new_model, register
+from test_approvals import alias_holder, approve_by, as_user, events, new_model, register
 
-from governance import approvals, registry, trail
+from governance import approvals, trail
 from governance.cli import main
 from governance.errors import ConfigError, PermissionDenied, PolicyViolation
 from governance.lineage import sha256_file
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One SQLite MLflow store per module, as in test_approvals (whose helpers register versions in it)."""
-    root = tmp_path_factory.mktemp("mlflow")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-    patch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-    patch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
-    registry.ensure_experiment("approvals-tests")
-    yield root
-    patch.undo()
-
-
-@pytest.fixture
-def env(store, tmp_path, monkeypatch):
-    """A fresh audit trail and a copy of the shipped policies (the policy versions are registered under)."""
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    for name in ("approvals.yaml", "waivers.yaml"):
-        shutil.copy(REPO / "policies" / name, policies / name)
-    monkeypatch.setenv("GOVERN_POLICY_DIR", str(policies))
-    monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
-    monkeypatch.setenv("GOVERN_USER", "nobody")
-    return policies
 
 
 def one_person_policy(path: Path, user: str) -> str:
