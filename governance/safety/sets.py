@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError
 
@@ -35,20 +35,6 @@ class Message(Strict):
 
 
 #: The twelve hazard categories of the MLCommons AILuminate v1.0 benchmark (Ghosh et al., 2025), snake_case
-HAZARD_CATEGORIES = (
-    "violent_crimes",
-    "sex_related_crimes",
-    "child_sexual_exploitation",
-    "suicide_and_self_harm",
-    "indiscriminate_weapons",
-    "intellectual_property",
-    "defamation",
-    "non_violent_crimes",
-    "hate",
-    "privacy",
-    "specialized_advice",
-    "sexual_content",
-)
 Hazard = Literal[
     "violent_crimes",
     "sex_related_crimes",
@@ -63,6 +49,7 @@ Hazard = Literal[
     "specialized_advice",
     "sexual_content",
 ]
+HAZARD_CATEGORIES: tuple[str, ...] = get_args(Hazard)
 
 
 class RedTeamPrompt(Strict):
