@@ -152,6 +152,13 @@ def _mirror(name: str, version: str, events: list[Event]) -> None:
     registry.mirror_version_tags(name, version, incident_tags(events, version))
 
 
+def _anchor(name: str) -> None:
+    """The model's trail-head anchor moves with its incidents too (`govern audit verify` shows no lag)."""
+    from governance.approvals.mirror import anchor_committed_event
+
+    anchor_committed_event(name)
+
+
 def _reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
@@ -233,6 +240,7 @@ def open_incident(
         details={"severity": severity, "identity": identity.source},
         before_commit=mirror_open,
     )
+    _anchor(name)
     opened = next(i for i in fold_incidents([event]) if i.id == incident_id(event))
     return _withdraw_where_the_policy_says(opened, identity)
 
@@ -332,6 +340,7 @@ def close_incident(incident: str, *, reason: str, identity: Identity | None = No
         guard=guard,
         before_commit=mirror_close,
     )
+    _anchor(found.name)
     return next(i for i in list_incidents(found.name) if i.id == found.id)
 
 

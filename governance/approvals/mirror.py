@@ -8,11 +8,12 @@ set outside ``govern`` is drift, found by :mod:`governance.approvals.reconcile`.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 
 from governance import registry, registry_view, registry_writes, trail
 from governance.approvals.state import ModelState, VersionState, alias_history
-from governance.errors import AuditError
+from governance.errors import AuditError, PermissionDenied, RegistryError
 from governance.policy.approvals import ApprovalsPolicy
 from governance.trail import Anchor
 
@@ -29,6 +30,8 @@ TAG_LAST_EVENT = "governance.last_event"
 #: (seq, hash and, once events are signed, signature and key id) — an anchor outside the trail.
 TAG_TRAIL_HEAD = "governance.trail_head"
 _ALIAS_HISTORY_MAX_CHARS = 4000
+
+log = logging.getLogger(__name__)
 
 
 def view_tags(state: VersionState, policy: ApprovalsPolicy) -> dict[str, str]:
@@ -79,6 +82,18 @@ def write_trail_head(name: str) -> Anchor | None:
     anchor = Anchor.of(head)
     registry_writes.set_model_tag(name, TAG_TRAIL_HEAD, anchor.encode())
     return anchor
+
+
+def anchor_committed_event(name: str) -> Anchor | None:
+    """:func:`write_trail_head` after an event that stands whatever MLflow says (an incident, a monitoring
+    verdict, a reproduction): every event kind moves the model's anchor, so `govern audit verify` never shows
+    it behind. MLflow unreachable, or this user not allowed to write the model: logged, the anchor lags until
+    the next governed action writes it; the committed event is never undone."""
+    try:
+        return write_trail_head(name)
+    except (RegistryError, PermissionDenied) as exc:
+        log.warning("%s: trail head not written to MLflow (%s); the next governed action writes it", name, exc)
+        return None
 
 
 def registry_anchors(name: str | None = None) -> tuple[list[Anchor], list[str]]:

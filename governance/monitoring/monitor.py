@@ -436,6 +436,9 @@ def record_check(result: MonitorResult, *, identity: Identity | None = None) -> 
         result.version,
         {TAG_MONITORING: f"{result.verdict} #{event.seq} {event.timestamp[:19]}Z run {run_id}"},
     )
+    from governance.approvals.mirror import anchor_committed_event
+
+    anchor_committed_event(result.name)  # a monitoring verdict moves the model's trail-head anchor too
     log.info(
         "monitoring of %s v%s: %s (event #%d, run %s)", result.name, result.version, result.verdict, event.seq, run_id
     )

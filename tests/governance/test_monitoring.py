@@ -179,6 +179,9 @@ def env(world, tmp_path, monkeypatch):
     monkeypatch.setenv("GOVERN_POLICY_DIR", str(policies))
     monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
     monkeypatch.setenv("GOVERN_USER", "mona")
+    # Each test has its own trail: the monitored model's anchor from another test's trail is not this one's
+    if registry.client().get_registered_model(MODEL).tags.get("governance.trail_head"):
+        registry.client().delete_registered_model_tag(MODEL, "governance.trail_head")
     return {**world, "tmp": tmp_path, "policies": policies}
 
 
@@ -381,6 +384,31 @@ def test_an_open_high_incident_blocks_promote_and_canary_until_closed(env, capsy
     assert capsys.readouterr().err.strip().startswith(f"govern: {incident} is already closed (by dana at ")
     assert main(["incident", "list", name]) == 0
     assert capsys.readouterr().out.startswith(f"{incident}  {name} v{version}  high    closed ")
+
+
+def _anchor_seq(name: str) -> int:
+    return int(registry.client().get_registered_model(name).tags["governance.trail_head"].split()[0])
+
+
+def test_every_event_kind_moves_the_trail_head_anchor_and_audit_verify_shows_no_lag(env, capsys, monkeypatch):
+    # a monitoring verdict moves the monitored model's anchor
+    _, checked = monitor(env, requests(40, 2))
+    assert _anchor_seq(MODEL) == trail.head().seq == checked.seq
+    # incidents too: in a store of their own, so `govern audit verify` checks this model's anchor alone
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{env['tmp'] / 'anchors.db'}")
+    monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{env['tmp'] / 'anchors-audit.db'}")
+    name = "mon-incident-anchor"
+    version = _registered(name)
+    monkeypatch.setenv("GOVERN_USER", "dana")
+    assert main(["incident", "open", name, version, "--severity", "low", "--reason", "slow answers"]) == 0
+    (opened,) = _events(name, "incident_opened")
+    assert _anchor_seq(name) == trail.head().seq == opened.seq
+    assert main(["incident", "close", f"INC-{opened.seq}", "--reason", "latency back to normal"]) == 0
+    (closed,) = _events(name, "incident_closed")
+    assert _anchor_seq(name) == trail.head().seq == closed.seq
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 0
+    assert f"anchor MLflow tag governance.trail_head of {name}: head #{closed.seq}, matches" in capsys.readouterr().out
 
 
 def test_the_report_shows_monitoring_history_and_counts_an_open_high_incident_as_a_blocker(env, monkeypatch):
