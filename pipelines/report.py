@@ -25,7 +25,7 @@ from pydantic import Field
 from governance.errors import ConfigError
 from governance.lineage import dvc_lock_stage
 from governance.policy import Strict
-from governance.report import BuiltReport, collect_facts, decide_verdict, log_report, render_report
+from governance.report import BuiltReport, collect_facts, decide_verdict, log_report, render_report, report_folder
 from governance.report.facts import ReportFacts
 from pipelines._common import load_all_params, load_params, stage_main
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         facts = collect_facts(name, version, report_policy=params.policy, approvals_policy=params.approvals_policy)
         facts.integrity["checkout"] = checkout_cross_check(facts)
         verdict = decide_verdict(facts)
-        files = render_report(facts, verdict, out_root / name / f"v{version}")
+        files = render_report(facts, verdict, report_folder(out_root, name, version))
         report = BuiltReport(facts, verdict, files, 0.0)
         # Attach to the version's training run
         if params.log_to_mlflow:

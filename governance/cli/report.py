@@ -3,9 +3,10 @@
 Needs only the MLflow tracking server (``MLFLOW_TRACKING_URI``) and the audit
 trail (``GOVERN_AUDIT_URL``, or ``audit.db`` beside a local store), plus the
 policy files (``policies/`` or ``GOVERN_POLICY_DIR``): no DVC checkout. Writes
-``report.html`` (self-contained, opens offline), ``report.md``, ``README.md``
-(model card), ``facts.json`` and ``figures/``. Exit 0 when written — whatever
-the verdict — unless ``--require-promotable`` is given, then 1 when the version
+``DIR/NAME/vVERSION/``: ``report.html`` (self-contained, opens offline), ``report.md``, ``README.md``
+(model card), ``facts.json`` and ``figures/`` — one folder per version, as the ``report`` stage
+lays them out, so reports of several versions into one ``--out`` never overwrite each other.
+Exit 0 when written — whatever the verdict — unless ``--require-promotable`` is given, then 1 when the version
 may not be promoted; 2 for a usage, input or connection error.
 """
 
@@ -20,7 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("report", help="write the audit report and model card of a registered version")
     parser.add_argument("name", help="registered model name, e.g. govllm-sft")
     parser.add_argument("version", help="version number")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder (created if missing); the report goes to DIR/NAME/vVERSION/",
+    )
     parser.add_argument("--report-policy", metavar="FILE", help="default: policies/report.yaml")
     parser.add_argument("--approvals-policy", metavar="FILE", help="default: policies/approvals.yaml")
     parser.add_argument(
@@ -35,12 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from governance.report import build_report, log_report
+    from pathlib import Path
+
+    from governance.report import build_report, log_report, report_folder
 
     report = build_report(
         args.name,
         args.version,
-        args.out,
+        report_folder(Path(args.out), args.name, args.version),
         report_policy=args.report_policy,
         approvals_policy=args.approvals_policy,
     )

@@ -37,7 +37,26 @@ __all__ = [
     "decide_verdict",
     "log_report",
     "render_report",
+    "report_folder",
 ]
+
+
+def report_folder(out_root: Path, name: str, version: str | int) -> Path:
+    """``OUT/NAME/vVERSION``: where one version's report goes, so reports into one folder never overwrite
+    each other (``govern report`` and the ``report`` stage lay them out alike).
+
+    The name and version become path components: one that would leave ``out_root`` (``..``, a separator)
+    is refused (:class:`~governance.errors.ConfigError`).
+    """
+    from governance.errors import ConfigError
+
+    for what, part in (("model name", str(name)), ("version", f"v{version}")):
+        if part in ("", ".", "..") or "/" in part or "\\" in part or part != part.strip():
+            raise ConfigError(
+                f"{what} {part!r}: not usable as a report folder name under {out_root}; "
+                "give the registered model's name and version number"
+            )
+    return Path(out_root) / str(name) / f"v{version}"
 
 
 @dataclass(frozen=True)

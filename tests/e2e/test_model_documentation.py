@@ -19,7 +19,8 @@ def test_every_section_is_filled_from_facts_of_a_dvc_built_version(repro_once, t
         ["govern", "report", registration["name"], str(registration["version"]), "--out", str(tmp_path)], workdir
     )
     assert result.returncode in (0, 1), result.stderr
-    doc = json.loads((tmp_path / "model_documentation.json").read_text())
+    folder = tmp_path / registration["name"] / f"v{registration['version']}"
+    doc = json.loads((folder / "model_documentation.json").read_text())
     for section in SECTIONS:
         recorded = {k: v for k, v in doc[section].items() if v.get("value") is not None}
         assert recorded, f"{section}: no item recorded"

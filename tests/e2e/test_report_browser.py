@@ -250,7 +250,7 @@ def sft_report(repro_once, tmp_path_factory):
     seconds = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     print(f"\ngovern report (new process, imports included): {seconds:.1f}s")  # noqa: T201
-    return workdir, registration, out, result
+    return workdir, registration, out / registration["name"] / f"v{registration['version']}", result
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (make browser)")

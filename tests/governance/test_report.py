@@ -423,10 +423,17 @@ def test_cli_writes_the_report_and_exit_code_follows_the_flag(lab, capsys):
     printed = capsys.readouterr().out
     assert "May not be promoted: 1 piece(s) of required evidence missing." in printed
     assert "missing  approvals.quorum: 0 of 2 distinct approval(s)" in printed
-    assert (out / "report.html").is_file() and (out / "report.md").is_file() and (out / "README.md").is_file()
+    folder = out / version.name / f"v{version.version}"
+    assert f"wrote {folder / 'report.html'}, {folder / 'report.md'}, {folder / 'README.md'} (" in printed
+    assert {p.name for p in folder.iterdir()} >= {"report.html", "report.md", "README.md", "facts.json", "figures"}
     assert govern(["report", version.name, version.version, "--out", str(out), "--require-promotable"]) == 1
     approved = built["approved"]
     assert govern(["report", approved.name, approved.version, "--out", str(out), "--require-promotable"]) == 0
+    # Two versions' reports into one --out: both survive, each in its NAME/vVERSION folder
+    for built_version in (version, approved):
+        facts = json.loads((out / built_version.name / f"v{built_version.version}" / "facts.json").read_text())
+        assert (facts["facts"]["name"], facts["facts"]["version"]) == (built_version.name, built_version.version)
+    assert not (out / "report.html").exists()
 
 
 def test_cli_unknown_version_is_one_line_exit_2(lab, capsys):
