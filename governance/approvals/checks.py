@@ -88,8 +88,28 @@ def load_approvals_policy(path: str | Path | None = None) -> ApprovalsPolicy:
 
 
 def load_approval_waivers(path: str | Path | None = None) -> list[Waiver]:
-    """Waivers from ``policies/waivers.yaml`` (a missing file means none)."""
-    return load_waivers(path or policy_dir() / "waivers.yaml")
+    """Waivers from ``policies/waivers.yaml`` (a missing file means none), believed only as committed in git.
+
+    A waiver names who granted it; the file is all that says so. A waiver
+    typed into the file and not committed (or a file outside a git checkout)
+    is anyone's edit, so none of its waivers count: each action is decided as
+    if the file were empty, and a warning says why.
+    """
+    from governance.policy.review import review_status
+
+    path = Path(path or policy_dir() / "waivers.yaml")
+    waivers = load_waivers(path)
+    if waivers:
+        why = review_status(path)
+        if why is not None:
+            log.warning(
+                "%s: %d waiver(s) not applied: the file is not reviewed in git (%s); a waiver counts once committed",
+                path,
+                len(waivers),
+                why,
+            )
+            return []
+    return waivers
 
 
 def _policy_evidence() -> dict[str, str]:

@@ -3,12 +3,21 @@
     govern report NAME VERSION --out DIR     # writes DIR/model_documentation.json beside the report
 
 Whoever fine-tunes a general-purpose model becomes its provider and owes this
-form. Each section (``general_information``, ``model_properties``,
-``distribution``, ``use``, ``training_data``, ``compute``, ``energy``) holds
+form. Each of its eight sections (``general_information``, ``model_properties``,
+``distribution``, ``use``, ``training_process``, ``training_data``,
+``compute``, ``energy``) holds
 items ``{"value", "evidence"}``: the recorded value and the hash, id or record
 that lets a reviewer check it. An item with no recorded fact has
 ``value: null`` and ``not_recorded`` saying what is missing and where it should
-have come from; nothing is filled in from code defaults.
+have come from; nothing is filled in from code defaults. Every item of the
+form is always present: the shape is :mod:`governance.report.documentation_schema`
+(and ``model_documentation.schema.json`` beside it).
+
+Trust: the values are the report's facts (the trail, hash-checked artifacts);
+the provider's declarations (organisation, contact, acceptable-use policy,
+integration targets) come from ``policies/report.yaml``, whose SHA-256 each
+lineage records. A figure shown twice (training wall time, licences) is read
+from the one fact the report shows, so the form and the report cannot differ.
 
 Energy is an estimate (the pipeline has no energy meter): recorded training
 time × the hardware's power draw, and recorded FLOPs ÷ the hardware's peak
@@ -35,6 +44,7 @@ SECTIONS = (
     "model_properties",
     "distribution",
     "use",
+    "training_process",
     "training_data",
     "compute",
     "energy",
@@ -137,27 +147,102 @@ def energy_estimate(
 
 
 def _release(facts: Any) -> dict[str, Any]:
-    history = (facts.approvals or {}).get("alias_history") or []
-    first = next((a for a in history if a.get("alias") == "production" and "set" in str(a.get("event", ""))), None)
-    if first is None:
-        first = next((a for a in history if a.get("alias") == "production"), None)
+    """The date the version first took ``production``: the trail's first ``promoted`` event of it."""
+    events = (facts.approvals or {}).get("events") or []
+    first = next((e for e in events if e.get("action") == "promoted"), None)
     return item(
         first and first.get("at"),
-        first and f"audit trail: alias @production {first.get('event')} by {first.get('actor')}",
-        "not released: no @production alias event for this version in the audit trail",
+        first
+        and f"audit trail event #{first.get('seq')}: promoted to @production by {first.get('actor')} "
+        "(the release date is the first promotion of this version; canaries and rollbacks are not releases)",
+        "not released: the audit trail has no promoted event for this version",
     )
 
 
+def training_wall_seconds(training: dict[str, Any]) -> tuple[float | None, str]:
+    """The one training wall time the report shows everywhere, and where it was recorded."""
+    if training.get("wall_seconds") is not None:
+        return training["wall_seconds"], "model/manifest.json wall_seconds (the training stage's measured wall time)"
+    return training.get("train_runtime"), f"MLflow run {training.get('run_id')} metric train_runtime"
+
+
+def _provider(facts: Any) -> dict[str, Any]:
+    provider = (facts.operations or {}).get("provider") or {}
+    named = {k: provider.get(k) for k in ("organisation", "contact") if provider.get(k)}
+    return item(
+        named or None,
+        "policies/report.yaml provider (organisation, contact)",
+        "provider: set provider.organisation and provider.contact in policies/report.yaml",
+    )
+
+
+def _weights_bytes(identity: dict[str, Any]) -> int | None:
+    params = identity.get("num_parameters")
+    dtype = str((identity.get("architecture") or {}).get("torch_dtype") or "")
+    size = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}.get(dtype)
+    return int(params) * size if params and size else None
+
+
+def _key_decisions(facts: Any) -> list[dict[str, Any]]:
+    """Decisions the governance policies made about this training, each with its recorded rationale."""
+    out = []
+    rules = (facts.operations or {}).get("evidence_rules") or {}
+    if rules.get("required_gates"):
+        out.append(
+            {
+                "decision": "gates every training file must pass",
+                "choice": ", ".join(rules["required_gates"]),
+                "rationale": rules.get("rationale"),
+                "evidence": "policies/report.yaml evidence",
+            }
+        )
+    for row in (facts.evaluation or {}).get("results") or []:
+        out.append(
+            {
+                "decision": f"acceptance criterion {row.get('rule_id')}",
+                "choice": f"{row.get('metric')} {row.get('threshold') or ''}".strip(),
+                "rationale": row.get("rationale") or "not recorded (the rule's rationale in the evaluation policy)",
+                "evidence": f"evaluation/decision.json under policy {(facts.evaluation or {}).get('policy_version')}",
+            }
+        )
+    approvals = facts.approvals or {}
+    if approvals.get("required") is not None:
+        out.append(
+            {
+                "decision": "approvals required before production",
+                "choice": approvals.get("required"),
+                "rationale": f"approvals policy for risk tier {approvals.get('risk_tier')}",
+                "evidence": f"policies/approvals.yaml; risk tier {approvals.get('risk_tier_source')}",
+            }
+        )
+    return out
+
+
 def model_documentation(facts: Any) -> dict[str, Any]:
-    """The seven sections of the form from a :class:`~governance.report.facts.ReportFacts`."""
+    """The form, checked against its schema (every item present, each with evidence or not_recorded)."""
+    from governance.report.documentation_schema import validate_documentation
+
+    form = _form(facts)
+    validate_documentation(form, f"{facts.name} v{facts.version}: model_documentation.json")
+    return form
+
+
+def _form(facts: Any) -> dict[str, Any]:
+    """The eight sections of the form from a :class:`~governance.report.facts.ReportFacts`.
+
+    Every item of :data:`FORM_ITEMS` is present, each with its value and evidence or ``not_recorded``
+    (validated by :class:`governance.report.documentation_schema.ModelDocumentation`).
+    """
     identity, training, data = facts.identity, facts.training, facts.data
     environment = training.get("environment") or {}
     config = identity.get("architecture") or {}
     base_sha = identity.get("base_model_sha256")
     run = f"MLflow run {training.get('run_id')}"
+    provider = (facts.operations or {}).get("provider") or {}
+    wall_seconds, wall_source = training_wall_seconds(training)
     energy = energy_estimate(
         environment=environment,
-        runtime_seconds=training.get("train_runtime") or training.get("wall_seconds"),
+        runtime_seconds=wall_seconds,
         total_flos=training.get("total_flos"),
     )
     datasets = [
@@ -167,10 +252,20 @@ def model_documentation(facts: Any) -> dict[str, Any]:
             "records": d.get("records"),
             "sources": d.get("sources"),
             "licenses": d.get("licenses"),
+            "card_license": (d.get("card") or {}).get("license"),
             "raw_inputs": d.get("raw_input"),
             "curation": d.get("curation"),
         }
         for d in data.get("datasets") or []
+    ]
+    cards = [
+        {
+            "dataset": d.get("path"),
+            **{k: (d.get("card") or {}).get(k) for k in ("source", "collection", "license", "citation")},
+            "declared_in": (d.get("card") or {}).get("origin"),
+        }
+        for d in data.get("datasets") or []
+        if d.get("card")
     ]
     # The prepare stage's manifest names each raw file with its hashes: {path: {sha256, md5, reader}}
     raw = [
@@ -190,18 +285,48 @@ def model_documentation(facts: Any) -> dict[str, Any]:
         for r in ((v.get("decision") or {}).get("details") or {}).get("rules") or []
     ]
     bias_rules = [r for r in validation_rules if re.search(r"balance|bias", str(r["rule"]))]
+    pii = [
+        {
+            "stage": p.get("stage"),
+            "passed": p.get("passed"),
+            "recognizers": len(p.get("recognizers") or []),
+            "nlp_engine": p.get("nlp_engine"),
+            "nlp_model": p.get("nlp_model"),
+            "entities_not_scanned": sorted(p.get("entities_not_scanned") or {}),
+            "findings": p.get("findings_total"),
+            "redacted": p.get("records_redacted"),
+        }
+        for p in data.get("pii") or []
+    ]
+    dropped = [
+        {"dataset": c["dataset"], "step": s.get("step"), "dropped": s.get("dropped")}
+        for c in curation
+        for s in c["steps"]
+        if isinstance(s, dict) and s.get("dropped")
+    ]
+    unsuitable = {
+        "pii_gates": pii,
+        "validation_gates": [
+            {
+                "stage": v.get("stage"),
+                "passed": (v.get("decision") or {}).get("passed"),
+                "rules": len(((v.get("decision") or {}).get("details") or {}).get("rules") or []),
+            }
+            for v in data.get("validation") or []
+        ],
+        "rows_dropped_in_curation": dropped,
+    }
     safety = (facts.evaluation or {}).get("safety") or {}
+    weights = _weights_bytes(identity)
+    software = {k: environment.get(k) for k in ("python", "torch", "transformers", "peft") if environment.get(k)}
+    trl_params = training.get("trl") or {}
     return {
         "form": FORM,
         "model": identity.get("name"),
         "version": identity.get("version"),
         "generated_at": facts.generated_at,
         "general_information": {
-            "provider": item(
-                identity.get("registered_by"),
-                "version tag lineage.registered_by (the identity that registered it)",
-                "registering identity: version tag lineage.registered_by",
-            ),
+            "provider": _provider(facts),
             "model_name": item(identity.get("name"), "MLflow registered model", "registered model name"),
             "model_version": item(identity.get("version"), f"MLflow model version, {run}", "model version"),
             "authenticity_sha256": item(
@@ -212,6 +337,12 @@ def model_documentation(facts: Any) -> dict[str, Any]:
             ),
             "registered_at": item(identity.get("registered_at"), "MLflow model version creation time", "registration"),
             "release_date": _release(facts),
+            "union_market_release_date": item(
+                None,
+                None,
+                "placing on the EU market is the provider's act outside the pipeline; the release date above is "
+                "the first promotion to @production",
+            ),
             "model_dependencies": item(
                 {
                     "base_model": identity.get("base_model"),
@@ -254,9 +385,12 @@ def model_documentation(facts: Any) -> dict[str, Any]:
             "channels": item(
                 {
                     "registry": (facts.source or {}).get("tracking_uri"),
+                    "model_uri": f"models:/{identity.get('name')}/{identity.get('version')}",
                     "source_uri": identity.get("source_uri"),
                     "aliases": identity.get("aliases"),
-                },
+                }
+                if identity.get("name")
+                else None,
                 "MLflow model registry (the only distribution channel the pipeline has)",
                 "registry",
             ),
@@ -267,8 +401,48 @@ def model_documentation(facts: Any) -> dict[str, Any]:
             ),
         },
         "use": {
+            "acceptable_use_policy": item(
+                provider.get("acceptable_use_policy"),
+                "policies/report.yaml provider.acceptable_use_policy",
+                "acceptable-use policy: set provider.acceptable_use_policy in policies/report.yaml",
+            ),
             "intended_use": item(identity.get("intended_use"), identity.get("intended_use_source"), "intended use"),
             "out_of_scope_uses": item(identity.get("out_of_scope"), "version tag lineage.out_of_scope", "out of scope"),
+            "integration_system_types": item(
+                provider.get("integration_system_types"),
+                "policies/report.yaml provider.integration_system_types",
+                "types of AI systems it can be integrated into: set provider.integration_system_types in "
+                "policies/report.yaml",
+            ),
+            "technical_means_of_integration": item(
+                {
+                    "fetch": f"mlflow artifacts download -u models:/{identity.get('name')}/{identity.get('version')}",
+                    "format": f"Hugging Face transformers folder ({config.get('architectures')}, safetensors)",
+                    "prompting": "the tokenizer's chat template shipped in the model folder",
+                    "adapter": (training.get("adapter") or {}).get("method") if training.get("adapter") else None,
+                }
+                if identity.get("name") and config
+                else None,
+                "artifact model/config.json; MLflow model version",
+                "technical means of integration: artifact model/config.json",
+            ),
+            "required_hardware": item(
+                {
+                    "weights_bytes": weights,
+                    "dtype": config.get("torch_dtype"),
+                    "trained_on": environment.get("accelerator"),
+                    "note": "weights memory only (parameters x dtype size); activations and KV cache come on top",
+                }
+                if weights
+                else None,
+                "model/manifest.json num_parameters x model/config.json dtype; lineage.json environment",
+                "required hardware: parameter count or dtype not recorded",
+            ),
+            "required_software": item(
+                software or None,
+                "lineage.json environment (the versions it was trained and evaluated with)",
+                "required software: lineage.json environment",
+            ),
             "risk_tier": item(identity.get("risk_tier"), "version tag lineage.risk_tier", "risk tier"),
             "approval_status": item(identity.get("approval_status"), "audit trail, mirrored to version tags", "status"),
             "safety_evaluation": item(
@@ -282,6 +456,39 @@ def model_documentation(facts: Any) -> dict[str, Any]:
                 "safety evaluation: artifact evaluation/safety.json (evaluated before it existed)",
             ),
         },
+        "training_process": {
+            "design_specification": item(
+                {
+                    "method": identity.get("method"),
+                    "stage": training.get("stage"),
+                    "trainer": training.get("trainer"),
+                    "starting_point": identity.get("parent_model"),
+                    "adapter": training.get("adapter"),
+                    "hyperparameters": trl_params or None,
+                    "seed": training.get("seed"),
+                    "optimizer_steps": training.get("global_steps"),
+                    "loss_masking": (training.get("loss_masking") or {}).get("strategy"),
+                    "objectives": [f.get("name") for f in (facts.objectives or {}).get("functions") or []] or None,
+                }
+                if identity.get("method")
+                else None,
+                "lineage.json params (params_sha256 "
+                f"{str(training.get('params_sha256'))[:12]}), model/manifest.json, version tag lineage.method",
+                "training design: lineage.json params and model/manifest.json",
+            ),
+            "key_decisions": item(
+                _key_decisions(facts),
+                "governance policies in force (report, evaluation, approvals), as the decisions recorded them",
+                "key decisions: no evidence rule, evaluation result or approvals policy recorded",
+            ),
+            "hyperparameter_rationale": item(
+                None,
+                None,
+                "each hyperparameter's reason is a comment in params.yaml; the lineage records params.yaml only by "
+                f"hash (params_sha256 {str(training.get('params_sha256'))[:12]}) at commit "
+                f"{str(training.get('git_commit'))[:12]}",
+            ),
+        },
         "training_data": {
             "type": item(
                 identity.get("method") and f"text; {identity.get('method')} training records (JSON Lines)",
@@ -289,6 +496,24 @@ def model_documentation(facts: Any) -> dict[str, Any]:
                 "data type",
             ),
             "datasets": item(datasets, "lineage.json datasets (sha256 of the gated files)", "lineage.json datasets"),
+            "how_data_was_obtained": item(
+                cards,
+                "dataset cards recorded by the prepare stage (lineage.json provenance card)",
+                "how the data was obtained: dataset card (params prepare_* card, or the dataset's README)",
+            ),
+            "scope_and_characteristics": item(
+                [
+                    {
+                        "dataset": d.get("path"),
+                        "records": d.get("records"),
+                        "format": (d.get("format") or {}).get("name") if isinstance(d.get("format"), dict) else None,
+                        "collection": (d.get("card") or {}).get("collection"),
+                    }
+                    for d in data.get("datasets") or []
+                ],
+                "gate decisions' record counts; dataset cards; lineage.json provenance format",
+                "data scope: lineage.json datasets",
+            ),
             "provenance_raw_files": item(
                 raw,
                 "lineage.json provenance inputs (prepare stage manifest)",
@@ -296,19 +521,16 @@ def model_documentation(facts: Any) -> dict[str, Any]:
             ),
             "curation_steps": item(
                 curation,
-                "lineage.json provenance curation (prepare stage manifest)",
+                "lineage.json provenance curation (prepare stage manifest); the last step of a split file is its share",
                 "per-step curation counts: the prepare stage's manifest",
             ),
+            "unsuitable_data_detection": item(
+                unsuitable if pii or unsuitable["validation_gates"] else None,
+                "gates/<stage>/decision.json of the PII and validation gates, bound by sha256 in lineage.json gates",
+                "no PII or validation gate decision in the lineage",
+            ),
             "pii_screening": item(
-                [
-                    {
-                        "stage": p.get("stage"),
-                        "passed": p.get("passed"),
-                        "findings": p.get("findings_total"),
-                        "redacted": p.get("records_redacted"),
-                    }
-                    for p in data.get("pii") or []
-                ],
+                pii,
                 "gates/<pii stage>/decision.json, bound by sha256 in lineage.json gates",
                 "PII gate decisions",
             ),
@@ -319,15 +541,11 @@ def model_documentation(facts: Any) -> dict[str, Any]:
             ),
         },
         "compute": {
-            "training_time_seconds": item(
-                training.get("train_runtime") or training.get("wall_seconds"),
-                f"{run} metric train_runtime (wall_seconds)",
-                "training time: run metric train_runtime",
-            ),
+            "training_time_seconds": item(wall_seconds, wall_source, "training time: model/manifest.json wall_seconds"),
             "training_period": item(
                 training.get("started_at")
                 and {"started": training.get("started_at"), "ended": training.get("ended_at")},
-                run,
+                f"{run} start and end (includes loading and saving around training)",
                 "run start/end",
             ),
             "hardware": item(
@@ -353,6 +571,12 @@ def model_documentation(facts: Any) -> dict[str, Any]:
             ),
             "measured": item(
                 None, None, "not metered: the pipeline has no energy meter; the figure above is an estimate"
+            ),
+            "inference_flops_per_token": item(
+                2 * int(identity["num_parameters"]) if identity.get("num_parameters") else None,
+                "estimate: 2 x parameter count FLOPs per generated token (one forward pass; attention over the "
+                "context comes on top); not benchmarked",
+                "inference compute: model/manifest.json num_parameters",
             ),
         },
     }

@@ -41,7 +41,7 @@ from governance.lineage import sha256_file
 from governance.report.audit import audit_facts
 from governance.report.compliance import load_compliance_map
 from governance.report.documentation import model_documentation
-from governance.report.monitoring import monitoring_facts
+from governance.report.monitoring import monitoring_facts, monitoring_plan
 from governance.report.policy import ReportPolicy, load_report_policy
 from governance.report.safety import safety_summary
 
@@ -245,7 +245,8 @@ def _identity(facts: ReportFacts, version: Any, run: Any, lineage: dict, manifes
         "num_parameters": manifest.get("num_parameters"),
         "modality": "text in, text out (causal language model, chat template)" if is_causal_lm else None,
         "run_id": version.run_id,
-        "source_uri": version.source,
+        # Where a reviewer fetches it: the registry's own URI, never the registering machine's folder
+        "source_uri": portable_source(version),
     }
     if not intended:
         facts.gap(
@@ -261,6 +262,17 @@ def _identity(facts: ReportFacts, version: Any, run: Any, lineage: dict, manifes
         facts.gap("identity", "architecture: not recorded (artifact model/config.json)")
     if facts.identity["num_parameters"] is None:
         facts.gap("identity", "number of parameters: not recorded (model/manifest.json num_parameters)")
+
+
+def portable_source(version: Any) -> str | None:
+    """``runs:/<run>/<path>`` for a version registered from a local artifact folder (another machine's path)."""
+    source = str(version.source or "")
+    if not source or source.startswith(("runs:/", "models:/")) or not version.run_id:
+        return source or None
+    marker = f"{version.run_id}/artifacts/"
+    if marker in source:
+        return f"runs:/{version.run_id}/{source.split(marker, 1)[1]}"
+    return source if "://" in source and not source.startswith("file:") else f"models:/{version.name}/{version.version}"
 
 
 def _training(facts: ReportFacts, run: Any, lineage: dict, manifest: dict) -> None:
@@ -381,6 +393,7 @@ def pii_summary(stage: str | None, decision: dict[str, Any], findings: dict[str,
         "policy_sha256": redaction.get("policy_sha256") or (findings or {}).get("policy_sha256"),
         "nlp_engine": scanner.get("nlp_engine"),
         "nlp_model": scanner.get("nlp_model"),
+        "nlp_model_version": scanner.get("nlp_model_version"),
         "fallback_reason": scanner.get("fallback_reason"),
         "recognizers": sorted({r.get("name") for r in scanner.get("recognizers") or [] if r.get("name")}),
         "entities_not_scanned": scanner.get("entities_not_scanned") or details.get("entities_disabled") or {},
@@ -398,6 +411,45 @@ def pii_summary(stage: str | None, decision: dict[str, Any], findings: dict[str,
         ],
         "findings_recorded": findings is not None,
     }
+
+
+def from_card(counts: Any, card: dict | None, key: str) -> Any:
+    """Per-record counts (``{"cc-by-4.0": 451}``) with records "not recorded" taking the dataset card's value.
+
+    The prepare stage counts a per-record field (source, licence); a record without one is governed by
+    the dataset's card, so the datasets table and the card never disagree.
+    """
+    declared = (card or {}).get(key)
+    if not isinstance(counts, dict) or not declared:
+        return counts
+    out: dict[str, Any] = {}
+    for value, n in counts.items():
+        label = declared if value == "not recorded" else value
+        out[label] = out.get(label, 0) + n if isinstance(n, int) else n
+    return out
+
+
+def curation_of_file(steps: Any, records: int | None, path: str) -> Any:
+    """The prepare stage's steps, ending with this file's share where the last step split the rows.
+
+    The steps count the whole raw file (500 rows out of the split); the train file holds only its share,
+    so a row is added saying how many rows this file kept and how many went to the other split files.
+    """
+    if not isinstance(steps, list) or not steps or records is None or not isinstance(steps[-1], dict):
+        return steps
+    last = steps[-1]
+    if not str(last.get("step", "")).startswith("split") or last.get("rows_out") in (None, records):
+        return steps
+    share = {
+        "step": f"this file's share of the split: {Path(path).name} keeps {records} rows, "
+        f"{last['rows_out'] - records} are in the other split file(s)",
+        "rows_in": last["rows_out"],
+        "dropped": 0,
+        "changed": 0,
+        "rows_out": records,
+        "to_other_files": last["rows_out"] - records,
+    }
+    return [*steps, share]
 
 
 def _data(facts: ReportFacts, artifacts: RunArtifacts, lineage: dict, policy: ReportPolicy | None) -> None:
@@ -454,9 +506,9 @@ def _data(facts: ReportFacts, artifacts: RunArtifacts, lineage: dict, policy: Re
                 "sha256": ref.get("sha256"),
                 "md5": ref.get("md5"),
                 "records": records_by_path.get(path),
-                "sources": origin.get("sources"),
-                "licenses": origin.get("licenses"),
-                "curation": origin.get("curation"),
+                "sources": from_card(origin.get("sources"), origin.get("card"), "source"),
+                "licenses": from_card(origin.get("licenses"), origin.get("card"), "license"),
+                "curation": curation_of_file(origin.get("curation"), records_by_path.get(path), path),
                 "raw_input": origin.get("inputs"),
                 "format": origin.get("format"),
                 "card": origin.get("card"),
@@ -645,7 +697,7 @@ def _float(value: Any) -> float | None:
 
 def _operations(facts: ReportFacts, policy: ReportPolicy | None, policy_path: Path, lineage: dict) -> None:
     if policy is None:
-        facts.operations = {"policy": None}
+        facts.operations = {"policy": None, "provider": None}
         facts.gap("operations", f"limitations, monitoring plan and retention: {policy_path} not available")
         return
     recorded = (lineage.get("policies") or {}).get(str(policy_path)) or next(
@@ -660,7 +712,9 @@ def _operations(facts: ReportFacts, policy: ReportPolicy | None, policy_path: Pa
             item.model_dump()
             for item in policy.limitations_for(facts.identity.get("method"), facts.identity.get("base_model"))
         ],
-        "monitoring": policy.monitoring.model_dump(),
+        "provider": policy.provider.model_dump(),
+        "evidence_rules": policy.evidence.model_dump(),
+        "monitoring": {**policy.monitoring.model_dump(), **_monitoring_plan(facts)},
         "retention": [r.model_dump() for r in policy.retention],
         "derived_limitations": _derived_limitations(facts),
     }
@@ -670,9 +724,42 @@ def _operations(facts: ReportFacts, policy: ReportPolicy | None, policy_path: Pa
         )
 
 
+def _monitoring_plan(facts: ReportFacts) -> dict[str, Any]:
+    """The signals of ``policies/monitoring.yaml`` (what ``govern monitor`` checks), or a gap naming the file."""
+    path = policy_dir() / "monitoring.yaml"
+    try:
+        plan = monitoring_plan(path)
+    except ConfigError as exc:
+        facts.gap("operations", f"monitoring plan: {exc}")
+        return {"policy": None, "signals": []}
+    return {"policy": {k: plan[k] for k in ("path", "version", "sha256")}, "signals": plan["signals"]}
+
+
+def pii_limitation(gate: dict[str, Any]) -> str:
+    """What one PII gate's recorded scanner could and could not detect (never fixed text: NER may not have run)."""
+    stage = gate.get("stage")
+    recognizers = gate.get("recognizers") or []
+    engine, model = gate.get("nlp_engine"), gate.get("nlp_model")
+    if engine and engine != "no_op":
+        version = f" {gate['nlp_model_version']}" if gate.get("nlp_model_version") else ""
+        how = f"pattern recognizers and NER ({engine}{f', model {model}{version}' if model else ''})"
+    else:
+        why = f"; {gate['fallback_reason']}" if gate.get("fallback_reason") else ""
+        how = (
+            f"pattern recognizers only: no NER ran (NLP engine {engine or 'not recorded'}{why}), "
+            "so names, places and other entities without a fixed pattern were not detected"
+        )
+    skipped = gate.get("entities_not_scanned") or {}
+    not_scanned = f"; entity types not scanned: {', '.join(sorted(skipped))}" if skipped else ""
+    return (
+        f"Personal data in the {stage} data was detected by {len(recognizers)} recognizers, {how}{not_scanned}; "
+        "recall is imperfect: residual personal data cannot be excluded, only reduced."
+    )
+
+
 def _derived_limitations(facts: ReportFacts) -> list[str]:
-    """Limitations that follow from the recorded facts themselves (counts, warnings, waivers)."""
-    out = []
+    """Limitations that follow from the recorded facts themselves (scanner, counts, warnings, waivers)."""
+    out = [pii_limitation(gate) for gate in facts.data.get("pii") or []]
     evaluation = facts.evaluation
     for ref in evaluation.get("datasets") or []:
         if ref.get("records") is not None:

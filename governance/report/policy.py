@@ -1,9 +1,10 @@
 """Schema of ``policies/report.yaml``: what a report states beyond the recorded run facts.
 
 The audit report derives every section from recorded facts, except what no run
-can record: the evidence a version needs before the verdict may say
+can record: the provider's identity and declarations (organisation, contact,
+acceptable-use policy), the evidence a version needs before the verdict may say
 "promotable" (which gates must have judged every training file), the known
-limitations, the monitoring plan and the retention periods. Those are
+limitations, who reviews monitoring and the retention periods. Those are
 governance decisions, so they live in a versioned policy file whose SHA-256 is
 part of every model's lineage, never as prose in code or templates.
 """
@@ -38,17 +39,20 @@ class Limitation(Strict):
         return (not self.methods or method in self.methods) and (not self.base_models or base_model in self.base_models)
 
 
-class MonitoringSignal(Strict):
-    id: str
-    signal: str
-    threshold: str
-    action: str
-
-
 class MonitoringPlan(Strict):
+    """Who reviews monitoring and how often; the signals are ``policies/monitoring.yaml``'s rules."""
+
     owner_role: str
     review_cadence: str
-    signals: list[MonitoringSignal] = Field(min_length=1)
+
+
+class Provider(Strict):
+    """The provider's declarations (EU GPAI Model Documentation Form); null means "not recorded"."""
+
+    organisation: str | None
+    contact: str | None
+    acceptable_use_policy: str | None
+    integration_system_types: str | None
 
 
 class RetentionRule(Strict):
@@ -59,8 +63,9 @@ class RetentionRule(Strict):
 
 
 class ReportPolicy(PolicyFile):
-    """``policies/report.yaml``: evidence rules, limitations, monitoring plan, retention."""
+    """``policies/report.yaml``: provider, evidence rules, limitations, monitoring plan, retention."""
 
+    provider: Provider
     evidence: EvidenceRules
     limitations: list[Limitation] = Field(min_length=1)
     monitoring: MonitoringPlan

@@ -9,6 +9,7 @@ and PostgreSQL.
 from __future__ import annotations
 
 import itertools
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -212,6 +213,33 @@ def _waive(env: Path, rule_id: str, granted_by: str, subject: str | None, expire
         | ({"subject": subject} if subject else {})
     )
     path.write_text(yaml.safe_dump(data))
+    _commit(env, "waivers.yaml")  # reviewed: a waiver counts only as committed in git
+
+
+def _commit(folder: Path, *files: str) -> None:
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    if not (folder / ".git").exists():
+        subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", *files], check=True)
+    subprocess.run([*git, "commit", "-qm", "review"], check=True)
+
+
+def test_attack_a_waiver_typed_into_waivers_yaml_and_not_committed_counts_for_nothing(env, caplog):
+    """The trainer adds a waiver 'granted by dana' to the file and approves their own version."""
+    name = new_model()
+    version = register(name, trained_by="bob")
+    _commit(env, "approvals.yaml", "waivers.yaml")
+    path = env / "waivers.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["waivers"].append(
+        {"rule_id": "approval.separation_of_duties", "granted_by": "dana", "reason": "trust me"}
+        | {"expires": "2999-12-31"}
+    )
+    path.write_text(yaml.safe_dump(data))  # not committed
+    with pytest.raises(PermissionDenied, match="approval.separation_of_duties"):
+        approvals.approve(name, version, reason="self-review", identity=as_user("bob"))
+    assert events(name, "waiver_granted") == [] and events(name, "approved") == []
+    assert f"{path}: 1 waiver(s) not applied: the file is not reviewed in git (uncommitted change)" in caplog.text
 
 
 def test_separation_of_duties_waiver_from_the_waiver_authority_is_recorded(env):
