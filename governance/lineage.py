@@ -53,9 +53,19 @@ def sha256_dir(path: str | Path, exclude: tuple[str, ...] = ("manifest.json", "R
     they describe the content and are written after the hash is taken.
     """
     root = Path(path)
+    files = (p for p in root.rglob("*") if p.is_file() and p.name not in exclude)
+    return sha256_of_file_digests({p.relative_to(root).as_posix(): sha256_file(p) for p in files})
+
+
+def sha256_of_file_digests(digests: dict[str, str], exclude: tuple[str, ...] = ("manifest.json", "README.md")) -> str:
+    """:func:`sha256_dir` from ``{relative path: file sha256}`` (a provenance statement's subjects), without
+    the files: a folder hash is recomputed from the statement the same way as from the folder."""
+    from pathlib import PurePosixPath
+
     digest = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in exclude):
-        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + sha256_file(file).encode() + b"\n")
+    for relative in sorted(digests, key=PurePosixPath):  # the order sha256_dir's sorted paths have
+        if PurePosixPath(relative).name not in exclude:
+            digest.update(relative.encode() + b"\0" + digests[relative].encode() + b"\n")
     return digest.hexdigest()
 
 

@@ -272,6 +272,7 @@ def show_facts(name: str, version: str) -> dict[str, Any]:
     ]
     return {
         **state.summary(policy),
+        "provenance": _provenance_summary(name, version, state.registration, state.events),
         "version": version,
         "valid_approvals": len(state.valid_approvers(policy)),
         "aliases": sorted(a for a, v in holders.items() if v == version),
@@ -284,6 +285,29 @@ def show_facts(name: str, version: str) -> dict[str, Any]:
         "registry_view": {k: v for k, v in sorted(tags.items()) if k.startswith("governance.")},
         "drift": drift,
         "events": [{**e.model_dump(mode="json"), "identity": identity_label(e.identity_method)} for e in state.events],
+    }
+
+
+def _provenance_summary(name: str, version: str, registration: Any, events: list[Any]) -> dict[str, Any]:
+    """The signature, statement and authenticity hash the trail recorded at registration, and the last
+    reproduction. Recorded, not re-checked: ``govern verify`` (and the report) run the signature check."""
+    evidence = dict(registration.evidence) if registration is not None else {}
+    reproductions = [e for e in events if e.event_type == "reproduction_checked"]
+    last = reproductions[-1] if reproductions else None
+    if last is None:
+        reproduced = "never reproduced"
+    else:
+        verdict = last.details.get("verdict") or "no verdict recorded"
+        differs = "; ".join(last.details.get("differences") or []) or last.details.get("missing") or ""
+        reproduced = f"{verdict}, {last.timestamp[:19]}Z by {last.actor} (event #{last.seq})"
+        reproduced += f": {differs}" if verdict != "bit-exact" and differs else ""
+    return {
+        "model_sha256": evidence.get("model_sha256", ""),
+        "signature_sha256": evidence.get("signature_sha256", ""),
+        "statement_sha256": evidence.get("statement_sha256", ""),
+        "signing_key": evidence.get("signing_key", ""),
+        "check": f"govern verify {name} {version}",
+        "reproduced": reproduced,
     }
 
 
@@ -315,6 +339,16 @@ def run_show(args: argparse.Namespace) -> int:
     for tag, who in facts["people"].items():
         _say(f"  {tag + ':':<24}{who}")
     _say(f"  run:          {facts['run_id'] or '-'}")
+    pv = facts["provenance"]
+    _say(f"  weights:      sha256 {pv['model_sha256'] or 'not recorded'} (audit trail, at registration)")
+    if pv["signature_sha256"]:
+        _say(
+            f"  signed:       key {pv['signing_key'][:16]}, signature {pv['signature_sha256'][:12]}, in-toto statement "
+            f"{pv['statement_sha256'][:12]} (recorded; check now: {pv['check']})"
+        )
+    else:
+        _say("  signed:       no (registered without a signature; nothing to verify its files by)")
+    _say(f"  reproduced:   {pv['reproduced']}")
     _say("  lineage:")
     for key, value in facts["lineage"].items():
         _say(f"    {key} = {value}")

@@ -26,6 +26,7 @@ trail was registered signed, an unsigned version is refused outright
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -64,6 +65,10 @@ class Verified:
     files: int
     weights_sha256: dict[str, str]
     signing_key: str
+    #: Every registered file (relative path → SHA-256) as the verified statement names it and the served files hash
+    subjects: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The run holding ``provenance/`` (signature and statement), where a reviewer fetches them
+    provenance_run_id: str = ""
 
     def line(self) -> str:
         return (
@@ -334,7 +339,7 @@ def verify_version(name: str, version: str | int) -> Verified:
         # The independent check an outsider runs: model_signing over the same files
         verify_model_dir(model_dir, provenance / SIGNATURE_FILE, public_path)
     weights = {f: d for f, d in expected.items() if f.endswith((".safetensors", ".bin", ".gguf", ".pt"))}
-    return Verified(name, version, len(expected), weights, keys.fingerprint(public_key))
+    return Verified(name, version, len(expected), weights, keys.fingerprint(public_key), dict(expected), run_id)
 
 
 def first_signed_registration() -> trail.Event | None:

@@ -43,6 +43,7 @@ from governance.report.compliance import load_compliance_map
 from governance.report.documentation import model_documentation
 from governance.report.monitoring import monitoring_facts, monitoring_plan
 from governance.report.policy import ReportPolicy, load_report_policy
+from governance.report.provenance import provenance_facts
 from governance.report.safety import safety_summary
 
 log = logging.getLogger(__name__)
@@ -915,6 +916,13 @@ def collect_facts(
             monitoring_facts(facts.name, facts.version, audit_url=audit_url)
             if audit["chain"]["available"]
             else {"checks": [], "incidents": [], "blocking_incidents": []}
+        )
+        # Signatures, provenance statement and reproduction, verified now as `govern verify` does
+        facts.integrity["provenance"] = provenance_facts(
+            facts.name,
+            facts.version,
+            facts.approvals.get("reproductions") or [],
+            trail_problem=None if audit["chain"]["available"] else "the audit trail was not available",
         )
         facts.documentation = model_documentation(facts)
         energy = facts.documentation["energy"]["training_energy_kwh"]

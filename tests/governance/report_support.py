@@ -103,6 +103,7 @@ def build_version(
     in_trail: bool = True,
     project: str = PROJECT,
     forged: bool = False,
+    signed: bool = False,
 ) -> BuiltVersion:
     """Create data, gate decisions, a training run and a pending registered version ``<project>-sft``.
 
@@ -110,7 +111,8 @@ def build_version(
     directory set to ``workdir``. ``forged`` builds the red team's version of
     issue 31: PII appended to the gated data after the PII gate, its hash
     rewritten in that gate's decision (then validated, trained and registered
-    on), and an evaluation decision written without its stage publishing it.
+    on), and an evaluation decision written without its stage publishing it. ``signed`` attests the
+    version as ``register_sft`` does (model-signing signature, DSSE in-toto/SLSA statement, digests in the trail).
     """
     prepared = workdir / "data/prepared/sft"
     write_conversations(prepared / "train.jsonl", 520, 0, plant=True)
@@ -335,6 +337,17 @@ def build_version(
         tags=tags,
         description="SFT model trained from builtin:tiny.",
     )
+    attested = {}
+    if signed:
+        from governance.provenance import attest_registered_version
+
+        attested = attest_registered_version(
+            name,
+            str(version.version),
+            trained=manifest,
+            commands={"train_sft": "python -m pipelines.train_sft"},
+            runs={"training": run.info.run_id},
+        )
     if in_trail:
         # What pipelines/register.py records: the registration, gate and eval status, frozen in the trail
         record_registration(
@@ -344,6 +357,7 @@ def build_version(
             evidence={
                 "model_sha256": manifest["model_sha256"],
                 "eval_decision_sha256": tags["lineage.eval_decision_sha256"],
+                **attested,
             },
             gate_status="passed",
             eval_status=tags["governance.eval_status"],

@@ -62,6 +62,12 @@ def lab(tmp_path_factory):
         approvals.approve(approve.name, approve.version, reason="lineage reviewed", identity=Identity("alice", "local"))
         approvals.approve(approve.name, approve.version, reason=SPOOFED_REASON, identity=Identity("bob", "local"))
         approvals.promote(approve.name, approve.version, reason="first release", identity=Identity("dana", "local"))
+        # Issue 28: signed at registration as register_sft does (last: once a version is signed, unsigned ones
+        # can no longer be approved); its report verifies the signature
+        (root / "signed").mkdir()
+        mp.chdir(root / "signed")
+        built["signed"] = build_version(Path("."), project="signed", signed=True)
+        mp.chdir(root)
         yield root, built, mp
 
 
@@ -606,3 +612,88 @@ def test_without_the_approvals_policy_the_report_still_renders_who_trained_and_r
     assert people and set(people) == {"lineage.trained_by", "lineage.registered_by"}
     html = _visible(_text(report.files.html))
     assert f"Trained by {people['lineage.trained_by']}" in html
+
+
+def _stored_model(version) -> Path:
+    from urllib.parse import unquote, urlparse
+
+    return Path(unquote(urlparse(registry.client().get_run(version.run_id).info.artifact_uri).path)) / "model"
+
+
+def test_the_signature_statement_and_reproduction_are_checked_and_shown(lab, capsys):
+    import html as html_lib
+    import subprocess
+
+    from markupsafe import escape
+
+    from governance.lineage import sha256_dir
+    from governance.provenance.reproduce import Reproduction, _record
+    from governance.provenance.signing import file_digests
+    from governance.report.provenance import RECOMPUTE_COMMAND
+
+    root, built, _ = lab
+    version = built["signed"]
+    stored = _stored_model(version)
+    report, _ = _report(lab, "signed")
+    pv = report.facts.integrity["provenance"]
+    check, statement = pv["check"], pv["statement"]
+    # The check ran now, over every registered file, under the trail's key
+    assert (check["result"], check["reason"]) == ("verified", None)
+    assert {f["path"]: f["sha256"] for f in check["files"]} == file_digests(stored)
+    assert check["signing_key"] == pv["recorded"]["signing_key"] and len(check["signing_key"]) == 64
+    assert check["public_key"].startswith("local key ") and "not pinned" in check["public_key"]
+    # The statement's subjects fold to the registered weights' hash, which the documented command recomputes
+    assert statement["equal"] is True
+    assert statement["subject_sha256"] == statement["registered_model_sha256"] == sha256_dir(stored)
+    recomputed = subprocess.run(
+        ["bash", "-c", RECOMPUTE_COMMAND.replace("MODEL_DIR", str(stored))], capture_output=True, text=True, check=True
+    )
+    assert recomputed.stdout.strip() == statement["registered_model_sha256"]
+    assert RECOMPUTE_COMMAND in (REPO / "README.md").read_text()
+    assert pv["fetch"]["files"] == f"mlflow artifacts download -r {version.run_id} -a model -d signed-sft-v1"
+    assert pv["reproduction"]["line"] == "never reproduced"
+    html, md = _text(report.files.html), _text(report.files.markdown)
+    for text in (html, md):
+        assert check["signing_key"] in text and statement["registered_model_sha256"] in text
+        assert all(f["sha256"] in text for f in check["files"]) and "never reproduced" in text
+    assert "signature verified" in html and "statement subject = registered weights" in html
+    assert str(escape(pv["fetch"]["authenticity"])) in html
+    assert "**verified**" in md and pv["fetch"]["authenticity"] in md
+    assert "| Subject digest equals the registered weights' hash | yes |" in md
+    # A recorded reproduction (through its one trail writer) replaces "never reproduced"
+    differs = "weights: model.safetensors sha256 0123456789ab… (registered 89abcdef0123…)"
+    _record(Reproduction(version.name, version.version, "c0ffee" * 6 + "abcd", "train_sft", 1, [differs]), 0.0)
+    report, _ = _report(lab, "signed")
+    line = report.facts.integrity["provenance"]["reproduction"]["line"]
+    assert line.startswith("differs, ") and line.endswith(f": {differs}")
+    assert html_lib.escape(line, quote=False) in _text(report.files.html) and line in _text(report.files.markdown)
+    # govern show: the recorded signature, statement and authenticity hash, and the last reproduction
+    capsys.readouterr()
+    assert govern(["show", version.name, version.version]) == 0
+    shown = capsys.readouterr().out
+    assert f"  weights:      sha256 {statement['registered_model_sha256']} (audit trail, at registration)\n" in shown
+    assert f"  signed:       key {pv['recorded']['signing_key'][:16]}, signature " in shown
+    assert f"(recorded; check now: govern verify {version.name} {version.version})\n" in shown
+    assert "  reproduced:   differs, " in shown and f": {differs}\n" in shown
+    # Tampered weights: the report says the check failed and names the file, never "verified"
+    weights = stored / "model.safetensors"
+    original = weights.read_bytes()
+    try:
+        weights.write_bytes(b"X" + original[1:])
+        report, _ = _report(lab, "signed")
+    finally:
+        weights.write_bytes(original)
+    check = report.facts.integrity["provenance"]["check"]
+    assert check["result"] == "failed" and "model/model.safetensors: sha256" in check["reason"]
+    assert "signature failed" in _text(report.files.html) and "signature verified" not in _text(report.files.html)
+
+
+def test_an_unsigned_version_says_the_signature_check_did_not_run(lab):
+    report, _ = _report(lab, "pending")
+    pv = report.facts.integrity["provenance"]
+    assert pv["signed"] is False and pv["check"]["result"] == "not run"
+    assert pv["check"]["reason"] == "registered without a signature (no signature_sha256 in its model_registered event)"
+    assert pv["statement"]["equal"] is None and pv["reproduction"]["line"] == "never reproduced"
+    html = _text(report.files.html)
+    assert "signature not run" in html and "signature verified" not in html
+    assert "**not run** — registered without a signature" in _text(report.files.markdown)
