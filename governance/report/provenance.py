@@ -45,7 +45,8 @@ def fetch_commands(name: str, version: str, run_id: str) -> dict[str, str]:
     """How a reviewer fetches the registered files, the signature and the statement, and checks them."""
     run = run_id or "RUN_ID"
     return {
-        "files": f"mlflow artifacts download -r {run} -a model -d {name}-v{version}",
+        # The files the registry serves (what models:/ loads), not the run's copy
+        "files": f"mlflow artifacts download -u models:/{name}/{version} -d {name}-v{version}/model",
         "provenance": f"mlflow artifacts download -r {run} -a provenance -d {name}-v{version}",
         "statement": f"govern provenance {name} {version} --out {name}-v{version}.intoto.json --as-registered",
         "signature": (

@@ -355,6 +355,43 @@ def _chain_check(facts: ReportFacts) -> Check:
     )
 
 
+def _signature_check(facts: ReportFacts) -> Check:
+    """The files ``models:/NAME/VERSION`` serves, checked at report time against the signature and statement."""
+    title = "Served files match their signature and provenance statement"
+    provenance = facts.integrity.get("provenance") or {}
+    check = provenance.get("check") or {}
+    statement = provenance.get("statement") or {}
+    if not provenance.get("signed"):
+        reason = check.get("reason") or "registered without a signature"
+        if provenance.get("recorded") is None or "audit trail" in str(reason):
+            return Check("integrity.signature", title, "missing", f"not checked: {reason}")
+        return Check(
+            "integrity.signature",
+            title,
+            "not_applicable",
+            f"{reason}; approve and promote refuse it once any version of the trail was signed",
+        )
+    if check.get("result") == "failed":
+        return Check("integrity.signature", title, "fail", str(check.get("reason")))
+    if check.get("result") != "verified":
+        return Check("integrity.signature", title, "missing", f"not checked: {check.get('reason')}")
+    if statement.get("equal") is False:
+        return Check(
+            "integrity.signature",
+            title,
+            "fail",
+            f"the statement's subjects fold to {str(statement.get('subject_sha256'))[:12]}…, not the registered "
+            f"weights' {str(statement.get('registered_model_sha256'))[:12]}…",
+        )
+    return Check(
+        "integrity.signature",
+        title,
+        "pass",
+        f"{len(check.get('files') or [])} file(s) verified now under key {check.get('signing_key')} "
+        f"({check.get('public_key')}); statement subjects equal the registered weights",
+    )
+
+
 def _operations_check(facts: ReportFacts) -> Check:
     title = "Limitations, monitoring plan and retention defined"
     policy = facts.operations.get("policy")
@@ -393,6 +430,7 @@ CHECKS = (
     _objectives_check,
     _approvals_check,
     _chain_check,
+    _signature_check,
     _operations_check,
     _incidents_check,
 )

@@ -116,6 +116,7 @@ def test_pending_version_needs_exactly_the_missing_approvals(lab):
         "objectives.approved": "not_applicable",
         "approvals.quorum": "missing",
         "integrity.chain": "pass",
+        "integrity.signature": "not_applicable",  # registered without a signature (the lab's unsigned versions)
         "operations.policy": "pass",
         "operations.incidents": "pass",
     }
@@ -650,7 +651,9 @@ def test_the_signature_statement_and_reproduction_are_checked_and_shown(lab, cap
     )
     assert recomputed.stdout.strip() == statement["registered_model_sha256"]
     assert RECOMPUTE_COMMAND in (REPO / "README.md").read_text()
-    assert pv["fetch"]["files"] == f"mlflow artifacts download -r {version.run_id} -a model -d signed-sft-v1"
+    assert pv["fetch"]["files"] == "mlflow artifacts download -u models:/signed-sft/1 -d signed-sft-v1/model"
+    signature = _check(report, "integrity.signature")
+    assert signature.status == "pass" and signature.detail.startswith(f"{len(check['files'])} file(s) verified now")
     assert pv["reproduction"]["line"] == "never reproduced"
     html, md = _text(report.files.html), _text(report.files.markdown)
     for text in (html, md):
@@ -686,6 +689,9 @@ def test_the_signature_statement_and_reproduction_are_checked_and_shown(lab, cap
     check = report.facts.integrity["provenance"]["check"]
     assert check["result"] == "failed" and "model/model.safetensors: sha256" in check["reason"]
     assert "signature failed" in _text(report.files.html) and "signature verified" not in _text(report.files.html)
+    # ... and the verdict: tampered served files make the version not promotable
+    signature = _check(report, "integrity.signature")
+    assert (signature.status, signature.detail) == ("fail", check["reason"]) and not report.verdict.promotable
 
 
 def test_an_unsigned_version_says_the_signature_check_did_not_run(lab):
@@ -697,3 +703,9 @@ def test_an_unsigned_version_says_the_signature_check_did_not_run(lab):
     html = _text(report.files.html)
     assert "signature not run" in html and "signature verified" not in html
     assert "**not run** — registered without a signature" in _text(report.files.markdown)
+    signature = _check(report, "integrity.signature")
+    assert (signature.status, signature.detail) == (
+        "not_applicable",
+        "registered without a signature (no signature_sha256 in its model_registered event); approve and promote "
+        "refuse it once any version of the trail was signed",
+    )
