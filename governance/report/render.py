@@ -82,13 +82,20 @@ def md_value(value: Any) -> str:
     """A Markdown table cell: pipes escaped, one line, absent values in italics, and no raw HTML.
 
     Markdown passes HTML through to whatever renders it, so ``<`` and ``>`` in a
-    recorded value (a reviewer's reason, say) become entities: a ``<script>``
-    typed into ``--reason`` is shown, never run.
+    recorded value (a reviewer's reason, say) are backslash-escaped: a ``<script>``
+    typed into ``--reason`` is shown, never run, and the file still reads as
+    text (``\\<PERSON\\>``, not ``&lt;PERSON&gt;``). A backslash already in the value
+    is escaped first, and ``&`` only where it would start an entity.
     """
     if value is None or value == "":
         return "*not recorded*"
-    text = fmt(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = fmt(value).replace("\\", "\\\\")
+    text = _ENTITY_START.sub(r"\\&", text).replace("<", "\\<").replace(">", "\\>")
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+#: An ``&`` that a Markdown renderer would read as the start of a character reference (``&lt;``, ``&#60;``).
+_ENTITY_START = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
 
 
 def breakable(value: Any) -> Markup:

@@ -410,7 +410,7 @@ def test_the_report_templates_print_the_withdrawal(env):
         _environment().from_string("{% set ap = f.approvals %}" + block).render(f=SimpleNamespace(approvals=facts))
     )
     assert "**Withdrawn from service** (`@production`): withdrawn on " in markdown
-    assert "by dana because harmful &lt;b&gt;answers&lt;/b&gt; (audit event #" in markdown
+    assert "by dana because harmful \\<b\\>answers\\</b\\> (audit event #" in markdown
     assert (
         "Approvals recorded before it no longer count (alice, bob): it serves again only after fresh ones." in markdown
     )

@@ -246,9 +246,15 @@ def test_approved_and_promoted_version_may_be_promoted(lab):
     assert ap["registry"] == {"checked": True, "drift": [], "repairs": []}
     markdown = _text(report.files.markdown)
     assert "<script>" not in markdown and "<script>" not in _text(report.files.html)
-    assert "| bob | local, unverified | reviewer | approve | scope checked &lt;script&gt;alert(1)&lt;/script&gt; |" in (
+    assert "| bob | local, unverified | reviewer | approve | scope checked \\<script\\>alert(1)\\</script\\> |" in (
         markdown
     )
+    # Read as text it needs no entities; rendered as Markdown the reason is text, never a tag
+    import markdown_it
+
+    assert "&lt;" not in markdown and "\\u0027" not in markdown
+    rendered = markdown_it.MarkdownIt("commonmark").enable("table").render(markdown)
+    assert "<script>" not in rendered and "scope checked &lt;script&gt;alert(1)&lt;/script&gt;" in rendered
     assert "Registry drift: none (MLflow aliases and `governance.*` tags match the audit trail)." in markdown
     assert [(a["alias"], a["event"], a["actor"]) for a in ap["alias_history"]] == [("production", "set", "dana")]
     assert ap["rollback_target"] == "none: no earlier version has held production"
