@@ -1,6 +1,9 @@
 """Generate the shipped synthetic production traffic under data/traffic/ (stdlib only, deterministic).
 
     python scripts/make_traffic_sample.py      # rewrites data/traffic/*.jsonl, prints counts only
+    python scripts/make_traffic_sample.py --model govllm-dpo --version 1 --out traffic/
+        # the same two synthetic windows for another registered version (a rehearsal of `govern monitor`
+        # for it, never evidence about it: the responses are canned, not the model's)
 
 Two windows of requests to ``govllm-sft`` v1 (the version the default pipeline
 registers first), in the request-log shape ``govern monitor`` reads
@@ -21,6 +24,7 @@ carry none. Everything is drawn from ``random.Random(2026)``.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import random
@@ -79,7 +83,9 @@ PII_PROMPTS = {
 }
 
 
-def _record(rng: random.Random, index: int, when: dt.datetime, prefix: str, plant: str | None) -> dict:
+def _record(
+    rng: random.Random, index: int, when: dt.datetime, prefix: str, plant: str | None, model: str, version: str
+) -> dict:
     question, answer = rng.choice(QUESTIONS)
     prompt = rng.choice(OPENERS) + question + rng.choice(CLOSERS)
     if plant is not None:
@@ -90,8 +96,8 @@ def _record(rng: random.Random, index: int, when: dt.datetime, prefix: str, plan
     return {
         "request_id": f"{prefix}-{index:05d}",
         "timestamp": when.isoformat().replace("+00:00", "Z"),
-        "model": "govllm-sft",
-        "version": "1",
+        "model": model,
+        "version": version,
         "prompt": [{"role": "user", "content": prompt}],
         "response": response,
         "latency_ms": round(rng.lognormvariate(6.4, 0.35), 1),
@@ -102,17 +108,38 @@ def _record(rng: random.Random, index: int, when: dt.datetime, prefix: str, plan
     }
 
 
-def window(rng: random.Random, n: int, start: dt.datetime, hours: float, prefix: str, plants: dict[int, str]) -> list:
+def window(
+    rng: random.Random,
+    n: int,
+    start: dt.datetime,
+    hours: float,
+    prefix: str,
+    plants: dict[int, str],
+    model: str = "govllm-sft",
+    version: str = "1",
+) -> list:
     step = dt.timedelta(hours=hours) / n
-    return [_record(rng, i, start + i * step, prefix, plants.get(i)) for i in range(n)]
+    return [_record(rng, i, start + i * step, prefix, plants.get(i), model, version) for i in range(n)]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="govllm-sft", help="registered model name (default: %(default)s)")
+    parser.add_argument("--version", default="1", help="registered version (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for baseline.jsonl and window.jsonl")
+    args = parser.parse_args(argv)
     rng = random.Random(2026)
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     files = {
         "baseline.jsonl": window(
-            rng, 150, dt.datetime(2026, 11, 13, tzinfo=dt.UTC), 24 * 7, "base", {41: "EMAIL_ADDRESS"}
+            rng,
+            150,
+            dt.datetime(2026, 11, 13, tzinfo=dt.UTC),
+            24 * 7,
+            "base",
+            {41: "EMAIL_ADDRESS"},
+            args.model,
+            args.version,
         ),
         "window.jsonl": window(
             rng,
@@ -121,11 +148,14 @@ def main() -> int:
             24,
             "win",
             {17: "EMAIL_ADDRESS", 88: "PHONE_NUMBER", 160: "EMAIL_ADDRESS"},
+            args.model,
+            args.version,
         ),
     }
     for name, rows in files.items():
-        (OUT / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        print(f"{name}: {len(rows)} requests")  # noqa: T201 - script output
+        path = args.out / name
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        print(f"{path}: {len(rows)} requests")  # noqa: T201 - script output
     return 0
 
 

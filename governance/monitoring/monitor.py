@@ -205,13 +205,19 @@ def check_window(
     checks.compile_patterns(rules.refusal_rate)  # a bad regex is a policy error before any work
     window = read_window(traffic, model=name, version=version)
     if len(window) < policy.min_window:
+        counts = sorted(window.versions.items())
+        others = ", ".join(f"{m} v{v}: {n}" for (m, v), n in counts if (m, v) != (name, version))
+        how = (
+            f"; the file holds no traffic of {name} v{version}: export its serving logs in the traffic shape "
+            "(README, 'The traffic shape'), or rehearse with a synthetic window: python scripts/make_traffic_sample.py "
+            f"--model {name} --version {version} --out traffic/"
+            if len(window) == 0
+            else ""
+        )
         raise DataError(
             f"{traffic}: {len(window)} requests of {name} v{version} (min_window {policy.min_window} in {policy_path})"
-            + (
-                f"; {window.skipped_other_versions} requests of other versions skipped"
-                if window.skipped_other_versions
-                else ""
-            )
+            + (f"; {window.skipped_other_versions} requests of other versions skipped ({others})" if others else "")
+            + how
         )
     base = baseline_window(baseline) if baseline is not None else recorded_generations(name, version)
     if len(base.window) == 0:

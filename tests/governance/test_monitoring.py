@@ -22,6 +22,7 @@ import pytest
 from governance import registry, trail
 from governance.cli import main
 from governance.monitoring import check_window, record_check
+from governance.monitoring.traffic import read_window
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "mon-sft"
@@ -311,6 +312,32 @@ def test_a_bad_record_is_one_line_naming_file_line_and_field(env, capsys, line, 
     err = capsys.readouterr().err.strip()
     assert err == f"govern: {traffic}:{message}"
     assert trail.events(model=MODEL) == []
+
+
+def test_traffic_of_other_versions_only_says_how_to_get_this_versions(env, capsys):
+    """The shipped sample is govllm-sft's: monitoring another version says what to do, and the generator does it."""
+    import subprocess
+    import sys
+
+    traffic = REPO / "data/traffic/window.jsonl"
+    assert main(["monitor", MODEL, "1", "--traffic", str(traffic)]) == 2
+    policy = env["policies"] / "monitoring.yaml"
+    assert capsys.readouterr().err.strip() == (
+        f"govern: {traffic}: 0 requests of {MODEL} v1 (min_window 20 in {policy}); 200 requests of other versions "
+        f"skipped (govllm-sft v1: 200); the file holds no traffic of {MODEL} v1: export its serving logs in the "
+        "traffic shape (README, 'The traffic shape'), or rehearse with a synthetic window: python "
+        f"scripts/make_traffic_sample.py --model {MODEL} --version 1 --out traffic/"
+    )
+    assert trail.events(model=MODEL) == []
+    out = env["tmp"] / "traffic"
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts/make_traffic_sample.py"), "--model", MODEL, "--version", "1", "--out",
+         str(out)],  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
+    window = read_window(out / "window.jsonl", model=MODEL, version="1")
+    assert len(window) == 200 and window.skipped_other_versions == 0
 
 
 def test_json_nested_past_the_recursion_limit_is_one_line_not_a_recursion_error(env, capsys):
