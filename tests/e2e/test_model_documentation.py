@@ -44,4 +44,4 @@ def test_every_section_is_filled_from_facts_of_a_dvc_built_version(repro_once, t
         "sycophancy_rate",
     }
     # The same form is a section of the report
-    assert "Provider's model documentation (EU GPAI Code of Practice)" in (tmp_path / "report.md").read_text()
+    assert "Provider's model documentation (EU GPAI Code of Practice)" in (folder / "report.md").read_text()

@@ -68,7 +68,8 @@ def requests(n: int, seed: int, *, version: str = "1", **style) -> list[dict]:
     for i in range(n):
         response = REFUSAL if rng.random() < refuse else answer(rng, **style)
         if i < leak:
-            response += f" Write to {LEAKED_EMAIL} for details."
+            # (not "Write to ...": the small NER model tags a sentence-initial "Write" as a PERSON)
+            response += f" For details, write to {LEAKED_EMAIL}."
         rows.append(
             {
                 "request_id": f"r-{seed}-{i}",
