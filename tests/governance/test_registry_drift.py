@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import sqlite3
 import sys
 from pathlib import Path
@@ -27,36 +26,16 @@ REPO = Path(__file__).resolve().parents[2]
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One SQLite MLflow store per module (creating one costs seconds); each test uses its own model name."""
-    root = tmp_path_factory.mktemp("mlflow")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-    patch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-    patch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
-    registry.ensure_experiment("drift-tests")
-    yield root
-    patch.undo()
-
-
 @pytest.fixture
-def env(store, tmp_path, monkeypatch):
-    """A fresh audit trail and the shipped policies; the trail database path."""
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    for name in ("approvals.yaml", "waivers.yaml"):
-        shutil.copy(REPO / "policies" / name, policies / name)
-    monkeypatch.setenv("GOVERN_POLICY_DIR", str(policies))
-    monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
-    monkeypatch.setenv("GOVERN_USER", "nobody")
+def env(env, tmp_path):
+    """The approvals fixtures (tests/governance/conftest.py); here the trail database path."""
     return tmp_path / "audit.db"
 
 
 def register(name: str, *, risk_tier: str = "medium", metrics: dict[str, float] | None = None) -> str:
     """A version as the register stage leaves it: run, lineage tags, then the trail record."""
     client = registry.client()
-    run = client.create_run(client.get_experiment_by_name("drift-tests").experiment_id)
+    run = client.create_run(client.get_experiment_by_name("approvals-tests").experiment_id)
     client.set_terminated(run.info.run_id)
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name)
