@@ -141,10 +141,7 @@ def verify_server_user(
             f"({USERNAME_ENV}/{PASSWORD_ENV}); check the password"
         )
     if response.status_code == 404:
-        raise ConfigError(
-            f"MLflow at {server} does not authenticate users (no basic-auth app); governance actions need "
-            "`mlflow server --app-name basic-auth`"
-        )
+        raise ConfigError(unauthenticated_server_refusal(server, pin, policy_source))
     if response.status_code != 200:
         raise RegistryError(f"verifying user {username!r} at {server} failed: HTTP {response.status_code}")
     try:
@@ -199,20 +196,80 @@ def _session(fingerprint: str | None) -> Any:
     return session
 
 
-def current_identity(pin: Authentication | None = None, *, policy_source: str | None = None) -> Identity:
+def server_authenticates(server: str, pin: Authentication | None = None, *, timeout: float = 5) -> bool | None:
+    """Whether the MLflow server at ``server`` authenticates users, asked without sending any credentials.
+
+    True: it answers 401 (the basic-auth app); False: it has no user API
+    (``users/get`` is 404: a plain ``mlflow server``); None: it could not be
+    reached or answered something else. For the pinned https server the
+    probe checks the pinned certificate, like every call that matters.
+    """
+    import requests
+
+    fingerprint = pin.tls_sha256_fingerprint if pin is not None and pin.pins(server) else None
+    session = _session(fingerprint)
+    try:
+        response = session.get(
+            server.rstrip("/") + USERS_GET_PATH,
+            params={"username": "-"},
+            timeout=timeout,
+            **({"verify": False} if fingerprint is not None else {}),
+        )
+    except requests.RequestException:
+        return None
+    finally:
+        session.close()
+    return {401: True, 404: False}.get(response.status_code)
+
+
+def unauthenticated_server_refusal(
+    server: str, pin: Authentication | None, policy_source: str, risk_tier: str | None = None
+) -> str:
+    """The one-line refusal of a tracking server that authenticates nobody: what it is, what the project wants."""
+    allowed = list(pin.unauthenticated_server.risk_tiers) if pin is not None else []
+    wanted = f"risk tier {risk_tier}" if risk_tier else "every risk tier" if not allowed else "the other risk tiers"
+    return (
+        f"MLflow at {server} authenticates nobody (no basic-auth app): the server needs no credentials, it is "
+        f"this project that wants an authenticated identity for {wanted} ({policy_source}: "
+        f"authentication.unauthenticated_server.risk_tiers: [{', '.join(allowed)}]); list a tier there to allow "
+        "this server for it (identities then local, unverified), or start the server with "
+        "`mlflow server --app-name basic-auth`"
+    )
+
+
+def current_identity(
+    pin: Authentication | None = None, *, policy_source: str | None = None, risk_tier: str | None = None
+) -> Identity:
     """The acting user: verified against the pinned tracking server, or the local user for a local store.
 
     ``pin`` is the ``authentication`` block of the approvals policy the caller
     decides by (so the server checked is the one that policy, pinned by hash
     in the trail, names); None reads it from the approvals policy in force.
+    A server that authenticates nobody is used only where that block's
+    ``unauthenticated_server.risk_tiers`` allows it (for ``risk_tier`` when
+    given, else for any tier), under the local, unverified identity.
     """
     from governance import registry
 
     uri = registry.tracking_uri()
     if registry.is_local_store(uri):
         return local_identity()
+    if pin is None:
+        from governance.approvals.checks import approvals_policy_path, load_approvals_policy
+
+        pin, policy_source = load_approvals_policy().authentication, str(approvals_policy_path())
+    policy_source = policy_source or "the approvals policy"
     username = os.environ.get(USERNAME_ENV)
     password = os.environ.get(PASSWORD_ENV)
+    # Asked first (without credentials) only when that can change the answer: no credentials to verify, or an
+    # unpinned server the policy may allow unauthenticated; an unpinned server is otherwise never contacted
+    allowed_somewhere = bool(pin.unauthenticated_server.risk_tiers) and not pin.pins(uri)
+    if (not username or not password or allowed_somewhere) and server_authenticates(uri, pin) is False:
+        allowed = pin.unauthenticated_server
+        if (risk_tier is None and not allowed.risk_tiers) or (risk_tier is not None and not allowed.allows(risk_tier)):
+            raise ConfigError(unauthenticated_server_refusal(uri, pin, policy_source, risk_tier))
+        log.warning("MLflow at %s authenticates nobody; acting as the local, unverified user (%s)", uri, policy_source)
+        return local_identity()
     if not username or not password:
         raise ConfigError(
             f"MLflow at {uri} needs your credentials: set {USERNAME_ENV} and {PASSWORD_ENV} "
@@ -221,11 +278,7 @@ def current_identity(pin: Authentication | None = None, *, policy_source: str | 
     claimed = os.environ.get(USER_ENV)
     if claimed and claimed != username:
         log.warning("%s=%s ignored: against %s you act as the authenticated user %s", USER_ENV, claimed, uri, username)
-    if pin is None:
-        from governance.approvals.checks import approvals_policy_path, load_approvals_policy
-
-        pin, policy_source = load_approvals_policy().authentication, str(approvals_policy_path())
-    return verify_server_user(uri, username, password, pin=pin, policy_source=policy_source or "the approvals policy")
+    return verify_server_user(uri, username, password, pin=pin, policy_source=policy_source)
 
 
 def current_user() -> str:

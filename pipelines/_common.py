@@ -57,6 +57,23 @@ def load_params(section: str, model: type[M], path: Path = PARAMS_FILE) -> M:
     return validate_model(data[section], model, f"{path}: {section}")
 
 
+def require_ready_setup(path: Path = PARAMS_FILE) -> None:
+    """Stop, listing every problem at once, when the set-up (server, identity, trail, keys) is not ready.
+
+    Called by the root stages of the DAG (no upstream stage), so a team set-up
+    missing a requirement stops before any work instead of one stage at a time
+    after training. The risk tiers checked are those the params register.
+    """
+    from governance.preflight import require_ready
+
+    tiers = [
+        section["risk_tier"]
+        for section in load_all_params(path).values()
+        if isinstance(section, dict) and isinstance(section.get("risk_tier"), str)
+    ]
+    require_ready(tiers)
+
+
 def project_name(path: Path = PARAMS_FILE) -> str:
     project = load_all_params(path).get("project")
     if not isinstance(project, str) or not project:

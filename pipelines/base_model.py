@@ -27,7 +27,7 @@ from pydantic import Field
 from governance.errors import ConfigError
 from governance.lineage import sha256_dir, sha256_file, write_manifest
 from governance.policy import Strict
-from pipelines._common import load_params, stage_main
+from pipelines._common import load_params, require_ready_setup, stage_main
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,8 @@ def resolve_external_model(name_or_path: str) -> Path:
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
+    # Every set-up requirement (server, identity, trail, keys) checked before any work: all problems at once
+    require_ready_setup()
     params = load_params("base_model", BaseModelParams)
     out_dir = Path(params.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

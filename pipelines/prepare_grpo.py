@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import Field
 
 from governance.datasets import DatasetParams, Prepared, prepare_dataset, split_and_write
-from pipelines._common import load_params, stage_main
+from pipelines._common import load_params, require_ready_setup, stage_main
 from pipelines.prepare_sft import METADATA_KEYS
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ def write_split(prepared: Prepared, params: PreparePromptsParams, stage: str, **
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
+    # Every set-up requirement (server, identity, trail, keys) checked before any work: all problems at once
+    require_ready_setup()
     params = load_params(STAGE, PreparePromptsParams)
     # Read and convert every record (a malformed one stops the stage, or is quarantined: policies/data.yaml)
     prepared = prepare_dataset(params, "prompt", METADATA_KEYS, STAGE)

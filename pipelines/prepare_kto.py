@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import Field
 
 from governance.datasets import DatasetParams, prepare_dataset, split_and_write
-from pipelines._common import load_params, stage_main
+from pipelines._common import load_params, require_ready_setup, stage_main
 from pipelines._preference import PROVENANCE_KEYS, split_key
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ class PrepareKtoParams(DatasetParams):
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
+    # Every set-up requirement (server, identity, trail, keys) checked before any work: all problems at once
+    require_ready_setup()
     params = load_params(STAGE, PrepareKtoParams)
     # Read and convert every record (a malformed one stops the stage, or is quarantined: policies/data.yaml)
     prepared = prepare_dataset(params, "kto", PROVENANCE_KEYS, STAGE)

@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import Field
 
 from governance.datasets import DatasetParams, prepare_dataset, split_and_write
-from pipelines._common import load_params, stage_main
+from pipelines._common import load_params, require_ready_setup, stage_main
 from pipelines._preference import PROVENANCE_KEYS, split_key
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class PreparePreferenceParams(DatasetParams):
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
+    # Every set-up requirement (server, identity, trail, keys) checked before any work: all problems at once
+    require_ready_setup()
     params = load_params(STAGE, PreparePreferenceParams)
     # Read and convert every record (a malformed one stops the stage, or is quarantined: policies/data.yaml)
     prepared = prepare_dataset(params, "preference", PROVENANCE_KEYS, STAGE)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from governance.datasets import prepare_dataset
-from pipelines._common import load_params, stage_main
+from pipelines._common import load_params, require_ready_setup, stage_main
 from pipelines.prepare_grpo import PreparePromptsParams, write_split
 from pipelines.prepare_sft import METADATA_KEYS
 
@@ -30,6 +30,8 @@ class PrepareRlhfParams(PreparePromptsParams):
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
+    # Every set-up requirement (server, identity, trail, keys) checked before any work: all problems at once
+    require_ready_setup()
     params = load_params(STAGE, PrepareRlhfParams)
     # Read and convert every record (a malformed one stops the stage, or is quarantined: policies/data.yaml)
     prepared = prepare_dataset(params, "prompt", METADATA_KEYS, STAGE, policy_kind="rlhf")

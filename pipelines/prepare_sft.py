@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import Field
 
 from governance.datasets import DatasetParams, is_eval, prepare_dataset, split_and_write
-from pipelines._common import load_params, stage_main
+from pipelines._common import load_params, require_ready_setup, stage_main
 
 log = logging.getLogger(__name__)
 STAGE = "prepare_sft"
@@ -38,6 +38,8 @@ class PrepareSftParams(DatasetParams):
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
+    # Every set-up requirement (server, identity, trail, keys) checked before any work: all problems at once
+    require_ready_setup()
     params = load_params(STAGE, PrepareSftParams)
     # Read and convert every record (a malformed one stops the stage, or is quarantined: policies/data.yaml)
     prepared = prepare_dataset(params, "sft", METADATA_KEYS, STAGE)

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "report",
     "monitor",
     "provenance",
+    "doctor",
 ]
 
 
@@ -64,6 +65,7 @@ COMMAND_OWNERS = {
     "provenance": "provenance",
     "reproduce": "provenance",
     "verify": "provenance",
+    "doctor": "doctor",
 }
 
 

@@ -162,6 +162,21 @@ class IncidentsPolicy(Strict):
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 
 
+class UnauthenticatedServer(Strict):
+    """Whether a tracking server that authenticates nobody (no ``--app-name basic-auth``) may be used, and for what.
+
+    Such a server needs no credentials, so who acts against it is only a claim
+    (``GOVERN_USER`` or the OS user), recorded as local and unverified.
+    ``risk_tiers`` lists the tiers whose runs may use one; ``[]`` never.
+    """
+
+    risk_tiers: list[RiskTier] = Field(description="risk tiers that may use a server without authentication")
+    rationale: str
+
+    def allows(self, tier: str) -> bool:
+        return tier in self.risk_tiers
+
+
 class Authentication(Strict):
     """The one MLflow server whose basic-auth users count as authenticated, pinned by URL (and certificate).
 
@@ -174,6 +189,7 @@ class Authentication(Strict):
 
     server: str | None = Field(description="the tracking server URL (scheme://host[:port]), or null for none")
     tls_sha256_fingerprint: str | None = Field(description="https only: SHA-256 of the server's certificate (DER)")
+    unauthenticated_server: UnauthenticatedServer
 
     @field_validator("server")
     @classmethod

@@ -29,7 +29,7 @@ def pin_server(tmp_path: Path, monkeypatch, server: str | None, fingerprint: str
     policies = tmp_path / "policies"
     policies.mkdir(exist_ok=True)
     data = yaml.safe_load((REPO / "policies" / "approvals.yaml").read_text())
-    data["authentication"] = {"server": server, "tls_sha256_fingerprint": fingerprint}
+    data["authentication"].update(server=server, tls_sha256_fingerprint=fingerprint)
     path = policies / "approvals.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     monkeypatch.setenv("GOVERN_POLICY_DIR", str(policies))
@@ -159,8 +159,10 @@ def test_server_answers_become_one_line_errors(endpoint):
     with pytest.raises(ConfigError) as info:
         verify_server_user(url, "bob", "pw")
     assert str(info.value) == (
-        f"MLflow at {url} does not authenticate users (no basic-auth app); governance actions need "
-        "`mlflow server --app-name basic-auth`"
+        f"MLflow at {url} authenticates nobody (no basic-auth app): the server needs no credentials, it is "
+        "this project that wants an authenticated identity for every risk tier (the approvals policy: "
+        "authentication.unauthenticated_server.risk_tiers: []); list a tier there to allow this server for it "
+        "(identities then local, unverified), or start the server with `mlflow server --app-name basic-auth`"
     )
     answer.update(status=200, body={"user": {"username": "mallory"}})
     with pytest.raises(PermissionDenied, match="confirmed user 'mallory', not 'bob'"):

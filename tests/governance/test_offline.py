@@ -74,6 +74,7 @@ COMMANDS: list[tuple[str, str, list[str]]] = [
     ("reconcile", "dana", ["reconcile", NAME, "--reason", "check"]),
     ("approve-objective", "erin", ["approve-objective", "train_grpo", "--reason", "reviewed"]),
     ("policy-change", "dana", ["policy-change", "--old", "old_approvals.yaml", "--reason", "unchanged"]),
+    ("doctor", "nobody", ["doctor"]),
     ("audit verify", "nobody", ["audit", "verify"]),
     ("audit export", "nobody", ["audit", "export", "--out", "trail.jsonl"]),
     ("audit key", "nobody", ["audit", "key"]),

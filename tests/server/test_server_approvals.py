@@ -46,7 +46,7 @@ def setup(mlflow_server, tmp_path_factory, trail_signing_env):
         "waiver_authority": ["releaser"],
     }
     # The one server whose basic-auth users count as authenticated (#31: any other is refused)
-    policy["authentication"] = {"server": mlflow_server.url, "tls_sha256_fingerprint": None}
+    policy["authentication"].update(server=mlflow_server.url, tls_sha256_fingerprint=None)
     (policies / "approvals.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
     shutil.copy(REPO / "policies" / "waivers.yaml", policies / "waivers.yaml")
     editors = [*REVIEWERS, "releaser", *CROWD]

@@ -1,0 +1,321 @@
+"""Is this set-up ready? Every team-mode requirement checked at once, before anything runs.
+
+Used by ``govern doctor`` and by the root stages of the pipeline (those with
+no upstream stage), so a misconfigured team set-up stops in the first stage
+with every problem listed, one line each, instead of one per stage after
+training. Checks:
+
+* ``tracking``: the MLflow tracking server answers (skipped for the local store);
+* ``identity``: the server authenticates, the credentials work and the server
+  is the one ``policies/approvals.yaml`` pins, or the policy allows a server
+  without authentication for the run's risk tiers;
+* ``clock``: the server's HTTP ``Date`` against the local clock;
+* ``trail``: ``GOVERN_AUDIT_URL`` set where required, the database answers,
+  its signing key configured and listed in ``policies/trail_keys.yaml``;
+* ``signing``: the model-signing key configured and pinned where required;
+* ``dvc_remote`` (doctor only): the default DVC remote, when one is configured.
+
+On the embedded default (SQLite MLflow, local trail, embedded keys) nothing
+here touches the network or writes a file: a key not yet created is reported
+as "created on first use".
+
+Trust boundary: this module only *reports*; each action still enforces its
+own requirement where it acts (identity, trail writer, signer). A passing
+check is no permission; a failing one is a refusal before work is wasted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from governance.errors import ConfigError, GovernanceError
+
+#: The clock difference that counts as a problem: event times in the trail and the registry are compared
+#: across machines (approval windows, expiries), and NTP keeps honest machines well within a second.
+MAX_CLOCK_SKEW_S = 60
+#: How long one network check may take: a server that needs longer is a problem worth reporting.
+NETWORK_TIMEOUT_S = 5
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's result: ``problem`` findings carry the fix."""
+
+    check: str
+    ok: bool
+    line: str
+    fix: str | None = None
+
+    def render(self) -> str:
+        status = "ok     " if self.ok else "problem"
+        return f"{status} {self.check:<10} {self.line}" + ("" if self.ok or not self.fix else f"; {self.fix}")
+
+
+def _ok(check: str, line: str) -> Finding:
+    return Finding(check, True, line)
+
+
+def _problem(check: str, line: str, fix: str | None = None) -> Finding:
+    return Finding(check, False, line, fix)
+
+
+def _tracking_uri() -> str:
+    from governance import registry
+
+    return registry.tracking_uri()
+
+
+def _approvals_policy():
+    from governance.policy import load_policy_file
+    from governance.policy.approvals import ApprovalsPolicy
+
+    path = Path(os.environ.get("GOVERN_POLICY_DIR") or "policies") / "approvals.yaml"
+    return load_policy_file(path, ApprovalsPolicy), path
+
+
+def check_server(uri: str, risk_tiers: list[str]) -> list[Finding]:
+    """Reachability, identity and clock of the tracking server at ``uri`` (one request each, no retries)."""
+    import requests
+
+    from governance.identity import (
+        PASSWORD_ENV,
+        USERNAME_ENV,
+        server_authenticates,
+        unauthenticated_server_refusal,
+        verify_server_user,
+    )
+
+    findings: list[Finding] = []
+    try:
+        response = requests.get(uri.rstrip("/") + "/health", timeout=NETWORK_TIMEOUT_S)
+    except requests.RequestException as exc:
+        return [
+            _problem(
+                "tracking",
+                f"MLflow at {uri} does not answer ({exc.__class__.__name__})",
+                "start the server or fix MLFLOW_TRACKING_URI",
+            )
+        ]
+    findings.append(_ok("tracking", f"MLflow at {uri} answers (HTTP {response.status_code})"))
+    findings.append(check_clock(uri, response.headers.get("Date")))
+    try:
+        policy, policy_path = _approvals_policy()
+    except GovernanceError as exc:
+        return [*findings, _problem("identity", str(exc))]
+    pin = policy.authentication
+    authenticates = server_authenticates(uri, pin, timeout=NETWORK_TIMEOUT_S)
+    if authenticates is False:
+        refused = [tier for tier in risk_tiers if not pin.unauthenticated_server.allows(tier)]
+        if refused or not pin.unauthenticated_server.risk_tiers:
+            tier = refused[0] if len(refused) == 1 else None
+            return [*findings, _problem("identity", unauthenticated_server_refusal(uri, pin, str(policy_path), tier))]
+        return [
+            *findings,
+            _ok(
+                "identity",
+                f"MLflow at {uri} authenticates nobody; {policy_path} allows that for risk tiers "
+                f"{', '.join(risk_tiers or pin.unauthenticated_server.risk_tiers)} (identities local, unverified)",
+            ),
+        ]
+    username, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+    if not username or not password:
+        return [
+            *findings,
+            _problem(
+                "identity",
+                f"MLflow at {uri} needs your credentials",
+                f"set {USERNAME_ENV} and {PASSWORD_ENV} (a service account for a pipeline run)",
+            ),
+        ]
+    try:
+        identity = verify_server_user(
+            uri, username, password, timeout=NETWORK_TIMEOUT_S, pin=pin, policy_source=str(policy_path)
+        )
+    except GovernanceError as exc:
+        return [*findings, _problem("identity", str(exc))]
+    return [*findings, _ok("identity", f"acting as {identity.describe()}")]
+
+
+def check_clock(what: str, date_header: str | None, now: dt.datetime | None = None) -> Finding:
+    """The server's HTTP ``Date`` against the local clock (within :data:`MAX_CLOCK_SKEW_S`)."""
+    if not date_header:
+        return _ok("clock", f"{what} sends no Date header; clock not compared")
+    try:
+        theirs = email.utils.parsedate_to_datetime(date_header)
+    except (TypeError, ValueError):
+        return _ok("clock", f"{what} sends an unreadable Date header; clock not compared")
+    if theirs.tzinfo is None:
+        theirs = theirs.replace(tzinfo=dt.UTC)
+    skew = ((now or dt.datetime.now(dt.UTC)) - theirs).total_seconds()
+    if abs(skew) > MAX_CLOCK_SKEW_S:
+        side = "ahead of" if skew > 0 else "behind"
+        return _problem(
+            "clock",
+            f"this machine's clock is {abs(skew):.0f} s {side} {what} (max {MAX_CLOCK_SKEW_S} s)",
+            "synchronise both clocks (NTP: timedatectl set-ntp true)",
+        )
+    return _ok("clock", f"within {MAX_CLOCK_SKEW_S} s of {what} ({skew:+.0f} s)")
+
+
+def check_trail() -> list[Finding]:
+    """The audit trail's location, database and signing key (listed in ``policies/trail_keys.yaml``)."""
+    from governance.trail import signing
+    from governance.trail.location import KEY_ENV, KEY_FILE_ENV, audit_url, redacted, sqlite_path, trail_files
+
+    try:
+        url = audit_url()
+    except ConfigError as exc:
+        return [_problem("trail", str(exc))]
+    shown = redacted(url)
+    findings: list[Finding] = []
+    database = sqlite_path(url)
+    if database is not None:
+        findings.append(_ok("trail", f"audit trail {shown} (local file)"))
+    else:
+        findings.append(_check_database(url, shown))
+    files = trail_files(url)
+    if not files.key_configured:
+        if files.default_key is None:
+            return [
+                *findings,
+                _problem(
+                    "trail",
+                    f"the audit trail at {shown} needs a signing key",
+                    f"set {KEY_FILE_ENV} (openssl genpkey -algorithm ed25519 -out trail.key) or {KEY_ENV}, "
+                    f"and list its public half in {files.trail_keys_policy} (`govern audit key` prints the entry)",
+                ),
+            ]
+        state = "present" if files.default_key.is_file() else "created on first use"
+        return [*findings, _ok("trail", f"embedded trail signing key {files.default_key} ({state})")]
+    try:
+        key = signing.load_signing_key(files, shown)
+        trust, why_not = signing.load_keyring(files).check(key.key_id, dt.datetime.now(dt.UTC).isoformat())
+    except GovernanceError as exc:
+        return [*findings, _problem("trail", str(exc))]
+    held = KEY_ENV if os.environ.get(KEY_ENV) else KEY_FILE_ENV
+    if trust is None:
+        return [
+            *findings,
+            _problem(
+                "trail",
+                f"the trail signing key {key.key_id} ({held}) is not listed in {files.trail_keys_policy}"
+                + (f" ({why_not})" if why_not else ""),
+                f"add id: {key.key_id}, public_key: {key.public_b64}, owner, valid_from there in a reviewed commit",
+            ),
+        ]
+    if not signing.is_reviewed(trust) and database is None:
+        return [
+            *findings,
+            _problem(
+                "trail",
+                f"the trail signing key {key.key_id} ({held}) is {trust}",
+                f"commit its listing in {files.trail_keys_policy} (a shared trail signs only with a reviewed key)",
+            ),
+        ]
+    return [*findings, _ok("trail", f"trail signing key {key.key_id} ({held}): {trust}")]
+
+
+def _check_database(url: str, shown: str) -> Finding:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    connect_args = {"connect_timeout": NETWORK_TIMEOUT_S} if url.startswith("postgres") else {}
+    try:
+        engine = create_engine(url, connect_args=connect_args)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        return _problem("trail", f"GOVERN_AUDIT_URL={shown}: not a usable database URL ({exc.__class__.__name__})")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        return _problem(
+            "trail",
+            f"the audit trail database {shown} does not answer ({exc.__class__.__name__})",
+            "start it or fix GOVERN_AUDIT_URL",
+        )
+    finally:
+        engine.dispose()
+    return _ok("trail", f"audit trail database {shown} answers")
+
+
+def check_model_signing() -> Finding:
+    """The model-signing key: configured and pinned where required (see :mod:`governance.provenance.keys`)."""
+    from governance.provenance import keys
+
+    configured = os.environ.get(keys.KEY_ENV)
+    try:
+        if configured:
+            path = keys.signing_key_path(create=True)  # a configured key is only checked against the pin
+            trusted = keys.trusted_public_key()
+            return _ok("signing", f"model-signing key {path}; verifying with {trusted.label()}")
+        keys.signing_key_path(create=False)  # a server set-up has no "beside the store": the key must be configured
+        pinned = keys.pinned_public_key_path()
+        if pinned.is_file():
+            trusted = keys.trusted_public_key()
+            return _ok("signing", f"embedded model-signing key; verifying with {trusted.label()}")
+        return _ok("signing", "embedded model-signing key beside the local store (not pinned)")
+    except GovernanceError as exc:
+        return _problem("signing", str(exc))
+
+
+def check_dvc_remote(root: Path = Path(".")) -> Finding:
+    """The default DVC remote, when one is configured: a local or directory remote must exist."""
+    if not (root / ".dvc").is_dir():
+        return _ok("dvc_remote", "not a DVC checkout; no DVC remote to check")
+    try:
+        name = _dvc(root, "remote", "default")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return _problem("dvc_remote", f"cannot ask DVC for its default remote ({exc.__class__.__name__})")
+    if not name:
+        return _ok("dvc_remote", "no DVC remote configured")
+    url = _dvc(root, "config", f"remote.{name}.url")
+    if "://" in url and not url.startswith("file://"):
+        return _ok("dvc_remote", f"DVC remote {name} ({url.split('://', 1)[0]}): reachability not checked here")
+    folder = Path(url.removeprefix("file://"))
+    folder = folder if folder.is_absolute() else (root / ".dvc" / folder)
+    if not folder.is_dir():
+        return _problem("dvc_remote", f"DVC remote {name}: folder {folder} does not exist", "create or mount it")
+    if not os.access(folder, os.W_OK):
+        return _problem("dvc_remote", f"DVC remote {name}: folder {folder} is not writable", "fix its permissions")
+    return _ok("dvc_remote", f"DVC remote {name}: folder {folder} is writable")
+
+
+def _dvc(root: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["dvc", *args], cwd=root, capture_output=True, text=True, timeout=60, check=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def check_all(risk_tiers: list[str] | None = None, *, dvc_remote: bool = False) -> list[Finding]:
+    """Every check, in order; ``risk_tiers`` are the tiers this run registers (for a server without auth)."""
+    from governance import registry
+
+    tiers = sorted(set(risk_tiers or []))
+    uri = _tracking_uri()
+    if registry.is_local_store(uri):
+        findings = [_ok("tracking", f"local MLflow store {uri}")]
+    else:
+        findings = check_server(uri, tiers)
+    findings += check_trail()
+    findings.append(check_model_signing())
+    if dvc_remote:
+        findings.append(check_dvc_remote())
+    return findings
+
+
+def require_ready(risk_tiers: list[str] | None = None) -> list[Finding]:
+    """Raise one :class:`ConfigError` listing every problem (one line each), or return the findings."""
+    findings = check_all(risk_tiers)
+    problems = [f for f in findings if not f.ok]
+    if problems:
+        lines = "\n".join(f"  {p.check}: {p.line}" + (f"; {p.fix}" if p.fix else "") for p in problems)
+        raise ConfigError(
+            f"the set-up is not ready, {len(problems)} problem(s) (`govern doctor` checks the same):\n{lines}"
+        )
+    return findings
