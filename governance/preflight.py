@@ -286,9 +286,7 @@ def check_dvc_remote(root: Path = Path(".")) -> Finding:
 
 
 def _dvc(root: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["dvc", *args], cwd=root, capture_output=True, text=True, timeout=60, check=False
-    )
+    result = subprocess.run(["dvc", *args], cwd=root, capture_output=True, text=True, timeout=60, check=False)
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
