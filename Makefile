@@ -1,6 +1,6 @@
 # The two commands of the README, each doing its own set-up on a fresh clone:
 #   make repro   -> builds .venv from requirements.lock, then `dvc repro` on the embedded default
-#   make test    -> same environment, then the test suite
+#   make test    -> same environment, then the import contracts (lint-imports) and the test suite
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -32,7 +32,7 @@ browser:
 	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: $(BIN)/.installed browser
-	source $(BIN)/activate && python -m pytest -q
+	source $(BIN)/activate && lint-imports && python -m pytest -q
 
 lint: $(BIN)/.installed
 	source $(BIN)/activate && ruff check . && lint-imports

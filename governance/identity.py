@@ -255,7 +255,7 @@ def current_identity(
     if registry.is_local_store(uri):
         return local_identity()
     if pin is None:
-        from governance.approvals.checks import approvals_policy_path, load_approvals_policy
+        from governance.policy.approvals import approvals_policy_path, load_approvals_policy
 
         pin, policy_source = load_approvals_policy().authentication, str(approvals_policy_path())
     policy_source = policy_source or "the approvals policy"

@@ -10,8 +10,9 @@ close is ``policies/approvals.yaml`` (``open_incident``, ``close_incident``);
 a refusal is recorded as ``permission_denied`` like every other. Evidence is
 recorded by SHA-256, never by content. An open incident of a blocking
 severity (high, critical) refuses ``promote`` and ``canary`` of that version
-(:func:`require_no_blocking_incident`, one call in the approvals
-preconditions).
+(:func:`governance.approvals.preconditions.require_no_blocking_incident`, which
+reads incidents from the trail through :mod:`governance.incident_state`: the
+approvals never import this module, which sits above them).
 
 Opening one on a version that serves (holds ``production`` or ``canary``)
 withdraws it at once where the approvals policy says so
@@ -29,123 +30,27 @@ under any other file).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from governance import registry, trail
 from governance.errors import ConfigError, DataError, GovernanceError, PermissionDenied, PolicyViolation
 from governance.identity import Identity, current_identity
+from governance.incident_state import BLOCKED_ACTIONS as BLOCKED_ACTIONS
+from governance.incident_state import BLOCKING_SEVERITIES as BLOCKING_SEVERITIES
+from governance.incident_state import INCIDENT_ID
+from governance.incident_state import RULE_ID as RULE_ID
+from governance.incident_state import SEVERITIES as SEVERITIES
+from governance.incident_state import TAG_INCIDENTS_OPEN as TAG_INCIDENTS_OPEN
+from governance.incident_state import TAG_INCIDENTS_TOTAL as TAG_INCIDENTS_TOTAL
+from governance.incident_state import Incident as Incident
+from governance.incident_state import blocking_incidents as blocking_incidents
+from governance.incident_state import find_incident as find_incident
+from governance.incident_state import fold_incidents as fold_incidents
+from governance.incident_state import incident_id as incident_id
+from governance.incident_state import incident_tags as incident_tags
+from governance.incident_state import list_incidents as list_incidents
 from governance.lineage import sha256_file
 from governance.trail import Event, Subject
-
-SEVERITIES = ("low", "medium", "high", "critical")
-#: Severities whose open incidents refuse deployment of the version.
-BLOCKING_SEVERITIES = ("high", "critical")
-#: Actions an open blocking incident refuses.
-BLOCKED_ACTIONS = ("promote", "canary")
-RULE_ID = "incident.open_high"
-TAG_INCIDENTS_OPEN = "governance.incidents_open"
-TAG_INCIDENTS_TOTAL = "governance.incidents"
-_ID = re.compile(r"^INC-(\d+)$")
-
-
-@dataclass
-class Incident:
-    """One incident as the trail tells it."""
-
-    id: str
-    name: str
-    version: str
-    severity: str
-    reason: str
-    opened_by: str
-    opened_at: str
-    evidence: dict[str, str]
-    event_hash: str
-    closed_by: str | None = None
-    closed_at: str | None = None
-    close_reason: str | None = None
-    #: The ``withdrawn`` event that answered this incident (by hand or automatically), if any.
-    withdrawn_by: str | None = None
-    withdrawn_at: str | None = None
-    withdrawn_event: int | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.closed_at is None
-
-    @property
-    def blocks_deployment(self) -> bool:
-        return self.is_open and self.severity in BLOCKING_SEVERITIES
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "open": self.is_open}
-
-
-def incident_id(event: Event) -> str:
-    return f"INC-{event.seq}"
-
-
-def fold_incidents(events: Iterable[Event]) -> list[Incident]:
-    """Incidents from trail events, in the order they were opened."""
-    found: dict[str, Incident] = {}
-    for e in events:
-        if e.event_type == "incident_opened":
-            found[incident_id(e)] = Incident(
-                id=incident_id(e),
-                name=e.subject.model,
-                version=e.subject.version,
-                severity=str(e.details.get("severity", "")),
-                reason=e.reason,
-                opened_by=e.actor,
-                opened_at=e.timestamp,
-                evidence=dict(e.evidence),
-                event_hash=e.hash,
-            )
-        elif e.event_type == "incident_closed":
-            incident = found.get(str(e.details.get("incident", "")))
-            if incident is not None and incident.is_open:
-                incident.closed_by, incident.closed_at, incident.close_reason = e.actor, e.timestamp, e.reason
-        elif e.event_type == "withdrawn":
-            incident = found.get(str(e.details.get("incident", "")))
-            if incident is not None and incident.withdrawn_event is None:
-                incident.withdrawn_by, incident.withdrawn_at, incident.withdrawn_event = e.actor, e.timestamp, e.seq
-    return list(found.values())
-
-
-def list_incidents(name: str | None = None, *, only_open: bool = False, url: str | None = None) -> list[Incident]:
-    """Incidents of ``name`` (or of every model), newest first."""
-    events = trail.events(model=name, event_types=["incident_opened", "incident_closed", "withdrawn"], url=url)
-    found = [i for i in fold_incidents(events) if i.is_open or not only_open]
-    return sorted(found, key=lambda i: int(i.id.removeprefix("INC-")), reverse=True)
-
-
-def find_incident(incident: str) -> Incident:
-    """The incident ``INC-<n>`` as the trail tells it; a malformed or unknown id is a usage error."""
-    match = _ID.match(incident.strip())
-    if match is None:
-        raise ConfigError(f"{incident!r} is not an incident id (INC-<number>, as `govern incident list` shows)")
-    found = next((i for i in list_incidents() if i.id == f"INC-{int(match.group(1))}"), None)
-    if found is None:
-        raise ConfigError(f"{incident}: no such incident in the audit trail (see `govern incident list`)")
-    return found
-
-
-def blocking_incidents(events: Iterable[Event], version: str) -> list[Incident]:
-    """Open incidents of a blocking severity on ``version`` (pure: from events already read)."""
-    return [i for i in fold_incidents(events) if i.version == str(version) and i.blocks_deployment]
-
-
-def incident_tags(events: Iterable[Event], version: str) -> dict[str, str]:
-    """The version's incident view: open incidents (id:severity) and how many were ever opened."""
-    mine = [i for i in fold_incidents(events) if i.version == str(version)]
-    return {
-        TAG_INCIDENTS_OPEN: ",".join(f"{i.id}:{i.severity}" for i in mine if i.is_open),
-        TAG_INCIDENTS_TOTAL: str(len(mine)),
-    }
 
 
 def _mirror(name: str, version: str, events: list[Event]) -> None:
@@ -154,7 +59,7 @@ def _mirror(name: str, version: str, events: list[Event]) -> None:
 
 def _anchor(name: str) -> None:
     """The model's trail-head anchor moves with its incidents too (`govern audit verify` shows no lag)."""
-    from governance.approvals.mirror import anchor_committed_event
+    from governance.registry_anchors import anchor_committed_event
 
     anchor_committed_event(name)
 
@@ -310,7 +215,7 @@ def response_commands(incident: Incident) -> list[str]:
 
 def close_incident(incident: str, *, reason: str, identity: Identity | None = None) -> Incident:
     """Close an open incident by id; closing one already closed is refused (exit 1) naming who closed it."""
-    if _ID.match(incident.strip()) is None:
+    if INCIDENT_ID.match(incident.strip()) is None:
         raise ConfigError(f"{incident!r} is not an incident id (INC-<number>, as `govern incident list` shows)")
     reason = _reason(reason)
     trail.require_intact()
@@ -342,25 +247,6 @@ def close_incident(incident: str, *, reason: str, identity: Identity | None = No
     )
     _anchor(found.name)
     return next(i for i in list_incidents(found.name) if i.id == found.id)
-
-
-def require_no_blocking_incident(
-    action: str, name: str | None, version: str | None, identity: Identity | None = None
-) -> None:
-    """Refuse ``promote``/``canary`` of a version with an open high-severity incident; the refusal is recorded."""
-    if action not in BLOCKED_ACTIONS or not name or not version:
-        return
-    blocking = blocking_incidents(trail.events(model=name, version=str(version)), str(version))
-    if not blocking:
-        return
-    identity = identity or current_identity()
-    ids = ", ".join(f"{i.id} ({i.severity}, opened by {i.opened_by} at {i.opened_at[:19]}Z)" for i in blocking)
-    message = (
-        f"{action} refused by {RULE_ID}: {name} v{version}: open incident {ids}; "
-        f"close it first (govern incident close {blocking[0].id} --reason ...)"
-    )
-    _deny(action, name, str(version), identity, message, [RULE_ID])
-    raise PolicyViolation(message)
 
 
 def _method(identity: Identity) -> str:

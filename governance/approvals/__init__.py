@@ -5,6 +5,8 @@ audit trail (the truth), written to the trail through
 :func:`governance.trail.record`, and mirrored to MLflow (aliases and
 ``governance.*`` version tags: the view the MLflow UI shows). Each refusal
 names the rule that failed and is itself recorded as ``permission_denied``.
+Open incidents are read from :mod:`governance.incident_state` (the trail); the
+incident commands (:mod:`governance.incidents`) sit above this package.
 
 The package is split along its seams:
 
@@ -12,8 +14,10 @@ The package is split along its seams:
 * :mod:`~governance.approvals.checks` — policy checks (who may do what);
 * :mod:`~governance.approvals.preconditions` — what must hold before any action;
 * :mod:`~governance.approvals.actions` — actions that write the trail and mirror to MLflow;
+* :mod:`~governance.approvals.denials` — every refusal recorded as ``permission_denied``;
 * :mod:`~governance.approvals.registration` — registration, gate and evaluation facts;
-* :mod:`~governance.approvals.mirror` — the MLflow view (tags, aliases, trail-head anchor) written from the trail;
+* :mod:`~governance.approvals.mirror` — the MLflow view (tags, aliases) written from the trail (the trail-head
+  anchor is :mod:`governance.registry_anchors`, a layer down: incidents, monitoring and reproduction move it too);
 * :mod:`~governance.approvals.reconcile` — drift between MLflow and the trail, and its recorded repair;
 * :mod:`~governance.approvals.policy_change` — a recorded, approved change of the approvals policy itself.
 """
@@ -26,7 +30,6 @@ from governance.approvals.actions import (
     clean_reason,
     history,
     promote,
-    record_denial,
     reject,
     rollback,
     withdraw,
@@ -48,6 +51,7 @@ from governance.approvals.checks import (
     read_policy,
     role_violation,
 )
+from governance.approvals.denials import record_denial
 from governance.approvals.mirror import (
     TAG_ALIAS_HISTORY,
     TAG_APPROVAL_STATUS,

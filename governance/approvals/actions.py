@@ -42,7 +42,6 @@ from governance.approvals.checks import (
     POLICY_PINNED_RULE,
     Check,
     PolicyInForce,
-    _policy_evidence,
     _refusal_error,
     _Refused,
     check_action,
@@ -53,6 +52,7 @@ from governance.approvals.checks import (
     policy_pin_message,
     role_violation,
 )
+from governance.approvals.denials import record_denial
 from governance.approvals.mirror import mirror, write_trail_head
 from governance.approvals.preconditions import require_preconditions
 from governance.approvals.state import (
@@ -75,7 +75,7 @@ from governance.policy.approvals import ApprovalsPolicy
 from governance.trail import Event, Subject
 
 if TYPE_CHECKING:
-    from governance.incidents import Incident
+    from governance.incident_state import Incident
 
 log = logging.getLogger(__name__)
 
@@ -131,38 +131,6 @@ def _record_waivers(name: str, version: str, check: Check) -> None:
             details=details,
             guard=guard,
         )
-
-
-def record_denial(
-    action: str,
-    name: str,
-    version: str,
-    *,
-    identity: Identity,
-    policy: ApprovalsPolicy | None,
-    message: str,
-    rule_ids: list[str],
-    policy_sha256: str | None = None,
-) -> Event:
-    """Record a refusal as ``permission_denied`` (every refusal, not deduplicated: each is an attempt).
-
-    ``policy_sha256`` is the hash of the policy that decided (default: the file in force now).
-    """
-    roles = ",".join(policy.roles_of(identity.user)) if policy is not None else ""
-    event = trail.record(
-        "permission_denied",
-        actor=identity.user,
-        role=roles or "none",
-        subject=Subject(model=name, version=str(version)),
-        reason=message,
-        identity_method=identity.method,
-        evidence={"approvals_policy_sha256": policy_sha256} if policy_sha256 else _policy_evidence(),
-        details={"action": action, "rules": rule_ids, **identity.details()},
-    )
-    # The refusal stands even when MLflow cannot take the anchor (unreachable, or this user may not write it)
-    with contextlib.suppress(RegistryError, PermissionDenied):
-        write_trail_head(name)
-    return event
 
 
 def _act(
@@ -426,7 +394,7 @@ def _require_role_first(
 
 def _answered_incident(name: str, incident: str) -> Incident:
     """The open incident of ``name`` a withdrawal answers (a usage error otherwise: nothing is recorded)."""
-    from governance.incidents import find_incident
+    from governance.incident_state import find_incident
 
     found = find_incident(incident)
     if found.name != name:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +33,14 @@ from governance.approvals.state import (
 from governance.errors import ConfigError, PermissionDenied, PolicyViolation
 from governance.gates import Violation, Waiver, load_waivers
 from governance.lineage import sha256_file
-from governance.policy import Yaml12Loader, load_policy_file, validate_model
+from governance.policy import Yaml12Loader, validate_model
+from governance.policy.approvals import POLICY_DIR_ENV as POLICY_DIR_ENV
 from governance.policy.approvals import ApprovalsPolicy
+from governance.policy.approvals import approvals_policy_path as approvals_policy_path
+from governance.policy.approvals import load_approvals_policy as load_approvals_policy
+from governance.policy.approvals import policy_dir as policy_dir
 
 log = logging.getLogger(__name__)
-
-POLICY_DIR_ENV = "GOVERN_POLICY_DIR"
 
 #: Which rules each action checks, in the order they are reported.
 ACTION_RULES: dict[str, tuple[str, ...]] = {
@@ -71,20 +72,6 @@ POLICY_PINNED_RULE = "approval.policy_pinned"
 
 
 # --------------------------------------------------------------------------- policy files
-
-
-def policy_dir() -> Path:
-    """Where the policy files live: ``GOVERN_POLICY_DIR`` or ``policies/``."""
-    return Path(os.environ.get(POLICY_DIR_ENV) or "policies")
-
-
-def approvals_policy_path() -> Path:
-    return policy_dir() / "approvals.yaml"
-
-
-def load_approvals_policy(path: str | Path | None = None) -> ApprovalsPolicy:
-    """Parse and validate ``policies/approvals.yaml``."""
-    return load_policy_file(path or approvals_policy_path(), ApprovalsPolicy)
 
 
 def load_approval_waivers(path: str | Path | None = None) -> list[Waiver]:

@@ -3,6 +3,7 @@
 Trust boundary: MLflow is only displayed, never believed. Every tag written
 here is a pure function of :mod:`governance.approvals.state`; a tag or alias
 set outside ``govern`` is drift, found by :mod:`governance.approvals.reconcile`.
+The trail-head anchor on the registered model is :mod:`governance.registry_anchors`'.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ import json
 import logging
 from collections.abc import Iterable
 
-from governance import registry, registry_view, registry_writes, trail
+from governance import registry, registry_view, registry_writes
 from governance.approvals.state import ModelState, VersionState, alias_history
-from governance.errors import AuditError, PermissionDenied, RegistryError
 from governance.policy.approvals import ApprovalsPolicy
-from governance.trail import Anchor
+
+# The trail-head anchor lives a layer down (incidents, monitoring and reproduction move it too); named here as well
+from governance.registry_anchors import TAG_TRAIL_HEAD as TAG_TRAIL_HEAD
+from governance.registry_anchors import anchor_committed_event as anchor_committed_event
+from governance.registry_anchors import registry_anchors as registry_anchors
+from governance.registry_anchors import write_trail_head as write_trail_head
 
 #: The governance view mirrored onto each model version (the MLflow UI shows these).
 TAG_APPROVAL_STATUS = registry.TAG_APPROVAL_STATUS  # pending | approved | rejected | blocked | withdrawn
@@ -26,9 +31,6 @@ TAG_GATE_STATUS = "governance.gate_status"
 TAG_EVAL_STATUS = "governance.eval_status"
 TAG_ALIAS_HISTORY = "governance.alias_history"
 TAG_LAST_EVENT = "governance.last_event"
-#: On the registered model: the trail's head after the last append a governed action made
-#: (seq, hash and, once events are signed, signature and key id) — an anchor outside the trail.
-TAG_TRAIL_HEAD = "governance.trail_head"
 _ALIAS_HISTORY_MAX_CHARS = 4000
 
 log = logging.getLogger(__name__)
@@ -66,43 +68,3 @@ def mirror(name: str, versions: Iterable[str], state: ModelState, policy: Approv
                 registry_writes.set_alias(name, alias, holder)
     for version in dict.fromkeys(v for v in versions if v):
         registry_writes.mirror_version_tags(name, version, view_tags(state.version(version), policy))
-
-
-def write_trail_head(name: str) -> Anchor | None:
-    """Write the trail's current head as the ``governance.trail_head`` tag of registered model ``name``.
-
-    Called after every append a governed action makes, so the registry holds
-    a signed anchor the trail database cannot rewrite: ``govern audit verify``
-    hands every model's anchor to :func:`governance.trail.verify`, which then
-    sees a truncated or rewritten trail.
-    """
-    head = trail.head()
-    if head is None:
-        return None
-    anchor = Anchor.of(head)
-    registry_writes.set_model_tag(name, TAG_TRAIL_HEAD, anchor.encode())
-    return anchor
-
-
-def anchor_committed_event(name: str) -> Anchor | None:
-    """:func:`write_trail_head` after an event that stands whatever MLflow says (an incident, a monitoring
-    verdict, a reproduction): every event kind moves the model's anchor, so `govern audit verify` never shows
-    it behind. MLflow unreachable, or this user not allowed to write the model: logged, the anchor lags until
-    the next governed action writes it; the committed event is never undone."""
-    try:
-        return write_trail_head(name)
-    except (RegistryError, PermissionDenied) as exc:
-        log.warning("%s: trail head not written to MLflow (%s); the next governed action writes it", name, exc)
-        return None
-
-
-def registry_anchors(name: str | None = None) -> tuple[list[Anchor], list[str]]:
-    """Every registered model's ``governance.trail_head`` anchor, and a line per unreadable one."""
-    anchors, problems = [], []
-    for model, value in registry_view.model_tags(TAG_TRAIL_HEAD, name).items():
-        source = f"MLflow tag {TAG_TRAIL_HEAD} of {model}"
-        try:
-            anchors.append(Anchor.decode(value, source))
-        except AuditError as exc:
-            problems.append(str(exc))
-    return anchors, problems

@@ -2,8 +2,9 @@
 
 One function, :func:`require_preconditions`, called first by every action
 (approve, reject, promote, canary, rollback, approve-objective, registration).
-Checks that belong to other concerns — an open incident, an artifact whose
-signature does not verify — are added here as one call each, so "may anything
+Checks that belong to other concerns — an open incident (read from the trail
+by :mod:`governance.incident_state`), an artifact whose signature does not
+verify — are added here as one call each, so "may anything
 act now?" is answered in one place.
 
 A refused verification (files that differ, a version served from elsewhere
@@ -22,8 +23,11 @@ import logging
 from typing import TYPE_CHECKING
 
 from governance import trail
+from governance.approvals.checks import load_approvals_policy
+from governance.approvals.denials import record_denial
 from governance.errors import ArtifactTampered, GovernanceError, PolicyViolation
 from governance.identity import Identity, current_identity
+from governance.incident_state import BLOCKED_ACTIONS, RULE_ID, blocking_incidents
 
 if TYPE_CHECKING:
     from governance.provenance import Verified
@@ -51,9 +55,37 @@ def require_preconditions(
         require_verified_version(action, name, version, identity=identity, trail_checked=True)
     # Never deploy a version with an open high-severity incident (the refusal is recorded)
     if action in {"promote", "canary"} and name and version:
-        from governance.incidents import require_no_blocking_incident
-
         require_no_blocking_incident(action, name, version, identity)
+
+
+def require_no_blocking_incident(
+    action: str, name: str | None, version: str | None, identity: Identity | None = None
+) -> None:
+    """Refuse ``promote``/``canary`` of a version with an open high-severity incident; the refusal is recorded.
+
+    Incidents are read from the trail (:mod:`governance.incident_state`); :mod:`governance.incidents` opens them.
+    """
+    if action not in BLOCKED_ACTIONS or not name or not version:
+        return
+    blocking = blocking_incidents(trail.events(model=name, version=str(version)), str(version))
+    if not blocking:
+        return
+    identity = identity or current_identity()
+    ids = ", ".join(f"{i.id} ({i.severity}, opened by {i.opened_by} at {i.opened_at[:19]}Z)" for i in blocking)
+    message = (
+        f"{action} refused by {RULE_ID}: {name} v{version}: open incident {ids}; "
+        f"close it first (govern incident close {blocking[0].id} --reason ...)"
+    )
+    record_denial(
+        action,
+        name,
+        str(version),
+        identity=identity,
+        policy=load_approvals_policy(),
+        message=message,
+        rule_ids=[RULE_ID],
+    )
+    raise PolicyViolation(message)
 
 
 def require_verified_version(
@@ -92,9 +124,6 @@ def require_verified_version(
 
 def _record_refusal(action: str, name: str, version: str, identity: Identity | None, message: str, rule: str) -> None:
     """Record a refused verification; a trail that cannot take it does not lift the refusal (logged)."""
-    from governance.approvals.actions import record_denial
-    from governance.approvals.checks import load_approvals_policy
-
     try:
         record_denial(
             action,
@@ -110,7 +139,7 @@ def _record_refusal(action: str, name: str, version: str, identity: Identity | N
 
 
 def _model_anchors(name: str | None) -> list[trail.Anchor]:
-    from governance.approvals.mirror import registry_anchors
+    from governance.registry_anchors import registry_anchors
 
     if not name:
         return []

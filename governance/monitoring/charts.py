@@ -1,4 +1,4 @@
-"""Monitoring charts as inline SVG, drawn like the audit report's (:mod:`governance.report.charts`).
+"""Monitoring charts as inline SVG, drawn like the audit report's (both with :mod:`governance.charts`).
 
 :func:`distributions_svg` overlays window and baseline histograms per drift
 rule; :func:`trend_svg` plots each rule's observed value over the windows
@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-# governance.report.charts is imported where it is used: the report imports this module, and
-# importing the report package from here at import time would be a cycle.
+from governance.charts import FAIL, GREY, INK, PASS, SERIES, WARN
+from governance.charts import pyplot as _pyplot
+from governance.charts import style as _style
+from governance.charts import to_svg as _svg
 
 
 def distributions_svg(panels: list[dict[str, Any]]) -> str | None:
     """One panel per rule: ``{"title", "xlabel", "window": [...], "baseline": [...]}`` as overlaid histograms."""
-    from governance.report.charts import GREY, SERIES, _pyplot, _style, _svg
-
     panels = [p for p in panels if p.get("window")]
     if not panels:
         return None
@@ -57,8 +57,6 @@ def distributions_svg(panels: list[dict[str, Any]]) -> str | None:
 
 def trend_svg(history: list[dict[str, Any]]) -> str | None:
     """Observed value of each measured rule over the windows checked (oldest first), coloured by status."""
-    from governance.report.charts import FAIL, GREY, INK, PASS, WARN, _pyplot, _style, _svg
-
     colours = {"pass": PASS, "fail": FAIL, "not_measured": GREY}
     series: dict[str, list[tuple[int, float, str]]] = {}
     for index, check in enumerate(history, start=1):

@@ -442,7 +442,7 @@ def record_check(result: MonitorResult, *, identity: Identity | None = None) -> 
         result.version,
         {TAG_MONITORING: f"{result.verdict} #{event.seq} {event.timestamp[:19]}Z run {run_id}"},
     )
-    from governance.approvals.mirror import anchor_committed_event
+    from governance.registry_anchors import anchor_committed_event
 
     anchor_committed_event(result.name)  # a monitoring verdict moves the model's trail-head anchor too
     log.info(

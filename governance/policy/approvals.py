@@ -9,13 +9,15 @@ that guard the data and evaluation gates can never be waived.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from governance.policy import PolicyFile, Rule, Strict
+from governance.policy import PolicyFile, Rule, Strict, load_policy_file
 
 Action = Literal[
     "approve",
@@ -272,3 +274,24 @@ class ApprovalsPolicy(PolicyFile):
 
     def required_approvals(self, risk_tier: str) -> int:
         return self.rules.min_approvers.by_risk_tier[risk_tier]  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------- where the file is
+
+#: Where the policy files live when not ``policies/`` (anyone can set it: what it names is pinned in the trail).
+POLICY_DIR_ENV = "GOVERN_POLICY_DIR"
+
+
+def policy_dir() -> Path:
+    """Where the policy files live: ``GOVERN_POLICY_DIR`` or ``policies/``."""
+    return Path(os.environ.get(POLICY_DIR_ENV) or "policies")
+
+
+def approvals_policy_path() -> Path:
+    """The approvals policy file in force: ``approvals.yaml`` under :func:`policy_dir`."""
+    return policy_dir() / "approvals.yaml"
+
+
+def load_approvals_policy(path: str | Path | None = None) -> ApprovalsPolicy:
+    """Parse and validate ``policies/approvals.yaml`` (the file read is believed only as the trail pins it)."""
+    return load_policy_file(path or approvals_policy_path(), ApprovalsPolicy)

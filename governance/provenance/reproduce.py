@@ -260,7 +260,7 @@ def _record(result: Reproduction, started: float) -> Reproduction:
             "machine": _machine(),
         },
     )
-    from governance.approvals.mirror import anchor_committed_event
+    from governance.registry_anchors import anchor_committed_event
 
     anchor_committed_event(result.name)  # a reproduction moves the model's trail-head anchor too
     return result

@@ -3,60 +3,22 @@
 Drawn with matplotlib's Agg/SVG backend (no display, no network) and returned
 as ``<svg>`` markup ready to inline in HTML or write as ``.svg`` files: the
 XML prologue, DOCTYPE and metadata are stripped, text stays text (searchable,
-crisp) and element ids are salted per chart so several charts can share a page.
+crisp) and element ids are salted per chart so several charts can share a page
+(the drawing itself is :mod:`governance.charts`, shared with monitoring).
 """
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from typing import Any
 
-PASS, FAIL, WARN, GREY, INK, GRID = "#2f7d4f", "#b3261e", "#b26a00", "#8a8f98", "#1f2933", "#e4e7eb"
-SERIES = ("#1f5fa8", "#7b3fa0", "#0f8b8d", "#b26a00", "#5b6770")
+from governance.charts import FAIL, GREY, INK, PASS, SERIES, WARN
+from governance.charts import pyplot as _pyplot
+from governance.charts import style as _style
+from governance.charts import to_svg as _svg
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _style(salt: str) -> dict[str, Any]:
-    return {
-        "svg.fonttype": "none",
-        "svg.hashsalt": salt,
-        "font.family": "sans-serif",
-        "font.sans-serif": ["DejaVu Sans", "Liberation Sans", "Arial"],
-        "font.size": 9,
-        "axes.edgecolor": "#c3c8cf",
-        "axes.labelcolor": INK,
-        "axes.titlesize": 10,
-        "axes.titleweight": "bold",
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "xtick.color": "#52606d",
-        "ytick.color": "#52606d",
-        "grid.color": GRID,
-    }
-
-
-def _svg(fig, title: str) -> str:
-    buffer = io.StringIO()
-    # A fixed canvas (no bbox_inches="tight"): tight bounds would draw every chart twice.
-    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg") :]
-    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
-    # Scale with the page: drop the fixed size in pt, keep the viewBox.
-    svg = re.sub(r'(<svg[^>]*?) width="[\d.]+pt" height="[\d.]+pt"', r"\1", svg, count=1)
-    return svg.replace("<svg ", f'<svg role="img" aria-label="{title}" class="chart" ', 1)
 
 
 def _group(key: str) -> str:

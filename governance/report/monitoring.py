@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from governance import trail
-from governance.incidents import BLOCKING_SEVERITIES, fold_incidents
+from governance.incident_state import BLOCKING_SEVERITIES, fold_incidents
 from governance.lineage import sha256_file
 from governance.policy import Rule, load_policy_file
 from governance.policy.monitoring import MonitoringPolicy
