@@ -103,16 +103,16 @@ figures below are side by side in one shell loop, or best/median of fresh scanne
 
 * The content dependence is fixed, exactly. After a dialling prefix libphonenumber takes the first
   known country code of the next one to three digits and needs a number of that country after it
-  (``_NationalNumbers._international``: its fewest digits first, then its patterns); the prefilter
+  (``NationalNumbers._international``: its fewest digits first, then its patterns); the prefilter
   asks the same (``phone_superset(country_codes=...)``: per first digit of a country code, as many
   digits as its numbers need), so ``bench-0015000`` fires nothing. Each region's matcher also skips
-  strings only another region could validate (``_NationalNumbers.for_region``). Sampled soundness
+  strings only another region could validate (``NationalNumbers.for_region``). Sampled soundness
   tests parse what is ruled out (``test_pii_engine``). First scan of the 5k slices, start commit
   d9b923b vs this round, alternately, 3 each, best: slice 1 (ids 0000000..) 1.035 -> 0.780 s CPU,
   slice 3 (ids 0010000..) 2.575 -> 0.641 s; ``--dataset`` of slice 3: 9.37 MB/s per core, 152.9x
   the naive loop, identical findings (529) and raw results (it was 4.12 MB/s, 87x).
 * Phone candidates are read only in the runs where the prefilter's phone expressions matched (their
-  ends come from the same hyperscan scan; ``_PhoneRule.candidates_near``), with libphonenumber's
+  ends come from the same hyperscan scan; ``PhoneRule.candidates_near``), with libphonenumber's
   try limit checked on bounds and counted exactly where they do not suffice.
 * Records: a plain JSON object line goes straight to orjson (no separate decode); runs are found
   backwards on the reversed text.

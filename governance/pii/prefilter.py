@@ -27,7 +27,7 @@ Why the hyperscan patterns never miss what Python would find:
   holding each reported end is enough; a match that crosses the ``\\n``
   between fields only marks one field too many.
 * The phone trigger (a libphonenumber candidate with enough word characters
-  that may hold a valid number, :class:`~governance.pii.windows._PhoneRule`)
+  that may hold a valid number, :class:`~governance.pii.phone_rule.PhoneRule`)
   is not a regular language; :func:`phone_superset` gives regular patterns
   that every such candidate contains (see its docstring).
 
@@ -386,8 +386,8 @@ def phone_superset(
     (``lead_class``; ``punctuation`` P, the class body; digit blocks D+;
     the ``extension`` pattern EXT, which ends in digits); the windows' relaxed
     pattern only lifts its repetition limits. A triggering candidate
-    (``_PhoneRule.candidates``) holds at least ``min_digits`` word characters
-    and passes ``_NationalNumbers.may_hold_number``: it has a plus sign, or
+    (``PhoneRule.candidates``) holds at least ``min_digits`` word characters
+    and passes ``NationalNumbers.may_hold_number``: it has a plus sign, or
     three letters, or its digits start with an international dialling prefix at
     a digit block (then a non-zero digit), or a run of them fits a national
     number (7 digits or more: no number type of the reachable regions is
@@ -406,7 +406,7 @@ def phone_superset(
       any number before).
 
     With ``country_codes`` ((code, the fewest digits that follow it in a valid
-    number), what ``_NationalNumbers._international`` requires) the last kind
+    number), what ``NationalNumbers._international`` requires) the last kind
     is stricter, one pattern per first digit of a country code: the start of
     the text or a non-digit, a dialling prefix's digits, that digit and at
     least as many digits as the codes starting with it need after it,

@@ -13,7 +13,7 @@ from pii_policies import write_pattern_only  # tests/governance/pii_policies.py
 from presidio_analyzer.predefined_recognizers import NhsRecognizer, PhoneRecognizer, UsLicenseRecognizer
 
 from governance.errors import ConfigError
-from governance.pii import PiiScanner, WindowedAnalyzer, build_engine, windows
+from governance.pii import PiiScanner, WindowedAnalyzer, build_engine, phone_rule, run_rules
 from governance.pii.engine import guard_presidio_logs
 from governance.pii.gate import not_scanned_violations
 from governance.policy.pii import PiiPolicy, load_pii_policy
@@ -469,10 +469,10 @@ def test_phone_windows_refuse_a_region_that_rewrites_its_numbers(caplog):
     """Argentina's national prefix rule inserts a 9: its numbers' digits are not the text's, so no windows."""
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer as Recognizer
 
-    with caplog.at_level(logging.WARNING, logger="governance.pii.windows"):
-        assert windows._phone_rule(Recognizer(supported_regions=["US", "AR"])) is None
+    with caplog.at_level(logging.WARNING, logger="governance.pii.phone_rule"):
+        assert phone_rule.phone_rule(Recognizer(supported_regions=["US", "AR"])) is None
     assert "AR rewrites national numbers" in caplog.text
-    assert windows._phone_rule(Recognizer(supported_regions=["US", "BR"])) is not None  # BR keeps a group
+    assert phone_rule.phone_rule(Recognizer(supported_regions=["US", "BR"])) is not None  # BR keeps a group
 
 
 def test_run_bounds_are_the_maximal_runs_around_a_span(scanner):
@@ -495,14 +495,14 @@ def test_run_bounds_are_the_maximal_runs_around_a_span(scanner):
                 low -= 1
             while high < len(text) and not rule.boundary.fullmatch(text[high]):
                 high += 1
-            assert windows._run_bounds(rule.boundary, text, start, end) == (low, high), (text, start, end)
+            assert run_rules.run_bounds(rule.boundary, text, start, end) == (low, high), (text, start, end)
 
 
 def test_phone_windows_run_presidios_own_loop_when_its_source_changed(scanner, monkeypatch, caplog):
     recognizer = next(r for r, _ in scanner.windowed.plans if r.name == "PhoneRecognizer")
-    monkeypatch.setattr(windows, "PRESIDIO_PHONE_ANALYZE_SHA256", "0" * 64)
-    with caplog.at_level(logging.WARNING, logger="governance.pii.windows"):
-        phone = windows._PhoneRule(recognizer)
+    monkeypatch.setattr(phone_rule, "PRESIDIO_PHONE_ANALYZE_SHA256", "0" * 64)
+    with caplog.at_level(logging.WARNING, logger="governance.pii.phone_rule"):
+        phone = phone_rule.PhoneRule(recognizer)
     assert not phone.guarded
     assert "its source is not the one repeated" in caplog.text
     text = "call (415) 555-0103 or 020 7946 0958"

@@ -15,7 +15,7 @@ import pytest
 
 from governance.gates import write_decision
 from governance.pii import PiiScanner, run_pii_gate, write_findings_report
-from governance.pii.windows import NerWindowFinder
+from governance.pii.ner_windows import NerWindowFinder
 from governance.policy.pii import load_pii_policy
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,6 +13,7 @@ import regex
 from pii_policies import write_pattern_only  # tests/governance/pii_policies.py
 
 from governance.pii import PiiScanner
+from governance.pii.phone_rule import PHONE_MAX_TRIES
 from governance.pii.prefilter import (
     Prefilter,
     Untranslatable,
@@ -21,7 +22,7 @@ from governance.pii.prefilter import (
     hs_class,
     translate,
 )
-from governance.pii.windows import PHONE_MAX_TRIES, WindowedAnalyzer
+from governance.pii.windows import WindowedAnalyzer
 from governance.policy.pii import load_pii_policy
 
 REPO = Path(__file__).resolve().parents[2]
