@@ -656,7 +656,7 @@ def test_the_signature_statement_and_reproduction_are_checked_and_shown(lab, cap
         ["bash", "-c", RECOMPUTE_COMMAND.replace("MODEL_DIR", str(stored))], capture_output=True, text=True, check=True
     )
     assert recomputed.stdout.strip() == statement["registered_model_sha256"]
-    assert RECOMPUTE_COMMAND in (REPO / "README.md").read_text()
+    assert RECOMPUTE_COMMAND in (REPO / "docs" / "explanation" / "provenance.md").read_text()
     assert pv["fetch"]["files"] == "mlflow artifacts download -u models:/signed-sft/1 -d signed-sft-v1/model"
     signature = _check(report, "integrity.signature")
     assert signature.status == "pass" and signature.detail.startswith(f"{len(check['files'])} file(s) verified now")
