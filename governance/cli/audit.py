@@ -25,7 +25,11 @@ registration; each mismatch is one line (model, version, alias, tag or field,
 what the registry says, what the trail says) and exits 1. ``govern reconcile``
 repairs aliases and tags; a changed served location is restored in the store.
 Run ``govern audit verify`` on a schedule to catch registry edits made outside
-``govern`` (see the README).
+``govern`` and edits to old events (the check before each governed action
+starts from the last verified checkpoint; this command always reads every
+event): ``--quiet`` prints one line when all is well and exits 1 with one
+line per finding otherwise (docs/explanation/trail-at-scale.md has the cron
+and systemd-timer lines).
 """
 
 from __future__ import annotations
@@ -48,6 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--file", type=Path, help="verify this export file instead of the database")
     verify.add_argument(
         "--anchors", type=Path, help="an off-box copy of the checkpoint file whose heads the trail must still hold"
+    )
+    verify.add_argument(
+        "--quiet",
+        action="store_true",
+        help="for a scheduled run: one line when intact (exit 0), one line per finding on stderr (exit 1)",
     )
     verify.set_defaults(handler=run_verify)
     export = actions.add_parser("export", help="write every event as JSON Lines (chain order) for archiving")
@@ -82,12 +91,12 @@ def run_verify(args: argparse.Namespace) -> int:
         where = trail.redacted(trail.open_trail().url)
     if result.ok:
         print(f"{result.line()} ({where})")  # noqa: T201 - CLI output
-        for line in result.detail_lines():
+        for line in [] if args.quiet else result.detail_lines():
             print(f"  {line}")  # noqa: T201
     else:
         for finding in result.findings:
             print(f"govern: audit trail BROKEN: {finding} ({where})", file=sys.stderr)  # noqa: T201
-    for line in registry_lines:
+    for line in [] if args.quiet else registry_lines:
         print(f"  {line}")  # noqa: T201
     for problem in registry_problems:
         print(f"govern: {problem}", file=sys.stderr)  # noqa: T201

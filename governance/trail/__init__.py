@@ -211,8 +211,14 @@ def keyring(url: str | None = None) -> KeyRing:
 
 
 def verify(url: str | None = None, archive: str | Path | None = None, anchors: Iterable[Anchor] = ()) -> Verification:
-    """Recompute the chain, check every signature, and compare with the checkpoint file, ``anchors`` and ``archive``."""
-    return open_trail(url).verify(archive, anchors)
+    """Recompute the chain, check every signature, and compare with the checkpoint file, ``anchors`` and ``archive``.
+
+    Always every event (``govern audit verify``, the scheduled check): the
+    verified checkpoint is never read here, only moved forward by a clean
+    result when this process holds the trail key.
+    """
+    opened = open_trail(url)
+    return opened.verify(archive, anchors, signer=opened.held_signing_key())
 
 
 def read_anchor_file(path: str | Path) -> list[Anchor]:
@@ -233,11 +239,16 @@ def require_intact(url: str | None = None, anchors: Iterable[Anchor] = ()) -> Ve
 
     Every governed action (approve, reject, promote, canary, rollback,
     approve-objective, registration) calls this first: nothing may be appended
-    to, or decided from, a chain that does not verify.
+    to, or decided from, a chain that does not verify. It starts from the
+    signed verified checkpoint (:mod:`governance.trail.verified`): the events
+    since, the checkpoint file's heads since and ``anchors`` are checked in
+    full, the prefix by its recorded head (O(events since), not O(trail)).
+    An edit to an event before the checkpoint is left to ``govern audit
+    verify``, which reads everything and is run on a schedule.
     """
     opened = open_trail(url)
-    # A governed action holds the trail key: Ed25519 checks already made are not repeated (trail/verified.py)
-    result = opened.verify(None, anchors, signer=opened.held_signing_key())
+    # From the signed verified checkpoint: only events since are read (trail/verified.py); the key holder moves it
+    result = opened.verify(None, anchors, signer=opened.held_signing_key(), since_checkpoint=True)
     if not result.ok:
         more = f" (and {len(result.findings) - 1} more)" if len(result.findings) > 1 else ""
         raise TrailBroken(f"refusing to act on a broken audit trail: {result.problem}{more}; see `govern audit verify`")

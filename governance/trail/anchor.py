@@ -18,6 +18,7 @@ the README says what to ship off-box.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -140,3 +141,50 @@ def check_anchors(
             )
         )
     return findings
+
+
+class CheckpointScan:
+    """One pass over a checkpoint file from a byte offset: yields ``(line number, parsed JSON or None)``.
+
+    Only complete lines (ending in a newline) move the mark (:attr:`offset`,
+    :attr:`lines`) a later pass resumes from; a last line without one (a head
+    being written, or a newline removed) is still yielded, so nothing it says
+    goes unchecked. Blank lines are skipped; a line that is not JSON yields None.
+    """
+
+    def __init__(self, path: Path, offset: int = 0, lines: int = 0):
+        self.path, self.offset, self.lines = path, offset, lines
+        self.before = (offset, lines)
+
+    def __iter__(self):
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            number = self.lines
+            for raw in handle:
+                number += 1
+                #: the mark before the line being yielded (to stop a later pass's resumption there)
+                self.before = (self.offset, self.lines)
+                if raw.endswith(b"\n"):
+                    self.offset += len(raw)
+                    self.lines = number
+                if not raw.strip():
+                    continue
+                try:
+                    yield number, json.loads(raw)
+                except ValueError:
+                    yield number, None
+
+    def tail_sha256(self, offset: int | None = None) -> str:
+        """SHA-256 of the (at most) 256 bytes before ``offset`` (default: the mark): what a later pass re-checks."""
+        end = self.offset if offset is None else offset
+        with self.path.open("rb") as handle:
+            handle.seek(max(0, end - 256))
+            return hashlib.sha256(handle.read(min(end, 256))).hexdigest()
+
+
+def parse_head(parsed, source: str) -> Anchor | None:
+    """A parsed checkpoint line as an :class:`Anchor`; None when it is not a signed head."""
+    try:
+        return Anchor.model_validate({**parsed, "source": source})
+    except (ValueError, ValidationError, TypeError):
+        return None

@@ -209,6 +209,10 @@ class Verification(BaseModel):
     rotated_keys: dict[str, str] = Field(default={}, exclude=True)
     #: seq -> signature of every event whose signature verified (anchors equal to these need no second check).
     verified_signatures: dict[int, str] = Field(default={}, exclude=True)
+    #: where the rows ended (None without keys); a place to continue from only when ``ok``.
+    state: ChainState | None = Field(default=None, exclude=True)
+    #: the verified checkpoint this verification started from (0: it read every event).
+    verified_from: int = 0
 
     def line(self) -> str:
         if self.ok:
@@ -361,12 +365,49 @@ def describe(row: dict[str, Any]) -> str:
     return f"{shown(row.get('event_type'), 40)} {subject}{version} by {shown(row.get('actor'), MAX_NAME_CHARS)}"
 
 
+class ChainState(BaseModel):
+    """Where a clean verification of events ``1..events`` ended: all that checking event ``events + 1`` on needs.
+
+    Serialised into the signed verified checkpoint (:mod:`governance.trail.verified`),
+    so a later verification continues from it instead of re-reading the prefix.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: int = 0
+    head_hash: str = GENESIS_HASH
+    #: the key that signed event #1 (None: no event yet).
+    first_key: str | None = None
+    #: new key id -> [seq of the key_rotated event, public key (base64), old key id].
+    rotated_in: dict[str, tuple[int, str, str]] = {}
+    #: key id -> seq of the event that rotated it out.
+    retired: dict[str, int] = {}
+    #: the trail instance the events belong to, and the first event that carried it.
+    trail_id: str | None = None
+    first_identified: int | None = None
+    legacy: int = 0
+    signatures: int = 0
+    #: every key that signed an event of the prefix.
+    key_ids: list[str] = []
+
+    @property
+    def current_key(self) -> str | None:
+        """The key that signs after event ``events``: the last one rotated in, else the first."""
+        if not self.rotated_in:
+            return self.first_key
+        return max(self.rotated_in.items(), key=lambda item: item[1][0])[0]
+
+
+Verification.model_rebuild()
+
+
 def verify_rows(
     rows: Iterable[dict[str, Any]],
     keys: Any | None = None,
     *,
-    signatures_verified_upto: int = 0,
     trail_id: str | None = None,
+    start: ChainState | None = None,
+    hashes: dict[int, str] | None = None,
 ) -> Verification:
     """Recompute the chain over rows in ``seq`` order and, with ``keys``, check every signature.
 
@@ -374,10 +415,13 @@ def verify_rows(
     the hash chain is checked (an archive compared as a prefix). The first
     broken link ends the chain check; signatures are checked on every row, so
     each forged or re-hashed event is named (the first :data:`MAX_LISTED`).
-    ``signatures_verified_upto`` skips only the Ed25519 computation for events
-    up to that seq, whose signatures a key holder's record says verified
-    (:mod:`governance.trail.verified` says when that is sound); key trust,
-    rotations and everything else are still checked for them.
+
+    ``start`` continues a verification that ended cleanly there (the rows
+    then begin at ``start.events + 1``): the state of key trust, rotations
+    and the instance id is taken from it, nothing before it is read. A clean
+    result carries the state to continue from (``Verification.state``).
+    ``hashes``, when given, is filled with every row's stored hash by seq
+    (the anchors are compared with it).
 
     ``trail_id`` is the instance the store says it is (its meta record);
     without it, the first event's id. Every event with an id must carry that
@@ -387,22 +431,30 @@ def verify_rows(
     only a writer that bypassed :func:`governance.trail.record` makes one that
     does not.
     """
-    prev, count = GENESIS_HASH, 0
+    begin = start or ChainState()
+    prev, count = begin.head_hash, begin.events
     chain_problem: tuple[int, str] | None = None
-    verified_events, verified_head = 0, None
+    verified_events, verified_head = begin.events, (begin.head_hash if begin.events else None)
     signature_findings: list[tuple[int, str]] = []
-    checked = 0
+    checked = begin.signatures
     keys_used: dict[str, str] = {}
     verified_signatures: dict[int, str] = {}
-    first_key: str | None = None
-    rotated_in: dict[str, tuple[int, str, str]] = {}  # new key id -> (seq, public key, old key id)
-    retired: dict[str, int] = {}  # key id -> seq of the event that rotated it out
+    first_key: str | None = begin.first_key
+    # in rotation order (a serialised state has its keys sorted)
+    rotated_in: dict[str, tuple[int, str, str]] = dict(sorted(begin.rotated_in.items(), key=lambda item: item[1][0]))
+    retired: dict[str, int] = dict(begin.retired)
     instance_findings: list[tuple[int, str]] = []
-    reference, first_identified, legacy = trail_id or None, None, 0
-    for expected, row in enumerate(rows, start=1):
+    reference, first_identified, legacy = trail_id or begin.trail_id or None, begin.first_identified, begin.legacy
+    if keys is not None:
+        for key_id in begin.key_ids:
+            keys_used[key_id] = _trust_label(key_id, keys, rotated_in)
+    hashed = _row_hasher()
+    for expected, row in enumerate(rows, start=begin.events + 1):
         count = expected
         seq = row.get("seq")
         at = seq if isinstance(seq, int) else expected
+        if hashes is not None and isinstance(seq, int):
+            hashes[seq] = row.get("hash")
         stored_id = row.get("trail_id") or ""
         if not stored_id:
             legacy += 1
@@ -439,21 +491,15 @@ def verify_rows(
                     f"event #{seq} ({describe(row)}): prev_hash does not match the hash of event #{seq - 1}; "
                     "an event before it was removed, inserted or edited"
                 )
-            else:
-                try:
-                    recomputed = row_hash(row)
-                except (KeyError, TypeError, ValueError):
-                    recomputed = None
-                if recomputed != row.get("hash"):
-                    problem = f"event #{seq} ({describe(row)}): stored content does not match its hash; it was edited"
+            elif hashed(row) != row.get("hash"):
+                problem = f"event #{seq} ({describe(row)}): stored content does not match its hash; it was edited"
             if problem is not None:
                 chain_problem = (expected, problem)
-                verified_events, verified_head = expected - 1, prev
+                verified_events, verified_head = expected - 1, (prev if expected > 1 else None)
         if expected == 1:
             first_key = str(row.get("key_id") or "")
         if keys is not None:
-            known_good = isinstance(seq, int) and seq <= signatures_verified_upto
-            found = _check_signature(row, keys, rotated_in, retired, first_key, known_good=known_good)
+            found = _check_signature(row, keys, rotated_in, retired, first_key)
             if isinstance(found, str):
                 signature_findings.append((seq if isinstance(seq, int) else expected, found))
             else:
@@ -471,6 +517,23 @@ def verify_rows(
     findings.sort(key=lambda item: item[0])
     rotated_keys = {key_id: public for key_id, (_, public, _) in rotated_in.items()}
     instance = {"trail_id": reference, "legacy_events": legacy}
+    # where the rows ended; only a clean result's state is a place to continue from
+    state = (
+        ChainState(
+            events=count,
+            head_hash=str(prev) if count else GENESIS_HASH,
+            first_key=first_key,
+            rotated_in=rotated_in,
+            retired=retired,
+            trail_id=reference,
+            first_identified=first_identified,
+            legacy=legacy,
+            signatures=checked,
+            key_ids=sorted(keys_used),
+        )
+        if keys is not None
+        else None
+    )
     if not findings:
         return Verification(
             ok=True,
@@ -480,6 +543,7 @@ def verify_rows(
             keys_used=keys_used,
             rotated_keys=rotated_keys,
             verified_signatures=verified_signatures,
+            state=state,
             **instance,
         )
     return Verification(
@@ -495,7 +559,59 @@ def verify_rows(
         finding_seqs=[seq for seq, _ in findings],
         signatures_checked=checked,
         keys_used=keys_used,
+        state=state,
     )
+
+
+def _trust_label(key_id: str, keys: Any, rotated_in: dict[str, tuple[int, str, str]]) -> str:
+    """How a key that signed part of a verified prefix is trusted now (for the summary lines)."""
+    trust, refused = keys.check(key_id, "9999-12-31")
+    if trust is None and key_id in rotated_in:
+        at, _, old = rotated_in[key_id]
+        return f"rotated in at #{at} by {old}, not reviewed in git"
+    return trust or refused or "no longer trusted"
+
+
+def _row_hasher():
+    """:func:`row_hash`, with the canonical JSON of the usual row (str and int columns) built without ``json.dumps``.
+
+    The fast form writes exactly the bytes :func:`canonical_json` writes (the
+    same C string encoder, the same sorted keys and separators); any other
+    value type falls back to :func:`row_hash` itself.
+    """
+    from json.encoder import encode_basestring
+
+    def build(columns: tuple[str, ...]) -> list[tuple[str, str]]:
+        ordered = sorted(columns)
+        return [(name, ("{" if i == 0 else ",") + encode_basestring(name) + ":") for i, name in enumerate(ordered)]
+
+    full, legacy = build(COLUMNS), build(LEGACY_COLUMNS)
+    sha256 = hashlib.sha256
+
+    def hashed(row: dict[str, Any]) -> str | None:
+        parts = []
+        try:
+            for name, prefix in full if row.get("trail_id") else legacy:
+                value = row[name]
+                kind = type(value)
+                if kind is str:
+                    parts.append(prefix + encode_basestring(value))
+                elif kind is int:
+                    parts.append(prefix + int.__repr__(value))
+                else:
+                    return row_hash(row)
+        except KeyError:
+            return None
+        parts.append("}")
+        return sha256("".join(parts).encode("utf-8")).hexdigest()
+
+    def guarded(row: dict[str, Any]) -> str | None:
+        try:
+            return hashed(row)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    return guarded
 
 
 def _capped(
@@ -529,8 +645,6 @@ def _check_signature(
     rotated_in: dict[str, tuple[int, str, str]],
     retired: dict[str, int],
     first_key: str | None,
-    *,
-    known_good: bool = False,
 ) -> tuple[str, str] | str:
     """``(key id, trust)`` when the row is signed by a key trusted at that point; else the finding.
 
@@ -558,7 +672,7 @@ def _check_signature(
         )
     if key_id in retired and isinstance(seq, int) and seq > retired[key_id]:
         return f"{where}: signed by key {key_id}, which was rotated out at #{retired[key_id]}"
-    if not known_good and not keys.verify(key_id, str(row.get("hash") or ""), signature, public=public):
+    if not keys.verify(key_id, str(row.get("hash") or ""), signature, public=public):
         return f"{where}: signature does not verify under key {key_id}; the event was forged or re-hashed after an edit"
     if row.get("event_type") == "key_rotated":
         try:

@@ -85,6 +85,8 @@ from governance.trail.location import (
 #: Key of the PostgreSQL advisory lock that serialises appends ("govaudit" in ASCII).
 _PG_LOCK_KEY = 0x676F7661756469
 _RETRIES = 8
+#: Rows fetched per round trip when a verification streams the trail.
+_BATCH = 5000
 
 _metadata = MetaData()
 events_table = Table(
@@ -296,7 +298,8 @@ class Trail:
                 with self._errors("appending to the audit trail"), self._write() as conn:
                     if key is not None:
                         self._require_usable_key(conn, key)
-                    related = self._related(conn, subject)
+                    # Only a guard or hook reads the subject's events: a plain append stays O(1) at a million events
+                    related = self._related(conn, subject) if guard is not None or before_commit is not None else []
                     if guard is not None:
                         existing = guard(related)
                         if existing is not None:
@@ -439,12 +442,21 @@ class Trail:
             row = conn.execute(query).mappings().first()
         return event_from_row(dict(row)) if row is not None else None
 
-    def raw_rows(self) -> Iterator[dict[str, Any]]:
-        """Stored rows exactly as the database holds them, in ``seq`` order (for verification)."""
+    def raw_rows(self, since: int = 0) -> Iterator[dict[str, Any]]:
+        """Stored rows exactly as the database holds them, in ``seq`` order from ``since`` (for verification).
+
+        Streamed in batches (a server-side cursor on PostgreSQL): a million rows are never held at once.
+        """
         self._ensure_schema()
+        query = select(events_table).order_by(events_table.c.seq)
+        if since:
+            query = query.where(events_table.c.seq >= since)
+        names = [column.name for column in events_table.columns]
         with self._errors("reading the audit trail"), self.engine.connect() as conn:
-            for row in conn.execute(select(events_table).order_by(events_table.c.seq)).mappings():
-                yield dict(row)
+            result = conn.execution_options(stream_results=True, yield_per=_BATCH).execute(query)
+            for batch in result.partitions():
+                for row in batch:
+                    yield dict(zip(names, row, strict=True))
 
     def held_signing_key(self) -> signing.SigningKey | None:
         """The signing key when this process holds one already (configured, or the embedded default on disk).
@@ -467,26 +479,32 @@ class Trail:
         anchors: Iterable[anchors_mod.Anchor] = (),
         *,
         signer: signing.SigningKey | None = None,
+        since_checkpoint: bool = False,
     ) -> Verification:
         """Recompute the chain, check every signature and compare the chain with its anchors.
 
         Anchors are the checkpoint file's heads, ``anchors`` supplied by the
         caller (e.g. the registry's MLflow tags) and, with ``archive``, an
-        earlier export that must still be the trail's prefix. With ``signer``
-        (the trail's key, held by a governed action) the Ed25519 checks of a
-        prefix recorded as verified are not repeated and the record is moved
-        forward after a clean verification (:mod:`governance.trail.verified`).
+        earlier export that must still be the trail's prefix. With
+        ``since_checkpoint`` (the check before a governed action) the
+        verification starts from the signed verified checkpoint when there is
+        one (:mod:`governance.trail.verified`): O(events since). With
+        ``signer`` (the trail's key, when held) a clean verification moves
+        that checkpoint forward.
         """
-        rows = list(self.raw_rows())
+        anchors = list(anchors)
         instance = self.trail_id()
         keys = signing.load_keyring(self.files) if self._signing else None
-        record = verified.record_path(self.files.checkpoint) if keys is not None and signer is not None else None
-        upto = verified.trusted_prefix(record, rows, keys, signer) if record is not None else 0  # type: ignore[arg-type]
-        result = verify_rows(rows, keys, signatures_verified_upto=upto, trail_id=instance)
-        if upto and not result.ok:
-            # something is wrong: check everything, so every finding is named
-            result = verify_rows(rows, keys, trail_id=instance)
-        hashes = {row["seq"]: row["hash"] for row in rows}
+        record = verified.record_path(self.files.checkpoint) if keys is not None else None
+        if since_checkpoint and keys is not None and record is not None and archive is None:
+            try:
+                start = verified.load(record, keys, self._rotations())
+            except verified.RecordRefused as refused:
+                return _refused(str(refused))
+            if start is not None:
+                return self._verify_since(start, instance, keys, anchors, signer)
+        hashes: dict[int, str] = {}
+        result = verify_rows(self.raw_rows(), keys, trail_id=instance, hashes=hashes)
         end = max(hashes) if hashes else 0
         extra: list[tuple[int, str]] = []
         summary: list[str] = []
@@ -498,50 +516,151 @@ class Trail:
                     f"trail {result.trail_id}; it was deleted",
                 )
             )
+        heads = None
         if keys is not None:
-            extra += self._check_checkpoint(rows, hashes, end, keys, result, summary)
-            by_source: dict[str, list[anchors_mod.Anchor]] = {}
-            for given in anchors:
-                by_source.setdefault(given.source or "caller anchor", []).append(given)
-            for source, group in sorted(by_source.items()):
-                found = anchors_mod.check_anchors(
-                    group, hashes, end, keys, result.rotated_keys, result.verified_signatures
-                )
-                latest = max(a.seq for a in group)
-                summary.append(f"anchor {source}: head #{latest}, {'MISMATCH' if found else 'matches'}")
-                extra += found
-            extra += self._check_held_key(rows, keys, result, end)
+            heads = self._read_heads(_Heads(), 0, 0, hashes, end, result)
+            extra += self._check_checkpoint(heads, hashes, end, keys, result, summary)
+            extra += self._check_given(anchors, hashes, end, keys, result, summary)
+            extra += self._check_held_key(end, keys, result)
         if archive is not None:
             extra += _check_archive(archive, hashes, result)
         final = result.with_findings(extra).model_copy(update={"anchors": summary})
-        if record is not None and final.ok and len(rows) > upto:
-            verified.write_record(record, rows, keys, signer)  # type: ignore[arg-type]
+        if final.ok and signer is not None and keys is not None and result.state is not None and heads is not None:
+            verified.write(record, result.state, heads.mark(), keys, signer)
         return final
 
-    def _check_held_key(
-        self, rows: list[dict[str, Any]], keys: signing.KeyRing, chain: Verification, end: int
+    def _rotations(self) -> dict[str, int]:
+        """Key id -> seq of the stored ``key_rotated`` event it signed (read from the store, not a record)."""
+        self._ensure_schema()
+        query = select(events_table.c.seq, events_table.c.key_id).where(events_table.c.event_type == "key_rotated")
+        with self._errors("reading the audit trail"), self.engine.connect() as conn:
+            return {str(row.key_id): int(row.seq) for row in conn.execute(query)}
+
+    def _verify_since(
+        self,
+        start: verified.VerifiedCheckpoint,
+        instance: str | None,
+        keys: signing.KeyRing,
+        anchors: list[anchors_mod.Anchor],
+        signer: signing.SigningKey | None,
+    ) -> Verification:
+        """Verify only what came after a verified checkpoint (see :mod:`governance.trail.verified`)."""
+        state, where, mark = start.state, f"verified checkpoint {start.path}", start.mark
+        n = state.events
+        if state.trail_id is not None and instance != state.trail_id:
+            return _refused(
+                f"{where}: verified trail {state.trail_id}, but the store is trail {instance}; "
+                "the trail's instance id was changed or the store replaced"
+            )
+        # The checkpoint file: no shorter than it was read, ending the read part with the same bytes
+        path = self.files.checkpoint
+        assert path is not None
+        if mark.bytes:
+            size = path.stat().st_size if path.is_file() else -1
+            if size < mark.bytes:
+                now = f"{size} bytes" if size >= 0 else "missing"
+                return _refused(
+                    f"checkpoint {path} is {now}, shorter than the {mark.bytes} bytes {where} read; "
+                    "heads were removed from it (truncated or replaced)"
+                )
+            if anchors_mod.CheckpointScan(path, mark.bytes).tail_sha256() != mark.tail_sha256:
+                return _refused(
+                    f"checkpoint {path}: the heads {where} read (lines 1..{mark.lines}) were rewritten since"
+                )
+        # Event n must still hold the verified bytes; then every event after it is verified in full
+        rows = self.raw_rows(since=n)
+        first = next(rows, None)
+        if first is None or first.get("seq") != n:
+            last = self.head()
+            end = last.seq if last is not None else 0
+            if end < n:
+                removed = f"event #{n} was" if end == n - 1 else f"events #{end + 1}..#{n} were"
+                return _refused(
+                    f"the trail ends at #{end}, before #{n} that {where} verified; {removed} removed (truncated)", n
+                )
+            return _refused(f"event #{n}, verified by {where}, is missing; the trail was rewritten", n)
+        if first.get("hash") != state.head_hash or row_hash(first) != state.head_hash:
+            return _refused(
+                f"event #{n} ({describe(first)}) no longer holds the hash {state.head_hash[:16]} that {where} "
+                f"verified; the trail was rewritten at or before #{n}",
+                n,
+            )
+        hashes: dict[int, str] = {n: state.head_hash}
+        result = verify_rows(rows, keys, trail_id=instance, start=state, hashes=hashes)
+        end = max(hashes)
+        heads = self._read_heads(_Heads(mark.heads, mark.latest), mark.bytes, mark.lines, hashes, end, result)
+        # Heads or anchors before n name events this pass did not read: fetch just those hashes
+        hashes.update(self._hashes_at({a.seq for a in [*heads.anchors, *anchors] if a.seq < n}))
+        summary = [f"verified checkpoint: #{n} ({start.verified_at[:19]}Z, key {start.key_id}), {end - n} events since"]
+        extra = self._check_checkpoint(heads, hashes, end, keys, result, summary)
+        extra += self._check_given(anchors, hashes, end, keys, result, summary)
+        extra += self._check_held_key(end, keys, result)
+        final = result.with_findings(extra).model_copy(update={"anchors": summary, "verified_from": n})
+        if final.ok and signer is not None and result.state is not None and end > n:
+            verified.write(start.path, result.state, heads.mark(), keys, signer)
+        return final
+
+    def _read_heads(
+        self, heads: _Heads, offset: int, lines: int, hashes: dict[int, str], end: int, chain: Verification
+    ) -> _Heads:
+        """The checkpoint file's heads from ``offset`` on (``heads.present`` False when there is no file)."""
+        path = self.files.checkpoint
+        if path is None or not path.is_file():
+            return heads
+        heads.read(anchors_mod.CheckpointScan(path, offset, lines), hashes, chain.verified_signatures, end)
+        if heads.later:
+            # Heads beyond the rows read: events appended since (left to the next pass), or a truncated trail
+            stored = self._hashes_at({head.seq for *_, head in heads.later})
+            for before, head in heads.later:
+                if head.seq in stored:
+                    heads.stop_at(before)
+                else:
+                    heads.anchors.append(head)
+        return heads
+
+    def _hashes_at(self, seqs: set[int]) -> dict[int, str]:
+        """Stored hashes at a few seqs (anchors the rows read did not cover)."""
+        if not seqs:
+            return {}
+        query = select(events_table.c.seq, events_table.c.hash).where(events_table.c.seq.in_(sorted(seqs)))
+        with self._errors("reading the audit trail"), self.engine.connect() as conn:
+            return {int(row.seq): str(row.hash) for row in conn.execute(query)}
+
+    def _check_given(
+        self, anchors, hashes, end, keys, result: Verification, summary: list[str]
     ) -> list[tuple[int, str]]:
+        """Anchors handed in by the caller (MLflow tags, an off-box copy), one summary line per source."""
+        extra: list[tuple[int, str]] = []
+        by_source: dict[str, list[anchors_mod.Anchor]] = {}
+        for given in anchors:
+            by_source.setdefault(given.source or "caller anchor", []).append(given)
+        for source, group in sorted(by_source.items()):
+            found = anchors_mod.check_anchors(group, hashes, end, keys, result.rotated_keys, result.verified_signatures)
+            latest = max(a.seq for a in group)
+            summary.append(f"anchor {source}: head #{latest}, {'MISMATCH' if found else 'matches'}")
+            extra += found
+        return extra
+
+    def _check_held_key(self, end: int, keys: signing.KeyRing, chain: Verification) -> list[tuple[int, str]]:
         """A finding when the embedded key file beside the store is not the trail's current key (replaced)."""
         path = self.files.default_key
-        if not rows or path is None or self.files.key_configured or not path.is_file():
+        state = chain.state
+        if not end or state is None or path is None or self.files.key_configured or not path.is_file():
             return []
         try:
             held = signing.parse_private_key(path.read_bytes(), str(path))
         except (OSError, ConfigError):
             return [(end + 1, f"{path}: not a readable Ed25519 private key; it was replaced or damaged")]
-        current = [*chain.rotated_keys][-1] if chain.rotated_keys else str(rows[0].get("key_id"))
+        current = state.current_key
         trust, _ = keys.check(held.key_id, now_utc())
         if held.key_id == current or signing.is_reviewed(trust):
             return []
-        rotated_out = [
-            row["seq"] for row in rows if row.get("event_type") == "key_rotated" and row["key_id"] == held.key_id
-        ]
-        if rotated_out:
+        if held.key_id in state.retired:
             return [
                 (
                     end + 1,
-                    f"{path}: holds key {held.key_id}, which was rotated out at #{rotated_out[0]}; this trail's key "
-                    f"is {current}: finish the rotation (put the new key in place) or configure it",
+                    f"{path}: holds key {held.key_id}, which was rotated out at #{state.retired[held.key_id]}; this "
+                    f"trail's key is {current}: finish the rotation (put the new key in place) or configure it",
                 )
             ]
         return [
@@ -553,30 +672,30 @@ class Trail:
         ]
 
     def _check_checkpoint(
-        self, rows, hashes, end, keys, chain: Verification, summary: list[str]
+        self, heads: _Heads, hashes, end, keys, chain: Verification, summary
     ) -> list[tuple[int, str]]:
         path = self.files.checkpoint
         if path is None:
             summary.append(f"checkpoint: none configured (set {CHECKPOINT_ENV})")
             return []
-        if not path.is_file():
+        if not heads.present:
             summary.append(f"checkpoint {path}: missing")
-            if not rows:
+            if not end:
                 return []
             return [
                 (
                     end + 1,
-                    f"checkpoint {path} is missing but the trail holds {len(rows)} events; it was deleted, "
+                    f"checkpoint {path} is missing but the trail holds {end} events; it was deleted, "
                     f"or {CHECKPOINT_ENV} points elsewhere",
                 )
             ]
-        heads, unreadable = anchors_mod.read_checkpoint(path)
-        found = anchors_mod.check_anchors(heads, hashes, end, keys, chain.rotated_keys, chain.verified_signatures)
-        latest = max((a.seq for a in heads), default=0)
-        behind = f"; {end - latest} newer events not yet anchored" if latest < end else ""
-        verdict = "MISMATCH" if found or unreadable else "matches"
-        summary.append(f"checkpoint {path}: {len(heads)} heads, latest #{latest}, {verdict}{behind}")
-        return found + [(end + 1, line) for _, line in unreadable]
+        found = anchors_mod.check_anchors(
+            heads.anchors, hashes, end, keys, chain.rotated_keys, chain.verified_signatures
+        )
+        behind = f"; {end - heads.latest} newer events not yet anchored" if heads.latest < end else ""
+        verdict = "MISMATCH" if found or heads.unreadable else "matches"
+        summary.append(f"checkpoint {path}: {heads.total} heads, latest #{heads.latest}, {verdict}{behind}")
+        return found + [(end + 1, line) for _, line in heads.unreadable]
 
     def export(self, handle: IO[str]) -> int:
         """Write every event as one JSON line (chain order); returns the count."""
@@ -585,6 +704,73 @@ class Trail:
             handle.write(canonical_json(event_from_row(row).model_dump(mode="json")) + "\n")
             count += 1
         return count
+
+
+_HEAD_KEYS = frozenset({"seq", "hash", "key_id", "signature"})
+
+
+class _Heads:
+    """The checkpoint file's heads as one pass reads them.
+
+    A head equal to an event whose signature just verified (the common case:
+    one per append) is only counted; any other is kept as an :class:`Anchor`
+    and compared in full (:func:`governance.trail.anchor.check_anchors`).
+    """
+
+    def __init__(self, total: int = 0, latest: int = 0):
+        self.total, self.latest = total, latest
+        self.present = False
+        self.anchors: list[anchors_mod.Anchor] = []
+        self.unreadable: list[tuple[int, str]] = []
+        #: heads beyond the rows read, with the mark before each: ((offset, lines, total, latest), head)
+        self.later: list[tuple[tuple[int, int, int, int], anchors_mod.Anchor]] = []
+        self._scan: anchors_mod.CheckpointScan | None = None
+        self._stop: tuple[int, int, int, int] | None = None
+
+    def read(self, scan: anchors_mod.CheckpointScan, hashes: dict[int, str], signed: dict[int, str], end: int) -> None:
+        self.present, self._scan = True, scan
+        for number, parsed in scan:
+            if type(parsed) is dict and parsed.keys() == _HEAD_KEYS:
+                seq = parsed["seq"]
+                if (
+                    type(seq) is int
+                    and hashes.get(seq) == parsed["hash"]
+                    and signed.get(seq) == parsed["signature"]
+                    and type(parsed["key_id"]) is str
+                ):
+                    self.total += 1
+                    self.latest = max(self.latest, seq)
+                    continue
+            source = f"checkpoint {scan.path}:{number}"
+            head = anchors_mod.parse_head(parsed, source) if parsed is not None else None
+            if head is None:
+                self.unreadable.append((number, f"{source}: not a signed head; the file was edited"))
+                continue
+            if head.seq > end:
+                self.later.append(((*scan.before, self.total, self.latest), head))
+            else:
+                self.anchors.append(head)
+            self.total += 1
+            self.latest = max(self.latest, head.seq)
+
+    def stop_at(self, before: tuple[int, int, int, int]) -> None:
+        """A later pass resumes at this line (its event was appended after the rows were read)."""
+        if self._stop is None or before[0] < self._stop[0]:
+            self._stop = before
+
+    def mark(self) -> verified.FileMark:
+        """How far this pass read, for the verified checkpoint."""
+        if self._scan is None:
+            return verified.FileMark(heads=self.total, latest=self.latest)
+        offset, lines, total, latest = self._stop or (self._scan.offset, self._scan.lines, self.total, self.latest)
+        return verified.FileMark(
+            bytes=offset, lines=lines, heads=total, latest=latest, tail_sha256=self._scan.tail_sha256(offset)
+        )
+
+
+def _refused(line: str, seq: int = 0) -> Verification:
+    """A verification that stopped at its first finding (a verified checkpoint the store contradicts)."""
+    return Verification(ok=False, events=0, head_hash=None).with_findings([(seq, line)])
 
 
 def _check_archive(archive: str | Path, hashes: dict[int, str], result: Verification) -> list[tuple[int, str]]:
