@@ -168,3 +168,40 @@ def test_a_postgres_store_from_before_trail_ids_gains_the_column_and_an_id(pg_tr
     (new,) = seed(1)
     assert new.seq == 3 and new.trail_id == trail.open_trail().trail_id()
     assert trail.verify().ok
+
+
+def test_postgres_check_before_an_action_starts_from_the_verified_checkpoint(pg_trail):
+    """The attacks of test_trail_verified.py as a PostgreSQL administrator would make them, with psycopg2."""
+    from governance.errors import TrailBroken
+    from governance.trail.verified import record_path
+
+    seed(5)
+    assert trail.require_intact().verified_from == 0  # the first check reads everything and records #5
+    record = record_path(trail.open_trail().files.checkpoint)
+    conn = psycopg2.connect(pg_trail)
+    conn.autocommit = True
+    cursor = conn.cursor()
+    cursor.execute("DROP TRIGGER audit_events_append_only ON audit_events")
+    # An old event edited under the checkpoint: the action check passes, the full verify refuses
+    cursor.execute("UPDATE audit_events SET reason = 'nothing happened' WHERE seq = 2")
+    assert trail.require_intact().verified_from == 5
+    assert trail.verify().findings == [
+        "event #2 (approved govllm-dpo v7 by reviewer1): stored content does not match its hash; it was edited"
+    ]
+    cursor.execute("UPDATE audit_events SET reason = %s WHERE seq = 2", ("review 1: naïve ✓",))
+    # An event after the checkpoint rewritten: refused by the action check, with the full verify's words
+    seed(2)
+    cursor.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 6")
+    finding = "event #6 (approved govllm-dpo v7 by mallory): stored content does not match its hash; it was edited"
+    with pytest.raises(TrailBroken) as err:
+        trail.require_intact()
+    assert str(err.value) == f"refusing to act on a broken audit trail: {finding}; see `govern audit verify`"
+    # Truncated below the checkpoint: refused
+    cursor.execute("DELETE FROM audit_events WHERE seq > 3")
+    with pytest.raises(TrailBroken) as err:
+        trail.require_intact()
+    assert str(err.value) == (
+        f"refusing to act on a broken audit trail: the trail ends at #3, before #5 that verified checkpoint "
+        f"{record} verified; events #4..#5 were removed (truncated); see `govern audit verify`"
+    )
+    conn.close()
