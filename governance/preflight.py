@@ -40,6 +40,9 @@ from governance.errors import ConfigError, GovernanceError
 MAX_CLOCK_SKEW_S = 60
 #: How long one network check may take: a server that needs longer is a problem worth reporting.
 NETWORK_TIMEOUT_S = 5
+#: How long the server may take to check a password: basic-auth hashes it on purpose slowly (a CPU-bound
+#: KDF), and a busy server's one worker queues it behind other requests (5 s timed out under load).
+IDENTITY_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def check_server(uri: str, risk_tiers: list[str]) -> list[Finding]:
         ]
     try:
         identity = verify_server_user(
-            uri, username, password, timeout=NETWORK_TIMEOUT_S, pin=pin, policy_source=str(policy_path)
+            uri, username, password, timeout=IDENTITY_TIMEOUT_S, pin=pin, policy_source=str(policy_path)
         )
     except GovernanceError as exc:
         return [*findings, _problem("identity", str(exc))]

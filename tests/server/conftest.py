@@ -12,6 +12,7 @@ tests are skipped, saying why, when it cannot be reached.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import secrets
@@ -173,6 +174,14 @@ def mlflow_server(tmp_path_factory, postgres) -> Iterator[MlflowServer]:
         {
             "MLFLOW_AUTH_CONFIG_PATH": str(ini),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+            # Webhooks (govern watch, tests/server/test_watch.py): the receiver is http on 127.0.0.1, which MLflow
+            # refuses by default (https only, public addresses only); the webhook secret is stored encrypted under
+            # a fixed key (unset: a random one per process); the webhook list is cached 1 s, not 60 s, so a
+            # webhook created after an earlier test's deliveries is called at once.
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            "MLFLOW_WEBHOOK_CACHE_TTL": "1",
         }
     )
     log_path = root / "server.log"
@@ -189,6 +198,7 @@ def mlflow_server(tmp_path_factory, postgres) -> Iterator[MlflowServer]:
                 "basic-auth",
                 "--backend-store-uri",
                 backend,
+                "--serve-artifacts",  # artifacts go through the server (mlflow-artifacts: URIs), never a shared path
                 "--artifacts-destination",
                 str(root / "artifacts"),
                 "--host",

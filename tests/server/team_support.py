@@ -1,0 +1,180 @@
+"""A team set-up for the server tests: accounts on the test's ``mlflow server``, keys, a clone ready for ``dvc repro``.
+
+What a platform team does once, and what ``docs/how-to/team-setup.md`` walks
+through in the same steps: accounts on the basic-auth server (a trainer
+service account, three reviewers, a release manager), the approvals policy
+naming them and pinning the server, the trail signing key listed in
+``policies/trail_keys.yaml`` and the model-signing public key pinned in
+``policies/keys/``, committed in git; the team configuration (``team.env``:
+tracking URI, trail URL, key files; no secret in it) outside the clone;
+each person's credentials in the environment.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+from e2e_support import pipeline_env  # noqa: E402 - the e2e helpers live beside the e2e tests
+
+TRAINER = "svc-trainer"
+REVIEWERS = ("rev-ana", "rev-ben", "rev-cho")
+RELEASER = "rel-dee"
+
+
+@dataclass
+class Team:
+    """The shared services and what every clone of this team is configured with."""
+
+    server: object  # tests.server.conftest.MlflowServer
+    folder: Path  # outside every clone: keys, team.env, the DVC remote
+    team_env: Path
+    remote: Path
+    policies: dict[str, str] = field(default_factory=dict)  # policy file (relative) -> committed text
+
+    def settings(self) -> dict[str, str]:
+        """``team.env`` as variables (what `set -a; . team.env` exports)."""
+        out = {}
+        for line in self.team_env.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                out[key.removeprefix("export ").strip()] = shlex.split(value)[0] if value else ""
+        return out
+
+    def env(self, workdir: Path, user: str = TRAINER) -> dict[str, str]:
+        """A shell in ``workdir`` with the team configuration sourced and ``user``'s own credentials."""
+        env = pipeline_env(workdir)
+        env.pop("GOVERN_USER", None)  # against a server, who acts is who the server authenticates
+        env.update(self.settings())
+        env["MLFLOW_TRACKING_USERNAME"] = user
+        env["MLFLOW_TRACKING_PASSWORD"] = self.server.passwords[user]
+        return env
+
+    def run(self, cmd: list[str], workdir: Path, user: str = TRAINER, timeout: int = 900):
+        """``cmd`` in ``workdir`` as ``user`` (a :class:`subprocess.CompletedProcess`)."""
+        return subprocess.run(
+            cmd, cwd=workdir, env=self.env(workdir, user), capture_output=True, text=True, timeout=timeout
+        )
+
+    def clone(self, dest: Path) -> Path:
+        """A clone of the team's repository: this one as committed (commit first: a clone holds commits), with the
+        team's set-up commit on top (policies naming its people and keys, the DVC remote)."""
+        workdir = git_clone(dest)
+        for name, text in self.policies.items():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / name).write_text(text)
+        git(workdir, "add", *self.policies)
+        git(workdir, "commit", "-qm", "Team set-up: reviewers, the pinned server, the trail and model-signing keys")
+        dvc = subprocess.run(
+            ["dvc", "remote", "add", "-d", "team", str(self.remote)], cwd=workdir, capture_output=True, text=True
+        )
+        assert dvc.returncode == 0, dvc.stderr
+        git(workdir, "commit", "-qam", "DVC remote: the team's")
+        return workdir
+
+
+def git_clone(dest: Path) -> Path:
+    """``git clone`` of this repository: what a team member starts from (the committed state, nothing generated)."""
+    cloned = subprocess.run(["git", "clone", "-q", str(REPO), str(dest)], capture_output=True, text=True)
+    assert cloned.returncode == 0, cloned.stderr
+    return dest
+
+
+def git(workdir: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_team(server, folder: Path, *, risk_tier: str = "high") -> Team:
+    """Accounts, keys and policies of a team on ``server``, as docs/how-to/team-setup.md sets them up."""
+    for user in (TRAINER, *REVIEWERS, RELEASER):
+        if user not in server.passwords:
+            server.create_user(user, edit_models=True)
+    # The keys: created once by whoever holds them, never in git (docs: "Keys")
+    trail_key = folder / "trail.key"
+    openssl("genpkey", "-algorithm", "ed25519", "-out", str(trail_key))
+    signing_key = folder / "model_signing.key"
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(signing_key))
+    for key in (trail_key, signing_key):
+        key.chmod(0o600)
+    signing_pub = folder / "model_signing.pub"
+    openssl("ec", "-in", str(signing_key), "-pubout", "-out", str(signing_pub))
+    remote = folder / "dvc-remote"
+    remote.mkdir()
+    team_env = folder / "team.env"
+    team_env.write_text(
+        "# The team configuration: what every clone and CI runner sources (set -a; . ./team.env). No secrets:\n"
+        "# each person's MLflow credentials come from their environment (or ~/.netrc), the database's from ~/.pgpass.\n"
+        f"MLFLOW_TRACKING_URI={server.url}\n"
+        f"GOVERN_AUDIT_URL={server.audit_url}\n"
+        f"GOVERN_TRAIL_KEY_FILE={trail_key}\n"
+        f"GOVERN_TRAIL_CHECKPOINT={folder / 'audit.checkpoint.jsonl'}\n"
+        f"GOVERN_SIGNING_KEY={signing_key}\n"
+    )
+    team = Team(server=server, folder=folder, team_env=team_env, remote=remote)
+    # The trail key's entry, as `govern audit key` prints it for the configured key
+    entry = subprocess.run(
+        ["govern", "audit", "key"],
+        env={**pipeline_env(REPO), **team.settings()},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert entry.returncode == 0, entry.stderr
+    keys = yaml.safe_load((REPO / "policies/trail_keys.yaml").read_text())
+    keys["keys"] = [*(keys.get("keys") or []), *_entries(entry.stdout)]
+    approvals = yaml.safe_load((REPO / "policies/approvals.yaml").read_text())
+    approvals["roles"].update(
+        reviewer=list(REVIEWERS),
+        release_manager=[RELEASER],
+        objective_owner=[REVIEWERS[0]],
+        waiver_authority=[RELEASER],
+    )
+    approvals["authentication"].update(server=server.url, tls_sha256_fingerprint=None)
+    params = (REPO / "params.yaml").read_text()
+    marker = "register_sft:\n"
+    head, _, tail = params.partition(marker)
+    tail = tail.replace("  risk_tier: medium ", f"  risk_tier: {risk_tier} ", 1)
+    team.policies = {
+        "policies/trail_keys.yaml": yaml.safe_dump(keys, sort_keys=False),
+        "policies/approvals.yaml": yaml.safe_dump(approvals, sort_keys=False),
+        "policies/keys/model_signing.pub": signing_pub.read_text(),
+        "params.yaml": head + marker + tail,
+    }
+    return team
+
+
+def _entries(printed: str) -> list[dict]:
+    """The trail_keys.yaml entry ``govern audit key`` printed, its owner filled in."""
+    _, found, entry = printed.partition("entry for policies/trail_keys.yaml:\n")
+    assert found, f"govern audit key printed no entry: {printed!r}"
+    entries = yaml.safe_load(entry)
+    for item in entries:
+        item["owner"] = "release-eng (server tests)"
+    return entries
+
+
+def timed(label: str, started: float) -> float:
+    seconds = time.perf_counter() - started
+    print(f"\n{label}: {seconds:.1f}s")  # noqa: T201 - timing shown with -s
+    return seconds

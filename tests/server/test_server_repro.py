@@ -1,0 +1,104 @@
+"""``dvc repro register_sft`` against a real ``mlflow server`` (basic-auth, PostgreSQL, served artifacts).
+
+The team set-up of ``docs/how-to/team-setup.md``, run as written: a clone
+with the team's policies committed, ``team.env`` sourced, the stages
+authenticating as the trainer service account, the audit trail in
+PostgreSQL. The version is registered at the ``high`` risk tier, so the
+shipped ``approval.authenticated`` rule is in force: three reviewers approve
+with their own server credentials and the release manager promotes. Every
+artifact is read back through the server (``mlflow-artifacts:`` URIs, served
+by ``--serve-artifacts``) by ``govern verify``, ``govern report`` and
+``govern reproduce``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from team_support import RELEASER, REVIEWERS, TRAINER, make_team, timed
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def team(mlflow_server, tmp_path_factory):
+    return make_team(mlflow_server, tmp_path_factory.mktemp("team"))
+
+
+@pytest.fixture(scope="module")
+def trained(team, tmp_path_factory):
+    """Clone A: the SFT chain run by the trainer service account, its outputs pushed to the DVC remote."""
+    workdir = team.clone(tmp_path_factory.mktemp("clone-a") / "repo")
+    started = time.perf_counter()
+    result = team.run(["dvc", "repro", "register_sft"], workdir)
+    assert result.returncode == 0, f"dvc repro failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    seconds = timed("dvc repro register_sft against the server", started)
+    (workdir.parent / "repro.log").write_text(result.stdout + result.stderr)
+    registration = json.loads((workdir / "artifacts/register_sft/registration.json").read_text())
+    return workdir, registration, seconds
+
+
+def audit_events(team, workdir, event_type: str, name: str, version: str) -> list[dict]:
+    """The trail's events of one kind about one version, as `govern audit export` writes them."""
+    exported = team.run(["govern", "audit", "export"], workdir)
+    assert exported.returncode == 0, exported.stderr
+    events = [json.loads(line) for line in exported.stdout.splitlines()]
+    return [
+        e
+        for e in events
+        if e["event_type"] == event_type and (e["subject"]["model"], e["subject"]["version"]) == (name, version)
+    ]
+
+
+def test_sft_chain_registers_through_the_server_as_the_trainer(team, trained, monkeypatch):
+    from mlflow import MlflowClient
+
+    workdir, registration, _ = trained
+    name, version = registration["name"], registration["version"]
+    (registered,) = audit_events(team, workdir, "model_registered", name, version)
+    assert registered["actor"] == TRAINER and registered["identity_method"] == "mlflow-basic-auth"
+    assert registered["details"]["identity_server"] == team.server.url
+    # Artifacts live behind the server: the client sees mlflow-artifacts: URIs, never a path
+    client = MlflowClient(tracking_uri=team.server.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", TRAINER)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team.server.passwords[TRAINER])
+    mv = client.get_model_version(name, version)
+    run = client.get_run(mv.run_id)
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/"), run.info.artifact_uri
+    assert mv.tags["lineage.risk_tier"] == "high" and mv.tags["lineage.trained_by"] == TRAINER
+
+
+def test_reviewers_approve_with_their_own_credentials_and_the_high_tier_holds(team, trained):
+    workdir, registration, _ = trained
+    name, version = registration["name"], registration["version"]
+    for reviewer in REVIEWERS[:2]:
+        approved = team.run(["govern", "approve", name, version, "--reason", f"read by {reviewer}"], workdir, reviewer)
+        assert approved.returncode == 0, approved.stderr
+    early = team.run(["govern", "promote", name, version], workdir, RELEASER)
+    assert early.returncode == 1 and "approval.min_approvers" in early.stderr, early.stderr
+    approved = team.run(["govern", "approve", name, version, "--reason", "third reader"], workdir, REVIEWERS[2])
+    assert approved.returncode == 0, approved.stderr
+    promoted = team.run(["govern", "promote", name, version], workdir, RELEASER)
+    assert promoted.returncode == 0, promoted.stderr
+    approvals = audit_events(team, workdir, "approved", name, version)
+    assert sorted(e["actor"] for e in approvals) == sorted(REVIEWERS)
+    assert {e["identity_method"] for e in approvals} == {"mlflow-basic-auth"}
+    (promotion,) = audit_events(team, workdir, "promoted", name, version)
+    assert promotion["actor"] == RELEASER and promotion["identity_method"] == "mlflow-basic-auth"
+
+
+def test_verify_report_and_reproduce_read_through_the_server(team, trained):
+    workdir, registration, _ = trained
+    name, version = registration["name"], registration["version"]
+    started = time.perf_counter()
+    verified = team.run(["govern", "verify", name, version], workdir, REVIEWERS[0])
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "registered files match their signature and provenance statement" in verified.stdout
+    report = team.run(["govern", "report", name, version, "--out", str(workdir / "team-report")], workdir, REVIEWERS[0])
+    assert report.returncode == 0, report.stdout + report.stderr
+    reproduced = team.run(["govern", "reproduce", name, version], workdir, REVIEWERS[0])
+    assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
+    assert "bit-exact" in reproduced.stdout
+    timed("verify + report + reproduce through the server", started)
