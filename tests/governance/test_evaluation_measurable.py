@@ -30,7 +30,8 @@ def test_a_delta_that_moved_is_judged_normally():
     assert check_metrics([DELTA], metrics, "m")[0] == []
     worse = {"accuracy": 0.0, "parent_accuracy": 0.3, "accuracy_delta_vs_parent": -0.3}
     (violation,), (result,) = check_metrics([DELTA], worse, "m")
-    assert violation.message == "accuracy_delta_vs_parent -0.3 (min -0.05)" and result["status"] == "fail"
+    assert violation.message == "accuracy_delta_vs_parent -0.3 (min -0.05); accuracy 0 vs parent 0.3"
+    assert result["status"] == "fail"
 
 
 def test_a_regression_rule_with_both_sides_at_zero_is_not_measurable():
@@ -130,7 +131,7 @@ def test_a_rule_against_a_rise_is_measurable_at_the_floor_and_not_at_the_ceiling
     assert violations == [] and result["status"] == "pass"
     rose = {"repetition_rate": 0.5, "parent_repetition_rate": 0.0, "repetition_rate_delta_vs_parent": 0.5}
     (violation,), _ = check_metrics([LOOPS], rose, "m")
-    assert violation.message == "repetition_rate_delta_vs_parent 0.5 (max 0.2)"
+    assert violation.message == "repetition_rate_delta_vs_parent 0.5 (max 0.2); repetition_rate 0.5 vs parent 0"
     stuck = {"repetition_rate": 1.0, "parent_repetition_rate": 1.0, "repetition_rate_delta_vs_parent": 0.0}
     (violation,), (result,) = check_metrics([LOOPS], stuck, "artifacts/train_grpo")
     assert violation.message == (
@@ -179,7 +180,7 @@ def test_only_the_recorded_reward_model_weights_are_pinned_not_a_function_named_
     """A reward function called ``reward_model`` whose hash is not the recorded weights still needs approval."""
     from types import SimpleNamespace
 
-    from governance.report.facts import _objectives
+    from governance.report.objectives_facts import objectives_facts
     from governance.report.verdict import _objectives_check
 
     audit = {"objective_approvals": {"b" * 64: {"approved_by": "erin"}}, "objectives_available": True}
@@ -188,9 +189,9 @@ def test_only_the_recorded_reward_model_weights_are_pinned_not_a_function_named_
         "reward_model": {"dir": "artifacts/train_rm", "model_sha256": "c" * 64},
     }
     facts = _facts("builtin:tiny", [], [])
-    _objectives(facts, SimpleNamespace(tags={}), {}, rlhf, audit)
+    objectives_facts(facts, SimpleNamespace(tags={}), {}, rlhf, audit)
     assert _objectives_check(facts).status == "pass"
     impostor = {"reward_functions": {"reward_model_recipe": "b" * 64, "reward_model": "d" * 64}}
-    _objectives(facts, SimpleNamespace(tags={}), {}, impostor, audit)
+    objectives_facts(facts, SimpleNamespace(tags={}), {}, impostor, audit)
     check = _objectives_check(facts)
     assert (check.status, check.detail) == ("fail", "not approved: reward_model (dddddddddddd…)")

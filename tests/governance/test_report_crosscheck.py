@@ -20,8 +20,8 @@ from governance import approvals
 from governance.errors import DataError
 from governance.identity import Identity
 from governance.report import build_report
+from governance.report.data_facts import curation_of_file, from_card, pii_limitation
 from governance.report.documentation_schema import SCHEMA_FILE, json_schema, validate_documentation
-from governance.report.facts import curation_of_file, from_card, pii_limitation
 from governance.report.render import fmt
 
 

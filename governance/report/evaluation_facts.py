@@ -1,0 +1,147 @@
+"""The report's evaluation section: the evaluation decision, its metrics, and the production comparison.
+
+From the training run's ``evaluation/`` artifacts (decision, metrics,
+generations, safety, manifest) and the version holding ``production``; the
+decision's hash is compared with the one the version's tag records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from governance import registry, registry_view
+from governance.approvals import policy_dir
+from governance.errors import ConfigError, GovernanceError
+from governance.report.run_artifacts import RunArtifacts
+from governance.report.safety import safety_summary
+
+if TYPE_CHECKING:
+    from governance.report.facts import ReportFacts
+
+
+def evaluation_facts(facts: ReportFacts, version: Any, artifacts: RunArtifacts) -> None:
+    """The evaluation section: the decision and its integrity, metrics, generations, safety, production."""
+    tags = version.tags or {}
+    decision = artifacts.json("evaluation/decision.json")
+    metrics = artifacts.json("evaluation/metrics.json") or {}
+    generations = _generations(artifacts.json("evaluation/generations.json"))
+    manifest = artifacts.json("evaluation/manifest.json") or {}
+    digest = artifacts.sha256("evaluation/decision.json")
+    recorded = tags.get("lineage.eval_decision_sha256")
+    details = (decision or {}).get("details") or {}
+    results = [dict(r) for r in details.get("results") or []]
+    for row, why in zip(results, _eval_rationales(decision, results), strict=True):
+        row["rationale"] = why
+    gated = {r.get("metric") for r in results}
+    production = None
+    try:
+        number = registry_view.alias_holder(version.name, "production")
+        holder = None if number is None else registry_view.read_version(version.name, number)
+    except GovernanceError as exc:
+        holder = None
+        facts.gap("evaluation", f"production comparison: {exc}")
+    if holder is not None:
+        theirs = {
+            k.removeprefix(registry.METRIC_TAG_PREFIX): v
+            for k, v in (holder.tags or {}).items()
+            if k.startswith(registry.METRIC_TAG_PREFIX)
+        }
+        ours = {
+            k.removeprefix(registry.METRIC_TAG_PREFIX): v
+            for k, v in tags.items()
+            if k.startswith(registry.METRIC_TAG_PREFIX)
+        }
+        rows = []
+        for key in sorted(set(theirs) | set(ours)):
+            a, b = _float(ours.get(key)), _float(theirs.get(key))
+            rows.append({"metric": key, "this": a, "production": b, "delta": None if a is None or b is None else a - b})
+        production = {
+            "version": str(holder.version),
+            "is_this_version": str(holder.version) == str(version.version),
+            "rows": rows,
+        }
+    facts.evaluation = {
+        "decision": decision,
+        "passed": None if decision is None else bool(decision.get("passed")),
+        "policy_path": (decision or {}).get("policy_path"),
+        "policy_version": (decision or {}).get("policy_version"),
+        "decided_at": (decision or {}).get("decided_at"),
+        "results": results,
+        "violations": (decision or {}).get("violations") or [],
+        "counts": (decision or {}).get("counts") or {},
+        "other_metrics": {k: v for k, v in sorted(metrics.items()) if k not in gated},
+        "production_at_eval": details.get("production") or {},
+        "production": production,
+        "generations": generations,
+        "safety": safety_summary(artifacts.json("evaluation/safety.json")),
+        "datasets": (decision or {}).get("datasets") or [],
+        "evaluated_model_sha256": manifest.get("model_sha256"),
+        "decision_sha256": digest,
+        "recorded_sha256": recorded,
+        "integrity": "missing" if digest is None else ("ok" if digest == recorded else "mismatch"),
+        "stage": (decision or {}).get("stage") or manifest.get("stage"),
+        "version_model_sha256": tags.get("lineage.model_sha256"),
+        "signed": None,  # set from the audit trail (see mark_signed_decisions)
+        "signed_event": None,
+    }
+    if decision is None:
+        facts.gap(
+            "evaluation", "evaluation decision: not logged to the training run (artifact evaluation/decision.json)"
+        )
+    if not metrics:
+        facts.gap("evaluation", "evaluation metrics: not logged (artifact evaluation/metrics.json)")
+    if facts.evaluation["safety"] is None:
+        facts.gap(
+            "evaluation", "safety evaluation: not recorded (artifact evaluation/safety.json; evaluated before it ran)"
+        )
+
+
+#: Completions shown in the report (generations.json may hold one per held-out record).
+MAX_GENERATIONS = 10
+
+
+def _generations(recorded: Any) -> list[dict[str, Any]]:
+    """The evaluation's recorded completions as ``{label, completion, reference}``, whatever the stage's shape."""
+    if not isinstance(recorded, list):
+        return []
+    out = []
+    for item in recorded[:MAX_GENERATIONS]:
+        if not isinstance(item, dict):
+            continue
+        label = item.get("prompt") or (f"held-out record {item['id']}" if item.get("id") is not None else "prompt")
+        out.append(
+            {
+                "label": str(label),
+                "completion": str(item.get("completion") or ""),
+                "reference": item.get("answer"),
+                "parent_completion": item.get("parent_completion"),
+            }
+        )
+    return out
+
+
+def _eval_rationales(decision: dict | None, results: list[dict]) -> list[str | None]:
+    """Each rule's one-line rationale, from the evaluation policy file when it is the version that decided."""
+    if not decision or not results:
+        return [None] * len(results)
+    from governance.evaluation import load_eval_policy
+
+    path = policy_dir() / Path(str(decision.get("policy_path") or "eval.yaml")).name
+    try:
+        policy = load_eval_policy(path) if path.is_file() else None
+    except ConfigError:
+        policy = None
+    if policy is None or policy.version != decision.get("policy_version"):
+        return [None] * len(results)
+    method = (decision.get("details") or {}).get("method")
+    safety = [*policy.safety.rules, *policy.safety.vs_parent] if policy.safety else []
+    rules = {rule.id: rule.rationale for rule in [*policy.methods.get(method, []), *safety]}
+    return [rules.get(row.get("rule_id")) for row in results]
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,82 @@
+"""The report's operations section: limitations, monitoring plan, retention, and limitations the facts imply.
+
+From ``policies/report.yaml`` (compared with the hash the training lineage
+recorded) and ``policies/monitoring.yaml``; the derived limitations follow
+from the other sections (the PII scanner that ran, evaluation sizes,
+warnings and waivers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from governance.approvals import policy_dir
+from governance.errors import ConfigError
+from governance.lineage import sha256_file
+from governance.report.data_facts import pii_limitation
+from governance.report.monitoring import monitoring_plan
+from governance.report.policy import ReportPolicy
+
+if TYPE_CHECKING:
+    from governance.report.facts import ReportFacts
+
+
+def operations_facts(facts: ReportFacts, policy: ReportPolicy | None, policy_path: Path, lineage: dict) -> None:
+    """The operations section: report policy (vs training's), limitations, monitoring plan, retention."""
+    if policy is None:
+        facts.operations = {"policy": None, "provider": None}
+        facts.gap("operations", f"limitations, monitoring plan and retention: {policy_path} not available")
+        return
+    recorded = (lineage.get("policies") or {}).get(str(policy_path)) or next(
+        (v for k, v in (lineage.get("policies") or {}).items() if Path(k).name == policy_path.name), None
+    )
+    current_sha = sha256_file(policy_path)
+    facts.operations = {
+        "policy": {"path": str(policy_path), "version": policy.version, "sha256": current_sha},
+        "policy_at_training": recorded,
+        "policy_changed_since_training": bool(recorded) and recorded.get("sha256") != current_sha,
+        "limitations": [
+            item.model_dump()
+            for item in policy.limitations_for(facts.identity.get("method"), facts.identity.get("base_model"))
+        ],
+        "provider": policy.provider.model_dump(),
+        "evidence_rules": policy.evidence.model_dump(),
+        "monitoring": {**policy.monitoring.model_dump(), **_monitoring_plan(facts)},
+        "retention": [r.model_dump() for r in policy.retention],
+        "derived_limitations": _derived_limitations(facts),
+    }
+    if not recorded:
+        facts.gap(
+            "operations", f"{policy_path}: not in the training lineage's policy hashes (trained before it existed)"
+        )
+
+
+def _monitoring_plan(facts: ReportFacts) -> dict[str, Any]:
+    """The signals of ``policies/monitoring.yaml`` (what ``govern monitor`` checks), or a gap naming the file."""
+    path = policy_dir() / "monitoring.yaml"
+    try:
+        plan = monitoring_plan(path)
+    except ConfigError as exc:
+        facts.gap("operations", f"monitoring plan: {exc}")
+        return {"policy": None, "signals": []}
+    return {"policy": {k: plan[k] for k in ("path", "version", "sha256")}, "signals": plan["signals"]}
+
+
+def _derived_limitations(facts: ReportFacts) -> list[str]:
+    """Limitations that follow from the recorded facts themselves (scanner, counts, warnings, waivers)."""
+    out = [pii_limitation(gate) for gate in facts.data.get("pii") or []]
+    evaluation = facts.evaluation
+    for ref in evaluation.get("datasets") or []:
+        if ref.get("records") is not None:
+            out.append(f"Evaluated on {ref['records']} held-out records of {ref.get('path')}.")
+    for gate in facts.data.get("gates") or []:
+        for violation in gate.get("violations") or []:
+            if violation.get("waived_by"):
+                out.append(f"Rule {violation['rule_id']} was waived by {violation['waived_by']} ({gate['stage']}).")
+            elif violation.get("severity") == "warn":
+                out.append(f"Warning {violation['rule_id']} ({gate['stage']}): {violation.get('message')}")
+    for violation in evaluation.get("violations") or []:
+        if violation.get("severity") == "warn" or violation.get("waived_by"):
+            out.append(f"Evaluation {violation['severity']} {violation['rule_id']}: {violation.get('message')}")
+    return out

@@ -1,0 +1,53 @@
+"""Which gate and evaluation decisions a signed trail event published, as the report believes them.
+
+A decision file (or ``lineage.json``) logged to MLflow can be edited by
+anyone with MLflow access; :func:`decision_keys` names what to look up in the
+audit trail and :func:`mark_signed_decisions` marks each decision signed or
+not, taking whether a gate passed from the signed event, never the file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from governance.report.facts import ReportFacts
+
+
+def decision_keys(facts: ReportFacts) -> list[tuple[str, str, str, dict[str, str]]]:
+    """``(event_type, stage, sha256, evidence)`` of every decision to look up in the trail.
+
+    A gate: the SHA-256 training recorded in its lineage (what it was trained
+    under; the artifact must equal it, see ``integrity``). The evaluation: its
+    logged artifact's SHA-256, else the one the version's tag records, and it
+    must be the evaluation of this version's model (``model_sha256``).
+    """
+    keys = [
+        ("gate_decision", str(g["stage"]), str(g["lineage_sha256"]), {})
+        for g in facts.data.get("gates") or []
+        if g.get("stage") and g.get("lineage_sha256")
+    ]
+    evaluation = facts.evaluation
+    digest = evaluation.get("decision_sha256") or evaluation.get("recorded_sha256")
+    if evaluation.get("stage") and digest:
+        model = {"model_sha256": str(evaluation.get("version_model_sha256"))}
+        keys.append(("eval_decision", str(evaluation["stage"]), str(digest), model))
+    return keys
+
+
+def mark_signed_decisions(facts: ReportFacts, events: dict[str, dict[str, Any]] | None) -> None:
+    """Mark each decision signed (a trail event published it), unsigned, or unknown (None: no trail).
+
+    Where signed, whether the gate passed is the event's, not the lineage's.
+    """
+    if events is None:
+        return
+    for gate in facts.data.get("gates") or []:
+        event = events.get(f"{gate.get('stage')}:{gate.get('lineage_sha256')}")
+        gate["signed"], gate["signed_event"] = event is not None, event
+        if event is not None:
+            gate["passed"] = event.get("passed")
+    evaluation = facts.evaluation
+    digest = evaluation.get("decision_sha256") or evaluation.get("recorded_sha256")
+    event = events.get(f"{evaluation.get('stage')}:{digest}")
+    evaluation["signed"], evaluation["signed_event"] = event is not None, event

@@ -1,0 +1,162 @@
+"""After training and evaluation: the model's manifest, and what the stage's MLflow run records.
+
+The manifest holds only what the model's bytes determine; who ran it, when,
+on which commit and machine goes to the MLflow run (:data:`RUN_CONTEXT_KEYS`)
+and is read back with :func:`with_run_context`. TRL's ``report_to: mlflow``
+is served through the stage's run process (:func:`run_callbacks`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from governance.errors import ConfigError
+from governance.lineage import sha256_dir, write_manifest
+from governance.registry import latest_model_run, tracking_uri
+from governance.run_process import RunProcess
+from pipelines._common import project_name
+
+log = logging.getLogger(__name__)
+
+
+class Stopwatch:
+    """Wall time of a block, for the manifest and the report."""
+
+    def __enter__(self) -> Stopwatch:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = round(time.perf_counter() - self.start, 3)
+
+
+#: Lineage facts about *this execution* rather than the model's content: they go to the
+#: MLflow run (tags and lineage.json), never into the model folder, whose dvc.lock hash
+#: must be the same for every bit-exact re-run (another user, commit or machine).
+RUN_CONTEXT_KEYS = ("trained_by", "git_commit", "git_dirty", "environment")
+
+#: TRL log entries that measure time, not training: kept in MLflow metrics only.
+_TIMING_SUFFIXES = ("_runtime", "_per_second", "step_time")
+
+
+def content_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """TRL's loss history without the wall-clock entries (runtime, samples per second)."""
+    return [
+        {k: v for k, v in entry.items() if not k.endswith(_TIMING_SUFFIXES)}
+        for entry in log_history
+        if "loss" in entry or "train_loss" in entry
+    ]
+
+
+def finish_training(
+    *,
+    out_dir: str | Path,
+    lineage: dict[str, Any],
+    trainer,
+    seconds: float,
+    run: RunProcess,
+    extra: dict[str, Any],
+    final_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Write the trained model's manifest and log the model folder to the run.
+
+    The manifest holds only what the bytes of the model determine (lineage of
+    inputs, params, steps, loss history); the run id, wall time, user, commit and
+    machine are tags and metrics of the MLflow run, found again with
+    :func:`with_run_context`. Returns once the run holds everything (a failed
+    write raises here, before the staged model moves into place).
+    """
+    out_dir = Path(out_dir)
+    state = trainer.state
+    manifest = {
+        **{k: v for k, v in lineage.items() if k not in RUN_CONTEXT_KEYS},
+        "model_sha256": sha256_dir(out_dir),
+        "num_parameters": sum(p.numel() for p in trainer.model.parameters()),
+        # Written in a staging folder (see staged_output); the model lives at final_dir
+        "model_path": str(final_dir or out_dir),
+        "license": lineage["base"].get("license"),
+        "trainer": f"{type(trainer).__module__}.{type(trainer).__qualname__}",
+        "global_steps": state.global_step,
+        "tokens_seen": getattr(state, "num_input_tokens_seen", None) or None,
+        "train_history": content_history(state.log_history),
+        **extra,
+    }
+    write_manifest(out_dir, manifest)
+    run.log(metrics={"wall_seconds": seconds}, tags={"lineage.model_sha256": manifest["model_sha256"]})
+    run.log_artifacts(out_dir, artifact_path="model")
+    run.sync()
+    log.debug("model %s logged to run %s", manifest["model_sha256"][:12], run.run_id)
+    return manifest
+
+
+def with_run_context(manifest: dict[str, Any], run_process: RunProcess | None = None) -> dict[str, Any]:
+    """A trained model's manifest plus its MLflow training run's context.
+
+    Adds ``run_id``, ``git_commit``, ``git_dirty`` and ``trained_by`` from the
+    latest run of the manifest's stage that logged this model hash. Raises
+    :class:`ConfigError` when the tracking store holds no such run (the model
+    folder came from elsewhere, e.g. a DVC cache, without its MLflow store).
+    With the stage's ``run_process``, the run is looked up there and this
+    process never imports MLflow.
+    """
+    stage, digest = manifest.get("stage"), manifest.get("model_sha256")
+    if run_process is not None:
+        found = run_process.model_run(stage, digest)
+        run_id, tags = (found["run_id"], found["tags"]) if found is not None else (None, {})
+    else:
+        run = latest_model_run(project_name(), stage, digest)
+        run_id, tags = (run.info.run_id, run.data.tags) if run is not None else (None, {})
+    if run_id is None:
+        raise ConfigError(
+            f"{manifest.get('model_path')}: no MLflow run of stage {stage} logged model {str(digest)[:12]}… "
+            f"in {tracking_uri()}; re-run the stage (dvc repro -f {stage})"
+        )
+    return {
+        **manifest,
+        "run_id": run_id,
+        "git_commit": tags.get("lineage.git_commit", "unknown"),
+        "git_dirty": {"True": True, "False": False}.get(tags.get("lineage.git_dirty", "")),
+        "trained_by": tags.get("lineage.trained_by", "unknown"),
+    }
+
+
+def log_evaluation(
+    run: RunProcess, *, stage: str, method: str, out_dir: str | Path, metrics: dict[str, float], trained: dict
+) -> None:
+    """Log an evaluate stage's results through its run process, then end its run.
+
+    The stage's own run (tagged ``stage=<stage>``, ``training_run_id``) gets the
+    metrics and the output folder's files under ``evaluation/``; the training
+    run gets the metrics as ``heldout.*`` and the same files. ``trained`` carries
+    the run context (:func:`with_run_context`). A failed write raises here.
+    """
+    run.start(stage, {"method": method, "training_run_id": trained["run_id"]})
+    run.log(metrics=metrics)
+    run.log_artifacts(out_dir, artifact_path="evaluation")
+    heldout = {f"heldout.{k}": float(v) for k, v in metrics.items()}
+    run.log_to_run(trained["run_id"], metrics=heldout, artifacts=out_dir, artifact_path="evaluation")
+    run.end()
+
+
+def run_callbacks(config, run: RunProcess | None) -> list:
+    """TRL's ``report_to: mlflow``, served through the stage's run process; call before building the trainer.
+
+    transformers' ``MLflowCallback`` would import MLflow into the training
+    process and log to an MLflow run there; the run lives in the run process
+    instead. So ``mlflow`` is taken out of ``config.report_to`` (on every
+    process: the callback imports MLflow even where it logs nothing) and, on
+    the main process, replaced by :class:`RunReporter`, which sends the same
+    params and metrics to the run. Other ``report_to`` entries are left alone.
+    """
+    report_to = list(config.report_to or [])
+    if "mlflow" not in report_to:
+        return []
+    config.report_to = [name for name in report_to if name != "mlflow"]
+    if run is None:
+        return []
+    from pipelines._reporting import RunReporter
+
+    return [RunReporter(run, report_to=report_to)]
