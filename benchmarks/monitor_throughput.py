@@ -16,6 +16,17 @@ registered model; its cost is bounded by ``preference_drift.sample_size``, not
 by the window) unless ``--reward-model NAME`` names one registered at
 ``MLFLOW_TRACKING_URI``. Nothing is recorded (no MLflow run, no trail event).
 
+``--startup`` measures what a reviewer waits for instead: ``govern monitor``'s
+check of the shipped 200-request window (``data/traffic/window.jsonl`` against
+``data/traffic/baseline.jsonl``) as a fresh process each time, imports and
+model loading included, for the code at ``--before`` (a git revision, run
+from a ``git archive`` of it) and the working tree, interleaved and repeated
+(the machine is shared and noisy), cold and warm baseline-embedding cache.
+It prints each variant's median and the ratio, and checks that every variant
+reached the same verdicts (rule status, observed value, message).
+
+    python benchmarks/monitor_throughput.py --startup --repeat 3
+
 Measured on the development box (2 CPU cores shared with 7 other agents, load
 average ~10, so each process got a fraction of a core): 100k requests (51 MB)
 against 2k: 1,266 s, 79 records/s overall; reading 4,500 records/s, length and
@@ -37,6 +48,7 @@ import json
 import os
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -106,12 +118,97 @@ def write_log(path: Path, n: int, seed: int, start: dt.datetime) -> int:
     return path.stat().st_size
 
 
+#: The last commit before ``govern monitor`` loaded models per rule and cached baseline embeddings.
+BEFORE_LAZY_MODELS = "8f7d6e4"
+
+_CHECK = """
+import json, sys, time
+started = time.perf_counter()
+from governance.monitoring import check_window
+result = check_window("govllm-sft", "1", sys.argv[1], baseline=sys.argv[2], policy_path=sys.argv[3], reward_model=None)
+rules = [{k: r[k] for k in ("rule_id", "status", "observed", "message")} for r in result.summary()["rules"]]
+heavy = [m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules]
+print(json.dumps({"in_process": time.perf_counter() - started, "timings": result.timings, "rules": rules,
+                  "heavy": heavy}))
+"""
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _check_once(code_root: Path, cache: Path, env: dict[str, str]) -> tuple[float, float, dict]:
+    """(wall, CPU seconds, outcome) of one ``check_window`` of the shipped window in a fresh interpreter
+    importing from ``code_root``. CPU (user + system) is less moved by other jobs on a shared machine."""
+    window, baseline = REPO / "data/traffic/window.jsonl", REPO / "data/traffic/baseline.jsonl"
+    cpu, started = _children_cpu(), time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", _CHECK, str(window), str(baseline), str(REPO / "policies/monitoring.yaml")],
+        cwd=code_root,
+        env={**env, "PYTHONPATH": str(code_root), "GOVERN_MONITOR_CACHE": str(cache)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - started
+    return wall, _children_cpu() - cpu, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def startup(before: str, repeat: int) -> int:
+    """Before/after wall time of checking the shipped 200-request window, fresh process each time."""
+    import statistics
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    labels = ("before", "after, cold cache", "after, warm cache")
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    cpus: dict[str, list[float]] = {label: [] for label in labels}
+    outcomes: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="monitor-startup-") as tmp:
+        old_tree = Path(tmp) / "before"
+        old_tree.mkdir()
+        archive = subprocess.run(["git", "archive", before, "governance"], cwd=REPO, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
+        for round_ in range(repeat):
+            cold = Path(tmp) / f"cache-{round_}"
+            for label, root, cache in (
+                ("before", old_tree, cold),
+                ("after, cold cache", REPO, cold),
+                ("after, warm cache", REPO, cold),
+            ):
+                wall, cpu, outcome = _check_once(root, cache, env)
+                times[label].append(wall)
+                cpus[label].append(cpu)
+                outcomes[label] = outcome
+                steps = ", ".join(f"{k} {v:.1f}" for k, v in outcome["timings"].items() if v >= 0.05)
+                print(  # noqa: T201
+                    f"round {round_ + 1} {label:<18} {wall:6.1f} s wall {cpu:6.1f} s CPU  "
+                    f"({steps}; loaded: {outcome['heavy']}; load {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
+    reference = outcomes["before"]["rules"]
+    same = all(o["rules"] == reference for o in outcomes.values())
+    print(f"\nmedian of {repeat}, {REPO / 'data/traffic/window.jsonl'} (200 requests):")  # noqa: T201
+    for measure, values in (("wall", times), ("CPU", cpus)):
+        medians = {label: statistics.median(v) for label, v in values.items()}
+        for label, value in medians.items():
+            ratio = medians["before"] / value if value else float("inf")
+            print(f"  {measure:<4} {label:<18} {value:6.1f} s   {ratio:4.1f}x less than before")  # noqa: T201
+    print(f"same verdicts, observed values and messages in every variant: {'yes' if same else 'NO'}")  # noqa: T201
+    return 0 if same else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--baseline-records", type=int, default=2_000)
     parser.add_argument("--reward-model", metavar="NAME", help="score with this registered reward model too")
+    parser.add_argument("--startup", action="store_true", help="before/after wall time on the shipped window")
+    parser.add_argument("--before", default=BEFORE_LAZY_MODELS, metavar="REV", help="git revision to compare with")
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.startup:
+        return startup(args.before, args.repeat)
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         window, baseline = Path(tmp) / "window.jsonl", Path(tmp) / "baseline.jsonl"
         size = write_log(window, args.records, 13, dt.datetime(2026, 11, 20, tzinfo=dt.UTC))

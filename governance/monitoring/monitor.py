@@ -37,6 +37,7 @@ from governance.gates import Violation
 from governance.identity import Identity, current_identity
 from governance.lineage import sha256_file
 from governance.monitoring import checks
+from governance.monitoring.embeddings import EmbeddingStore, cache_dir, cache_key
 from governance.monitoring.traffic import Window, read_window, window_from_generations
 from governance.policy import load_policy_file
 from governance.policy.monitoring import MonitoringPolicy
@@ -232,11 +233,7 @@ def check_window(
     lap("length_and_refusals")
     # PII: the project's scanner under policies/pii.yaml
     if scanner is None:
-        from governance.pii import PiiScanner
-        from governance.policy.pii import load_pii_policy
-
-        pii_path = policy_path.parent / "pii.yaml"
-        scanner = PiiScanner(load_pii_policy(pii_path), pii_path)
+        scanner = project_scanner(policy_path.parent / "pii.yaml")
     results.append(checks.pii(window, rules.pii, subject, scanner=scanner, seed=seed))
     lap("pii")
     # Preference drift: the registered reward model
@@ -265,10 +262,20 @@ def check_window(
             )
         )
     lap("preference")
-    # Embedding drift: all-MiniLM-L6-v2 from its wheel
-    if embed is None:
-        from governance.monitoring.models import embed
-    results.append(checks.embedding_drift(window, base.window, rules.embedding_drift, subject, embed=embed, seed=seed))
+    # Embedding drift: all-MiniLM-L6-v2 from its wheel, loaded only for texts the baseline's cache lacks
+    store = embedding_store(base, embed)
+    results.append(
+        checks.embedding_drift(
+            window,
+            base.window,
+            rules.embedding_drift,
+            subject,
+            embed=store.vectors,
+            embed_baseline=lambda texts: store.vectors(texts, baseline=True),
+            seed=seed,
+        )
+    )
+    store.save()
     lap("embedding")
     results += [
         checks.feedback_rate(window, rules.feedback_rate, subject),
@@ -280,6 +287,7 @@ def check_window(
         "traffic_sha256": sha256_file(traffic),
         "monitoring_policy_sha256": sha256_file(policy_path),
         **base.evidence,
+        "baseline_embeddings_sha256": store.baseline_sha256,
     }
     if reward_model is not None:
         evidence["reward_model"] = reward_model.label
@@ -299,6 +307,49 @@ def check_window(
         evidence=evidence,
         timings=timings,
     )
+
+
+def project_scanner(pii_path: Path) -> Any:
+    """The PII gate's scanner under ``pii_path``, imported as the ``pii_scan`` stage imports it.
+
+    presidio imports its optional transformers NLP engine (and with it torch:
+    seconds) although the policy's spaCy engine never calls it; the gate's
+    stage process blocks both, so here they are blocked while presidio loads,
+    then unblocked for the rules that do use torch (the encoder, the reward
+    model). A module already imported is left as it is.
+    """
+    import sys
+
+    blocked = [name for name in ("torch", "transformers") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # Python's documented "import fails" marker
+    try:
+        from governance.pii import PiiScanner
+        from governance.policy.pii import load_pii_policy
+
+        return PiiScanner(load_pii_policy(pii_path), pii_path)
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+
+
+def embedding_store(base: Baseline, embed: checks.Embedder | None) -> EmbeddingStore:
+    """Vectors for the drift rule: the project's encoder with the baseline's cache, or ``embed`` as given.
+
+    An encoder passed in has no known identity, so nothing of it is cached
+    (each distinct text is still embedded once).
+    """
+    if embed is not None:
+        return EmbeddingStore(embed)
+    from governance.monitoring import models
+
+    baseline_sha256 = base.evidence.get("baseline_sha256") or base.evidence.get("baseline_generations_sha256", "")
+    folder = cache_dir()
+    model_id = models.encoder_id()
+    key = cache_key(baseline_sha256, model_id)
+    path = folder / f"embeddings-{key}.npz" if folder is not None and baseline_sha256 else None
+    return EmbeddingStore(models.embed, model_id=model_id, key=key, path=path)
 
 
 def recommend_rollback(name: str, version: str) -> str:

@@ -181,6 +181,7 @@ def env(world, tmp_path, monkeypatch):
     monkeypatch.setenv("GOVERN_POLICY_DIR", str(policies))
     monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
     monkeypatch.setenv("GOVERN_USER", "mona")
+    monkeypatch.setenv("GOVERN_MONITOR_CACHE", str(tmp_path / "cache"))  # baseline embeddings: per test
     # Each test has its own trail: the monitored model's anchor from another test's trail is not this one's
     if registry.client().get_registered_model(MODEL).tags.get("governance.trail_head"):
         registry.client().delete_registered_model_tag(MODEL, "governance.trail_head")
@@ -285,6 +286,107 @@ def test_answers_on_another_topic_deny_embedding_drift(env):
         "centroid 0.823 vs 0.398, KS D=0.900 (max 0.3), p=9e-12 (alpha 0.01)"
     )
     assert [r.status for r in result.results if r.rule_id == "monitor.preference_drift"] == ["pass"]
+
+
+# --------------------------------------------------------------------------- models per rule, cached baseline
+
+
+def _rules(result) -> list[tuple]:
+    return [(r.rule_id, r.status, r.observed, r.message) for r in result.results]
+
+
+def test_the_cached_baseline_gives_the_same_verdicts_and_the_encoder_is_not_loaded_again(env, monkeypatch):
+    from governance.monitoring import models
+
+    baseline = write_jsonl(env["tmp"] / "baseline.jsonl", requests(40, 1))
+    traffic = write_jsonl(env["tmp"] / "window.jsonl", requests(40, 6, topic=GARDEN))
+    cold = check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    (cached,) = (env["tmp"] / "cache").glob("embeddings-*.npz")
+    # warm: the baseline's vectors come from the cache; the window's new texts are all the encoder sees
+    seen: list[str] = []
+    encode = models.embed
+    monkeypatch.setattr(models, "embed", lambda texts: seen.extend(texts) or encode(texts))
+    warm = check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    assert _rules(warm) == _rules(cold)
+    assert warm.evidence["baseline_embeddings_sha256"] == cold.evidence["baseline_embeddings_sha256"]
+    assert set(seen) == set(read_window(traffic).responses) - set(read_window(baseline).responses)
+    assert len(seen) == len(set(seen)) and "monitor.embedding_drift" in [v.rule_id for v in warm.blocking]
+    # a window the baseline already holds needs no encoder at all
+    seen.clear()
+    check_window(MODEL, "1", baseline, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    assert seen == []
+    # the same verdict as the rule applied without store or cache: every text embedded as it comes
+    from governance.monitoring import checks, load_monitoring_policy
+
+    rule = load_monitoring_policy(env["policies"] / "monitoring.yaml").rules.embedding_drift
+    direct = checks.embedding_drift(
+        read_window(traffic), read_window(baseline), rule, f"{MODEL} v1", embed=encode, seed=13
+    )
+    (drift,) = [r for r in warm.results if r.rule_id == rule.id]
+    assert (drift.status, drift.message) == (direct.status, direct.message)
+    assert cached.is_file()
+
+
+def test_a_changed_baseline_or_encoder_names_another_cache_file_and_a_bad_one_is_recomputed(env, monkeypatch):
+    from governance.monitoring import embeddings, models
+
+    baseline = write_jsonl(env["tmp"] / "baseline.jsonl", requests(40, 1))
+    traffic = write_jsonl(env["tmp"] / "window.jsonl", requests(40, 2))
+    first = check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    (one,) = (env["tmp"] / "cache").glob("*.npz")
+    write_jsonl(baseline, requests(40, 9))  # other content, same path
+    check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    assert len(list((env["tmp"] / "cache").glob("*.npz"))) == 2
+    encoder_id = models.encoder_id
+    monkeypatch.setattr(models, "encoder_id", lambda: "another encoder")
+    check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    assert len(list((env["tmp"] / "cache").glob("*.npz"))) == 3
+    monkeypatch.setattr(models, "encoder_id", encoder_id)
+    # a cache file that is not what its name says (edited, truncated) is ignored and rewritten
+    write_jsonl(baseline, requests(40, 1))
+    one.write_bytes(b"not a cache")
+    again = check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    assert _rules(again) == _rules(first)
+    store = embeddings.EmbeddingStore(models.embed, model_id=models.encoder_id(), key=one.stem[11:], path=one)
+    assert store.loaded > 0
+    # GOVERN_MONITOR_CACHE=off keeps nothing
+    monkeypatch.setenv("GOVERN_MONITOR_CACHE", "off")
+    assert embeddings.cache_dir() is None
+
+
+def test_the_store_embeds_each_distinct_text_once():
+    import numpy as np
+
+    from governance.monitoring.embeddings import EmbeddingStore
+
+    calls: list[list[str]] = []
+
+    def lengths(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return np.array([[len(t), 1.0] for t in texts])
+
+    store = EmbeddingStore(lengths)
+    vectors = store.vectors(["ab", "abc", "ab"], baseline=True)
+    assert vectors.tolist() == [[2, 1], [3, 1], [2, 1]]
+    assert store.vectors(["abc", "abcd"]).tolist() == [[3, 1], [4, 1]]
+    assert calls == [["ab", "abc"], ["abcd"]]
+
+
+def test_presidio_loads_without_torch_and_torch_still_loads_after(env):
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from governance.monitoring.monitor import project_scanner\n"
+        f"scanner = project_scanner(Path({str(REPO / 'policies/pii.yaml')!r}))\n"
+        "assert 'torch' not in sys.modules, 'presidio imported torch'\n"
+        "assert [f.entity for f in scanner.findings_in('write to pat@example.com')] == ['EMAIL_ADDRESS']\n"
+        "import torch\n"
+        "print('ok')\n"
+    )
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------- bad input: exit 2, one line
