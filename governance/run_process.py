@@ -53,6 +53,11 @@ _OPEN: set[RunProcess] = set()
 #: that (the run process, the register stage) leaves them out (a ``None`` in ``sys.modules``).
 MLFLOW_UNUSED_BACKENDS = ("pyspark", "scipy")
 
+#: ``GOVERN_RUN_PROCESS=off``: the same messages applied in the stage's own process (no child, MLflow
+#: imported by the stage), for measuring what the separate process saves (benchmarks/mechanisms.py).
+SWITCH = "GOVERN_RUN_PROCESS"
+OFF = ("off", "0", "false", "no")
+
 #: The last run a :class:`RunProcess` of this process ended: ``{"run_id", "experiment_id", "tracking_uri"}``.
 _LAST_RUN: dict[str, str] | None = None
 
@@ -67,14 +72,18 @@ class RunProcess:
         # The child imports this same governance package (a worktree's, not an installed copy)
         root = str(Path(governance.__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "governance.run_process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-            bufsize=1,
-        )
+        self._process: subprocess.Popen | _InProcess
+        if os.environ.get(SWITCH, "on").lower() in OFF:
+            self._process = _InProcess()
+        else:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "governance.run_process"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                text=True,
+                bufsize=1,
+            )
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self.tracking_uri: str | None = None
@@ -222,6 +231,49 @@ class RunProcess:
                 self._process.kill()
                 self._process.wait()
         self._process.stdout.close()
+
+
+class _InProcess:
+    """The run process's writer inside the stage (``GOVERN_RUN_PROCESS=off``): the pipe's two ends, no child.
+
+    A line written is applied at once by :class:`_Writer`, exactly as the child
+    would apply it; its reply waits for :meth:`readline`.
+    """
+
+    def __init__(self) -> None:
+        self._writer = _Writer()
+        self._replies: list[str] = []
+        self._ended = False
+        self.stdin = self.stdout = self
+
+    def write(self, line: str) -> int:
+        message = json.loads(line)
+        reply = self._writer.handle(message)
+        if reply is not None:
+            self._replies.append(json.dumps(reply) + "\n")
+        self._ended = self._ended or message["op"] == "end"
+        return len(line)
+
+    def flush(self) -> None:
+        return None
+
+    def readline(self) -> str:
+        return self._replies.pop(0) if self._replies else ""
+
+    def close(self) -> None:
+        # The pipe closing without an end: the run failed, as serve() decides in the child
+        if not self._ended and self._writer.run is not None:
+            self._writer._end("FAILED")
+        self._ended = True
+
+    def poll(self) -> int:
+        return 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+    def kill(self) -> None:
+        return None
 
 
 def start_run_process(experiment: str) -> RunProcess | None:
@@ -405,9 +457,12 @@ def serve(commands: IO[str], replies: IO[str]) -> int:
 
 def main() -> int:
     # Few collections while MLflow's many modules load, and none on the way out: the OS frees the memory
-    gc.set_threshold(100_000, *gc.get_threshold()[1:])
-    for name in MLFLOW_UNUSED_BACKENDS:
-        sys.modules.setdefault(name, None)
+    tuned_gc = os.environ.get("GOVERN_STAGE_GC", "on").lower() not in OFF
+    if tuned_gc:
+        gc.set_threshold(100_000, *gc.get_threshold()[1:])
+    if os.environ.get("GOVERN_SKIP_BACKENDS", "on").lower() not in OFF:
+        for name in MLFLOW_UNUSED_BACKENDS:
+            sys.modules.setdefault(name, None)
     # The stage handles Ctrl-C and the launcher's SIGTERM and then ends the run; this process waits for that
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -420,7 +475,8 @@ def main() -> int:
     try:
         return serve(sys.stdin, replies)
     finally:
-        gc.freeze()
+        if tuned_gc:
+            gc.freeze()
 
 
 if __name__ == "__main__":

@@ -36,8 +36,11 @@ def without_optional_backends(*modules: str) -> None:
     backend (``try: import torch / except ImportError``) then skip it, as on a
     machine without it, instead of paying seconds to import what the stage never
     calls. A ``None`` entry in ``sys.modules`` is Python's documented way to stop
-    an import; a module already loaded is left alone.
+    an import; a module already loaded is left alone. ``GOVERN_SKIP_BACKENDS=off`` leaves
+    everything importable.
     """
+    if os.environ.get("GOVERN_SKIP_BACKENDS", "on").lower() in ("off", "0", "false", "no"):
+        return  # measuring what leaving them out saves (benchmarks/mechanisms.py)
     for name in modules:
         sys.modules.setdefault(name, None)
 
@@ -96,8 +99,9 @@ def stage_process_gc(is_stage_process: bool):
     ``main()`` keeps its interpreter's settings. On the way out, everything is frozen
     (``gc.freeze``), so the interpreter's last collection does not walk every object
     torch and TRL made (about 1 s): the process is exiting and the OS frees its memory.
+    ``GOVERN_STAGE_GC=off`` keeps CPython's defaults.
     """
-    if not is_stage_process:
+    if not is_stage_process or os.environ.get("GOVERN_STAGE_GC", "on").lower() in ("off", "0", "false", "no"):
         yield
         return
     gc.set_threshold(STAGE_GC_THRESHOLD, *gc.get_threshold()[1:])

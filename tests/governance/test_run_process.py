@@ -30,7 +30,10 @@ def store(mlflow_store, tmp_path, monkeypatch):
     return MlflowClient(tracking_uri=mlflow_store, registry_uri=mlflow_store)
 
 
-def test_a_run_holds_params_tags_metrics_and_artifacts(store, tmp_path):
+@pytest.mark.parametrize("mode", ["process", "inline"])
+def test_a_run_holds_params_tags_metrics_and_artifacts(store, tmp_path, monkeypatch, mode):
+    # inline: GOVERN_RUN_PROCESS=off, the benchmarks' off-switch: the same messages, applied in this process
+    monkeypatch.setenv(rp.SWITCH, "on" if mode == "process" else "off")
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "weights.bin").write_bytes(b"w")
     (tmp_path / "decision.json").write_text('{"passed": true}')
