@@ -14,8 +14,8 @@ The mechanisms, each with its off-switch:
 * garbage-collector settings (``gc.set_threshold`` / ``gc.freeze`` in ``pipelines/_common.py``
   and the run process) — ``GOVERN_STAGE_GC=off``.
 
-In a scratch copy of the checkout (its tracked files as a new git repo, as
-``benchmarks/dag_latency.py`` makes it) the chain up to the chosen stages is
+In a scratch copy of the checkout's last commit (``git archive HEAD`` as a
+new git repo: commit what you measure) the chain up to the chosen stages is
 reproduced once, untimed. Then, ``--repeats`` times, every stage is re-run with
 ``dvc repro -f -s STAGE`` under "all on" (the default) and under each
 mechanism switched off, the variants' order rotated every round (drift on a
@@ -43,11 +43,12 @@ from dag_latency import (  # noqa: E402
     STAGE_SERVER_ENV,
     children_cpu,
     environment,
-    fresh_copy,
     load,
     servers_cpu,
     stage_servers,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 #: Variant name -> (environment it sets, what the mechanism does).
 VARIANTS: dict[str, tuple[dict[str, str], str]] = {
@@ -60,6 +61,19 @@ VARIANTS: dict[str, tuple[dict[str, str], str]] = {
 
 #: Cheap stages of the default DAG (one each of prepare, PII gate, validation, evaluation) and one training stage.
 DEFAULT_STAGES = ("prepare_sft", "pii_scan_sft", "validate_sft", "evaluate_sft", "train_sft")
+
+
+def committed_copy(dest: Path) -> Path:
+    """The checkout's last commit (``git archive HEAD``) as a new git repo: others' unfinished edits stay out."""
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "benchmark copy"],
+    ):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest
 
 
 def run_stage(work: Path, stage: str, extra: dict[str, str], run_dir: Path) -> tuple[float, float]:
@@ -92,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(mode=0o700, exist_ok=True)
     STAGE_SERVER_ENV.update(XDG_RUNTIME_DIR=str(run_dir), GOVERN_STAGE_SERVER_IDLE_SECONDS="1800")
     if not (work / "dvc.yaml").is_file():  # a kept --workdir is reused as it is
-        fresh_copy(work)
+        committed_copy(work)
     print(f"scratch copy: {work}; {load()}", flush=True)  # noqa: T201
     started = time.perf_counter()
     done = subprocess.run(["dvc", "repro", *stages], cwd=work, env=environment(), capture_output=True, text=True)
