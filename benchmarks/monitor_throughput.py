@@ -19,8 +19,8 @@ by the window) unless ``--reward-model NAME`` names one registered at
 ``--startup`` measures what a reviewer waits for instead: ``govern monitor``'s
 check of the shipped 200-request window (``data/traffic/window.jsonl`` against
 ``data/traffic/baseline.jsonl``) as a fresh process each time, imports and
-model loading included, for the code at ``--before`` (a git revision, run
-from a ``git archive`` of it) and the working tree, interleaved and repeated
+model loading included, for the code at ``--before`` and ``--after`` (git
+revisions, default HEAD, each run from a ``git archive`` of it), interleaved and repeated
 (the machine is shared and noisy), cold and warm baseline-embedding cache.
 It prints each variant's median and the ratio, and checks that every variant
 reached the same verdicts (rule status, observed value, message).
@@ -155,7 +155,7 @@ def _check_once(code_root: Path, cache: Path, env: dict[str, str]) -> tuple[floa
     return wall, _children_cpu() - cpu, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def startup(before: str, repeat: int) -> int:
+def startup(before: str, after: str, repeat: int) -> int:
     """Before/after wall time of checking the shipped 200-request window, fresh process each time."""
     import statistics
 
@@ -165,16 +165,20 @@ def startup(before: str, repeat: int) -> int:
     cpus: dict[str, list[float]] = {label: [] for label in labels}
     outcomes: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="monitor-startup-") as tmp:
-        old_tree = Path(tmp) / "before"
-        old_tree.mkdir()
-        archive = subprocess.run(["git", "archive", before, "governance"], cwd=REPO, capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
+        # Both sides from commits (``git archive``): others' unfinished edits in the checkout stay out
+        trees = {}
+        for side, rev in (("before", before), ("after", after)):
+            trees[side] = Path(tmp) / side
+            trees[side].mkdir()
+            archive = subprocess.run(["git", "archive", rev, "governance"], cwd=REPO, capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(trees[side])], input=archive.stdout, check=True)
+        old_tree, new_tree = trees["before"], trees["after"]
         for round_ in range(repeat):
             cold = Path(tmp) / f"cache-{round_}"
             for label, root, cache in (
                 ("before", old_tree, cold),
-                ("after, cold cache", REPO, cold),
-                ("after, warm cache", REPO, cold),
+                ("after, cold cache", new_tree, cold),
+                ("after, warm cache", new_tree, cold),
             ):
                 wall, cpu, outcome = _check_once(root, cache, env)
                 times[label].append(wall)
@@ -205,10 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reward-model", metavar="NAME", help="score with this registered reward model too")
     parser.add_argument("--startup", action="store_true", help="before/after wall time on the shipped window")
     parser.add_argument("--before", default=BEFORE_LAZY_MODELS, metavar="REV", help="git revision to compare with")
+    parser.add_argument("--after", default="HEAD", metavar="REV", help="git revision measured as after")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     if args.startup:
-        return startup(args.before, args.repeat)
+        return startup(args.before, args.after, args.repeat)
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         window, baseline = Path(tmp) / "window.jsonl", Path(tmp) / "baseline.jsonl"
         size = write_log(window, args.records, 13, dt.datetime(2026, 11, 20, tzinfo=dt.UTC))
