@@ -38,7 +38,9 @@ class Team:
     folder: Path  # outside every clone: keys, team.env, the DVC remote
     team_env: Path
     remote: Path
-    policies: dict[str, str] = field(default_factory=dict)  # policy file (relative) -> committed text
+    trail_key_entries: list[dict] = field(default_factory=list)  # as `govern audit key` prints them
+    signing_public_pem: str = ""
+    risk_tier: str = "high"  # register_sft's, in the team's params.yaml
 
     def settings(self) -> dict[str, str]:
         """``team.env`` as variables (what `set -a; . team.env` exports)."""
@@ -69,10 +71,8 @@ class Team:
         """A clone of the team's repository: this one as committed (commit first: a clone holds commits), with the
         team's set-up commit on top (policies naming its people and keys, the DVC remote)."""
         workdir = git_clone(dest)
-        for name, text in self.policies.items():
-            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
-            (workdir / name).write_text(text)
-        git(workdir, "add", *self.policies)
+        changed = _set_up(self, workdir)
+        git(workdir, "add", *changed)
         git(workdir, "commit", "-qm", "Team set-up: reviewers, the pinned server, the trail and model-signing keys")
         dvc = subprocess.run(
             ["dvc", "remote", "add", "-d", "team", str(self.remote)], cwd=workdir, capture_output=True, text=True
@@ -87,6 +87,31 @@ def git_clone(dest: Path) -> Path:
     cloned = subprocess.run(["git", "clone", "-q", str(REPO), str(dest)], capture_output=True, text=True)
     assert cloned.returncode == 0, cloned.stderr
     return dest
+
+
+def _set_up(team: Team, workdir: Path) -> list[str]:
+    """The team's set-up commit in a clone: who reviews and releases, the pinned server, the listed keys."""
+    keys_file = workdir / "policies/trail_keys.yaml"
+    keys = yaml.safe_load(keys_file.read_text())
+    keys["keys"] = [*(keys.get("keys") or []), *team.trail_key_entries]
+    keys_file.write_text(yaml.safe_dump(keys, sort_keys=False))
+    approvals_file = workdir / "policies/approvals.yaml"
+    approvals = yaml.safe_load(approvals_file.read_text())
+    approvals["roles"].update(
+        reviewer=list(REVIEWERS),
+        release_manager=[RELEASER],
+        objective_owner=[REVIEWERS[0]],
+        waiver_authority=[RELEASER],
+    )
+    approvals["authentication"].update(server=team.server.url, tls_sha256_fingerprint=None)
+    approvals_file.write_text(yaml.safe_dump(approvals, sort_keys=False))
+    pinned = workdir / "policies/keys/model_signing.pub"
+    pinned.parent.mkdir(parents=True, exist_ok=True)
+    pinned.write_text(team.signing_public_pem)
+    params_file = workdir / "params.yaml"
+    head, marker, tail = params_file.read_text().partition("register_sft:\n")
+    params_file.write_text(head + marker + tail.replace("  risk_tier: medium ", f"  risk_tier: {team.risk_tier} ", 1))
+    return ["policies/trail_keys.yaml", "policies/approvals.yaml", "policies/keys/model_signing.pub", "params.yaml"]
 
 
 def git(workdir: Path, *args: str) -> str:
@@ -141,26 +166,9 @@ def make_team(server, folder: Path, *, risk_tier: str = "high") -> Team:
         cwd=REPO,
     )
     assert entry.returncode == 0, entry.stderr
-    keys = yaml.safe_load((REPO / "policies/trail_keys.yaml").read_text())
-    keys["keys"] = [*(keys.get("keys") or []), *_entries(entry.stdout)]
-    approvals = yaml.safe_load((REPO / "policies/approvals.yaml").read_text())
-    approvals["roles"].update(
-        reviewer=list(REVIEWERS),
-        release_manager=[RELEASER],
-        objective_owner=[REVIEWERS[0]],
-        waiver_authority=[RELEASER],
-    )
-    approvals["authentication"].update(server=server.url, tls_sha256_fingerprint=None)
-    params = (REPO / "params.yaml").read_text()
-    marker = "register_sft:\n"
-    head, _, tail = params.partition(marker)
-    tail = tail.replace("  risk_tier: medium ", f"  risk_tier: {risk_tier} ", 1)
-    team.policies = {
-        "policies/trail_keys.yaml": yaml.safe_dump(keys, sort_keys=False),
-        "policies/approvals.yaml": yaml.safe_dump(approvals, sort_keys=False),
-        "policies/keys/model_signing.pub": signing_pub.read_text(),
-        "params.yaml": head + marker + tail,
-    }
+    team.trail_key_entries = _entries(entry.stdout)
+    team.signing_public_pem = signing_pub.read_text()
+    team.risk_tier = risk_tier
     return team
 
 
