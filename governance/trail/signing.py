@@ -230,6 +230,8 @@ class KeyRing:
     local: dict[str, bytes] = field(default_factory=dict)
     #: why ``policies/trail_keys.yaml`` is not reviewed in git (None: committed and unchanged).
     unreviewed: str | None = None
+    #: public keys parsed once per ring (a full verification checks a million signatures).
+    _loaded: dict[bytes, Ed25519PublicKey] = field(default_factory=dict, repr=False, compare=False)
 
     def check(self, key_id: str, timestamp: str) -> tuple[str | None, str | None]:
         """``(trust, None)`` for a key trusted at ``timestamp``; ``(None, why not)`` otherwise."""
@@ -253,7 +255,9 @@ class KeyRing:
         if raw is None:
             return False
         try:
-            public_key = Ed25519PublicKey.from_public_bytes(raw)
+            public_key = self._loaded.get(raw)
+            if public_key is None:
+                public_key = self._loaded[raw] = Ed25519PublicKey.from_public_bytes(raw)
             public_key.verify(base64.b64decode(signature, validate=True), message(event_hash))
         except (InvalidSignature, ValueError, binascii.Error):
             return False
