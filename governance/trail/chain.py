@@ -28,6 +28,7 @@ re-hash a chain consistently but cannot re-sign it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import unicodedata
@@ -628,15 +629,35 @@ def _bound_problem(row: dict[str, Any]) -> str | None:
     """Why a stored row (written with a trail id) breaks a record-time bound, or None."""
     for field in TEXT_FIELDS:
         value = row.get(field)
-        if not isinstance(value, str):
-            continue
-        try:
-            require_bounded(field, value)
-            if field == "actor":
-                require_user_name(field, value)
-        except AuditError as refused:
-            return f"{str(refused).split(';', 1)[0]}; `govern` refuses that at record time, so it was not written by it"
+        if isinstance(value, str):
+            problem = _field_problem(field, value)
+            if problem is not None:
+                return problem
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_problem(field: str, value: str) -> str | None:
+    """:func:`_bound_problem` for one value; cached, as a trail repeats its actors and roles a million times."""
+    try:
+        require_bounded(field, value)
+        if field == "actor":
+            require_user_name(field, value)
+    except AuditError as refused:
+        return f"{str(refused).split(';', 1)[0]}; `govern` refuses that at record time, so it was not written by it"
+    return None
+
+
+class _Where:
+    """``event #N (approved m v1 by bob)``, built only when a finding prints it (not for a million clean events)."""
+
+    __slots__ = ("row", "seq")
+
+    def __init__(self, seq: Any, row: dict[str, Any]):
+        self.seq, self.row = seq, row
+
+    def __format__(self, spec: str) -> str:
+        return f"event #{self.seq} ({describe(self.row)})"
 
 
 def _check_signature(
@@ -653,7 +674,7 @@ def _check_signature(
     introduced it: a key that appears otherwise replaced the trail's key.
     """
     seq, key_id, signature = row.get("seq"), str(row.get("key_id") or ""), str(row.get("signature") or "")
-    where = f"event #{seq} ({describe(row)})"
+    where = _Where(seq, row)
     if not key_id or not signature:
         return f"{where}: not signed; it was not written by the trail (forged insert)"
     trust, refused = keys.check(key_id, str(row.get("timestamp") or ""))
