@@ -144,13 +144,14 @@ def _check_once(code_root: Path, cache: Path, env: dict[str, str]) -> tuple[floa
     window, baseline = REPO / "data/traffic/window.jsonl", REPO / "data/traffic/baseline.jsonl"
     cpu, started = _children_cpu(), time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", _CHECK, str(window), str(baseline), str(REPO / "policies/monitoring.yaml")],
+        [sys.executable, "-c", _CHECK, str(window), str(baseline), str(code_root / "policies/monitoring.yaml")],
         cwd=code_root,
         env={**env, "PYTHONPATH": str(code_root), "GOVERN_MONITOR_CACHE": str(cache)},
         capture_output=True,
         text=True,
-        check=True,
     )
+    if done.returncode != 0:
+        raise SystemExit(f"monitor_throughput: the check at {code_root} failed:\n{done.stderr[-3000:]}")
     wall = time.perf_counter() - started
     return wall, _children_cpu() - cpu, json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -170,7 +171,9 @@ def startup(before: str, after: str, repeat: int) -> int:
         for side, rev in (("before", before), ("after", after)):
             trees[side] = Path(tmp) / side
             trees[side].mkdir()
-            archive = subprocess.run(["git", "archive", rev, "governance"], cwd=REPO, capture_output=True, check=True)
+            archive = subprocess.run(
+                ["git", "archive", rev, "governance", "policies"], cwd=REPO, capture_output=True, check=True
+            )
             subprocess.run(["tar", "-x", "-C", str(trees[side])], input=archive.stdout, check=True)
         old_tree, new_tree = trees["before"], trees["after"]
         for round_ in range(repeat):
