@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "monitor",
     "provenance",
     "doctor",
+    "watch",
 ]
 
 
@@ -66,6 +67,7 @@ COMMAND_OWNERS = {
     "reproduce": "provenance",
     "verify": "provenance",
     "doctor": "doctor",
+    "watch": "watch",
 }
 
 

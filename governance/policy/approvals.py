@@ -161,6 +161,23 @@ class IncidentsPolicy(Strict):
         return severity == "critical" or (self.withdraw_on == "high" and severity == "high")
 
 
+#: What ``govern watch`` does with registry drift a webhook told it of.
+OnDrift = Literal["record", "revert"]
+
+
+class RegistryWatchPolicy(Strict):
+    """What ``govern watch`` does when an alias or ``governance.*`` tag is changed outside ``govern``.
+
+    ``record`` appends a ``registry_drift`` event and leaves MLflow as it is
+    (``govern reconcile`` repairs it later, by hand); ``revert`` records it and
+    then runs reconcile, which restores MLflow from the trail and records a
+    ``registry_reconciled`` event.
+    """
+
+    on_drift: OnDrift = Field(description="record | revert")
+    rationale: str
+
+
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -250,6 +267,7 @@ class ApprovalsPolicy(PolicyFile):
     permissions: dict[Action, list[str]] = Field(description="action -> roles allowed to perform it")
     authentication: Authentication
     incidents: IncidentsPolicy
+    registry_watch: RegistryWatchPolicy
     rules: ApprovalRules
 
     @model_validator(mode="after")

@@ -51,6 +51,7 @@ EventType = Literal[
     "rolled_back",
     "canary_ended",
     "withdrawn",
+    "registry_drift",
     "registry_reconciled",
     "waiver_granted",
     "permission_denied",

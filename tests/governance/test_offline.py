@@ -72,6 +72,7 @@ COMMANDS: list[tuple[str, str, list[str]]] = [
     ("reject", "carol", ["reject", NAME, "2", "--reason", "rolled back"]),
     ("withdraw", "dana", ["withdraw", NAME, "--reason", "end of test"]),
     ("reconcile", "dana", ["reconcile", NAME, "--reason", "check"]),
+    ("watch", "dana", ["watch", "--once"]),
     ("approve-objective", "erin", ["approve-objective", "train_grpo", "--reason", "reviewed"]),
     ("policy-change", "dana", ["policy-change", "--old", "old_approvals.yaml", "--reason", "unchanged"]),
     ("doctor", "nobody", ["doctor"]),
