@@ -571,6 +571,7 @@ class Trail:
         rows = self.raw_rows(since=n)
         first = next(rows, None)
         if first is None or first.get("seq") != n:
+            rows.close()  # refused: release the reading connection now
             last = self.head()
             end = last.seq if last is not None else 0
             if end < n:
@@ -580,6 +581,7 @@ class Trail:
                 )
             return _refused(f"event #{n}, verified by {where}, is missing; the trail was rewritten", n)
         if first.get("hash") != state.head_hash or row_hash(first) != state.head_hash:
+            rows.close()
             return _refused(
                 f"event #{n} ({describe(first)}) no longer holds the hash {state.head_hash[:16]} that {where} "
                 f"verified; the trail was rewritten at or before #{n}",
