@@ -317,6 +317,10 @@ class EngineInfo:
     nlp_model_sha256: str | None = None
     nlp_components: tuple[str, ...] = ()
     ner_scope: str | None = None
+    #: the name list the NameGazetteerRecognizer reads: package, version, SHA-256 of its files, sizes; None without
+    name_gazetteer: dict[str, Any] | None = None
+    #: the English-word lexicon the name rules and NER windows read (the model's lemmatizer tables), with its size
+    ner_lexicon: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -326,6 +330,8 @@ class EngineInfo:
             "nlp_model_sha256": self.nlp_model_sha256,
             "nlp_components": list(self.nlp_components),
             "ner_scope": self.ner_scope,
+            "name_gazetteer": self.name_gazetteer,
+            "ner_lexicon": self.ner_lexicon,
             "requested_nlp_engine": self.requested_nlp_engine,
             "requested_nlp_model": self.requested_nlp_model,
             "fallback_reason": self.fallback_reason,
@@ -347,6 +353,10 @@ class PiiEngine:
     info: EngineInfo
     #: where NER reads a text (policy ``nlp_engine.ner_windows``); None: whole texts
     ner_windows: NerWindows | None = None
+    #: English words of the spaCy model's lexicon (NER windows at a sentence's start; the name rules)
+    ner_lexicon: frozenset[str] = frozenset()
+    #: the name list of the NameGazetteerRecognizer, when the policy runs one
+    name_gazetteer: Any = None
 
     def analyze(self, text: str) -> list[RecognizerResult]:
         """presidio's own ``AnalyzerEngine.analyze`` over one text (the reference result)."""
@@ -371,6 +381,32 @@ class SpacyModel:
     #: the labels its entity components predict (PERSON, GPE, ...) and the presidio entities they map to
     labels: tuple[str, ...] = ()
     entities: tuple[str, ...] = ()
+    #: English words of the model's lemmatizer lexicon (lower case; empty without a lookup lemmatizer)
+    lexicon: frozenset[str] = frozenset()
+    #: the language's stop words (spaCy's ``Defaults.stop_words``), lower case; also in ``lexicon``
+    stop_words: frozenset[str] = frozenset()
+
+
+def _lexicon(nlp: Any) -> frozenset[str]:
+    """The words of the pipeline's lemmatizer tables (``lemma_index``, ``lemma_exc``), lower case.
+
+    en_core_web_sm's rule lemmatizer ships WordNet's English words by part of speech; a disabled
+    component's tables are still there. Words with spaces or underscores (phrases) are left out.
+    """
+    words: set[str] = set()
+    for name in nlp.component_names:
+        lookups = getattr(nlp.get_pipe(name), "lookups", None)
+        if lookups is None:
+            continue
+        for table_name in ("lemma_index", "lemma_exc"):
+            if not lookups.has_table(table_name):
+                continue
+            table = lookups.get_table(table_name)
+            for key, values in table.items():
+                words.update(v for v in values if isinstance(v, str))
+                if table_name == "lemma_exc" and isinstance(key, str):
+                    words.add(key)
+    return frozenset(w.lower() for w in words if w and "_" not in w and " " not in w)
 
 
 def _tree_sha256(root: Path) -> str:
@@ -400,6 +436,8 @@ def load_spacy_model(model: str) -> SpacyModel:
     import spacy.util
 
     nlp = spacy.load(model)
+    stop_words = frozenset(w.lower() for w in nlp.Defaults.stop_words)
+    lexicon = _lexicon(nlp) | stop_words
     recognizers = [name for name in nlp.pipe_names if nlp.get_pipe_meta(name).factory in _ENTITY_FACTORIES]
     if not recognizers:
         raise ValueError(f"it has no NER component (components: {', '.join(nlp.pipe_names) or 'none'})")
@@ -424,6 +462,8 @@ def load_spacy_model(model: str) -> SpacyModel:
         components=tuple(nlp.pipe_names),
         labels=tuple(labels),
         entities=tuple(sorted({mapping[label] for label in labels if label in mapping})),
+        lexicon=lexicon,
+        stop_words=stop_words,
     )
 
 
@@ -537,6 +577,20 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
         recognizer = _custom_recognizer(spec, language)
         kept.append(recognizer)
         sources[recognizer.id] = "policy"
+    gazetteer = None
+    names_config = policy.nlp_engine.name_gazetteer
+    if names_config is not None and spacy_model is not None and "PERSON" in wanted - custom_entities:
+        from governance.pii.names import NameRecognizer, load_name_gazetteer
+
+        try:
+            gazetteer = load_name_gazetteer(
+                names_config.package, tuple(names_config.first_name_files), tuple(names_config.surname_files)
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{policy_path}: {exc}") from None
+        recognizer = NameRecognizer(names_config, gazetteer, spacy_model.lexicon, spacy_model.stop_words, language)
+        kept.append(recognizer)
+        sources[recognizer.id] = f"gazetteer:{gazetteer.package}=={gazetteer.version}+nlp:{nlp_name}"
     registry.recognizers = kept
 
     def detects(recognizer: EntityRecognizer) -> list[str]:
@@ -604,6 +658,12 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
         nlp_model_sha256=spacy_model.sha256 if spacy_model else None,
         nlp_components=spacy_model.components if spacy_model else (),
         ner_scope=describe_ner_scope(policy) if spacy_model else None,
+        name_gazetteer=gazetteer.to_dict() if gazetteer else None,
+        ner_lexicon=(
+            f"{nlp_model} lemmatizer tables lemma_index + lemma_exc and stop words ({len(spacy_model.lexicon)} words)"
+            if spacy_model and (gazetteer or _lexicon_starters(policy))
+            else None
+        ),
     )
     log.info(
         "PII engine: nlp %s, %d recognizers for %s",
@@ -619,4 +679,11 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
         recognizers=kept,
         info=info,
         ner_windows=ner_windows,
+        ner_lexicon=spacy_model.lexicon if spacy_model else frozenset(),
+        name_gazetteer=gazetteer,
     )
+
+
+def _lexicon_starters(policy: PiiPolicy) -> bool:
+    windows = policy.nlp_engine.ner_windows
+    return policy.nlp_engine.ner_scope == "windows" and windows is not None and windows.lexicon_starters

@@ -10,6 +10,8 @@ predictions in a window can differ from those in the whole text;
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import regex
 
 from governance.policy.pii import NerWindows
@@ -24,6 +26,28 @@ _NER_TRIGGER = regex.compile(rf"(?<!{_NER_WORD})(?:[\p{{Lu}}\p{{Lt}}\p{{Lo}}]){_
 _SENTENCE_LEAD = frozenset(" \t\r\f\v\"'“‘«([{*-•–—#>")
 _SENTENCE_ENDS = frozenset(".!?:;…\n")
 _SPAN = regex.compile(r"\S+")
+#: A capitalised word right after a trigger's word ("Buenos Aires", "Carmen Delgado").
+_NEXT_CAPITAL = regex.compile(r"[ \t]+\p{Lu}")
+#: Inflections read back to a lexicon word: (ending, replacement).
+_INFLECTIONS = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""))
+
+
+def english_word(word: str, lexicon: frozenset[str]) -> bool:
+    """Whether a lower-case word is a word of ``lexicon`` or a regular inflection of one ("packs", "checked")."""
+    if word in lexicon:
+        return True
+    return any(
+        word.endswith(ending) and len(word) > len(ending) + 2 and word[: -len(ending)] + replacement in lexicon
+        for ending, replacement in _INFLECTIONS
+    )
+
+
+def sentence_start(text: str, start: int) -> bool:
+    """Whether the word at ``start`` begins a sentence (only spaces, quotes and bullets after its end)."""
+    index = start - 1
+    while index >= 0 and text[index] in _SENTENCE_LEAD:
+        index -= 1
+    return index < 0 or text[index] in _SENTENCE_ENDS or "\n" in text[index + 1 : start]
 
 
 class NerWindowFinder:
@@ -34,29 +58,42 @@ class NerWindowFinder:
     touch are merged. ``None`` windows (``whole_text``) means the whole text, if it holds any word.
     """
 
-    def __init__(self, config: NerWindows | None):
+    def __init__(
+        self,
+        config: NerWindows | None,
+        lexicon: frozenset[str] = frozenset(),
+        names: Callable[[str], bool] | None = None,
+    ):
+        """``lexicon``: English words (``lexicon_starters``); ``names``: whether a word is a name of the gazetteer."""
         self.config = config
         self.never = frozenset(config.never) if config else frozenset()
         self.starters = frozenset(config.sentence_starters) if config else frozenset()
         self.reach = 48 * config.context_words if config else 0
+        self.lexicon = lexicon if config is not None and config.lexicon_starters else frozenset()
+        self.names = names
 
-    @staticmethod
-    def sentence_start(text: str, start: int) -> bool:
-        """Whether the word at ``start`` begins a sentence (only spaces, quotes and bullets after its end)."""
-        index = start - 1
-        while index >= 0 and text[index] in _SENTENCE_LEAD:
-            index -= 1
-        return index < 0 or text[index] in _SENTENCE_ENDS or "\n" in text[index + 1 : start]
+    sentence_start = staticmethod(sentence_start)
 
     def triggers(self, text: str) -> list[Span]:
         """The spans of the words that trigger a window."""
         found = []
         for match in _NER_TRIGGER.finditer(text):
             word = match.group().lower().replace("’", "'")
-            if word in self.never or (word in self.starters and self.sentence_start(text, match.start())):
+            if word in self.never:
                 continue
+            if (word in self.starters or self.lexicon) and sentence_start(text, match.start()):
+                if word in self.starters or self._common_starter(text, word, match.end()):
+                    continue
             found.append(match.span())
         return found
+
+    def _common_starter(self, text: str, word: str, end: int) -> bool:
+        """An English word starting a sentence, not a name of the list, no capitalised word after it."""
+        if not self.lexicon or not english_word(word.removesuffix("'s"), self.lexicon):
+            return False
+        if self.names is not None and self.names(word.removesuffix("'s")):
+            return False
+        return _NEXT_CAPITAL.match(text, end) is None
 
     def windows(self, text: str) -> list[Span]:
         """The character spans the model reads, in order, not overlapping."""

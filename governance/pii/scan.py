@@ -329,6 +329,14 @@ class PiiScanner:
         """presidio's results for one text (windowed: identical, faster)."""
         return self.windowed.analyze(text) if self.windowed is not None else self.engine.analyze(text)
 
+    def analyze_context(self, text: str) -> list[RecognizerResult]:
+        """What a report's masked context is re-scanned with: the windowed analyzer's pattern recognizers.
+
+        The field's own findings (NER included) are masked in it already; a cut value can only turn into
+        something a pattern recognizer sees. Without the windowed analyzer, presidio's whole analysis.
+        """
+        return self.windowed.analyze(text, ner=False) if self.windowed is not None else self.engine.analyze(text)
+
     def findings_in(self, text: str) -> list[FieldFinding]:
         """The policy's findings in one text."""
         return resolve(self.analyze(text), self.rules, self.priority)
@@ -460,6 +468,6 @@ class PiiScanner:
         """A finding's masked shape and masked context, as reports list it."""
         masked = mask_value(item.entity, text[item.start : item.end])
         context = snippet(
-            text, item.start, item.end, item.entity, known, self.policy.report.context_chars, self.analyze
+            text, item.start, item.end, item.entity, known, self.policy.report.context_chars, self.analyze_context
         )
         return masked, context

@@ -103,7 +103,7 @@ def _scan_records(
                         "also": list(item.also),
                         "masked": mask_value(item.entity, text[item.start : item.end]),
                         "snippet": snippet(
-                            text, item.start, item.end, item.entity, known, context_chars, scanner.analyze
+                            text, item.start, item.end, item.entity, known, context_chars, scanner.analyze_context
                         ),
                     }
                 )

