@@ -289,7 +289,11 @@ def register_version(
     """Register the run's model artifacts as a new version, pending approval.
 
     Idempotent by ``lineage_key``: the same lineage registered twice returns
-    the first version (``created`` False) and creates nothing.
+    the first version (``created`` False) and creates nothing. Two writers
+    registering the same lineage at once (two clones, one server) both
+    create; each then looks again, and the one whose version is not the
+    lowest with that key deletes its own and returns the lowest: one version
+    stays, whoever finishes first (:func:`_settle_duplicates`).
     """
     existing = find_version_by_lineage(name, lineage_key)
     if existing is not None:
@@ -301,15 +305,43 @@ def register_version(
         except Exception as exc:  # RESOURCE_DOES_NOT_EXIST, re-raised below for anything else
             if not _not_found(exc):
                 raise
-            mlflow_client.create_registered_model(
-                name, description="Governed model: versions stay pending until approved (govern approve)."
-            )
+            try:
+                mlflow_client.create_registered_model(
+                    name, description="Governed model: versions stay pending until approved (govern approve)."
+                )
+            except Exception as exc:  # another writer created it in between: use theirs
+                if "RESOURCE_ALREADY_EXISTS" not in f"{getattr(exc, 'error_code', '')} {exc}":
+                    raise
         source = mlflow_client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + artifact_path
         all_tags = {**tags, TAG_LINEAGE_KEY: lineage_key, TAG_APPROVAL_STATUS: "pending"}
         version = mlflow_client.create_model_version(
             name, source=source, run_id=run_id, tags=all_tags, description=description
         )
-    return version, True
+        return _settle_duplicates(mlflow_client, name, lineage_key, version)
+
+
+def _settle_duplicates(mlflow_client: Any, name: str, lineage_key: str, ours: Any) -> tuple[Any, bool]:
+    """Keep the lowest version registered for ``lineage_key``; delete ``ours`` if another writer's is lower.
+
+    Version numbers are allocated in order by the store, so a writer that
+    created a higher number sees the lower one once its own create returns.
+    """
+    same = [
+        v for v in mlflow_client.search_model_versions(f"name = '{name}'") if v.tags.get(TAG_LINEAGE_KEY) == lineage_key
+    ]
+    first = min(same or [ours], key=lambda v: int(v.version))
+    if int(first.version) >= int(ours.version):
+        return ours, True
+    log.warning(
+        "%s v%s: registered at the same time as v%s for the same lineage by another writer; v%s deleted, v%s kept",
+        name,
+        ours.version,
+        first.version,
+        ours.version,
+        first.version,
+    )
+    mlflow_client.delete_model_version(name, str(ours.version))
+    return first, False
 
 
 def list_versions(name: str | None = None) -> list[Any]:

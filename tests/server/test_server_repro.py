@@ -14,10 +14,13 @@ by ``--serve-artifacts``) by ``govern verify``, ``govern report`` and
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
-from team_support import RELEASER, REVIEWERS, TRAINER, make_team, timed
+from team_support import RELEASER, REVIEWERS, TRAINER, git, make_team, timed
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -35,9 +38,31 @@ def trained(team, tmp_path_factory):
     result = team.run(["dvc", "repro", "register_sft"], workdir)
     assert result.returncode == 0, f"dvc repro failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     seconds = timed("dvc repro register_sft against the server", started)
-    (workdir.parent / "repro.log").write_text(result.stdout + result.stderr)
     registration = json.loads((workdir / "artifacts/register_sft/registration.json").read_text())
+    # What the trainer shares: the lock in git, the data and model in the DVC remote
+    git(workdir, "add", "dvc.lock")
+    git(workdir, "commit", "-qm", "dvc.lock: register_sft against the team server")
+    pushed = team.run(["dvc", "push"], workdir)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
     return workdir, registration, seconds
+
+
+@pytest.fixture(scope="module")
+def pulled(team, trained, tmp_path_factory):
+    """A factory of clones that did not train: ``git clone`` of the trainer's, then ``dvc pull``."""
+    trainer_clone = trained[0]
+
+    def make(label: str) -> Path:
+        workdir = tmp_path_factory.mktemp(label) / "repo"
+        cloned = subprocess.run(
+            ["git", "clone", "-q", str(trainer_clone), str(workdir)], capture_output=True, text=True
+        )
+        assert cloned.returncode == 0, cloned.stderr
+        pulled = team.run(["dvc", "pull", "--with-deps", "register_sft"], workdir, REVIEWERS[0])
+        assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+        return workdir
+
+    return make
 
 
 def audit_events(team, workdir, event_type: str, name: str, version: str) -> list[dict]:
@@ -89,10 +114,13 @@ def test_reviewers_approve_with_their_own_credentials_and_the_high_tier_holds(te
     assert promotion["actor"] == RELEASER and promotion["identity_method"] == "mlflow-basic-auth"
 
 
-def test_verify_report_and_reproduce_read_through_the_server(team, trained):
-    workdir, registration, _ = trained
+def test_a_clone_that_pulled_verifies_reports_and_reproduces_through_the_server(team, trained, pulled):
+    _, registration, _ = trained
     name, version = registration["name"], registration["version"]
     started = time.perf_counter()
+    workdir = pulled("clone-b")
+    assert (workdir / "artifacts/train_sft/model.safetensors").is_file()
+    assert not (workdir / "mlruns").exists() and not (workdir / "mlflow.db").exists()  # a store only the server has
     verified = team.run(["govern", "verify", name, version], workdir, REVIEWERS[0])
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "registered files match their signature and provenance statement" in verified.stdout
@@ -101,4 +129,38 @@ def test_verify_report_and_reproduce_read_through_the_server(team, trained):
     reproduced = team.run(["govern", "reproduce", name, version], workdir, REVIEWERS[0])
     assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
     assert "bit-exact" in reproduced.stdout
-    timed("verify + report + reproduce through the server", started)
+    assert (workdir / "team-report" / name / f"v{version}").is_dir()
+    timed("clone, dvc pull, verify, report and reproduce through the server", started)
+
+
+def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trained, pulled, monkeypatch):
+    """Two clones, one server, one trail: ``register_sft`` at the same moment, for a model nobody registered yet.
+
+    Both clones hold the same weights (pulled); each renames the project (a new registered model), so both
+    race to create its first version. One version stays, both clones name it, the chain verifies, and each
+    writer's events are in the trail.
+    """
+    from mlflow import MlflowClient
+
+    clones = [pulled("clone-c"), pulled("clone-d")]
+    for workdir in clones:
+        params = workdir / "params.yaml"
+        params.write_text(params.read_text().replace("project: govllm", "project: govllm-twin", 1))
+        git(workdir, "commit", "-qam", "a second model line")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda w: team.run(["dvc", "repro", "--force", "-s", "register_sft"], w), clones))
+    timed("two writers: register_sft at once", started)
+    for result in runs:
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    registrations = [json.loads((w / "artifacts/register_sft/registration.json").read_text()) for w in clones]
+    assert registrations[0]["name"] == registrations[1]["name"] == "govllm-twin-sft"
+    assert registrations[0]["version"] == registrations[1]["version"]
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", REVIEWERS[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team.server.passwords[REVIEWERS[0]])
+    versions = MlflowClient(tracking_uri=team.server.url).search_model_versions("name = 'govllm-twin-sft'")
+    assert [v.version for v in versions] == [registrations[0]["version"]], [v.version for v in versions]
+    registered = audit_events(team, clones[0], "model_registered", "govllm-twin-sft", registrations[0]["version"])
+    assert len(registered) == 1
+    verified = team.run(["govern", "audit", "verify"], clones[0], REVIEWERS[0])
+    assert verified.returncode == 0, verified.stdout + verified.stderr
