@@ -5,8 +5,9 @@
   the audit trail records the identity's ``source`` so a report can tell.
 * A tracking server: the MLflow user authenticated by the server's basic-auth
   app (``mlflow server --app-name basic-auth``). The credentials are the ones
-  MLflow itself uses (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``)
-  and are verified against the server (``GET /api/2.0/mlflow/users/get`` answers
+  MLflow itself uses (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``,
+  else the server's entry in ``~/.netrc`` or ``$NETRC``, as MLflow's HTTP client
+  reads it) and are verified against the server (``GET /api/2.0/mlflow/users/get`` answers
   only a user asking about themself), so the user named in the trail is the
   user the server let in. ``GOVERN_USER`` is ignored there, and no command has
   an ``--as`` flag.
@@ -79,6 +80,23 @@ IDENTITY_LABELS = {
 def identity_label(method: str | None) -> str:
     """``local, unverified`` / ``authenticated by the MLflow server`` for an event's identity method."""
     return IDENTITY_LABELS.get(method or "", "not recorded")
+
+
+def server_credentials(server: str) -> tuple[str | None, str | None]:
+    """The credentials MLflow's client sends to ``server``: the environment's, else its ``netrc`` entry.
+
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` when both are set; otherwise the
+    machine entry for the server's host in ``$NETRC`` or ``~/.netrc``, which
+    MLflow's HTTP client (requests) uses when no credentials are configured, so
+    the user verified here is the user MLflow acts as.
+    """
+    username, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+    if username and password:
+        return username, password
+    from requests.utils import get_netrc_auth
+
+    found = get_netrc_auth(server)
+    return (found[0], found[1]) if found else (username, password)
 
 
 def local_identity() -> Identity:
@@ -259,8 +277,7 @@ def current_identity(
 
         pin, policy_source = load_approvals_policy().authentication, str(approvals_policy_path())
     policy_source = policy_source or "the approvals policy"
-    username = os.environ.get(USERNAME_ENV)
-    password = os.environ.get(PASSWORD_ENV)
+    username, password = server_credentials(uri)
     # Asked first (without credentials) only when that can change the answer: no credentials to verify, or an
     # unpinned server the policy may allow unauthenticated; an unpinned server is otherwise never contacted
     allowed_somewhere = bool(pin.unauthenticated_server.risk_tiers) and not pin.pins(uri)
@@ -272,8 +289,8 @@ def current_identity(
         return local_identity()
     if not username or not password:
         raise ConfigError(
-            f"MLflow at {uri} needs your credentials: set {USERNAME_ENV} and {PASSWORD_ENV} "
-            "(governance actions are recorded under the user the server authenticates)"
+            f"MLflow at {uri} needs your credentials: set {USERNAME_ENV} and {PASSWORD_ENV}, or add the server's "
+            "host to ~/.netrc (governance actions are recorded under the user the server authenticates)"
         )
     claimed = os.environ.get(USER_ENV)
     if claimed and claimed != username:

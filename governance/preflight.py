@@ -32,6 +32,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from governance.errors import ConfigError, GovernanceError
 
@@ -89,6 +90,7 @@ def check_server(uri: str, risk_tiers: list[str]) -> list[Finding]:
         PASSWORD_ENV,
         USERNAME_ENV,
         server_authenticates,
+        server_credentials,
         unauthenticated_server_refusal,
         verify_server_user,
     )
@@ -125,14 +127,15 @@ def check_server(uri: str, risk_tiers: list[str]) -> list[Finding]:
                 f"{', '.join(risk_tiers or pin.unauthenticated_server.risk_tiers)} (identities local, unverified)",
             ),
         ]
-    username, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+    username, password = server_credentials(uri)
     if not username or not password:
         return [
             *findings,
             _problem(
                 "identity",
                 f"MLflow at {uri} needs your credentials",
-                f"set {USERNAME_ENV} and {PASSWORD_ENV} (a service account for a pipeline run)",
+                f"set {USERNAME_ENV} and {PASSWORD_ENV} (a service account for a pipeline run), "
+                f"or add `machine {urlparse(uri).hostname} login USER password …` to ~/.netrc (chmod 600)",
             ),
         ]
     try:

@@ -119,8 +119,9 @@ def test_local_store_uses_govern_user_then_the_os_user(tmp_path, monkeypatch):
     assert current_user() == getpass.getuser()
 
 
-def test_a_server_needs_credentials(monkeypatch):
+def test_a_server_needs_credentials(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))  # not the developer's own ~/.netrc
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     monkeypatch.setenv("GOVERN_USER", "alice")  # not an identity against a server
@@ -128,8 +129,25 @@ def test_a_server_needs_credentials(monkeypatch):
         current_identity()
     assert str(info.value) == (
         "MLflow at http://mlflow.internal:5000 needs your credentials: set MLFLOW_TRACKING_USERNAME and "
-        "MLFLOW_TRACKING_PASSWORD (governance actions are recorded under the user the server authenticates)"
+        "MLFLOW_TRACKING_PASSWORD, or add the server's host to ~/.netrc (governance actions are recorded under the "
+        "user the server authenticates)"
     )
+
+
+def test_credentials_from_netrc_as_mlflow_sends_them(endpoint, monkeypatch, tmp_path):
+    url, answer = endpoint
+    pin_server(tmp_path, monkeypatch, url)
+    answer["body"] = {"user": {"id": 3, "username": "bob", "is_admin": False}}
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login bob password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    identity = current_identity()
+    assert (identity.user, identity.source) == ("bob", "mlflow-basic-auth")
+    assert answer["authorization"] == "Basic Ym9iOnMzY3JldA=="  # bob:s3cret, read from the netrc file
 
 
 def test_the_server_confirms_the_user(endpoint, monkeypatch, tmp_path):
