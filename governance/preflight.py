@@ -272,7 +272,7 @@ def check_dvc_remote(root: Path = Path(".")) -> Finding:
         return _ok("dvc_remote", "no DVC remote configured")
     url = _dvc(root, "config", f"remote.{name}.url")
     if "://" in url and not url.startswith("file://"):
-        return _ok("dvc_remote", f"DVC remote {name} ({url.split('://', 1)[0]}): reachability not checked here")
+        return _check_remote_store(root, name, url)
     folder = Path(url.removeprefix("file://"))
     folder = folder if folder.is_absolute() else (root / ".dvc" / folder)
     if not folder.is_dir():
@@ -280,6 +280,30 @@ def check_dvc_remote(root: Path = Path(".")) -> Finding:
     if not os.access(folder, os.W_OK):
         return _problem("dvc_remote", f"DVC remote {name}: folder {folder} is not writable", "fix its permissions")
     return _ok("dvc_remote", f"DVC remote {name}: folder {folder} is writable")
+
+
+def _check_remote_store(root: Path, name: str, url: str) -> Finding:
+    """An object-store or SSH remote (s3://, gs://, ssh://, ...): DVC opens it with its configured credentials."""
+    scheme = url.split("://", 1)[0]
+    try:
+        from dvc.config import Config
+        from dvc.fs import get_cloud_fs
+
+        # The repo's config with .dvc/config.local merged: credentials stay out of git, as DVC keeps them
+        fs_class, fs_config, fs_path = get_cloud_fs(Config(dvc_dir=str(root / ".dvc")), name=name)
+        found = fs_class(**fs_config).exists(fs_path)
+    except ImportError as exc:  # the plugin for the scheme (dvc-s3, dvc-ssh...) is not installed
+        return _problem("dvc_remote", f"DVC remote {name} ({url}): {exc}", f"pip install dvc-{scheme}")
+    except Exception as exc:  # any client error (credentials, DNS, permission) is the finding, in one line
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        return _problem(
+            "dvc_remote",
+            f"DVC remote {name} ({url}) cannot be opened ({exc.__class__.__name__}: {first})",
+            f"check its credentials (dvc remote modify --local {name} ...) and the endpoint",
+        )
+    if not found:
+        return _problem("dvc_remote", f"DVC remote {name} ({url}) does not exist", "create the bucket or folder")
+    return _ok("dvc_remote", f"DVC remote {name} ({url}) answers")
 
 
 def _dvc(root: Path, *args: str) -> str:

@@ -234,6 +234,25 @@ def test_the_dvc_remote_is_checked_only_when_one_is_configured(project):
     assert preflight.check_dvc_remote(project).line == "no DVC remote configured"
 
 
+def test_an_object_store_remote_is_opened_with_dvcs_own_client(project):
+    # s3:// without the dvc-s3 plugin installed here: the missing client is the problem, with its install line
+    (project / ".dvc").mkdir()
+    config = "[core]\n    remote = team\n['remote \"team\"']\n    url = {}\n"
+    (project / ".dvc" / "config").write_text(config.format("s3://team-bucket/dvc"))
+    finding = preflight.check_dvc_remote(project)
+    assert (finding.ok, finding.fix) == (False, "pip install dvc-s3")
+    assert finding.line.startswith("DVC remote team (s3://team-bucket/dvc): s3 is supported, but requires 'dvc-s3'")
+    # An http remote whose server is down: DVC's client error, in one line, with where to look
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{port.getsockname()[1]}/dvc"
+    port.close()
+    (project / ".dvc" / "config").write_text(config.format(url))
+    finding = preflight.check_dvc_remote(project)
+    assert not finding.ok and finding.line.startswith(f"DVC remote team ({url}) "), finding.line
+    assert "\n" not in finding.line
+
+
 def test_govern_doctor_prints_one_line_per_check_and_exits_1_on_problems(project, monkeypatch, capsys):
     assert govern(["doctor"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "all checks passed"
