@@ -9,6 +9,7 @@ schemas, the `govern` parser, the error hierarchy), so a change there that break
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,3 +76,16 @@ def test_a_broken_link_fails_the_strict_build(tmp_path):
     result = _build(tmp_path / "site", tmp_path / "mkdocs.yml")
     assert result.returncode != 0
     assert "does-not-exist.md" in result.stdout + result.stderr
+
+
+def test_readme_is_a_landing_page_whose_links_resolve():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    # the two commands, exactly as .ci/run and new users type them
+    assert "make repro    # set-up, then `dvc repro`" in readme
+    assert "make test     # set-up, then the test suite" in readme
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    local = [link for link in links if "://" not in link]
+    assert local, "the README links into docs/"
+    assert [link for link in local if not (REPO / link).is_file()] == []

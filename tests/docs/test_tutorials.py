@@ -76,7 +76,8 @@ def test_tutorials_run_as_written(repro_once, tmp_path):
     source, _, _ = repro_once
     workdir = tmp_path / "repo"
     shutil.copytree(source, workdir, symlinks=True)
-    env = pipeline_env(workdir)
+    # `govern` imports the copy's governance/, as the stages do (they run in the copy), not the checkout's
+    env = {**pipeline_env(workdir), "PYTHONPATH": str(workdir)}
     started = time.perf_counter()
     for page in TUTORIALS:
         for block in tutorial_blocks(page):
