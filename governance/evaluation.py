@@ -80,6 +80,21 @@ def at_bound(
     return None
 
 
+def _versus_parent(metric: str, metrics: Mapping[str, float]) -> str:
+    """``; <base> X vs parent Y`` for a ``*_delta_vs_parent`` metric whose two sides were recorded, else ``""``.
+
+    A difference alone hides whether 0.2 more compliance is 0 → 0.2 or 0.8 → 1: a reviewer reading
+    the denial needs both values.
+    """
+    if not metric.endswith(PARENT_DELTA_SUFFIX):
+        return ""
+    base = metric[: -len(PARENT_DELTA_SUFFIX)]
+    current, parent = metrics.get(base), metrics.get(f"parent_{base}")
+    if current is None or parent is None:
+        return ""
+    return f"; {base} {_fmt(current)} vs parent {_fmt(parent)}"
+
+
 def check_metrics(
     rules: Sequence[MetricRule],
     metrics: Mapping[str, float],
@@ -145,7 +160,7 @@ def check_metrics(
             if b
         )
         if problems:
-            message = f"{rule.metric} {_fmt(observed)} ({', '.join(problems)})"
+            message = f"{rule.metric} {_fmt(observed)} ({', '.join(problems)}){_versus_parent(rule.metric, metrics)}"
             violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
         results.append({**row, "status": "fail" if problems else "pass", "threshold": bounds})
     return violations, results
@@ -177,7 +192,7 @@ def evaluate_gate(
     if safety is not None:
         if policy.safety is None:
             raise ConfigError(f"{policy_path}: safety: no safety rules, but {stage} evaluates safety; add the group")
-        rules += policy.safety.rules + (policy.safety.vs_parent if safety == "policy" else [])
+        rules += policy.safety.for_method(method, with_parent=safety == "policy")
     violations, results = check_metrics(rules, metrics, subject, production)
     return decide(
         gate="eval",

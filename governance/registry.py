@@ -225,7 +225,15 @@ def ensure_experiment(name: str) -> str:
         location = None
         if is_local_store():
             location = Path(DEFAULT_ARTIFACT_DIR).resolve().as_uri()
-        return mlflow_client.create_experiment(name, artifact_location=location)
+        try:
+            return mlflow_client.create_experiment(name, artifact_location=location)
+        except Exception as exc:  # another writer (a second clone, CI) created it in between: use theirs
+            if "RESOURCE_ALREADY_EXISTS" not in f"{getattr(exc, 'error_code', '')} {exc}":
+                raise
+            experiment = mlflow_client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
 
 
 @contextlib.contextmanager

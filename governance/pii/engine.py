@@ -513,6 +513,11 @@ def describe_ner_scope(policy: PiiPolicy) -> str:
         f"windows: {windows.context_words} words either side of each capitalised word (or caseless-script "
         f"word), except {len(windows.never)} words anywhere and {len(windows.sentence_starters)} at a "
         "sentence's start"
+        + (
+            ", and there English words of the model's lexicon that are no listed name and have no capital after"
+            if windows.lexicon_starters
+            else ""
+        )
     )
 
 

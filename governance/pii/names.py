@@ -106,6 +106,8 @@ def _phrases(words: list[str]) -> list[tuple[str, ...]]:
 #: Model labels that do not veto a name: ORG (the small model calls many people companies, and the policy does
 #: not scan ORGANIZATION) and PERSON itself.
 _NO_VETO = frozenset({"PERSON", "ORG", "ORGANIZATION"})
+#: The model's place labels (spaCy's, and presidio's name for them).
+_PLACE_LABELS = frozenset({"GPE", "LOC", "FAC", "LOCATION"})
 
 
 class NameRecognizer(EntityRecognizer):
@@ -225,13 +227,17 @@ class NameRecognizer(EntityRecognizer):
         words = [w.lower() for w in _WORD.findall(text, end, min(len(text), end + 32))][:3]
         return any(tuple(words[: len(phrase)]) == phrase for phrase in self.cues_after)
 
-    @staticmethod
-    def _vetoed(start: int, end: int, labelled: list[tuple[int, int, str]]) -> bool:
+    def _vetoed(self, start: int, end: int, labelled: list[tuple[int, int, str]], *, places: bool = True) -> bool:
         """Whether one model entity of another kind than PERSON or ORG covers the whole run ("Santa Clara": GPE).
 
         A run the model split ("Jamal" GPE, "Washington" GPE) is not vetoed: the model did not read it as one.
+        ``places=False``: a place label (GPE, LOC, FAC) does not veto (a name joined to a name: the small
+        model calls unknown capitalised words places, "Patrick or Nadia": GPE).
         """
-        return any(a <= start and end <= b and label not in _NO_VETO for a, b, label in labelled)
+        return any(
+            a <= start and end <= b and label not in _NO_VETO and (places or label not in _PLACE_LABELS)
+            for a, b, label in labelled
+        )
 
     def _decide(
         self, text: str, run: list[tuple[int, int]], labelled: list[tuple[int, int, str]]
@@ -268,7 +274,7 @@ class NameRecognizer(EntityRecognizer):
     def _joinable(self, text: str, run: list[tuple[int, int]], labelled: list[tuple[int, int, str]]) -> bool:
         """A run joined to a name is one too unless it is a place, vetoed, or starts with an English word."""
         lower = [text[a:b].lower() for a, b in run]
-        if any(w in self.place_words for w in lower) or self._vetoed(run[0][0], run[-1][1], labelled):
+        if any(w in self.place_words for w in lower) or self._vetoed(run[0][0], run[-1][1], labelled, places=False):
             return False
         return lower[0] in self.gazetteer.first_names or not self.english(lower[0])
 

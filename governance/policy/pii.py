@@ -39,7 +39,10 @@ class NerWindows(Strict):
     nothing. The model reads each trigger with ``context_words`` words either side (windows
     that overlap are merged), enough for the few tokens either side its features see. Names
     written in lower case, and dates with no capitalised word near them ("in 3 days"), are not
-    looked at: the benchmark measures what that costs against the whole text.
+    looked at: the benchmark measures what that costs against the whole text. With
+    ``lexicon_starters`` an English word of the model's lexicon starting a sentence ("Packs:",
+    "Reply") opens no window either, unless it is a name of the name gazetteer ("James") or a
+    capitalised word follows it ("New York").
     """
 
     context_words: int = Field(ge=1, le=64, description="words either side of a trigger that the model reads")
@@ -83,7 +86,15 @@ class NameGazetteerConfig(Strict):
     place_words: list[str] = Field(default=[], description="words that make a run of capitals a place or body (river)")
     joiners: list[str] = Field(default=[], description="words joining two names (and, or, ',')")
 
-    @field_validator("titles", "cues_before", "possessives", "relations", "cues_after", "place_words", "joiners")
+    @field_validator(
+        "titles",
+        "cues_before",
+        "possessives",
+        "relations",
+        "cues_after",
+        "place_words",
+        "joiners",
+    )
     @classmethod
     def _lower(cls, words: list[str]) -> list[str]:
         return [" ".join(w.lower().replace("’", "'").split()) for w in words]

@@ -101,7 +101,7 @@ def test_decision_records_the_nlp_engine_model_version_and_hash(scanner, tmp_pat
         "3.8.0",
     )
     assert re.fullmatch(r"[0-9a-f]{64}", recorded["nlp_model_sha256"]) and recorded["nlp_components"] == ["ner"]
-    assert recorded["ner_scope"].startswith("windows: 3 words either side of each capitalised word")
+    assert recorded["ner_scope"].startswith("windows: 2 words either side of each capitalised word")
     assert recorded["entities_not_scanned"] == {}
     [ner] = [r for r in recorded["recognizers"] if r["source"] == "nlp:spacy"]
     assert (ner["name"], ner["entities"]) == ("SpacyRecognizer", ["DATE_TIME", "LOCATION", "NRP", "PERSON"])
