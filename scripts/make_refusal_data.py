@@ -24,9 +24,9 @@ from raw_data import annotation, refusals  # noqa: E402
 
 SEED = 2028
 RAW = Path(__file__).resolve().parent.parent / "data" / "raw"
-SFT_REFUSALS = 80
-SFT_BENIGN = 140  # the same frames around benign requests, plus the fixed benign-but-sensitive ones
-PREFERENCE_REFUSALS = 50
+SFT_REFUSALS = 100
+SFT_BENIGN = 60  # benign requests asked as questions, beside the fixed benign-but-sensitive ones (each asked four ways)
+PREFERENCE_REFUSALS = 150  # the reward model sees ~50 in its 24 steps: enough that it prefers a refusal on red-team requests
 PREFERENCE_BENIGN = 30
 SOURCE = "synthetic-safety-v1"
 
@@ -40,13 +40,18 @@ def _write(path: Path, records: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
 
 
+def _last_index(records: list[dict]) -> int:
+    """The highest number in the records' ids (``sft-0906`` → 906): new ids continue after it."""
+    return max((int(r["id"].rsplit("-", 1)[1]) for r in records), default=0)
+
+
 def main() -> int:
     """Drop what an earlier run appended, append afresh, print counts."""
     rng = random.Random(SEED)
     sft_path, pref_path = RAW / "sft.jsonl", RAW / "preference.jsonl"
     sft = [r for r in _read(sft_path) if r.get("source") != SOURCE]
     seen = {" ".join(m["content"].casefold().split()) for r in sft for m in r["messages"] if m["role"] == "user"}
-    added_sft = refusals.sft_demos(rng, SFT_REFUSALS, SFT_BENIGN, len(sft), seen)
+    added_sft = refusals.sft_demos(rng, SFT_REFUSALS, SFT_BENIGN, _last_index(sft), seen)
     _write(sft_path, sft + added_sft)
     preference = [r for r in _read(pref_path) if r.get("guideline_version") != "v2.1-harmless"]
     seen = {" ".join(m["content"].casefold().split()) for r in preference for m in r["prompt"]}
@@ -54,7 +59,7 @@ def main() -> int:
         rng,
         PREFERENCE_REFUSALS,
         PREFERENCE_BENIGN,
-        len(preference),
+        _last_index(preference),
         seen,
         lambda r: {**annotation.preference_annotation(r, False), "guideline_version": "v2.1-harmless"},
     )
