@@ -162,7 +162,10 @@ def _reproduce_in(
     subjects: dict[str, str],
     result: Reproduction,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GOVERN_AUDIT", "OPENLINEAGE_"))}
+    # Nothing of the team's trail reaches the scratch run: its checkpoint file (GOVERN_TRAIL_CHECKPOINT) would
+    # get the scratch trail's heads anchored into it, and every later check of the real trail would then refuse
+    scratch_only = ("MLFLOW_", "GOVERN_AUDIT", "GOVERN_TRAIL_", "OPENLINEAGE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(scratch_only)}
     env.update(
         MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}",
         GOVERN_AUDIT_URL=f"sqlite:///{scratch / 'audit.db'}",

@@ -95,6 +95,26 @@ def test_sft_chain_registers_through_the_server_as_the_trainer(team, trained, mo
     assert mv.tags["lineage.risk_tier"] == "high" and mv.tags["lineage.trained_by"] == TRAINER
 
 
+def test_govern_doctor_passes_for_the_team_setup_with_credentials_from_netrc(team, trained):
+    workdir = trained[0]
+    netrc = team.folder / "netrc"
+    host = team.server.url.split("://", 1)[1].split(":", 1)[0]
+    netrc.write_text(f"machine {host} login {REVIEWERS[0]} password {team.server.passwords[REVIEWERS[0]]}\n")
+    netrc.chmod(0o600)
+    env = team.env(workdir, REVIEWERS[0])
+    del env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]
+    env["NETRC"] = str(netrc)
+    doctor = subprocess.run(["govern", "doctor"], cwd=workdir, env=env, capture_output=True, text=True, check=False)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    lines = doctor.stdout.splitlines()
+    assert lines[-1] == "all checks passed"
+    checks = {line.split()[1]: line for line in lines[:-1]}
+    assert set(checks) == {"tracking", "clock", "identity", "trail", "signing", "dvc_remote"}, lines
+    assert f"acting as {REVIEWERS[0]} (authenticated by {team.server.url})" in checks["identity"]
+    assert f"DVC remote team: folder {team.remote} is writable" in checks["dvc_remote"]
+    print("\n" + doctor.stdout)  # noqa: T201 - the output docs/how-to/team-setup.md shows
+
+
 def test_reviewers_approve_with_their_own_credentials_and_the_high_tier_holds(team, trained):
     workdir, registration, _ = trained
     name, version = registration["name"], registration["version"]
@@ -162,5 +182,47 @@ def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trai
     assert [v.version for v in versions] == [registrations[0]["version"]], [v.version for v in versions]
     registered = audit_events(team, clones[0], "model_registered", "govllm-twin-sft", registrations[0]["version"])
     assert len(registered) == 1
+    verified = team.run(["govern", "audit", "verify"], clones[0], REVIEWERS[0])
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+# --------------------------------------------------------------------------- opt-in: two whole chains at once
+
+
+@pytest.fixture
+def opted_in(request):
+    if "server_slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("opt-in: pytest -m server_slow (two clones run the whole SFT chain at once)")
+
+
+@pytest.mark.server_slow
+def test_two_clones_run_the_whole_chain_at_once(opted_in, team, tmp_path, monkeypatch):
+    """Two fresh clones, ``dvc repro register_sft`` at the same time, for a model line nobody has trained yet:
+    every stage of both runs in the trail, one version for the identical weights, the chain verifies."""
+    from mlflow import MlflowClient
+
+    clones = [team.clone(tmp_path / label) for label in ("writer-1", "writer-2")]
+    for workdir in clones:
+        params = workdir / "params.yaml"
+        params.write_text(params.read_text().replace("project: govllm", "project: govllm-race", 1))
+        git(workdir, "commit", "-qam", "the race's model line")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda w: team.run(["dvc", "repro", "register_sft"], w, timeout=1800), clones))
+    timed("two clones: dvc repro register_sft at once", started)
+    for result in runs:
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    registrations = [json.loads((w / "artifacts/register_sft/registration.json").read_text()) for w in clones]
+    assert registrations[0] == {**registrations[1], "created": registrations[0]["created"]}
+    assert sorted(r["created"] for r in registrations) == [False, True]
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", REVIEWERS[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team.server.passwords[REVIEWERS[0]])
+    versions = MlflowClient(tracking_uri=team.server.url).search_model_versions("name = 'govllm-race-sft'")
+    assert [v.version for v in versions] == [registrations[0]["version"]]
+    # No lost events: both runs' training runs are in the trail's gate and registration history
+    exported = team.run(["govern", "audit", "export"], clones[0], REVIEWERS[0])
+    events = [json.loads(line) for line in exported.stdout.splitlines()]
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the chain has a gap"
     verified = team.run(["govern", "audit", "verify"], clones[0], REVIEWERS[0])
     assert verified.returncode == 0, verified.stdout + verified.stderr
