@@ -131,6 +131,8 @@ class NameRecognizer(EntityRecognizer):
         self.cues_before = _phrases(config.cues_before)
         self.cues_after = _phrases(config.cues_after)
         self._one_word_cues = frozenset(phrase for phrase in self.cues_before if len(phrase) == 1)
+        self.intro_cues = _phrases(config.intro_cues)
+        self.particles = frozenset(config.particles)
         self.place_words = frozenset(config.place_words)
         self.joiners = frozenset(config.joiners)
         self.score = config.score
@@ -196,7 +198,8 @@ class NameRecognizer(EntityRecognizer):
             possessive = _POSSESSIVE.search(match.group()) is not None
             if possessive:
                 end -= 2
-            if runs and not ended and text[runs[-1][-1][1] : start] == " ":
+            gap = text[runs[-1][-1][1] : start] if runs else ""
+            if runs and not ended and (gap == " " or (gap[:1] == gap[-1:] == " " and gap.strip() in self.particles)):
                 runs[-1].append((start, end))
             else:
                 runs.append([(start, end)])
@@ -207,14 +210,19 @@ class NameRecognizer(EntityRecognizer):
         words = _WORD.findall(text, max(0, start - 48), start)
         return [w.lower().replace("’", "'") for w in words[-count:]]
 
-    def _cue_before(self, text: str, start: int) -> bool:
-        """A cue phrase, or a possessive and a relation ("my sister", "My manager,"), right before ``start``."""
+    def _cue_before(self, text: str, start: int, cues: list[tuple[str, ...]] | None = None) -> bool:
+        """A cue phrase, or a possessive and a relation ("my sister", "My manager,"), right before ``start``.
+
+        ``cues``: these phrases only (no relations).
+        """
         gap = text[max(0, start - 3) : start]
         if any(c in gap for c in ".!?"):
             return False
         before = self._words_before(text, start, 4)
-        if any(tuple(before[-len(phrase) :]) == phrase for phrase in self.cues_before):
+        if any(tuple(before[-len(phrase) :]) == phrase for phrase in (self.cues_before if cues is None else cues)):
             return True
+        if cues is not None:
+            return False
         return len(before) >= 2 and before[-1] in self.relations and before[-2] in self.possessives
 
     def _title_before(self, text: str, start: int) -> bool:
@@ -255,6 +263,11 @@ class NameRecognizer(EntityRecognizer):
             return None
         start, end = run[0][0], run[-1][1]
         if titled or self._cue_before(text, start):
+            return start, end
+        # "hey it's Tomás", "this is Ngozi": an introduction, if the word is a name of the list or no English word
+        if (lower[0] in self.gazetteer.first_names or not self.english(lower[0])) and self._cue_before(
+            text, start, self.intro_cues
+        ):
             return start, end
         if lower[0] in self.stop_words or self._vetoed(start, end, labelled):
             return None

@@ -85,6 +85,10 @@ class NameGazetteerConfig(Strict):
     cues_after: list[str] = Field(default=[], description="words or phrases right after a name (said, and i)")
     place_words: list[str] = Field(default=[], description="words that make a run of capitals a place or body (river)")
     joiners: list[str] = Field(default=[], description="words joining two names (and, or, ',')")
+    intro_cues: list[str] = Field(
+        default=[], description="introductions before a name of the list or a word that is no English word (this is)"
+    )
+    particles: list[str] = Field(default=[], description="lower-case words inside a name (de, van, bin)")
 
     @field_validator(
         "titles",
@@ -94,6 +98,8 @@ class NameGazetteerConfig(Strict):
         "cues_after",
         "place_words",
         "joiners",
+        "intro_cues",
+        "particles",
     )
     @classmethod
     def _lower(cls, words: list[str]) -> list[str]:
