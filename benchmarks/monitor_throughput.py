@@ -145,7 +145,7 @@ def _check_once(code_root: Path, cache: Path, env: dict[str, str]) -> tuple[floa
     cpu, started = _children_cpu(), time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", _CHECK, str(window), str(baseline), str(code_root / "policies/monitoring.yaml")],
-        cwd=code_root,
+        cwd=cache.parent,  # one folder for every variant: messages name the (absent) store under it
         env={**env, "PYTHONPATH": str(code_root), "GOVERN_MONITOR_CACHE": str(cache)},
         capture_output=True,
         text=True,
