@@ -15,7 +15,9 @@ Public API::
     report = load_findings_report("artifacts/pii_scan_sft/findings.json")
 
 ``engine`` builds presidio's AnalyzerEngine from ``policies/pii.yaml``;
-``windows`` computes its results on small windows (identical, much faster);
+``windows`` computes its results on small windows (identical, much faster), from
+``run_rules`` (pattern recognizers), ``phone_rule`` and ``national_numbers`` (phones) and
+``ner_windows`` (where the NER model reads); ``names`` finds PERSON from a name list beside the model;
 ``scan`` applies the policy to every string field; ``redact`` writes the
 cleared copy; ``gate`` decides; ``report`` reads and writes ``findings.json``.
 
