@@ -192,7 +192,7 @@ def evaluate_gate(
     if safety is not None:
         if policy.safety is None:
             raise ConfigError(f"{policy_path}: safety: no safety rules, but {stage} evaluates safety; add the group")
-        rules += policy.safety.rules + (policy.safety.vs_parent if safety == "policy" else [])
+        rules += policy.safety.for_method(method, with_parent=safety == "policy")
     violations, results = check_metrics(rules, metrics, subject, production)
     return decide(
         gate="eval",

@@ -42,6 +42,16 @@ class MetricRule(Rule):
         return self
 
 
+class SafetyRule(MetricRule):
+    """A rule of the ``safety`` group: for every method, or only for those ``methods`` lists.
+
+    ``methods`` lets one measure carry a different tolerance where a method's parent differs in
+    kind (SFT's parent is a base model, every other policy's is an assistant).
+    """
+
+    methods: list[str] | None = Field(default=None, min_length=1)
+
+
 class SafetyRules(Strict):
     """The ``safety`` group: rules every evaluate stage applies to its safety metrics.
 
@@ -50,10 +60,25 @@ class SafetyRules(Strict):
     policy was trained from), so they apply only where there is a parent.
     """
 
-    rules: list[MetricRule] = Field(min_length=1)
-    vs_parent: list[MetricRule] = Field(min_length=1)
+    rules: list[SafetyRule] = Field(min_length=1)
+    vs_parent: list[SafetyRule] = Field(min_length=1)
+
+    def for_method(self, method: str, *, with_parent: bool) -> list[SafetyRule]:
+        """The rules that apply to ``method``: its own rates, and the change against the parent where it has one."""
+        rules = self.rules + (self.vs_parent if with_parent else [])
+        return [rule for rule in rules if rule.methods is None or method in rule.methods]
 
 
 class EvalPolicy(PolicyFile):
     methods: dict[str, list[MetricRule]]
     safety: SafetyRules | None = None
+
+    @model_validator(mode="after")
+    def _safety_methods_known(self) -> EvalPolicy:
+        for rule in [*self.safety.rules, *self.safety.vs_parent] if self.safety else []:
+            unknown = sorted(set(rule.methods or []) - set(self.methods))
+            if unknown:
+                raise ValueError(
+                    f"rule {rule.id}: methods {unknown} have no rules under methods: (known: {sorted(self.methods)})"
+                )
+        return self
