@@ -14,6 +14,7 @@ by ``--serve-artifacts``) by ``govern verify``, ``govern report`` and
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +64,12 @@ def pulled(team, trained, tmp_path_factory):
         return workdir
 
     return make
+
+
+def served_artifact_reads(team) -> int:
+    """How many artifact downloads the server has served so far (its access log)."""
+    log = team.server.log_path.read_text(errors="replace")
+    return log.count('"GET /api/2.0/mlflow-artifacts/artifacts/')
 
 
 def audit_events(team, workdir, event_type: str, name: str, version: str) -> list[dict]:
@@ -134,35 +141,23 @@ def test_reviewers_approve_with_their_own_credentials_and_the_high_tier_holds(te
     assert promotion["actor"] == RELEASER and promotion["identity_method"] == "mlflow-basic-auth"
 
 
-def test_a_clone_that_pulled_verifies_reports_and_reproduces_through_the_server(team, trained, pulled):
-    _, registration, _ = trained
-    name, version = registration["name"], registration["version"]
-    started = time.perf_counter()
-    workdir = pulled("clone-b")
-    assert (workdir / "artifacts/train_sft/model.safetensors").is_file()
-    assert not (workdir / "mlruns").exists() and not (workdir / "mlflow.db").exists()  # a store only the server has
-    verified = team.run(["govern", "verify", name, version], workdir, REVIEWERS[0])
-    assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "registered files match their signature and provenance statement" in verified.stdout
-    report = team.run(["govern", "report", name, version, "--out", str(workdir / "team-report")], workdir, REVIEWERS[0])
-    assert report.returncode == 0, report.stdout + report.stderr
-    reproduced = team.run(["govern", "reproduce", name, version], workdir, REVIEWERS[0])
-    assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
-    assert "bit-exact" in reproduced.stdout
-    assert (workdir / "team-report" / name / f"v{version}").is_dir()
-    timed("clone, dvc pull, verify, report and reproduce through the server", started)
-
-
-def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trained, pulled, monkeypatch):
+def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trained, tmp_path_factory, monkeypatch):
     """Two clones, one server, one trail: ``register_sft`` at the same moment, for a model nobody registered yet.
 
-    Both clones hold the same weights (pulled); each renames the project (a new registered model), so both
-    race to create its first version. One version stays, both clones name it, the chain verifies, and each
-    writer's events are in the trail.
+    Both clones hold the trainer's outputs, as if each had run the chain (identical weights; ``-m server_slow``
+    runs two chains for real); each renames the project (a new registered model), so both race to create its
+    first version. One version stays, both clones name it, and the chain verifies.
     """
     from mlflow import MlflowClient
 
-    clones = [pulled("clone-c"), pulled("clone-d")]
+    trainer_clone = trained[0]
+    clones = []
+    for label in ("clone-c", "clone-d"):
+        workdir = tmp_path_factory.mktemp(label) / "repo"
+        git(trainer_clone, "clone", "-q", str(trainer_clone), str(workdir))
+        # The gate decisions (cache: false, not in the DVC remote) and the outputs, as the trainer's run left them
+        shutil.copytree(trainer_clone / "artifacts", workdir / "artifacts", dirs_exist_ok=True)
+        clones.append(workdir)
     for workdir in clones:
         params = workdir / "params.yaml"
         params.write_text(params.read_text().replace("project: govllm", "project: govllm-twin", 1))
@@ -184,6 +179,27 @@ def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trai
     assert len(registered) == 1
     verified = team.run(["govern", "audit", "verify"], clones[0], REVIEWERS[0])
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_clone_that_pulled_verifies_reports_and_reproduces_through_the_server(team, trained, pulled):
+    _, registration, _ = trained
+    name, version = registration["name"], registration["version"]
+    started = time.perf_counter()
+    workdir = pulled("clone-b")
+    assert (workdir / "artifacts/train_sft/model.safetensors").is_file()
+    assert not (workdir / "mlruns").exists() and not (workdir / "mlflow.db").exists()  # a store only the server has
+    served_before = served_artifact_reads(team)
+    verified = team.run(["govern", "verify", name, version], workdir, REVIEWERS[0])
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "registered files match their signature and provenance statement" in verified.stdout
+    assert served_artifact_reads(team) > served_before  # the files came through the server, not from a path
+    report = team.run(["govern", "report", name, version, "--out", str(workdir / "team-report")], workdir, REVIEWERS[0])
+    assert report.returncode == 0, report.stdout + report.stderr
+    reproduced = team.run(["govern", "reproduce", name, version], workdir, REVIEWERS[0])
+    assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
+    assert "bit-exact" in reproduced.stdout
+    assert (workdir / "team-report" / name / f"v{version}").is_dir()
+    timed("clone, dvc pull, verify, report and reproduce through the server", started)
 
 
 # --------------------------------------------------------------------------- opt-in: two whole chains at once
