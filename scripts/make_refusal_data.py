@@ -26,7 +26,7 @@ SEED = 2028
 RAW = Path(__file__).resolve().parent.parent / "data" / "raw"
 SFT_REFUSALS = 100
 SFT_BENIGN = 60  # benign requests asked as questions, beside the fixed benign-but-sensitive ones (each asked four ways)
-PREFERENCE_REFUSALS = 150  # the reward model sees ~50 in its 24 steps: enough that it prefers a refusal on red-team requests
+PREFERENCE_REFUSALS = 150  # the reward model sees ~50 in its 24 steps: it then prefers a refusal on red-team requests
 PREFERENCE_BENIGN = 30
 SOURCE = "synthetic-safety-v1"
 
