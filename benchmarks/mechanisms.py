@@ -10,9 +10,9 @@ The mechanisms, each with its off-switch:
   process of its own, started before the stage's heavy imports — ``GOVERN_RUN_PROCESS=off``
   (the same messages applied inside the stage);
 * optional backends left out through ``sys.modules`` (scipy, peft, torch in the PII gate,
-  pyspark in validation) — ``GOVERN_SKIP_BACKENDS=off``;
-* garbage-collector settings (``gc.set_threshold`` / ``gc.freeze`` in ``pipelines/_common.py``
-  and the run process) — ``GOVERN_STAGE_GC=off``.
+  pyspark in validation) — ``GOVERN_SKIP_BACKENDS=off``.
+* (garbage-collector settings in stage processes and the run process were measured with
+  ``GOVERN_STAGE_GC=off`` and removed: within the noise, see docs/explanation/performance.md).
 
 In a scratch copy of the checkout's last commit (``git archive HEAD`` as a
 new git repo: commit what you measure) the chain up to the chosen stages is
@@ -56,7 +56,6 @@ VARIANTS: dict[str, tuple[dict[str, str], str]] = {
     "stage server": ({"GOVERN_STAGE_SERVER": "off"}, "stages forked from a warm pre-importing server"),
     "run process": ({"GOVERN_RUN_PROCESS": "off"}, "MLflow imported and the run written in a second process"),
     "optional backends": ({"GOVERN_SKIP_BACKENDS": "off"}, "scipy/peft/torch/pyspark left unimported"),
-    "GC settings": ({"GOVERN_STAGE_GC": "off"}, "gc threshold 100k and gc.freeze at exit"),
 }
 
 #: Cheap stages of the default DAG (one each of prepare, PII gate, validation, evaluation) and one training stage.

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import gc
 import json
 import logging
 import os
@@ -456,10 +455,6 @@ def serve(commands: IO[str], replies: IO[str]) -> int:
 
 
 def main() -> int:
-    # Few collections while MLflow's many modules load, and none on the way out: the OS frees the memory
-    tuned_gc = os.environ.get("GOVERN_STAGE_GC", "on").lower() not in OFF
-    if tuned_gc:
-        gc.set_threshold(100_000, *gc.get_threshold()[1:])
     if os.environ.get("GOVERN_SKIP_BACKENDS", "on").lower() not in OFF:
         for name in MLFLOW_UNUSED_BACKENDS:
             sys.modules.setdefault(name, None)
@@ -472,11 +467,7 @@ def main() -> int:
     # Replies travel on the original stdout; anything a library prints goes to stderr
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    try:
-        return serve(sys.stdin, replies)
-    finally:
-        if tuned_gc:
-            gc.freeze()
+    return serve(sys.stdin, replies)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import logging
 import os
 import sys
@@ -84,40 +82,12 @@ def project_name(path: Path = PARAMS_FILE) -> str:
     return project
 
 
-#: Allocations between young-generation collections in a stage process (CPython's default: 700).
-#: Importing torch, transformers and TRL creates millions of long-lived objects; at the default,
-#: collections re-walk them all the while (7 full and ~100 middle ones: about 1.5 of the import's
-#: 7.5 CPU seconds). Cyclic garbage is still collected, in larger batches.
-STAGE_GC_THRESHOLD = 100_000
-
-
-@contextlib.contextmanager
-def stage_process_gc(is_stage_process: bool):
-    """Garbage collection tuned for a process that is one stage: fewer collections, no final one.
-
-    Only where the stage is the process (``python -m pipelines.<stage>``): a test calling
-    ``main()`` keeps its interpreter's settings. On the way out, everything is frozen
-    (``gc.freeze``), so the interpreter's last collection does not walk every object
-    torch and TRL made (about 1 s): the process is exiting and the OS frees its memory.
-    ``GOVERN_STAGE_GC=off`` keeps CPython's defaults.
-    """
-    if not is_stage_process or os.environ.get("GOVERN_STAGE_GC", "on").lower() in ("off", "0", "false", "no"):
-        yield
-        return
-    gc.set_threshold(STAGE_GC_THRESHOLD, *gc.get_threshold()[1:])
-    try:
-        yield
-    finally:
-        gc.freeze()
-
-
 def stage_main(func: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
     """Run a stage's ``main`` with logging set up and governance errors as one line + exit code."""
 
     @functools.wraps(func)
     def wrapper(argv: list[str] | None = None) -> int:
-        with stage_process_gc(func.__module__ == "__main__"):
-            return _run_stage(func, argv)
+        return _run_stage(func, argv)
 
     return wrapper
 
