@@ -145,8 +145,9 @@ def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trai
     """Two clones, one server, one trail: ``register_sft`` at the same moment, for a model nobody registered yet.
 
     Both clones hold the trainer's outputs, as if each had run the chain (identical weights; ``-m server_slow``
-    runs two chains for real); each renames the project (a new registered model), so both race to create its
-    first version. One version stays, both clones name it, and the chain verifies.
+    runs two chains for real); each registers under a new method label (a new registered model,
+    ``govllm-twin``), so both race to create its first version. One version stays, both clones name it, and
+    the chain verifies.
     """
     from mlflow import MlflowClient
 
@@ -160,7 +161,9 @@ def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trai
         clones.append(workdir)
     for workdir in clones:
         params = workdir / "params.yaml"
-        params.write_text(params.read_text().replace("project: govllm", "project: govllm-twin", 1))
+        head, marker, tail = params.read_text().partition("register_sft:\n  method: sft\n")
+        assert marker, "params.yaml: register_sft.method moved"
+        params.write_text(head + "register_sft:\n  method: twin\n" + tail)
         git(workdir, "commit", "-qam", "a second model line")
     started = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
@@ -169,13 +172,13 @@ def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trai
     for result in runs:
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     registrations = [json.loads((w / "artifacts/register_sft/registration.json").read_text()) for w in clones]
-    assert registrations[0]["name"] == registrations[1]["name"] == "govllm-twin-sft"
+    assert registrations[0]["name"] == registrations[1]["name"] == "govllm-twin"
     assert registrations[0]["version"] == registrations[1]["version"]
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", REVIEWERS[0])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team.server.passwords[REVIEWERS[0]])
-    versions = MlflowClient(tracking_uri=team.server.url).search_model_versions("name = 'govllm-twin-sft'")
+    versions = MlflowClient(tracking_uri=team.server.url).search_model_versions("name = 'govllm-twin'")
     assert [v.version for v in versions] == [registrations[0]["version"]], [v.version for v in versions]
-    registered = audit_events(team, clones[0], "model_registered", "govllm-twin-sft", registrations[0]["version"])
+    registered = audit_events(team, clones[0], "model_registered", "govllm-twin", registrations[0]["version"])
     assert len(registered) == 1
     verified = team.run(["govern", "audit", "verify"], clones[0], REVIEWERS[0])
     assert verified.returncode == 0, verified.stdout + verified.stderr
