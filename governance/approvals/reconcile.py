@@ -18,7 +18,8 @@ version refuses it (:func:`governance.provenance.require_verified`).
 MLflow 3.x webhooks (SQL backend) announce alias and tag changes, but they
 fire only from the tracking server's REST handlers: a client of the embedded
 SQLite store, or anyone writing the backend database, bypasses them. Drift is
-therefore found by polling: run ``govern audit verify`` on a schedule (README).
+found as it happens by ``govern watch`` (governance/watch/, server mode) and otherwise by
+polling: run ``govern audit verify`` on a schedule (docs/explanation/trail-at-scale.md).
 """
 
 from __future__ import annotations

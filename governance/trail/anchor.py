@@ -13,7 +13,7 @@ trail was truncated; a different hash at an anchored seq means it was
 rewritten. An anchor is itself signed (it is the head event's signature), so
 one cannot be forged without the key — but anyone who can write the file can
 delete lines from it, which is why the same head also goes to MLflow and why
-the README says what to ship off-box.
+docs/explanation/threat-model.md says what to ship off-box.
 """
 
 from __future__ import annotations

@@ -36,12 +36,12 @@ only the public key is needed to check the record) starts from it:
 What the record does *not* re-check, by design: the bytes of events 1..N-1.
 An old event edited in the database after it was verified passes the check
 before an action; ``govern audit verify`` (always full, never reads the
-record) finds it, which is why it runs on a schedule (see the README and
+record) finds it, which is why it runs on a schedule (see
 docs/explanation/trail-at-scale.md). A key ring that changed since the
 record (a key listed or removed) means a full verification, and a new record.
 
 Writing a record that passes needs the trail's private key; whoever holds it
-can already sign forged events (the README's threat model), so the record
+can already sign forged events (docs/explanation/threat-model.md), so the record
 gives an attacker nothing the key does not.
 """
 

@@ -428,7 +428,7 @@ def test_traffic_of_other_versions_only_says_how_to_get_this_versions(env, capsy
     assert capsys.readouterr().err.strip() == (
         f"govern: {traffic}: 0 requests of {MODEL} v1 (min_window 20 in {policy}); 200 requests of other versions "
         f"skipped (govllm-sft v1: 200); the file holds no traffic of {MODEL} v1: export its serving logs in the "
-        "traffic shape (README, 'The traffic shape'), or rehearse with a synthetic window: python "
+        "traffic shape (docs/how-to/monitoring.md, 'The traffic shape'), or rehearse with a synthetic window: python "
         f"scripts/make_traffic_sample.py --model {MODEL} --version 1 --out traffic/"
     )
     assert trail.events(model=MODEL) == []
