@@ -210,7 +210,8 @@ def check_window(
         others = ", ".join(f"{m} v{v}: {n}" for (m, v), n in counts if (m, v) != (name, version))
         how = (
             f"; the file holds no traffic of {name} v{version}: export its serving logs in the traffic shape "
-            "(docs/how-to/monitoring.md, 'The traffic shape'), or rehearse with a synthetic window: python scripts/make_traffic_sample.py "
+            "(docs/how-to/monitoring.md, 'The traffic shape'), or rehearse with a synthetic window: "
+            "python scripts/make_traffic_sample.py "
             f"--model {name} --version {version} --out traffic/"
             if len(window) == 0
             else ""
