@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "tests" / "e2e") not in sys.path:  # the fresh-copy helpers, for tests/e2e/ and tests/docs/
+    sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -25,3 +28,33 @@ def mlflow_store(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
     return uri
+
+
+@pytest.fixture(scope="session")
+def repro_once(tmp_path_factory):
+    """One full `dvc repro` of the default pipeline in a fresh copy, shared by tests/e2e/ and tests/docs/.
+
+    Right after the run a pristine copy is kept (:func:`repro_snapshot`), so the tutorials, which
+    approve, promote and withdraw, start from the state the pipeline left, whatever the e2e tests did
+    to the shared copy before them; one full run serves both folders.
+    """
+    import shutil
+    import time
+
+    from e2e_support import fresh_copy, run
+
+    base = tmp_path_factory.mktemp("e2e")
+    workdir = fresh_copy(base / "repo")
+    started = time.perf_counter()
+    result = run(["dvc", "repro"], workdir)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, f"dvc repro failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    print(f"\nfull dvc repro: {seconds:.1f}s")  # noqa: T201 - timing shown with -s
+    shutil.copytree(workdir, base / "pristine", symlinks=True)
+    return workdir, result, seconds
+
+
+@pytest.fixture(scope="session")
+def repro_snapshot(repro_once) -> Path:
+    """The project as the shared full `dvc repro` left it, before any test acted on it (one consumer)."""
+    return repro_once[0].parent / "pristine"

@@ -15,7 +15,6 @@ is illustrative and skipped: it builds the environment, starts a server or needs
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -72,10 +71,8 @@ def test_not_run_blocks_are_skipped_and_shown_output_is_read():
 
 
 @pytest.mark.slow
-def test_tutorials_run_as_written(repro_once, tmp_path):
-    source, _, _ = repro_once
-    workdir = tmp_path / "repo"
-    shutil.copytree(source, workdir, symlinks=True)
+def test_tutorials_run_as_written(repro_snapshot):
+    workdir = repro_snapshot  # the state the full run left, shared with tests/e2e/ (tests/conftest.py)
     # `govern` imports the copy's governance/, as the stages do (they run in the copy), not the checkout's
     env = {**pipeline_env(workdir), "PYTHONPATH": str(workdir)}
     started = time.perf_counter()
