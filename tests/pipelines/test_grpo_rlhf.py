@@ -322,8 +322,9 @@ def test_grpo_trains_from_its_parent_records_reward_hashes_and_evaluates(ws, cap
     assert decision["details"]["metrics"] == {**metrics, **undefined} and decision["stage"] == "evaluate_grpo"
     policy = load_eval_policy(ws / "policies/eval.yaml")
     assert {r["rule_id"] for r in decision["details"]["results"]} == {
-        r.id for r in [*policy.methods["grpo"], *policy.safety.rules, *policy.safety.vs_parent]
+        r.id for r in [*policy.methods["grpo"], *policy.safety.for_method("grpo", with_parent=True)]
     }
+    assert "eval.safety.harmful_compliance_vs_base" not in {r["rule_id"] for r in decision["details"]["results"]}
     assert evaluation["model_sha256"] == trained["model_sha256"]
     assert "training_run_id" not in evaluation
     # ... and the same values sit on the evaluation run and, as heldout.*, on the training run

@@ -7,8 +7,9 @@ PostgreSQL. The version is registered at the ``high`` risk tier, so the
 shipped ``approval.authenticated`` rule is in force: three reviewers approve
 with their own server credentials and the release manager promotes. Every
 artifact is read back through the server (``mlflow-artifacts:`` URIs, served
-by ``--serve-artifacts``) by ``govern verify``, ``govern report`` and
-``govern reproduce``.
+by ``--serve-artifacts``) by ``govern verify`` and ``govern report`` in a
+clone that only pulled; ``govern reproduce`` there is opt-in (``-m server_slow``:
+it re-runs five stages, minutes).
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from pathlib import Path
 import pytest
 from team_support import RELEASER, REVIEWERS, TRAINER, git, make_team, timed
 
+from tests.server.conftest import fresh_database
+
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def team(mlflow_server, tmp_path_factory):
-    return make_team(mlflow_server, tmp_path_factory.mktemp("team"))
+    with fresh_database("govern_team_audit") as audit_url:  # the team's own trail (another key than other tests')
+        yield make_team(mlflow_server, tmp_path_factory.mktemp("team"), audit_url=audit_url)
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +188,7 @@ def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trai
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-def test_a_clone_that_pulled_verifies_reports_and_reproduces_through_the_server(team, trained, pulled):
+def test_a_clone_that_pulled_verifies_and_reports_through_the_server(team, trained, pulled):
     _, registration, _ = trained
     name, version = registration["name"], registration["version"]
     started = time.perf_counter()
@@ -198,11 +202,20 @@ def test_a_clone_that_pulled_verifies_reports_and_reproduces_through_the_server(
     assert served_artifact_reads(team) > served_before  # the files came through the server, not from a path
     report = team.run(["govern", "report", name, version, "--out", str(workdir / "team-report")], workdir, REVIEWERS[0])
     assert report.returncode == 0, report.stdout + report.stderr
-    reproduced = team.run(["govern", "reproduce", name, version], workdir, REVIEWERS[0])
+    assert (workdir / "team-report" / name / f"v{version}").is_dir()
+    timed("clone, dvc pull, verify and report through the server", started)
+
+
+@pytest.mark.server_slow
+def test_a_clone_that_pulled_reproduces_the_version_bit_exact(opted_in, team, trained, pulled):
+    """``govern reproduce`` re-runs five stages in a scratch copy (minutes): opt-in, ``pytest -m server_slow``."""
+    _, registration, _ = trained
+    started = time.perf_counter()
+    workdir = pulled("clone-r")
+    reproduced = team.run(["govern", "reproduce", registration["name"], registration["version"]], workdir, REVIEWERS[0])
     assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
     assert "bit-exact" in reproduced.stdout
-    assert (workdir / "team-report" / name / f"v{version}").is_dir()
-    timed("clone, dvc pull, verify, report and reproduce through the server", started)
+    timed("clone, dvc pull and reproduce through the server", started)
 
 
 # --------------------------------------------------------------------------- opt-in: two whole chains at once
