@@ -154,7 +154,15 @@ class MlflowServer:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory, postgres) -> Iterator[MlflowServer]:
     """``mlflow server --app-name basic-auth`` with a PostgreSQL backend store, started once per session."""
-    root = tmp_path_factory.mktemp("mlflow-server")
+    with running_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_server(root: Path) -> Iterator[MlflowServer]:
+    """A basic-auth MLflow server (PostgreSQL backend, served artifacts under ``root``) and its own trail
+    database, stopped and dropped on exit. A team's server is one of these: its registry and its trail
+    belong together, so ``govern audit verify`` sees no other test's models."""
     admin = ("admin", secrets.token_urlsafe(16))
     ini = root / "basic_auth.ini"
     ini.write_text(

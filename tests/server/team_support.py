@@ -130,12 +130,8 @@ def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
-def make_team(server, folder: Path, *, audit_url: str, risk_tier: str = "high") -> Team:
-    """Accounts, keys and policies of a team on ``server``, as docs/how-to/team-setup.md sets them up.
-
-    ``audit_url`` is the team's own trail database: a trail is signed by one team's key, and the
-    session server's shared trail holds other tests' events signed by theirs.
-    """
+def make_team(server, folder: Path, *, risk_tier: str = "high") -> Team:
+    """Accounts, keys and policies of a team on ``server``, as docs/how-to/team-setup.md sets them up."""
     for user in (TRAINER, *REVIEWERS, RELEASER):
         if user not in server.passwords:
             server.create_user(user, edit_models=True)
@@ -155,7 +151,7 @@ def make_team(server, folder: Path, *, audit_url: str, risk_tier: str = "high") 
         "# The team configuration: what every clone and CI runner sources (set -a; . ./team.env). No secrets:\n"
         "# each person's MLflow credentials come from their environment (or ~/.netrc), the database's from ~/.pgpass.\n"
         f"MLFLOW_TRACKING_URI={server.url}\n"
-        f"GOVERN_AUDIT_URL={audit_url}\n"
+        f"GOVERN_AUDIT_URL={server.audit_url}\n"
         f"GOVERN_TRAIL_KEY_FILE={trail_key}\n"
         f"GOVERN_TRAIL_CHECKPOINT={folder / 'audit.checkpoint.jsonl'}\n"
         f"GOVERN_SIGNING_KEY={signing_key}\n"

@@ -24,15 +24,17 @@ from pathlib import Path
 import pytest
 from team_support import RELEASER, REVIEWERS, TRAINER, git, make_team, timed
 
-from tests.server.conftest import fresh_database
+from tests.server.conftest import running_server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def team(mlflow_server, tmp_path_factory):
-    with fresh_database("govern_team_audit") as audit_url:  # the team's own trail (another key than other tests')
-        yield make_team(mlflow_server, tmp_path_factory.mktemp("team"), audit_url=audit_url)
+def team(postgres, tmp_path_factory):
+    # The team's own server and trail: the session server holds other tests' models and their trail, signed
+    # by other keys, which the team's `govern audit verify` would rightly call foreign
+    with running_server(tmp_path_factory.mktemp("team-server")) as server:
+        yield make_team(server, tmp_path_factory.mktemp("team"))
 
 
 @pytest.fixture(scope="module")
