@@ -49,7 +49,7 @@ from governance.pii.engine import PiiEngine
 from governance.pii.names import NameRecognizer
 from governance.pii.ner_windows import PERSON_TAG, PERSON_TAG_PATTERN, PERSON_TAG_READS_AS, NerWindowFinder
 from governance.pii.phone_rule import PhoneRule, phone_rule
-from governance.pii.prefilter import Prefilter, Untranslatable, hyperscan_available, translate
+from governance.pii.prefilter import Prefilter, RangeTable, Untranslatable, hyperscan_available, translate
 from governance.pii.run_rules import RunRule, pattern_gate, pattern_rule
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,7 @@ class WindowedAnalyzer:
             except Untranslatable as exc:
                 log.info("prefilter: %s runs on every text (%s)", recognizer.name, exc)
                 always.add(index)
+        RangeTable.shared().save()
         return Prefilter(expressions, always)
 
     def analyze_many(self, texts: list[str]) -> list[list[RecognizerResult]]:

@@ -369,3 +369,30 @@ def test_cache_off_compiles_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert Prefilter({0: ["@"]}, always=set()).fired(["a@b"]) == [frozenset({0})]
     assert not any(tmp_path.rglob("*.hsdb"))
+
+
+def test_code_point_table_is_kept_on_disk_and_equals_what_the_engine_computes(tmp_path, monkeypatch):
+    from governance.pii import prefilter
+
+    monkeypatch.setenv("GOVERN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(prefilter.RangeTable, "_shared", None)
+    prefilter.code_point_ranges.cache_clear()
+    classes = [(r"\d", re.UNICODE, "re"), ("[a-z]", re.IGNORECASE, "re"), (r"\p{Lu}", 0, "regex")]
+    first = [prefilter.code_point_ranges(*c) for c in classes]
+    prefilter.RangeTable.shared().save()
+    (table,) = tmp_path.glob("code-point-ranges-*.json")
+    # A fresh process (no in-memory caches) reads the file instead of computing, and gets the same ranges
+    monkeypatch.setattr(prefilter.RangeTable, "_shared", None)
+    prefilter.code_point_ranges.cache_clear()
+    monkeypatch.setattr(prefilter, "_computed_ranges", lambda *c: pytest.fail(f"recomputed {c}"))
+    assert [prefilter.code_point_ranges(*c) for c in classes] == first
+    assert (0x212A, 0x212A) in first[1]  # KELVIN SIGN folds to "k" under re's IGNORECASE: the engine decided
+    monkeypatch.undo()
+    # A damaged table is ignored and recomputed, never trusted
+    monkeypatch.setenv("GOVERN_CACHE_DIR", str(tmp_path))
+    table.write_text('{"re|0|x": "not ranges"')
+    monkeypatch.setattr(prefilter.RangeTable, "_shared", None)
+    prefilter.code_point_ranges.cache_clear()
+    assert prefilter.code_point_ranges(r"\d", re.UNICODE, "re") == first[0]
+    monkeypatch.setattr(prefilter.RangeTable, "_shared", None)
+    prefilter.code_point_ranges.cache_clear()
