@@ -4,9 +4,13 @@ At registration (:func:`attest_registered_version`) the version's registered
 files — the ``model/`` artifacts of its training run, re-read from the
 artifact store and checked against the training manifest's hash — are signed
 with ``model-signing`` and described by a DSSE-signed in-toto/SLSA statement.
-Both go beside them in the run (``provenance/model.sig``,
-``provenance/statement.dsse.json``); their SHA-256 go into the version's
-lineage tags and into the trail's ``model_registered`` evidence.
+Both go beside them in the run, in a folder of that attestation's own
+(``provenance/v<version>-<statement digest>/model.sig`` and ``statement.dsse.json``,
+:func:`provenance_folder`): one training run may back several versions (the
+same weights registered under a second model, two writers attesting one
+version at once), and none may overwrite the files another's registration
+recorded. Their SHA-256 go into the version's lineage tags and into the
+trail's ``model_registered`` evidence, which names the folder in turn.
 
 Verification (:func:`verify_version`) checks what deployments load: the files
 at the version's download URI (``storage_location``, else ``source`` — what
@@ -69,6 +73,8 @@ class Verified:
     subjects: dict[str, str] = dataclasses.field(default_factory=dict)
     #: The run holding ``provenance/`` (signature and statement), where a reviewer fetches them
     provenance_run_id: str = ""
+    #: The artifact folder of that run holding this version's signature and statement
+    provenance_folder: str = "provenance"
 
     def line(self) -> str:
         return (
@@ -129,6 +135,38 @@ def _fetch(uri: str, dest: Path, what: str) -> Path:
 
     with _no_progress_bar(), registry.registry_errors(f"downloading {what}"):
         return Path(download_artifacts(artifact_uri=uri, dst_path=str(dest)))
+
+
+def provenance_folder(version: str | int, statement_sha256: str) -> str:
+    """The run's artifact folder holding one attestation of ``version``: named by the version and its statement's
+    digest, so an attestation never overwrites another's (another version from the same run, or another writer
+    attesting this version at the same moment), and the trail's recorded digest finds the one it recorded."""
+    return f"{PROVENANCE_ARTIFACT}/v{version}-{statement_sha256[:16]}"
+
+
+def recorded_provenance_folder(version: str | int, recorded: dict[str, str]) -> str:
+    """Where the attestation the trail recorded should lie (:func:`provenance_folder`; ``provenance/`` itself
+    for a registration that recorded no statement digest)."""
+    statement = recorded.get("statement_sha256")
+    return provenance_folder(version, statement) if statement else PROVENANCE_ARTIFACT
+
+
+def _download_provenance(
+    run_id: str, version: str, recorded: dict[str, str], item: str, dest: Path
+) -> tuple[Path, str]:
+    """``item`` (a file, or ``""`` for the folder) of the recorded attestation, and the folder it came from.
+
+    Registrations attested before each attestation had a folder of its own keep theirs in ``provenance/``
+    itself: read from there when the recorded folder is absent. Either way what is read is then checked
+    against the digests the trail recorded, so the fallback trusts nothing new.
+    """
+    folders = dict.fromkeys([recorded_provenance_folder(version, recorded), PROVENANCE_ARTIFACT])
+    for folder in folders:
+        try:
+            return _download(run_id, f"{folder}/{item}".rstrip("/"), dest), folder
+        except RegistryError:
+            continue
+    raise RegistryError(f"no {PROVENANCE_ARTIFACT}/ {item or 'folder'} in run {run_id}")
 
 
 def event_summary(event: trail.Event) -> dict[str, Any]:
@@ -212,8 +250,9 @@ def attest_registered_version(
             "statement_sha256": sha256_file(out / STATEMENT_FILE),
             "signing_key": keys.fingerprint(private_key.public_key()),
         }
+        folder = provenance_folder(version, evidence["statement_sha256"])
         with registry.registry_errors(f"logging the provenance of {name} v{version}"):
-            registry.client().log_artifacts(mv.run_id, str(out), artifact_path=PROVENANCE_ARTIFACT)
+            registry.client().log_artifacts(mv.run_id, str(out), artifact_path=folder)
     registry.set_version_tags(name, version, {tag: evidence[key] for key, tag in EVIDENCE_KEYS.items()})
     log.info("signed %s v%s (signature %s)", name, version, signature_sha256[:12])
     return evidence
@@ -309,20 +348,22 @@ def verify_version(name: str, version: str | int) -> Verified:
         except RegistryError as exc:
             raise ArtifactTampered(f"{name} v{version}: the files models:/{name}/{version} serves: {exc}") from None
         try:
-            provenance = _download(run_id, PROVENANCE_ARTIFACT, Path(tmp) / "provenance")
+            provenance, folder = _download_provenance(run_id, version, recorded, "", Path(tmp) / "provenance")
         except RegistryError:
-            raise ArtifactTampered(f"{name} v{version}: {PROVENANCE_ARTIFACT}/ missing from run artifacts") from None
+            raise ArtifactTampered(
+                f"{name} v{version}: {recorded_provenance_folder(version, recorded)}/ missing from run artifacts"
+            ) from None
         for file, key in ((SIGNATURE_FILE, "signature_sha256"), (STATEMENT_FILE, "statement_sha256")):
             path = provenance / file
             if not path.is_file():
-                raise ArtifactTampered(f"{name} v{version}: {PROVENANCE_ARTIFACT}/{file} missing from run artifacts")
+                raise ArtifactTampered(f"{name} v{version}: {folder}/{file} missing from run artifacts")
             if key in recorded and sha256_file(path) != recorded[key]:
                 raise ArtifactTampered(
-                    f"{name} v{version}: {PROVENANCE_ARTIFACT}/{file} differs from the one recorded in the audit "
-                    f"trail at registration"
+                    f"{name} v{version}: {folder}/{file} differs from the one recorded in the audit trail at "
+                    "registration"
                 )
         statement = open_envelope(
-            json.loads((provenance / STATEMENT_FILE).read_text()), public_key, f"{PROVENANCE_ARTIFACT}/{STATEMENT_FILE}"
+            json.loads((provenance / STATEMENT_FILE).read_text()), public_key, f"{folder}/{STATEMENT_FILE}"
         )
         expected = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
         actual = file_digests(model_dir)
@@ -339,7 +380,7 @@ def verify_version(name: str, version: str | int) -> Verified:
         # The independent check an outsider runs: model_signing over the same files
         verify_model_dir(model_dir, provenance / SIGNATURE_FILE, public_path)
     weights = {f: d for f, d in expected.items() if f.endswith((".safetensors", ".bin", ".gguf", ".pt"))}
-    return Verified(name, version, len(expected), weights, keys.fingerprint(public_key), dict(expected), run_id)
+    return Verified(name, version, len(expected), weights, keys.fingerprint(public_key), dict(expected), run_id, folder)
 
 
 def first_signed_registration() -> trail.Event | None:
@@ -381,7 +422,7 @@ def registered_envelope(name: str, version: str | int) -> dict[str, Any]:
     run_id = _provenance_run(registered, registry_view.served_location(name, version))
     with tempfile.TemporaryDirectory(prefix="statement-") as tmp:
         try:
-            path = _download(run_id, f"{PROVENANCE_ARTIFACT}/{STATEMENT_FILE}", Path(tmp))
+            path, _ = _download_provenance(run_id, version, recorded, STATEMENT_FILE, Path(tmp))
         except RegistryError:
             raise ArtifactTampered(f"{name} v{version}: no provenance statement logged at registration") from None
         if "statement_sha256" in recorded and sha256_file(path) != recorded["statement_sha256"]:

@@ -41,16 +41,17 @@ RECOMPUTE_COMMAND = (
 NEVER_REPRODUCED = "never reproduced"
 
 
-def fetch_commands(name: str, version: str, run_id: str) -> dict[str, str]:
-    """How a reviewer fetches the registered files, the signature and the statement, and checks them."""
+def fetch_commands(name: str, version: str, run_id: str, folder: str = "provenance") -> dict[str, str]:
+    """How a reviewer fetches the registered files, the signature and the statement (from the run's ``folder``),
+    and checks them."""
     run = run_id or "RUN_ID"
     return {
         # The files the registry serves (what models:/ loads), not the run's copy
         "files": f"mlflow artifacts download -u models:/{name}/{version} -d {name}-v{version}/model",
-        "provenance": f"mlflow artifacts download -r {run} -a provenance -d {name}-v{version}",
+        "provenance": f"mlflow artifacts download -r {run} -a {folder} -d {name}-v{version}",
         "statement": f"govern provenance {name} {version} --out {name}-v{version}.intoto.json --as-registered",
         "signature": (
-            f"model_signing verify key {name}-v{version}/model --signature {name}-v{version}/provenance/model.sig "
+            f"model_signing verify key {name}-v{version}/model --signature {name}-v{version}/{folder}/model.sig "
             "--public_key pinned.pub"
         ),
         "authenticity": RECOMPUTE_COMMAND.replace("MODEL_DIR", f"{name}-v{version}/model"),
@@ -115,7 +116,7 @@ def provenance_facts(
     (oldest first). ``trail_problem``: why the audit trail cannot be read (nothing is checked without the
     registration it recorded). Raises nothing for a failed or impossible check: its result and reason are the fact.
     """
-    from governance.provenance.version import STATEMENT_FILE, registration_event
+    from governance.provenance.version import STATEMENT_FILE, recorded_provenance_folder, registration_event
 
     registered, not_registered = None, trail_problem
     if trail_problem is None:
@@ -130,6 +131,7 @@ def provenance_facts(
         verified = None
     else:
         check, verified = _signature_check(name, version, recorded)
+    folder = verified.provenance_folder if verified is not None else recorded_provenance_folder(version, recorded)
     run_id = (verified.provenance_run_id if verified is not None else None) or (
         str(registered.details.get("run_id") or "") if registered is not None else ""
     )
@@ -144,7 +146,7 @@ def provenance_facts(
         "recorded": recorded,
         "check": check,
         "statement": {
-            "file": f"provenance/{STATEMENT_FILE}",
+            "file": f"{folder}/{STATEMENT_FILE}",
             "sha256": recorded.get("statement_sha256"),
             "subjects": len(subjects),
             "subject_sha256": subject_sha256,
@@ -153,7 +155,7 @@ def provenance_facts(
             "problem": statement_problem,
         },
         "authenticity": {"model_sha256": registered_sha256, "command": RECOMPUTE_COMMAND},
-        "fetch": fetch_commands(name, version, run_id),
+        "fetch": fetch_commands(name, version, run_id, folder),
         "reproduction": {
             "count": len(reproductions),
             "last": last,

@@ -20,6 +20,7 @@ from governance.identity import Identity
 from governance.lineage import sha256_dir, sha256_file
 from governance.provenance import attest_registered_version, verify_version
 from governance.provenance.statement import open_envelope
+from governance.provenance.version import provenance_folder
 
 REPO = Path(__file__).resolve().parents[2]
 _names = itertools.count(1)
@@ -63,9 +64,16 @@ def signed(store, tmp_path, monkeypatch):
     run = client.create_run(registry.ensure_experiment("govllm"), tags={"stage": "train_sft"})
     client.log_artifacts(run.info.run_id, str(model), "model")
     client.set_terminated(run.info.run_id)
+    version = register_signed(name, run.info.run_id, model)
+    stored = Path(urlparse(client.get_run(run.info.run_id).info.artifact_uri).path)
+    return name, version, stored
+
+
+def register_signed(name: str, run_id: str, model: Path) -> str:
+    """Register ``run_id``'s model as ``name``, sign it and record it in the trail, as the register stage does."""
     version, _ = registry.register_version(
         name,
-        run_id=run.info.run_id,
+        run_id=run_id,
         artifact_path="model",
         lineage_key="k1",
         tags={
@@ -78,7 +86,7 @@ def signed(store, tmp_path, monkeypatch):
     trained = {
         "stage": "train_sft",
         "model_sha256": sha256_dir(model),
-        "run_id": run.info.run_id,
+        "run_id": run_id,
         "params": {"trl": {"seed": 42, "max_steps": 60}},
         "params_sha256": "p" * 64,
         "datasets": {"artifacts/pii_scan_sft/data/train.jsonl": {"sha256": "a" * 64, "md5": "b" * 32}},
@@ -103,7 +111,7 @@ def signed(store, tmp_path, monkeypatch):
         str(version.version),
         trained=trained,
         commands={"train_sft": "python -m pipelines.train_sft"},
-        runs={"training": run.info.run_id},
+        runs={"training": run_id},
     )
     approvals.record_registration(
         name,
@@ -113,8 +121,13 @@ def signed(store, tmp_path, monkeypatch):
         gate_status="passed",
         eval_status="passed",
     )
-    stored = Path(urlparse(client.get_run(run.info.run_id).info.artifact_uri).path)
-    return name, str(version.version), stored
+    return str(version.version)
+
+
+def provenance_of(stored: Path, name: str, version: str) -> Path:
+    """The run's folder holding the signature and statement the trail recorded for ``name`` v``version``."""
+    registered = trail.events(model=name, version=version, event_types=["model_registered"])[0]
+    return stored / provenance_folder(version, registered.evidence["statement_sha256"])
 
 
 def flip_byte(path: Path) -> None:
@@ -130,7 +143,7 @@ def test_an_intact_version_verifies(signed, capsys):
     assert out.startswith(f"{name} v{version}: 3 registered files match their signature and provenance statement")
     tags = registry.get_version(name, version).tags
     registered = trail.events(model=name, version=version, event_types=["model_registered"])[0]
-    assert registered.evidence["signature_sha256"] == sha256_file(stored / "provenance/model.sig")
+    assert registered.evidence["signature_sha256"] == sha256_file(provenance_of(stored, name, version) / "model.sig")
     assert tags["lineage.signature_sha256"] == registered.evidence["signature_sha256"]
 
 
@@ -154,11 +167,29 @@ def test_one_flipped_byte_is_named_and_blocks_promotion(signed, capsys, file):
 
 def test_a_replaced_signature_is_refused(signed):
     name, version, stored = signed
-    (stored / "provenance/model.sig").write_text("{}")
+    provenance = provenance_of(stored, name, version)
+    (provenance / "model.sig").write_text("{}")
     with pytest.raises(ArtifactTampered) as info:
         verify_version(name, version)
     assert str(info.value) == (
-        f"{name} v{version}: provenance/model.sig differs from the one recorded in the audit trail at registration"
+        f"{name} v{version}: {provenance.relative_to(stored)}/model.sig differs from the one recorded in the audit "
+        "trail at registration"
+    )
+
+
+def test_a_second_version_from_the_same_run_leaves_the_first_verifiable(signed):
+    """The same weights registered under a second model (a new method label, a second writer's clone) sign
+    into the same training run: each attestation keeps its own folder there, so neither overwrites the
+    signature and statement the other's registration recorded in the trail."""
+    name, version, stored = signed
+    run_id = registry.get_version(name, version).run_id
+    twin = register_signed(f"{name}-twin", run_id, stored / "model")
+    assert verify_version(f"{name}-twin", twin).provenance_run_id == run_id
+    first = verify_version(name, version)
+    assert (
+        stored / first.provenance_folder
+        == provenance_of(stored, name, version)
+        != provenance_of(stored, name + "-twin", twin)
     )
 
 
@@ -197,7 +228,7 @@ def test_an_outsider_verifies_with_the_public_model_signing_cli(signed, store):
     public = store / "keys" / "model_signing.pub"
     command = [
         sys.executable, "-m", "model_signing", "verify", "key", str(stored / "model"),
-        "--signature", str(stored / "provenance/model.sig"), "--public_key", str(public),
+        "--signature", str(provenance_of(stored, name, version) / "model.sig"), "--public_key", str(public),
     ]  # fmt: skip
     ok = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr + ok.stdout
