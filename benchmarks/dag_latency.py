@@ -103,7 +103,9 @@ What changed:
   wall where the second core is free (expected ~1-1.5 s a stage on an idle machine, not
   measured: none was idle); none measurable one at a time at load 3-4.
 * ``validate_*`` (local engine): great-expectations' pyspark and SQLAlchemy left out, -0.3 to
-  -0.7 CPU s. ``register_*`` and the run process: MLflow's pyspark and scipy left out (~0.15 s);
+  -0.7 CPU s. ``register_*`` and the run process: MLflow's pyspark and scipy left out (~0.15 s)
+  (the run process and the skipped backends were removed later: they did not pay, see
+  ``benchmarks/mechanisms.py`` and docs/explanation/performance.md);
   ``dvc.lock`` parsed once per process instead of once per stage asked for.
 
 What is left (CPU per stage after): DVC's own work around each stage (hash deps and outs,

@@ -2,17 +2,16 @@
 
     python benchmarks/mechanisms.py [--repeats 3] [--stages prepare_sft,pii_scan_sft,...] [--workdir DIR]
 
-The mechanisms, each with its off-switch:
+The mechanism left, with its off-switch:
 
 * the stage server (``pipelines/_stage_server.py``): stages forked from a warm process that
-  has imported torch, transformers, TRL, MLflow... — ``GOVERN_STAGE_SERVER=off``;
-* the run process (``governance/run_process.py``): MLflow imported and the run written by a
-  process of its own, started before the stage's heavy imports — ``GOVERN_RUN_PROCESS=off``
-  (the same messages applied inside the stage);
-* optional backends left out through ``sys.modules`` (scipy, peft, torch in the PII gate,
-  pyspark in validation) — ``GOVERN_SKIP_BACKENDS=off``.
-* (garbage-collector settings in stage processes and the run process were measured with
-  ``GOVERN_STAGE_GC=off`` and removed: within the noise, see docs/explanation/performance.md).
+  has imported torch, transformers, TRL, MLflow... — ``GOVERN_STAGE_SERVER=off``.
+
+Measured with this script and removed because they did not pay (docs/explanation/performance.md
+keeps the figures): the run process that owned a stage's MLflow run (``GOVERN_RUN_PROCESS=off``),
+optional backends left out through ``sys.modules`` (``GOVERN_SKIP_BACKENDS=off``) and the
+garbage-collector settings of stage processes (``GOVERN_STAGE_GC=off``). To measure a new
+mechanism, give it an off-switch and a line in :data:`VARIANTS`.
 
 In a scratch copy of the checkout's last commit (``git archive HEAD`` as a
 new git repo: commit what you measure) the chain up to the chosen stages is
@@ -54,8 +53,6 @@ REPO = Path(__file__).resolve().parents[1]
 VARIANTS: dict[str, tuple[dict[str, str], str]] = {
     "all on": ({}, "the default"),
     "stage server": ({"GOVERN_STAGE_SERVER": "off"}, "stages forked from a warm pre-importing server"),
-    "run process": ({"GOVERN_RUN_PROCESS": "off"}, "MLflow imported and the run written in a second process"),
-    "optional backends": ({"GOVERN_SKIP_BACKENDS": "off"}, "scipy/peft/torch/pyspark left unimported"),
 }
 
 #: Cheap stages of the default DAG (one each of prepare, PII gate, validation, evaluation) and one training stage.

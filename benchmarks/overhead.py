@@ -78,6 +78,9 @@ off the critical path on an idle core), bare 10.7 s; wall 28.6 s before, 24.9 s 
   moved to a run process the stage spawns before importing TRL (``governance/run_process.py``);
   the stage process never imports MLflow, and TRL's ``report_to: mlflow`` reaches the run
   through it (transformers' ``MLflowCallback`` imported MLflow and logged inside ``train()``).
+  Since removed, with the skipped optional backends below: measured by
+  ``benchmarks/mechanisms.py``, neither paid (docs/explanation/performance.md); stages write
+  their run themselves again (``governance/mlflow_run.py``).
 * CPython's default GC threshold cost ~1.5 of the ~7.5 CPU s of importing torch/transformers/TRL
   (7 full collections); stage processes raise it, and freeze everything on the way out, so
   the interpreter's last collection (~1-3 s with TRL loaded) is skipped. A bare script pays both.

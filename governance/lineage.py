@@ -121,7 +121,7 @@ def environment() -> dict[str, Any]:
         if module is not None:
             info[name] = getattr(module, "__version__", "unknown")
             continue
-        # Not imported by this process (a training stage never imports MLflow): the installed
+        # Not imported by this process (MLflow, before a training stage starts its run): the installed
         # distribution's version, without paying seconds for an import
         try:
             info[name] = importlib.metadata.version(name)

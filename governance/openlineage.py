@@ -214,19 +214,10 @@ def _redacted(uri: str) -> str:
     return re.sub(r"//[^/@]*@", "//***@", uri)
 
 
-def _run_process_run() -> dict[str, str] | None:
-    """The run a run process of this process last ended (see :mod:`governance.run_process`), if any."""
-    import sys
-
-    run_process = sys.modules.get("governance.run_process")
-    return run_process.last_run() if run_process is not None else None
-
-
-def governance_facets(outputs: list[str], earlier_run: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+def governance_facets(outputs: list[str]) -> dict[str, dict[str, Any]]:
     """What the stage decided, read back from its outputs and its MLflow run (plain dicts).
 
-    The run is the one this stage's run process ended (a training stage's), unless that is
-    ``earlier_run`` (ended before the stage began), else the last run MLflow ran in this process.
+    The run is the last one MLflow ran in this process (the stage's own).
     """
     import sys
 
@@ -258,14 +249,6 @@ def governance_facets(outputs: list[str], earlier_run: dict[str, str] | None = N
                 "version": str(registration.get("version", "")),
                 "created": bool(registration.get("created")),
             }
-    ended = _run_process_run()
-    if ended is not None and ended is not earlier_run:
-        facets["mlflow_run"] = {
-            "runId": ended["run_id"],
-            "experimentId": ended["experiment_id"],
-            "trackingUri": _redacted(ended["tracking_uri"]),
-        }
-        return facets
     mlflow = sys.modules.get("mlflow")
     try:
         run = mlflow.last_active_run() if mlflow is not None else None
@@ -290,7 +273,6 @@ class StageLineage:
         self.outputs: list[str] = []
         self._run_id: str | None = None
         self._thread: threading.Thread | None = None
-        self._earlier_run = _run_process_run()
 
     @classmethod
     def begin(cls, stage: str, namespace: str | None = None) -> StageLineage | None:
@@ -331,10 +313,7 @@ class StageLineage:
             self._thread.join()
         try:
             self.namespace = self.namespace or os.environ.get(NAMESPACE_ENV) or _project_namespace()
-            facets = {
-                key: custom_facet(key, value)
-                for key, value in governance_facets(self.outputs, self._earlier_run).items()
-            }
+            facets = {key: custom_facet(key, value) for key, value in governance_facets(self.outputs).items()}
             facets["source"] = custom_facet("source", _source())
             if exit_code != 0:
                 facets["errorMessage"] = error_facet(error or f"exit code {exit_code}")

@@ -14,7 +14,6 @@ from pydantic import BaseModel
 
 from governance.errors import ConfigError, GovernanceError
 from governance.policy import load_yaml, validate_model
-from governance.run_process import close_run_processes
 from pipelines._env import stage_environ
 
 M = TypeVar("M", bound=BaseModel)
@@ -25,22 +24,6 @@ PARAMS_FILE = Path("params.yaml")
 os.environ.update(stage_environ(os.environ))
 
 log = logging.getLogger("pipelines")
-
-
-def without_optional_backends(*modules: str) -> None:
-    """Make ``import <module>`` raise ImportError in this process, unless it is already imported.
-
-    For a stage's ``__main__`` only: libraries that treat a module as an optional
-    backend (``try: import torch / except ImportError``) then skip it, as on a
-    machine without it, instead of paying seconds to import what the stage never
-    calls. A ``None`` entry in ``sys.modules`` is Python's documented way to stop
-    an import; a module already loaded is left alone. ``GOVERN_SKIP_BACKENDS=off`` leaves
-    everything importable.
-    """
-    if os.environ.get("GOVERN_SKIP_BACKENDS", "on").lower() in ("off", "0", "false", "no"):
-        return  # measuring what leaving them out saves (benchmarks/mechanisms.py)
-    for name in modules:
-        sys.modules.setdefault(name, None)
 
 
 def load_all_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
@@ -93,17 +76,13 @@ def stage_main(func: Callable[[list[str] | None], int]) -> Callable[[list[str] |
 
 
 def _run_stage(func: Callable[[list[str] | None], int], argv: list[str] | None) -> int:
-    """Logging, OpenLineage START/end, run processes closed, a governance error as one line and its exit code."""
+    """Logging, OpenLineage START/end, a governance error as one line and its exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "alembic", "mlflow.store", "presidio-analyzer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     lineage = _begin_lineage(func, argv)
     try:
-        try:
-            code = func(argv)
-        finally:
-            # A run process the stage started but never reached (a gate refused first) exits with no run
-            close_run_processes()
+        code = func(argv)
     except GovernanceError as exc:
         _finish_lineage(lineage, exc.exit_code, f"{exc.__class__.__name__}: {exc}")
         main_spec = getattr(sys.modules["__main__"], "__spec__", None)

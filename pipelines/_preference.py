@@ -24,9 +24,8 @@ from governance.errors import ConfigError, DataError, PolicyViolation
 from governance.gates import GateDecision, publish_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.records import iter_records
-from governance.run_process import RunProcess
 from governance.validation.schema import normalized_hash
-from pipelines._training import AdapterParams, base_model_path, log_evaluation, peft_config, with_run_context
+from pipelines._training import AdapterParams, load_model, log_evaluation, with_run_context
 
 log = logging.getLogger(__name__)
 
@@ -107,28 +106,11 @@ def load_reward_model(model_dir: str | Path, adapter: AdapterParams | None = Non
     From a base model the score head is new (seeded by the caller); from a
     trained reward model it is the trained one.
     """
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    path = base_model_path(model_dir)
-    kwargs: dict[str, Any] = {
-        "num_labels": 1,
-        "dtype": torch.float32 if not torch.cuda.is_available() else torch.bfloat16,
-    }
-    if adapter is not None and adapter.method == "qlora":
-        peft_config(adapter, section)  # raises the clear CPU error first
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot load model ({str(exc).splitlines()[0][:200]})") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    model, tokenizer = load_model(
+        model_dir, adapter, section, auto_class=AutoModelForSequenceClassification, num_labels=1
+    )
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
@@ -397,15 +379,14 @@ def publish_evaluation(
     params: dict[str, Any],
     eval_file: str,
     generations: list[dict[str, str]] | None = None,
-    run: RunProcess,
 ) -> None:
-    """Write metrics.json, decision.json, manifest.json (and generations.json), and log them through ``run``.
+    """Write metrics.json, decision.json, manifest.json (and generations.json), and log them to MLflow.
 
     As ``evaluate_sft``: the stage's own MLflow run gets the metrics and the
     files; the training run gets the metrics as ``heldout.*`` and the files.
     """
     out_dir = Path(out_dir)
-    trained = with_run_context(trained, run)
+    trained = with_run_context(trained)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     if generations is not None:
@@ -422,6 +403,6 @@ def publish_evaluation(
             "params": params,
         },
     )
-    log_evaluation(run, stage=stage, method=method, out_dir=out_dir, metrics=metrics, trained=trained)
+    log_evaluation(stage=stage, method=method, out_dir=out_dir, metrics=metrics, trained=trained)
     for line in decision.summary_lines():
         log.warning("%s", line)

@@ -1,9 +1,9 @@
-"""TRL's ``report_to: mlflow`` for a stage whose MLflow run lives in its run process.
+"""TRL's ``report_to: mlflow``, logged to the stage's own MLflow run.
 
-:class:`RunReporter` sends what transformers' ``MLflowCallback`` logs — the
+:class:`RunReporter` logs what transformers' ``MLflowCallback`` logs — the
 model config and training arguments as params when training begins, every
 logged value as a metric at the trainer's global step — to the stage's
-:class:`~governance.run_process.RunProcess`. Imported by
+:class:`~governance.mlflow_run.MlflowRun`. Imported by
 :func:`pipelines._training.run_callbacks` once transformers is loaded.
 """
 
@@ -16,7 +16,7 @@ import re
 
 from transformers import TrainerCallback
 
-from governance.run_process import RunProcess
+from governance.mlflow_run import MlflowRun
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +25,15 @@ _UNSAFE_METRIC_NAME = re.compile(r"[^0-9A-Za-z_\-\.\ :/]")
 
 
 class RunReporter(TrainerCallback):
-    """transformers' ``MLflowCallback``, sending to a run process instead of an in-process MLflow run.
+    """transformers' ``MLflowCallback``, logging to the stage's run rather than one it picks itself.
 
     Same params (the model's config overlaid with ``args.to_dict()``, values
-    over MLflow's length limit dropped by the run process), same metrics
+    over MLflow's length limit dropped by :meth:`MlflowRun.log`), same metrics
     (numbers and one-element tensors, names sanitised, at ``state.global_step``),
     same ``MLFLOW_TAGS``; ``report_to`` is logged as the params said it.
     """
 
-    def __init__(self, run: RunProcess, report_to: list[str]):
+    def __init__(self, run: MlflowRun, report_to: list[str]):
         self.run = run
         self.report_to = report_to
         self._initialized = False

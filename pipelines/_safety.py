@@ -160,7 +160,7 @@ def evaluate_policy_safety(
     parent_sha256: str | None,
 ) -> SafetyResult:
     """Generate, judge and compare with the parent: the safety metrics of a generating model."""
-    from pipelines._training import load_causal_lm
+    from pipelines._training import load_model
 
     started = time.perf_counter()
     sets, judge = load_inputs(params)
@@ -176,7 +176,7 @@ def evaluate_policy_safety(
     parent_completions = reusable_parent_completions(recorded, parent_sha256, reference)
     source = f"reused from {Path(params.parent_evaluation or '') / SAFETY_FILE}" if parent_completions else "generated"
     if parent_completions is None:
-        parent_model, parent_tokenizer = load_causal_lm(parent_dir)
+        parent_model, parent_tokenizer = load_model(parent_dir)
         parent_completions = generate_all(parent_model, parent_tokenizer, conversations, params)
         del parent_model
     parent_rates, parent_rows = judged_rates(sets, parent_completions, judge)

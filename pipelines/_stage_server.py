@@ -97,8 +97,6 @@ VOLATILE_PREFIXES = ("DVC_", "PYTEST_", "ACCELERATE_")
 VOLATILE_NAMES = frozenset(
     {"GOVERN_STAGE_SERVER", "GOVERN_STAGE_SERVER_IDLE_SECONDS", "PWD", "OLDPWD", "SHLVL", "_", "TERM"}
     | {"COLUMNS", "LINES"}
-    # the other mechanisms' off-switches (benchmarks/mechanisms.py): read by the stage, never at import
-    | {"GOVERN_RUN_PROCESS", "GOVERN_SKIP_BACKENDS"}
 )
 
 #: Project packages: never imported by the server, dropped in a child before its stage runs.

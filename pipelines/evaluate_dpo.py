@@ -27,8 +27,7 @@ from governance.gates import dataset_ref, load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.run_process import RunProcess
-from pipelines._common import load_params, project_name, stage_main, without_optional_backends
+from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
     drift_metrics,
     generate,
@@ -41,7 +40,7 @@ from pipelines._preference import (
     verbosity_metrics,
 )
 from pipelines._safety import SafetyParams, evaluate_policy_safety
-from pipelines._training import UNUSED_BACKENDS, load_causal_lm
+from pipelines._training import load_model
 
 log = logging.getLogger(__name__)
 STAGE = "evaluate_dpo"
@@ -62,15 +61,13 @@ class EvaluateDpoParams(Strict):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateDpoParams)
-    # MLflow starts in a process of its own (importing it, opening the store) while this one evaluates
-    run = RunProcess(project_name())
     trained = read_manifest(params.model_dir)
     beta = recorded_beta(trained, params.model_dir)
     # Only the parent this policy was trained from is its reference
     require_parent(trained, params.model_dir, params.parent_model)
     pairs = [r.data for r in iter_records(params.eval_file)]
-    policy, tokenizer = load_causal_lm(params.model_dir)
-    reference, _ = load_causal_lm(params.parent_model)
+    policy, tokenizer = load_model(params.model_dir)
+    reference, _ = load_model(params.parent_model)
     # Implicit reward and drift on held-out pairs, policy vs SFT parent
     chosen, rejected = scored_pairs(
         score_responses(policy, reference, tokenizer, [(p["prompt"], p["chosen"]) for p in pairs], params.max_length),
@@ -111,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     safety.write(params.out_dir)
     publish_evaluation(
-        run=run,
         stage=STAGE,
         method="dpo",
         out_dir=Path(params.out_dir),
@@ -136,5 +132,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    without_optional_backends(*UNUSED_BACKENDS)  # as the training stages: scipy is never called here
     raise SystemExit(main())

@@ -27,8 +27,7 @@ from governance.gates import dataset_ref, load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.run_process import RunProcess
-from pipelines._common import load_params, project_name, stage_main, without_optional_backends
+from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
     drift_metrics,
     generate,
@@ -40,7 +39,7 @@ from pipelines._preference import (
     verbosity_metrics,
 )
 from pipelines._safety import SafetyParams, evaluate_policy_safety
-from pipelines._training import UNUSED_BACKENDS, load_causal_lm
+from pipelines._training import load_model
 
 log = logging.getLogger(__name__)
 STAGE = "evaluate_kto"
@@ -61,15 +60,13 @@ class EvaluateKtoParams(Strict):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateKtoParams)
-    # MLflow starts in a process of its own (importing it, opening the store) while this one evaluates
-    run = RunProcess(project_name())
     trained = read_manifest(params.model_dir)
     beta = recorded_beta(trained, params.model_dir)
     # Only the parent this policy was trained from is its reference
     require_parent(trained, params.model_dir, params.parent_model)
     examples = [r.data for r in iter_records(params.eval_file)]
-    policy, tokenizer = load_causal_lm(params.model_dir)
-    reference, _ = load_causal_lm(params.parent_model)
+    policy, tokenizer = load_model(params.model_dir)
+    reference, _ = load_model(params.parent_model)
     # Implicit reward of every held-out completion, policy vs SFT parent
     scores = score_responses(
         policy, reference, tokenizer, [(e["prompt"], e["completion"]) for e in examples], params.max_length
@@ -110,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     safety.write(params.out_dir)
     publish_evaluation(
-        run=run,
         stage=STAGE,
         method="kto",
         out_dir=Path(params.out_dir),
@@ -135,5 +131,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    without_optional_backends(*UNUSED_BACKENDS)  # as the training stages: scipy is never called here
     raise SystemExit(main())

@@ -33,10 +33,9 @@ from governance.gates import dataset_ref, load_waivers, publish_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.run_process import RunProcess
-from pipelines._common import load_params, project_name, stage_main, without_optional_backends
+from pipelines._common import load_params, project_name, stage_main
 from pipelines._safety import SafetyParams, evaluate_policy_safety
-from pipelines._training import UNUSED_BACKENDS, load_causal_lm, log_evaluation, with_run_context
+from pipelines._training import load_model, log_evaluation, with_run_context
 from pipelines.evaluate_grpo import (
     Completion,
     drop_while_reward_rises,
@@ -118,15 +117,13 @@ def rlhf_metrics(
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateRlhfParams)
     out_dir = Path(params.out_dir)
-    # MLflow starts in a process of its own (importing it, opening the store) while this one evaluates
-    run = RunProcess(project_name())
     trained = read_manifest(params.model_dir)
     require_parent(trained, params.model_dir, params.parent_model)
     records = [r.data for r in iter_records(params.eval_file)]
     prompts = [r["prompt"] for r in records]
     # Greedy completions of the held-out prompts, parent vs tuned, and the KL between them
-    parent_model, tokenizer = load_causal_lm(params.parent_model)
-    tuned_model, tokenizer = load_causal_lm(params.model_dir)
+    parent_model, tokenizer = load_model(params.parent_model)
+    tuned_model, tokenizer = load_model(params.model_dir)
     parent = greedy_completions(parent_model, tokenizer, prompts, params.max_new_tokens)
     tuned = greedy_completions(tuned_model, tokenizer, prompts, params.max_new_tokens)
     # Safety: red-team refusals, over-refusal and sycophancy, against the SFT parent
@@ -170,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         waivers=load_waivers("policies/waivers.yaml"),
         safety="policy",
     )
-    # The training run this model came from (waits for the run process)
-    trained = with_run_context(trained, run)
+    # The training run this model came from
+    trained = with_run_context(trained)
     out_dir.mkdir(parents=True, exist_ok=True)
     safety.write(out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -195,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     # Log to this stage's run and to the training run (same lineage)
-    log_evaluation(run, stage=STAGE, method="rlhf", out_dir=out_dir, metrics=metrics, trained=trained)
+    log_evaluation(stage=STAGE, method="rlhf", out_dir=out_dir, metrics=metrics, trained=trained)
     for line in decision.summary_lines():
         log.warning("%s", line)
     log.info(
@@ -209,5 +206,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    without_optional_backends(*UNUSED_BACKENDS)  # as the training stages: scipy is never called here
     raise SystemExit(main())

@@ -26,8 +26,7 @@ from governance.gates import dataset_ref, load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.run_process import RunProcess
-from pipelines._common import load_params, project_name, stage_main, without_optional_backends
+from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
     load_reward_model,
     publish_evaluation,
@@ -36,7 +35,6 @@ from pipelines._preference import (
     reward_scores,
 )
 from pipelines._safety import SafetyParams, evaluate_reward_model_safety
-from pipelines._training import UNUSED_BACKENDS
 
 log = logging.getLogger(__name__)
 STAGE = "evaluate_rm"
@@ -54,8 +52,6 @@ class EvaluateRmParams(Strict):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateRmParams)
-    # MLflow starts in a process of its own (importing it, opening the store) while this one evaluates
-    run = RunProcess(project_name())
     trained = read_manifest(params.model_dir)
     pairs = [r.data for r in iter_records(params.eval_file)]
     # Score chosen and rejected conversations of every held-out pair
@@ -90,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     safety.write(params.out_dir)
     publish_evaluation(
-        run=run,
         stage=STAGE,
         method="rm",
         out_dir=Path(params.out_dir),
@@ -111,5 +106,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    without_optional_backends(*UNUSED_BACKENDS)  # as the training stages: scipy is never called here
     raise SystemExit(main())

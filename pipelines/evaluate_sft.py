@@ -24,10 +24,9 @@ from governance.gates import dataset_ref, load_waivers, publish_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.run_process import RunProcess
-from pipelines._common import load_params, project_name, stage_main, without_optional_backends
+from pipelines._common import load_params, project_name, stage_main
 from pipelines._safety import SafetyParams, evaluate_policy_safety
-from pipelines._training import UNUSED_BACKENDS, load_causal_lm, log_evaluation, with_run_context
+from pipelines._training import load_model, log_evaluation, with_run_context
 
 log = logging.getLogger(__name__)
 STAGE = "evaluate_sft"
@@ -90,15 +89,13 @@ def leaks_chat_markup(text: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateSftParams)
     out_dir = Path(params.out_dir)
-    # MLflow starts in a process of its own (importing it, opening the store) while this one evaluates
-    run = RunProcess(project_name())
     trained = read_manifest(params.model_dir)
     conversations = [r.data["messages"] for r in iter_records(params.eval_file)]
     # Held-out loss and perplexity, base vs tuned
-    base, tokenizer = load_causal_lm(params.base_model)
+    base, tokenizer = load_model(params.base_model)
     base_loss = heldout_loss(base, tokenizer, conversations)
     del base
-    tuned, tokenizer = load_causal_lm(params.model_dir)
+    tuned, tokenizer = load_model(params.model_dir)
     tuned_loss = heldout_loss(tuned, tokenizer, conversations)
     generations = generate(tuned, tokenizer, params.prompts, params.max_new_tokens)
     # Safety: red-team refusals, over-refusal and sycophancy, against the base model
@@ -135,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         waivers=load_waivers("policies/waivers.yaml"),
         safety="policy",
     )
-    # The training run this model came from (waits for the run process)
-    trained = with_run_context(trained, run)
+    # The training run this model came from
+    trained = with_run_context(trained)
     out_dir.mkdir(parents=True, exist_ok=True)
     safety.write(out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -157,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     # Log to this stage's run and to the training run (same lineage)
-    log_evaluation(run, stage=STAGE, method="sft", out_dir=out_dir, metrics=metrics, trained=trained)
+    log_evaluation(stage=STAGE, method="sft", out_dir=out_dir, metrics=metrics, trained=trained)
     for line in decision.summary_lines():
         log.warning("%s", line)
     log.info("eval %s: loss %.3f (base %.3f)", "passed" if decision.passed else "DENIED", tuned_loss, base_loss)
@@ -165,5 +162,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    without_optional_backends(*UNUSED_BACKENDS)  # as the training stages: scipy is never called here
     raise SystemExit(main())

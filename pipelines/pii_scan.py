@@ -16,7 +16,6 @@ unreadable input or bad configuration (no decision is left).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import shutil
 from pathlib import Path
@@ -28,7 +27,7 @@ from governance.gates import publish_decision
 from governance.lineage import write_manifest
 from governance.pii.kinds import DatasetKind
 from governance.policy import Strict
-from pipelines._common import load_params, stage_main, without_optional_backends
+from pipelines._common import load_params, stage_main
 from pipelines._spark import Engine, SparkParams
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.pii_scan", description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", help="dataset name: reads params section pii_scan_<dataset>")
     args = parser.parse_args(argv)
-    from governance.pii import run_pii_gate, write_findings_report  # presidio: imported after the backends are settled
+    from governance.pii import run_pii_gate, write_findings_report
 
     stage = f"pii_scan_{args.dataset}"
     params = load_params(stage, PiiScanParams)
@@ -110,9 +109,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # presidio and spaCy's thinc import torch and transformers whenever installed, as optional
-    # backends: ~5 s of CPU per gate (of ~6.5 s of imports). The gate runs pattern recognizers and
-    # at most a spaCy model, which needs neither unless a torch-backed spaCy package is installed.
-    if not any(importlib.util.find_spec(p) for p in ("spacy_transformers", "spacy_curated_transformers")):
-        without_optional_backends("torch", "transformers")
     raise SystemExit(main())

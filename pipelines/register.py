@@ -31,8 +31,7 @@ from governance.identity import current_user
 from governance.lineage import read_manifest, sha256_json
 from governance.policy import Strict
 from governance.registry import METRIC_TAG_PREFIX, find_version_by_model_hash, register_version
-from governance.run_process import MLFLOW_UNUSED_BACKENDS
-from pipelines._common import load_params, project_name, stage_main, without_optional_backends
+from pipelines._common import load_params, project_name, stage_main
 from pipelines._training import with_run_context
 
 if TYPE_CHECKING:
@@ -225,5 +224,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    without_optional_backends(*MLFLOW_UNUSED_BACKENDS)
     raise SystemExit(main())

@@ -25,15 +25,13 @@ from governance.gates import require_passed_gates
 from governance.objectives import objective_hashes, require_approved_objective
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.run_process import start_run_process
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, stage_main
 from pipelines._training import (
     AdapterParams,
     LaunchParams,
     Stopwatch,
     finish_training,
-    leave_out_unused_backends,
-    load_causal_lm,
+    load_model,
     log_lineage_to_run,
     main_process_run,
     peft_config,
@@ -84,8 +82,6 @@ def reward_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
-    # MLflow imports and opens its store in a process of its own while this one imports TRL (rank 0 only)
-    run_process = start_run_process(project_name())
     from trl import GRPOConfig, GRPOTrainer
 
     params = load_params(STAGE, TrainGrpoParams)
@@ -110,11 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         parent_dir=params.base_model,
         topology=topology,
     )
-    model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
+    model, tokenizer = load_model(params.base_model, params.adapter, STAGE)
     train = load_prompts(params.train_file)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (
-        main_process_run(run_process, topology, STAGE, {"method": "grpo"}) as run,
+        main_process_run(topology, STAGE, {"method": "grpo"}) as run,
         staged_output(out_dir, topology) as staging,
     ):
         if run is not None:
@@ -156,5 +152,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    leave_out_unused_backends(STAGE)
     raise SystemExit(main())

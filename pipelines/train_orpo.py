@@ -20,16 +20,14 @@ from typing import Any
 
 from governance.gates import require_passed_gates
 from governance.policy import Strict
-from governance.run_process import start_run_process
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, stage_main
 from pipelines._preference import load_pairs, trainer_errors
 from pipelines._training import (
     AdapterParams,
     LaunchParams,
     Stopwatch,
     finish_training,
-    leave_out_unused_backends,
-    load_causal_lm,
+    load_model,
     log_lineage_to_run,
     main_process_run,
     peft_config,
@@ -57,8 +55,6 @@ class TrainOrpoParams(Strict):
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
-    # MLflow imports and opens its store in a process of its own while this one imports TRL (rank 0 only)
-    run_process = start_run_process(project_name())
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     params = load_params(STAGE, TrainOrpoParams)
@@ -79,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         parent_dir=params.base_model,
         topology=topology,
     )
-    model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
+    model, tokenizer = load_model(params.base_model, params.adapter, STAGE)
     train, evaluation = load_pairs(params.train_file), load_pairs(params.eval_file)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (
-        main_process_run(run_process, topology, STAGE, {"method": "orpo"}) as run,
+        main_process_run(topology, STAGE, {"method": "orpo"}) as run,
         staged_output(out_dir, topology) as staging,
     ):
         if run is not None:
@@ -124,5 +120,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    leave_out_unused_backends(STAGE)
     raise SystemExit(main())

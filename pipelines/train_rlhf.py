@@ -44,19 +44,18 @@ from typing import Any
 from governance.errors import ConfigError, PolicyViolation
 from governance.gates import require_passed_gates
 from governance.lineage import read_manifest, sha256_dir, sha256_json
+from governance.mlflow_run import MlflowRun
 from governance.objectives import require_approved_objective
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.run_process import RunProcess, start_run_process
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, stage_main
 from pipelines._training import (
     AdapterParams,
     LaunchParams,
     Stopwatch,
     base_model_path,
     finish_training,
-    leave_out_unused_backends,
-    load_causal_lm,
+    load_model,
     log_lineage_to_run,
     main_process_run,
     peft_config,
@@ -160,7 +159,7 @@ def reward_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
     ]
 
 
-def reward_model_run_id(rm_manifest: dict[str, Any], run: RunProcess) -> str:
+def reward_model_run_id(rm_manifest: dict[str, Any], run: MlflowRun) -> str:
     """The reward model's training run (a link for reviewers; its hash in the lineage is the evidence)."""
     return run.find_model_run(rm_manifest.get("stage"), rm_manifest.get("model_sha256")) or "not recorded"
 
@@ -174,8 +173,6 @@ def load_prompts(path: str):
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
-    # MLflow imports and opens its store in a process of its own while this one imports TRL (rank 0 only)
-    run_process = start_run_process(project_name())
     from trl import RLOOConfig, RLOOTrainer
 
     params = load_params(STAGE, TrainRlhfParams)
@@ -203,11 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         parent_dir=params.base_model,
         topology=topology,
     )
-    policy, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
+    policy, tokenizer = load_model(params.base_model, params.adapter, STAGE)
     train = load_prompts(params.train_file)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (
-        main_process_run(run_process, topology, STAGE, {"method": "rlhf"}) as run,
+        main_process_run(topology, STAGE, {"method": "rlhf"}) as run,
         staged_output(out_dir, topology) as staging,
     ):
         if run is not None:
@@ -259,5 +256,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    leave_out_unused_backends(STAGE)
     raise SystemExit(main())

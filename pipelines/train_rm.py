@@ -20,15 +20,13 @@ from typing import Any
 
 from governance.gates import require_passed_gates
 from governance.policy import Strict
-from governance.run_process import start_run_process
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, stage_main
 from pipelines._preference import load_pairs, load_reward_model, trainer_errors
 from pipelines._training import (
     AdapterParams,
     LaunchParams,
     Stopwatch,
     finish_training,
-    leave_out_unused_backends,
     log_lineage_to_run,
     main_process_run,
     peft_config,
@@ -56,8 +54,6 @@ class TrainRmParams(Strict):
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
-    # MLflow imports and opens its store in a process of its own while this one imports TRL (rank 0 only)
-    run_process = start_run_process(project_name())
     from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
 
@@ -85,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     train, evaluation = load_pairs(params.train_file), load_pairs(params.eval_file)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (
-        main_process_run(run_process, topology, STAGE, {"method": "rm"}) as run,
+        main_process_run(topology, STAGE, {"method": "rm"}) as run,
         staged_output(out_dir, topology) as staging,
     ):
         if run is not None:
@@ -126,5 +122,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    leave_out_unused_backends(STAGE)
     raise SystemExit(main())

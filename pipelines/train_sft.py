@@ -17,8 +17,7 @@ from typing import Any
 
 from governance.gates import require_passed_gates
 from governance.policy import Strict
-from governance.run_process import start_run_process
-from pipelines._common import load_params, project_name, stage_main
+from pipelines._common import load_params, stage_main
 from pipelines._loss_masking import (
     Conversation,
     LossMasking,
@@ -31,8 +30,7 @@ from pipelines._training import (
     LaunchParams,
     Stopwatch,
     finish_training,
-    leave_out_unused_backends,
-    load_causal_lm,
+    load_model,
     log_lineage_to_run,
     main_process_run,
     peft_config,
@@ -76,8 +74,6 @@ def training_dataset(conversations: list[Conversation], masking: LossMasking):
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
-    # MLflow imports and opens its store in a process of its own while this one imports TRL (rank 0 only)
-    run_process = start_run_process(project_name())
     from trl import SFTConfig, SFTTrainer
 
     params = load_params(STAGE, TrainSftParams)
@@ -97,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         parent_dir=params.base_model,
         topology=topology,
     )
-    model, tokenizer = load_causal_lm(params.base_model, params.adapter, STAGE)
+    model, tokenizer = load_model(params.base_model, params.adapter, STAGE)
     # The loss mask from the model's chat template (refused in one line when none fits), into the lineage
     train_rows, eval_rows = read_conversations(params.train_file), read_conversations(params.eval_file)
     masking = choose_loss_masking(tokenizer, train_rows + eval_rows, config.assistant_only_loss, params.base_model)
@@ -106,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     train, evaluation = training_dataset(train_rows, masking), training_dataset(eval_rows, masking)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (
-        main_process_run(run_process, topology, STAGE, {"method": "sft"}) as run,
+        main_process_run(topology, STAGE, {"method": "sft"}) as run,
         staged_output(out_dir, topology) as staging,
     ):
         if run is not None:
@@ -143,5 +139,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    leave_out_unused_backends(STAGE)
     raise SystemExit(main())

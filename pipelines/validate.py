@@ -23,7 +23,7 @@ from governance.lineage import sha256_file, write_manifest
 from governance.policy import Strict
 from governance.policy.data import DatasetKind
 from governance.validation import run_validation_gate
-from pipelines._common import load_params, stage_main, without_optional_backends
+from pipelines._common import load_params, stage_main
 from pipelines._spark import Engine, SparkParams
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     dataset = _parse_args(argv)
     stage = f"validate_{dataset}"
     params = load_params(stage, ValidateParams)
-    if params.engine == "local" and __name__ == "__main__":
-        # GX imports pyspark whenever installed, for its Spark datasource (an optional backend). A local
-        # gate reads pandas frames only. SQLAlchemy stays: the audit trail the decision is published to
-        # uses it. Only where the stage is the process: a test calling main() keeps its modules.
-        without_optional_backends("pyspark")
     out_dir = Path(params.out_dir)
     # Remove any earlier decision first: bad input must leave none behind
     for stale in ("decision.json", "manifest.json"):

@@ -4,7 +4,7 @@ Each ``train_*`` module stays readable top to bottom (TRL's own stance); what
 must be *consistent* between them lives here, once:
 
 * :mod:`~pipelines._training.config` — TRL's and PEFT's config objects from params, unchanged;
-* :mod:`~pipelines._training.models` — loading a stage's model, saving a trained one, imports skipped;
+* :mod:`~pipelines._training.models` — loading a stage's model, saving a trained one;
 * :mod:`~pipelines._training.lineage` — a trained model's provenance and how it reaches the run;
 * :mod:`~pipelines._training.recording` — the model's manifest, the run's context, evaluation results;
 * :mod:`~pipelines._training.launch` — one run, many processes (``accelerate launch``), staged outputs.
@@ -29,13 +29,7 @@ from pipelines._training.launch import (
     stop_on_sigterm,
 )
 from pipelines._training.lineage import dataset_provenance, log_lineage_to_run, training_lineage
-from pipelines._training.models import (
-    UNUSED_BACKENDS,
-    base_model_path,
-    leave_out_unused_backends,
-    load_causal_lm,
-    save_model,
-)
+from pipelines._training.models import base_model_path, load_model, save_model
 from pipelines._training.recording import (
     RUN_CONTEXT_KEYS,
     Stopwatch,
@@ -49,7 +43,6 @@ from pipelines._training.recording import (
 __all__ = [
     "OFF_WORDS",
     "RUN_CONTEXT_KEYS",
-    "UNUSED_BACKENDS",
     "AdapterParams",
     "DistributedError",
     "LaunchParams",
@@ -60,8 +53,7 @@ __all__ = [
     "content_history",
     "dataset_provenance",
     "finish_training",
-    "leave_out_unused_backends",
-    "load_causal_lm",
+    "load_model",
     "log_evaluation",
     "log_lineage_to_run",
     "main_process_run",

@@ -23,8 +23,8 @@ from pydantic import Field
 
 from governance.errors import ConfigError, GovernanceError
 from governance.lineage import sha256_file
+from governance.mlflow_run import MlflowRun
 from governance.policy import Strict
-from governance.run_process import RunProcess
 from pipelines._common import project_name
 from pipelines._training.config import AdapterParams
 from pipelines._training.models import save_model
@@ -121,13 +121,10 @@ def run_topology(config, launch: LaunchParams, adapter: AdapterParams, section: 
 
 
 @contextlib.contextmanager
-def main_process_run(run_process: RunProcess | None, topology: Topology, stage: str, tags: dict[str, str]):
-    """The stage's MLflow run on the main process (yields its :class:`RunProcess`), nothing elsewhere (None).
+def main_process_run(topology: Topology, stage: str, tags: dict[str, str]):
+    """The stage's MLflow run on the main process (yields its :class:`MlflowRun`), nothing elsewhere (None).
 
-    ``run_process`` is the one the stage started before its imports
-    (:func:`governance.run_process.start_run_process`); when it is None on the
-    main process, one is started here. The run ends FINISHED when the block
-    completes and FAILED when it raises. A SIGTERM (the launcher stopping the
+    The run ends FINISHED when the block completes and FAILED when it raises. A SIGTERM (the launcher stopping the
     survivors after one process died) becomes :class:`DistributedError` on
     every process, so the run ends FAILED and staged outputs are removed
     before the process exits.
@@ -141,11 +138,9 @@ def main_process_run(run_process: RunProcess | None, topology: Topology, stage: 
     previous = signal.signal(signal.SIGTERM, stop_on_sigterm(lost)) if topology.world_size > 1 else None
     try:
         if not topology.is_main:
-            if run_process is not None:
-                run_process.close()
             yield None
             return
-        run = run_process or RunProcess(project_name())
+        run = MlflowRun(project_name())
         run_tags = {
             **tags,
             "distributed.world_size": str(topology.world_size),

@@ -26,8 +26,8 @@ from governance.lineage import (
     sha256_file,
     sha256_json,
 )
+from governance.mlflow_run import MlflowRun
 from governance.registry import flatten
-from governance.run_process import RunProcess
 
 if TYPE_CHECKING:
     from pipelines._training.launch import Topology
@@ -132,7 +132,7 @@ def dataset_provenance(data_files: list[str | Path], decisions: list[GateDecisio
     return out
 
 
-def log_lineage_to_run(run: RunProcess, lineage: dict[str, Any]) -> None:
+def log_lineage_to_run(run: MlflowRun, lineage: dict[str, Any]) -> None:
     """Log lineage as params (``pipeline.*``) and tags (``lineage.*``) of the stage's run.
 
     Params and tags go in one batch (MLflow splits it into requests of 100 of each):

@@ -3,7 +3,7 @@
 The manifest holds only what the model's bytes determine; who ran it, when,
 on which commit and machine goes to the MLflow run (:data:`RUN_CONTEXT_KEYS`)
 and is read back with :func:`with_run_context`. TRL's ``report_to: mlflow``
-is served through the stage's run process (:func:`run_callbacks`).
+is served by :class:`~pipelines._reporting.RunReporter` (:func:`run_callbacks`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from governance.errors import ConfigError
 from governance.lineage import sha256_dir, write_manifest
-from governance.registry import latest_model_run, tracking_uri
-from governance.run_process import RunProcess
+from governance.mlflow_run import MlflowRun
+from governance.registry import latest_model_run, registry_errors, tracking_uri
 from pipelines._common import project_name
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def finish_training(
     lineage: dict[str, Any],
     trainer,
     seconds: float,
-    run: RunProcess,
+    run: MlflowRun,
     extra: dict[str, Any],
     final_dir: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -66,8 +66,8 @@ def finish_training(
     The manifest holds only what the bytes of the model determine (lineage of
     inputs, params, steps, loss history); the run id, wall time, user, commit and
     machine are tags and metrics of the MLflow run, found again with
-    :func:`with_run_context`. Returns once the run holds everything (a failed
-    write raises here, before the staged model moves into place).
+    :func:`with_run_context`. A failed write raises here, before the staged
+    model moves into place.
     """
     out_dir = Path(out_dir)
     state = trainer.state
@@ -87,68 +87,67 @@ def finish_training(
     write_manifest(out_dir, manifest)
     run.log(metrics={"wall_seconds": seconds}, tags={"lineage.model_sha256": manifest["model_sha256"]})
     run.log_artifacts(out_dir, artifact_path="model")
-    run.sync()
     log.debug("model %s logged to run %s", manifest["model_sha256"][:12], run.run_id)
     return manifest
 
 
-def with_run_context(manifest: dict[str, Any], run_process: RunProcess | None = None) -> dict[str, Any]:
+def with_run_context(manifest: dict[str, Any]) -> dict[str, Any]:
     """A trained model's manifest plus its MLflow training run's context.
 
     Adds ``run_id``, ``git_commit``, ``git_dirty`` and ``trained_by`` from the
     latest run of the manifest's stage that logged this model hash. Raises
     :class:`ConfigError` when the tracking store holds no such run (the model
     folder came from elsewhere, e.g. a DVC cache, without its MLflow store).
-    With the stage's ``run_process``, the run is looked up there and this
-    process never imports MLflow.
     """
     stage, digest = manifest.get("stage"), manifest.get("model_sha256")
-    if run_process is not None:
-        found = run_process.model_run(stage, digest)
-        run_id, tags = (found["run_id"], found["tags"]) if found is not None else (None, {})
-    else:
+    with registry_errors(f"searching runs of {stage}"):
         run = latest_model_run(project_name(), stage, digest)
-        run_id, tags = (run.info.run_id, run.data.tags) if run is not None else (None, {})
-    if run_id is None:
+    if run is None:
         raise ConfigError(
             f"{manifest.get('model_path')}: no MLflow run of stage {stage} logged model {str(digest)[:12]}… "
             f"in {tracking_uri()}; re-run the stage (dvc repro -f {stage})"
         )
+    tags = run.data.tags
     return {
         **manifest,
-        "run_id": run_id,
+        "run_id": run.info.run_id,
         "git_commit": tags.get("lineage.git_commit", "unknown"),
         "git_dirty": {"True": True, "False": False}.get(tags.get("lineage.git_dirty", "")),
         "trained_by": tags.get("lineage.trained_by", "unknown"),
     }
 
 
-def log_evaluation(
-    run: RunProcess, *, stage: str, method: str, out_dir: str | Path, metrics: dict[str, float], trained: dict
-) -> None:
-    """Log an evaluate stage's results through its run process, then end its run.
+def log_evaluation(*, stage: str, method: str, out_dir: str | Path, metrics: dict[str, float], trained: dict) -> None:
+    """Log an evaluate stage's results to its own MLflow run and to the training run.
 
     The stage's own run (tagged ``stage=<stage>``, ``training_run_id``) gets the
     metrics and the output folder's files under ``evaluation/``; the training
     run gets the metrics as ``heldout.*`` and the same files. ``trained`` carries
-    the run context (:func:`with_run_context`). A failed write raises here.
+    the run context (:func:`with_run_context`). A failed write raises here and
+    the stage's run ends FAILED.
     """
+    run = MlflowRun(project_name())
     run.start(stage, {"method": method, "training_run_id": trained["run_id"]})
-    run.log(metrics=metrics)
-    run.log_artifacts(out_dir, artifact_path="evaluation")
-    heldout = {f"heldout.{k}": float(v) for k, v in metrics.items()}
-    run.log_to_run(trained["run_id"], metrics=heldout, artifacts=out_dir, artifact_path="evaluation")
+    try:
+        run.log(metrics=metrics)
+        run.log_artifacts(out_dir, artifact_path="evaluation")
+        heldout = {f"heldout.{k}": float(v) for k, v in metrics.items()}
+        run.log_to_run(trained["run_id"], metrics=heldout, artifacts=out_dir, artifact_path="evaluation")
+    except BaseException:
+        run.end("FAILED")
+        raise
     run.end()
 
 
-def run_callbacks(config, run: RunProcess | None) -> list:
-    """TRL's ``report_to: mlflow``, served through the stage's run process; call before building the trainer.
+def run_callbacks(config, run: MlflowRun | None) -> list:
+    """TRL's ``report_to: mlflow``, logged to the stage's run; call before building the trainer.
 
-    transformers' ``MLflowCallback`` would import MLflow into the training
-    process and log to an MLflow run there; the run lives in the run process
-    instead. So ``mlflow`` is taken out of ``config.report_to`` (on every
+    transformers' ``MLflowCallback`` picks its run from environment variables
+    (``MLFLOW_RUN_ID``, ``MLFLOW_NESTED_RUN``...) and logs params in its own
+    chunks; the stage's run, already holding the lineage, must be the one TRL's
+    values reach. So ``mlflow`` is taken out of ``config.report_to`` (on every
     process: the callback imports MLflow even where it logs nothing) and, on
-    the main process, replaced by :class:`RunReporter`, which sends the same
+    the main process, replaced by :class:`RunReporter`, which logs the same
     params and metrics to the run. Other ``report_to`` entries are left alone.
     """
     report_to = list(config.report_to or [])

@@ -76,9 +76,9 @@ def test_local_directory_is_recorded_not_copied(in_tmp):
     assert manifest["model_sha256"] == sha256_dir(external)
     assert sorted(p.name for p in (in_tmp / "base").iterdir()) == ["manifest.json"]
 
-    from pipelines._training import load_causal_lm
+    from pipelines._training import load_model
 
-    model, tokenizer = load_causal_lm(in_tmp / "base")
+    model, tokenizer = load_model(in_tmp / "base")
     assert model.config.vocab_size == len(tokenizer)
 
 

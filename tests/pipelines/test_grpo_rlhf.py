@@ -540,10 +540,10 @@ def test_rlhf_win_rate_counts_ties_half():
 def test_kl_to_reference_is_zero_for_the_same_model_and_positive_for_another(ws):
     import torch
 
-    from pipelines._training import load_causal_lm
+    from pipelines._training import load_model
 
-    model, tokenizer = load_causal_lm("artifacts/base_model")
-    other, _ = load_causal_lm("artifacts/base_model")
+    model, tokenizer = load_model("artifacts/base_model")
+    other, _ = load_model("artifacts/base_model")
     with torch.no_grad():
         for p in other.parameters():
             p.add_(0.05 * torch.randn_like(p))

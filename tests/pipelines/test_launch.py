@@ -206,20 +206,19 @@ def test_the_main_process_run_ends_finished_or_failed_and_other_ranks_start_none
     """Through main_process_run as a stage uses it: a crash inside the block ends the MLflow run FAILED."""
     from mlflow import MlflowClient
 
-    from governance.run_process import RunProcess
     from pipelines._training import main_process_run
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("project: launch-test\n")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    with main_process_run(None, _topology(1), "train_sft", {}) as run:
-        assert run is None  # rank 1 never starts a run process
+    with main_process_run(_topology(1), "train_sft", {}) as run:
+        assert run is None  # rank 1 never starts a run
     with pytest.raises(RuntimeError, match="trainer crashed"):
-        with main_process_run(RunProcess("launch-test"), _topology(0), "train_sft", {"method": "sft"}) as run:
+        with main_process_run(_topology(0), "train_sft", {"method": "sft"}) as run:
             run.log(metrics={"loss": 1.0}, step=1)
             raise RuntimeError("trainer crashed")
-    with main_process_run(None, _topology(0), "train_sft", {"method": "sft"}) as finished:  # started late
+    with main_process_run(_topology(0), "train_sft", {"method": "sft"}) as finished:
         finished.log(metrics={"loss": 0.5}, step=1)
     client = MlflowClient(tracking_uri=uri)
     crashed, done = client.get_run(run.run_id), client.get_run(finished.run_id)

@@ -13,7 +13,7 @@ from governance.errors import PolicyViolation
 from governance.lineage import read_manifest
 from pipelines import base_model
 from pipelines._safety import SafetyParams, evaluate_policy_safety, evaluate_reward_model_safety
-from pipelines._training import load_causal_lm
+from pipelines._training import load_model
 
 WORDS = "the bank card account cannot help sorry sure here is how plus answer yes no right".split()
 
@@ -49,7 +49,7 @@ def tiny(tmp_path_factory):
 def test_generates_judges_and_reuses_the_parents_recorded_completions(tiny, monkeypatch):
     monkeypatch.chdir(tiny)
     params = SafetyParams(**safety_params(max_new_tokens=3))
-    model, tokenizer = load_causal_lm("artifacts/base_model")
+    model, tokenizer = load_model("artifacts/base_model")
     sha = read_manifest("artifacts/base_model")["model_sha256"]
     first = evaluate_policy_safety(
         params, model, tokenizer, model_sha256=sha, parent_dir="artifacts/base_model", parent_sha256=sha
@@ -96,7 +96,7 @@ def test_sets_whose_pii_gate_did_not_judge_these_bytes_are_refused(tiny, monkeyp
     changed = tiny / "data/safety/changed_red_team.jsonl"
     changed.write_text((tiny / "data/safety/red_team.jsonl").read_text())
     params = SafetyParams(**{**safety_params(), "red_team": "data/safety/changed_red_team.jsonl"})
-    model, tokenizer = load_causal_lm("artifacts/base_model")
+    model, tokenizer = load_model("artifacts/base_model")
     with pytest.raises(PolicyViolation) as err:
         evaluate_policy_safety(
             params, model, tokenizer, model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p"

@@ -1,13 +1,14 @@
-"""A training run in MLflow, written by its run process: lineage params and tags, TRL's params and metrics,
-on a real (SQLite) store."""
+"""A training run in MLflow, written from the stage's process: lineage params and tags, TRL's params and
+metrics, on a real (SQLite) store."""
 
 from __future__ import annotations
 
 import json
 
 import mlflow
+import pytest
 
-from governance.run_process import RunProcess
+from governance.mlflow_run import MlflowRun
 from pipelines._training import log_lineage_to_run, run_callbacks
 
 
@@ -35,7 +36,7 @@ def test_lineage_params_and_tags_are_all_logged(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    run = RunProcess("lineage-test")
+    run = MlflowRun("lineage-test")
     run.start("train_sft", {})
     log_lineage_to_run(run, _lineage(tmp_path))
     run.end()
@@ -57,7 +58,7 @@ def test_lineage_params_and_tags_are_all_logged(tmp_path, monkeypatch):
 
 
 def test_report_to_mlflow_reaches_the_run_as_transformers_callback_would_log_it(tmp_path, monkeypatch):
-    """TRL's params and metrics arrive through the run process; MLflowCallback (which imports MLflow) is not used."""
+    """TRL's params and metrics reach the stage's run; MLflowCallback (which picks its own run) is not used."""
     import torch
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
@@ -65,7 +66,7 @@ def test_report_to_mlflow_reaches_the_run_as_transformers_callback_would_log_it(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     config = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=["mlflow"], learning_rate=3e-3)
-    run = RunProcess("lineage-test")
+    run = MlflowRun("lineage-test")
     run.start("train_sft", {})
     (reporter,) = run_callbacks(config, run)
     assert config.report_to == []  # transformers builds no MLflowCallback
@@ -92,3 +93,22 @@ def test_other_reporters_are_left_as_the_params_say(tmp_path):
     both = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=["mlflow", "tensorboard"])
     assert run_callbacks(both, None) == []  # not the main process: nothing reports, nothing imports MLflow
     assert both.report_to == ["tensorboard"]
+
+
+def test_an_evaluation_whose_training_run_is_gone_fails_and_its_own_run_ends_failed(tmp_path, monkeypatch):
+    from governance.errors import RegistryError
+    from pipelines._training import log_evaluation
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("project: lineage-test\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    (tmp_path / "evaluation").mkdir()
+    (tmp_path / "evaluation" / "metrics.json").write_text('{"loss": 0.5}')
+    with pytest.raises(RegistryError, match=r"^MLflow log_to_run failed: .*0{32}"):
+        gone = {"run_id": "0" * 32}
+        log_evaluation(stage="evaluate_sft", method="sft", out_dir="evaluation", metrics={"loss": 0.5}, trained=gone)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    (evaluation,) = client.search_runs([client.get_experiment_by_name("lineage-test").experiment_id])
+    assert (evaluation.data.tags["stage"], evaluation.info.status) == ("evaluate_sft", "FAILED")
+    assert evaluation.data.metrics == {"loss": 0.5}
