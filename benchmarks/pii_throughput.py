@@ -33,8 +33,11 @@ skips unless they are listed names (3,290 + 276 of 6,303 windows); a report's ma
 re-scanned with the model (a quarter of the NER scan's CPU; it is pattern-only now, the field's
 NER findings being masked already); windows of 2 words either side, not 3 (-12%). What is left is
 the model itself (thinc's gemm and the parser's transition loop, ~70%) and the gazetteer's rules
-(~5%). Pattern-only: ``--records 300 --policy <pattern-only>`` still gives identical findings and
-raw results to presidio's own loop.
+(~5%). The name rules of 2026-11-25's second round (census spelling, unlisted-word runs with a listed
+name, surname place words; benchmarks/pii_accuracy.py), old (its methods swapped in) and new alternately on the same
+file, best of 3, load 5.4 -> 9.6: 1.55 and 1.55 MB/s per core, identical findings; this command then,
+load 10.8: with NER 1.51, pattern-only 14.14. Pattern-only: ``--records 300 --policy <pattern-only>``
+still gives identical findings and raw results to presidio's own loop.
 
 Measured on the development box (2 CPU cores shared with two other engineers'
 training jobs), ``--records 5000`` (47,176 string fields, 5.6 MB), hyperscan

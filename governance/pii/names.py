@@ -10,13 +10,24 @@ run of capitalised words (policy ``nlp_engine.name_gazetteer``) that
   "ask"), or a relation after a possessive ("my sister", "our landlord,");
 * starts with a first name of the list and has another capitalised word after it;
 * ends in a surname of the list after a word that is not an English word;
+* has no English word in it and a name of the list anywhere in it ("Björn Svensson": BJORN is a
+  listed surname; a run of unknown words with no listed name, "Nakhon Ratchasima", is left alone);
 * is one first name of the list, or precedes a cue ("said", "and I"), where the capital
   says something: inside a sentence, or at its start if the word is not an English word;
 * is joined by "and" / "or" / "," to a name found already (by the model or by a rule above);
 
 and is not a place or organisation by its own words ("Jordan River", "Santa Clara University")
 nor, except after a title, cue or relation, or as first name + surname, an entity the model
-labels other than PERSON ("in May": DATE, "Paris": GPE).
+labels other than PERSON ("in May": DATE, "Paris": GPE). A place word that is also a listed
+surname ("Park", "Hall") ends a name after a word that is not an English word ("Min-jun Park")
+where the model labels nothing in the two words but a person ("Lumpini Park": LOC stays a place).
+A name joined to a name outweighs the model's place and nationality labels ("Sven and Astrid":
+NORP).
+
+Words are looked up as the census lists spell names (:func:`list_form`): lower case, without
+marks, apostrophes, hyphens or spaces, so "O'Connor" is OCONNOR, "Tomás" TOMAS, and a surname's
+particles join it as the lists write them ("de Vries": DEVRIES). "O'Connor" and "D'Souza" are
+name words (a capital and an apostrophe before the capitalised word).
 
 *English word* means a word of the spaCy model's own lemmatizer lexicon (WordNet-derived
 ``lemma_index`` and ``lemma_exc`` tables, installed by hash with the model): "Will", "Mark" and
@@ -33,6 +44,7 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.resources
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +55,15 @@ from governance.errors import ConfigError
 from governance.pii.ner_windows import english_word, sentence_start
 from governance.policy.pii import NameGazetteerConfig
 
-#: A capitalised word as a name is written: a capital, a lower-case letter, letters, inner ' or -.
-_NAME_WORD = regex.compile(r"(?<![\p{L}\p{M}\p{Nd}'’\-])\p{Lu}[\p{Ll}\p{M}][\p{L}\p{M}]*(?:['’\-]\p{L}[\p{L}\p{M}]*)*")
+#: A capitalised word as a name is written: a capital, a lower-case letter, letters, inner ' or -; or a capital
+#: and an apostrophe before it ("O'Connor", "D'Souza").
+_NAME_WORD = regex.compile(
+    r"(?<![\p{L}\p{M}\p{Nd}'’\-])(?:\p{Lu}['’])?\p{Lu}[\p{Ll}\p{M}][\p{L}\p{M}]*(?:['’\-]\p{L}[\p{L}\p{M}]*)*"
+)
 _POSSESSIVE = regex.compile(r"['’]s$")
 _WORD = regex.compile(r"[\p{L}\p{M}'’]+")
+#: What the census lists leave out of a name: marks on letters, apostrophes, hyphens, spaces ("O'Connor": OCONNOR).
+_NOT_LISTED = regex.compile(r"[\p{M}'’\-\s]")
 #: The word right before a run, with an optional dot and one space ("Mr. ", "Dr ").
 _TITLE_BEFORE = regex.compile(r"(?:^|(?<=[^\p{L}]))(\p{L}+)\.? $")
 
@@ -94,9 +111,17 @@ def load_name_gazetteer(
                 raise ConfigError(f"nlp_engine.name_gazetteer: {package} {version} has no file {name!r}")
             data = resource.read_bytes()
             digest.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
-            names.update(line.split()[0].lower() for line in data.decode("utf-8").splitlines() if line.strip())
+            names.update(list_form(line.split()[0]) for line in data.decode("utf-8").splitlines() if line.strip())
         lists.append(frozenset(names))
     return NameGazetteer(package, version, digest.hexdigest(), lists[0], lists[1])
+
+
+def list_form(word: str) -> str:
+    """A word as the census lists spell it: lower case, no marks, no apostrophe, hyphen or space.
+
+    "O'Connor" is OCONNOR there, "de Vries" DEVRIES, "Tomás" TOMAS.
+    """
+    return _NOT_LISTED.sub("", unicodedata.normalize("NFKD", word.lower()))
 
 
 def _phrases(words: list[str]) -> list[tuple[str, ...]]:
@@ -108,6 +133,8 @@ def _phrases(words: list[str]) -> list[tuple[str, ...]]:
 _NO_VETO = frozenset({"PERSON", "ORG", "ORGANIZATION"})
 #: The model's place labels (spaCy's, and presidio's name for them).
 _PLACE_LABELS = frozenset({"GPE", "LOC", "FAC", "LOCATION"})
+#: Labels the small model gives unknown capitalised words by their shape: places and nationalities ("Astrid": NORP).
+_SHAPE_LABELS = _PLACE_LABELS | {"NORP", "NRP"}
 
 
 class NameRecognizer(EntityRecognizer):
@@ -152,8 +179,15 @@ class NameRecognizer(EntityRecognizer):
 
     def is_name(self, word: str) -> bool:
         """Whether a word is a first name or a surname of the list."""
-        word = word.lower()
-        return word in self.gazetteer.first_names or word in self.gazetteer.surnames
+        return self.first_name(word) or self.surname(word)
+
+    def first_name(self, word: str) -> bool:
+        """Whether a word, spelt as the lists spell names (:func:`list_form`), is a first name of the list."""
+        return list_form(word) in self.gazetteer.first_names
+
+    def surname(self, word: str) -> bool:
+        """Whether a word or particles and a word ("de Vries"), spelt as the lists spell names, is a listed surname."""
+        return list_form(word) in self.gazetteer.surnames
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
         """PERSON results in ``text``; ``nlp_artifacts`` (presidio's, from the spaCy model) give its entity labels."""
@@ -239,11 +273,12 @@ class NameRecognizer(EntityRecognizer):
         """Whether one model entity of another kind than PERSON or ORG covers the whole run ("Santa Clara": GPE).
 
         A run the model split ("Jamal" GPE, "Washington" GPE) is not vetoed: the model did not read it as one.
-        ``places=False``: a place label (GPE, LOC, FAC) does not veto (a name joined to a name: the small
-        model calls unknown capitalised words places, "Patrick or Nadia": GPE).
+        ``places=False``: a place or nationality label (GPE, LOC, FAC, NORP) does not veto (a name joined to a
+        name: the small model calls unknown capitalised words places or nationalities, "Patrick or Nadia": GPE,
+        "Sven and Astrid": NORP).
         """
         return any(
-            a <= start and end <= b and label not in _NO_VETO and (places or label not in _PLACE_LABELS)
+            a <= start and end <= b and label not in _NO_VETO and (places or label not in _SHAPE_LABELS)
             for a, b, label in labelled
         )
 
@@ -251,7 +286,7 @@ class NameRecognizer(EntityRecognizer):
         self, text: str, run: list[tuple[int, int]], labelled: list[tuple[int, int, str]]
     ) -> tuple[int, int] | None:
         lower = [text[a:b].lower() for a, b in run]
-        if any(w in self.place_words for w in lower):
+        if any(w in self.place_words for w in lower) and not self._surname_not_place(text, run, lower, labelled):
             return None
         # A title or one-word cue in the run ("Call Grandma Rose", "Ask Tomasz") makes the words after it a name.
         titled = self._title_before(text, run[0][0])
@@ -265,31 +300,52 @@ class NameRecognizer(EntityRecognizer):
         if titled or self._cue_before(text, start):
             return start, end
         # "hey it's Tomás", "this is Ngozi": an introduction, if the word is a name of the list or no English word
-        if (lower[0] in self.gazetteer.first_names or not self.english(lower[0])) and self._cue_before(
-            text, start, self.intro_cues
-        ):
+        if (self.first_name(lower[0]) or not self.english(lower[0])) and self._cue_before(text, start, self.intro_cues):
             return start, end
         if lower[0] in self.stop_words or self._vetoed(start, end, labelled):
             return None
-        first_names, surnames = self.gazetteer.first_names, self.gazetteer.surnames
-        if len(run) >= 2 and lower[0] in first_names:
+        if len(run) >= 2 and self.first_name(lower[0]):
             return start, end
-        if len(run) >= 2 and lower[-1] in surnames and not self.english(lower[0]):
+        # The surname with the particles before it, as the lists write it ("de Vries": DEVRIES)
+        if len(run) >= 2 and self._surname_last(text, run) and not self.english(lower[0]):
+            return start, end
+        # Words that are no English words, one of them a listed name ("Björn Svensson": BJORN is a listed surname)
+        if len(run) >= 2 and not any(self.english(w) for w in lower) and any(self.is_name(w) for w in lower):
             return start, end
         # A lone word: the capital says something inside a sentence, or at its start on a word that is no English word.
         telling = not sentence_start(text, start) or not self.english(lower[0])
-        if len(run) == 1 and lower[0] in first_names and telling:
+        if len(run) == 1 and self.first_name(lower[0]) and telling:
             return start, end
         if self._cue_after(text, end) and telling:
             return start, end
         return None
+
+    def _surname_last(self, text: str, run: list[tuple[int, int]]) -> bool:
+        """Whether the run's last word, alone or with the particles before it ("de Vries"), is a listed surname."""
+        return self.surname(text[run[-1][0] : run[-1][1]]) or self.surname(text[run[-2][1] : run[-1][1]])
+
+    def _surname_not_place(
+        self, text: str, run: list[tuple[int, int]], lower: list[str], labelled: list[tuple[int, int, str]]
+    ) -> bool:
+        """A place word that is a listed surname after a title ("Dr. Park", "Mr Hall"), or after a word that is no
+        English word ("Min-jun Park"), is a surname.
+
+        After a word: only two words, and only where the model labels nothing in them but a person: it reads the
+        place word's place ("Lumpini Park": LOC, "Yoyogi Park": FAC); a place word inside or first stays a place.
+        """
+        if (len(run) == 1 and self._title_before(text, run[0][0])) or (len(run) == 2 and lower[0] in self.titles):
+            return self.surname(lower[-1])
+        if len(run) != 2 or lower[0] in self.place_words or self.english(lower[0]) or not self.surname(lower[1]):
+            return False
+        start, end = run[0][0], run[-1][1]
+        return not any(a < end and start < b and label != "PERSON" for a, b, label in labelled)
 
     def _joinable(self, text: str, run: list[tuple[int, int]], labelled: list[tuple[int, int, str]]) -> bool:
         """A run joined to a name is one too unless it is a place, vetoed, or starts with an English word."""
         lower = [text[a:b].lower() for a, b in run]
         if any(w in self.place_words for w in lower) or self._vetoed(run[0][0], run[-1][1], labelled, places=False):
             return False
-        return lower[0] in self.gazetteer.first_names or not self.english(lower[0])
+        return self.first_name(lower[0]) or not self.english(lower[0])
 
     def _joined(self, text: str, start: int, end: int, anchors: list[tuple[int, int]]) -> bool:
         for a, b in anchors:

@@ -182,6 +182,45 @@ def test_name_gazetteer_leaves_words_that_only_look_like_names(scanner, text):
     assert _gazetteer_names(scanner, text) == []
 
 
+def _rules_alone(scanner, text: str) -> list[str]:
+    """What the name rules find with no model labels at all (their own doing, whatever the model says)."""
+    from governance.pii.names import NameRecognizer
+
+    [recognizer] = [r for r in scanner.windowed.recognizers if isinstance(r, NameRecognizer)]
+    return [text[r.start : r.end] for r in recognizer.analyze(text, ["PERSON"], None)]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        # a name as the census lists spell it: no apostrophe (ONEILL), particles joined (VANWYK), no marks (JOSE)
+        ("Please forward this to Saoirse O'Neill in sales.", ["Saoirse O'Neill"]),
+        ("Summarise the report from Joost van Wyk in two lines.", ["Joost van Wyk"]),
+        ("I think José would like it.", ["José"]),
+        # no English word in the run and one listed name in it, wherever it stands (TARIQ: a listed surname)
+        ("Tariq Oyelaran booked the venue.", ["Tariq Oyelaran"]),
+        # a place word that is a listed surname after a word that is no English word (the model decides, below)
+        ("Please add Ji-won Park to the group chat.", ["Ji-won Park"]),
+        ("Please call Dr. Park tomorrow.", ["Park"]),  # ...or after a title
+    ],
+)
+def test_name_rules_read_names_as_the_lists_spell_them(scanner, text, names):
+    assert _rules_alone(scanner, text) == names
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Please add Ji-won Park to the group chat.", ["Ji-won Park"]),  # the model labels nothing: a name
+        ("We jogged around Lumpini Park every morning.", []),  # the model's LOC: the place word's place
+        ("We visited Olaf and Freya yesterday.", ["Olaf", "Freya"]),  # "Olaf": NORP, joined to a name
+        ("We drove from Nakhon Ratchasima to Udon.", []),  # no English word, but no listed name either
+    ],
+)
+def test_a_surname_place_word_and_a_joined_nationality_label_defer_to_the_model(scanner, text, names):
+    assert _names(scanner, text) == names
+
+
 def test_decision_lists_the_name_gazetteer_with_its_package_version_and_hash(scanner):
     import hashlib
     import importlib.resources
