@@ -132,9 +132,6 @@ def openssl(*args: str) -> None:
 
 def make_team(server, folder: Path, *, risk_tier: str = "high") -> Team:
     """Accounts, keys and policies of a team on ``server``, as docs/how-to/team-setup.md sets them up."""
-    for user in (TRAINER, *REVIEWERS, RELEASER):
-        if user not in server.passwords:
-            server.create_user(user, edit_models=True)
     # The keys: created once by whoever holds them, never in git (docs: "Keys")
     trail_key = folder / "trail.key"
     openssl("genpkey", "-algorithm", "ed25519", "-out", str(trail_key))
@@ -157,16 +154,21 @@ def make_team(server, folder: Path, *, risk_tier: str = "high") -> Team:
         f"GOVERN_SIGNING_KEY={signing_key}\n"
     )
     team = Team(server=server, folder=folder, team_env=team_env, remote=remote)
-    # The trail key's entry, as `govern audit key` prints it for the configured key
-    entry = subprocess.run(
+    # The trail key's entry, as `govern audit key` prints it for the configured key (while the accounts are made)
+    entry = subprocess.Popen(
         ["govern", "audit", "key"],
         env={**pipeline_env(REPO), **team.settings()},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
     )
-    assert entry.returncode == 0, entry.stderr
-    team.trail_key_entries = _entries(entry.stdout)
+    for user in (TRAINER, *REVIEWERS, RELEASER):
+        if user not in server.passwords:
+            server.create_user(user, edit_models=True)
+    printed, errors = entry.communicate(timeout=300)
+    assert entry.returncode == 0, errors
+    team.trail_key_entries = _entries(printed)
     team.signing_public_pem = signing_pub.read_text()
     team.risk_tier = risk_tier
     return team

@@ -8,8 +8,14 @@ shipped ``approval.authenticated`` rule is in force: three reviewers approve
 with their own server credentials and the release manager promotes. Every
 artifact is read back through the server (``mlflow-artifacts:`` URIs, served
 by ``--serve-artifacts``) by ``govern verify`` and ``govern report`` in a
-clone that only pulled; ``govern reproduce`` there is opt-in (``-m server_slow``:
-it re-runs five stages, minutes).
+clone that only pulled; ``govern reproduce`` there, and two clones running the
+whole chain at once, are opt-in (``-m server_slow``: minutes each).
+
+Every MLflow client this module makes in-process names the team's server as
+both its tracking and its registry URI: MLflow resolves an unnamed registry
+URI from the process-wide one (``mlflow.set_registry_uri``, set by any earlier
+test's :func:`governance.registry.client`), so ``MlflowClient(tracking_uri=…)``
+alone would ask another server's registry (and get 401 for this team's users).
 """
 
 from __future__ import annotations
@@ -26,15 +32,7 @@ from team_support import RELEASER, REVIEWERS, TRAINER, git, make_team, timed
 
 from tests.server.conftest import running_server
 
-pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.server_slow]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _opt_in(request):
-    # Opt-in until the in-process client's 401 against the team's own server is understood (see the module's
-    # note in docs/how-to/team-setup.md); tests/server/test_registry_race.py keeps the race in the default run
-    if "server_slow" not in (request.config.getoption("-m") or ""):
-        pytest.skip("opt-in: pytest -m server_slow tests/server/test_server_repro.py (the team chain, minutes)")
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -80,36 +78,40 @@ def pulled(team, trained, tmp_path_factory):
     return make
 
 
+def server_client(team, monkeypatch, user: str):
+    """An in-process ``MlflowClient`` of the team's server (tracking and registry both) acting as ``user``."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team.server.passwords[user])
+    return MlflowClient(tracking_uri=team.server.url, registry_uri=team.server.url)
+
+
 def served_artifact_reads(team) -> int:
     """How many artifact downloads the server has served so far (its access log)."""
     log = team.server.log_path.read_text(errors="replace")
     return log.count('"GET /api/2.0/mlflow-artifacts/artifacts/')
 
 
-def audit_events(team, workdir, event_type: str, name: str, version: str) -> list[dict]:
-    """The trail's events of one kind about one version, as `govern audit export` writes them."""
+def audit_events(team, workdir, name: str, version: str) -> dict[str, list[dict]]:
+    """The trail's events about one version by kind, as `govern audit export` writes them (one export)."""
     exported = team.run(["govern", "audit", "export"], workdir)
     assert exported.returncode == 0, exported.stderr
-    events = [json.loads(line) for line in exported.stdout.splitlines()]
-    return [
-        e
-        for e in events
-        if e["event_type"] == event_type and (e["subject"]["model"], e["subject"]["version"]) == (name, version)
-    ]
+    by_kind: dict[str, list[dict]] = {}
+    for event in map(json.loads, exported.stdout.splitlines()):
+        if (event["subject"]["model"], event["subject"]["version"]) == (name, version):
+            by_kind.setdefault(event["event_type"], []).append(event)
+    return by_kind
 
 
 def test_sft_chain_registers_through_the_server_as_the_trainer(team, trained, monkeypatch):
-    from mlflow import MlflowClient
-
     workdir, registration, _ = trained
     name, version = registration["name"], registration["version"]
-    (registered,) = audit_events(team, workdir, "model_registered", name, version)
+    (registered,) = audit_events(team, workdir, name, version)["model_registered"]
     assert registered["actor"] == TRAINER and registered["identity_method"] == "mlflow-basic-auth"
     assert registered["details"]["identity_server"] == team.server.url
     # Artifacts live behind the server: the client sees mlflow-artifacts: URIs, never a path
-    client = MlflowClient(tracking_uri=team.server.url)
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", TRAINER)
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team.server.passwords[TRAINER])
+    client = server_client(team, monkeypatch, TRAINER)
     mv = client.get_model_version(name, version)
     run = client.get_run(mv.run_id)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/"), run.info.artifact_uri
@@ -148,10 +150,10 @@ def test_reviewers_approve_with_their_own_credentials_and_the_high_tier_holds(te
     assert approved.returncode == 0, approved.stderr
     promoted = team.run(["govern", "promote", name, version], workdir, RELEASER)
     assert promoted.returncode == 0, promoted.stderr
-    approvals = audit_events(team, workdir, "approved", name, version)
-    assert sorted(e["actor"] for e in approvals) == sorted(REVIEWERS)
-    assert {e["identity_method"] for e in approvals} == {"mlflow-basic-auth"}
-    (promotion,) = audit_events(team, workdir, "promoted", name, version)
+    events = audit_events(team, workdir, name, version)
+    assert sorted(e["actor"] for e in events["approved"]) == sorted(REVIEWERS)
+    assert {e["identity_method"] for e in events["approved"]} == {"mlflow-basic-auth"}
+    (promotion,) = events["promoted"]
     assert promotion["actor"] == RELEASER and promotion["identity_method"] == "mlflow-basic-auth"
 
 
@@ -161,10 +163,11 @@ def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trai
     Both clones hold the trainer's outputs, as if each had run the chain (identical weights; ``-m server_slow``
     runs two chains for real); each registers under a new method label (a new registered model,
     ``govllm-twin``), so both race to create its first version. One version stays, both clones name it, and
-    the chain verifies.
+    the chain verifies. Both writers sign into the trainer's training run, beside the trainer's own version's
+    signature, and each attestation keeps a folder of its own there: the twin's files verify as the trail
+    recorded them, and the trainer's version still does (the next test verifies it from a pulled clone; the
+    twins once overwrote its ``provenance/model.sig``).
     """
-    from mlflow import MlflowClient
-
     trainer_clone = trained[0]
     clones = []
     for label in ("clone-c", "clone-d"):
@@ -188,17 +191,18 @@ def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trai
     registrations = [json.loads((w / "artifacts/register_sft/registration.json").read_text()) for w in clones]
     assert registrations[0]["name"] == registrations[1]["name"] == "govllm-twin"
     assert registrations[0]["version"] == registrations[1]["version"]
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", REVIEWERS[0])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team.server.passwords[REVIEWERS[0]])
-    versions = MlflowClient(tracking_uri=team.server.url).search_model_versions("name = 'govllm-twin'")
+    versions = server_client(team, monkeypatch, REVIEWERS[0]).search_model_versions("name = 'govllm-twin'")
     assert [v.version for v in versions] == [registrations[0]["version"]], [v.version for v in versions]
-    registered = audit_events(team, clones[0], "model_registered", "govllm-twin", registrations[0]["version"])
+    registered = audit_events(team, clones[0], "govllm-twin", registrations[0]["version"])["model_registered"]
     assert len(registered) == 1
     verified = team.run(["govern", "audit", "verify"], clones[0], REVIEWERS[0])
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    files = team.run(["govern", "verify", "govllm-twin", registrations[0]["version"]], clones[0], REVIEWERS[0])
+    assert files.returncode == 0, files.stdout + files.stderr
 
 
 def test_a_clone_that_pulled_verifies_and_reports_through_the_server(team, trained, pulled):
+    """After the twins signed into the same training run (the test above), the trainer's version still verifies."""
     _, registration, _ = trained
     name, version = registration["name"], registration["version"]
     started = time.perf_counter()
@@ -241,8 +245,6 @@ def opted_in(request):
 def test_two_clones_run_the_whole_chain_at_once(opted_in, team, tmp_path, monkeypatch):
     """Two fresh clones, ``dvc repro register_sft`` at the same time, for a model line nobody has trained yet:
     every stage of both runs in the trail, one version for the identical weights, the chain verifies."""
-    from mlflow import MlflowClient
-
     clones = [team.clone(tmp_path / label) for label in ("writer-1", "writer-2")]
     for workdir in clones:
         params = workdir / "params.yaml"
@@ -257,9 +259,7 @@ def test_two_clones_run_the_whole_chain_at_once(opted_in, team, tmp_path, monkey
     registrations = [json.loads((w / "artifacts/register_sft/registration.json").read_text()) for w in clones]
     assert registrations[0] == {**registrations[1], "created": registrations[0]["created"]}
     assert sorted(r["created"] for r in registrations) == [False, True]
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", REVIEWERS[0])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team.server.passwords[REVIEWERS[0]])
-    versions = MlflowClient(tracking_uri=team.server.url).search_model_versions("name = 'govllm-race-sft'")
+    versions = server_client(team, monkeypatch, REVIEWERS[0]).search_model_versions("name = 'govllm-race-sft'")
     assert [v.version for v in versions] == [registrations[0]["version"]]
     # No lost events: both runs' training runs are in the trail's gate and registration history
     exported = team.run(["govern", "audit", "export"], clones[0], REVIEWERS[0])
