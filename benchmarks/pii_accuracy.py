@@ -37,7 +37,9 @@ Measured (2 shared cores), PERSON span recall / precision with the policy's wind
   missed: lone unlisted names with no cue ("Emeka", "Elif", "Aoife", "Priyanka" in "let Priyanka
   know") and two-word runs of unlisted non-English words ("Thandiwe Nkosi", "Sione Tupou"). Taking
   every such run as a name finds those two (both 0.963) but also "Lenovo Thinkpad", "Nakhon
-  Ratchasima" and film titles in probes outside the sets, so it is not the policy.
+  Ratchasima" and film titles in probes outside the sets, so it is not the policy. Greetings as cues
+  ("good morning", "congrats", "happy birthday", "bye", "cheers") and cues naming only a listed first
+  name or a non-English word (not "Hello World", "Thanks Team", "Hi All") change neither set's figure.
 
 Generates records the way customer-support and math post-training data look,
 each labelled by construction: a record *holds PII* when a value of a scanned

@@ -34,9 +34,10 @@ re-scanned with the model (a quarter of the NER scan's CPU; it is pattern-only n
 NER findings being masked already); windows of 2 words either side, not 3 (-12%). What is left is
 the model itself (thinc's gemm and the parser's transition loop, ~70%) and the gazetteer's rules
 (~5%). The name rules of 2026-11-25's second round (census spelling, unlisted-word runs with a listed
-name, surname place words; benchmarks/pii_accuracy.py), old (its methods swapped in) and new alternately on the same
-file, best of 3, load 5.4 -> 9.6: 1.55 and 1.55 MB/s per core, identical findings; this command then,
-load 10.8: with NER 1.51, pattern-only 14.14. Pattern-only: ``--records 300 --policy <pattern-only>``
+name, surname place words, greeting cues; benchmarks/pii_accuracy.py), the old recognizer (its methods
+swapped in) and the new alternately on the same file, best of 3: 1.55 and 1.55 MB/s per core (load 5.4
+-> 9.6), 1.60 and 1.59 (load 2.5 -> 2.1), identical findings; this command then, load 2.0: with NER
+1.63, pattern-only 17.36. Pattern-only: ``--records 300 --policy <pattern-only>``
 still gives identical findings and raw results to presidio's own loop.
 
 Measured on the development box (2 CPU cores shared with two other engineers'

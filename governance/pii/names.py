@@ -6,8 +6,11 @@ recognizer reads the same window and the same spaCy ``Doc`` as presidio's SpacyR
 (it is run where that one runs, :mod:`governance.pii.windows`) and adds PERSON results for a
 run of capitalised words (policy ``nlp_engine.name_gazetteer``) that
 
-* follows a title ("Mr.", "Dr", "Grandma") or a cue ("my name is", "dear", "thanks",
-  "ask"), or a relation after a possessive ("my sister", "our landlord,");
+* follows a title ("Mr.", "Dr", "Grandma");
+* follows a cue ("my name is", "dear", "thanks", "ask", "good morning"), a relation after a
+  possessive ("my sister", "our landlord,") or an introduction ("this is"), and starts with a
+  first name of the list or a word that is not an English word ("Hi Ngozi", "thanks Grace";
+  not "Hello World", "Thanks Team");
 * starts with a first name of the list and has another capitalised word after it;
 * ends in a surname of the list after a word that is not an English word;
 * has no English word in it and a name of the list anywhere in it ("Björn Svensson": BJORN is a
@@ -288,19 +291,24 @@ class NameRecognizer(EntityRecognizer):
         lower = [text[a:b].lower() for a, b in run]
         if any(w in self.place_words for w in lower) and not self._surname_not_place(text, run, lower, labelled):
             return None
-        # A title or one-word cue in the run ("Call Grandma Rose", "Ask Tomasz") makes the words after it a name.
+        # A title or one-word cue in the run ("Call Grandma Rose", "Ask Tomasz") stands before the words after it.
         titled = self._title_before(text, run[0][0])
+        cued = False
         for index, word in enumerate(lower[:-1]):
             if word in self.titles or (word,) in self._one_word_cues:
-                run, lower, titled = run[index + 1 :], lower[index + 1 :], True
+                run, lower = run[index + 1 :], lower[index + 1 :]
+                titled, cued = word in self.titles, word not in self.titles
                 break
         if lower[-1] in self.titles:  # "Dear Mr" (the name follows the dot): the title is no name
             return None
         start, end = run[0][0], run[-1][1]
-        if titled or self._cue_before(text, start):
+        if titled:
             return start, end
-        # "hey it's Tomás", "this is Ngozi": an introduction, if the word is a name of the list or no English word
-        if (self.first_name(lower[0]) or not self.english(lower[0])) and self._cue_before(text, start, self.intro_cues):
+        # A cue, relation or introduction ("thanks", "my sister", "this is") before a first name of the list or a
+        # word that is no English word; not before other English words ("Hello World", "Thanks Team", "Hi All").
+        if (self.first_name(lower[0]) or not self.english(lower[0])) and (
+            cued or self._cue_before(text, start) or self._cue_before(text, start, self.intro_cues)
+        ):
             return start, end
         if lower[0] in self.stop_words or self._vetoed(start, end, labelled):
             return None

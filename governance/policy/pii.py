@@ -79,7 +79,9 @@ class NameGazetteerConfig(Strict):
     surname_files: list[str] = Field(min_length=1, description="files of surnames in the package")
     score: float = Field(ge=0, le=1, description="score of a name found")
     titles: list[str] = Field(min_length=1, description="words before a name that make it one (mr, dr, grandma)")
-    cues_before: list[str] = Field(default=[], description="words or phrases right before a name (my name is, dear)")
+    cues_before: list[str] = Field(
+        default=[], description="words or phrases right before a listed first name or non-English word (dear, hi)"
+    )
     possessives: list[str] = Field(default=[], description="words before a relation (my, our)")
     relations: list[str] = Field(default=[], description="relations after a possessive before a name (sister, boss)")
     cues_after: list[str] = Field(default=[], description="words or phrases right after a name (said, and i)")

@@ -211,6 +211,23 @@ def test_name_rules_read_names_as_the_lists_spell_them(scanner, text, names):
 @pytest.mark.parametrize(
     ("text", "names"),
     [
+        # greetings are cues; a cue makes a name of a listed first name or a word that is no English word
+        ("Good morning Chidinma, how are you?", ["Chidinma"]),
+        ("Happy birthday Ifeoma!", ["Ifeoma"]),
+        ("Hi Will, thanks Grace.", ["Will", "Grace"]),
+        # ...not of other English words
+        ("Hello World program in Rust", []),
+        ("Thanks Team!", []),
+        ("Hi All, quick question.", []),
+    ],
+)
+def test_a_cue_names_a_listed_first_name_or_a_word_that_is_no_english_word(scanner, text, names):
+    assert _rules_alone(scanner, text) == names
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
         ("Please add Ji-won Park to the group chat.", ["Ji-won Park"]),  # the model labels nothing: a name
         ("We jogged around Lumpini Park every morning.", []),  # the model's LOC: the place word's place
         ("We visited Olaf and Freya yesterday.", ["Olaf", "Freya"]),  # "Olaf": NORP, joined to a name
