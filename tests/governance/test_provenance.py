@@ -193,6 +193,20 @@ def test_a_second_version_from_the_same_run_leaves_the_first_verifiable(signed):
     )
 
 
+def test_a_version_signed_before_attestations_had_their_own_folder_still_verifies(signed):
+    """Registrations from before keep their signature and statement in ``provenance/`` itself: read there,
+    and checked against the recorded digests all the same."""
+    name, version, stored = signed
+    folder = provenance_of(stored, name, version)
+    for file in folder.iterdir():
+        file.rename(stored / "provenance" / file.name)
+    folder.rmdir()
+    assert verify_version(name, version).provenance_folder == "provenance"
+    (stored / "provenance/model.sig").write_text("{}")
+    with pytest.raises(ArtifactTampered, match="provenance/model.sig differs from the one recorded"):
+        verify_version(name, version)
+
+
 def test_the_statement_is_in_toto_slsa_and_binds_the_weights(signed, tmp_path):
     from google.protobuf import json_format
     from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
