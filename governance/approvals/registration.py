@@ -40,6 +40,7 @@ from governance.errors import ConfigError, PolicyViolation
 from governance.identity import current_identity
 from governance.lineage import sha256_json
 from governance.policy.approvals import ApprovalsPolicy
+from governance.provenance.version import EVIDENCE_KEYS
 from governance.trail import Event, Subject
 
 
@@ -213,9 +214,19 @@ def record_registration(
     )
     if not registered.created:
         mirror(name, [version], model_state(name), policy, aliases=False)
+    _mirror_attestation(name, version, registered)
     if registered.created or decided.created:
         write_trail_head(name)  # the registrant may write the model (it just registered it): a failure is real
     return registered
+
+
+def _mirror_attestation(name: str, version: str, registered: Event) -> None:
+    """The version's ``lineage.signature_sha256``/``statement_sha256``/``signing_key`` tags set to what the trail
+    recorded. Two writers attesting one version at once each tag it before recording; the trail keeps the first
+    registration, so the loser's tags are replaced by the winner's (verification reads the trail, the UI the tags)."""
+    recorded = {tag: registered.evidence[key] for key, tag in EVIDENCE_KEYS.items() if key in registered.evidence}
+    if recorded:
+        registry.mirror_version_tags(name, version, recorded)
 
 
 def _record_decision(

@@ -384,3 +384,25 @@ def test_an_unsigned_version_is_refused_once_signing_exists(signed, tmp_path, ca
     assert capsys.readouterr().err == (
         f"govern: {name} v{unsigned}: registered without a signature; nothing to verify its files by\n"
     )
+
+
+def test_a_second_writers_attestation_tags_give_way_to_what_the_trail_recorded(signed):
+    """Two writers attesting one version at once each tag it, then record; the trail keeps the first
+    registration, and the version's tags (what the MLflow UI shows) end as the trail recorded them."""
+    name, version, _stored = signed
+    recorded = trail.events(model=name, version=version, event_types=["model_registered"])[0].evidence
+    loser = {"lineage.signature_sha256": "9" * 64, "lineage.statement_sha256": "8" * 64}
+    registry.set_version_tags(name, version, loser)  # the second writer's attestation, after the first recorded
+    again = approvals.record_registration(
+        name,
+        version,
+        actor="ci-bot",
+        evidence={key: recorded[key] for key in ("signature_sha256", "statement_sha256", "signing_key")},
+        gate_status="passed",
+        eval_status="passed",
+    )
+    assert not again.created
+    tags = registry.get_version(name, version).tags
+    assert tags["lineage.signature_sha256"] == recorded["signature_sha256"]
+    assert tags["lineage.statement_sha256"] == recorded["statement_sha256"]
+    assert verify_version(name, version).signing_key == recorded["signing_key"]
