@@ -59,12 +59,35 @@ def caller_chose_threads(environ: Mapping[str, str] = os.environ) -> bool:
     return any(entry.startswith(b"OMP_NUM_THREADS=") for entry in launcher_env)
 
 
-def stage_environ(environ: Mapping[str, str]) -> dict[str, str]:
-    """``environ`` as a stage process sets it for itself: the offline settings, and threads
-    from the machine unless the caller set them (an explicit ``OMP_NUM_THREADS`` wins)."""
+#: Where DVC runs an experiment outside the workspace (``dvc exp run --temp``, queued experiments):
+#: ``<project>/.dvc/tmp/exps/<tmpdir>`` (``dvc.repo.experiments.utils.EXEC_TMP_DIR`` under ``repo.tmp_dir``).
+DVC_TEMP_EXPERIMENT_PARENT = (".dvc", "tmp", "exps")
+
+
+def project_store(cwd: Path) -> str | None:
+    """The embedded MLflow store of the project an experiment runs for, when ``cwd`` is DVC's scratch copy.
+
+    ``sqlite:///mlflow.db`` is relative: in the scratch copy of ``dvc exp run --temp`` (and of queued
+    experiments) it would name a new, empty registry and trail, deleted with the copy, where the gate
+    decisions that DVC restores from its run cache were never recorded. The experiment belongs in the
+    project's registry and trail, as one run in the workspace does.
+    """
+    cwd = cwd.resolve()
+    if len(cwd.parts) > 4 and cwd.parts[-4:-1] == DVC_TEMP_EXPERIMENT_PARENT:
+        return f"sqlite:///{cwd.parents[3] / 'mlflow.db'}"
+    return None
+
+
+def stage_environ(environ: Mapping[str, str], cwd: Path | None = None) -> dict[str, str]:
+    """``environ`` as a stage process sets it for itself: the offline settings, threads
+    from the machine unless the caller set them (an explicit ``OMP_NUM_THREADS`` wins), and in
+    DVC's scratch copy of an experiment the project's embedded store (:func:`project_store`)
+    unless ``MLFLOW_TRACKING_URI`` is set."""
     env = dict(environ)
     for key, value in OFFLINE_ENV.items():
         env.setdefault(key, value)
     if not caller_chose_threads(env):
         env["OMP_NUM_THREADS"] = str(machine_threads(env))
+    if not env.get("MLFLOW_TRACKING_URI") and (store := project_store(cwd or Path.cwd())):
+        env["MLFLOW_TRACKING_URI"] = store
     return env

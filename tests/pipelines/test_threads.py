@@ -54,3 +54,28 @@ def test_the_launchers_default_of_one_thread_gives_way_to_the_machine():
 def test_under_the_launcher_an_explicit_setting_still_wins():
     assert _launched_threads(OMP_NUM_THREADS="1") == "1 PASSIVE"
     assert _launched_threads(OMP_NUM_THREADS="3") == "3 PASSIVE"
+
+
+def test_an_experiment_in_dvcs_scratch_copy_uses_the_projects_registry_and_trail(tmp_path, monkeypatch):
+    """`dvc exp run --temp` (and queued experiments) run in <project>/.dvc/tmp/exps/<tmp>: the relative
+    sqlite:///mlflow.db would be a new registry and trail there, lost with the copy."""
+    from pipelines._env import project_store, stage_environ
+
+    scratch = tmp_path / "project" / ".dvc" / "tmp" / "exps" / "tmpk2j4"
+    scratch.mkdir(parents=True)
+    expected = f"sqlite:///{(tmp_path / 'project' / 'mlflow.db').resolve()}"
+    assert project_store(scratch) == expected
+    assert stage_environ({}, scratch)["MLFLOW_TRACKING_URI"] == expected
+    # The trail follows the store (audit.db beside it)
+    from governance.trail.location import audit_url
+
+    monkeypatch.delenv("GOVERN_AUDIT_URL", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", expected)
+    assert audit_url() == f"sqlite:///{(tmp_path / 'project' / 'audit.db').resolve()}"
+    # A store the caller chose wins; the workspace itself and other folders keep the relative default
+    assert stage_environ({"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}, scratch)["MLFLOW_TRACKING_URI"] == (
+        "http://127.0.0.1:5000"
+    )
+    assert project_store(tmp_path / "project") is None
+    assert project_store(tmp_path / "project" / ".dvc" / "tmp" / "exps") is None
+    assert "MLFLOW_TRACKING_URI" not in stage_environ({}, tmp_path / "project")
