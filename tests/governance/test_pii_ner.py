@@ -60,7 +60,7 @@ def test_gate_masks_names_and_reports_them_by_type_and_position_only(scanner, tm
     assert result.decision.passed
     [person] = [v for v in result.decision.violations if v.rule_id == "pii.person"]
     assert person.line() == (
-        f"warn  pii.person  {data}: 6 records contain PERSON, redacted to <PERSON> under policy 2026.11-5; "
+        f"warn  pii.person  {data}: 6 records contain PERSON, redacted to <PERSON> under policy 2026.11-6; "
         "first at line 1, field messages[0].content"
     )
     first = next(f for f in result.report.scan.findings if f.entity == "PERSON")
