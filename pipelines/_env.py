@@ -59,8 +59,9 @@ def caller_chose_threads(environ: Mapping[str, str] = os.environ) -> bool:
     return any(entry.startswith(b"OMP_NUM_THREADS=") for entry in launcher_env)
 
 
-#: Where DVC runs an experiment outside the workspace (``dvc exp run --temp``, queued experiments):
-#: ``<project>/.dvc/tmp/exps/<tmpdir>`` (``dvc.repo.experiments.utils.EXEC_TMP_DIR`` under ``repo.tmp_dir``).
+#: Where DVC runs an experiment outside the workspace: ``<project>/.dvc/tmp/exps/standalone/<tmpdir>``
+#: (``dvc exp run --temp``) or ``<project>/.dvc/tmp/exps/<tmpdir>`` (queued experiments): DVC 3's
+#: ``EXEC_TMP_DIR`` under ``repo.tmp_dir``.
 DVC_TEMP_EXPERIMENT_PARENT = (".dvc", "tmp", "exps")
 
 
@@ -72,9 +73,11 @@ def project_store(cwd: Path) -> str | None:
     decisions that DVC restores from its run cache were never recorded. The experiment belongs in the
     project's registry and trail, as one run in the workspace does.
     """
-    cwd = cwd.resolve()
-    if len(cwd.parts) > 4 and cwd.parts[-4:-1] == DVC_TEMP_EXPERIMENT_PARENT:
-        return f"sqlite:///{cwd.parents[3] / 'mlflow.db'}"
+    parts = cwd.resolve().parts
+    width = len(DVC_TEMP_EXPERIMENT_PARENT)
+    for start in range(1, len(parts) - width):  # something below exps/: the scratch copy, or a folder in it
+        if parts[start : start + width] == DVC_TEMP_EXPERIMENT_PARENT:
+            return f"sqlite:///{Path(*parts[:start]) / 'mlflow.db'}"
     return None
 
 

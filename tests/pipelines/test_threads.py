@@ -65,6 +65,8 @@ def test_an_experiment_in_dvcs_scratch_copy_uses_the_projects_registry_and_trail
     scratch.mkdir(parents=True)
     expected = f"sqlite:///{(tmp_path / 'project' / 'mlflow.db').resolve()}"
     assert project_store(scratch) == expected
+    # `dvc exp run --temp` (DVC 3: .dvc/tmp/exps/standalone/<tmp>)
+    assert project_store(tmp_path / "project" / ".dvc" / "tmp" / "exps" / "standalone" / "tmpq81z") == expected
     assert stage_environ({}, scratch)["MLFLOW_TRACKING_URI"] == expected
     # The trail follows the store (audit.db beside it)
     from governance.trail.location import audit_url
