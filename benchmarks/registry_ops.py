@@ -138,7 +138,7 @@ def measure(rounds: int, *, signed: bool) -> tuple[dict[str, dict[str, float]], 
             if not verification.ok:
                 raise SystemExit(f"{'signed' if signed else 'unsigned'} run: {verification.line()}")
             summary = (
-                f"audit trail: {verification.events} events, {verification.signatures_checked} signatures verified "
+                f"audit trail: {verification.events} events, {verification.signatures_verified} signatures verified "
                 f"({trail.audit_url()})"
             )
         figures = {

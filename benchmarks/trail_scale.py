@@ -41,25 +41,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get("GOVERN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE = "trail_scale"
 BATCH = 20_000
-_KEY = None
-
-
-def _init_signer(pem: bytes) -> None:
-    global _KEY
-    from governance.trail.signing import parse_private_key
-
-    _KEY = parse_private_key(pem, "benchmark key")
-
-
-def _sign(hashes: list[str]) -> list[str]:
-    return [_KEY.sign(h) for h in hashes]  # type: ignore[union-attr]
 
 
 def environment(folder: Path) -> dict[str, str]:
@@ -82,7 +69,7 @@ def environment(folder: Path) -> dict[str, str]:
     }
 
 
-def build(urls: dict[str, str], checkpoints: dict[str, Path], events: int, workers: int) -> dict[str, float]:
+def build(urls: dict[str, str], checkpoints: dict[str, Path], events: int) -> dict[str, float]:
     """Event #1 through trail.record in the first store; #2..#N built and bulk-inserted into every store."""
     from sqlalchemy import insert
 
@@ -113,54 +100,48 @@ def build(urls: dict[str, str], checkpoints: dict[str, Path], events: int, worke
                 conn.exec_driver_sql(statement)
             conn.execute(insert(events_table), [first.stored_row()])
         checkpoints[name].write_text(Anchor.of(first).line() + "\n")
-    pem = opened[first_name].signing_key().pem()
+    key = opened[first_name].signing_key()
     models = [f"govllm-{kind}" for kind in ("sft", "dpo", "kto", "grpo")]
     types = ["approved", "gate_decision", "eval_decision", "promoted", "monitoring_checked"]
-    timings = {"hash_s": 0.0, "sign_s": 0.0, **{f"insert_{name}_s": 0.0 for name in names}}
-    prev, seq = first.hash, 1
-    with ProcessPoolExecutor(workers, initializer=_init_signer, initargs=(pem,)) as pool:
-        while seq < events:
+    timings = {"hash_and_sign_s": 0.0, **{f"insert_{name}_s": 0.0 for name in names}}
+    prev, prev_signature, seq = first.hash, first.signature, 1
+    while seq < events:
+        started = time.perf_counter()
+        rows = []
+        for seq in range(seq + 1, min(events, seq + BATCH) + 1):  # noqa: B020 - continues from the last seq
+            row = {
+                "seq": seq,
+                "event_type": types[seq % len(types)],
+                "actor": f"reviewer{seq % 37}",
+                "role": "reviewer",
+                "identity_method": "mlflow-basic-auth",
+                "timestamp": f"2026-11-{1 + seq % 24:02d}T{seq % 24:02d}:{seq % 60:02d}:00.{seq:06d}+00:00",
+                "subject_model": models[seq % len(models)],
+                "subject_version": str(1 + seq // 1000),
+                "subject_objective": "",
+                "subject_objective_hash": "",
+                "reason": f"review {seq}: metrics within policy, lineage verified",
+                "evidence": canonical_json({"model_sha256": f"{seq:064x}"}),
+                "details": canonical_json({"n": seq}),
+                "prev_hash": prev,
+                "key_id": first.key_id,
+                "trail_id": trail_id,
+                "prev_signature": prev_signature,  # each hash covers the signature before it: one at a time
+            }
+            row["hash"] = prev = row_hash(row)
+            row["signature"] = prev_signature = key.sign(prev)
+            rows.append(row)
+        timings["hash_and_sign_s"] += time.perf_counter() - started
+        fields = ("seq", "hash", "key_id", "signature")
+        heads = "".join(Anchor(**{k: r[k] for k in fields}).line() + "\n" for r in rows)
+        for name in names:
             started = time.perf_counter()
-            rows = []
-            for seq in range(seq + 1, min(events, seq + BATCH) + 1):  # noqa: B020 - continues from the last seq
-                row = {
-                    "seq": seq,
-                    "event_type": types[seq % len(types)],
-                    "actor": f"reviewer{seq % 37}",
-                    "role": "reviewer",
-                    "identity_method": "mlflow-basic-auth",
-                    "timestamp": f"2026-11-{1 + seq % 24:02d}T{seq % 24:02d}:{seq % 60:02d}:00.{seq:06d}+00:00",
-                    "subject_model": models[seq % len(models)],
-                    "subject_version": str(1 + seq // 1000),
-                    "subject_objective": "",
-                    "subject_objective_hash": "",
-                    "reason": f"review {seq}: metrics within policy, lineage verified",
-                    "evidence": canonical_json({"model_sha256": f"{seq:064x}"}),
-                    "details": canonical_json({"n": seq}),
-                    "prev_hash": prev,
-                    "key_id": first.key_id,
-                    "trail_id": trail_id,
-                }
-                row["hash"] = prev = row_hash(row)
-                rows.append(row)
-            hashed = time.perf_counter()
-            chunks = [rows[i : i + 2000] for i in range(0, len(rows), 2000)]
-            signed = pool.map(_sign, [[r["hash"] for r in chunk] for chunk in chunks])
-            for chunk, signatures in zip(chunks, signed, strict=True):
-                for row, signature in zip(chunk, signatures, strict=True):
-                    row["signature"] = signature
-            timings["hash_s"] += hashed - started
-            timings["sign_s"] += time.perf_counter() - hashed
-            fields = ("seq", "hash", "key_id", "signature")
-            heads = "".join(Anchor(**{k: r[k] for k in fields}).line() + "\n" for r in rows)
-            for name in names:
-                started = time.perf_counter()
-                with opened[name].engine.begin() as conn:
-                    conn.execute(insert(events_table), rows)
-                with checkpoints[name].open("a") as handle:
-                    handle.write(heads)
-                timings[f"insert_{name}_s"] += time.perf_counter() - started
-            print(f"  built #{seq}", file=sys.stderr, flush=True)  # noqa: T201 - progress
+            with opened[name].engine.begin() as conn:
+                conn.execute(insert(events_table), rows)
+            with checkpoints[name].open("a") as handle:
+                handle.write(heads)
+            timings[f"insert_{name}_s"] += time.perf_counter() - started
+        print(f"  built #{seq}", file=sys.stderr, flush=True)  # noqa: T201 - progress
     return {k: round(v, 1) for k, v in timings.items()}
 
 
@@ -250,6 +231,9 @@ def breakdown(url: str, sample: int = 100_000) -> dict:
     started = time.process_time()
     assert verify_rows(rows).ok  # hashes, links, trail id, record-time bounds: no signatures
     chain = time.process_time() - started
+    started = time.process_time()
+    assert verify_rows(lambda: rows, keys).ok  # the same with the keys: trust on every event, Ed25519 per key
+    with_keys = time.process_time() - started
     subset = rows[: min(len(rows), 20_000)]
     started = time.process_time()
     assert all(keys.verify(r["key_id"], r["hash"], r["signature"]) for r in subset)
@@ -258,6 +242,7 @@ def breakdown(url: str, sample: int = 100_000) -> dict:
         "sample_events": len(rows),
         "read_rows_per_cpu_s": round(len(rows) / read),
         "chain_per_cpu_s": round(len(rows) / chain),
+        "chain_and_signatures_per_cpu_s": round(len(rows) / with_keys),
         "ed25519_verify_us": round(ed25519 * 1e6, 1),
         "ed25519_per_cpu_s": round(1 / ed25519),
     }
@@ -269,7 +254,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stores", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--appends", type=int, default=500, help="appends through trail.record for the append rate")
     parser.add_argument("--checks", type=int, default=10, help="samples per action-check figure (median)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes signing the built chain")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
@@ -287,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["GOVERN_AUDIT_URL"] = urls[stores[0]]
         try:
             started = time.perf_counter()
-            built = build(urls, checkpoints, args.events, args.workers)
+            built = build(urls, checkpoints, args.events)
             built["total_s"] = round(time.perf_counter() - started, 1)
             print(f"built {args.events} events: {built}", file=sys.stderr)  # noqa: T201
             results = [measure(n, urls[n], checkpoints[n], args.events, args.appends, args.checks) for n in stores]

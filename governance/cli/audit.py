@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--anchors", type=Path, help="an off-box copy of the checkpoint file whose heads the trail must still hold"
     )
     verify.add_argument(
+        "--every-signature",
+        action="store_true",
+        help="check each event's Ed25519 signature one by one (by default the chain vouches for all but each "
+        "key's last; the findings are the same)",
+    )
+    verify.add_argument(
         "--quiet",
         action="store_true",
         help="for a scheduled run: one line when intact (exit 0), one line per finding on stderr (exit 1)",
@@ -79,7 +85,10 @@ def run_verify(args: argparse.Namespace) -> int:
             keys = trail.keyring()
         except ConfigError:  # no trail here (a reviewer's laptop): the reviewed keys alone
             keys = trail.load_keyring(trail_files(""))
-        result = trail.verify_rows((event.stored_row() for event in trail.read_export(args.file)), keys)
+        events = trail.read_export(args.file)
+        result = trail.verify_rows(
+            lambda: (event.stored_row() for event in events), keys, every_signature=args.every_signature
+        )
         where = str(args.file)
         registry_lines: list[str] = []
         registry_problems: list[str] = []
@@ -87,7 +96,7 @@ def run_verify(args: argparse.Namespace) -> int:
         anchors, registry_lines, registry_problems = _registry_side()
         if args.anchors is not None:
             anchors = [*anchors, *trail.read_anchor_file(args.anchors)]
-        result = trail.verify(archive=args.archive, anchors=anchors)
+        result = trail.verify(archive=args.archive, anchors=anchors, every_signature=args.every_signature)
         where = trail.redacted(trail.open_trail().url)
     if result.ok:
         print(f"{result.line()} ({where})")  # noqa: T201 - CLI output

@@ -210,7 +210,7 @@ def audit_facts(
         detail=verification.problem,
         verified_at=trail.now_utc(),
         findings=verification.findings,
-        signatures=verification.signatures_checked,
+        signatures=verification.signatures_verified,
         keys=[f"{key_id}: {trust}" for key_id, trust in sorted(verification.keys_used.items())],
         anchors=verification.anchors,
     )

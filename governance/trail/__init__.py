@@ -210,15 +210,24 @@ def keyring(url: str | None = None) -> KeyRing:
     return load_keyring(open_trail(url).files)
 
 
-def verify(url: str | None = None, archive: str | Path | None = None, anchors: Iterable[Anchor] = ()) -> Verification:
-    """Recompute the chain, check every signature, and compare with the checkpoint file, ``anchors`` and ``archive``.
+def verify(
+    url: str | None = None,
+    archive: str | Path | None = None,
+    anchors: Iterable[Anchor] = (),
+    *,
+    every_signature: bool = False,
+) -> Verification:
+    """Recompute the chain, check the signatures, and compare with the checkpoint file, ``anchors`` and ``archive``.
 
     Always every event (``govern audit verify``, the scheduled check): the
     verified checkpoint is never read here, only moved forward by a clean
-    result when this process holds the trail key.
+    result when this process holds the trail key. Every hash and link is
+    recomputed; of the signatures, each key's last one and any no later
+    event's hash covers are checked one by one and the chain vouches for the
+    rest, unless ``every_signature`` (see :func:`governance.trail.chain.verify_rows`).
     """
     opened = open_trail(url)
-    return opened.verify(archive, anchors, signer=opened.held_signing_key())
+    return opened.verify(archive, anchors, signer=opened.held_signing_key(), every_signature=every_signature)
 
 
 def read_anchor_file(path: str | Path) -> list[Anchor]:

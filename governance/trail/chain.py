@@ -32,7 +32,7 @@ import functools
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,9 +86,12 @@ COLUMNS: tuple[str, ...] = (
     "prev_hash",
     "key_id",
     "trail_id",
+    "prev_signature",
 )
-#: The hashed columns of an event written before trail ids existed (stored ``trail_id`` is ``""``).
-LEGACY_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMNS if name != "trail_id")
+#: The hashed columns of an event written before signatures were chained (stored ``prev_signature`` is ``""``).
+UNCHAINED_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMNS if name != "prev_signature")
+#: The hashed columns of an event written before trail ids existed (stored ``trail_id`` is ``""`` too).
+LEGACY_COLUMNS: tuple[str, ...] = tuple(name for name in UNCHAINED_COLUMNS if name != "trail_id")
 #: A reason longer than this (UTF-8 bytes) is refused at record time and never printed in full.
 MAX_REASON_BYTES = 4096
 #: Actor and role: at most this many characters (the database column's width).
@@ -143,6 +146,9 @@ class Event(BaseModel):
     prev_hash: str
     key_id: str = Field(description="the trail key that signed the event (see policies/trail_keys.yaml)")
     trail_id: str = Field(default="", description="the trail instance that wrote it; empty before trail ids")
+    prev_signature: str = Field(
+        default="", description="the previous event's signature, covered by this event's hash; empty for event #1"
+    )
     hash: str
     signature: str = Field(description="Ed25519 over the event hash, base64")
     #: False when :func:`record` found an equivalent event and appended nothing (not stored, not hashed).
@@ -178,6 +184,7 @@ class Event(BaseModel):
             "prev_hash": self.prev_hash,
             "key_id": self.key_id,
             "trail_id": self.trail_id,
+            "prev_signature": self.prev_signature,
             "hash": self.hash,
             "signature": self.signature,
         }
@@ -199,6 +206,8 @@ class Verification(BaseModel):
     #: the event each finding names (same order as ``findings``).
     finding_seqs: list[int] = []
     signatures_checked: int = 0
+    #: signatures not checked one by one: a later event's hash covers each, and a checked signature that hash.
+    signatures_covered: int = 0
     #: key id -> how it is trusted ("reviewed …", "local key, not reviewed in git", "rotated in at #N …").
     keys_used: dict[str, str] = {}
     #: one line per anchor source that was compared (checkpoint file, MLflow tags, …).
@@ -216,6 +225,11 @@ class Verification(BaseModel):
     #: the verified checkpoint this verification started from (0: it read every event).
     verified_from: int = 0
 
+    @property
+    def signatures_verified(self) -> int:
+        """Signatures checked one by one plus those the chain vouches for (:func:`verify_rows`)."""
+        return self.signatures_checked + self.signatures_covered
+
     def line(self) -> str:
         if self.ok:
             return f"audit trail intact: {self.events} events, head {self.head_hash or GENESIS_HASH}"
@@ -223,7 +237,12 @@ class Verification(BaseModel):
 
     def detail_lines(self) -> list[str]:
         """What was checked, for ``govern audit verify`` and the report's integrity section."""
-        lines = [f"signatures: {self.signatures_checked} verified"]
+        lines = [f"signatures: {self.signatures_verified} verified"]
+        if self.signatures_covered:
+            lines[0] += (
+                f" ({self.signatures_checked} by an Ed25519 check: each key's last event; "
+                f"{self.signatures_covered} by the chain: the next event's hash covers each)"
+            )
         lines += [f"key {key_id}: {trust}" for key_id, trust in sorted(self.keys_used.items())]
         lines += self.anchors or ["anchors: none compared"]
         if self.trail_id or self.legacy_events:
@@ -255,13 +274,20 @@ def canonical_json(value: Any) -> str:
 def row_hash(row: dict[str, Any]) -> str:
     """SHA-256 over the stored columns of a row (all but ``hash`` and ``signature``), exactly as stored.
 
-    A row without a ``trail_id`` (``""`` or absent: written before trail ids)
-    is hashed over :data:`LEGACY_COLUMNS`, as it was then; blanking the id of
-    a newer row therefore changes what is hashed and is caught as an edit.
+    A row without a ``prev_signature`` (``""`` or absent: event #1, or written
+    before signatures were chained) is hashed over :data:`UNCHAINED_COLUMNS`;
+    one without a ``trail_id`` too (written before trail ids) over
+    :data:`LEGACY_COLUMNS`, as it was then. Blanking either field of a newer
+    row therefore changes what is hashed and is caught as an edit.
     """
-    columns = COLUMNS if row.get("trail_id") else LEGACY_COLUMNS
-    payload = canonical_json({name: row[name] for name in columns})
+    payload = canonical_json({name: row[name] for name in _hashed_columns(row)})
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _hashed_columns(row: dict[str, Any]) -> tuple[str, ...]:
+    if not row.get("trail_id"):
+        return LEGACY_COLUMNS
+    return COLUMNS if row.get("prev_signature") else UNCHAINED_COLUMNS
 
 
 def now_utc() -> str:
@@ -378,6 +404,8 @@ class ChainState(BaseModel):
 
     events: int = 0
     head_hash: str = GENESIS_HASH
+    #: the signature of event ``events``: the next event's ``prev_signature`` must be it.
+    head_signature: str = ""
     #: the key that signed event #1 (None: no event yet).
     first_key: str | None = None
     #: new key id -> [seq of the key_rotated event, public key (base64), old key id].
@@ -388,7 +416,9 @@ class ChainState(BaseModel):
     trail_id: str | None = None
     first_identified: int | None = None
     legacy: int = 0
+    #: Ed25519 checks made, and signatures vouched for by a later event's hash instead (see :func:`verify_rows`).
     signatures: int = 0
+    covered: int = 0
     #: every key that signed an event of the prefix.
     key_ids: list[str] = []
 
@@ -403,20 +433,39 @@ class ChainState(BaseModel):
 Verification.model_rebuild()
 
 
+class _Recheck(Exception):
+    """The fast pass met something wrong: the caller re-reads and checks every signature to name it exactly."""
+
+
 def verify_rows(
-    rows: Iterable[dict[str, Any]],
+    rows: Iterable[dict[str, Any]] | Callable[[], Iterable[dict[str, Any]]],
     keys: Any | None = None,
     *,
     trail_id: str | None = None,
     start: ChainState | None = None,
     hashes: dict[int, str] | None = None,
+    every_signature: bool = False,
 ) -> Verification:
-    """Recompute the chain over rows in ``seq`` order and, with ``keys``, check every signature.
+    """Recompute the chain over rows in ``seq`` order and, with ``keys``, check the signatures.
 
     ``keys`` is a :class:`governance.trail.signing.KeyRing`; without it only
     the hash chain is checked (an archive compared as a prefix). The first
     broken link ends the chain check; signatures are checked on every row, so
     each forged or re-hashed event is named (the first :data:`MAX_LISTED`).
+
+    **Chained signatures.** An event's hash covers the previous event's
+    signature (``prev_signature``), and the trail verifies the head's
+    signature before it signs the next event (:meth:`Trail.append`). So once
+    the hashes and links check out, one Ed25519 check per key (the last event
+    each key signed) and one of every event whose successor does not chain
+    it (the trail's last event, events from before chaining) vouch for every
+    other signature: a replaced signature breaks the next event's hash, a
+    re-hashed chain breaks a key's last signature. That pass runs when
+    ``rows`` is a callable that reads the rows (again): when it meets
+    anything wrong, the rows are read once more and every signature is
+    checked (``every_signature`` forces that), so the findings are the same
+    exact lines either way. Key trust, validity and rotations are checked on
+    every event in both.
 
     ``start`` continues a verification that ended cleanly there (the rows
     then begin at ``start.events + 1``): the state of key trust, rotations
@@ -433,12 +482,37 @@ def verify_rows(
     only a writer that bypassed :func:`governance.trail.record` makes one that
     does not.
     """
+    read = rows if callable(rows) else None
+    if read is not None and keys is not None and not every_signature:
+        stream = iter(read())
+        try:
+            return _verify_pass(stream, keys, trail_id, start, hashes, chained=True)
+        except _Recheck:
+            pass  # something is wrong: read again and check every signature, to name exactly what
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # a database cursor: release it now
+    return _verify_pass(read() if read is not None else rows, keys, trail_id, start, hashes, chained=False)
+
+
+def _verify_pass(
+    rows: Iterable[dict[str, Any]],
+    keys: Any | None,
+    trail_id: str | None,
+    start: ChainState | None,
+    hashes: dict[int, str] | None,
+    *,
+    chained: bool,
+) -> Verification:
+    """One pass of :func:`verify_rows`; ``chained`` raises :class:`_Recheck` at the first thing wrong."""
     begin = start or ChainState()
     prev, count = begin.head_hash, begin.events
+    prev_signature = begin.head_signature
     chain_problem: tuple[int, str] | None = None
     verified_events, verified_head = begin.events, (begin.head_hash if begin.events else None)
     signature_findings: list[tuple[int, str]] = []
-    checked = begin.signatures
+    checked, covered = begin.signatures, begin.covered
     keys_used: dict[str, str] = {}
     verified_signatures: dict[int, str] = {}
     first_key: str | None = begin.first_key
@@ -447,6 +521,10 @@ def verify_rows(
     retired: dict[str, int] = dict(begin.retired)
     instance_findings: list[tuple[int, str]] = []
     reference, first_identified, legacy = trail_id or begin.trail_id or None, begin.first_identified, begin.legacy
+    # chained: the previous row while no later one has vouched for its signature, and each key's last row
+    pending: tuple[int, str, str, str, str | None] | None = None
+    last_of_key: dict[str, tuple[int, str, str, str, str | None]] = {}
+    done_at: set[int] = set()  # last-of-key rows already checked one by one
     if keys is not None:
         for key_id in begin.key_ids:
             keys_used[key_id] = _trust_label(key_id, keys, rotated_in)
@@ -461,6 +539,8 @@ def verify_rows(
         if not stored_id:
             legacy += 1
             if first_identified is not None:
+                if chained:
+                    raise _Recheck
                 instance_findings.append(
                     (
                         at,
@@ -472,6 +552,8 @@ def verify_rows(
             first_identified = first_identified if first_identified is not None else seq
             reference = reference or stored_id
             if stored_id != reference:
+                if chained:
+                    raise _Recheck
                 instance_findings.append(
                     (
                         at,
@@ -483,7 +565,11 @@ def verify_rows(
             else:
                 bound = _bound_problem(row)
                 if bound is not None:
+                    if chained:
+                        raise _Recheck
                     instance_findings.append((at, f"event #{seq} ({describe(row)}): {bound}"))
+        # hashed (so covering the previous signature) only in an event with a trail id: see row_hash
+        stored_prev_signature = (row.get("prev_signature") or "") if stored_id else ""
         if chain_problem is None:
             problem = None
             if seq != expected:
@@ -495,20 +581,52 @@ def verify_rows(
                 )
             elif hashed(row) != row.get("hash"):
                 problem = f"event #{seq} ({describe(row)}): stored content does not match its hash; it was edited"
+            elif stored_prev_signature and prev_signature and stored_prev_signature != prev_signature:
+                problem = (
+                    f"event #{seq} ({describe(row)}): prev_signature does not match the signature of event "
+                    f"#{seq - 1}; that signature was replaced, or an event before it removed or inserted"
+                )
             if problem is not None:
+                if chained:
+                    raise _Recheck
                 chain_problem = (expected, problem)
                 verified_events, verified_head = expected - 1, (prev if expected > 1 else None)
         if expected == 1:
             first_key = str(row.get("key_id") or "")
         if keys is not None:
-            found = _check_signature(row, keys, rotated_in, retired, first_key)
+            found = _check_signature(row, keys, rotated_in, retired, first_key, verify=not chained)
             if isinstance(found, str):
+                if chained:
+                    raise _Recheck
                 signature_findings.append((seq if isinstance(seq, int) else expected, found))
             else:
-                checked += 1
-                keys_used[found[0]] = found[1]
-                verified_signatures[seq] = str(row.get("signature"))
+                key_id, keys_used[key_id], public = found
+                signature = str(row.get("signature"))
+                verified_signatures[seq] = signature
+                if not chained:
+                    checked += 1
+                else:
+                    if pending is not None:
+                        if stored_prev_signature:  # this row's hash covers the previous signature (link checked)
+                            covered += 1
+                        elif not _signed(keys, pending):  # nothing covers it (before chaining): check it now
+                            raise _Recheck
+                        else:
+                            checked += 1
+                            if last_of_key.get(pending[1]) is pending:
+                                done_at.add(pending[0])
+                    pending = last_of_key[key_id] = (seq, key_id, str(row.get("hash")), signature, public)
         prev = row.get("hash")
+        prev_signature = str(row.get("signature") or "")
+    if chained and pending is not None:
+        # Each key's last event (it vouches for everything before it) and the last event (nothing covers it)
+        for entry in {pending[0]: pending, **{entry[0]: entry for entry in last_of_key.values()}}.values():
+            if entry[0] in done_at:
+                continue
+            if not _signed(keys, entry):
+                raise _Recheck
+            checked += 1
+            covered -= entry is not pending  # counted as covered above, checked here
     if chain_problem is None:
         verified_events, verified_head = count, (prev if count else None)
     findings = (
@@ -524,6 +642,7 @@ def verify_rows(
         ChainState(
             events=count,
             head_hash=str(prev) if count else GENESIS_HASH,
+            head_signature=prev_signature if count else "",
             first_key=first_key,
             rotated_in=rotated_in,
             retired=retired,
@@ -531,27 +650,24 @@ def verify_rows(
             first_identified=first_identified,
             legacy=legacy,
             signatures=checked,
+            covered=covered,
             key_ids=sorted(keys_used),
         )
         if keys is not None
         else None
     )
-    if not findings:
-        return Verification(
-            ok=True,
-            events=verified_events,
-            head_hash=verified_head,
-            signatures_checked=checked,
-            keys_used=keys_used,
-            rotated_keys=rotated_keys,
-            verified_signatures=verified_signatures,
-            state=state,
-            **instance,
-        )
-    return Verification(
+    common = {
         **instance,
-        rotated_keys=rotated_keys,
-        verified_signatures=verified_signatures,
+        "rotated_keys": rotated_keys,
+        "verified_signatures": verified_signatures,
+        "signatures_checked": checked,
+        "signatures_covered": covered,
+        "keys_used": keys_used,
+        "state": state,
+    }
+    if not findings:
+        return Verification(ok=True, events=verified_events, head_hash=verified_head, **common)
+    return Verification(
         ok=False,
         events=verified_events,
         head_hash=verified_head,
@@ -559,10 +675,14 @@ def verify_rows(
         problem=findings[0][1],
         findings=[line for _, line in findings],
         finding_seqs=[seq for seq, _ in findings],
-        signatures_checked=checked,
-        keys_used=keys_used,
-        state=state,
+        **common,
     )
+
+
+def _signed(keys: Any, entry: tuple[int, str, str, str, str | None]) -> bool:
+    """Ed25519 check of one pending ``(seq, key id, hash, signature, rotated-in public key)``."""
+    _, key_id, event_hash, signature, public = entry
+    return bool(keys.verify(key_id, event_hash, signature, public=public))
 
 
 def _trust_label(key_id: str, keys: Any, rotated_in: dict[str, tuple[int, str, str]]) -> str:
@@ -587,13 +707,14 @@ def _row_hasher():
         ordered = sorted(columns)
         return [(name, ("{" if i == 0 else ",") + encode_basestring(name) + ":") for i, name in enumerate(ordered)]
 
-    full, legacy = build(COLUMNS), build(LEGACY_COLUMNS)
+    chained, unchained, legacy = build(COLUMNS), build(UNCHAINED_COLUMNS), build(LEGACY_COLUMNS)
     sha256 = hashlib.sha256
 
     def hashed(row: dict[str, Any]) -> str | None:
         parts = []
         try:
-            for name, prefix in full if row.get("trail_id") else legacy:
+            layout = (chained if row.get("prev_signature") else unchained) if row.get("trail_id") else legacy
+            for name, prefix in layout:
                 value = row[name]
                 kind = type(value)
                 if kind is str:
@@ -667,8 +788,13 @@ def _check_signature(
     rotated_in: dict[str, tuple[int, str, str]],
     retired: dict[str, int],
     first_key: str | None,
-) -> tuple[str, str] | str:
-    """``(key id, trust)`` when the row is signed by a key trusted at that point; else the finding.
+    *,
+    verify: bool = True,
+) -> tuple[str, str, str | None] | str:
+    """``(key id, trust, rotated-in public key)`` when the row is signed by a key trusted at that point; else the finding.
+
+    ``verify=False`` checks everything but the Ed25519 signature itself (a
+    later event vouches for it: :func:`verify_rows`).
 
     A key not reviewed in git (local, or listed in an uncommitted edit) is
     trusted only if it signed event #1 or an earlier ``key_rotated`` event
@@ -694,7 +820,7 @@ def _check_signature(
         )
     if key_id in retired and isinstance(seq, int) and seq > retired[key_id]:
         return f"{where}: signed by key {key_id}, which was rotated out at #{retired[key_id]}"
-    if not keys.verify(key_id, str(row.get("hash") or ""), signature, public=public):
+    if verify and not keys.verify(key_id, str(row.get("hash") or ""), signature, public=public):
         return f"{where}: signature does not verify under key {key_id}; the event was forged or re-hashed after an edit"
     if row.get("event_type") == "key_rotated":
         try:
@@ -703,4 +829,4 @@ def _check_signature(
             retired[key_id] = int(seq)
         except (ValueError, KeyError, TypeError):
             return f"{where}: key rotation names no new key (details.new_key_id / new_public_key)"
-    return key_id, trust
+    return key_id, trust, public

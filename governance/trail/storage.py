@@ -53,7 +53,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 
 from governance.errors import AuditError, ConfigError
 from governance.trail import anchor as anchors_mod
-from governance.trail import signing, verified
+from governance.trail import bulk, signing, verified
 from governance.trail.chain import (
     COLUMNS,
     EVENT_TYPES,
@@ -108,6 +108,7 @@ events_table = Table(
     Column("prev_hash", String(64), nullable=False, unique=True),
     Column("key_id", String(40), nullable=False),
     Column("trail_id", String(40), nullable=False, server_default=""),
+    Column("prev_signature", String(100), nullable=False, server_default=""),
     Column("hash", String(64), nullable=False, unique=True),
     Column("signature", String(100), nullable=False),
     Index("ix_audit_events_model_version", "subject_model", "subject_version"),
@@ -125,6 +126,8 @@ meta_table = Table(
 )
 #: What a store from before trail ids gains (its old events keep ``""`` and their hashes).
 _ADD_TRAIL_ID = "ALTER TABLE audit_events ADD COLUMN trail_id VARCHAR(40) NOT NULL DEFAULT ''"
+#: What a store from before chained signatures gains (its old events keep ``""`` and their hashes).
+_ADD_PREV_SIGNATURE = "ALTER TABLE audit_events ADD COLUMN prev_signature VARCHAR(100) NOT NULL DEFAULT ''"
 
 _APPEND_ONLY_SQLITE = [
     "CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
@@ -176,6 +179,8 @@ class Trail:
                 @event.listens_for(engine, "connect")
                 def _no_driver_transactions(dbapi_connection, _record):  # pragma: no cover - driver hook
                     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+                    # what a full verification hashes rows with in the database (trail/bulk.py)
+                    dbapi_connection.create_function(bulk.SQLITE_SHA256, 1, bulk.sqlite_sha256, deterministic=True)
 
                 @event.listens_for(engine, "begin")
                 def _begin(conn: Connection) -> None:
@@ -211,6 +216,8 @@ class Trail:
                         )
                     if "trail_id" not in columns:
                         conn.exec_driver_sql(_ADD_TRAIL_ID)  # older events keep "" and verify as they were hashed
+                    if "prev_signature" not in columns:
+                        conn.exec_driver_sql(_ADD_PREV_SIGNATURE)  # likewise: chaining starts with the next event
                 if not inspector.has_table(meta_table.name):
                     meta_table.create(conn)
                     self._append_only(conn, _META_APPEND_ONLY_POSTGRES, _META_APPEND_ONLY_SQLITE)
@@ -296,8 +303,7 @@ class Trail:
         for attempt in range(_RETRIES):
             try:
                 with self._errors("appending to the audit trail"), self._write() as conn:
-                    if key is not None:
-                        self._require_usable_key(conn, key)
+                    ring = self._require_usable_key(conn, key) if key is not None else None
                     # Only a guard or hook reads the subject's events: a plain append stays O(1) at a million events
                     related = self._related(conn, subject) if guard is not None or before_commit is not None else []
                     if guard is not None:
@@ -310,10 +316,10 @@ class Trail:
                             f"the audit trail at {redacted(self.url)} has lost its instance id "
                             f"({meta_table.name}.trail_id was deleted); see `govern audit verify`"
                         )
-                    head = conn.execute(
-                        select(events_table.c.seq, events_table.c.hash).order_by(events_table.c.seq.desc()).limit(1)
-                    ).first()
+                    head = conn.execute(select(events_table).order_by(events_table.c.seq.desc()).limit(1)).first()
                     seq, prev_hash = (head.seq + 1, head.hash) if head is not None else (1, GENESIS_HASH)
+                    if head is not None and ring is not None:
+                        _require_sound_head(dict(head._mapping), *ring, self.url)
                     row = {
                         "seq": seq,
                         "event_type": event_type,
@@ -331,6 +337,8 @@ class Trail:
                         "prev_hash": prev_hash,
                         "key_id": key.key_id if key is not None else "",
                         "trail_id": instance,
+                        # this event's hash covers the head's signature: see chain.verify_rows
+                        "prev_signature": head.signature if head is not None and key is not None else "",
                     }
                     row["hash"] = row_hash(row)
                     row["signature"] = key.sign(row["hash"]) if key is not None else ""
@@ -352,28 +360,33 @@ class Trail:
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _require_usable_key(self, conn: Connection, key: signing.SigningKey) -> None:
+    def _require_usable_key(
+        self, conn: Connection, key: signing.SigningKey
+    ) -> tuple[signing.KeyRing, dict[str, str]]:
         """Refuse to sign with a key nobody trusts, one a recorded rotation retired, or one that replaced the key.
 
         A key not reviewed in git (the local key, or a listing not committed)
         may sign only if it signed event #1 or a ``key_rotated`` event
         introduced it: keys change only through ``govern audit rotate-key``.
+        Returns the key ring and the public keys rotations introduced (id -> base64).
         """
         rotations = conn.execute(
             select(events_table.c.seq, events_table.c.key_id, events_table.c.details)
             .where(events_table.c.event_type == "key_rotated")
             .order_by(events_table.c.seq)
         ).all()
-        introduced: set[str] = set()
+        introduced: dict[str, str] = {}
         for rotation in rotations:
-            new_id = str(json.loads(rotation.details).get("new_key_id", ""))
+            details = json.loads(rotation.details)
+            new_id = str(details.get("new_key_id", ""))
             if rotation.key_id == key.key_id:
                 raise AuditError(
                     f"the trail signing key {key.key_id} was rotated out at #{rotation.seq} (new key {new_id}); "
                     "configure the new key"
                 )
-            introduced.add(new_id)
-        trust, _ = signing.load_keyring(self.files).check(key.key_id, now_utc())
+            introduced[new_id] = str(details.get("new_public_key", ""))
+        ring = signing.load_keyring(self.files)
+        trust, _ = ring.check(key.key_id, now_utc())
         first = conn.execute(select(events_table.c.key_id).where(events_table.c.seq == 1)).first()
         if (
             first is not None
@@ -399,6 +412,7 @@ class Trail:
                 f"the trail signing key {key.key_id} is not trusted: list it in {self.files.trail_keys_policy} "
                 f"(id: {key.key_id}, public_key: {key.public_b64}, owner, valid_from)"
             )
+        return ring, introduced
 
     def _related(self, conn: Connection, subject: Subject) -> list[Event]:
         if subject.model:
@@ -480,8 +494,13 @@ class Trail:
         *,
         signer: signing.SigningKey | None = None,
         since_checkpoint: bool = False,
+        every_signature: bool = False,
     ) -> Verification:
-        """Recompute the chain, check every signature and compare the chain with its anchors.
+        """Recompute the chain, check the signatures and compare the chain with its anchors.
+
+        Signatures: each key's last one and those no later event covers are
+        checked, the chain vouches for the rest; ``every_signature`` checks
+        each (:func:`governance.trail.chain.verify_rows`, same findings).
 
         Anchors are the checkpoint file's heads, ``anchors`` supplied by the
         caller (e.g. the registry's MLflow tags) and, with ``archive``, an
@@ -503,8 +522,14 @@ class Trail:
                 return _refused(str(refused))
             if start is not None:
                 return self._verify_since(start, instance, keys, anchors, signer)
+        if keys is not None and archive is None and not every_signature:
+            # In the database first (trail/bulk.py); anything it does not find intact is read row by row below
+            with self._errors("reading the audit trail"), self.engine.connect() as conn:
+                checked = bulk.verify_stored(conn, self.dialect, keys, instance, self.files.checkpoint)
+            if checked is not None:
+                return self._finish_stored(checked, anchors, keys, signer, record)
         hashes: dict[int, str] = {}
-        result = verify_rows(self.raw_rows(), keys, trail_id=instance, hashes=hashes)
+        result = verify_rows(self.raw_rows, keys, trail_id=instance, hashes=hashes, every_signature=every_signature)
         end = max(hashes) if hashes else 0
         extra: list[tuple[int, str]] = []
         summary: list[str] = []
@@ -528,6 +553,43 @@ class Trail:
         if final.ok and signer is not None and keys is not None and result.state is not None and heads is not None:
             verified.write(record, result.state, heads.mark(), keys, signer)
         return final
+
+    def _finish_stored(
+        self,
+        checked: bulk.Checked,
+        anchors: list[anchors_mod.Anchor],
+        keys: signing.KeyRing,
+        signer: signing.SigningKey | None,
+        record: Path | None,
+    ) -> Verification:
+        """The caller's anchors and the held key after an intact verification in the database; moves the record."""
+        result, mark, end = checked.result, checked.mark, checked.result.events
+        path = self.files.checkpoint
+        summary = [
+            f"checkpoint {path}: {mark.heads} heads, latest #{mark.latest}, matches"
+            if path is not None and mark is not None
+            else f"checkpoint: none configured (set {CHECKPOINT_ENV})"
+        ]
+        stored = self._heads_at({given.seq for given in anchors if given.seq <= end})
+        hashes = {seq: head.hash for seq, head in stored.items()}
+        # every stored signature verified (checked, or covered by the chain): anchors equal to them need no check
+        result = result.model_copy(update={"verified_signatures": {s: h.signature for s, h in stored.items()}})
+        extra = self._check_given(anchors, hashes, end, keys, result, summary)
+        extra += self._check_held_key(end, keys, result)
+        final = result.with_findings(extra).model_copy(update={"anchors": summary})
+        if final.ok and signer is not None and mark is not None and result.state is not None:
+            verified.write(record, result.state, mark, keys, signer)
+        return final
+
+    def _heads_at(self, seqs: set[int]) -> dict[int, Any]:
+        """Stored hash and signature at a few seqs (the caller's anchors)."""
+        if not seqs:
+            return {}
+        query = select(events_table.c.seq, events_table.c.hash, events_table.c.signature).where(
+            events_table.c.seq.in_(sorted(seqs))
+        )
+        with self._errors("reading the audit trail"), self.engine.connect() as conn:
+            return {int(row.seq): row for row in conn.execute(query)}
 
     def _rotations(self) -> dict[str, int]:
         """Key id -> seq of the stored ``key_rotated`` event it signed (read from the store, not a record)."""
@@ -587,8 +649,19 @@ class Trail:
                 f"verified; the trail was rewritten at or before #{n}",
                 n,
             )
+        rows.close()
+        if state.head_signature and first.get("signature") != state.head_signature:
+            return _refused(
+                f"event #{n} ({describe(first)}) no longer holds the signature that {where} verified; "
+                "it was replaced",
+                n,
+            )
+        # the next event's prev_signature must be event n's signature (an older record did not keep it)
+        state = state.model_copy(update={"head_signature": str(first.get("signature") or "")})
         hashes: dict[int, str] = {n: state.head_hash}
-        result = verify_rows(rows, keys, trail_id=instance, start=state, hashes=hashes)
+        result = verify_rows(
+            lambda: self.raw_rows(since=n + 1), keys, trail_id=instance, start=state, hashes=hashes
+        )
         end = max(hashes)
         heads = self._read_heads(_Heads(mark.heads, mark.latest), mark.bytes, mark.lines, hashes, end, result)
         # Heads or anchors before n name events this pass did not read: fetch just those hashes
@@ -770,6 +843,22 @@ class _Heads:
         )
 
 
+def _require_sound_head(head: dict[str, Any], ring: signing.KeyRing, introduced: dict[str, str], url: str) -> None:
+    """Refuse to chain onto a head whose content or signature does not verify (one line; nothing is appended).
+
+    The next event's hash covers the head's signature, and a full verification
+    checks only each key's last signature one by one (:func:`chain.verify_rows`):
+    signing after a forged head would vouch for it.
+    """
+    where = f"the audit trail at {redacted(url)}: its last event #{head['seq']} ({describe(head)})"
+    fix = "; nothing was appended: run `govern audit verify` to see what was changed"
+    if row_hash(head) != head.get("hash"):
+        raise AuditError(f"{where} does not match its hash (edited in the database){fix}")
+    key_id = str(head.get("key_id") or "")
+    if not ring.verify(key_id, str(head["hash"]), str(head.get("signature") or ""), public=introduced.get(key_id)):
+        raise AuditError(f"{where} is not validly signed by key {key_id} (a forged insert){fix}")
+
+
 def _refused(line: str, seq: int = 0) -> Verification:
     """A verification that stopped at its first finding (a verified checkpoint the store contradicts)."""
     return Verification(ok=False, events=0, head_hash=None).with_findings([(seq, line)])
@@ -879,6 +968,7 @@ def event_from_row(row: dict[str, Any]) -> Event:
             prev_hash=row["prev_hash"],
             key_id=row["key_id"],
             trail_id=row.get("trail_id") or "",
+            prev_signature=row.get("prev_signature") or "",
             hash=row["hash"],
             signature=row["signature"],
         )

@@ -14,7 +14,7 @@ import pytest
 
 from governance import trail
 from governance.cli import main
-from governance.errors import TrailBroken
+from governance.errors import AuditError, TrailBroken
 from governance.trail import Anchor, Subject
 
 SUBJECT = Subject(model="govllm-dpo", version="2")
@@ -77,11 +77,14 @@ def test_an_untouched_trail_verifies_and_says_what_it_checked(store, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"audit trail intact: 8 events, head {trail.head().hash} (sqlite:///{store})"
     assert out[1:4] == [
-        "  signatures: 8 verified",
+        "  signatures: 8 verified (1 by an Ed25519 check: each key's last event; 7 by the chain: the next event's "
+        "hash covers each)",
         f"  key {key_id()}: local key, not reviewed in git",
         f"  checkpoint {store.with_name('audit.checkpoint.jsonl')}: 8 heads, latest #8, matches",
     ]  # then the registry's side (anchors in MLflow, drift)
     assert trail.require_intact().ok
+    assert main(["audit", "verify", "--every-signature"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "  signatures: 8 verified"
 
 
 def test_deleting_the_last_event_is_truncation(store, capsys):
@@ -107,15 +110,17 @@ def test_deleting_a_rejection_and_rehashing_the_rest_is_a_detected_rewrite(store
     original = rows(store)
     tamper(store, "DELETE FROM audit_events WHERE seq = 4")
     # Re-hash every later event with the project's own hash function; the signatures cannot be redone
-    prev = original[2]["hash"]
+    # (and re-link each to the signature before it, which the next hash covers)
+    prev, prev_signature = original[2]["hash"], original[2]["signature"]
     for row in original[4:]:
         old_seq = row["seq"]
-        row.update(seq=old_seq - 1, prev_hash=prev)
+        row.update(seq=old_seq - 1, prev_hash=prev, prev_signature=prev_signature)
         row["hash"] = prev = trail.row_hash(row)
+        prev_signature = row["signature"]
         tamper(
             store,
-            "UPDATE audit_events SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-            params=(row["seq"], row["prev_hash"], row["hash"], old_seq),
+            "UPDATE audit_events SET seq = ?, prev_hash = ?, prev_signature = ?, hash = ? WHERE seq = ?",
+            params=(row["seq"], row["prev_hash"], row["prev_signature"], row["hash"], old_seq),
         )
     key, checkpoint = key_id(), store.with_name("audit.checkpoint.jsonl")
 
@@ -141,7 +146,14 @@ def test_inserting_two_hashed_approved_events_is_a_forged_insert(store, capsys):
     last = rows(store)[-1]
     outsider = trail.generate_key()  # the attacker's own key: signs correctly, but nobody trusts it
     for n, signer in ((9, None), (10, outsider)):
-        row = dict(last, seq=n, prev_hash=last["hash"], actor=f"mallory{n}", timestamp=trail.now_utc())
+        row = dict(
+            last,
+            seq=n,
+            prev_hash=last["hash"],
+            prev_signature=last["signature"],
+            actor=f"mallory{n}",
+            timestamp=trail.now_utc(),
+        )
         if signer is not None:
             row["key_id"] = signer.key_id
         row["hash"] = trail.row_hash(row)
@@ -214,3 +226,41 @@ def test_an_off_box_copy_of_the_checkpoint_catches_a_consistent_cut(store, tmp_p
         f"govern: audit trail BROKEN: off-box copy {copy}: head #8 is beyond the trail's end (#5); "
         f"events #6..#8 were removed (truncated) (sqlite:///{store})\n"
     )
+
+
+def test_an_old_events_signature_replaced_is_found_by_the_full_verify(store, capsys):
+    """Each event's hash covers the signature before it: a replaced old signature is a finding, not vouched for."""
+    original = rows(store)
+    # #3 now carries #6's signature: valid base64, a valid signature by the trail key, of another event
+    tamper(store, "UPDATE audit_events SET signature = ? WHERE seq = 3", params=(original[5]["signature"],))
+    lines = refused(capsys)
+    assert lines[:2] == [
+        f"event #3 (approved govllm-dpo v2 by rev2): signature does not verify under key {key_id()}; "
+        "the event was forged or re-hashed after an edit",
+        "event #4 (rejected govllm-dpo v2 by rev3): prev_signature does not match the signature of event #3; "
+        "that signature was replaced, or an event before it removed or inserted",
+    ]
+    assert main(["audit", "verify", "--every-signature"]) == 1
+    assert capsys.readouterr().err.count("BROKEN") == len(lines)  # the same findings either way
+
+
+def test_a_forged_event_at_the_head_stops_the_next_append(store):
+    """The trail checks the head before its signature covers it: a forged last event is never vouched for."""
+    last = rows(store)[-1]
+    forged = dict(
+        last, seq=9, prev_hash=last["hash"], prev_signature=last["signature"], actor="mallory", timestamp=trail.now_utc()
+    )
+    forged["hash"] = trail.row_hash(forged)  # hashed right; the signature cannot be made without the key
+    tamper(
+        store,
+        f"INSERT INTO audit_events ({', '.join(forged)}) VALUES ({', '.join('?' * len(forged))})",
+        params=tuple(forged.values()),
+    )
+    with pytest.raises(AuditError) as err:
+        trail.record("approved", actor="rev9", role="reviewer", subject=SUBJECT, reason="review 9")
+    assert str(err.value) == (
+        f"the audit trail at sqlite:///{store}: its last event #9 (approved govllm-dpo v2 by mallory) is not validly "
+        f"signed by key {key_id()} (a forged insert); nothing was appended: run `govern audit verify` to see what "
+        "was changed"
+    )
+    assert [row["seq"] for row in rows(store)][-1] == 9  # nothing appended after it

@@ -48,7 +48,14 @@ def insert(path, row: dict) -> None:
 
 def signed_after(last: trail.Event, key: trail.SigningKey, **changes) -> dict:
     """The next row after ``last``, hashed and signed with ``key`` (what a key holder writes)."""
-    row = {**last.stored_row(), "seq": last.seq + 1, "prev_hash": last.hash, "key_id": key.key_id, **changes}
+    row = {
+        **last.stored_row(),
+        "seq": last.seq + 1,
+        "prev_hash": last.hash,
+        "prev_signature": last.signature,
+        "key_id": key.key_id,
+        **changes,
+    }
     row["hash"] = trail.row_hash(row)
     row["signature"] = key.sign(row["hash"])
     return row
@@ -317,7 +324,8 @@ def test_a_store_from_before_trail_ids_still_verifies_and_gains_an_id(store, cap
     lines = trail.verify().detail_lines()
     assert lines[-1] == f"trail id: {new.trail_id} (2 events from before trail ids)"
     # An event without an id after one that has it was inserted (an older govern, or copied in)
-    legacy = {k: v for k, v in signed_after(new, key, actor="old3", trail_id="").items() if k != "trail_id"}
+    older = signed_after(new, key, actor="old3", trail_id="")
+    legacy = {k: v for k, v in older.items() if k not in ("trail_id", "prev_signature")}
     legacy["hash"] = trail.row_hash(legacy)
     legacy["signature"] = key.sign(legacy["hash"])
     insert(store, legacy)

@@ -97,7 +97,8 @@ def test_rotation_is_an_event_signed_by_the_old_key_and_retires_it(store, capsys
     assert (rotation.event_type, rotation.key_id, rotation.actor) == ("key_rotated", first.key_id, "kim")
     assert approve().key_id == new_id
     result = trail.verify()
-    assert result.ok and result.signatures_checked == 3 and set(result.keys_used) == {first.key_id, new_id}
+    assert result.ok and result.signatures_verified == 3 and set(result.keys_used) == {first.key_id, new_id}
+    assert result.signatures_checked == 2  # each key's last event: the rotation (old key), the approval (new)
     # Whoever still holds the old key can no longer sign through the trail…
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GOVERN_TRAIL_KEY", old_pem.decode())
@@ -106,7 +107,14 @@ def test_rotation_is_an_event_signed_by_the_old_key_and_retires_it(store, capsys
     # …nor behind its back: an event the old key signs after the rotation is a finding
     old = trail.parse_private_key(old_pem, "old key")
     last = trail.head()
-    row = {**last.stored_row(), "seq": 4, "prev_hash": last.hash, "key_id": old.key_id, "actor": "mallory"}
+    row = {
+        **last.stored_row(),
+        "seq": 4,
+        "prev_hash": last.hash,
+        "prev_signature": last.signature,
+        "key_id": old.key_id,
+        "actor": "mallory",
+    }
     row["hash"] = trail.row_hash(row)
     row["signature"] = old.sign(row["hash"])
     conn = sqlite3.connect(store)

@@ -18,7 +18,7 @@ import pytest
 from governance import trail
 from governance.cli import main
 from governance.errors import TrailBroken
-from governance.trail import Subject, signing, storage
+from governance.trail import Subject, bulk, signing, storage
 from governance.trail.verified import _message, record_path
 
 SUBJECT = Subject(model="govllm-sft", version="1")
@@ -34,8 +34,8 @@ def store(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     for i in range(6):
         append(i)
-    calls = {"verify": 0, "rows": 0}
-    real_verify, real_rows = signing.KeyRing.verify, storage.Trail.raw_rows
+    calls = {"verify": 0, "rows": 0, "stored": 0}
+    real_verify, real_rows, real_stored = signing.KeyRing.verify, storage.Trail.raw_rows, bulk.verify_stored
 
     def counted(self, *args, **kwargs):
         calls["verify"] += 1
@@ -46,7 +46,12 @@ def store(tmp_path, monkeypatch):
             calls["rows"] += 1
             yield row
 
+    def counted_stored(*args, **kwargs):
+        calls["stored"] += 1
+        return real_stored(*args, **kwargs)
+
     monkeypatch.setattr(signing.KeyRing, "verify", counted)
+    monkeypatch.setattr(bulk, "verify_stored", counted_stored)
     monkeypatch.setattr(storage.Trail, "raw_rows", counted_rows)
     return path, calls
 
@@ -76,9 +81,9 @@ def checkpointed(store) -> dict[str, int]:
     """A checkpoint at #6 (the first check reads everything and writes it); the counters reset."""
     _, calls = store
     first = trail.require_intact()
-    assert first.verified_from == 0 and first.signatures_checked == 6
+    assert first.verified_from == 0 and first.signatures_verified == 6
     assert json.loads(record_file().read_text())["events"] == 6
-    calls.update(verify=0, rows=0)
+    calls.update(verify=0, rows=0, stored=0)
     return calls
 
 
@@ -86,16 +91,23 @@ def test_only_events_after_the_checkpoint_are_read_and_checked(store):
     calls = checkpointed(store)
     append(6)
     append(7)
+    assert calls["verify"] == 2  # each append checked the head it chains onto
+    calls.update(verify=0, rows=0, stored=0)
     result = trail.require_intact()
-    assert result.ok and result.verified_from == 6 and result.events == 8 and result.signatures_checked == 8
-    assert calls == {"verify": 2, "rows": 3}  # event #6 (its hash is recomputed), then #7 and #8
+    assert result.ok and result.verified_from == 6 and result.events == 8 and result.signatures_verified == 8
+    # event #6 (its hash is recomputed), then #7 and #8: #8's signature checked, #7's covered by #8's hash
+    assert calls == {"verify": 1, "rows": 3, "stored": 0}
     assert json.loads(record_file().read_text())["events"] == 8  # moved forward by the key holder
     assert result.anchors[0].startswith("verified checkpoint: #6 (") and result.anchors[0].endswith(", 2 events since")
     calls.update(verify=0, rows=0)
-    assert trail.require_intact().verified_from == 8 and calls == {"verify": 0, "rows": 1}
+    assert trail.require_intact().verified_from == 8 and calls == {"verify": 0, "rows": 1, "stored": 0}
     # `govern audit verify` (trail.verify) never starts from the checkpoint
+    # (in the database: trail/bulk.py, no row read here; one Ed25519 check, the key's last event)
     full = trail.verify()
-    assert full.ok and full.verified_from == 0 and calls["verify"] == 8 and calls["rows"] == 9
+    assert full.ok and full.verified_from == 0 and calls == {"verify": 1, "rows": 1, "stored": 1}
+    assert (full.signatures_checked, full.signatures_covered) == (1, 7)
+    every = trail.verify(every_signature=True)  # row by row, each signature
+    assert every.ok and every.signatures_checked == 8 and calls == {"verify": 9, "rows": 9, "stored": 1}
 
 
 def test_an_old_event_edited_under_the_checkpoint_is_found_by_the_full_verify(store, capsys):
@@ -142,7 +154,7 @@ def test_rewriting_an_event_after_the_checkpoint_is_refused_as_the_full_verify_s
         trail.require_intact()
     finding = "event #7 (approved govllm-sft v1 by rev6): stored content does not match its hash; it was edited"
     assert str(err.value) == refusal(finding)
-    assert calls["rows"] == 3  # found from the checkpoint on
+    assert calls["rows"] == 4  # from the checkpoint on: #6, #7 (the fast pass stops), #7..#8 with every signature
     assert trail.verify().findings == [finding]
 
 
@@ -233,14 +245,14 @@ def test_without_a_record_or_after_the_keys_changed_everything_is_verified_again
     _, calls = store
     checkpointed(store)
     record_file().unlink()
-    assert trail.require_intact().verified_from == 0 and calls["verify"] == 6
+    assert trail.require_intact().verified_from == 0 and calls["stored"] == 1 and calls["verify"] == 1
     assert record_file().is_file()
     # A key listed since: the record was made under another ring, so it is not used
     pub = trail.open_trail().files.local_public_keys
     other = trail.generate_key()
     pub.write_text(pub.read_text() + f"{other.key_id} {other.public_b64}\n")
-    calls.update(verify=0)
-    assert trail.require_intact().verified_from == 0 and calls["verify"] == 6
+    calls.update(verify=0, stored=0)
+    assert trail.require_intact().verified_from == 0 and calls["stored"] == 1 and calls["verify"] == 1
     assert trail.require_intact().verified_from == 6
 
 
@@ -269,3 +281,14 @@ def test_a_key_rotation_after_the_checkpoint_is_followed(store):
     append(7)
     assert trail.require_intact().verified_from == 8
     assert trail.verify().ok
+
+
+def test_a_full_verification_runs_in_sqlite_byte_for_byte(store):
+    """SQLite spells each row's JSON exactly as govern hashed it (quotes, backslashes, non-ASCII): no row read."""
+    _, calls = store
+    for reason in ('he said "no"', "back\\slash and a/slash", "naïve 東京 😀 \u2028", "'single' and \"double\""):
+        trail.record("approved", actor="rév", role="reviewer", subject=SUBJECT, reason=reason, details={"r": reason})
+    calls.update(verify=0, rows=0, stored=0)
+    result = trail.verify()
+    assert result.ok and calls == {"verify": 1, "rows": 0, "stored": 1}, result.findings
+    assert result.signatures_verified == 10

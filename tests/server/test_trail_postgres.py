@@ -9,7 +9,7 @@ import pytest
 
 from governance import trail
 from governance.errors import AuditError
-from governance.trail import Subject
+from governance.trail import Subject, storage
 
 pytestmark = pytest.mark.server
 
@@ -112,7 +112,7 @@ def test_postgres_trail_rewritten_tail_and_unreviewed_key_are_refused(pg_trail, 
         cursor.execute("DELETE FROM audit_events WHERE seq = 3")
         cursor.execute("SELECT * FROM audit_events WHERE seq = 2")
         row = dict(zip([c.name for c in cursor.description], cursor.fetchone(), strict=True))
-        row.update(seq=3, prev_hash=row["hash"], actor="mallory")
+        row.update(seq=3, prev_hash=row["hash"], prev_signature=row["signature"], actor="mallory")
         row["hash"] = trail.row_hash(row)  # hashed correctly; the copied signature cannot be redone without the key
         columns = ", ".join(row)
         cursor.execute(
@@ -205,3 +205,38 @@ def test_postgres_check_before_an_action_starts_from_the_verified_checkpoint(pg_
         f"{record} verified; events #4..#5 were removed (truncated); see `govern audit verify`"
     )
     conn.close()
+
+
+TRICKY_REASONS = ('he said "no"', "back\\slash and a/slash", "naïve 東京 😀 \u2028", "'single' and \"double\"")
+
+
+def test_a_full_verification_runs_in_postgresql_byte_for_byte(pg_trail, monkeypatch):
+    """The database spells each row's JSON exactly as govern hashed it (quotes, backslashes, non-ASCII): no row read."""
+    for reason in TRICKY_REASONS:
+        trail.record(
+            "approved",
+            actor="reviewer",
+            role="reviewer",
+            subject=Subject(model="govllm-dpo", version="7"),
+            reason=reason,
+            details={"note": reason},
+        )
+
+    def read_row_by_row(self, *args, **kwargs):
+        raise AssertionError("the full verification read the rows one by one")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(storage.Trail, "raw_rows", read_row_by_row)
+        result = trail.verify()
+    assert result.ok and (result.signatures_checked, result.signatures_covered) == (1, 3), result.findings
+    assert result.anchors[0].endswith(": 4 heads, latest #4, matches")
+    # an edit is not "intact" in the database: the row-by-row pass names it
+    conn = psycopg2.connect(pg_trail)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute("DROP TRIGGER audit_events_append_only ON audit_events")
+        cursor.execute("UPDATE audit_events SET reason = 'he said \"yes\"' WHERE seq = 1")
+    conn.close()
+    assert trail.verify().findings[0] == (
+        "event #1 (approved govllm-dpo v7 by reviewer): stored content does not match its hash; it was edited"
+    )
