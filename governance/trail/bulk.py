@@ -99,7 +99,12 @@ def _hash(dialect: str, expression: str) -> str:
 
 
 def _rows_query(dialect: str) -> str:
-    """The events, the lowest seq, and how many rows' hash, prev_hash or prev_signature is not what an append wrote."""
+    """One scan: the seqs, the rows not as an append wrote them, the trail ids, the longest reason, the unchained.
+
+    Returns ``events, lowest seq, bad rows, legacy rows, first identified seq,
+    rows of another trail, last legacy seq, longest reason (bytes), unchained
+    rows after #1``.
+    """
     payload = (
         f"CASE WHEN e.trail_id = '' THEN {_payload(dialect, LEGACY_COLUMNS)} "
         f"WHEN e.prev_signature = '' THEN {_payload(dialect, UNCHAINED_COLUMNS)} "
@@ -110,10 +115,15 @@ def _rows_query(dialect: str) -> str:
         "AND (e.trail_id = '' OR e.prev_signature = '' OR p.seq IS NULL OR e.prev_signature = p.signature) "
         "AND e.key_id <> '' AND e.signature <> ''"
     )
+    length = "LENGTH(CAST(e.reason AS BLOB))" if dialect == "sqlite" else "OCTET_LENGTH(e.reason)"
     # seq is the primary key (unique): COUNT = MAX and MIN = 1 mean exactly 1..N, nothing missing.
     # The previous event by its key (an index lookup), not a window: nothing is copied aside per row.
     return (
-        f"SELECT COUNT(*), MIN(e.seq), COALESCE(SUM(CASE WHEN {ok} THEN 0 ELSE 1 END), 0) "
+        f"SELECT COUNT(*), MIN(e.seq), SUM(CASE WHEN {ok} THEN 0 ELSE 1 END), "
+        "SUM(CASE WHEN e.trail_id = '' THEN 1 ELSE 0 END), MIN(CASE WHEN e.trail_id <> '' THEN e.seq END), "
+        "SUM(CASE WHEN e.trail_id <> '' AND e.trail_id <> :instance THEN 1 ELSE 0 END), "
+        f"MAX(CASE WHEN e.trail_id = '' THEN e.seq END), MAX(CASE WHEN e.trail_id <> '' THEN {length} END), "
+        "SUM(CASE WHEN e.seq > 1 AND (e.trail_id = '' OR e.prev_signature = '') THEN 1 ELSE 0 END) "
         "FROM audit_events e LEFT JOIN audit_events p ON p.seq = e.seq - 1 WHERE e.seq <= :end"
     )
 
@@ -133,38 +143,29 @@ def _verify(conn: Connection, dialect: str, keys: Any, instance: str | None, che
     if not end:
         return None  # nothing to save
     bound = {"end": end}
-    events, lowest, bad = conn.execute(text(_rows_query(dialect)), {**bound, "genesis": GENESIS_HASH}).one()
+    scan = conn.execute(text(_rows_query(dialect)), {**bound, "genesis": GENESIS_HASH, "instance": instance or ""})
+    events, lowest, bad, legacy, first_identified, foreign, last_legacy, longest, unchained = scan.one()
     if events != end or lowest != 1 or bad:
         return None
     # The trail instance: every id the same as the store's, no event without one after the first that has one
-    legacy, first_identified, foreign, last_legacy = conn.execute(
-        text(
-            "SELECT SUM(CASE WHEN trail_id = '' THEN 1 ELSE 0 END), MIN(CASE WHEN trail_id <> '' THEN seq END), "
-            "SUM(CASE WHEN trail_id <> '' AND trail_id <> :instance THEN 1 ELSE 0 END), "
-            "MAX(CASE WHEN trail_id = '' THEN seq END) FROM audit_events WHERE seq <= :end"
-        ),
-        {**bound, "instance": instance or ""},
-    ).one()
     if first_identified is not None and (instance is None or foreign or (last_legacy or 0) > first_identified):
         return None
-    # Record-time bounds of the events with an id: each distinct actor and role once, the longest reason
-    length = "LENGTH(CAST(reason AS BLOB))" if dialect == "sqlite" else "OCTET_LENGTH(reason)"
-    longest = conn.execute(
-        text(f"SELECT COALESCE(MAX({length}), 0) FROM audit_events WHERE trail_id <> '' AND seq <= :end"), bound
-    ).scalar_one()
-    if longest > MAX_REASON_BYTES:
+    # Record-time bounds of the events with an id: the longest reason, each distinct actor and role once
+    if (longest or 0) > MAX_REASON_BYTES:
         return None
-    for field in ("actor", "role"):
-        names = conn.execute(
-            text(f"SELECT DISTINCT {field} FROM audit_events WHERE trail_id <> '' AND seq <= :end"), bound
-        ).scalars()
-        if any(not isinstance(name, str) or _field_problem(field, name) is not None for name in names):
+    names = conn.execute(
+        text("SELECT DISTINCT actor, role FROM audit_events WHERE trail_id <> '' AND seq <= :end"), bound
+    ).all()
+    for actor, role in names:
+        if not isinstance(actor, str) or not isinstance(role, str):
+            return None
+        if _field_problem("actor", actor) is not None or _field_problem("role", role) is not None:
             return None
     trust = _replay_trust(conn, keys, bound)
     if trust is None:
         return None
-    state, keys_used, rotated_in = trust
-    checked = _check_signatures(conn, keys, bound, rotated_in)
+    state, keys_used, rotated_in, last_of_key = trust
+    checked = _check_signatures(conn, keys, bound, rotated_in, {end, *last_of_key}, unchained > 0)
     if checked is None:
         return None
     head = conn.execute(
@@ -206,8 +207,11 @@ def _verify(conn: Connection, dialect: str, keys: Any, instance: str | None, che
 
 def _replay_trust(
     conn: Connection, keys: Any, bound: dict[str, int]
-) -> tuple[ChainState, dict[str, str], dict[str, tuple[int, str, str]]] | None:
-    """Key trust, validity and rotations from each key's extreme events and the rotations, in seq order."""
+) -> tuple[ChainState, dict[str, str], dict[str, tuple[int, str, str]], set[int]] | None:
+    """Key trust, validity and rotations from each key's extreme events and the rotations, in seq order.
+
+    Returns the state so far, each key's trust label, the rotated-in keys and each key's last seq.
+    """
     per_key = conn.execute(
         text(
             "SELECT key_id, MIN(seq), MAX(seq), MIN(timestamp), MAX(timestamp) FROM audit_events "
@@ -243,19 +247,29 @@ def _replay_trust(
     if first_key is None:
         return None
     state = ChainState(first_key=first_key, rotated_in=rotated_in, retired=retired, key_ids=sorted(keys_used))
-    return state, keys_used, rotated_in
+    return state, keys_used, rotated_in, {last for _, _, last, _, _ in per_key}
 
 
 def _check_signatures(
-    conn: Connection, keys: Any, bound: dict[str, int], rotated_in: dict[str, tuple[int, str, str]]
+    conn: Connection,
+    keys: Any,
+    bound: dict[str, int],
+    rotated_in: dict[str, tuple[int, str, str]],
+    last: set[int],
+    unchained: bool,
 ) -> int | None:
-    """Ed25519 on each key's last event and on every event no successor covers; how many, or None."""
-    # the last event, each key's last, and every event whose successor does not chain it (from before chaining)
+    """Ed25519 on ``last`` (the last event, each key's last) and every event no successor covers; how many, or None."""
+    seqs = ", ".join(str(int(seq)) for seq in sorted(last))
+    # an event before one that does not chain it (a trail from before chaining): checked one by one too
+    before_unchained = (
+        " OR seq IN (SELECT seq - 1 FROM audit_events WHERE seq <= :end AND (trail_id = '' OR prev_signature = ''))"
+        if unchained
+        else ""
+    )
     rows = conn.execute(
         text(
-            "SELECT seq, key_id, hash, signature FROM audit_events WHERE seq <= :end AND (seq = :end "
-            "OR seq IN (SELECT MAX(seq) FROM audit_events WHERE seq <= :end GROUP BY key_id) "
-            "OR seq IN (SELECT seq - 1 FROM audit_events WHERE seq <= :end AND (trail_id = '' OR prev_signature = '')))"
+            f"SELECT seq, key_id, hash, signature FROM audit_events WHERE seq <= :end AND (seq IN ({seqs})"
+            f"{before_unchained})"
         ),
         bound,
     ).all()
