@@ -11,6 +11,11 @@ also cross-checks the dataset hashes of the version's lineage against
 README.md model card, facts.json, figures/) and attaches them to the version's
 training run (``report/``, model card included). Writes nothing else: the
 report never modifies another stage's outputs.
+
+A report shows run ids, approval times and when it was made, so DVC does not
+hash the report folders: the stage's DVC output is ``<out_dir>/index.json``
+(each version's verdict and check statuses, nothing run-specific), which a
+fresh clone's ``dvc repro`` writes byte for byte again.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from governance.lineage import dvc_lock_stage
 from governance.policy import Strict
 from governance.report import BuiltReport, collect_facts, decide_verdict, log_report, render_report, report_folder
 from governance.report.facts import ReportFacts
+from governance.report.verdict import Verdict
 from pipelines._common import load_all_params, load_params, stage_main
 
 log = logging.getLogger(__name__)
 STAGE = "report"
+#: The stage's DVC output in ``out_dir``: one line per report, no run id or time (those stay in the reports).
+INDEX = "index.json"
 
 
 class ReportParams(Strict):
@@ -81,6 +89,7 @@ def checkout_cross_check(facts: ReportFacts, lock_path: Path = Path("dvc.lock"))
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, ReportParams)
     out_root = Path(params.out_dir)
+    index = []
     for method in params.methods:
         registration = read_registration(registration_file(method))
         name, version = registration["name"], registration["version"]
@@ -94,7 +103,33 @@ def main(argv: list[str] | None = None) -> int:
         if params.log_to_mlflow:
             log_report(report)
         log.info("%s v%s: %s (%s)", name, version, verdict.headline, files.html)
+        index.append(index_entry(method, name, version, verdict, files.html.parent))
+    write_index(out_root / INDEX, index)
     return 0
+
+
+def index_entry(method: str, name: str, version: str, verdict: Verdict, folder: Path) -> dict[str, Any]:
+    """What the DVC-hashed index says of one report: the verdict and each check's status, nothing run-specific."""
+    return {
+        "method": method,
+        "name": name,
+        "version": version,
+        "promotable": verdict.promotable,
+        "checks": {check.id: check.status for check in verdict.checks},
+        "folder": folder.as_posix(),
+    }
+
+
+def write_index(path: Path, entries: list[dict[str, Any]]) -> None:
+    """``index.json``, the stage's DVC output: written last, atomically (a failed run leaves none)."""
+    body = {
+        "reports": entries,
+        "note": "the reports themselves (HTML, Markdown, model card, facts) show run ids and times, so DVC does not "
+        "hash them; they are attached to each version's training run in MLflow and `govern report` rebuilds them",
+    }
+    scratch = path.with_name(f".{path.name}.tmp")
+    scratch.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    scratch.replace(path)
 
 
 if __name__ == "__main__":

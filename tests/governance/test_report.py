@@ -504,6 +504,18 @@ def test_report_stage_writes_per_version_and_cross_checks_dvc_lock(lab):
     run_id = built["pending"].run_id
     assert "report/README.md" in {f.path for f in registry.client().list_artifacts(run_id, "report")}
     assert "model/README.md" not in {f.path for f in registry.client().list_artifacts(run_id, "model")}
+    # The DVC output is the index: the verdict and check statuses, no run id or time, the same bytes again
+    index = (workdir / "reports" / "index.json").read_bytes()
+    entry = json.loads(index)["reports"][0]
+    assert (entry["method"], entry["name"], entry["version"]) == ("sft", "pending-sft", "1")
+    assert entry["folder"] == "reports/pending-sft/v1" and entry["checks"] and not entry["promotable"]
+    assert run_id not in index.decode() and not re.search(rb"20\d\d-\d\d-\d\d", index)
+    mp.chdir(workdir)
+    try:
+        assert stage.main([]) == 0
+    finally:
+        mp.chdir(root)
+    assert (workdir / "reports" / "index.json").read_bytes() == index
 
 
 def test_report_stage_shows_a_dvc_lock_that_moved_on(lab):
