@@ -8,9 +8,9 @@
 How the million events are made: event #1 is appended through the real path
 (``trail.record``: creates the store, mints its trail id, signs, anchors);
 events #2..#N are then built as ``trail.record`` builds them (same columns,
-``chain.row_hash``, Ed25519 signature by the trail key, one checkpoint head per
-event) in batches, the signatures computed by a pool of processes, and
-inserted with multi-row INSERTs. The PostgreSQL store gets the same rows
+``chain.row_hash`` covering the previous signature, Ed25519 signature by the
+trail key, one checkpoint head per event) one after another, and inserted in
+batches with multi-row INSERTs. The PostgreSQL store gets the same rows
 (same trail id, as a restore from a dump would), in its own database
 ``trail_scale`` created here and dropped at the end. Every figure after that
 goes through the real code: ``trail.record`` for the append rate (measured at
@@ -19,16 +19,17 @@ N events), ``trail.require_intact`` for the check before an action,
 ``wait4``) for the full verification.
 
 Goals (issue 29): the check before an action ≤ 50 ms at 1M events; full
-verify ≥ 100k events/s/core. 1,000,000 events, 2026-11-25, 2 cores at load
-average 13-16 (benchmarks/results/trail_scale.json)::
+verify ≥ 100k events/s/core (CPU time: govern's, and on PostgreSQL, which
+hashes the rows, the server's too). 1,000,000 events, 2026-11-25, 2 cores, the
+benchmark alone (benchmarks/results/trail_scale.json)::
 
-    store       action check (0 / 1 / 100 new)   full verify            of which chain  Ed25519  append
-    sqlite      36.0 / 39.6 / 113.3 ms           6,015 ev/CPU-s (530 s)  124,753 /CPU-s  135 us   16.9/s
-    postgresql  26.9 / 33.8 /  93.5 ms           5,940 ev/CPU-s (640 s)  106,884 /CPU-s  130 us   23.4/s
+    store       action check (0 / 1 / 100 new)   full verify                       append
+    sqlite      10.1 / 13.1 / 16.1 ms            61,461 ev/CPU-s (16.3 CPU-s)      68.8/s
+    postgresql   9.8 / 14.4 / 21.6 ms            36,481 ev/CPU-s (3.4 + 24.0 CPU-s) 70.1/s
 
-Read: the action check meets its goal on both stores; full verify does not,
-bound by one Ed25519 check per event (the rest runs at 100k+/CPU-s).
-docs/explanation/trail-at-scale.md says why and what would close the gap.
+Read: the action check meets its goal on both stores; full verify does not
+(it was ~6,000 before signatures were chained and the hashing moved into the
+database). docs/explanation/trail-at-scale.md says where the rest goes.
 """
 
 from __future__ import annotations
