@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _postgres_cpu() -> float:
-    """User+system CPU seconds of every ``postgres`` process on this machine, exited backends included (local server)."""
+    """User+system CPU seconds of every ``postgres`` process here (a local server), exited backends included."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for entry in Path("/proc").iterdir():

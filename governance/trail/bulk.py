@@ -168,9 +168,7 @@ def _verify(conn: Connection, dialect: str, keys: Any, instance: str | None, che
     checked = _check_signatures(conn, keys, bound, rotated_in, {end, *last_of_key}, unchained > 0)
     if checked is None:
         return None
-    head = conn.execute(
-        text("SELECT hash, signature FROM audit_events WHERE seq = :end"), bound
-    ).one()
+    head = conn.execute(text("SELECT hash, signature FROM audit_events WHERE seq = :end"), bound).one()
     mark = None
     if checkpoint is not None:
         if not checkpoint.is_file():
@@ -273,16 +271,14 @@ def _check_signatures(
         ),
         bound,
     ).all()
-    for seq, key_id, event_hash, signature in rows:
+    for _, key_id, event_hash, signature in rows:
         public = rotated_in[key_id][1] if key_id in rotated_in else None
         if not keys.verify(key_id, event_hash, signature, public=public):
             return None
     return len(rows)
 
 
-def _compare_heads(
-    conn: Connection, dialect: str, bound: dict[str, int], path: Path
-) -> verified.FileMark | None:
+def _compare_heads(conn: Connection, dialect: str, bound: dict[str, int], path: Path) -> verified.FileMark | None:
     """The checkpoint file holds exactly one head per event 1..N, in order (else None: parsed line by line).
 
     Each head is spelled as :meth:`Anchor.line` writes it (``json.dumps``:

@@ -791,7 +791,7 @@ def _check_signature(
     *,
     verify: bool = True,
 ) -> tuple[str, str, str | None] | str:
-    """``(key id, trust, rotated-in public key)`` when the row is signed by a key trusted at that point; else the finding.
+    """``(key id, trust, rotated-in public key)`` when a key trusted at that point signed the row; else the finding.
 
     ``verify=False`` checks everything but the Ed25519 signature itself (a
     later event vouches for it: :func:`verify_rows`).

@@ -360,9 +360,7 @@ class Trail:
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _require_usable_key(
-        self, conn: Connection, key: signing.SigningKey
-    ) -> tuple[signing.KeyRing, dict[str, str]]:
+    def _require_usable_key(self, conn: Connection, key: signing.SigningKey) -> tuple[signing.KeyRing, dict[str, str]]:
         """Refuse to sign with a key nobody trusts, one a recorded rotation retired, or one that replaced the key.
 
         A key not reviewed in git (the local key, or a listing not committed)
@@ -652,16 +650,13 @@ class Trail:
         rows.close()
         if state.head_signature and first.get("signature") != state.head_signature:
             return _refused(
-                f"event #{n} ({describe(first)}) no longer holds the signature that {where} verified; "
-                "it was replaced",
+                f"event #{n} ({describe(first)}) no longer holds the signature that {where} verified; it was replaced",
                 n,
             )
         # the next event's prev_signature must be event n's signature (an older record did not keep it)
         state = state.model_copy(update={"head_signature": str(first.get("signature") or "")})
         hashes: dict[int, str] = {n: state.head_hash}
-        result = verify_rows(
-            lambda: self.raw_rows(since=n + 1), keys, trail_id=instance, start=state, hashes=hashes
-        )
+        result = verify_rows(lambda: self.raw_rows(since=n + 1), keys, trail_id=instance, start=state, hashes=hashes)
         end = max(hashes)
         heads = self._read_heads(_Heads(mark.heads, mark.latest), mark.bytes, mark.lines, hashes, end, result)
         # Heads or anchors before n name events this pass did not read: fetch just those hashes
