@@ -240,3 +240,35 @@ def test_a_full_verification_runs_in_postgresql_byte_for_byte(pg_trail, monkeypa
     assert trail.verify().findings[0] == (
         "event #1 (approved govllm-dpo v7 by reviewer): stored content does not match its hash; it was edited"
     )
+
+
+def test_postgresql_spells_a_string_as_canonical_json_or_as_no_json_at_all(pg_trail):
+    """The bulk pass's quoting equals json.dumps without control characters; with one it is never canonical JSON.
+
+    A spelling that matched the canonical JSON of another value would let an
+    edited row pass the database check: so every value either spells exactly
+    as ``canonical_json`` does or spells as something no JSON parser accepts.
+    """
+    import json
+
+    from governance.trail import bulk
+    from governance.trail.chain import canonical_json
+
+    plain = [*TRICKY_REASONS, "", 'a\\"b', "\\", '"', "\u007f del", "\u2029", "tab-free", "🙂" * 3]
+    controls = ["line\nbreak", "tab\there", "soh\x01", "\x1f", 'quote"and\nnewline']
+    conn = psycopg2.connect(pg_trail)
+    try:
+        with conn.cursor() as cursor:
+            for value in [*plain, *controls]:
+                cursor.execute(f"SELECT {bulk._pg_string('v')} FROM (SELECT %s::text AS v) t", (value,))
+                spelled = cursor.fetchone()[0]
+                if value in plain:
+                    assert spelled == canonical_json(value), value
+                else:
+                    assert spelled != canonical_json(value)
+                    with pytest.raises(json.JSONDecodeError):
+                        json.loads(spelled)  # a raw control character inside a string: not JSON
+            cursor.execute(f"SELECT format('%s', {bulk._pg_string('v')}) FROM (SELECT NULL::text AS v) t")
+            assert cursor.fetchone()[0] == ""  # NULL: nothing at all where a JSON string must be
+    finally:
+        conn.close()
