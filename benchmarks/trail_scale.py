@@ -143,10 +143,63 @@ def build(urls: dict[str, str], checkpoints: dict[str, Path], events: int) -> di
                 handle.write(heads)
             timings[f"insert_{name}_s"] += time.perf_counter() - started
         print(f"  built #{seq}", file=sys.stderr, flush=True)  # noqa: T201 - progress
+    for name in names:  # as after a restore: PostgreSQL's statistics and visibility map up to date, so that
+        if opened[name].dialect == "postgresql":  # no autovacuum of the fresh rows runs during (and counts in) a verify
+            with opened[name].engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE audit_events")
     return {k: round(v, 1) for k, v in timings.items()}
 
 
-def measure(name: str, url: str, checkpoint: Path, events: int, appends: int, checks: int) -> dict:
+def full_verify(name: str, events: int, tree: Path | None = None) -> dict:
+    """One `govern audit verify --quiet` (a subprocess, as a cron job runs it): wall, its CPU, PostgreSQL's CPU.
+
+    ``tree``: run the ``governance`` package extracted there (``--before``)
+    instead of this checkout's.
+    """
+    command = [str(Path(sys.executable).with_name("govern")), "audit", "verify", "--quiet"]
+    env = dict(os.environ)
+    if tree is not None:
+        command = [sys.executable, "-c", "from governance.cli import main; raise SystemExit(main())", *command[1:]]
+        env["PYTHONPATH"] = str(tree)
+    server_before = _postgres_cpu() if name == "postgresql" else None
+    started = time.perf_counter()
+    child = subprocess.Popen(  # not run from this checkout: ``python -c`` would import its governance first
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tree or REPO
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    stdout, stderr = child.stdout.read(), child.stderr.read()  # type: ignore[union-attr]
+    cpu = usage.ru_utime + usage.ru_stime
+    # PostgreSQL hashes the rows in its own processes: their CPU counts too (None where it cannot be read)
+    server = None if server_before is None else _postgres_cpu() - server_before
+    return {
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "output": (stdout or stderr).strip().splitlines()[0][:200],
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "server_cpu_s": None if server is None else round(server, 1),
+        "events_per_s": round(events / wall),
+        "events_per_cpu_s": round(events / (cpu + (server or 0))),
+    }
+
+
+def side_by_side(name: str, events: int, before: Path, rounds: int) -> dict:
+    """Full verify by the code at ``--before`` and by this checkout, alternating, on the same store; median ratio."""
+    runs: dict[str, list[dict]] = {"before": [], "now": []}
+    for _ in range(rounds):
+        for side, tree in (("before", before), ("now", None)):
+            runs[side].append(full_verify(name, events, tree))
+            print(f"  {name} full verify ({side}): {runs[side][-1]}", file=sys.stderr, flush=True)  # noqa: T201
+    rates = {side: statistics.median(r["events_per_cpu_s"] for r in done) for side, done in runs.items()}
+    return {
+        **{f"{side}_events_per_cpu_s": rate for side, rate in rates.items()},
+        "ratio": round(rates["now"] / rates["before"], 2),
+    }
+
+
+def measure(
+    name: str, url: str, checkpoint: Path, events: int, appends: int, checks: int, before: Path | None = None
+) -> dict:
     """Full verify (subprocess), the check before an action, the append rate — all through the real code."""
     from governance import trail
     from governance.trail import Subject
@@ -156,30 +209,10 @@ def measure(name: str, url: str, checkpoint: Path, events: int, appends: int, ch
     os.environ["GOVERN_TRAIL_CHECKPOINT"] = str(checkpoint)
     out: dict = {"store": name, "events": events}
     # Full `govern audit verify`: every hash, link and head (in the database), the signatures; as a cron job runs it
-    server_before = _postgres_cpu() if name == "postgresql" else None
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [str(Path(sys.executable).with_name("govern")), "audit", "verify", "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    stdout, stderr = child.stdout.read(), child.stderr.read()  # type: ignore[union-attr]
-    cpu = usage.ru_utime + usage.ru_stime
-    # PostgreSQL hashes the rows in its own processes: their CPU counts too (None where it cannot be read)
-    server = None if server_before is None else _postgres_cpu() - server_before
-    out["full_verify"] = {
-        "exit_code": os.waitstatus_to_exitcode(status),
-        "output": (stdout or stderr).strip().splitlines()[0][:200],
-        "wall_s": round(wall, 1),
-        "cpu_s": round(cpu, 1),
-        "server_cpu_s": None if server is None else round(server, 1),
-        "events_per_s": round(events / wall),
-        "events_per_cpu_s": round(events / (cpu + (server or 0))),
-    }
+    out["full_verify"] = full_verify(name, events)
     print(f"  {name} full verify: {out['full_verify']}", file=sys.stderr, flush=True)  # noqa: T201
+    if before is not None:
+        out["full_verify_before"] = side_by_side(name, events, before, rounds=3)
     out["full_verify_parts"] = breakdown(url)
     print(f"  {name} parts: {out['full_verify_parts']}", file=sys.stderr, flush=True)  # noqa: T201
     # The check before an action, from the verified checkpoint that run wrote (it holds the key),
@@ -260,11 +293,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--appends", type=int, default=500, help="appends through trail.record for the append rate")
     parser.add_argument("--checks", type=int, default=10, help="samples per action-check figure (median)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="also run full verify by the code at this git revision, side by side (median of 3)",
+    )
     args = parser.parse_args(argv)
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     with tempfile.TemporaryDirectory(prefix="trail_scale_") as tmp:
         folder = Path(tmp)
         os.environ.update(environment(folder))
+        before = None
+        if args.before:  # the governance package at that commit (git archive: unfinished edits stay out)
+            before = folder / "before"
+            before.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", args.before, "governance"], cwd=REPO, capture_output=True, check=True
+            )
+            subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
         urls, checkpoints = {}, {}
         for name in stores:
             (folder / name).mkdir()
@@ -279,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
             built = build(urls, checkpoints, args.events)
             built["total_s"] = round(time.perf_counter() - started, 1)
             print(f"built {args.events} events: {built}", file=sys.stderr)  # noqa: T201
-            results = [measure(n, urls[n], checkpoints[n], args.events, args.appends, args.checks) for n in stores]
+            results = [
+                measure(n, urls[n], checkpoints[n], args.events, args.appends, args.checks, before) for n in stores
+            ]
             sizes = {n: checkpoints[n].stat().st_size for n in stores}
         finally:
             if "postgresql" in stores:

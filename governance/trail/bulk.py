@@ -4,14 +4,18 @@
 Python costs ~40 µs an event (fetching 19 columns, building the canonical
 JSON, parsing a checkpoint line); this module asks the database instead:
 
-* **hashes and links, one query.** Each row's canonical JSON is built by the
-  database exactly as :func:`governance.trail.chain.canonical_json` writes it
-  (``json_object`` on SQLite, ``to_json`` on PostgreSQL: the same escapes, UTF-8
-  kept) in the layout :func:`~governance.trail.chain.row_hash` picks, hashed
-  (a ``govern_sha256`` function on SQLite, ``sha256`` on PostgreSQL) and
-  compared with the stored hash; window functions check that seqs run 1..N,
-  that ``prev_hash`` is the previous hash and ``prev_signature`` the previous
-  signature. Only the number of rows that fail comes back.
+* **hashes and links.** Each row's canonical JSON is built by the database
+  exactly as :func:`governance.trail.chain.canonical_json` writes it
+  (``json_object`` on SQLite; on PostgreSQL ``format`` over columns quoted as
+  :func:`_pg_string` says, which also argues why a match cannot be a
+  different row) in the layout :func:`~governance.trail.chain.row_hash`
+  picks, hashed (a ``govern_sha256`` function on SQLite, ``sha256`` on
+  PostgreSQL) and compared with the stored hash; the same scan checks that
+  seqs run 1..N. That ``prev_hash`` is the previous hash and
+  ``prev_signature`` the previous signature is checked in the same query on
+  SQLite (joining the previous seq) and in an ordered scan of its own on
+  PostgreSQL (``LAG``), which leaves the hashing free to run in parallel
+  workers. Only the number of rows that fail comes back.
 * **trust, O(keys).** Per key its first, last and earliest-dated event, and
   every ``key_rotated`` event, are replayed in seq order through the same
   check as the row-by-row pass (:func:`~governance.trail.chain._check_signature`
@@ -129,24 +133,18 @@ def _rows_query(dialect: str) -> str:
         f"WHEN e.prev_signature = '' THEN {_payload(dialect, UNCHAINED_COLUMNS)} "
         f"ELSE {_payload(dialect, COLUMNS)} END"
     )
+    stored = f"{_hash(dialect, payload)} = e.hash AND e.key_id <> '' AND e.signature <> ''"
     if dialect == "sqlite":
-        # The previous event by its key (an index lookup): SQLite would copy a window's rows aside (~3x the CPU)
-        source, prev = "audit_events e LEFT JOIN audit_events p ON p.seq = e.seq - 1 WHERE e.seq <= :end", "p."
+        # The links in the same scan, the previous event by its key (an index lookup): a window would copy the
+        # rows aside (~3x the CPU)
+        ok = f"{stored} AND {_LINKED.format(prev='p.')}"
+        source = "audit_events e LEFT JOIN audit_events p ON p.seq = e.seq - 1 WHERE e.seq <= :end"
     else:
-        # PostgreSQL: the previous row of the same ordered scan, ~15% less server CPU than joining the table again
-        source, prev = (
-            "(SELECT *, LAG(seq) OVER w AS p_seq, LAG(hash) OVER w AS p_hash, LAG(signature) OVER w AS p_signature "
-            "FROM audit_events WHERE seq <= :end WINDOW w AS (ORDER BY seq)) e",
-            "e.p_",
-        )
-    ok = (
-        f"{_hash(dialect, payload)} = e.hash AND e.prev_hash = COALESCE({prev}hash, :genesis) "
-        f"AND (e.trail_id = '' OR e.prev_signature = '' OR {prev}seq IS NULL OR e.prev_signature = {prev}signature) "
-        "AND e.key_id <> '' AND e.signature <> ''"
-    )
+        # PostgreSQL: the links in an ordered scan of their own (_links_query), so that this one, the hashing,
+        # may run in parallel workers; joining the table again here cost ~15% more CPU
+        ok, source = stored, "audit_events e WHERE e.seq <= :end"
     length = "LENGTH(CAST(e.reason AS BLOB))" if dialect == "sqlite" else "OCTET_LENGTH(e.reason)"
-    # seq is the primary key (unique): COUNT = MAX and MIN = 1 mean exactly 1..N, nothing missing,
-    # so the previous row (LAG) is the previous seq wherever it matters.
+    # seq is the primary key (unique): COUNT = MAX and MIN = 1 mean exactly 1..N, nothing missing
     return (
         f"SELECT COUNT(*), MIN(e.seq), SUM(CASE WHEN {ok} THEN 0 ELSE 1 END), "
         "SUM(CASE WHEN e.trail_id = '' THEN 1 ELSE 0 END), MIN(CASE WHEN e.trail_id <> '' THEN e.seq END), "
@@ -154,6 +152,27 @@ def _rows_query(dialect: str) -> str:
         f"MAX(CASE WHEN e.trail_id = '' THEN e.seq END), MAX(CASE WHEN e.trail_id <> '' THEN {length} END), "
         "SUM(CASE WHEN e.seq > 1 AND (e.trail_id = '' OR e.prev_signature = '') THEN 1 ELSE 0 END) "
         f"FROM {source}"
+    )
+
+
+#: An event's links: ``prev_hash`` is the previous event's hash (the genesis hash for #1), and a chained event's
+#: ``prev_signature`` its signature. ``{prev}``: how the previous event's columns are named.
+_LINKED = (
+    "e.prev_hash = COALESCE({prev}hash, :genesis) "
+    "AND (e.trail_id = '' OR e.prev_signature = '' OR {prev}seq IS NULL OR e.prev_signature = {prev}signature)"
+)
+
+
+def _links_query() -> str:
+    """PostgreSQL: how many events do not link to the row before them (LAG over one scan in seq order).
+
+    With seqs exactly 1..N (the rows query) the row before is the previous
+    seq. ``IS NOT TRUE``: a NULL column counts as a broken link.
+    """
+    return (
+        "SELECT COUNT(*) FROM (SELECT seq, prev_hash, prev_signature, trail_id, LAG(seq) OVER w AS p_seq, "
+        "LAG(hash) OVER w AS p_hash, LAG(signature) OVER w AS p_signature FROM audit_events WHERE seq <= :end "
+        f"WINDOW w AS (ORDER BY seq)) e WHERE ({_LINKED.format(prev='e.p_')}) IS NOT TRUE"
     )
 
 
@@ -175,6 +194,8 @@ def _verify(conn: Connection, dialect: str, keys: Any, instance: str | None, che
     scan = conn.execute(text(_rows_query(dialect)), {**bound, "genesis": GENESIS_HASH, "instance": instance or ""})
     events, lowest, bad, legacy, first_identified, foreign, last_legacy, longest, unchained = scan.one()
     if events != end or lowest != 1 or bad:
+        return None
+    if dialect != "sqlite" and conn.execute(text(_links_query()), {**bound, "genesis": GENESIS_HASH}).scalar_one():
         return None
     # The trail instance: every id the same as the store's, no event without one after the first that has one
     if first_identified is not None and (instance is None or foreign or (last_legacy or 0) > first_identified):

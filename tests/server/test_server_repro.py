@@ -238,7 +238,7 @@ def test_a_clone_that_pulled_reproduces_the_version_bit_exact(opted_in, team, tr
 @pytest.fixture
 def opted_in(request):
     if "server_slow" not in (request.config.getoption("-m") or ""):
-        pytest.skip("opt-in: pytest -m server_slow (two clones run the whole SFT chain at once)")
+        pytest.skip(f"opt-in: pytest -m server_slow ({request.node.name}: minutes)")
 
 
 @pytest.mark.server_slow

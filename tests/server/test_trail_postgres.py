@@ -272,3 +272,49 @@ def test_postgresql_spells_a_string_as_canonical_json_or_as_no_json_at_all(pg_tr
             assert cursor.fetchone()[0] == ""  # NULL: nothing at all where a JSON string must be
     finally:
         conn.close()
+
+
+def test_a_re_hashed_edit_and_a_replaced_signature_break_a_link_in_postgresql(pg_trail):
+    """Each row then hashes as stored; the links, an ordered scan of their own on PostgreSQL, count the break."""
+    from sqlalchemy import text
+
+    from governance.trail import bulk
+    from governance.trail.chain import GENESIS_HASH
+
+    seed(4)
+    engine = trail.open_trail().engine
+
+    def broken_links() -> int:
+        with engine.connect() as db:
+            return db.execute(text(bulk._links_query()), {"end": 4, "genesis": GENESIS_HASH}).scalar_one()
+
+    conn = psycopg2.connect(pg_trail)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute("DROP TRIGGER audit_events_append_only ON audit_events")
+        cursor.execute("SELECT * FROM audit_events WHERE seq = 2")
+        row = dict(zip([c.name for c in cursor.description], cursor.fetchone(), strict=True))
+        assert broken_links() == 0
+        edited = {**row, "reason": "approved after a call"}
+        edited["hash"] = trail.row_hash(edited)  # re-hashed: the row itself checks out, #3 still names the old hash
+        cursor.execute(
+            "UPDATE audit_events SET reason = %s, hash = %s WHERE seq = 2", (edited["reason"], edited["hash"])
+        )
+        assert broken_links() == 1
+        assert (
+            trail.verify()
+            .findings[0]
+            .startswith("event #2 (approved govllm-dpo v7 by reviewer1): signature does not verify under key ")
+        )
+        cursor.execute("UPDATE audit_events SET reason = %s, hash = %s WHERE seq = 2", (row["reason"], row["hash"]))
+        assert broken_links() == 0 and trail.verify().ok
+        # another event's (valid) signature in place of #2's: #3 chains the one it followed
+        cursor.execute(
+            "UPDATE audit_events SET signature = (SELECT signature FROM audit_events WHERE seq = 1) WHERE seq = 2"
+        )
+        assert broken_links() == 1 and not trail.verify().ok
+        cursor.execute("ALTER TABLE audit_events ALTER COLUMN prev_hash DROP NOT NULL")  # an administrator can
+        cursor.execute("UPDATE audit_events SET prev_hash = NULL WHERE seq = 3")  # a NULL is never a link
+        cursor.execute("UPDATE audit_events SET signature = %s WHERE seq = 2", (row["signature"],))
+        assert broken_links() == 1
+    conn.close()
