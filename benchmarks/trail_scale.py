@@ -170,7 +170,10 @@ def full_verify(name: str, events: int, tree: Path | None = None) -> dict:
     wall = time.perf_counter() - started
     stdout, stderr = child.stdout.read(), child.stderr.read()  # type: ignore[union-attr]
     cpu = usage.ru_utime + usage.ru_stime
-    # PostgreSQL hashes the rows in its own processes: their CPU counts too (None where it cannot be read)
+    # PostgreSQL hashes the rows in its own processes: their CPU counts too (None where it cannot be read);
+    # a parallel worker's CPU moves to the postmaster only once it is reaped, so let that happen first
+    if server_before is not None:
+        time.sleep(1)
     server = None if server_before is None else _postgres_cpu() - server_before
     return {
         "exit_code": os.waitstatus_to_exitcode(status),
