@@ -707,14 +707,13 @@ def _row_hasher():
         ordered = sorted(columns)
         return [(name, ("{" if i == 0 else ",") + encode_basestring(name) + ":") for i, name in enumerate(ordered)]
 
-    chained, unchained, legacy = build(COLUMNS), build(UNCHAINED_COLUMNS), build(LEGACY_COLUMNS)
+    layouts = {columns: build(columns) for columns in (COLUMNS, UNCHAINED_COLUMNS, LEGACY_COLUMNS)}
     sha256 = hashlib.sha256
 
     def hashed(row: dict[str, Any]) -> str | None:
         parts = []
         try:
-            layout = (chained if row.get("prev_signature") else unchained) if row.get("trail_id") else legacy
-            for name, prefix in layout:
+            for name, prefix in layouts[_hashed_columns(row)]:  # the layout row_hash picks
                 value = row[name]
                 kind = type(value)
                 if kind is str:
