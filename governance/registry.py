@@ -13,7 +13,8 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,30 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 def _not_found(exc: Exception) -> bool:
     code = str(getattr(exc, "error_code", ""))
     return code == "RESOURCE_DOES_NOT_EXIST" or "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc)
+
+
+#: How a store answers the second of two writers inserting the same key at once (PostgreSQL, SQLite, MySQL).
+_KEY_RACE = ("duplicate key value violates unique constraint", "UNIQUE constraint failed", "Duplicate entry")
+
+
+def _upsert(write: Callable[[], Any], attempts: int = 5) -> None:
+    """Run one MLflow tag or alias write; again when another writer inserted the same key in between.
+
+    MLflow's SQL store writes a tag or an alias with ``session.merge``: it looks the key up, then
+    inserts or updates. Two writers setting a key nobody set yet (two clones registering the same
+    weights, both mirroring the trail) both look, both insert, and the second insert fails on the
+    primary key; the server rolls that transaction back and answers BAD_REQUEST. The key now exists,
+    so the same call again updates it: the store ends as if the writes had come one after the other.
+    """
+    for attempt in range(attempts):
+        try:
+            write()
+            return
+        except Exception as exc:
+            if attempt == attempts - 1 or not _is_mlflow_error(exc) or not any(m in str(exc) for m in _KEY_RACE):
+                raise
+            log.info("a concurrent writer set the same key first; writing again (attempt %d)", attempt + 2)
+            time.sleep(0.05 * (attempt + 1))
 
 
 def tracking_uri() -> str:
@@ -392,7 +417,7 @@ def set_version_tags(name: str, version: str | int, tags: dict[str, str]) -> Non
     mlflow_client = client()
     with registry_errors(f"tagging {name} v{version}"):
         for key, value in tags.items():
-            mlflow_client.set_model_version_tag(name, str(version), key, value)
+            _upsert(lambda key=key, value=value: mlflow_client.set_model_version_tag(name, str(version), key, value))
 
 
 def version_by_alias(name: str, alias: str):
@@ -457,7 +482,7 @@ def set_alias(name: str, alias: str, version: str | int) -> None:
     """Point ``alias`` of ``name`` at ``version`` (MLflow aliases; never the deprecated stages)."""
     mlflow_client = client()
     with registry_write_errors(f"setting alias {alias!r} of {name} to v{version}"):
-        mlflow_client.set_registered_model_alias(name, alias, str(version))
+        _upsert(lambda: mlflow_client.set_registered_model_alias(name, alias, str(version)))
 
 
 def delete_alias(name: str, alias: str) -> None:
@@ -487,7 +512,7 @@ def set_model_tag(name: str, key: str, value: str) -> None:
     """Set one tag on the registered model ``name`` (not on a version)."""
     mlflow_client = client()
     with registry_write_errors(f"tagging registered model {name}"):
-        mlflow_client.set_registered_model_tag(name, key, value)
+        _upsert(lambda: mlflow_client.set_registered_model_tag(name, key, value))
 
 
 def model_tags(key: str, name: str | None = None) -> dict[str, str]:
@@ -530,5 +555,5 @@ def mirror_version_tags(name: str, version: str | int, tags: dict[str, str]) -> 
     mlflow_client = client()
     with registry_write_errors(f"tagging {name} v{version}"):
         for key, value in changed.items():
-            mlflow_client.set_model_version_tag(name, str(version), key, value)
+            _upsert(lambda key=key, value=value: mlflow_client.set_model_version_tag(name, str(version), key, value))
     return len(changed)
