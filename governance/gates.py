@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from governance.errors import ConfigError, DataError, PolicyViolation
+from governance.files import write_atomic
 from governance.lineage import sha256_file
 
 if TYPE_CHECKING:  # the trail (SQLAlchemy) is imported where a decision is published or checked
@@ -192,20 +193,13 @@ def decision_bytes(decision: GateDecision) -> bytes:
     return (json.dumps(decision.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
 def write_decision(decision: GateDecision, path: str | Path) -> None:
     """Write a decision JSON atomically (never a half-written 'passed'), without publishing it.
 
     No later step believes a file written only this way: gate stages call
     :func:`publish_decision`. For fixtures and comparisons that need the bytes.
     """
-    _write_atomic(Path(path), decision_bytes(decision))
+    write_atomic(Path(path), decision_bytes(decision))
 
 
 def publish_decision(
@@ -275,7 +269,7 @@ def publish_decision(
         },
         guard=already,
     )
-    _write_atomic(path, data)
+    write_atomic(path, data)
     return event
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from governance.errors import ConfigError
+from governance.files import write_atomic
 
 _CHUNK = 1 << 20
 #: libyaml's safe loader where PyYAML has it (same YAML 1.1 reading as ``yaml.safe_load``, ~7x faster):
@@ -158,12 +159,8 @@ def dvc_hashes(paths: list[str | Path]) -> dict[str, str]:
 
 def write_manifest(out_dir: str | Path, manifest: dict[str, Any]) -> Path:
     """Write ``manifest.json`` into an output folder: provenance travels with artifacts."""
-    path = Path(out_dir) / "manifest.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("manifest.json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    body = json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
+    return write_atomic(Path(out_dir) / "manifest.json", body)
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import DataError
+from governance.files import atomic_writer
 
 try:  # optional speed-up: loads_record falls back to json, with the same values and messages
     import orjson
@@ -415,13 +416,9 @@ def _collect_text_fields(value: Any, prefix: str, fields: list[tuple[str, str]])
 
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]] | Iterator[dict[str, Any]]) -> int:
     """Write rows as JSON Lines atomically (temp file, then rename); return the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
+    with atomic_writer(path, encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
             count += 1
-    tmp.replace(path)
     return count

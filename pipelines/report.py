@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import Field
 
 from governance.errors import ConfigError
+from governance.files import write_atomic
 from governance.lineage import dvc_lock_stage
 from governance.policy import Strict
 from governance.report import BuiltReport, collect_facts, decide_verdict, log_report, render_report, report_folder
@@ -127,9 +128,7 @@ def write_index(path: Path, entries: list[dict[str, Any]]) -> None:
         "note": "the reports themselves (HTML, Markdown, model card, facts) show run ids and times, so DVC does not "
         "hash them; they are attached to each version's training run in MLflow and `govern report` rebuilds them",
     }
-    scratch = path.with_name(f".{path.name}.tmp")
-    scratch.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
-    scratch.replace(path)
+    write_atomic(path, json.dumps(body, indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from governance.errors import EXIT_OK, ArtifactTampered
+from governance.files import write_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,10 +64,7 @@ def run_provenance(args: argparse.Namespace) -> int:
         envelope = registered_envelope(args.name, args.version)
     else:
         envelope = sign_statement(current_statement(args.name, args.version), load_private_key(signing_key_path()))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(envelope, indent=2, sort_keys=True) + "\n")
-    tmp.replace(args.out)
+    write_atomic(args.out, json.dumps(envelope, indent=2, sort_keys=True) + "\n")
     print(f"wrote the provenance statement of {args.name} v{args.version} to {args.out}")  # noqa: T201
     return EXIT_OK
 

@@ -17,6 +17,7 @@ from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 
 from governance.errors import ConfigError, DataError
+from governance.files import atomic_writer
 from governance.pii.mask import tag
 
 #: What replaces a redacted span: presidio-anonymizer's replace operator with the entity tag.
@@ -83,9 +84,8 @@ def write_cleared_copy(src: str | Path, dst: str | Path, redactions: Redactions,
             f"{src}: {len(redactions)} records need redaction, but redacted copies are written for .jsonl only; "
             "convert the dataset to JSON Lines"
         )
-    tmp = dst.with_name(dst.name + ".tmp")
     redacted = 0
-    with src.open("rb") as reader, tmp.open("wb") as writer:
+    with src.open("rb") as reader, atomic_writer(dst) as writer:
         for line_no, raw in enumerate(reader, start=1):
             spans = redactions.get(line_no)
             if spans is None:
@@ -99,5 +99,4 @@ def write_cleared_copy(src: str | Path, dst: str | Path, redactions: Redactions,
             newline = b"\n" if raw.endswith(b"\n") else b""
             writer.write(json.dumps(redactor.redact_record(data, spans), ensure_ascii=False).encode("utf-8") + newline)
             redacted += 1
-    tmp.replace(dst)
     return redacted

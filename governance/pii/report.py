@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from governance.errors import DataError
+from governance.files import write_atomic
 
 SCHEMA = "pii-findings/1"
 
@@ -91,11 +92,7 @@ class FindingsReport(_Model):
 
 def write_findings_report(report: FindingsReport, path: str | Path) -> None:
     """Write ``findings.json`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
 
 
 def load_findings_report(path: str | Path) -> FindingsReport:

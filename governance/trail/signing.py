@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from governance.errors import AuditError, ConfigError
+from governance.files import write_atomic
 from governance.policy import load_policy_file
 from governance.policy.review import review_status
 from governance.policy.trail_keys import TrailKeysPolicy, fingerprint
@@ -207,11 +208,7 @@ def install_default_key(files: TrailFiles, key: SigningKey) -> None:
     path = files.default_key
     assert path is not None
     add_local_public_key(files, key)
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key.pem())
-    tmp.replace(path)
+    write_atomic(path, key.pem(), permissions=0o600)
 
 
 def add_local_public_key(files: TrailFiles, key: SigningKey) -> None:

@@ -52,7 +52,6 @@ import binascii
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +60,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from governance.files import write_atomic
 from governance.trail.chain import ChainState, canonical_json, now_utc
 from governance.trail.signing import KeyRing, SigningKey
 
@@ -214,10 +214,7 @@ def write(path: Path | None, state: ChainState, mark: FileMark, keys: KeyRing, s
         "key_id": signer.key_id,
     }
     signature = base64.b64encode(signer.private.sign(_message(fields))).decode("ascii")
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_text(json.dumps({**fields, "signature": signature}, sort_keys=True) + "\n")
-        temporary.replace(path)
+        write_atomic(path, json.dumps({**fields, "signature": signature}, sort_keys=True) + "\n")
     except OSError as exc:  # a record that cannot be written only costs the next verification its shortcut
         log.info("%s: not written (%s)", path, exc.strerror)
-        temporary.unlink(missing_ok=True)
