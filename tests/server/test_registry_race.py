@@ -19,13 +19,20 @@ pytestmark = pytest.mark.server
 WRITERS = 4
 
 
-def test_writers_registering_one_lineage_at_once_keep_one_version(mlflow_server, monkeypatch):
+@pytest.fixture
+def as_admin(mlflow_server, monkeypatch):
+    """The server's client as its admin, and a run holding tiny weights under ``model/``."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", mlflow_server.admin[1])
     client = registry.client()
     run_id = client.create_run(registry.ensure_experiment("race-tests")).info.run_id
     client.log_text(run_id, "tiny weights", "model/weights.txt")
+    return client, run_id
+
+
+def test_writers_registering_one_lineage_at_once_keep_one_version(as_admin):
+    client, run_id = as_admin
     barrier = threading.Barrier(WRITERS)
 
     def register(_: int) -> tuple[str, bool]:
@@ -46,7 +53,7 @@ def test_writers_registering_one_lineage_at_once_keep_one_version(mlflow_server,
 ROUNDS = 5
 
 
-def test_writers_tagging_one_version_at_once_all_succeed(mlflow_server, monkeypatch):
+def test_writers_tagging_one_version_at_once_all_succeed(as_admin):
     """MLflow writes a tag or alias as select-then-insert: two writers setting a new key at once race on its key.
 
     The one whose insert comes second gets the store's unique-key violation back (PostgreSQL:
@@ -55,14 +62,9 @@ def test_writers_tagging_one_version_at_once_all_succeed(mlflow_server, monkeypa
     the same new keys on one version, on its registered model and the same alias: every call succeeds and
     the store holds one row per key.
     """
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", mlflow_server.admin[1])
-    client = registry.client()
-    run_id = client.create_run(registry.ensure_experiment("race-tests")).info.run_id
-    client.log_text(run_id, "tiny weights", "tagged/weights.txt")
+    client, run_id = as_admin
     version, _ = registry.register_version(
-        "race-tagged", run_id=run_id, artifact_path="tagged", lineage_key="lineage-tagged", tags={}
+        "race-tagged", run_id=run_id, artifact_path="model", lineage_key="lineage-tagged", tags={}
     )
     barrier = threading.Barrier(WRITERS)
 
