@@ -445,7 +445,11 @@ def collect_warnings(facts: ReportFacts) -> list[str]:
     for gate in facts.data.get("gates") or []:
         for violation in gate.get("violations") or []:
             if violation.get("severity") == "warn" and not violation.get("waived_by"):
-                lines.append(f"{gate.get('stage')}: {violation.get('rule_id')}: {violation.get('message')}")
+                # A gate judges several files (train and eval): the same rule can warn on each, and "first at
+                # line 21" means nothing without the file, so the line names it unless the message already does.
+                subject, message = violation.get("subject"), str(violation.get("message"))
+                where = f" in {subject}" if subject and str(subject) not in message else ""
+                lines.append(f"{gate.get('stage')}: {violation.get('rule_id')}{where}: {message}")
     return lines
 
 

@@ -94,12 +94,27 @@ def test_warnings_are_listed_in_the_banner_and_the_fixture_says_it_proves_nothin
                 "integrity": "ok",
                 "artifact": "a",
                 "violations": [{"rule_id": "data.min_rows", "severity": "warn", "message": "z"}],
-            }
+            },
+            {  # one rule warning on two files: each line names its file, once
+                "stage": "pii_scan_sft",
+                "passed": True,
+                "counts": {"warn": 3},
+                "integrity": "ok",
+                "artifact": "b",
+                "violations": [
+                    {"rule_id": "pii.person", "severity": "warn", "subject": "d/train.jsonl", "message": "at line 7"},
+                    {"rule_id": "pii.person", "severity": "warn", "subject": "d/eval.jsonl", "message": "at line 2"},
+                    {"rule_id": "pii.url", "severity": "warn", "subject": "d/eval.jsonl", "message": "d/eval.jsonl:3"},
+                ],
+            },
         ],
     )
     assert collect_warnings(facts) == [
         "eval.sft.role_leak: role_leak_rate 1 (max 0.34)",
         "validate_sft: data.min_rows: z",
+        "pii_scan_sft: pii.person in d/train.jsonl: at line 7",
+        "pii_scan_sft: pii.person in d/eval.jsonl: at line 2",
+        "pii_scan_sft: pii.url: d/eval.jsonl:3",
     ]
     (notice,) = collect_notices(facts)
     assert "not evidence of the model's quality" in notice and "builtin:tiny" in notice
