@@ -416,8 +416,12 @@ def set_version_tags(name: str, version: str | int, tags: dict[str, str]) -> Non
     """Mirror governance state onto a version's tags (the MLflow UI's view of the trail)."""
     mlflow_client = client()
     with registry_errors(f"tagging {name} v{version}"):
-        for key, value in tags.items():
-            _upsert(lambda key=key, value=value: mlflow_client.set_model_version_tag(name, str(version), key, value))
+        _tag_version(mlflow_client, name, version, tags)
+
+
+def _tag_version(mlflow_client: Any, name: str, version: str | int, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        _upsert(lambda key=key, value=value: mlflow_client.set_model_version_tag(name, str(version), key, value))
 
 
 def version_by_alias(name: str, alias: str):
@@ -554,6 +558,5 @@ def mirror_version_tags(name: str, version: str | int, tags: dict[str, str]) -> 
     changed = {key: value for key, value in tags.items() if current.get(key) != value}
     mlflow_client = client()
     with registry_write_errors(f"tagging {name} v{version}"):
-        for key, value in changed.items():
-            _upsert(lambda key=key, value=value: mlflow_client.set_model_version_tag(name, str(version), key, value))
+        _tag_version(mlflow_client, name, version, changed)
     return len(changed)
