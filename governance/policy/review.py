@@ -1,30 +1,79 @@
-"""Whether a file under policies/ is what git's history says: committed, and unchanged in the working tree.
+"""Whether a file that decides is the reviewed one: its bytes equal the blob at the reviewed commit of the project.
 
-A key listed in ``policies/trail_keys.yaml`` or pinned as
-``policies/keys/model_signing.pub`` is trusted as *reviewed* because the
-commit that added it went through code review. That holds only for the bytes
-in that commit: a line added to the file and not committed is anyone's edit.
-:func:`review_status` asks git for the file's blob at ``HEAD`` and compares it
-with the bytes on disk (the equivalent of the file being tracked and
-``git diff --quiet HEAD -- FILE``, without git's filters: byte for byte).
+Every file that decides (anything under ``policies/``: gate and approval
+policies, waivers, the trail key list, pinned keys; the chat templates the
+project ships) counts only as the *reviewed* version. :func:`read_reviewed`
+reads the file's bytes once, hashes them, and asks git whether exactly those
+bytes are the file's blob at the reviewed commit; callers parse and use the
+same buffer (no window between what was checked and what decides).
 
-Trust boundary: git's object store at ``HEAD`` is believed (whoever can
-commit can review-bypass; that is what branch protection is for); the
-working-tree file is believed only when it equals that blob. Outside a git
-checkout (a deployed copy without ``.git``) nothing is reviewed.
+What is trusted, and why:
+
+* **The project's repository** is the git checkout the command runs in (the
+  current directory's top level: where ``dvc repro`` and ``govern`` run). A
+  file outside it (``GOVERN_POLICY_DIR`` pointed at another folder, another
+  repository) is not reviewed, whatever that other repository says.
+* **The reviewed commit** is what ``GOVERN_REVIEWED_REF`` names, else the
+  documented default: ``origin/main`` (the protected branch as last fetched;
+  a local commit does not move it), else ``HEAD`` in a checkout without that
+  remote (a local sandbox, a copy made by ``git init``). The ref and the commit
+  id are part of every answer and are recorded with each decision, so anyone
+  can check that commit against the protected branch later.
+* **git itself runs with a clean environment**: every ``GIT_*`` variable of
+  the caller is dropped (``GIT_DIR``, ``GIT_WORK_TREE``, ``GIT_INDEX_FILE``,
+  ``GIT_OBJECT_DIRECTORY``...), replace refs are ignored
+  (``GIT_NO_REPLACE_OBJECTS``, ``core.useReplaceRefs=false``) and so are
+  grafts (``GIT_GRAFT_FILE`` set to an empty file): ``git replace`` can make
+  ``HEAD`` *look* like another commit to ``git show``, never to this check.
+
+What is not defended here: a local user who can rewrite ``origin/main`` (``git
+update-ref``) or the object store can make a commit of their own the reviewed
+one. That is visible: the recorded commit is not on the protected branch.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 #: How long one git call may take before the file counts as not reviewed.
 _GIT_TIMEOUT_S = 10
+#: Names the reviewed ref or commit (team.env sets it to the protected branch's remote-tracking ref).
+REVIEWED_REF_ENV = "GOVERN_REVIEWED_REF"
+#: The documented default, in order: the protected branch as fetched, else the checkout's HEAD.
+DEFAULT_REVIEWED_REFS = ("refs/remotes/origin/main", "HEAD")
+REVIEWED = "reviewed"
+
+
+def git_environment() -> dict[str, str]:
+    """The environment git runs in for a trust decision: no caller ``GIT_*`` variable, no replace refs, no grafts."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env.update(
+        GIT_NO_REPLACE_OBJECTS="1",
+        GIT_GRAFT_FILE=os.devnull,
+        GIT_TERMINAL_PROMPT="0",
+        GIT_OPTIONAL_LOCKS="0",
+        LC_ALL="C",
+    )
+    return env
+
+
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-c", "core.useReplaceRefs=false", *args],
+        cwd=cwd,
+        env=git_environment(),
+        capture_output=True,
+        text=True,
+        timeout=_GIT_TIMEOUT_S,
+        check=False,
+    )
 
 
 def _blob_id(data: bytes, length: int) -> str:
@@ -34,34 +83,113 @@ def _blob_id(data: bytes, length: int) -> str:
     return digest.hexdigest()
 
 
-def review_status(path: Path) -> str | None:
-    """``None`` when ``path`` is committed at ``HEAD`` and unchanged on disk; otherwise why it is not reviewed.
+@dataclass(frozen=True)
+class Review:
+    """One decisive file as read: its bytes, their SHA-256, and whether they are the reviewed version.
 
-    The reasons: ``"not a git checkout"``, ``"git not available"``, ``"not
-    committed"`` (no such path at ``HEAD``), ``"uncommitted change"`` (the
-    working file differs from ``HEAD``'s).
+    ``problem`` is ``None`` when reviewed, else why not: ``"not readable"``,
+    ``"not a git checkout"``, ``"git not available"``, ``"outside the project's
+    repository (<root>)"``, ``"no reviewed ref (<ref>)"``, ``"not committed"``
+    (no such path at the reviewed commit) or ``"uncommitted change"`` (the
+    bytes differ from the reviewed blob).
     """
+
+    path: Path
+    data: bytes
+    sha256: str
+    problem: str | None
+    ref: str | None = None
+    commit: str | None = None
+
+    @property
+    def reviewed(self) -> bool:
+        return self.problem is None
+
+    @property
+    def status(self) -> str:
+        """``"reviewed"`` or the reason it is not: what decisions record as the file's review."""
+        return REVIEWED if self.problem is None else self.problem
+
+    def describe(self) -> str:
+        """One phrase for a message: ``reviewed at origin/main (1a2b3c4d5e6f)`` or ``not reviewed (why)``."""
+        if self.problem is None:
+            return f"reviewed at {self.ref} ({(self.commit or '')[:12]})"
+        return f"not reviewed ({self.problem})"
+
+    def refusal(self, what: str = "file") -> str:
+        """The one line an unreviewed decisive file is refused with: the file, why, and the fix."""
+        fix = (
+            f"restore the reviewed version (git checkout {self.ref} -- {self.path}) or get the change reviewed and merged"
+            if self.ref
+            else "run from the project's git checkout, on a reviewed commit"
+        )
+        return (
+            f"{self.path}: this {what} decides, and it is not the reviewed version ({self.problem}); "
+            f"only the version committed at the reviewed ref counts: {fix}"
+        )
+
+
+def reviewed_ref() -> str | None:
+    """The configured reviewed ref (``GOVERN_REVIEWED_REF``), or ``None`` for the documented default."""
+    return os.environ.get(REVIEWED_REF_ENV) or None
+
+
+def _project_root() -> tuple[Path | None, str | None]:
+    """The top level of the git checkout this command runs in, or why there is none."""
+    try:
+        result = _git(["rev-parse", "--show-toplevel"], Path.cwd())
+    except FileNotFoundError:
+        return None, "git not available"
+    except subprocess.TimeoutExpired:
+        return None, "git did not answer"
+    if result.returncode != 0 or not result.stdout.strip():
+        return None, "not a git checkout"
+    return Path(result.stdout.strip()).resolve(), None
+
+
+def _resolve_commit(root: Path) -> tuple[str | None, str | None]:
+    """``(ref, commit id)`` of the reviewed commit, or ``(wanted ref, None)`` when it does not resolve."""
+    configured = reviewed_ref()
+    for ref in (configured,) if configured else DEFAULT_REVIEWED_REFS:
+        result = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root)
+        if result.returncode == 0 and result.stdout.strip():
+            short = ref.removeprefix("refs/remotes/")
+            return short, result.stdout.strip()
+    return configured or DEFAULT_REVIEWED_REFS[-1], None
+
+
+def read_reviewed(path: str | Path) -> Review:
+    """Read ``path`` once and say whether those bytes are its blob at the reviewed commit of this checkout."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError:
-        return "not readable"
+        return Review(path, b"", "", "not readable")
+    digest = hashlib.sha256(data).hexdigest()
+    root, why = _project_root()
+    if root is None:
+        return Review(path, data, digest, why)
     try:
-        result = subprocess.run(
-            ["git", "-C", str(path.parent.resolve()), "rev-parse", "--verify", "--quiet", f"HEAD:./{path.name}"],
-            capture_output=True,
-            text=True,
-            timeout=_GIT_TIMEOUT_S,
-            check=False,
-        )
+        relative = path.resolve().relative_to(root)
+    except ValueError:
+        return Review(path, data, digest, f"outside the project's repository ({root})")
+    try:
+        ref, commit = _resolve_commit(root)
+        if commit is None:  # a configured ref that does not resolve; or a checkout with nothing committed yet
+            return Review(path, data, digest, f"no reviewed ref ({ref})" if reviewed_ref() else "not committed")
+        result = _git(["rev-parse", "--verify", "--quiet", f"{commit}:{relative.as_posix()}"], root)
     except FileNotFoundError:
-        return "git not available"
+        return Review(path, data, digest, "git not available")
     except subprocess.TimeoutExpired:
-        return "git did not answer"
-    if result.returncode == 128:
-        log.info("%s: git says %s", path, (result.stderr.strip().splitlines() or ["?"])[0])
-        return "not a git checkout"
+        return Review(path, data, digest, "git did not answer")
     blob = result.stdout.strip()
     if result.returncode != 0 or not blob:
-        return "not committed"
-    return None if _blob_id(data, len(blob)) == blob else "uncommitted change"
+        return Review(path, data, digest, "not committed", ref=ref, commit=commit)
+    if _blob_id(data, len(blob)) != blob:
+        return Review(path, data, digest, "uncommitted change", ref=ref, commit=commit)
+    return Review(path, data, digest, None, ref=ref, commit=commit)
+
+
+def review_status(path: str | Path) -> str | None:
+    """``None`` when ``path`` is the reviewed version (see :func:`read_reviewed`); otherwise why it is not."""
+    return read_reviewed(path).problem

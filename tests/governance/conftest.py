@@ -35,4 +35,6 @@ def env(store, tmp_path, monkeypatch):
     monkeypatch.setenv("GOVERN_POLICY_DIR", str(policies))
     monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
     monkeypatch.setenv("GOVERN_USER", "nobody")
+    # The project checkout is where a file's review is asked: the policies folder, once a test commits there
+    monkeypatch.chdir(policies)
     return policies

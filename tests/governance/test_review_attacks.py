@@ -1,0 +1,142 @@
+"""The review check says what it trusts, and git cannot be told to lie to it (issue 38, K1 and variants).
+
+Each test builds a project checkout with a reviewed ``policies/trail_keys.yaml``
+and replays one way of making an attacker's edit look committed: ``git
+replace``, a graft, ``GIT_DIR``/``GIT_WORK_TREE``/``GIT_INDEX_FILE`` pointed at
+the attacker's repository, ``GOVERN_POLICY_DIR`` pointed at a repository of the
+attacker's, and the attacker's own commit where the reviewed ref is the
+protected branch. Real git, no mocks.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from governance.policy.review import read_reviewed, review_status
+
+REVIEWED = 'version: "1"\nkeys: []\n'
+FORGED = 'version: "1"\nkeys:\n  - {id: "ed25519:mallory", public_key: "AAAA", owner: mallory, valid_from: 2026-01-01}\n'
+FILE = "policies/trail_keys.yaml"
+
+
+def git(folder: Path, *args: str) -> str:
+    command = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.org", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A checkout whose HEAD holds the reviewed key list; the test runs inside it, as dvc repro and govern do."""
+    root = tmp_path / "project"
+    (root / "policies").mkdir(parents=True)
+    (root / FILE).write_text(REVIEWED)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", FILE)
+    git(root, "commit", "-qm", "reviewed key list")
+    monkeypatch.chdir(root)
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GOVERN_REVIEWED_REF"):
+        monkeypatch.delenv(name, raising=False)
+    return root
+
+
+def test_the_committed_file_is_reviewed_and_says_at_which_commit(project):
+    review = read_reviewed(FILE)
+    head = git(project, "rev-parse", "HEAD")
+    assert (review.reviewed, review.ref, review.commit) == (True, "HEAD", head)
+    assert review.describe() == f"reviewed at HEAD ({head[:12]})"
+    assert review.data == REVIEWED.encode()
+
+
+def test_an_uncommitted_edit_is_refused_with_one_line_naming_the_file(project):
+    (project / FILE).write_text(FORGED)
+    review = read_reviewed(FILE)
+    assert review.problem == "uncommitted change"
+    assert review.refusal("key list") == (
+        f"{FILE}: this key list decides, and it is not the reviewed version (uncommitted change); only the "
+        f"version committed at the reviewed ref counts: restore the reviewed version (git checkout HEAD -- {FILE}) "
+        "or get the change reviewed and merged"
+    )
+
+
+def test_attack_git_replace_of_head_does_not_make_the_edit_reviewed(project):
+    """K1: HEAD's commit object replaced by one whose tree lists the attacker's key; HEAD's id and git status unchanged."""
+    (project / FILE).write_text(FORGED)
+    blob = git(project, "hash-object", "-w", FILE)
+    sub = subprocess.run(
+        ["git", "-C", str(project), "mktree"], input=f"100644 blob {blob}\ttrail_keys.yaml\n",
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    tree = subprocess.run(
+        ["git", "-C", str(project), "mktree"], input=f"040000 tree {sub}\tpolicies\n",
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    forged = git(project, "commit-tree", tree, "-m", "reviewed key list")
+    git(project, "replace", git(project, "rev-parse", "HEAD"), forged)
+    git(project, "add", FILE)
+    assert git(project, "show", f"HEAD:{FILE}") == FORGED.strip()  # git itself now believes the forgery
+    assert git(project, "status", "--porcelain") == ""
+    assert review_status(FILE) == "uncommitted change"
+
+
+def test_attack_a_graft_does_not_make_the_edit_reviewed(project):
+    (project / FILE).write_text(FORGED)
+    git(project, "add", FILE)
+    git(project, "commit", "-qm", "mine")  # the attacker's commit...
+    mine = git(project, "rev-parse", "HEAD")
+    git(project, "reset", "-q", "--soft", "HEAD~1")
+    git(project, "reset", "-q")
+    # ...grafted so that HEAD appears to have it as its only parent does not change HEAD's tree
+    (project / ".git" / "info").mkdir(exist_ok=True)
+    (project / ".git" / "info" / "grafts").write_text(f"{git(project, 'rev-parse', 'HEAD')} {mine}\n")
+    assert review_status(FILE) == "uncommitted change"
+
+
+@pytest.mark.parametrize("variable", ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"])
+def test_attack_git_variables_pointed_at_the_attackers_repository_are_ignored(project, tmp_path, monkeypatch, variable):
+    evil = tmp_path / "evil"
+    (evil / "policies").mkdir(parents=True)
+    (evil / FILE).write_text(FORGED)
+    git(evil, "init", "-q")
+    git(evil, "add", FILE)
+    git(evil, "commit", "-qm", "mine")
+    (project / FILE).write_text(FORGED)
+    values = {"GIT_DIR": str(evil / ".git"), "GIT_WORK_TREE": str(evil), "GIT_INDEX_FILE": str(evil / ".git/index")}
+    monkeypatch.setenv(variable, values[variable])
+    assert review_status(FILE) == "uncommitted change"
+
+
+def test_attack_govern_policy_dir_in_a_repository_of_ones_own_is_not_reviewed(project, tmp_path):
+    evil = tmp_path / "evil"
+    (evil / "policies").mkdir(parents=True)
+    (evil / FILE).write_text(FORGED)
+    git(evil, "init", "-q")
+    git(evil, "add", FILE)
+    git(evil, "commit", "-qm", "mine")
+    assert review_status(evil / FILE) == f"outside the project's repository ({project.resolve()})"
+
+
+def test_attack_ones_own_commit_is_not_reviewed_where_the_protected_branch_is_the_reviewed_ref(project, tmp_path):
+    """A clone has origin/main: a local commit does not move it, so the attacker's commit is not the reviewed one."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    (clone / FILE).write_text(FORGED)
+    git(clone, "add", FILE)
+    git(clone, "commit", "-qm", "mine, not reviewed")
+    import os
+
+    os.chdir(clone)
+    try:
+        review = read_reviewed(FILE)
+    finally:
+        os.chdir(project)
+    assert (review.problem, review.ref) == ("uncommitted change", "origin/main")
+
+
+def test_a_pinned_reviewed_ref_that_does_not_resolve_reviews_nothing(project, monkeypatch):
+    monkeypatch.setenv("GOVERN_REVIEWED_REF", "refs/remotes/origin/release")
+    assert review_status(FILE) == "no reviewed ref (refs/remotes/origin/release)"
+    monkeypatch.setenv("GOVERN_REVIEWED_REF", git(project, "rev-parse", "HEAD"))
+    assert review_status(FILE) is None
