@@ -77,6 +77,7 @@ from governance.approvals.registration import (
     record_gate_decision,
     record_registration,
     require_registration_policy,
+    require_risk_tier,
 )
 from governance.approvals.state import (
     ALIAS_CANARY,
@@ -156,6 +157,7 @@ __all__ = [
     "record_policy_change",
     "record_registration",
     "require_registration_policy",
+    "require_risk_tier",
     "project_policy_pin",
     "reconcile",
     "read_policy",

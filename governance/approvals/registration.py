@@ -39,7 +39,7 @@ from governance.approvals.state import (
 from governance.errors import ConfigError, PolicyViolation
 from governance.identity import current_identity
 from governance.lineage import sha256_json
-from governance.policy.approvals import ApprovalsPolicy
+from governance.policy.approvals import RISK_TIER_ORDER, ApprovalsPolicy
 from governance.provenance.version import EVIDENCE_KEYS
 from governance.trail import Event, Subject
 
@@ -70,7 +70,41 @@ def _registration_facts(name: str, version: str, policy: ApprovalsPolicy) -> tup
             f"{name} v{version}: tag {rule.risk_tier_tag} = {tier!r} is not a risk tier of "
             f"{approvals_policy_path()} ({', '.join(rule.by_risk_tier)})"
         )
+    require_risk_tier(name, tags.get("lineage.method"), tier, policy, subject=f"{name} v{version}")
     return people, tier, mv
+
+
+def require_risk_tier(
+    name: str, method: str | None, tier: str, policy: ApprovalsPolicy | None = None, *, subject: str | None = None
+) -> None:
+    """Refuse a risk tier below what the reviewed policy sets for the method, or below the model's first tier.
+
+    The register stage asks before it creates a version (nothing is registered
+    then), and the trail's registration asks again from the version's tag.
+    """
+    policy = policy or load_approvals_policy()
+    floor, source = _tier_floor(name, method, policy)
+    if floor is not None and RISK_TIER_ORDER.index(tier) < RISK_TIER_ORDER.index(floor):
+        raise PolicyViolation(
+            f"{subject or name}: risk tier {tier!r} (tag {policy.rules.min_approvers.risk_tier_tag}, from "
+            f"params.yaml) is below {floor!r}, which {source}; a tier is lowered only by an approved policy change "
+            f"(govern policy-change), never by a parameter: set the register stage's risk_tier to {floor}"
+        )
+
+
+def _tier_floor(name: str, method: str | None, policy: ApprovalsPolicy) -> tuple[str | None, str]:
+    """The lowest tier this version may register with, and what fixes it: the method's, or the model's first."""
+    rule = policy.rules.min_approvers
+    if method and method in rule.min_tier_by_method:  # the reviewed policy decides; it changes only by approval
+        return rule.min_tier_by_method[method], f"{approvals_policy_path()} sets for method {method} (min_tier_by_method)"
+    earlier = [
+        (e.details.get("risk_tier"), e.subject.version)
+        for e in model_state(name).events
+        if e.event_type == "model_registered" and e.details.get("risk_tier") in RISK_TIER_ORDER
+    ]
+    if earlier:  # a method the policy does not list: the model's first registration fixes its tier
+        return earlier[0][0], f"{name} v{earlier[0][1]} was first registered with (the audit trail)"
+    return None, ""
 
 
 def project_policy_pin() -> tuple[str | None, Event | None]:

@@ -34,6 +34,8 @@ Action = Literal[
 ]
 ACTIONS: tuple[str, ...] = Action.__args__  # type: ignore[attr-defined]
 RiskTier = Literal["low", "medium", "high"]
+#: Risk tiers from the least to the most demanding.
+RISK_TIER_ORDER: tuple[str, ...] = ("low", "medium", "high")
 #: Incident severities at which opening an incident withdraws the version it names at once (or never).
 WithdrawOn = Literal["critical", "high", "never"]
 
@@ -85,6 +87,9 @@ class MinApproversRule(Rule):
     risk_tier_tag: str
     default_risk_tier: RiskTier
     by_risk_tier: dict[RiskTier, int]
+    #: The lowest tier a version trained by each method may register with. The tier tag comes from params,
+    #: which anyone can edit: a tier below this is refused; a model's first registered tier is a floor too.
+    min_tier_by_method: dict[str, RiskTier]
 
     @model_validator(mode="after")
     def _every_tier(self) -> MinApproversRule:

@@ -33,6 +33,7 @@ def register(
     gate_status: str = "passed",
     eval_status: str = "passed",
     record: bool = True,
+    method: str | None = None,
 ) -> str:
     """A version as the register stage leaves it: run, artifact, lineage tags, then the trail record."""
     client = registry.client()
@@ -50,6 +51,7 @@ def register(
             "lineage.trained_by": trained_by,
             "lineage.registered_by": registered_by,
             "lineage.risk_tier": risk_tier,
+            **({"lineage.method": method} if method else {}),
             "lineage.gate_decisions": gate_status,
             registry.TAG_APPROVAL_STATUS: "pending",
         },
@@ -341,10 +343,39 @@ def test_promotion_needs_distinct_approvers_by_risk_tier(env):
     view = tags(name, version)
     assert view[approvals.TAG_APPROVAL_STATUS] == "approved" and view[approvals.TAG_APPROVERS] == "alice,bob"
     assert '"alias":"production","change":"set"' in view[approvals.TAG_ALIAS_HISTORY]
-    low = register(name, risk_tier="low")
-    approve_by(name, low, "carol")
-    assert approvals.canary(name, low, identity=as_user("dana")).created
-    assert alias_holder(name, "canary") == low
+    other = new_model()  # a model's first registered tier fixes it: a low-tier model is another model
+    low = register(other, risk_tier="low")
+    approve_by(other, low, "carol")
+    assert approvals.canary(other, low, identity=as_user("dana")).created
+    assert alias_holder(other, "canary") == low
+
+
+def test_attack_a_lower_tier_in_params_is_refused_for_a_method_the_policy_lists(env):
+    """G2: register_sft.risk_tier: low in params.yaml; the policy sets sft to medium. Nothing is frozen in the trail."""
+    name = new_model()
+    version = register(name, risk_tier="low", record=False, method="sft")
+    with pytest.raises(PolicyViolation) as info:
+        approvals.record_registration(
+            name, version, evidence={"model_sha256": "ab" * 32}, gate_status="passed", eval_status="passed"
+        )
+    assert str(info.value) == (
+        f"{name} v{version}: risk tier 'low' (tag lineage.risk_tier, from params.yaml) is below 'medium', which "
+        f"{env / 'approvals.yaml'} sets for method sft (min_tier_by_method); a tier is lowered only by an approved "
+        "policy change (govern policy-change), never by a parameter: set the register stage's risk_tier to medium"
+    )
+    assert events(name, "model_registered") == []
+    # Another method's tier, and raising a tier, follow the same policy
+    with pytest.raises(PolicyViolation, match="is below 'high', which .* sets for method rlhf"):
+        approvals.require_risk_tier(name, "rlhf", "medium")
+    approvals.require_risk_tier(name, "sft", "high")
+
+
+def test_a_models_first_registered_tier_is_its_floor_where_the_policy_lists_no_method(env):
+    name = new_model()
+    register(name, risk_tier="high")
+    with pytest.raises(PolicyViolation, match=rf"is below 'high', which {name} v1 was first registered with"):
+        register(name, risk_tier="medium")
+    assert len(events(name, "model_registered")) == 1
 
 
 def test_only_release_managers_promote(env):
