@@ -89,13 +89,133 @@ class WaiverFile(BaseModel):
     waivers: list[Waiver] = []
 
 
-def load_waivers(path: str | Path | None) -> list[Waiver]:
-    """Load ``policies/waivers.yaml``; a missing path means no waivers."""
-    if path is None or not Path(path).exists():
-        return []
-    from governance.policy import load_policy_file
+#: The one file gate waivers come from, in the policy folder: never a path from params.
+WAIVERS_FILE = "waivers.yaml"
+#: Evidence keys of the decisive files a decision was judged under: ``reviewed:<path>`` -> SHA-256 of their bytes.
+REVIEWED_KEY = "reviewed:"
+#: Evidence key of the commit the decisive files were reviewed at.
+REVIEWED_COMMIT_KEY = "reviewed_commit"
 
-    return load_policy_file(path, WaiverFile).waivers
+
+def gate_waivers_path() -> Path:
+    """``policies/waivers.yaml`` (in ``GOVERN_POLICY_DIR`` if set: it counts only where it is the reviewed file)."""
+    from governance.policy.approvals import policy_dir
+
+    return policy_dir() / WAIVERS_FILE
+
+
+def load_waivers(path: str | Path | None = None) -> list[Waiver]:
+    """The gate waivers that count: from the reviewed waiver file, each granted by a holder of ``grant_waiver``.
+
+    Like approval waivers, a gate waiver is a record someone reviewed: the file
+    must be the reviewed version (else the gate refuses, naming the file), and
+    whoever ``granted_by`` names must hold a role the reviewed approvals policy
+    allows to ``grant_waiver`` (else the gate refuses, naming the waiver). A
+    missing file means no waivers. ``path`` exists for tools that read another
+    file for display; gates call this without one.
+    """
+    from governance.policy import validate_model
+    from governance.policy.review import read_reviewed
+
+    path = Path(path) if path is not None else gate_waivers_path()
+    if not path.is_file():
+        return []
+    review = read_reviewed(path)
+    waivers = validate_model(_parse_yaml(review.data, path), WaiverFile, str(path)).waivers
+    if not waivers:
+        return []
+    if not review.reviewed:
+        raise PolicyViolation(review.refusal("waiver file"))
+    from governance.policy.approvals import ApprovalsPolicy, approvals_policy_path
+
+    approvals = read_reviewed(approvals_policy_path())
+    if not approvals.reviewed:
+        raise PolicyViolation(approvals.refusal("approvals policy (who may grant a waiver)"))
+    policy = validate_model(_parse_yaml(approvals.data, approvals.path), ApprovalsPolicy, str(approvals.path))
+    for number, waiver in enumerate(waivers, start=1):
+        if policy.acting_role(waiver.granted_by, "grant_waiver") is None:
+            allowed = ", ".join(policy.permissions.get("grant_waiver", [])) or "nobody"  # type: ignore[call-overload]
+            raise PolicyViolation(
+                f"{path}: waiver {number} ({waiver.rule_id}) is granted_by {waiver.granted_by}, who holds no role "
+                f"allowed to grant_waiver in {approvals.path} (allowed: {allowed}); remove it, or have a "
+                "waiver authority grant it in a reviewed change"
+            )
+    return waivers
+
+
+def _parse_yaml(data: bytes, path: str | Path) -> object:
+    import yaml
+
+    from governance.policy import Yaml12Loader
+
+    try:
+        return yaml.load(data.decode("utf-8"), Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        where = f":{exc.problem_mark.line + 1}" if exc.problem_mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML ({exc.problem})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc.__class__.__name__})") from None
+
+
+def bind_reviewed_files(decision: GateDecision, policy_sha256: str | None = None) -> dict[str, str]:
+    """Evidence binding a decision to the reviewed files it was judged under; refuses any that is not reviewed.
+
+    The gate's policy always; the waiver file when it holds waivers. Each must
+    be the reviewed version now (one line naming the file otherwise), and the
+    policy's reviewed bytes must be what the gate parsed (``policy_sha256``),
+    so an edit between the gate's read and this check is refused too.
+    """
+    from governance.policy.review import read_reviewed
+
+    reviews = [read_reviewed(decision.policy_path)]
+    if not reviews[0].data and not Path(decision.policy_path).is_file():
+        raise ConfigError(
+            f"{decision.policy_path}: policy of the {decision.gate} gate not found; a decision is published "
+            "with the SHA-256 of the policy it was judged under"
+        )
+    waivers = gate_waivers_path()
+    if waivers.is_file() and (any(v.waived_by for v in decision.violations) or load_waivers(waivers)):
+        reviews.append(read_reviewed(waivers))
+    for review in reviews:
+        if not review.reviewed:
+            raise PolicyViolation(review.refusal(f"{decision.gate} gate's file"))
+    if policy_sha256 is not None and policy_sha256 != reviews[0].sha256:
+        raise PolicyViolation(
+            f"{decision.policy_path}: the {decision.gate} gate judged under sha256 {policy_sha256[:12]}…, but the "
+            f"reviewed file holds {reviews[0].sha256[:12]}…: it changed while the gate ran; re-run the gate"
+        )
+    return {
+        **{f"{REVIEWED_KEY}{Path(r.path)}": r.sha256 for r in reviews},
+        REVIEWED_COMMIT_KEY: str(reviews[0].commit),
+    }
+
+
+def require_reviewed_bindings(event: Event, source: str) -> None:
+    """Refuse unless every decisive file the event was judged under is still the reviewed version, byte for byte.
+
+    Asked at training, registration and wherever a published decision is read:
+    an event that binds no reviewed policy (published before the binding, or
+    by hand) does not count.
+    """
+    from governance.policy.review import read_reviewed
+
+    stage = event.details.get("stage", "?")
+    bound = {k.removeprefix(REVIEWED_KEY): v for k, v in event.evidence.items() if k.startswith(REVIEWED_KEY)}
+    policy = str(event.details.get("policy_path") or "")
+    if str(Path(policy)) not in {str(Path(p)) for p in bound}:
+        raise PolicyViolation(
+            f"{source}: the {stage} decision (event #{event.seq}) does not bind the review of its policy {policy}; "
+            f"re-run the gate: dvc repro -f {stage}"
+        )
+    for path, digest in bound.items():
+        review = read_reviewed(path)
+        if not review.reviewed:
+            raise PolicyViolation(f"{source}: {review.refusal('file')}")
+        if review.sha256 != digest:
+            raise PolicyViolation(
+                f"{source}: {path} is now the reviewed sha256 {review.sha256[:12]}…, but the {stage} decision "
+                f"(event #{event.seq}) was judged under {digest[:12]}…; re-run the gate: dvc repro -f {stage}"
+            )
 
 
 class DatasetRef(BaseModel):
@@ -225,15 +345,12 @@ def publish_decision(
     path = Path(path)
     data = decision_bytes(decision)
     digest = hashlib.sha256(data).hexdigest()
-    if policy_sha256 is None:
-        if not Path(decision.policy_path).is_file():
-            raise ConfigError(
-                f"{decision.policy_path}: policy of the {decision.gate} gate not found; a decision is published "
-                "with the SHA-256 of the policy it was judged under"
-            )
-        policy_sha256 = sha256_file(decision.policy_path)
+    # Every file that decided must be the reviewed version, bound by hash into the event
+    reviewed = bind_reviewed_files(decision, policy_sha256)
+    policy_sha256 = reviewed[f"{REVIEWED_KEY}{Path(decision.policy_path)}"]
     recorded = {
         **(evidence or {}),  # first: what is computed here cannot be overridden
+        **reviewed,
         "decision_sha256": digest,
         "policy_sha256": policy_sha256,
         **{f"{DATA_KEY}{Path(ref.path)}": ref.sha256 for ref in decision.datasets},
@@ -329,6 +446,7 @@ def _published(path: str | Path, require: Mapping[str, str] | None = None) -> Pu
     require = dict(require or {})
     for event in reversed(found):
         if all(event.evidence.get(k) == v for k, v in require.items()):
+            require_reviewed_bindings(event, str(path))
             return PublishedDecision(Path(path), decision, digest, event)
     latest = found[-1]
     key, wanted = next((k, v) for k, v in require.items() if latest.evidence.get(k) != v)
@@ -432,6 +550,7 @@ def require_recorded_gates(
                 f"re-run the gate and retrain: dvc repro -f {stage}"
             )
         event = found[-1]
+        require_reviewed_bindings(event, source)
         judged = {str(Path(path)): sha for path, sha in judged_files(event).items()}
         for path, sha in datasets.items():
             if judged.get(str(Path(path))) != sha:

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         datasets=[dataset_ref(params.eval_file, len(examples)), *safety.datasets],
         policy_path=params.policy,
         production=production_metrics(f"{project_name()}-kto"),
-        waivers=load_waivers("policies/waivers.yaml"),
+        waivers=load_waivers(),
         safety="policy",
     )
     safety.write(params.out_dir)

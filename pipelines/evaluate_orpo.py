@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         datasets=[dataset_ref(params.eval_file, len(pairs)), *safety.datasets],
         policy_path=params.policy,
         production=production_metrics(f"{project_name()}-orpo"),
-        waivers=load_waivers("policies/waivers.yaml"),
+        waivers=load_waivers(),
         safety="policy",
     )
     safety.write(params.out_dir)

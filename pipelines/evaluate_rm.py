@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         datasets=[dataset_ref(params.eval_file, len(pairs)), *safety.datasets],
         policy_path=params.policy,
         production=production_metrics(f"{project_name()}-rm"),
-        waivers=load_waivers("policies/waivers.yaml"),
+        waivers=load_waivers(),
         safety="reward_model",
     )
     safety.write(params.out_dir)

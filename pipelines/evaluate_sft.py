@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         datasets=[dataset_ref(params.eval_file, len(conversations)), *safety.datasets],
         policy_path=params.policy,
         production=production,
-        waivers=load_waivers("policies/waivers.yaml"),
+        waivers=load_waivers(),
         safety="policy",
     )
     # The training run this model came from

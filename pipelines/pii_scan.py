@@ -38,7 +38,6 @@ class PiiScanParams(Strict):
     inputs: list[str] = Field(min_length=1)
     out_dir: str
     policy: str
-    waivers: str = "policies/waivers.yaml"
     engine: Engine = "local"
     spark: SparkParams = SparkParams()
 
@@ -74,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         policy_path=params.policy,
         stage=stage,
         cleared_dir=out_dir / "data",
-        waivers_path=params.waivers,
         scanner=scanner,
         progress=True,
     )

@@ -29,7 +29,6 @@ from pipelines._spark import Engine, SparkParams
 log = logging.getLogger(__name__)
 
 #: Waivers are records shared by every gate; one file for the whole project.
-WAIVERS_FILE = "policies/waivers.yaml"
 
 
 class ValidateParams(Strict):
@@ -73,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         train=params.train,
         eval_path=params.eval,
         policy_path=params.policy,
-        waivers_path=WAIVERS_FILE,
         stage=stage,
         progress=True,
         scan_file=scan_file,

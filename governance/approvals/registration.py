@@ -96,7 +96,8 @@ def _tier_floor(name: str, method: str | None, policy: ApprovalsPolicy) -> tuple
     """The lowest tier this version may register with, and what fixes it: the method's, or the model's first."""
     rule = policy.rules.min_approvers
     if method and method in rule.min_tier_by_method:  # the reviewed policy decides; it changes only by approval
-        return rule.min_tier_by_method[method], f"{approvals_policy_path()} sets for method {method} (min_tier_by_method)"
+        tier = rule.min_tier_by_method[method]
+        return tier, f"{approvals_policy_path()} sets for method {method} (min_tier_by_method)"
     earlier = [
         (e.details.get("risk_tier"), e.subject.version)
         for e in model_state(name).events

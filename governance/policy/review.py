@@ -119,7 +119,8 @@ class Review:
     def refusal(self, what: str = "file") -> str:
         """The one line an unreviewed decisive file is refused with: the file, why, and the fix."""
         fix = (
-            f"restore the reviewed version (git checkout {self.ref} -- {self.path}) or get the change reviewed and merged"
+            f"restore the reviewed version (git checkout {self.ref} -- {self.path}) "
+            "or get the change reviewed and merged"
             if self.ref
             else "run from the project's git checkout, on a reviewed commit"
         )

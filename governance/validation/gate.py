@@ -577,7 +577,7 @@ def run_validation_gate(
     train: str | Path,
     eval_path: str | Path | None,
     policy_path: str | Path,
-    waivers_path: str | Path | None,
+    waivers_path: str | Path | None = None,
     stage: str,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: bool = False,

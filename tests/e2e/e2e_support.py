@@ -48,3 +48,18 @@ def fresh_copy(dest: Path) -> Path:
 
 def run(cmd: list[str], cwd: Path, timeout: int = 1500) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=pipeline_env(cwd), capture_output=True, text=True, timeout=timeout)
+
+
+def commit_reviewed(root: Path, *paths: str) -> str:
+    """Commit ``paths`` (default ``policies``) in the checkout at ``root``, made if there is none: the reviewed version.
+
+    A file that decides (anything under policies/) counts only as committed at the
+    reviewed ref of the checkout a command runs in; a test's working folder becomes
+    such a checkout here, as a fresh clone of a reviewed main is. Returns the commit id.
+    """
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    if not (Path(root) / ".git").exists():
+        subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-f", *(paths or ("policies",))], check=True)
+    subprocess.run([*git, "commit", "-qm", "reviewed", "--allow-empty"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()

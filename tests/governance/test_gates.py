@@ -27,6 +27,7 @@ from governance.gates import (
     write_decision,
 )
 from governance.lineage import sha256_file
+from governance.policy.review import read_reviewed
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "policies" / "pii.yaml"
@@ -154,6 +155,8 @@ def test_published_decision_is_one_signed_event_bound_to_file_data_and_policy(tm
         "decision_sha256": sha256_file(out),
         "policy_sha256": sha256_file(POLICY),
         f"data:{path}": sha256_file(path),
+        f"reviewed:{POLICY}": sha256_file(POLICY),  # the reviewed policy, at the commit it was reviewed
+        "reviewed_commit": read_reviewed(POLICY).commit,
     }
     assert event.details["passed"] is True and event.details["gate"] == "pii"
     # Publishing the same decision again (dvc repro -f on the same data) appends nothing

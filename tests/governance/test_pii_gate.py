@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from e2e_support import commit_reviewed
 
+from governance.errors import PolicyViolation
 from governance.lineage import sha256_file
 from governance.pii import PiiScanner, run_pii_gate
 from governance.policy.pii import load_pii_policy
@@ -182,41 +185,69 @@ def test_allow_counts_without_violation_or_redaction(shipped, tmp_path):
     assert (cleared / "train.jsonl").read_bytes() == train.read_bytes()
 
 
-def _waivers(tmp_path: Path, expires: dt.date) -> Path:
-    path = tmp_path / "waivers.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "version": "1",
-                "waivers": [
-                    {
-                        "rule_id": "pii.credit_card",
-                        "granted_by": "privacy-officer",
-                        "reason": "test fixtures",
-                        "expires": expires.isoformat(),
-                    }
-                ],
-            }  # fmt: skip
-        )
-    )
+def _waivers(project: Path, expires: dt.date, granted_by: str = "dana", *, commit: bool = True) -> Path:
+    """policies/waivers.yaml of ``project`` with one card waiver; committed (reviewed) unless ``commit`` is False."""
+    path = project / "policies" / "waivers.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not (path.parent / "approvals.yaml").exists():
+        shutil.copy(REPO / "policies" / "approvals.yaml", path.parent / "approvals.yaml")  # dana: waiver_authority
+    waiver = {"rule_id": "pii.credit_card", "granted_by": granted_by, "reason": "test fixtures"}
+    path.write_text(yaml.safe_dump({"version": "1", "waivers": [waiver | {"expires": expires.isoformat()}]}))
+    if commit:
+        commit_reviewed(project)
     return path
 
 
-def test_waiver_turns_a_deny_into_a_recorded_exception(shipped, tmp_path):
-    policy = _policy(tmp_path, _deny_cards(0))
-    data = _card_data(tmp_path)
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """The test's working folder as a checkout: where a waiver file's review is asked."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GOVERN_POLICY_DIR", raising=False)
+    return tmp_path
+
+
+def test_waiver_turns_a_deny_into_a_recorded_exception(shipped, project):
+    policy = _policy(project, _deny_cards(0))
+    data = _card_data(project)
     scanner = _scanner(shipped, policy)
     tomorrow = dt.date.today() + dt.timedelta(days=1)
-    result = run_pii_gate(
-        [data], kind="sft", policy_path=policy, stage="s", scanner=scanner, waivers_path=_waivers(tmp_path, tomorrow)
-    )
+    _waivers(project, tomorrow)
+    result = run_pii_gate([data], kind="sft", policy_path=policy, stage="s", scanner=scanner)
     assert result.decision.passed and result.decision.counts == {"deny": 0, "warn": 0, "waived": 1}
-    assert result.decision.summary_lines()[0].endswith("[waived by privacy-officer]")
-    expired = dt.date.today() - dt.timedelta(days=1)
-    result = run_pii_gate(
-        [data], kind="sft", policy_path=policy, stage="s", scanner=scanner, waivers_path=_waivers(tmp_path, expired)
-    )
+    assert result.decision.summary_lines()[0].endswith("[waived by dana]")
+    _waivers(project, dt.date.today() - dt.timedelta(days=1))  # expired
+    result = run_pii_gate([data], kind="sft", policy_path=policy, stage="s", scanner=scanner)
     assert not result.decision.passed
+
+
+def test_attack_an_uncommitted_gate_waiver_is_refused_naming_the_file(shipped, project):
+    """W1: a waiver "granted_by: dana" typed into policies/waivers.yaml and not committed turned a deny into passed."""
+    policy = _policy(project, _deny_cards(0))
+    commit_reviewed(project, "pii.yaml")
+    _waivers(project, dt.date.today() + dt.timedelta(days=1), commit=False)
+    path = "policies/waivers.yaml"
+    scanner = _scanner(shipped, policy)
+    with pytest.raises(PolicyViolation) as info:
+        run_pii_gate([_card_data(project)], kind="sft", policy_path=policy, stage="s", scanner=scanner)
+    assert str(info.value) == (
+        f"{path}: this waiver file decides, and it is not the reviewed version (not committed); only the "
+        f"version committed at the reviewed ref counts: restore the reviewed version (git checkout HEAD -- {path}) "
+        "or get the change reviewed and merged"
+    )
+
+
+def test_a_gate_waiver_granted_by_someone_without_the_waiving_role_is_refused(shipped, project):
+    policy = _policy(project, _deny_cards(0))
+    _waivers(project, dt.date.today() + dt.timedelta(days=1), granted_by="bob")  # committed, but bob reviews
+    path = "policies/waivers.yaml"
+    scanner = _scanner(shipped, policy)
+    with pytest.raises(PolicyViolation) as info:
+        run_pii_gate([_card_data(project)], kind="sft", policy_path=policy, stage="s", scanner=scanner)
+    assert str(info.value) == (
+        f"{path}: waiver 1 (pii.credit_card) is granted_by bob, who holds no role allowed to grant_waiver in "
+        "policies/approvals.yaml (allowed: waiver_authority); remove it, or have a waiver authority grant it in a "
+        "reviewed change"
+    )
 
 
 def test_report_lists_masked_findings_and_complete_counts(shipped, tmp_path):

@@ -18,7 +18,9 @@ import pytest
 from governance.policy.review import read_reviewed, review_status
 
 REVIEWED = 'version: "1"\nkeys: []\n'
-FORGED = 'version: "1"\nkeys:\n  - {id: "ed25519:mallory", public_key: "AAAA", owner: mallory, valid_from: 2026-01-01}\n'
+FORGED = (
+    'version: "1"\nkeys:\n  - {id: "ed25519:mallory", public_key: "AAAA", owner: mallory, valid_from: 2026-01-01}\n'
+)
 FILE = "policies/trail_keys.yaml"
 
 
@@ -62,7 +64,7 @@ def test_an_uncommitted_edit_is_refused_with_one_line_naming_the_file(project):
 
 
 def test_attack_git_replace_of_head_does_not_make_the_edit_reviewed(project):
-    """K1: HEAD's commit object replaced by one whose tree lists the attacker's key; HEAD's id and git status unchanged."""
+    """K1: HEAD's commit object replaced by one whose tree lists the attacker's key; HEAD's id and status unchanged."""
     (project / FILE).write_text(FORGED)
     blob = git(project, "hash-object", "-w", FILE)
     sub = subprocess.run(

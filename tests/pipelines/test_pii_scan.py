@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from e2e_support import commit_reviewed
 
 from governance.errors import PolicyViolation
 from governance.gates import read_decision, require_passed_gates
@@ -53,6 +54,7 @@ def _rows() -> list[dict]:
 def _project(tmp_path: Path, monkeypatch, train_rows: list[dict], eval_rows: list[dict] | None = None) -> Path:
     (tmp_path / "policies").mkdir()
     shutil.copy(POLICY, tmp_path / "policies" / "pii.yaml")
+    commit_reviewed(tmp_path)  # a policy decides only as the reviewed version
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_rows))
     eval_rows = eval_rows if eval_rows is not None else [{"messages": [{"role": "user", "content": "12 + 30 = 42"}]}]

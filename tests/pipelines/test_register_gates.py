@@ -10,10 +10,12 @@ must refuse with one line before it reads anything from MLflow.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from e2e_support import commit_reviewed
 
 from governance.gates import (
     DatasetRef,
@@ -40,7 +42,7 @@ def _gate(violations=()) -> None:
         gate="pii",
         stage="pii_scan_sft",
         datasets=[dataset_ref(DATA)],
-        policy_path=str(REPO / "policies/pii.yaml"),
+        policy_path="policies/pii.yaml",
         policy_version="1",
         violations=list(violations),
     )
@@ -52,7 +54,7 @@ def _evaluate(violations=()) -> None:
         gate="eval",
         stage="evaluate_sft",
         datasets=[DatasetRef(path="data/eval.jsonl", sha256="e" * 64)],
-        policy_path=str(REPO / "policies/eval.yaml"),
+        policy_path="policies/eval.yaml",
         policy_version="1",
         violations=list(violations),
         details={"metrics": {"perplexity_ratio_vs_base": 1.3 if violations else 0.8}},
@@ -85,6 +87,8 @@ def _trained() -> None:
 def ws(tmp_path, monkeypatch, mlflow_store):
     """A working tree with gated data, its published PII decision, a trained model's manifest and its evaluation."""
     monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "policies", "policies")
+    commit_reviewed(tmp_path)  # the policies decide only as the reviewed version
     sections = {
         "project": "regtest",
         "register_sft": {

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from e2e_support import commit_reviewed
 
 from governance.errors import PolicyViolation
 from governance.gates import read_decision, require_passed_gates
@@ -41,6 +42,7 @@ def stage_dir(tmp_path, monkeypatch, mlflow_store):
         policy[section]["min_rows"].update(min_train=8, min_eval=2)
     Path("policies").mkdir()
     Path("policies/data.yaml").write_text(yaml.safe_dump(policy))
+    commit_reviewed(tmp_path)  # a policy decides only as the reviewed version
     params = {
         "validate_sft": {
             "kind": "sft",
