@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from governance.errors import ConfigError
+from governance.errors import ConfigError, PolicyViolation
 from governance.files import write_atomic
 
 _CHUNK = 1 << 20
@@ -168,6 +168,31 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: manifest missing; run the stage that writes {out_dir} first")
     return json.loads(path.read_text())
+
+
+def verified_model_sha256(model_dir: str | Path) -> str:
+    """The SHA-256 of a parent model's files as a stage loads them, recomputed, never copied from its manifest.
+
+    Hashes the whole folder the manifest's ``model_path`` names (weights,
+    config, tokenizer files, chat template) with :func:`sha256_dir` and refuses,
+    in one line naming the manifest and both hashes, when the manifest claims
+    another: the model changed after its stage recorded it (e.g. a template
+    edited and ``dvc commit``-ed), so a lineage copied from the manifest would
+    name a parent that is not what trained.
+    """
+    manifest_path = Path(model_dir) / "manifest.json"
+    manifest = read_manifest(model_dir)
+    folder = Path(manifest.get("model_path", model_dir))
+    stage = manifest.get("stage") or "the stage that wrote it"
+    if not folder.is_dir():
+        raise ConfigError(f"{manifest_path}: model_path {folder} is not a folder; re-run it: dvc repro -f {stage}")
+    claimed, actual = str(manifest.get("model_sha256")), sha256_dir(folder)
+    if claimed != actual:
+        raise PolicyViolation(
+            f"{manifest_path}: the parent's manifest claims model_sha256 {claimed[:12]}…, its files ({folder}) "
+            f"hash to {actual[:12]}…; the model changed after {stage} recorded it, re-run it: dvc repro -f {stage}"
+        )
+    return actual
 
 
 def policy_versions(policy_dir: str | Path = "policies") -> dict[str, dict[str, str]]:

@@ -21,10 +21,11 @@ from typing import Any
 
 from pydantic import Field
 
-from governance.gates import require_passed_gates
+from governance.datasets.hashed import HashedFile
+from governance.lineage import verified_model_sha256
 from governance.objectives import objective_hashes, require_approved_objective
 from governance.policy import Strict
-from governance.records import iter_records
+from governance.training_data import read_gated_data
 from pipelines._common import load_params, stage_main
 from pipelines._training import (
     AdapterParams,
@@ -59,11 +60,10 @@ class TrainGrpoParams(Strict):
     trl: dict[str, Any]
 
 
-def load_prompts(path: str):
-    """The gated JSONL as a ``datasets.Dataset`` of ``prompt`` and ``answer`` (the reward's reference)."""
-    from datasets import Dataset
-
-    return Dataset.from_list([{"prompt": r.data["prompt"], "answer": r.data.get("answer")} for r in iter_records(path)])
+def load_prompts(data: HashedFile):
+    """The gated JSONL (the bytes read once) as a ``datasets.Dataset`` of ``prompt`` and ``answer`` (the reward's
+    reference)."""
+    return data.dataset(("prompt",), optional=("answer",))
 
 
 def reward_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
@@ -90,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(config.output_dir)
     # Every process: its place in the launch, then the gates, before any data is read
     topology = run_topology(config, params.launch, params.adapter, STAGE)
-    # Refuse to train on data that has not passed its gates
-    data_files = [params.train_file, params.eval_file]
-    decisions = require_passed_gates(data_files, params.gate_decisions)
+    # Refuse data the required gates did not clear; each file is read once, and that buffer is what trains
+    files = {"train_file": params.train_file, "eval_file": params.eval_file}
+    data = read_gated_data(STAGE, files, params.gate_decisions)
+    # The parent as its files are now (refused unless its manifest claims the same)
+    parent_sha256 = verified_model_sha256(params.base_model)
     # Refuse to optimise an objective nobody approved
     reward_funcs = resolve_reward_functions(params.reward_funcs, STAGE)
     reward_hashes = objective_hashes(reward_funcs)
@@ -100,14 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     lineage = training_lineage(
         stage=STAGE,
         params=params.model_dump(),
-        data_files=data_files,
-        decisions=decisions,
+        data_files=data.paths,
+        decisions=data.decisions,
         decision_paths=params.gate_decisions,
         parent_dir=params.base_model,
         topology=topology,
     )
+    # Hash what you train: the buffers parsed below and the parent's recomputed hash, not a re-read or a copy
+    lineage["datasets"], lineage["parent"]["model_sha256"] = data.refs(), parent_sha256
     model, tokenizer = load_model(params.base_model, params.adapter, STAGE)
-    train = load_prompts(params.train_file)
+    train = load_prompts(data["train_file"])
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (
         main_process_run(topology, STAGE, {"method": "grpo"}) as run,

@@ -19,10 +19,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from governance.gates import require_passed_gates
+from governance.lineage import verified_model_sha256
 from governance.policy import Strict
+from governance.training_data import read_gated_data
 from pipelines._common import load_params, stage_main
-from pipelines._preference import load_unpaired, trainer_errors
+from pipelines._preference import trainer_errors
 from pipelines._training import (
     AdapterParams,
     LaunchParams,
@@ -42,6 +43,8 @@ from pipelines._training import (
 
 log = logging.getLogger(__name__)
 STAGE = "train_kto"
+#: TRL's unpaired shape; the provenance columns stay behind (the trainer refuses unknown columns)
+KTO_COLUMNS = ("prompt", "completion", "label")
 
 
 class TrainKtoParams(Strict):
@@ -64,20 +67,24 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(config.output_dir)
     # Every process: its place in the launch, then the gates, before any data is read
     topology = run_topology(config, params.launch, params.adapter, STAGE)
-    # Refuse to train on data that has not passed its gates
-    data_files = [params.train_file, params.eval_file]
-    decisions = require_passed_gates(data_files, params.gate_decisions)
+    # Refuse data the required gates did not clear; each file is read once, and that buffer is what trains
+    files = {"train_file": params.train_file, "eval_file": params.eval_file}
+    data = read_gated_data(STAGE, files, params.gate_decisions)
+    # The parent as its files are now (refused unless its manifest claims the same)
+    parent_sha256 = verified_model_sha256(params.base_model)
     lineage = training_lineage(
         stage=STAGE,
         params=params.model_dump(),
-        data_files=data_files,
-        decisions=decisions,
+        data_files=data.paths,
+        decisions=data.decisions,
         decision_paths=params.gate_decisions,
         parent_dir=params.base_model,
         topology=topology,
     )
+    # Hash what you train: the buffers parsed below and the parent's recomputed hash, not a re-read or a copy
+    lineage["datasets"], lineage["parent"]["model_sha256"] = data.refs(), parent_sha256
     model, tokenizer = load_model(params.base_model, params.adapter, STAGE)
-    train, evaluation = load_unpaired(params.train_file), load_unpaired(params.eval_file)
+    train, evaluation = data["train_file"].dataset(KTO_COLUMNS), data["eval_file"].dataset(KTO_COLUMNS)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (
         main_process_run(topology, STAGE, {"method": "kto"}) as run,

@@ -41,13 +41,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from governance.datasets.hashed import HashedFile
 from governance.errors import ConfigError, PolicyViolation
-from governance.gates import require_passed_gates
-from governance.lineage import read_manifest, sha256_dir, sha256_json
+from governance.lineage import read_manifest, sha256_dir, sha256_json, verified_model_sha256
 from governance.mlflow_run import MlflowRun
 from governance.objectives import require_approved_objective
 from governance.policy import Strict
-from governance.records import iter_records
+from governance.training_data import read_gated_data
 from pipelines._common import load_params, stage_main
 from pipelines._training import (
     AdapterParams,
@@ -164,11 +164,9 @@ def reward_model_run_id(rm_manifest: dict[str, Any], run: MlflowRun) -> str:
     return run.find_model_run(rm_manifest.get("stage"), rm_manifest.get("model_sha256")) or "not recorded"
 
 
-def load_prompts(path: str):
-    """The gated JSONL as a ``datasets.Dataset`` with one ``prompt`` column of messages."""
-    from datasets import Dataset
-
-    return Dataset.from_list([{"prompt": r.data["prompt"]} for r in iter_records(path)])
+def load_prompts(data: HashedFile):
+    """The gated JSONL (the bytes read once) as a ``datasets.Dataset`` with one ``prompt`` column of messages."""
+    return data.dataset(("prompt",))
 
 
 @stage_main
@@ -182,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(config.output_dir)
     # Every process: its place in the launch, then the gates, before any data is read
     topology = run_topology(config, params.launch, params.adapter, STAGE)
-    # Refuse to train on data that has not passed its gates
-    data_files = [params.train_file, params.eval_file]
-    decisions = require_passed_gates(data_files, params.gate_decisions)
+    # Refuse data the required gates did not clear; each file is read once, and that buffer is what trains
+    files = {"train_file": params.train_file, "eval_file": params.eval_file}
+    data = read_gated_data(STAGE, files, params.gate_decisions)
+    # The parent as its files are now (refused unless its manifest claims the same)
+    parent_sha256 = verified_model_sha256(params.base_model)
     # Refuse to optimise a reward model whose recipe nobody approved
     reward_model, reward_tokenizer, rm_manifest = load_reward_model(params.reward_model)
     recipe = reward_model_recipe(rm_manifest)
@@ -194,14 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     lineage = training_lineage(
         stage=STAGE,
         params=params.model_dump(),
-        data_files=data_files,
-        decisions=decisions,
+        data_files=data.paths,
+        decisions=data.decisions,
         decision_paths=params.gate_decisions,
         parent_dir=params.base_model,
         topology=topology,
     )
+    # Hash what you train: the buffers parsed below and the parent's recomputed hash, not a re-read or a copy
+    lineage["datasets"], lineage["parent"]["model_sha256"] = data.refs(), parent_sha256
     policy, tokenizer = load_model(params.base_model, params.adapter, STAGE)
-    train = load_prompts(params.train_file)
+    train = load_prompts(data["train_file"])
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (
         main_process_run(topology, STAGE, {"method": "rlhf"}) as run,

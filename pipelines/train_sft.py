@@ -2,8 +2,11 @@
 
     dvc repro train_sft           # or: python -m pipelines.train_sft
 
-Refuses to start unless the PII and validation gates passed for the exact
-bytes of the train and eval files (also when run directly with ``python -m``).
+Refuses to start unless the gates ``policies/report.yaml`` requires passed for
+the exact bytes of the train and eval files (also when run directly with
+``python -m``): each file is read once, and the buffer the gates' hashes are
+checked against is the one trained on. The parent's hash is recomputed from
+its files, never copied from its manifest.
 The ``trl`` section is passed to ``trl.SFTConfig`` unchanged; ``adapter``
 switches LoRA/QLoRA. One MLflow run per execution, tagged ``stage=train_sft``,
 holds TRL's metrics, every hyperparameter and the lineage.
@@ -15,8 +18,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from governance.gates import require_passed_gates
+from governance.datasets.hashed import HashedFile
+from governance.lineage import verified_model_sha256
 from governance.policy import Strict
+from governance.training_data import read_gated_data
 from pipelines._common import load_params, stage_main
 from pipelines._loss_masking import (
     Conversation,
@@ -56,11 +61,9 @@ class TrainSftParams(Strict):
     trl: dict[str, Any]
 
 
-def read_conversations(path: str) -> list[Conversation]:
-    """The gated JSONL's ``messages``, each with the ``file:line`` it came from (metadata dropped)."""
-    from governance.records import iter_records
-
-    return [Conversation(f"{path}:{r.line}", r.data["messages"]) for r in iter_records(path)]
+def read_conversations(data: HashedFile) -> list[Conversation]:
+    """The gated JSONL's ``messages`` (from the bytes read once), each with its ``file:line`` (metadata dropped)."""
+    return [Conversation(f"{data.path}:{r.line}", r.data["messages"]) for r in data.records()]
 
 
 def training_dataset(conversations: list[Conversation], masking: LossMasking):
@@ -82,20 +85,25 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(config.output_dir)
     # Every process: its place in the launch, then the gates, before any data is read
     topology = run_topology(config, params.launch, params.adapter, STAGE)
-    data_files = [params.train_file, params.eval_file]
-    decisions = require_passed_gates(data_files, params.gate_decisions)
+    # Refuse data the required gates did not clear; each file is read once, and that buffer is what trains
+    files = {"train_file": params.train_file, "eval_file": params.eval_file}
+    data = read_gated_data(STAGE, files, params.gate_decisions)
+    # The parent as its files are now (refused unless its manifest claims the same)
+    parent_sha256 = verified_model_sha256(params.base_model)
     lineage = training_lineage(
         stage=STAGE,
         params=params.model_dump(),
-        data_files=data_files,
-        decisions=decisions,
+        data_files=data.paths,
+        decisions=data.decisions,
         decision_paths=params.gate_decisions,
         parent_dir=params.base_model,
         topology=topology,
     )
+    # Hash what you train: the buffers parsed below and the parent's recomputed hash, not a re-read or a copy
+    lineage["datasets"], lineage["parent"]["model_sha256"] = data.refs(), parent_sha256
     model, tokenizer = load_model(params.base_model, params.adapter, STAGE)
     # The loss mask from the model's chat template (refused in one line when none fits), into the lineage
-    train_rows, eval_rows = read_conversations(params.train_file), read_conversations(params.eval_file)
+    train_rows, eval_rows = read_conversations(data["train_file"]), read_conversations(data["eval_file"])
     masking = choose_loss_masking(tokenizer, train_rows + eval_rows, config.assistant_only_loss, params.base_model)
     lineage["loss_masking"] = masking.lineage()
     log.info("%s: loss masking %s (%s)", STAGE, masking.strategy, masking.template_source)

@@ -1,0 +1,197 @@
+"""Hash what you train: a training stage's data files, read once, refused unless the required gates cleared those bytes.
+
+    data = read_gated_data("train_dpo", {"train_file": ..., "eval_file": ...}, params.gate_decisions)
+    train = data["train_file"].dataset(("prompt", "chosen", "rejected"))   # parsed from the bytes checked
+    lineage["datasets"] = data.refs()                                        # the hashes of those bytes
+
+Every ``train_*`` stage reads its data through :func:`read_gated_data`, so all
+methods refuse alike:
+
+* a gate that ``policies/report.yaml`` requires (``evidence.required_gates``)
+  with no configured decision, or whose decision did not judge the file;
+  a file that is only the *input* of a gate (the prepared file the PII gate
+  scanned, not the copy it cleared) is named with its params key;
+* anything :func:`governance.gates.require_passed_gates` refuses (a decision
+  no signed trail event published, a denied gate, a file changed since gated);
+* bytes read for training that are not the bytes the gates judged: each file
+  is read once (:func:`governance.datasets.hashed.read_hashed`), after the
+  gate check, and that buffer's SHA-256 must equal what every configured
+  decision's signed event judged. A file swapped on disk after the check and
+  swapped back after the read is caught here; the buffer is what is parsed
+  and trained on, and its hash is what the manifest records.
+
+Trust boundary: believed are the audit trail (a decision counts only through
+the signed event that published its bytes), ``policies/report.yaml`` (which
+gates are required) and the buffer this module read. Not believed: the list
+of decisions in ``params.yaml`` (it can leave a required gate out or point at
+a gate's input), and any hash of a data file taken by another read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from governance.datasets.hashed import HashedFile, read_hashed
+from governance.errors import ConfigError, DataError, PolicyViolation
+from governance.gates import (
+    GateDecision,
+    PublishedDecision,
+    judged_files,
+    read_published_decision,
+    require_passed_gates,
+)
+
+#: Where the gates every file trained on must pass are named (``evidence.required_gates``).
+REPORT_POLICY = Path("policies/report.yaml")
+
+
+@dataclass(frozen=True)
+class GatedData:
+    """A stage's data files as read once (by params key) and the gate decisions that cleared those bytes."""
+
+    files: dict[str, HashedFile]
+    decisions: list[GateDecision]
+
+    def __getitem__(self, key: str) -> HashedFile:
+        return self.files[key]
+
+    @property
+    def paths(self) -> list[str]:
+        return [file.path for file in self.files.values()]
+
+    def refs(self) -> dict[str, dict[str, str]]:
+        """``{path: {"sha256", "md5"}}`` of the buffers: the manifest's ``datasets``."""
+        return {file.path: file.ref() for file in self.files.values()}
+
+
+def required_gates(policy_path: str | Path = REPORT_POLICY) -> list[str]:
+    """The gate names every file trained on must have passed (``policies/report.yaml`` ``evidence.required_gates``)."""
+    from governance.report.policy import load_report_policy
+
+    path = Path(policy_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: file not found; training reads evidence.required_gates from it (the gates every file "
+            "trained on must pass)"
+        )
+    return list(load_report_policy(path).evidence.required_gates)
+
+
+def read_gated_data(
+    section: str,
+    files: Mapping[str, str | Path],
+    decision_paths: Sequence[str | Path],
+    *,
+    report_policy: str | Path = REPORT_POLICY,
+) -> GatedData:
+    """Read each of ``files`` (params key -> path) once, refusing unless the required gates cleared those bytes.
+
+    ``section`` is the stage's params section (named in refusals). Raises
+    :class:`PolicyViolation` naming the params key and file, the decision, or
+    the file whose bytes differ; :class:`DataError` for a missing file.
+    """
+    files = {key: str(Path(path)) for key, path in files.items()}
+    for key, path in files.items():
+        if not Path(path).is_file():
+            raise DataError(
+                f"params.yaml: {section}.{key}: {path}: training data file not found; "
+                "run the gate stages that write it (dvc repro)"
+            )
+    required = required_gates(report_policy)
+    published = [read_published_decision(path) for path in decision_paths]
+    require_required_gates(section, files, published, required, report_policy)
+    decisions = require_passed_gates(list(files.values()), decision_paths)
+    # Read once, after the check: what is parsed and trained on is this buffer, and it must be what was judged
+    buffers = {key: read_hashed(path) for key, path in files.items()}
+    require_judged_bytes(buffers.values(), published)
+    return GatedData(buffers, decisions)
+
+
+def require_required_gates(
+    section: str,
+    files: Mapping[str, str],
+    published: Sequence[PublishedDecision],
+    required: Sequence[str],
+    report_policy: str | Path = REPORT_POLICY,
+) -> None:
+    """Refuse a file that a required gate has no configured decision for, naming the params key and the file.
+
+    A file that is only the input of a gate (a published decision lists it
+    under ``details.inputs`` but judged another file: the copy it cleared) is
+    refused as such, with the copy to train on. A configured decision of the
+    gate that did not judge the file is left to :func:`require_passed_gates`.
+    """
+    for key, path in files.items():
+        for gate in required:
+            configured = [p for p in published if p.decision.gate == gate]
+            if any(_judged(p).get(path) for p in configured):
+                continue
+            source = _gate_input_of(path, gate, configured)
+            if source is not None:
+                cleared = next((j for j in _judged(source) if Path(j).name == Path(path).name), None)
+                raise PolicyViolation(
+                    f"params.yaml: {section}.{key}: {path} is only the input of the {gate} gate ({source.path}), "
+                    f"not the copy it cleared; train on {cleared or 'the copy the gate cleared'}"
+                )
+            if not configured:
+                raise PolicyViolation(
+                    f"params.yaml: {section}.gate_decisions: no decision of the {gate} gate, which {report_policy} "
+                    f"requires for every file trained on (evidence.required_gates: {', '.join(required)}); "
+                    f"list the decision of the {gate} gate that judged {path}"
+                )
+
+
+def require_judged_bytes(buffers: Iterable[HashedFile], published: Sequence[PublishedDecision]) -> None:
+    """Refuse a buffer whose SHA-256 is not what each configured decision's signed event judged for its file."""
+    for buffer in buffers:
+        for decision in published:
+            judged = _judged(decision).get(buffer.path)
+            if judged != buffer.sha256:
+                raise PolicyViolation(
+                    f"{decision.path}: {buffer.path}: the bytes read for training have sha256 {buffer.sha256[:12]}… "
+                    f"but the {decision.decision.gate} gate passed {str(judged)[:12]}…; the file changed after "
+                    "the gates were checked, nothing was trained on it (re-run the stage)"
+                )
+
+
+def _judged(decision: PublishedDecision) -> dict[str, str]:
+    """``{path: sha256}`` the decision's signed event judged, paths normalised as ``files`` are."""
+    return {str(Path(path)): digest for path, digest in judged_files(decision.event).items()}
+
+
+def _gate_input_of(path: str, gate: str, configured: Sequence[PublishedDecision]) -> PublishedDecision | None:
+    """A published decision of ``gate`` that lists ``path`` among its inputs without judging it.
+
+    The configured decisions first; where none of ``gate`` is configured, the
+    current decision at each path the trail's ``gate``
+    events name. Only to say why a file is refused: a refusal follows either way.
+    """
+    candidates = list(configured)
+    if not candidates:
+        candidates = _published_of_gate(gate)
+    for decision in candidates:
+        inputs = decision.decision.details.get("inputs") or []
+        named = {str(Path(ref["path"])) for ref in inputs if isinstance(ref, dict) and "path" in ref}
+        if path in named and path not in _judged(decision):
+            return decision
+    return None
+
+
+def _published_of_gate(gate: str) -> list[PublishedDecision]:
+    """The decision now at each path the trail's ``gate_decision`` events of ``gate`` name, where still published."""
+    from governance import trail
+
+    paths = dict.fromkeys(
+        str(event.details.get("decision"))
+        for event in reversed(trail.events(event_types=["gate_decision"]))
+        if event.details.get("gate") == gate and event.details.get("decision")
+    )
+    found = []
+    for path in paths:
+        try:
+            found.append(read_published_decision(path))
+        except (PolicyViolation, DataError):  # moved, rewritten or replaced since: it cannot explain anything
+            continue
+    return found
