@@ -17,10 +17,12 @@ from __future__ import annotations
 import functools
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+from e2e_support import commit_reviewed
 
 from governance import approvals, registry
 from governance.approvals import record_registration
@@ -79,12 +81,19 @@ def _scanner() -> PiiScanner:
     return PiiScanner(load_pii_policy(path), path)
 
 
+def reviewed_policies(workdir: Path) -> None:
+    """The shipped policies in ``workdir``, committed there: a gate decides only under the reviewed policy."""
+    if not (workdir / "policies").is_dir():
+        shutil.copytree(REPO / "policies", workdir / "policies")
+        commit_reviewed(workdir)
+
+
 def _pii_gate(prepared: list[Path], cleared_dir: Path, stage: str):
     """The real PII gate under policies/pii.yaml: scan, redact into ``cleared_dir``, re-scan, decide."""
     return run_pii_gate(
         prepared,
         kind="sft",
-        policy_path=REPO / "policies/pii.yaml",
+        policy_path="policies/pii.yaml",
         stage=stage,
         cleared_dir=cleared_dir,
         scanner=_scanner(),
@@ -114,6 +123,7 @@ def build_version(
     on), and an evaluation decision written without its stage publishing it. ``signed`` attests the
     version as ``register_sft`` does (model-signing signature, DSSE in-toto/SLSA statement, digests in the trail).
     """
+    reviewed_policies(workdir)
     prepared = workdir / "data/prepared/sft"
     write_conversations(prepared / "train.jsonl", 520, 0, plant=True)
     write_conversations(prepared / "eval.jsonl", 60, 10_000)
@@ -144,7 +154,7 @@ def build_version(
         kind="sft",
         train=train,
         eval_path=evaluation,
-        policy_path=REPO / "policies/data.yaml",
+        policy_path="policies/data.yaml",
         waivers_path=None,
         stage="validate_sft",
     )
@@ -294,7 +304,7 @@ def build_version(
         metrics=metrics,
         subject=f"{model_dir} (model {manifest['model_sha256'][:12]})",
         datasets=[dataset_ref(evaluation, 60)],
-        policy_path=REPO / "policies/eval.yaml",
+        policy_path="policies/eval.yaml",
         production=approvals.production_metrics(name),
     )
     eval_dir = workdir / "artifacts/evaluate_sft"

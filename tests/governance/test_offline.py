@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from e2e_support import commit_reviewed
 
 from governance.cli import build_parser
 from tests.governance.report_support import build_version
@@ -188,7 +189,8 @@ def registered(tmp_path, monkeypatch, mlflow_store):
     old = (REPO / "policies/approvals.yaml").read_text() + "# earlier revision\n"
     (tmp_path / "old_approvals.yaml").write_text(old)
     # Commands run where a checkout would be: its policies and params.yaml
-    (tmp_path / "policies").symlink_to(REPO / "policies")
+    if not (tmp_path / "policies").exists():  # build_version left the reviewed copy there
+        (tmp_path / "policies").symlink_to(REPO / "policies")
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     return tmp_path
 
@@ -209,7 +211,8 @@ def test_every_govern_command_and_a_stage_run_without_the_network(registered):
     stage_dir = workdir / "stage"
     shutil.copytree(REPO / "data/safety", stage_dir / "data/safety")
     shutil.copy(REPO / "params.yaml", stage_dir / "params.yaml")
-    (stage_dir / "policies").symlink_to(REPO / "policies")
+    shutil.copytree(REPO / "policies", stage_dir / "policies")
+    commit_reviewed(stage_dir)  # a checkout: the gate decides only under the reviewed policy
     env["NO_NETWORK_CONTEXT"] = "python -m pipelines.pii_scan safety"
     stage = subprocess.run(
         [sys.executable, "-m", "pipelines.pii_scan", "safety"],

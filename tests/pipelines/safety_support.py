@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from e2e_support import commit_reviewed
+
 from governance.gates import DatasetRef, decide, publish_decision, read_decision
 from governance.lineage import sha256_file
 
@@ -17,6 +19,9 @@ def gate_safety_sets(root: Path) -> None:
     """Copy data/safety/ into ``root`` with a passing PII decision for its exact bytes, published as pii_scan_safety
     publishes it (into the audit trail in force)."""
     shutil.copytree(REPO / "data/safety", root / "data/safety", dirs_exist_ok=True)
+    if not (root / "policies").is_dir():  # a gate decides only under the reviewed policy: the workspace's, committed
+        shutil.copytree(REPO / "policies", root / "policies")
+        commit_reviewed(root)
     decision = decide(
         gate="pii",
         stage="pii_scan_safety",

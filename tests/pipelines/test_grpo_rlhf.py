@@ -16,6 +16,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from e2e_support import commit_reviewed
 from safety_support import gate_safety_sets, republish_gate_decisions, safety_params
 
 from governance.errors import ConfigError
@@ -216,12 +217,11 @@ def workspace(tmp_path_factory):
     """Base model, reward model, gated GRPO/RLHF data and policies in one directory, built once."""
     root = tmp_path_factory.mktemp("rl")
     rng = random.Random(0)
-    (root / "policies").mkdir()
-    for name in ("eval.yaml", "approvals.yaml"):
-        shutil.copy(REPO / "policies" / name, root / "policies" / name)
+    shutil.copytree(REPO / "policies", root / "policies")
     objectives = yaml.safe_load((REPO / "policies/objectives.yaml").read_text())
     objectives["approved"] = []  # approvals come from each test's own audit trail
     (root / "policies/objectives.yaml").write_text(yaml.safe_dump(objectives))
+    commit_reviewed(root)  # the policies decide only as the reviewed version
     shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
     words = "what is plus answer the account card balance how do i reset my password".split()
     corpus = [f"What is {a} plus {b}? Answer: {a + b}" for a in range(1, 21) for b in range(1, 21)]

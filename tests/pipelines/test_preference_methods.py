@@ -16,6 +16,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from e2e_support import commit_reviewed
 from safety_support import gate_safety_sets, safety_params
 
 from governance.approvals.state import version_state
@@ -229,6 +230,7 @@ def workspace(tmp_path_factory):
     """Base model, SFT model (registered), prepared and gated preference/KTO data, one MLflow store."""
     root = tmp_path_factory.mktemp("preference")
     shutil.copytree(REPO / "policies", root / "policies")
+    commit_reviewed(root)  # the policies decide only as the reviewed version
     shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
     _raw_data(root)
     with pytest.MonkeyPatch.context() as mp:
@@ -461,6 +463,7 @@ def test_denied_evaluation_exits_zero_and_registers_as_eval_failed(ws, trained):
     [rule] = [r for r in policy["methods"]["dpo"] if r["id"] == "eval.dpo.reward_accuracy"]
     rule["min"] = 1.01  # no model can pass: the evaluation must be denied
     (ws / "policies/eval_strict.yaml").write_text(yaml.safe_dump(policy))
+    commit_reviewed(ws, "policies/eval_strict.yaml")  # a stricter policy, reviewed: the gate decides under it
     _write_params(
         ws,
         evaluate_dpo={"policy": "policies/eval_strict.yaml", "out_dir": "artifacts/evaluate_dpo_strict"},

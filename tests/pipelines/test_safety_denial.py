@@ -16,6 +16,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from e2e_support import commit_reviewed
 from safety_support import gate_safety_sets, safety_params
 
 from governance.approvals.state import version_state
@@ -87,6 +88,7 @@ def _params() -> dict:
 def workspace(tmp_path, monkeypatch):
     root = tmp_path
     shutil.copytree(REPO / "policies", root / "policies")
+    commit_reviewed(root)  # the policies decide only as the reviewed version
     shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
     _raw_data(root)
     monkeypatch.chdir(root)
