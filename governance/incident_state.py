@@ -2,8 +2,9 @@
 
 Pure reading, like :mod:`governance.approvals.state` for approvals: nothing
 here writes the trail or MLflow. The approvals read it (an open blocking
-incident refuses ``promote``/``canary``; a withdrawal answers an incident);
-:mod:`governance.incidents` opens and closes incidents on top of both.
+incident refuses ``promote``, ``canary`` and ``rollback`` to its version; a
+withdrawal answers an incident); :mod:`governance.incidents` opens and closes
+incidents on top of both.
 
 Trust boundary: the trail is the truth; the ``governance.incidents_open`` tag
 is a view rewritten from :func:`incident_tags`, never read back.
@@ -23,8 +24,8 @@ from governance.trail import Event
 SEVERITIES = ("low", "medium", "high", "critical")
 #: Severities whose open incidents refuse deployment of the version.
 BLOCKING_SEVERITIES = ("high", "critical")
-#: Actions an open blocking incident refuses.
-BLOCKED_ACTIONS = ("promote", "canary")
+#: Actions an open blocking incident on their target version refuses: each puts that version in front of users.
+BLOCKED_ACTIONS = ("promote", "canary", "rollback")
 RULE_ID = "incident.open_high"
 TAG_INCIDENTS_OPEN = "governance.incidents_open"
 TAG_INCIDENTS_TOTAL = "governance.incidents"

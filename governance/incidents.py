@@ -9,8 +9,8 @@ and, once resolved, an ``incident_closed`` event naming it. Who may open and
 close is ``policies/approvals.yaml`` (``open_incident``, ``close_incident``);
 a refusal is recorded as ``permission_denied`` like every other. Evidence is
 recorded by SHA-256, never by content. An open incident of a blocking
-severity (high, critical) refuses ``promote`` and ``canary`` of that version
-(:func:`governance.approvals.preconditions.require_no_blocking_incident`, which
+severity (high, critical) refuses ``promote``, ``canary`` and ``rollback`` to
+that version (:func:`governance.approvals.preconditions.require_no_blocking_incident`, which
 reads incidents from the trail through :mod:`governance.incident_state`: the
 approvals never import this module, which sits above them).
 
@@ -205,7 +205,8 @@ def response_commands(incident: Incident) -> list[str]:
     ]
     if ALIAS_PRODUCTION in held:
         target = default_rollback_target(name, state)
-        if target is not None:
+        # A rollback to a version with an open blocking incident of its own is refused: never suggest one
+        if target is not None and not blocking_incidents(state.events, target):
             lines.append(
                 f'  govern rollback {name} --reason "..."   # production returns to v{target}, '
                 "the previous production version still approved"

@@ -4,7 +4,9 @@ Write order (so a failure never leaves half a decision, and a re-run neither
 fails nor duplicates):
 
 0. **Preconditions** — :func:`governance.approvals.preconditions.require_preconditions`:
-   the trail must verify before anything acts on it.
+   the trail must verify before anything acts on it, and so must every event
+   the decision reads, however old (the model's events and the policy's
+   changes are read through the check it returns, under the lock too).
 1. **Preflight** — policy loaded and hashed, identity verified against the
    server it pins, the version read from the registry. An unreachable
    registry stops here: exit 2, nothing written. Then the **policy pin**: the
@@ -54,7 +56,11 @@ from governance.approvals.checks import (
 )
 from governance.approvals.denials import record_denial
 from governance.approvals.mirror import mirror, write_trail_head
-from governance.approvals.preconditions import require_preconditions
+from governance.approvals.preconditions import (
+    read_model_state,
+    read_policy_trail,
+    require_preconditions,
+)
 from governance.approvals.state import (
     ALIAS_CANARY,
     ALIAS_ENDING_EVENTS,
@@ -65,7 +71,6 @@ from governance.approvals.state import (
     VersionState,
     model_state,
     normalize_version,
-    policy_trail,
 )
 from governance.errors import ConfigError, PermissionDenied, PolicyViolation, RegistryError
 from governance.gates import Violation, Waiver
@@ -158,9 +163,9 @@ def _act(
     identity = identity or current_identity(policy.authentication, policy_source=str(in_force.path))
     waivers = load_approval_waivers()
     alias = ALIAS_EVENTS.get(event_type)
-    # 0. Never act on a broken trail (nor past any other precondition)
+    # 0. Never act on a broken trail (nor past any other precondition); every event read below is verified too
     with _nothing_recorded(what):
-        require_preconditions(action, name, version, identity=identity)
+        reads = require_preconditions(action, name, version, identity=identity)
     # 1. Preflight: the registry must be reachable (and know the model and version) before anything is written
     with _nothing_recorded(what):
         if version is not None:
@@ -168,9 +173,9 @@ def _act(
         else:
             registry_view.require_model(name)
     # The policy that decides must be the one the trail pins for the version (before anything else is written)
-    changes = policy_trail()
+    changes = read_policy_trail(reads)
     if version is not None:
-        _require_pinned_policy(action, name, version, model_state(name), in_force, changes, identity)
+        _require_pinned_policy(action, name, version, read_model_state(reads, name), in_force, changes, identity)
     if alias is not None:
         # Before an alias moves, a registry moved outside govern is restored from the trail and the repair
         # recorded (a forged @production never survives a governed deployment). Approve/reject rewrite their
@@ -180,15 +185,15 @@ def _act(
 
         with _nothing_recorded(f"{action} {name}"):
             reconcile(name, identity=identity, reason=f"drift found before {action}; restored from the audit trail")
-    before = model_state(name)
-    answered = _answered_incident(name, incident) if incident is not None else None
+    before = read_model_state(reads, name)
+    answered = _answered_incident(name, incident, before) if incident is not None else None
     if action in _ROLE_FIRST_ACTIONS and not automatic:
         _require_role_first(action, name, before, answered, in_force, identity)
     if action == "rollback":
         asked = version
         version = _rollback_target(name, before, version, policy=policy, identity=identity, waivers=waivers)
         if asked is None:  # the default target is known only now; its own preconditions must hold too
-            require_preconditions(action, name, version, identity=identity)
+            reads = require_preconditions(action, name, version, identity=identity)
     elif action == "canary_end":
         version = _canary_holder(name, before, policy=policy, identity=identity)
     elif action == "withdraw":
@@ -223,7 +228,9 @@ def _act(
     role = pre.role or ",".join(policy.roles_of(identity.user)) or "none"
 
     def guard(events: list[Event]) -> Event | None:
-        state = ModelState(name, events)
+        # What is decided under the lock is what was read under it: verified again (re-hashed; signatures
+        # already checked are not checked twice)
+        state = read_model_state(reads, name, events)
         check = decide(state.version(version))
         if check.blocking:
             raise _Refused(action, check)
@@ -392,13 +399,21 @@ def _require_role_first(
     raise error
 
 
-def _answered_incident(name: str, incident: str) -> Incident:
-    """The open incident of ``name`` a withdrawal answers (a usage error otherwise: nothing is recorded)."""
-    from governance.incident_state import find_incident
+def _answered_incident(name: str, incident: str, state: ModelState) -> Incident:
+    """The open incident of ``name`` a withdrawal answers (a usage error otherwise: nothing is recorded).
+
+    Taken from ``state``, whose events were verified when read: a withdrawal's authority (the incident's
+    severity, who opened it) comes from no event that was not.
+    """
+    from governance.incident_state import find_incident, fold_incidents
 
     found = find_incident(incident)
     if found.name != name:
         raise ConfigError(f"--incident {found.id} is about {found.name} v{found.version}, not {name}")
+    verified = next((i for i in fold_incidents(state.events) if i.id == found.id), None)
+    if verified is None:  # appended since the state was read: the next run sees it
+        raise ConfigError(f"--incident {found.id}: not in the audit trail read for {name}; re-run the command")
+    found = verified
     if not found.is_open:
         raise ConfigError(
             f"--incident {found.id} was closed by {found.closed_by} at {found.closed_at}; a withdrawal answers an "

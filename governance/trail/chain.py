@@ -679,6 +679,97 @@ def _verify_pass(
     )
 
 
+def check_read_rows(
+    rows: Iterable[dict[str, Any]],
+    keys: Any,
+    state: ChainState,
+    *,
+    before: dict[int, tuple[str, str]],
+    vouched: set[tuple[int, str, str]],
+) -> list[tuple[int, str]]:
+    """Each stored row a decision read, checked on its own however old: ``(seq, finding)`` for each that fails.
+
+    The per-event half of :func:`verify_rows`, for rows that a verified
+    checkpoint vouches for only through its head (nobody re-read them): the
+    row's hash recomputed from its content; its link to the event before it
+    (``before``: seq -> that event's stored hash and signature, the rows
+    themselves not read); its trail id and record-time bounds; and its
+    signature by a key trusted at that point of the trail (``state``, the
+    verified trail's first key, rotations and retirements: a key rotated in
+    after the row does not vouch for it). One finding per row, in the words
+    :func:`verify_rows` uses. ``vouched`` holds the ``(seq, hash, signature)``
+    whose Ed25519 check passed already; each row that passes is added.
+    """
+    hashed = _row_hasher()
+    findings: list[tuple[int, str]] = []
+    for row in rows:
+        seq = row.get("seq")
+        if not isinstance(seq, int) or seq < 1:
+            findings.append((0, f"an event numbered {shown(seq, 40)} ({describe(row)}) is not of the chain"))
+            continue
+        problem = _read_row_problem(row, seq, keys, state, before, vouched, hashed)
+        if problem is not None:
+            findings.append((seq, f"event #{seq} ({describe(row)}): {problem}"))
+    return sorted(findings, key=lambda item: item[0])
+
+
+def _read_row_problem(
+    row: dict[str, Any],
+    seq: int,
+    keys: Any,
+    state: ChainState,
+    before: dict[int, tuple[str, str]],
+    vouched: set[tuple[int, str, str]],
+    hashed: Callable[[dict[str, Any]], str | None],
+) -> str | None:
+    """What is wrong with one row read by a decision (see :func:`check_read_rows`), or None."""
+    event_hash, signature = str(row.get("hash") or ""), str(row.get("signature") or "")
+    if hashed(row) != event_hash:
+        return "stored content does not match its hash; it was edited"
+    stored_id = row.get("trail_id") or ""
+    if seq == 1:
+        if row.get("prev_hash") != GENESIS_HASH:
+            return "prev_hash is not the genesis hash of event #1; an event was inserted before it"
+    elif seq - 1 not in before:
+        return f"event #{seq - 1} before it is missing; it was removed, or the trail renumbered"
+    else:
+        previous_hash, previous_signature = before[seq - 1]
+        if row.get("prev_hash") != previous_hash:
+            return (
+                f"prev_hash does not match the hash of event #{seq - 1}; an event before it was removed, inserted "
+                "or edited"
+            )
+        if stored_id and row.get("prev_signature") and row.get("prev_signature") != previous_signature:
+            return (
+                f"prev_signature does not match the signature of event #{seq - 1}; that signature was replaced, "
+                "or an event before it removed or inserted"
+            )
+    if stored_id and state.trail_id is not None and stored_id != state.trail_id:
+        return (
+            f"belongs to trail {shown(stored_id, 64)}, not this trail {shown(state.trail_id, 64)}; it was copied "
+            "from another copy of the project that shares its signing key"
+        )
+    if not stored_id and state.first_identified is not None and seq > state.first_identified:
+        return (
+            f"written without a trail id after event #{state.first_identified}, which has one; it was inserted by "
+            "an older govern or copied in"
+        )
+    bound = _bound_problem(row) if stored_id else None
+    if bound is not None:
+        return bound
+    # Key trust as it stood at this row: only rotations recorded before it introduce a key
+    rotated_in = {key_id: rotation for key_id, rotation in state.rotated_in.items() if rotation[0] < seq}
+    found = _check_signature(row, keys, rotated_in, dict(state.retired), state.first_key, verify=False)
+    if isinstance(found, str):
+        return found.removeprefix(f"event #{seq} ({describe(row)}): ")
+    key_id, _, public = found
+    if (seq, event_hash, signature) not in vouched:
+        if not keys.verify(key_id, event_hash, signature, public=public):
+            return f"signature does not verify under key {key_id}; the event was forged or re-hashed after an edit"
+        vouched.add((seq, event_hash, signature))
+    return None
+
+
 def _signed(keys: Any, entry: tuple[int, str, str, str, str | None]) -> bool:
     """Ed25519 check of one pending ``(seq, key id, hash, signature, rotated-in public key)``."""
     _, key_id, event_hash, signature, public = entry

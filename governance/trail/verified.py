@@ -33,12 +33,22 @@ only the public key is needed to check the record) starts from it:
   rotations, bounds), the checkpoint file's heads written since and the
   caller's anchors (MLflow tags) are compared, as a full verification would.
 
-What the record does *not* re-check, by design: the bytes of events 1..N-1.
-An old event edited in the database after it was verified passes the check
-before an action; ``govern audit verify`` (always full, never reads the
-record) finds it, which is why it runs on a schedule (see
-docs/explanation/trail-at-scale.md). A key ring that changed since the
-record (a key listed or removed) means a full verification, and a new record.
+What the record does *not* re-check: the bytes of events 1..N-1. So the
+check before an action does not stop there: the events its decision reads
+(registration, gate and evaluation decisions, approvals, rejections, alias
+moves, incidents, policy changes) are verified one by one at the time of the
+action, however old (:class:`DecisionReads`): each one's hash recomputed
+from the content the decision uses, its signature checked against the key
+ring, its link to the stored hash and signature of the event before it; and
+the trail must hold every seq up to its last (a deleted event leaves a
+hole). O(events read), not O(trail): an old event edited (triggers
+dropped), used, then restored is refused when it is used. An edit to an
+event no decision reads (a monitoring result, say), or one that moves an
+event out of what a decision reads (another model's name), is left to
+``govern audit verify`` (always full, never reads the record), which is why
+it runs on a schedule (see docs/explanation/trail-at-scale.md). A key ring
+that changed since the record (a key listed or removed) means a full
+verification, and a new record.
 
 Writing a record that passes needs the trail's private key; whoever holds it
 can already sign forged events (docs/explanation/threat-model.md), so the record
@@ -52,17 +62,22 @@ import binascii
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from governance.errors import TrailBroken
 from governance.files import write_atomic
-from governance.trail.chain import ChainState, canonical_json, now_utc
-from governance.trail.signing import KeyRing, SigningKey
+from governance.trail.chain import ChainState, Event, Verification, canonical_json, check_read_rows, now_utc
+from governance.trail.signing import KeyRing, SigningKey, load_keyring
+
+if TYPE_CHECKING:
+    from governance.trail.storage import Trail
 
 log = logging.getLogger(__name__)
 
@@ -218,3 +233,99 @@ def write(path: Path | None, state: ChainState, mark: FileMark, keys: KeyRing, s
         write_atomic(path, json.dumps({**fields, "signature": signature}, sort_keys=True) + "\n")
     except OSError as exc:  # a record that cannot be written only costs the next verification its shortcut
         log.info("%s: not written (%s)", path, exc.strerror)
+
+
+#: ``(seq, hash, signature)`` whose Ed25519 check passed, per trail and key ring: a decision that reads
+#: the same events again (the guard under the append lock, a second precondition) re-hashes them only.
+_VOUCHED: dict[tuple[str, str], set[tuple[int, str, str]]] = {}
+#: Past this many remembered checks a trail's set starts again (a long-running `govern watch`).
+_VOUCHED_MAX = 200_000
+#: Seqs looked up per query (SQLite binds at most 32,766 values in one statement).
+_SEQS_PER_QUERY = 5000
+
+
+class DecisionReads:
+    """The events a governed decision reads, verified at the time of the action however old they are.
+
+    :func:`governance.trail.require_intact` trusts events before the verified
+    checkpoint through its head alone; an old event edited with the triggers
+    dropped, used by an action and restored afterwards would pass it. So an
+    action hands every event it decides from to :meth:`require`: each is
+    checked on its own (:func:`governance.trail.chain.check_read_rows`: hash
+    recomputed from the content read, link to the stored hash of the event
+    before it, trail id, signature by a key trusted at that point), and the
+    first check also asks the store whether any seq up to its last is
+    missing. Built from the clean :class:`Verification` that ``require_intact``
+    returned (its chain state says which keys were rotated in and out).
+    """
+
+    def __init__(self, opened: Trail, verification: Verification, action: str):
+        self.opened, self.action = opened, action
+        self.state = verification.state
+        self.keys = load_keyring(opened.files) if self.state is not None else None
+        self._contiguous = False
+        self._vouched: set[tuple[int, str, str]] = set()
+        if self.keys is not None:
+            vouched = _VOUCHED.setdefault((opened.url, ring_fingerprint(self.keys)), set())
+            if len(vouched) > _VOUCHED_MAX:
+                vouched.clear()
+            self._vouched = vouched
+
+    def require(self, events: Iterable[Event]) -> list[Event]:
+        """``events`` when every one verifies; else :class:`TrailBroken` (exit 1) naming the first that does not."""
+        events = list(events)
+        if self.keys is None or self.state is None:  # an unsigned trail (the benchmark's baseline) has no keys
+            return events
+        if not self._contiguous:
+            self._require_contiguous()
+        rows = [event.stored_row() for event in events]
+        before = self._stored_before({row["seq"] - 1 for row in rows if isinstance(row["seq"], int)})
+        findings = check_read_rows(rows, self.keys, self.state, before=before, vouched=self._vouched)
+        if findings:
+            more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+            raise TrailBroken(
+                f"refusing to act on a broken audit trail: {self.action} reads {findings[0][1]}{more}; "
+                "see `govern audit verify`"
+            )
+        return events
+
+    def _stored_before(self, seqs: set[int]) -> dict[int, tuple[str, str]]:
+        """The stored hash and signature of each event before one read (the link each read event must match)."""
+        wanted = sorted(seq for seq in seqs if seq >= 1)
+        found: dict[int, tuple[str, str]] = {}
+        for at in range(0, len(wanted), _SEQS_PER_QUERY):  # a database bounds the values one query may bind
+            stored = self.opened._heads_at(set(wanted[at : at + _SEQS_PER_QUERY]))
+            found.update({seq: (str(row.hash), str(row.signature)) for seq, row in stored.items()})
+        return found
+
+    def _require_contiguous(self) -> None:
+        """Refuse a trail with a hole: an event deleted (and perhaps restored after the action) leaves one."""
+        from sqlalchemy import func, select, text
+
+        from governance.trail.storage import events_table
+
+        # One statement, so PostgreSQL counts and finds the last seq in the same snapshot
+        query = select(
+            select(func.count()).select_from(events_table).scalar_subquery(),
+            select(func.max(events_table.c.seq)).scalar_subquery(),
+        )
+        with self.opened._errors("reading the audit trail"), self.opened.engine.connect() as conn:
+            count, last = conn.execute(query).one()
+            count, last = int(count or 0), int(last or 0)
+            if count == last:
+                self._contiguous = True
+                return
+            gap = conn.execute(
+                text(
+                    "SELECT MIN(a.seq) + 1 FROM audit_events a WHERE a.seq < :last AND NOT EXISTS "
+                    "(SELECT 1 FROM audit_events b WHERE b.seq = a.seq + 1)"
+                ),
+                {"last": last},
+            ).scalar()
+            first = conn.execute(select(func.min(events_table.c.seq))).scalar()
+        missing = 1 if first is not None and int(first) > 1 else int(gap) if gap is not None else None
+        what = f"event #{missing} is missing" if missing is not None else "its events are not numbered 1, 2, 3, …"
+        raise TrailBroken(
+            f"refusing to act on a broken audit trail: {what} (it holds {count} events, the last #{last}); "
+            "an event was deleted; see `govern audit verify`"
+        )
