@@ -13,10 +13,14 @@ import argparse
 import importlib
 import logging
 import os
+import secrets
 import sys
+from pathlib import Path
 
-from governance.errors import EXIT_USAGE, GovernanceError
+from governance.errors import EXIT_USAGE, ConfigError, GovernanceError
 from governance.registry import existing_store_only
+
+log = logging.getLogger(__name__)
 
 #: Command-group modules under governance.cli, each with register(subparsers).
 COMMAND_MODULES = [
@@ -101,6 +105,84 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _pipe_closed()
+    except OSError as exc:  # a file the command could not read or write (disk full, a path that went away)
+        log.info("%s", exc, exc_info=True)  # the traceback only with --verbose
+        print(f"govern: {_os_error_line(exc, getattr(args, 'out', None))}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+
+
+def _os_error_line(exc: OSError, out: str | Path | None) -> str:
+    """One line for a failed read or write; named as the ``--out`` path when that is what failed to be written."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    if out is not None and _writing(Path(os.path.realpath(exc.filename)), Path(os.path.realpath(out))):
+        kernel = _kernel_filesystem(out)
+        if kernel is not None:
+            return f"--out {out}: {kernel}; give a path on disk"
+        return f"--out {out}: cannot be written ({reason})"
+    return f"{exc.filename}: {reason}"
+
+
+def _writing(failed: Path, target: Path) -> bool:
+    """Whether ``failed`` is part of writing ``target``: it, a file in it, a folder above it, or its temporary file."""
+    if failed == target or target in failed.parents or failed in target.parents:
+        return True
+    return failed.parent == target.parent and target.name in failed.name
+
+
+#: Kernel filesystems under these folders hold no files a reader gets back: an output there is a mistake.
+_KERNEL_FILESYSTEMS = {
+    "/proc": "the kernel's process filesystem",
+    "/sys": "the kernel's device filesystem",
+    "/dev": "the device filesystem",
+}
+#: Under /dev, a tmpfs an output may go to.
+_DEV_FOLDERS_ON_DISK = ("/dev/shm",)
+
+
+def _kernel_filesystem(path: str | Path) -> str | None:
+    """``/proc is the kernel's process filesystem, not a folder on disk`` for a path on one; else None."""
+    resolved = Path(os.path.realpath(path))
+    if any(resolved.is_relative_to(ok) for ok in _DEV_FOLDERS_ON_DISK):
+        return None
+    for top, what in _KERNEL_FILESYSTEMS.items():
+        if resolved.is_relative_to(top):
+            return f"{top} is {what}, not a folder on disk"
+    return None
+
+
+def writable_folder(path: str | Path, option: str = "--out") -> Path:
+    """``path`` as a folder an output may be written into (created later if missing), checked before any work.
+
+    Refused with one :class:`ConfigError` line naming ``option``, the path and
+    why: a path on a kernel filesystem (``/proc``, ``/sys``, ``/dev``), a file
+    where a folder is needed (the path or a parent), a folder that cannot be
+    written (a probe file is created and removed in the nearest existing one;
+    so a read-only mount and a folder without permission answer alike, for
+    root too). Nothing is left behind.
+    """
+    path = Path(path)
+    where = f"{option} {path}"
+    kernel = _kernel_filesystem(path)
+    if kernel is not None:
+        raise ConfigError(f"{where}: {kernel}; give a folder on disk")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{where}: is a file, not a folder; give a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{where}: cannot be created: {existing} is a file, not a folder; give a folder")
+    probe = existing / f".govern-write-check.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise ConfigError(
+            f"{where}: cannot be written: {existing} is not writable ({exc.strerror}); give a folder you may write to"
+        ) from None
+    probe.unlink(missing_ok=True)
+    return path
 
 
 #: Exit status of a command whose reader went away (128 + SIGPIPE), as `cat file | head` reports it.

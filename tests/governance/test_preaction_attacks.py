@@ -13,6 +13,7 @@ refused naming the event, what is wrong, and ``govern audit verify``.
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 from pathlib import Path
@@ -277,3 +278,90 @@ def test_a_high_incident_on_production_never_suggests_rolling_back_to_a_blocked_
     lines = incidents.response_commands(on_v2)
     assert lines[1].startswith(f"  govern withdraw {name} --incident {on_v2.id}")
     assert not any("govern rollback" in line for line in lines)
+
+
+# --------------------------------------------------------------------------- govern report --out
+
+
+@pytest.mark.parametrize(
+    ("out", "reason"),
+    [
+        ("/proc/x", "/proc is the kernel's process filesystem, not a folder on disk"),
+        ("/proc/self/x", "/proc is the kernel's process filesystem, not a folder on disk"),
+        ("/sys/kernel/x", "/sys is the kernel's device filesystem, not a folder on disk"),
+        ("/dev/null", "/dev is the device filesystem, not a folder on disk"),
+    ],
+)
+def test_report_out_on_a_kernel_filesystem_is_one_line(out, reason, capsys):
+    assert main(["report", "govllm-sft", "1", "--out", out]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"govern: --out {out}: {reason}; give a folder on disk\n"
+
+
+def test_report_out_that_is_a_file_or_under_one_is_one_line_and_creates_nothing(tmp_path, capsys):
+    afile = tmp_path / "report.html"
+    afile.write_text("not a folder\n")
+    assert main(["report", "govllm-sft", "1", "--out", str(afile)]) == 2
+    assert capsys.readouterr().err == f"govern: --out {afile}: is a file, not a folder; give a folder\n"
+    under = afile / "reports"
+    assert main(["report", "govllm-sft", "1", "--out", str(under)]) == 2
+    assert capsys.readouterr().err == (
+        f"govern: --out {under}: cannot be created: {afile} is a file, not a folder; give a folder\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_report_out_in_a_read_only_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_open = __import__("os").open
+
+    def refuse_writes(path, flags, *args, **kwargs):  # what a read-only mount answers (tests may run as root)
+        if str(path).startswith(str(locked)) and flags & (__import__("os").O_WRONLY | __import__("os").O_RDWR):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr("os.open", refuse_writes)
+    assert main(["report", "govllm-sft", "1", "--out", str(locked / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"govern: --out {locked / 'out'}: cannot be written: {locked} is not writable (Permission denied); "
+        "give a folder you may write to\n"
+    )
+    assert list(locked.iterdir()) == []
+
+
+def test_a_report_that_fails_half_way_leaves_nothing_and_keeps_the_earlier_one(tmp_path, capsys, monkeypatch):
+    from governance import report
+
+    out = tmp_path / "out"
+    earlier = out / "govllm-sft" / "v1"
+    earlier.mkdir(parents=True)
+    (earlier / "report.html").write_text("earlier\n")
+
+    def full_disk_half_way(name, version, out_dir, **kwargs):
+        (Path(out_dir) / "report.html").write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(Path(out_dir) / "report.md"))
+
+    monkeypatch.setattr(report, "build_report", full_disk_half_way)
+    assert main(["report", "govllm-sft", "1", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"govern: --out {out}: writing the report to {earlier} failed (No space left on device); nothing of it "
+        "was left behind\n"
+    )
+    assert [p.name for p in out.rglob("*")] == ["govllm-sft", "v1", "report.html"]
+    assert (earlier / "report.html").read_text() == "earlier\n"
+    # Into a folder that did not exist: the folders this run created go too
+    fresh = tmp_path / "fresh" / "reports"
+    assert main(["report", "govllm-sft", "1", "--out", str(fresh)]) == 2
+    capsys.readouterr()
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_other_out_options_fail_as_one_line_too(env, capsys):
+    # `govern audit export --out` writes through its own checks; what they miss ends as one line, not a traceback
+    register(new_model())
+    assert main(["audit", "export", "--out", "/proc/x"]) == 2
+    assert capsys.readouterr().err == (
+        "govern: --out /proc/x: /proc is the kernel's process filesystem, not a folder on disk; give a path on disk\n"
+    )
