@@ -104,6 +104,16 @@ def gate_waivers_path() -> Path:
     return policy_dir() / WAIVERS_FILE
 
 
+def read_waiver_file(path: str | Path) -> list[Waiver]:
+    """Parse a waiver file (a missing one holds none). Believes nothing: callers decide what counts."""
+    from governance.policy import validate_model
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return validate_model(_parse_yaml(path.read_bytes(), path), WaiverFile, str(path)).waivers
+
+
 def load_waivers(path: str | Path | None = None) -> list[Waiver]:
     """The gate waivers that count: from the reviewed waiver file, each granted by a holder of ``grant_waiver``.
 

@@ -31,7 +31,7 @@ from governance.approvals.state import (
     pinned_policy,
 )
 from governance.errors import ConfigError, PermissionDenied, PolicyViolation
-from governance.gates import Violation, Waiver, load_waivers
+from governance.gates import Violation, Waiver, read_waiver_file
 from governance.lineage import sha256_file
 from governance.policy import Yaml12Loader, validate_model
 from governance.policy.approvals import POLICY_DIR_ENV as POLICY_DIR_ENV
@@ -85,7 +85,7 @@ def load_approval_waivers(path: str | Path | None = None) -> list[Waiver]:
     from governance.policy.review import review_status
 
     path = Path(path or policy_dir() / "waivers.yaml")
-    waivers = load_waivers(path)
+    waivers = read_waiver_file(path)
     if waivers:
         why = review_status(path)
         if why is not None:

@@ -22,6 +22,7 @@ def store(tmp_path, monkeypatch):
     path = tmp_path / "audit.db"
     monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{path}")
     monkeypatch.setenv("GOVERN_POLICY_DIR", str(tmp_path / "policies"))
+    monkeypatch.chdir(tmp_path)  # the project: its checkout is where a file's review is asked
     monkeypatch.setenv("GOVERN_USER", "kim")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     for name in ("GOVERN_TRAIL_KEY", "GOVERN_TRAIL_KEY_FILE", "GOVERN_TRAIL_CHECKPOINT"):
@@ -30,11 +31,12 @@ def store(tmp_path, monkeypatch):
 
 
 def commit(folder, *files: str) -> None:
-    """``git init`` (once) and commit ``files`` in ``folder``: what code review leaves behind."""
-    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.org"]
-    if not (folder / ".git").exists():
+    """``git init`` (once) and commit ``files`` of ``folder`` in the project (the test's working directory)."""
+    project = folder.parent
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    if not (project / ".git").exists():
         subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", *files], check=True)
+    subprocess.run([*git, "add", *(str((folder / f).relative_to(project)) for f in files)], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "review"], check=True)
 
 
