@@ -27,7 +27,13 @@ from typing import Any
 from governance import trail
 from governance.approvals.checks import AUTHENTICATED_SOURCE, PolicyInForce, policy_in_force, read_policy
 from governance.approvals.preconditions import require_preconditions
-from governance.approvals.state import POLICY_EVIDENCE_KEY, POLICY_SUBJECT, PolicyChange, policy_changes
+from governance.approvals.state import (
+    OLD_POLICY_DETAIL,
+    POLICY_EVIDENCE_KEY,
+    POLICY_SUBJECT,
+    PolicyChange,
+    policy_changes,
+)
 from governance.errors import ConfigError, PermissionDenied
 from governance.identity import Identity, current_identity
 from governance.trail import Event, Subject
@@ -132,8 +138,9 @@ def record_policy_change(old_path: str | Path, *, reason: str, identity: Identit
         "file": "approvals.yaml",
         "old_sha256": old.sha256,
         "new_sha256": new.sha256,
-        "required_approvals": rule.min_approvers,
+        "required_approvals": rule.min_approvers,  # shown; the fold takes the count from the old policy's text
         "diff": policy_diff(old, new),
+        OLD_POLICY_DETAIL: old.text,  # hashes to old_sha256: the rules that decide this change travel with it
         **identity.details(),
     }
 

@@ -285,14 +285,75 @@ class PolicyChange:
         return self.approved_by is not None
 
 
+#: The detail of a ``policy_changed`` event holding the replaced policy's full text (its SHA-256 is ``old_sha256``).
+OLD_POLICY_DETAIL = "old_policy"
+#: How an approver authenticated by the pinned MLflow server is recorded (``identity.details()``).
+_AUTHENTICATED_SOURCE = "mlflow-basic-auth"
+
+
+def replaced_policy(event: Event) -> tuple[ApprovalsPolicy | None, str]:
+    """The policy a ``policy_changed`` event replaces, parsed from the text it carries; ``(None, why)`` otherwise.
+
+    The text counts only when its SHA-256 is the event's ``old_sha256``: nobody
+    can write another text with that hash, so the count, the roles and the
+    authentication rule that decide the change are the replaced policy's own,
+    never a number or a name the event states about itself.
+    """
+    import hashlib
+
+    import yaml
+
+    from governance.policy import Yaml12Loader, validate_model
+
+    text = event.details.get(OLD_POLICY_DETAIL)
+    if not isinstance(text, str):
+        return None, "it carries no text of the policy it replaces"
+    if hashlib.sha256(text.encode("utf-8")).hexdigest() != event.details.get("old_sha256"):
+        return None, "the policy text it carries does not hash to its old_sha256"
+    try:
+        data = yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader
+        return validate_model(data, ApprovalsPolicy, f"event #{event.seq}: old policy"), ""
+    except (yaml.YAMLError, ConfigError) as exc:
+        return None, f"the policy text it carries does not parse ({exc.__class__.__name__})"
+
+
+def counts_for_change(event: Event, old: ApprovalsPolicy) -> str | None:
+    """``None`` when the replaced policy lets this event's actor approve the change; otherwise why not."""
+    if old.acting_role(event.actor, "change_policy") is None:
+        return f"{event.actor} holds no role the replaced policy allows to change it"
+    rule = old.rules.policy_change
+    if rule.authenticated and not (
+        event.details.get("identity") == _AUTHENTICATED_SOURCE
+        and old.authentication.pins(event.details.get("identity_server"))
+    ):
+        return f"{event.actor} was not authenticated by the server the replaced policy pins"
+    return None
+
+
 def policy_changes(events: Iterable[Event]) -> list[PolicyChange]:
-    """Every proposed policy change in the trail, in the order first proposed; each knows when it was approved."""
+    """Every proposed policy change in the trail, in the order first proposed; each knows when it was approved.
+
+    Folded from the replaced policy (the text each event carries, checked
+    against its hash): how many approvers a change needs, who may approve it
+    and whether they must be server-authenticated are that policy's rules. An
+    event's own ``required_approvals`` or a role it names decide nothing; an
+    event the replaced policy does not allow is left out (and logged).
+    """
+    import logging
+
+    log = logging.getLogger(__name__)
     changes: dict[tuple[str, str], PolicyChange] = {}
     for e in events:
         if e.event_type != "policy_changed":
             continue
+        old, why = replaced_policy(e)
+        if old is not None:
+            why = counts_for_change(e, old) or ""
+        if old is None or why:
+            log.warning("policy_changed event #%d does not count: %s", e.seq, why)
+            continue
         key = (str(e.details.get("old_sha256")), str(e.details.get("new_sha256")))
-        change = changes.setdefault(key, PolicyChange(*key, required=int(e.details.get("required_approvals") or 2)))
+        change = changes.setdefault(key, PolicyChange(*key, required=old.rules.policy_change.min_approvers))
         change.events.setdefault(e.actor, e)
         if change.approved_by is None and len(change.events) >= change.required:
             change.approved_by = e

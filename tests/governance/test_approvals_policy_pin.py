@@ -243,3 +243,42 @@ def test_attack_registering_under_a_policy_of_ones_own_is_refused_and_registers_
     with pytest.raises(PolicyViolation, match=r"^register refused by approval.policy_pinned: "):
         register(second, risk_tier="high")
     assert trail.head() == head and events(second, "model_registered") == []
+
+
+def test_attack_a_forged_policy_changed_event_with_its_own_count_decides_nothing(env, tmp_path, monkeypatch):
+    """K2: a key holder appends one ``policy_changed`` (``required_approvals: 1``) and promotes on one approval.
+
+    The fold takes the count, the roles and the authentication rule from the replaced policy's text, checked
+    against its hash; what an event says about itself (its count, its identity when the policy wants a server's)
+    decides nothing.
+    """
+    name = new_model()
+    version = register(name, risk_tier="high")
+    old_text = (env / "approvals.yaml").read_text()
+    pinned = sha256_file(env / "approvals.yaml")
+    forged = one_person_policy(env / "approvals.yaml", "alice")
+    (env / "approvals.yaml").write_text(forged)
+    new_sha = sha256_file(env / "approvals.yaml")
+
+    def forge(**details) -> None:
+        trail.record(
+            "policy_changed", actor="alice", role="reviewer",
+            subject=trail.Subject(objective=approvals.POLICY_SUBJECT, objective_hash=new_sha), reason="forged",
+            evidence={"approvals_policy_sha256": pinned, "new_approvals_policy_sha256": new_sha},
+            details={"file": "approvals.yaml", "old_sha256": pinned, "new_sha256": new_sha, "required_approvals": 1,
+                     "identity": "mlflow-basic-auth", "identity_server": "http://evil.example:5000", **details},
+        )  # fmt: skip
+
+    forge()  # no text of the replaced policy: its count is the event's word only
+    forge(old_policy=old_text.replace("min_approvers: 2 ", "min_approvers: 1 "))  # a text that is not the pinned one
+    forge(old_policy=old_text)  # the real text: needs 2, authenticated by the pinned server (none is pinned)
+    assert [c for c in approvals.policy_trail() if c.approved] == []
+    for act in (
+        lambda: approve_by(name, version, "alice"),
+        lambda: approvals.promote(name, version, identity=as_user("dana")),
+    ):
+        with pytest.raises(
+            PolicyViolation, match="approve refused by approval.policy_pinned|promote refused by approval.policy_pinned"
+        ):
+            act()
+    assert events(name, "approved") == [] and alias_holder(name) is None
