@@ -886,9 +886,11 @@ def _check_signature(
     ``verify=False`` checks everything but the Ed25519 signature itself (a
     later event vouches for it: :func:`verify_rows`).
 
-    A key not reviewed in git (local, or listed in an uncommitted edit) is
-    trusted only if it signed event #1 or an earlier ``key_rotated`` event
-    introduced it: a key that appears otherwise replaced the trail's key.
+    A key is trusted only if it signed event #1 or an earlier ``key_rotated``
+    event (signed by a key trusted then) introduced it, however it is listed:
+    a listing in ``policies/trail_keys.yaml``, even reviewed, says a key may
+    be used, never that it took over a trail. A key that appears otherwise
+    replaced the trail's key.
     """
     seq, key_id, signature = row.get("seq"), str(row.get("key_id") or ""), str(row.get("signature") or "")
     where = _Where(seq, row)
@@ -903,7 +905,8 @@ def _check_signature(
         trust = f"rotated in at #{at} by {old}, not reviewed in git"
     if trust is None:
         return f"{where}: signed by unknown key {key_id}; it was not written by a trusted trail key (forged insert)"
-    if not trust.startswith("reviewed ") and key_id != first_key and key_id not in rotated_in:
+    # Every key that did not start the trail, reviewed or not, signs only once a trusted key rotated it in
+    if key_id != first_key and key_id not in rotated_in:
         return (
             f"{where}: signed by key {key_id} ({trust}), which neither signed event #1 ({first_key}) nor was "
             "rotated in by a key_rotated event; the trail key was replaced outside `govern audit rotate-key`"

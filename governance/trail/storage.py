@@ -363,9 +363,9 @@ class Trail:
     def _require_usable_key(self, conn: Connection, key: signing.SigningKey) -> tuple[signing.KeyRing, dict[str, str]]:
         """Refuse to sign with a key nobody trusts, one a recorded rotation retired, or one that replaced the key.
 
-        A key not reviewed in git (the local key, or a listing not committed)
-        may sign only if it signed event #1 or a ``key_rotated`` event
-        introduced it: keys change only through ``govern audit rotate-key``.
+        Any key, reviewed in git or not, may sign only if it signed event #1 or
+        a ``key_rotated`` event introduced it: keys change only through
+        ``govern audit rotate-key``, signed by the key being replaced.
         Returns the key ring and the public keys rotations introduced (id -> base64).
         """
         rotations = conn.execute(
@@ -389,14 +389,13 @@ class Trail:
         if (
             first is not None
             and key.key_id not in (first.key_id, *introduced)
-            and not signing.is_reviewed(trust)
             and (trust is not None or not self.files.key_configured)
         ):
-            if trust is not None and trust.startswith(signing.LISTED_TRUST):
+            if trust is not None and (trust.startswith(signing.LISTED_TRUST) or signing.is_reviewed(trust)):
                 raise AuditError(
                     f"the trail signing key {key.key_id} is {trust.rsplit(', owner', 1)[0]}; a key that did not sign "
-                    f"event #1 ({first.key_id}) signs only once reviewed (commit its listing in "
-                    f"{self.files.trail_keys_policy}) or rotated in with `govern audit rotate-key`"
+                    f"event #1 ({first.key_id}) signs only once the trail's key rotated it in: `govern audit "
+                    "rotate-key --new-key-file FILE` (a listing in policies, even reviewed, is not a rotation)"
                 )
             held = KEY_FILE_ENV if os.environ.get(KEY_FILE_ENV) else KEY_ENV
             where = held if self.files.key_configured else str(self.files.default_key)

@@ -210,8 +210,9 @@ def test_a_key_slipped_into_trail_keys_uncommitted_cannot_take_over_a_trail(stor
         approve("mallory")
     assert str(info.value) == (
         f"the trail signing key {mallory.key_id} is listed in policies/trail_keys.yaml, not reviewed in git "
-        f"(uncommitted change); a key that did not sign event #1 ({original.key_id}) signs only once reviewed "
-        f"(commit its listing in {policies / 'trail_keys.yaml'}) or rotated in with `govern audit rotate-key`"
+        f"(uncommitted change); a key that did not sign event #1 ({original.key_id}) signs only once the trail's "
+        "key rotated it in: `govern audit rotate-key --new-key-file FILE` (a listing in policies, even reviewed, is "
+        "not a rotation)"
     )
     monkeypatch.delenv("GOVERN_TRAIL_KEY")
     insert(store, signed_after(original, mallory, actor="mallory", timestamp=trail.now_utc()))
@@ -220,6 +221,31 @@ def test_a_key_slipped_into_trail_keys_uncommitted_cannot_take_over_a_trail(stor
         "policies/trail_keys.yaml, not reviewed in git (uncommitted change), owner release-eng), which neither "
         f"signed event #1 ({original.key_id}) nor was rotated in by a key_rotated event; the trail key was "
         "replaced outside `govern audit rotate-key`"
+    ]
+
+
+def test_a_newly_listed_key_signs_only_after_a_rotation_by_the_trusted_key_even_when_reviewed(
+    store, tmp_path, monkeypatch, capsys
+):
+    """K1's second half: a key listed in a reviewed commit (or one made to look reviewed) cannot take over a trail."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "trail_keys.yaml").write_text('version: "1"\nkeys: []\n')
+    commit(policies, "trail_keys.yaml")
+    original = approve()  # the embedded key starts the trail
+    release = trail.generate_key()
+    (policies / "trail_keys.yaml").write_text('version: "1"\nkeys:\n' + listing(release, "release-eng"))
+    commit(policies, "trail_keys.yaml")  # reviewed
+    monkeypatch.setenv("GOVERN_TRAIL_KEY", release.pem().decode())
+    with pytest.raises(AuditError, match=rf"^the trail signing key {release.key_id} is reviewed .* signs only once the "
+                       "trail's key rotated it in"):
+        approve("release")
+    monkeypatch.delenv("GOVERN_TRAIL_KEY")
+    insert(store, signed_after(original, release, actor="release", timestamp=trail.now_utc()))
+    assert verify_errors(capsys) == [
+        f"event #2 (approved govllm-sft v1 by release): signed by key {release.key_id} (reviewed "
+        f"(policies/trail_keys.yaml, owner release-eng)), which neither signed event #1 ({original.key_id}) nor was "
+        "rotated in by a key_rotated event; the trail key was replaced outside `govern audit rotate-key`"
     ]
 
 
