@@ -106,12 +106,12 @@ def gate_waivers_path() -> Path:
 
 def read_waiver_file(path: str | Path) -> list[Waiver]:
     """Parse a waiver file (a missing one holds none). Believes nothing: callers decide what counts."""
-    from governance.policy import validate_model
+    from governance.policy import parse_yaml, validate_model
 
     path = Path(path)
     if not path.is_file():
         return []
-    return validate_model(_parse_yaml(path.read_bytes(), path), WaiverFile, str(path)).waivers
+    return validate_model(parse_yaml(path.read_bytes(), path), WaiverFile, str(path)).waivers
 
 
 def load_waivers(path: str | Path | None = None) -> list[Waiver]:
@@ -124,14 +124,14 @@ def load_waivers(path: str | Path | None = None) -> list[Waiver]:
     missing file means no waivers. ``path`` exists for tools that read another
     file for display; gates call this without one.
     """
-    from governance.policy import validate_model
+    from governance.policy import parse_yaml, validate_model
     from governance.policy.review import read_reviewed
 
     path = Path(path) if path is not None else gate_waivers_path()
     if not path.is_file():
         return []
     review = read_reviewed(path)
-    waivers = validate_model(_parse_yaml(review.data, path), WaiverFile, str(path)).waivers
+    waivers = validate_model(parse_yaml(review.data, path), WaiverFile, str(path)).waivers
     if not waivers:
         return []
     if not review.reviewed:
@@ -141,7 +141,7 @@ def load_waivers(path: str | Path | None = None) -> list[Waiver]:
     approvals = read_reviewed(approvals_policy_path())
     if not approvals.reviewed:
         raise PolicyViolation(approvals.refusal("approvals policy (who may grant a waiver)"))
-    policy = validate_model(_parse_yaml(approvals.data, approvals.path), ApprovalsPolicy, str(approvals.path))
+    policy = validate_model(parse_yaml(approvals.data, approvals.path), ApprovalsPolicy, str(approvals.path))
     for number, waiver in enumerate(waivers, start=1):
         if policy.acting_role(waiver.granted_by, "grant_waiver") is None:
             allowed = ", ".join(policy.permissions.get("grant_waiver", [])) or "nobody"  # type: ignore[call-overload]
@@ -151,20 +151,6 @@ def load_waivers(path: str | Path | None = None) -> list[Waiver]:
                 "waiver authority grant it in a reviewed change"
             )
     return waivers
-
-
-def _parse_yaml(data: bytes, path: str | Path) -> object:
-    import yaml
-
-    from governance.policy import Yaml12Loader
-
-    try:
-        return yaml.load(data.decode("utf-8"), Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        where = f":{exc.problem_mark.line + 1}" if exc.problem_mark is not None else ""
-        raise ConfigError(f"{path}{where}: invalid YAML ({exc.problem})") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc.__class__.__name__})") from None
 
 
 def bind_reviewed_files(decision: GateDecision, policy_sha256: str | None = None) -> dict[str, str]:

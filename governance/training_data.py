@@ -68,7 +68,8 @@ class GatedData:
 
 def required_gates(policy_path: str | Path = REPORT_POLICY) -> list[str]:
     """The gate names every file trained on must have passed (``policies/report.yaml`` ``evidence.required_gates``)."""
-    from governance.report.policy import load_report_policy
+    from governance.policy import load_reviewed_policy
+    from governance.report.policy import ReportPolicy
 
     path = Path(policy_path)
     if not path.is_file():
@@ -76,7 +77,7 @@ def required_gates(policy_path: str | Path = REPORT_POLICY) -> list[str]:
             f"{path}: file not found; training reads evidence.required_gates from it (the gates every file "
             "trained on must pass)"
         )
-    return list(load_report_policy(path).evidence.required_gates)
+    return list(load_reviewed_policy(path, ReportPolicy, 'list of required gates').evidence.required_gates)
 
 
 def read_gated_data(

@@ -79,8 +79,13 @@ def load_yaml(path: str | Path) -> object:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
+    return parse_yaml(path.read_bytes(), path)
+
+
+def parse_yaml(data: bytes, path: str | Path) -> object:
+    """Parse YAML bytes already read (and hashed) from ``path``; errors name the file and line."""
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader
+        return yaml.load(data.decode("utf-8"), Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -126,3 +131,21 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 def load_policy_file(path: str | Path, model: type[M]) -> M:
     """Load and validate a policy file against its schema."""
     return validate_model(load_yaml(path), model, str(path))
+
+
+def load_reviewed_policy(path: str | Path, model: type[M], what: str = "policy") -> M:
+    """Load a policy file that decides, only as the reviewed version: the bytes checked are the bytes parsed.
+
+    Refuses with one line naming the file when it is not the version committed
+    at the reviewed ref (:func:`governance.policy.review.read_reviewed`).
+    """
+    from governance.errors import PolicyViolation
+    from governance.policy.review import read_reviewed
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    review = read_reviewed(path)
+    if not review.reviewed:
+        raise PolicyViolation(review.refusal(what))
+    return validate_model(parse_yaml(review.data, path), model, str(path))

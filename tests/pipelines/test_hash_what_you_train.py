@@ -290,3 +290,22 @@ def test_p2_a_required_gate_with_no_decision_at_all_is_refused(tmp_path, monkeyp
         "for every file trained on (evidence.required_gates: pii, validation); list the decision of the pii gate "
         "that judged data/train.jsonl"
     )
+
+
+def test_p2_required_gates_emptied_in_an_unreviewed_report_policy_is_refused(tmp_path, monkeypatch, mlflow_store):
+    """The list of required gates decides, so it counts only as reviewed: an uncommitted `required_gates: []`."""
+    _checkout(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    Path("data").mkdir()
+    Path("data/train.jsonl").write_text('{"messages": []}\n')
+    _validation(["data/train.jsonl"], "validate.json")
+    policy = Path("policies/report.yaml")
+    policy.write_text(policy.read_text().replace("required_gates: [pii, validation]", "required_gates: [validation]"))
+    assert "required_gates: [validation]" in policy.read_text()
+    with pytest.raises(PolicyViolation) as refused:
+        read_gated_data("train_sft", {"train_file": "data/train.jsonl"}, ["validate.json"])
+    assert str(refused.value) == (
+        "policies/report.yaml: this list of required gates decides, and it is not the reviewed version (uncommitted "
+        "change); only the version committed at the reviewed ref counts: restore the reviewed version (git checkout "
+        "HEAD -- policies/report.yaml) or get the change reviewed and merged"
+    )
