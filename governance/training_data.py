@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from governance.datasets.hashed import HashedFile, read_hashed
 from governance.errors import ConfigError, DataError, PolicyViolation
@@ -42,6 +43,9 @@ from governance.gates import (
     read_published_decision,
     require_passed_gates,
 )
+
+if TYPE_CHECKING:
+    from governance.trail import Event
 
 #: Where the gates every file trained on must pass are named (``evidence.required_gates``).
 REPORT_POLICY = Path("policies/report.yaml")
@@ -196,3 +200,21 @@ def _published_of_gate(gate: str) -> list[PublishedDecision]:
         except (PolicyViolation, DataError):  # moved, rewritten or replaced since: it cannot explain anything
             continue
     return found
+
+
+def require_required_gate_events(
+    events: Sequence[Event], source: str, report_policy: str | Path = REPORT_POLICY
+) -> None:
+    """Refuse a model whose recorded gate events lack a gate ``policies/report.yaml`` requires (at registration).
+
+    ``events`` are the signed decisions :func:`governance.gates.require_recorded_gates`
+    accepted for the model's training manifest; a manifest that lists fewer
+    gates than the reviewed policy requires names a model trained around one.
+    """
+    present = {str(e.details.get("gate")) for e in events}
+    missing = [gate for gate in required_gates(report_policy) if gate not in present]
+    if missing:
+        raise PolicyViolation(
+            f"{source}: records no decision of the {', '.join(missing)} gate, which {report_policy} requires for "
+            "every file trained on (evidence.required_gates); retrain under every required gate: dvc repro"
+        )

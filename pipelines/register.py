@@ -31,6 +31,7 @@ from governance.identity import current_user
 from governance.lineage import read_manifest, sha256_json
 from governance.policy import Strict
 from governance.registry import METRIC_TAG_PREFIX, find_version_by_model_hash, register_version
+from governance.training_data import require_required_gate_events
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._training import with_run_context
 
@@ -164,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluated = read_published_decision(
         Path(params.eval_dir) / "decision.json", require={"model_sha256": manifest["model_sha256"]}
     )
+    # Every gate the reviewed policies/report.yaml requires, not only those the manifest lists
+    require_required_gate_events(gates, str(Path(params.model_dir) / "manifest.json"))
     trained = with_run_context(manifest)
     eval_decision = evaluated.decision
     tags = version_tags(project, params, trained, gates, evaluated)

@@ -88,6 +88,8 @@ def ws(tmp_path, monkeypatch, mlflow_store):
     """A working tree with gated data, its published PII decision, a trained model's manifest and its evaluation."""
     monkeypatch.chdir(tmp_path)
     shutil.copytree(REPO / "policies", "policies")
+    report = Path("policies/report.yaml")  # this workspace's models are trained under the PII gate alone
+    report.write_text(report.read_text().replace("required_gates: [pii, validation]", "required_gates: [pii]"))
     commit_reviewed(tmp_path)  # the policies decide only as the reviewed version
     sections = {
         "project": "regtest",
@@ -194,3 +196,19 @@ def test_gate_status_is_the_signed_events_not_the_manifests(ws):
     tags = register.version_tags("regtest", params, trained, gates, evaluated)
     assert (tags["lineage.gate_decisions"], tags["lineage.gates"]) == ("failed", "pii_scan_sft=denied")
     assert tags["lineage.eval_decision_sha256"] == sha256_file(EVAL_DECISION)
+
+
+def test_a_model_whose_manifest_lists_fewer_gates_than_the_reviewed_policy_requires_is_not_registered(ws, capsys):
+    """The reviewed policies/report.yaml requires a gate the training manifest does not list: nothing is registered."""
+    report = Path("policies/report.yaml")
+    report.write_text(report.read_text().replace("required_gates: [pii]", "required_gates: [pii, validation]"))
+    commit_reviewed(ws)  # a reviewed change: every model now needs the validation gate too
+    assert register.main(["sft"]) == 1
+    assert _refusal(capsys) == (
+        "register: PolicyViolation: artifacts/train_sft/manifest.json: records no decision of the validation gate, "
+        "which policies/report.yaml requires for every file trained on (evidence.required_gates); retrain under "
+        "every required gate: dvc repro"
+    )
+    from governance import registry
+
+    assert registry.client().search_registered_models("name = 'regtest-sft'") == []
