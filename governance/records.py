@@ -55,8 +55,36 @@ class Record:
     data: dict[str, Any]
 
 
-def iter_records(path: str | Path, *, allow_empty: bool = False) -> Iterator[Record]:
+class ReadDigest:
+    """The SHA-256 of every byte a reader took from a file: what a gate binds is what it read.
+
+    Pass one to :func:`iter_records` (``digest=``); once the records are read,
+    :attr:`sha256` is the hash of exactly those bytes, so a file swapped while
+    it was read (or between the read and a separate hash) is never bound to a
+    verdict about other bytes.
+    """
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self._hash = hashlib.sha256()
+        self.bytes = 0
+
+    def update(self, data: bytes) -> bytes:
+        self._hash.update(data)
+        self.bytes += len(data)
+        return data
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+def iter_records(path: str | Path, *, allow_empty: bool = False, digest: ReadDigest | None = None) -> Iterator[Record]:
     """Yield the records of a JSONL, JSON-array, CSV or Parquet file, streaming.
+
+    With ``digest``, every byte read is hashed into it (JSONL streams; the other
+    formats are read into memory once and parsed from that buffer).
 
     Raises :class:`DataError` naming the file and line for a missing or empty
     file, invalid UTF-8, invalid JSON, a record that is not an object, or a
@@ -67,13 +95,13 @@ def iter_records(path: str | Path, *, allow_empty: bool = False) -> Iterator[Rec
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        records = _iter_jsonl(path)
+        records = _iter_jsonl(path, digest)
     elif suffix == ".json":
-        records = _iter_json_array(path)
+        records = _iter_json_array(path, digest)
     elif suffix == ".csv":
-        records = _iter_csv(path)
+        records = _iter_csv(path, digest)
     elif suffix == ".parquet":
-        records = _iter_parquet(path)
+        records = _iter_parquet(path, digest)
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(SUPPORTED_SUFFIXES)})")
     seen = 0
@@ -225,9 +253,16 @@ def require_utf8_lines(path: str | Path, chunk_bytes: int = 16 * 1024 * 1024) ->
                 return
 
 
-def _iter_jsonl(path: Path) -> Iterator[Record]:
+def _buffer(path: Path, digest: ReadDigest | None):
+    """The file as one in-memory buffer, hashed into ``digest``: the bytes parsed are the bytes hashed."""
+    return io.BytesIO(digest.update(path.read_bytes())) if digest is not None else path.open("rb")
+
+
+def _iter_jsonl(path: Path, digest: ReadDigest | None = None) -> Iterator[Record]:
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
+            if digest is not None:
+                digest.update(raw)
             if len(raw) > MAX_RECORD_BYTES:
                 raise DataError(
                     f"{path}:{line_no}: record is {len(raw)} bytes (max {MAX_RECORD_BYTES}); "
@@ -249,9 +284,10 @@ def _iter_jsonl(path: Path) -> Iterator[Record]:
             yield Record(line_no, value)
 
 
-def _iter_json_array(path: Path) -> Iterator[Record]:
+def _iter_json_array(path: Path, digest: ReadDigest | None = None) -> Iterator[Record]:
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
+        text = (digest.update(data) if digest is not None else data).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8") from None
     depth = nesting_depth(text.encode("utf-8"))
@@ -278,12 +314,12 @@ def _iter_json_array(path: Path) -> Iterator[Record]:
         yield Record(index, item)
 
 
-def _iter_csv(path: Path) -> Iterator[Record]:
+def _iter_csv(path: Path, digest: ReadDigest | None = None) -> Iterator[Record]:
     # A field may be as large as a record may be (csv's default limit is 128 KiB, and its error has no line).
     csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES))
     row_no = 1
     try:
-        handle = io.TextIOWrapper(path.open("rb"), encoding="utf-8", newline="")
+        handle = io.TextIOWrapper(_buffer(path, digest), encoding="utf-8", newline="")
         reader = csv.DictReader(handle)
         # Line 1 is the header; data rows start at line 2 as an editor shows them.
         for row_no, row in enumerate(reader, start=2):
@@ -310,11 +346,11 @@ def _csv_value(value: str | None, where: str) -> Any:
     return value
 
 
-def _iter_parquet(path: Path) -> Iterator[Record]:
+def _iter_parquet(path: Path, digest: ReadDigest | None = None) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(_buffer(path, digest) if digest is not None else path)
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
     row_no = 0

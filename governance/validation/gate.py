@@ -37,7 +37,7 @@ from governance.policy.data import (
     PromptPolicy,
     load_data_policy,
 )
-from governance.records import iter_records
+from governance.records import ReadDigest, iter_records
 from governance.validation import expectations as ge
 from governance.validation.agreement import cohen_kappa, krippendorff_alpha_interval
 from governance.validation.schema import Derived, derive
@@ -87,6 +87,8 @@ class FileScan:
     length_min: int | None = None
     length_max: int | None = None
     length_sum: int = 0
+    #: SHA-256 of the bytes this pass read (``None`` for an engine that reads the file its own way).
+    sha256: str | None = None
 
 
 _VERSION_LABEL = re.compile(r"^[A-Za-z0-9_.:+-]{1,32}$")
@@ -230,8 +232,9 @@ def _stream_file(
     bar = tqdm(
         desc=f"validate {path.name}", unit=" rec", file=sys.stderr, delay=2.0, mininterval=1.0, disable=not progress
     )
+    digest = ReadDigest()  # the decision binds the bytes this pass read, not a later read of the path
     try:
-        for record in iter_records(path):
+        for record in iter_records(path, digest=digest):
             derived = derive(kind, record.data, record.line, str(path), from_csv=from_csv)
             length = (derived.chars + 3) // 4 if tokens else derived.chars
             row: dict[str, Any] = {
@@ -267,6 +270,7 @@ def _stream_file(
         flush()
     finally:
         bar.close()
+    scan.sha256 = digest.sha256
     log.info("%s: %d records validated in %d chunk(s)", path, scan.rows, scan.chunks)
     return scan, prompts
 
@@ -564,7 +568,12 @@ def validate_dataset(
                 "pooled_over": [scan.path for scan in scans],
             },
         }
-    datasets = [dataset_ref(scan.path, records=scan.rows) for scan in scans]
+    datasets = [
+        DatasetRef(path=scan.path, sha256=scan.sha256, records=scan.rows)
+        if scan.sha256 is not None
+        else dataset_ref(scan.path, records=scan.rows)
+        for scan in scans
+    ]
     if quarantine is not None:
         datasets.append(dataset_ref(quarantine.file, records=quarantine.quarantined))
         datasets.append(dataset_ref(Path(quarantine.file).parent / "manifest.json"))

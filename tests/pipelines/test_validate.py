@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from e2e_support import commit_reviewed
 
 from governance.errors import PolicyViolation
 from governance.gates import read_decision, require_passed_gates
+from governance.lineage import sha256_file
 from governance.policy import load_yaml, validate_model
 from pipelines.validate import ValidateParams, main
 
@@ -157,3 +159,24 @@ def test_repo_params_validate_sections_are_valid():
     for name in sections:
         section = validate_model(params[name], ValidateParams, f"params.yaml: {name}")
         assert (REPO / section.policy).is_file()
+
+
+def test_the_decision_binds_the_bytes_the_gate_read_not_a_later_read_of_the_path(stage_dir, monkeypatch):
+    """R1 at the gate: the file swapped right after the gate read it; the decision names what was validated."""
+    from governance.validation import gate as validation_gate
+
+    read = Path("data/train.jsonl").read_bytes()
+    stream = validation_gate._stream_file
+
+    def swapped_after_reading(path, **kwargs):
+        result = stream(path, **kwargs)
+        if Path(path).name == "train.jsonl":
+            Path(path).write_text('{"messages": [{"role": "user", "content": "poisoned"}]}\n')
+        return result
+
+    monkeypatch.setattr(validation_gate, "_stream_file", swapped_after_reading)
+    assert main(["sft"]) == 0
+    (train,) = [d for d in read_decision(DECISION).datasets if d.path == "data/train.jsonl"]
+    assert train.sha256 == hashlib.sha256(read).hexdigest() != sha256_file("data/train.jsonl")
+    with pytest.raises(PolicyViolation, match="the data changed since it was gated"):
+        require_passed_gates(["data/train.jsonl", "data/eval.jsonl"], [DECISION])
