@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from e2e_support import commit_reviewed
 
 from governance.cli import main as govern
 from governance.errors import ConfigError, DataError
@@ -768,17 +769,25 @@ def test_cli_denied_exits_1(policy_file, tmp_path, capsys):
     assert f"deny  data.min_rows  {train}: 4 rows (min 5)" in capsys.readouterr().out
 
 
-def test_cli_waiver_turns_deny_into_pass(policy_file, tmp_path, capsys):
+def test_cli_waiver_turns_deny_into_pass(policy_file, tmp_path, capsys, monkeypatch):
+    """A waiver counts in `govern validate` as at the gate: reviewed, and granted by the waiver authority."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GOVERN_POLICY_DIR", raising=False)
     train = write(tmp_path / "train.jsonl", [conv(i) for i in range(4)])
-    waivers = tmp_path / "waivers.yaml"
-    waiver = Waiver(rule_id="data.min_rows", granted_by="lead@example.org", reason="pilot",
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies/approvals.yaml").write_text((REPO / "policies/approvals.yaml").read_text())
+    waivers = tmp_path / "policies/waivers.yaml"
+    waiver = Waiver(rule_id="data.min_rows", granted_by="dana", reason="pilot",
                     expires=dt.date.today() + dt.timedelta(days=7), subject=str(train))
     waivers.write_text(yaml.safe_dump({"version": "1", "waivers": [waiver.model_dump(mode="json")]}))
-    code = govern(["validate", str(train), "--kind", "sft", "--policy", str(policy_file), "--waivers", str(waivers),
-                   "--quiet"])
+    argv = ["validate", str(train), "--kind", "sft", "--policy", str(policy_file), "--waivers", str(waivers), "--quiet"]
+    assert govern(argv) == 1  # not reviewed yet: refused, naming the file
+    assert f"govern: {waivers}: this waiver file decides, and it is not the reviewed version" in capsys.readouterr().err
+    commit_reviewed(tmp_path)
+    code = govern(argv)
     out = capsys.readouterr().out
     assert code == 0
-    assert "[waived by lead@example.org]" in out and "0 deny, 0 warn, 1 waived" in out
+    assert "[waived by dana]" in out and "0 deny, 0 warn, 1 waived" in out
 
 
 def test_cli_bad_input_exits_2_and_leaves_no_report(policy_file, tmp_path, capsys):

@@ -69,17 +69,26 @@ class Team:
 
     def clone(self, dest: Path) -> Path:
         """A clone of the team's repository: this one as committed (commit first: a clone holds commits), with the
-        team's set-up commit on top (policies naming its people and keys, the DVC remote)."""
-        workdir = git_clone(dest)
-        changed = _set_up(self, workdir)
-        git(workdir, "add", *changed)
-        git(workdir, "commit", "-qm", "Team set-up: reviewers, the pinned server, the trail and model-signing keys")
-        dvc = subprocess.run(
-            ["dvc", "remote", "add", "-d", "team", str(self.remote)], cwd=workdir, capture_output=True, text=True
-        )
-        assert dvc.returncode == 0, dvc.stderr
-        git(workdir, "commit", "-qam", "DVC remote: the team's")
-        return workdir
+        team's set-up commit on top (policies naming its people and keys, the DVC remote), reviewed and merged.
+
+        The set-up commit is made once and pushed to the team's repository (a bare one beside the keys); every
+        clone is of that repository, so the set-up is on ``origin/main``: the reviewed ref a policy counts at.
+        """
+        upstream = self.folder / "team.git"
+        if not upstream.exists():
+            staging = git_clone(self.folder / "set-up")
+            changed = _set_up(self, staging)
+            git(staging, "add", *changed)
+            git(staging, "commit", "-qm", "Team set-up: reviewers, the pinned server, the trail and model-signing keys")
+            dvc = subprocess.run(
+                ["dvc", "remote", "add", "-d", "team", str(self.remote)], cwd=staging, capture_output=True, text=True
+            )
+            assert dvc.returncode == 0, dvc.stderr
+            git(staging, "commit", "-qam", "DVC remote: the team's")
+            git(self.folder, "clone", "-q", "--bare", str(staging), str(upstream))
+        cloned = subprocess.run(["git", "clone", "-q", str(upstream), str(dest)], capture_output=True, text=True)
+        assert cloned.returncode == 0, cloned.stderr
+        return dest
 
 
 def git_clone(dest: Path) -> Path:
