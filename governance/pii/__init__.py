@@ -18,6 +18,8 @@ Public API::
 ``windows`` computes its results on small windows (identical, much faster), from
 ``run_rules`` (pattern recognizers), ``phone_rule`` and ``national_numbers`` (phones) and
 ``ner_windows`` (where the NER model reads); ``names`` finds PERSON from a name list beside the model;
+``normalise`` undoes disguises first (full-width digits, spelled-out numbers, "(at)" addresses, markup inside
+names, names without case) and maps findings back to the text as written;
 ``scan`` applies the policy to every string field; ``redact`` writes the
 cleared copy; ``gate`` decides; ``report`` reads and writes ``findings.json``.
 
@@ -36,6 +38,8 @@ _EXPORTS = {
     "PiiEngine": "governance.pii.engine",
     "build_engine": "governance.pii.engine",
     "WindowedAnalyzer": "governance.pii.windows",
+    "NormalisedText": "governance.pii.normalise",
+    "TextNormaliser": "governance.pii.normalise",
     "KIND_FIELDS": "governance.pii.kinds",
     "DatasetKind": "governance.pii.kinds",
     "FileScan": "governance.pii.scan",

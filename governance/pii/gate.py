@@ -245,14 +245,18 @@ def run_pii_gate(
         datasets = [dataset_ref(path, records=scan.records) for path, scan in zip(cleared, scans, strict=True)]
     else:
         datasets = [dataset_ref(path, records=scan.records) for path, scan in zip(inputs, scans, strict=True)]
-    info = scanner.engine.info
+    # What ran, and what every text was turned into before it ran (governance.pii.normalise)
+    info = {
+        **scanner.engine.info.to_dict(),
+        "text_normalisation": scanner.normaliser.description if scanner.normaliser is not None else None,
+    }
     details = {
         "kind": kind,
         "cleared": bool(cleared),
         "inputs": [
             {"path": str(p), "sha256": hashes[str(p)], "records": s.records} for p, s in zip(inputs, scans, strict=True)
         ],
-        "scanner": info.to_dict(),
+        "scanner": info,
         # sorted: presidio's registry order varies run to run, and this file is hashed in dvc.lock
         "windowed_recognizers": sorted(scanner.windowed.windowed) if scanner.windowed else [],
         "entities": {
@@ -296,7 +300,7 @@ def run_pii_gate(
         policy_path=policy_path,
         policy_version=policy.version,
         policy_sha256=digest,
-        scanner=info.to_dict(),
+        scanner=info,
         passed=decision.passed,
         counts=decision.counts,
         scan=summarize(policy, scans, hashes),

@@ -5,7 +5,7 @@ A finding's value is shown only as a shape (``***@***.com``,
 finding is masked again before it is shown: every other finding in the field
 is replaced by its tag (even where the context cuts it), the context is
 scanned once more for anything the cut may have exposed, and every digit
-becomes ``#``.
+(any script's, and digit words two or more in a row: "five five") becomes ``#``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ from presidio_analyzer import RecognizerResult
 _ALNUM = re.compile(r"[^\W_]")
 _DIGIT = re.compile(r"\d")
 _SPACE = re.compile(r"\s+")
+_DIGIT_WORD = r"(?:zero|oh|nought|one|two|three|four|five|six|seven|eight|nine)"
+#: Two or more digit words in a row ("five five five"): digits written out, masked as digits are (a cut of a
+#: spelled-out number is shorter than the scanner's run, so two words are enough here).
+_SPELLED_DIGITS = re.compile(rf"\b{_DIGIT_WORD}(?:(?:[ \t]*[\-,/][ \t]*|[ \t]+){_DIGIT_WORD})+\b", re.IGNORECASE)
+_SPELLED_DIGIT = re.compile(rf"\b{_DIGIT_WORD}\b", re.IGNORECASE)
 
 
 def tag(entity: str) -> str:
@@ -69,6 +74,7 @@ def mask_context(
         found = [(r.start, r.end, r.entity_type) for r in analyze(masked)]
         masked = _replace_spans(masked, _non_overlapping(found))
     masked = _DIGIT.sub("#", masked)
+    masked = _SPELLED_DIGITS.sub(lambda run: _SPELLED_DIGIT.sub("#", run.group()), masked)
     return _SPACE.sub(" ", masked)
 
 

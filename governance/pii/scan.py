@@ -12,12 +12,13 @@ values never leave this module: listings carry masked shapes and snippets.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,8 @@ from governance.errors import DataError
 from governance.pii.engine import PiiEngine, build_engine
 from governance.pii.kinds import KIND_FIELDS
 from governance.pii.mask import mask_value, snippet
+from governance.pii.names import NameRecognizer
+from governance.pii.normalise import NormalisedText, TextNormaliser
 from governance.pii.windows import WindowedAnalyzer
 from governance.policy.pii import EntityRule, PiiPolicy
 from governance.records import Record, iter_records, iter_text_fields, text_values
@@ -255,6 +258,17 @@ T = TypeVar("T")
 _KIND_KEY_SETS = {kind: tuple(frozenset(keys) for keys in alternatives) for kind, alternatives in KIND_FIELDS.items()}
 
 
+def _in_original(normalised: NormalisedText, found: list[FieldFinding]) -> list[FieldFinding]:
+    """Findings in a normalised text as findings in the text as written (each covering what it was read from)."""
+    if not normalised.moved or not found:
+        return found
+    out = []
+    for finding in found:
+        start, end = normalised.span(finding.start, finding.end)
+        out.append(dataclasses.replace(finding, start=start, end=end))
+    return out
+
+
 def in_batches(items: Iterable[T], chars: Callable[[T], int]) -> Iterator[list[T]]:
     """``items`` in batches of :data:`BATCH_RECORDS`, or fewer once ``chars`` of them reach :data:`BATCH_CHARS`.
 
@@ -317,37 +331,60 @@ class PiiScanner:
         *,
         engine: PiiEngine | None = None,
         windowed: bool = True,
+        normalise: bool = True,
     ):
+        """``normalise=False`` scans texts as written, disguises and all: only to measure what normalising adds
+        (``benchmarks/pii_accuracy.py``); the gate always normalises, and its decision says so."""
         self.policy = policy
         self.policy_path = str(policy_path)
         self.engine = engine or build_engine(policy, policy_path)
         self.windowed = WindowedAnalyzer(self.engine) if windowed else None
         self.rules = {rule.entity: rule for rule in policy.entities}
         self.priority = {rule.entity: index for index, rule in enumerate(policy.entities)}
+        names = next((r for r in self.engine.recognizers if isinstance(r, NameRecognizer)), None)
+        self.normaliser = TextNormaliser(names) if normalise else None
 
     def analyze(self, text: str) -> list[RecognizerResult]:
-        """presidio's results for one text (windowed: identical, faster)."""
+        """presidio's results for one text as written (windowed: identical, faster); no normalising."""
         return self.windowed.analyze(text) if self.windowed is not None else self.engine.analyze(text)
 
     def analyze_context(self, text: str) -> list[RecognizerResult]:
         """What a report's masked context is re-scanned with: the windowed analyzer's pattern recognizers.
 
         The field's own findings (NER included) are masked in it already; a cut value can only turn into
-        something a pattern recognizer sees. Without the windowed analyzer, presidio's whole analysis.
+        something a pattern recognizer sees. Without the windowed analyzer, presidio's whole analysis. The
+        context is normalised as fields are; results are in its own offsets.
         """
-        return self.windowed.analyze(text, ner=False) if self.windowed is not None else self.engine.analyze(text)
+        [normalised] = self.normalise([text])
+        if self.windowed is not None:
+            results = self.windowed.analyze(normalised.text, ner=False)
+        else:
+            results = self.engine.analyze(normalised.text)
+        if normalised.moved:
+            for result in results:
+                result.start, result.end = normalised.span(result.start, result.end)
+        return results
+
+    def normalise(self, texts: Sequence[str]) -> list[NormalisedText]:
+        """The texts as the recognizers read them (:mod:`governance.pii.normalise`), each with its offset map."""
+        if self.normaliser is None:
+            return [NormalisedText(text, text) for text in texts]
+        return self.normaliser.normalise_many(texts)
 
     def findings_in(self, text: str) -> list[FieldFinding]:
-        """The policy's findings in one text."""
-        return resolve(self.analyze(text), self.rules, self.priority)
+        """The policy's findings in one text, in its own offsets (read normalised)."""
+        [normalised] = self.normalise([text])
+        return _in_original(normalised, resolve(self.analyze(normalised.text), self.rules, self.priority))
 
     def findings_in_many(self, texts: list[str]) -> list[list[FieldFinding]]:
-        """The policy's findings in each text (one prefilter scan for all: the fields of a batch of records)."""
+        """The policy's findings in each text, in its own offsets (read normalised; one prefilter scan for all:
+        the fields of a batch of records)."""
         if self.windowed is None:
             return [self.findings_in(text) for text in texts]
+        normalised = self.normalise(texts)
         return [
-            resolve(results, self.rules, self.priority) if results else []
-            for results in self.windowed.analyze_many(texts)
+            _in_original(read, resolve(results, self.rules, self.priority)) if results else []
+            for read, results in zip(normalised, self.windowed.analyze_many([n.text for n in normalised]), strict=True)
         ]
 
     @property
