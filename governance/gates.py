@@ -336,7 +336,7 @@ def publish_decision(
     trail that refuses leaves no file behind to be mistaken for a decision.
     """
     from governance import trail
-    from governance.identity import local_identity
+    from governance.identity import current_identity
 
     path = Path(path)
     data = decision_bytes(decision)
@@ -364,10 +364,14 @@ def publish_decision(
             None,
         )
 
+    # Who published it: the identity the tracking server authenticated for this run (the service account);
+    # the local, unverified user only on the embedded store
+    who = current_identity()
     event = trail.record(
         kind,
-        actor=local_identity().user,
+        actor=who.user,
         role=GATE_ROLE,
+        identity_method=who.method,
         subject=trail.Subject(objective=f"{SUBJECT_PREFIX}{decision.stage}", objective_hash=digest),
         reason=f"{decision.stage}: {decision.gate} gate {verdict}",
         evidence=recorded,
@@ -379,6 +383,7 @@ def publish_decision(
             "policy_path": decision.policy_path,
             "policy_version": decision.policy_version,
             "decision": str(path),
+            **who.details(),
         },
         guard=already,
     )

@@ -147,6 +147,22 @@ def check_server(uri: str, risk_tiers: list[str]) -> list[Finding]:
     return [*findings, _ok("identity", f"acting as {identity.describe()}")]
 
 
+def check_local_store(uri: str) -> Finding:
+    """The embedded store is fine, unless the committed approvals policy pins a server (forgotten team.env)."""
+    try:
+        policy, policy_path = _approvals_policy()
+    except GovernanceError as exc:
+        return _problem("tracking", str(exc))
+    server = policy.authentication.server
+    if server:
+        return _problem(
+            "tracking",
+            f"{policy_path} pins the MLflow server {server}, but this environment uses the local store {uri}",
+            f"use the team's configuration (`set -a; . ./team.env`) or set MLFLOW_TRACKING_URI={server}",
+        )
+    return _ok("tracking", f"local MLflow store {uri}")
+
+
 def check_clock(what: str, date_header: str | None, now: dt.datetime | None = None) -> Finding:
     """The server's HTTP ``Date`` against the local clock (within :data:`MAX_CLOCK_SKEW_S`)."""
     if not date_header:
@@ -250,10 +266,19 @@ def check_model_signing() -> Finding:
             path = keys.signing_key_path(create=True)  # a configured key is only checked against the pin
             trusted = keys.trusted_public_key()
             return _ok("signing", f"model-signing key {path}; verifying with {trusted.label()}")
-        keys.signing_key_path(create=False)  # a server set-up has no "beside the store": the key must be configured
+        embedded = keys.signing_key_path(create=False)  # a server set-up has no "beside the store"
         pinned = keys.pinned_public_key_path()
         if pinned.is_file():
             trusted = keys.trusted_public_key()
+            theirs = keys.fingerprint(keys.load_public_key(pinned))
+            ours = keys.fingerprint(keys.load_private_key(embedded).public_key()) if embedded.is_file() else None
+            if ours != theirs:
+                return _problem(
+                    "signing",
+                    f"{pinned} pins key {theirs[:16]}, but {keys.KEY_ENV} is not set and the embedded key "
+                    f"({ours[:16] if ours else 'none yet'}) is not the pinned one",
+                    f"set {keys.KEY_ENV} to the pinned key's private half (a team: `set -a; . ./team.env`)",
+                )
             return _ok("signing", f"embedded model-signing key; verifying with {trusted.label()}")
         return _ok("signing", "embedded model-signing key beside the local store (not pinned)")
     except GovernanceError as exc:
@@ -318,7 +343,7 @@ def check_all(risk_tiers: list[str] | None = None, *, dvc_remote: bool = False) 
     tiers = sorted(set(risk_tiers or []))
     uri = _tracking_uri()
     if registry.is_local_store(uri):
-        findings = [_ok("tracking", f"local MLflow store {uri}")]
+        findings = [check_local_store(uri)]
     else:
         findings = check_server(uri, tiers)
     findings += check_trail()

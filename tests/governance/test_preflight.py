@@ -290,3 +290,37 @@ def test_a_root_stage_stops_listing_every_problem_and_writes_nothing(project, mo
     # Nothing but the stage's OpenLineage START/FAIL record (every stage run writes one, failed or not)
     after = sorted(p.relative_to(project) for p in project.rglob("*") if "openlineage" not in p.parts[-3:])
     assert after == before and not (project / "prepared").exists()
+
+
+def test_doctor_fails_on_the_local_store_when_the_committed_policy_pins_a_server(project):
+    """team.env forgotten: the committed policy names the team's server, the environment the embedded store."""
+    path = project / "policies" / "approvals.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["authentication"]["server"] = "http://mlflow.example.org:5000"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    (finding,) = [f for f in preflight.check_all() if f.check == "tracking"]
+    assert not finding.ok
+    assert finding.line == (
+        f"{path} pins the MLflow server http://mlflow.example.org:5000, but this environment uses the local store "
+        f"sqlite:///{project / 'mlflow.db'}"
+    )
+    assert finding.fix == (
+        "use the team's configuration (`set -a; . ./team.env`) or set MLFLOW_TRACKING_URI=http://mlflow.example.org:5000"
+    )
+
+
+def test_doctor_fails_when_a_key_is_pinned_but_the_environment_would_sign_with_the_embedded_one(project):
+    from e2e_support import commit_reviewed
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pinned = project / "policies" / "keys" / "model_signing.pub"
+    pinned.parent.mkdir(parents=True)
+    pinned.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    commit_reviewed(project)
+    finding = preflight.check_model_signing()
+    assert not finding.ok
+    assert finding.line.startswith(f"{pinned} pins key ")
+    assert finding.line.endswith("GOVERN_SIGNING_KEY is not set and the embedded key (none yet) is not the pinned one")
+    assert finding.fix == "set GOVERN_SIGNING_KEY to the pinned key's private half (a team: `set -a; . ./team.env`)"

@@ -110,6 +110,12 @@ def test_sft_chain_registers_through_the_server_as_the_trainer(team, trained, mo
     (registered,) = audit_events(team, workdir, name, version)["model_registered"]
     assert registered["actor"] == TRAINER and registered["identity_method"] == "mlflow-basic-auth"
     assert registered["details"]["identity_server"] == team.server.url
+    # The gate and evaluation decisions it was trained and registered under name the same authenticated account
+    exported = team.run(["govern", "audit", "export"], workdir)
+    kinds = ("gate_decision", "eval_decision")
+    decisions = [e for e in map(json.loads, exported.stdout.splitlines()) if e["event_type"] in kinds]
+    assert decisions and {(e["actor"], e["identity_method"]) for e in decisions} == {(TRAINER, "mlflow-basic-auth")}
+    assert {e["details"]["identity_server"] for e in decisions} == {team.server.url}
     # Artifacts live behind the server: the client sees mlflow-artifacts: URIs, never a path
     client = server_client(team, monkeypatch, TRAINER)
     mv = client.get_model_version(name, version)
