@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,28 +260,33 @@ def _buffer(path: Path, digest: ReadDigest | None):
 
 def _iter_jsonl(path: Path, digest: ReadDigest | None = None) -> Iterator[Record]:
     with path.open("rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            if digest is not None:
-                digest.update(raw)
-            if len(raw) > MAX_RECORD_BYTES:
-                raise DataError(
-                    f"{path}:{line_no}: record is {len(raw)} bytes (max {MAX_RECORD_BYTES}); "
-                    "split it or check the file is JSON Lines"
-                )
-            # Most lines are plain JSON objects orjson reads as json would: no decode or blank check
-            # needed (orjson accepts only valid UTF-8). Anything else takes the checked path below.
-            value = _plain_object(raw)
-            if value is None:
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise invalid_utf8(path, line_no, exc.start) from None
-                if not text.strip():
-                    continue
-                value = loads_record(raw, f"{path}:{line_no}")
-            if not isinstance(value, dict):
-                raise DataError(f"{path}:{line_no}: expected a JSON object per line, got {type(value).__name__}")
-            yield Record(line_no, value)
+        lines = (digest.update(raw) for raw in handle) if digest is not None else handle
+        yield from jsonl_records(lines, path)
+
+
+def jsonl_records(lines: Iterable[bytes], path: str | Path) -> Iterator[Record]:
+    """The records of JSON Lines given as raw lines (a file handle, or a buffer read once); errors name file:line."""
+    path = Path(path)
+    for line_no, raw in enumerate(lines, start=1):
+        if len(raw) > MAX_RECORD_BYTES:
+            raise DataError(
+                f"{path}:{line_no}: record is {len(raw)} bytes (max {MAX_RECORD_BYTES}); "
+                "split it or check the file is JSON Lines"
+            )
+        # Most lines are plain JSON objects orjson reads as json would: no decode or blank check
+        # needed (orjson accepts only valid UTF-8). Anything else takes the checked path below.
+        value = _plain_object(raw)
+        if value is None:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise invalid_utf8(path, line_no, exc.start) from None
+            if not text.strip():
+                continue
+            value = loads_record(raw, f"{path}:{line_no}")
+        if not isinstance(value, dict):
+            raise DataError(f"{path}:{line_no}: expected a JSON object per line, got {type(value).__name__}")
+        yield Record(line_no, value)
 
 
 def _iter_json_array(path: Path, digest: ReadDigest | None = None) -> Iterator[Record]:

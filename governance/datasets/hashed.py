@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from governance.errors import DataError
-from governance.records import MAX_RECORD_BYTES, Record, invalid_utf8, loads_record
+from governance.records import Record, jsonl_records
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class HashedFile:
                 f"{self.path}: training reads JSON Lines (.jsonl), parsed from the bytes it hashed; "
                 f"got {Path(self.path).suffix or 'no suffix'!r}"
             )
-        rows = list(_jsonl_records(self.data, self.path))
+        rows = list(jsonl_records(io.BytesIO(self.data), self.path))  # split as a file handle splits (on \n only)
         if not rows:
             raise DataError(f"{self.path}: no records (empty file)")
         return rows
@@ -77,23 +77,3 @@ def read_hashed(path: str | Path) -> HashedFile:
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
     return HashedFile(str(path), data, hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
-
-
-def _jsonl_records(data: bytes, path: str) -> Iterator[Record]:
-    """The buffer's JSON Lines, line by line as a file handle splits them (on ``\\n`` only)."""
-    for line_no, raw in enumerate(io.BytesIO(data), start=1):
-        if len(raw) > MAX_RECORD_BYTES:
-            raise DataError(
-                f"{path}:{line_no}: record is {len(raw)} bytes (max {MAX_RECORD_BYTES}); "
-                "split it or check the file is JSON Lines"
-            )
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise invalid_utf8(Path(path), line_no, exc.start) from None
-        if not text.strip():
-            continue
-        value = loads_record(raw, f"{path}:{line_no}")
-        if not isinstance(value, dict):
-            raise DataError(f"{path}:{line_no}: expected a JSON object per line, got {type(value).__name__}")
-        yield Record(line_no, value)

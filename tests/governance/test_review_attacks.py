@@ -29,6 +29,17 @@ def git(folder: Path, *args: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def attackers_repository(tmp_path: Path) -> Path:
+    """A repository of the attacker's own, where the forged key list is committed."""
+    evil = tmp_path / "evil"
+    (evil / "policies").mkdir(parents=True)
+    (evil / FILE).write_text(FORGED)
+    git(evil, "init", "-q")
+    git(evil, "add", FILE)
+    git(evil, "commit", "-qm", "mine")
+    return evil
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A checkout whose HEAD holds the reviewed key list; the test runs inside it, as dvc repro and govern do."""
@@ -98,12 +109,7 @@ def test_attack_a_graft_does_not_make_the_edit_reviewed(project):
 
 @pytest.mark.parametrize("variable", ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"])
 def test_attack_git_variables_pointed_at_the_attackers_repository_are_ignored(project, tmp_path, monkeypatch, variable):
-    evil = tmp_path / "evil"
-    (evil / "policies").mkdir(parents=True)
-    (evil / FILE).write_text(FORGED)
-    git(evil, "init", "-q")
-    git(evil, "add", FILE)
-    git(evil, "commit", "-qm", "mine")
+    evil = attackers_repository(tmp_path)
     (project / FILE).write_text(FORGED)
     values = {"GIT_DIR": str(evil / ".git"), "GIT_WORK_TREE": str(evil), "GIT_INDEX_FILE": str(evil / ".git/index")}
     monkeypatch.setenv(variable, values[variable])
@@ -111,12 +117,7 @@ def test_attack_git_variables_pointed_at_the_attackers_repository_are_ignored(pr
 
 
 def test_attack_govern_policy_dir_in_a_repository_of_ones_own_is_not_reviewed(project, tmp_path):
-    evil = tmp_path / "evil"
-    (evil / "policies").mkdir(parents=True)
-    (evil / FILE).write_text(FORGED)
-    git(evil, "init", "-q")
-    git(evil, "add", FILE)
-    git(evil, "commit", "-qm", "mine")
+    evil = attackers_repository(tmp_path)
     assert review_status(evil / FILE) == f"outside the project's repository ({project.resolve()})"
 
 
