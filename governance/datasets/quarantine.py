@@ -13,8 +13,8 @@ The validation gate (``data.malformed``) judges the share set aside.
 
 Trust boundary: a quarantined record is untrusted raw text that may hold PII.
 It leaves this module only masked (every finding of the project's PII policy in
-every string, keys included, replaced by its ``<ENTITY>`` tag) and only into
-the quarantine file. Counts, reasons (which quote no record value),
+every string, keys included, and in every number, read as its JSON text after its key, replaced by its
+``<ENTITY>`` tag) and only into the quarantine file. Counts, reasons (which quote no record value),
 ``file:line`` and field paths are all that reach the manifest, the card, logs,
 messages and the report. :func:`read_quarantine` believes the quarantine file,
 not the manifest's counts: it recounts the file and refuses a manifest that
@@ -121,15 +121,33 @@ def pii_masker(pii_policy_path: str | Path) -> Masker:
     return mask
 
 
-def mask_value(value: Any, mask: Masker) -> Any:
-    """A record with every string in it (keys too) passed through ``mask``."""
+def mask_value(value: Any, mask: Masker, key: str | None = None) -> Any:
+    """A record with every scalar in it masked: strings (keys too) passed through ``mask``, numbers scanned too.
+
+    A number is read as its JSON text after its key (``"card: 4111111111111111"``, ``"phone: 4155550103"``: the
+    key is the context a bare digit run needs), and replaced by what ``mask`` makes of that text when ``mask``
+    changes it (``"<CREDIT_CARD>"``: a string then); otherwise it stays the number it was. Booleans and null
+    hold nothing to mask. ``key``: the key of the object the value is under (lists pass theirs on).
+    """
     if isinstance(value, str):
         return mask(value)
     if isinstance(value, dict):
-        return {mask(str(key)): mask_value(item, mask) for key, item in value.items()}
+        return {mask(str(name)): mask_value(item, mask, str(name)) for name, item in value.items()}
     if isinstance(value, list):
-        return [mask_value(item, mask) for item in value]
+        return [mask_value(item, mask, key) for item in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _mask_number(value, mask, key)
     return value
+
+
+def _mask_number(value: int | float, mask: Masker, key: str | None) -> Any:
+    text = json.dumps(value)
+    lead = f"{key}: " if key else ""
+    masked = mask(lead + text)
+    if masked == lead + text:
+        return value
+    # The number's part of the masked text (the key may have been masked too; a number holds no ": ").
+    return masked.rsplit(": ", 1)[-1] if lead else masked
 
 
 def masked_entries(quarantine: Quarantine, mask: Masker) -> list[dict[str, Any]]:

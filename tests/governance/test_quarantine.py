@@ -155,6 +155,25 @@ def test_quarantine_file_names_file_line_field_and_reason_and_masks_pii(quaranti
     assert any("quarantined 2 of 40 records as malformed" in line for line in logs)
 
 
+def test_pii_stored_as_json_numbers_is_masked_in_the_quarantine_file(tmp_path):
+    # A malformed record whose card and phone are JSON numbers, nested too: masking covers every scalar.
+    raw = tmp_path / "raw" / "numbers.jsonl"
+    raw.parent.mkdir()
+    rows = [_pair(i) for i in range(1, 11)]
+    rows[4] = {**_inline(5), "card": 4111111111111111, "contact": {"phone": 4155550103, "ids": [4111111111111111, 7]},
+               "verified": True, "score": 0.5, "note": None}  # fmt: skip
+    raw.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    prepared = _prepare(raw, _policy(tmp_path, action="quarantine", max_fraction=0.5))
+    _write(prepared, tmp_path / "out")
+    [entry] = [json.loads(line) for line in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()]
+    record = entry["record"]
+    assert record["card"] == "<CREDIT_CARD>"
+    assert record["contact"] == {"phone": "<PHONE_NUMBER>", "ids": ["<CREDIT_CARD>", 7]}
+    assert (record["verified"], record["score"], record["note"]) == (True, 0.5, None)
+    written = "\n".join(p.read_text() for p in (tmp_path / "out").iterdir())
+    assert "4111111111111111" not in written and "4155550103" not in written
+
+
 def test_gate_denies_above_max_fraction_with_one_line(quarantined):
     _, _, out_dir, _ = quarantined
     policy = load_data_policy(_policy(out_dir.parent, max_fraction=0.01)).preference
