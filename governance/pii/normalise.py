@@ -10,14 +10,16 @@ reading what the one before wrote:
 2. *Markup*: inline HTML formatting tags (``J<b>ohn</b>``, ``<span class=x>``) and Markdown emphasis touching a
    Latin letter (``Jo**hn**``, ``_jane_``) removed. Redaction tags (``<EMAIL_ADDRESS>``) are left alone.
 3. *Spelled-out digits*: a run of digit words (``four one one one``, ``double five``, ``oh`` inside a run),
-   digit groups allowed among them, holding at least :data:`MIN_SPELLED_WORDS` words and
-   :data:`MIN_SPELLED_DIGITS` digits, written as digits; a space between them dropped, a hyphen, comma or slash
-   written ``-`` (a group break, as ``4111-1111-…`` is read). A number word in prose ("one of the two") is no run.
+   digit groups allowed among them (``415 five five five 0103``), holding at least :data:`MIN_SPELLED_WORDS`
+   words and :data:`MIN_SPELLED_DIGITS` digits, written as digits; a space between them dropped, a hyphen,
+   comma or slash written ``-`` (a group break, as ``4111-1111-…`` is read). A number word in prose ("one of
+   the two") is no run.
 4. *E-mail addresses in words*: ``(at)``, ``[at]``, ``{at}``, `` at ``, `` @ `` and ``(dot)``, ``[.]``,
-   `` dot `` written ``@`` and ``.``, only where what follows the at is a domain whose last label is a public
-   suffix (tldextract's bundled list, which presidio's e-mail validator reads too). With the bare word `` at ``
-   the domain must spell a dot out too and the local part be no stop word or usual verb before "at": "meet at
-   the station", "look at example.com", "find us at shop dot com" stay as they are.
+   `` dot `` written ``@`` and ``.`` (``jane@example[.]com`` too), only where what follows the at is a domain
+   whose last label is a public suffix (tldextract's bundled list, which presidio's e-mail validator reads
+   too). With the bare word `` at `` the domain must spell a dot out too and the local part be no stop word or
+   usual verb before "at": "meet at the station", "look at example.com", "find us at shop dot com" stay as
+   they are.
 5. *Names without case* (``john smith``, ``JANE DOE``, "thanks mark"): recased where the name recognizer would
    take them for names if they were capitalised (:meth:`~governance.pii.names.NameRecognizer.caseless_names`);
    run only when the policy runs that recognizer. Recasing keeps every position.
@@ -49,11 +51,11 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-#: A run of spelled-out digits is read as a number only if it holds this many digits, this many of them written as
-#: words: a phone has 7 digits or more, a card 13 or more; counting ("one, two, three") and number words in prose
-#: ("one or two", "two, three times") are shorter.
+#: A run of spelled-out digits is read as a number only if it holds this many digits, at least this many of them
+#: written as words ("415 five five five 0103"): a phone has 7 digits or more, a card 13 or more; counting ("one,
+#: two, three") and number words in prose ("one or two", "two, three times") are shorter.
 MIN_SPELLED_DIGITS = 7
-MIN_SPELLED_WORDS = 4
+MIN_SPELLED_WORDS = 2
 
 _DIGIT_WORDS = {
     "zero": "0", "oh": "0", "nought": "0", "one": "1", "two": "2", "three": "3", "four": "4",
@@ -84,7 +86,7 @@ _DOT_SPELLED = r"[ \t]*[\(\[\{<][ \t]*(?:dot|\.)[ \t]*[\)\]\}>][ \t]*|[ \t]+dot[
 _DOT = rf"(?:{_DOT_SPELLED}|\.)"
 _LABEL = r"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?"
 _ADDRESS_AFTER_AT = re.compile(
-    rf"(?P<at>{_AT_BRACKETED}|{_AT_WORD}|{_AT_SPACED})(?P<domain>{_LABEL}(?:{_DOT}{_LABEL})+)(?![a-z0-9\-@]|\.[a-z0-9])",
+    rf"(?P<at>{_AT_BRACKETED}|{_AT_WORD}|{_AT_SPACED}|@)(?P<domain>{_LABEL}(?:{_DOT}{_LABEL})+)(?![a-z0-9\-@]|\.[a-z0-9])",
     re.IGNORECASE | re.ASCII,
 )
 _LOCAL_BEFORE_AT = re.compile(
@@ -118,8 +120,8 @@ TRIGGERS = (
     r"var|bdi|bdo|wbr)[ \t\n/>]|[a-z][*_~`]|[*_~`][a-z]",
     # spelled-out digits: a digit word beside another token
     rf"(?:{_TRIGGER_WORDS}){_SEPARATOR}(?:{_TRIGGER_WORDS}|[0-9])|[0-9]{_SEPARATOR}(?:{_TRIGGER_WORDS})",
-    # an address written out: an at and a domain's first label and dot
-    rf"(?:{_AT_BRACKETED}|{_AT_WORD}|{_AT_SPACED}){_LABEL}{_DOT}",
+    # an address written out: an at and a domain's first label and dot, or an "@" and a dot spelled out later
+    rf"(?:{_AT_BRACKETED}|{_AT_WORD}|{_AT_SPACED}){_LABEL}{_DOT}|@[a-z0-9.\-]*(?:{_DOT_SPELLED})",
 )
 _TRIGGERS_RE = tuple(re.compile(pattern, re.IGNORECASE | re.ASCII) for pattern in TRIGGERS)
 #: Words written without case, as the name trigger looks them up: in an ASCII text, and in any other.
@@ -383,6 +385,8 @@ def address_edits(text: str) -> list[tuple[int, int, str]]:
             continue
         domain_start, domain_end = match.span("domain")
         dots = [m.span() for m in _DOT_FORM.finditer(text, domain_start, domain_end)]
+        if match.group("at") == "@" and not dots:
+            continue  # an address as it should be written: nothing to do
         if match.group("at").strip().lower() == "at":
             # Bare words: the dot is spelled out too, and the local part reads as a mailbox, not as prose.
             word = local.group().lower()
@@ -391,7 +395,8 @@ def address_edits(text: str) -> list[tuple[int, int, str]]:
         if not public_suffix_domain(_DOT_FORM.sub(".", match.group("domain")).lower()):
             continue
         edits.extend((start, end, ".") for start, end in (m.span() for m in _DOT_FORM.finditer(text, *local.span())))
-        edits.append((at_start, at_end, "@"))
+        if match.group("at") != "@":
+            edits.append((at_start, at_end, "@"))
         edits.extend((start, end, ".") for start, end in dots)
         last_end = domain_end
     return edits
@@ -537,7 +542,8 @@ def _trigger_database():
             expressions=[pattern.encode("ascii") for pattern in TRIGGERS],
             ids=list(range(len(TRIGGERS))),
             elements=len(TRIGGERS),
-            flags=[hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH] * len(TRIGGERS),
+            # (Not SINGLEMATCH: the texts of a batch are scanned as one buffer, and each needs its own match.)
+            flags=[hyperscan.HS_FLAG_CASELESS] * len(TRIGGERS),
         )
     except hyperscan.error as exc:  # the Python triggers then decide, with the same result
         log.info("normaliser: triggers searched in Python (hyperscan: %s)", exc)
