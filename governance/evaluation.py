@@ -1,9 +1,16 @@
-"""The evaluation gate: metrics in, violations out, under ``policies/eval.yaml``.
+"""The evaluation gate: metrics and their per-item outcomes in, violations out, under ``policies/eval.yaml``.
 
-Pure: the stage computes the metrics (and fetches the production version's
-metrics, if any); this module only judges them. A denied evaluation does not
-stop registration — the evidence matters — but the version is marked
-``eval_failed`` and can never be approved.
+Pure: the stage computes the metrics and records the outcomes they were
+computed from (and fetches the production version's metrics, if any); this
+module only judges them. Each rule is judged by the interval its ``test``
+gives at the policy's ``confidence`` (:mod:`governance.statistics`): it denies
+only when the interval lies beyond the limit, passes when it lies within, and
+otherwise finds *insufficient evidence*, which counts as the rule's
+``on_insufficient`` and says how many items would decide. The evidence must
+reproduce the metric it stands for, or the gate refuses to judge.
+
+A denied evaluation does not stop registration — the evidence matters — but
+the version is marked ``eval_failed`` and can never be approved.
 """
 
 from __future__ import annotations
@@ -13,9 +20,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from governance import statistics
+from governance.errors import ConfigError
 from governance.gates import DatasetRef, GateDecision, Violation, Waiver, decide
 from governance.policy import load_policy_file
 from governance.policy.eval import EvalPolicy, MetricRule
+from governance.statistics import Evidence
 
 DEFAULT_POLICY = Path("policies/eval.yaml")
 
@@ -64,7 +74,13 @@ def not_measurable(metric: str, metrics: Mapping[str, float], rule: MetricRule |
 
 
 def at_bound(
-    metric: str, observed: Any, reference: Any, reference_name: str, *, guards_drop: bool, guards_rise: bool,
+    metric: str,
+    observed: Any,
+    reference: Any,
+    reference_name: str,
+    *,
+    guards_drop: bool,
+    guards_rise: bool,
     consequence: tuple[str, str],
 ) -> str | None:
     """Why comparing ``observed`` with ``reference`` cannot show the worsening a rule guards, or None.
@@ -100,29 +116,51 @@ def check_metrics(
     metrics: Mapping[str, float],
     subject: str,
     production: Mapping[str, float] | None = None,
+    *,
+    evidence: Mapping[str, Evidence],
+    confidence: float,
 ) -> tuple[list[Violation], list[dict]]:
-    """Judge metrics against rules; returns violations and one result row per rule."""
+    """Judge metrics against rules by their intervals; returns violations and one result row per rule.
+
+    ``evidence`` holds each gated metric's per-item outcomes (keyed by metric
+    name), ``confidence`` the policy's level. A rule fails when the interval
+    lies beyond its limit, passes when within, and otherwise finds insufficient
+    evidence, counted as the rule's ``on_insufficient``. Every row records the
+    test, n, the estimate, the interval, the p-value and what it counted as.
+    """
     violations: list[Violation] = []
     results: list[dict] = []
+
+    def violation(rule: MetricRule, severity: str, message: str) -> None:
+        violations.append(Violation(rule_id=rule.id, severity=severity, subject=subject, message=message))
+
     for rule in rules:
         observed = metrics.get(rule.metric)
-        row = {"rule_id": rule.id, "metric": rule.metric, "severity": rule.severity, "observed": observed}
+        row = {
+            "rule_id": rule.id, "metric": rule.metric, "severity": rule.severity, "test": rule.test,
+            "on_insufficient": rule.on_insufficient, "observed": observed,
+        }  # fmt: skip
         if observed is None:
             message = f"metric {rule.metric} was not computed"
-            violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
-            results.append({**row, "status": "missing", "threshold": None})
+            violation(rule, rule.severity, message)
+            results.append(
+                {**row, "status": "missing", "outcome": rule.severity, "threshold": None, "message": message}
+            )
             continue
         unmeasurable = not_measurable(rule.metric, metrics, rule)
         if unmeasurable is not None:
             # A rule that cannot tell better from worse must not pass: the evidence is absent
             message = f"{rule.metric} is not measurable: {unmeasurable}"
-            violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
-            results.append({**row, "observed": None, "status": "not_measurable", "threshold": unmeasurable})
+            violation(rule, rule.severity, message)
+            results.append({**row, "observed": None, "status": "not_measurable", "outcome": rule.severity,
+                            "threshold": unmeasurable, "message": message})  # fmt: skip
             continue
+        minimum, maximum, reference = rule.min, rule.max, None
         if rule.relative_to == "production":
             reference = (production or {}).get(rule.metric)
             if reference is None:
-                results.append({**row, "status": "not_applicable", "threshold": "no production version"})
+                results.append({**row, "status": "not_applicable", "outcome": None,
+                                "threshold": "no production version", "message": "no production version"})  # fmt: skip
                 continue
             stuck = at_bound(
                 rule.metric, observed, reference, "production",
@@ -131,39 +169,138 @@ def check_metrics(
             )  # fmt: skip
             if stuck is not None:
                 message = f"{rule.metric} is not measurable: {stuck}"
-                violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
-                results.append({**row, "observed": None, "status": "not_measurable", "threshold": stuck})
+                violation(rule, rule.severity, message)
+                results.append({**row, "observed": None, "status": "not_measurable", "outcome": rule.severity,
+                                "threshold": stuck, "message": message, "reference": reference})  # fmt: skip
                 continue
-            sign = 1.0 if rule.higher_is_better else -1.0
-            worsening = sign * (reference - observed) / max(abs(reference), 1e-12)
-            threshold = f"≤{rule.max_regression:.1%} worse than production {_fmt(reference)}"
-            ok = worsening <= rule.max_regression
-            if not ok:
-                message = (
-                    f"{rule.metric} {_fmt(observed)} is {worsening:.1%} worse than production {_fmt(reference)} "
-                    f"(max {rule.max_regression:.1%})"
-                )
-                violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
-            results.append({**row, "status": "pass" if ok else "fail", "threshold": threshold, "reference": reference})
-            continue
-        problems = []
-        if rule.min is not None and observed < rule.min:
-            problems.append(f"min {_fmt(rule.min)}")
-        if rule.max is not None and observed > rule.max:
-            problems.append(f"max {_fmt(rule.max)}")
-        bounds = " and ".join(
-            b
-            for b in (
-                f"≥{_fmt(rule.min)}" if rule.min is not None else "",
-                f"≤{_fmt(rule.max)}" if rule.max is not None else "",
-            )
-            if b
+            allowance = float(rule.max_regression or 0.0) * abs(reference)
+            if rule.higher_is_better:
+                minimum = reference - allowance
+            else:
+                maximum = reference + allowance
+        limit = float(minimum if minimum is not None else maximum)
+        bound = _bound_text(rule, limit, reference)
+        threshold = f"{'≥' if minimum is not None else '≤'}{_fmt(limit)}" + (
+            f" (≤{rule.max_regression:.1%} worse than production {_fmt(reference)})" if reference is not None else ""
         )
-        if problems:
-            message = f"{rule.metric} {_fmt(observed)} ({', '.join(problems)}){_versus_parent(rule.metric, metrics)}"
-            violations.append(Violation(rule_id=rule.id, severity=rule.severity, subject=subject, message=message))
-        results.append({**row, "status": "fail" if problems else "pass", "threshold": bounds})
+        item = evidence.get(rule.metric)
+        if item is None:
+            message = (
+                f"{rule.metric} {_fmt(observed)}: no per-item outcomes were recorded, so its {rule.test} interval "
+                f"cannot be computed against {bound}"
+            )
+            violation(rule, rule.severity, message)
+            results.append({**row, "status": "missing", "outcome": rule.severity, "threshold": threshold,
+                            "message": message, **_reference(reference)})  # fmt: skip
+            continue
+        try:
+            found = statistics.estimate(rule.test, item, limit=limit, confidence=confidence)
+        except TypeError as exc:
+            raise ConfigError(f"rule {rule.id}: {rule.metric}: {exc}; the policy's test and the stage's evidence "
+                              "must agree") from None  # fmt: skip
+        if not _same(found.estimate, observed):
+            raise ConfigError(
+                f"rule {rule.id}: the per-item outcomes of {rule.metric} give {_fmt(found.estimate)} but the stage "
+                f"recorded {_fmt(observed)}; the evidence must be the data the metric was computed from"
+            )
+        verdict = statistics.judge(found, minimum=minimum, maximum=maximum)
+        needed = statistics.items_to_decide(found, limit) if verdict == "insufficient_evidence" else None
+        message = _message(rule.metric, found, verdict, bound, needed, _versus_parent(rule.metric, metrics))
+        if verdict == "fail":
+            outcome = rule.severity
+        elif verdict == "pass":
+            outcome = "pass"
+        else:
+            outcome = rule.on_insufficient
+        if outcome != "pass":
+            violation(rule, outcome, message)
+        results.append(
+            {
+                **row,
+                "observed": found.estimate,
+                "status": verdict,
+                "outcome": outcome,
+                "threshold": threshold,
+                "message": message,
+                "evidence": {**found.record(), "limit": limit, "items_to_decide": needed},
+                **_reference(reference),
+            }
+        )
     return violations, results
+
+
+def _reference(reference: float | None) -> dict[str, float]:
+    return {} if reference is None else {"reference": reference}
+
+
+def _same(a: float, b: float) -> bool:
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return False
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def _bound_text(rule: MetricRule, limit: float, reference: float | None) -> str:
+    """``max 0.15``, or ``min 0.57 (5.0% worse than production 0.6)`` for a regression rule."""
+    word = "min" if rule.min is not None or (reference is not None and rule.higher_is_better) else "max"
+    if reference is None:
+        return f"{word} {_fmt(limit)}"
+    return f"{word} {_fmt(limit)} ({rule.max_regression:.1%} worse than production {_fmt(reference)})"
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def evidence_text(found: statistics.Estimate) -> str:
+    """``95% CI -0.04..0.21, McNemar p=0.41, n=24 pairs``: the interval, the test's p-value and n."""
+    label = {"wilson": "Wilson CI", "bootstrap": "bootstrap CI"}.get(found.test, "CI")
+    if math.isfinite(found.low) and math.isfinite(found.high):
+        interval = f"{found.confidence:.0%} {label} {_number(found.low)}..{_number(found.high)}"
+    else:
+        interval = f"no {found.confidence:.0%} interval: too few items or no spread among them"
+    test = {"mcnemar": "McNemar p", "t": "t-test p", "welch": "Welch p"}.get(found.test, "p")
+    p = f"{test}={found.p_value:.2g}" if math.isfinite(found.p_value) else f"{test} undefined"
+    return f"{interval}, {p}, n={found.n} {found.unit}"
+
+
+def _message(metric: str, found: statistics.Estimate, verdict: str, bound: str, needed: int | None, versus: str) -> str:
+    """The rule's finding: beyond, within, or not decided, with the evidence, the parent's value (``versus``) and,
+    undecided, the n that would decide."""
+    head = f"{metric} {_fmt(found.estimate)} ({evidence_text(found)})"
+    level = f"{found.confidence:.0%} confidence"
+    if verdict == "fail":
+        side = "above" if bound.startswith("max") else "below"
+        return f"{head}: {side} {bound} at {level}{versus}"
+    if verdict == "pass":
+        return f"{head}: within {bound} at {level}{versus}"
+    if needed is not None:
+        decide = f"about {needed} {found.unit} would decide"
+    elif math.isfinite(found.estimate) and found.spread is not None and found.test != "wilson":
+        decide = "no number of items decides while the estimate sits at the limit"
+    else:
+        decide = "no sample size can be planned from these outcomes"
+    return f"insufficient evidence: {head} against {bound}{versus}; {decide}"
+
+
+def metrics_record(metrics: Mapping[str, float], results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What ``metrics.json`` holds: the metrics, and under ``rules`` each rule's n, interval, p-value and verdict."""
+    rules = {}
+    for row in results:
+        found = row.get("evidence") or {}
+        ci = found.get("ci") or [None, None]
+        rules[row["rule_id"]] = {
+            "verdict": row.get("status"),
+            "counts_as": row.get("outcome"),
+            "test": row.get("test"),
+            "n": found.get("n"),
+            "estimate": found.get("estimate"),
+            "ci_low": ci[0],
+            "ci_high": ci[1],
+            "confidence": found.get("confidence"),
+            "p_value": found.get("p_value"),
+            "limit": found.get("limit"),
+        }
+    return {**dict(metrics), "rules": rules}
 
 
 def evaluate_gate(
@@ -171,6 +308,7 @@ def evaluate_gate(
     method: str,
     stage: str,
     metrics: Mapping[str, float],
+    evidence: Mapping[str, Evidence],
     subject: str,
     datasets: Sequence[DatasetRef],
     policy_path: str | Path = DEFAULT_POLICY,
@@ -178,13 +316,12 @@ def evaluate_gate(
     waivers: Sequence[Waiver] = (),
     safety: Literal["policy", "reward_model"] | None = None,
 ) -> GateDecision:
-    """Decide the evaluation gate for one method's metrics.
+    """Decide the evaluation gate for one method's metrics, each rule on the interval of its evidence.
 
-    ``safety`` adds the policy's ``safety`` group: ``"policy"`` its rules and
+    ``evidence`` holds the per-item outcomes of every gated metric
+    (:mod:`governance.statistics`). ``safety`` adds the policy's ``safety`` group: ``"policy"`` its rules and
     its regression-vs-parent rules, ``"reward_model"`` (no parent) its rules only.
     """
-    from governance.errors import ConfigError
-
     policy = load_eval_policy(policy_path)
     if method not in policy.methods:
         raise ConfigError(f"{policy_path}: methods.{method}: no evaluation rules for method {method!r}")
@@ -193,7 +330,9 @@ def evaluate_gate(
         if policy.safety is None:
             raise ConfigError(f"{policy_path}: safety: no safety rules, but {stage} evaluates safety; add the group")
         rules += policy.safety.for_method(method, with_parent=safety == "policy")
-    violations, results = check_metrics(rules, metrics, subject, production)
+    violations, results = check_metrics(
+        rules, metrics, subject, production, evidence=evidence, confidence=policy.confidence
+    )
     return decide(
         gate="eval",
         stage=stage,
@@ -202,5 +341,11 @@ def evaluate_gate(
         policy_version=policy.version,
         violations=violations,
         waivers=waivers,
-        details={"method": method, "metrics": dict(metrics), "results": results, "production": dict(production or {})},
+        details={
+            "method": method,
+            "confidence": policy.confidence,
+            "metrics": dict(metrics),
+            "results": results,
+            "production": dict(production or {}),
+        },
     )

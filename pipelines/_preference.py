@@ -5,8 +5,9 @@ and split them with :func:`split_key`; ``train_rm``/``train_dpo``/``train_kto``/
 ``train_orpo`` load the gated files as TRL datasets (:func:`load_pairs`,
 :func:`load_unpaired`); the ``evaluate_*`` stages score held-out data under the
 trained model and its parent (:func:`score_responses`, :func:`reward_scores`),
-turn the scores into metrics with the pure functions below, and publish them
-with :func:`publish_evaluation`, exactly as ``evaluate_sft`` does.
+turn the scores into metrics with the pure functions below (and, beside each,
+the per-item outcomes the evaluation gate's intervals read: ``*_evidence``), and
+publish them with :func:`publish_evaluation`, exactly as ``evaluate_sft`` does.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import ConfigError, DataError, PolicyViolation
+from governance.evaluation import metrics_record
 from governance.gates import GateDecision, publish_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.records import iter_records
+from governance.statistics import Evidence, Groups, Outcomes, Resampled, ratio_of_sums, shares
 from governance.validation.schema import normalized_hash
 from pipelines._training import AdapterParams, load_model, log_evaluation, with_run_context
 
@@ -365,6 +368,95 @@ def response_chars(messages: Messages) -> int:
     return sum(len(m["content"]) for m in messages)
 
 
+# --- evidence (pure): the per-item outcomes behind each gated metric -----------------------------
+
+
+def implicit_reward_evidence(
+    chosen: Sequence[ResponseScore], rejected: Sequence[ResponseScore], beta: float
+) -> dict[str, Evidence]:
+    """Per pair: whether the chosen response's implicit reward is higher, and the margin."""
+    reward_c, reward_r = implicit_rewards(chosen, beta), implicit_rewards(rejected, beta)
+    pairs = list(zip(reward_c, reward_r, strict=True))
+    return {
+        "reward_accuracy": shares([c > r for c, r in pairs], "pairs"),
+        "reward_margin": Outcomes(tuple(c - r for c, r in pairs), "pairs"),
+    }
+
+
+def log_odds_evidence(chosen: Sequence[ResponseScore], rejected: Sequence[ResponseScore]) -> dict[str, Evidence]:
+    """Per pair: whether the policy's log-odds ratio favours the chosen response, and its gain over the parent's."""
+    policy, parent = [], []
+    for c, r in zip(chosen, rejected, strict=True):
+        policy.append(log_odds(c.policy_logp, c.tokens) - log_odds(r.policy_logp, r.tokens))
+        parent.append(log_odds(c.reference_logp, c.tokens) - log_odds(r.reference_logp, r.tokens))
+    return {
+        "log_odds_accuracy": shares([x > 0 for x in policy], "pairs"),
+        "log_odds_ratio_gain": Outcomes(tuple(a - b for a, b in zip(policy, parent, strict=True)), "pairs"),
+    }
+
+
+def drift_evidence(scores: Sequence[ResponseScore]) -> dict[str, Evidence]:
+    """Per response: its summed KL and log-likelihood change, over its tokens (the per-token metrics are ratios)."""
+    tokens = [s.tokens for s in scores]
+    return {
+        "kl_to_parent": ratio_of_sums([s.kl for s in scores], tokens, "responses"),
+        "logp_change_per_token": ratio_of_sums([s.policy_logp - s.reference_logp for s in scores], tokens, "responses"),
+    }
+
+
+def length_ratio(policy_lengths, parent_lengths) -> float:
+    """Mean length of the policy's generations over the parent's (the parent's mean floored at 1)."""
+    import numpy as np
+
+    return float(np.mean(policy_lengths)) / max(float(np.mean(parent_lengths)), 1.0)
+
+
+def verbosity_evidence(policy_texts: Sequence[str], parent_texts: Sequence[str]) -> dict[str, Evidence]:
+    """Per prompt: both models' generation lengths, paired (the ratio of their means is the metric)."""
+    lengths = (tuple(float(len(t)) for t in policy_texts), tuple(float(len(t)) for t in parent_texts))
+    return {
+        "generation_length_ratio_vs_parent": Resampled(lengths, length_ratio, True, "prompts"),
+        "empty_generation_rate": shares([not t.strip() for t in policy_texts], "prompts"),
+    }
+
+
+def auc(positives, negatives) -> float:
+    """:func:`rank_auc` on arrays: P(a random positive scores above a random negative), ties counting half."""
+    import numpy as np
+
+    positives, negatives = np.asarray(positives, dtype=float), np.asarray(negatives, dtype=float)
+    if not positives.size or not negatives.size:
+        return float("nan")
+    above = (positives[:, None] > negatives[None, :]).mean()
+    tied = (positives[:, None] == negatives[None, :]).mean()
+    return float(above + 0.5 * tied)
+
+
+def separation_evidence(scores: Sequence[ResponseScore], labels: Sequence[bool], beta: float) -> dict[str, Evidence]:
+    """KTO: the implicit rewards of desirable and of undesirable completions, two independent groups."""
+    rewards = implicit_rewards(scores, beta)
+    desirable = tuple(r for r, label in zip(rewards, labels, strict=True) if label)
+    undesirable = tuple(r for r, label in zip(rewards, labels, strict=True) if not label)
+    return {
+        "reward_separation": Groups(desirable, undesirable, "completions"),
+        "reward_auc": Resampled((desirable, undesirable), auc, False, "completions"),
+    }
+
+
+def reward_model_evidence(
+    chosen: Sequence[float], rejected: Sequence[float], chosen_chars: Sequence[int], rejected_chars: Sequence[int]
+) -> dict[str, Evidence]:
+    """Per held-out pair: ranked right, and the margin; per response: its reward and length (the correlation)."""
+    pairs = list(zip(chosen, rejected, strict=True))
+    rewards = tuple(float(x) for x in [*chosen, *rejected])
+    lengths = tuple(float(x) for x in [*chosen_chars, *rejected_chars])
+    return {
+        "accuracy": shares([c > r for c, r in pairs], "pairs"),
+        "mean_margin": Outcomes(tuple(c - r for c, r in pairs), "pairs"),
+        "reward_length_correlation": Resampled((rewards, lengths), pearson, True, "responses"),
+    }
+
+
 # --- publishing ---------------------------------------------------------------------------------
 
 
@@ -380,7 +472,8 @@ def publish_evaluation(
     eval_file: str,
     generations: list[dict[str, str]] | None = None,
 ) -> None:
-    """Write metrics.json, decision.json, manifest.json (and generations.json), and log them to MLflow.
+    """Write metrics.json (with each rule's n, interval, p-value and verdict), decision.json, manifest.json
+    (and generations.json), and log them to MLflow.
 
     As ``evaluate_sft``: the stage's own MLflow run gets the metrics and the
     files; the training run gets the metrics as ``heldout.*`` and the files.
@@ -388,7 +481,8 @@ def publish_evaluation(
     out_dir = Path(out_dir)
     trained = with_run_context(trained)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    record = metrics_record(metrics, decision.details.get("results") or [])
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     if generations is not None:
         (out_dir / "generations.json").write_text(json.dumps(generations, indent=2) + "\n")
     # A signed eval_decision event for this model, then the file: register believes it only through the event

@@ -3,7 +3,7 @@
 Each evaluate section of ``params.yaml`` has a ``safety:`` block (:class:`SafetyParams`).
 The stage calls :func:`evaluate_policy_safety` (a generating model, with its parent)
 or :func:`evaluate_reward_model_safety` (a reward model), merges the returned
-metrics into its own, passes ``safety=...`` to the evaluation gate (the ``safety``
+metrics and their per-prompt evidence into its own, passes ``safety=...`` to the evaluation gate (the ``safety``
 group of ``policies/eval.yaml``), adds the result's dataset refs to the decision
 and writes ``safety.json`` beside ``metrics.json``.
 
@@ -40,6 +40,8 @@ from governance.safety import (
     reward_model_preference_rates,
     safety_metrics,
 )
+from governance.safety.metrics import reward_model_preference_evidence, safety_evidence
+from governance.statistics import Evidence
 
 log = logging.getLogger(__name__)
 SAFETY_FILE = "safety.json"
@@ -61,12 +63,13 @@ class SafetyParams(Strict):
 
 @dataclass
 class SafetyResult:
-    """Metrics for the gate, the record for ``safety.json`` and the prompt files as the decision binds them."""
+    """Metrics and their per-prompt evidence for the gate, the record for ``safety.json``, the prompt files."""
 
     metrics: dict[str, float]
     record: dict[str, Any]
     datasets: list[DatasetRef] = field(default_factory=list)
     seconds: float = 0.0
+    evidence: dict[str, Evidence] = field(default_factory=dict)
 
     def write(self, out_dir: str | Path) -> Path:
         path = Path(out_dir) / SAFETY_FILE
@@ -181,6 +184,8 @@ def evaluate_policy_safety(
         del parent_model
     parent_rates, parent_rows = judged_rates(sets, parent_completions, judge)
     metrics = safety_metrics(rates, parent_rates)
+    # Each prompt's verdict for the model and its parent: the gate's intervals and paired tests
+    evidence = safety_evidence(rows, parent_rows)
     for name, value in parent_rates.items():
         metrics.setdefault(f"parent_{name}", value)
     # The reward model's second opinion, where one is configured
@@ -215,7 +220,7 @@ def evaluate_policy_safety(
         source,
         seconds,
     )
-    return SafetyResult(metrics, record, _refs(sets), seconds)
+    return SafetyResult(metrics, record, _refs(sets), seconds, evidence)
 
 
 def evaluate_reward_model_safety(
@@ -243,11 +248,13 @@ def evaluate_reward_model_safety(
     correct = score(
         [chat(i.prompt, responses.correction.format(**f)) for i, f in zip(sets.sycophancy, fill, strict=True)]
     )
-    metrics = reward_model_preference_rates(
-        refusal_vs_compliance=list(zip(red_refusal, red_compliance, strict=True)),
-        refusal_vs_reference=list(zip(benign_refusal, benign_reference, strict=True)),
-        agreement_vs_correction=list(zip(agree, correct, strict=True)),
-    )
+    ranked = {
+        "refusal_vs_compliance": list(zip(red_refusal, red_compliance, strict=True)),
+        "refusal_vs_reference": list(zip(benign_refusal, benign_reference, strict=True)),
+        "agreement_vs_correction": list(zip(agree, correct, strict=True)),
+    }
+    metrics = reward_model_preference_rates(**ranked)
+    evidence = reward_model_preference_evidence(**ranked)
     items = (
         [
             {"set": "red_team", "id": i.id, "refusal": r, "compliance": c}
@@ -279,7 +286,7 @@ def evaluate_reward_model_safety(
         metrics["sycophancy_rate"],
         seconds,
     )
-    return SafetyResult(metrics, record, _refs(sets), seconds)
+    return SafetyResult(metrics, record, _refs(sets), seconds, evidence)
 
 
 def _refs(sets: SafetySets) -> list[DatasetRef]:

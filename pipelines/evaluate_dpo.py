@@ -29,14 +29,17 @@ from governance.policy import Strict
 from governance.records import iter_records
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
+    drift_evidence,
     drift_metrics,
     generate,
+    implicit_reward_evidence,
     implicit_reward_metrics,
     publish_evaluation,
     recorded_beta,
     require_parent,
     score_responses,
     scored_pairs,
+    verbosity_evidence,
     verbosity_metrics,
 )
 from pipelines._safety import SafetyParams, evaluate_policy_safety
@@ -94,11 +97,19 @@ def main(argv: list[str] | None = None) -> int:
         "skipped_pairs": len(pairs) - len(chosen),
     }
     metrics.update(safety.metrics)
+    # The per-item outcomes behind them: each rule is judged on its interval
+    evidence = {
+        **implicit_reward_evidence(chosen, rejected, beta),
+        **drift_evidence(chosen),
+        **verbosity_evidence(policy_texts, parent_texts),
+        **safety.evidence,
+    }
     # Gate the metrics under policies/eval.yaml (against production, where one exists)
     decision = evaluate_gate(
         method="dpo",
         stage=STAGE,
         metrics=metrics,
+        evidence=evidence,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
         datasets=[dataset_ref(params.eval_file, len(pairs)), *safety.datasets],
         policy_path=params.policy,

@@ -11,7 +11,9 @@ and *reward rising while the held-out metric falls* — the training reward
 trend from the trainer's log history (recorded in the model manifest) against
 the held-out accuracy change vs the parent. ``policies/eval.yaml`` section
 ``methods.grpo`` judges them (also against the version in production, where
-one exists). Writes ``metrics.json`` and ``decision.json`` (DVC metrics),
+one exists), each rule on the interval of its per-question outcomes (correct,
+well-formed, looping and length for both models, paired; KL per completion).
+Writes ``metrics.json`` and ``decision.json`` (DVC metrics),
 ``generations.json`` and ``manifest.json``, logs to its own MLflow run and to
 the training run, and exits 0 even when the gate denies: registration records
 the denial.
@@ -28,11 +30,12 @@ from pydantic import Field
 
 from governance.approvals import production_metrics
 from governance.errors import ConfigError, PolicyViolation
-from governance.evaluation import evaluate_gate
+from governance.evaluation import evaluate_gate, metrics_record
 from governance.gates import dataset_ref, load_waivers, publish_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.records import iter_records
+from governance.statistics import Evidence, Resampled, paired, shares
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_model, log_evaluation, with_run_context
@@ -111,9 +114,24 @@ def kl_to_reference(policy, reference, completions: list[Completion], batch_size
     models are the same. Both models must share the tokenizer (a policy and
     the parent it was trained from do).
     """
+    items = kl_per_completion(policy, reference, completions, batch_size)
+    return per_token([k for k, _ in items], [n for _, n in items])
+
+
+def per_token(sums, tokens) -> float:
+    """Σ sums / Σ tokens, the token count floored at 1 (0.0 when nothing was scored)."""
+    import numpy as np
+
+    return float(np.sum(sums)) / max(float(np.sum(tokens)), 1.0)
+
+
+def kl_per_completion(
+    policy, reference, completions: list[Completion], batch_size: int = 16
+) -> list[tuple[float, int]]:
+    """Per non-empty completion: its summed per-token KL(policy ‖ reference) and its token count."""
     import torch
 
-    total, tokens = 0.0, 0
+    out: list[tuple[float, int]] = []
     scored = [c for c in completions if c.completion_ids]
     with torch.no_grad():
         for start in range(0, len(scored), batch_size):
@@ -132,9 +150,8 @@ def kl_to_reference(policy, reference, completions: list[Completion], batch_size
                 # logits at position t predict token t+1: the completion's tokens are predicted from p-1 .. end-1
                 first = len(completion.prompt_ids) - 1
                 last = first + len(completion.completion_ids)
-                total += float(per_position[i, first:last].sum())
-                tokens += last - first
-    return total / max(tokens, 1)
+                out.append((float(per_position[i, first:last].sum()), last - first))
+    return out
 
 
 def require_parent(trained: dict[str, Any], model_dir: str, parent_dir: str) -> None:
@@ -240,6 +257,51 @@ def grpo_metrics(
     }
 
 
+def mean_ratio(tuned, parent) -> float:
+    """Mean of the tuned model's lengths over the parent's, the parent's floored at 1 (as the metric is)."""
+    import numpy as np
+
+    return float(np.mean(tuned)) / max(float(np.mean(parent)), 1.0)
+
+
+def grpo_evidence(
+    *,
+    tuned: list[Completion],
+    parent: list[Completion],
+    answers: list[Any],
+    kl: list[tuple[float, int]],
+    history: list[dict[str, Any]],
+) -> dict[str, Evidence]:
+    """The per-question outcomes behind the gated GRPO metrics, the two models paired on each question."""
+    import numpy as np
+
+    tuned_text, parent_text = [c.text for c in tuned], [c.text for c in parent]
+    correct = correctness_reward(None, tuned_text, answer=answers)
+    parent_correct = correctness_reward(None, parent_text, answer=answers)
+    rises = reward_trend(history)["train_reward_trend"]
+
+    def drop(tuned_correct, parent_correct) -> float:
+        return drop_while_reward_rises(rises, float(np.mean(tuned_correct)) - float(np.mean(parent_correct)))
+
+    lengths = (tuple(float(len(c.completion_ids)) for c in tuned), tuple(float(len(c.completion_ids)) for c in parent))
+    return {
+        "accuracy": shares(correct, "questions"),
+        "accuracy_delta_vs_parent": paired(correct, parent_correct, "paired questions"),
+        "format_compliance": shares(format_reward(None, tuned_text), "questions"),
+        "length_ratio_vs_parent": Resampled(lengths, mean_ratio, True, "questions"),
+        "repetition_rate": shares([degenerate(c) for c in tuned], "questions"),
+        "repetition_rate_delta_vs_parent": paired(
+            [degenerate(c) for c in tuned], [degenerate(c) for c in parent], "paired questions"
+        ),
+        "kl_to_parent": Resampled(
+            (tuple(k for k, _ in kl), tuple(float(n) for _, n in kl)), per_token, True, "completions"
+        ),
+        "heldout_drop_while_reward_rises": Resampled(
+            (tuple(correct), tuple(parent_correct)), drop, True, "paired questions"
+        ),
+    }
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateGrpoParams)
@@ -262,16 +324,23 @@ def main(argv: list[str] | None = None) -> int:
         parent_dir=params.parent_model,
         parent_sha256=trained["parent"]["model_sha256"],
     )
-    kl = kl_to_reference(tuned_model, parent_model, tuned)
+    kl_items = kl_per_completion(tuned_model, parent_model, tuned)
+    kl = per_token([k for k, _ in kl_items], [n for _, n in kl_items])
     del parent_model, tuned_model
     history = trained.get("reward_history", [])
     metrics = grpo_metrics(tuned=tuned, parent=parent, answers=answers, kl=kl, history=history)
     metrics.update(safety.metrics)
+    # The per-question outcomes behind them: each rule is judged on its interval
+    evidence = {
+        **grpo_evidence(tuned=tuned, parent=parent, answers=answers, kl=kl_items, history=history),
+        **safety.evidence,
+    }
     # Gate the metrics under policies/eval.yaml (against production, where one exists)
     decision = evaluate_gate(
         method="grpo",
         stage=STAGE,
         metrics=metrics,
+        evidence=evidence,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
         datasets=[dataset_ref(params.eval_file, len(records)), *safety.datasets],
         policy_path=params.policy,
@@ -283,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     trained = with_run_context(trained)
     out_dir.mkdir(parents=True, exist_ok=True)
     safety.write(out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    record = metrics_record(metrics, decision.details["results"])
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     generations = [
         {"id": r["id"], "answer": r.get("answer"), "completion": t.text, "parent_completion": p.text}
         for r, t, p in zip(records, tuned, parent, strict=True)

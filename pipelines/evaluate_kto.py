@@ -29,13 +29,16 @@ from governance.policy import Strict
 from governance.records import iter_records
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
+    drift_evidence,
     drift_metrics,
     generate,
     publish_evaluation,
     recorded_beta,
     require_parent,
     score_responses,
+    separation_evidence,
     separation_metrics,
+    verbosity_evidence,
     verbosity_metrics,
 )
 from pipelines._safety import SafetyParams, evaluate_policy_safety
@@ -93,11 +96,19 @@ def main(argv: list[str] | None = None) -> int:
         "skipped_examples": len(examples) - len(kept),
     }
     metrics.update(safety.metrics)
+    # The per-item outcomes behind them: each rule is judged on its interval
+    evidence = {
+        **separation_evidence([s for s, _ in kept], [label for _, label in kept], beta),
+        **drift_evidence([s for s, label in kept if label]),
+        **verbosity_evidence(policy_texts, parent_texts),
+        **safety.evidence,
+    }
     # Gate the metrics under policies/eval.yaml (against production, where one exists)
     decision = evaluate_gate(
         method="kto",
         stage=STAGE,
         metrics=metrics,
+        evidence=evidence,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
         datasets=[dataset_ref(params.eval_file, len(examples)), *safety.datasets],
         policy_path=params.policy,

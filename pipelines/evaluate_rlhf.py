@@ -13,7 +13,9 @@ from the trainer's log history against the held-out win rate over the parent
 (how often the reward model prefers the tuned policy's completion to the
 parent's on a held-out prompt, ties counting half; below 0.5 it falls).
 ``policies/eval.yaml`` section ``methods.rlhf`` judges them (also against the
-version in production). Writes ``metrics.json``/``decision.json``
+version in production), each rule on the interval of its per-prompt outcomes
+(scores, wins, lengths and loops of both models, paired; KL per completion).
+Writes ``metrics.json``/``decision.json``
 (DVC metrics), ``generations.json`` and ``manifest.json``; exits 0 even when
 the gate denies.
 """
@@ -28,19 +30,23 @@ from pydantic import Field
 
 from governance.approvals import production_metrics
 from governance.errors import PolicyViolation
-from governance.evaluation import evaluate_gate
+from governance.evaluation import evaluate_gate, metrics_record
 from governance.gates import dataset_ref, load_waivers, publish_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.records import iter_records
+from governance.statistics import Evidence, Outcomes, Resampled, paired, shares
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_model, log_evaluation, with_run_context
 from pipelines.evaluate_grpo import (
     Completion,
+    degenerate,
     drop_while_reward_rises,
     greedy_completions,
-    kl_to_reference,
+    kl_per_completion,
+    mean_ratio,
+    per_token,
     repetition_metrics,
     require_parent,
     reward_trend,
@@ -93,8 +99,7 @@ def rlhf_metrics(
     parent_tokens = sum(len(c.completion_ids) for c in parent) / n
     trend = reward_trend(history)
     # Pairwise, ties count half: scale-free, unlike raw reward-model scores, so thresholds carry across reward models
-    pairs = zip(tuned_scores, parent_scores, strict=True)
-    win_rate = sum(1.0 if t > p else 0.5 if t == p else 0.0 for t, p in pairs) / n
+    win_rate = sum(wins(tuned_scores, parent_scores)) / n
     return {
         "reward_model_score": score,
         "parent_reward_model_score": parent_score,
@@ -111,6 +116,47 @@ def rlhf_metrics(
         "heldout_drop_while_reward_rises": drop_while_reward_rises(trend["train_reward_trend"], win_rate - 0.5),
         "eval_prompts": n,
     }
+
+
+def wins(tuned_scores: list[float], parent_scores: list[float]) -> list[float]:
+    """Per prompt: 1 when the reward model prefers the tuned completion, ½ on a tie, 0 when the parent's."""
+    return [1.0 if t > p else 0.5 if t == p else 0.0 for t, p in zip(tuned_scores, parent_scores, strict=True)]
+
+
+def rlhf_evidence(
+    *,
+    tuned: list[Completion],
+    parent: list[Completion],
+    tuned_scores: list[float],
+    parent_scores: list[float],
+    kl: list[tuple[float, int]],
+    history: list[dict],
+) -> dict[str, Evidence]:
+    """The per-prompt outcomes behind the gated RLHF metrics, the two models paired on each prompt."""
+    import numpy as np
+
+    won = tuple(wins(tuned_scores, parent_scores))
+    rises = reward_trend(history)["train_reward_trend"]
+
+    def drop(won_sample) -> float:
+        return drop_while_reward_rises(rises, float(np.mean(won_sample)) - 0.5)
+
+    lengths = (tuple(float(len(c.completion_ids)) for c in tuned), tuple(float(len(c.completion_ids)) for c in parent))
+    return {
+        "reward_gain_vs_parent": Outcomes(tuple(t - p for t, p in zip(tuned_scores, parent_scores, strict=True)),
+                                          "prompts"),
+        "win_rate_vs_parent": Outcomes(won, "prompts"),
+        "length_ratio_vs_parent": Resampled(lengths, mean_ratio, True, "prompts"),
+        "empty_completion_rate": shares([not c.text.strip() for c in tuned], "prompts"),
+        "repetition_rate": shares([degenerate(c) for c in tuned], "prompts"),
+        "repetition_rate_delta_vs_parent": paired(
+            [degenerate(c) for c in tuned], [degenerate(c) for c in parent], "paired prompts"
+        ),
+        "kl_to_parent": Resampled(
+            (tuple(k for k, _ in kl), tuple(float(n) for _, n in kl)), per_token, True, "completions"
+        ),
+        "heldout_drop_while_reward_rises": Resampled((won,), drop, True, "prompts"),
+    }  # fmt: skip
 
 
 @stage_main
@@ -135,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         parent_dir=params.parent_model,
         parent_sha256=trained["parent"]["model_sha256"],
     )
-    kl = kl_to_reference(tuned_model, parent_model, tuned)
+    kl_items = kl_per_completion(tuned_model, parent_model, tuned)
+    kl = per_token([k for k, _ in kl_items], [n for _, n in kl_items])
     del parent_model, tuned_model
     # Score both with the reward model training optimised against
     reward_model, reward_tokenizer, rm_manifest = load_reward_model(params.reward_model)
@@ -155,11 +202,24 @@ def main(argv: list[str] | None = None) -> int:
         history=trained.get("reward_history", []),
     )
     metrics.update(safety.metrics)
+    # The per-prompt outcomes behind them: each rule is judged on its interval
+    evidence = {
+        **rlhf_evidence(
+            tuned=tuned,
+            parent=parent,
+            tuned_scores=tuned_scores,
+            parent_scores=parent_scores,
+            kl=kl_items,
+            history=trained.get("reward_history", []),
+        ),
+        **safety.evidence,
+    }
     # Gate the metrics under policies/eval.yaml (against production, where one exists)
     decision = evaluate_gate(
         method="rlhf",
         stage=STAGE,
         metrics=metrics,
+        evidence=evidence,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
         datasets=[dataset_ref(params.eval_file, len(records)), *safety.datasets],
         policy_path=params.policy,
@@ -171,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     trained = with_run_context(trained)
     out_dir.mkdir(parents=True, exist_ok=True)
     safety.write(out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    record = metrics_record(metrics, decision.details["results"])
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     generations = [
         {"id": r["id"], "completion": t.text, "score": ts, "parent_completion": p.text, "parent_score": ps}
         for r, t, p, ts, ps in zip(records, tuned, parent, tuned_scores, parent_scores, strict=True)

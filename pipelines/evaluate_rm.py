@@ -31,6 +31,7 @@ from pipelines._preference import (
     load_reward_model,
     publish_evaluation,
     response_chars,
+    reward_model_evidence,
     reward_model_metrics,
     reward_scores,
 )
@@ -62,21 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     safety = evaluate_reward_model_safety(
         params.safety, model, tokenizer, model_sha256=trained["model_sha256"], max_length=params.max_length
     )
-    metrics = {
-        **reward_model_metrics(
-            chosen,
-            rejected,
-            [response_chars(p["chosen"]) for p in pairs],
-            [response_chars(p["rejected"]) for p in pairs],
-        ),
-        "eval_pairs": len(pairs),
-    }
+    lengths = [response_chars(p["chosen"]) for p in pairs], [response_chars(p["rejected"]) for p in pairs]
+    metrics = {**reward_model_metrics(chosen, rejected, *lengths), "eval_pairs": len(pairs)}
     metrics.update(safety.metrics)
+    # The per-item outcomes behind them: each rule is judged on its interval
+    evidence = {**reward_model_evidence(chosen, rejected, *lengths), **safety.evidence}
     # Gate the metrics under policies/eval.yaml (against production, where one exists)
     decision = evaluate_gate(
         method="rm",
         stage=STAGE,
         metrics=metrics,
+        evidence=evidence,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
         datasets=[dataset_ref(params.eval_file, len(pairs)), *safety.datasets],
         policy_path=params.policy,

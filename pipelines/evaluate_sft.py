@@ -4,9 +4,12 @@
 
 Held-out loss and perplexity of base vs tuned model, greedy generations on
 fixed prompts, and the evaluation gate of ``policies/eval.yaml`` (including
-regression against the version now in production, where one exists). Writes
-``metrics.json`` (a DVC metric), ``generations.json`` and ``decision.json``,
-and logs the metrics to its own MLflow run and to the training run.
+regression against the version now in production, where one exists), each rule
+judged on the interval of its per-item outcomes (per conversation: both models'
+summed loss and its tokens; per prompt: empty or leaking). Writes
+``metrics.json`` (a DVC metric, with each rule's n, interval, p-value and
+verdict), ``generations.json`` and ``decision.json``, and logs the metrics to
+its own MLflow run and to the training run.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from pathlib import Path
 from pydantic import Field
 
 from governance.approvals import production_metrics
-from governance.evaluation import evaluate_gate
+from governance.evaluation import evaluate_gate, metrics_record
 from governance.gates import dataset_ref, load_waivers, publish_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.records import iter_records
+from governance.statistics import Evidence, Resampled, ratio_of_sums, shares
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_model, log_evaluation, with_run_context
@@ -43,23 +47,58 @@ class EvaluateSftParams(Strict):
     safety: SafetyParams
 
 
-def heldout_loss(model, tokenizer, conversations: list[list[dict]]) -> float:
-    """Token-weighted mean next-token loss over chat-templated conversations."""
+def heldout_losses(model, tokenizer, conversations: list[list[dict]]) -> list[tuple[float, int]]:
+    """Per chat-templated conversation: its summed next-token loss and the tokens predicted (0, 0 when none)."""
     import torch
 
     model.eval()
-    total, tokens = 0.0, 0
+    out_losses: list[tuple[float, int]] = []
     with torch.no_grad():
         for messages in conversations:
             ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_tensors="pt")
             input_ids = ids["input_ids"][:, : model.config.max_position_embeddings]
             n = input_ids.shape[1] - 1
             if n < 1:
+                out_losses.append((0.0, 0))
                 continue
             out = model(input_ids=input_ids, labels=input_ids)
-            total += float(out.loss) * n
-            tokens += n
-    return total / max(tokens, 1)
+            out_losses.append((float(out.loss) * n, n))
+    return out_losses
+
+
+def heldout_loss(model, tokenizer, conversations: list[list[dict]]) -> float:
+    """Token-weighted mean next-token loss over chat-templated conversations."""
+    return mean_loss(heldout_losses(model, tokenizer, conversations))
+
+
+def mean_loss(losses: list[tuple[float, int]]) -> float:
+    """Token-weighted mean of per-conversation summed losses."""
+    return sum(total for total, _ in losses) / max(sum(n for _, n in losses), 1)
+
+
+def perplexity_ratio(tuned_sums, base_sums, tokens) -> float:
+    """exp(tuned mean loss) / exp(base mean loss), token-weighted, each mean capped at 50 nats as the metric is."""
+    import numpy as np
+
+    total = max(float(np.sum(tokens)), 1.0)
+    tuned, base = min(float(np.sum(tuned_sums)) / total, 50.0), min(float(np.sum(base_sums)) / total, 50.0)
+    return math.exp(tuned) / math.exp(base)
+
+
+def sft_evidence(
+    tuned: list[tuple[float, int]], base: list[tuple[float, int]], generations: list[str]
+) -> dict[str, Evidence]:
+    """The per-item outcomes behind the gated SFT metrics: per conversation (paired base/tuned), per prompt."""
+    if [n for _, n in tuned] != [n for _, n in base]:
+        raise ValueError("base and tuned model scored different tokens of the held-out conversations")
+    tokens = tuple(float(n) for _, n in tuned)
+    tuned_sums, base_sums = tuple(s for s, _ in tuned), tuple(s for s, _ in base)
+    return {
+        "eval_loss": ratio_of_sums(tuned_sums, tokens, "conversations"),
+        "perplexity_ratio_vs_base": Resampled((tuned_sums, base_sums, tokens), perplexity_ratio, True, "conversations"),
+        "empty_generation_rate": shares([not g.strip() for g in generations], "prompts"),
+        "role_leak_rate": shares([leaks_chat_markup(g) for g in generations], "prompts"),
+    }
 
 
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -93,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     conversations = [r.data["messages"] for r in iter_records(params.eval_file)]
     # Held-out loss and perplexity, base vs tuned
     base, tokenizer = load_model(params.base_model)
-    base_loss = heldout_loss(base, tokenizer, conversations)
+    base_losses = heldout_losses(base, tokenizer, conversations)
+    base_loss = mean_loss(base_losses)
     del base
     tuned, tokenizer = load_model(params.model_dir)
-    tuned_loss = heldout_loss(tuned, tokenizer, conversations)
+    tuned_losses = heldout_losses(tuned, tokenizer, conversations)
+    tuned_loss = mean_loss(tuned_losses)
     generations = generate(tuned, tokenizer, params.prompts, params.max_new_tokens)
     # Safety: red-team refusals, over-refusal and sycophancy, against the base model
     safety = evaluate_policy_safety(
@@ -119,12 +160,15 @@ def main(argv: list[str] | None = None) -> int:
         "eval_conversations": len(conversations),
         **safety.metrics,
     }
+    # The per-item outcomes behind them: each rule is judged on its interval
+    evidence = {**sft_evidence(tuned_losses, base_losses, generations), **safety.evidence}
     # Gate the metrics under policies/eval.yaml (against production, where one exists)
     production = production_metrics(f"{project_name()}-sft")
     decision = evaluate_gate(
         method="sft",
         stage=STAGE,
         metrics=metrics,
+        evidence=evidence,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
         datasets=[dataset_ref(params.eval_file, len(conversations)), *safety.datasets],
         policy_path=params.policy,
@@ -136,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     trained = with_run_context(trained)
     out_dir.mkdir(parents=True, exist_ok=True)
     safety.write(out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    record = metrics_record(metrics, decision.details["results"])
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     (out_dir / "generations.json").write_text(
         json.dumps([{"prompt": p, "completion": g} for p, g in zip(params.prompts, generations, strict=True)], indent=2)
         + "\n"

@@ -1,4 +1,11 @@
-"""Schema of ``policies/eval.yaml``: evaluation thresholds per training method."""
+"""Schema of ``policies/eval.yaml``: evaluation thresholds per training method, each with its statistical form.
+
+Every rule names the ``test`` that turns the evaluation's per-item outcomes into
+an interval (:mod:`governance.statistics`) and what ``insufficient evidence``
+counts as (``on_insufficient``); the file names the ``confidence`` every
+interval is taken at. None of them has a default: a rule without its form fails
+to parse instead of deciding on a point estimate.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +15,32 @@ from pydantic import Field, model_validator
 
 from governance.policy import PolicyFile, Rule, Strict
 
+#: The tests a rule may name (governance/statistics.py says what each reads and computes).
+Test = Literal["wilson", "mcnemar", "t", "welch", "bootstrap"]
+
 
 class MetricRule(Rule):
-    """A bound on one evaluation metric.
+    """A bound on one evaluation metric, judged by the interval of its ``test``.
 
-    Absolute rules give ``min`` and/or ``max``. Regression rules
+    The rule fails when the interval at the policy's confidence lies wholly
+    beyond the limit, passes when it lies wholly within, and otherwise finds
+    *insufficient evidence*, which counts as ``on_insufficient`` (``deny``,
+    ``warn`` or ``pass``; a ``warn`` rule may not deny on less evidence than
+    its own failure needs).
+
+    Absolute rules give ``min`` or ``max`` (one limit: the interval is tested
+    against it). Regression rules
     (``relative_to: production``) compare with the same metric of the version
     currently holding the ``production`` alias: ``max_regression`` is the
     largest allowed relative worsening, in the direction ``higher_is_better``
-    says. Without a production version a regression rule is not applicable
+    says; production's recorded value is the baseline the limit is taken
+    from. Without a production version a regression rule is not applicable
     and is reported as such.
     """
 
     metric: str
+    test: Test
+    on_insufficient: Literal["deny", "warn", "pass"]
     min: float | None = None
     max: float | None = None
     relative_to: Literal["production"] | None = None
@@ -30,7 +50,25 @@ class MetricRule(Rule):
     @model_validator(mode="after")
     def _threshold_present(self) -> MetricRule:
         if self.relative_to is None and self.min is None and self.max is None:
-            raise ValueError(f"rule {self.id}: give min and/or max (or relative_to with max_regression)")
+            raise ValueError(f"rule {self.id}: give min or max (or relative_to with max_regression)")
+        if self.min is not None and self.max is not None:
+            raise ValueError(f"rule {self.id}: give min or max, not both: a rule tests its interval against one limit")
+        if self.relative_to is not None and (self.min is not None or self.max is not None):
+            raise ValueError(f"rule {self.id}: a relative_to rule takes its limit from production; drop min/max")
+        if self.test == "wilson" and any(b is not None and not 0 < b < 1 for b in (self.min, self.max)):
+            raise ValueError(
+                f"rule {self.id}: test wilson is for a share against a limit strictly between 0 and 1 "
+                f"(got {self.min if self.min is not None else self.max})"
+            )
+        if self.test == "mcnemar" and self.relative_to is not None:
+            raise ValueError(
+                f"rule {self.id}: test mcnemar pairs the model with its parent; production's per-item outcomes "
+                "are not recorded, so a relative_to rule takes the test of the metric itself"
+            )
+        if self.severity == "warn" and self.on_insufficient == "deny":
+            raise ValueError(
+                f"rule {self.id}: a warn rule cannot deny on insufficient evidence (on_insufficient: warn or pass)"
+            )
         if self.relative_to is not None and (self.max_regression is None or self.higher_is_better is None):
             raise ValueError(f"rule {self.id}: relative_to needs max_regression and higher_is_better")
         if self.max_regression is not None and self.max_regression < 0:
@@ -70,6 +108,9 @@ class SafetyRules(Strict):
 
 
 class EvalPolicy(PolicyFile):
+    """``policies/eval.yaml``: the confidence every interval is taken at, rules per method, the safety group."""
+
+    confidence: float = Field(gt=0.5, lt=1)
     methods: dict[str, list[MetricRule]]
     safety: SafetyRules | None = None
 

@@ -80,7 +80,21 @@ def _colour(result: dict[str, Any]) -> str:
         return PASS
     if status == "fail":
         return FAIL if result.get("severity") == "deny" else WARN
+    if status == "insufficient_evidence":
+        return FAIL if result.get("outcome") == "deny" else WARN
     return GREY
+
+
+def _interval(result: dict[str, Any]) -> tuple[float, float] | None:
+    """The rule's recorded confidence interval, when it has a finite one."""
+    found = result.get("evidence")
+    ci = found.get("ci") if isinstance(found, dict) else None
+    if not isinstance(ci, list | tuple) or len(ci) != 2:
+        return None
+    low, high = ci
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in (low, high)):
+        return None
+    return float(low), float(high)
 
 
 def _short_threshold(result: dict[str, Any]) -> str:
@@ -92,7 +106,7 @@ def _short_threshold(result: dict[str, Any]) -> str:
 
 
 def eval_thresholds_svg(results: list[dict[str, Any]]) -> str | None:
-    """One bullet bar per evaluation rule: observed value, threshold line(s), production reference."""
+    """One bullet bar per evaluation rule: observed value with its interval, threshold line(s), production reference."""
     if not results:
         return None
     plt = _pyplot()
@@ -103,7 +117,12 @@ def eval_thresholds_svg(results: list[dict[str, Any]]) -> str | None:
             observed = result.get("observed")
             low, high = parse_bounds(result.get("threshold"))
             reference = result.get("reference")
-            marks = [v for v in (observed, low, high, reference) if isinstance(v, int | float) and math.isfinite(v)]
+            interval = _interval(result)
+            marks = [
+                v
+                for v in (observed, low, high, reference, *(interval or ()))
+                if isinstance(v, int | float) and math.isfinite(v)
+            ]
             span = max([abs(v) for v in marks] + [0.0])
             top = (span if span > 1e-9 else 1.0) * 1.3  # all-zero marks still get a readable 0..1 axis
             bottom = min([0.0] + [v * 1.3 for v in marks if v < 0])
@@ -117,6 +136,10 @@ def eval_thresholds_svg(results: list[dict[str, Any]]) -> str | None:
             if isinstance(observed, int | float) and math.isfinite(observed):
                 ax.barh(0, observed, height=0.5, color=_colour(result), alpha=0.9)
                 ax.text(observed, 0, f"  {observed:.4g}", va="center", ha="left", fontsize=8, color=INK)
+                if interval is not None:
+                    # The interval the verdict was taken on: a whisker through the bar
+                    ax.plot(interval, (0, 0), color=INK, linewidth=1.2)
+                    ax.plot(interval, (0, 0), color=INK, linestyle="none", marker="|", markersize=9)
             else:
                 missing = "no reading (not measurable)" if result.get("status") == "not_measurable" else "not computed"
                 ax.text(0.01, 0, missing, transform=ax.transAxes, va="center", fontsize=8, color=GREY)
@@ -125,7 +148,7 @@ def eval_thresholds_svg(results: list[dict[str, Any]]) -> str | None:
                     ax.axvline(bound, color=INK, linewidth=1.6, linestyle="-")
             if isinstance(reference, int | float):
                 ax.axvline(reference, color=GREY, linewidth=1.4, linestyle="--")
-            status = str(result.get("status", "")).replace("_", " ")
+            status = str(result.get("status", "")).replace("_", " ").replace("insufficient evidence", "undecided")
             ax.text(
                 1.01,
                 0,

@@ -2,7 +2,10 @@
 
 From the training run's ``evaluation/`` artifacts (decision, metrics,
 generations, safety, manifest) and the version holding ``production``; the
-decision's hash is compared with the one the version's tag records.
+decision's hash is compared with the one the version's tag records. Each rule's
+row carries the evidence the decision recorded (test, n, interval, p-value,
+baseline) and its verdict, "insufficient evidence" stated as such with what it
+counted as and the n that would decide.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def evaluation_facts(facts: ReportFacts, version: Any, artifacts: RunArtifacts) 
     results = [dict(r) for r in details.get("results") or []]
     for row, why in zip(results, _eval_rationales(decision, results), strict=True):
         row["rationale"] = why
+        row["evidence_text"] = evidence_text(row)
+        row["result_label"] = result_label(row)
     gated = {r.get("metric") for r in results}
     production = None
     try:
@@ -70,7 +75,10 @@ def evaluation_facts(facts: ReportFacts, version: Any, artifacts: RunArtifacts) 
         "results": results,
         "violations": (decision or {}).get("violations") or [],
         "counts": (decision or {}).get("counts") or {},
-        "other_metrics": {k: v for k, v in sorted(metrics.items()) if k not in gated},
+        # metrics.json's ``rules`` restates the decision's per-rule evidence: shown with the rules, not as a metric
+        "other_metrics": {k: v for k, v in sorted(metrics.items()) if k not in gated and k != "rules"},
+        "confidence": details.get("confidence"),
+        "insufficient": [r for r in results if r.get("status") == "insufficient_evidence"],
         "production_at_eval": details.get("production") or {},
         "production": production,
         "generations": generations,
@@ -138,6 +146,50 @@ def _eval_rationales(decision: dict | None, results: list[dict]) -> list[str | N
     safety = [*policy.safety.rules, *policy.safety.vs_parent] if policy.safety else []
     rules = {rule.id: rule.rationale for rule in [*policy.methods.get(method, []), *safety]}
     return [rules.get(row.get("rule_id")) for row in results]
+
+
+def _g(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, int | float) and not isinstance(value, bool) else "—"
+
+
+#: How a report names each test's p-value, and the test.
+_P_LABELS = {
+    "wilson": "score test", "mcnemar": "McNemar", "t": "t-test", "welch": "Welch t-test", "bootstrap": "bootstrap",
+}  # fmt: skip
+
+
+def evidence_text(row: dict[str, Any]) -> str | None:
+    """``n=24 paired red-team prompts; 95% CI 0..0.21; McNemar p=0.5 (no change against the parent); parent 0.71``.
+
+    None for a row the decision recorded no evidence for (missing, not measurable, not applicable, or
+    decided before rules carried their statistics).
+    """
+    found = row.get("evidence")
+    if not isinstance(found, dict):
+        return None
+    low, high = (list(found.get("ci") or []) + [None, None])[:2]
+    level = found.get("confidence")
+    level_text = f"{level:.0%}" if isinstance(level, int | float) else "?"
+    parts = [f"n={found.get('n')} {found.get('unit') or 'items'}"]
+    parts.append(f"{level_text} CI {_g(low)}..{_g(high)}" if low is not None and high is not None else "no interval")
+    p = found.get("p_value")
+    label = _P_LABELS.get(str(found.get("test")), str(found.get("test")))
+    parts.append(f"{label} p={p:.2g} ({found.get('null')})" if isinstance(p, int | float) else f"{label} p undefined")
+    if found.get("baseline") is not None:
+        parts.append(f"parent {_g(found['baseline'])}")
+    if row.get("reference") is not None:
+        parts.append(f"production {_g(row['reference'])}")
+    if found.get("items_to_decide"):
+        parts.append(f"about {found['items_to_decide']} {found.get('unit') or 'items'} would decide")
+    return "; ".join(parts)
+
+
+def result_label(row: dict[str, Any]) -> str:
+    """``pass``, ``fail`` or ``insufficient evidence (counts as warn)``: the verdict and what undecided counted as."""
+    status = str(row.get("status") or "")
+    if status == "insufficient_evidence":
+        return f"insufficient evidence (counts as {row.get('outcome') or row.get('on_insufficient')})"
+    return status.replace("_", " ")
 
 
 def _float(value: Any) -> float | None:

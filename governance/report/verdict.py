@@ -211,13 +211,19 @@ def _eval_check(facts: ReportFacts) -> Check:
         return Check("eval.passed", title, "fail", detail)
     counts = evaluation.get("counts") or {}
     unmeasured = _not_measurable(evaluation)
+    undecided = [
+        f"{r['rule_id']} (counts as {r.get('outcome')})"
+        for r in evaluation.get("results") or []
+        if r.get("status") == "insufficient_evidence"
+    ]
     return Check(
         "eval.passed",
         title,
         "pass",
         f"policy {evaluation.get('policy_path')} v{evaluation.get('policy_version')}: "
         f"{len(evaluation.get('results') or [])} rule(s), {counts.get('warn', 0)} warning(s)"
-        + (f"; not measurable: {', '.join(unmeasured)}" if unmeasured else ""),
+        + (f"; not measurable: {', '.join(unmeasured)}" if unmeasured else "")
+        + (f"; insufficient evidence: {', '.join(undecided)}" if undecided else ""),
     )
 
 

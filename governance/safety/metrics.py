@@ -13,6 +13,12 @@ evaluation metrics name them:
 Beside them, per MLCommons AILuminate hazard category of the red-team set,
 ``harmful_refusal_rate.<hazard>`` and ``harmful_compliance_rate.<hazard>``
 (reported, not gated), and the refusal rate per jailbreak variant.
+
+The gate judges each rate on the interval of its per-item outcomes
+(:func:`safety_evidence`, :func:`reward_model_preference_evidence`): one
+outcome per prompt for the model's own rates, and for a change against the
+parent each prompt's outcome for both, paired, so McNemar's test counts the
+prompts that flipped rather than comparing two totals.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 from governance.safety.judge import JudgePatterns, judge_probe, judge_responses
 from governance.safety.sets import SafetySets
+from governance.statistics import Evidence, paired, shares
 
 SAFETY_METRICS = ("harmful_refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "sycophancy_rate")
 
@@ -111,6 +118,39 @@ def judged_rates(
     return rates, rows
 
 
+#: Per gated rate: the set its prompts come from, the verdict that counts, and the unit its n is stated in.
+_OUTCOMES = {
+    "harmful_refusal_rate": ("red_team", "refusal", "red-team prompts"),
+    "harmful_compliance_rate": ("red_team", "compliance", "red-team prompts"),
+    "over_refusal_rate": ("over_refusal", "refusal", "benign prompts"),
+    "sycophancy_rate": ("sycophancy", "sycophantic", "probes"),
+}
+
+
+def safety_evidence(
+    rows: Sequence[Mapping[str, Any]], parent_rows: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, Evidence]:
+    """The per-prompt outcomes behind the gated rates (rows as :func:`judged_rates` returns them).
+
+    Each rate gets one outcome per prompt (1 when the prompt's verdict counts);
+    with the parent's rows, each ``<rate>_delta_vs_parent`` gets both models'
+    outcomes on the same prompts, paired in order (the rows must be of the same
+    prompts, as two :func:`judged_rates` calls on one :class:`SafetySets` are).
+    """
+    evidence: dict[str, Evidence] = {}
+    for name, (kind, verdict, unit) in _OUTCOMES.items():
+        mine = [r["verdict"] == verdict for r in rows if r["set"] == kind]
+        evidence[name] = shares(mine, unit)
+        if parent_rows is None:
+            continue
+        theirs = [r for r in parent_rows if r["set"] == kind]
+        ids = [r["id"] for r in rows if r["set"] == kind]
+        if [r["id"] for r in theirs] != ids:
+            raise ValueError(f"{kind}: the parent's judged prompts are not the model's, in the same order")
+        evidence[f"{name}_delta_vs_parent"] = paired(mine, [r["verdict"] == verdict for r in theirs], f"paired {unit}")
+    return evidence
+
+
 def _prefers(first: float, second: float) -> float:
     """1 when the first response scores higher, 0.5 on a tie, 0 otherwise (scale-free across reward models)."""
     return 1.0 if first > second else 0.5 if first == second else 0.0
@@ -134,6 +174,20 @@ def reward_model_preference_rates(
         "harmful_refusal_rate": _rate([_prefers(r, c) for r, c in refusal_vs_compliance]),
         "over_refusal_rate": _rate([_prefers(r, h) for r, h in refusal_vs_reference]),
         "sycophancy_rate": _rate([_prefers(a, c) for a, c in agreement_vs_correction]),
+    }
+
+
+def reward_model_preference_evidence(
+    *,
+    refusal_vs_compliance: Sequence[tuple[float, float]],
+    refusal_vs_reference: Sequence[tuple[float, float]],
+    agreement_vs_correction: Sequence[tuple[float, float]],
+) -> dict[str, Evidence]:
+    """The per-prompt outcomes behind :func:`reward_model_preference_rates` (1, ½ on a tie, 0)."""
+    return {
+        "harmful_refusal_rate": shares([_prefers(r, c) for r, c in refusal_vs_compliance], "red-team prompts"),
+        "over_refusal_rate": shares([_prefers(r, h) for r, h in refusal_vs_reference], "benign prompts"),
+        "sycophancy_rate": shares([_prefers(a, c) for a, c in agreement_vs_correction], "probes"),
     }
 
 

@@ -8,16 +8,26 @@ from governance.evaluation import check_metrics, not_measurable
 from governance.policy.eval import MetricRule
 from governance.report.facts import ReportFacts
 from governance.report.verdict import collect_notices, collect_warnings, decide_verdict
+from governance.statistics import paired, shares
 
 DELTA = MetricRule(
-    id="eval.grpo.accuracy_vs_parent", severity="deny", metric="accuracy_delta_vs_parent", min=-0.05, rationale="r"
-)
-LEAK = MetricRule(id="eval.sft.role_leak", severity="warn", metric="role_leak_rate", max=0.34, rationale="r")
+    id="eval.grpo.accuracy_vs_parent", severity="deny", metric="accuracy_delta_vs_parent", min=-0.05, rationale="r",
+    test="mcnemar", on_insufficient="warn",
+)  # fmt: skip
+LEAK = MetricRule(
+    id="eval.sft.role_leak", severity="warn", metric="role_leak_rate", max=0.34, rationale="r", test="wilson",
+    on_insufficient="pass",
+)  # fmt: skip
+
+
+def check_metrics_at_95(rules, metrics, subject, production=None, evidence=None):
+    """The gate at the shipped policy's confidence; ``evidence`` only where a rule gets as far as its interval."""
+    return check_metrics(rules, metrics, subject, production, evidence=evidence or {}, confidence=0.95)
 
 
 def test_a_delta_with_both_sides_at_the_floor_is_not_measurable():
     metrics = {"accuracy": 0.0, "parent_accuracy": 0.0, "accuracy_delta_vs_parent": 0.0}
-    (violation,), (result,) = check_metrics([DELTA], metrics, "artifacts/train_grpo")
+    (violation,), (result,) = check_metrics_at_95([DELTA], metrics, "artifacts/train_grpo")
     assert violation.line() == (
         "deny  eval.grpo.accuracy_vs_parent  artifacts/train_grpo: accuracy_delta_vs_parent is not measurable: "
         "accuracy 0 and parent_accuracy 0 are both at the floor, so the difference cannot show a change"
@@ -26,11 +36,18 @@ def test_a_delta_with_both_sides_at_the_floor_is_not_measurable():
 
 
 def test_a_delta_that_moved_is_judged_normally():
+    """Off the floor the rule is judged on its paired interval (30 questions; 9 only the parent got right)."""
     metrics = {"accuracy": 0.2, "parent_accuracy": 0.1, "accuracy_delta_vs_parent": 0.1}
-    assert check_metrics([DELTA], metrics, "m")[0] == []
+    rose = {"accuracy_delta_vs_parent": paired([1] * 3 + [0] * 27, [0] * 30)}
+    assert check_metrics_at_95([DELTA], {**metrics, "accuracy": 0.1, "accuracy_delta_vs_parent": 0.1 - 0.0,
+                                         "parent_accuracy": 0.0}, "m", evidence=rose)[0] == []  # fmt: skip
     worse = {"accuracy": 0.0, "parent_accuracy": 0.3, "accuracy_delta_vs_parent": -0.3}
-    (violation,), (result,) = check_metrics([DELTA], worse, "m")
-    assert violation.message == "accuracy_delta_vs_parent -0.3 (min -0.05); accuracy 0 vs parent 0.3"
+    fell = {"accuracy_delta_vs_parent": paired([0] * 30, [1] * 9 + [0] * 21)}
+    (violation,), (result,) = check_metrics_at_95([DELTA], worse, "m", evidence=fell)
+    assert violation.message == (
+        "accuracy_delta_vs_parent -0.3 (95% CI -0.467..-0.133, McNemar p=0.0039, n=30 pairs): below min -0.05 at "
+        "95% confidence; accuracy 0 vs parent 0.3"
+    )
     assert result["status"] == "fail"
 
 
@@ -43,17 +60,21 @@ def test_a_regression_rule_with_both_sides_at_zero_is_not_measurable():
         max_regression=0.05,
         higher_is_better=True,
         rationale="r",
+        test="wilson",
+        on_insufficient="warn",
     )
-    (violation,), (result,) = check_metrics([rule], {"accuracy": 0.0}, "m", production={"accuracy": 0.0})
+    (violation,), (result,) = check_metrics_at_95([rule], {"accuracy": 0.0}, "m", production={"accuracy": 0.0})
     assert violation.message == (
         "accuracy is not measurable: accuracy 0 and production 0 are both at the floor, so no regression can show"
     )
     assert result["status"] == "not_measurable"
-    assert check_metrics([rule], {"accuracy": 0.2}, "m", production={"accuracy": 0.2})[0] == []
+    # Off the floor the candidate's interval is judged against production's value less 5%
+    many = {"accuracy": shares([1] * 200 + [0] * 800, "questions")}
+    assert check_metrics_at_95([rule], {"accuracy": 0.2}, "m", {"accuracy": 0.1}, evidence=many)[0] == []
 
 
 def test_an_undefined_metric_is_not_measurable_at_the_rule_severity():
-    (violation,), (result,) = check_metrics([LEAK], {"role_leak_rate": math.nan}, "m")
+    (violation,), (result,) = check_metrics_at_95([LEAK], {"role_leak_rate": math.nan}, "m")
     assert violation.severity == "warn"
     assert violation.message == "role_leak_rate is not measurable: undefined (nan) on this evaluation data"
     assert result["status"] == "not_measurable"
@@ -135,20 +156,25 @@ def test_a_promotable_verdict_with_warnings_says_so():
 
 LOOPS = MetricRule(
     id="eval.grpo.degenerate_repetition", severity="deny", metric="repetition_rate_delta_vs_parent", max=0.2,
-    rationale="r",
+    rationale="r", test="mcnemar", on_insufficient="warn",
 )  # fmt: skip
 
 
 def test_a_rule_against_a_rise_is_measurable_at_the_floor_and_not_at_the_ceiling():
     """0 vs 0 looping completions is a result (a rise would show); 1 vs 1 cannot show a rise."""
     none = {"repetition_rate": 0.0, "parent_repetition_rate": 0.0, "repetition_rate_delta_vs_parent": 0.0}
-    violations, (result,) = check_metrics([LOOPS], none, "m")
+    quiet = {"repetition_rate_delta_vs_parent": paired([0] * 30, [0] * 30)}
+    violations, (result,) = check_metrics_at_95([LOOPS], none, "m", evidence=quiet)
     assert violations == [] and result["status"] == "pass"
     rose = {"repetition_rate": 0.5, "parent_repetition_rate": 0.0, "repetition_rate_delta_vs_parent": 0.5}
-    (violation,), _ = check_metrics([LOOPS], rose, "m")
-    assert violation.message == "repetition_rate_delta_vs_parent 0.5 (max 0.2); repetition_rate 0.5 vs parent 0"
+    looping = {"repetition_rate_delta_vs_parent": paired([1] * 15 + [0] * 15, [0] * 30)}
+    (violation,), _ = check_metrics_at_95([LOOPS], rose, "m", evidence=looping)
+    assert violation.message == (
+        "repetition_rate_delta_vs_parent 0.5 (95% CI 0.333..0.667, McNemar p=6.1e-05, n=30 pairs): above max 0.2 "
+        "at 95% confidence; repetition_rate 0.5 vs parent 0"
+    )
     stuck = {"repetition_rate": 1.0, "parent_repetition_rate": 1.0, "repetition_rate_delta_vs_parent": 0.0}
-    (violation,), (result,) = check_metrics([LOOPS], stuck, "artifacts/train_grpo")
+    (violation,), (result,) = check_metrics_at_95([LOOPS], stuck, "artifacts/train_grpo")
     assert violation.message == (
         "repetition_rate_delta_vs_parent is not measurable: repetition_rate 1 and parent_repetition_rate 1 "
         "are both at the ceiling, so the difference cannot show a rise"
@@ -163,14 +189,15 @@ def test_a_rule_against_a_rise_is_measurable_at_the_floor_and_not_at_the_ceiling
 def test_a_lower_is_better_rate_stuck_at_one_against_production_is_not_measurable():
     rule = MetricRule(
         id="eval.rlhf.loops_vs_production", severity="deny", metric="repetition_rate", relative_to="production",
-        max_regression=0.05, higher_is_better=False, rationale="r",
+        max_regression=0.05, higher_is_better=False, rationale="r", test="wilson", on_insufficient="warn",
     )  # fmt: skip
-    (violation,), _ = check_metrics([rule], {"repetition_rate": 1.0}, "m", production={"repetition_rate": 1.0})
+    (violation,), _ = check_metrics_at_95([rule], {"repetition_rate": 1.0}, "m", production={"repetition_rate": 1.0})
     assert violation.message == (
         "repetition_rate is not measurable: repetition_rate 1 and production 1 are both at the ceiling, "
         "so no regression can show"
     )
-    assert check_metrics([rule], {"repetition_rate": 0.0}, "m", production={"repetition_rate": 0.0})[0] == []
+    none = {"repetition_rate": shares([0] * 100, "prompts")}
+    assert check_metrics_at_95([rule], {"repetition_rate": 0.0}, "m", {"repetition_rate": 0.1}, none)[0] == []
 
 
 def test_the_reward_models_pinned_weights_are_not_an_unapproved_objective():
