@@ -32,9 +32,13 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from governance.errors import ConfigError, GovernanceError
+
+if TYPE_CHECKING:
+    from governance.policy.approvals import ApprovalsPolicy
 
 #: The clock difference that counts as a problem: event times in the trail and the registry are compared
 #: across machines (approval windows, expiries), and NTP keeps honest machines well within a second.
@@ -144,7 +148,65 @@ def check_server(uri: str, risk_tiers: list[str]) -> list[Finding]:
         )
     except GovernanceError as exc:
         return [*findings, _problem("identity", str(exc))]
-    return [*findings, _ok("identity", f"acting as {identity.describe()}")]
+    findings.append(_ok("identity", f"acting as {identity.describe()}"))
+    return [*findings, check_permissions(uri, identity.user, (username, password), policy)]
+
+
+#: What each govern action writes in MLflow, and the registered-model permission that needs. Moving or removing
+#: an alias (promote, canary, rollback, withdraw) needs MANAGE; tags (approve, reject) need EDIT.
+_ACTION_PERMISSION = {
+    "promote": "MANAGE", "canary": "MANAGE", "rollback": "MANAGE", "withdraw": "MANAGE",
+    "approve": "EDIT", "reject": "EDIT",
+}  # fmt: skip
+_PERMISSION_ORDER = ("NO_PERMISSIONS", "READ", "USE", "EDIT", "MANAGE")
+
+
+def check_permissions(uri: str, user: str, credentials: tuple[str, str], policy: ApprovalsPolicy) -> Finding:
+    """Whether the acting user holds, on every registered model, what their roles' actions need in MLflow.
+
+    Asked of the server (``/api/3.0/mlflow/users/current/permissions``: the
+    user's own grants) before an incident needs them: a release manager with
+    EDIT learns at ``govern withdraw`` that removing an alias needs MANAGE.
+    """
+    import requests
+
+    from governance.identity import _session
+
+    needed = {
+        action: permission
+        for action, permission in _ACTION_PERMISSION.items()
+        if policy.acting_role(user, action) is not None
+    }
+    if not needed:
+        return _ok("permissions", f"{user}'s roles move no alias and write no tag in MLflow")
+    want = max(needed.values(), key=_PERMISSION_ORDER.index)
+    try:
+        response = _session(policy.authentication.tls_sha256_fingerprint).get(
+            uri.rstrip("/") + "/api/3.0/mlflow/users/current/permissions", auth=credentials, timeout=NETWORK_TIMEOUT_S
+        )
+        response.raise_for_status()
+        granted = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        return _problem("permissions", f"MLflow at {uri} did not list {user}'s permissions ({exc.__class__.__name__})")
+    if granted.get("is_admin"):
+        return _ok("permissions", f"{user} is an MLflow admin (every permission)")
+    held = [
+        str(row.get("permission", "NO_PERMISSIONS")).upper()
+        for row in granted.get("permissions", [])
+        if row.get("resource_type") == "registered_model" and row.get("resource_pattern") == "*"
+    ]
+    best = max(held, key=lambda p: _PERMISSION_ORDER.index(p) if p in _PERMISSION_ORDER else 0, default="READ")
+    if _PERMISSION_ORDER.index(best if best in _PERMISSION_ORDER else "READ") >= _PERMISSION_ORDER.index(want):
+        return _ok("permissions", f"{user} holds {best} on every registered model ({', '.join(sorted(needed))})")
+    actions = ", ".join(a for a, p in sorted(needed.items()) if p == want)
+    return _problem(
+        "permissions",
+        f"{user} holds {best} on the registered models, but {actions} need{'s' if ',' not in actions else ''} {want}",
+        f"an MLflow admin grants it: curl -u admin:$ADMIN_PW -X POST {uri.rstrip('/')}"
+        f"/api/3.0/mlflow/users/permissions/grant -H 'Content-Type: application/json' -d '{{\"username\": "
+        f"\"{user}\", \"resource_type\": \"registered_model\", \"resource_id\": \"*\", \"permission\": "
+        f"\"{want}\"}}' (a user who holds a grant already: revoke it first, /users/permissions/revoke)",
+    )
 
 
 def check_local_store(uri: str) -> Finding:

@@ -161,6 +161,7 @@ def make_team(server, folder: Path, *, risk_tier: str = "high") -> Team:
         f"GOVERN_TRAIL_KEY_FILE={trail_key}\n"
         f"GOVERN_TRAIL_CHECKPOINT={folder / 'audit.checkpoint.jsonl'}\n"
         f"GOVERN_SIGNING_KEY={signing_key}\n"
+        "GOVERN_REVIEWED_REF=origin/main\n"
     )
     team = Team(server=server, folder=folder, team_env=team_env, remote=remote)
     # The trail key's entry, as `govern audit key` prints it for the configured key (while the accounts are made)

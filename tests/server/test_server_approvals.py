@@ -374,3 +374,34 @@ def test_withdraw_answers_an_incident_and_only_fresh_approvals_serve_again(serve
     approve_as(server, name, version, "rev1", "rev2")
     act_as(server, "releaser")
     assert main(["promote", name, version]) == 0 and holder(name) == version
+
+
+def test_doctor_checks_the_permissions_each_role_needs_before_an_incident_does(server):
+    """A release manager granted EDIT (as the team doc once said) learns it from `govern doctor`, not at withdraw."""
+    from governance import preflight
+    from governance.policy.approvals import load_approvals_policy
+
+    policy = load_approvals_policy()
+    server.create_user("releaser_edit", edit_models=True)
+    policy = policy.model_copy(
+        update={"roles": {**policy.roles, "release_manager": [*policy.roles["release_manager"], "releaser_edit"]}}
+    )
+    finding = preflight.check_permissions(
+        server.url, "releaser_edit", ("releaser_edit", server.passwords["releaser_edit"]), policy
+    )
+    assert not finding.ok
+    assert finding.line == (
+        "releaser_edit holds EDIT on the registered models, but canary, promote, rollback, withdraw need MANAGE"
+    )
+    assert f"{server.url}/api/3.0/mlflow/users/permissions/grant" in finding.fix and '"MANAGE"' in finding.fix
+    # A reviewer needs EDIT (approvals write tags): what they hold
+    reviewer = preflight.check_permissions(server.url, "rev1", ("rev1", server.passwords["rev1"]), policy)
+    assert reviewer.ok and reviewer.line == "rev1 holds EDIT on every registered model (approve, reject)"
+    # The grant the finding names, after revoking the old one (a grant is not changed in place)
+    server.api("POST", "/api/3.0/mlflow/users/permissions/revoke", json={
+        "username": "releaser_edit", "resource_type": "registered_model", "resource_id": "*"})  # fmt: skip
+    server.grant("releaser_edit", "*", "MANAGE")
+    fixed = preflight.check_permissions(
+        server.url, "releaser_edit", ("releaser_edit", server.passwords["releaser_edit"]), policy
+    )
+    assert fixed.ok, fixed.line
