@@ -241,6 +241,8 @@ def _wilson(evidence: Outcomes, limit: float, confidence: float) -> Estimate:
         return _empty("wilson", evidence.unit, confidence, f"the share is {limit:g}")
     count = float(values.sum())
     low, high = proportion_confint(count, n, alpha=1 - confidence, method="wilson")
+    # At none or all of the items the interval ends exactly at 0 or 1; keep floating-point dust off it
+    low, high = (0.0 if count == 0 else low), (1.0 if count == n else high)
     if 0 < limit < 1:
         # The score test: its variance at the limit, as the Wilson interval takes it
         _, p = proportions_ztest(count, n, value=limit, prop_var=limit)
