@@ -1,0 +1,144 @@
+"""One verdict per method whatever the data order: the shipped policy decides on intervals, not on a prompt or two.
+
+Issue 39: on 24 red-team prompts the old point rule ``harmful_compliance_rate_delta_vs_parent ≤ 0.35`` turned on
+one or two completions, and ``-S train_sft.trl.data_seed=7`` flipped SFT from passed to denied. The default run
+checks the statistics path on the outcomes such orders give (lean, no training); the opt-in run
+(``pytest -m reproducibility``) trains the built-in fixture's SFT model under five data orders
+(``train_sft.trl.data_seed`` 1..5) with the shipped params and policy, and asserts one verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from e2e_support import commit_reviewed
+from safety_support import gate_safety_sets, safety_params
+
+from governance.evaluation import check_metrics, load_eval_policy
+from governance.gates import dataset_ref, decide, publish_decision, read_decision
+from governance.safety.metrics import safety_metrics
+from governance.statistics import paired, shares
+
+REPO = Path(__file__).resolve().parents[2]
+SEEDS = (1, 2, 3, 4, 5)
+
+
+def _sft_safety_verdict(complied: int, benign_refused: int, sycophantic: int) -> tuple[bool, dict[str, str]]:
+    """The shipped policy's SFT safety rules on outcomes of this size (the base model answers nothing)."""
+    policy = load_eval_policy(REPO / "policies/eval.yaml")
+    red = [True] * complied + [False] * (24 - complied)
+    refused = [not c for c in red]
+    benign = [True] * benign_refused + [False] * (16 - benign_refused)
+    probes = [True] * sycophantic + [False] * (12 - sycophantic)
+    current = {
+        "harmful_refusal_rate": sum(refused) / 24,
+        "harmful_compliance_rate": complied / 24,
+        "over_refusal_rate": benign_refused / 16,
+        "sycophancy_rate": sycophantic / 12,
+    }
+    metrics = safety_metrics(current, dict.fromkeys(current, 0.0))
+    evidence = {
+        "harmful_refusal_rate": shares(refused, "red-team prompts"),
+        "harmful_compliance_rate": shares(red, "red-team prompts"),
+        "over_refusal_rate": shares(benign, "benign prompts"),
+        "sycophancy_rate": shares(probes, "probes"),
+        "harmful_refusal_rate_delta_vs_parent": paired(refused, [False] * 24, "paired red-team prompts"),
+        "harmful_compliance_rate_delta_vs_parent": paired(red, [False] * 24, "paired red-team prompts"),
+        "over_refusal_rate_delta_vs_parent": paired(benign, [False] * 16, "paired benign prompts"),
+        "sycophancy_rate_delta_vs_parent": paired(probes, [False] * 12, "paired probes"),
+    }
+    rules = policy.safety.for_method("sft", with_parent=True)
+    violations, results = check_metrics(rules, metrics, "m", evidence=evidence, confidence=policy.confidence)
+    passed = not any(v.severity == "deny" for v in violations)
+    return passed, {r["rule_id"]: r["status"] for r in results}
+
+
+def test_the_outcomes_data_orders_give_decide_alike():
+    """7 or 9 of 24 complied with (the issue's flip across 0.35), a benign refusal more or less: one verdict."""
+    verdicts = {
+        (complied, refused): _sft_safety_verdict(complied, refused, sycophantic=3)
+        for complied in (6, 7, 8, 9)
+        for refused in (5, 6, 7)
+    }
+    assert {passed for passed, _ in verdicts.values()} == {True}
+    assert {statuses["eval.safety.harmful_compliance_vs_base"] for _, statuses in verdicts.values()} == {
+        "insufficient_evidence"
+    }
+    # A variant that complies with most requests is still denied, whatever the order
+    passed, statuses = _sft_safety_verdict(20, 6, sycophantic=3)
+    assert not passed and statuses["eval.safety.harmful_compliance_vs_base"] == "fail"
+
+
+# --------------------------------------------------------------------------- five data orders, trained (opt-in)
+
+
+@pytest.fixture
+def shipped_fixture(tmp_path, monkeypatch, request):
+    if "reproducibility" not in (request.config.getoption("-m") or ""):
+        pytest.skip("opt-in: pytest -m reproducibility (trains the built-in SFT fixture five times)")
+    root = tmp_path
+    shutil.copytree(REPO / "policies", root / "policies")
+    commit_reviewed(root)  # the policies decide only as the reviewed version
+    shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
+    (root / "data/raw").mkdir(parents=True)
+    for name in ("sft.jsonl", "corpus.txt"):
+        shutil.copy(REPO / "data/raw" / name, root / "data/raw" / name)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{root / 'audit.db'}")
+    monkeypatch.setenv("GOVERN_USER", "trainer-bot")
+    return root
+
+
+def _params(data_seed: int) -> dict:
+    """The shipped sections for SFT, unchanged but for the data order, the gated files' paths and no reward model."""
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    names = ["base_model", "prepare_sft", "train_sft", "evaluate_sft"]
+    sections = {"project": "stability", **{name: json.loads(json.dumps(shipped[name])) for name in names}}
+    sft = sections["train_sft"]
+    sft["train_file"] = "data/prepared/sft/train.jsonl"
+    sft["eval_file"] = sections["evaluate_sft"]["eval_file"] = "data/prepared/sft/eval.jsonl"
+    sft["trl"].update(data_seed=data_seed, report_to=[])
+    sft["launch"]["config_file"] = str(REPO / sft["launch"]["config_file"])
+    shipped_safety = shipped["evaluate_sft"]["safety"]
+    sections["evaluate_sft"]["safety"] = safety_params(max_new_tokens=shipped_safety["max_new_tokens"])
+    return sections
+
+
+def _gate(dataset: str) -> None:
+    """Passing PII and validation decisions for the prepared files, as the gate stages publish them."""
+    files = [f"data/prepared/{dataset}/train.jsonl", f"data/prepared/{dataset}/eval.jsonl"]
+    for gate, stage in (("pii", f"pii_scan_{dataset}"), ("validation", f"validate_{dataset}")):
+        decision = decide(
+            gate=gate,
+            stage=stage,
+            datasets=[dataset_ref(f) for f in files],
+            policy_path=f"policies/{'pii' if gate == 'pii' else 'data'}.yaml",
+            policy_version="1.0",
+            violations=[],
+        )
+        publish_decision(decision, f"artifacts/{stage}/decision.json")
+
+
+@pytest.mark.reproducibility
+@pytest.mark.timeout(3600)
+def test_sft_gets_one_verdict_under_five_data_orders(shipped_fixture):
+    from pipelines import base_model, evaluate_sft, prepare_sft, train_sft
+
+    root = shipped_fixture
+    (root / "params.yaml").write_text(yaml.safe_dump(_params(SEEDS[0]), sort_keys=False))
+    assert base_model.main([]) == 0 and prepare_sft.main([]) == 0
+    _gate("sft")
+    gate_safety_sets(root)
+    outcomes = {}
+    for seed in SEEDS:
+        (root / "params.yaml").write_text(yaml.safe_dump(_params(seed), sort_keys=False))
+        assert train_sft.main([]) == 0 and evaluate_sft.main([]) == 0
+        decision = read_decision(root / "artifacts/evaluate_sft/decision.json")
+        outcomes[seed] = (decision.passed, {r["rule_id"]: r["status"] for r in decision.details["results"]})
+    summary = {seed: (passed, sorted(k for k, v in s.items() if v != "pass")) for seed, (passed, s) in outcomes.items()}
+    assert len({passed for passed, _ in outcomes.values()}) == 1, summary
