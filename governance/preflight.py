@@ -209,6 +209,20 @@ def check_permissions(uri: str, user: str, credentials: tuple[str, str], policy:
     )
 
 
+def check_tiers() -> Finding:
+    """The risk tier each method registers with, as the committed approvals policy decides it (not params)."""
+    try:
+        policy, policy_path = _approvals_policy()
+    except GovernanceError as exc:
+        return _problem("tiers", str(exc))
+    rule = policy.rules.min_approvers
+    tiers = ", ".join(
+        f"{method} {tier} ({rule.by_risk_tier[tier]} approval{'s' if rule.by_risk_tier[tier] > 1 else ''})"
+        for method, tier in rule.min_tier_by_method.items()
+    )
+    return _ok("tiers", f"{tiers or 'none listed'}; from {policy_path} (params may raise a tier, never lower it)")
+
+
 def check_local_store(uri: str) -> Finding:
     """The embedded store is fine, unless the committed approvals policy pins a server (forgotten team.env)."""
     try:
@@ -410,6 +424,7 @@ def check_all(risk_tiers: list[str] | None = None, *, dvc_remote: bool = False) 
         findings = check_server(uri, tiers)
     findings += check_trail()
     findings.append(check_model_signing())
+    findings.append(check_tiers())
     if dvc_remote:
         findings.append(check_dvc_remote())
     return findings

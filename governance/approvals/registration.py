@@ -181,6 +181,7 @@ def record_registration(
     gate_status = _status(gate_status, (rules.gates_passed.passed, "failed"), "gate_status")
     eval_status = _status(eval_status, (rules.eval_passed.passed, rules.eval_passed.failed), "eval_status")
     people, tier, _mv = _registration_facts(name, version, policy)
+    trained_method = (_mv.tags or {}).get("lineage.method")
     # What models:/NAME/VERSION serves, frozen: a later UPDATE of the registry row is drift, and refused
     served = registry_view.served_location(name, version)
     who = current_identity()
@@ -219,6 +220,8 @@ def record_registration(
         details={
             "people": people,
             "risk_tier": tier,
+            # The method the policy's tier floor (min_tier_by_method) applies to, as registered
+            **({"method": trained_method} if trained_method else {}),
             "gate_status": gate_status,
             "eval_status": eval_status,
             **served.frozen(),

@@ -68,6 +68,8 @@ class VersionState:
     eval_event: Event | None = None
     people: dict[str, str] = field(default_factory=dict)
     risk_tier: str | None = None
+    #: The training method frozen at registration (``lineage.method``): the policy's tier floor applies to it.
+    method: str | None = None
     decisions: dict[str, Event] = field(default_factory=dict)
     alias_events: list[Event] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -96,7 +98,20 @@ class VersionState:
         ]
 
     def tier(self, policy: ApprovalsPolicy) -> str:
-        return self.risk_tier or policy.rules.min_approvers.default_risk_tier
+        """The tier registered, raised to the floor the policy in force sets for the version's method.
+
+        A tier is raised by an approved policy change (``min_tier_by_method``):
+        the versions pinned to the new policy then need the higher tier's
+        approvals, approved ones included. Nothing lowers a registered tier.
+        """
+        from governance.policy.approvals import RISK_TIER_ORDER
+
+        rule = policy.rules.min_approvers
+        registered = self.risk_tier or rule.default_risk_tier
+        floor = rule.min_tier_by_method.get(self.method) if self.method else None
+        if floor is not None and RISK_TIER_ORDER.index(floor) > RISK_TIER_ORDER.index(registered):
+            return floor
+        return registered
 
     def status(self, policy: ApprovalsPolicy) -> str:
         """``blocked`` (gate or eval failed), ``rejected``, ``approved``, ``withdrawn`` (taken out of service and
@@ -154,6 +169,7 @@ class ModelState:
                 state.registration = state.registration or e
                 state.people = dict(e.details.get("people") or {})
                 state.risk_tier = e.details.get("risk_tier")
+                state.method = e.details.get("method")
                 state.gate_status = _sticky(state.gate_status, e.details.get("gate_status"), "failed")
                 state.eval_status = _sticky(state.eval_status, e.details.get("eval_status"), "eval_failed")
                 state.gate_event = state.gate_event or e

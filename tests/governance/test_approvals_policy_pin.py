@@ -282,3 +282,29 @@ def test_attack_a_forged_policy_changed_event_with_its_own_count_decides_nothing
         ):
             act()
     assert events(name, "approved") == [] and alias_holder(name) is None
+
+
+def test_raising_a_methods_tier_by_an_approved_change_makes_an_approved_version_need_more(env, tmp_path):
+    """Tier by intent (issue 41): the raise is a recorded, approved step, and it re-evaluates approvals held."""
+    _local_policy_changes(env)
+    local = yaml.safe_load((env / "approvals.yaml").read_text())
+    local["rules"]["authenticated_approvals"]["risk_tiers"] = []  # a team on the local store: names count anywhere
+    (env / "approvals.yaml").write_text(yaml.safe_dump(local, sort_keys=False))
+    name = new_model()
+    version = register(name, method="sft")  # medium: two approvals
+    approve_by(name, version, "alice", "bob")
+    assert approvals.version_state(name, version).status(approvals.load_approvals_policy()) == "approved"
+    old = tmp_path / "old.yaml"
+    shutil.copy(env / "approvals.yaml", old)
+    data = yaml.safe_load(old.read_text())
+    data["rules"]["min_approvers"]["min_tier_by_method"]["sft"] = "high"
+    (env / "approvals.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    for person in ("alice", "dana"):
+        approvals.record_policy_change(old, reason="sft answers customers now", identity=as_user(person))
+    state = approvals.version_state(name, version)
+    policy = approvals.load_approvals_policy()
+    assert (state.tier(policy), state.status(policy)) == ("high", "pending")
+    with pytest.raises(PolicyViolation, match=r"2 distinct approval\(s\) \(alice, bob\); risk tier high needs 3"):
+        approvals.promote(name, version, identity=as_user("dana"))
+    approve_by(name, version, "carol")
+    assert approvals.promote(name, version, identity=as_user("dana")).created

@@ -104,7 +104,8 @@ def test_the_embedded_default_passes_at_once_and_writes_nothing(project):
     findings = preflight.check_all(["medium", "high"])
     elapsed = time.perf_counter() - started
     assert problems(findings) == []
-    assert [f.check for f in findings] == ["tracking", "trail", "trail", "signing"]
+    assert [f.check for f in findings] == ["tracking", "trail", "trail", "signing", "tiers"]
+    assert findings[4].line.startswith("sft medium (2 approvals), rm medium (2 approvals), ")
     assert findings[2].line == f"embedded trail signing key {project / 'audit.key'} (created on first use)"
     assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
     assert elapsed < 2  # no network, no subprocess but git
@@ -264,7 +265,7 @@ def test_govern_doctor_prints_one_line_per_check_and_exits_1_on_problems(project
         f"problem tracking   MLflow at {uri} does not answer (ConnectionError); "
         "start the server or fix MLFLOW_TRACKING_URI"
     )
-    assert [line.split()[1] for line in lines[:-1]] == ["tracking", "trail", "signing", "dvc_remote"]
+    assert [line.split()[1] for line in lines[:-1]] == ["tracking", "trail", "signing", "tiers", "dvc_remote"]
     assert lines[-1] == "3 problem(s)"
 
 
