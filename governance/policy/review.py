@@ -194,3 +194,26 @@ def read_reviewed(path: str | Path) -> Review:
 def review_status(path: str | Path) -> str | None:
     """``None`` when ``path`` is the reviewed version (see :func:`read_reviewed`); otherwise why it is not."""
     return read_reviewed(path).problem
+
+
+def listed_in_history(path: str | Path, needle: str) -> tuple[str, str] | None:
+    """``(commit, ref)`` of the newest commit on any ref of this checkout whose ``path`` holds ``needle``; else None.
+
+    For a diagnosis only, never for trust: a key missing from this checkout's
+    ``policies/trail_keys.yaml`` that a newer commit lists means the checkout
+    is older than the trail (``git pull``), not that the trail was forged.
+    """
+    root, _ = _project_root()
+    if root is None:
+        return None
+    try:
+        relative = Path(path).resolve().relative_to(root).as_posix()
+        found = _git(["log", "--all", "--format=%H", "-S", needle, "--", relative], root)
+        for commit in found.stdout.split():
+            shown = _git(["show", f"{commit}:{relative}"], root)
+            if shown.returncode == 0 and needle in shown.stdout:
+                refs = _git(["branch", "-a", "--contains", commit, "--format=%(refname:short)"], root)
+                return commit, (refs.stdout.split() or ["no branch"])[0]
+    except (ValueError, FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    return None

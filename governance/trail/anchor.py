@@ -27,6 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from governance.errors import AuditError
+from governance.trail import signing
 
 
 class Anchor(BaseModel):
@@ -115,7 +116,12 @@ def check_anchors(
         if (trust is None and anchor.key_id not in rotated) or not keys.verify(
             anchor.key_id, anchor.hash, anchor.signature, public=rotated.get(anchor.key_id)
         ):
-            forged = f"{anchor.source}: head #{anchor.seq} is not signed by a trusted trail key (forged anchor)"
+            stale = signing.stale_listing(keys, anchor.key_id) if trust is None else None
+            forged = (
+                f"{anchor.source}: head #{anchor.seq} is signed by key {anchor.key_id}, {stale}"
+                if stale is not None
+                else f"{anchor.source}: head #{anchor.seq} is not signed by a trusted trail key (forged anchor)"
+            )
             findings.append((anchor.seq, forged))
             continue
         if anchor.seq > end:

@@ -38,6 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from governance.errors import AuditError
+from governance.trail import signing
 
 EventType = Literal[
     "model_registered",
@@ -904,6 +905,9 @@ def _check_signature(
         at, public, old = rotated_in[key_id]
         trust = f"rotated in at #{at} by {old}, not reviewed in git"
     if trust is None:
+        stale = signing.stale_listing(keys, key_id)
+        if stale is not None:
+            return f"{where}: signed by key {key_id}, {stale}"
         return f"{where}: signed by unknown key {key_id}; it was not written by a trusted trail key (forged insert)"
     # Every key that did not start the trail, reviewed or not, signs only once a trusted key rotated it in
     if key_id != first_key and key_id not in rotated_in:

@@ -227,6 +227,8 @@ class KeyRing:
     local: dict[str, bytes] = field(default_factory=dict)
     #: why ``policies/trail_keys.yaml`` is not reviewed in git (None: committed and unchanged).
     unreviewed: str | None = None
+    #: the key list this ring read (a stale-checkout diagnosis names it).
+    policy_path: Path | None = None
     #: public keys parsed once per ring (a full verification checks a million signatures).
     _loaded: dict[bytes, Ed25519PublicKey] = field(default_factory=dict, repr=False, compare=False)
 
@@ -267,6 +269,7 @@ _POLICY_CACHE: dict[tuple[str, int, int], TrailKeysPolicy] = {}
 def load_keyring(files: TrailFiles) -> KeyRing:
     """The reviewed keys of ``policies/trail_keys.yaml`` (a missing file lists none) and this trail's local keys."""
     ring = KeyRing()
+    ring.policy_path = files.trail_keys_policy  # named in a stale-checkout diagnosis, never trusted from history
     policy = _load_policy(files.trail_keys_policy)
     for key in policy.keys if policy is not None else []:
         ring.reviewed[key.id] = (base64.b64decode(key.public_key), key.owner, key.valid_from)
@@ -297,3 +300,22 @@ def _load_policy(path: Path) -> TrailKeysPolicy | None:
     if cache_key not in _POLICY_CACHE:
         _POLICY_CACHE[cache_key] = load_policy_file(path, TrailKeysPolicy)
     return _POLICY_CACHE[cache_key]
+
+
+def stale_listing(keys: KeyRing, key_id: str) -> str | None:
+    """The diagnosis of a stale checkout: another commit's key list names a key this checkout's does not.
+
+    Says what to do (``git pull``); trusts nothing: the key still signs
+    nothing here and every action still refuses until the checkout lists it.
+    """
+    from governance.policy.review import listed_in_history
+
+    path = getattr(keys, "policy_path", None)
+    found = listed_in_history(path, key_id) if path is not None else None
+    if found is None:
+        return None
+    commit, ref = found
+    return (
+        f"which this checkout's {path} does not list but commit {commit[:12]} ({ref}) does: this checkout's policy "
+        "is older than the trail; `git pull`, then verify again (every action refuses until then)"
+    )

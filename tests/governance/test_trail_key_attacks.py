@@ -362,3 +362,32 @@ def test_a_store_from_before_trail_ids_still_verifies_and_gains_an_id(store, cap
         "event #4 (approved govllm-sft v1 by old3): written without a trail id after event #3, which has one; "
         "it was inserted by an older govern or copied in"
     ]
+
+
+def test_a_checkout_older_than_the_trail_is_diagnosed_as_stale_not_forged(store, tmp_path, monkeypatch, capsys):
+    """Issue 41: a clone that has not pulled the team's set-up commit sees the team key as unknown: say `git pull`."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "trail_keys.yaml").write_text('version: "1"\nkeys: []\n')
+    commit(policies, "trail_keys.yaml")
+    release = trail.generate_key()
+    (policies / "trail_keys.yaml").write_text('version: "1"\nkeys:\n' + listing(release, "release-eng"))
+    commit(policies, "trail_keys.yaml")  # the team's set-up commit
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "update-ref", "refs/remotes/origin/main", "HEAD"], check=True)
+    monkeypatch.setenv("GOVERN_TRAIL_KEY", release.pem().decode())
+    approve()  # the trail, started with the team's key
+    monkeypatch.delenv("GOVERN_TRAIL_KEY")
+    subprocess.run([*git, "reset", "-q", "--hard", "HEAD~1"], check=True)  # this clone, before the set-up commit
+    listed = subprocess.run([*git, "rev-parse", "origin/main"], check=True, capture_output=True, text=True)
+    diagnosis = (
+        f"signed by key {release.key_id}, which this checkout's {policies / 'trail_keys.yaml'} does not list but "
+        f"commit {listed.stdout[:12]} (origin/main) does: this checkout's policy is older than the trail; `git pull`, "
+        "then verify again (every action refuses until then)"
+    )
+    assert verify_errors(capsys) == [
+        f"event #1 (approved govllm-sft v1 by rev): {diagnosis}",
+        f"checkpoint {store.with_name('audit.checkpoint.jsonl')}:1: head #1 is {diagnosis}",
+    ]
+    with pytest.raises(AuditError):  # still refused: a diagnosis, never trust
+        approve("bob")
