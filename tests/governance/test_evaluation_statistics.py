@@ -269,3 +269,18 @@ def test_the_decision_and_metrics_json_carry_every_rules_evidence(tmp_path):
         "verdict": "pass", "counts_as": "pass", "test": "t", "n": 8, "estimate": 0.5, "ci_low": 0.390539,
         "ci_high": 0.609461, "confidence": 0.95, "p_value": 1.284e-05, "limit": 0.0,
     }  # fmt: skip
+
+
+def test_a_paired_change_needs_mcnemar_to_find_it_before_it_denies():
+    """3 of 4 prompts flipped: the bootstrap interval (0.25..1) clears 0.2, McNemar's exact p is 0.25; it waits."""
+    rule = _rule(id="eval.rlhf.degenerate_repetition", metric="repetition_rate_delta_vs_parent", test="mcnemar",
+                 max=0.2)  # fmt: skip
+    metrics = {"repetition_rate": 0.75, "parent_repetition_rate": 0.0, "repetition_rate_delta_vs_parent": 0.75}
+    evidence = {"repetition_rate_delta_vs_parent": paired([1, 1, 1, 0], [0, 0, 0, 0], "paired prompts")}
+    violations, row = _judge(rule, metrics, evidence)
+    assert row["evidence"]["ci"] == [0.25, 1.0] and row["status"] == "insufficient_evidence"
+    assert violations == [
+        f"warn  eval.rlhf.degenerate_repetition  {SUBJECT}: insufficient evidence: repetition_rate_delta_vs_parent "
+        "0.75 (95% CI 0.25..1, McNemar p=0.25, n=4 paired prompts) against max 0.2; repetition_rate 0.75 vs parent 0; "
+        "about 9 paired prompts would decide"
+    ]

@@ -25,6 +25,7 @@ from governance.gates import dataset_ref, decide, publish_decision
 from governance.identity import Identity
 from governance.lineage import read_manifest, sha256_dir, sha256_file, sha256_json, write_manifest
 from governance.objectives import approve_objective, objective_hashes
+from governance.statistics import Outcomes, paired, ratio_of_sums, shares
 from pipelines import base_model, evaluate_grpo, evaluate_rlhf, train_grpo, train_rlhf
 from pipelines._training import with_run_context
 from pipelines.evaluate_grpo import (
@@ -35,7 +36,7 @@ from pipelines.evaluate_grpo import (
     kl_to_reference,
     reward_trend,
 )
-from pipelines.evaluate_rlhf import rlhf_metrics
+from pipelines.evaluate_rlhf import rlhf_evidence, rlhf_metrics
 from pipelines.rewards import correctness_reward, resolve_reward_functions
 from pipelines.train_rlhf import require_kl_penalty, reward_model_recipe
 
@@ -510,16 +511,26 @@ def test_rlhf_reward_gain_from_a_loop_is_caught_by_the_repetition_rule():
     parent = [_looping(list(range(32)))] * 4
     tuned = [_looping([7] * 32, " the the the")] * 3 + [_looping(list(range(32)))]
     metrics = rlhf_metrics(
-        tuned=tuned, parent=parent, tuned_scores=[1.5] * 4, parent_scores=[-1.5] * 4, kl=0.08,
+        tuned=tuned,
+        parent=parent,
+        tuned_scores=[1.5] * 4,
+        parent_scores=[-1.5] * 4,
+        kl=0.08,
         history=[{"reward": -0.6}, {"reward": 0.2}],
     )
     assert metrics["win_rate_vs_parent"] == 1.0 and metrics["repetition_rate"] == 0.75
     assert metrics["repetition_rate_delta_vs_parent"] == 0.75 and metrics["parent_repetition_rate"] == 0.0
-    violations, _ = check_metrics(load_eval_policy(REPO / "policies/eval.yaml").methods["rlhf"], metrics, "m")
-    assert {(v.rule_id, v.severity) for v in violations} == {
-        ("eval.rlhf.degenerate_repetition", "deny"),
-        ("eval.rlhf.looping_output", "warn"),
-    }
+    evidence = rlhf_evidence(
+        tuned=tuned, parent=parent, tuned_scores=[1.5] * 4, parent_scores=[-1.5] * 4, kl=[(0.8, 10)] * 4,
+        history=[{"reward": -0.6}, {"reward": 0.2}],
+    )  # fmt: skip
+    policy = load_eval_policy(REPO / "policies/eval.yaml")
+    violations, results = check_metrics(
+        policy.methods["rlhf"], metrics, "m", evidence=evidence, confidence=policy.confidence
+    )
+    # Four prompts decide little: the loops are found, undecided, and warn; the reviewers read them
+    assert {(v.rule_id, v.severity) for v in violations} >= {("eval.rlhf.degenerate_repetition", "warn")}
+    assert {r["rule_id"]: r["status"] for r in results}["eval.rlhf.degenerate_repetition"] == "insufficient_evidence"
 
 
 def test_rlhf_win_rate_counts_ties_half():
@@ -560,20 +571,56 @@ RULE_CASES = [
         "grpo",
         "eval.grpo.accuracy_vs_parent",
         "accuracy_delta_vs_parent",
-        -0.03,
+        0.0,
         -0.1,
-        "accuracy_delta_vs_parent -0.1 (min -0.05)",
+        (
+            "accuracy_delta_vs_parent -0.1 (95% CI -0.145..-0.06, McNemar p=1.9e-06, n=200 pairs): below min "
+            "-0.05 at 95% confidence"
+        ),
     ),
-    ("grpo", "eval.grpo.format_compliance", "format_compliance", 0.9, 0.2, "format_compliance 0.2 (min 0.5)"),
-    ("grpo", "eval.grpo.verbosity", "length_ratio_vs_parent", 1.2, 1.8, "length_ratio_vs_parent 1.8 (max 1.5)"),
-    ("grpo", "eval.grpo.kl_to_parent", "kl_to_parent", 0.1, 0.9, "kl_to_parent 0.9 (max 0.5)"),
+    (
+        "grpo",
+        "eval.grpo.format_compliance",
+        "format_compliance",
+        0.9,
+        0.2,
+        (
+            "format_compliance 0.2 (95% Wilson CI 0.15..0.261, p=2.2e-17, n=200 prompts): below min 0.5 at "
+            "95% confidence"
+        ),
+    ),
+    (
+        "grpo",
+        "eval.grpo.verbosity",
+        "length_ratio_vs_parent",
+        1.2,
+        1.8,
+        (
+            "length_ratio_vs_parent 1.8 (95% bootstrap CI 1.8..1.8, p=0.0002, n=200 completions): above max "
+            "1.5 at 95% confidence"
+        ),
+    ),
+    (
+        "grpo",
+        "eval.grpo.kl_to_parent",
+        "kl_to_parent",
+        0.1,
+        0.9,
+        (
+            "kl_to_parent 0.9 (95% bootstrap CI 0.898..0.902, p=0.0002, n=200 completions): above max 0.5 at "
+            "95% confidence"
+        ),
+    ),
     (
         "grpo",
         "eval.grpo.degenerate_repetition",
         "repetition_rate_delta_vs_parent",
         0.1,
         0.5,
-        "repetition_rate_delta_vs_parent 0.5 (max 0.2)",
+        (
+            "repetition_rate_delta_vs_parent 0.5 (95% CI 0.43..0.57, McNemar p=4.2e-23, n=200 pairs): above "
+            "max 0.2 at 95% confidence"
+        ),
     ),
     (
         "grpo",
@@ -581,7 +628,10 @@ RULE_CASES = [
         "heldout_drop_while_reward_rises",
         0.0,
         0.1,
-        "heldout_drop_while_reward_rises 0.1 (max 0)",
+        (
+            "heldout_drop_while_reward_rises 0.1 (95% bootstrap CI 0.0998..0.1, p=0.0002, n=200 "
+            "completions): above max 0 at 95% confidence"
+        ),
     ),
     (
         "rlhf",
@@ -589,27 +639,76 @@ RULE_CASES = [
         "reward_gain_vs_parent",
         0.2,
         -0.2,
-        "reward_gain_vs_parent -0.2 (min 0)",
+        (
+            "reward_gain_vs_parent -0.2 (95% CI -0.202..-0.198, t-test p=3.8e-231, n=200 prompts): below min "
+            "0 at 95% confidence"
+        ),
     ),
-    ("rlhf", "eval.rlhf.kl_to_parent", "kl_to_parent", 0.1, 0.9, "kl_to_parent 0.9 (max 0.5)"),
+    (
+        "rlhf",
+        "eval.rlhf.kl_to_parent",
+        "kl_to_parent",
+        0.1,
+        0.9,
+        (
+            "kl_to_parent 0.9 (95% bootstrap CI 0.898..0.902, p=0.0002, n=200 completions): above max 0.5 at "
+            "95% confidence"
+        ),
+    ),
     (
         "rlhf",
         "eval.rlhf.degenerate_repetition",
         "repetition_rate_delta_vs_parent",
         0.0,
         0.9,
-        "repetition_rate_delta_vs_parent 0.9 (max 0.2)",
+        (
+            "repetition_rate_delta_vs_parent 0.9 (95% CI 0.86..0.94, McNemar p=1.3e-40, n=200 pairs): above "
+            "max 0.2 at 95% confidence"
+        ),
     ),
-    ("rlhf", "eval.rlhf.looping_output", "repetition_rate", 0.1, 0.6, "repetition_rate 0.6 (max 0.25)"),
-    ("rlhf", "eval.rlhf.verbosity", "length_ratio_vs_parent", 1.0, 2.0, "length_ratio_vs_parent 2 (max 1.5)"),
-    ("rlhf", "eval.rlhf.empty_completions", "empty_completion_rate", 0.0, 0.8, "empty_completion_rate 0.8 (max 0.5)"),
+    (
+        "rlhf",
+        "eval.rlhf.looping_output",
+        "repetition_rate",
+        0.1,
+        0.6,
+        (
+            "repetition_rate 0.6 (95% Wilson CI 0.531..0.665, p=2.9e-30, n=200 prompts): above max 0.25 at "
+            "95% confidence"
+        ),
+    ),
+    (
+        "rlhf",
+        "eval.rlhf.verbosity",
+        "length_ratio_vs_parent",
+        1.0,
+        2.0,
+        (
+            "length_ratio_vs_parent 2 (95% bootstrap CI 2..2, p=0.0002, n=200 completions): above max 1.5 at "
+            "95% confidence"
+        ),
+    ),
+    (
+        "rlhf",
+        "eval.rlhf.empty_completions",
+        "empty_completion_rate",
+        0.0,
+        0.8,
+        (
+            "empty_completion_rate 0.8 (95% Wilson CI 0.739..0.85, p=2.2e-17, n=200 prompts): above max 0.5 "
+            "at 95% confidence"
+        ),
+    ),
     (
         "rlhf",
         "eval.rlhf.reward_up_heldout_down",
         "heldout_drop_while_reward_rises",
         0.05,
         0.3,
-        "heldout_drop_while_reward_rises 0.3 (max 0.1)",
+        (
+            "heldout_drop_while_reward_rises 0.3 (95% bootstrap CI 0.299..0.301, p=0.0002, n=200 "
+            "completions): above max 0.1 at 95% confidence"
+        ),
     ),
 ]
 REGRESSION_CASES = [
@@ -618,9 +717,12 @@ REGRESSION_CASES = [
         "eval.grpo.regression_vs_production",
         "accuracy",
         0.6,
-        0.58,
+        0.7,
         0.5,
-        "accuracy 0.5 is 16.7% worse than production 0.6 (max 5.0%)",
+        (
+            "accuracy 0.5 (95% Wilson CI 0.431..0.569, p=0.046, n=200 prompts): below min 0.57 (5.0% worse "
+            "than production 0.6) at 95% confidence"
+        ),
     ),
     (
         "rlhf",
@@ -629,7 +731,10 @@ REGRESSION_CASES = [
         0.6,
         0.56,
         0.5,
-        "win_rate_vs_parent 0.5 is 16.7% worse than production 0.6 (max 10.0%)",
+        (
+            "win_rate_vs_parent 0.5 (95% CI 0.498..0.502, t-test p=6.8e-97, n=200 prompts): below min 0.54 "
+            "(10.0% worse than production 0.6) at 95% confidence"
+        ),
     ),
 ]
 
@@ -639,21 +744,48 @@ def _rule(method: str, rule_id: str):
     return [r for r in rules if r.id == rule_id]
 
 
+#: Items behind each constructed value: enough that a clear pass or failure is decided at 95%.
+ITEMS = 200
+
+
+def _evidence(rule, value: float):
+    """``ITEMS`` per-item outcomes of the kind the rule's test reads, reproducing ``value`` exactly."""
+    spread = [0.01 * (i % 5 - 2) for i in range(ITEMS)]  # sums to 0: the mean stays the value
+    if rule.test == "wilson":
+        hits = round(value * ITEMS)
+        return shares([True] * hits + [False] * (ITEMS - hits), "prompts")
+    if rule.test == "mcnemar":
+        moved = [True] * round(abs(value) * ITEMS) + [False] * (ITEMS - round(abs(value) * ITEMS))
+        still = [False] * ITEMS
+        return paired(moved, still) if value >= 0 else paired(still, moved)
+    if rule.test == "t":
+        return Outcomes(tuple(value + s for s in spread), "prompts")
+    return ratio_of_sums([10 * value * (1 + s) for s in spread], [10] * ITEMS, "completions")
+
+
+def _check(rules, metric: str, value: float, production=None):
+    policy = load_eval_policy(REPO / "policies/eval.yaml")
+    evidence = {metric: _evidence(rules[0], value)}
+    return check_metrics(rules, {metric: value}, "m", production, evidence=evidence, confidence=policy.confidence)
+
+
 @pytest.mark.parametrize(("method", "rule_id", "metric", "good", "bad", "message"), RULE_CASES)
 def test_eval_rule_passes_and_fails_with_its_message(method, rule_id, metric, good, bad, message):
     rules = _rule(method, rule_id)
     assert len(rules) == 1
-    assert check_metrics(rules, {metric: good}, "m")[0] == []
-    violations, _ = check_metrics(rules, {metric: bad}, "m")
+    violations, (row,) = _check(rules, metric, good)
+    assert violations == [] and row["status"] == "pass"
+    violations, (row,) = _check(rules, metric, bad)
+    assert row["status"] == "fail"
     assert [(v.rule_id, v.severity, v.message) for v in violations] == [(rule_id, rules[0].severity, message)]
 
 
 @pytest.mark.parametrize(("method", "rule_id", "metric", "production", "good", "bad", "message"), REGRESSION_CASES)
 def test_eval_regression_rule_against_production(method, rule_id, metric, production, good, bad, message):
     rules = _rule(method, rule_id)
-    assert check_metrics(rules, {metric: good}, "m", {metric: production})[0] == []
-    assert check_metrics(rules, {metric: bad}, "m", None)[1][0]["status"] == "not_applicable"
-    violations, _ = check_metrics(rules, {metric: bad}, "m", {metric: production})
+    assert _check(rules, metric, good, {metric: production})[0] == []
+    assert _check(rules, metric, bad, None)[1][0]["status"] == "not_applicable"
+    violations, _ = _check(rules, metric, bad, {metric: production})
     assert [(v.rule_id, v.severity, v.message) for v in violations] == [(rule_id, "deny", message)]
 
 
