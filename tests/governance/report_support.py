@@ -31,6 +31,7 @@ from governance.gates import dataset_ref, publish_decision, write_decision
 from governance.lineage import file_refs, policy_versions, sha256_dir, sha256_file, sha256_json, write_manifest
 from governance.pii import PiiScanner, run_pii_gate, write_findings_report
 from governance.policy.pii import load_pii_policy
+from governance.statistics import ratio_of_sums, shares
 from governance.validation.gate import run_validation_gate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -297,11 +298,21 @@ def build_version(
         "mean_generation_chars": 40.0,
         "eval_conversations": 60,
     }
+    # The per-item outcomes the gate's intervals read: 60 conversations of 10 tokens, 3 prompts
+    spread = [1 + 0.01 * (i % 5 - 2) for i in range(60)]
+    evidence = {
+        "eval_loss": ratio_of_sums([20.0 * s for s in spread], [10.0] * 60, "conversations"),
+        "perplexity_ratio_vs_base": ratio_of_sums(
+            [10.0 * eval_ratio * s for s in spread], [10.0] * 60, "conversations"
+        ),
+        "empty_generation_rate": shares([False] * 3, "prompts"),
+    }
     name = f"{project}-sft"
     decision = evaluate_gate(
         method="sft",
         stage="evaluate_sft",
         metrics=metrics,
+        evidence=evidence,
         subject=f"{model_dir} (model {manifest['model_sha256'][:12]})",
         datasets=[dataset_ref(evaluation, 60)],
         policy_path="policies/eval.yaml",

@@ -273,8 +273,14 @@ def test_failed_evaluation_fails_the_verdict_and_blocks_approval(lab):
         "the version can never be approved"
     )
     assert report.verdict.headline.startswith("May not be promoted: 2 check(s) failed")
-    assert "perplexity_ratio_vs_base 1.25 (max 1)" in _visible(_text(report.files.html))
-    assert "perplexity_ratio_vs_base 1.25 (max 1)" in _text(report.files.markdown)
+    # The finding with its evidence: the interval, the p-value and n, in both forms of the report
+    finding = (
+        "perplexity_ratio_vs_base 1.25 (95% bootstrap CI 1.25..1.25, p=0.0002, n=60 conversations): above max 1 at "
+        "95% confidence"
+    )
+    assert finding in _visible(_text(report.files.html))
+    assert finding in _text(report.files.markdown)
+    assert "n=60 conversations; 95% CI 1.25..1.25; bootstrap p=0.0002" in _text(report.files.markdown)
 
 
 def test_every_defect_is_named_failures_first(lab):
