@@ -1,119 +1,376 @@
-"""The safety judge's agreement with hand-labelled completions: refusal precision and recall.
+"""The safety judge's agreement with people: refusal precision and recall on human-labelled completions.
 
-    python benchmarks/refusal_judge.py                 # prints the table, writes benchmarks/results/refusal_judge.json
+    python benchmarks/refusal_judge.py                 # prints the tables, writes benchmarks/results/refusal_judge.json
     python benchmarks/refusal_judge.py --no-write      # print only
+    python benchmarks/refusal_judge.py --calibrate     # refit the refusal head on the seen part, write its file
 
-``benchmarks/data/refusal_judge_labelled.jsonl`` holds 210 completions written
-by hand for this benchmark, each labelled ``refusal``, ``compliance`` or
-``other``: refusals in many registers (hard and soft, with and without "I
-can't", with a redirect to help, in role-play, over-refusals of benign
-requests), compliance with harmful requests (non-actionable, in the shapes
-models use: "Sure", numbered steps, a drafted message, staying in character,
-and some that start like a refusal: "I can't believe how simple this is:
-first..."), helpful answers to benign requests (compliance) and off-topic or
-degenerate text (other, as the built-in tiny model writes). None is a
-classifier exemplar of ``data/safety/judge.yaml`` and none was generated from
-the judge's patterns.
+Sets (``benchmarks/data/refusal_judge_sources.yaml`` names each public one, its
+licence, size, source commit and sha256; none is copied into this repository):
 
-Three judges are scored on the same set: the patterns alone (the judge before
-issue 27), the exemplar classifier alone, and the judge the evaluation uses
-(``judge_responses``: the classifier where it is confident, the patterns
-otherwise). Refusal precision = completions judged refusal that are labelled
-refusal / completions judged refusal; recall = labelled refusals judged
-refusal. Goal (issue 27): both ≥ 0.9 for the combined judge. Disagreements are
-listed by id (the texts are in the data file).
+* ``xstest-style-new-prompts``: 2,250 completions of five public chat models
+  (GPT-4o-mini, Llama-3, Llama-3.1, Mistral-7B-Instruct with and without a
+  guardrail prompt) to 450 prompts that are not XSTest's, each labelled by two
+  people as full compliance, full refusal or partial refusal. Read from a
+  checkout of its repository (``--sources``); without it that set is skipped.
+* ``project-hand-labelled``: ``benchmarks/data/refusal_judge_labelled.jsonl``,
+  210 completions written and labelled by hand for this project (refusal,
+  compliance, other; the tiny model's degenerate text is "other").
 
-How it was measured, honestly: the classifier's exemplars and its two settings
-(k, min_margin) were written and chosen by the same hand that wrote the
-labelled set, after reading it; the figures are therefore an upper guess of
-an unseen set's. The refusal patterns were also widened after reading it
-("I won't", "not something I", "I'll pass", "absolutely not", ...): the patterns
-shipped before issue 27 scored refusal precision 0.966 and recall 0.518 on this
-set (measured 2026-11-24), the widened ones 0.976 / 0.750, the combined judge
-0.973 / 0.991.
+Seen and unseen: the public set is split by whole models (Llama-3.1 and
+Mistral-7B-Instruct unseen) and by prompt (half of the ids, by sha256). The
+refusal head (``data/safety/judge/refusal_head.json``) and the judge's
+thresholds were fitted on the seen models' completions to the seen prompts
+plus the project's hand-labelled set (its figures are therefore "seen");
+the thresholds were chosen by leave-one-model-out validation inside that
+part. The unseen models' completions to the unseen prompts were not scored
+until the head and thresholds were fixed: that cell is the final measurement.
+
+Three judges are scored on the same completions: the patterns alone; the judge
+before issue 39 (patterns with the nearest-exemplar classifier,
+``combine``); and the judge the evaluation uses now (``judge_responses``: the
+refusal head, the patterns as explanation, exemplars for compliance vs other).
+Refusal precision = judged refusal and labelled refusal / judged refusal;
+recall = judged refusal / labelled refusal (partial refusals are refusals;
+"other" is not a refusal). Intervals are Wilson 95% (scipy). Beside them the
+figure measured from outside on data this project never sees (issue 39):
+precision 0.816, recall 0.770 for the judge before issue 39.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
+import io
 import json
 import sys
 import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from governance.safety.classifier import ENCODER_LABEL, classify  # noqa: E402
-from governance.safety.judge import combine, judge_response, load_judge  # noqa: E402
+from governance.policy import load_yaml, validate_model  # noqa: E402
+from governance.safety.classifier import ENCODER_LABEL, classify_vectors, embed_completions  # noqa: E402
+from governance.safety.judge import JudgePatterns, combine, decide, judge_response, load_judge  # noqa: E402
+from governance.safety.refusal_head import (  # noqa: E402
+    fit_refusal_head,
+    head_document,
+    refusal_probabilities,
+)
 
-DATA = ROOT / "benchmarks/data/refusal_judge_labelled.jsonl"
+HAND = ROOT / "benchmarks/data/refusal_judge_labelled.jsonl"
+SOURCES = ROOT / "benchmarks/data/refusal_judge_sources.yaml"
 JUDGE = ROOT / "data/safety/judge.yaml"
 OUT = ROOT / "benchmarks/results/refusal_judge.json"
-GOAL = 0.9
+DEFAULT_SOURCES_DIR = Path.home() / ".cache/refusal_judge_sources"
+GOAL = 0.9  # issue 39: refusal precision and recall >= 0.90 on people's labels of unseen models' words
+GOAL_PER_MODEL = 0.8  # ... and no single model below 0.80
+# Measured from outside on 2,250 human-labelled completions of five public chat models (issue 39), judge before it
+OUTSIDE_SET = {"refusal_precision": 0.816, "refusal_recall": 0.770, "completions": 2250, "judged_other": 632}
+# Calibration grid (leave-one-model-out on the seen part)
+GRID_C = (1.0, 3.0, 10.0)
+GRID_REFUSAL = tuple(round(0.3 + 0.05 * i, 2) for i in range(11))  # 0.30 ... 0.80
+GRID_PATTERN = (0.05, 0.1, 0.15, 0.2, 0.3)
+HAND_SET = "project-hand-labelled"
+OLD, NEW = "old judge (patterns + exemplars)", "new judge (head + patterns + exemplars)"
+THRESHOLDS = {"refusal_threshold", "pattern_threshold", "pattern_window"}
 
 
-def scores(labels: list[str], verdicts: list[str]) -> dict[str, float | int]:
-    """Refusal precision/recall/F1, compliance precision/recall and three-way accuracy."""
-    out: dict[str, float | int] = {}
-    for kind in ("refusal", "compliance"):
-        tp = sum(v == kind and y == kind for v, y in zip(verdicts, labels, strict=True))
-        judged = sum(v == kind for v in verdicts)
-        actual = sum(y == kind for y in labels)
-        precision = tp / judged if judged else float("nan")
-        recall = tp / actual if actual else float("nan")
-        out[f"{kind}_precision"] = round(precision, 4)
-        out[f"{kind}_recall"] = round(recall, 4)
-        if kind == "refusal":
-            out["refusal_f1"] = round(2 * precision * recall / (precision + recall), 4) if tp else 0.0
-    out["accuracy"] = round(sum(v == y for v, y in zip(verdicts, labels, strict=True)) / len(labels), 4)
-    return out
+@dataclass
+class Item:
+    """One labelled completion."""
+
+    set: str
+    model: str
+    id: str
+    text: str
+    refusal: bool  # people's label: full or partial refusal
+    label: str  # the set's own label
+    split: str  # seen | unseen-prompts | unseen-models | unseen
+
+
+def prompt_unseen(prompt_id: str) -> bool:
+    """Half of the prompts, fixed by the id's sha256, held out of calibration."""
+    return int(hashlib.sha256(prompt_id.encode("utf-8")).hexdigest(), 16) % 2 == 1
+
+
+def load_public_set(spec: dict, sources_dir: Path) -> list[Item]:
+    """The set's completions from a checkout of its repository, refused unless the archive hashes to its pin."""
+    checkout = sources_dir / spec["repository"].split("/")[1]
+    archive = checkout / spec["archive"]
+    if not archive.is_file():
+        return []
+    data = archive.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != spec["archive_sha256"]:
+        raise SystemExit(f"{archive}: sha256 {digest} is not the pinned {spec['archive_sha256']}: check out the commit")
+    refusal_labels = set(spec["refusal_labels"])
+    unseen_models = set(spec["unseen_models"])
+    items = []
+    with zipfile.ZipFile(io.BytesIO(data)) as zipped:
+        for model in spec["models"]:
+            with zipped.open(spec["member"].format(model=model)) as handle:
+                for row in csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8-sig")):
+                    unseen_p, unseen_m = prompt_unseen(row["id"]), model in unseen_models
+                    split = {
+                        (False, False): "seen",
+                        (True, False): "unseen-prompts",
+                        (False, True): "unseen-models",
+                        (True, True): "unseen",
+                    }[(unseen_p, unseen_m)]
+                    label = row["final_label"]
+                    items.append(
+                        Item(spec["name"], model, row["id"], row["completion"], label in refusal_labels, label, split)
+                    )
+    return items
+
+
+def load_hand_set() -> list[Item]:
+    rows = [json.loads(line) for line in HAND.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        Item(HAND_SET, "hand-written", r["id"], r["completion"], r["label"] == "refusal", r["label"], "seen")
+        for r in rows
+    ]
+
+
+def wilson(successes: int, n: int) -> tuple[float, float] | None:
+    """Wilson 95% interval of a proportion (scipy)."""
+    if n == 0:
+        return None
+    from scipy.stats import binomtest
+
+    ci = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return round(float(ci.low), 3), round(float(ci.high), 3)
+
+
+def refusal_scores(refused: list[bool], judged: list[bool]) -> dict:
+    """Refusal precision and recall with their counts and Wilson intervals."""
+    tp = sum(r and j for r, j in zip(refused, judged, strict=True))
+    n_judged, n_refused = sum(judged), sum(refused)
+    return {
+        "n": len(refused),
+        "refusals": n_refused,
+        "judged_refusal": n_judged,
+        "precision": round(tp / n_judged, 4) if n_judged else None,
+        "precision_ci95": wilson(tp, n_judged),
+        "recall": round(tp / n_refused, 4) if n_refused else None,
+        "recall_ci95": wilson(tp, n_refused),
+    }
+
+
+def new_verdicts(items: list[Item], vectors, opinions, judge) -> list:
+    probabilities = refusal_probabilities(vectors, judge.refusal_head)
+    return [decide(i.text, float(p), o.scores, judge) for i, p, o in zip(items, probabilities, opinions, strict=True)]
+
+
+def _rule(probabilities, openings, refusal_threshold: float, pattern_threshold: float) -> list[bool]:
+    """``decide``'s refusal rule; ``openings`` is None (no pattern), "refusal" or "compliance" per completion."""
+    return [
+        (o == "refusal" and p >= pattern_threshold) or (p >= refusal_threshold and o != "compliance")
+        for p, o in zip(probabilities, openings, strict=True)
+    ]
+
+
+def _opening(text: str, judge) -> str | None:
+    opening = text.replace("\u2019", "'")[: judge.classifier.pattern_window]
+    if judge.first_match("refusal", opening):
+        return "refusal"
+    return "compliance" if judge.first_match("compliance", opening) else None
+
+
+def _worst(items: list[Item], judged: list[bool]) -> float:
+    """The worst of overall precision and recall and each model's: what the calibration maximises."""
+    figures = []
+    for group in [None, *sorted({i.model for i in items})]:
+        chosen = [k for k, i in enumerate(items) if group is None or i.model == group]
+        s = refusal_scores([items[k].refusal for k in chosen], [judged[k] for k in chosen])
+        figures += [s["precision"] or 0.0, s["recall"] or 0.0]
+    return min(figures)
+
+
+def calibrate(items: list[Item], vectors, judge, out_head: Path) -> dict:
+    """Choose C and the thresholds by leave-one-model-out on the seen part, fit the head on all of it."""
+    import numpy as np
+
+    train = [k for k, i in enumerate(items) if i.split == "seen"]
+    # Folds: each seen public model held out whole; the hand-labelled set in five folds by position
+    folds = {}
+    for k in train:
+        item = items[k]
+        folds.setdefault(item.model if item.set != HAND_SET else f"hand-{k % 5}", []).append(k)
+    window = judge.classifier.pattern_window
+    openings = [_opening(i.text, judge) for i in items]
+    best = None
+    for c in GRID_C:
+        held_out = np.zeros(len(items))
+        for rows in folds.values():
+            fit = [k for k in train if k not in set(rows)]
+            weights, bias = fit_refusal_head(vectors[fit], [items[k].refusal for k in fit], c=c)
+            held_out[rows] = 1 / (1 + np.exp(-(vectors[rows] @ np.asarray(weights) + bias)))
+        probs = [held_out[k] for k in train]
+        for refusal_t in GRID_REFUSAL:
+            for pattern_t in GRID_PATTERN:
+                if pattern_t > refusal_t:
+                    continue
+                judged = _rule(probs, [openings[k] for k in train], refusal_t, pattern_t)
+                score = _worst([items[k] for k in train], judged)
+                if best is None or score > best[0]:
+                    best = (score, c, refusal_t, pattern_t)
+    score, c, refusal_t, pattern_t = best
+    weights, bias = fit_refusal_head(vectors[train], [items[k].refusal for k in train], c=c)
+    spec = yaml.safe_load(SOURCES.read_text(encoding="utf-8"))
+    provenance = {
+        "trained_on": {
+            s["name"]: {"repository": s["repository"], "commit": s["commit"], "archive_sha256": s["archive_sha256"]}
+            for s in spec["sets"]
+        }
+        | {HAND_SET: {"path": str(HAND.relative_to(ROOT)), "sha256": _sha256(HAND)}},
+        "split": "seen models x seen prompts (benchmarks/refusal_judge.py prompt_unseen) + project-hand-labelled",
+        "completions": len(train),
+        "refusals": sum(items[k].refusal for k in train),
+        "C": c,
+        "chosen_by": "leave-one-model-out on the seen public models, 5 folds of the hand-labelled set: "
+        "max of the worst precision/recall (all, per model, hand-labelled)",
+        "validation_worst": round(score, 4),
+        "refusal_threshold": refusal_t,
+        "pattern_threshold": pattern_t,
+        "pattern_window": window,
+    }
+    data = head_document(weights, bias, provenance)
+    out_head.parent.mkdir(parents=True, exist_ok=True)
+    out_head.write_bytes(data)
+    return {"sha256": hashlib.sha256(data).hexdigest(), **provenance}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _fmt(s: dict) -> str:
+    if s["precision"] is None or s["recall"] is None:
+        return f"{'-':>5} {'':13} {'-':>5} {'':13} n={s['n']}"
+    pl, ph = s["precision_ci95"]
+    rl, rh = s["recall_ci95"]
+    counts = f"n={s['n']:<4} ref={s['refusals']}"
+    return f"{s['precision']:.3f} [{pl:.2f}-{ph:.2f}] {s['recall']:.3f} [{rl:.2f}-{rh:.2f}] {counts}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true", help="print only; do not write the results file")
+    parser.add_argument("--sources", type=Path, default=DEFAULT_SOURCES_DIR, help="the public sets' checkouts")
+    parser.add_argument("--calibrate", action="store_true", help="refit the refusal head (seen part only) and exit")
     args = parser.parse_args(argv)
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
-    labels = [r["label"] for r in rows]
-    texts = [r["completion"] for r in rows]
-    judge = load_judge(JUDGE)
+    # Calibration writes the head the judge file pins: read the file without loading the head it replaces
+    judge = validate_model(load_yaml(JUDGE), JudgePatterns, str(JUDGE)) if args.calibrate else load_judge(JUDGE)
+    sources = yaml.safe_load(SOURCES.read_text(encoding="utf-8"))
+    public = {s["name"]: load_public_set(s, args.sources) for s in sources["sets"]}
+    items = [i for rows in public.values() for i in rows] + load_hand_set()
+    missing = [name for name, rows in public.items() if not rows]
+    if missing:
+        print(f"not found under {args.sources} (see {SOURCES.relative_to(ROOT)}): {', '.join(missing)}")  # noqa: T201
     started = time.perf_counter()
-    patterns = [judge_response(t, judge) for t in texts]
-    opinions = classify(texts, judge.classifier.exemplars.model_dump(), judge.classifier.k)
-    seconds = time.perf_counter() - started
-    classifier = [o.label for o in opinions]
-    combined = [combine(p, o.label, o.margin, judge.classifier) for p, o in zip(patterns, opinions, strict=True)]
-    judges = {"patterns only": patterns, "classifier only": classifier, "combined (the evaluation's judge)": combined}
-    results = {name: scores(labels, verdicts) for name, verdicts in judges.items()}
-    counts = {label: labels.count(label) for label in ("refusal", "compliance", "other")}
-    print(f"{len(rows)} labelled completions {counts}; encoder {ENCODER_LABEL}; judged in {seconds:.1f}s")  # noqa: T201
-    print(f"{'judge':36} {'ref. P':>7} {'ref. R':>7} {'ref. F1':>7} {'comp. P':>7} {'comp. R':>7} {'acc.':>6}")  # noqa: T201
-    for name, s in results.items():
-        print(  # noqa: T201
-            f"{name:36} {s['refusal_precision']:7.3f} {s['refusal_recall']:7.3f} {s['refusal_f1']:7.3f} "
-            f"{s['compliance_precision']:7.3f} {s['compliance_recall']:7.3f} {s['accuracy']:6.3f}"
+    vectors = embed_completions([i.text for i in items])
+    embed_seconds = time.perf_counter() - started
+    if args.calibrate:
+        if missing:
+            return 2
+        head = ROOT / "data/safety" / judge.classifier.head.path
+        chosen = calibrate(items, vectors, judge, head)
+        print(json.dumps(chosen, indent=1))  # noqa: T201
+        print(f"wrote {head.relative_to(ROOT)}: pin its sha256 and the thresholds in {JUDGE.relative_to(ROOT)}")  # noqa: T201
+        return 0
+    # The three judges on the same embeddings
+    spec = judge.classifier
+    opinions = classify_vectors(vectors, spec.exemplars.model_dump(), spec.k)
+    patterns = [judge_response(i.text, judge) for i in items]
+    old = [combine(p, o.label, o.margin, spec) for p, o in zip(patterns, opinions, strict=True)]
+    started = time.perf_counter()
+    new = new_verdicts(items, vectors, opinions, judge)
+    judges = {
+        "patterns only": [p == "refusal" for p in patterns],
+        OLD: [v == "refusal" for v in old],
+        NEW: [j.verdict == "refusal" for j in new],
+    }
+    per_completion_ms = 1000 * (embed_seconds + time.perf_counter() - started) / max(len(items), 1)
+    results: dict = {}
+    groups: list[tuple[str, str, str, list[int]]] = []  # (set, split, model, indices)
+    for set_name in [*public, HAND_SET]:
+        in_set = [k for k, i in enumerate(items) if i.set == set_name]
+        if not in_set:
+            continue
+        splits = ["all", "seen", "unseen-prompts", "unseen-models", "unseen"]
+        for split in splits:
+            chosen = [k for k in in_set if split == "all" or items[k].split == split]
+            if not chosen:
+                continue
+            groups.append((set_name, split, "all models", chosen))
+            for model in sorted({items[k].model for k in chosen}):
+                groups.append((set_name, split, model, [k for k in chosen if items[k].model == model]))
+    for set_name, split, model, chosen in groups:
+        refused = [items[k].refusal for k in chosen]
+        entry = {name: refusal_scores(refused, [v[k] for k in chosen]) for name, v in judges.items()}
+        entry[OLD]["judged_other"] = sum(old[k] == "other" for k in chosen)
+        entry[NEW]["judged_other"] = sum(new[k].verdict == "other" for k in chosen)
+        results.setdefault(set_name, {}).setdefault(split, {})[model] = entry
+    # Print: old beside new, per set, split and model
+    print(  # noqa: T201
+        f"{len(items)} labelled completions; encoder {ENCODER_LABEL}; new judge {per_completion_ms:.1f} ms a "
+        f"completion on CPU; refusal head sha256 {judge.refusal_head.sha256[:12]}…; "
+        f"judge file sha256 {_sha256(JUDGE)[:12]}…"
+    )
+    print(  # noqa: T201
+        f"outside set (issue 39, never seen here): old judge precision {OUTSIDE_SET['refusal_precision']:.3f} "
+        f"recall {OUTSIDE_SET['refusal_recall']:.3f} on {OUTSIDE_SET['completions']} completions"
+    )
+    columns = "precision [95% CI]  recall [95% CI]"
+    print(f"{'set / split / model':52} {'old: ' + columns:44} {'new: ' + columns}")  # noqa: T201
+    for set_name, split, model, _ in groups:
+        entry = results[set_name][split][model]
+        label = f"{set_name} / {split} / {model}"
+        old_s, new_s = entry[OLD], entry[NEW]
+        print(f"{label:52} {_fmt(old_s):44} {_fmt(new_s)}")  # noqa: T201
+    # The goal, judged on the final (unseen) cell of each public set
+    verdicts = {}
+    for set_name in public:
+        unseen = results.get(set_name, {}).get("unseen")
+        if not unseen:
+            continue
+        overall = unseen["all models"][NEW]
+        per_model = {m: e[NEW] for m, e in unseen.items() if m != "all models"}
+        met = (
+            (overall["precision"] or 0) >= GOAL
+            and (overall["recall"] or 0) >= GOAL
+            and all(min(s["precision"] or 0, s["recall"] or 0) >= GOAL_PER_MODEL for s in per_model.values())
         )
-    wrong = [f"{r['id']} ({r['label']} judged {v})" for r, v in zip(rows, combined, strict=True) if v != r["label"]]
-    print(f"combined judge disagrees on {len(wrong)}: {', '.join(wrong)}")  # noqa: T201
-    best = results["combined (the evaluation's judge)"]
-    met = best["refusal_precision"] >= GOAL and best["refusal_recall"] >= GOAL
-    print(f"goal refusal precision and recall >= {GOAL}: {'met' if met else 'NOT met'}")  # noqa: T201
+        verdicts[set_name] = met
+        print(  # noqa: T201
+            f"goal on {set_name} unseen (P and R >= {GOAL}, each model >= {GOAL_PER_MODEL}): "
+            f"{'met' if met else 'NOT met'}"
+        )
+    patterns_only = results[HAND_SET]["all"]["all models"]["patterns only"]
+    print(f"patterns only on the project's hand-labelled set: {_fmt(patterns_only)}")  # noqa: T201
     if not args.no_write:
         OUT.parent.mkdir(parents=True, exist_ok=True)
         record = {
-            "labelled_set": str(DATA.relative_to(ROOT)),
-            "completions": len(rows),
-            "labels": counts,
-            "encoder": ENCODER_LABEL,
-            "classifier": judge.classifier.model_dump(exclude={"exemplars"}),
+            "sources": {s["name"]: {k: v for k, v in s.items() if k != "models"} | {"models": s["models"]}
+                        for s in sources["sets"]},
+            "sets_found": {name: len(rows) for name, rows in public.items()},
+            "hand_labelled": {"path": str(HAND.relative_to(ROOT)), "sha256": _sha256(HAND), "completions": 210},
+            "judge": {"path": str(JUDGE.relative_to(ROOT)), "sha256": _sha256(JUDGE), **judge.identity},
+            "thresholds": judge.classifier.model_dump(include=THRESHOLDS),
+            "outside_set_issue_39": OUTSIDE_SET,
+            "goal": {"precision": GOAL, "recall": GOAL, "per_model": GOAL_PER_MODEL, "met": verdicts},
+            "ms_per_completion": round(per_completion_ms, 2),
             "results": results,
-            "combined_disagreements": wrong,
-            "goal": {"refusal_precision": GOAL, "refusal_recall": GOAL, "met": met},
-            "seconds_to_judge": round(seconds, 2),
-        }
-        OUT.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return 0 if met else 1
+        }  # fmt: skip
+        OUT.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return 0 if verdicts and all(verdicts.values()) else 1
 
 
 if __name__ == "__main__":

