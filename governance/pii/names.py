@@ -241,6 +241,7 @@ class NameRecognizer(EntityRecognizer):
 
     @functools.cached_property
     def _caseless_first(self) -> frozenset[str]:
+        """First names that may start a name written without case: no stop word; no English word or common."""
         shares = self.gazetteer.first_name_shares
         return frozenset(
             name
@@ -248,46 +249,95 @@ class NameRecognizer(EntityRecognizer):
             if name not in self.stop_words and (not self.english(name) or shares.get(name, 0.0) >= CASELESS_FIRST_SHARE)
         )
 
+    @functools.cached_property
+    def _caseless_surname(self) -> frozenset[str]:
+        """Surnames that make a name of the caseless word before them: no English word (so no stop word either)."""
+        return frozenset(name for name in self.gazetteer.surnames if not self.english(name))
+
     def caseless_triggers(self) -> frozenset[str]:
-        """The first names (as the lists spell them) :meth:`caseless_names` may start a name from."""
-        return self._caseless_first
+        """The words (as the lists spell them) that :meth:`caseless_names` finds names from."""
+        return self._caseless_first | self._caseless_surname
+
+    def caseless_cue_expression(self) -> str:
+        """Where a strong cue (:meth:`caseless_names`) stands before a word, in an ASCII text: a regular expression
+        that hyperscan and Python's ``re`` read alike (case-insensitive); its cues with ASCII letters only (a
+        text holding another letter is read word by word)."""
+        return self._strong_cue_source(ascii_only=True)
+
+    def _strong_cue_source(self, ascii_only: bool) -> str:
+        def words(items) -> str:
+            kept = sorted({w for w in items if w.isascii() or not ascii_only}, key=len, reverse=True)
+            return "|".join(regex.escape(w) for w in kept)
+
+        phrases = [" ".join(p) for p in (*self.cues_before, *self.intro_cues) if len(p) >= 2]
+        return (
+            rf"(?:(?:{words(self.titles)})\.? |(?:{words(self.possessives)}) (?:{words(self.relations)})[,:]? |"
+            rf"(?:{words(phrases)})[,:]? )"
+        )
+
+    @functools.cached_property
+    def _strong_cue(self) -> regex.Pattern:
+        """A strong cue and the space before the word it names (see :meth:`caseless_names`)."""
+        return regex.compile(rf"(?<![\p{{L}}\p{{M}}\p{{Nd}}'’]){self._strong_cue_source(ascii_only=False)}", regex.I)
 
     def caseless_names(self, text: str, present: frozenset[str] | None = None) -> list[tuple[int, int]]:
         """Spans of names written in lower case or capitals, to be capitalised before this recognizer reads the text.
 
         Capitals tell this recognizer and the model where names are; "john smith", "JANE DOE" and "thanks mark"
-        have none. A caseless word is recased when it is a first name of the list (no stop word) that is no
-        English word or a common first name (:data:`CASELESS_FIRST_SHARE`), and
+        have none. A caseless word that is a first name of the list (no stop word), no English word or a common
+        first name (:data:`CASELESS_FIRST_SHARE`), is recased when it
 
-        * is no English word itself ("jane", "priya"; a word in capitals in a text that has lower-case letters
-          only with a surname or a cue: "ANN" alone is an acronym there), or
+        * is no English word itself ("jane"; a word in capitals in a text that has lower-case letters only with
+          a surname or a cue: "ANN" alone is an acronym there), or
         * follows a cue, title or relation, as for a capitalised name ("my name is john", "thanks mark"), or
         * is followed by a caseless surname of the list (no stop word) that is no English word or a common surname
           (:data:`CASELESS_SURNAME_SHARE`): "john smith"; not "winter sports", "page check".
 
-        Surnames so found after it are recased with it. The recognizer then decides on the recased text as on any
+        So is a caseless word before a caseless surname of the list that is no English word, if it is no English
+        word and no stop word ("priya patel", "KENJI TANAKA": "Priya Patel" is a name to this recognizer) or a
+        first name of the list ("wei zhang"); not "admin fee", "phishing means" (English surnames). Surnames so
+        found are recased with the word before them. The recognizer then decides on the recased text as on any
         other (a recased word may still be no name to it). Positions are unchanged.
 
-        ``present``: the trigger first names (:meth:`caseless_triggers`) written without case in ``text``, if the
-        caller knows them: only they are looked at (in a text whose letters are all ASCII).
+        A *strong cue* names the caseless word right after it, if that word is no stop word and no English word
+        or a listed first name (after a title, a listed surname too): a title ("mr. okonkwo", "dr. brown"), a
+        possessive and a relation ("my son chidi", "our landlord, haddad"), or a cue or introduction of two words
+        or more ("my name is priya raghunathan"); words after it that are no English word (and no stop word) or
+        listed surnames are recased with it. A one-word cue ("thanks", "hi") names only a first name of the list:
+        "thanks lol", "hi guys" stay.
+
+        ``present``: the trigger words (:meth:`caseless_triggers`) written without case in ``text``, if the caller
+        knows them: only they are looked at (in a text whose letters are all ASCII), and the strong cues.
         """
         if present is None or _NON_ASCII_LETTER.search(text):
-            words = [m for m in _CASELESS_WORD.finditer(text) if _listed_form(m.group()) in self._caseless_first]
+            words = list(_CASELESS_WORD.finditer(text))
+            firsts = [m for m in words if _listed_form(m.group()) in self._caseless_first]
+            seconds = [m for m in words if _listed_form(m.group()) in self._caseless_surname]
         else:
-            words = sorted(
-                (match for name in present for match in _word_finder(name).finditer(text)), key=lambda m: m.start()
-            )
+            firsts = [m for name in present & self._caseless_first for m in _word_finder(name).finditer(text)]
+            seconds = [m for name in present & self._caseless_surname for m in _word_finder(name).finditer(text)]
+        # Where a name may start: a first name, the word before a surname, the word after a strong cue.
+        starts = [(m.start(), m, False) for m in firsts]
+        starts += [(m.start(), m, False) for m in filter(None, (self._unlisted_before(text, m) for m in seconds))]
+        named = (self._named_after(text, cue) for cue in self._strong_cue.finditer(text))
+        starts += [(m.start(), m, True) for m in named if m is not None]
         shouting = _LOWER_CASE.search(text) is None
         spans: list[tuple[int, int]] = []
         taken = 0
-        for match in words:
-            start, end = match.span()
+        for start, match, strong in sorted(starts, key=lambda item: (item[0], not item[2])):
             if start < taken:
                 continue
-            word = match.group()
-            surnames = self._caseless_surnames(text, end)
-            alone = not self.english(_listed_form(word)) and (shouting or not word.isupper())
-            if not (surnames or alone or self._cued(text, start)):
+            word, end = match.group(), match.end()
+            surnames = self._caseless_surnames(text, end, unlisted=strong)
+            if strong:
+                taken = surnames[-1][1] if surnames else end
+                if not self._between_codes(text, start, taken):
+                    spans.append((start, end))
+                    spans += surnames
+                continue
+            first = _listed_form(word) in self._caseless_first
+            alone = first and not self.english(_listed_form(word)) and (shouting or not word.isupper())
+            if not (surnames or alone or (first and self._cued(text, start))):
                 continue
             taken = surnames[-1][1] if surnames else end
             if self._between_codes(text, start, taken):
@@ -295,6 +345,29 @@ class NameRecognizer(EntityRecognizer):
             spans.append((start, end))
             spans += surnames
         return spans
+
+    def _named_after(self, text: str, cue: regex.Match) -> regex.Match | None:
+        """The caseless word a strong cue names (see :meth:`caseless_names`), if it may be a name."""
+        match = _CASELESS_WORD.match(text, cue.end())
+        if match is None:
+            return None
+        word = _listed_form(match.group())
+        if word in self.stop_words:
+            return None
+        titled = cue.group().rstrip(" ,:.").lower() in self.titles
+        return match if not self.english(word) or self.first_name(word) or (titled and self.surname(word)) else None
+
+    def _unlisted_before(self, text: str, surname: regex.Match) -> regex.Match | None:
+        """The caseless word one space before a surname that is no English word, if it is no stop word and no
+        English word ("priya patel") or a first name of the list ("wei zhang")."""
+        before = _WORD_RIGHT_BEFORE.search(text, max(0, surname.start() - 48), surname.start())
+        if before is None or before.end(1) != surname.start() - 1:
+            return None
+        match = _CASELESS_WORD.match(text, before.start(1))
+        if match is None or match.end() != before.end(1) or match.group().isupper() != surname.group().isupper():
+            return None
+        word = _listed_form(match.group())
+        return None if word in self.stop_words or (self.english(word) and not self.first_name(word)) else match
 
     @staticmethod
     def _between_codes(text: str, start: int, end: int) -> bool:
@@ -320,17 +393,21 @@ class NameRecognizer(EntityRecognizer):
             or self._cue_before(text, start, self.intro_cues)
         )
 
-    def _caseless_surnames(self, text: str, end: int) -> list[tuple[int, int]]:
-        """The caseless surnames of the list after a first name ending at ``end``, each one space after the last."""
+    def _caseless_surnames(self, text: str, end: int, unlisted: bool = False) -> list[tuple[int, int]]:
+        """The caseless surnames of the list after a first name ending at ``end``, each one space after the last
+        (``unlisted``: words that are no English word count too, after a strong cue)."""
         found: list[tuple[int, int]] = []
         while len(found) < CASELESS_MAX_WORDS - 1 and text[end : end + 1] == " ":
             match = _CASELESS_WORD.match(text, end + 1)
             if match is None:
                 break
             word = _listed_form(match.group())
-            if word not in self.gazetteer.surnames or word in self.stop_words:
+            if word in self.stop_words:
                 break
-            if self.english(word) and self.gazetteer.surname_shares.get(word, 0.0) < CASELESS_SURNAME_SHARE:
+            english = self.english(word)
+            if not (unlisted and not english) and word not in self.gazetteer.surnames:
+                break
+            if english and self.gazetteer.surname_shares.get(word, 0.0) < CASELESS_SURNAME_SHARE:
                 break
             found.append(match.span())
             end = match.end()

@@ -9,7 +9,7 @@ reading what the one before wrote:
    characters dropped (zero-width spaces and joiners, soft hyphens, bidi marks).
 2. *Markup*: inline HTML formatting tags (``J<b>ohn</b>``, ``<span class=x>``) and Markdown emphasis touching a
    Latin letter (``Jo**hn**``, ``_jane_``) removed. Redaction tags (``<EMAIL_ADDRESS>``) are left alone.
-3. *Spelled-out digits*: a run of digit words (``four one one one``, ``double five``, ``oh`` inside a run),
+3. *Spelled-out digits*: a run of digit words (``four one one one``, ``double five``, ``oh`` not first),
    digit groups allowed among them (``415 five five five 0103``), holding at least :data:`MIN_SPELLED_WORDS`
    words and :data:`MIN_SPELLED_DIGITS` digits, written as digits; a space between them dropped, a hyphen,
    comma or slash written ``-`` (a group break, as ``4111-1111-…`` is read). A number word in prose ("one of
@@ -61,8 +61,8 @@ _DIGIT_WORDS = {
     "zero": "0", "oh": "0", "nought": "0", "one": "1", "two": "2", "three": "3", "four": "4",
     "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
 }  # fmt: skip
-#: "oh" and "nought" count only inside a run: "oh, one two three ..." does not start with a zero.
-_ZERO_ONLY_INSIDE = frozenset({"oh", "nought"})
+#: "oh" and "nought" do not start a run: "oh, one two three ..." does not start with a zero.
+_NOT_FIRST = frozenset({"oh", "nought"})
 _REPEATS = {"double": 2, "triple": 3}
 
 _WORD_ALTERNATIVES = "|".join(sorted(_DIGIT_WORDS, key=len, reverse=True))
@@ -123,7 +123,8 @@ TRIGGERS = (
     # an address written out: an at and a domain's first label and dot, or an "@" and a dot spelled out later
     rf"(?:{_AT_BRACKETED}|{_AT_WORD}|{_AT_SPACED}){_LABEL}{_DOT}|@[a-z0-9.\-]*(?:{_DOT_SPELLED})",
 )
-_TRIGGERS_RE = tuple(re.compile(pattern, re.IGNORECASE | re.ASCII) for pattern in TRIGGERS)
+#: The id of the names trigger (a strong cue before a word), after the three steps' own.
+_NAMES = len(TRIGGERS)
 #: Words written without case, as the name trigger looks them up: in an ASCII text, and in any other.
 #: (Runs of letters of one case: every word written without case is one; a few more are only looked up.)
 _LOWER_WORDS = re.compile(r"[a-z]{2,}")
@@ -146,6 +147,8 @@ class CaselessNames(Protocol):
     """What step 5 needs of the name recognizer (:class:`~governance.pii.names.NameRecognizer`)."""
 
     def caseless_triggers(self) -> frozenset[str]: ...
+
+    def caseless_cue_expression(self) -> str: ...
 
     def caseless_names(self, text: str, present: frozenset[str] | None = None) -> list[tuple[int, int]]: ...
 
@@ -318,11 +321,9 @@ def spelled_digit_edits(text: str) -> list[tuple[int, int, str]]:
             (m.start(), m.end(), m.lastgroup, m.group()) for m in _SPELLED_PART.finditer(text, run.start(), run.end())
         ]
         tokens = [part for part in parts if part[2] == "token"]
-        # An "oh" starting or ending a run is the interjection ("oh, four one ..."), not a zero.
-        while tokens and tokens[0][3].lower() in _ZERO_ONLY_INSIDE:
+        # An "oh" starting a run is the interjection ("oh, four one ..."), not a zero; one ending it is one.
+        while tokens and tokens[0][3].lower() in _NOT_FIRST:
             tokens.pop(0)
-        while tokens and tokens[-1][3].lower() in _ZERO_ONLY_INSIDE:
-            tokens.pop()
         if not tokens:
             continue
         digits = {start: _spelled_digits(token) for start, _end, _kind, token in tokens}
@@ -411,7 +412,10 @@ class TextNormaliser:
     def __init__(self, names: CaselessNames | None = None):
         self.names = names
         self._name_triggers = names.caseless_triggers() if names is not None else frozenset()
-        self._database = _trigger_database()
+        #: the steps' triggers, and (step 3 here: names) where a strong cue names the word after it
+        self._triggers = TRIGGERS + ((names.caseless_cue_expression(),) if names is not None else ())
+        self._triggers_re = tuple(re.compile(pattern, re.IGNORECASE | re.ASCII) for pattern in self._triggers)
+        self._database = _trigger_database(self._triggers)
         self.description = DESCRIPTION + (NAMES_DESCRIPTION if names is not None else "")
 
     def normalise(self, text: str) -> NormalisedText:
@@ -440,12 +444,12 @@ class TextNormaliser:
         if self.names is not None:
             if _non_ascii_letters(rewrite.text):
                 rewrite.recase(self.names.caseless_names(rewrite.text))
-            elif present := self._names_in(rewrite.text):
+            elif (present := self._names_in(rewrite.text)) or _NAMES in fired:
                 rewrite.recase(self.names.caseless_names(rewrite.text, present))
         return rewrite.result()
 
     def _fired(self, text: str) -> set[int]:
-        """The steps (0 markup, 1 spelled digits, 2 addresses) whose trigger matches somewhere in ``text``.
+        """The steps (0 markup, 1 spelled digits, 2 addresses, 3 names after a cue) whose trigger matches in ``text``.
 
         Every trigger and step pattern reads ASCII characters only, so hyperscan over the UTF-8 bytes matches
         where Python's ``re`` matches over the characters.
@@ -459,7 +463,7 @@ class TextNormaliser:
                 fired: set[int] = set()
                 self._database.scan(data, match_event_handler=lambda step, *_: fired.add(step))
                 return fired
-        return {step for step, pattern in enumerate(_TRIGGERS_RE) if pattern.search(text)}
+        return {step for step, pattern in enumerate(self._triggers_re) if pattern.search(text)}
 
     def _names_in(self, text: str) -> frozenset[str]:
         """The trigger first names written without case in ``text``, whose letters are all ASCII."""
@@ -500,7 +504,7 @@ class TextNormaliser:
             fired.update(
                 index
                 for index, text in zip(indices, texts, strict=True)
-                if any(pattern.search(text) for pattern in _TRIGGERS_RE)
+                if any(pattern.search(text) for pattern in self._triggers_re)
             )
             return fired
         if joined.isascii():
@@ -529,9 +533,9 @@ class TextNormaliser:
         return fired
 
 
-@functools.lru_cache(maxsize=1)
-def _trigger_database():
-    """The hyperscan database of :data:`TRIGGERS` (case-insensitive, ASCII), or None without hyperscan."""
+@functools.lru_cache(maxsize=8)
+def _trigger_database(triggers: tuple[str, ...]):
+    """The hyperscan database of ``triggers`` (case-insensitive, ASCII; ids in order), or None without hyperscan."""
     try:
         import hyperscan
     except ImportError:
@@ -539,11 +543,11 @@ def _trigger_database():
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     try:
         database.compile(
-            expressions=[pattern.encode("ascii") for pattern in TRIGGERS],
-            ids=list(range(len(TRIGGERS))),
-            elements=len(TRIGGERS),
+            expressions=[pattern.encode("ascii") for pattern in triggers],
+            ids=list(range(len(triggers))),
+            elements=len(triggers),
             # (Not SINGLEMATCH: the texts of a batch are scanned as one buffer, and each needs its own match.)
-            flags=[hyperscan.HS_FLAG_CASELESS] * len(TRIGGERS),
+            flags=[hyperscan.HS_FLAG_CASELESS] * len(triggers),
         )
     except hyperscan.error as exc:  # the Python triggers then decide, with the same result
         log.info("normaliser: triggers searched in Python (hyperscan: %s)", exc)

@@ -51,7 +51,13 @@ DISGUISED = [
     ("MY NAME IS JOHN SMITH", "PERSON", "JOHN SMITH"),
     ("please forward the file to john smith today", "PERSON", "john smith"),
     ("I met jane yesterday", "PERSON", "jane"),
+    ("priya patel will sign for it", "PERSON", "priya patel"),
+    ("PLEASE CC KENJI TANAKA ON THE REPLY", "PERSON", "KENJI TANAKA"),
+    ("the parcel is for wei zhang", "PERSON", "wei zhang"),
     ("thanks mark, see you tomorrow", "PERSON", "mark"),
+    ("dear mr. okonkwo, thank you", "PERSON", "okonkwo"),
+    ("MY SON CHIDI HAS A FEVER", "PERSON", "CHIDI"),
+    ("hi, my name is priya raghunathan and i need help", "PERSON", "priya raghunathan"),
     ("Please forward it to J<b>ohn</b> Smith today.", "PERSON", "J<b>ohn</b> Smith"),
     ("Please forward it to Jo**hn** Smith today.", "PERSON", "Jo**hn** Smith"),
     ("Please forward it to <i>John</i> <b>Smith</b> today.", "PERSON", "John</i> <b>Smith"),
@@ -74,6 +80,9 @@ LOOK_ALIKES = [
     ("Use the <b> tag for bold", None),
     ("annotator ann-02 and ANN models", "PERSON"),
     ("account GB54 LOYD 8540 6689 5464 74", "PERSON"),
+    ("the admin fee is 25 dollars; phishing means a scam", "PERSON"),
+    ("the price rose by two percent, mark the box", "PERSON"),
+    ("thanks lol, hi guys, my name is not important", "PERSON"),
     ("Hello <PERSON>, your <PHONE_NUMBER> and <EMAIL_ADDRESS> are on file.", None),
     ("x_1 + x_2 = 12 and 2*3*4 = 24", None),
 ]
@@ -121,11 +130,12 @@ def test_the_offset_map_covers_each_original_character():
     assert same.text == same.original and not same.moved and same.span(3, 7) == (3, 7)
 
 
-def test_without_hyperscan_the_same_texts_are_rewritten(monkeypatch):
+def test_without_hyperscan_the_same_texts_are_rewritten(scanner, monkeypatch):
     texts = [text for text, _, _ in DISGUISED] + [text for text, _ in LOOK_ALIKES]
-    fast = TextNormaliser()
-    monkeypatch.setattr(fast, "_database", None)
-    assert [n.text for n in fast.normalise_many(texts)] == [n.text for n in TextNormaliser().normalise_many(texts)]
+    expected = [n.text for n in scanner.normaliser.normalise_many(texts)]
+    python = TextNormaliser(scanner.normaliser.names)
+    monkeypatch.setattr(python, "_database", None)
+    assert [n.text for n in python.normalise_many(texts)] == expected
 
 
 def test_report_context_masks_spelled_out_digits(scanner):
