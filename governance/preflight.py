@@ -82,7 +82,7 @@ def _approvals_policy():
     from governance.policy import load_policy_file
     from governance.policy.approvals import ApprovalsPolicy
 
-    path = Path(os.environ.get("GOVERN_POLICY_DIR") or "policies") / "approvals.yaml"
+    path = _approvals_policy_path()
     return load_policy_file(path, ApprovalsPolicy), path
 
 
@@ -209,8 +209,14 @@ def check_permissions(uri: str, user: str, credentials: tuple[str, str], policy:
     )
 
 
+def _approvals_policy_path() -> Path:
+    return Path(os.environ.get("GOVERN_POLICY_DIR") or "policies") / "approvals.yaml"
+
+
 def check_tiers() -> Finding:
     """The risk tier each method registers with, as the committed approvals policy decides it (not params)."""
+    if not _approvals_policy_path().is_file():  # a folder without policies registers nothing: nothing to show
+        return _ok("tiers", f"no approvals policy at {_approvals_policy_path()}: nothing registers here")
     try:
         policy, policy_path = _approvals_policy()
     except GovernanceError as exc:
@@ -225,6 +231,8 @@ def check_tiers() -> Finding:
 
 def check_local_store(uri: str) -> Finding:
     """The embedded store is fine, unless the committed approvals policy pins a server (forgotten team.env)."""
+    if not _approvals_policy_path().is_file():
+        return _ok("tracking", f"local MLflow store {uri}")
     try:
         policy, policy_path = _approvals_policy()
     except GovernanceError as exc:
