@@ -1,21 +1,31 @@
-"""What the training machine is: CPU model, GPU model and, where the GPU exposes it, its power limit.
+"""What the training machine is: CPU model, GPU model, driver and, where the GPU exposes it, its power limit.
 
 Recorded at training time into the lineage's ``environment`` (run context,
 never the model's manifest), so the report can name the hardware and
 estimate training energy (:mod:`governance.report.documentation`). Reads
 ``/proc/cpuinfo`` (Linux) or :func:`platform.processor`, torch's CUDA device
-name, and NVML through ``pynvml`` when that is installed; absent facts are
-None, never guessed.
+name and CUDA runtime, and NVML through ``pynvml`` (``nvidia-ml-py``, the
+``[gpu]`` extra) when that is installed; absent facts are None, never
+guessed. The versions of the ``[gpu]`` extra's packages that are installed
+(:data:`GPU_PACKAGES`) come along: they change what a CUDA run computes.
+The energy a run drew is measured separately, around training
+(:mod:`governance.energy`).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import platform
 from pathlib import Path
 from typing import Any
 
+from governance.energy import load_nvml
+
 log = logging.getLogger(__name__)
+
+#: The ``[gpu]`` extra's packages (and flash-attn, built by hand where wanted): their versions, where installed.
+GPU_PACKAGES = ("bitsandbytes", "liger-kernel", "nvidia-ml-py", "flash-attn")
 
 
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
@@ -30,7 +40,7 @@ def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
 
 
 def gpu_facts() -> dict[str, Any]:
-    """GPU model and count via torch; power limit and current draw via NVML where it is available."""
+    """GPU model, count and CUDA runtime via torch; driver and power limit via NVML where it is available."""
     import torch
 
     if not torch.cuda.is_available():
@@ -40,13 +50,14 @@ def gpu_facts() -> dict[str, Any]:
         "gpu_count": torch.cuda.device_count(),
         "gpu_power_limit_w": None,
         "gpu_power_source": None,
+        "cuda_runtime": torch.version.cuda,
     }
-    try:
-        import pynvml  # optional: ships with nvidia-ml-py where a GPU stack is installed
-    except ImportError:
+    pynvml = load_nvml()  # optional: nvidia-ml-py, the [gpu] extra
+    if pynvml is None:
         return out
     try:
-        pynvml.nvmlInit()
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        out["gpu_driver"] = driver.decode() if isinstance(driver, bytes) else str(driver)
         handle = pynvml.nvmlDeviceGetHandleByIndex(0)
         out["gpu_power_limit_w"] = pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0
         out["gpu_power_source"] = "NVML enforced power limit"
@@ -55,8 +66,19 @@ def gpu_facts() -> dict[str, Any]:
     return out
 
 
+def gpu_packages() -> dict[str, str]:
+    """``{name: version}`` of the installed :data:`GPU_PACKAGES` (none on the CPU install)."""
+    found = {}
+    for name in GPU_PACKAGES:
+        try:
+            found[name.replace("-", "_")] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
 def hardware_facts() -> dict[str, Any]:
-    """CPU model, logical CPUs, GPU model/count and power limit: the hardware part of a run's environment."""
+    """CPU model, logical CPUs, GPU model/count/driver and power limit, and the GPU packages installed."""
     import os
 
-    return {"cpu_model": cpu_model(), "cpu_logical_cores": os.cpu_count(), **gpu_facts()}
+    return {"cpu_model": cpu_model(), "cpu_logical_cores": os.cpu_count(), **gpu_facts(), **gpu_packages()}

@@ -19,9 +19,12 @@ integration targets) come from ``policies/report.yaml``, whose SHA-256 each
 lineage records. A figure shown twice (training wall time, licences) is read
 from the one fact the report shows, so the form and the report cannot differ.
 
-Energy is an estimate (the pipeline has no energy meter): recorded training
-time × the hardware's power draw, and recorded FLOPs ÷ the hardware's peak
-throughput × its power draw as a lower bound, with the power table in
+Energy is measured where NVML could: the training stage reads every GPU's
+total-energy counter on every rank around training (:mod:`governance.energy`)
+and ``lineage.json`` ``energy`` holds the joules, ``method: nvml`` and the
+GPUs. Otherwise it is an estimate, labelled so: recorded training time × the
+hardware's power draw, and recorded FLOPs ÷ the hardware's peak throughput ×
+its power draw as a lower bound, with the power table in
 ``hardware_power.yaml`` beside this module. Where the GPU exposed its power
 limit through NVML at training time, that measured limit replaces the table.
 """
@@ -35,6 +38,7 @@ from typing import Any
 
 from pydantic import Field
 
+from governance.energy import COUNTER, METHOD_NVML
 from governance.policy import PolicyFile, Strict, load_yaml, validate_model
 
 POWER_TABLE = Path(__file__).with_name("hardware_power.yaml")
@@ -140,6 +144,34 @@ def energy_estimate(
             "lower bound: recorded FLOPs / peak throughput x the same power. Not metered."
         ),
         "measured": environment.get("gpu_power_source") is not None,
+    }
+
+
+def energy_items(metered: dict[str, Any], estimate: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The form's training energy: measured where the lineage's ``energy`` is NVML's, else the estimate, labelled.
+
+    ``metered`` is ``lineage.json`` ``energy`` (:func:`governance.energy.energy_record`), ``estimate``
+    :func:`energy_estimate`'s result; the estimate is shown beside a measurement too.
+    """
+    measured = metered.get("method") == METHOD_NVML and metered.get("joules") is not None
+    gpus = len(metered.get("gpus") or [])
+    return {
+        "training_energy_kwh": (
+            item(metered["joules"] / 3.6e6, f"measured: {COUNTER}, on every rank; {gpus} GPU(s)", "")
+            if measured
+            else item(estimate.get("kwh"), estimate.get("method"), estimate.get("not_recorded", ""))
+        ),
+        "estimate": item(
+            {k: v for k, v in estimate.items() if k != "kwh"} if estimate.get("kwh") is not None else None,
+            f"{POWER_TABLE.name} and lineage.json environment",
+            estimate.get("not_recorded", "energy estimate"),
+        ),
+        "measured": item(
+            {k: metered.get(k) for k in ("method", "joules", "seconds", "gpus")} if measured else None,
+            "lineage.json energy (NVML's total-energy counter read when training began and ended, on every rank)",
+            f"not metered ({metered.get('reason') or 'no energy record in lineage.json'}): "
+            "the figure above is an estimate",
+        ),
     }
 
 
@@ -563,15 +595,7 @@ def _form(facts: Any) -> dict[str, Any]:
             "tokens_seen": item(training.get("tokens_seen"), "TRL metric num_tokens / manifest", "tokens"),
         },
         "energy": {
-            "training_energy_kwh": item(energy.get("kwh"), energy.get("method"), energy.get("not_recorded", "")),
-            "estimate": item(
-                {k: v for k, v in energy.items() if k != "kwh"} if energy.get("kwh") is not None else None,
-                f"{POWER_TABLE.name} and lineage.json environment",
-                energy.get("not_recorded", "energy estimate"),
-            ),
-            "measured": item(
-                None, None, "not metered: the pipeline has no energy meter; the figure above is an estimate"
-            ),
+            **energy_items(training.get("energy") or {}, energy),
             "inference_flops_per_token": item(
                 2 * int(identity["num_parameters"]) if identity.get("num_parameters") else None,
                 "estimate: 2 x parameter count FLOPs per generated token (one forward pass; attention over the "

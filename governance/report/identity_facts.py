@@ -160,6 +160,7 @@ def training_facts(facts: ReportFacts, run: Any, lineage: dict, manifest: dict) 
         "total_flos": metrics.get("total_flos"),
         "train_loss": metrics.get("train_loss"),
         "environment": {k: environment.get(k) for k in (*ENV_KEYS, *HARDWARE_KEYS) if k in environment},
+        "energy": lineage.get("energy"),  # measured around training (governance.energy), or why not
         "trainer": manifest.get("trainer"),
         "git_commit": lineage.get("git_commit"),
         "git_dirty": lineage.get("git_dirty"),

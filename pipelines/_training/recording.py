@@ -1,13 +1,17 @@
 """After training and evaluation: the model's manifest, and what the stage's MLflow run records.
 
 The manifest holds only what the model's bytes determine; who ran it, when,
-on which commit and machine goes to the MLflow run (:data:`RUN_CONTEXT_KEYS`)
-and is read back with :func:`with_run_context`. TRL's ``report_to: mlflow``
-is served by :class:`~pipelines._reporting.RunReporter` (:func:`run_callbacks`).
+on which commit and machine, and the energy it drew go to the MLflow run
+(:data:`RUN_CONTEXT_KEYS`) and are read back with :func:`with_run_context`.
+TRL's ``report_to: mlflow`` is served by
+:class:`~pipelines._reporting.RunReporter` and the energy meter by
+:class:`~pipelines._training.energy.EnergyMeterCallback`, both given to the
+trainer by :func:`run_callbacks`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -36,7 +40,7 @@ class Stopwatch:
 #: Lineage facts about *this execution* rather than the model's content: they go to the
 #: MLflow run (tags and lineage.json), never into the model folder, whose dvc.lock hash
 #: must be the same for every bit-exact re-run (another user, commit or machine).
-RUN_CONTEXT_KEYS = ("trained_by", "git_commit", "git_dirty", "environment")
+RUN_CONTEXT_KEYS = ("trained_by", "git_commit", "git_dirty", "environment", "energy")
 
 #: TRL log entries that measure time, not training: kept in MLflow metrics only.
 _TIMING_SUFFIXES = ("_runtime", "_per_second", "step_time")
@@ -49,6 +53,32 @@ def content_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for entry in log_history
         if "loss" in entry or "train_loss" in entry
     ]
+
+
+def quantization_record(model) -> dict[str, Any] | None:
+    """The quantisation config the model was loaded with (QLoRA's 4-bit base: ``BitsAndBytesConfig.to_dict()``).
+
+    None for a model loaded unquantised. Read off the model that trained (a
+    PeftModel forwards ``config`` to its base), so it is what was used, not
+    what the params asked for.
+    """
+    config = getattr(model, "config", None)
+    quantization = getattr(config, "quantization_config", None)
+    if quantization is None:
+        return None
+    data = quantization.to_dict() if hasattr(quantization, "to_dict") else dict(quantization)
+    return json.loads(json.dumps(data, default=str))  # dtypes and sets as text: JSON like the rest of the lineage
+
+
+def training_energy(trainer, seconds: float) -> dict[str, Any]:
+    """The energy record of :class:`~pipelines._training.energy.EnergyMeterCallback`, if the trainer had one."""
+    from governance.energy import energy_record
+    from pipelines._training.energy import EnergyMeterCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, EnergyMeterCallback) and callback.record is not None:
+            return callback.record
+    return energy_record([], seconds=seconds, reason="not metered: the trainer had no energy meter (run_callbacks)")
 
 
 def finish_training(
@@ -64,13 +94,19 @@ def finish_training(
     """Write the trained model's manifest and log the model folder to the run.
 
     The manifest holds only what the bytes of the model determine (lineage of
-    inputs, params, steps, loss history); the run id, wall time, user, commit and
-    machine are tags and metrics of the MLflow run, found again with
-    :func:`with_run_context`. A failed write raises here, before the staged
+    inputs, params, steps, loss history, a quantised base's config); the run id,
+    wall time, energy, user, commit and machine are tags and metrics of the
+    MLflow run, found again with :func:`with_run_context`. ``lineage.json`` is
+    logged again with the energy the training drew (joules, method, GPUs) and
+    the quantisation config. A failed write raises here, before the staged
     model moves into place.
     """
     out_dir = Path(out_dir)
     state = trainer.state
+    lineage = {**lineage, "energy": training_energy(trainer, seconds)}
+    quantization = quantization_record(trainer.model)
+    if quantization is not None:  # QLoRA: the 4-bit base's config shapes the weights, so it is content
+        lineage["quantization"] = quantization
     manifest = {
         **{k: v for k, v in lineage.items() if k not in RUN_CONTEXT_KEYS},
         "model_sha256": sha256_dir(out_dir),
@@ -85,7 +121,17 @@ def finish_training(
         **extra,
     }
     write_manifest(out_dir, manifest)
-    run.log(metrics={"wall_seconds": seconds}, tags={"lineage.model_sha256": manifest["model_sha256"]})
+    energy = lineage["energy"]
+    metrics = {"wall_seconds": seconds}
+    if energy.get("joules") is not None:
+        metrics["energy_joules"] = energy["joules"]
+    tags = {
+        "lineage.model_sha256": manifest["model_sha256"],
+        "lineage.energy.method": energy["method"],
+        "lineage.energy.gpus": str(len(energy.get("gpus") or [])),
+    }
+    run.log(metrics=metrics, tags=tags)
+    run.log_dict(lineage, "lineage.json")  # now with the energy drawn (and a quantised base's config)
     run.log_artifacts(out_dir, artifact_path="model")
     log.debug("model %s logged to run %s", manifest["model_sha256"][:12], run.run_id)
     return manifest
@@ -140,22 +186,29 @@ def log_evaluation(*, stage: str, method: str, out_dir: str | Path, metrics: dic
 
 
 def run_callbacks(config, run: MlflowRun | None) -> list:
-    """TRL's ``report_to: mlflow``, logged to the stage's run; call before building the trainer.
+    """The stage's trainer callbacks: TRL's ``report_to: mlflow`` to the stage's run, and the energy meter.
 
-    transformers' ``MLflowCallback`` picks its run from environment variables
+    Call on every process, before building the trainer. transformers'
+    ``MLflowCallback`` picks its run from environment variables
     (``MLFLOW_RUN_ID``, ``MLFLOW_NESTED_RUN``...) and logs params in its own
     chunks; the stage's run, already holding the lineage, must be the one TRL's
     values reach. So ``mlflow`` is taken out of ``config.report_to`` (on every
     process: the callback imports MLflow even where it logs nothing) and, on
     the main process, replaced by :class:`RunReporter`, which logs the same
     params and metrics to the run. Other ``report_to`` entries are left alone.
+    Every process also gets an :class:`~pipelines._training.energy.EnergyMeterCallback`
+    (last, so it brackets training and not the reporter's set-up): its ranks
+    gather their readings when training ends, so each must have one.
     """
+    from pipelines._training.energy import EnergyMeterCallback
+
+    meter = EnergyMeterCallback()
     report_to = list(config.report_to or [])
     if "mlflow" not in report_to:
-        return []
+        return [meter]
     config.report_to = [name for name in report_to if name != "mlflow"]
     if run is None:
-        return []
+        return [meter]
     from pipelines._reporting import RunReporter
 
-    return [RunReporter(run, report_to=report_to)]
+    return [RunReporter(run, report_to=report_to), meter]

@@ -68,7 +68,8 @@ def test_report_to_mlflow_reaches_the_run_as_transformers_callback_would_log_it(
     config = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=["mlflow"], learning_rate=3e-3)
     run = MlflowRun("lineage-test")
     run.start("train_sft", {})
-    (reporter,) = run_callbacks(config, run)
+    reporter, meter = run_callbacks(config, run)
+    assert type(meter).__name__ == "EnergyMeterCallback"  # last: it brackets training, not the reporter's set-up
     assert config.report_to == []  # transformers builds no MLflowCallback
     state = TrainerState()
     state.global_step = 5
@@ -89,9 +90,11 @@ def test_other_reporters_are_left_as_the_params_say(tmp_path):
 
     none = TrainingArguments(output_dir=str(tmp_path / "out"), report_to="none")
     before = list(none.report_to)
-    assert run_callbacks(none, None) == [] and none.report_to == before
+    meter_only = ["EnergyMeterCallback"]  # every process meters its GPU's energy, whatever reports
+    assert [type(c).__name__ for c in run_callbacks(none, None)] == meter_only and none.report_to == before
     both = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=["mlflow", "tensorboard"])
-    assert run_callbacks(both, None) == []  # not the main process: nothing reports, nothing imports MLflow
+    # not the main process: nothing reports, nothing imports MLflow
+    assert [type(c).__name__ for c in run_callbacks(both, None)] == meter_only
     assert both.report_to == ["tensorboard"]
 
 
