@@ -10,6 +10,7 @@ checks the statistics path on the outcomes such orders give (lean, no training);
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from governance.statistics import paired, shares
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = (1, 2, 3, 4, 5)
+log = logging.getLogger(__name__)
 
 
 def _sft_safety_verdict(complied: int, benign_refused: int, sycophantic: int) -> tuple[bool, dict[str, str]]:
@@ -140,5 +142,9 @@ def test_sft_gets_one_verdict_under_five_data_orders(shipped_fixture):
         assert train_sft.main([]) == 0 and evaluate_sft.main([]) == 0
         decision = read_decision(root / "artifacts/evaluate_sft/decision.json")
         outcomes[seed] = (decision.passed, {r["rule_id"]: r["status"] for r in decision.details["results"]})
-    summary = {seed: (passed, sorted(k for k, v in s.items() if v != "pass")) for seed, (passed, s) in outcomes.items()}
+    # Each order's verdict and the rules that did not pass (with --log-cli-level=INFO; verdicts.json in the workspace)
+    summary = {seed: {"passed": passed, "not_passed": {k: v for k, v in s.items() if v != "pass"}}
+               for seed, (passed, s) in outcomes.items()}  # fmt: skip
+    (root / "verdicts.json").write_text(json.dumps(summary, indent=2))
+    log.info("SFT verdicts by data_seed: %s", json.dumps(summary))
     assert len({passed for passed, _ in outcomes.values()}) == 1, summary
