@@ -1,0 +1,103 @@
+"""benchmarks/gpu_throughput.py end to end on CPU, the tiny built-in model, a few steps: so it cannot rot again.
+
+The benchmark is a GPU job (issue 42: its first GPU run stopped on a field the
+manifest no longer held). Here it runs ``--device cpu --no-dvc``: the training
+stages' own commands with no DVC and no gate packages, SFT and DPO, each beside
+the bare TRL script, and reads every figure from where the stages record it
+now (manifest, MLflow run, lineage.json). MFU and joules are n/a on CPU: no
+bf16 peak, no NVML. The GPU profile and the issue's MFU arithmetic are checked
+here too, without a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = REPO / "configs/profiles/gpu-h100.yaml"
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("gpu_throughput", REPO / "benchmarks/gpu_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # ~45 CPU s: four training processes (SFT and DPO, each side) and the base model stage
+def test_the_benchmark_runs_the_training_stages_without_dvc_and_prints_every_figure(tmp_path):
+    out = tmp_path / "gpu_throughput.json"
+    command = [sys.executable, "benchmarks/gpu_throughput.py", "--device", "cpu", "--model", "builtin:tiny"]
+    command += ["--no-dvc", "--steps", "2", "--skip-qlora", "--json", str(out)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["setting"], r["method"]) for r in rows] == [("defaults", "sft"), ("defaults", "dpo")]
+    for r in rows:
+        # Tokens from the manifest, seconds from the run's train_runtime: both sides measured, a ratio between
+        assert r["tokens"] > 0 and r["parameters"] > 0
+        assert r["bare_tokens_per_s"] > 0 and r["pipeline_tokens_per_s"] > 0 and r["ratio"] > 0
+        # No GPU: no peak to divide by, no NVML to read; said, not guessed
+        assert r["mfu_bare"] is None and r["mfu_pipeline"] is None
+        assert (r["energy"], r["joules_per_1k_tokens"]) == ("n/a", None)
+    assert "device: cpu x1 (no GPU: no MFU)" in done.stdout
+    assert "training stages only (no DVC, no gates)" in done.stdout
+    assert "energy (pipeline): estimate: power limit x time" in done.stdout  # the lineage's energy, labelled
+
+
+def test_mfu_is_the_issues_arithmetic():
+    bench = _benchmark()
+    # issue 42: 7.2k tokens/s of a 0.37B model on one H100 SXM = 1.6% MFU (6 x N x tokens/s over 989 TFLOP/s)
+    peak = bench.peak_flops("NVIDIA H100 80GB HBM3")
+    assert peak == 989e12
+    assert bench.mfu("sft", 370_000_000, 7200, peak, 1) == pytest.approx(0.0162, abs=5e-4)
+    assert bench.mfu("dpo", 370_000_000, 7200, peak, 1) == pytest.approx(0.0162 * 8 / 6, abs=5e-4)
+    assert bench.peak_flops("NVIDIA H100 PCIe") == 756e12 and bench.peak_flops("NVIDIA A100-SXM4-80GB") == 312e12
+    assert bench.peak_flops("Some Future GPU") is None and bench.mfu("sft", 1, 1.0, None, 1) is None
+
+
+def test_the_profile_names_only_trl_options_that_build_and_the_docs_apply_it_in_one_command():
+    from trl import DPOConfig, SFTConfig
+
+    from pipelines._training import trl_config
+
+    profile = yaml.safe_load(PROFILE.read_text())
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, config_class in (("train_sft", SFTConfig), ("train_dpo", DPOConfig)):
+        options = {**params[section]["trl"], **profile[section]["trl"]}
+        # This machine has no GPU: TRL refuses bf16 and transformers Liger without one; everything else builds
+        config = trl_config(config_class, {**options, "bf16": False, "use_liger_kernel": False}, section)
+        for key, value in profile[section]["trl"].items():
+            if key not in ("bf16", "use_liger_kernel"):
+                assert getattr(config, key) == value, (section, key)
+    flags = shlex.split(
+        subprocess.run(
+            [sys.executable, "benchmarks/gpu_throughput.py", "--dvc-set", str(PROFILE)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert flags[:4] == ["-S", "++train_sft.trl.bf16=true", "-S", "++train_sft.trl.per_device_train_batch_size=64"]
+    command = "dvc exp run -n gpu-h100 $(python benchmarks/gpu_throughput.py --dvc-set configs/profiles/gpu-h100.yaml)"
+    assert command in (REPO / "docs/how-to/gpu.md").read_text()
+
+
+def test_the_gpu_extra_is_pinned_in_the_gpu_lock_and_torch_there_is_never_a_cpu_build():
+    import tomllib
+
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
+    lock = [line for line in (REPO / "requirements-gpu.lock").read_text().splitlines() if line and line[0] != "#"]
+    assert sorted(extra) == sorted(line for line in lock if line.split("==")[0] in {e.split("==")[0] for e in extra})
+    assert "torch===2.13.0" in lock  # exact string: 2.13.0+cpu never satisfies it
+    torch_line = next(line for line in (REPO / "requirements.lock").read_text().splitlines() if line[:7] == "torch==")
+    assert torch_line.removeprefix("torch==").split("+")[0] == "2.13.0"  # the same torch, CPU and CUDA builds
