@@ -280,7 +280,9 @@ class NameRecognizer(EntityRecognizer):
         """A strong cue and the space before the word it names (see :meth:`caseless_names`)."""
         return regex.compile(rf"(?<![\p{{L}}\p{{M}}\p{{Nd}}'’]){self._strong_cue_source(ascii_only=False)}", regex.I)
 
-    def caseless_names(self, text: str, present: frozenset[str] | None = None) -> list[tuple[int, int]]:
+    def caseless_names(
+        self, text: str, present: frozenset[str] | None = None, cues: bool = True
+    ) -> list[tuple[int, int]]:
         """Spans of names written in lower case or capitals, to be capitalised before this recognizer reads the text.
 
         Capitals tell this recognizer and the model where names are; "john smith", "JANE DOE" and "thanks mark"
@@ -307,7 +309,8 @@ class NameRecognizer(EntityRecognizer):
         "thanks lol", "hi guys" stay.
 
         ``present``: the trigger words (:meth:`caseless_triggers`) written without case in ``text``, if the caller
-        knows them: only they are looked at (in a text whose letters are all ASCII), and the strong cues.
+        knows them: only they are looked at (in a text whose letters are all ASCII), and the strong cues unless
+        ``cues`` is False (the caller knows none stands in ``text``: :meth:`caseless_cue_expression`).
         """
         if present is None or _NON_ASCII_LETTER.search(text):
             words = list(_CASELESS_WORD.finditer(text))
@@ -319,8 +322,9 @@ class NameRecognizer(EntityRecognizer):
         # Where a name may start: a first name, the word before a surname, the word after a strong cue.
         starts = [(m.start(), m, False) for m in firsts]
         starts += [(m.start(), m, False) for m in filter(None, (self._unlisted_before(text, m) for m in seconds))]
-        named = (self._named_after(text, cue) for cue in self._strong_cue.finditer(text))
-        starts += [(m.start(), m, True) for m in named if m is not None]
+        if cues or present is None:
+            named = (self._named_after(text, cue) for cue in self._strong_cue.finditer(text))
+            starts += [(m.start(), m, True) for m in named if m is not None]
         shouting = _LOWER_CASE.search(text) is None
         spans: list[tuple[int, int]] = []
         taken = 0

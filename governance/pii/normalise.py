@@ -125,10 +125,8 @@ TRIGGERS = (
 )
 #: The id of the names trigger (a strong cue before a word), after the three steps' own.
 _NAMES = len(TRIGGERS)
-#: Words written without case, as the name trigger looks them up: in an ASCII text, and in any other.
-#: (Runs of letters of one case: every word written without case is one; a few more are only looked up.)
-_LOWER_WORDS = re.compile(r"[a-z]{2,}")
-_UPPER_WORDS = re.compile(r"[A-Z]{2,}")
+#: Words as the name trigger looks them up (those written without case kept): maximal runs of ASCII letters.
+_LETTER_RUNS = re.compile(r"[A-Za-z]{2,}")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _NON_ASCII_RUN = re.compile(r".?[^\x00-\x7f]+", re.DOTALL)
 _SEPARATOR_JOIN = "\n"
@@ -150,7 +148,9 @@ class CaselessNames(Protocol):
 
     def caseless_cue_expression(self) -> str: ...
 
-    def caseless_names(self, text: str, present: frozenset[str] | None = None) -> list[tuple[int, int]]: ...
+    def caseless_names(
+        self, text: str, present: frozenset[str] | None = None, cues: bool = True
+    ) -> list[tuple[int, int]]: ...
 
 
 class NormalisedText:
@@ -252,14 +252,34 @@ def _needs_unicode_step(text: str) -> bool:
     """Whether step 1 changes a text (not NFKC, or a format character or a non-ASCII digit in it)."""
     if not unicodedata.is_normalized("NFKC", text):
         return True
-    return any(unicodedata.category(c) == "Cf" or c.isdecimal() for c in "".join(_NON_ASCII.findall(text)))
+    return any(_kind_of(c) == "changed" for c in set("".join(_NON_ASCII.findall(text))))
 
 
 def _non_ascii_letters(text: str) -> bool:
     """Whether a text holds a letter (or a mark) that is not ASCII ("é", "ж"; not "×" or "≈")."""
     if text.isascii():
         return False
-    return any(c.isalpha() or unicodedata.combining(c) for c in "".join(_NON_ASCII.findall(text)))
+    return any(_kind_of(c) == "letter" for c in set("".join(_NON_ASCII.findall(text))))
+
+
+def _plain_text(text: str) -> bool:
+    """Whether step 1 leaves a text as it is and every letter of it is ASCII (the triggers then read it whole)."""
+    if text.isascii():
+        return True
+    if not unicodedata.is_normalized("NFKC", text):
+        return False
+    return all(_kind_of(c) == "inert" for c in set("".join(_NON_ASCII.findall(text))))
+
+
+@functools.lru_cache(maxsize=65536)
+def _kind_of(character: str) -> str:
+    """What a non-ASCII character is to the normaliser: ``changed`` by step 1 (NFKC, a format character, a
+    digit), a ``letter`` (or mark), or ``inert`` ("×", "≈", "€": no step reads it)."""
+    if _plain(character) != character or unicodedata.category(character) == "Cf" or character.isdecimal():
+        return "changed"
+    if character.isalpha() or unicodedata.combining(character) or unicodedata.category(character).startswith("M"):
+        return "letter"
+    return "inert"
 
 
 def _plain(segment: str) -> str:
@@ -445,7 +465,7 @@ class TextNormaliser:
             if _non_ascii_letters(rewrite.text):
                 rewrite.recase(self.names.caseless_names(rewrite.text))
             elif (present := self._names_in(rewrite.text)) or _NAMES in fired:
-                rewrite.recase(self.names.caseless_names(rewrite.text, present))
+                rewrite.recase(self.names.caseless_names(rewrite.text, present, cues=_NAMES in fired))
         return rewrite.result()
 
     def _fired(self, text: str) -> set[int]:
@@ -466,23 +486,23 @@ class TextNormaliser:
         return {step for step, pattern in enumerate(self._triggers_re) if pattern.search(text)}
 
     def _names_in(self, text: str) -> frozenset[str]:
-        """The trigger first names written without case in ``text``, whose letters are all ASCII."""
-        words = _LOWER_WORDS.findall(text)
-        upper = _UPPER_WORDS.findall(text)
-        if upper:
-            words += " ".join(upper).lower().split()
-        return self._name_triggers.intersection(words)
+        """The trigger words of the name rules written without case in ``text``, whose letters are all ASCII."""
+        words = set(_LETTER_RUNS.findall(text))
+        return self._name_triggers.intersection(w.lower() for w in words if w.islower() or w.isupper())
 
     def _may_change(self, texts: Sequence[str]) -> list[int]:
         """Indices of the texts some step may change: those step 1 changes or that hold a letter that is not
         ASCII (names are then looked up letter by letter), and those a trigger fires in."""
         chosen: set[int] = set()
-        plain: list[int] = []
-        for index, text in enumerate(texts):
-            if text.isascii() or not (_needs_unicode_step(text) or _non_ascii_letters(text)):
-                plain.append(index)
-            else:
-                chosen.add(index)
+        if _SEPARATOR_JOIN.join(texts).isascii():
+            plain = list(range(len(texts)))
+        else:
+            plain = []
+            for index, text in enumerate(texts):
+                if _plain_text(text):
+                    plain.append(index)
+                else:
+                    chosen.add(index)
         if plain:
             chosen.update(self._triggered([texts[i] for i in plain], plain))
         return sorted(chosen)
@@ -507,29 +527,22 @@ class TextNormaliser:
                 if any(pattern.search(text) for pattern in self._triggers_re)
             )
             return fired
-        if joined.isascii():
-            data, lengths, scanned = joined.encode("ascii"), [len(text) for text in texts], list(indices)
-        else:
-            parts: list[bytes] = []
-            scanned = []
-            for index, text in zip(indices, texts, strict=True):
-                try:
-                    parts.append(text.encode("utf-8"))
-                except UnicodeEncodeError:  # a lone surrogate: rewritten, Python's triggers decide there
-                    fired.add(index)
-                    continue
-                scanned.append(index)
-            data, lengths = _SEPARATOR_JOIN.encode().join(parts), [len(part) for part in parts]
-        if not scanned:
+        try:
+            data = joined.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate somewhere: Python's triggers decide, text by text
+            fired.update(
+                index
+                for index, text in zip(indices, texts, strict=True)
+                if any(pattern.search(text) for pattern in self._triggers_re)
+            )
             return fired
-        starts = list(itertools.accumulate((length + 1 for length in lengths[:-1]), initial=0))
-        hits: set[int] = set()
-
-        def on_match(_step: int, _start: int, end: int, _flags: int, _context: object) -> None:
-            hits.add(bisect.bisect_right(starts, end - 1) - 1)
-
-        self._database.scan(data, match_event_handler=on_match)
-        fired.update(scanned[position] for position in hits)
+        ends: list[int] = []
+        self._database.scan(data, match_event_handler=lambda _step, _start, end, _flags, _context: ends.append(end))
+        if ends:
+            # Byte offsets: the texts' UTF-8 lengths are needed only now, and only where some text is not ASCII.
+            sizes = map(len, texts) if len(data) == len(joined) else (len(text.encode("utf-8")) for text in texts)
+            starts = list(itertools.accumulate((size + 1 for size in sizes), initial=0))
+            fired.update(indices[bisect.bisect_right(starts, end - 1) - 1] for end in ends)
         return fired
 
 
