@@ -1,4 +1,4 @@
-"""PII gate accuracy on a generated, labelled set: record recall and precision, chat and preference.
+"""PII gate accuracy on a generated, labelled set: record recall and precision, chat, preference and disguised PII.
 
     python benchmarks/pii_accuracy.py                    # 2,000 records per kind, seed 0
     python benchmarks/pii_accuracy.py --records 500 --seed 3 --naive   # also check presidio's own loop
@@ -53,12 +53,50 @@ random from pools (several per slot), so the set is not the issue's examples.
 
 The dataset is scanned with ``PiiScanner.scan_file`` (what the pii_scan stages
 run) under the shipped policy; a record counts as flagged when it has any
-finding. Record recall = flagged PII records / PII records; precision =
+finding the gate acts on (action redact or deny; DATE_TIME, LOCATION and NRP, counted only, flag
+nothing). Record recall = flagged PII records / PII records; precision =
 flagged PII records / flagged records. Misses and false hits are listed by
 template with the value masked (never raw). ``--naive`` also runs presidio's
 ``AnalyzerEngine.analyze`` on every field and asserts the same findings.
 
 Goal (issue 15): recall >= 0.99 and precision >= 0.95 on both kinds.
+
+Disguised PII (issue 38, P1). A third generated set, ``obfuscated``, holds chat records whose PII
+turn carries one value in a disguise, eleven forms drawn alike: a Luhn-valid card in full-width
+digits, with zero-width or soft-hyphen separators, spelled out ("four one one one, ..."; "oh" for
+zero); a phone in full-width digits or spelled out, beside a phone word; an e-mail with "＠" (or
+wholly full-width), with (at)/[at]/{at}/[@] and (dot)/[dot]/[.], with " at "/" dot "; a name (of
+many origins, some not on the census lists: Wei, Ngozi, Kenji, Thandiwe) in lower case or in
+capitals, or split by HTML or Markdown ("J<b>ohn</b> Smith", "Jo**hn** Smith"). Its other records
+hold a look-alike instead, ordinary text a de-mangler could misread: number words in prose ("one
+or two", counting to eight), "at" and "dot" in prose ("meet me at the station", "look at example
+dot com", "the dot product"), Markdown and HTML, full-width and zero-width text without PII,
+lower-case words that are names too ("the price rose", "the bill is due", "mark the box") and
+sentences in capitals. The set is scanned twice in one run, by the gate's scanner (which
+normalises text first, ``governance/pii/normalise.py``) and by the same engine reading text as
+written (what the gate did before), and recall per form and false hits per look-alike are printed
+side by side. Goal: recall >= 0.95 (names written without case are found only where the lists or a
+cue say they are names), precision >= 0.95. ``--ner`` prints, beside the hand-labelled sets as
+written, the same sentences in lower case and in capitals, normalised and as written.
+
+Measured 2026-11-25 (2 shared cores), the disguised set, seed 0, 2,000 records (599 disguised):
+normalised record recall 0.985, precision 1.000; as written 0.204 / 0.682. Per form, normalised vs
+as written: full-width card 1.000 vs 0.000, zero-width card 1.000 / 0.000, spelled-out card 1.000 /
+0.000, full-width phone 1.000 / 1.000 (libphonenumber reads full-width digits), spelled-out phone
+1.000 / 0.000, full-width e-mail 1.000 / 0.000, (at)/(dot) e-mail 1.000 / 0.019, " at "/" dot "
+e-mail 1.000 / 0.037, lower-case name 0.878 / 0.000, capitals 0.948 / 0.414, markup-split name 1.000
+/ 0.824. False hits on the 1,401 look-alike records: none normalised; 57 as written (full-width
+text without PII that presidio read as PII). Seed 7, 1,500 records: 0.975 / 1.000 vs 0.181 / 0.741.
+What is missed: names written without case that neither the lists nor a cue mark ("wei", "ngozi" alone,
+"thandiwe nkosi"). Hand-labelled names (``--ner``, both sets, PERSON span recall / precision): as
+labelled 0.944 / 0.971 normalised and as written (recasing costs the capitalised sentences nothing);
+in lower case 0.630 / 0.986 (as written 0.000); in capitals 0.694 / 0.904 (as written 0.139 / 0.682).
+The chat and preference figures are the same with and without normalising (2,000 per kind, seed 0:
+chat 0.998 / 0.862, preference 0.998 / 0.891). Their precision is short of the goal since the policy runs
+NER ("Meter" in "Meter reading 4159328812 was submitted." is a PERSON to the model), not since this
+round; a record now counts as flagged only by a finding the gate acts on: before, a DATE_TIME or
+LOCATION (counted only) flagged it, and precision read 0.343 / 0.392 (1,000 per kind). ``--naive`` reports different
+findings since the policy's NER reads windows, not whole texts (so at this round's start too).
 
 Phone values come in the policy's usual US shapes and in shapes the word
 lists were not written against (other countries, extensions, dots, slashes,
@@ -156,6 +194,9 @@ from governance.policy.pii import load_pii_policy  # noqa: E402
 from governance.records import iter_records, iter_text_fields  # noqa: E402
 
 GOAL_RECALL, GOAL_PRECISION = 0.99, 0.95
+#: Issue 38 (P1): the disguised forms, normalised. Lower than the plain goal: a name written without case is found
+#: only where the name lists or a cue say it is one (an unlisted name in lower case is no name to anyone's rules).
+GOAL_OBFUSCATED_RECALL = 0.95
 
 # Area codes libphonenumber does not consider assigned (N11, 37X, 59X, 96X, ...) and assigned ones.
 UNASSIGNED_AREA = ["372", "593", "962", "379", "371", "596", "965", "375", "377", "598", "966", "968"]
@@ -461,12 +502,207 @@ def write_preference(path: Path, records: int, rng: random.Random, pii_share: fl
     return labels
 
 
+# --- disguised PII (issue 38, P1) and look-alikes -------------------------------------------------------------
+
+_FULL_WIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
+_DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+#: Names of many origins, some on the census lists the name rules read, some not (Wei, Ngozi, Kenji, Aisha, Thandiwe:
+#: a name written without case is found only if the lists or a cue say it is one).
+OBFUSCATED_NAMES = [
+    ("john", "smith"), ("maria", "garcia"), ("wei", "zhang"), ("aisha", "bello"), ("sofia", "rossi"),
+    ("ahmed", "hassan"), ("emily", "clark"), ("carlos", "mendoza"), ("olga", "petrova"), ("kenji", "tanaka"),
+    ("fatima", "khan"), ("david", "cohen"), ("grace", "lee"), ("mark", "taylor"), ("priya", "patel"),
+    ("ngozi", "okafor"), ("lucas", "martin"), ("anna", "kowalski"), ("james", "brown"), ("thandiwe", "nkosi"),
+    ("jane", "doe"), ("robert", "miller"), ("elena", "popescu"), ("omar", "farouk"), ("linda", "nguyen"),
+]  # fmt: skip
+NAME_TEMPLATES = [
+    "my name is {}", "please forward the file to {}", "{} called about the refund", "ask {} for the form",
+    "thanks {}, that helped", "i spoke with {} yesterday", "this is {} from billing", "cc {} on the reply",
+    "the parcel is for {}", "{} will sign for it",
+]  # fmt: skip
+CARD_TEMPLATES = ["my card is {}", "card number: {}", "{} is the card on file", "I paid with {}"]
+EMAIL_TEMPLATES = ["write to me at {}", "my email is {}", "send it to {}", "{} is my address"]
+
+
+def _spell(rng: random.Random, digits: str) -> str:
+    return " ".join(rng.choice(["zero", "oh"]) if d == "0" else _DIGIT_NAMES[int(d)] for d in digits)
+
+
+def _phone_groups(rng: random.Random) -> list[str]:
+    return [rng.choice(ASSIGNED_AREA), str(rng.randint(2, 9)) + _digits(rng, 2), _digits(rng, 4)]
+
+
+def _mailbox(rng: random.Random) -> tuple[str, str]:
+    first, last = rng.choice(OBFUSCATED_NAMES)
+    return rng.choice([first, f"{first}.{last}", f"{first[0]}{last}"]), rng.choice(
+        ["example.com", "example.org", "mail.example.net", "example.co.uk"]
+    )
+
+
+def _split_name(rng: random.Random, first: str, last: str) -> str:
+    first, last = first.capitalize(), last.capitalize()
+    cut = rng.randint(1, len(first) - 1)
+    return rng.choice(
+        [
+            f"{first[:cut]}<b>{first[cut:]}</b> {last}",
+            f"{first[:cut]}**{first[cut:]}** {last}",
+            f"<i>{first}</i> <b>{last}</b>",
+            f"{first[:cut]}<span class=x>{first[cut:]}</span> {last}",
+            f"{first} {last[:1]}__{last[1:]}__",
+        ]
+    )
+
+
+def _disguised(rng: random.Random) -> tuple[str, str]:
+    """A sentence holding one disguised PII value, and its form's label."""
+    form = rng.choice(OBFUSCATED_FORMS)
+    if form == "full-width card":
+        return rng.choice(CARD_TEMPLATES).format(_luhn_card(rng).translate(_FULL_WIDTH)), form
+    if form == "zero-width card":
+        separator = rng.choice(["\u200b", "\u200c", "\u2060", "\u00ad"])
+        return rng.choice(CARD_TEMPLATES).format(_luhn_card(rng).replace(" ", separator)), form
+    if form == "spelled-out card":
+        groups = _luhn_card(rng).split()
+        joined = rng.choice([" ", " - ", ", "]).join(_spell(rng, g) for g in groups)
+        return rng.choice(CARD_TEMPLATES).format(joined), form
+    if form == "full-width phone":
+        area, exchange, line = _phone_groups(rng)
+        return rng.choice(PHONE_BEFORE).format(f"({area}) {exchange}-{line}".translate(_FULL_WIDTH)), form
+    if form == "spelled-out phone":
+        joined = rng.choice([" ", ", ", " - "]).join(_spell(rng, g) for g in _phone_groups(rng))
+        return rng.choice(PHONE_BEFORE).format(joined), form
+    if form == "full-width e-mail (＠)":
+        local, domain = _mailbox(rng)
+        address = f"{local}＠{domain}" if rng.random() < 0.5 else f"{local}@{domain}".translate(_FULL_WIDTH)
+        return rng.choice(EMAIL_TEMPLATES).format(address), form
+    if form == "(at)/(dot) e-mail":
+        local, domain = _mailbox(rng)
+        at = rng.choice(["(at)", "[at]", "{at}", "(AT)", "[@]"])
+        dot = rng.choice(["(dot)", "[dot]", "[.]", "(DOT)", "."])
+        spaced = rng.random() < 0.7
+        address = f"{local}{' ' if spaced else ''}{at}{' ' if spaced else ''}" + (
+            f" {dot} " if spaced and dot != "." else dot
+        ).join(domain.split("."))
+        return rng.choice(EMAIL_TEMPLATES).format(address), form
+    if form == "' at ' / ' dot ' e-mail":
+        local, domain = _mailbox(rng)
+        at, dot = rng.choice([(" at ", " dot "), (" AT ", " DOT "), (" at ", " [dot] ")])
+        return rng.choice(EMAIL_TEMPLATES).format(local.replace(".", dot) + at + dot.join(domain.split("."))), form
+    if form == "lower-case name":
+        first, last = rng.choice(OBFUSCATED_NAMES)
+        name = f"{first} {last}" if rng.random() < 0.7 else first
+        return rng.choice(NAME_TEMPLATES).format(name), form
+    if form == "all-caps name":
+        first, last = rng.choice(OBFUSCATED_NAMES)
+        name = f"{first} {last}" if rng.random() < 0.7 else first
+        return rng.choice(NAME_TEMPLATES).format(name).upper(), form
+    first, last = rng.choice(OBFUSCATED_NAMES)
+    return rng.choice(NAME_TEMPLATES).format(_split_name(rng, first, last)), form
+
+
+OBFUSCATED_FORMS = [
+    "full-width card", "zero-width card", "spelled-out card", "full-width phone", "spelled-out phone",
+    "full-width e-mail (＠)", "(at)/(dot) e-mail", "' at ' / ' dot ' e-mail", "lower-case name", "all-caps name",
+    "markup-split name",
+]  # fmt: skip
+#: Ordinary text the disguises could be mistaken in (each label a kind): number words, "at" and "dot" in prose,
+#: Markdown and HTML, full-width and zero-width characters, lower-case and capitalised words that are also names.
+LOOK_ALIKES = {
+    "number words in prose": [
+        "I bought {a} apples and {b} pears.", "one or two of them, maybe three",
+        "we need two, three, maybe four people", "chapter one, verse two", "one by one, two by two",
+        "she has three kids and one dog",
+        "count with me: one two three four five six seven eight", "give me five, no, six minutes",
+    ],
+    "'at' and 'dot' in prose": [
+        "meet me at the station at {a}", "look at example dot com for the docs", "we met at the cafe near work",
+        "visit us at example dot com", "arrive at gate {a} by noon", "connect the dots on page {a}",
+        "the dot product of u and v is {b}", "she wore a polka dot dress at the party",
+    ],
+    "markup": [
+        "**Step {a}:** add the *numbers* together.", "Use `snake_case_names` in __init__.", "<b>Total:</b> {b}",
+        "x_1 + x_2 = {b}", "_Note_: keep the ~~old~~ receipt.", "<i>Important</i>: read the <u>manual</u>.",
+    ],
+    "full-width and zero-width text": [
+        "Ｔｏｔａｌ： {fw} items", "{fw} × ３ ＝ result", "ｈｅｌｌｏ ｗｏｒｌｄ, see you",
+        "zero\u200bwidth\u200bjoined words", "soft\u00adhyphen\u00adated words", "Ｏｒｄｅｒ shipped today",
+    ],
+    "lower-case and capitalised words": [
+        "the price rose by {a} percent", "mark the box and sign below", "the bill is due friday",
+        "the grace period ends soon", "i hope so, it's the art of waiting", "winter sports and summer camps",
+        "PLEASE CALL THE OFFICE BEFORE NOON", "IMPORTANT: READ THE MANUAL FIRST", "THE BILL IS DUE, MARK THE DATE",
+        "may i ask a question?", "will it ship by june?",
+    ],
+}  # fmt: skip
+
+
+def _look_alike(rng: random.Random) -> tuple[str, str]:
+    kind = rng.choice(sorted(LOOK_ALIKES))
+    a, b = rng.randint(2, 12), rng.randint(13, 999)
+    text = rng.choice(LOOK_ALIKES[kind]).format(a=a, b=b, fw=str(b).translate(_FULL_WIDTH))
+    return text, f"look-alike: {kind}"
+
+
+def write_obfuscated(path: Path, records: int, rng: random.Random, pii_share: float) -> list[tuple[bool, str]]:
+    """Chat records: with PII, one turn holds a disguised value (:func:`_disguised`); without, one a look-alike."""
+    labels = []
+    with path.open("w", encoding="utf-8") as handle:
+        for index in range(records):
+            pii = rng.random() < pii_share
+            turns = rng.randint(2, 5)
+            where = rng.randrange(turns)
+            messages, label = [], "clean"
+            for turn in range(turns):
+                if turn == where:
+                    text, label = _disguised(rng) if pii else _look_alike(rng)
+                else:
+                    text = rng.choice(CHAT_FILLER)
+                messages.append({"role": "user" if turn % 2 == 0 else "assistant", "content": text})
+            handle.write(json.dumps({"id": f"obf-{index}", "messages": messages}, ensure_ascii=False) + "\n")
+            labels.append((pii, label))
+    return labels
+
+
+def obfuscated_side_by_side(scanner: PiiScanner, as_written: PiiScanner, path: Path, labels: list) -> bool:
+    """Record recall and precision of the disguised set, normalised and as written, per form; whether the goal holds."""
+    scanners = {"normalised": scanner, "as written": as_written}
+    results = {name: measure(each, path, "sft", labels) for name, each in scanners.items()}
+    for name, result in results.items():
+        print(  # noqa: T201
+            f"obfuscated {name:10s} {result['records']} records ({result['pii_records']} with disguised PII): "
+            f"record recall {result['recall']:.3f}, precision {result['precision']:.3f}; {result['seconds']:.1f} s"
+        )
+    forms = Counter(label for pii, label in labels if pii)
+    for form in OBFUSCATED_FORMS:
+        cells = []
+        for name, result in results.items():
+            found = forms[form] - result["misses"][form]
+            cells.append(f"{name} {found / forms[form] if forms[form] else 1:.3f} ({found}/{forms[form]})")
+        print(f"    {form:24s} " + "   ".join(cells))  # noqa: T201
+    kinds = Counter(label for pii, label in labels if not pii)
+    for kind in sorted(kinds):
+        hits = "   ".join(f"{name} {result['false_hits'][kind]}" for name, result in results.items())
+        print(f"    false hits on {kind.removeprefix('look-alike: ')} ({kinds[kind]} records): {hits}")  # noqa: T201
+    normalised = results["normalised"]
+    reached = normalised["recall"] >= GOAL_OBFUSCATED_RECALL and normalised["precision"] >= GOAL_PRECISION
+    print(  # noqa: T201
+        f"    [goal: recall {GOAL_OBFUSCATED_RECALL}, precision {GOAL_PRECISION} normalised: "
+        f"{'ok' if reached else 'SHORT'}]"
+    )
+    for label, count in normalised["misses"].most_common(6):
+        print(f"    missed (normalised): {count} x {label}")  # noqa: T201
+    return reached
+
+
 def measure(scanner: PiiScanner, path: Path, kind: str, labels: list[tuple[bool, str]]) -> dict:
     flagged: set[int] = set()
     findings: list = []
 
     def sink(finding) -> None:
-        flagged.add(finding.line)
+        # A record is flagged by a finding the gate acts on (redact, deny): since the policy runs NER, dates and
+        # places are counted (action allow) in nearly every record, and flag nothing.
+        if finding.action != "allow":
+            flagged.add(finding.line)
         findings.append((finding.line, finding.field, finding.entity, finding.start, finding.end, finding.score))
 
     start = time.perf_counter()
@@ -497,12 +733,14 @@ def measure(scanner: PiiScanner, path: Path, kind: str, labels: list[tuple[bool,
 
 
 def naive_findings(scanner: PiiScanner, path: Path) -> list:
+    """presidio's own loop over each field as the scanner's normaliser writes it, mapped back as the scanner does."""
     engine, out = scanner.engine, []
     for record in iter_records(path):
         for field, text in iter_text_fields(record.data):
-            results = engine.analyzer.analyze(text, language=engine.language, entities=engine.entities)
+            [read] = scanner.normalise([text])
+            results = engine.analyzer.analyze(read.text, language=engine.language, entities=engine.entities)
             for f in resolve(results, scanner.rules, scanner.priority):
-                out.append((record.line, field, f.entity, f.start, f.end, f.score))
+                out.append((record.line, field, f.entity, *read.span(f.start, f.end), f.score))
     return sorted(out)
 
 
@@ -603,7 +841,30 @@ def ner_accuracy(policy_path: Path) -> int:
                         person_misses = misses
                 print("  ".join(line))  # noqa: T201
     print(f"names missed with the policy's windows (both sets): {len(person_misses)}")  # noqa: T201
+    ok &= caseless_names_side_by_side(policy_path, sets["both"])
     return 0 if ok else 1
+
+
+def caseless_names_side_by_side(policy_path: Path, data: list) -> bool:
+    """PERSON span recall and precision on the hand-labelled sentences in lower case and in capitals (issue 38),
+    normalised and as written, the policy's windows; the sentences as labelled beside them. Whether the capitalised
+    sentences still meet the names goal normalised (recasing must not cost what capitals find)."""
+    scanner = PiiScanner(load_pii_policy(policy_path), policy_path)
+    scanners = {"normalised": scanner, "as written": PiiScanner(scanner.policy, policy_path, engine=scanner.engine,
+                                                                normalise=False)}  # fmt: skip
+    variants = {"as labelled": data}
+    for name, change in (("lower case", str.lower), ("capitals", str.upper)):
+        variants[name] = [(change(text), gold) for text, gold in data if len(change(text)) == len(text)]
+    ok = True
+    for variant, sentences in variants.items():
+        cells = []
+        for name, each in scanners.items():
+            recall, precision, hit, total, _ = span_scores(each, sentences, "PERSON")
+            cells.append(f"{name} recall {recall:.3f} ({hit}/{total}) precision {precision:.3f}")
+            if variant == "as labelled" and name == "normalised":
+                ok &= recall >= GOAL_NAME_RECALL and precision >= GOAL_NAME_PRECISION
+        print(f"names in {variant:11s} (both sets, {len(sentences)} sentences): " + "   ".join(cells))  # noqa: T201
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -656,6 +917,11 @@ def main(argv: list[str] | None = None) -> int:
                 same = naive_findings(scanner, path) == result["findings"]
                 print(f"    identical findings to presidio's own loop: {same}")  # noqa: T201
                 ok &= same
+        # The disguised forms: the same scanner, and the same engine reading texts as written, on one file
+        path = Path(tmp) / "obfuscated.jsonl"
+        labels = write_obfuscated(path, args.records, rng, args.pii_share)
+        as_written = PiiScanner(scanner.policy, args.policy, engine=scanner.engine, normalise=False)
+        ok &= obfuscated_side_by_side(scanner, as_written, path, labels)
     return 0 if ok else 1
 
 

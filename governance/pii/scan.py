@@ -2,8 +2,10 @@
 
 :class:`PiiScanner` reads a dataset with :func:`governance.records.iter_records`
 and :func:`governance.records.iter_text_fields` (chat messages, chosen and
-rejected turns, completions, system prompts, metadata: every string), runs the
-presidio analyzer on each field, keeps results at or above the policy's score
+rejected turns, completions, system prompts, metadata: every string), normalises
+each field (:mod:`governance.pii.normalise`: full-width digits, spelled-out numbers,
+"(at)" addresses, markup and case undone), runs the presidio analyzer on what that
+writes, maps results back to the field as written, keeps results at or above the policy's score
 threshold for their entity, and merges overlapping results into one finding
 (see :func:`resolve`). A :class:`FileScan` holds counts, the first location per
 entity, masked listings (capped) and, when asked, the spans to redact. Raw

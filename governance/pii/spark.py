@@ -11,7 +11,9 @@ file order) and runs the analyzer in a pandas UDF (``mapInPandas``). Each
 Python worker builds one scanner from the broadcast policy (the "broadcast
 engine") and calls its public ``findings_in_many`` on the string fields of
 each record (one prefilter scan per record, as locally), so changes to the
-scanner flow into the UDF unchanged. The driver folds the per-record
+scanner flow into the UDF unchanged: fields are normalised on the worker as
+locally (:mod:`governance.pii.normalise`), and the spans it sends back are in the
+field as written. The driver folds the per-record
 findings, in line order, into the same :class:`~governance.pii.scan.FileScan`
 the local engine builds; :func:`~governance.pii.gate.run_pii_gate` then
 redacts, re-scans (on Spark too) and decides exactly as it does locally, so
