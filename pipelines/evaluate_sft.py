@@ -27,7 +27,7 @@ from governance.gates import dataset_ref, load_waivers, publish_decision
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.records import iter_records
-from governance.statistics import Evidence, Resampled, ratio_of_sums, shares
+from governance.statistics import Evidence, Resampled, shares
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_model, log_evaluation, with_run_context
@@ -76,6 +76,13 @@ def mean_loss(losses: list[tuple[float, int]]) -> float:
     return sum(total for total, _ in losses) / max(sum(n for _, n in losses), 1)
 
 
+def per_token_loss(sums, tokens) -> float:
+    """Σ summed losses / Σ tokens, the token count floored at 1 as :func:`mean_loss` floors it."""
+    import numpy as np
+
+    return float(np.sum(sums)) / max(float(np.sum(tokens)), 1.0)
+
+
 def perplexity_ratio(tuned_sums, base_sums, tokens) -> float:
     """exp(tuned mean loss) / exp(base mean loss), token-weighted, each mean capped at 50 nats as the metric is."""
     import numpy as np
@@ -94,7 +101,7 @@ def sft_evidence(
     tokens = tuple(float(n) for _, n in tuned)
     tuned_sums, base_sums = tuple(s for s, _ in tuned), tuple(s for s, _ in base)
     return {
-        "eval_loss": ratio_of_sums(tuned_sums, tokens, "conversations"),
+        "eval_loss": Resampled((tuned_sums, tokens), per_token_loss, True, "conversations"),
         "perplexity_ratio_vs_base": Resampled((tuned_sums, base_sums, tokens), perplexity_ratio, True, "conversations"),
         "empty_generation_rate": shares([not g.strip() for g in generations], "prompts"),
         "role_leak_rate": shares([leaks_chat_markup(g) for g in generations], "prompts"),
