@@ -394,12 +394,14 @@ def _value_depth(value: Any) -> int:
 
 
 def iter_text_fields(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """Yield ``(field_path, text)`` for every string inside a record.
+    """Yield ``(field_path, text)`` for every string inside a record, and every integer long enough to be an id.
 
     Paths read like the data: ``prompt``, ``messages[2].content``,
-    ``chosen[0].content``. Keys whose values are not text (ids, labels,
-    numbers) are skipped only because they are not strings; every string field
-    of every format is visited, including system prompts and metadata.
+    ``chosen[0].content``. Every string field of every format is visited,
+    including system prompts and metadata; an integer of
+    :data:`MIN_SCANNED_NUMBER_DIGITS` digits or more (a card or phone stored as
+    a JSON number) is visited as its JSON text. Booleans, floats, short numbers
+    and nulls are not text.
     """
     fields: list[tuple[str, str]] = []
     _collect_text_fields(value, prefix, fields)
@@ -418,8 +420,20 @@ def text_values(value: Any) -> list[str]:
     return texts
 
 
+#: Integers with this many digits or more are scanned as text: a card, phone or account number stored as a
+#: JSON number is personal data like its string form (a count, a score or a label is shorter).
+MIN_SCANNED_NUMBER_DIGITS = 7
+
+
+def scanned_number(value: Any) -> str | None:
+    """The JSON text of an integer long enough to be an identifier (a card, a phone), else None."""
+    if type(value) is int and abs(value) >= 10 ** (MIN_SCANNED_NUMBER_DIGITS - 1):
+        return str(value)
+    return None
+
+
 def _collect_texts(value: Any, texts: list[str]) -> None:
-    # The walk of _collect_text_fields, step for step, keeping only the strings.
+    # The walk of _collect_text_fields, step for step, keeping only the texts (no paths: most of its time).
     if isinstance(value, str):
         texts.append(value)
     elif isinstance(value, dict):
@@ -428,12 +442,18 @@ def _collect_texts(value: Any, texts: list[str]) -> None:
                 texts.append(item)
             elif isinstance(item, (dict, list)):
                 _collect_texts(item, texts)
+            elif (number := scanned_number(item)) is not None:
+                texts.append(number)
     elif isinstance(value, list):
         for item in value:
             if isinstance(item, str):
                 texts.append(item)
             elif isinstance(item, (dict, list)):
                 _collect_texts(item, texts)
+            elif (number := scanned_number(item)) is not None:
+                texts.append(number)
+    elif (number := scanned_number(value)) is not None:
+        texts.append(number)
 
 
 def _collect_text_fields(value: Any, prefix: str, fields: list[tuple[str, str]]) -> None:
@@ -447,12 +467,18 @@ def _collect_text_fields(value: Any, prefix: str, fields: list[tuple[str, str]])
                 fields.append((f"{prefix}.{key}" if prefix else str(key), item))
             elif isinstance(item, (dict, list)):
                 _collect_text_fields(item, f"{prefix}.{key}" if prefix else str(key), fields)
+            elif (number := scanned_number(item)) is not None:
+                fields.append((f"{prefix}.{key}" if prefix else str(key), number))
     elif isinstance(value, list):
         for index, item in enumerate(value):
             if isinstance(item, str):
                 fields.append((f"{prefix}[{index}]", item))
             elif isinstance(item, (dict, list)):
                 _collect_text_fields(item, f"{prefix}[{index}]", fields)
+            elif (number := scanned_number(item)) is not None:
+                fields.append((f"{prefix}[{index}]", number))
+    elif (number := scanned_number(value)) is not None:
+        fields.append((prefix, number))
 
 
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]] | Iterator[dict[str, Any]]) -> int:

@@ -19,6 +19,7 @@ from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 from governance.errors import ConfigError, DataError
 from governance.files import atomic_writer
 from governance.pii.mask import tag
+from governance.records import scanned_number
 
 #: What replaces a redacted span: presidio-anonymizer's replace operator with the entity tag.
 REDACTION_OPERATOR = "replace with <ENTITY_TYPE> (presidio-anonymizer)"
@@ -65,6 +66,10 @@ def _replace_strings(value: Any, prefix: str, replace) -> Any:
         }
     if isinstance(value, list):
         return [_replace_strings(item, f"{prefix}[{index}]", replace) for index, item in enumerate(value)]
+    number = scanned_number(value)
+    if number is not None:  # scanned as its JSON text: redacted, it becomes that text with the tag
+        replaced = replace(prefix, number)
+        return value if replaced == number else replaced
     return value
 
 

@@ -246,3 +246,20 @@ def test_stage_run_as_a_process_writes_what_it_writes_in_this_one(tmp_path, monk
     assert main(["sft"]) == 0
     assert {name: (out / name).read_bytes() for name in without} == without
     assert (out / "data" / "train.jsonl").read_text() == cleared
+
+
+def test_a_card_stored_as_a_json_number_is_found_and_cleared(tmp_path, monkeypatch, mlflow_store):
+    """Q1 at the gate: PII in a record's numbers (metadata a trainer ships with the data) is personal data too."""
+    rows = [
+        {"messages": [{"role": "user", "content": "What is 12 + 30?"}, {"role": "assistant", "content": "42."}],
+         "meta": {"card": 4111111111111111, "turns": 2, "score": 0.5, "reviewed": True, "ticket": 20261125}},
+    ]  # fmt: skip
+    out = _project(tmp_path, monkeypatch, rows)
+    assert main(["sft"]) == 0
+    (cleared,) = [json.loads(line) for line in (out / "data" / "train.jsonl").read_text().splitlines()]
+    assert cleared["meta"] == {
+        "card": "<CREDIT_CARD>", "turns": 2, "score": 0.5, "reviewed": True, "ticket": 20261125,
+    }  # fmt: skip
+    report = load_findings_report(out / "findings.json")
+    assert report.scan.by_entity["CREDIT_CARD"].findings == 1 and report.rescan.findings_total == 0
+    assert "4111111111111111" not in (out / "findings.json").read_text()
