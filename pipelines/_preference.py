@@ -443,6 +443,11 @@ def separation_evidence(scores: Sequence[ResponseScore], labels: Sequence[bool],
     }
 
 
+def length_correlation(rewards, lengths) -> float:
+    """:func:`pearson` of rewards and lengths, on the arrays the bootstrap resamples."""
+    return pearson([float(x) for x in rewards], [float(x) for x in lengths])
+
+
 def reward_model_evidence(
     chosen: Sequence[float], rejected: Sequence[float], chosen_chars: Sequence[int], rejected_chars: Sequence[int]
 ) -> dict[str, Evidence]:
@@ -453,7 +458,7 @@ def reward_model_evidence(
     return {
         "accuracy": shares([c > r for c, r in pairs], "pairs"),
         "mean_margin": Outcomes(tuple(c - r for c, r in pairs), "pairs"),
-        "reward_length_correlation": Resampled((rewards, lengths), pearson, True, "responses"),
+        "reward_length_correlation": Resampled((rewards, lengths), length_correlation, True, "responses"),
     }
 
 
