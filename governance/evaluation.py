@@ -251,6 +251,11 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
+def p_text(p: float) -> str:
+    """A p-value in two significant figures; one that underflowed to 0 as ``<1e-300``, never a bare 0."""
+    return "<1e-300" if p == 0 else f"{p:.2g}"
+
+
 def evidence_text(found: statistics.Estimate) -> str:
     """``95% CI -0.04..0.21, McNemar p=0.41, n=24 pairs``: the interval, the test's p-value and n."""
     label = {"wilson": "Wilson CI", "bootstrap": "bootstrap CI"}.get(found.test, "CI")
@@ -259,7 +264,7 @@ def evidence_text(found: statistics.Estimate) -> str:
     else:
         interval = f"no {found.confidence:.0%} interval: too few items or no spread among them"
     test = {"mcnemar": "McNemar p", "t": "t-test p", "welch": "Welch p"}.get(found.test, "p")
-    p = f"{test}={found.p_value:.2g}" if math.isfinite(found.p_value) else f"{test} undefined"
+    p = f"{test}={p_text(found.p_value)}" if math.isfinite(found.p_value) else f"{test} undefined"
     return f"{interval}, {p}, n={found.n} {found.unit}"
 
 

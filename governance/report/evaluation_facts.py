@@ -174,7 +174,8 @@ def evidence_text(row: dict[str, Any]) -> str | None:
     parts.append(f"{level_text} CI {_g(low)}..{_g(high)}" if low is not None and high is not None else "no interval")
     p = found.get("p_value")
     label = _P_LABELS.get(str(found.get("test")), str(found.get("test")))
-    parts.append(f"{label} p={p:.2g} ({found.get('null')})" if isinstance(p, int | float) else f"{label} p undefined")
+    shown = "<1e-300" if p == 0 else f"{p:.2g}" if isinstance(p, int | float) else None
+    parts.append(f"{label} p={shown} ({found.get('null')})" if shown else f"{label} p undefined")
     if found.get("baseline") is not None:
         parts.append(f"parent {_g(found['baseline'])}")
     if row.get("reference") is not None:

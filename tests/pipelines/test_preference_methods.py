@@ -24,6 +24,7 @@ from governance.evaluation import check_metrics, load_eval_policy
 from governance.gates import Violation, dataset_ref, decide, publish_decision, read_decision
 from governance.lineage import read_manifest, sha256_file
 from governance.records import read_records
+from governance.statistics import Groups, Outcomes, ratio_of_sums, shares
 from pipelines import (
     base_model,
     evaluate_dpo,
@@ -416,6 +417,7 @@ def test_recorded_metrics_are_computed_from_the_trained_model(ws, trained, metho
     trained(method)
     out = ws / f"artifacts/evaluate_{method}"
     metrics = json.loads((out / "metrics.json").read_text())
+    rules = metrics.pop("rules")  # each rule's n, interval, p-value and verdict, beside the metrics
     independent = _independent_metrics(ws, method)
     for name, value in independent.items():
         assert metrics[name] == pytest.approx(value, rel=1e-3, abs=1e-5), name
@@ -433,6 +435,8 @@ def test_recorded_metrics_are_computed_from_the_trained_model(ws, trained, metho
     decision = read_decision(out / "decision.json")
     assert decision.gate == "eval" and decision.details["method"] == method
     assert decision.details["metrics"] == metrics
+    assert set(rules) == {r["rule_id"] for r in decision.details["results"]}
+    assert all(rules[r["rule_id"]]["verdict"] == r["status"] for r in decision.details["results"])
     client = mlflow.MlflowClient()
     training = client.get_run(model_manifest["run_id"]).data.metrics
     assert {k: training[f"heldout.{k}"] for k in metrics} == pytest.approx(metrics)
@@ -461,7 +465,8 @@ def test_denied_evaluation_exits_zero_and_registers_as_eval_failed(ws, trained):
     trained("dpo")
     policy = yaml.safe_load((ws / "policies/eval.yaml").read_text())
     [rule] = [r for r in policy["methods"]["dpo"] if r["id"] == "eval.dpo.reward_accuracy"]
-    rule["min"] = 1.01  # no model can pass: the evaluation must be denied
+    # Prove 99% reward accuracy or be denied: no tiny model can, decided or undecided
+    rule.update(min=0.99, on_insufficient="deny")
     (ws / "policies/eval_strict.yaml").write_text(yaml.safe_dump(policy))
     commit_reviewed(ws, "policies/eval_strict.yaml")  # a stricter policy, reviewed: the gate decides under it
     _write_params(
@@ -473,9 +478,11 @@ def test_denied_evaluation_exits_zero_and_registers_as_eval_failed(ws, trained):
     decision = read_decision(ws / "artifacts/evaluate_dpo_strict/decision.json")
     accuracy = json.loads((ws / "artifacts/evaluate_dpo_strict/metrics.json").read_text())["reward_accuracy"]
     assert not decision.passed
-    assert [v.message for v in decision.violations if v.rule_id == "eval.dpo.reward_accuracy"] == [
-        f"reward_accuracy {accuracy:.4g} (min 1.01)"
-    ]
+    [row] = [r for r in decision.details["results"] if r["rule_id"] == "eval.dpo.reward_accuracy"]
+    assert row["outcome"] == "deny"
+    [message] = [v.message for v in decision.violations if v.rule_id == "eval.dpo.reward_accuracy"]
+    assert message == row["message"] and f"reward_accuracy {accuracy:.4g} (95% Wilson CI " in message
+    assert "min 0.99" in message
     assert register.main(["dpo"]) == 0
     registration = json.loads((ws / "artifacts/register_dpo_strict/registration.json").read_text())
     version = mlflow.MlflowClient().get_model_version("preftest-dpo", registration["version"])
@@ -620,15 +627,32 @@ def test_trl_refusal_of_its_arguments_is_one_config_line(ws, capsys):
 
 #: (method, rule id, passing metrics, failing metrics, production metrics, exact failure message)
 RULE_CASES = [
-    ("rm", "eval.rm.accuracy", {"accuracy": 0.8}, {"accuracy": 0.55}, None, "accuracy 0.55 (min 0.6)"),
-    ("rm", "eval.rm.mean_margin", {"mean_margin": 0.4}, {"mean_margin": -0.25}, None, "mean_margin -0.25 (min 0)"),
+    (
+        "rm",
+        "eval.rm.accuracy",
+        {"accuracy": 0.8},
+        {"accuracy": 0.55},
+        None,
+        ("accuracy 0.55 (95% Wilson CI 0.519..0.581, p=0.0012, n=1000 pairs): below min 0.6 at 95% confidence"),
+    ),
+    (
+        "rm",
+        "eval.rm.mean_margin",
+        {"mean_margin": 0.4},
+        {"mean_margin": -0.25},
+        None,
+        ("mean_margin -0.25 (95% CI -0.251..-0.249, t-test p=<1e-300, n=1000 pairs): below min 0 at 95% confidence"),
+    ),
     (
         "rm",
         "eval.rm.length_bias",
         {"reward_length_correlation": 0.2},
         {"reward_length_correlation": 0.93},
         None,
-        "reward_length_correlation 0.93 (max 0.8)",
+        (
+            "reward_length_correlation 0.93 (95% bootstrap CI 0.929..0.931, p=0.0002, n=1000 pairs): above "
+            "max 0.8 at 95% confidence"
+        ),
     ),
     (
         "rm",
@@ -636,7 +660,10 @@ RULE_CASES = [
         {"accuracy": 0.88},
         {"accuracy": 0.8},
         {"accuracy": 0.9},
-        "accuracy 0.8 is 11.1% worse than production 0.9 (max 5.0%)",
+        (
+            "accuracy 0.8 (95% Wilson CI 0.774..0.824, p=7.8e-07, n=1000 pairs): below min 0.855 (5.0% worse "
+            "than production 0.9) at 95% confidence"
+        ),
     ),
     (
         "dpo",
@@ -644,7 +671,7 @@ RULE_CASES = [
         {"reward_accuracy": 0.9},
         {"reward_accuracy": 0.5},
         None,
-        "reward_accuracy 0.5 (min 0.6)",
+        ("reward_accuracy 0.5 (95% Wilson CI 0.469..0.531, p=1.1e-10, n=1000 pairs): below min 0.6 at 95% confidence"),
     ),
     (
         "dpo",
@@ -652,7 +679,7 @@ RULE_CASES = [
         {"reward_margin": 1.2},
         {"reward_margin": -0.1},
         None,
-        "reward_margin -0.1 (min 0)",
+        ("reward_margin -0.1 (95% CI -0.101..-0.0991, t-test p=<1e-300, n=1000 pairs): below min 0 at 95% confidence"),
     ),
     (
         "dpo",
@@ -660,7 +687,7 @@ RULE_CASES = [
         {"kl_to_parent": 0.07},
         {"kl_to_parent": 0.75},
         None,
-        "kl_to_parent 0.75 (max 0.5)",
+        ("kl_to_parent 0.75 (95% bootstrap CI 0.749..0.751, p=0.0002, n=1000 pairs): above max 0.5 at 95% confidence"),
     ),
     (
         "dpo",
@@ -668,7 +695,10 @@ RULE_CASES = [
         {"logp_change_per_token": 0.04},
         {"logp_change_per_token": -0.9},
         None,
-        "logp_change_per_token -0.9 (min -0.5)",
+        (
+            "logp_change_per_token -0.9 (95% bootstrap CI -0.901..-0.899, p=0.0002, n=1000 pairs): below min "
+            "-0.5 at 95% confidence"
+        ),
     ),
     (
         "dpo",
@@ -676,7 +706,10 @@ RULE_CASES = [
         {"generation_length_ratio_vs_parent": 1.07},
         {"generation_length_ratio_vs_parent": 2.25},
         None,
-        "generation_length_ratio_vs_parent 2.25 (max 1.5)",
+        (
+            "generation_length_ratio_vs_parent 2.25 (95% bootstrap CI 2.25..2.25, p=0.0002, n=1000 pairs): "
+            "above max 1.5 at 95% confidence"
+        ),
     ),
     (
         "dpo",
@@ -684,7 +717,10 @@ RULE_CASES = [
         {"reward_accuracy": 0.9},
         {"reward_accuracy": 0.7},
         {"reward_accuracy": 0.8},
-        "reward_accuracy 0.7 is 12.5% worse than production 0.8 (max 5.0%)",
+        (
+            "reward_accuracy 0.7 (95% Wilson CI 0.671..0.728, p=8.9e-06, n=1000 pairs): below min 0.76 (5.0% "
+            "worse than production 0.8) at 95% confidence"
+        ),
     ),
     (
         "kto",
@@ -692,17 +728,37 @@ RULE_CASES = [
         {"reward_separation": 2.9},
         {"reward_separation": -0.3},
         None,
-        "reward_separation -0.3 (min 0)",
+        (
+            "reward_separation -0.3 (95% CI -0.301..-0.299, Welch p=<1e-300, n=2000 completions): below min "
+            "0 at 95% confidence"
+        ),
     ),
-    ("kto", "eval.kto.reward_auc", {"reward_auc": 0.92}, {"reward_auc": 0.51}, None, "reward_auc 0.51 (min 0.6)"),
-    ("kto", "eval.kto.kl_to_parent", {"kl_to_parent": 0.05}, {"kl_to_parent": 0.6}, None, "kl_to_parent 0.6 (max 0.5)"),
+    (
+        "kto",
+        "eval.kto.reward_auc",
+        {"reward_auc": 0.92},
+        {"reward_auc": 0.51},
+        None,
+        ("reward_auc 0.51 (95% bootstrap CI 0.51..0.51, p=0.0002, n=1000 pairs): below min 0.6 at 95% confidence"),
+    ),
+    (
+        "kto",
+        "eval.kto.kl_to_parent",
+        {"kl_to_parent": 0.05},
+        {"kl_to_parent": 0.6},
+        None,
+        ("kl_to_parent 0.6 (95% bootstrap CI 0.599..0.601, p=0.0002, n=1000 pairs): above max 0.5 at 95% confidence"),
+    ),
     (
         "kto",
         "eval.kto.verbosity",
         {"generation_length_ratio_vs_parent": 1.0},
         {"generation_length_ratio_vs_parent": 1.75},
         None,
-        "generation_length_ratio_vs_parent 1.75 (max 1.5)",
+        (
+            "generation_length_ratio_vs_parent 1.75 (95% bootstrap CI 1.75..1.75, p=0.0002, n=1000 pairs): "
+            "above max 1.5 at 95% confidence"
+        ),
     ),
     (
         "kto",
@@ -710,7 +766,10 @@ RULE_CASES = [
         {"reward_auc": 0.9},
         {"reward_auc": 0.75},
         {"reward_auc": 0.92},
-        "reward_auc 0.75 is 18.5% worse than production 0.92 (max 5.0%)",
+        (
+            "reward_auc 0.75 (95% bootstrap CI 0.749..0.751, p=0.0002, n=1000 pairs): below min 0.874 (5.0% "
+            "worse than production 0.92) at 95% confidence"
+        ),
     ),
     (
         "orpo",
@@ -718,7 +777,10 @@ RULE_CASES = [
         {"log_odds_accuracy": 0.88},
         {"log_odds_accuracy": 0.45},
         None,
-        "log_odds_accuracy 0.45 (min 0.6)",
+        (
+            "log_odds_accuracy 0.45 (95% Wilson CI 0.419..0.481, p=3.6e-22, n=1000 pairs): below min 0.6 at "
+            "95% confidence"
+        ),
     ),
     (
         "orpo",
@@ -726,7 +788,10 @@ RULE_CASES = [
         {"log_odds_ratio_gain": 0.23},
         {"log_odds_ratio_gain": -0.05},
         None,
-        "log_odds_ratio_gain -0.05 (min 0)",
+        (
+            "log_odds_ratio_gain -0.05 (95% CI -0.0509..-0.0491, t-test p=<1e-300, n=1000 pairs): below min "
+            "0 at 95% confidence"
+        ),
     ),
     (
         "orpo",
@@ -734,7 +799,7 @@ RULE_CASES = [
         {"kl_to_parent": 0.02},
         {"kl_to_parent": 0.9},
         None,
-        "kl_to_parent 0.9 (max 0.5)",
+        ("kl_to_parent 0.9 (95% bootstrap CI 0.899..0.901, p=0.0002, n=1000 pairs): above max 0.5 at 95% confidence"),
     ),
     (
         "orpo",
@@ -742,7 +807,10 @@ RULE_CASES = [
         {"generation_length_ratio_vs_parent": 1.16},
         {"generation_length_ratio_vs_parent": 1.6},
         None,
-        "generation_length_ratio_vs_parent 1.6 (max 1.5)",
+        (
+            "generation_length_ratio_vs_parent 1.6 (95% bootstrap CI 1.6..1.6, p=0.0002, n=1000 pairs): "
+            "above max 1.5 at 95% confidence"
+        ),
     ),
     (
         "orpo",
@@ -750,7 +818,10 @@ RULE_CASES = [
         {"log_odds_accuracy": 0.86},
         {"log_odds_accuracy": 0.6},
         {"log_odds_accuracy": 0.88},
-        "log_odds_accuracy 0.6 is 31.8% worse than production 0.88 (max 5.0%)",
+        (
+            "log_odds_accuracy 0.6 (95% Wilson CI 0.569..0.63, p=2.4e-90, n=1000 pairs): below min 0.836 "
+            "(5.0% worse than production 0.88) at 95% confidence"
+        ),
     ),
 ]
 
@@ -760,12 +831,34 @@ def _rule(method: str, rule_id: str):
     return rule
 
 
+#: Items behind each constructed value: enough that these cases decide at 95% (the rule's interval clears its limit).
+ITEMS = 1000
+
+
+def _evidence(rule, value: float):
+    """``ITEMS`` per-item outcomes of the kind the rule's test reads, reproducing ``value`` exactly."""
+    spread = [0.01 * (i % 5 - 2) for i in range(ITEMS)]  # sums to 0: the mean stays the value
+    if rule.test == "wilson":
+        hits = round(value * ITEMS)
+        return shares([True] * hits + [False] * (ITEMS - hits), "pairs")
+    if rule.test == "t":
+        return Outcomes(tuple(value + s for s in spread), "pairs")
+    if rule.test == "welch":
+        return Groups(tuple(value + s for s in spread), tuple(spread), "completions")
+    return ratio_of_sums([10 * value * (1 + s) for s in spread], [10] * ITEMS, "pairs")
+
+
+def _check(rule, metrics: dict, production):
+    evidence = {name: _evidence(rule, value) for name, value in metrics.items()}
+    return check_metrics([rule], metrics, "artifacts/m", production, evidence=evidence, confidence=0.95)
+
+
 @pytest.mark.parametrize(("method", "rule_id", "good", "bad", "production", "message"), RULE_CASES)
 def test_eval_rule_passes_and_fails_with_its_message(method, rule_id, good, bad, production, message):
     rule = _rule(method, rule_id)
-    violations, results = check_metrics([rule], good, "artifacts/m", production)
+    violations, results = _check(rule, good, production)
     assert violations == [] and results[0]["status"] == "pass"
-    violations, results = check_metrics([rule], bad, "artifacts/m", production)
+    violations, results = _check(rule, bad, production)
     assert [(v.rule_id, v.severity, v.subject, v.message) for v in violations] == [
         (rule_id, rule.severity, "artifacts/m", message)
     ]
