@@ -304,7 +304,9 @@ def test_grpo_trains_from_its_parent_records_reward_hashes_and_evaluates(ws, cap
     assert evaluate_grpo.main([]) == 0
     out = ws / "artifacts/evaluate_grpo"
     metrics = json.loads((out / "metrics.json").read_text())
+    rules = metrics.pop("rules")  # each rule's n, interval, p-value and verdict, beside the metrics
     decision = json.loads((out / "decision.json").read_text())
+    assert set(rules) == {r["rule_id"] for r in decision["details"]["results"]}
     evaluation = read_manifest(out)
     generations = json.loads((out / "generations.json").read_text())
     # The recorded metrics are the computed ones: recomputed from the generations and the training log
@@ -386,6 +388,7 @@ def test_rlhf_trains_against_the_approved_reward_model_and_evaluates(ws):
     assert evaluate_rlhf.main([]) == 0
     out = ws / "artifacts/evaluate_rlhf"
     metrics = json.loads((out / "metrics.json").read_text())
+    metrics.pop("rules")
     generations = json.loads((out / "generations.json").read_text())
     # The recorded metrics are the computed ones
     assert metrics["reward_model_score"] == pytest.approx(sum(g["score"] for g in generations) / 6)
