@@ -38,6 +38,7 @@ from governance.files import write_atomic
 from governance.lineage import sha256_file
 
 if TYPE_CHECKING:  # the trail (SQLAlchemy) is imported where a decision is published or checked
+    from governance.records import Record
     from governance.trail import Event
 
 Severity = Literal["deny", "warn"]
@@ -282,6 +283,20 @@ def decide(
         violations=final,
         details=details or {},
     )
+
+
+def read_judged_records(path: str | Path) -> tuple[list[Record], DatasetRef]:
+    """A file's records and its :class:`DatasetRef`, bound to the very bytes they were parsed from (one read).
+
+    What an evaluation judges is what its decision names: a file swapped while
+    it is read, or between the read and a separate hash, is never bound to a
+    verdict about other bytes.
+    """
+    from governance.records import ReadDigest, iter_records
+
+    digest = ReadDigest()
+    records = list(iter_records(path, digest=digest))
+    return records, DatasetRef(path=str(path), sha256=digest.sha256, records=len(records))
 
 
 def dataset_ref(path: str | Path, records: int | None = None) -> DatasetRef:

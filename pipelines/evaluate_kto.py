@@ -23,10 +23,9 @@ from pydantic import Field
 
 from governance.approvals import production_metrics
 from governance.evaluation import evaluate_gate
-from governance.gates import dataset_ref, load_waivers
+from governance.gates import load_waivers, read_judged_records
 from governance.lineage import read_manifest
 from governance.policy import Strict
-from governance.records import iter_records
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
     drift_evidence,
@@ -67,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     beta = recorded_beta(trained, params.model_dir)
     # Only the parent this policy was trained from is its reference
     require_parent(trained, params.model_dir, params.parent_model)
-    examples = [r.data for r in iter_records(params.eval_file)]
+    eval_records, eval_ref = read_judged_records(params.eval_file)  # the bytes judged are the bytes named
+    examples = [r.data for r in eval_records]
     policy, tokenizer = load_model(params.model_dir)
     reference, _ = load_model(params.parent_model)
     # Implicit reward of every held-out completion, policy vs SFT parent
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics=metrics,
         evidence=evidence,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
-        datasets=[dataset_ref(params.eval_file, len(examples)), *safety.datasets],
+        datasets=[eval_ref, *safety.datasets],
         policy_path=params.policy,
         production=production_metrics(f"{project_name()}-kto"),
         waivers=load_waivers(),

@@ -31,10 +31,9 @@ from pydantic import Field
 from governance.approvals import production_metrics
 from governance.errors import PolicyViolation
 from governance.evaluation import evaluate_gate, metrics_record
-from governance.gates import dataset_ref, load_waivers, publish_decision
+from governance.gates import load_waivers, publish_decision, read_judged_records
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
-from governance.records import iter_records
 from governance.statistics import Evidence, Outcomes, Resampled, paired, shares
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._safety import SafetyParams, evaluate_policy_safety
@@ -165,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(params.out_dir)
     trained = read_manifest(params.model_dir)
     require_parent(trained, params.model_dir, params.parent_model)
-    records = [r.data for r in iter_records(params.eval_file)]
+    eval_records, eval_ref = read_judged_records(params.eval_file)  # the bytes judged are the bytes named
+    records = [r.data for r in eval_records]
     prompts = [r["prompt"] for r in records]
     # Greedy completions of the held-out prompts, parent vs tuned, and the KL between them
     parent_model, tokenizer = load_model(params.parent_model)
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics=metrics,
         evidence=evidence,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
-        datasets=[dataset_ref(params.eval_file, len(records)), *safety.datasets],
+        datasets=[eval_ref, *safety.datasets],
         policy_path=params.policy,
         production=production_metrics(f"{project_name()}-rlhf"),
         waivers=load_waivers(),

@@ -22,10 +22,9 @@ from pydantic import Field
 
 from governance.approvals import production_metrics
 from governance.evaluation import evaluate_gate
-from governance.gates import dataset_ref, load_waivers
+from governance.gates import load_waivers, read_judged_records
 from governance.lineage import read_manifest
 from governance.policy import Strict
-from governance.records import iter_records
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
     load_reward_model,
@@ -54,7 +53,8 @@ class EvaluateRmParams(Strict):
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateRmParams)
     trained = read_manifest(params.model_dir)
-    pairs = [r.data for r in iter_records(params.eval_file)]
+    eval_records, eval_ref = read_judged_records(params.eval_file)  # the bytes judged are the bytes named
+    pairs = [r.data for r in eval_records]
     # Score chosen and rejected conversations of every held-out pair
     model, tokenizer = load_reward_model(params.model_dir)
     chosen = reward_scores(model, tokenizer, [p["prompt"] + p["chosen"] for p in pairs], params.max_length)
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics=metrics,
         evidence=evidence,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
-        datasets=[dataset_ref(params.eval_file, len(pairs)), *safety.datasets],
+        datasets=[eval_ref, *safety.datasets],
         policy_path=params.policy,
         production=production_metrics(f"{project_name()}-rm"),
         waivers=load_waivers(),

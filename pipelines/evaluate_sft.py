@@ -23,10 +23,9 @@ from pydantic import Field
 
 from governance.approvals import production_metrics
 from governance.evaluation import evaluate_gate, metrics_record
-from governance.gates import dataset_ref, load_waivers, publish_decision
+from governance.gates import load_waivers, publish_decision, read_judged_records
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
-from governance.records import iter_records
 from governance.statistics import Evidence, Resampled, shares
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._safety import SafetyParams, evaluate_policy_safety
@@ -136,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateSftParams)
     out_dir = Path(params.out_dir)
     trained = read_manifest(params.model_dir)
-    conversations = [r.data["messages"] for r in iter_records(params.eval_file)]
+    eval_records, eval_ref = read_judged_records(params.eval_file)  # the bytes judged are the bytes named
+    conversations = [r.data["messages"] for r in eval_records]
     # Held-out loss and perplexity, base vs tuned
     base, tokenizer = load_model(params.base_model)
     base_losses = heldout_losses(base, tokenizer, conversations)
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics=metrics,
         evidence=evidence,
         subject=f"{params.model_dir} (model {trained['model_sha256'][:12]})",
-        datasets=[dataset_ref(params.eval_file, len(conversations)), *safety.datasets],
+        datasets=[eval_ref, *safety.datasets],
         policy_path=params.policy,
         production=production,
         waivers=load_waivers(),
