@@ -173,9 +173,12 @@ def make_team(server, folder: Path, *, risk_tier: str = "high") -> Team:
         text=True,
         cwd=REPO,
     )
-    for user in (TRAINER, *REVIEWERS, RELEASER):
+    for user in (TRAINER, *REVIEWERS):
         if user not in server.passwords:
             server.create_user(user, edit_models=True)
+    if RELEASER not in server.passwords:  # the team doc's grant: moving or removing an alias needs MANAGE
+        server.create_user(RELEASER, edit_models=False)
+        server.grant(RELEASER, "*", "MANAGE")
     printed, errors = entry.communicate(timeout=300)
     assert entry.returncode == 0, errors
     team.trail_key_entries = _entries(printed)

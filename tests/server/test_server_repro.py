@@ -139,7 +139,10 @@ def test_govern_doctor_passes_for_the_team_setup_with_credentials_from_netrc(tea
     lines = doctor.stdout.splitlines()
     assert lines[-1] == "all checks passed"
     checks = {line.split()[1]: line for line in lines[:-1]}
-    assert set(checks) == {"tracking", "clock", "identity", "trail", "signing", "dvc_remote"}, lines
+    expected = {"tracking", "clock", "identity", "permissions", "trail", "signing", "tiers", "dvc_remote"}
+    assert set(checks) == expected, lines
+    # A reviewer needs EDIT on the registered models (approvals write tags): what the team doc grants
+    assert f"{REVIEWERS[0]} holds EDIT on every registered model (approve, reject)" in checks["permissions"], lines
     assert f"acting as {REVIEWERS[0]} (authenticated by {team.server.url})" in checks["identity"]
     assert f"DVC remote team: folder {team.remote} is writable" in checks["dvc_remote"]
     print("\n" + doctor.stdout)  # noqa: T201 - the output docs/how-to/team-setup.md shows
