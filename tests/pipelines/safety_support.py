@@ -7,7 +7,7 @@ from pathlib import Path
 
 from e2e_support import commit_reviewed
 
-from governance.gates import DatasetRef, decide, publish_decision, read_decision
+from governance.gates import DatasetRef, dataset_ref, decide, publish_decision, read_decision
 from governance.lineage import sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,3 +61,19 @@ def safety_params(
         "parent_evaluation": parent_evaluation,
         "reward_model": reward_model,
     }
+
+
+def publish_passing_gates(dataset: str, files: list[str] | None = None) -> None:
+    """Passing PII and validation decisions for these exact files (default: the prepared train and eval files
+    of ``dataset``), as the gate stages publish them, into the audit trail in force."""
+    files = files or [f"data/prepared/{dataset}/train.jsonl", f"data/prepared/{dataset}/eval.jsonl"]
+    for gate, stage in (("pii", f"pii_scan_{dataset}"), ("validation", f"validate_{dataset}")):
+        decision = decide(
+            gate=gate,
+            stage=stage,
+            datasets=[dataset_ref(f) for f in files],
+            policy_path=f"policies/{'pii' if gate == 'pii' else 'data'}.yaml",
+            policy_version="1.0",
+            violations=[],
+        )
+        publish_decision(decision, f"artifacts/{stage}/decision.json")

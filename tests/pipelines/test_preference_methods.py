@@ -17,7 +17,7 @@ import mlflow
 import pytest
 import yaml
 from e2e_support import commit_reviewed
-from safety_support import gate_safety_sets, safety_params
+from safety_support import gate_safety_sets, publish_passing_gates, safety_params
 
 from governance.approvals.state import version_state
 from governance.evaluation import check_metrics, load_eval_policy
@@ -144,20 +144,6 @@ def _raw_data(root: Path) -> None:
     (root / "corpus.txt").write_text("\n".join(lines * 3) + "\n")
 
 
-def _gate(dataset: str, files: list[str]) -> None:
-    """Passing PII and validation decisions for these exact files, as the gate stages publish them."""
-    for gate, stage in (("pii", f"pii_scan_{dataset}"), ("validation", f"validate_{dataset}")):
-        decision = decide(
-            gate=gate,
-            stage=stage,
-            datasets=[dataset_ref(f) for f in files],
-            policy_path=f"policies/{'pii' if gate == 'pii' else 'data'}.yaml",
-            policy_version="1.0",
-            violations=[],
-        )
-        publish_decision(decision, f"artifacts/{stage}/decision.json")
-
-
 # --------------------------------------------------------------------------- params
 
 FAST_TRL = {
@@ -243,7 +229,7 @@ def workspace(tmp_path_factory):
         for stage in (base_model, prepare_sft, prepare_preference, prepare_kto):
             assert stage.main([]) == 0
         for dataset in ("sft", "preference", "kto"):
-            _gate(dataset, [f"data/prepared/{dataset}/train.jsonl", f"data/prepared/{dataset}/eval.jsonl"])
+            publish_passing_gates(dataset)
         gate_safety_sets(root)
         assert train_sft.main([]) == 0
         assert evaluate_sft.main([]) == 0

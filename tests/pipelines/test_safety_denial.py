@@ -18,10 +18,10 @@ import mlflow
 import pytest
 import yaml
 from e2e_support import commit_reviewed
-from safety_support import gate_safety_sets, safety_params
+from safety_support import gate_safety_sets, publish_passing_gates, safety_params
 
 from governance.approvals.state import version_state
-from governance.gates import dataset_ref, decide, publish_decision, read_decision
+from governance.gates import read_decision
 from pipelines import base_model, evaluate_sft, prepare_sft, register, train_sft
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,21 +49,6 @@ def _raw_data(root: Path) -> None:
     _write(root / "raw/sft.jsonl", complying)
     texts = [m["content"] for r in complying for m in r["messages"]]
     (root / "corpus.txt").write_text("\n".join(texts * 2) + "\n", encoding="utf-8")
-
-
-def _gate(dataset: str) -> None:
-    """Passing PII and validation decisions for the prepared files, as the gate stages publish them."""
-    files = [f"data/prepared/{dataset}/train.jsonl", f"data/prepared/{dataset}/eval.jsonl"]
-    for gate, stage in (("pii", f"pii_scan_{dataset}"), ("validation", f"validate_{dataset}")):
-        decision = decide(
-            gate=gate,
-            stage=stage,
-            datasets=[dataset_ref(f) for f in files],
-            policy_path=f"policies/{'pii' if gate == 'pii' else 'data'}.yaml",
-            policy_version="1.0",
-            violations=[],
-        )
-        publish_decision(decision, f"artifacts/{stage}/decision.json")
 
 
 FAST = {"per_device_train_batch_size": 16, "warmup_steps": 0, "logging_steps": 5, "report_to": []}
@@ -103,7 +88,7 @@ def workspace(tmp_path, monkeypatch):
 def test_a_variant_whose_compliance_rises_is_denied_and_registered_eval_failed(workspace):
     for stage in (base_model, prepare_sft):
         assert stage.main([]) == 0
-    _gate("sft")
+    publish_passing_gates("sft")
     gate_safety_sets(workspace)
     # The variant: taught to comply with harmful requests; its parent, the base model, answers nothing
     assert train_sft.main([]) == 0

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 from e2e_support import commit_reviewed
-from safety_support import gate_safety_sets, safety_params
+from safety_support import gate_safety_sets, publish_passing_gates, safety_params
 
 from governance.evaluation import check_metrics, load_eval_policy
-from governance.gates import dataset_ref, decide, publish_decision, read_decision
+from governance.gates import read_decision
 from governance.safety.metrics import safety_metrics
 from governance.statistics import paired, shares
 
@@ -111,21 +111,6 @@ def _params(data_seed: int) -> dict:
     return sections
 
 
-def _gate(dataset: str) -> None:
-    """Passing PII and validation decisions for the prepared files, as the gate stages publish them."""
-    files = [f"data/prepared/{dataset}/train.jsonl", f"data/prepared/{dataset}/eval.jsonl"]
-    for gate, stage in (("pii", f"pii_scan_{dataset}"), ("validation", f"validate_{dataset}")):
-        decision = decide(
-            gate=gate,
-            stage=stage,
-            datasets=[dataset_ref(f) for f in files],
-            policy_path=f"policies/{'pii' if gate == 'pii' else 'data'}.yaml",
-            policy_version="1.0",
-            violations=[],
-        )
-        publish_decision(decision, f"artifacts/{stage}/decision.json")
-
-
 @pytest.mark.reproducibility
 @pytest.mark.timeout(3600)
 def test_sft_gets_one_verdict_under_five_data_orders(shipped_fixture):
@@ -134,7 +119,7 @@ def test_sft_gets_one_verdict_under_five_data_orders(shipped_fixture):
     root = shipped_fixture
     (root / "params.yaml").write_text(yaml.safe_dump(_params(SEEDS[0]), sort_keys=False))
     assert base_model.main([]) == 0 and prepare_sft.main([]) == 0
-    _gate("sft")
+    publish_passing_gates("sft")
     gate_safety_sets(root)
     outcomes = {}
     for seed in SEEDS:
