@@ -91,6 +91,20 @@ QWEN2_05B = dict(
     tie_word_embeddings=True,
 )
 
+QWEN2_15B = dict(
+    hidden_size=1536,
+    intermediate_size=8960,
+    num_hidden_layers=28,
+    num_attention_heads=12,
+    num_key_value_heads=2,
+    max_position_embeddings=32768,
+    rope_theta=1000000.0,
+    tie_word_embeddings=True,
+)
+
+#: The model shapes ``--model`` builds from a config (random weights, the project's tokenizer): nothing is downloaded.
+SHAPES = {"qwen2-0.5b-shaped": QWEN2_05B, "qwen2-1.5b-shaped": QWEN2_15B}
+
 #: Dense (no sparsity) bf16 tensor-core peak in FLOP/s per GPU, from the vendors' data sheets, matched in
 #: order against the CUDA device name. A GPU not listed gets no MFU (said, not guessed).
 PEAK_BF16: tuple[tuple[str, float], ...] = (
@@ -126,7 +140,8 @@ BARE = textwrap.dedent(
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     dtype = torch.bfloat16 if opts.get("bf16") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    init = {k: v for k, v in (opts.get("model_init_kwargs") or {}).items() if k != "dtype"}
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, **init)
     if method == "sft":
         from trl import SFTConfig, SFTTrainer
         trainer = SFTTrainer(model=model, args=SFTConfig(**opts), processing_class=tok,
@@ -136,10 +151,29 @@ BARE = textwrap.dedent(
         keep = ("prompt", "chosen", "rejected")
         trainer = DPOTrainer(model=model, args=DPOConfig(**opts), processing_class=tok,
                              train_dataset=Dataset.from_list([{k: r[k] for k in keep} for r in rows]))
+    import time
+    from transformers import TrainerCallback
+
+    class Steady(TrainerCallback):
+        # tokens/s after the first steps (CUDA start, kernel selection): the card's steady rate
+        skip = max(1, min(10, trainer.args.max_steps // 4))
+        marks = {}
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step in (self.skip, state.max_steps):
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                self.marks[state.global_step] = (time.perf_counter(), state.num_input_tokens_seen)
+
+    steady = Steady()
+    trainer.add_callback(steady)
     meter = GpuEnergyMeter.for_this_process(rank=trainer.args.process_index)
     meter.start()
     out = trainer.train()
     readings = meter.stop()
+    (t0, n0), (t1, n1) = steady.marks.get(steady.skip, (0, 0)), steady.marks.get(trainer.state.max_steps, (0, 0))
+    steady_tps = (n1 - n0) / (t1 - t0) if t1 > t0 else None
+    peak_gib = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         gathered = [None] * dist.get_world_size()
@@ -152,6 +186,8 @@ BARE = textwrap.dedent(
             "tokens": trainer.state.num_input_tokens_seen,
             "parameters": sum(p.numel() for p in trainer.model.parameters()),
             "energy": energy,
+            "steady_tokens_per_s": steady_tps,
+            "peak_memory_gib": peak_gib,
         }))
     """
 )
@@ -160,18 +196,21 @@ BARE = textwrap.dedent(
 # --------------------------------------------------------------------------- the model and the options
 
 
-def build_model(dest: Path) -> None:
-    """A Qwen2-0.5B-shaped model with random weights and the project's tokenizer."""
+def build_model(dest: Path, shape: str = "qwen2-0.5b-shaped") -> None:
+    """A Qwen2-0.5B- (or 1.5B-) shaped model with random weights and the project's tokenizer."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     sys.path.insert(0, str(REPO))
     from pipelines.base_model import train_tokenizer
 
-    tokenizer = train_tokenizer(REPO / "data/raw/corpus.txt", 8192)
+    tokenizer = train_tokenizer((REPO / "data/raw/corpus.txt").read_text(encoding="utf-8").splitlines(), 8192)
     torch.manual_seed(0)
     config = Qwen2Config(
-        vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **QWEN2_05B
+        vocab_size=len(tokenizer),
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **SHAPES[shape],
     )
     Qwen2ForCausalLM(config).to(torch.bfloat16).save_pretrained(dest)
     tokenizer.save_pretrained(dest)
@@ -248,7 +287,7 @@ def environment(work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GOVERN_"))}
     env.update(
         PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-        PYTHONPATH=str(work),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(work), os.environ.get("PYTHONPATH")])),
         HF_HUB_OFFLINE="1",
         HF_HUB_DISABLE_TELEMETRY="1",
         TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS="",
@@ -427,6 +466,124 @@ def bare_side(
     return json.loads(line.removeprefix("RESULT "))
 
 
+# --------------------------------------------------------------------------- the sweep: each profile choice measured
+
+#: ``--sweep``: the options a GPU profile chooses, one change at a time over TRL's defaults, each run by the bare
+#: TRL script (the pipeline's cost is the ratio's business). ``wrapped`` packing lets a conversation attend to the one
+#: before it in the same row (no padding-free kernel needed, but not the same training): measured for comparison only,
+#: never chosen. The best correct variant per method becomes the profile ``--write-profile`` writes.
+SWEEP: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "sft": [
+        ("defaults (batch 8)", {}),
+        ("batch 64", {"per_device_train_batch_size": 64}),
+        ("batch 64 + liger", {"per_device_train_batch_size": 64, "use_liger_kernel": True}),
+        ("bfd 2048 x 8", {"packing": True, "packing_strategy": "bfd", "max_length": 2048}),
+        (
+            "bfd 2048 x 8 + liger",
+            {"packing": True, "packing_strategy": "bfd", "max_length": 2048, "use_liger_kernel": True},
+        ),
+        (
+            "bfd 8192 x 1 + liger",
+            {
+                "packing": True,
+                "packing_strategy": "bfd",
+                "max_length": 8192,
+                "per_device_train_batch_size": 1,
+                "use_liger_kernel": True,
+            },
+        ),
+        (
+            "bfd 2048 x 8 + liger + flex",
+            {
+                "packing": True,
+                "packing_strategy": "bfd",
+                "max_length": 2048,
+                "use_liger_kernel": True,
+                # PyTorch's flex attention skips the blocks the packed rows' mask leaves out (SDPA computes them);
+                # one padded length (8 x 2048) so its compiled kernel is built once, not per batch
+                "model_init_kwargs": {"attn_implementation": "flex_attention"},
+                "pad_to_multiple_of": 16384,
+            },
+        ),
+        (
+            "wrapped 2048 x 8 + liger",
+            {"packing": True, "packing_strategy": "wrapped", "max_length": 2048, "use_liger_kernel": True},
+        ),
+    ],
+    "dpo": [
+        ("defaults (batch 8)", {}),
+        ("batch 32", {"per_device_train_batch_size": 32}),
+        ("batch 32 + liger", {"per_device_train_batch_size": 32, "use_liger_kernel": True}),
+    ],
+}
+
+
+def sweep(
+    methods: list[str],
+    work: Path,
+    model_dir: Path,
+    steps: int,
+    device: str,
+    tmp: Path,
+    peak: float | None,
+    variants: dict[str, list[tuple[str, dict[str, Any]]]] = SWEEP,
+) -> list[dict]:
+    """Every variant of :data:`SWEEP` by the bare TRL script; a variant that fails is a row saying so, not a stop."""
+    rows = []
+    for method in methods:
+        raw = REPO / GATED[method][0]
+        for name, change in variants[method]:
+            options = {**trl_options(method, steps, str(tmp / f"sweep_{method}"), device), **change}
+            options["bf16"] = device == "cuda"
+            entry = {"method": method, "variant": name, "options": change}
+            try:
+                result = bare_side(method, work, model_dir, raw, options, tmp / f"sweep_{method}")
+            except SystemExit as failed:
+                entry["error"] = str(failed).strip().splitlines()[-1][:300]
+            else:
+                tps = result["tokens"] / result["runtime"]
+                steady = result.get("steady_tokens_per_s")
+                entry.update(
+                    tokens_per_s=tps,
+                    steady_tokens_per_s=steady,
+                    mfu=mfu(method, result["parameters"], tps, peak, 1),
+                    mfu_steady=mfu(method, result["parameters"], steady, peak, 1) if steady else None,
+                    peak_memory_gib=result.get("peak_memory_gib"),
+                    parameters=result["parameters"],
+                    tokens=result["tokens"],
+                )
+            rows.append(entry)
+            print(sweep_line(entry), flush=True)  # noqa: T201
+    return rows
+
+
+def sweep_line(r: dict) -> str:
+    if "error" in r:
+        return f"{r['method']:4} {r['variant']:28} failed: {r['error']}"
+
+    def pct(value: float | None) -> str:
+        return f"{100 * value:.1f}%" if value is not None else "n/a"
+
+    memory = f"{r['peak_memory_gib']:.1f}" if r.get("peak_memory_gib") is not None else "n/a"
+    steady = f"{r['steady_tokens_per_s']:.0f}" if r.get("steady_tokens_per_s") else "n/a"
+    return (
+        f"{r['method']:4} {r['variant']:28} {r['tokens_per_s']:10.0f} {steady:>10} {pct(r['mfu']):>7} "
+        f"{pct(r['mfu_steady']):>9} {memory:>8}"
+    )
+
+
+def best_profile(rows: list[dict], device: str) -> dict[str, Any]:
+    """The profile the sweep measured best: per method, the correct variant (not ``wrapped``) of highest MFU."""
+    profile: dict[str, Any] = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        ok = [r for r in rows if r["method"] == method and "error" not in r and "wrapped" not in r["variant"]]
+        if not ok:
+            continue
+        best = max(ok, key=lambda r: r.get("steady_tokens_per_s") or r["tokens_per_s"])
+        profile[f"train_{method}"] = {"trl": {"bf16": device == "cuda", **best["options"]}}
+    return profile
+
+
 # --------------------------------------------------------------------------- the figures
 
 
@@ -494,9 +651,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-processes", type=int, default=1, help="processes (GPUs) for the accelerate config")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--dvc-set", metavar="PROFILE", help="print PROFILE as `dvc exp run -S` flags and exit")
+    parser.add_argument("--build-model", metavar="DIR", help="build --model's shape into DIR (a local model) and exit")
+    parser.add_argument("--sweep", action="store_true", help="measure each profile choice (SWEEP) by the bare script")
+    parser.add_argument("--variants", metavar="REGEX", help="with --sweep: only the variants whose name matches")
+    parser.add_argument("--write-profile", metavar="PATH", help="with --sweep: write the best variants as a profile")
     args = parser.parse_args(argv)
     if args.dvc_set:
         print(shlex.join(dvc_set_flags(load_profile(args.dvc_set))))  # noqa: T201
+        return 0
+    if args.build_model:
+        if args.model not in SHAPES:
+            parser.error(f"--build-model: --model must be one of {', '.join(SHAPES)}")
+        build_model(Path(args.build_model), args.model)
         return 0
     methods = [m for m in args.methods.split(",") if m]
     if unknown := [m for m in methods if m not in FLOPS_PER_TOKEN]:
@@ -513,14 +679,34 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = scratch_copy(Path(tmp) / "repo")
         params = yaml.safe_load((work / "params.yaml").read_text())
-        if args.model == "qwen2-0.5b-shaped":
-            model_dir = Path(tmp) / "qwen2-0.5b-shaped"
-            build_model(model_dir)
+        if args.model in SHAPES:
+            model_dir = Path(tmp) / args.model
+            build_model(model_dir, args.model)
             params["base_model"]["name_or_path"] = str(model_dir)
         elif args.model != "builtin:tiny":
             model_dir = Path(args.model).resolve()
             params["base_model"]["name_or_path"] = str(model_dir)
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        if args.sweep:
+            if args.model == "builtin:tiny":
+                write_gated_corpus(work)
+                run(stage_command(work, "base_model"), work, "base_model")
+                model_dir = work / json.loads((work / "artifacts/base_model/manifest.json").read_text())["model_path"]
+            print(  # noqa: T201
+                f"sweep on {gpu or 'cpu'} ({f'dense bf16 peak {peak / 1e12:.0f} TFLOP/s' if peak else 'no MFU'}); "
+                f"model {args.model}; {args.steps} steps, steady = after the first {max(1, min(10, args.steps // 4))}\n"
+                f"{'':4} {'variant':28} {'tok/s':>10} {'steady':>10} {'MFU':>7} {'MFU st.':>9} {'peak GiB':>8}",
+                flush=True,
+            )
+            chosen = {m: [v for v in SWEEP[m] if re.search(args.variants or "", v[0])] for m in methods}
+            rows = sweep(methods, work, model_dir, args.steps, args.device, Path(tmp), peak, chosen)
+            if args.json:
+                Path(args.json).write_text(
+                    json.dumps({"device": gpu or "cpu", "model": args.model, "sweep": rows}, indent=2) + "\n"
+                )
+            if args.write_profile:
+                Path(args.write_profile).write_text(yaml.safe_dump(best_profile(rows, args.device), sort_keys=False))
+            return 0 if all("error" not in r for r in rows if not r["variant"].startswith("defaults")) else 1
         # The base model stage (and, without DVC, the gated data) once, untimed
         if args.no_dvc:
             if args.model == "builtin:tiny":

@@ -23,19 +23,38 @@ def base_model_path(model_dir: str | Path) -> Path:
 
 
 def load_model(
-    model_dir: str | Path, adapter: AdapterParams | None = None, section: str = "", *, auto_class=None, **kwargs: Any
+    model_dir: str | Path,
+    adapter: AdapterParams | None = None,
+    section: str = "",
+    *,
+    auto_class=None,
+    init_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
 ):
     """Load model and tokenizer from a stage output (or the path its manifest names).
 
     ``auto_class`` is transformers' Auto class to load with (default
     ``AutoModelForCausalLM``; a reward model passes
     ``AutoModelForSequenceClassification`` and ``num_labels=1``); ``kwargs`` go
-    to its ``from_pretrained``. A QLoRA ``adapter`` loads the weights in 4 bits.
+    to its ``from_pretrained``. ``init_kwargs`` is TRL's ``model_init_kwargs``
+    from the stage's ``trl`` params (``attn_implementation``, ``dtype`` as a
+    name), applied as TRL applies it when it loads a model itself. A QLoRA
+    ``adapter`` loads the weights in 4 bits.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = base_model_path(model_dir)
+    for key, value in (init_kwargs or {}).items():
+        if key == "quantization_config":
+            raise ConfigError(
+                f"params.yaml: {section}.trl.model_init_kwargs.quantization_config: use {section}.adapter.method: qlora"
+            )
+        if key == "dtype" and isinstance(value, str) and value != "auto":
+            if not isinstance(getattr(torch, value, None), torch.dtype):
+                raise ConfigError(f"params.yaml: {section}.trl.model_init_kwargs.dtype: {value!r} is not a torch dtype")
+            value = getattr(torch, value)
+        kwargs[key] = value
     kwargs.setdefault("dtype", torch.float32 if not torch.cuda.is_available() else torch.bfloat16)
     if adapter is not None and adapter.method == "qlora":
         peft_config(adapter, section)  # raises the clear CPU error first
