@@ -154,25 +154,20 @@ BARE = textwrap.dedent(
     import time
     from transformers import TrainerCallback
 
-    class Steady(TrainerCallback):
-        # tokens/s after the first steps (CUDA start, kernel selection): the card's steady rate
-        skip = max(1, min(10, trainer.args.max_steps // 4))
-        marks = {}
+    class Logged(TrainerCallback):
+        # (step, seconds, tokens) at every log, as the stage's MLflow run records num_input_tokens_seen: the steady
+        # rate is read from both sides the same way (steady_rate), after CUDA start and kernel compilation
+        points = []
 
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step in (self.skip, state.max_steps):
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-                self.marks[state.global_step] = (time.perf_counter(), state.num_input_tokens_seen)
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.points.append((state.global_step, time.time(), state.num_input_tokens_seen))
 
-    steady = Steady()
-    trainer.add_callback(steady)
+    logged = Logged()
+    trainer.add_callback(logged)
     meter = GpuEnergyMeter.for_this_process(rank=trainer.args.process_index)
     meter.start()
     out = trainer.train()
     readings = meter.stop()
-    (t0, n0), (t1, n1) = steady.marks.get(steady.skip, (0, 0)), steady.marks.get(trainer.state.max_steps, (0, 0))
-    steady_tps = (n1 - n0) / (t1 - t0) if t1 > t0 else None
     peak_gib = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -186,7 +181,7 @@ BARE = textwrap.dedent(
             "tokens": trainer.state.num_input_tokens_seen,
             "parameters": sum(p.numel() for p in trainer.model.parameters()),
             "energy": energy,
-            "steady_tokens_per_s": steady_tps,
+            "log_points": logged.points,
             "peak_memory_gib": peak_gib,
         }))
     """
@@ -277,6 +272,23 @@ def mfu(method: str, parameters: int | None, tokens_per_second: float, peak: flo
     if not parameters or not peak:
         return None
     return FLOPS_PER_TOKEN[method] * parameters * tokens_per_second / (peak * gpus)
+
+
+def warmup_steps(steps: int) -> int:
+    """Steps left out of the steady rate: CUDA start, kernel selection and compilation fall in them."""
+    return max(1, min(10, steps // 4))
+
+
+def steady_rate(points: list[tuple[int, float, float]], skip: int) -> float | None:
+    """Tokens/s between the first log at or after step ``skip`` and the last: ``(step, seconds, tokens)`` points.
+
+    Both sides are read the same way: the bare script's log callback, the stage's MLflow history of
+    ``num_input_tokens_seen`` (its timestamps); None when fewer than two logs fall after the warm-up.
+    """
+    after = sorted(p for p in points if p[0] >= skip)
+    if len(after) < 2 or after[-1][1] <= after[0][1]:
+        return None
+    return (after[-1][2] - after[0][2]) / (after[-1][1] - after[0][1])
 
 
 # --------------------------------------------------------------------------- the scratch checkout
@@ -412,6 +424,8 @@ def latest_run(work: Path, stage: str) -> tuple[dict[str, float], dict[str, Any]
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(run_id, "lineage.json", tmp)
         lineage = json.loads(Path(path).read_text())
+    history = client.get_metric_history(run_id, "num_input_tokens_seen")
+    lineage["_log_points"] = [(m.step, m.timestamp / 1000.0, m.value) for m in history]
     return runs[0].data.metrics, lineage
 
 
@@ -441,6 +455,7 @@ def pipeline_side(
         "parameters": manifest["num_parameters"],
         "energy": lineage.get("energy"),
         "quantization": lineage.get("quantization"),
+        "log_points": lineage.get("_log_points", []),
     }
 
 
@@ -542,7 +557,7 @@ def sweep(
                 entry["error"] = str(failed).strip().splitlines()[-1][:300]
             else:
                 tps = result["tokens"] / result["runtime"]
-                steady = result.get("steady_tokens_per_s")
+                steady = steady_rate(result.get("log_points", []), warmup_steps(steps))
                 entry.update(
                     tokens_per_s=tps,
                     steady_tokens_per_s=steady,
@@ -595,9 +610,10 @@ def joules_per_1k(side: dict) -> tuple[float | None, str]:
     return energy["joules"] / side["tokens"] * 1000, "nvml" if energy.get("method") == "nvml" else "est."
 
 
-def row(setting: str, method: str, bare: dict, piped: dict, peak: float | None, gpus: int) -> dict:
-    """One line of the table, as JSON: both sides' tokens/s and MFU, the ratio, joules per 1k tokens."""
+def row(setting: str, method: str, bare: dict, piped: dict, peak: float | None, gpus: int, skip: int = 1) -> dict:
+    """One line of the table, as JSON: both sides' tokens/s and MFU (whole run and steady), the ratios, joules."""
     bare_tps, piped_tps = bare["tokens"] / bare["runtime"], piped["tokens"] / piped["runtime"]
+    bare_steady, piped_steady = steady_rate(bare.get("log_points", []), skip), steady_rate(piped["log_points"], skip)
     joules, how = joules_per_1k(piped)
     bare_joules, bare_how = joules_per_1k(bare)
     return {
@@ -606,6 +622,11 @@ def row(setting: str, method: str, bare: dict, piped: dict, peak: float | None, 
         "bare_tokens_per_s": bare_tps,
         "pipeline_tokens_per_s": piped_tps,
         "ratio": piped_tps / bare_tps,
+        "bare_steady_tokens_per_s": bare_steady,
+        "pipeline_steady_tokens_per_s": piped_steady,
+        "steady_ratio": piped_steady / bare_steady if bare_steady and piped_steady else None,
+        "mfu_steady_bare": mfu(method, bare["parameters"], bare_steady, peak, gpus) if bare_steady else None,
+        "mfu_steady_pipeline": mfu(method, piped["parameters"], piped_steady, peak, gpus) if piped_steady else None,
         "mfu_bare": mfu(method, bare["parameters"], bare_tps, peak, gpus),
         "mfu_pipeline": mfu(method, piped["parameters"], piped_tps, peak, gpus),
         "joules_per_1k_tokens": joules,
@@ -624,14 +645,20 @@ def print_table(rows: list[dict]) -> None:
     def joules(value: float | None, how: str) -> str:
         return f"{value:.1f} {how}" if value is not None else how
 
+    def num(value: float | None, spec: str) -> str:
+        return format(value, spec) if value is not None else "n/a"
+
     print(  # noqa: T201
         f"{'setting':9} {'method':6} {'bare tok/s':>11} {'pipe tok/s':>11} {'ratio':>6} "
-        f"{'MFU bare':>9} {'MFU pipe':>9} {'J/1k tok pipe':>15} {'J/1k tok bare':>15}"
+        f"{'MFU bare':>9} {'MFU pipe':>9} {'steady ratio':>12} {'steady MFU b/p':>15} "
+        f"{'J/1k tok pipe':>15} {'J/1k tok bare':>15}"
     )
     for r in rows:
+        steady_mfu = f"{pct(r['mfu_steady_bare'])}/{pct(r['mfu_steady_pipeline'])}"
         print(  # noqa: T201
             f"{r['setting']:9} {r['method']:6} {r['bare_tokens_per_s']:11.0f} {r['pipeline_tokens_per_s']:11.0f} "
             f"{r['ratio']:6.3f} {pct(r['mfu_bare']):>9} {pct(r['mfu_pipeline']):>9} "
+            f"{num(r['steady_ratio'], '.3f'):>12} {steady_mfu:>15} "
             f"{joules(r['joules_per_1k_tokens'], r['energy']):>15} "
             f"{joules(r['bare_joules_per_1k_tokens'], r['bare_energy']):>15}"
         )
@@ -694,7 +721,8 @@ def main(argv: list[str] | None = None) -> int:
                 model_dir = work / json.loads((work / "artifacts/base_model/manifest.json").read_text())["model_path"]
             print(  # noqa: T201
                 f"sweep on {gpu or 'cpu'} ({f'dense bf16 peak {peak / 1e12:.0f} TFLOP/s' if peak else 'no MFU'}); "
-                f"model {args.model}; {args.steps} steps, steady = after the first {max(1, min(10, args.steps // 4))}\n"
+                f"model {args.model}; {args.steps} steps, steady = from the first log at or after step "
+                f"{warmup_steps(args.steps)}\n"
                 f"{'':4} {'variant':28} {'tok/s':>10} {'steady':>10} {'MFU':>7} {'MFU st.':>9} {'peak GiB':>8}",
                 flush=True,
             )
@@ -712,12 +740,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.model == "builtin:tiny":
                 write_gated_corpus(work)
             run(stage_command(work, "base_model"), work, "base_model")
-            for method in methods:
+            for method in {*methods, *(["sft"] if "dpo" in methods else [])}:  # DPO starts from SFT's model
                 write_gated_data(work, method)
         else:
             run([sys.executable, "-m", "dvc", "repro", "--no-commit", "base_model"], work, "dvc repro base_model")
         if args.model == "builtin:tiny":
             model_dir = work / json.loads((work / "artifacts/base_model/manifest.json").read_text())["model_path"]
+        if "dpo" in methods and "sft" not in methods:  # train_dpo starts from train_sft's model: one step, untimed
+            sft_out = params["train_sft"]["trl"]["output_dir"]
+            pipeline_side("sft", work, trl_options("sft", 1, sft_out, args.device), dvc=not args.no_dvc, **sharding)
         rows, energy_methods = [], set()
         for setting, profile in settings.items():
             for method in methods:
@@ -728,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
                 bare = bare_side(method, work, model_dir, raw, bare_options, bare_out, **sharding)
                 piped_options = trl_options(method, args.steps, out, args.device, profile)
                 piped = pipeline_side(method, work, piped_options, dvc=not args.no_dvc, **sharding)
-                rows.append(row(setting, method, bare, piped, peak, args.num_processes))
+                rows.append(row(setting, method, bare, piped, peak, args.num_processes, warmup_steps(args.steps)))
                 energy_methods.add((piped.get("energy") or {}).get("method"))
         peak_text = f"dense bf16 peak {peak / 1e12:.0f} TFLOP/s" if peak else "no bf16 peak known: no MFU"
         print(  # noqa: T201

@@ -48,6 +48,8 @@ def test_the_benchmark_runs_the_training_stages_without_dvc_and_prints_every_fig
         # No GPU: no peak to divide by, no NVML to read; said, not guessed
         assert r["mfu_bare"] is None and r["mfu_pipeline"] is None
         assert (r["energy"], r["joules_per_1k_tokens"]) == ("n/a", None)
+        # steady rates are read the same way from both sides' logs (None when too few logs follow the warm-up)
+        assert {"bare_steady_tokens_per_s", "pipeline_steady_tokens_per_s", "steady_ratio"} <= r.keys()
     assert "device: cpu x1 (no GPU: no MFU)" in done.stdout
     assert "training stages only (no DVC, no gates)" in done.stdout
     assert "energy (pipeline): estimate: power limit x time" in done.stdout  # the lineage's energy, labelled
@@ -87,7 +89,9 @@ def test_the_profile_names_only_trl_options_that_build_and_the_docs_apply_it_in_
             check=True,
         ).stdout
     )
-    assert flags[:4] == ["-S", "++train_sft.trl.bf16=true", "-S", "++train_sft.trl.per_device_train_batch_size=64"]
+    assert flags[:4] == ["-S", "++train_sft.trl.bf16=true", "-S", "++train_sft.trl.per_device_train_batch_size=8"]
+    # a nested option (TRL's model_init_kwargs, which the stages apply when they load the model) as one dotted key
+    assert "++train_sft.trl.model_init_kwargs.attn_implementation=flex_attention" in flags
     command = "dvc exp run -n gpu-h100 $(python benchmarks/gpu_throughput.py --dvc-set configs/profiles/gpu-h100.yaml)"
     assert command in (REPO / "docs/how-to/gpu.md").read_text()
 
@@ -101,3 +105,29 @@ def test_the_gpu_extra_is_pinned_in_the_gpu_lock_and_torch_there_is_never_a_cpu_
     assert "torch===2.13.0" in lock  # exact string: 2.13.0+cpu never satisfies it
     torch_line = next(line for line in (REPO / "requirements.lock").read_text().splitlines() if line[:7] == "torch==")
     assert torch_line.removeprefix("torch==").split("+")[0] == "2.13.0"  # the same torch, CPU and CUDA builds
+
+
+def test_the_steady_rate_leaves_the_warm_up_out_and_says_when_it_cannot_tell():
+    bench = _benchmark()
+    # (step, seconds, tokens): 10 s of compilation before step 5, then 1,000 tokens a second
+    points = [(5, 10.0, 500), (10, 15.0, 5500), (15, 20.0, 10500), (20, 25.0, 15500)]
+    assert bench.steady_rate(points, bench.warmup_steps(20)) == pytest.approx(1000.0)
+    assert bench.steady_rate(points[:1], 5) is None  # one log after the warm-up: no rate, not a guess
+    assert bench.warmup_steps(30) == 7 and bench.warmup_steps(2) == 1
+
+
+def test_the_sweep_chooses_the_fastest_correct_variant_and_never_wrapped_packing_or_a_failure():
+    bench = _benchmark()
+    rows = [
+        {"method": "sft", "variant": "defaults (batch 8)", "options": {},
+         "tokens_per_s": 1.0, "steady_tokens_per_s": 2.0},
+        {"method": "sft", "variant": "bfd 2048 x 8 + liger + flex", "options": {"packing": True},
+         "tokens_per_s": 0.5, "steady_tokens_per_s": 9.0},
+        {"method": "sft", "variant": "wrapped 2048 x 8 + liger", "options": {"packing_strategy": "wrapped"},
+         "tokens_per_s": 20.0, "steady_tokens_per_s": 20.0},
+        {"method": "dpo", "variant": "batch 32 + liger", "options": {"use_liger_kernel": True}, "error": "ImportError"},
+        {"method": "dpo", "variant": "defaults (batch 8)", "options": {},
+         "tokens_per_s": 1.0, "steady_tokens_per_s": None},
+    ]  # fmt: skip
+    profile = bench.best_profile(rows, "cuda")
+    assert profile == {"train_sft": {"trl": {"bf16": True, "packing": True}}, "train_dpo": {"trl": {"bf16": True}}}
