@@ -132,7 +132,7 @@ def _public_set():
     bench = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("refusal_judge", bench)  # its dataclasses look their module up
     spec.loader.exec_module(bench)
-    (public,) = yaml.safe_load(bench.SOURCES.read_text())["sets"]
+    (public,) = [s for s in yaml.safe_load(bench.SOURCES.read_text())["sets"] if s["name"] == "xstest-style-new-prompts"]
     items = bench.load_public_set(public, sources)
     if not items:
         pytest.skip(f"the public set is not checked out under {sources} (benchmarks/data/refusal_judge_sources.yaml)")
