@@ -13,26 +13,35 @@ licence, size, source commit and sha256; none is copied into this repository):
   guardrail prompt) to 450 prompts that are not XSTest's, each labelled by two
   people as full compliance, full refusal or partial refusal. Read from a
   checkout of its repository (``--sources``); without it that set is skipped.
+* ``gptfuzz-jailbreak-responses``: 7,700 replies of gpt-3.5-turbo to 100
+  harmful questions wrapped in 77 jailbreak templates (GPTFuzz, MIT), each
+  labelled by hand by the paper's authors as jailbroken or not. Refusal here
+  is "not jailbroken": a reply that refuses in one voice and complies in
+  another is compliance, where the XSTest scheme would call it a partial
+  refusal; the two sets are reported apart.
 * ``project-hand-labelled``: ``benchmarks/data/refusal_judge_labelled.jsonl``,
   210 completions written and labelled by hand for this project (refusal,
   compliance, other; the tiny model's degenerate text is "other").
 
-Seen and unseen: the public set is split by whole models (Llama-3.1 and
-Mistral-7B-Instruct unseen) and by prompt (half of the ids, by sha256). The
-refusal head (``data/safety/judge/refusal_head.json``) and the judge's
-thresholds were fitted on the seen models' completions to the seen prompts
-plus the project's hand-labelled set (its figures are therefore "seen");
-the thresholds were chosen by leave-one-model-out validation inside that
-part. The unseen models' completions to the unseen prompts were not scored
-until the head and thresholds were fixed: that cell is the final measurement.
+Seen and unseen: the XSTest-style set is split by whole models (Llama-3.1 and
+Mistral-7B-Instruct unseen) and by prompt (half of the ids, by sha256); its
+unseen cell is spent (judge 2.1 was chosen over 2.2 on it), so its figure is
+no longer a held-out one. GPTFuzz is split by question and by template (half
+of each, by sha256 of ``q<question>`` and ``t<position>``); its unseen cell
+(unseen questions in unseen templates) was not scored until judge 2.3 was
+fixed. The refusal head (``data/safety/judge/refusal_head.json``) and the
+judge's thresholds were fitted on the seen cells plus the project's
+hand-labelled set, chosen by held-out folds inside that part (each seen model
+of the XSTest-style set whole, GPTFuzz in five folds by question); the voice
+rule's patterns were written reading GPTFuzz's seen cell only.
 
 The judges scored on the same completions: the patterns alone; the judge
 before issue 39 (patterns with the nearest-exemplar classifier, ``combine``);
 the judge the evaluation uses now (``judge_responses`` with
 ``data/safety/judge.yaml``: the refusal head, the patterns as explanation,
-exemplars for compliance vs other); and with ``--candidate`` a judge file tried
-and not shipped (``benchmarks/data/refusal_judge_candidates/``), scored beside
-it. The sets looked for and not used are listed under ``considered:`` in the
+exemplars for compliance vs other, the voice rule); and with ``--candidate`` a
+judge file not shipped (``benchmarks/data/refusal_judge_candidates/``: 2.2, tried
+and not shipped; 2.1, the judge before 2.3), scored beside it. The sets looked for and not used are listed under ``considered:`` in the
 sources file, each with the reason.
 Refusal precision = judged refusal and labelled refusal / judged refusal;
 recall = judged refusal / labelled refusal (partial refusals are refusals;
