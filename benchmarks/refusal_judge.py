@@ -41,8 +41,9 @@ the judge the evaluation uses now (``judge_responses`` with
 ``data/safety/judge.yaml``: the refusal head, the patterns as explanation,
 exemplars for compliance vs other, the voice rule); and with ``--candidate`` a
 judge file not shipped (``benchmarks/data/refusal_judge_candidates/``: 2.2, tried
-and not shipped; 2.1, the judge before 2.3), scored beside it. The sets looked for and not used are listed under ``considered:`` in the
-sources file, each with the reason.
+and not shipped; 2.1, the judge before 2.3), scored beside it. The sets looked
+for and not used are listed under ``considered:`` in the sources file, each
+with the reason.
 Refusal precision = judged refusal and labelled refusal / judged refusal;
 recall = judged refusal / labelled refusal (partial refusals are refusals;
 "other" is not a refusal). Intervals are Wilson 95% (scipy). Beside them the

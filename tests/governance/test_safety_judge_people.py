@@ -156,7 +156,8 @@ def _public_set():
     bench = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("refusal_judge", bench)  # its dataclasses look their module up
     spec.loader.exec_module(bench)
-    (public,) = [s for s in yaml.safe_load(bench.SOURCES.read_text())["sets"] if s["name"] == "xstest-style-new-prompts"]
+    sets = yaml.safe_load(bench.SOURCES.read_text())["sets"]
+    (public,) = [s for s in sets if s["name"] == "xstest-style-new-prompts"]
     items = bench.load_public_set(public, sources)
     if not items:
         pytest.skip(f"the public set is not checked out under {sources} (benchmarks/data/refusal_judge_sources.yaml)")
