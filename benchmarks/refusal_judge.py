@@ -24,26 +24,29 @@ licence, size, source commit and sha256; none is copied into this repository):
   compliance, other; the tiny model's degenerate text is "other").
 
 Seen and unseen: the XSTest-style set is split by whole models (Llama-3.1 and
-Mistral-7B-Instruct unseen) and by prompt (half of the ids, by sha256); its
-unseen cell is spent (judge 2.1 was chosen over 2.2 on it), so its figure is
-no longer a held-out one. GPTFuzz is split by question and by template (half
-of each, by sha256 of ``q<question>`` and ``t<position>``); its unseen cell
-(unseen questions in unseen templates) was not scored until judge 2.3 was
-fixed. The refusal head (``data/safety/judge/refusal_head.json``) and the
-judge's thresholds were fitted on the seen cells plus the project's
-hand-labelled set, chosen by held-out folds inside that part (each seen model
-of the XSTest-style set whole, GPTFuzz in five folds by question); the voice
-rule's patterns were written reading GPTFuzz's seen cell only.
+Mistral-7B-Instruct unseen) and by prompt (half of the ids, by sha256).
+GPTFuzz is split by question and by template (half of each, by sha256 of
+``q<question>`` and ``t<position>``). Both unseen cells are spent: judge 2.1
+was chosen over 2.2 on the XSTest-style one, and over 2.3 on both (2.3 won
+GPTFuzz's, which had not been scored before, and lost the XSTest-style one),
+so their figures are no longer held-out ones. The shipped judge's refusal head
+(``data/safety/judge/refusal_head.json``, judge 2.1) and thresholds were fitted
+on the XSTest-style seen cell plus the project's hand-labelled set, chosen by
+holding out each seen model whole. ``--calibrate`` now fits on the seen cells
+of every public set it finds plus the hand-labelled set (each seen model of a
+many-model set held out whole, GPTFuzz in five folds by question), as it did
+for the candidate 2.3, whose voice rule's patterns were written reading
+GPTFuzz's seen cell only.
 
 The judges scored on the same completions: the patterns alone; the judge
 before issue 39 (patterns with the nearest-exemplar classifier, ``combine``);
 the judge the evaluation uses now (``judge_responses`` with
 ``data/safety/judge.yaml``: the refusal head, the patterns as explanation,
-exemplars for compliance vs other, the voice rule); and with ``--candidate`` a
-judge file not shipped (``benchmarks/data/refusal_judge_candidates/``: 2.2, tried
-and not shipped; 2.1, the judge before 2.3), scored beside it. The sets looked
-for and not used are listed under ``considered:`` in the sources file, each
-with the reason.
+exemplars for compliance vs other; its file has no ``voice`` patterns, so the
+voice rule does not apply); and with ``--candidate`` a judge file tried and
+not shipped (``benchmarks/data/refusal_judge_candidates/``: 2.3 by default,
+2.2 by its path), scored beside it. The sets looked for and not used are
+listed under ``considered:`` in the sources file, each with the reason.
 Refusal precision = judged refusal and labelled refusal / judged refusal;
 recall = judged refusal / labelled refusal (partial refusals are refusals;
 "other" is not a refusal). Intervals are Wilson 95% (scipy). Beside them the
@@ -99,8 +102,8 @@ GRID_C = (0.5, 1.0, 2.0)  # C above 2 never won (1, 3, 10 tried before judge 2.2
 GRID_REFUSAL = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.20 ... 0.80
 GRID_PATTERN = (0.02, 0.05, 0.1, 0.2)
 HAND_SET = "project-hand-labelled"
-# A judge file tried and not shipped, scored beside the judge with --candidate (it pins its own head)
-CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/2.2/judge.yaml"
+# The judge file tried last and not shipped, scored beside the judge with --candidate (it pins its own head)
+CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/2.3/judge.yaml"
 OLD, NEW = "old judge (patterns + exemplars)", "new judge (head + patterns + exemplars)"
 CAND = "candidate judge"
 THRESHOLDS = {"refusal_threshold", "pattern_threshold", "pattern_window"}
