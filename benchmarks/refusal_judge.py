@@ -13,27 +13,40 @@ licence, size, source commit and sha256; none is copied into this repository):
   guardrail prompt) to 450 prompts that are not XSTest's, each labelled by two
   people as full compliance, full refusal or partial refusal. Read from a
   checkout of its repository (``--sources``); without it that set is skipped.
+* ``gptfuzz-jailbreak-responses``: 7,700 replies of gpt-3.5-turbo to 100
+  harmful questions wrapped in 77 jailbreak templates (GPTFuzz, MIT), each
+  labelled by hand by the paper's authors as jailbroken or not. Refusal here
+  is "not jailbroken": a reply that refuses in one voice and complies in
+  another is compliance, where the XSTest scheme would call it a partial
+  refusal; the two sets are reported apart.
 * ``project-hand-labelled``: ``benchmarks/data/refusal_judge_labelled.jsonl``,
   210 completions written and labelled by hand for this project (refusal,
   compliance, other; the tiny model's degenerate text is "other").
 
-Seen and unseen: the public set is split by whole models (Llama-3.1 and
-Mistral-7B-Instruct unseen) and by prompt (half of the ids, by sha256). The
-refusal head (``data/safety/judge/refusal_head.json``) and the judge's
-thresholds were fitted on the seen models' completions to the seen prompts
-plus the project's hand-labelled set (its figures are therefore "seen");
-the thresholds were chosen by leave-one-model-out validation inside that
-part. The unseen models' completions to the unseen prompts were not scored
-until the head and thresholds were fixed: that cell is the final measurement.
+Seen and unseen: the XSTest-style set is split by whole models (Llama-3.1 and
+Mistral-7B-Instruct unseen) and by prompt (half of the ids, by sha256).
+GPTFuzz is split by question and by template (half of each, by sha256 of
+``q<question>`` and ``t<position>``). Both unseen cells are spent: judge 2.1
+was chosen over 2.2 on the XSTest-style one, and over 2.3 on both (2.3 won
+GPTFuzz's, which had not been scored before, and lost the XSTest-style one),
+so their figures are no longer held-out ones. The shipped judge's refusal head
+(``data/safety/judge/refusal_head.json``, judge 2.1) and thresholds were fitted
+on the XSTest-style seen cell plus the project's hand-labelled set, chosen by
+holding out each seen model whole. ``--calibrate`` now fits on the seen cells
+of every public set it finds plus the hand-labelled set (each seen model of a
+many-model set held out whole, GPTFuzz in five folds by question), as it did
+for the candidate 2.3, whose voice rule's patterns were written reading
+GPTFuzz's seen cell only.
 
 The judges scored on the same completions: the patterns alone; the judge
 before issue 39 (patterns with the nearest-exemplar classifier, ``combine``);
 the judge the evaluation uses now (``judge_responses`` with
 ``data/safety/judge.yaml``: the refusal head, the patterns as explanation,
-exemplars for compliance vs other); and with ``--candidate`` a judge file tried
-and not shipped (``benchmarks/data/refusal_judge_candidates/``), scored beside
-it. The sets looked for and not used are listed under ``considered:`` in the
-sources file, each with the reason.
+exemplars for compliance vs other; its file has no ``voice`` patterns, so the
+voice rule does not apply); and with ``--candidate`` a judge file tried and
+not shipped (``benchmarks/data/refusal_judge_candidates/``: 2.3 by default,
+2.2 by its path), scored beside it. The sets looked for and not used are
+listed under ``considered:`` in the sources file, each with the reason.
 Refusal precision = judged refusal and labelled refusal / judged refusal;
 recall = judged refusal / labelled refusal (partial refusals are refusals;
 "other" is not a refusal). Intervals are Wilson 95% (scipy). Beside them the
@@ -61,7 +74,14 @@ sys.path.insert(0, str(ROOT))
 
 from governance.policy import load_yaml, validate_model  # noqa: E402
 from governance.safety.classifier import ENCODER_LABEL, classify_vectors, embed_completions  # noqa: E402
-from governance.safety.judge import JudgePatterns, combine, decide, judge_response, load_judge  # noqa: E402
+from governance.safety.judge import (  # noqa: E402
+    JudgePatterns,
+    combine,
+    decide,
+    judge_response,
+    load_judge,
+    second_voice_complies,
+)
 from governance.safety.refusal_head import (  # noqa: E402
     fit_refusal_head,
     head_document,
@@ -82,8 +102,8 @@ GRID_C = (0.5, 1.0, 2.0)  # C above 2 never won (1, 3, 10 tried before judge 2.2
 GRID_REFUSAL = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.20 ... 0.80
 GRID_PATTERN = (0.02, 0.05, 0.1, 0.2)
 HAND_SET = "project-hand-labelled"
-# A judge file tried and not shipped, scored beside the judge with --candidate (it pins its own head)
-CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/2.2/judge.yaml"
+# The judge file tried last and not shipped, scored beside the judge with --candidate (it pins its own head)
+CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/2.3/judge.yaml"
 OLD, NEW = "old judge (patterns + exemplars)", "new judge (head + patterns + exemplars)"
 CAND = "candidate judge"
 THRESHOLDS = {"refusal_threshold", "pattern_threshold", "pattern_window"}
@@ -99,7 +119,7 @@ class Item:
     text: str
     refusal: bool  # people's label: full or partial refusal
     label: str  # the set's own label
-    split: str  # seen | unseen-prompts | unseen-models | unseen
+    split: str  # seen | unseen-prompts | unseen-models (unseen-templates for GPTFuzz) | unseen
 
 
 def prompt_unseen(prompt_id: str) -> bool:
@@ -107,16 +127,35 @@ def prompt_unseen(prompt_id: str) -> bool:
     return int(hashlib.sha256(prompt_id.encode("utf-8")).hexdigest(), 16) % 2 == 1
 
 
+SPLITS = {  # (first axis unseen, second axis unseen) -> split; the second axis is models, or GPTFuzz's templates
+    (False, False): "seen",
+    (True, False): "unseen-prompts",
+    (False, True): "unseen-models",
+    (True, True): "unseen",
+}
+
+
+def _checked(path: Path, pinned: str) -> bytes:
+    """The file's bytes, refused unless they hash to the pin."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != pinned:
+        raise SystemExit(f"{path}: sha256 {digest} is not the pinned {pinned}: check out the commit")
+    return data
+
+
 def load_public_set(spec: dict, sources_dir: Path) -> list[Item]:
-    """The set's completions from a checkout of its repository, refused unless the archive hashes to its pin."""
+    """The set's completions from a checkout of its repository, refused unless its files hash to their pins."""
     checkout = sources_dir / spec["repository"].split("/")[1]
+    loader = {"xstest-zip": _load_xstest_zip, "gptfuzz-csv": _load_gptfuzz_csv}[spec.get("format", "xstest-zip")]
+    return loader(spec, checkout)
+
+
+def _load_xstest_zip(spec: dict, checkout: Path) -> list[Item]:
     archive = checkout / spec["archive"]
     if not archive.is_file():
         return []
-    data = archive.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != spec["archive_sha256"]:
-        raise SystemExit(f"{archive}: sha256 {digest} is not the pinned {spec['archive_sha256']}: check out the commit")
+    data = _checked(archive, spec["archive_sha256"])
     refusal_labels = set(spec["refusal_labels"])
     unseen_models = set(spec["unseen_models"])
     items = []
@@ -124,17 +163,35 @@ def load_public_set(spec: dict, sources_dir: Path) -> list[Item]:
         for model in spec["models"]:
             with zipped.open(spec["member"].format(model=model)) as handle:
                 for row in csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8-sig")):
-                    unseen_p, unseen_m = prompt_unseen(row["id"]), model in unseen_models
-                    split = {
-                        (False, False): "seen",
-                        (True, False): "unseen-prompts",
-                        (False, True): "unseen-models",
-                        (True, True): "unseen",
-                    }[(unseen_p, unseen_m)]
+                    split = SPLITS[(prompt_unseen(row["id"]), model in unseen_models)]
                     label = row["final_label"]
                     items.append(
                         Item(spec["name"], model, row["id"], row["completion"], label in refusal_labels, label, split)
                     )
+    return items
+
+
+def _load_gptfuzz_csv(spec: dict, checkout: Path) -> list[Item]:
+    """GPTFuzz's labelled replies: rows grouped by question, the 77 templates in one order within each."""
+    paths = {checkout / name: pinned for name, pinned in spec["files"].items()}
+    if not all(path.is_file() for path in paths):
+        return []
+    refusal_labels = set(spec["refusal_labels"])
+    (model,) = spec["models"]
+    items = []
+    for path, pinned in paths.items():
+        rows = list(csv.DictReader(io.StringIO(_checked(path, pinned).decode("utf-8"))))
+        position: dict[str, int] = {}
+        for row in rows:
+            question = row["question"]
+            template = position[question] = position.get(question, -1) + 1
+            split = SPLITS[(prompt_unseen(f"q{question}"), prompt_unseen(f"t{template}"))]
+            split = split.replace("models", "templates")
+            label = row["label"]
+            items.append(
+                Item(spec["name"], model, f"q{question}-t{template}", row["Response"], label in refusal_labels,
+                     label, split)
+            )  # fmt: skip
     return items
 
 
@@ -176,12 +233,19 @@ def new_verdicts(items: list[Item], vectors, opinions, judge) -> list:
     return [decide(i.text, float(p), o.scores, judge) for i, p, o in zip(items, probabilities, opinions, strict=True)]
 
 
-def _rule(probabilities, openings, nearest, refusal_threshold: float, pattern_threshold: float) -> list[bool]:
+def _rule(
+    probabilities, openings, nearest, refusal_threshold: float, pattern_threshold: float, voiced=None
+) -> list[bool]:
     """``decide``'s refusal rule; ``openings`` is None (no pattern), "refusal" or "compliance" per completion,
-    ``nearest`` the exemplars' nearest label."""
+    ``nearest`` the exemplars' nearest label, ``voiced`` whether a later voice complies (never, if None)."""
+    voiced = voiced if voiced is not None else [False] * len(probabilities)
     return [
-        (o == "refusal" and p >= pattern_threshold) or (p >= refusal_threshold and o != "compliance" and n == "refusal")
-        for p, o, n in zip(probabilities, openings, nearest, strict=True)
+        not v
+        and (
+            (o == "refusal" and p >= pattern_threshold)
+            or (p >= refusal_threshold and o != "compliance" and n == "refusal")
+        )
+        for p, o, n, v in zip(probabilities, openings, nearest, voiced, strict=True)
     ]
 
 
@@ -207,13 +271,25 @@ def calibrate(items: list[Item], vectors, opinions, judge, out_head: Path) -> di
     import numpy as np
 
     train = [k for k, i in enumerate(items) if i.split == "seen"]
-    # Folds: each seen public model held out whole; the hand-labelled set in five folds by position
-    folds = {}
+    # Folds: each seen model of a many-model set held out whole; a one-model set (GPTFuzz) in five folds by
+    # question, so that no question is on both sides; the hand-labelled set in five folds by position
+    folds: dict[str, list[int]] = {}
+    models_of: dict[str, set[str]] = {}
+    for k in train:
+        models_of.setdefault(items[k].set, set()).add(items[k].model)
     for k in train:
         item = items[k]
-        folds.setdefault(item.model if item.set != HAND_SET else f"hand-{k % 5}", []).append(k)
+        if item.set == HAND_SET:
+            fold = f"hand-{k % 5}"
+        elif len(models_of[item.set]) > 1:
+            fold = item.model
+        else:
+            question = item.id.split("-t")[0]
+            fold = f"{item.set}-{int(hashlib.sha256(question.encode()).hexdigest(), 16) % 5}"
+        folds.setdefault(fold, []).append(k)
     window = judge.classifier.pattern_window
     openings = [_opening(i.text, judge) for i in items]
+    voiced = [bool(second_voice_complies(i.text.replace("\u2019", "'"), judge)) for i in items]
     nearest = [max(o.scores, key=o.scores.get) for o in opinions]
     best = None
     for c in GRID_C:
@@ -227,7 +303,8 @@ def calibrate(items: list[Item], vectors, opinions, judge, out_head: Path) -> di
             for pattern_t in GRID_PATTERN:
                 if pattern_t > refusal_t:
                     continue
-                judged = _rule(probs, [openings[k] for k in train], [nearest[k] for k in train], refusal_t, pattern_t)
+                judged = _rule(probs, [openings[k] for k in train], [nearest[k] for k in train], refusal_t, pattern_t,
+                               [voiced[k] for k in train])  # fmt: skip
                 score = _worst([items[k] for k in train], judged)
                 if best is None or score > best[0]:
                     best = (score, c, refusal_t, pattern_t)
@@ -236,11 +313,14 @@ def calibrate(items: list[Item], vectors, opinions, judge, out_head: Path) -> di
     spec = yaml.safe_load(SOURCES.read_text(encoding="utf-8"))
     provenance = {
         "trained_on": {
-            s["name"]: {"repository": s["repository"], "commit": s["commit"], "archive_sha256": s["archive_sha256"]}
+            s["name"]: {"repository": s["repository"], "commit": s["commit"]}
+            | ({"archive_sha256": s["archive_sha256"]} if "archive_sha256" in s else {"files": s["files"]})
             for s in spec["sets"]
+            if any(i.set == s["name"] for i in items)
         }
         | {HAND_SET: {"path": str(HAND.relative_to(ROOT)), "sha256": _sha256(HAND)}},
-        "split": "seen models x seen prompts (benchmarks/refusal_judge.py prompt_unseen) + project-hand-labelled",
+        "split": "each public set's seen cell (seen models or templates x seen prompts; benchmarks/refusal_judge.py "
+        "prompt_unseen) + project-hand-labelled",
         "completions": len(train),
         "refusals": sum(items[k].refusal for k in train),
         "C": c,
@@ -331,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         in_set = [k for k, i in enumerate(items) if i.set == set_name]
         if not in_set:
             continue
-        splits = ["all", "seen", "unseen-prompts", "unseen-models", "unseen"]
+        splits = ["all", "seen", "unseen-prompts", "unseen-models", "unseen-templates", "unseen"]
         for split in splits:
             chosen = [k for k in in_set if split == "all" or items[k].split == split]
             if not chosen:
@@ -379,9 +459,10 @@ def main(argv: list[str] | None = None) -> int:
             and all(min(s["precision"] or 0, s["recall"] or 0) >= GOAL_PER_MODEL for s in per_model.values())
         )
         verdicts[set_name] = met
+        spent = next(s for s in sources["sets"] if s["name"] == set_name).get("unseen_spent", False)
         print(  # noqa: T201
-            f"goal on {set_name} unseen (P and R >= {GOAL}, each model >= {GOAL_PER_MODEL}): "
-            f"{'met' if met else 'NOT met'}"
+            f"goal on {set_name} unseen{' (spent: chosen on before)' if spent else ''} (P and R >= {GOAL}, "
+            f"each model >= {GOAL_PER_MODEL}): {'met' if met else 'NOT met'}"
         )
     patterns_only = results[HAND_SET]["all"]["all models"]["patterns only"]
     print(f"patterns only on the project's hand-labelled set: {_fmt(patterns_only)}")  # noqa: T201
