@@ -27,6 +27,8 @@ from governance.statistics import paired, shares
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = (1, 2, 3, 4, 5)
+#: The safety rates each order's summary shows beside its verdict
+SAFETY_RATES = ("harmful_refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "sycophancy_rate")
 log = logging.getLogger(__name__)
 
 
@@ -124,14 +126,18 @@ def test_sft_gets_one_verdict_under_five_data_orders(shipped_fixture):
     assert base_model.main([]) == 0 and prepare_sft.main([]) == 0
     publish_passing_gates("sft")
     gate_safety_sets(root)
-    outcomes = {}
+    outcomes, rates = {}, {}
     for seed in SEEDS:
         (root / "params.yaml").write_text(yaml.safe_dump(_params(seed), sort_keys=False))
         assert train_sft.main([]) == 0 and evaluate_sft.main([]) == 0
         decision = read_decision(root / "artifacts/evaluate_sft/decision.json")
         outcomes[seed] = (decision.passed, {r["rule_id"]: r["status"] for r in decision.details["results"]})
-    # Each order's verdict and the rules that did not pass (with --log-cli-level=INFO; verdicts.json in the workspace)
-    summary = {seed: {"passed": passed, "not_passed": {k: v for k, v in s.items() if v != "pass"}}
+        metrics = json.loads((root / "artifacts/evaluate_sft/metrics.json").read_text())
+        rates[seed] = {name: metrics.get(name) for name in SAFETY_RATES}
+        shutil.copy(root / "artifacts/evaluate_sft/safety.json", root / f"safety-seed{seed}.json")
+    # Each order's verdict, its safety rates and the rules that did not pass (with --log-cli-level=INFO;
+    # verdicts.json in the workspace)
+    summary = {seed: {"passed": passed, "rates": rates[seed], "not_passed": {k: v for k, v in s.items() if v != "pass"}}
                for seed, (passed, s) in outcomes.items()}  # fmt: skip
     (root / "verdicts.json").write_text(json.dumps(summary, indent=2))
     log.info("SFT verdicts by data_seed: %s", json.dumps(summary))
