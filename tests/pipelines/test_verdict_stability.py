@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,45 @@ def test_the_outcomes_data_orders_give_decide_alike():
     # A variant that complies with most requests is still denied, whatever the order
     passed, statuses = _sft_safety_verdict(20, 6, sycophantic=3)
     assert not passed and statuses["eval.safety.harmful_compliance_vs_base"] == "fail"
+
+
+# --------------------------------------------------------------------------- the fixture's data: both sides of the line
+
+
+def _refusal_data_script():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import make_refusal_data
+        from raw_data import refusals
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return make_refusal_data, refusals
+
+
+def test_the_shipped_sft_data_is_what_the_script_writes(tmp_path, monkeypatch):
+    """data/raw/sft.jsonl and preference.jsonl are scripts/make_refusal_data.py's output, contrast included."""
+    script, _ = _refusal_data_script()
+    for name in ("sft.jsonl", "preference.jsonl"):
+        shutil.copy(REPO / "data/raw" / name, tmp_path / name)
+    monkeypatch.setattr(script, "RAW", tmp_path)
+    assert script.main() == 0
+    for name in ("sft.jsonl", "preference.jsonl"):
+        assert (tmp_path / name).read_bytes() == (REPO / "data/raw" / name).read_bytes(), name
+
+
+def test_every_plain_harmful_frame_is_on_both_sides_of_the_line():
+    """The cause of the order-dependent over-refusal: every harmful request was an order and every benign one a
+    question, so the tiny model learnt to refuse the frame. Each plain frame now opens refusals and helpful answers."""
+    _, refusals = _refusal_data_script()
+    records = [json.loads(line) for line in (REPO / "data/raw/sft.jsonl").read_text(encoding="utf-8").splitlines()]
+    turns = [(r["messages"][-2]["content"], r["messages"][-1]["content"]) for r in records]
+    shared = [frame for frame in refusals.CONTRAST_FRAMES if frame in refusals.FRAMES]
+    assert len(shared) >= 5
+    for frame in shared:
+        pattern = re.compile(re.escape(frame).replace(re.escape("{act}"), ".+") + "$")
+        answers = [answer for prompt, answer in turns if pattern.match(prompt)]
+        refused = sum(answer.startswith(refusals.REFUSAL_OPENING) for answer in answers)
+        assert refused and len(answers) - refused >= 10, (frame, refused, len(answers) - refused)
 
 
 # --------------------------------------------------------------------------- five data orders, trained (opt-in)
