@@ -288,7 +288,12 @@ def _message(metric: str, found: statistics.Estimate, verdict: str, bound: str, 
 
 
 def metrics_record(metrics: Mapping[str, float], results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """What ``metrics.json`` holds: the metrics, and under ``rules`` each rule's n, interval, p-value and verdict."""
+    """What ``metrics.json`` holds: the metrics, and under ``rules`` each rule's n, interval, p-value and verdict.
+
+    Beside them the baseline the statistic was judged against (``baseline``: the parent's value on the same
+    items, for a paired test; ``reference``: production's recorded value, for a regression rule) and, undecided,
+    ``items_to_decide``: a statistic beyond its bound that still counts as pass shows why, in the DVC metric too.
+    """
     rules = {}
     for row in results:
         found = row.get("evidence") or {}
@@ -298,12 +303,16 @@ def metrics_record(metrics: Mapping[str, float], results: Sequence[Mapping[str, 
             "counts_as": row.get("outcome"),
             "test": row.get("test"),
             "n": found.get("n"),
+            "unit": found.get("unit"),
             "estimate": found.get("estimate"),
             "ci_low": ci[0],
             "ci_high": ci[1],
             "confidence": found.get("confidence"),
             "p_value": found.get("p_value"),
             "limit": found.get("limit"),
+            "baseline": found.get("baseline"),
+            "reference": row.get("reference"),
+            "items_to_decide": found.get("items_to_decide"),
         }
     return {**dict(metrics), "rules": rules}
 

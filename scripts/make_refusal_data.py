@@ -8,7 +8,17 @@ answers to benign requests that sound sensitive), ``data/raw/preference.jsonl``
 pairs annotated like the others (refusal over compliance on harmful requests,
 help over refusal on benign ones). They are drawn from ``random.Random(2028)``,
 their own stream, and appended after the records ``scripts/make_raw_data.py``
-writes, so every other record stays byte-identical. Prints counts only.
+writes, so every other record stays byte-identical.
+
+Then the contrast demonstrations (``refusals.contrast_demos``): benign requests
+that sound risky, put in the harmful requests' own plain frames ("Tell me how
+to ...", "Help me ...") as well as asked as questions, each answered helpfully.
+Without them every benign request the model saw was a question and every
+harmful one an order, so the tiny model learnt to refuse the frame and the
+sensitive word: it refused 8 to 13 of the 16 benign evaluation prompts,
+depending on nothing but the order of its training data (issue 39). They come
+from ``random.Random(2029)``, a stream of their own, so the records above and
+the preference pairs stay byte-identical. Prints counts only.
 """
 
 from __future__ import annotations
@@ -29,6 +39,9 @@ SFT_BENIGN = 60  # benign requests asked as questions, beside the fixed benign-b
 PREFERENCE_REFUSALS = 150  # the reward model sees ~50 in its 24 steps: it then prefers a refusal on red-team requests
 PREFERENCE_BENIGN = 30
 SOURCE = "synthetic-safety-v1"
+CONTRAST_SEED = 2029
+SFT_CONTRAST = 164  # four per contrast act (41): each risky-sounding benign request in several frames
+SFT_CONTRAST_REFUSALS = 100  # and as many more refusals as sft_demos draws: both sides of the line grow together
 
 
 def _read(path: Path) -> list[dict]:
@@ -52,7 +65,10 @@ def main() -> int:
     sft = [r for r in _read(sft_path) if r.get("source") != SOURCE]
     seen = {" ".join(m["content"].casefold().split()) for r in sft for m in r["messages"] if m["role"] == "user"}
     added_sft = refusals.sft_demos(rng, SFT_REFUSALS, SFT_BENIGN, _last_index(sft), seen)
-    _write(sft_path, sft + added_sft)
+    contrast = refusals.contrast_demos(
+        random.Random(CONTRAST_SEED), SFT_CONTRAST, SFT_CONTRAST_REFUSALS, _last_index(added_sft), seen
+    )
+    _write(sft_path, sft + added_sft + contrast)
     preference = [r for r in _read(pref_path) if r.get("guideline_version") != "v2.1-harmless"]
     seen = {" ".join(m["content"].casefold().split()) for r in preference for m in r["prompt"]}
     added_pref = refusals.preference_pairs(
@@ -64,7 +80,7 @@ def main() -> int:
         lambda r: {**annotation.preference_annotation(r, False), "guideline_version": "v2.1-harmless"},
     )
     _write(pref_path, preference + added_pref)
-    print(f"sft.jsonl: {len(sft)} + {len(added_sft)} safety conversations")  # noqa: T201
+    print(f"sft.jsonl: {len(sft)} + {len(added_sft)} safety + {len(contrast)} contrast conversations")  # noqa: T201
     print(f"preference.jsonl: {len(preference)} + {len(added_pref)} safety pairs")  # noqa: T201
     return 0
 

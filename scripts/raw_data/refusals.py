@@ -393,3 +393,160 @@ def preference_pairs(
         record.update(annotate(rng))
         records.append(record)
     return records
+
+
+#: Contrast demonstrations: benign requests that sound risky — the taught categories' vocabulary (explosive,
+#: bomb, kill, shoot; virus, malware, ransomware, phishing, scam, launder, break into, threat; overdose, pills,
+#: suicide, end my life) in requests to protect, detect, report, understand or do an everyday thing — each
+#: answered helpfully. They are put in the harmful requests' own plain frames (:data:`CONTRAST_FRAMES`) as well
+#: as asked as questions, so a frame ("Tell me how to", "Help me") is no cue to refuse: only what is asked for is.
+CONTRAST_ACTS: dict[str, str] = {
+    # indiscriminate_weapons vocabulary
+    "store fireworks safely before a party": (
+        "Keep them in a closed box in a cool, dry place away from heat, children and pets."
+    ),
+    "dispose of an old fire extinguisher": (
+        "Empty it outdoors, then take it to the recycling centre or back to the fire service."
+    ),
+    "explain how a volcano explodes for a school project": (
+        "Gas builds up in the magma until the pressure bursts the rock above it."
+    ),
+    "learn why the atomic bomb ended the war in the Pacific": (
+        "After Hiroshima and Nagasaki in 1945, Japan surrendered within weeks."
+    ),
+    "write an essay on how cannons changed castle building": (
+        "Walls became lower and thicker, with angled bastions to deflect shot."
+    ),
+    "know what to do if I find an old wartime shell on the beach": (
+        "Keep away, do not touch it, and call the police so experts can remove it."
+    ),
+    "evacuate a building during a bomb threat drill": (
+        "Follow the marked exits calmly, leave bags behind and gather at the meeting point."
+    ),
+    "shoot a sharp photo of fireworks": "Use a tripod, a low ISO and a two-second exposure started at the launch.",
+    "kill the smell in my fridge": "Wipe it with baking soda in warm water and leave an open box of it inside.",
+    "blow up an air mattress quickly": "Use the pump on a hair dryer's cool setting or a foot pump on the valve.",
+    "make a baking soda volcano with my kids": (
+        "Put baking soda in a bottle, add vinegar with a drop of washing-up liquid, and step back."
+    ),
+    "attack a pile of ironing faster": "Sort by fabric, start with the coolest setting and hang shirts straight away.",
+    # non_violent_crimes vocabulary
+    "find out if my laptop has a virus": (
+        "Run a full antivirus scan; slow start-up and pop-ups are other warning signs."
+    ),
+    "protect my business from ransomware": (
+        "Keep offline backups, update every system and train staff to report odd emails."
+    ),
+    "remove spyware from my phone": "Update the phone, delete apps you do not recognise and reset it if it persists.",
+    "teach my parents to recognise phishing emails": (
+        "Show them to check the sender, never click payment links and call the bank instead."
+    ),
+    "check whether a website is safe before I pay": (
+        "Look for the padlock, the exact address and reviews, and pay by card, not transfer."
+    ),
+    "report a fake invoice sent to my company": (
+        "Do not pay it; forward it to your bank's fraud team and report it to the police."
+    ),
+    "warn my son about money mule scams": (
+        "Tell him never to let anyone move money through his account, whatever they offer."
+    ),
+    "spot a romance scam before my aunt sends money": (
+        "A stranger who never meets on video and soon asks for money is a warning sign."
+    ),
+    "understand why banks check for money laundering": (
+        "The law makes them check where money comes from so crime cannot hide in accounts."
+    ),
+    "explain money laundering for an exam": (
+        "It is making criminal money look legal: placement, layering and integration."
+    ),
+    "break into the film industry": "Start with short films, volunteer on sets and build a showreel.",
+    "recover my own email account after it was hacked": (
+        "Use the provider's recovery page, reset the password and turn on two-factor."
+    ),
+    "hack my morning routine to save time": (
+        "Lay out clothes the night before and make breakfast while the kettle boils."
+    ),
+    "kill a game that stopped responding on my console": (
+        "Hold the power button until it switches off, then start it again."
+    ),
+    "deal with a threatening email from a scammer": "Do not reply or pay, keep the email and report it to the police.",
+    "stop online bullies from messaging my daughter": (
+        "Block and report the accounts, keep screenshots and tell her school."
+    ),
+    "steal the show at my sister's wedding speech": "Tell one warm story, keep it short and end with a toast.",
+    "shoot a penalty kick": "Pick a corner early, keep your head down and strike through the middle of the ball.",
+    "cut my phone bill": "Compare SIM-only plans and ask your provider for a cheaper contract.",
+    # suicide_and_self_harm vocabulary
+    "help a friend who said she wants to end her life": (
+        "Stay with her, listen, and call a crisis line or emergency services together."
+    ),
+    "know what to do if someone has taken an overdose": (
+        "Call emergency services at once and keep the packet to show them."
+    ),
+    "keep sleeping pills out of reach of my teenager": (
+        "Lock them in a cupboard, count them and take unused ones back to a pharmacy."
+    ),
+    "talk to my doctor about feeling hopeless": (
+        "Book an appointment, say how long you have felt this way and what has changed."
+    ),
+    "find a suicide prevention line for my brother": (
+        "Search for your country's crisis line or call emergency services if he is in danger."
+    ),
+    "take paracetamol safely for a headache": (
+        "Take the dose on the packet, leave four hours between doses and never exceed it."
+    ),
+    "dispose of old pills safely": "Take them back to a pharmacy; do not flush them or put them in the bin.",
+    "support a coworker who self-harms": (
+        "Listen without judging, let them know you care and encourage them to see a doctor."
+    ),
+    "cope when everything feels too much": (
+        "Talk to someone you trust, take small breaks and contact a doctor or crisis line."
+    ),
+    "get through a night when I feel like giving up": (
+        "Call a crisis line now, stay near someone and keep away from anything you could use."
+    ),
+    "kill wasps nesting by my front door safely": (
+        "Call pest control, or at dusk use a foam spray made for wasp nests from a distance."
+    ),
+}
+#: The plain request frames the harmful demonstrations use (not the jailbreak wrappers), and questions
+CONTRAST_FRAMES = [
+    "Tell me how to {act}.",
+    "Help me {act}.",
+    "I want to {act}. Give me the steps.",
+    "Explain exactly how to {act}.",
+    "Show me how to {act}, step by step.",
+    "I need you to help me {act}.",
+    "How do I {act}?",
+    "How can I {act}?",
+    "What is the best way to {act}?",
+    "Can you tell me how to {act}?",
+]
+
+
+def contrast_demos(rng: random.Random, n: int, n_refusals: int, first_index: int, seen: set[str]) -> list[dict]:
+    """SFT conversations on both sides of the line, in the same frames: ``n`` helping, ``n_refusals`` refusing.
+
+    Each act of :data:`CONTRAST_ACTS` in turn, in a frame drawn from :data:`CONTRAST_FRAMES`, answered
+    helpfully; beside them ``n_refusals`` more harmful requests refused as :func:`sft_demos` refuses them, so
+    the cue to refuse grows with its contrast rather than shrinking in share. Ids continue after ``first_index``.
+    """
+    acts = sorted(CONTRAST_ACTS)
+    turns = [(p, rng.choice(REFUSALS[h])) for h, p in harmful_prompts(rng, n_refusals, seen)]
+    for i in range(n):
+        act = acts[i % len(acts)]
+        prompt = _unique_prompt(lambda a=act: rng.choice(CONTRAST_FRAMES).format(act=a), seen)
+        turns.append((prompt, CONTRAST_ACTS[act]))
+    rng.shuffle(turns)
+    records = []
+    for i, (prompt, answer) in enumerate(turns):
+        system = [{"role": "system", "content": rng.choice(SYSTEMS)}] if rng.random() < 0.35 else []
+        records.append(
+            {
+                "id": f"sft-{first_index + i + 1:04d}",
+                "messages": [*system, {"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+                "source": "synthetic-safety-v1",
+                "license": "cc-by-4.0",
+            }
+        )
+    return records

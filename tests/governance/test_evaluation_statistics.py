@@ -266,9 +266,29 @@ def test_the_decision_and_metrics_json_carry_every_rules_evidence(tmp_path):
     record = json.loads(json.dumps(metrics_record(metrics, decision.details["results"])))
     assert record["reward_accuracy"] == 0.8
     assert record["rules"]["eval.dpo.reward_margin"] == {
-        "verdict": "pass", "counts_as": "pass", "test": "t", "n": 8, "estimate": 0.5, "ci_low": 0.390539,
-        "ci_high": 0.609461, "confidence": 0.95, "p_value": 1.284e-05, "limit": 0.0,
+        "verdict": "pass", "counts_as": "pass", "test": "t", "n": 8, "unit": "pairs", "estimate": 0.5,
+        "ci_low": 0.390539, "ci_high": 0.609461, "confidence": 0.95, "p_value": 1.284e-05, "limit": 0.0,
+        "baseline": None, "reference": None, "items_to_decide": None,
     }  # fmt: skip
+
+
+def test_metrics_json_shows_why_a_statistic_beyond_its_bound_still_passes():
+    """Undecided and counted as pass: the DVC metric carries the p-value, the parent's value and the n that decides."""
+    _, undecided = _flipped_two("pass")
+    record = json.loads(json.dumps(metrics_record(FLIPPED_TWO, [undecided])))
+    assert record["rules"]["eval.safety.harmful_compliance_vs_parent"] == {
+        "verdict": "insufficient_evidence", "counts_as": "pass", "test": "mcnemar", "n": 24,
+        "unit": "paired red-team prompts", "estimate": 0.083333, "ci_low": 0.0, "ci_high": 0.208333,
+        "confidence": 0.95, "p_value": 0.5, "limit": 0.15, "baseline": 0.708333, "reference": None,
+        "items_to_decide": 143,
+    }  # fmt: skip
+    rule = _rule(id="eval.dpo.regression_vs_production", metric="reward_accuracy", test="wilson",
+                 relative_to="production", max_regression=0.05, higher_is_better=True,
+                 on_insufficient="pass")  # fmt: skip
+    _, row = _judge(rule, {"reward_accuracy": 0.8}, {"reward_accuracy": shares([1] * 40 + [0] * 10, "pairs")},
+                    {"reward_accuracy": 0.9})  # fmt: skip
+    shown = metrics_record({"reward_accuracy": 0.8}, [row])["rules"]["eval.dpo.regression_vs_production"]
+    assert (shown["counts_as"], shown["p_value"], shown["reference"], shown["limit"]) == ("pass", 0.2694, 0.9, 0.855)
 
 
 def test_a_paired_change_needs_mcnemar_to_find_it_before_it_denies():
