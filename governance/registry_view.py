@@ -428,13 +428,23 @@ def _versions_from_sqlite(uri: str, name: str | None) -> list[VersionView]:
 
 
 def rest_headers() -> dict[str, str]:
-    """The authorization header MLflow's client would send (token, or basic auth), if any."""
-    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    if token:
-        return {"Authorization": f"Bearer {token}"}
+    """The authorization header MLflow's client would send, if any.
+
+    As MLflow's ``http_request``: basic auth when ``MLFLOW_TRACKING_USERNAME`` and ``PASSWORD`` are both set,
+    else the ``MLFLOW_TRACKING_TOKEN`` bearer token, else (requests' own fallback) the server's entry in
+    ``$NETRC`` or ``~/.netrc``, the credentials :func:`governance.identity.server_credentials` verifies.
+    """
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     if user and password:
         return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    from requests.utils import get_netrc_auth
+
+    found = get_netrc_auth(tracking_uri())
+    if found:
+        return {"Authorization": "Basic " + base64.b64encode(f"{found[0]}:{found[1]}".encode()).decode()}
     return {}
 
 
