@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import sqlite3
 import ssl
@@ -50,6 +51,8 @@ from typing import Any
 
 from governance.errors import ConfigError, RegistryError
 from governance.registry import require_existing_store, tracking_uri
+
+log = logging.getLogger(__name__)
 
 #: MLflow's single-tenant workspace, and the stage it gives a deleted version it keeps a row of.
 DEFAULT_WORKSPACE = "default"
@@ -317,11 +320,14 @@ def served_location_of(mv: VersionView, uri: str | None = None) -> ServedLocatio
 def read_run(run_id: str, uri: str | None = None) -> Any:
     """Run ``run_id`` (``info``: id, name, status, times, artifact URI; ``data``: params, tags, latest metrics).
 
-    The embedded store is read directly (:class:`RunView`); any other store
-    answers with MLflow's own ``Run`` (the same attribute names).
+    The embedded store and a tracking server (``runs/get``) are read directly (:class:`RunView`); any other
+    store answers with MLflow's own ``Run`` (the same attribute names).
     """
     uri = uri or tracking_uri()
-    if store_kind(uri) != "sqlite":
+    kind = store_kind(uri)
+    if kind == "rest":
+        return _run_from_rest(uri.rstrip("/"), run_id)
+    if kind != "sqlite":
         from governance import registry
 
         with registry.registry_errors(f"reading run {run_id}"):
@@ -350,7 +356,17 @@ def read_run(run_id: str, uri: str | None = None) -> Any:
 def metric_history(run_id: str, key: str, uri: str | None = None) -> list[Any]:
     """Every logged value of metric ``key`` of run ``run_id`` (``step``, ``value``, ``timestamp``)."""
     uri = uri or tracking_uri()
-    if store_kind(uri) != "sqlite":
+    kind = store_kind(uri)
+    if kind == "rest":
+        query = {"run_id": run_id, "metric_key": key}  # no max_results: the whole history, as MlflowClient asks
+        found = _paged(
+            uri.rstrip("/"), "metrics/get-history", query, "metrics", f"reading metric {key} of run {run_id}"
+        )
+        return [
+            MetricPoint(step=int(m.get("step", 0)), value=float(m["value"]), timestamp=int(m.get("timestamp", 0)))
+            for m in found
+        ]
+    if kind != "sqlite":
         from governance import registry
 
         with registry.registry_errors(f"reading metric {key} of run {run_id}"):
@@ -483,11 +499,17 @@ def _rest_get(base: str, endpoint: str, query: dict[str, str], action: str) -> d
 
 
 def _rest_error(exc: urllib.error.HTTPError) -> tuple[str, str]:
-    """MLflow's ``error_code`` and first message line from an HTTP error body ('' when it is not MLflow's JSON)."""
+    """MLflow's ``error_code`` and first message line from an HTTP error body (no code when it is not MLflow's
+    JSON: then the body's first line, as basic-auth's plain ``Permission denied``)."""
     try:
-        body = json.loads(exc.read() or b"{}")
-    except (OSError, ValueError):
+        text = exc.read() or b"{}"
+    except OSError:
         return "", ""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        lines = text.decode("utf-8", "replace").splitlines()
+        return "", lines[0][:300] if lines else ""
     lines = str(body.get("message", "")).splitlines() if isinstance(body, dict) else []
     return (str(body.get("error_code", "")) if isinstance(body, dict) else ""), (lines[0][:300] if lines else "")
 
@@ -541,6 +563,96 @@ def _models_from_rest(base: str, name: str | None) -> list[dict[str, Any]]:
     return _paged(
         base, "registered-models/search", {"max_results": "1000"}, "registered_models", "listing registered models"
     )
+
+
+def _run_from_rest(base: str, run_id: str) -> RunView:
+    """``runs/get``: the run's info, params, tags and latest metrics (MLflow sends NaN as the string ``"NaN"``)."""
+    action = f"reading run {run_id}"
+    answer = _rest_get(base, "runs/get", {"run_id": run_id}, action)
+    if answer is None:
+        raise RegistryError(f"{action} failed at {base}: Run with id={run_id} not found")
+    info, data = answer["run"]["info"], answer["run"].get("data", {})
+    return RunView(
+        info=RunInfoView(
+            run_id=info.get("run_id") or info.get("run_uuid") or run_id,
+            run_name=info.get("run_name"),
+            status=info.get("status"),
+            start_time=int(info["start_time"]) if "start_time" in info else None,
+            end_time=int(info["end_time"]) if "end_time" in info else None,
+            artifact_uri=info.get("artifact_uri", ""),
+        ),
+        data=RunDataView(
+            params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+            tags={t["key"]: t.get("value", "") for t in data.get("tags", [])},
+            metrics={m["key"]: float(m["value"]) for m in data.get("metrics", [])},
+        ),
+    )
+
+
+#: The scheme of a run's artifacts on a server started with ``--serve-artifacts`` (team-setup.md §1): the
+#: server proxies them under ``/api/2.0/mlflow-artifacts/artifacts``, behind its authentication.
+SERVED_ARTIFACTS = "mlflow-artifacts"
+
+
+def served_artifact_path(artifact_uri: str, uri: str | None = None) -> str | None:
+    """The path under the tracking server's artifact proxy of a run's ``mlflow-artifacts:/…`` root; None for any
+    other artifact store, a tracking URI that is no server, or a root naming another host."""
+    uri = uri or tracking_uri()
+    parsed = urllib.parse.urlparse(artifact_uri)
+    if parsed.scheme != SERVED_ARTIFACTS or parsed.netloc or store_kind(uri) != "rest":
+        return None
+    return parsed.path.strip("/")
+
+
+def fetch_served_artifact(root: str, path: str, dest: Path, uri: str | None = None) -> Path | None:
+    """Download ``path`` under the served artifact root ``root`` (see :func:`served_artifact_path`) to ``dest/path``;
+    None when the run has no such artifact, the server refuses it or cannot be reached.
+
+    What ``MlflowClient.download_artifacts`` fetches, in fewer requests: the file itself first (one GET), a
+    folder (the proxy does not send one) by listing it and fetching each file, as MLflow does.
+    """
+    base = (uri or tracking_uri()).rstrip("/") + "/api/2.0/mlflow-artifacts/artifacts"
+    relative = path.strip("/")
+    target = dest / relative
+    timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "15"))
+    full = f"{root}/{relative}" if relative else root
+    try:
+        request = urllib.request.Request(f"{base}/{urllib.parse.quote(full)}", headers=rest_headers())
+        with urllib.request.urlopen(request, timeout=timeout, context=tls_context()) as response:  # noqa: S310
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return _fetch_served_folder(base, root, relative, dest, timeout)
+    except (OSError, ValueError) as exc:
+        log.info("artifact %s of %s not fetched (%s)", relative, root, exc.__class__.__name__)
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(body)
+    return target
+
+
+def _fetch_served_folder(base: str, root: str, relative: str, dest: Path, timeout: float) -> Path | None:
+    """A folder under the served root, file by file (None when the listing is empty: no such artifact)."""
+    full = f"{root}/{relative}" if relative else root
+    try:
+        request = urllib.request.Request(f"{base}?{urllib.parse.urlencode({'path': full})}", headers=rest_headers())
+        with urllib.request.urlopen(request, timeout=timeout, context=tls_context()) as response:  # noqa: S310
+            listed = json.load(response).get("files", [])
+    except (OSError, ValueError) as exc:
+        log.info("artifact %s of %s not fetched (%s)", relative, root, exc.__class__.__name__)
+        return None
+    if not listed:
+        log.info("artifact %s of %s: no such artifact", relative, root)
+        return None
+    folder = dest / relative
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in listed:
+        name = str(entry["path"]).rsplit("/", 1)[-1]
+        if name in ("", ".", ".."):
+            continue
+        if fetch_served_artifact(root, f"{relative}/{name}" if relative else name, dest) is None:
+            return None
+    return folder
 
 
 # --------------------------------------------------------------------------- anything else

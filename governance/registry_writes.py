@@ -34,7 +34,7 @@ MLflow's client would first import MLflow (about 2 s of CPU, most of a
 it is not a prompt (a governed model is registered by the pipeline, never as a
 prompt); the server decides and validates each write as it does for MLflow's
 client, and its refusals read as MLflow's client words them
-(tests/server/test_registry_rest_writes.py compares both on a basic-auth
+(tests/server/test_registry_rest.py compares both on a basic-auth
 server). Inputs MLflow's client would refuse before sending, and every other
 store, go through :mod:`governance.registry` (``MlflowClient``).
 

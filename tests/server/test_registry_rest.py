@@ -1,10 +1,14 @@
-"""The registry writes every governed action makes, sent straight to a basic-auth server's REST API, land and fail
-as MlflowClient's do (``governance/registry_writes.py``), without importing MLflow.
+"""What every governed action reads and writes of a basic-auth server's registry, sent straight to its REST API,
+is what MlflowClient reads and writes (``governance/registry_view.py``, ``governance/registry_writes.py``), without
+importing MLflow.
 
-Against the session's real ``mlflow server --app-name basic-auth`` on PostgreSQL: the same tag, alias and
-model-tag writes through :mod:`governance.registry_writes` and through ``MlflowClient``
-(:mod:`governance.registry`) read back identically through MLflow, and each refusal (no permission, MANAGE
-to remove an alias, a missing version or model) is the same line on both paths.
+Against the session's real ``mlflow server --app-name basic-auth`` on PostgreSQL with served artifacts:
+
+* the same tag, alias and model-tag writes through :mod:`governance.registry_writes` and through
+  ``MlflowClient`` (:mod:`governance.registry`) read back identically through MLflow, and each refusal (no
+  permission, MANAGE to remove an alias, a missing version or model, a key MLflow refuses) is the same line;
+* a run (info, params, tags, latest metrics, a NaN among them), a metric's history and a run's served
+  artifacts (a file, a nested file, a folder, an absent path) read as MlflowClient reads them.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from governance import registry, registry_writes
+from governance import registry, registry_view, registry_writes
 from governance.errors import PermissionDenied, RegistryError
+from governance.report.run_artifacts import RunArtifacts
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -127,7 +132,7 @@ def test_rest_write_refusals_are_the_client_paths_lines(server, monkeypatch):
     kind, line = _error(lambda: registry_writes.set_version_tags("rest-fast", 1, {"bad|key": "x"}))
     assert (kind, line) == _error(lambda: registry.set_version_tags("rest-fast", 1, {"bad|key": "x"}))
     assert line.startswith(
-        f"tagging rest-fast v1 failed at {server.url}: INVALID_PARAMETER_VALUE: Invalid value \"bad|key\" for "
+        f'tagging rest-fast v1 failed at {server.url}: INVALID_PARAMETER_VALUE: Invalid value "bad|key" for '
     )
 
 
@@ -149,3 +154,58 @@ def test_rest_writes_never_import_mlflow(server):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
     assert registry.get_version("rest-fast", 1).tags["governance.probe"] == "x"
+
+
+def test_runs_metric_history_and_served_artifacts_read_as_mlflow_client_reads_them(server, monkeypatch, tmp_path):
+    _act_as(monkeypatch, server, "admin")  # the pipeline's account, owner of the experiment
+    client = registry.client()
+    run = client.create_run(registry.ensure_experiment("rest-writes"), run_name="rest-reads", tags={"stage": "t"})
+    run_id = run.info.run_id
+    client.log_param(run_id, "lr", "0.001")
+    for step, loss in enumerate((2.5, 1.25, float("nan"), 0.5)):
+        client.log_metric(run_id, "loss", loss, step=step, timestamp=1_700_000_000_000 + step)
+    client.log_metric(run_id, "accuracy", 0.75)
+    client.log_text(run_id, '{"a": 1}', "lineage.json")
+    client.log_text(run_id, "weights", "model/weights.txt")
+    client.log_text(run_id, '{"b": 2}', "model/nested/config.json")
+    client.set_terminated(run_id)
+
+    _act_as(monkeypatch, server, "rest-editor")  # a reviewer reads (the server's default READ)
+    ours, theirs = registry_view.read_run(run_id), client.get_run(run_id)
+    assert registry_view.store_kind() == "rest" and isinstance(ours, registry_view.RunView)
+    for field in ("run_id", "run_name", "status", "start_time", "end_time", "artifact_uri"):
+        assert getattr(ours.info, field) == getattr(theirs.info, field), field
+    assert ours.data.params == theirs.data.params and ours.data.tags == theirs.data.tags
+    assert ours.data.metrics["accuracy"] == theirs.data.metrics["accuracy"] == 0.75
+    assert ours.data.metrics["loss"] == theirs.data.metrics["loss"] == 0.5
+    history = [(p.step, p.value, p.timestamp) for p in registry_view.metric_history(run_id, "loss")]
+    expected = [(m.step, m.value, m.timestamp) for m in client.get_metric_history(run_id, "loss")]
+    assert len(history) == 4 and str(history) == str(expected)  # str: NaN equals itself
+    with pytest.raises(RegistryError) as info:
+        registry_view.read_run("0" * 32)  # basic-auth cannot tell the run's experiment: refused, not absent
+    assert str(info.value) == f"reading run {'0' * 32} failed at {server.url}: 403 Permission denied"
+    _act_as(monkeypatch, server, "admin")
+    with pytest.raises(RegistryError) as info:
+        registry_view.read_run("0" * 32)
+    assert str(info.value) == f"reading run {'0' * 32} failed at {server.url}: Run with id={'0' * 32} not found"
+    _act_as(monkeypatch, server, "rest-editor")
+
+    # Served artifacts: the same bytes as MLflow's download, at the artifact's own relative path
+    served = RunArtifacts(run_id, ours.info.artifact_uri, tmp_path / "ours")
+    assert served.served_root is not None and served.served_root.endswith(f"{run_id}/artifacts")
+    mlflow_copy = tmp_path / "mlflow"
+    for path in ("lineage.json", "model/nested/config.json", "model"):
+        got = served.fetch(path)
+        assert got == tmp_path / "ours" / path
+        want = Path(client.download_artifacts(run_id, path, str(mlflow_copy / path.replace("/", "_"))))
+        if want.is_dir():
+            assert sorted(str(p.relative_to(got)) for p in got.rglob("*")) == sorted(
+                str(p.relative_to(want)) for p in want.rglob("*")
+            )
+        else:
+            assert got.read_bytes() == want.read_bytes()
+    assert served.json("model/nested/config.json") == {"b": 2} and served.children("model") == ["nested", "weights.txt"]
+    assert served.fetch("evaluation/missing.json") is None and served.json("evaluation/missing.json") is None
+    # a user the server refuses reads nothing (MLflow's download raises; the report records the gap)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+    assert RunArtifacts(run_id, ours.info.artifact_uri, tmp_path / "refused").fetch("lineage.json") is None
