@@ -37,9 +37,13 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def _not_found(exc: Exception) -> bool:
+def is_not_found(exc: Exception) -> bool:
+    """Whether an MLflow client error says the model, version or alias does not exist."""
     code = str(getattr(exc, "error_code", ""))
     return code == "RESOURCE_DOES_NOT_EXIST" or "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc)
+
+
+_not_found = is_not_found
 
 
 #: How a store answers the second of two writers inserting the same key at once (PostgreSQL, SQLite, MySQL).

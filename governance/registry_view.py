@@ -178,15 +178,53 @@ def read_versions(uri: str | None = None, name: str | None = None) -> list[Versi
     return sorted(versions, key=lambda v: (v.name, v.version))
 
 
-def read_version(name: str, version: str | int, uri: str | None = None) -> VersionView:
-    """One version; :class:`ConfigError` (exit 2) when it is not registered, as ``registry.get_version`` says it."""
+def read_version(
+    name: str, version: str | int, uri: str | None = None, *, versions: list[VersionView] | None = None
+) -> VersionView:
+    """One version; :class:`ConfigError` (exit 2) when it is not registered, as ``registry.get_version`` says it.
+
+    ``versions``: :func:`read_versions`' answer for ``name`` when the caller already has it (read once).
+    """
     uri = uri or tracking_uri()
-    # MLflow reads "01" as version 1; so does every govern command (approvals.normalize_version)
-    number = str(int(version)) if str(version).isdigit() else str(version)
-    found = next((v for v in read_versions(uri, name) if str(v.version) == number), None)
+    number = _number(version)
+    listed = read_versions(uri, name) if versions is None else versions
+    found = next((v for v in listed if v.name == name and str(v.version) == number), None)
     if found is None:
-        raise ConfigError(f"{name} v{version} is not registered at {uri}")
+        raise _not_registered(name, version, uri)
     return found
+
+
+def version_tags(name: str, uri: str | None = None) -> dict[str, dict[str, str]]:
+    """``{version: tags}`` of every version of ``name``: on a server one ``model-versions/search``, without the
+    registered-model read :func:`read_versions` adds for aliases (the mirror compares tags only)."""
+    uri = uri or tracking_uri()
+    if store_kind(uri) == "rest":
+        query = {"max_results": "1000", "filter": f"name={_quoted(name)}"}
+        found = _paged(uri.rstrip("/"), "model-versions/search", query, "model_versions", "listing model versions")
+        return {
+            str(int(item["version"])): {t["key"]: t.get("value", "") for t in item.get("tags", [])}
+            for item in found
+            if item.get("name") == name
+        }
+    return {str(v.version): dict(v.tags) for v in read_versions(uri, name)}
+
+
+def tags_of(tags_by_version: dict[str, dict[str, str]], name: str, version: str | int) -> dict[str, str]:
+    """One version's tags from :func:`version_tags`' answer; :class:`ConfigError` as :func:`read_version` when it is
+    not registered."""
+    found = tags_by_version.get(_number(version))
+    if found is None:
+        raise _not_registered(name, version, tracking_uri())
+    return found
+
+
+def _number(version: str | int) -> str:
+    # MLflow reads "01" as version 1; so does every govern command (approvals.normalize_version)
+    return str(int(version)) if str(version).isdigit() else str(version)
+
+
+def _not_registered(name: str, version: str | int, uri: str) -> ConfigError:
+    return ConfigError(f"{name} v{version} is not registered at {uri}")
 
 
 def model_names(uri: str | None = None) -> list[str]:
@@ -244,6 +282,35 @@ def model_tags(key: str, name: str | None = None, uri: str | None = None) -> dic
     from governance import registry
 
     return registry.model_tags(key, name)
+
+
+def alias_holders(name: str, uri: str | None = None) -> dict[str, str]:
+    """``{alias: version}`` of every alias of ``name`` in one read (empty when the model does not exist)."""
+    uri = uri or tracking_uri()
+    kind = store_kind(uri)
+    if kind == "sqlite":
+        with _sqlite(uri) as db:
+            rows = db.execute(
+                "SELECT alias, version FROM registered_model_aliases WHERE workspace = ? AND name = ?",
+                (DEFAULT_WORKSPACE, name),
+            ).fetchall()
+        return {str(alias): str(number) for alias, number in rows}
+    if kind == "rest":
+        return {
+            str(entry["alias"]): str(entry["version"])
+            for model in _models_from_rest(uri.rstrip("/"), name)
+            for entry in model.get("aliases", [])
+        }
+    from governance import registry
+
+    with registry.registry_errors(f"reading aliases of {name!r}"):
+        try:
+            aliases = registry.client().get_registered_model(name).aliases or {}
+        except Exception as exc:
+            if registry.is_not_found(exc):
+                return {}
+            raise
+    return {str(alias): str(number) for alias, number in aliases.items()}
 
 
 def alias_holder(name: str, alias: str, uri: str | None = None) -> str | None:

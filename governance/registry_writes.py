@@ -237,12 +237,18 @@ def set_model_tag(name: str, key: str, value: str) -> None:
     registry.set_model_tag(name, key, value)
 
 
-def mirror_version_tags(name: str, version: str | int, tags: dict[str, str]) -> int:
-    """Write the tags whose value differs from the version's current ones; returns how many changed."""
-    from governance.registry_view import read_version
+def mirror_version_tags(
+    name: str, version: str | int, tags: dict[str, str], *, current: dict[str, dict[str, str]] | None = None
+) -> int:
+    """Write the tags whose value differs from the version's current ones; returns how many changed.
 
-    current = read_version(name, version).tags
-    changed = {key: value for key, value in tags.items() if current.get(key) != value}
+    ``current``: :func:`governance.registry_view.version_tags`' answer for ``name`` when the caller mirrors several
+    versions (one read for all); else the version is read here.
+    """
+    from governance.registry_view import read_version, tags_of
+
+    now = read_version(name, version).tags if current is None else tags_of(current, name, version)
+    changed = {key: value for key, value in tags.items() if now.get(key) != value}
     set_version_tags(name, version, changed)
     return len(changed)
 

@@ -168,9 +168,12 @@ class _NoLongerDrifting(Exception):
     """Under the append lock the drift seen before it was gone or different: a concurrent action's mirror."""
 
 
-def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") -> tuple[list[Drift], Event | None]:
+def reconcile(
+    name: str, *, identity: Identity | None = None, reason: str = "", versions: list[Any] | None = None
+) -> tuple[list[Drift], Event | None]:
     """Restore MLflow's view of ``name`` (aliases, tags) from the trail; record what was repaired (nothing when
     no drift). A changed served location is not repaired (see the module docstring): ``find_drift`` reports it.
+    ``versions``: :func:`governance.registry_view.read_versions`' answer for ``name`` when the caller has it.
 
     Returns the drift found and the ``registry_reconciled`` event (None when
     there was nothing to repair). Drift is confirmed again under the trail's
@@ -179,7 +182,8 @@ def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") 
     runs before the event commits: if MLflow refuses, nothing is recorded.
     """
     policy = load_approvals_policy()
-    drift = find_drift(name, policy=policy, served=False)  # a served location is reported, not repaired here
+    # A served location is reported, not repaired here
+    drift = find_drift(name, policy=policy, versions=versions, served=False)
     if not drift:
         return [], None
     require_preconditions("reconcile", name)
