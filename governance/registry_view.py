@@ -188,7 +188,7 @@ def read_version(
     uri = uri or tracking_uri()
     number = _number(version)
     listed = read_versions(uri, name) if versions is None else versions
-    found = next((v for v in listed if v.name == name and str(v.version) == number), None)
+    found = next((v for v in listed if str(v.version) == number), None)
     if found is None:
         raise _not_registered(name, version, uri)
     return found
@@ -202,9 +202,7 @@ def version_tags(name: str, uri: str | None = None) -> dict[str, dict[str, str]]
         query = {"max_results": "1000", "filter": f"name={_quoted(name)}"}
         found = _paged(uri.rstrip("/"), "model-versions/search", query, "model_versions", "listing model versions")
         return {
-            str(int(item["version"])): {t["key"]: t.get("value", "") for t in item.get("tags", [])}
-            for item in found
-            if item.get("name") == name
+            str(int(item["version"])): {t["key"]: t.get("value", "") for t in item.get("tags", [])} for item in found
         }
     return {str(v.version): dict(v.tags) for v in read_versions(uri, name)}
 
