@@ -47,7 +47,7 @@ def _registry_drift(name: str, version: str, versions: list[Any] | None = None) 
     The report shows the trail's state; this says where MLflow disagrees, so a
     reader of the registry UI knows not to believe it. ``versions``: the model's versions as the report read them.
     """
-    found = approvals.find_drift(name, versions=versions)
+    found = approvals.find_drift(name, versions=versions, served={version})  # only this version's is shown
     drift = [
         {"item": d.item, "version": d.version, "registry": d.registry, "trail": d.trail}
         for d in found
