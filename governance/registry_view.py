@@ -12,14 +12,17 @@ reads the same facts directly:
   and skips versions MLflow marks deleted (``Deleted_Internal``);
 * tracking server (``http(s)://…``): MLflow's REST API
   (``model-versions/search``, paginated, one request per 1,000 versions;
-  ``registered-models/get`` and ``/search`` for model tags) with the
-  credentials MLflow reads (``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` or
-  ``MLFLOW_TRACKING_TOKEN``);
+  ``registered-models/get`` and ``/search`` for model tags; ``runs/get`` and
+  ``metrics/get-history`` for a run; the server's artifact proxy for a run's
+  ``mlflow-artifacts:/`` files, one request per file) with the credentials
+  MLflow's client sends (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, else
+  ``MLFLOW_TRACKING_TOKEN``, else the server's netrc entry);
 * anything else (a direct database URI): the ``MlflowClient`` calls of
   :mod:`governance.registry`.
 
 tests/governance/test_registry_view.py checks every function against
-``MlflowClient`` on a real store.
+``MlflowClient`` on a real store, tests/server/test_registry_rest.py against a
+basic-auth server.
 
 :func:`served_location` reads where ``models:/NAME/VERSION`` takes a
 version's files from (``source``, the download URI MLflow derives from
