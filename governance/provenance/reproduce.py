@@ -169,6 +169,9 @@ def _reproduce_in(
     env.update(
         MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}",
         GOVERN_AUDIT_URL=f"sqlite:///{scratch / 'audit.db'}",
+        # The stages' set-up check: this store is the reproduction's own, not a team.env left out (a team's
+        # committed policy pins its server and signing key; the re-run records and signs nothing there)
+        GOVERN_REPRODUCTION_SCRATCH=str(scratch),
         GOVERN_OPENLINEAGE_FILE=str(scratch / "openlineage.jsonl"),
         PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         DVC_NO_ANALYTICS="1",
