@@ -679,9 +679,14 @@ def fetch_served_artifact(root: str, path: str, dest: Path, uri: str | None = No
     What ``MlflowClient.download_artifacts`` fetches, in fewer requests: the file itself first (one GET), a
     folder (the proxy does not send one) by listing it and fetching each file, as MLflow does.
     """
-    base = (uri or tracking_uri()).rstrip("/") + "/api/2.0/mlflow-artifacts/artifacts"
+    uri = uri or tracking_uri()
+    base = uri.rstrip("/") + "/api/2.0/mlflow-artifacts/artifacts"
     relative = path.strip("/")
     target = dest / relative
+    # Only inside dest: a path from a recorded artifact (a gate folder named in lineage.json) never writes elsewhere
+    if ".." in Path(relative).parts or not target.resolve().is_relative_to(dest.resolve()):
+        log.info("artifact %s of %s: not a path inside the run's artifacts", relative, root)
+        return None
     timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "15"))
     full = f"{root}/{relative}" if relative else root
     try:
@@ -690,7 +695,7 @@ def fetch_served_artifact(root: str, path: str, dest: Path, uri: str | None = No
             body = response.read()
     except urllib.error.HTTPError as exc:
         exc.close()
-        return _fetch_served_folder(base, root, relative, dest, timeout)
+        return _fetch_served_folder(uri, root, relative, dest, timeout)
     except (OSError, ValueError) as exc:
         log.info("artifact %s of %s not fetched (%s)", relative, root, exc.__class__.__name__)
         return None
@@ -699,8 +704,9 @@ def fetch_served_artifact(root: str, path: str, dest: Path, uri: str | None = No
     return target
 
 
-def _fetch_served_folder(base: str, root: str, relative: str, dest: Path, timeout: float) -> Path | None:
+def _fetch_served_folder(uri: str, root: str, relative: str, dest: Path, timeout: float) -> Path | None:
     """A folder under the served root, file by file (None when the listing is empty: no such artifact)."""
+    base = uri.rstrip("/") + "/api/2.0/mlflow-artifacts/artifacts"
     full = f"{root}/{relative}" if relative else root
     try:
         request = urllib.request.Request(f"{base}?{urllib.parse.urlencode({'path': full})}", headers=rest_headers())
@@ -718,7 +724,7 @@ def _fetch_served_folder(base: str, root: str, relative: str, dest: Path, timeou
         name = str(entry["path"]).rsplit("/", 1)[-1]
         if name in ("", ".", ".."):
             continue
-        if fetch_served_artifact(root, f"{relative}/{name}" if relative else name, dest) is None:
+        if fetch_served_artifact(root, f"{relative}/{name}" if relative else name, dest, uri) is None:
             return None
     return folder
 

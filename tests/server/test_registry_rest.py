@@ -206,6 +206,8 @@ def test_runs_metric_history_and_served_artifacts_read_as_mlflow_client_reads_th
             assert got.read_bytes() == want.read_bytes()
     assert served.json("model/nested/config.json") == {"b": 2} and served.children("model") == ["nested", "weights.txt"]
     assert served.fetch("evaluation/missing.json") is None and served.json("evaluation/missing.json") is None
+    # a path out of the run's artifacts (a folder named in an editable lineage.json) is never fetched nor written
+    assert served.fetch("../../escape/lineage.json") is None and not (tmp_path.parent / "escape").exists()
     # a user the server refuses reads nothing (MLflow's download raises; the report records the gap)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
     assert RunArtifacts(run_id, ours.info.artifact_uri, tmp_path / "refused").fetch("lineage.json") is None
