@@ -52,8 +52,8 @@ script). After, one worker: 11-19 ms. After, 4 workers: 31-63 ms, because
 uvicorn's multi-worker listener leaves Nagle's algorithm on (uvicorn issue
 #3149) and every request after the first on a kept-alive connection waits
 ~40 ms for the client's delayed ACK: the report's 67 requests took 3.82 s there
-against 0.93 s on one worker. What is left after is the client: approve and
-promote spend 1.9-2.1 s of CPU, of which ``import mlflow`` (printed as the
+against 0.93 s on one worker. What was left after was the client: approve and
+promote spent 1.9-2.1 s of CPU, of which ``import mlflow`` (printed as the
 client floor) is 1.2-1.5 s — their tag and alias writes go through
 MlflowClient, whose every write also reads the registered model first (MLflow
 3 checks it is not a prompt: 3 of approve's 12 requests; the version list is
@@ -67,6 +67,15 @@ The report's direct artifact downloads (the run's artifact root read once per
 run, ``governance/registry.py``), measured so with ``--workers 1``, 3 rounds,
 load average 10.2 -> 6.2: report 67 -> 35 requests, 3.05 -> 1.10 s waiting on
 them, 15.84 -> 11.53 s wall; show, approve and promote unchanged (5, 12-14, 22).
+
+No MLflow in the client against a server (its registry writes, run reads and
+served-artifact downloads through the REST API; what a command reads twice
+read once), ``--code-before da045cf``, 5 rounds, one worker, load average
+6.1 -> 3.9: show 0.46 -> 0.48 s (7 -> 3 requests), approve 2.10 -> 0.63 s and
+2.30 -> 0.66 s (12-14 -> 8-9), promote 2.27 -> 0.67 s (22 -> 11), report
+3.20 -> 1.38 s (37 -> 22); client CPU of an action 1.8 -> 0.44 s, of the
+report 2.59 -> 1.10 s. At load 9.0 -> 5.5: 0.79 -> 0.79, 3.10 -> 1.05,
+3.26 -> 1.05, 3.45 -> 1.12, 4.44 -> 1.89 s.
 """
 
 from __future__ import annotations
