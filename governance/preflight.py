@@ -15,6 +15,13 @@ training. Checks:
 * ``signing``: the model-signing key configured and pinned where required;
 * ``dvc_remote`` (doctor only): the default DVC remote, when one is configured.
 
+``govern reproduce`` re-runs a version's stages against a scratch store of its
+own (never the team's server: nothing of the re-run is recorded there) and
+names that folder in ``GOVERN_REPRODUCTION_SCRATCH``: a local store inside it
+is not the forgotten ``team.env`` the tracking check looks for, and a run that
+registers nothing needs no signing key. The variable excuses only a store in
+the folder it names, and the signer still refuses an unpinned key.
+
 On the embedded default (SQLite MLflow, local trail, embedded keys) nothing
 here touches the network or writes a file: a key not yet created is reported
 as "created on first use".
@@ -45,6 +52,8 @@ if TYPE_CHECKING:
 MAX_CLOCK_SKEW_S = 60
 #: How long one network check may take: a server that needs longer is a problem worth reporting.
 NETWORK_TIMEOUT_S = 5
+#: Set by ``govern reproduce`` for the stages it re-runs: the folder of their scratch MLflow store and trail.
+REPRODUCTION_SCRATCH_ENV = "GOVERN_REPRODUCTION_SCRATCH"
 #: How long the server may take to check a password: basic-auth hashes it on purpose slowly (a CPU-bound
 #: KDF), and a busy server's one worker queues it behind other requests (5 s timed out under load).
 IDENTITY_TIMEOUT_S = 30
@@ -235,6 +244,17 @@ def check_tiers() -> Finding:
         for method, tier in rule.min_tier_by_method.items()
     )
     return _ok("tiers", f"{tiers or 'none listed'}; from {policy_path} (params may raise a tier, never lower it)")
+
+
+def reproduction_scratch(uri: str) -> Path | None:
+    """The scratch folder ``govern reproduce`` named (:data:`REPRODUCTION_SCRATCH_ENV`) when the local store ``uri``
+    lies inside it; else None (any other store, or no such variable)."""
+    folder = os.environ.get(REPRODUCTION_SCRATCH_ENV)
+    if not folder or not uri.startswith("sqlite:///"):
+        return None
+    store = Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).resolve()
+    scratch = Path(folder).resolve()
+    return scratch if store.is_relative_to(scratch) else None
 
 
 def check_local_store(uri: str) -> Finding:
@@ -458,12 +478,18 @@ def check_all(risk_tiers: list[str] | None = None, *, dvc_remote: bool = False) 
 
     tiers = sorted(set(risk_tiers or []))
     uri = _tracking_uri()
-    if registry.is_local_store(uri):
+    scratch = reproduction_scratch(uri)
+    if scratch is not None:
+        findings = [_ok("tracking", f"scratch store {uri} of `govern reproduce` ({REPRODUCTION_SCRATCH_ENV})")]
+    elif registry.is_local_store(uri):
         findings = [check_local_store(uri)]
     else:
         findings = check_server(uri, tiers)
     findings += check_trail()
-    findings.append(check_model_signing())
+    if scratch is not None:
+        findings.append(_ok("signing", "not needed: a reproduction's re-run registers and signs nothing"))
+    else:
+        findings.append(check_model_signing())
     findings.append(check_tiers())
     if dvc_remote:
         findings.append(check_dvc_remote())

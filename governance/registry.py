@@ -37,13 +37,17 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def _not_found(exc: Exception) -> bool:
+def is_not_found(exc: Exception) -> bool:
+    """Whether an MLflow client error says the model, version or alias does not exist."""
     code = str(getattr(exc, "error_code", ""))
     return code == "RESOURCE_DOES_NOT_EXIST" or "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc)
 
 
+_not_found = is_not_found
+
+
 #: How a store answers the second of two writers inserting the same key at once (PostgreSQL, SQLite, MySQL).
-_KEY_RACE = ("duplicate key value violates unique constraint", "UNIQUE constraint failed", "Duplicate entry")
+KEY_RACE = ("duplicate key value violates unique constraint", "UNIQUE constraint failed", "Duplicate entry")
 
 
 def _upsert(write: Callable[[], Any], attempts: int = 5) -> None:
@@ -60,7 +64,7 @@ def _upsert(write: Callable[[], Any], attempts: int = 5) -> None:
             write()
             return
         except Exception as exc:
-            if attempt == attempts - 1 or not _is_mlflow_error(exc) or not any(m in str(exc) for m in _KEY_RACE):
+            if attempt == attempts - 1 or not _is_mlflow_error(exc) or not any(m in str(exc) for m in KEY_RACE):
                 raise
             log.info("a concurrent writer set the same key first; writing again (attempt %d)", attempt + 2)
             time.sleep(0.05 * (attempt + 1))
@@ -425,7 +429,7 @@ def get_version(name: str, version: str | int):
 def set_version_tags(name: str, version: str | int, tags: dict[str, str]) -> None:
     """Mirror governance state onto a version's tags (the MLflow UI's view of the trail)."""
     mlflow_client = client()
-    with registry_errors(f"tagging {name} v{version}"):
+    with registry_write_errors(f"tagging {name} v{version}"):
         _tag_version(mlflow_client, name, version, tags)
 
 

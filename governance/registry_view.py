@@ -12,14 +12,17 @@ reads the same facts directly:
   and skips versions MLflow marks deleted (``Deleted_Internal``);
 * tracking server (``http(s)://…``): MLflow's REST API
   (``model-versions/search``, paginated, one request per 1,000 versions;
-  ``registered-models/get`` and ``/search`` for model tags) with the
-  credentials MLflow reads (``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` or
-  ``MLFLOW_TRACKING_TOKEN``);
+  ``registered-models/get`` and ``/search`` for model tags; ``runs/get`` and
+  ``metrics/get-history`` for a run; the server's artifact proxy for a run's
+  ``mlflow-artifacts:/`` files, one request per file) with the credentials
+  MLflow's client sends (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, else
+  ``MLFLOW_TRACKING_TOKEN``, else the server's netrc entry);
 * anything else (a direct database URI): the ``MlflowClient`` calls of
   :mod:`governance.registry`.
 
 tests/governance/test_registry_view.py checks every function against
-``MlflowClient`` on a real store.
+``MlflowClient`` on a real store, tests/server/test_registry_rest.py against a
+basic-auth server.
 
 :func:`served_location` reads where ``models:/NAME/VERSION`` takes a
 version's files from (``source``, the download URI MLflow derives from
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import sqlite3
 import ssl
@@ -50,6 +54,8 @@ from typing import Any
 
 from governance.errors import ConfigError, RegistryError
 from governance.registry import require_existing_store, tracking_uri
+
+log = logging.getLogger(__name__)
 
 #: MLflow's single-tenant workspace, and the stage it gives a deleted version it keeps a row of.
 DEFAULT_WORKSPACE = "default"
@@ -175,15 +181,51 @@ def read_versions(uri: str | None = None, name: str | None = None) -> list[Versi
     return sorted(versions, key=lambda v: (v.name, v.version))
 
 
-def read_version(name: str, version: str | int, uri: str | None = None) -> VersionView:
-    """One version; :class:`ConfigError` (exit 2) when it is not registered, as ``registry.get_version`` says it."""
+def read_version(
+    name: str, version: str | int, uri: str | None = None, *, versions: list[VersionView] | None = None
+) -> VersionView:
+    """One version; :class:`ConfigError` (exit 2) when it is not registered, as ``registry.get_version`` says it.
+
+    ``versions``: :func:`read_versions`' answer for ``name`` when the caller already has it (read once).
+    """
     uri = uri or tracking_uri()
-    # MLflow reads "01" as version 1; so does every govern command (approvals.normalize_version)
-    number = str(int(version)) if str(version).isdigit() else str(version)
-    found = next((v for v in read_versions(uri, name) if str(v.version) == number), None)
+    number = _number(version)
+    listed = read_versions(uri, name) if versions is None else versions
+    found = next((v for v in listed if str(v.version) == number), None)
     if found is None:
-        raise ConfigError(f"{name} v{version} is not registered at {uri}")
+        raise _not_registered(name, version, uri)
     return found
+
+
+def version_tags(name: str, uri: str | None = None) -> dict[str, dict[str, str]]:
+    """``{version: tags}`` of every version of ``name``: on a server one ``model-versions/search``, without the
+    registered-model read :func:`read_versions` adds for aliases (the mirror compares tags only)."""
+    uri = uri or tracking_uri()
+    if store_kind(uri) == "rest":
+        query = {"max_results": "1000", "filter": f"name={_quoted(name)}"}
+        found = _paged(uri.rstrip("/"), "model-versions/search", query, "model_versions", "listing model versions")
+        return {
+            str(int(item["version"])): {t["key"]: t.get("value", "") for t in item.get("tags", [])} for item in found
+        }
+    return {str(v.version): dict(v.tags) for v in read_versions(uri, name)}
+
+
+def tags_of(tags_by_version: dict[str, dict[str, str]], name: str, version: str | int) -> dict[str, str]:
+    """One version's tags from :func:`version_tags`' answer; :class:`ConfigError` as :func:`read_version` when it is
+    not registered."""
+    found = tags_by_version.get(_number(version))
+    if found is None:
+        raise _not_registered(name, version, tracking_uri())
+    return found
+
+
+def _number(version: str | int) -> str:
+    # MLflow reads "01" as version 1; so does every govern command (approvals.normalize_version)
+    return str(int(version)) if str(version).isdigit() else str(version)
+
+
+def _not_registered(name: str, version: str | int, uri: str) -> ConfigError:
+    return ConfigError(f"{name} v{version} is not registered at {uri}")
 
 
 def model_names(uri: str | None = None) -> list[str]:
@@ -241,6 +283,35 @@ def model_tags(key: str, name: str | None = None, uri: str | None = None) -> dic
     from governance import registry
 
     return registry.model_tags(key, name)
+
+
+def alias_holders(name: str, uri: str | None = None) -> dict[str, str]:
+    """``{alias: version}`` of every alias of ``name`` in one read (empty when the model does not exist)."""
+    uri = uri or tracking_uri()
+    kind = store_kind(uri)
+    if kind == "sqlite":
+        with _sqlite(uri) as db:
+            rows = db.execute(
+                "SELECT alias, version FROM registered_model_aliases WHERE workspace = ? AND name = ?",
+                (DEFAULT_WORKSPACE, name),
+            ).fetchall()
+        return {str(alias): str(number) for alias, number in rows}
+    if kind == "rest":
+        return {
+            str(entry["alias"]): str(entry["version"])
+            for model in _models_from_rest(uri.rstrip("/"), name)
+            for entry in model.get("aliases", [])
+        }
+    from governance import registry
+
+    with registry.registry_errors(f"reading aliases of {name!r}"):
+        try:
+            aliases = registry.client().get_registered_model(name).aliases or {}
+        except Exception as exc:
+            if registry.is_not_found(exc):
+                return {}
+            raise
+    return {str(alias): str(number) for alias, number in aliases.items()}
 
 
 def alias_holder(name: str, alias: str, uri: str | None = None) -> str | None:
@@ -317,11 +388,14 @@ def served_location_of(mv: VersionView, uri: str | None = None) -> ServedLocatio
 def read_run(run_id: str, uri: str | None = None) -> Any:
     """Run ``run_id`` (``info``: id, name, status, times, artifact URI; ``data``: params, tags, latest metrics).
 
-    The embedded store is read directly (:class:`RunView`); any other store
-    answers with MLflow's own ``Run`` (the same attribute names).
+    The embedded store and a tracking server (``runs/get``) are read directly (:class:`RunView`); any other
+    store answers with MLflow's own ``Run`` (the same attribute names).
     """
     uri = uri or tracking_uri()
-    if store_kind(uri) != "sqlite":
+    kind = store_kind(uri)
+    if kind == "rest":
+        return _run_from_rest(uri.rstrip("/"), run_id)
+    if kind != "sqlite":
         from governance import registry
 
         with registry.registry_errors(f"reading run {run_id}"):
@@ -350,7 +424,17 @@ def read_run(run_id: str, uri: str | None = None) -> Any:
 def metric_history(run_id: str, key: str, uri: str | None = None) -> list[Any]:
     """Every logged value of metric ``key`` of run ``run_id`` (``step``, ``value``, ``timestamp``)."""
     uri = uri or tracking_uri()
-    if store_kind(uri) != "sqlite":
+    kind = store_kind(uri)
+    if kind == "rest":
+        query = {"run_id": run_id, "metric_key": key}  # no max_results: the whole history, as MlflowClient asks
+        found = _paged(
+            uri.rstrip("/"), "metrics/get-history", query, "metrics", f"reading metric {key} of run {run_id}"
+        )
+        return [
+            MetricPoint(step=int(m.get("step", 0)), value=float(m["value"]), timestamp=int(m.get("timestamp", 0)))
+            for m in found
+        ]
+    if kind != "sqlite":
         from governance import registry
 
         with registry.registry_errors(f"reading metric {key} of run {run_id}"):
@@ -428,13 +512,23 @@ def _versions_from_sqlite(uri: str, name: str | None) -> list[VersionView]:
 
 
 def rest_headers() -> dict[str, str]:
-    """The authorization header MLflow's client would send (token, or basic auth), if any."""
-    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    if token:
-        return {"Authorization": f"Bearer {token}"}
+    """The authorization header MLflow's client would send, if any.
+
+    As MLflow's ``http_request``: basic auth when ``MLFLOW_TRACKING_USERNAME`` and ``PASSWORD`` are both set,
+    else the ``MLFLOW_TRACKING_TOKEN`` bearer token, else (requests' own fallback) the server's entry in
+    ``$NETRC`` or ``~/.netrc``, the credentials :func:`governance.identity.server_credentials` verifies.
+    """
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     if user and password:
         return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    from requests.utils import get_netrc_auth
+
+    found = get_netrc_auth(tracking_uri())
+    if found:
+        return {"Authorization": "Basic " + base64.b64encode(f"{found[0]}:{found[1]}".encode()).decode()}
     return {}
 
 
@@ -473,11 +567,17 @@ def _rest_get(base: str, endpoint: str, query: dict[str, str], action: str) -> d
 
 
 def _rest_error(exc: urllib.error.HTTPError) -> tuple[str, str]:
-    """MLflow's ``error_code`` and first message line from an HTTP error body ('' when it is not MLflow's JSON)."""
+    """MLflow's ``error_code`` and first message line from an HTTP error body (no code when it is not MLflow's
+    JSON: then the body's first line, as basic-auth's plain ``Permission denied``)."""
     try:
-        body = json.loads(exc.read() or b"{}")
-    except (OSError, ValueError):
+        text = exc.read() or b"{}"
+    except OSError:
         return "", ""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        lines = text.decode("utf-8", "replace").splitlines()
+        return "", lines[0][:300] if lines else ""
     lines = str(body.get("message", "")).splitlines() if isinstance(body, dict) else []
     return (str(body.get("error_code", "")) if isinstance(body, dict) else ""), (lines[0][:300] if lines else "")
 
@@ -531,6 +631,102 @@ def _models_from_rest(base: str, name: str | None) -> list[dict[str, Any]]:
     return _paged(
         base, "registered-models/search", {"max_results": "1000"}, "registered_models", "listing registered models"
     )
+
+
+def _run_from_rest(base: str, run_id: str) -> RunView:
+    """``runs/get``: the run's info, params, tags and latest metrics (MLflow sends NaN as the string ``"NaN"``)."""
+    action = f"reading run {run_id}"
+    answer = _rest_get(base, "runs/get", {"run_id": run_id}, action)
+    if answer is None:
+        raise RegistryError(f"{action} failed at {base}: Run with id={run_id} not found")
+    info, data = answer["run"]["info"], answer["run"].get("data", {})
+    return RunView(
+        info=RunInfoView(
+            run_id=info.get("run_id") or info.get("run_uuid") or run_id,
+            run_name=info.get("run_name"),
+            status=info.get("status"),
+            start_time=int(info["start_time"]) if "start_time" in info else None,
+            end_time=int(info["end_time"]) if "end_time" in info else None,
+            artifact_uri=info.get("artifact_uri", ""),
+        ),
+        data=RunDataView(
+            params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+            tags={t["key"]: t.get("value", "") for t in data.get("tags", [])},
+            metrics={m["key"]: float(m["value"]) for m in data.get("metrics", [])},
+        ),
+    )
+
+
+#: The scheme of a run's artifacts on a server started with ``--serve-artifacts`` (team-setup.md §1): the
+#: server proxies them under ``/api/2.0/mlflow-artifacts/artifacts``, behind its authentication.
+SERVED_ARTIFACTS = "mlflow-artifacts"
+
+
+def served_artifact_path(artifact_uri: str, uri: str | None = None) -> str | None:
+    """The path under the tracking server's artifact proxy of a run's ``mlflow-artifacts:/…`` root; None for any
+    other artifact store, a tracking URI that is no server, or a root naming another host."""
+    uri = uri or tracking_uri()
+    parsed = urllib.parse.urlparse(artifact_uri)
+    if parsed.scheme != SERVED_ARTIFACTS or parsed.netloc or store_kind(uri) != "rest":
+        return None
+    return parsed.path.strip("/")
+
+
+def fetch_served_artifact(root: str, path: str, dest: Path, uri: str | None = None) -> Path | None:
+    """Download ``path`` under the served artifact root ``root`` (see :func:`served_artifact_path`) to ``dest/path``;
+    None when the run has no such artifact, the server refuses it or cannot be reached.
+
+    What ``MlflowClient.download_artifacts`` fetches, in fewer requests: the file itself first (one GET), a
+    folder (the proxy does not send one) by listing it and fetching each file, as MLflow does.
+    """
+    uri = uri or tracking_uri()
+    base = uri.rstrip("/") + "/api/2.0/mlflow-artifacts/artifacts"
+    relative = path.strip("/")
+    target = dest / relative
+    # Only inside dest: a path from a recorded artifact (a gate folder named in lineage.json) never writes elsewhere
+    if ".." in Path(relative).parts or not target.resolve().is_relative_to(dest.resolve()):
+        log.info("artifact %s of %s: not a path inside the run's artifacts", relative, root)
+        return None
+    timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "15"))
+    full = f"{root}/{relative}" if relative else root
+    try:
+        request = urllib.request.Request(f"{base}/{urllib.parse.quote(full)}", headers=rest_headers())
+        with urllib.request.urlopen(request, timeout=timeout, context=tls_context()) as response:  # noqa: S310
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return _fetch_served_folder(uri, root, relative, dest, timeout)
+    except (OSError, ValueError) as exc:
+        log.info("artifact %s of %s not fetched (%s)", relative, root, exc.__class__.__name__)
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(body)
+    return target
+
+
+def _fetch_served_folder(uri: str, root: str, relative: str, dest: Path, timeout: float) -> Path | None:
+    """A folder under the served root, file by file (None when the listing is empty: no such artifact)."""
+    base = uri.rstrip("/") + "/api/2.0/mlflow-artifacts/artifacts"
+    full = f"{root}/{relative}" if relative else root
+    try:
+        request = urllib.request.Request(f"{base}?{urllib.parse.urlencode({'path': full})}", headers=rest_headers())
+        with urllib.request.urlopen(request, timeout=timeout, context=tls_context()) as response:  # noqa: S310
+            listed = json.load(response).get("files", [])
+    except (OSError, ValueError) as exc:
+        log.info("artifact %s of %s not fetched (%s)", relative, root, exc.__class__.__name__)
+        return None
+    if not listed:
+        log.info("artifact %s of %s: no such artifact", relative, root)
+        return None
+    folder = dest / relative
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in listed:
+        name = str(entry["path"]).rsplit("/", 1)[-1]
+        if name in ("", ".", ".."):
+            continue
+        if fetch_served_artifact(root, f"{relative}/{name}" if relative else name, dest, uri) is None:
+            return None
+    return folder
 
 
 # --------------------------------------------------------------------------- anything else

@@ -1,4 +1,4 @@
-"""Write the governance view (version tags, aliases, model tags) to the embedded store without importing MLflow.
+"""Write the governance view (version tags, aliases, model tags) without importing MLflow.
 
 Every governed action mirrors the trail onto MLflow: ``governance.*`` version
 tags, the ``production``/``canary`` aliases and the ``governance.trail_head``
@@ -21,30 +21,61 @@ so ``MlflowClient`` and the MLflow UI read back the same state (tests/governance
 test_registry_view.py compares both paths on real stores). It is narrow on
 purpose: only the single-tenant ``default`` workspace, only tag keys MLflow
 would accept and values within the column sizes, and only a store whose
-tables have the columns written (checked once per connection). Anything else
-— and every other store — goes through :mod:`governance.registry`
-(``MlflowClient``), which validates and migrates as MLflow does. The writes of
+tables have the columns written (checked once per connection). The writes of
 one call are one SQLite transaction.
+
+For a tracking server (``http(s)://…``, the team set-up) the same four calls
+are the REST requests ``MlflowClient``'s ``RestStore`` sends (``model-versions/set-tag``,
+``registered-models/alias`` POST and DELETE, ``registered-models/set-tag``),
+with the credentials and certificate check of the registry reads
+(:func:`governance.registry_view.rest_headers`, :func:`~governance.registry_view.tls_context`).
+MLflow's client would first import MLflow (about 2 s of CPU, most of a
+``govern approve``) and read the registered model before every write to check
+it is not a prompt (a governed model is registered by the pipeline, never as a
+prompt); the server decides and validates each write as it does for MLflow's
+client, and its refusals read as MLflow's client words them
+(tests/server/test_registry_rest.py compares both on a basic-auth
+server). Inputs MLflow's client would refuse before sending, and every other
+store, go through :mod:`governance.registry` (``MlflowClient``).
 
 Trust boundary: nothing here decides anything; it writes a view of the trail.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
 import sqlite3
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from governance import registry
-from governance.errors import RegistryError
-from governance.registry_view import DEFAULT_WORKSPACE, DELETED_STAGE, sqlite_path, store_kind
+from governance.errors import PermissionDenied, RegistryError
+from governance.registry_view import (
+    DEFAULT_WORKSPACE,
+    DELETED_STAGE,
+    rest_headers,
+    sqlite_path,
+    store_kind,
+    tls_context,
+)
+
+log = logging.getLogger(__name__)
 
 #: MLflow's tag-name rule (letters, digits, ``_ - . / :`` and spaces; no ``..`` or leading ``/``) and key size.
 _TAG_KEY = re.compile(r"^[\w\-./: ]{1,250}$")
 #: The smaller of MLflow's limits on the two tag tables (registered_model_tags.value is VARCHAR(5000)).
 _MAX_VALUE = 5000
 _ALIAS = re.compile(r"^[\w\-]{1,255}$")
+#: MLflow client settings this module does not reproduce (an auth plugin, a client certificate): with one set,
+#: writes to a server go through MLflow's own client.
+_CLIENT_ONLY_SETTINGS = ("MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_CLIENT_CERT_PATH")
 #: The columns written, per table; a store without them (an older schema) is left to MLflow's own client.
 _SCHEMA = {
     "model_versions": {"workspace", "name", "version", "current_stage"},
@@ -55,15 +86,20 @@ _SCHEMA = {
 }
 
 
-def _writable_here(keys: Iterable[str] = (), aliases: Iterable[str] = (), values: Iterable[str] = ()) -> bool:
-    """True when this call can take the direct path: the embedded store and inputs MLflow itself would accept."""
-    if store_kind() != "sqlite":
-        return False
-    return (
+def _direct_path(keys: Iterable[str] = (), aliases: Iterable[str] = (), values: Iterable[str] = ()) -> str | None:
+    """``sqlite`` or ``rest`` when this call can take a direct path (that store, and inputs MLflow itself would
+    accept); None for MLflow's own client."""
+    kind = store_kind()
+    if kind not in ("sqlite", "rest"):
+        return None
+    if kind == "rest" and any(os.environ.get(name) for name in _CLIENT_ONLY_SETTINGS):
+        return None
+    accepted = (
         all(_TAG_KEY.match(k) and ".." not in k and not k.startswith("/") for k in keys)
         and all(_ALIAS.match(a) and a.lower() != "latest" and not re.match(r"^[vV]\d+$", a) for a in aliases)
         and all(len(v) <= _MAX_VALUE for v in values)
     )
+    return kind if accepted else None
 
 
 @contextmanager
@@ -122,7 +158,13 @@ def set_version_tags(name: str, version: str | int, tags: dict[str, str]) -> Non
     if not tags:
         return
     action = f"tagging {name} v{version}"
-    if _writable_here(keys=tags, values=tags.values()):
+    path = _direct_path(keys=tags, values=tags.values())
+    if path == "rest":
+        for key, value in tags.items():
+            body = {"name": name, "version": str(version), "key": key, "value": value}
+            _rest_write("POST", "model-versions/set-tag", body, action)
+        return
+    if path == "sqlite":
         with _store(action) as db:
             if db is not None:
                 _require_version(db, name, int(version), action)
@@ -138,7 +180,11 @@ def set_version_tags(name: str, version: str | int, tags: dict[str, str]) -> Non
 def set_alias(name: str, alias: str, version: str | int) -> None:
     """Point ``alias`` of ``name`` at ``version`` (MLflow's ``set_registered_model_alias``)."""
     action = f"setting alias {alias!r} of {name} to v{version}"
-    if _writable_here(aliases=[alias]):
+    path = _direct_path(aliases=[alias])
+    if path == "rest":
+        _rest_write("POST", "registered-models/alias", {"name": name, "alias": alias, "version": str(version)}, action)
+        return
+    if path == "sqlite":
         with _store(action) as db:
             if db is not None:
                 _require_version(db, name, int(version), action)
@@ -154,7 +200,12 @@ def set_alias(name: str, alias: str, version: str | int) -> None:
 def delete_alias(name: str, alias: str) -> None:
     """Remove ``alias`` from ``name``; an absent alias is a no-op (MLflow's ``delete_registered_model_alias``)."""
     action = f"removing alias {alias!r} of {name}"
-    if _writable_here(aliases=[alias]):
+    path = _direct_path(aliases=[alias])
+    if path == "rest":
+        body = {"name": name, "alias": alias}
+        _rest_write("DELETE", "registered-models/alias", body, action, needs="MANAGE", missing_ok=True)
+        return
+    if path == "sqlite":
         with _store(action) as db:
             if db is not None:
                 _require_registered_model(db, name, action)
@@ -169,7 +220,11 @@ def delete_alias(name: str, alias: str) -> None:
 def set_model_tag(name: str, key: str, value: str) -> None:
     """Set one tag on the registered model ``name`` (MLflow's ``set_registered_model_tag``)."""
     action = f"tagging registered model {name}"
-    if _writable_here(keys=[key], values=[value]):
+    path = _direct_path(keys=[key], values=[value])
+    if path == "rest":
+        _rest_write("POST", "registered-models/set-tag", {"name": name, "key": key, "value": value}, action)
+        return
+    if path == "sqlite":
         with _store(action) as db:
             if db is not None:
                 _require_registered_model(db, name, action)
@@ -182,11 +237,89 @@ def set_model_tag(name: str, key: str, value: str) -> None:
     registry.set_model_tag(name, key, value)
 
 
-def mirror_version_tags(name: str, version: str | int, tags: dict[str, str]) -> int:
-    """Write the tags whose value differs from the version's current ones; returns how many changed."""
-    from governance.registry_view import read_version
+def mirror_version_tags(
+    name: str, version: str | int, tags: dict[str, str], *, current: dict[str, dict[str, str]] | None = None
+) -> int:
+    """Write the tags whose value differs from the version's current ones; returns how many changed.
 
-    current = read_version(name, version).tags
-    changed = {key: value for key, value in tags.items() if current.get(key) != value}
+    ``current``: :func:`governance.registry_view.version_tags`' answer for ``name`` when the caller mirrors several
+    versions (one read for all); else the version is read here.
+    """
+    from governance.registry_view import read_version, tags_of
+
+    now = read_version(name, version).tags if current is None else tags_of(current, name, version)
+    changed = {key: value for key, value in tags.items() if now.get(key) != value}
     set_version_tags(name, version, changed)
     return len(changed)
+
+
+# --------------------------------------------------------------------------- a tracking server
+
+#: The error code MLflow's client gives an answer that is not its JSON (basic-auth's 401 and 403 are plain text).
+_HTTP_STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "ENDPOINT_NOT_FOUND"}
+
+
+def _rest_write(
+    method: str,
+    endpoint: str,
+    body: dict[str, Any],
+    action: str,
+    *,
+    needs: str = "EDIT (or MANAGE)",
+    missing_ok: bool = False,
+    attempts: int = 5,
+) -> None:
+    """Send one write to ``/api/2.0/mlflow/<endpoint>`` as MLflow's ``RestStore`` does, and fail as
+    :mod:`governance.registry` does through ``MlflowClient``.
+
+    The server refusing the user is :class:`PermissionDenied` naming ``needs``; ``missing_ok``: a
+    RESOURCE_DOES_NOT_EXIST answer is a no-op (an absent alias); the second of two writers inserting the
+    same key is sent again (see :func:`governance.registry._upsert`); anything else is one
+    :class:`RegistryError` line with MLflow's own message.
+    """
+    uri = registry.tracking_uri()
+    url = f"{uri.rstrip('/')}/api/2.0/mlflow/{endpoint}"
+    headers = {**rest_headers(), "Content-Type": "application/json"}
+    data = json.dumps(body).encode()
+    timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "15"))
+    for attempt in range(attempts):
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout, context=tls_context()) as response:  # noqa: S310
+                response.read()
+            return
+        except urllib.error.HTTPError as exc:
+            code, message = _mlflow_error(exc, endpoint)
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"{action} failed: cannot reach {uri} ({exc.__class__.__name__})") from None
+        if missing_ok and (code == "RESOURCE_DOES_NOT_EXIST" or "not found" in message):
+            return
+        if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+            raise PermissionDenied(
+                f"MLflow at {uri} refused {user}: {action} needs {needs} permission on the registered model"
+            )
+        if attempt < attempts - 1 and any(marker in message for marker in registry.KEY_RACE):
+            log.info("a concurrent writer set the same key first; writing again (attempt %d)", attempt + 2)
+            time.sleep(0.05 * (attempt + 1))
+            continue
+        raise RegistryError(f"{action} failed at {uri}: {message.splitlines()[0][:300] if message else code}")
+
+
+def _mlflow_error(exc: urllib.error.HTTPError, endpoint: str) -> tuple[str, str]:
+    """The error code and message MLflow's client makes of a refused request (``RestException`` for its JSON,
+    else the status and body, as ``verify_rest_response`` words it)."""
+    text = exc.read().decode("utf-8", "replace")
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict):
+        code = str(answer.get("error_code") or "INTERNAL_ERROR")
+        detail = answer["message"] if "message" in answer else f"Response: {answer}"
+        return code, f"{code}: {detail}"
+    code = _HTTP_STATUS_CODES.get(exc.code, "INTERNAL_ERROR")
+    return code, (
+        f"API request to endpoint /api/2.0/mlflow/{endpoint} failed with error code {exc.code} != 200. "
+        f"Response body: '{text}'"
+    )

@@ -167,9 +167,12 @@ def _act(
     with _nothing_recorded(what):
         reads = require_preconditions(action, name, version, identity=identity)
     # 1. Preflight: the registry must be reachable (and know the model and version) before anything is written
+    # (an alias action reads the model's versions once: here, and for the drift check below)
+    known = None
     with _nothing_recorded(what):
         if version is not None:
-            registry_view.read_version(name, version)
+            known = registry_view.read_versions(name=name) if alias is not None else None
+            registry_view.read_version(name, version, versions=known)
         else:
             registry_view.require_model(name)
     # The policy that decides must be the one the trail pins for the version (before anything else is written)
@@ -184,7 +187,8 @@ def _act(
         from governance.approvals.reconcile import reconcile
 
         with _nothing_recorded(f"{action} {name}"):
-            reconcile(name, identity=identity, reason=f"drift found before {action}; restored from the audit trail")
+            why = f"drift found before {action}; restored from the audit trail"
+            reconcile(name, identity=identity, reason=why, versions=known)
     before = read_model_state(reads, name)
     answered = _answered_incident(name, incident, before) if incident is not None else None
     if action in _ROLE_FIRST_ACTIONS and not automatic:

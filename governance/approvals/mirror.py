@@ -60,11 +60,16 @@ def mirror(name: str, versions: Iterable[str], state: ModelState, policy: Approv
     """Bring MLflow in line with the trail: tags of ``versions`` and, if asked, the aliases
     (an alias the trail gives to nobody is removed; one it gives elsewhere is moved)."""
     if aliases:
+        in_registry = registry_view.alias_holders(name)  # one read: each write below changes only its own alias
         for alias, holder in state.alias_holders().items():
-            current = registry_view.alias_holder(name, alias)
+            current = in_registry.get(alias)
             if holder is None and current is not None:
                 registry_writes.delete_alias(name, alias)
             elif holder is not None and current != holder:
                 registry_writes.set_alias(name, alias, holder)
-    for version in dict.fromkeys(v for v in versions if v):
-        registry_writes.mirror_version_tags(name, version, view_tags(state.version(version), policy))
+    touched = list(dict.fromkeys(v for v in versions if v))
+    if not touched:
+        return
+    current = registry_view.version_tags(name)  # one read for every version mirrored
+    for version in touched:
+        registry_writes.mirror_version_tags(name, version, view_tags(state.version(version), policy), current=current)

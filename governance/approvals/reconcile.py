@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -81,13 +82,14 @@ def find_drift(
     *,
     policy: ApprovalsPolicy | None = None,
     versions: list[Any] | None = None,
-    served: bool = True,
+    served: bool | Collection[str] = True,
 ) -> list[Drift]:
     """Every mismatch between MLflow (aliases, ``governance.*`` version tags, and with ``served`` each
     version's ``source``/``storage_location``/``run_id``) and the trail's state.
 
     ``versions`` are :func:`governance.registry_view.read_versions`' answer when the caller already has it.
-    Against a tracking server, ``served`` costs one download-URI request per registered version.
+    Against a tracking server, ``served`` costs one download-URI request per registered version; a collection
+    of version numbers checks only theirs (a caller that shows one version's drift).
     """
     policy = policy or load_approvals_policy()
     versions = registry_view.read_versions(name=name) if versions is None else versions
@@ -103,7 +105,12 @@ def find_drift(
 
 
 def _model_drift(
-    model: str, versions: list[Any], state: ModelState, policy: ApprovalsPolicy, *, served: bool = True
+    model: str,
+    versions: list[Any],
+    state: ModelState,
+    policy: ApprovalsPolicy,
+    *,
+    served: bool | Collection[str] = True,
 ) -> list[Drift]:
     out: list[Drift] = []
     in_registry: dict[str, str | None] = {}
@@ -143,7 +150,8 @@ def _model_drift(
                         trail=_short(value),
                     )
                 )
-        if served and version_state.registration is not None:
+        checks_served = served if isinstance(served, bool) else version in served
+        if checks_served and version_state.registration is not None:
             # Where models:/NAME/VERSION reads the files, against where it read them when registered (in full:
             # a shortened path would hide where the files now come from)
             location = registry_view.served_location_of(mv)
@@ -168,9 +176,12 @@ class _NoLongerDrifting(Exception):
     """Under the append lock the drift seen before it was gone or different: a concurrent action's mirror."""
 
 
-def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") -> tuple[list[Drift], Event | None]:
+def reconcile(
+    name: str, *, identity: Identity | None = None, reason: str = "", versions: list[Any] | None = None
+) -> tuple[list[Drift], Event | None]:
     """Restore MLflow's view of ``name`` (aliases, tags) from the trail; record what was repaired (nothing when
     no drift). A changed served location is not repaired (see the module docstring): ``find_drift`` reports it.
+    ``versions``: :func:`governance.registry_view.read_versions`' answer for ``name`` when the caller has it.
 
     Returns the drift found and the ``registry_reconciled`` event (None when
     there was nothing to repair). Drift is confirmed again under the trail's
@@ -179,7 +190,8 @@ def reconcile(name: str, *, identity: Identity | None = None, reason: str = "") 
     runs before the event commits: if MLflow refuses, nothing is recorded.
     """
     policy = load_approvals_policy()
-    drift = find_drift(name, policy=policy, served=False)  # a served location is reported, not repaired here
+    # A served location is reported, not repaired here
+    drift = find_drift(name, policy=policy, versions=versions, served=False)
     if not drift:
         return [], None
     require_preconditions("reconcile", name)

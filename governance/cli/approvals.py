@@ -254,7 +254,8 @@ def show_facts(name: str, version: str) -> dict[str, Any]:
     registry_aliases = list(mv.aliases)
     drift = [
         d.line()
-        for d in approvals.find_drift(name, policy=policy, versions=versions)
+        # Only this version's served location is shown: only it is asked for (one request, not one per version)
+        for d in approvals.find_drift(name, policy=policy, versions=versions, served={version})
         if d.version == version or d.item.startswith("alias ")
     ]
     approvals_with_identity = [

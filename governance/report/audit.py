@@ -41,13 +41,13 @@ def _approval_row(event: Event) -> dict[str, Any]:
     }
 
 
-def _registry_drift(name: str, version: str) -> dict[str, Any]:
+def _registry_drift(name: str, version: str, versions: list[Any] | None = None) -> dict[str, Any]:
     """MLflow against the trail for this model: current drift (aliases, this version's tags) and past repairs.
 
     The report shows the trail's state; this says where MLflow disagrees, so a
-    reader of the registry UI knows not to believe it.
+    reader of the registry UI knows not to believe it. ``versions``: the model's versions as the report read them.
     """
-    found = approvals.find_drift(name)
+    found = approvals.find_drift(name, versions=versions, served={version})  # only this version's is shown
     drift = [
         {"item": d.item, "version": d.version, "registry": d.registry, "trail": d.trail}
         for d in found
@@ -133,6 +133,7 @@ def audit_facts(
     stage: str | None,
     audit_url: str | None = None,
     decisions: Sequence[tuple[str, str, str, Mapping[str, str]]] = (),
+    versions: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Approvals, alias history, rollback target, objective approvals, signed decisions and chain status of one version.
 
@@ -140,7 +141,8 @@ def audit_facts(
     eval decision files the version's lineage names, ``evidence`` what the
     event must also carry (an evaluation's ``model_sha256``);
     ``decision_events`` maps each found ``stage:sha256`` to the signed event
-    its stage published (None when the trail cannot be read).
+    its stage published (None when the trail cannot be read). ``versions``: the model's registered versions
+    (:func:`governance.registry_view.read_versions`) when the caller read them; else they are read here.
     """
     gaps: dict[str, list[str]] = {}
     approvals_out: dict[str, Any] = {
@@ -356,7 +358,7 @@ def audit_facts(
     approvals_out["rollback_target"] = (f"v{target['version']} — " if target["version"] else "") + target["detail"]
     approvals_out["rollback_version"] = target["version"]
     try:
-        approvals_out["registry"] = _registry_drift(name, version)
+        approvals_out["registry"] = _registry_drift(name, version, versions)
     except GovernanceError as exc:
         approvals_out["registry"] = {"checked": False, "drift": [], "repairs": []}
         gaps.setdefault("integrity", []).append(f"registry drift: not checked ({exc})")

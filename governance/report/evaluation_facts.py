@@ -21,7 +21,9 @@ from governance.report.run_artifacts import RunArtifacts
 from governance.report.safety import safety_summary
 
 
-def evaluation_facts(facts: ReportFacts, version: Any, artifacts: RunArtifacts) -> None:
+def evaluation_facts(
+    facts: ReportFacts, version: Any, artifacts: RunArtifacts, versions: list[Any] | None = None
+) -> None:
     """The evaluation section: the decision and its integrity, metrics, generations, safety, production."""
     tags = version.tags or {}
     decision = artifacts.json("evaluation/decision.json")
@@ -39,8 +41,11 @@ def evaluation_facts(facts: ReportFacts, version: Any, artifacts: RunArtifacts) 
     gated = {r.get("metric") for r in results}
     production = None
     try:
-        number = registry_view.alias_holder(version.name, "production")
-        holder = None if number is None else registry_view.read_version(version.name, number)
+        if versions is None:  # else the model's versions as the report read them: the holder is among them
+            number = registry_view.alias_holder(version.name, "production")
+            holder = None if number is None else registry_view.read_version(version.name, number)
+        else:
+            holder = next((v for v in versions if "production" in (v.aliases or ())), None)
     except GovernanceError as exc:
         holder = None
         facts.gap("evaluation", f"production comparison: {exc}")

@@ -167,7 +167,9 @@ def collect_facts(
     registered and :class:`~governance.errors.RegistryError` when the tracking
     server cannot be reached; everything else that is absent becomes a gap.
     """
-    model_version = registry_view.read_version(name, version)
+    # The model's versions, read once: this one, the production version compared with, the registry's drift
+    versions = registry_view.read_versions(name=name)
+    model_version = registry_view.read_version(name, version, versions=versions)
     if not model_version.run_id:
         raise ConfigError(f"{name} v{version}: registered without a training run; nothing to report")
     run = registry_view.read_run(model_version.run_id)
@@ -207,7 +209,7 @@ def collect_facts(
         training_facts(facts, run, lineage, manifest)
         facts.chain = {"base": base_record(lineage, manifest), "parent": None, "parent_missing": None}
         data_facts(facts, artifacts, lineage, policy)
-        evaluation_facts(facts, model_version, artifacts)
+        evaluation_facts(facts, model_version, artifacts, versions)
         audit = audit_facts(
             model_version.name,
             str(model_version.version),
@@ -217,6 +219,7 @@ def collect_facts(
             stage=lineage.get("stage") or run.data.tags.get("stage"),
             audit_url=audit_url,
             decisions=decision_keys(facts) + base_decision_keys(facts.chain["base"]),
+            versions=versions,
         )
         mark_signed_decisions(facts, audit["decision_events"])
         mark_base_gates(facts.chain["base"], audit["decision_events"])

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from governance import registry
+from governance import registry, registry_view
 from governance.lineage import sha256_file
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,16 @@ class RunArtifacts:
 
     A run whose artifacts are a local folder (the embedded store's
     ``mlartifacts/``, read beside a copied store: ``registry.rebase_artifact_uri``)
-    is read in place, never through MLflow; any other artifact store is
-    downloaded once into a scratch folder with ``MlflowClient``.
+    is read in place, never through MLflow; a run whose artifacts the tracking
+    server serves (``mlflow-artifacts:/…``, the team set-up) is downloaded once
+    per file into a scratch folder straight from the server's artifact proxy;
+    any other artifact store is downloaded once with ``MlflowClient``.
     """
 
     def __init__(self, run_id: str, artifact_uri: str, scratch: Path) -> None:
         self.run_id, self.scratch = run_id, scratch
         self.local_root = local_folder(registry.rebase_artifact_uri(artifact_uri))
+        self.served_root = None if self.local_root is not None else registry_view.served_artifact_path(artifact_uri)
         self._fetched: dict[str, Path | None] = {}
 
     def fetch(self, path: str) -> Path | None:
@@ -63,6 +66,9 @@ class RunArtifacts:
                 local = None
             self._fetched[path] = local
             return local
+        if self.served_root is not None:
+            self._fetched[path] = registry_view.fetch_served_artifact(self.served_root, path, self.scratch)
+            return self._fetched[path]
         from mlflow.exceptions import MlflowException
 
         try:

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from governance import preflight
 from governance.cli import main as govern
+from governance.errors import ConfigError
 from governance.identity import current_identity
 from governance.trail.signing import generate_key
 
@@ -365,6 +366,42 @@ def test_doctor_fails_on_the_local_store_when_the_committed_policy_pins_a_server
     assert finding.fix == (
         "use the team's configuration (`set -a; . ./team.env`) or set MLFLOW_TRACKING_URI=http://mlflow.example.org:5000"
     )
+
+
+def test_a_reproductions_scratch_store_is_not_a_forgotten_team_env(project, monkeypatch):
+    """`govern reproduce` re-runs a team's stages on a scratch store of its own: the pins do not stop them there."""
+    from e2e_support import commit_reviewed
+
+    path = project / "policies" / "approvals.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["authentication"]["server"] = "http://mlflow.example.org:5000"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    key = ec.generate_private_key(ec.SECP256R1())
+    pinned = project / "policies" / "keys" / "model_signing.pub"
+    pinned.parent.mkdir(parents=True)
+    pinned.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    commit_reviewed(project)
+    scratch = project / "govern-reproduce-x"
+    scratch.mkdir()
+    monkeypatch.setenv("GOVERN_REPRODUCTION_SCRATCH", str(scratch))
+    # A store elsewhere is still the forgotten team.env, whatever the variable says
+    found = {f.check: f for f in preflight.check_all()}
+    assert not found["tracking"].ok and not found["signing"].ok
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{scratch / 'mlflow.db'}")
+    found = {f.check: f for f in preflight.check_all()}
+    assert found["tracking"].ok and found["tracking"].line == (
+        f"scratch store sqlite:///{scratch / 'mlflow.db'} of `govern reproduce` (GOVERN_REPRODUCTION_SCRATCH)"
+    )
+    assert found["signing"].ok and found["signing"].line == (
+        "not needed: a reproduction's re-run registers and signs nothing"
+    )
+    # The signer is not excused: registering there with the embedded key is still refused
+    from governance.provenance import keys
+
+    with pytest.raises(ConfigError):
+        keys.signing_key_path(create=True)
 
 
 def test_doctor_fails_when_a_key_is_pinned_but_the_environment_would_sign_with_the_embedded_one(project):

@@ -332,6 +332,12 @@ def test_a_version_pointed_at_tampered_weights_is_refused_drift_and_recorded(sig
         for f in columns
     ]
     assert trail.events(model=name, event_types=["registry_reconciled"]) == []
+    # govern show names it beside the version (its served location is the only one show asks the registry for)
+    from governance.cli.approvals import show_facts
+
+    assert [line for line in show_facts(name, version)["drift"] if " v" + version + ": " in line] == [
+        f"{name} v{version}: {f}: registry says {evil}, trail says {frozen}" for f in columns
+    ]
 
 
 def test_the_files_at_the_download_uri_are_checked_not_the_runs_copy(signed, store, tmp_path):

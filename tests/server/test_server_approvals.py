@@ -40,7 +40,7 @@ def setup(mlflow_server, tmp_path_factory, trail_signing_env):
     policies = tmp_path_factory.mktemp("policies")
     policy = yaml.safe_load((REPO / "policies" / "approvals.yaml").read_text())
     policy["roles"] = {
-        "reviewer": [*REVIEWERS, *CROWD],
+        "reviewer": [*REVIEWERS, "rev_ro", *CROWD],
         "release_manager": ["releaser", "releaser_ro"],
         "objective_owner": ["rev1"],
         "waiver_authority": ["releaser"],
@@ -52,7 +52,7 @@ def setup(mlflow_server, tmp_path_factory, trail_signing_env):
     editors = [*REVIEWERS, "releaser", *CROWD]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda u: mlflow_server.create_user(u, edit_models=True), editors))
-        list(pool.map(lambda u: mlflow_server.create_user(u, edit_models=False), ["releaser_ro", "viewer"]))
+        list(pool.map(lambda u: mlflow_server.create_user(u, edit_models=False), ["releaser_ro", "viewer", "rev_ro"]))
     env = {
         "MLFLOW_TRACKING_URI": mlflow_server.url,
         "GOVERN_AUDIT_URL": mlflow_server.audit_url,
@@ -154,6 +154,23 @@ def test_user_with_read_permission_cannot_promote(server, capsys):
         "promote to production (allowed: release_manager; viewer's roles: none)\n"
     )
     assert [e.actor for e in events(name, "permission_denied")] == ["releaser_ro", "viewer"]
+
+
+def test_reviewer_with_read_permission_cannot_approve(server, capsys):
+    name = new_model()
+    version = register(server, name)
+    # A reviewer by policy whom MLflow grants only READ: the server refuses the approval's tags, the event is
+    # rolled back and the refusal recorded (exit 1, as for an alias), whichever client sends the write
+    act_as(server, "rev_ro")
+    capsys.readouterr()
+    assert main(["approve", name, version, "--reason", "looks fine"]) == 1
+    assert capsys.readouterr().err == (
+        f"govern: MLflow at {server.url} refused rev_ro: tagging {name} v{version} "
+        "needs EDIT (or MANAGE) permission on the registered model\n"
+    )
+    assert events(name, "approved") == []
+    (denied,) = events(name, "permission_denied")
+    assert denied.actor == "rev_ro" and denied.details["rules"] == ["mlflow.permission"]
 
 
 def test_trainer_cannot_approve_their_own_version(server, capsys):
