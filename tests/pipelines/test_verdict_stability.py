@@ -1,9 +1,12 @@
 """One verdict per method whatever the data order: the shipped policy decides on intervals, not on a prompt or two.
 
 Issue 39: on 24 red-team prompts the old point rule ``harmful_compliance_rate_delta_vs_parent ≤ 0.35`` turned on
-one or two completions, and ``-S train_sft.trl.data_seed=7`` flipped SFT from passed to denied. The default run
-checks the statistics path on the outcomes such orders give (lean, no training); the opt-in run
-(``pytest -m reproducibility``) trains the built-in fixture's SFT model under five data orders
+one or two completions, and ``-S train_sft.trl.data_seed=7`` flipped SFT from passed to denied; with intervals,
+the fixture's own over-refusal (12 or 13 of 16 benign prompts under some orders) still denied it, until its data
+taught the difference between a risky-sounding request and a harmful one (``scripts/make_refusal_data.py``'s
+contrast demonstrations). The default run checks the statistics path on the outcomes such orders give and gave
+(lean, no training) and that the shipped data holds that contrast; the opt-in run (``pytest -m reproducibility``,
+6.5 min on 2 CPU cores) trains the built-in fixture's SFT model under five data orders
 (``train_sft.trl.data_seed`` 1..5) with the shipped params and policy, and asserts one verdict.
 """
 
