@@ -6,10 +6,12 @@
 The page's own commands start the ``mlflow server`` (basic-auth, PostgreSQL
 on 127.0.0.1, later a second one over TLS), create the five accounts and
 their grants, make the keys, the team's commit (the ``high`` SFT tier chosen
-up front), train as the service account and ``dvc push --with-deps``, approve
-and promote, pull, verify and report in a reviewer's clone with its own
-environment and account; then day two: a withdraw by the release manager, a
-reviewer added and a tier raised by approved policy changes, the trail key
+up front), train the SFT policy and the reward model as the service account
+and ``dvc push --with-deps``, approve and promote, pull, verify and report in
+a reviewer's clone with its own environment and account; then day two: a
+withdraw by the release manager, a reviewer added by an approved policy
+change, the reward model's tier raised by another (its approved version then
+needs a third approval before it is promoted), the trail key
 rotated with a stale clone's diagnosis, and the server moved behind TLS with
 its certificate pinned. After the walk an impostor TLS endpoint (another
 certificate) at the pinned address is refused before a password is sent.
@@ -46,7 +48,7 @@ MUST_RUN = (
     "sft: high",
     "govern audit key --owner",
     "git push",
-    "dvc repro register_sft",
+    "dvc repro register_sft register_rm",
     "dvc push --with-deps register_sft",
     "govern approve",
     "govern promote",
@@ -58,7 +60,9 @@ MUST_RUN = (
     "govern withdraw",
     "create_user rev-eve",
     "govern policy-change",
-    "dpo: high",
+    "rm: high",
+    "govern show govllm-rm 1",
+    "govern promote govllm-rm 1",
     "govern audit rotate-key",
     "git pull",
     "--ssl-certfile",
@@ -96,8 +100,10 @@ def test_block_titles_read_as_the_page_says():
     blocks = {b.line: b for b in page_blocks()}
     (trainer,) = [b for b in blocks.values() if "dvc repro register_sft" in b.body]
     assert trainer.users == ("svc-trainer",) and trainer.kind == "run"
-    (early,) = [b for b in blocks.values() if b.exits and "govern promote" in b.body]
+    (early,) = [b for b in blocks.values() if b.exits and "govern promote govllm-sft" in b.body]
     assert early.users == ("rel-dee",) and early.shows == ("approval.min_approvers",)
+    (raised,) = [b for b in blocks.values() if b.exits and "govern promote govllm-rm" in b.body]
+    assert raised.users == ("rel-dee",) and "approval.min_approvers" in raised.shows
     (reproduce,) = [b for b in blocks.values() if "govern reproduce" in b.body]
     assert reproduce.slow
     servers = [b for b in blocks.values() if b.kind == "background"]
@@ -197,6 +203,12 @@ def test_team_setup_runs_as_written(opted_in, walk, request):
     fingerprint = walk.substitute("<fingerprint of /srv/mlflow/tls.crt>").replace(":", "").lower()
     over_tls = by_kind["approved"][3:] + by_kind["promoted"][1:]
     assert {e["details"].get("identity_server_tls_sha256") for e in over_tls} == {fingerprint}
+    # The reward model: approved by two at medium, its tier raised by a policy change, then a third approval
+    rm = [e for e in events if (e["subject"].get("model"), e["subject"].get("version")) == ("govllm-rm", "1")]
+    (rm_registered,) = [e for e in rm if e["event_type"] == "model_registered"]
+    assert rm_registered["actor"] == "svc-trainer" and rm_registered["details"]["risk_tier"] == "medium"
+    assert [e["actor"] for e in rm if e["event_type"] == "approved"] == ["rev-ana", "rev-ben", "rev-cho"]
+    assert [e["actor"] for e in rm if e["event_type"] == "promoted"] == ["rel-dee"]
     changes = [e for e in events if e["event_type"] == "policy_changed"]
     assert [e["actor"] for e in changes] == ["rev-ana", "rel-dee"] * 3
     assert any(e["event_type"] == "key_rotated" for e in events)
