@@ -19,8 +19,13 @@ The tests, by what a rule measures:
 * ``mcnemar`` — the change of a share against the parent on the same items:
   interval of the paired difference by the paired bootstrap; p-value of
   McNemar's test (exact binomial under 25 discordant pairs) that nothing changed.
-  A verdict that claims a change also needs McNemar's test to find one
-  (:func:`judge`): the bootstrap is optimistic on a handful of pairs.
+  The bootstrap is optimistic on a handful of pairs, both ways. Under 25
+  discordant pairs (where the test goes exact) the interval is widened to
+  cover an exact one from the Clopper–Pearson bounds of the shares that rose
+  and fell (Bonferroni over the two): with no pair changed the bootstrap's
+  interval is 0..0 whatever n, yet 0 of 12 changed allows a rise of 0.31
+  at 95%, so it cannot pass a limit of 0.1. And a verdict that claims a change
+  also needs McNemar's test to find one (:func:`judge`).
 * ``t`` — the mean of per-item values (reward margins, paired score
   differences): one-sample t interval and the t-test at the limit.
 * ``welch`` — the difference of two independent means (desirable against
@@ -211,7 +216,8 @@ def items_to_decide(result: Estimate, limit: float) -> int | None:
     The sample size at which a two-sided test at the policy's confidence finds
     the estimate's distance from the limit with power :data:`DECIDING_POWER`
     (statsmodels' power solvers: the normal one for a share, whose spread is
-    taken at the limit as the score test takes it; the two-sample t one for
+    taken at the limit as the score test takes it; the one-sample t one for a
+    paired change where no pair changed, its spread also taken at the limit; the two-sample t one for
     two groups, grown in their present proportion; the one-sample t one otherwise).
     Never below the present n + 1: the present n did not decide.
     """
@@ -222,6 +228,10 @@ def items_to_decide(result: Estimate, limit: float) -> int | None:
     alpha = 1 - result.confidence
     if result.test == "wilson":
         spread = float(std_prop(limit, 1)) if 0 < limit < 1 else None
+    elif result.test == "mcnemar" and result.spread == 0 and 0 < abs(limit) < 1:
+        # No pair changed, so no spread to plan with: take the one a change of the limit's size would have
+        # (that share of pairs flipped one way), as the Wilson case takes its spread at the limit
+        spread = float(std_prop(abs(limit), 1))
     else:
         spread = result.spread
     if not distance or not spread or not math.isfinite(distance) or not math.isfinite(spread):
@@ -271,6 +281,7 @@ def _wilson(evidence: Outcomes, limit: float, confidence: float) -> Estimate:
 def _mcnemar(evidence: Paired, confidence: float) -> Estimate:
     from scipy.stats import bootstrap
     from statsmodels.stats.contingency_tables import mcnemar
+    from statsmodels.stats.proportion import proportion_confint
 
     model = np.asarray(evidence.model, dtype=float)
     parent = np.asarray(evidence.parent, dtype=float)
@@ -296,9 +307,18 @@ def _mcnemar(evidence: Paired, confidence: float) -> Estimate:
         n_resamples=BOOTSTRAP_RESAMPLES,
         rng=np.random.default_rng(BOOTSTRAP_SEED),
     )
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if up + down < MCNEMAR_EXACT_BELOW:
+        # The percentile bootstrap cannot be wider than the discordant pairs it resamples: none changed gives
+        # 0..0 on 12 pairs as on 12,000. Where the test goes exact, so does the interval's floor: the
+        # difference is share-up − share-down, each share bounded by Clopper–Pearson at alpha/2 (Bonferroni
+        # over the two), so the interval covers the difference at no less than the policy's confidence.
+        alpha = 1 - confidence
+        up_low, up_high = proportion_confint(up, n, alpha=alpha / 2, method="beta")
+        down_low, down_high = proportion_confint(down, n, alpha=alpha / 2, method="beta")
+        low, high = min(low, float(up_low - down_high)), max(high, float(up_high - down_low))
     spread = float(np.std(differences, ddof=1)) if n > 1 else None
-    return Estimate("mcnemar", n, evidence.unit, float(differences.mean()), float(result.confidence_interval.low),
-                    float(result.confidence_interval.high), confidence, p, null, spread,
+    return Estimate("mcnemar", n, evidence.unit, float(differences.mean()), low, high, confidence, p, null, spread,
                     baseline=float(parent.mean()))  # fmt: skip
 
 

@@ -36,19 +36,27 @@ def test_a_delta_with_both_sides_at_the_floor_is_not_measurable():
 
 
 def test_a_delta_that_moved_is_judged_normally():
-    """Off the floor the rule is judged on its paired interval (30 questions; 9 only the parent got right)."""
+    """Off the floor the rule is judged on its paired interval (30 questions; 9 only the parent got right).
+
+    Both moves have under 25 discordant pairs, so the interval covers the exact one and neither decides yet.
+    """
     metrics = {"accuracy": 0.2, "parent_accuracy": 0.1, "accuracy_delta_vs_parent": 0.1}
     rose = {"accuracy_delta_vs_parent": paired([1] * 3 + [0] * 27, [0] * 30)}
-    assert check_metrics_at_95([DELTA], {**metrics, "accuracy": 0.1, "accuracy_delta_vs_parent": 0.1 - 0.0,
-                                         "parent_accuracy": 0.0}, "m", evidence=rose)[0] == []  # fmt: skip
+    (risen,) = check_metrics_at_95([DELTA], {**metrics, "accuracy": 0.1, "accuracy_delta_vs_parent": 0.1 - 0.0,
+                                             "parent_accuracy": 0.0}, "m", evidence=rose)[0]  # fmt: skip
+    assert risen.line() == (
+        "warn  eval.grpo.accuracy_vs_parent  m: insufficient evidence: accuracy_delta_vs_parent 0.1 "
+        "(95% CI -0.12..0.29, McNemar p=0.25, n=30 pairs) against min -0.05; accuracy 0.1 vs parent 0; "
+        "about 35 pairs would decide"
+    )
     worse = {"accuracy": 0.0, "parent_accuracy": 0.3, "accuracy_delta_vs_parent": -0.3}
     fell = {"accuracy_delta_vs_parent": paired([0] * 30, [1] * 9 + [0] * 21)}
     (violation,), (result,) = check_metrics_at_95([DELTA], worse, "m", evidence=fell)
     assert violation.message == (
-        "accuracy_delta_vs_parent -0.3 (95% CI -0.467..-0.133, McNemar p=0.0039, n=30 pairs): below min -0.05 at "
-        "95% confidence; accuracy 0 vs parent 0.3"
+        "insufficient evidence: accuracy_delta_vs_parent -0.3 (95% CI -0.52..0.00435, McNemar p=0.0039, n=30 pairs) "
+        "against min -0.05; accuracy 0 vs parent 0.3; about 31 pairs would decide"
     )
-    assert result["status"] == "fail"
+    assert result["status"] == "insufficient_evidence"
 
 
 def test_a_regression_rule_with_both_sides_at_zero_is_not_measurable():
@@ -169,9 +177,10 @@ def test_a_rule_against_a_rise_is_measurable_at_the_floor_and_not_at_the_ceiling
     rose = {"repetition_rate": 0.5, "parent_repetition_rate": 0.0, "repetition_rate_delta_vs_parent": 0.5}
     looping = {"repetition_rate_delta_vs_parent": paired([1] * 15 + [0] * 15, [0] * 30)}
     (violation,), _ = check_metrics_at_95([LOOPS], rose, "m", evidence=looping)
+    # 15 discordant pairs: judged on the exact interval, which does not yet clear 0.2
     assert violation.message == (
-        "repetition_rate_delta_vs_parent 0.5 (95% CI 0.333..0.667, McNemar p=6.1e-05, n=30 pairs): above max 0.2 "
-        "at 95% confidence; repetition_rate 0.5 vs parent 0"
+        "insufficient evidence: repetition_rate_delta_vs_parent 0.5 (95% CI 0.155..0.709, McNemar p=6.1e-05, "
+        "n=30 pairs) against max 0.2; repetition_rate 0.5 vs parent 0; about 31 pairs would decide"
     )
     stuck = {"repetition_rate": 1.0, "parent_repetition_rate": 1.0, "repetition_rate_delta_vs_parent": 0.0}
     (violation,), (result,) = check_metrics_at_95([LOOPS], stuck, "artifacts/train_grpo")

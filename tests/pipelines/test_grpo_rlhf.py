@@ -577,9 +577,11 @@ RULE_CASES = [
         "eval.grpo.accuracy_vs_parent",
         "accuracy_delta_vs_parent",
         0.0,
-        -0.1,
+        # 24 of 200 fell: under 25 discordant pairs the interval covers the exact one, which clears -0.05 here
+        # (20 of 200 would not yet)
+        -0.12,
         (
-            "accuracy_delta_vs_parent -0.1 (95% CI -0.145..-0.06, McNemar p=1.9e-06, n=200 pairs): below min "
+            "accuracy_delta_vs_parent -0.12 (95% CI -0.181..-0.0519, McNemar p=1.2e-07, n=200 pairs): below min "
             "-0.05 at 95% confidence"
         ),
     ),
