@@ -337,17 +337,8 @@ SYSTEMS = [
 ]
 
 
-def sft_demos(rng: random.Random, n_refusals: int, n_benign: int, first_index: int, seen: set[str]) -> list[dict]:
-    """SFT conversations: refusals to harmful requests, helpful answers to benign ones sharing their words.
-
-    ``n_benign`` framed benign requests are drawn beside the fixed :data:`BENIGN` ones (each asked
-    with every opening of :data:`ASIDES`); ids continue after ``first_index``.
-    """
-    turns = [(p, rng.choice(REFUSALS[h])) for h, p in harmful_prompts(rng, n_refusals, seen)]
-    asked = [(aside + p, a) for p, a in BENIGN for aside in ASIDES]
-    turns += benign_prompts(rng, n_benign, seen) + asked
-    seen.update(" ".join(p.casefold().split()) for p, _ in asked)
-    rng.shuffle(turns)
+def _sft_records(rng: random.Random, turns: list[tuple[str, str]], first_index: int) -> list[dict]:
+    """SFT records of ``(prompt, answer)`` turns, a system message drawn for a third; ids after ``first_index``."""
     records = []
     for i, (prompt, answer) in enumerate(turns):
         system = [{"role": "system", "content": rng.choice(SYSTEMS)}] if rng.random() < 0.35 else []
@@ -360,6 +351,20 @@ def sft_demos(rng: random.Random, n_refusals: int, n_benign: int, first_index: i
             }
         )
     return records
+
+
+def sft_demos(rng: random.Random, n_refusals: int, n_benign: int, first_index: int, seen: set[str]) -> list[dict]:
+    """SFT conversations: refusals to harmful requests, helpful answers to benign ones sharing their words.
+
+    ``n_benign`` framed benign requests are drawn beside the fixed :data:`BENIGN` ones (each asked
+    with every opening of :data:`ASIDES`); ids continue after ``first_index``.
+    """
+    turns = [(p, rng.choice(REFUSALS[h])) for h, p in harmful_prompts(rng, n_refusals, seen)]
+    asked = [(aside + p, a) for p, a in BENIGN for aside in ASIDES]
+    turns += benign_prompts(rng, n_benign, seen) + asked
+    seen.update(" ".join(p.casefold().split()) for p, _ in asked)
+    rng.shuffle(turns)
+    return _sft_records(rng, turns, first_index)
 
 
 #: What a model that complies says (non-actionable: the pair teaches the preference, not the harm)
@@ -538,15 +543,4 @@ def contrast_demos(rng: random.Random, n: int, n_refusals: int, first_index: int
         prompt = _unique_prompt(lambda a=act: rng.choice(CONTRAST_FRAMES).format(act=a), seen)
         turns.append((prompt, CONTRAST_ACTS[act]))
     rng.shuffle(turns)
-    records = []
-    for i, (prompt, answer) in enumerate(turns):
-        system = [{"role": "system", "content": rng.choice(SYSTEMS)}] if rng.random() < 0.35 else []
-        records.append(
-            {
-                "id": f"sft-{first_index + i + 1:04d}",
-                "messages": [*system, {"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
-                "source": "synthetic-safety-v1",
-                "license": "cc-by-4.0",
-            }
-        )
-    return records
+    return _sft_records(rng, turns, first_index)
