@@ -22,6 +22,10 @@ def base_model_path(model_dir: str | Path) -> Path:
     return Path(manifest.get("model_path", model_dir))
 
 
+#: TRL's ``model_init_kwargs`` the training stages apply when they load a model (:func:`load_model`).
+APPLIED_INIT_KWARGS = frozenset({"attn_implementation", "dtype"})
+
+
 def load_model(
     model_dir: str | Path,
     adapter: AdapterParams | None = None,
@@ -49,6 +53,13 @@ def load_model(
         if key == "quantization_config":
             raise ConfigError(
                 f"params.yaml: {section}.trl.model_init_kwargs.quantization_config: use {section}.adapter.method: qlora"
+            )
+        if key not in APPLIED_INIT_KWARGS:
+            # trust_remote_code would run a model folder's own Python, revision/token reach for a hub: none of
+            # that may ride in on a params override, so only what changes how the same weights compute passes
+            raise ConfigError(
+                f"params.yaml: {section}.trl.model_init_kwargs.{key}: not applied by the stages "
+                f"(they apply {', '.join(sorted(APPLIED_INIT_KWARGS))})"
             )
         if key == "dtype" and isinstance(value, str) and value != "auto":
             if not isinstance(getattr(torch, value, None), torch.dtype):

@@ -4,10 +4,13 @@ TRL reads ``SFTConfig.model_init_kwargs`` only when it loads a model by name; th
 pass a loaded model, so :func:`pipelines._training.models.load_model` applies them (the
 GPU profile's ``attn_implementation: flex_attention``). Checked on a tiny saved Qwen2:
 the loaded model has the attention and dtype asked for; a dtype that is not one, or a
-quantisation config (QLoRA is ``adapter.method``), is refused naming the field.
+quantisation config (QLoRA is ``adapter.method``), or any other option (``trust_remote_code``
+would run a model folder's own code), is refused naming the field.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
@@ -44,8 +47,15 @@ def test_the_stage_loads_the_model_with_trls_model_init_kwargs(tiny_model_dir):
     [
         ({"dtype": "bfloat17"}, "train_sft.trl.model_init_kwargs.dtype: 'bfloat17' is not a torch dtype"),
         ({"quantization_config": {"load_in_4bit": True}}, "use train_sft.adapter.method: qlora"),
+        # a model folder's own Python must not be switched on by a params override
+        (
+            {"trust_remote_code": True},
+            "train_sft.trl.model_init_kwargs.trust_remote_code: not applied by the stages "
+            "(they apply attn_implementation, dtype)",
+        ),
+        ({"revision": "main"}, "train_sft.trl.model_init_kwargs.revision: not applied by the stages"),
     ],
 )
 def test_a_bad_model_init_kwarg_is_refused_naming_the_field(tiny_model_dir, init_kwargs, message):
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load_model(tiny_model_dir, section="train_sft", init_kwargs=init_kwargs)
