@@ -61,6 +61,11 @@ def load_model(
                 f"params.yaml: {section}.trl.model_init_kwargs.{key}: not applied by the stages "
                 f"(they apply {', '.join(sorted(APPLIED_INIT_KWARGS))})"
             )
+        if key == "attn_implementation" and "/" in str(value):  # "kernels-community/...": a kernel from a hub
+            raise ConfigError(
+                f"params.yaml: {section}.trl.model_init_kwargs.attn_implementation: {value!r} names a Hub kernel; "
+                "the stages load offline: use sdpa, eager, flex_attention or an installed flash_attention_2"
+            )
         if key == "dtype" and isinstance(value, str) and value != "auto":
             if not isinstance(getattr(torch, value, None), torch.dtype):
                 raise ConfigError(f"params.yaml: {section}.trl.model_init_kwargs.dtype: {value!r} is not a torch dtype")

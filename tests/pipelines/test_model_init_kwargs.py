@@ -54,6 +54,10 @@ def test_the_stage_loads_the_model_with_trls_model_init_kwargs(tiny_model_dir):
             "(they apply attn_implementation, dtype)",
         ),
         ({"revision": "main"}, "train_sft.trl.model_init_kwargs.revision: not applied by the stages"),
+        (
+            {"attn_implementation": "kernels-community/flash-attn"},
+            "train_sft.trl.model_init_kwargs.attn_implementation: 'kernels-community/flash-attn' names a Hub kernel",
+        ),
     ],
 )
 def test_a_bad_model_init_kwarg_is_refused_naming_the_field(tiny_model_dir, init_kwargs, message):
