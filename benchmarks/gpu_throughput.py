@@ -664,6 +664,19 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def qlora_check(work: Path, params: dict, args: argparse.Namespace) -> dict:
+    """``train_sft`` with ``adapter.method: qlora`` for 5 steps: what its manifest, run and lineage recorded."""
+    options = trl_options("sft", 5, params["train_sft"]["trl"]["output_dir"], args.device)
+    return pipeline_side("sft", work, options, dvc=not args.no_dvc, qlora=True)
+
+
+def qlora_line(qlora: dict) -> str:
+    return (
+        f"qlora sft: trained {qlora['tokens']} tokens in {qlora['runtime']:.1f}s; "
+        f"lineage quantization: {json.dumps(qlora['quantization'])}; energy: {json.dumps(qlora['energy'])}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30)
@@ -673,6 +686,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-dvc", action="store_true", help="the training stages' commands only: no DVC, no gates")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: the smoke test (no MFU)")
     parser.add_argument("--skip-qlora", action="store_true")
+    parser.add_argument(
+        "--qlora-only", action="store_true", help="only the QLoRA check (train_sft with adapter.method: qlora)"
+    )
+    parser.add_argument(
+        "--settings",
+        default="defaults,profile",
+        help="which settings and in which order (defaults, profile): the first ones measured are kept if time runs out",
+    )
     configs = ["single", "multi_gpu", "fsdp2", "zero2", "zero3"]
     parser.add_argument("--accelerate-config", default="single", choices=configs)
     parser.add_argument("--num-processes", type=int, default=1, help="processes (GPUs) for the accelerate config")
@@ -695,7 +716,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [m for m in methods if m not in FLOPS_PER_TOKEN]:
         parser.error(f"--methods: {', '.join(unknown)} (sft, dpo)")
     sharding = {"config": args.accelerate_config, "processes": args.num_processes}
-    settings = {"defaults": None, **({"profile": load_profile(args.profile)} if args.profile else {})}
+    known = {"defaults": None, **({"profile": load_profile(args.profile)} if args.profile else {})}
+    order = [name for name in args.settings.split(",") if name]
+    if unknown := [name for name in order if name not in ("defaults", "profile")]:
+        parser.error(f"--settings: {', '.join(unknown)} (defaults, profile)")
+    settings = {name: known[name] for name in order if name in known}
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -746,6 +771,11 @@ def main(argv: list[str] | None = None) -> int:
             run([sys.executable, "-m", "dvc", "repro", "--no-commit", "base_model"], work, "dvc repro base_model")
         if args.model == "builtin:tiny":
             model_dir = work / json.loads((work / "artifacts/base_model/manifest.json").read_text())["model_path"]
+        if args.qlora_only:
+            if args.device != "cuda":
+                parser.error("--qlora-only needs a CUDA device (bitsandbytes 4-bit)")
+            print(qlora_line(qlora_check(work, params, args)), flush=True)  # noqa: T201
+            return 0
         if "dpo" in methods and "sft" not in methods:  # train_dpo starts from train_sft's model: one step, untimed
             sft_out = params["train_sft"]["trl"]["output_dir"]
             pipeline_side("sft", work, trl_options("sft", 1, sft_out, args.device), dvc=not args.no_dvc, **sharding)
@@ -761,6 +791,10 @@ def main(argv: list[str] | None = None) -> int:
                 piped = pipeline_side(method, work, piped_options, dvc=not args.no_dvc, **sharding)
                 rows.append(row(setting, method, bare, piped, peak, args.num_processes, warmup_steps(args.steps)))
                 energy_methods.add((piped.get("energy") or {}).get("method"))
+                print_table(rows[-1:])  # as each row is measured: a run stopped by a time limit keeps what it had
+                sys.stdout.flush()
+                if args.json:  # likewise: the rows so far, rewritten after each
+                    Path(args.json).write_text(json.dumps({"device": gpu or "cpu", "rows": rows}, indent=2) + "\n")
         peak_text = f"dense bf16 peak {peak / 1e12:.0f} TFLOP/s" if peak else "no bf16 peak known: no MFU"
         print(  # noqa: T201
             f"device: {gpu or 'cpu'} x{args.num_processes} ({peak_text if gpu else 'no GPU: no MFU'}); "
@@ -771,12 +805,7 @@ def main(argv: list[str] | None = None) -> int:
         print_table(rows)
         print(f"energy (pipeline): {', '.join(sorted(str(m) for m in energy_methods))}; goal: ratio >= 0.98")  # noqa: T201
         if not args.skip_qlora and args.device == "cuda":
-            qlora_options = trl_options("sft", 5, params["train_sft"]["trl"]["output_dir"], args.device)
-            qlora = pipeline_side("sft", work, qlora_options, dvc=not args.no_dvc, qlora=True)
-            print(  # noqa: T201
-                f"qlora sft: trained {qlora['tokens']} tokens in {qlora['runtime']:.1f}s; "
-                f"lineage quantization: {json.dumps(qlora['quantization'])}"
-            )
+            print(qlora_line(qlora_check(work, params, args)))  # noqa: T201
         if args.json:
             Path(args.json).write_text(json.dumps({"device": gpu or "cpu", "rows": rows}, indent=2) + "\n")
     return 0
