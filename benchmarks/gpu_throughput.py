@@ -50,8 +50,11 @@ skips the check that ``adapter.method: qlora`` trains (bitsandbytes 4-bit)
 and records its quantisation config in the lineage. Needs a CUDA device
 unless ``--device cpu`` (the smoke test,
 ``tests/benchmarks/test_gpu_throughput_smoke.py``: MFU and joules are ``n/a``
-there). Not yet run on a GPU from this repository's current code (no GPU was
-lent to the session that wrote it): no figure here is a measurement.
+there). Measured on an H200 (``benchmarks/results/gpu_throughput_h200.json``,
+docs/explanation/performance.md): ``--settings profile,defaults`` measures the
+profile first, so a run stopped by its time limit keeps the rows that matter
+most (each row is printed and written as it is measured); ``--qlora-only`` runs
+the QLoRA check alone.
 
 ``--accelerate-config`` (single, multi_gpu, fsdp2, zero2, zero3: the files under
 ``configs/accelerate/``) runs both sides under the same accelerate launch with
@@ -399,10 +402,16 @@ def write_gated_corpus(work: Path) -> None:
 
 
 def set_params(work: Path, method: str, options: dict, adapter: str, config: str, processes: int) -> None:
+    """The stage's params for one side: the checkout's ``train_<method>.trl`` with ``options`` over it.
+
+    Over the checkout's section, not the scratch copy's last one: a profile's options (packing, flex attention)
+    must not stay behind in the settings measured after it.
+    """
     params = yaml.safe_load((work / "params.yaml").read_text())
     section = params[f"train_{method}"]
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))[f"train_{method}"]["trl"]
     section["launch"] = {"num_processes": processes, "config_file": f"configs/accelerate/{config}.yaml"}
-    section["trl"] = {**section["trl"], **options}
+    section["trl"] = {**shipped, **options}
     section["adapter"]["method"] = adapter
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -635,6 +644,7 @@ def row(setting: str, method: str, bare: dict, piped: dict, peak: float | None, 
         "bare_energy": bare_how,
         "tokens": piped["tokens"],
         "parameters": piped["parameters"],
+        "bare_peak_memory_gib": bare.get("peak_memory_gib"),
     }
 
 

@@ -131,3 +131,19 @@ def test_the_sweep_chooses_the_fastest_correct_variant_and_never_wrapped_packing
     ]  # fmt: skip
     profile = bench.best_profile(rows, "cuda")
     assert profile == {"train_sft": {"trl": {"bf16": True, "packing": True}}, "train_dpo": {"trl": {"bf16": True}}}
+
+
+def test_a_profile_measured_first_leaves_nothing_behind_for_the_defaults(tmp_path):
+    # On the H200 the profile ran before the defaults (--settings profile,defaults): the stage's "defaults" row
+    # then still packed with flex attention, since each side's options were layered over the last side's params
+    bench = _benchmark()
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    profile = yaml.safe_load(PROFILE.read_text())
+    bench.set_params(
+        tmp_path, "sft", bench.trl_options("sft", 5, "artifacts/train_sft", "cuda", profile), "none", "single", 1
+    )
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text())["train_sft"]["trl"]["packing"] is True
+    bench.set_params(tmp_path, "sft", bench.trl_options("sft", 5, "artifacts/train_sft", "cuda"), "none", "single", 1)
+    trl = yaml.safe_load((tmp_path / "params.yaml").read_text())["train_sft"]["trl"]
+    assert not {"packing", "model_init_kwargs", "use_liger_kernel", "pad_to_multiple_of"} & trl.keys()
+    assert trl["per_device_train_batch_size"] == 8 and trl["max_length"] == 512  # TRL's defaults as the issue measured
