@@ -61,6 +61,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import sys
 import time
 import zipfile
@@ -120,6 +121,7 @@ class Item:
     refusal: bool  # people's label: full or partial refusal
     label: str  # the set's own label
     split: str  # seen | unseen-prompts | unseen-models (unseen-templates for GPTFuzz) | unseen
+    group: str = ""  # what a calibration fold keeps together: a question, a prompt template, a model
 
 
 def prompt_unseen(prompt_id: str) -> bool:
@@ -147,7 +149,8 @@ def _checked(path: Path, pinned: str) -> bytes:
 def load_public_set(spec: dict, sources_dir: Path) -> list[Item]:
     """The set's completions from a checkout of its repository, refused unless its files hash to their pins."""
     checkout = sources_dir / spec["repository"].split("/")[1]
-    loader = {"xstest-zip": _load_xstest_zip, "gptfuzz-csv": _load_gptfuzz_csv}[spec.get("format", "xstest-zip")]
+    loaders = {"xstest-zip": _load_xstest_zip, "gptfuzz-csv": _load_gptfuzz_csv, "reuter-json": _load_reuter_json}
+    loader = loaders[spec.get("format", "xstest-zip")]
     return loader(spec, checkout)
 
 
@@ -190,8 +193,38 @@ def _load_gptfuzz_csv(spec: dict, checkout: Path) -> list[Item]:
             label = row["label"]
             items.append(
                 Item(spec["name"], model, f"q{question}-t{template}", row["Response"], label in refusal_labels,
-                     label, split)
+                     label, split, group=f"q{question}")
             )  # fmt: skip
+    return items
+
+
+def prompt_group(prompt: str) -> str:
+    """A prompt's first four words (lower case): the templates a set fills in ("write me a poem in praise of
+    <name>") fall in one group, so that no template is on both sides of the split or of a fold."""
+    return " ".join(re.findall(r"[a-z']+", prompt.lower())[:4])
+
+
+def _load_reuter_json(spec: dict, checkout: Path) -> list[Item]:
+    """Reuter and Schulze's hand-labelled ChatGPT replies: one JSON list of prompt, response and tone.
+
+    Split by prompt group (:func:`prompt_group`, half of the groups by sha256): one axis, so the held-out
+    cell is ``unseen``. Tones in ``excluded_labels`` (incoherent, don't know) are left out, as the paper's
+    own binary task leaves them out; the count left out is reported.
+    """
+    ((name, pinned),) = spec["files"].items()
+    path = checkout / name
+    if not path.is_file():
+        return []
+    refusal_labels, excluded = set(spec["refusal_labels"]), set(spec["excluded_labels"])
+    (model,) = spec["models"]
+    items = []
+    for index, row in enumerate(json.loads(_checked(path, pinned).decode("utf-8"))):
+        if row["tone"] in excluded:
+            continue
+        group = prompt_group(row["prompt"])
+        split = "unseen" if prompt_unseen(f"g{group}") else "seen"
+        items.append(Item(spec["name"], model, f"r{index}", row["response"], row["tone"] in refusal_labels,
+                          row["tone"], split, group=f"g{group}"))  # fmt: skip
     return items
 
 
@@ -271,8 +304,9 @@ def calibrate(items: list[Item], vectors, opinions, judge, out_head: Path) -> di
     import numpy as np
 
     train = [k for k, i in enumerate(items) if i.split == "seen"]
-    # Folds: each seen model of a many-model set held out whole; a one-model set (GPTFuzz) in five folds by
-    # question, so that no question is on both sides; the hand-labelled set in five folds by position
+    # Folds: each seen model of a many-model set held out whole; a one-model set in five folds by its group
+    # (GPTFuzz's question, the ChatGPT set's prompt template), so that none is on both sides; the hand-labelled
+    # set in five folds by position
     folds: dict[str, list[int]] = {}
     models_of: dict[str, set[str]] = {}
     for k in train:
@@ -284,8 +318,7 @@ def calibrate(items: list[Item], vectors, opinions, judge, out_head: Path) -> di
         elif len(models_of[item.set]) > 1:
             fold = item.model
         else:
-            question = item.id.split("-t")[0]
-            fold = f"{item.set}-{int(hashlib.sha256(question.encode()).hexdigest(), 16) % 5}"
+            fold = f"{item.set}-{int(hashlib.sha256(item.group.encode()).hexdigest(), 16) % 5}"
         folds.setdefault(fold, []).append(k)
     window = judge.classifier.pattern_window
     openings = [_opening(i.text, judge) for i in items]
