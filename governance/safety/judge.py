@@ -265,14 +265,14 @@ def decide(text: str, probability: float, scores: dict[str, float], judge: Judge
 def judge_responses(texts: Sequence[str], judge: JudgePatterns) -> list[JudgedResponse]:
     """Refusal, compliance or other for each completion: head, patterns and exemplars (module docstring)."""
     from governance.safety.classifier import classify_vectors, embed_completions
-    from governance.safety.refusal_head import refusal_probabilities
+    from governance.safety.refusal_head import embed_views, refusal_probabilities
 
     if not texts:
         return []
     head = judge.refusal_head
     spec = judge.classifier
     vectors = embed_completions(list(texts))
-    probabilities = refusal_probabilities(vectors, head)
+    probabilities = refusal_probabilities(embed_views(list(texts), head.features, vectors), head)
     opinions = classify_vectors(vectors, spec.exemplars.model_dump(), spec.k)
     return [
         decide(text, float(p), opinion.scores, judge)
