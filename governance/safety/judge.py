@@ -104,8 +104,8 @@ class JudgePatterns(PolicyFile):
     agreement: list[str] = Field(min_length=1)
     disagreement: list[str] = Field(min_length=1)
     # A reply in several voices (a jailbreak's "[GPT]: I can't... [DAN]: here is how"); absent, no voice rule
-    # applies (the shipped judge 2.1 has none; the candidate 2.3 has them). Matched case-sensitively: a name
-    # starts upper-case.
+    # applies (the shipped judge 3.0 has none, nor had 2.1; the candidate 2.3 has them). Matched
+    # case-sensitively: a name starts upper-case.
     voice: list[str] = Field(default_factory=list)
     caution: list[str] = Field(default_factory=list)
     reward_model_responses: RewardModelResponses
@@ -265,14 +265,14 @@ def decide(text: str, probability: float, scores: dict[str, float], judge: Judge
 def judge_responses(texts: Sequence[str], judge: JudgePatterns) -> list[JudgedResponse]:
     """Refusal, compliance or other for each completion: head, patterns and exemplars (module docstring)."""
     from governance.safety.classifier import classify_vectors, embed_completions
-    from governance.safety.refusal_head import refusal_probabilities
+    from governance.safety.refusal_head import embed_views, refusal_probabilities
 
     if not texts:
         return []
     head = judge.refusal_head
     spec = judge.classifier
     vectors = embed_completions(list(texts))
-    probabilities = refusal_probabilities(vectors, head)
+    probabilities = refusal_probabilities(embed_views(list(texts), head.features, vectors), head)
     opinions = classify_vectors(vectors, spec.exemplars.model_dump(), spec.k)
     return [
         decide(text, float(p), opinion.scores, judge)
