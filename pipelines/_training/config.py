@@ -84,7 +84,9 @@ def trl_config(config_class: type, trl: dict[str, Any], section: str):
 
     Two device-dependent defaults are filled in on a machine without CUDA:
     TRL defaults ``bf16=True``, which a CPU-only torch cannot train in, so an
-    unset ``bf16`` becomes ``False``; and in a multi-process launch (accelerate's
+    unset ``bf16`` becomes ``False``, unless the accelerate launch asked for bf16
+    (``mixed_precision: bf16``: ``ACCELERATE_MIXED_PRECISION``), which DeepSpeed
+    requires the TRL config to match (CPU autocast); and in a multi-process launch (accelerate's
     workers, ``WORLD_SIZE`` > 1) an unset ``use_cpu`` becomes ``True``, so the
     workers join one gloo process group instead of training alone. Unknown keys
     fail with the key.
@@ -94,7 +96,8 @@ def trl_config(config_class: type, trl: dict[str, Any], section: str):
     options = strategy_off_words(config_class, trl)
     check_scalar_types(config_class, options, section)
     if "bf16" not in options and not torch.cuda.is_available():
-        options["bf16"] = False
+        # The launch's mixed_precision where accelerate set one (a DeepSpeed config checks that the two agree)
+        options["bf16"] = os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16"
     if "use_cpu" not in options and not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         options["use_cpu"] = True
     try:

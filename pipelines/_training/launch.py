@@ -92,7 +92,12 @@ def run_topology(config, launch: LaunchParams, adapter: AdapterParams, section: 
         world_size=state.num_processes,
         rank=state.process_index,
         local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
-        distributed_type=state.distributed_type.value,
+        # What the trainer runs under: TRL's config carries a DeepSpeed plugin whenever the launch is DeepSpeed's, also
+        # where accelerate's state says MULTI_CPU (no CUDA: use_cpu); the Trainer then trains through DeepSpeed all the
+        # same: the lineage must say DEEPSPEED, and a ZeRO-3 model is gathered before it is saved (the sharded path)
+        distributed_type="DEEPSPEED"
+        if getattr(config, "deepspeed_plugin", None) is not None
+        else state.distributed_type.value,
         backend=state.backend,
         config_file=str(path),
         config_sha256=sha256_file(path),

@@ -263,3 +263,27 @@ def test_a_deepspeed_config_without_deepspeed_is_one_line_naming_the_file(config
         "installed: pip install deepspeed on the GPU machine (docs/how-to/scaling-out.md), or choose another "
         "launch.config_file in params.yaml"
     ]
+
+
+def test_an_unset_bf16_follows_the_launchs_mixed_precision_on_cpu(tmp_path, monkeypatch):
+    # A DeepSpeed launch (zero2/zero3.yaml: mixed_precision bf16) refuses a TRL config whose bf16 disagrees; without
+    # a launcher's word the CPU default stays fp32, as before
+    from trl import SFTConfig
+
+    options = {"output_dir": str(tmp_path / "out"), "report_to": [], "use_cpu": True}
+    assert trl_config(SFTConfig, dict(options), "train_sft").bf16 is False
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
+    assert trl_config(SFTConfig, dict(options), "train_sft").bf16 is False
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert trl_config(SFTConfig, dict(options), "train_sft").bf16 is True
+    assert trl_config(SFTConfig, {**options, "bf16": False}, "train_sft").bf16 is False  # params still decide
+
+
+def test_a_deepspeed_launch_is_recorded_as_deepspeed_where_accelerate_says_multi_cpu(tmp_path):
+    # On a machine without CUDA, accelerate's state reads MULTI_CPU under a DeepSpeed launch, while the trainer
+    # trains through DeepSpeed (TRL's config carries its plugin): the topology follows the trainer
+    config = _sft_config(tmp_path)
+    config.deepspeed_plugin = object()  # what TrainingArguments sets from ACCELERATE_USE_DEEPSPEED
+    launch = LaunchParams(num_processes=1, config_file=str(REPO / "configs/accelerate/zero3.yaml"))
+    topology = run_topology(config, launch, _adapter(), "train_sft")
+    assert topology.distributed_type == "DEEPSPEED" and topology.sharded
