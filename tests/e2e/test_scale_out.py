@@ -144,44 +144,9 @@ def test_killing_one_rank_fails_the_stage_cleanly(two_process_chain):
     assert statuses == ["FAILED", "FINISHED"]
 
 
-def test_the_shipped_fsdp2_config_starts_two_cpu_processes_and_registers_once(tmp_path_factory):
-    """configs/accelerate/fsdp2.yaml as a user sets it, on a machine without CUDA (issue 42).
-
-    What this verifies, and what it cannot: accelerate's launcher takes the FSDP config, starts two
-    ranks through torchrun, the ranks join one gloo group and train, rank 0 writes one model and one
-    run, and one version is registered, the lineage naming the FSDP config by its hash. On CPU the
-    stage sets TRL's ``use_cpu`` and accelerate then runs its MULTI_CPU (DDP) path: parameters are not
-    sharded, and the lineage says so (``distributed_type`` MULTI_CPU, not FSDP). Sharding itself needs
-    GPUs (docs/how-to/gpu.md, "What was verified").
-    """
-    workdir = _two_process_chain(tmp_path_factory, "fsdp2.yaml")
-    runs = _train_runs(workdir)
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    assert runs[0].data.tags["lineage.distributed.world_size"] == "2"
-    assert runs[0].data.tags["lineage.distributed.distributed_type"] == "MULTI_CPU"
-    registration = json.loads((workdir / "artifacts/register_sft/registration.json").read_text())
-    client = _client(workdir)
-    versions = client.search_model_versions(f"name = '{registration['name']}'")
-    assert len(versions) == 1
-    lineage = client.download_artifacts(versions[0].run_id, "lineage.json", str(workdir / "dl"))
-    distributed = json.loads(Path(lineage).read_text())["distributed"]
-    from governance.lineage import sha256_file
-
-    assert distributed["config_sha256"] == sha256_file(workdir / "configs/accelerate/fsdp2.yaml")
-    assert distributed["backend"] == "gloo"
-
-
-@pytest.mark.parametrize("config", ["zero2.yaml", "zero3.yaml"])
-def test_the_shipped_deepspeed_configs_start_two_cpu_processes_and_register_once(tmp_path_factory, config):
-    """configs/accelerate/zero2.yaml and zero3.yaml as shipped, two CPU processes (issue 42).
-
-    Needs ``pip install deepspeed`` (not in the lock: a GPU install's choice); DeepSpeed picks its CPU
-    accelerator and a gloo group on a machine without CUDA. What is verified: accelerate's launcher takes
-    the DeepSpeed config, two ranks join one gloo group and train, one model, one run, one version, the
-    lineage naming the config by its hash and the distributed type that actually ran.
-    """
-    pytest.importorskip("deepspeed", reason="pip install deepspeed: the ZeRO configs need it")
-    workdir = _two_process_chain(tmp_path_factory, config)
+def _one_run_one_version(workdir: Path, config: str) -> str:
+    """Asserts one finished two-process training run and one registered version whose lineage names ``config`` by
+    its hash and a gloo group; returns the distributed type the run recorded."""
     runs = _train_runs(workdir)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.tags["lineage.distributed.world_size"] == "2"
@@ -195,9 +160,37 @@ def test_the_shipped_deepspeed_configs_start_two_cpu_processes_and_register_once
 
     assert distributed["config_sha256"] == sha256_file(workdir / f"configs/accelerate/{config}")
     assert distributed["backend"] == "gloo"
+    return runs[0].data.tags["lineage.distributed.distributed_type"]
+
+
+def test_the_shipped_fsdp2_config_starts_two_cpu_processes_and_registers_once(tmp_path_factory):
+    """configs/accelerate/fsdp2.yaml as a user sets it, on a machine without CUDA (issue 42).
+
+    What this verifies, and what it cannot: accelerate's launcher takes the FSDP config, starts two
+    ranks through torchrun, the ranks join one gloo group and train, rank 0 writes one model and one
+    run, and one version is registered, the lineage naming the FSDP config by its hash. On CPU the
+    stage sets TRL's ``use_cpu`` and accelerate then runs its MULTI_CPU (DDP) path: parameters are not
+    sharded, and the lineage says so (``distributed_type`` MULTI_CPU, not FSDP). Sharding itself needs
+    GPUs (docs/how-to/gpu.md, "What was verified").
+    """
+    workdir = _two_process_chain(tmp_path_factory, "fsdp2.yaml")
+    assert _one_run_one_version(workdir, "fsdp2.yaml") == "MULTI_CPU"
+
+
+@pytest.mark.parametrize("config", ["zero2.yaml", "zero3.yaml"])
+def test_the_shipped_deepspeed_configs_start_two_cpu_processes_and_register_once(tmp_path_factory, config):
+    """configs/accelerate/zero2.yaml and zero3.yaml as shipped, two CPU processes (issue 42).
+
+    Needs ``pip install deepspeed`` (not in the lock: a GPU install's choice); DeepSpeed picks its CPU
+    accelerator and a gloo group on a machine without CUDA. What is verified: accelerate's launcher takes
+    the DeepSpeed config, two ranks join one gloo group and train, one model, one run, one version, the
+    lineage naming the config by its hash and the distributed type that actually ran.
+    """
+    pytest.importorskip("deepspeed", reason="pip install deepspeed: the ZeRO configs need it")
+    workdir = _two_process_chain(tmp_path_factory, config)
     # The trainer ran through DeepSpeed (its CPU accelerator), and the lineage says so: accelerate's own state reads
     # MULTI_CPU on a machine without CUDA, where the stage recorded MULTI_CPU and took the unsharded save path
-    assert runs[0].data.tags["lineage.distributed.distributed_type"] == "DEEPSPEED"
+    assert _one_run_one_version(workdir, config) == "DEEPSPEED"
     model = workdir / "artifacts/train_sft/model.safetensors"
     from safetensors import safe_open
 
