@@ -24,6 +24,14 @@ $(BIN)/.installed: requirements.lock requirements-models.lock pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# bitsandbytes at the [gpu] lock's version, beside the venv and not in it (importing peft would import it in
+# every stage): the QLoRA test puts it on PYTHONPATH for its own stage run. bitsandbytes 0.50 computes 4-bit on CPU.
+QLORA_SITE := $(VENV)/qlora-cpu
+$(QLORA_SITE)/.installed: requirements-gpu.lock $(BIN)/.installed
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --upgrade --target $(QLORA_SITE) \
+	  "$$(grep '^bitsandbytes==' requirements-gpu.lock)"
+	touch $@
+
 repro: $(BIN)/.installed
 	source $(BIN)/activate && dvc repro
 
@@ -33,7 +41,7 @@ browser:
 
 # The docs site is built first (strict: a broken link or nav entry fails), into a temp dir, not the repo.
 # No --quiet: mkdocs 1.6 then stops counting warnings and --strict passes anything.
-test: $(BIN)/.installed browser
+test: $(BIN)/.installed $(QLORA_SITE)/.installed browser
 	source $(BIN)/activate && lint-imports \
 	  && docs_site=$$(mktemp -d) && NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir "$$docs_site" && rm -rf "$$docs_site" \
 	  && python -m pytest -q

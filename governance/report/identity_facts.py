@@ -114,18 +114,34 @@ def portable_source(version: Any) -> str | None:
     return source if "://" in source and not source.startswith("file:") else f"models:/{version.name}/{version.version}"
 
 
-def adapter_facts(adapter: dict[str, Any] | None) -> dict[str, Any] | None:
+def adapter_facts(adapter: dict[str, Any] | None, quantization: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The adapter as trained: LoRA settings only where an adapter was trained, and what was fine-tuned.
 
     params.yaml keeps ``adapter.lora`` beside ``method: none`` (so switching to LoRA is one word); those
     settings did not shape the model, so a fact showing them would contradict "full fine-tuning".
+    ``quantization`` is the 4-bit config a QLoRA base was loaded with, as the manifest recorded it.
     """
     if not adapter:
         return None
     method = adapter.get("method")
     if method == "none":
         return {"method": "none", "fine_tuning": "full fine-tuning: every weight trained, no adapter"}
-    return {**adapter, "fine_tuning": f"{method} adapter (low-rank matrices trained, merged into the saved weights)"}
+    trained = "low-rank matrices trained"
+    if quantization:
+        bits = "4 bits" if quantization.get("load_in_4bit") else "8 bits" if quantization.get("load_in_8bit") else "?"
+        kind = ", ".join(
+            str(v)
+            for v in (
+                quantization.get("quant_method"),
+                quantization.get("bnb_4bit_quant_type"),
+                quantization.get("bnb_4bit_compute_dtype") and f"compute {quantization['bnb_4bit_compute_dtype']}",
+            )
+            if v
+        )
+        trained += f" on the base loaded in {bits} ({kind}), merged into the base loaded again unquantised"
+    else:
+        trained += ", merged into the saved weights"
+    return {**adapter, "fine_tuning": f"{method} adapter ({trained})"}
 
 
 def training_facts(facts: ReportFacts, run: Any, lineage: dict, manifest: dict) -> None:
@@ -136,7 +152,7 @@ def training_facts(facts: ReportFacts, run: Any, lineage: dict, manifest: dict) 
     environment = lineage.get("environment") or {
         k.removeprefix("env."): v for k, v in run.data.tags.items() if k.startswith("env.")
     }
-    adapter = adapter_facts(manifest.get("adapter") or params.get("adapter"))
+    adapter = adapter_facts(manifest.get("adapter") or params.get("adapter"), manifest.get("quantization"))
     metrics = run.data.metrics
     curves: dict[str, list[list[float]]] = {}
     for key in sorted(metrics):

@@ -7,6 +7,7 @@ unknown option, a value TRL refuses) becomes one :class:`ConfigError` naming
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from typing import Any, Literal
@@ -20,7 +21,7 @@ class AdapterParams(Strict):
 
     ``method: none`` trains all weights; ``lora`` wraps the model with
     ``peft.LoraConfig(**lora)``; ``qlora`` also loads the base in 4-bit with
-    bitsandbytes, which needs a CUDA GPU.
+    bitsandbytes (the ``[gpu]`` extra; bitsandbytes 0.50 also computes 4-bit on a CPU, slowly).
     """
 
     method: Literal["none", "lora", "qlora"]
@@ -131,13 +132,12 @@ def peft_config(adapter: AdapterParams, section: str):
     """``peft.LoraConfig`` for lora/qlora, or None for full fine-tuning."""
     if adapter.method == "none":
         return None
-    import torch
     from peft import LoraConfig
 
-    if adapter.method == "qlora" and not torch.cuda.is_available():
+    if adapter.method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError(
-            f"params.yaml: {section}.adapter.method: qlora needs a CUDA GPU (bitsandbytes 4-bit); "
-            "this machine has none: use method: lora"
+            f"params.yaml: {section}.adapter.method: qlora needs bitsandbytes (4-bit), which is not installed: "
+            "make gpu on a CUDA machine (docs/how-to/gpu.md), or use method: lora"
         )
     try:
         return LoraConfig(**adapter.lora)

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from governance.errors import ConfigError
-from governance.lineage import read_manifest
+from governance.errors import ConfigError, DataError
+from governance.lineage import read_manifest, sha256_dir
 from pipelines._training.config import AdapterParams, peft_config
 
 
@@ -21,6 +21,9 @@ def base_model_path(model_dir: str | Path) -> Path:
     manifest = read_manifest(model_dir)
     return Path(manifest.get("model_path", model_dir))
 
+
+#: The attribute a 4-bit base loaded by :func:`load_model` carries: (its folder, that folder's sha256 when loaded).
+QLORA_SOURCE = "governed_qlora_source"
 
 #: TRL's ``model_init_kwargs`` the training stages apply when they load a model (:func:`load_model`).
 APPLIED_INIT_KWARGS = frozenset({"attn_implementation", "dtype"})
@@ -79,20 +82,75 @@ def load_model(
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
         )
+    # A QLoRA base is read again, unquantised, to merge the adapter into (save_model): hash what is loaded now
+    source = (str(path), sha256_dir(path)) if "quantization_config" in kwargs else None
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = (auto_class or AutoModelForCausalLM).from_pretrained(path, **kwargs)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot load model ({str(exc).splitlines()[0][:200]})") from None
+    if source is not None:
+        setattr(model, QLORA_SOURCE, source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
 
 
+#: Where a LoRA/QLoRA stage output keeps its trained adapter, beside the merged model (peft's format).
+ADAPTER_DIR = "adapter"
+
+
 def save_model(model, tokenizer, out_dir: str | Path) -> None:
-    """Save a full model (LoRA merged in) so the next stage can start from it."""
+    """Save a full model (LoRA merged in) so the next stage can start from it.
+
+    A LoRA or QLoRA model also keeps its adapter in ``<out_dir>/adapter`` (the
+    model's hash and its registered artifacts cover it). A QLoRA adapter is not
+    merged into the 4-bit base as peft's ``merge_and_unload`` would do it: that
+    rounds the merged weights back to 4 bits and leaves a model only
+    bitsandbytes can load. As peft's and transformers' QLoRA guides advise, the
+    base is loaded again unquantised, in the dtype its unquantised layers had,
+    and the adapter merged into it: a dense model that the evaluation, the next
+    stage and the registry load without bitsandbytes. The lineage keeps the
+    4-bit config the adapter trained under. (Dequantising the trained NF4 weights
+    in memory instead is not exact on a CPU: bitsandbytes 0.50 repacks them for
+    its CPU kernel at an evaluation step, with the scales cast to bf16.)
+    """
+    out_dir = Path(out_dir)
     peft = sys.modules.get("peft")  # a PeftModel exists only where peft was imported
     if peft is not None and isinstance(model, peft.PeftModel):
-        model = model.merge_and_unload()
+        model.save_pretrained(out_dir / ADAPTER_DIR)
+        (out_dir / ADAPTER_DIR / "README.md").unlink(missing_ok=True)  # peft's empty card; the stage writes its own
+        model = _merged_dense(model, out_dir / ADAPTER_DIR) if _is_quantized(model) else model.merge_and_unload()
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+
+
+def _is_quantized(model) -> bool:
+    return getattr(model.get_base_model().config, "quantization_config", None) is not None
+
+
+def _merged_dense(model, adapter_dir: Path):
+    """The saved adapter merged into the QLoRA base loaded again without quantisation.
+
+    The base is read again from disk, so its folder must still hash to what it hashed when the stage
+    loaded it in 4 bits (:func:`load_model`): a base swapped during training is refused, not merged.
+    """
+    import copy
+
+    import peft
+
+    base = model.get_base_model()
+    source, digest = getattr(base, QLORA_SOURCE, (None, None))
+    if source is None:
+        raise ConfigError(f"{adapter_dir}: the QLoRA base was not loaded by load_model; its source is unknown")
+    config = copy.deepcopy(base.config)  # the stage's own settings (num_labels, pad token), without 4 bits
+    for attribute in ("quantization_config", "_pre_quantization_dtype"):
+        config.__dict__.pop(attribute, None)
+    dtype = base.get_input_embeddings().weight.dtype  # the dtype the unquantised layers loaded in
+    dense = type(base).from_pretrained(source, config=config, dtype=dtype)
+    if sha256_dir(source) != digest:
+        raise DataError(
+            f"{source}: the QLoRA base changed while the stage trained on it (sha256 {digest[:12]}… when loaded, "
+            f"{sha256_dir(source)[:12]}… now); nothing merged: re-run the stage"
+        )
+    return peft.PeftModel.from_pretrained(dense, adapter_dir).merge_and_unload()
