@@ -61,6 +61,16 @@ def test_full_fine_tuning_shows_no_lora_settings_anywhere():
     assert adapter_facts(None) is None
 
 
+def test_a_qlora_version_names_the_4bit_base_it_trained_on():
+    quantization = {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
+                    "bnb_4bit_compute_dtype": "bfloat16"}  # fmt: skip
+    qlora = adapter_facts({"method": "qlora", "lora": {"r": 8}}, quantization)
+    assert qlora["fine_tuning"] == (
+        "qlora adapter (low-rank matrices trained on the base loaded in 4 bits (bitsandbytes, nf4, compute bfloat16), "
+        "merged into the base loaded again unquantised)"
+    )
+
+
 # --------------------------------------------------------------------------- a DPO version's whole chain
 
 
