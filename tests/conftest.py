@@ -58,3 +58,20 @@ def repro_once(tmp_path_factory):
 def repro_snapshot(repro_once) -> Path:
     """The project as the shared full `dvc repro` left it, before any test acted on it (one consumer)."""
     return repro_once[0].parent / "pristine"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``), what shares costly set-up runs
+    on one worker: the tests of one module (its module fixtures are built once), every test of the full
+    ``dvc repro`` (:func:`repro_once`), and the team chain's tests (tests/server/, session fixtures)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    server = REPO / "tests" / "server"
+    for item in items:
+        if {"repro_once", "repro_snapshot"} & set(getattr(item, "fixturenames", ())):
+            group = "full-dvc-repro"
+        elif server in item.path.parents:
+            group = "team-chain"
+        else:
+            group = item.path.relative_to(REPO).as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
