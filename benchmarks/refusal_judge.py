@@ -3,7 +3,7 @@
     python benchmarks/refusal_judge.py                 # prints the tables, writes benchmarks/results/refusal_judge.json
     python benchmarks/refusal_judge.py --no-write      # print only
     python benchmarks/refusal_judge.py --calibrate --version 3.1   # refit the head on the seen part for judge 3.1
-    python benchmarks/refusal_judge.py --candidate     # also score judge 2.1 (shipped before 3.0), or a file named
+    python benchmarks/refusal_judge.py --candidate     # also score judge 3.0 (shipped before 3.1), or a file named
 
 Embeddings are cached by the text's sha256 in ``~/.cache/refusal_judge_embeddings.npz`` (``--embeddings``,
 ``--no-cache``): embedding 14,000 completions twice is most of a half-hour run on two CPU cores.
@@ -90,8 +90,9 @@ the judge the evaluation uses now (``judge_responses`` with
 ``data/safety/judge.yaml``: the refusal head, the patterns as explanation,
 exemplars for compliance vs other; its file has no ``voice`` patterns, so the
 voice rule does not apply); and with ``--candidate`` another judge file
-(``benchmarks/data/refusal_judge_candidates/``: 2.1, the judge shipped before 3.0, by
-default; 2.2 and 2.3, tried and not shipped, by their paths), scored beside it. The sets
+(``benchmarks/data/refusal_judge_candidates/``: 3.0, the judge shipped before 3.1, by
+default; 2.1, shipped before 3.0, and 2.2 and 2.3, tried and not shipped, by their paths),
+scored beside it. The sets
 looked for and not used are listed under ``considered:`` in the sources file,
 each with the reason. Refusal precision = judged refusal and labelled refusal
 / judged refusal; recall = judged refusal / labelled refusal (partial refusals
@@ -157,9 +158,9 @@ GRID_C = (0.5, 1.0, 2.0, 4.0)  # the two-view head (judge 3.0) has twice the wei
 GRID_REFUSAL = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.20 ... 0.80
 GRID_PATTERN = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4)  # 0.2, the top before judge 3.0, was chosen: the grid goes on
 HAND_SET = "project-hand-labelled"
-# The judge file that shipped before this one (2.1), scored beside the judge with --candidate (it pins its own
-# head); the candidates tried and not shipped (2.2, 2.3) by their paths
-CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/2.1/judge.yaml"
+# The judge file that shipped before this one (3.0), scored beside the judge with --candidate (it pins its own
+# head); 2.1 (shipped before 3.0) and the candidates tried and not shipped (2.2, 2.3) by their paths
+CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/3.0/judge.yaml"
 OLD, NEW = "old judge (patterns + exemplars)", "new judge (head + patterns + exemplars)"
 CAND = "candidate judge"
 THRESHOLDS = {"refusal_threshold", "pattern_threshold", "pattern_window"}
