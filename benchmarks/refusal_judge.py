@@ -652,10 +652,10 @@ def _fmt(s: dict) -> str:
     return f"{s['precision']:.3f} [{pl:.2f}-{ph:.2f}] {s['recall']:.3f} [{rl:.2f}-{rh:.2f}] {counts}"
 
 
-def cached_views(texts: list[str], cache: Path | None) -> dict:
+def cached_views(texts: list[str], cache: Path | None) -> tuple[dict, int]:
     """Every view of ``texts`` (:data:`VIEWS`), read from ``cache`` (an .npz keyed by the text's sha256, for
     one encoder and one opening rule) where there, embedded and added to it where not; no cache, all
-    embedded. Embedding 14,000 completions twice takes most of a run's half hour on two CPU cores."""
+    embedded. Returns the views and how many distinct texts were embedded (not read from the cache)."""
     import numpy as np
 
     from governance.safety.refusal_head import OPENING_CHARS, OPENING_SENTENCES
@@ -680,7 +680,7 @@ def cached_views(texts: list[str], cache: Path | None) -> dict:
             every = list(known[VIEWS[0]])
             arrays = {view: np.stack([known[view][k] for k in every]) for view in VIEWS}
             np.savez(cache, stamp=np.array(stamp), keys=np.array(every), **arrays)
-    return {view: np.stack([known[view][k] for k in keys]) for view in VIEWS}
+    return {view: np.stack([known[view][k] for k in keys]) for view in VIEWS}, len(missing)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -714,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not found under {args.sources} (see {SOURCES.relative_to(ROOT)}): {', '.join(missing)}")  # noqa: T201
     started = time.perf_counter()
     # Every view a head may read (the judge's, a candidate's, or the one --calibrate fits), embedded once
-    views = cached_views([i.text for i in items], None if args.no_cache else args.embeddings)
+    views, embedded = cached_views([i.text for i in items], None if args.no_cache else args.embeddings)
     vectors = views["completion"]
     embed_seconds = time.perf_counter() - started
     if args.calibrate:
@@ -740,6 +740,9 @@ def main(argv: list[str] | None = None) -> int:
         NEW: [j.verdict == "refusal" for j in new],
     }
     per_completion_ms = 1000 * (embed_seconds + time.perf_counter() - started) / max(len(items), 1)
+    distinct = len({i.text for i in items})
+    if embedded < distinct:  # a time without the embedding is not the judge's time
+        per_completion_ms = None
     candidate = load_judge(args.candidate) if args.candidate else None
     if candidate is not None:
         c_spec = candidate.classifier
@@ -786,10 +789,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results.setdefault(set_name, {}).setdefault(split, {})[model] = entry
     # Print: old beside new, per set, split and model
+    timing = (
+        f"new judge {per_completion_ms:.1f} ms a completion on CPU"
+        if per_completion_ms is not None
+        else f"not timed: {distinct - embedded} of {distinct} texts' embeddings read from the cache (--no-cache)"
+    )
     print(  # noqa: T201
-        f"{len(items)} labelled completions; encoder {ENCODER_LABEL}; new judge {per_completion_ms:.1f} ms a "
-        f"completion on CPU; refusal head sha256 {judge.refusal_head.sha256[:12]}…; "
-        f"judge file sha256 {_sha256(JUDGE)[:12]}…"
+        f"{len(items)} labelled completions; encoder {ENCODER_LABEL}; {timing}; refusal head sha256 "
+        f"{judge.refusal_head.sha256[:12]}…; judge file sha256 {_sha256(JUDGE)[:12]}…"
     )
     print(  # noqa: T201
         f"outside set (issue 39, never seen here): old judge precision {OUTSIDE_SET['refusal_precision']:.3f} "
@@ -853,7 +860,8 @@ def main(argv: list[str] | None = None) -> int:
             "thresholds": judge.classifier.model_dump(include=THRESHOLDS),
             "outside_set_issue_39": OUTSIDE_SET,
             "goal": {"precision": GOAL, "recall": GOAL, "per_model": GOAL_PER_MODEL, "met": verdicts},
-            "ms_per_completion": round(per_completion_ms, 2),
+            "ms_per_completion": None if per_completion_ms is None else round(per_completion_ms, 2),
+            "embeddings_read_from_cache": distinct - embedded,
             "results": results,
             "facets": facets,
             "paired_judge_vs_candidate_exact_mcnemar": paired,

@@ -103,3 +103,24 @@ def test_the_previous_settings_are_fitted_only_on_the_previous_heads_sets(bench,
     assert fitted_sizes == expected
     assert set(hand_only["out_of_fold"]) == {"wildguardtest / mixed", f"{bench.HAND_SET} / hand-written"}
     assert hand_only["out_of_fold"]["wildguardtest / mixed"]["n"] == 40
+
+
+def test_cached_views_embed_each_text_once_and_a_changed_encoder_stamp_embeds_again(bench, tmp_path, monkeypatch):
+    import numpy as np
+
+    calls = []
+
+    def fake_embed_views(texts, features):
+        calls.append(list(texts))
+        return {view: np.full((len(texts), 2), float(len(calls))) for view in features}
+
+    monkeypatch.setattr(bench, "embed_views", fake_embed_views)
+    cache = tmp_path / "embeddings.npz"
+    first, embedded = bench.cached_views(["a", "b", "a"], cache)
+    assert embedded == 2 and calls == [["a", "b"]]
+    again, embedded = bench.cached_views(["b", "c"], cache)
+    assert embedded == 1 and calls[-1] == ["c"]
+    assert (again["completion"][0] == first["completion"][1]).all()  # "b" read back, not embedded again
+    monkeypatch.setattr(bench, "ENCODER_LABEL", "another encoder")
+    _, embedded = bench.cached_views(["a"], cache)
+    assert embedded == 1  # vectors of another encoder are never reused
