@@ -750,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
         cand = new_verdicts(items, views, c_opinions, candidate)
         judges[CAND] = [j.verdict == "refusal" for j in cand]
     results: dict = {}
-    facets: dict = {}  # set -> facet value -> entry, over all of the set (split "all")
+    facets: dict = {}  # set -> facet value -> entry, over all of the set, or "unseen: <value>" over its held-out cell
     groups: list[tuple[str, str, str, list[int]]] = []  # (set, split, model or facet value, indices)
     facet_groups: set[tuple[str, str, str]] = set()
     for set_name in [*public, HAND_SET]:
@@ -765,13 +765,16 @@ def main(argv: list[str] | None = None) -> int:
             groups.append((set_name, split, "all models", chosen))
             for model in sorted({items[k].model for k in chosen}):
                 groups.append((set_name, split, model, [k for k in chosen if items[k].model == model]))
-            if split != "all":
+            # The set's own flags (WildGuardTest: adversarial, the prompt's harm), over all of it, and over its
+            # held-out cell where that is not all of it (a head fitted on the seen half: "unseen: <flag>")
+            held_out = next((s.get("held_out", "unseen") for s in sources["sets"] if s["name"] == set_name), "all")
+            if split not in ("all", held_out):
                 continue
-            # The set's own flags (WildGuardTest: adversarial, the prompt's harm), over all of it
             for facet in dict.fromkeys(f for k in chosen for f in items[k].facets):
                 for value in sorted({items[k].facets[facet] for k in chosen}):
-                    groups.append((set_name, split, value, [k for k in chosen if items[k].facets[facet] == value]))
-                    facet_groups.add((set_name, split, value))
+                    label = value if split == "all" else f"{split}: {value}"
+                    groups.append((set_name, split, label, [k for k in chosen if items[k].facets[facet] == value]))
+                    facet_groups.add((set_name, split, label))
     paired: dict = {}  # set -> split or facet value -> exact McNemar of the judge vs the candidate
     for set_name, split, model, chosen in groups:
         refused = [items[k].refusal for k in chosen]
