@@ -1,0 +1,126 @@
+"""benchmarks/refusal_judge.py --calibrate: the head it writes names the judge version it was fitted for, and the
+decision rule scores the shipped judge's settings by the same folds, fitted only on the shipped head's sets.
+
+Judge 3.0's head said ``judge_version: "2.1"``: calibration read the version from the judge file before the
+file was raised to 3.0. The version is now an argument of --calibrate, required. These run on a few dozen
+synthetic completions (random embeddings, refusals shifted along one direction), not the public sets.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from governance.safety import load_judge
+from governance.safety.classifier import EMBEDDING_DIM
+
+REPO = Path(__file__).resolve().parents[2]
+JUDGE = REPO / "data/safety/judge.yaml"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("refusal_judge", REPO / "benchmarks/refusal_judge.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("refusal_judge", module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _seen_part(bench, per_set: int = 40):
+    """Seen completions of two fitted sets (WildGuardTest's seen half and the hand set), half refusals, with
+    views that tell them apart along one direction, and exemplars' opinions that agree with the label."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    items, rows = [], []
+    for set_name, model in (("wildguardtest", "mixed"), (bench.HAND_SET, "hand-written")):
+        for n in range(per_set):
+            refused = n % 2 == 0
+            text = "I'm sorry, but I can't help with that." if refused else "Sure, here is how: first, open it."
+            items.append(bench.Item(set_name, model, f"{set_name}-{n}", text, refused, str(refused), "seen",
+                                    group=f"p{n}"))  # fmt: skip
+            rows.append(rng.normal(size=2 * EMBEDDING_DIM) + (1.5 if refused else -1.5))
+    rows = np.asarray(rows)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    views = {"completion": rows[:, :EMBEDDING_DIM], "opening": rows[:, EMBEDDING_DIM:]}
+    opinions = [SimpleNamespace(scores={"refusal": 0.9 if i.refusal else 0.1, "compliance": 0.1, "other": 0.0})
+                for i in items]  # fmt: skip
+    return items, views, opinions
+
+
+def test_calibrate_needs_the_version_it_fits_for(bench, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--calibrate", "--no-write"])
+    assert stopped.value.code == 2
+    assert "--calibrate needs --version" in capsys.readouterr().err
+
+
+def test_the_head_names_the_version_it_was_fitted_for_not_the_judge_files(bench, tmp_path):
+    items, views, opinions = _seen_part(bench)
+    judge = load_judge(JUDGE)
+    out = tmp_path / "refusal_head.json"
+    written = bench.calibrate(items, views, opinions, judge, out, "9.9", previous=judge)
+    provenance = json.loads(out.read_text())["provenance"]
+    assert provenance["judge_version"] == written["judge_version"] == "9.9" != judge.version
+    # The rule's other side is the judge file's own head and settings, named by version and hash
+    rule = provenance["rule"]
+    assert rule["previous"]["version"] == judge.version
+    assert rule["previous"]["head_sha256"] == judge.refusal_head.sha256
+    assert (rule["previous"]["C"], rule["previous"]["refusal_threshold"], rule["previous"]["pattern_threshold"]) == (
+        judge.refusal_head.provenance["C"],
+        judge.classifier.refusal_threshold,
+        judge.classifier.pattern_threshold,
+    )
+    assert rule["ships"] == (rule["new_worst"] > rule["previous_worst"])
+
+
+def test_the_previous_settings_are_fitted_only_on_the_previous_heads_sets(bench, monkeypatch):
+    # 3.0 was fitted on no WildGuardTest completion: each fold of its side of the rule leaves them out of the fit,
+    # and still predicts and scores them
+    items, views, opinions = _seen_part(bench)
+    judge = load_judge(JUDGE)
+    fitted_sizes = []
+    fit = bench.fit_refusal_head
+
+    def recording_fit(rows, refused, *, c):
+        fitted_sizes.append(len(refused))
+        return fit(rows, refused, c=c)
+
+    monkeypatch.setattr(bench, "fit_refusal_head", recording_fit)
+    train = list(range(len(items)))
+    rows = bench.head_inputs(views, bench.VIEWS)
+    grid = ((4.0,), (0.6,), (0.1,))
+    hand_only = bench.cross_validate(items, rows, train, opinions, judge, grid=grid, fit_sets={bench.HAND_SET})
+    folds = bench.calibration_folds(items, train)
+    hand_size = sum(i.set == bench.HAND_SET for i in items)
+    expected = [hand_size - sum(items[k].set == bench.HAND_SET for k in fold) for fold in folds.values()]
+    assert fitted_sizes == expected
+    assert set(hand_only["out_of_fold"]) == {"wildguardtest / mixed", f"{bench.HAND_SET} / hand-written"}
+    assert hand_only["out_of_fold"]["wildguardtest / mixed"]["n"] == 40
+
+
+def test_cached_views_embed_each_text_once_and_a_changed_encoder_stamp_embeds_again(bench, tmp_path, monkeypatch):
+    import numpy as np
+
+    calls = []
+
+    def fake_embed_views(texts, features):
+        calls.append(list(texts))
+        return {view: np.full((len(texts), 2), float(len(calls))) for view in features}
+
+    monkeypatch.setattr(bench, "embed_views", fake_embed_views)
+    cache = tmp_path / "embeddings.npz"
+    first, embedded = bench.cached_views(["a", "b", "a"], cache)
+    assert embedded == 2 and calls == [["a", "b"]]
+    again, embedded = bench.cached_views(["b", "c"], cache)
+    assert embedded == 1 and calls[-1] == ["c"]
+    assert (again["completion"][0] == first["completion"][1]).all()  # "b" read back, not embedded again
+    monkeypatch.setattr(bench, "ENCODER_LABEL", "another encoder")
+    _, embedded = bench.cached_views(["a"], cache)
+    assert embedded == 1  # vectors of another encoder are never reused
