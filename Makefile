@@ -44,7 +44,7 @@ browser:
 test: $(BIN)/.installed $(QLORA_SITE)/.installed browser
 	source $(BIN)/activate && lint-imports \
 	  && docs_site=$$(mktemp -d) && NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir "$$docs_site" && rm -rf "$$docs_site" \
-	  && python -m pytest -q
+	  && python -m pytest -q -n auto --dist loadgroup
 
 lint: $(BIN)/.installed
 	source $(BIN)/activate && ruff check . && lint-imports

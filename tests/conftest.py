@@ -20,6 +20,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # tests/pipelines/test_stage_server.py and the e2e pipeline runs (their own environment) use servers.
 os.environ.setdefault("GOVERN_STAGE_SERVER", "off")
 
+# A pytest-xdist worker runs as `python -c`: its __main__ has neither __spec__ nor __file__, which
+# pyspark.sql.connect (imported by great-expectations) takes for a doctest run, and exits the worker with 0
+_main = sys.modules["__main__"]
+if "PYTEST_XDIST_WORKER" in os.environ and getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
+
 
 @pytest.fixture
 def mlflow_store(tmp_path, monkeypatch):
@@ -60,6 +66,7 @@ def repro_snapshot(repro_once) -> Path:
     return repro_once[0].parent / "pristine"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (it is registered after this file)
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``), what shares costly set-up runs
     on one worker: the tests of one module (its module fixtures are built once), every test of the full
