@@ -66,13 +66,20 @@ def repro_snapshot(repro_once) -> Path:
     return repro_once[0].parent / "pristine"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (it is registered after this file)
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``), what shares costly set-up runs
     on one worker: the tests of one module (its module fixtures are built once), every test of the full
-    ``dvc repro`` (:func:`repro_once`), and the team chain's tests (tests/server/, session fixtures)."""
-    if not config.pluginmanager.hasplugin("xdist"):
+    ``dvc repro`` (:func:`repro_once`), and the team chain's tests (tests/server/, session fixtures).
+
+    loadgroup sends together the tests whose node ids end in ``@<group>``. pytest-xdist 3.8.0 appends that
+    suffix by setting ``item._nodeid``, which pytest 9.2 no longer reads (a node id is ``item._id``); so the
+    suffix is set here, where xdist would have set it, and xdist's own hook then finds nothing to add.
+    """
+    if not config.pluginmanager.hasplugin("xdist") or not config.getvalue("loadgroup"):
         return
+    from _pytest.nodeid import coerce_node_id
+
     server = REPO / "tests" / "server"
     for item in items:
         if {"repro_once", "repro_snapshot"} & set(getattr(item, "fixturenames", ())):
@@ -81,4 +88,5 @@ def pytest_collection_modifyitems(config, items):
             group = "team-chain"
         else:
             group = item.path.relative_to(REPO).as_posix()
-        item.add_marker(pytest.mark.xdist_group(group))
+        if "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@{group}")
