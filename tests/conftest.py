@@ -76,7 +76,7 @@ def pytest_collection_modifyitems(config, items):
     suffix by setting ``item._nodeid``, which pytest 9.2 no longer reads (a node id is ``item._id``); so the
     suffix is set here, where xdist would have set it, and xdist's own hook then finds nothing to add.
     """
-    if not config.pluginmanager.hasplugin("xdist") or not config.getvalue("loadgroup"):
+    if not getattr(config.option, "loadgroup", False):  # set by pytest-xdist for --dist loadgroup only
         return
     from _pytest.nodeid import coerce_node_id
 
