@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from governance.errors import ConfigError
 from governance.lineage import verified_model_sha256
 from governance.policy import Strict
 from governance.training_data import read_gated_data
@@ -57,11 +58,19 @@ class TrainRmParams(Strict):
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
+    import torch
     from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
 
     params = load_params(STAGE, TrainRmParams)
     config = trl_config(RewardConfig, params.trl, STAGE)
+    if params.adapter.method == "qlora" and not torch.cuda.is_available():
+        # TRL 1.16's RewardTrainer casts every trainable parameter of a quantised model to bf16, the new score
+        # head included, while on a CPU the rest of the model loads in fp32: the first step fails on the mismatch
+        raise ConfigError(
+            f"params.yaml: {STAGE}.adapter.method: qlora trains a reward model on a CUDA GPU only (TRL's "
+            "RewardTrainer casts the score head to bf16 while a CPU model computes in fp32): use method: lora"
+        )
     lora = peft_config(params.adapter, STAGE)
     out_dir = Path(config.output_dir)
     # Every process: its place in the launch, then the gates, before any data is read

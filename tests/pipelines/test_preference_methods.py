@@ -590,7 +590,7 @@ def test_red_team_pii_appended_under_a_rewritten_decision_refuses_training(ws, c
             path.write_bytes(content)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "rm"])  # rm on a CPU: the test after the next
 def test_qlora_fails_clearly_without_bitsandbytes(ws, method, capsys):
     import importlib.util
 
@@ -608,47 +608,71 @@ def test_qlora_fails_clearly_without_bitsandbytes(ws, method, capsys):
 QLORA_SITE = REPO / ".venv" / "qlora-cpu"
 
 
-def test_qlora_trains_on_a_4bit_base_then_a_dense_merge_is_evaluated_and_registered(ws, trained):
+@pytest.mark.parametrize("method", ["dpo"])  # a reward model: QLoRA on a GPU only (the next test)
+def test_qlora_trains_on_a_4bit_base_then_a_dense_merge_is_evaluated_and_registered(ws, trained, method):
     """QLoRA end to end on CPU (bitsandbytes 0.50 computes NF4 there): the same stages as on a GPU."""
     from safetensors.torch import load_file
 
     if not (QLORA_SITE / "bitsandbytes").is_dir():
         pytest.skip(f"{QLORA_SITE.relative_to(REPO)}: no bitsandbytes (make test installs it there)")
-    trained("dpo")  # the workspace's SFT parent and its evaluation exist
-    out, evaluation = "artifacts/qlora_dpo", "artifacts/evaluate_qlora_dpo"
-    registration = "artifacts/register_qlora_dpo"
+    trained(method)  # the workspace's parent and its evaluation exist
+    out, evaluation = f"artifacts/qlora_{method}", f"artifacts/evaluate_qlora_{method}"
+    registration = f"artifacts/register_qlora_{method}"
     _write_params(
         ws,
-        train_dpo={"adapter": {"method": "qlora"}, "trl": {"output_dir": out}},
-        evaluate_dpo={"model_dir": out, "out_dir": evaluation},
-        register_dpo={"model_dir": out, "eval_dir": evaluation, "out_dir": registration},
+        **{
+            f"train_{method}": {"adapter": {"method": "qlora"}, "trl": {"output_dir": out}},
+            f"evaluate_{method}": {"model_dir": out, "out_dir": evaluation},
+            f"register_{method}": {"model_dir": out, "eval_dir": evaluation, "out_dir": registration},
+        },
     )
     # The training stage in its own interpreter, with bitsandbytes importable (peft binds its 4-bit layers at import)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(QLORA_SITE), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines.train_dpo"], cwd=ws, env=env, capture_output=True, text=True, timeout=900
-    )
+        [sys.executable, "-m", f"pipelines.train_{method}"], cwd=ws, env=env, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     manifest = read_manifest(ws / out)
     quantization = manifest["quantization"]  # the 4-bit base's config, in the lineage
     assert quantization["quant_method"] == "bitsandbytes" and quantization["load_in_4bit"] is True
     assert quantization["bnb_4bit_quant_type"] == "nf4"
-    # The merged model is dense: no 4-bit config, no quantisation state, the parent's tensors and dtypes
+    # The merged model is dense: no 4-bit config, no quantisation state, the same tensors and dtypes as the
+    # same method trained without an adapter, moved from its parent by training
     assert "quantization_config" not in json.loads((ws / out / "config.json").read_text())
-    model, parent = _tensors(ws / out), _tensors(ws / "artifacts/train_sft")
-    assert set(model) == set(parent)
-    assert all(model[k].dtype == parent[k].dtype for k in model)
-    assert any(not model[k].equal(parent[k]) for k in model)  # the adapter moved the weights
+    model, full = _tensors(ws / out), _tensors(ws / f"artifacts/train_{method}")
+    assert set(model) == set(full)
+    assert all(model[k].dtype == full[k].dtype for k in model)
+    parent = _tensors(ws / ("artifacts/base_model" if method == "rm" else "artifacts/train_sft"))
+    assert any(not model[k].equal(parent[k]) for k in set(model) & set(parent))
     adapter = load_file(ws / out / "adapter/adapter_model.safetensors")
-    assert adapter and all("lora_" in k for k in adapter)
+    assert any("lora_" in k for k in adapter)
+    if method == "rm":  # the score head, trained in full beside the adapter, is in the merged model as trained
+        [score] = [k for k in adapter if "score" in k]
+        assert model["score.weight"].equal(adapter[score].to(model["score.weight"].dtype))
     assert json.loads((ws / out / "adapter/adapter_config.json").read_text())["r"] == 8
     # Evaluated and registered like any version, in this process, where bitsandbytes is not importable
-    assert evaluate_dpo.main([]) == 0
+    assert EVALUATE[method].main([]) == 0
     assert read_decision(ws / evaluation / "decision.json").details["results"]
-    assert register.main(["dpo"]) == 0
+    assert register.main([method]) == 0
     registered = json.loads((ws / registration / "registration.json").read_text())
-    version = mlflow.MlflowClient().get_model_version("preftest-dpo", registered["version"])
+    version = mlflow.MlflowClient().get_model_version(f"preftest-{method}", registered["version"])
     assert version.tags["lineage.model_sha256"] == manifest["model_sha256"]
+
+
+
+def test_a_qlora_reward_model_on_a_cpu_is_refused_in_one_line(ws, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: a QLoRA reward model trains")
+    _write_params(ws, train_rm={"adapter": {"method": "qlora"}, "trl": {"output_dir": "artifacts/refused_qlora_rm"}})
+    assert train_rm.main([]) == 2
+    assert _error_line(capsys) == (
+        "train_rm: ConfigError: params.yaml: train_rm.adapter.method: qlora trains a reward model on a CUDA GPU only "
+        "(TRL's RewardTrainer casts the score head to bf16 while a CPU model computes in fp32): use method: lora"
+    )
+    assert not (ws / "artifacts/refused_qlora_rm").exists()
 
 
 def test_trl_refusal_of_its_arguments_is_one_config_line(ws, capsys):
