@@ -237,10 +237,16 @@ def _load_xstest_zip(spec: dict, checkout: Path) -> list[Item]:
     return items
 
 
+def _checkout_files(spec: dict, checkout: Path) -> dict[Path, str] | None:
+    """A set's files in its checkout with their pinned sha256, or None where one is missing (not checked out)."""
+    paths = {checkout / name: pinned for name, pinned in spec["files"].items()}
+    return paths if all(path.is_file() for path in paths) else None
+
+
 def _load_gptfuzz_csv(spec: dict, checkout: Path) -> list[Item]:
     """GPTFuzz's labelled replies: rows grouped by question, the 77 templates in one order within each."""
-    paths = {checkout / name: pinned for name, pinned in spec["files"].items()}
-    if not all(path.is_file() for path in paths):
+    paths = _checkout_files(spec, checkout)
+    if paths is None:
         return []
     refusal_labels = set(spec["refusal_labels"])
     (model,) = spec["models"]
@@ -347,8 +353,8 @@ def rbr_label(propositions: dict) -> str:
 def _load_rbr_jsonl(spec: dict, checkout: Path) -> list[Item]:
     """OpenAI's RBR gold completions (one JSON object a line: prompt and completion as chat turns, the
     hand-labelled propositions). Empty completions are left out: nothing there to refuse or comply with."""
-    paths = {checkout / name: pinned for name, pinned in spec["files"].items()}
-    if not all(path.is_file() for path in paths):
+    paths = _checkout_files(spec, checkout)
+    if paths is None:
         return []
     refusal_labels = set(spec["refusal_labels"])
     (model,) = spec["models"]

@@ -8,9 +8,7 @@ synthetic completions (random embeddings, refusals shifted along one direction),
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,15 +19,6 @@ from governance.safety.classifier import EMBEDDING_DIM
 
 REPO = Path(__file__).resolve().parents[2]
 JUDGE = REPO / "data/safety/judge.yaml"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("refusal_judge", REPO / "benchmarks/refusal_judge.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("refusal_judge", module)  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def _seen_part(bench, per_set: int = 40):
