@@ -130,7 +130,8 @@ def _is_quantized(model) -> bool:
 
 
 def _merged_dense(model, adapter_dir: Path):
-    """The saved adapter merged into the QLoRA base loaded again without quantisation.
+    """The trained adapter (its weights in memory, not the copy in ``adapter_dir``) merged into the QLoRA
+    base loaded again without quantisation.
 
     The base is read again from disk, so its folder must still hash to what it hashed when the stage
     loaded it in 4 bits (:func:`load_model`): a base swapped during training is refused, not merged.
@@ -153,4 +154,9 @@ def _merged_dense(model, adapter_dir: Path):
             f"{source}: the QLoRA base changed while the stage trained on it (sha256 {digest[:12]}… when loaded, "
             f"{sha256_dir(source)[:12]}… now); nothing merged: re-run the stage"
         )
-    return peft.PeftModel.from_pretrained(dense, adapter_dir).merge_and_unload()
+    # The adapter as it trained, from memory: the copy just written to adapter_dir is not read back
+    name = model.active_adapter
+    trained = {k: v.detach().clone() for k, v in peft.get_peft_model_state_dict(model, adapter_name=name).items()}
+    merged = peft.get_peft_model(dense, model.peft_config[name], adapter_name=name)
+    peft.set_peft_model_state_dict(merged, trained, adapter_name=name)
+    return merged.merge_and_unload()
