@@ -14,13 +14,18 @@ Views (``features`` in the file, each 384 weights, in this order): ``completion`
 the embedding of the whole completion (the encoder reads its first 128 tokens);
 ``opening``, the embedding of its first two sentences (at most 300 characters),
 where a refusal sits: "As an AI, I cannot give opinions. However, ..." opens
-like a refusal and goes on to answer. Format ``refusal-head/1`` (judges 2.1 to
-2.3) reads the completion alone; ``refusal-head/2`` (judge 3.0) names its views.
+like a refusal and goes on to answer; ``tuned``, the completion through the
+encoder with its top layers fine-tuned on the same people's labels
+(:mod:`governance.safety.tuned_encoder`; the head file names and pins those
+layers' file under ``encoder_layers``). Format ``refusal-head/1`` (judges 2.1 to
+2.3) reads the completion alone; ``refusal-head/2`` (judges 3.0 and 3.1) names
+its views; ``refusal-head/3`` (judge 3.2) may read the ``tuned`` view.
 
 Trust boundary: the judge file pins the head's sha256 (so the judge file's
 hash, which every evaluation records, covers the head too); the head's bytes
-are read once, hashed, and only those bytes are parsed. A head whose bytes do
-not hash to the pin, or that was trained on another encoder, is refused.
+are read once, hashed, and only those bytes are parsed; the head pins its
+encoder layers' file the same way. A head or layers file whose bytes do not
+hash to the pin, or that was trained on another encoder, is refused.
 """
 
 from __future__ import annotations
@@ -36,10 +41,14 @@ from typing import Any
 
 from governance.errors import ConfigError
 from governance.safety.classifier import EMBEDDING_DIM, ENCODER_LABEL
+from governance.safety.tuned_encoder import TunedLayers, load_tuned_layers
 
-HEAD_FORMAT = "refusal-head/2"
+HEAD_FORMAT = "refusal-head/3"
+READ_FORMATS = ("refusal-head/2", HEAD_FORMAT)  # 2: the frozen encoder's views only (judges 3.0, 3.1)
 LEGACY_FORMAT = "refusal-head/1"  # one view, the completion (judges 2.1 to 2.3): still read, never written
-VIEWS = ("completion", "opening")  # what a head may read, each an EMBEDDING_DIM block of weights, in this order
+VIEWS = ("completion", "opening")  # the frozen encoder's views, each an EMBEDDING_DIM block of weights
+TUNED = "tuned"  # the view through the fine-tuned top layers (format 3, with encoder_layers)
+ALL_VIEWS = (*VIEWS, TUNED)  # what a head may read, in this order
 OPENING_SENTENCES = 2
 OPENING_CHARS = 300  # the judge file's pattern_window: the opening a refusal pattern explains a refusal from
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -61,13 +70,19 @@ class RefusalHead:
     encoder: str = ENCODER_LABEL
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
     features: tuple[str, ...] = ("completion",)  # the views whose embeddings the weights read, in order
+    layers: TunedLayers | None = field(default=None, compare=False)  # the tuned view's layers, if it reads it
 
 
 def head_document(
-    weights: Sequence[float], bias: float, provenance: dict[str, Any], features: Sequence[str] = VIEWS
+    weights: Sequence[float],
+    bias: float,
+    provenance: dict[str, Any],
+    features: Sequence[str] = VIEWS,
+    encoder_layers: dict[str, Any] | None = None,
 ) -> bytes:
     """The head file's bytes (stable JSON, rounded weights) for ``weights`` over ``features``, ``bias`` and
-    their provenance."""
+    their provenance; ``encoder_layers`` (path relative to the head file, sha256, from_layer) where the
+    ``tuned`` view is read."""
     document = {
         "format": HEAD_FORMAT,
         "encoder": ENCODER_LABEL,
@@ -76,17 +91,20 @@ def head_document(
         "weights": [round(float(w), 6) for w in weights],
         "provenance": provenance,
     }
+    if encoder_layers is not None:
+        document["encoder_layers"] = encoder_layers
     return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode("utf-8")
 
 
 def parse_refusal_head(data: bytes, source: str) -> RefusalHead:
-    """Parse a head file's bytes (already read and hashed); a bad field is a ConfigError naming ``source``."""
+    """Parse a head file's bytes (already read and hashed); a bad field is a ConfigError naming ``source``.
+    A head that reads the ``tuned`` view loads its encoder layers from beside ``source``, checked by their pin."""
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{source}: not a refusal head ({exc})") from None
-    if not isinstance(document, dict) or document.get("format") not in (HEAD_FORMAT, LEGACY_FORMAT):
-        raise ConfigError(f"{source}: format is not {HEAD_FORMAT!r} (or {LEGACY_FORMAT!r})")
+    if not isinstance(document, dict) or document.get("format") not in (*READ_FORMATS, LEGACY_FORMAT):
+        raise ConfigError(f"{source}: format is not {HEAD_FORMAT!r} (or {READ_FORMATS[0]!r}, {LEGACY_FORMAT!r})")
     if document.get("encoder") != ENCODER_LABEL:
         raise ConfigError(
             f"{source}: trained on encoder {document.get('encoder')!r}, the judge embeds with {ENCODER_LABEL!r}; "
@@ -97,9 +115,10 @@ def parse_refusal_head(data: bytes, source: str) -> RefusalHead:
         not isinstance(features, list)
         or not features
         or len(set(features)) != len(features)
-        or [f for f in VIEWS if f in features] != features
+        or [f for f in ALL_VIEWS if f in features] != features
     ):
-        raise ConfigError(f"{source}: features must name views of {list(VIEWS)}, each once and in that order")
+        raise ConfigError(f"{source}: features must name views of {list(ALL_VIEWS)}, each once and in that order")
+    layers = _encoder_layers(document, features, source)
     weights = document.get("weights")
     bias = document.get("bias")
     expected = EMBEDDING_DIM * len(features)
@@ -117,7 +136,34 @@ def parse_refusal_head(data: bytes, source: str) -> RefusalHead:
         sha256=hashlib.sha256(data).hexdigest(),
         provenance=document.get("provenance") or {},
         features=tuple(features),
+        layers=layers,
     )
+
+
+def _encoder_layers(document: dict, features: list, source: str) -> TunedLayers | None:
+    """The tuned view's layers, loaded and checked, where the head reads that view (format 3 only)."""
+    spec = document.get("encoder_layers")
+    if TUNED not in features:
+        if spec is not None:
+            raise ConfigError(f"{source}: encoder_layers is given but features do not name {TUNED!r}")
+        return None
+    if document["format"] != HEAD_FORMAT:
+        raise ConfigError(f"{source}: the {TUNED!r} view needs format {HEAD_FORMAT!r}")
+    if (
+        not isinstance(spec, dict)
+        or set(spec) != {"path", "sha256", "from_layer"}
+        or not isinstance(spec["path"], str)
+        or not re.fullmatch(r"[A-Za-z0-9_.-]+", spec["path"])
+        or not isinstance(spec["sha256"], str)
+        or not re.fullmatch(r"[0-9a-f]{64}", spec["sha256"])
+        or not isinstance(spec["from_layer"], int)
+        or isinstance(spec["from_layer"], bool)
+    ):
+        raise ConfigError(
+            f"{source}: encoder_layers must be {{path: a file name beside the head, sha256: 64 hex digits, "
+            "from_layer: an integer}}"
+        )
+    return load_tuned_layers(Path(source).parent / spec["path"], spec["sha256"], spec["from_layer"])
 
 
 def load_refusal_head(path: str | Path, sha256: str) -> RefusalHead:
@@ -142,8 +188,11 @@ def head_inputs(views: dict[str, Any], features: Sequence[str]):
     return np.hstack([np.asarray(views[name], dtype=np.float64) for name in features])
 
 
-def embed_views(texts: Sequence[str], features: Sequence[str], completion_vectors=None) -> dict[str, Any]:
-    """The embeddings of each view ``features`` names (``completion_vectors`` reused where already computed)."""
+def embed_views(
+    texts: Sequence[str], features: Sequence[str], completion_vectors=None, head: RefusalHead | None = None
+) -> dict[str, Any]:
+    """The embeddings of each view ``features`` names (``completion_vectors`` reused where already computed);
+    the ``tuned`` view through ``head``'s encoder layers."""
     from governance.safety.classifier import embed, embed_completions
 
     views: dict[str, Any] = {}
@@ -151,6 +200,12 @@ def embed_views(texts: Sequence[str], features: Sequence[str], completion_vector
         views["completion"] = embed_completions(texts) if completion_vectors is None else completion_vectors
     if "opening" in features:
         views["opening"] = embed([opening_text(t) for t in texts])
+    if TUNED in features:
+        if head is None or head.layers is None:
+            raise ConfigError(f"the {TUNED!r} view needs the head's encoder layers")
+        from governance.safety.tuned_encoder import tuned_embeddings
+
+        views[TUNED] = tuned_embeddings(texts, head.layers)
     return views
 
 

