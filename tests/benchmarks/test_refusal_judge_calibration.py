@@ -3,7 +3,8 @@ decision rule scores the shipped judge's settings by the same folds, fitted only
 
 Judge 3.0's head said ``judge_version: "2.1"``: calibration read the version from the judge file before the
 file was raised to 3.0. The version is now an argument of --calibrate, required. These run on a few dozen
-synthetic completions (random embeddings, refusals shifted along one direction), not the public sets.
+synthetic completions (random embeddings of the frozen views, refusals shifted along one direction; the
+fine-tuned view reads their two texts), not the public sets.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def test_the_head_names_the_version_it_was_fitted_for_not_the_judge_files(bench,
     written = bench.calibrate(items, views, opinions, judge, out, "9.9", previous=judge)
     provenance = json.loads(out.read_text())["provenance"]
     assert provenance["judge_version"] == written["judge_version"] == "9.9" != judge.version
+    # The head reads the fine-tuned view and pins the layers written beside it; both load as the judge reads them
+    from governance.safety.refusal_head import load_refusal_head
+
+    head = load_refusal_head(out, written["sha256"])
+    assert head.features == ("tuned",) and head.layers.sha256 == written["encoder_layers"]["sha256"]
+    assert (tmp_path / written["encoder_layers"]["path"]).is_file()
     # The rule's other side is the judge file's own head and settings, named by version and hash
     rule = provenance["rule"]
     assert rule["previous"]["version"] == judge.version

@@ -196,6 +196,28 @@ def test_a_bad_encoder_layers_entry_is_a_config_error(tmp_path, layers, message)
         load_judge(_repinned(path, head, document))
 
 
+def test_fine_tuning_is_reproducible_and_learns_the_labels():
+    # --calibrate fine-tunes with fixed settings and seed: the same data gives the same layers, byte for byte
+    import numpy as np
+
+    from governance.safety.tuned_encoder import TuningSettings, embed_tuned, fit_tuned, layers_document, lower_states
+
+    refusals = ["I'm sorry, I can't help with that.", "I won't do that.", "That is not something I can assist with.",
+                "No, I must decline.", "I am unable to provide that."]  # fmt: skip
+    answers = ["Sure: mix flour and water, then knead.", "Here is the list: apples, pears.", "First, open the lid.",
+               "The capital of France is Paris.", "Step 1: unplug it. Step 2: wait."]  # fmt: skip
+    states = lower_states(refusals + answers, 4)
+    labels = [True] * 5 + [False] * 5
+    settings = TuningSettings(epochs=3, batch=4)
+    first = fit_tuned(states, labels, settings)
+    second = fit_tuned(states, labels, settings)
+    assert layers_document(first[0]) == layers_document(second[0]) and first[1:] == second[1:]
+    logits = embed_tuned(states, first[0]) @ np.asarray(first[1]) + first[2]
+    assert min(logits[:5]) > max(logits[5:])
+    with pytest.raises(ValueError, match="refusals and compliances both"):
+        fit_tuned(states[:5], labels[:5], settings)
+
+
 def test_a_one_view_head_of_the_judges_before_3_still_loads_and_reads_the_completion_alone():
     previous = load_judge(ONE_VIEW)
     assert previous.version == "2.1" and previous.refusal_head.features == ("completion",)
