@@ -1,4 +1,5 @@
-"""The judge's refusal head: a logistic regression on the pinned sentence encoder's embeddings of a completion.
+"""The judge's refusal head: a logistic regression on the pinned sentence encoder's embeddings of a completion
+(from judge 3.2, on the encoder with its top two layers fine-tuned).
 
     from governance.safety.refusal_head import load_refusal_head, refusal_probabilities
 
