@@ -24,6 +24,9 @@ from governance.errors import ConfigError, PolicyViolation
 from governance.files import write_atomic
 
 _CHUNK = 1 << 20
+#: The base_model stage's MLflow run artifact with its build's wall time, machine and energy: facts of one
+#: execution, kept out of the model folder, whose dvc.lock hash must be the same for every re-run
+BASE_RUN_CONTEXT_FILE = "run_context.json"
 #: libyaml's safe loader where PyYAML has it (same YAML 1.1 reading as ``yaml.safe_load``, ~7x faster):
 #: dvc.lock runs to thousands of lines.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -37,10 +37,11 @@ from pydantic import Field
 from governance.energy import GpuEnergyMeter, energy_record
 from governance.errors import ConfigError
 from governance.hardware import hardware_facts
-from governance.lineage import environment, sha256_dir, sha256_file, write_manifest
+from governance.lineage import BASE_RUN_CONTEXT_FILE, environment, sha256_dir, sha256_file, write_manifest
+from governance.mlflow_run import MlflowRun
 from governance.policy import Strict
 from governance.training_data import GatedData, read_gated_data
-from pipelines._common import load_params, require_ready_setup, stage_main
+from pipelines._common import load_params, project_name, require_ready_setup, stage_main
 from pipelines._training.lineage import dataset_provenance
 
 log = logging.getLogger(__name__)
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     for stale in out_dir.iterdir():
         if stale.is_file():
             stale.unlink()
+    run_context = None  # the builtin base's build only: a model the project did not build has none
     if params.name_or_path == BUILTIN:
         # Refuse to train on a corpus its gates did not pass; read it once, that buffer is what trains
         corpus = read_gated_data("base_model", {"corpus": params.corpus}, params.gate_decisions)
@@ -273,7 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = train_tokenizer(lines, params.vocab_size)
         model = build_tiny_model(tokenizer, params)
         energy = energy_record(meter.stop(), seconds=meter.seconds, reason=meter.reason)
-        wall_seconds = round(time.perf_counter() - started, 3)
+        # This execution's facts (time, machine, energy): the stage's MLflow run, never the hashed folder, whose
+        # bytes (dvc.lock) must be the same for every re-run, as a trained model's are (RUN_CONTEXT_KEYS)
+        run_context = {
+            "wall_seconds": round(time.perf_counter() - started, 3),
+            "environment": {**environment(), **hardware_facts()},
+            "energy": energy,
+        }
         model.save_pretrained(out_dir, safe_serialization=True)
         tokenizer.save_pretrained(out_dir)
         model_path, kind = out_dir, "builtin"
@@ -290,9 +298,6 @@ def main(argv: list[str] | None = None) -> int:
                 "training": {
                     "what": "byte-level BPE tokenizer trained on the corpus; weights randomly initialised "
                     f"(seed {params.seed}), not trained",
-                    "wall_seconds": wall_seconds,
-                    "environment": {**environment(), **hardware_facts()},
-                    "energy": energy,
                 },
                 "corpus": corpus_ref,
             },
@@ -351,8 +356,25 @@ def main(argv: list[str] | None = None) -> int:
             **extra,
         },
     )
+    if run_context is not None:
+        log_run_context(model_hash, run_context)
     log.info("base model %s (%s) sha256 %s", params.name_or_path, kind, model_hash[:12])
     return 0
+
+
+def log_run_context(model_hash: str, run_context: dict[str, Any]) -> None:
+    """The build's wall time, machine and energy as the stage's MLflow run (tagged with the model's hash, as a
+    training run is): the report's chain finds them there (:func:`governance.report.chain.base_run_context`)."""
+    run = MlflowRun(project_name())
+    tags = {"lineage.model_sha256": model_hash, "lineage.energy.method": run_context["energy"]["method"]}
+    run.start("base_model", tags)
+    try:
+        run.log(metrics={"wall_seconds": run_context["wall_seconds"]})
+        run.log_dict(run_context, BASE_RUN_CONTEXT_FILE)
+    except BaseException:
+        run.end("FAILED")
+        raise
+    run.end()
 
 
 if __name__ == "__main__":

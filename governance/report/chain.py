@@ -66,6 +66,25 @@ def parent_form_file(model: str, version: str) -> str:
 # --------------------------------------------------------------------------- the base model
 
 
+def base_run_context(experiment_id: str, model_sha256: str | None, scratch) -> dict[str, Any]:
+    """The base model's build facts (wall time, machine, energy) from the base_model stage's MLflow run that
+    logged ``model_sha256`` in the training run's experiment; empty when no such run is found (a base built
+    before the stage logged a run, or a store without it): the chain then says it was not recorded."""
+    from governance import registry
+    from governance.lineage import BASE_RUN_CONTEXT_FILE
+    from governance.report.run_artifacts import RunArtifacts
+
+    if not model_sha256:
+        return {}
+    experiment = registry.client().get_experiment(experiment_id)
+    run = registry.latest_model_run(experiment.name, "base_model", model_sha256)
+    if run is None:
+        return {}
+    context = RunArtifacts(run.info.run_id, run.info.artifact_uri, scratch).json(BASE_RUN_CONTEXT_FILE)
+    keys = ("wall_seconds", "environment", "energy")
+    return {key: context[key] for key in keys if key in context} if isinstance(context, dict) else {}
+
+
 def base_record(lineage: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
     """The base model as this version's lineage carries it (``lineage.json`` ``base``), for the chain's first step."""
     base = lineage.get("base") or manifest.get("base") or {}
@@ -186,9 +205,7 @@ def base_step(base: dict[str, Any], energy: dict[str, Any] | None) -> dict[str, 
         statement = base.get("training_data") or f"outside the project's control: {name} was not trained here"
         step.update(
             training_data=statement,
-            rights=[
-                {"dataset": "its pre-training data", "licence": statement, "rights_reservation": statement}
-            ],
+            rights=[{"dataset": "its pre-training data", "licence": statement, "rights_reservation": statement}],
             base={"model": name, "model_sha256": base.get("model_sha256"), "training_data": statement},
             not_recorded=[f"{name}: data, compute and energy of its pre-training ({statement})"],
         )

@@ -207,8 +207,13 @@ def _chain_items(facts: Any, datasets: list[dict[str, Any]], this: dict[str, Any
     steps = parent_steps(parent) if parent else [base_step(base, base_energy(base.get("training") or {}))]
     if chain.get("parent_missing"):
         steps.append(
-            {"step": "parent version", "kind": "parent", "datasets": [], "rights": [],
-             "not_recorded": [chain["parent_missing"]]}  # fmt: skip
+            {
+                "step": "parent version",
+                "kind": "parent",
+                "datasets": [],
+                "rights": [],
+                "not_recorded": [chain["parent_missing"]],
+            }  # fmt: skip
         )
     steps.append(this_step(datasets=datasets, **this))
     totals = chain_totals(steps)
@@ -262,8 +267,11 @@ def _chain_items(facts: Any, datasets: list[dict[str, Any]], this: dict[str, Any
         "compute_chain": item(
             {
                 "steps": [
-                    {"step": s["step"], "training_seconds": s.get("training_seconds"),
-                     "training_flops": s.get("training_flops")}  # fmt: skip
+                    {
+                        "step": s["step"],
+                        "training_seconds": s.get("training_seconds"),
+                        "training_flops": s.get("training_flops"),
+                    }  # fmt: skip
                     for s in steps
                 ],
                 "total_training_seconds": totals["training_seconds"],

@@ -49,6 +49,7 @@ from governance.report.chain import (
     MAX_DEPTH,
     base_decision_keys,
     base_record,
+    base_run_context,
     form_sha256,
     mark_base_gates,
     parent_form_file,
@@ -207,7 +208,12 @@ def collect_facts(
             facts.gap("training", "model manifest: artifact model/manifest.json missing from the training run")
         identity_facts(facts, model_version, run, lineage, manifest, config)
         training_facts(facts, run, lineage, manifest)
-        facts.chain = {"base": base_record(lineage, manifest), "parent": None, "parent_missing": None}
+        base = base_record(lineage, manifest)
+        if base.get("trained_by_project") and "wall_seconds" not in base["training"]:
+            # Built after the build facts left the hashed folder: they are the base_model stage's MLflow run's
+            found = base_run_context(run.info.experiment_id, base.get("model_sha256"), Path(scratch))
+            base["training"] = {**base["training"], **found}
+        facts.chain = {"base": base, "parent": None, "parent_missing": None}
         data_facts(facts, artifacts, lineage, policy)
         evaluation_facts(facts, model_version, artifacts, versions)
         audit = audit_facts(

@@ -33,7 +33,7 @@ from governance.lineage import sha256_of_file_digests
 #: Python alone: SHA-256 over "relative path NUL file sha256 LF" of every file in path order, manifest.json
 #: and README.md excluded (they describe the weights and are written after the hash is taken).
 RECOMPUTE_COMMAND = (
-    "python3 -c \"import hashlib,pathlib,sys;r=pathlib.Path(sys.argv[1]);h=hashlib.sha256();"
+    'python3 -c "import hashlib,pathlib,sys;r=pathlib.Path(sys.argv[1]);h=hashlib.sha256();'
     "[h.update(p.relative_to(r).as_posix().encode()+b'\\0'+hashlib.sha256(p.read_bytes()).hexdigest().encode()"
     "+b'\\n') for p in sorted(r.rglob('*')) if p.is_file() and p.name not in ('manifest.json','README.md')];"
     'print(h.hexdigest())" MODEL_DIR'
@@ -135,8 +135,8 @@ def provenance_facts(
     run_id = (verified.provenance_run_id if verified is not None else None) or (
         str(registered.details.get("run_id") or "") if registered is not None else ""
     )
-    subjects, statement_problem = ({}, check["reason"]) if "signature_sha256" not in recorded else _statement(
-        name, version, verified
+    subjects, statement_problem = (
+        ({}, check["reason"]) if "signature_sha256" not in recorded else _statement(name, version, verified)
     )
     registered_sha256 = evidence.get("model_sha256")
     subject_sha256 = sha256_of_file_digests(subjects) if subjects else None
