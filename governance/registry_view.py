@@ -126,6 +126,7 @@ class RunInfoView:
     start_time: int | None
     end_time: int | None
     artifact_uri: str
+    experiment_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -402,7 +403,8 @@ def read_run(run_id: str, uri: str | None = None) -> Any:
             return registry.client().get_run(run_id)
     with _sqlite(uri) as db:
         row = db.execute(
-            "SELECT run_uuid, name, status, start_time, end_time, artifact_uri FROM runs WHERE run_uuid = ?",
+            "SELECT run_uuid, name, status, start_time, end_time, artifact_uri, experiment_id FROM runs "
+            "WHERE run_uuid = ?",
             (run_id,),
         ).fetchone()
         if row is None:
@@ -416,7 +418,13 @@ def read_run(run_id: str, uri: str | None = None) -> Any:
             )
         }
     info = RunInfoView(
-        run_id=row[0], run_name=row[1], status=row[2], start_time=row[3], end_time=row[4], artifact_uri=row[5]
+        run_id=row[0],
+        run_name=row[1],
+        status=row[2],
+        start_time=row[3],
+        end_time=row[4],
+        artifact_uri=row[5],
+        experiment_id=None if row[6] is None else str(row[6]),
     )
     return RunView(info=info, data=RunDataView(params=params, tags=tags, metrics=metrics))
 
@@ -648,6 +656,7 @@ def _run_from_rest(base: str, run_id: str) -> RunView:
             start_time=int(info["start_time"]) if "start_time" in info else None,
             end_time=int(info["end_time"]) if "end_time" in info else None,
             artifact_uri=info.get("artifact_uri", ""),
+            experiment_id=info.get("experiment_id"),
         ),
         data=RunDataView(
             params={p["key"]: p.get("value", "") for p in data.get("params", [])},

@@ -66,7 +66,7 @@ def parent_form_file(model: str, version: str) -> str:
 # --------------------------------------------------------------------------- the base model
 
 
-def base_run_context(experiment_id: str, model_sha256: str | None, scratch) -> dict[str, Any]:
+def base_run_context(experiment_id: str | None, model_sha256: str | None, scratch) -> dict[str, Any]:
     """The base model's build facts (wall time, machine, energy) from the base_model stage's MLflow run that
     logged ``model_sha256`` in the training run's experiment; empty when no such run is found (a base built
     before the stage logged a run, or a store without it): the chain then says it was not recorded."""
@@ -74,7 +74,7 @@ def base_run_context(experiment_id: str, model_sha256: str | None, scratch) -> d
     from governance.lineage import BASE_RUN_CONTEXT_FILE
     from governance.report.run_artifacts import RunArtifacts
 
-    if not model_sha256:
+    if not model_sha256 or not experiment_id:
         return {}
     experiment = registry.client().get_experiment(experiment_id)
     run = registry.latest_model_run(experiment.name, "base_model", model_sha256)
