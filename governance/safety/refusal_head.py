@@ -42,7 +42,7 @@ from typing import Any
 
 from governance.errors import ConfigError
 from governance.safety.classifier import EMBEDDING_DIM, ENCODER_LABEL
-from governance.safety.tuned_encoder import TunedLayers, load_tuned_layers
+from governance.safety.tuned_encoder import TunedLayers, load_tuned_layers, read_pinned
 
 HEAD_FORMAT = "refusal-head/3"
 READ_FORMATS = ("refusal-head/2", HEAD_FORMAT)  # 2: the frozen encoder's views only (judges 3.0, 3.1)
@@ -170,15 +170,13 @@ def _encoder_layers(document: dict, features: list, source: str) -> TunedLayers 
 def load_refusal_head(path: str | Path, sha256: str) -> RefusalHead:
     """Read the head file once, check its bytes against the pinned ``sha256``, parse those bytes."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: refusal head not found (the judge file names it under classifier.head)")
-    data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
-        raise ConfigError(
-            f"{path}: sha256 {actual[:12]}… is not the judge file's pin {sha256[:12]}…; "
-            "a changed head is a changed judge: update classifier.head.sha256 in the judge file after review"
-        )
+    data = read_pinned(
+        path,
+        sha256,
+        missing="refusal head not found (the judge file names it under classifier.head)",
+        pinned_by="the judge file's pin",
+        remedy="; a changed head is a changed judge: update classifier.head.sha256 in the judge file after review",
+    )
     return parse_refusal_head(data, str(path))
 
 

@@ -50,18 +50,29 @@ class TunedLayers:
     data: bytes = field(repr=False, compare=False)
 
 
-def load_tuned_layers(path: Path, sha256: str, from_layer: int) -> TunedLayers:
-    """Read the layers' file once, check its bytes against the head file's pin, and check they fit the encoder."""
+def read_pinned(path: Path, sha256: str, *, missing: str, pinned_by: str, remedy: str) -> bytes:
+    """A judge file's bytes, read once and returned only if they hash to ``sha256``; else a ConfigError naming
+    ``path`` (``missing``: what is absent; ``pinned_by``: who pins it; ``remedy``: what to do)."""
     if not path.is_file():
-        raise ConfigError(f"{path}: the refusal head's encoder layers are not found (encoder_layers.path)")
+        raise ConfigError(f"{path}: {missing}")
     data = path.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
-        raise ConfigError(
-            f"{path}: sha256 {actual[:12]}… is not the refusal head's pin {sha256[:12]}… (encoder_layers.sha256); "
-            "changed encoder layers are a changed judge: re-calibrate and pin the new head"
-        )
-    layers = TunedLayers(str(path), actual, from_layer, data)
+        raise ConfigError(f"{path}: sha256 {actual[:12]}… is not {pinned_by} {sha256[:12]}…{remedy}")
+    return data
+
+
+def load_tuned_layers(path: Path, sha256: str, from_layer: int) -> TunedLayers:
+    """Read the layers' file once, check its bytes against the head file's pin, and check they fit the encoder."""
+    data = read_pinned(
+        path,
+        sha256,
+        missing="the refusal head's encoder layers are not found (encoder_layers.path)",
+        pinned_by="the refusal head's pin",
+        remedy=" (encoder_layers.sha256); changed encoder layers are a changed judge: "
+        "re-calibrate and pin the new head",
+    )
+    layers = TunedLayers(str(path), sha256, from_layer, data)
     _tuned_module(layers)  # a file that does not fit the encoder fails here, at load, not at the first verdict
     return layers
 
