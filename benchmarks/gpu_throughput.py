@@ -66,6 +66,7 @@ accelerate.commands.launch``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -363,11 +364,13 @@ PUBLISH_GATES = textwrap.dedent(
     """
     import sys
     from governance.gates import dataset_ref, decide, publish_decision
-    dataset, files = sys.argv[1], sys.argv[2:]
+    dataset, gates, files = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
     note = ("not scanned: benchmarks/gpu_throughput.py --no-dvc published this decision in a scratch copy's own "
             "audit trail so the training stage runs without the gates' packages; it measures training, not gates")
     for gate, stage, policy in (("pii", f"pii_scan_{dataset}", "policies/pii.yaml"),
                                 ("validation", f"validate_{dataset}", "policies/data.yaml")):
+        if gate not in gates:
+            continue
         decision = decide(gate=gate, stage=stage, datasets=[dataset_ref(f) for f in files], policy_path=policy,
                           policy_version="benchmark", violations=[], details={"benchmark": note})
         publish_decision(decision, f"artifacts/{stage}/decision.json")
@@ -386,7 +389,11 @@ def write_gated_data(work: Path, method: str) -> None:
         path = work / params[key]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
-    run([sys.executable, "-c", PUBLISH_GATES, dataset, params["train_file"], params["eval_file"]], work, "gates")
+    run(
+        [sys.executable, "-c", PUBLISH_GATES, dataset, "pii,validation", params["train_file"], params["eval_file"]],
+        work,
+        "gates",
+    )
 
 
 def write_gated_corpus(work: Path) -> None:
@@ -398,20 +405,41 @@ def write_gated_corpus(work: Path) -> None:
     gated = work / params["base_model"]["corpus"]
     gated.parent.mkdir(parents=True, exist_ok=True)
     gated.write_bytes(prepared.read_bytes())
-    run([sys.executable, "-c", PUBLISH_GATES, "corpus", params["base_model"]["corpus"]], work, "gates")
+    corpus = params["base_model"]["corpus"]
+    run([sys.executable, "-c", PUBLISH_GATES, "corpus", "pii,validation", corpus], work, "gates")
+
+
+def write_gated_safety(work: Path) -> None:
+    """``--no-dvc`` before an evaluation: the safety sets where pii_scan_safety writes them, with a passing PII decision
+    for those bytes (the safety sets have a PII gate only)."""
+    params = yaml.safe_load((work / "params.yaml").read_text())["pii_scan_safety"]
+    data = work / params["out_dir"] / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    files = []
+    for source in params["inputs"]:
+        (data / Path(source).name).write_bytes((work / source).read_bytes())
+        files.append(str(Path(params["out_dir"]) / "data" / Path(source).name))
+    run([sys.executable, "-c", PUBLISH_GATES, "safety", "pii", *files], work, "gates")
+
+
+def stage_trl(method: str, options: dict) -> dict:
+    """The TRL options a stage trains with: the checkout's ``train_<method>.trl`` with ``options`` over it.
+
+    Over the checkout's section, not the scratch copy's last one: a profile's options (packing, flex attention)
+    must not stay behind in the settings measured after it. The bare script is given the same dict (its own
+    ``output_dir`` and ``report_to`` aside), so both sides train with the same settings: the shipped section's
+    options that ``options`` leaves alone (DPO's ``loss_type: [sigmoid, sft]``, the seeds, the scheduler) too.
+    """
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))[f"train_{method}"]["trl"]
+    return {**shipped, **options}
 
 
 def set_params(work: Path, method: str, options: dict, adapter: str, config: str, processes: int) -> None:
-    """The stage's params for one side: the checkout's ``train_<method>.trl`` with ``options`` over it.
-
-    Over the checkout's section, not the scratch copy's last one: a profile's options (packing, flex attention)
-    must not stay behind in the settings measured after it.
-    """
+    """The stage's params for one side: :func:`stage_trl`, the adapter and the accelerate launch."""
     params = yaml.safe_load((work / "params.yaml").read_text())
     section = params[f"train_{method}"]
-    shipped = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))[f"train_{method}"]["trl"]
     section["launch"] = {"num_processes": processes, "config_file": f"configs/accelerate/{config}.yaml"}
-    section["trl"] = {**shipped, **options}
+    section["trl"] = stage_trl(method, options)
     section["adapter"]["method"] = adapter
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -675,15 +703,54 @@ def print_table(rows: list[dict]) -> None:
 
 
 def qlora_check(work: Path, params: dict, args: argparse.Namespace) -> dict:
-    """``train_sft`` with ``adapter.method: qlora`` for 5 steps: what its manifest, run and lineage recorded."""
+    """``train_sft`` with ``adapter.method: qlora`` for 5 steps: what its manifest, run and lineage recorded.
+
+    Then, as for any version, ``evaluate_sft`` and ``register_sft`` on the dense merged model (``dvc repro
+    register_sft``, or their commands with ``--no-dvc``): the evaluation's verdict and the registered version.
+    """
     options = trl_options("sft", 5, params["train_sft"]["trl"]["output_dir"], args.device)
-    return pipeline_side("sft", work, options, dvc=not args.no_dvc, qlora=True)
+    trained = pipeline_side("sft", work, options, dvc=not args.no_dvc, qlora=True)
+    section = yaml.safe_load((work / "params.yaml").read_text())
+    if args.no_dvc:
+        # The evaluation asks the reward model for a second opinion on refusals: a short train_rm, on gated data
+        write_gated_data(work, "dpo")
+        set_params(work, "rm", {"max_steps": 2, "bf16": args.device == "cuda"}, "none", "single", 1)
+        run(stage_command(work, "train_rm"), work, "train_rm")
+        write_gated_safety(work)
+        for stage in ("evaluate_sft", "register_sft"):
+            run(stage_command(work, stage), work, stage)
+    else:
+        run([sys.executable, "-m", "dvc", "repro", "--no-commit", "register_sft"], work, "dvc repro register_sft")
+    model_dir = work / section["train_sft"]["trl"]["output_dir"]
+    decision = json.loads((work / section["evaluate_sft"]["out_dir"] / "decision.json").read_text())
+    registration = json.loads((work / section["register_sft"]["out_dir"] / "registration.json").read_text())
+    merged = json.loads((model_dir / "config.json").read_text())
+    return {
+        **trained,
+        "merged_dense": "quantization_config" not in merged,
+        "merged_dtype": merged.get("dtype", merged.get("torch_dtype")),
+        "adapter_kept": (model_dir / "adapter" / "adapter_config.json").is_file(),
+        "eval_passed": decision.get("passed"),
+        "registered": {**registration, "approval_status": approval_status(work, registration)},
+    }
+
+
+def approval_status(work: Path, registration: dict) -> str | None:
+    """The registered version's approval status, as the scratch MLflow store's registry shows it."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    version = client.get_model_version(registration["name"], registration["version"])
+    return version.tags.get("governance.approval_status")
 
 
 def qlora_line(qlora: dict) -> str:
     return (
         f"qlora sft: trained {qlora['tokens']} tokens in {qlora['runtime']:.1f}s; "
-        f"lineage quantization: {json.dumps(qlora['quantization'])}; energy: {json.dumps(qlora['energy'])}"
+        f"lineage quantization: {json.dumps(qlora['quantization'])}; energy: {json.dumps(qlora['energy'])}\n"
+        f"qlora sft: merged model dense {qlora['merged_dense']} ({qlora['merged_dtype']}), adapter kept "
+        f"{qlora['adapter_kept']}; evaluate_sft {'passed' if qlora['eval_passed'] else 'denied'}; "
+        f"register_sft: {json.dumps(qlora['registered'])}"
     )
 
 
@@ -781,10 +848,12 @@ def main(argv: list[str] | None = None) -> int:
             run([sys.executable, "-m", "dvc", "repro", "--no-commit", "base_model"], work, "dvc repro base_model")
         if args.model == "builtin:tiny":
             model_dir = work / json.loads((work / "artifacts/base_model/manifest.json").read_text())["model_path"]
-        if args.qlora_only:
-            if args.device != "cuda":
-                parser.error("--qlora-only needs a CUDA device (bitsandbytes 4-bit)")
-            print(qlora_line(qlora_check(work, params, args)), flush=True)  # noqa: T201
+        if args.qlora_only:  # on a CPU too, where bitsandbytes is importable (0.50 computes NF4 there)
+            qlora = qlora_check(work, params, args)
+            print(qlora_line(qlora), flush=True)  # noqa: T201
+            if args.json:
+                qlora = {k: v for k, v in qlora.items() if k != "log_points"}
+                Path(args.json).write_text(json.dumps({"device": gpu or "cpu", "qlora": qlora}, indent=2) + "\n")
             return 0
         if "dpo" in methods and "sft" not in methods:  # train_dpo starts from train_sft's model: one step, untimed
             sft_out = params["train_sft"]["trl"]["output_dir"]
@@ -794,12 +863,14 @@ def main(argv: list[str] | None = None) -> int:
             for method in methods:
                 raw = REPO / GATED[method][0]
                 out = params[f"train_{method}"]["trl"]["output_dir"]
-                bare_options = trl_options(method, args.steps, str(Path(tmp) / f"bare_{method}"), args.device, profile)
+                # The stage's own TRL options on both sides: the same settings, only output_dir and report_to differ
                 bare_out = Path(tmp) / f"bare_{method}"
+                bare_options = stage_trl(method, trl_options(method, args.steps, str(bare_out), args.device, profile))
                 bare = bare_side(method, work, model_dir, raw, bare_options, bare_out, **sharding)
                 piped_options = trl_options(method, args.steps, out, args.device, profile)
                 piped = pipeline_side(method, work, piped_options, dvc=not args.no_dvc, **sharding)
                 rows.append(row(setting, method, bare, piped, peak, args.num_processes, warmup_steps(args.steps)))
+                rows[-1]["trl"] = {k: v for k, v in bare_options.items() if k not in ("output_dir", "report_to")}
                 energy_methods.add((piped.get("energy") or {}).get("method"))
                 print_table(rows[-1:])  # as each row is measured: a run stopped by a time limit keeps what it had
                 sys.stdout.flush()
@@ -814,10 +885,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_table(rows)
         print(f"energy (pipeline): {', '.join(sorted(str(m) for m in energy_methods))}; goal: ratio >= 0.98")  # noqa: T201
-        if not args.skip_qlora and args.device == "cuda":
-            print(qlora_line(qlora_check(work, params, args)))  # noqa: T201
+        result: dict[str, Any] = {"device": gpu or "cpu", "rows": rows}
+        # On a CPU where bitsandbytes is importable (0.50 computes NF4 there) too: the smoke test runs the chain
+        if not args.skip_qlora and (args.device == "cuda" or importlib.util.find_spec("bitsandbytes") is not None):
+            qlora = qlora_check(work, params, args)
+            print(qlora_line(qlora))  # noqa: T201
+            result["qlora"] = {k: v for k, v in qlora.items() if k != "log_points"}
         if args.json:
-            Path(args.json).write_text(json.dumps({"device": gpu or "cpu", "rows": rows}, indent=2) + "\n")
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

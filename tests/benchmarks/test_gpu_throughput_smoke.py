@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "configs/profiles/gpu-h100.yaml"
+QLORA_SITE = REPO / ".venv" / "qlora-cpu"  # make test installs bitsandbytes here, beside the venv
 
 
 def _benchmark():
@@ -50,9 +52,40 @@ def test_the_benchmark_runs_the_training_stages_without_dvc_and_prints_every_fig
         assert (r["energy"], r["joules_per_1k_tokens"]) == ("n/a", None)
         # steady rates are read the same way from both sides' logs (None when too few logs follow the warm-up)
         assert {"bare_steady_tokens_per_s", "pipeline_steady_tokens_per_s", "steady_ratio"} <= r.keys()
+    # Both sides train with the stage's own TRL options (the shipped section under the benchmark's): the same
+    # settings, so the ratio is the pipeline's cost and not a difference of loss, scheduler or data order
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    for r in rows:
+        section = shipped[f"train_{r['method']}"]["trl"]
+        set_by_benchmark = _benchmark().trl_options(r["method"], 2, "bare", "cpu")
+        kept = {k: v for k, v in section.items() if k not in set_by_benchmark}
+        assert kept and {k: r["trl"][k] for k in kept} == kept
+        assert r["trl"]["max_steps"] == 2 and r["trl"]["per_device_train_batch_size"] == 8
+    assert rows[1]["trl"]["loss_type"] == shipped["train_dpo"]["trl"]["loss_type"] == ["sigmoid", "sft"]
     assert "device: cpu x1 (no GPU: no MFU)" in done.stdout
     assert "training stages only (no DVC, no gates)" in done.stdout
     assert "energy (pipeline): estimate: power limit x time" in done.stdout  # the lineage's energy, labelled
+
+
+@pytest.mark.slow  # ~80 CPU s: base model, QLoRA SFT on a 4-bit base, a short reward model, evaluation, registration
+def test_the_qlora_check_trains_on_a_4bit_base_then_evaluates_and_registers_the_merged_model(tmp_path):
+    if not (QLORA_SITE / "bitsandbytes").is_dir():
+        pytest.skip(f"{QLORA_SITE}: no bitsandbytes (make test installs it there)")
+    out = tmp_path / "qlora.json"
+    command = [sys.executable, "benchmarks/gpu_throughput.py", "--device", "cpu", "--model", "builtin:tiny"]
+    command += ["--no-dvc", "--qlora-only", "--json", str(out)]
+    # bitsandbytes beside the venv, as the QLoRA tests put it (0.50 computes NF4 on a CPU)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(QLORA_SITE), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    qlora = json.loads(out.read_text())["qlora"]
+    # Trained on a 4-bit base (the lineage says so), merged dense, then evaluated and registered as any version
+    assert qlora["quantization"]["bnb_4bit_quant_type"] == "nf4" and qlora["tokens"] > 0
+    assert qlora["merged_dense"] is True and qlora["adapter_kept"] is True
+    assert isinstance(qlora["eval_passed"], bool)  # the tiny model after 5 steps: a verdict either way, recorded
+    assert qlora["registered"]["version"] == "1" and qlora["registered"]["created"] is True
+    assert qlora["registered"]["approval_status"] in {"pending", "blocked"}  # registration never approves
+    assert "qlora sft: merged model dense True" in done.stdout and "register_sft:" in done.stdout
 
 
 def test_mfu_is_the_issues_arithmetic():
