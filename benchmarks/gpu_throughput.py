@@ -45,9 +45,12 @@ GPUs), N the trained model's parameters; SFT 6 (forward and backward), DPO 8
 (a few percent at 512 tokens). The peaks are :data:`PEAK_BF16` by GPU name.
 
 ``--profile`` runs every method twice, TRL's defaults and the profile's
-``train_<method>.trl`` overrides, and prints them side by side. ``--skip-qlora``
-skips the check that ``adapter.method: qlora`` trains (bitsandbytes 4-bit)
-and records its quantisation config in the lineage. Needs a CUDA device
+``train_<method>.trl`` overrides, and prints them side by side. Both sides train
+with the stage's own TRL section (``params.yaml``'s ``train_<method>.trl`` with
+the benchmark's options and the profile's over it): the same settings. ``--skip-qlora``
+skips the check that ``adapter.method: qlora`` trains (bitsandbytes 4-bit),
+records its quantisation config in the lineage, and that its dense merge is
+evaluated and registered as any version. Needs a CUDA device
 unless ``--device cpu`` (the smoke test,
 ``tests/benchmarks/test_gpu_throughput_smoke.py``: MFU and joules are ``n/a``
 there). Measured on an H200 (``benchmarks/results/gpu_throughput_h200.json``,
