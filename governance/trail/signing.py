@@ -170,22 +170,17 @@ def _default_key(files: TrailFiles, store_is_empty: Callable[[], bool]) -> Signi
     assert path is not None
     if not path.exists():
         if not store_is_empty():
-            raise AuditError(
-                f"the trail signing key {path} is missing but the trail holds events; restore it from its backup "
-                "(a new key is made only with a new trail; key changes go through `govern audit rotate-key`)"
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(generate_key().pem())
-        try:
-            os.link(tmp, path)
-            log.info("created the trail signing key at %s", path)
-        except FileExistsError:
-            pass  # another process created it first: use theirs
-        finally:
-            tmp.unlink(missing_ok=True)
+            # Another process may have created the key and written the trail's first event since we looked: the key
+            # is linked into place before any event is signed with it, so a trail with events and no key is refused
+            # only when the key is still missing after the store answered
+            if not path.exists():
+                raise AuditError(
+                    f"the trail signing key {path} is missing but the trail holds events; restore it from its "
+                    "backup (a new key is made only with a new trail; key changes go through "
+                    "`govern audit rotate-key`)"
+                )
+        else:
+            _create_default_key(path)
     try:
         key = parse_private_key(path.read_bytes(), str(path))
     except OSError as exc:
@@ -194,6 +189,22 @@ def _default_key(files: TrailFiles, store_is_empty: Callable[[], bool]) -> Signi
         if store_is_empty():  # first use (or a crash between creating the key and listing it)
             add_local_public_key(files, key)
     return key
+
+
+def _create_default_key(path: Path) -> None:
+    """Write a new key to ``path`` (0600) unless one is there: exactly one of several racing processes links its own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(generate_key().pem())
+    try:
+        os.link(tmp, path)
+        log.info("created the trail signing key at %s", path)
+    except FileExistsError:
+        pass  # another process created it first: use theirs
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _listed_ids(path: Path) -> set[str]:

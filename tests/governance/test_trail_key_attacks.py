@@ -147,6 +147,30 @@ def test_a_deleted_audit_key_is_not_recreated_for_a_trail_with_events(store):
     assert not key_file.exists() and info.value.exit_code == 2
 
 
+def test_a_key_another_process_created_with_the_first_event_is_used_not_refused_as_missing(tmp_path):
+    # The race a full test run once hit: this process looked for audit.key before another process created it,
+    # and asked whether the trail is empty after that process had written the first event with it
+    from governance.trail.location import TrailFiles
+    from governance.trail.signing import _create_default_key, load_signing_key, parse_private_key
+
+    key_file = tmp_path / "audit.key"
+    files = TrailFiles(
+        default_key=key_file,
+        local_public_keys=tmp_path / "audit.key.pub",
+        checkpoint=None,
+        trail_keys_policy=tmp_path / "trail_keys.yaml",
+    )
+
+    def the_other_process_won() -> bool:
+        if not key_file.exists():
+            _create_default_key(key_file)  # ... and signed the trail's first event with it
+        return False
+
+    key = load_signing_key(files, "sqlite:///audit.db", the_other_process_won)
+    assert key.key_id == parse_private_key(key_file.read_bytes(), str(key_file)).key_id
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 def test_the_key_changes_through_rotate_key_and_the_retired_key_cannot_come_back(store, capsys):
     first = approve()
     old_pem = store.with_name("audit.key").read_bytes()
