@@ -864,7 +864,9 @@ def main(argv: list[str] | None = None) -> int:
         rows, energy_methods = [], set()
         for setting, profile in settings.items():
             for method in methods:
-                raw = REPO / GATED[method][0]
+                # The same records too: with --no-dvc the stage's gated train file (written above), else the raw file
+                section = params[f"train_{method}"]
+                raw = work / section["train_file"] if args.no_dvc else REPO / GATED[method][0]
                 out = params[f"train_{method}"]["trl"]["output_dir"]
                 # The stage's own TRL options on both sides: the same settings, only output_dir and report_to differ
                 bare_out = Path(tmp) / f"bare_{method}"
@@ -874,6 +876,7 @@ def main(argv: list[str] | None = None) -> int:
                 piped = pipeline_side(method, work, piped_options, dvc=not args.no_dvc, **sharding)
                 rows.append(row(setting, method, bare, piped, peak, args.num_processes, warmup_steps(args.steps)))
                 rows[-1]["trl"] = {k: v for k, v in bare_options.items() if k not in ("output_dir", "report_to")}
+                rows[-1]["bare_data"] = str(raw)
                 energy_methods.add((piped.get("energy") or {}).get("method"))
                 print_table(rows[-1:])  # as each row is measured: a run stopped by a time limit keeps what it had
                 sys.stdout.flush()

@@ -61,6 +61,8 @@ def test_the_benchmark_runs_the_training_stages_without_dvc_and_prints_every_fig
         kept = {k: v for k, v in section.items() if k not in set_by_benchmark}
         assert kept and {k: r["trl"][k] for k in kept} == kept
         assert r["trl"]["max_steps"] == 2 and r["trl"]["per_device_train_batch_size"] == 8
+        # and the same records: the bare script reads the stage's gated train file
+        assert r["bare_data"].endswith("/" + shipped[f"train_{r['method']}"]["train_file"])
     assert rows[1]["trl"]["loss_type"] == shipped["train_dpo"]["trl"]["loss_type"] == ["sigmoid", "sft"]
     assert "device: cpu x1 (no GPU: no MFU)" in done.stdout
     assert "training stages only (no DVC, no gates)" in done.stdout
