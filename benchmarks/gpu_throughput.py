@@ -742,7 +742,8 @@ def approval_status(work: Path, registration: dict) -> str | None:
     """The registered version's approval status, as the scratch MLflow store's registry shows it."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    store = f"sqlite:///{work / 'mlflow.db'}"  # the registry too: an MLFLOW_REGISTRY_URI of the caller must not win
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
     version = client.get_model_version(registration["name"], registration["version"])
     return version.tags.get("governance.approval_status")
 
