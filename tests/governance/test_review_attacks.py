@@ -143,3 +143,23 @@ def test_a_pinned_reviewed_ref_that_does_not_resolve_reviews_nothing(project, mo
     assert review_status(FILE) == "no reviewed ref (refs/remotes/origin/release)"
     monkeypatch.setenv("GOVERN_REVIEWED_REF", git(project, "rev-parse", "HEAD"))
     assert review_status(FILE) is None
+
+
+def test_attack_deleting_the_protected_branchs_ref_reviews_nothing_where_the_ref_is_named(
+    project, tmp_path, monkeypatch
+):
+    """Team set-ups name the reviewed ref: deleting it (``git update-ref -d``) leaves no reviewed commit, not the
+    attacker's own HEAD. Under the unnamed default the check falls back to HEAD and records the ref as ``HEAD``,
+    which is what a sandbox made with ``git init`` has (docs/explanation/threat-model.md says so)."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    (clone / FILE).write_text(FORGED)
+    git(clone, "add", FILE)
+    git(clone, "commit", "-qm", "mine, not reviewed")
+    git(clone, "update-ref", "-d", "refs/remotes/origin/main")
+    monkeypatch.chdir(clone)
+    monkeypatch.setenv("GOVERN_REVIEWED_REF", "refs/remotes/origin/main")
+    assert review_status(FILE) == "no reviewed ref (refs/remotes/origin/main)"
+    monkeypatch.delenv("GOVERN_REVIEWED_REF")
+    review = read_reviewed(FILE)
+    assert (review.problem, review.ref) == (None, "HEAD")  # the default's sandbox fallback, recorded as such
