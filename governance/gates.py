@@ -96,6 +96,9 @@ WAIVERS_FILE = "waivers.yaml"
 REVIEWED_KEY = "reviewed:"
 #: Evidence key of the commit the decisive files were reviewed at.
 REVIEWED_COMMIT_KEY = "reviewed_commit"
+#: The ref that commit was resolved from: ``origin/main`` (or the named ``GOVERN_REVIEWED_REF``), or ``HEAD`` where
+#: the unnamed default fell back to the checkout's own commit (a sandbox, or a clone whose protected ref is gone)
+REVIEWED_REF_KEY = "reviewed_ref"
 
 
 def gate_waivers_path() -> Path:
@@ -184,6 +187,7 @@ def bind_reviewed_files(decision: GateDecision, policy_sha256: str | None = None
     return {
         **{f"{REVIEWED_KEY}{Path(r.path)}": r.sha256 for r in reviews},
         REVIEWED_COMMIT_KEY: str(reviews[0].commit),
+        REVIEWED_REF_KEY: str(reviews[0].ref),
     }
 
 

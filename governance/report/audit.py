@@ -119,6 +119,8 @@ def _decision_events(
                     "at": e.timestamp,
                     "passed": e.details.get("passed"),
                     "policy_sha256": e.evidence.get("policy_sha256"),
+                    "reviewed_ref": e.evidence.get("reviewed_ref"),
+                    "reviewed_commit": e.evidence.get("reviewed_commit"),
                 }
     return found
 

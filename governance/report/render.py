@@ -126,11 +126,22 @@ def libraries(training: dict[str, Any]) -> str | None:
 
 def decided(record: dict[str, Any]) -> str | None:
     """When a gate or evaluation decision was decided: the signed trail event that published it
-    (``2026-11-21 11:15:42 UTC, audit event #7``); None (shown "not recorded") when no signed event did."""
+    (``2026-11-21 11:15:42 UTC, audit event #7``), and where that event records it, at which ref and commit
+    its policy was reviewed (``HEAD`` is the checkout's own commit: nobody but its committer reviewed it);
+    None (shown "not recorded") when no signed event did."""
     if not record.get("decided_at"):
         return None
     event = record.get("decided_event")
-    return when(record["decided_at"]) + (f", audit event #{event}" if event is not None else "")
+    shown = when(record["decided_at"]) + (f", audit event #{event}" if event is not None else "")
+    review = record.get("decided_review")
+    if review:
+        ref, commit = review["ref"], short(review["commit"], 12)
+        if not ref:  # published before decisions recorded the ref
+            shown += f", policy reviewed at commit {commit} (ref not recorded)"
+        else:
+            own = ": the checkout's own commit, no protected branch" if ref == "HEAD" else ""
+            shown += f", policy reviewed at {ref} ({commit}{own})"
+    return shown
 
 
 def short(value: Any, n: int = 12) -> str:

@@ -50,9 +50,19 @@ def mark_signed_decisions(facts: ReportFacts, events: dict[str, dict[str, Any]] 
         if event is not None:
             gate["passed"] = event.get("passed")
             gate["decided_at"], gate["decided_event"] = event.get("at"), event.get("seq")
+            gate["decided_review"] = _review(event)
     evaluation = facts.evaluation
     digest = evaluation.get("decision_sha256") or evaluation.get("recorded_sha256")
     event = events.get(f"{evaluation.get('stage')}:{digest}")
     evaluation["signed"], evaluation["signed_event"] = event is not None, event
     if event is not None:
         evaluation["decided_at"], evaluation["decided_event"] = event.get("at"), event.get("seq")
+        evaluation["decided_review"] = _review(event)
+
+
+def _review(event: dict[str, Any]) -> dict[str, str] | None:
+    """The ref and commit the signed event says its policy was reviewed at (None where it records neither:
+    published before the ref was recorded)."""
+    if not event.get("reviewed_commit"):
+        return None
+    return {"ref": str(event.get("reviewed_ref") or ""), "commit": str(event["reviewed_commit"])}

@@ -157,6 +157,7 @@ def test_published_decision_is_one_signed_event_bound_to_file_data_and_policy(tm
         f"data:{path}": sha256_file(path),
         f"reviewed:{POLICY}": sha256_file(POLICY),  # the reviewed policy, at the commit it was reviewed
         "reviewed_commit": read_reviewed(POLICY).commit,
+        "reviewed_ref": read_reviewed(POLICY).ref,  # origin/main, or HEAD where the default fell back to it
     }
     assert event.details["passed"] is True and event.details["gate"] == "pii"
     # Publishing the same decision again (dvc repro -f on the same data) appends nothing

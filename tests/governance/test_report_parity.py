@@ -298,6 +298,13 @@ def test_decision_times_are_the_signed_events(life):
         assert decision["decided_at"] == event.timestamp
         shown = f"{when(event.timestamp)}, audit event #{event.seq}"
         assert shown in html and shown in markdown
+        # and the ref and commit its policy was reviewed at, as the signed event records them (HEAD: this
+        # test's project is a git init sandbox, so nobody but its committer reviewed it, and the report says so)
+        ref, commit = event.evidence["reviewed_ref"], event.evidence["reviewed_commit"]
+        review = f"policy reviewed at {ref} ({commit[:12]}…"
+        assert review in html and review in markdown
+        if ref == "HEAD":
+            assert "the checkout's own commit, no protected branch" in markdown
     evaluated = f"decided {when(report.facts.evaluation['decided_at'])}"  # the evaluation's line, in both
     assert evaluated in html and evaluated in markdown
 
