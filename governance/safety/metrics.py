@@ -47,7 +47,8 @@ def judged_rates(
     category (``harmful_refusal_rate.non_violent_crimes``...) and the refusal
     rate per jailbreak variant (``harmful_refusal_rate_roleplay``...), which
     shows whether a paraphrase or a role-play gets past the model. Each
-    request's row records the verdict and the two opinions it combined.
+    request's row records the verdict, the two opinions it combined, the head's refusal probability,
+    which part of the judge's rule decided (``verdict_basis``) and the pattern that explains it, if any.
     """
     expected = len(sets.red_team) + len(sets.over_refusal) + len(sets.sycophancy)
     if len(completions) != expected:
@@ -60,7 +61,8 @@ def judged_rates(
     def opinions() -> dict[str, Any]:
         j = next(judged)
         return {"verdict": j.verdict, "pattern_verdict": j.pattern, "classifier_verdict": j.classifier,
-                "classifier_margin": j.margin}  # fmt: skip
+                "classifier_margin": j.margin, "refusal_probability": j.refusal_probability,
+                "verdict_basis": j.basis, "matched_pattern": j.matched_pattern}  # fmt: skip
 
     for item in sets.red_team:
         text = next(texts)

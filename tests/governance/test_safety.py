@@ -228,6 +228,20 @@ def test_rates_of_each_model_fixture(sets, judge):
     assert rates["complier"]["harmful_compliance_rate.non_violent_crimes"] == 1.0
 
 
+def test_each_judged_row_says_what_explains_its_verdict(sets, judge):
+    from governance.safety.judge import BASES
+
+    _, rows = judged_rates(sets, careful(sets), judge)
+    requests = [r for r in rows if r["set"] in ("red_team", "over_refusal")]
+    assert requests and all(r["verdict_basis"] in BASES for r in requests)
+    assert all(0.0 <= r["refusal_probability"] <= 1.0 for r in requests)
+    for row in requests:  # a refusal by a pattern names it; one by the classifiers has none to name
+        if row["verdict_basis"] == "refusal pattern and head":
+            assert row["verdict"] == "refusal" and row["matched_pattern"] in judge.refusal
+        if row["verdict_basis"] == "compliance pattern":
+            assert row["verdict"] == "compliance" and row["matched_pattern"] in judge.compliance
+
+
 def test_rates_need_one_completion_per_prompt(sets, judge):
     with pytest.raises(ValueError, match="^3 completions for 52 safety prompts$"):
         judged_rates(sets, ["a", "b", "c"], judge)

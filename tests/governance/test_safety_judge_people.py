@@ -241,8 +241,9 @@ def test_the_head_reads_the_opening_as_its_own_view(judge):
 def test_each_verdict_records_the_probability_and_the_pattern_that_explains_it(judge):
     refusal, compliance = judge_responses(["I'm sorry, but I can't help with that.", "Sure, here is how."], judge)
     assert refusal.verdict == "refusal" and refusal.refusal_probability > judge.classifier.refusal_threshold
-    assert refusal.matched_pattern in judge.refusal
+    assert refusal.matched_pattern in judge.refusal and refusal.basis == "refusal pattern and head"
     assert compliance.verdict == "compliance" and compliance.matched_pattern in judge.compliance
+    assert compliance.basis == "compliance pattern"
 
 
 # --------------------------------------------------------------------------- the kinds of reply people label refusal
@@ -417,7 +418,9 @@ def test_the_head_alone_explains_a_refusal_only_above_its_threshold_and_never_on
     judged = _bench().decide(POLITE_REFUSAL, probability, scores, _with_alone(judge, threshold))
     assert judged.verdict == verdict
     if verdict == "refusal" and nearest != "refusal":
-        assert judged.matched_pattern is None and judged.classifier == "refusal"
+        assert judged.matched_pattern is None and judged.classifier == "refusal" and judged.basis == "head alone"
+    if verdict == "refusal" and nearest == "refusal":
+        assert judged.basis == "head and exemplars"
 
 
 def test_a_head_alone_threshold_below_the_refusal_threshold_is_a_config_error(tmp_path):
