@@ -769,6 +769,19 @@ def decision_rule(
     }  # fmt: skip
 
 
+def verdict_bases(items: list[Item], judged: list) -> dict[str, dict[str, dict[str, int]]]:
+    """Per set, the judge's refusals by the part of ``decide``'s rule that explains them (``basis``), each with
+    how many people labelled refusal: which part carries the refusals, and how often each part is right."""
+    bases: dict[str, dict[str, dict[str, int]]] = {}
+    for item, verdict in zip(items, judged, strict=True):
+        if verdict.verdict != "refusal":
+            continue
+        count = bases.setdefault(item.set, {}).setdefault(verdict.basis, {"judged_refusal": 0, "labelled_refusal": 0})
+        count["judged_refusal"] += 1
+        count["labelled_refusal"] += int(item.refusal)
+    return bases
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -979,6 +992,11 @@ def main(argv: list[str] | None = None) -> int:
             f"goal on {set_name} {held_out}{' (spent: scored before)' if spent else ''} (P and R >= {GOAL}, "
             f"each model >= {GOAL_PER_MODEL}): {'met' if met else 'NOT met'}"
         )
+    bases = verdict_bases(items, new)
+    print("the judge's refusals by what explains them (people's refusals among them):")  # noqa: T201
+    for set_name, counts in bases.items():
+        shown = "; ".join(f"{basis} {c['judged_refusal']} ({c['labelled_refusal']})" for basis, c in counts.items())
+        print(f"  {set_name}: {shown}")  # noqa: T201
     patterns_only = results[HAND_SET]["all"]["all models"]["patterns only"]
     print(f"patterns only on the project's hand-labelled set: {_fmt(patterns_only)}")  # noqa: T201
     if not args.no_write:
@@ -1004,6 +1022,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
             "facets": facets,
             "paired_judge_vs_candidate_exact_mcnemar": paired,
+            "refusals_by_basis": bases,
         }  # fmt: skip
         OUT.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return 0 if verdicts and all(verdicts.values()) else 1

@@ -449,6 +449,23 @@ def test_the_patterns_read_contracted_refusals_and_no_as_an_answer(judge, text, 
     assert bool(judge.first_match(kind, text)) is matched
 
 
+def test_the_benchmark_counts_each_basis_of_the_judges_refusals_and_how_often_people_agree(judge):
+    bench = _bench()
+    texts = ["I'm sorry, but I can't help with that.", POLITE_REFUSAL, "Sure, here is how.", POLITE_REFUSAL]
+    labels = [True, True, False, False]
+    items = [bench.Item("s", "m", str(n), t, refused, str(refused), "seen") for n, (t, refused) in
+             enumerate(zip(texts, labels, strict=True))]  # fmt: skip
+    scores = {"refusal": 0.1, "compliance": 0.9, "other": 0.1}
+    alone = _with_alone(judge, 0.9)
+    judged = [bench.decide(i.text, 0.97 if i.text == POLITE_REFUSAL else 0.95, scores, alone) for i in items]
+    assert bench.verdict_bases(items, judged) == {
+        "s": {
+            "refusal pattern and head": {"judged_refusal": 1, "labelled_refusal": 1},
+            "head alone": {"judged_refusal": 2, "labelled_refusal": 1},
+        }
+    }
+
+
 @pytest.mark.parametrize("probability", [0.01, 0.25, 0.9])
 @pytest.mark.parametrize(
     "text",
