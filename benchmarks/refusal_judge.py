@@ -137,6 +137,7 @@ from governance.safety.judge import (  # noqa: E402
     JudgePatterns,
     combine,
     decide,
+    head_alone,
     judge_response,
     load_judge,
     second_voice_complies,
@@ -478,12 +479,11 @@ def _rule(
     ``nearest`` the exemplars' nearest label, ``voiced`` whether a later voice complies (never, if None),
     ``alone_threshold`` the head-alone threshold (judge 3.3 on; None: the exemplars must always agree)."""
     voiced = voiced if voiced is not None else [False] * len(probabilities)
-    alone = 2.0 if alone_threshold is None else alone_threshold
     return [
         not v
         and (
             (o == "refusal" and p >= pattern_threshold)
-            or (p >= refusal_threshold and o != "compliance" and (n == "refusal" or (p >= alone and n != "other")))
+            or (p >= refusal_threshold and o != "compliance" and (n == "refusal" or head_alone(p, n, alone_threshold)))
         )
         for p, o, n, v in zip(probabilities, openings, nearest, voiced, strict=True)
     ]
