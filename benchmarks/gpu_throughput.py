@@ -190,6 +190,7 @@ BARE = textwrap.dedent(
             "energy": energy,
             "log_points": logged.points,
             "peak_memory_gib": peak_gib,
+            "threads": torch.get_num_threads(),
         }))
     """
 )
@@ -674,8 +675,10 @@ def row(setting: str, method: str, bare: dict, piped: dict, peak: float | None, 
         "bare_joules_per_1k_tokens": bare_joules,
         "bare_energy": bare_how,
         "tokens": piped["tokens"],
+        "bare_tokens": bare["tokens"],  # the same records and options: equal unless the sides tokenised differently
         "parameters": piped["parameters"],
         "bare_peak_memory_gib": bare.get("peak_memory_gib"),
+        "bare_threads": bare.get("threads"),  # the caller's OMP_NUM_THREADS, which the stage takes too
     }
 
 
@@ -802,6 +805,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [name for name in order if name not in ("defaults", "profile")]:
         parser.error(f"--settings: {', '.join(unknown)} (defaults, profile)")
     settings = {name: known[name] for name in order if name in known}
+    # The same CPU threads on both sides: a stage whose caller chose none takes the machine's share
+    # (pipelines._env.machine_threads), and `accelerate launch` would give the bare script one
+    sys.path.insert(0, str(REPO))
+    from pipelines._env import machine_threads
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(machine_threads({"LOCAL_WORLD_SIZE": str(args.num_processes)})))
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -882,7 +891,8 @@ def main(argv: list[str] | None = None) -> int:
                 print_table(rows[-1:])  # as each row is measured: a run stopped by a time limit keeps what it had
                 sys.stdout.flush()
                 if args.json:  # likewise: the rows so far, rewritten after each
-                    Path(args.json).write_text(json.dumps({"device": gpu or "cpu", "rows": rows}, indent=2) + "\n")
+                    partial = {"device": gpu or "cpu", "omp_num_threads": os.environ["OMP_NUM_THREADS"], "rows": rows}
+                    Path(args.json).write_text(json.dumps(partial, indent=2) + "\n")
         peak_text = f"dense bf16 peak {peak / 1e12:.0f} TFLOP/s" if peak else "no bf16 peak known: no MFU"
         print(  # noqa: T201
             f"device: {gpu or 'cpu'} x{args.num_processes} ({peak_text if gpu else 'no GPU: no MFU'}); "
@@ -892,7 +902,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_table(rows)
         print(f"energy (pipeline): {', '.join(sorted(str(m) for m in energy_methods))}; goal: ratio >= 0.98")  # noqa: T201
-        result: dict[str, Any] = {"device": gpu or "cpu", "rows": rows}
+        result: dict[str, Any] = {"device": gpu or "cpu", "omp_num_threads": os.environ["OMP_NUM_THREADS"], "rows": rows}
         # On a CPU where bitsandbytes is importable (0.50 computes NF4 there) too: the smoke test runs the chain
         if not args.skip_qlora and (args.device == "cuda" or importlib.util.find_spec("bitsandbytes") is not None):
             qlora = qlora_check(work, params, args)

@@ -58,6 +58,9 @@ def test_the_benchmark_runs_the_training_stages_without_dvc_and_prints_every_fig
     for r in rows:
         # Tokens from the manifest, seconds from the run's train_runtime: both sides measured, a ratio between
         assert r["tokens"] > 0 and r["parameters"] > 0
+        assert r["bare_tokens"] == r["tokens"]  # the same records, options and seeds: the same tokens on both sides
+        # The same CPU threads: accelerate launch would give the bare script one, the stage takes the machine's
+        assert r["bare_threads"] == int(result["omp_num_threads"])
         assert r["bare_tokens_per_s"] > 0 and r["pipeline_tokens_per_s"] > 0 and r["ratio"] > 0
         # No GPU: no peak to divide by, no NVML to read; said, not guessed
         assert r["mfu_bare"] is None and r["mfu_pipeline"] is None
