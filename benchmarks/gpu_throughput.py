@@ -902,7 +902,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_table(rows)
         print(f"energy (pipeline): {', '.join(sorted(str(m) for m in energy_methods))}; goal: ratio >= 0.98")  # noqa: T201
-        result: dict[str, Any] = {"device": gpu or "cpu", "omp_num_threads": os.environ["OMP_NUM_THREADS"], "rows": rows}
+        threads = os.environ["OMP_NUM_THREADS"]
+        result: dict[str, Any] = {"device": gpu or "cpu", "omp_num_threads": threads, "rows": rows}
         # On a CPU where bitsandbytes is importable (0.50 computes NF4 there) too: the smoke test runs the chain
         if not args.skip_qlora and (args.device == "cuda" or importlib.util.find_spec("bitsandbytes") is not None):
             qlora = qlora_check(work, params, args)

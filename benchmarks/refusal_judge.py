@@ -6,6 +6,10 @@
         --previous benchmarks/data/refusal_judge_candidates/3.2/judge.yaml   # refit the head for judge 3.3
     python benchmarks/refusal_judge.py --candidate     # also score judge 3.2 (shipped before 3.3), or a file named
 
+Every run also prints the ceiling: on each set's completions that no head was fitted on, the best figures any
+setting of the judge's thresholds reaches, chosen on those completions themselves (optimistic), and whether
+any setting meets the goal; where none does, only a better classifier can (``threshold_ceiling``).
+
 Embeddings are cached by the text's sha256 in ``~/.cache/refusal_judge_embeddings.npz`` (``--embeddings``,
 ``--no-cache``): embedding 14,000 completions twice is most of a half-hour run on two CPU cores.
 
@@ -769,6 +773,56 @@ def decision_rule(
     }  # fmt: skip
 
 
+CEILING_HEAD = tuple(round(0.02 * i, 2) for i in range(1, 50))  # the head alone: 0.02 ... 0.98
+
+
+def _overall_and_models(items: list[Item], judged: list[bool]) -> tuple[float, float]:
+    """The worse of overall precision and recall, and the worst model's worse one."""
+    figures = []
+    for group in [None, *sorted({i.model for i in items})]:
+        chosen = [k for k, i in enumerate(items) if group is None or i.model == group]
+        s = refusal_scores([items[k].refusal for k in chosen], [judged[k] for k in chosen])
+        figures.append(min(s["precision"] or 0.0, s["recall"] or 0.0))
+    return figures[0], min(figures[1:])
+
+
+def threshold_ceiling(items: list[Item], cells: dict[str, list[int]], new: list, opinions, judge) -> dict:
+    """What no threshold can pass: per cell (a set's completions no head was fitted on), the best figures reachable
+    by ``decide``'s rule over the calibration grid of its three thresholds, and by the head's probability alone
+    over 0.02 ... 0.98, each chosen on the cell itself: the best worse-of-precision-and-recall over all, the best
+    worst model's, and whether any one setting meets the goal (both >= GOAL over all, each model's >=
+    GOAL_PER_MODEL). An oracle, so optimistic; where it stays under the goal, re-tuning the judge's thresholds
+    cannot meet the goal there and only a better classifier can (issue 39)."""
+    probabilities = [j.refusal_probability for j in new]
+    out = {}
+    for name, chosen in cells.items():
+        cell = [items[k] for k in chosen]
+        probs = [probabilities[k] for k in chosen]
+        texts = [i.text.replace("\u2019", "'") for i in cell]
+        openings = [_opening(t, judge) for t in texts]
+        voiced = [bool(second_voice_complies(t, judge)) for t in texts]
+        nearest = [max(opinions[k].scores, key=opinions[k].scores.get) for k in chosen]
+        tried = {"rule": [], "head alone": []}  # (overall, worst model, setting)
+        for refusal_t in GRID_REFUSAL:
+            for pattern_t in (t for t in GRID_PATTERN if t <= refusal_t):
+                for alone_t in (t for t in GRID_ALONE if t is None or t >= refusal_t):
+                    judged = _rule(probs, openings, nearest, refusal_t, pattern_t, voiced, alone_t)
+                    tried["rule"].append((*_overall_and_models(cell, judged), (refusal_t, pattern_t, alone_t)))
+        for t in CEILING_HEAD:
+            tried["head alone"].append((*_overall_and_models(cell, [p >= t for p in probs]), (t,)))
+        entry = {"n": len(chosen), "refusals": sum(i.refusal for i in cell)}
+        for kind, rows in tried.items():
+            overall = max(rows, key=lambda r: (r[0], r[1]))
+            worst_model = max(rows, key=lambda r: (r[1], r[0]))
+            entry[kind] = {
+                "best_overall": round(overall[0], 4), "its_worst_model": round(overall[1], 4), "at": overall[2],
+                "best_worst_model": round(worst_model[1], 4), "its_overall": round(worst_model[0], 4),
+                "goal_reachable": any(r[0] >= GOAL and r[1] >= GOAL_PER_MODEL for r in rows),
+            }  # fmt: skip
+        out[name] = entry
+    return out
+
+
 def verdict_bases(items: list[Item], judged: list) -> dict[str, dict[str, dict[str, int]]]:
     """Per set, the judge's refusals by the part of ``decide``'s rule that explains them (``basis``), each with
     how many people labelled refusal: which part carries the refusals, and how often each part is right."""
@@ -992,6 +1046,24 @@ def main(argv: list[str] | None = None) -> int:
             f"goal on {set_name} {held_out}{' (spent: scored before)' if spent else ''} (P and R >= {GOAL}, "
             f"each model >= {GOAL_PER_MODEL}): {'met' if met else 'NOT met'}"
         )
+    # The ceiling: the best any threshold reaches on each set's completions that no head was fitted on
+    fitted = fitted_sets(sources)
+    not_fitted = {
+        name: [k for k, i in enumerate(items) if i.set == name and (i.split != "seen" or name not in fitted)]
+        for name in public
+    }
+    ceiling = threshold_ceiling(items, {n: ks for n, ks in not_fitted.items() if ks}, new, opinions, judge)
+    ceiling_heading = "ceiling: the best worse-of-precision-and-recall any thresholds reach, chosen on the cell itself"
+    print(f"{ceiling_heading} (optimistic), on completions no head was fitted on:")  # noqa: T201
+    for set_name, c in ceiling.items():
+        for kind in ("rule", "head alone"):
+            e = c[kind]
+            line = (
+                f"  {set_name} ({c['n']}, {c['refusals']} refusals), {kind}: over all {e['best_overall']:.3f} "
+                f"(worst model then {e['its_worst_model']:.3f}) at {e['at']}; worst model at best "
+                f"{e['best_worst_model']:.3f}; goal {'reachable' if e['goal_reachable'] else 'out of reach'}"
+            )
+            print(line)  # noqa: T201
     bases = verdict_bases(items, new)
     print("the judge's refusals by what explains them (people's refusals among them):")  # noqa: T201
     for set_name, counts in bases.items():
@@ -1023,6 +1095,7 @@ def main(argv: list[str] | None = None) -> int:
             "facets": facets,
             "paired_judge_vs_candidate_exact_mcnemar": paired,
             "refusals_by_basis": bases,
+            "threshold_ceiling": ceiling,
         }  # fmt: skip
         OUT.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return 0 if verdicts and all(verdicts.values()) else 1

@@ -120,3 +120,28 @@ def test_cached_views_embed_each_text_once_and_a_changed_encoder_stamp_embeds_ag
     monkeypatch.setattr(bench, "ENCODER_LABEL", "another encoder")
     _, embedded = bench.cached_views(["a"], cache)
     assert embedded == 1  # vectors of another encoder are never reused
+
+
+def test_the_ceiling_says_whether_any_threshold_reaches_the_goal(bench):
+    # Two models' completions, no pattern in either text. Where the head's probability orders refusals above
+    # compliances, some threshold meets the goal; where one model's refusals sit among its compliances, none does,
+    # and the ceiling says so for the rule's grid and for the head alone alike.
+    judge = load_judge(JUDGE)
+    items, judged, opinions = [], [], []
+    for model in ("a", "b"):
+        for n in range(40):
+            refused = n % 2 == 0
+            items.append(bench.Item("s", model, f"{model}{n}", f"reply {model} {n}", refused, str(refused), "unseen"))
+            opinions.append(SimpleNamespace(scores={"refusal": 0.6, "compliance": 0.3, "other": 0.1}))
+            separated = 0.9 if refused else 0.1
+            judged.append(SimpleNamespace(refusal_probability=separated if model == "a" else (0.9 if n < 20 else 0.1)))
+    everything = list(range(len(items)))
+    ceiling = bench.threshold_ceiling(items, {"clean": everything[:40], "mixed": everything}, judged, opinions, judge)
+    clean, mixed = ceiling["clean"], ceiling["mixed"]
+    assert clean["n"] == 40 and clean["refusals"] == 20
+    assert clean["head alone"]["best_overall"] == 1.0 and clean["head alone"]["goal_reachable"]
+    assert clean["rule"]["goal_reachable"]
+    # Model b: half its refusals and half its compliances score 0.9 -> its precision and recall are 0.5 at best
+    for kind in ("rule", "head alone"):
+        assert mixed[kind]["best_worst_model"] == 0.5 and not mixed[kind]["goal_reachable"]
+        assert mixed[kind]["best_overall"] < 0.9
