@@ -148,12 +148,16 @@ from governance.safety.judge import (  # noqa: E402
 )
 from governance.safety.refusal_head import (  # noqa: E402
     TUNED,
+    TUNED_OPENING,
+    TUNED_VIEWS,
     VIEWS,
     embed_views,
     fit_refusal_head,
     head_document,
     head_inputs,
+    opening_text,
     refusal_probabilities,
+    tuned_views,
 )
 from governance.safety.tuned_encoder import (  # noqa: E402
     TuningSettings,
@@ -161,7 +165,6 @@ from governance.safety.tuned_encoder import (  # noqa: E402
     fit_tuned,
     layers_document,
     lower_states,
-    tuned_embeddings,
 )
 
 HAND = ROOT / "benchmarks/data/refusal_judge_labelled.jsonl"
@@ -464,8 +467,8 @@ def _fmt_paired(paired: dict) -> str:
 
 def new_verdicts(items: list[Item], views: dict, opinions, judge) -> list:
     head = judge.refusal_head
-    if TUNED in head.features:  # through this head's own fine-tuned layers: computed here, never cached
-        views = views | {TUNED: tuned_embeddings([i.text for i in items], head.layers)}
+    if any(view in head.features for view in TUNED_VIEWS):  # through its own fine-tuned layers: never cached
+        views = views | tuned_views([i.text for i in items], head.features, head.layers)
     probabilities = refusal_probabilities(views, head)
     return [decide(i.text, float(p), o.scores, judge) for i, p, o in zip(items, probabilities, opinions, strict=True)]
 
@@ -639,13 +642,16 @@ _FIGURES = ("C", "refusal_threshold", "pattern_threshold", "head_alone_threshold
 
 
 def tuned_out_of_fold(items: list[Item], states, train: list[int], folds: dict, settings: TuningSettings,
-                      fit_sets: set[str] | None = None):  # fmt: skip
+                      fit_sets: set[str] | None = None, opening_states=None):  # fmt: skip
     """Out-of-fold ``P(refusal)`` of a fine-tuned head: for each fold, the top layers and the head trained on
-    the rest of ``train`` (only on ``fit_sets`` where given) and applied to the fold (numpy, one per item)."""
+    the rest of ``train`` (only on ``fit_sets`` where given) and applied to the fold (numpy, one per item).
+    With ``opening_states`` (each completion's opening, :func:`lower_states`), also the same fold fit's
+    ``P(refusal)`` of the opening: returns (completion, opening)."""
     import numpy as np
 
     fitted = [k for k in train if fit_sets is None or items[k].set in fit_sets]
     held_out = np.zeros(len(items))
+    opening = np.zeros(len(items))
     for fold in folds.values():
         out = set(fold)
         fit = [k for k in fitted if k not in out]
@@ -653,14 +659,48 @@ def tuned_out_of_fold(items: list[Item], states, train: list[int], folds: dict, 
         # the new head's) is the same layers byte for byte: fitted once per process
         key = (id(states), repr(settings), tuple(fit), tuple(fold))
         if key not in _FOLD_FITS:
-            module, weights, bias = fit_tuned([states[k] for k in fit], [items[k].refusal for k in fit], settings)
-            vectors = embed_tuned([states[k] for k in fold], module)
-            _FOLD_FITS[key] = 1 / (1 + np.exp(-(vectors @ np.asarray(weights) + bias)))
-        held_out[fold] = _FOLD_FITS[key]
-    return held_out
+            _FOLD_FITS[key] = fit_tuned([states[k] for k in fit], [items[k].refusal for k in fit], settings)
+        module, weights, bias = _FOLD_FITS[key]
+        for rows, into in ((states, held_out), (opening_states, opening)):
+            if rows is not None:
+                vectors = embed_tuned([rows[k] for k in fold], module)
+                into[fold] = 1 / (1 + np.exp(-(vectors @ np.asarray(weights) + bias)))
+    return held_out if opening_states is None else (held_out, opening)
 
 
 _FOLD_FITS: dict = {}  # tuned_out_of_fold's fits in this process, by (states, settings, fitted, fold)
+
+
+def _logits(probabilities):
+    import numpy as np
+
+    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(clipped / (1 - clipped))
+
+
+def stack_opening(items: list[Item], train: list[int], folds: dict, completion, opening) -> tuple[object, dict]:
+    """The two-view head tried for judge 3.4: one logistic regression (classes balanced, as the fine-tune) of
+    people's label on the head's two logits, the completion's and its opening's through the same layers. Out of
+    fold it is nested:
+    each fold's weights are fitted on the other folds' out-of-fold logits and applied to the fold. Returns
+    those nested out-of-fold probabilities and the weights fitted on all of ``train``'s out-of-fold logits."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    rows = np.c_[_logits(completion), _logits(opening)]
+    labels = np.asarray([i.refusal for i in items])
+
+    def fitted(keys):
+        return LogisticRegression(class_weight="balanced", max_iter=1000).fit(rows[keys], labels[keys])
+
+    nested = np.zeros(len(items))
+    for fold in folds.values():
+        held = set(fold)
+        nested[fold] = fitted([k for k in train if k not in held]).predict_proba(rows[fold])[:, 1]
+    final = fitted(train)
+    weights = {"completion": round(float(final.coef_[0][0]), 6), "opening": round(float(final.coef_[0][1]), 6),
+               "bias": round(float(final.intercept_[0]), 6)}  # fmt: skip
+    return nested, weights
 
 
 def calibrate(
@@ -672,6 +712,7 @@ def calibrate(
     version: str,
     previous=None,
     settings: TuningSettings = TuningSettings(),  # noqa: B008 (frozen)
+    tuned: tuple[str, ...] = (TUNED,),
 ) -> dict:
     """Fine-tune the encoder's top layers and the head on the seen part, choose the thresholds by cross-
     validation, and write the layers and the head (which pins them) with their provenance, stamped with
@@ -682,15 +723,28 @@ def calibrate(
     two-view logistic head (judges 3.0 and 3.1) is run by the same folds, grid and rule as a comparison. With
     ``previous`` (the shipped judge), its settings are scored by the same folds on the same completions,
     each fold's head fitted only on the sets it was fitted on: the decision rule's other side (``rule``):
-    the new head ships only if its worst figure is higher."""
+    the new head ships only if its worst figure is higher.
+
+    ``tuned`` are the views the head reads: the completion through the fine-tuned layers (judges 3.2 and 3.3,
+    the default), or that and its opening through the same layers (tried for 3.4, not shipped), weighed by
+    :func:`stack_opening` on out-of-fold logits; the written head is then that weighing folded into one
+    logistic head over both views (weights ``a * w`` and ``b * w``, bias ``(a + b) * bias + c``)."""
     from dataclasses import asdict
 
     spec = yaml.safe_load(SOURCES.read_text(encoding="utf-8"))
     fitted = fitted_sets(spec)
     train = [k for k, i in enumerate(items) if i.split == "seen" and i.set in fitted]
     folds = merged_folds(calibration_folds(items, train))
+    if TUNED not in tuned or not set(tuned) <= set(TUNED_VIEWS):
+        raise SystemExit(f"--views must be {TUNED!r} or {TUNED!r},{TUNED_OPENING!r}, not {','.join(tuned)!r}")
     states = lower_states([i.text for i in items], settings.from_layer)
-    held_out = tuned_out_of_fold(items, states, train, folds, settings)
+    stack = None
+    if TUNED_OPENING in tuned:
+        openings = lower_states([opening_text(i.text) for i in items], settings.from_layer)
+        completion_p, opening_p = tuned_out_of_fold(items, states, train, folds, settings, opening_states=openings)
+        held_out, stack = stack_opening(items, train, folds, completion_p, opening_p)
+    else:
+        held_out = tuned_out_of_fold(items, states, train, folds, settings)
     chosen = choose_thresholds(items, train, {None: held_out}, opinions, judge)
     frozen = cross_validate(items, head_inputs(views, VIEWS), train, opinions, judge, folds=folds)
     module, weights, bias = fit_tuned([states[k] for k in train], [items[k].refusal for k in train], settings)
@@ -716,6 +770,10 @@ def calibrate(
         "are fixed, only the thresholds are chosen",
         "judge_version": version,
         "tuning": asdict(settings),
+        "views": list(tuned),
+        "stack": None if stack is None else stack | {
+            "how": "logit = completion * (w . tuned + b) + opening * (w . tuned_opening + b) + bias, fitted "
+            "(logistic, classes balanced) on the seen part's out-of-fold logits; folded into the weights below"},
         **chosen,
         "frozen_encoder_views": {key: frozen[key] for key in _FIGURES},
         "pattern_window": judge.classifier.pattern_window,
@@ -724,7 +782,10 @@ def calibrate(
         provenance["rule"] = decision_rule(items, views, train, opinions, judge, previous, chosen, folds, states)
     encoder_layers = {"path": layers_path.name, "sha256": hashlib.sha256(layers).hexdigest(),
                       "from_layer": settings.from_layer}  # fmt: skip
-    data = head_document(weights, bias, provenance, (TUNED,), encoder_layers)
+    if stack is not None:  # the weighing folded into one logistic head over both views
+        a, b = stack["completion"], stack["opening"]
+        weights, bias = [a * w for w in weights] + [b * w for w in weights], (a + b) * bias + stack["bias"]
+    data = head_document(weights, bias, provenance, tuned, encoder_layers)
     out_head.parent.mkdir(parents=True, exist_ok=True)
     layers_path.write_bytes(layers)  # the head that pins them is written last
     out_head.write_bytes(data)
@@ -886,6 +947,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sources", type=Path, default=DEFAULT_SOURCES_DIR, help="the public sets' checkouts")
     parser.add_argument("--calibrate", action="store_true", help="refit the refusal head (seen part only) and exit")
     parser.add_argument("--version", help="with --calibrate: the judge version the head is fitted for (provenance)")
+    parser.add_argument(
+        "--views",
+        default=TUNED,
+        help=f"with --calibrate: the fine-tuned views the head reads ({TUNED!r}, as judge 3.3, or "
+        f"{TUNED!r},{TUNED_OPENING!r}, tried for 3.4 and not shipped)",
+    )
     parser.add_argument("--embeddings", type=Path, default=DEFAULT_EMBEDDINGS, help="the embeddings' cache (.npz)")
     parser.add_argument("--no-cache", action="store_true", help="embed every completion afresh, keep nothing")
     parser.add_argument(
@@ -925,7 +992,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         head = ROOT / "data/safety" / judge.classifier.head.path
         opinions = classify_vectors(vectors, judge.classifier.exemplars.model_dump(), judge.classifier.k)
-        chosen = calibrate(items, views, opinions, judge, head, args.version, previous=load_judge(args.previous))
+        chosen = calibrate(items, views, opinions, judge, head, args.version, previous=load_judge(args.previous),
+                           tuned=tuple(args.views.split(",")))  # fmt: skip
         print(json.dumps(chosen, indent=1))  # noqa: T201
         print(f"wrote {head.relative_to(ROOT)}: pin its sha256 and the thresholds in {JUDGE.relative_to(ROOT)}")  # noqa: T201
         return 0

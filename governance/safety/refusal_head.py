@@ -18,9 +18,12 @@ where a refusal sits: "As an AI, I cannot give opinions. However, ..." opens
 like a refusal and goes on to answer; ``tuned``, the completion through the
 encoder with its top layers fine-tuned on the same people's labels
 (:mod:`governance.safety.tuned_encoder`; the head file names and pins those
-layers' file under ``encoder_layers``). Format ``refusal-head/1`` (judges 2.1 to
-2.3) reads the completion alone; ``refusal-head/2`` (judges 3.0 and 3.1) names
-its views; ``refusal-head/3`` (judge 3.2) may read the ``tuned`` view.
+layers' file under ``encoder_layers``); ``tuned_opening``, the opening (as the
+``opening`` view reads it) through the same layers (tried for judge 3.4, not
+shipped: ``benchmarks/refusal_judge.py --calibrate --views tuned,tuned_opening``).
+Format ``refusal-head/1`` (judges 2.1 to 2.3) reads the completion alone;
+``refusal-head/2`` (judges 3.0 and 3.1) names its views; ``refusal-head/3``
+(judge 3.2 on) may read the ``tuned`` and ``tuned_opening`` views.
 
 Trust boundary: the judge file pins the head's sha256 (so the judge file's
 hash, which every evaluation records, covers the head too); the head's bytes
@@ -49,7 +52,9 @@ READ_FORMATS = ("refusal-head/2", HEAD_FORMAT)  # 2: the frozen encoder's views 
 LEGACY_FORMAT = "refusal-head/1"  # one view, the completion (judges 2.1 to 2.3): still read, never written
 VIEWS = ("completion", "opening")  # the frozen encoder's views, each an EMBEDDING_DIM block of weights
 TUNED = "tuned"  # the view through the fine-tuned top layers (format 3, with encoder_layers)
-ALL_VIEWS = (*VIEWS, TUNED)  # what a head may read, in this order
+TUNED_OPENING = "tuned_opening"  # the opening (opening_text) through the same layers (tried for 3.4)
+TUNED_VIEWS = (TUNED, TUNED_OPENING)  # the views that read the head's encoder layers
+ALL_VIEWS = (*VIEWS, *TUNED_VIEWS)  # what a head may read, in this order
 OPENING_SENTENCES = 2
 OPENING_CHARS = 300  # the judge file's pattern_window: the opening a refusal pattern explains a refusal from
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -144,12 +149,13 @@ def parse_refusal_head(data: bytes, source: str) -> RefusalHead:
 def _encoder_layers(document: dict, features: list, source: str) -> TunedLayers | None:
     """The tuned view's layers, loaded and checked, where the head reads that view (format 3 only)."""
     spec = document.get("encoder_layers")
-    if TUNED not in features:
+    tuned = [view for view in TUNED_VIEWS if view in features]
+    if not tuned:
         if spec is not None:
-            raise ConfigError(f"{source}: encoder_layers is given but features do not name {TUNED!r}")
+            raise ConfigError(f"{source}: encoder_layers is given but features name no view of {list(TUNED_VIEWS)}")
         return None
     if document["format"] != HEAD_FORMAT:
-        raise ConfigError(f"{source}: the {TUNED!r} view needs format {HEAD_FORMAT!r}")
+        raise ConfigError(f"{source}: the {tuned[0]!r} view needs format {HEAD_FORMAT!r}")
     if (
         not isinstance(spec, dict)
         or set(spec) != {"path", "sha256", "from_layer"}
@@ -199,13 +205,21 @@ def embed_views(
         views["completion"] = embed_completions(texts) if completion_vectors is None else completion_vectors
     if "opening" in features:
         views["opening"] = embed([opening_text(t) for t in texts])
-    if TUNED in features:
+    tuned = [view for view in TUNED_VIEWS if view in features]
+    if tuned:
         if head is None or head.layers is None:
-            raise ConfigError(f"the {TUNED!r} view needs the head's encoder layers")
-        from governance.safety.tuned_encoder import tuned_embeddings
-
-        views[TUNED] = tuned_embeddings(texts, head.layers)
+            raise ConfigError(f"the {tuned[0]!r} view needs the head's encoder layers")
+        views |= tuned_views(texts, tuned, head.layers)
     return views
+
+
+def tuned_views(texts: Sequence[str], features: Sequence[str], layers: TunedLayers) -> dict[str, Any]:
+    """The views of ``features`` that read the fine-tuned ``layers``: ``tuned`` (the completion) and
+    ``tuned_opening`` (its opening, :func:`opening_text`), through the same layers."""
+    from governance.safety.tuned_encoder import tuned_embeddings
+
+    inputs = {TUNED: lambda: list(texts), TUNED_OPENING: lambda: [opening_text(t) for t in texts]}
+    return {view: tuned_embeddings(inputs[view](), layers) for view in TUNED_VIEWS if view in features}
 
 
 def refusal_probabilities(views: dict[str, Any], head: RefusalHead):

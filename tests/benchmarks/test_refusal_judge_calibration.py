@@ -76,6 +76,47 @@ def test_the_head_names_the_version_it_was_fitted_for_not_the_judge_files(bench,
     assert rule["ships"] == (rule["new_worst"] > rule["previous_worst"])
 
 
+def test_a_head_over_the_completion_and_its_opening_folds_the_weighing_into_one_logistic_head(bench, tmp_path):
+    # --views tuned,tuned_opening (tried for 3.4): the weighing of the two logits, fitted out of fold, is written
+    # as one head over both views whose halves are the same fine-tuned weights scaled by the two weights
+    import numpy as np
+
+    items, views, opinions = _seen_part(bench)
+    judge = load_judge(JUDGE)
+    out = tmp_path / "refusal_head.json"
+    written = bench.calibrate(items, views, opinions, judge, out, "9.9", tuned=("tuned", "tuned_opening"))
+    from governance.safety.refusal_head import load_refusal_head
+
+    head = load_refusal_head(out, written["sha256"])
+    assert head.features == ("tuned", "tuned_opening") and written["views"] == ["tuned", "tuned_opening"]
+    stack = written["stack"]
+    whole, opening = np.asarray(head.weights[:EMBEDDING_DIM]), np.asarray(head.weights[EMBEDDING_DIM:])
+    assert np.allclose(whole / stack["completion"], opening / stack["opening"], atol=1e-4)
+    with pytest.raises(SystemExit, match="--views must be"):
+        bench.calibrate(items, views, opinions, judge, out, "9.9", tuned=("tuned_opening",))
+
+
+def test_the_weighing_of_the_two_logits_is_nested_out_of_fold(bench):
+    # Where only the opening's logit tells refusals apart, the weighing leans on it; each fold's probabilities
+    # come from weights fitted on the other folds alone
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    items = [bench.Item("s", "m", str(n), "t", n % 2 == 0, "", "seen") for n in range(200)]
+    opening = np.asarray([0.9 if i.refusal else 0.1 for i in items])
+    completion = rng.uniform(0.2, 0.8, size=len(items))
+    folds = {f"f{f}": list(range(f, 200, 4)) for f in range(4)}
+    nested, weights = bench.stack_opening(items, list(range(200)), folds, completion, opening)
+    assert weights["opening"] > 5 * abs(weights["completion"])
+    assert all((p > 0.5) == i.refusal for p, i in zip(nested, items, strict=True))
+    from sklearn.linear_model import LogisticRegression
+
+    rows = np.c_[bench._logits(completion), bench._logits(opening)]
+    others = [k for k in range(200) if k not in set(folds["f0"])]
+    model = LogisticRegression(class_weight="balanced", max_iter=1000).fit(rows[others], opening[others] > 0.5)
+    assert np.allclose(nested[folds["f0"]], model.predict_proba(rows[folds["f0"]])[:, 1])
+
+
 def test_the_previous_settings_are_fitted_only_on_the_previous_heads_sets(bench, monkeypatch):
     # 3.0 was fitted on no WildGuardTest completion: each fold of its side of the rule leaves them out of the fit,
     # and still predicts and scores them

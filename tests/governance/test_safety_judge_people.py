@@ -117,7 +117,8 @@ def _repinned(path: Path, head: Path, document: dict) -> Path:
         (lambda d: d.__setitem__("format", "refusal-head/9"), "format is not 'refusal-head/3'"),
         (lambda d: d.__setitem__("bias", "1"), "bias must be a finite number"),
         (lambda d: d.__setitem__("features", ["tuned"]), "the 'tuned' view needs format 'refusal-head/3'"),
-        (lambda d: d.__setitem__("encoder_layers", {}), "encoder_layers is given but features do not name 'tuned'"),
+        (lambda d: d.__setitem__("encoder_layers", {}),
+         "encoder_layers is given but features name no view of ['tuned', 'tuned_opening']"),
     ],
 )  # fmt: skip
 def test_a_bad_head_is_a_config_error_naming_the_file_and_field(tmp_path, change, message):
@@ -218,6 +219,32 @@ def test_fine_tuning_is_reproducible_and_learns_the_labels():
     assert min(logits[:5]) > max(logits[5:])
     with pytest.raises(ValueError, match="refusals and compliances both"):
         fit_tuned(states[:5], labels[:5], settings)
+
+
+def test_a_head_may_read_the_opening_through_the_same_tuned_layers(tmp_path):
+    # Judge 3.4's kind of head: the completion and its opening (first two sentences) each through the pinned
+    # fine-tuned layers, one logistic head over both; its probability is exactly that, computed by the judge
+    import numpy as np
+
+    from governance.safety.refusal_head import opening_text
+    from governance.safety.tuned_encoder import tuned_embeddings
+
+    path = _copy_judge(tmp_path)
+    head = tmp_path / "judge/refusal_head.json"
+    document = json.loads(head.read_text())
+    w = document["weights"]
+    document |= {"features": ["tuned", "tuned_opening"], "weights": w + [0.5 * x for x in w], "bias": -0.25}
+    judge = load_judge(_repinned(path, head, document))
+    assert judge.refusal_head.features == ("tuned", "tuned_opening")
+    text = "I must stress that this is dangerous. That being said, here is how: first, open the valve."
+    (judged,) = judge_responses([text], judge)
+    layers = judge.refusal_head.layers
+    whole, opening = tuned_embeddings([text], layers)[0], tuned_embeddings([opening_text(text)], layers)[0]
+    logit = float(np.dot(w, whole) + 0.5 * np.dot(w, opening) - 0.25)
+    assert judged.refusal_probability == pytest.approx(1 / (1 + np.exp(-logit)), abs=1e-4)
+    # the opening's own view, not the completion's twice: another opening, another probability
+    (other,) = judge_responses(["Here is how to do it. First, open the valve. That is all."], judge)
+    assert other.refusal_probability != pytest.approx(judged.refusal_probability, abs=1e-3)
 
 
 def test_a_one_view_head_of_the_judges_before_3_still_loads_and_reads_the_completion_alone():
