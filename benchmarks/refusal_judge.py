@@ -508,17 +508,40 @@ def _worst(items: list[Item], judged: list[bool]) -> float:
     return _figures(items, judged)[0]
 
 
-def _figures(items: list[Item], judged: list[bool]) -> tuple[float, float]:
-    """The worst of precision and recall over all and each model, and the mean of each model's worse one
-    (the calibration's tie-break: a single completion moves the worst of a 70-refusal model by 0.014)."""
-    figures, per_model = [], []
+def _worse_figures(items: list[Item], judged: list[bool]) -> tuple[float, list[float]]:
+    """The worse of precision and recall over all, and each model's worse one (models in name order)."""
+    worse = []
     for group in [None, *sorted({i.model for i in items})]:
         chosen = [k for k, i in enumerate(items) if group is None or i.model == group]
         s = refusal_scores([items[k].refusal for k in chosen], [judged[k] for k in chosen])
-        figures += [s["precision"] or 0.0, s["recall"] or 0.0]
-        if group is not None:
-            per_model.append(min(s["precision"] or 0.0, s["recall"] or 0.0))
-    return min(figures), sum(per_model) / len(per_model)
+        worse.append(min(s["precision"] or 0.0, s["recall"] or 0.0))
+    return worse[0], worse[1:]
+
+
+def _figures(items: list[Item], judged: list[bool]) -> tuple[float, float]:
+    """The worst of precision and recall over all and each model, and the mean of each model's worse one
+    (the calibration's tie-break: a single completion moves the worst of a 70-refusal model by 0.014)."""
+    overall, per_model = _worse_figures(items, judged)
+    return min(overall, *per_model), sum(per_model) / len(per_model)
+
+
+def _rule_inputs(items: list[Item], keys: list[int], opinions, judge) -> tuple[list, list, list]:
+    """What ``_rule`` reads of the completions ``keys`` besides the probability: the opening's pattern, whether
+    a later voice complies, and the exemplars' nearest label."""
+    openings = [_opening(items[k].text, judge) for k in keys]
+    voiced = [bool(second_voice_complies(items[k].text.replace("\u2019", "'"), judge)) for k in keys]
+    nearest = [max(opinions[k].scores, key=opinions[k].scores.get) for k in keys]
+    return openings, voiced, nearest
+
+
+def _rule_settings(grid_refusal, grid_pattern, grid_alone):
+    """The grid's (refusal, pattern, head-alone) thresholds that ``decide`` admits: a pattern needs no more of
+    the head than the refusal threshold, the head alone no less."""
+    for refusal_t in grid_refusal:
+        for pattern_t in grid_pattern:
+            for alone_t in grid_alone:
+                if pattern_t <= refusal_t and (alone_t is None or alone_t >= refusal_t):
+                    yield refusal_t, pattern_t, alone_t
 
 
 def calibration_folds(items: list[Item], train: list[int]) -> dict[str, list[int]]:
@@ -598,22 +621,16 @@ def choose_thresholds(
     ``grid`` is the refusal, pattern and (optional, judge 3.3 on) head-alone thresholds tried; ``judge`` gives
     the patterns the rule reads."""
     grid_refusal, grid_pattern, grid_alone = (*grid, (None,))[:3]
-    openings = [_opening(items[k].text, judge) for k in train]
-    voiced = [bool(second_voice_complies(items[k].text.replace("\u2019", "'"), judge)) for k in train]
-    nearest = [max(opinions[k].scores, key=opinions[k].scores.get) for k in train]
+    openings, voiced, nearest = _rule_inputs(items, train, opinions, judge)
     seen = [items[k] for k in train]
     best = None
     for c, held_out in held_out_by_c.items():
         probs = [held_out[k] for k in train]
-        for refusal_t in grid_refusal:
-            for pattern_t in grid_pattern:
-                for alone_t in grid_alone:
-                    if pattern_t > refusal_t or (alone_t is not None and alone_t < refusal_t):
-                        continue
-                    judged = _rule(probs, openings, nearest, refusal_t, pattern_t, voiced, alone_t)
-                    score = _figures(seen, judged)
-                    if best is None or score > best[0]:
-                        best = (score, c, refusal_t, pattern_t, alone_t, judged)
+        for refusal_t, pattern_t, alone_t in _rule_settings(grid_refusal, grid_pattern, grid_alone):
+            judged = _rule(probs, openings, nearest, refusal_t, pattern_t, voiced, alone_t)
+            score = _figures(seen, judged)
+            if best is None or score > best[0]:
+                best = (score, c, refusal_t, pattern_t, alone_t, judged)
     (worst, mean), c, refusal_t, pattern_t, alone_t, judged = best
     cells = {}
     for set_name in sorted({i.set for i in seen}):
@@ -672,18 +689,19 @@ _FOLD_FITS: dict = {}  # tuned_out_of_fold's fits in this process, by (states, s
 
 
 def _logits(probabilities):
+    """scipy's logit of ``probabilities``, clipped to [1e-6, 1 - 1e-6] so that a certain head stays finite."""
     import numpy as np
+    from scipy.special import logit
 
-    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.log(clipped / (1 - clipped))
+    return logit(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-6, 1 - 1e-6))
 
 
 def stack_opening(items: list[Item], train: list[int], folds: dict, completion, opening) -> tuple[object, dict]:
     """The two-view head tried for judge 3.4: one logistic regression (classes balanced, as the fine-tune) of
     people's label on the head's two logits, the completion's and its opening's through the same layers. Out of
-    fold it is nested:
-    each fold's weights are fitted on the other folds' out-of-fold logits and applied to the fold. Returns
-    those nested out-of-fold probabilities and the weights fitted on all of ``train``'s out-of-fold logits."""
+    fold it is nested: each fold's weights are fitted on the other folds' out-of-fold logits and applied to the
+    fold. Returns those nested out-of-fold probabilities and the weights fitted on all of ``train``'s
+    out-of-fold logits."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -839,12 +857,8 @@ CEILING_HEAD = tuple(round(0.02 * i, 2) for i in range(1, 50))  # the head alone
 
 def _overall_and_models(items: list[Item], judged: list[bool]) -> tuple[float, float]:
     """The worse of overall precision and recall, and the worst model's worse one."""
-    figures = []
-    for group in [None, *sorted({i.model for i in items})]:
-        chosen = [k for k, i in enumerate(items) if group is None or i.model == group]
-        s = refusal_scores([items[k].refusal for k in chosen], [judged[k] for k in chosen])
-        figures.append(min(s["precision"] or 0.0, s["recall"] or 0.0))
-    return figures[0], min(figures[1:])
+    overall, per_model = _worse_figures(items, judged)
+    return overall, min(per_model)
 
 
 def threshold_ceiling(items: list[Item], cells: dict[str, list[int]], new: list, opinions, judge) -> dict:
@@ -859,16 +873,11 @@ def threshold_ceiling(items: list[Item], cells: dict[str, list[int]], new: list,
     for name, chosen in cells.items():
         cell = [items[k] for k in chosen]
         probs = [probabilities[k] for k in chosen]
-        texts = [i.text.replace("\u2019", "'") for i in cell]
-        openings = [_opening(t, judge) for t in texts]
-        voiced = [bool(second_voice_complies(t, judge)) for t in texts]
-        nearest = [max(opinions[k].scores, key=opinions[k].scores.get) for k in chosen]
+        openings, voiced, nearest = _rule_inputs(items, chosen, opinions, judge)
         tried = {"rule": [], "head alone": []}  # (overall, worst model, setting)
-        for refusal_t in GRID_REFUSAL:
-            for pattern_t in (t for t in GRID_PATTERN if t <= refusal_t):
-                for alone_t in (t for t in GRID_ALONE if t is None or t >= refusal_t):
-                    judged = _rule(probs, openings, nearest, refusal_t, pattern_t, voiced, alone_t)
-                    tried["rule"].append((*_overall_and_models(cell, judged), (refusal_t, pattern_t, alone_t)))
+        for setting in _rule_settings(GRID_REFUSAL, GRID_PATTERN, GRID_ALONE):
+            judged = _rule(probs, openings, nearest, *setting[:2], voiced, setting[2])
+            tried["rule"].append((*_overall_and_models(cell, judged), setting))
         for t in CEILING_HEAD:
             tried["head alone"].append((*_overall_and_models(cell, [p >= t for p in probs]), (t,)))
         entry = {"n": len(chosen), "refusals": sum(i.refusal for i in cell)}
