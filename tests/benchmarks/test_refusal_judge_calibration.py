@@ -73,7 +73,27 @@ def test_the_head_names_the_version_it_was_fitted_for_not_the_judge_files(bench,
         judge.classifier.refusal_threshold,
         judge.classifier.pattern_threshold,
     )
-    assert rule["ships"] == (rule["new_worst"] > rule["previous_worst"])
+    assert rule["ships"] == bench.ships(
+        {"validation_worst": rule["new_worst"], "validation_mean_per_model": rule["new_mean_per_model"]},
+        {"validation_worst": rule["previous_worst"], "validation_mean_per_model": rule["previous_mean_per_model"]},
+    )
+
+
+@pytest.mark.parametrize(
+    ("new", "previous", "expected"),
+    [
+        ((0.82, 0.80), (0.81, 0.90), True),  # the worst figure decides first, whatever the means
+        ((0.80, 0.95), (0.81, 0.80), False),
+        ((0.817, 0.890), (0.817, 0.870), True),  # a tie on the worst (the top three layers against 3.3): the mean
+        ((0.817, 0.870), (0.817, 0.870), False),  # equal on both: the shipped head stays
+        ((0.817, 0.860), (0.817, 0.870), False),
+    ],
+)
+def test_the_decision_rule_breaks_a_tie_on_the_worst_figure_by_the_mean_per_model(bench, new, previous, expected):
+    def side(figures):
+        return {"validation_worst": figures[0], "validation_mean_per_model": figures[1]}
+
+    assert bench.ships(side(new), side(previous)) is expected
 
 
 def test_a_head_over_the_completion_and_its_opening_folds_the_weighing_into_one_logistic_head(bench, tmp_path):
