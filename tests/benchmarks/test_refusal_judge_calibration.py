@@ -79,6 +79,24 @@ def test_the_head_names_the_version_it_was_fitted_for_not_the_judge_files(bench,
     )
 
 
+def test_a_head_over_the_top_three_layers_is_decided_against_a_head_over_the_top_two(bench, tmp_path):
+    # --from-layer 3 (candidate 3.5): the new side reads layer 3's states, the shipped judge's side (3.3, the
+    # top two) reads layer 4's; each side's layers are fitted on its own states, and the head loads as written
+    from governance.safety.refusal_head import load_refusal_head
+    from governance.safety.tuned_encoder import TuningSettings
+
+    items, views, opinions = _seen_part(bench)
+    judge = load_judge(JUDGE)
+    out = tmp_path / "refusal_head.json"
+    written = bench.calibrate(items, views, opinions, judge, out, "9.9", previous=judge,
+                              settings=TuningSettings(from_layer=3))  # fmt: skip
+    head = load_refusal_head(out, written["sha256"])
+    assert head.layers.from_layer == written["encoder_layers"]["from_layer"] == written["tuning"]["from_layer"] == 3
+    previous = written["rule"]["previous"]
+    assert previous["version"] == judge.version and judge.refusal_head.provenance["tuning"]["from_layer"] == 4
+    assert written["rule"]["ships"] == bench.ships(written, previous)
+
+
 @pytest.mark.parametrize(
     ("new", "previous", "expected"),
     [
