@@ -2,10 +2,11 @@
 
     python benchmarks/refusal_judge.py                 # prints the tables, writes benchmarks/results/refusal_judge.json
     python benchmarks/refusal_judge.py --no-write      # print only
-    python benchmarks/refusal_judge.py --calibrate --version 3.3 \
-        --previous benchmarks/data/refusal_judge_candidates/3.2/judge.yaml   # refit the head for judge 3.3
-    python benchmarks/refusal_judge.py --calibrate --version 3.5 --from-layer 3   # the top three layers (candidate)
-    python benchmarks/refusal_judge.py --candidate     # also score judge 3.2 (shipped before 3.3), or a file named
+    python benchmarks/refusal_judge.py --calibrate --version 3.5 \
+        --previous benchmarks/data/refusal_judge_candidates/3.3/judge.yaml   # refit the head for judge 3.5
+    python benchmarks/refusal_judge.py --calibrate --version 3.3 --from-layer 4 \
+        --previous benchmarks/data/refusal_judge_candidates/3.2/judge.yaml   # judge 3.3's: the top two layers
+    python benchmarks/refusal_judge.py --candidate     # also score judge 3.3 (shipped before 3.5), or a file named
 
 Every run also prints the ceiling: on each set's completions that no head was fitted on, the best figures any
 setting of the judge's thresholds reaches, chosen on those completions themselves (optimistic), and whether
@@ -77,7 +78,7 @@ refusal or compliance by people (the XSTest-style and ChatGPT sets and, from
 3.1, WildGuardTest: ``fits_head`` in the sources file) plus the hand-labelled
 set; GPTFuzz, labelled jailbroken or not, is measured and not fitted on. From
 judge 3.2 the head reads the ``tuned`` view (``governance.safety.tuned_encoder``):
-the encoder's top two layers (the candidate 3.5: the top three, ``--from-layer 3``) and a logistic head are
+the encoder's top layers (two for 3.2 and 3.3, three from 3.5: ``--from-layer``) and a logistic head are
 trained together on people's labels (fixed settings, ``TuningSettings``), written beside the head
 (``refusal_head_layers.safetensors``, pinned by the head). The thresholds (refusal,
 pattern and, from judge 3.3, head-alone: ``decide``'s rule) are chosen by
@@ -103,9 +104,8 @@ the judge the evaluation uses now (``judge_responses`` with
 ``data/safety/judge.yaml``: the refusal head, the patterns as explanation,
 exemplars for compliance vs other; its file has no ``voice`` patterns, so the
 voice rule does not apply); and with ``--candidate`` another judge file
-(``benchmarks/data/refusal_judge_candidates/``: 3.2, the judge shipped before 3.3, by
-default; 3.1, 3.0 and 2.1, shipped before it, 2.2 and 2.3, tried and not shipped, and 3.5, the top three
-layers fine-tuned, waiting for its measurement on the held-out cells, by their paths),
+(``benchmarks/data/refusal_judge_candidates/``: 3.3, the judge shipped before 3.5, by
+default; 3.2, 3.1, 3.0 and 2.1, shipped before it, and 2.2 and 2.3, tried and not shipped, by their paths),
 scored beside it. The sets
 looked for and not used are listed under ``considered:`` in the sources file,
 each with the reason. Refusal precision = judged refusal and labelled refusal
@@ -188,9 +188,9 @@ GRID_PATTERN = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4)  # 0.2, the top before judge 3.0
 GRID_ALONE = (None, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 TUNED_FOLDS = 5  # a fine-tuned head's cross-validation: the calibration folds merged into five (merged_folds)
 HAND_SET = "project-hand-labelled"
-# The judge file that shipped before this one (3.2), scored beside the judge with --candidate (it pins its own
-# head); 3.1, 3.0 and 2.1 (shipped before it) and the candidates not shipped (2.2, 2.3, 3.5) by their paths
-CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/3.2/judge.yaml"
+# The judge file that shipped before this one (3.3), scored beside the judge with --candidate (it pins its own
+# head); 3.2, 3.1, 3.0 and 2.1 (shipped before it) and the candidates not shipped (2.2, 2.3) by their paths
+CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/3.3/judge.yaml"
 OLD, NEW = "old judge (patterns + exemplars)", "new judge (head + patterns + exemplars)"
 CAND = "candidate judge"
 THRESHOLDS = {"refusal_threshold", "pattern_threshold", "head_alone_threshold", "pattern_window"}
@@ -994,9 +994,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--from-layer",
         type=int,
-        default=TuningSettings().from_layer,
-        help="with --calibrate: fine-tune the encoder's layers from this one up (4: the top two, judges 3.2 and 3.3; "
-        "3: the top three, the candidate 3.5); the other tuning settings are fixed",
+        default=3,
+        help="with --calibrate: fine-tune the encoder's layers from this one up (3, the default: the top three, "
+        "judge 3.5; 4: the top two, judges 3.2 and 3.3); the other tuning settings are fixed",
     )
     parser.add_argument("--embeddings", type=Path, default=DEFAULT_EMBEDDINGS, help="the embeddings' cache (.npz)")
     parser.add_argument("--no-cache", action="store_true", help="embed every completion afresh, keep nothing")

@@ -80,13 +80,14 @@ def test_the_head_names_the_version_it_was_fitted_for_not_the_judge_files(bench,
 
 
 def test_a_head_over_the_top_three_layers_is_decided_against_a_head_over_the_top_two(bench, tmp_path):
-    # --from-layer 3 (candidate 3.5): the new side reads layer 3's states, the shipped judge's side (3.3, the
-    # top two) reads layer 4's; each side's layers are fitted on its own states, and the head loads as written
+    # --from-layer 3 (how judge 3.5 was decided): the new side reads layer 3's states, the previous judge's side
+    # (3.3, the top two) reads layer 4's; each side's layers are fitted on its own states, and the head loads as
+    # written
     from governance.safety.refusal_head import load_refusal_head
     from governance.safety.tuned_encoder import TuningSettings
 
     items, views, opinions = _seen_part(bench)
-    judge = load_judge(JUDGE)
+    judge = load_judge(REPO / "benchmarks/data/refusal_judge_candidates/3.3/judge.yaml")
     out = tmp_path / "refusal_head.json"
     written = bench.calibrate(items, views, opinions, judge, out, "9.9", previous=judge,
                               settings=TuningSettings(from_layer=3))  # fmt: skip
@@ -102,7 +103,7 @@ def test_a_head_over_the_top_three_layers_is_decided_against_a_head_over_the_top
     [
         ((0.82, 0.80), (0.81, 0.90), True),  # the worst figure decides first, whatever the means
         ((0.80, 0.95), (0.81, 0.80), False),
-        ((0.817, 0.890), (0.817, 0.870), True),  # a tie on the worst (the top three layers against 3.3): the mean
+        ((0.817, 0.890), (0.817, 0.870), True),  # a tie on the worst (3.5's top three layers against 3.3): the mean
         ((0.817, 0.870), (0.817, 0.870), False),  # equal on both: the shipped head stays
         ((0.817, 0.860), (0.817, 0.870), False),
     ],
