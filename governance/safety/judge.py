@@ -121,7 +121,7 @@ class JudgePatterns(PolicyFile):
     agreement: list[str] = Field(min_length=1)
     disagreement: list[str] = Field(min_length=1)
     # A reply in several voices (a jailbreak's "[GPT]: I can't... [DAN]: here is how"); absent, no voice rule
-    # applies (the shipped judge 3.3 has none, nor had 2.1 to 3.2; the candidate 2.3 has them). Matched
+    # applies (the shipped judge 3.5 has none, nor had 2.1 to 3.3; the candidate 2.3 has them). Matched
     # case-sensitively: a name starts upper-case.
     voice: list[str] = Field(default_factory=list)
     caution: list[str] = Field(default_factory=list)
