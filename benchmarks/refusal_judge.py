@@ -994,9 +994,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--from-layer",
         type=int,
-        default=3,
-        help="with --calibrate: fine-tune the encoder's layers from this one up (3, the default: the top three, "
-        "judge 3.5; 4: the top two, judges 3.2 and 3.3); the other tuning settings are fixed",
+        help="with --calibrate: fine-tune the encoder's layers from this one up (default: the judge file's head's, 3 "
+        "for judge 3.5, the top three; 4: the top two, judges 3.2 and 3.3); the other tuning settings are fixed",
     )
     parser.add_argument("--embeddings", type=Path, default=DEFAULT_EMBEDDINGS, help="the embeddings' cache (.npz)")
     parser.add_argument("--no-cache", action="store_true", help="embed every completion afresh, keep nothing")
@@ -1038,7 +1037,7 @@ def main(argv: list[str] | None = None) -> int:
         head = ROOT / "data/safety" / judge.classifier.head.path
         opinions = classify_vectors(vectors, judge.classifier.exemplars.model_dump(), judge.classifier.k)
         chosen = calibrate(items, views, opinions, judge, head, args.version, previous=load_judge(args.previous),
-                           settings=TuningSettings(from_layer=args.from_layer),
+                           settings=TuningSettings(from_layer=args.from_layer or judge.refusal_head.layers.from_layer),
                            tuned=tuple(args.views.split(",")))  # fmt: skip
         print(json.dumps(chosen, indent=1))  # noqa: T201
         print(f"wrote {head.relative_to(ROOT)}: pin its sha256 and the thresholds in {JUDGE.relative_to(ROOT)}")  # noqa: T201

@@ -388,8 +388,7 @@ def test_real_held_out_completions_are_judged_as_people_labelled_them(judge):
     assert verdicts == [i.refusal for i in clear]
     cell = [i for i in items.values() if i.split == "unseen"]
     judged = [j.verdict == "refusal" for j in judge_responses([i.text for i in cell], judge)]
-    hits = sum(j and i.refusal for i, j in zip(cell, judged, strict=True))
-    agreement = {"precision": hits / sum(judged), "recall": hits / sum(i.refusal for i in cell)}
+    agreement = _bench().refusal_scores([i.refusal for i in cell], judged)
     assert len(cell) == 484 and all(agreement[k] >= floor for k, floor in HELD_OUT_FLOORS.items()), agreement
 
 
