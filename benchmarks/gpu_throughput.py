@@ -137,7 +137,9 @@ GATED = {
 
 BARE = textwrap.dedent(
     """
-    import json, sys, torch
+    import json, os, sys
+    wait_policy = os.environ.get("OMP_WAIT_POLICY")  # as OpenMP read it when torch loaded (governance sets a default)
+    import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from governance.energy import GpuEnergyMeter, energy_record
@@ -183,8 +185,14 @@ BARE = textwrap.dedent(
         readings = [r for rank in gathered for r in rank]
     energy = energy_record(readings, seconds=meter.seconds, reason=meter.reason)
     if trainer.is_world_process_zero():
+        reference = getattr(trainer, "ref_model", None)
         print("RESULT", json.dumps({
             "runtime": out.metrics["train_runtime"],
+            # how the policy (and DPO's reference) computed: what a stage/bare difference would come from
+            "dtype": str(trainer.model.dtype),
+            "attn_implementation": trainer.model.config._attn_implementation,
+            "reference_dtype": str(reference.dtype) if reference is not None else None,
+            "omp_wait_policy": wait_policy,
             "tokens": trainer.state.num_input_tokens_seen,
             "parameters": sum(p.numel() for p in trainer.model.parameters()),
             "energy": energy,
@@ -498,6 +506,16 @@ def pipeline_side(
         "quantization": lineage.get("quantization"),
         "log_points": lineage.get("_log_points", []),
     }
+
+
+def stage_parent(work: Path, section: dict) -> Path:
+    """The model a training stage starts from: its ``base_model`` output's manifest ``model_path`` (the base model's
+    folder for SFT; train_sft's output for DPO), as the stage itself resolves it."""
+    sys.path.insert(0, str(REPO))
+    from pipelines._training.models import base_model_path
+
+    path = base_model_path(work / section["base_model"])
+    return path if path.is_absolute() else work / path
 
 
 def bare_side(
@@ -881,12 +899,17 @@ def main(argv: list[str] | None = None) -> int:
                 # The stage's own TRL options on both sides: the same settings, only output_dir and report_to differ
                 bare_out = Path(tmp) / f"bare_{method}"
                 bare_options = stage_trl(method, trl_options(method, args.steps, str(bare_out), args.device, profile))
-                bare = bare_side(method, work, model_dir, raw, bare_options, bare_out, **sharding)
+                # The same model too: the stage's parent (DPO starts from train_sft's output, not the base)
+                parent = stage_parent(work, section)
+                bare = bare_side(method, work, parent, raw, bare_options, bare_out, **sharding)
                 piped_options = trl_options(method, args.steps, out, args.device, profile)
                 piped = pipeline_side(method, work, piped_options, dvc=not args.no_dvc, **sharding)
                 rows.append(row(setting, method, bare, piped, peak, args.num_processes, warmup_steps(args.steps)))
                 rows[-1]["trl"] = {k: v for k, v in bare_options.items() if k not in ("output_dir", "report_to")}
                 rows[-1]["bare_data"] = str(raw)
+                rows[-1]["bare_model"] = str(parent)
+                computed = ("dtype", "attn_implementation", "reference_dtype", "omp_wait_policy")
+                rows[-1]["bare_computed"] = {k: bare.get(k) for k in computed}
                 energy_methods.add((piped.get("energy") or {}).get("method"))
                 print_table(rows[-1:])  # as each row is measured: a run stopped by a time limit keeps what it had
                 sys.stdout.flush()
