@@ -518,6 +518,11 @@ def stage_parent(work: Path, section: dict) -> Path:
     return path if path.is_absolute() else work / path
 
 
+def in_checkout(path: Path, work: Path) -> str:
+    """``path`` as the checkout names it (relative to the scratch copy ``work``), or as it is when outside it."""
+    return str(path.relative_to(work)) if path.is_relative_to(work) else str(path)
+
+
 def bare_side(
     method: str,
     work: Path,
@@ -906,8 +911,9 @@ def main(argv: list[str] | None = None) -> int:
                 piped = pipeline_side(method, work, piped_options, dvc=not args.no_dvc, **sharding)
                 rows.append(row(setting, method, bare, piped, peak, args.num_processes, warmup_steps(args.steps)))
                 rows[-1]["trl"] = {k: v for k, v in bare_options.items() if k not in ("output_dir", "report_to")}
-                rows[-1]["bare_data"] = str(raw)
-                rows[-1]["bare_model"] = str(parent)
+                # Paths as the checkout names them, not the scratch copy's temporary folder
+                rows[-1]["bare_data"] = in_checkout(raw, work)
+                rows[-1]["bare_model"] = in_checkout(parent, work)
                 computed = ("dtype", "attn_implementation", "reference_dtype", "omp_wait_policy")
                 rows[-1]["bare_computed"] = {k: bare.get(k) for k in computed}
                 energy_methods.add((piped.get("energy") or {}).get("method"))

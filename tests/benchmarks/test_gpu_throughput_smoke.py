@@ -77,12 +77,12 @@ def test_the_benchmark_runs_the_training_stages_without_dvc_and_prints_every_fig
         assert kept and {k: r["trl"][k] for k in kept} == kept
         assert r["trl"]["max_steps"] == 2 and r["trl"]["per_device_train_batch_size"] == 8
         # and the same records: the bare script reads the stage's gated train file
-        assert r["bare_data"].endswith("/" + shipped[f"train_{r['method']}"]["train_file"])
+        assert r["bare_data"] == shipped[f"train_{r['method']}"]["train_file"]
         # and the same model: the stage's parent, so DPO's bare side starts from train_sft's output as the stage does
         assert r["bare_computed"]["dtype"] == "torch.float32"  # no GPU: the stages load fp32, and so does the script
-    assert rows[1]["bare_model"].endswith("/" + shipped["train_dpo"]["base_model"])
+    assert rows[1]["bare_model"] == shipped["train_dpo"]["base_model"]
     assert rows[1]["bare_computed"]["reference_dtype"] == "torch.float32"  # TRL's frozen copy, as the policy
-    assert rows[0]["bare_model"].endswith("/" + shipped["train_sft"]["base_model"])
+    assert rows[0]["bare_model"] == shipped["train_sft"]["base_model"]
     assert rows[1]["trl"]["loss_type"] == shipped["train_dpo"]["trl"]["loss_type"] == ["sigmoid", "sft"]
     assert "device: cpu x1 (no GPU: no MFU)" in done.stdout
     assert "training stages only (no DVC, no gates)" in done.stdout
