@@ -209,6 +209,7 @@ class Item:
     split: str  # seen | unseen-prompts | unseen-models (unseen-templates for GPTFuzz) | unseen
     group: str = ""  # what a calibration fold keeps together: a question, a prompt template, a model
     facets: dict[str, str] = field(default_factory=dict)  # the set's own flags, e.g. adversarial: true
+    annotations: tuple[str, ...] = ()  # each annotator's own label before adjudication, where the set keeps them
 
 
 def prompt_unseen(prompt_id: str) -> bool:
@@ -262,8 +263,10 @@ def _load_xstest_zip(spec: dict, checkout: Path) -> list[Item]:
                     split = SPLITS[(prompt_unseen(row["id"]), model in unseen_models)]
                     label = row["final_label"]
                     items.append(
-                        Item(spec["name"], model, row["id"], row["completion"], label in refusal_labels, label, split)
-                    )
+                        Item(spec["name"], model, row["id"], row["completion"], label in refusal_labels, label, split,
+                             facets=_facets(spec, row),
+                             annotations=tuple(row[column] for column in spec.get("annotator_columns", [])))
+                    )  # fmt: skip
     return items
 
 
@@ -335,7 +338,7 @@ def _facets(spec: dict, row: dict) -> dict[str, str]:
         values = []
         for column in columns:
             value = row.get(column)
-            value = "unlabelled" if value is None else str(value).lower()
+            value = "unlabelled" if value is None or str(value).strip() == "" else str(value).lower()
             values.append(f"{column}={value}")
         out[" x ".join(columns)] = ", ".join(values)
     return out
@@ -433,6 +436,29 @@ def refusal_scores(refused: list[bool], judged: list[bool]) -> dict:
         "recall": round(tp / n_refused, 4) if n_refused else None,
         "recall_ci95": wilson(tp, n_refused),
     }
+
+
+def annotators_vs_adjudicated(items: list[Item], sources: dict) -> dict:
+    """Each annotator's own label scored as a judge against the adjudicated one, per set and model (precision and
+    recall of refusal, Wilson intervals): how far people agree with the record the judge is measured on. The
+    adjudicated label was made from theirs, so this is an upper bound on people's agreement, not an independent
+    measure; sets without per-annotator labels are left out."""
+    out: dict = {}
+    for spec in sources["sets"]:
+        rows = [i for i in items if i.set == spec["name"] and i.annotations]
+        if not rows:
+            continue
+        refusal_labels = set(spec["refusal_labels"])
+        columns = spec["annotator_columns"]
+        for model in ["all models", *sorted({i.model for i in rows})]:
+            chosen = [i for i in rows if model == "all models" or i.model == model]
+            out.setdefault(spec["name"], {})[model] = {
+                column: refusal_scores(
+                    [i.refusal for i in chosen], [i.annotations[k] in refusal_labels for i in chosen]
+                )
+                for k, column in enumerate(columns)
+            }
+    return out
 
 
 def paired_test(refused: list[bool], judged: list[bool], other: list[bool]) -> dict:
@@ -1182,6 +1208,12 @@ def main(argv: list[str] | None = None) -> int:
     for set_name, counts in bases.items():
         shown = "; ".join(f"{basis} {c['judged_refusal']} ({c['labelled_refusal']})" for basis, c in counts.items())
         print(f"  {set_name}: {shown}")  # noqa: T201
+    people = annotators_vs_adjudicated(items, sources)
+    print("each annotator against the adjudicated label (people's own agreement with the record; an upper bound):")  # noqa: T201
+    for set_name, by_model in people.items():
+        for model, scores in by_model.items():
+            shown = "; ".join(f"{column} {_fmt(score)}" for column, score in scores.items())
+            print(f"  {set_name} / {model}: {shown}")  # noqa: T201
     patterns_only = results[HAND_SET]["all"]["all models"]["patterns only"]
     print(f"patterns only on the project's hand-labelled set: {_fmt(patterns_only)}")  # noqa: T201
     if not args.no_write:
@@ -1209,6 +1241,7 @@ def main(argv: list[str] | None = None) -> int:
             "paired_judge_vs_candidate_exact_mcnemar": paired,
             "refusals_by_basis": bases,
             "threshold_ceiling": ceiling,
+            "annotators_vs_adjudicated": people,
         }  # fmt: skip
         OUT.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return 0 if verdicts and all(verdicts.values()) else 1
