@@ -79,6 +79,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -804,6 +805,9 @@ def main(argv: list[str] | None = None) -> int:
     configs = ["single", "multi_gpu", "fsdp2", "zero2", "zero3"]
     parser.add_argument("--accelerate-config", default="single", choices=configs)
     parser.add_argument("--num-processes", type=int, default=1, help="processes (GPUs) for the accelerate config")
+    parser.add_argument(
+        "--stage-first", action="store_true", help="run the stage before the bare script (default: bare first)"
+    )
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--dvc-set", metavar="PROFILE", help="print PROFILE as `dvc exp run -S` flags and exit")
     parser.add_argument("--build-model", metavar="DIR", help="build --model's shape into DIR (a local model) and exit")
@@ -906,22 +910,30 @@ def main(argv: list[str] | None = None) -> int:
                 bare_options = stage_trl(method, trl_options(method, args.steps, str(bare_out), args.device, profile))
                 # The same model too: the stage's parent (DPO starts from train_sft's output, not the base)
                 parent = stage_parent(work, section)
-                bare = bare_side(method, work, parent, raw, bare_options, bare_out, **sharding)
                 piped_options = trl_options(method, args.steps, out, args.device, profile)
-                piped = pipeline_side(method, work, piped_options, dvc=not args.no_dvc, **sharding)
+                # Each side once, in the order asked: the second can read what the first left on the machine
+                # (compiled kernels, inductor and Triton caches, GPU clocks); --stage-first swaps them to see it
+                sides = {
+                    "bare": partial(bare_side, method, work, parent, raw, bare_options, bare_out, **sharding),
+                    "stage": partial(pipeline_side, method, work, piped_options, dvc=not args.no_dvc, **sharding),
+                }
+                order = ["stage", "bare"] if args.stage_first else ["bare", "stage"]
+                measured = {side: sides[side]() for side in order}
+                bare, piped = measured["bare"], measured["stage"]
                 rows.append(row(setting, method, bare, piped, peak, args.num_processes, warmup_steps(args.steps)))
                 rows[-1]["trl"] = {k: v for k, v in bare_options.items() if k not in ("output_dir", "report_to")}
                 # Paths as the checkout names them, not the scratch copy's temporary folder
                 rows[-1]["bare_data"] = in_checkout(raw, work)
                 rows[-1]["bare_model"] = in_checkout(parent, work)
+                rows[-1]["order"] = " then ".join(order)
                 computed = ("dtype", "attn_implementation", "reference_dtype", "omp_wait_policy")
                 rows[-1]["bare_computed"] = {k: bare.get(k) for k in computed}
                 energy_methods.add((piped.get("energy") or {}).get("method"))
                 print_table(rows[-1:])  # as each row is measured: a run stopped by a time limit keeps what it had
                 sys.stdout.flush()
                 if args.json:  # likewise: the rows so far, rewritten after each
-                    partial = {"device": gpu or "cpu", "omp_num_threads": os.environ["OMP_NUM_THREADS"], "rows": rows}
-                    Path(args.json).write_text(json.dumps(partial, indent=2) + "\n")
+                    so_far = {"device": gpu or "cpu", "omp_num_threads": os.environ["OMP_NUM_THREADS"], "rows": rows}
+                    Path(args.json).write_text(json.dumps(so_far, indent=2) + "\n")
         peak_text = f"dense bf16 peak {peak / 1e12:.0f} TFLOP/s" if peak else "no bf16 peak known: no MFU"
         print(  # noqa: T201
             f"device: {gpu or 'cpu'} x{args.num_processes} ({peak_text if gpu else 'no GPU: no MFU'}); "

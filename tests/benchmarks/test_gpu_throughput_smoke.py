@@ -83,6 +83,7 @@ def test_the_benchmark_runs_the_training_stages_without_dvc_and_prints_every_fig
     assert rows[1]["bare_model"] == shipped["train_dpo"]["base_model"]
     assert rows[1]["bare_computed"]["reference_dtype"] == "torch.float32"  # TRL's frozen copy, as the policy
     assert rows[0]["bare_model"] == shipped["train_sft"]["base_model"]
+    assert {r["order"] for r in rows} == {"bare then stage"}  # the default; --stage-first swaps it
     assert rows[1]["trl"]["loss_type"] == shipped["train_dpo"]["trl"]["loss_type"] == ["sigmoid", "sft"]
     assert "device: cpu x1 (no GPU: no MFU)" in done.stdout
     assert "training stages only (no DVC, no gates)" in done.stdout
