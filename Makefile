@@ -76,7 +76,7 @@ $(BIN)/.installed-gpu: requirements.lock requirements-gpu.lock requirements-mode
 # on the 1.5B shape the profile's figures were measured on (docs/explanation/performance.md), the profile first
 gpu-bench: $(BIN)/.installed-gpu
 	source $(BIN)/activate && python benchmarks/gpu_throughput.py --no-dvc --profile configs/profiles/gpu-h100.yaml \
-	  --model qwen2-1.5b-shaped --settings profile,defaults --json benchmarks/results/gpu_throughput.json
+	  --model qwen2-1.5b-shaped --settings profile,defaults --orders both --json benchmarks/results/gpu_throughput.json
 
 clean:
 	rm -rf $(VENV) artifacts data/prepared mlflow.db mlartifacts audit.db audit.checkpoint.jsonl audit.key audit.key.pub audit.key.next

@@ -3,6 +3,7 @@
     python benchmarks/gpu_throughput.py [--steps 30] [--skip-qlora]               # TRL's defaults (batch 8)
     python benchmarks/gpu_throughput.py --profile configs/profiles/gpu-h100.yaml  # the profile beside the defaults
     python benchmarks/gpu_throughput.py --no-dvc ...                              # the training stages only
+    python benchmarks/gpu_throughput.py --orders both ...                         # each pair in both orders
     python benchmarks/gpu_throughput.py --accelerate-config fsdp2 --num-processes 8 --skip-qlora
     python benchmarks/gpu_throughput.py --dvc-set configs/profiles/gpu-h100.yaml  # the profile as dvc exp run -S flags
     python benchmarks/gpu_throughput.py --device cpu --model builtin:tiny --no-dvc --steps 2 --skip-qlora  # smoke test
@@ -519,6 +520,33 @@ def stage_parent(work: Path, section: dict) -> Path:
     return path if path.is_absolute() else work / path
 
 
+#: ``--orders``: which side trains first, per setting and method.
+ORDERS = {
+    "bare-first": (("bare", "stage"),),
+    "stage-first": (("stage", "bare"),),
+    "both": (("bare", "stage"), ("stage", "bare")),
+}
+
+
+def order_balanced(pair: list[dict]) -> dict:
+    """Two rows of one setting and method measured in both orders: the geometric mean of their stage/bare ratios
+    (whole run and steady), in which a speed-up of whichever side trains second cancels (scipy's gmean)."""
+    from scipy.stats import gmean
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in pair]
+        return float(gmean(values)) if all(values) else None
+
+    return {"setting": pair[0]["setting"], "method": pair[0]["method"], "orders": [r["order"] for r in pair],
+            "ratio": mean("ratio"), "steady_ratio": mean("steady_ratio")}  # fmt: skip
+
+
+def balanced_line(entry: dict) -> str:
+    steady = f"{entry['steady_ratio']:.3f}" if entry["steady_ratio"] else "n/a"
+    return (f"{entry['setting']} {entry['method']}: stage/bare over both orders (geometric mean) "
+            f"{entry['ratio']:.3f} whole run, {steady} steady")  # fmt: skip
+
+
 def in_checkout(path: Path, work: Path) -> str:
     """``path`` as the checkout names it (relative to the scratch copy ``work``), or as it is when outside it."""
     return str(path.relative_to(work)) if path.is_relative_to(work) else str(path)
@@ -806,7 +834,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accelerate-config", default="single", choices=configs)
     parser.add_argument("--num-processes", type=int, default=1, help="processes (GPUs) for the accelerate config")
     parser.add_argument(
-        "--stage-first", action="store_true", help="run the stage before the bare script (default: bare first)"
+        "--orders",
+        default="bare-first",
+        choices=sorted(ORDERS),
+        help="which side trains first; both: each order once, and the geometric mean of the two ratios",
     )
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--dvc-set", metavar="PROFILE", help="print PROFILE as `dvc exp run -S` flags and exit")
@@ -898,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
         if "dpo" in methods and "sft" not in methods:  # train_dpo starts from train_sft's model: one step, untimed
             sft_out = params["train_sft"]["trl"]["output_dir"]
             pipeline_side("sft", work, trl_options("sft", 1, sft_out, args.device), dvc=not args.no_dvc, **sharding)
-        rows, energy_methods = [], set()
+        rows, energy_methods, balanced = [], set(), []
         for setting, profile in settings.items():
             for method in methods:
                 # The same records too: with --no-dvc the stage's gated train file (written above), else the raw file
@@ -911,29 +942,37 @@ def main(argv: list[str] | None = None) -> int:
                 # The same model too: the stage's parent (DPO starts from train_sft's output, not the base)
                 parent = stage_parent(work, section)
                 piped_options = trl_options(method, args.steps, out, args.device, profile)
-                # Each side once, in the order asked: the second can read what the first left on the machine
-                # (compiled kernels, inductor and Triton caches, GPU clocks); --stage-first swaps them to see it
+                # Each side once per order asked. The second side of a pair ran ~1.45x the first's steady tokens/s on
+                # an H200 whichever it was (DPO, 1.3B): one order alone measures the order; --orders both measures
+                # each and reports the geometric mean of the two ratios, in which the order cancels
                 sides = {
                     "bare": partial(bare_side, method, work, parent, raw, bare_options, bare_out, **sharding),
                     "stage": partial(pipeline_side, method, work, piped_options, dvc=not args.no_dvc, **sharding),
                 }
-                order = ["stage", "bare"] if args.stage_first else ["bare", "stage"]
-                measured = {side: sides[side]() for side in order}
-                bare, piped = measured["bare"], measured["stage"]
-                rows.append(row(setting, method, bare, piped, peak, args.num_processes, warmup_steps(args.steps)))
-                rows[-1]["trl"] = {k: v for k, v in bare_options.items() if k not in ("output_dir", "report_to")}
-                # Paths as the checkout names them, not the scratch copy's temporary folder
-                rows[-1]["bare_data"] = in_checkout(raw, work)
-                rows[-1]["bare_model"] = in_checkout(parent, work)
-                rows[-1]["order"] = " then ".join(order)
-                computed = ("dtype", "attn_implementation", "reference_dtype", "omp_wait_policy")
-                rows[-1]["bare_computed"] = {k: bare.get(k) for k in computed}
-                energy_methods.add((piped.get("energy") or {}).get("method"))
-                print_table(rows[-1:])  # as each row is measured: a run stopped by a time limit keeps what it had
-                sys.stdout.flush()
-                if args.json:  # likewise: the rows so far, rewritten after each
-                    so_far = {"device": gpu or "cpu", "omp_num_threads": os.environ["OMP_NUM_THREADS"], "rows": rows}
-                    Path(args.json).write_text(json.dumps(so_far, indent=2) + "\n")
+                for order in ORDERS[args.orders]:
+                    measured = {side: sides[side]() for side in order}
+                    bare, piped = measured["bare"], measured["stage"]
+                    rows.append(row(setting, method, bare, piped, peak, args.num_processes, warmup_steps(args.steps)))
+                    rows[-1]["trl"] = {k: v for k, v in bare_options.items() if k not in ("output_dir", "report_to")}
+                    # Paths as the checkout names them, not the scratch copy's temporary folder
+                    rows[-1]["bare_data"] = in_checkout(raw, work)
+                    rows[-1]["bare_model"] = in_checkout(parent, work)
+                    rows[-1]["order"] = " then ".join(order)
+                    computed = ("dtype", "attn_implementation", "reference_dtype", "omp_wait_policy")
+                    rows[-1]["bare_computed"] = {k: bare.get(k) for k in computed}
+                    energy_methods.add((piped.get("energy") or {}).get("method"))
+                    print_table(rows[-1:])  # as each row is measured: a run stopped by a time limit keeps it
+                    sys.stdout.flush()
+                    if args.json:  # likewise: the rows so far, rewritten after each
+                        so_far = {
+                            "device": gpu or "cpu",
+                            "omp_num_threads": os.environ["OMP_NUM_THREADS"],
+                            "rows": rows,
+                        }
+                        Path(args.json).write_text(json.dumps(so_far, indent=2) + "\n")
+                if len(ORDERS[args.orders]) == 2:
+                    balanced.append(order_balanced(rows[-2:]))
+                    print(balanced_line(balanced[-1]), flush=True)  # noqa: T201
         peak_text = f"dense bf16 peak {peak / 1e12:.0f} TFLOP/s" if peak else "no bf16 peak known: no MFU"
         print(  # noqa: T201
             f"device: {gpu or 'cpu'} x{args.num_processes} ({peak_text if gpu else 'no GPU: no MFU'}); "
@@ -945,6 +984,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"energy (pipeline): {', '.join(sorted(str(m) for m in energy_methods))}; goal: ratio >= 0.98")  # noqa: T201
         threads = os.environ["OMP_NUM_THREADS"]
         result: dict[str, Any] = {"device": gpu or "cpu", "omp_num_threads": threads, "rows": rows}
+        if balanced:
+            result["order_balanced"] = balanced
         # On a CPU where bitsandbytes is importable (0.50 computes NF4 there) too: the smoke test runs the chain
         if not args.skip_qlora and (args.device == "cuda" or importlib.util.find_spec("bitsandbytes") is not None):
             qlora = qlora_check(work, params, args)

@@ -192,3 +192,19 @@ def test_a_profile_measured_first_leaves_nothing_behind_for_the_defaults(tmp_pat
     trl = yaml.safe_load((tmp_path / "params.yaml").read_text())["train_sft"]["trl"]
     assert not {"packing", "model_init_kwargs", "use_liger_kernel", "pad_to_multiple_of"} & trl.keys()
     assert trl["per_device_train_batch_size"] == 8 and trl["max_length"] == 512  # TRL's defaults as the issue measured
+
+
+def test_both_orders_cancel_a_speed_up_of_whichever_side_trains_second():
+    # The H200's DPO rows (2026-11-27): stage first 0.698, bare first 1.465 steady; the second side of each pair
+    # ran ~1.45x the first, so each single order measured the order, and their geometric mean the pipeline
+    bench = _benchmark()
+    pair = [
+        {"setting": "profile", "method": "dpo", "order": "stage then bare", "ratio": 0.483, "steady_ratio": 0.698},
+        {"setting": "profile", "method": "dpo", "order": "bare then stage", "ratio": 1.854, "steady_ratio": 1.465},
+    ]
+    balanced = bench.order_balanced(pair)
+    assert balanced["steady_ratio"] == pytest.approx((0.698 * 1.465) ** 0.5) and 1.0 < balanced["steady_ratio"] < 1.02
+    assert balanced["orders"] == ["stage then bare", "bare then stage"]
+    assert bench.order_balanced([{**pair[0], "steady_ratio": None}, pair[1]])["steady_ratio"] is None  # not guessed
+    assert "1.011 steady" in bench.balanced_line(balanced)
+    assert bench.ORDERS["both"] == (("bare", "stage"), ("stage", "bare"))
