@@ -734,6 +734,23 @@ def row(setting: str, method: str, bare: dict, piped: dict, peak: float | None, 
     }
 
 
+def rounded(value: Any) -> Any:
+    """``value`` with every float cut to 6 significant digits (in dicts and lists too): a rate's seventeenth digit
+    is noise, and a long run of digits reads as a number of another kind (a card number) to a PII scan."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(item) for item in value]
+    return value
+
+
+def write_results(path: Path, data: dict) -> None:
+    """The ``--json`` results file: :func:`rounded` figures, indented."""
+    path.write_text(json.dumps(rounded(data), indent=2) + "\n")
+
+
 def print_table(rows: list[dict]) -> None:
     def pct(value: float | None) -> str:
         return f"{100 * value:.1f}%" if value is not None else "n/a"
@@ -902,9 +919,7 @@ def main(argv: list[str] | None = None) -> int:
             chosen = {m: [v for v in SWEEP[m] if re.search(args.variants or "", v[0])] for m in methods}
             rows = sweep(methods, work, model_dir, args.steps, args.device, Path(tmp), peak, chosen)
             if args.json:
-                Path(args.json).write_text(
-                    json.dumps({"device": gpu or "cpu", "model": args.model, "sweep": rows}, indent=2) + "\n"
-                )
+                write_results(Path(args.json), {"device": gpu or "cpu", "model": args.model, "sweep": rows})
             if args.write_profile:
                 Path(args.write_profile).write_text(yaml.safe_dump(best_profile(rows, args.device), sort_keys=False))
             return 0 if all("error" not in r for r in rows if not r["variant"].startswith("defaults")) else 1
@@ -924,7 +939,7 @@ def main(argv: list[str] | None = None) -> int:
             print(qlora_line(qlora), flush=True)  # noqa: T201
             if args.json:
                 qlora = {k: v for k, v in qlora.items() if k != "log_points"}
-                Path(args.json).write_text(json.dumps({"device": gpu or "cpu", "qlora": qlora}, indent=2) + "\n")
+                write_results(Path(args.json), {"device": gpu or "cpu", "qlora": qlora})
             return 0
         if "dpo" in methods and "sft" not in methods:  # train_dpo starts from train_sft's model: one step, untimed
             sft_out = params["train_sft"]["trl"]["output_dir"]
@@ -969,7 +984,7 @@ def main(argv: list[str] | None = None) -> int:
                             "omp_num_threads": os.environ["OMP_NUM_THREADS"],
                             "rows": rows,
                         }
-                        Path(args.json).write_text(json.dumps(so_far, indent=2) + "\n")
+                        write_results(Path(args.json), so_far)
                 if len(ORDERS[args.orders]) == 2:
                     balanced.append(order_balanced(rows[-2:]))
                     print(balanced_line(balanced[-1]), flush=True)  # noqa: T201
@@ -992,7 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
             print(qlora_line(qlora))  # noqa: T201
             result["qlora"] = {k: v for k, v in qlora.items() if k != "log_points"}
         if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+            write_results(Path(args.json), result)
     return 0
 
 

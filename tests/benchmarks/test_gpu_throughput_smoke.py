@@ -208,3 +208,13 @@ def test_both_orders_cancel_a_speed_up_of_whichever_side_trains_second():
     assert bench.order_balanced([{**pair[0], "steady_ratio": None}, pair[1]])["steady_ratio"] is None  # not guessed
     assert "1.011 steady" in bench.balanced_line(balanced)
     assert bench.ORDERS["both"] == (("bare", "stage"), ("stage", "bare"))
+
+
+def test_the_results_file_keeps_six_significant_digits_so_no_figure_reads_as_a_card_number(tmp_path):
+    # The H200's steady ratio 1.4590877919706027 was written whole: its digits pass a card number's Luhn check,
+    # and the PII scan of tracked outputs reported it as one
+    bench = _benchmark()
+    path = tmp_path / "results.json"
+    bench.write_results(path, {"rows": [{"steady_ratio": 1.4590877919706027, "tokens": 156974, "trl": {"lr": 1e-05}}]})
+    row = json.loads(path.read_text())["rows"][0]
+    assert row == {"steady_ratio": 1.45909, "tokens": 156974, "trl": {"lr": 1e-05}}  # ints and small floats kept
