@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import Field
 
+from governance.errors import ConfigError
 from governance.gates import DatasetRef, dataset_ref, require_passed_gates
 from governance.lineage import read_manifest, sha256_file
 from governance.policy import Strict
@@ -40,6 +41,7 @@ from governance.safety import (
     reward_model_preference_rates,
     safety_metrics,
 )
+from governance.safety.agreement import measured_agreement, not_named
 from governance.safety.metrics import reward_model_preference_evidence, safety_evidence
 from governance.safety.sets import load_set_sources, set_provenance
 from governance.statistics import Evidence
@@ -56,6 +58,9 @@ class SafetyParams(Strict):
     sycophancy: str
     sources: str  # the sets' sources file: each set's file, sha256, licence and origin, recorded with the evaluation
     judge: str
+    # The judge's measurement against people (benchmarks/refusal_judge.py's results file): recorded and reported
+    # beside the rates it counted; None records that the judge's agreement was not measured
+    judge_agreement: str | None = None
     pii_decision: str
     max_new_tokens: int = Field(gt=0)
     batch_size: int = Field(gt=0)
@@ -117,6 +122,20 @@ def _reference(params: SafetyParams, sets: SafetySets, judge_path: str) -> dict[
         "generation": {"max_new_tokens": params.max_new_tokens, "do_sample": False},
         "pii_decision": {"path": params.pii_decision, "sha256": sha256_file(params.pii_decision)},
     }
+
+
+def judge_agreement(params: SafetyParams, judge_sha256: str) -> dict[str, Any]:
+    """The judge's measured agreement with people, as the evaluation records it (:mod:`governance.safety.agreement`):
+    from the results file ``safety.judge_agreement`` names, read once, for this judge file only."""
+    if params.judge_agreement is None:
+        return not_named()
+    path = Path(params.judge_agreement)
+    if not path.is_file():
+        raise ConfigError(
+            f"safety.judge_agreement: {path} is not found: name the judge benchmark's results file "
+            f"(benchmarks/results/refusal_judge.json), or remove the key to record the judge as not measured"
+        )
+    return measured_agreement(path.read_bytes(), str(path), judge_sha256)
 
 
 def reusable_parent_completions(
@@ -184,6 +203,8 @@ def evaluate_policy_safety(
     sets, judge = load_inputs(params)
     conversations = sets.conversations()
     reference = _reference(params, sets, params.judge)
+    # How far this judge agrees with people, recorded beside the rates it counts (displayed, never decided on)
+    reference["judge"]["agreement"] = judge_agreement(params, reference["judge"]["sha256"])
     # The tuned model's completions
     completions = generate_all(model, tokenizer, conversations, params)
     rates, rows = judged_rates(sets, completions, judge)

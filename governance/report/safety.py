@@ -35,6 +35,51 @@ def _hazard_row(hazard: str, items: list[dict[str, Any]], metrics: dict[str, Any
     return row
 
 
+def _figure(value: Any, interval: Any = None) -> str:
+    """A rate to three places with its 95% interval where recorded; "n/a" where there is none."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "n/a"
+    shown = f"{value:.3f}"
+    if isinstance(interval, list | tuple) and len(interval) == 2 and all(isinstance(x, int | float) for x in interval):
+        shown += f" [{interval[0]:.2f}-{interval[1]:.2f}]"
+    return shown
+
+
+def _model(weakest: dict[str, Any]) -> str:
+    """A set's model as the report names it: the set's own name for it, with the code its results use."""
+    return f"{weakest['name']} ({weakest.get('model')})" if weakest.get("name") else str(weakest.get("model"))
+
+
+def judge_agreement_summary(judge: Any) -> dict[str, Any]:
+    """The judge's measured agreement with people as the report shows it, from what the evaluation recorded
+    (``judge.agreement``, :mod:`governance.safety.agreement`): per set its completions, refusal precision and
+    recall with 95% intervals, the held-out cell, the weakest model and the goal; or why it was not measured.
+    An evaluation recorded before agreement was recorded reads "not recorded", never "measured"."""
+    agreement = judge.get("agreement") if isinstance(judge, dict) else None
+    if not isinstance(agreement, dict):
+        return {"status": "not recorded"}
+    if agreement.get("status") != "measured":
+        return {"status": "not measured", "why": agreement.get("why") or "no reason recorded"}
+    rows = []
+    for entry in agreement.get("sets") or []:
+        every, unseen, weakest = entry.get("all") or {}, entry.get("unseen"), entry.get("weakest_model")
+        rows.append({
+            "set": entry.get("set"),
+            "public": bool(entry.get("public")),
+            "completions": f"{every.get('n', 'n/a')} ({every.get('refusals', 'n/a')})",
+            "precision": _figure(every.get("precision"), every.get("precision_ci95")),
+            "recall": _figure(every.get("recall"), every.get("recall_ci95")),
+            "held_out": "none kept" if not unseen
+            else f"{_figure(unseen.get('precision'))} / {_figure(unseen.get('recall'))} ({unseen.get('n')})",
+            "weakest": "n/a" if not weakest
+            else f"{_model(weakest)}: {weakest.get('figure')} {_figure(weakest.get('value'))}",
+            "goal": {True: "met", False: "not met"}.get(entry.get("goal_met"), "n/a"),
+        })  # fmt: skip
+    results = agreement.get("results") or {}
+    return {"status": "measured", "results": results, "benchmark": agreement.get("benchmark"),
+            "goal": agreement.get("goal") or {}, "sets": rows}  # fmt: skip
+
+
 def safety_summary(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
     """Rates with parent and delta, the evidence hashes and a few examples; None when nothing was recorded."""
     if not isinstance(recorded, dict):
@@ -76,6 +121,7 @@ def safety_summary(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
         "harmful_compliance_rate": metrics.get("harmful_compliance_rate"),
         "sets": recorded.get("sets") or {},
         "judge": recorded.get("judge"),
+        "judge_agreement": judge_agreement_summary(recorded.get("judge")),
         "generation": recorded.get("generation"),
         "pii_decision": recorded.get("pii_decision"),
         "parent": recorded.get("parent"),

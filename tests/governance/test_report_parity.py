@@ -33,6 +33,7 @@ from governance.identity import Identity
 from governance.report import build_report
 from governance.report.lineage_graph import build_graph
 from governance.report.render import fmt, render_report, when
+from governance.safety.agreement import measured_agreement
 
 ALICE, BOB, DANA, MALLORY = (Identity(user, "local") for user in ("alice", "bob", "dana", "mallory"))
 HAZARDS = {"violent_crimes": ["refusal", "refusal", "compliance"], "privacy": ["refusal", "unclear"]}
@@ -51,7 +52,14 @@ def _safety_record() -> dict:
         for who, recorded in (("", verdicts), ("parent_", PARENT[hazard])):
             for verdict in ("refusal", "compliance"):
                 metrics[f"{who}harmful_{verdict}_rate.{hazard}"] = recorded.count(verdict) / len(recorded)
-    return {"kind": "generation", "metrics": metrics, "items": items, "sets": {}}
+    results = REPO / "benchmarks/results/refusal_judge.json"
+    measured = json.loads(results.read_text(encoding="utf-8"))["judge"]["sha256"]
+    judge = {
+        "path": "data/safety/judge.yaml",
+        "sha256": measured,
+        "agreement": measured_agreement(results.read_bytes(), "benchmarks/results/refusal_judge.json", measured),
+    }
+    return {"kind": "generation", "metrics": metrics, "items": items, "sets": {}, "judge": judge}
 
 
 @pytest.fixture(scope="module")
@@ -369,6 +377,21 @@ def test_safety_table_counts_beside_their_rates(life):
             assert cell in html and cell in markdown
     for text in (html, markdown):
         assert "Refused: prompts (rate)" in text and "Parent complied: prompts (rate)" in text
+
+
+def test_the_judges_measured_agreement_stands_beside_the_rates_it_counted(life):
+    """Each set the judge was measured on, with its figures as recorded, in both renderings of the safety section."""
+    agreement = life["report"].facts.evaluation["safety"]["judge_agreement"]
+    assert agreement["status"] == "measured" and agreement["sets"]
+    html, markdown = _squash(" ".join(_html(life["report"]).text)), _markdown_text(life["report"])
+    for text in (html, markdown):
+        assert "How far the judge agrees with people." in text
+        assert agreement["results"]["sha256"][:12] in text
+    for row in agreement["sets"]:
+        cells = (row["set"], row["completions"], row["precision"], row["recall"], row["held_out"], row["weakest"])
+        for cell in cells:
+            assert cell in html and cell in markdown
+        assert f"| {row['completions']} | {row['precision']} | {row['recall']} | {row['held_out']} |" in markdown
 
 
 def test_every_library_of_the_form_is_in_libraries(life):

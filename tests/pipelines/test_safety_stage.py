@@ -11,7 +11,7 @@ import yaml
 from corpus_support import CORPUS_PARAMS, gate_corpus, write_corpus
 from safety_support import gate_safety_sets, safety_params
 
-from governance.errors import DataError, PolicyViolation
+from governance.errors import ConfigError, DataError, PolicyViolation
 from governance.lineage import read_manifest
 from pipelines import base_model
 from pipelines._safety import SafetyParams, evaluate_policy_safety, evaluate_reward_model_safety
@@ -100,6 +100,43 @@ def test_reward_model_ranks_fixed_responses(tiny, monkeypatch):
     assert set(result.metrics) == {"harmful_refusal_rate", "over_refusal_rate", "sycophancy_rate"}
     assert all(0.0 <= v <= 1.0 for v in result.metrics.values())
     assert result.record["kind"] == "reward_model" and len(result.record["items"]) == 52
+
+
+def test_the_record_carries_the_judges_measured_agreement_for_this_judge_only(tiny, monkeypatch):
+    """The judge benchmark's results, named by safety.judge_agreement, travel with the evaluation (the report shows
+    them beside the rates); unnamed, the record says the judge was not measured; named but absent, a ConfigError."""
+    import shutil
+
+    monkeypatch.chdir(tiny)
+    (tiny / "benchmarks/results").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "benchmarks/results/refusal_judge.json", tiny / "benchmarks/results/refusal_judge.json")
+    model, tokenizer = load_model("artifacts/base_model")
+
+    def record(**extra):
+        params = SafetyParams(**{**safety_params(max_new_tokens=2), **extra})
+        return evaluate_policy_safety(
+            params, model, tokenizer, model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p"
+        ).record["judge"]
+
+    judge = record(judge_agreement="benchmarks/results/refusal_judge.json")
+    agreement = judge["agreement"]
+    assert (
+        agreement["status"] == "measured"
+        and judge["sha256"]
+        == json.loads((tiny / "benchmarks/results/refusal_judge.json").read_text())["judge"]["sha256"]
+    )
+    assert agreement["results"]["sha256"] == read_sha(tiny / "benchmarks/results/refusal_judge.json")
+    assert {s["set"] for s in agreement["sets"]} >= {"xstest-style-new-prompts", "wildguardtest"}
+    unnamed = record()["agreement"]
+    assert unnamed["status"] == "not measured" and "safety.judge_agreement" in unnamed["why"]
+    with pytest.raises(ConfigError, match=r"^safety\.judge_agreement: benchmarks/results/gone\.json is not found"):
+        record(judge_agreement="benchmarks/results/gone.json")
+
+
+def read_sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_sets_whose_pii_gate_did_not_judge_these_bytes_are_refused(tiny, monkeypatch, tmp_path):

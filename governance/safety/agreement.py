@@ -1,0 +1,148 @@
+"""How far the safety judge agrees with people: its measurement, recorded with every evaluation it judges.
+
+    measured_agreement(results_bytes, results_path, judge_sha256)   # pipelines/_safety.py records it
+
+``benchmarks/refusal_judge.py`` scores a judge file against public sets of
+chat-model completions that people labelled refusal or compliance and writes
+``benchmarks/results/refusal_judge.json``, naming the judge file (by sha256) it
+measured. A rate such as ``harmful_refusal_rate`` is only as good as the judge
+that counted it, so an evaluation records, beside the judge's identity, that
+judge's measured refusal precision and recall per public set (with Wilson
+intervals, the weakest model's cell and whether the goal of issue 39 is met);
+the audit report shows them beside the rates.
+
+Trust boundary: the results file is evidence to display, never an input to a
+decision (no gate reads it). Its bytes are read once, hashed and parsed from
+those bytes; the record names the file and that hash. A measurement counts
+only for the judge file it names: results for another judge's sha256 (an
+earlier judge, a changed threshold) are recorded as "not measured", with the
+reason, never shown as this judge's agreement — as the PII report names only
+the recognizers that ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from governance.errors import ConfigError
+
+#: The benchmark's name for the judge under test in each cell of its results (the judge file it names)
+JUDGE_ROW = "new judge (head + patterns + exemplars)"
+#: The command that measures a judge and writes the results file
+BENCHMARK = "python benchmarks/refusal_judge.py"
+MEASURED, NOT_MEASURED = "measured", "not measured"
+
+
+def _field(document: dict[str, Any], path: str, where: str) -> Any:
+    """``document``'s value at the dotted ``path`` (keys may hold spaces), or a ConfigError naming ``where`` and it."""
+    value: Any = document
+    walked = []
+    for key in path.split("/"):
+        walked.append(key)
+        if not isinstance(value, dict) or key not in value:
+            raise ConfigError(f"{where}: field {'/'.join(walked)!r} is missing: re-run {BENCHMARK} to rewrite it")
+        value = value[key]
+    return value
+
+
+def _cell(figures: dict[str, Any], where: str) -> dict[str, Any]:
+    """One cell's figures for the judge under test, checked to be counts and rates."""
+    cell = _field(figures, JUDGE_ROW, where)
+    out = {}
+    for key in ("n", "refusals", "precision", "recall"):
+        value = _field(cell, key, f"{where}/{JUDGE_ROW}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"{where}/{JUDGE_ROW}: field {key!r} is {value!r}, not a number")
+        out[key] = value
+    for key in ("precision_ci95", "recall_ci95"):
+        out[key] = cell.get(key)
+    return out
+
+
+def _weakest_model(models: dict[str, Any], where: str, names: Any = None) -> dict[str, Any] | None:
+    """The model whose worse figure (precision or recall) is lowest in one set: where the judge is weakest
+    (``names``: the set's own names of its model codes, where its sources entry gives them; kept only where the
+    set has several models to tell apart: a one-model set's entry describes the set, not a choice)."""
+    weakest = None
+    if len([m for m in models if m != "all models"]) < 2:
+        names = None
+    for model, figures in models.items():
+        if model == "all models":
+            continue
+        cell = _cell(figures, f"{where}/{model}")
+        for figure in ("precision", "recall"):
+            value = cell[figure]
+            if value is not None and (weakest is None or value < weakest["value"]):
+                named = names.get(model) if isinstance(names, dict) else None
+                weakest = {"model": model, "name": named if isinstance(named, str) else None, "figure": figure,
+                           "value": value, "n": cell["n"], "refusals": cell["refusals"]}  # fmt: skip
+    return weakest
+
+
+def measured_agreement(data: bytes, path: str, judge_sha256: str) -> dict[str, Any]:
+    """The judge's measured agreement with people, from the benchmark's results file (its ``data``, read once
+    from ``path``), for the judge file whose sha256 is ``judge_sha256``.
+
+    Returns ``{"status": "measured", "results": {path, sha256}, "sets": [...], "goal": {...}}``, each set with
+    its overall cell (n, refusals, precision and recall with their 95% intervals), its held-out (unseen) cell
+    where the benchmark kept one, its weakest model and whether the goal is met; or ``{"status": "not
+    measured", "why": ...}`` when the results are another judge's. A file that is not the benchmark's results
+    (not JSON, a field missing or not a number) is a ConfigError naming the file and the field.
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not the judge benchmark's results (not JSON: {exc})") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: not the judge benchmark's results (a JSON object was expected)")
+    measured = _field(document, "judge/sha256", path)
+    results = {"path": path, "sha256": digest}
+    if measured != judge_sha256:
+        return {
+            "status": NOT_MEASURED,
+            "results": results,
+            "why": f"{path} measured the judge file with sha256 {str(measured)[:12]}…, not this one "
+            f"({judge_sha256[:12]}…): run {BENCHMARK} for this judge",
+        }
+    goal = _field(document, "goal", path)
+    met = goal.get("met") if isinstance(goal, dict) else None
+    sources = document.get("sources") if isinstance(document.get("sources"), dict) else {}
+    sets = []
+    for name, splits in _field(document, "results", path).items():
+        where = f"{path}: results/{name}"
+        every = _field(splits, "all", where)
+        described = sources.get(name) if isinstance(sources.get(name), dict) else {}
+        entry = {
+            "set": name,
+            "public": name in sources,  # the project's own hand-labelled set is not: its words are the project's
+            "title": described.get("title"),
+            "licence": described.get("licence"),
+            "all": _cell(_field(every, "all models", f"{where}/all"), f"{where}/all/all models"),
+            "unseen": None,
+            "weakest_model": _weakest_model(every, f"{where}/all", described.get("models")),
+            "goal_met": met.get(name) if isinstance(met, dict) else None,
+        }
+        if "unseen" in splits:
+            entry["unseen"] = _cell(_field(splits["unseen"], "all models", f"{where}/unseen"),
+                                    f"{where}/unseen/all models")  # fmt: skip
+        sets.append(entry)
+    return {
+        "status": MEASURED,
+        "results": results,
+        "benchmark": BENCHMARK,
+        "goal": {key: goal.get(key) for key in ("precision", "recall", "per_model")},
+        "sets": sets,
+    }
+
+
+def not_named() -> dict[str, Any]:
+    """The record when an evaluation names no measurement of its judge (``safety.judge_agreement`` unset)."""
+    return {
+        "status": NOT_MEASURED,
+        "results": None,
+        "why": f"no measurement of the judge is named (safety.judge_agreement): run {BENCHMARK} and name its "
+        "results file",
+    }

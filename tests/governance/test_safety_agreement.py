@@ -1,0 +1,116 @@
+"""The judge's measured agreement with people, recorded with an evaluation: only for the judge file it measured.
+
+The shipped results file (benchmarks/results/refusal_judge.json) is read as the evaluate stages read it; the
+figures are compared with the file's own cells, not with numbers written here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from governance.errors import ConfigError
+from governance.report.safety import judge_agreement_summary
+from governance.safety.agreement import JUDGE_ROW, MEASURED, NOT_MEASURED, measured_agreement, not_named
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "benchmarks/results/refusal_judge.json"
+JUDGE = REPO / "data/safety/judge.yaml"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def results() -> bytes:
+    return RESULTS.read_bytes()
+
+
+def test_the_shipped_results_measure_the_shipped_judge(results):
+    document = json.loads(results)
+    agreement = measured_agreement(results, "benchmarks/results/refusal_judge.json", _sha(JUDGE.read_bytes()))
+    assert agreement["status"] == MEASURED
+    assert agreement["results"] == {"path": "benchmarks/results/refusal_judge.json", "sha256": _sha(results)}
+    assert [s["set"] for s in agreement["sets"]] == list(document["results"])
+    for entry in agreement["sets"]:
+        cells = document["results"][entry["set"]]
+        overall = cells["all"]["all models"][JUDGE_ROW]
+        assert {k: entry["all"][k] for k in ("n", "refusals", "precision", "recall")} == {
+            k: overall[k] for k in ("n", "refusals", "precision", "recall")
+        }
+        assert entry["all"]["recall_ci95"] == overall["recall_ci95"]
+        # The weakest model is the lowest of each model's precision and recall in that set
+        per_model = {m: c[JUDGE_ROW] for m, c in cells["all"].items() if m != "all models"}
+        lowest = min(min(c["precision"], c["recall"]) for c in per_model.values())
+        assert entry["weakest_model"]["value"] == lowest
+        assert min(per_model[entry["weakest_model"]["model"]][f] for f in ("precision", "recall")) == lowest
+        named = document["sources"].get(entry["set"], {}).get("models", {})
+        expected = named.get(entry["weakest_model"]["model"]) if len(per_model) > 1 else None  # one model: no choice
+        assert entry["weakest_model"]["name"] == expected
+        assert entry["goal_met"] == document["goal"]["met"].get(entry["set"])
+        assert entry["public"] == (entry["set"] in document["sources"])
+        if "unseen" in cells:
+            assert entry["unseen"]["n"] == cells["unseen"]["all models"][JUDGE_ROW]["n"]
+    assert agreement["goal"] == {k: document["goal"][k] for k in ("precision", "recall", "per_model")}
+
+
+def test_a_changed_judge_is_not_measured_by_its_predecessors_results(results, tmp_path):
+    """One threshold changed in the judge file: the benchmark measured the file before, so the record says "not
+    measured" and why, and carries no figure that would read as this judge's."""
+    changed = JUDGE.read_text(encoding="utf-8").replace("refusal_threshold: 0.55", "refusal_threshold: 0.15", 1)
+    assert changed != JUDGE.read_text(encoding="utf-8")
+    agreement = measured_agreement(results, "r.json", _sha(changed.encode("utf-8")))
+    assert agreement["status"] == NOT_MEASURED and "sets" not in agreement
+    measured = json.loads(results)["judge"]["sha256"]
+    assert measured[:12] in agreement["why"] and _sha(changed.encode())[:12] in agreement["why"]
+    assert "benchmarks/refusal_judge.py" in agreement["why"]
+    assert judge_agreement_summary({"agreement": agreement}) == {"status": "not measured", "why": agreement["why"]}
+
+
+def test_no_measurement_named_and_an_evaluation_recorded_before_are_told_apart():
+    assert not_named()["status"] == NOT_MEASURED and "safety.judge_agreement" in not_named()["why"]
+    assert judge_agreement_summary({"path": "data/safety/judge.yaml", "sha256": "ab"}) == {"status": "not recorded"}
+    assert judge_agreement_summary(None) == {"status": "not recorded"}
+
+
+def test_the_report_rows_format_the_recorded_cells(results):
+    agreement = measured_agreement(results, "r.json", json.loads(results)["judge"]["sha256"])
+    summary = judge_agreement_summary({"agreement": agreement})
+    assert summary["status"] == "measured"
+    first, row = agreement["sets"][0], summary["sets"][0]
+    lo, hi = first["all"]["precision_ci95"]
+    assert row["precision"] == f"{first['all']['precision']:.3f} [{lo:.2f}-{hi:.2f}]"
+    assert row["completions"] == f"{first['all']['n']} ({first['all']['refusals']})"
+    weakest = first["weakest_model"]
+    named = json.loads(results)["sources"][first["set"]]["models"][weakest["model"]]
+    assert weakest["name"] == named
+    assert row["weakest"] == f"{named} ({weakest['model']}): {weakest['figure']} {weakest['value']:.3f}"
+    assert row["goal"] == {True: "met", False: "not met"}[first["goal_met"]]
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda d: d.pop("judge"), "'judge'"),
+        (lambda d: d["results"]["wildguardtest"].pop("all"), "results/wildguardtest: field 'all'"),
+        (lambda d: d["results"]["wildguardtest"]["all"]["mixed"][JUDGE_ROW].update(recall="high"), "'recall'"),
+        (lambda d: d["results"]["wildguardtest"]["all"]["mixed"][JUDGE_ROW].pop("n"), "'n'"),
+    ],
+)
+def test_a_results_file_that_is_not_the_benchmarks_is_refused_naming_the_field(results, edit, named):
+    document = json.loads(results)
+    edit(document)
+    with pytest.raises(ConfigError) as raised:
+        measured_agreement(json.dumps(document).encode(), "bad.json", document.get("judge", {}).get("sha256", ""))
+    assert str(raised.value).startswith("bad.json") and named in str(raised.value)
+
+
+def test_a_file_that_is_not_json_is_refused_naming_it():
+    with pytest.raises(ConfigError, match=r"^bad\.json: not the judge benchmark's results \(not JSON"):
+        measured_agreement(b"judge: yes\n", "bad.json", "0" * 64)
+    with pytest.raises(ConfigError, match="a JSON object was expected"):
+        measured_agreement(b"[1, 2]", "bad.json", "0" * 64)
