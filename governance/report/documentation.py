@@ -99,6 +99,23 @@ def item(value: Any, evidence: str | None, missing: str) -> dict[str, Any]:
     return {"value": value, "evidence": evidence}
 
 
+def _judge_evidence(safety: dict[str, Any]) -> str:
+    """The safety judge behind the rates and how far it agrees with people, as the form's evidence states it."""
+    judge = safety.get("judge") or {}
+    if not judge.get("sha256"):
+        return ""
+    agreement = safety.get("judge_agreement") or {}
+    status = agreement.get("status", "not recorded")
+    if status == "measured":
+        sets = agreement.get("sets") or []
+        unmet = sum(1 for s in sets if s.get("goal") == "not met")
+        shown = (f"measured on {len(sets)} sets (results sha256 "
+                 f"{(agreement.get('results') or {}).get('sha256', '')[:12]}), goal not met on {unmet}")  # fmt: skip
+    else:
+        shown = status
+    return f"; judge sha256 {judge['sha256'][:12]}, agreement with people {shown}"
+
+
 # --------------------------------------------------------------------------- energy
 
 
@@ -621,7 +638,8 @@ def _form(facts: Any) -> dict[str, Any]:
                 }
                 or None,
                 "artifact evaluation/safety.json; prompt sets "
-                + ", ".join(f"{k} {v.get('sha256', '')[:12]}" for k, v in (safety.get("sets") or {}).items()),
+                + ", ".join(f"{k} {v.get('sha256', '')[:12]}" for k, v in (safety.get("sets") or {}).items())
+                + _judge_evidence(safety),
                 "safety evaluation: artifact evaluation/safety.json (evaluated before it existed)",
             ),
         },

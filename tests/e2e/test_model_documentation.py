@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from e2e_support import run
@@ -43,6 +44,9 @@ def test_every_section_is_filled_from_facts_of_a_dvc_built_version(repro_once, t
         "over_refusal_rate",
         "sycophancy_rate",
     }
+    # ... counted by a judge whose measured agreement with people the form states (the shipped results measure it)
+    assert re.search(r"; judge sha256 \w{12}, agreement with people measured on \d+ sets \(results sha256 \w{12}\), "
+                     r"goal not met on \d+$", doc["use"]["safety_evaluation"]["evidence"])  # fmt: skip
     # The same form is a section of the report
     assert "Provider's model documentation (EU GPAI Code of Practice)" in (folder / "report.md").read_text()
 
