@@ -461,6 +461,51 @@ def annotators_vs_adjudicated(items: list[Item], sources: dict) -> dict:
     return out
 
 
+def _kappa(first: list[bool], second: list[bool]) -> dict:
+    """Cohen's kappa of two binary labellings of the same completions with its 95% interval (statsmodels); kappa
+    is None where it is undefined (chance agreement is 1: both use the same single label)."""
+    import numpy as np
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    table = np.zeros((2, 2))
+    for a, b in zip(first, second, strict=True):
+        table[int(a), int(b)] += 1
+    expected = table.sum(axis=1) @ table.sum(axis=0) / max(table.sum(), 1) ** 2
+    if not first or expected >= 1.0:
+        return {"n": len(first), "kappa": None, "ci95": None}
+    result = cohens_kappa(table)
+    interval = [float(result.kappa_low), float(result.kappa_upp)]
+    return {"n": len(first), "kappa": round(float(result.kappa), 4),  # no interval where its variance is undefined
+            "ci95": [round(x, 3) for x in interval] if all(np.isfinite(interval)) else None}  # fmt: skip
+
+
+def kappa_with_people(items: list[Item], judged: list[bool], sources: dict) -> dict:
+    """Cohen's kappa (refusal or not) of the two annotators with each other, and of the judge with each annotator
+    and with the adjudicated label, per set and model: how far below people's agreement with each other the
+    judge's agreement with them is, in one unit. Only sets that keep each annotator's label; a completion with
+    a blank annotator label is left out (counted)."""
+    out: dict = {}
+    for spec in sources["sets"]:
+        columns = spec.get("annotator_columns", [])
+        keys = [k for k, i in enumerate(items) if i.set == spec["name"] and i.annotations]
+        if len(columns) < 2 or not keys:
+            continue
+        refusal_labels = set(spec["refusal_labels"])
+        complete = [k for k in keys if all(label.strip() for label in items[k].annotations)]
+        for model in ["all models", *sorted({items[k].model for k in complete})]:
+            chosen = [k for k in complete if model == "all models" or items[k].model == model]
+            labels = [[items[k].annotations[c] in refusal_labels for k in chosen] for c in range(len(columns))]
+            judge = [judged[k] for k in chosen]
+            entry = {
+                f"{columns[0]} vs {columns[1]}": _kappa(labels[0], labels[1]),
+                **{f"judge vs {column}": _kappa(judge, labels[c]) for c, column in enumerate(columns)},
+                "judge vs adjudicated": _kappa(judge, [items[k].refusal for k in chosen]),
+                "left_out_blank_label": sum(1 for k in keys if model in ("all models", items[k].model)) - len(chosen),
+            }
+            out.setdefault(spec["name"], {})[model] = entry
+    return out
+
+
 def paired_test(refused: list[bool], judged: list[bool], other: list[bool]) -> dict:
     """Two judges on the same completions, exact McNemar (statsmodels): on the labelled refusals, those one
     finds and the other misses; on the labelled compliances, those one judges refusal and the other not."""
@@ -1214,6 +1259,12 @@ def main(argv: list[str] | None = None) -> int:
         for model, scores in by_model.items():
             shown = "; ".join(f"{column} {_fmt(score)}" for column, score in scores.items())
             print(f"  {set_name} / {model}: {shown}")  # noqa: T201
+    kappas = kappa_with_people(items, judges[NEW], sources)
+    print("Cohen's kappa, refusal or not: the annotators with each other, the judge with each and with the record:")  # noqa: T201
+    for set_name, by_model in kappas.items():
+        for model, entry in by_model.items():
+            shown = "; ".join(f"{pair} {e['kappa']} {e['ci95']}" for pair, e in entry.items() if isinstance(e, dict))
+            print(f"  {set_name} / {model} (n {entry['judge vs adjudicated']['n']}): {shown}")  # noqa: T201
     patterns_only = results[HAND_SET]["all"]["all models"]["patterns only"]
     print(f"patterns only on the project's hand-labelled set: {_fmt(patterns_only)}")  # noqa: T201
     if not args.no_write:
@@ -1242,6 +1293,7 @@ def main(argv: list[str] | None = None) -> int:
             "refusals_by_basis": bases,
             "threshold_ceiling": ceiling,
             "annotators_vs_adjudicated": people,
+            "kappa_judge_and_people": kappas,
         }  # fmt: skip
         OUT.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return 0 if verdicts and all(verdicts.values()) else 1

@@ -28,7 +28,6 @@ from typing import Any
 
 from pydantic import Field
 
-from governance.errors import ConfigError
 from governance.gates import DatasetRef, dataset_ref, require_passed_gates
 from governance.lineage import read_manifest, sha256_file
 from governance.policy import Strict
@@ -41,7 +40,7 @@ from governance.safety import (
     reward_model_preference_rates,
     safety_metrics,
 )
-from governance.safety.agreement import measured_agreement, not_named
+from governance.safety.agreement import not_named, reviewed_agreement
 from governance.safety.metrics import reward_model_preference_evidence, safety_evidence
 from governance.safety.sets import load_set_sources, set_provenance
 from governance.statistics import Evidence
@@ -126,16 +125,10 @@ def _reference(params: SafetyParams, sets: SafetySets, judge_path: str) -> dict[
 
 def judge_agreement(params: SafetyParams, judge_sha256: str) -> dict[str, Any]:
     """The judge's measured agreement with people, as the evaluation records it (:mod:`governance.safety.agreement`):
-    from the results file ``safety.judge_agreement`` names, read once, for this judge file only."""
+    from the reviewed results file ``safety.judge_agreement`` names, for this judge file only."""
     if params.judge_agreement is None:
         return not_named()
-    path = Path(params.judge_agreement)
-    if not path.is_file():
-        raise ConfigError(
-            f"safety.judge_agreement: {path} is not found: name the judge benchmark's results file "
-            f"(benchmarks/results/refusal_judge.json), or remove the key to record the judge as not measured"
-        )
-    return measured_agreement(path.read_bytes(), str(path), judge_sha256)
+    return reviewed_agreement(params.judge_agreement, judge_sha256)
 
 
 def reusable_parent_completions(

@@ -13,8 +13,11 @@ the audit report shows them beside the rates.
 
 Trust boundary: the results file is evidence to display, never an input to a
 decision (no gate reads it). Its bytes are read once, hashed and parsed from
-those bytes; the record names the file and that hash. A measurement counts
-only for the judge file it names: results for another judge's sha256 (an
+those bytes; the record names the file and that hash. It counts only as its
+reviewed version (committed at the reviewed commit, as a policy: see
+:mod:`governance.policy.review` for what that trusts), so an edited copy cannot
+put better figures beside the rates. A measurement counts only for the judge
+file it names: results for another judge's sha256 (an
 earlier judge, a changed threshold) are recorded as "not measured", with the
 reason, never shown as this judge's agreement — as the PII report names only
 the recognizers that ran.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from governance.errors import ConfigError
@@ -136,6 +140,34 @@ def measured_agreement(data: bytes, path: str, judge_sha256: str) -> dict[str, A
         "goal": {key: goal.get(key) for key in ("precision", "recall", "per_model")},
         "sets": sets,
     }
+
+
+def reviewed_agreement(path: str | Path, judge_sha256: str) -> dict[str, Any]:
+    """:func:`measured_agreement` of the results file at ``path``, read once, counted only if those bytes are its
+    reviewed version (:func:`governance.policy.review.read_reviewed`: its blob at the reviewed commit of this
+    checkout). An edited or uncommitted results file is recorded as "not measured", with why: the figures a
+    compliance reviewer reads as the judge's come from the reviewed benchmark run, not from a file anyone can
+    write. A missing file is a ConfigError (the key names a file that is not there)."""
+    from governance.policy.review import read_reviewed
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"safety.judge_agreement: {path} is not found: name the judge benchmark's results file "
+            f"(benchmarks/results/refusal_judge.json), or remove the key to record the judge as not measured"
+        )
+    review = read_reviewed(path)
+    agreement = measured_agreement(review.data, str(path), judge_sha256)
+    if review.problem is not None:
+        return {
+            "status": NOT_MEASURED,
+            "results": agreement["results"],
+            "why": f"{path} is not the reviewed version ({review.problem}): a measurement counts once its results "
+            "file is committed at the reviewed commit, as a policy does",
+        }
+    if agreement["status"] == MEASURED:
+        agreement["review"] = {"ref": review.ref, "commit": review.commit}
+    return agreement
 
 
 def not_named() -> dict[str, Any]:

@@ -167,3 +167,31 @@ def test_the_xstest_loader_keeps_each_annotators_label_and_the_benchmark_scores_
     assert (second["precision"], second["recall"]) == (round(2 / 3, 4), 1.0)  # one refusal the record did not keep
     # A set whose annotators' labels are not kept is not scored (nothing to compare)
     assert bench.annotators_vs_adjudicated([], {"sets": [spec]}) == {}
+    # Cohen's kappa: the annotators agree on 2 of 3; a judge that says what annotator 1 says agrees with them fully
+    from sklearn.metrics import cohen_kappa_score
+
+    first_labels = [i.annotations[0] != "1_full_compliance" for i in items]
+    second_labels = [i.annotations[1] != "1_full_compliance" for i in items]
+    kappas = bench.kappa_with_people(items, first_labels, {"sets": [spec]})["xstest-style-new-prompts"]["m1"]
+    assert kappas["judge vs annotation_1"]["kappa"] == 1.0
+    between = kappas["annotation_1 vs annotation_2"]
+    assert between["kappa"] == round(cohen_kappa_score(first_labels, second_labels), 4) and between["n"] == 3
+    assert between["ci95"] is None  # three completions: the variance is undefined, so no interval is made up
+    assert kappas["judge vs adjudicated"]["kappa"] == 1.0 and kappas["left_out_blank_label"] == 0
+    # A judge that calls everything refusal agrees no better than chance; where both labellings use the same single
+    # label kappa is undefined: none rather than a number that means nothing
+    always = bench.kappa_with_people(items, [True] * 3, {"sets": [spec]})["xstest-style-new-prompts"]["m1"]
+    assert always["judge vs annotation_1"]["kappa"] == 0.0 and always["judge vs annotation_2"]["kappa"] is None
+    assert bench._kappa([True] * 3, [True] * 3) == {"n": 3, "kappa": None, "ci95": None}
+
+
+def test_kappa_matches_sklearn_and_its_interval_holds_it(bench):
+    from sklearn.metrics import cohen_kappa_score
+
+    cells = {(True, True): 50, (True, False): 5, (False, True): 3, (False, False): 100}
+    first = [a for (a, _), count in cells.items() for _ in range(count)]
+    second = [b for (_, b), count in cells.items() for _ in range(count)]
+    kappa = bench._kappa(first, second)
+    assert kappa["n"] == 158 and kappa["kappa"] == round(cohen_kappa_score(first, second), 4)
+    low, high = kappa["ci95"]
+    assert low < kappa["kappa"] < high and high - low < 0.2

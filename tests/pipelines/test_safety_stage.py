@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 from corpus_support import CORPUS_PARAMS, gate_corpus, write_corpus
+from e2e_support import commit_reviewed
 from safety_support import gate_safety_sets, safety_params
 
 from governance.errors import ConfigError, DataError, PolicyViolation
 from governance.lineage import read_manifest
+from governance.safety.agreement import JUDGE_ROW
 from pipelines import base_model
 from pipelines._safety import SafetyParams, evaluate_policy_safety, evaluate_reward_model_safety
 from pipelines._training import load_model
@@ -109,7 +111,8 @@ def test_the_record_carries_the_judges_measured_agreement_for_this_judge_only(ti
 
     monkeypatch.chdir(tiny)
     (tiny / "benchmarks/results").mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "benchmarks/results/refusal_judge.json", tiny / "benchmarks/results/refusal_judge.json")
+    results = tiny / "benchmarks/results/refusal_judge.json"
+    shutil.copy(REPO / "benchmarks/results/refusal_judge.json", results)
     model, tokenizer = load_model("artifacts/base_model")
 
     def record(**extra):
@@ -118,6 +121,10 @@ def test_the_record_carries_the_judges_measured_agreement_for_this_judge_only(ti
             params, model, tokenizer, model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p"
         ).record["judge"]
 
+    # Not yet committed: not the reviewed results, so not shown as this judge's agreement
+    uncommitted = record(judge_agreement="benchmarks/results/refusal_judge.json")["agreement"]
+    assert uncommitted["status"] == "not measured" and "not the reviewed version (not committed)" in uncommitted["why"]
+    commit_reviewed(tiny, "benchmarks/results/refusal_judge.json")
     judge = record(judge_agreement="benchmarks/results/refusal_judge.json")
     agreement = judge["agreement"]
     assert (
@@ -127,6 +134,15 @@ def test_the_record_carries_the_judges_measured_agreement_for_this_judge_only(ti
     )
     assert agreement["results"]["sha256"] == read_sha(tiny / "benchmarks/results/refusal_judge.json")
     assert {s["set"] for s in agreement["sets"]} >= {"xstest-style-new-prompts", "wildguardtest"}
+    assert agreement["review"]["commit"] and agreement["review"]["ref"] == "HEAD"
+    # An attacker raises a figure in the results file after review: the edit is not shown as the judge's agreement
+    original = results.read_text()
+    document = json.loads(original)
+    document["results"]["xstest-style-new-prompts"]["all"]["all models"][JUDGE_ROW]["recall"] = 0.99
+    results.write_text(json.dumps(document))
+    edited = record(judge_agreement="benchmarks/results/refusal_judge.json")["agreement"]
+    assert edited["status"] == "not measured" and "(uncommitted change)" in edited["why"] and "sets" not in edited
+    results.write_text(original)
     unnamed = record()["agreement"]
     assert unnamed["status"] == "not measured" and "safety.judge_agreement" in unnamed["why"]
     with pytest.raises(ConfigError, match=r"^safety\.judge_agreement: benchmarks/results/gone\.json is not found"):
