@@ -76,8 +76,10 @@ def judge_agreement_summary(judge: Any) -> dict[str, Any]:
             "goal": {True: "met", False: "not met"}.get(entry.get("goal_met"), "n/a"),
         })  # fmt: skip
     results = agreement.get("results") or {}
+    review = agreement.get("review") or {}
+    reviewed = f"{review.get('ref')} {str(review.get('commit') or '')[:12]}" if review.get("commit") else "not recorded"
     return {"status": "measured", "results": results, "benchmark": agreement.get("benchmark"),
-            "goal": agreement.get("goal") or {}, "sets": rows}  # fmt: skip
+            "reviewed": reviewed, "goal": agreement.get("goal") or {}, "sets": rows}  # fmt: skip
 
 
 def safety_summary(recorded: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -57,7 +57,8 @@ def _safety_record() -> dict:
     judge = {
         "path": "data/safety/judge.yaml",
         "sha256": measured,
-        "agreement": measured_agreement(results.read_bytes(), "benchmarks/results/refusal_judge.json", measured),
+        "agreement": measured_agreement(results.read_bytes(), "benchmarks/results/refusal_judge.json", measured)
+        | {"review": {"ref": "origin/main", "commit": "4b1d2c3e5f60718293a4b5c6d7e8f90112233445"}},
     }
     return {"kind": "generation", "metrics": metrics, "items": items, "sets": {}, "judge": judge}
 
@@ -387,6 +388,7 @@ def test_the_judges_measured_agreement_stands_beside_the_rates_it_counted(life):
     for text in (html, markdown):
         assert "How far the judge agrees with people." in text
         assert agreement["results"]["sha256"][:12] in text
+        assert f"the reviewed version at {agreement['reviewed']}" in text
     for row in agreement["sets"]:
         cells = (row["set"], row["completions"], row["precision"], row["recall"], row["held_out"], row["weakest"])
         for cell in cells:

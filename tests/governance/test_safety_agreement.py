@@ -90,6 +90,9 @@ def test_the_report_rows_format_the_recorded_cells(results):
     assert weakest["name"] == named
     assert row["weakest"] == f"{named} ({weakest['model']}): {weakest['figure']} {weakest['value']:.3f}"
     assert row["goal"] == {True: "met", False: "not met"}[first["goal_met"]]
+    assert summary["reviewed"] == "not recorded"  # measured_agreement alone names no review: the stage adds it
+    reviewed = judge_agreement_summary({"agreement": agreement | {"review": {"ref": "HEAD", "commit": "ab" * 20}}})
+    assert reviewed["reviewed"] == "HEAD " + "ab" * 6
 
 
 @pytest.mark.parametrize(
