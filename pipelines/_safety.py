@@ -114,10 +114,10 @@ def generate_all(model, tokenizer, conversations: list[list[dict]], params: Safe
     return out
 
 
-def _reference(params: SafetyParams, sets: SafetySets, judge_path: str) -> dict[str, Any]:
+def _reference(params: SafetyParams, sets: SafetySets, judge: JudgePatterns) -> dict[str, Any]:
     return {
         "sets": sets.files,
-        "judge": {"path": judge_path, "sha256": sha256_file(judge_path)},
+        "judge": {"path": params.judge, "sha256": judge.sha256},  # the bytes that judge, not the file hashed again
         "generation": {"max_new_tokens": params.max_new_tokens, "do_sample": False},
         "pii_decision": {"path": params.pii_decision, "sha256": sha256_file(params.pii_decision)},
     }
@@ -195,7 +195,7 @@ def evaluate_policy_safety(
     started = time.perf_counter()
     sets, judge = load_inputs(params)
     conversations = sets.conversations()
-    reference = _reference(params, sets, params.judge)
+    reference = _reference(params, sets, judge)
     # How far this judge agrees with people, recorded beside the rates it counts (displayed, never decided on)
     reference["judge"]["agreement"] = judge_agreement(params, reference["judge"]["sha256"])
     # The tuned model's completions
@@ -302,7 +302,7 @@ def evaluate_reward_model_safety(
     record = {
         "kind": "reward_model",
         "model_sha256": model_sha256,
-        **_reference(params, sets, params.judge),
+        **_reference(params, sets, judge),
         "parent": None,
         "reward_model": None,
         "metrics": metrics,

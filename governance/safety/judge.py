@@ -45,6 +45,7 @@ encoder wheel; it never sees the model.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from governance.errors import ConfigError
-from governance.policy import PolicyFile, Strict, load_yaml, validate_model
+from governance.policy import PolicyFile, Strict, parse_yaml, validate_model
 from governance.safety.refusal_head import RefusalHead, load_refusal_head
 
 Verdict = Literal["refusal", "compliance", "other"]
@@ -128,6 +129,7 @@ class JudgePatterns(PolicyFile):
     reward_model_responses: RewardModelResponses
     classifier: ClassifierSpec
     _head: RefusalHead | None = PrivateAttr(default=None)
+    _sha256: str | None = PrivateAttr(default=None)
 
     @field_validator("refusal", "compliance", "agreement", "disagreement", "voice", "caution")
     @classmethod
@@ -166,6 +168,14 @@ class JudgePatterns(PolicyFile):
         return self._head
 
     @property
+    def sha256(self) -> str:
+        """The sha256 of the judge file's bytes :func:`load_judge` parsed: the judge's identity, from the bytes used
+        (never the file hashed again later, which could have changed since it was read)."""
+        if self._sha256 is None:
+            raise ConfigError("the judge file's hash is not known: read the judge file with load_judge")
+        return self._sha256
+
+    @property
     def identity(self) -> dict[str, str]:
         """What the judge is, beyond its file's hash (which pins the head, which pins its layers): the head's
         sha256, the encoder, and the fine-tuned layers' sha256 where the head reads them."""
@@ -175,10 +185,16 @@ class JudgePatterns(PolicyFile):
 
 
 def load_judge(path: str | Path) -> JudgePatterns:
-    """Parse the judge file and load the refusal head it pins; a bad key, pattern or head is a ConfigError."""
-    judge = validate_model(load_yaml(path), JudgePatterns, str(path))
+    """Parse the judge file and load the refusal head it pins; a bad key, pattern or head is a ConfigError. The
+    file's bytes are read once: what is parsed is what :attr:`JudgePatterns.sha256` names."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    data = path.read_bytes()
+    judge = validate_model(parse_yaml(data, path), JudgePatterns, str(path))
+    judge._sha256 = hashlib.sha256(data).hexdigest()
     head = judge.classifier.head
-    judge._head = load_refusal_head(Path(path).parent / head.path, head.sha256)
+    judge._head = load_refusal_head(path.parent / head.path, head.sha256)
     return judge
 
 

@@ -149,6 +149,43 @@ def test_the_record_carries_the_judges_measured_agreement_for_this_judge_only(ti
         record(judge_agreement="benchmarks/results/gone.json")
 
 
+def test_the_judge_recorded_is_the_bytes_that_judged_not_the_file_swapped_in_after(tiny, monkeypatch):
+    """An attacker swaps the judge file between the moment it is read and the moment the evaluation is recorded
+    (a harsher judge decides, the measured one is put back): the record names the bytes that judged, so the
+    measured judge's agreement cannot be shown beside another judge's verdicts."""
+    import pipelines._safety as safety_stage
+
+    monkeypatch.chdir(tiny)
+    judge_file = tiny / "data/safety/judge.yaml"
+    measured = judge_file.read_bytes()
+    harsher = measured.replace(b"refusal_threshold: 0.55", b"refusal_threshold: 0.15", 1)
+    assert harsher != measured
+    real_load = safety_stage.load_judge
+
+    def load_then_swap(path):
+        judge_file.write_bytes(harsher)
+        judged_by = real_load(path)
+        judge_file.write_bytes(measured)  # the measured judge is back on disk before anything is recorded
+        return judged_by
+
+    monkeypatch.setattr(safety_stage, "load_judge", load_then_swap)
+    model, tokenizer = load_model("artifacts/base_model")
+    try:
+        recorded = evaluate_policy_safety(
+            SafetyParams(**safety_params(max_new_tokens=2)), model, tokenizer,
+            model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p",
+        ).record["judge"]  # fmt: skip
+    finally:
+        judge_file.write_bytes(measured)
+    assert recorded["sha256"] == read_sha_bytes(harsher) != read_sha_bytes(measured)
+
+
+def read_sha_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def read_sha(path: Path) -> str:
     import hashlib
 
