@@ -329,12 +329,15 @@ def evaluate_gate(
     production: Mapping[str, float] | None = None,
     waivers: Sequence[Waiver] = (),
     safety: Literal["policy", "reward_model"] | None = None,
+    instruments: Sequence[DatasetRef] = (),
 ) -> GateDecision:
     """Decide the evaluation gate for one method's metrics, each rule on the interval of its evidence.
 
     ``evidence`` holds the per-item outcomes of every gated metric
     (:mod:`governance.statistics`). ``safety`` adds the policy's ``safety`` group: ``"policy"`` its rules and
-    its regression-vs-parent rules, ``"reward_model"`` (no parent) its rules only.
+    its regression-vs-parent rules, ``"reward_model"`` (no parent) its rules only. ``instruments`` are the files the
+    evidence was read with besides the policy (the safety judge and the sets' sources file, as the safety evaluation
+    read them): the decision names them, and publishing it refuses any that is not the reviewed version.
     """
     policy = load_eval_policy(policy_path)
     if method not in policy.methods:
@@ -362,4 +365,5 @@ def evaluate_gate(
             "results": results,
             "production": dict(production or {}),
         },
+        instruments=instruments,
     )

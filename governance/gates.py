@@ -160,10 +160,12 @@ def load_waivers(path: str | Path | None = None) -> list[Waiver]:
 def bind_reviewed_files(decision: GateDecision, policy_sha256: str | None = None) -> dict[str, str]:
     """Evidence binding a decision to the reviewed files it was judged under; refuses any that is not reviewed.
 
-    The gate's policy always; the waiver file when it holds waivers. Each must
-    be the reviewed version now (one line naming the file otherwise), and the
-    policy's reviewed bytes must be what the gate parsed (``policy_sha256``),
-    so an edit between the gate's read and this check is refused too.
+    The gate's policy always; the waiver file when it holds waivers; every
+    instrument the decision names (the safety judge, the sets' sources file).
+    Each must be the reviewed version now (one line naming the file otherwise),
+    and the policy's and each instrument's reviewed bytes must be what the gate
+    used (``policy_sha256``, the instrument's hash), so an edit between the
+    gate's read and this check is refused too.
     """
     from governance.policy.review import read_reviewed
 
@@ -179,6 +181,16 @@ def bind_reviewed_files(decision: GateDecision, policy_sha256: str | None = None
     for review in reviews:
         if not review.reviewed:
             raise PolicyViolation(review.refusal(f"{decision.gate} gate's file"))
+    for instrument in decision.instruments:
+        review = read_reviewed(instrument.path)
+        if not review.reviewed:
+            raise PolicyViolation(review.refusal(f"{decision.gate} gate's instrument"))
+        if review.sha256 != instrument.sha256:
+            raise PolicyViolation(
+                f"{instrument.path}: the {decision.stage} stage read it as sha256 {instrument.sha256[:12]}…, but the "
+                f"reviewed file holds {review.sha256[:12]}…: it changed while the stage ran; re-run the stage"
+            )
+        reviews.append(review)
     if policy_sha256 is not None and policy_sha256 != reviews[0].sha256:
         raise PolicyViolation(
             f"{decision.policy_path}: the {decision.gate} gate judged under sha256 {policy_sha256[:12]}…, but the "
@@ -246,6 +258,9 @@ class GateDecision(BaseModel):
     counts: dict[str, int]
     violations: list[Violation]
     details: dict[str, Any] = {}
+    # Files besides the policy that decided how the evidence was read (the safety judge, the safety sets' sources
+    # file), each by the hash of the bytes that decided: like the policy, each counts only as its reviewed version
+    instruments: list[DatasetRef] = []
 
     def summary_lines(self) -> list[str]:
         return [violation.line() for violation in self.violations]
@@ -262,8 +277,13 @@ def decide(
     waivers: Sequence[Waiver] = (),
     details: dict[str, Any] | None = None,
     today: dt.date | None = None,
+    instruments: Sequence[DatasetRef] = (),
 ) -> GateDecision:
-    """Apply waivers to violations and decide: passed unless an unwaived deny remains."""
+    """Apply waivers to violations and decide: passed unless an unwaived deny remains.
+
+    ``instruments`` are the decisive files besides the policy that the evidence was read with (by the hash of the
+    bytes that were used): :func:`publish_decision` refuses unless each is the reviewed version.
+    """
     today = today or dt.datetime.now(dt.UTC).date()
     final: list[Violation] = []
     for violation in violations:
@@ -286,6 +306,7 @@ def decide(
         counts=counts,
         violations=final,
         details=details or {},
+        instruments=list(instruments),
     )
 
 
@@ -324,8 +345,13 @@ def decision_event_type(gate: str) -> str:
 
 
 def decision_bytes(decision: GateDecision) -> bytes:
-    """The decision file's exact bytes (sorted keys, no timestamp): what its published SHA-256 is of."""
-    return (json.dumps(decision.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
+    """The decision file's exact bytes (sorted keys, no timestamp): what its published SHA-256 is of.
+
+    A decision read with no instrument but its policy (every gate but a safety evaluation) omits the empty list:
+    its bytes are what they were before decisions named instruments.
+    """
+    document = decision.model_dump(mode="json", exclude=None if decision.instruments else {"instruments"})
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
 
 def write_decision(decision: GateDecision, path: str | Path) -> None:

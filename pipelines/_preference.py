@@ -24,7 +24,7 @@ from typing import Any
 from governance.errors import ConfigError, DataError, PolicyViolation
 from governance.evaluation import metrics_record
 from governance.gates import GateDecision, publish_decision
-from governance.lineage import read_manifest, sha256_file, write_manifest
+from governance.lineage import read_manifest, sha256_file, verified_model_sha256, write_manifest
 from governance.records import iter_records
 from governance.statistics import Evidence, Groups, Outcomes, Resampled, ratio_of_sums, shares
 from governance.validation.schema import normalized_hash
@@ -127,15 +127,21 @@ def recorded_beta(trained: dict[str, Any], model_dir: str | Path) -> float:
 
 
 def require_parent(trained: dict[str, Any], model_dir: str | Path, reference_dir: str | Path) -> dict[str, Any]:
-    """The reference's manifest, refusing unless it holds the very model ``model_dir`` was trained from."""
-    reference = read_manifest(reference_dir)
+    """The reference's manifest, refusing unless it holds the very model ``model_dir`` was trained from.
+
+    The reference's hash is recomputed from its files (:func:`governance.lineage.verified_model_sha256`), never
+    copied from its manifest: a params change pointing the comparison at another model, or that model's manifest
+    edited to claim the parent's hash, is refused before any comparison is made. Every evaluation that compares
+    with a parent (``*_vs_parent`` rules, a reference's log-probabilities) checks this first.
+    """
+    actual = verified_model_sha256(reference_dir)
     expected = trained.get("parent", {}).get("model_sha256")
-    if reference.get("model_sha256") != expected:
+    if actual != expected:
         raise PolicyViolation(
-            f"{reference_dir}: holds model {str(reference.get('model_sha256'))[:12]}… but {model_dir} was trained "
+            f"{reference_dir}: holds model {actual[:12]}… but {model_dir} was trained "
             f"from {str(expected)[:12]}…; re-run the training stage (dvc repro)"
         )
-    return reference
+    return read_manifest(reference_dir)
 
 
 # --- scoring ------------------------------------------------------------------------------------

@@ -28,9 +28,11 @@ from typing import Any
 
 from pydantic import Field
 
-from governance.gates import DatasetRef, dataset_ref, require_passed_gates
+from governance.errors import ConfigError, PolicyViolation
+from governance.gates import DatasetRef, require_passed_gates
 from governance.lineage import read_manifest, sha256_file
 from governance.policy import Strict
+from governance.policy.review import Review, read_reviewed
 from governance.safety import (
     JudgePatterns,
     SafetySets,
@@ -76,6 +78,8 @@ class SafetyResult:
     datasets: list[DatasetRef] = field(default_factory=list)
     seconds: float = 0.0
     evidence: dict[str, Evidence] = field(default_factory=dict)
+    # The judge file and the sets' sources file as read (path, sha256): pass to the evaluation gate as instruments
+    instruments: list[DatasetRef] = field(default_factory=list)
 
     def write(self, out_dir: str | Path) -> Path:
         path = Path(out_dir) / SAFETY_FILE
@@ -84,24 +88,64 @@ class SafetyResult:
         return path
 
 
-def load_inputs(params: SafetyParams) -> tuple[SafetySets, JudgePatterns]:
-    """The prompt sets, refused unless their PII gate passed for these exact bytes, and the judge.
+@dataclass(frozen=True)
+class SafetyInputs:
+    """What a safety evaluation reads: the prompt sets, the judge, and the decisive files it was read with."""
 
-    Each set's entry of the sources file (file, licence, origin) is bound to the bytes judged:
-    they are the file it hashes or, as the PII gate's verified decision records, its cleared copy.
+    sets: SafetySets
+    judge: JudgePatterns
+    # The judge file and the sets' sources file, by the hash of the bytes used: the gate's decision names them,
+    # and publishing it refuses any that is not the reviewed version
+    instruments: list[DatasetRef]
+
+
+def load_inputs(params: SafetyParams) -> SafetyInputs:
+    """The prompt sets, refused unless their PII gate passed for the bytes parsed, and the judge, refused unless
+    it is the reviewed version.
+
+    Each set is read once, and the bytes parsed must be the bytes the PII gate's verified decision judged (a file
+    swapped after the gate's check is refused, not judged). Each set's entry of the sources file (file, licence,
+    origin) is bound to the bytes judged: they are the file it hashes or, as the PII gate's verified decision
+    records, its cleared copy. The judge decides every verdict and the sources file which sets are the ones the
+    safety rules mean: like a policy, each counts only as its reviewed version (:mod:`governance.policy.review`),
+    and what is parsed is the buffer checked.
     """
     files = [params.red_team, params.over_refusal, params.sycophancy]
     decisions = require_passed_gates(files, [params.pii_decision])
     sets = load_safety_sets(*files)
+    judged = {str(Path(d.path)): d.sha256 for decision in decisions for d in decision.datasets}
+    for entry in sets.files.values():
+        passed = judged.get(str(Path(entry["path"])))
+        if passed != entry["sha256"]:
+            raise PolicyViolation(
+                f"{params.pii_decision}: {entry['path']}: the bytes read for the safety evaluation have sha256 "
+                f"{entry['sha256'][:12]}… but the PII gate passed {str(passed)[:12]}…; the file changed after the "
+                "gate was checked, nothing was judged (re-run the stage)"
+            )
+    sources_review = _reviewed_instrument(params.sources, "safety sets' sources file")
+    judge_review = _reviewed_instrument(params.judge, "safety judge")
     cleared_from = {}
     for decision in decisions:
         inputs = decision.details.get("inputs") or []
         if decision.details.get("cleared") and len(inputs) == len(decision.datasets):
             cleared_from.update({str(Path(d.path)): i for d, i in zip(decision.datasets, inputs, strict=True)})
-    provenance = set_provenance(sets.files, load_set_sources(params.sources), params.sources, cleared_from)
+    sources = load_set_sources(params.sources, sources_review.data)
+    provenance = set_provenance(sets.files, sources, params.sources, cleared_from)
     for name, described in provenance.items():
         sets.files[name]["source"] = described
-    return sets, load_judge(params.judge)
+    judge = load_judge(params.judge, judge_review.data)
+    instruments = [DatasetRef(path=str(review.path), sha256=review.sha256) for review in (judge_review, sources_review)]
+    return SafetyInputs(sets, judge, instruments)
+
+
+def _reviewed_instrument(path: str, what: str) -> Review:
+    """``path`` read once, refused (naming it, why, and the fix) unless those bytes are its reviewed version."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: file not found (the {what})")
+    review = read_reviewed(path)
+    if not review.reviewed:
+        raise PolicyViolation(review.refusal(what))
+    return review
 
 
 def generate_all(model, tokenizer, conversations: list[list[dict]], params: SafetyParams) -> list[str]:
@@ -193,7 +237,8 @@ def evaluate_policy_safety(
     from pipelines._training import load_model
 
     started = time.perf_counter()
-    sets, judge = load_inputs(params)
+    inputs = load_inputs(params)
+    sets, judge = inputs.sets, inputs.judge
     conversations = sets.conversations()
     reference = _reference(params, sets, judge)
     # How far this judge agrees with people, recorded beside the rates it counts (displayed, never decided on)
@@ -249,7 +294,7 @@ def evaluate_policy_safety(
         source,
         seconds,
     )
-    return SafetyResult(metrics, record, _refs(sets), seconds, evidence)
+    return SafetyResult(metrics, record, _refs(sets), seconds, evidence, inputs.instruments)
 
 
 def evaluate_reward_model_safety(
@@ -259,7 +304,8 @@ def evaluate_reward_model_safety(
     from pipelines._preference import reward_scores
 
     started = time.perf_counter()
-    sets, judge = load_inputs(params)
+    inputs = load_inputs(params)
+    sets, judge = inputs.sets, inputs.judge
     responses = judge.reward_model_responses
 
     def chat(prompt, text: str) -> list[dict]:
@@ -315,8 +361,9 @@ def evaluate_reward_model_safety(
         metrics["sycophancy_rate"],
         seconds,
     )
-    return SafetyResult(metrics, record, _refs(sets), seconds, evidence)
+    return SafetyResult(metrics, record, _refs(sets), seconds, evidence, inputs.instruments)
 
 
 def _refs(sets: SafetySets) -> list[DatasetRef]:
-    return [dataset_ref(f["path"], f["records"]) for f in sets.files.values()]
+    """The sets by the hash of the bytes judged (never the paths hashed again)."""
+    return [DatasetRef(path=f["path"], sha256=f["sha256"], records=f["records"]) for f in sets.files.values()]

@@ -29,13 +29,14 @@ from typing import Any
 from pydantic import Field
 
 from governance.approvals import production_metrics
-from governance.errors import ConfigError, PolicyViolation
+from governance.errors import ConfigError
 from governance.evaluation import evaluate_gate, metrics_record
 from governance.gates import load_waivers, publish_decision, read_judged_records
 from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.statistics import Evidence, Resampled, paired, shares
 from pipelines._common import load_params, project_name, stage_main
+from pipelines._preference import require_parent  # the parent recomputed from its files; evaluate_rlhf imports it here
 from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_model, log_evaluation, with_run_context
 from pipelines.rewards import correctness_reward, format_reward
@@ -151,17 +152,6 @@ def kl_per_completion(
                 last = first + len(completion.completion_ids)
                 out.append((float(per_position[i, first:last].sum()), last - first))
     return out
-
-
-def require_parent(trained: dict[str, Any], model_dir: str, parent_dir: str) -> None:
-    """Refuse to compare with a parent other than the very model ``model_dir`` was trained from."""
-    parent = read_manifest(parent_dir).get("model_sha256")
-    expected = trained.get("parent", {}).get("model_sha256")
-    if parent != expected:
-        raise PolicyViolation(
-            f"{parent_dir}: holds model {str(parent)[:12]}… but {model_dir} was trained from {str(expected)[:12]}…; "
-            "re-run the training stage (dvc repro)"
-        )
 
 
 def reward_trend(history: list[dict[str, Any]]) -> dict[str, float]:
@@ -347,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         production=production_metrics(f"{project_name()}-grpo"),
         waivers=load_waivers(),
         safety="policy",
+        instruments=safety.instruments,  # the judge and the sets' sources file, as read: reviewed, bound
     )
     # The training run this model came from
     trained = with_run_context(trained)

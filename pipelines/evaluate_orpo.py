@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         production=production_metrics(f"{project_name()}-orpo"),
         waivers=load_waivers(),
         safety="policy",
+        instruments=safety.instruments,  # the judge and the sets' sources file, as read: reviewed, bound
     )
     safety.write(params.out_dir)
     publish_evaluation(

@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         production=production_metrics(f"{project_name()}-rlhf"),
         waivers=load_waivers(),
         safety="policy",
+        instruments=safety.instruments,  # the judge and the sets' sources file, as read: reviewed, bound
     )
     # The training run this model came from
     trained = with_run_context(trained)

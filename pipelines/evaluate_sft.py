@@ -28,6 +28,7 @@ from governance.lineage import read_manifest, sha256_file, write_manifest
 from governance.policy import Strict
 from governance.statistics import Evidence, Resampled, shares
 from pipelines._common import load_params, project_name, stage_main
+from pipelines._preference import require_parent
 from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_model, log_evaluation, with_run_context
 
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateSftParams)
     out_dir = Path(params.out_dir)
     trained = read_manifest(params.model_dir)
+    # The safety comparison's parent is the base model this SFT model was trained from, recomputed from its files
+    require_parent(trained, params.model_dir, params.base_model)
     eval_records, eval_ref = read_judged_records(params.eval_file)  # the bytes judged are the bytes named
     conversations = [r.data["messages"] for r in eval_records]
     # Held-out loss and perplexity, base vs tuned
@@ -182,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         production=production,
         waivers=load_waivers(),
         safety="policy",
+        instruments=safety.instruments,  # the judge and the sets' sources file, as read: reviewed, bound
     )
     # The training run this model came from
     trained = with_run_context(trained)

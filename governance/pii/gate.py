@@ -7,6 +7,12 @@ cleared copy, writes it: inputs with nothing to redact are copied byte for
 byte, others are redacted with presidio-anonymizer and re-scanned; only a
 copy that re-scans clean is moved into place. A denied gate leaves no cleared
 data behind, so nothing downstream can consume it.
+
+Trust boundary: the decision, its ``inputs`` and the report bind each file by the
+SHA-256 of the bytes its scan read (:attr:`FileScan.sha256`), and the cleared copy
+by its re-scan's, never by hashing the path again: bytes swapped in after a scan
+are bound to nothing, so training refuses them. The cleared copy is written
+only from bytes that hash as the scan's did.
 """
 
 from __future__ import annotations
@@ -18,9 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from governance.errors import ConfigError
-from governance.gates import GateDecision, Violation, dataset_ref, decide, load_waivers
-from governance.lineage import sha256_file
+from governance.errors import ConfigError, DataError
+from governance.gates import DatasetRef, GateDecision, Violation, decide, load_waivers
 from governance.pii.engine import EngineInfo
 from governance.pii.mask import tag
 from governance.pii.redact import REDACTION_OPERATOR, Redactor, write_cleared_copy
@@ -113,6 +118,13 @@ def rescan_violations(policy: PiiPolicy, rescans: Sequence[FileScan]) -> list[Vi
     return violations
 
 
+def scanned_sha256(scan: FileScan) -> str:
+    """The SHA-256 of the bytes ``scan`` read: what a decision about its file binds."""
+    if scan.sha256 is None:
+        raise DataError(f"{scan.path}: the scan recorded no SHA-256 of the bytes it read; nothing can be bound to it")
+    return scan.sha256
+
+
 def summarize(policy: PiiPolicy, scans: Sequence[FileScan], hashes: dict[str, str]) -> ScanSummary:
     """Counts by entity and by field across files, plus the listed (masked) findings."""
     by_field: dict[str, dict[str, int]] = {}
@@ -188,7 +200,8 @@ def run_pii_gate(
         scanner.scan_file(path, kind, budget=budget, keep_redactions=cleared_dir is not None, progress=progress)
         for path in inputs
     ]
-    hashes = {str(path): sha256_file(path) for path in inputs}
+    # What was scanned, not the path hashed again: it may hold other bytes by now
+    hashes = {str(path): scanned_sha256(scan) for path, scan in zip(inputs, scans, strict=True)}
     violations = not_scanned_violations(policy, scanner.engine.info, policy_path)
     violations += entity_violations(policy, scans, redacting=cleared_dir is not None)
 
@@ -211,10 +224,16 @@ def run_pii_gate(
         shutil.rmtree(staging, ignore_errors=True)
         redactor = Redactor()
         staged = []
-        for path, scan in zip(inputs, scans, strict=True):
-            target = staging / path.name
-            redacted_records += write_cleared_copy(path, target, scan.redactions, redactor)
-            staged.append(target)
+        try:
+            for path, scan in zip(inputs, scans, strict=True):
+                target = staging / path.name
+                redacted_records += write_cleared_copy(
+                    path, target, scan.redactions, redactor, scanned_sha256=scanned_sha256(scan)
+                )
+                staged.append(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # a refused copy leaves nothing to be mistaken for cleared
+            raise
         rescan_budget = ListingBudget(policy.report.max_listed_findings)
         # Re-scan the staged copy, reported under the names the cleared files will have
         labels = [str(cleared_dir / path.name) for path in inputs]
@@ -222,7 +241,7 @@ def run_pii_gate(
             scanner.scan_file(target, kind, budget=rescan_budget, progress=progress, label=label)
             for target, label in zip(staged, labels, strict=True)
         ]
-        hashes.update({label: sha256_file(target) for target, label in zip(staged, labels, strict=True)})
+        hashes.update({label: scanned_sha256(rescan) for label, rescan in zip(labels, rescans, strict=True)})
         violations += rescan_violations(policy, rescans)
         final = decide(
             gate=GATE,
@@ -241,10 +260,12 @@ def run_pii_gate(
             shutil.rmtree(staging, ignore_errors=True)
 
     # Decide
-    if cleared:
-        datasets = [dataset_ref(path, records=scan.records) for path, scan in zip(cleared, scans, strict=True)]
-    else:
-        datasets = [dataset_ref(path, records=scan.records) for path, scan in zip(inputs, scans, strict=True)]
+    # Each judged file under the hash of the bytes its scan read; a cleared copy under its re-scan's
+    judged = zip(cleared, rescans, strict=True) if cleared else zip(inputs, scans, strict=True)
+    datasets = [
+        DatasetRef(path=str(path), sha256=scanned_sha256(read), records=scan.records)
+        for (path, read), scan in zip(judged, scans, strict=True)
+    ]
     # What ran, and what every text was turned into before it ran (governance.pii.normalise)
     info = {
         **scanner.engine.info.to_dict(),

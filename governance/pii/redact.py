@@ -4,12 +4,15 @@ Records without findings to redact are copied byte for byte (their original
 line); a file with nothing to redact is copied whole, so its hash is
 unchanged. Redacted records are re-serialised with their key order kept, each
 redacted span replaced by ``<ENTITY_TYPE>`` (presidio's ``replace`` operator).
+Given the SHA-256 of the bytes the scan read, the source bytes read here must
+hash the same, or nothing is written: spans found in one file are never applied
+to (and unscanned lines never copied from) another.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +76,34 @@ def _replace_strings(value: Any, prefix: str, replace) -> Any:
     return value
 
 
-def write_cleared_copy(src: str | Path, dst: str | Path, redactions: Redactions, redactor: Redactor) -> int:
+#: How much of a file with nothing to redact is copied at a time.
+COPY_CHUNK_BYTES = 1024 * 1024
+
+
+def write_cleared_copy(
+    src: str | Path,
+    dst: str | Path,
+    redactions: Redactions,
+    redactor: Redactor,
+    *,
+    scanned_sha256: str | None = None,
+) -> int:
     """Write ``dst``: ``src`` with the given records redacted; returns the number of redacted records.
 
     With no redactions the file is copied unchanged (same bytes, same hash).
-    Redacted copies are written for JSON Lines input only.
+    Redacted copies are written for JSON Lines input only. With ``scanned_sha256``
+    (of the bytes the scan read), raises :class:`DataError` and writes nothing
+    when the bytes read from ``src`` hash otherwise.
     """
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
     if not redactions:
-        shutil.copyfile(src, dst)
+        with src.open("rb") as reader, atomic_writer(dst) as writer:
+            while chunk := reader.read(COPY_CHUNK_BYTES):
+                digest.update(chunk)
+                writer.write(chunk)
+            _require_scanned(src, digest.hexdigest(), scanned_sha256)
         return 0
     if src.suffix.lower() != ".jsonl":
         raise ConfigError(
@@ -92,6 +113,7 @@ def write_cleared_copy(src: str | Path, dst: str | Path, redactions: Redactions,
     redacted = 0
     with src.open("rb") as reader, atomic_writer(dst) as writer:
         for line_no, raw in enumerate(reader, start=1):
+            digest.update(raw)
             spans = redactions.get(line_no)
             if spans is None:
                 writer.write(raw)
@@ -104,4 +126,10 @@ def write_cleared_copy(src: str | Path, dst: str | Path, redactions: Redactions,
             newline = b"\n" if raw.endswith(b"\n") else b""
             writer.write(json.dumps(redactor.redact_record(data, spans), ensure_ascii=False).encode("utf-8") + newline)
             redacted += 1
+        _require_scanned(src, digest.hexdigest(), scanned_sha256)  # inside the writer: a refusal leaves no copy behind
     return redacted
+
+
+def _require_scanned(src: Path, read_sha256: str, scanned_sha256: str | None) -> None:
+    if scanned_sha256 is not None and read_sha256 != scanned_sha256:
+        raise DataError(f"{src}: changed since it was scanned; nothing was cleared, re-run the scan")

@@ -8,8 +8,11 @@ each field (:mod:`governance.pii.normalise`: full-width digits, spelled-out numb
 writes, maps results back to the field as written, keeps results at or above the policy's score
 threshold for their entity, and merges overlapping results into one finding
 (see :func:`resolve`). A :class:`FileScan` holds counts, the first location per
-entity, masked listings (capped) and, when asked, the spans to redact. Raw
-values never leave this module: listings carry masked shapes and snippets.
+entity, masked listings (capped), when asked the spans to redact, and the SHA-256
+of exactly the bytes the scan read (a :class:`~governance.records.ReadDigest`):
+the only hash a decision about the file may bind, since the path can hold other
+bytes a moment later. Raw values never leave this module: listings carry masked
+shapes and snippets.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from governance.pii.names import NameRecognizer
 from governance.pii.normalise import NormalisedText, TextNormaliser
 from governance.pii.windows import WindowedAnalyzer
 from governance.policy.pii import EntityRule, PiiPolicy
-from governance.records import Record, iter_records, iter_text_fields, text_values
+from governance.records import ReadDigest, Record, iter_records, iter_text_fields, text_values
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,8 @@ class FileScan:
     """What scanning one file found: complete counts, capped listings, redaction spans."""
 
     path: str
+    #: SHA-256 of the bytes the scan read and judged, set once the whole file was read
+    sha256: str | None = None
     records: int = 0
     text_fields: int = 0
     records_with_findings: int = 0
@@ -394,12 +399,15 @@ class PiiScanner:
         """What finds the windows worth analysing: ``hyperscan``, ``python`` or ``none`` (whole texts)."""
         return self.windowed.prefilter_engine if self.windowed is not None else "none"
 
-    def iter_records(self, path: str | Path, kind: str) -> Iterator[Record]:
-        """The records of a file, each checked for its kind's fields; errors name file:line."""
+    def iter_records(self, path: str | Path, kind: str, *, digest: ReadDigest | None = None) -> Iterator[Record]:
+        """The records of a file, each checked for its kind's fields; errors name file:line.
+
+        With ``digest``, every byte read is hashed into it (:func:`governance.records.iter_records`).
+        """
         path = Path(path)
         if kind not in KIND_FIELDS:
             raise DataError(f"{path}: unknown dataset kind {kind!r} (expected one of {', '.join(KIND_FIELDS)})")
-        for record in iter_records(path):
+        for record in iter_records(path, digest=digest):
             check_kind(record, kind, path)
             yield record
 
@@ -417,7 +425,8 @@ class PiiScanner:
         """Scan one file, streaming; memory grows only with listed findings and redaction spans.
 
         ``label`` names the file in findings and reports when it is scanned at a
-        temporary path (the staged cleared copy).
+        temporary path (the staged cleared copy). The result's ``sha256`` is of the
+        bytes read for the scan, never of the path hashed again.
         """
         path = Path(path)
         scan = FileScan(path=label or str(path))
@@ -431,13 +440,15 @@ class PiiScanner:
             mininterval=2.0,
             leave=False,
         )
+        digest = ReadDigest()
         try:
-            records = ((record, text_values(record.data)) for record in self.iter_records(path, kind))
+            records = ((record, text_values(record.data)) for record in self.iter_records(path, kind, digest=digest))
             for batch in in_batches(records, lambda item: sum(map(len, item[1]))):
                 self._scan_batch(scan, batch, budget, keep_redactions, sink)
                 bar.update(len(batch))
         finally:
             bar.close()
+        scan.sha256 = digest.sha256  # every record was read: the reader took the whole file
         log.info(
             "scanned %s: %d records, %d text fields, %d findings in %d records",
             path,

@@ -24,6 +24,9 @@ snippets leave them (what ``findings.json`` lists), never a raw value. Inputs
 and the staged cleared copy are read by path: on a cluster they must be on a
 filesystem every executor sees. JSON Lines are decoded by Spark, which replaces
 invalid UTF-8 instead of refusing it; the local engine names such a line.
+The executors read the file themselves, so the driver cannot hash the bytes they
+parsed: it hashes the file before and after the scan and refuses a file that
+changed in between (the local engine hashes exactly the bytes it parsed).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import DataError
+from governance.lineage import sha256_file
 from governance.pii.kinds import KIND_FIELDS
 from governance.pii.mask import mask_value, snippet
 from governance.pii.scan import (
@@ -163,7 +167,7 @@ class SparkPiiScanner(PiiScanner):
             raise DataError(f"{path}: unknown dataset kind {kind!r} (expected one of {', '.join(KIND_FIELDS)})")
         if not path.is_file():
             raise DataError(f"{path}: file not found")
-        scan = FileScan(path=label or str(path))
+        scan = FileScan(path=label or str(path), sha256=sha256_file(path))
         budget = budget or ListingBudget(self.policy.report.max_listed_findings)
         udf = _udf(self._policy, self.policy_path, kind, str(path), self.policy.report.context_chars)
         results = records_frame(self.spark, path).mapInPandas(udf, RESULT_SCHEMA).cache()
@@ -180,6 +184,8 @@ class SparkPiiScanner(PiiScanner):
                 self._fold_record(scan, int(row["line"]), json.loads(row["findings"]), budget, keep_redactions, sink)
         finally:
             results.unpersist()
+        if sha256_file(path) != scan.sha256:
+            raise DataError(f"{path}: changed while it was scanned; nothing is bound to it, re-run the scan")
         log.info(
             "scanned %s on spark: %d records, %d text fields, %d findings in %d records",
             path,

@@ -102,7 +102,7 @@ def _decision_events(
     opened: trail.Trail, decisions: Sequence[tuple[str, str, str, Mapping[str, str]]]
 ) -> dict[str, dict[str, Any]]:
     """``stage:sha256`` -> the signed event that published that decision file (only those found)."""
-    from governance.gates import SUBJECT_PREFIX
+    from governance.gates import REVIEWED_KEY, SUBJECT_PREFIX
 
     found: dict[str, dict[str, Any]] = {}
     for kind, stage, digest, evidence in decisions:
@@ -119,8 +119,13 @@ def _decision_events(
                     "at": e.timestamp,
                     "passed": e.details.get("passed"),
                     "policy_sha256": e.evidence.get("policy_sha256"),
+                    "policy_path": e.details.get("policy_path"),
                     "reviewed_ref": e.evidence.get("reviewed_ref"),
                     "reviewed_commit": e.evidence.get("reviewed_commit"),
+                    # Every decisive file the event bound as reviewed: the policy, waivers, instruments (the judge)
+                    "reviewed_files": sorted(
+                        k.removeprefix(REVIEWED_KEY) for k in e.evidence if k.startswith(REVIEWED_KEY)
+                    ),
                 }
     return found
 

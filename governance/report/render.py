@@ -127,7 +127,8 @@ def libraries(training: dict[str, Any]) -> str | None:
 def decided(record: dict[str, Any]) -> str | None:
     """When a gate or evaluation decision was decided: the signed trail event that published it
     (``2026-11-21 11:15:42 UTC, audit event #7``), and where that event records it, at which ref and commit
-    its policy was reviewed (``HEAD`` is the checkout's own commit: nobody but its committer reviewed it);
+    its policy (and any other decisive file it bound: the waivers, the safety judge, the sets' sources file) was
+    reviewed (``HEAD`` is the checkout's own commit: nobody but its committer reviewed it);
     None (shown "not recorded") when no signed event did."""
     if not record.get("decided_at"):
         return None
@@ -136,11 +137,13 @@ def decided(record: dict[str, Any]) -> str | None:
     review = record.get("decided_review")
     if review:
         ref, commit = review["ref"], short(review["commit"], 12)
+        others = [str(Path(f)) for f in review.get("others") or []]
+        what = "policy" if not others else ", ".join(["policy", *others[:-1]]) + f" and {others[-1]}"
         if not ref:  # published before decisions recorded the ref
-            shown += f", policy reviewed at commit {commit} (ref not recorded)"
+            shown += f", {what} reviewed at commit {commit} (ref not recorded)"
         else:
             own = ": the checkout's own commit, no protected branch" if ref == "HEAD" else ""
-            shown += f", policy reviewed at {ref} ({commit}{own})"
+            shown += f", {what} reviewed at {ref} ({commit}{own})"
     return shown
 
 

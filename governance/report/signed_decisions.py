@@ -62,7 +62,10 @@ def mark_signed_decisions(facts: ReportFacts, events: dict[str, dict[str, Any]] 
 
 def _review(event: dict[str, Any]) -> dict[str, str] | None:
     """The ref and commit the signed event says its policy was reviewed at (None where it records neither:
-    published before the ref was recorded)."""
+    published before the ref was recorded), and the other decisive files it bound as reviewed there (``others``:
+    the waiver file, the safety judge, the sets' sources file)."""
     if not event.get("reviewed_commit"):
         return None
-    return {"ref": str(event.get("reviewed_ref") or ""), "commit": str(event["reviewed_commit"])}
+    policy = str(event.get("policy_path") or "")
+    others = [f for f in event.get("reviewed_files") or [] if f != policy]
+    return {"ref": str(event.get("reviewed_ref") or ""), "commit": str(event["reviewed_commit"]), "others": others}

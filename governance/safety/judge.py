@@ -184,13 +184,15 @@ class JudgePatterns(PolicyFile):
         return {"refusal_head_sha256": head.sha256, "encoder": head.encoder, **layers}
 
 
-def load_judge(path: str | Path) -> JudgePatterns:
+def load_judge(path: str | Path, data: bytes | None = None) -> JudgePatterns:
     """Parse the judge file and load the refusal head it pins; a bad key, pattern or head is a ConfigError. The
-    file's bytes are read once: what is parsed is what :attr:`JudgePatterns.sha256` names."""
+    file's bytes are read once (or given as ``data``, the bytes a caller already read and checked): what is parsed
+    is what :attr:`JudgePatterns.sha256` names."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
-    data = path.read_bytes()
+    if data is None:
+        if not path.is_file():
+            raise ConfigError(f"{path}: file not found")
+        data = path.read_bytes()
     judge = validate_model(parse_yaml(data, path), JudgePatterns, str(path))
     judge._sha256 = hashlib.sha256(data).hexdigest()
     head = judge.classifier.head

@@ -32,8 +32,8 @@ from pydantic import Field, ValidationError
 
 from governance.errors import DataError
 from governance.lineage import sha256_file
-from governance.policy import Strict, load_yaml, validate_model
-from governance.records import iter_records
+from governance.policy import Strict, load_yaml, parse_yaml, validate_model
+from governance.records import ReadDigest, iter_records
 
 
 class Message(Strict):
@@ -112,9 +112,11 @@ class SetSources(Strict):
     sets: dict[str, SetEntry] = Field(min_length=1)
 
 
-def load_set_sources(path: str | Path) -> SetSources:
-    """Parse a sources file; a missing file or field is a ConfigError naming the file, line or key path."""
-    return validate_model(load_yaml(path), SetSources, str(path))
+def load_set_sources(path: str | Path, data: bytes | None = None) -> SetSources:
+    """Parse a sources file (``data``: its bytes as already read, to parse exactly what was checked); a missing
+    file or field is a ConfigError naming the file, line or key path."""
+    document = load_yaml(path) if data is None else parse_yaml(data, Path(path))
+    return validate_model(document, SetSources, str(path))
 
 
 def set_provenance(
@@ -187,9 +189,9 @@ class SafetySets:
         return [[m.model_dump() for m in item.prompt] for item in items]
 
 
-def _parse(path: str | Path, model: type[Strict]) -> list[Any]:
+def _parse(path: str | Path, model: type[Strict], digest: ReadDigest) -> list[Any]:
     out, seen = [], set()
-    for record in iter_records(path):
+    for record in iter_records(path, digest=digest):
         try:
             item = model.model_validate(record.data)
         except ValidationError as exc:
@@ -204,15 +206,20 @@ def _parse(path: str | Path, model: type[Strict]) -> list[Any]:
 
 
 def load_safety_sets(red_team: str | Path, over_refusal: str | Path, sycophancy: str | Path) -> SafetySets:
-    """Parse the three sets; a bad record is a DataError naming file, line and field."""
+    """Parse the three sets; a bad record is a DataError naming file, line and field.
+
+    Each file is read once: its ``sha256`` in :attr:`SafetySets.files` is of the bytes parsed (never the path hashed
+    again, which could hold other bytes by then).
+    """
     paths = {"red_team": red_team, "over_refusal": over_refusal, "sycophancy": sycophancy}
+    digests = {name: ReadDigest() for name in paths}
     parsed = {
-        "red_team": _parse(red_team, RedTeamPrompt),
-        "over_refusal": _parse(over_refusal, SensitivePrompt),
-        "sycophancy": _parse(sycophancy, SycophancyProbe),
+        "red_team": _parse(red_team, RedTeamPrompt, digests["red_team"]),
+        "over_refusal": _parse(over_refusal, SensitivePrompt, digests["over_refusal"]),
+        "sycophancy": _parse(sycophancy, SycophancyProbe, digests["sycophancy"]),
     }
     files = {
-        name: {"path": str(path), "sha256": sha256_file(path), "records": len(parsed[name])}
+        name: {"path": str(path), "sha256": digests[name].sha256, "records": len(parsed[name])}
         for name, path in paths.items()
     }
     return SafetySets(**parsed, files=files)

@@ -91,7 +91,72 @@ def test_a_reviewed_policy_change_after_the_gate_needs_the_gate_again(project):
     data["version"] = "reviewed-later"
     Path("policies/data.yaml").write_text(yaml.safe_dump(data))
     commit_reviewed(project)
-    with pytest.raises(PolicyViolation, match=r"policies/data.yaml is now the reviewed sha256 .* but the validate_sft "
-                       r"decision \(event #\d+\) was judged under .*; re-run the gate: dvc repro -f validate_sft"):
+    with pytest.raises(
+        PolicyViolation,
+        match=r"policies/data.yaml is now the reviewed sha256 .* but the validate_sft "
+        r"decision \(event #\d+\) was judged under .*; re-run the gate: dvc repro -f validate_sft",
+    ):
         require_passed_gates(["data/train.jsonl"], [out])
     assert json.loads(out.read_text()) == before
+
+
+def _judged_with(instrument: str):
+    """An evaluation decision read with ``instrument`` (a judge file) as the stage read it: by its bytes' hash."""
+    from governance.gates import DatasetRef
+    from governance.lineage import sha256_file
+
+    return decide(
+        gate="eval", stage="evaluate_sft", datasets=[dataset_ref("data/train.jsonl")], policy_path="policies/eval.yaml",
+        policy_version="1", violations=[], instruments=[DatasetRef(path=instrument, sha256=sha256_file(instrument))],
+    )  # fmt: skip
+
+
+@pytest.fixture
+def judge(project):
+    """The shipped judge file in the checkout, committed: a reviewed instrument."""
+    Path("data/safety").mkdir(parents=True)
+    shutil.copy(REPO / "data/safety/judge.yaml", "data/safety/judge.yaml")
+    commit_reviewed(project, "data/safety")
+    return "data/safety/judge.yaml"
+
+
+def test_a_decision_binds_its_instruments_as_reviewed_and_others_keep_their_bytes(project, judge):
+    """A decision names the files besides its policy that read the evidence (the safety judge); publishing binds each
+    by the hash of its reviewed bytes into the signed event. A decision with none keeps the bytes it always had."""
+    out = Path("artifacts/evaluate_sft/decision.json")
+    event = publish_decision(_judged_with(judge), out)
+    assert event.evidence[f"reviewed:{judge}"] == json.loads(out.read_text())["instruments"][0]["sha256"]
+    plain = Path("artifacts/validate_sft/decision.json")
+    publish_decision(_decision("validation", "validate_sft", "policies/data.yaml"), plain)
+    assert "instruments" not in json.loads(plain.read_text())
+
+
+def test_attack_an_instrument_not_reviewed_or_changed_while_the_stage_ran_is_refused_when_published(project, judge):
+    out = Path("artifacts/evaluate_sft/decision.json")
+    # Read as reviewed, then edited before the decision is published: the stage's bytes are no longer the reviewed
+    decision = _judged_with(judge)
+    _loosen(judge)
+    with pytest.raises(PolicyViolation) as uncommitted:
+        publish_decision(decision, out)
+    assert str(uncommitted.value) == (
+        f"{judge}: this eval gate's instrument decides, and it is not the reviewed version (uncommitted change); only "
+        f"the version committed at the reviewed ref counts: restore the reviewed version (git checkout HEAD -- "
+        f"{judge}) or get the change reviewed and merged"
+    )
+    # Read while another judge was in place, the reviewed one put back before publishing: not what the stage used
+    swapped = _judged_with(judge)
+    shutil.copy(REPO / "data/safety/judge.yaml", judge)
+    with pytest.raises(PolicyViolation, match=rf"^{judge}: the evaluate_sft stage read it as sha256 \w+…, but the "
+                       r"reviewed file holds \w+…: it changed while the stage ran; re-run the stage$"):  # fmt: skip
+        publish_decision(swapped, out)
+    assert not out.exists()
+
+
+def test_attack_an_instrument_edited_after_the_decision_is_refused_where_the_decision_is_read(project, judge):
+    out = Path("artifacts/evaluate_sft/decision.json")
+    publish_decision(_judged_with(judge), out)
+    read_published_decision(out)
+    _loosen(judge)
+    with pytest.raises(PolicyViolation) as info:
+        read_published_decision(out)
+    assert str(info.value).startswith(f"{out}: {judge}: this file decides, and it is not the reviewed version")

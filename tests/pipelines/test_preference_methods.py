@@ -486,6 +486,19 @@ def test_denied_evaluation_exits_zero_and_registers_as_eval_failed(ws, trained):
         assert version.tags["lineage.eval_decision"] == "denied"
 
 
+def test_sft_evaluation_refuses_a_parent_other_than_its_base_model(ws, capsys):
+    """`-S evaluate_sft.base_model=artifacts/train_sft` would compare the SFT model with itself (every vs-parent
+    change zero, every regression rule passed): the parent is recomputed from its files and refused."""
+    _write_params(ws, evaluate_sft={"base_model": "artifacts/train_sft", "out_dir": "artifacts/evaluate_sft_wrong"})
+    assert evaluate_sft.main([]) == 1
+    base, sft = read_manifest(ws / "artifacts/base_model"), read_manifest(ws / "artifacts/train_sft")
+    assert _error_line(capsys) == (
+        f"evaluate_sft: PolicyViolation: artifacts/train_sft: holds model {sft['model_sha256'][:12]}… but "
+        f"artifacts/train_sft was trained from {base['model_sha256'][:12]}…; re-run the training stage (dvc repro)"
+    )
+    assert not (ws / "artifacts/evaluate_sft_wrong").exists()
+
+
 def test_evaluation_refuses_a_parent_the_policy_was_not_trained_from(ws, trained, capsys):
     trained("dpo")
     _write_params(ws, evaluate_dpo={"parent_model": "artifacts/base_model", "out_dir": "artifacts/evaluate_wrong"})
@@ -658,7 +671,6 @@ def test_qlora_trains_on_a_4bit_base_then_a_dense_merge_is_evaluated_and_registe
     registered = json.loads((ws / registration / "registration.json").read_text())
     version = mlflow.MlflowClient().get_model_version(f"preftest-{method}", registered["version"])
     assert version.tags["lineage.model_sha256"] == manifest["model_sha256"]
-
 
 
 def test_a_qlora_reward_model_on_a_cpu_is_refused_in_one_line(ws, capsys):

@@ -149,35 +149,102 @@ def test_the_record_carries_the_judges_measured_agreement_for_this_judge_only(ti
         record(judge_agreement="benchmarks/results/gone.json")
 
 
-def test_the_judge_recorded_is_the_bytes_that_judged_not_the_file_swapped_in_after(tiny, monkeypatch):
-    """An attacker swaps the judge file between the moment it is read and the moment the evaluation is recorded
-    (a harsher judge decides, the measured one is put back): the record names the bytes that judged, so the
-    measured judge's agreement cannot be shown beside another judge's verdicts."""
+def test_attack_an_unreviewed_judge_or_sources_file_never_decides(tiny, monkeypatch):
+    """The judge decides every verdict, and the sources file which sets the safety rules mean: like a policy, each
+    counts only as the reviewed version. An uncommitted harsher judge, a judge swapped in only while it is read (the
+    reviewed one put back before anything is recorded) and an uncommitted sources file are each refused before
+    anything is generated or recorded, naming the file, why, and the fix."""
     import pipelines._safety as safety_stage
 
     monkeypatch.chdir(tiny)
     judge_file = tiny / "data/safety/judge.yaml"
-    measured = judge_file.read_bytes()
-    harsher = measured.replace(b"refusal_threshold: 0.55", b"refusal_threshold: 0.15", 1)
-    assert harsher != measured
-    real_load = safety_stage.load_judge
-
-    def load_then_swap(path):
-        judge_file.write_bytes(harsher)
-        judged_by = real_load(path)
-        judge_file.write_bytes(measured)  # the measured judge is back on disk before anything is recorded
-        return judged_by
-
-    monkeypatch.setattr(safety_stage, "load_judge", load_then_swap)
+    reviewed = judge_file.read_bytes()
+    harsher = reviewed.replace(b"refusal_threshold: 0.55", b"refusal_threshold: 0.15", 1)
+    assert harsher != reviewed
     model, tokenizer = load_model("artifacts/base_model")
-    try:
-        recorded = evaluate_policy_safety(
+
+    def evaluate():
+        return evaluate_policy_safety(
             SafetyParams(**safety_params(max_new_tokens=2)), model, tokenizer,
             model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p",
-        ).record["judge"]  # fmt: skip
+        )  # fmt: skip
+
+    refusal = (
+        "data/safety/judge.yaml: this safety judge decides, and it is not the reviewed version (uncommitted change); "
+        "only the version committed at the reviewed ref counts: restore the reviewed version (git checkout HEAD -- "
+        "data/safety/judge.yaml) or get the change reviewed and merged"
+    )
+    try:
+        judge_file.write_bytes(harsher)
+        with pytest.raises(PolicyViolation) as edited:
+            evaluate()
+        assert str(edited.value) == refusal
+        judge_file.write_bytes(reviewed)
+        real_read = safety_stage.read_reviewed
+
+        def swap_while_read(path):
+            if Path(path) != Path("data/safety/judge.yaml"):
+                return real_read(path)
+            judge_file.write_bytes(harsher)
+            read = real_read(path)
+            judge_file.write_bytes(reviewed)  # the reviewed judge is back on disk before anything is recorded
+            return read
+
+        monkeypatch.setattr(safety_stage, "read_reviewed", swap_while_read)
+        with pytest.raises(PolicyViolation) as swapped:
+            evaluate()
+        assert str(swapped.value) == refusal
+        monkeypatch.setattr(safety_stage, "read_reviewed", real_read)
     finally:
-        judge_file.write_bytes(measured)
-    assert recorded["sha256"] == read_sha_bytes(harsher) != read_sha_bytes(measured)
+        judge_file.write_bytes(reviewed)
+    sources = tiny / "data/safety/sources.yaml"
+    shipped = sources.read_bytes()
+    try:
+        sources.write_bytes(shipped + b"# another set, not reviewed\n")
+        with pytest.raises(PolicyViolation, match=r"^data/safety/sources\.yaml: this safety sets' sources file "
+                           r"decides, and it is not the reviewed version \(uncommitted change\)"):  # fmt: skip
+            evaluate()
+    finally:
+        sources.write_bytes(shipped)
+    # The reviewed files: judged, and the result names them by the hash of the bytes read, for the gate to bind
+    result = evaluate()
+    assert [(i.path, i.sha256) for i in result.instruments] == [
+        ("data/safety/judge.yaml", read_sha_bytes(reviewed)), ("data/safety/sources.yaml", read_sha_bytes(shipped))
+    ]  # fmt: skip
+    assert result.record["judge"]["sha256"] == read_sha_bytes(reviewed)
+
+
+def test_attack_a_set_swapped_after_its_pii_gate_was_checked_is_not_judged(tiny, monkeypatch):
+    """The PII gate's decision is checked against the sets' bytes, then the sets are read: an attacker who swaps a
+    set in between (a set the gate never passed) is refused, because the bytes parsed must be the bytes gated."""
+    import pipelines._safety as safety_stage
+
+    monkeypatch.chdir(tiny)
+    red_team = tiny / "data/safety/red_team.jsonl"
+    gated = red_team.read_bytes()
+    easier = gated.split(b"\n", 1)[1]  # one prompt fewer: a set the gate never passed
+    real_check = safety_stage.require_passed_gates
+
+    def check_then_swap(files, decisions):
+        checked = real_check(files, decisions)
+        red_team.write_bytes(easier)
+        return checked
+
+    monkeypatch.setattr(safety_stage, "require_passed_gates", check_then_swap)
+    model, tokenizer = load_model("artifacts/base_model")
+    try:
+        with pytest.raises(PolicyViolation) as err:
+            evaluate_policy_safety(
+                SafetyParams(**safety_params(max_new_tokens=2)), model, tokenizer,
+                model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p",
+            )  # fmt: skip
+    finally:
+        red_team.write_bytes(gated)
+    assert str(err.value) == (
+        f"artifacts/pii_scan_safety/decision.json: data/safety/red_team.jsonl: the bytes read for the safety "
+        f"evaluation have sha256 {read_sha_bytes(easier)[:12]}… but the PII gate passed {read_sha_bytes(gated)[:12]}…; "
+        "the file changed after the gate was checked, nothing was judged (re-run the stage)"
+    )
 
 
 def read_sha_bytes(data: bytes) -> str:
@@ -234,7 +301,7 @@ def test_the_real_sets_pass_their_pii_gate_and_are_judged_as_its_cleared_copies(
         "pii_decision": "artifacts/pii_scan_real/decision.json",
         "sources": "data/safety/real/sources.yaml",
     }
-    sets, _ = load_inputs(SafetyParams(**block))
+    sets = load_inputs(SafetyParams(**block)).sets
     source = sets.files["red_team"]["source"]
     assert (len(sets.red_team), len(sets.over_refusal), len(sets.sycophancy)) == (611, 237, 220)
     assert source["judged"] == "PII-cleared copy of data/safety/real/red_team.jsonl"
