@@ -366,4 +366,5 @@ def evaluate_gate(
             "production": dict(production or {}),
         },
         instruments=instruments,
+        policy_sha256=policy.sha256,  # the policy bytes the rules came from: publishing binds these, not a later read
     )

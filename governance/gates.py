@@ -261,6 +261,9 @@ class GateDecision(BaseModel):
     # Files besides the policy that decided how the evidence was read (the safety judge, the safety sets' sources
     # file), each by the hash of the bytes that decided: like the policy, each counts only as its reviewed version
     instruments: list[DatasetRef] = []
+    # The SHA-256 of the policy bytes the gate parsed (PolicyFile.sha256): publishing refuses unless the reviewed
+    # policy is those very bytes, so a policy swapped between the gate's read and the binding is never bound
+    policy_sha256: str | None = None
 
     def summary_lines(self) -> list[str]:
         return [violation.line() for violation in self.violations]
@@ -278,11 +281,13 @@ def decide(
     details: dict[str, Any] | None = None,
     today: dt.date | None = None,
     instruments: Sequence[DatasetRef] = (),
+    policy_sha256: str | None = None,
 ) -> GateDecision:
     """Apply waivers to violations and decide: passed unless an unwaived deny remains.
 
     ``instruments`` are the decisive files besides the policy that the evidence was read with (by the hash of the
-    bytes that were used): :func:`publish_decision` refuses unless each is the reviewed version.
+    bytes that were used): :func:`publish_decision` refuses unless each is the reviewed version. ``policy_sha256``
+    is the hash of the policy bytes the gate parsed (its policy's ``sha256``), checked the same way.
     """
     today = today or dt.datetime.now(dt.UTC).date()
     final: list[Violation] = []
@@ -307,6 +312,7 @@ def decide(
         violations=final,
         details=details or {},
         instruments=list(instruments),
+        policy_sha256=policy_sha256,
     )
 
 
@@ -347,10 +353,12 @@ def decision_event_type(gate: str) -> str:
 def decision_bytes(decision: GateDecision) -> bytes:
     """The decision file's exact bytes (sorted keys, no timestamp): what its published SHA-256 is of.
 
-    A decision read with no instrument but its policy (every gate but a safety evaluation) omits the empty list:
-    its bytes are what they were before decisions named instruments.
+    A decision with no instrument but its policy (every gate but a safety evaluation) omits the empty list, and
+    one built without its policy's hash omits that: its bytes are what they were before decisions named them.
     """
-    document = decision.model_dump(mode="json", exclude=None if decision.instruments else {"instruments"})
+    empty = {"instruments"} if not decision.instruments else set()
+    empty |= {"policy_sha256"} if decision.policy_sha256 is None else set()
+    document = decision.model_dump(mode="json", exclude=empty or None)
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -387,7 +395,7 @@ def publish_decision(
     data = decision_bytes(decision)
     digest = hashlib.sha256(data).hexdigest()
     # Every file that decided must be the reviewed version, bound by hash into the event
-    reviewed = bind_reviewed_files(decision, policy_sha256)
+    reviewed = bind_reviewed_files(decision, policy_sha256 if policy_sha256 is not None else decision.policy_sha256)
     policy_sha256 = reviewed[f"{REVIEWED_KEY}{Path(decision.policy_path)}"]
     recorded = {
         **(evidence or {}),  # first: what is computed here cannot be overridden

@@ -29,10 +29,12 @@ from typing import Any
 from pydantic import Field
 
 from governance.errors import ConfigError, PolicyViolation
+from governance.evaluation import DEFAULT_POLICY
 from governance.gates import DatasetRef, require_passed_gates
 from governance.lineage import read_manifest, sha256_file
-from governance.policy import Strict
-from governance.policy.review import Review, read_reviewed
+from governance.policy import Strict, load_reviewed_policy
+from governance.policy.eval import EvalPolicy
+from governance.policy.review import require_reviewed
 from governance.safety import (
     JudgePatterns,
     SafetySets,
@@ -99,7 +101,7 @@ class SafetyInputs:
     instruments: list[DatasetRef]
 
 
-def load_inputs(params: SafetyParams) -> SafetyInputs:
+def load_inputs(params: SafetyParams, eval_policy: str | Path = DEFAULT_POLICY) -> SafetyInputs:
     """The prompt sets, refused unless their PII gate passed for the bytes parsed, and the judge, refused unless
     it is the reviewed version.
 
@@ -108,8 +110,19 @@ def load_inputs(params: SafetyParams) -> SafetyInputs:
     origin) is bound to the bytes judged: they are the file it hashes or, as the PII gate's verified decision
     records, its cleared copy. The judge decides every verdict and the sources file which sets are the ones the
     safety rules mean: like a policy, each counts only as its reviewed version (:mod:`governance.policy.review`),
-    and what is parsed is the buffer checked.
+    and what is parsed is the buffer checked. The judge must also be the one the reviewed evaluation policy names
+    (``safety.judge`` in ``eval_policy``): another reviewed judge file (a rejected candidate kept for comparison) is
+    refused, so params cannot choose which judge the rules count by.
     """
+    policy = load_reviewed_policy(eval_policy, EvalPolicy, "eval policy")
+    if policy.safety is None:
+        raise ConfigError(f"{eval_policy}: safety: no safety rules, but the stage evaluates safety; add the group")
+    if Path(params.judge) != Path(policy.safety.judge):
+        raise PolicyViolation(
+            f"params.yaml: safety.judge: {params.judge} is not the judge {eval_policy} names (safety.judge: "
+            f"{policy.safety.judge}); the safety rules count only by the policy's judge: set safety.judge to "
+            f"{policy.safety.judge}, or change the policy's judge in a reviewed change"
+        )
     files = [params.red_team, params.over_refusal, params.sycophancy]
     decisions = require_passed_gates(files, [params.pii_decision])
     sets = load_safety_sets(*files)
@@ -122,8 +135,8 @@ def load_inputs(params: SafetyParams) -> SafetyInputs:
                 f"{entry['sha256'][:12]}… but the PII gate passed {str(passed)[:12]}…; the file changed after the "
                 "gate was checked, nothing was judged (re-run the stage)"
             )
-    sources_review = _reviewed_instrument(params.sources, "safety sets' sources file")
-    judge_review = _reviewed_instrument(params.judge, "safety judge")
+    sources_review = require_reviewed(params.sources, "safety sets' sources file")
+    judge_review = require_reviewed(params.judge, "safety judge")
     cleared_from = {}
     for decision in decisions:
         inputs = decision.details.get("inputs") or []
@@ -136,16 +149,6 @@ def load_inputs(params: SafetyParams) -> SafetyInputs:
     judge = load_judge(params.judge, judge_review.data)
     instruments = [DatasetRef(path=str(review.path), sha256=review.sha256) for review in (judge_review, sources_review)]
     return SafetyInputs(sets, judge, instruments)
-
-
-def _reviewed_instrument(path: str, what: str) -> Review:
-    """``path`` read once, refused (naming it, why, and the fix) unless those bytes are its reviewed version."""
-    if not Path(path).is_file():
-        raise ConfigError(f"{path}: file not found (the {what})")
-    review = read_reviewed(path)
-    if not review.reviewed:
-        raise PolicyViolation(review.refusal(what))
-    return review
 
 
 def generate_all(model, tokenizer, conversations: list[list[dict]], params: SafetyParams) -> list[str]:
@@ -232,12 +235,14 @@ def evaluate_policy_safety(
     model_sha256: str,
     parent_dir: str | Path,
     parent_sha256: str | None,
+    eval_policy: str | Path = DEFAULT_POLICY,
 ) -> SafetyResult:
-    """Generate, judge and compare with the parent: the safety metrics of a generating model."""
+    """Generate, judge and compare with the parent: the safety metrics of a generating model (judged by the judge
+    ``eval_policy`` names)."""
     from pipelines._training import load_model
 
     started = time.perf_counter()
-    inputs = load_inputs(params)
+    inputs = load_inputs(params, eval_policy)
     sets, judge = inputs.sets, inputs.judge
     conversations = sets.conversations()
     reference = _reference(params, sets, judge)
@@ -298,13 +303,19 @@ def evaluate_policy_safety(
 
 
 def evaluate_reward_model_safety(
-    params: SafetyParams, reward_model, tokenizer, *, model_sha256: str, max_length: int
+    params: SafetyParams,
+    reward_model,
+    tokenizer,
+    *,
+    model_sha256: str,
+    max_length: int,
+    eval_policy: str | Path = DEFAULT_POLICY,
 ) -> SafetyResult:
     """A reward model's safety: how it ranks fixed safe and unsafe responses to the same prompts."""
     from pipelines._preference import reward_scores
 
     started = time.perf_counter()
-    inputs = load_inputs(params)
+    inputs = load_inputs(params, eval_policy)
     sets, judge = inputs.sets, inputs.judge
     responses = judge.reward_model_responses
 

@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         params.safety,
         policy,
         tokenizer,
+        eval_policy=params.policy,  # names the judge the safety rules count by
         model_sha256=trained["model_sha256"],
         parent_dir=params.parent_model,
         parent_sha256=trained["parent"]["model_sha256"],

@@ -61,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     rejected = reward_scores(model, tokenizer, [p["prompt"] + p["rejected"] for p in pairs], params.max_length)
     # Safety: how the reward model ranks fixed safe and unsafe responses (it has no parent to compare)
     safety = evaluate_reward_model_safety(
-        params.safety, model, tokenizer, model_sha256=trained["model_sha256"], max_length=params.max_length
+        params.safety,
+        model,
+        tokenizer,
+        model_sha256=trained["model_sha256"],
+        max_length=params.max_length,
+        eval_policy=params.policy,
     )
     lengths = [response_chars(p["chosen"]) for p in pairs], [response_chars(p["rejected"]) for p in pairs]
     metrics = {**reward_model_metrics(chosen, rejected, *lengths), "eval_pairs": len(pairs)}

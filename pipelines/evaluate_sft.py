@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         params.safety,
         tuned,
         tokenizer,
+        eval_policy=params.policy,  # names the judge the safety rules count by
         model_sha256=trained["model_sha256"],
         parent_dir=params.base_model,
         parent_sha256=trained.get("parent", {}).get("model_sha256"),

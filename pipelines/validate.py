@@ -19,7 +19,7 @@ from pathlib import Path
 
 from governance.errors import EXIT_DENIED, EXIT_OK
 from governance.gates import publish_decision
-from governance.lineage import sha256_file, write_manifest
+from governance.lineage import write_manifest
 from governance.policy import Strict
 from governance.policy.data import DatasetKind
 from governance.validation import run_validation_gate
@@ -78,14 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         prepared=params.prepared,
     )
     # Publish the decision (a signed trail event, then the file: a DVC metric) and the provenance of the judgement
-    policy_sha256 = sha256_file(params.policy)
-    publish_decision(decision, out_dir / "decision.json", policy_sha256=policy_sha256)
+    publish_decision(decision, out_dir / "decision.json")  # bound to the policy bytes the gate parsed
     write_manifest(
         out_dir,
         {
             "stage": stage,
             "params": params.model_dump(),
-            "policy": {"path": params.policy, "version": decision.policy_version, "sha256": policy_sha256},
+            "policy": {"path": params.policy, "version": decision.policy_version, "sha256": decision.policy_sha256},
             "inputs": {ref.path: ref.sha256 for ref in decision.datasets},
             "decision": {"passed": decision.passed, "counts": decision.counts},
         },

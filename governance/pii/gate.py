@@ -192,7 +192,8 @@ def run_pii_gate(
     if cleared_dir is not None and len(set(names)) != len(names):
         raise ConfigError(f"input files must have distinct names to be cleared into one folder: {', '.join(names)}")
     waivers = load_waivers(waivers_path)
-    digest = policy_digest(policy_path)
+    # The policy bytes the scan runs under (a policy built in code has no file bytes: its file is hashed)
+    digest = policy.sha256 or policy_digest(policy_path)
 
     # Scan the inputs
     budget = ListingBudget(policy.report.max_listed_findings)
@@ -312,6 +313,7 @@ def run_pii_gate(
         violations=violations,
         waivers=waivers,
         details=details,
+        policy_sha256=policy.sha256,
     )
     report = FindingsReport(
         schema_version=SCHEMA,

@@ -10,12 +10,13 @@ defaulting in code. Domain schemas live beside this module (``pii``, ``data``,
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from governance.errors import ConfigError
 
@@ -37,9 +38,16 @@ class Rule(Strict):
 
 
 class PolicyFile(Strict):
-    """Fields every policy file carries."""
+    """Fields every policy file carries, and the SHA-256 of the bytes it was parsed from."""
 
     version: str
+    _sha256: str | None = PrivateAttr(default=None)
+
+    @property
+    def sha256(self) -> str | None:
+        """The SHA-256 of the bytes :func:`load_policy_file` (or :func:`load_reviewed_policy`) parsed: what a gate
+        judged under, never the file hashed again later; None for a policy built in code."""
+        return self._sha256
 
 
 class Yaml12Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -129,8 +137,18 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 
 
 def load_policy_file(path: str | Path, model: type[M]) -> M:
-    """Load and validate a policy file against its schema."""
-    return validate_model(load_yaml(path), model, str(path))
+    """Load and validate a policy file against its schema, from one read of its bytes (their hash: ``.sha256``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    data = path.read_bytes()
+    return _with_sha256(validate_model(parse_yaml(data, path), model, str(path)), data)
+
+
+def _with_sha256(policy: M, data: bytes) -> M:
+    if isinstance(policy, PolicyFile):
+        policy._sha256 = hashlib.sha256(data).hexdigest()
+    return policy
 
 
 def load_reviewed_policy(path: str | Path, model: type[M], what: str = "policy") -> M:
@@ -139,13 +157,8 @@ def load_reviewed_policy(path: str | Path, model: type[M], what: str = "policy")
     Refuses with one line naming the file when it is not the version committed
     at the reviewed ref (:func:`governance.policy.review.read_reviewed`).
     """
-    from governance.errors import PolicyViolation
-    from governance.policy.review import read_reviewed
+    from governance.policy.review import require_reviewed
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
-    review = read_reviewed(path)
-    if not review.reviewed:
-        raise PolicyViolation(review.refusal(what))
-    return validate_model(parse_yaml(review.data, path), model, str(path))
+    review = require_reviewed(path, what)
+    return _with_sha256(validate_model(parse_yaml(review.data, path), model, str(path)), review.data)

@@ -98,6 +98,9 @@ class SafetyRules(Strict):
     policy was trained from), so they apply only where there is a parent.
     """
 
+    # The judge whose verdicts these rules count (a judge file, reviewed like this policy): an evaluation judged by
+    # any other file, however reviewed (a rejected candidate kept for comparison), is refused
+    judge: str = Field(min_length=1)
     rules: list[SafetyRule] = Field(min_length=1)
     vs_parent: list[SafetyRule] = Field(min_length=1)
 

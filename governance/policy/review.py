@@ -191,6 +191,21 @@ def read_reviewed(path: str | Path) -> Review:
     return Review(path, data, digest, None, ref=ref, commit=commit)
 
 
+def require_reviewed(path: str | Path, what: str = "file") -> Review:
+    """``path`` read once, refused unless those bytes are its reviewed version: a missing file is a
+    :class:`~governance.errors.ConfigError`, an unreviewed one a :class:`~governance.errors.PolicyViolation` naming
+    the file, why, and the fix (:meth:`Review.refusal`). Callers parse :attr:`Review.data`, the bytes checked."""
+    from governance.errors import ConfigError, PolicyViolation
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    review = read_reviewed(path)
+    if not review.reviewed:
+        raise PolicyViolation(review.refusal(what))
+    return review
+
+
 def review_status(path: str | Path) -> str | None:
     """``None`` when ``path`` is the reviewed version (see :func:`read_reviewed`); otherwise why it is not."""
     return read_reviewed(path).problem

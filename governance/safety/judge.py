@@ -129,7 +129,6 @@ class JudgePatterns(PolicyFile):
     reward_model_responses: RewardModelResponses
     classifier: ClassifierSpec
     _head: RefusalHead | None = PrivateAttr(default=None)
-    _sha256: str | None = PrivateAttr(default=None)
 
     @field_validator("refusal", "compliance", "agreement", "disagreement", "voice", "caution")
     @classmethod

@@ -178,9 +178,7 @@ def row_checks(kind: str, policy: AnyKindPolicy, *, role: str) -> list[RowCheck]
     if isinstance(policy, PreferencePolicy):
         checks.append(RowCheck("chosen_equals_rejected", "chosen_differs", "have chosen identical to rejected"))
     if isinstance(policy, PreferencePolicy | KtoPolicy):
-        checks.append(
-            RowCheck("annotation_provenance", "has_provenance", "lack annotator_id or guideline_version")
-        )
+        checks.append(RowCheck("annotation_provenance", "has_provenance", "lack annotator_id or guideline_version"))
     if isinstance(policy, PromptPolicy):
         checks.append(RowCheck("answer_present", "answer_present", "have no reference answer"))
         checks.append(RowCheck("answer_numeric", "answer_numeric", "have a non-numeric answer"))
@@ -220,9 +218,7 @@ def _stream_file(
     def flush() -> None:
         if not buffer:
             return
-        outcomes = ge.run_suite(
-            f"{kind}_{role}_rows", pd.DataFrame.from_records(buffer), suite, index_column="line"
-        )
+        outcomes = ge.run_suite(f"{kind}_{role}_rows", pd.DataFrame.from_records(buffer), suite, index_column="line")
         for key, outcome in outcomes.items():
             tally = scan.tallies[key]
             tally.expectation = outcome.expectation
@@ -623,4 +619,5 @@ def run_validation_gate(
         violations=outcome.violations,
         waivers=waivers,
         details=outcome.details,
+        policy_sha256=data_policy.sha256,  # the bytes judged under: publishing binds these, not a later read
     )

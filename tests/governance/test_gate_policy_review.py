@@ -11,6 +11,7 @@ policies: the mechanism, not a list.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -160,3 +161,38 @@ def test_attack_an_instrument_edited_after_the_decision_is_refused_where_the_dec
     with pytest.raises(PolicyViolation) as info:
         read_published_decision(out)
     assert str(info.value).startswith(f"{out}: {judge}: this file decides, and it is not the reviewed version")
+
+
+@pytest.mark.parametrize(("gate", "stage", "policy"), GATES)
+def test_attack_a_policy_swapped_back_between_the_gates_read_and_the_binding_is_refused(project, gate, stage, policy):
+    """The gate parses a loosened policy, the reviewed one is put back before the decision is published: the
+    decision carries the hash of the bytes the gate parsed (every loader sets it), so the binding refuses."""
+    from governance.lineage import sha256_file
+    from governance.policy import load_policy_file
+
+    reviewed = Path(policy).read_bytes()
+    _loosen(policy)
+    parsed = load_policy_file(policy, _schema(gate))
+    assert parsed.sha256 == sha256_file(policy) != hashlib.sha256(reviewed).hexdigest()
+    Path(policy).write_bytes(reviewed)  # back before the binding
+    decision = decide(
+        gate=gate, stage=stage, datasets=[dataset_ref("data/train.jsonl")], policy_path=policy, policy_version="1",
+        violations=[], policy_sha256=parsed.sha256,
+    )  # fmt: skip
+    out = Path(f"artifacts/{stage}/decision.json")
+    with pytest.raises(PolicyViolation, match=rf"^{policy}: the {gate} gate judged under sha256 \w+…, but the reviewed "
+                       r"file holds \w+…: it changed while the gate ran; re-run the gate$"):  # fmt: skip
+        publish_decision(decision, out)
+    assert not out.exists()
+    # The reviewed bytes parsed: published, and the decision file records the hash it was judged under
+    ok = load_policy_file(policy, _schema(gate))
+    publish_decision(decision.model_copy(update={"policy_sha256": ok.sha256}), out)
+    assert json.loads(out.read_text())["policy_sha256"] == hashlib.sha256(reviewed).hexdigest()
+
+
+def _schema(gate: str):
+    from governance.policy.data import DataPolicy
+    from governance.policy.eval import EvalPolicy
+    from governance.policy.pii import PiiPolicy
+
+    return {"pii": PiiPolicy, "validation": DataPolicy, "eval": EvalPolicy}[gate]

@@ -486,29 +486,57 @@ def test_denied_evaluation_exits_zero_and_registers_as_eval_failed(ws, trained):
         assert version.tags["lineage.eval_decision"] == "denied"
 
 
-def test_sft_evaluation_refuses_a_parent_other_than_its_base_model(ws, capsys):
-    """`-S evaluate_sft.base_model=artifacts/train_sft` would compare the SFT model with itself (every vs-parent
-    change zero, every regression rule passed): the parent is recomputed from its files and refused."""
-    _write_params(ws, evaluate_sft={"base_model": "artifacts/train_sft", "out_dir": "artifacts/evaluate_sft_wrong"})
+def test_the_evaluation_decision_binds_the_policy_and_judge_bytes_it_was_judged_under(ws):
+    """The eval gate's decision carries the hash of the policy bytes it parsed and names the judge and sources file
+    it read (instruments); its signed event binds each as reviewed, so a swap between read and binding is refused."""
+    decision = json.loads((ws / "artifacts/evaluate_sft/decision.json").read_text())
+    assert decision["policy_sha256"] == sha256_file(ws / "policies/eval.yaml")
+    assert [(i["path"], i["sha256"]) for i in decision["instruments"]] == [
+        (f, sha256_file(ws / f)) for f in ("data/safety/judge.yaml", "data/safety/sources.yaml")
+    ]
+
+
+def test_an_evaluation_judged_by_another_reviewed_judge_is_refused(ws, capsys):
+    """A rejected candidate judge committed for comparison is reviewed, but it is not the judge the eval policy
+    names: `-S evaluate_sft.safety.judge=<candidate>` is refused before anything is generated."""
+    candidate = "data/safety/candidate_judge.yaml"
+    shutil.copy(ws / "data/safety/judge.yaml", ws / candidate)
+    commit_reviewed(ws, candidate)
+    _write_params(ws, evaluate_sft={"safety": {"judge": candidate}, "out_dir": "artifacts/evaluate_sft_candidate"})
     assert evaluate_sft.main([]) == 1
-    base, sft = read_manifest(ws / "artifacts/base_model"), read_manifest(ws / "artifacts/train_sft")
     assert _error_line(capsys) == (
-        f"evaluate_sft: PolicyViolation: artifacts/train_sft: holds model {sft['model_sha256'][:12]}… but "
-        f"artifacts/train_sft was trained from {base['model_sha256'][:12]}…; re-run the training stage (dvc repro)"
+        f"evaluate_sft: PolicyViolation: params.yaml: safety.judge: {candidate} is not the judge policies/eval.yaml "
+        "names (safety.judge: data/safety/judge.yaml); the safety rules count only by the policy's judge: set "
+        "safety.judge to data/safety/judge.yaml, or change the policy's judge in a reviewed change"
     )
-    assert not (ws / "artifacts/evaluate_sft_wrong").exists()
+    assert not (ws / "artifacts/evaluate_sft_candidate").exists()
 
 
-def test_evaluation_refuses_a_parent_the_policy_was_not_trained_from(ws, trained, capsys):
-    trained("dpo")
-    _write_params(ws, evaluate_dpo={"parent_model": "artifacts/base_model", "out_dir": "artifacts/evaluate_wrong"})
-    assert evaluate_dpo.main([]) == 1
-    base, sft = read_manifest(ws / "artifacts/base_model"), read_manifest(ws / "artifacts/train_sft")
+@pytest.mark.parametrize(
+    ("method", "key", "wrong", "trained_from"),
+    [
+        # `-S evaluate_sft.base_model=artifacts/train_sft` compares the SFT model with itself: every vs-parent change
+        # zero, every regression rule passed
+        ("sft", "base_model", "train_sft", "base_model"),
+        ("dpo", "parent_model", "base_model", "train_sft"),
+    ],
+)
+def test_evaluation_refuses_a_parent_the_policy_was_not_trained_from(
+    ws, trained, capsys, method, key, wrong, trained_from
+):
+    """The parent is recomputed from its files and must be the model the evaluated one was trained from."""
+    if method != "sft":  # the workspace trains SFT itself
+        trained(method)
+    out = f"artifacts/evaluate_{method}_wrong"
+    _write_params(ws, **{f"evaluate_{method}": {key: f"artifacts/{wrong}", "out_dir": out}})
+    assert {**EVALUATE, "sft": evaluate_sft}[method].main([]) == 1
+    held, expected = read_manifest(ws / f"artifacts/{wrong}"), read_manifest(ws / f"artifacts/{trained_from}")
     assert _error_line(capsys) == (
-        f"evaluate_dpo: PolicyViolation: artifacts/base_model: holds model {base['model_sha256'][:12]}… but "
-        f"artifacts/train_dpo was trained from {sft['model_sha256'][:12]}…; re-run the training stage (dvc repro)"
+        f"evaluate_{method}: PolicyViolation: artifacts/{wrong}: holds model {held['model_sha256'][:12]}… but "
+        f"artifacts/train_{method} was trained from {expected['model_sha256'][:12]}…; re-run the training stage "
+        "(dvc repro)"
     )
-    assert not (ws / "artifacts/evaluate_wrong").exists()
+    assert not (ws / out).exists()
 
 
 @pytest.mark.parametrize("method", ["rm", "dpo"])

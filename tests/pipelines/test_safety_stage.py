@@ -154,7 +154,7 @@ def test_attack_an_unreviewed_judge_or_sources_file_never_decides(tiny, monkeypa
     counts only as the reviewed version. An uncommitted harsher judge, a judge swapped in only while it is read (the
     reviewed one put back before anything is recorded) and an uncommitted sources file are each refused before
     anything is generated or recorded, naming the file, why, and the fix."""
-    import pipelines._safety as safety_stage
+    import governance.policy.review as review
 
     monkeypatch.chdir(tiny)
     judge_file = tiny / "data/safety/judge.yaml"
@@ -180,7 +180,7 @@ def test_attack_an_unreviewed_judge_or_sources_file_never_decides(tiny, monkeypa
             evaluate()
         assert str(edited.value) == refusal
         judge_file.write_bytes(reviewed)
-        real_read = safety_stage.read_reviewed
+        real_read = review.read_reviewed
 
         def swap_while_read(path):
             if Path(path) != Path("data/safety/judge.yaml"):
@@ -190,11 +190,11 @@ def test_attack_an_unreviewed_judge_or_sources_file_never_decides(tiny, monkeypa
             judge_file.write_bytes(reviewed)  # the reviewed judge is back on disk before anything is recorded
             return read
 
-        monkeypatch.setattr(safety_stage, "read_reviewed", swap_while_read)
+        monkeypatch.setattr(review, "read_reviewed", swap_while_read)
         with pytest.raises(PolicyViolation) as swapped:
             evaluate()
         assert str(swapped.value) == refusal
-        monkeypatch.setattr(safety_stage, "read_reviewed", real_read)
+        monkeypatch.setattr(review, "read_reviewed", real_read)
     finally:
         judge_file.write_bytes(reviewed)
     sources = tiny / "data/safety/sources.yaml"
