@@ -6,6 +6,7 @@ training stages, registration and reports agree on the same values.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
@@ -15,6 +16,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ from governance.errors import ConfigError, PolicyViolation
 from governance.files import write_atomic
 
 _CHUNK = 1 << 20
+#: Files a model folder's hash leaves out (:func:`sha256_dir`): they describe the model and are written after.
+MODEL_DESCRIPTION_FILES = ("manifest.json", "README.md")
 #: The base_model stage's MLflow run artifact with its build's wall time, machine and energy: facts of one
 #: execution, kept out of the model folder, whose dvc.lock hash must be the same for every re-run
 BASE_RUN_CONTEXT_FILE = "run_context.json"
@@ -50,7 +54,7 @@ def md5_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_dir(path: str | Path, exclude: tuple[str, ...] = ("manifest.json", "README.md")) -> str:
+def sha256_dir(path: str | Path, exclude: tuple[str, ...] = MODEL_DESCRIPTION_FILES) -> str:
     """SHA-256 over a directory's files (relative path and content), order-independent.
 
     ``manifest.json`` and ``README.md`` (the model card) are excluded by default:
@@ -61,7 +65,42 @@ def sha256_dir(path: str | Path, exclude: tuple[str, ...] = ("manifest.json", "R
     return sha256_of_file_digests({p.relative_to(root).as_posix(): sha256_file(p) for p in files})
 
 
-def sha256_of_file_digests(digests: dict[str, str], exclude: tuple[str, ...] = ("manifest.json", "README.md")) -> str:
+@contextlib.contextmanager
+def hashed_copy(path: str | Path, exclude: tuple[str, ...] = MODEL_DESCRIPTION_FILES) -> Iterator[tuple[Path, str]]:
+    """A private copy of a folder and its :func:`sha256_dir`, computed from exactly the bytes written to the copy.
+
+    What a stage loads a model from: each file is read once, hashed as it is
+    copied, and the model is then loaded from the copy, so the hash a stage
+    checks and records is the hash of what it loaded. A file swapped in the
+    original folder after it was read, during the load, and swapped back is
+    never loaded. The copy lives in a new folder only its owner can open
+    (``tempfile.mkdtemp``, mode 0700, in ``TMPDIR``: a sticky ``/tmp``, where
+    nobody else can rename it either) and is deleted on exit. It costs the
+    folder's size on that disk for the length of a load.
+    """
+    import shutil
+    import tempfile
+
+    root = Path(path)
+    scratch = Path(tempfile.mkdtemp(prefix="governed-load-"))
+    try:
+        digests: dict[str, str] = {}
+        for source in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in exclude):
+            relative = source.relative_to(root)
+            target = scratch / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            with source.open("rb") as reader, target.open("xb") as writer:
+                while chunk := reader.read(_CHUNK):
+                    digest.update(chunk)
+                    writer.write(chunk)
+            digests[relative.as_posix()] = digest.hexdigest()
+        yield scratch, sha256_of_file_digests(digests, exclude)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def sha256_of_file_digests(digests: dict[str, str], exclude: tuple[str, ...] = MODEL_DESCRIPTION_FILES) -> str:
     """:func:`sha256_dir` from ``{relative path: file sha256}`` (a provenance statement's subjects), without
     the files: a folder hash is recomputed from the statement the same way as from the folder."""
     from pathlib import PurePosixPath

@@ -43,7 +43,7 @@ from typing import Any
 
 from governance.datasets.hashed import HashedFile
 from governance.errors import ConfigError, PolicyViolation
-from governance.lineage import read_manifest, sha256_dir, sha256_json, verified_model_sha256
+from governance.lineage import read_manifest, sha256_json, verified_model_sha256
 from governance.mlflow_run import MlflowRun
 from governance.objectives import require_approved_objective
 from governance.policy import Strict
@@ -58,7 +58,9 @@ from pipelines._training import (
     load_model,
     log_lineage_to_run,
     main_process_run,
+    name_as_loaded,
     peft_config,
+    recorded_model,
     run_callbacks,
     run_topology,
     save_trained_model,
@@ -113,19 +115,17 @@ def load_reward_model(model_dir: str | Path):
 
     manifest = read_manifest(model_dir)
     path = base_model_path(model_dir)
-    recorded = manifest.get("model_sha256")
-    actual = sha256_dir(path)
-    if recorded != actual:
-        raise PolicyViolation(
-            f"{path}: reward model files hash to {actual[:12]}… but {model_dir}/manifest.json recorded "
-            f"{str(recorded)[:12]}…; the reward model changed after training, re-run train_rm"
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        dtype = torch.float32 if not torch.cuda.is_available() else torch.bfloat16
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot load the reward model ({str(exc).splitlines()[0][:200]})") from None
+    if manifest.get("model_sha256") is None:
+        raise PolicyViolation(f"{model_dir}/manifest.json: records no model_sha256; re-run train_rm")
+    # Loaded from a private copy that must hash to what train_rm recorded (a swap during the load never reaches it)
+    with recorded_model(model_dir, "reward model") as (copy, digest):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(copy)
+            dtype = torch.float32 if not torch.cuda.is_available() else torch.bfloat16
+            model = AutoModelForSequenceClassification.from_pretrained(copy, num_labels=1, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot load the reward model ({str(exc).splitlines()[0][:200]})") from None
+    name_as_loaded(model, tokenizer, path, digest)
     if model.config.num_labels != 1:
         raise ConfigError(f"{path}: reward model has {model.config.num_labels} labels; RLHF needs a scalar (1) head")
     if tokenizer.pad_token is None:

@@ -29,7 +29,7 @@ from pipelines._training.launch import (
     stop_on_sigterm,
 )
 from pipelines._training.lineage import dataset_provenance, log_lineage_to_run, training_lineage
-from pipelines._training.models import base_model_path, load_model, save_model
+from pipelines._training.models import base_model_path, load_model, name_as_loaded, recorded_model, save_model
 from pipelines._training.recording import (
     RUN_CONTEXT_KEYS,
     Stopwatch,
@@ -57,7 +57,9 @@ __all__ = [
     "log_evaluation",
     "log_lineage_to_run",
     "main_process_run",
+    "name_as_loaded",
     "peft_config",
+    "recorded_model",
     "run_callbacks",
     "run_topology",
     "save_model",

@@ -7,12 +7,14 @@ adapter merged in, so the next stage loads it without peft.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from governance.errors import ConfigError, DataError
-from governance.lineage import read_manifest, sha256_dir
+from governance.errors import ConfigError, DataError, PolicyViolation
+from governance.lineage import hashed_copy, read_manifest
 from pipelines._training.config import AdapterParams, peft_config
 
 
@@ -20,6 +22,35 @@ def base_model_path(model_dir: str | Path) -> Path:
     """Where the model recorded by a base/parent stage's manifest lives."""
     manifest = read_manifest(model_dir)
     return Path(manifest.get("model_path", model_dir))
+
+
+#: The attribute every model :func:`load_model` returns carries: the sha256 of the files it was loaded from.
+LOADED_SHA256 = "governed_loaded_sha256"
+
+
+@contextlib.contextmanager
+def recorded_model(model_dir: str | Path, what: str = "model") -> Iterator[tuple[Path, str]]:
+    """The model a stage output's manifest records, as a private copy to load from, and its sha256.
+
+    The copy is hashed as it is made (:func:`governance.lineage.hashed_copy`) and must hash to the
+    ``model_sha256`` the manifest records, so the model a stage loads is the model its lineage, its
+    evaluation's decision and the registry name: files changed since the stage that wrote them are
+    refused, and a swap while the stage loads never reaches the copy it loads from.
+    """
+    manifest = read_manifest(model_dir)
+    path = Path(manifest.get("model_path", model_dir))
+    if not path.is_dir():
+        raise ConfigError(f"{Path(model_dir) / 'manifest.json'}: model_path {path} is not a folder")
+    recorded = manifest.get("model_sha256")
+    with hashed_copy(path) as (copy, digest):
+        if recorded is not None and digest != recorded:
+            stage = manifest.get("stage") or "the stage that wrote it"
+            raise PolicyViolation(
+                f"{path}: the {what}'s files hash to {digest[:12]}… but {Path(model_dir) / 'manifest.json'} "
+                f"recorded {str(recorded)[:12]}…; it changed after {stage} wrote it, nothing loaded: "
+                f"re-run it, dvc repro -f {stage}"
+            )
+        yield copy, digest
 
 
 #: The attribute a 4-bit base loaded by :func:`load_model` carries: (its folder, that folder's sha256 when loaded).
@@ -51,7 +82,6 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = base_model_path(model_dir)
     for key, value in (init_kwargs or {}).items():
         if key == "quantization_config":
             raise ConfigError(
@@ -82,18 +112,28 @@ def load_model(
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
         )
-    # A QLoRA base is read again, unquantised, to merge the adapter into (save_model): hash what is loaded now
-    source = (str(path), sha256_dir(path)) if "quantization_config" in kwargs else None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = (auto_class or AutoModelForCausalLM).from_pretrained(path, **kwargs)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot load model ({str(exc).splitlines()[0][:200]})") from None
-    if source is not None:
-        setattr(model, QLORA_SOURCE, source)
+    path = base_model_path(model_dir)
+    # Loaded from a private copy hashed as it was made: the model loaded is the model the manifest records
+    with recorded_model(model_dir) as (copy, digest):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(copy)
+            model = (auto_class or AutoModelForCausalLM).from_pretrained(copy, **kwargs)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot load model ({str(exc).splitlines()[0][:200]})") from None
+    name_as_loaded(model, tokenizer, path, digest)
+    # A QLoRA base is read again, unquantised, to merge the adapter into (save_model), and must hash the same
+    if "quantization_config" in kwargs:
+        setattr(model, QLORA_SOURCE, (str(path), digest))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def name_as_loaded(model, tokenizer, path: Path, digest: str) -> None:
+    """Name a model loaded from a private copy by its folder (what its config saves), and keep the copy's hash."""
+    model.config._name_or_path = str(path)  # else the copy's random folder is saved into config.json
+    tokenizer.name_or_path = str(path)
+    setattr(model, LOADED_SHA256, digest)
 
 
 #: Where a LoRA/QLoRA stage output keeps its trained adapter, beside the merged model (peft's format).
@@ -133,8 +173,8 @@ def _merged_dense(model, adapter_dir: Path):
     """The trained adapter (its weights in memory, not the copy in ``adapter_dir``) merged into the QLoRA
     base loaded again without quantisation.
 
-    The base is read again from disk, so its folder must still hash to what it hashed when the stage
-    loaded it in 4 bits (:func:`load_model`): a base swapped during training is refused, not merged.
+    The base is read again from disk, through a private copy that must hash to what the stage loaded in 4 bits
+    (:func:`load_model`): a base swapped during training, or while it is read again, is refused, not merged.
     """
     import copy
 
@@ -148,12 +188,14 @@ def _merged_dense(model, adapter_dir: Path):
     for attribute in ("quantization_config", "_pre_quantization_dtype"):
         config.__dict__.pop(attribute, None)
     dtype = base.get_input_embeddings().weight.dtype  # the dtype the unquantised layers loaded in
-    dense = type(base).from_pretrained(source, config=config, dtype=dtype)
-    if sha256_dir(source) != digest:
-        raise DataError(
-            f"{source}: the QLoRA base changed while the stage trained on it (sha256 {digest[:12]}… when loaded, "
-            f"{sha256_dir(source)[:12]}… now); nothing merged: re-run the stage"
-        )
+    with hashed_copy(source) as (copy, now):
+        if now != digest:
+            raise DataError(
+                f"{source}: the QLoRA base changed while the stage trained on it (sha256 {digest[:12]}… when loaded, "
+                f"{now[:12]}… now); nothing merged: re-run the stage"
+            )
+        dense = type(base).from_pretrained(copy, config=config, dtype=dtype)
+    dense.config._name_or_path = source
     # The adapter as it trained, from memory: the copy just written to adapter_dir is not read back
     name = model.active_adapter
     trained = {k: v.detach().clone() for k, v in peft.get_peft_model_state_dict(model, adapter_name=name).items()}

@@ -440,8 +440,8 @@ def test_rlhf_refuses_a_reward_model_altered_after_training(ws, capsys):
         err = capsys.readouterr().err
     finally:
         extra.unlink()
-    assert "train_rlhf: PolicyViolation: artifacts/train_rm: reward model files hash to" in err
-    assert "the reward model changed after training, re-run train_rm" in err
+    assert "train_rlhf: PolicyViolation: artifacts/train_rm: the reward model's files hash to" in err
+    assert "it changed after train_rm wrote it, nothing loaded: re-run it, dvc repro -f train_rm" in err
 
 
 def test_reward_model_recipe_changes_with_params_and_data_but_not_with_the_weights():

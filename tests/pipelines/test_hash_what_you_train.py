@@ -5,6 +5,9 @@
   on (and records) that buffer.
 * C1 — text added to the parent's chat template after its manifest was written (and ``dvc commit``-ed):
   every stage recomputes the parent's hash from its files and refuses a manifest that claims another.
+* M1 — the parent's weights swapped while a stage loads them (after its hash was checked) and swapped back:
+  every stage loads a model from a private copy hashed as it is made, which must hash to what the manifest
+  records, so the weights loaded are the weights hashed; files changed before the load are refused.
 * P2 — params.yaml pointing training at the prepared file (the PII gate's input) instead of the copy the
   gate cleared: refused, naming the params key and the file, whether or not the PII decision is listed.
 
@@ -243,6 +246,74 @@ def test_c1_parent_chat_template_edited_after_its_manifest_is_refused(ws, capsys
         "base_model recorded it, re-run it: dvc repro -f base_model"
     )
     assert not Path("artifacts/train_sft").exists()
+
+
+# --------------------------------------------------------------------------- M1: the model loaded is the model hashed
+
+
+def _poisoned_weights(path: Path) -> bytes:
+    """The same model file with every weight negated: loads like the original, behaves like another model."""
+    from safetensors.torch import load, save
+
+    return save({name: -tensor for name, tensor in load(path.read_bytes()).items()})
+
+
+def test_m1_weights_swapped_while_the_stage_loads_them_never_reach_the_model(ws, monkeypatch):
+    """The attacker swaps other weights in once the parent's hash was checked, and back once they were read."""
+    import transformers
+    from safetensors.torch import load
+
+    from pipelines._training.models import LOADED_SHA256, load_model
+
+    weights = Path("artifacts/base_model/model.safetensors")
+    original = weights.read_bytes()
+    poisoned = _poisoned_weights(weights)
+    real = transformers.AutoModelForCausalLM.from_pretrained.__func__
+
+    def swap_during_load(cls, *args, **kwargs):
+        weights.write_bytes(poisoned)
+        try:
+            return real(cls, *args, **kwargs)
+        finally:
+            weights.write_bytes(original)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", classmethod(swap_during_load))
+    recorded = read_manifest("artifacts/base_model")["model_sha256"]
+    model, tokenizer = load_model("artifacts/base_model")
+    assert weights.read_bytes() == original  # swapped back: on disk nothing shows
+    loaded = dict(model.named_parameters())
+    for name, tensor in load(original).items():
+        if name in loaded:
+            assert loaded[name].detach().equal(tensor.to(loaded[name].dtype)), name
+    assert getattr(model, LOADED_SHA256) == recorded == sha256_dir("artifacts/base_model")
+    assert model.config._name_or_path == "artifacts/base_model"  # named by its folder, not the private copy
+    assert tokenizer.name_or_path == "artifacts/base_model"
+
+
+def test_m1_weights_changed_before_the_load_are_refused_and_the_private_copy_is_gone(ws, monkeypatch, tmp_path):
+    import tempfile
+
+    from pipelines._training.models import load_model
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the private copies are made
+    weights = Path("artifacts/base_model/model.safetensors")
+    original = weights.read_bytes()
+    recorded = read_manifest("artifacts/base_model")["model_sha256"]
+    try:
+        weights.write_bytes(_poisoned_weights(weights))
+        actual = sha256_dir("artifacts/base_model")
+        with pytest.raises(PolicyViolation) as refused:
+            load_model("artifacts/base_model")
+    finally:
+        weights.write_bytes(original)
+    assert str(refused.value) == (
+        f"artifacts/base_model: the model's files hash to {actual[:12]}… but artifacts/base_model/manifest.json "
+        f"recorded {recorded[:12]}…; it changed after base_model wrote it, nothing loaded: "
+        "re-run it, dvc repro -f base_model"
+    )
+    assert list(tmp_path.iterdir()) == []  # the copy is deleted, refused or not
+    model, _ = load_model("artifacts/base_model")
+    assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- P2: the output the gates cleared
