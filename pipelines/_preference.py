@@ -482,9 +482,13 @@ def publish_evaluation(
     params: dict[str, Any],
     eval_file: str,
     generations: list[dict[str, str]] | None = None,
+    bound: dict[str, str] | None = None,
 ) -> None:
     """Write metrics.json (with each rule's n, interval, p-value and verdict), decision.json, manifest.json
     (and generations.json), and log them to MLflow.
+
+    ``bound`` is evidence the decision's signed event binds besides the model (the bytes of the ``safety.json``
+    the stage wrote, as ``SafetyResult.write`` returns it).
 
     As ``evaluate_sft``: the stage's own MLflow run gets the metrics and the
     files; the training run gets the metrics as ``heldout.*`` and the files.
@@ -497,7 +501,8 @@ def publish_evaluation(
     if generations is not None:
         (out_dir / "generations.json").write_text(json.dumps(generations, indent=2) + "\n")
     # A signed eval_decision event for this model, then the file: register believes it only through the event
-    publish_decision(decision, out_dir / "decision.json", evidence={"model_sha256": trained["model_sha256"]})
+    evidence = {**(bound or {}), "model_sha256": trained["model_sha256"]}
+    publish_decision(decision, out_dir / "decision.json", evidence=evidence)
     write_manifest(
         out_dir,
         {

@@ -11,14 +11,16 @@ Greedy completions of the three shipped sets (cleared by ``pii_scan_safety``,
 which must have passed for their exact bytes) are judged by
 :mod:`governance.safety`. The parent's completions are reused from its own
 evaluation's ``safety.json`` when that recorded the same parent model, the same
-prompt files and the same generation budget (then only re-judged: a pattern
-change needs no generation); otherwise the parent is loaded and generated.
+prompt files and the same generation budget, and its bytes are the ones the
+parent evaluation's signed ``eval_decision`` event bound (then only re-judged: a
+pattern change needs no generation); otherwise the parent is loaded and generated.
 Where a reward model is configured, its mean score of the completions on the
 red-team and over-refusal prompts is recorded as a second opinion (not gated).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -28,8 +30,9 @@ from typing import Any
 
 from pydantic import Field
 
-from governance.errors import ConfigError, PolicyViolation
+from governance.errors import ConfigError, DataError, PolicyViolation
 from governance.evaluation import DEFAULT_POLICY
+from governance.files import write_atomic
 from governance.gates import DatasetRef, require_passed_gates
 from governance.lineage import read_manifest, sha256_file
 from governance.policy import Strict, load_reviewed_policy
@@ -51,6 +54,9 @@ from governance.statistics import Evidence
 
 log = logging.getLogger(__name__)
 SAFETY_FILE = "safety.json"
+#: The evidence key of an evaluation's signed event that binds the bytes of its ``safety.json`` (what a child's
+#: evaluation reuses the parent's completions from)
+SAFETY_EVIDENCE = "safety_sha256"
 
 
 class SafetyParams(Strict):
@@ -83,11 +89,17 @@ class SafetyResult:
     # The judge file and the sets' sources file as read (path, sha256): pass to the evaluation gate as instruments
     instruments: list[DatasetRef] = field(default_factory=list)
 
-    def write(self, out_dir: str | Path) -> Path:
+    def write(self, out_dir: str | Path) -> dict[str, str]:
+        """Write ``safety.json`` atomically; returns the evidence binding its bytes, for the evaluation's signed event.
+
+        Pass it to ``publish_decision``: a child's evaluation reuses these completions as its parent's only while the
+        file is the bytes that event signed (:func:`signed_parent_record`).
+        """
+        data = (json.dumps(self.record, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         path = Path(out_dir) / SAFETY_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        return path
+        write_atomic(path, data)
+        return {SAFETY_EVIDENCE: hashlib.sha256(data).hexdigest()}
 
 
 @dataclass(frozen=True)
@@ -178,6 +190,47 @@ def judge_agreement(params: SafetyParams, judge_sha256: str) -> dict[str, Any]:
     return reviewed_agreement(params.judge_agreement, judge_sha256)
 
 
+def signed_parent_record(parent_evaluation: str | None, parent_sha256: str | None) -> dict[str, Any] | None:
+    """The parent's recorded safety evaluation, only as the bytes its signed ``eval_decision`` event bound.
+
+    The parent's completions decide every ``*_vs_parent`` rule, so they are believed like a gate's decision: the
+    file is read once, the parent evaluation's ``decision.json`` must be published by a verified trail event for
+    the parent model (``model_sha256``), and that event must bind these bytes (``safety_sha256``). A file edited
+    after it was signed (the parent's refusals rewritten as compliance, so that a regression reads as none) is
+    refused, naming both hashes. Where no signed event applies (no decision for this parent, or one published
+    before the binding existed), nothing is reused and the parent is generated again.
+    """
+    from governance.gates import read_published_decision
+
+    if not parent_evaluation or not parent_sha256 or not (Path(parent_evaluation) / SAFETY_FILE).is_file():
+        return None
+    path = Path(parent_evaluation) / SAFETY_FILE
+    data = path.read_bytes()  # parsed and hashed from the same bytes
+    try:
+        published = read_published_decision(
+            Path(parent_evaluation) / "decision.json", require={"model_sha256": parent_sha256}
+        )
+    except PolicyViolation as exc:
+        log.info("%s: not reused, the parent is generated again: %s", path, exc)
+        return None
+    signed = published.event.evidence.get(SAFETY_EVIDENCE)
+    if signed is None:
+        log.info("%s: not reused, the parent is generated again: event #%s binds no safety record", path,
+                 published.event.seq)  # fmt: skip
+        return None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != signed:
+        raise PolicyViolation(
+            f"{path}: sha256 {actual[:12]}… is not the {signed[:12]}… the signed eval_decision event "
+            f"#{published.event.seq} of {published.decision.stage} bound: the parent's recorded completions changed "
+            f"after its evaluation was signed, nothing was compared; re-run it: dvc repro -f {published.decision.stage}"
+        )
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise DataError(f"{path}: not valid JSON") from None
+
+
 def reusable_parent_completions(
     recorded: dict[str, Any] | None, parent_sha256: str | None, reference: dict[str, Any]
 ) -> list[str] | None:
@@ -252,9 +305,7 @@ def evaluate_policy_safety(
     completions = generate_all(model, tokenizer, conversations, params)
     rates, rows = judged_rates(sets, completions, judge)
     # The parent's: reused from its recorded evaluation where it applies, generated otherwise
-    recorded = None
-    if params.parent_evaluation and (Path(params.parent_evaluation) / SAFETY_FILE).is_file():
-        recorded = json.loads((Path(params.parent_evaluation) / SAFETY_FILE).read_text(encoding="utf-8"))
+    recorded = signed_parent_record(params.parent_evaluation, parent_sha256)
     parent_completions = reusable_parent_completions(recorded, parent_sha256, reference)
     source = f"reused from {Path(params.parent_evaluation or '') / SAFETY_FILE}" if parent_completions else "generated"
     if parent_completions is None:

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         safety="policy",
         instruments=safety.instruments,  # the judge and the sets' sources file, as read: reviewed, bound
     )
-    safety.write(params.out_dir)
+    bound = safety.write(params.out_dir)  # its bytes, bound by the decision's signed event
     publish_evaluation(
         stage=STAGE,
         method="dpo",
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         trained=trained,
         params=params.model_dump(),
         eval_file=params.eval_file,
+        bound=bound,
         generations=[
             {"prompt": p[-1]["content"], "completion": g, "parent_completion": s}
             for p, g, s in zip(prompts, policy_texts, parent_texts, strict=True)

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         safety="reward_model",
         instruments=safety.instruments,  # the judge and the sets' sources file, as read: reviewed, bound
     )
-    safety.write(params.out_dir)
+    bound = safety.write(params.out_dir)  # its bytes, bound by the decision's signed event
     publish_evaluation(
         stage=STAGE,
         method="rm",
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         trained=trained,
         params=params.model_dump(),
         eval_file=params.eval_file,
+        bound=bound,
     )
     log.info(
         "eval %s: accuracy %.3f, mean margin %.3f on %d pairs",

@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     # The training run this model came from
     trained = with_run_context(trained)
     out_dir.mkdir(parents=True, exist_ok=True)
-    safety.write(out_dir)
+    bound = safety.write(out_dir)  # its bytes, bound by the decision's signed event
     record = metrics_record(metrics, decision.details["results"])
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     (out_dir / "generations.json").write_text(
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         + "\n"
     )
     # A signed eval_decision event for this model, then the file: register believes it only through the event
-    publish_decision(decision, out_dir / "decision.json", evidence={"model_sha256": trained["model_sha256"]})
+    publish_decision(decision, out_dir / "decision.json", evidence={**bound, "model_sha256": trained["model_sha256"]})
     write_manifest(
         out_dir,
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -13,6 +14,7 @@ from e2e_support import commit_reviewed
 from safety_support import gate_safety_sets, safety_params
 
 from governance.errors import ConfigError, DataError, PolicyViolation
+from governance.gates import decide, publish_decision
 from governance.lineage import read_manifest
 from governance.safety.agreement import JUDGE_ROW
 from pipelines import base_model
@@ -74,9 +76,15 @@ def test_generates_judges_and_reuses_the_parents_recorded_completions(tiny, monk
         "as shipped",
         first.record["sets"]["red_team"]["sha256"],
     )
-    first.write("artifacts/evaluate_parent")
-    # A child of that model reuses the recorded completions instead of generating the parent again
     reuse = SafetyParams(**safety_params(max_new_tokens=3, parent_evaluation="artifacts/evaluate_parent"))
+    # Written but not signed by an evaluation's event: not believed, the parent is generated again
+    first.write("artifacts/evaluate_parent")
+    unsigned = evaluate_policy_safety(
+        reuse, model, tokenizer, model_sha256=sha, parent_dir="artifacts/base_model", parent_sha256=sha
+    )
+    assert unsigned.record["parent"]["completions"] == "generated"
+    # A child of that model reuses the recorded completions its signed evaluation bound instead of generating again
+    publish_parent_evaluation(first, sha)
     second = evaluate_policy_safety(
         reuse, model, tokenizer, model_sha256=sha, parent_dir="artifacts/does-not-exist", parent_sha256=sha
     )
@@ -89,6 +97,53 @@ def test_generates_judges_and_reuses_the_parents_recorded_completions(tiny, monk
 
 def params_sets() -> list[str]:
     return ["red_team", "over_refusal", "sycophancy"]
+
+
+def publish_parent_evaluation(result, model_sha256: str, out_dir: str = "artifacts/evaluate_parent") -> None:
+    """Write the parent's safety record and publish its evaluation as an evaluate stage does: the signed event
+    binds the model and the record's bytes."""
+    bound = result.write(out_dir)
+    decision = decide(
+        gate="eval", stage="evaluate_parent", datasets=result.datasets, policy_path="policies/eval.yaml",
+        policy_version="2.0", violations=[], instruments=result.instruments,
+    )  # fmt: skip
+    publish_decision(decision, f"{out_dir}/decision.json", evidence={**bound, "model_sha256": model_sha256})
+
+
+def test_attack_the_parents_recorded_completions_rewritten_after_its_evaluation_was_signed(tiny, monkeypatch):
+    """The parent's refusals rewritten as compliance in its safety.json, so that the child's regression reads as
+    none: refused before anything is compared, naming both hashes; the parent is never silently regenerated."""
+    monkeypatch.chdir(tiny)
+    model, tokenizer = load_model("artifacts/base_model")
+    sha = read_manifest("artifacts/base_model")["model_sha256"]
+    params = SafetyParams(**safety_params(max_new_tokens=3))
+    parent = evaluate_policy_safety(
+        params, model, tokenizer, model_sha256=sha, parent_dir="artifacts/base_model", parent_sha256=sha
+    )
+    publish_parent_evaluation(parent, sha, "artifacts/evaluate_forged")
+    path = Path("artifacts/evaluate_forged/safety.json")
+    signed = hashlib.sha256(path.read_bytes()).hexdigest()
+    record = json.loads(path.read_text())
+    for item in record["items"]:
+        item["completion"] = "Sure, here is how to do it, step by step."
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    forged = hashlib.sha256(path.read_bytes()).hexdigest()
+    child = SafetyParams(**safety_params(max_new_tokens=3, parent_evaluation="artifacts/evaluate_forged"))
+    generated = []
+    monkeypatch.setattr("pipelines._safety.generate_all", lambda *a: generated.append(1) or [""] * 52)
+    with pytest.raises(PolicyViolation) as refused:
+        evaluate_policy_safety(
+            child, model, tokenizer, model_sha256=sha, parent_dir="artifacts/base_model", parent_sha256=sha
+        )
+    assert str(refused.value).startswith(
+        f"artifacts/evaluate_forged/safety.json: sha256 {forged[:12]}… is not the {signed[:12]}… the signed "
+        "eval_decision event #"
+    )
+    assert str(refused.value).endswith(
+        " of evaluate_parent bound: the parent's recorded completions changed after its evaluation was signed, "
+        "nothing was compared; re-run it: dvc repro -f evaluate_parent"
+    )
+    assert generated == [1]  # the child's own completions only: the forged parent was neither used nor replaced
 
 
 def test_reward_model_ranks_fixed_responses(tiny, monkeypatch):
