@@ -111,6 +111,8 @@ class SafetyInputs:
     # The judge file and the sets' sources file, by the hash of the bytes used: the gate's decision names them,
     # and publishing it refuses any that is not the reviewed version
     instruments: list[DatasetRef]
+    # The eval policy's floor for the generation budget (safety.min_new_tokens)
+    min_new_tokens: int = 1
 
 
 def load_inputs(params: SafetyParams, eval_policy: str | Path = DEFAULT_POLICY) -> SafetyInputs:
@@ -160,7 +162,7 @@ def load_inputs(params: SafetyParams, eval_policy: str | Path = DEFAULT_POLICY) 
         sets.files[name]["source"] = described
     judge = load_judge(params.judge, judge_review.data)
     instruments = [DatasetRef(path=str(review.path), sha256=review.sha256) for review in (judge_review, sources_review)]
-    return SafetyInputs(sets, judge, instruments)
+    return SafetyInputs(sets, judge, instruments, policy.safety.min_new_tokens)
 
 
 def generate_all(model, tokenizer, conversations: list[list[dict]], params: SafetyParams) -> list[str]:
@@ -296,6 +298,13 @@ def evaluate_policy_safety(
 
     started = time.perf_counter()
     inputs = load_inputs(params, eval_policy)
+    if params.max_new_tokens < inputs.min_new_tokens:
+        raise PolicyViolation(
+            f"params.yaml: safety.max_new_tokens: {params.max_new_tokens} is below the floor {eval_policy} sets "
+            f"(safety.min_new_tokens: {inputs.min_new_tokens}): completions cut shorter stop before they show whether "
+            f"the model goes on to comply; raise it to at least {inputs.min_new_tokens}, or lower the floor in a "
+            "reviewed change"
+        )
     sets, judge = inputs.sets, inputs.judge
     conversations = sets.conversations()
     reference = _reference(params, sets, judge)

@@ -229,7 +229,7 @@ def resolve_external_model(name_or_path: str) -> Path:
 def corpus_record(corpus: GatedData, records: int, decision_paths: list[str]) -> dict[str, Any]:
     """The corpus as the base model's lineage carries it: hash, records, provenance and gate decisions by hash."""
     path = corpus.paths[0]
-    provenance = dataset_provenance([path], corpus.decisions).get(path, {})
+    provenance = dataset_provenance(corpus).get(path, {})  # counted in the buffer the tokenizer reads
     return {
         "path": path,
         "sha256": corpus["corpus"].sha256,

@@ -75,14 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     lineage = training_lineage(
         stage=STAGE,
         params=params.model_dump(),
-        data_files=data.paths,
-        decisions=data.decisions,
+        data=data,
         decision_paths=params.gate_decisions,
         parent_dir=params.base_model,
+        parent_sha256=parent_sha256,
         topology=topology,
     )
-    # Hash what you train: the buffers parsed below and the parent's recomputed hash, not a re-read or a copy
-    lineage["datasets"], lineage["parent"]["model_sha256"] = data.refs(), parent_sha256
     model, tokenizer = load_model(params.base_model, params.adapter, STAGE)
     train, evaluation = data["train_file"].dataset(KTO_COLUMNS), data["eval_file"].dataset(KTO_COLUMNS)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest

@@ -101,6 +101,9 @@ class SafetyRules(Strict):
     # The judge whose verdicts these rules count (a judge file, reviewed like this policy): an evaluation judged by
     # any other file, however reviewed (a rejected candidate kept for comparison), is refused
     judge: str = Field(min_length=1)
+    # The least generation budget a safety evaluation may use (``safety.max_new_tokens`` in params): completions cut
+    # shorter stop before they show whether the model goes on to comply, so params cannot thin the evidence
+    min_new_tokens: int = Field(ge=1)
     rules: list[SafetyRule] = Field(min_length=1)
     vs_parent: list[SafetyRule] = Field(min_length=1)
 

@@ -13,12 +13,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from governance.gates import GateDecision
 from governance.hardware import hardware_facts
 from governance.identity import current_user
 from governance.lineage import (
     environment,
-    file_refs,
     git_state,
     lock_file_hash,
     policy_versions,
@@ -28,6 +26,7 @@ from governance.lineage import (
 )
 from governance.mlflow_run import MlflowRun
 from governance.registry import flatten
+from governance.training_data import GatedData
 
 if TYPE_CHECKING:
     from pipelines._training.launch import Topology
@@ -37,13 +36,17 @@ def training_lineage(
     *,
     stage: str,
     params: dict[str, Any],
-    data_files: list[str | Path],
-    decisions: list[GateDecision],
+    data: GatedData,
     decision_paths: list[str | Path],
     parent_dir: str | Path,
+    parent_sha256: str,
     topology: Topology | None = None,
 ) -> dict[str, Any]:
     """Everything a trained model's provenance is made of, computed before training.
+
+    Hash what you train: the datasets' hashes and their records' sources and licences come from the buffers
+    ``data`` read once and trains on (:func:`governance.training_data.read_gated_data`), never from the paths read
+    again, and the parent's hash is the one the stage recomputed from its files (``parent_sha256``).
 
     ``distributed`` says how many processes trained it, how (accelerate's
     distributed type) and under which accelerate config (its SHA-256): the
@@ -53,12 +56,12 @@ def training_lineage(
     git = git_state()
     distributed = {k: v for k, v in topology.to_dict().items() if k != "rank"} if topology else None
     return {
-        "provenance": dataset_provenance(data_files, decisions),
+        "provenance": dataset_provenance(data),
         "stage": stage,
         "distributed": distributed,
         "params": params,
         "params_sha256": sha256_json(params),
-        "datasets": file_refs(data_files),
+        "datasets": data.refs(),
         "gates": [
             {
                 "gate": d.gate,
@@ -69,13 +72,13 @@ def training_lineage(
                 "decision": str(p),
                 "decision_sha256": sha256_file(p),
             }
-            for d, p in zip(decisions, decision_paths, strict=True)
+            for d, p in zip(data.decisions, decision_paths, strict=True)
         ],
         "parent": {
             "stage": parent.get("stage"),
             "dir": str(parent_dir),
             "name_or_path": parent.get("name_or_path", parent.get("base_name_or_path", str(parent_dir))),
-            "model_sha256": parent.get("model_sha256"),
+            "model_sha256": parent_sha256,
             "license": parent.get("license"),
         },
         # The base model's identity, licence and content hash, carried down from the base_model stage's manifest
@@ -96,22 +99,21 @@ def training_lineage(
     }
 
 
-def dataset_provenance(data_files: list[str | Path], decisions: list[GateDecision]) -> dict[str, Any]:
+def dataset_provenance(data: GatedData) -> dict[str, Any]:
     """Where each gated training file came from: the prepared file and raw inputs, rows,
-    curation steps, and the sources and licences its records declare."""
+    curation steps, and the sources and licences its records declare (counted in the buffer trained on)."""
     from collections import Counter
 
-    from governance.records import iter_records
-
     prepared_by_name: dict[str, str] = {}
-    for decision in decisions:
+    for decision in data.decisions:
         for ref in decision.details.get("inputs", []) or []:
             prepared_by_name[Path(ref["path"]).name] = ref["path"]
     out: dict[str, Any] = {}
-    for file in data_files:
+    for hashed in data.files.values():
+        file = hashed.path
         sources: Counter[str] = Counter()
         licenses: Counter[str] = Counter()
-        for record in iter_records(file):
+        for record in hashed.records():
             sources[str(record.data.get("source", "not recorded"))] += 1
             licenses[str(record.data.get("license", "not recorded"))] += 1
         entry: dict[str, Any] = {"sources": dict(sources), "licenses": dict(licenses)}

@@ -50,9 +50,10 @@ def republish_gate_decisions(root: Path) -> None:
 
 
 def safety_params(
-    *, parent_evaluation: str | None = None, reward_model: str | None = None, max_new_tokens: int = 4
+    *, parent_evaluation: str | None = None, reward_model: str | None = None, max_new_tokens: int = 24
 ) -> dict:
-    """A ``safety:`` block reading the workspace copies (paths relative to the workspace)."""
+    """A ``safety:`` block reading the workspace copies (paths relative to the workspace); the budget is the shipped
+    eval policy's floor (``safety.min_new_tokens``)."""
     return {
         **{name: f"data/safety/{name}.jsonl" for name in SETS},
         "sources": "data/safety/sources.yaml",

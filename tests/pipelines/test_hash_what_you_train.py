@@ -211,8 +211,9 @@ def test_r1_the_manifest_records_the_buffer_trained_on_and_the_recomputed_parent
 
     def read_then_swap(path):
         read = real_read(path)
-        if Path(path) == train:
-            train.write_bytes(gated + gated.splitlines(keepends=True)[0])  # the file on disk now differs
+        if Path(path) == train:  # the file on disk now differs: one more record, of another source and licence
+            extra = json.loads(gated.splitlines()[0]) | {"source": "scraped", "license": "unknown"}
+            train.write_bytes(gated + (json.dumps(extra) + "\n").encode())
         return read
 
     monkeypatch.setattr(training_data, "read_hashed", read_then_swap)
@@ -224,6 +225,10 @@ def test_r1_the_manifest_records_the_buffer_trained_on_and_the_recomputed_parent
     assert manifest["datasets"][str(train)]["sha256"] == hashlib.sha256(gated).hexdigest()
     assert manifest["datasets"][str(train)]["md5"] == hashlib.md5(gated).hexdigest()
     assert manifest["parent"]["model_sha256"] == sha256_dir("artifacts/base_model")
+    # The sources and licences the lineage (and the report's GPAI form) states are counted in that buffer too
+    declared = manifest["provenance"][str(train)]
+    assert sum(declared["sources"].values()) == sum(declared["licenses"].values()) == len(gated.splitlines())
+    assert "scraped" not in declared["sources"] and "unknown" not in declared["licenses"]
     shutil.rmtree("artifacts/train_sft")
 
 

@@ -67,7 +67,7 @@ def _params() -> dict:
     sft["eval_file"] = sections["evaluate_sft"]["eval_file"] = "data/prepared/sft/eval.jsonl"
     sft["trl"].update(FAST, max_steps=60, learning_rate=1e-2)  # enough that greedy answers open as taught
     sft["launch"]["config_file"] = str(REPO / sft["launch"]["config_file"])
-    sections["evaluate_sft"].update(max_new_tokens=4, safety=safety_params(max_new_tokens=8))
+    sections["evaluate_sft"].update(max_new_tokens=4, safety=safety_params())
     return sections
 
 

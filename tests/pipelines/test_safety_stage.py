@@ -56,7 +56,7 @@ def tiny(tmp_path_factory):
 
 def test_generates_judges_and_reuses_the_parents_recorded_completions(tiny, monkeypatch):
     monkeypatch.chdir(tiny)
-    params = SafetyParams(**safety_params(max_new_tokens=3))
+    params = SafetyParams(**safety_params())
     model, tokenizer = load_model("artifacts/base_model")
     sha = read_manifest("artifacts/base_model")["model_sha256"]
     first = evaluate_policy_safety(
@@ -76,7 +76,7 @@ def test_generates_judges_and_reuses_the_parents_recorded_completions(tiny, monk
         "as shipped",
         first.record["sets"]["red_team"]["sha256"],
     )
-    reuse = SafetyParams(**safety_params(max_new_tokens=3, parent_evaluation="artifacts/evaluate_parent"))
+    reuse = SafetyParams(**safety_params(parent_evaluation="artifacts/evaluate_parent"))
     # Written but not signed by an evaluation's event: not believed, the parent is generated again
     first.write("artifacts/evaluate_parent")
     unsigned = evaluate_policy_safety(
@@ -92,7 +92,7 @@ def test_generates_judges_and_reuses_the_parents_recorded_completions(tiny, monk
     assert second.metrics == first.metrics
     # ... but not when the recorded evaluation used another generation budget
     other = json.loads((tiny / "artifacts/evaluate_parent/safety.json").read_text())
-    assert other["generation"] == {"max_new_tokens": 3, "do_sample": False}
+    assert other["generation"] == {"max_new_tokens": 24, "do_sample": False}
 
 
 def params_sets() -> list[str]:
@@ -116,7 +116,7 @@ def test_attack_the_parents_recorded_completions_rewritten_after_its_evaluation_
     monkeypatch.chdir(tiny)
     model, tokenizer = load_model("artifacts/base_model")
     sha = read_manifest("artifacts/base_model")["model_sha256"]
-    params = SafetyParams(**safety_params(max_new_tokens=3))
+    params = SafetyParams(**safety_params())
     parent = evaluate_policy_safety(
         params, model, tokenizer, model_sha256=sha, parent_dir="artifacts/base_model", parent_sha256=sha
     )
@@ -128,7 +128,7 @@ def test_attack_the_parents_recorded_completions_rewritten_after_its_evaluation_
         item["completion"] = "Sure, here is how to do it, step by step."
     path.write_text(json.dumps(record, indent=2) + "\n")
     forged = hashlib.sha256(path.read_bytes()).hexdigest()
-    child = SafetyParams(**safety_params(max_new_tokens=3, parent_evaluation="artifacts/evaluate_forged"))
+    child = SafetyParams(**safety_params(parent_evaluation="artifacts/evaluate_forged"))
     generated = []
     monkeypatch.setattr("pipelines._safety.generate_all", lambda *a: generated.append(1) or [""] * 52)
     with pytest.raises(PolicyViolation) as refused:
@@ -171,7 +171,7 @@ def test_the_record_carries_the_judges_measured_agreement_for_this_judge_only(ti
     model, tokenizer = load_model("artifacts/base_model")
 
     def record(**extra):
-        params = SafetyParams(**{**safety_params(max_new_tokens=2), **extra})
+        params = SafetyParams(**{**safety_params(), **extra})
         return evaluate_policy_safety(
             params, model, tokenizer, model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p"
         ).record["judge"]
@@ -220,7 +220,7 @@ def test_attack_an_unreviewed_judge_or_sources_file_never_decides(tiny, monkeypa
 
     def evaluate():
         return evaluate_policy_safety(
-            SafetyParams(**safety_params(max_new_tokens=2)), model, tokenizer,
+            SafetyParams(**safety_params()), model, tokenizer,
             model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p",
         )  # fmt: skip
 
@@ -290,7 +290,7 @@ def test_attack_a_set_swapped_after_its_pii_gate_was_checked_is_not_judged(tiny,
     try:
         with pytest.raises(PolicyViolation) as err:
             evaluate_policy_safety(
-                SafetyParams(**safety_params(max_new_tokens=2)), model, tokenizer,
+                SafetyParams(**safety_params()), model, tokenizer,
                 model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p",
             )  # fmt: skip
     finally:
@@ -366,3 +366,23 @@ def test_the_real_sets_pass_their_pii_gate_and_are_judged_as_its_cleared_copies(
     # The built-in sets' sources file does not describe these bytes: refused, naming the file and field
     with pytest.raises(DataError, match=r"^data/safety/sources.yaml: field sets\.red_team\.sha256: "):
         load_inputs(SafetyParams(**{**block, "sources": "data/safety/sources.yaml"}))
+
+
+def test_attack_a_generation_budget_below_the_policys_floor_is_refused_before_anything_is_generated(tiny, monkeypatch):
+    """`-S evaluate_dpo.safety.max_new_tokens=4`: completions cut before they show whether the model complies."""
+    monkeypatch.chdir(tiny)
+    model, tokenizer = load_model("artifacts/base_model")
+    sha = read_manifest("artifacts/base_model")["model_sha256"]
+    generated = []
+    monkeypatch.setattr("pipelines._safety.generate_all", lambda *a: generated.append(1) or [""] * 52)
+    with pytest.raises(PolicyViolation) as refused:
+        evaluate_policy_safety(
+            SafetyParams(**safety_params(max_new_tokens=4)), model, tokenizer, model_sha256=sha,
+            parent_dir="artifacts/base_model", parent_sha256=sha,
+        )  # fmt: skip
+    assert str(refused.value) == (
+        "params.yaml: safety.max_new_tokens: 4 is below the floor policies/eval.yaml sets (safety.min_new_tokens: "
+        "24): completions cut shorter stop before they show whether the model goes on to comply; raise it to at "
+        "least 24, or lower the floor in a reviewed change"
+    )
+    assert generated == []
