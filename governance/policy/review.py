@@ -18,7 +18,11 @@ What is trusted, and why:
   a local commit does not move it), else ``HEAD`` in a checkout without that
   remote (a local sandbox, a copy made by ``git init``). The ref and the commit
   id are part of every answer and are recorded with each decision, so anyone
-  can check that commit against the protected branch later.
+  can check that commit against the protected branch later. A named ref is
+  always a remote-tracking ref: ``origin/main`` is read as
+  ``refs/remotes/origin/main``, never by git's short-name rules (a local branch
+  called ``origin/main`` would win them), and ``HEAD``, a local branch, a tag or a
+  commit id is refused, since a local commit or ``git tag`` moves them.
 * **git itself runs with a clean environment**: every ``GIT_*`` variable of
   the caller is dropped (``GIT_DIR``, ``GIT_WORK_TREE``, ``GIT_INDEX_FILE``,
   ``GIT_OBJECT_DIRECTORY``...), replace refs are ignored
@@ -148,15 +152,32 @@ def _project_root() -> tuple[Path | None, str | None]:
     return Path(result.stdout.strip()).resolve(), None
 
 
+#: Where a named reviewed ref must live: a remote-tracking ref moves only when the protected branch is fetched.
+REMOTE_TRACKING = "refs/remotes/"
+
+
+def configured_ref_name(configured: str) -> str:
+    """The full name ``GOVERN_REVIEWED_REF`` is read as: ``origin/main`` is ``refs/remotes/origin/main``, always.
+
+    Never git's own reading of a short name, which prefers a local branch or tag of the same name (``git branch
+    origin/main`` on one's own commit would otherwise make it "reviewed"); and never a local branch, ``HEAD``, a tag
+    or a commit id, which a local commit or ``git tag`` moves: a full name outside ``refs/remotes/`` is kept as
+    written and refused by :func:`_resolve_commit`.
+    """
+    return configured if configured.startswith("refs/") else f"{REMOTE_TRACKING}{configured}"
+
+
 def _resolve_commit(root: Path) -> tuple[str | None, str | None]:
     """``(ref, commit id)`` of the reviewed commit, or ``(wanted ref, None)`` when it does not resolve."""
     configured = reviewed_ref()
-    for ref in (configured,) if configured else DEFAULT_REVIEWED_REFS:
+    for ref in (configured_ref_name(configured),) if configured else DEFAULT_REVIEWED_REFS:
+        if configured and not ref.startswith(REMOTE_TRACKING):
+            return f"{ref}, not a remote-tracking ref", None
         result = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root)
         if result.returncode == 0 and result.stdout.strip():
             short = ref.removeprefix("refs/remotes/")
             return short, result.stdout.strip()
-    return configured or DEFAULT_REVIEWED_REFS[-1], None
+    return (configured_ref_name(configured) if configured else DEFAULT_REVIEWED_REFS[-1]), None
 
 
 def read_reviewed(path: str | Path) -> Review:

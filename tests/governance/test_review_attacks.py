@@ -79,12 +79,18 @@ def test_attack_git_replace_of_head_does_not_make_the_edit_reviewed(project):
     (project / FILE).write_text(FORGED)
     blob = git(project, "hash-object", "-w", FILE)
     sub = subprocess.run(
-        ["git", "-C", str(project), "mktree"], input=f"100644 blob {blob}\ttrail_keys.yaml\n",
-        capture_output=True, text=True, check=True,
+        ["git", "-C", str(project), "mktree"],
+        input=f"100644 blob {blob}\ttrail_keys.yaml\n",
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     tree = subprocess.run(
-        ["git", "-C", str(project), "mktree"], input=f"040000 tree {sub}\tpolicies\n",
-        capture_output=True, text=True, check=True,
+        ["git", "-C", str(project), "mktree"],
+        input=f"040000 tree {sub}\tpolicies\n",
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     forged = git(project, "commit-tree", tree, "-m", "reviewed key list")
     git(project, "replace", git(project, "rev-parse", "HEAD"), forged)
@@ -141,8 +147,46 @@ def test_attack_ones_own_commit_is_not_reviewed_where_the_protected_branch_is_th
 def test_a_pinned_reviewed_ref_that_does_not_resolve_reviews_nothing(project, monkeypatch):
     monkeypatch.setenv("GOVERN_REVIEWED_REF", "refs/remotes/origin/release")
     assert review_status(FILE) == "no reviewed ref (refs/remotes/origin/release)"
-    monkeypatch.setenv("GOVERN_REVIEWED_REF", git(project, "rev-parse", "HEAD"))
-    assert review_status(FILE) is None
+    monkeypatch.setenv("GOVERN_REVIEWED_REF", "origin/release")  # a short name is the remote-tracking ref
+    assert review_status(FILE) == "no reviewed ref (refs/remotes/origin/release)"
+
+
+@pytest.mark.parametrize("named", ["HEAD", "refs/heads/main", "refs/tags/reviewed", "commit"])
+def test_attack_a_reviewed_ref_named_at_ones_own_commit_reviews_nothing(project, tmp_path, monkeypatch, named):
+    """``GOVERN_REVIEWED_REF=HEAD`` (or a local branch, a tag, a commit id) after committing the forged file in a
+    clone: each is moved by a local commit or ``git tag``, so none is a review; only remote-tracking refs count."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    (clone / FILE).write_text(FORGED)
+    git(clone, "add", FILE)
+    git(clone, "commit", "-qm", "mine, not reviewed")
+    git(clone, "tag", "reviewed")
+    monkeypatch.chdir(clone)
+    value = git(clone, "rev-parse", "HEAD") if named == "commit" else named
+    monkeypatch.setenv("GOVERN_REVIEWED_REF", value)
+    wanted = value if value.startswith("refs/") else f"refs/remotes/{value}"
+    expected = f"no reviewed ref ({wanted}, not a remote-tracking ref)" if value.startswith("refs/") else (
+        f"no reviewed ref ({wanted})"
+    )  # fmt: skip
+    assert review_status(FILE) == expected
+
+
+def test_attack_a_local_branch_named_like_the_protected_branch_is_not_the_reviewed_ref(project, tmp_path, monkeypatch):
+    """``git branch origin/main`` on one's own commit: git itself resolves the short name ``origin/main`` (what
+    team set-ups name) to that local branch, the review check never does."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    (clone / FILE).write_text(FORGED)
+    git(clone, "add", FILE)
+    git(clone, "commit", "-qm", "mine, not reviewed")
+    git(clone, "branch", "origin/main")
+    own = git(clone, "rev-parse", "HEAD")
+    assert git(clone, "rev-parse", "--verify", "--quiet", "origin/main^{commit}") == own  # what git would trust
+    monkeypatch.chdir(clone)
+    monkeypatch.setenv("GOVERN_REVIEWED_REF", "origin/main")
+    review = read_reviewed(FILE)
+    assert (review.problem, review.ref) == ("uncommitted change", "origin/main")
+    assert review.commit == git(project, "rev-parse", "HEAD") != own  # the protected branch as fetched
 
 
 def test_attack_deleting_the_protected_branchs_ref_reviews_nothing_where_the_ref_is_named(
