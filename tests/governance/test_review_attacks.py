@@ -40,6 +40,17 @@ def attackers_repository(tmp_path: Path) -> Path:
     return evil
 
 
+def clone_with_own_commit(project: Path, tmp_path: Path) -> Path:
+    """A clone of the project (origin/main: the protected branch as fetched) where the attacker committed the forged
+    file on their own."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    (clone / FILE).write_text(FORGED)
+    git(clone, "add", FILE)
+    git(clone, "commit", "-qm", "mine, not reviewed")
+    return clone
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A checkout whose HEAD holds the reviewed key list; the test runs inside it, as dvc repro and govern do."""
@@ -129,11 +140,7 @@ def test_attack_govern_policy_dir_in_a_repository_of_ones_own_is_not_reviewed(pr
 
 def test_attack_ones_own_commit_is_not_reviewed_where_the_protected_branch_is_the_reviewed_ref(project, tmp_path):
     """A clone has origin/main: a local commit does not move it, so the attacker's commit is not the reviewed one."""
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
-    (clone / FILE).write_text(FORGED)
-    git(clone, "add", FILE)
-    git(clone, "commit", "-qm", "mine, not reviewed")
+    clone = clone_with_own_commit(project, tmp_path)
     import os
 
     os.chdir(clone)
@@ -155,11 +162,7 @@ def test_a_pinned_reviewed_ref_that_does_not_resolve_reviews_nothing(project, mo
 def test_attack_a_reviewed_ref_named_at_ones_own_commit_reviews_nothing(project, tmp_path, monkeypatch, named):
     """``GOVERN_REVIEWED_REF=HEAD`` (or a local branch, a tag, a commit id) after committing the forged file in a
     clone: each is moved by a local commit or ``git tag``, so none is a review; only remote-tracking refs count."""
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
-    (clone / FILE).write_text(FORGED)
-    git(clone, "add", FILE)
-    git(clone, "commit", "-qm", "mine, not reviewed")
+    clone = clone_with_own_commit(project, tmp_path)
     git(clone, "tag", "reviewed")
     monkeypatch.chdir(clone)
     value = git(clone, "rev-parse", "HEAD") if named == "commit" else named
@@ -174,11 +177,7 @@ def test_attack_a_reviewed_ref_named_at_ones_own_commit_reviews_nothing(project,
 def test_attack_a_local_branch_named_like_the_protected_branch_is_not_the_reviewed_ref(project, tmp_path, monkeypatch):
     """``git branch origin/main`` on one's own commit: git itself resolves the short name ``origin/main`` (what
     team set-ups name) to that local branch, the review check never does."""
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
-    (clone / FILE).write_text(FORGED)
-    git(clone, "add", FILE)
-    git(clone, "commit", "-qm", "mine, not reviewed")
+    clone = clone_with_own_commit(project, tmp_path)
     git(clone, "branch", "origin/main")
     own = git(clone, "rev-parse", "HEAD")
     assert git(clone, "rev-parse", "--verify", "--quiet", "origin/main^{commit}") == own  # what git would trust
@@ -195,11 +194,7 @@ def test_attack_deleting_the_protected_branchs_ref_reviews_nothing_where_the_ref
     """Team set-ups name the reviewed ref: deleting it (``git update-ref -d``) leaves no reviewed commit, not the
     attacker's own HEAD. Under the unnamed default the check falls back to HEAD and records the ref as ``HEAD``,
     which is what a sandbox made with ``git init`` has (docs/explanation/threat-model.md says so)."""
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
-    (clone / FILE).write_text(FORGED)
-    git(clone, "add", FILE)
-    git(clone, "commit", "-qm", "mine, not reviewed")
+    clone = clone_with_own_commit(project, tmp_path)
     git(clone, "update-ref", "-d", "refs/remotes/origin/main")
     monkeypatch.chdir(clone)
     monkeypatch.setenv("GOVERN_REVIEWED_REF", "refs/remotes/origin/main")
