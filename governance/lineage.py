@@ -89,15 +89,38 @@ def hashed_copy(path: str | Path, exclude: tuple[str, ...] = MODEL_DESCRIPTION_F
             relative = source.relative_to(root)
             target = scratch / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256()
-            with source.open("rb") as reader, target.open("xb") as writer:
-                while chunk := reader.read(_CHUNK):
-                    digest.update(chunk)
-                    writer.write(chunk)
-            digests[relative.as_posix()] = digest.hexdigest()
+            digests[relative.as_posix()] = _copy_hashing(source, target)
         yield scratch, sha256_of_file_digests(digests, exclude)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def hashed_file_copy(path: str | Path) -> Iterator[tuple[Path, str]]:
+    """A private copy of one file (same name, in a new 0700 folder in ``TMPDIR``, deleted on exit) and the SHA-256
+    of exactly the bytes written to it: for a reader that opens the file itself (Spark's executors on this
+    machine), so what it parses is what is bound."""
+    import shutil
+    import tempfile
+
+    source = Path(path)
+    scratch = Path(tempfile.mkdtemp(prefix="governed-read-"))
+    try:
+        target = scratch / source.name
+        digest = _copy_hashing(source, target)
+        yield target, digest
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _copy_hashing(source: Path, target: Path) -> str:
+    """Copy ``source`` to a new file ``target`` in one read; the SHA-256 of the bytes written."""
+    digest = hashlib.sha256()
+    with source.open("rb") as reader, target.open("xb") as writer:
+        while chunk := reader.read(_CHUNK):
+            digest.update(chunk)
+            writer.write(chunk)
+    return digest.hexdigest()
 
 
 def sha256_of_file_digests(digests: dict[str, str], exclude: tuple[str, ...] = MODEL_DESCRIPTION_FILES) -> str:

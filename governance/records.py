@@ -226,12 +226,15 @@ def invalid_utf8(path: Path, line_no: int, byte: int) -> DataError:
     return DataError(f"{path}:{line_no}: invalid UTF-8 at byte {byte} of the line; re-encode the file as UTF-8")
 
 
-def require_utf8_lines(path: str | Path, chunk_bytes: int = 16 * 1024 * 1024) -> None:
+def require_utf8_lines(
+    path: str | Path, chunk_bytes: int = 16 * 1024 * 1024, *, label: str | Path | None = None
+) -> None:
     """Refuse a text file with bytes that are not UTF-8, naming line and byte as :func:`iter_records` does.
 
     For readers that replace invalid bytes instead of refusing them (Spark's text source substitutes
     U+FFFD, which would silently change what is scanned and cleared). Reads whole lines in chunks of about
     ``chunk_bytes``, so a file of any size is checked in bounded memory, at the speed of a bytes decode.
+    ``label`` is the name messages give the file (a private copy's original path).
     """
     path = Path(path)
     lines_before = 0
@@ -247,7 +250,8 @@ def require_utf8_lines(path: str | Path, chunk_bytes: int = 16 * 1024 * 1024) ->
             except UnicodeDecodeError as exc:
                 line_start = piece.rfind(b"\n", 0, exc.start) + 1
                 line_no = lines_before + piece.count(b"\n", 0, exc.start) + 1
-                raise invalid_utf8(path, line_no, exc.start - line_start) from None
+                named = Path(label) if label is not None else path
+                raise invalid_utf8(named, line_no, exc.start - line_start) from None
             lines_before += piece.count(b"\n")
             if not chunk:
                 return

@@ -24,9 +24,10 @@ snippets leave them (what ``findings.json`` lists), never a raw value. Inputs
 and the staged cleared copy are read by path: on a cluster they must be on a
 filesystem every executor sees. JSON Lines are decoded by Spark, which replaces
 invalid UTF-8 instead of refusing it; the local engine names such a line.
-The executors read the file themselves, so the driver cannot hash the bytes they
-parsed: it hashes the file before and after the scan and refuses a file that
-changed in between (the local engine hashes exactly the bytes it parsed).
+What the executors parse is what the decision binds: on a local master they read
+a private copy of the file hashed as it was made; on a cluster, where they read
+the path themselves, the driver hashes the file before and after the scan and
+refuses a file that changed in between (:func:`governance.spark_io.judged_file`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import DataError
-from governance.lineage import sha256_file
 from governance.pii.kinds import KIND_FIELDS
 from governance.pii.mask import mask_value, snippet
 from governance.pii.scan import (
@@ -52,7 +52,7 @@ from governance.pii.scan import (
 )
 from governance.policy.pii import PiiPolicy
 from governance.records import MAX_RECORD_BYTES, Record, iter_text_fields, loads_record
-from governance.spark_io import records_frame
+from governance.spark_io import judged_file, records_frame
 
 log = logging.getLogger(__name__)
 
@@ -167,25 +167,27 @@ class SparkPiiScanner(PiiScanner):
             raise DataError(f"{path}: unknown dataset kind {kind!r} (expected one of {', '.join(KIND_FIELDS)})")
         if not path.is_file():
             raise DataError(f"{path}: file not found")
-        scan = FileScan(path=label or str(path), sha256=sha256_file(path))
         budget = budget or ListingBudget(self.policy.report.max_listed_findings)
         udf = _udf(self._policy, self.policy_path, kind, str(path), self.policy.report.context_chars)
-        results = records_frame(self.spark, path).mapInPandas(udf, RESULT_SCHEMA).cache()
-        try:
-            totals = results.groupBy().agg({"line": "count", "text_fields": "sum"}).collect()[0]
-            errors = results.where("error is not null").orderBy("line").limit(1).collect()
-            if errors:
-                raise DataError(errors[0]["error"])
-            scan.records, scan.text_fields = int(totals[0] or 0), int(totals[1] or 0)
-            if scan.records == 0:
-                raise DataError(f"{path}: no records (empty file)")
-            rows = results.where("findings is not null").select("line", "findings").orderBy("line").toLocalIterator()
-            for row in rows:
-                self._fold_record(scan, int(row["line"]), json.loads(row["findings"]), budget, keep_redactions, sink)
-        finally:
-            results.unpersist()
-        if sha256_file(path) != scan.sha256:
-            raise DataError(f"{path}: changed while it was scanned; nothing is bound to it, re-run the scan")
+        # The executors read the bytes the decision binds (a private copy on a local master; see judged_file)
+        with judged_file(self.spark, path) as (source, digest):
+            scan = FileScan(path=label or str(path), sha256=digest)
+            results = records_frame(self.spark, source, label=path).mapInPandas(udf, RESULT_SCHEMA).cache()
+            try:
+                totals = results.groupBy().agg({"line": "count", "text_fields": "sum"}).collect()[0]
+                errors = results.where("error is not null").orderBy("line").limit(1).collect()
+                if errors:
+                    raise DataError(errors[0]["error"])
+                scan.records, scan.text_fields = int(totals[0] or 0), int(totals[1] or 0)
+                if scan.records == 0:
+                    raise DataError(f"{path}: no records (empty file)")
+                found = results.where("findings is not null").select("line", "findings").orderBy("line")
+                for row in found.toLocalIterator():
+                    self._fold_record(
+                        scan, int(row["line"]), json.loads(row["findings"]), budget, keep_redactions, sink
+                    )
+            finally:
+                results.unpersist()
         log.info(
             "scanned %s on spark: %d records, %d text fields, %d findings in %d records",
             path,

@@ -33,7 +33,7 @@ from typing import Any
 from governance.errors import DataError
 from governance.policy.data import AnyKindPolicy
 from governance.records import MAX_RECORD_BYTES, loads_record
-from governance.spark_io import records_frame
+from governance.spark_io import judged_file, records_frame
 from governance.validation import expectations as ge
 from governance.validation.schema import Derived, Rating, derive
 
@@ -142,8 +142,16 @@ def spark_file_scanner(spark: Any) -> Callable[..., tuple[Any, set[int]]]:
 
     from governance.validation.gate import FileScan, Tally, _row_expectation, row_checks
 
-    def scan_file(
+    def scan_file(path: Path, **options: Any) -> tuple[FileScan, set[int]]:
+        # The executors read the bytes the decision binds (a private copy on a local master; see judged_file)
+        with judged_file(spark, path) as (source, digest):
+            scan, prompts = scan_source(path, source, **options)
+        scan.sha256 = digest
+        return scan, prompts
+
+    def scan_source(
         path: Path,
+        source: Path,
         *,
         role: str,
         kind: str,
@@ -155,7 +163,7 @@ def spark_file_scanner(spark: Any) -> Callable[..., tuple[Any, set[int]]]:
     ) -> tuple[FileScan, set[int]]:
         checks = row_checks(kind, policy, role=role)
         scan = FileScan(path=str(path), role=role, tallies={c.key: Tally() for c in checks})
-        derived = records_frame(spark, path).mapInPandas(
+        derived = records_frame(spark, source, label=path).mapInPandas(
             _derive_batches(kind, str(path), annotation is not None), DERIVED_SCHEMA
         )
         derived = derived.cache()
