@@ -47,7 +47,7 @@ from governance.monitoring import checks
 from governance.monitoring.embeddings import EmbeddingStore, cache_dir, cache_key
 from governance.monitoring.evidence import REFUSED, WindowEvidence, judge_window, registration_time
 from governance.monitoring.traffic import Window, read_window, window_from_generations
-from governance.policy import load_policy_file
+from governance.policy import load_policy_file, load_reviewed_policy
 from governance.policy.monitoring import MonitoringPolicy
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def recorded_generations(name: str, version: str) -> Baseline:
 def baseline_window(path: str | Path) -> Baseline:
     """An earlier traffic window as the baseline (every request in the file counts)."""
     window = read_window(path)
-    return Baseline(window=window, label=f"traffic window {path}", evidence={"baseline_sha256": sha256_file(path)})
+    return Baseline(window=window, label=f"traffic window {path}", evidence={"baseline_sha256": window.sha256})
 
 
 # --------------------------------------------------------------------------- checking
@@ -222,7 +222,8 @@ def check_window(
 
     version = str(version)
     policy_path = Path(policy_path or monitoring_policy_path())
-    policy = load_monitoring_policy(policy_path)
+    # The rules decide which drift opens an incident: only the reviewed version counts, parsed from the bytes checked
+    policy = load_reviewed_policy(policy_path, MonitoringPolicy, "monitoring policy")
     rules = policy.rules
     checks.compile_patterns(rules.refusal_rate)  # a bad regex is a policy error before any work
     window = read_window(traffic, model=name, version=version)
@@ -322,8 +323,8 @@ def check_window(
     ]
     lap("feedback_latency_cost")
     evidence = {
-        "traffic_sha256": sha256_file(traffic),
-        "monitoring_policy_sha256": sha256_file(policy_path),
+        "traffic_sha256": window.sha256,  # the bytes the window was read from, not the path read again
+        "monitoring_policy_sha256": policy.sha256,  # the reviewed bytes the rules were parsed from
         **base.evidence,
         "baseline_embeddings_sha256": store.baseline_sha256,
     }

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from governance.errors import DataError
-from governance.records import Record, iter_records
+from governance.records import ReadDigest, Record, iter_records
 
 
 class Message(BaseModel):
@@ -97,6 +97,8 @@ class Window:
     #: Requests marked ``"rehearsal": true``: any makes the window a rehearsal, never production evidence
     rehearsal_records: int = 0
     versions: Counter = field(default_factory=Counter)
+    #: SHA-256 of the bytes the window was read from (:func:`read_window`); None for one built from generations
+    sha256: str | None = None
 
     def __len__(self) -> int:
         return len(self.responses)
@@ -166,13 +168,15 @@ def read_window(path: str | Path, *, model: str | None = None, version: str | No
     """Read a traffic file; with ``model``/``version``, keep only that version's requests (others are counted)."""
     path = Path(path)
     window = Window(source=str(path))
-    for raw in iter_records(path):  # nesting depth, UTF-8, JSON errors: one line naming file and line
+    digest = ReadDigest()  # the window binds the bytes it was read from (Window.sha256)
+    for raw in iter_records(path, digest=digest):  # nesting depth, UTF-8, JSON errors: one line naming file and line
         record = parse_record(raw, path)
         window.versions[(record.model, record.version)] += 1
         if (model is not None and record.model != model) or (version is not None and record.version != str(version)):
             window.skipped_other_versions += 1
             continue
         window.add(record, raw.line)
+    window.sha256 = digest.sha256
     return window
 
 

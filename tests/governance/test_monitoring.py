@@ -12,6 +12,7 @@ with its rule named and no raw PII anywhere.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import random
 import shutil
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from e2e_support import commit_reviewed
 
 from governance import registry, trail
 from governance.cli import main
@@ -176,12 +178,16 @@ def world(tmp_path_factory):
 
 @pytest.fixture
 def env(world, tmp_path, monkeypatch):
-    """A fresh audit trail and a copy of the shipped policies per test."""
+    """A fresh audit trail and a copy of the shipped policies per test, committed: the monitor runs in a checkout
+    where they are the reviewed version."""
     policies = tmp_path / "policies"
     policies.mkdir()
     for name in ("approvals.yaml", "waivers.yaml", "monitoring.yaml", "pii.yaml"):
         shutil.copy(REPO / "policies" / name, policies / name)
+    commit_reviewed(tmp_path)
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GOVERN_POLICY_DIR", str(policies))
+    monkeypatch.delenv("GOVERN_REVIEWED_REF", raising=False)
     monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
     monkeypatch.setenv("GOVERN_USER", "mona")
     monkeypatch.setenv("GOVERN_MONITOR_CACHE", str(tmp_path / "cache"))  # baseline embeddings: per test
@@ -242,6 +248,27 @@ def test_longer_responses_deny_length_drift(env):
         f"deny  monitor.length_drift  {MODEL} v1: response length KS D=1.000 (max 0.3), p=1.9e-23 (alpha 0.01); "
         "median 285 chars vs baseline 117"
     )
+
+
+def test_attack_an_uncommitted_monitoring_policy_decides_nothing(env, capsys):
+    """Length drift loosened to "never" in policies/monitoring.yaml, not committed, then the production window
+    checked: refused before anything is judged or recorded, naming the file; the committed policy still denies."""
+    policy = env["policies"] / "monitoring.yaml"
+    reviewed = policy.read_text()
+    policy.write_text(reviewed.replace("max_ks_statistic: 0.3   #", "max_ks_statistic: 1.0   #", 1))
+    traffic = write_jsonl(env["tmp"] / "window.jsonl", requests(40, 3, longer=True))
+    assert main(["monitor", MODEL, "1", "--traffic", str(traffic)]) == 1  # a policy violation
+    assert capsys.readouterr().err.strip() == (
+        f"govern: {policy}: this monitoring policy decides, and it is not the reviewed version (uncommitted "
+        f"change); only the version committed at the reviewed ref counts: restore the reviewed version (git checkout "
+        f"HEAD -- {policy}) or get the change reviewed and merged"
+    )
+    assert trail.events(model=MODEL) == []
+    policy.write_text(reviewed)
+    result, event = monitor(env, requests(40, 3, longer=True))
+    assert "monitor.length_drift" in event.details["blocking"]
+    assert event.evidence["monitoring_policy_sha256"] == hashlib.sha256(reviewed.encode()).hexdigest()
+    assert event.evidence["traffic_sha256"] == hashlib.sha256(traffic.read_bytes()).hexdigest()
 
 
 def test_more_refusals_deny_refusal_rate(env):
@@ -437,8 +464,16 @@ def test_traffic_of_other_versions_only_says_how_to_get_this_versions(env, capsy
     assert trail.events(model=MODEL) == []
     out = env["tmp"] / "traffic"
     subprocess.run(
-        [sys.executable, str(REPO / "scripts/make_traffic_sample.py"), "--model", MODEL, "--version", "1", "--out",
-         str(out)],  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "scripts/make_traffic_sample.py"),
+            "--model",
+            MODEL,
+            "--version",
+            "1",
+            "--out",
+            str(out),
+        ],  # fmt: skip
         check=True,
         capture_output=True,
     )

@@ -45,8 +45,11 @@ OFFLINE_VARIABLES = (
     "HF_DATASETS_OFFLINE",
 )
 
+MONITORING_POLICY = "policies/monitoring.yaml"
+
 #: (command as the parser names it, user, argv), in the order they run: a version registered by the
 #: fixture (v1) and a second one (v2) go through review, release, monitoring and an incident.
+#: (The monitor decides under the checkout's reviewed copy of the monitoring policy, which build_version commits.)
 COMMANDS: list[tuple[str, str, list[str]]] = [
     ("models", "nobody", ["models", NAME]),
     ("show", "nobody", ["show", NAME, "1"]),
@@ -61,7 +64,7 @@ COMMANDS: list[tuple[str, str, list[str]]] = [
     ("canary-end", "dana", ["canary-end", NAME]),
     ("promote", "dana", ["promote", NAME, "2"]),
     ("rollback", "dana", ["rollback", NAME, "--reason", "canary regression"]),
-    ("monitor", "mona", ["monitor", NAME, "1", "--traffic", "traffic/window.jsonl"]),
+    ("monitor", "mona", ["monitor", NAME, "1", "--traffic", "traffic/window.jsonl", "--policy", MONITORING_POLICY]),
     ("incident open", "dana", ["incident", "open", NAME, "1", "--severity", "low", "--reason", "tone"]),
     ("incident list", "nobody", ["incident", "list", NAME]),
     ("incident close", "dana", ["incident", "close", "{incident}", "--reason", "fixed in prompt"]),

@@ -21,12 +21,14 @@ import datetime as dt
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from e2e_support import commit_reviewed
 from report_support import REPO, build_version, use_own_stores
 
 from governance import approvals, incidents, registry, trail
@@ -94,6 +96,10 @@ def life(tmp_path_factory):
             mp.chdir(root / key)
             built.append(build_version(Path("."), project="life", lineage_key=key, signed=True))
         mp.chdir(root)
+        # The monitor decides under the reviewed monitoring policy: root is a checkout with the shipped policies
+        shutil.copytree(REPO / "policies", root / "policies")
+        commit_reviewed(root)
+        policy = ["--policy", "policies/monitoring.yaml"]
         v1, v2 = built
         name = v1.name
         for version in (v1, v2):
@@ -119,14 +125,14 @@ def life(tmp_path_factory):
         )
         baseline = root / "traffic/baseline.jsonl"
         code = main(["monitor", name, v2.version, "--traffic", str(root / "traffic/window.jsonl"),
-                     "--baseline", str(baseline)])  # fmt: skip
+                     "--baseline", str(baseline), *policy])  # fmt: skip
         assert code in (0, 1)
         # The same sample without its marking, dated days before v2 was registered: refused, nothing recorded
         sample = _rows(root / "traffic/window.jsonl")
         unmarked = _write(root / "unmarked.jsonl", [{k: v for k, v in r.items() if k != "rehearsal"} for r in sample])
         before = len(trail.events(model=name))
         with pytest.raises(DataError) as refused:
-            check_window(name, v2.version, unmarked, baseline=baseline)
+            check_window(name, v2.version, unmarked, baseline=baseline, policy_path="policies/monitoring.yaml")
         assert len(trail.events(model=name)) == before
         # What an earlier govern did record of such a window
         _old_style_window(name, v2.version, sample[0]["timestamp"], sample[-1]["timestamp"])
@@ -145,7 +151,9 @@ def life(tmp_path_factory):
         traffic = _write(root / "production.jsonl", production)
         said = io.StringIO()
         with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
-            denied_code = main(["monitor", name, v2.version, "--traffic", str(traffic), "--baseline", str(baseline)])
+            denied_code = main(
+                ["monitor", name, v2.version, "--traffic", str(traffic), "--baseline", str(baseline), *policy]
+            )
         # The production window is recorded (denied: exit 1); anything else is the fixture's failure, said whole
         assert denied_code == 1, f"govern monitor of the production window exited {denied_code}:\n{said.getvalue()}"
         # A high incident opened without evidence, closed at once by the release manager who promoted v2

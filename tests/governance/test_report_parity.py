@@ -92,7 +92,8 @@ def life(tmp_path_factory):
             capture_output=True,
         )
         main(["monitor", name, version, "--traffic", str(root / "traffic/window.jsonl"),
-              "--baseline", str(root / "traffic/baseline.jsonl")])  # fmt: skip
+              "--baseline", str(root / "traffic/baseline.jsonl"),
+              "--policy", "policies/monitoring.yaml"])  # fmt: skip  (the checkout's reviewed copy decides)
         opened = incidents.open_incident(name, version, severity="high", reason="complaints about tone")
         incidents.close_incident(opened.id, reason="tone fixed in the system prompt | prompt v2", identity=DANA)
         registry.client().log_dict(built.run_id, _safety_record(), "evaluation/safety.json")
