@@ -145,7 +145,7 @@ def _check_once(code_root: Path, cache: Path, env: dict[str, str]) -> tuple[floa
     cpu, started = _children_cpu(), time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", _CHECK, str(window), str(baseline), str(code_root / "policies/monitoring.yaml")],
-        cwd=code_root,  # the variant's own checkout, where its policies are the reviewed version
+        cwd=cache.parent,  # one folder for every variant: messages name the (absent) store under it
         env={**env, "PYTHONPATH": str(code_root), "GOVERN_MONITOR_CACHE": str(cache)},
         capture_output=True,
         text=True,
@@ -175,10 +175,11 @@ def startup(before: str, after: str, repeat: int) -> int:
                 ["git", "archive", rev, "governance", "policies"], cwd=REPO, capture_output=True, check=True
             )
             subprocess.run(["tar", "-x", "-C", str(trees[side])], input=archive.stdout, check=True)
-            # A checkout of its own whose policies are committed: the monitor decides only under a reviewed policy
-            git = ["git", "-C", str(trees[side]), "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-            for args in (["init", "-q"], ["add", "policies"], ["commit", "-qm", f"policies at {rev}"]):
-                subprocess.run([*git, *args], check=True, capture_output=True)
+        # The checks run in one folder, a checkout where both sides' policies are committed: the monitor decides
+        # only under a reviewed policy, and every variant's messages name the same (absent) store
+        git = ["git", "-C", tmp, "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+        for args in (["init", "-q"], ["add", "before/policies", "after/policies"], ["commit", "-qm", "policies"]):
+            subprocess.run([*git, *args], check=True, capture_output=True)
         old_tree, new_tree = trees["before"], trees["after"]
         for round_ in range(repeat):
             cold = Path(tmp) / f"cache-{round_}"
