@@ -78,12 +78,8 @@ def hashed_copy(path: str | Path, exclude: tuple[str, ...] = MODEL_DESCRIPTION_F
     nobody else can rename it either) and is deleted on exit. It costs the
     folder's size on that disk for the length of a load.
     """
-    import shutil
-    import tempfile
-
     root = Path(path)
-    scratch = Path(tempfile.mkdtemp(prefix="governed-load-"))
-    try:
+    with _private_folder() as scratch:
         digests: dict[str, str] = {}
         for source in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in exclude):
             relative = source.relative_to(root)
@@ -91,8 +87,6 @@ def hashed_copy(path: str | Path, exclude: tuple[str, ...] = MODEL_DESCRIPTION_F
             target.parent.mkdir(parents=True, exist_ok=True)
             digests[relative.as_posix()] = _copy_hashing(source, target)
         yield scratch, sha256_of_file_digests(digests, exclude)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -100,15 +94,21 @@ def hashed_file_copy(path: str | Path) -> Iterator[tuple[Path, str]]:
     """A private copy of one file (same name, in a new 0700 folder in ``TMPDIR``, deleted on exit) and the SHA-256
     of exactly the bytes written to it: for a reader that opens the file itself (Spark's executors on this
     machine), so what it parses is what is bound."""
+    source = Path(path)
+    with _private_folder() as scratch:
+        target = scratch / source.name
+        yield target, _copy_hashing(source, target)
+
+
+@contextlib.contextmanager
+def _private_folder() -> Iterator[Path]:
+    """A new folder only its owner can open (``tempfile.mkdtemp``: mode 0700, in ``TMPDIR``), deleted on exit."""
     import shutil
     import tempfile
 
-    source = Path(path)
-    scratch = Path(tempfile.mkdtemp(prefix="governed-read-"))
+    scratch = Path(tempfile.mkdtemp(prefix="governed-copy-"))
     try:
-        target = scratch / source.name
-        digest = _copy_hashing(source, target)
-        yield target, digest
+        yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -235,6 +235,19 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def model_folder(model_dir: str | Path) -> tuple[dict[str, Any], Path]:
+    """A stage output's manifest and the folder its ``model_path`` names (the output itself by default), which
+    must be a folder."""
+    manifest = read_manifest(model_dir)
+    folder = Path(manifest.get("model_path", model_dir))
+    if not folder.is_dir():
+        stage = manifest.get("stage") or "the stage that wrote it"
+        raise ConfigError(
+            f"{Path(model_dir) / 'manifest.json'}: model_path {folder} is not a folder; re-run it: dvc repro -f {stage}"
+        )
+    return manifest, folder
+
+
 def verified_model_sha256(model_dir: str | Path) -> str:
     """The SHA-256 of a parent model's files as a stage loads them, recomputed, never copied from its manifest.
 
@@ -246,11 +259,8 @@ def verified_model_sha256(model_dir: str | Path) -> str:
     name a parent that is not what trained.
     """
     manifest_path = Path(model_dir) / "manifest.json"
-    manifest = read_manifest(model_dir)
-    folder = Path(manifest.get("model_path", model_dir))
+    manifest, folder = model_folder(model_dir)
     stage = manifest.get("stage") or "the stage that wrote it"
-    if not folder.is_dir():
-        raise ConfigError(f"{manifest_path}: model_path {folder} is not a folder; re-run it: dvc repro -f {stage}")
     claimed, actual = str(manifest.get("model_sha256")), sha256_dir(folder)
     if claimed != actual:
         raise PolicyViolation(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import ConfigError, DataError, PolicyViolation
-from governance.lineage import hashed_copy, read_manifest
+from governance.lineage import hashed_copy, model_folder, read_manifest
 from pipelines._training.config import AdapterParams, peft_config
 
 
@@ -37,10 +37,7 @@ def recorded_model(model_dir: str | Path, what: str = "model") -> Iterator[tuple
     evaluation's decision and the registry name: files changed since the stage that wrote them are
     refused, and a swap while the stage loads never reaches the copy it loads from.
     """
-    manifest = read_manifest(model_dir)
-    path = Path(manifest.get("model_path", model_dir))
-    if not path.is_dir():
-        raise ConfigError(f"{Path(model_dir) / 'manifest.json'}: model_path {path} is not a folder")
+    manifest, path = model_folder(model_dir)
     recorded = manifest.get("model_sha256")
     with hashed_copy(path) as (copy, digest):
         if recorded is not None and digest != recorded:
@@ -131,7 +128,7 @@ def load_model(
 
 def name_as_loaded(model, tokenizer, path: Path, digest: str) -> None:
     """Name a model loaded from a private copy by its folder (what its config saves), and keep the copy's hash."""
-    model.config._name_or_path = str(path)  # else the copy's random folder is saved into config.json
+    model.config._name_or_path = str(path)  # else peft's adapter_config.json and TRL's card name the deleted copy
     tokenizer.name_or_path = str(path)
     setattr(model, LOADED_SHA256, digest)
 
