@@ -348,8 +348,12 @@ def serve(path: Path) -> int:
         path.unlink()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     os.chdir(path.parent)
-    listener.bind(path.name)  # by name (see _connect)
+    # By name (see _connect); bound under a private name and renamed into place once it listens, so a caller that
+    # sees the path never meets a socket that refuses it (it would run its stage in a fresh interpreter instead)
+    staging = f".{path.name}.{os.getpid()}"
+    listener.bind(staging)
     listener.listen(16)
+    os.replace(staging, path.name)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
     # A child's exit wakes the loop at once (its caller is waiting for the status)
@@ -452,6 +456,10 @@ def _start_child(connection: socket.socket, base_path: list[str], inherited: lis
         if request is not None:
             _send(connection, {"error": f"not a stage module: {module!r}"})
         return None
+    # Nothing the server's streams buffered may reach the stage: a child flushing an inherited buffer at exit would
+    # write it into the caller's stdout (its fd 1 by then), after the stage's own output
+    sys.stdout.flush()
+    sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
         try:
