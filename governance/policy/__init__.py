@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from governance.errors import ConfigError
+
+if TYPE_CHECKING:
+    from governance.policy.review import Review
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -143,6 +146,26 @@ def load_policy_file(path: str | Path, model: type[M]) -> M:
         raise ConfigError(f"{path}: file not found")
     data = path.read_bytes()
     return _with_sha256(validate_model(parse_yaml(data, path), model, str(path)), data)
+
+
+def load_stated_policy(path: str | Path, model: type[M]) -> tuple[M, Review]:
+    """Load a policy a reader *states* (a report's provider, limitations, high-risk uses), never one that decides.
+
+    Read once and checked as :func:`load_reviewed_policy` does, but not refused: with an uncommitted change the
+    reviewed version's bytes are parsed instead (:func:`~governance.policy.review.reviewed_version`), so an edit
+    nobody reviewed cannot change what a report says; where there is no reviewed version (not a git checkout,
+    not committed, outside the project) the working copy is parsed. Either way the returned
+    :class:`~governance.policy.review.Review` says which, and the caller shows it: ``policy.sha256`` is the hash
+    of the bytes parsed, ``review.sha256`` the working copy's.
+    """
+    from governance.policy.review import read_reviewed, reviewed_version
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    review = read_reviewed(path)
+    data = reviewed_version(review) or review.data
+    return _with_sha256(validate_model(parse_yaml(data, path), model, str(path)), data), review
 
 
 def _with_sha256(policy: M, data: bytes) -> M:

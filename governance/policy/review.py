@@ -68,13 +68,13 @@ def git_environment() -> dict[str, str]:
     return env
 
 
-def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _git(args: list[str], cwd: Path, *, text: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["git", "-c", "core.useReplaceRefs=false", *args],
         cwd=cwd,
         env=git_environment(),
         capture_output=True,
-        text=True,
+        text=text,
         timeout=_GIT_TIMEOUT_S,
         check=False,
     )
@@ -225,6 +225,27 @@ def require_reviewed(path: str | Path, what: str = "file") -> Review:
     if not review.reviewed:
         raise PolicyViolation(review.refusal(what))
     return review
+
+
+def reviewed_version(review: Review) -> bytes | None:
+    """The reviewed blob's bytes where the working copy has an uncommitted change, else ``None``.
+
+    For a reader that *states* a policy (the audit report's provider, limitations and high-risk uses), never
+    for one that decides (those refuse: :func:`require_reviewed`): what the report states then comes from the
+    version that was reviewed, read from the same commit the check compared against, and the working copy's
+    change is reported beside it instead of being stated as policy.
+    """
+    if review.problem != "uncommitted change" or not review.commit:
+        return None
+    root, _ = _project_root()
+    if root is None:
+        return None
+    relative = review.path.resolve().relative_to(root).as_posix()
+    try:
+        result = _git(["cat-file", "blob", f"{review.commit}:{relative}"], root, text=False)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout if result.returncode == 0 else None
 
 
 def review_status(path: str | Path) -> str | None:

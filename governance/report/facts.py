@@ -44,6 +44,7 @@ from urllib.parse import urlsplit, urlunsplit
 from governance import registry, registry_view
 from governance.approvals import approvals_policy_path, policy_dir
 from governance.errors import ConfigError
+from governance.policy import load_stated_policy
 from governance.report.audit import audit_facts
 from governance.report.chain import (
     MAX_DEPTH,
@@ -63,7 +64,7 @@ from governance.report.identity_facts import identity_facts, training_facts
 from governance.report.monitoring import monitoring_facts
 from governance.report.objectives_facts import objectives_facts, reward_hashes
 from governance.report.operations_facts import operations_facts
-from governance.report.policy import ReportPolicy, load_report_policy
+from governance.report.policy import ReportPolicy
 from governance.report.provenance import provenance_facts
 from governance.report.record import ReportFacts
 from governance.report.run_artifacts import RunArtifacts
@@ -177,7 +178,8 @@ def collect_facts(
     report_policy = report_policy or policy_dir() / "report.yaml"
     approvals_policy = approvals_policy or approvals_policy_path()
     policy_path = Path(report_policy)
-    policy: ReportPolicy | None = load_report_policy(policy_path) if policy_path.is_file() else None
+    # Stated as reviewed: an uncommitted edit (say, high_risk_uses emptied) changes nothing the report says
+    policy, policy_review = load_stated_policy(policy_path, ReportPolicy) if policy_path.is_file() else (None, None)
     facts = ReportFacts(
         name=model_version.name,
         version=str(model_version.version),
@@ -256,7 +258,7 @@ def collect_facts(
         for section, messages in audit.get("gaps", {}).items():
             for message in messages:
                 facts.gap(section, message)
-        operations_facts(facts, policy, policy_path, lineage)
+        operations_facts(facts, policy, policy_review, lineage)
         # Reading a report never creates a trail that is not there
         facts.monitoring = (
             monitoring_facts(facts.name, facts.version, audit_url=audit_url)

@@ -32,9 +32,8 @@ from typing import Any
 
 from governance import trail
 from governance.incident_state import BLOCKING_SEVERITIES, fold_incidents
-from governance.lineage import sha256_file
 from governance.monitoring.evidence import REHEARSAL, judge_window
-from governance.policy import Rule, load_policy_file
+from governance.policy import Rule, load_stated_policy
 from governance.policy.monitoring import MonitoringPolicy
 
 #: What a verdict of each severity does (governance/monitoring/monitor.py: a deny recommends, never acts).
@@ -68,9 +67,11 @@ def monitoring_plan(policy_path: Path) -> dict[str, Any]:
     """The monitoring signals from ``policies/monitoring.yaml``: one per rule, in the policy's order.
 
     Raises :class:`~governance.errors.ConfigError` (naming the file and key) when the policy is
-    missing or invalid; the caller reports it as a gap.
+    missing or invalid; the caller reports it as a gap. Read as a stated policy
+    (:func:`~governance.policy.load_stated_policy`): the reviewed version where the working copy has an
+    uncommitted change; ``review`` says what the working copy is.
     """
-    policy = load_policy_file(policy_path, MonitoringPolicy)
+    policy, review = load_stated_policy(policy_path, MonitoringPolicy)
     signals = []
     for rule in policy.all_rules():
         thresholds, settings = _threshold_text(rule)
@@ -89,7 +90,8 @@ def monitoring_plan(policy_path: Path) -> dict[str, Any]:
     return {
         "path": str(policy_path),
         "version": policy.version,
-        "sha256": sha256_file(policy_path),
+        "sha256": policy.sha256,  # of the bytes parsed: the reviewed version where the working copy differs
+        "review": review,
         "min_window": policy.min_window,
         "signals": signals,
     }

@@ -13,27 +13,33 @@ from typing import Any
 
 from governance.approvals import policy_dir
 from governance.errors import ConfigError
-from governance.lineage import sha256_file
+from governance.policy.review import Review
 from governance.report.data_facts import pii_limitation
 from governance.report.monitoring import monitoring_plan
 from governance.report.policy import ReportPolicy
 from governance.report.record import ReportFacts
 
 
-def operations_facts(facts: ReportFacts, policy: ReportPolicy | None, policy_path: Path, lineage: dict) -> None:
-    """The operations section: report policy (vs training's), limitations, monitoring plan, retention."""
-    if policy is None:
+def operations_facts(facts: ReportFacts, policy: ReportPolicy | None, review: Review | None, lineage: dict) -> None:
+    """The operations section: report policy (vs training's), limitations, monitoring plan, retention.
+
+    ``policy`` is what :func:`~governance.policy.load_stated_policy` parsed (the reviewed version wherever one
+    exists) and ``review`` what it found of the working copy: both are stated, and a policy that is not the
+    reviewed version is a gap.
+    """
+    if policy is None or review is None:
         facts.operations = {"policy": None, "provider": None}
-        facts.gap("operations", f"limitations, monitoring plan and retention: {policy_path} not available")
+        facts.gap("operations", "limitations, monitoring plan and retention: policies/report.yaml not available")
         return
+    policy_path = review.path
     recorded = (lineage.get("policies") or {}).get(str(policy_path)) or next(
         (v for k, v in (lineage.get("policies") or {}).items() if Path(k).name == policy_path.name), None
     )
-    current_sha = sha256_file(policy_path)
     facts.operations = {
-        "policy": {"path": str(policy_path), "version": policy.version, "sha256": current_sha},
+        "policy": {"path": str(policy_path), "version": policy.version, "sha256": policy.sha256,
+                   **stated_review(facts, "operations", policy.sha256, review)},
         "policy_at_training": recorded,
-        "policy_changed_since_training": bool(recorded) and recorded.get("sha256") != current_sha,
+        "policy_changed_since_training": bool(recorded) and recorded.get("sha256") != policy.sha256,
         "limitations": [
             item.model_dump()
             for item in policy.limitations_for(facts.identity.get("method"), facts.identity.get("base_model"))
@@ -47,11 +53,33 @@ def operations_facts(facts: ReportFacts, policy: ReportPolicy | None, policy_pat
         },
         "retention": [r.model_dump() for r in policy.retention],
         "derived_limitations": _derived_limitations(facts),
-    }
+    }  # fmt: skip
     if not recorded:
         facts.gap(
             "operations", f"{policy_path}: not in the training lineage's policy hashes (trained before it existed)"
         )
+
+
+def stated_review(facts: ReportFacts, section: str, stated_sha256: str, review: Review) -> dict[str, Any]:
+    """How a stated policy was read, for the report: its review, which bytes are stated, and a gap unless reviewed.
+
+    With an uncommitted change the reviewed version is stated (``stated_sha256``) and the working copy's hash is
+    shown beside it; with no reviewed version at all (not a git checkout, not committed) the working copy is
+    stated, and the gap says so: a reader then knows the text was not reviewed.
+    """
+    stated = {"review": review.status, "review_detail": review.describe()}
+    if review.reviewed:
+        return stated
+    if stated_sha256 != review.sha256:
+        stated["working_copy_sha256"] = review.sha256
+        facts.gap(
+            section,
+            f"{review.path}: the working copy has an uncommitted change (sha256 {review.sha256[:16]}); "
+            f"stated here is the reviewed version at {review.ref} ({(review.commit or '')[:12]}), not the change",
+        )
+    else:
+        facts.gap(section, f"{review.path}: {review.describe()}; what is stated from it was not reviewed")
+    return stated
 
 
 def _monitoring_plan(facts: ReportFacts) -> dict[str, Any]:
@@ -62,7 +90,9 @@ def _monitoring_plan(facts: ReportFacts) -> dict[str, Any]:
     except ConfigError as exc:
         facts.gap("operations", f"monitoring plan: {exc}")
         return {"policy": None, "signals": []}
-    return {"policy": {k: plan[k] for k in ("path", "version", "sha256")}, "signals": plan["signals"]}
+    policy = {k: plan[k] for k in ("path", "version", "sha256")}
+    return {"policy": {**policy, **stated_review(facts, "operations", plan["sha256"], plan["review"])},
+            "signals": plan["signals"]}  # fmt: skip
 
 
 def _owner_members(facts: ReportFacts, role: str, policy_path: Path) -> list[str] | None:

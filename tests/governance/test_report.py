@@ -734,3 +734,54 @@ def test_an_unsigned_version_says_the_signature_check_did_not_run(lab):
         "registered without a signature (no signature_sha256 in its model_registered event); approve and promote "
         "refuse it once any version of the trail was signed",
     )
+
+
+def test_an_uncommitted_report_policy_changes_nothing_the_report_states(tmp_path, monkeypatch):
+    """B-R: the reviewed policy declares a high-risk use; an uncommitted edit empties it (and renames the provider).
+
+    Before, the report stated the working copy: the high-risk provisions (Art. 10, 12, 18, 19, Annex IV) left the
+    compliance table and the legal basis said none was declared. The report now states the reviewed version and
+    names the uncommitted change as a gap; outside a git checkout it states the file with a "not reviewed" gap.
+    """
+    from e2e_support import commit_reviewed
+    from report_support import use_own_stores
+
+    monkeypatch.chdir(tmp_path)
+    use_own_stores(monkeypatch, tmp_path)
+    monkeypatch.setenv("GOVERN_POLICY_DIR", str(tmp_path / "policies"))
+    built = build_version(Path("."), project="stated")
+    policy = tmp_path / "policies/report.yaml"
+    use = "Annex III 5(b): creditworthiness assessment"
+    reviewed = yaml.safe_load(policy.read_text())
+    reviewed["high_risk_uses"] = [use]
+    reviewed["provider"]["organisation"] = "Reviewed Bank plc"
+    policy.write_text(yaml.safe_dump(reviewed, sort_keys=False))
+    commit = commit_reviewed(tmp_path)
+    edited = {**reviewed, "high_risk_uses": [], "provider": {**reviewed["provider"], "organisation": "Edited Org"}}
+    policy.write_text(yaml.safe_dump(edited, sort_keys=False))
+
+    report = build_report(built.name, built.version, tmp_path / "out")
+    stated = report.facts.operations["policy"]
+    assert stated["review"] == "uncommitted change"
+    assert stated["sha256"] != stated["working_copy_sha256"] == sha256_file(policy)
+    assert report.facts.operations["provider"]["organisation"] == "Reviewed Bank plc"
+    assert use in report.facts.legal_basis
+    assert "Annex IV 2(d)" in [row["ref"] for row in report.facts.compliance]
+    assert (
+        f"{policy}: the working copy has an uncommitted change (sha256 {sha256_file(policy)[:16]}); stated here is "
+        f"the reviewed version at HEAD ({commit[:12]}), not the change"
+    ) in report.facts.gaps["operations"]
+    html = _visible(_text(report.files.html))
+    assert "Edited Org" not in html and "Reviewed Bank plc" in html
+    assert "stated is the reviewed version, not the working copy" in html
+
+    # No reviewed version to fall back on: the working copy is stated, and the report says it was not reviewed
+    import shutil
+
+    shutil.rmtree(tmp_path / ".git")
+    report = build_report(built.name, built.version, tmp_path / "out2")
+    assert report.facts.operations["policy"]["review"] == "not a git checkout"
+    assert report.facts.operations["provider"]["organisation"] == "Edited Org"
+    assert f"{policy}: not reviewed (not a git checkout); what is stated from it was not reviewed" in (
+        report.facts.gaps["operations"]
+    )
