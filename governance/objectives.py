@@ -26,7 +26,6 @@ import importlib
 import inspect
 import logging
 import re
-import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +34,10 @@ from typing import Any, Literal
 from governance import trail
 from governance.errors import ConfigError, GovernanceError, PermissionDenied, PolicyViolation
 from governance.identity import Identity, current_identity
-from governance.policy import load_policy_file, load_yaml
+from governance.policy import load_yaml, read_reviewed_policy
 from governance.policy.approvals import ApprovalsPolicy
 from governance.policy.objectives import CodeReviewApproval, ObjectivesPolicy
+from governance.policy.review import Review, commit_adding
 from governance.trail import Event, Subject
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,19 @@ def objectives_policy_path() -> Path:
 
 
 def load_objectives_policy(path: str | Path | None = None) -> ObjectivesPolicy:
-    """Parse and validate ``policies/objectives.yaml``."""
-    return load_policy_file(path or objectives_policy_path(), ObjectivesPolicy)
+    """Parse and validate ``policies/objectives.yaml``, only as its reviewed version (it decides: see below)."""
+    return read_objectives_policy(path)[0]
+
+
+def read_objectives_policy(path: str | Path | None = None) -> tuple[ObjectivesPolicy, Review]:
+    """The objectives policy and its review: refused unless it is the reviewed version.
+
+    It decides whether a stage may optimise an objective (``rules.approved_hash.severity``: deny or warn), which
+    hashes were approved in code review (``approved``) and which module ``approve-objective`` imports to hash a
+    stage's objectives, so like a gate policy it counts only as committed at the reviewed ref, and what is parsed
+    is the buffer checked (:func:`governance.policy.read_reviewed_policy`).
+    """
+    return read_reviewed_policy(path or objectives_policy_path(), ObjectivesPolicy, "objectives policy")
 
 
 def _approvals_policy() -> ApprovalsPolicy:
@@ -177,28 +188,15 @@ def _params_list(key: str, where: str) -> list[str]:
 # --------------------------------------------------------------------------- code-review approvals
 
 
-def commit_adding(text: str, path: Path) -> str | None:
-    """The oldest commit that added ``text`` to ``path`` (``git log -S``), or None outside git / uncommitted."""
-    path = path.resolve()
-    try:
-        result = subprocess.run(
-            ["git", "log", "--format=%H", "-S", text, "--", path.name],
-            cwd=path.parent,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commits = result.stdout.split()
-    return commits[-1] if commits else None
-
-
 def _code_review_problem(
-    entry: CodeReviewApproval, path: Path, approvals: ApprovalsPolicy
+    entry: CodeReviewApproval, review: Review, approvals: ApprovalsPolicy
 ) -> tuple[str | None, str | None, str | None]:
-    """(commit, role, problem) of a code-review entry: usable when problem is None."""
+    """(commit, role, problem) of a code-review entry of the reviewed policy: usable when problem is None.
+
+    The commit is the one in the reviewed history that added the entry's hash (:func:`commit_adding`): recorded as
+    the approval's evidence, it is on the reviewed branch, never a local commit of one's own.
+    """
+    path = review.path
     role = approvals.acting_role(entry.approved_by, "approve_objective")
     if role is None:
         allowed = ", ".join(approvals.permissions["approve_objective"])
@@ -210,7 +208,7 @@ def _code_review_problem(
                 f"objectives (allowed: {allowed})"
             ),
         )
-    commit = commit_adding(entry.sha256, path)
+    commit = commit_adding(review, entry.sha256)
     if commit is None:
         return None, role, f"is listed in {path} but no git commit adds it; commit it through code review"
     return commit, role, None
@@ -259,8 +257,8 @@ def require_approved_objective(stage: str, hashes: dict[str, str]) -> list[Objec
     """
     if not hashes:
         raise ConfigError(f"{stage}: no objectives given; a stage that optimises a reward must name them")
-    path = objectives_policy_path()
-    policy = load_objectives_policy(path)
+    policy, review = read_objectives_policy()
+    path = review.path
     approvals_policy: ApprovalsPolicy | None = None
     approved: list[ObjectiveApproval] = []
     problems: list[str] = []
@@ -273,7 +271,7 @@ def require_approved_objective(stage: str, hashes: dict[str, str]) -> list[Objec
         detail = "which is not approved"
         for entry in entries:
             approvals_policy = approvals_policy or _approvals_policy()
-            commit, role, problem = _code_review_problem(entry, path, approvals_policy)
+            commit, role, problem = _code_review_problem(entry, review, approvals_policy)
             if problem is None and commit and role:
                 approved.append(ObjectiveApproval.from_event(_record_code_review(entry, commit, role)))
                 break

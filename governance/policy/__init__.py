@@ -180,8 +180,14 @@ def load_reviewed_policy(path: str | Path, model: type[M], what: str = "policy")
     Refuses with one line naming the file when it is not the version committed
     at the reviewed ref (:func:`governance.policy.review.read_reviewed`).
     """
+    return read_reviewed_policy(path, model, what)[0]
+
+
+def read_reviewed_policy(path: str | Path, model: type[M], what: str = "policy") -> tuple[M, Review]:
+    """:func:`load_reviewed_policy` with the :class:`~governance.policy.review.Review` it passed: the reviewed ref and
+    commit, for a caller that must look at the reviewed history itself (where a code-review approval was added)."""
     from governance.policy.review import require_reviewed
 
     path = Path(path)
     review = require_reviewed(path, what)
-    return _with_sha256(validate_model(parse_yaml(review.data, path), model, str(path)), review.data)
+    return _with_sha256(validate_model(parse_yaml(review.data, path), model, str(path)), review.data), review

@@ -248,6 +248,27 @@ def reviewed_version(review: Review) -> bytes | None:
     return result.stdout if result.returncode == 0 else None
 
 
+def commit_adding(review: Review, text: str) -> str | None:
+    """The oldest commit in the reviewed commit's history whose change to the file added ``text`` (``git log -S``).
+
+    Only the reviewed history is searched, from :attr:`Review.commit` (never ``HEAD``: a local commit of one's
+    own is not in it), with git's environment as every review check has it (no caller ``GIT_*`` variable,
+    no replace refs, no grafts). ``None`` for a file that is not reviewed, or where git cannot say.
+    """
+    if not review.reviewed or not review.commit:
+        return None
+    root, _ = _project_root()
+    if root is None:
+        return None
+    relative = review.path.resolve().relative_to(root).as_posix()
+    try:
+        result = _git(["log", "--format=%H", "-S", text, review.commit, "--", relative], root)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    commits = result.stdout.split() if result.returncode == 0 else []
+    return commits[-1] if commits else None
+
+
 def review_status(path: str | Path) -> str | None:
     """``None`` when ``path`` is the reviewed version (see :func:`read_reviewed`); otherwise why it is not."""
     return read_reviewed(path).problem

@@ -162,12 +162,12 @@ def test_code_review_approval_is_recorded_with_its_commit(project):
         for n, h in hashes.items()
     ]
     path = write_objectives(root, module, entries)
-    with pytest.raises(PolicyViolation) as info:
+    with pytest.raises(PolicyViolation) as info:  # listed, not committed: the policy is not the reviewed version
         objectives.require_approved_objective("train_demo", hashes)
-    assert (
-        f"objective exact_reward has sha256 {hashes['exact_reward']} is listed in {path} but no git commit "
-        "adds it; commit it through code review (objective.approved_hash)" in str(info.value)
+    assert str(info.value).startswith(
+        f"{path}: this objectives policy decides, and it is not the reviewed version (uncommitted change)"
     )
+    assert trail.events(event_types=["objective_approved"]) == []
     git(root, "commit", "-q", "-am", "approve demo rewards")
     commit = git(root, "rev-parse", "HEAD")
     approvals = objectives.require_approved_objective("train_demo", hashes)
@@ -204,6 +204,7 @@ def test_code_review_approver_must_hold_the_role(project):
 def test_warn_severity_reports_without_refusing(project, caplog):
     root, module = project
     write_objectives(root, module, [], severity="warn")
+    git(root, "commit", "-q", "-am", "warn only, reviewed")
     assert objectives.require_approved_objective("train_demo", current(module)) == []
     assert "objective exact_reward has sha256" in caplog.text
 
@@ -249,12 +250,15 @@ def test_hashes_from_a_provider_and_params_errors(project, monkeypatch):
     data["stages"]["train_rlhf"] = {"hashes_from": f"{module}_provider:hashes"}
     data["stages"]["train_broken"] = {"reward_module": module, "params_key": "train_broken.reward_funcs"}
     path.write_text(yaml.safe_dump(data))
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "provider and a stage without params, reviewed")
     assert objectives.current_objective_hashes("train_rlhf") == {"reward_model_recipe": "ef" * 32}
     with pytest.raises(ConfigError) as info:
         objectives.current_objective_hashes("train_broken")
     assert str(info.value) == (f"{path}: stages.train_broken.params_key: params.yaml has no train_broken.reward_funcs")
     data["stages"]["train_bad"] = {"reward_module": module, "functions": ["x"], "hashes_from": "a:b"}
     path.write_text(yaml.safe_dump(data))
+    git(root, "commit", "-q", "-am", "an invalid stage, reviewed")
     with pytest.raises(ConfigError, match="give either hashes_from, or reward_module with functions/params_key"):
         objectives.load_objectives_policy()
 
@@ -268,3 +272,59 @@ def test_shipped_reward_functions_are_approved_in_code_review(tmp_path, monkeypa
     approvals = objectives.require_approved_objective("train_grpo", hashes)
     assert [a.objective for a in approvals] == ["correctness_reward", "brevity_reward"]
     assert all(a.source == "code_review" and len(a.evidence["git_commit"]) == 40 for a in approvals)
+
+
+def test_attack_an_uncommitted_warn_severity_does_not_let_an_unapproved_reward_train(project, caplog):
+    """O1: ``rules.approved_hash.severity: warn`` typed into the working copy. Before, the stage logged a warning and
+    trained on a reward nobody approved; the objectives policy now counts only as its reviewed version."""
+    root, module = project
+    path = write_objectives(root, module, [], severity="warn")
+    with pytest.raises(PolicyViolation) as info:
+        objectives.require_approved_objective("train_demo", current(module))
+    assert str(info.value).startswith(
+        f"{path}: this objectives policy decides, and it is not the reviewed version (uncommitted change)"
+    )
+    assert "objective exact_reward has sha256" not in caplog.text
+
+
+def test_attack_an_entry_committed_on_ones_own_is_not_a_code_review_approval(project, monkeypatch):
+    """O2: in a clone of the protected branch, list one's own reward's hash as "approved_by: erin" and commit it
+    locally. Before, ``git log -S`` over HEAD's history found that commit and recorded it in the trail as erin's code
+    review; now only the policy at the reviewed ref (origin/main) counts, and a commit is searched for only there."""
+    root, module = project
+    hashes = current(module)
+    git(root, "branch", "-M", "main")  # the protected branch: origin/main in every clone
+    clone = root.parent / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    entries = [
+        {"stage": "train_demo", "objective": n, "sha256": h, "approved_by": "erin", "reason": "reviewed (it was not)"}
+        for n, h in hashes.items()
+    ]
+    write_objectives(clone, module, entries)
+    git(clone, "commit", "-q", "-am", "mine, not reviewed")
+    monkeypatch.chdir(clone)
+    monkeypatch.setenv("GOVERN_POLICY_DIR", str(clone / "policies"))
+    with pytest.raises(PolicyViolation) as info:
+        objectives.require_approved_objective("train_demo", hashes)
+    assert "this objectives policy decides, and it is not the reviewed version (uncommitted change)" in str(info.value)
+    assert "git checkout origin/main -- " in str(info.value)
+    assert trail.events(event_types=["objective_approved"]) == []
+
+
+def test_the_code_review_commit_is_searched_for_in_the_reviewed_history_only(project, monkeypatch):
+    """The evidence commit is the reviewed commit's ancestor that added the hash, found with git's environment
+    cleaned: a ``GIT_DIR`` at a repository of one's own changes neither the review nor the commit recorded."""
+    root, module = project
+    hashes = current(module)
+    entries = [
+        {"stage": "train_demo", "objective": n, "sha256": h, "approved_by": "erin", "reason": "reviewed in PR 12"}
+        for n, h in hashes.items()
+    ]
+    write_objectives(root, module, entries)
+    git(root, "commit", "-q", "-am", "approve demo rewards")
+    reviewed = git(root, "rev-parse", "HEAD")
+    evil = root.parent / "evil"
+    subprocess.run(["git", "init", "-q", str(evil)], check=True)
+    monkeypatch.setenv("GIT_DIR", str(evil / ".git"))
+    approvals = objectives.require_approved_objective("train_demo", hashes)
+    assert {a.evidence["git_commit"] for a in approvals} == {reviewed}

@@ -136,7 +136,8 @@ def _guarded_env(workdir: Path, log: Path) -> dict[str, str]:
         NO_NETWORK_LOG=str(log),
         # An empty cache: a suffix list cached by an earlier (online) run would hide a fetch
         TLDEXTRACT_CACHE=str(workdir / "tldextract-cache"),
-        GOVERN_POLICY_DIR=str(REPO / "policies"),
+        # The reviewed copy in the checkout the commands run in (registered: build_version committed it there)
+        GOVERN_POLICY_DIR=str(workdir / "policies"),
     )
     return env
 
