@@ -14,7 +14,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,21 +144,16 @@ def sha256_json(value: Any) -> str:
 
 
 def git_state(repo: str | Path = ".") -> dict[str, Any]:
-    """The commit and dirty flag of the checkout, or ``unknown`` outside git."""
+    """The commit and dirty flag of the checkout, or ``unknown`` outside git.
 
-    def run(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip()
+    Decided from the files' bytes against the commit's tree with git's environment cleaned
+    (:func:`governance.policy.review.checkout_state`): an edit hidden from ``git status`` (``--assume-unchanged``,
+    ``--skip-worktree``, a clean filter, ``GIT_INDEX_FILE`` or ``GIT_DIR`` of one's own) is still dirty.
+    """
+    from governance.policy.review import checkout_state
 
-    commit = run("rev-parse", "HEAD")
-    if commit is None:
-        return {"commit": "unknown", "dirty": None}
-    # dvc.lock is rewritten by `dvc repro` itself as stages finish; it does not make the code dirty
-    status = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock")
-    return {"commit": commit, "dirty": bool(status)}
+    state = checkout_state(repo)
+    return {"commit": state["commit"], "dirty": state["dirty"]}
 
 
 def lock_file_hash(repo: str | Path = ".") -> str:

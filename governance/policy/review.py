@@ -269,6 +269,65 @@ def commit_adding(review: Review, text: str) -> str | None:
     return commits[-1] if commits else None
 
 
+#: Rewritten by ``dvc repro`` itself as stages finish: it does not make the code dirty
+NOT_CODE = ("dvc.lock",)
+
+
+def checkout_state(repo: str | Path = ".") -> dict[str, object]:
+    """The commit checked out at ``repo`` and whether the files there differ from it, as recorded in a lineage.
+
+    ``{"commit": id, "dirty": bool, "changed": [up to 20 paths]}``, or ``{"commit": "unknown", "dirty": None,
+    "changed": []}`` outside git. Dirty is decided from the bytes, not from git's own status: each file of the
+    commit's tree is read and its blob id computed here (:func:`_blob_id`), so neither ``git update-index
+    --assume-unchanged``/``--skip-worktree``, nor a clean filter in ``.git/info/attributes``, nor an index or
+    ``GIT_DIR`` of one's own (git runs with the review check's clean environment) hides an edit; a file staged
+    that the commit lacks counts too. ``dvc.lock`` (:data:`NOT_CODE`) is left out.
+    """
+    repo = Path(repo)
+    try:
+        head = _git(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], repo)
+        if head.returncode != 0 or not head.stdout.strip():
+            return {"commit": "unknown", "dirty": None, "changed": []}
+        top = Path(_git(["rev-parse", "--show-toplevel"], repo).stdout.strip())
+        tree = _git(["ls-tree", "-r", "-z", "--full-tree", head.stdout.strip()], repo, text=False)
+        staged = _git(["ls-files", "-z", "--full-name"], top, text=False)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return {"commit": "unknown", "dirty": None, "changed": []}
+    committed: dict[str, tuple[str, str]] = {}
+    for entry in tree.stdout.split(b"\0"):
+        if entry:
+            meta, _, name = entry.partition(b"\t")
+            mode, _, blob = meta.decode().split(" ")
+            committed[name.decode("utf-8", "surrogateescape")] = (mode, blob)
+    changed = [
+        name for name, (mode, blob) in committed.items() if name not in NOT_CODE and _differs(top / name, mode, blob)
+    ]
+    changed += [
+        name
+        for name in (n.decode("utf-8", "surrogateescape") for n in staged.stdout.split(b"\0") if n)
+        if name not in committed and name not in NOT_CODE
+    ]
+    return {"commit": head.stdout.strip(), "dirty": bool(changed), "changed": sorted(changed)[:20]}
+
+
+def _differs(path: Path, mode: str, blob: str) -> bool:
+    """Whether the file at ``path`` is not the committed ``blob`` of ``mode`` (a submodule is left to its own)."""
+    if mode == "160000":
+        return False
+    try:
+        if mode == "120000":
+            data = os.readlink(path).encode("utf-8", "surrogateescape")
+        elif path.is_symlink():
+            return True
+        else:
+            data = path.read_bytes()
+    except OSError:
+        return True  # deleted, or unreadable: not the committed file
+    if mode in ("100644", "100755") and path.is_file() and (os.access(path, os.X_OK) != (mode == "100755")):
+        return True
+    return _blob_id(data, len(blob)) != blob
+
+
 def review_status(path: str | Path) -> str | None:
     """``None`` when ``path`` is the reviewed version (see :func:`read_reviewed`); otherwise why it is not."""
     return read_reviewed(path).problem

@@ -782,6 +782,7 @@ def test_an_uncommitted_report_policy_changes_nothing_the_report_states(tmp_path
     report = build_report(built.name, built.version, tmp_path / "out2")
     assert report.facts.operations["policy"]["review"] == "not a git checkout"
     assert report.facts.operations["provider"]["organisation"] == "Edited Org"
-    assert f"{policy}: not reviewed (not a git checkout); what is stated from it was not reviewed" in (
-        report.facts.gaps["operations"]
+    assert (
+        f"{policy}: not reviewed (not a git checkout); what is stated from it was not reviewed"
+        in (report.facts.gaps["operations"])
     )

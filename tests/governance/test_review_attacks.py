@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from governance.policy.review import read_reviewed, review_status
+from governance.policy.review import checkout_state, read_reviewed, review_status
 
 REVIEWED = 'version: "1"\nkeys: []\n'
 FORGED = (
@@ -202,3 +202,44 @@ def test_attack_deleting_the_protected_branchs_ref_reviews_nothing_where_the_ref
     monkeypatch.delenv("GOVERN_REVIEWED_REF")
     review = read_reviewed(FILE)
     assert (review.problem, review.ref) == (None, "HEAD")  # the default's sandbox fallback, recorded as such
+
+
+# --------------------------------------------------------------------------- the commit a lineage records
+
+
+def test_a_clean_checkout_is_clean_and_a_staged_new_file_is_not(project):
+    from governance.lineage import git_state
+
+    head = git(project, "rev-parse", "HEAD")
+    assert git_state(project) == {"commit": head, "dirty": False}
+    (project / "dvc.lock").write_text("schema: '2.0'\n")  # dvc repro writes it: not code
+    git(project, "add", "dvc.lock")
+    assert git_state(project)["dirty"] is False
+    (project / "extra.py").write_text("x = 1\n")
+    git(project, "add", "extra.py")
+    assert checkout_state(project)["changed"] == ["extra.py"]
+
+
+@pytest.mark.parametrize("hide", ["assume-unchanged", "skip-worktree", "clean filter", "GIT_DIR"])
+def test_attack_an_edit_hidden_from_git_status_is_still_recorded_as_dirty(project, tmp_path, monkeypatch, hide):
+    """L1: train from edited code, hiding the edit from ``git status``, so the lineage, the registry tag and the report
+    say "commit X, no uncommitted changes". Before, the lineage believed ``git status --porcelain``; now each file's
+    bytes are compared with the commit's blob, with git's environment cleaned."""
+    head = git(project, "rev-parse", "HEAD")
+    (project / FILE).write_text(FORGED)
+    if hide in ("assume-unchanged", "skip-worktree"):
+        git(project, "update-index", f"--{hide}", FILE)
+    elif hide == "clean filter":  # local only (.git/info, .git/config): shows git the committed text instead
+        (project / ".git/info/attributes").write_text(f"{FILE} filter=lie\n")
+        git(project, "config", "filter.lie.clean", f"cat >/dev/null; git show HEAD:{FILE}")
+        git(project, "add", FILE)  # the index holds the committed blob with the edited file's stat: status is clean
+    else:
+        evil = attackers_repository(tmp_path)
+        monkeypatch.setenv("GIT_DIR", str(evil / ".git"))
+    if hide != "GIT_DIR":  # what git itself says: nothing changed
+        assert subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project,
+                              capture_output=True, text=True, check=True).stdout == ""  # fmt: skip
+    from governance.lineage import git_state
+
+    assert git_state(project) == {"commit": head, "dirty": True}
+    assert checkout_state(project)["changed"] == [FILE]
