@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from governance.datasets.hashed import HashedFile, read_hashed
 from governance.errors import ConfigError, DataError, PolicyViolation
 from governance.gates import (
+    DatasetRef,
     GateDecision,
     PublishedDecision,
     judged_files,
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 
 #: Where the gates every file trained on must pass are named (``evidence.required_gates``).
 REPORT_POLICY = Path("policies/report.yaml")
+#: The gate whose decisions say which file was held out for evaluation (``details.files[path].role == "eval"``)
+VALIDATION_GATE = "validation"
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def required_gates(policy_path: str | Path = REPORT_POLICY) -> list[str]:
             f"{path}: file not found; training reads evidence.required_gates from it (the gates every file "
             "trained on must pass)"
         )
-    return list(load_reviewed_policy(path, ReportPolicy, 'list of required gates').evidence.required_gates)
+    return list(load_reviewed_policy(path, ReportPolicy, "list of required gates").evidence.required_gates)
 
 
 def read_gated_data(
@@ -218,3 +221,55 @@ def require_required_gate_events(
             f"{source}: records no decision of the {', '.join(missing)} gate, which {report_policy} requires for "
             "every file trained on (evidence.required_gates); retrain under every required gate: dvc repro"
         )
+
+
+# --------------------------------------------------------------------------- evaluation: the held-out split
+
+
+def read_held_out_records(path: str | Path, trained: Mapping, model_dir: str | Path) -> tuple[list, DatasetRef]:
+    """An evaluation's data, read once, refused unless those bytes are the held-out split of the model's training data.
+
+    Held out means: a validation gate decision the model's training recorded (``trained["gates"]``, believed only
+    through the signed event that published its exact bytes, :func:`~governance.gates.read_published_decision`)
+    judged these bytes in the ``eval`` role beside the training file, so its ``data.train_eval_overlap`` rule
+    checked them against what was trained on. Params choose the path (``eval_file``); they cannot make the training
+    file, or data no gate held out, the data an evaluation decides on (``-S evaluate_sft.eval_file=…/train.jsonl``
+    would measure the loss on what the model memorised).
+    """
+    from governance.gates import read_judged_records
+
+    records, ref = read_judged_records(path)  # the bytes judged are the bytes named
+    held_out = held_out_splits(trained, model_dir)
+    if ref.sha256 not in held_out:
+        recorded = [e["decision"] for e in trained.get("gates") or [] if e.get("gate") == VALIDATION_GATE]
+        named = "; ".join(f"{where} held out {eval_path}" for eval_path, where in sorted(set(held_out.values())))
+        if not named:
+            named = f"{', '.join(recorded)} held out no file" if recorded else "it recorded no validation decision"
+        raise PolicyViolation(
+            f"{path}: not the held-out split of {model_dir}'s training data: its bytes (sha256 {ref.sha256[:12]}…) "
+            f"are no eval file a validation gate the model's training recorded checked against the training file "
+            f"({named}); an evaluation decides only on held-out data: set "
+            "eval_file to the held-out split"
+        )
+    return records, ref
+
+
+def held_out_splits(trained: Mapping, model_dir: str | Path) -> dict[str, tuple[str, str]]:
+    """``{sha256: (eval path, decision path)}`` of the files the model's recorded validation decisions held out."""
+    found: dict[str, tuple[str, str]] = {}
+    for entry in trained.get("gates") or []:
+        if entry.get("gate") != VALIDATION_GATE or not entry.get("decision"):
+            continue
+        published = read_published_decision(entry["decision"])
+        if published.sha256 != entry.get("decision_sha256"):
+            raise PolicyViolation(
+                f"{entry['decision']}: sha256 {published.sha256[:12]}… is not the validation decision "
+                f"{model_dir} was trained under ({str(entry.get('decision_sha256'))[:12]}…); the data was validated "
+                "again since training: retrain (dvc repro)"
+            )
+        judged = _judged(published)
+        for name, info in (published.decision.details.get("files") or {}).items():
+            digest = judged.get(str(Path(name)))
+            if isinstance(info, dict) and info.get("role") == "eval" and digest:
+                found[digest] = (str(name), str(entry["decision"]))
+    return found

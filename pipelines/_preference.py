@@ -23,8 +23,8 @@ from typing import Any
 
 from governance.errors import ConfigError, DataError, PolicyViolation
 from governance.evaluation import metrics_record
-from governance.gates import GateDecision, publish_decision
-from governance.lineage import read_manifest, sha256_file, verified_model_sha256, write_manifest
+from governance.gates import DatasetRef, GateDecision, publish_decision
+from governance.lineage import read_manifest, verified_model_sha256, write_manifest
 from governance.records import iter_records
 from governance.statistics import Evidence, Groups, Outcomes, Resampled, ratio_of_sums, shares
 from governance.validation.schema import normalized_hash
@@ -480,7 +480,7 @@ def publish_evaluation(
     decision: GateDecision,
     trained: dict[str, Any],
     params: dict[str, Any],
-    eval_file: str,
+    eval_file: DatasetRef,
     generations: list[dict[str, str]] | None = None,
     bound: dict[str, str] | None = None,
 ) -> None:
@@ -508,7 +508,7 @@ def publish_evaluation(
         {
             "stage": stage,
             "model_sha256": trained["model_sha256"],
-            "eval_file": {"path": eval_file, "sha256": sha256_file(eval_file)},
+            "eval_file": {"path": eval_file.path, "sha256": eval_file.sha256},  # the bytes evaluated, one read
             "decision_passed": decision.passed,
             "params": params,
         },

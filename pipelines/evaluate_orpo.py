@@ -25,9 +25,10 @@ from pydantic import Field
 
 from governance.approvals import production_metrics
 from governance.evaluation import evaluate_gate
-from governance.gates import load_waivers, read_judged_records
+from governance.gates import load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
+from governance.training_data import read_held_out_records
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
     drift_evidence,
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     trained = read_manifest(params.model_dir)
     # Only the parent this policy was trained from is its reference
     require_parent(trained, params.model_dir, params.parent_model)
-    eval_records, eval_ref = read_judged_records(params.eval_file)  # the bytes judged are the bytes named
+    # The bytes judged are the bytes named, and the held-out split the model's validation gate checked
+    eval_records, eval_ref = read_held_out_records(params.eval_file, trained, params.model_dir)
     pairs = [r.data for r in eval_records]
     policy, tokenizer = load_model(params.model_dir)
     reference, _ = load_model(params.parent_model)
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         decision=decision,
         trained=trained,
         params=params.model_dump(),
-        eval_file=params.eval_file,
+        eval_file=eval_ref,
         bound=bound,
         generations=[
             {"prompt": p[-1]["content"], "completion": g, "parent_completion": s}

@@ -31,10 +31,11 @@ from pydantic import Field
 from governance.approvals import production_metrics
 from governance.errors import PolicyViolation
 from governance.evaluation import evaluate_gate, metrics_record
-from governance.gates import load_waivers, publish_decision, read_judged_records
-from governance.lineage import read_manifest, sha256_file, write_manifest
+from governance.gates import load_waivers, publish_decision
+from governance.lineage import read_manifest, write_manifest
 from governance.policy import Strict
 from governance.statistics import Evidence, Outcomes, Resampled, paired, shares
+from governance.training_data import read_held_out_records
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._safety import SafetyParams, evaluate_policy_safety
 from pipelines._training import load_model, log_evaluation, with_run_context
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(params.out_dir)
     trained = read_manifest(params.model_dir)
     require_parent(trained, params.model_dir, params.parent_model)
-    eval_records, eval_ref = read_judged_records(params.eval_file)  # the bytes judged are the bytes named
+    # The bytes judged are the bytes named, and the held-out split the model's validation gate checked
+    eval_records, eval_ref = read_held_out_records(params.eval_file, trained, params.model_dir)
     records = [r.data for r in eval_records]
     prompts = [r["prompt"] for r in records]
     # Greedy completions of the held-out prompts, parent vs tuned, and the KL between them
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             "model_sha256": trained["model_sha256"],
             "parent_model_sha256": trained["parent"]["model_sha256"],
             "reward_model_sha256": rm_manifest["model_sha256"],
-            "eval_file": {"path": params.eval_file, "sha256": sha256_file(params.eval_file)},
+            "eval_file": {"path": params.eval_file, "sha256": eval_ref.sha256},  # the bytes evaluated, one read
             "decision_passed": decision.passed,
             "params": params.model_dump(),
         },

@@ -22,9 +22,10 @@ from pydantic import Field
 
 from governance.approvals import production_metrics
 from governance.evaluation import evaluate_gate
-from governance.gates import load_waivers, read_judged_records
+from governance.gates import load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
+from governance.training_data import read_held_out_records
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import (
     load_reward_model,
@@ -53,7 +54,8 @@ class EvaluateRmParams(Strict):
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateRmParams)
     trained = read_manifest(params.model_dir)
-    eval_records, eval_ref = read_judged_records(params.eval_file)  # the bytes judged are the bytes named
+    # The bytes judged are the bytes named, and the held-out split the model's validation gate checked
+    eval_records, eval_ref = read_held_out_records(params.eval_file, trained, params.model_dir)
     pairs = [r.data for r in eval_records]
     # Score chosen and rejected conversations of every held-out pair
     model, tokenizer = load_reward_model(params.model_dir)
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         decision=decision,
         trained=trained,
         params=params.model_dump(),
-        eval_file=params.eval_file,
+        eval_file=eval_ref,
         bound=bound,
     )
     log.info(

@@ -23,10 +23,11 @@ from pydantic import Field
 
 from governance.approvals import production_metrics
 from governance.evaluation import evaluate_gate, metrics_record
-from governance.gates import load_waivers, publish_decision, read_judged_records
-from governance.lineage import read_manifest, sha256_file, write_manifest
+from governance.gates import load_waivers, publish_decision
+from governance.lineage import read_manifest, write_manifest
 from governance.policy import Strict
 from governance.statistics import Evidence, Resampled, shares
+from governance.training_data import read_held_out_records
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import require_parent
 from pipelines._safety import SafetyParams, evaluate_policy_safety
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     trained = read_manifest(params.model_dir)
     # The safety comparison's parent is the base model this SFT model was trained from, recomputed from its files
     require_parent(trained, params.model_dir, params.base_model)
-    eval_records, eval_ref = read_judged_records(params.eval_file)  # the bytes judged are the bytes named
+    # The bytes judged are the bytes named, and the held-out split the model's validation gate checked
+    eval_records, eval_ref = read_held_out_records(params.eval_file, trained, params.model_dir)
     conversations = [r.data["messages"] for r in eval_records]
     # Held-out loss and perplexity, base vs tuned
     base, tokenizer = load_model(params.base_model)
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "stage": STAGE,
             "model_sha256": trained["model_sha256"],
-            "eval_file": {"path": params.eval_file, "sha256": sha256_file(params.eval_file)},
+            "eval_file": {"path": params.eval_file, "sha256": eval_ref.sha256},  # the bytes evaluated, one read
             "decision_passed": decision.passed,
             "params": params.model_dump(),
         },

@@ -66,6 +66,14 @@ def safety_params(
     }
 
 
+def gate_details(gate: str, files: list[str] | list[Path]) -> dict | None:
+    """What a real validation decision says of each file's role (``details.files``): the evaluation stages hold out
+    only a file a validation decision judged as ``eval``; a file named ``eval.jsonl`` is the eval split here."""
+    if gate != "validation":
+        return None
+    return {"files": {str(f): {"role": "eval" if Path(f).stem == "eval" else "train"} for f in files}}
+
+
 def publish_passing_gates(dataset: str, files: list[str] | None = None) -> None:
     """Passing PII and validation decisions for these exact files (default: the prepared train and eval files
     of ``dataset``), as the gate stages publish them, into the audit trail in force."""
@@ -78,5 +86,6 @@ def publish_passing_gates(dataset: str, files: list[str] | None = None) -> None:
             policy_path=f"policies/{'pii' if gate == 'pii' else 'data'}.yaml",
             policy_version="1.0",
             violations=[],
+            details=gate_details(gate, files),
         )
         publish_decision(decision, f"artifacts/{stage}/decision.json")

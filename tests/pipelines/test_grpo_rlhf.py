@@ -18,7 +18,7 @@ import pytest
 import yaml
 from corpus_support import CORPUS_PARAMS, gate_corpus, write_corpus
 from e2e_support import commit_reviewed
-from safety_support import gate_safety_sets, republish_gate_decisions, safety_params
+from safety_support import gate_details, gate_safety_sets, republish_gate_decisions, safety_params
 
 from governance.errors import ConfigError
 from governance.evaluation import check_metrics, load_eval_policy
@@ -86,6 +86,7 @@ def _gate(dataset: str, files: list[Path]) -> list[str]:
             policy_path=f"policies/{'pii' if gate == 'pii' else 'data'}.yaml",
             policy_version="1.0",
             violations=[],
+            details=gate_details(gate, files),
         )
         path = f"artifacts/{stage}/decision.json"
         publish_decision(decision, path, policy_sha256=sha256_file(REPO / decision.policy_path))  # as the gate read it

@@ -539,6 +539,29 @@ def test_evaluation_refuses_a_parent_the_policy_was_not_trained_from(
     assert not (ws / out).exists()
 
 
+@pytest.mark.parametrize("method", ["sft", "dpo"])
+def test_attack_an_evaluation_on_the_training_data_is_refused(ws, trained, capsys, method):
+    """E4: `-S evaluate_sft.eval_file=data/prepared/sft/train.jsonl` measures the held-out loss (and DPO's reward
+    accuracy) on what the model was trained on, so a model that only memorised passes. The file passed every gate,
+    as training data; it is not the split the validation gate held out, so the evaluation refuses before loading a
+    model and writes nothing."""
+    if method != "sft":  # the workspace trains SFT itself
+        trained(method)
+    dataset = "sft" if method == "sft" else DATASET[method]
+    train_file, out = f"data/prepared/{dataset}/train.jsonl", f"artifacts/evaluate_{method}_on_train"
+    _write_params(ws, **{f"evaluate_{method}": {"eval_file": train_file, "out_dir": out}})
+    assert {**EVALUATE, "sft": evaluate_sft}[method].main([]) == 1
+    validation = f"artifacts/validate_{dataset}/decision.json"
+    assert _error_line(capsys) == (
+        f"evaluate_{method}: PolicyViolation: {train_file}: not the held-out split of artifacts/train_{method}'s "
+        f"training data: its bytes (sha256 {sha256_file(ws / train_file)[:12]}…) are no eval file a validation gate "
+        f"the model's training recorded checked against the training file ({validation} held out "
+        f"data/prepared/{dataset}/eval.jsonl); an evaluation decides only on held-out data: set eval_file to the "
+        "held-out split"
+    )
+    assert not (ws / out).exists()
+
+
 @pytest.mark.parametrize("method", ["rm", "dpo"])
 def test_lora_adapter_trains_and_is_merged(ws, trained, method):
     trained(method)
