@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from governance.gates import PublishedDecision, read_published_decision, require_recorded_gates
+from governance.gates import GateDecision, PublishedDecision, read_published_decision, require_recorded_gates
 from governance.identity import current_user
 from governance.lineage import read_manifest, sha256_json
 from governance.policy import Strict
@@ -99,6 +99,26 @@ def version_tags(
     return tags
 
 
+def require_method(method: str, manifest: dict, evaluated: GateDecision, section: str) -> None:
+    """Refuse a ``method`` in params that is not the one the model was trained with and its signed evaluation judged.
+
+    The method names the registered model (``<project>-<method>``) and chooses its lowest approval tier
+    (``min_tier_by_method``): ``-S register_rlhf.method=sft`` would register an RLHF policy where an SFT model's one
+    approval suffices. Believed: the evaluation decision's method (its bytes are what a signed event published), and
+    the training manifest's, which must agree.
+    """
+    from governance.errors import PolicyViolation
+
+    judged = evaluated.details.get("method")
+    trained = manifest.get("method")
+    if method != judged or method != trained:
+        raise PolicyViolation(
+            f"params.yaml: register_{section}.method: {method}, but the model was trained as {trained} and its "
+            f"evaluation ({evaluated.stage}) judged it under the {judged} rules; the registered name and the "
+            "approval tier follow the method trained: set method to the one trained"
+        )
+
+
 def lineage_key(method: str, trained: dict) -> str:
     """What makes a version the same version: its weights, data, parent and training params — by content.
 
@@ -167,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Every gate the reviewed policies/report.yaml requires, not only those the manifest lists
     require_required_gate_events(gates, str(Path(params.model_dir) / "manifest.json"))
+    # The method names the registered model and sets its lowest approval tier: it is the one trained and evaluated
+    require_method(params.method, manifest, evaluated.decision, argv[0])
     trained = with_run_context(manifest)
     eval_decision = evaluated.decision
     tags = version_tags(project, params, trained, gates, evaluated)

@@ -452,6 +452,23 @@ def test_registration_names_the_method_and_resolves_the_parent_version(ws, train
     assert version.tags["lineage.model_sha256"] == read_manifest(ws / f"artifacts/train_{method}")["model_sha256"]
 
 
+def test_attack_a_method_in_params_other_than_the_one_trained_is_refused(ws, trained, capsys):
+    """G3: `-S register_dpo.method=sft` registers the DPO policy as `<project>-sft`, under SFT's lowest approval tier
+    (`min_tier_by_method`), as if it were the SFT model. The method is the one the signed evaluation judged."""
+    trained("dpo")
+    out = "artifacts/register_dpo_as_sft"
+    _write_params(ws, register_dpo={"method": "sft", "out_dir": out})
+    before = {(v.name, v.version) for v in mlflow.MlflowClient().search_model_versions()}
+    assert register.main(["dpo"]) == 1
+    assert _error_line(capsys).endswith(
+        "PolicyViolation: params.yaml: register_dpo.method: sft, but the model was trained as dpo and its evaluation "
+        "(evaluate_dpo) judged it under the dpo rules; the registered name and the approval tier follow the method "
+        "trained: set method to the one trained"
+    )
+    assert not (ws / out).exists()
+    assert {(v.name, v.version) for v in mlflow.MlflowClient().search_model_versions()} == before
+
+
 def test_denied_evaluation_exits_zero_and_registers_as_eval_failed(ws, trained):
     trained("dpo")
     policy = yaml.safe_load((ws / "policies/eval.yaml").read_text())

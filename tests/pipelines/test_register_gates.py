@@ -57,7 +57,7 @@ def _evaluate(violations=()) -> None:
         policy_path="policies/eval.yaml",
         policy_version="1",
         violations=list(violations),
-        details={"metrics": {"perplexity_ratio_vs_base": 1.3 if violations else 0.8}},
+        details={"method": "sft", "metrics": {"perplexity_ratio_vs_base": 1.3 if violations else 0.8}},
     )
     publish_decision(decision, EVAL_DECISION, evidence={"model_sha256": MODEL})
     Path("artifacts/evaluate_sft/manifest.json").write_text(
@@ -69,6 +69,7 @@ def _trained() -> None:
     """The training manifest train_sft writes: the decision it was trained under, by SHA-256, and its data."""
     manifest = {
         "stage": "train_sft",
+        "method": "sft",
         "model_path": "artifacts/train_sft",
         "model_sha256": MODEL,
         "gates": [
