@@ -237,15 +237,8 @@ def reviewed_version(review: Review) -> bytes | None:
     """
     if review.problem != "uncommitted change" or not review.commit:
         return None
-    root, _ = _project_root()
-    if root is None:
-        return None
-    relative = review.path.resolve().relative_to(root).as_posix()
-    try:
-        result = _git(["cat-file", "blob", f"{review.commit}:{relative}"], root, text=False)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout if result.returncode == 0 else None
+    result = _git_on_file(review, lambda relative: ["cat-file", "blob", f"{review.commit}:{relative}"], text=False)
+    return result.stdout if result is not None and result.returncode == 0 else None
 
 
 def commit_adding(review: Review, text: str) -> str | None:
@@ -257,16 +250,22 @@ def commit_adding(review: Review, text: str) -> str | None:
     """
     if not review.reviewed or not review.commit:
         return None
+    commit = str(review.commit)
+    result = _git_on_file(review, lambda relative: ["log", "--format=%H", "-S", text, commit, "--", relative])
+    commits = result.stdout.split() if result is not None and result.returncode == 0 else []
+    return commits[-1] if commits else None
+
+
+def _git_on_file(review: Review, args, *, text: bool = True) -> subprocess.CompletedProcess | None:
+    """git run in the project's checkout on the reviewed file (``args(relative path)``), as the review check runs
+    it; ``None`` where there is no checkout or git cannot answer."""
     root, _ = _project_root()
     if root is None:
         return None
-    relative = review.path.resolve().relative_to(root).as_posix()
     try:
-        result = _git(["log", "--format=%H", "-S", text, review.commit, "--", relative], root)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return _git(args(review.path.resolve().relative_to(root).as_posix()), root, text=text)
+    except (FileNotFoundError, subprocess.TimeoutExpired, ValueError):
         return None
-    commits = result.stdout.split() if result.returncode == 0 else []
-    return commits[-1] if commits else None
 
 
 #: Rewritten by ``dvc repro`` itself as stages finish: it does not make the code dirty
