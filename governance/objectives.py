@@ -34,7 +34,7 @@ from typing import Any, Literal
 from governance import trail
 from governance.errors import ConfigError, GovernanceError, PermissionDenied, PolicyViolation
 from governance.identity import Identity, current_identity
-from governance.policy import load_yaml, read_reviewed_policy
+from governance.policy import load_reviewed_policy, load_yaml, read_reviewed_policy
 from governance.policy.approvals import ApprovalsPolicy
 from governance.policy.objectives import CodeReviewApproval, ObjectivesPolicy
 from governance.policy.review import Review, commit_adding
@@ -122,9 +122,12 @@ def read_objectives_policy(path: str | Path | None = None) -> tuple[ObjectivesPo
 
 
 def _approvals_policy() -> ApprovalsPolicy:
-    from governance.approvals import load_approvals_policy
+    """Who may approve an objective: the reviewed approvals policy only, as for who may grant a gate waiver
+    (:func:`governance.gates.load_waivers`). An uncommitted edit that gives oneself ``objective_owner`` is refused."""
+    from governance.policy.approvals import approvals_policy_path
 
-    return load_approvals_policy()
+    what = "approvals policy (who may approve objectives)"
+    return load_reviewed_policy(approvals_policy_path(), ApprovalsPolicy, what)
 
 
 def _key(stage: str, name: str) -> str:

@@ -328,3 +328,22 @@ def test_the_code_review_commit_is_searched_for_in_the_reviewed_history_only(pro
     monkeypatch.setenv("GIT_DIR", str(evil / ".git"))
     approvals = objectives.require_approved_objective("train_demo", hashes)
     assert {a.evidence["git_commit"] for a in approvals} == {reviewed}
+
+
+def test_attack_an_uncommitted_role_does_not_let_one_approve_ones_own_reward(project, monkeypatch, capsys):
+    """O3: give oneself ``objective_owner`` in an uncommitted ``policies/approvals.yaml``, then approve one's own
+    reward. Before, approve-objective read the working copy and recorded the approval, and the stage trained on it."""
+    root, module = project
+    path = root / "policies" / "approvals.yaml"
+    policy = yaml.safe_load(path.read_text())
+    policy["roles"]["objective_owner"].append("mallory")
+    path.write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("GOVERN_USER", "mallory")
+    assert main(["approve-objective", "train_demo", "--reason", "mine"]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"govern: {path}: this approvals policy (who may approve objectives) decides, and it is not the reviewed "
+        "version (uncommitted change)"
+    )
+    assert trail.events(event_types=["objective_approved"]) == []
+    with pytest.raises(PolicyViolation):
+        objectives.require_approved_objective("train_demo", current(module))
