@@ -71,21 +71,39 @@ def _reason(reason: str) -> str:
     return reason
 
 
-def _deny(action: str, name: str, version: str, identity: Identity, message: str, rule_ids: list[str]) -> None:
-    from governance.approvals import record_denial
+def _policy(action: str, name: str, version: str, identity: Identity):
+    """The approvals policy that decides ``action`` on ``name`` v``version``.
 
-    record_denial(action, name, version, identity=identity, policy=_policy(), message=message, rule_ids=rule_ids)
+    Closing an incident re-opens deployment of the version, so like every version action it is decided by the
+    policy the trail pins for the version (:func:`governance.approvals.policy_pin_message`): under a copied or
+    uncommitted file it is refused, and the refusal recorded. Opening one raises an alarm and is decided by the
+    policy in force: an alarm is never held back by a file, and one opened without cause is closed by a release
+    manager under the pinned policy; a withdrawal it triggers is a version action, refused under any other file.
+    """
+    from governance.approvals import (
+        POLICY_PINNED_RULE,
+        model_state,
+        policy_in_force,
+        policy_pin_message,
+        policy_trail,
+        record_denial,
+    )
 
-
-def _policy():
-    from governance.approvals import load_approvals_policy
-
-    return load_approvals_policy()
+    in_force = policy_in_force()
+    if action != "close_incident":
+        return in_force.policy
+    message = policy_pin_message(model_state(name).version(version), in_force, policy_trail())
+    if message is None:
+        return in_force.policy
+    line = f"{action} refused by {POLICY_PINNED_RULE}: {name} v{version}: {message}"
+    record_denial(action, name, version, identity=identity, policy=in_force.policy, message=line,
+                  rule_ids=[POLICY_PINNED_RULE])  # fmt: skip
+    raise PolicyViolation(line)
 
 
 def _require_role(action: str, name: str, version: str, identity: Identity) -> str:
-    """The acting role for ``action``; otherwise the refusal is recorded and raised."""
-    policy = _policy()
+    """The acting role for ``action`` under the pinned policy; otherwise the refusal is recorded and raised."""
+    policy = _policy(action, name, version, identity)
     role = policy.acting_role(identity.user, action)
     if role is not None:
         return role
@@ -96,7 +114,10 @@ def _require_role(action: str, name: str, version: str, identity: Identity) -> s
         f"{action} refused by {policy.rules.role_required.id}: {name} v{version}: {identity.user} holds no role "
         f"allowed to {words} (allowed: {allowed}; {identity.user}'s roles: {held})"
     )
-    _deny(action, name, version, identity, message, [policy.rules.role_required.id])
+    from governance.approvals import record_denial
+
+    record_denial(action, name, version, identity=identity, policy=policy, message=message,
+                  rule_ids=[policy.rules.role_required.id])  # fmt: skip
     raise PermissionDenied(message)
 
 
@@ -149,7 +170,7 @@ def _withdraw_where_the_policy_says(incident: Incident, identity: Identity) -> I
     """Withdraw the incident's version when ``incidents.withdraw_on`` covers its severity and it serves."""
     from governance.approvals import model_state, withdraw
 
-    setting = _policy().incidents
+    setting = _policy("open_incident", incident.name, incident.version, identity).incidents
     if not setting.withdraws(incident.severity) or not model_state(incident.name).aliases_of(incident.version):
         return incident
     try:

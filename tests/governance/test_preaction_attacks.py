@@ -267,6 +267,24 @@ def test_i1_rollback_to_a_version_with_an_open_critical_incident_is_refused(env,
     assert alias_holder(name) == v1
 
 
+def test_i2_closing_an_incident_under_a_role_one_gave_oneself_is_refused(env, capsys, monkeypatch):
+    """I2: bob (a reviewer) adds himself to release_manager in the working copy of ``approvals.yaml`` and closes the
+    critical incident that blocks v1, so v1 can serve again. Before, the incident's role check read the working copy;
+    it is now decided, like every version action, by the policy the trail pins for the version."""
+    name = new_model()
+    v1 = register(name)
+    opened = incidents.open_incident(name, v1, severity="critical", reason="leaks e-mail", identity=as_user("bob"))
+    path = env / "approvals.yaml"
+    path.write_text(path.read_text().replace("release_manager: [dana]", "release_manager: [dana, bob]"))
+    monkeypatch.setenv("GOVERN_USER", "bob")
+    assert main(["incident", "close", opened.id, "--reason", "fine now"]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"govern: close_incident refused by approval.policy_pinned: {name} v{v1}: the approvals policy in force ("
+    )
+    assert [i.is_open for i in incidents.list_incidents(name) if i.id == opened.id] == [True]
+    assert events(name, "permission_denied")[-1].details["rules"] == ["approval.policy_pinned"]
+
+
 def test_a_high_incident_on_production_never_suggests_rolling_back_to_a_blocked_version(env):
     name = new_model()
     v1, v2 = register(name), register(name)
