@@ -201,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     # Nothing is registered under an approvals policy other than the project's pin (it would become the version's)
     from governance.approvals import require_registration_policy, require_risk_tier
 
-    require_registration_policy()
+    in_force = require_registration_policy()
     # The tier comes from the reviewed policy (and the model's first registration); params may only raise it
-    require_risk_tier(name, params.method, params.risk_tier)
+    require_risk_tier(name, params.method, params.risk_tier, in_force.policy)
     # Register (idempotent by lineage) and record the registration in the audit trail
     version, created = register_version(
         name,

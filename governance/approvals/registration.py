@@ -175,8 +175,7 @@ def record_registration(
     """
     version = normalize_version(version)
     require_preconditions("register", name, version)
-    require_registration_policy()
-    policy = load_approvals_policy()
+    policy = require_registration_policy().policy  # the pinned policy, parsed from the bytes that were checked
     rules = policy.rules
     gate_status = _status(gate_status, (rules.gates_passed.passed, "failed"), "gate_status")
     eval_status = _status(eval_status, (rules.eval_passed.passed, rules.eval_passed.failed), "eval_status")
