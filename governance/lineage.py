@@ -147,10 +147,10 @@ def git_state(repo: str | Path = ".") -> dict[str, Any]:
     """The commit and dirty flag of the checkout, or ``unknown`` outside git.
 
     Decided from the files' bytes against the commit's tree with git's environment cleaned
-    (:func:`governance.policy.review.checkout_state`): an edit hidden from ``git status`` (``--assume-unchanged``,
+    (:func:`governance.git_trust.checkout_state`): an edit hidden from ``git status`` (``--assume-unchanged``,
     ``--skip-worktree``, a clean filter, ``GIT_INDEX_FILE`` or ``GIT_DIR`` of one's own) is still dirty.
     """
-    from governance.policy.review import checkout_state
+    from governance.git_trust import checkout_state
 
     state = checkout_state(repo)
     return {"commit": state["commit"], "dirty": state["dirty"]}

@@ -44,47 +44,17 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from governance.git_trust import blob_id as _blob_id
+from governance.git_trust import git as _git
+from governance.git_trust import git_environment as git_environment
+
 log = logging.getLogger(__name__)
 
-#: How long one git call may take before the file counts as not reviewed.
-_GIT_TIMEOUT_S = 10
 #: Names the reviewed ref or commit (team.env sets it to the protected branch's remote-tracking ref).
 REVIEWED_REF_ENV = "GOVERN_REVIEWED_REF"
 #: The documented default, in order: the protected branch as fetched, else the checkout's HEAD.
 DEFAULT_REVIEWED_REFS = ("refs/remotes/origin/main", "HEAD")
 REVIEWED = "reviewed"
-
-
-def git_environment() -> dict[str, str]:
-    """The environment git runs in for a trust decision: no caller ``GIT_*`` variable, no replace refs, no grafts."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
-    env.update(
-        GIT_NO_REPLACE_OBJECTS="1",
-        GIT_GRAFT_FILE=os.devnull,
-        GIT_TERMINAL_PROMPT="0",
-        GIT_OPTIONAL_LOCKS="0",
-        LC_ALL="C",
-    )
-    return env
-
-
-def _git(args: list[str], cwd: Path, *, text: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["git", "-c", "core.useReplaceRefs=false", *args],
-        cwd=cwd,
-        env=git_environment(),
-        capture_output=True,
-        text=text,
-        timeout=_GIT_TIMEOUT_S,
-        check=False,
-    )
-
-
-def _blob_id(data: bytes, length: int) -> str:
-    """Git's object id of a blob holding ``data`` (SHA-1, or SHA-256 in a repository that uses it)."""
-    digest = hashlib.sha256() if length == 64 else hashlib.sha1()
-    digest.update(b"blob %d\0" % len(data) + data)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -266,65 +236,6 @@ def _git_on_file(review: Review, args, *, text: bool = True) -> subprocess.Compl
         return _git(args(review.path.resolve().relative_to(root).as_posix()), root, text=text)
     except (FileNotFoundError, subprocess.TimeoutExpired, ValueError):
         return None
-
-
-#: Rewritten by ``dvc repro`` itself as stages finish: it does not make the code dirty
-NOT_CODE = ("dvc.lock",)
-
-
-def checkout_state(repo: str | Path = ".") -> dict[str, object]:
-    """The commit checked out at ``repo`` and whether the files there differ from it, as recorded in a lineage.
-
-    ``{"commit": id, "dirty": bool, "changed": [up to 20 paths]}``, or ``{"commit": "unknown", "dirty": None,
-    "changed": []}`` outside git. Dirty is decided from the bytes, not from git's own status: each file of the
-    commit's tree is read and its blob id computed here (:func:`_blob_id`), so neither ``git update-index
-    --assume-unchanged``/``--skip-worktree``, nor a clean filter in ``.git/info/attributes``, nor an index or
-    ``GIT_DIR`` of one's own (git runs with the review check's clean environment) hides an edit; a file staged
-    that the commit lacks counts too. ``dvc.lock`` (:data:`NOT_CODE`) is left out.
-    """
-    repo = Path(repo)
-    try:
-        head = _git(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], repo)
-        if head.returncode != 0 or not head.stdout.strip():
-            return {"commit": "unknown", "dirty": None, "changed": []}
-        top = Path(_git(["rev-parse", "--show-toplevel"], repo).stdout.strip())
-        tree = _git(["ls-tree", "-r", "-z", "--full-tree", head.stdout.strip()], repo, text=False)
-        staged = _git(["ls-files", "-z", "--full-name"], top, text=False)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return {"commit": "unknown", "dirty": None, "changed": []}
-    committed: dict[str, tuple[str, str]] = {}
-    for entry in tree.stdout.split(b"\0"):
-        if entry:
-            meta, _, name = entry.partition(b"\t")
-            mode, _, blob = meta.decode().split(" ")
-            committed[name.decode("utf-8", "surrogateescape")] = (mode, blob)
-    changed = [
-        name for name, (mode, blob) in committed.items() if name not in NOT_CODE and _differs(top / name, mode, blob)
-    ]
-    changed += [
-        name
-        for name in (n.decode("utf-8", "surrogateescape") for n in staged.stdout.split(b"\0") if n)
-        if name not in committed and name not in NOT_CODE
-    ]
-    return {"commit": head.stdout.strip(), "dirty": bool(changed), "changed": sorted(changed)[:20]}
-
-
-def _differs(path: Path, mode: str, blob: str) -> bool:
-    """Whether the file at ``path`` is not the committed ``blob`` of ``mode`` (a submodule is left to its own)."""
-    if mode == "160000":
-        return False
-    try:
-        if mode == "120000":
-            data = os.readlink(path).encode("utf-8", "surrogateescape")
-        elif path.is_symlink():
-            return True
-        else:
-            data = path.read_bytes()
-    except OSError:
-        return True  # deleted, or unreadable: not the committed file
-    if mode in ("100644", "100755") and path.is_file() and (os.access(path, os.X_OK) != (mode == "100755")):
-        return True
-    return _blob_id(data, len(blob)) != blob
 
 
 def review_status(path: str | Path) -> str | None:

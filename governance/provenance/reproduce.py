@@ -79,7 +79,7 @@ class Reproduction:
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """git as the review check runs it (no caller ``GIT_*`` variable, no replace refs, no grafts): the worktree
     checked out is the recorded commit's own tree, not one ``git replace`` substituted for it."""
-    from governance.policy.review import git_environment
+    from governance.git_trust import git_environment
 
     return subprocess.run(["git", "-c", "core.useReplaceRefs=false", *args], cwd=repo, env=git_environment(),
                           capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from governance.policy.review import checkout_state, read_reviewed, review_status
+from governance.git_trust import checkout_state
+from governance.policy.review import read_reviewed, review_status
 
 REVIEWED = 'version: "1"\nkeys: []\n'
 FORGED = (
