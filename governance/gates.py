@@ -108,14 +108,17 @@ def gate_waivers_path() -> Path:
     return policy_dir() / WAIVERS_FILE
 
 
-def read_waiver_file(path: str | Path) -> list[Waiver]:
-    """Parse a waiver file (a missing one holds none). Believes nothing: callers decide what counts."""
+def read_waiver_file(path: str | Path, data: bytes | None = None) -> list[Waiver]:
+    """Parse a waiver file, or ``data`` read from it (a missing one holds none). Believes nothing: callers decide
+    what counts, from the bytes parsed."""
     from governance.policy import parse_yaml, validate_model
 
     path = Path(path)
-    if not path.is_file():
-        return []
-    return validate_model(parse_yaml(path.read_bytes(), path), WaiverFile, str(path)).waivers
+    if data is None:
+        if not path.is_file():
+            return []
+        data = path.read_bytes()
+    return validate_model(parse_yaml(data, path), WaiverFile, str(path)).waivers
 
 
 def load_waivers(path: str | Path | None = None) -> list[Waiver]:
@@ -135,7 +138,7 @@ def load_waivers(path: str | Path | None = None) -> list[Waiver]:
     if not path.is_file():
         return []
     review = read_reviewed(path)
-    waivers = validate_model(parse_yaml(review.data, path), WaiverFile, str(path)).waivers
+    waivers = read_waiver_file(path, review.data)
     if not waivers:
         return []
     if not review.reviewed:

@@ -32,7 +32,6 @@ from governance.approvals.state import (
 )
 from governance.errors import ConfigError, PermissionDenied, PolicyViolation
 from governance.gates import Violation, Waiver, read_waiver_file
-from governance.lineage import sha256_file
 from governance.policy import Yaml12Loader, validate_model
 from governance.policy.approvals import POLICY_DIR_ENV as POLICY_DIR_ENV
 from governance.policy.approvals import ApprovalsPolicy
@@ -82,12 +81,15 @@ def load_approval_waivers(path: str | Path | None = None) -> list[Waiver]:
     is anyone's edit, so none of its waivers count: each action is decided as
     if the file were empty, and a warning says why.
     """
-    from governance.policy.review import review_status
+    from governance.policy.review import read_reviewed
 
     path = Path(path or policy_dir() / "waivers.yaml")
-    waivers = read_waiver_file(path)
+    if not path.is_file():
+        return []
+    review = read_reviewed(path)  # one read: the bytes whose review is asked are the bytes parsed
+    waivers = read_waiver_file(path, review.data)
     if waivers:
-        why = review_status(path)
+        why = review.problem
         if why is not None:
             log.warning(
                 "%s: %d waiver(s) not applied: the file is not reviewed in git (%s); a waiver counts once committed",
@@ -99,14 +101,22 @@ def load_approval_waivers(path: str | Path | None = None) -> list[Waiver]:
     return waivers
 
 
-def _policy_evidence() -> dict[str, str]:
-    """The approvals policy's hash, and whether git's ``HEAD`` holds exactly these bytes (``reviewed``) or why not."""
-    from governance.policy.review import review_status
+def _policy_evidence(in_force: PolicyInForce | None = None) -> dict[str, str]:
+    """The approvals policy's hash, and whether the reviewed commit holds exactly these bytes (``reviewed``) or why not.
 
-    path = approvals_policy_path()
-    if not path.is_file():
-        return {}
-    return {"approvals_policy_sha256": sha256_file(path), "approvals_policy_review": review_status(path) or "reviewed"}
+    ``in_force`` is the policy an action decided under: its hash and review are of the bytes it was parsed from
+    (no second read); without one, the file is read once for both.
+    """
+    from governance.policy.review import read_reviewed, review_of
+
+    if in_force is not None:
+        review = review_of(in_force.path, in_force.text.encode("utf-8"))
+    else:
+        path = approvals_policy_path()
+        if not path.is_file():
+            return {}
+        review = read_reviewed(path)
+    return {"approvals_policy_sha256": review.sha256, "approvals_policy_review": review.status}
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,9 @@ def require_registration_policy() -> PolicyInForce:
     how = (
         f"in force since policy change event #{via.seq}"
         if via is not None and via.event_type == "policy_changed"
-        else f"recorded by {via.subject.label()}'s registration, event #{via.seq}" if via is not None else ""
+        else f"recorded by {via.subject.label()}'s registration, event #{via.seq}"
+        if via is not None
+        else ""
     )
     raise PolicyViolation(
         f"register refused by {POLICY_PINNED_RULE}: the approvals policy in force ({in_force.path}, sha256 "
@@ -175,7 +177,8 @@ def record_registration(
     """
     version = normalize_version(version)
     require_preconditions("register", name, version)
-    policy = require_registration_policy().policy  # the pinned policy, parsed from the bytes that were checked
+    in_force = require_registration_policy()  # the pinned policy, parsed from the bytes that were checked
+    policy = in_force.policy
     rules = policy.rules
     gate_status = _status(gate_status, (rules.gates_passed.passed, "failed"), "gate_status")
     eval_status = _status(eval_status, (rules.eval_passed.passed, rules.eval_passed.failed), "eval_status")
@@ -188,7 +191,7 @@ def record_registration(
     method = who.method if actor == who.user else "local-unverified"
     subject = Subject(model=name, version=version)
     decision_evidence = dict(evidence)
-    evidence = {**evidence, **_policy_evidence()}
+    evidence = {**evidence, **_policy_evidence(in_force)}
 
     def already(kind: str, **match: Any):
         def guard(events: list[Event]) -> Event | None:

@@ -157,6 +157,12 @@ def read_reviewed(path: str | Path) -> Review:
         data = path.read_bytes()
     except OSError:
         return Review(path, b"", "", "not readable")
+    return review_of(path, data)
+
+
+def review_of(path: str | Path, data: bytes) -> Review:
+    """Whether ``data``, bytes a caller already read from ``path`` and decides by, are its reviewed blob."""
+    path = Path(path)
     digest = hashlib.sha256(data).hexdigest()
     root, why = _project_root()
     if root is None:

@@ -244,6 +244,42 @@ def test_attack_a_waiver_typed_into_waivers_yaml_and_not_committed_counts_for_no
     assert f"{path}: 1 waiver(s) not applied: the file is not reviewed in git (uncommitted change)" in caplog.text
 
 
+def test_attack_a_waiver_shown_to_the_parser_and_swapped_back_before_the_review_check_counts_for_nothing(
+    env, monkeypatch, caplog
+):
+    """W2: the forged waiver file is in place for the read that parses it and the reviewed one is put back before git
+    is asked (a swap between two reads of one path). Before, the waivers were parsed from one read and the review
+    asked of another, so the forged waiver counted; now both come from one read."""
+    name = new_model()
+    version = register(name, trained_by="bob")
+    _commit(env, "approvals.yaml", "waivers.yaml")
+    path = env / "waivers.yaml"
+    reviewed = path.read_bytes()
+    data = yaml.safe_load(reviewed)
+    data["waivers"].append(
+        {"rule_id": "approval.separation_of_duties", "granted_by": "dana", "reason": "trust me"}
+        | {"expires": "2999-12-31"}
+    )
+    path.write_text(yaml.safe_dump(data))
+    forged, original = path.read_bytes(), Path.read_bytes
+    reads = []
+
+    def swapped_back_after_the_first_read(self: Path) -> bytes:
+        if self.resolve() != path.resolve():
+            return original(self)
+        reads.append(self)
+        if len(reads) == 1:
+            path.write_bytes(reviewed)  # the attacker's swap, right after the read
+            return forged
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", swapped_back_after_the_first_read)
+    with pytest.raises(PermissionDenied, match="approval.separation_of_duties"):
+        approvals.approve(name, version, reason="self-review", identity=as_user("bob"))
+    assert events(name, "waiver_granted") == [] and events(name, "approved") == []
+    assert f"{path}: 1 waiver(s) not applied: the file is not reviewed in git (uncommitted change)" in caplog.text
+
+
 def test_separation_of_duties_waiver_from_the_waiver_authority_is_recorded(env):
     name = new_model()
     version = register(name, trained_by="bob")
