@@ -325,6 +325,7 @@ def check_window(
     evidence = {
         "traffic_sha256": window.sha256,  # the bytes the window was read from, not the path read again
         "monitoring_policy_sha256": policy.sha256,  # the reviewed bytes the rules were parsed from
+        **_pii_policy_evidence(scanner),
         **base.evidence,
         "baseline_embeddings_sha256": store.baseline_sha256,
     }
@@ -348,6 +349,12 @@ def check_window(
     )
 
 
+def _pii_policy_evidence(scanner: Any) -> dict[str, str]:
+    """The hash of the PII policy bytes the window was scanned under (a scanner whose policy came from a file)."""
+    digest = getattr(getattr(scanner, "policy", None), "sha256", None)
+    return {"pii_policy_sha256": digest} if isinstance(digest, str) and digest else {}
+
+
 def project_scanner(pii_path: Path) -> Any:
     """The PII gate's scanner under ``pii_path``, imported as the ``pii_scan`` stage imports it.
 
@@ -364,9 +371,12 @@ def project_scanner(pii_path: Path) -> Any:
         sys.modules[name] = None  # type: ignore[assignment]  # Python's documented "import fails" marker
     try:
         from governance.pii import PiiScanner
-        from governance.policy.pii import load_pii_policy
+        from governance.policy import load_reviewed_policy
+        from governance.policy.pii import PiiPolicy
 
-        return PiiScanner(load_pii_policy(pii_path), pii_path)
+        # What counts as personal data in the window decides the pii rule: only the reviewed policy, as the gate
+        policy = load_reviewed_policy(pii_path, PiiPolicy, "PII policy (what the monitor counts as personal data)")
+        return PiiScanner(policy, pii_path)
     finally:
         for name in blocked:
             if sys.modules.get(name, ...) is None:

@@ -271,6 +271,35 @@ def test_attack_an_uncommitted_monitoring_policy_decides_nothing(env, capsys):
     assert event.evidence["traffic_sha256"] == hashlib.sha256(traffic.read_bytes()).hexdigest()
 
 
+def test_attack_an_uncommitted_pii_policy_does_not_blind_the_monitor(env, capsys):
+    """M3: ``pii.email_address`` set to ``action: allow`` in policies/pii.yaml, not committed, so a window that leaks
+    e-mail addresses counts none of them. The monitor's PII scan counts only under the reviewed PII policy (as the
+    gate's does), and the recorded check binds the bytes it scanned under."""
+    policy = env["policies"] / "pii.yaml"
+    reviewed = policy.read_text()
+    edited = reviewed.replace(
+        "entity: EMAIL_ADDRESS\n    action: redact", "entity: EMAIL_ADDRESS\n    action: allow", 1
+    )
+    assert edited != reviewed
+    policy.write_text(edited)
+    traffic = write_jsonl(env["tmp"] / "window.jsonl", requests(40, 2, leak=3))
+    assert main(["monitor", MODEL, "1", "--traffic", str(traffic)]) == 1
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .startswith(
+            f"govern: {policy}: this PII policy (what the monitor counts as personal data) decides, and it is not the "
+            "reviewed version (uncommitted change)"
+        )
+    )
+    assert trail.events(model=MODEL) == []
+    policy.write_text(reviewed)
+    assert main(["monitor", MODEL, "1", "--traffic", str(traffic)]) == 1
+    assert "deny  monitor.pii" in capsys.readouterr().out
+    (event,) = trail.events(model=MODEL, event_types=["monitoring_checked"])
+    assert event.evidence["pii_policy_sha256"] == hashlib.sha256(reviewed.encode()).hexdigest()
+
+
 def test_more_refusals_deny_refusal_rate(env):
     result, _ = monitor(env, requests(40, 4, refuse=0.5))
     line = next(x for x in denied_lines(result) if "monitor.refusal_rate" in x)
