@@ -385,8 +385,12 @@ PUBLISH_GATES = textwrap.dedent(
                                 ("validation", f"validate_{dataset}", "policies/data.yaml")):
         if gate not in gates:
             continue
+        # As the validation gate records them: the first file the train split, any other the held-out eval split
+        details = {"benchmark": note}
+        if gate == "validation":
+            details["files"] = {f: {"role": "train" if i == 0 else "eval"} for i, f in enumerate(files)}
         decision = decide(gate=gate, stage=stage, datasets=[dataset_ref(f) for f in files], policy_path=policy,
-                          policy_version="benchmark", violations=[], details={"benchmark": note})
+                          policy_version="benchmark", violations=[], details=details)
         publish_decision(decision, f"artifacts/{stage}/decision.json")
     """
 )

@@ -169,17 +169,16 @@ def test_reviewers_approve_with_their_own_credentials_and_the_high_tier_holds(te
 
 
 def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trained, tmp_path_factory, monkeypatch):
-    """Two clones, one server, one trail: ``register_sft`` at the same moment, for a model nobody registered yet.
+    """Two clones, one server, one trail: ``register_sft`` at the same moment, for weights already registered.
 
     Both clones hold the trainer's outputs, as if each had run the chain (identical weights; ``-m server_slow``
-    runs two chains for real); each registers under a new method label (a new registered model,
-    ``govllm-twin``), so both race to create its first version. One version stays, both clones name it, and
-    the chain verifies. Both writers sign into the trainer's training run, beside the trainer's own version's
-    signature, and each attestation keeps a folder of its own there: the twin's files verify as the trail
-    recorded them, and the trainer's version still does (the next test verifies it from a pulled clone; the
-    twins once overwrote its ``provenance/model.sig``).
+    runs two chains for real), and both race to register them as ``govllm-sft``: the lineage key is the
+    trainer's, so both name the trainer's version, no second version appears, the chain verifies, and so do the
+    version's files. (A writer cannot make a new registered model of the same weights by relabelling the method
+    in params: the method registered is the one the signed evaluation judged. Writers racing to create the first
+    version of a new model are tests/server/test_registry_race.py's.)
     """
-    trainer_clone = trained[0]
+    trainer_clone, trainer_registration, _ = trained
     clones = []
     for label in ("clone-c", "clone-d"):
         workdir = tmp_path_factory.mktemp(label) / "repo"
@@ -187,12 +186,6 @@ def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trai
         # The gate decisions (cache: false, not in the DVC remote) and the outputs, as the trainer's run left them
         shutil.copytree(trainer_clone / "artifacts", workdir / "artifacts", dirs_exist_ok=True)
         clones.append(workdir)
-    for workdir in clones:
-        params = workdir / "params.yaml"
-        head, marker, tail = params.read_text().partition("register_sft:\n  method: sft\n")
-        assert marker, "params.yaml: register_sft.method moved"
-        params.write_text(head + "register_sft:\n  method: twin\n" + tail)
-        git(workdir, "commit", "-qam", "a second model line")
     started = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda w: team.run(["dvc", "repro", "--force", "-s", "register_sft"], w), clones))
@@ -200,15 +193,15 @@ def test_two_writers_register_the_same_weights_at_once_as_one_version(team, trai
     for result in runs:
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     registrations = [json.loads((w / "artifacts/register_sft/registration.json").read_text()) for w in clones]
-    assert registrations[0]["name"] == registrations[1]["name"] == "govllm-twin"
-    assert registrations[0]["version"] == registrations[1]["version"]
-    versions = server_client(team, monkeypatch, REVIEWERS[0]).search_model_versions("name = 'govllm-twin'")
-    assert [v.version for v in versions] == [registrations[0]["version"]], [v.version for v in versions]
-    registered = audit_events(team, clones[0], "govllm-twin", registrations[0]["version"])["model_registered"]
+    name, version = trainer_registration["name"], trainer_registration["version"]
+    assert [(r["name"], r["version"], r["created"]) for r in registrations] == [(name, version, False)] * 2
+    versions = server_client(team, monkeypatch, REVIEWERS[0]).search_model_versions(f"name = '{name}'")
+    assert [v.version for v in versions] == [version], [v.version for v in versions]
+    registered = audit_events(team, clones[0], name, version)["model_registered"]
     assert len(registered) == 1
     verified = team.run(["govern", "audit", "verify"], clones[0], REVIEWERS[0])
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    files = team.run(["govern", "verify", "govllm-twin", registrations[0]["version"]], clones[0], REVIEWERS[0])
+    files = team.run(["govern", "verify", name, version], clones[0], REVIEWERS[0])
     assert files.returncode == 0, files.stdout + files.stderr
 
 
