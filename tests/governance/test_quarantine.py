@@ -318,3 +318,30 @@ def test_report_shows_quarantine_counts_per_reason(quarantined):
     assert "2 × an inline &#34;Human:&#34; turn (not after a blank line)" in html
     # a card from before the policy (no malformed entry) shows nothing
     assert _environment().get_template("_malformed.md.j2").render(d={"path": "x", "card": {}}).strip() == ""
+
+
+def test_attack_an_uncommitted_pii_policy_does_not_unmask_the_quarantine(tmp_path, monkeypatch):
+    """Q1: the e-mail rule dropped from an uncommitted policies/pii.yaml, so the quarantined
+    record carrying an address would be written to quarantine.jsonl (a DVC output, pushed to the remote) with it. The
+    masker counts only under the reviewed PII policy: the stage refuses, naming the file, and writes nothing."""
+    import shutil
+
+    from e2e_support import commit_reviewed
+
+    from governance.errors import PolicyViolation
+
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    commit_reviewed(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    pii = tmp_path / "policies" / "pii.yaml"
+    data = yaml.safe_load(pii.read_text())
+    dropped = {"EMAIL_ADDRESS"}
+    data["entities"] = [e for e in data["entities"] if e["entity"] not in dropped]
+    pii.write_text(yaml.safe_dump(data))
+    with pytest.raises(PolicyViolation) as info:
+        _prepare(_sample(tmp_path), _policy(tmp_path, action="quarantine", max_fraction=0.1), pii_policy=str(pii))
+    assert str(info.value).startswith(
+        f"{pii}: this PII policy (what a quarantined record is masked by) decides, and it is not the reviewed "
+        "version (uncommitted change)"
+    )
+    assert not (tmp_path / "prepared").exists()
