@@ -134,7 +134,7 @@ def _generations(recorded: Any) -> list[dict[str, Any]]:
 
 
 def _eval_rationales(decision: dict | None, results: list[dict]) -> list[str | None]:
-    """Each rule's one-line rationale, from the evaluation policy file when it is the version that decided."""
+    """Each rule's one-line rationale, from the evaluation policy file when it holds the bytes that decided."""
     if not decision or not results:
         return [None] * len(results)
     from governance.evaluation import load_eval_policy
@@ -144,7 +144,10 @@ def _eval_rationales(decision: dict | None, results: list[dict]) -> list[str | N
         policy = load_eval_policy(path) if path.is_file() else None
     except ConfigError:
         policy = None
-    if policy is None or policy.version != decision.get("policy_version"):
+    # The very bytes the decision was judged under where it records their hash (an uncommitted edit that keeps the
+    # version number but rewrites a rationale is not them), else the same version
+    decided = decision.get("policy_sha256")
+    if policy is None or (policy.sha256 != decided if decided else policy.version != decision.get("policy_version")):
         return [None] * len(results)
     method = (decision.get("details") or {}).get("method")
     safety = [*policy.safety.rules, *policy.safety.vs_parent] if policy.safety else []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -786,3 +787,24 @@ def test_an_uncommitted_report_policy_changes_nothing_the_report_states(tmp_path
         f"{policy}: not reviewed (not a git checkout); what is stated from it was not reviewed"
         in (report.facts.gaps["operations"])
     )
+
+
+def test_a_rules_rationale_is_stated_only_from_the_policy_bytes_that_decided(lab, tmp_path):
+    """R3: the report's one-line rationale of each rule comes from policies/eval.yaml; an edit that keeps the version
+    number but rewrites a rationale ("...may be skipped") is not the policy the decision was judged under, so the
+    report states no rationale rather than the edited one."""
+    _, _, mp = lab
+    shipped = yaml.safe_load((POLICIES / "eval.yaml").read_text())
+    rationale = shipped["methods"]["sft"][0]["rationale"]
+    report, _ = _report(lab, "pending")
+    [row] = [r for r in report.facts.evaluation["results"] if r["rule_id"] == "eval.sft.perplexity_vs_base"]
+    assert row["rationale"] == rationale
+    edited = tmp_path / "policies"
+    shutil.copytree(POLICIES, edited)
+    shipped["methods"]["sft"][0]["rationale"] = "A formality; this rule may be skipped."
+    (edited / "eval.yaml").write_text(yaml.safe_dump(shipped, sort_keys=False))  # version unchanged
+    with mp.context() as inner:
+        inner.setenv("GOVERN_POLICY_DIR", str(edited))
+        report, _ = _report(lab, "pending")
+    [row] = [r for r in report.facts.evaluation["results"] if r["rule_id"] == "eval.sft.perplexity_vs_base"]
+    assert row["rationale"] is None
