@@ -348,10 +348,23 @@ def audit_facts(
     except ConfigError as exc:
         gaps.setdefault("approvals", []).append(f"required approvers per risk tier: {exc}")
         return out
+    pinned = (approvals_out.get("policy_pin") or {}).get("pinned_sha256")
+    if pinned and policy.sha256 != pinned:
+        # Another file than the one the version is held to (an uncommitted edit, a copy): every action refuses under
+        # it (approval.policy_pinned), so the report states no approvals status from it either
+        approvals_out["policy"] = {"path": str(approvals_policy), "version": policy.version, "sha256": policy.sha256}
+        approvals_out["policy_not_pinned"] = {"in_force": policy.sha256, "pinned": pinned}
+        approvals_out["approved_by"] = state.approvers
+        approvals_out["rejected_by"] = state.rejecters
+        gaps.setdefault("approvals", []).append(
+            f"required approvers per risk tier: {approvals_policy} (sha256 {str(policy.sha256)[:12]}) is not the "
+            f"approvals policy {name} v{version} is held to (sha256 {pinned[:12]}); the status is not stated from it"
+        )
+        return out
     tier = state.tier(policy)
     valid = state.valid_approvers(policy)
     approvals_out.update(
-        policy={"path": str(approvals_policy), "version": policy.version},
+        policy={"path": str(approvals_policy), "version": policy.version, "sha256": policy.sha256},
         status=state.status(policy),
         risk_tier=tier,
         risk_tier_source="frozen in the audit trail at registration" if state.risk_tier else "policy default",

@@ -361,6 +361,16 @@ def _approvals_check(facts: ReportFacts) -> Check:
             f"the audit trail records gate status {approvals.get('gate_status')} and evaluation status "
             f"{approvals.get('eval_status')}: the version can never be approved",
         )
+    mismatch = approvals.get("policy_not_pinned")
+    if mismatch:
+        return Check(
+            "approvals.quorum",
+            title,
+            "missing",
+            f"the approvals policy read (sha256 {str(mismatch['in_force'])[:12]}) is not the one this version is held "
+            f"to (sha256 {str(mismatch['pinned'])[:12]}): every action refuses under it, and the approvals needed "
+            "are not stated from it; restore the pinned policy",
+        )
     required = approvals.get("required")
     if required is None:
         return Check(

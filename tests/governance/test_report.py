@@ -808,3 +808,24 @@ def test_a_rules_rationale_is_stated_only_from_the_policy_bytes_that_decided(lab
         report, _ = _report(lab, "pending")
     [row] = [r for r in report.facts.evaluation["results"] if r["rule_id"] == "eval.sft.perplexity_vs_base"]
     assert row["rationale"] is None
+
+
+def test_an_approvals_policy_other_than_the_pinned_one_states_no_approvals_status(lab, tmp_path):
+    """R4: the medium tier lowered to one approval in a copy of policies/approvals.yaml (an uncommitted edit reads
+    the same) and the report rendered under it. Every action refuses under that file (approval.policy_pinned), so the
+    report no longer computes the quorum from it (before: "risk tier medium needs 1"); it says why instead."""
+    approved, _ = _report(lab, "approved")
+    assert _check(approved, "approvals.quorum").status == "pass"
+    edited = tmp_path / "approvals.yaml"
+    edited.write_text((POLICIES / "approvals.yaml").read_text().replace("      medium: 2  ", "      medium: 1  ", 1))
+    assert edited.read_text() != (POLICIES / "approvals.yaml").read_text()
+    report, _ = _report(lab, "pending", approvals_policy=edited)
+    check = _check(report, "approvals.quorum")
+    pinned = report.facts.approvals["policy_pin"]["pinned_sha256"]
+    assert check.status == "missing" and check.detail == (
+        f"the approvals policy read (sha256 {sha256_file(edited)[:12]}) is not the one this version is held to "
+        f"(sha256 {pinned[:12]}): every action refuses under it, and the approvals needed are not stated from it; "
+        "restore the pinned policy"
+    )
+    assert report.facts.approvals.get("required") is None and report.facts.approvals.get("status") is None
+    assert any("is not the approvals policy" in gap for gap in report.facts.gaps["approvals"])
