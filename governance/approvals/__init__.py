@@ -48,6 +48,7 @@ from governance.approvals.checks import (
     policy_dir,
     policy_in_force,
     policy_pin_message,
+    project_policy_pin,
     read_policy,
     role_violation,
 )
@@ -72,7 +73,6 @@ from governance.approvals.preconditions import require_preconditions
 from governance.approvals.reconcile import Drift, find_drift, reconcile, reconciled_events
 from governance.approvals.registration import (
     production_metrics,
-    project_policy_pin,
     record_eval_decision,
     record_gate_decision,
     record_registration,

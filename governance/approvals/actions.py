@@ -52,6 +52,7 @@ from governance.approvals.checks import (
     policy_dir,
     policy_in_force,
     policy_pin_message,
+    project_policy_pin,
     role_violation,
 )
 from governance.approvals.denials import record_denial
@@ -179,11 +180,12 @@ def _act(
     changes = read_policy_trail(reads)
     if version is not None:
         _require_pinned_policy(action, name, version, read_model_state(reads, name), in_force, changes, identity)
-    if alias is not None:
+    if alias is not None and project_policy_pin()[0] in (None, in_force.sha256):
         # Before an alias moves, a registry moved outside govern is restored from the trail and the repair
         # recorded (a forged @production never survives a governed deployment). Approve/reject rewrite their
         # version's tags anyway; `govern audit verify` and `govern reconcile` cover the rest without costing
-        # every approval a registry scan.
+        # every approval a registry scan. Only under the pinned policy: under another the action is refused
+        # below (approval.policy_pinned), and nothing is written from that policy first.
         from governance.approvals.reconcile import reconcile
 
         with _nothing_recorded(f"{action} {name}"):

@@ -23,12 +23,15 @@ from typing import Any
 
 import yaml
 
+from governance import trail
 from governance.approvals.state import (
+    POLICY_EVIDENCE_KEY,
     ModelState,
     PolicyChange,
     VersionState,
     model_state,
     pinned_policy,
+    policy_trail,
 )
 from governance.errors import ConfigError, PermissionDenied, PolicyViolation
 from governance.gates import Violation, Waiver, read_waiver_file
@@ -38,6 +41,7 @@ from governance.policy.approvals import ApprovalsPolicy
 from governance.policy.approvals import approvals_policy_path as approvals_policy_path
 from governance.policy.approvals import load_approvals_policy as load_approvals_policy
 from governance.policy.approvals import policy_dir as policy_dir
+from governance.trail import Event
 
 log = logging.getLogger(__name__)
 
@@ -402,3 +406,45 @@ def default_rollback_target(
             return candidate
         log.info("rollback: skipping v%s (%s)", candidate, blocking[0].rule_id)
     return None
+
+
+def project_policy_pin() -> tuple[str | None, Event | None]:
+    """The approvals policy hash the project is held to now, and the event that set it (None before any).
+
+    The newest ``model_registered`` event of any model that recorded a policy
+    hash, moved on by every approved ``policy_changed`` after it. Trail-wide on
+    purpose: a new model name does not get a fresh pin.
+    """
+    registrations = trail.events(event_types=["model_registered"])
+    latest = next((e for e in reversed(registrations) if POLICY_EVIDENCE_KEY in e.evidence), None)
+    if latest is None:
+        return None, None
+    return pinned_policy(latest, policy_trail())
+
+
+def require_project_policy(action: str) -> PolicyInForce:
+    """Refuse ``action`` (register, reconcile) under an approvals policy other than the project's pin (nothing done).
+
+    A version is held to the policy its registration records; registering
+    under a copied or edited policy (``GOVERN_POLICY_DIR``, an uncommitted
+    edit) would make that copy the version's pin and let it decide the
+    version's approvals. The first registration of a trail sets the pin
+    (its git review status is recorded beside it, see :func:`_policy_evidence`);
+    after that the pin moves only through approved ``policy_changed`` events.
+    """
+    in_force = policy_in_force()
+    pinned, via = project_policy_pin()
+    if pinned is None or pinned == in_force.sha256:
+        return in_force
+    how = (
+        f"in force since policy change event #{via.seq}"
+        if via is not None and via.event_type == "policy_changed"
+        else f"recorded by {via.subject.label()}'s registration, event #{via.seq}"
+        if via is not None
+        else ""
+    )
+    raise PolicyViolation(
+        f"{action} refused by {POLICY_PINNED_RULE}: the approvals policy in force ({in_force.path}, sha256 "
+        f"{in_force.sha256[:12]}) is not the project's pinned policy (sha256 {pinned[:12]}, {how}); restore that "
+        "policy, or record an approved change with `govern policy-change --old FILE`"
+    )

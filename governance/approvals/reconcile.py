@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from governance import registry_view, trail
-from governance.approvals.checks import load_approvals_policy
+from governance.approvals.checks import load_approvals_policy, require_project_policy
 from governance.approvals.mirror import TAG_LAST_EVENT, mirror, view_tags, write_trail_head
 from governance.approvals.preconditions import require_preconditions
 from governance.approvals.state import ModelState, model_state
@@ -189,7 +189,9 @@ def reconcile(
     commits, which looks like drift from outside the lock — and the repair
     runs before the event commits: if MLflow refuses, nothing is recorded.
     """
-    policy = load_approvals_policy()
+    # The tags written mirror the trail's state under the policy the project is held to, never a copied or
+    # uncommitted one (it would write "approved" for a version no action treats as approved)
+    policy = require_project_policy("reconcile").policy
     # A served location is reported, not repaired here
     drift = find_drift(name, policy=policy, versions=versions, served=False)
     if not drift:

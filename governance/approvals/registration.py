@@ -19,22 +19,18 @@ from typing import Any
 
 from governance import registry, registry_view, trail
 from governance.approvals.checks import (
-    POLICY_PINNED_RULE,
     PolicyInForce,
     _policy_evidence,
     approvals_policy_path,
     load_approvals_policy,
-    policy_in_force,
+    require_project_policy,
 )
 from governance.approvals.mirror import mirror, write_trail_head
 from governance.approvals.preconditions import require_preconditions
 from governance.approvals.state import (
-    POLICY_EVIDENCE_KEY,
     ModelState,
     model_state,
     normalize_version,
-    pinned_policy,
-    policy_trail,
 )
 from governance.errors import ConfigError, PolicyViolation
 from governance.identity import current_identity
@@ -108,21 +104,7 @@ def _tier_floor(name: str, method: str | None, policy: ApprovalsPolicy) -> tuple
     return None, ""
 
 
-def project_policy_pin() -> tuple[str | None, Event | None]:
-    """The approvals policy hash the project is held to now, and the event that set it (None before any).
-
-    The newest ``model_registered`` event of any model that recorded a policy
-    hash, moved on by every approved ``policy_changed`` after it. Trail-wide on
-    purpose: a new model name does not get a fresh pin.
-    """
-    registrations = trail.events(event_types=["model_registered"])
-    latest = next((e for e in reversed(registrations) if POLICY_EVIDENCE_KEY in e.evidence), None)
-    if latest is None:
-        return None, None
-    return pinned_policy(latest, policy_trail())
-
-
-def require_registration_policy() -> PolicyInForce:
+def require_registration_policy(action: str = "register") -> PolicyInForce:
     """Refuse to register under an approvals policy other than the project's pin (nothing is registered).
 
     A version is held to the policy its registration records; registering
@@ -132,22 +114,7 @@ def require_registration_policy() -> PolicyInForce:
     (its git review status is recorded beside it, see :func:`_policy_evidence`);
     after that the pin moves only through approved ``policy_changed`` events.
     """
-    in_force = policy_in_force()
-    pinned, via = project_policy_pin()
-    if pinned is None or pinned == in_force.sha256:
-        return in_force
-    how = (
-        f"in force since policy change event #{via.seq}"
-        if via is not None and via.event_type == "policy_changed"
-        else f"recorded by {via.subject.label()}'s registration, event #{via.seq}"
-        if via is not None
-        else ""
-    )
-    raise PolicyViolation(
-        f"register refused by {POLICY_PINNED_RULE}: the approvals policy in force ({in_force.path}, sha256 "
-        f"{in_force.sha256[:12]}) is not the project's pinned policy (sha256 {pinned[:12]}, {how}); restore that "
-        "policy, or record an approved change with `govern policy-change --old FILE`"
-    )
+    return require_project_policy(action)
 
 
 def record_registration(

@@ -145,6 +145,25 @@ def test_forged_alias_and_approval_tag_are_drift_shown_and_repaired(env, capsys)
     assert capsys.readouterr().out == f"{name}: MLflow matches the audit trail; nothing recorded\n"
 
 
+def test_attack_reconcile_under_an_edited_approvals_policy_writes_nothing(env, capsys):
+    """R5: one approval recorded (the medium tier needs two), then the tier lowered to one in the working copy of
+    policies/approvals.yaml and ``govern reconcile`` run: before, the repair computed the trail's state under that
+    copy and wrote ``governance.approval_status=approved`` to MLflow, which no action treats as approved. Reconcile,
+    like registration, now runs only under the project's pinned approvals policy."""
+    name = f"govllm-drift-{next(_names)}"
+    version = register(name)
+    approvals.approve(name, version, reason="reviewed", identity=Identity(user="alice", source="local"))
+    assert registry.get_version(name, version).tags["governance.approval_status"] == "pending"
+    path = Path(os.environ["GOVERN_POLICY_DIR"]) / "approvals.yaml"
+    path.write_text(path.read_text().replace("      medium: 2  ", "      medium: 1  ", 1))
+    assert main(["reconcile", name]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"govern: reconcile refused by approval.policy_pinned: the approvals policy in force ({path}, sha256 "
+    )
+    assert registry.get_version(name, version).tags["governance.approval_status"] == "pending"
+    assert trail.events(model=name, event_types=["registry_reconciled"]) == []
+
+
 def test_next_deployment_removes_a_forged_alias_and_records_it(env):
     name = f"govllm-drift-{next(_names)}"
     version = register(name)
