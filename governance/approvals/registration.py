@@ -105,15 +105,8 @@ def _tier_floor(name: str, method: str | None, policy: ApprovalsPolicy) -> tuple
 
 
 def require_registration_policy(action: str = "register") -> PolicyInForce:
-    """Refuse to register under an approvals policy other than the project's pin (nothing is registered).
-
-    A version is held to the policy its registration records; registering
-    under a copied or edited policy (``GOVERN_POLICY_DIR``, an uncommitted
-    edit) would make that copy the version's pin and let it decide the
-    version's approvals. The first registration of a trail sets the pin
-    (its git review status is recorded beside it, see :func:`_policy_evidence`);
-    after that the pin moves only through approved ``policy_changed`` events.
-    """
+    """Refuse to register under an approvals policy other than the project's pin (nothing is registered); the
+    first registration of a trail sets the pin (see :func:`~governance.approvals.checks.require_project_policy`)."""
     return require_project_policy(action)
 
 
