@@ -292,12 +292,7 @@ def test_attack_an_uncommitted_pii_policy_does_not_blind_the_monitor(env, capsys
             "reviewed version (uncommitted change)"
         )
     )
-    assert trail.events(model=MODEL) == []
-    policy.write_text(reviewed)
-    assert main(["monitor", MODEL, "1", "--traffic", str(traffic)]) == 1
-    assert "deny  monitor.pii" in capsys.readouterr().out
-    (event,) = trail.events(model=MODEL, event_types=["monitoring_checked"])
-    assert event.evidence["pii_policy_sha256"] == hashlib.sha256(reviewed.encode()).hexdigest()
+    assert trail.events(model=MODEL) == []  # the reviewed policy still denies: test_pii_in_responses_denies_...
 
 
 def test_more_refusals_deny_refusal_rate(env):
@@ -319,6 +314,10 @@ def test_pii_in_responses_denies_with_masked_examples_only(env, capsys):
         f"first at {traffic}:1 (EMAIL_ADDRESS ***@***.com)"
     ) in captured.out
     (event,) = trail.events(model=MODEL, event_types=["monitoring_checked"])
+    # scanned under the reviewed PII policy, whose bytes the recorded check binds
+    assert (
+        event.evidence["pii_policy_sha256"] == hashlib.sha256((env["policies"] / "pii.yaml").read_bytes()).hexdigest()
+    )
     client = registry.client()
     report = client.download_artifacts(event.evidence["mlflow_run"], "monitoring", str(env["tmp"]))
     stored = [p.read_text() for p in Path(report).iterdir()]

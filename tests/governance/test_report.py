@@ -814,8 +814,6 @@ def test_an_approvals_policy_other_than_the_pinned_one_states_no_approvals_statu
     """R4: the medium tier lowered to one approval in a copy of policies/approvals.yaml (an uncommitted edit reads
     the same) and the report rendered under it. Every action refuses under that file (approval.policy_pinned), so the
     report no longer computes the quorum from it (before: "risk tier medium needs 1"); it says why instead."""
-    approved, _ = _report(lab, "approved")
-    assert _check(approved, "approvals.quorum").status == "pass"
     edited = tmp_path / "approvals.yaml"
     edited.write_text((POLICIES / "approvals.yaml").read_text().replace("      medium: 2  ", "      medium: 1  ", 1))
     assert edited.read_text() != (POLICIES / "approvals.yaml").read_text()

@@ -91,6 +91,18 @@ def register(name: str) -> str:
     return str(version)
 
 
+def change_policy(server, old: Path, *, approvers: tuple[str, ...]) -> None:
+    """The policy in force replaces ``old``, approved (``govern policy-change``) by each of ``approvers``, each
+    authenticated by the server as the policy's rule wants."""
+    for user in approvers:
+        if user not in server.passwords:
+            server.create_user(user, edit_models=False)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("MLFLOW_TRACKING_USERNAME", user)
+            mp.setenv("MLFLOW_TRACKING_PASSWORD", server.passwords[user])
+            approvals.record_policy_change(old, reason="revert registry drift from now on")
+
+
 def as_the_ui(server, user: str, path: str, body: dict) -> None:
     """What the MLflow UI sends: the REST endpoint, the user's own basic-auth credentials."""
     response = requests.post(f"{server.url}{path}", json=body, auth=(user, server.passwords[user]), timeout=30)
@@ -156,10 +168,15 @@ def test_an_alias_set_in_the_ui_is_recorded_as_drift_and_reverted_under_policy(w
         assert registry.version_by_alias(name, "production") is not None  # on_drift: record leaves MLflow as it is
         assert not trail.events(model=name, event_types=["registry_reconciled"])
 
-        # Revert from now on (the watcher reads the policy at each check); a forged delivery must not trigger it
-        policy = yaml.safe_load((policies / "approvals.yaml").read_text())
+        # Revert from now on (the watcher reads the policy at each check), through a recorded, approved policy
+        # change: a revert writes MLflow's view, which only the policy the project is held to may decide (an
+        # edited file alone reverts nothing); a forged delivery must not trigger it
+        old = tmp_path / "old_approvals.yaml"
+        old.write_text((policies / "approvals.yaml").read_text())
+        policy = yaml.safe_load(old.read_text())
         policy["registry_watch"]["on_drift"] = "revert"
         (policies / "approvals.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+        change_policy(server, old, approvers=("releaser", "rev1"))
         head = trail.head().seq
         refused = forged_delivery(port, name)
         assert refused.status_code == 401, refused.text
