@@ -80,25 +80,12 @@ def _policy(action: str, name: str, version: str, identity: Identity):
     policy in force: an alarm is never held back by a file, and one opened without cause is closed by a release
     manager under the pinned policy; a withdrawal it triggers is a version action, refused under any other file.
     """
-    from governance.approvals import (
-        POLICY_PINNED_RULE,
-        model_state,
-        policy_in_force,
-        policy_pin_message,
-        policy_trail,
-        record_denial,
-    )
+    from governance.approvals import model_state, policy_in_force, policy_trail, require_pinned_policy
 
     in_force = policy_in_force()
-    if action != "close_incident":
-        return in_force.policy
-    message = policy_pin_message(model_state(name).version(version), in_force, policy_trail())
-    if message is None:
-        return in_force.policy
-    line = f"{action} refused by {POLICY_PINNED_RULE}: {name} v{version}: {message}"
-    record_denial(action, name, version, identity=identity, policy=in_force.policy, message=line,
-                  rule_ids=[POLICY_PINNED_RULE])  # fmt: skip
-    raise PolicyViolation(line)
+    if action == "close_incident":  # refused and recorded, exactly as every version action is
+        require_pinned_policy(action, name, version, model_state(name), in_force, policy_trail(), identity)
+    return in_force.policy
 
 
 def _require_role(action: str, name: str, version: str, identity: Identity) -> str:

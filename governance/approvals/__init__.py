@@ -31,6 +31,7 @@ from governance.approvals.actions import (
     history,
     promote,
     reject,
+    require_pinned_policy,
     rollback,
     withdraw,
 )
@@ -156,6 +157,7 @@ __all__ = [
     "record_gate_decision",
     "record_policy_change",
     "record_registration",
+    "require_pinned_policy",
     "require_registration_policy",
     "require_risk_tier",
     "project_policy_pin",

@@ -179,7 +179,7 @@ def _act(
     # The policy that decides must be the one the trail pins for the version (before anything else is written)
     changes = read_policy_trail(reads)
     if version is not None:
-        _require_pinned_policy(action, name, version, read_model_state(reads, name), in_force, changes, identity)
+        require_pinned_policy(action, name, version, read_model_state(reads, name), in_force, changes, identity)
     if alias is not None and project_policy_pin()[0] in (None, in_force.sha256):
         # Before an alias moves, a registry moved outside govern is restored from the trail and the repair
         # recorded (a forged @production never survives a governed deployment). Approve/reject rewrite their
@@ -206,7 +206,7 @@ def _act(
         version = _serving_version(name, before, answered, policy=policy, identity=identity)
     assert version is not None
     if action in _ROLE_FIRST_ACTIONS:  # the version acted on is known only now
-        _require_pinned_policy(action, name, version, before, in_force, changes, identity)
+        require_pinned_policy(action, name, version, before, in_force, changes, identity)
     if automatic:
         _require_withdraw_on(name, version, answered, in_force, identity)
 
@@ -349,7 +349,7 @@ def _act(
     )
 
 
-def _require_pinned_policy(
+def require_pinned_policy(
     action: str,
     name: str,
     version: str,
