@@ -37,6 +37,7 @@ from governance.approvals.actions import (
 )
 from governance.approvals.checks import (
     ACTION_RULES,
+    NOT_STATED,
     POLICY_DIR_ENV,
     POLICY_PINNED_RULE,
     Check,
@@ -124,6 +125,7 @@ __all__ = [
     "Outcome",
     "PolicyChange",
     "PolicyChangeOutcome",
+    "NOT_STATED",
     "PolicyInForce",
     "VersionState",
     "alias_history",

@@ -156,6 +156,10 @@ def policy_in_force() -> PolicyInForce:
     return read_policy(approvals_policy_path())
 
 
+#: What ``govern models``/``govern show`` state as a version's status under a policy that is not its pin.
+NOT_STATED = "not-stated"
+
+
 def policy_pin_message(state: VersionState, in_force: PolicyInForce, changes: Iterable[PolicyChange]) -> str | None:
     """Why ``in_force`` may not decide for ``state``'s version, or None when it is the policy the trail pins.
 

@@ -36,6 +36,10 @@ _ALIAS_HISTORY_MAX_CHARS = 4000
 log = logging.getLogger(__name__)
 
 
+#: The tags only an approvals policy decides: stated only under the policy the trail pins for the version.
+POLICY_DEPENDENT_TAGS = frozenset({TAG_APPROVAL_STATUS, TAG_APPROVALS_REQUIRED})
+
+
 def view_tags(state: VersionState, policy: ApprovalsPolicy) -> dict[str, str]:
     """The ``governance.*`` tags a version shows in MLflow: a pure function of the trail."""
     history = alias_history(state.alias_events, state.version)

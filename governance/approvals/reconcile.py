@@ -31,13 +31,18 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from governance import registry_view, trail
-from governance.approvals.checks import load_approvals_policy, require_project_policy
-from governance.approvals.mirror import TAG_LAST_EVENT, mirror, view_tags, write_trail_head
+from governance.approvals.checks import PolicyInForce, policy_in_force, policy_pin_message, require_project_policy
+from governance.approvals.mirror import (
+    POLICY_DEPENDENT_TAGS,
+    TAG_LAST_EVENT,
+    mirror,
+    view_tags,
+    write_trail_head,
+)
 from governance.approvals.preconditions import require_preconditions
-from governance.approvals.state import ModelState, model_state
+from governance.approvals.state import ModelState, PolicyChange, model_state, policy_trail
 from governance.errors import PermissionDenied, RegistryError
 from governance.identity import Identity, current_identity
-from governance.policy.approvals import ApprovalsPolicy
 from governance.trail import Event, Subject
 
 log = logging.getLogger(__name__)
@@ -80,18 +85,22 @@ class Drift:
 def find_drift(
     name: str | None = None,
     *,
-    policy: ApprovalsPolicy | None = None,
+    policy: PolicyInForce | None = None,
     versions: list[Any] | None = None,
     served: bool | Collection[str] = True,
 ) -> list[Drift]:
     """Every mismatch between MLflow (aliases, ``governance.*`` version tags, and with ``served`` each
     version's ``source``/``storage_location``/``run_id``) and the trail's state.
 
+    ``policy`` is the approvals policy as read (default: the one in force). The tags that only a policy decides
+    (the status, the approvals required) are compared only for a version that policy is pinned for: under
+    another (an uncommitted edit, a copy) the trail's state is not known, so MLflow's tag is not called drift.
     ``versions`` are :func:`governance.registry_view.read_versions`' answer when the caller already has it.
     Against a tracking server, ``served`` costs one download-URI request per registered version; a collection
     of version numbers checks only theirs (a caller that shows one version's drift).
     """
-    policy = policy or load_approvals_policy()
+    policy = policy or policy_in_force()
+    changes = policy_trail()
     versions = registry_view.read_versions(name=name) if versions is None else versions
     by_model: dict[str, list[Any]] = {}
     for mv in versions:
@@ -100,7 +109,7 @@ def find_drift(
         by_model.setdefault(name, [])
     drift: list[Drift] = []
     for model, model_versions in sorted(by_model.items()):
-        drift.extend(_model_drift(model, model_versions, model_state(model), policy, served=served))
+        drift.extend(_model_drift(model, model_versions, model_state(model), policy, changes, served=served))
     return drift
 
 
@@ -108,7 +117,8 @@ def _model_drift(
     model: str,
     versions: list[Any],
     state: ModelState,
-    policy: ApprovalsPolicy,
+    policy: PolicyInForce,
+    changes: list[PolicyChange],
     *,
     served: bool | Collection[str] = True,
 ) -> list[Drift]:
@@ -133,9 +143,10 @@ def _model_drift(
         version = str(mv.version)
         tags = mv.tags or {}
         version_state = state.version(version)
-        expected = view_tags(version_state, policy)
+        expected = view_tags(version_state, policy.policy)
+        unstated = POLICY_DEPENDENT_TAGS if policy_pin_message(version_state, policy, changes) else set()
         for key, value in expected.items():
-            if key in _NOT_COMPARED:
+            if key in _NOT_COMPARED or key in unstated:
                 continue
             current = tags.get(key)
             if current is None and version_state.registration is None:
@@ -191,9 +202,10 @@ def reconcile(
     """
     # The tags written mirror the trail's state under the policy the project is held to, never a copied or
     # uncommitted one (it would write "approved" for a version no action treats as approved)
-    policy = require_project_policy("reconcile").policy
+    in_force = require_project_policy("reconcile")
+    policy, changes = in_force.policy, policy_trail()
     # A served location is reported, not repaired here
-    drift = find_drift(name, policy=policy, versions=versions, served=False)
+    drift = find_drift(name, policy=in_force, versions=versions, served=False)
     if not drift:
         return [], None
     require_preconditions("reconcile", name)
@@ -201,7 +213,7 @@ def reconcile(
 
     def still_drifting(events: list[Event]) -> None:
         versions = registry_view.read_versions(name=name)
-        if _model_drift(name, versions, ModelState(name, events), policy, served=False) != drift:
+        if _model_drift(name, versions, ModelState(name, events), in_force, changes, served=False) != drift:
             raise _NoLongerDrifting()
         return None
 

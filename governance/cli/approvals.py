@@ -246,16 +246,20 @@ def show_facts(name: str, version: str) -> dict[str, Any]:
     versions = registry_view.read_versions(name=name)
     # Not among them: read_version raises the one-line "not registered" (exit 2)
     mv = next((v for v in versions if str(v.version) == version), None) or registry_view.read_version(name, version)
-    policy = approvals.load_approvals_policy()
+    in_force = approvals.policy_in_force()
+    policy = in_force.policy
     model = approvals.model_state(name)
     state = model.version(version)
+    # The status and the approvals it needs are stated only under the policy the trail pins for the version, as
+    # every action decides; never from an uncommitted or copied approvals file
+    unpinned = approvals.policy_pin_message(state, in_force, approvals.policy_trail())
     tags = mv.tags or {}
     holders = model.alias_holders()
     registry_aliases = list(mv.aliases)
     drift = [
         d.line()
         # Only this version's served location is shown: only it is asked for (one request, not one per version)
-        for d in approvals.find_drift(name, policy=policy, versions=versions, served={version})
+        for d in approvals.find_drift(name, policy=in_force, versions=versions, served={version})
         if d.version == version or d.item.startswith("alias ")
     ]
     approvals_with_identity = [
@@ -271,11 +275,15 @@ def show_facts(name: str, version: str) -> dict[str, Any]:
         {"actor": actor, "event": event.seq, "identity": identity_label(event.identity_method)}
         for actor, event in sorted(state.voided_approvals.items())
     ]
+    summary = state.summary(policy)
+    if unpinned:
+        summary.update(status=approvals.NOT_STATED, approvals_required=None, risk_tier=state.risk_tier or None)
     return {
-        **state.summary(policy),
+        **summary,
+        "policy_not_pinned": unpinned,
         "provenance": _provenance_summary(name, version, state.registration, state.events),
         "version": version,
-        "valid_approvals": len(state.valid_approvers(policy)),
+        "valid_approvals": None if unpinned else len(state.valid_approvers(policy)),
         "aliases": sorted(a for a, v in holders.items() if v == version),
         "registry_aliases": registry_aliases,
         "decisions": approvals_with_identity,
@@ -318,10 +326,18 @@ def run_show(args: argparse.Namespace) -> int:
         _say(json.dumps(facts, indent=2, sort_keys=True))
         return 0
     version = facts["version"]
-    _say(
-        f"{args.name} v{version}: {facts['status']} "
-        f"({approval_count(facts['valid_approvals'], facts['approvals_required'])}, risk tier {facts['risk_tier']})"
-    )
+    if facts["policy_not_pinned"]:
+        _say(f"{args.name} v{version}: status not stated (risk tier {facts['risk_tier'] or 'not stated'})")
+        recorded = facts["approvers"]
+        _say(
+            f"  approvals:    {len(recorded)} recorded ({', '.join(recorded) or '-'}); the number required is not "
+            f"stated: {facts['policy_not_pinned']}"
+        )
+    else:
+        _say(
+            f"{args.name} v{version}: {facts['status']} "
+            f"({approval_count(facts['valid_approvals'], facts['approvals_required'])}, risk tier {facts['risk_tier']})"
+        )
     _say(f"  aliases:      {', '.join(facts['aliases']) or '-'}")
     _say(f"  gates:        {facts['gate_status'] or 'unknown'}")
     _say(f"  evaluation:   {facts['eval_status'] or 'unknown'}")

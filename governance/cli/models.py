@@ -31,28 +31,42 @@ def _say(line: str = "", *, err: bool = False) -> None:
     print(line, file=sys.stderr if err else sys.stdout)  # noqa: T201 - CLI output
 
 
-def version_rows(name: str | None) -> tuple[list[dict[str, str]], list[str]]:
-    """One row per registered version (the trail's status and aliases), and the drift lines."""
+def version_rows(name: str | None) -> tuple[list[dict[str, str]], list[str], list[str]]:
+    """One row per registered version (the trail's status and aliases), the drift lines, and why a status is not
+    stated: it is stated only under the approvals policy the trail pins for the version (as every action decides),
+    never from an uncommitted or copied policy file."""
     from governance import registry_view
-    from governance.approvals import find_drift, load_approvals_policy, model_state
+    from governance.approvals import (
+        NOT_STATED,
+        find_drift,
+        model_state,
+        policy_in_force,
+        policy_pin_message,
+        policy_trail,
+    )
 
-    policy = load_approvals_policy()
+    in_force = policy_in_force()
+    policy, changes = in_force.policy, policy_trail()
     if name is not None:
         registry_view.require_model(name)
     # Newest first within each model
     versions = sorted(registry_view.read_versions(name=name), key=lambda v: (v.name, -v.version))
     states = {model: model_state(model) for model in {v.name for v in versions}}
-    rows = []
+    rows, unstated = [], []
     for mv in versions:
         tags = mv.tags or {}
         state = states[mv.name]
         version_state = state.version(str(mv.version))
         holders = state.alias_holders()
+        unpinned = policy_pin_message(version_state, in_force, changes)
+        if unpinned:
+            unstated.append(f"{mv.name} v{mv.version}: status not stated: {unpinned}")
+        status = NOT_STATED if unpinned else version_state.status(policy)
         rows.append(
             {
                 "name": mv.name,
                 "version": str(mv.version),
-                "status": version_state.status(policy) if version_state.registration else "unregistered",
+                "status": status if version_state.registration else "unregistered",
                 "aliases": ",".join(a for a, v in sorted(holders.items()) if v == str(mv.version)),
                 "method": tags.get("lineage.method", ""),
                 "git_commit": tags.get("lineage.git_commit", "")[:10],
@@ -61,14 +75,16 @@ def version_rows(name: str | None) -> tuple[list[dict[str, str]], list[str]]:
                 "run_id": mv.run_id or "",
             }
         )
-    drift = find_drift(name, policy=policy, versions=versions)
-    return rows, [d.line() for d in drift]
+    drift = find_drift(name, policy=in_force, versions=versions)
+    return rows, [d.line() for d in drift], unstated
 
 
 def run(args: argparse.Namespace) -> int:
     from governance import registry
 
-    rows, drift = version_rows(args.name)
+    rows, drift, unstated = version_rows(args.name)
+    for line in unstated:
+        _say(f"warning: {line}", err=True)
     if args.json:
         _say(json.dumps(rows, indent=2))  # the drift warning goes to stderr, as in the table
         _drift_warning(drift)

@@ -56,7 +56,7 @@ def check_model(name: str, identity: Identity, delivery: Delivery | None = None)
     in_force = policy_in_force()
     policy = in_force.policy
     for _ in range(_ATTEMPTS):
-        drift = find_drift(name, policy=policy, served=False)  # a served location has no webhook; audit verify
+        drift = find_drift(name, policy=in_force, served=False)  # a served location has no webhook; audit verify
         if not drift:
             return CheckOutcome(name, [])
         trail.require_intact()
@@ -91,7 +91,7 @@ def _record(
 
     def same_drift_or_already_recorded(events: list[Event]) -> Event | None:
         # Read again with the lock held: a govern action mirrors MLflow just before its event commits
-        if [asdict(d) for d in find_drift(name, policy=policy, served=False)] != found:
+        if [asdict(d) for d in find_drift(name, policy=in_force, served=False)] != found:
             raise _DriftChanged()
         # A redelivery, or another tag event while the same drift stands: on record once
         last = next((e for e in reversed(events) if e.event_type in ("registry_drift", "registry_reconciled")), None)

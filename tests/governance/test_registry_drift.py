@@ -10,6 +10,7 @@ message is asserted.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sqlite3
 import sys
@@ -162,6 +163,37 @@ def test_attack_reconcile_under_an_edited_approvals_policy_writes_nothing(env, c
     )
     assert registry.get_version(name, version).tags["governance.approval_status"] == "pending"
     assert trail.events(model=name, event_types=["registry_reconciled"]) == []
+
+
+def test_attack_list_and_show_state_no_status_under_an_edited_approvals_policy(env, capsys):
+    """S1: the same edit as R5 (the medium tier lowered to one approval in the working copy). Before, ``govern models``
+    and ``govern show`` stated the version ``approved`` (1 of 1) and reported MLflow's ``pending`` as drift to
+    repair, though no action would treat it as approved. They now state the status only under the policy the trail
+    pins for the version, and otherwise say why not; the registry's tag is not called drift."""
+    name = f"govllm-drift-{next(_names)}"
+    version = register(name)
+    approvals.approve(name, version, reason="reviewed", identity=Identity(user="alice", source="local"))
+    path = Path(os.environ["GOVERN_POLICY_DIR"]) / "approvals.yaml"
+    path.write_text(path.read_text().replace("      medium: 2  ", "      medium: 1  ", 1))
+    assert main(["models", name]) == 0
+    out, err = capsys.readouterr()
+    (row,) = [line for line in out.splitlines() if line.startswith(name)]
+    assert row.split()[2] == "not-stated" and "approved" not in out
+    assert "approval_status" not in err
+    assert f"{name} v{version}: status not stated: the approvals policy in force ({path}, sha256 " in err
+    assert main(["show", name, version]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{name} v{version}: status not stated (risk tier medium)\n")
+    required = "the number required is not stated: the approvals policy in force ("
+    assert f"  approvals:    1 recorded (alice); {required}" in out
+    assert "approval_status" not in out + err
+    assert main(["show", name, version, "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["status"] == "not-stated" and facts["approvals_required"] is None
+    assert facts["policy_not_pinned"].startswith("the approvals policy in force (")
+    path.write_text(path.read_text().replace("      medium: 1  ", "      medium: 2  ", 1))
+    assert main(["show", name, version]) == 0
+    assert capsys.readouterr().out.startswith(f"{name} v{version}: pending (1 of 2 approvals, risk tier medium)\n")
 
 
 def test_next_deployment_removes_a_forged_alias_and_records_it(env):
