@@ -81,6 +81,7 @@ class MlflowServer:
     log_path: Path
     audit_url: str
     passwords: dict[str, str] = field(default_factory=dict)
+    editors: set[str] = field(default_factory=set)  # users granted EDIT on every registered model
     pid: int = 0  # the server's process group (its workers are in it)
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
@@ -90,11 +91,20 @@ class MlflowServer:
         return response
 
     def create_user(self, username: str, *, edit_models: bool) -> str:
-        """Create a user (password generated); ``edit_models`` grants EDIT on every registered model."""
+        """Create a user (password generated); ``edit_models`` grants EDIT on every registered model.
+
+        The server is the session's: a user another test module already created is kept (its password), and
+        given EDIT if asked, so the modules run in any order and in one process (``python -m pytest -q``)."""
+        if username in self.passwords:
+            if edit_models and username not in self.editors:
+                self.grant(username, "*", "EDIT")
+                self.editors.add(username)
+            return self.passwords[username]
         password = secrets.token_urlsafe(12)
         self.api("POST", "/api/2.0/mlflow/users/create", json={"username": username, "password": password})
         if edit_models:
             self.grant(username, "*", "EDIT")
+            self.editors.add(username)
         self.passwords[username] = password
         return password
 
