@@ -1,4 +1,4 @@
-"""Shared by the refusal judge benchmark's tests: the benchmark script, imported as a module."""
+"""Shared by the benchmarks' tests: a benchmark script, imported as a module."""
 
 from __future__ import annotations
 
@@ -11,10 +11,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("refusal_judge", REPO / "benchmarks/refusal_judge.py")
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / f"benchmarks/{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("refusal_judge", module)  # its dataclasses look their module up
+    sys.modules.setdefault(name, module)  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """benchmarks/refusal_judge.py."""
+    return _script("refusal_judge")
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    """benchmarks/refusal_head_inputs.py."""
+    return _script("refusal_head_inputs")

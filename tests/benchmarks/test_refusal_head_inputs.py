@@ -4,23 +4,7 @@ toy size, on the CPU, with the real pinned encoder)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    spec = importlib.util.spec_from_file_location("refusal_head_inputs", REPO / "benchmarks/refusal_head_inputs.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("refusal_head_inputs", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rows() -> list[dict]:
