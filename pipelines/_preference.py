@@ -103,16 +103,23 @@ def trl_default(config_class: type, option: str) -> Any:
 # --- models -------------------------------------------------------------------------------------
 
 
-def load_reward_model(model_dir: str | Path, adapter: AdapterParams | None = None, section: str = ""):
+def load_reward_model(
+    model_dir: str | Path, adapter: AdapterParams | None = None, section: str = "", *, expect_sha256: str | None = None
+):
     """A sequence-classification model with one output (the reward) and its tokenizer.
 
     From a base model the score head is new (seeded by the caller); from a
-    trained reward model it is the trained one.
+    trained reward model it is the trained one. ``expect_sha256``: as :func:`load_model`'s.
     """
     from transformers import AutoModelForSequenceClassification
 
     model, tokenizer = load_model(
-        model_dir, adapter, section, auto_class=AutoModelForSequenceClassification, num_labels=1
+        model_dir,
+        adapter,
+        section,
+        expect_sha256=expect_sha256,
+        auto_class=AutoModelForSequenceClassification,
+        num_labels=1,
     )
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

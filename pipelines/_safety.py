@@ -259,7 +259,9 @@ def _reward_second_opinion(
     """Mean reward-model score of each model's completions on the red-team and over-refusal prompts."""
     from pipelines._preference import load_reward_model, reward_scores
 
-    model, tokenizer = load_reward_model(reward_model_dir)
+    # Recorded as read before loading, and the files loaded must hash to it (not a manifest read again after)
+    manifest = read_manifest(reward_model_dir)
+    model, tokenizer = load_reward_model(reward_model_dir, expect_sha256=manifest.get("model_sha256"))
     max_length = int(getattr(model.config, "max_position_embeddings", 512) or 512)
     n_red, n_benign = len(sets.red_team), len(sets.over_refusal)
     metrics: dict[str, float] = {}
@@ -274,7 +276,6 @@ def _reward_second_opinion(
     if "parent" in completions:
         for name in ("reward_model_score_red_team", "reward_model_score_over_refusal"):
             metrics[f"{name}_delta_vs_parent"] = metrics[name] - metrics[f"parent_{name}"]
-    manifest = read_manifest(reward_model_dir)
     return {
         "path": reward_model_dir,
         "model_sha256": manifest.get("model_sha256"),
@@ -318,7 +319,7 @@ def evaluate_policy_safety(
     parent_completions = reusable_parent_completions(recorded, parent_sha256, reference)
     source = f"reused from {Path(params.parent_evaluation or '') / SAFETY_FILE}" if parent_completions else "generated"
     if parent_completions is None:
-        parent_model, parent_tokenizer = load_model(parent_dir)
+        parent_model, parent_tokenizer = load_model(parent_dir, expect_sha256=parent_sha256)
         parent_completions = generate_all(parent_model, parent_tokenizer, conversations, params)
         del parent_model
     parent_rates, parent_rows = judged_rates(sets, parent_completions, judge)

@@ -303,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     records = [r.data for r in eval_records]
     prompts, answers = [r["prompt"] for r in records], [r.get("answer") for r in records]
     # Greedy completions of the held-out prompts, parent vs tuned, and the KL between them
-    parent_model, tokenizer = load_model(params.parent_model)
-    tuned_model, tokenizer = load_model(params.model_dir)
+    parent_model, tokenizer = load_model(params.parent_model, expect_sha256=trained["parent"]["model_sha256"])
+    tuned_model, tokenizer = load_model(params.model_dir, expect_sha256=trained["model_sha256"])
     parent = greedy_completions(parent_model, tokenizer, prompts, params.max_new_tokens)
     tuned = greedy_completions(tuned_model, tokenizer, prompts, params.max_new_tokens)
     # Safety: red-team refusals, over-refusal and sycophancy, against the SFT parent

@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     # The bytes judged are the bytes named, and the held-out split the model's validation gate checked
     eval_records, eval_ref = read_held_out_records(params.eval_file, trained, params.model_dir)
     pairs = [r.data for r in eval_records]
-    policy, tokenizer = load_model(params.model_dir)
-    reference, _ = load_model(params.parent_model)
+    policy, tokenizer = load_model(params.model_dir, expect_sha256=trained["model_sha256"])
+    reference, _ = load_model(params.parent_model, expect_sha256=trained["parent"]["model_sha256"])
     # Log odds ratio (policy and parent), log-prob ratio to the parent and drift, on held-out pairs
     chosen, rejected = scored_pairs(
         score_responses(policy, reference, tokenizer, [(p["prompt"], p["chosen"]) for p in pairs], params.max_length),

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     eval_records, eval_ref = read_held_out_records(params.eval_file, trained, params.model_dir)
     pairs = [r.data for r in eval_records]
     # Score chosen and rejected conversations of every held-out pair
-    model, tokenizer = load_reward_model(params.model_dir)
+    model, tokenizer = load_reward_model(params.model_dir, expect_sha256=trained["model_sha256"])
     chosen = reward_scores(model, tokenizer, [p["prompt"] + p["chosen"] for p in pairs], params.max_length)
     rejected = reward_scores(model, tokenizer, [p["prompt"] + p["rejected"] for p in pairs], params.max_length)
     # Safety: how the reward model ranks fixed safe and unsafe responses (it has no parent to compare)

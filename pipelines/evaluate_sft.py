@@ -143,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     eval_records, eval_ref = read_held_out_records(params.eval_file, trained, params.model_dir)
     conversations = [r.data["messages"] for r in eval_records]
     # Held-out loss and perplexity, base vs tuned
-    base, tokenizer = load_model(params.base_model)
+    base, tokenizer = load_model(params.base_model, expect_sha256=trained["parent"]["model_sha256"])
     base_losses = heldout_losses(base, tokenizer, conversations)
     base_loss = mean_loss(base_losses)
     del base
-    tuned, tokenizer = load_model(params.model_dir)
+    tuned, tokenizer = load_model(params.model_dir, expect_sha256=trained["model_sha256"])
     tuned_losses = heldout_losses(tuned, tokenizer, conversations)
     tuned_loss = mean_loss(tuned_losses)
     generations = generate(tuned, tokenizer, params.prompts, params.max_new_tokens)

@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # TRL's own option for how the model is loaded (attn_implementation, dtype): TRL reads it only when it loads
     # the model itself, and the stage loads it, so the stage applies it
-    model, tokenizer = load_model(params.base_model, params.adapter, STAGE, init_kwargs=config.model_init_kwargs)
+    model, tokenizer = load_model(
+        params.base_model, params.adapter, STAGE, expect_sha256=parent_sha256, init_kwargs=config.model_init_kwargs
+    )
     train, evaluation = data["train_file"].dataset(PAIR_COLUMNS), data["eval_file"].dataset(PAIR_COLUMNS)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         parent_sha256=parent_sha256,
         topology=topology,
     )
-    model, tokenizer = load_model(params.base_model, params.adapter, STAGE)
+    model, tokenizer = load_model(params.base_model, params.adapter, STAGE, expect_sha256=parent_sha256)
     train = load_prompts(data["train_file"])
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (

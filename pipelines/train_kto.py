@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         parent_sha256=parent_sha256,
         topology=topology,
     )
-    model, tokenizer = load_model(params.base_model, params.adapter, STAGE)
+    model, tokenizer = load_model(params.base_model, params.adapter, STAGE, expect_sha256=parent_sha256)
     train, evaluation = data["train_file"].dataset(KTO_COLUMNS), data["eval_file"].dataset(KTO_COLUMNS)
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (

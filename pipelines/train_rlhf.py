@@ -118,7 +118,7 @@ def load_reward_model(model_dir: str | Path):
     if manifest.get("model_sha256") is None:
         raise PolicyViolation(f"{model_dir}/manifest.json: records no model_sha256; re-run train_rm")
     # Loaded from a private copy that must hash to what train_rm recorded (a swap during the load never reaches it)
-    with recorded_model(model_dir, "reward model") as (copy, digest):
+    with recorded_model(model_dir, "reward model", expect_sha256=manifest["model_sha256"]) as (copy, digest):
         try:
             tokenizer = AutoTokenizer.from_pretrained(copy)
             dtype = torch.float32 if not torch.cuda.is_available() else torch.bfloat16
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         parent_sha256=parent_sha256,
         topology=topology,
     )
-    policy, tokenizer = load_model(params.base_model, params.adapter, STAGE)
+    policy, tokenizer = load_model(params.base_model, params.adapter, STAGE, expect_sha256=parent_sha256)
     train = load_prompts(data["train_file"])
     # The main process alone speaks for the run: MLflow run, model folder (staged), manifest
     with (

@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # TRL's own option for how the model is loaded (attn_implementation, dtype): TRL reads it only when it loads
     # the model itself, and the stage loads it, so the stage applies it
-    model, tokenizer = load_model(params.base_model, params.adapter, STAGE, init_kwargs=config.model_init_kwargs)
+    model, tokenizer = load_model(
+        params.base_model, params.adapter, STAGE, expect_sha256=parent_sha256, init_kwargs=config.model_init_kwargs
+    )
     # The loss mask from the model's chat template (refused in one line when none fits), into the lineage
     train_rows, eval_rows = read_conversations(data["train_file"]), read_conversations(data["eval_file"])
     masking = choose_loss_masking(tokenizer, train_rows + eval_rows, config.assistant_only_loss, params.base_model)

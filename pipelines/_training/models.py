@@ -29,13 +29,20 @@ LOADED_SHA256 = "governed_loaded_sha256"
 
 
 @contextlib.contextmanager
-def recorded_model(model_dir: str | Path, what: str = "model") -> Iterator[tuple[Path, str]]:
+def recorded_model(
+    model_dir: str | Path, what: str = "model", *, expect_sha256: str | None = None
+) -> Iterator[tuple[Path, str]]:
     """The model a stage output's manifest records, as a private copy to load from, and its sha256.
 
     The copy is hashed as it is made (:func:`governance.lineage.hashed_copy`) and must hash to the
     ``model_sha256`` the manifest records, so the model a stage loads is the model its lineage, its
     evaluation's decision and the registry name: files changed since the stage that wrote them are
     refused, and a swap while the stage loads never reaches the copy it loads from.
+
+    ``expect_sha256`` is the hash the calling stage has already recorded for this model (its decision's
+    ``model_sha256``, its lineage's parent): the copy must hash to it too. The manifest is read again here, so
+    without it a manifest swapped between the stage's first read and this one (``model_path`` pointed at other
+    files with their own hash) would load other weights than the ones the stage records, and swap back unseen.
     """
     manifest, path = model_folder(model_dir)
     recorded = manifest.get("model_sha256")
@@ -46,6 +53,12 @@ def recorded_model(model_dir: str | Path, what: str = "model") -> Iterator[tuple
                 f"{path}: the {what}'s files hash to {digest[:12]}… but {Path(model_dir) / 'manifest.json'} "
                 f"recorded {str(recorded)[:12]}…; it changed after {stage} wrote it, nothing loaded: "
                 f"re-run it, dvc repro -f {stage}"
+            )
+        if expect_sha256 is not None and digest != expect_sha256:
+            raise PolicyViolation(
+                f"{path}: the {what} about to be loaded hashes to {digest[:12]}…, but this stage recorded "
+                f"{expect_sha256[:12]}… for {model_dir} when it started: {Path(model_dir) / 'manifest.json'} or the "
+                "files it names changed while the stage ran; nothing loaded, nothing recorded: re-run the stage"
             )
         yield copy, digest
 
@@ -62,11 +75,15 @@ def load_model(
     adapter: AdapterParams | None = None,
     section: str = "",
     *,
+    expect_sha256: str | None = None,
     auto_class=None,
     init_kwargs: dict[str, Any] | None = None,
     **kwargs: Any,
 ):
     """Load model and tokenizer from a stage output (or the path its manifest names).
+
+    ``expect_sha256`` is the hash the stage records for the model (its decision's, its lineage's parent): the
+    files loaded must have it (:func:`recorded_model`). Every stage passes it.
 
     ``auto_class`` is transformers' Auto class to load with (default
     ``AutoModelForCausalLM``; a reward model passes
@@ -111,7 +128,7 @@ def load_model(
         )
     path = base_model_path(model_dir)
     # Loaded from a private copy hashed as it was made: the model loaded is the model the manifest records
-    with recorded_model(model_dir) as (copy, digest):
+    with recorded_model(model_dir, expect_sha256=expect_sha256) as (copy, digest):
         try:
             tokenizer = AutoTokenizer.from_pretrained(copy)
             model = (auto_class or AutoModelForCausalLM).from_pretrained(copy, **kwargs)

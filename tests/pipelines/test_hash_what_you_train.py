@@ -321,6 +321,43 @@ def test_m1_weights_changed_before_the_load_are_refused_and_the_private_copy_is_
     assert list(tmp_path.iterdir()) == []
 
 
+def test_m4_a_manifest_swapped_between_the_stages_read_and_its_load_is_refused(ws, capsys, monkeypatch, tmp_path):
+    """M4: the stage reads the parent's manifest (the parent hash its lineage records); then, just for the load, the
+    manifest's ``model_path`` is pointed at other weights with their own, true hash, and put back after. Before,
+    the load read the manifest again and checked the copy against *that* read: the stage trained on the other
+    weights and recorded the parent's hash. The files loaded must now hash to what the stage recorded."""
+    import pipelines._training.models as models
+
+    manifest_path = Path("artifacts/base_model/manifest.json")
+    original = manifest_path.read_bytes()
+    evil = tmp_path / "evil"
+    shutil.copytree("artifacts/base_model", evil)
+    weights = evil / "model.safetensors"
+    weights.write_bytes(_poisoned_weights(weights))
+    evil_sha = sha256_dir(evil)
+    swapped = json.loads(original) | {"model_path": str(evil), "model_sha256": evil_sha}
+    real = models.model_folder
+
+    def swapped_for_the_load(model_dir):
+        manifest_path.write_text(json.dumps(swapped))
+        try:
+            return real(model_dir)
+        finally:
+            manifest_path.write_bytes(original)
+
+    monkeypatch.setattr(models, "model_folder", swapped_for_the_load)
+    recorded = read_manifest("artifacts/base_model")["model_sha256"]
+    assert train_sft.main([]) == 1
+    assert manifest_path.read_bytes() == original  # put back: on disk nothing shows
+    assert _error_line(capsys) == (
+        f"train_sft: PolicyViolation: {evil}: the model about to be loaded hashes to {evil_sha[:12]}…, but this "
+        f"stage recorded {recorded[:12]}… for artifacts/base_model when it started: "
+        "artifacts/base_model/manifest.json or the files it names changed while the stage ran; nothing loaded, "
+        "nothing recorded: re-run the stage"
+    )
+    assert not Path("artifacts/train_sft").exists()
+
+
 # --------------------------------------------------------------------------- P2: the output the gates cleared
 
 
