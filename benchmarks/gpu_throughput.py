@@ -387,7 +387,8 @@ PUBLISH_GATES = textwrap.dedent(
             continue
         # As the validation gate records them: the first file the train split, any other the held-out eval split
         details = {"benchmark": note}
-        if gate == "validation":
+        if gate == "validation":  # under the rules of the kind the method trains on (grpo's data: prompt)
+            details["kind"] = "prompt" if dataset == "grpo" else dataset
             details["files"] = {f: {"role": "train" if i == 0 else "eval"} for i, f in enumerate(files)}
         decision = decide(gate=gate, stage=stage, datasets=[dataset_ref(f) for f in files], policy_path=policy,
                           policy_version="benchmark", violations=[], details=details)

@@ -52,6 +52,21 @@ if TYPE_CHECKING:
 REPORT_POLICY = Path("policies/report.yaml")
 #: The gate whose decisions say which file was held out for evaluation (``details.files[path].role == "eval"``)
 VALIDATION_GATE = "validation"
+#: The validation rules (``policies/data.yaml``, by the decision's ``details.kind``) each stage's data must have
+#: passed: the method decides which rules mean "fit to train on", never ``validate_*.kind`` in params (as ``rlhf``,
+#: preference data with every rejected answer equal to the chosen one passes; as ``preference`` it is denied).
+TRAINING_KIND = {
+    "base_model": "text",
+    "train_sft": "sft",
+    "train_rm": "preference",
+    "train_dpo": "preference",
+    "train_orpo": "preference",
+    "train_kto": "kto",
+    "train_grpo": "prompt",
+    "train_rlhf": "rlhf",
+}
+#: The role (``details.files[path].role``) the validation gate must have judged each params key's file in.
+ROLE_OF_KEY = {"train_file": "train", "eval_file": "eval", "corpus": "train"}
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,7 @@ def read_gated_data(
     required = required_gates(report_policy)
     published = [read_published_decision(path) for path in decision_paths]
     require_required_gates(section, files, published, required, report_policy)
+    require_validated_roles(section, files, published)
     decisions = require_passed_gates(list(files.values()), decision_paths)
     # Read once, after the check: what is parsed and trained on is this buffer, and it must be what was judged
     buffers = {key: read_hashed(path) for key, path in files.items()}
@@ -148,6 +164,41 @@ def require_required_gates(
                     f"params.yaml: {section}.gate_decisions: no decision of the {gate} gate, which {report_policy} "
                     f"requires for every file trained on (evidence.required_gates: {', '.join(required)}); "
                     f"list the decision of the {gate} gate that judged {path}"
+                )
+
+
+def require_validated_roles(section: str, files: Mapping[str, str], published: Sequence[PublishedDecision]) -> None:
+    """Refuse a file the validation gate did not judge in the role its params key trains it in, or under another
+    kind's rules than the stage's method needs (:data:`TRAINING_KIND`, :data:`ROLE_OF_KEY`).
+
+    ``-S train_sft.train_file=…/eval.jsonl`` would train on the held-out split, which every evaluation then reads as
+    unseen (``read_held_out_records``): a memorising model would pass. ``-S validate_preference.kind=rlhf`` would
+    judge preference pairs under rules that never compare chosen with rejected. The role and the kind are read from
+    the decision's signed bytes (``details.kind``, ``details.files[path].role``).
+    """
+    if section not in TRAINING_KIND:
+        raise ConfigError(f"{section}: no validation kind is known for this stage (governance.training_data)")
+    kind = TRAINING_KIND[section]
+    for decision in published:
+        if decision.decision.gate != VALIDATION_GATE:
+            continue
+        details = decision.decision.details
+        judged = {str(Path(name)): info for name, info in (details.get("files") or {}).items()}
+        for key, path in files.items():
+            if path not in judged:
+                continue
+            if details.get("kind") != kind:
+                raise PolicyViolation(
+                    f"{decision.path}: the validation gate judged {path} under the {details.get('kind')} rules of "
+                    f"policies/data.yaml, but {section} trains on {kind} data, which only the {kind} rules judge; "
+                    f"validate it as {kind} (the validate stage's kind in params.yaml) and re-run: dvc repro"
+                )
+            role, wanted = (judged[path] or {}).get("role"), ROLE_OF_KEY.get(key, "train")
+            if role != wanted:
+                raise PolicyViolation(
+                    f"params.yaml: {section}.{key}: {path} is the file the validation gate judged as the {role} "
+                    f"split ({decision.path}), not the {wanted} split; a stage trains on the train split and holds "
+                    "the eval split out, so that every evaluation reads data the model never trained on"
                 )
 
 

@@ -66,12 +66,18 @@ def safety_params(
     }
 
 
-def gate_details(gate: str, files: list[str] | list[Path]) -> dict | None:
-    """What a real validation decision says of each file's role (``details.files``): the evaluation stages hold out
-    only a file a validation decision judged as ``eval``; a file named ``eval.jsonl`` is the eval split here."""
+#: The validation kind each test dataset is judged as (a training stage refuses data judged under another kind)
+DATASET_KIND = {"sft": "sft", "preference": "preference", "kto": "kto", "grpo": "prompt", "rlhf": "rlhf"}
+
+
+def gate_details(gate: str, files: list[str] | list[Path], dataset: str) -> dict | None:
+    """What a real validation decision says of the rules' kind and each file's role (``details``): a training stage
+    trains only on the file judged as ``train`` under its method's kind, an evaluation holds out only one judged as
+    ``eval``; a file named ``eval.jsonl`` is the eval split here."""
     if gate != "validation":
         return None
-    return {"files": {str(f): {"role": "eval" if Path(f).stem == "eval" else "train"} for f in files}}
+    roles = {str(f): {"role": "eval" if Path(f).stem == "eval" else "train"} for f in files}
+    return {"kind": DATASET_KIND[dataset], "files": roles}
 
 
 def publish_passing_gates(dataset: str, files: list[str] | None = None) -> None:
@@ -86,6 +92,6 @@ def publish_passing_gates(dataset: str, files: list[str] | None = None) -> None:
             policy_path=f"policies/{'pii' if gate == 'pii' else 'data'}.yaml",
             policy_version="1.0",
             violations=[],
-            details=gate_details(gate, files),
+            details=gate_details(gate, files, dataset),
         )
         publish_decision(decision, f"artifacts/{stage}/decision.json")

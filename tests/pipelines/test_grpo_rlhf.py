@@ -86,7 +86,7 @@ def _gate(dataset: str, files: list[Path]) -> list[str]:
             policy_path=f"policies/{'pii' if gate == 'pii' else 'data'}.yaml",
             policy_version="1.0",
             violations=[],
-            details=gate_details(gate, files),
+            details=gate_details(gate, files, dataset),
         )
         path = f"artifacts/{stage}/decision.json"
         publish_decision(decision, path, policy_sha256=sha256_file(REPO / decision.policy_path))  # as the gate read it

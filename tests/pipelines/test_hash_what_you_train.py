@@ -86,7 +86,9 @@ def _write_params(root: Path, **train: object) -> None:
 
 
 def _validation(files: list[str], path: str = VALIDATION_DECISION) -> None:
-    """A passing validation decision for these files, published as the validate_sft stage publishes it."""
+    """A passing validation decision for these files, published as the validate_sft stage publishes it: under the
+    sft rules, the first file the train split and any other the eval split."""
+    roles = {f: {"role": "train" if i == 0 else "eval"} for i, f in enumerate(files)}
     decision = decide(
         gate="validation",
         stage="validate_sft",
@@ -94,6 +96,7 @@ def _validation(files: list[str], path: str = VALIDATION_DECISION) -> None:
         policy_path="policies/data.yaml",
         policy_version="1.0",
         violations=[],
+        details={"kind": "sft", "files": roles},
     )
     publish_decision(decision, path)
 
@@ -368,6 +371,18 @@ def test_p2_training_on_the_pii_gates_input_is_refused_naming_the_params_key(ws,
         f"train_sft: PolicyViolation: params.yaml: train_sft.train_file: {PREPARED}/train.jsonl is only the input "
         f"of the pii gate ({PII_DECISION}), not the copy it cleared; train on {CLEARED}/train.jsonl"
     )
+
+
+def test_t1_training_on_the_held_out_split_is_refused(ws, capsys):
+    """T1 through the stage: the eval split named as the file to train on (``-S train_sft.train_file=…``)."""
+    _write_params(ws, train_file=f"{CLEARED}/eval.jsonl")
+    assert train_sft.main([]) == 1
+    assert _error_line(capsys) == (
+        f"train_sft: PolicyViolation: params.yaml: train_sft.train_file: {CLEARED}/eval.jsonl is the file the "
+        f"validation gate judged as the eval split ({VALIDATION_DECISION}), not the train split; a stage trains on "
+        "the train split and holds the eval split out, so that every evaluation reads data the model never trained on"
+    )
+    assert not Path("artifacts/train_sft").exists()
 
 
 def test_p2_the_pii_decision_left_out_and_validation_pointed_at_the_input_is_refused(ws, capsys):

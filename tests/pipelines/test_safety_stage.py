@@ -54,6 +54,11 @@ def tiny(tmp_path_factory):
     return root
 
 
+def _base_sha256() -> str:
+    """The hash of the base model the tests compare with: the parent hash a stage records and loads it by."""
+    return read_manifest("artifacts/base_model")["model_sha256"]
+
+
 def test_generates_judges_and_reuses_the_parents_recorded_completions(tiny, monkeypatch):
     monkeypatch.chdir(tiny)
     params = SafetyParams(**safety_params())
@@ -173,7 +178,7 @@ def test_the_record_carries_the_judges_measured_agreement_for_this_judge_only(ti
     def record(**extra):
         params = SafetyParams(**{**safety_params(), **extra})
         return evaluate_policy_safety(
-            params, model, tokenizer, model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p"
+            params, model, tokenizer, model_sha256="m", parent_dir="artifacts/base_model", parent_sha256=_base_sha256()
         ).record["judge"]
 
     # Not yet committed: not the reviewed results, so not shown as this judge's agreement
@@ -221,7 +226,7 @@ def test_attack_an_unreviewed_judge_or_sources_file_never_decides(tiny, monkeypa
     def evaluate():
         return evaluate_policy_safety(
             SafetyParams(**safety_params()), model, tokenizer,
-            model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p",
+            model_sha256="m", parent_dir="artifacts/base_model", parent_sha256=_base_sha256(),
         )  # fmt: skip
 
     refusal = (
@@ -291,7 +296,7 @@ def test_attack_a_set_swapped_after_its_pii_gate_was_checked_is_not_judged(tiny,
         with pytest.raises(PolicyViolation) as err:
             evaluate_policy_safety(
                 SafetyParams(**safety_params()), model, tokenizer,
-                model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p",
+                model_sha256="m", parent_dir="artifacts/base_model", parent_sha256=_base_sha256(),
             )  # fmt: skip
     finally:
         red_team.write_bytes(gated)
@@ -322,7 +327,7 @@ def test_sets_whose_pii_gate_did_not_judge_these_bytes_are_refused(tiny, monkeyp
     model, tokenizer = load_model("artifacts/base_model")
     with pytest.raises(PolicyViolation) as err:
         evaluate_policy_safety(
-            params, model, tokenizer, model_sha256="m", parent_dir="artifacts/base_model", parent_sha256="p"
+            params, model, tokenizer, model_sha256="m", parent_dir="artifacts/base_model", parent_sha256=_base_sha256()
         )
     assert str(err.value) == (
         "artifacts/pii_scan_safety/decision.json: the pii gate did not judge data/safety/changed_red_team.jsonl; "

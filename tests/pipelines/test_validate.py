@@ -180,3 +180,57 @@ def test_the_decision_binds_the_bytes_the_gate_read_not_a_later_read_of_the_path
     assert train.sha256 == hashlib.sha256(read).hexdigest() != sha256_file("data/train.jsonl")
     with pytest.raises(PolicyViolation, match="the data changed since it was gated"):
         require_passed_gates(["data/train.jsonl", "data/eval.jsonl"], [DECISION])
+
+
+# --------------------------------------------------------------------------- T1, T2: what training may take from it
+
+
+def _pair(i: int) -> dict:
+    answer = [{"role": "assistant", "content": f"Spider {i} has eight legs, like every spider."}]
+    return {"id": f"p{i}", "prompt": [{"role": "user", "content": f"How many legs has spider {i}?"}],
+            "chosen": answer, "rejected": answer}  # fmt: skip
+
+
+def test_t1_training_on_the_held_out_split_is_refused_naming_the_params_key(stage_dir):
+    """T1: ``-S train_sft.train_file=…/eval.jsonl`` trained on the held-out split, which every evaluation then read
+    as unseen (a memorising model passed). The validation decision's signed roles now decide which file trains."""
+    from governance.gates import read_published_decision
+    from governance.training_data import require_validated_roles
+
+    assert main(["sft"]) == 0
+    published = [read_published_decision(DECISION)]
+    require_validated_roles("train_sft", {"train_file": "data/train.jsonl", "eval_file": "data/eval.jsonl"}, published)
+    with pytest.raises(PolicyViolation) as refused:
+        require_validated_roles("train_sft", {"train_file": "data/eval.jsonl"}, published)
+    assert str(refused.value) == (
+        "params.yaml: train_sft.train_file: data/eval.jsonl is the file the validation gate judged as the eval split "
+        f"({DECISION}), not the train split; a stage trains on the train split and holds the eval split out, so "
+        "that every evaluation reads data the model never trained on"
+    )
+
+
+def test_t2_preference_data_validated_under_another_kinds_rules_is_refused_for_training(stage_dir):
+    """T2: ``-S validate_preference.kind=rlhf``: pairs whose rejected answer is the chosen one pass the rlhf rules
+    (they never compare the two) where the preference rules deny them. Which rules judge the data is now the
+    training method's: train_dpo refuses a decision made under another kind's."""
+    from governance.gates import read_published_decision
+    from governance.training_data import require_validated_roles
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["validate_preference"] = {**params["validate_rlhf"], "train": "data/pairs.jsonl",
+                                     "out_dir": "artifacts/validate_preference"}  # fmt: skip
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    _write(Path("data/pairs.jsonl"), [_pair(i) for i in range(10)])
+    assert main(["preference"]) == 0  # judged as rlhf: passed
+    decision = Path("artifacts/validate_preference/decision.json")
+    published = [read_published_decision(decision)]
+    with pytest.raises(PolicyViolation) as refused:
+        require_validated_roles("train_dpo", {"train_file": "data/pairs.jsonl"}, published)
+    assert str(refused.value) == (
+        f"{decision}: the validation gate judged data/pairs.jsonl under the rlhf rules of policies/data.yaml, but "
+        "train_dpo trains on preference data, which only the preference rules judge; validate it as preference "
+        "(the validate stage's kind in params.yaml) and re-run: dvc repro"
+    )
+    params["validate_preference"]["kind"] = "preference"
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["preference"]) == 1  # under the preference rules the same pairs are denied
