@@ -9,13 +9,13 @@ fact means: the section modules do.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from governance import registry, registry_view
-from governance.lineage import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class RunArtifacts:
         self.local_root = local_folder(registry.rebase_artifact_uri(artifact_uri))
         self.served_root = None if self.local_root is not None else registry_view.served_artifact_path(artifact_uri)
         self._fetched: dict[str, Path | None] = {}
+        self._bytes: dict[str, bytes | None] = {}
 
     def fetch(self, path: str) -> Path | None:
         """Local path of an artifact file or folder, or None when the run has no such artifact."""
@@ -79,21 +80,30 @@ class RunArtifacts:
         self._fetched[path] = Path(downloaded) if downloaded else None
         return self._fetched[path]
 
+    def read(self, path: str) -> bytes | None:
+        """An artifact file's bytes, read once per report: what :meth:`json` parses and :meth:`sha256` hashes are
+        the same bytes (a file swapped between a parse and a hash would be stated from one and vouched for by the
+        signed event matching the other). None when absent."""
+        if path not in self._bytes:
+            local = self.fetch(path)
+            self._bytes[path] = local.read_bytes() if local is not None and local.is_file() else None
+        return self._bytes[path]
+
     def json(self, path: str) -> Any:
         """Parsed JSON artifact, None when absent; a corrupt one is a DataError naming it."""
-        local = self.fetch(path)
-        if local is None or not local.is_file():
+        data = self.read(path)
+        if data is None:
             return None
         try:
-            return json.loads(local.read_text(encoding="utf-8"))
+            return json.loads(data.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             from governance.errors import DataError
 
             raise DataError(f"run {self.run_id}: artifact {path} is not valid JSON") from None
 
     def sha256(self, path: str) -> str | None:
-        local = self.fetch(path)
-        return sha256_file(local) if local is not None and local.is_file() else None
+        data = self.read(path)
+        return hashlib.sha256(data).hexdigest() if data is not None else None
 
     def children(self, folder: str) -> list[str]:
         """Names of the sub-folders/files directly under ``folder`` (empty when absent)."""

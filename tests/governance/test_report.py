@@ -827,3 +827,30 @@ def test_an_approvals_policy_other_than_the_pinned_one_states_no_approvals_statu
     )
     assert report.facts.approvals.get("required") is None and report.facts.approvals.get("status") is None
     assert any("is not the approvals policy" in gap for gap in report.facts.gaps["approvals"])
+
+
+def test_attack_a_decision_swapped_between_its_parse_and_its_hash_is_stated_from_neither(lab, monkeypatch):
+    """V1: the report parsed a run's evaluation/decision.json with one read and hashed it with another, then vouched
+    for what it parsed by the signed event matching the hash. A forged "passed" shown to the parse only (the
+    denied decision back for the hash) read as a passed evaluation with its integrity intact. The report now
+    parses and hashes the same bytes, read once: the forged bytes match neither the version's record nor a signed event."""
+    real_text, real_bytes = Path.read_text, Path.read_bytes
+    forged: dict[str, int] = {}
+
+    def first_read_forged(path: Path, data: bytes) -> bytes:
+        if not str(path).endswith("evaluation/decision.json") or forged.get(str(path)):
+            return data
+        forged[str(path)] = 1
+        decision = json.loads(data)
+        return json.dumps({**decision, "passed": True}).encode()
+
+    monkeypatch.setattr(Path, "read_bytes", lambda self: first_read_forged(self, real_bytes(self)))
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: first_read_forged(self, real_bytes(self)).decode())
+    report, _ = _report(lab, "eval_failed")
+    assert forged  # the swap was seen by the report's first read
+    check = _check(report, "eval.integrity")  # before: "pass", with the forged verdict stated
+    assert (check.status, check.detail) == (
+        "fail",
+        "evaluation/decision.json SHA-256 differs from version tag lineage.eval_decision_sha256",
+    )
+    assert not report.verdict.promotable
