@@ -42,7 +42,7 @@ from typing import Any
 
 from governance import registry, registry_view, trail
 from governance.errors import ArtifactTampered, PolicyViolation, RegistryError
-from governance.lineage import sha256_dir, sha256_file
+from governance.lineage import hashed_copy, sha256_dir, sha256_file
 from governance.provenance import keys
 from governance.provenance.signing import file_digests, sign_model_dir, verify_model_dir
 from governance.provenance.statement import build_statement, open_envelope, payload_of, sign_statement
@@ -221,10 +221,13 @@ def attest_registered_version(
     key_path = keys.signing_key_path()
     private_key = keys.load_private_key(key_path)
     served = registry_view.served_location(name, version)
-    with tempfile.TemporaryDirectory(prefix="attest-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="attest-") as tmp, contextlib.ExitStack() as stack:
         # Sign what models:/NAME/VERSION serves, and only when it is exactly the bytes the pipeline trained
         # and DVC locked, never a copy that drifted
-        model_dir = _fetch(served.storage_location, Path(tmp) / "registered", f"{name} v{version}")
+        served_dir = _fetch(served.storage_location, Path(tmp) / "registered", f"{name} v{version}")
+        # Checked, signed and listed from one private copy (the embedded store serves the files in place, where
+        # they could be swapped between the check and the signature, so that the key signed other bytes)
+        model_dir = stack.enter_context(hashed_copy(served_dir, exclude=()))[0]
         registered = sha256_dir(model_dir)
         if registered != trained["model_sha256"]:
             raise ArtifactTampered(

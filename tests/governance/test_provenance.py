@@ -48,6 +48,13 @@ def store(tmp_path_factory):
 @pytest.fixture
 def signed(store, tmp_path, monkeypatch):
     """One version registered as the register stage does it: artifacts, tags, signature, statement, trail."""
+    name, run_id, model, stored = logged_model(tmp_path, monkeypatch)
+    return name, register_signed(name, run_id, model), stored
+
+
+def logged_model(tmp_path: Path, monkeypatch) -> tuple[str, str, Path, Path]:
+    """A model's files logged to a finished training run, with a trail and policies of its own: the model's name to
+    register, the run id, the local folder and the run's artifact folder (the embedded store serves it in place)."""
     monkeypatch.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
     policies = tmp_path / "policies"
     policies.mkdir()
@@ -55,7 +62,6 @@ def signed(store, tmp_path, monkeypatch):
         shutil.copy(REPO / "policies" / name, policies / name)
     monkeypatch.setenv("GOVERN_POLICY_DIR", str(policies))
     monkeypatch.setenv("GOVERN_USER", "ci-bot")
-    name = f"govllm-sft-{next(_names)}"
     model = tmp_path / "model"
     model.mkdir()
     for file, data in FILES.items():
@@ -64,9 +70,8 @@ def signed(store, tmp_path, monkeypatch):
     run = client.create_run(registry.ensure_experiment("govllm"), tags={"stage": "train_sft"})
     client.log_artifacts(run.info.run_id, str(model), "model")
     client.set_terminated(run.info.run_id)
-    version = register_signed(name, run.info.run_id, model)
     stored = Path(urlparse(client.get_run(run.info.run_id).info.artifact_uri).path)
-    return name, version, stored
+    return f"govllm-sft-{next(_names)}", run.info.run_id, model, stored
 
 
 def register_signed(name: str, run_id: str, model: Path) -> str:
@@ -412,3 +417,35 @@ def test_a_second_writers_attestation_tags_give_way_to_what_the_trail_recorded(s
     assert tags["lineage.signature_sha256"] == recorded["signature_sha256"]
     assert tags["lineage.statement_sha256"] == recorded["statement_sha256"]
     assert verify_version(name, version).signing_key == recorded["signing_key"]
+
+
+def test_attack_weights_swapped_between_the_check_and_the_signature_are_never_signed(store, tmp_path, monkeypatch):
+    """A1: the embedded store serves a version's files in place; attestation hashed them against the training
+    manifest, then signed and listed them by reading them again. Weights swapped in between, and back after, were
+    signed with the project's key: an outsider's ``model_signing verify`` accepted them, and the genuine files then
+    failed their signature. Attestation now checks, signs and lists one private copy."""
+    import governance.provenance.version as version_module
+
+    name, run_id, model, stored = logged_model(tmp_path, monkeypatch)
+    served = stored / "model"
+    weights = served / "model.safetensors"
+    genuine = weights.read_bytes()
+    real_sign = version_module.sign_model_dir
+
+    def swapped_while_signing(model_dir, signature_path, key_path):
+        weights.write_bytes(b"tampered" + genuine[8:])
+        try:
+            return real_sign(model_dir, signature_path, key_path)
+        finally:
+            weights.write_bytes(genuine)
+
+    monkeypatch.setattr(version_module, "sign_model_dir", swapped_while_signing)
+    version = register_signed(name, run_id, model)
+    assert weights.read_bytes() == genuine  # swapped back
+    verify_version(name, version)  # the genuine files carry the signature: the tampered bytes were never signed
+    weights.write_bytes(b"tampered" + genuine[8:])
+    try:
+        with pytest.raises(ArtifactTampered):
+            verify_version(name, version)
+    finally:
+        weights.write_bytes(genuine)
