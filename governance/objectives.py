@@ -3,7 +3,8 @@
 A GRPO reward function, or the recipe of an RLHF reward model, *is* what the
 policy learns to maximise, so it is governed like a release. An objective is
 identified by its stage, its name and a SHA-256: for a function, of its source
-(:func:`objective_hashes`). It counts as approved when the audit trail holds
+and of what each global name its code uses is bound to (:func:`objective_hashes`),
+run from the bytes hashed (:func:`load_objective_module`). It counts as approved when the audit trail holds
 an ``objective_approved`` event for that exact hash — written by
 ``govern approve-objective STAGE`` (:func:`approve_objective`) or, for an
 approval made in code review, by :func:`require_approved_objective` itself the
@@ -23,12 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 from governance import trail
@@ -79,21 +82,90 @@ class ObjectiveApproval:
 
 
 def objective_hashes(functions: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]]) -> dict[str, str]:
-    """``{name: sha256 of inspect.getsource(function)}``; names are ``__name__`` unless a mapping gives them."""
+    """``{name: sha256 of the function's source and of what its names are bound to}`` (:func:`objective_text`);
+    names are ``__name__`` unless a mapping gives them."""
     items = functions.items() if isinstance(functions, Mapping) else ((None, f) for f in functions)
     out: dict[str, str] = {}
     for given, function in items:
         name = given or getattr(function, "__name__", None)
         if not name:
             raise ConfigError(f"objective {function!r} has no name; pass a mapping of name -> function")
-        try:
-            source = inspect.getsource(function)
-        except (OSError, TypeError):
-            raise ConfigError(
-                f"objective {name}: cannot read its source code, so it cannot be hashed and approved"
-            ) from None
-        out[name] = hashlib.sha256(source.encode("utf-8")).hexdigest()
+        out[name] = hashlib.sha256(objective_text(function, name).encode("utf-8")).hexdigest()
     return out
+
+
+def objective_text(function: Callable[..., Any], name: str) -> str:
+    """What an objective's hash covers: the function's source, then one line per global name its code uses and
+    what the name is bound to when it runs (``re = module re``, ``DataError = governance.errors.DataError``), and
+    for a function or class of its own module, that one's source and bindings too.
+
+    The source alone let a change to what is rewarded slip past an approved hash: the same body reads ``Decimal``
+    or a helper from its module, and ``Decimal = lambda text: ...`` further down (or a changed helper) changes
+    every reward while the body's text, and so its hash, stays the approved one.
+    """
+    seen: set[int] = set()
+
+    def describe(obj: Any, label: str) -> list[str]:
+        if id(obj) in seen:
+            return []
+        seen.add(id(obj))
+        try:
+            lines = [inspect.getsource(obj)]
+        except (OSError, TypeError):
+            what = "its source code" if obj is function else f"the source of {label}"
+            raise ConfigError(f"objective {name}: cannot read {what}, so it cannot be hashed and approved") from None
+        code = getattr(obj, "__code__", None)
+        if code is None:  # a class: its methods' code
+            codes = [v.__code__ for v in vars(obj).values() if hasattr(v, "__code__")]
+        else:
+            codes = [code]
+        names: set[str] = set()
+        while codes:
+            current = codes.pop()
+            names.update(current.co_names)
+            codes.extend(c for c in current.co_consts if hasattr(c, "co_names"))
+        module_globals = getattr(obj, "__globals__", None) or vars(inspect.getmodule(obj) or object())
+        own = getattr(obj, "__module__", None)
+        for bound in sorted(names & set(module_globals)):
+            value = module_globals[bound]
+            if inspect.ismodule(value):
+                lines.append(f"# {bound} = module {value.__name__}")
+            elif (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == own:
+                lines.append(f"# {bound} = {own}.{value.__qualname__}:")
+                lines.extend(describe(value, f"{own}.{value.__qualname__}"))
+            elif inspect.isfunction(value) or inspect.isclass(value) or inspect.isbuiltin(value):
+                lines.append(f"# {bound} = {value.__module__}.{value.__qualname__}")
+            else:
+                lines.append(f"# {bound} = {type(value).__name__} {value!r}")
+        return lines
+
+    return "\n".join(describe(function, name))
+
+
+def load_objective_module(module_name: str) -> ModuleType:
+    """A module of objectives, executed from its source file's bytes read once: the code that runs is the code
+    :func:`objective_hashes` hashes.
+
+    An import runs whatever ``__pycache__`` holds for the file (a stale ``.pyc`` with the source's size and mtime
+    runs other code than the source shows), and ``inspect.getsource`` reads the file again when asked: a file
+    swapped after the import hashed as approved while other code trained. Here the bytes are read once, compiled
+    with no bytecode cache under a name of their own, and the same lines are what ``inspect`` returns.
+    """
+    import linecache
+    import types
+
+    spec = importlib.util.find_spec(module_name)
+    origin = getattr(spec, "origin", None)
+    if spec is None or not origin or not str(origin).endswith(".py"):
+        raise ConfigError(f"{module_name}: no Python source file to load the objectives from")
+    data = Path(origin).read_bytes()
+    filename = f"<objectives {module_name} sha256:{hashlib.sha256(data).hexdigest()}>"
+    source = data.decode("utf-8")
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    module = types.ModuleType(module_name)
+    module.__file__ = filename
+    exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)  # noqa: S102 - the reviewed file
+    return module
 
 
 # --------------------------------------------------------------------------- policy files
@@ -144,6 +216,13 @@ def _import(module_name: str, what: str) -> Any:
         raise ConfigError(f"{what}: cannot import {module_name} ({exc})") from None
 
 
+def _load_objectives(module_name: str, what: str) -> ModuleType:
+    try:
+        return load_objective_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{what}: cannot import {module_name} ({exc})") from None
+
+
 def current_objective_hashes(stage: str, policy: ObjectivesPolicy | None = None) -> dict[str, str]:
     """The hashes of a stage's objectives as its code stands now, found as ``stages.<stage>`` says."""
     path = objectives_policy_path()
@@ -167,7 +246,7 @@ def current_objective_hashes(stage: str, policy: ObjectivesPolicy | None = None)
     names = entry.functions
     if names is None:
         names = _params_list(entry.params_key or "", where)
-    module = _import(entry.reward_module or "", f"{where}.reward_module")
+    module = _load_objectives(entry.reward_module or "", f"{where}.reward_module")
     functions = {}
     for name in names:
         function = getattr(module, name, None)

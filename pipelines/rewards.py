@@ -10,12 +10,15 @@ conversational completions (a list of message dicts, as TRL passes them for a
 ``prompt`` of messages) and plain strings.
 
 A reward function *is* the training objective, so it is governed like one:
-training records the SHA-256 of each function's source in the model's lineage,
-and refuses to start unless ``policies/objectives.yaml`` approves that hash.
-The functions are therefore self-contained: everything that decides a reward
-(text extraction, number parsing, targets) is inside the body whose source is
-hashed, so no change to what is rewarded can slip past the hash — at the price
-of repeating the few lines that read a completion's text in each function.
+training records the SHA-256 of each function's source, and of what every
+global name its code uses is bound to (a helper of this module: its source
+too; :func:`governance.objectives.objective_text`), in the model's lineage, and
+refuses to start unless ``policies/objectives.yaml`` approves that hash. The
+stage runs the functions from this file's bytes read once
+(:func:`governance.objectives.load_objective_module`): never a cached ``.pyc``,
+never a file swapped after the hash. The functions are still kept
+self-contained (text extraction, number parsing, targets inside the body), so
+each approval reads as one function.
 """
 
 from __future__ import annotations

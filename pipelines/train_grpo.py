@@ -4,8 +4,9 @@
 
 Starts from the SFT model, refuses to start unless the PII and validation
 gates passed for the exact train/eval bytes, resolves ``reward_funcs`` by name
-from :mod:`pipelines.rewards` and refuses again unless the SHA-256 of every
-reward function's source is approved in ``policies/objectives.yaml`` — the
+from :mod:`pipelines.rewards` (run from its source bytes, read once) and refuses
+again unless the SHA-256 of every reward function's source and bindings is
+approved in ``policies/objectives.yaml`` — the
 reward *is* the objective, so changing it is a reviewed change. The ``trl``
 section goes to ``trl.GRPOConfig`` unchanged (generation with transformers,
 no vLLM); ``adapter`` switches LoRA/QLoRA. The reward functions' hashes travel
@@ -23,7 +24,7 @@ from pydantic import Field
 
 from governance.datasets.hashed import HashedFile
 from governance.lineage import verified_model_sha256
-from governance.objectives import objective_hashes, require_approved_objective
+from governance.objectives import load_objective_module, objective_hashes, require_approved_objective
 from governance.policy import Strict
 from governance.training_data import read_gated_data
 from pipelines._common import load_params, stage_main
@@ -43,10 +44,11 @@ from pipelines._training import (
     training_lineage,
     trl_config,
 )
-from pipelines.rewards import resolve_reward_functions
 
 log = logging.getLogger(__name__)
 STAGE = "train_grpo"
+#: Where the reward functions params.yaml names live (policies/objectives.yaml stages.train_grpo.reward_module)
+REWARD_MODULE = "pipelines.rewards"
 
 
 class TrainGrpoParams(Strict):
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     # The parent as its files are now (refused unless its manifest claims the same)
     parent_sha256 = verified_model_sha256(params.base_model)
     # Refuse to optimise an objective nobody approved
-    reward_funcs = resolve_reward_functions(params.reward_funcs, STAGE)
+    # Executed from the bytes hashed (never a cached .pyc, never the file read again after the hash)
+    reward_funcs = load_objective_module(REWARD_MODULE).resolve_reward_functions(params.reward_funcs, STAGE)
     reward_hashes = objective_hashes(reward_funcs)
     require_approved_objective(STAGE, reward_hashes)
     lineage = training_lineage(

@@ -347,3 +347,64 @@ def test_attack_an_uncommitted_role_does_not_let_one_approve_ones_own_reward(pro
     assert trail.events(event_types=["objective_approved"]) == []
     with pytest.raises(PolicyViolation):
         objectives.require_approved_objective("train_demo", current(module))
+
+
+HELPED_SOURCE = """
+from decimal import Decimal
+
+
+def scale(value):
+    return Decimal(value) / 10
+
+
+def exact_reward(prompts, completions, **kwargs):
+    return [float(scale(1)) * (c == a) for c, a in zip(completions, kwargs["answer"])]
+"""
+
+
+def _hash_of(root: Path, source: str, name: str = "helped_rewards") -> str:
+    """The objective's hash with ``source`` as its module's file (read afresh by each load)."""
+    (root / f"{name}.py").write_text(source)
+    return objectives.objective_hashes([objectives.load_objective_module(name).exact_reward])["exact_reward"]
+
+
+def test_attack_a_changed_helper_or_a_rebound_name_changes_the_approved_hash(project):
+    """O4: the hash covered the function's own text only; a helper of its module it calls, or a name of the module
+    it reads (``Decimal = ...`` further down), changed every reward under the approved hash. Both are part of what
+    is hashed now: the helper's source, and what each global name the code uses is bound to."""
+    root, _ = project
+    approved = _hash_of(root, HELPED_SOURCE)
+    assert _hash_of(root, HELPED_SOURCE) == approved  # the same code, the same hash
+    helper_changed = HELPED_SOURCE.replace("/ 10", "/ 1")
+    rebound = HELPED_SOURCE + "\n\nDecimal = float\n"
+    assert len({approved, _hash_of(root, helper_changed), _hash_of(root, rebound)}) == 3
+
+
+def test_attack_a_stale_bytecode_file_or_a_swapped_source_never_runs_under_the_approved_hash(project):
+    """O5: a stage imported its reward module (``__pycache__`` holds what runs: a ``.pyc`` with the source's size
+    and mtime in its header runs whatever it was compiled from) and hashed ``inspect.getsource``, which reads the
+    file again. The objectives now run from the source bytes read once, and the hash is of those same bytes."""
+    import importlib
+    import importlib.util
+    from importlib._bootstrap_external import _code_to_timestamp_pyc
+
+    root, _ = project
+    name = f"stale_{uuid.uuid4().hex[:8]}"
+    path = root / f"{name}.py"
+    honest = "def exact_reward(prompts, completions, **kwargs):\n    return [0.0 for _ in completions]\n"
+    evil = "def exact_reward(prompts, completions, **kwargs):\n    return [1.0 for _ in completions]\n"
+    path.write_text(honest)
+    stat = path.stat()
+    cached = Path(importlib.util.cache_from_source(str(path)))
+    cached.parent.mkdir(exist_ok=True)
+    cached.write_bytes(_code_to_timestamp_pyc(compile(evil, str(path), "exec"), stat.st_mtime, stat.st_size))
+    imported = importlib.import_module(name)
+    sys.modules.pop(name, None)
+    assert imported.exact_reward([], ["x"]) == [1.0]  # an import runs the stale bytecode...
+    assert inspect.getsource(imported.exact_reward) == honest  # ...while the source it shows is the honest one
+    loaded = objectives.load_objective_module(name)
+    assert loaded.exact_reward([], ["x"]) == [0.0]  # run from the source bytes
+    hashed = objectives.objective_hashes([loaded.exact_reward])["exact_reward"]
+    path.write_text(evil)  # the file swapped after the load: the hash is still of the bytes that run
+    assert objectives.objective_hashes([loaded.exact_reward])["exact_reward"] == hashed
+    assert hashed == hashlib.sha256(honest.encode()).hexdigest()

@@ -833,8 +833,9 @@ def test_attack_a_decision_swapped_between_its_parse_and_its_hash_is_stated_from
     """V1: the report parsed a run's evaluation/decision.json with one read and hashed it with another, then vouched
     for what it parsed by the signed event matching the hash. A forged "passed" shown to the parse only (the
     denied decision back for the hash) read as a passed evaluation with its integrity intact. The report now
-    parses and hashes the same bytes, read once: the forged bytes match neither the version's record nor a signed event."""
-    real_text, real_bytes = Path.read_text, Path.read_bytes
+    parses and hashes the same bytes, read once: the forged bytes match neither the version's record nor a signed
+    event."""
+    real_bytes = Path.read_bytes
     forged: dict[str, int] = {}
 
     def first_read_forged(path: Path, data: bytes) -> bytes:
