@@ -34,6 +34,27 @@ def load_eval_policy(path: str | Path = DEFAULT_POLICY) -> EvalPolicy:
     return load_policy_file(path, EvalPolicy)
 
 
+def require_budgets(method: str, policy_path: str | Path, values: Mapping[str, int]) -> None:
+    """Refuse an evaluation smaller than the reviewed eval policy's floor for ``method`` (``budgets``), before it
+    reads anything: ``values`` are the evaluate stage's params (``generation_prompts``, ``max_new_tokens``,
+    ``max_length``). Fewer prompts turn a rule's evidence into "insufficient" (a deny becomes a warning), and a
+    shorter budget cuts off what a rule measures: an evaluation's size is the policy's, like its thresholds."""
+    from governance.errors import PolicyViolation
+    from governance.policy import load_reviewed_policy
+
+    policy = load_reviewed_policy(policy_path, EvalPolicy, "eval policy")
+    floors = policy.budgets.get(method)
+    for key, floor in (floors.model_dump(exclude_none=True) if floors else {}).items():
+        value = values.get(key)
+        if value is not None and value < floor:
+            raise PolicyViolation(
+                f"params.yaml: evaluate_{method}.{key}: {value} is below the floor {policy_path} sets "
+                f"(budgets.{method}.{key}: {floor}); an evaluation's size is the policy's, so that its rules decide "
+                f"on the evidence they were written for: raise it to at least {floor}, or lower the floor in a "
+                "reviewed change"
+            )
+
+
 def _fmt(value: float) -> str:
     return f"{value:.4g}"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import Field
 
 from governance.approvals import production_metrics
-from governance.evaluation import evaluate_gate
+from governance.evaluation import evaluate_gate, require_budgets
 from governance.gates import load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
@@ -64,6 +64,16 @@ class EvaluateDpoParams(Strict):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateDpoParams)
+    # An evaluation no smaller than the reviewed eval policy's floor for the method (budgets), before any read
+    require_budgets(
+        "dpo",
+        params.policy,
+        {
+            "generation_prompts": params.generation_prompts,
+            "max_new_tokens": params.max_new_tokens,
+            "max_length": params.max_length,
+        },
+    )
     trained = read_manifest(params.model_dir)
     beta = recorded_beta(trained, params.model_dir)
     # Only the parent this policy was trained from is its reference

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from governance.approvals import production_metrics
 from governance.errors import PolicyViolation
-from governance.evaluation import evaluate_gate, metrics_record
+from governance.evaluation import evaluate_gate, metrics_record, require_budgets
 from governance.gates import load_waivers, publish_decision
 from governance.lineage import read_manifest, write_manifest
 from governance.policy import Strict
@@ -162,6 +162,8 @@ def rlhf_evidence(
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateRlhfParams)
+    # An evaluation no smaller than the reviewed eval policy's floor for the method (budgets), before any read
+    require_budgets("rlhf", params.policy, {"max_new_tokens": params.max_new_tokens})
     out_dir = Path(params.out_dir)
     trained = read_manifest(params.model_dir)
     require_parent(trained, params.model_dir, params.parent_model)

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import Field
 
 from governance.approvals import production_metrics
-from governance.evaluation import evaluate_gate
+from governance.evaluation import evaluate_gate, require_budgets
 from governance.gates import load_waivers
 from governance.lineage import read_manifest
 from governance.policy import Strict
@@ -53,6 +53,8 @@ class EvaluateRmParams(Strict):
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateRmParams)
+    # An evaluation no smaller than the reviewed eval policy's floor for the method (budgets), before any read
+    require_budgets("rm", params.policy, {"max_length": params.max_length})
     trained = read_manifest(params.model_dir)
     # The bytes judged are the bytes named, and the held-out split the model's validation gate checked
     eval_records, eval_ref = read_held_out_records(params.eval_file, trained, params.model_dir)

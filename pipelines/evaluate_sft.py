@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import Field
 
 from governance.approvals import production_metrics
-from governance.evaluation import evaluate_gate, metrics_record
+from governance.evaluation import evaluate_gate, metrics_record, require_budgets
 from governance.gates import load_waivers, publish_decision
 from governance.lineage import read_manifest, write_manifest
 from governance.policy import Strict
@@ -135,6 +135,8 @@ def leaks_chat_markup(text: str) -> bool:
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     params = load_params(STAGE, EvaluateSftParams)
+    # An evaluation no smaller than the reviewed eval policy's floor for the method (budgets), before any read
+    require_budgets("sft", params.policy, {"max_new_tokens": params.max_new_tokens})
     out_dir = Path(params.out_dir)
     trained = read_manifest(params.model_dir)
     # The safety comparison's parent is the base model this SFT model was trained from, recomputed from its files

@@ -113,12 +113,31 @@ class SafetyRules(Strict):
         return [rule for rule in rules if rule.methods is None or method in rule.methods]
 
 
+class EvaluationBudget(Strict):
+    """The least size of one method's evaluation (``budgets.<method>``): an evaluate stage's params may raise each,
+    never lower it. ``generation_prompts``: held-out prompts generated from (the verbosity counter-metric);
+    ``max_new_tokens``: each generation's budget; ``max_length``: the tokens a held-out pair is scored on."""
+
+    generation_prompts: int | None = Field(default=None, ge=1)
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    max_length: int | None = Field(default=None, ge=1)
+
+
 class EvalPolicy(PolicyFile):
-    """``policies/eval.yaml``: the confidence every interval is taken at, rules per method, the safety group."""
+    """``policies/eval.yaml``: the confidence every interval is taken at, rules per method, the safety group, and
+    the least size of each method's evaluation."""
 
     confidence: float = Field(gt=0.5, lt=1)
     methods: dict[str, list[MetricRule]]
     safety: SafetyRules | None = None
+    budgets: dict[str, EvaluationBudget] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _budget_methods_known(self) -> EvalPolicy:
+        unknown = sorted(set(self.budgets) - set(self.methods))
+        if unknown:
+            raise ValueError(f"budgets: {', '.join(unknown)}: no such method under methods")
+        return self
 
     @model_validator(mode="after")
     def _safety_methods_known(self) -> EvalPolicy:
