@@ -119,6 +119,34 @@ def require_method(method: str, manifest: dict, evaluated: GateDecision, section
         )
 
 
+def require_production_compared(name: str, evaluated: GateDecision, eval_dir: str | Path) -> None:
+    """Refuse an evaluation whose regression rules compared the model with another production than ``name``'s now.
+
+    The evaluate stage compares with the production version of ``<project>-<method>`` (the metrics its signed
+    ``eval_decision`` recorded), and records what it compared with (``details.production``). Run under another
+    ``project`` (``-S project=scratch``: no production there), every regression rule is "not applicable" and the
+    version then registers under the real name, where production exists; likewise when production moved since.
+    Believed: the decision's bytes (published by a signed event) and the trail's production metrics now.
+    """
+    from governance.approvals import production_metrics
+    from governance.errors import PolicyViolation
+
+    compared = dict(evaluated.details.get("production") or {})
+    production = dict(production_metrics(name) or {})
+    if compared != production:
+        if not compared:
+            what = f"with no production version, but {name} has one in production now"
+        elif not production:
+            what = f"with a production version, but {name} has none in production now"
+        else:
+            what = f"with other production metrics than those of {name}'s production version now"
+        raise PolicyViolation(
+            f"{Path(eval_dir) / 'decision.json'}: the evaluation's regression rules compared the model {what}: "
+            "they were judged against another baseline (another project "
+            "name, or production moved since); re-run the evaluate stage under this project: dvc repro"
+        )
+
+
 def lineage_key(method: str, trained: dict) -> str:
     """What makes a version the same version: its weights, data, parent and training params — by content.
 
@@ -189,11 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     require_required_gate_events(gates, str(Path(params.model_dir) / "manifest.json"))
     # The method names the registered model and sets its lowest approval tier: it is the one trained and evaluated
     require_method(params.method, manifest, evaluated.decision, argv[0])
+    name = f"{project}-{params.method}"
+    # Its regression rules compared it with this name's production, as it stands now
+    require_production_compared(name, evaluated.decision, params.eval_dir)
     trained = with_run_context(manifest)
     eval_decision = evaluated.decision
     tags = version_tags(project, params, trained, gates, evaluated)
     key = lineage_key(params.method, trained)
-    name = f"{project}-{params.method}"
     description = (
         f"{params.method.upper()} model trained from {tags['lineage.parent_model']}. "
         f"Intended use: {params.intended_use}"

@@ -387,3 +387,31 @@ def test_output_into_a_closed_pipe_ends_quietly(env, monkeypatch, capsys):
         os.dup2(saved, 1)
         os.close(saved)
     assert capsys.readouterr().err == ""
+
+
+def test_attack_an_evaluation_judged_under_another_project_name_is_not_registered(env):
+    """P1: ``-S project=scratch`` for the evaluate stage (no production there: every regression rule is "not
+    applicable"), then the real project name for register: the version registered with its regression against
+    production never judged. Registration now requires the production the evaluation compared with to be the
+    registered name's production now (the decision's signed ``details.production`` against the trail)."""
+    from governance.gates import decide
+    from pipelines.register import require_production_compared
+
+    name = f"govllm-drift-{next(_names)}"
+    promoted(name, metrics={"eval_loss": 1.25})
+
+    def evaluated(production: dict) -> object:
+        details = {"method": "sft", "production": production}
+        return decide(gate="eval", stage="evaluate_sft", datasets=[], policy_path="policies/eval.yaml",
+                      policy_version="2.1", violations=[], details=details)  # fmt: skip
+
+    with pytest.raises(PolicyViolation) as refused:
+        require_production_compared(name, evaluated({}), "artifacts/evaluate_sft")
+    assert str(refused.value) == (
+        f"artifacts/evaluate_sft/decision.json: the evaluation's regression rules compared the model with no "
+        f"production version, but {name} has one in production now: they were judged against another baseline "
+        "(another project name, or production moved since); re-run the evaluate stage under this project: dvc repro"
+    )
+    require_production_compared(name, evaluated(approvals.production_metrics(name)), "artifacts/evaluate_sft")
+    with pytest.raises(PolicyViolation, match="compared the model with other production metrics than those of"):
+        require_production_compared(name, evaluated({"eval_loss": 2.0}), "artifacts/evaluate_sft")
