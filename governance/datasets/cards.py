@@ -3,9 +3,13 @@
 A card is assembled from what the dataset publishes about itself — a Hugging
 Face dataset ``README.md`` (its YAML front matter and first paragraph) in a
 ``save_to_disk`` folder, the ``dataset_info`` that ``datasets`` stores — and a
-``card:`` block in the stage's params, which wins field by field (a platform
-team's own record of where a file came from). Each field notes its origin, so a
-reviewer can tell a publisher's claim from a team's.
+``card:`` block in the stage's params (a platform team's own record of where a
+file came from), which fills the fields the publisher left empty. Params are
+not reviewed, so they never restate what the publisher published: a params
+value that differs (``license: apache-2.0`` over a README's ``cc-by-nc-4.0``)
+is kept beside it as a conflict, which the report states, and the card keeps
+the publisher's. Each field notes its origin, so a reviewer can tell a
+publisher's claim from a team's.
 
 The card's ``malformed`` entry says what the detected format treats as
 malformed rather than repairable, what the policy did with such records
@@ -73,14 +77,22 @@ def readme_card(readme: Path) -> dict[str, str]:
 
 
 def build_card(source: Source, declared: DatasetCard | None) -> dict[str, Any]:
-    """The dataset's card: published fields, then the params ``card:`` block over them, with origins."""
+    """The dataset's card: published fields, the params ``card:`` block filling the rest, with origins; where
+    params declare another value than a published one, ``conflicts`` holds both (the card keeps the publisher's)."""
     fields: dict[str, str] = {}
     origin: dict[str, str] = {}
+    conflicts: dict[str, dict[str, str]] = {}
 
     def take(values: dict[str, Any], where: str) -> None:
         for key, value in values.items():
-            if key in CARD_FIELDS and value:
-                fields[key], origin[key] = " ".join(str(value).split())[:500], where
+            if key not in CARD_FIELDS or not value:
+                continue
+            value = " ".join(str(value).split())[:500]
+            if where == "params" and key in fields:
+                if fields[key] != value:
+                    conflicts[key] = {"published": fields[key], "published_in": origin[key], "params": value}
+                continue
+            fields[key], origin[key] = value, where
 
     info = source.info
     take(
@@ -98,7 +110,7 @@ def build_card(source: Source, declared: DatasetCard | None) -> dict[str, Any]:
     if declared is not None:
         take(declared.model_dump(exclude_none=True), "params")
     missing = [key for key in ("source", "license") if key not in fields]
-    return {**fields, "origin": origin, "missing": missing}
+    return {**fields, "origin": origin, "missing": missing, **({"conflicts": conflicts} if conflicts else {})}
 
 
 def malformed_card(format_name: str, summary: dict[str, Any]) -> dict[str, Any]:

@@ -167,15 +167,23 @@ def parent_version(
 
 
 def _rights(path: str | None, card: dict[str, Any] | None, licenses: Any = None) -> dict[str, Any]:
+    """A dataset's licence and rights-reservation statement: the card's (the publisher's, else the team's), with the
+    records' own licences and any unreviewed params declaration that differs stated beside it, never instead."""
     card = card or {}
-    recorded = ", ".join(sorted(licenses)) if isinstance(licenses, dict) and licenses else None
-    if recorded == "not recorded":
-        recorded = None
-    return {
-        "dataset": path,
-        "licence": card.get("license") or recorded or "not recorded: the dataset card names no licence",
-        "rights_reservation": card.get("rights_reservation") or NOT_ASSESSED,
-    }
+    recorded = ", ".join(sorted(k for k in licenses if k != "not recorded")) if isinstance(licenses, dict) else None
+    declared = card.get("license")
+    licence = declared or recorded or "not recorded: the dataset card names no licence"
+    if declared and recorded and recorded != declared:
+        licence = f"{declared}; the records themselves carry {recorded}"
+    statements = {"licence": licence, "rights_reservation": card.get("rights_reservation") or NOT_ASSESSED}
+    for key, field in (("license", "licence"), ("rights_reservation", "rights_reservation")):
+        conflict = (card.get("conflicts") or {}).get(key)
+        if conflict:
+            statements[field] += (
+                f" (from {conflict['published_in']}; params declare {conflict['params']!r} instead, which is not "
+                "reviewed and not stated)"
+            )
+    return {"dataset": path, **statements}
 
 
 def _step(label: str, kind: str, **values: Any) -> dict[str, Any]:

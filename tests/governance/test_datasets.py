@@ -305,10 +305,11 @@ def test_a_save_to_disk_folder_with_its_card(tmp_path):
     assert {key: value for key, value in prepared.card.items() if key != "malformed"} == {
         "name": "Tiny GSM",
         "license": "mit",
-        "source": "our team",
+        "source": "https://x.test",  # the publisher's; the team's differing "our team" is kept as a conflict (C1)
         "collection": "Collected by tests.",
-        "origin": {"name": "README.md", "license": "params", "source": "params", "collection": "README.md"},
+        "origin": {"name": "README.md", "license": "README.md", "source": "dataset_info", "collection": "README.md"},
         "missing": [],
+        "conflicts": {"source": {"published": "https://x.test", "published_in": "dataset_info", "params": "our team"}},
     }
     assert prepared.source.reader == "save_to_disk" and all(
         len(h["sha256"]) == 64 for h in prepared.source.hashes.values()
@@ -356,8 +357,12 @@ def _hub_cached_dataset(home: Path, repo_id: str, config: str, rows: list[dict],
     pq.write_table(pa.Table.from_pylist(rows), parquet)
     (snapshot / "README.md").write_text(card)
     builder = Parquet(
-        cache_dir=str(home / "datasets"), data_files={"train": str(parquet)},
-        dataset_name=name, config_name=config, config_id=config, hash=commit,
+        cache_dir=str(home / "datasets"),
+        data_files={"train": str(parquet)},
+        dataset_name=name,
+        config_name=config,
+        config_id=config,
+        hash=commit,
     )
     builder.repo_id = repo_id  # where a Hub download files it: <namespace>___<name>
     builder._cache_dir = builder._build_cache_dir()
@@ -414,3 +419,29 @@ def test_openai_fine_tuning_weights_are_honoured_or_refused(tmp_path):
         _prepare(path, "sft")
     expected = f"{path}:1: field messages[0].weight: 1 — OpenAI's weight is 0 or 1 on an assistant message"
     assert str(err.value) == expected
+
+
+def test_attack_a_licence_in_params_never_restates_the_publishers(tmp_path):
+    """C1: ``prepare_*.card.license: apache-2.0`` over a dataset whose README publishes ``cc-by-nc-4.0``: the params
+    block won field by field, and the report's rights table stated apache-2.0. Params fill only what the publisher
+    left empty; a differing value is kept as a conflict, and the report states the publisher's with it."""
+    from governance.datasets.cards import DatasetCard, build_card
+    from governance.datasets.readers import Source
+    from governance.report.chain import _rights
+
+    (tmp_path / "README.md").write_text("---\nlicense: cc-by-nc-4.0\n---\n\nScraped forum posts.\n")
+    declared = DatasetCard(license="apache-2.0", source="team upload", rights_reservation="robots.txt honoured")
+    card = build_card(Source(spec=str(tmp_path), reader="jsonl", folder=tmp_path), declared)
+    assert card["license"] == "cc-by-nc-4.0" and card["origin"]["license"] == "README.md"
+    assert card["source"] == "team upload" and card["origin"]["source"] == "params"  # filled where nothing was
+    assert card["conflicts"] == {
+        "license": {"published": "cc-by-nc-4.0", "published_in": "README.md", "params": "apache-2.0"}
+    }
+    assert _rights("data/x.jsonl", card)["licence"] == (
+        "cc-by-nc-4.0 (from README.md; params declare 'apache-2.0' instead, which is not reviewed and not stated)"
+    )
+    assert _rights("data/x.jsonl", {"license": "mit"}, {"cc-by-nc-4.0": 3, "not recorded": 2})["licence"] == (
+        "mit; the records themselves carry cc-by-nc-4.0"
+    )
+    same = build_card(Source(spec=str(tmp_path), reader="jsonl", folder=tmp_path), DatasetCard(license="cc-by-nc-4.0"))
+    assert "conflicts" not in same
