@@ -10,20 +10,32 @@ all the launcher does is start ``python -m <module>`` with a few environment var
 module sets exactly those (``tests/pipelines/test_launch.py`` compares them with what accelerate's
 own launcher gives the stage) and starts the stage the same way, as a child process whose failure
 exits 1 (``--quiet``). Any other configuration, config key or option is handed to accelerate's
-launcher unchanged (``os.execv``), so multi-process, DeepSpeed and FSDP runs are accelerate's own.
+launcher unchanged, so multi-process, DeepSpeed and FSDP runs are accelerate's own.
+
+The config file is read once: its bytes go to a private copy (a new 0700 folder, deleted when the run
+ends) that both launchers read, and their SHA-256 to the stage (``GOVERNED_ACCELERATE_CONFIG_SHA256``),
+which records it as the config that ran and refuses when the configured file no longer has it. A config
+swapped just while the launcher reads it, and back, would otherwise run under one config while the
+lineage records the other's hash.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 ACCELERATE_LAUNCH = [sys.executable, "-m", "accelerate.commands.launch"]
+#: The SHA-256 of the accelerate config bytes the launch ran with, in the stage's environment
+CONFIG_SHA256_ENV = "GOVERNED_ACCELERATE_CONFIG_SHA256"
 
 #: Config keys the simple case may carry. Any other key (dynamo_config, gpu_ids, fsdp/deepspeed
 #: settings, ...) may change what accelerate does: accelerate's launcher then runs.
@@ -128,21 +140,52 @@ def missing_engine(argv: list[str]) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def config_read_once(argv: list[str]) -> Iterator[tuple[list[str], str | None]]:
+    """``argv`` with ``--config_file`` pointed at a private copy of the config's bytes, read once, and their
+    SHA-256 (``None``, argv unchanged, where there is no readable config: the launcher reports it)."""
+    end = argv.index("-m") if "-m" in argv else len(argv)
+    if "--config_file" not in argv[:end] or argv.index("--config_file") + 1 >= end:
+        yield argv, None
+        return
+    at = argv.index("--config_file") + 1
+    try:
+        data = Path(argv[at]).read_bytes()
+    except OSError:
+        yield argv, None
+        return
+    with tempfile.TemporaryDirectory(prefix="accelerate-config-") as folder:  # mkdtemp: only its owner opens it
+        copy = Path(folder) / Path(argv[at]).name
+        copy.write_bytes(data)
+        yield [*argv[:at], str(copy), *argv[at + 1 :]], hashlib.sha256(data).hexdigest()
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> int:
+    """Start ``cmd`` as a child and wait for it (a Ctrl-C reaches both; the child ends its run itself)."""
+    process = subprocess.Popen(cmd, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return process.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    simple = simple_launch(argv, dict(os.environ))
-    if simple is None:
-        problem = missing_engine(argv)
-        if problem is not None:
-            module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else "launch"
-            print(f"{module.rsplit('.', 1)[-1]}: {problem}", file=sys.stderr)  # noqa: T201 (the stage's one line)
-            return 1
-        os.execv(ACCELERATE_LAUNCH[0], [*ACCELERATE_LAUNCH, *argv])
-    cmd, env = simple
-    # As accelerate's simple launcher: the stage is a child of this process (a Ctrl-C reaches both,
-    # and the stage ends its run itself); with --quiet a failure exits 1
-    process = subprocess.Popen(cmd, env=env)
-    return 0 if process.wait() == 0 else 1
+    problem = missing_engine(argv)
+    if problem is not None:
+        module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else "launch"
+        print(f"{module.rsplit('.', 1)[-1]}: {problem}", file=sys.stderr)  # noqa: T201 (the stage's one line)
+        return 1
+    with config_read_once(argv) as (launched, digest):
+        environ = dict(os.environ)
+        if digest is not None:
+            environ[CONFIG_SHA256_ENV] = digest
+        simple = simple_launch(launched, environ)
+        if simple is None:
+            return _run([*ACCELERATE_LAUNCH, *launched], environ)
+        # As accelerate's simple launcher: the stage is a child of this process; with --quiet a failure exits 1
+        cmd, env = simple
+        return 0 if _run(cmd, env) == 0 else 1
 
 
 if __name__ == "__main__":

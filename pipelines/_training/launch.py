@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import Field
 
-from governance.errors import ConfigError, GovernanceError
+from governance.errors import ConfigError, GovernanceError, PolicyViolation
 from governance.lineage import sha256_file
 from governance.mlflow_run import MlflowRun
 from governance.policy import Strict
@@ -72,6 +72,23 @@ class Topology:
         return asdict(self)
 
 
+def launched_config_sha256(path: Path, section: str) -> str:
+    """The SHA-256 of the accelerate config this run was launched with: the bytes the launcher read
+    (:mod:`pipelines._launch`), which must still be the configured file's; the file's own where no launcher
+    says (a stage started without it)."""
+    from pipelines._launch import CONFIG_SHA256_ENV
+
+    now = sha256_file(path)
+    launched = os.environ.get(CONFIG_SHA256_ENV)
+    if launched is not None and launched != now:
+        raise PolicyViolation(
+            f"params.yaml: {section}.launch.config_file: {path} has sha256 {now[:12]}… now, but the launch ran with "
+            f"a config of sha256 {launched[:12]}…: it changed while the stage was launched, so the run's config is "
+            "not the file the lineage would name; nothing trained: re-run the stage"
+        )
+    return launched or now
+
+
 def run_topology(config, launch: LaunchParams, adapter: AdapterParams, section: str) -> Topology:
     """This process's rank, the world size and distributed type the trainer will use.
 
@@ -100,7 +117,7 @@ def run_topology(config, launch: LaunchParams, adapter: AdapterParams, section: 
         else state.distributed_type.value,
         backend=state.backend,
         config_file=str(path),
-        config_sha256=sha256_file(path),
+        config_sha256=launched_config_sha256(path, section),
     )
     if topology.world_size != launch.num_processes:
         raise ConfigError(

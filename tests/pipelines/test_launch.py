@@ -55,6 +55,9 @@ def test_one_process_starts_the_stage_as_accelerates_own_launcher_does(tmp_path,
         cmd = [sys.executable, "-m", launcher, *args, "-m", "dump_env", str(out)]
         subprocess.run(cmd, env=env, cwd=tmp_path, check=True)
         seen[launcher] = json.loads(out.read_text())
+    # ... and the hash of the config bytes it launched with, which the stage records (L2)
+    launched = seen["pipelines._launch"]["env"].pop("GOVERNED_ACCELERATE_CONFIG_SHA256")
+    assert launched == sha256_file(REPO / "configs/accelerate/single.yaml")
     assert seen["pipelines._launch"] == seen["accelerate.commands.launch"]
     assert seen["pipelines._launch"]["env"]["OMP_NUM_THREADS"] == (threads or "1")
 
@@ -287,3 +290,42 @@ def test_a_deepspeed_launch_is_recorded_as_deepspeed_where_accelerate_says_multi
     launch = LaunchParams(num_processes=1, config_file=str(REPO / "configs/accelerate/zero3.yaml"))
     topology = run_topology(config, launch, _adapter(), "train_sft")
     assert topology.distributed_type == "DEEPSPEED" and topology.sharded
+
+
+def test_attack_a_config_swapped_while_the_launcher_reads_it_is_refused_by_the_stage(tmp_path, monkeypatch):
+    """L2: the launcher read the accelerate config (mixed precision, FSDP/DeepSpeed settings: what runs) and the
+    stage hashed the file by another read: swapped for the launch and back, the lineage named the config that did
+    not run. The launcher now reads it once, runs from a private copy and hands the stage that hash; the stage
+    records it and refuses when the configured file no longer has it."""
+    import hashlib
+
+    from governance.errors import PolicyViolation
+    from pipelines._launch import CONFIG_SHA256_ENV, config_read_once
+    from pipelines._training.launch import launched_config_sha256
+
+    config = tmp_path / "single.yaml"
+    reviewed = (REPO / "configs/accelerate/single.yaml").read_bytes()
+    swapped = reviewed.replace(b"mixed_precision: 'no'", b"mixed_precision: bf16").replace(
+        b"mixed_precision: no", b"mixed_precision: bf16"
+    )
+    config.write_bytes(swapped)
+    argv = ["--quiet", "--config_file", str(config), "--num_processes", "1", "-m", "pipelines.train_sft"]
+    with config_read_once(argv) as (launched, digest):
+        config.write_bytes(reviewed)  # swapped back once the launcher read it
+        copy = Path(launched[2])
+        assert copy != config and copy.read_bytes() == swapped and digest == hashlib.sha256(swapped).hexdigest()
+        assert launched[:2] + launched[3:] == argv[:2] + argv[3:]
+        monkeypatch.setenv(CONFIG_SHA256_ENV, digest)
+        with pytest.raises(PolicyViolation) as refused:
+            launched_config_sha256(config, "train_sft")
+    assert not copy.exists()  # the private copy is gone with the run
+    now = hashlib.sha256(reviewed).hexdigest()
+    assert str(refused.value) == (
+        f"params.yaml: train_sft.launch.config_file: {config} has sha256 {now[:12]}… now, but the launch ran with a "
+        f"config of sha256 {digest[:12]}…: it changed while the stage was launched, so the run's config is not the "
+        "file the lineage would name; nothing trained: re-run the stage"
+    )
+    monkeypatch.setenv(CONFIG_SHA256_ENV, now)
+    assert launched_config_sha256(config, "train_sft") == now
+    monkeypatch.delenv(CONFIG_SHA256_ENV)
+    assert launched_config_sha256(config, "train_sft") == now  # a stage started without the launcher hashes the file
