@@ -51,6 +51,40 @@ def _parse_args(argv: list[str] | None) -> str:
     return parser.parse_args(argv).dataset
 
 
+def require_prepared(dataset: str, params: ValidateParams) -> None:
+    """Refuse to judge a kind whose data policy has ``data.malformed`` without its own prepare stage's folder.
+
+    ``data.malformed`` judges the share of records the prepare stage set aside: with ``prepared: null`` it is "not
+    applicable", and with another dataset's folder it judges another quarantine, so a 30% quarantine would never be
+    judged. The folder must be the one ``prepare_<dataset>`` wrote (its manifest's ``stage``).
+    """
+    import json
+
+    from governance.errors import ConfigError, PolicyViolation
+    from governance.policy import load_reviewed_policy
+    from governance.policy.data import DataPolicy
+
+    section = load_reviewed_policy(params.policy, DataPolicy, "data policy").for_kind(params.kind)
+    if getattr(section, "malformed", None) is None:
+        return
+    expected = f"prepare_{dataset}"
+    if params.prepared is None:
+        raise PolicyViolation(
+            f"params.yaml: validate_{dataset}.prepared: not set, but {params.policy} {params.kind}.malformed judges "
+            f"the share of records {expected} set aside; name its out_dir (the folder of its manifest.json)"
+        )
+    manifest = Path(params.prepared) / "manifest.json"
+    try:
+        stage = json.loads(manifest.read_text(encoding="utf-8")).get("stage")
+    except (OSError, ValueError, AttributeError):
+        raise ConfigError(f"{manifest}: not a prepare manifest; run {expected} first (dvc repro)") from None
+    if stage != expected:
+        raise PolicyViolation(
+            f"params.yaml: validate_{dataset}.prepared: {params.prepared} is {stage}'s folder, not {expected}'s: "
+            f"{params.kind}.malformed would judge another dataset's quarantine; name {expected}'s out_dir"
+        )
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     dataset = _parse_args(argv)
@@ -60,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     # Remove any earlier decision first: bad input must leave none behind
     for stale in ("decision.json", "manifest.json"):
         (out_dir / stale).unlink(missing_ok=True)
+    # data.malformed judges this dataset's own quarantine, never none or another's
+    require_prepared(dataset, params)
     # Validate and decide (on Spark: the same derived columns and GX suites, through GX's Spark datasource)
     scan_file = None
     if params.engine == "spark":

@@ -35,6 +35,17 @@ def _write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def _prepared(folder: str, stage: str, records_read: int) -> str:
+    """A prepare stage's out_dir as it leaves it with nothing quarantined: its manifest and an empty quarantine."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "quarantine.jsonl").write_text("")
+    quarantine = {"action": "quarantine", "by_reason": {}, "file": f"{folder}/quarantine.jsonl", "quarantined": 0,
+                  "records_read": records_read, "rule": "data.malformed", "max_fraction": 0.01}  # fmt: skip
+    (path / "manifest.json").write_text(json.dumps({"stage": stage, "quarantine": quarantine}))
+    return folder
+
+
 @pytest.fixture
 def stage_dir(tmp_path, monkeypatch, mlflow_store):
     """A working directory with params.yaml, the shipped policy (small min_rows), data and its own audit trail."""
@@ -52,6 +63,7 @@ def stage_dir(tmp_path, monkeypatch, mlflow_store):
             "eval": "data/eval.jsonl",
             "out_dir": "artifacts/validate_sft",
             "policy": "policies/data.yaml",
+            "prepared": _prepared("data/prepared/sft", "prepare_sft", 13),
         },
         "validate_rlhf": {
             "kind": "rlhf",
@@ -59,6 +71,7 @@ def stage_dir(tmp_path, monkeypatch, mlflow_store):
             "eval": None,
             "out_dir": "artifacts/validate_rlhf",
             "policy": "policies/data.yaml",
+            "prepared": _prepared("data/prepared/rlhf", "prepare_rlhf", 10),
         },
     }
     Path("params.yaml").write_text(yaml.safe_dump(params))
@@ -74,12 +87,17 @@ def test_stage_passes_and_binds_decision_to_train_and_eval(stage_dir):
     assert main(["sft"]) == 0
     decision = read_decision(DECISION)
     assert decision.passed and decision.stage == "validate_sft" and decision.gate == "validation"
-    assert [(d.path, d.records) for d in decision.datasets] == [("data/train.jsonl", 10), ("data/eval.jsonl", 3)]
+    assert [(d.path, d.records) for d in decision.datasets][:2] == [("data/train.jsonl", 10), ("data/eval.jsonl", 3)]
+    # ... and the prepare stage's quarantine that data.malformed judged, bound by hash with its manifest
+    assert {d.path for d in decision.datasets[2:]} <= {
+        "data/prepared/sft/quarantine.jsonl",
+        "data/prepared/sft/manifest.json",
+    }
     # what a training stage does before it touches the data
     require_passed_gates(["data/train.jsonl", "data/eval.jsonl"], [DECISION])
     manifest = json.loads(Path("artifacts/validate_sft/manifest.json").read_text())
     assert manifest["policy"]["version"] == decision.policy_version
-    assert set(manifest["inputs"]) == {"data/train.jsonl", "data/eval.jsonl"}
+    assert {"data/train.jsonl", "data/eval.jsonl"} <= set(manifest["inputs"])
 
 
 def test_changed_data_after_gate_is_refused(stage_dir):
@@ -135,11 +153,9 @@ def test_prompt_only_dataset_without_eval(stage_dir):
     _write(Path("data/rlhf.jsonl"), [{"prompt": f"Write a haiku about river number {i}."} for i in range(9)])
     assert main(["rlhf"]) == 0
     decision = read_decision("artifacts/validate_rlhf/decision.json")
-    assert [d.path for d in decision.datasets] == ["data/rlhf.jsonl"]
-    assert decision.details["not_applicable"] == {
-        "data.train_eval_overlap": "no eval file given",
-        "data.malformed": "no prepared folder given (its quarantine)",
-    }
+    assert [d.path for d in decision.datasets][0] == "data/rlhf.jsonl"
+    # data.malformed judges prepare_rlhf's quarantine (P2: a prepared folder is required where the rule exists)
+    assert decision.details["not_applicable"] == {"data.train_eval_overlap": "no eval file given"}
 
 
 def test_params_errors_exit_2(stage_dir, capsys):
@@ -217,8 +233,9 @@ def test_t2_preference_data_validated_under_another_kinds_rules_is_refused_for_t
     from governance.training_data import require_validated_roles
 
     params = yaml.safe_load(Path("params.yaml").read_text())
+    prepared = _prepared("data/prepared/preference", "prepare_preference", 10)
     params["validate_preference"] = {**params["validate_rlhf"], "train": "data/pairs.jsonl",
-                                     "out_dir": "artifacts/validate_preference"}  # fmt: skip
+                                     "out_dir": "artifacts/validate_preference", "prepared": prepared}  # fmt: skip
     Path("params.yaml").write_text(yaml.safe_dump(params))
     _write(Path("data/pairs.jsonl"), [_pair(i) for i in range(10)])
     assert main(["preference"]) == 0  # judged as rlhf: passed
@@ -234,3 +251,26 @@ def test_t2_preference_data_validated_under_another_kinds_rules_is_refused_for_t
     params["validate_preference"]["kind"] = "preference"
     Path("params.yaml").write_text(yaml.safe_dump(params))
     assert main(["preference"]) == 1  # under the preference rules the same pairs are denied
+
+
+@pytest.mark.parametrize("prepared", [None, "data/prepared/other"])
+def test_p2_no_prepared_folder_or_another_datasets_is_refused(stage_dir, capsys, prepared):
+    """P2: ``-S validate_sft.prepared=null`` made ``data.malformed`` "not applicable", and another dataset's folder
+    judged another quarantine: a 30% quarantine was never judged. The folder must be prepare_<dataset>'s own."""
+    _prepared("data/prepared/other", "prepare_kto", 13)
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["validate_sft"]["prepared"] = prepared
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["sft"]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    if prepared is None:
+        assert last.endswith(
+            "params.yaml: validate_sft.prepared: not set, but policies/data.yaml sft.malformed judges the share of "
+            "records prepare_sft set aside; name its out_dir (the folder of its manifest.json)"
+        )
+    else:
+        assert last.endswith(
+            "params.yaml: validate_sft.prepared: data/prepared/other is prepare_kto's folder, not prepare_sft's: "
+            "sft.malformed would judge another dataset's quarantine; name prepare_sft's out_dir"
+        )
+    assert not DECISION.exists()
