@@ -305,7 +305,7 @@ def test_a_save_to_disk_folder_with_its_card(tmp_path):
     assert {key: value for key, value in prepared.card.items() if key != "malformed"} == {
         "name": "Tiny GSM",
         "license": "mit",
-        "source": "https://x.test",  # the publisher's; the team's differing "our team" is kept as a conflict (C1)
+        "source": "https://x.test",  # the publisher's; the team's differing "our team" is kept as a conflict (C2)
         "collection": "Collected by tests.",
         "origin": {"name": "README.md", "license": "README.md", "source": "dataset_info", "collection": "README.md"},
         "missing": [],
@@ -422,7 +422,7 @@ def test_openai_fine_tuning_weights_are_honoured_or_refused(tmp_path):
 
 
 def test_attack_a_licence_in_params_never_restates_the_publishers(tmp_path):
-    """C1: ``prepare_*.card.license: apache-2.0`` over a dataset whose README publishes ``cc-by-nc-4.0``: the params
+    """C2: ``prepare_*.card.license: apache-2.0`` over a dataset whose README publishes ``cc-by-nc-4.0``: the params
     block won field by field, and the report's rights table stated apache-2.0. Params fill only what the publisher
     left empty; a differing value is kept as a conflict, and the report states the publisher's with it."""
     from governance.datasets.cards import DatasetCard, build_card

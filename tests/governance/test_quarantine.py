@@ -321,7 +321,7 @@ def test_report_shows_quarantine_counts_per_reason(quarantined):
 
 
 def test_attack_an_uncommitted_pii_policy_does_not_unmask_the_quarantine(tmp_path, monkeypatch):
-    """Q1: the e-mail rule dropped from an uncommitted policies/pii.yaml, so the quarantined
+    """Q2: the e-mail rule dropped from an uncommitted policies/pii.yaml, so the quarantined
     record carrying an address would be written to quarantine.jsonl (a DVC output, pushed to the remote) with it. The
     masker counts only under the reviewed PII policy: the stage refuses, naming the file, and writes nothing."""
     import shutil

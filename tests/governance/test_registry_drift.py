@@ -390,7 +390,7 @@ def test_output_into_a_closed_pipe_ends_quietly(env, monkeypatch, capsys):
 
 
 def test_attack_an_evaluation_judged_under_another_project_name_is_not_registered(env):
-    """P1: ``-S project=scratch`` for the evaluate stage (no production there: every regression rule is "not
+    """P3: ``-S project=scratch`` for the evaluate stage (no production there: every regression rule is "not
     applicable"), then the real project name for register: the version registered with its regression against
     production never judged. Registration now requires the production the evaluation compared with to be the
     registered name's production now (the decision's signed ``details.production`` against the trail)."""

@@ -1,4 +1,4 @@
-"""B1: an evaluation's size is the policy's. ``policies/eval.yaml`` ``budgets`` sets, per method, the least number of
+"""B3: an evaluation's size is the policy's. ``policies/eval.yaml`` ``budgets`` sets, per method, the least number of
 held-out prompts generated from and the least generation and scoring budgets; params may raise them, never lower
 them. Before, ``-S evaluate_dpo.generation_prompts=1`` turned the verbosity rule's deny into "insufficient evidence"
 (a warning): n=8 denied a 6.9x length ratio, n=1 warned; a budget of a few tokens made every length ratio about 1."""

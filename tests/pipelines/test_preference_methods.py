@@ -453,7 +453,7 @@ def test_registration_names_the_method_and_resolves_the_parent_version(ws, train
 
 
 def test_attack_a_method_in_params_other_than_the_one_trained_is_refused(ws, trained, capsys):
-    """G3: `-S register_dpo.method=sft` registers the DPO policy as `<project>-sft`, under SFT's lowest approval tier
+    """G4: `-S register_dpo.method=sft` registers the DPO policy as `<project>-sft`, under SFT's lowest approval tier
     (`min_tier_by_method`), as if it were the SFT model. The method is the one the signed evaluation judged."""
     trained("dpo")
     out = "artifacts/register_dpo_as_sft"

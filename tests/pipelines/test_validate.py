@@ -154,7 +154,7 @@ def test_prompt_only_dataset_without_eval(stage_dir):
     assert main(["rlhf"]) == 0
     decision = read_decision("artifacts/validate_rlhf/decision.json")
     assert [d.path for d in decision.datasets][0] == "data/rlhf.jsonl"
-    # data.malformed judges prepare_rlhf's quarantine (P2: a prepared folder is required where the rule exists)
+    # data.malformed judges prepare_rlhf's quarantine (P4: a prepared folder is required where the rule exists)
     assert decision.details["not_applicable"] == {"data.train_eval_overlap": "no eval file given"}
 
 
@@ -254,8 +254,8 @@ def test_t2_preference_data_validated_under_another_kinds_rules_is_refused_for_t
 
 
 @pytest.mark.parametrize("prepared", [None, "data/prepared/other"])
-def test_p2_no_prepared_folder_or_another_datasets_is_refused(stage_dir, capsys, prepared):
-    """P2: ``-S validate_sft.prepared=null`` made ``data.malformed`` "not applicable", and another dataset's folder
+def test_p4_no_prepared_folder_or_another_datasets_is_refused(stage_dir, capsys, prepared):
+    """P4: ``-S validate_sft.prepared=null`` made ``data.malformed`` "not applicable", and another dataset's folder
     judged another quarantine: a 30% quarantine was never judged. The folder must be prepare_<dataset>'s own."""
     _prepared("data/prepared/other", "prepare_kto", 13)
     params = yaml.safe_load(Path("params.yaml").read_text())
