@@ -388,7 +388,7 @@ PUBLISH_GATES = textwrap.dedent(
         # As the validation gate records them: the first file the train split, any other the held-out eval split
         details = {"benchmark": note}
         if gate == "validation":  # under the rules of the kind the method trains on (grpo's data: prompt)
-            details["kind"] = "prompt" if dataset == "grpo" else dataset
+            details["kind"] = {"corpus": "text", "grpo": "prompt"}.get(dataset, dataset)
             details["files"] = {f: {"role": "train" if i == 0 else "eval"} for i, f in enumerate(files)}
         decision = decide(gate=gate, stage=stage, datasets=[dataset_ref(f) for f in files], policy_path=policy,
                           policy_version="benchmark", violations=[], details=details)

@@ -119,20 +119,27 @@ def require_method(method: str, manifest: dict, evaluated: GateDecision, section
         )
 
 
-def require_production_compared(name: str, evaluated: GateDecision, eval_dir: str | Path) -> None:
+def require_production_compared(name: str, evaluated: GateDecision, eval_dir: str | Path, model_sha256: str) -> None:
     """Refuse an evaluation whose regression rules compared the model with another production than ``name``'s now.
 
     The evaluate stage compares with the production version of ``<project>-<method>`` (the metrics its signed
     ``eval_decision`` recorded), and records what it compared with (``details.production``). Run under another
     ``project`` (``-S project=scratch``: no production there), every regression rule is "not applicable" and the
     version then registers under the real name, where production exists; likewise when production moved since.
-    Believed: the decision's bytes (published by a signed event) and the trail's production metrics now.
+    Believed: the decision's bytes (published by a signed event) and the trail's production metrics now. A model
+    that is itself the production version (``model_sha256``: the same weights registered again) is its own baseline.
     """
-    from governance.approvals import production_metrics
+    from governance.approvals import ALIAS_PRODUCTION, model_state, production_metrics
     from governance.errors import PolicyViolation
 
     compared = dict(evaluated.details.get("production") or {})
     production = dict(production_metrics(name) or {})
+    if production:
+        state = model_state(name)
+        holder = state.alias_holder(ALIAS_PRODUCTION)
+        registration = state.version(holder).registration if holder else None
+        if registration is not None and registration.evidence.get("model_sha256") == model_sha256:
+            return
     if compared != production:
         if not compared:
             what = f"with no production version, but {name} has one in production now"
@@ -219,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     require_method(params.method, manifest, evaluated.decision, argv[0])
     name = f"{project}-{params.method}"
     # Its regression rules compared it with this name's production, as it stands now
-    require_production_compared(name, evaluated.decision, params.eval_dir)
+    require_production_compared(name, evaluated.decision, params.eval_dir, manifest["model_sha256"])
     trained = with_run_context(manifest)
     eval_decision = evaluated.decision
     tags = version_tags(project, params, trained, gates, evaluated)

@@ -406,12 +406,16 @@ def test_attack_an_evaluation_judged_under_another_project_name_is_not_registere
                       policy_version="2.1", violations=[], details=details)  # fmt: skip
 
     with pytest.raises(PolicyViolation) as refused:
-        require_production_compared(name, evaluated({}), "artifacts/evaluate_sft")
+        require_production_compared(name, evaluated({}), "artifacts/evaluate_sft", "ef" * 32)
     assert str(refused.value) == (
         f"artifacts/evaluate_sft/decision.json: the evaluation's regression rules compared the model with no "
         f"production version, but {name} has one in production now: they were judged against another baseline "
         "(another project name, or production moved since); re-run the evaluate stage under this project: dvc repro"
     )
-    require_production_compared(name, evaluated(approvals.production_metrics(name)), "artifacts/evaluate_sft")
+    require_production_compared(
+        name, evaluated(approvals.production_metrics(name)), "artifacts/evaluate_sft", "ef" * 32
+    )
+    # The production version's own weights registered again: it is its own baseline
+    require_production_compared(name, evaluated({}), "artifacts/evaluate_sft", "ab" * 32)
     with pytest.raises(PolicyViolation, match="compared the model with other production metrics than those of"):
-        require_production_compared(name, evaluated({"eval_loss": 2.0}), "artifacts/evaluate_sft")
+        require_production_compared(name, evaluated({"eval_loss": 2.0}), "artifacts/evaluate_sft", "ef" * 32)

@@ -95,3 +95,20 @@ def publish_passing_gates(dataset: str, files: list[str] | None = None) -> None:
             details=gate_details(gate, files, dataset),
         )
         publish_decision(decision, f"artifacts/{stage}/decision.json")
+
+
+def lower_eval_budgets(policies: Path) -> None:
+    """A test checkout's eval policy with every budget floor at 1 (``budgets``): these tests evaluate on a few prompts
+    and tokens to stay fast, a change their checkout's ``commit_reviewed`` reviews. The floors themselves are
+    ``test_evaluation_budgets.py``'s."""
+    import re
+
+    path = Path(policies) / "eval.yaml"
+    out, inside = [], False
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if line.startswith("budgets:"):
+            inside = True
+        elif inside and line[:1] not in (" ", "#", "\n"):
+            inside = False
+        out.append(re.sub(r": \d+", ": 1", line) if inside and line.startswith("  ") else line)
+    path.write_text("".join(out), encoding="utf-8")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from corpus_support import CORPUS_PARAMS, gate_corpus, write_corpus
 from e2e_support import commit_reviewed
-from safety_support import gate_details, gate_safety_sets, republish_gate_decisions, safety_params
+from safety_support import gate_details, gate_safety_sets, lower_eval_budgets, republish_gate_decisions, safety_params
 
 from governance.errors import ConfigError
 from governance.evaluation import check_metrics, load_eval_policy
@@ -221,6 +221,7 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("rl")
     rng = random.Random(0)
     shutil.copytree(REPO / "policies", root / "policies")
+    lower_eval_budgets(root / "policies")  # evaluated on a few prompts and tokens, to stay fast
     objectives = yaml.safe_load((REPO / "policies/objectives.yaml").read_text())
     objectives["approved"] = []  # approvals come from each test's own audit trail
     (root / "policies/objectives.yaml").write_text(yaml.safe_dump(objectives))

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from corpus_support import CORPUS_PARAMS, gate_corpus, write_corpus
 from e2e_support import commit_reviewed
-from safety_support import gate_safety_sets, publish_passing_gates, safety_params
+from safety_support import gate_safety_sets, lower_eval_budgets, publish_passing_gates, safety_params
 
 from governance.approvals.state import version_state
 from governance.evaluation import check_metrics, load_eval_policy
@@ -221,6 +221,7 @@ def workspace(tmp_path_factory):
     """Base model, SFT model (registered), prepared and gated preference/KTO data, one MLflow store."""
     root = tmp_path_factory.mktemp("preference")
     shutil.copytree(REPO / "policies", root / "policies")
+    lower_eval_budgets(root / "policies")  # evaluated on a few prompts and tokens, to stay fast
     commit_reviewed(root)  # the policies decide only as the reviewed version
     shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
     _raw_data(root)

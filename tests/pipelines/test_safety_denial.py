@@ -19,7 +19,7 @@ import pytest
 import yaml
 from corpus_support import CORPUS_PARAMS, gate_corpus, write_corpus
 from e2e_support import commit_reviewed
-from safety_support import gate_safety_sets, publish_passing_gates, safety_params
+from safety_support import gate_safety_sets, lower_eval_budgets, publish_passing_gates, safety_params
 
 from governance.approvals.state import version_state
 from governance.gates import read_decision
@@ -75,6 +75,7 @@ def _params() -> dict:
 def workspace(tmp_path, monkeypatch):
     root = tmp_path
     shutil.copytree(REPO / "policies", root / "policies")
+    lower_eval_budgets(root / "policies")  # evaluated on a few prompts and tokens, to stay fast
     commit_reviewed(root)  # the policies decide only as the reviewed version
     shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
     _raw_data(root)
