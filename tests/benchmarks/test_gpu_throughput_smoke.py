@@ -34,13 +34,17 @@ def _benchmark():
     return module
 
 
-@pytest.mark.slow  # ~200 CPU s: the base model, SFT and DPO on each side, then the QLoRA chain
-def test_the_benchmark_runs_the_training_stages_without_dvc_and_prints_every_figure(tmp_path):
+@pytest.mark.slow  # ~80 CPU s: the base model, SFT and DPO on each side (+ ~55 s with -m qlora_chain)
+@pytest.mark.qlora_chain
+def test_the_benchmark_runs_the_training_stages_without_dvc_and_prints_every_figure(tmp_path, request):
     out = tmp_path / "gpu_throughput.json"
     command = [sys.executable, "benchmarks/gpu_throughput.py", "--device", "cpu", "--model", "builtin:tiny"]
     command += ["--no-dvc", "--steps", "2", "--json", str(out)]
-    # bitsandbytes beside the venv, as the QLoRA tests put it (0.50 computes NF4 on a CPU): the QLoRA chain runs too
-    qlora_site = (QLORA_SITE / "bitsandbytes").is_dir()
+    # bitsandbytes beside the venv, as the QLoRA tests put it (0.50 computes NF4 on a CPU): the benchmark's QLoRA
+    # chain runs too when asked (-m qlora_chain); the QLoRA path itself (4-bit training, the dense merge evaluated and
+    # registered) runs by default in tests/pipelines/test_preference_methods.py
+    wanted = "qlora_chain" in (request.config.getoption("-m") or "")
+    qlora_site = wanted and (QLORA_SITE / "bitsandbytes").is_dir()
     paths = [str(QLORA_SITE)] if qlora_site else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [*paths, os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(
@@ -89,7 +93,8 @@ def test_the_benchmark_runs_the_training_stages_without_dvc_and_prints_every_fig
     assert "training stages only (no DVC, no gates)" in done.stdout
     assert "energy (pipeline): estimate: power limit x time" in done.stdout  # the lineage's energy, labelled
     if not qlora_site:
-        pytest.skip(f"{QLORA_SITE}: no bitsandbytes (make test installs it there): the QLoRA chain was not run")
+        why = f"{QLORA_SITE}: no bitsandbytes (make test installs it there)" if wanted else "opt-in: -m qlora_chain"
+        pytest.skip(f"{why}: the benchmark's QLoRA chain was not run")
     # QLoRA: trained on a 4-bit base (the lineage says so), merged dense, then evaluated and registered as any version
     qlora = result["qlora"]
     assert qlora["quantization"]["bnb_4bit_quant_type"] == "nf4" and qlora["tokens"] > 0
