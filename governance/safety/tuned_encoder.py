@@ -83,9 +83,9 @@ def _top_layers(from_layer: int):
 
     import torch
 
-    from governance.safety.classifier import _encoder
+    from governance.encoder import load_encoder
 
-    _, base = _encoder()
+    _, base = load_encoder()
     count = len(base.encoder.layer)
     if not 0 < from_layer < count:
         raise ConfigError(f"encoder_layers.from_layer must be between 1 and {count - 1}, not {from_layer}")
@@ -121,9 +121,9 @@ def lower_states(texts: Sequence[str], from_layer: int) -> list[Any]:
     what the tuned layers read. Completions are read as the judge reads them (stripped; empty as ``(empty)``)."""
     import torch
 
-    from governance.safety.classifier import _encoder
+    from governance.encoder import load_encoder
 
-    tokenizer, base = _encoder()
+    tokenizer, base = load_encoder()
     texts = [t.strip() or "(empty)" for t in texts]
     out = []
     with torch.no_grad():

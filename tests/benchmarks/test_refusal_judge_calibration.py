@@ -15,8 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from governance.encoder import EMBEDDING_DIM
 from governance.safety import load_judge
-from governance.safety.classifier import EMBEDDING_DIM
 
 REPO = Path(__file__).resolve().parents[2]
 JUDGE = REPO / "data/safety/judge.yaml"

