@@ -11,9 +11,15 @@ package version and a SHA-256 over its installed files; decisions and reports
 copy it, so nothing claims a PERSON or LOCATION detection that did not happen,
 and a reviewer can tell which model made the ones that did.
 
-Trust boundary: the model is whatever the named package holds on disk; its
-digest is recorded, not checked here (the wheel's hash is checked at install,
-``requirements-models.lock``). Model output is never logged: only counts.
+Trust boundary: the spaCy model is loaded from a private copy of its data
+folder, hashed as the copy is made (:func:`governance.lineage.hashed_copy`), so
+the digest recorded is the digest of what runs; where the policy pins it
+(``nlp_engine.model_sha256``, and ``name_gazetteer.sha256`` for the name
+lists), another digest is refused before anything is scanned. The installed
+package sits in a virtual environment any local user can write to: without the
+pin, a model changed there after install (``requirements-models.lock`` checks
+the wheel's hash only then) would scan with only its digest to show it. Model
+output is never logged: only counts.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,6 +56,7 @@ from presidio_analyzer.nlp_engine import (
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
 from governance.errors import ConfigError
+from governance.lineage import hashed_copy
 from governance.policy.pii import ContextConfig, EntityContext, NerWindows, PiiPolicy
 
 log = logging.getLogger(__name__)
@@ -409,14 +415,23 @@ def _lexicon(nlp: Any) -> frozenset[str]:
     return frozenset(w.lower() for w in words if w and "_" not in w and " " not in w)
 
 
-def _tree_sha256(root: Path) -> str:
-    """SHA-256 over a folder's files: each relative path and its content's SHA-256, in path order."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(
-            f"{path.relative_to(root).as_posix()}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode()
-        )
-    return digest.hexdigest()
+def _model_data_folder(model: str) -> tuple[Path, str]:
+    """The folder holding a spaCy model's ``config.cfg`` (a package's data folder, or the model directory) and the
+    model's version (the package's, else its meta.json's)."""
+    import spacy.util
+
+    if spacy.util.is_package(model):
+        from importlib.metadata import version as dist_version
+
+        root, version = Path(spacy.util.get_package_path(model)), dist_version(model)
+    else:
+        root, version = Path(model), None
+    if (root / "config.cfg").is_file():
+        return root, version or str(spacy.util.load_meta(root / "meta.json").get("version", "unknown"))
+    folders = sorted(p for p in root.iterdir() if (p / "config.cfg").is_file())
+    if len(folders) != 1:
+        raise ValueError(f"{root} holds {len(folders)} model folders (a config.cfg in each), not one")
+    return folders[0], version or "unknown"
 
 
 #: spaCy components that set ``doc.ents``: the statistical NER and the rule-based entity ruler.
@@ -433,9 +448,12 @@ def load_spacy_model(model: str) -> SpacyModel:
     shared by every engine of the process; the scan only reads it.
     """
     import spacy
-    import spacy.util
 
-    nlp = spacy.load(model)
+    folder, version = _model_data_folder(model)
+    # Loaded from a private copy hashed as it is made: the digest recorded (and checked against the policy's pin)
+    # is the digest of the bytes loaded, whatever happens to the installed folder meanwhile
+    with hashed_copy(folder, exclude=()) as (copy, sha256):
+        nlp = spacy.load(copy)
     stop_words = frozenset(w.lower() for w in nlp.Defaults.stop_words)
     lexicon = _lexicon(nlp) | stop_words
     recognizers = [name for name in nlp.pipe_names if nlp.get_pipe_meta(name).factory in _ENTITY_FACTORIES]
@@ -445,20 +463,12 @@ def load_spacy_model(model: str) -> SpacyModel:
         name for name, pipe in nlp.pipeline if any(r in getattr(pipe, "listening_components", ()) for r in recognizers)
     ]
     nlp.select_pipes(enable=[name for name in nlp.pipe_names if name in recognizers or name in listened])
-    if spacy.util.is_package(model):
-        root = spacy.util.get_package_path(model)
-        from importlib.metadata import version as dist_version
-
-        version = dist_version(model)
-    else:
-        root = Path(model)
-        version = str(nlp.meta.get("version", "unknown"))
     labels = sorted({label for name in recognizers for label in getattr(nlp.get_pipe(name), "labels", ())})
     mapping = NerModelConfiguration().model_to_presidio_entity_mapping
     return SpacyModel(
         nlp=nlp,
         version=version,
-        sha256=_tree_sha256(root),
+        sha256=sha256,
         components=tuple(nlp.pipe_names),
         labels=tuple(labels),
         entities=tuple(sorted({mapping[label] for label in labels if label in mapping})),
@@ -490,6 +500,13 @@ def _nlp_engine(
         loaded = load_spacy_model(model)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{policy_path}: nlp_engine.model: cannot load spaCy model {model!r} ({exc})") from None
+    if config.model_sha256 is not None and loaded.sha256 != config.model_sha256:
+        raise ConfigError(
+            f"{policy_path}: nlp_engine.model_sha256: spaCy model {model!r} {loaded.version} hashes to "
+            f"{loaded.sha256[:12]}…, not the pinned {config.model_sha256[:12]}…; reinstall it "
+            "(pip install --require-hashes --no-deps -r requirements-models.lock) or pin another model in a "
+            "reviewed change"
+        )
     # presidio's spaCy engine over the pipeline loaded above (its own load() would load it again, and
     # download a missing one). Model labels the policy cannot ask for (CARDINAL, MONEY, ...) are ignored
     # rather than warned about once per entity.
@@ -593,6 +610,13 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
             )
         except ConfigError as exc:
             raise ConfigError(f"{policy_path}: {exc}") from None
+        if names_config.sha256 is not None and gazetteer.sha256 != names_config.sha256:
+            raise ConfigError(
+                f"{policy_path}: nlp_engine.name_gazetteer.sha256: the name lists of {gazetteer.package} "
+                f"{gazetteer.version} hash to {gazetteer.sha256[:12]}…, not the pinned {names_config.sha256[:12]}…; "
+                "reinstall it (pip install --require-hashes --no-deps -r requirements-models.lock) or pin other "
+                "lists in a reviewed change"
+            )
         recognizer = NameRecognizer(names_config, gazetteer, spacy_model.lexicon, spacy_model.stop_words, language)
         kept.append(recognizer)
         sources[recognizer.id] = f"gazetteer:{gazetteer.package}=={gazetteer.version}+nlp:{nlp_name}"

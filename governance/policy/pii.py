@@ -77,6 +77,11 @@ class NameGazetteerConfig(Strict):
     package: str = Field(min_length=1, description="installed distribution holding the name lists")
     first_name_files: list[str] = Field(min_length=1, description="files of first names in the package")
     surname_files: list[str] = Field(min_length=1, description="files of surnames in the package")
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the lists' digest (as the decision records it): the scan refuses other lists; none: recorded only",
+    )
     score: float = Field(ge=0, le=1, description="score of a name found")
     titles: list[str] = Field(min_length=1, description="words before a name that make it one (mr, dr, grandma)")
     cues_before: list[str] = Field(
@@ -123,6 +128,11 @@ class NlpEngineConfig(Strict):
 
     engine: Literal["no_op", "spacy"]
     model: str | None = Field(default=None, description="spaCy package name or model directory (engine: spacy)")
+    model_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the model's digest (as the decision records it): the scan refuses another; none: recorded only",
+    )
     fallback: Literal["error", "no_op"] | None = Field(
         default=None, description="what to do when the spaCy model is not installed (engine: spacy)"
     )

