@@ -1,4 +1,5 @@
-"""Files written whole or not at all: a reader sees the old file or the complete new one, never a part.
+"""Files written whole or not at all (a reader sees the old file or the complete new one, never a part), and
+cache files read only when they are the user's own (:func:`read_private`).
 
 Every file the project writes for another step to trust (a gate decision, a
 stage's records, a manifest, a findings report, a signing key, the report
@@ -46,3 +47,29 @@ def write_atomic(path: str | Path, data: bytes | str, *, permissions: int = 0o66
     with atomic_writer(path, permissions=permissions) as handle:
         handle.write(data.encode("utf-8") if isinstance(data, str) else data)
     return Path(path)
+
+
+def read_private(path: str | Path) -> tuple[bytes | None, str | None]:
+    """A cache file's bytes if this user owns it and nobody else may write it; else ``(None, why)``.
+
+    What the project caches to save time (compiled PII prefilter databases, code point tables, baseline
+    embeddings) decides as much as the code that would recompute it, so it is read only from a file that
+    only its owner, the user running the command, could have written: opened without following a symlink,
+    and checked on the open descriptor (``fstat``), so the bytes read are the file checked. A file owned by
+    another user, or writable by the group or others (a shared ``GOVERN_CACHE_DIR``), is not read: the
+    caller recomputes. Returns ``(None, None)`` for a file that does not exist.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:  # a symlink (ELOOP), a folder, no permission
+        return None, f"not opened ({exc.strerror or exc.__class__.__name__})"
+    with os.fdopen(descriptor, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        if status.st_uid != os.getuid():
+            return None, f"owned by uid {status.st_uid}, not this user ({os.getuid()})"
+        if status.st_mode & 0o022:
+            who = "the group" if status.st_mode & 0o020 else "others"
+            return None, f"writable by {who} (mode {status.st_mode & 0o777:o})"
+        return handle.read(), None

@@ -8,7 +8,7 @@
 * :mod:`~governance.monitoring.monitor` — baseline, checking, and the record (MLflow run, trail event);
 * :mod:`~governance.monitoring.charts` — the drift report's and audit report's SVG charts.
 
-Heavy imports (torch, presidio, sentence-transformers) happen on first use.
+Heavy imports (torch, presidio, transformers) happen on first use.
 """
 
 from governance.monitoring.monitor import (

@@ -7,23 +7,28 @@ baseline's vectors in one ``.npz`` file whose name is the hash of the
 baseline's content and of the encoder's id: a changed baseline file, other
 recorded generations, or another encoder (a new wheel) name another file,
 and the old one is simply not read again. When every text of a window is
-already known, the encoder (torch, sentence-transformers: seconds to import)
-is never loaded.
+already known, the encoder (torch, transformers: seconds to import) is never
+loaded.
 
 Where: ``$GOVERN_MONITOR_CACHE`` if set (``off`` turns the cache off), else
 ``$XDG_CACHE_HOME/govern/monitoring`` (``~/.cache/govern/monitoring``).
 
-Trust: the cache file holds numbers the verdict depends on, so it is as
-trusted as the encoder's weights in the same user's environment (whoever can
-write one can replace the other). What it is checked for: its own key, the
-encoder id, one vector per text of the right width; anything else is
-discarded and recomputed. The trail event records the vectors' hash
+Trust: the cache file holds numbers the verdict depends on, so it is read
+only if it is the user's own file and writable by nobody else
+(:func:`governance.files.read_private`): vectors planted in a shared
+``$GOVERN_MONITOR_CACHE`` by another user are recomputed, never judged on
+(attack P7). Whoever can write the user's own files holds the trail key
+beside the store, outside this boundary. What a file is checked for besides:
+its own key, the encoder id (the digest of the encoder's pinned files), one
+vector per text of the right width; anything else is discarded and
+recomputed. The trail event records the vectors' hash
 (``baseline_embeddings_sha256``), so a verdict names what it was judged on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import tempfile
@@ -32,6 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from governance.files import read_private
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +133,14 @@ class EmbeddingStore:
             log.info("baseline embeddings not cached at %s (%s)", self.path, exc.__class__.__name__)
 
     def _load(self, path: Path) -> int:
-        if not path.is_file():
+        # Only the user's own file, writable by nobody else: vectors decide the drift verdict (attack P7)
+        content, why = read_private(path)
+        if content is None:
+            if why:
+                log.warning("baseline embeddings cache %s ignored: %s", path, why)
             return 0
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with np.load(io.BytesIO(content), allow_pickle=False) as data:
                 key, model_id = str(data["key"]), str(data["model_id"])
                 texts, vectors = data["texts"], data["vectors"]
                 if key != self.key or model_id != self.model_id:

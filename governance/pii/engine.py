@@ -57,6 +57,7 @@ from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
 from governance.errors import ConfigError
 from governance.lineage import hashed_copy
+from governance.pii.normalise import use_pinned_suffix_list
 from governance.policy.pii import ContextConfig, EntityContext, NerWindows, PiiPolicy
 
 log = logging.getLogger(__name__)
@@ -574,6 +575,7 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
     """
     policy_path = str(policy_path)
     guard_presidio_logs()
+    use_pinned_suffix_list()  # presidio's e-mail validator reads only the pinned public-suffix list, no cache
     nlp_engine, nlp_name, nlp_model, fallback_reason, spacy_model = _nlp_engine(policy, policy_path)
     language = policy.language
     wanted = {rule.entity for rule in policy.entities}

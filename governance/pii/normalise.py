@@ -379,10 +379,54 @@ def _spelled_digits(token: str) -> str:
     return _DIGIT_WORDS[words[0]]
 
 
+#: tldextract's bundled public-suffix list, by tldextract version: what every e-mail check reads (presidio's
+#: validator and :func:`public_suffix_domain`), pinned because the file sits in a writable virtual environment.
+SUFFIX_LIST_SHA256 = {"5.4.0": "b69315c085d53972724b8f2df111ffc329b0c84fe0a47d62c8c91655cc774a38"}
+
+
+@functools.lru_cache(maxsize=1)
+def use_pinned_suffix_list() -> str:
+    """Make ``tldextract.extract`` (which presidio's e-mail recognizer calls) read only the pinned suffix list.
+
+    tldextract's default extractor reads a disk cache first (``$TLDEXTRACT_CACHE``, else
+    ``~/.cache/python-tldextract``), even with no list URLs: a list planted there with no suffixes made every
+    e-mail address "not an address" and the PII gate passed them (attack P6). Here the bundled snapshot is read
+    once, checked against :data:`SUFFIX_LIST_SHA256` and parsed, and the module's extractor is replaced by one
+    built from those suffixes, with no cache and no URL. Returns the list's sha256 (what the scan read).
+    """
+    import hashlib
+    import importlib.metadata
+    import pkgutil
+
+    import tldextract.tldextract as extractor_module
+    from tldextract.suffix_list import extract_tlds_from_suffix_list
+
+    from governance.errors import ConfigError
+
+    version = importlib.metadata.version("tldextract")
+    data = pkgutil.get_data("tldextract", ".tld_set_snapshot") or b""
+    digest = hashlib.sha256(data).hexdigest()
+    if SUFFIX_LIST_SHA256.get(version) != digest:
+        raise ConfigError(
+            f"tldextract {version}: its public-suffix list (.tld_set_snapshot) hashes to {digest[:12]}…, not a "
+            "pinned list (governance/pii/normalise.py SUFFIX_LIST_SHA256): reinstall the locked tldextract "
+            "(make's set-up), or pin this version's list in a reviewed change"
+        )
+    public, private = extract_tlds_from_suffix_list(data.decode("utf-8"))
+    extractor = extractor_module.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+    extractor._extractor = extractor_module._PublicSuffixListTLDExtractor(
+        public_tlds=public, private_tlds=private, extra_tlds=[], include_psl_private_domains=False
+    )
+    extractor_module.TLD_EXTRACTOR = extractor  # tldextract.extract looks it up at each call
+    return digest
+
+
 @functools.lru_cache(maxsize=4096)
 def public_suffix_domain(domain: str) -> bool:
     """Whether a domain has a registrable name under a public suffix, as presidio's e-mail validator reads it."""
     import tldextract
+
+    use_pinned_suffix_list()
 
     result = tldextract.extract(domain)
     return bool(result.suffix) and bool(result.domain)

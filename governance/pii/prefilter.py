@@ -71,6 +71,8 @@ from pathlib import Path
 
 import regex
 
+from governance.files import read_private
+
 log = logging.getLogger(__name__)
 
 _PLANE_START = (0, 0xE000)
@@ -730,6 +732,13 @@ class CompiledDatabaseCache:
     meets a stale database; a file that cannot be read or loaded is ignored and compiled
     anew. Written atomically (temp file, rename), so concurrent stages never read half a file.
     The cache is an accelerator only: the database is what compiling the same inputs gives.
+
+    Trust boundary: the database decides which records the PII recognizers read at all, so a
+    file is loaded only if it is the user's own and writable by nobody else
+    (:func:`governance.files.read_private`): another user's database in a shared
+    ``GOVERN_CACHE_DIR`` (one compiled from a pattern that never matches made the gate sign
+    "0 findings" over cards and e-mails: attack P7) is compiled anew instead. Whoever can write
+    the user's own files can also read the trail's key beside the store: outside this boundary.
     """
 
     def __init__(self, path: Path | None):
@@ -740,8 +749,13 @@ class CompiledDatabaseCache:
 
         if self.path is None:
             return None
+        data, why = read_private(self.path)
+        if data is None:
+            if why:
+                log.warning("prefilter: cached database %s ignored: %s", self.path, why)
+            return None
         try:
-            database = hyperscan.loadb(self.path.read_bytes(), hyperscan.HS_MODE_BLOCK)
+            database = hyperscan.loadb(data, hyperscan.HS_MODE_BLOCK)
             database.scratch = hyperscan.Scratch(database)
         except (OSError, ValueError, TypeError, hyperscan.error) as exc:  # unreadable or not a database of ours
             if not isinstance(exc, FileNotFoundError):
@@ -806,7 +820,12 @@ class RangeTable:
         self.added = False
         if path is not None:
             try:
-                stored = json.loads(path.read_text())
+                data, why = read_private(path)
+                if data is None:  # missing, or not the user's own (attack P7): computed again
+                    if why:
+                        log.warning("prefilter: code point table %s ignored: %s", path, why)
+                    return
+                stored = json.loads(data)
                 self.entries = {key: tuple((int(a), int(b)) for a, b in ranges) for key, ranges in stored.items()}
             except (OSError, ValueError, TypeError, AttributeError) as exc:
                 if not isinstance(exc, FileNotFoundError):

@@ -758,3 +758,21 @@ def sha256(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_p7_baseline_vectors_planted_in_a_shared_cache_are_recomputed(tmp_path):
+    """Attack P7 on the drift rule: vectors in a group-writable cache file (all the same vector: KS D=0) are
+    never judged on; the store embeds the texts itself."""
+    import numpy as np
+
+    from governance.monitoring.embeddings import EmbeddingStore
+
+    path = tmp_path / "embeddings.npz"
+    texts = ["a drifted answer", "another"]
+    planted = EmbeddingStore(lambda batch: np.ones((len(batch), 3), dtype=np.float32), key="k", model_id="m", path=path)
+    planted.vectors(texts, baseline=True)
+    planted.save()
+    assert EmbeddingStore(lambda batch: None, key="k", model_id="m", path=path).loaded == 2  # the user's own file
+    path.chmod(0o664)
+    honest = EmbeddingStore(lambda batch: np.zeros((len(batch), 3), dtype=np.float32), key="k", model_id="m", path=path)
+    assert honest.loaded == 0 and honest.vectors(texts).tolist() == [[0.0] * 3] * 2 and honest.embedded == 2

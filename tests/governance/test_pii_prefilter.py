@@ -396,3 +396,63 @@ def test_code_point_table_is_kept_on_disk_and_equals_what_the_engine_computes(tm
     assert prefilter.code_point_ranges(r"\d", re.UNICODE, "re") == first[0]
     monkeypatch.setattr(prefilter.RangeTable, "_shared", None)
     prefilter.code_point_ranges.cache_clear()
+
+
+def _never_matching_database() -> bytes:
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    database.compile(expressions=[b"qqqq-never-qqqq"], ids=[0], elements=1, flags=[0])
+    return hyperscan.dumpb(database)
+
+
+def test_p7_a_database_planted_in_a_shared_cache_is_not_loaded(tmp_path, monkeypatch):
+    """Attack P7: the compiled database decides which records the recognizers read at all. Before, one compiled
+    from a pattern that never matches, written into a shared ``GOVERN_CACHE_DIR``, made the gate sign
+    "0 findings" over cards and e-mails. A cached file is loaded only if it is the user's own and writable by
+    nobody else; a group-writable one (another member of a shared cache's group wrote it) is compiled anew."""
+    from governance.pii.prefilter import Prefilter
+
+    monkeypatch.setenv("GOVERN_CACHE_DIR", str(tmp_path))
+    expressions = {0: [r"\d{3}-\d{4}"], 3: ["@"]}
+    honest = Prefilter(expressions, always=set()).fired(_texts())
+    (cached,) = (tmp_path / "hyperscan").glob("*.hsdb")
+    cached.write_bytes(_never_matching_database())
+    cached.chmod(0o664)
+    assert (
+        Prefilter(expressions, always=set()).fired(_texts())
+        == honest
+        == [
+            frozenset({0}),
+            frozenset({3}),
+            frozenset(),
+            frozenset({0, 3}),
+        ]
+    )
+
+
+def test_p7_a_code_point_table_planted_in_a_shared_cache_is_not_read(tmp_path):
+    from governance.pii.prefilter import RangeTable
+
+    table = tmp_path / "code-point-ranges.json"
+    table.write_text('{"[0-9]": [[0, 0]]}')
+    table.chmod(0o666)
+    assert RangeTable(table).entries == {}  # computed again, never the planted ranges
+    table.chmod(0o600)
+    assert RangeTable(table).entries == {"[0-9]": ((0, 0),)}  # the user's own file is the user's own cache
+
+
+def test_read_private_reads_only_the_users_own_file_that_nobody_else_may_write(tmp_path):
+    from governance.files import read_private
+
+    own = tmp_path / "own"
+    own.write_bytes(b"cached")
+    own.chmod(0o600)
+    assert read_private(own) == (b"cached", None)
+    assert read_private(tmp_path / "absent") == (None, None)
+    own.chmod(0o620)
+    assert read_private(own) == (None, "writable by the group (mode 620)")
+    own.chmod(0o602)
+    assert read_private(own) == (None, "writable by others (mode 602)")
+    link = tmp_path / "link"
+    link.symlink_to(own)
+    data, why = read_private(link)
+    assert data is None and why.startswith("not opened")
