@@ -42,6 +42,7 @@ from governance import registry, trail
 from governance.errors import EXIT_DENIED, EXIT_OK, EXIT_USAGE, ArtifactTampered
 from governance.lineage import sha256_dir, sha256_file
 from governance.provenance.signing import file_digests
+from governance.trained import trained_event
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,11 @@ def reproduce_version(name: str, version: str | int, *, repo: Path = Path("."), 
     commit = tags.get("lineage.git_commit", "unknown")
     registered = trail.events(model=name, version=version, event_types=["model_registered"])
     model_sha256 = registered[0].evidence.get("model_sha256") if registered else tags.get("lineage.model_sha256")
+    # The commit and dirty flag as the training stage signed them (model_trained), not the run's editable tags
+    signed = trained_event(stage, model_sha256, run_id=mv.run_id) if stage and model_sha256 else None
+    if signed is not None:
+        commit = signed.evidence["git_commit"]
+        tags = {**tags, "lineage.git_dirty": signed.evidence["git_dirty"]}
     result = Reproduction(name, version, commit, stage)
     repo = Path(repo).resolve()
     if not stage.startswith("train_"):

@@ -210,6 +210,7 @@ def collect_facts(
             facts.gap("training", "model manifest: artifact model/manifest.json missing from the training run")
         identity_facts(facts, model_version, run, lineage, manifest, config)
         training_facts(facts, run, lineage, manifest)
+        signed_training_context(facts, lineage.get("stage") or run.data.tags.get("stage"), manifest, audit_url)
         base = base_record(lineage, manifest)
         if base.get("trained_by_project") and "wall_seconds" not in base["training"]:
             # Built after the build facts left the hashed folder: they are the base_model stage's MLflow run's
@@ -287,3 +288,26 @@ def collect_facts(
     facts.source["report_policy"] = facts.operations.get("policy")
     facts.source["audit_url"] = audit.get("audit_url")
     return facts
+
+
+def signed_training_context(facts: ReportFacts, stage: str | None, manifest: dict, audit_url: str | None) -> None:
+    """State the run, commit, dirty flag and user as the training stage signed them (its ``model_trained`` event),
+    not as ``lineage.json`` (editable by anyone with MLflow access) says; a difference is a gap naming both. A
+    model trained before the event existed keeps lineage.json's values, as before."""
+    from governance.trained import context_of, trained_event
+
+    if not stage or not manifest.get("model_sha256"):
+        return
+    event = trained_event(stage, manifest["model_sha256"], url=audit_url, run_id=facts.training.get("run_id"))
+    if event is None:
+        return
+    for key, value in context_of(event).items():
+        stated = facts.training.get(key)
+        if stated is not None and stated != value:
+            facts.gap(
+                "training",
+                f"{key}: the run's lineage.json says {stated!r}, the training stage signed {value!r} (trail event "
+                f"#{event.seq}); the signed value is stated",
+            )
+        facts.training[key] = value
+    facts.training["run_context_event"] = event.seq

@@ -62,6 +62,7 @@ EventType = Literal[
     "incident_closed",
     "reproduction_checked",
     "policy_changed",
+    "model_trained",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 #: How the actor was identified: a name nobody checked, or a user the MLflow server authenticated.

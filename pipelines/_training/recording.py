@@ -2,7 +2,9 @@
 
 The manifest holds only what the model's bytes determine; who ran it, when,
 on which commit and machine, and the energy it drew go to the MLflow run
-(:data:`RUN_CONTEXT_KEYS`) and are read back with :func:`with_run_context`.
+(:data:`RUN_CONTEXT_KEYS`); the run, commit, dirty flag and user are also signed
+in a ``model_trained`` trail event (:mod:`governance.trained`), and read back
+from it with :func:`with_run_context`.
 TRL's ``report_to: mlflow`` is served by
 :class:`~pipelines._reporting.RunReporter` and the energy meter by
 :class:`~pipelines._training.energy.EnergyMeterCallback`, both given to the
@@ -17,10 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from governance.errors import ConfigError
 from governance.lineage import sha256_dir, write_manifest
 from governance.mlflow_run import MlflowRun
-from governance.registry import latest_model_run, registry_errors, tracking_uri
+from governance.trained import record_trained, signed_run_context
 from pipelines._common import project_name
 
 log = logging.getLogger(__name__)
@@ -133,34 +134,22 @@ def finish_training(
     run.log(metrics=metrics, tags=tags)
     run.log_dict(lineage, "lineage.json")  # now with the energy drawn (and a quantised base's config)
     run.log_artifacts(out_dir, artifact_path="model")
+    # The run context as this stage computed it, signed now: the run's tags can be edited later, this cannot
+    record_trained(manifest["stage"], manifest["model_sha256"], run.run_id, lineage)
     log.debug("model %s logged to run %s", manifest["model_sha256"][:12], run.run_id)
     return manifest
 
 
 def with_run_context(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A trained model's manifest plus its MLflow training run's context.
+    """A trained model's manifest plus its training run's context, as the training stage signed it.
 
-    Adds ``run_id``, ``git_commit``, ``git_dirty`` and ``trained_by`` from the
-    latest run of the manifest's stage that logged this model hash. Raises
-    :class:`ConfigError` when the tracking store holds no such run (the model
-    folder came from elsewhere, e.g. a DVC cache, without its MLflow store).
+    Adds ``run_id``, ``git_commit``, ``git_dirty`` and ``trained_by`` from the newest ``model_trained`` trail
+    event of the manifest's stage for this model hash (:func:`governance.trained.signed_run_context`), and
+    checks the MLflow run's tags still say the same. Raises :class:`ConfigError` when no such event exists (the
+    model folder came from elsewhere, e.g. a DVC cache, without its trail) or a tag was changed since.
     """
-    stage, digest = manifest.get("stage"), manifest.get("model_sha256")
-    with registry_errors(f"searching runs of {stage}"):
-        run = latest_model_run(project_name(), stage, digest)
-    if run is None:
-        raise ConfigError(
-            f"{manifest.get('model_path')}: no MLflow run of stage {stage} logged model {str(digest)[:12]}… "
-            f"in {tracking_uri()}; re-run the stage (dvc repro -f {stage})"
-        )
-    tags = run.data.tags
-    return {
-        **manifest,
-        "run_id": run.info.run_id,
-        "git_commit": tags.get("lineage.git_commit", "unknown"),
-        "git_dirty": {"True": True, "False": False}.get(tags.get("lineage.git_dirty", "")),
-        "trained_by": tags.get("lineage.trained_by", "unknown"),
-    }
+    stage, digest = str(manifest.get("stage")), str(manifest.get("model_sha256"))
+    return {**manifest, **signed_run_context(stage, digest, str(manifest.get("model_path")))}
 
 
 def log_evaluation(*, stage: str, method: str, out_dir: str | Path, metrics: dict[str, float], trained: dict) -> None:

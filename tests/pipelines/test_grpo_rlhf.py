@@ -301,9 +301,12 @@ def test_grpo_trains_from_its_parent_records_reward_hashes_and_evaluates(ws, cap
     assert [h["step"] for h in trained["reward_history"]] == [1, 2]
     # The model folder holds no run id (its dvc.lock hash must not change per run): MLflow finds the run
     assert "run_id" not in trained
-    trained = with_run_context(trained)
-    tags = mlflow.MlflowClient().get_run(trained["run_id"]).data.tags
+    context = with_run_context(trained)
+    tags = mlflow.MlflowClient().get_run(context["run_id"]).data.tags
     assert tags["lineage.reward.correctness_reward.sha256"] == hashes["correctness_reward"]
+    # L3: the run context is what the training stage signed (model_trained), not what the run's tags say later
+    _attack_l3_edited_run_tags_are_refused(trained, context)
+    trained = context
 
     assert evaluate_grpo.main([]) == 0
     out = ws / "artifacts/evaluate_grpo"
@@ -337,6 +340,31 @@ def test_grpo_trains_from_its_parent_records_reward_hashes_and_evaluates(ws, cap
     # ... and the same values sit on the evaluation run and, as heldout.*, on the training run
     training_run = _run_metrics(trained["run_id"])
     assert {k: training_run[f"heldout.{k}"] for k in metrics} == pytest.approx(metrics, nan_ok=True)
+
+
+def _attack_l3_edited_run_tags_are_refused(manifest: dict, context: dict) -> None:
+    """Attack L3: train from edited code (recorded dirty), then ``set_tag(run, "lineage.git_dirty", "False")``
+    and the commit and user likewise. Before, registration read the tags back and the version, its signed
+    provenance statement and the report said "commit X, no uncommitted changes, trained by alice"."""
+    from governance import trail
+    from governance.errors import ConfigError
+
+    [signed] = [e for e in trail.events(event_types=["model_trained"]) if e.evidence["run_id"] == context["run_id"]]
+    assert signed.subject.objective_hash == manifest["model_sha256"] and signed.role == "training stage"
+    assert {k: signed.evidence[k] for k in ("git_commit", "trained_by")} == {
+        k: context[k] for k in ("git_commit", "trained_by")
+    }
+    assert signed.evidence["git_dirty"] == str(context["git_dirty"])
+    client = mlflow.MlflowClient()
+    for tag, forged in (("lineage.git_dirty", str(not context["git_dirty"])), ("lineage.trained_by", "alice")):
+        genuine = client.get_run(context["run_id"]).data.tags[tag]
+        client.set_tag(context["run_id"], tag, forged)
+        with pytest.raises(ConfigError) as refused:
+            with_run_context(manifest)
+        assert str(refused.value).startswith(f"MLflow run {context['run_id']} (train_grpo): tag {tag} is {forged!r}")
+        assert f"but the training stage signed {genuine!r} (trail event #{signed.seq})" in str(refused.value)
+        client.set_tag(context["run_id"], tag, genuine)
+    assert with_run_context(manifest) == context
 
 
 def test_grpo_refuses_an_unapproved_reward_function_naming_it_its_hash_and_the_fix(ws, capsys):
