@@ -60,7 +60,7 @@ def _registry_drift(name: str, version: str, versions: list[Any] | None = None) 
     return {"checked": True, "drift": drift, "repairs": repairs}
 
 
-def _trail_missing(url: str) -> str | None:
+def trail_missing(url: str) -> str | None:
     """Why the trail at ``url`` cannot be read without creating it, or None when it can."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -192,7 +192,7 @@ def audit_facts(
         out["objectives_gap"] = "audit trail location unknown"
         return out
     out["audit_url"] = trail.redacted(url)
-    missing = _trail_missing(url)
+    missing = trail_missing(url)
     if missing:
         gaps.setdefault("approvals", []).append(f"approvals and alias history: not recorded ({missing})")
         gaps.setdefault("integrity", []).append(f"audit-chain head and verification: {missing}")

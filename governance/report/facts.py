@@ -294,11 +294,20 @@ def signed_training_context(facts: ReportFacts, stage: str | None, manifest: dic
     """State the run, commit, dirty flag and user as the training stage signed them (its ``model_trained`` event),
     not as ``lineage.json`` (editable by anyone with MLflow access) says; a difference is a gap naming both. A
     model trained before the event existed keeps lineage.json's values, as before."""
+    from governance import trail
+    from governance.errors import GovernanceError
+    from governance.report.audit import trail_missing
     from governance.trained import context_of, trained_event
 
     if not stage or not manifest.get("model_sha256"):
         return
-    event = trained_event(stage, manifest["model_sha256"], url=audit_url, run_id=facts.training.get("run_id"))
+    try:
+        url = audit_url or trail.audit_url()
+        if trail_missing(url):
+            return  # no trail: the audit section says so, and nothing here may create one
+        event = trained_event(stage, manifest["model_sha256"], url=url, run_id=facts.training.get("run_id"))
+    except GovernanceError:
+        return  # no trail configured, or an unreadable one: the audit section states it
     if event is None:
         return
     for key, value in context_of(event).items():
