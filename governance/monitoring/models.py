@@ -90,6 +90,29 @@ def reward_model_version(name: str) -> Any | None:
     return versions[0] if versions else None
 
 
+def require_registered_weights(name: str, version: str, folder: Path) -> str:
+    """The sha256 of ``folder`` (a private download of the version's model), if it is the ``model_sha256`` the
+    version's signed ``model_registered`` event froze; else a ConfigError naming both (attack M5)."""
+    from governance import trail
+    from governance.lineage import sha256_dir
+
+    registered = trail.events(model=name, version=version, event_types=["model_registered"])
+    frozen = registered[0].evidence.get("model_sha256") if registered else None
+    if not frozen:
+        raise ConfigError(
+            f"{name} v{version}: no signed registration with a model hash in the audit trail; the monitor judges "
+            "only with reward-model weights a registration froze (register it with the pipeline's register stage)"
+        )
+    loaded = sha256_dir(folder)
+    if loaded != frozen:
+        raise ConfigError(
+            f"{name} v{version}: its artifacts hash to {loaded[:12]}…, not the {frozen[:12]}… its signed "
+            f"registration froze (trail event #{registered[0].seq}); the artifact store was changed since: "
+            "nothing is judged with these weights"
+        )
+    return loaded
+
+
 def load_reward_model(name: str) -> RewardModel | None:
     """Download and load the reward model ``name`` from the registry; None when nothing is registered under it."""
     mv = reward_model_version(name)
@@ -105,6 +128,9 @@ def load_reward_model(name: str) -> RewardModel | None:
     with registry.registry_errors(f"downloading {name} v{mv.version}"):
         registry.client()
         path = Path(download_artifacts(artifact_uri=mv.source, dst_path=str(scratch)))
+    # Only the weights the version's signed registration froze (the artifact store is editable by anyone with
+    # access to it): hashed in this private download, before anything is loaded from it
+    loaded_sha256 = require_registered_weights(name, str(mv.version), path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1).eval()
@@ -118,11 +144,10 @@ def load_reward_model(name: str) -> RewardModel | None:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     model.config.pad_token_id = tokenizer.pad_token_id
-    tags = mv.tags or {}
     return RewardModel(
         name=name,
         version=str(mv.version),
-        model_sha256=tags.get("lineage.model_sha256", ""),
+        model_sha256=loaded_sha256,
         model=model,
         tokenizer=tokenizer,
     )

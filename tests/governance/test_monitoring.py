@@ -168,11 +168,14 @@ def world(tmp_path_factory):
     baseline = [{"prompt": "How do I manage my account?", "completion": r["response"]} for r in requests(40, 1)]
     _register(MODEL, generations=baseline)
     _register(RM, artifacts={"model": _build_reward_model(root / "rm")})
+    from governance.lineage import sha256_dir
+
+    rm_sha256 = sha256_dir(root / "rm")  # what the reward model's registration froze (each test's trail: env)
     from governance.pii import PiiScanner
     from governance.policy.pii import load_pii_policy
 
     scanner = PiiScanner(load_pii_policy(REPO / "policies/pii.yaml"), REPO / "policies/pii.yaml")
-    yield {"root": root, "scanner": scanner}
+    yield {"root": root, "scanner": scanner, "rm_sha256": rm_sha256}
     patch.undo()
 
 
@@ -194,6 +197,15 @@ def env(world, tmp_path, monkeypatch):
     # Each test has its own trail: the monitored model's anchor from another test's trail is not this one's
     if registry.client().get_registered_model(MODEL).tags.get("governance.trail_head"):
         registry.client().delete_registered_model_tag(MODEL, "governance.trail_head")
+    # The reward model's weights as its signed registration froze them: the monitor judges only with those (M5)
+    trail.record(
+        "model_registered",
+        actor="ci-bot",
+        role="registrant",
+        subject=trail.Subject(model=RM, version="1"),
+        reason="the reward model the monitor scores with",
+        evidence={"model_sha256": world["rm_sha256"]},
+    )
     return {**world, "tmp": tmp_path, "policies": policies}
 
 
@@ -334,6 +346,25 @@ def test_lower_reward_model_scores_deny_preference_drift(env):
         "drop 1.88 baseline std (max 0.5), KS p=1.5e-11 (alpha 0.01)"
     )
     assert [r.status for r in result.results if r.rule_id == "monitor.length_drift"] == ["pass"]
+
+
+def test_m5_reward_model_weights_changed_in_the_artifact_store_judge_nothing(env):
+    """Attack M5: the reward model's files replaced in the artifact store (a head that scores every answer the
+    same: no preference drift, ever). Before, the monitor loaded whatever the store held and its signed event
+    named the genuine hash, read from a version tag."""
+    from governance.errors import ConfigError
+
+    source = Path(registry.get_version(RM, "1").source.removeprefix("file://"))
+    weights = next(p for p in source.iterdir() if p.suffix == ".safetensors")
+    genuine = weights.read_bytes()
+    weights.write_bytes(genuine[:-8] + bytes(b ^ 0x40 for b in genuine[-8:]))  # the last weights changed
+    try:
+        with pytest.raises(ConfigError) as refused:
+            monitor(env, requests(40, 5, p_good=0.1))
+    finally:
+        weights.write_bytes(genuine)
+    assert str(refused.value).startswith(f"{RM} v1: its artifacts hash to ")
+    assert f"not the {env['rm_sha256'][:12]}… its signed registration froze" in str(refused.value)
 
 
 def test_answers_on_another_topic_deny_embedding_drift(env):
