@@ -28,6 +28,9 @@ from governance.policy.eval import EvalPolicy, MetricRule
 from governance.statistics import Evidence
 
 DEFAULT_POLICY = Path("policies/eval.yaml")
+#: The evidence key of an evaluation's signed event that binds its ``generations.json`` bytes: the completions the
+#: drift monitor takes as a version's baseline, believed only as that event signed them
+GENERATIONS_EVIDENCE = "generations_sha256"
 
 
 def load_eval_policy(path: str | Path = DEFAULT_POLICY) -> EvalPolicy:

@@ -28,7 +28,7 @@ from governance.lineage import read_manifest, verified_model_sha256, write_manif
 from governance.records import iter_records
 from governance.statistics import Evidence, Groups, Outcomes, Resampled, ratio_of_sums, shares
 from governance.validation.schema import normalized_hash
-from pipelines._training import AdapterParams, load_model, log_evaluation, with_run_context
+from pipelines._training import AdapterParams, load_model, log_evaluation, with_run_context, write_generations
 
 log = logging.getLogger(__name__)
 
@@ -505,10 +505,11 @@ def publish_evaluation(
     out_dir.mkdir(parents=True, exist_ok=True)
     record = metrics_record(metrics, decision.details.get("results") or [])
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    bound = dict(bound or {})
     if generations is not None:
-        (out_dir / "generations.json").write_text(json.dumps(generations, indent=2) + "\n")
+        bound |= write_generations(out_dir, generations)
     # A signed eval_decision event for this model, then the file: register believes it only through the event
-    evidence = {**(bound or {}), "model_sha256": trained["model_sha256"]}
+    evidence = {**bound, "model_sha256": trained["model_sha256"]}
     publish_decision(decision, out_dir / "decision.json", evidence=evidence)
     write_manifest(
         out_dir,

@@ -39,7 +39,7 @@ from governance.training_data import read_held_out_records
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import require_parent  # the parent recomputed from its files; evaluate_rlhf imports it here
 from pipelines._safety import SafetyParams, evaluate_policy_safety
-from pipelines._training import load_model, log_evaluation, with_run_context
+from pipelines._training import load_model, log_evaluation, with_run_context, write_generations
 from pipelines.rewards import correctness_reward, format_reward
 
 log = logging.getLogger(__name__)
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         {"id": r["id"], "answer": r.get("answer"), "completion": t.text, "parent_completion": p.text}
         for r, t, p in zip(records, tuned, parent, strict=True)
     ]
-    (out_dir / "generations.json").write_text(json.dumps(generations, indent=2, ensure_ascii=False) + "\n")
+    bound |= write_generations(out_dir, generations)
     # A signed eval_decision event for this model, then the file: register believes it only through the event
     publish_decision(decision, out_dir / "decision.json", evidence={**bound, "model_sha256": trained["model_sha256"]})
     write_manifest(

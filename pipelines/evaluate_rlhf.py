@@ -38,7 +38,7 @@ from governance.statistics import Evidence, Outcomes, Resampled, paired, shares
 from governance.training_data import read_held_out_records
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._safety import SafetyParams, evaluate_policy_safety
-from pipelines._training import load_model, log_evaluation, with_run_context
+from pipelines._training import load_model, log_evaluation, with_run_context, write_generations
 from pipelines.evaluate_grpo import (
     Completion,
     degenerate,
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         {"id": r["id"], "completion": t.text, "score": ts, "parent_completion": p.text, "parent_score": ps}
         for r, t, p, ts, ps in zip(records, tuned, parent, tuned_scores, parent_scores, strict=True)
     ]
-    (out_dir / "generations.json").write_text(json.dumps(generations, indent=2, ensure_ascii=False) + "\n")
+    bound |= write_generations(out_dir, generations)
     # A signed eval_decision event for this model, then the file: register believes it only through the event
     publish_decision(decision, out_dir / "decision.json", evidence={**bound, "model_sha256": trained["model_sha256"]})
     write_manifest(

@@ -31,7 +31,7 @@ from governance.training_data import read_held_out_records
 from pipelines._common import load_params, project_name, stage_main
 from pipelines._preference import require_parent
 from pipelines._safety import SafetyParams, evaluate_policy_safety
-from pipelines._training import load_model, log_evaluation, with_run_context
+from pipelines._training import load_model, log_evaluation, with_run_context, write_generations
 
 log = logging.getLogger(__name__)
 STAGE = "evaluate_sft"
@@ -198,9 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     bound = safety.write(out_dir)  # its bytes, bound by the decision's signed event
     record = metrics_record(metrics, decision.details["results"])
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    (out_dir / "generations.json").write_text(
-        json.dumps([{"prompt": p, "completion": g} for p, g in zip(params.prompts, generations, strict=True)], indent=2)
-        + "\n"
+    bound |= write_generations(
+        out_dir, [{"prompt": p, "completion": g} for p, g in zip(params.prompts, generations, strict=True)]
     )
     # A signed eval_decision event for this model, then the file: register believes it only through the event
     publish_decision(decision, out_dir / "decision.json", evidence={**bound, "model_sha256": trained["model_sha256"]})

@@ -29,6 +29,7 @@ PII shapes, never a prompt or a response.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -146,6 +147,37 @@ class MonitorResult:
 # --------------------------------------------------------------------------- baselines
 
 
+def require_signed_generations(name: str, version: str, digest: str, source: str, hint: str) -> None:
+    """Refuse baseline generations that no signed evaluation of this version's model bound (attack M6).
+
+    The version's model is the ``model_sha256`` its signed ``model_registered`` event froze (for a version the
+    trail never registered, its ``lineage.model_sha256`` tag); an evaluation of that model binds its
+    ``generations.json`` in its signed event (``generations_sha256``). The run's artifact is
+    editable by anyone with MLflow access: replaced by the drifted window, every drift rule compared the window
+    with itself and passed.
+    """
+    from governance.evaluation import GENERATIONS_EVIDENCE
+
+    registered = trail.events(model=name, version=version, event_types=["model_registered"])
+    if registered:
+        model_sha256 = registered[0].evidence.get("model_sha256")
+    else:  # a version the trail never registered: its tag names the model, whose evaluation must still be signed
+        model_sha256 = (registry.get_version(name, version).tags or {}).get("lineage.model_sha256")
+    if not model_sha256:
+        raise ConfigError(f"{name} v{version}: no model hash recorded to bind {source} to; {hint}")
+    signed = {
+        e.evidence.get(GENERATIONS_EVIDENCE)
+        for e in trail.events(event_types=["eval_decision"])
+        if e.evidence.get("model_sha256") == model_sha256
+    }
+    if digest not in signed:
+        raise ConfigError(
+            f"{source}: sha256 {digest[:12]}… is not the generations a signed evaluation of {name} v{version}'s "
+            f"model ({model_sha256[:12]}…) bound ({GENERATIONS_EVIDENCE}); the artifact was changed, or the "
+            f"evaluation predates the binding: re-run the evaluate stage, or {hint}"
+        )
+
+
 def recorded_generations(name: str, version: str) -> Baseline:
     """The version's evaluation generations, from its training run's ``evaluation/generations.json``."""
     mv = registry.get_version(name, version)
@@ -164,8 +196,11 @@ def recorded_generations(name: str, version: str) -> Baseline:
             f"(no recorded evaluation generations); {hint}"
         ) from None
     source = f"run {run_id}:{GENERATIONS_ARTIFACT}"
+    data = path.read_bytes()  # read once: what is checked is what is parsed
+    digest = hashlib.sha256(data).hexdigest()
+    require_signed_generations(name, version, digest, source, hint)
     try:
-        generations = json.loads(path.read_text(encoding="utf-8"))
+        generations = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise DataError(f"{source}: not readable JSON ({exc.__class__.__name__})") from None
     if not isinstance(generations, list):
@@ -174,7 +209,7 @@ def recorded_generations(name: str, version: str) -> Baseline:
     return Baseline(
         window=window,
         label=f"evaluation generations of {name} v{version} ({source})",
-        evidence={"baseline_generations_sha256": sha256_file(path), "baseline_run": run_id},
+        evidence={"baseline_generations_sha256": digest, "baseline_run": run_id},
     )
 
 

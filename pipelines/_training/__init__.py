@@ -38,6 +38,7 @@ from pipelines._training.recording import (
     log_evaluation,
     run_callbacks,
     with_run_context,
+    write_generations,
 )
 
 __all__ = [
@@ -70,4 +71,5 @@ __all__ = [
     "training_lineage",
     "trl_config",
     "with_run_context",
+    "write_generations",
 ]

@@ -13,12 +13,15 @@ trainer by :func:`run_callbacks`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
+from governance.evaluation import GENERATIONS_EVIDENCE
+from governance.files import write_atomic
 from governance.lineage import sha256_dir, write_manifest
 from governance.mlflow_run import MlflowRun
 from governance.trained import record_trained, signed_run_context
@@ -150,6 +153,14 @@ def with_run_context(manifest: dict[str, Any]) -> dict[str, Any]:
     """
     stage, digest = str(manifest.get("stage")), str(manifest.get("model_sha256"))
     return {**manifest, **signed_run_context(stage, digest, str(manifest.get("model_path")))}
+
+
+def write_generations(out_dir: str | Path, generations: list[dict[str, Any]]) -> dict[str, str]:
+    """Write ``generations.json`` atomically; returns the evidence binding its bytes, for the evaluation's signed
+    event (the drift monitor's default baseline is these completions, read only as that event bound them)."""
+    data = (json.dumps(generations, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    write_atomic(Path(out_dir) / "generations.json", data)
+    return {GENERATIONS_EVIDENCE: hashlib.sha256(data).hexdigest()}
 
 
 def log_evaluation(*, stage: str, method: str, out_dir: str | Path, metrics: dict[str, float], trained: dict) -> None:

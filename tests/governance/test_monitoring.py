@@ -31,6 +31,7 @@ from governance.monitoring.traffic import read_window
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "mon-sft"
 RM = "govllm-rm"  # the name policies/monitoring.yaml gives the reward model
+MODEL_SHA256 = "d" * 64  # the monitored version's model (its tag: no test's trail registers it)
 LEAKED_EMAIL = "pat.leaky@example.com"
 
 BANK = [
@@ -167,6 +168,8 @@ def world(tmp_path_factory):
     patch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     baseline = [{"prompt": "How do I manage my account?", "completion": r["response"]} for r in requests(40, 1)]
     _register(MODEL, generations=baseline)
+    registry.client().set_model_version_tag(MODEL, "1", "lineage.model_sha256", MODEL_SHA256)
+    generations_sha256 = hashlib.sha256(json.dumps(baseline).encode()).hexdigest()  # as log_text stored them
     _register(RM, artifacts={"model": _build_reward_model(root / "rm")})
     from governance.lineage import sha256_dir
 
@@ -175,7 +178,7 @@ def world(tmp_path_factory):
     from governance.policy.pii import load_pii_policy
 
     scanner = PiiScanner(load_pii_policy(REPO / "policies/pii.yaml"), REPO / "policies/pii.yaml")
-    yield {"root": root, "scanner": scanner, "rm_sha256": rm_sha256}
+    yield {"root": root, "scanner": scanner, "rm_sha256": rm_sha256, "generations_sha256": generations_sha256}
     patch.undo()
 
 
@@ -197,6 +200,15 @@ def env(world, tmp_path, monkeypatch):
     # Each test has its own trail: the monitored model's anchor from another test's trail is not this one's
     if registry.client().get_registered_model(MODEL).tags.get("governance.trail_head"):
         registry.client().delete_registered_model_tag(MODEL, "governance.trail_head")
+    # The generations a signed evaluation of the monitored version's model bound: its default baseline (M6)
+    trail.record(
+        "eval_decision",
+        actor="ci-bot",
+        role="gate stage",
+        subject=trail.Subject(objective="gate:evaluate_sft", objective_hash="e" * 64),
+        reason="evaluate_sft: evaluation gate passed",
+        evidence={"model_sha256": MODEL_SHA256, "generations_sha256": world["generations_sha256"]},
+    )
     # The reward model's weights as its signed registration froze them: the monitor judges only with those (M5)
     trail.record(
         "model_registered",
@@ -365,6 +377,26 @@ def test_m5_reward_model_weights_changed_in_the_artifact_store_judge_nothing(env
         weights.write_bytes(genuine)
     assert str(refused.value).startswith(f"{RM} v1: its artifacts hash to ")
     assert f"not the {env['rm_sha256'][:12]}… its signed registration froze" in str(refused.value)
+
+
+def test_m6_baseline_generations_replaced_in_the_run_are_not_a_baseline(env):
+    """Attack M6: the version's evaluation/generations.json replaced by the drifted window itself, so every drift
+    rule compared the window with itself and passed (and no incident opened)."""
+    from governance.errors import ConfigError
+
+    drifted = requests(40, 6, topic=GARDEN)
+    run_id = registry.get_version(MODEL, "1").run_id
+    artifact = Path(registry.client().get_run(run_id).info.artifact_uri.removeprefix("file://"))
+    artifact = artifact / "evaluation" / "generations.json"
+    genuine = artifact.read_bytes()
+    artifact.write_text(json.dumps([{"prompt": r["prompt"], "completion": r["response"]} for r in drifted]))
+    try:
+        with pytest.raises(ConfigError) as refused:
+            monitor(env, drifted)
+    finally:
+        artifact.write_bytes(genuine)
+    assert str(refused.value).startswith(f"run {run_id}:evaluation/generations.json: sha256 ")
+    assert f"is not the generations a signed evaluation of {MODEL} v1's model ({'d' * 12}…) bound" in str(refused.value)
 
 
 def test_answers_on_another_topic_deny_embedding_drift(env):
@@ -760,7 +792,7 @@ def test_a_denied_window_of_the_production_version_recommends_the_rollback_targe
     # v1 (the monitored version) is registered in this test's trail; a later version was production before it
     first = "1"
     approvals.record_registration(
-        name, first, actor="ci-bot", evidence={"model_sha256": "ab" * 32}, gate_status="passed", eval_status="passed"
+        name, first, actor="ci-bot", evidence={"model_sha256": MODEL_SHA256}, gate_status="passed", eval_status="passed"
     )
     older = _registered(name)
     approvals.approve(name, first, reason="reviewed", identity=Identity(user="bob", source="local"))
