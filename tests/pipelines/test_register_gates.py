@@ -119,10 +119,12 @@ def _refusal(capsys) -> str:
 
 
 def test_genuine_decisions_pass_the_checks_and_registration_goes_on_to_mlflow(ws, capsys):
-    # Both decisions are the ones their stages published: the next thing register needs is the training run
+    # Both decisions are the ones their stages published: the next thing register needs is the training run's
+    # context, as the training stage signed it (L3)
     assert register.main(["sft"]) == 2
     assert _refusal(capsys).startswith(
-        "register: ConfigError: artifacts/train_sft: no MLflow run of stage train_sft logged model aaaaaaaaaaaa…"
+        "register: ConfigError: artifacts/train_sft: no signed model_trained event of stage train_sft for model "
+        "aaaaaaaaaaaa…"
     )
 
 
