@@ -15,6 +15,7 @@ pipeline's own output is covered by tests/e2e/test_report_browser.py.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import shutil
@@ -26,7 +27,7 @@ from e2e_support import commit_reviewed
 
 from governance import approvals, registry
 from governance.approvals import record_registration
-from governance.evaluation import evaluate_gate
+from governance.evaluation import GENERATIONS_EVIDENCE, evaluate_gate
 from governance.gates import dataset_ref, publish_decision, write_decision
 from governance.lineage import file_refs, policy_versions, sha256_dir, sha256_file, sha256_json, write_manifest
 from governance.pii import PiiScanner, run_pii_gate, write_findings_report
@@ -415,11 +416,16 @@ def build_version(
     eval_dir = workdir / "artifacts/evaluate_sft"
     eval_dir.mkdir(parents=True)
     (eval_dir / "metrics.json").write_text(json.dumps(metrics))
-    (eval_dir / "generations.json").write_text(json.dumps([{"prompt": "What is 12 + 30?", "completion": "42"}]))
+    generations = json.dumps([{"prompt": "What is 12 + 30?", "completion": "42"}]).encode()
+    (eval_dir / "generations.json").write_bytes(generations)
     if forged:
         write_decision(decision, eval_dir / "decision.json")  # the file alone: no evaluate stage published it
-    else:
-        publish_decision(decision, eval_dir / "decision.json", evidence={"model_sha256": manifest["model_sha256"]})
+    else:  # as the evaluate stage publishes it: the model, and the generations the monitor takes as a baseline
+        bound = {
+            "model_sha256": manifest["model_sha256"],
+            GENERATIONS_EVIDENCE: hashlib.sha256(generations).hexdigest(),
+        }
+        publish_decision(decision, eval_dir / "decision.json", evidence=bound)
     write_manifest(
         eval_dir,
         {"stage": "evaluate_sft", "model_sha256": manifest["model_sha256"], "training_run_id": run.info.run_id},
