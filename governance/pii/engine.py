@@ -478,6 +478,16 @@ def load_spacy_model(model: str) -> SpacyModel:
     )
 
 
+def _require_pin(policy_path: str, field: str, what: str, actual: str, pinned: str | None) -> None:
+    """Refuse a model or list whose digest is not the one the policy pins at ``nlp_engine.<field>`` (attack P5);
+    ``what`` names it with its verb ("spaCy model 'm' 3.8.0 hashes")."""
+    if pinned is not None and actual != pinned:
+        raise ConfigError(
+            f"{policy_path}: nlp_engine.{field}: {what} to {actual[:12]}…, not the pinned {pinned[:12]}…; reinstall it "
+            "(pip install --require-hashes --no-deps -r requirements-models.lock) or pin another in a reviewed change"
+        )
+
+
 def _nlp_engine(
     policy: PiiPolicy, policy_path: str
 ) -> tuple[NlpEngine, str, str | None, str | None, SpacyModel | None]:
@@ -501,13 +511,13 @@ def _nlp_engine(
         loaded = load_spacy_model(model)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{policy_path}: nlp_engine.model: cannot load spaCy model {model!r} ({exc})") from None
-    if config.model_sha256 is not None and loaded.sha256 != config.model_sha256:
-        raise ConfigError(
-            f"{policy_path}: nlp_engine.model_sha256: spaCy model {model!r} {loaded.version} hashes to "
-            f"{loaded.sha256[:12]}…, not the pinned {config.model_sha256[:12]}…; reinstall it "
-            "(pip install --require-hashes --no-deps -r requirements-models.lock) or pin another model in a "
-            "reviewed change"
-        )
+    _require_pin(
+        policy_path,
+        "model_sha256",
+        f"spaCy model {model!r} {loaded.version} hashes",
+        loaded.sha256,
+        config.model_sha256,
+    )
     # presidio's spaCy engine over the pipeline loaded above (its own load() would load it again, and
     # download a missing one). Model labels the policy cannot ask for (CARDINAL, MONEY, ...) are ignored
     # rather than warned about once per entity.
@@ -612,13 +622,8 @@ def build_engine(policy: PiiPolicy, policy_path: str | Path = "policies/pii.yaml
             )
         except ConfigError as exc:
             raise ConfigError(f"{policy_path}: {exc}") from None
-        if names_config.sha256 is not None and gazetteer.sha256 != names_config.sha256:
-            raise ConfigError(
-                f"{policy_path}: nlp_engine.name_gazetteer.sha256: the name lists of {gazetteer.package} "
-                f"{gazetteer.version} hash to {gazetteer.sha256[:12]}…, not the pinned {names_config.sha256[:12]}…; "
-                "reinstall it (pip install --require-hashes --no-deps -r requirements-models.lock) or pin other "
-                "lists in a reviewed change"
-            )
+        what = f"the name lists of {gazetteer.package} {gazetteer.version} hash"
+        _require_pin(policy_path, "name_gazetteer.sha256", what, gazetteer.sha256, names_config.sha256)
         recognizer = NameRecognizer(names_config, gazetteer, spacy_model.lexicon, spacy_model.stop_words, language)
         kept.append(recognizer)
         sources[recognizer.id] = f"gazetteer:{gazetteer.package}=={gazetteer.version}+nlp:{nlp_name}"

@@ -46,7 +46,8 @@ from typing import Any
 from governance.encoder import EMBEDDING_DIM
 from governance.encoder import LABEL as ENCODER_LABEL
 from governance.errors import ConfigError
-from governance.safety.tuned_encoder import TunedLayers, load_tuned_layers, read_pinned
+from governance.lineage import read_pinned
+from governance.safety.tuned_encoder import TunedLayers, load_tuned_layers
 
 HEAD_FORMAT = "refusal-head/3"
 READ_FORMATS = ("refusal-head/2", HEAD_FORMAT)  # 2: the frozen encoder's views only (judges 3.0, 3.1)

@@ -27,7 +27,6 @@ ConfigError naming the file and the tensor.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import ConfigError
+from governance.lineage import read_pinned
 
 MAX_TOKENS = 128  # as the encoder reads a completion (classifier._MAX_TOKENS)
 _BATCH = 64
@@ -48,18 +48,6 @@ class TunedLayers:
     sha256: str
     from_layer: int
     data: bytes = field(repr=False, compare=False)
-
-
-def read_pinned(path: Path, sha256: str, *, missing: str, pinned_by: str, remedy: str) -> bytes:
-    """A judge file's bytes, read once and returned only if they hash to ``sha256``; else a ConfigError naming
-    ``path`` (``missing``: what is absent; ``pinned_by``: who pins it; ``remedy``: what to do)."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: {missing}")
-    data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
-        raise ConfigError(f"{path}: sha256 {actual[:12]}… is not {pinned_by} {sha256[:12]}…{remedy}")
-    return data
 
 
 def load_tuned_layers(path: Path, sha256: str, from_layer: int) -> TunedLayers:
