@@ -2,7 +2,8 @@
 
 :func:`check_window` reads the window (only the named version's requests),
 the baseline (the version's recorded evaluation generations from its MLflow
-run, or an earlier window) and ``policies/monitoring.yaml``, and applies every
+run, which its signed evaluation bound, or an earlier window a signed production
+check passed) and ``policies/monitoring.yaml``, and applies every
 rule (:mod:`governance.monitoring.checks`). :func:`record_check` then makes
 the verdict a record, in this order: the trail must verify
 (:func:`governance.trail.require_intact`); an MLflow run tagged with the
@@ -46,7 +47,7 @@ from governance.identity import Identity, current_identity
 from governance.lineage import sha256_file
 from governance.monitoring import checks
 from governance.monitoring.embeddings import EmbeddingStore, cache_dir, cache_key
-from governance.monitoring.evidence import REFUSED, WindowEvidence, judge_window, registration_time
+from governance.monitoring.evidence import PRODUCTION, REFUSED, WindowEvidence, judge_window, registration_time
 from governance.monitoring.traffic import Window, read_window, window_from_generations
 from governance.policy import load_policy_file, load_reviewed_policy
 from governance.policy.monitoring import MonitoringPolicy
@@ -213,10 +214,45 @@ def recorded_generations(name: str, version: str) -> Baseline:
     )
 
 
-def baseline_window(path: str | Path) -> Baseline:
-    """An earlier traffic window as the baseline (every request in the file counts)."""
+def require_checked_window(name: str, digest: str, source: str) -> dict[str, Any]:
+    """The signed ``monitoring_checked`` event that vouches for a traffic window as a production baseline of
+    ``name`` (attack M7): one that checked those very bytes (``traffic_sha256``) as production evidence of a
+    version of ``name`` and passed. Any other file is refused (:class:`~governance.errors.ConfigError`).
+
+    ``--baseline FILE`` took any file the person running the monitor named: the drifted window itself, or a
+    window checked as a rehearsal (which anybody may record, and which is not the version's answers), made
+    every drift rule compare the window with itself and pass. A window a denied check recorded is no baseline
+    either: the drift it showed would become the norm the next window is held to.
+    """
+    vouching = [
+        e
+        for e in trail.events(model=name, event_types=["monitoring_checked"])
+        if e.evidence.get("traffic_sha256") == digest
+        and (e.details.get("evidence") or {}).get("kind") == PRODUCTION
+        and e.details.get("verdict") == "passed"
+    ]
+    if not vouching:
+        raise ConfigError(
+            f"{source}: sha256 {digest[:12]}… is not a traffic window a signed monitoring check of {name} recorded "
+            "as production evidence that passed; a production verdict compares only with a baseline the audit "
+            "trail vouches for: omit --baseline (the version's evaluation generations, which its signed evaluation "
+            "bound), pass a window govern monitor checked before and passed, or record this check as a rehearsal "
+            "(--rehearsal)"
+        )
+    event = vouching[-1]
+    return {"baseline_checked_event": str(event.seq), "baseline_checked_version": event.subject.version}
+
+
+def baseline_window(path: str | Path, name: str | None = None) -> Baseline:
+    """An earlier traffic window as the baseline (every request in the file counts). With ``name`` (a production
+    check of a version of that model) the window must be one the trail vouches for (:func:`require_checked_window`);
+    the file is read once, and the bytes checked are the bytes compared with."""
     window = read_window(path)
-    return Baseline(window=window, label=f"traffic window {path}", evidence={"baseline_sha256": window.sha256})
+    vouched = {} if name is None else require_checked_window(name, window.sha256, str(path))
+    label = f"traffic window {path}" + (
+        f" (checked and passed: event #{vouched['baseline_checked_event']})" if vouched else " (not vouched for)"
+    )
+    return Baseline(window=window, label=label, evidence={"baseline_sha256": window.sha256, **vouched})
 
 
 # --------------------------------------------------------------------------- checking
@@ -295,7 +331,11 @@ def check_window(
             "serving logs, or record the file as a rehearsal (govern monitor --rehearsal), which is never counted "
             "as the version's production record"
         )
-    base = baseline_window(baseline) if baseline is not None else recorded_generations(name, version)
+    # A production verdict compares only with what the trail vouches for (M6, M7); a rehearsal with any file
+    if baseline is None:
+        base = recorded_generations(name, version)
+    else:
+        base = baseline_window(baseline, name if standing.is_production else None)
     if len(base.window) == 0:
         raise DataError(f"{base.label}: empty baseline")
     lap("read")

@@ -190,6 +190,7 @@ def build_version(
     method: str = "sft",
     parent: BuiltVersion | None = None,
     base: dict | None = None,
+    generations: list[dict] | None = None,
 ) -> BuiltVersion:
     """Create data, gate decisions, a training run and a pending registered version ``<project>-sft``.
 
@@ -416,14 +417,15 @@ def build_version(
     eval_dir = workdir / "artifacts/evaluate_sft"
     eval_dir.mkdir(parents=True)
     (eval_dir / "metrics.json").write_text(json.dumps(metrics))
-    generations = json.dumps([{"prompt": "What is 12 + 30?", "completion": "42"}]).encode()
-    (eval_dir / "generations.json").write_bytes(generations)
+    generated = generations or [{"prompt": "What is 12 + 30?", "completion": "42"}]  # the monitor's default baseline
+    generations_bytes = json.dumps(generated).encode()
+    (eval_dir / "generations.json").write_bytes(generations_bytes)
     if forged:
         write_decision(decision, eval_dir / "decision.json")  # the file alone: no evaluate stage published it
     else:  # as the evaluate stage publishes it: the model, and the generations the monitor takes as a baseline
         bound = {
             "model_sha256": manifest["model_sha256"],
-            GENERATIONS_EVIDENCE: hashlib.sha256(generations).hexdigest(),
+            GENERATIONS_EVIDENCE: hashlib.sha256(generations_bytes).hexdigest(),
         }
         publish_decision(decision, eval_dir / "decision.json", evidence=bound)
     write_manifest(

@@ -399,6 +399,49 @@ def test_m6_baseline_generations_replaced_in_the_run_are_not_a_baseline(env):
     assert f"is not the generations a signed evaluation of {MODEL} v1's model ({'d' * 12}…) bound" in str(refused.value)
 
 
+def test_m7_a_baseline_file_counts_only_if_the_trail_vouches_for_it(env, capsys):
+    """Attack M7: ``govern monitor --baseline FILE`` took any file the person running it named. The drifted window
+    named as its own baseline made every drift rule compare the window with itself and pass; so did the same
+    window checked first as a rehearsal (which anybody may record). A production verdict compares only with a
+    baseline the trail vouches for: a window a signed production check of the model recorded and passed."""
+    drifted = write_jsonl(env["tmp"] / "drifted.jsonl", requests(40, 6, topic=GARDEN))
+    checked = len(trail.events(model=MODEL))
+    assert main(["monitor", MODEL, "1", "--traffic", str(drifted), "--baseline", str(drifted)]) == 2
+    digest = hashlib.sha256(drifted.read_bytes()).hexdigest()
+    assert capsys.readouterr().err.strip() == (
+        f"govern: {drifted}: sha256 {digest[:12]}… is not a traffic window a signed monitoring check of {MODEL} "
+        "recorded as production evidence that passed; a production verdict compares only with a baseline the "
+        "audit trail vouches for: omit --baseline (the version's evaluation generations, which its signed "
+        "evaluation bound), pass a window govern monitor checked before and passed, or record this check as a "
+        "rehearsal (--rehearsal)"
+    )
+    assert len(trail.events(model=MODEL)) == checked  # refused before anything was judged or recorded
+    # A rehearsal may compare with any file: it is recorded as one (the window against itself: no drift rule
+    # fires, the names in it still deny PII), and so vouches for nothing
+    assert main(["monitor", MODEL, "1", "--traffic", str(drifted), "--baseline", str(drifted), "--rehearsal"]) == 1
+    rehearsal = trail.events(model=MODEL, event_types=["monitoring_checked"])[-1]
+    assert rehearsal.details["evidence"]["kind"] == "rehearsal" and rehearsal.details["blocking"] == ["monitor.pii"]
+    capsys.readouterr()
+    assert main(["monitor", MODEL, "1", "--traffic", str(drifted), "--baseline", str(drifted)]) == 2
+    # A denied production check vouches for nothing either: its drift would become the norm
+    assert main(["monitor", MODEL, "1", "--traffic", str(drifted)]) == 1
+    capsys.readouterr()
+    assert main(["monitor", MODEL, "1", "--traffic", str(drifted), "--baseline", str(drifted)]) == 2
+    assert "is not a traffic window a signed monitoring check" in capsys.readouterr().err
+    # A window checked as production evidence against the signed generations, which passed, is a baseline; the
+    # next window drifted from it still denies, and the event names the check that vouched for its baseline
+    earlier = write_jsonl(env["tmp"] / "earlier.jsonl", requests(40, 2))
+    assert main(["monitor", MODEL, "1", "--traffic", str(earlier)]) == 0
+    (vouching,) = [e for e in trail.events(model=MODEL, event_types=["monitoring_checked"])
+                   if e.evidence["traffic_sha256"] == hashlib.sha256(earlier.read_bytes()).hexdigest()]  # fmt: skip
+    capsys.readouterr()
+    assert main(["monitor", MODEL, "1", "--traffic", str(drifted), "--baseline", str(earlier)]) == 1
+    last = trail.events(model=MODEL, event_types=["monitoring_checked"])[-1]
+    assert last.details["verdict"] == "denied" and "monitor.embedding_drift" in last.details["blocking"]
+    assert last.evidence["baseline_checked_event"] == str(vouching.seq)
+    assert last.details["baseline"]["label"] == f"traffic window {earlier} (checked and passed: event #{vouching.seq})"
+
+
 def test_answers_on_another_topic_deny_embedding_drift(env):
     result, _ = monitor(env, requests(40, 6, topic=GARDEN))
     line = next(x for x in denied_lines(result) if "monitor.embedding_drift" in x)
@@ -421,20 +464,24 @@ def test_the_cached_baseline_gives_the_same_verdicts_and_the_encoder_is_not_load
 
     baseline = write_jsonl(env["tmp"] / "baseline.jsonl", requests(40, 1))
     traffic = write_jsonl(env["tmp"] / "window.jsonl", requests(40, 6, topic=GARDEN))
-    cold = check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    cold = check_window(
+        MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None, rehearsal=True
+    )
     (cached,) = (env["tmp"] / "cache").glob("embeddings-*.npz")
     # warm: the baseline's vectors come from the cache; the window's new texts are all the encoder sees
     seen: list[str] = []
     encode = models.embed
     monkeypatch.setattr(models, "embed", lambda texts: seen.extend(texts) or encode(texts))
-    warm = check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    warm = check_window(
+        MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None, rehearsal=True
+    )
     assert _rules(warm) == _rules(cold)
     assert warm.evidence["baseline_embeddings_sha256"] == cold.evidence["baseline_embeddings_sha256"]
     assert set(seen) == set(read_window(traffic).responses) - set(read_window(baseline).responses)
     assert len(seen) == len(set(seen)) and "monitor.embedding_drift" in [v.rule_id for v in warm.blocking]
     # a window the baseline already holds needs no encoder at all
     seen.clear()
-    check_window(MODEL, "1", baseline, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    check_window(MODEL, "1", baseline, baseline=baseline, scanner=env["scanner"], reward_model=None, rehearsal=True)
     assert seen == []
     # the same verdict as the rule applied without store or cache: every text embedded as it comes
     from governance.monitoring import checks, load_monitoring_policy
@@ -453,20 +500,24 @@ def test_a_changed_baseline_or_encoder_names_another_cache_file_and_a_bad_one_is
 
     baseline = write_jsonl(env["tmp"] / "baseline.jsonl", requests(40, 1))
     traffic = write_jsonl(env["tmp"] / "window.jsonl", requests(40, 2))
-    first = check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    first = check_window(
+        MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None, rehearsal=True
+    )
     (one,) = (env["tmp"] / "cache").glob("*.npz")
     write_jsonl(baseline, requests(40, 9))  # other content, same path
-    check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None, rehearsal=True)
     assert len(list((env["tmp"] / "cache").glob("*.npz"))) == 2
     encoder_id = models.encoder_id
     monkeypatch.setattr(models, "encoder_id", lambda: "another encoder")
-    check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None, rehearsal=True)
     assert len(list((env["tmp"] / "cache").glob("*.npz"))) == 3
     monkeypatch.setattr(models, "encoder_id", encoder_id)
     # a cache file that is not what its name says (edited, truncated) is ignored and rewritten
     write_jsonl(baseline, requests(40, 1))
     one.write_bytes(b"not a cache")
-    again = check_window(MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None)
+    again = check_window(
+        MODEL, "1", traffic, baseline=baseline, scanner=env["scanner"], reward_model=None, rehearsal=True
+    )
     assert _rules(again) == _rules(first)
     store = embeddings.EmbeddingStore(models.embed, model_id=models.encoder_id(), key=one.stem[11:], path=one)
     assert store.loaded > 0

@@ -90,11 +90,22 @@ def life(tmp_path_factory):
     root = tmp_path_factory.mktemp("lifecycle")
     with pytest.MonkeyPatch.context() as mp:
         use_own_stores(mp, root)
+        # The shipped rehearsal sample addressed to v2 (its own stores: the second version registered is 2). Its
+        # baseline's answers are v2's evaluation generations, which its signed evaluation binds: the baseline a
+        # production check compares with (M7: never a file the person running the monitor names)
+        sample = [sys.executable, str(REPO / "scripts/make_traffic_sample.py"), "--model", "life-sft"]
+        subprocess.run([*sample, "--version", "2", "--out", str(root / "traffic")], check=True, capture_output=True)
+        evaluated = [
+            {"prompt": r["prompt"], "completion": r["response"]} for r in _rows(root / "traffic/baseline.jsonl")
+        ]
         built = []
-        for key in ("k1", "k2"):
+        for key, generations in (("k1", None), ("k2", evaluated)):
             (root / key).mkdir()
             mp.chdir(root / key)
-            built.append(build_version(Path("."), project="life", lineage_key=key, signed=True))
+            built.append(
+                build_version(Path("."), project="life", lineage_key=key, signed=True, generations=generations)
+            )
+        assert [b.version for b in built] == ["1", "2"]
         mp.chdir(root)
         # The monitor decides under the reviewed monitoring policy: root is a checkout with the shipped policies
         shutil.copytree(REPO / "policies", root / "policies")
@@ -108,21 +119,7 @@ def life(tmp_path_factory):
         approvals.promote(name, v1.version, reason="first release", identity=DANA)
         approvals.canary(name, v2.version, reason="5% of traffic", identity=DANA)
         approvals.promote(name, v2.version, reason="canary healthy", identity=DANA)
-        # The shipped rehearsal sample addressed to v2 (marked "rehearsal": true): judged, recorded as a rehearsal
-        subprocess.run(
-            [
-                sys.executable,
-                str(REPO / "scripts/make_traffic_sample.py"),
-                "--model",
-                name,
-                "--version",
-                v2.version,
-                "--out",
-                str(root / "traffic"),
-            ],  # fmt: skip
-            check=True,
-            capture_output=True,
-        )
+        # The sample (marked "rehearsal": true) against its baseline: judged, recorded as a rehearsal
         baseline = root / "traffic/baseline.jsonl"
         code = main(["monitor", name, v2.version, "--traffic", str(root / "traffic/window.jsonl"),
                      "--baseline", str(baseline), *policy])  # fmt: skip
@@ -151,9 +148,7 @@ def life(tmp_path_factory):
         traffic = _write(root / "production.jsonl", production)
         said = io.StringIO()
         with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
-            denied_code = main(
-                ["monitor", name, v2.version, "--traffic", str(traffic), "--baseline", str(baseline), *policy]
-            )
+            denied_code = main(["monitor", name, v2.version, "--traffic", str(traffic), *policy])
         # The production window is recorded (denied: exit 1); anything else is the fixture's failure, said whole
         assert denied_code == 1, f"govern monitor of the production window exited {denied_code}:\n{said.getvalue()}"
         # A high incident opened without evidence, closed at once by the release manager who promoted v2
@@ -212,6 +207,7 @@ def test_monitoring_per_window_and_the_closed_incident_are_shown(life):
                     assert fmt(rule[key]) in row, (rule_id, key, row)
     length = next(r for r in production["rules"] if r["rule_id"] == "monitor.length_drift")
     assert length["status"] == "fail" and length["observed"] > length["bound"] and length["p_value"] < length["alpha"]
+    # the baseline: v2's evaluation generations, which its signed evaluation bound (the sample's 150 answers)
     assert (length["n"], length["n_baseline"]) == (200, 150) and length["baseline_value"].startswith("median ")
     (incident,) = report.facts.monitoring["incidents"]
     assert incident["id"] == life["incident"] and incident["open"] is False
