@@ -30,7 +30,14 @@ from typing import Any
 from governance.datasets.cards import DatasetCard, build_card, malformed_card
 from governance.datasets.curation import Curation
 from governance.datasets.formats import Format, RecordError, resolve_format
-from governance.datasets.quarantine import QUARANTINE_FILE, Quarantine, field_pattern, masked_entries, pii_masker
+from governance.datasets.quarantine import (
+    QUARANTINE_FILE,
+    Quarantine,
+    field_pattern,
+    masked_entries,
+    pii_masker,
+    record_prepared,
+)
 from governance.datasets.readers import Source, open_source
 from governance.errors import ConfigError, DataError
 from governance.lineage import sha256_file, sha256_json, write_manifest
@@ -303,17 +310,20 @@ def split_and_write(
         prepared.quarantine["file"] = str(out_dir / QUARANTINE_FILE)
         prepared.card["malformed"]["file"] = str(out_dir / QUARANTINE_FILE)
         outputs.append("quarantine")
-    write_manifest(
+    hashes = {name: sha256_file(out_dir / f"{name}.jsonl") for name in outputs}
+    manifest = write_manifest(
         out_dir,
         {
             "stage": stage,
             "params": params,
             "rows": {"input": len(rows), "train": len(train), "eval": len(evaluation), **(rows_extra or {})},
-            "outputs": {name: sha256_file(out_dir / f"{name}.jsonl") for name in outputs},
+            "outputs": hashes,
             **prepared.manifest(),
             **extra,
         },
     )
+    # Signed as written: the validation gate judges only a quarantine the stage signed (P8)
+    record_prepared(stage, manifest, hashes)
     log.info(
         "%s: prepared %d rows (%s): %d train, %d eval",
         stage,

@@ -19,6 +19,13 @@ every string, keys included, and in every number, read as its JSON text after it
 messages and the report. :func:`read_quarantine` believes the quarantine file,
 not the manifest's counts: it recounts the file and refuses a manifest that
 disagrees; the gate binds both files by hash into its decision.
+
+Which quarantine: the prepare stage signs what it wrote (:func:`record_prepared`: a ``data_prepared`` trail event,
+subject ``prepared:<stage>`` with the manifest's sha256, binding the manifest, train, eval and quarantine
+bytes), and :func:`read_quarantine` counts only the bytes such an event bound (attack P8: a quarantine emptied in
+place, its manifest's counts edited to match, or a folder of one's own whose manifest names the stage, judged
+as 0 of N set aside). The trail key signs it; a folder prepared before the event existed is refused with the
+stage to re-run.
 """
 
 from __future__ import annotations
@@ -34,12 +41,16 @@ from typing import Any
 
 from governance.datasets.formats import RecordError
 from governance.errors import DataError
-from governance.records import iter_records
+from governance.records import ReadDigest, iter_records
 
 log = logging.getLogger(__name__)
 
 #: The quarantine file's name inside a prepare stage's out_dir (a DVC out with the rest of it).
 QUARANTINE_FILE = "quarantine.jsonl"
+#: The trail event a prepare stage signs its outputs with, its subject prefix and role.
+PREPARED_EVENT = "data_prepared"
+PREPARED_PREFIX = "prepared:"
+PREPARED_ROLE = "prepare stage"
 
 #: A quoted short value inside a field path (``mapping.'n7'``): shown as ``…`` outside the quarantine file.
 _QUOTED = re.compile(r"'[^']*'")
@@ -182,23 +193,69 @@ class QuarantineCounts:
     first_field: str | None
     first_reason: str | None
     action: str | None
+    #: The sha256 of the quarantine file's and the manifest's bytes as read (and as the prepare stage signed them)
+    sha256: str = ""
+    manifest_sha256: str = ""
+    #: The ``data_prepared`` trail event that bound them
+    prepared_event: int | None = None
+
+
+def record_prepared(stage: str, manifest_path: Path, outputs: dict[str, str]) -> None:
+    """Sign what a prepare stage wrote (a ``data_prepared`` event): the manifest's sha256 (the subject's hash)
+    and each output's (``train``, ``eval``, ``quarantine``), as the stage hashed them when it wrote them."""
+    import hashlib
+
+    from governance import trail
+    from governance.identity import current_identity
+
+    manifest_sha256 = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+    who = current_identity()
+    trail.record(
+        PREPARED_EVENT,
+        actor=who.user,
+        role=PREPARED_ROLE,
+        identity_method=who.method,
+        subject=trail.Subject(objective=f"{PREPARED_PREFIX}{stage}", objective_hash=manifest_sha256),
+        reason=f"{stage}: prepared {', '.join(outputs)} (manifest {manifest_sha256[:12]}…)",
+        evidence={"manifest_sha256": manifest_sha256, **{f"{name}_sha256": h for name, h in outputs.items()}},
+    )
+
+
+def prepared_event(stage: str, manifest_sha256: str, quarantine_sha256: str) -> Any:
+    """The newest ``data_prepared`` event of ``stage`` that bound this manifest and quarantine, or None."""
+    from governance import trail
+
+    signed = [
+        e
+        for e in trail.events(objective=f"{PREPARED_PREFIX}{stage}", event_types=[PREPARED_EVENT])
+        if e.subject.objective_hash == manifest_sha256
+        and e.evidence.get("manifest_sha256") == manifest_sha256
+        and e.evidence.get("quarantine_sha256") == quarantine_sha256
+    ]
+    return signed[-1] if signed else None
 
 
 def read_quarantine(prepared_dir: str | Path) -> QuarantineCounts:
-    """Recount a prepared folder's quarantine file and check its manifest agrees.
+    """Recount a prepared folder's quarantine file and check its manifest agrees, and that the prepare stage the
+    manifest names signed both (:func:`record_prepared`).
 
     The counts come from the file itself; the manifest contributes only the
     number of records read (the denominator, which only the prepare stage saw).
-    A missing file, a line that is not a quarantine entry, or a manifest whose
-    counts differ from the file is a :class:`DataError` naming the file.
+    Each file is read once: the bytes counted are the bytes hashed and checked against the signed event.
+    A missing file, a line that is not a quarantine entry, a manifest whose
+    counts differ from the file, or bytes no prepare stage signed is a :class:`DataError` naming the file.
     """
+    import hashlib
+
     folder = Path(prepared_dir)
     path = folder / QUARANTINE_FILE
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
         raise DataError(f"{manifest_path}: prepared manifest missing; run the prepare stage first (dvc repro)")
+    manifest_bytes = manifest_path.read_bytes()
     try:
-        section = json.loads(manifest_path.read_text(encoding="utf-8")).get("quarantine")
+        manifest = json.loads(manifest_bytes.decode("utf-8"))
+        section, stage = manifest.get("quarantine"), manifest.get("stage")
     except (ValueError, AttributeError):
         raise DataError(f"{manifest_path}: not a prepare manifest (invalid JSON); re-run the prepare stage") from None
     if not isinstance(section, dict) or not isinstance(section.get("records_read"), int):
@@ -210,7 +267,8 @@ def read_quarantine(prepared_dir: str | Path) -> QuarantineCounts:
         raise DataError(f"{path}: quarantine file missing; re-run the prepare stage")
     reasons: Counter[str] = Counter()
     first: dict[str, Any] | None = None
-    for record in iter_records(path, allow_empty=True):
+    digest = ReadDigest()
+    for record in iter_records(path, allow_empty=True, digest=digest):
         reason, where = record.data.get("reason"), record.data.get("where")
         if not isinstance(reason, str) or not isinstance(where, str):
             raise DataError(f"{path}:{record.line}: field reason: not a quarantine entry; re-run the prepare stage")
@@ -227,7 +285,18 @@ def read_quarantine(prepared_dir: str | Path) -> QuarantineCounts:
             f"{manifest_path}: field quarantine.records_read: {section['records_read']} is fewer than the "
             f"{quarantined} quarantined; re-run the prepare stage"
         )
+    manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+    event = prepared_event(str(stage), manifest_sha256, digest.sha256)
+    if event is None:
+        raise DataError(
+            f"{path}: sha256 {digest.sha256[:12]}… (manifest {manifest_sha256[:12]}…) is not a quarantine a "
+            f"{PREPARED_EVENT} event of {stage} signed in the audit trail: the folder was changed after the stage "
+            f"wrote it, or was not written by it; re-run the stage (dvc repro -f {stage})"
+        )
     return QuarantineCounts(
+        sha256=digest.sha256,
+        manifest_sha256=manifest_sha256,
+        prepared_event=event.seq,
         file=str(path),
         records_read=section["records_read"],
         quarantined=quarantined,

@@ -63,6 +63,7 @@ EventType = Literal[
     "reproduction_checked",
     "policy_changed",
     "model_trained",
+    "data_prepared",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 #: How the actor was identified: a name nobody checked, or a user the MLflow server authenticated.

@@ -546,6 +546,7 @@ def validate_dataset(
             "records_read": quarantine.records_read,
             "quarantined": quarantine.quarantined,
             "by_reason": quarantine.by_reason,
+            "prepared_event": quarantine.prepared_event,  # the prepare stage's signed event that bound it (P8)
         }
     if annotation is not None and isinstance(policy, PreferencePolicy | KtoPolicy):
         rule = policy.inter_rater_agreement
@@ -574,8 +575,10 @@ def validate_dataset(
         for scan in scans
     ]
     if quarantine is not None:
-        datasets.append(dataset_ref(quarantine.file, records=quarantine.quarantined))
-        datasets.append(dataset_ref(Path(quarantine.file).parent / "manifest.json"))
+        # The bytes counted and checked against the prepare stage's signed event, not the files hashed again
+        datasets.append(DatasetRef(path=quarantine.file, sha256=quarantine.sha256, records=quarantine.quarantined))
+        manifest = str(Path(quarantine.file).parent / "manifest.json")
+        datasets.append(DatasetRef(path=manifest, sha256=quarantine.manifest_sha256))
     return ValidationOutcome(violations=violations, datasets=datasets, details=details)
 
 

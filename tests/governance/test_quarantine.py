@@ -11,17 +11,22 @@ The opt-in test at the end ingests the four real subsets from ``HH_RLHF_DIR``.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from governance import trail
 from governance.datasets import DatasetParams, prepare_dataset, read_quarantine, split_and_write
 from governance.datasets.formats import MALFORMED
+from governance.datasets.quarantine import QUARANTINE_FILE
 from governance.errors import ConfigError, DataError
+from governance.lineage import sha256_file
 from governance.policy.data import load_data_policy
 from governance.validation import validate_dataset
 
@@ -83,6 +88,14 @@ def _prepare(raw: Path, policy: Path, *, pii_policy: str | None = str(REPO / "po
 
 def _write(prepared, out_dir: Path) -> None:
     split_and_write(prepared, stage="prepare_preference", out_dir=out_dir, seed=42, eval_fraction=0.2, params={})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_trail(tmp_path_factory):
+    """One audit trail for the module: the prepare stage signs what it writes there, and the gate reads it (P8)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GOVERN_AUDIT_URL", f"sqlite:///{tmp_path_factory.mktemp('trail') / 'audit.db'}")
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +199,37 @@ def test_gate_denies_above_max_fraction_with_one_line(quarantined):
     judged = {ref.path for ref in outcome.datasets}
     assert {str(out_dir / "quarantine.jsonl"), str(out_dir / "manifest.json")} <= judged
     assert outcome.details["quarantine"]["by_reason"] == {INLINE_REASON: 2}
+
+
+def test_p8_a_quarantine_its_prepare_stage_did_not_sign_is_not_judged(quarantined, tmp_path):
+    """Attack P8: the quarantine emptied in place and its manifest's counts edited to match (or a folder of one's
+    own whose manifest names the stage): data.malformed judged "0 of 40 set aside" and passed. The prepare stage
+    signs what it wrote (a data_prepared trail event); the gate counts only bytes it signed."""
+    _, _, out_dir, _ = quarantined
+    forged = tmp_path / "prepared"
+    shutil.copytree(out_dir, forged)
+    (forged / QUARANTINE_FILE).write_text("")
+    manifest = json.loads((forged / "manifest.json").read_text())
+    manifest["quarantine"].update(quarantined=0, by_reason={})
+    (forged / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError) as refused:
+        read_quarantine(forged)
+    manifest_sha256 = hashlib.sha256((forged / "manifest.json").read_bytes()).hexdigest()
+    assert str(refused.value) == (
+        f"{forged / QUARANTINE_FILE}: sha256 {hashlib.sha256(b'').hexdigest()[:12]}… (manifest "
+        f"{manifest_sha256[:12]}…) is not a quarantine a data_prepared event of prepare_preference signed in the "
+        "audit trail: the folder was changed after the stage wrote it, or was not written by it; re-run the stage "
+        "(dvc repro -f prepare_preference)"
+    )
+    # The signed bytes, wherever they are copied, are the same evidence: counted, naming the event that bound them
+    copy = tmp_path / "copy"
+    shutil.copytree(out_dir, copy)
+    counts = read_quarantine(copy)
+    (event,) = [e for e in trail.events(objective="prepared:prepare_preference", event_types=["data_prepared"])
+                if e.evidence["quarantine_sha256"] == sha256_file(out_dir / QUARANTINE_FILE)]  # fmt: skip
+    assert (counts.quarantined, counts.records_read, counts.prepared_event) == (2, 40, event.seq)
+    assert event.evidence["quarantine_sha256"] == counts.sha256 == sha256_file(out_dir / QUARANTINE_FILE)
+    assert event.evidence["manifest_sha256"] == counts.manifest_sha256 == sha256_file(out_dir / "manifest.json")
 
 
 def test_gate_passes_at_or_below_max_fraction(quarantined):

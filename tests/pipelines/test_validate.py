@@ -10,6 +10,7 @@ import pytest
 import yaml
 from e2e_support import commit_reviewed
 
+from governance.datasets.quarantine import record_prepared
 from governance.errors import PolicyViolation
 from governance.gates import read_decision, require_passed_gates
 from governance.lineage import sha256_file
@@ -43,6 +44,8 @@ def _prepared(folder: str, stage: str, records_read: int) -> str:
     quarantine = {"action": "quarantine", "by_reason": {}, "file": f"{folder}/quarantine.jsonl", "quarantined": 0,
                   "records_read": records_read, "rule": "data.malformed", "max_fraction": 0.01}  # fmt: skip
     (path / "manifest.json").write_text(json.dumps({"stage": stage, "quarantine": quarantine}))
+    # signed as the stage signs what it wrote (P8: the gate judges only a quarantine its prepare stage signed)
+    record_prepared(stage, path / "manifest.json", {"quarantine": sha256_file(path / "quarantine.jsonl")})
     return folder
 
 
@@ -273,4 +276,29 @@ def test_p4_no_prepared_folder_or_another_datasets_is_refused(stage_dir, capsys,
             "params.yaml: validate_sft.prepared: data/prepared/other is prepare_kto's folder, not prepare_sft's: "
             "sft.malformed would judge another dataset's quarantine; name prepare_sft's out_dir"
         )
+    assert not DECISION.exists()
+
+
+def test_p8_a_quarantine_emptied_after_its_prepare_stage_signed_it_is_not_judged(stage_dir, capsys):
+    """P8 at the stage: prepare_sft set aside 5 of 13 records (signed), then all but one were removed from the
+    quarantine and its manifest's counts edited to match, in place (1 of 13 would still deny, but a smaller
+    share than people signed off): validate_sft refuses (exit 2), leaving no decision."""
+    folder = Path("data/prepared/sft")
+    entries = [{"where": f"data/raw/sft.jsonl:{i}", "line": i, "field": "messages", "reason": "no user turn"}
+               for i in range(1, 6)]  # fmt: skip
+    _write(folder / "quarantine.jsonl", entries)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["quarantine"].update(quarantined=5, by_reason={"no user turn": 5})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    record_prepared("prepare_sft", folder / "manifest.json", {"quarantine": sha256_file(folder / "quarantine.jsonl")})
+    assert main(["sft"]) == 1  # as signed: 5 of 13 set aside (max 1%) denies
+    assert "5 of 13 records quarantined" in read_decision(DECISION).summary_lines()[0]
+    _write(folder / "quarantine.jsonl", entries[:1])
+    manifest["quarantine"].update(quarantined=1, by_reason={"no user turn": 1})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(["sft"]) == 2
+    assert (
+        "is not a quarantine a data_prepared event of prepare_sft signed in the audit trail" in capsys.readouterr().err
+    )
     assert not DECISION.exists()
