@@ -344,6 +344,8 @@ SUBJECT_PREFIX = "gate:"
 EVAL_GATE = "eval"
 #: Evidence keys of the judged files: ``data:<path>`` -> SHA-256.
 DATA_KEY = "data:"
+#: Evidence keys of the files a gate read to write the files it judged (the PII gate's inputs): ``input:<path>``.
+INPUT_KEY = "input:"
 #: The role a gate stage's events are recorded under.
 GATE_ROLE = "gate stage"
 

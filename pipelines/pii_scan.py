@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import Field
 
 from governance.errors import EXIT_DENIED, EXIT_OK
-from governance.gates import publish_decision
+from governance.gates import INPUT_KEY, publish_decision
 from governance.lineage import write_manifest
 from governance.pii.kinds import DatasetKind
 from governance.policy import Strict
@@ -93,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             "outputs": {ref.path: ref.sha256 for ref in result.decision.datasets} if result.cleared_files else {},
         },
     )
-    publish_decision(result.decision, out_dir / "decision.json", policy_sha256=result.report.policy_sha256)
+    # The inputs' hashes are signed too: validation ties the cleared data to the preparation it came from (P8)
+    inputs = {f"{INPUT_KEY}{item['path']}": item["sha256"] for item in result.decision.details["inputs"]}
+    publish_decision(
+        result.decision, out_dir / "decision.json", evidence=inputs, policy_sha256=result.report.policy_sha256
+    )
     for line in result.decision.summary_lines():
         log.info("%s", line)
     log.info(

@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 from governance.errors import EXIT_DENIED, EXIT_OK
-from governance.gates import publish_decision
+from governance.gates import GateDecision, publish_decision
 from governance.lineage import write_manifest
 from governance.policy import Strict
 from governance.policy.data import DatasetKind
@@ -87,6 +87,52 @@ def require_prepared(dataset: str, params: ValidateParams) -> None:
         )
 
 
+def require_same_preparation(dataset: str, params: ValidateParams, decision: GateDecision) -> None:
+    """Refuse a quarantine from another preparation than the data validated (P8).
+
+    The quarantine counted is one ``prepare_<dataset>`` signed (its ``data_prepared`` event, which
+    :func:`governance.datasets.read_quarantine` found). Each file validated must be that preparation's output of
+    the same name as the PII gate cleared it: a signed PII gate decision binds the validated bytes
+    (``data:<path>``) and the input of that name they were cleared from (``input:<path>``), whose hash must be
+    the one the preparation signed for it (``train_sha256`` for ``train.jsonl``). An earlier run's quarantine
+    (signed, but of other data: fewer records set aside) was otherwise judged for today's data.
+    """
+    from governance import trail
+    from governance.datasets.quarantine import PREPARED_EVENT, PREPARED_PREFIX
+    from governance.errors import PolicyViolation
+    from governance.gates import DATA_KEY, INPUT_KEY, SUBJECT_PREFIX
+
+    seq = (decision.details.get("quarantine") or {}).get("prepared_event")
+    if seq is None:
+        return
+    stage = f"prepare_{dataset}"
+    (prepared,) = [
+        e for e in trail.events(objective=f"{PREPARED_PREFIX}{stage}", event_types=[PREPARED_EVENT]) if e.seq == seq
+    ]
+    judged = {ref.path: ref.sha256 for ref in decision.datasets}
+    pii_gates = [e for e in trail.events(event_types=["gate_decision"]) if e.subject.objective.startswith(
+        f"{SUBJECT_PREFIX}pii_scan_")]  # fmt: skip
+    for path in (params.train, params.eval):
+        if path is None:
+            continue
+        name, digest = Path(path).name, judged.get(path)
+        output = prepared.evidence.get(f"{Path(path).stem}_sha256")
+        cleared_from = {
+            value
+            for e in pii_gates
+            if e.evidence.get(f"{DATA_KEY}{Path(path)}") == digest
+            for key, value in e.evidence.items()
+            if key.startswith(INPUT_KEY) and Path(key[len(INPUT_KEY) :]).name == name
+        }
+        if output is None or output not in cleared_from:
+            raise PolicyViolation(
+                f"params.yaml: validate_{dataset}.prepared: the quarantine judged is {stage}'s of trail event "
+                f"#{seq}, but no signed PII gate decision cleared {path} (sha256 {str(digest)[:12]}…) from that "
+                f"preparation's {name}: the share set aside would be another run's; re-run {stage} and its PII "
+                "gate (dvc repro)"
+            )
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     dataset = _parse_args(argv)
@@ -115,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         scan_file=scan_file,
         prepared=params.prepared,
     )
+    # The quarantine judged is the one of the preparation the validated data came from (P8)
+    require_same_preparation(dataset, params, decision)
     # Publish the decision (a signed trail event, then the file: a DVC metric) and the provenance of the judgement
     publish_decision(decision, out_dir / "decision.json")  # bound to the policy bytes the gate parsed
     write_manifest(

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from e2e_support import commit_reviewed
 
+from governance import trail
 from governance.datasets.quarantine import record_prepared
 from governance.errors import PolicyViolation
 from governance.gates import read_decision, require_passed_gates
@@ -47,6 +48,38 @@ def _prepared(folder: str, stage: str, records_read: int) -> str:
     # signed as the stage signs what it wrote (P8: the gate judges only a quarantine its prepare stage signed)
     record_prepared(stage, path / "manifest.json", {"quarantine": sha256_file(path / "quarantine.jsonl")})
     return folder
+
+
+def validate(dataset: str) -> int:
+    """The validate stage, run on the data as it stands after its PII gate cleared it from its preparation.
+
+    As the pipeline leaves it: ``prepare_<dataset>`` signed its outputs (a ``data_prepared`` event binding its
+    manifest, quarantine and the train and eval data) and ``pii_scan_<dataset>`` published a decision binding the
+    cleared files and the inputs they came from (here byte-identical copies: nothing needed redaction). The stage
+    judges the quarantine only for data cleared from that preparation (P8)."""
+    section = yaml.safe_load(Path("params.yaml").read_text()).get(f"validate_{dataset}") or {}
+    prepared, files = section.get("prepared"), [f for f in (section.get("train"), section.get("eval")) if f]
+    if prepared and (Path(prepared) / "manifest.json").is_file() and all(Path(f).is_file() for f in files):
+        folder = Path(prepared)
+        stage = json.loads((folder / "manifest.json").read_text())["stage"]
+        hashes = {Path(f).stem: sha256_file(f) for f in files}
+        record_prepared(
+            stage, folder / "manifest.json", {**hashes, "quarantine": sha256_file(folder / "quarantine.jsonl")}
+        )
+        trail.record(
+            "gate_decision",
+            actor="ci-bot",
+            role="gate stage",
+            subject=trail.Subject(
+                objective=f"gate:pii_scan_{dataset}", objective_hash=hashlib.sha256(b"%d" % len(files)).hexdigest()
+            ),
+            reason=f"pii_scan_{dataset}: pii gate passed",
+            evidence={
+                **{f"data:{Path(f)}": h for f, h in zip(files, hashes.values(), strict=True)},
+                **{f"input:{folder / Path(f).name}": h for f, h in zip(files, hashes.values(), strict=True)},
+            },
+        )
+    return main([dataset])
 
 
 @pytest.fixture
@@ -87,7 +120,7 @@ DECISION = Path("artifacts/validate_sft/decision.json")
 
 
 def test_stage_passes_and_binds_decision_to_train_and_eval(stage_dir):
-    assert main(["sft"]) == 0
+    assert validate("sft") == 0
     decision = read_decision(DECISION)
     assert decision.passed and decision.stage == "validate_sft" and decision.gate == "validation"
     assert [(d.path, d.records) for d in decision.datasets][:2] == [("data/train.jsonl", 10), ("data/eval.jsonl", 3)]
@@ -104,7 +137,7 @@ def test_stage_passes_and_binds_decision_to_train_and_eval(stage_dir):
 
 
 def test_changed_data_after_gate_is_refused(stage_dir):
-    assert main(["sft"]) == 0
+    assert validate("sft") == 0
     _write(Path("data/train.jsonl"), [_conv(i) for i in range(11)])
     with pytest.raises(PolicyViolation, match="the data changed since it was gated"):
         require_passed_gates(["data/train.jsonl", "data/eval.jsonl"], [DECISION])
@@ -112,7 +145,7 @@ def test_changed_data_after_gate_is_refused(stage_dir):
 
 def test_stage_denies_with_exit_1_and_keeps_the_decision(stage_dir, caplog):
     _write(Path("data/eval.jsonl"), [_conv(100), _conv(3), _conv(101)])  # a train prompt leaks into eval
-    assert main(["sft"]) == 1
+    assert validate("sft") == 1
     decision = read_decision(DECISION)
     assert not decision.passed
     assert decision.summary_lines() == [
@@ -127,7 +160,7 @@ def test_stage_denies_with_exit_1_and_keeps_the_decision(stage_dir, caplog):
 def test_denied_decision_rewritten_to_passed_is_refused(stage_dir):
     """Issue 31: the gate's denial edited into a pass in the working tree is no signed decision."""
     _write(Path("data/eval.jsonl"), [_conv(100), _conv(3), _conv(101)])
-    assert main(["sft"]) == 1
+    assert validate("sft") == 1
     denied = json.loads(DECISION.read_text())
     DECISION.write_text(
         json.dumps({**denied, "passed": True, "counts": {**denied["counts"], "deny": 0}, "violations": []}, indent=2)
@@ -142,9 +175,9 @@ def test_denied_decision_rewritten_to_passed_is_refused(stage_dir):
 
 
 def test_bad_input_exits_2_and_removes_stale_decision(stage_dir, capsys):
-    assert main(["sft"]) == 0 and DECISION.exists()
+    assert validate("sft") == 0 and DECISION.exists()
     _write(Path("data/eval.jsonl"), [_conv(100), _conv(101, role="bot")])
-    assert main(["sft"]) == 2
+    assert validate("sft") == 2
     assert capsys.readouterr().err.strip() == (
         "validate: DataError: data/eval.jsonl:2: field messages[1].role: 'bot' is not one of system, user, assistant"
     )
@@ -154,7 +187,7 @@ def test_bad_input_exits_2_and_removes_stale_decision(stage_dir, capsys):
 
 def test_prompt_only_dataset_without_eval(stage_dir):
     _write(Path("data/rlhf.jsonl"), [{"prompt": f"Write a haiku about river number {i}."} for i in range(9)])
-    assert main(["rlhf"]) == 0
+    assert validate("rlhf") == 0
     decision = read_decision("artifacts/validate_rlhf/decision.json")
     assert [d.path for d in decision.datasets][0] == "data/rlhf.jsonl"
     # data.malformed judges prepare_rlhf's quarantine (P4: a prepared folder is required where the rule exists)
@@ -162,12 +195,12 @@ def test_prompt_only_dataset_without_eval(stage_dir):
 
 
 def test_params_errors_exit_2(stage_dir, capsys):
-    assert main(["kto"]) == 2
+    assert validate("kto") == 2
     assert "params.yaml: section 'validate_kto' is missing" in capsys.readouterr().err
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["validate_sft"]["kind"] = "chat"
     Path("params.yaml").write_text(yaml.safe_dump(params))
-    assert main(["sft"]) == 2
+    assert validate("sft") == 2
     assert "validate_sft: kind:" in capsys.readouterr().err
 
 
@@ -194,7 +227,7 @@ def test_the_decision_binds_the_bytes_the_gate_read_not_a_later_read_of_the_path
         return result
 
     monkeypatch.setattr(validation_gate, "_stream_file", swapped_after_reading)
-    assert main(["sft"]) == 0
+    assert validate("sft") == 0
     (train,) = [d for d in read_decision(DECISION).datasets if d.path == "data/train.jsonl"]
     assert train.sha256 == hashlib.sha256(read).hexdigest() != sha256_file("data/train.jsonl")
     with pytest.raises(PolicyViolation, match="the data changed since it was gated"):
@@ -216,7 +249,7 @@ def test_t1_training_on_the_held_out_split_is_refused_naming_the_params_key(stag
     from governance.gates import read_published_decision
     from governance.training_data import require_validated_roles
 
-    assert main(["sft"]) == 0
+    assert validate("sft") == 0
     published = [read_published_decision(DECISION)]
     require_validated_roles("train_sft", {"train_file": "data/train.jsonl", "eval_file": "data/eval.jsonl"}, published)
     with pytest.raises(PolicyViolation) as refused:
@@ -241,7 +274,7 @@ def test_t2_preference_data_validated_under_another_kinds_rules_is_refused_for_t
                                      "out_dir": "artifacts/validate_preference", "prepared": prepared}  # fmt: skip
     Path("params.yaml").write_text(yaml.safe_dump(params))
     _write(Path("data/pairs.jsonl"), [_pair(i) for i in range(10)])
-    assert main(["preference"]) == 0  # judged as rlhf: passed
+    assert validate("preference") == 0  # judged as rlhf: passed
     decision = Path("artifacts/validate_preference/decision.json")
     published = [read_published_decision(decision)]
     with pytest.raises(PolicyViolation) as refused:
@@ -253,7 +286,7 @@ def test_t2_preference_data_validated_under_another_kinds_rules_is_refused_for_t
     )
     params["validate_preference"]["kind"] = "preference"
     Path("params.yaml").write_text(yaml.safe_dump(params))
-    assert main(["preference"]) == 1  # under the preference rules the same pairs are denied
+    assert validate("preference") == 1  # under the preference rules the same pairs are denied
 
 
 @pytest.mark.parametrize("prepared", [None, "data/prepared/other"])
@@ -264,7 +297,7 @@ def test_p4_no_prepared_folder_or_another_datasets_is_refused(stage_dir, capsys,
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["validate_sft"]["prepared"] = prepared
     Path("params.yaml").write_text(yaml.safe_dump(params))
-    assert main(["sft"]) == 1
+    assert validate("sft") == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     if prepared is None:
         assert last.endswith(
@@ -290,8 +323,7 @@ def test_p8_a_quarantine_emptied_after_its_prepare_stage_signed_it_is_not_judged
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["quarantine"].update(quarantined=5, by_reason={"no user turn": 5})
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    record_prepared("prepare_sft", folder / "manifest.json", {"quarantine": sha256_file(folder / "quarantine.jsonl")})
-    assert main(["sft"]) == 1  # as signed: 5 of 13 set aside (max 1%) denies
+    assert validate("sft") == 1  # as prepare_sft signed it: 5 of 13 set aside (max 1%) denies
     assert "5 of 13 records quarantined" in read_decision(DECISION).summary_lines()[0]
     _write(folder / "quarantine.jsonl", entries[:1])
     manifest["quarantine"].update(quarantined=1, by_reason={"no user turn": 1})
@@ -300,5 +332,36 @@ def test_p8_a_quarantine_emptied_after_its_prepare_stage_signed_it_is_not_judged
     assert main(["sft"]) == 2
     assert (
         "is not a quarantine a data_prepared event of prepare_sft signed in the audit trail" in capsys.readouterr().err
+    )
+    assert not DECISION.exists()
+
+
+def test_p8_an_earlier_preparations_quarantine_is_not_judged_for_todays_data(stage_dir, capsys):
+    """P8, replayed: an earlier preparation's quarantine (nothing set aside, signed) put back beside today's data,
+    whose own preparation set 5 of 13 aside: the quarantine judged must be the one of the data validated."""
+    folder = Path("data/prepared/sft")
+    earlier = {name: (folder / name).read_bytes() for name in ("quarantine.jsonl", "manifest.json")}
+    assert validate("sft") == 0  # the earlier preparation: nothing set aside, signed with its data
+    _write(Path("data/train.jsonl"), [_conv(i) for i in range(20, 30)])  # today's preparation: other data
+    entries = [{"where": f"data/raw/sft.jsonl:{i}", "line": i, "field": "messages", "reason": "no user turn"}
+               for i in range(1, 6)]  # fmt: skip
+    _write(folder / "quarantine.jsonl", entries)
+    manifest = json.loads(earlier["manifest.json"])
+    manifest["quarantine"].update(quarantined=5, by_reason={"no user turn": 5})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert validate("sft") == 1  # 5 of 13 set aside: denied
+    for name, data in earlier.items():
+        (folder / name).write_bytes(data)
+    earlier_sha256 = hashlib.sha256(earlier["manifest.json"]).hexdigest()
+    *_, signed = [e for e in trail.events(objective="prepared:prepare_sft", event_types=["data_prepared"])
+                  if e.evidence["manifest_sha256"] == earlier_sha256]  # fmt: skip
+    capsys.readouterr()
+    assert main(["sft"]) == 1
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    digest = sha256_file("data/train.jsonl")[:12]
+    assert said.endswith(
+        f"params.yaml: validate_sft.prepared: the quarantine judged is prepare_sft's of trail event #{signed.seq}, "
+        f"but no signed PII gate decision cleared data/train.jsonl (sha256 {digest}…) from that preparation's "
+        "train.jsonl: the share set aside would be another run's; re-run prepare_sft and its PII gate (dvc repro)"
     )
     assert not DECISION.exists()
