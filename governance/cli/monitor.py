@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     monitor.add_argument(
         "--baseline",
         metavar="FILE",
-        help="an earlier window a signed production check of the model passed (any file for a rehearsal; "
+        help="an earlier window a signed production check of the model passed against a version's evaluation "
+        "generations (any file for a rehearsal; "
         "default: the version's evaluation generations its signed evaluation bound)",
     )
     monitor.add_argument(

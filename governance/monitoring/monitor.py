@@ -222,7 +222,9 @@ def require_checked_window(name: str, digest: str, source: str) -> dict[str, Any
     ``--baseline FILE`` took any file the person running the monitor named: the drifted window itself, or a
     window checked as a rehearsal (which anybody may record, and which is not the version's answers), made
     every drift rule compare the window with itself and pass. A window a denied check recorded is no baseline
-    either: the drift it showed would become the norm the next window is held to.
+    either: the drift it showed would become the norm the next window is held to. Nor is a window that was itself
+    judged against another window: each baseline was held to a version's signed evaluation generations, so drift
+    cannot creep in through a chain of windows, each within bounds of the last.
     """
     vouching = [
         e
@@ -230,14 +232,15 @@ def require_checked_window(name: str, digest: str, source: str) -> dict[str, Any
         if e.evidence.get("traffic_sha256") == digest
         and (e.details.get("evidence") or {}).get("kind") == PRODUCTION
         and e.details.get("verdict") == "passed"
+        and e.evidence.get("baseline_generations_sha256")
     ]
     if not vouching:
         raise ConfigError(
             f"{source}: sha256 {digest[:12]}… is not a traffic window a signed monitoring check of {name} recorded "
-            "as production evidence that passed; a production verdict compares only with a baseline the audit "
-            "trail vouches for: omit --baseline (the version's evaluation generations, which its signed evaluation "
-            "bound), pass a window govern monitor checked before and passed, or record this check as a rehearsal "
-            "(--rehearsal)"
+            "as production evidence that passed against a version's evaluation generations; a production verdict "
+            "compares only with a baseline the audit trail vouches for: omit --baseline (the version's evaluation "
+            "generations, which its signed evaluation bound), pass a window govern monitor checked that way and "
+            "passed, or record this check as a rehearsal (--rehearsal)"
         )
     event = vouching[-1]
     return {"baseline_checked_event": str(event.seq), "baseline_checked_version": event.subject.version}

@@ -410,10 +410,10 @@ def test_m7_a_baseline_file_counts_only_if_the_trail_vouches_for_it(env, capsys)
     digest = hashlib.sha256(drifted.read_bytes()).hexdigest()
     assert capsys.readouterr().err.strip() == (
         f"govern: {drifted}: sha256 {digest[:12]}… is not a traffic window a signed monitoring check of {MODEL} "
-        "recorded as production evidence that passed; a production verdict compares only with a baseline the "
-        "audit trail vouches for: omit --baseline (the version's evaluation generations, which its signed "
-        "evaluation bound), pass a window govern monitor checked before and passed, or record this check as a "
-        "rehearsal (--rehearsal)"
+        "recorded as production evidence that passed against a version's evaluation generations; a production "
+        "verdict compares only with a baseline the audit trail vouches for: omit --baseline (the version's "
+        "evaluation generations, which its signed evaluation bound), pass a window govern monitor checked that "
+        "way and passed, or record this check as a rehearsal (--rehearsal)"
     )
     assert len(trail.events(model=MODEL)) == checked  # refused before anything was judged or recorded
     # A rehearsal may compare with any file: it is recorded as one (the window against itself: no drift rule
@@ -440,6 +440,13 @@ def test_m7_a_baseline_file_counts_only_if_the_trail_vouches_for_it(env, capsys)
     assert last.details["verdict"] == "denied" and "monitor.embedding_drift" in last.details["blocking"]
     assert last.evidence["baseline_checked_event"] == str(vouching.seq)
     assert last.details["baseline"]["label"] == f"traffic window {earlier} (checked and passed: event #{vouching.seq})"
+    # A window judged against a vouched window, and passed, vouches for nothing: no chain of windows, each within
+    # bounds of the last, lets drift creep in; every baseline was held to the signed generations
+    later = write_jsonl(env["tmp"] / "later.jsonl", requests(40, 3))
+    assert main(["monitor", MODEL, "1", "--traffic", str(later), "--baseline", str(earlier)]) == 0
+    capsys.readouterr()
+    assert main(["monitor", MODEL, "1", "--traffic", str(drifted), "--baseline", str(later)]) == 2
+    assert "is not a traffic window a signed monitoring check" in capsys.readouterr().err
 
 
 def test_answers_on_another_topic_deny_embedding_drift(env):
