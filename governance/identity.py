@@ -303,3 +303,20 @@ def current_identity(
 def current_user() -> str:
     """The acting user's name (see :func:`current_identity`)."""
     return current_identity().user
+
+
+def record_stage_event(event_type: str, *, role: str, subject: Any, reason: str, evidence: dict[str, str]) -> Any:
+    """Sign a stage's own facts in the audit trail (``event_type``, a ``trail.Subject``) under the acting identity:
+    the user the tracking server authenticated for the run, the local, unverified user on the embedded store."""
+    from governance import trail
+
+    who = current_identity()
+    return trail.record(
+        event_type,
+        actor=who.user,
+        role=role,
+        identity_method=who.method,
+        subject=subject,
+        reason=reason,
+        evidence=evidence,
+    )

@@ -41,9 +41,8 @@ SIGNED_TAGS = {
 def record_trained(stage: str, model_sha256: str, run_id: str, lineage: dict[str, Any]) -> None:
     """Sign the stage's run context for the model it trained (a ``model_trained`` event)."""
     from governance import trail
-    from governance.identity import current_identity
+    from governance.identity import record_stage_event
 
-    who = current_identity()
     evidence = {
         "run_id": run_id,
         "model_sha256": model_sha256,
@@ -51,11 +50,9 @@ def record_trained(stage: str, model_sha256: str, run_id: str, lineage: dict[str
         "git_dirty": str(lineage["git_dirty"]),
         "trained_by": str(lineage["trained_by"]),
     }
-    trail.record(
+    record_stage_event(
         EVENT,
-        actor=who.user,
         role=ROLE,
-        identity_method=who.method,
         subject=trail.Subject(objective=f"{PREFIX}{stage}", objective_hash=model_sha256),
         reason=f"{stage}: trained model {model_sha256[:12]}… in run {run_id}",
         evidence=evidence,

@@ -206,15 +206,12 @@ def record_prepared(stage: str, manifest_path: Path, outputs: dict[str, str]) ->
     import hashlib
 
     from governance import trail
-    from governance.identity import current_identity
+    from governance.identity import record_stage_event
 
     manifest_sha256 = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
-    who = current_identity()
-    trail.record(
+    record_stage_event(
         PREPARED_EVENT,
-        actor=who.user,
         role=PREPARED_ROLE,
-        identity_method=who.method,
         subject=trail.Subject(objective=f"{PREPARED_PREFIX}{stage}", objective_hash=manifest_sha256),
         reason=f"{stage}: prepared {', '.join(outputs)} (manifest {manifest_sha256[:12]}…)",
         evidence={"manifest_sha256": manifest_sha256, **{f"{name}_sha256": h for name, h in outputs.items()}},
