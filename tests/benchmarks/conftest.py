@@ -29,3 +29,9 @@ def bench():
 def inputs():
     """benchmarks/refusal_head_inputs.py."""
     return _script("refusal_head_inputs")
+
+
+@pytest.fixture(scope="module")
+def encoders():
+    """benchmarks/refusal_encoders.py."""
+    return _script("refusal_encoders")

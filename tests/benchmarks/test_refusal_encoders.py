@@ -7,17 +7,8 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import pytest
 
 from governance import encoder
-
-
-@pytest.fixture(scope="module")
-def encoders():
-    from conftest import _script
-
-    return _script("refusal_encoders")
-
 
 TEXTS = ["I'm sorry, but I can't help with that.", "Sure: open the settings, then choose Privacy.", "Paris."]
 
