@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import Field
 
 from governance.energy import GpuEnergyMeter, energy_record
@@ -226,6 +227,37 @@ def resolve_external_model(name_or_path: str) -> Path:
         ) from None
 
 
+def card_licence(model_path: Path) -> str | None:
+    """The licence a model folder's card declares (``README.md`` front matter, as the Hugging Face hub publishes it:
+    ``license``, or ``license_name`` where that is ``other``), or None where it has no card or the card names none."""
+    from huggingface_hub.repocard import metadata_load
+
+    readme = model_path / "README.md"
+    if not readme.is_file():
+        return None
+    try:
+        card = metadata_load(readme) or {}
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"{readme}: the model card's front matter is not valid YAML ({str(exc).splitlines()[0]})"
+        ) from None
+    declared = card.get("license")
+    if isinstance(declared, list):
+        declared = ", ".join(str(d) for d in declared) or None
+    if isinstance(declared, str) and declared.lower() == "other" and card.get("license_name"):
+        declared = str(card["license_name"])
+    return str(declared) if declared else None
+
+
+def check_declared_licence(given: str, declared: str | None, where: str) -> None:
+    """Refuse a params licence that contradicts the one the weights are published under (``where`` declares it)."""
+    if declared and declared.lower() != given.lower():
+        raise ConfigError(
+            f"params.yaml: base_model.license: {given!r} but {where} declares {declared!r}; "
+            "record the licence the weights are published under"
+        )
+
+
 def corpus_record(corpus: GatedData, records: int, decision_paths: list[str]) -> dict[str, Any]:
     """The corpus as the base model's lineage carries it: hash, records, provenance and gate decisions by hash."""
     path = corpus.paths[0]
@@ -308,11 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         if not gguf.is_file():
             raise ConfigError(f"params.yaml: base_model.name_or_path: {gguf}: file not found")
         declared = gguf_identity(gguf)
-        if declared.get("license") and str(declared["license"]).lower() != params.license.lower():
-            raise ConfigError(
-                f"params.yaml: base_model.license: {params.license!r} but {gguf.name} declares "
-                f"{declared['license']!r}; record the licence the weights are published under"
-            )
+        check_declared_licence(params.license, str(declared.get("license") or "") or None, gguf.name)
         gguf_sha256 = sha256_file(gguf)
         parameters = dequantize_gguf(gguf, out_dir)
         model_path, kind, model_hash = out_dir, "gguf", sha256_dir(out_dir)
@@ -333,11 +361,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         # Record identity and content hash of an external model; nothing is copied
         model_path, kind = resolve_external_model(params.name_or_path), "external"
+        # The card's licence is the publisher's: params may restate it, never replace it (as for a GGUF file)
+        declared = card_licence(model_path)
+        check_declared_licence(params.license, declared, f"{params.name_or_path}'s model card (README.md)")
         model_hash = sha256_dir(model_path)
         extra = {
             "base": {
                 "name_or_path": params.name_or_path,
                 "license": params.license,
+                "license_declared_by": "model card (README.md)" if declared else None,
+                # A hub id resolves to a cached snapshot: its folder is named by the hub commit it was downloaded at
+                **({"hub_revision": model_path.name} if model_path.parent.name == "snapshots" else {}),
                 "model_sha256": model_hash,
                 "trained_by_project": False,
                 "training_data": OUTSIDE_CONTROL.format(name=params.name_or_path),

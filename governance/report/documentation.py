@@ -582,7 +582,8 @@ def _form(facts: Any) -> dict[str, Any]:
             ),
             "license": item(
                 identity.get("base_license"),
-                "lineage.json base.license (params base_model.license)",
+                "lineage.json base.license (params base_model.license, refused where the model card or GGUF file "
+                "declares another)",
                 "licence: params base_model.license → lineage.json base.license",
             ),
         },

@@ -143,6 +143,47 @@ def test_local_directory_is_recorded_not_copied(in_tmp):
     assert model.config.vocab_size == len(tokenizer)
 
 
+def test_a_licence_in_params_never_replaces_the_model_cards(in_tmp, capsys, monkeypatch):
+    """A model folder's card (README.md front matter, as the hub publishes it) states the weights' licence: params
+    may restate it, never contradict it (the report and model card would state params' value); a hub id's cached
+    snapshot records the hub commit it was downloaded at."""
+    import huggingface_hub.constants
+
+    _gated(in_tmp)
+    assert base_model.main([]) == 0
+    external = in_tmp / "external"
+    (in_tmp / "base").rename(external)
+    (external / "README.md").write_text("---\nlicense: other\nlicense_name: llama3.1\n---\n# A model\n")
+    _params(in_tmp, name_or_path=str(external), license="apache-2.0")
+    assert base_model.main([]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"base_model: ConfigError: params.yaml: base_model.license: 'apache-2.0' but {external}'s model card "
+        "(README.md) declares 'llama3.1'; record the licence the weights are published under"
+    )
+    assert not (in_tmp / "base/manifest.json").exists()
+    _params(in_tmp, name_or_path=str(external), license="Llama3.1")
+    assert base_model.main([]) == 0
+    base = json.loads((in_tmp / "base/manifest.json").read_text())["base"]
+    assert base["license_declared_by"] == "model card (README.md)" and "hub_revision" not in base
+
+    (external / "README.md").write_text("---\nlicense: [unclosed\n---\n")
+    assert base_model.main([]) == 2
+    assert f"{external / 'README.md'}: the model card's front matter is not valid YAML" in capsys.readouterr().err
+
+    # The same folder as the hub cache holds it: models--org--name/snapshots/<commit>, refs/main naming the commit
+    (external / "README.md").write_text("---\nlicense: apache-2.0\n---\n")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    cached = in_tmp / "hub/models--someorg--tiny"
+    shutil.copytree(external, cached / "snapshots" / commit)
+    (cached / "refs").mkdir()
+    (cached / "refs/main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(in_tmp / "hub"))
+    _params(in_tmp, name_or_path="someorg/tiny", license="apache-2.0")
+    assert base_model.main([]) == 0
+    manifest = json.loads((in_tmp / "base/manifest.json").read_text())
+    assert manifest["base"]["hub_revision"] == commit and manifest["model_sha256"] == sha256_dir(external)
+
+
 def test_missing_model_path_is_one_clear_error(in_tmp, capsys):
     _params(in_tmp, name_or_path="/nonexistent/model")
     assert base_model.main([]) == 2
