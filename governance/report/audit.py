@@ -368,6 +368,8 @@ def audit_facts(
         status=state.status(policy),
         risk_tier=tier,
         risk_tier_source="frozen in the audit trail at registration" if state.risk_tier else "policy default",
+        # What the model_registered event froze, before any raise by the policy in force (the tag must say this)
+        registered_risk_tier=state.risk_tier,
         required=policy.required_approvals(tier),
         approved_by=valid,
         invalid_approvers=[a for a in state.approvers if a not in valid],

@@ -630,7 +630,11 @@ def _form(facts: Any) -> dict[str, Any]:
                 "lineage.json environment (the versions it was trained and evaluated with)",
                 "required software: lineage.json environment",
             ),
-            "risk_tier": item(identity.get("risk_tier"), "version tag lineage.risk_tier", "risk tier"),
+            "risk_tier": item(
+                identity.get("risk_tier"),
+                identity.get("risk_tier_source") or "version tag lineage.risk_tier",
+                "risk tier",
+            ),
             "approval_status": item(identity.get("approval_status"), "audit trail, mirrored to version tags", "status"),
             "safety_evaluation": item(
                 {

@@ -60,7 +60,7 @@ from governance.report.compliance import legal_basis, load_compliance_map
 from governance.report.data_facts import data_facts
 from governance.report.documentation import model_documentation
 from governance.report.evaluation_facts import evaluation_facts
-from governance.report.identity_facts import identity_facts, training_facts
+from governance.report.identity_facts import identity_facts, trail_over_tags, training_facts
 from governance.report.monitoring import monitoring_facts
 from governance.report.objectives_facts import objectives_facts, reward_hashes
 from governance.report.operations_facts import operations_facts
@@ -236,6 +236,8 @@ def collect_facts(
         facts.approvals = audit["approvals"]
         # The trail's status, never the version's governance.approval_status tag (anyone with MLflow access sets it)
         facts.identity["approval_status"] = audit["approvals"]["status"] or "not recorded in the audit trail"
+        # Likewise the risk tier and the people: the trail's, a changed tag a gap
+        trail_over_tags(facts, model_version.tags or {}, audit["approvals"])
         facts.integrity = {
             "chain": audit["chain"],
             "model_sha256": {

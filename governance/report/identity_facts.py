@@ -93,8 +93,6 @@ def identity_facts(
         )
     if not out_of_scope:
         facts.gap("identity", "out-of-scope uses: not recorded (version tag lineage.out_of_scope)")
-    if not facts.identity["risk_tier"]:
-        facts.gap("identity", "risk tier: not recorded (version tag lineage.risk_tier)")
     if not base.get("license"):
         facts.gap("identity", "base model licence: not recorded (lineage.json base.license)")
     if architecture is None:
@@ -221,3 +219,34 @@ def training_facts(facts: ReportFacts, run: Any, lineage: dict, manifest: dict) 
         facts.gap("training", "training loss curve: not recorded (metric history 'loss')")
     if facts.training["stage"] == "train_sft" and not facts.training["loss_masking"]:
         facts.gap("training", "loss-masking strategy: not recorded (lineage.json loss_masking)")
+
+
+def trail_over_tags(facts: ReportFacts, tags: dict[str, str], approvals: dict[str, Any]) -> None:
+    """The risk tier and the people the audit trail froze at registration replace the version's tags in the identity
+    section (anyone with MLflow access edits a tag; the approvals were decided under the trail's); a tag that differs
+    from what was frozen is a gap naming both. Without a registration in the trail, the tags are stated as such."""
+    tier_tag = tags.get("lineage.risk_tier")
+    if approvals.get("registered"):
+        frozen = approvals.get("registered_risk_tier")
+        if frozen and tier_tag != frozen:
+            facts.gap(
+                "identity",
+                f"risk tier: the version tag lineage.risk_tier says {tier_tag!r} but the audit trail's "
+                f"model_registered event froze {frozen!r}: the tag was changed after registration; the trail's "
+                "tier is stated",
+            )
+        facts.identity["risk_tier"] = approvals.get("risk_tier")
+        facts.identity["risk_tier_source"] = approvals.get("risk_tier_source")
+        for tag, frozen_person in (approvals.get("people") or {}).items():
+            if tags.get(tag) != frozen_person:
+                facts.gap(
+                    "identity",
+                    f"{tag}: the version tag says {tags.get(tag)!r} but the audit trail's model_registered event "
+                    f"froze {frozen_person!r}: the tag was changed after registration; the trail's is stated",
+                )
+        if (approvals.get("people") or {}).get("lineage.registered_by"):
+            facts.identity["registered_by"] = approvals["people"]["lineage.registered_by"]
+    else:
+        facts.identity["risk_tier_source"] = "version tag lineage.risk_tier" if tier_tag else None
+    if not facts.identity.get("risk_tier"):
+        facts.gap("identity", "risk tier: not recorded (version tag lineage.risk_tier, audit trail)")

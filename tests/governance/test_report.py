@@ -641,6 +641,37 @@ def test_without_the_approvals_policy_the_report_still_renders_who_trained_and_r
     assert f"Trained by {people['lineage.trained_by']}" in html
 
 
+def test_attack_a_risk_tier_or_registrant_tag_changed_after_registration_is_not_stated(lab):
+    """Anyone with MLflow access edits a version's tags: the identity section (and the verdict's summary and the
+    model documentation) stated ``lineage.risk_tier`` 'low' from the tag while the approvals were decided under the
+    tier the trail froze. The trail's tier and registrant are stated, and each changed tag is a gap naming both."""
+    from mlflow import MlflowClient
+
+    _, built, _ = lab
+    version = built["pending"]
+    client = MlflowClient()
+    tags = client.get_model_version(version.name, version.version).tags
+    try:
+        client.set_model_version_tag(version.name, version.version, "lineage.risk_tier", "low")
+        client.set_model_version_tag(version.name, version.version, "lineage.registered_by", "mallory")
+        report, _ = _report(lab, "pending")
+    finally:
+        for tag in ("lineage.risk_tier", "lineage.registered_by"):
+            client.set_model_version_tag(version.name, version.version, tag, tags[tag])
+    identity = report.facts.identity
+    assert identity["risk_tier"] == tags["lineage.risk_tier"] == report.facts.approvals["risk_tier"] != "low"
+    assert identity["risk_tier_source"] == "frozen in the audit trail at registration"
+    assert identity["registered_by"] == tags["lineage.registered_by"] != "mallory"
+    gaps = report.facts.gaps["identity"]
+    assert (
+        f"risk tier: the version tag lineage.risk_tier says 'low' but the audit trail's model_registered event froze "
+        f"{tags['lineage.risk_tier']!r}: the tag was changed after registration; the trail's tier is stated"
+    ) in gaps
+    assert any(g.startswith("lineage.registered_by: the version tag says 'mallory'") for g in gaps)
+    html = _visible(_text(report.files.html))
+    assert "risk tier low" not in html.lower() and "mallory" in html  # named only in the gap
+
+
 def _stored_model(version) -> Path:
     from urllib.parse import unquote, urlparse
 
