@@ -46,6 +46,11 @@ def _status(value: str, allowed: tuple[str, ...], what: str) -> str:
     return value
 
 
+#: What the registrant declares about a version's use (register params ``intended_use``, ``out_of_scope``), frozen in
+#: the ``model_registered`` event as the people and the tier are: the report states the frozen value, not the tag.
+DECLARED_TAGS = ("lineage.intended_use", "lineage.out_of_scope")
+
+
 def _registration_facts(name: str, version: str, policy: ApprovalsPolicy) -> tuple[dict[str, str], str, Any]:
     """People (separation-of-duties tags) and risk tier read from the version's tags, to freeze in the trail."""
     mv = registry.get_version(name, version)
@@ -182,6 +187,7 @@ def record_registration(
         details={
             "people": people,
             "risk_tier": tier,
+            "declared": {tag: (_mv.tags or {})[tag] for tag in DECLARED_TAGS if (_mv.tags or {}).get(tag)},
             # The method the policy's tier floor (min_tier_by_method) applies to, as registered
             **({"method": trained_method} if trained_method else {}),
             "gate_status": gate_status,

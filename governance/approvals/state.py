@@ -68,6 +68,8 @@ class VersionState:
     eval_event: Event | None = None
     people: dict[str, str] = field(default_factory=dict)
     risk_tier: str | None = None
+    #: The registrant's declarations frozen at registration (intended use, out-of-scope uses: ``DECLARED_TAGS``).
+    declared: dict[str, str] = field(default_factory=dict)
     #: The training method frozen at registration (``lineage.method``): the policy's tier floor applies to it.
     method: str | None = None
     decisions: dict[str, Event] = field(default_factory=dict)
@@ -169,6 +171,7 @@ class ModelState:
                 state.registration = state.registration or e
                 state.people = dict(e.details.get("people") or {})
                 state.risk_tier = e.details.get("risk_tier")
+                state.declared = dict(e.details.get("declared") or {})
                 state.method = e.details.get("method")
                 state.gate_status = _sticky(state.gate_status, e.details.get("gate_status"), "failed")
                 state.eval_status = _sticky(state.eval_status, e.details.get("eval_status"), "eval_failed")

@@ -165,6 +165,7 @@ def audit_facts(
         "invalid_approvers": [],
         "rejected_by": [],
         "people": {},
+        "declared": {},
         "alias_history": [],
         "withdrawals": [],
         "rollback_target": None,
@@ -375,6 +376,7 @@ def audit_facts(
         invalid_approvers=[a for a in state.approvers if a not in valid],
         rejected_by=state.rejecters,
         people=dict(state.people),
+        declared=dict(state.declared),
     )
     target = _rollback_target(model, version, policy)
     approvals_out["rollback_target"] = (f"v{target['version']} — " if target["version"] else "") + target["detail"]

@@ -87,12 +87,6 @@ def identity_facts(
         # Where a reviewer fetches it: the registry's own URI, never the registering machine's folder
         "source_uri": portable_source(version),
     }
-    if not intended:
-        facts.gap(
-            "identity", "intended use: not recorded (register params intended_use → version tag lineage.intended_use)"
-        )
-    if not out_of_scope:
-        facts.gap("identity", "out-of-scope uses: not recorded (version tag lineage.out_of_scope)")
     if not base.get("license"):
         facts.gap("identity", "base model licence: not recorded (lineage.json base.license)")
     if architecture is None:
@@ -222,9 +216,10 @@ def training_facts(facts: ReportFacts, run: Any, lineage: dict, manifest: dict) 
 
 
 def trail_over_tags(facts: ReportFacts, tags: dict[str, str], approvals: dict[str, Any]) -> None:
-    """The risk tier and the people the audit trail froze at registration replace the version's tags in the identity
-    section (anyone with MLflow access edits a tag; the approvals were decided under the trail's); a tag that differs
-    from what was frozen is a gap naming both. Without a registration in the trail, the tags are stated as such."""
+    """The risk tier, the people and the declared uses the audit trail froze at registration replace the version's
+    tags in the identity section (anyone with MLflow access edits a tag; the approvals were decided under the
+    trail's); a tag that differs from what was frozen is a gap. Without a registration in the trail, or for a version
+    registered before its declarations were frozen, the tags are stated as such."""
     tier_tag = tags.get("lineage.risk_tier")
     if approvals.get("registered"):
         frozen = approvals.get("registered_risk_tier")
@@ -246,7 +241,26 @@ def trail_over_tags(facts: ReportFacts, tags: dict[str, str], approvals: dict[st
                 )
         if (approvals.get("people") or {}).get("lineage.registered_by"):
             facts.identity["registered_by"] = approvals["people"]["lineage.registered_by"]
+        for tag, key in (("lineage.intended_use", "intended_use"), ("lineage.out_of_scope", "out_of_scope")):
+            frozen_text = (approvals.get("declared") or {}).get(tag)
+            if frozen_text is None:
+                continue  # registered before declarations were frozen: the tag is all there is
+            if tags.get(tag) != frozen_text:
+                facts.gap(
+                    "identity",
+                    f"{tag}: the version tag differs from what the audit trail's model_registered event froze: the "
+                    "tag was changed after registration; the trail's is stated",
+                )
+            facts.identity[key] = frozen_text
+            if key == "intended_use":
+                facts.identity["intended_use_source"] = "frozen in the audit trail at registration"
     else:
         facts.identity["risk_tier_source"] = "version tag lineage.risk_tier" if tier_tag else None
     if not facts.identity.get("risk_tier"):
         facts.gap("identity", "risk tier: not recorded (version tag lineage.risk_tier, audit trail)")
+    if not facts.identity.get("intended_use"):
+        facts.gap(
+            "identity", "intended use: not recorded (register params intended_use → version tag lineage.intended_use)"
+        )
+    if not facts.identity.get("out_of_scope"):
+        facts.gap("identity", "out-of-scope uses: not recorded (version tag lineage.out_of_scope)")

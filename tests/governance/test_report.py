@@ -644,7 +644,7 @@ def test_without_the_approvals_policy_the_report_still_renders_who_trained_and_r
 def test_attack_a_risk_tier_or_registrant_tag_changed_after_registration_is_not_stated(lab):
     """Anyone with MLflow access edits a version's tags: the identity section (and the verdict's summary and the
     model documentation) stated ``lineage.risk_tier`` 'low' from the tag while the approvals were decided under the
-    tier the trail froze. The trail's tier and registrant are stated, and each changed tag is a gap naming both."""
+    tier the trail froze. The trail's tier, registrant and declared intended use are stated, each changed tag a gap."""
     from mlflow import MlflowClient
 
     _, built, _ = lab
@@ -654,9 +654,10 @@ def test_attack_a_risk_tier_or_registrant_tag_changed_after_registration_is_not_
     try:
         client.set_model_version_tag(version.name, version.version, "lineage.risk_tier", "low")
         client.set_model_version_tag(version.name, version.version, "lineage.registered_by", "mallory")
+        client.set_model_version_tag(version.name, version.version, "lineage.intended_use", "clinical triage advice")
         report, _ = _report(lab, "pending")
     finally:
-        for tag in ("lineage.risk_tier", "lineage.registered_by"):
+        for tag in ("lineage.risk_tier", "lineage.registered_by", "lineage.intended_use"):
             client.set_model_version_tag(version.name, version.version, tag, tags[tag])
     identity = report.facts.identity
     assert identity["risk_tier"] == tags["lineage.risk_tier"] == report.facts.approvals["risk_tier"] != "low"
@@ -668,8 +669,14 @@ def test_attack_a_risk_tier_or_registrant_tag_changed_after_registration_is_not_
         f"{tags['lineage.risk_tier']!r}: the tag was changed after registration; the trail's tier is stated"
     ) in gaps
     assert any(g.startswith("lineage.registered_by: the version tag says 'mallory'") for g in gaps)
+    assert identity["intended_use"] == tags["lineage.intended_use"]
+    assert (
+        "lineage.intended_use: the version tag differs from what the audit trail's model_registered event froze: "
+        "the tag was changed after registration; the trail's is stated" in gaps
+    )
     html = _visible(_text(report.files.html))
     assert "risk tier low" not in html.lower() and "mallory" in html  # named only in the gap
+    assert "clinical triage" not in html
 
 
 def _stored_model(version) -> Path:
