@@ -58,6 +58,7 @@ tuned, finds the same refusals; the gain is precision.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import gzip
 import importlib.util
@@ -313,19 +314,17 @@ class Experiment:
         mean = (hidden * pool[..., None]).sum(1) / pool.sum(1, keepdim=True).clamp(min=1)
         return torch.nn.functional.normalize(mean, dim=-1)
 
-    def tunable(self, copy):
+    def tunable(self):
         """A fresh copy of what a fold tunes, in training mode: the layers from ``from_layer`` up."""
-        return copy(self.base.encoder.layer[self.from_layer :]).float().train()
+        return copy.deepcopy(self.base.encoder.layer[self.from_layer :]).float().train()
 
     def fit(self, states: list, labels: list[bool], seed: int, epochs: int):
-        import copy
-
         import numpy as np
         import torch
 
         settings = tuning_settings(from_layer=self.from_layer, epochs=epochs, seed=seed)
         torch.manual_seed(seed)
-        layers = self.tunable(copy.deepcopy)
+        layers = self.tunable()
         head = torch.nn.Linear(self.base.config.hidden_size, 1).to(self.device)
         tuned = [p for p in layers.parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW([{"params": tuned, "lr": settings.layer_lr},
@@ -399,8 +398,8 @@ class WholeModel(Experiment):
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
         return [torch.tensor(ids) for ids in encoded]
 
-    def tunable(self, copy):
-        model = copy(self.base).float().eval()
+    def tunable(self):
+        model = copy.deepcopy(self.base).float().eval()
         for name, parameter in model.named_parameters():
             parameter.requires_grad = name.startswith("encoder.layer.") and int(name.split(".")[2]) >= self.from_layer
         for layer in model.encoder.layer[self.from_layer :]:
