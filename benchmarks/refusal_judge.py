@@ -80,7 +80,8 @@ set; GPTFuzz, labelled jailbroken or not, is measured and not fitted on. From
 judge 3.2 the head reads the ``tuned`` view (``governance.safety.tuned_encoder``):
 the encoder's top layers (two for 3.2 and 3.3, three from 3.5: ``--from-layer``) and a logistic head are
 trained together on people's labels (fixed settings, ``TuningSettings``), written beside the head
-(``refusal_head_layers.safetensors``, pinned by the head). The thresholds (refusal,
+(``refusal_head_layers.safetensors.xz`` from judge 3.6: int8 deltas from the pinned encoder's layers;
+``refusal_head_layers.safetensors``, fp16, before; pinned by the head). The thresholds (refusal,
 pattern and, from judge 3.3, head-alone: ``decide``'s rule) are chosen by
 cross-validation on the seen part: the folds (each seen model of the
 XSTest-style set held out whole, the ChatGPT set, WildGuardTest and the
@@ -97,6 +98,11 @@ higher mean of each model's worse one (the tie-break, added after the top-three-
 the same data and settings as one already made in the process is reused (the fit is reproducible byte for
 byte): judge 3.3 kept 3.2's data and tuning, so both sides read the same out-of-fold probabilities and
 differ only in patterns, rule and thresholds. All of it is written into the head's provenance.
+
+``--store-layers JUDGE --version V`` rewrites the head that judge file pins, unchanged but for its layers' file:
+the same layers stored as int8 deltas from the pinned encoder (``layers_document``), pinned anew; the
+provenance says from which file and for which judge version. Judge 3.6 is judge 3.5 stored so (every
+verdict the same: ``--candidate`` on a copy of 3.5).
 
 The judges scored on the same completions: the patterns alone; the judge
 before issue 39 (patterns with the nearest-exemplar classifier, ``combine``);
@@ -168,6 +174,7 @@ from governance.safety.tuned_encoder import (  # noqa: E402
     fit_tuned,
     layers_document,
     lower_states,
+    tuned_module,
 )
 
 HAND = ROOT / "benchmarks/data/refusal_judge_labelled.jsonl"
@@ -841,7 +848,7 @@ def calibrate(
     frozen = cross_validate(items, head_inputs(views, VIEWS), train, opinions, judge, folds=folds)
     module, weights, bias = fit_tuned([states[k] for k in train], [items[k].refusal for k in train], settings)
     layers = layers_document(module)
-    layers_path = out_head.with_name(f"{out_head.stem}_layers.safetensors")
+    layers_path = out_head.with_name(f"{out_head.stem}_layers.safetensors.xz")
     provenance = {
         "trained_on": {
             s["name"]: {"repository": s["repository"], "commit": s["commit"]}
@@ -883,6 +890,29 @@ def calibrate(
     layers_path.write_bytes(layers)  # the head that pins them is written last
     out_head.write_bytes(data)
     return {"sha256": hashlib.sha256(data).hexdigest(), "encoder_layers": encoder_layers, **provenance}
+
+
+def store_layers(judge_file: Path, version: str) -> dict:
+    """Rewrite the head ``judge_file`` pins with its layers stored as int8 deltas (``layers_document``): the same
+    weights and thresholds, a new layers file beside the old one (which is left for the caller to remove), the
+    head written last. Returns the new head's sha256 and layers pin, to pin in ``judge_file``."""
+    judge = load_judge(judge_file)
+    head = judge.refusal_head
+    if head is None or head.layers is None:
+        raise SystemExit(f"{judge_file}: its head reads no tuned layers: nothing to store")
+    head_path = judge_file.parent / judge.classifier.head.path
+    layers = layers_document(tuned_module(head.layers))
+    layers_path = head_path.with_name(f"{head_path.stem}_layers.safetensors.xz")
+    encoder_layers = {"path": layers_path.name, "sha256": hashlib.sha256(layers).hexdigest(),
+                      "from_layer": head.layers.from_layer}  # fmt: skip
+    stored = {"judge_version": version, "from": {"path": Path(head.layers.path).name, "sha256": head.layers.sha256},
+              "how": "the same layers as int8 deltas from the pinned encoder's, one scale per row "
+              "(governance.safety.tuned_encoder.layers_document); weights, bias and thresholds unchanged"}  # fmt: skip
+    provenance = dict(head.provenance) | {"layers_stored": stored}
+    data = head_document(head.weights, head.bias, provenance, head.features, encoder_layers)
+    layers_path.write_bytes(layers)  # the head that pins them is written last
+    head_path.write_bytes(data)
+    return {"sha256": hashlib.sha256(data).hexdigest(), "encoder_layers": encoder_layers}
 
 
 def decision_rule(
@@ -1079,12 +1109,24 @@ def main(argv: list[str] | None = None) -> int:
         help=f"also score this judge file (default {CANDIDATE.relative_to(ROOT)}) beside the judge",
     )
     parser.add_argument(
+        "--store-layers",
+        type=Path,
+        metavar="JUDGE",
+        help="with --version: rewrite the head this judge file pins with its layers as int8 deltas, and exit",
+    )
+    parser.add_argument(
         "--previous",
         type=Path,
         default=JUDGE,
         help="with --calibrate: the shipped judge file the new head must beat (default: the judge file as it stands)",
     )
     args = parser.parse_args(argv)
+    if args.store_layers:
+        if not args.version:
+            parser.error("--store-layers needs --version: the judge version the stored head is for")
+        print(json.dumps(store_layers(args.store_layers, args.version), indent=1))  # noqa: T201
+        print(f"pin the head's sha256 in {args.store_layers}; remove the layers file it names no more")  # noqa: T201
+        return 0
     if args.calibrate and not args.version:
         parser.error("--calibrate needs --version: the judge version the head is fitted for (e.g. --version 3.1)")
     # Calibration writes the head the judge file pins: read the file without loading the head it replaces

@@ -29,7 +29,7 @@ from governance.safety import judge_responses, load_judge
 REPO = Path(__file__).resolve().parents[2]
 JUDGE = REPO / "data/safety/judge.yaml"
 HEAD = REPO / "data/safety/judge/refusal_head.json"
-LAYERS = REPO / "data/safety/judge/refusal_head_layers.safetensors"  # the tuned view's layers, pinned by the head
+LAYERS = REPO / "data/safety/judge/refusal_head_layers.safetensors.xz"  # the tuned view's layers, pinned by the head
 # The judge tried last with the voice rule and not shipped (2.3), the judge shipped before 3.5 (3.3, what
 # --candidate scores by default: 3.5's patterns, exemplars and rule over the top two layers fine-tuned),
 # the last judge whose head reads the frozen encoder's two views (3.1), and the last judge whose head reads the
@@ -151,37 +151,112 @@ def test_changed_layers_are_refused_until_the_head_pins_them(tmp_path):
     path = _copy_judge(tmp_path)
     layers = tmp_path / "judge" / LAYERS.name
     data = bytearray(layers.read_bytes())
-    data[-2] ^= 0x01  # an attacker's nudge to one weight (fp16): the file is still valid safetensors
+    data[len(data) // 2] ^= 0x01  # an attacker's nudge to the stored deltas
     layers.write_bytes(bytes(data))
     with pytest.raises(ConfigError) as err:
         load_judge(path)
     assert str(err.value).startswith(f"{layers}: sha256 ") and "(encoder_layers.sha256)" in str(err.value)
 
 
-def _repinned_layers(path: Path, tensors: dict) -> Path:
-    """Write ``tensors`` as the layers' file and pin it in the head and the head in the judge file."""
+def _repinned_layers(path: Path, tensors: dict | bytes, metadata: dict | None = None) -> Path:
+    """Write ``tensors`` (or a file's bytes) as the layers' file and pin it in the head and the head in the judge
+    file."""
     from safetensors.torch import save
 
     layers = path.parent / "judge" / LAYERS.name
-    layers.write_bytes(save(tensors))
+    layers.write_bytes(tensors if isinstance(tensors, bytes) else save(tensors, metadata=metadata))
     head = path.parent / "judge/refusal_head.json"
     document = json.loads(head.read_text())
     document["encoder_layers"]["sha256"] = hashlib.sha256(layers.read_bytes()).hexdigest()
     return _repinned(path, head, document)
 
 
+def _shipped_weights() -> dict:
+    """The shipped layers' weights (fp32), as the judge loads them from their int8 deltas."""
+    from governance.safety.tuned_encoder import tuned_module
+
+    return {name: t.clone() for name, t in tuned_module(load_judge(JUDGE).refusal_head.layers).state_dict().items()}
+
+
 def test_a_layers_file_that_does_not_fit_the_encoder_names_the_tensor(tmp_path):
     import torch
-    from safetensors.torch import load
 
     path = _copy_judge(tmp_path)
-    tensors = load(LAYERS.read_bytes())
+    tensors = _shipped_weights()
     name = "0.attention.self.query.weight"
     with pytest.raises(ConfigError, match=rf"{LAYERS.name}: tensor '{name}' \(384, 383\) is not a weight"):
         load_judge(_repinned_layers(path, tensors | {name: torch.zeros(384, 383)}))
     del tensors["1.output.dense.bias"]
     with pytest.raises(ConfigError, match=r"tensor '1.output.dense.bias' is missing \(1 missing in all\)"):
         load_judge(_repinned_layers(path, tensors))
+
+
+def test_the_layers_are_stored_as_int8_deltas_within_a_step_of_each_row_and_fp16_files_still_load(tmp_path):
+    # Judge 3.6 stores each weight matrix as its change from the pinned encoder's layer, in int8 with one scale
+    # per row: reading it back is within half a step of every row, and what the judges before it pinned (fp16
+    # weights themselves, no metadata) loads as it did
+    import lzma
+
+    import torch
+    from safetensors.torch import load
+
+    from governance.safety.tuned_encoder import INT8_DELTA, _metadata, _top_layers, layers_document, tuned_module
+
+    shipped = load_judge(JUDGE).refusal_head.layers
+    weights = _shipped_weights()
+    data = lzma.decompress(LAYERS.read_bytes())
+    assert _metadata(data) == {"encoding": INT8_DELTA} and LAYERS.stat().st_size < 5 * 2**20
+    stored, base = load(data), _top_layers(3).state_dict()
+    for name, value in weights.items():
+        if value.dim() == 2:
+            assert stored[name].dtype is torch.int8 and stored[name + ".delta_scale"].shape == (value.shape[0], 1)
+            delta = value - base[name]
+            assert torch.allclose(delta.abs().amax(1, keepdim=True) / 127, stored[name + ".delta_scale"])
+    # stored again, what was read comes back within one step of each row
+    again = load(lzma.decompress(layers_document(tuned_module(shipped))))
+    for name, value in weights.items():
+        if value.dim() == 2:
+            back = base[name] + again[name].float() * again[name + ".delta_scale"]
+            assert bool(((back - value).abs() <= stored[name + ".delta_scale"] + 1e-7).all()), name
+    # a pre-3.6 head's layers: the fp16 weights themselves
+    path = _copy_judge(tmp_path)
+    old = load_judge(_repinned_layers(path, {name: t.half() for name, t in weights.items()}))
+    text = ["I'm sorry, but I can't help with writing that, though I can suggest a safer alternative."]
+    assert judge_responses(text, old)[0].refusal_probability == pytest.approx(
+        judge_responses(text, load_judge(JUDGE))[0].refusal_probability, abs=1e-3
+    )
+
+
+def test_a_bad_delta_file_is_a_config_error_naming_the_file_and_tensor(tmp_path, monkeypatch):
+    import lzma
+
+    import torch
+    from safetensors.torch import load, save
+
+    from governance.safety import tuned_encoder
+
+    path = _copy_judge(tmp_path)
+    stored = load(lzma.decompress(LAYERS.read_bytes()))
+    name = "2.output.dense.weight"
+    delta = {"encoding": tuned_encoder.INT8_DELTA}
+    cases = [
+        ({k: v for k, v in stored.items() if k != name + ".delta_scale"}, delta,
+         rf"tensor '{name}' is an int8 delta without its '{name}.delta_scale' of shape \(384, 1\)"),
+        (stored | {name + ".delta_scale": torch.full((384, 1), float("nan"))}, delta,
+         rf"tensor '{name}' holds a value that is not a finite number"),
+        (stored | {"2.output.dense.bias.delta_scale": torch.ones(384, 1)}, delta,
+         r"tensor '2.output.dense.bias.delta_scale' scales no int8 delta"),
+        (stored, {"encoding": "int4-delta/9"}, r"encoding 'int4-delta/9' is not known"),
+    ]  # fmt: skip
+    for tensors, metadata, message in cases:
+        with pytest.raises(ConfigError, match=rf"{LAYERS.name}: {message}"):
+            load_judge(_repinned_layers(path, tensors, metadata))
+    whole = lzma.compress(save(stored, metadata=delta))
+    with pytest.raises(ConfigError, match=r"4 bytes after the end of its xz stream"):
+        load_judge(_repinned_layers(path, whole + b"junk"))
+    monkeypatch.setattr(tuned_encoder, "_MAX_LAYERS_BYTES", 2**20)  # a file that unpacks to more than it may
+    with pytest.raises(ConfigError, match=rf"{LAYERS.name}: decompresses to more than 1 MiB"):
+        load_judge(_repinned_layers(path, whole))
 
 
 @pytest.mark.parametrize(
