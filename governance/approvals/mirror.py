@@ -1,4 +1,5 @@
-"""The MLflow view of the trail: ``governance.*`` version tags and the aliases, written from trail state.
+"""The MLflow view of the trail: ``governance.*`` version tags, the ``lineage.*`` tags registration froze, and the
+aliases, written from trail state.
 
 Trust boundary: MLflow is only displayed, never believed. Every tag written
 here is a pure function of :mod:`governance.approvals.state`; a tag or alias
@@ -41,7 +42,8 @@ POLICY_DEPENDENT_TAGS = frozenset({TAG_APPROVAL_STATUS, TAG_APPROVALS_REQUIRED})
 
 
 def view_tags(state: VersionState, policy: ApprovalsPolicy) -> dict[str, str]:
-    """The ``governance.*`` tags a version shows in MLflow: a pure function of the trail."""
+    """The ``governance.*`` tags a version shows in MLflow, and the lineage tags its registration froze
+    (:func:`frozen_lineage_tags`): a pure function of the trail."""
     history = alias_history(state.alias_events, state.version)
     encoded = json.dumps(history, separators=(",", ":"))
     while len(encoded) > _ALIAS_HISTORY_MAX_CHARS and history:
@@ -57,7 +59,25 @@ def view_tags(state: VersionState, policy: ApprovalsPolicy) -> dict[str, str]:
         TAG_EVAL_STATUS: state.eval_status or "unknown",
         TAG_ALIAS_HISTORY: encoded,
         TAG_LAST_EVENT: f"#{last.seq} {last.event_type} {last.hash}" if last else "",
+        **frozen_lineage_tags(state, policy),
     }
+
+
+def frozen_lineage_tags(state: VersionState, policy: ApprovalsPolicy) -> dict[str, str]:
+    """The ``lineage.*`` tags as the ``model_registered`` event froze them: the risk tier registered (before any
+    raise by a policy), the people (separation of duties), the method and the registrant's declared uses. The
+    registration read them from these tags; approvals and the report go by the frozen values, so MLflow shows
+    those too, and a tag edited after registration is drift (``govern show`` warns, ``govern reconcile``
+    restores it). Nothing for a version the trail never registered; a value the event did not freeze (a
+    version registered before it froze that kind) is not stated."""
+    if state.registration is None:
+        return {}
+    frozen = {**state.people, **state.declared}
+    if state.risk_tier:
+        frozen[policy.rules.min_approvers.risk_tier_tag] = state.risk_tier
+    if state.method:
+        frozen["lineage.method"] = state.method
+    return frozen
 
 
 def mirror(name: str, versions: Iterable[str], state: ModelState, policy: ApprovalsPolicy, *, aliases: bool) -> None:

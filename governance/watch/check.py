@@ -1,7 +1,7 @@
 """One model looked at again: its registry drift recorded in the trail, and reverted when the policy says so.
 
-Trust boundary: the trail (with the approvals policy) says what each alias and ``governance.*``
-tag must be; the registry is read afresh here and read once more under the trail's append lock
+Trust boundary: the trail (with the approvals policy) says what each alias, ``governance.*`` tag
+and frozen ``lineage.*`` tag must be; the registry is read afresh here and read once more under the trail's append lock
 before anything is recorded, so a govern action's own mirror write (made just before its event
 commits) is never mistaken for drift. What triggered the look (a verified webhook delivery) is
 recorded beside the drift as what was announced, never as what was found.

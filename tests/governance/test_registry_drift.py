@@ -146,6 +146,30 @@ def test_forged_alias_and_approval_tag_are_drift_shown_and_repaired(env, capsys)
     assert capsys.readouterr().out == f"{name}: MLflow matches the audit trail; nothing recorded\n"
 
 
+def test_attack_a_lineage_tag_edited_after_registration_is_drift_and_reconcile_restores_it(env, capsys):
+    # The registration froze the tier and the people from these tags; approvals go by the frozen values, so a
+    # tag lowered or renamed afterwards in MLflow (the UI, the plain client) is drift, not a new fact
+    name = f"govllm-drift-{next(_names)}"
+    version = register(name, risk_tier="high")
+    client = registry.client()
+    client.set_model_version_tag(name, version, "lineage.risk_tier", "low")
+    client.set_model_version_tag(name, version, "lineage.trained_by", "mallory")
+    capsys.readouterr()
+    assert [d.line() for d in approvals.find_drift(name)] == [
+        f"{name} v{version}: tag lineage.trained_by: registry says mallory, trail says trainer",
+        f"{name} v{version}: tag lineage.risk_tier: registry says low, trail says high",
+    ]
+    assert main(["show", name, version]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"{name} v{version}: pending (0 of 3 approvals, risk tier high)\n")
+    assert "tag lineage.risk_tier: registry says low, trail says high); shown above is the trail's state" in shown
+    assert main(["reconcile", name]) == 0
+    assert capsys.readouterr().out.startswith(f"reconciled {name}: 2 value(s) restored from the audit trail")
+    restored = registry.get_version(name, version).tags
+    assert (restored["lineage.risk_tier"], restored["lineage.trained_by"]) == ("high", "trainer")
+    assert approvals.find_drift(name) == []
+
+
 def test_attack_reconcile_under_an_edited_approvals_policy_writes_nothing(env, capsys):
     """R5: one approval recorded (the medium tier needs two), then the tier lowered to one in the working copy of
     policies/approvals.yaml and ``govern reconcile`` run: before, the repair computed the trail's state under that

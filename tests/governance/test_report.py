@@ -20,6 +20,7 @@ import yaml
 from report_support import PLANTED, REPO, build_version
 
 from governance import approvals, registry, trail
+from governance.approvals.reconcile import find_drift
 from governance.cli import main as govern
 from governance.identity import Identity
 from governance.lineage import sha256_file
@@ -257,7 +258,10 @@ def test_approved_and_promoted_version_may_be_promoted(lab):
     assert "&lt;" not in markdown and "\\u0027" not in markdown
     rendered = markdown_it.MarkdownIt("commonmark").enable("table").render(markdown)
     assert "<script>" not in rendered and "scope checked &lt;script&gt;alert(1)&lt;/script&gt;" in rendered
-    assert "Registry drift: none (MLflow aliases and `governance.*` tags match the audit trail)." in markdown
+    assert (
+        "Registry drift: none (MLflow aliases, `governance.*` tags and the `lineage.*` tags registration froze match "
+        "the audit trail)." in markdown
+    )
     assert [(a["alias"], a["event"], a["actor"]) for a in ap["alias_history"]] == [("production", "set", "dana")]
     assert ap["rollback_target"] == "none: no earlier version has held production"
     html = _visible(_text(report.files.html))
@@ -656,6 +660,8 @@ def test_attack_a_risk_tier_or_registrant_tag_changed_after_registration_is_not_
         client.set_model_version_tag(version.name, version.version, "lineage.registered_by", "mallory")
         client.set_model_version_tag(version.name, version.version, "lineage.intended_use", "clinical triage advice")
         report, _ = _report(lab, "pending")
+        # MLflow's lineage tags mirror what the registration froze: each edit is drift, which reconcile restores
+        drift = {d.item: (d.registry, d.trail) for d in find_drift(version.name) if d.version == str(version.version)}
     finally:
         for tag in ("lineage.risk_tier", "lineage.registered_by", "lineage.intended_use"):
             client.set_model_version_tag(version.name, version.version, tag, tags[tag])
@@ -674,9 +680,17 @@ def test_attack_a_risk_tier_or_registrant_tag_changed_after_registration_is_not_
         "lineage.intended_use: the version tag differs from what the audit trail's model_registered event froze: "
         "the tag was changed after registration; the trail's is stated" in gaps
     )
+    assert drift == {
+        "tag lineage.risk_tier": ("low", tags["lineage.risk_tier"]),
+        "tag lineage.registered_by": ("mallory", tags["lineage.registered_by"]),
+        "tag lineage.intended_use": ("clinical triage advice", tags["lineage.intended_use"]),
+    }
     html = _visible(_text(report.files.html))
-    assert "risk tier low" not in html.lower() and "mallory" in html  # named only in the gap
-    assert "clinical triage" not in html
+    assert "risk tier low" not in html.lower() and "mallory" in html  # named only in the gap and the drift
+    # the edited use is named only in the drift table, as what the registry says beside what the trail froze
+    assert html.count("clinical triage") == 1
+    assert {"item": "tag lineage.intended_use", "version": version.version, "registry": "clinical triage advice",
+            "trail": tags["lineage.intended_use"]} in report.facts.approvals["registry"]["drift"]  # fmt: skip
 
 
 def _stored_model(version) -> Path:
