@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 JUDGE = REPO / "data/safety/judge.yaml"
 
 
-def _seen_part(bench, per_set: int = 40):
+def _seen_part(bench, per_set: int = 20):
     """Seen completions of two fitted sets (WildGuardTest's seen half and the hand set), half refusals, with
     views that tell them apart along one direction, and exemplars' opinions that agree with the label."""
     import numpy as np
@@ -178,7 +178,7 @@ def test_the_previous_settings_are_fitted_only_on_the_previous_heads_sets(bench,
     expected = [hand_size - sum(items[k].set == bench.HAND_SET for k in fold) for fold in folds.values()]
     assert fitted_sizes == expected
     assert set(hand_only["out_of_fold"]) == {"wildguardtest / mixed", f"{bench.HAND_SET} / hand-written"}
-    assert hand_only["out_of_fold"]["wildguardtest / mixed"]["n"] == 40
+    assert hand_only["out_of_fold"]["wildguardtest / mixed"]["n"] == 20
 
 
 def test_cached_views_embed_each_text_once_and_a_changed_encoder_stamp_embeds_again(bench, tmp_path, monkeypatch):
