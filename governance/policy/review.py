@@ -30,9 +30,20 @@ What is trusted, and why:
   grafts (``GIT_GRAFT_FILE`` set to an empty file): ``git replace`` can make
   ``HEAD`` *look* like another commit to ``git show``, never to this check.
 
-What is not defended here: a local user who can rewrite ``origin/main`` (``git
-update-ref``) or the object store can make a commit of their own the reviewed
-one. That is visible: the recorded commit is not on the protected branch.
+* **A signature, where the team names its signers** (``GOVERN_REVIEW_SIGNERS``:
+  an ssh allowed-signers file in git's format, kept *outside* the checkout,
+  e.g. installed by the platform beside ``team.env``): the reviewed commit then
+  counts only if ``git verify-commit`` finds a good signature on it by a key that
+  file lists (the forge's merge key, or the reviewers'), checked with the system's
+  ``ssh-keygen`` and ``gpg.minTrustLevel=fully`` whatever the checkout's git
+  config says. A file inside the checkout is refused: whoever commits would
+  choose the signers.
+
+What is not defended here, without signers: a local user who can rewrite
+``origin/main`` (``git update-ref``) or the object store can make a commit of
+their own the reviewed one. That is visible: the recorded commit is not on the
+protected branch. With signers, such a user can only point the ref at an older
+signed commit (an older reviewed version), which the recorded commit shows.
 """
 
 from __future__ import annotations
@@ -52,6 +63,8 @@ log = logging.getLogger(__name__)
 
 #: Names the reviewed ref or commit (team.env sets it to the protected branch's remote-tracking ref).
 REVIEWED_REF_ENV = "GOVERN_REVIEWED_REF"
+#: An ssh allowed-signers file outside the checkout: when set, the reviewed commit must be signed by a key it lists.
+REVIEW_SIGNERS_ENV = "GOVERN_REVIEW_SIGNERS"
 #: The documented default, in order: the protected branch as fetched, else the checkout's HEAD.
 DEFAULT_REVIEWED_REFS = ("refs/remotes/origin/main", "HEAD")
 REVIEWED = "reviewed"
@@ -64,8 +77,9 @@ class Review:
     ``problem`` is ``None`` when reviewed, else why not: ``"not readable"``,
     ``"not a git checkout"``, ``"git not available"``, ``"outside the project's
     repository (<root>)"``, ``"no reviewed ref (<ref>)"``, ``"not committed"``
-    (no such path at the reviewed commit) or ``"uncommitted change"`` (the
-    bytes differ from the reviewed blob).
+    (no such path at the reviewed commit), ``"uncommitted change"`` (the
+    bytes differ from the reviewed blob) or, with ``GOVERN_REVIEW_SIGNERS``, why
+    the reviewed commit's signature does not count.
     """
 
     path: Path
@@ -150,6 +164,30 @@ def _resolve_commit(root: Path) -> tuple[str | None, str | None]:
     return (configured_ref_name(configured) if configured else DEFAULT_REVIEWED_REFS[-1]), None
 
 
+def _signature_problem(root: Path, commit: str) -> str | None:
+    """Why the reviewed ``commit`` is not signed by a key ``GOVERN_REVIEW_SIGNERS`` lists; None when it is, or when
+    no signers are named (the ref alone is trusted then)."""
+    import shutil
+
+    named = os.environ.get(REVIEW_SIGNERS_ENV)
+    if not named:
+        return None
+    signers = Path(named).expanduser().resolve()
+    if signers == root or root in signers.parents:
+        return f"{REVIEW_SIGNERS_ENV} {named} is inside the checkout: whoever commits would choose the signers"
+    if not signers.is_file():
+        return f"{REVIEW_SIGNERS_ENV} {named} is not a file"
+    program = shutil.which("ssh-keygen")
+    if program is None:
+        return "ssh-keygen is not available to check the reviewed commit's signature"
+    settings = {"gpg.format": "ssh", "gpg.ssh.program": program, "gpg.ssh.allowedSignersFile": str(signers),
+                "gpg.minTrustLevel": "fully"}  # fmt: skip
+    options = [item for key, value in settings.items() for item in ("-c", f"{key}={value}")]
+    if _git([*options, "verify-commit", commit], root).returncode != 0:
+        return f"reviewed commit {commit[:12]} is not signed by a key {named} lists"
+    return None
+
+
 def read_reviewed(path: str | Path) -> Review:
     """Read ``path`` once and say whether those bytes are its blob at the reviewed commit of this checkout."""
     path = Path(path)
@@ -175,6 +213,9 @@ def review_of(path: str | Path, data: bytes) -> Review:
         ref, commit = _resolve_commit(root)
         if commit is None:  # a configured ref that does not resolve; or a checkout with nothing committed yet
             return Review(path, data, digest, f"no reviewed ref ({ref})" if reviewed_ref() else "not committed")
+        unsigned = _signature_problem(root, commit)
+        if unsigned is not None:
+            return Review(path, data, digest, unsigned, ref=ref, commit=commit)
         result = _git(["rev-parse", "--verify", "--quiet", f"{commit}:{relative.as_posix()}"], root)
     except FileNotFoundError:
         return Review(path, data, digest, "git not available")

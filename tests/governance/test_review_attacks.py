@@ -62,7 +62,7 @@ def project(tmp_path, monkeypatch):
     git(root, "add", FILE)
     git(root, "commit", "-qm", "reviewed key list")
     monkeypatch.chdir(root)
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GOVERN_REVIEWED_REF"):
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GOVERN_REVIEWED_REF", "GOVERN_REVIEW_SIGNERS"):
         monkeypatch.delenv(name, raising=False)
     return root
 
@@ -203,6 +203,85 @@ def test_attack_deleting_the_protected_branchs_ref_reviews_nothing_where_the_ref
     monkeypatch.delenv("GOVERN_REVIEWED_REF")
     review = read_reviewed(FILE)
     assert (review.problem, review.ref) == (None, "HEAD")  # the default's sandbox fallback, recorded as such
+
+
+# --------------------------------------------------------------------------- signed reviewed commits
+
+
+def _key(folder: Path, name: str) -> Path:
+    """An ssh signing key (no passphrase), as a reviewer's or the forge's merge key."""
+    key = folder / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
+    return key
+
+
+def _signed_commit(folder: Path, key: Path, message: str) -> str:
+    git(folder, "-c", "gpg.format=ssh", "-c", f"user.signingkey={key}.pub", "commit", "-qS", "-m", message)
+    return git(folder, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def signed_project(project, tmp_path, monkeypatch):
+    """The project whose protected branch is signed by the forge's merge key, a clone of it (origin/main as
+    fetched), and the team's allowed-signers file outside both, named by GOVERN_REVIEW_SIGNERS."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    forge = _key(keys, "forge")
+    (project / "README").write_text("signed\n")
+    git(project, "add", "README")
+    _signed_commit(project, forge, "merged after review, signed by the forge")
+    signers = tmp_path / "platform" / "allowed_signers"
+    signers.parent.mkdir()
+    signers.write_text(f'forge@example.org namespaces="git" {(keys / "forge.pub").read_text()}')
+    clone = tmp_path / "signed-clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    monkeypatch.chdir(clone)
+    monkeypatch.setenv("GOVERN_REVIEWED_REF", "origin/main")
+    monkeypatch.setenv("GOVERN_REVIEW_SIGNERS", str(signers))
+    return clone, keys, signers
+
+
+def test_with_named_signers_a_signed_protected_branch_is_reviewed(signed_project):
+    clone, _, _ = signed_project
+    review = read_reviewed(FILE)
+    assert (review.problem, review.ref, review.commit) == (None, "origin/main", git(clone, "rev-parse", "origin/main"))
+
+
+def test_attack_update_ref_of_the_protected_branch_to_ones_own_commit_is_not_reviewed_where_signers_are_named(
+    signed_project, tmp_path
+):
+    """The one move the ref alone cannot see: ``git update-ref refs/remotes/origin/main`` on one's own commit, signed
+    with one's own key or not at all. With the team's signers named, that commit's signature does not count."""
+    clone, keys, signers = signed_project
+    (clone / FILE).write_text(FORGED)
+    git(clone, "add", FILE)
+    own = _signed_commit(clone, _key(keys, "mallory"), "mine, signed by me")
+    git(clone, "update-ref", "refs/remotes/origin/main", own)
+    review = read_reviewed(FILE)
+    assert review.problem == f"reviewed commit {own[:12]} is not signed by a key {signers} lists"
+    assert review.commit == own  # recorded as what was refused
+    git(clone, "commit", "-q", "--amend", "--no-gpg-sign", "-m", "mine, unsigned")
+    git(clone, "update-ref", "refs/remotes/origin/main", git(clone, "rev-parse", "HEAD"))
+    assert review_status(FILE).startswith("reviewed commit ") and review_status(FILE).endswith(f"{signers} lists")
+    # git configured in the checkout to believe any signature changes nothing: the check sets its own
+    fake = tmp_path / "always-good"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    git(clone, "config", "gpg.ssh.program", str(fake))
+    git(clone, "config", "gpg.minTrustLevel", "undefined")
+    assert review_status(FILE).endswith(f"{signers} lists")
+
+
+def test_attack_a_signers_file_inside_the_checkout_is_refused(signed_project, monkeypatch):
+    clone, keys, _ = signed_project
+    inside = clone / "allowed_signers"
+    inside.write_text(f'mallory@example.org namespaces="git" {(keys / "forge.pub").read_text()}')
+    monkeypatch.setenv("GOVERN_REVIEW_SIGNERS", str(inside))
+    assert review_status(FILE) == (
+        f"GOVERN_REVIEW_SIGNERS {inside} is inside the checkout: whoever commits would choose the signers"
+    )
+    monkeypatch.setenv("GOVERN_REVIEW_SIGNERS", str(clone.parent / "missing"))
+    assert review_status(FILE) == f"GOVERN_REVIEW_SIGNERS {clone.parent / 'missing'} is not a file"
 
 
 # --------------------------------------------------------------------------- the commit a lineage records
