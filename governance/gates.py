@@ -99,6 +99,8 @@ REVIEWED_COMMIT_KEY = "reviewed_commit"
 #: The ref that commit was resolved from: ``origin/main`` (or the named ``GOVERN_REVIEWED_REF``), or ``HEAD`` where
 #: the unnamed default fell back to the checkout's own commit (a sandbox, or a clone whose protected ref is gone)
 REVIEWED_REF_KEY = "reviewed_ref"
+#: Who signed that commit, as git verified it against the team's signers (``GOVERN_REVIEW_SIGNERS``), where named.
+REVIEWED_SIGNER_KEY = "reviewed_signed_by"
 
 
 def gate_waivers_path() -> Path:
@@ -203,6 +205,7 @@ def bind_reviewed_files(decision: GateDecision, policy_sha256: str | None = None
         **{f"{REVIEWED_KEY}{Path(r.path)}": r.sha256 for r in reviews},
         REVIEWED_COMMIT_KEY: str(reviews[0].commit),
         REVIEWED_REF_KEY: str(reviews[0].ref),
+        **({REVIEWED_SIGNER_KEY: reviews[0].signer} if reviews[0].signer else {}),
     }
 
 

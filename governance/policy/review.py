@@ -51,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,8 @@ class Review:
     problem: str | None
     ref: str | None = None
     commit: str | None = None
+    #: With ``GOVERN_REVIEW_SIGNERS``: who signed the reviewed commit, as git verified it (principal and key).
+    signer: str | None = None
 
     @property
     def reviewed(self) -> bool:
@@ -164,28 +167,34 @@ def _resolve_commit(root: Path) -> tuple[str | None, str | None]:
     return (configured_ref_name(configured) if configured else DEFAULT_REVIEWED_REFS[-1]), None
 
 
-def _signature_problem(root: Path, commit: str) -> str | None:
-    """Why the reviewed ``commit`` is not signed by a key ``GOVERN_REVIEW_SIGNERS`` lists; None when it is, or when
-    no signers are named (the ref alone is trusted then)."""
+#: What ``git verify-commit`` says of a good ssh signature by a listed key: the principal and the key.
+_GOOD_SIGNATURE = re.compile(r'Good "git" signature for (?P<who>\S+) with (?P<key>\S+ key \S+)')
+
+
+def _signature(root: Path, commit: str) -> tuple[str | None, str | None]:
+    """``(problem, signer)``: why the reviewed ``commit`` is not signed by a key ``GOVERN_REVIEW_SIGNERS`` lists
+    (None when it is, or when no signers are named: the ref alone is trusted then), and who signed it."""
     import shutil
 
     named = os.environ.get(REVIEW_SIGNERS_ENV)
     if not named:
-        return None
+        return None, None
     signers = Path(named).expanduser().resolve()
     if signers == root or root in signers.parents:
-        return f"{REVIEW_SIGNERS_ENV} {named} is inside the checkout: whoever commits would choose the signers"
+        return f"{REVIEW_SIGNERS_ENV} {named} is inside the checkout: whoever commits would choose the signers", None
     if not signers.is_file():
-        return f"{REVIEW_SIGNERS_ENV} {named} is not a file"
+        return f"{REVIEW_SIGNERS_ENV} {named} is not a file", None
     program = shutil.which("ssh-keygen")
     if program is None:
-        return "ssh-keygen is not available to check the reviewed commit's signature"
+        return "ssh-keygen is not available to check the reviewed commit's signature", None
     settings = {"gpg.format": "ssh", "gpg.ssh.program": program, "gpg.ssh.allowedSignersFile": str(signers),
                 "gpg.minTrustLevel": "fully"}  # fmt: skip
     options = [item for key, value in settings.items() for item in ("-c", f"{key}={value}")]
-    if _git([*options, "verify-commit", commit], root).returncode != 0:
-        return f"reviewed commit {commit[:12]} is not signed by a key {named} lists"
-    return None
+    result = _git([*options, "verify-commit", commit], root)
+    good = _GOOD_SIGNATURE.search(result.stderr or "")
+    if result.returncode != 0 or good is None:
+        return f"reviewed commit {commit[:12]} is not signed by a key {named} lists", None
+    return None, f"{good['who']} ({good['key']})"
 
 
 def read_reviewed(path: str | Path) -> Review:
@@ -213,7 +222,7 @@ def review_of(path: str | Path, data: bytes) -> Review:
         ref, commit = _resolve_commit(root)
         if commit is None:  # a configured ref that does not resolve; or a checkout with nothing committed yet
             return Review(path, data, digest, f"no reviewed ref ({ref})" if reviewed_ref() else "not committed")
-        unsigned = _signature_problem(root, commit)
+        unsigned, signer = _signature(root, commit)
         if unsigned is not None:
             return Review(path, data, digest, unsigned, ref=ref, commit=commit)
         result = _git(["rev-parse", "--verify", "--quiet", f"{commit}:{relative.as_posix()}"], root)
@@ -226,7 +235,7 @@ def review_of(path: str | Path, data: bytes) -> Review:
         return Review(path, data, digest, "not committed", ref=ref, commit=commit)
     if _blob_id(data, len(blob)) != blob:
         return Review(path, data, digest, "uncommitted change", ref=ref, commit=commit)
-    return Review(path, data, digest, None, ref=ref, commit=commit)
+    return Review(path, data, digest, None, ref=ref, commit=commit, signer=signer)
 
 
 def require_reviewed(path: str | Path, what: str = "file") -> Review:

@@ -122,6 +122,7 @@ def _decision_events(
                     "policy_path": e.details.get("policy_path"),
                     "reviewed_ref": e.evidence.get("reviewed_ref"),
                     "reviewed_commit": e.evidence.get("reviewed_commit"),
+                    "reviewed_signed_by": e.evidence.get("reviewed_signed_by"),
                     # Every decisive file the event bound as reviewed: the policy, waivers, instruments (the judge)
                     "reviewed_files": sorted(
                         k.removeprefix(REVIEWED_KEY) for k in e.evidence if k.startswith(REVIEWED_KEY)

@@ -143,7 +143,8 @@ def decided(record: dict[str, Any]) -> str | None:
             shown += f", {what} reviewed at commit {commit} (ref not recorded)"
         else:
             own = ": the checkout's own commit, no protected branch" if ref == "HEAD" else ""
-            shown += f", {what} reviewed at {ref} ({commit}{own})"
+            signed = f", signed by {review['signed_by']}" if review.get("signed_by") else ""
+            shown += f", {what} reviewed at {ref} ({commit}{own}{signed})"
     return shown
 
 

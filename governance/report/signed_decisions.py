@@ -68,4 +68,5 @@ def _review(event: dict[str, Any]) -> dict[str, str] | None:
         return None
     policy = str(event.get("policy_path") or "")
     others = [f for f in event.get("reviewed_files") or [] if f != policy]
-    return {"ref": str(event.get("reviewed_ref") or ""), "commit": str(event["reviewed_commit"]), "others": others}
+    return {"ref": str(event.get("reviewed_ref") or ""), "commit": str(event["reviewed_commit"]), "others": others,
+            "signed_by": str(event.get("reviewed_signed_by") or "")}  # fmt: skip

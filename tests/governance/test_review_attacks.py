@@ -245,6 +245,18 @@ def test_with_named_signers_a_signed_protected_branch_is_reviewed(signed_project
     clone, _, _ = signed_project
     review = read_reviewed(FILE)
     assert (review.problem, review.ref, review.commit) == (None, "origin/main", git(clone, "rev-parse", "origin/main"))
+    # who signed it, as git verified it, goes with each decision (reviewed_signed_by) and the report prints it
+    assert review.signer.startswith("forge@example.org (ED25519 key SHA256:")
+    from governance.report.render import decided
+
+    shown = decided(
+        {
+            "decided_at": "2026-11-28T10:00:00Z",
+            "decided_event": 7,
+            "decided_review": {"ref": review.ref, "commit": review.commit, "signed_by": review.signer},
+        }
+    )
+    assert f"policy reviewed at origin/main ({review.commit[:12]}…, signed by forge@example.org (ED25519" in shown
 
 
 def test_attack_update_ref_of_the_protected_branch_to_ones_own_commit_is_not_reviewed_where_signers_are_named(
