@@ -249,6 +249,27 @@ def card_licence(model_path: Path) -> str | None:
     return str(declared) if declared else None
 
 
+#: The licence files a model folder may hold (as hub repositories and source repositories name them), first found read
+LICENCE_FILES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "LICENCE.md", "COPYING")
+
+
+def file_licence(model_path: Path) -> tuple[str, str | None] | None:
+    """A model folder's licence file and the SPDX id its text is (``identify``'s ``license_id``: the text, its
+    copyright line and spacing set aside, matched against the licences choosealicense.com lists, within 5% edit
+    distance), or None where the folder has none. A text it does not recognise (a model's own terms: Llama's,
+    Gemma's) is ``(name, None)``: nothing is claimed from it."""
+    from identify.identify import license_id
+
+    for name in LICENCE_FILES:
+        path = model_path / name
+        if path.is_file():
+            try:
+                return name, license_id(str(path))
+            except (UnicodeDecodeError, OSError) as exc:
+                raise ConfigError(f"{path}: the model's licence file cannot be read as text ({exc})") from None
+    return None
+
+
 def check_declared_licence(given: str, declared: str | None, where: str) -> None:
     """Refuse a params licence that contradicts the one the weights are published under (``where`` declares it)."""
     if declared and declared.lower() != given.lower():
@@ -364,12 +385,23 @@ def main(argv: list[str] | None = None) -> int:
         # The card's licence is the publisher's: params may restate it, never replace it (as for a GGUF file)
         declared = card_licence(model_path)
         check_declared_licence(params.license, declared, f"{params.name_or_path}'s model card (README.md)")
+        licence_file = file_licence(model_path)  # and its licence file's text, where it is one a matcher knows
+        if licence_file is not None:
+            check_declared_licence(params.license, licence_file[1], f"{params.name_or_path}'s {licence_file[0]}")
         model_hash = sha256_dir(model_path)
         extra = {
             "base": {
                 "name_or_path": params.name_or_path,
                 "license": params.license,
-                "license_declared_by": "model card (README.md)" if declared else None,
+                "license_declared_by": ", ".join(
+                    [
+                        *(["model card (README.md)"] if declared else []),
+                        *([f"{licence_file[0]} (its text)"] if licence_file and licence_file[1] else []),
+                    ]
+                )
+                or None,  # fmt: skip
+                # A licence file whose text no matcher knows is named, never read as a licence
+                **({"license_file": {"name": licence_file[0], "spdx": licence_file[1]}} if licence_file else {}),
                 # A hub id resolves to a cached snapshot: its folder is named by the hub commit it was downloaded at
                 **({"hub_revision": model_path.name} if model_path.parent.name == "snapshots" else {}),
                 "model_sha256": model_hash,

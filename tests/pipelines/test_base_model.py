@@ -184,6 +184,61 @@ def test_a_licence_in_params_never_replaces_the_model_cards(in_tmp, capsys, monk
     assert manifest["base"]["hub_revision"] == commit and manifest["model_sha256"] == sha256_dir(external)
 
 
+MIT_TEXT = """MIT License
+
+Copyright (c) 2026 Some Lab
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+"""
+
+
+def test_a_licence_in_params_never_replaces_the_model_folders_licence_file(in_tmp, capsys):
+    """A folder with no card but a LICENSE file: its text, matched to an SPDX id, states the licence as a card
+    does; a text no matcher knows (a model's own terms) is named in the lineage and claims nothing."""
+    _gated(in_tmp)
+    assert base_model.main([]) == 0
+    external = in_tmp / "external"
+    (in_tmp / "base").rename(external)
+    (external / "LICENSE").write_text(MIT_TEXT)
+    _params(in_tmp, name_or_path=str(external), license="apache-2.0")
+    assert base_model.main([]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"base_model: ConfigError: params.yaml: base_model.license: 'apache-2.0' but {external}'s LICENSE declares "
+        "'MIT'; record the licence the weights are published under"
+    )
+    assert not (in_tmp / "base/manifest.json").exists()
+    _params(in_tmp, name_or_path=str(external), license="mit")
+    assert base_model.main([]) == 0
+    base = json.loads((in_tmp / "base/manifest.json").read_text())["base"]
+    assert base["license_declared_by"] == "LICENSE (its text)"
+    assert base["license_file"] == {"name": "LICENSE", "spdx": "MIT"}
+    # a model's own terms: named, not read as a licence
+    (external / "LICENSE").write_text("LLAMA 3.1 COMMUNITY LICENSE AGREEMENT\nVersion Release Date: July 23, 2024\n")
+    _params(in_tmp, name_or_path=str(external), license="llama3.1")
+    assert base_model.main([]) == 0
+    base = json.loads((in_tmp / "base/manifest.json").read_text())["base"]
+    assert base["license_file"] == {"name": "LICENSE", "spdx": None} and base["license_declared_by"] is None
+    (external / "LICENSE").write_bytes(b"\xff\xfe\x00binary")
+    assert base_model.main([]) == 2
+    assert f"{external / 'LICENSE'}: the model's licence file cannot be read as text" in capsys.readouterr().err
+
+
 def test_missing_model_path_is_one_clear_error(in_tmp, capsys):
     _params(in_tmp, name_or_path="/nonexistent/model")
     assert base_model.main([]) == 2
