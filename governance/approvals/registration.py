@@ -46,9 +46,17 @@ def _status(value: str, allowed: tuple[str, ...], what: str) -> str:
     return value
 
 
-#: What the registrant declares about a version's use (register params ``intended_use``, ``out_of_scope``), frozen in
-#: the ``model_registered`` event as the people and the tier are: the report states the frozen value, not the tag.
-DECLARED_TAGS = ("lineage.intended_use", "lineage.out_of_scope")
+#: What the version declares about itself at registration, frozen in the ``model_registered`` event as the people and
+#: the tier are: the registrant's intended and out-of-scope uses (register params ``intended_use``, ``out_of_scope``)
+#: and the lineage it names (base model, parent model, the commit it was trained at). The report and ``govern
+#: models`` state the frozen value, not the tag; MLflow's copy is mirrored from it, so an edited tag is drift.
+DECLARED_TAGS = (
+    "lineage.intended_use",
+    "lineage.out_of_scope",
+    "lineage.base_model",
+    "lineage.parent_model",
+    "lineage.git_commit",
+)
 
 
 def _registration_facts(name: str, version: str, policy: ApprovalsPolicy) -> tuple[dict[str, str], str, Any]:

@@ -68,7 +68,8 @@ class VersionState:
     eval_event: Event | None = None
     people: dict[str, str] = field(default_factory=dict)
     risk_tier: str | None = None
-    #: The registrant's declarations frozen at registration (intended use, out-of-scope uses: ``DECLARED_TAGS``).
+    #: What the version declared at registration, frozen (intended and out-of-scope uses, base and parent model,
+    #: commit: ``DECLARED_TAGS``).
     declared: dict[str, str] = field(default_factory=dict)
     #: The training method frozen at registration (``lineage.method``): the policy's tier floor applies to it.
     method: str | None = None

@@ -62,15 +62,17 @@ def version_rows(name: str | None) -> tuple[list[dict[str, str]], list[str], lis
         if unpinned:
             unstated.append(f"{mv.name} v{mv.version}: status not stated: {unpinned}")
         status = NOT_STATED if unpinned else version_state.status(policy)
+        frozen = version_state.declared
         rows.append(
             {
                 "name": mv.name,
                 "version": str(mv.version),
                 "status": status if version_state.registration else "unregistered",
                 "aliases": ",".join(a for a, v in sorted(holders.items()) if v == str(mv.version)),
-                "method": tags.get("lineage.method", ""),
-                "git_commit": tags.get("lineage.git_commit", "")[:10],
-                "parent": tags.get("lineage.parent_model", ""),
+                # As the registration froze them (MLflow's tags are mirrored from the trail: an edit is drift)
+                "method": version_state.method or tags.get("lineage.method", ""),
+                "git_commit": frozen.get("lineage.git_commit", tags.get("lineage.git_commit", ""))[:10],
+                "parent": frozen.get("lineage.parent_model", tags.get("lineage.parent_model", "")),
                 "eval": version_state.eval_status or "",
                 "run_id": mv.run_id or "",
             }

@@ -254,6 +254,18 @@ def trail_over_tags(facts: ReportFacts, tags: dict[str, str], approvals: dict[st
             facts.identity[key] = frozen_text
             if key == "intended_use":
                 facts.identity["intended_use_source"] = "frozen in the audit trail at registration"
+        for tag, key in (("lineage.parent_model", "parent_model"), ("lineage.base_model", "base_model")):
+            frozen_name = (approvals.get("declared") or {}).get(tag)
+            if frozen_name is None:
+                continue  # registered before the lineage it names was frozen
+            if tags.get(tag) != frozen_name:
+                facts.gap(
+                    "identity",
+                    f"{tag}: the version tag says {tags.get(tag)!r} but the audit trail's model_registered event "
+                    f"froze {frozen_name!r}: the tag was changed after registration; the trail's is stated",
+                )
+            if key == "parent_model" or not facts.identity.get(key):  # the base: lineage.json's, else the frozen
+                facts.identity[key] = frozen_name
     else:
         facts.identity["risk_tier_source"] = "version tag lineage.risk_tier" if tier_tag else None
     if not facts.identity.get("risk_tier"):

@@ -49,6 +49,8 @@ def register(name: str, *, risk_tier: str = "medium", metrics: dict[str, float] 
             "lineage.registered_by": "ci-bot",
             "lineage.risk_tier": risk_tier,
             "lineage.gate_decisions": "passed",
+            "lineage.parent_model": "govllm-sft v1",
+            "lineage.git_commit": "c0ffee" * 6 + "c0ff",
             **{f"metric.{k}": str(v) for k, v in (metrics or {}).items()},
         },
     ).version
@@ -154,19 +156,25 @@ def test_attack_a_lineage_tag_edited_after_registration_is_drift_and_reconcile_r
     client = registry.client()
     client.set_model_version_tag(name, version, "lineage.risk_tier", "low")
     client.set_model_version_tag(name, version, "lineage.trained_by", "mallory")
+    client.set_model_version_tag(name, version, "lineage.parent_model", "a reviewed model v9")
     capsys.readouterr()
     assert [d.line() for d in approvals.find_drift(name)] == [
         f"{name} v{version}: tag lineage.trained_by: registry says mallory, trail says trainer",
+        f"{name} v{version}: tag lineage.parent_model: registry says a reviewed model v9, trail says govllm-sft v1",
         f"{name} v{version}: tag lineage.risk_tier: registry says low, trail says high",
     ]
+    assert main(["models", name, "--json"]) == 0  # the table states what the registration froze
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["parent"], row["git_commit"]) == ("govllm-sft v1", "c0ffeec0ff")
     assert main(["show", name, version]) == 0
     shown = capsys.readouterr().out
     assert shown.startswith(f"{name} v{version}: pending (0 of 3 approvals, risk tier high)\n")
     assert "tag lineage.risk_tier: registry says low, trail says high); shown above is the trail's state" in shown
     assert main(["reconcile", name]) == 0
-    assert capsys.readouterr().out.startswith(f"reconciled {name}: 2 value(s) restored from the audit trail")
+    assert capsys.readouterr().out.startswith(f"reconciled {name}: 3 value(s) restored from the audit trail")
     restored = registry.get_version(name, version).tags
     assert (restored["lineage.risk_tier"], restored["lineage.trained_by"]) == ("high", "trainer")
+    assert restored["lineage.parent_model"] == "govllm-sft v1"
     assert approvals.find_drift(name) == []
 
 

@@ -659,11 +659,12 @@ def test_attack_a_risk_tier_or_registrant_tag_changed_after_registration_is_not_
         client.set_model_version_tag(version.name, version.version, "lineage.risk_tier", "low")
         client.set_model_version_tag(version.name, version.version, "lineage.registered_by", "mallory")
         client.set_model_version_tag(version.name, version.version, "lineage.intended_use", "clinical triage advice")
+        client.set_model_version_tag(version.name, version.version, "lineage.parent_model", "a reviewed model v9")
         report, _ = _report(lab, "pending")
         # MLflow's lineage tags mirror what the registration froze: each edit is drift, which reconcile restores
         drift = {d.item: (d.registry, d.trail) for d in find_drift(version.name) if d.version == str(version.version)}
     finally:
-        for tag in ("lineage.risk_tier", "lineage.registered_by", "lineage.intended_use"):
+        for tag in ("lineage.risk_tier", "lineage.registered_by", "lineage.intended_use", "lineage.parent_model"):
             client.set_model_version_tag(version.name, version.version, tag, tags[tag])
     identity = report.facts.identity
     assert identity["risk_tier"] == tags["lineage.risk_tier"] == report.facts.approvals["risk_tier"] != "low"
@@ -680,7 +681,10 @@ def test_attack_a_risk_tier_or_registrant_tag_changed_after_registration_is_not_
         "lineage.intended_use: the version tag differs from what the audit trail's model_registered event froze: "
         "the tag was changed after registration; the trail's is stated" in gaps
     )
+    assert identity["parent_model"] == tags["lineage.parent_model"] != "a reviewed model v9"
+    assert any(g.startswith("lineage.parent_model: the version tag says 'a reviewed model v9'") for g in gaps)
     assert drift == {
+        "tag lineage.parent_model": ("a reviewed model v9", tags["lineage.parent_model"]),
         "tag lineage.risk_tier": ("low", tags["lineage.risk_tier"]),
         "tag lineage.registered_by": ("mallory", tags["lineage.registered_by"]),
         "tag lineage.intended_use": ("clinical triage advice", tags["lineage.intended_use"]),
