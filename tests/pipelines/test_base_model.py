@@ -143,16 +143,22 @@ def test_local_directory_is_recorded_not_copied(in_tmp):
     assert model.config.vocab_size == len(tokenizer)
 
 
+def _built_elsewhere(in_tmp: Path) -> Path:
+    """The built-in model, built once and moved to a folder of its own: an external model to point params at."""
+    _gated(in_tmp)
+    assert base_model.main([]) == 0
+    external = in_tmp / "external"
+    (in_tmp / "base").rename(external)
+    return external
+
+
 def test_a_licence_in_params_never_replaces_the_model_cards(in_tmp, capsys, monkeypatch):
     """A model folder's card (README.md front matter, as the hub publishes it) states the weights' licence: params
     may restate it, never contradict it (the report and model card would state params' value); a hub id's cached
     snapshot records the hub commit it was downloaded at."""
     import huggingface_hub.constants
 
-    _gated(in_tmp)
-    assert base_model.main([]) == 0
-    external = in_tmp / "external"
-    (in_tmp / "base").rename(external)
+    external = _built_elsewhere(in_tmp)
     (external / "README.md").write_text("---\nlicense: other\nlicense_name: llama3.1\n---\n# A model\n")
     _params(in_tmp, name_or_path=str(external), license="apache-2.0")
     assert base_model.main([]) == 2
@@ -211,10 +217,7 @@ SOFTWARE.
 def test_a_licence_in_params_never_replaces_the_model_folders_licence_file(in_tmp, capsys):
     """A folder with no card but a LICENSE file: its text, matched to an SPDX id, states the licence as a card
     does; a text no matcher knows (a model's own terms) is named in the lineage and claims nothing."""
-    _gated(in_tmp)
-    assert base_model.main([]) == 0
-    external = in_tmp / "external"
-    (in_tmp / "base").rename(external)
+    external = _built_elsewhere(in_tmp)
     (external / "LICENSE").write_text(MIT_TEXT)
     _params(in_tmp, name_or_path=str(external), license="apache-2.0")
     assert base_model.main([]) == 2
