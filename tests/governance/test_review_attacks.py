@@ -232,7 +232,7 @@ def signed_project(project, tmp_path, monkeypatch):
     _signed_commit(project, forge, "merged after review, signed by the forge")
     signers = tmp_path / "platform" / "allowed_signers"
     signers.parent.mkdir()
-    signers.write_text(f'forge@example.org namespaces="git" {(keys / "forge.pub").read_text()}')
+    signers.write_text(f'forge-merge-key namespaces="git" {(keys / "forge.pub").read_text()}')
     clone = tmp_path / "signed-clone"
     subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
     monkeypatch.chdir(clone)
@@ -246,7 +246,7 @@ def test_with_named_signers_a_signed_protected_branch_is_reviewed(signed_project
     review = read_reviewed(FILE)
     assert (review.problem, review.ref, review.commit) == (None, "origin/main", git(clone, "rev-parse", "origin/main"))
     # who signed it, as git verified it, goes with each decision (reviewed_signed_by) and the report prints it
-    assert review.signer.startswith("forge@example.org (ED25519 key SHA256:")
+    assert review.signer.startswith("forge-merge-key (ED25519 key SHA256:")
     from governance.report.render import decided
 
     shown = decided(
@@ -256,7 +256,7 @@ def test_with_named_signers_a_signed_protected_branch_is_reviewed(signed_project
             "decided_review": {"ref": review.ref, "commit": review.commit, "signed_by": review.signer},
         }
     )
-    assert f"policy reviewed at origin/main ({review.commit[:12]}…, signed by forge@example.org (ED25519" in shown
+    assert f"policy reviewed at origin/main ({review.commit[:12]}…, signed by forge-merge-key (ED25519" in shown
 
 
 def test_attack_update_ref_of_the_protected_branch_to_ones_own_commit_is_not_reviewed_where_signers_are_named(
@@ -287,7 +287,7 @@ def test_attack_update_ref_of_the_protected_branch_to_ones_own_commit_is_not_rev
 def test_attack_a_signers_file_inside_the_checkout_is_refused(signed_project, monkeypatch):
     clone, keys, _ = signed_project
     inside = clone / "allowed_signers"
-    inside.write_text(f'mallory@example.org namespaces="git" {(keys / "forge.pub").read_text()}')
+    inside.write_text(f'mallory-key namespaces="git" {(keys / "forge.pub").read_text()}')
     monkeypatch.setenv("GOVERN_REVIEW_SIGNERS", str(inside))
     assert review_status(FILE) == (
         f"GOVERN_REVIEW_SIGNERS {inside} is inside the checkout: whoever commits would choose the signers"
