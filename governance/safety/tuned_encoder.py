@@ -249,26 +249,53 @@ class TuningSettings:
     head_lr: float = 1e-2
     weight_decay: float = 0.01
     seed: int = 0
+    # "one": one logistic head for every labelled set (judges 3.2-3.6); "per-set" (judge 3.7): one head per set,
+    # each trained on its own set's labels only, over the same shared layers, and one of them (the set whose
+    # labelling scheme the judge decides by) kept. The sets label the same kind of reply differently (a warning
+    # and then help: a partial refusal under XSTest's scheme, compliance under WildGuardTest's and the ChatGPT
+    # set's), so one head learns their average, while the layers may learn from all of them
+    heads: str = "one"
 
 
-def fit_tuned(states: Sequence[Any], refused: Sequence[bool], settings: TuningSettings):
+def fit_tuned(
+    states: Sequence[Any],
+    refused: Sequence[bool],
+    settings: TuningSettings,
+    schemes: Sequence[int] | None = None,
+    decide: int = 0,
+):
     """Train the top layers and a logistic head on :func:`lower_states` and people's labels (binary cross-
     entropy, classes balanced, AdamW, linear decay). Returns the trained layers (a module, eval mode) and the
-    head's weights and bias (floats)."""
+    head's weights and bias (floats).
+
+    With ``settings.heads == "per-set"``, ``schemes`` gives each completion's labelling scheme (0, 1, ...): one
+    head per scheme, each completion's loss read from its own scheme's head with its scheme's classes balanced,
+    and the weights and bias returned are scheme ``decide``'s head (the others only shaped the layers)."""
     import numpy as np
     import torch
 
+    per_set = settings.heads == "per-set"
+    if settings.heads not in ("one", "per-set"):
+        raise ValueError(f"TuningSettings.heads must be 'one' or 'per-set', not {settings.heads!r}")
+    if per_set and (schemes is None or len(schemes) != len(states)):
+        raise ValueError("fit_tuned with per-set heads needs each completion's scheme")
     torch.manual_seed(settings.seed)
     module = _top_layers(settings.from_layer).train()
-    head = torch.nn.Linear(module[0].attention.self.query.in_features, 1)
+    labels = np.asarray([bool(r) for r in refused], dtype=np.float32)
+    scheme = np.asarray(schemes if per_set else [0] * len(labels), dtype=np.int64)
+    count = int(scheme.max()) + 1 if len(scheme) else 1
+    if per_set and not 0 <= decide < count:
+        raise ValueError(f"fit_tuned: the deciding scheme {decide} is not among the {count} schemes")
+    head = torch.nn.Linear(module[0].attention.self.query.in_features, count)
     groups = [{"params": module.parameters(), "lr": settings.layer_lr},
               {"params": head.parameters(), "lr": settings.head_lr}]  # fmt: skip
     optimiser = torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
-    labels = np.asarray([bool(r) for r in refused], dtype=np.float32)
-    share = float(labels.mean())
-    if not 0.0 < share < 1.0:
-        raise ValueError("fit_tuned needs refusals and compliances both")
-    pos_weight = torch.tensor((1.0 - share) / share)
+    positive = np.ones(len(labels), dtype=np.float32)  # each refusal's weight: its scheme's compliances per refusal
+    for s in range(count):
+        share = float(labels[scheme == s].mean()) if (scheme == s).any() else 0.0
+        if not 0.0 < share < 1.0:
+            raise ValueError("fit_tuned needs refusals and compliances both" + (f" in scheme {s}" if per_set else ""))
+        positive[scheme == s] = (1.0 - share) / share
     steps = settings.epochs * -(-len(states) // settings.batch)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(0.0, 1.0 - step / steps))
     order_rng = np.random.default_rng(settings.seed)
@@ -276,16 +303,23 @@ def fit_tuned(states: Sequence[Any], refused: Sequence[bool], settings: TuningSe
         order = order_rng.permutation(len(states))
         for start in range(0, len(order), settings.batch):
             rows = order[start : start + settings.batch]
-            logits = head(pooled(module, [states[k] for k in rows])).squeeze(-1)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, torch.from_numpy(labels[rows]), pos_weight=pos_weight
-            )
+            logits = head(pooled(module, [states[k] for k in rows]))[torch.arange(len(rows)), scheme[rows]]
+            if per_set:
+                weight = torch.from_numpy(np.where(labels[rows] == 1, positive[rows], 1.0).astype(np.float32))
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits, torch.from_numpy(labels[rows]), weight=weight
+                )
+            else:  # judges 3.2-3.6's loss, unchanged, so that their fits reproduce byte for byte
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits, torch.from_numpy(labels[rows]), pos_weight=torch.tensor(positive[0])
+                )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
     module.eval()
-    return module, [float(w) for w in head.weight.detach()[0]], float(head.bias.detach()[0])
+    row = decide if per_set else 0
+    return module, [float(w) for w in head.weight.detach()[row]], float(head.bias.detach()[row])
 
 
 def layers_document(module) -> bytes:

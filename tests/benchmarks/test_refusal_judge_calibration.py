@@ -22,14 +22,15 @@ REPO = Path(__file__).resolve().parents[2]
 JUDGE = REPO / "data/safety/judge.yaml"
 
 
-def _seen_part(bench, per_set: int = 20):
-    """Seen completions of two fitted sets (WildGuardTest's seen half and the hand set), half refusals, with
-    views that tell them apart along one direction, and exemplars' opinions that agree with the label."""
+def _seen_part(bench, per_set: int = 20, sets: tuple = ()):
+    """Seen completions of two fitted sets (WildGuardTest's seen half and the hand set) and ``sets`` (name, model),
+    half refusals, with views that tell them apart along one direction, and exemplars' opinions that agree with
+    the label."""
     import numpy as np
 
     rng = np.random.default_rng(7)
     items, rows = [], []
-    for set_name, model in (("wildguardtest", "mixed"), (bench.HAND_SET, "hand-written")):
+    for set_name, model in (("wildguardtest", "mixed"), (bench.HAND_SET, "hand-written"), *sets):
         for n in range(per_set):
             refused = n % 2 == 0
             text = "I'm sorry, but I can't help with that." if refused else "Sure, here is how: first, open it."
@@ -96,6 +97,34 @@ def test_a_head_over_the_top_three_layers_is_decided_against_a_head_over_the_top
     previous = written["rule"]["previous"]
     assert previous["version"] == judge.version and judge.refusal_head.provenance["tuning"]["from_layer"] == 4
     assert written["rule"]["ships"] == bench.ships(written, previous)
+
+
+def test_per_set_heads_write_the_deciding_sets_head_and_say_so(bench, tmp_path):
+    # --heads per-set (judge 3.7): one head per fitted set over the shared layers, the XSTest-style set's written;
+    # the provenance names the sets and the deciding one, and the rule's other side is the shipped judge's own
+    # settings (one head for every set: a head fitted before per-set heads existed reads as "one")
+    from governance.safety.refusal_head import load_refusal_head
+    from governance.safety.tuned_encoder import TuningSettings
+
+    items, views, opinions = _seen_part(bench, per_set=12, sets=((bench.DECIDING_SET, "gpt4o-mini"),))
+    judge = load_judge(JUDGE)
+    out = tmp_path / "refusal_head.json"
+    written = bench.calibrate(items, views, opinions, judge, out, "9.9", previous=judge,
+                              settings=TuningSettings(epochs=2, heads="per-set"))  # fmt: skip
+    assert written["tuning"]["heads"] == "per-set"
+    assert written["heads"]["deciding_set"] == bench.DECIDING_SET
+    assert written["heads"]["sets"] == sorted({i.set for i in items})
+    assert load_refusal_head(out, written["sha256"]).features == ("tuned",)
+    assert judge.refusal_head.provenance["tuning"].get("heads", "one") == "one"
+    assert written["rule"]["ships"] == bench.ships(written, written["rule"]["previous"])
+    # A seen part without the deciding set has no head to keep: refused before anything is written
+    others = [i for i in items if i.set != bench.DECIDING_SET]
+    keep = [n for n, i in enumerate(items) if i.set != bench.DECIDING_SET]
+    partial = {name: rows[keep] for name, rows in views.items()}
+    with pytest.raises(SystemExit, match="keep xstest-style-new-prompts's head"):
+        bench.calibrate(others, partial, [opinions[n] for n in keep], judge, tmp_path / "other.json", "9.9",
+                        settings=TuningSettings(epochs=2, heads="per-set"))  # fmt: skip
+    assert not (tmp_path / "other.json").exists()
 
 
 @pytest.mark.parametrize(
