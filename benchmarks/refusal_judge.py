@@ -913,6 +913,14 @@ def calibrate(
     return {"sha256": hashlib.sha256(data).hexdigest(), "encoder_layers": encoder_layers, **provenance}
 
 
+def calibration_settings(previous, from_layer: int | None = None, heads: str | None = None) -> TuningSettings:
+    """``--calibrate``'s tuning settings: ``from_layer`` and ``heads`` where given, else the previous judge's (a
+    loaded judge; a frozen head, judges 3.0 and 3.1, has no tuning: the defaults), the rest fixed."""
+    tuning = previous.refusal_head.provenance.get("tuning", {})
+    return TuningSettings(from_layer=from_layer or tuning.get("from_layer", TuningSettings.from_layer),
+                          heads=heads or tuning.get("heads", TuningSettings.heads))  # fmt: skip
+
+
 def store_layers(judge_file: Path, version: str) -> dict:
     """Rewrite the head ``judge_file`` pins with its layers stored as int8 deltas (``layers_document``): the same
     weights and thresholds, a new layers file beside the old one (which is left for the caller to remove), the
@@ -1116,7 +1124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--from-layer",
         type=int,
-        help="with --calibrate: fine-tune the encoder's layers from this one up (default: the judge file's head's, 3 "
+        help="with --calibrate: fine-tune the encoder's layers from this one up (default: the previous judge's, 3 "
         "for judge 3.5, the top three; 4: the top two, judges 3.2 and 3.3); the other tuning settings are fixed",
     )
     parser.add_argument(
@@ -1177,8 +1185,7 @@ def main(argv: list[str] | None = None) -> int:
         head = ROOT / "data/safety" / judge.classifier.head.path
         opinions = classify_vectors(vectors, judge.classifier.exemplars.model_dump(), judge.classifier.k)
         previous = load_judge(args.previous)
-        heads = args.heads or previous.refusal_head.provenance.get("tuning", {}).get("heads", "one")
-        settings = TuningSettings(from_layer=args.from_layer or judge.refusal_head.layers.from_layer, heads=heads)
+        settings = calibration_settings(previous, args.from_layer, args.heads)
         chosen = calibrate(items, views, opinions, judge, head, args.version, previous=previous, settings=settings,
                            tuned=tuple(args.views.split(",")))  # fmt: skip
         print(json.dumps(chosen, indent=1))  # noqa: T201

@@ -99,6 +99,17 @@ def test_a_head_over_the_top_three_layers_is_decided_against_a_head_over_the_top
     assert written["rule"]["ships"] == bench.ships(written, previous)
 
 
+def test_calibration_settings_default_to_the_previous_judges(bench):
+    # --calibrate without --from-layer or --heads tunes as the judge it must beat was tuned (3.6: the top three
+    # layers, one head); a frozen head (3.1) has no tuning and gives the defaults; the options win where given
+    shipped = load_judge(REPO / "benchmarks/data/refusal_judge_candidates/3.6/judge.yaml")
+    frozen = load_judge(REPO / "benchmarks/data/refusal_judge_candidates/3.1/judge.yaml")
+    assert (bench.calibration_settings(shipped).from_layer, bench.calibration_settings(shipped).heads) == (3, "one")
+    assert bench.calibration_settings(frozen) == bench.TuningSettings()
+    assert bench.calibration_settings(shipped, 4, "per-set").heads == "per-set"
+    assert bench.calibration_settings(shipped, 4, "per-set").from_layer == 4
+
+
 def test_per_set_heads_write_the_deciding_sets_head_and_say_so(bench, tmp_path):
     # --heads per-set (judge 3.7): one head per fitted set over the shared layers, the XSTest-style set's written;
     # the provenance names the sets and the deciding one, and the rule's other side is the shipped judge's own
