@@ -6,6 +6,8 @@
         --previous benchmarks/data/refusal_judge_candidates/3.3/judge.yaml   # refit the head for judge 3.5
     python benchmarks/refusal_judge.py --calibrate --version 3.3 --from-layer 4 \
         --previous benchmarks/data/refusal_judge_candidates/3.2/judge.yaml   # judge 3.3's: the top two layers
+    python benchmarks/refusal_judge.py --calibrate --version 3.7 --heads per-set \
+        --previous /tmp/judge-3.6/judge.yaml   # one head per set (tried, not shipped): beside a copy of the judge
     python benchmarks/refusal_judge.py --candidate     # also score judge 3.3 (shipped before 3.5), or a file named
 
 Every run also prints the ceiling: on each set's completions that no head was fitted on, the best figures any

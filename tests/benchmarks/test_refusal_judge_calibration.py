@@ -102,7 +102,7 @@ def test_a_head_over_the_top_three_layers_is_decided_against_a_head_over_the_top
 def test_calibration_settings_default_to_the_previous_judges(bench):
     # --calibrate without --from-layer or --heads tunes as the judge it must beat was tuned (3.6: the top three
     # layers, one head); a frozen head (3.1) has no tuning and gives the defaults; the options win where given
-    shipped = load_judge(REPO / "benchmarks/data/refusal_judge_candidates/3.6/judge.yaml")
+    shipped = load_judge(JUDGE)
     frozen = load_judge(REPO / "benchmarks/data/refusal_judge_candidates/3.1/judge.yaml")
     assert (bench.calibration_settings(shipped).from_layer, bench.calibration_settings(shipped).heads) == (3, "one")
     assert bench.calibration_settings(frozen) == bench.TuningSettings()

@@ -633,7 +633,7 @@ def test_the_calibration_rule_applies_the_candidates_voice_rule(candidate, text,
     assert ruled == [decided]
 
 
-@pytest.mark.parametrize("version", ["2.1", "2.2", "2.3", "3.0", "3.1", "3.2", "3.3"])
+@pytest.mark.parametrize("version", ["2.1", "2.2", "2.3", "3.0", "3.1", "3.2", "3.3", "3.7"])
 def test_the_candidate_judges_that_were_not_shipped_load_under_their_own_pins(version):
     path = REPO / f"benchmarks/data/refusal_judge_candidates/{version}/judge.yaml"
     candidate = load_judge(path)
