@@ -267,9 +267,10 @@ def tuning_settings(**given):
 class Experiment:
     """The folds and one mode's training and reading (see the module docstring)."""
 
-    def __init__(self, items: list[dict], tokenizer, base, device: str, from_layer: int, max_tokens: int):
+    def __init__(self, items: list[dict], tokenizer, base, device: str, from_layer: int, max_tokens: int,
+                 heads: str = "one"):  # fmt: skip
         self.items, self.tokenizer, self.base, self.device = items, tokenizer, base, device
-        self.from_layer, self.max_tokens = from_layer, max_tokens
+        self.from_layer, self.max_tokens, self.heads = from_layer, max_tokens, heads
 
     def encode(self, mode: str, rows: list[dict]):
         completions = [r["text"].strip() or "(empty)" for r in rows]
@@ -318,19 +319,29 @@ class Experiment:
         """A fresh copy of what a fold tunes, in training mode: the layers from ``from_layer`` up."""
         return copy.deepcopy(self.base.encoder.layer[self.from_layer :]).float().train()
 
-    def fit(self, states: list, labels: list[bool], seed: int, epochs: int):
+    def fit(self, states: list, labels: list[bool], seed: int, epochs: int, sets: list[str] | None = None):
+        """The layers and the head trained on ``states``; with ``heads == "per-set"`` one head per set of ``sets``
+        (each row's loss from its set's head, classes balanced per set, as judge 3.7's calibration), the
+        XSTest-style set's read. Returns (layers, head, the head's column read)."""
         import numpy as np
         import torch
 
         settings = tuning_settings(from_layer=self.from_layer, epochs=epochs, seed=seed)
+        per_set = self.heads == "per-set"
+        names = sorted(set(sets)) if per_set else [XSTEST]
+        scheme = np.asarray([names.index(s) for s in sets] if per_set else [0] * len(labels), dtype=np.int64)
         torch.manual_seed(seed)
         layers = self.tunable()
-        head = torch.nn.Linear(self.base.config.hidden_size, 1).to(self.device)
+        head = torch.nn.Linear(self.base.config.hidden_size, len(names)).to(self.device)
         tuned = [p for p in layers.parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW([{"params": tuned, "lr": settings.layer_lr},
                                        {"params": head.parameters(), "lr": settings.head_lr}],
                                       weight_decay=settings.weight_decay)  # fmt: skip
         y = np.asarray(labels, dtype=np.float32)
+        weight = np.ones(len(y), dtype=np.float32)  # a refusal's weight: its set's compliances per refusal
+        for n in range(len(names)):
+            share = y[scheme == n].mean()
+            weight[(scheme == n) & (y == 1)] = (1 - share) / share
         pos_weight = torch.tensor((1 - y.mean()) / y.mean(), device=self.device)
         steps = settings.epochs * -(-len(states) // settings.batch)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(0.0, 1.0 - step / steps))
@@ -339,22 +350,30 @@ class Experiment:
             order = rng.permutation(len(states))
             for start in range(0, len(order), settings.batch):
                 rows = order[start : start + settings.batch]
-                logits = head(self.pooled(layers, [states[k] for k in rows])).squeeze(-1)
+                out = head(self.pooled(layers, [states[k] for k in rows]))
+                logits = out[
+                    torch.arange(len(rows), device=self.device), torch.from_numpy(scheme[rows]).to(self.device)
+                ]
                 target = torch.from_numpy(y[rows]).to(self.device)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+                if per_set:
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                        logits, target, weight=torch.from_numpy(weight[rows]).to(self.device)
+                    )
+                else:
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
                 schedule.step()
-        return layers.eval(), head
+        return layers.eval(), head, names.index(XSTEST)
 
     def predict(self, model, states: list):
         import numpy as np
         import torch
 
-        layers, head = model
+        layers, head, column = model
         with torch.no_grad():
-            parts = [torch.sigmoid(head(self.pooled(layers, states[s : s + 256])).squeeze(-1)).cpu().numpy()
+            parts = [torch.sigmoid(head(self.pooled(layers, states[s : s + 256]))[:, column]).cpu().numpy()
                      for s in range(0, len(states), 256)]  # fmt: skip
         return np.concatenate(parts)
 
@@ -435,11 +454,12 @@ def run(args: argparse.Namespace) -> int:
     with gzip.open(args.dir / "items.jsonl.gz", "rt", encoding="utf-8") as handle:
         items = [json.loads(line) for line in handle]
     kind = WholeModel if args.whole_model else Experiment
-    experiment = kind(items, tokenizer, base, device, args.from_layer, args.max_tokens)
+    experiment = kind(items, tokenizer, base, device, args.from_layer, args.max_tokens, args.heads)
     folds = experiment.folds()[: args.max_folds or None]
     sizes = [(n, len(a), len(b)) for n, a, b in folds]
     _say(
         f"device {device}, {len(items)} items, from_layer {args.from_layer}, max_tokens {args.max_tokens}, "
+        f"heads {args.heads}, "
         f"folds {sizes}"
     )
     summary: dict[str, dict[str, list[tuple[float, float]]]] = {}
@@ -449,7 +469,7 @@ def run(args: argparse.Namespace) -> int:
         for seed in (int(s) for s in args.seeds.split(",")):
             for name, train, test in folds:
                 model = experiment.fit([states[k] for k in train], [items[k]["refusal"] for k in train], seed,
-                                       args.epochs)  # fmt: skip
+                                       args.epochs, [items[k]["set"] for k in train])  # fmt: skip
                 p = experiment.predict(model, [states[k] for k in test])
                 precision, recall = scores([items[k]["refusal"] for k in test], [bool(v >= 0.5) for v in p])
                 summary.setdefault(mode, {}).setdefault(name.split(":")[0], []).append((precision, recall))
@@ -460,7 +480,8 @@ def run(args: argparse.Namespace) -> int:
                           for cell, v in cells.items())  # fmt: skip
         _say(f"mean {mode}: {line}")
     if args.results:
-        figures = {"device": device, "from_layer": args.from_layer, "max_tokens": args.max_tokens, "summary": summary}
+        figures = {"device": device, "from_layer": args.from_layer, "max_tokens": args.max_tokens,
+                   "heads": args.heads, "summary": summary}  # fmt: skip
         args.results.write_text(json.dumps(figures, indent=1) + "\n")
     return 0
 
@@ -480,6 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     running.add_argument("--from-layer", type=int, default=3)
     running.add_argument("--max-tokens", type=int, default=128, help="mode c: the completion's tokens read")
     running.add_argument("--epochs", type=int, default=4)
+    running.add_argument(
+        "--heads",
+        choices=("one", "per-set"),
+        default="one",
+        help="one head for every set (judges 3.2-3.6), or one per set, the XSTest-style set's read (3.7)",
+    )
     running.add_argument("--max-folds", type=int, default=0, help="only the first N folds (a smoke test)")
     running.add_argument("--device", help="cuda or cpu (default: cuda where there is one)")
     running.add_argument("--whole-model", action="store_true",

@@ -56,6 +56,28 @@ def test_one_fold_of_each_mode_trains_and_reads(inputs, tmp_path, capsys):
     assert set(summary) == {"c", "pcc", "pc"} and all(len(cells["alpha"]) == 1 for cells in summary.values())
 
 
+def test_per_set_heads_train_one_head_per_set_and_read_the_xstest_style_sets(inputs, tmp_path, capsys):
+    # --heads per-set (judge 3.7's kind, for the device protocol): one head per set in the fold's training rows,
+    # the XSTest-style set's column read; the run says which heads it trained
+    rows = _rows()
+    experiment = inputs.Experiment(rows, None, None, "cpu", 3, 128, heads="per-set")
+    from governance.encoder import load_encoder
+
+    experiment.tokenizer, experiment.base = load_encoder()
+    states = experiment.lower_states("c")
+    layers, head, column = experiment.fit(states, [r["refusal"] for r in rows], 0, 1, [r["set"] for r in rows])
+    assert head.out_features == 2 and column == ["project-hand-labelled", "xstest-style-new-prompts"].index(
+        "xstest-style-new-prompts"
+    )
+    assert experiment.predict((layers, head, column), states[:3]).shape == (3,)
+    inputs.write_pack(tmp_path, rows)
+    argv = ["run", str(tmp_path), "--modes", "c", "--seeds", "0", "--epochs", "1", "--max-folds", "1", "--device",
+            "cpu", "--heads", "per-set"]  # fmt: skip
+    assert inputs.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "heads per-set" in out and "c seed0 alpha:A: n=4 P=" in out
+
+
 def test_a_folder_encoder_packs_in_parts_and_trains_through_the_whole_model(inputs, tmp_path, capsys):
     """The path the MPNet run took: any sentence-transformers folder (here the pinned MiniLM's own), its layers'
     matrices int8 over two files, read back close to the original, and one fold tuned through the whole model."""
