@@ -264,21 +264,33 @@ def _send(connection: socket.socket, message: dict, fds: list[int] | None = None
 
 
 def _receive(connection: socket.socket, with_fds: int = 0) -> tuple[dict | None, list[int]]:
-    """One message (None at end of stream) and the descriptors that came with it."""
-    buffer, fds = b"", []
-    while len(buffer) < _HEADER.size or len(buffer) < _HEADER.size + _HEADER.unpack_from(buffer)[0]:
+    """One message (None at end of stream) and the descriptors that came with it.
+
+    Reads exactly one message's bytes: the server may have sent the next one (a stage's status
+    right after its pid, for a stage that ends at once) before the caller reads the first."""
+    fds: list[int] = []
+    header = _receive_exactly(connection, _HEADER.size, fds, with_fds)
+    body = None if header is None else _receive_exactly(connection, _HEADER.unpack(header)[0], fds, 0)
+    if body is None:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return json.loads(body), fds
+
+
+def _receive_exactly(connection: socket.socket, size: int, fds: list[int], with_fds: int) -> bytes | None:
+    """``size`` bytes (None where the stream ends first); descriptors that come with them go to ``fds``."""
+    buffer = b""
+    while len(buffer) < size:
         if with_fds and not fds:
-            chunk, new_fds, _flags, _address = socket.recv_fds(connection, 1 << 16, with_fds)
+            chunk, new_fds, _flags, _address = socket.recv_fds(connection, size - len(buffer), with_fds)
             fds.extend(new_fds)
         else:
-            chunk = connection.recv(1 << 16)
+            chunk = connection.recv(size - len(buffer))
         if not chunk:
-            for fd in fds:
-                os.close(fd)
-            return None, []
+            return None
         buffer += chunk
-    (length,) = _HEADER.unpack_from(buffer)
-    return json.loads(buffer[_HEADER.size : _HEADER.size + length]), fds
+    return buffer
 
 
 def _run_in_server(connection: socket.socket, module: str, args: list[str], env: dict[str, str]) -> int | None:

@@ -143,6 +143,33 @@ def test_exit_status_streams_and_crashes_are_the_stages(project):
     assert crashed.stderr.splitlines()[-1] == "RuntimeError: probe crashed"
 
 
+def test_a_status_sent_right_after_the_pid_is_not_lost():
+    """A stage that ends at once: its pid and status may both wait in the caller's socket before the
+    caller reads the first; each read takes one message, never a part of the next (the race that
+    once failed a quick stage with "the stage server ended before the stage did")."""
+    import socket
+
+    server, caller = socket.socketpair()
+    with server, caller:
+        _stage_server._send(server, {"pid": 41})
+        _stage_server._send(server, {"status": 3})
+        server.shutdown(socket.SHUT_WR)
+        assert _stage_server._receive(caller) == ({"pid": 41}, [])
+        assert _stage_server._receive(caller) == ({"status": 3}, [])
+        assert _stage_server._receive(caller) == (None, [])
+    # The request and its three descriptors, with more behind them: the descriptors come with the request
+    server, caller = socket.socketpair()
+    with server, caller:
+        read_end, write_end = os.pipe()
+        _stage_server._send(caller, {"module": "pipelines.x"}, [read_end, write_end, read_end])
+        _stage_server._send(caller, {"next": True})
+        request, fds = _stage_server._receive(server, with_fds=3)
+        assert request == {"module": "pipelines.x"} and len(fds) == 3
+        assert _stage_server._receive(server) == ({"next": True}, [])
+        for fd in (*fds, read_end, write_end):
+            os.close(fd)
+
+
 def test_a_signal_to_the_caller_reaches_the_stage(project):
     root, env, run_dir = project
     _probe(root, env)
