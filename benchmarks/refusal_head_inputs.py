@@ -91,6 +91,15 @@ def _judge_benchmark():
     return module
 
 
+def _tuning_loop():
+    """:mod:`governance.safety.tuning_loop`, the judge's own training loop, loaded from its file: on a bare device
+    machine the project's package (which needs pydantic) cannot be imported, and the loop needs only torch."""
+    spec = importlib.util.spec_from_file_location("tuning_loop", ROOT / "governance/safety/tuning_loop.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def prompts_of(spec: dict, checkout: Path, bench) -> dict[str, str]:
     """The prompt each of the set's items answers, by the item's key (:func:`item_key`), from the pinned files."""
     fmt = spec.get("format", "xstest-zip")
@@ -323,48 +332,16 @@ class Experiment:
         """The layers and the head trained on ``states``; with ``heads == "per-set"`` one head per set of ``sets``
         (each row's loss from its set's head, classes balanced per set, as judge 3.7's calibration), the
         XSTest-style set's read. Returns (layers, head, the head's column read)."""
-        import numpy as np
         import torch
 
-        settings = tuning_settings(from_layer=self.from_layer, epochs=epochs, seed=seed)
         per_set = self.heads == "per-set"
+        settings = tuning_settings(from_layer=self.from_layer, epochs=epochs, seed=seed, heads=self.heads)
         names = sorted(set(sets)) if per_set else [XSTEST]
-        scheme = np.asarray([names.index(s) for s in sets] if per_set else [0] * len(labels), dtype=np.int64)
+        schemes = [names.index(s) for s in sets] if per_set else None
         torch.manual_seed(seed)
         layers = self.tunable()
-        head = torch.nn.Linear(self.base.config.hidden_size, len(names)).to(self.device)
-        tuned = [p for p in layers.parameters() if p.requires_grad]
-        optimiser = torch.optim.AdamW([{"params": tuned, "lr": settings.layer_lr},
-                                       {"params": head.parameters(), "lr": settings.head_lr}],
-                                      weight_decay=settings.weight_decay)  # fmt: skip
-        y = np.asarray(labels, dtype=np.float32)
-        weight = np.ones(len(y), dtype=np.float32)  # a refusal's weight: its set's compliances per refusal
-        for n in range(len(names)):
-            share = y[scheme == n].mean()
-            weight[(scheme == n) & (y == 1)] = (1 - share) / share
-        pos_weight = torch.tensor((1 - y.mean()) / y.mean(), device=self.device)
-        steps = settings.epochs * -(-len(states) // settings.batch)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(0.0, 1.0 - step / steps))
-        rng = np.random.default_rng(seed)
-        for _ in range(settings.epochs):
-            order = rng.permutation(len(states))
-            for start in range(0, len(order), settings.batch):
-                rows = order[start : start + settings.batch]
-                out = head(self.pooled(layers, [states[k] for k in rows]))
-                logits = out[
-                    torch.arange(len(rows), device=self.device), torch.from_numpy(scheme[rows]).to(self.device)
-                ]
-                target = torch.from_numpy(y[rows]).to(self.device)
-                if per_set:
-                    loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                        logits, target, weight=torch.from_numpy(weight[rows]).to(self.device)
-                    )
-                else:
-                    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                schedule.step()
+        head = _tuning_loop().train_layers_and_heads(layers, self.pooled, states, labels, settings,
+                                                     self.base.config.hidden_size, schemes, self.device)  # fmt: skip
         return layers.eval(), head, names.index(XSTEST)
 
     def predict(self, model, states: list):

@@ -271,52 +271,18 @@ def fit_tuned(
     With ``settings.heads == "per-set"``, ``schemes`` gives each completion's labelling scheme (0, 1, ...): one
     head per scheme, each completion's loss read from its own scheme's head with its scheme's classes balanced,
     and the weights and bias returned are scheme ``decide``'s head (the others only shaped the layers)."""
-    import numpy as np
     import torch
 
+    from governance.safety.tuning_loop import train_layers_and_heads
+
     per_set = settings.heads == "per-set"
-    if settings.heads not in ("one", "per-set"):
-        raise ValueError(f"TuningSettings.heads must be 'one' or 'per-set', not {settings.heads!r}")
-    if per_set and (schemes is None or len(schemes) != len(states)):
-        raise ValueError("fit_tuned with per-set heads needs each completion's scheme")
-    torch.manual_seed(settings.seed)
-    module = _top_layers(settings.from_layer).train()
-    labels = np.asarray([bool(r) for r in refused], dtype=np.float32)
-    scheme = np.asarray(schemes if per_set else [0] * len(labels), dtype=np.int64)
-    count = int(scheme.max()) + 1 if len(scheme) else 1
+    count = max(schemes) + 1 if per_set and schemes else 1
     if per_set and not 0 <= decide < count:
         raise ValueError(f"fit_tuned: the deciding scheme {decide} is not among the {count} schemes")
-    head = torch.nn.Linear(module[0].attention.self.query.in_features, count)
-    groups = [{"params": module.parameters(), "lr": settings.layer_lr},
-              {"params": head.parameters(), "lr": settings.head_lr}]  # fmt: skip
-    optimiser = torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
-    positive = np.ones(len(labels), dtype=np.float32)  # each refusal's weight: its scheme's compliances per refusal
-    for s in range(count):
-        share = float(labels[scheme == s].mean()) if (scheme == s).any() else 0.0
-        if not 0.0 < share < 1.0:
-            raise ValueError("fit_tuned needs refusals and compliances both" + (f" in scheme {s}" if per_set else ""))
-        positive[scheme == s] = (1.0 - share) / share
-    steps = settings.epochs * -(-len(states) // settings.batch)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(0.0, 1.0 - step / steps))
-    order_rng = np.random.default_rng(settings.seed)
-    for _ in range(settings.epochs):
-        order = order_rng.permutation(len(states))
-        for start in range(0, len(order), settings.batch):
-            rows = order[start : start + settings.batch]
-            logits = head(pooled(module, [states[k] for k in rows]))[torch.arange(len(rows)), scheme[rows]]
-            if per_set:
-                weight = torch.from_numpy(np.where(labels[rows] == 1, positive[rows], 1.0).astype(np.float32))
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                    logits, torch.from_numpy(labels[rows]), weight=weight
-                )
-            else:  # judges 3.2-3.6's loss, unchanged, so that their fits reproduce byte for byte
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                    logits, torch.from_numpy(labels[rows]), pos_weight=torch.tensor(positive[0])
-                )
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
+    torch.manual_seed(settings.seed)
+    module = _top_layers(settings.from_layer).train()
+    width = module[0].attention.self.query.in_features
+    head = train_layers_and_heads(module, pooled, states, refused, settings, width, schemes if per_set else None)
     module.eval()
     row = decide if per_set else 0
     return module, [float(w) for w in head.weight.detach()[row]], float(head.bias.detach()[row])

@@ -102,3 +102,35 @@ def test_a_folder_encoder_packs_in_parts_and_trains_through_the_whole_model(inpu
             "--device", "cpu", "--whole-model"]  # fmt: skip
     assert inputs.main(argv) == 0
     assert "c seed0 alpha:A: n=4 P=" in capsys.readouterr().out
+
+
+def test_the_device_protocol_trains_with_the_judges_own_loop_without_the_projects_dependencies():
+    """The device script fits by governance/safety/tuning_loop.py, the loop judge calibrations fit by, loaded from
+    its file: here in an interpreter where neither the project's package nor pydantic can be imported (a bare
+    device machine), on a toy stack of layers whose two schemes label one input oppositely."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, types
+sys.modules["pydantic"] = None
+sys.modules["governance"] = None
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2] / "benchmarks")!r})
+import refusal_head_inputs as inputs
+import torch
+loop = inputs._tuning_loop()
+settings = inputs.tuning_settings(epochs=60, batch=4, layer_lr=1e-2, head_lr=5e-2, heads="per-set")
+torch.manual_seed(0)
+layers = torch.nn.Sequential(torch.nn.Linear(2, 3))
+states = [torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([1.0, 1.0])] * 2
+refused = [True, False, True, True, False, False]
+head = loop.train_layers_and_heads(layers, lambda m, s: m(torch.stack(s)), states, refused, settings, 3,
+                                   [0, 0, 0, 1, 1, 1])
+with torch.no_grad():
+    both = head(layers(torch.tensor([[1.0, 1.0]])))[0]
+loaded = {{m.split(".")[0] for m in sys.modules if sys.modules[m]}}
+print(float(both[0]) > 0 > float(both[1]), "governance" not in loaded)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
