@@ -15,7 +15,9 @@ and 0.90 overall. Whether the head would see them with more to read was measured
 
 Each trains all-MiniLM-L6-v2's layers from ``--from-layer`` up with a logistic head, at judge 3.5's fixed settings
 (:class:`governance.safety.tuned_encoder.TuningSettings`: 4 epochs, batch 32, AdamW 5e-5 / 1e-2, weight decay
-0.01, classes balanced), and is read at probability 0.5 (the head alone, no patterns).
+0.01, classes balanced), and is read at probability 0.5 (the head alone, no patterns). The training is the judge
+calibration's own loop (``governance/safety/tuning_loop.py``, loaded from its file: it needs torch alone, so it runs
+on a device machine without the project's dependencies).
 
 Protocol, fixed before the run: on the XSTest-style set, ten folds, five models by two prompt halves (the set's
 own prompt split): a fold trains on the other four models' completions to the *other* half of the prompts, plus
