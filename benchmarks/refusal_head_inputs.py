@@ -14,7 +14,7 @@ and 0.90 overall. Whether the head would see them with more to read was measured
 * ``pcc``: the same pair, pooled over the completion's tokens only (the prompt is context, not content).
 
 Each trains all-MiniLM-L6-v2's layers from ``--from-layer`` up with a logistic head, at judge 3.5's fixed settings
-(:class:`governance.safety.tuned_encoder.TuningSettings`: 4 epochs, batch 32, AdamW 5e-5 / 1e-2, weight decay
+(:class:`governance.safety.tuning_loop.TuningSettings`: 4 epochs, batch 32, AdamW 5e-5 / 1e-2, weight decay
 0.01, classes balanced), and is read at probability 0.5 (the head alone, no patterns). The training is the judge
 calibration's own loop (``governance/safety/tuning_loop.py``, loaded from its file: it needs torch alone, so it runs
 on a device machine without the project's dependencies).
@@ -62,6 +62,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import functools
 import gzip
 import importlib.util
 import io
@@ -93,11 +94,14 @@ def _judge_benchmark():
     return module
 
 
+@functools.cache
 def _tuning_loop():
-    """:mod:`governance.safety.tuning_loop`, the judge's own training loop, loaded from its file: on a bare device
-    machine the project's package (which needs pydantic) cannot be imported, and the loop needs only torch."""
+    """:mod:`governance.safety.tuning_loop`, the judge's own training settings and loop, loaded from its file: on a
+    bare device machine the project's package (which needs pydantic) cannot be imported, and the loop needs only
+    torch."""
     spec = importlib.util.spec_from_file_location("tuning_loop", ROOT / "governance/safety/tuning_loop.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("tuning_loop", module)  # its dataclass looks its module up
     spec.loader.exec_module(module)
     return module
 
@@ -258,21 +262,9 @@ def load_encoder(path: Path, device: str):
 
 
 def tuning_settings(**given):
-    """Judge 3.5's :class:`governance.safety.tuned_encoder.TuningSettings`, read from its source where the project's
-    dependencies (pydantic) are not installed, as on a bare device machine: the defaults are the dataclass's own."""
-    import ast
-    import types
-
-    try:
-        from governance.safety.tuned_encoder import TuningSettings
-
-        return TuningSettings(**given)
-    except ModuleNotFoundError:
-        tree = ast.parse((ROOT / "governance/safety/tuned_encoder.py").read_text(encoding="utf-8"))
-        node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "TuningSettings")
-        defaults = {f.target.id: ast.literal_eval(f.value) for f in node.body
-                    if isinstance(f, ast.AnnAssign) and f.value is not None}  # fmt: skip
-        return types.SimpleNamespace(**(defaults | given))
+    """Judge 3.5's :class:`governance.safety.tuning_loop.TuningSettings` with ``given`` changed (the loop's module, so
+    a bare device machine without the project's dependencies has them too)."""
+    return _tuning_loop().TuningSettings(**given)
 
 
 class Experiment:

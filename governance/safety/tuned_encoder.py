@@ -48,6 +48,7 @@ from typing import Any
 
 from governance.errors import ConfigError
 from governance.lineage import read_pinned
+from governance.safety.tuning_loop import TuningSettings, train_layers_and_heads
 
 MAX_TOKENS = 128  # as the encoder reads a completion (classifier._MAX_TOKENS)
 _BATCH = 64
@@ -238,25 +239,6 @@ def tuned_embeddings(texts: Sequence[str], layers: TunedLayers):
     return embed_tuned(lower_states(texts, layers.from_layer), tuned_module(layers))
 
 
-@dataclass(frozen=True)
-class TuningSettings:
-    """How the top layers and the head's weights are trained together (fixed, not searched: issue 39)."""
-
-    from_layer: int = 4  # the top two of all-MiniLM-L6-v2's six layers
-    epochs: int = 4
-    batch: int = 32
-    layer_lr: float = 5e-5
-    head_lr: float = 1e-2
-    weight_decay: float = 0.01
-    seed: int = 0
-    # "one": one logistic head for every labelled set (judges 3.2-3.6); "per-set" (judge 3.7): one head per set,
-    # each trained on its own set's labels only, over the same shared layers, and one of them (the set whose
-    # labelling scheme the judge decides by) kept. The sets label the same kind of reply differently (a warning
-    # and then help: a partial refusal under XSTest's scheme, compliance under WildGuardTest's and the ChatGPT
-    # set's), so one head learns their average, while the layers may learn from all of them
-    heads: str = "one"
-
-
 def fit_tuned(
     states: Sequence[Any],
     refused: Sequence[bool],
@@ -272,8 +254,6 @@ def fit_tuned(
     head per scheme, each completion's loss read from its own scheme's head with its scheme's classes balanced,
     and the weights and bias returned are scheme ``decide``'s head (the others only shaped the layers)."""
     import torch
-
-    from governance.safety.tuning_loop import train_layers_and_heads
 
     per_set = settings.heads == "per-set"
     count = max(schemes) + 1 if per_set and schemes else 1

@@ -1,6 +1,6 @@
-"""The refusal head's training loop: tuned encoder layers and logistic heads on people's labels.
+"""The refusal head's training settings and loop: tuned encoder layers and logistic heads on people's labels.
 
-    from governance.safety.tuning_loop import train_layers_and_heads
+    from governance.safety.tuning_loop import TuningSettings, train_layers_and_heads
 
 One loop for the judge's calibration (:func:`governance.safety.tuned_encoder.fit_tuned`) and the GPU
 protocol that measures what the head reads (``benchmarks/refusal_head_inputs.py``), so that what the
@@ -12,7 +12,27 @@ dependencies (pydantic, MLflow...).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """How the top layers and the head's weights are trained together (fixed, not searched: issue 39)."""
+
+    from_layer: int = 4  # the top two of all-MiniLM-L6-v2's six layers
+    epochs: int = 4
+    batch: int = 32
+    layer_lr: float = 5e-5
+    head_lr: float = 1e-2
+    weight_decay: float = 0.01
+    seed: int = 0
+    # "one": one logistic head for every labelled set (judges 3.2-3.6); "per-set" (judge 3.7): one head per set,
+    # each trained on its own set's labels only, over the same shared layers, and one of them (the set whose
+    # labelling scheme the judge decides by) kept. The sets label the same kind of reply differently (a warning
+    # and then help: a partial refusal under XSTest's scheme, compliance under WildGuardTest's and the ChatGPT
+    # set's), so one head learns their average, while the layers may learn from all of them
+    heads: str = "one"
 
 
 def train_layers_and_heads(
@@ -20,7 +40,7 @@ def train_layers_and_heads(
     pooled: Callable[[Any, Sequence[Any]], Any],
     states: Sequence[Any],
     refused: Sequence[bool],
-    settings: Any,
+    settings: TuningSettings,
     width: int,
     schemes: Sequence[int] | None = None,
     device: str = "cpu",
@@ -29,9 +49,9 @@ def train_layers_and_heads(
     (``torch.nn.Linear``, one output per labelling scheme).
 
     ``pooled(layers, batch_states)`` is the batch's pooled vectors (``width`` wide) through ``layers``;
-    ``settings`` is a :class:`governance.safety.tuned_encoder.TuningSettings` (epochs, batch, learning rates,
-    weight decay, seed, ``heads``). Binary cross-entropy, AdamW (the layers at ``layer_lr``, the head at
-    ``head_lr``), the learning rate decayed linearly to zero, batches in an order drawn from ``settings.seed``.
+    ``settings``: :class:`TuningSettings` (epochs, batch, learning rates, weight decay, seed, ``heads``). Binary
+    cross-entropy, AdamW (the layers at ``layer_lr``, the head at ``head_lr``), the learning rate decayed linearly
+    to zero, batches in an order drawn from ``settings.seed``.
 
     One head (``heads == "one"``): every completion read by the same head, refusals weighted by compliances per
     refusal (judges 3.2-3.6's loss). Per-set heads (``"per-set"``, judge 3.7): ``schemes`` gives each
