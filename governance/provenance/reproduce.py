@@ -87,13 +87,15 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def environment_differences(lock_path: Path) -> list[str]:
-    """Installed packages whose version differs from the lock (``name==version`` lines)."""
+    """Installed packages whose version differs from the lock: its ``name==version`` requirements, each maybe
+    followed by its ``--hash`` options on continuation lines (pip's requirements-file syntax)."""
     out = []
-    for raw in lock_path.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
+    for raw in lock_path.read_text().replace("\\\n", " ").splitlines():
+        line = raw.split("#", 1)[0].split(" --", 1)[0].strip()  # the requirement, without its options
         if "==" not in line or line.startswith("-"):
             continue
         name, wanted = (part.strip() for part in line.split("==", 1))
+        name = name.split("[", 1)[0]  # extras name what to install with it, not another package
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:

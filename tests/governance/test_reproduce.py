@@ -54,3 +54,15 @@ def test_a_manifest_differing_only_in_the_base_models_run_context_is_not_a_diffe
     note = "manifest.json: only the base model's run context differs (wall time, environment, energy)"
     assert not _substantive([note])
     assert _substantive(["file: manifest.json differs (lineage facts recorded with the weights)"])
+
+
+def test_a_lock_with_hashes_is_read_by_its_requirements_not_its_hash_lines(tmp_path):
+    pyyaml, pytest_version = metadata.version("PyYAML"), metadata.version("pytest")
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(
+        "# header comment\n"
+        f"PyYAML=={pyyaml} \\\n    --hash=sha256:{'a' * 64} \\\n    --hash=sha256:{'b' * 64}\n"
+        f"pytest[testing]=={pytest_version} \\\n    --hash=sha256:{'c' * 64}\n"
+        f"no-such-package-anywhere==1.0 \\\n    --hash=sha256:{'d' * 64}\n"
+    )
+    assert environment_differences(lock) == ["no-such-package-anywhere not installed (lock 1.0)"]
