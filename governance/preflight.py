@@ -13,7 +13,9 @@ training. Checks:
 * ``trail``: ``GOVERN_AUDIT_URL`` set where required, the database answers,
   its signing key configured and listed in ``policies/trail_keys.yaml``;
 * ``signing``: the model-signing key configured and pinned where required;
-* ``dvc_remote`` (doctor only): the default DVC remote, when one is configured.
+* ``dvc_remote`` (doctor only): the default DVC remote, when one is configured;
+* ``environment`` (``govern doctor --environment``): installed packages against ``requirements.lock``, and
+  every installed file against its package's ``RECORD`` (:mod:`governance.environment`; seconds).
 
 ``govern reproduce`` re-runs a version's stages against a scratch store of its
 own (never the team's server: nothing of the re-run is recorded there) and
@@ -472,7 +474,29 @@ def _dvc(root: Path, *args: str) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
-def check_all(risk_tiers: list[str] | None = None, *, dvc_remote: bool = False) -> list[Finding]:
+def check_environment(root: Path = Path(".")) -> list[Finding]:
+    """The installed packages against the lock's pins, and their files against their packages' records."""
+    from governance.environment import environment_differences, installed_file_differences
+
+    rebuild = "rebuild the environment: rm -rf .venv && make .venv/bin/.installed"
+    lock = root / "requirements.lock"
+    if not lock.is_file():
+        findings = [_problem("environment", f"{lock}: not found", "run from the project's checkout")]
+    elif versions := environment_differences(lock):
+        shown = ", ".join(versions[:3])
+        findings = [_problem("environment", f"{len(versions)} package(s) differ from {lock}: {shown}", rebuild)]
+    else:
+        findings = [_ok("environment", f"every package of {lock} installed at its pinned version")]
+    files = installed_file_differences()
+    if files.ok:
+        line = f"{files.files} files of {files.distributions} packages match their RECORD; no stray start-up hook"
+        return [*findings, _ok("environment", line)]
+    return findings + [_problem("environment", line, rebuild) for line in files.lines()]
+
+
+def check_all(
+    risk_tiers: list[str] | None = None, *, dvc_remote: bool = False, environment: bool = False
+) -> list[Finding]:
     """Every check, in order; ``risk_tiers`` are the tiers this run registers (for a server without auth)."""
     from governance import registry
 
@@ -493,6 +517,8 @@ def check_all(risk_tiers: list[str] | None = None, *, dvc_remote: bool = False) 
     findings.append(check_tiers())
     if dvc_remote:
         findings.append(check_dvc_remote())
+    if environment:
+        findings += check_environment()
     return findings
 
 

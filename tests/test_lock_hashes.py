@@ -14,7 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from governance.provenance.reproduce import environment_differences
+from governance.environment import environment_differences
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = re.compile(r"pip install .*-r requirements\.lock")

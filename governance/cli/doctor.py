@@ -6,7 +6,8 @@ the risk tiers asked about), the clocks, the audit trail (``GOVERN_AUDIT_URL``
 where required, its database, its signing key listed in
 ``policies/trail_keys.yaml``), the model-signing key (configured and pinned
 where required) and the default DVC remote when one is configured
-(:mod:`governance.preflight`). One line per check; a problem names the fix.
+(:mod:`governance.preflight`); with ``--environment``, the installed packages and files against
+``requirements.lock`` and their packages' records. One line per check; a problem names the fix.
 Exit 0 all good, 1 problems, 2 bad usage. It only reports: nothing is written.
 """
 
@@ -29,13 +30,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         help="a risk tier the runs register (repeatable): may it use a server without authentication?",
     )
+    doctor.add_argument(
+        "--environment",
+        action="store_true",
+        help="also check the installed packages against requirements.lock and every installed file against its "
+        "package's RECORD (edited in place, missing, a start-up hook no package installed; seconds)",
+    )
     doctor.set_defaults(handler=run_doctor)
 
 
 def run_doctor(args: argparse.Namespace) -> int:
     from governance.preflight import check_all
 
-    findings = check_all(args.risk_tier, dvc_remote=True)
+    findings = check_all(args.risk_tier, dvc_remote=True, environment=args.environment)
     for finding in findings:
         print(finding.render())  # noqa: T201 - CLI output
     problems = sum(not f.ok for f in findings)

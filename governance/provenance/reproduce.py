@@ -12,8 +12,9 @@
    training stage, against a scratch MLflow store and audit trail (nothing is
    registered twice);
 4. compares: the gated data hashes (dvc.lock of the re-run vs the version's
-   ``lineage.data.*.md5``), the environment (the lock file's hash and the
-   installed packages vs ``requirements.lock``), and the weights (SHA-256 of
+   ``lineage.data.*.md5``), the environment (the lock file's hash, the
+   installed packages vs ``requirements.lock``, and every installed file vs
+   its package's ``RECORD``: :mod:`governance.environment`), and the weights (SHA-256 of
    every file vs the statement; the folder hash vs the trail).
 
 Exit 0 bit-exact, 1 naming what differs, 2 when inputs are missing (unknown
@@ -33,12 +34,12 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import yaml
 
 from governance import registry, trail
+from governance.environment import environment_differences, installed_file_differences
 from governance.errors import EXIT_DENIED, EXIT_OK, EXIT_USAGE, ArtifactTampered
 from governance.lineage import sha256_dir, sha256_file
 from governance.provenance.signing import file_digests
@@ -84,26 +85,6 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
 
     return subprocess.run(["git", "-c", "core.useReplaceRefs=false", *args], cwd=repo, env=git_environment(),
                           capture_output=True, text=True, timeout=120)  # fmt: skip
-
-
-def environment_differences(lock_path: Path) -> list[str]:
-    """Installed packages whose version differs from the lock: its ``name==version`` requirements, each maybe
-    followed by its ``--hash`` options on continuation lines (pip's requirements-file syntax)."""
-    out = []
-    for raw in lock_path.read_text().replace("\\\n", " ").splitlines():
-        line = raw.split("#", 1)[0].split(" --", 1)[0].strip()  # the requirement, without its options
-        if "==" not in line or line.startswith("-"):
-            continue
-        name, wanted = (part.strip() for part in line.split("==", 1))
-        name = name.split("[", 1)[0]  # extras name what to install with it, not another package
-        try:
-            installed = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out.append(f"{name} not installed (lock {wanted})")
-            continue
-        if installed.split("+", 1)[0] != wanted.split("+", 1)[0]:
-            out.append(f"{name} {installed} installed (lock {wanted})")
-    return out
 
 
 def _registered_subjects(name: str, version: str) -> dict[str, str]:
@@ -200,6 +181,8 @@ def _reproduce_in(
     installed = environment_differences(lock)
     if installed:
         result.differences.append(f"environment lock: {len(installed)} package(s) differ, first {installed[0]}")
+    # ... and what is installed is what those packages installed (no file edited in place, no stray start-up hook)
+    result.differences += [f"environment: {line}" for line in installed_file_differences().lines()]
     # Share the checkout's DVC cache: data is restored by hash, never re-downloaded or guessed
     cache = repo / ".dvc" / "cache"
     if cache.is_dir():

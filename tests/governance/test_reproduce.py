@@ -5,7 +5,8 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-from governance.provenance.reproduce import Reproduction, environment_differences
+from governance.environment import environment_differences
+from governance.provenance.reproduce import Reproduction
 
 
 def test_installed_packages_are_compared_with_the_lock(tmp_path):
