@@ -8,7 +8,7 @@ no package installed: Python runs it in every process, stages included). This mo
 
 * :func:`environment_differences` — installed versions against the lock's pins;
 * :func:`installed_file_differences` — every installed file against the SHA-256 its package's ``RECORD``
-  lists (pip writes it at install; ``importlib.metadata`` reads it), and start-up hooks in the
+  lists (pip writes it at install), and start-up hooks in the
   environment's site-packages that no package's ``RECORD`` lists.
 
 What it is and is not: a check of the environment's integrity against its own records, for ``govern doctor
@@ -21,6 +21,7 @@ the pipeline); it catches edits, drift and leftovers that nobody meant to keep.
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import site
 from dataclasses import dataclass, field
@@ -95,22 +96,37 @@ def installed_file_differences(site_dirs: list[str] | None = None) -> FileCheck:
     check = FileCheck()
     listed: set[Path] = set()
     folders = site.getsitepackages() if site_dirs is None else site_dirs
+    seen: set[tuple[str, str, str]] = set()
     for dist in metadata.distributions() if site_dirs is None else metadata.distributions(path=folders):
-        check.distributions += 1
+        base = Path(dist.locate_file(""))
         name = dist.metadata["Name"]
-        for entry in dist.files or ():
-            path = Path(entry.locate())
+        # RECORD read as written (not ``dist.files``: importlib_metadata, which some packages import, installs a
+        # finder whose distributions leave out the files that no longer exist, the very ones to report)
+        record = dist.read_text("RECORD")
+        if record is None or (name, dist.version, str(base)) in seen:
+            continue  # no RECORD (an egg-info install): nothing to compare; or the same one found twice
+        seen.add((name, dist.version, str(base)))
+        check.distributions += 1
+        for row in csv.reader(record.splitlines()):
+            if not row:
+                continue
+            path = base / row[0]
             listed.add(path.resolve())
-            if entry.hash is None:
+            mode, _, value = (row[1] if len(row) > 1 else "").partition("=")
+            if not value:
                 continue
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
-                check.missing.append(f"{name}: {entry}")
+                check.missing.append(f"{name}: {row[0]}")
                 continue
             check.files += 1
-            if _record_digest(data, entry.hash.mode) != entry.hash.value:
-                check.changed.append(f"{name}: {entry}")
+            try:
+                same = _record_digest(data, mode) == value
+            except ValueError:  # a digest named by an algorithm hashlib does not know: nothing vouches for the file
+                same = False
+            if not same:
+                check.changed.append(f"{name}: {row[0]}")
     for folder in folders:
         root = Path(folder)
         hooks = sorted(root.glob("*.pth")) + [root / n for n in STARTUP_HOOK_NAMES if (root / n).is_file()]

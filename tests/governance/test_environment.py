@@ -56,6 +56,17 @@ def test_a_file_edited_in_place_a_deleted_one_and_stray_start_up_hooks_are_each_
     assert lines[2].startswith("2 start-up hook(s) no package installed")
 
 
+def test_a_deleted_file_is_named_even_where_importlib_metadata_hides_missing_files(tmp_path):
+    """``importlib_metadata`` (imported by MLflow and others) adds a finder whose ``files`` skip the files that no
+    longer exist: the check reads each RECORD as written, so what was deleted is still reported."""
+    import importlib_metadata  # noqa: F401 - its import installs the finder, as in any stage that imports MLflow
+
+    _install(tmp_path, "recognizers", {"recognizers/__init__.py": "X = 1\n", "recognizers/card.py": "Y = 2\n"})
+    (tmp_path / "recognizers/card.py").unlink()
+    check = installed_file_differences([str(tmp_path)])
+    assert check.missing == ["recognizers: recognizers/card.py"] and check.distributions == 1
+
+
 def test_govern_doctor_environment_reads_this_suites_own_environment():
     """One lean run of the whole check on the real environment (a few GB hashed: seconds)."""
     result = subprocess.run(
