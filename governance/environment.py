@@ -14,7 +14,7 @@ no package installed: Python runs it in every process, stages included). This mo
 What it is and is not: a check of the environment's integrity against its own records, for ``govern doctor
 --environment`` and ``govern reproduce``. Whoever can write the environment can also rewrite a ``RECORD``,
 and code that runs at start-up can hide itself from a check made in the same process, so this is not a
-boundary against such a user (the threat model, row S1: keep the environment read-only to the user who runs
+boundary against such a user (the threat model, row U1: keep the environment read-only to the user who runs
 the pipeline); it catches edits, drift and leftovers that nobody meant to keep.
 """
 
