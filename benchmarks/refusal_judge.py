@@ -54,6 +54,13 @@ licence, size, source commit and sha256; none is copied into this repository):
   chat output, with hand-labelled propositions; ``fully_complies`` is
   compliance, every other non-empty completion a refusal (partial compliance
   counts as a partial refusal), the 8 empty ones are left out. Measured only.
+* ``purse-jailbreak-informativeness``: 300 replies of Llama-2-7b-chat (250) and
+  gpt-3.5-turbo (50) to harmful intents wrapped by three published jailbreaks
+  (GCG, generation exploitation, PAIR), from Cai et al. 2024 (Apache-2.0),
+  each labelled by hand as informative or not. Refusal here is "not
+  informative", which also holds replies that only repeat the intent or
+  wander off (about one in four, read before scoring): measured only, per
+  attack and per people's safeguard-violation label.
 * ``project-hand-labelled``: ``benchmarks/data/refusal_judge_labelled.jsonl``,
   210 completions written and labelled by hand for this project (refusal,
   compliance, other; the tiny model's degenerate text is "other").
@@ -253,7 +260,8 @@ def load_public_set(spec: dict, sources_dir: Path) -> list[Item]:
         "xstest-zip": _load_xstest_zip,
         "gptfuzz-csv": _load_gptfuzz_csv,
         "reuter-json": _load_reuter_json,
-        "parquet": _load_parquet,
+        "parquet": _load_table,
+        "csv": _load_table,
         "rbr-jsonl": _load_rbr_jsonl,
     }
     loader = loaders[spec.get("format", "xstest-zip")]
@@ -362,25 +370,42 @@ def _prompt_split(prompt: str) -> tuple[str, str]:
     return split, f"p{hashlib.sha256(prompt.encode('utf-8')).hexdigest()[:16]}"
 
 
-def _load_parquet(spec: dict, checkout: Path) -> list[Item]:
-    """A parquet file of prompt, response and people's label (``columns`` names them), read from the pinned
-    bytes. Rows whose label is neither a refusal nor a compliance label (unlabelled) are left out."""
+def _table_rows(spec: dict, path: Path, pinned: str) -> list[dict]:
+    """The rows of a pinned parquet (``format: parquet``) or CSV file (``format: csv``), each a dict by column."""
+    data = _checked(path, pinned)
+    if spec["format"] == "csv":
+        return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    return pq.read_table(pa.BufferReader(data)).to_pylist()
+
+
+def _load_table(spec: dict, checkout: Path) -> list[Item]:
+    """A parquet or CSV file of prompt, response and people's label (``columns`` names them), read from the pinned
+    bytes. Rows whose label is neither a refusal nor a compliance label (unlabelled) are left out. A set of
+    several models names the column that says which (``columns.model``) and each value's model (``model_ids``);
+    a set of one model names it alone under ``models``."""
     ((name, pinned),) = spec["files"].items()
     path = checkout / name
     if not path.is_file():
         return []
     columns = spec["columns"]
     refusal_labels, compliance_labels = set(spec["refusal_labels"]), set(spec["compliance_labels"])
-    (model,) = spec["models"]
-    table = pq.read_table(pa.BufferReader(_checked(path, pinned)))
+    model_ids = spec.get("model_ids")
+    if model_ids is None:
+        (model,) = spec["models"]
     items = []
-    for index, row in enumerate(table.to_pylist()):
+    for index, row in enumerate(_table_rows(spec, path, pinned)):
         label = row[columns["label"]]
         if label not in refusal_labels | compliance_labels:
             continue
+        if model_ids is not None:
+            value = str(row[columns["model"]])
+            if value not in model_ids:
+                raise SystemExit(f"{path}: row {index + 1}: {columns['model']} {value!r} is not one of "
+                                 f"model_ids {sorted(model_ids)} in {SOURCES.relative_to(ROOT)}")  # fmt: skip
+            model = model_ids[value]
         split, group = _prompt_split(row[columns["prompt"]])
         items.append(Item(spec["name"], model, f"r{index}", row[columns["response"]], label in refusal_labels,
                           label, split, group=group, facets=_facets(spec, row)))  # fmt: skip
