@@ -24,7 +24,8 @@ own prompt split): a fold trains on the other four models' completions to the *o
 the seen parts of Reuter and Schulze's ChatGPT replies, WildGuardTest and the hand-labelled set, and is tested
 on the held-out model's completions to the held-out half: no prompt and no model is on both sides, so a head
 cannot learn "this prompt is refused". One more fold trains on every set's seen part (judge 3.5's calibration
-set) and tests on everything else (the unseen parts, GPTFuzz, OpenAI's RBR gold set). Printed per fold; ``run``
+set) and tests on everything else (the unseen parts, GPTFuzz, OpenAI's RBR gold set, Cai et al.'s replies to
+jailbreaks). Printed per fold; ``run``
 ends with each mode's precision and recall per model, the mean over seeds and both halves.
 
 ``pack`` writes what a device machine needs, none of it from outside the project's pins: the items (each set
@@ -121,18 +122,14 @@ def prompts_of(spec: dict, checkout: Path, bench) -> dict[str, str]:
         name, pinned = GPTFUZZ_QUESTIONS
         rows = csv.DictReader(io.StringIO(bench._checked(checkout / name, pinned).decode("utf-8")))
         prompts = {f"q{row['index']}": row["text"] for row in rows}
-    elif fmt in ("reuter-json", "parquet"):
+    elif fmt == "reuter-json":
         ((name, pinned),) = spec["files"].items()
-        data = bench._checked(checkout / name, pinned)
-        if fmt == "reuter-json":
-            rows = json.loads(data.decode("utf-8"))
-            prompts = {f"r{k}": row["prompt"] for k, row in enumerate(rows)}
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            rows = pq.read_table(pa.BufferReader(data)).to_pylist()
-            prompts = {f"r{k}": row[spec["columns"]["prompt"]] for k, row in enumerate(rows)}
+        rows = json.loads(bench._checked(checkout / name, pinned).decode("utf-8"))
+        prompts = {f"r{k}": row["prompt"] for k, row in enumerate(rows)}
+    elif fmt in ("parquet", "csv"):  # the benchmark's table loader's rows, keyed as it keys them
+        ((name, pinned),) = spec["files"].items()
+        rows = bench._table_rows(spec, checkout / name, pinned)
+        prompts = {f"r{k}": row[spec["columns"]["prompt"]] for k, row in enumerate(rows)}
     elif fmt == "rbr-jsonl":
         for name, pinned in spec["files"].items():
             lines = [line for line in bench._checked(checkout / name, pinned).decode("utf-8").splitlines() if line]
