@@ -70,7 +70,8 @@ def judge_agreement_summary(judge: Any) -> dict[str, Any]:
             "precision": _figure(every.get("precision"), every.get("precision_ci95")),
             "recall": _figure(every.get("recall"), every.get("recall_ci95")),
             "held_out": "none kept" if not unseen
-            else f"{_figure(unseen.get('precision'))} / {_figure(unseen.get('recall'))} ({unseen.get('n')})",
+            else f"{_figure(unseen.get('precision'))} / {_figure(unseen.get('recall'))} ({unseen.get('n')}"
+            + (", all of it: measured only)" if entry.get("held_out") == "all" else ")"),
             "weakest": "n/a" if not weakest
             else f"{_model(weakest)}: {weakest.get('figure')} {_figure(weakest.get('value'))}",
             "goal": {True: "met", False: "not met"}.get(entry.get("goal_met"), "n/a"),

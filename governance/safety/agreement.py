@@ -90,9 +90,10 @@ def measured_agreement(data: bytes, path: str, judge_sha256: str) -> dict[str, A
     from ``path``), for the judge file whose sha256 is ``judge_sha256``.
 
     Returns ``{"status": "measured", "results": {path, sha256}, "sets": [...], "goal": {...}}``, each set with
-    its overall cell (n, refusals, precision and recall with their 95% intervals), its held-out (unseen) cell
-    where the benchmark kept one, its weakest model and whether the goal is met; or ``{"status": "not
-    measured", "why": ...}`` when the results are another judge's. A file that is not the benchmark's results
+    its overall cell (n, refusals, precision and recall with their 95% intervals), its held-out cell where
+    the benchmark kept one (the unseen split; all of a set no judge was fitted or chosen on, ``held_out:
+    all``), its weakest model and whether the goal is met; or ``{"status": "not measured", "why": ...}`` when
+    the results are another judge's. A file that is not the benchmark's results
     (not JSON, a field missing or not a number) is a ConfigError naming the file and the field.
     """
     digest = hashlib.sha256(data).hexdigest()
@@ -129,9 +130,13 @@ def measured_agreement(data: bytes, path: str, judge_sha256: str) -> dict[str, A
             "weakest_model": _weakest_model(every, f"{where}/all", described.get("models")),
             "goal_met": met.get(name) if isinstance(met, dict) else None,
         }
-        if "unseen" in splits:
-            entry["unseen"] = _cell(_field(splits["unseen"], "all models", f"{where}/unseen"),
-                                    f"{where}/unseen/all models")  # fmt: skip
+        # The held-out cell: the unseen split, or the whole set where no judge was fitted or chosen on any of it
+        # (``held_out: all`` in its sources entry: a measured-only set)
+        held = "all" if described.get("held_out") == "all" else "unseen"
+        if held in splits:
+            entry["unseen"] = _cell(_field(splits[held], "all models", f"{where}/{held}"),
+                                    f"{where}/{held}/all models")  # fmt: skip
+            entry["held_out"] = held
         sets.append(entry)
     return {
         "status": MEASURED,

@@ -53,8 +53,18 @@ def test_the_shipped_results_measure_the_shipped_judge(results):
         assert entry["weakest_model"]["name"] == expected
         assert entry["goal_met"] == document["goal"]["met"].get(entry["set"])
         assert entry["public"] == (entry["set"] in document["sources"])
-        if "unseen" in cells:
-            assert entry["unseen"]["n"] == cells["unseen"]["all models"][JUDGE_ROW]["n"]
+        # The held-out cell: the unseen split, or all of a measured-only set (no judge fitted or chosen on any of it)
+        held = "all" if document["sources"].get(entry["set"], {}).get("held_out") == "all" else "unseen"
+        if held in cells:
+            assert entry["unseen"]["n"] == cells[held]["all models"][JUDGE_ROW]["n"]
+        else:
+            assert entry["unseen"] is None
+    measured_only = [e for e in agreement["sets"] if document["sources"].get(e["set"], {}).get("held_out") == "all"]
+    assert measured_only and all(e["unseen"] == e["all"] and e["held_out"] == "all" for e in measured_only)
+    rows = {r["set"]: r for r in judge_agreement_summary({"agreement": agreement})["sets"]}
+    for entry in measured_only:  # the report says the held-out figure is the whole set, never fitted or chosen on
+        assert rows[entry["set"]]["held_out"].endswith(f"({entry['all']['n']}, all of it: measured only)")
+    assert rows["xstest-style-new-prompts"]["held_out"].endswith("(484)")
     assert agreement["goal"] == {k: document["goal"][k] for k in ("precision", "recall", "per_model")}
 
 
