@@ -395,8 +395,13 @@ def _load_table(spec: dict, checkout: Path) -> list[Item]:
     model_ids = spec.get("model_ids")
     if model_ids is None:
         (model,) = spec["models"]
+    rows = _table_rows(spec, path, pinned)
+    absent = [column for column in columns.values() if rows and column not in rows[0]]
+    if absent:
+        raise SystemExit(f"{path}: no column {absent[0]!r}: the set {spec['name']!r} names it under columns in "
+                         f"{SOURCES.relative_to(ROOT)}")  # fmt: skip
     items = []
-    for index, row in enumerate(_table_rows(spec, path, pinned)):
+    for index, row in enumerate(rows):
         label = row[columns["label"]]
         if label not in refusal_labels | compliance_labels:
             continue

@@ -244,3 +244,13 @@ def test_the_csv_loader_refuses_a_model_id_the_sources_file_does_not_name(bench,
     with pytest.raises(SystemExit) as refused:
         bench.load_public_set(spec, tmp_path)
     assert str(refused.value).startswith(f"{path}: row 2: model_id '7' is not one of model_ids ['0', '1'] in ")
+
+
+def test_a_column_the_sources_file_names_and_the_file_lacks_is_refused_naming_both(bench, tmp_path):
+    spec, path = _csv_checkout(tmp_path, ["0", "1"])
+    spec["columns"] = {**spec["columns"], "label": "manual_informativeness"}
+    with pytest.raises(SystemExit) as refused:
+        bench.load_public_set(spec, tmp_path)
+    assert str(refused.value) == (f"{path}: no column 'manual_informativeness': the set "
+                                  "'purse-jailbreak-informativeness' names it under columns in "
+                                  "benchmarks/data/refusal_judge_sources.yaml")  # fmt: skip
