@@ -66,6 +66,7 @@ def judge_agreement_summary(judge: Any) -> dict[str, Any]:
         rows.append({
             "set": entry.get("set"),
             "public": bool(entry.get("public")),
+            "title": entry.get("title"),  # what the set is and what its labels mean (its sources entry)
             "completions": f"{every.get('n', 'n/a')} ({every.get('refusals', 'n/a')})",
             "precision": _figure(every.get("precision"), every.get("precision_ci95")),
             "recall": _figure(every.get("recall"), every.get("recall_ci95")),

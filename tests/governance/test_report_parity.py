@@ -400,6 +400,10 @@ def test_the_judges_measured_agreement_stands_beside_the_rates_it_counted(life):
         for cell in cells:
             assert cell in html and cell in markdown
         assert f"| {row['completions']} | {row['precision']} | {row['recall']} | {row['held_out']} |" in markdown
+        if row["title"]:  # what the set is and what its labels mean, under the table in both
+            assert row["title"] in html
+            assert f"- {row['set']}: {row['title']}" in markdown  # as a reader sees it: no backticks
+    assert any(row["title"] for row in agreement["sets"])
 
 
 def test_every_library_of_the_form_is_in_libraries(life):

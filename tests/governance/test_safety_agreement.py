@@ -65,6 +65,12 @@ def test_the_shipped_results_measure_the_shipped_judge(results):
     for entry in measured_only:  # the report says the held-out figure is the whole set, never fitted or chosen on
         assert rows[entry["set"]]["held_out"].endswith(f"({entry['all']['n']}, all of it: measured only)")
     assert rows["xstest-style-new-prompts"]["held_out"].endswith("(484)")
+    # Each public set's title (what its labels mean) goes to the report under the table; the project's own has none
+    assert all(
+        rows[e["set"]]["title"] == document["sources"][e["set"]]["title"] for e in agreement["sets"] if e["public"]
+    )
+    assert "refusal here is 'not informative'" in rows["purse-jailbreak-informativeness"]["title"]
+    assert rows["project-hand-labelled"]["title"] is None
     assert agreement["goal"] == {k: document["goal"][k] for k in ("precision", "recall", "per_model")}
 
 
