@@ -25,8 +25,8 @@ the seen parts of Reuter and Schulze's ChatGPT replies, WildGuardTest and the ha
 on the held-out model's completions to the held-out half: no prompt and no model is on both sides, so a head
 cannot learn "this prompt is refused". One more fold trains on every set's seen part (judge 3.5's calibration
 set) and tests on everything else (the unseen parts, GPTFuzz, OpenAI's RBR gold set, Cai et al.'s replies to
-jailbreaks). Printed per fold; ``run``
-ends with each mode's precision and recall per model, the mean over seeds and both halves.
+jailbreaks). Printed per fold; ``run`` ends with each mode's precision and recall per model, the mean over seeds
+and both halves.
 
 ``pack`` writes what a device machine needs, none of it from outside the project's pins: the items (each set
 read from its pinned checkout by ``benchmarks/refusal_judge.py``'s loaders, with the prompt each completion
