@@ -129,7 +129,11 @@ def prompts_of(spec: dict, checkout: Path, bench) -> dict[str, str]:
     elif fmt in ("parquet", "csv"):  # the benchmark's table loader's rows, keyed as it keys them
         ((name, pinned),) = spec["files"].items()
         rows = bench._table_rows(spec, checkout / name, pinned)
-        prompts = {f"r{k}": row[spec["columns"]["prompt"]] for k, row in enumerate(rows)}
+        column = spec["columns"]["prompt"]
+        if "{model}" in spec["columns"]["response"]:  # a wide table: one row a prompt, a reply per model
+            prompts = {f"r{k}/{model}": row[column] for k, row in enumerate(rows) for model in spec["models"]}
+        else:
+            prompts = {f"r{k}": row[column] for k, row in enumerate(rows)}
     elif fmt == "rbr-jsonl":
         for name, pinned in spec["files"].items():
             lines = [line for line in bench._checked(checkout / name, pinned).decode("utf-8").splitlines() if line]

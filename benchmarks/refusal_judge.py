@@ -61,6 +61,14 @@ licence, size, source commit and sha256; none is copied into this repository):
   informative", which also holds replies that only repeat the intent or
   wander off (about one in four, read before scoring): measured only, per
   attack and per people's safeguard-violation label.
+* ``orfuzz-user-study``: ORFuzz's user study (Zhang et al. 2025; no licence
+  stated): 2,320 replies of five open chat models (Llama-3.1-8B, Gemma-2-9B,
+  Mistral-7B-Instruct-v0.3, Phi-3.5-mini, Qwen2.5-7B) to 464 prompts, each
+  rated by people (40 ratings a reply) as answering the request or not; the
+  majority decides and the 20 ties are left out (2,300 scored). The file's 36
+  rows on XSTest's own prompts are dropped unread (``exclude_rows``). Held out
+  whole: no judge is fitted or chosen on it; reported per model, per kind of
+  prompt and by how far the people agreed.
 * ``project-hand-labelled``: ``benchmarks/data/refusal_judge_labelled.jsonl``,
   210 completions written and labelled by hand for this project (refusal,
   compliance, other; the tiny model's degenerate text is "other").
@@ -381,39 +389,88 @@ def _table_rows(spec: dict, path: Path, pinned: str) -> list[dict]:
     return pq.read_table(pa.BufferReader(data)).to_pylist()
 
 
+def _people_share(spec: dict, path: Path, index: int, column: str, value) -> tuple[bool, str] | None:
+    """A share-of-people label (``label_kind: share_answered``): the share of the people who rated the reply who
+    found that it answers the request. The majority decides, as WildGuardTest's three annotators' does: refusal
+    under one half, compliance over it; a tie is left out (None). A cell that is not a share is refused, naming
+    the file, the row and the column."""
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        share = float("nan")
+    if not 0.0 <= share <= 1.0:
+        raise SystemExit(f"{path}: row {index + 1}: {column} {value!r} is not a share of people between 0 and 1 "
+                         f"(the set {spec['name']!r}, label_kind share_answered)")  # fmt: skip
+    if share == 0.5:
+        return None
+    return share < 0.5, f"answered for {share:.3f} of people"
+
+
+def people_agreement(share: float) -> str:
+    """How far the people who rated a reply agreed (a facet of a share-labelled set): all of them, at least three
+    in four, or fewer (split)."""
+    if share in (0.0, 1.0):
+        return "unanimous"
+    return "3-in-4-or-more" if share <= 0.25 or share >= 0.75 else "split"
+
+
 def _load_table(spec: dict, checkout: Path) -> list[Item]:
     """A parquet or CSV file of prompt, response and people's label (``columns`` names them), read from the pinned
     bytes. Rows whose label is neither a refusal nor a compliance label (unlabelled) are left out. A set of
     several models names the column that says which (``columns.model``) and each value's model (``model_ids``);
-    a set of one model names it alone under ``models``."""
+    a set of one model names it alone under ``models``. A wide table (one row a prompt, a response and a label
+    column per model) names its columns with ``{model}``, filled in with each key of ``models``. Rows whose value
+    of a column is listed under ``exclude_rows`` are dropped before anything is read of them (the ORFuzz study's
+    rows on XSTest's own prompts). ``label_kind: share_answered``: the label is a share of people
+    (:func:`_people_share`)."""
     ((name, pinned),) = spec["files"].items()
     path = checkout / name
     if not path.is_file():
         return []
     columns = spec["columns"]
-    refusal_labels, compliance_labels = set(spec["refusal_labels"]), set(spec["compliance_labels"])
+    shares = spec.get("label_kind") == "share_answered"
+    refusal_labels, compliance_labels = set(spec.get("refusal_labels", [])), set(spec.get("compliance_labels", []))
     model_ids = spec.get("model_ids")
-    if model_ids is None:
+    wide = "{model}" in columns["response"]
+    if wide:
+        per_model = {key: {role: c.format(model=key) for role, c in columns.items()} for key in spec["models"]}
+    elif model_ids is None:
         (model,) = spec["models"]
     rows = _table_rows(spec, path, pinned)
-    absent = [column for column in columns.values() if rows and column not in rows[0]]
+    excluded = spec.get("exclude_rows", {})
+    needed = [c for cells in (per_model.values() if wide else [columns]) for c in cells.values()] + list(excluded)
+    absent = [column for column in dict.fromkeys(needed) if rows and column not in rows[0]]
     if absent:
         raise SystemExit(f"{path}: no column {absent[0]!r}: the set {spec['name']!r} names it under columns in "
                          f"{SOURCES.relative_to(ROOT)}")  # fmt: skip
     items = []
     for index, row in enumerate(rows):
-        label = row[columns["label"]]
-        if label not in refusal_labels | compliance_labels:
+        if any(str(row[column]) in values for column, values in excluded.items()):
             continue
-        if model_ids is not None:
-            value = str(row[columns["model"]])
-            if value not in model_ids:
-                raise SystemExit(f"{path}: row {index + 1}: {columns['model']} {value!r} is not one of "
-                                 f"model_ids {sorted(model_ids)} in {SOURCES.relative_to(ROOT)}")  # fmt: skip
-            model = model_ids[value]
-        split, group = _prompt_split(row[columns["prompt"]])
-        items.append(Item(spec["name"], model, f"r{index}", row[columns["response"]], label in refusal_labels,
-                          label, split, group=group, facets=_facets(spec, row)))  # fmt: skip
+        for key, cells in per_model.items() if wide else [(None, columns)]:
+            label = row[cells["label"]]
+            extra = {}
+            if shares:
+                people = _people_share(spec, path, index, cells["label"], label)
+                if people is None:
+                    continue
+                refusal, label = people
+                extra = {"people_agreement": people_agreement(float(row[cells["label"]]))}
+            elif label in refusal_labels | compliance_labels:
+                refusal = label in refusal_labels
+            else:
+                continue
+            if wide:
+                model = key
+            elif model_ids is not None:
+                value = str(row[columns["model"]])
+                if value not in model_ids:
+                    raise SystemExit(f"{path}: row {index + 1}: {columns['model']} {value!r} is not one of "
+                                     f"model_ids {sorted(model_ids)} in {SOURCES.relative_to(ROOT)}")  # fmt: skip
+                model = model_ids[value]
+            split, group = _prompt_split(row[cells["prompt"]])
+            items.append(Item(spec["name"], model, f"r{index}" + (f"/{key}" if wide else ""), row[cells["response"]],
+                              refusal, label, split, group=group, facets=_facets(spec, row | extra)))  # fmt: skip
     return items
 
 
