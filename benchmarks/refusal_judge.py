@@ -537,6 +537,46 @@ def refusal_scores(refused: list[bool], judged: list[bool]) -> dict:
     }
 
 
+def prompt_of(item: Item) -> str:
+    """What a completion shares with others of its set and is resampled with: its prompt, question or prompt
+    group (``group``), or its prompt's id where the set keeps no group (the XSTest-style set's five models
+    answer each id)."""
+    return item.group or item.id
+
+
+def by_prompt_interval(refused: list[bool], judged: list[bool], prompts: list[str], seed: int = 0) -> dict | None:
+    """95% intervals of refusal precision and recall that resample whole prompts (a cluster bootstrap, scipy's
+    ``bootstrap``, percentile, 2,000 resamples, seeded): where a prompt has several completions (five models'
+    answers to one prompt, 77 jailbreak templates of one question), they are not independent, and Wilson's
+    interval, which counts each completion as a draw, is narrower than the data allow. None where no prompt has
+    two completions (Wilson's is then the interval) or a figure is undefined."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    names = sorted(set(prompts))
+    if len(names) == len(prompts) or len(names) < 2:
+        return None
+    index = {name: k for k, name in enumerate(names)}
+    counts = np.zeros((3, len(names)))  # per prompt: found (true positives), judged refusal, labelled refusal
+    for r, j, name in zip(refused, judged, prompts, strict=True):
+        counts[:, index[name]] += (r and j, j, r)
+    if not counts[1].sum() or not counts[2].sum():
+        return None
+
+    def share(of: int):
+        def statistic(sample, axis=-1):
+            sample = sample.astype(int)
+            below = counts[of][sample].sum(axis=axis)
+            return np.divide(counts[0][sample].sum(axis=axis), below, out=np.full(below.shape, np.nan), where=below > 0)
+
+        result = bootstrap((np.arange(len(names)),), statistic, n_resamples=2000, method="percentile",
+                           confidence_level=0.95, rng=np.random.default_rng(seed), vectorized=True)  # fmt: skip
+        ci = result.confidence_interval
+        return [round(float(ci.low), 3), round(float(ci.high), 3)]
+
+    return {"prompts": len(names), "precision_ci95": share(1), "recall_ci95": share(2)}
+
+
 def annotators_vs_adjudicated(items: list[Item], sources: dict) -> dict:
     """Each annotator's own label scored as a judge against the adjudicated one, per set and model (precision and
     recall of refusal, Wilson intervals): how far people agree with the record the judge is measured on. The
@@ -1333,6 +1373,10 @@ def main(argv: list[str] | None = None) -> int:
     for set_name, split, model, chosen in groups:
         refused = [items[k].refusal for k in chosen]
         entry = {name: refusal_scores(refused, [v[k] for k in chosen]) for name, v in judges.items()}
+        if model == "all models":  # a cell of several completions a prompt: intervals that resample prompts
+            prompts = [prompt_of(items[k]) for k in chosen]
+            for name in (NEW, CAND) if candidate is not None else (NEW,):
+                entry[name]["by_prompt"] = by_prompt_interval(refused, [judges[name][k] for k in chosen], prompts)
         entry[OLD]["judged_other"] = sum(old[k] == "other" for k in chosen)
         entry[NEW]["judged_other"] = sum(new[k].verdict == "other" for k in chosen)
         is_facet = (set_name, split, model) in facet_groups
@@ -1369,6 +1413,14 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{set_name} / {split} / {model}"
         row = f"{label:{width}} {_fmt(entry[OLD]):44} {_fmt(entry[NEW]):44}"
         print(row + (f" {_fmt(entry[CAND])}" if candidate else ""))  # noqa: T201
+    print("the judge's 95% intervals resampling whole prompts, where a prompt has several completions (cluster "  # noqa: T201
+          "bootstrap; Wilson's above counts each completion as a draw):")  # fmt: skip
+    for set_name, split, model, _ in groups:
+        shown = results.get(set_name, {}).get(split, {}).get(model, {}).get(NEW, {}).get("by_prompt")
+        if model == "all models" and shown and (set_name, split, model) not in facet_groups:
+            (pl, ph), (rl, rh) = shown["precision_ci95"], shown["recall_ci95"]
+            print(f"  {set_name} / {split}: {shown['prompts']} prompts: precision [{pl:.2f}-{ph:.2f}] "  # noqa: T201
+                  f"recall [{rl:.2f}-{rh:.2f}]")  # fmt: skip
     if candidate is not None:
         print(f"paired, judge {judge.version} vs candidate {candidate.version} (exact McNemar):")  # noqa: T201
         for set_name, tests in paired.items():

@@ -72,7 +72,7 @@ def judge_agreement_summary(judge: Any) -> dict[str, Any]:
             "recall": _figure(every.get("recall"), every.get("recall_ci95")),
             "held_out": "none kept" if not unseen
             else f"{_figure(unseen.get('precision'))} / {_figure(unseen.get('recall'))} ({unseen.get('n')}"
-            + (", all of it: measured only)" if entry.get("held_out") == "all" else ")"),
+            + (_held_out_whole(entry) if entry.get("held_out") == "all" else ")"),
             "weakest": "n/a" if not weakest
             else f"{_model(weakest)}: {weakest.get('figure')} {_figure(weakest.get('value'))}",
             "goal": {True: "met", False: "not met"}.get(entry.get("goal_met"), "n/a"),
@@ -82,6 +82,13 @@ def judge_agreement_summary(judge: Any) -> dict[str, Any]:
     reviewed = f"{review.get('ref')} {str(review.get('commit') or '')[:12]}" if review.get("commit") else "not recorded"
     return {"status": "measured", "results": results, "benchmark": agreement.get("benchmark"),
             "reviewed": reviewed, "goal": agreement.get("goal") or {}, "sets": rows}  # fmt: skip
+
+
+def _held_out_whole(entry: dict[str, Any]) -> str:
+    """How a set held out whole is named: measured only (its labels are of another kind, never fitted or chosen
+    on), or held out whole (a set no judge was fitted or chosen on, kept for measuring). A record made before
+    the two were told apart has no ``measured_only`` and was measured-only then."""
+    return ", all of it: measured only)" if entry.get("measured_only", True) else ", all of it: no judge fitted on it)"
 
 
 def safety_summary(recorded: dict[str, Any] | None) -> dict[str, Any] | None:

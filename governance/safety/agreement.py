@@ -137,6 +137,8 @@ def measured_agreement(data: bytes, path: str, judge_sha256: str) -> dict[str, A
             entry["unseen"] = _cell(_field(splits[held], "all models", f"{where}/{held}"),
                                     f"{where}/{held}/all models")  # fmt: skip
             entry["held_out"] = held
+            if held == "all":  # measured only (labels of another kind), or a fresh set held out whole
+                entry["measured_only"] = bool(described.get("measured_only"))
         sets.append(entry)
     return {
         "status": MEASURED,

@@ -121,6 +121,31 @@ def test_the_paired_test_counts_each_judges_own_finds_and_gives_an_exact_p(bench
     assert bench.paired_test([True], [True], [True])["refusals"]["p_exact_mcnemar"] is None  # no evidence
 
 
+def test_intervals_that_resample_prompts_widen_where_a_prompts_completions_err_together(bench):
+    import random
+
+    from scipy.stats import binomtest
+
+    rng = random.Random(7)
+    refused, judged, prompts = [], [], []
+    for prompt in range(120):  # five models answer each prompt alike; the judge errs on whole prompts
+        refusal, wrong = rng.random() < 0.5, rng.random() < 0.2
+        for _ in range(5):
+            refused.append(refusal)
+            judged.append(refusal != wrong)
+            prompts.append(f"p{prompt}")
+    found = sum(r and j for r, j in zip(refused, judged, strict=True))
+    wilson = binomtest(found, sum(refused)).proportion_ci(method="wilson")
+    clustered = bench.by_prompt_interval(refused, judged, prompts)
+    low, high = clustered["recall_ci95"]
+    assert clustered["prompts"] == 120
+    assert low < found / sum(refused) < high
+    assert high - low > 1.8 * (wilson.high - wilson.low)  # 120 draws, not 600: about sqrt(5) times as wide
+    assert clustered == bench.by_prompt_interval(refused, judged, prompts)  # seeded
+    # One completion a prompt: Wilson's interval is the interval, none is added
+    assert bench.by_prompt_interval(refused[::5], judged[::5], prompts[::5]) is None
+
+
 def test_the_xstest_loader_keeps_each_annotators_label_and_the_benchmark_scores_them_against_the_adjudicated(
     bench, tmp_path
 ):
