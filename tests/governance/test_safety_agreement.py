@@ -63,7 +63,15 @@ def test_the_shipped_results_measure_the_shipped_judge(results):
     assert measured_only and all(e["unseen"] == e["all"] and e["held_out"] == "all" for e in measured_only)
     rows = {r["set"]: r for r in judge_agreement_summary({"agreement": agreement})["sets"]}
     for entry in measured_only:  # the report says the held-out figure is the whole set, never fitted or chosen on
-        assert rows[entry["set"]]["held_out"].endswith(f"({entry['all']['n']}, all of it: measured only)")
+        kind = "measured only" if document["sources"][entry["set"]].get("measured_only") else "no judge fitted on it"
+        assert entry["measured_only"] == (kind == "measured only")
+        assert rows[entry["set"]]["held_out"].endswith(f"({entry['all']['n']}, all of it: {kind})")
+    # A set of people's refusal labels held out whole (ORFuzz's study) is not named measured-only
+    assert rows["orfuzz-user-study"]["held_out"].endswith("all of it: no judge fitted on it)")
+    assert rows["openai-rbr-gold"]["held_out"].endswith("all of it: measured only)")
+    # A record made before the two were told apart reads as it did
+    older = {"status": "measured", "sets": [{k: v for k, v in measured_only[0].items() if k != "measured_only"}]}
+    assert judge_agreement_summary({"agreement": older})["sets"][0]["held_out"].endswith("measured only)")
     assert rows["xstest-style-new-prompts"]["held_out"].endswith("(484)")
     # Each public set's title (what its labels mean) goes to the report under the table; the project's own has none
     assert all(
