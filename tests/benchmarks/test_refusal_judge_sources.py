@@ -333,3 +333,24 @@ def test_a_share_that_is_not_one_is_refused_naming_the_file_the_row_and_the_colu
         bench.load_public_set(spec, tmp_path)
     assert str(refused.value) == (f"{path}: row 1: mistral answer rate {share!r} is not a share of people between 0 "
                                   "and 1 (the set 'orfuzz-user-study', label_kind share_answered)")  # fmt: skip
+
+
+def test_a_set_fitted_on_some_rows_gives_the_calibration_those_rows_of_its_seen_half_alone(bench):
+    def item(name, split, kind):
+        return bench.Item(name, "mistral", f"{name}-{split}-{kind}", "text", True, "refused", split,
+                          facets={"classification": f"classification={kind}"})  # fmt: skip
+
+    spec = {"sets": [
+        {"name": "orfuzz-user-study", "fit_rows": {"classification": ["eval-advbench", "eval-or-bench-hard-1k"]}},
+        {"name": "wildguardtest"},
+        {"name": "openai-rbr-gold", "fits_head": False},
+    ]}  # fmt: skip
+    items = [item(n, split, kind) for n in ("orfuzz-user-study", "wildguardtest", "openai-rbr-gold")
+             for split in ("seen", "unseen") for kind in ("cor", "eval-advbench", "eval-or-bench-hard-1k")]  # fmt: skip
+    assert [i.id for i in bench.calibration_items(items, spec)] == [
+        "orfuzz-user-study-seen-eval-advbench",  # its direct requests: "answers the request" is not refusing
+        "orfuzz-user-study-seen-eval-or-bench-hard-1k",
+        "wildguardtest-seen-cor",  # a set that names no fit_rows gives every seen row
+        "wildguardtest-seen-eval-advbench",
+        "wildguardtest-seen-eval-or-bench-hard-1k",
+    ]
