@@ -390,6 +390,10 @@ def _table_rows(spec: dict, path: Path, pinned: str) -> list[dict]:
     return pq.read_table(pa.BufferReader(data)).to_pylist()
 
 
+# What a table's label column holds: one of the set's refusal or compliance labels, or a share of people
+LABEL_KINDS = {"labels", "share_answered"}
+
+
 def _people_share(spec: dict, path: Path, index: int, column: str, value) -> tuple[bool, str] | None:
     """A share-of-people label (``label_kind: share_answered``): the share of the people who rated the reply who
     found that it answers the request. The majority decides, as WildGuardTest's three annotators' does: refusal
@@ -429,7 +433,11 @@ def _load_table(spec: dict, checkout: Path) -> list[Item]:
     if not path.is_file():
         return []
     columns = spec["columns"]
-    shares = spec.get("label_kind") == "share_answered"
+    kind = spec.get("label_kind", "labels")
+    if kind not in LABEL_KINDS:
+        raise SystemExit(f"{SOURCES.relative_to(ROOT)}: the set {spec['name']!r}: label_kind {kind!r} is not one of "
+                         f"{sorted(LABEL_KINDS)}")  # fmt: skip
+    shares = kind == "share_answered"
     refusal_labels, compliance_labels = set(spec.get("refusal_labels", [])), set(spec.get("compliance_labels", []))
     model_ids = spec.get("model_ids")
     wide = "{model}" in columns["response"]

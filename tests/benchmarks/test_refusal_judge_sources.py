@@ -354,3 +354,12 @@ def test_a_set_fitted_on_some_rows_gives_the_calibration_those_rows_of_its_seen_
         "wildguardtest-seen-eval-advbench",
         "wildguardtest-seen-eval-or-bench-hard-1k",
     ]
+
+
+def test_a_label_kind_the_loader_does_not_know_is_refused_not_read_as_no_rows(bench, tmp_path):
+    spec, _ = _wide_checkout(tmp_path)
+    spec["label_kind"] = "share_answerd"  # a typo would otherwise leave every row out, and the set "not found"
+    with pytest.raises(SystemExit) as refused:
+        bench.load_public_set(spec, tmp_path)
+    assert str(refused.value) == ("benchmarks/data/refusal_judge_sources.yaml: the set 'orfuzz-user-study': "
+                                  "label_kind 'share_answerd' is not one of ['labels', 'share_answered']")  # fmt: skip
