@@ -216,9 +216,9 @@ TUNED_FOLDS = 5  # a fine-tuned head's cross-validation: the calibration folds m
 # refusal is a refusal), the outside measure's (issue 39)
 DECIDING_SET = "xstest-style-new-prompts"
 HAND_SET = "project-hand-labelled"
-# The judge file that shipped before this one (3.3), scored beside the judge with --candidate (it pins its own
-# head); 3.2, 3.1, 3.0 and 2.1 (shipped before it) and the candidates not shipped (2.2, 2.3) by their paths
-CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/3.3/judge.yaml"
+# The judge file that shipped before this one (3.6), scored beside the judge with --candidate (it pins its own
+# head); 3.3, 3.2, 3.1, 3.0 and 2.1 (shipped before it) and the candidates not shipped (2.2, 2.3, 3.7) by their paths
+CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/3.6/judge.yaml"
 OLD, NEW = "old judge (patterns + exemplars)", "new judge (head + patterns + exemplars)"
 CAND = "candidate judge"
 THRESHOLDS = {"refusal_threshold", "pattern_threshold", "head_alone_threshold", "pattern_window"}
