@@ -66,8 +66,12 @@ def test_the_shipped_results_measure_the_shipped_judge(results):
         kind = "measured only" if document["sources"][entry["set"]].get("measured_only") else "no judge fitted on it"
         assert entry["measured_only"] == (kind == "measured only")
         assert rows[entry["set"]]["held_out"].endswith(f"({entry['all']['n']}, all of it: {kind})")
-    # A set of people's refusal labels held out whole (ORFuzz's study) is not named measured-only
-    assert rows["orfuzz-user-study"]["held_out"].endswith("all of it: no judge fitted on it)")
+    # A set of people's refusal labels held out whole (ORFuzz's study until judge 3.8) is not named measured-only
+    whole = {"status": "measured", "sets": [measured_only[0] | {"measured_only": False}]}
+    assert judge_agreement_summary({"agreement": whole})["sets"][0]["held_out"].endswith("all of it: no judge fitted on it)")
+    # From judge 3.8, fitted on its seen half's direct requests, ORFuzz's held-out cell is its unseen half
+    orfuzz = next(e for e in agreement["sets"] if e["set"] == "orfuzz-user-study")
+    assert orfuzz["held_out"] == "unseen" and rows["orfuzz-user-study"]["held_out"].endswith(f"({orfuzz['unseen']['n']})")
     assert rows["openai-rbr-gold"]["held_out"].endswith("all of it: measured only)")
     # A record made before the two were told apart reads as it did
     older = {"status": "measured", "sets": [{k: v for k, v in measured_only[0].items() if k != "measured_only"}]}
@@ -85,7 +89,7 @@ def test_the_shipped_results_measure_the_shipped_judge(results):
 def test_a_changed_judge_is_not_measured_by_its_predecessors_results(results, tmp_path):
     """One threshold changed in the judge file: the benchmark measured the file before, so the record says "not
     measured" and why, and carries no figure that would read as this judge's."""
-    changed = JUDGE.read_text(encoding="utf-8").replace("refusal_threshold: 0.55", "refusal_threshold: 0.15", 1)
+    changed = JUDGE.read_text(encoding="utf-8").replace("refusal_threshold: 0.4 ", "refusal_threshold: 0.15 ", 1)
     assert changed != JUDGE.read_text(encoding="utf-8")
     agreement = measured_agreement(results, "r.json", _sha(changed.encode("utf-8")))
     assert agreement["status"] == NOT_MEASURED and "sets" not in agreement

@@ -219,7 +219,7 @@ def test_attack_an_unreviewed_judge_or_sources_file_never_decides(tiny, monkeypa
     monkeypatch.chdir(tiny)
     judge_file = tiny / "data/safety/judge.yaml"
     reviewed = judge_file.read_bytes()
-    harsher = reviewed.replace(b"refusal_threshold: 0.55", b"refusal_threshold: 0.15", 1)
+    harsher = reviewed.replace(b"refusal_threshold: 0.4 ", b"refusal_threshold: 0.15 ", 1)
     assert harsher != reviewed
     model, tokenizer = load_model("artifacts/base_model")
 
