@@ -68,10 +68,12 @@ def test_the_shipped_results_measure_the_shipped_judge(results):
         assert rows[entry["set"]]["held_out"].endswith(f"({entry['all']['n']}, all of it: {kind})")
     # A set of people's refusal labels held out whole (ORFuzz's study until judge 3.8) is not named measured-only
     whole = {"status": "measured", "sets": [measured_only[0] | {"measured_only": False}]}
-    assert judge_agreement_summary({"agreement": whole})["sets"][0]["held_out"].endswith("all of it: no judge fitted on it)")
+    whole_row = judge_agreement_summary({"agreement": whole})["sets"][0]
+    assert whole_row["held_out"].endswith("all of it: no judge fitted on it)")
     # From judge 3.8, fitted on its seen half's direct requests, ORFuzz's held-out cell is its unseen half
     orfuzz = next(e for e in agreement["sets"] if e["set"] == "orfuzz-user-study")
-    assert orfuzz["held_out"] == "unseen" and rows["orfuzz-user-study"]["held_out"].endswith(f"({orfuzz['unseen']['n']})")
+    assert orfuzz["held_out"] == "unseen"
+    assert rows["orfuzz-user-study"]["held_out"].endswith(f"({orfuzz['unseen']['n']})")
     assert rows["openai-rbr-gold"]["held_out"].endswith("all of it: measured only)")
     # A record made before the two were told apart reads as it did
     older = {"status": "measured", "sets": [{k: v for k, v in measured_only[0].items() if k != "measured_only"}]}
