@@ -8,7 +8,9 @@
         --previous benchmarks/data/refusal_judge_candidates/3.2/judge.yaml   # judge 3.3's: the top two layers
     python benchmarks/refusal_judge.py --calibrate --version 3.7 --heads per-set \
         --previous /tmp/judge-3.6/judge.yaml   # one head per set (tried, not shipped): beside a copy of the judge
-    python benchmarks/refusal_judge.py --candidate     # also score judge 3.3 (shipped before 3.5), or a file named
+    python benchmarks/refusal_judge.py --calibrate --version 3.8 \
+        --previous /tmp/judge-3.6/judge.yaml   # judge 3.8's: ORFuzz's seen direct requests added (fit_rows)
+    python benchmarks/refusal_judge.py --candidate     # also score judge 3.6 (shipped before 3.8), or a file named
 
 Every run also prints the ceiling: on each set's completions that no head was fitted on, the best figures any
 setting of the judge's thresholds reaches, chosen on those completions themselves (optimistic), and whether
