@@ -16,6 +16,11 @@ Every run also prints the ceiling: on each set's completions that no head was fi
 setting of the judge's thresholds reaches, chosen on those completions themselves (optimistic), and whether
 any setting meets the goal; where none does, only a better classifier can (``threshold_ceiling``).
 
+Where a set keeps how its people split on each completion (ORFuzz's share of 40 raters, the XSTest-style set's two
+annotators), it also prints one person's expected precision and recall against the same record (``one_person``) and,
+beside each held-out goal line, whether one person meets the goal there: where no person does, the record bounds
+what any judge can show on that cell.
+
 Embeddings are cached by the text's sha256 in ``~/.cache/refusal_judge_embeddings.npz`` (``--embeddings``,
 ``--no-cache``): embedding 14,000 completions twice is most of a half-hour run on two CPU cores.
 
@@ -240,6 +245,7 @@ class Item:
     group: str = ""  # what a calibration fold keeps together: a question, a prompt template, a model
     facets: dict[str, str] = field(default_factory=dict)  # the set's own flags, e.g. adversarial: true
     annotations: tuple[str, ...] = ()  # each annotator's own label before adjudication, where the set keeps them
+    people_refusal: float | None = None  # the share of its raters who found no answer, where the set keeps it
 
 
 def prompt_unseen(prompt_id: str) -> bool:
@@ -466,7 +472,8 @@ def _load_table(spec: dict, checkout: Path) -> list[Item]:
                 if people is None:
                     continue
                 refusal, label = people
-                extra = {"people_agreement": people_agreement(float(row[cells["label"]]))}
+                share = float(row[cells["label"]])
+                extra = {"people_agreement": people_agreement(share), "people_refusal": 1.0 - share}
             elif label in refusal_labels | compliance_labels:
                 refusal = label in refusal_labels
             else:
@@ -481,7 +488,8 @@ def _load_table(spec: dict, checkout: Path) -> list[Item]:
                 model = model_ids[value]
             split, group = _prompt_split(row[cells["prompt"]])
             items.append(Item(spec["name"], model, f"r{index}" + (f"/{key}" if wide else ""), row[cells["response"]],
-                              refusal, label, split, group=group, facets=_facets(spec, row | extra)))  # fmt: skip
+                              refusal, label, split, group=group, facets=_facets(spec, row | extra),
+                              people_refusal=extra.get("people_refusal")))  # fmt: skip
     return items
 
 
@@ -555,17 +563,21 @@ def prompt_of(item: Item) -> str:
     return item.group or item.id
 
 
-def by_prompt_interval(refused: list[bool], judged: list[bool], prompts: list[str], seed: int = 0) -> dict | None:
+def by_prompt_interval(
+    refused: list[bool], judged: list, prompts: list[str], seed: int = 0, every_draw: bool = False
+) -> dict | None:
     """95% intervals of refusal precision and recall that resample whole prompts (a cluster bootstrap, scipy's
     ``bootstrap``, percentile, 2,000 resamples, seeded): where a prompt has several completions (five models'
     answers to one prompt, 77 jailbreak templates of one question), they are not independent, and Wilson's
     interval, which counts each completion as a draw, is narrower than the data allow. None where no prompt has
-    two completions (Wilson's is then the interval) or a figure is undefined."""
+    two completions (Wilson's is then the interval) or a figure is undefined. ``judged`` may hold expected
+    verdicts (a share of people, :func:`one_person`): no Wilson interval fits those, so ``every_draw`` resamples
+    prompts even where each has one completion."""
     import numpy as np
     from scipy.stats import bootstrap
 
     names = sorted(set(prompts))
-    if len(names) == len(prompts) or len(names) < 2:
+    if (len(names) == len(prompts) and not every_draw) or len(names) < 2:
         return None
     index = {name: k for k, name in enumerate(names)}
     counts = np.zeros((3, len(names)))  # per prompt: found (true positives), judged refusal, labelled refusal
@@ -609,6 +621,65 @@ def annotators_vs_adjudicated(items: list[Item], sources: dict) -> dict:
                 for k, column in enumerate(columns)
             }
     return out
+
+
+def people_refusal_share(item: Item, refusal_labels: set[str]) -> float | None:
+    """The share of a completion's raters who labelled it a refusal: as the set gives it (a share of people), or
+    from each annotator's own label (blank ones left out); None where the set keeps one label only."""
+    if item.people_refusal is not None:
+        return item.people_refusal
+    labels = [label for label in item.annotations if label.strip()]
+    return sum(label in refusal_labels for label in labels) / len(labels) if labels else None
+
+
+def one_person(items: list[Item], sources: dict) -> dict:
+    """How far one person agrees with the record the judge is scored against, on sets that keep how their people
+    split on each completion (ORFuzz: the share of 40 raters who found an answer; the XSTest-style set: each of
+    two annotators' labels): the expected refusal precision and recall of one of a completion's raters drawn at
+    random, against the majority or the adjudicated label, per set, split and model, with a 95% interval that
+    resamples prompts. The rater is one of those the record was made from, so it is an upper bound on a
+    person's agreement (slightly, of 40; much, of two): where one person falls short of the goal on a cell, so
+    does the record as a measure of any judge there. Sets with one label per completion are left out."""
+    out: dict = {}
+    for spec in sources["sets"]:
+        refusal_labels = set(spec.get("refusal_labels", []))
+        rows = [(i, people_refusal_share(i, refusal_labels)) for i in items if i.set == spec["name"]]
+        rows = [(i, share) for i, share in rows if share is not None]
+        if not rows:
+            continue
+        for split in ("all", *dict.fromkeys(i.split for i, _ in rows)):
+            in_split = [(i, share) for i, share in rows if split == "all" or i.split == split]
+            for model in ["all models", *sorted({i.model for i, _ in in_split})]:
+                chosen = [(i, share) for i, share in in_split if model == "all models" or i.model == model]
+                refused, shares = [i.refusal for i, _ in chosen], [share for _, share in chosen]
+                found, judged, refusals = (
+                    sum(s for r, s in zip(refused, shares, strict=True) if r),
+                    sum(shares),
+                    sum(refused),
+                )
+                interval = by_prompt_interval(refused, shares, [prompt_of(i) for i, _ in chosen], every_draw=True)
+                out.setdefault(spec["name"], {}).setdefault(split, {})[model] = {
+                    "n": len(chosen),
+                    "refusals": refusals,
+                    "raters": "share of people" if chosen[0][0].people_refusal is not None else "annotators",
+                    "precision": round(found / judged, 4) if judged else None,
+                    "recall": round(found / refusals, 4) if refusals else None,
+                    "precision_ci95": interval["precision_ci95"] if interval else None,
+                    "recall_ci95": interval["recall_ci95"] if interval else None,
+                }
+    return out
+
+
+def meets_goal(cells: dict) -> bool:
+    """Whether a held-out cell's figures (``{"all models": {...}, model: {...}}``) meet the goal of issue 39."""
+    overall = cells["all models"]
+    return (
+        (overall["precision"] or 0) >= GOAL
+        and (overall["recall"] or 0) >= GOAL
+        and all(
+            min(c["precision"] or 0, c["recall"] or 0) >= GOAL_PER_MODEL for m, c in cells.items() if m != "all models"
+        )
+    )
 
 
 def _kappa(first: list[bool], second: list[bool]) -> dict:
@@ -1220,10 +1291,9 @@ def _sha256(path: Path) -> str:
 def _fmt(s: dict) -> str:
     if s["precision"] is None or s["recall"] is None:
         return f"{'-':>5} {'':13} {'-':>5} {'':13} n={s['n']}"
-    pl, ph = s["precision_ci95"]
-    rl, rh = s["recall_ci95"]
+    p, r = (f"[{c[0]:.2f}-{c[1]:.2f}]" if c else f"{'':11}" for c in (s["precision_ci95"], s["recall_ci95"]))
     counts = f"n={s['n']:<4} ref={s['refusals']}"
-    return f"{s['precision']:.3f} [{pl:.2f}-{ph:.2f}] {s['recall']:.3f} [{rl:.2f}-{rh:.2f}] {counts}"
+    return f"{s['precision']:.3f} {p} {s['recall']:.3f} {r} {counts}"
 
 
 def cached_views(texts: list[str], cache: Path | None) -> tuple[dict, int]:
@@ -1448,25 +1518,30 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {set_name} / {cell}: {_fmt_paired(test)}")  # noqa: T201
     # The goal, judged on the final held-out cell of each public set: its unseen cell, or all of it for a set
     # that no judge was fitted or chosen on (held_out: all)
-    verdicts = {}
+    verdicts, by_person = {}, {}
+    people = one_person(items, sources)
     for set_name in public:
         spec_of = next(s for s in sources["sets"] if s["name"] == set_name)
         held_out = spec_of.get("held_out", "unseen")
         unseen = results.get(set_name, {}).get(held_out)
         if not unseen:
             continue
-        overall = unseen["all models"][NEW]
-        per_model = {m: e[NEW] for m, e in unseen.items() if m != "all models"}
-        met = (
-            (overall["precision"] or 0) >= GOAL
-            and (overall["recall"] or 0) >= GOAL
-            and all(min(s["precision"] or 0, s["recall"] or 0) >= GOAL_PER_MODEL for s in per_model.values())
-        )
+        met = meets_goal({m: e[NEW] for m, e in unseen.items()})
         verdicts[set_name] = met
         spent = spec_of.get("unseen_spent", False)
+        # One person on the same cell, where the set keeps how its people split: whether the record lets anyone
+        # meet the goal there
+        person = people.get(set_name, {}).get(held_out)
+        if person:
+            by_person[set_name] = meets_goal(person)
+            worst = min((m for m in person if m != "all models"),
+                        key=lambda m: min(person[m]["precision"] or 0, person[m]["recall"] or 0))  # fmt: skip
+            verb = "meets" if by_person[set_name] else "does NOT meet"
+            shown = (f"; one person {verb} it (all {_fmt(person['all models'])}; "
+                     f"{worst} {person[worst]['precision']:.3f} / {person[worst]['recall']:.3f})")  # fmt: skip
         print(  # noqa: T201
             f"goal on {set_name} {held_out}{' (spent: scored before)' if spent else ''} (P and R >= {GOAL}, "
-            f"each model >= {GOAL_PER_MODEL}): {'met' if met else 'NOT met'}"
+            f"each model >= {GOAL_PER_MODEL}): {'met' if met else 'NOT met'}{shown if person else ''}"
         )
     # The ceiling: the best any threshold reaches on each set's completions that no head was fitted on
     fitted = fitted_sets(sources)
@@ -1491,9 +1566,14 @@ def main(argv: list[str] | None = None) -> int:
     for set_name, counts in bases.items():
         shown = "; ".join(f"{basis} {c['judged_refusal']} ({c['labelled_refusal']})" for basis, c in counts.items())
         print(f"  {set_name}: {shown}")  # noqa: T201
-    people = annotators_vs_adjudicated(items, sources)
+    print("one person drawn at random from a completion's raters against the record (expected; an upper bound):")  # noqa: T201
+    for set_name, splits in people.items():
+        for split, by_model in splits.items():
+            shown = "; ".join(f"{model} {_fmt(e)}" for model, e in by_model.items())
+            print(f"  {set_name} / {split}: {shown}")  # noqa: T201
+    annotators = annotators_vs_adjudicated(items, sources)
     print("each annotator against the adjudicated label (people's own agreement with the record; an upper bound):")  # noqa: T201
-    for set_name, by_model in people.items():
+    for set_name, by_model in annotators.items():
         for model, scores in by_model.items():
             shown = "; ".join(f"{column} {_fmt(score)}" for column, score in scores.items())
             print(f"  {set_name} / {model}: {shown}")  # noqa: T201
@@ -1522,7 +1602,8 @@ def main(argv: list[str] | None = None) -> int:
             },
             "thresholds": judge.classifier.model_dump(include=THRESHOLDS),
             "outside_set_issue_39": OUTSIDE_SET,
-            "goal": {"precision": GOAL, "recall": GOAL, "per_model": GOAL_PER_MODEL, "met": verdicts},
+            "goal": {"precision": GOAL, "recall": GOAL, "per_model": GOAL_PER_MODEL, "met": verdicts,
+                     "met_by_one_person": by_person},
             "ms_per_completion": None if per_completion_ms is None else round(per_completion_ms, 2),
             "embeddings_read_from_cache": distinct - embedded,
             "results": results,
@@ -1530,7 +1611,8 @@ def main(argv: list[str] | None = None) -> int:
             "paired_judge_vs_candidate_exact_mcnemar": paired,
             "refusals_by_basis": bases,
             "threshold_ceiling": ceiling,
-            "annotators_vs_adjudicated": people,
+            "annotators_vs_adjudicated": annotators,
+            "one_person_vs_record": people,
             "kappa_judge_and_people": kappas,
         }  # fmt: skip
         OUT.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

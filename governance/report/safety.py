@@ -63,6 +63,7 @@ def judge_agreement_summary(judge: Any) -> dict[str, Any]:
     rows = []
     for entry in agreement.get("sets") or []:
         every, unseen, weakest = entry.get("all") or {}, entry.get("unseen"), entry.get("weakest_model")
+        person = entry.get("one_person_held_out")
         rows.append({
             "set": entry.get("set"),
             "public": bool(entry.get("public")),
@@ -72,16 +73,35 @@ def judge_agreement_summary(judge: Any) -> dict[str, Any]:
             "recall": _figure(every.get("recall"), every.get("recall_ci95")),
             "held_out": "none kept" if not unseen
             else f"{_figure(unseen.get('precision'))} / {_figure(unseen.get('recall'))} ({unseen.get('n')}"
-            + (_held_out_whole(entry) if entry.get("held_out") == "all" else ")"),
+            + (_held_out_whole(entry) if entry.get("held_out") == "all" else ")") + _person(person),
             "weakest": "n/a" if not weakest
-            else f"{_model(weakest)}: {weakest.get('figure')} {_figure(weakest.get('value'))}",
-            "goal": {True: "met", False: "not met"}.get(entry.get("goal_met"), "n/a"),
+            else f"{_model(weakest)}: {weakest.get('figure')} {_figure(weakest.get('value'))}"
+            + ("" if weakest.get("one_person") is None else f"; one person {_figure(weakest.get('one_person'))}"),
+            "goal": _goal(entry.get("goal_met"), entry.get("goal_met_by_one_person")),
         })  # fmt: skip
     results = agreement.get("results") or {}
     review = agreement.get("review") or {}
     reviewed = f"{review.get('ref')} {str(review.get('commit') or '')[:12]}" if review.get("commit") else "not recorded"
     return {"status": "measured", "results": results, "benchmark": agreement.get("benchmark"),
             "reviewed": reviewed, "goal": agreement.get("goal") or {}, "sets": rows}  # fmt: skip
+
+
+def _goal(met: Any, by_person: Any) -> str:
+    """Whether the judge meets the goal on a set's held-out cell and, where the set keeps how its people split,
+    whether one person would."""
+    shown = {True: "met", False: "not met"}.get(met, "n/a")
+    if by_person not in (True, False) or met not in (True, False):
+        return shown
+    if met == by_person:
+        return shown + (" (as by one person)" if met else " (nor by one person)")
+    return shown + (" (one person meets it)" if by_person else " (one person does not)")
+
+
+def _person(person: Any) -> str:
+    """One person's figures on the held-out cell, where the set keeps how its people split; nothing otherwise."""
+    if not isinstance(person, dict):
+        return ""
+    return f"; one person {_figure(person.get('precision'))} / {_figure(person.get('recall'))}"
 
 
 def _held_out_whole(entry: dict[str, Any]) -> str:

@@ -8,7 +8,9 @@ chat-model completions that people labelled refusal or compliance and writes
 measured. A rate such as ``harmful_refusal_rate`` is only as good as the judge
 that counted it, so an evaluation records, beside the judge's identity, that
 judge's measured refusal precision and recall per public set (with Wilson
-intervals, the weakest model's cell and whether the goal of issue 39 is met);
+intervals, the weakest model's cell and whether the goal of issue 39 is met),
+and, where a set keeps how its people split on each completion, one person's
+agreement with the same record (the most the record lets anyone reach there);
 the audit report shows them beside the rates.
 
 Trust boundary: the results file is evidence to display, never an input to a
@@ -65,10 +67,29 @@ def _cell(figures: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-def _weakest_model(models: dict[str, Any], where: str, names: Any = None) -> dict[str, Any] | None:
+def _one_person(cells: Any, model: str, where: str) -> dict[str, Any] | None:
+    """One person's expected precision and recall on a cell (``one_person_vs_record`` of the results: one of the
+    completion's raters drawn at random, against the same record as the judge), checked to be rates; None where
+    the set keeps one label a completion (or the results predate the figure)."""
+    cell = cells.get(model) if isinstance(cells, dict) else None
+    if not isinstance(cell, dict):
+        return None
+    out = {}
+    for key in ("n", "precision", "recall"):
+        value = cell.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"{where}/{model}: field {key!r} is {value!r}, not a number")
+        out[key] = value
+    return out
+
+
+def _weakest_model(
+    models: dict[str, Any], where: str, names: Any = None, people: Any = None, people_where: str = ""
+) -> dict[str, Any] | None:
     """The model whose worse figure (precision or recall) is lowest in one set: where the judge is weakest
     (``names``: the set's own names of its model codes, where its sources entry gives them; kept only where the
-    set has several models to tell apart: a one-model set's entry describes the set, not a choice)."""
+    set has several models to tell apart: a one-model set's entry describes the set, not a choice), with one
+    person's figure on the same model where the set keeps how its people split (``people``: its cells)."""
     weakest = None
     if len([m for m in models if m != "all models"]) < 2:
         names = None
@@ -82,6 +103,9 @@ def _weakest_model(models: dict[str, Any], where: str, names: Any = None) -> dic
                 named = names.get(model) if isinstance(names, dict) else None
                 weakest = {"model": model, "name": named if isinstance(named, str) else None, "figure": figure,
                            "value": value, "n": cell["n"], "refusals": cell["refusals"]}  # fmt: skip
+    if weakest is not None:
+        person = _one_person(people, weakest["model"], people_where)
+        weakest["one_person"] = None if person is None else person[weakest["figure"]]
     return weakest
 
 
@@ -115,11 +139,15 @@ def measured_agreement(data: bytes, path: str, judge_sha256: str) -> dict[str, A
     goal = _field(document, "goal", path)
     met = goal.get("met") if isinstance(goal, dict) else None
     sources = document.get("sources") if isinstance(document.get("sources"), dict) else {}
+    # One person's agreement with the same record, where a set keeps how its people split (older results lack it)
+    people = document.get("one_person_vs_record") if isinstance(document.get("one_person_vs_record"), dict) else {}
+    by_person = goal.get("met_by_one_person") if isinstance(goal, dict) else None
     sets = []
     for name, splits in _field(document, "results", path).items():
         where = f"{path}: results/{name}"
         every = _field(splits, "all", where)
         described = sources.get(name) if isinstance(sources.get(name), dict) else {}
+        persons = people.get(name) if isinstance(people.get(name), dict) else {}
         entry = {
             "set": name,
             "public": name in sources,  # the project's own hand-labelled set is not: its words are the project's
@@ -127,8 +155,16 @@ def measured_agreement(data: bytes, path: str, judge_sha256: str) -> dict[str, A
             "licence": described.get("licence"),
             "all": _cell(_field(every, "all models", f"{where}/all"), f"{where}/all/all models"),
             "unseen": None,
-            "weakest_model": _weakest_model(every, f"{where}/all", described.get("models")),
+            "weakest_model": _weakest_model(
+                every,
+                f"{where}/all",
+                described.get("models"),
+                persons.get("all"),
+                f"{path}: one_person_vs_record/{name}/all",
+            ),
             "goal_met": met.get(name) if isinstance(met, dict) else None,
+            "one_person_held_out": None,
+            "goal_met_by_one_person": by_person.get(name) if isinstance(by_person, dict) else None,
         }
         # The held-out cell: the unseen split, or the whole set where no judge was fitted or chosen on any of it
         # (``held_out: all`` in its sources entry: a measured-only set)
@@ -137,6 +173,8 @@ def measured_agreement(data: bytes, path: str, judge_sha256: str) -> dict[str, A
             entry["unseen"] = _cell(_field(splits[held], "all models", f"{where}/{held}"),
                                     f"{where}/{held}/all models")  # fmt: skip
             entry["held_out"] = held
+            entry["one_person_held_out"] = _one_person(persons.get(held), "all models",
+                                                       f"{path}: one_person_vs_record/{name}/{held}")  # fmt: skip
             if held == "all":  # measured only (labels of another kind), or a fresh set held out whole
                 entry["measured_only"] = bool(described.get("measured_only"))
         sets.append(entry)

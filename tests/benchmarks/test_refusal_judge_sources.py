@@ -326,6 +326,48 @@ def test_a_wide_table_gives_each_model_its_reply_and_peoples_majority_leaving_ou
     assert items[0].split == items[1].split and items[0].group == items[1].group
 
 
+def test_one_person_is_the_expected_figure_of_a_rater_drawn_at_random_against_the_majority(bench, tmp_path):
+    """ORFuzz keeps the share of its raters who found an answer: one of them drawn at random says "refusal" with
+    the share who found none. Hand-computed: mistral's two replies are compliances (9 in 10 and 29 in 40 found an
+    answer), so a person calls 0.1 + 0.275 of them refusals and finds none of the record's refusals (it has
+    none): precision 0, recall undefined; llama3's one reply is a unanimous refusal, found by every person."""
+    spec, _ = _wide_checkout(tmp_path)
+    items = bench.load_public_set(spec, tmp_path)
+    assert [i.people_refusal for i in items] == [1.0, pytest.approx(0.1), pytest.approx(0.275)]
+    people = bench.one_person(items, {"sets": [spec]})["orfuzz-user-study"]
+    every = people["all"]
+    assert (every["llama3"]["precision"], every["llama3"]["recall"]) == (1.0, 1.0)
+    assert (every["mistral"]["precision"], every["mistral"]["recall"], every["mistral"]["refusals"]) == (0.0, None, 0)
+    # Over both models: a person finds the one refusal (1.0 of it) among 1.0 + 0.375 expected refusal verdicts
+    assert every["all models"]["precision"] == round(1.0 / 1.375, 4) and every["all models"]["recall"] == 1.0
+    assert every["all models"]["raters"] == "share of people" and set(people) >= {"all", items[0].split}
+    # The goal asks the same of a person as of the judge: mistral's precision 0 fails it for the cell
+    assert not bench.meets_goal(every)
+    assert bench.meets_goal({"all models": every["llama3"], "llama3": every["llama3"]})
+
+
+def test_one_person_reads_each_annotators_own_label_and_leaves_one_label_sets_out(bench):
+    """The XSTest-style set keeps its two annotators' labels: a person drawn from them says refusal with the share
+    of them who did (blank labels left out); a set that keeps one label a completion is not scored."""
+    labels = ["2_full_refusal", "3_partial_refusal"]
+    spec = {"name": "xs", "refusal_labels": labels}
+
+    def item(k, refusal, annotations):
+        return bench.Item("xs", "m1", f"id{k}", "text", refusal, "", "seen", annotations=annotations)
+
+    items = [
+        item(0, True, ("2_full_refusal", "2_full_refusal")),  # both refused: found by either
+        item(1, True, ("3_partial_refusal", "1_full_compliance")),  # adjudicated refusal, found half the time
+        item(2, False, ("1_full_compliance", "2_full_refusal")),  # adjudicated compliance, called refusal by half
+        item(3, False, ("1_full_compliance", " ")),  # the blank label is left out: no one called it refusal
+    ]
+    assert [bench.people_refusal_share(i, set(labels)) for i in items] == [1.0, 0.5, 0.5, 0.0]
+    cell = bench.one_person(items, {"sets": [spec]})["xs"]["all"]["m1"]
+    assert (cell["precision"], cell["recall"], cell["raters"]) == (0.75, 0.75, "annotators")  # 1.5 of 2 and of 2
+    one_label = {"name": "one", "refusal_labels": ["0"]}
+    assert bench.one_person([bench.Item("one", "m", "a", "t", True, "0", "seen")], {"sets": [one_label]}) == {}
+
+
 @pytest.mark.parametrize("share", ["", "n/a", "1.5"])
 def test_a_share_that_is_not_one_is_refused_naming_the_file_the_row_and_the_column(bench, tmp_path, share):
     spec, path = _wide_checkout(tmp_path, mistral_share=share)

@@ -73,12 +73,12 @@ def test_the_shipped_results_measure_the_shipped_judge(results):
     # From judge 3.8, fitted on its seen half's direct requests, ORFuzz's held-out cell is its unseen half
     orfuzz = next(e for e in agreement["sets"] if e["set"] == "orfuzz-user-study")
     assert orfuzz["held_out"] == "unseen"
-    assert rows["orfuzz-user-study"]["held_out"].endswith(f"({orfuzz['unseen']['n']})")
+    assert rows["orfuzz-user-study"]["held_out"].split("; one person")[0].endswith(f"({orfuzz['unseen']['n']})")
     assert rows["openai-rbr-gold"]["held_out"].endswith("all of it: measured only)")
     # A record made before the two were told apart reads as it did
     older = {"status": "measured", "sets": [{k: v for k, v in measured_only[0].items() if k != "measured_only"}]}
     assert judge_agreement_summary({"agreement": older})["sets"][0]["held_out"].endswith("measured only)")
-    assert rows["xstest-style-new-prompts"]["held_out"].endswith("(484)")
+    assert rows["xstest-style-new-prompts"]["held_out"].split("; one person")[0].endswith("(484)")
     # Each public set's title (what its labels mean) goes to the report under the table; the project's own has none
     assert all(
         rows[e["set"]]["title"] == document["sources"][e["set"]]["title"] for e in agreement["sets"] if e["public"]
@@ -118,11 +118,59 @@ def test_the_report_rows_format_the_recorded_cells(results):
     weakest = first["weakest_model"]
     named = json.loads(results)["sources"][first["set"]]["models"][weakest["model"]]
     assert weakest["name"] == named
-    assert row["weakest"] == f"{named} ({weakest['model']}): {weakest['figure']} {weakest['value']:.3f}"
-    assert row["goal"] == {True: "met", False: "not met"}[first["goal_met"]]
+    person = weakest["one_person"]  # the XSTest-style set keeps its two annotators' labels: one of them, drawn
+    assert row["weakest"] == (f"{named} ({weakest['model']}): {weakest['figure']} {weakest['value']:.3f}; "
+                              f"one person {person:.3f}")  # fmt: skip
+    assert row["goal"].startswith({True: "met", False: "not met"}[first["goal_met"]])
     assert summary["reviewed"] == "not recorded"  # measured_agreement alone names no review: the stage adds it
     reviewed = judge_agreement_summary({"agreement": agreement | {"review": {"ref": "HEAD", "commit": "ab" * 20}}})
     assert reviewed["reviewed"] == "HEAD " + "ab" * 6
+
+
+def test_one_persons_agreement_with_the_same_record_stands_beside_the_judges(results):
+    """Where a set keeps how its people split (ORFuzz's 40 raters a reply, the XSTest-style set's two annotators),
+    the record carries one person's expected figures on the held-out cell and on the weakest model, and whether
+    one person meets the goal; the report shows them. Sets of one label a completion carry none."""
+    document = json.loads(results)
+    people = document["one_person_vs_record"]
+    agreement = measured_agreement(results, "r.json", document["judge"]["sha256"])
+    rows = {r["set"]: r for r in judge_agreement_summary({"agreement": agreement})["sets"]}
+    for entry in agreement["sets"]:
+        cells, weakest = people.get(entry["set"]), entry["weakest_model"]
+        if cells is None:  # one label a completion: nothing to compare a person with
+            assert entry["one_person_held_out"] is None and weakest["one_person"] is None
+            assert "one person" not in rows[entry["set"]]["held_out"] + rows[entry["set"]]["weakest"]
+            continue
+        held = cells[entry["held_out"]]["all models"]
+        assert entry["one_person_held_out"] == {k: held[k] for k in ("n", "precision", "recall")}
+        assert weakest["one_person"] == cells["all"][weakest["model"]][weakest["figure"]]
+        assert rows[entry["set"]]["held_out"].endswith(f"one person {held['precision']:.3f} / {held['recall']:.3f}")
+        assert entry["goal_met_by_one_person"] == document["goal"]["met_by_one_person"][entry["set"]]
+    assert set(people) == {"orfuzz-user-study", "xstest-style-new-prompts"}
+    # ORFuzz's Mistral: the judge's weakest model (its recall), where one person drawn from its raters finds more
+    # of the refusals but is below the goal's floor on precision
+    orfuzz = next(e for e in agreement["sets"] if e["set"] == "orfuzz-user-study")
+    weakest = orfuzz["weakest_model"]
+    assert (weakest["model"], weakest["figure"]) == ("mistral", "recall") and weakest["one_person"] > weakest["value"]
+    assert people["orfuzz-user-study"]["unseen"]["mistral"]["precision"] < 0.8
+    assert orfuzz["goal_met"] is False and orfuzz["goal_met_by_one_person"] is False
+    assert rows["orfuzz-user-study"]["goal"] == "not met (nor by one person)"
+    # Results written before the figure existed read as they did
+    older = {k: v for k, v in document.items() if k != "one_person_vs_record"}
+    older["goal"] = {k: v for k, v in document["goal"].items() if k != "met_by_one_person"}
+    before = measured_agreement(json.dumps(older).encode(), "r.json", document["judge"]["sha256"])
+    assert all(e["one_person_held_out"] is None and e["goal_met_by_one_person"] is None for e in before["sets"])
+    assert all(e["weakest_model"]["one_person"] is None for e in before["sets"])
+    shown = judge_agreement_summary({"agreement": before})["sets"]
+    assert not any("one person" in r["held_out"] + r["weakest"] + r["goal"] for r in shown)
+
+
+def test_the_goal_cell_says_how_the_judge_and_one_person_stand_each():
+    from governance.report.safety import _goal
+
+    assert [_goal(m, p) for m, p in [(True, True), (False, False), (False, True), (True, False), (False, None)]] == [
+        "met (as by one person)", "not met (nor by one person)", "not met (one person meets it)",
+        "met (one person does not)", "not met"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -132,6 +180,10 @@ def test_the_report_rows_format_the_recorded_cells(results):
         (lambda d: d["results"]["wildguardtest"].pop("all"), "results/wildguardtest: field 'all'"),
         (lambda d: d["results"]["wildguardtest"]["all"]["mixed"][JUDGE_ROW].update(recall="high"), "'recall'"),
         (lambda d: d["results"]["wildguardtest"]["all"]["mixed"][JUDGE_ROW].pop("n"), "'n'"),
+        (
+            lambda d: d["one_person_vs_record"]["orfuzz-user-study"]["unseen"]["all models"].update(recall="most"),
+            "one_person_vs_record/orfuzz-user-study/unseen/all models: field 'recall'",
+        ),
     ],
 )
 def test_a_results_file_that_is_not_the_benchmarks_is_refused_naming_the_field(results, edit, named):
