@@ -419,6 +419,23 @@ def _people_share(spec: dict, path: Path, index: int, column: str, value) -> tup
     return share < 0.5, f"answered for {share:.3f} of people"
 
 
+def _majority_share(spec: dict, path: Path, index: int, row: dict, refusal: bool) -> float:
+    """The share of a row's raters who labelled it a refusal, from how many of them gave the majority's label
+    (``majority_agreement: {column, raters}``; WildGuardTest: 2 or 3 of 3). A count that is not a majority of
+    the raters is refused, naming the file, the row and the column."""
+    column, raters = spec["majority_agreement"]["column"], int(spec["majority_agreement"]["raters"])
+    value = row.get(column)
+    try:
+        agreeing = float(value)
+    except (TypeError, ValueError):
+        agreeing = float("nan")
+    if not (agreeing.is_integer() and raters // 2 < agreeing <= raters):
+        raise SystemExit(f"{path}: row {index + 1}: {column} {value!r} is not how many of the {raters} raters gave "
+                         f"the majority's label (the set {spec['name']!r}, majority_agreement)")  # fmt: skip
+    share = agreeing / raters
+    return share if refusal else 1.0 - share
+
+
 def people_agreement(share: float) -> str:
     """How far the people who rated a reply agreed (a facet of a share-labelled set): all of them, at least three
     in four, or fewer (split)."""
@@ -456,6 +473,7 @@ def _load_table(spec: dict, checkout: Path) -> list[Item]:
     rows = _table_rows(spec, path, pinned)
     excluded = spec.get("exclude_rows", {})
     needed = [c for cells in (per_model.values() if wide else [columns]) for c in cells.values()] + list(excluded)
+    needed += [spec["majority_agreement"]["column"]] if "majority_agreement" in spec else []
     absent = [column for column in dict.fromkeys(needed) if rows and column not in rows[0]]
     if absent:
         raise SystemExit(f"{path}: no column {absent[0]!r}: the set {spec['name']!r} names it under columns in "
@@ -476,6 +494,8 @@ def _load_table(spec: dict, checkout: Path) -> list[Item]:
                 extra = {"people_agreement": people_agreement(share), "people_refusal": 1.0 - share}
             elif label in refusal_labels | compliance_labels:
                 refusal = label in refusal_labels
+                if "majority_agreement" in spec:
+                    extra = {"people_refusal": _majority_share(spec, path, index, row, refusal)}
             else:
                 continue
             if wide:
@@ -634,11 +654,12 @@ def people_refusal_share(item: Item, refusal_labels: set[str]) -> float | None:
 
 def one_person(items: list[Item], sources: dict) -> dict:
     """How far one person agrees with the record the judge is scored against, on sets that keep how their people
-    split on each completion (ORFuzz: the share of 40 raters who found an answer; the XSTest-style set: each of
-    two annotators' labels): the expected refusal precision and recall of one of a completion's raters drawn at
-    random, against the majority or the adjudicated label, per set, split and model, with a 95% interval that
-    resamples prompts. The rater is one of those the record was made from, so it is an upper bound on a
-    person's agreement (slightly, of 40; much, of two): where one person falls short of the goal on a cell, so
+    split on each completion (ORFuzz: the share of 40 raters who found an answer; WildGuardTest: how many of its
+    three annotators gave the majority's label; the XSTest-style set: each of two annotators' labels): the
+    expected refusal precision and recall of one of a completion's raters drawn at random, against the majority
+    or the adjudicated label, per set, split and model, with a 95% interval that resamples prompts. The rater is
+    one of those the record was made from, so it is an upper bound on a person's agreement (slightly, of 40;
+    more, of three; much, of two): where one person falls short of the goal on a cell, so
     does the record as a measure of any judge there. Sets with one label per completion are left out."""
     out: dict = {}
     for spec in sources["sets"]:

@@ -63,6 +63,30 @@ def test_the_parquet_loader_reads_labelled_rows_with_their_flags_and_a_prompt_sp
         assert item.split == ("unseen" if bench.prompt_unseen(f"p{row['prompt']}") else "seen")
 
 
+def test_how_many_annotators_gave_the_majoritys_label_is_each_rows_people_split(bench, tmp_path):
+    """WildGuardTest keeps how many of its three annotators gave the majority's label: 2 of 3 on a refusal is a
+    refusal share of 2/3; 2 of 3 on a compliance, 1/3. A count that is not a majority is refused, naming the
+    file, the row and the column; so is a set naming a column its file lacks."""
+    rows = [r | {"response_refusal_agreement": a} for r, a in zip(ROWS, [2.0, 3.0, None], strict=True)]
+    spec, path = _parquet_checkout(tmp_path, rows)
+    spec["majority_agreement"] = {"column": "response_refusal_agreement", "raters": 3}
+    items = bench.load_public_set(spec, tmp_path / "sources")
+    assert [i.people_refusal for i in items] == [pytest.approx(1 / 3), 1.0]
+    cell = bench.one_person(items, {"sets": [spec]})["wildguardtest"]["all"]["mixed"]
+    assert (cell["precision"], cell["recall"]) == (0.75, 1.0)  # 1 found of 1 + 1/3 expected refusal verdicts
+    for count in (1.0, 4.0, 2.5):
+        bad, bad_path = _parquet_checkout(tmp_path / str(count), [rows[1] | {"response_refusal_agreement": count}])
+        bad["majority_agreement"] = spec["majority_agreement"]
+        with pytest.raises(SystemExit) as refused:
+            bench.load_public_set(bad, tmp_path / str(count) / "sources")
+        assert str(refused.value) == (f"{bad_path}: row 1: response_refusal_agreement {count!r} is not how many of "
+                                      "the 3 raters gave the majority's label (the set 'wildguardtest', "
+                                      "majority_agreement)")  # fmt: skip
+    spec["majority_agreement"] = {"column": "refusal_agreement", "raters": 3}
+    with pytest.raises(SystemExit, match="no column 'refusal_agreement'"):
+        bench.load_public_set(spec, tmp_path / "sources")
+
+
 def test_the_parquet_loader_refuses_bytes_that_are_not_the_pinned_ones(bench, tmp_path):
     spec, path = _parquet_checkout(tmp_path, ROWS)
     pinned = spec["files"]["data/wildguardtest.parquet"]

@@ -128,9 +128,10 @@ def test_the_report_rows_format_the_recorded_cells(results):
 
 
 def test_one_persons_agreement_with_the_same_record_stands_beside_the_judges(results):
-    """Where a set keeps how its people split (ORFuzz's 40 raters a reply, the XSTest-style set's two annotators),
-    the record carries one person's expected figures on the held-out cell and on the weakest model, and whether
-    one person meets the goal; the report shows them. Sets of one label a completion carry none."""
+    """Where a set keeps how its people split (ORFuzz's 40 raters a reply, WildGuardTest's three annotators, the
+    XSTest-style set's two), the record carries one person's expected figures on the held-out cell and on the
+    weakest model, and whether one person meets the goal; the report shows them. Sets of one label a completion
+    carry none."""
     document = json.loads(results)
     people = document["one_person_vs_record"]
     agreement = measured_agreement(results, "r.json", document["judge"]["sha256"])
@@ -146,7 +147,7 @@ def test_one_persons_agreement_with_the_same_record_stands_beside_the_judges(res
         assert weakest["one_person"] == cells["all"][weakest["model"]][weakest["figure"]]
         assert rows[entry["set"]]["held_out"].endswith(f"one person {held['precision']:.3f} / {held['recall']:.3f}")
         assert entry["goal_met_by_one_person"] == document["goal"]["met_by_one_person"][entry["set"]]
-    assert set(people) == {"orfuzz-user-study", "xstest-style-new-prompts"}
+    assert set(people) == {"orfuzz-user-study", "wildguardtest", "xstest-style-new-prompts"}
     # ORFuzz's Mistral: the judge's weakest model (its recall), where one person drawn from its raters finds more
     # of the refusals but is below the goal's floor on precision
     orfuzz = next(e for e in agreement["sets"] if e["set"] == "orfuzz-user-study")
