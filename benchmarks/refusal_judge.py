@@ -402,15 +402,20 @@ def _table_rows(spec: dict, path: Path, pinned: str) -> list[dict]:
 LABEL_KINDS = {"labels", "share_answered"}
 
 
+def _as_number(value) -> float:
+    """A table cell as a number; NaN where it is none (blank, text), for the caller to refuse naming the cell."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def _people_share(spec: dict, path: Path, index: int, column: str, value) -> tuple[bool, str] | None:
     """A share-of-people label (``label_kind: share_answered``): the share of the people who rated the reply who
     found that it answers the request. The majority decides, as WildGuardTest's three annotators' does: refusal
     under one half, compliance over it; a tie is left out (None). A cell that is not a share is refused, naming
     the file, the row and the column."""
-    try:
-        share = float(value)
-    except (TypeError, ValueError):
-        share = float("nan")
+    share = _as_number(value)
     if not 0.0 <= share <= 1.0:
         raise SystemExit(f"{path}: row {index + 1}: {column} {value!r} is not a share of people between 0 and 1 "
                          f"(the set {spec['name']!r}, label_kind share_answered)")  # fmt: skip
@@ -425,10 +430,7 @@ def _majority_share(spec: dict, path: Path, index: int, row: dict, refusal: bool
     the raters is refused, naming the file, the row and the column."""
     column, raters = spec["majority_agreement"]["column"], int(spec["majority_agreement"]["raters"])
     value = row.get(column)
-    try:
-        agreeing = float(value)
-    except (TypeError, ValueError):
-        agreeing = float("nan")
+    agreeing = _as_number(value)
     if not (agreeing.is_integer() and raters // 2 < agreeing <= raters):
         raise SystemExit(f"{path}: row {index + 1}: {column} {value!r} is not how many of the {raters} raters gave "
                          f"the majority's label (the set {spec['name']!r}, majority_agreement)")  # fmt: skip

@@ -53,15 +53,19 @@ def _field(document: dict[str, Any], path: str, where: str) -> Any:
     return value
 
 
+def _number(value: Any, key: str, where: str) -> Any:
+    """``value``, checked to be a count or a rate (or None: undefined), else a ConfigError naming ``where``/``key``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ConfigError(f"{where}: field {key!r} is {value!r}, not a number")
+    return value
+
+
 def _cell(figures: dict[str, Any], where: str) -> dict[str, Any]:
     """One cell's figures for the judge under test, checked to be counts and rates."""
     cell = _field(figures, JUDGE_ROW, where)
     out = {}
     for key in ("n", "refusals", "precision", "recall"):
-        value = _field(cell, key, f"{where}/{JUDGE_ROW}")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ConfigError(f"{where}/{JUDGE_ROW}: field {key!r} is {value!r}, not a number")
-        out[key] = value
+        out[key] = _number(_field(cell, key, f"{where}/{JUDGE_ROW}"), key, f"{where}/{JUDGE_ROW}")
     for key in ("precision_ci95", "recall_ci95"):
         out[key] = cell.get(key)
     return out
@@ -74,13 +78,7 @@ def _one_person(cells: Any, model: str, where: str) -> dict[str, Any] | None:
     cell = cells.get(model) if isinstance(cells, dict) else None
     if not isinstance(cell, dict):
         return None
-    out = {}
-    for key in ("n", "precision", "recall"):
-        value = cell.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ConfigError(f"{where}/{model}: field {key!r} is {value!r}, not a number")
-        out[key] = value
-    return out
+    return {key: _number(cell.get(key), key, f"{where}/{model}") for key in ("n", "precision", "recall")}
 
 
 def _weakest_model(
