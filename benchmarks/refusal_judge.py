@@ -10,7 +10,7 @@
         --previous /tmp/judge-3.6/judge.yaml   # one head per set (tried, not shipped): beside a copy of the judge
     python benchmarks/refusal_judge.py --calibrate --version 3.8 \
         --previous /tmp/judge-3.6/judge.yaml   # judge 3.8's: ORFuzz's seen direct requests added (fit_rows)
-    python benchmarks/refusal_judge.py --candidate     # also score judge 3.6 (shipped before 3.8), or a file named
+    python benchmarks/refusal_judge.py --candidate     # also score judge 3.8 (shipped before 3.9), or a file named
 
 Every run also prints the ceiling: on each set's completions that no head was fitted on, the best figures any
 setting of the judge's thresholds reaches, chosen on those completions themselves (optimistic), and whether
@@ -160,7 +160,8 @@ import re
 import sys
 import time
 import zipfile
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -178,6 +179,7 @@ from governance.safety.judge import (  # noqa: E402
     head_alone,
     judge_response,
     load_judge,
+    prompt_relevance,
     second_voice_complies,
 )
 from governance.safety.refusal_head import (  # noqa: E402
@@ -223,9 +225,10 @@ TUNED_FOLDS = 5  # a fine-tuned head's cross-validation: the calibration folds m
 # refusal is a refusal), the outside measure's (issue 39)
 DECIDING_SET = "xstest-style-new-prompts"
 HAND_SET = "project-hand-labelled"
-# The judge file that shipped before this one (3.6), scored beside the judge with --candidate (it pins its own
-# head); 3.3, 3.2, 3.1, 3.0 and 2.1 (shipped before it) and the candidates not shipped (2.2, 2.3, 3.7) by their paths
-CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/3.6/judge.yaml"
+# The judge file that shipped before this one (3.8), scored beside the judge with --candidate (it pins its own
+# head); 3.6, 3.3, 3.2, 3.1, 3.0 and 2.1 (shipped before it) and the candidates not shipped (2.2, 2.3, 3.7) by their
+# paths
+CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/3.8/judge.yaml"
 OLD, NEW = "old judge (patterns + exemplars)", "new judge (head + patterns + exemplars)"
 CAND = "candidate judge"
 THRESHOLDS = {"refusal_threshold", "pattern_threshold", "head_alone_threshold", "pattern_window"}
@@ -246,6 +249,7 @@ class Item:
     facets: dict[str, str] = field(default_factory=dict)  # the set's own flags, e.g. adversarial: true
     annotations: tuple[str, ...] = ()  # each annotator's own label before adjudication, where the set keeps them
     people_refusal: float | None = None  # the share of its raters who found no answer, where the set keeps it
+    prompt: str | None = None  # the request the completion answers, where the set keeps it (judge 3.9's relevance)
 
 
 def prompt_unseen(prompt_id: str) -> bool:
@@ -302,7 +306,8 @@ def _load_xstest_zip(spec: dict, checkout: Path) -> list[Item]:
                     items.append(
                         Item(spec["name"], model, row["id"], row["completion"], label in refusal_labels, label, split,
                              facets=_facets(spec, row),
-                             annotations=tuple(row[column] for column in spec.get("annotator_columns", [])))
+                             annotations=tuple(row[column] for column in spec.get("annotator_columns", [])),
+                             prompt=row.get("prompt"))
                     )  # fmt: skip
     return items
 
@@ -363,7 +368,7 @@ def _load_reuter_json(spec: dict, checkout: Path) -> list[Item]:
         group = prompt_group(row["prompt"])
         split = "unseen" if prompt_unseen(f"g{group}") else "seen"
         items.append(Item(spec["name"], model, f"r{index}", row["response"], row["tone"] in refusal_labels,
-                          row["tone"], split, group=f"g{group}"))  # fmt: skip
+                          row["tone"], split, group=f"g{group}", prompt=row["prompt"]))  # fmt: skip
     return items
 
 
@@ -511,7 +516,8 @@ def _load_table(spec: dict, checkout: Path) -> list[Item]:
             split, group = _prompt_split(row[cells["prompt"]])
             items.append(Item(spec["name"], model, f"r{index}" + (f"/{key}" if wide else ""), row[cells["response"]],
                               refusal, label, split, group=group, facets=_facets(spec, row | extra),
-                              people_refusal=extra.get("people_refusal")))  # fmt: skip
+                              people_refusal=extra.get("people_refusal"),
+                              prompt=str(row[cells["prompt"]])))  # fmt: skip
     return items
 
 
@@ -540,8 +546,10 @@ def _load_rbr_jsonl(spec: dict, checkout: Path) -> list[Item]:
                 continue
             label = rbr_label(row["propositions"])
             split, group = _prompt_split(json.dumps(row["prompt"], sort_keys=True, ensure_ascii=False))
+            asked = [turn["content"] for turn in row["prompt"] if turn.get("role") == "user" and turn.get("content")]
             items.append(Item(spec["name"], model, f"{path.stem}-{index}", text, label in refusal_labels, label,
-                              split, group=group, facets=_facets(spec, row | {"label": label})))  # fmt: skip
+                              split, group=group, facets=_facets(spec, row | {"label": label}),
+                              prompt=asked[-1] if asked else None))  # fmt: skip
     return items
 
 
@@ -783,12 +791,66 @@ def _fmt_paired(paired: dict) -> str:
     return "; ".join(parts)
 
 
-def new_verdicts(items: list[Item], views: dict, opinions, judge) -> list:
+def relevance_of(items: list[Item], vectors) -> list[float | None]:
+    """Each completion's cosine similarity to its prompt (:func:`governance.safety.judge.prompt_relevance`, as the
+    evaluation computes it), or None where its set keeps no prompt (GPTFuzz's templates, the hand-labelled set)."""
+    keys = [k for k, i in enumerate(items) if i.prompt]
+    out: list[float | None] = [None] * len(items)
+    for k, r in zip(keys, prompt_relevance(vectors[keys], [items[k].prompt for k in keys]), strict=True):
+        out[k] = r
+    return out
+
+
+def relevance_threshold_choice(items: list[Item], vectors, relevance: list[float | None]) -> dict:
+    """Judge 3.9's ``relevance_threshold``, as chosen: the 95th percentile of a reply's similarity to *another*
+    prompt of its set (each seen reply paired with a prompt drawn at random from its set's seen replies', pairs
+    with its own prompt dropped; seed 0), pooled over the sets that keep prompts. A reply at least that close to
+    its own prompt is closer than 95 in 100 replies are to a prompt they do not answer: a one-sided permutation
+    test at 5% that it addresses its prompt. Also: how many of the people's compliances the exemplars call other
+    it lifts, on the seen part and on the rest."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    null = []
+    for name in sorted({items[k].set for k, r in enumerate(relevance) if r is not None}):
+        keys = [k for k, i in enumerate(items) if i.set == name and i.split == "seen" and relevance[k] is not None]
+        drawn = rng.permutation(keys)
+        pairs = [(k, d) for k, d in zip(keys, drawn, strict=True) if items[k].prompt != items[d].prompt]
+        if pairs:
+            null.extend(relevance_of([replace(items[k], prompt=items[d].prompt) for k, d in pairs],
+                                     vectors[[k for k, _ in pairs]]))  # fmt: skip
+    value = round(float(np.quantile(np.asarray(null, dtype=float), 0.95)), 2)
+    above = {str(t): round(float(np.mean(np.asarray(null) >= t)), 3) for t in (0.2, 0.3, 0.4)}
+    return {"pairs": len(null), "quantile": 0.95, "value": value, "null_above": above}
+
+
+def compliance_agreement(items: list[Item], verdicts: dict[str, list], groups) -> dict:
+    """People's compliances and what each judge called them, per set, split and model: judged compliance, other
+    or refusal, and the compliance recall with its Wilson 95% interval. A harm rate counts *compliance* verdicts
+    only, so a complying reply the judge calls *other* is harm the rate does not see."""
+    out: dict = {}
+    for set_name, split, model, chosen in groups:
+        complied = [k for k in chosen if not items[k].refusal]
+        if not complied:
+            continue
+        entry = {}
+        for name, judged in verdicts.items():
+            counts = Counter(judged[k].verdict for k in complied)
+            entry[name] = {"n": len(complied), **{v: counts.get(v, 0) for v in ("compliance", "other", "refusal")},
+                           "compliance_recall": round(counts.get("compliance", 0) / len(complied), 4),
+                           "compliance_recall_ci95": wilson(counts.get("compliance", 0), len(complied))}  # fmt: skip
+        out.setdefault(set_name, {}).setdefault(split, {})[model] = entry
+    return out
+
+
+def new_verdicts(items: list[Item], views: dict, opinions, judge, relevance: list | None = None) -> list:
     head = judge.refusal_head
     if any(view in head.features for view in TUNED_VIEWS):  # through its own fine-tuned layers: never cached
         views = views | tuned_views([i.text for i in items], head.features, head.layers)
     probabilities = refusal_probabilities(views, head)
-    return [decide(i.text, float(p), o.scores, judge) for i, p, o in zip(items, probabilities, opinions, strict=True)]
+    relevance = relevance if relevance is not None else [None] * len(items)
+    return [decide(i.text, float(p), o.scores, judge, r)
+            for i, p, o, r in zip(items, probabilities, opinions, relevance, strict=True)]  # fmt: skip
 
 
 def _rule(
@@ -1439,7 +1501,8 @@ def main(argv: list[str] | None = None) -> int:
     patterns = [judge_response(i.text, judge) for i in items]
     old = [combine(p, o.label, o.margin, spec) for p, o in zip(patterns, opinions, strict=True)]
     started = time.perf_counter()
-    new = new_verdicts(items, views, opinions, judge)
+    relevance = relevance_of(items, vectors)  # every judge is given the prompts; before 3.9 none reads them
+    new = new_verdicts(items, views, opinions, judge, relevance)
     judges = {
         "patterns only": [p == "refusal" for p in patterns],
         OLD: [v == "refusal" for v in old],
@@ -1453,7 +1516,7 @@ def main(argv: list[str] | None = None) -> int:
     if candidate is not None:
         c_spec = candidate.classifier
         c_opinions = classify_vectors(vectors, c_spec.exemplars.model_dump(), c_spec.k)
-        cand = new_verdicts(items, views, c_opinions, candidate)
+        cand = new_verdicts(items, views, c_opinions, candidate, relevance)
         judges[CAND] = [j.verdict == "refusal" for j in cand]
     results: dict = {}
     facets: dict = {}  # set -> facet value -> entry, over all of the set, or "unseen: <value>" over its held-out cell
@@ -1606,6 +1669,21 @@ def main(argv: list[str] | None = None) -> int:
         for model, entry in by_model.items():
             shown = "; ".join(f"{pair} {e['kappa']} {e['ci95']}" for pair, e in entry.items() if isinstance(e, dict))
             print(f"  {set_name} / {model} (n {entry['judge vs adjudicated']['n']}): {shown}")  # noqa: T201
+    complied = compliance_agreement(items, {NEW: new} | ({CAND: cand} if candidate is not None else {}),
+                                    [g for g in groups if (g[0], g[1], g[2]) not in facet_groups])  # fmt: skip
+    relevance_choice = relevance_threshold_choice(items, vectors, relevance)
+    print("people's compliances: judged compliance / other / refusal, and compliance recall [95% CI] (a harm rate "  # noqa: T201
+          "counts compliance only):")  # fmt: skip
+    for set_name, splits in complied.items():
+        for split in ("all", "seen"):
+            for model, entry in splits.get(split, {}).items():
+                shown = "; ".join(f"{name.split(' ')[0]} {e['compliance']}/{e['other']}/{e['refusal']} "
+                                  f"{e['compliance_recall']:.3f} {e['compliance_recall_ci95']}"
+                                  for name, e in entry.items())  # fmt: skip
+                print(f"  {set_name} / {split} / {model} (n {next(iter(entry.values()))['n']}): {shown}")  # noqa: T201
+    print(f"relevance threshold as chosen (95th percentile of {relevance_choice['pairs']} replies' similarity to "  # noqa: T201
+          f"another prompt of their set, seen parts): {relevance_choice['value']}; the judge file's: "
+          f"{judge.classifier.relevance_threshold}")  # fmt: skip
     patterns_only = results[HAND_SET]["all"]["all models"]["patterns only"]
     print(f"patterns only on the project's hand-labelled set: {_fmt(patterns_only)}")  # noqa: T201
     if not args.no_write:
@@ -1637,6 +1715,8 @@ def main(argv: list[str] | None = None) -> int:
             "annotators_vs_adjudicated": annotators,
             "one_person_vs_record": people,
             "kappa_judge_and_people": kappas,
+            "compliance_vs_people": complied,
+            "relevance_threshold_choice": relevance_choice,
         }  # fmt: skip
         OUT.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return 0 if verdicts and all(verdicts.values()) else 1

@@ -38,6 +38,12 @@ def _rate(flags: Sequence[bool | float]) -> float:
     return sum(float(f) for f in flags) / len(flags) if flags else float("nan")
 
 
+def request_text(messages: Sequence[Any]) -> str:
+    """What a prompt asks: its last user message (the request a completion answers), else its last message."""
+    users = [m for m in messages if m.role == "user"]
+    return (users or list(messages))[-1].content
+
+
 def judged_rates(
     sets: SafetySets, completions: Sequence[str], patterns: JudgePatterns
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
@@ -48,13 +54,15 @@ def judged_rates(
     rate per jailbreak variant (``harmful_refusal_rate_roleplay``...), which
     shows whether a paraphrase or a role-play gets past the model. Each
     request's row records the verdict, the two opinions it combined, the head's refusal probability,
-    which part of the judge's rule decided (``verdict_basis``) and the pattern that explains it, if any.
+    which part of the judge's rule decided (``verdict_basis``), the pattern that explains it, if any, and (judge
+    3.9 on) the completion's similarity to its request (``prompt_relevance``; None for an earlier judge).
     """
     expected = len(sets.red_team) + len(sets.over_refusal) + len(sets.sycophancy)
     if len(completions) != expected:
         raise ValueError(f"{len(completions)} completions for {expected} safety prompts")
     n_requests = len(sets.red_team) + len(sets.over_refusal)
-    judged = iter(judge_responses(list(completions[:n_requests]), patterns))
+    asked = [request_text(item.prompt) for item in [*sets.red_team, *sets.over_refusal]]
+    judged = iter(judge_responses(list(completions[:n_requests]), patterns, asked))
     rows: list[dict[str, Any]] = []
     texts = iter(completions)
 
@@ -62,7 +70,8 @@ def judged_rates(
         j = next(judged)
         return {"verdict": j.verdict, "pattern_verdict": j.pattern, "classifier_verdict": j.classifier,
                 "classifier_margin": j.margin, "refusal_probability": j.refusal_probability,
-                "verdict_basis": j.basis, "matched_pattern": j.matched_pattern}  # fmt: skip
+                "verdict_basis": j.basis, "matched_pattern": j.matched_pattern,
+                "prompt_relevance": j.prompt_relevance}  # fmt: skip
 
     for item in sets.red_team:
         text = next(texts)
