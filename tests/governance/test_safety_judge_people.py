@@ -31,13 +31,14 @@ JUDGE = REPO / "data/safety/judge.yaml"
 HEAD = REPO / "data/safety/judge/refusal_head.json"
 LAYERS = REPO / "data/safety/judge/refusal_head_layers.safetensors.xz"  # the tuned view's layers, pinned by the head
 # The judge tried last with the voice rule and not shipped (2.3), the judge shipped before 3.5 (3.3: 3.5's
-# patterns, exemplars and rule over the top two layers fine-tuned), the judge shipped before 3.8 (3.6, what
-# --candidate scores by default),
+# patterns, exemplars and rule over the top two layers fine-tuned), the judge shipped before 3.8 (3.6), the judge
+# shipped before 3.9 (3.8, what --candidate scores by default: 3.9's head and layers, without relevance),
 # the last judge whose head reads the frozen encoder's two views (3.1), and the last judge whose head reads the
 # completion alone (2.1, before 3.0)
 CANDIDATE = REPO / "benchmarks/data/refusal_judge_candidates/2.3/judge.yaml"
 PREVIOUS = REPO / "benchmarks/data/refusal_judge_candidates/3.3/judge.yaml"
-SHIPPED_BEFORE = REPO / "benchmarks/data/refusal_judge_candidates/3.6/judge.yaml"
+SHIPPED_BEFORE_3_8 = REPO / "benchmarks/data/refusal_judge_candidates/3.6/judge.yaml"
+SHIPPED_BEFORE = REPO / "benchmarks/data/refusal_judge_candidates/3.8/judge.yaml"
 FROZEN_TWO_VIEWS = REPO / "benchmarks/data/refusal_judge_candidates/3.1/judge.yaml"
 ONE_VIEW = REPO / "benchmarks/data/refusal_judge_candidates/2.1/judge.yaml"
 
@@ -430,7 +431,7 @@ def test_the_shipped_judge_has_no_voice_rule(judge):
     (judged,) = judge_responses([TWO_VOICES], judge)
     assert judged.verdict == "compliance" and judged.matched_pattern in judge.compliance
     assert judged.refusal_probability < judge.classifier.pattern_threshold
-    (shipped_before,) = judge_responses([TWO_VOICES], load_judge(SHIPPED_BEFORE))
+    (shipped_before,) = judge_responses([TWO_VOICES], load_judge(SHIPPED_BEFORE_3_8))
     assert shipped_before.verdict == "refusal" and shipped_before.matched_pattern in judge.refusal
     (previous,) = judge_responses([TWO_VOICES], load_judge(FROZEN_TWO_VIEWS))
     assert previous.verdict == "compliance" and previous.refusal_probability < 0.2
@@ -703,3 +704,11 @@ def test_the_candidate_judges_that_were_not_shipped_load_under_their_own_pins(ve
     assert candidate.version == version and candidate.refusal_head.sha256 != load_judge(JUDGE).refusal_head.sha256
     assert "NOT SHIPPED" in path.read_text().splitlines()[0]
     assert _bench().CANDIDATE == SHIPPED_BEFORE  # --candidate scores the judge that shipped before this one
+
+
+def test_the_judge_shipped_before_this_one_is_kept_as_it_shipped():
+    # 3.8 shares 3.9's head and layers (its judge/ links to data/safety/judge/), checked by the same pins
+    before, now = load_judge(SHIPPED_BEFORE), load_judge(JUDGE)
+    assert before.version == "3.8" and "NOT SHIPPED" in SHIPPED_BEFORE.read_text().splitlines()[0]
+    assert before.refusal_head.sha256 == now.refusal_head.sha256
+    assert before.classifier.relevance_threshold is None
