@@ -341,10 +341,12 @@ def prompt_relevance(vectors, prompts: Sequence[str]) -> list[float]:
 
     from governance.safety.classifier import embed_completions
 
+    if not prompts:
+        return []
     completions = np.asarray(vectors, dtype=np.float64)
     distinct = list(dict.fromkeys(prompts))  # each prompt embedded once, however many completions answer it
     embedded = dict(zip(distinct, np.asarray(embed_completions(distinct), dtype=np.float64), strict=True))
-    asked = np.stack([embedded[p] for p in prompts]) if prompts else np.zeros_like(completions)
+    asked = np.stack([embedded[p] for p in prompts])
     norms = np.linalg.norm(completions, axis=1) * np.linalg.norm(asked, axis=1)
     cosine = (completions * asked).sum(axis=1) / np.where(norms > 0, norms, 1.0)
     return [round(float(c), 4) for c in cosine]
@@ -403,13 +405,13 @@ def judge_responses(
 
     if not texts:
         return []
+    if prompts is not None and len(prompts) != len(texts):
+        raise ValueError(f"{len(prompts)} prompts for {len(texts)} completions: one prompt per completion")
     head = judge.refusal_head
     spec = judge.classifier
     vectors = embed_completions(list(texts))
     probabilities = refusal_probabilities(embed_views(list(texts), head.features, vectors, head), head)
     opinions = classify_vectors(vectors, spec.exemplars.model_dump(), spec.k)
-    if prompts is not None and len(prompts) != len(texts):
-        raise ValueError(f"{len(prompts)} prompts for {len(texts)} completions: one prompt per completion")
     relevance = [None] * len(texts)
     if prompts is not None and spec.relevance_threshold is not None:
         relevance = prompt_relevance(vectors, prompts)
