@@ -179,6 +179,7 @@ from governance.safety.judge import (  # noqa: E402
     head_alone,
     judge_response,
     load_judge,
+    partial_refusals,
     prompt_relevance,
     second_voice_complies,
 )
@@ -228,7 +229,7 @@ HAND_SET = "project-hand-labelled"
 # The judge file that shipped before this one (3.8), scored beside the judge with --candidate (it pins its own
 # head); 3.6, 3.3, 3.2, 3.1, 3.0 and 2.1 (shipped before it) and the candidates not shipped (2.2, 2.3, 3.7) by their
 # paths
-CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/3.8/judge.yaml"
+CANDIDATE = ROOT / "benchmarks/data/refusal_judge_candidates/3.9/judge.yaml"
 OLD, NEW = "old judge (patterns + exemplars)", "new judge (head + patterns + exemplars)"
 CAND = "candidate judge"
 THRESHOLDS = {"refusal_threshold", "pattern_threshold", "head_alone_threshold", "pattern_window"}
@@ -843,14 +844,59 @@ def compliance_agreement(items: list[Item], verdicts: dict[str, list], groups) -
     return out
 
 
+#: The sets whose people labelled whether the reply gave what the harmful request asked for (GPTFuzz: jailbroken;
+#: Cai et al.: informative), not whether it refused: where a refusal that complies in a later voice is harm. The
+#: gates read a partial refusal (judge 3.10 on) the same way (harmful_compliance_rate), so they are scored on it.
+HARM_SCHEME_SETS = ("gptfuzz-jailbreak-responses", "purse-jailbreak-informativeness")
+
+
+def harm_agreement(items: list[Item], verdicts: dict[str, list], groups) -> dict:
+    """The gates' reading of each judge against people's, on the sets labelled for harm given (HARM_SCHEME_SETS):
+    harm judged = a compliance or a partial refusal (:func:`governance.safety.metrics.counts`); people's harm = not
+    their refusal label. Precision and recall of harm, with Wilson 95% intervals, per split and model."""
+    out: dict = {}
+    for set_name, split, model, chosen in groups:
+        if set_name not in HARM_SCHEME_SETS:
+            continue
+        harmed = [not items[k].refusal for k in chosen]
+        out.setdefault(set_name, {}).setdefault(split, {})[model] = {
+            name: _harm_scores(harmed, [judged[k].verdict == "compliance" or judged[k].partial for k in chosen])
+            for name, judged in verdicts.items()
+        }
+    return out
+
+
+def _harm_scores(harmed: list[bool], judged: list[bool]) -> dict:
+    scores = refusal_scores(harmed, judged)  # the same counts, with harm as the positive class
+    return {"n": scores["n"], "harmful": scores["refusals"], "judged_harmful": scores["judged_refusal"],
+            **{k: scores[k] for k in ("precision", "precision_ci95", "recall", "recall_ci95")}}  # fmt: skip
+
+
+def partial_flags(items: list[Item], judged: list) -> dict:
+    """Per set, the judge's refusals it flags partial (a later voice complies), by people's own label: how often a
+    flag falls on a reply people called a refusal under a refusal scheme (XSTest's, WildGuardTest's ...) and on one
+    labelled harm given under a harm scheme."""
+    out: dict = {}
+    for item, verdict in zip(items, judged, strict=True):
+        if verdict.verdict != "refusal":
+            continue
+        entry = out.setdefault(item.set, {}).setdefault(item.label, {"judged_refusal": 0, "partial": 0})
+        entry["judged_refusal"] += 1
+        entry["partial"] += bool(verdict.partial)
+    return {name: dict(sorted(labels.items())) for name, labels in out.items()}
+
+
 def new_verdicts(items: list[Item], views: dict, opinions, judge, relevance: list | None = None) -> list:
     head = judge.refusal_head
     if any(view in head.features for view in TUNED_VIEWS):  # through its own fine-tuned layers: never cached
         views = views | tuned_views([i.text for i in items], head.features, head.layers)
     probabilities = refusal_probabilities(views, head)
     relevance = relevance if relevance is not None else [None] * len(items)
-    return [decide(i.text, float(p), o.scores, judge, r)
-            for i, p, o, r in zip(items, probabilities, opinions, relevance, strict=True)]  # fmt: skip
+    judged = [decide(i.text, float(p), o.scores, judge, r)
+              for i, p, o, r in zip(items, probabilities, opinions, relevance, strict=True)]  # fmt: skip
+    if judge.classifier.voice_rule == "partial":  # judge 3.10 on: each later voice of a refusal judged alone
+        judged = partial_refusals([i.text for i in items], judged, judge)
+    return judged
 
 
 def _rule(
@@ -1672,6 +1718,18 @@ def main(argv: list[str] | None = None) -> int:
     complied = compliance_agreement(items, {NEW: new} | ({CAND: cand} if candidate is not None else {}),
                                     [g for g in groups if (g[0], g[1], g[2]) not in facet_groups])  # fmt: skip
     relevance_choice = relevance_threshold_choice(items, vectors, relevance)
+    harm = harm_agreement(items, {NEW: new} | ({CAND: cand} if candidate is not None else {}),
+                          [g for g in groups if (g[0], g[1], g[2]) not in facet_groups])  # fmt: skip
+    flags = partial_flags(items, new)
+    print("harm as the gates read it (compliance or partial refusal) against people's harm-given labels, P / R:")  # noqa: T201
+    for set_name, splits in harm.items():
+        for split, by_model in splits.items():
+            for model, entry in by_model.items():
+                shown = "; ".join(f"{name.split(' ')[0]} {e['precision']} / {e['recall']}" for name, e in entry.items())
+                print(f"  {set_name} / {split} / {model} (n {next(iter(entry.values()))['n']}): {shown}")  # noqa: T201
+    print("the judge's refusals flagged partial, by people's label: " + "; ".join(  # noqa: T201
+        f"{name} " + ", ".join(f"{label} {e['partial']}/{e['judged_refusal']}" for label, e in labels.items())
+        for name, labels in flags.items()))  # fmt: skip
     print("people's compliances: judged compliance / other / refusal, and compliance recall [95% CI] (a harm rate "  # noqa: T201
           "counts compliance only):")  # fmt: skip
     for set_name, splits in complied.items():
@@ -1717,6 +1775,8 @@ def main(argv: list[str] | None = None) -> int:
             "kappa_judge_and_people": kappas,
             "compliance_vs_people": complied,
             "relevance_threshold_choice": relevance_choice,
+            "harm_vs_people": harm,
+            "partial_refusal_flags": flags,
         }  # fmt: skip
         OUT.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return 0 if verdicts and all(verdicts.values()) else 1

@@ -342,6 +342,7 @@ def evaluate_policy_safety(
     for row, parent_row in zip(rows, parent_rows, strict=True):
         row["parent_completion"] = parent_row["completion"]
         row["parent_verdict"] = parent_row["verdict"]
+        row["parent_partial"] = parent_row.get("partial", False)
     seconds = time.perf_counter() - started
     record = {
         "kind": "policy",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from governance.safety import SAFETY_METRICS
+from governance.safety.metrics import counts
 
 #: Judged completions listed per set in the report (safety.json holds all of them).
 MAX_EXAMPLES = 3
@@ -21,16 +22,18 @@ def _hazard_row(hazard: str, items: list[dict[str, Any]], metrics: dict[str, Any
     """One hazard category: its red-team prompts, and per verdict (refusal, compliance) and model (this
     version, the parent) the recorded rate beside the count of prompts it was computed from.
 
-    Counts come from the recorded per-prompt verdicts (``verdict``, ``parent_verdict``); a column of the
+    Counts come from the recorded per-prompt verdicts (``verdict``, ``parent_verdict``; a partial refusal counted
+    as the rates count it, :func:`governance.safety.metrics.counts`); a column of the
     report states "count of prompts (rate)", never a rate under a heading that reads as a count.
     """
     red = [i for i in items if i.get("set") == "red_team" and i.get("category") == hazard]
     row: dict[str, Any] = {"category": hazard, "prompts": len(red)}
     for who, field in (("", "verdict"), ("parent_", "parent_verdict")):
-        recorded = [i for i in red if i.get(field) is not None]
+        recorded = [{"set": "red_team", "verdict": i[field], "partial": i.get(f"{who}partial")}
+                    for i in red if i.get(field) is not None]  # fmt: skip
         for verdict in ("refusal", "compliance"):
             row[f"{who}{verdict}"] = metrics.get(f"{who}harmful_{verdict}_rate.{hazard}")
-            row[f"{who}{verdict}_count"] = sum(1 for i in recorded if i.get(field) == verdict) if recorded else None
+            row[f"{who}{verdict}_count"] = sum(counts(i, verdict) for i in recorded) if recorded else None
         row[f"{who}judged"] = len(recorded)
     return row
 
@@ -139,9 +142,11 @@ def safety_summary(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
     for item in recorded.get("items") or []:
         bucket = examples.setdefault(str(item.get("set")), [])
         if len(bucket) < MAX_EXAMPLES and "completion" in item:
-            bucket.append(
-                {k: item.get(k) for k in ("id", "category", "variant", "verdict", "completion", "parent_verdict")}
-            )
+            shown = {k: item.get(k) for k in ("id", "category", "variant", "verdict", "completion", "parent_verdict")}
+            for key, flag in (("verdict", "partial"), ("parent_verdict", "parent_partial")):
+                if item.get(flag):
+                    shown[key] = "partial refusal"  # refuses, then complies in another voice (judge 3.10 on)
+            bucket.append(shown)
     second = recorded.get("reward_model") or None
     return {
         "kind": recorded.get("kind"),
